@@ -1,0 +1,23 @@
+//! Gatehouse's domain. It knows nothing of HTTP or SQL: it defines typed ids, the tenant scope,
+//! validated inputs, the services, stable error codes, and the traits it needs from outside
+//! (`Store` and its transactions, `Clock`). Adapters implement the traits; the HTTP layer calls the
+//! services.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod inputs;
+pub mod kernel;
+pub mod page;
+pub mod password_pool;
+pub mod scope;
+pub mod signup;
+pub mod store;
+
+pub use clock::{Clock, FakeClock, SystemClock};
+pub use error::{Error, StoreError};
+pub use ids::{OrgId, UserId};
+pub use kernel::{Check, Kernel, KeySource, Readiness};
+pub use page::{Cursor, Limit, Page, PageRequest};
+pub use scope::TenantScope;

@@ -1,0 +1,183 @@
+//! A fixed set of threads that run password hashing, fed by a bounded queue.
+//!
+//! Argon2id takes tens of milliseconds of CPU by design. Running it on the async runtime would
+//! stall every other request; queueing without bound would turn a login flood into unbounded
+//! latency for everyone. Here a full queue answers at once with `Error::Overloaded`, which the HTTP
+//! layer turns into 503 with `Retry-After`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use gatehouse_crypto::{Argon2Params, SecretString, hash_password, verify_password};
+
+use crate::error::Error;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+#[derive(Debug, Clone)]
+pub struct PasswordPool {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    queue: SyncSender<Job>,
+    params: Argon2Params,
+    pending: AtomicUsize,
+    workers: usize,
+}
+
+impl PasswordPool {
+    /// Starts `workers` threads (at least one) with room for `queue` waiting jobs.
+    pub fn start(workers: usize, queue: usize, params: Argon2Params) -> Result<Self, Error> {
+        let workers = workers.max(1);
+        let (tx, rx) = sync_channel::<Job>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..workers {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("gatehouse-hash-{n}"))
+                .spawn(move || worker(&rx))
+                .map_err(|e| Error::Internal(format!("cannot start a hashing thread: {e}")))?;
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                queue: tx,
+                params,
+                pending: AtomicUsize::new(0),
+                workers,
+            }),
+        })
+    }
+
+    /// Jobs accepted and not yet finished (running or waiting).
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.inner.pending.load(Ordering::Relaxed)
+    }
+
+    #[must_use]
+    pub fn workers(&self) -> usize {
+        self.inner.workers
+    }
+
+    #[must_use]
+    pub fn params(&self) -> Argon2Params {
+        self.inner.params
+    }
+
+    pub async fn hash(&self, password: SecretString) -> Result<String, Error> {
+        let params = self.inner.params;
+        self.run(move || hash_password(&password, &params))
+            .await?
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    pub async fn verify(&self, password: SecretString, phc: String) -> Result<bool, Error> {
+        self.run(move || verify_password(&password, &phc))
+            .await?
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Runs `f` on a pool thread, or refuses at once when the queue is full.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let inner = Arc::clone(&self.inner);
+        let job: Job = Box::new(move || {
+            let out = f();
+            inner.pending.fetch_sub(1, Ordering::Relaxed);
+            let _ = tx.send(out);
+        });
+        self.inner.pending.fetch_add(1, Ordering::Relaxed);
+        match self.inner.queue.try_send(job) {
+            Ok(()) => rx
+                .await
+                .map_err(|_| Error::Internal("a hashing job was dropped".into())),
+            Err(TrySendError::Full(_)) => {
+                self.inner.pending.fetch_sub(1, Ordering::Relaxed);
+                Err(Error::Overloaded {
+                    retry_after_secs: 1,
+                })
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.inner.pending.fetch_sub(1, Ordering::Relaxed);
+                Err(Error::Internal("the hashing pool has stopped".into()))
+            }
+        }
+    }
+}
+
+fn worker(rx: &Mutex<Receiver<Job>>) {
+    loop {
+        let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        match next {
+            Ok(job) => job(),
+            Err(_) => return, // every sender is gone: the pool was dropped
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once_and_work_resumes_after() {
+        let pool = PasswordPool::start(1, 1, Argon2Params::MINIMUM).unwrap();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        // Occupy the only worker until released.
+        let p = pool.clone();
+        let busy = tokio::spawn(async move {
+            p.run(move || {
+                started_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                1
+            })
+            .await
+        });
+        started_rx.await.unwrap();
+        // Fill the one queue slot.
+        let p = pool.clone();
+        let queued = tokio::spawn(async move { p.run(|| 2).await });
+        while pool.pending() < 2 {
+            tokio::task::yield_now().await;
+        }
+        // The next job finds the queue full.
+        assert!(matches!(
+            pool.run(|| 3).await,
+            Err(Error::Overloaded {
+                retry_after_secs: 1
+            })
+        ));
+        release_tx.send(()).unwrap();
+        assert_eq!(busy.await.unwrap().unwrap(), 1);
+        assert_eq!(queued.await.unwrap().unwrap(), 2);
+        assert_eq!(pool.run(|| 4).await.unwrap(), 4);
+        assert_eq!(pool.pending(), 0);
+    }
+
+    #[tokio::test]
+    async fn hashes_and_verifies_off_the_runtime() {
+        let pool = PasswordPool::start(2, 4, Argon2Params::MINIMUM).unwrap();
+        let phc = pool
+            .hash(SecretString::new("a long passphrase".into()))
+            .await
+            .unwrap();
+        assert!(
+            pool.verify(SecretString::new("a long passphrase".into()), phc.clone())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !pool
+                .verify(SecretString::new("another one".into()), phc)
+                .await
+                .unwrap()
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! Self-service signup: a new user and a new organisation with that user as its owner, created in
+//! one transaction.
+
+use gatehouse_crypto::SecretString;
+
+use crate::error::Error;
+use crate::ids::{OrgId, UserId};
+use crate::inputs::{DisplayName, Email, NewPassword};
+use crate::kernel::Kernel;
+use crate::scope::TenantScope;
+use crate::store::{MembershipRecord, OrganizationRecord, Role, UserRecord};
+
+#[derive(Debug)]
+pub struct SignupInput {
+    pub email: String,
+    pub password: SecretString,
+    pub name: String,
+    pub organization_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignupOutcome {
+    pub user_id: UserId,
+    pub organization_id: OrgId,
+}
+
+impl Kernel {
+    pub async fn signup(&self, input: SignupInput) -> Result<SignupOutcome, Error> {
+        let email = Email::parse(&input.email)?;
+        let name = DisplayName::parse("name", &input.name)?;
+        let org_name = DisplayName::parse("organization_name", &input.organization_name)?;
+        let password = NewPassword::parse(input.password)?;
+        // Hash before touching the store: a duplicate email then costs the same time as a new one.
+        let password_hash = self.passwords().hash(password.secret().clone()).await?;
+
+        let now = self.clock().now();
+        let user = UserRecord {
+            id: UserId::new(self.clock()),
+            email: email.as_str().to_owned(),
+            name: name.as_str().to_owned(),
+            password_hash,
+            created_at: now,
+        };
+        let org = OrganizationRecord {
+            id: OrgId::new(self.clock()),
+            name: org_name.as_str().to_owned(),
+            created_at: now,
+        };
+        let mut tx = self.store().begin().await?;
+        tx.insert_user(&user).await?;
+        tx.insert_organization(&org).await?;
+        // The founder is the new organisation's owner: the one grant signup is allowed to make.
+        let scope = TenantScope::granted(org.id);
+        let mut tx = tx.enter(&scope).await?;
+        tx.insert_membership(&MembershipRecord {
+            org_id: org.id,
+            user_id: user.id,
+            role: Role::Owner,
+            created_at: now,
+        })
+        .await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %user.id, org_id = %org.id, "signup created a user and an organisation");
+        Ok(SignupOutcome {
+            user_id: user.id,
+            organization_id: org.id,
+        })
+    }
+}

@@ -1,0 +1,16 @@
+//! Pure, synchronous cryptographic building blocks. No I/O, no async, no policy.
+//!
+//! Everything that holds key material or a secret value lives in a type from [`secret`]: it zeroes
+//! its memory on drop, redacts itself in `Debug`, and has no `Display` or `Serialize`, so a secret
+//! cannot reach a log line or a response body by accident.
+#![forbid(unsafe_code)]
+
+pub mod ct;
+pub mod random;
+pub mod secret;
+
+pub use ct::ct_eq;
+pub use random::{RandomError, fill_random, random_key, random_token};
+pub use secret::{Key32, KeyParseError, SecretBytes, SecretString};
+pub mod password;
+pub use password::{Argon2Params, PasswordError, hash_password, verify_password};

@@ -1,0 +1,62 @@
+//! Randomness from the operating system's CSPRNG, and tokens built from it.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::secret::{Key32, SecretString};
+
+/// The operating system refused to provide randomness. Callers must fail closed.
+#[derive(Debug)]
+pub struct RandomError(getrandom::Error);
+
+impl std::fmt::Display for RandomError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the operating system random source failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for RandomError {}
+
+/// Fills `buf` from the OS CSPRNG.
+pub fn fill_random(buf: &mut [u8]) -> Result<(), RandomError> {
+    getrandom::fill(buf).map_err(RandomError)
+}
+
+/// A fresh random 256-bit key.
+pub fn random_key() -> Result<Key32, RandomError> {
+    let mut key = Key32::zeroed();
+    fill_random(key.expose_mut())?;
+    Ok(key)
+}
+
+/// A URL-safe random token carrying `bytes` bytes of entropy.
+pub fn random_token(bytes: usize) -> Result<SecretString, RandomError> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; bytes]);
+    fill_random(&mut buf)?;
+    Ok(SecretString::new(URL_SAFE_NO_PAD.encode(buf.as_slice())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_differ() {
+        let a = random_key().unwrap();
+        let b = random_key().unwrap();
+        assert_ne!(a.expose(), b.expose());
+        assert_ne!(a.expose(), &[0u8; 32]);
+    }
+
+    #[test]
+    fn token_length_matches_entropy() {
+        let t = random_token(32).unwrap();
+        // 32 bytes -> 43 base64url characters without padding.
+        assert_eq!(t.expose().len(), 43);
+        assert!(
+            t.expose()
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+    }
+}

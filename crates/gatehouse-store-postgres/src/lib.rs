@@ -1,0 +1,125 @@
+//! The scale-out backend: PostgreSQL with row-level security enabled and forced on every
+//! tenant-owned table.
+//!
+//! Each tenant transaction sets `gatehouse.org_id` with `set_config(.., true)` (transaction-local),
+//! and the policies compare every row's `org_id` with it, so a query that forgot its scope still
+//! sees nothing of other tenants. The server connects as a role that owns no table and cannot
+//! bypass RLS; [`PostgresStore::rls_posture`] reports when it does not.
+#![forbid(unsafe_code)]
+
+mod errors;
+mod migrate;
+mod rows;
+mod tx;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gatehouse_core::store::{PlatformTx, Store, TenantTx};
+use gatehouse_core::{StoreError, TenantScope};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+pub use migrate::migrator;
+
+use crate::errors::map_err;
+use crate::tx::PgTx;
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// Whether the connected role is subject to row-level security.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RlsPosture {
+    /// Not a superuser, no BYPASSRLS, owns no table in the schema.
+    Enforced { role: String },
+    /// Row-level security does not bind this role; the reason names why.
+    Bypassed { role: String, reason: String },
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool })
+    }
+
+    /// Runs the migrations over a separate connection as the owning role (`owner_url`).
+    pub async fn migrate(owner_url: &str) -> Result<(), StoreError> {
+        let owner = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(owner_url)
+            .await
+            .map_err(map_err)?;
+        let out = migrator()
+            .run(&owner)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")));
+        owner.close().await;
+        out
+    }
+
+    /// Reports whether row-level security binds the role this store connects as.
+    pub async fn rls_posture(&self) -> Result<RlsPosture, StoreError> {
+        let (role, superuser, bypass, owned): (String, bool, bool, i64) = sqlx::query_as(
+            "SELECT r.rolname, r.rolsuper, r.rolbypassrls, \
+               (SELECT count(*) FROM pg_tables t \
+                 WHERE t.schemaname = current_schema() AND t.tableowner = current_user) \
+             FROM pg_roles r WHERE r.rolname = current_user",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let reason = if superuser {
+            Some("it is a superuser")
+        } else if bypass {
+            Some("it has BYPASSRLS")
+        } else if owned > 0 {
+            Some("it owns tables (connect as gatehouse_app, not the migration role)")
+        } else {
+            None
+        };
+        Ok(match reason {
+            None => RlsPosture::Enforced { role },
+            Some(r) => RlsPosture::Bypassed {
+                role,
+                reason: r.to_owned(),
+            },
+        })
+    }
+
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn begin(&self) -> Result<Box<dyn PlatformTx>, StoreError> {
+        let tx = self.pool.begin().await.map_err(map_err)?;
+        Ok(Box::new(PgTx::platform(tx)))
+    }
+
+    async fn begin_scoped(&self, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
+        self.begin().await?.enter(scope).await
+    }
+}

@@ -1,0 +1,141 @@
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use gatehouse_core::store::Store;
+use gatehouse_store_postgres::PostgresStore;
+use gatehouse_store_tests::Fixture;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+
+/// Where to reach PostgreSQL as a role that may create databases.
+pub fn admin_url() -> String {
+    std::env::var("GH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub struct PgFixture {
+    pub store: PostgresStore,
+    pub name: String,
+    pub owner_url: String,
+    pub app_url: String,
+}
+
+#[async_trait]
+impl Fixture for PgFixture {
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::new(self.store.clone())
+    }
+
+    async fn finish(self) {
+        self.store.pool().close().await;
+        let mut admin = admin().await;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+}
+
+async fn admin() -> PgConnection {
+    PgConnection::connect(&admin_url())
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is required for this suite and is unreachable at {} ({e}); \
+             start it or set GH_TEST_POSTGRES_URL",
+                admin_url()
+            )
+        })
+}
+
+fn url_for(user: &str, db: &str) -> String {
+    let base = PgConnectOptions::from_str(&admin_url()).unwrap();
+    base.username(user).database(db).to_url_lossy().to_string()
+}
+
+#[allow(clippy::disallowed_methods)] // test naming only, not domain time
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A new database, migrated as the owner, and a store connected as `gatehouse_app`.
+pub async fn fresh() -> PgFixture {
+    let mut admin = admin().await;
+    sweep_stale(&mut admin).await;
+    let name = format!(
+        "gh_test_{}_{}",
+        unix_secs(),
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let owner_url = url_for(
+        &PgConnectOptions::from_str(&admin_url())
+            .unwrap()
+            .get_username()
+            .to_owned(),
+        &name,
+    );
+    PostgresStore::migrate(&owner_url).await.unwrap();
+    allow_app_login(&mut admin).await;
+    let app_url = url_for("gatehouse_app", &name);
+    let store = PostgresStore::connect(&app_url, 4).await.unwrap();
+    PgFixture {
+        store,
+        name,
+        owner_url,
+        app_url,
+    }
+}
+
+/// The application role is created NOLOGIN by the migration; test clusters let it log in.
+async fn allow_app_login(admin: &mut PgConnection) {
+    for _ in 0..5 {
+        let (can,): (bool,) =
+            sqlx::query_as("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'gatehouse_app'")
+                .fetch_one(&mut *admin)
+                .await
+                .unwrap();
+        if can {
+            return;
+        }
+        // Concurrent tests may race on the catalog row; retry.
+        if sqlx::query("ALTER ROLE gatehouse_app LOGIN")
+            .execute(&mut *admin)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("could not grant LOGIN to gatehouse_app");
+}
+
+/// Drops test databases left behind by runs that crashed more than an hour ago.
+async fn sweep_stale(admin: &mut PgConnection) {
+    let names: Vec<(String,)> =
+        sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'gh\\_test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap();
+    let now = unix_secs();
+    for (name,) in names {
+        let born = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok());
+        if born.is_some_and(|b| b + 3600 < now) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&mut *admin)
+                .await;
+        }
+    }
+}

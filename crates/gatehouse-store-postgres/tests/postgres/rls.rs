@@ -1,0 +1,163 @@
+//! Row-level security seen from raw SQL as the application role: the database itself keeps
+//! tenants apart, whatever the application's queries say.
+
+use gatehouse_core::store::{MembershipRecord, OrganizationRecord, Role, UserRecord};
+use gatehouse_core::{Clock, OrgId, SystemClock, TenantScope, UserId};
+use gatehouse_store_postgres::{PostgresStore, RlsPosture};
+use gatehouse_store_tests::Fixture;
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use crate::fixture::fresh;
+
+async fn seed_org(store: &PostgresStore, n: usize) -> (OrgId, UserId) {
+    use gatehouse_core::store::Store;
+    let clock = SystemClock;
+    let org = OrganizationRecord {
+        id: OrgId::new(&clock),
+        name: format!("org {n}"),
+        created_at: clock.now(),
+    };
+    let user = UserRecord {
+        id: UserId::new(&clock),
+        email: format!("u{n}@example.com"),
+        name: "u".into(),
+        password_hash: "x".into(),
+        created_at: clock.now(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_organization(&org).await.unwrap();
+    tx.insert_user(&user).await.unwrap();
+    let mut tx = tx.enter(&TenantScope::for_tests(org.id)).await.unwrap();
+    tx.insert_membership(&MembershipRecord {
+        org_id: org.id,
+        user_id: user.id,
+        role: Role::Owner,
+        created_at: clock.now(),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    (org.id, user.id)
+}
+
+async fn orgs_visible(conn: &mut PgConnection) -> Vec<Uuid> {
+    sqlx::query_as::<_, (Uuid,)>("SELECT org_id FROM memberships")
+        .fetch_all(conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(o,)| o)
+        .collect()
+}
+
+#[tokio::test]
+async fn raw_selects_as_the_app_role_see_only_the_scoped_tenant() {
+    let f = fresh().await;
+    let (a, _) = seed_org(&f.store, 1).await;
+    let (b, user_b) = seed_org(&f.store, 2).await;
+    let mut conn = PgConnection::connect(&f.app_url).await.unwrap();
+
+    // No setting: no tenant rows at all.
+    assert!(orgs_visible(&mut conn).await.is_empty());
+
+    // Transaction-local setting for A: only A's rows; never B's.
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('gatehouse.org_id', $1, true)")
+        .bind(a.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(orgs_visible(&mut tx).await, vec![a.as_uuid()]);
+    // Writing a row for B while scoped to A is refused by the policy's WITH CHECK.
+    let cross = sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, 'admin', now())")
+        .bind(b.as_uuid())
+        .bind(user_b.as_uuid())
+        .execute(&mut *tx)
+        .await;
+    assert!(
+        cross.is_err(),
+        "RLS must refuse a row for another organisation"
+    );
+    tx.rollback().await.unwrap();
+
+    // The setting ended with the transaction.
+    assert!(orgs_visible(&mut conn).await.is_empty());
+
+    // Session-level setting for B: only B's rows.
+    sqlx::query("SELECT set_config('gatehouse.org_id', $1, false)")
+        .bind(b.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(orgs_visible(&mut conn).await, vec![b.as_uuid()]);
+
+    // Updates and deletes without a scope touch nothing.
+    sqlx::query("RESET gatehouse.org_id")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let updated = sqlx::query("UPDATE memberships SET role = 'viewer'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 0);
+    let deleted = sqlx::query("DELETE FROM memberships")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected(), 0);
+
+    // A garbage setting fails the query instead of matching anything.
+    sqlx::query("SELECT set_config('gatehouse.org_id', 'not-a-uuid', false)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        sqlx::query("SELECT * FROM memberships")
+            .fetch_all(&mut conn)
+            .await
+            .is_err()
+    );
+
+    // The app role cannot switch the protection off.
+    assert!(
+        sqlx::query("ALTER TABLE memberships DISABLE ROW LEVEL SECURITY")
+            .execute(&mut conn)
+            .await
+            .is_err()
+    );
+    assert!(
+        sqlx::query("ALTER TABLE memberships NO FORCE ROW LEVEL SECURITY")
+            .execute(&mut conn)
+            .await
+            .is_err()
+    );
+    conn.close().await.unwrap();
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn posture_reports_enforced_for_the_app_role_and_bypassed_for_the_owner() {
+    let f = fresh().await;
+    assert_eq!(
+        f.store.rls_posture().await.unwrap(),
+        RlsPosture::Enforced {
+            role: "gatehouse_app".into()
+        }
+    );
+    let owner = PostgresStore::connect(&f.owner_url, 1).await.unwrap();
+    assert!(matches!(
+        owner.rls_posture().await.unwrap(),
+        RlsPosture::Bypassed { .. }
+    ));
+    owner.pool().close().await;
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let f = fresh().await;
+    PostgresStore::migrate(&f.owner_url).await.unwrap();
+    f.finish().await;
+}

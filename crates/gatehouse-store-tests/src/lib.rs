@@ -1,0 +1,56 @@
+//! The storage behaviour suite. Each case is a public async function that takes a fresh, migrated,
+//! empty store; [`behaviour_suite!`] emits one named `#[tokio::test]` per case in a backend crate,
+//! so `cargo nextest` reports every case per backend and a backend that cannot start fails its
+//! tests rather than skipping them.
+#![forbid(unsafe_code)]
+// This crate is test code shipped as a library: a failed expectation must panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+pub mod cases;
+mod data;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use gatehouse_core::store::Store;
+
+/// A fresh store for one case. `finish` tears it down (drops the database).
+#[async_trait]
+pub trait Fixture: Send {
+    fn store(&self) -> Arc<dyn Store>;
+    async fn finish(self);
+}
+
+/// Emits one test per case. `$fresh` is an async fn returning a [`Fixture`].
+#[macro_export]
+macro_rules! behaviour_suite {
+    ($fresh:path) => {
+        $crate::behaviour_suite!(@cases $fresh;
+            ping_answers,
+            user_round_trips_exactly,
+            email_is_unique,
+            dropped_transaction_leaves_nothing,
+            organization_with_owner,
+            scoped_reads_never_cross_tenants,
+            scoped_write_for_another_org_is_refused,
+            duplicate_membership_is_a_conflict,
+            pagination_walks_every_row_once,
+            random_operations_stay_isolated
+        );
+    };
+    (@cases $fresh:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $fresh().await;
+                $crate::cases::$case($crate::Fixture::store(&fixture)).await;
+                $crate::Fixture::finish(fixture).await;
+            }
+        )*
+    };
+}
