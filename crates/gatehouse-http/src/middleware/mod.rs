@@ -1,0 +1,38 @@
+//! Middleware applied to every route and to the fallback, outermost first: request id and access
+//! log; security headers; problem bodies for bare error statuses; CORS; timeout; body limit.
+
+pub(crate) mod cors;
+pub(crate) mod problems;
+pub(crate) mod request_id;
+pub(crate) mod security_headers;
+pub(crate) mod traceparent;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::Router;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::settings::HttpSettings;
+use crate::state::AppState;
+
+pub(crate) fn apply(router: Router<AppState>, s: &HttpSettings) -> Router<AppState> {
+    let mut r = router
+        .layer(DefaultBodyLimit::max(s.body_limit_bytes))
+        .layer(RequestBodyLimitLayer::new(s.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            s.request_timeout,
+        ));
+    if let Some(cors) = cors::layer(&s.cors_origins) {
+        r = r.layer(cors);
+    }
+    r.layer(from_fn_with_state(
+        s.cors_origins.clone(),
+        cors::strip_for_disallowed_origins,
+    ))
+    .layer(from_fn(problems::ensure_problem_body))
+    .layer(from_fn(security_headers::apply))
+    .layer(from_fn(request_id::layer))
+}

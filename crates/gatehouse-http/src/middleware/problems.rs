@@ -1,0 +1,43 @@
+//! Error statuses produced below the handlers (axum's 405, the body limit's 413, the timeout)
+//! come without a body. This turns each into a problem document, keeping headers such as `Allow`.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::problem::{ApiError, PROBLEM_JSON};
+
+pub(crate) async fn ensure_problem_body(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_problem(&res) {
+        return res;
+    }
+    let (mut parts, _) = res.into_parts();
+    let error = if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Every 503 the application itself produces already has a problem body; a bare one
+        // comes from the request timeout.
+        ApiError::new(
+            status,
+            "request_timeout",
+            "the request did not complete within the configured timeout",
+        )
+    } else {
+        ApiError::for_status(status)
+    };
+    let fresh = error.into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    let (_, body) = fresh.into_parts();
+    Response::from_parts(parts, Body::new(body))
+}
+
+fn is_problem(res: &Response) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+}

@@ -1,0 +1,62 @@
+//! E4: liveness (the process answers) and readiness (it can serve: store reachable, keys loaded).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Live {
+    status: &'static str,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CheckView {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Ready {
+    /// `ready` or `not_ready`.
+    status: &'static str,
+    checks: Vec<CheckView>,
+}
+
+/// The process is up and answering.
+#[utoipa::path(get, path = "/health/live", tag = "health",
+    responses((status = 200, description = "Alive", body = Live)))]
+pub(crate) async fn live() -> Json<Live> {
+    Json(Live { status: "ok" })
+}
+
+/// Every dependency serving needs, checked now.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses(
+        (status = 200, description = "Ready to serve", body = Ready),
+        (status = 503, description = "A dependency serving needs is failing", body = Ready),
+    ))]
+pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
+    let r = state.kernel.readiness().await;
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Ready {
+        status: if r.ready { "ready" } else { "not_ready" },
+        checks: r
+            .checks
+            .into_iter()
+            .map(|c| CheckView {
+                name: c.name,
+                ok: c.ok,
+                detail: c.detail,
+            })
+            .collect(),
+    };
+    (status, Json(body))
+}

@@ -1,0 +1,72 @@
+//! `POST /v1/auth/signup`: a new user and a new organisation owned by them.
+
+use std::fmt;
+
+use axum::extract::State;
+use gatehouse_core::signup::SignupInput;
+use gatehouse_crypto::SecretString;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::json::{ApiJson, Created};
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignupRequest {
+    #[schema(example = "ada@example.com")]
+    email: String,
+    /// 8 to 256 characters.
+    #[schema(format = Password)]
+    password: String,
+    #[schema(example = "Ada Lovelace")]
+    name: String,
+    #[schema(example = "Analytical Engines Ltd")]
+    organization_name: String,
+}
+
+impl fmt::Debug for SignupRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignupRequest")
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SignupResponse {
+    user_id: Uuid,
+    organization_id: Uuid,
+}
+
+/// Creates a user and an organisation with that user as owner. No tokens are issued: sign in next.
+#[utoipa::path(post, path = "/v1/auth/signup", tag = "auth",
+    request_body = SignupRequest,
+    responses(
+        (status = 201, description = "Created", body = SignupResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email is registered (`email_taken`)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field failed validation", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing is saturated; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn signup(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> Result<Created<SignupResponse>, ApiError> {
+    let out = state
+        .kernel
+        .signup(SignupInput {
+            email: req.email,
+            password: SecretString::from(req.password),
+            name: req.name,
+            organization_name: req.organization_name,
+        })
+        .await?;
+    Ok(Created(SignupResponse {
+        user_id: out.user_id.as_uuid(),
+        organization_id: out.organization_id.as_uuid(),
+    }))
+}

@@ -1,0 +1,186 @@
+//! Wiring: `App::build` turns a validated `Config` into a running kernel over its store, and
+//! `App::serve` runs the router on a listener it is handed until `shutdown` resolves, then drains.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_core::password_pool::PasswordPool;
+use gatehouse_core::store::Store;
+use gatehouse_core::{KeySource, Kernel, SystemClock};
+use gatehouse_crypto::Key32;
+use gatehouse_http::{AppState, CorsOrigins, HttpSettings};
+use gatehouse_store_postgres::{PostgresStore, RlsPosture};
+use gatehouse_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, Database, MasterKey, Mode};
+use crate::keyfile;
+
+/// A start-up failure, as a sentence for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+#[derive(Debug)]
+pub struct App {
+    router: axum::Router,
+    kernel: Arc<Kernel>,
+    shutdown_grace: Duration,
+}
+
+impl App {
+    pub async fn build(config: &Config) -> Result<Self, StartError> {
+        ensure_data_dir(&config.raw.data_dir)?;
+        let (key, key_source) = master_key(config)?;
+        let store = open_store(config).await?;
+        let workers = config.raw.password_hashing.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        });
+        let passwords = PasswordPool::start(workers, config.raw.password_hashing.queue, config.argon2)
+            .map_err(|e| StartError(e.to_string()))?;
+        let kernel = Arc::new(Kernel::new(store, Arc::new(SystemClock), passwords, key, key_source));
+        let settings = HttpSettings {
+            cors_origins: CorsOrigins::new(config.raw.cors_allowed_origins.iter().map(String::as_str)),
+            body_limit_bytes: config.raw.body_limit_bytes,
+            request_timeout: config.request_timeout,
+        };
+        let router = gatehouse_http::router(AppState::new(Arc::clone(&kernel)), &settings);
+        Ok(Self {
+            router,
+            kernel,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    #[must_use]
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        &self.kernel
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
+    /// for up to the configured grace period.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested; draining in-flight requests");
+            let _ = stopping_tx.send(());
+        };
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(signal);
+        let grace = self.shutdown_grace;
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server => {
+                tracing::info!("stopped");
+                result
+            }
+            () = deadline => {
+                tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; stopping anyway");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn ensure_data_dir(dir: &Path) -> Result<(), StartError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| StartError(format!("data_dir: cannot create {}: {e}", dir.display())))?;
+    tracing::info!(path = %dir.display(), "created the data directory (mode 0700)");
+    Ok(())
+}
+
+fn master_key(config: &Config) -> Result<(Key32, KeySource), StartError> {
+    match &config.master_key {
+        MasterKey::Environment(k) => Ok((k.clone(), KeySource::Environment)),
+        MasterKey::File(_, k) => Ok((k.clone(), KeySource::File)),
+        MasterKey::GeneratedDevelopment(path) => {
+            let (key, generated) = keyfile::load_or_generate(path)
+                .map_err(|e| StartError(format!("master key: {e}")))?;
+            if generated {
+                tracing::info!(path = %path.display(), "generated a development master key (mode 0600)");
+            }
+            tracing::warn!(
+                path = %path.display(),
+                "USING A GENERATED DEVELOPMENT MASTER KEY. Production must supply its own master key \
+                 (GATEHOUSE_MASTER_KEY or master_key_file, with mode = \"production\"); anyone who \
+                 can read this file can read everything Gatehouse seals with it."
+            );
+            Ok((key, KeySource::GeneratedDevelopmentFile))
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    let max = config.raw.database_max_connections;
+    match &config.database {
+        Database::Sqlite { url } => {
+            let store = SqliteStore::connect(url, max)
+                .await
+                .map_err(|e| StartError(format!("database_url: cannot open {url}: {e}")))?;
+            if config.raw.migrate_on_start {
+                store
+                    .migrate()
+                    .await
+                    .map_err(|e| StartError(format!("database: {e}")))?;
+                tracing::info!(url = %url, "sqlite database ready (WAL, migrations applied)");
+            }
+            Ok(Arc::new(store))
+        }
+        Database::Postgres { url, migration_url } => {
+            let shown = crate::config::redact_url(url);
+            if let (true, Some(owner)) = (config.raw.migrate_on_start, migration_url) {
+                PostgresStore::migrate(owner)
+                    .await
+                    .map_err(|e| StartError(format!("database_migration_url: {e}")))?;
+                tracing::info!("postgres migrations applied");
+            }
+            let store = PostgresStore::connect(url, max)
+                .await
+                .map_err(|e| StartError(format!("database_url: cannot connect to {shown}: {e}")))?;
+            match store
+                .rls_posture()
+                .await
+                .map_err(|e| StartError(format!("database_url: {e}")))?
+            {
+                RlsPosture::Enforced { role } => {
+                    tracing::info!(role = %role, "postgres connected; row-level security binds this role");
+                }
+                RlsPosture::Bypassed { role, reason } => {
+                    let msg = format!(
+                        "database_url: the role {role} is not bound by row-level security because \
+                         {reason}; connect as gatehouse_app (or a member of it) and run migrations \
+                         with database_migration_url"
+                    );
+                    if config.raw.mode == Mode::Production {
+                        return Err(StartError(msg));
+                    }
+                    tracing::warn!("{msg} (allowed in development mode only)");
+                }
+            }
+            Ok(Arc::new(store))
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The command line: `serve`, `migrate`, `config check`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gatehouse_store_postgres::PostgresStore;
+use gatehouse_store_sqlite::SqliteStore;
+
+use crate::app::App;
+use crate::config::{Config, Database};
+use crate::logging;
+
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about = "A self-hostable security kernel for multi-tenant SaaS")]
+struct Cli {
+    /// A TOML configuration file (default: ./gatehouse.toml when present, or $GATEHOUSE_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (on a fresh checkout: SQLite in ./gatehouse-data, 127.0.0.1:8080).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration, secrets redacted; exit non-zero if it is invalid.
+    Check,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "gatehouse: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Config { command: ConfigCommand::Check } = cli.command {
+        let _ = write!(std::io::stdout(), "{}", config.to_redacted_toml());
+        let _ = writeln!(std::io::stderr(), "gatehouse: configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    logging::init(config.raw.log_format, &config.raw.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => serve(&config).await,
+            Command::Migrate => migrate(&config).await,
+            Command::Config { .. } => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            let _ = writeln!(std::io::stderr(), "gatehouse: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: &Config) -> Result<(), String> {
+    let app = App::build(config).await.map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("listen: cannot bind {}: {e}", config.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(address = %local, mode = ?config.raw.mode, "listening on http://{local}");
+    app.serve(listener, shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}
+
+async fn migrate(config: &Config) -> Result<(), String> {
+    match &config.database {
+        Database::Sqlite { url } => {
+            std::fs::create_dir_all(&config.raw.data_dir).map_err(|e| format!("data_dir: {e}"))?;
+            let store = SqliteStore::connect(url, 1).await.map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+        }
+        Database::Postgres { url, migration_url } => {
+            PostgresStore::migrate(migration_url.as_deref().unwrap_or(url))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

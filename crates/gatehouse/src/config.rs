@@ -1,0 +1,385 @@
+//! Configuration: embedded defaults, then an optional TOML file (`gatehouse.toml`, or the path in
+//! `--config`), then `GATEHOUSE_*` environment variables (nested keys with `__`, for example
+//! `GATEHOUSE_PASSWORD_HASHING__WORKERS`). Unknown keys are refused wherever they come from. The
+//! raw layers become one typed [`Config`]; an unsafe combination is refused with a sentence that
+//! names the setting.
+//!
+//! The master key is read only from `GATEHOUSE_MASTER_KEY` or `master_key_file`, never from the
+//! TOML file: configuration files end up in version control.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use gatehouse_crypto::{Argon2Params, Key32};
+use serde::{Deserialize, Serialize};
+
+use crate::keyfile;
+
+pub const CONFIG_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordHashing {
+    /// Hashing threads; defaults to the number of CPUs.
+    pub workers: Option<usize>,
+    /// Jobs that may wait for a thread; beyond this, sign-in answers 503 at once.
+    pub queue: usize,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for PasswordHashing {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            queue: 64,
+            memory_kib: Argon2Params::MINIMUM.memory_kib,
+            iterations: Argon2Params::MINIMUM.iterations,
+            parallelism: Argon2Params::MINIMUM.parallelism,
+        }
+    }
+}
+
+/// The file and environment layers, before validation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub version: u32,
+    pub mode: Mode,
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// `sqlite://path` (default: `sqlite://{data_dir}/gatehouse.db`) or `postgres://...`.
+    pub database_url: Option<String>,
+    /// PostgreSQL only: the owning role's URL, used by `migrate` (and by `serve` when set).
+    pub database_migration_url: Option<String>,
+    pub database_max_connections: u32,
+    pub migrate_on_start: bool,
+    pub master_key_file: Option<PathBuf>,
+    pub cors_allowed_origins: Vec<String>,
+    /// Plain HTTP on a non-loopback address is allowed in production only behind a TLS proxy.
+    pub trusted_proxy_tls: bool,
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub password_hashing: PasswordHashing,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            mode: Mode::Development,
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("gatehouse-data"),
+            database_url: None,
+            database_migration_url: None,
+            database_max_connections: 8,
+            migrate_on_start: true,
+            master_key_file: None,
+            cors_allowed_origins: Vec::new(),
+            trusted_proxy_tls: false,
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 30,
+            log_format: LogFormat::Json,
+            log_level: "info".into(),
+            password_hashing: PasswordHashing::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite { url: String },
+    Postgres { url: String, migration_url: Option<String> },
+}
+
+/// Where the master key comes from. The key itself is read when the app is built.
+#[derive(Debug, Clone)]
+pub enum MasterKey {
+    Environment(Key32),
+    File(PathBuf, Key32),
+    /// Development only: generated on first start into the data directory.
+    GeneratedDevelopment(PathBuf),
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub raw: RawConfig,
+    pub listen: SocketAddr,
+    pub database: Database,
+    pub master_key: MasterKey,
+    pub argon2: Argon2Params,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+    /// Where the file layer came from, if any.
+    pub source_file: Option<PathBuf>,
+}
+
+/// A refusal: one sentence naming the setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn refuse<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+impl Config {
+    /// Loads from the default file (`./gatehouse.toml` when present) or `file`, then the process
+    /// environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let default = Path::new("gatehouse.toml");
+        let file = match file {
+            Some(f) => Some(f.to_path_buf()),
+            None => std::env::var_os("GATEHOUSE_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| default.exists().then(|| default.to_path_buf())),
+        };
+        Self::load_from(file.as_deref())
+    }
+
+    /// Loads from `file` (if any) and the process environment.
+    pub fn load_from(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("config file {}: cannot read it: {e}", path.display()))
+            })?;
+            refuse_secrets_in_file(path, &text)?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        figment = figment.merge(
+            Env::prefixed("GATEHOUSE_")
+                .ignore(&["master_key", "config"])
+                .split("__"),
+        );
+        let raw: RawConfig = figment.extract().map_err(|e| {
+            ConfigError(format!(
+                "configuration{}: {e}",
+                file.map(|p| format!(" ({})", p.display())).unwrap_or_default()
+            ))
+        })?;
+        let master_key_env = zeroize::Zeroizing::new(std::env::var("GATEHOUSE_MASTER_KEY").ok());
+        validate(raw, master_key_env.as_deref(), file.map(Path::to_path_buf))
+    }
+
+    /// Validates raw settings directly (no file, no environment): for embedding and tests.
+    pub fn from_raw(raw: RawConfig, master_key_base64: Option<&str>) -> Result<Self, ConfigError> {
+        validate(raw, master_key_base64, None)
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    #[must_use]
+    pub fn to_redacted_toml(&self) -> String {
+        let mut raw = self.raw.clone();
+        raw.database_url = Some(redact_url(&database_url_text(&self.database)));
+        raw.database_migration_url = raw.database_migration_url.as_deref().map(redact_url);
+        let mut out = toml::to_string(&raw).unwrap_or_default();
+        let key = match &self.master_key {
+            MasterKey::Environment(_) => "supplied by GATEHOUSE_MASTER_KEY [redacted]".to_owned(),
+            MasterKey::File(p, _) => format!("read from {} [redacted]", p.display()),
+            MasterKey::GeneratedDevelopment(p) => {
+                format!("development key generated at {} (not for production)", p.display())
+            }
+        };
+        let _ = writeln!(out, "\n# master key: {key}");
+        out
+    }
+}
+
+fn database_url_text(db: &Database) -> String {
+    match db {
+        Database::Sqlite { url } | Database::Postgres { url, .. } => url.clone(),
+    }
+}
+
+/// Replaces the password in `scheme://user:password@host/...`.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+fn refuse_secrets_in_file(path: &Path, text: &str) -> Result<(), ConfigError> {
+    let table: toml::Table = text.parse().map_err(|e| {
+        ConfigError(format!("config file {}: not valid TOML: {e}", path.display()))
+    })?;
+    if table.contains_key("master_key") {
+        return refuse(format!(
+            "master_key: refused in the config file {} because config files end up in version \
+             control; supply the key with GATEHOUSE_MASTER_KEY or master_key_file",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn validate(
+    raw: RawConfig,
+    master_key_env: Option<&str>,
+    source_file: Option<PathBuf>,
+) -> Result<Config, ConfigError> {
+    if raw.version != CONFIG_VERSION {
+        return refuse(format!(
+            "version: this build reads configuration version {CONFIG_VERSION}, not {}",
+            raw.version
+        ));
+    }
+    let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+        ConfigError(format!(
+            "listen: {:?} is not an address and port such as 127.0.0.1:8080",
+            raw.listen
+        ))
+    })?;
+    let production = raw.mode == Mode::Production;
+    if production && !listen.ip().is_loopback() && !raw.trusted_proxy_tls {
+        return refuse(format!(
+            "listen: production mode refuses plain HTTP on the non-loopback address {listen}; \
+             terminate TLS in a proxy in front of Gatehouse and set trusted_proxy_tls = true"
+        ));
+    }
+    for origin in &raw.cors_allowed_origins {
+        check_origin(origin)?;
+    }
+    let database = database(&raw)?;
+    let master_key = master_key(&raw, master_key_env, production)?;
+    let argon2 = Argon2Params::new(
+        raw.password_hashing.memory_kib,
+        raw.password_hashing.iterations,
+        raw.password_hashing.parallelism,
+    )
+    .map_err(|e| ConfigError(format!("password_hashing: {e}")))?;
+    if raw.password_hashing.workers == Some(0) {
+        return refuse("password_hashing.workers: must be at least 1");
+    }
+    if raw.body_limit_bytes == 0 || raw.body_limit_bytes > 64 * 1024 * 1024 {
+        return refuse("body_limit_bytes: must be between 1 and 67108864 (64 MiB)");
+    }
+    if raw.request_timeout_secs == 0 {
+        return refuse("request_timeout_secs: must be at least 1");
+    }
+    if raw.database_max_connections == 0 {
+        return refuse("database_max_connections: must be at least 1");
+    }
+    Ok(Config {
+        listen,
+        database,
+        master_key,
+        argon2,
+        request_timeout: Duration::from_secs(raw.request_timeout_secs),
+        shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
+        source_file,
+        raw,
+    })
+}
+
+fn check_origin(origin: &str) -> Result<(), ConfigError> {
+    if origin.contains('*') {
+        return refuse(format!(
+            "cors_allowed_origins: the wildcard {origin:?} is refused; list each allowed origin \
+             exactly, such as \"https://app.example.com\""
+        ));
+    }
+    let well_formed = origin
+        .split_once("://")
+        .is_some_and(|(scheme, host)| {
+            matches!(scheme, "http" | "https")
+                && !host.is_empty()
+                && !host.contains('/')
+                && !host.contains('@')
+                && host.bytes().all(|b| b.is_ascii_graphic())
+        });
+    if !well_formed {
+        return refuse(format!(
+            "cors_allowed_origins: {origin:?} is not an origin; write scheme://host[:port] with \
+             no path, such as \"https://app.example.com\""
+        ));
+    }
+    Ok(())
+}
+
+fn database(raw: &RawConfig) -> Result<Database, ConfigError> {
+    let url = raw.database_url.clone().unwrap_or_else(|| {
+        format!("sqlite://{}", raw.data_dir.join("gatehouse.db").display())
+    });
+    if url.starts_with("sqlite:") {
+        if raw.database_migration_url.is_some() {
+            return refuse(
+                "database_migration_url: only PostgreSQL uses a separate migration role; \
+                 remove it for SQLite",
+            );
+        }
+        return Ok(Database::Sqlite { url });
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Database::Postgres {
+            url,
+            migration_url: raw.database_migration_url.clone(),
+        });
+    }
+    refuse("database_url: must start with sqlite:// or postgres://")
+}
+
+fn master_key(
+    raw: &RawConfig,
+    env: Option<&str>,
+    production: bool,
+) -> Result<MasterKey, ConfigError> {
+    if let Some(text) = env {
+        if raw.master_key_file.is_some() {
+            return refuse(
+                "master_key_file: set together with GATEHOUSE_MASTER_KEY; supply the master key \
+                 one way only",
+            );
+        }
+        let key = Key32::from_base64(text)
+            .map_err(|e| ConfigError(format!("GATEHOUSE_MASTER_KEY: {e}")))?;
+        return Ok(MasterKey::Environment(key));
+    }
+    if let Some(path) = &raw.master_key_file {
+        let key = keyfile::read(path).map_err(|e| ConfigError(format!("master_key_file: {e}")))?;
+        return Ok(MasterKey::File(path.clone(), key));
+    }
+    if production {
+        return refuse(
+            "master_key: production mode needs a master key supplied with GATEHOUSE_MASTER_KEY \
+             (base64 of 32 random bytes) or master_key_file; the generated development key is \
+             refused",
+        );
+    }
+    Ok(MasterKey::GeneratedDevelopment(raw.data_dir.join("master.key")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,66 @@
+//! The master key's sources: `GATEHOUSE_MASTER_KEY`, a key file, or (development only) a key
+//! generated once into the data directory with mode 0600.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use gatehouse_crypto::{Key32, random_key};
+
+/// Reads a base64 key file, refusing one that others can read.
+pub(crate) fn read(path: &Path) -> Result<Key32, String> {
+    let meta = fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} is readable by group or others (mode {:o}); run chmod 600 on it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        ));
+    }
+    let text = zeroize::Zeroizing::new(
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+    );
+    Key32::from_base64(&text).map_err(|e| format!("{} {e}", path.display()))
+}
+
+/// Loads the development key at `path`, generating it first when absent. Returns whether it was
+/// generated now.
+pub(crate) fn load_or_generate(path: &Path) -> Result<(Key32, bool), String> {
+    if path.exists() {
+        return read(path).map(|k| (k, false));
+    }
+    let key = random_key().map_err(|e| e.to_string())?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.write_all(key.to_base64().expose().as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok((key, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_once_with_mode_0600_then_reused() {
+        let dir = std::env::temp_dir().join(format!("gh-key-{}", uuid::Uuid::new_v4()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("master.key");
+        let (k1, fresh) = load_or_generate(&path).unwrap();
+        assert!(fresh);
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let (k2, fresh) = load_or_generate(&path).unwrap();
+        assert!(!fresh);
+        assert_eq!(k1.expose(), k2.expose());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read(&path).unwrap_err().contains("chmod 600"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
