@@ -1,11 +1,11 @@
 //! `ApiJson<T>`: axum's JSON extractor with its rejections sent through the problem mapping, and
 //! a response wrapper for JSON bodies with a status.
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::de::DeserializeOwned;
 
 use crate::problem::ApiError;
@@ -48,7 +48,11 @@ fn rejection_to_error(rejection: &JsonRejection) -> ApiError {
         JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
         }
-        other => ApiError::new(other.status(), "bad_request", "the request body could not be read"),
+        other => ApiError::new(
+            other.status(),
+            "bad_request",
+            "the request body could not be read",
+        ),
     }
 }
 

@@ -54,7 +54,10 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     let (routes, _) = api();
     let doc = openapi();
     let routes = routes
-        .route("/openapi.json", axum::routing::get(move || routes::openapi::serve(doc.clone())))
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || routes::openapi::serve(doc.clone())),
+        )
         .fallback(routes::fallback::not_found);
     middleware::apply(routes, settings).with_state(state)
 }

@@ -57,20 +57,28 @@ impl ApiError {
         let (code, detail) = match status {
             StatusCode::BAD_REQUEST => ("bad_request", "the request could not be read"),
             StatusCode::NOT_FOUND => ("not_found", "no resource at this path"),
-            StatusCode::METHOD_NOT_ALLOWED => {
-                ("method_not_allowed", "this path does not accept this method; see the Allow header")
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method_not_allowed",
+                "this path does not accept this method; see the Allow header",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "payload_too_large",
+                "the request body exceeds the configured limit",
+            ),
+            StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => (
+                "request_timeout",
+                "the request took longer than the configured timeout",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported_media_type",
+                "send the body as application/json",
+            ),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ("unavailable", "the service is unavailable; retry shortly")
             }
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                ("payload_too_large", "the request body exceeds the configured limit")
+            s if s.is_server_error() => {
+                ("internal_error", "the server failed to handle the request")
             }
-            StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => {
-                ("request_timeout", "the request took longer than the configured timeout")
-            }
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                ("unsupported_media_type", "send the body as application/json")
-            }
-            StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "the service is unavailable; retry shortly"),
-            s if s.is_server_error() => ("internal_error", "the server failed to handle the request"),
             _ => ("http_error", "the request was refused"),
         };
         Self::new(status, code, detail)
@@ -79,11 +87,7 @@ impl ApiError {
     pub fn to_problem(&self) -> Problem {
         Problem {
             type_uri: format!("/problems/{}", self.code),
-            title: self
-                .status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .to_owned(),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             code: self.code.to_owned(),
@@ -99,12 +103,18 @@ impl From<Error> for ApiError {
         match &e {
             Error::Invalid { field, reason } => Self {
                 field: Some(field),
-                ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, format!("{field} {reason}"))
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    code,
+                    format!("{field} {reason}"),
+                )
             },
             Error::EmailTaken | Error::Store(StoreError::EmailTaken) => {
                 Self::new(StatusCode::CONFLICT, code, e.to_string())
             }
-            Error::Store(StoreError::Duplicate) => Self::new(StatusCode::CONFLICT, code, e.to_string()),
+            Error::Store(StoreError::Duplicate) => {
+                Self::new(StatusCode::CONFLICT, code, e.to_string())
+            }
             Error::NotFound(_) => Self::new(StatusCode::NOT_FOUND, code, e.to_string()),
             Error::Overloaded { retry_after_secs } => Self {
                 retry_after_secs: Some(*retry_after_secs),
@@ -114,12 +124,20 @@ impl From<Error> for ApiError {
                 tracing::error!(error = %e, "store unavailable");
                 Self {
                     retry_after_secs: Some(5),
-                    ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, "the data store is unavailable; retry shortly")
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        code,
+                        "the data store is unavailable; retry shortly",
+                    )
                 }
             }
             Error::Store(_) | Error::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, code, "the server failed to handle the request")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    code,
+                    "the server failed to handle the request",
+                )
             }
         }
     }

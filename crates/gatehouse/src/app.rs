@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::store::Store;
-use gatehouse_core::{KeySource, Kernel, SystemClock};
+use gatehouse_core::{Kernel, KeySource, SystemClock};
 use gatehouse_crypto::Key32;
 use gatehouse_http::{AppState, CorsOrigins, HttpSettings};
 use gatehouse_store_postgres::{PostgresStore, RlsPosture};
@@ -39,11 +39,20 @@ impl App {
         let workers = config.raw.password_hashing.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         });
-        let passwords = PasswordPool::start(workers, config.raw.password_hashing.queue, config.argon2)
-            .map_err(|e| StartError(e.to_string()))?;
-        let kernel = Arc::new(Kernel::new(store, Arc::new(SystemClock), passwords, key, key_source));
+        let passwords =
+            PasswordPool::start(workers, config.raw.password_hashing.queue, config.argon2)
+                .map_err(|e| StartError(e.to_string()))?;
+        let kernel = Arc::new(Kernel::new(
+            store,
+            Arc::new(SystemClock),
+            passwords,
+            key,
+            key_source,
+        ));
         let settings = HttpSettings {
-            cors_origins: CorsOrigins::new(config.raw.cors_allowed_origins.iter().map(String::as_str)),
+            cors_origins: CorsOrigins::new(
+                config.raw.cors_allowed_origins.iter().map(String::as_str),
+            ),
             body_limit_bytes: config.raw.body_limit_bytes,
             request_timeout: config.request_timeout,
         };

@@ -13,7 +13,11 @@ use crate::config::{Config, Database};
 use crate::logging;
 
 #[derive(Debug, Parser)]
-#[command(name = "gatehouse", version, about = "A self-hostable security kernel for multi-tenant SaaS")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A self-hostable security kernel for multi-tenant SaaS"
+)]
 struct Cli {
     /// A TOML configuration file (default: ./gatehouse.toml when present, or $GATEHOUSE_CONFIG).
     #[arg(long, global = true)]
@@ -50,13 +54,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Command::Config { command: ConfigCommand::Check } = cli.command {
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = cli.command
+    {
         let _ = write!(std::io::stdout(), "{}", config.to_redacted_toml());
         let _ = writeln!(std::io::stderr(), "gatehouse: configuration is valid");
         return ExitCode::SUCCESS;
     }
     logging::init(config.raw.log_format, &config.raw.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
@@ -96,7 +106,9 @@ async fn migrate(config: &Config) -> Result<(), String> {
     match &config.database {
         Database::Sqlite { url } => {
             std::fs::create_dir_all(&config.raw.data_dir).map_err(|e| format!("data_dir: {e}"))?;
-            let store = SqliteStore::connect(url, 1).await.map_err(|e| e.to_string())?;
+            let store = SqliteStore::connect(url, 1)
+                .await
+                .map_err(|e| e.to_string())?;
             store.migrate().await.map_err(|e| e.to_string())?;
         }
         Database::Postgres { url, migration_url } => {

@@ -111,8 +111,13 @@ impl Default for RawConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
-    Sqlite { url: String },
-    Postgres { url: String, migration_url: Option<String> },
+    Sqlite {
+        url: String,
+    },
+    Postgres {
+        url: String,
+        migration_url: Option<String>,
+    },
 }
 
 /// Where the master key comes from. The key itself is read when the app is built.
@@ -166,7 +171,10 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError(format!("config file {}: cannot read it: {e}", path.display()))
+                ConfigError(format!(
+                    "config file {}: cannot read it: {e}",
+                    path.display()
+                ))
             })?;
             refuse_secrets_in_file(path, &text)?;
             figment = figment.merge(Toml::string(&text));
@@ -179,7 +187,8 @@ impl Config {
         let raw: RawConfig = figment.extract().map_err(|e| {
             ConfigError(format!(
                 "configuration{}: {e}",
-                file.map(|p| format!(" ({})", p.display())).unwrap_or_default()
+                file.map(|p| format!(" ({})", p.display()))
+                    .unwrap_or_default()
             ))
         })?;
         let master_key_env = zeroize::Zeroizing::new(std::env::var("GATEHOUSE_MASTER_KEY").ok());
@@ -202,7 +211,10 @@ impl Config {
             MasterKey::Environment(_) => "supplied by GATEHOUSE_MASTER_KEY [redacted]".to_owned(),
             MasterKey::File(p, _) => format!("read from {} [redacted]", p.display()),
             MasterKey::GeneratedDevelopment(p) => {
-                format!("development key generated at {} (not for production)", p.display())
+                format!(
+                    "development key generated at {} (not for production)",
+                    p.display()
+                )
             }
         };
         let _ = writeln!(out, "\n# master key: {key}");
@@ -233,7 +245,10 @@ pub fn redact_url(url: &str) -> String {
 
 fn refuse_secrets_in_file(path: &Path, text: &str) -> Result<(), ConfigError> {
     let table: toml::Table = text.parse().map_err(|e| {
-        ConfigError(format!("config file {}: not valid TOML: {e}", path.display()))
+        ConfigError(format!(
+            "config file {}: not valid TOML: {e}",
+            path.display()
+        ))
     })?;
     if table.contains_key("master_key") {
         return refuse(format!(
@@ -311,15 +326,13 @@ fn check_origin(origin: &str) -> Result<(), ConfigError> {
              exactly, such as \"https://app.example.com\""
         ));
     }
-    let well_formed = origin
-        .split_once("://")
-        .is_some_and(|(scheme, host)| {
-            matches!(scheme, "http" | "https")
-                && !host.is_empty()
-                && !host.contains('/')
-                && !host.contains('@')
-                && host.bytes().all(|b| b.is_ascii_graphic())
-        });
+    let well_formed = origin.split_once("://").is_some_and(|(scheme, host)| {
+        matches!(scheme, "http" | "https")
+            && !host.is_empty()
+            && !host.contains('/')
+            && !host.contains('@')
+            && host.bytes().all(|b| b.is_ascii_graphic())
+    });
     if !well_formed {
         return refuse(format!(
             "cors_allowed_origins: {origin:?} is not an origin; write scheme://host[:port] with \
@@ -330,9 +343,10 @@ fn check_origin(origin: &str) -> Result<(), ConfigError> {
 }
 
 fn database(raw: &RawConfig) -> Result<Database, ConfigError> {
-    let url = raw.database_url.clone().unwrap_or_else(|| {
-        format!("sqlite://{}", raw.data_dir.join("gatehouse.db").display())
-    });
+    let url = raw
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", raw.data_dir.join("gatehouse.db").display()));
     if url.starts_with("sqlite:") {
         if raw.database_migration_url.is_some() {
             return refuse(
@@ -378,7 +392,9 @@ fn master_key(
              refused",
         );
     }
-    Ok(MasterKey::GeneratedDevelopment(raw.data_dir.join("master.key")))
+    Ok(MasterKey::GeneratedDevelopment(
+        raw.data_dir.join("master.key"),
+    ))
 }
 
 #[cfg(test)]

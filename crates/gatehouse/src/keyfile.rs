@@ -55,7 +55,10 @@ mod tests {
         let path = dir.join("master.key");
         let (k1, fresh) = load_or_generate(&path).unwrap();
         assert!(fresh);
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let (k2, fresh) = load_or_generate(&path).unwrap();
         assert!(!fresh);
         assert_eq!(k1.expose(), k2.expose());

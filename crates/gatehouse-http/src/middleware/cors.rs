@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::header::{self, HeaderName};
 use axum::http::Method;
+use axum::http::header::{self, HeaderName};
 use axum::middleware::Next;
 use axum::response::Response;
 use tower_http::cors::{AllowOrigin, CorsLayer};

@@ -7,10 +7,10 @@ pub(crate) mod request_id;
 pub(crate) mod security_headers;
 pub(crate) mod traceparent;
 
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::Router;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 

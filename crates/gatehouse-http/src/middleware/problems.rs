@@ -1,5 +1,6 @@
 //! Error statuses produced below the handlers (axum's 405, the body limit's 413, the timeout)
-//! come without a body. This turns each into a problem document, keeping headers such as `Allow`.
+//! come with no body or a plain-text one. This turns each into a problem document, keeping
+//! headers such as `Allow`. JSON bodies (problems, the readiness report) pass untouched.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -12,13 +13,13 @@ use crate::problem::{ApiError, PROBLEM_JSON};
 pub(crate) async fn ensure_problem_body(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let status = res.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_problem(&res) {
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&res) {
         return res;
     }
     let (mut parts, _) = res.into_parts();
     let error = if status == StatusCode::SERVICE_UNAVAILABLE {
-        // Every 503 the application itself produces already has a problem body; a bare one
-        // comes from the request timeout.
+        // Every 503 the application itself produces has a JSON body; a bare one comes from the
+        // request timeout.
         ApiError::new(
             status,
             "request_timeout",
@@ -36,8 +37,9 @@ pub(crate) async fn ensure_problem_body(req: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::new(body))
 }
 
-fn is_problem(res: &Response) -> bool {
-    res.headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+fn is_json(res: &Response) -> bool {
+    res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(PROBLEM_JSON.as_bytes()) || v.starts_with(b"application/json")
+    })
 }

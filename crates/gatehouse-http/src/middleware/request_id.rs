@@ -38,7 +38,9 @@ pub(crate) async fn layer(req: Request, next: Next) -> Response {
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .and_then(traceparent::parse);
-    let id = incoming.as_ref().map_or_else(fresh_id, |t| t.trace_id.clone());
+    let id = incoming
+        .as_ref()
+        .map_or_else(fresh_id, |t| t.trace_id.clone());
     let parent = incoming.map(|t| t.parent_id);
     let route = req
         .extensions()

@@ -1,1 +1,19 @@
+//! The single HTTP integration-test binary. Every test starts the real server (the same
+//! `App::build` and `App::serve` the binary runs) on 127.0.0.1:0 with its own data directory, and
+//! talks HTTP to it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
+mod support;
+
+mod cors;
+mod errors;
+mod headers;
+mod health;
+mod openapi;
+mod process;
+mod signup;

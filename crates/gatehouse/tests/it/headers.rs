@@ -1,0 +1,88 @@
+//! H1: the security headers on every response, errors included.
+
+use crate::support::{TestApp, header};
+
+const EXPECTED: &[(&str, &str)] = &[
+    (
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    ),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
+    ),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("cache-control", "no-store"),
+];
+
+fn check(what: &str, headers: &[(String, String)]) {
+    for (name, value) in EXPECTED {
+        assert_eq!(header(headers, name), Some(*value), "{what}: {name}");
+    }
+    assert_eq!(
+        header(headers, "x-request-id").map(str::len),
+        Some(32),
+        "{what}: x-request-id"
+    );
+}
+
+fn collect(res: &reqwest::Response) -> Vec<(String, String)> {
+    res.headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn on_200_404_405_and_413() {
+    let app = TestApp::spawn_with(|c| c.body_limit_bytes = 1024).await;
+
+    let ok = app.get("/health/live").await;
+    assert_eq!(ok.status(), 200);
+    check("200", &collect(&ok));
+
+    let missing = app.get("/no/such/route").await;
+    assert_eq!(missing.status(), 404);
+    check("404", &collect(&missing));
+
+    let wrong_method = app
+        .client
+        .delete(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    check("405", &collect(&wrong_method));
+
+    let big = app
+        .client
+        .post(app.url("/v1/auth/signup"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    check("413", &collect(&big));
+
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn on_raw_protocol_errors_too() {
+    let app = TestApp::spawn().await;
+    let (status, headers, _) = app
+        .raw(b"TRACE /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(status, 405);
+    check("TRACE", &headers);
+    app.stop().await;
+}

@@ -1,0 +1,108 @@
+//! E4: liveness and readiness.
+
+use std::sync::Arc;
+
+use gatehouse_core::password_pool::PasswordPool;
+use gatehouse_core::store::{PlatformTx, Store, TenantTx};
+use gatehouse_core::{Kernel, KeySource, StoreError, SystemClock, TenantScope};
+use gatehouse_crypto::{Argon2Params, Key32};
+use gatehouse_http::{AppState, HttpSettings};
+
+use crate::support::{TestApp, expect_problem};
+
+#[tokio::test]
+async fn live_and_ready_report_their_checks() {
+    let app = TestApp::spawn().await;
+    let live: serde_json::Value = app.get("/health/live").await.json().await.unwrap();
+    assert_eq!(live["status"], "ok");
+
+    let res = app.get("/health/ready").await;
+    assert_eq!(res.status(), 200);
+    let ready: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    let names: Vec<&str> = ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["store", "keys", "password_hashing"]);
+    assert!(
+        ready["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true)
+    );
+    app.stop().await;
+}
+
+/// A store that cannot be reached: every call fails as a lost connection would.
+#[derive(Debug)]
+struct UnreachableStore;
+
+#[async_trait::async_trait]
+impl Store for UnreachableStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn begin(&self) -> Result<Box<dyn PlatformTx>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn begin_scoped(&self, _: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+}
+
+#[tokio::test]
+async fn ready_fails_and_requests_degrade_to_503_when_the_store_is_unreachable() {
+    let kernel = Kernel::new(
+        Arc::new(UnreachableStore),
+        Arc::new(SystemClock),
+        PasswordPool::start(1, 4, Argon2Params::MINIMUM).unwrap(),
+        Key32::from_bytes([9; 32]),
+        KeySource::Environment,
+    );
+    let router = gatehouse_http::router(AppState::new(Arc::new(kernel)), &HttpSettings::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = reqwest::Client::new();
+
+    let res = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"][0]["name"], "store");
+    assert_eq!(body["checks"][0]["ok"], false);
+    // Liveness does not depend on the store.
+    assert_eq!(
+        client
+            .get(format!("{base}/health/live"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // A request that needs the store gets a 503 problem, not a 500.
+    let res = client
+        .post(format!("{base}/v1/auth/signup"))
+        .json(&crate::support::signup_body("x@example.com"))
+        .send()
+        .await
+        .unwrap();
+    let p = expect_problem(res, 503, "store_unavailable").await;
+    assert!(
+        !p.to_string().contains("connection refused"),
+        "internal detail leaked: {p}"
+    );
+    server.abort();
+}

@@ -1,0 +1,268 @@
+//! The real binary as an operator runs it: a fresh directory with no configuration, signals,
+//! `config check`, and the JSON log lines.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::temp_dir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    addr: std::net::SocketAddr,
+}
+
+/// Starts `gatehouse serve` in `dir` with nothing configured but an ephemeral port.
+fn start(dir: &std::path::Path) -> Server {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir)
+        .env_clear()
+        .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no listening line; saw {seen:#?}"));
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
+        seen.push(line);
+        if json["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("listening on"))
+        {
+            break json["address"].as_str().unwrap().parse().unwrap();
+        }
+    };
+    Server {
+        child,
+        lines: rx,
+        seen,
+        addr,
+    }
+}
+
+impl Server {
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    /// Waits for exit and returns (exit code, every log line).
+    fn wait(mut self) -> (Option<i32>, Vec<String>) {
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.seen.extend(self.lines.try_iter());
+                return (status.code(), self.seen);
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("the server did not exit; log: {:#?}", self.seen);
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_directory_serves_ready_with_no_configuration_and_sigterm_exits_zero() {
+    let dir = temp_dir();
+    let server = start(&dir);
+    let res = reqwest::get(format!("http://{}/health/ready", server.addr))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    use std::os::unix::fs::PermissionsExt;
+    let data = dir.join("gatehouse-data");
+    let key_mode = std::fs::metadata(data.join("master.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    assert!(data.join("gatehouse.db").exists());
+    assert!(
+        data.join("gatehouse.db-wal").exists(),
+        "SQLite runs in WAL mode"
+    );
+    assert!(
+        server
+            .seen
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("Production must supply its own master key")),
+        "loud development-key warning: {:#?}",
+        server.seen
+    );
+
+    server.signal("TERM");
+    let (code, _) = server.wait();
+    assert_eq!(code, Some(0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn sigint_exits_zero() {
+    let dir = temp_dir();
+    let server = start(&dir);
+    server.signal("INT");
+    let (code, _) = server.wait();
+    assert_eq!(code, Some(0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_drains_an_in_flight_request() {
+    let dir = temp_dir();
+    let server = start(&dir);
+    let body = crate::support::signup_body("drain@example.com").to_string();
+    let (first, rest) = body.split_at(10);
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/auth/signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{first}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The request started before the signal: it must still be answered.
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
+    // New connections are no longer accepted once draining ends.
+    let (code, lines) = server.wait();
+    assert_eq!(code, Some(0));
+    assert!(lines.iter().any(|l| l.contains("draining")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn every_log_line_is_json_and_request_lines_carry_the_request_id() {
+    let dir = temp_dir();
+    let server = start(&dir);
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("http://{}/v1/auth/signup", server.addr))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&crate::support::signup_body("logs@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["x-request-id"], trace_id);
+    // An invalid traceparent is ignored: a fresh id is made instead.
+    let res = client
+        .get(format!("http://{}/health/live", server.addr))
+        .header("traceparent", "00-zzzz-00f067aa0ba902b7-01")
+        .send()
+        .await
+        .unwrap();
+    let fresh = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(fresh.len(), 32);
+    assert_ne!(fresh, trace_id);
+    server.signal("TERM");
+    let (_, lines) = server.wait();
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let in_request: Vec<_> = parsed
+        .iter()
+        .filter(|j| j["span"]["request_id"] == trace_id)
+        .collect();
+    assert!(
+        in_request
+            .iter()
+            .any(|j| j["message"] == "signup created a user and an organisation")
+    );
+    let done = in_request
+        .iter()
+        .find(|j| j["message"] == "request completed")
+        .unwrap();
+    assert_eq!(done["status"], 201);
+    assert_eq!(done["span"]["route"], "/v1/auth/signup");
+    assert!(done["latency_us"].as_u64().is_some());
+    // The password never reaches a log line.
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("sufficiently long passphrase"))
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn config_check_prints_redacted_configuration_or_refuses_with_a_sentence() {
+    let dir = temp_dir();
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .current_dir(&dir)
+        .env_clear()
+        .env(
+            "GATEHOUSE_MASTER_KEY",
+            "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=",
+        )
+        .env(
+            "GATEHOUSE_DATABASE_URL",
+            "postgres://app:hunter2@db.internal/gh",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("postgres://app:[redacted]@db.internal/gh"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("hunter2") && !stdout.contains("QUJDREVG"),
+        "{stdout}"
+    );
+    let parsed: toml::Table = stdout.parse().unwrap();
+    assert_eq!(parsed["listen"].as_str(), Some("127.0.0.1:8080"));
+
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .current_dir(&dir)
+        .env_clear()
+        .env("GATEHOUSE_CORS_ALLOWED_ORIGINS", "[\"*\"]")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("cors_allowed_origins") && stderr.contains("wildcard"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
