@@ -50,6 +50,18 @@ impl Clock for FakeClock {
     }
 }
 
+/// Microseconds since the Unix epoch: how SQLite stores times.
+#[must_use]
+pub fn unix_micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// The inverse of [`unix_micros`]; `None` outside the representable range.
+#[must_use]
+pub fn from_unix_micros(micros: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,16 +80,4 @@ mod tests {
     fn system_clock_is_microsecond_precision() {
         assert_eq!(SystemClock.now().nanosecond() % 1_000, 0);
     }
-}
-
-/// Microseconds since the Unix epoch: how SQLite stores times.
-#[must_use]
-pub fn unix_micros(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
-
-/// The inverse of [`unix_micros`]; `None` outside the representable range.
-#[must_use]
-pub fn from_unix_micros(micros: i64) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).ok()
 }

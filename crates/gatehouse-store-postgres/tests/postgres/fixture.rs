@@ -79,13 +79,8 @@ pub async fn fresh() -> PgFixture {
         .execute(&mut admin)
         .await
         .unwrap();
-    let owner_url = url_for(
-        &PgConnectOptions::from_str(&admin_url())
-            .unwrap()
-            .get_username()
-            .to_owned(),
-        &name,
-    );
+    let admin_user = PgConnectOptions::from_str(&admin_url()).unwrap().get_username().to_owned();
+    let owner_url = url_for(&admin_user, &name);
     PostgresStore::migrate(&owner_url).await.unwrap();
     allow_app_login(&mut admin).await;
     let app_url = url_for("gatehouse_app", &name);

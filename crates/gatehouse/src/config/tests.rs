@@ -1,3 +1,6 @@
+// figment::Jail closures return figment::Error, whose size is not ours to choose.
+#![allow(clippy::result_large_err)]
+
 use figment::Jail;
 
 use super::*;
