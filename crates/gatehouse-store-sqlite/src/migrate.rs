@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
@@ -19,7 +20,7 @@ pub fn migrator() -> Migrator {
                 *version,
                 Cow::Borrowed(*name),
                 MigrationType::Simple,
-                Cow::Borrowed(*sql),
+                sql.into_sql_str(),
                 false,
             )
         })
@@ -29,5 +30,6 @@ pub fn migrator() -> Migrator {
         ignore_missing: false,
         locking: true,
         no_tx: false,
+        ..Migrator::DEFAULT
     }
 }

@@ -2,7 +2,12 @@
 //! - layers point one way: crypto <- core <- {stores, infra, http} <- gatehouse;
 //! - the domain never depends on HTTP or SQL crates, and the HTTP layer never on SQL;
 //! - every crate opts into the workspace lints and forbids `unsafe` in its root file.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,9 +17,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("gatehouse-crypto", &[]),
     ("gatehouse-core", &["gatehouse-crypto"]),
     ("gatehouse-vault", &["gatehouse-crypto"]),
-    ("gatehouse-store-sqlite", &["gatehouse-core", "gatehouse-crypto"]),
-    ("gatehouse-store-postgres", &["gatehouse-core", "gatehouse-crypto"]),
-    ("gatehouse-store-tests", &["gatehouse-core", "gatehouse-crypto"]),
+    (
+        "gatehouse-store-sqlite",
+        &["gatehouse-core", "gatehouse-crypto"],
+    ),
+    (
+        "gatehouse-store-postgres",
+        &["gatehouse-core", "gatehouse-crypto"],
+    ),
+    (
+        "gatehouse-store-tests",
+        &["gatehouse-core", "gatehouse-crypto"],
+    ),
     ("gatehouse-infra", &["gatehouse-core", "gatehouse-crypto"]),
     ("gatehouse-http", &["gatehouse-core", "gatehouse-crypto"]),
     (
@@ -30,16 +44,48 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("gatehouse-tidy", &[]),
+    ("gatehouse-bench", &[]),
 ];
 
 /// Third-party crates a layer must never depend on (invariants written as absences).
 const FORBIDDEN: &[(&str, &[&str])] = &[
-    ("gatehouse-crypto", &["tokio", "axum", "sqlx", "hyper", "tower", "reqwest", "serde_json"]),
-    ("gatehouse-core", &["axum", "sqlx", "hyper", "tower", "tower-http", "reqwest", "utoipa"]),
-    ("gatehouse-vault", &["axum", "sqlx", "hyper", "tower", "reqwest"]),
+    (
+        "gatehouse-crypto",
+        &[
+            "tokio",
+            "axum",
+            "sqlx",
+            "hyper",
+            "tower",
+            "reqwest",
+            "serde_json",
+        ],
+    ),
+    (
+        "gatehouse-core",
+        &[
+            "axum",
+            "sqlx",
+            "hyper",
+            "tower",
+            "tower-http",
+            "reqwest",
+            "utoipa",
+        ],
+    ),
+    (
+        "gatehouse-vault",
+        &["axum", "sqlx", "hyper", "tower", "reqwest"],
+    ),
     ("gatehouse-http", &["sqlx", "reqwest"]),
-    ("gatehouse-store-sqlite", &["axum", "hyper", "tower", "utoipa"]),
-    ("gatehouse-store-postgres", &["axum", "hyper", "tower", "utoipa"]),
+    (
+        "gatehouse-store-sqlite",
+        &["axum", "hyper", "tower", "utoipa"],
+    ),
+    (
+        "gatehouse-store-postgres",
+        &["axum", "hyper", "tower", "utoipa"],
+    ),
 ];
 
 fn workspace_root() -> PathBuf {
@@ -80,7 +126,9 @@ fn layers_point_one_way() {
     let mut violations = Vec::new();
     for (name, table) in crates() {
         let Some(ok) = allowed.get(name.as_str()) else {
-            violations.push(format!("{name} is not in the layer table of tests/tidy.rs; add it"));
+            violations.push(format!(
+                "{name} is not in the layer table of tests/tidy.rs; add it"
+            ));
             continue;
         };
         for section in ["dependencies", "build-dependencies"] {
@@ -99,7 +147,9 @@ fn lower_layers_stay_free_of_outer_frameworks() {
     let all = crates();
     let mut violations = Vec::new();
     for (name, banned) in FORBIDDEN {
-        let Some(table) = all.get(*name) else { continue };
+        let Some(table) = all.get(*name) else {
+            continue;
+        };
         for dep in deps(table, "dependencies") {
             if banned.contains(&dep.as_str()) {
                 violations.push(format!("{name} depends on {dep}"));
@@ -113,7 +163,10 @@ fn lower_layers_stay_free_of_outer_frameworks() {
 fn every_crate_uses_workspace_lints_and_forbids_unsafe() {
     for (name, table) in crates() {
         assert_eq!(
-            table.get("lints").and_then(|l| l.get("workspace")).and_then(toml::Value::as_bool),
+            table
+                .get("lints")
+                .and_then(|l| l.get("workspace"))
+                .and_then(toml::Value::as_bool),
             Some(true),
             "{name}: add [lints] workspace = true"
         );

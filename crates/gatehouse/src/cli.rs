@@ -96,6 +96,12 @@ async fn serve(config: &Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("listen: cannot bind {}: {e}", config.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    if config.raw.mode == crate::config::Mode::Development && !local.ip().is_loopback() {
+        tracing::warn!(
+            address = %local,
+            "development mode is listening beyond loopback with a development key; use mode = \"production\" for anything reachable by others"
+        );
+    }
     tracing::info!(address = %local, mode = ?config.raw.mode, "listening on http://{local}");
     app.serve(listener, shutdown_signal())
         .await

@@ -7,7 +7,8 @@ use gatehouse_core::store::Store;
 use gatehouse_store_postgres::PostgresStore;
 use gatehouse_store_tests::Fixture;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection};
+// Database names are generated here from a timestamp and hex, never from input.
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 /// Where to reach PostgreSQL as a role that may create databases.
 pub fn admin_url() -> String {
@@ -31,10 +32,10 @@ impl Fixture for PgFixture {
     async fn finish(self) {
         self.store.pool().close().await;
         let mut admin = admin().await;
-        sqlx::query(&format!(
+        sqlx::query(AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
             self.name
-        ))
+        )))
         .execute(&mut admin)
         .await
         .unwrap();
@@ -75,11 +76,14 @@ pub async fn fresh() -> PgFixture {
         unix_secs(),
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&mut admin)
         .await
         .unwrap();
-    let admin_user = PgConnectOptions::from_str(&admin_url()).unwrap().get_username().to_owned();
+    let admin_user = PgConnectOptions::from_str(&admin_url())
+        .unwrap()
+        .get_username()
+        .to_owned();
     let owner_url = url_for(&admin_user, &name);
     PostgresStore::migrate(&owner_url).await.unwrap();
     allow_app_login(&mut admin).await;
@@ -128,9 +132,11 @@ async fn sweep_stale(admin: &mut PgConnection) {
     for (name,) in names {
         let born = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok());
         if born.is_some_and(|b| b + 3600 < now) {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .execute(&mut *admin)
-                .await;
+            let _ = sqlx::query(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&mut *admin)
+            .await;
         }
     }
 }

@@ -191,3 +191,36 @@ async fn validation_failures_are_422_and_never_echo_the_password() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_slower_than_the_timeout_gets_a_503_problem() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|c| c.request_timeout_secs = 1).await;
+    // Headers promise a body that never finishes arriving.
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /v1/auth/signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\nConnection: close\r\n\r\n{\"email\":",
+        )
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut reply),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/problem+json")
+    );
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_problem_shape(&json, 503, "request_timeout");
+    app.stop().await;
+}

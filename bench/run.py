@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Gatehouse benchmark harness.
+
+In one run, on 127.0.0.1 only:
+  1. a bare axum hello-world (crates/gatehouse-bench) and Gatehouse are each driven by the same
+     load generator (wrk, from Debian's `wrk` package) with the same connections and duration;
+  2. Gatehouse's time from process start to a 200 on /health/ready is measured on a fresh and on an
+     existing data directory, and its idle resident memory (VmRSS) after start-up.
+It prints requests/s, p50 and p99 for each, the ratio Gatehouse/baseline, and writes the figures
+as JSON to bench/out/latest.json.
+
+Usage: python3 bench/run.py [--duration 10] [--connections 16] [--threads 2] [--skip-build]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = ROOT / "target" / "release"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_status(port: int, path: str) -> int:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        conn.request("GET", path)
+        status = conn.getresponse().status
+        conn.close()
+        return status
+    except OSError:
+        return 0
+
+
+def wait_for(port: int, path: str, started: float, limit: float = 30.0) -> float:
+    """Seconds from `started` until `path` answers 200, polling every millisecond."""
+    while time.perf_counter() - started < limit:
+        if get_status(port, path) == 200:
+            return time.perf_counter() - started
+        time.sleep(0.001)
+    raise RuntimeError(f"127.0.0.1:{port}{path} did not become ready within {limit}s")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def parse_latency(text: str, pct: str) -> float:
+    m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if not m:
+        raise RuntimeError(f"wrk output has no {pct}% line:\n{text}")
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def wrk(port: int, path: str, args) -> dict:
+    cmd = [
+        "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
+        "--latency", f"http://127.0.0.1:{port}{path}",
+    ]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "requests_per_sec": rps,
+        "p50_ms": parse_latency(out, "50"),
+        "p99_ms": parse_latency(out, "99"),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(0) if errors else "",
+        "command": " ".join(cmd),
+    }
+
+
+def start_gatehouse(data_root: Path, port: int) -> subprocess.Popen:
+    env = {"PATH": os.environ.get("PATH", ""), "GATEHOUSE_LISTEN": f"127.0.0.1:{port}"}
+    return subprocess.Popen(
+        [str(TARGET / "gatehouse"), "serve"], cwd=data_root, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.terminate()
+    return proc.wait(timeout=30)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-build", action="store_true")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is required: apt-get install wrk", file=sys.stderr)
+        return 2
+    if not args.skip_build:
+        subprocess.run(
+            ["cargo", "build", "--release", "-p", "gatehouse", "-p", "gatehouse-bench"],
+            cwd=ROOT, check=True,
+        )
+
+    results = {"machine": {"cpus": os.cpu_count()}, "load": {
+        "connections": args.connections, "threads": args.threads, "duration_s": args.duration}}
+
+    # Baseline.
+    port = free_port()
+    base = subprocess.Popen([str(TARGET / "bench-baseline"), f"127.0.0.1:{port}"])
+    try:
+        wait_for(port, "/health/live", time.perf_counter())
+        results["baseline_live"] = wrk(port, "/health/live", args)
+    finally:
+        stop(base)
+
+    data_root = Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
+    try:
+        # First start: creates the data directory, the key and the database.
+        port = free_port()
+        t0 = time.perf_counter()
+        gh = start_gatehouse(data_root, port)
+        results["ready_fresh_ms"] = wait_for(port, "/health/ready", t0) * 1e3
+        assert stop(gh) == 0, "gatehouse did not exit 0 on SIGTERM"
+
+        # Start on the existing data directory: the figure the target applies to.
+        port = free_port()
+        t0 = time.perf_counter()
+        gh = start_gatehouse(data_root, port)
+        results["ready_existing_ms"] = wait_for(port, "/health/ready", t0) * 1e3
+        try:
+            time.sleep(1.0)
+            results["idle_rss_kib"] = rss_kib(gh.pid)
+            results["gatehouse_live"] = wrk(port, "/health/live", args)
+            results["rss_after_load_kib"] = rss_kib(gh.pid)
+        finally:
+            assert stop(gh) == 0, "gatehouse did not exit 0 on SIGTERM"
+    finally:
+        shutil.rmtree(data_root, ignore_errors=True)
+
+    b, g = results["baseline_live"], results["gatehouse_live"]
+    results["ratio_live_rps"] = g["requests_per_sec"] / b["requests_per_sec"]
+
+    print()
+    print(f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration}s on 127.0.0.1, {os.cpu_count()} CPUs")
+    print(f"{'endpoint':<28}{'req/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
+    for name, r in (("baseline GET /health/live", b), ("gatehouse GET /health/live", g)):
+        print(f"{name:<28}{r['requests_per_sec']:>12.0f}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}")
+    print(f"ratio gatehouse/baseline (req/s): {results['ratio_live_rps']:.3f}  (target >= 0.85)")
+    print(f"idle RSS: {results['idle_rss_kib'] / 1024:.1f} MiB  (target <= 20 MB); after load {results['rss_after_load_kib'] / 1024:.1f} MiB")
+    print(f"start to /health/ready: existing data dir {results['ready_existing_ms']:.1f} ms (target <= 200 ms); fresh {results['ready_fresh_ms']:.1f} ms")
+    if b["non_2xx"] or g["non_2xx"]:
+        print(f"WARNING: non-2xx responses: baseline {b['non_2xx']}, gatehouse {g['non_2xx']}")
+
+    out = ROOT / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
