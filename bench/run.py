@@ -91,8 +91,9 @@ def wrk(port: int, path: str, args) -> dict:
     }
 
 
-def start_gatehouse(data_root: Path, port: int) -> subprocess.Popen:
+def start_gatehouse(data_root: Path, port: int, extra_env=None) -> subprocess.Popen:
     env = {"PATH": os.environ.get("PATH", ""), "GATEHOUSE_LISTEN": f"127.0.0.1:{port}"}
+    env.update(extra_env or {})
     return subprocess.Popen(
         [str(TARGET / "gatehouse"), "serve"], cwd=data_root, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -153,18 +154,32 @@ def main() -> int:
             results["rss_after_load_kib"] = rss_kib(gh.pid)
         finally:
             assert stop(gh) == 0, "gatehouse did not exit 0 on SIGTERM"
+
+        # The same server without its per-request access log line: how much of the gap is logging.
+        port = free_port()
+        t0 = time.perf_counter()
+        gh = start_gatehouse(data_root, port, {"GATEHOUSE_LOG_LEVEL": "warn"})
+        wait_for(port, "/health/ready", t0)
+        try:
+            results["gatehouse_live_no_access_log"] = wrk(port, "/health/live", args)
+        finally:
+            assert stop(gh) == 0, "gatehouse did not exit 0 on SIGTERM"
     finally:
         shutil.rmtree(data_root, ignore_errors=True)
 
     b, g = results["baseline_live"], results["gatehouse_live"]
+    q = results["gatehouse_live_no_access_log"]
     results["ratio_live_rps"] = g["requests_per_sec"] / b["requests_per_sec"]
+    results["ratio_live_rps_no_access_log"] = q["requests_per_sec"] / b["requests_per_sec"]
 
     print()
     print(f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration}s on 127.0.0.1, {os.cpu_count()} CPUs")
     print(f"{'endpoint':<28}{'req/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
-    for name, r in (("baseline GET /health/live", b), ("gatehouse GET /health/live", g)):
+    for name, r in (("baseline GET /health/live", b), ("gatehouse GET /health/live", g),
+                    ("  same, log_level=warn", q)):
         print(f"{name:<28}{r['requests_per_sec']:>12.0f}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}")
-    print(f"ratio gatehouse/baseline (req/s): {results['ratio_live_rps']:.3f}  (target >= 0.85)")
+    print(f"ratio gatehouse/baseline (req/s): {results['ratio_live_rps']:.3f}  (target >= 0.85); "
+          f"without the access log line {results['ratio_live_rps_no_access_log']:.3f}")
     print(f"idle RSS: {results['idle_rss_kib'] / 1024:.1f} MiB  (target <= 20 MB); after load {results['rss_after_load_kib'] / 1024:.1f} MiB")
     print(f"start to /health/ready: existing data dir {results['ready_existing_ms']:.1f} ms (target <= 200 ms); fresh {results['ready_fresh_ms']:.1f} ms")
     if b["non_2xx"] or g["non_2xx"]:

@@ -80,14 +80,17 @@ pub fn main() -> ExitCode {
             Command::Config { .. } => Ok(()),
         }
     });
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
+            logging::flush();
             let _ = writeln!(std::io::stderr(), "gatehouse: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    logging::flush();
+    code
 }
 
 async fn serve(config: &Config) -> Result<(), String> {

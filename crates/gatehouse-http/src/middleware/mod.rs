@@ -1,5 +1,6 @@
-//! Middleware applied to every route and to the fallback, outermost first: request id and access
-//! log; security headers; problem bodies for bare error statuses; CORS; timeout; body limit.
+//! Middleware applied to every route and to the fallback, outermost first: the edge (request id,
+//! access log, problem bodies for bare error statuses, security headers); CORS; timeout; body
+//! limit.
 
 pub(crate) mod cors;
 pub(crate) mod problems;
@@ -25,14 +26,12 @@ pub(crate) fn apply(router: Router<AppState>, s: &HttpSettings) -> Router<AppSta
             StatusCode::SERVICE_UNAVAILABLE,
             s.request_timeout,
         ));
+    // With no origin configured there is no CORS layer, and so nothing to strip either.
     if let Some(cors) = cors::layer(&s.cors_origins) {
-        r = r.layer(cors);
+        r = r.layer(cors).layer(from_fn_with_state(
+            s.cors_origins.clone(),
+            cors::strip_for_disallowed_origins,
+        ));
     }
-    r.layer(from_fn_with_state(
-        s.cors_origins.clone(),
-        cors::strip_for_disallowed_origins,
-    ))
-    .layer(from_fn(problems::ensure_problem_body))
-    .layer(from_fn(security_headers::apply))
-    .layer(from_fn(request_id::layer))
+    r.layer(from_fn(request_id::layer))
 }

@@ -3,15 +3,12 @@
 //! headers such as `Allow`. JSON bodies (problems, the readiness report) pass untouched.
 
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::problem::{ApiError, PROBLEM_JSON};
 
-pub(crate) async fn ensure_problem_body(req: Request, next: Next) -> Response {
-    let res = next.run(req).await;
+pub(crate) fn ensure_problem_body(res: Response) -> Response {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(&res) {
         return res;

@@ -1,10 +1,7 @@
 //! H1: the security headers every response carries, errors and 404s included.
 
-use axum::extract::Request;
-use axum::http::HeaderValue;
 use axum::http::header::{self, HeaderName};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue};
 
 const HEADERS: [(HeaderName, &str); 9] = [
     (
@@ -34,11 +31,8 @@ const HEADERS: [(HeaderName, &str); 9] = [
     (header::CACHE_CONTROL, "no-store"),
 ];
 
-pub(crate) async fn apply(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let headers = res.headers_mut();
+pub(crate) fn apply(headers: &mut HeaderMap) {
     for (name, value) in HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    res
 }

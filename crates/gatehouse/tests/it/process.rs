@@ -198,7 +198,7 @@ async fn every_log_line_is_json_and_request_lines_carry_the_request_id() {
         .collect();
     let in_request: Vec<_> = parsed
         .iter()
-        .filter(|j| j["span"]["request_id"] == trace_id)
+        .filter(|j| j["span"]["request_id"] == trace_id || j["request_id"] == trace_id)
         .collect();
     assert!(
         in_request
@@ -210,7 +210,8 @@ async fn every_log_line_is_json_and_request_lines_carry_the_request_id() {
         .find(|j| j["message"] == "request completed")
         .unwrap();
     assert_eq!(done["status"], 201);
-    assert_eq!(done["span"]["route"], "/v1/auth/signup");
+    assert_eq!(done["route"], "/v1/auth/signup");
+    assert_eq!(done["request_id"], trace_id);
     assert!(done["latency_us"].as_u64().is_some());
     // The password never reaches a log line.
     assert!(
