@@ -5,12 +5,14 @@
 //! cannot reach a log line or a response body by accident.
 #![forbid(unsafe_code)]
 
+pub mod aead;
 pub mod ct;
 pub mod random;
 pub mod secret;
 
+pub use aead::{AeadError, AeadKey, EnvelopeHeader, context, key_check_value};
 pub use ct::ct_eq;
 pub use random::{RandomError, fill_random, random_key, random_token};
 pub use secret::{Key32, KeyParseError, SecretBytes, SecretString};
 pub mod password;
-pub use password::{Argon2Params, PasswordError, hash_password, verify_password};
+pub use password::{Argon2Params, PasswordError, derive_key, hash_password, verify_password};

@@ -102,6 +102,21 @@ pub fn verify_password(password: &SecretString, phc: &str) -> Result<bool, Passw
     }
 }
 
+/// Derives a 256-bit key from `password` and `salt` with Argon2id (for the local vault). Slow by
+/// design.
+pub fn derive_key(
+    password: &SecretString,
+    salt: &[u8],
+    params: &Argon2Params,
+) -> Result<crate::Key32, PasswordError> {
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
+    params
+        .hasher()?
+        .hash_password_into(password.expose().as_bytes(), salt, out.as_mut())
+        .map_err(|_| PasswordError::HashFailed)?;
+    Ok(crate::Key32::from_bytes(*out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
