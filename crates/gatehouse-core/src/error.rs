@@ -31,6 +31,12 @@ pub enum Error {
     Overloaded { retry_after_secs: u32 },
     #[error(transparent)]
     Store(StoreError),
+    /// The organisation's keys were destroyed; its sealed data can never be read again.
+    #[error("the organisation's keys were destroyed")]
+    KeysShredded,
+    /// A sealed value did not open: modified, moved to another context, or its key is gone.
+    #[error("a sealed value could not be opened: {0}")]
+    Unreadable(String),
     /// A bug or an environment failure (random source, hashing). The message is for logs only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -54,6 +60,8 @@ impl Error {
             Self::Overloaded { .. } => "overloaded",
             Self::Store(StoreError::Duplicate) => "conflict",
             Self::Store(StoreError::Unavailable(_)) => "store_unavailable",
+            Self::KeysShredded => "keys_shredded",
+            Self::Unreadable(_) => "sealed_value_unreadable",
             Self::Store(_) | Self::Internal(_) => "internal_error",
         }
     }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod ids;
 pub mod inputs;
 pub mod kernel;
+pub mod keyring;
 pub mod page;
 pub mod password_pool;
 pub mod scope;

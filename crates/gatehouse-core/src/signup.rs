@@ -45,6 +45,7 @@ impl Kernel {
             id: OrgId::new(self.clock()),
             name: org_name.as_str().to_owned(),
             created_at: now,
+            keys_shredded_at: None,
         };
         let mut tx = self.store().begin().await?;
         tx.insert_user(&user).await?;

@@ -29,6 +29,70 @@ pub struct OrganizationRecord {
     pub id: OrgId,
     pub name: String,
     pub created_at: OffsetDateTime,
+    /// Set when the organisation's keys were destroyed: its sealed data can never be read again.
+    pub keys_shredded_at: Option<OffsetDateTime>,
+}
+
+/// Whether a key version may still be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Active,
+    /// No longer used; for data keys the wrapped material has been erased.
+    Retired,
+}
+
+impl KeyState {
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Retired => "retired",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "retired" => Some(Self::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// A master-key version, known by a check value (an HMAC under the key), never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KekVersionRecord {
+    pub version: u32,
+    pub check_value: Vec<u8>,
+    pub state: KeyState,
+    pub created_at: OffsetDateTime,
+}
+
+/// One version of an organisation's data key, wrapped under a master-key version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgKeyRecord {
+    pub org_id: OrgId,
+    pub version: u32,
+    /// AES-256-GCM envelope of the key under the KEK; empty once retired.
+    pub wrapped: Vec<u8>,
+    pub kek_version: u32,
+    pub state: KeyState,
+    /// Encryptions made with this version so far (the nonce budget).
+    pub encryptions: u64,
+    pub created_at: OffsetDateTime,
+}
+
+/// A sealed field: the envelope of one value of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRecord {
+    pub org_id: OrgId,
+    pub kind: String,
+    pub record_id: String,
+    pub field: String,
+    pub dek_version: u32,
+    pub envelope: Vec<u8>,
+    pub updated_at: OffsetDateTime,
 }
 
 /// The built-in roles. Custom roles arrive with the identity work.
@@ -98,6 +162,21 @@ pub trait PlatformTx: Send {
         id: OrgId,
     ) -> Result<Option<OrganizationRecord>, StoreError>;
 
+    async fn kek_versions(&mut self) -> Result<Vec<KekVersionRecord>, StoreError>;
+    async fn insert_kek_version(&mut self, kek: &KekVersionRecord) -> Result<(), StoreError>;
+    async fn set_kek_state(&mut self, version: u32, state: KeyState) -> Result<(), StoreError>;
+    /// Organisation ids in id order, after `after`, at most `limit`.
+    async fn organization_ids(
+        &mut self,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> Result<Vec<OrgId>, StoreError>;
+    async fn mark_keys_shredded(
+        &mut self,
+        org: OrgId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
     /// Continues this same transaction inside `scope`.
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError>;
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
@@ -115,6 +194,50 @@ pub trait TenantTx: Send {
         &mut self,
         page: PageRequest,
     ) -> Result<Page<MembershipRecord>, StoreError>;
+
+    /// The scope's own organisation row.
+    async fn organization(&mut self) -> Result<Option<OrganizationRecord>, StoreError>;
+
+    /// Every version of the scope's data key, oldest first.
+    async fn org_keys(&mut self) -> Result<Vec<OrgKeyRecord>, StoreError>;
+    async fn insert_org_key(&mut self, key: &OrgKeyRecord) -> Result<(), StoreError>;
+    async fn update_org_key(
+        &mut self,
+        version: u32,
+        wrapped: &[u8],
+        kek_version: u32,
+        state: KeyState,
+    ) -> Result<(), StoreError>;
+    /// Adds one to the version's encryption count and returns the new count.
+    async fn count_encryption(&mut self, version: u32) -> Result<u64, StoreError>;
+    /// Destroys every version of the scope's data key; returns how many there were.
+    async fn delete_org_keys(&mut self) -> Result<u64, StoreError>;
+
+    /// Inserts or replaces the sealed value at (kind, record_id, field).
+    async fn put_sealed(&mut self, sealed: &SealedRecord) -> Result<(), StoreError>;
+    async fn sealed(
+        &mut self,
+        kind: &str,
+        record_id: &str,
+        field: &str,
+    ) -> Result<Option<SealedRecord>, StoreError>;
+    /// Sealed values on a data-key version below `version`, at most `limit`.
+    async fn sealed_before_version(
+        &mut self,
+        version: u32,
+        limit: u32,
+    ) -> Result<Vec<SealedRecord>, StoreError>;
+    /// Replaces `old` with a new envelope only if it is unchanged since read; returns whether it
+    /// was replaced.
+    async fn replace_sealed(
+        &mut self,
+        old: &SealedRecord,
+        envelope: &[u8],
+        dek_version: u32,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// (data-key version, number of sealed values on it), by version.
+    async fn sealed_counts(&mut self) -> Result<Vec<(u32, u64)>, StoreError>;
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

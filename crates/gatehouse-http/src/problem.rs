@@ -131,7 +131,12 @@ impl From<Error> for ApiError {
                     )
                 }
             }
-            Error::Store(_) | Error::Internal(_) => {
+            Error::KeysShredded => Self::new(
+                StatusCode::GONE,
+                code,
+                "this organisation's keys were destroyed; its sealed data is gone",
+            ),
+            Error::Store(_) | Error::Internal(_) | Error::Unreadable(_) => {
                 tracing::error!(error = %e, "internal error");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -5,8 +5,15 @@ use async_trait::async_trait;
 use gatehouse_core::clock::from_unix_micros;
 use gatehouse_core::page::{Cursor, Page, PageRequest};
 use gatehouse_core::store::{
-    MembershipRecord, OrganizationRecord, PlatformTx, TenantTx, UserRecord, ensure_in_scope,
+    KekVersionRecord, KeyState, MembershipRecord, OrgKeyRecord, OrganizationRecord, PlatformTx,
+    SealedRecord, TenantTx, UserRecord, ensure_in_scope,
 };
+use time::OffsetDateTime;
+
+/// Key versions are PostgreSQL `integer`s.
+fn v(version: u32) -> i32 {
+    i32::try_from(version).unwrap_or(i32::MAX)
+}
 use gatehouse_core::{OrgId, StoreError, TenantScope, UserId};
 use sqlx::{Postgres, Transaction};
 
@@ -84,6 +91,71 @@ impl PlatformTx for PgTx {
             .await
             .map_err(map_err)?;
         row.as_ref().map(rows::organization).transpose()
+    }
+
+    async fn kek_versions(&mut self) -> Result<Vec<KekVersionRecord>, StoreError> {
+        let found = sqlx::query("SELECT * FROM kek_versions ORDER BY version")
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        found.iter().map(rows::kek_version).collect()
+    }
+
+    async fn insert_kek_version(&mut self, k: &KekVersionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO kek_versions (version, check_value, state, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(v(k.version))
+        .bind(&k.check_value)
+        .bind(k.state.as_str())
+        .bind(k.created_at)
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn set_kek_state(&mut self, version: u32, state: KeyState) -> Result<(), StoreError> {
+        sqlx::query("UPDATE kek_versions SET state = $1 WHERE version = $2")
+            .bind(state.as_str())
+            .bind(v(version))
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn organization_ids(
+        &mut self,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> Result<Vec<OrgId>, StoreError> {
+        let found: Vec<(uuid::Uuid,)> = sqlx::query_as(
+            "SELECT id FROM organizations WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
+        )
+        .bind(after.map(|o| o.as_uuid()))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(found
+            .into_iter()
+            .map(|(id,)| OrgId::from_uuid(id))
+            .collect())
+    }
+
+    async fn mark_keys_shredded(
+        &mut self,
+        org: OrgId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE organizations SET keys_shredded_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(org.as_uuid())
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
     }
 
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
@@ -175,6 +247,189 @@ impl TenantTx for PgTenantTx {
         Ok(Page::from_overfetch(records, page.limit, |m| {
             Cursor::after(m.created_at, m.user_id.as_uuid())
         }))
+    }
+
+    async fn organization(&mut self) -> Result<Option<OrganizationRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM organizations WHERE id = $1")
+            .bind(self.scope.org_id().as_uuid())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::organization).transpose()
+    }
+
+    async fn org_keys(&mut self) -> Result<Vec<OrgKeyRecord>, StoreError> {
+        let found = sqlx::query("SELECT * FROM org_keys WHERE org_id = $1 ORDER BY version")
+            .bind(self.scope.org_id().as_uuid())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        found.iter().map(rows::org_key).collect()
+    }
+
+    async fn insert_org_key(&mut self, k: &OrgKeyRecord) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, k.org_id)?;
+        sqlx::query(
+            "INSERT INTO org_keys (org_id, version, wrapped, kek_version, state, encryptions, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(v(k.version))
+        .bind(&k.wrapped)
+        .bind(v(k.kek_version))
+        .bind(k.state.as_str())
+        .bind(i64::try_from(k.encryptions).unwrap_or(i64::MAX))
+        .bind(k.created_at)
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn update_org_key(
+        &mut self,
+        version: u32,
+        wrapped: &[u8],
+        kek_version: u32,
+        state: KeyState,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE org_keys SET wrapped = $1, kek_version = $2, state = $3 WHERE org_id = $4 AND version = $5",
+        )
+        .bind(wrapped)
+        .bind(v(kek_version))
+        .bind(state.as_str())
+        .bind(self.scope.org_id().as_uuid())
+        .bind(v(version))
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn count_encryption(&mut self, version: u32) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "UPDATE org_keys SET encryptions = encryptions + 1 WHERE org_id = $1 AND version = $2 \
+             RETURNING encryptions",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(v(version))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt("encryptions".into()))
+    }
+
+    async fn delete_org_keys(&mut self) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM org_keys WHERE org_id = $1")
+            .bind(self.scope.org_id().as_uuid())
+            .execute(&mut *self.tx)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
+    }
+
+    async fn put_sealed(&mut self, f: &SealedRecord) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, f.org_id)?;
+        sqlx::query(
+            "INSERT INTO sealed_fields (org_id, kind, record_id, field, dek_version, envelope, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (org_id, kind, record_id, field) DO UPDATE SET \
+             dek_version = excluded.dek_version, envelope = excluded.envelope, updated_at = excluded.updated_at",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(&f.kind)
+        .bind(&f.record_id)
+        .bind(&f.field)
+        .bind(v(f.dek_version))
+        .bind(&f.envelope)
+        .bind(f.updated_at)
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn sealed(
+        &mut self,
+        kind: &str,
+        record_id: &str,
+        field: &str,
+    ) -> Result<Option<SealedRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM sealed_fields WHERE org_id = $1 AND kind = $2 AND record_id = $3 AND field = $4",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(kind)
+        .bind(record_id)
+        .bind(field)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(rows::sealed).transpose()
+    }
+
+    async fn sealed_before_version(
+        &mut self,
+        version: u32,
+        limit: u32,
+    ) -> Result<Vec<SealedRecord>, StoreError> {
+        let found = sqlx::query(
+            "SELECT * FROM sealed_fields WHERE org_id = $1 AND dek_version < $2 \
+             ORDER BY kind, record_id, field LIMIT $3",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(v(version))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        found.iter().map(rows::sealed).collect()
+    }
+
+    async fn replace_sealed(
+        &mut self,
+        old: &SealedRecord,
+        envelope: &[u8],
+        dek_version: u32,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE sealed_fields SET envelope = $1, dek_version = $2, updated_at = $3 \
+             WHERE org_id = $4 AND kind = $5 AND record_id = $6 AND field = $7 AND envelope = $8",
+        )
+        .bind(envelope)
+        .bind(v(dek_version))
+        .bind(at)
+        .bind(self.scope.org_id().as_uuid())
+        .bind(&old.kind)
+        .bind(&old.record_id)
+        .bind(&old.field)
+        .bind(&old.envelope)
+        .execute(&mut *self.tx)
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(map_err)
+    }
+
+    async fn sealed_counts(&mut self) -> Result<Vec<(u32, u64)>, StoreError> {
+        let found: Vec<(i32, i64)> = sqlx::query_as(
+            "SELECT dek_version, count(*) FROM sealed_fields WHERE org_id = $1 \
+             GROUP BY dek_version ORDER BY dek_version",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        found
+            .into_iter()
+            .map(|(v, n)| {
+                Ok((
+                    u32::try_from(v).map_err(|_| StoreError::Corrupt("dek_version".into()))?,
+                    u64::try_from(n).map_err(|_| StoreError::Corrupt("count".into()))?,
+                ))
+            })
+            .collect()
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

@@ -1,7 +1,10 @@
 //! Row decoding. A value that cannot be decoded is `StoreError::Corrupt`, never a panic.
 
 use gatehouse_core::clock::{from_unix_micros, unix_micros};
-use gatehouse_core::store::{MembershipRecord, OrganizationRecord, Role, UserRecord};
+use gatehouse_core::store::{
+    KekVersionRecord, KeyState, MembershipRecord, OrgKeyRecord, OrganizationRecord, Role,
+    SealedRecord, UserRecord,
+};
 use gatehouse_core::{OrgId, StoreError, UserId};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -38,6 +41,57 @@ pub(crate) fn organization(row: &SqliteRow) -> Result<OrganizationRecord, StoreE
         id: OrgId::from_uuid(uuid_col(row, "id")?),
         name: row.try_get("name").map_err(map_err)?,
         created_at: time_col(row, "created_at")?,
+        keys_shredded_at: opt_time_col(row, "keys_shredded_at")?,
+    })
+}
+
+fn opt_time_col(row: &SqliteRow, col: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+    let m: Option<i64> = row.try_get(col).map_err(map_err)?;
+    m.map(|m| from_unix_micros(m).ok_or_else(|| StoreError::Corrupt(format!("{col} out of range"))))
+        .transpose()
+}
+
+fn u32_col(row: &SqliteRow, col: &str) -> Result<u32, StoreError> {
+    let v: i64 = row.try_get(col).map_err(map_err)?;
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{col} out of range")))
+}
+
+fn state_col(row: &SqliteRow) -> Result<KeyState, StoreError> {
+    let s: String = row.try_get("state").map_err(map_err)?;
+    KeyState::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("key state {s:?}")))
+}
+
+pub(crate) fn kek_version(row: &SqliteRow) -> Result<KekVersionRecord, StoreError> {
+    Ok(KekVersionRecord {
+        version: u32_col(row, "version")?,
+        check_value: row.try_get("check_value").map_err(map_err)?,
+        state: state_col(row)?,
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
+pub(crate) fn org_key(row: &SqliteRow) -> Result<OrgKeyRecord, StoreError> {
+    let n: i64 = row.try_get("encryptions").map_err(map_err)?;
+    Ok(OrgKeyRecord {
+        org_id: OrgId::from_uuid(uuid_col(row, "org_id")?),
+        version: u32_col(row, "version")?,
+        wrapped: row.try_get("wrapped").map_err(map_err)?,
+        kek_version: u32_col(row, "kek_version")?,
+        state: state_col(row)?,
+        encryptions: u64::try_from(n).map_err(|_| StoreError::Corrupt("encryptions".into()))?,
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
+pub(crate) fn sealed(row: &SqliteRow) -> Result<SealedRecord, StoreError> {
+    Ok(SealedRecord {
+        org_id: OrgId::from_uuid(uuid_col(row, "org_id")?),
+        kind: row.try_get("kind").map_err(map_err)?,
+        record_id: row.try_get("record_id").map_err(map_err)?,
+        field: row.try_get("field").map_err(map_err)?,
+        dek_version: u32_col(row, "dek_version")?,
+        envelope: row.try_get("envelope").map_err(map_err)?,
+        updated_at: time_col(row, "updated_at")?,
     })
 }
 

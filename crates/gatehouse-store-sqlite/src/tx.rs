@@ -4,10 +4,12 @@
 use async_trait::async_trait;
 use gatehouse_core::page::{Cursor, Page, PageRequest};
 use gatehouse_core::store::{
-    MembershipRecord, OrganizationRecord, PlatformTx, TenantTx, UserRecord, ensure_in_scope,
+    KekVersionRecord, KeyState, MembershipRecord, OrgKeyRecord, OrganizationRecord, PlatformTx,
+    SealedRecord, TenantTx, UserRecord, ensure_in_scope,
 };
 use gatehouse_core::{OrgId, StoreError, TenantScope, UserId};
 use sqlx::{Sqlite, Transaction};
+use time::OffsetDateTime;
 
 use crate::errors::{map_err, map_user_insert_err};
 use crate::rows::{self, micros};
@@ -85,6 +87,71 @@ impl PlatformTx for SqliteTx {
         row.as_ref().map(rows::organization).transpose()
     }
 
+    async fn kek_versions(&mut self) -> Result<Vec<KekVersionRecord>, StoreError> {
+        let found = sqlx::query("SELECT * FROM kek_versions ORDER BY version")
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        found.iter().map(rows::kek_version).collect()
+    }
+
+    async fn insert_kek_version(&mut self, k: &KekVersionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO kek_versions (version, check_value, state, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(i64::from(k.version))
+        .bind(&k.check_value)
+        .bind(k.state.as_str())
+        .bind(micros(k.created_at))
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn set_kek_state(&mut self, version: u32, state: KeyState) -> Result<(), StoreError> {
+        sqlx::query("UPDATE kek_versions SET state = ? WHERE version = ?")
+            .bind(state.as_str())
+            .bind(i64::from(version))
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn organization_ids(
+        &mut self,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> Result<Vec<OrgId>, StoreError> {
+        let found: Vec<(uuid::Uuid,)> = sqlx::query_as(
+            "SELECT id FROM organizations WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2",
+        )
+        .bind(after.map(|o| o.as_uuid()))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(found
+            .into_iter()
+            .map(|(id,)| OrgId::from_uuid(id))
+            .collect())
+    }
+
+    async fn mark_keys_shredded(
+        &mut self,
+        org: OrgId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE organizations SET keys_shredded_at = ? WHERE id = ?")
+            .bind(micros(at))
+            .bind(org.as_uuid())
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
         Ok(Box::new(SqliteTenantTx {
             tx: self.tx,
@@ -155,6 +222,189 @@ impl TenantTx for SqliteTenantTx {
         Ok(Page::from_overfetch(records, page.limit, |m| {
             Cursor::after(m.created_at, m.user_id.as_uuid())
         }))
+    }
+
+    async fn organization(&mut self) -> Result<Option<OrganizationRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM organizations WHERE id = ?")
+            .bind(self.scope.org_id().as_uuid())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::organization).transpose()
+    }
+
+    async fn org_keys(&mut self) -> Result<Vec<OrgKeyRecord>, StoreError> {
+        let found = sqlx::query("SELECT * FROM org_keys WHERE org_id = ? ORDER BY version")
+            .bind(self.scope.org_id().as_uuid())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        found.iter().map(rows::org_key).collect()
+    }
+
+    async fn insert_org_key(&mut self, k: &OrgKeyRecord) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, k.org_id)?;
+        sqlx::query(
+            "INSERT INTO org_keys (org_id, version, wrapped, kek_version, state, encryptions, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(i64::from(k.version))
+        .bind(&k.wrapped)
+        .bind(i64::from(k.kek_version))
+        .bind(k.state.as_str())
+        .bind(i64::try_from(k.encryptions).unwrap_or(i64::MAX))
+        .bind(micros(k.created_at))
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn update_org_key(
+        &mut self,
+        version: u32,
+        wrapped: &[u8],
+        kek_version: u32,
+        state: KeyState,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE org_keys SET wrapped = ?, kek_version = ?, state = ? WHERE org_id = ? AND version = ?",
+        )
+        .bind(wrapped)
+        .bind(i64::from(kek_version))
+        .bind(state.as_str())
+        .bind(self.scope.org_id().as_uuid())
+        .bind(i64::from(version))
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn count_encryption(&mut self, version: u32) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "UPDATE org_keys SET encryptions = encryptions + 1 WHERE org_id = ? AND version = ? \
+             RETURNING encryptions",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(i64::from(version))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt("encryptions".into()))
+    }
+
+    async fn delete_org_keys(&mut self) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM org_keys WHERE org_id = ?")
+            .bind(self.scope.org_id().as_uuid())
+            .execute(&mut *self.tx)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
+    }
+
+    async fn put_sealed(&mut self, f: &SealedRecord) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, f.org_id)?;
+        sqlx::query(
+            "INSERT INTO sealed_fields (org_id, kind, record_id, field, dek_version, envelope, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (org_id, kind, record_id, field) DO UPDATE SET \
+             dek_version = excluded.dek_version, envelope = excluded.envelope, updated_at = excluded.updated_at",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(&f.kind)
+        .bind(&f.record_id)
+        .bind(&f.field)
+        .bind(i64::from(f.dek_version))
+        .bind(&f.envelope)
+        .bind(micros(f.updated_at))
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn sealed(
+        &mut self,
+        kind: &str,
+        record_id: &str,
+        field: &str,
+    ) -> Result<Option<SealedRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM sealed_fields WHERE org_id = ? AND kind = ? AND record_id = ? AND field = ?",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(kind)
+        .bind(record_id)
+        .bind(field)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(rows::sealed).transpose()
+    }
+
+    async fn sealed_before_version(
+        &mut self,
+        version: u32,
+        limit: u32,
+    ) -> Result<Vec<SealedRecord>, StoreError> {
+        let found = sqlx::query(
+            "SELECT * FROM sealed_fields WHERE org_id = ? AND dek_version < ? \
+             ORDER BY kind, record_id, field LIMIT ?",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(i64::from(version))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        found.iter().map(rows::sealed).collect()
+    }
+
+    async fn replace_sealed(
+        &mut self,
+        old: &SealedRecord,
+        envelope: &[u8],
+        dek_version: u32,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE sealed_fields SET envelope = ?, dek_version = ?, updated_at = ? \
+             WHERE org_id = ? AND kind = ? AND record_id = ? AND field = ? AND envelope = ?",
+        )
+        .bind(envelope)
+        .bind(i64::from(dek_version))
+        .bind(micros(at))
+        .bind(self.scope.org_id().as_uuid())
+        .bind(&old.kind)
+        .bind(&old.record_id)
+        .bind(&old.field)
+        .bind(&old.envelope)
+        .execute(&mut *self.tx)
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(map_err)
+    }
+
+    async fn sealed_counts(&mut self) -> Result<Vec<(u32, u64)>, StoreError> {
+        let found: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT dek_version, count(*) FROM sealed_fields WHERE org_id = ? \
+             GROUP BY dek_version ORDER BY dek_version",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        found
+            .into_iter()
+            .map(|(v, n)| {
+                Ok((
+                    u32::try_from(v).map_err(|_| StoreError::Corrupt("dek_version".into()))?,
+                    u64::try_from(n).map_err(|_| StoreError::Corrupt("count".into()))?,
+                ))
+            })
+            .collect()
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

@@ -19,6 +19,7 @@ pub(crate) fn org(clock: &dyn Clock, name: &str) -> OrganizationRecord {
         id: OrgId::new(clock),
         name: name.to_owned(),
         created_at: clock.now(),
+        keys_shredded_at: None,
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub mod cases;
 mod data;
+pub mod keyring_cases;
 
 use std::sync::Arc;
 
@@ -42,6 +43,24 @@ macro_rules! behaviour_suite {
             pagination_walks_every_row_once,
             random_operations_stay_isolated
         );
+        $crate::behaviour_suite!(@keyring $fresh;
+            keyring_round_trip_for_every_kind,
+            keyring_moved_or_modified_ciphertexts_fail,
+            keyring_refuses_a_wrong_master_key,
+            keyring_rotations_keep_data_readable_and_resume,
+            keyring_shredding_is_per_organisation,
+            keyring_counter_rotates_at_its_bound
+        );
+    };
+    (@keyring $fresh:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $fresh().await;
+                $crate::keyring_cases::$case($crate::Fixture::store(&fixture)).await;
+                $crate::Fixture::finish(fixture).await;
+            }
+        )*
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
         $(

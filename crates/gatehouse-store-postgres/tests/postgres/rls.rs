@@ -17,6 +17,7 @@ async fn seed_org(store: &PostgresStore, n: usize) -> (OrgId, UserId) {
         id: OrgId::new(&clock),
         name: format!("org {n}"),
         created_at: clock.now(),
+        keys_shredded_at: None,
     };
     let user = UserRecord {
         id: UserId::new(&clock),

@@ -1,0 +1,254 @@
+//! The keyring (D1): the one owner of key material.
+//!
+//! - The **master key** (KEK) is supplied from outside (environment, file, or the development file)
+//!   and known to the store only by a check value per version, so a wrong key is refused at start.
+//! - Each organisation has **data keys** (DEKs): random 256-bit keys stored only wrapped under the
+//!   KEK (AES-256-GCM; the header binds KEK and DEK versions, the context binds the organisation),
+//!   unwrapped on first use and cached in memory in types that zero or cleanse on drop.
+//! - Every sealed field is an envelope (see `gatehouse_crypto::aead`) whose associated data binds
+//!   organisation, kind, record id and field, stored in one table so re-encryption can walk it.
+//! - Nonces are random, so each DEK version has an encryption budget: every seal counts one
+//!   encryption in the same transaction, and reaching `max_encryptions_per_key` (default 2^30, a
+//!   quarter of the 2^32 bound for random 96-bit nonces) adds a new version for later writes.
+//!
+//! Nothing outside this module sees key bytes: callers seal and open through a `TenantTx`.
+
+mod fields;
+mod rotation;
+mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use gatehouse_crypto::{AeadKey, EnvelopeHeader, Key32, context, key_check_value, random_key};
+
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::ids::OrgId;
+use crate::store::{KekVersionRecord, KeyState, OrgKeyRecord, Store, TenantTx};
+
+pub use fields::{FieldRef, SealedKind};
+pub use rotation::ReencryptReport;
+pub use status::{KeyringStatus, OrgKeyStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyringSettings {
+    /// Encryptions per data-key version before a new version is added.
+    pub max_encryptions_per_key: u64,
+}
+
+impl Default for KeyringSettings {
+    fn default() -> Self {
+        Self {
+            max_encryptions_per_key: 1 << 30,
+        }
+    }
+}
+
+/// Why the keyring could not start. Each message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyringError {
+    #[error(
+        "the master key does not match any master-key version this database was sealed with \
+         (known versions: {known:?}); supply the right GATEHOUSE_MASTER_KEY or master_key_file"
+    )]
+    WrongMasterKey { known: Vec<u32> },
+    #[error(
+        "the master key is version {version}, which was retired by a rotation; supply the current \
+         master key"
+    )]
+    RetiredMasterKey { version: u32 },
+    #[error("the keyring could not start: {0}")]
+    Other(String),
+}
+
+#[derive(Debug)]
+pub struct Keyring {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    kek: AeadKey,
+    kek_version: u32,
+    deks: RwLock<HashMap<(OrgId, u32), Arc<AeadKey>>>,
+    settings: KeyringSettings,
+}
+
+fn dek_context(org: OrgId) -> Vec<u8> {
+    context("gatehouse.dek.v1", &[org.as_uuid().as_bytes()])
+}
+
+impl Keyring {
+    /// Opens the keyring with the configured master key. A database with no master-key version
+    /// yet records this key as version 1.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        master: &Key32,
+        settings: KeyringSettings,
+    ) -> Result<Self, KeyringError> {
+        let other = |e: &dyn std::fmt::Display| KeyringError::Other(e.to_string());
+        let check = key_check_value(master);
+        let mut tx = store.begin().await.map_err(|e| other(&e))?;
+        let versions = tx.kek_versions().await.map_err(|e| other(&e))?;
+        let kek_version = match versions.iter().find(|v| v.check_value == check) {
+            Some(v) if v.state == KeyState::Retired => {
+                return Err(KeyringError::RetiredMasterKey { version: v.version });
+            }
+            Some(v) => v.version,
+            None if versions.is_empty() => {
+                tx.insert_kek_version(&KekVersionRecord {
+                    version: 1,
+                    check_value: check.to_vec(),
+                    state: KeyState::Active,
+                    created_at: clock.now(),
+                })
+                .await
+                .map_err(|e| other(&e))?;
+                tx.commit().await.map_err(|e| other(&e))?;
+                1
+            }
+            None => {
+                return Err(KeyringError::WrongMasterKey {
+                    known: versions.iter().map(|v| v.version).collect(),
+                });
+            }
+        };
+        Ok(Self {
+            store,
+            clock,
+            kek: AeadKey::new(master).map_err(|e| other(&e))?,
+            kek_version,
+            deks: RwLock::new(HashMap::new()),
+            settings,
+        })
+    }
+
+    #[must_use]
+    pub fn kek_version(&self) -> u32 {
+        self.kek_version
+    }
+
+    #[must_use]
+    pub fn settings(&self) -> KeyringSettings {
+        self.settings
+    }
+
+    fn cached(&self, org: OrgId, version: u32) -> Option<Arc<AeadKey>> {
+        self.deks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(org, version))
+            .cloned()
+    }
+
+    fn evict_org(&self, org: OrgId) {
+        self.deks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(o, _), _| *o != org);
+    }
+
+    /// The data key `version` of the transaction's organisation, unwrapped.
+    async fn dek(&self, tx: &mut dyn TenantTx, version: u32) -> Result<Arc<AeadKey>, Error> {
+        let org = tx.scope().org_id();
+        if let Some(k) = self.cached(org, version) {
+            return Ok(k);
+        }
+        let record = tx
+            .org_keys()
+            .await?
+            .into_iter()
+            .find(|k| k.version == version && k.state == KeyState::Active);
+        let Some(record) = record else {
+            return Err(self.missing_key(tx, version).await);
+        };
+        let key = self.unwrap_record(org, &record)?;
+        self.deks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((org, version), Arc::clone(&key));
+        Ok(key)
+    }
+
+    fn unwrap_record(&self, org: OrgId, record: &OrgKeyRecord) -> Result<Arc<AeadKey>, Error> {
+        if record.kek_version != self.kek_version {
+            return Err(Error::Unreadable(format!(
+                "data key {} is wrapped under master-key version {} but this keyring holds version {}; \
+                 finish `gatehouse keys rotate-master`",
+                record.version, record.kek_version, self.kek_version
+            )));
+        }
+        let raw = self
+            .kek
+            .unwrap(&record.wrapped, &dek_context(org))
+            .map_err(|e| Error::Unreadable(format!("data key {}: {e}", record.version)))?;
+        AeadKey::new(&raw)
+            .map(Arc::new)
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    async fn missing_key(&self, tx: &mut dyn TenantTx, version: u32) -> Error {
+        match tx.organization().await {
+            Ok(Some(o)) if o.keys_shredded_at.is_some() => Error::KeysShredded,
+            Ok(_) => Error::Unreadable(format!("data key version {version} does not exist")),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// The newest active data key, creating version 1 for an organisation that has none.
+    async fn current_dek(&self, tx: &mut dyn TenantTx) -> Result<(u32, Arc<AeadKey>), Error> {
+        let newest = tx
+            .org_keys()
+            .await?
+            .into_iter()
+            .filter(|k| k.state == KeyState::Active)
+            .map(|k| k.version)
+            .max();
+        let version = match newest {
+            Some(v) => v,
+            None => self.add_dek_version(tx).await?,
+        };
+        Ok((version, self.dek(tx, version).await?))
+    }
+
+    /// Adds a data-key version for the transaction's organisation; new writes use it.
+    async fn add_dek_version(&self, tx: &mut dyn TenantTx) -> Result<u32, Error> {
+        let org = tx.scope().org_id();
+        if let Some(o) = tx.organization().await? {
+            if o.keys_shredded_at.is_some() {
+                return Err(Error::KeysShredded);
+            }
+        }
+        let version = tx
+            .org_keys()
+            .await?
+            .iter()
+            .map(|k| k.version)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let raw = random_key().map_err(|e| Error::Internal(e.to_string()))?;
+        let wrapped = self
+            .kek
+            .wrap(
+                EnvelopeHeader {
+                    kek_version: self.kek_version,
+                    dek_version: version,
+                },
+                &dek_context(org),
+                &raw,
+            )
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        tx.insert_org_key(&OrgKeyRecord {
+            org_id: org,
+            version,
+            wrapped,
+            kek_version: self.kek_version,
+            state: KeyState::Active,
+            encryptions: 0,
+            created_at: self.clock.now(),
+        })
+        .await?;
+        tracing::info!(org_id = %org, version, "added a data-key version");
+        Ok(version)
+    }
+}
