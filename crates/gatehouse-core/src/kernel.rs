@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use gatehouse_crypto::Key32;
-
 use crate::clock::Clock;
+use crate::keyring::Keyring;
 use crate::password_pool::PasswordPool;
 use crate::store::Store;
 
@@ -33,8 +32,7 @@ pub struct Kernel {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     passwords: PasswordPool,
-    // Held here until the keyring issue gives it an owner of its own; nothing reads the bytes yet.
-    _master_key: Key32,
+    keyring: Arc<Keyring>,
     key_source: KeySource,
 }
 
@@ -58,16 +56,21 @@ impl Kernel {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         passwords: PasswordPool,
-        master_key: Key32,
+        keyring: Arc<Keyring>,
         key_source: KeySource,
     ) -> Self {
         Self {
             store,
             clock,
             passwords,
-            _master_key: master_key,
+            keyring,
             key_source,
         }
+    }
+
+    #[must_use]
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
     }
 
     #[must_use]
@@ -102,7 +105,11 @@ impl Kernel {
         let keys = Check {
             name: "keys",
             ok: true,
-            detail: format!("master key loaded from {}", self.key_source.as_str()),
+            detail: format!(
+                "master key version {} loaded from {}",
+                self.keyring.kek_version(),
+                self.key_source.as_str()
+            ),
         };
         let hashing = Check {
             name: "password_hashing",

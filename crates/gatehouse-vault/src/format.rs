@@ -66,8 +66,11 @@ impl<'a> Reader<'a> {
     }
 
     fn u32(&mut self) -> Result<u32, VaultError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        let b: [u8; 4] = self
+            .take(4)?
+            .try_into()
+            .map_err(|_| VaultError::NotAVault("the file is truncated".into()))?;
+        Ok(u32::from_be_bytes(b))
     }
 }
 
@@ -78,8 +81,11 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, VaultError> {
             "it does not start with the vault magic".into(),
         ));
     }
-    let v = r.take(2)?;
-    let format = u16::from_be_bytes([v[0], v[1]]);
+    let v: [u8; 2] = r
+        .take(2)?
+        .try_into()
+        .map_err(|_| VaultError::NotAVault("the file is truncated".into()))?;
+    let format = u16::from_be_bytes(v);
     if format != FORMAT {
         return Err(VaultError::NotAVault(format!(
             "format version {format} is not supported"

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gatehouse_core::keyring::{Keyring, KeyringSettings};
 use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::store::Store;
 use gatehouse_core::{Kernel, KeySource, SystemClock};
@@ -29,6 +30,8 @@ pub struct App {
     router: axum::Router,
     kernel: Arc<Kernel>,
     shutdown_grace: Duration,
+    reencrypt_every: Duration,
+    reencrypt_batch: u32,
 }
 
 impl App {
@@ -36,17 +39,29 @@ impl App {
         ensure_data_dir(&config.raw.data_dir)?;
         let (key, key_source) = master_key(config)?;
         let store = open_store(config).await?;
+        let keyring = Keyring::start(
+            Arc::clone(&store),
+            Arc::new(SystemClock),
+            &key,
+            KeyringSettings {
+                max_encryptions_per_key: config.raw.keyring.max_encryptions_per_key,
+            },
+        )
+        .await
+        .map_err(|e| StartError(format!("master key: {e}")))?;
+        drop(key);
         let workers = config.raw.password_hashing.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         });
         let passwords =
             PasswordPool::start(workers, config.raw.password_hashing.queue, config.argon2)
                 .map_err(|e| StartError(e.to_string()))?;
+        let keyring = Arc::new(keyring);
         let kernel = Arc::new(Kernel::new(
             store,
             Arc::new(SystemClock),
             passwords,
-            key,
+            Arc::clone(&keyring),
             key_source,
         ));
         let settings = HttpSettings {
@@ -61,6 +76,8 @@ impl App {
             router,
             kernel,
             shutdown_grace: config.shutdown_grace,
+            reencrypt_every: Duration::from_secs(config.raw.keyring.reencrypt_interval_secs),
+            reencrypt_batch: config.raw.keyring.reencrypt_batch,
         })
     }
 
@@ -76,6 +93,11 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let job = tokio::spawn(reencryption_job(
+            Arc::clone(self.kernel.keyring()),
+            self.reencrypt_every,
+            self.reencrypt_batch,
+        ));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -94,7 +116,7 @@ impl App {
                 std::future::pending::<()>().await;
             }
         };
-        tokio::select! {
+        let out = tokio::select! {
             result = server => {
                 tracing::info!("stopped");
                 result
@@ -103,7 +125,24 @@ impl App {
                 tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; stopping anyway");
                 Ok(())
             }
+        };
+        // Re-encryption commits batch by batch; stopping between batches loses nothing.
+        job.abort();
+        out
+    }
+}
+
+/// Moves sealed values to their organisation's newest data key, in the background, for ever.
+async fn reencryption_job(keyring: Arc<Keyring>, every: Duration, batch: u32) {
+    loop {
+        match keyring.reencrypt_all(batch).await {
+            Ok(0) => {}
+            Ok(moved) => {
+                tracing::info!(moved, "re-encrypted sealed values to the newest data keys")
+            }
+            Err(e) => tracing::warn!(error = %e, "re-encryption pass failed; retrying later"),
         }
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -121,7 +160,7 @@ fn ensure_data_dir(dir: &Path) -> Result<(), StartError> {
     Ok(())
 }
 
-fn master_key(config: &Config) -> Result<(Key32, KeySource), StartError> {
+pub(crate) fn master_key(config: &Config) -> Result<(Key32, KeySource), StartError> {
     match &config.master_key {
         MasterKey::Environment(k) => Ok((k.clone(), KeySource::Environment)),
         MasterKey::File(_, k) => Ok((k.clone(), KeySource::File)),

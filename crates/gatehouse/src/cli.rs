@@ -37,6 +37,16 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The keyring: status, rotation, crypto-shredding.
+    Keys {
+        #[command(subcommand)]
+        command: crate::keys_cmd::KeysCommand,
+    },
+    /// A local master-password vault file for desktop use (reads secrets from standard input).
+    LocalVault {
+        #[command(subcommand)]
+        command: crate::vault_cmd::VaultCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +57,16 @@ enum ConfigCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The local vault is a desktop tool: it needs no server configuration.
+    if let Command::LocalVault { command } = cli.command {
+        return match crate::vault_cmd::run(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "gatehouse: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -77,7 +97,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve(&config).await,
             Command::Migrate => migrate(&config).await,
-            Command::Config { .. } => Ok(()),
+            Command::Keys { command } => crate::keys_cmd::run(&config, command).await,
+            Command::Config { .. } | Command::LocalVault { .. } => Ok(()),
         }
     });
     let code = match result {

@@ -59,6 +59,28 @@ impl Default for PasswordHashing {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyringConfig {
+    /// Encryptions per data-key version before a new version is added (random 96-bit nonces:
+    /// must stay well below 2^32).
+    pub max_encryptions_per_key: u64,
+    /// How often the background job moves sealed values to the newest data key.
+    pub reencrypt_interval_secs: u64,
+    /// Values re-encrypted per transaction.
+    pub reencrypt_batch: u32,
+}
+
+impl Default for KeyringConfig {
+    fn default() -> Self {
+        Self {
+            max_encryptions_per_key: 1 << 30,
+            reencrypt_interval_secs: 60,
+            reencrypt_batch: 500,
+        }
+    }
+}
+
 /// The file and environment layers, before validation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -83,6 +105,7 @@ pub struct RawConfig {
     pub log_format: LogFormat,
     pub log_level: String,
     pub password_hashing: PasswordHashing,
+    pub keyring: KeyringConfig,
 }
 
 impl Default for RawConfig {
@@ -105,6 +128,7 @@ impl Default for RawConfig {
             log_format: LogFormat::Json,
             log_level: "info".into(),
             password_hashing: PasswordHashing::default(),
+            keyring: KeyringConfig::default(),
         }
     }
 }
@@ -303,6 +327,17 @@ fn validate(
     }
     if raw.request_timeout_secs == 0 {
         return refuse("request_timeout_secs: must be at least 1");
+    }
+    if raw.keyring.max_encryptions_per_key == 0 || raw.keyring.max_encryptions_per_key > 1 << 31 {
+        return refuse(
+            "keyring.max_encryptions_per_key: must be between 1 and 2147483648 (2^31), well below \
+             the 2^32 bound for random 96-bit nonces",
+        );
+    }
+    if raw.keyring.reencrypt_interval_secs == 0 || raw.keyring.reencrypt_batch == 0 {
+        return refuse(
+            "keyring.reencrypt_interval_secs and keyring.reencrypt_batch: must be at least 1",
+        );
     }
     if raw.database_max_connections == 0 {
         return refuse("database_max_connections: must be at least 1");

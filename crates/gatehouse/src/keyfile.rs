@@ -31,6 +31,12 @@ pub(crate) fn load_or_generate(path: &Path) -> Result<(Key32, bool), String> {
         return read(path).map(|k| (k, false));
     }
     let key = random_key().map_err(|e| e.to_string())?;
+    write_new(path, &key)?;
+    Ok((key, true))
+}
+
+/// Writes `key` as base64 into a new file with mode 0600, synced.
+pub(crate) fn write_new(path: &Path, key: &Key32) -> Result<(), String> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -40,8 +46,7 @@ pub(crate) fn load_or_generate(path: &Path) -> Result<(Key32, bool), String> {
     file.write_all(key.to_base64().expose().as_bytes())
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok((key, true))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ pub mod app;
 pub mod cli;
 pub mod config;
 mod keyfile;
+mod keys_cmd;
 pub mod logging;
+mod vault_cmd;
 
 pub use app::App;
 pub use config::Config;

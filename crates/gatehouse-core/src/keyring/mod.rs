@@ -213,10 +213,10 @@ impl Keyring {
     /// Adds a data-key version for the transaction's organisation; new writes use it.
     async fn add_dek_version(&self, tx: &mut dyn TenantTx) -> Result<u32, Error> {
         let org = tx.scope().org_id();
-        if let Some(o) = tx.organization().await? {
-            if o.keys_shredded_at.is_some() {
-                return Err(Error::KeysShredded);
-            }
+        if let Some(o) = tx.organization().await?
+            && o.keys_shredded_at.is_some()
+        {
+            return Err(Error::KeysShredded);
         }
         let version = tx
             .org_keys()

@@ -157,6 +157,11 @@ fn other_refusals_name_their_setting() {
         ("GATEHOUSE_BODY_LIMIT_BYTES", "0", "body_limit_bytes:"),
         ("GATEHOUSE_DATABASE_URL", "mysql://x", "database_url:"),
         ("GATEHOUSE_MODE", "staging", "mode"),
+        (
+            "GATEHOUSE_KEYRING__MAX_ENCRYPTIONS_PER_KEY",
+            "4294967296",
+            "keyring.max_encryptions_per_key:",
+        ),
     ];
     for (var, value, expected) in cases {
         Jail::expect_with(|jail| {

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use gatehouse_core::keyring::{Keyring, KeyringSettings};
 use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::store::{PlatformTx, Store, TenantTx};
 use gatehouse_core::{Kernel, KeySource, StoreError, SystemClock, TenantScope};
 use gatehouse_crypto::{Argon2Params, Key32};
 use gatehouse_http::{AppState, HttpSettings};
+use gatehouse_store_sqlite::SqliteStore;
 
 use crate::support::{TestApp, expect_problem};
 
@@ -59,11 +61,25 @@ impl Store for UnreachableStore {
 
 #[tokio::test]
 async fn ready_fails_and_requests_degrade_to_503_when_the_store_is_unreachable() {
+    // The keyring starts over a working store; the kernel's own store is the unreachable one.
+    let dir = crate::support::temp_dir();
+    let sqlite = SqliteStore::connect(&format!("sqlite://{}/k.db", dir.display()), 1)
+        .await
+        .unwrap();
+    sqlite.migrate().await.unwrap();
+    let keyring = Keyring::start(
+        Arc::new(sqlite),
+        Arc::new(SystemClock),
+        &Key32::from_bytes([9; 32]),
+        KeyringSettings::default(),
+    )
+    .await
+    .unwrap();
     let kernel = Kernel::new(
         Arc::new(UnreachableStore),
         Arc::new(SystemClock),
         PasswordPool::start(1, 4, Argon2Params::MINIMUM).unwrap(),
-        Key32::from_bytes([9; 32]),
+        Arc::new(keyring),
         KeySource::Environment,
     );
     let router = gatehouse_http::router(AppState::new(Arc::new(kernel)), &HttpSettings::default());

@@ -16,4 +16,5 @@ mod headers;
 mod health;
 mod openapi;
 mod process;
+mod secrets_in_logs;
 mod signup;

@@ -267,3 +267,173 @@ fn config_check_prints_redacted_configuration_or_refuses_with_a_sentence() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn run_cli(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn keys_commands_and_a_wrong_master_key_at_start_up() {
+    let dir = temp_dir();
+    // A first start records the development key as master version 1; signup makes an org.
+    let server = start(&dir);
+    let res = reqwest::Client::new()
+        .post(format!("http://{}/v1/auth/signup", server.addr))
+        .json(&crate::support::signup_body("keys@example.com"))
+        .send()
+        .await
+        .unwrap();
+    let org = res.json::<serde_json::Value>().await.unwrap()["organization_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.signal("TERM");
+    server.wait();
+
+    let (ok, out, err) = run_cli(&dir, &["keys", "rotate-org", "--org", &org], &[], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("re-encryption finished"), "{out}");
+
+    let key_before = std::fs::read(dir.join("gatehouse-data/master.key")).unwrap();
+    let (ok, out, err) = run_cli(&dir, &["keys", "rotate-master"], &[], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("rotated to version 2"), "{out}");
+    assert_ne!(
+        std::fs::read(dir.join("gatehouse-data/master.key")).unwrap(),
+        key_before
+    );
+
+    let (ok, out, _) = run_cli(&dir, &["keys", "status"], &[], "");
+    assert!(ok);
+    assert!(out.contains("master key: version 2 in use"), "{out}");
+    assert!(out.contains("master version 1: retired"), "{out}");
+    assert!(out.contains(&format!("org {org}")), "{out}");
+    assert!(out.contains("wrapped under master version 2"), "{out}");
+
+    let (ok, _, err) = run_cli(&dir, &["keys", "shred", "--org", &org], &[], "");
+    assert!(!ok && err.contains("--yes"), "{err}");
+    let (ok, _, err) = run_cli(&dir, &["keys", "shred", "--org", &org, "--yes"], &[], "");
+    assert!(ok, "{err}");
+    let (_, out, _) = run_cli(&dir, &["keys", "status"], &[], "");
+    assert!(out.contains("SHREDDED"), "{out}");
+
+    // Another master key on this data: refused at start-up with a sentence.
+    let other = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=";
+    let (ok, _, err) = run_cli(
+        &dir,
+        &["serve"],
+        &[
+            ("GATEHOUSE_MASTER_KEY", other),
+            ("GATEHOUSE_LISTEN", "127.0.0.1:0"),
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("does not match any master-key version"),
+        "{err}"
+    );
+    assert!(!err.contains(other));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn local_vault_commands() {
+    let dir = temp_dir();
+    let file = dir.join("my.vault");
+    let f = file.to_str().unwrap();
+    let (ok, _, err) = run_cli(
+        &dir,
+        &["local-vault", "init", "--file", f],
+        &[],
+        "master pass 1\n",
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run_cli(
+        &dir,
+        &["local-vault", "add", "--file", f, "db"],
+        &[],
+        "master pass 1\npostgres-secret\n",
+    );
+    assert!(ok, "{err}");
+    assert!(
+        !std::fs::read(&file)
+            .unwrap()
+            .windows(15)
+            .any(|w| w == b"postgres-secret")
+    );
+    let (ok, out, _) = run_cli(
+        &dir,
+        &["local-vault", "get", "--file", f, "db"],
+        &[],
+        "master pass 1\n",
+    );
+    assert!(ok);
+    assert_eq!(out, "postgres-secret\n");
+    let (ok, out, _) = run_cli(
+        &dir,
+        &["local-vault", "list", "--file", f],
+        &[],
+        "master pass 1\n",
+    );
+    assert!(ok && out == "db\n", "{out}");
+    let before = std::fs::read(&file).unwrap();
+    let (ok, _, err) = run_cli(
+        &dir,
+        &["local-vault", "get", "--file", f, "db"],
+        &[],
+        "wrong pass\n",
+    );
+    assert!(!ok && err.contains("master password is wrong"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    let (ok, _, err) = run_cli(
+        &dir,
+        &["local-vault", "change-password", "--file", f],
+        &[],
+        "master pass 1\nmaster pass 2\n",
+    );
+    assert!(ok, "{err}");
+    let (ok, _, _) = run_cli(
+        &dir,
+        &["local-vault", "remove", "--file", f, "db"],
+        &[],
+        "master pass 2\n",
+    );
+    assert!(ok);
+    let (ok, out, _) = run_cli(
+        &dir,
+        &["local-vault", "list", "--file", f],
+        &[],
+        "master pass 2\n",
+    );
+    assert!(ok && out.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

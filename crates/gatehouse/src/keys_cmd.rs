@@ -1,0 +1,179 @@
+//! `gatehouse keys ...`: status, master-key and organisation rotation, crypto-shredding.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use gatehouse_core::OrgId;
+use gatehouse_core::keyring::Keyring;
+use gatehouse_crypto::{Key32, random_key};
+
+use crate::app::App;
+use crate::config::{Config, MasterKey};
+use crate::keyfile;
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Master-key versions, and per organisation its data-key versions and what each still seals.
+    Status,
+    /// Add a master-key version and rewrap every data key under it; the old version is retired.
+    RotateMaster {
+        /// File with the new master key (base64 of 32 bytes, mode 0600). Without it, a development
+        /// key is generated and replaces the development key file.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
+    /// Add a data-key version for an organisation and re-encrypt its sealed values to it.
+    RotateOrg {
+        #[arg(long)]
+        org: String,
+        /// Values re-encrypted per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+    },
+    /// Destroy an organisation's data keys: everything it sealed becomes unreadable, for good.
+    Shred {
+        #[arg(long)]
+        org: String,
+        /// Confirms that this cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+fn out(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+fn parse_org(text: &str) -> Result<OrgId, String> {
+    OrgId::parse(text).ok_or_else(|| format!("--org: {text:?} is not an organisation id"))
+}
+
+pub(crate) async fn run(config: &Config, command: KeysCommand) -> Result<(), String> {
+    let app = App::build(config).await.map_err(|e| e.to_string())?;
+    let keyring = app.kernel().keyring();
+    match command {
+        KeysCommand::Status => status(keyring).await,
+        KeysCommand::RotateOrg { org, batch } => rotate_org(keyring, parse_org(&org)?, batch).await,
+        KeysCommand::Shred { org, yes } => {
+            if !yes {
+                return Err("shred destroys keys for good; repeat with --yes to confirm".into());
+            }
+            let org = parse_org(&org)?;
+            let n = keyring.shred(org).await.map_err(|e| e.to_string())?;
+            out(&format!(
+                "{org}: destroyed {n} data-key version(s); its sealed data is unreadable"
+            ));
+            Ok(())
+        }
+        KeysCommand::RotateMaster { new_key_file } => {
+            rotate_master(config, keyring, new_key_file.as_deref()).await
+        }
+    }
+}
+
+async fn status(keyring: &Keyring) -> Result<(), String> {
+    let st = keyring.status().await.map_err(|e| e.to_string())?;
+    out(&format!("master key: version {} in use", st.kek_current));
+    for k in &st.kek_versions {
+        out(&format!(
+            "  master version {}: {}",
+            k.version,
+            k.state.as_str()
+        ));
+    }
+    for org in &st.orgs {
+        if org.shredded {
+            out(&format!(
+                "org {}: SHREDDED (keys destroyed; sealed data unreadable)",
+                org.org_id
+            ));
+            continue;
+        }
+        out(&format!(
+            "org {}: {} value(s) awaiting re-encryption",
+            org.org_id, org.pending_reencryption
+        ));
+        for v in &org.versions {
+            out(&format!(
+                "  data key version {}: {}, wrapped under master version {}, {} encryption(s), {} sealed value(s)",
+                v.version,
+                v.state.as_str(),
+                v.kek_version,
+                v.encryptions,
+                v.sealed_values
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn rotate_org(keyring: &Keyring, org: OrgId, batch: u32) -> Result<(), String> {
+    let version = keyring.rotate_org(org).await.map_err(|e| e.to_string())?;
+    out(&format!(
+        "{org}: data key version {version} added; new writes use it"
+    ));
+    loop {
+        let report = keyring
+            .reencrypt_org(org, batch, Some(1))
+            .await
+            .map_err(|e| e.to_string())?;
+        if report.finished {
+            out(&format!(
+                "{org}: re-encryption finished; {} old version(s) retired",
+                report.retired_versions
+            ));
+            return Ok(());
+        }
+        out(&format!(
+            "{org}: re-encrypted {}, {} to go",
+            report.moved, report.remaining
+        ));
+    }
+}
+
+async fn rotate_master(
+    config: &Config,
+    keyring: &Keyring,
+    new_key_file: Option<&Path>,
+) -> Result<(), String> {
+    if let Some(path) = new_key_file {
+        let new = keyfile::read(path)?;
+        let version = keyring
+            .rotate_master(&new)
+            .await
+            .map_err(|e| e.to_string())?;
+        out(&format!(
+            "master key version {version} is now current and every data key is wrapped under it; \
+             configure it as GATEHOUSE_MASTER_KEY or master_key_file ({}) before the next start",
+            path.display()
+        ));
+        return Ok(());
+    }
+    let MasterKey::GeneratedDevelopment(dev_path) = &config.master_key else {
+        return Err(
+            "rotate-master needs --new-key-file with the new master key (base64 of 32 random bytes, mode 0600)"
+                .into(),
+        );
+    };
+    // The new key is on disk before any data key is wrapped under it, and a rerun after a crash
+    // picks the same file up again.
+    let next = dev_path.with_extension("key.next");
+    let new: Key32 = if next.exists() {
+        keyfile::read(&next)?
+    } else {
+        let k = random_key().map_err(|e| e.to_string())?;
+        keyfile::write_new(&next, &k)?;
+        k
+    };
+    let version = keyring
+        .rotate_master(&new)
+        .await
+        .map_err(|e| e.to_string())?;
+    std::fs::rename(&next, dev_path)
+        .map_err(|e| format!("cannot move {} into place: {e}", next.display()))?;
+    out(&format!(
+        "development master key rotated to version {version}; {} holds the new key",
+        dev_path.display()
+    ));
+    Ok(())
+}
