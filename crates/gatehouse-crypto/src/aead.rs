@@ -6,7 +6,7 @@
 //!   without the open failing;
 //! - **key wrapping**: a data key sealed under a key-encryption key with the same construction.
 //!
-//! Nonces are 96 random bits from the OS per encryption. With random nonces the collision risk for
+//! Nonces are 96 random bits from the CSPRNG per encryption (see `random_nonce`). With random nonces the collision risk for
 //! one key stays below 2^-32 up to 2^32 encryptions (NIST SP 800-38D, 8.3); the keyring counts
 //! encryptions per data-key version and rotates long before that bound.
 
@@ -46,6 +46,23 @@ impl std::fmt::Display for AeadError {
 }
 
 impl std::error::Error for AeadError {}
+
+fn versions_bytes(v: EnvelopeHeader) -> [u8; HEADER_LEN - NONCE_LEN] {
+    let k = v.kek_version.to_be_bytes();
+    let d = v.dek_version.to_be_bytes();
+    [
+        FORMAT_V1,
+        ALG_AES_256_GCM,
+        k[0],
+        k[1],
+        k[2],
+        k[3],
+        d[0],
+        d[1],
+        d[2],
+        d[3],
+    ]
+}
 
 /// The readable part of an envelope, for choosing the key that opens it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,27 +115,36 @@ impl AeadKey {
         context: &[u8],
         plaintext: &[u8],
     ) -> Result<Vec<u8>, AeadError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        crate::fill_random(&mut nonce).map_err(|_| AeadError::SealFailed)?;
+        let nonce = crate::random_nonce().map_err(|_| AeadError::SealFailed)?;
+        let mut header = [0u8; HEADER_LEN];
+        let (fixed, nonce_slot) = header.split_at_mut(HEADER_LEN - NONCE_LEN);
+        fixed.copy_from_slice(&versions_bytes(versions));
+        nonce_slot.copy_from_slice(&nonce);
+        // Header and context as associated data, on the stack when they fit (they nearly always do).
+        let mut stack = [0u8; 256];
+        let heap;
+        let aad: &[u8] = if HEADER_LEN + context.len() <= stack.len() {
+            let (h, rest) = stack.split_at_mut(HEADER_LEN);
+            h.copy_from_slice(&header);
+            let (c, _) = rest.split_at_mut(context.len());
+            c.copy_from_slice(context);
+            stack
+                .get(..HEADER_LEN + context.len())
+                .ok_or(AeadError::SealFailed)?
+        } else {
+            heap = [header.as_slice(), context].concat();
+            &heap
+        };
+        // One allocation: header, then the plaintext encrypted in place, then the tag.
         let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
-        out.push(FORMAT_V1);
-        out.push(ALG_AES_256_GCM);
-        out.extend_from_slice(&versions.kek_version.to_be_bytes());
-        out.extend_from_slice(&versions.dek_version.to_be_bytes());
-        out.extend_from_slice(&nonce);
-        let mut aad = Vec::with_capacity(HEADER_LEN + context.len());
-        aad.extend_from_slice(&out);
-        aad.extend_from_slice(context);
+        out.extend_from_slice(&header);
         out.extend_from_slice(plaintext);
-        let mut body = out.split_off(HEADER_LEN);
-        self.0
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(&aad),
-                &mut body,
-            )
+        let body = out.get_mut(HEADER_LEN..).ok_or(AeadError::SealFailed)?;
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body)
             .map_err(|_| AeadError::SealFailed)?;
-        out.append(&mut body);
+        out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
@@ -150,8 +176,7 @@ impl AeadKey {
     /// Seals `plaintext` with `aad`; returns the random nonce followed by ciphertext and tag. For
     /// formats that carry their own header (the local vault).
     pub fn seal_raw(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AeadError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        crate::fill_random(&mut nonce).map_err(|_| AeadError::SealFailed)?;
+        let nonce = crate::random_nonce().map_err(|_| AeadError::SealFailed)?;
         let mut body = plaintext.to_vec();
         self.0
             .seal_in_place_append_tag(

@@ -12,7 +12,7 @@ pub mod secret;
 
 pub use aead::{AeadError, AeadKey, EnvelopeHeader, context, key_check_value};
 pub use ct::ct_eq;
-pub use random::{RandomError, fill_random, random_key, random_token};
+pub use random::{RandomError, fill_random, random_key, random_nonce, random_token};
 pub use secret::{Key32, KeyParseError, SecretBytes, SecretString};
 pub mod password;
 pub use password::{Argon2Params, PasswordError, derive_key, hash_password, verify_password};
