@@ -16,7 +16,10 @@ use gatehouse_crypto::{AeadKey, EnvelopeHeader, Key32, context};
 
 const SIZES: [usize; 3] = [16, 1024, 64 * 1024];
 
-fn cache() -> RwLock<HashMap<([u8; 16], u32), Arc<AeadKey>>> {
+/// The shape of the keyring's data-key cache: (organisation, version) -> key.
+type KeyCache = RwLock<HashMap<([u8; 16], u32), Arc<AeadKey>>>;
+
+fn cache() -> KeyCache {
     let mut m = HashMap::new();
     for org in 0..1000u32 {
         let mut id = [0u8; 16];
