@@ -437,3 +437,165 @@ fn local_vault_commands() {
     assert!(ok && out.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Re-encryption killed with SIGKILL part-way, then finished by a restarted server.
+#[tokio::test]
+async fn reencryption_killed_mid_job_is_completed_after_restart() {
+    use gatehouse_core::keyring::{FieldRef, SealedKind};
+    use gatehouse_core::{OrgId, TenantScope};
+    use std::io::BufRead as _;
+
+    let dir = temp_dir();
+    // Seal 300 values in one organisation, in-process, over the same data directory the
+    // binary will use (development key in ./gatehouse-data).
+    let mut raw = crate::support::raw_config(&dir);
+    raw.data_dir = dir.join("gatehouse-data");
+    let config = gatehouse::Config::from_raw(raw, None).unwrap();
+    let app = gatehouse::App::build(&config).await.unwrap();
+    let kernel = std::sync::Arc::clone(app.kernel());
+    let created = kernel
+        .signup(gatehouse_core::signup::SignupInput {
+            email: "kill@example.com".into(),
+            password: gatehouse_crypto::SecretString::new("a long enough password".into()),
+            name: "K".into(),
+            organization_name: "K".into(),
+        })
+        .await
+        .unwrap();
+    let org: OrgId = created.organization_id;
+    let ids: Vec<String> = (0..300).map(|i| format!("rec-{i}")).collect();
+    let mut tx = kernel
+        .store()
+        .begin_scoped(&TenantScope::for_tests(org))
+        .await
+        .unwrap();
+    for id in &ids {
+        let at = FieldRef {
+            kind: SealedKind::TransitField,
+            record_id: id,
+            field: "v",
+        };
+        kernel
+            .keyring()
+            .seal(tx.as_mut(), at, id.as_bytes())
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    drop(app);
+    drop(kernel);
+
+    // Rotate and re-encrypt one value per transaction; kill the process after a few batches.
+    let mut child = Command::new(BIN)
+        .args([
+            "keys",
+            "rotate-org",
+            "--org",
+            &org.to_string(),
+            "--batch",
+            "1",
+        ])
+        .current_dir(&dir)
+        .env_clear()
+        .env("GATEHOUSE_LOG_LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut progress = 0;
+    while let Some(Ok(line)) = lines.next() {
+        if line.contains("to go") {
+            progress += 1;
+            if progress == 5 {
+                break;
+            }
+        }
+    }
+    assert_eq!(progress, 5, "the job should report progress per batch");
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+
+    let (_, status, _) = run_cli(
+        &dir,
+        &["keys", "status"],
+        &[("GATEHOUSE_LOG_LEVEL", "warn")],
+        "",
+    );
+    let pending: u64 = status
+        .lines()
+        .find_map(|l| l.strip_suffix(" value(s) awaiting re-encryption"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(pending > 0 && pending < 300, "killed part-way: {status}");
+
+    // A restarted server's background job finishes the work.
+    let mut server = Command::new(BIN)
+        .arg("serve")
+        .current_dir(&dir)
+        .env_clear()
+        .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+        .env("GATEHOUSE_KEYRING__REENCRYPT_INTERVAL_SECS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut finished = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (_, status, _) = run_cli(
+            &dir,
+            &["keys", "status"],
+            &[("GATEHOUSE_LOG_LEVEL", "warn")],
+            "",
+        );
+        if status.contains(" 0 value(s) awaiting re-encryption")
+            && status.contains("data key version 1: retired")
+        {
+            finished = true;
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+    assert!(
+        finished,
+        "the restarted server did not finish re-encryption"
+    );
+
+    // Every value still opens, now on version 2.
+    let app = gatehouse::App::build(&config).await.unwrap();
+    let kernel = app.kernel();
+    let mut tx = kernel
+        .store()
+        .begin_scoped(&TenantScope::for_tests(org))
+        .await
+        .unwrap();
+    for id in &ids {
+        let at = FieldRef {
+            kind: SealedKind::TransitField,
+            record_id: id,
+            field: "v",
+        };
+        assert_eq!(
+            kernel
+                .keyring()
+                .open(tx.as_mut(), at)
+                .await
+                .unwrap()
+                .unwrap()
+                .expose(),
+            id.as_bytes()
+        );
+    }
+    assert_eq!(tx.sealed_counts().await.unwrap(), vec![(2, 300)]);
+    drop(tx);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
