@@ -4,6 +4,7 @@
 //! services.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod clock;
 pub mod error;
 pub mod ids;

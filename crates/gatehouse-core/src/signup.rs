@@ -3,6 +3,7 @@
 
 use gatehouse_crypto::SecretString;
 
+use crate::audit::{self, Actor, AuditEvent};
 use crate::error::Error;
 use crate::ids::{OrgId, UserId};
 use crate::inputs::{DisplayName, Email, NewPassword};
@@ -60,7 +61,19 @@ impl Kernel {
             created_at: now,
         })
         .await?;
-        tx.commit().await?;
+        let proof = audit::append_tenant(
+            tx.as_mut(),
+            self.clock(),
+            AuditEvent::success(
+                Actor::user(user.id),
+                "organization.created",
+                "organization",
+                org.id,
+            )
+            .with_details(format!("{{\"owner\":\"{}\"}}", user.id)),
+        )
+        .await?;
+        tx.commit(proof).await?;
         tracing::info!(user_id = %user.id, org_id = %org.id, "signup created a user and an organisation");
         Ok(SignupOutcome {
             user_id: user.id,

@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::audit::{AuditRecord, Audited, ChainHead};
 use crate::error::StoreError;
 use crate::ids::{OrgId, UserId};
 use crate::page::{Page, PageRequest};
@@ -177,9 +178,21 @@ pub trait PlatformTx: Send {
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
+    /// Locks the operators' audit chain for this transaction and returns its head.
+    async fn operator_audit_head(&mut self) -> Result<Option<ChainHead>, StoreError>;
+    /// Appends to the operators' chain and moves its head.
+    async fn append_operator_audit(&mut self, event: &AuditRecord) -> Result<(), StoreError>;
+    /// Operators' events after `after_seq`, in order, at most `limit`.
+    async fn operator_audit_events(
+        &mut self,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
     /// Continues this same transaction inside `scope`.
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError>;
-    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    /// Commits; the proof shows an audit event was appended (see `crate::audit`).
+    async fn commit(self: Box<Self>, proof: Audited) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -239,7 +252,19 @@ pub trait TenantTx: Send {
     /// (data-key version, number of sealed values on it), by version.
     async fn sealed_counts(&mut self) -> Result<Vec<(u32, u64)>, StoreError>;
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    /// Locks the scope's audit chain for this transaction and returns its head.
+    async fn audit_head(&mut self) -> Result<Option<ChainHead>, StoreError>;
+    /// Appends to the scope's chain and moves its head.
+    async fn append_audit(&mut self, event: &AuditRecord) -> Result<(), StoreError>;
+    /// The scope's events after `after_seq`, in order, at most `limit`.
+    async fn audit_events(
+        &mut self,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Commits; the proof shows an audit event was appended (see `crate::audit`).
+    async fn commit(self: Box<Self>, proof: Audited) -> Result<(), StoreError>;
 }
 
 /// Refuses a record whose organisation is not the transaction's scope. Both backends call it

@@ -7,11 +7,13 @@
 
 pub mod aead;
 pub mod ct;
+pub mod digest;
 pub mod random;
 pub mod secret;
 
 pub use aead::{AeadError, AeadKey, EnvelopeHeader, context, key_check_value};
 pub use ct::ct_eq;
+pub use digest::sha256;
 pub use random::{RandomError, fill_random, random_key, random_nonce, random_token};
 pub use secret::{Key32, KeyParseError, SecretBytes, SecretString};
 pub mod password;

@@ -7,6 +7,7 @@
 //! bypass RLS; [`PostgresStore::rls_posture`] reports when it does not.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod errors;
 mod migrate;
 mod rows;

@@ -6,6 +6,7 @@
 //! upgrade.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod errors;
 mod migrate;
 mod rows;

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0001_foundation.sql"),
     ),
     (2, "keyring", include_str!("../migrations/0002_keyring.sql")),
+    (3, "audit", include_str!("../migrations/0003_audit.sql")),
 ];
 
 #[must_use]

@@ -2,6 +2,7 @@
 //! it into a tenant transaction whose every statement names the scope's `org_id`.
 
 use async_trait::async_trait;
+use gatehouse_core::audit::{AuditRecord, Audited, ChainHead};
 use gatehouse_core::page::{Cursor, Page, PageRequest};
 use gatehouse_core::store::{
     KekVersionRecord, KeyState, MembershipRecord, OrgKeyRecord, OrganizationRecord, PlatformTx,
@@ -152,6 +153,22 @@ impl PlatformTx for SqliteTx {
             .map_err(map_err)
     }
 
+    async fn operator_audit_head(&mut self) -> Result<Option<ChainHead>, StoreError> {
+        crate::audit::head(&mut self.tx, None).await
+    }
+
+    async fn append_operator_audit(&mut self, event: &AuditRecord) -> Result<(), StoreError> {
+        crate::audit::append(&mut self.tx, event).await
+    }
+
+    async fn operator_audit_events(
+        &mut self,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        crate::audit::events(&mut self.tx, None, after_seq, limit).await
+    }
+
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
         Ok(Box::new(SqliteTenantTx {
             tx: self.tx,
@@ -159,7 +176,7 @@ impl PlatformTx for SqliteTx {
         }))
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn commit(self: Box<Self>, _proof: Audited) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(map_err)
     }
 }
@@ -407,7 +424,28 @@ impl TenantTx for SqliteTenantTx {
             .collect()
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn audit_head(&mut self) -> Result<Option<ChainHead>, StoreError> {
+        crate::audit::head(&mut self.tx, Some(self.scope.org_id())).await
+    }
+
+    async fn append_audit(&mut self, event: &AuditRecord) -> Result<(), StoreError> {
+        if event.org_id != Some(self.scope.org_id()) {
+            return Err(StoreError::Backend(
+                "refused: audit event for another organisation than the transaction's scope".into(),
+            ));
+        }
+        crate::audit::append(&mut self.tx, event).await
+    }
+
+    async fn audit_events(
+        &mut self,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        crate::audit::events(&mut self.tx, Some(self.scope.org_id()), after_seq, limit).await
+    }
+
+    async fn commit(self: Box<Self>, _proof: Audited) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(map_err)
     }
 }

@@ -19,6 +19,34 @@ impl Fixture for SqliteFixture {
         Arc::new(self.store.clone())
     }
 
+    async fn tamper(&self, statements: &[&str]) {
+        // The owner of a SQLite file can drop the triggers; so can an attacker with the file.
+        for t in ["audit_events_no_update", "audit_events_no_delete"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER IF EXISTS {t}")))
+                .execute(self.store.pool())
+                .await
+                .unwrap();
+        }
+        for s in statements {
+            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+                .execute(self.store.pool())
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn exec_as_app(&self, sql: &str) -> Result<(), String> {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(self.store.pool())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn uuid_literal(&self, simple_hex: &str) -> String {
+        format!("X'{simple_hex}'")
+    }
+
     async fn finish(self) {
         self.store.pool().close().await;
         std::fs::remove_dir_all(&self.dir).unwrap();

@@ -1,5 +1,6 @@
 //! The cases. Each states one promise every backend keeps.
 
+use gatehouse_core::audit::Audited;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ async fn seed(store: &dyn Store, clock: &FakeClock, n_orgs: usize) -> Vec<(OrgId
         tx.insert_membership(&member(o.id, u.id, Role::Owner, clock.now()))
             .await
             .unwrap();
-        tx.commit().await.unwrap();
+        tx.commit(Audited::for_tests()).await.unwrap();
         out.push((o.id, u.id));
         clock.advance(Duration::milliseconds(1));
     }
@@ -49,7 +50,7 @@ pub async fn user_round_trips_exactly(store: Arc<dyn Store>) {
     let u = user(&clock, "ada@example.com");
     let mut tx = store.begin().await.unwrap();
     tx.insert_user(&u).await.unwrap();
-    tx.commit().await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
 
     let mut tx = store.begin().await.unwrap();
     assert_eq!(
@@ -67,7 +68,7 @@ pub async fn email_is_unique(store: Arc<dyn Store>) {
     tx.insert_user(&user(&clock, "dup@example.com"))
         .await
         .unwrap();
-    tx.commit().await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
 
     let mut tx = store.begin().await.unwrap();
     let second = tx.insert_user(&user(&clock, "dup@example.com")).await;
@@ -187,7 +188,7 @@ pub async fn pagination_walks_every_row_once(store: Arc<dyn Store>) {
             .await
             .unwrap();
     }
-    tx.commit().await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
     let mut tied: Vec<_> = users.iter().map(|u| u.id).collect();
     for chunk in tied.chunks_mut(3) {
         chunk.sort();
@@ -266,7 +267,7 @@ pub async fn random_operations_stay_isolated(store: Arc<dyn Store>) {
                     tx.insert_membership(&member(o, u.id, roles[usize::from(role)], clock.now()))
                         .await
                         .unwrap();
-                    tx.commit().await.unwrap();
+                    tx.commit(Audited::for_tests()).await.unwrap();
                     model.get_mut(&o).unwrap().insert(u.id);
                 }
                 Op::Rejoin { org: i } => {

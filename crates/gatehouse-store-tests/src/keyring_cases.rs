@@ -1,5 +1,6 @@
 //! The keyring over a real store: envelopes, rotation, re-encryption, shredding, the nonce budget.
 
+use gatehouse_core::audit::Audited;
 use std::sync::Arc;
 
 use gatehouse_core::keyring::{FieldRef, Keyring, KeyringError, KeyringSettings, SealedKind};
@@ -54,7 +55,7 @@ async fn new_org(store: &Arc<dyn Store>, clock: &FakeClock, n: usize) -> OrgId {
     ))
     .await
     .unwrap();
-    tx.commit().await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
     o.id
 }
 
@@ -72,7 +73,7 @@ async fn seal(k: &Keyring, store: &Arc<dyn Store>, org: OrgId, f: FieldRef<'_>, 
         .await
         .unwrap();
     k.seal(tx.as_mut(), f, value).await.unwrap();
-    tx.commit().await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
 }
 
 async fn open(
@@ -171,7 +172,7 @@ pub async fn keyring_moved_or_modified_ciphertexts_fail(store: Arc<dyn Store>) {
     let last = flipped.envelope.len() - 1;
     flipped.envelope[last] ^= 1;
     tx.put_sealed(&flipped).await.unwrap();
-    tx.commit().await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
     for m in &moved {
         let kind = SealedKind::ALL
             .iter()
@@ -201,7 +202,7 @@ pub async fn keyring_moved_or_modified_ciphertexts_fail(store: Arc<dyn Store>) {
     into_b.org_id = b;
     into_b.record_id = "from-a".into();
     tx.put_sealed(&into_b).await.unwrap();
-    tx.commit().await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
     assert!(matches!(
         open(&k, &store, b, at(SealedKind::SharedSecret, "from-a")).await,
         Err(Error::Unreadable(_))

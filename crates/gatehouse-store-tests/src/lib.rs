@@ -11,6 +11,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod audit_cases;
 pub mod cases;
 mod data;
 pub mod keyring_cases;
@@ -22,8 +23,15 @@ use gatehouse_core::store::Store;
 
 /// A fresh store for one case. `finish` tears it down (drops the database).
 #[async_trait]
-pub trait Fixture: Send {
+pub trait Fixture: Send + Sync {
     fn store(&self) -> Arc<dyn Store>;
+    /// Runs raw SQL as the schema owner, past any trigger: how the tamper cases edit the
+    /// database behind Gatehouse's back. Each statement is one string.
+    async fn tamper(&self, statements: &[&str]);
+    /// Runs raw SQL as the application's own connection would; returns the error, if any.
+    async fn exec_as_app(&self, sql: &str) -> Result<(), String>;
+    /// A uuid literal in this backend's SQL, from its 32 hex digits.
+    fn uuid_literal(&self, simple_hex: &str) -> String;
     async fn finish(self);
 }
 
@@ -43,6 +51,13 @@ macro_rules! behaviour_suite {
             pagination_walks_every_row_once,
             random_operations_stay_isolated
         );
+        $crate::behaviour_suite!(@fixture $fresh;
+            audit_rolled_back_changes_leave_no_event,
+            audit_concurrent_writers_make_one_chain,
+            audit_verify_names_the_first_tampered_event,
+            audit_events_are_append_only,
+            audit_chains_are_per_organisation
+        );
         $crate::behaviour_suite!(@keyring $fresh;
             keyring_round_trip_for_every_kind,
             keyring_moved_or_modified_ciphertexts_fail,
@@ -51,6 +66,16 @@ macro_rules! behaviour_suite {
             keyring_shredding_is_per_organisation,
             keyring_counter_rotates_at_its_bound
         );
+    };
+    (@fixture $fresh:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $fresh().await;
+                $crate::audit_cases::$case(&fixture).await;
+                $crate::Fixture::finish(fixture).await;
+            }
+        )*
     };
     (@keyring $fresh:path; $($case:ident),* $(,)?) => {
         $(

@@ -37,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The audit log: verify its hash chains.
+    Audit {
+        #[command(subcommand)]
+        command: crate::audit_cmd::AuditCommand,
+    },
     /// The keyring: status, rotation, crypto-shredding.
     Keys {
         #[command(subcommand)]
@@ -98,6 +103,7 @@ pub fn main() -> ExitCode {
             Command::Serve => serve(&config).await,
             Command::Migrate => migrate(&config).await,
             Command::Keys { command } => crate::keys_cmd::run(&config, command).await,
+            Command::Audit { command } => crate::audit_cmd::run(&config, command).await,
             Command::Config { .. } | Command::LocalVault { .. } => Ok(()),
         }
     });

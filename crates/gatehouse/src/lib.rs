@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+mod audit_cmd;
 pub mod cli;
 pub mod config;
 mod keyfile;

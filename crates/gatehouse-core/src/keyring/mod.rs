@@ -103,7 +103,19 @@ impl Keyring {
                 })
                 .await
                 .map_err(|e| other(&e))?;
-                tx.commit().await.map_err(|e| other(&e))?;
+                let proof = crate::audit::append_operator(
+                    tx.as_mut(),
+                    clock.as_ref(),
+                    crate::audit::AuditEvent::success(
+                        crate::audit::Actor::system("keyring"),
+                        "keyring.master_key_registered",
+                        "master_key",
+                        1,
+                    ),
+                )
+                .await
+                .map_err(|e| other(&e))?;
+                tx.commit(proof).await.map_err(|e| other(&e))?;
                 1
             }
             None => {

@@ -9,10 +9,16 @@ use gatehouse_crypto::{AeadKey, EnvelopeHeader, Key32, key_check_value};
 
 use super::fields::field_context;
 use super::{Keyring, dek_context};
+use crate::audit::{self, Actor, AuditEvent};
 use crate::error::Error;
 use crate::ids::OrgId;
 use crate::scope::TenantScope;
 use crate::store::{KekVersionRecord, KeyState};
+
+/// Key maintenance is done by Gatehouse itself, from the CLI or the background job.
+fn actor() -> Actor {
+    Actor::system("keyring")
+}
 
 /// What one re-encryption run did for one organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -30,7 +36,13 @@ impl Keyring {
     pub async fn rotate_org(&self, org: OrgId) -> Result<u32, Error> {
         let mut tx = self.store.begin_scoped(&TenantScope::granted(org)).await?;
         let version = self.add_dek_version(tx.as_mut()).await?;
-        tx.commit().await?;
+        let proof = audit::append_tenant(
+            tx.as_mut(),
+            self.clock.as_ref(),
+            AuditEvent::success(actor(), "key.rotated", "data_key", version),
+        )
+        .await?;
+        tx.commit(proof).await?;
         Ok(version)
     }
 
@@ -77,7 +89,17 @@ impl Keyring {
                         .await?;
                     report.retired_versions += 1;
                 }
-                tx.commit().await?;
+                let proof = audit::append_tenant(
+                    tx.as_mut(),
+                    self.clock.as_ref(),
+                    AuditEvent::success(actor(), "key.reencryption_finished", "data_key", newest)
+                        .with_details(format!(
+                            "{{\"retired_versions\":{}}}",
+                            report.retired_versions
+                        )),
+                )
+                .await?;
+                tx.commit(proof).await?;
                 self.evict_org(org);
                 report.finished = true;
                 return Ok(report);
@@ -104,7 +126,14 @@ impl Keyring {
                     report.moved += 1;
                 }
             }
-            tx.commit().await?;
+            let proof = audit::append_tenant(
+                tx.as_mut(),
+                self.clock.as_ref(),
+                AuditEvent::success(actor(), "key.reencrypted", "data_key", newest)
+                    .with_details(format!("{{\"values\":{}}}", rows.len())),
+            )
+            .await?;
+            tx.commit(proof).await?;
             batches += 1;
         }
     }
@@ -167,7 +196,18 @@ impl Keyring {
                 version
             }
         };
-        tx.commit().await?;
+        let proof = audit::append_operator(
+            tx.as_mut(),
+            self.clock.as_ref(),
+            AuditEvent::success(
+                actor(),
+                "keyring.master_key_added",
+                "master_key",
+                new_version,
+            ),
+        )
+        .await?;
+        tx.commit(proof).await?;
         let new_kek = AeadKey::new(new_master).map_err(|e| Error::Internal(e.to_string()))?;
         for org in self.organization_ids().await? {
             let mut tx = self.store.begin_scoped(&TenantScope::granted(org)).await?;
@@ -199,13 +239,30 @@ impl Keyring {
                 tx.update_org_key(k.version, &rewrapped, new_version, KeyState::Active)
                     .await?;
             }
-            tx.commit().await?;
+            let proof = audit::append_tenant(
+                tx.as_mut(),
+                self.clock.as_ref(),
+                AuditEvent::success(actor(), "key.rewrapped", "master_key", new_version),
+            )
+            .await?;
+            tx.commit(proof).await?;
             self.evict_org(org);
         }
         let mut tx = self.store.begin().await?;
         tx.set_kek_state(self.kek_version, KeyState::Retired)
             .await?;
-        tx.commit().await?;
+        let proof = audit::append_operator(
+            tx.as_mut(),
+            self.clock.as_ref(),
+            AuditEvent::success(
+                actor(),
+                "keyring.master_key_retired",
+                "master_key",
+                self.kek_version,
+            ),
+        )
+        .await?;
+        tx.commit(proof).await?;
         tracing::info!(
             old = self.kek_version,
             new = new_version,
@@ -224,7 +281,20 @@ impl Keyring {
         tx.mark_keys_shredded(org, self.clock.now()).await?;
         let mut tx = tx.enter(&TenantScope::granted(org)).await?;
         let destroyed = tx.delete_org_keys().await?;
-        tx.commit().await?;
+        let proof = audit::append_tenant(
+            tx.as_mut(),
+            self.clock.as_ref(),
+            AuditEvent::success(actor(), "organization.keys_shredded", "organization", org)
+                .with_details(format!("{{\"versions_destroyed\":{destroyed}}}")),
+        )
+        .await?;
+        tx.commit(proof).await?;
+        audit::record_operator(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            AuditEvent::success(actor(), "organization.keys_shredded", "organization", org),
+        )
+        .await?;
         self.evict_org(org);
         tracing::warn!(org_id = %org, destroyed, "organisation keys destroyed (crypto-shredded)");
         Ok(destroyed)

@@ -29,6 +29,39 @@ impl Fixture for PgFixture {
         Arc::new(self.store.clone())
     }
 
+    async fn tamper(&self, statements: &[&str]) {
+        // The schema owner can switch the append-only triggers off; so can anyone who has its
+        // credentials. Verification must catch what they do next.
+        let mut owner = PgConnection::connect(&self.owner_url).await.unwrap();
+        sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
+            .execute(&mut owner)
+            .await
+            .unwrap();
+        for s in statements {
+            sqlx::query(AssertSqlSafe(s.to_string()))
+                .execute(&mut owner)
+                .await
+                .unwrap();
+        }
+        owner.close().await.unwrap();
+    }
+
+    async fn exec_as_app(&self, sql: &str) -> Result<(), String> {
+        let mut app = PgConnection::connect(&self.app_url).await.unwrap();
+        // Scoped to every organisation in turn would not matter: the role has no such privilege.
+        let out = sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .execute(&mut app)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        app.close().await.unwrap();
+        out
+    }
+
+    fn uuid_literal(&self, simple_hex: &str) -> String {
+        format!("'{simple_hex}'::uuid")
+    }
+
     async fn finish(self) {
         self.store.pool().close().await;
         let mut admin = admin().await;

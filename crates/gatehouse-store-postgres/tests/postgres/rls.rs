@@ -1,6 +1,7 @@
 //! Row-level security seen from raw SQL as the application role: the database itself keeps
 //! tenants apart, whatever the application's queries say.
 
+use gatehouse_core::audit::Audited;
 use gatehouse_core::store::{MembershipRecord, OrganizationRecord, Role, UserRecord};
 use gatehouse_core::{Clock, OrgId, SystemClock, TenantScope, UserId};
 use gatehouse_store_postgres::{PostgresStore, RlsPosture};
@@ -38,7 +39,7 @@ async fn seed_org(store: &PostgresStore, n: usize) -> (OrgId, UserId) {
     })
     .await
     .unwrap();
-    tx.commit().await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
     (org.id, user.id)
 }
 

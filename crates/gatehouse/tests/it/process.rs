@@ -481,7 +481,9 @@ async fn reencryption_killed_mid_job_is_completed_after_restart() {
             .await
             .unwrap();
     }
-    tx.commit().await.unwrap();
+    tx.commit(gatehouse_core::audit::Audited::for_tests())
+        .await
+        .unwrap();
     drop(app);
     drop(kernel);
 
@@ -597,5 +599,54 @@ async fn reencryption_killed_mid_job_is_completed_after_restart() {
     }
     assert_eq!(tx.sealed_counts().await.unwrap(), vec![(2, 300)]);
     drop(tx);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn audit_verify_passes_then_names_a_tampered_event() {
+    let dir = temp_dir();
+    let server = start(&dir);
+    let client = reqwest::Client::new();
+    for i in 0..3 {
+        let res = client
+            .post(format!("http://{}/v1/auth/signup", server.addr))
+            .json(&crate::support::signup_body(&format!(
+                "audit{i}@example.com"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    server.signal("TERM");
+    server.wait();
+
+    let (ok, out, err) = run_cli(&dir, &["audit", "verify"], &[], "");
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.matches("org ").count(), 3, "{out}");
+    assert_eq!(out.matches("1 events, chain intact").count(), 4, "{out}");
+    assert!(out.contains("operators: 1 events, chain intact"), "{out}");
+
+    // Edit an event behind Gatehouse's back (the file's owner can drop the trigger).
+    let db = dir.join("gatehouse-data/gatehouse.db");
+    let url = format!("sqlite://{}", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_events_no_update")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_events SET actor_id = 'someone-else' WHERE rowid = (SELECT min(rowid) FROM audit_events)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let (ok, out, err) = run_cli(&dir, &["audit", "verify"], &[], "");
+    assert!(!ok);
+    assert!(
+        out.contains("BROKEN") && err.contains("audit chain broken at seq 1"),
+        "{out}{err}"
+    );
+    assert!(err.contains("modified"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,6 +1,7 @@
 //! D5: plant a known master key, password, token and vault password, run this operations
 //! with logging at TRACE, and find none of them in any log line.
 
+use gatehouse_core::audit::Audited;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -101,7 +102,7 @@ async fn no_log_line_contains_a_planted_secret() {
         .seal(tx.as_mut(), field, TOKEN.as_bytes())
         .await
         .unwrap();
-    tx.commit().await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
     keyring.rotate_org(org).await.unwrap();
     keyring.reencrypt_org(org, 10, None).await.unwrap();
     let mut tx = kernel

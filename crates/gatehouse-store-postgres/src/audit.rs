@@ -1,0 +1,158 @@
+//! Audit chains in PostgreSQL. The head row of a chain is locked (`FOR UPDATE`) for the rest of
+//! the appending transaction, so concurrent writers to one chain queue there and never fork it;
+//! writers to different chains do not wait for each other.
+
+use gatehouse_core::audit::{AuditRecord, ChainHead};
+use gatehouse_core::{OrgId, StoreError};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::errors::map_err;
+
+/// Locks the chain (`Some(org)`, or `None` for the operators') and returns its head.
+pub(crate) async fn head(
+    conn: &mut PgConnection,
+    org: Option<OrgId>,
+) -> Result<Option<ChainHead>, StoreError> {
+    let (seq, hash): (i64, Vec<u8>) = match org {
+        Some(o) => {
+            sqlx::query(
+                "INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, ''::bytea) \
+                 ON CONFLICT (org_id) DO NOTHING",
+            )
+            .bind(o.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = $1 FOR UPDATE")
+                .bind(o.as_uuid())
+                .fetch_one(&mut *conn)
+                .await
+        }
+        None => {
+            sqlx::query(
+                "INSERT INTO operator_audit_head (id, seq, hash) VALUES (1, 0, ''::bytea) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            sqlx::query_as("SELECT seq, hash FROM operator_audit_head WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut *conn)
+                .await
+        }
+    }
+    .map_err(map_err)?;
+    if seq == 0 {
+        return Ok(None);
+    }
+    Ok(Some(ChainHead {
+        seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("audit head seq".into()))?,
+        hash: hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("audit head hash".into()))?,
+    }))
+}
+
+fn seq(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Backend("audit seq out of range".into()))
+}
+
+pub(crate) async fn append(conn: &mut PgConnection, e: &AuditRecord) -> Result<(), StoreError> {
+    let columns = "seq, id, at, actor_kind, actor_id, impersonator_id, action, resource_type, \
+                   resource_id, outcome, request_id, details, prev_hash, hash";
+    let sql = match e.org_id {
+        Some(_) => format!(
+            "INSERT INTO audit_events (org_id, {columns}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ),
+        None => format!(
+            "INSERT INTO operator_audit_events ({columns}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ),
+    };
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    if let Some(o) = e.org_id {
+        q = q.bind(o.as_uuid());
+    }
+    q.bind(seq(e.seq)?)
+        .bind(e.id)
+        .bind(e.at)
+        .bind(&e.actor_kind)
+        .bind(&e.actor_id)
+        .bind(&e.impersonator_id)
+        .bind(&e.action)
+        .bind(&e.resource_type)
+        .bind(&e.resource_id)
+        .bind(&e.outcome)
+        .bind(&e.request_id)
+        .bind(&e.details)
+        .bind(&e.prev_hash)
+        .bind(&e.hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    match e.org_id {
+        Some(o) => sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE org_id = $1")
+            .bind(o.as_uuid()),
+        None => sqlx::query("UPDATE operator_audit_head SET seq = $2, hash = $3 WHERE id = $1")
+            .bind(1_i32),
+    }
+    .bind(seq(e.seq)?)
+    .bind(&e.hash)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+    .map_err(map_err)
+}
+
+fn record(row: &PgRow, org: Option<OrgId>) -> Result<AuditRecord, StoreError> {
+    let s: i64 = row.try_get("seq").map_err(map_err)?;
+    Ok(AuditRecord {
+        id: row.try_get::<Uuid, _>("id").map_err(map_err)?,
+        org_id: org,
+        seq: u64::try_from(s).map_err(|_| StoreError::Corrupt("audit seq".into()))?,
+        at: row.try_get("at").map_err(map_err)?,
+        actor_kind: row.try_get("actor_kind").map_err(map_err)?,
+        actor_id: row.try_get("actor_id").map_err(map_err)?,
+        impersonator_id: row.try_get("impersonator_id").map_err(map_err)?,
+        action: row.try_get("action").map_err(map_err)?,
+        resource_type: row.try_get("resource_type").map_err(map_err)?,
+        resource_id: row.try_get("resource_id").map_err(map_err)?,
+        outcome: row.try_get("outcome").map_err(map_err)?,
+        request_id: row.try_get("request_id").map_err(map_err)?,
+        details: row.try_get("details").map_err(map_err)?,
+        prev_hash: row.try_get("prev_hash").map_err(map_err)?,
+        hash: row.try_get("hash").map_err(map_err)?,
+    })
+}
+
+pub(crate) async fn events(
+    conn: &mut PgConnection,
+    org: Option<OrgId>,
+    after_seq: u64,
+    limit: u32,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let rows = match org {
+        Some(o) => {
+            sqlx::query(
+                "SELECT * FROM audit_events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(o.as_uuid())
+            .bind(seq(after_seq)?)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await
+        }
+        None => {
+            sqlx::query("SELECT * FROM operator_audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(seq(after_seq)?)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await
+        }
+    }
+    .map_err(map_err)?;
+    rows.iter().map(|r| record(r, org)).collect()
+}

@@ -1,0 +1,263 @@
+//! The audit chain over a real store: one transaction with its change, one chain under
+//! concurrency, tampering found, append-only enforced by the database.
+
+use std::sync::Arc;
+
+use gatehouse_core::audit::{self, Actor, AuditEvent, Audited};
+use gatehouse_core::store::Store;
+use gatehouse_core::{FakeClock, OrgId, TenantScope};
+use time::{Duration, OffsetDateTime};
+
+use crate::Fixture;
+use crate::data::{org, user};
+
+fn clock() -> FakeClock {
+    FakeClock::at(OffsetDateTime::UNIX_EPOCH + Duration::days(20_700) + Duration::microseconds(9))
+}
+
+async fn new_org(store: &dyn Store, clock: &FakeClock, n: usize) -> OrgId {
+    let o = org(clock, &format!("audit org {n}"));
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_organization(&o).await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
+    o.id
+}
+
+fn event(n: usize) -> AuditEvent {
+    AuditEvent::success(
+        Actor::user(format!("u{n}")),
+        "member.role_changed",
+        "member",
+        n,
+    )
+    .with_details(format!("{{\"n\":{n}}}"))
+}
+
+async fn record(store: &dyn Store, clock: &FakeClock, org: OrgId, n: usize) {
+    audit::record_tenant(store, &TenantScope::for_tests(org), clock, event(n))
+        .await
+        .unwrap();
+}
+
+async fn events(store: &dyn Store, org: OrgId) -> Vec<gatehouse_core::audit::AuditRecord> {
+    let mut tx = store
+        .begin_scoped(&TenantScope::for_tests(org))
+        .await
+        .unwrap();
+    tx.audit_events(0, 10_000).await.unwrap()
+}
+
+pub async fn audit_rolled_back_changes_leave_no_event(f: &dyn Fixture) {
+    let store = f.store();
+    let clock = clock();
+    let org_id = new_org(store.as_ref(), &clock, 1).await;
+    // A change and its event, dropped before commit: neither remains.
+    let u = user(&clock, "gone@example.com");
+    {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_user(&u).await.unwrap();
+        let mut tx = tx.enter(&TenantScope::for_tests(org_id)).await.unwrap();
+        let _proof = audit::append_tenant(tx.as_mut(), &clock, event(1))
+            .await
+            .unwrap();
+    }
+    assert!(events(store.as_ref(), org_id).await.is_empty());
+    assert!(
+        store
+            .begin()
+            .await
+            .unwrap()
+            .user_by_id(u.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A transaction that fails after appending (a duplicate key) leaves no event either.
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_user(&user(&clock, "dup@example.com"))
+        .await
+        .unwrap();
+    let proof = audit::append_operator(tx.as_mut(), &clock, event(2))
+        .await
+        .unwrap();
+    tx.commit(proof).await.unwrap();
+    {
+        let mut tx = store.begin().await.unwrap();
+        let _proof = audit::append_operator(tx.as_mut(), &clock, event(3))
+            .await
+            .unwrap();
+        assert!(
+            tx.insert_user(&user(&clock, "dup@example.com"))
+                .await
+                .is_err()
+        );
+        // The failed change is never committed; dropping it rolls its event back with it.
+    }
+    let mut tx = store.begin().await.unwrap();
+    let ops = tx.operator_audit_events(0, 100).await.unwrap();
+    assert_eq!(
+        ops.iter().map(|e| e.details.as_str()).collect::<Vec<_>>(),
+        vec!["{\"n\":2}"]
+    );
+    drop(tx);
+    // A committed change always has its event.
+    let mut tx = store
+        .begin_scoped(&TenantScope::for_tests(org_id))
+        .await
+        .unwrap();
+    let proof = audit::append_tenant(tx.as_mut(), &clock, event(4))
+        .await
+        .unwrap();
+    tx.commit(proof).await.unwrap();
+    let evs = events(store.as_ref(), org_id).await;
+    assert_eq!(evs.len(), 1);
+    assert_eq!(
+        (evs[0].seq, evs[0].action.as_str()),
+        (1, "member.role_changed")
+    );
+    assert_eq!(
+        audit::verify_org(store.as_ref(), &TenantScope::for_tests(org_id))
+            .await
+            .unwrap(),
+        Ok(1)
+    );
+}
+
+pub async fn audit_concurrent_writers_make_one_chain(f: &dyn Fixture) {
+    let store = f.store();
+    let clock = Arc::new(clock());
+    let org_id = new_org(store.as_ref(), &clock, 1).await;
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = Arc::clone(&store);
+        let clock = Arc::clone(&clock);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                record(store.as_ref(), &clock, org_id, w * 100 + i).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let evs = events(store.as_ref(), org_id).await;
+    assert_eq!(evs.len(), 160);
+    assert!(evs.iter().enumerate().all(|(i, e)| e.seq == i as u64 + 1));
+    assert_eq!(
+        audit::verify_org(store.as_ref(), &TenantScope::for_tests(org_id))
+            .await
+            .unwrap(),
+        Ok(160)
+    );
+}
+
+async fn chain_of_six(store: &dyn Store, clock: &FakeClock, n: usize) -> OrgId {
+    let org_id = new_org(store, clock, n).await;
+    for i in 1..=6 {
+        record(store, clock, org_id, i).await;
+    }
+    org_id
+}
+
+async fn first_bad(store: &dyn Store, org: OrgId) -> (u64, String) {
+    let e = audit::verify_org(store, &TenantScope::for_tests(org))
+        .await
+        .unwrap()
+        .unwrap_err();
+    (e.seq, e.reason)
+}
+
+pub async fn audit_verify_names_the_first_tampered_event(f: &dyn Fixture) {
+    let store = f.store();
+    let clock = clock();
+    let modified = chain_of_six(store.as_ref(), &clock, 1).await;
+    let deleted = chain_of_six(store.as_ref(), &clock, 2).await;
+    let swapped = chain_of_six(store.as_ref(), &clock, 3).await;
+    let truncated = chain_of_six(store.as_ref(), &clock, 4).await;
+    let intact = chain_of_six(store.as_ref(), &clock, 5).await;
+    // Each edit names its event by id (unique across chains).
+    let ids = |o: OrgId| {
+        let store = Arc::clone(&store);
+        async move {
+            events(store.as_ref(), o)
+                .await
+                .into_iter()
+                .map(|e| e.id.simple().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let m = ids(modified).await;
+    let d = ids(deleted).await;
+    let s = ids(swapped).await;
+    let t = ids(truncated).await;
+    let f_id = |id: &str| format!("id = {}", f.uuid_literal(id));
+    f.tamper(&[
+        &format!(
+            "UPDATE audit_events SET details = '{{\"n\":99}}' WHERE {}",
+            f_id(&m[2])
+        ),
+        &format!("DELETE FROM audit_events WHERE {}", f_id(&d[3])),
+        &format!("UPDATE audit_events SET seq = -1 WHERE {}", f_id(&s[1])),
+        &format!("UPDATE audit_events SET seq = 2 WHERE {}", f_id(&s[2])),
+        &format!("UPDATE audit_events SET seq = 3 WHERE {}", f_id(&s[1])),
+        &format!("DELETE FROM audit_events WHERE {}", f_id(&t[5])),
+    ])
+    .await;
+    let (seq, why) = first_bad(store.as_ref(), modified).await;
+    assert_eq!(seq, 3, "{why}");
+    assert!(why.contains("modified"), "{why}");
+    let (seq, why) = first_bad(store.as_ref(), deleted).await;
+    assert_eq!(seq, 5, "{why}");
+    assert!(why.contains("missing"), "{why}");
+    let (seq, why) = first_bad(store.as_ref(), swapped).await;
+    assert_eq!(seq, 2, "{why}");
+    let (seq, why) = first_bad(store.as_ref(), truncated).await;
+    assert_eq!(seq, 6, "{why}");
+    assert!(why.contains("removed from the end"), "{why}");
+    assert_eq!(
+        audit::verify_org(store.as_ref(), &TenantScope::for_tests(intact))
+            .await
+            .unwrap(),
+        Ok(6)
+    );
+}
+
+pub async fn audit_events_are_append_only(f: &dyn Fixture) {
+    let store = f.store();
+    let clock = clock();
+    let org_id = chain_of_six(store.as_ref(), &clock, 1).await;
+    let update = f
+        .exec_as_app("UPDATE audit_events SET action = 'x.y' WHERE seq = 1")
+        .await;
+    assert!(update.is_err(), "an UPDATE on audit events must be refused");
+    let delete = f
+        .exec_as_app("DELETE FROM audit_events WHERE seq = 1")
+        .await;
+    assert!(delete.is_err(), "a DELETE on audit events must be refused");
+    assert_eq!(events(store.as_ref(), org_id).await.len(), 6);
+}
+
+pub async fn audit_chains_are_per_organisation(f: &dyn Fixture) {
+    let store = f.store();
+    let clock = clock();
+    let a = chain_of_six(store.as_ref(), &clock, 1).await;
+    let b = new_org(store.as_ref(), &clock, 2).await;
+    record(store.as_ref(), &clock, b, 42).await;
+    let eb = events(store.as_ref(), b).await;
+    assert_eq!(eb.len(), 1);
+    assert_eq!((eb[0].seq, eb[0].org_id), (1, Some(b)));
+    assert!(
+        events(store.as_ref(), a)
+            .await
+            .iter()
+            .all(|e| e.org_id == Some(a))
+    );
+    // An event for B appended inside A's scope is refused.
+    let mut tx = store
+        .begin_scoped(&TenantScope::for_tests(a))
+        .await
+        .unwrap();
+    let mut foreign = eb[0].clone();
+    foreign.seq = 7;
+    assert!(tx.append_audit(&foreign).await.is_err());
+}
