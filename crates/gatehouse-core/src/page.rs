@@ -27,6 +27,15 @@ impl Cursor {
         }
     }
 
+    /// A cursor over a sequence number (audit events), not a time.
+    #[must_use]
+    pub fn after_seq(seq: u64) -> Self {
+        Self {
+            created_at_micros: i64::try_from(seq).unwrap_or(i64::MAX),
+            id: Uuid::nil(),
+        }
+    }
+
     #[must_use]
     pub fn encode(&self) -> String {
         let mut raw = Vec::with_capacity(25);

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::audit::{AuditRecord, Audited, ChainHead};
+use crate::audit::{AuditFilter, AuditRecord, Audited, ChainHead};
 use crate::error::StoreError;
 use crate::ids::{OrgId, UserId};
 use crate::page::{Page, PageRequest};
@@ -260,6 +260,15 @@ pub trait TenantTx: Send {
     async fn audit_events(
         &mut self,
         after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The scope's events matching `filter` with seq below `before` (all when `None`), newest
+    /// first, at most `limit`.
+    async fn query_audit(
+        &mut self,
+        filter: &AuditFilter,
+        before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError>;
 

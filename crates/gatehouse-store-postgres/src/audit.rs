@@ -2,7 +2,7 @@
 //! the appending transaction, so concurrent writers to one chain queue there and never fork it;
 //! writers to different chains do not wait for each other.
 
-use gatehouse_core::audit::{AuditRecord, ChainHead};
+use gatehouse_core::audit::{AuditFilter, AuditRecord, ChainHead};
 use gatehouse_core::{OrgId, StoreError};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -155,4 +155,41 @@ pub(crate) async fn events(
     }
     .map_err(map_err)?;
     rows.iter().map(|r| record(r, org)).collect()
+}
+
+/// Filters become `(param IS NULL OR column = param)` terms, so one statement serves every
+/// combination and every value is bound, never spliced.
+pub(crate) async fn query(
+    conn: &mut PgConnection,
+    org: OrgId,
+    f: &AuditFilter,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let sql = "SELECT * FROM audit_events WHERE org_id = $1 \
+         AND ($2 IS NULL OR seq < $2) \
+         AND ($3 IS NULL OR actor_id = $3) \
+         AND ($4 IS NULL OR substr(action, 1, length($4)) = $4) \
+         AND ($5 IS NULL OR resource_type = $5) \
+         AND ($6 IS NULL OR resource_id = $6) \
+         AND ($7 IS NULL OR outcome = $7) \
+         AND ($8 IS NULL OR at >= $8) \
+         AND ($9 IS NULL OR at < $9) \
+         ORDER BY seq DESC LIMIT $10";
+    let before = before.map(seq).transpose()?;
+    let rows = sqlx::query(sql)
+        .bind(org.as_uuid())
+        .bind(before)
+        .bind(&f.actor_id)
+        .bind(&f.action_prefix)
+        .bind(&f.resource_type)
+        .bind(&f.resource_id)
+        .bind(f.outcome.map(|o| o.as_str()))
+        .bind(f.since)
+        .bind(f.until)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    rows.iter().map(|r| record(r, Some(org))).collect()
 }

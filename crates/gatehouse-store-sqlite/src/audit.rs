@@ -1,7 +1,7 @@
 //! Audit chains in SQLite. `BEGIN IMMEDIATE` already serialises every writer, so reading the head
 //! inside the transaction is enough to keep a chain from forking.
 
-use gatehouse_core::audit::{AuditRecord, ChainHead};
+use gatehouse_core::audit::{AuditFilter, AuditRecord, ChainHead};
 use gatehouse_core::clock::{from_unix_micros, unix_micros};
 use gatehouse_core::{OrgId, StoreError};
 use sqlx::sqlite::SqliteRow;
@@ -144,4 +144,51 @@ pub(crate) async fn events(
     }
     .map_err(map_err)?;
     rows.iter().map(|r| record(r, org)).collect()
+}
+
+/// Filters become `(param IS NULL OR column = param)` terms, so one statement serves every
+/// combination and every value is bound, never spliced.
+pub(crate) async fn query(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    f: &AuditFilter,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let sql = "SELECT * FROM audit_events WHERE org_id = ? \
+         AND (? IS NULL OR seq < ?) \
+         AND (? IS NULL OR actor_id = ?) \
+         AND (? IS NULL OR substr(action, 1, length(?)) = ?) \
+         AND (? IS NULL OR resource_type = ?) \
+         AND (? IS NULL OR resource_id = ?) \
+         AND (? IS NULL OR outcome = ?) \
+         AND (? IS NULL OR at >= ?) \
+         AND (? IS NULL OR at < ?) \
+         ORDER BY seq DESC LIMIT ?";
+    let before = before.map(seq).transpose()?;
+    let outcome = f.outcome.map(|o| o.as_str());
+    let since = f.since.map(unix_micros);
+    let until = f.until.map(unix_micros);
+    let q = sqlx::query(sql)
+        .bind(org.as_uuid())
+        .bind(before)
+        .bind(before)
+        .bind(&f.actor_id)
+        .bind(&f.actor_id)
+        .bind(&f.action_prefix)
+        .bind(&f.action_prefix)
+        .bind(&f.action_prefix)
+        .bind(&f.resource_type)
+        .bind(&f.resource_type)
+        .bind(&f.resource_id)
+        .bind(&f.resource_id)
+        .bind(outcome)
+        .bind(outcome)
+        .bind(since)
+        .bind(since)
+        .bind(until)
+        .bind(until)
+        .bind(i64::from(limit));
+    let rows = q.fetch_all(&mut *conn).await.map_err(map_err)?;
+    rows.iter().map(|r| record(r, Some(org))).collect()
 }

@@ -445,6 +445,15 @@ impl TenantTx for SqliteTenantTx {
         crate::audit::events(&mut self.tx, Some(self.scope.org_id()), after_seq, limit).await
     }
 
+    async fn query_audit(
+        &mut self,
+        filter: &gatehouse_core::audit::AuditFilter,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        crate::audit::query(&mut self.tx, self.scope.org_id(), filter, before, limit).await
+    }
+
     async fn commit(self: Box<Self>, _proof: Audited) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(map_err)
     }

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use gatehouse_core::audit::{self, Actor, AuditEvent, Audited};
+use gatehouse_core::audit::{self, Actor, AuditEvent, AuditFilter, AuditRecord, Audited, Outcome};
+use gatehouse_core::page::PageRequest;
 use gatehouse_core::store::Store;
-use gatehouse_core::{FakeClock, OrgId, TenantScope};
+use gatehouse_core::{Clock, FakeClock, OrgId, TenantScope};
 use time::{Duration, OffsetDateTime};
 
 use crate::Fixture;
@@ -260,4 +261,144 @@ pub async fn audit_chains_are_per_organisation(f: &dyn Fixture) {
     let mut foreign = eb[0].clone();
     foreign.seq = 7;
     assert!(tx.append_audit(&foreign).await.is_err());
+}
+
+fn varied(i: usize) -> AuditEvent {
+    let actions = [
+        "member.added",
+        "member.role_changed",
+        "secret.revealed",
+        "user.login",
+        "memberx.odd",
+    ];
+    let outcomes = [Outcome::Success, Outcome::Denied, Outcome::Failure];
+    AuditEvent {
+        actor: Actor::user(format!("u{}", i % 3)),
+        action: actions[i % actions.len()].to_owned(),
+        resource_type: if i % 2 == 0 { "member" } else { "secret" }.to_owned(),
+        resource_id: format!("r{}", i % 4),
+        outcome: outcomes[i % outcomes.len()],
+        request_id: Some(format!("req-{i}")),
+        details: "{}".to_owned(),
+    }
+}
+
+fn matches(f: &AuditFilter, e: &AuditRecord) -> bool {
+    f.actor_id.as_ref().is_none_or(|a| &e.actor_id == a)
+        && f.action_prefix
+            .as_ref()
+            .is_none_or(|p| e.action.starts_with(p.as_str()))
+        && f.resource_type
+            .as_ref()
+            .is_none_or(|t| &e.resource_type == t)
+        && f.resource_id.as_ref().is_none_or(|r| &e.resource_id == r)
+        && f.outcome.is_none_or(|o| e.outcome == o.as_str())
+        && f.since.is_none_or(|s| e.at >= s)
+        && f.until.is_none_or(|u| e.at < u)
+}
+
+pub async fn audit_filters_and_cursors_return_exactly_the_right_events(f: &dyn Fixture) {
+    let store = f.store();
+    let clock = clock();
+    let start = clock.now();
+    let a = new_org(store.as_ref(), &clock, 1).await;
+    let b = new_org(store.as_ref(), &clock, 2).await;
+    for i in 0..40 {
+        clock.advance(Duration::seconds(1));
+        audit::record_tenant(
+            store.as_ref(),
+            &TenantScope::for_tests(a),
+            &clock,
+            varied(i),
+        )
+        .await
+        .unwrap();
+        if i % 4 == 0 {
+            audit::record_tenant(
+                store.as_ref(),
+                &TenantScope::for_tests(b),
+                &clock,
+                varied(i),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let all_a = events(store.as_ref(), a).await;
+    let b_ids: Vec<_> = events(store.as_ref(), b)
+        .await
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let filters = vec![
+        AuditFilter::default(),
+        AuditFilter {
+            actor_id: Some("u1".into()),
+            ..Default::default()
+        },
+        AuditFilter {
+            action_prefix: Some("member.".into()),
+            ..Default::default()
+        },
+        AuditFilter {
+            action_prefix: Some("member".into()),
+            ..Default::default()
+        },
+        AuditFilter {
+            action_prefix: Some("%".into()),
+            ..Default::default()
+        },
+        AuditFilter {
+            resource_type: Some("secret".into()),
+            resource_id: Some("r1".into()),
+            ..Default::default()
+        },
+        AuditFilter {
+            outcome: Some(Outcome::Denied),
+            ..Default::default()
+        },
+        AuditFilter {
+            since: Some(start + Duration::seconds(10)),
+            until: Some(start + Duration::seconds(25)),
+            ..Default::default()
+        },
+        AuditFilter {
+            actor_id: Some("u2".into()),
+            outcome: Some(Outcome::Success),
+            since: Some(start + Duration::seconds(5)),
+            ..Default::default()
+        },
+    ];
+    for filter in filters {
+        let mut expected: Vec<_> = all_a
+            .iter()
+            .filter(|e| matches(&filter, e))
+            .map(|e| e.id)
+            .collect();
+        expected.reverse(); // newest first
+        let mut got = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = audit::query(
+                store.as_ref(),
+                &TenantScope::for_tests(a),
+                &filter,
+                PageRequest::parse(cursor.as_deref(), Some(4)).unwrap(),
+            )
+            .await
+            .unwrap();
+            assert!(page.items.len() <= 4);
+            assert!(
+                page.items
+                    .iter()
+                    .all(|e| e.org_id == Some(a) && !b_ids.contains(&e.id))
+            );
+            got.extend(page.items.iter().map(|e| e.id));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(got, expected, "{filter:?}");
+    }
 }

@@ -167,3 +167,18 @@ pub struct AuditRecord {
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
 }
+
+/// Which events a query returns. Every filter is optional; all given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub actor_id: Option<String>,
+    /// Matches `action` by prefix: `member.` finds `member.added` and `member.role_changed`.
+    pub action_prefix: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// Inclusive.
+    pub since: Option<OffsetDateTime>,
+    /// Exclusive.
+    pub until: Option<OffsetDateTime>,
+}

@@ -20,7 +20,7 @@ use crate::ids::new_uuid;
 use crate::store::{PlatformTx, Store, TenantTx};
 
 pub use chain::{VerifyError, verify};
-pub use event::{Actor, ActorKind, AuditEvent, AuditRecord, ChainHead, Outcome};
+pub use event::{Actor, ActorKind, AuditEvent, AuditFilter, AuditRecord, ChainHead, Outcome};
 
 /// Proof that an audit event was appended to the transaction being committed.
 #[derive(Debug)]
@@ -181,4 +181,32 @@ pub async fn verify_operators(store: &dyn Store) -> Result<Result<u64, VerifyErr
     }
     let head = tx.operator_audit_head().await?;
     Ok(head_mismatch(seq, head, last).map_or(Ok(seq), Err))
+}
+
+/// The scope's events matching `filter`, newest first, one page at a time. The cursor names the
+/// last event's sequence number.
+pub async fn query(
+    store: &dyn Store,
+    scope: &crate::TenantScope,
+    filter: &AuditFilter,
+    page: crate::PageRequest,
+) -> Result<crate::Page<AuditRecord>, Error> {
+    let before = page.after.map(|c| c.created_at_micros);
+    let before = match before {
+        Some(s) if s <= 0 => {
+            return Ok(crate::Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        Some(s) => u64::try_from(s).ok(),
+        None => None,
+    };
+    let mut tx = store.begin_scoped(scope).await?;
+    let rows = tx
+        .query_audit(filter, before, page.limit.get().saturating_add(1))
+        .await?;
+    Ok(crate::Page::from_overfetch(rows, page.limit, |r| {
+        crate::Cursor::after_seq(r.seq)
+    }))
 }
