@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod context;
 pub mod error;
 pub mod ids;
 pub mod inputs;
@@ -18,6 +19,7 @@ pub mod signup;
 pub mod store;
 
 pub use clock::{Clock, FakeClock, SystemClock};
+pub use context::RequestContext;
 pub use error::{Error, StoreError};
 pub use ids::{OrgId, UserId};
 pub use kernel::{Check, Kernel, KeySource, Readiness};

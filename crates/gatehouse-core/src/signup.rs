@@ -4,10 +4,12 @@
 use gatehouse_crypto::SecretString;
 
 use crate::audit::{self, Actor, AuditEvent};
+use crate::context::RequestContext;
 use crate::error::Error;
 use crate::ids::{OrgId, UserId};
 use crate::inputs::{DisplayName, Email, NewPassword};
 use crate::kernel::Kernel;
+use crate::keyring::PersonalData;
 use crate::scope::TenantScope;
 use crate::store::{MembershipRecord, OrganizationRecord, Role, UserRecord};
 
@@ -26,7 +28,11 @@ pub struct SignupOutcome {
 }
 
 impl Kernel {
-    pub async fn signup(&self, input: SignupInput) -> Result<SignupOutcome, Error> {
+    pub async fn signup(
+        &self,
+        input: SignupInput,
+        request: &RequestContext,
+    ) -> Result<SignupOutcome, Error> {
         let email = Email::parse(&input.email)?;
         let name = DisplayName::parse("name", &input.name)?;
         let org_name = DisplayName::parse("organization_name", &input.organization_name)?;
@@ -61,18 +67,25 @@ impl Kernel {
             created_at: now,
         })
         .await?;
-        let proof = audit::append_tenant(
-            tx.as_mut(),
-            self.clock(),
-            AuditEvent::success(
-                Actor::user(user.id),
-                "organization.created",
-                "organization",
-                org.id,
-            )
-            .with_details(format!("{{\"owner\":\"{}\"}}", user.id)),
+        let subject = user.id.to_string();
+        let personal = PersonalData {
+            ip: request.ip.clone(),
+            user_agent: request.user_agent.clone(),
+        };
+        let sealed = self
+            .keyring()
+            .seal_personal(tx.as_mut(), &subject, &personal)
+            .await?;
+        let event = AuditEvent::success(
+            Actor::user(user.id),
+            "organization.created",
+            "organization",
+            org.id,
         )
-        .await?;
+        .with_details(format!("{{\"owner\":\"{}\"}}", user.id))
+        .with_request(request.request_id.clone())
+        .with_personal(&subject, sealed);
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
         tracing::info!(user_id = %user.id, org_id = %org.id, "signup created a user and an organisation");
         Ok(SignupOutcome {

@@ -249,6 +249,13 @@ pub trait TenantTx: Send {
         dek_version: u32,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+    /// Deletes the sealed value at (kind, record_id, field); returns whether there was one.
+    async fn delete_sealed(
+        &mut self,
+        kind: &str,
+        record_id: &str,
+        field: &str,
+    ) -> Result<bool, StoreError>;
     /// (data-key version, number of sealed values on it), by version.
     async fn sealed_counts(&mut self) -> Result<Vec<(u32, u64)>, StoreError>;
 

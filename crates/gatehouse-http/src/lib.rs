@@ -3,6 +3,7 @@
 //! socket: the binary (and every integration test) hands it a listener.
 #![forbid(unsafe_code)]
 
+mod extract;
 mod json;
 mod middleware;
 mod problem;

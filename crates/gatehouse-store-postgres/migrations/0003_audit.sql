@@ -1,6 +1,8 @@
 -- The audit log: one hash chain per organisation (audit_events, under forced RLS) and one for the
 -- platform operators (operator_audit_events). Append-only twice over: the application role is
--- granted no UPDATE or DELETE on events, and triggers refuse them for every role.
+-- granted no UPDATE or DELETE on events, and triggers refuse them for every role. `personal` holds
+-- the event's personal data sealed under a key of its data subject; erasing the subject destroys
+-- that key, and the chain, which hashes the ciphertext, still verifies.
 
 CREATE TABLE audit_events (
     org_id          uuid        NOT NULL,
@@ -16,6 +18,8 @@ CREATE TABLE audit_events (
     outcome         text        NOT NULL CHECK (outcome IN ('success', 'denied', 'failure')),
     request_id      text,
     details         text        NOT NULL,
+    subject         text,
+    personal        bytea,
     prev_hash       bytea       NOT NULL,
     hash            bytea       NOT NULL,
     PRIMARY KEY (org_id, seq)
@@ -40,6 +44,8 @@ CREATE TABLE operator_audit_events (
     outcome         text        NOT NULL CHECK (outcome IN ('success', 'denied', 'failure')),
     request_id      text,
     details         text        NOT NULL,
+    subject         text,
+    personal        bytea,
     prev_hash       bytea       NOT NULL,
     hash            bytea       NOT NULL
 );

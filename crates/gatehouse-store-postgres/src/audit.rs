@@ -61,15 +61,15 @@ fn seq(v: u64) -> Result<i64, StoreError> {
 
 pub(crate) async fn append(conn: &mut PgConnection, e: &AuditRecord) -> Result<(), StoreError> {
     let columns = "seq, id, at, actor_kind, actor_id, impersonator_id, action, resource_type, \
-                   resource_id, outcome, request_id, details, prev_hash, hash";
+                   resource_id, outcome, request_id, details, subject, personal, prev_hash, hash";
     let sql = match e.org_id {
         Some(_) => format!(
             "INSERT INTO audit_events (org_id, {columns}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ),
         None => format!(
             "INSERT INTO operator_audit_events ({columns}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ),
     };
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -88,6 +88,8 @@ pub(crate) async fn append(conn: &mut PgConnection, e: &AuditRecord) -> Result<(
         .bind(&e.outcome)
         .bind(&e.request_id)
         .bind(&e.details)
+        .bind(&e.subject)
+        .bind(&e.personal)
         .bind(&e.prev_hash)
         .bind(&e.hash)
         .execute(&mut *conn)
@@ -123,6 +125,8 @@ fn record(row: &PgRow, org: Option<OrgId>) -> Result<AuditRecord, StoreError> {
         outcome: row.try_get("outcome").map_err(map_err)?,
         request_id: row.try_get("request_id").map_err(map_err)?,
         details: row.try_get("details").map_err(map_err)?,
+        subject: row.try_get("subject").map_err(map_err)?,
+        personal: row.try_get("personal").map_err(map_err)?,
         prev_hash: row.try_get("prev_hash").map_err(map_err)?,
         hash: row.try_get("hash").map_err(map_err)?,
     })

@@ -479,6 +479,25 @@ impl TenantTx for PgTenantTx {
         crate::audit::query(&mut self.tx, self.scope.org_id(), filter, before, limit).await
     }
 
+    async fn delete_sealed(
+        &mut self,
+        kind: &str,
+        record_id: &str,
+        field: &str,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "DELETE FROM sealed_fields WHERE org_id = $1 AND kind = $2 AND record_id = $3 AND field = $4",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(kind)
+        .bind(record_id)
+        .bind(field)
+        .execute(&mut *self.tx)
+        .await
+        .map(|r| r.rows_affected() > 0)
+        .map_err(map_err)
+    }
+
     async fn commit(self: Box<Self>, _proof: Audited) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(map_err)
     }

@@ -1,7 +1,9 @@
 -- The audit log: one hash chain per organisation (audit_events) and one for the platform
 -- operators (operator_audit_events). Events are append-only: the triggers refuse UPDATE and
 -- DELETE. The head tables hold each chain's last seq and hash; appends update them in the same
--- transaction.
+-- transaction. `personal` holds the event's personal data (IP, user agent) sealed under a key of
+-- its data subject; erasing the subject destroys that key, and the chain, which hashes the
+-- ciphertext, still verifies.
 
 CREATE TABLE audit_events (
     org_id          BLOB    NOT NULL,
@@ -17,6 +19,8 @@ CREATE TABLE audit_events (
     outcome         TEXT    NOT NULL CHECK (outcome IN ('success', 'denied', 'failure')),
     request_id      TEXT,
     details         TEXT    NOT NULL,
+    subject         TEXT,
+    personal        BLOB,
     prev_hash       BLOB    NOT NULL,
     hash            BLOB    NOT NULL,
     PRIMARY KEY (org_id, seq)
@@ -41,6 +45,8 @@ CREATE TABLE operator_audit_events (
     outcome         TEXT    NOT NULL CHECK (outcome IN ('success', 'denied', 'failure')),
     request_id      TEXT,
     details         TEXT    NOT NULL,
+    subject         TEXT,
+    personal        BLOB,
     prev_hash       BLOB    NOT NULL,
     hash            BLOB    NOT NULL
 ) STRICT;

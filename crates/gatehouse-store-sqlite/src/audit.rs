@@ -46,13 +46,13 @@ fn seq(v: u64) -> Result<i64, StoreError> {
 
 pub(crate) async fn append(conn: &mut SqliteConnection, e: &AuditRecord) -> Result<(), StoreError> {
     let columns = "seq, id, at, actor_kind, actor_id, impersonator_id, action, resource_type, \
-                   resource_id, outcome, request_id, details, prev_hash, hash";
+                   resource_id, outcome, request_id, details, subject, personal, prev_hash, hash";
     let sql = match e.org_id {
         Some(_) => format!(
-            "INSERT INTO audit_events (org_id, {columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO audit_events (org_id, {columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
         None => format!(
-            "INSERT INTO operator_audit_events ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO operator_audit_events ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
     };
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -71,6 +71,8 @@ pub(crate) async fn append(conn: &mut SqliteConnection, e: &AuditRecord) -> Resu
         .bind(&e.outcome)
         .bind(&e.request_id)
         .bind(&e.details)
+        .bind(&e.subject)
+        .bind(&e.personal)
         .bind(&e.prev_hash)
         .bind(&e.hash)
         .execute(&mut *conn)
@@ -112,6 +114,8 @@ fn record(row: &SqliteRow, org: Option<OrgId>) -> Result<AuditRecord, StoreError
         outcome: row.try_get("outcome").map_err(map_err)?,
         request_id: row.try_get("request_id").map_err(map_err)?,
         details: row.try_get("details").map_err(map_err)?,
+        subject: row.try_get("subject").map_err(map_err)?,
+        personal: row.try_get("personal").map_err(map_err)?,
         prev_hash: row.try_get("prev_hash").map_err(map_err)?,
         hash: row.try_get("hash").map_err(map_err)?,
     })

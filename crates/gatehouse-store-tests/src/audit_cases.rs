@@ -275,11 +275,18 @@ fn varied(i: usize) -> AuditEvent {
     AuditEvent {
         actor: Actor::user(format!("u{}", i % 3)),
         action: actions[i % actions.len()].to_owned(),
-        resource_type: if i % 2 == 0 { "member" } else { "secret" }.to_owned(),
+        resource_type: if i.is_multiple_of(2) {
+            "member"
+        } else {
+            "secret"
+        }
+        .to_owned(),
         resource_id: format!("r{}", i % 4),
         outcome: outcomes[i % outcomes.len()],
         request_id: Some(format!("req-{i}")),
         details: "{}".to_owned(),
+        subject: None,
+        personal: None,
     }
 }
 
@@ -313,7 +320,7 @@ pub async fn audit_filters_and_cursors_return_exactly_the_right_events(f: &dyn F
         )
         .await
         .unwrap();
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             audit::record_tenant(
                 store.as_ref(),
                 &TenantScope::for_tests(b),
@@ -401,4 +408,108 @@ pub async fn audit_filters_and_cursors_return_exactly_the_right_events(f: &dyn F
         }
         assert_eq!(got, expected, "{filter:?}");
     }
+}
+
+pub async fn audit_erased_personal_data_is_unreadable_and_the_chain_verifies(f: &dyn Fixture) {
+    use gatehouse_core::keyring::{Keyring, KeyringSettings, PersonalData};
+    let store = f.store();
+    let clock = Arc::new(clock());
+    let keyring = Keyring::start(
+        Arc::clone(&store),
+        clock.clone(),
+        &gatehouse_crypto::Key32::from_bytes([3; 32]),
+        KeyringSettings::default(),
+    )
+    .await
+    .unwrap();
+    let org_id = new_org(store.as_ref(), &clock, 1).await;
+    let scope = TenantScope::for_tests(org_id);
+    let ada = PersonalData {
+        ip: Some("198.51.100.23".into()),
+        user_agent: Some("Firefox/140".into()),
+    };
+    let bob = PersonalData {
+        ip: Some("203.0.113.77".into()),
+        user_agent: None,
+    };
+    for (i, (subject, data)) in [
+        ("user-ada", &ada),
+        ("user-ada", &ada),
+        ("user-bob", &bob),
+        ("user-ada", &ada),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut tx = store.begin_scoped(&scope).await.unwrap();
+        let sealed = keyring
+            .seal_personal(tx.as_mut(), subject, data)
+            .await
+            .unwrap();
+        let proof = audit::append_tenant(
+            tx.as_mut(),
+            clock.as_ref(),
+            event(i).with_personal(subject, sealed),
+        )
+        .await
+        .unwrap();
+        tx.commit(proof).await.unwrap();
+    }
+    let stored = events(store.as_ref(), org_id).await;
+    assert!(stored.iter().all(|e| {
+        !e.personal
+            .as_ref()
+            .unwrap()
+            .windows(13)
+            .any(|w| w == b"198.51.100.23")
+    }));
+    let mut tx = store.begin_scoped(&scope).await.unwrap();
+    for e in &stored {
+        let subject = e.subject.as_deref().unwrap();
+        let opened = keyring
+            .open_personal(tx.as_mut(), subject, e.personal.as_ref().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            opened.as_ref(),
+            Some(if subject == "user-ada" { &ada } else { &bob })
+        );
+    }
+    // Erase Ada, in a transaction with its own event.
+    assert!(
+        keyring
+            .erase_subject(tx.as_mut(), "user-ada")
+            .await
+            .unwrap()
+    );
+    let proof = audit::append_tenant(
+        tx.as_mut(),
+        clock.as_ref(),
+        AuditEvent::success(
+            Actor::system("privacy"),
+            "subject.erased",
+            "subject",
+            "user-ada",
+        ),
+    )
+    .await
+    .unwrap();
+    tx.commit(proof).await.unwrap();
+    let mut tx = store.begin_scoped(&scope).await.unwrap();
+    for e in &stored {
+        let subject = e.subject.as_deref().unwrap();
+        let opened = keyring
+            .open_personal(tx.as_mut(), subject, e.personal.as_ref().unwrap())
+            .await
+            .unwrap();
+        match subject {
+            "user-ada" => assert_eq!(opened, None, "erased data must not open"),
+            _ => assert_eq!(opened.as_ref(), Some(&bob)),
+        }
+    }
+    drop(tx);
+    assert_eq!(
+        audit::verify_org(store.as_ref(), &scope).await.unwrap(),
+        Ok(5)
+    );
 }

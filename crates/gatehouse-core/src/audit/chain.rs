@@ -4,7 +4,9 @@
 //! in this order: chain id (the organisation's 16 uuid bytes, or 16 zero bytes for the operators'
 //! trail), seq (u64 BE), event id (16 bytes), time (i64 BE microseconds since the Unix epoch),
 //! actor kind, actor id, impersonator (`0` when absent, `1` + id when present), action, resource
-//! type, resource id, outcome, request id (same optional form), details (the stored JSON text).
+//! type, resource id, outcome, request id (same optional form), details (the stored JSON text),
+//! subject (optional form), personal (`0`, or `1` + the sealed bytes: the chain commits to the
+//! ciphertext, so destroying the subject's key leaves it verifiable).
 //! `hash = SHA-256(prev_hash || encoding)`.
 
 use gatehouse_crypto::{context, sha256};
@@ -19,6 +21,18 @@ fn optional(v: Option<&str>) -> Vec<u8> {
             let mut out = Vec::with_capacity(s.len() + 1);
             out.push(1);
             out.extend_from_slice(s.as_bytes());
+            out
+        }
+    }
+}
+
+fn optional_bytes(v: Option<&[u8]>) -> Vec<u8> {
+    match v {
+        None => vec![0],
+        Some(b) => {
+            let mut out = Vec::with_capacity(b.len() + 1);
+            out.push(1);
+            out.extend_from_slice(b);
             out
         }
     }
@@ -43,6 +57,8 @@ pub fn encode(r: &AuditRecord) -> Vec<u8> {
             r.outcome.as_bytes(),
             &optional(r.request_id.as_deref()),
             r.details.as_bytes(),
+            &optional(r.subject.as_deref()),
+            &optional_bytes(r.personal.as_deref()),
         ],
     )
 }

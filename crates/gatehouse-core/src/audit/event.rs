@@ -88,6 +88,11 @@ pub struct AuditEvent {
     pub outcome: Outcome,
     pub request_id: Option<String>,
     pub details: String,
+    /// The data subject whose personal data `personal` holds (a user id).
+    pub subject: Option<String>,
+    /// Personal data (IP, user agent) sealed under the subject's key; see
+    /// `Keyring::seal_personal`.
+    pub personal: Option<Vec<u8>>,
 }
 
 impl AuditEvent {
@@ -107,7 +112,23 @@ impl AuditEvent {
             outcome: Outcome::Success,
             request_id: None,
             details: "{}".to_owned(),
+            subject: None,
+            personal: None,
         }
+    }
+
+    #[must_use]
+    pub fn with_request(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
+    }
+
+    /// Attaches sealed personal data and the subject it belongs to.
+    #[must_use]
+    pub fn with_personal(mut self, subject: &str, sealed: Vec<u8>) -> Self {
+        self.subject = Some(subject.to_owned());
+        self.personal = Some(sealed);
+        self
     }
 
     #[must_use]
@@ -164,6 +185,8 @@ pub struct AuditRecord {
     pub outcome: String,
     pub request_id: Option<String>,
     pub details: String,
+    pub subject: Option<String>,
+    pub personal: Option<Vec<u8>>,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
 }

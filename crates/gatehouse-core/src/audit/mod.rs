@@ -62,6 +62,8 @@ fn record_for(
         outcome: event.outcome.as_str().to_owned(),
         request_id: event.request_id,
         details: event.details,
+        subject: event.subject,
+        personal: event.personal,
         prev_hash: prev_hash.to_vec(),
         hash: Vec::new(),
     };

@@ -17,15 +17,18 @@ pub enum SealedKind {
     ConnectorToken,
     AuditPersonalData,
     TransitField,
+    /// A data subject's key for their personal data in audit events.
+    SubjectKey,
 }
 
 impl SealedKind {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::TotpSecret,
         Self::SharedSecret,
         Self::ConnectorToken,
         Self::AuditPersonalData,
         Self::TransitField,
+        Self::SubjectKey,
     ];
 
     #[must_use]
@@ -36,6 +39,7 @@ impl SealedKind {
             Self::ConnectorToken => "connector_token",
             Self::AuditPersonalData => "audit_personal_data",
             Self::TransitField => "transit_field",
+            Self::SubjectKey => "subject_key",
         }
     }
 }

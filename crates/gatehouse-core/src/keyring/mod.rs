@@ -14,6 +14,7 @@
 //! Nothing outside this module sees key bytes: callers seal and open through a `TenantTx`.
 
 mod fields;
+mod personal;
 mod rotation;
 mod status;
 
@@ -28,6 +29,7 @@ use crate::ids::OrgId;
 use crate::store::{KekVersionRecord, KeyState, OrgKeyRecord, Store, TenantTx};
 
 pub use fields::{FieldRef, SealedKind};
+pub use personal::PersonalData;
 pub use rotation::ReencryptReport;
 pub use status::{KeyringStatus, OrgKeyStatus};
 

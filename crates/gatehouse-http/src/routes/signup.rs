@@ -8,6 +8,7 @@ use gatehouse_crypto::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::extract::RequestMeta;
 use crate::json::{ApiJson, Created};
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
@@ -54,16 +55,20 @@ pub(crate) struct SignupResponse {
     ))]
 pub(crate) async fn signup(
     State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<Created<SignupResponse>, ApiError> {
     let out = state
         .kernel
-        .signup(SignupInput {
-            email: req.email,
-            password: SecretString::from(req.password),
-            name: req.name,
-            organization_name: req.organization_name,
-        })
+        .signup(
+            SignupInput {
+                email: req.email,
+                password: SecretString::from(req.password),
+                name: req.name,
+                organization_name: req.organization_name,
+            },
+            &meta,
+        )
         .await?;
     Ok(Created(SignupResponse {
         user_id: out.user_id.as_uuid(),
