@@ -9,7 +9,9 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::audit::{AuditFilter, AuditRecord, Audited, ChainHead};
+use crate::audit::{
+    AuditFilter, AuditRecord, Audited, ChainHead, CheckpointRecord, SigningKeyRecord,
+};
 use crate::error::StoreError;
 use crate::ids::{OrgId, UserId};
 use crate::page::{Page, PageRequest};
@@ -189,6 +191,18 @@ pub trait PlatformTx: Send {
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError>;
 
+    async fn signing_keys(&mut self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    async fn insert_signing_key(&mut self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    async fn rewrap_signing_key(
+        &mut self,
+        version: u32,
+        wrapped: &[u8],
+        kek_version: u32,
+    ) -> Result<(), StoreError>;
+    /// The operators' chain checkpoints, by seq.
+    async fn operator_checkpoints(&mut self) -> Result<Vec<CheckpointRecord>, StoreError>;
+    async fn insert_operator_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError>;
+
     /// Continues this same transaction inside `scope`.
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError>;
     /// Commits; the proof shows an audit event was appended (see `crate::audit`).
@@ -269,6 +283,10 @@ pub trait TenantTx: Send {
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The scope's chain checkpoints, by seq.
+    async fn audit_checkpoints(&mut self) -> Result<Vec<CheckpointRecord>, StoreError>;
+    async fn insert_audit_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError>;
 
     /// The scope's events matching `filter` with seq below `before` (all when `None`), newest
     /// first, at most `limit`.

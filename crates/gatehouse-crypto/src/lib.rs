@@ -10,11 +10,13 @@ pub mod ct;
 pub mod digest;
 pub mod random;
 pub mod secret;
+pub mod sign;
 
 pub use aead::{AeadError, AeadKey, EnvelopeHeader, context, key_check_value};
 pub use ct::ct_eq;
 pub use digest::sha256;
 pub use random::{RandomError, fill_random, random_key, random_nonce, random_token};
 pub use secret::{Key32, KeyParseError, SecretBytes, SecretString};
+pub use sign::{SigningKey, verify_ed25519};
 pub mod password;
 pub use password::{Argon2Params, PasswordError, derive_key, hash_password, verify_password};

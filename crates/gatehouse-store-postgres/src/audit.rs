@@ -2,7 +2,9 @@
 //! the appending transaction, so concurrent writers to one chain queue there and never fork it;
 //! writers to different chains do not wait for each other.
 
-use gatehouse_core::audit::{AuditFilter, AuditRecord, ChainHead};
+use gatehouse_core::audit::{
+    AuditFilter, AuditRecord, ChainHead, CheckpointRecord, SigningKeyRecord,
+};
 use gatehouse_core::{OrgId, StoreError};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -196,4 +198,123 @@ pub(crate) async fn query(
         .await
         .map_err(map_err)?;
     rows.iter().map(|r| record(r, Some(org))).collect()
+}
+
+fn version(row: &PgRow, col: &str) -> Result<u32, StoreError> {
+    let v: i32 = row.try_get(col).map_err(map_err)?;
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{col} out of range")))
+}
+
+pub(crate) async fn signing_keys(
+    conn: &mut PgConnection,
+) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY version")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok(SigningKeyRecord {
+                version: version(row, "version")?,
+                public_key: row.try_get("public_key").map_err(map_err)?,
+                wrapped: row.try_get("wrapped").map_err(map_err)?,
+                kek_version: version(row, "kek_version")?,
+                created_at: row.try_get("created_at").map_err(map_err)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn insert_signing_key(
+    conn: &mut PgConnection,
+    k: &SigningKeyRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO signing_keys (version, public_key, wrapped, kek_version, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(i32::try_from(k.version).unwrap_or(i32::MAX))
+    .bind(&k.public_key)
+    .bind(&k.wrapped)
+    .bind(i32::try_from(k.kek_version).unwrap_or(i32::MAX))
+    .bind(k.created_at)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+    .map_err(map_err)
+}
+
+pub(crate) async fn rewrap_signing_key(
+    conn: &mut PgConnection,
+    v: u32,
+    wrapped: &[u8],
+    kek_version: u32,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE signing_keys SET wrapped = $1, kek_version = $2 WHERE version = $3")
+        .bind(wrapped)
+        .bind(i32::try_from(kek_version).unwrap_or(i32::MAX))
+        .bind(i32::try_from(v).unwrap_or(i32::MAX))
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+}
+
+pub(crate) async fn checkpoints(
+    conn: &mut PgConnection,
+    org: Option<OrgId>,
+) -> Result<Vec<CheckpointRecord>, StoreError> {
+    let rows = match org {
+        Some(o) => {
+            sqlx::query("SELECT * FROM audit_checkpoints WHERE org_id = $1 ORDER BY seq")
+                .bind(o.as_uuid())
+                .fetch_all(&mut *conn)
+                .await
+        }
+        None => {
+            sqlx::query("SELECT * FROM operator_audit_checkpoints ORDER BY seq")
+                .fetch_all(&mut *conn)
+                .await
+        }
+    }
+    .map_err(map_err)?;
+    rows.iter()
+        .map(|row| {
+            let s: i64 = row.try_get("seq").map_err(map_err)?;
+            Ok(CheckpointRecord {
+                org_id: org,
+                seq: u64::try_from(s).map_err(|_| StoreError::Corrupt("checkpoint seq".into()))?,
+                hash: row.try_get("hash").map_err(map_err)?,
+                at: row.try_get("at").map_err(map_err)?,
+                key_version: version(row, "key_version")?,
+                signature: row.try_get("signature").map_err(map_err)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn insert_checkpoint(
+    conn: &mut PgConnection,
+    c: &CheckpointRecord,
+) -> Result<(), StoreError> {
+    let q = match c.org_id {
+        Some(o) => sqlx::query(
+            "INSERT INTO audit_checkpoints (org_id, seq, hash, at, key_version, signature) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(o.as_uuid()),
+        None => sqlx::query(
+            "INSERT INTO operator_audit_checkpoints (seq, hash, at, key_version, signature) \
+             VALUES ($1, $2, $3, $4, $5)",
+        ),
+    };
+    q.bind(seq(c.seq)?)
+        .bind(&c.hash)
+        .bind(c.at)
+        .bind(i32::try_from(c.key_version).unwrap_or(i32::MAX))
+        .bind(&c.signature)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
 }

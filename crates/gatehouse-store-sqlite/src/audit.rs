@@ -1,7 +1,9 @@
 //! Audit chains in SQLite. `BEGIN IMMEDIATE` already serialises every writer, so reading the head
 //! inside the transaction is enough to keep a chain from forking.
 
-use gatehouse_core::audit::{AuditFilter, AuditRecord, ChainHead};
+use gatehouse_core::audit::{
+    AuditFilter, AuditRecord, ChainHead, CheckpointRecord, SigningKeyRecord,
+};
 use gatehouse_core::clock::{from_unix_micros, unix_micros};
 use gatehouse_core::{OrgId, StoreError};
 use sqlx::sqlite::SqliteRow;
@@ -195,4 +197,130 @@ pub(crate) async fn query(
         .bind(i64::from(limit));
     let rows = q.fetch_all(&mut *conn).await.map_err(map_err)?;
     rows.iter().map(|r| record(r, Some(org))).collect()
+}
+
+fn version(row: &SqliteRow, col: &str) -> Result<u32, StoreError> {
+    let v: i64 = row.try_get(col).map_err(map_err)?;
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{col} out of range")))
+}
+
+pub(crate) async fn signing_keys(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY version")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok(SigningKeyRecord {
+                version: version(row, "version")?,
+                public_key: row.try_get("public_key").map_err(map_err)?,
+                wrapped: row.try_get("wrapped").map_err(map_err)?,
+                kek_version: version(row, "kek_version")?,
+                created_at: {
+                    let m: i64 = row.try_get("created_at").map_err(map_err)?;
+                    from_unix_micros(m).ok_or_else(|| StoreError::Corrupt("key time".into()))?
+                },
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn insert_signing_key(
+    conn: &mut SqliteConnection,
+    k: &SigningKeyRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO signing_keys (version, public_key, wrapped, kek_version, created_at) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(i64::from(k.version))
+    .bind(&k.public_key)
+    .bind(&k.wrapped)
+    .bind(i64::from(k.kek_version))
+    .bind(unix_micros(k.created_at))
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+    .map_err(map_err)
+}
+
+pub(crate) async fn rewrap_signing_key(
+    conn: &mut SqliteConnection,
+    v: u32,
+    wrapped: &[u8],
+    kek_version: u32,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE signing_keys SET wrapped = ?, kek_version = ? WHERE version = ?")
+        .bind(wrapped)
+        .bind(i64::from(kek_version))
+        .bind(i64::from(v))
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+}
+
+pub(crate) async fn checkpoints(
+    conn: &mut SqliteConnection,
+    org: Option<OrgId>,
+) -> Result<Vec<CheckpointRecord>, StoreError> {
+    let rows = match org {
+        Some(o) => {
+            sqlx::query("SELECT * FROM audit_checkpoints WHERE org_id = ? ORDER BY seq")
+                .bind(o.as_uuid())
+                .fetch_all(&mut *conn)
+                .await
+        }
+        None => {
+            sqlx::query("SELECT * FROM operator_audit_checkpoints ORDER BY seq")
+                .fetch_all(&mut *conn)
+                .await
+        }
+    }
+    .map_err(map_err)?;
+    rows.iter()
+        .map(|row| {
+            let s: i64 = row.try_get("seq").map_err(map_err)?;
+            Ok(CheckpointRecord {
+                org_id: org,
+                seq: u64::try_from(s).map_err(|_| StoreError::Corrupt("checkpoint seq".into()))?,
+                hash: row.try_get("hash").map_err(map_err)?,
+                at: {
+                    let m: i64 = row.try_get("at").map_err(map_err)?;
+                    from_unix_micros(m)
+                        .ok_or_else(|| StoreError::Corrupt("checkpoint time".into()))?
+                },
+                key_version: version(row, "key_version")?,
+                signature: row.try_get("signature").map_err(map_err)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn insert_checkpoint(
+    conn: &mut SqliteConnection,
+    c: &CheckpointRecord,
+) -> Result<(), StoreError> {
+    let q = match c.org_id {
+        Some(o) => sqlx::query(
+            "INSERT INTO audit_checkpoints (org_id, seq, hash, at, key_version, signature) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(o.as_uuid()),
+        None => sqlx::query(
+            "INSERT INTO operator_audit_checkpoints (seq, hash, at, key_version, signature) \
+             VALUES (?, ?, ?, ?, ?)",
+        ),
+    };
+    q.bind(seq(c.seq)?)
+        .bind(&c.hash)
+        .bind(unix_micros(c.at))
+        .bind(i64::from(c.key_version))
+        .bind(&c.signature)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
 }

@@ -13,6 +13,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (2, "keyring", include_str!("../migrations/0002_keyring.sql")),
     (3, "audit", include_str!("../migrations/0003_audit.sql")),
+    (
+        4,
+        "checkpoints",
+        include_str!("../migrations/0004_checkpoints.sql"),
+    ),
 ];
 
 #[must_use]

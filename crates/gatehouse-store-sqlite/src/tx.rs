@@ -2,7 +2,7 @@
 //! it into a tenant transaction whose every statement names the scope's `org_id`.
 
 use async_trait::async_trait;
-use gatehouse_core::audit::{AuditRecord, Audited, ChainHead};
+use gatehouse_core::audit::{AuditRecord, Audited, ChainHead, CheckpointRecord, SigningKeyRecord};
 use gatehouse_core::page::{Cursor, Page, PageRequest};
 use gatehouse_core::store::{
     KekVersionRecord, KeyState, MembershipRecord, OrgKeyRecord, OrganizationRecord, PlatformTx,
@@ -167,6 +167,36 @@ impl PlatformTx for SqliteTx {
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         crate::audit::events(&mut self.tx, None, after_seq, limit).await
+    }
+
+    async fn signing_keys(&mut self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        crate::audit::signing_keys(&mut self.tx).await
+    }
+
+    async fn insert_signing_key(&mut self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+        crate::audit::insert_signing_key(&mut self.tx, key).await
+    }
+
+    async fn rewrap_signing_key(
+        &mut self,
+        version: u32,
+        wrapped: &[u8],
+        kek_version: u32,
+    ) -> Result<(), StoreError> {
+        crate::audit::rewrap_signing_key(&mut self.tx, version, wrapped, kek_version).await
+    }
+
+    async fn operator_checkpoints(&mut self) -> Result<Vec<CheckpointRecord>, StoreError> {
+        crate::audit::checkpoints(&mut self.tx, None).await
+    }
+
+    async fn insert_operator_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError> {
+        if c.org_id.is_some() {
+            return Err(StoreError::Backend(
+                "refused: an organisation checkpoint on the operators' chain".into(),
+            ));
+        }
+        crate::audit::insert_checkpoint(&mut self.tx, c).await
     }
 
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
@@ -471,6 +501,19 @@ impl TenantTx for SqliteTenantTx {
         .await
         .map(|r| r.rows_affected() > 0)
         .map_err(map_err)
+    }
+
+    async fn audit_checkpoints(&mut self) -> Result<Vec<CheckpointRecord>, StoreError> {
+        crate::audit::checkpoints(&mut self.tx, Some(self.scope.org_id())).await
+    }
+
+    async fn insert_audit_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError> {
+        if c.org_id != Some(self.scope.org_id()) {
+            return Err(StoreError::Backend(
+                "refused: checkpoint for another organisation than the transaction's scope".into(),
+            ));
+        }
+        crate::audit::insert_checkpoint(&mut self.tx, c).await
     }
 
     async fn commit(self: Box<Self>, _proof: Audited) -> Result<(), StoreError> {

@@ -24,6 +24,18 @@ async fn new_org(store: &dyn Store, clock: &FakeClock, n: usize) -> OrgId {
     o.id
 }
 
+/// The keyring every case verifies with (one master key per test database).
+async fn keyring(store: &Arc<dyn Store>) -> gatehouse_core::keyring::Keyring {
+    gatehouse_core::keyring::Keyring::start(
+        Arc::clone(store),
+        Arc::new(clock()),
+        &gatehouse_crypto::Key32::from_bytes([3; 32]),
+        gatehouse_core::keyring::KeyringSettings::default(),
+    )
+    .await
+    .unwrap()
+}
+
 fn event(n: usize) -> AuditEvent {
     AuditEvent::success(
         Actor::user(format!("u{n}")),
@@ -117,9 +129,13 @@ pub async fn audit_rolled_back_changes_leave_no_event(f: &dyn Fixture) {
         (1, "member.role_changed")
     );
     assert_eq!(
-        audit::verify_org(store.as_ref(), &TenantScope::for_tests(org_id))
-            .await
-            .unwrap(),
+        audit::verify_org(
+            store.as_ref(),
+            &keyring(&store).await,
+            &TenantScope::for_tests(org_id)
+        )
+        .await
+        .unwrap(),
         Ok(1)
     );
 }
@@ -145,9 +161,13 @@ pub async fn audit_concurrent_writers_make_one_chain(f: &dyn Fixture) {
     assert_eq!(evs.len(), 160);
     assert!(evs.iter().enumerate().all(|(i, e)| e.seq == i as u64 + 1));
     assert_eq!(
-        audit::verify_org(store.as_ref(), &TenantScope::for_tests(org_id))
-            .await
-            .unwrap(),
+        audit::verify_org(
+            store.as_ref(),
+            &keyring(&store).await,
+            &TenantScope::for_tests(org_id)
+        )
+        .await
+        .unwrap(),
         Ok(160)
     );
 }
@@ -160,11 +180,16 @@ async fn chain_of_six(store: &dyn Store, clock: &FakeClock, n: usize) -> OrgId {
     org_id
 }
 
-async fn first_bad(store: &dyn Store, org: OrgId) -> (u64, String) {
-    let e = audit::verify_org(store, &TenantScope::for_tests(org))
-        .await
-        .unwrap()
-        .unwrap_err();
+async fn first_bad(store: &Arc<dyn Store>, org: OrgId) -> (u64, String) {
+    let store: Arc<dyn Store> = Arc::clone(store);
+    let e = audit::verify_org(
+        store.as_ref(),
+        &keyring(&store).await,
+        &TenantScope::for_tests(org),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
     (e.seq, e.reason)
 }
 
@@ -204,21 +229,25 @@ pub async fn audit_verify_names_the_first_tampered_event(f: &dyn Fixture) {
         &format!("DELETE FROM audit_events WHERE {}", f_id(&t[5])),
     ])
     .await;
-    let (seq, why) = first_bad(store.as_ref(), modified).await;
+    let (seq, why) = first_bad(&store, modified).await;
     assert_eq!(seq, 3, "{why}");
     assert!(why.contains("modified"), "{why}");
-    let (seq, why) = first_bad(store.as_ref(), deleted).await;
+    let (seq, why) = first_bad(&store, deleted).await;
     assert_eq!(seq, 5, "{why}");
     assert!(why.contains("missing"), "{why}");
-    let (seq, why) = first_bad(store.as_ref(), swapped).await;
+    let (seq, why) = first_bad(&store, swapped).await;
     assert_eq!(seq, 2, "{why}");
-    let (seq, why) = first_bad(store.as_ref(), truncated).await;
+    let (seq, why) = first_bad(&store, truncated).await;
     assert_eq!(seq, 6, "{why}");
     assert!(why.contains("removed from the end"), "{why}");
     assert_eq!(
-        audit::verify_org(store.as_ref(), &TenantScope::for_tests(intact))
-            .await
-            .unwrap(),
+        audit::verify_org(
+            store.as_ref(),
+            &keyring(&store).await,
+            &TenantScope::for_tests(intact)
+        )
+        .await
+        .unwrap(),
         Ok(6)
     );
 }
@@ -509,7 +538,68 @@ pub async fn audit_erased_personal_data_is_unreadable_and_the_chain_verifies(f: 
     }
     drop(tx);
     assert_eq!(
-        audit::verify_org(store.as_ref(), &scope).await.unwrap(),
+        audit::verify_org(store.as_ref(), &keyring, &scope)
+            .await
+            .unwrap(),
         Ok(5)
     );
+}
+
+pub async fn audit_truncation_after_a_signed_checkpoint_is_detected(f: &dyn Fixture) {
+    let store = f.store();
+    let clock = clock();
+    let k = keyring(&store).await;
+    let cut = chain_of_six(store.as_ref(), &clock, 1).await;
+    let forged = chain_of_six(store.as_ref(), &clock, 2).await;
+    for org in [cut, forged] {
+        let c = audit::checkpoint_org(store.as_ref(), &k, &clock, org)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.seq, 6);
+        // Nothing new: no second checkpoint.
+        assert!(
+            audit::checkpoint_org(store.as_ref(), &k, &clock, org)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            audit::verify_org(store.as_ref(), &k, &TenantScope::for_tests(org))
+                .await
+                .unwrap(),
+            Ok(6)
+        );
+    }
+    // Remove the last event and wind the head back consistently: without the checkpoint this
+    // would look like an intact chain of five.
+    let cut_events = events(store.as_ref(), cut).await;
+    let e5 = f.uuid_literal(&cut_events[4].id.simple().to_string());
+    let e6 = f.uuid_literal(&cut_events[5].id.simple().to_string());
+    let org_lit = f.uuid_literal(&cut.as_uuid().simple().to_string());
+    f.tamper(&[
+        &format!("DELETE FROM audit_events WHERE id = {e6}"),
+        &format!(
+            "UPDATE audit_heads SET seq = 5, hash = (SELECT hash FROM audit_events WHERE id = {e5}) \
+             WHERE org_id = {org_lit}"
+        ),
+    ])
+    .await;
+    let e = audit::verify_org(store.as_ref(), &k, &TenantScope::for_tests(cut))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.seq, 6, "{e}");
+    assert!(e.reason.contains("removed after the checkpoint"), "{e}");
+    // A checkpoint edited to match edited events fails its signature.
+    let forged_lit = f.uuid_literal(&forged.as_uuid().simple().to_string());
+    f.tamper(&[&format!(
+        "UPDATE audit_checkpoints SET seq = 5 WHERE org_id = {forged_lit}"
+    )])
+    .await;
+    let e = audit::verify_org(store.as_ref(), &k, &TenantScope::for_tests(forged))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(e.reason.contains("not genuine"), "{e}");
 }

@@ -58,7 +58,8 @@ macro_rules! behaviour_suite {
             audit_events_are_append_only,
             audit_chains_are_per_organisation,
             audit_filters_and_cursors_return_exactly_the_right_events,
-            audit_erased_personal_data_is_unreadable_and_the_chain_verifies
+            audit_erased_personal_data_is_unreadable_and_the_chain_verifies,
+            audit_truncation_after_a_signed_checkpoint_is_detected
         );
         $crate::behaviour_suite!(@keyring $fresh;
             keyring_round_trip_for_every_kind,

@@ -32,6 +32,7 @@ pub struct App {
     shutdown_grace: Duration,
     reencrypt_every: Duration,
     reencrypt_batch: u32,
+    checkpoint_every: Duration,
 }
 
 impl App {
@@ -78,6 +79,7 @@ impl App {
             shutdown_grace: config.shutdown_grace,
             reencrypt_every: Duration::from_secs(config.raw.keyring.reencrypt_interval_secs),
             reencrypt_batch: config.raw.keyring.reencrypt_batch,
+            checkpoint_every: Duration::from_secs(config.raw.audit.checkpoint_interval_secs),
         })
     }
 
@@ -97,6 +99,10 @@ impl App {
             Arc::clone(self.kernel.keyring()),
             self.reencrypt_every,
             self.reencrypt_batch,
+        ));
+        let checkpoints = tokio::spawn(checkpoint_job(
+            Arc::clone(&self.kernel),
+            self.checkpoint_every,
         ));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -128,7 +134,26 @@ impl App {
         };
         // Re-encryption commits batch by batch; stopping between batches loses nothing.
         job.abort();
+        checkpoints.abort();
         out
+    }
+}
+
+/// Signs a checkpoint over every audit chain head that moved, every `every`.
+async fn checkpoint_job(kernel: Arc<Kernel>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match gatehouse_core::audit::checkpoint_all(
+            kernel.store(),
+            kernel.keyring(),
+            kernel.clock(),
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(made) => tracing::info!(made, "signed audit checkpoints"),
+            Err(e) => tracing::warn!(error = %e, "audit checkpointing failed; retrying later"),
+        }
     }
 }
 

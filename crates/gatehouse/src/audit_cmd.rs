@@ -10,6 +10,8 @@ use crate::config::Config;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum AuditCommand {
+    /// Sign a checkpoint over every chain head that moved since its last checkpoint.
+    Checkpoint,
     /// Recompute every chain (or one organisation's); exit non-zero at the first bad event.
     Verify {
         #[arg(long)]
@@ -18,10 +20,19 @@ pub(crate) enum AuditCommand {
 }
 
 pub(crate) async fn run(config: &Config, command: AuditCommand) -> Result<(), String> {
-    let AuditCommand::Verify { org } = command;
     let app = App::build(config).await.map_err(|e| e.to_string())?;
     let kernel = app.kernel();
     let store = kernel.store();
+    let org = match command {
+        AuditCommand::Verify { org } => org,
+        AuditCommand::Checkpoint => {
+            let made = audit::checkpoint_all(store, kernel.keyring(), kernel.clock())
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = writeln!(std::io::stdout(), "signed {made} checkpoint(s)");
+            return Ok(());
+        }
+    };
     let orgs: Vec<OrgId> = match org {
         Some(text) => vec![
             OrgId::parse(&text)
@@ -36,7 +47,7 @@ pub(crate) async fn run(config: &Config, command: AuditCommand) -> Result<(), St
     let mut stdout = std::io::stdout();
     let mut broken = Vec::new();
     for org in &orgs {
-        match audit::verify_org_chain(store, *org)
+        match audit::verify_org_chain(store, kernel.keyring(), *org)
             .await
             .map_err(|e| e.to_string())?
         {
@@ -50,7 +61,7 @@ pub(crate) async fn run(config: &Config, command: AuditCommand) -> Result<(), St
         }
     }
     if orgs.len() != 1 {
-        match audit::verify_operators(store)
+        match audit::verify_operators(store, kernel.keyring())
             .await
             .map_err(|e| e.to_string())?
         {

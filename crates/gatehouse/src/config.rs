@@ -81,6 +81,21 @@ impl Default for KeyringConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How often `serve` signs a checkpoint over every audit chain head that moved.
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval_secs: 300,
+        }
+    }
+}
+
 /// The file and environment layers, before validation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -106,6 +121,7 @@ pub struct RawConfig {
     pub log_level: String,
     pub password_hashing: PasswordHashing,
     pub keyring: KeyringConfig,
+    pub audit: AuditConfig,
 }
 
 impl Default for RawConfig {
@@ -129,6 +145,7 @@ impl Default for RawConfig {
             log_level: "info".into(),
             password_hashing: PasswordHashing::default(),
             keyring: KeyringConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -338,6 +355,9 @@ fn validate(
         return refuse(
             "keyring.reencrypt_interval_secs and keyring.reencrypt_batch: must be at least 1",
         );
+    }
+    if raw.audit.checkpoint_interval_secs == 0 {
+        return refuse("audit.checkpoint_interval_secs: must be at least 1");
     }
     if raw.database_max_connections == 0 {
         return refuse("database_max_connections: must be at least 1");

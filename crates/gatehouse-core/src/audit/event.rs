@@ -205,3 +205,25 @@ pub struct AuditFilter {
     /// Exclusive.
     pub until: Option<OffsetDateTime>,
 }
+
+/// A signed statement that a chain had `hash` at `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    /// `None` for the operators' chain.
+    pub org_id: Option<OrgId>,
+    pub seq: u64,
+    pub hash: Vec<u8>,
+    pub at: OffsetDateTime,
+    pub key_version: u32,
+    pub signature: Vec<u8>,
+}
+
+/// An Ed25519 checkpoint-signing key: the public half, and the seed wrapped under the master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub version: u32,
+    pub public_key: Vec<u8>,
+    pub wrapped: Vec<u8>,
+    pub kek_version: u32,
+    pub created_at: OffsetDateTime,
+}

@@ -20,7 +20,10 @@ use crate::ids::new_uuid;
 use crate::store::{PlatformTx, Store, TenantTx};
 
 pub use chain::{VerifyError, verify};
-pub use event::{Actor, ActorKind, AuditEvent, AuditFilter, AuditRecord, ChainHead, Outcome};
+pub use event::{
+    Actor, ActorKind, AuditEvent, AuditFilter, AuditRecord, ChainHead, CheckpointRecord, Outcome,
+    SigningKeyRecord,
+};
 
 /// Proof that an audit event was appended to the transaction being committed.
 #[derive(Debug)]
@@ -137,52 +140,234 @@ fn head_mismatch(seq: u64, head: Option<ChainHead>, last: [u8; 32]) -> Option<Ve
     })
 }
 
-/// Recomputes an organisation's whole chain. `Ok(Ok(n))`: `n` events, all intact.
-pub async fn verify_org(
-    store: &dyn Store,
-    scope: &crate::TenantScope,
-) -> Result<Result<u64, VerifyError>, Error> {
-    let mut tx = store.begin_scoped(scope).await?;
+/// What a checkpoint signs: chain id, seq, hash and time, length-prefixed.
+#[must_use]
+pub fn checkpoint_message(
+    org: Option<crate::OrgId>,
+    seq: u64,
+    hash: &[u8],
+    at: time::OffsetDateTime,
+) -> Vec<u8> {
+    let chain = org.map_or([0u8; 16], |o| *o.as_uuid().as_bytes());
+    gatehouse_crypto::context(
+        "gatehouse.checkpoint.v1",
+        &[
+            &chain,
+            &seq.to_be_bytes(),
+            hash,
+            &crate::clock::unix_micros(at).to_be_bytes(),
+        ],
+    )
+}
+
+/// Everything verification reads about one chain.
+struct ChainData {
+    org: Option<crate::OrgId>,
+    head: Option<ChainHead>,
+    checkpoints: Vec<CheckpointRecord>,
+    keys: Vec<SigningKeyRecord>,
+}
+
+/// Walks pages of events from `next_page`, checking links, hashes, checkpoints and the head.
+async fn verify_chain<F, Fut>(
+    keyring: &crate::keyring::Keyring,
+    data: ChainData,
+    mut next_page: F,
+) -> Result<Result<u64, VerifyError>, Error>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<AuditRecord>, Error>>,
+{
+    let wanted: std::collections::HashSet<u64> = data.checkpoints.iter().map(|c| c.seq).collect();
+    let mut found = std::collections::HashMap::new();
     let (mut seq, mut last) = (0u64, [0u8; 32]);
     loop {
-        let page = tx.audit_events(seq, VERIFY_PAGE).await?;
+        let page = next_page(seq).await?;
         if page.is_empty() {
             break;
+        }
+        for r in &page {
+            if wanted.contains(&r.seq) {
+                found.insert(r.seq, r.hash.clone());
+            }
         }
         match verify(&page, seq, last) {
             Ok((s, h)) => (seq, last) = (s, h),
             Err(e) => return Ok(Err(e)),
         }
     }
-    let head = tx.audit_head().await?;
-    Ok(head_mismatch(seq, head, last).map_or(Ok(seq), Err))
+    for c in &data.checkpoints {
+        let bad = |reason: String| {
+            Ok(Err(VerifyError {
+                seq: c.seq,
+                event_id: String::new(),
+                reason,
+            }))
+        };
+        let message = checkpoint_message(data.org, c.seq, &c.hash, c.at);
+        if let Err(why) =
+            keyring.verify_checkpoint(&data.keys, c.key_version, &message, &c.signature)
+        {
+            return bad(format!(
+                "the checkpoint at seq {} is not genuine: {why}",
+                c.seq
+            ));
+        }
+        match found.get(&c.seq) {
+            None => {
+                return bad(format!(
+                    "a signed checkpoint covers seq {} but the chain ends at seq {seq}: events \
+                     were removed after the checkpoint",
+                    c.seq
+                ));
+            }
+            Some(h) if *h != c.hash => {
+                return bad(format!(
+                    "the event at seq {} differs from what the signed checkpoint recorded",
+                    c.seq
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(head_mismatch(seq, data.head, last).map_or(Ok(seq), Err))
+}
+
+/// Recomputes an organisation's whole chain and checks its signed checkpoints. `Ok(Ok(n))`: `n`
+/// events, all intact.
+pub async fn verify_org(
+    store: &dyn Store,
+    keyring: &crate::keyring::Keyring,
+    scope: &crate::TenantScope,
+) -> Result<Result<u64, VerifyError>, Error> {
+    let keys = store.begin().await?.signing_keys().await?;
+    let mut tx = store.begin_scoped(scope).await?;
+    let data = ChainData {
+        org: Some(scope.org_id()),
+        head: tx.audit_head().await?,
+        checkpoints: tx.audit_checkpoints().await?,
+        keys,
+    };
+    let tx = tokio::sync::Mutex::new(tx);
+    verify_chain(keyring, data, |after| {
+        let tx = &tx;
+        async move { Ok(tx.lock().await.audit_events(after, VERIFY_PAGE).await?) }
+    })
+    .await
 }
 
 /// Recomputes organisation `org`'s chain, for the operators' `gatehouse audit verify`: a
 /// maintenance read with the server's own credentials, not a tenant request.
 pub async fn verify_org_chain(
     store: &dyn Store,
+    keyring: &crate::keyring::Keyring,
     org: crate::OrgId,
 ) -> Result<Result<u64, VerifyError>, Error> {
-    verify_org(store, &crate::TenantScope::granted(org)).await
+    verify_org(store, keyring, &crate::TenantScope::granted(org)).await
 }
 
-/// Recomputes the operators' chain.
-pub async fn verify_operators(store: &dyn Store) -> Result<Result<u64, VerifyError>, Error> {
+/// Recomputes the operators' chain and checks its checkpoints.
+pub async fn verify_operators(
+    store: &dyn Store,
+    keyring: &crate::keyring::Keyring,
+) -> Result<Result<u64, VerifyError>, Error> {
     let mut tx = store.begin().await?;
-    let (mut seq, mut last) = (0u64, [0u8; 32]);
-    loop {
-        let page = tx.operator_audit_events(seq, VERIFY_PAGE).await?;
-        if page.is_empty() {
-            break;
+    let data = ChainData {
+        org: None,
+        head: tx.operator_audit_head().await?,
+        checkpoints: tx.operator_checkpoints().await?,
+        keys: tx.signing_keys().await?,
+    };
+    let tx = tokio::sync::Mutex::new(tx);
+    verify_chain(keyring, data, |after| {
+        let tx = &tx;
+        async move {
+            Ok(tx
+                .lock()
+                .await
+                .operator_audit_events(after, VERIFY_PAGE)
+                .await?)
         }
-        match verify(&page, seq, last) {
-            Ok((s, h)) => (seq, last) = (s, h),
-            Err(e) => return Ok(Err(e)),
-        }
+    })
+    .await
+}
+
+/// Signs the head of `org`'s chain when it moved since the last checkpoint. Returns the new
+/// checkpoint, if one was made.
+pub async fn checkpoint_org(
+    store: &dyn Store,
+    keyring: &crate::keyring::Keyring,
+    clock: &dyn Clock,
+    org: crate::OrgId,
+) -> Result<Option<CheckpointRecord>, Error> {
+    let mut tx = store
+        .begin_scoped(&crate::TenantScope::granted(org))
+        .await?;
+    let Some(head) = tx.audit_head().await? else {
+        return Ok(None);
+    };
+    let last = tx.audit_checkpoints().await?.iter().map(|c| c.seq).max();
+    if last == Some(head.seq) {
+        return Ok(None);
     }
-    let head = tx.operator_audit_head().await?;
-    Ok(head_mismatch(seq, head, last).map_or(Ok(seq), Err))
+    let at = clock.now();
+    let (key_version, signature) =
+        keyring.sign_checkpoint(&checkpoint_message(Some(org), head.seq, &head.hash, at))?;
+    let c = CheckpointRecord {
+        org_id: Some(org),
+        seq: head.seq,
+        hash: head.hash.to_vec(),
+        at,
+        key_version,
+        signature,
+    };
+    tx.insert_audit_checkpoint(&c).await?;
+    // A checkpoint is itself an audit record: it needs no event of its own.
+    tx.commit(Audited::appended()).await?;
+    Ok(Some(c))
+}
+
+/// Signs the operators' chain head when it moved since the last checkpoint.
+pub async fn checkpoint_operators(
+    store: &dyn Store,
+    keyring: &crate::keyring::Keyring,
+    clock: &dyn Clock,
+) -> Result<Option<CheckpointRecord>, Error> {
+    let mut tx = store.begin().await?;
+    let Some(head) = tx.operator_audit_head().await? else {
+        return Ok(None);
+    };
+    let last = tx.operator_checkpoints().await?.iter().map(|c| c.seq).max();
+    if last == Some(head.seq) {
+        return Ok(None);
+    }
+    let at = clock.now();
+    let (key_version, signature) =
+        keyring.sign_checkpoint(&checkpoint_message(None, head.seq, &head.hash, at))?;
+    let c = CheckpointRecord {
+        org_id: None,
+        seq: head.seq,
+        hash: head.hash.to_vec(),
+        at,
+        key_version,
+        signature,
+    };
+    tx.insert_operator_checkpoint(&c).await?;
+    tx.commit(Audited::appended()).await?;
+    Ok(Some(c))
+}
+
+/// Checkpoints every chain that moved; returns how many checkpoints were made.
+pub async fn checkpoint_all(
+    store: &dyn Store,
+    keyring: &crate::keyring::Keyring,
+    clock: &dyn Clock,
+) -> Result<u64, Error> {
+    let mut made = u64::from(checkpoint_operators(store, keyring, clock).await?.is_some());
+    for org in keyring.organization_ids().await? {
+        made += u64::from(checkpoint_org(store, keyring, clock, org).await?.is_some());
+    }
+    Ok(made)
 }
 
 /// The scope's events matching `filter`, newest first, one page at a time. The cursor names the

@@ -16,10 +16,11 @@
 mod fields;
 mod personal;
 mod rotation;
+mod signing;
 mod status;
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use gatehouse_crypto::{AeadKey, EnvelopeHeader, Key32, context, key_check_value, random_key};
 
@@ -71,6 +72,8 @@ pub struct Keyring {
     kek: AeadKey,
     kek_version: u32,
     deks: RwLock<HashMap<(OrgId, u32), Arc<AeadKey>>>,
+    /// The current checkpoint-signing key, loaded at start.
+    signer: OnceLock<(u32, gatehouse_crypto::SigningKey)>,
     settings: KeyringSettings,
 }
 
@@ -89,51 +92,59 @@ impl Keyring {
     ) -> Result<Self, KeyringError> {
         let other = |e: &dyn std::fmt::Display| KeyringError::Other(e.to_string());
         let check = key_check_value(master);
-        let mut tx = store.begin().await.map_err(|e| other(&e))?;
-        let versions = tx.kek_versions().await.map_err(|e| other(&e))?;
-        let kek_version = match versions.iter().find(|v| v.check_value == check) {
-            Some(v) if v.state == KeyState::Retired => {
-                return Err(KeyringError::RetiredMasterKey { version: v.version });
-            }
-            Some(v) => v.version,
-            None if versions.is_empty() => {
-                tx.insert_kek_version(&KekVersionRecord {
-                    version: 1,
-                    check_value: check.to_vec(),
-                    state: KeyState::Active,
-                    created_at: clock.now(),
-                })
-                .await
-                .map_err(|e| other(&e))?;
-                let proof = crate::audit::append_operator(
-                    tx.as_mut(),
-                    clock.as_ref(),
-                    crate::audit::AuditEvent::success(
-                        crate::audit::Actor::system("keyring"),
-                        "keyring.master_key_registered",
-                        "master_key",
-                        1,
-                    ),
-                )
-                .await
-                .map_err(|e| other(&e))?;
-                tx.commit(proof).await.map_err(|e| other(&e))?;
-                1
-            }
-            None => {
-                return Err(KeyringError::WrongMasterKey {
-                    known: versions.iter().map(|v| v.version).collect(),
-                });
+        // A block, so the transaction ends (commit or rollback) before the signer's begins:
+        // SQLite has one writer at a time.
+        let kek_version = {
+            let mut tx = store.begin().await.map_err(|e| other(&e))?;
+            let versions = tx.kek_versions().await.map_err(|e| other(&e))?;
+            match versions.iter().find(|v| v.check_value == check) {
+                Some(v) if v.state == KeyState::Retired => {
+                    return Err(KeyringError::RetiredMasterKey { version: v.version });
+                }
+                Some(v) => v.version,
+                None if versions.is_empty() => {
+                    tx.insert_kek_version(&KekVersionRecord {
+                        version: 1,
+                        check_value: check.to_vec(),
+                        state: KeyState::Active,
+                        created_at: clock.now(),
+                    })
+                    .await
+                    .map_err(|e| other(&e))?;
+                    let proof = crate::audit::append_operator(
+                        tx.as_mut(),
+                        clock.as_ref(),
+                        crate::audit::AuditEvent::success(
+                            crate::audit::Actor::system("keyring"),
+                            "keyring.master_key_registered",
+                            "master_key",
+                            1,
+                        ),
+                    )
+                    .await
+                    .map_err(|e| other(&e))?;
+                    tx.commit(proof).await.map_err(|e| other(&e))?;
+                    1
+                }
+                None => {
+                    return Err(KeyringError::WrongMasterKey {
+                        known: versions.iter().map(|v| v.version).collect(),
+                    });
+                }
             }
         };
-        Ok(Self {
+        let keyring = Self {
             store,
             clock,
             kek: AeadKey::new(master).map_err(|e| other(&e))?,
             kek_version,
             deks: RwLock::new(HashMap::new()),
+            signer: OnceLock::new(),
             settings,
-        })
+        };
+        let signer = keyring.load_signer().await.map_err(|e| other(&e))?;
+        let _ = keyring.signer.set(signer);
+        Ok(keyring)
     }
 
     #[must_use]

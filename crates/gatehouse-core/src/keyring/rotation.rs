@@ -196,6 +196,10 @@ impl Keyring {
                 version
             }
         };
+        let new_kek_for_signing =
+            AeadKey::new(new_master).map_err(|e| Error::Internal(e.to_string()))?;
+        self.rewrap_signing_keys(tx.as_mut(), &new_kek_for_signing, new_version)
+            .await?;
         let proof = audit::append_operator(
             tx.as_mut(),
             self.clock.as_ref(),
