@@ -44,7 +44,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("gatehouse-tidy", &[]),
-    ("gatehouse-bench", &[]),
+    (
+        "gatehouse-bench",
+        &["gatehouse-core", "gatehouse-store-sqlite", "gatehouse-store-postgres"],
+    ),
 ];
 
 /// Third-party crates a layer must never depend on (invariants written as absences).

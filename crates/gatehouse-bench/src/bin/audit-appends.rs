@@ -1,0 +1,222 @@
+//! Audit append throughput: durable appends per second on SQLite and PostgreSQL with 1 and 8
+//! concurrent writers, beside plain inserts of the same rows (no hashing, no chain head) in the
+//! same run. Every append and every insert is its own committed transaction: durable when
+//! acknowledged (SQLite `synchronous = FULL` in WAL mode, PostgreSQL `synchronous_commit = on`).
+//!
+//! Usage: audit-appends [seconds per run, default 5]
+//! PostgreSQL: GH_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres); a
+//! database is created and dropped.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gatehouse_core::audit::{self, Actor, AuditEvent, Audited};
+use gatehouse_core::store::{OrganizationRecord, Store};
+use gatehouse_core::{Clock, OrgId, SystemClock, TenantScope};
+use gatehouse_store_postgres::PostgresStore;
+use gatehouse_store_sqlite::SqliteStore;
+use sqlx::{AssertSqlSafe, Connection};
+
+const PLAIN_TABLE: &str = "CREATE TABLE bench_plain_events (
+    org_id BLOB, seq INTEGER, id BLOB, at INTEGER, actor_kind TEXT, actor_id TEXT,
+    impersonator_id TEXT, action TEXT, resource_type TEXT, resource_id TEXT, outcome TEXT,
+    request_id TEXT, details TEXT, subject TEXT, personal BLOB, prev_hash BLOB, hash BLOB)";
+
+fn event(n: u64) -> AuditEvent {
+    AuditEvent::success(Actor::user(format!("u{}", n % 7)), "member.role_changed", "member", n)
+        .with_request(Some(format!("{n:032x}")))
+}
+
+async fn new_org(store: &dyn Store) -> OrgId {
+    let clock = SystemClock;
+    let o = OrganizationRecord {
+        id: OrgId::new(&clock),
+        name: "bench".into(),
+        created_at: clock.now(),
+        keys_shredded_at: None,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_organization(&o).await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
+    o.id
+}
+
+/// Runs `writers` loops of `op` for `secs` and returns operations per second.
+async fn run<F, Fut>(writers: usize, secs: u64, op: F) -> f64
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let op = Arc::clone(&op);
+        let done = Arc::clone(&done);
+        tasks.push(tokio::spawn(async move {
+            let mut n = (w as u64) << 40;
+            while Instant::now() < deadline {
+                op(n).await;
+                n += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn report(backend: &str, writers: usize, audited: f64, plain: f64) {
+    println!(
+        "{backend:<9}{writers:>8}{audited:>16.0}{plain:>16.0}{:>9.2}",
+        audited / plain
+    );
+}
+
+async fn sqlite(secs: u64) {
+    let dir = std::env::temp_dir().join(format!("gh-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteStore::connect(&format!("sqlite://{}/b.db", dir.display()), 8)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    sqlx::query(PLAIN_TABLE).execute(store.pool()).await.unwrap();
+    for writers in [1, 8] {
+        let s: Arc<dyn Store> = Arc::new(store.clone());
+        let org = new_org(s.as_ref()).await;
+        let audited = run(writers, secs, move |n| {
+            let s = Arc::clone(&s);
+            async move {
+                audit::record_tenant(s.as_ref(), &TenantScope::for_tests(org), &SystemClock, event(n))
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        let pool = store.pool().clone();
+        let plain = run(writers, secs, move |n| {
+            let pool = pool.clone();
+            async move {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+                insert_plain_sqlite(&mut tx, org, n).await;
+                tx.commit().await.unwrap();
+            }
+        })
+        .await;
+        report("sqlite", writers, audited, plain);
+    }
+    store.pool().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+async fn insert_plain_sqlite(conn: &mut sqlx::SqliteConnection, org: OrgId, n: u64) {
+    sqlx::query(
+        "INSERT INTO bench_plain_events VALUES (?, ?, ?, ?, 'user', ?, NULL, 'member.role_changed', \
+         'member', ?, 'success', ?, '{}', NULL, NULL, ?, ?)",
+    )
+    .bind(org.as_uuid())
+    .bind(n as i64)
+    .bind(uuid::Uuid::new_v4())
+    .bind(0_i64)
+    .bind(format!("u{}", n % 7))
+    .bind(n.to_string())
+    .bind(format!("{n:032x}"))
+    .bind([0u8; 32].as_slice())
+    .bind([1u8; 32].as_slice())
+    .execute(conn)
+    .await
+    .unwrap();
+}
+
+async fn postgres(secs: u64) {
+    let admin_url = std::env::var("GH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("gh_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let base = admin_url.rsplit_once('/').unwrap().0.to_owned();
+    let owner_url = format!("{base}/{name}");
+    let app_url = owner_url.replacen("://postgres@", "://gatehouse_app@", 1);
+    PostgresStore::migrate(&owner_url).await.unwrap();
+    let mut owner = sqlx::PgConnection::connect(&owner_url).await.unwrap();
+    sqlx::query(AssertSqlSafe(
+        PLAIN_TABLE
+            .replace("BLOB", "bytea")
+            .replace("INTEGER", "bigint")
+            .replace("org_id bytea", "org_id uuid")
+            .replace("id bytea", "id uuid"),
+    ))
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    sqlx::query("ALTER ROLE gatehouse_app LOGIN").execute(&mut owner).await.unwrap();
+    sqlx::query("GRANT INSERT ON bench_plain_events TO gatehouse_app")
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    owner.close().await.unwrap();
+    let store = PostgresStore::connect(&app_url, 8).await.unwrap();
+    for writers in [1, 8] {
+        let s: Arc<dyn Store> = Arc::new(store.clone());
+        let org = new_org(s.as_ref()).await;
+        let audited = run(writers, secs, move |n| {
+            let s = Arc::clone(&s);
+            async move {
+                audit::record_tenant(s.as_ref(), &TenantScope::for_tests(org), &SystemClock, event(n))
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        let pool = store.pool().clone();
+        let plain = run(writers, secs, move |n| {
+            let pool = pool.clone();
+            async move {
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query(
+                    "INSERT INTO bench_plain_events VALUES ($1, $2, $3, $4, 'user', $5, NULL, \
+                     'member.role_changed', 'member', $6, 'success', $7, '{}', NULL, NULL, $8, $9)",
+                )
+                .bind(org.as_uuid())
+                .bind(n as i64)
+                .bind(uuid::Uuid::new_v4())
+                .bind(0_i64)
+                .bind(format!("u{}", n % 7))
+                .bind(n.to_string())
+                .bind(format!("{n:032x}"))
+                .bind([0u8; 32].as_slice())
+                .bind([1u8; 32].as_slice())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+            }
+        })
+        .await;
+        report("postgres", writers, audited, plain);
+    }
+    store.pool().close().await;
+    sqlx::query(AssertSqlSafe(format!("DROP DATABASE \"{name}\" WITH (FORCE)")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::main]
+async fn main() {
+    let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    println!("durable appends per second; {secs} s per run; each append its own transaction");
+    println!("{:<9}{:>8}{:>16}{:>16}{:>9}", "backend", "writers", "audited/s", "plain/s", "ratio");
+    sqlite(secs).await;
+    postgres(secs).await;
+}
