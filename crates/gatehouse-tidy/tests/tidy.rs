@@ -46,7 +46,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("gatehouse-tidy", &[]),
     (
         "gatehouse-bench",
-        &["gatehouse-core", "gatehouse-store-sqlite", "gatehouse-store-postgres"],
+        &[
+            "gatehouse-core",
+            "gatehouse-store-sqlite",
+            "gatehouse-store-postgres",
+        ],
     ),
 ];
 

@@ -26,8 +26,13 @@ const PLAIN_TABLE: &str = "CREATE TABLE bench_plain_events (
     request_id TEXT, details TEXT, subject TEXT, personal BLOB, prev_hash BLOB, hash BLOB)";
 
 fn event(n: u64) -> AuditEvent {
-    AuditEvent::success(Actor::user(format!("u{}", n % 7)), "member.role_changed", "member", n)
-        .with_request(Some(format!("{n:032x}")))
+    AuditEvent::success(
+        Actor::user(format!("u{}", n % 7)),
+        "member.role_changed",
+        "member",
+        n,
+    )
+    .with_request(Some(format!("{n:032x}")))
 }
 
 async fn new_org(store: &dyn Store) -> OrgId {
@@ -87,16 +92,24 @@ async fn sqlite(secs: u64) {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    sqlx::query(PLAIN_TABLE).execute(store.pool()).await.unwrap();
+    sqlx::query(PLAIN_TABLE)
+        .execute(store.pool())
+        .await
+        .unwrap();
     for writers in [1, 8] {
         let s: Arc<dyn Store> = Arc::new(store.clone());
         let org = new_org(s.as_ref()).await;
         let audited = run(writers, secs, move |n| {
             let s = Arc::clone(&s);
             async move {
-                audit::record_tenant(s.as_ref(), &TenantScope::for_tests(org), &SystemClock, event(n))
-                    .await
-                    .unwrap();
+                audit::record_tenant(
+                    s.as_ref(),
+                    &TenantScope::for_tests(org),
+                    &SystemClock,
+                    event(n),
+                )
+                .await
+                .unwrap();
             }
         })
         .await;
@@ -159,7 +172,10 @@ async fn postgres(secs: u64) {
     .execute(&mut owner)
     .await
     .unwrap();
-    sqlx::query("ALTER ROLE gatehouse_app LOGIN").execute(&mut owner).await.unwrap();
+    sqlx::query("ALTER ROLE gatehouse_app LOGIN")
+        .execute(&mut owner)
+        .await
+        .unwrap();
     sqlx::query("GRANT INSERT ON bench_plain_events TO gatehouse_app")
         .execute(&mut owner)
         .await
@@ -172,9 +188,14 @@ async fn postgres(secs: u64) {
         let audited = run(writers, secs, move |n| {
             let s = Arc::clone(&s);
             async move {
-                audit::record_tenant(s.as_ref(), &TenantScope::for_tests(org), &SystemClock, event(n))
-                    .await
-                    .unwrap();
+                audit::record_tenant(
+                    s.as_ref(),
+                    &TenantScope::for_tests(org),
+                    &SystemClock,
+                    event(n),
+                )
+                .await
+                .unwrap();
             }
         })
         .await;
@@ -206,17 +227,25 @@ async fn postgres(secs: u64) {
         report("postgres", writers, audited, plain);
     }
     store.pool().close().await;
-    sqlx::query(AssertSqlSafe(format!("DROP DATABASE \"{name}\" WITH (FORCE)")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
 }
 
 #[tokio::main]
 async fn main() {
-    let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let secs: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     println!("durable appends per second; {secs} s per run; each append its own transaction");
-    println!("{:<9}{:>8}{:>16}{:>16}{:>9}", "backend", "writers", "audited/s", "plain/s", "ratio");
+    println!(
+        "{:<9}{:>8}{:>16}{:>16}{:>9}",
+        "backend", "writers", "audited/s", "plain/s", "ratio"
+    );
     sqlite(secs).await;
     postgres(secs).await;
 }
