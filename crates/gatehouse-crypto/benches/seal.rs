@@ -138,9 +138,6 @@ fn parts(c: &mut Criterion) {
             black_box(n);
         });
     });
-    group.bench_function("random_nonce_pooled", |b| {
-        b.iter(|| black_box(gatehouse_crypto::random_nonce().unwrap()));
-    });
     group.bench_function("key_cache_lookup", |b| {
         b.iter(|| black_box(keys.read().unwrap().get(&(org, 1)).cloned()));
     });

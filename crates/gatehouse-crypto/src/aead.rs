@@ -6,7 +6,7 @@
 //!   without the open failing;
 //! - **key wrapping**: a data key sealed under a key-encryption key with the same construction.
 //!
-//! Nonces are 96 random bits from the CSPRNG per encryption (see `random_nonce`). With random nonces the collision risk for
+//! Nonces are 96 random bits from the CSPRNG per encryption (`random_nonce`, never buffered). With random nonces the collision risk for
 //! one key stays below 2^-32 up to 2^32 encryptions (NIST SP 800-38D, 8.3); the keyring counts
 //! encryptions per data-key version and rotates long before that bound.
 

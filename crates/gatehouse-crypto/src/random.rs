@@ -23,33 +23,14 @@ pub fn fill_random(buf: &mut [u8]) -> Result<(), RandomError> {
     aws_lc_rs::rand::fill(buf).map_err(|_| RandomError)
 }
 
-/// Bytes of randomness drawn per refill of a thread's nonce buffer.
-const NONCE_POOL: usize = 4096;
-
-thread_local! {
-    static NONCES: std::cell::RefCell<(Box<[u8; NONCE_POOL]>, usize)> =
-        std::cell::RefCell::new((Box::new([0u8; NONCE_POOL]), NONCE_POOL));
-}
-
-/// A 96-bit random nonce. Each call to the provider's CSPRNG costs about 380 ns on our machine
-/// (more than sealing 1 KiB), so each thread draws 4 KiB at a time and hands it out 12 bytes at
-/// a time, zeroing what it hands out. Nonces need uniqueness, not secrecy; the bytes still come
-/// from the CSPRNG. Gatehouse never forks, so no two processes share a buffer.
+/// A 96-bit random nonce, straight from aws-lc's CSPRNG on every call. Buffering random bytes in
+/// the process would be faster, but a buffer survives what aws-lc's generator detects and
+/// reseeds after (a fork, a VM snapshot restored or cloned), and a repeated nonce under one key
+/// breaks AES-GCM. So no buffer.
 pub fn random_nonce() -> Result<[u8; 12], RandomError> {
-    NONCES.with(|cell| {
-        let mut guard = cell.borrow_mut();
-        let (pool, used) = &mut *guard;
-        if *used + 12 > NONCE_POOL {
-            fill_random(pool.as_mut_slice())?;
-            *used = 0;
-        }
-        let slot = pool.get_mut(*used..*used + 12).ok_or(RandomError)?;
-        let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(slot);
-        slot.fill(0);
-        *used += 12;
-        Ok(nonce)
-    })
+    let mut nonce = [0u8; 12];
+    fill_random(&mut nonce)?;
+    Ok(nonce)
 }
 
 /// A fresh random 256-bit key.
@@ -81,7 +62,7 @@ mod tests {
     #[test]
     fn nonces_are_distinct_across_refills() {
         let mut seen = std::collections::HashSet::new();
-        for _ in 0..(3 * NONCE_POOL / 12) {
+        for _ in 0..1000 {
             assert!(seen.insert(random_nonce().unwrap()));
         }
     }

@@ -20,17 +20,27 @@ pub(crate) fn write(
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::other("the vault path has no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    before_rename()?;
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    // A fresh, unpredictable name opened with O_CREAT|O_EXCL: never an existing file, never a
+    // planted symlink, never another writer's temporary file; mode 0600 from the start.
+    let mut suffix = [0u8; 8];
+    gatehouse_crypto::fill_random(&mut suffix).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(".{}.{suffix}.tmp", name.to_string_lossy()));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        before_rename()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }

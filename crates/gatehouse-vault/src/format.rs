@@ -101,6 +101,13 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, VaultError> {
         iterations: r.u32()?,
         parallelism: r.u32()?,
     };
+    // The parameters are read before anything is authenticated: a crafted file must not make
+    // the key derivation allocate terabytes or run for ever.
+    if kdf.memory_kib > 4 * 1024 * 1024 || kdf.iterations > 64 || kdf.parallelism > 16 {
+        return Err(VaultError::NotAVault(
+            "key-derivation parameters above the ceiling (4 GiB, 64 passes, 16 lanes)".into(),
+        ));
+    }
     let salt: [u8; 16] = r
         .take(16)?
         .try_into()

@@ -107,7 +107,18 @@ fn a_crash_between_write_and_rename_keeps_the_previous_file() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
     let reopened = Vault::open(&path, &pw("right")).unwrap();
     assert_eq!(reopened.names(), vec!["old"]);
-    // The next save succeeds over the leftover temporary file.
+    // Nothing is left behind, and the next save succeeds.
+    let leftovers: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
+        .collect();
+    assert!(leftovers.is_empty());
     v.save().unwrap();
     assert_eq!(
         Vault::open(&path, &pw("right")).unwrap().names(),
@@ -143,5 +154,23 @@ fn debug_shows_no_values() {
     v.insert("k", pw("the-value"));
     let s = format!("{v:?}");
     assert!(!s.contains("the-value") && !s.contains("pw-123"));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn absurd_kdf_parameters_are_refused_before_deriving() {
+    let d = dir();
+    let path = d.join("v.ghv");
+    let mut v = Vault::create(&path, &pw("right"), FAST).unwrap();
+    v.insert("k", pw("value"));
+    v.save().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    // memory_kib sits right after magic (8), format (2) and kdf id (1).
+    bytes[11..15].copy_from_slice(&u32::MAX.to_be_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        Vault::open(&path, &pw("right")),
+        Err(VaultError::NotAVault(_))
+    ));
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -96,8 +96,8 @@ impl Default for AuditConfig {
     }
 }
 
-/// The file and environment layers, before validation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The file and environment layers, before validation. `Debug` redacts database passwords.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
     pub version: u32,
@@ -150,7 +150,7 @@ impl Default for RawConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Database {
     Sqlite {
         url: String,
@@ -159,6 +159,34 @@ pub enum Database {
         url: String,
         migration_url: Option<String>,
     },
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite { url } => f.debug_struct("Sqlite").field("url", url).finish(),
+            Self::Postgres { url, migration_url } => f
+                .debug_struct("Postgres")
+                .field("url", &redact_url(url))
+                .field("migration_url", &migration_url.as_deref().map(redact_url))
+                .finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RawConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.clone();
+        shown.database_url = shown.database_url.as_deref().map(redact_url);
+        shown.database_migration_url = shown.database_migration_url.as_deref().map(redact_url);
+        write!(
+            f,
+            "RawConfig {}",
+            toml::to_string(&shown)
+                .unwrap_or_default()
+                .replace('\n', "; ")
+        )
+    }
 }
 
 /// Where the master key comes from. The key itself is read when the app is built.

@@ -192,7 +192,15 @@ fn redacted_output_hides_secrets() {
             out.contains("postgres://app:[redacted]@db.internal/gh"),
             "{out}"
         );
-        assert!(format!("{c:?}").contains("redacted") && !format!("{c:?}").contains(KEY_B64));
+        let debug = format!("{c:?}");
+        assert!(
+            debug.contains("redacted") && !debug.contains(KEY_B64),
+            "{debug}"
+        );
+        assert!(
+            !debug.contains("s3cr3t-pw"),
+            "Debug leaks the database password: {debug}"
+        );
         Ok(())
     });
 }
