@@ -235,7 +235,11 @@ pub trait TenantTx: Send {
         kek_version: u32,
         state: KeyState,
     ) -> Result<(), StoreError>;
-    /// Adds one to the version's encryption count and returns the new count.
+    /// Like `org_keys`, and locks the rows until the transaction ends (PostgreSQL `FOR UPDATE`;
+    /// SQLite's single writer already excludes everyone else).
+    async fn lock_org_keys(&mut self) -> Result<Vec<OrgKeyRecord>, StoreError>;
+    /// Adds one to the version's encryption count and returns the new count. Fails when the
+    /// version is no longer active, so nothing is ever sealed under a key being retired.
     async fn count_encryption(&mut self, version: u32) -> Result<u64, StoreError>;
     /// Destroys every version of the scope's data key; returns how many there were.
     async fn delete_org_keys(&mut self) -> Result<u64, StoreError>;

@@ -35,3 +35,8 @@ CREATE POLICY tenant_isolation ON audit_checkpoints
 
 GRANT SELECT, INSERT, UPDATE ON signing_keys TO gatehouse_app;
 GRANT SELECT, INSERT ON audit_checkpoints, operator_audit_checkpoints TO gatehouse_app;
+
+CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION gatehouse_audit_append_only();
+CREATE TRIGGER operator_audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON operator_audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION gatehouse_audit_append_only();

@@ -26,3 +26,12 @@ CREATE TABLE operator_audit_checkpoints (
     key_version INTEGER NOT NULL,
     signature   BLOB    NOT NULL
 ) STRICT;
+
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+CREATE TRIGGER operator_audit_checkpoints_no_update BEFORE UPDATE ON operator_audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+CREATE TRIGGER operator_audit_checkpoints_no_delete BEFORE DELETE ON operator_audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;

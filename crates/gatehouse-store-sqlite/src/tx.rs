@@ -329,16 +329,28 @@ impl TenantTx for SqliteTenantTx {
         .map_err(map_err)
     }
 
+    async fn lock_org_keys(&mut self) -> Result<Vec<OrgKeyRecord>, StoreError> {
+        let found = sqlx::query("SELECT * FROM org_keys WHERE org_id = ? ORDER BY version")
+            .bind(self.scope.org_id().as_uuid())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        found.iter().map(rows::org_key).collect()
+    }
+
     async fn count_encryption(&mut self, version: u32) -> Result<u64, StoreError> {
         let (n,): (i64,) = sqlx::query_as(
-            "UPDATE org_keys SET encryptions = encryptions + 1 WHERE org_id = ? AND version = ? \
-             RETURNING encryptions",
+            "UPDATE org_keys SET encryptions = encryptions + 1 \
+             WHERE org_id = ? AND version = ? AND state = 'active' RETURNING encryptions",
         )
         .bind(self.scope.org_id().as_uuid())
         .bind(i64::from(version))
-        .fetch_one(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await
-        .map_err(map_err)?;
+        .map_err(map_err)?
+        .ok_or_else(|| {
+            StoreError::Backend(format!("data key version {version} is no longer active"))
+        })?;
         u64::try_from(n).map_err(|_| StoreError::Corrupt("encryptions".into()))
     }
 

@@ -21,7 +21,12 @@ impl Fixture for SqliteFixture {
 
     async fn tamper(&self, statements: &[&str]) {
         // The owner of a SQLite file can drop the triggers; so can an attacker with the file.
-        for t in ["audit_events_no_update", "audit_events_no_delete"] {
+        for t in [
+            "audit_events_no_update",
+            "audit_events_no_delete",
+            "audit_checkpoints_no_update",
+            "audit_checkpoints_no_delete",
+        ] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER IF EXISTS {t}")))
                 .execute(self.store.pool())
                 .await

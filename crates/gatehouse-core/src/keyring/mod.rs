@@ -175,17 +175,20 @@ impl Keyring {
     /// The data key `version` of the transaction's organisation, unwrapped.
     async fn dek(&self, tx: &mut dyn TenantTx, version: u32) -> Result<Arc<AeadKey>, Error> {
         let org = tx.scope().org_id();
-        if let Some(k) = self.cached(org, version) {
-            return Ok(k);
-        }
+        // The key row is read on every use, cache or not: another process (the CLI, another
+        // instance) may have retired or shredded it, and a cached key must not outlive that.
         let record = tx
             .org_keys()
             .await?
             .into_iter()
             .find(|k| k.version == version && k.state == KeyState::Active);
         let Some(record) = record else {
+            self.evict_org(org);
             return Err(self.missing_key(tx, version).await);
         };
+        if let Some(k) = self.cached(org, version) {
+            return Ok(k);
+        }
         let key = self.unwrap_record(org, &record)?;
         self.deks
             .write()

@@ -81,6 +81,13 @@ impl Keyring {
             }
             let rows = tx.sealed_before_version(newest, batch.max(1)).await?;
             if rows.is_empty() {
+                // Lock the key rows, then look again: a writer that sealed under an old version
+                // and committed while we waited must keep its key.
+                let keys = tx.lock_org_keys().await?;
+                if !tx.sealed_before_version(newest, 1).await?.is_empty() {
+                    drop(tx);
+                    continue;
+                }
                 for old in keys
                     .iter()
                     .filter(|k| k.version < newest && k.state == KeyState::Active)
@@ -196,10 +203,6 @@ impl Keyring {
                 version
             }
         };
-        let new_kek_for_signing =
-            AeadKey::new(new_master).map_err(|e| Error::Internal(e.to_string()))?;
-        self.rewrap_signing_keys(tx.as_mut(), &new_kek_for_signing, new_version)
-            .await?;
         let proof = audit::append_operator(
             tx.as_mut(),
             self.clock.as_ref(),
@@ -252,7 +255,11 @@ impl Keyring {
             tx.commit(proof).await?;
             self.evict_org(org);
         }
+        // Last, with the retirement: until here the current key still opens the checkpoint key,
+        // so a rotation cut off earlier is resumed by running it again with the current key.
         let mut tx = self.store.begin().await?;
+        self.rewrap_signing_keys(tx.as_mut(), &new_kek, new_version)
+            .await?;
         tx.set_kek_state(self.kek_version, KeyState::Retired)
             .await?;
         let proof = audit::append_operator(

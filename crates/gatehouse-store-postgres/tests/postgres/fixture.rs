@@ -33,10 +33,14 @@ impl Fixture for PgFixture {
         // The schema owner can switch the append-only triggers off; so can anyone who has its
         // credentials. Verification must catch what they do next.
         let mut owner = PgConnection::connect(&self.owner_url).await.unwrap();
-        sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
+        for table in ["audit_events", "audit_checkpoints"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "ALTER TABLE {table} DISABLE TRIGGER USER"
+            )))
             .execute(&mut owner)
             .await
             .unwrap();
+        }
         for s in statements {
             sqlx::query(AssertSqlSafe(s.to_string()))
                 .execute(&mut owner)
