@@ -180,6 +180,8 @@ pub trait PlatformTx: Send {
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
+    /// The operators' chain head as committed, without locking it.
+    async fn peek_operator_audit_head(&mut self) -> Result<Option<ChainHead>, StoreError>;
     /// Locks the operators' audit chain for this transaction and returns its head.
     async fn operator_audit_head(&mut self) -> Result<Option<ChainHead>, StoreError>;
     /// Appends to the operators' chain and moves its head.
@@ -244,6 +246,9 @@ pub trait TenantTx: Send {
     /// Destroys every version of the scope's data key; returns how many there were.
     async fn delete_org_keys(&mut self) -> Result<u64, StoreError>;
 
+    /// Inserts the sealed value unless one exists at (kind, record_id, field); returns whether it
+    /// was inserted.
+    async fn insert_sealed_if_absent(&mut self, sealed: &SealedRecord) -> Result<bool, StoreError>;
     /// Inserts or replaces the sealed value at (kind, record_id, field).
     async fn put_sealed(&mut self, sealed: &SealedRecord) -> Result<(), StoreError>;
     async fn sealed(
@@ -277,6 +282,8 @@ pub trait TenantTx: Send {
     /// (data-key version, number of sealed values on it), by version.
     async fn sealed_counts(&mut self) -> Result<Vec<(u32, u64)>, StoreError>;
 
+    /// The scope's chain head as committed, without locking it.
+    async fn peek_audit_head(&mut self) -> Result<Option<ChainHead>, StoreError>;
     /// Locks the scope's audit chain for this transaction and returns its head.
     async fn audit_head(&mut self) -> Result<Option<ChainHead>, StoreError>;
     /// Appends to the scope's chain and moves its head.

@@ -318,3 +318,33 @@ pub(crate) async fn insert_checkpoint(
         .map(|_| ())
         .map_err(map_err)
 }
+
+/// The chain head as committed, without a lock (for verification, which must not hold appends up).
+pub(crate) async fn peek_head(
+    conn: &mut PgConnection,
+    org: Option<OrgId>,
+) -> Result<Option<ChainHead>, StoreError> {
+    let row: Option<(i64, Vec<u8>)> = match org {
+        Some(o) => {
+            sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = $1")
+                .bind(o.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await
+        }
+        None => {
+            sqlx::query_as("SELECT seq, hash FROM operator_audit_head WHERE id = 1")
+                .fetch_optional(&mut *conn)
+                .await
+        }
+    }
+    .map_err(map_err)?;
+    match row {
+        None | Some((0, _)) => Ok(None),
+        Some((seq, hash)) => Ok(Some(ChainHead {
+            seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("audit head seq".into()))?,
+            hash: hash
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("audit head hash".into()))?,
+        })),
+    }
+}

@@ -159,6 +159,10 @@ impl PlatformTx for PgTx {
             .map_err(map_err)
     }
 
+    async fn peek_operator_audit_head(&mut self) -> Result<Option<ChainHead>, StoreError> {
+        crate::audit::peek_head(&mut self.tx, None).await
+    }
+
     async fn operator_audit_head(&mut self) -> Result<Option<ChainHead>, StoreError> {
         crate::audit::head(&mut self.tx, None).await
     }
@@ -389,6 +393,25 @@ impl TenantTx for PgTenantTx {
             .map_err(map_err)
     }
 
+    async fn insert_sealed_if_absent(&mut self, f: &SealedRecord) -> Result<bool, StoreError> {
+        ensure_in_scope(&self.scope, f.org_id)?;
+        sqlx::query(
+            "INSERT INTO sealed_fields (org_id, kind, record_id, field, dek_version, envelope, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id, kind, record_id, field) DO NOTHING",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(&f.kind)
+        .bind(&f.record_id)
+        .bind(&f.field)
+        .bind(v(f.dek_version))
+        .bind(&f.envelope)
+        .bind(f.updated_at)
+        .execute(&mut *self.tx)
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(map_err)
+    }
+
     async fn put_sealed(&mut self, f: &SealedRecord) -> Result<(), StoreError> {
         ensure_in_scope(&self.scope, f.org_id)?;
         sqlx::query(
@@ -490,6 +513,10 @@ impl TenantTx for PgTenantTx {
                 ))
             })
             .collect()
+    }
+
+    async fn peek_audit_head(&mut self) -> Result<Option<ChainHead>, StoreError> {
+        crate::audit::peek_head(&mut self.tx, Some(self.scope.org_id())).await
     }
 
     async fn audit_head(&mut self) -> Result<Option<ChainHead>, StoreError> {

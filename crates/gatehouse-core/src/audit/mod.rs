@@ -178,11 +178,19 @@ where
     F: FnMut(u64) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<AuditRecord>, Error>>,
 {
+    // The head is read first, without a lock: events appended while we verify lie beyond it and
+    // are left for the next run, so verification never holds writers up.
+    let end = data.head.map_or(0, |h| h.seq);
     let wanted: std::collections::HashSet<u64> = data.checkpoints.iter().map(|c| c.seq).collect();
     let mut found = std::collections::HashMap::new();
     let (mut seq, mut last) = (0u64, [0u8; 32]);
     loop {
-        let page = next_page(seq).await?;
+        let mut page = next_page(seq).await?;
+        // Without a head every event is walked, and the head check below reports them.
+        let reached_end = end > 0 && page.iter().any(|r| r.seq >= end);
+        if end > 0 {
+            page.retain(|r| r.seq <= end);
+        }
         if page.is_empty() {
             break;
         }
@@ -194,6 +202,9 @@ where
         match verify(&page, seq, last) {
             Ok((s, h)) => (seq, last) = (s, h),
             Err(e) => return Ok(Err(e)),
+        }
+        if reached_end {
+            break;
         }
     }
     for c in &data.checkpoints {
@@ -244,7 +255,7 @@ pub async fn verify_org(
     let mut tx = store.begin_scoped(scope).await?;
     let data = ChainData {
         org: Some(scope.org_id()),
-        head: tx.audit_head().await?,
+        head: tx.peek_audit_head().await?,
         checkpoints: tx.audit_checkpoints().await?,
         keys,
     };
@@ -274,7 +285,7 @@ pub async fn verify_operators(
     let mut tx = store.begin().await?;
     let data = ChainData {
         org: None,
-        head: tx.operator_audit_head().await?,
+        head: tx.peek_operator_audit_head().await?,
         checkpoints: tx.operator_checkpoints().await?,
         keys: tx.signing_keys().await?,
     };

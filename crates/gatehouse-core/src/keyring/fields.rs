@@ -102,6 +102,40 @@ impl Keyring {
         Ok(())
     }
 
+    /// Seals `plaintext` at `at` only if nothing is sealed there yet; returns whether it did.
+    /// Two transactions racing to create the same value keep the first one's.
+    pub async fn seal_if_absent(
+        &self,
+        tx: &mut dyn TenantTx,
+        at: FieldRef<'_>,
+        plaintext: &[u8],
+    ) -> Result<bool, Error> {
+        let org = tx.scope().org_id();
+        let (version, key) = self.current_dek(tx).await?;
+        tx.count_encryption(version).await?;
+        let envelope = key
+            .seal_envelope(
+                EnvelopeHeader {
+                    kek_version: self.kek_version,
+                    dek_version: version,
+                },
+                &field_context(org, at.kind.as_str(), at.record_id, at.field),
+                plaintext,
+            )
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(tx
+            .insert_sealed_if_absent(&SealedRecord {
+                org_id: org,
+                kind: at.kind.as_str().to_owned(),
+                record_id: at.record_id.to_owned(),
+                field: at.field.to_owned(),
+                dek_version: version,
+                envelope,
+                updated_at: self.clock.now(),
+            })
+            .await?)
+    }
+
     /// Opens the value at `at`, or `None` when nothing is sealed there.
     pub async fn open(
         &self,

@@ -101,8 +101,17 @@ impl Keyring {
             Some(k) => k,
             None => {
                 let k = random_key().map_err(|e| Error::Internal(e.to_string()))?;
-                self.seal(tx, key_field(subject), k.expose()).await?;
-                k
+                if self
+                    .seal_if_absent(tx, key_field(subject), k.expose())
+                    .await?
+                {
+                    k
+                } else {
+                    // Another transaction made this subject's key first: use theirs.
+                    self.subject_key(tx, subject).await?.ok_or_else(|| {
+                        Error::Internal("the subject key vanished while being created".into())
+                    })?
+                }
             }
         };
         let aead = AeadKey::new(&key).map_err(|e| Error::Internal(e.to_string()))?;
