@@ -12,34 +12,13 @@ use uuid::Uuid;
 
 use crate::errors::map_err;
 
-/// `Some(org)` for an organisation's chain, `None` for the operators'.
+/// `Some(org)` for an organisation's chain, `None` for the operators'. SQLite's single writer
+/// (`BEGIN IMMEDIATE`) already holds every other appender off, so reading the head is locking it.
 pub(crate) async fn head(
     conn: &mut SqliteConnection,
     org: Option<OrgId>,
 ) -> Result<Option<ChainHead>, StoreError> {
-    let row: Option<(i64, Vec<u8>)> = match org {
-        Some(o) => {
-            sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = ?")
-                .bind(o.as_uuid())
-                .fetch_optional(&mut *conn)
-                .await
-        }
-        None => {
-            sqlx::query_as("SELECT seq, hash FROM operator_audit_head WHERE id = 1")
-                .fetch_optional(&mut *conn)
-                .await
-        }
-    }
-    .map_err(map_err)?;
-    row.map(|(seq, hash)| {
-        Ok(ChainHead {
-            seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("audit head seq".into()))?,
-            hash: hash
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("audit head hash".into()))?,
-        })
-    })
-    .transpose()
+    peek_head(conn, org).await
 }
 
 fn seq(v: u64) -> Result<i64, StoreError> {

@@ -368,43 +368,17 @@ impl TenantTx for SqliteTenantTx {
     }
 
     async fn insert_sealed_if_absent(&mut self, f: &SealedRecord) -> Result<bool, StoreError> {
-        ensure_in_scope(&self.scope, f.org_id)?;
-        sqlx::query(
-            "INSERT INTO sealed_fields (org_id, kind, record_id, field, dek_version, envelope, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org_id, kind, record_id, field) DO NOTHING",
-        )
-        .bind(self.scope.org_id().as_uuid())
-        .bind(&f.kind)
-        .bind(&f.record_id)
-        .bind(&f.field)
-        .bind(i64::from(f.dek_version))
-        .bind(&f.envelope)
-        .bind(micros(f.updated_at))
-        .execute(&mut *self.tx)
-        .await
-        .map(|r| r.rows_affected() == 1)
-        .map_err(map_err)
+        self.write_sealed(f, "DO NOTHING").await
     }
 
     async fn put_sealed(&mut self, f: &SealedRecord) -> Result<(), StoreError> {
-        ensure_in_scope(&self.scope, f.org_id)?;
-        sqlx::query(
-            "INSERT INTO sealed_fields (org_id, kind, record_id, field, dek_version, envelope, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (org_id, kind, record_id, field) DO UPDATE SET \
-             dek_version = excluded.dek_version, envelope = excluded.envelope, updated_at = excluded.updated_at",
+        self.write_sealed(
+            f,
+            "DO UPDATE SET dek_version = excluded.dek_version, envelope = excluded.envelope, \
+             updated_at = excluded.updated_at",
         )
-        .bind(self.scope.org_id().as_uuid())
-        .bind(&f.kind)
-        .bind(&f.record_id)
-        .bind(&f.field)
-        .bind(i64::from(f.dek_version))
-        .bind(&f.envelope)
-        .bind(micros(f.updated_at))
-        .execute(&mut *self.tx)
         .await
         .map(|_| ())
-        .map_err(map_err)
     }
 
     async fn sealed(
@@ -557,5 +531,33 @@ impl TenantTx for SqliteTenantTx {
 
     async fn commit(self: Box<Self>, _proof: Audited) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(map_err)
+    }
+}
+
+impl SqliteTenantTx {
+    /// Inserts a sealed value; `on_conflict` says what an existing one at the same place gets.
+    /// Returns whether a row was written.
+    async fn write_sealed(
+        &mut self,
+        f: &SealedRecord,
+        on_conflict: &'static str,
+    ) -> Result<bool, StoreError> {
+        ensure_in_scope(&self.scope, f.org_id)?;
+        let sql = format!(
+            "INSERT INTO sealed_fields (org_id, kind, record_id, field, dek_version, envelope, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org_id, kind, record_id, field) {on_conflict}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(self.scope.org_id().as_uuid())
+            .bind(&f.kind)
+            .bind(&f.record_id)
+            .bind(&f.field)
+            .bind(i64::from(f.dek_version))
+            .bind(&f.envelope)
+            .bind(micros(f.updated_at))
+            .execute(&mut *self.tx)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(map_err)
     }
 }
