@@ -16,6 +16,12 @@ pub(crate) enum AuditCommand {
     Verify {
         #[arg(long)]
         org: Option<String>,
+        /// `CHAIN=SEQ` (CHAIN an organisation id or `operators`): fail unless that chain has a
+        /// signed checkpoint at or beyond SEQ. Record the figures `verify` prints somewhere the
+        /// database's owner cannot write, and pass them here: removing the newest checkpoints
+        /// along with the events after them is then caught too.
+        #[arg(long = "expect-checkpoint", value_name = "CHAIN=SEQ")]
+        expect: Vec<String>,
     },
 }
 
@@ -23,8 +29,8 @@ pub(crate) async fn run(config: &Config, command: AuditCommand) -> Result<(), St
     let app = App::build(config).await.map_err(|e| e.to_string())?;
     let kernel = app.kernel();
     let store = kernel.store();
-    let org = match command {
-        AuditCommand::Verify { org } => org,
+    let (org, expect) = match command {
+        AuditCommand::Verify { org, expect } => (org, parse_expectations(&expect)?),
         AuditCommand::Checkpoint => {
             let made = audit::checkpoint_all(store, kernel.keyring(), kernel.clock())
                 .await
@@ -52,7 +58,17 @@ pub(crate) async fn run(config: &Config, command: AuditCommand) -> Result<(), St
             .map_err(|e| e.to_string())?
         {
             Ok(n) => {
-                let _ = writeln!(stdout, "org {org}: {n} events, chain intact");
+                let latest = audit::latest_checkpoint_org(store, *org)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = writeln!(
+                    stdout,
+                    "org {org}: {n} events, chain intact; {}",
+                    describe(latest.as_ref())
+                );
+                if let Some(problem) = unmet(&expect, &org.to_string(), latest.as_ref()) {
+                    broken.push(problem);
+                }
             }
             Err(e) => {
                 let _ = writeln!(stdout, "org {org}: BROKEN: {e}");
@@ -66,7 +82,17 @@ pub(crate) async fn run(config: &Config, command: AuditCommand) -> Result<(), St
             .map_err(|e| e.to_string())?
         {
             Ok(n) => {
-                let _ = writeln!(stdout, "operators: {n} events, chain intact");
+                let latest = audit::latest_checkpoint_operators(store)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = writeln!(
+                    stdout,
+                    "operators: {n} events, chain intact; {}",
+                    describe(latest.as_ref())
+                );
+                if let Some(problem) = unmet(&expect, "operators", latest.as_ref()) {
+                    broken.push(problem);
+                }
             }
             Err(e) => {
                 let _ = writeln!(stdout, "operators: BROKEN: {e}");
@@ -78,4 +104,49 @@ pub(crate) async fn run(config: &Config, command: AuditCommand) -> Result<(), St
         None => Ok(()),
         Some(first) => Err(format!("audit verification failed: {first}")),
     }
+}
+
+fn parse_expectations(raw: &[String]) -> Result<Vec<(String, u64)>, String> {
+    raw.iter()
+        .map(|e| {
+            let (chain, seq) = e
+                .split_once('=')
+                .ok_or_else(|| format!("--expect-checkpoint {e:?}: write CHAIN=SEQ"))?;
+            let seq = seq
+                .parse()
+                .map_err(|_| format!("--expect-checkpoint {e:?}: SEQ is not a number"))?;
+            Ok((chain.to_owned(), seq))
+        })
+        .collect()
+}
+
+fn describe(latest: Option<&audit::CheckpointRecord>) -> String {
+    match latest {
+        None => "no signed checkpoint yet".to_owned(),
+        Some(c) => {
+            let digest = gatehouse_crypto::sha256(&[&c.signature]);
+            let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            format!(
+                "latest signed checkpoint at seq {} (signature digest {short})",
+                c.seq
+            )
+        }
+    }
+}
+
+fn unmet(
+    expect: &[(String, u64)],
+    chain: &str,
+    latest: Option<&audit::CheckpointRecord>,
+) -> Option<String> {
+    let have = latest.map_or(0, |c| c.seq);
+    expect
+        .iter()
+        .find(|(c, seq)| c == chain && have < *seq)
+        .map(|(_, seq)| {
+            format!(
+                "{chain}: expected a signed checkpoint at or beyond seq {seq}, the newest is at \
+                 seq {have}: checkpoints were removed"
+            )
+        })
 }

@@ -140,22 +140,27 @@ fn head_mismatch(seq: u64, head: Option<ChainHead>, last: [u8; 32]) -> Option<Ve
     })
 }
 
-/// What a checkpoint signs: chain id, seq, hash and time, length-prefixed.
+/// What a checkpoint signs: chain id, seq, hash, time, and the SHA-256 of the previous
+/// checkpoint's signature (zeros for the first), length-prefixed. Checkpoints thus form a chain of
+/// their own: one removed from the middle breaks the signature of the next.
 #[must_use]
 pub fn checkpoint_message(
     org: Option<crate::OrgId>,
     seq: u64,
     hash: &[u8],
     at: time::OffsetDateTime,
+    previous: Option<&CheckpointRecord>,
 ) -> Vec<u8> {
     let chain = org.map_or([0u8; 16], |o| *o.as_uuid().as_bytes());
+    let prev = previous.map_or([0u8; 32], |p| gatehouse_crypto::sha256(&[&p.signature]));
     gatehouse_crypto::context(
-        "gatehouse.checkpoint.v1",
+        "gatehouse.checkpoint.v2",
         &[
             &chain,
             &seq.to_be_bytes(),
             hash,
             &crate::clock::unix_micros(at).to_be_bytes(),
+            &prev,
         ],
     )
 }
@@ -207,6 +212,7 @@ where
             break;
         }
     }
+    let mut previous: Option<&CheckpointRecord> = None;
     for c in &data.checkpoints {
         let bad = |reason: String| {
             Ok(Err(VerifyError {
@@ -215,7 +221,8 @@ where
                 reason,
             }))
         };
-        let message = checkpoint_message(data.org, c.seq, &c.hash, c.at);
+        let message = checkpoint_message(data.org, c.seq, &c.hash, c.at, previous);
+        previous = Some(c);
         if let Err(why) =
             keyring.verify_checkpoint(&data.keys, c.key_version, &message, &c.signature)
         {
@@ -317,13 +324,22 @@ pub async fn checkpoint_org(
     let Some(head) = tx.audit_head().await? else {
         return Ok(None);
     };
-    let last = tx.audit_checkpoints().await?.iter().map(|c| c.seq).max();
-    if last == Some(head.seq) {
+    let last = tx
+        .audit_checkpoints()
+        .await?
+        .into_iter()
+        .max_by_key(|c| c.seq);
+    if last.as_ref().map(|c| c.seq) == Some(head.seq) {
         return Ok(None);
     }
     let at = clock.now();
-    let (key_version, signature) =
-        keyring.sign_checkpoint(&checkpoint_message(Some(org), head.seq, &head.hash, at))?;
+    let (key_version, signature) = keyring.sign_checkpoint(&checkpoint_message(
+        Some(org),
+        head.seq,
+        &head.hash,
+        at,
+        last.as_ref(),
+    ))?;
     let c = CheckpointRecord {
         org_id: Some(org),
         seq: head.seq,
@@ -348,13 +364,22 @@ pub async fn checkpoint_operators(
     let Some(head) = tx.operator_audit_head().await? else {
         return Ok(None);
     };
-    let last = tx.operator_checkpoints().await?.iter().map(|c| c.seq).max();
-    if last == Some(head.seq) {
+    let last = tx
+        .operator_checkpoints()
+        .await?
+        .into_iter()
+        .max_by_key(|c| c.seq);
+    if last.as_ref().map(|c| c.seq) == Some(head.seq) {
         return Ok(None);
     }
     let at = clock.now();
-    let (key_version, signature) =
-        keyring.sign_checkpoint(&checkpoint_message(None, head.seq, &head.hash, at))?;
+    let (key_version, signature) = keyring.sign_checkpoint(&checkpoint_message(
+        None,
+        head.seq,
+        &head.hash,
+        at,
+        last.as_ref(),
+    ))?;
     let c = CheckpointRecord {
         org_id: None,
         seq: head.seq,
@@ -407,4 +432,31 @@ pub async fn query(
     Ok(crate::Page::from_overfetch(rows, page.limit, |r| {
         crate::Cursor::after_seq(r.seq)
     }))
+}
+
+/// The newest checkpoint of organisation `org`'s chain (an operator's read, like verification).
+pub async fn latest_checkpoint_org(
+    store: &dyn Store,
+    org: crate::OrgId,
+) -> Result<Option<CheckpointRecord>, Error> {
+    let mut tx = store
+        .begin_scoped(&crate::TenantScope::granted(org))
+        .await?;
+    Ok(tx
+        .audit_checkpoints()
+        .await?
+        .into_iter()
+        .max_by_key(|c| c.seq))
+}
+
+/// The newest checkpoint of the operators' chain.
+pub async fn latest_checkpoint_operators(
+    store: &dyn Store,
+) -> Result<Option<CheckpointRecord>, Error> {
+    let mut tx = store.begin().await?;
+    Ok(tx
+        .operator_checkpoints()
+        .await?
+        .into_iter()
+        .max_by_key(|c| c.seq))
 }

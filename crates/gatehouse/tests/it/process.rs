@@ -634,6 +634,45 @@ async fn audit_verify_passes_then_names_a_tampered_event() {
     assert_eq!(out.matches("1 events, chain intact").count(), 3, "{out}");
     // The operators' trail: the master key and the checkpoint key were registered.
     assert!(out.contains("operators: 2 events, chain intact"), "{out}");
+    assert_eq!(
+        out.matches("latest signed checkpoint at seq 1").count(),
+        3,
+        "{out}"
+    );
+    // An expectation recorded outside the database: met, and not met.
+    let first_org = out
+        .lines()
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned();
+    let (ok, _, err) = run_cli(
+        &dir,
+        &[
+            "audit",
+            "verify",
+            "--expect-checkpoint",
+            &format!("{first_org}=1"),
+        ],
+        &[],
+        "",
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run_cli(
+        &dir,
+        &[
+            "audit",
+            "verify",
+            "--expect-checkpoint",
+            &format!("{first_org}=5"),
+        ],
+        &[],
+        "",
+    );
+    assert!(!ok && err.contains("checkpoints were removed"), "{err}");
 
     // Edit an event behind Gatehouse's back (the file's owner can drop the trigger).
     let db = dir.join("gatehouse-data/gatehouse.db");
