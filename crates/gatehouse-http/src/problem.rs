@@ -73,9 +73,12 @@ impl ApiError {
                 "unsupported_media_type",
                 "send the body as application/json",
             ),
-            StatusCode::SERVICE_UNAVAILABLE => {
-                ("unavailable", "the service is unavailable; retry shortly")
-            }
+            // Every 503 the application itself produces has a JSON body; a bare one comes from
+            // the request timeout.
+            StatusCode::SERVICE_UNAVAILABLE => (
+                "request_timeout",
+                "the request did not complete within the configured timeout",
+            ),
             s if s.is_server_error() => {
                 ("internal_error", "the server failed to handle the request")
             }

@@ -100,6 +100,20 @@ pub(crate) async fn run(config: &Config, command: AuditCommand) -> Result<(), St
             }
         }
     }
+    // An expectation for a chain this run did not verify (a typo, a deleted organisation, the
+    // operators' chain under --org) must not pass silently.
+    let mut checked: Vec<String> = orgs.iter().map(ToString::to_string).collect();
+    if orgs.len() != 1 {
+        checked.push("operators".to_owned());
+    }
+    for (chain, seq) in &expect {
+        if !checked.contains(chain) {
+            broken.push(format!(
+                "{chain}: expected a signed checkpoint at or beyond seq {seq}, but no such chain \
+                 was verified"
+            ));
+        }
+    }
     match broken.first() {
         None => Ok(()),
         Some(first) => Err(format!("audit verification failed: {first}")),

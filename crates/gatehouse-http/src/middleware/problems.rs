@@ -3,7 +3,7 @@
 //! headers such as `Allow`. JSON bodies (problems, the readiness report) pass untouched.
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::problem::{ApiError, PROBLEM_JSON};
@@ -14,17 +14,7 @@ pub(crate) fn ensure_problem_body(res: Response) -> Response {
         return res;
     }
     let (mut parts, _) = res.into_parts();
-    let error = if status == StatusCode::SERVICE_UNAVAILABLE {
-        // Every 503 the application itself produces has a JSON body; a bare one comes from the
-        // request timeout.
-        ApiError::new(
-            status,
-            "request_timeout",
-            "the request did not complete within the configured timeout",
-        )
-    } else {
-        ApiError::for_status(status)
-    };
+    let error = ApiError::for_status(status);
     let fresh = error.into_response();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts

@@ -673,6 +673,14 @@ async fn audit_verify_passes_then_names_a_tampered_event() {
         "",
     );
     assert!(!ok && err.contains("checkpoints were removed"), "{err}");
+    let ghost = "00000000-0000-7000-8000-000000000000=1";
+    let (ok, _, err) = run_cli(
+        &dir,
+        &["audit", "verify", "--expect-checkpoint", ghost],
+        &[],
+        "",
+    );
+    assert!(!ok && err.contains("no such chain was verified"), "{err}");
 
     // Edit an event behind Gatehouse's back (the file's owner can drop the trigger).
     let db = dir.join("gatehouse-data/gatehouse.db");
