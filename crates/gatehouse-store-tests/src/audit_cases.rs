@@ -172,6 +172,74 @@ pub async fn audit_concurrent_writers_make_one_chain(f: &dyn Fixture) {
     );
 }
 
+pub async fn audit_group_commit_makes_one_chain_and_acknowledges_durably(f: &dyn Fixture) {
+    let store = f.store();
+    let clock = Arc::new(clock());
+    let a = new_org(store.as_ref(), &clock, 1).await;
+    let b = new_org(store.as_ref(), &clock, 2).await;
+    let batcher = audit::AuditBatcher::start(Arc::clone(&store), clock.clone(), 64);
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let batcher = batcher.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let org = if (w + i) % 3 == 0 { b } else { a };
+                batcher
+                    .record(&TenantScope::for_tests(org), event(w * 100 + i))
+                    .await
+                    .unwrap();
+            }
+            batcher
+                .record_operator(AuditEvent::success(
+                    Actor::system("t"),
+                    "test.noticed",
+                    "t",
+                    w,
+                ))
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Every acknowledged event is committed and chained.
+    let (na, nb) = (
+        events(store.as_ref(), a).await.len(),
+        events(store.as_ref(), b).await.len(),
+    );
+    assert_eq!(na + nb, 200);
+    let k = keyring(&store).await;
+    assert_eq!(
+        audit::verify_org(store.as_ref(), &k, &TenantScope::for_tests(a))
+            .await
+            .unwrap(),
+        Ok(na as u64)
+    );
+    assert_eq!(
+        audit::verify_org(store.as_ref(), &k, &TenantScope::for_tests(b))
+            .await
+            .unwrap(),
+        Ok(nb as u64)
+    );
+    let ops = store
+        .begin()
+        .await
+        .unwrap()
+        .operator_audit_events(0, 1000)
+        .await
+        .unwrap();
+    assert_eq!(ops.iter().filter(|e| e.action == "test.noticed").count(), 8);
+    // An invalid event is refused before it reaches the writer.
+    let bad = AuditEvent::success(Actor::system("t"), "NotDotted", "t", 1);
+    assert!(
+        batcher
+            .record(&TenantScope::for_tests(a), bad)
+            .await
+            .is_err()
+    );
+}
+
 async fn chain_of_six(store: &dyn Store, clock: &FakeClock, n: usize) -> OrgId {
     let org_id = new_org(store, clock, n).await;
     for i in 1..=6 {

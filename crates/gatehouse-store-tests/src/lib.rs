@@ -54,6 +54,7 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@fixture $fresh;
             audit_rolled_back_changes_leave_no_event,
             audit_concurrent_writers_make_one_chain,
+            audit_group_commit_makes_one_chain_and_acknowledges_durably,
             audit_verify_names_the_first_tampered_event,
             audit_events_are_append_only,
             audit_chains_are_per_organisation,

@@ -1,6 +1,7 @@
-//! Audit append throughput: durable appends per second on SQLite and PostgreSQL with 1 and 8
+//! Audit append throughput: durable appends per second on SQLite and PostgreSQL with 1, 8 and 64
 //! concurrent writers, beside plain inserts of the same rows (no hashing, no chain head) in the
-//! same run. Every append and every insert is its own committed transaction: durable when
+//! same run. Columns: `audited` (each append its own transaction), `grouped` (through the
+//! group-commit writer, `AuditBatcher`), `plain`. Every append and every insert is its own committed transaction: durable when
 //! acknowledged (SQLite `synchronous = FULL` in WAL mode, PostgreSQL `synchronous_commit = on`).
 //!
 //! Usage: audit-appends [seconds per run, default 5]
@@ -78,11 +79,28 @@ where
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-fn report(backend: &str, writers: usize, audited: f64, plain: f64) {
+fn report(backend: &str, writers: usize, audited: f64, batched: f64, plain: f64) {
     println!(
-        "{backend:<9}{writers:>8}{audited:>16.0}{plain:>16.0}{:>9.2}",
-        audited / plain
+        "{backend:<9}{writers:>8}{audited:>16.0}{batched:>16.0}{plain:>16.0}{:>9.2}{:>9.2}",
+        audited / plain,
+        batched / plain
     );
+}
+
+/// Audited appends through the group-commit writer (`AuditBatcher`).
+async fn batched(store: Arc<dyn Store>, writers: usize, secs: u64) -> f64 {
+    let org = new_org(store.as_ref()).await;
+    let batcher = audit::AuditBatcher::start(Arc::clone(&store), Arc::new(SystemClock), 256);
+    run(writers, secs, move |n| {
+        let batcher = batcher.clone();
+        async move {
+            batcher
+                .record(&TenantScope::for_tests(org), event(n))
+                .await
+                .unwrap();
+        }
+    })
+    .await
 }
 
 async fn sqlite(secs: u64) {
@@ -96,7 +114,7 @@ async fn sqlite(secs: u64) {
         .execute(store.pool())
         .await
         .unwrap();
-    for writers in [1, 8] {
+    for writers in [1, 8, 64] {
         let s: Arc<dyn Store> = Arc::new(store.clone());
         let org = new_org(s.as_ref()).await;
         let audited = run(writers, secs, move |n| {
@@ -123,7 +141,8 @@ async fn sqlite(secs: u64) {
             }
         })
         .await;
-        report("sqlite", writers, audited, plain);
+        let grouped = batched(Arc::new(store.clone()), writers, secs).await;
+        report("sqlite", writers, audited, grouped, plain);
     }
     store.pool().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
@@ -182,7 +201,7 @@ async fn postgres(secs: u64) {
         .unwrap();
     owner.close().await.unwrap();
     let store = PostgresStore::connect(&app_url, 8).await.unwrap();
-    for writers in [1, 8] {
+    for writers in [1, 8, 64] {
         let s: Arc<dyn Store> = Arc::new(store.clone());
         let org = new_org(s.as_ref()).await;
         let audited = run(writers, secs, move |n| {
@@ -224,7 +243,8 @@ async fn postgres(secs: u64) {
             }
         })
         .await;
-        report("postgres", writers, audited, plain);
+        let grouped = batched(Arc::new(store.clone()), writers, secs).await;
+        report("postgres", writers, audited, grouped, plain);
     }
     store.pool().close().await;
     sqlx::query(AssertSqlSafe(format!(
@@ -243,8 +263,8 @@ async fn main() {
         .unwrap_or(5);
     println!("durable appends per second; {secs} s per run; each append its own transaction");
     println!(
-        "{:<9}{:>8}{:>16}{:>16}{:>9}",
-        "backend", "writers", "audited/s", "plain/s", "ratio"
+        "{:<9}{:>8}{:>16}{:>16}{:>16}{:>9}{:>9}",
+        "backend", "writers", "audited/s", "grouped/s", "plain/s", "ratio", "grouped"
     );
     sqlite(secs).await;
     postgres(secs).await;

@@ -11,6 +11,7 @@
 //! encoding. Appends lock the chain's head row, so concurrent writers queue instead of forking the
 //! chain. The store refuses UPDATE and DELETE on events (triggers; on PostgreSQL also privileges).
 
+mod batcher;
 pub mod chain;
 mod event;
 
@@ -19,6 +20,7 @@ use crate::error::Error;
 use crate::ids::new_uuid;
 use crate::store::{PlatformTx, Store, TenantTx};
 
+pub use batcher::AuditBatcher;
 pub use chain::{VerifyError, verify};
 pub use event::{
     Actor, ActorKind, AuditEvent, AuditFilter, AuditRecord, ChainHead, CheckpointRecord, Outcome,

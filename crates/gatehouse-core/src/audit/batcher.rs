@@ -1,0 +1,129 @@
+//! Group commit for events that go with no change of their own (refusals, failed attempts,
+//! notices): concurrent callers' events share one transaction per chain, so one durable commit
+//! carries many events. Each caller's `record` returns once the transaction holding its event has
+//! committed: durable when acknowledged.
+//!
+//! Events that belong to a change still commit in that change's transaction (`append_tenant`);
+//! this is only for standalone events.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AuditEvent, append_operator, append_tenant};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::ids::OrgId;
+use crate::scope::TenantScope;
+use crate::store::Store;
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+#[derive(Debug)]
+struct Job {
+    chain: Option<OrgId>,
+    event: AuditEvent,
+    ack: Ack,
+}
+
+/// A handle to the batching writer. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuditBatcher {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl AuditBatcher {
+    /// Starts the writer task. `max_batch` bounds the events per transaction.
+    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, max_batch: usize) -> Self {
+        let (jobs, rx) = mpsc::channel(max_batch.max(1) * 4);
+        tokio::spawn(run(store, clock, rx, max_batch.max(1)));
+        Self { jobs }
+    }
+
+    /// Records `event` on `scope`'s chain; returns once it is committed.
+    pub async fn record(&self, scope: &TenantScope, event: AuditEvent) -> Result<(), Error> {
+        self.send(Some(scope.org_id()), event).await
+    }
+
+    /// Records `event` on the operators' chain; returns once it is committed.
+    pub async fn record_operator(&self, event: AuditEvent) -> Result<(), Error> {
+        self.send(None, event).await
+    }
+
+    async fn send(&self, chain: Option<OrgId>, event: AuditEvent) -> Result<(), Error> {
+        event.validate()?;
+        let (ack, done) = oneshot::channel();
+        self.jobs
+            .send(Job { chain, event, ack })
+            .await
+            .map_err(|_| Error::Internal("the audit writer has stopped".into()))?;
+        done.await
+            .map_err(|_| Error::Internal("the audit writer dropped an event".into()))?
+            .map_err(Error::Internal)
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    mut rx: mpsc::Receiver<Job>,
+    max: usize,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut chains: BTreeMap<Option<OrgId>, Vec<Job>> = BTreeMap::new();
+        for job in batch {
+            chains.entry(job.chain).or_default().push(job);
+        }
+        for (chain, jobs) in chains {
+            let (events, acks): (Vec<_>, Vec<_>) =
+                jobs.into_iter().map(|j| (j.event, j.ack)).unzip();
+            let outcome = write(store.as_ref(), clock.as_ref(), chain, events)
+                .await
+                .map_err(|e| e.to_string());
+            for ack in acks {
+                let _ = ack.send(outcome.clone());
+            }
+        }
+    }
+}
+
+/// One transaction for all of `events` on one chain.
+async fn write(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    chain: Option<OrgId>,
+    events: Vec<AuditEvent>,
+) -> Result<(), Error> {
+    match chain {
+        Some(org) => {
+            let mut tx = store.begin_scoped(&TenantScope::granted(org)).await?;
+            let mut proof = None;
+            for event in events {
+                proof = Some(append_tenant(tx.as_mut(), clock, event).await?);
+            }
+            match proof {
+                Some(p) => Ok(tx.commit(p).await?),
+                None => Ok(()),
+            }
+        }
+        None => {
+            let mut tx = store.begin().await?;
+            let mut proof = None;
+            for event in events {
+                proof = Some(append_operator(tx.as_mut(), clock, event).await?);
+            }
+            match proof {
+                Some(p) => Ok(tx.commit(p).await?),
+                None => Ok(()),
+            }
+        }
+    }
+}
