@@ -312,6 +312,17 @@ pub trait TenantTx: Send {
     async fn commit(self: Box<Self>, proof: Audited) -> Result<(), StoreError>;
 }
 
+/// Like [`ensure_in_scope`], for audit records and checkpoints, whose organisation is optional
+/// (`None` is the operators' chain, never written from a tenant transaction).
+pub fn ensure_chain_in_scope(scope: &TenantScope, chain: Option<OrgId>) -> Result<(), StoreError> {
+    match chain {
+        Some(org) => ensure_in_scope(scope, org),
+        None => Err(StoreError::Backend(
+            "refused: an operators' record written from an organisation's transaction".into(),
+        )),
+    }
+}
+
 /// Refuses a record whose organisation is not the transaction's scope. Both backends call it
 /// before writing, so a mismatched write never reaches SQL.
 pub fn ensure_in_scope(scope: &TenantScope, org: OrgId) -> Result<(), StoreError> {

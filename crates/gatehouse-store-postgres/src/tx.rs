@@ -7,7 +7,7 @@ use gatehouse_core::clock::from_unix_micros;
 use gatehouse_core::page::{Cursor, Page, PageRequest};
 use gatehouse_core::store::{
     KekVersionRecord, KeyState, MembershipRecord, OrgKeyRecord, OrganizationRecord, PlatformTx,
-    SealedRecord, TenantTx, UserRecord, ensure_in_scope,
+    SealedRecord, TenantTx, UserRecord, ensure_chain_in_scope, ensure_in_scope,
 };
 use time::OffsetDateTime;
 
@@ -498,11 +498,7 @@ impl TenantTx for PgTenantTx {
     }
 
     async fn append_audit(&mut self, event: &AuditRecord) -> Result<(), StoreError> {
-        if event.org_id != Some(self.scope.org_id()) {
-            return Err(StoreError::Backend(
-                "refused: audit event for another organisation than the transaction's scope".into(),
-            ));
-        }
+        ensure_chain_in_scope(&self.scope, event.org_id)?;
         crate::audit::append(&mut self.tx, event).await
     }
 
@@ -547,11 +543,7 @@ impl TenantTx for PgTenantTx {
     }
 
     async fn insert_audit_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError> {
-        if c.org_id != Some(self.scope.org_id()) {
-            return Err(StoreError::Backend(
-                "refused: checkpoint for another organisation than the transaction's scope".into(),
-            ));
-        }
+        ensure_chain_in_scope(&self.scope, c.org_id)?;
         crate::audit::insert_checkpoint(&mut self.tx, c).await
     }
 

@@ -6,7 +6,7 @@ use gatehouse_core::audit::{AuditRecord, Audited, ChainHead, CheckpointRecord, S
 use gatehouse_core::page::{Cursor, Page, PageRequest};
 use gatehouse_core::store::{
     KekVersionRecord, KeyState, MembershipRecord, OrgKeyRecord, OrganizationRecord, PlatformTx,
-    SealedRecord, TenantTx, UserRecord, ensure_in_scope,
+    SealedRecord, TenantTx, UserRecord, ensure_chain_in_scope, ensure_in_scope,
 };
 use gatehouse_core::{OrgId, StoreError, TenantScope, UserId};
 use sqlx::{Sqlite, Transaction};
@@ -472,11 +472,7 @@ impl TenantTx for SqliteTenantTx {
     }
 
     async fn append_audit(&mut self, event: &AuditRecord) -> Result<(), StoreError> {
-        if event.org_id != Some(self.scope.org_id()) {
-            return Err(StoreError::Backend(
-                "refused: audit event for another organisation than the transaction's scope".into(),
-            ));
-        }
+        ensure_chain_in_scope(&self.scope, event.org_id)?;
         crate::audit::append(&mut self.tx, event).await
     }
 
@@ -521,11 +517,7 @@ impl TenantTx for SqliteTenantTx {
     }
 
     async fn insert_audit_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError> {
-        if c.org_id != Some(self.scope.org_id()) {
-            return Err(StoreError::Backend(
-                "refused: checkpoint for another organisation than the transaction's scope".into(),
-            ));
-        }
+        ensure_chain_in_scope(&self.scope, c.org_id)?;
         crate::audit::insert_checkpoint(&mut self.tx, c).await
     }
 

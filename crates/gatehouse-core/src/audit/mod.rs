@@ -312,6 +312,31 @@ pub async fn verify_operators(
     .await
 }
 
+/// The signed checkpoint for `head`, unless the newest of `existing` already covers it.
+fn next_checkpoint(
+    keyring: &crate::keyring::Keyring,
+    clock: &dyn Clock,
+    chain: Option<crate::OrgId>,
+    head: ChainHead,
+    existing: Vec<CheckpointRecord>,
+) -> Result<Option<CheckpointRecord>, Error> {
+    let last = existing.into_iter().max_by_key(|c| c.seq);
+    if last.as_ref().map(|c| c.seq) == Some(head.seq) {
+        return Ok(None);
+    }
+    let at = clock.now();
+    let message = checkpoint_message(chain, head.seq, &head.hash, at, last.as_ref());
+    let (key_version, signature) = keyring.sign_checkpoint(&message)?;
+    Ok(Some(CheckpointRecord {
+        org_id: chain,
+        seq: head.seq,
+        hash: head.hash.to_vec(),
+        at,
+        key_version,
+        signature,
+    }))
+}
+
 /// Signs the head of `org`'s chain when it moved since the last checkpoint. Returns the new
 /// checkpoint, if one was made.
 pub async fn checkpoint_org(
@@ -326,29 +351,9 @@ pub async fn checkpoint_org(
     let Some(head) = tx.audit_head().await? else {
         return Ok(None);
     };
-    let last = tx
-        .audit_checkpoints()
-        .await?
-        .into_iter()
-        .max_by_key(|c| c.seq);
-    if last.as_ref().map(|c| c.seq) == Some(head.seq) {
+    let existing = tx.audit_checkpoints().await?;
+    let Some(c) = next_checkpoint(keyring, clock, Some(org), head, existing)? else {
         return Ok(None);
-    }
-    let at = clock.now();
-    let (key_version, signature) = keyring.sign_checkpoint(&checkpoint_message(
-        Some(org),
-        head.seq,
-        &head.hash,
-        at,
-        last.as_ref(),
-    ))?;
-    let c = CheckpointRecord {
-        org_id: Some(org),
-        seq: head.seq,
-        hash: head.hash.to_vec(),
-        at,
-        key_version,
-        signature,
     };
     tx.insert_audit_checkpoint(&c).await?;
     // A checkpoint is itself an audit record: it needs no event of its own.
@@ -366,29 +371,9 @@ pub async fn checkpoint_operators(
     let Some(head) = tx.operator_audit_head().await? else {
         return Ok(None);
     };
-    let last = tx
-        .operator_checkpoints()
-        .await?
-        .into_iter()
-        .max_by_key(|c| c.seq);
-    if last.as_ref().map(|c| c.seq) == Some(head.seq) {
+    let existing = tx.operator_checkpoints().await?;
+    let Some(c) = next_checkpoint(keyring, clock, None, head, existing)? else {
         return Ok(None);
-    }
-    let at = clock.now();
-    let (key_version, signature) = keyring.sign_checkpoint(&checkpoint_message(
-        None,
-        head.seq,
-        &head.hash,
-        at,
-        last.as_ref(),
-    ))?;
-    let c = CheckpointRecord {
-        org_id: None,
-        seq: head.seq,
-        hash: head.hash.to_vec(),
-        at,
-        key_version,
-        signature,
     };
     tx.insert_operator_checkpoint(&c).await?;
     tx.commit(Audited::appended()).await?;
