@@ -37,6 +37,31 @@ pub enum Error {
     /// A sealed value did not open: modified, moved to another context, or its key is gone.
     #[error("a sealed value could not be opened: {0}")]
     Unreadable(String),
+    /// No valid credentials: a missing, malformed, expired or revoked token or session.
+    #[error("authentication required: {0}")]
+    Unauthenticated(&'static str),
+    /// Sign-in failed. One answer for an unknown email and a wrong password.
+    #[error("the email or password is incorrect")]
+    InvalidCredentials,
+    /// The caller is authenticated but lacks `permission` in the organisation.
+    #[error("permission {permission} is required")]
+    Forbidden { permission: &'static str },
+    /// A token presented where its audience or tier is not accepted (a tenant token on the
+    /// operator API, an operator token on an organisation's API).
+    #[error("this token is not accepted here: {0}")]
+    WrongAudience(&'static str),
+    /// `x-organization-id` is missing on an organisation route.
+    #[error("the x-organization-id header is required")]
+    OrganizationRequired,
+    /// `x-organization-id` names another organisation than the token's.
+    #[error("the token is not for the organisation named in x-organization-id")]
+    OrganizationMismatch,
+    /// The change would leave the organisation without an owner.
+    #[error("the organisation's last owner cannot be removed or demoted")]
+    LastOwner,
+    /// The resource exists in a state that refuses the request (an invitation already used).
+    #[error("{0}")]
+    Conflict(&'static str),
     /// A bug or an environment failure (random source, hashing). The message is for logs only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -62,6 +87,14 @@ impl Error {
             Self::Store(StoreError::Unavailable(_)) => "store_unavailable",
             Self::KeysShredded => "keys_shredded",
             Self::Unreadable(_) => "sealed_value_unreadable",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Forbidden { .. } => "forbidden",
+            Self::WrongAudience(_) => "wrong_audience",
+            Self::OrganizationRequired => "organization_required",
+            Self::OrganizationMismatch => "organization_mismatch",
+            Self::LastOwner => "last_owner",
+            Self::Conflict(_) => "conflict",
             Self::Store(_) | Self::Internal(_) => "internal_error",
         }
     }

@@ -66,7 +66,29 @@ impl DisplayName {
     }
 }
 
-/// A candidate password that meets the length policy (8 to 256 characters, NIST SP 800-63B).
+/// NFKC-normalises a password, so the same password typed on different keyboards or input
+/// methods hashes the same (NIST SP 800-63B 5.1.1.2). Applied at signup, change and sign-in.
+#[must_use]
+pub fn normalize_password(password: &SecretString) -> SecretString {
+    use unicode_normalization::UnicodeNormalization as _;
+    SecretString::from(password.expose().nfkc().collect::<String>())
+}
+
+/// Common and breached passwords (lower-cased, 8 characters or more), from the zxcvbn-ts frequency
+/// list (MIT; see data/common-passwords.LICENSE.txt).
+static COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
+
+static COMMON_SET: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| COMMON_PASSWORDS.lines().collect());
+
+/// Whether the password, ignoring case, is on the shipped list of common and breached passwords.
+#[must_use]
+pub fn is_common_password(password: &str) -> bool {
+    COMMON_SET.contains(password.to_lowercase().as_str())
+}
+
+/// A candidate password that meets the policy: NFKC-normalised, 8 to 256 characters, and not on
+/// the list of common and breached passwords (NIST SP 800-63B).
 #[derive(Debug)]
 pub struct NewPassword(SecretString);
 
@@ -75,12 +97,19 @@ impl NewPassword {
     pub const MAX_CHARS: usize = 256;
 
     pub fn parse(password: SecretString) -> Result<Self, Error> {
+        let password = normalize_password(&password);
         let n = password.expose().chars().count();
         if n < Self::MIN_CHARS {
             return Err(Error::invalid("password", "must be at least 8 characters"));
         }
         if n > Self::MAX_CHARS {
             return Err(Error::invalid("password", "must be at most 256 characters"));
+        }
+        if is_common_password(password.expose()) {
+            return Err(Error::invalid(
+                "password",
+                "is on the list of common or breached passwords; choose another",
+            ));
         }
         Ok(Self(password))
     }
@@ -95,6 +124,33 @@ impl NewPassword {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn common_passwords_are_refused_with_a_reason() {
+        for common in [
+            "password",
+            "Password1",
+            "12345678",
+            "iloveyou",
+            "QWERTYUIOP",
+        ] {
+            let e = NewPassword::parse(SecretString::from(common.to_owned())).unwrap_err();
+            assert!(
+                e.to_string().contains("common or breached"),
+                "{common}: {e}"
+            );
+        }
+        assert!(NewPassword::parse(SecretString::from("plum-orbit-cask-47".to_owned())).is_ok());
+    }
+
+    #[test]
+    fn passwords_are_nfkc_normalised() {
+        // U+FB01 (the "fi" ligature) and full-width letters fold to ASCII under NFKC.
+        let a = normalize_password(&SecretString::from("\u{FB01}ne-\u{FF21}pple-7".to_owned()));
+        assert_eq!(a.expose(), "fine-Apple-7");
+        let p = NewPassword::parse(SecretString::from("\u{FF50}assword".to_owned())).unwrap_err();
+        assert!(p.to_string().contains("common"));
+    }
 
     #[test]
     fn emails() {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
+use crate::identity::{Identity, IdentitySettings, LocalOnly};
 use crate::keyring::Keyring;
 use crate::password_pool::PasswordPool;
 use crate::store::Store;
@@ -34,6 +35,7 @@ pub struct Kernel {
     passwords: PasswordPool,
     keyring: Arc<Keyring>,
     key_source: KeySource,
+    identity: Identity,
 }
 
 /// One dependency's state in the readiness report.
@@ -65,7 +67,20 @@ impl Kernel {
             passwords,
             keyring,
             key_source,
+            identity: Identity::new(IdentitySettings::default(), Arc::new(LocalOnly)),
         }
+    }
+
+    /// Replaces the identity settings and revocation fanout (start-up only).
+    #[must_use]
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    #[must_use]
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     #[must_use]

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod clock;
 pub mod context;
 pub mod error;
+pub mod identity;
 pub mod ids;
 pub mod inputs;
 pub mod kernel;

@@ -8,6 +8,7 @@
 pub mod aead;
 pub mod ct;
 pub mod digest;
+pub mod jwt;
 pub mod random;
 pub mod secret;
 pub mod sign;
@@ -15,8 +16,12 @@ pub mod sign;
 pub use aead::{AeadError, AeadKey, EnvelopeHeader, context, key_check_value};
 pub use ct::ct_eq;
 pub use digest::sha256;
+pub use jwt::{HasExpiry, JwtError, JwtSigner, JwtVerifier};
 pub use random::{RandomError, fill_random, random_key, random_nonce, random_token};
 pub use secret::{Key32, KeyParseError, SecretBytes, SecretString};
 pub use sign::{SigningKey, verify_ed25519};
 pub mod password;
-pub use password::{Argon2Params, PasswordError, derive_key, hash_password, verify_password};
+pub use password::{
+    Argon2Params, PasswordError, derive_key, hash_password, needs_rehash, verify_password,
+};
+pub mod legacy_hash;

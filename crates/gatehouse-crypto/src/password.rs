@@ -102,6 +102,24 @@ pub fn verify_password(password: &SecretString, phc: &str) -> Result<bool, Passw
     }
 }
 
+/// Whether a stored hash should be replaced at the next successful sign-in: it is not Argon2id,
+/// or any of its parameters is below `params` (the configured ones, which only ever rise).
+#[must_use]
+pub fn needs_rehash(phc: &str, params: &Argon2Params) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return true;
+    };
+    if parsed.algorithm != Algorithm::Argon2id.ident() {
+        return true;
+    }
+    let Ok(stored) = Params::try_from(&parsed) else {
+        return true;
+    };
+    stored.m_cost() < params.memory_kib
+        || stored.t_cost() < params.iterations
+        || stored.p_cost() < params.parallelism
+}
+
 /// Derives a 256-bit key from `password` and `salt` with Argon2id (for the local vault). Slow by
 /// design.
 pub fn derive_key(

@@ -134,6 +134,19 @@ impl From<Error> for ApiError {
                     )
                 }
             }
+            Error::Unauthenticated(_) | Error::InvalidCredentials => {
+                Self::new(StatusCode::UNAUTHORIZED, code, e.to_string())
+            }
+            Error::Forbidden { .. } | Error::WrongAudience(_) | Error::OrganizationMismatch => {
+                Self::new(StatusCode::FORBIDDEN, code, e.to_string())
+            }
+            Error::OrganizationRequired => Self {
+                field: Some("x-organization-id"),
+                ..Self::new(StatusCode::BAD_REQUEST, code, e.to_string())
+            },
+            Error::LastOwner | Error::Conflict(_) => {
+                Self::new(StatusCode::CONFLICT, code, e.to_string())
+            }
             Error::KeysShredded => Self::new(
                 StatusCode::GONE,
                 code,

@@ -3,7 +3,7 @@
 //! writers to different chains do not wait for each other.
 
 use gatehouse_core::audit::{
-    AuditFilter, AuditRecord, ChainHead, CheckpointRecord, SigningKeyRecord,
+    AuditFilter, AuditRecord, ChainHead, CheckpointRecord, SigningKeyRecord, SigningPurpose,
 };
 use gatehouse_core::{OrgId, StoreError};
 use sqlx::postgres::PgRow;
@@ -216,6 +216,11 @@ pub(crate) async fn signing_keys(
         .map(|row| {
             Ok(SigningKeyRecord {
                 version: version(row, "version")?,
+                purpose: {
+                    let p: String = row.try_get("purpose").map_err(map_err)?;
+                    SigningPurpose::parse(&p)
+                        .ok_or_else(|| StoreError::Corrupt(format!("signing purpose {p:?}")))?
+                },
                 public_key: row.try_get("public_key").map_err(map_err)?,
                 wrapped: row.try_get("wrapped").map_err(map_err)?,
                 kek_version: version(row, "kek_version")?,
@@ -230,14 +235,15 @@ pub(crate) async fn insert_signing_key(
     k: &SigningKeyRecord,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO signing_keys (version, public_key, wrapped, kek_version, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO signing_keys (version, public_key, wrapped, kek_version, created_at, \
+         purpose) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(i32::try_from(k.version).unwrap_or(i32::MAX))
     .bind(&k.public_key)
     .bind(&k.wrapped)
     .bind(i32::try_from(k.kek_version).unwrap_or(i32::MAX))
     .bind(k.created_at)
+    .bind(k.purpose.as_str())
     .execute(&mut *conn)
     .await
     .map(|_| ())

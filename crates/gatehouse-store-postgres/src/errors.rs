@@ -5,7 +5,10 @@ use gatehouse_core::StoreError;
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Database(db) => {
-            if db.constraint() == Some("users_email_key") {
+            if matches!(
+                db.constraint(),
+                Some("users_email_key" | "operators_email_key")
+            ) {
                 return StoreError::EmailTaken;
             }
             if db.is_unique_violation() {

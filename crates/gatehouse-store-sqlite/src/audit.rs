@@ -2,7 +2,7 @@
 //! inside the transaction is enough to keep a chain from forking.
 
 use gatehouse_core::audit::{
-    AuditFilter, AuditRecord, ChainHead, CheckpointRecord, SigningKeyRecord,
+    AuditFilter, AuditRecord, ChainHead, CheckpointRecord, SigningKeyRecord, SigningPurpose,
 };
 use gatehouse_core::clock::{from_unix_micros, unix_micros};
 use gatehouse_core::{OrgId, StoreError};
@@ -194,6 +194,11 @@ pub(crate) async fn signing_keys(
         .map(|row| {
             Ok(SigningKeyRecord {
                 version: version(row, "version")?,
+                purpose: {
+                    let p: String = row.try_get("purpose").map_err(map_err)?;
+                    SigningPurpose::parse(&p)
+                        .ok_or_else(|| StoreError::Corrupt(format!("signing purpose {p:?}")))?
+                },
                 public_key: row.try_get("public_key").map_err(map_err)?,
                 wrapped: row.try_get("wrapped").map_err(map_err)?,
                 kek_version: version(row, "kek_version")?,
@@ -211,14 +216,15 @@ pub(crate) async fn insert_signing_key(
     k: &SigningKeyRecord,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO signing_keys (version, public_key, wrapped, kek_version, created_at) \
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO signing_keys (version, public_key, wrapped, kek_version, created_at, \
+         purpose) VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(i64::from(k.version))
     .bind(&k.public_key)
     .bind(&k.wrapped)
     .bind(i64::from(k.kek_version))
     .bind(unix_micros(k.created_at))
+    .bind(k.purpose.as_str())
     .execute(&mut *conn)
     .await
     .map(|_| ())

@@ -8,6 +8,7 @@
 
 mod audit;
 mod errors;
+mod identity;
 mod migrate;
 mod rows;
 mod tx;
@@ -92,5 +93,18 @@ impl Store for SqliteStore {
 
     async fn begin_scoped(&self, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
         self.begin().await?.enter(scope).await
+    }
+
+    async fn touch_sessions(
+        &self,
+        seen: &[(uuid::Uuid, time::OffsetDateTime)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        identity::touch_sessions(&mut tx, seen).await?;
+        tx.commit().await.map_err(map_err)
     }
 }

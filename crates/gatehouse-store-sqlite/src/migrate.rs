@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "checkpoints",
         include_str!("../migrations/0004_checkpoints.sql"),
     ),
+    (
+        5,
+        "identity",
+        include_str!("../migrations/0005_identity.sql"),
+    ),
 ];
 
 #[must_use]

@@ -5,12 +5,16 @@ use async_trait::async_trait;
 use gatehouse_core::audit::{AuditRecord, Audited, ChainHead, CheckpointRecord, SigningKeyRecord};
 use gatehouse_core::page::{Cursor, Page, PageRequest};
 use gatehouse_core::store::{
-    KekVersionRecord, KeyState, MembershipRecord, OrgKeyRecord, OrganizationRecord, PlatformTx,
-    SealedRecord, TenantTx, UserRecord, ensure_chain_in_scope, ensure_in_scope,
+    CustomRoleRecord, InvitationRecord, KekVersionRecord, KeyState, MembershipRecord,
+    OperatorRecord, OrgKeyRecord, OrganizationRecord, PlatformTx, Role, SealedRecord,
+    SessionRecord, TenantTx, UserRecord, ensure_chain_in_scope, ensure_in_scope,
 };
 use gatehouse_core::{OrgId, StoreError, TenantScope, UserId};
 use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::identity::OperatorKey;
 
 use crate::errors::{map_err, map_user_insert_err};
 use crate::rows::{self, micros};
@@ -203,6 +207,79 @@ impl PlatformTx for SqliteTx {
         crate::audit::insert_checkpoint(&mut self.tx, c).await
     }
 
+    async fn set_password_hash(&mut self, user: UserId, hash: &str) -> Result<(), StoreError> {
+        crate::identity::set_password_hash(&mut self.tx, user, hash).await
+    }
+
+    async fn memberships_of_user(
+        &mut self,
+        user: UserId,
+    ) -> Result<Vec<MembershipRecord>, StoreError> {
+        crate::identity::memberships_of_user(&mut self.tx, user).await
+    }
+
+    async fn insert_operator(&mut self, op: &OperatorRecord) -> Result<(), StoreError> {
+        crate::identity::insert_operator(&mut self.tx, op).await
+    }
+
+    async fn operator_by_email(
+        &mut self,
+        email: &str,
+    ) -> Result<Option<OperatorRecord>, StoreError> {
+        crate::identity::operator_by(&mut self.tx, "email", OperatorKey::Email(email)).await
+    }
+
+    async fn operator_by_id(&mut self, id: Uuid) -> Result<Option<OperatorRecord>, StoreError> {
+        crate::identity::operator_by(&mut self.tx, "id", OperatorKey::Id(id)).await
+    }
+
+    async fn set_operator_password_hash(&mut self, id: Uuid, hash: &str) -> Result<(), StoreError> {
+        crate::identity::set_operator_password_hash(&mut self.tx, id, hash).await
+    }
+
+    async fn insert_session(&mut self, s: &SessionRecord) -> Result<(), StoreError> {
+        crate::identity::insert_session(&mut self.tx, s).await
+    }
+
+    async fn session(&mut self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+        crate::identity::session_by_id(&mut self.tx, id).await
+    }
+
+    async fn rotate_refresh(
+        &mut self,
+        id: Uuid,
+        old: &[u8],
+        new: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::identity::rotate_refresh(&mut self.tx, id, old, new, at).await
+    }
+
+    async fn set_session_org(&mut self, id: Uuid, org: OrgId) -> Result<(), StoreError> {
+        crate::identity::set_session_org(&mut self.tx, id, org).await
+    }
+
+    async fn revoke_session(&mut self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError> {
+        crate::identity::revoke_session(&mut self.tx, id, at).await
+    }
+
+    async fn revoke_sessions_of(
+        &mut self,
+        subject: Uuid,
+        keep: Option<Uuid>,
+        at: OffsetDateTime,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        crate::identity::revoke_sessions_of(&mut self.tx, subject, keep, at).await
+    }
+
+    async fn live_sessions_of(
+        &mut self,
+        subject: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        crate::identity::live_sessions_of(&mut self.tx, subject, now).await
+    }
+
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
         Ok(Box::new(SqliteTenantTx {
             tx: self.tx,
@@ -273,6 +350,56 @@ impl TenantTx for SqliteTenantTx {
         Ok(Page::from_overfetch(records, page.limit, |m| {
             Cursor::after(m.created_at, m.user_id.as_uuid())
         }))
+    }
+
+    async fn set_member_role(&mut self, user: UserId, role: &Role) -> Result<bool, StoreError> {
+        crate::identity::set_member_role(&mut self.tx, self.scope.org_id(), user, role).await
+    }
+
+    async fn delete_membership(&mut self, user: UserId) -> Result<bool, StoreError> {
+        crate::identity::delete_membership(&mut self.tx, self.scope.org_id(), user).await
+    }
+
+    async fn lock_owners(&mut self) -> Result<Vec<UserId>, StoreError> {
+        crate::identity::owners(&mut self.tx, self.scope.org_id()).await
+    }
+
+    async fn insert_custom_role(&mut self, r: &CustomRoleRecord) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, r.org_id)?;
+        crate::identity::insert_custom_role(&mut self.tx, self.scope.org_id(), r).await
+    }
+
+    async fn custom_role(&mut self, name: &str) -> Result<Option<CustomRoleRecord>, StoreError> {
+        Ok(
+            crate::identity::custom_roles(&mut self.tx, self.scope.org_id(), Some(name))
+                .await?
+                .into_iter()
+                .next(),
+        )
+    }
+
+    async fn custom_roles(&mut self) -> Result<Vec<CustomRoleRecord>, StoreError> {
+        crate::identity::custom_roles(&mut self.tx, self.scope.org_id(), None).await
+    }
+
+    async fn insert_invitation(&mut self, i: &InvitationRecord) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, i.org_id)?;
+        crate::identity::insert_invitation(&mut self.tx, self.scope.org_id(), i).await
+    }
+
+    async fn invitation_by_token(
+        &mut self,
+        token_hash: &[u8],
+    ) -> Result<Option<InvitationRecord>, StoreError> {
+        crate::identity::invitation_by_token(&mut self.tx, self.scope.org_id(), token_hash).await
+    }
+
+    async fn accept_invitation(
+        &mut self,
+        id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::identity::accept_invitation(&mut self.tx, self.scope.org_id(), id, at).await
     }
 
     async fn organization(&mut self) -> Result<Option<OrganizationRecord>, StoreError> {

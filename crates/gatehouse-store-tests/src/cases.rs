@@ -264,9 +264,14 @@ pub async fn random_operations_stay_isolated(store: Arc<dyn Store>) {
                     let mut tx = store.begin().await.unwrap();
                     tx.insert_user(&u).await.unwrap();
                     let mut tx = tx.enter(&TenantScope::for_tests(o)).await.unwrap();
-                    tx.insert_membership(&member(o, u.id, roles[usize::from(role)], clock.now()))
-                        .await
-                        .unwrap();
+                    tx.insert_membership(&member(
+                        o,
+                        u.id,
+                        roles[usize::from(role)].clone(),
+                        clock.now(),
+                    ))
+                    .await
+                    .unwrap();
                     tx.commit(Audited::for_tests()).await.unwrap();
                     model.get_mut(&o).unwrap().insert(u.id);
                 }

@@ -50,6 +50,25 @@ impl Actor {
     }
 
     #[must_use]
+    pub fn operator(id: impl ToString) -> Self {
+        Self {
+            kind: ActorKind::Operator,
+            id: id.to_string(),
+            impersonator_id: None,
+        }
+    }
+
+    /// Someone not (yet) identified: a failed sign-in.
+    #[must_use]
+    pub fn anonymous() -> Self {
+        Self {
+            kind: ActorKind::Anonymous,
+            id: "anonymous".to_owned(),
+            impersonator_id: None,
+        }
+    }
+
+    #[must_use]
     pub fn user(id: impl ToString) -> Self {
         Self {
             kind: ActorKind::User,
@@ -218,10 +237,39 @@ pub struct CheckpointRecord {
     pub signature: Vec<u8>,
 }
 
-/// An Ed25519 checkpoint-signing key: the public half, and the seed wrapped under the master key.
+/// What a signing key signs. Versions are numbered across purposes, so a version names one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningPurpose {
+    /// Audit chain checkpoints.
+    Audit,
+    /// Access tokens (JWT, EdDSA), published in the JWKS document.
+    Token,
+}
+
+impl SigningPurpose {
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Audit => "audit",
+            Self::Token => "token",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "audit" => Some(Self::Audit),
+            "token" => Some(Self::Token),
+            _ => None,
+        }
+    }
+}
+
+/// An Ed25519 signing key: the public half, and the seed wrapped under the master key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKeyRecord {
     pub version: u32,
+    pub purpose: SigningPurpose,
     pub public_key: Vec<u8>,
     pub wrapped: Vec<u8>,
     pub kek_version: u32,

@@ -24,7 +24,7 @@ pub use batcher::AuditBatcher;
 pub use chain::{VerifyError, verify};
 pub use event::{
     Actor, ActorKind, AuditEvent, AuditFilter, AuditRecord, ChainHead, CheckpointRecord, Outcome,
-    SigningKeyRecord,
+    SigningKeyRecord, SigningPurpose,
 };
 
 /// Proof that an audit event was appended to the transaction being committed.

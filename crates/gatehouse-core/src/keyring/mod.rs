@@ -32,6 +32,7 @@ use crate::store::{KekVersionRecord, KeyState, OrgKeyRecord, Store, TenantTx};
 pub use fields::{FieldRef, SealedKind};
 pub use personal::PersonalData;
 pub use rotation::ReencryptReport;
+pub use signing::TokenKey;
 pub use status::{KeyringStatus, OrgKeyStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

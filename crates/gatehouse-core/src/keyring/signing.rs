@@ -1,13 +1,25 @@
-//! The checkpoint-signing key: Ed25519, its seed random and stored only wrapped under the master
-//! key. Verification unwraps the seed and checks it yields the stored public key, so a key
-//! planted in the database by someone without the master key is not trusted.
+//! Signing keys: Ed25519, each seed random and stored only wrapped under the master key. One
+//! purpose signs audit checkpoints, the other access tokens. Loading unwraps the seed and checks
+//! it yields the stored public key, so a key planted in the database by someone without the master
+//! key is never trusted.
 
-use gatehouse_crypto::{EnvelopeHeader, Key32, SigningKey, context, random_key, verify_ed25519};
+use gatehouse_crypto::{
+    EnvelopeHeader, JwtSigner, Key32, SigningKey, context, random_key, verify_ed25519,
+};
+use time::OffsetDateTime;
 
 use super::Keyring;
-use crate::audit::{self, Actor, AuditEvent, SigningKeyRecord};
+use crate::audit::{self, Actor, AuditEvent, SigningKeyRecord, SigningPurpose};
 use crate::error::Error;
 use crate::store::PlatformTx;
+
+/// A token-signing key ready to sign and to publish.
+#[derive(Debug)]
+pub struct TokenKey {
+    pub version: u32,
+    pub created_at: OffsetDateTime,
+    pub signer: JwtSigner,
+}
 
 fn signing_context(version: u32) -> Vec<u8> {
     context("gatehouse.signing.v1", &[&version.to_be_bytes()])
@@ -26,57 +38,70 @@ impl Keyring {
             .map_err(|e| Error::Unreadable(format!("signing key {}: {e}", record.version)))
     }
 
-    /// Loads the newest signing key, creating version 1 when there is none.
+    /// Unwraps a key's seed and checks it yields the stored public key.
+    fn trusted_seed(&self, record: &SigningKeyRecord) -> Result<Key32, Error> {
+        let seed = self.unwrap_seed(record)?;
+        let key = SigningKey::from_seed(&seed).map_err(|e| Error::Internal(e.to_string()))?;
+        if key.public_key() != record.public_key {
+            return Err(Error::Unreadable(format!(
+                "the stored public key of signing key {} does not match its wrapped seed",
+                record.version
+            )));
+        }
+        Ok(seed)
+    }
+
+    /// Loads the newest checkpoint key, creating one when there is none.
     pub(super) async fn load_signer(&self) -> Result<(u32, SigningKey), Error> {
         let mut tx = self.store.begin().await?;
         let existing = tx
             .signing_keys()
             .await?
             .into_iter()
+            .filter(|k| k.purpose == SigningPurpose::Audit)
             .max_by_key(|k| k.version);
         let record = match existing {
             Some(k) => k,
             None => {
-                let record = self.create_signing_key(tx.as_mut()).await?;
-                let proof = audit::append_operator(
-                    tx.as_mut(),
-                    self.clock.as_ref(),
-                    AuditEvent::success(
-                        Actor::system("keyring"),
-                        "keyring.signing_key_created",
-                        "signing_key",
-                        record.version,
-                    ),
-                )
-                .await?;
+                let (record, proof) = self
+                    .create_signing_key(tx.as_mut(), SigningPurpose::Audit)
+                    .await?;
                 tx.commit(proof).await?;
                 record
             }
         };
-        let seed = self.unwrap_seed(&record)?;
+        let seed = self.trusted_seed(&record)?;
         let key = SigningKey::from_seed(&seed).map_err(|e| Error::Internal(e.to_string()))?;
-        if key.public_key() != record.public_key {
-            return Err(Error::Unreadable(
-                "the stored checkpoint public key does not match its wrapped seed".into(),
-            ));
-        }
         Ok((record.version, key))
     }
 
-    async fn create_signing_key(&self, tx: &mut dyn PlatformTx) -> Result<SigningKeyRecord, Error> {
+    async fn create_signing_key(
+        &self,
+        tx: &mut dyn PlatformTx,
+        purpose: SigningPurpose,
+    ) -> Result<(SigningKeyRecord, audit::Audited), Error> {
+        let version = tx
+            .signing_keys()
+            .await?
+            .iter()
+            .map(|k| k.version)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
         let seed = random_key().map_err(|e| Error::Internal(e.to_string()))?;
         let key = SigningKey::from_seed(&seed).map_err(|e| Error::Internal(e.to_string()))?;
         let record = SigningKeyRecord {
-            version: 1,
+            version,
+            purpose,
             public_key: key.public_key(),
             wrapped: self
                 .kek
                 .wrap(
                     EnvelopeHeader {
                         kek_version: self.kek_version,
-                        dek_version: 1,
+                        dek_version: version,
                     },
-                    &signing_context(1),
+                    &signing_context(version),
                     &seed,
                 )
                 .map_err(|e| Error::Internal(e.to_string()))?,
@@ -84,7 +109,59 @@ impl Keyring {
             created_at: self.clock.now(),
         };
         tx.insert_signing_key(&record).await?;
-        Ok(record)
+        let event = AuditEvent::success(
+            Actor::system("keyring"),
+            "keyring.signing_key_created",
+            "signing_key",
+            record.version,
+        )
+        .with_details(format!("{{\"purpose\":\"{}\"}}", purpose.as_str()));
+        let proof = audit::append_operator(tx, self.clock.as_ref(), event).await?;
+        Ok((record, proof))
+    }
+
+    /// Adds a token-signing key; new tokens are signed with it, older keys stay published until
+    /// their last token expires. Returns its version (the `kid`).
+    pub async fn rotate_token_key(&self) -> Result<u32, Error> {
+        let mut tx = self.store.begin().await?;
+        let (record, proof) = self
+            .create_signing_key(tx.as_mut(), SigningPurpose::Token)
+            .await?;
+        tx.commit(proof).await?;
+        Ok(record.version)
+    }
+
+    /// Every token-signing key, oldest first, as signers (the newest signs; all verify until
+    /// retired by age). Creates the first when there is none.
+    pub async fn token_keys(&self) -> Result<Vec<TokenKey>, Error> {
+        let mut tx = self.store.begin().await?;
+        let mut records: Vec<SigningKeyRecord> = tx
+            .signing_keys()
+            .await?
+            .into_iter()
+            .filter(|k| k.purpose == SigningPurpose::Token)
+            .collect();
+        if records.is_empty() {
+            let (record, proof) = self
+                .create_signing_key(tx.as_mut(), SigningPurpose::Token)
+                .await?;
+            tx.commit(proof).await?;
+            records.push(record);
+        } else {
+            drop(tx);
+        }
+        records
+            .iter()
+            .map(|r| {
+                let seed = self.trusted_seed(r)?;
+                Ok(TokenKey {
+                    version: r.version,
+                    created_at: r.created_at,
+                    signer: JwtSigner::from_seed(r.version.to_string(), &seed)
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                })
+            })
+            .collect()
     }
 
     /// Signs `message` with the current checkpoint key; returns its version and the signature.

@@ -57,6 +57,12 @@ impl Store for UnreachableStore {
     async fn begin_scoped(&self, _: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
+    async fn touch_sessions(
+        &self,
+        _: &[(uuid::Uuid, time::OffsetDateTime)],
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@ async fn creates_user_org_and_owner_membership() {
         .unwrap();
     assert_eq!(members.items.len(), 1);
     assert_eq!(
-        (members.items[0].user_id, members.items[0].role),
+        (members.items[0].user_id, members.items[0].role.clone()),
         (user, Role::Owner)
     );
     drop(tx);

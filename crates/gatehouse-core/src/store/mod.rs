@@ -17,6 +17,9 @@ use crate::ids::{OrgId, UserId};
 use crate::page::{Page, PageRequest};
 use crate::scope::TenantScope;
 
+mod identity;
+pub use identity::{CustomRoleRecord, InvitationRecord, OperatorRecord, SessionRecord, Tier};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub id: UserId,
@@ -98,26 +101,31 @@ pub struct SealedRecord {
     pub updated_at: OffsetDateTime,
 }
 
-/// The built-in roles. Custom roles arrive with the identity work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A membership's role: one of the built-ins, or a custom role defined by the organisation as a
+/// named permission set (see `crate::identity::permissions`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Role {
     Owner,
     Admin,
     Member,
     Viewer,
+    Custom(String),
 }
 
 impl Role {
     #[must_use]
-    pub fn as_str(&self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Self::Owner => "owner",
             Self::Admin => "admin",
             Self::Member => "member",
             Self::Viewer => "viewer",
+            Self::Custom(name) => name,
         }
     }
 
+    /// A built-in name, or a custom role name: 1 to 40 of `a-z`, `0-9`, `_`, `-`, starting with a
+    /// letter.
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -125,9 +133,17 @@ impl Role {
             "admin" => Self::Admin,
             "member" => Self::Member,
             "viewer" => Self::Viewer,
+            custom if valid_role_name(custom) => Self::Custom(custom.to_owned()),
             _ => return None,
         })
     }
+}
+
+fn valid_role_name(s: &str) -> bool {
+    (1..=40).contains(&s.len())
+        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +164,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Starts a transaction on platform data. Dropping it without `commit` rolls back.
     async fn begin(&self) -> Result<Box<dyn PlatformTx>, StoreError>;
+
+    /// Records sessions' last-seen times (batched by the caller) in a transaction of its own:
+    /// bookkeeping, not a change, so the one write path without an audit event.
+    async fn touch_sessions(&self, seen: &[(uuid::Uuid, OffsetDateTime)])
+    -> Result<(), StoreError>;
 
     /// Starts a transaction already inside `scope`.
     async fn begin_scoped(&self, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError>;
@@ -205,6 +226,62 @@ pub trait PlatformTx: Send {
     async fn operator_checkpoints(&mut self) -> Result<Vec<CheckpointRecord>, StoreError>;
     async fn insert_operator_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError>;
 
+    async fn set_password_hash(&mut self, user: UserId, hash: &str) -> Result<(), StoreError>;
+    /// Every membership of `user`, across organisations, oldest first. (PostgreSQL: a policy lets
+    /// the transaction read rows naming the user it declares, and nothing else.)
+    async fn memberships_of_user(
+        &mut self,
+        user: UserId,
+    ) -> Result<Vec<MembershipRecord>, StoreError>;
+
+    /// Fails with `StoreError::EmailTaken` when the email is registered to another operator.
+    async fn insert_operator(&mut self, op: &OperatorRecord) -> Result<(), StoreError>;
+    async fn operator_by_email(
+        &mut self,
+        email: &str,
+    ) -> Result<Option<OperatorRecord>, StoreError>;
+    async fn operator_by_id(
+        &mut self,
+        id: uuid::Uuid,
+    ) -> Result<Option<OperatorRecord>, StoreError>;
+    async fn set_operator_password_hash(
+        &mut self,
+        id: uuid::Uuid,
+        hash: &str,
+    ) -> Result<(), StoreError>;
+
+    async fn insert_session(&mut self, s: &SessionRecord) -> Result<(), StoreError>;
+    async fn session(&mut self, id: uuid::Uuid) -> Result<Option<SessionRecord>, StoreError>;
+    /// Replaces the refresh digest only if it is still `old`; returns whether it was replaced.
+    async fn rotate_refresh(
+        &mut self,
+        id: uuid::Uuid,
+        old: &[u8],
+        new: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Moves a live session to another organisation (switching organisation).
+    async fn set_session_org(&mut self, id: uuid::Uuid, org: OrgId) -> Result<(), StoreError>;
+    /// Revokes the session if it is live; returns whether it was.
+    async fn revoke_session(
+        &mut self,
+        id: uuid::Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Revokes every live session of `subject` except `keep`; returns the ids revoked.
+    async fn revoke_sessions_of(
+        &mut self,
+        subject: uuid::Uuid,
+        keep: Option<uuid::Uuid>,
+        at: OffsetDateTime,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+    /// Live (unrevoked, unexpired at `now`) sessions of `subject`, newest first.
+    async fn live_sessions_of(
+        &mut self,
+        subject: uuid::Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
     /// Continues this same transaction inside `scope`.
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError>;
     /// Commits; the proof shows an audit event was appended (see `crate::audit`).
@@ -223,6 +300,31 @@ pub trait TenantTx: Send {
         &mut self,
         page: PageRequest,
     ) -> Result<Page<MembershipRecord>, StoreError>;
+
+    /// Changes the member's role; returns whether the member exists.
+    async fn set_member_role(&mut self, user: UserId, role: &Role) -> Result<bool, StoreError>;
+    /// Removes the membership; returns whether there was one.
+    async fn delete_membership(&mut self, user: UserId) -> Result<bool, StoreError>;
+    /// The owners' user ids, locked until the transaction ends, so two concurrent demotions
+    /// cannot both see "another owner remains".
+    async fn lock_owners(&mut self) -> Result<Vec<UserId>, StoreError>;
+
+    /// Fails with `StoreError::Duplicate` when the name exists.
+    async fn insert_custom_role(&mut self, r: &CustomRoleRecord) -> Result<(), StoreError>;
+    async fn custom_role(&mut self, name: &str) -> Result<Option<CustomRoleRecord>, StoreError>;
+    async fn custom_roles(&mut self) -> Result<Vec<CustomRoleRecord>, StoreError>;
+
+    async fn insert_invitation(&mut self, i: &InvitationRecord) -> Result<(), StoreError>;
+    async fn invitation_by_token(
+        &mut self,
+        token_hash: &[u8],
+    ) -> Result<Option<InvitationRecord>, StoreError>;
+    /// Marks it accepted if it was not; returns whether this call did.
+    async fn accept_invitation(
+        &mut self,
+        id: uuid::Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
     /// The scope's own organisation row.
     async fn organization(&mut self) -> Result<Option<OrganizationRecord>, StoreError>;

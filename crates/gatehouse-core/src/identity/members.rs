@@ -1,0 +1,387 @@
+//! Members, custom roles and invitations inside one organisation.
+
+use gatehouse_crypto::{SecretString, random_token};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::permissions::{Permission, builtin_grants};
+use super::{Principal, digest};
+use crate::audit::{self, AuditEvent};
+use crate::context::RequestContext;
+use crate::error::Error;
+use crate::ids::{OrgId, UserId, new_uuid};
+use crate::inputs::{DisplayName, Email, NewPassword};
+use crate::kernel::Kernel;
+use crate::page::{Page, PageRequest};
+use crate::scope::TenantScope;
+use crate::store::{CustomRoleRecord, InvitationRecord, MembershipRecord, Role, UserRecord};
+
+/// A member as listed.
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    pub user_id: UserId,
+    pub role: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A new invitation; the token is shown once.
+#[derive(Debug)]
+pub struct InvitationIssued {
+    pub id: Uuid,
+    pub token: SecretString,
+    pub expires_at: OffsetDateTime,
+}
+
+const INVITE_PREFIX: &str = "gin_";
+
+impl Kernel {
+    pub async fn list_members(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        page: PageRequest,
+        request: &RequestContext,
+    ) -> Result<Page<MemberView>, Error> {
+        let tx = self.store().begin_scoped(scope).await?;
+        let (mut tx, _) = self
+            .authorize(tx, principal, Permission::ORG_READ, request)
+            .await?;
+        let page = tx.list_memberships(page).await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|m| MemberView {
+                    user_id: m.user_id,
+                    role: m.role.as_str().to_owned(),
+                    created_at: m.created_at,
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// Resolves a role name: built-in, or a custom role defined in this organisation.
+    async fn resolve_role(tx: &mut dyn crate::store::TenantTx, name: &str) -> Result<Role, Error> {
+        let role = Role::parse(name).ok_or_else(|| Error::invalid("role", "unknown role"))?;
+        if let Role::Custom(n) = &role {
+            if tx.custom_role(n).await?.is_none() {
+                return Err(Error::invalid("role", "no such role in this organisation"));
+            }
+        }
+        Ok(role)
+    }
+
+    /// Changes a member's role. Only owners grant or take away ownership, and the last owner is
+    /// never demoted.
+    pub async fn set_member_role(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        user: UserId,
+        role_name: &str,
+        request: &RequestContext,
+    ) -> Result<(), Error> {
+        let tx = self.store().begin_scoped(scope).await?;
+        let (mut tx, actor_role) = self
+            .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
+            .await?;
+        let role = Self::resolve_role(tx.as_mut(), role_name).await?;
+        let current = tx
+            .membership(user)
+            .await?
+            .ok_or(Error::NotFound("member"))?;
+        if (role == Role::Owner || current.role == Role::Owner) && actor_role != Role::Owner {
+            return Err(Error::Forbidden {
+                permission: "owner",
+            });
+        }
+        if current.role == Role::Owner && role != Role::Owner {
+            let owners = tx.lock_owners().await?;
+            if owners.iter().all(|o| *o == user) {
+                return Err(Error::LastOwner);
+            }
+        }
+        tx.set_member_role(user, &role).await?;
+        let event = AuditEvent::success(principal.actor(), "member.role_changed", "user", user)
+            .with_details(format!(
+                "{{\"from\":{},\"to\":{}}}",
+                json_str(current.role.as_str()),
+                json_str(role.as_str())
+            ))
+            .with_request(request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        Ok(())
+    }
+
+    /// Removes a member (or lets a member leave). The last owner cannot be removed.
+    pub async fn remove_member(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        user: UserId,
+        request: &RequestContext,
+    ) -> Result<(), Error> {
+        let tx = self.store().begin_scoped(scope).await?;
+        let (mut tx, actor_role) = self
+            .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
+            .await?;
+        let current = tx
+            .membership(user)
+            .await?
+            .ok_or(Error::NotFound("member"))?;
+        if current.role == Role::Owner {
+            if actor_role != Role::Owner {
+                return Err(Error::Forbidden {
+                    permission: "owner",
+                });
+            }
+            let owners = tx.lock_owners().await?;
+            if owners.iter().all(|o| *o == user) {
+                return Err(Error::LastOwner);
+            }
+        }
+        tx.delete_membership(user).await?;
+        let event = AuditEvent::success(principal.actor(), "member.removed", "user", user)
+            .with_details(format!("{{\"role\":{}}}", json_str(current.role.as_str())))
+            .with_request(request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        Ok(())
+    }
+
+    pub async fn create_custom_role(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        name: &str,
+        permissions: &[String],
+        request: &RequestContext,
+    ) -> Result<CustomRoleRecord, Error> {
+        let role = match Role::parse(name) {
+            Some(Role::Custom(n)) => n,
+            Some(_) => return Err(Error::invalid("name", "is a built-in role")),
+            None => {
+                return Err(Error::invalid(
+                    "name",
+                    "must be 1 to 40 of a-z, 0-9, _ and -, starting with a letter",
+                ));
+            }
+        };
+        let mut perms = Vec::with_capacity(permissions.len());
+        for p in permissions {
+            let parsed = Permission::parse(p).ok_or_else(|| {
+                Error::invalid("permissions", format!("unknown permission {p:?}"))
+            })?;
+            if !perms.contains(&parsed.as_str().to_owned()) {
+                perms.push(parsed.as_str().to_owned());
+            }
+        }
+        let tx = self.store().begin_scoped(scope).await?;
+        let (mut tx, actor_role) = self
+            .authorize(tx, principal, Permission::ROLES_MANAGE, request)
+            .await?;
+        // No one defines a role granting more than they hold themselves.
+        if let Some(held) = builtin_grants(&actor_role) {
+            if let Some(p) = perms
+                .iter()
+                .find(|p| !held.iter().any(|h| h.as_str() == p.as_str()))
+            {
+                return Err(Error::invalid(
+                    "permissions",
+                    format!("you do not hold {p} yourself"),
+                ));
+            }
+        }
+        let record = CustomRoleRecord {
+            org_id: scope.org_id(),
+            name: role,
+            permissions: perms,
+            created_at: self.clock().now(),
+        };
+        tx.insert_custom_role(&record).await.map_err(|e| match e {
+            crate::error::StoreError::Duplicate => Error::Conflict("a role with this name exists"),
+            other => other.into(),
+        })?;
+        let event = AuditEvent::success(principal.actor(), "role.created", "role", &record.name)
+            .with_details(format!(
+                "{{\"permissions\":{}}}",
+                serde_json::Value::from(record.permissions.clone())
+            ))
+            .with_request(request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        Ok(record)
+    }
+
+    pub async fn list_custom_roles(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        request: &RequestContext,
+    ) -> Result<Vec<CustomRoleRecord>, Error> {
+        let tx = self.store().begin_scoped(scope).await?;
+        let (mut tx, _) = self
+            .authorize(tx, principal, Permission::ORG_READ, request)
+            .await?;
+        Ok(tx.custom_roles().await?)
+    }
+
+    /// Invites an email address with a role. The token (shown once) names the organisation so
+    /// accepting it can open the right scope; only its digest is stored.
+    pub async fn invite(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        email: &str,
+        role_name: &str,
+        request: &RequestContext,
+    ) -> Result<InvitationIssued, Error> {
+        let email = Email::parse(email)?;
+        let tx = self.store().begin_scoped(scope).await?;
+        let (mut tx, actor_role) = self
+            .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
+            .await?;
+        let role = Self::resolve_role(tx.as_mut(), role_name).await?;
+        if role == Role::Owner && actor_role != Role::Owner {
+            return Err(Error::Forbidden {
+                permission: "owner",
+            });
+        }
+        let secret = random_token(32).map_err(|e| Error::Internal(e.to_string()))?;
+        let token = SecretString::from(format!(
+            "{INVITE_PREFIX}{}_{}",
+            scope.org_id().as_uuid().simple(),
+            secret.expose()
+        ));
+        let now = self.clock().now();
+        let record = InvitationRecord {
+            id: new_uuid(self.clock()),
+            org_id: scope.org_id(),
+            email: email.as_str().to_owned(),
+            role: role.as_str().to_owned(),
+            token_hash: digest(token.expose()),
+            invited_by: UserId::from_uuid(principal.subject),
+            created_at: now,
+            expires_at: now + self.identity().settings().invitation_ttl,
+            accepted_at: None,
+        };
+        tx.insert_invitation(&record).await?;
+        let event = AuditEvent::success(
+            principal.actor(),
+            "invitation.created",
+            "invitation",
+            record.id,
+        )
+        .with_details(format!("{{\"role\":{}}}", json_str(role.as_str())))
+        .with_request(request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        Ok(InvitationIssued {
+            id: record.id,
+            token,
+            expires_at: record.expires_at,
+        })
+    }
+
+    /// Accepts an invitation. An existing account proves itself with its password; a new one is
+    /// created with the name and password given. Returns the user and organisation.
+    pub async fn accept_invitation(
+        &self,
+        token: &SecretString,
+        name: Option<String>,
+        password: SecretString,
+        request: &RequestContext,
+    ) -> Result<(UserId, OrgId), Error> {
+        let invalid = || Error::NotFound("invitation");
+        let rest = token
+            .expose()
+            .strip_prefix(INVITE_PREFIX)
+            .ok_or_else(invalid)?;
+        let (org, _) = rest.split_once('_').ok_or_else(invalid)?;
+        let org = Uuid::try_parse(org)
+            .ok()
+            .map(OrgId::from_uuid)
+            .ok_or_else(invalid)?;
+        let scope = TenantScope::granted(org);
+        let now = self.clock().now();
+        let invitation = {
+            let mut tx = self.store().begin_scoped(&scope).await?;
+            tx.invitation_by_token(&digest(token.expose()))
+                .await?
+                .filter(|i| i.accepted_at.is_none() && now < i.expires_at)
+                .ok_or_else(invalid)?
+        };
+        let existing = {
+            let mut tx = self.store().begin().await?;
+            tx.user_by_email(&invitation.email).await?
+        };
+        let (user_id, new_user) = match existing {
+            Some(u) => {
+                let (ok, _) = self
+                    .check_password(
+                        &crate::inputs::normalize_password(&password),
+                        Some(u.password_hash.clone()),
+                    )
+                    .await?;
+                if !ok {
+                    return Err(Error::InvalidCredentials);
+                }
+                (u.id, None)
+            }
+            None => {
+                let name = DisplayName::parse("name", name.as_deref().unwrap_or(""))?;
+                let password = NewPassword::parse(password)?;
+                let hash = self.passwords().hash(password.secret().clone()).await?;
+                let user = UserRecord {
+                    id: UserId::new(self.clock()),
+                    email: invitation.email.clone(),
+                    name: name.as_str().to_owned(),
+                    password_hash: hash,
+                    created_at: now,
+                };
+                (user.id, Some(user))
+            }
+        };
+        let mut tx = self.store().begin().await?;
+        if let Some(u) = &new_user {
+            tx.insert_user(u).await?;
+        }
+        let mut tx = tx.enter(&scope).await?;
+        if !tx.accept_invitation(invitation.id, now).await? {
+            return Err(Error::Conflict("the invitation was already used"));
+        }
+        if tx.membership(user_id).await?.is_some() {
+            return Err(Error::Conflict("already a member of this organisation"));
+        }
+        tx.insert_membership(&MembershipRecord {
+            org_id: org,
+            user_id,
+            role: Role::parse(&invitation.role)
+                .ok_or_else(|| Error::Internal("stored role".into()))?,
+            created_at: now,
+        })
+        .await?;
+        let event = AuditEvent::success(
+            crate::audit::Actor::user(user_id),
+            "member.added",
+            "user",
+            user_id,
+        )
+        .with_details(format!(
+            "{{\"invitation_id\":\"{}\",\"role\":{},\"new_account\":{}}}",
+            invitation.id,
+            json_str(&invitation.role),
+            new_user.is_some()
+        ))
+        .with_request(request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        Ok((user_id, org))
+    }
+}
+
+fn json_str(s: &str) -> serde_json::Value {
+    serde_json::Value::String(s.to_owned())
+}

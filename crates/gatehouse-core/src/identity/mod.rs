@@ -1,0 +1,336 @@
+//! Identity: sign-in, sessions, access tokens, roles and permission checks, operators and
+//! impersonation. Every state change commits with its audit event; every refusal is recorded in
+//! its own transaction after the refused one has ended.
+
+mod cache;
+mod claims;
+mod members;
+mod operators;
+pub mod permissions;
+mod principal;
+mod sessions;
+mod settings;
+mod tokens;
+
+use std::sync::Arc;
+
+use gatehouse_crypto::{JwtError, sha256};
+use time::OffsetDateTime;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+pub use cache::{CachedSession, LocalOnly, RevocationFanout, SessionCache};
+pub use claims::{AccessClaims, Act};
+pub use members::{InvitationIssued, MemberView};
+pub use operators::{ImportOutcome, ImportedUser};
+pub use permissions::{CATALOGUE, Permission};
+pub use principal::Principal;
+pub use sessions::{IssuedSession, LoginInput, SessionView};
+pub use settings::IdentitySettings;
+pub use tokens::PublishedKey;
+
+use crate::audit::{self, AuditEvent, Outcome};
+use crate::context::RequestContext;
+use crate::error::Error;
+use crate::ids::OrgId;
+use crate::kernel::Kernel;
+use crate::scope::TenantScope;
+use crate::store::{Role, Tier};
+
+/// The identity service's state, owned by the kernel.
+#[derive(Debug)]
+pub struct Identity {
+    settings: IdentitySettings,
+    tokens: tokens::TokenService,
+    cache: SessionCache,
+    fanout: Arc<dyn RevocationFanout>,
+    /// An Argon2id hash of a random password with the current parameters: verifying against it
+    /// makes an unknown email cost what a wrong password costs.
+    dummy_hash: OnceCell<String>,
+}
+
+impl Identity {
+    #[must_use]
+    pub fn new(settings: IdentitySettings, fanout: Arc<dyn RevocationFanout>) -> Self {
+        Self {
+            settings,
+            tokens: tokens::TokenService::new(),
+            cache: SessionCache::new(100_000),
+            fanout,
+            dummy_hash: OnceCell::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn settings(&self) -> &IdentitySettings {
+        &self.settings
+    }
+
+    #[must_use]
+    pub fn cache(&self) -> &SessionCache {
+        &self.cache
+    }
+}
+
+/// Which API a token is presented to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// `/v1`: customer and impersonation tokens.
+    Tenant,
+    /// `/admin/v1`: operator tokens.
+    Operator,
+}
+
+impl Kernel {
+    /// Loads (or reloads) the token-signing keys; creates the first one on a new store.
+    pub async fn reload_token_keys(&self) -> Result<(), Error> {
+        let id = self.identity();
+        id.tokens
+            .reload(self.keyring(), &id.settings, self.clock().now())
+            .await
+            .map(|_| ())
+    }
+
+    /// The keys published at `/.well-known/jwks.json`.
+    pub async fn published_token_keys(&self) -> Result<Vec<PublishedKey>, Error> {
+        let id = self.identity();
+        Ok(id
+            .tokens
+            .get(self.keyring(), &id.settings, self.clock().now())
+            .await?
+            .published
+            .clone())
+    }
+
+    /// Verifies an access token and checks its session is live. The session's state comes from
+    /// the in-memory cache, which every revocation updates, so a revoked session's tokens are
+    /// refused on the very next request.
+    pub async fn authenticate(&self, token: &str, audience: Audience) -> Result<Principal, Error> {
+        let id = self.identity();
+        let now = self.clock().now();
+        let claims = match id
+            .tokens
+            .verify(
+                self.keyring(),
+                &id.settings,
+                token,
+                audience == Audience::Operator,
+                now,
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(JwtError::Invalid | JwtError::UnknownKey | JwtError::Sign) => {
+                // A valid token for the other API is a clearer refusal than "invalid".
+                let other = id
+                    .tokens
+                    .verify(
+                        self.keyring(),
+                        &id.settings,
+                        token,
+                        audience == Audience::Tenant,
+                        now,
+                    )
+                    .await;
+                return Err(if other.is_ok() {
+                    Error::WrongAudience(match audience {
+                        Audience::Tenant => "operator tokens are not accepted on the tenant API",
+                        Audience::Operator => "only operator tokens are accepted on /admin/v1",
+                    })
+                } else {
+                    Error::Unauthenticated("the token is invalid or expired")
+                });
+            }
+        };
+        let principal = principal_from(&claims)?;
+        let state = match id.cache.get(principal.session_id) {
+            Some(s) => s,
+            None => {
+                let mut tx = self.store().begin().await?;
+                let found = tx.session(principal.session_id).await?;
+                drop(tx);
+                let state = found.map_or(
+                    CachedSession {
+                        revoked: true,
+                        expires_at: now,
+                    },
+                    |s| CachedSession {
+                        revoked: s.revoked_at.is_some(),
+                        expires_at: s.expires_at,
+                    },
+                );
+                id.cache.put(principal.session_id, state);
+                state
+            }
+        };
+        if state.revoked || now >= state.expires_at {
+            return Err(Error::Unauthenticated("the session has ended"));
+        }
+        id.cache.saw(principal.session_id, now);
+        Ok(principal)
+    }
+
+    /// Checks that a principal acting on `org` holds `permission` there, reading the membership
+    /// inside `tx` (so a role change applies to the next request, not the next token). On refusal
+    /// the transaction is rolled back and the refusal recorded on the organisation's chain.
+    pub async fn authorize(
+        &self,
+        mut tx: Box<dyn crate::store::TenantTx>,
+        principal: &Principal,
+        permission: Permission,
+        request: &RequestContext,
+    ) -> Result<(Box<dyn crate::store::TenantTx>, Role), Error> {
+        let membership = tx
+            .membership(crate::ids::UserId::from_uuid(principal.subject))
+            .await?;
+        let granted = match &membership {
+            None => false,
+            Some(m) => match permissions::builtin_grants(&m.role) {
+                Some(perms) => perms.contains(&permission),
+                None => tx
+                    .custom_role(m.role.as_str())
+                    .await?
+                    .is_some_and(|r| r.permissions.iter().any(|p| p == permission.as_str())),
+            },
+        };
+        match membership {
+            Some(m) if granted => Ok((tx, m.role)),
+            _ => {
+                let scope = tx.scope().clone();
+                drop(tx);
+                self.record_refusal(
+                    &scope,
+                    principal,
+                    "permission.denied",
+                    format!("{{\"permission\":\"{}\"}}", permission.as_str()),
+                    request,
+                )
+                .await;
+                Err(Error::Forbidden {
+                    permission: permission.as_str(),
+                })
+            }
+        }
+    }
+
+    /// Checks an organisation route's `x-organization-id` against the token. A mismatch is
+    /// refused and recorded on the token's organisation's chain and, when it exists, the named
+    /// one's.
+    pub async fn check_org_header(
+        &self,
+        principal: &Principal,
+        header: Option<&str>,
+        request: &RequestContext,
+    ) -> Result<TenantScope, Error> {
+        let named = header.ok_or(Error::OrganizationRequired)?;
+        let Some(token_org) = principal.org else {
+            return Err(Error::OrganizationMismatch);
+        };
+        if OrgId::parse(named) == Some(token_org) {
+            return Ok(TenantScope::granted(token_org));
+        }
+        let details = format!(
+            "{{\"token_org\":\"{token_org}\",\"requested_org\":{}}}",
+            serde_json::Value::String(named.chars().take(64).collect())
+        );
+        let own = TenantScope::granted(token_org);
+        self.record_refusal(
+            &own,
+            principal,
+            "auth.org_mismatch",
+            details.clone(),
+            request,
+        )
+        .await;
+        if let Some(other) = OrgId::parse(named) {
+            let mut tx = self.store().begin().await?;
+            let exists = tx.organization_by_id(other).await?.is_some();
+            drop(tx);
+            if exists {
+                self.record_refusal(
+                    &TenantScope::granted(other),
+                    principal,
+                    "auth.org_mismatch",
+                    details,
+                    request,
+                )
+                .await;
+            }
+        }
+        Err(Error::OrganizationMismatch)
+    }
+
+    async fn record_refusal(
+        &self,
+        scope: &TenantScope,
+        principal: &Principal,
+        action: &str,
+        details: String,
+        request: &RequestContext,
+    ) {
+        let mut event =
+            AuditEvent::success(principal.actor(), action, "organization", scope.org_id())
+                .with_details(details)
+                .with_request(request.request_id.clone());
+        event.outcome = Outcome::Denied;
+        if let Err(e) = audit::record_tenant(self.store(), scope, self.clock(), event).await {
+            tracing::error!(error = %e, action, "could not record a refusal in the audit log");
+        }
+    }
+
+    /// Writes the batched last-seen times of sessions (called by a background job).
+    pub async fn flush_session_activity(&self) -> Result<usize, Error> {
+        let seen = self.identity().cache.take_seen();
+        if seen.is_empty() {
+            return Ok(0);
+        }
+        // Last-seen times are bookkeeping, not a change anyone made: the store writes them in its
+        // own transaction, without an audit event.
+        self.store().touch_sessions(&seen).await?;
+        Ok(seen.len())
+    }
+
+    pub(crate) fn revoked_locally(&self, session: Uuid, expires_at: OffsetDateTime) {
+        let id = self.identity();
+        id.cache.revoke(session, expires_at);
+        id.fanout.publish(session);
+    }
+
+    pub(crate) async fn dummy_hash(&self) -> Result<String, Error> {
+        self.identity()
+            .dummy_hash
+            .get_or_try_init(|| async {
+                let random = gatehouse_crypto::random_token(32)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                self.passwords().hash(random).await
+            })
+            .await
+            .cloned()
+    }
+}
+
+fn principal_from(c: &AccessClaims) -> Result<Principal, Error> {
+    let bad = || Error::Unauthenticated("the token's claims are malformed");
+    Ok(Principal {
+        subject: Uuid::parse_str(&c.sub).map_err(|_| bad())?,
+        tier: Tier::parse(&c.tier).ok_or_else(bad)?,
+        org: match &c.org {
+            Some(o) => Some(OrgId::parse(o).ok_or_else(bad)?),
+            None => None,
+        },
+        roles: c.roles.clone(),
+        session_id: Uuid::parse_str(&c.sid).map_err(|_| bad())?,
+        impersonator: match &c.act {
+            Some(a) => Some(Uuid::parse_str(&a.sub).map_err(|_| bad())?),
+            None => None,
+        },
+        token_id: c.jti.clone(),
+        expires_at: c.exp,
+        csrf_digest: c.csrf.clone(),
+    })
+}
+
+/// SHA-256 of a secret token, as stored.
+pub(crate) fn digest(secret: &str) -> Vec<u8> {
+    sha256(&[secret.as_bytes()]).to_vec()
+}

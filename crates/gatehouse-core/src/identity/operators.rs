@@ -1,0 +1,277 @@
+//! Platform operators: separate accounts on their own audience and tier, user import, and
+//! impersonation (a 30-minute, never-renewed session whose every action carries both identities).
+
+use gatehouse_crypto::SecretString;
+use gatehouse_crypto::legacy_hash::is_bcrypt;
+use uuid::Uuid;
+
+use super::Principal;
+use super::sessions::IssuedSession;
+use crate::audit::{self, Actor, AuditEvent, Outcome};
+use crate::context::RequestContext;
+use crate::error::{Error, StoreError};
+use crate::ids::{OrgId, UserId, new_uuid};
+use crate::inputs::{DisplayName, Email, NewPassword, normalize_password};
+use crate::kernel::Kernel;
+use crate::scope::TenantScope;
+use crate::store::{OperatorRecord, Tier, UserRecord};
+
+/// A user to import with a hash from another system (bcrypt or Argon2id PHC).
+#[derive(Debug)]
+pub struct ImportedUser {
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub email: String,
+    /// `None` when refused; `error` says why.
+    pub user_id: Option<UserId>,
+    pub error: Option<&'static str>,
+}
+
+impl Kernel {
+    /// Creates a platform operator (from the CLI).
+    pub async fn create_operator(
+        &self,
+        email: &str,
+        name: &str,
+        password: SecretString,
+    ) -> Result<Uuid, Error> {
+        let email = Email::parse(email)?;
+        let name = DisplayName::parse("name", name)?;
+        let password = NewPassword::parse(password)?;
+        let hash = self.passwords().hash(password.secret().clone()).await?;
+        let record = OperatorRecord {
+            id: new_uuid(self.clock()),
+            email: email.as_str().to_owned(),
+            name: name.as_str().to_owned(),
+            password_hash: hash,
+            created_at: self.clock().now(),
+        };
+        let mut tx = self.store().begin().await?;
+        tx.insert_operator(&record).await?;
+        let event = AuditEvent::success(
+            Actor::system("cli"),
+            "operator.created",
+            "operator",
+            record.id,
+        );
+        let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        Ok(record.id)
+    }
+
+    /// Signs an operator in (operator tier, operator audience).
+    pub async fn operator_login(
+        &self,
+        email: &str,
+        password: &SecretString,
+        device_name: Option<String>,
+        request: &RequestContext,
+    ) -> Result<IssuedSession, Error> {
+        let password = normalize_password(password);
+        let operator = match Email::parse(email) {
+            Ok(e) => {
+                let mut tx = self.store().begin().await?;
+                tx.operator_by_email(e.as_str()).await?
+            }
+            Err(_) => None,
+        };
+        let (ok, rehash) = self
+            .check_password(
+                &password,
+                operator.as_ref().map(|o| o.password_hash.clone()),
+            )
+            .await?;
+        let operator = match operator {
+            Some(o) if ok => o,
+            found => {
+                let mut event = AuditEvent::success(
+                    Actor::anonymous(),
+                    "operator.login_failed",
+                    "operator",
+                    found.map_or_else(|| "unknown".to_owned(), |o| o.id.to_string()),
+                )
+                .with_request(request.request_id.clone());
+                event.outcome = Outcome::Denied;
+                if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
+                    tracing::error!(error = %e, "could not record a failed operator sign-in");
+                }
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        let new_hash = if rehash {
+            Some(self.passwords().hash(password).await?)
+        } else {
+            None
+        };
+        let mut tx = self.store().begin().await?;
+        if let Some(h) = &new_hash {
+            tx.set_operator_password_hash(operator.id, h).await?;
+        }
+        let (session, refresh) = self.new_session(
+            operator.id,
+            Tier::Operator,
+            None,
+            None,
+            None,
+            device_name.unwrap_or_else(|| "operator console".to_owned()),
+            request,
+        )?;
+        tx.insert_session(&session).await?;
+        let event = AuditEvent::success(
+            Actor::operator(operator.id),
+            "operator.login",
+            "session",
+            session.id,
+        )
+        .with_request(request.request_id.clone());
+        let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        self.issue(&session, Vec::new(), Some(refresh), false).await
+    }
+
+    /// Starts impersonating a member of an organisation. The session lasts the impersonation
+    /// lifetime, has no refresh token, and is recorded on both the operators' and the
+    /// organisation's chain with the reason.
+    pub async fn impersonate(
+        &self,
+        operator: &Principal,
+        user: UserId,
+        org: OrgId,
+        reason: &str,
+        request: &RequestContext,
+    ) -> Result<IssuedSession, Error> {
+        if operator.tier != Tier::Operator {
+            return Err(Error::WrongAudience("only operators impersonate"));
+        }
+        let reason = reason.trim();
+        if reason.len() < 3 || reason.len() > 500 {
+            return Err(Error::invalid("reason", "must be 3 to 500 characters"));
+        }
+        let mut tx = self.store().begin().await?;
+        let membership = tx
+            .memberships_of_user(user)
+            .await?
+            .into_iter()
+            .find(|m| m.org_id == org)
+            .ok_or(Error::NotFound("membership"))?;
+        let (session, _refresh) = self.new_session(
+            user.as_uuid(),
+            Tier::Impersonation,
+            Some(org),
+            Some(operator.subject),
+            Some(reason.to_owned()),
+            "impersonation".to_owned(),
+            request,
+        )?;
+        tx.insert_session(&session).await?;
+        let details = format!(
+            "{{\"user_id\":\"{user}\",\"organization_id\":\"{org}\",\"session_id\":\"{}\",\"reason\":{}}}",
+            session.id,
+            serde_json::Value::String(reason.to_owned())
+        );
+        let op_event = AuditEvent::success(
+            operator.actor(),
+            "impersonation.started",
+            "session",
+            session.id,
+        )
+        .with_details(details.clone())
+        .with_request(request.request_id.clone());
+        let _ = audit::append_operator(tx.as_mut(), self.clock(), op_event).await?;
+        let mut tx = tx.enter(&TenantScope::granted(org)).await?;
+        let mut actor = Actor::user(user);
+        actor.impersonator_id = Some(operator.subject.to_string());
+        let org_event = AuditEvent::success(actor, "impersonation.started", "session", session.id)
+            .with_details(details)
+            .with_request(request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), org_event).await?;
+        tx.commit(proof).await?;
+        self.issue(
+            &session,
+            vec![membership.role.as_str().to_owned()],
+            None,
+            false,
+        )
+        .await
+    }
+
+    /// Imports users with hashes from another system. Each is checked and inserted on its own;
+    /// a bcrypt hash is replaced by Argon2id at the user's first sign-in.
+    pub async fn import_users(
+        &self,
+        operator: &Principal,
+        users: Vec<ImportedUser>,
+        request: &RequestContext,
+    ) -> Result<Vec<ImportOutcome>, Error> {
+        let mut out = Vec::with_capacity(users.len());
+        for u in users {
+            let email = match Email::parse(&u.email) {
+                Ok(e) => e,
+                Err(_) => {
+                    out.push(refused(u.email, "invalid_email"));
+                    continue;
+                }
+            };
+            let Ok(name) = DisplayName::parse("name", &u.name) else {
+                out.push(refused(u.email, "invalid_name"));
+                continue;
+            };
+            let readable = is_bcrypt(&u.password_hash) || argon2_phc(&u.password_hash);
+            if !readable {
+                out.push(refused(u.email, "unsupported_hash"));
+                continue;
+            }
+            let record = UserRecord {
+                id: UserId::new(self.clock()),
+                email: email.as_str().to_owned(),
+                name: name.as_str().to_owned(),
+                password_hash: u.password_hash,
+                created_at: self.clock().now(),
+            };
+            let mut tx = self.store().begin().await?;
+            match tx.insert_user(&record).await {
+                Ok(()) => {}
+                Err(StoreError::EmailTaken) => {
+                    out.push(refused(u.email, "email_taken"));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let event = AuditEvent::success(operator.actor(), "user.imported", "user", record.id)
+                .with_details(format!(
+                    "{{\"hash\":\"{}\"}}",
+                    if is_bcrypt(&record.password_hash) {
+                        "bcrypt"
+                    } else {
+                        "argon2id"
+                    }
+                ))
+                .with_request(request.request_id.clone());
+            let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
+            tx.commit(proof).await?;
+            out.push(ImportOutcome {
+                email: record.email,
+                user_id: Some(record.id),
+                error: None,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn argon2_phc(s: &str) -> bool {
+    s.starts_with("$argon2id$") && s.len() < 512
+}
+
+fn refused(email: String, why: &'static str) -> ImportOutcome {
+    ImportOutcome {
+        email,
+        user_id: None,
+        error: Some(why),
+    }
+}

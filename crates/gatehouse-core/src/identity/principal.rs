@@ -1,0 +1,40 @@
+//! Who is calling: what a verified access token (and its live session) says.
+
+use uuid::Uuid;
+
+use crate::audit::{Actor, ActorKind};
+use crate::ids::OrgId;
+use crate::store::Tier;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user (or, on the operator API, the operator).
+    pub subject: Uuid,
+    pub tier: Tier,
+    pub org: Option<OrgId>,
+    pub roles: Vec<String>,
+    pub session_id: Uuid,
+    /// The operator behind an impersonation.
+    pub impersonator: Option<Uuid>,
+    pub token_id: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// For browser (cookie) sessions: the digest the `x-csrf-token` header must match.
+    pub csrf_digest: Option<String>,
+}
+
+impl Principal {
+    /// The audit actor: the user, with the impersonating operator when there is one.
+    #[must_use]
+    pub fn actor(&self) -> Actor {
+        Actor {
+            kind: if self.tier == Tier::Operator {
+                ActorKind::Operator
+            } else {
+                ActorKind::User
+            },
+            id: self.subject.to_string(),
+            impersonator_id: self.impersonator.map(|i| i.to_string()),
+        }
+    }
+}

@@ -1,0 +1,627 @@
+//! Sign-in, refresh, sign-out and the user's own sessions.
+
+use gatehouse_crypto::legacy_hash::{is_bcrypt, verify_bcrypt};
+use gatehouse_crypto::{SecretString, ct_eq, needs_rehash, random_token, sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::claims::{AccessClaims, Act};
+use super::{Principal, digest};
+use crate::audit::{self, Actor, AuditEvent, Outcome};
+use crate::context::RequestContext;
+use crate::error::Error;
+use crate::ids::{OrgId, UserId, new_uuid};
+use crate::inputs::{Email, normalize_password};
+use crate::kernel::Kernel;
+use crate::keyring::PersonalData;
+use crate::scope::TenantScope;
+use crate::store::{MembershipRecord, PlatformTx, SessionRecord, Tier};
+
+#[derive(Debug)]
+pub struct LoginInput {
+    pub email: String,
+    pub password: SecretString,
+    pub device_name: Option<String>,
+    pub organization_id: Option<OrgId>,
+    /// Browser mode: the tokens travel in cookies and state changes need the CSRF token.
+    pub browser: bool,
+}
+
+/// Tokens for a new or refreshed session.
+#[derive(Debug)]
+pub struct IssuedSession {
+    pub access_token: SecretString,
+    pub expires_in: u64,
+    /// `None` for impersonation, which is never renewed.
+    pub refresh_token: Option<SecretString>,
+    pub session_id: Uuid,
+    pub organization_id: Option<OrgId>,
+    /// Browser mode only.
+    pub csrf_token: Option<SecretString>,
+}
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub device_name: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub current: bool,
+}
+
+const REFRESH_PREFIX: &str = "grt_";
+const MAX_DEVICE_NAME: usize = 100;
+
+/// `grt_{session id, 32 hex}_{secret}`: the id finds the session, the secret's digest must match.
+fn refresh_token(session: Uuid) -> Result<(SecretString, Vec<u8>), Error> {
+    let secret = random_token(32).map_err(|e| Error::Internal(e.to_string()))?;
+    let token = SecretString::from(format!(
+        "{REFRESH_PREFIX}{}_{}",
+        session.simple(),
+        secret.expose()
+    ));
+    Ok((token, digest(secret.expose())))
+}
+
+fn parse_refresh(token: &str) -> Option<(Uuid, &str)> {
+    let rest = token.strip_prefix(REFRESH_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    if id.len() != 32 || secret.is_empty() || secret.len() > 128 {
+        return None;
+    }
+    Some((Uuid::try_parse(id).ok()?, secret))
+}
+
+pub(crate) fn to_secs(t: OffsetDateTime) -> u64 {
+    u64::try_from(t.unix_timestamp()).unwrap_or(0)
+}
+
+impl Kernel {
+    /// Verifies a password against a stored hash (Argon2id, or bcrypt from an import) on the
+    /// hashing pool; says whether the hash should be replaced.
+    pub(crate) async fn check_password(
+        &self,
+        password: &SecretString,
+        stored: Option<String>,
+    ) -> Result<(bool, bool), Error> {
+        let params = self.passwords().params();
+        match stored {
+            Some(hash) if is_bcrypt(&hash) => {
+                let pw = password.clone();
+                let ok = self
+                    .passwords()
+                    .run(move || verify_bcrypt(&pw, &hash))
+                    .await?;
+                Ok((ok, true))
+            }
+            Some(hash) => {
+                let rehash = needs_rehash(&hash, &params);
+                let ok = self.passwords().verify(password.clone(), hash).await?;
+                Ok((ok, rehash))
+            }
+            None => {
+                // Same work as a wrong password: an unknown email is not distinguishable.
+                let dummy = self.dummy_hash().await?;
+                let _ = self.passwords().verify(password.clone(), dummy).await?;
+                Ok((false, false))
+            }
+        }
+    }
+
+    /// Signs a user in: one session on one device, tokens for one organisation.
+    pub async fn login(
+        &self,
+        input: LoginInput,
+        request: &RequestContext,
+    ) -> Result<IssuedSession, Error> {
+        let password = normalize_password(&input.password);
+        let email = Email::parse(&input.email).ok();
+        let (user, memberships) = match &email {
+            Some(e) => {
+                let mut tx = self.store().begin().await?;
+                let user = tx.user_by_email(e.as_str()).await?;
+                let memberships = match &user {
+                    Some(u) => tx.memberships_of_user(u.id).await?,
+                    None => Vec::new(),
+                };
+                (user, memberships)
+            }
+            None => (None, Vec::new()),
+        };
+        let (ok, rehash) = self
+            .check_password(&password, user.as_ref().map(|u| u.password_hash.clone()))
+            .await?;
+        let user = match user {
+            Some(u) if ok => u,
+            found => {
+                let mut event = AuditEvent::success(
+                    Actor::anonymous(),
+                    "user.login_failed",
+                    "user",
+                    found.map_or_else(|| "unknown".to_owned(), |u| u.id.to_string()),
+                )
+                .with_request(request.request_id.clone());
+                event.outcome = Outcome::Denied;
+                if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
+                    tracing::error!(error = %e, "could not record a failed sign-in");
+                }
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        let new_hash = if rehash {
+            Some(self.passwords().hash(password).await?)
+        } else {
+            None
+        };
+        let membership = pick_membership(&memberships, input.organization_id)?;
+        let mut tx = self.store().begin().await?;
+        if let Some(h) = &new_hash {
+            tx.set_password_hash(user.id, h).await?;
+        }
+        let device = input
+            .device_name
+            .map(|d| {
+                d.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_DEVICE_NAME)
+                    .collect()
+            })
+            .unwrap_or_else(|| "unnamed device".to_owned());
+        let (session, refresh) = self.new_session(
+            user.id.as_uuid(),
+            Tier::Customer,
+            membership.map(|m| m.org_id),
+            None,
+            None,
+            device,
+            request,
+        )?;
+        tx.insert_session(&session).await?;
+        let details = format!(
+            "{{\"session_id\":\"{}\",\"rehashed\":{}}}",
+            session.id,
+            new_hash.is_some()
+        );
+        self.audit_session_event(
+            tx,
+            &session,
+            Actor::user(user.id),
+            "user.login",
+            details,
+            request,
+        )
+        .await?;
+        let roles = membership
+            .map(|m| vec![m.role.as_str().to_owned()])
+            .unwrap_or_default();
+        self.issue(&session, roles, Some(refresh), input.browser)
+            .await
+    }
+
+    /// Builds a new session record and its refresh token.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_session(
+        &self,
+        subject: Uuid,
+        tier: Tier,
+        org: Option<OrgId>,
+        impersonator: Option<Uuid>,
+        reason: Option<String>,
+        device_name: String,
+        request: &RequestContext,
+    ) -> Result<(SessionRecord, SecretString), Error> {
+        let now = self.clock().now();
+        let settings = self.identity().settings();
+        let ttl = match tier {
+            Tier::Customer => settings.customer_session_ttl,
+            Tier::Operator => settings.operator_session_ttl,
+            Tier::Impersonation => settings.impersonation_ttl,
+        };
+        let id = new_uuid(self.clock());
+        let (refresh, refresh_hash) = refresh_token(id)?;
+        Ok((
+            SessionRecord {
+                id,
+                subject_id: subject,
+                tier,
+                org_id: org,
+                impersonator_id: impersonator,
+                reason,
+                device_name,
+                user_agent: request.user_agent.clone(),
+                ip: request.ip.clone(),
+                refresh_hash,
+                created_at: now,
+                last_seen_at: now,
+                expires_at: now + ttl,
+                revoked_at: None,
+            },
+            refresh,
+        ))
+    }
+
+    /// Appends a session event on the session's organisation chain (with the request's personal
+    /// data sealed for the subject), or on the operators' chain when it has none, and commits.
+    pub(crate) async fn audit_session_event(
+        &self,
+        tx: Box<dyn PlatformTx>,
+        session: &SessionRecord,
+        actor: Actor,
+        action: &str,
+        details: String,
+        request: &RequestContext,
+    ) -> Result<(), Error> {
+        let event = AuditEvent::success(actor, action, "session", session.id)
+            .with_details(details)
+            .with_request(request.request_id.clone());
+        match session.org_id {
+            Some(org) => {
+                let scope = TenantScope::granted(org);
+                let mut tx = tx.enter(&scope).await?;
+                let subject = session.subject_id.to_string();
+                let sealed = self
+                    .keyring()
+                    .seal_personal(
+                        tx.as_mut(),
+                        &subject,
+                        &PersonalData {
+                            ip: request.ip.clone(),
+                            user_agent: request.user_agent.clone(),
+                        },
+                    )
+                    .await?;
+                let proof = audit::append_tenant(
+                    tx.as_mut(),
+                    self.clock(),
+                    event.with_personal(&subject, sealed),
+                )
+                .await?;
+                tx.commit(proof).await?;
+            }
+            None => {
+                let mut tx = tx;
+                let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
+                tx.commit(proof).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Signs an access token for the session (and hands back the refresh token, if any).
+    pub(crate) async fn issue(
+        &self,
+        session: &SessionRecord,
+        roles: Vec<String>,
+        refresh: Option<SecretString>,
+        browser: bool,
+    ) -> Result<IssuedSession, Error> {
+        let settings = self.identity().settings();
+        let now = self.clock().now();
+        let keys = self
+            .identity()
+            .tokens
+            .get(self.keyring(), settings, now)
+            .await?;
+        let exp = (now + settings.access_token_ttl).min(session.expires_at);
+        let csrf = if browser {
+            Some(random_token(32).map_err(|e| Error::Internal(e.to_string()))?)
+        } else {
+            None
+        };
+        let claims = AccessClaims {
+            iss: settings.issuer.clone(),
+            aud: if session.tier == Tier::Operator {
+                settings.operator_audience()
+            } else {
+                settings.audience.clone()
+            },
+            sub: session.subject_id.to_string(),
+            org: session.org_id.map(|o| o.to_string()),
+            roles,
+            sid: session.id.to_string(),
+            tier: session.tier.as_str().to_owned(),
+            iat: to_secs(now),
+            exp: to_secs(exp),
+            jti: new_uuid(self.clock()).to_string(),
+            act: session.impersonator_id.map(|o| Act { sub: o.to_string() }),
+            csrf: csrf.as_ref().map(|c| csrf_digest(c.expose())),
+        };
+        let token = keys
+            .signer()?
+            .sign(&claims)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let expires_in = to_secs(exp).saturating_sub(to_secs(now));
+        self.identity().cache().put(
+            session.id,
+            super::CachedSession {
+                revoked: false,
+                expires_at: session.expires_at,
+            },
+        );
+        Ok(IssuedSession {
+            access_token: SecretString::from(token),
+            expires_in,
+            refresh_token: refresh,
+            session_id: session.id,
+            organization_id: session.org_id,
+            csrf_token: csrf,
+        })
+    }
+
+    /// Rotates the refresh token. Presenting a spent one means it was copied: the session ends.
+    pub async fn refresh(
+        &self,
+        token: &SecretString,
+        browser: bool,
+        request: &RequestContext,
+    ) -> Result<IssuedSession, Error> {
+        let invalid = || Error::Unauthenticated("the refresh token is invalid");
+        let (id, secret) = parse_refresh(token.expose()).ok_or_else(invalid)?;
+        let now = self.clock().now();
+        let mut tx = self.store().begin().await?;
+        let session = tx.session(id).await?.ok_or_else(invalid)?;
+        if !session.is_live(now) {
+            return Err(Error::Unauthenticated("the session has ended"));
+        }
+        if session.tier == Tier::Impersonation {
+            return Err(Error::Unauthenticated(
+                "impersonation sessions cannot be renewed",
+            ));
+        }
+        let presented = sha256(&[secret.as_bytes()]);
+        if !ct_eq(&presented, &session.refresh_hash) {
+            tx.revoke_session(id, now).await?;
+            let mut event = AuditEvent::success(
+                actor_of(&session),
+                "session.refresh_reused",
+                "session",
+                session.id,
+            )
+            .with_request(request.request_id.clone());
+            event.outcome = Outcome::Denied;
+            let revoked = session.clone();
+            self.audit_event_and_commit(tx, &session, event).await?;
+            self.revoked_locally(revoked.id, revoked.expires_at);
+            return Err(Error::Unauthenticated(
+                "the refresh token was already used; the session has been revoked",
+            ));
+        }
+        let (new_token, new_hash) = refresh_token(id)?;
+        if !tx
+            .rotate_refresh(id, &session.refresh_hash, &new_hash, now)
+            .await?
+        {
+            return Err(invalid());
+        }
+        let roles = self.roles_for(tx.as_mut(), &session).await?;
+        let event = AuditEvent::success(
+            actor_of(&session),
+            "session.refreshed",
+            "session",
+            session.id,
+        )
+        .with_request(request.request_id.clone());
+        self.audit_event_and_commit(tx, &session, event).await?;
+        self.issue(&session, roles, Some(new_token), browser).await
+    }
+
+    pub(crate) async fn roles_for(
+        &self,
+        tx: &mut dyn PlatformTx,
+        session: &SessionRecord,
+    ) -> Result<Vec<String>, Error> {
+        let Some(org) = session.org_id else {
+            return Ok(Vec::new());
+        };
+        Ok(tx
+            .memberships_of_user(UserId::from_uuid(session.subject_id))
+            .await?
+            .into_iter()
+            .filter(|m| m.org_id == org)
+            .map(|m| m.role.as_str().to_owned())
+            .collect())
+    }
+
+    /// Appends `event` on the session's chain (organisation, else operators') and commits.
+    pub(crate) async fn audit_event_and_commit(
+        &self,
+        tx: Box<dyn PlatformTx>,
+        session: &SessionRecord,
+        event: AuditEvent,
+    ) -> Result<(), Error> {
+        match session.org_id {
+            Some(org) => {
+                let mut tx = tx.enter(&TenantScope::granted(org)).await?;
+                let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+                tx.commit(proof).await?;
+            }
+            None => {
+                let mut tx = tx;
+                let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
+                tx.commit(proof).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends one of the principal's sessions (its own, for logout).
+    pub async fn revoke_session(
+        &self,
+        principal: &Principal,
+        session_id: Uuid,
+        request: &RequestContext,
+    ) -> Result<(), Error> {
+        let now = self.clock().now();
+        let mut tx = self.store().begin().await?;
+        let session = tx
+            .session(session_id)
+            .await?
+            .filter(|s| s.subject_id == principal.subject && s.tier == principal.tier)
+            .ok_or(Error::NotFound("session"))?;
+        if !tx.revoke_session(session_id, now).await? {
+            return Ok(());
+        }
+        let event =
+            AuditEvent::success(principal.actor(), "session.revoked", "session", session_id)
+                .with_request(request.request_id.clone());
+        self.audit_event_and_commit(tx, &session, event).await?;
+        self.revoked_locally(session_id, session.expires_at);
+        Ok(())
+    }
+
+    /// Ends every other session of the principal's subject; returns how many.
+    pub async fn revoke_other_sessions(
+        &self,
+        principal: &Principal,
+        request: &RequestContext,
+    ) -> Result<usize, Error> {
+        let now = self.clock().now();
+        let mut tx = self.store().begin().await?;
+        let current = tx
+            .session(principal.session_id)
+            .await?
+            .ok_or(Error::Unauthenticated("the session has ended"))?;
+        let others: Vec<SessionRecord> = tx
+            .live_sessions_of(principal.subject, now)
+            .await?
+            .into_iter()
+            .filter(|s| s.id != principal.session_id)
+            .collect();
+        let revoked = tx
+            .revoke_sessions_of(principal.subject, Some(principal.session_id), now)
+            .await?;
+        let event = AuditEvent::success(
+            principal.actor(),
+            "session.revoked_others",
+            "session",
+            principal.session_id,
+        )
+        .with_details(format!("{{\"revoked\":{}}}", revoked.len()))
+        .with_request(request.request_id.clone());
+        self.audit_event_and_commit(tx, &current, event).await?;
+        for s in &others {
+            self.revoked_locally(s.id, s.expires_at);
+        }
+        Ok(revoked.len())
+    }
+
+    /// The principal's live sessions, newest first.
+    pub async fn list_sessions(&self, principal: &Principal) -> Result<Vec<SessionView>, Error> {
+        let now = self.clock().now();
+        let mut tx = self.store().begin().await?;
+        let sessions = tx.live_sessions_of(principal.subject, now).await?;
+        Ok(sessions
+            .into_iter()
+            .filter(|s| s.tier == principal.tier)
+            .map(|s| SessionView {
+                current: s.id == principal.session_id,
+                id: s.id,
+                device_name: s.device_name,
+                user_agent: s.user_agent,
+                ip: s.ip,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                expires_at: s.expires_at,
+            })
+            .collect())
+    }
+
+    /// Issues a token for another organisation the user belongs to, on the same session.
+    pub async fn switch_organization(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        browser: bool,
+        request: &RequestContext,
+    ) -> Result<IssuedSession, Error> {
+        if principal.tier != Tier::Customer {
+            return Err(Error::WrongAudience(
+                "only a customer session can switch organisation",
+            ));
+        }
+        let mut tx = self.store().begin().await?;
+        let memberships = tx
+            .memberships_of_user(UserId::from_uuid(principal.subject))
+            .await?;
+        let Some(m) = memberships.iter().find(|m| m.org_id == org) else {
+            return Err(Error::Forbidden {
+                permission: "membership",
+            });
+        };
+        let mut session = tx
+            .session(principal.session_id)
+            .await?
+            .ok_or(Error::Unauthenticated("the session has ended"))?;
+        tx.set_session_org(session.id, org).await?;
+        session.org_id = Some(org);
+        let event = AuditEvent::success(
+            principal.actor(),
+            "session.organization_switched",
+            "session",
+            session.id,
+        )
+        .with_request(request.request_id.clone());
+        let roles = vec![m.role.as_str().to_owned()];
+        self.audit_event_and_commit(tx, &session, event).await?;
+        self.issue(&session, roles, None, browser).await
+    }
+}
+
+fn actor_of(session: &SessionRecord) -> Actor {
+    let mut actor = if session.tier == Tier::Operator {
+        Actor::operator(session.subject_id)
+    } else {
+        Actor::user(session.subject_id)
+    };
+    actor.impersonator_id = session.impersonator_id.map(|o| o.to_string());
+    actor
+}
+
+fn pick_membership(
+    memberships: &[MembershipRecord],
+    wanted: Option<OrgId>,
+) -> Result<Option<&MembershipRecord>, Error> {
+    match wanted {
+        Some(org) => memberships
+            .iter()
+            .find(|m| m.org_id == org)
+            .map(Some)
+            .ok_or(Error::Forbidden {
+                permission: "membership",
+            }),
+        None => Ok(memberships.first()),
+    }
+}
+
+/// base64url(SHA-256(csrf token)): what the access token carries to bind its CSRF token.
+#[must_use]
+pub fn csrf_digest(csrf: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256(&[csrf.as_bytes()]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_round_trip_and_malformed_ones_are_refused() {
+        let id = Uuid::from_u128(42);
+        let (token, hash) = refresh_token(id).unwrap();
+        let (parsed, secret) = parse_refresh(token.expose()).unwrap();
+        assert_eq!(parsed, id);
+        assert_eq!(digest(secret), hash);
+        for bad in [
+            "",
+            "grt_",
+            "grt_abc_def",
+            "xyz_00000000000000000000000000000042_s",
+        ] {
+            assert!(parse_refresh(bad).is_none(), "{bad}");
+        }
+    }
+}
