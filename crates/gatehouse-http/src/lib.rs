@@ -3,6 +3,7 @@
 //! socket: the binary (and every integration test) hands it a listener.
 #![forbid(unsafe_code)]
 
+mod auth;
 mod extract;
 mod json;
 mod middleware;
@@ -28,17 +29,68 @@ pub use state::AppState;
     ),
     tags(
         (name = "health", description = "Liveness and readiness"),
-        (name = "auth", description = "Accounts and sign-in"),
+        (name = "auth", description = "Accounts, sign-in, tokens and forward authentication"),
+        (name = "me", description = "The signed-in user and their sessions"),
+        (name = "organization", description = "Members, custom roles and invitations"),
+        (name = "audit", description = "The organisation's tamper-evident audit log"),
+        (name = "admin", description = "The operator API"),
     ),
+    modifiers(&BearerAuth),
     components(schemas(Problem))
 )]
 struct ApiDoc;
+
+/// Declares the bearer scheme the handlers' `security(("bearer" = []))` refers to.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health::live))
         .routes(routes!(routes::health::ready))
         .routes(routes!(routes::signup::signup))
+        .routes(routes!(routes::auth::login))
+        .routes(routes!(routes::auth::refresh))
+        .routes(routes!(routes::auth::logout))
+        .routes(routes!(routes::auth::switch_organization))
+        .routes(routes!(routes::auth::verify))
+        .routes(routes!(routes::auth::jwks))
+        .routes(routes!(routes::me::me))
+        .routes(routes!(routes::me::sessions))
+        .routes(routes!(routes::me::revoke))
+        .routes(routes!(routes::me::revoke_others))
+        .routes(routes!(routes::organization::list_members))
+        .routes(routes!(
+            routes::organization::set_role,
+            routes::organization::remove_member
+        ))
+        .routes(routes!(
+            routes::organization::create_role,
+            routes::organization::list_roles
+        ))
+        .routes(routes!(routes::organization::invite))
+        .routes(routes!(routes::organization::accept))
+        .routes(routes!(routes::audit::list))
+        .routes(routes!(routes::audit::export))
+        .routes(routes!(routes::audit::operator_list))
+        .routes(routes!(routes::admin::login))
+        .routes(routes!(routes::admin::import))
+        .routes(routes!(routes::admin::impersonate))
         .split_for_parts()
 }
 

@@ -167,13 +167,19 @@ pub(crate) async fn events(
 /// combination and every value is bound, never spliced.
 pub(crate) async fn query(
     conn: &mut PgConnection,
-    org: OrgId,
+    org: Option<OrgId>,
     f: &AuditFilter,
     before: Option<u64>,
     limit: u32,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let sql = "SELECT * FROM audit_events WHERE org_id = $1 \
-         AND ($2 IS NULL OR seq < $2) \
+    // The operators' trail has no org_id: its first condition binds NULL and always holds.
+    // Only these two literal heads are ever spliced in; every value is a bind parameter.
+    let head = match org {
+        Some(_) => "SELECT * FROM audit_events WHERE org_id = $1 ",
+        None => "SELECT * FROM operator_audit_events WHERE $1::uuid IS NULL ",
+    };
+    let sql = format!(
+        "{head}AND ($2 IS NULL OR seq < $2) \
          AND ($3 IS NULL OR actor_id = $3) \
          AND ($4 IS NULL OR substr(action, 1, length($4)) = $4) \
          AND ($5 IS NULL OR resource_type = $5) \
@@ -181,10 +187,11 @@ pub(crate) async fn query(
          AND ($7 IS NULL OR outcome = $7) \
          AND ($8 IS NULL OR at >= $8) \
          AND ($9 IS NULL OR at < $9) \
-         ORDER BY seq DESC LIMIT $10";
+         ORDER BY seq DESC LIMIT $10"
+    );
     let before = before.map(seq).transpose()?;
-    let rows = sqlx::query(sql)
-        .bind(org.as_uuid())
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(org.map(|o| o.as_uuid()))
         .bind(before)
         .bind(&f.actor_id)
         .bind(&f.action_prefix)
@@ -197,7 +204,7 @@ pub(crate) async fn query(
         .fetch_all(&mut *conn)
         .await
         .map_err(map_err)?;
-    rows.iter().map(|r| record(r, Some(org))).collect()
+    rows.iter().map(|r| record(r, org)).collect()
 }
 
 fn version(row: &PgRow, col: &str) -> Result<u32, StoreError> {

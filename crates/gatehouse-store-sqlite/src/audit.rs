@@ -135,13 +135,19 @@ pub(crate) async fn events(
 /// combination and every value is bound, never spliced.
 pub(crate) async fn query(
     conn: &mut SqliteConnection,
-    org: OrgId,
+    org: Option<OrgId>,
     f: &AuditFilter,
     before: Option<u64>,
     limit: u32,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let sql = "SELECT * FROM audit_events WHERE org_id = ? \
-         AND (? IS NULL OR seq < ?) \
+    // The operators' trail has no org_id: its first condition binds NULL and always holds.
+    // Only these two literal heads are ever spliced in; every value is a bind parameter.
+    let head = match org {
+        Some(_) => "SELECT * FROM audit_events WHERE org_id = ? ",
+        None => "SELECT * FROM operator_audit_events WHERE ? IS NULL ",
+    };
+    let sql = format!(
+        "{head}AND (? IS NULL OR seq < ?) \
          AND (? IS NULL OR actor_id = ?) \
          AND (? IS NULL OR substr(action, 1, length(?)) = ?) \
          AND (? IS NULL OR resource_type = ?) \
@@ -149,13 +155,14 @@ pub(crate) async fn query(
          AND (? IS NULL OR outcome = ?) \
          AND (? IS NULL OR at >= ?) \
          AND (? IS NULL OR at < ?) \
-         ORDER BY seq DESC LIMIT ?";
+         ORDER BY seq DESC LIMIT ?"
+    );
     let before = before.map(seq).transpose()?;
     let outcome = f.outcome.map(|o| o.as_str());
     let since = f.since.map(unix_micros);
     let until = f.until.map(unix_micros);
-    let q = sqlx::query(sql)
-        .bind(org.as_uuid())
+    let q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(org.map(|o| o.as_uuid()))
         .bind(before)
         .bind(before)
         .bind(&f.actor_id)
@@ -175,7 +182,7 @@ pub(crate) async fn query(
         .bind(until)
         .bind(i64::from(limit));
     let rows = q.fetch_all(&mut *conn).await.map_err(map_err)?;
-    rows.iter().map(|r| record(r, Some(org))).collect()
+    rows.iter().map(|r| record(r, org)).collect()
 }
 
 fn version(row: &SqliteRow, col: &str) -> Result<u32, StoreError> {

@@ -207,6 +207,15 @@ impl PlatformTx for SqliteTx {
         crate::audit::insert_checkpoint(&mut self.tx, c).await
     }
 
+    async fn query_operator_audit(
+        &mut self,
+        filter: &gatehouse_core::audit::AuditFilter,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        crate::audit::query(&mut self.tx, None, filter, before, limit).await
+    }
+
     async fn set_password_hash(&mut self, user: UserId, hash: &str) -> Result<(), StoreError> {
         crate::identity::set_password_hash(&mut self.tx, user, hash).await
     }
@@ -617,7 +626,14 @@ impl TenantTx for SqliteTenantTx {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        crate::audit::query(&mut self.tx, self.scope.org_id(), filter, before, limit).await
+        crate::audit::query(
+            &mut self.tx,
+            Some(self.scope.org_id()),
+            filter,
+            before,
+            limit,
+        )
+        .await
     }
 
     async fn delete_sealed(

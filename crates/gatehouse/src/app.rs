@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gatehouse_core::identity::{Identity, LocalOnly};
 use gatehouse_core::keyring::{Keyring, KeyringSettings};
 use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::store::Store;
@@ -58,13 +59,20 @@ impl App {
             PasswordPool::start(workers, config.raw.password_hashing.queue, config.argon2)
                 .map_err(|e| StartError(e.to_string()))?;
         let keyring = Arc::new(keyring);
-        let kernel = Arc::new(Kernel::new(
-            store,
-            Arc::new(SystemClock),
-            passwords,
-            Arc::clone(&keyring),
-            key_source,
-        ));
+        let kernel = Arc::new(
+            Kernel::new(
+                store,
+                Arc::new(SystemClock),
+                passwords,
+                Arc::clone(&keyring),
+                key_source,
+            )
+            .with_identity(Identity::new(config.identity.clone(), Arc::new(LocalOnly))),
+        );
+        kernel
+            .reload_token_keys()
+            .await
+            .map_err(|e| StartError(format!("token-signing keys: {e}")))?;
         let settings = HttpSettings {
             cors_origins: CorsOrigins::new(
                 config.raw.cors_allowed_origins.iter().map(String::as_str),
@@ -104,6 +112,7 @@ impl App {
             Arc::clone(&self.kernel),
             self.checkpoint_every,
         ));
+        let sessions = tokio::spawn(session_job(Arc::clone(&self.kernel)));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -135,6 +144,10 @@ impl App {
         // Re-encryption commits batch by batch; stopping between batches loses nothing.
         job.abort();
         checkpoints.abort();
+        sessions.abort();
+        if let Err(e) = self.kernel.flush_session_activity().await {
+            tracing::warn!(error = %e, "could not record the last sessions' activity");
+        }
         out
     }
 }
@@ -254,6 +267,22 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
                 }
             }
             Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Every 30 seconds: writes sessions' batched last-seen times, and reloads the token-signing keys
+/// (so a key added by `gatehouse keys rotate-signing` signs here too, and retired ones drop out).
+async fn session_job(kernel: Arc<Kernel>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = kernel.flush_session_activity().await {
+            tracing::warn!(error = %e, "could not record sessions' activity; retrying later");
+        }
+        if let Err(e) = kernel.reload_token_keys().await {
+            tracing::warn!(error = %e, "could not reload the token-signing keys");
         }
     }
 }

@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::keys_cmd::KeysCommand,
     },
+    /// Platform operators.
+    Admin {
+        #[command(subcommand)]
+        command: crate::admin_cmd::AdminCommand,
+    },
     /// A local master-password vault file for desktop use (reads secrets from standard input).
     LocalVault {
         #[command(subcommand)]
@@ -104,6 +109,7 @@ pub fn main() -> ExitCode {
             Command::Migrate => migrate(&config).await,
             Command::Keys { command } => crate::keys_cmd::run(&config, command).await,
             Command::Audit { command } => crate::audit_cmd::run(&config, command).await,
+            Command::Admin { command } => crate::admin_cmd::run(&config, command).await,
             Command::Config { .. } | Command::LocalVault { .. } => Ok(()),
         }
     });

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use gatehouse_core::identity::IdentitySettings;
 use gatehouse_crypto::{Argon2Params, Key32};
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +97,37 @@ impl Default for AuditConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// The `iss` claim of access tokens: this Gatehouse's public base URL.
+    pub issuer: String,
+    /// The `aud` claim of tenant tokens; operator tokens use `{audience}-operators`.
+    pub audience: String,
+    pub access_token_ttl_secs: u64,
+    pub customer_session_ttl_secs: u64,
+    pub operator_session_ttl_secs: u64,
+    pub impersonation_ttl_secs: u64,
+    pub invitation_ttl_secs: u64,
+    /// Clock skew tolerated on `exp`.
+    pub leeway_secs: u64,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".into(),
+            audience: "gatehouse".into(),
+            access_token_ttl_secs: 15 * 60,
+            customer_session_ttl_secs: 7 * 86_400,
+            operator_session_ttl_secs: 12 * 3_600,
+            impersonation_ttl_secs: 30 * 60,
+            invitation_ttl_secs: 7 * 86_400,
+            leeway_secs: 30,
+        }
+    }
+}
+
 /// The file and environment layers, before validation. `Debug` redacts database passwords.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -122,6 +154,7 @@ pub struct RawConfig {
     pub password_hashing: PasswordHashing,
     pub keyring: KeyringConfig,
     pub audit: AuditConfig,
+    pub identity: IdentityConfig,
 }
 
 impl Default for RawConfig {
@@ -146,6 +179,7 @@ impl Default for RawConfig {
             password_hashing: PasswordHashing::default(),
             keyring: KeyringConfig::default(),
             audit: AuditConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }
@@ -206,6 +240,7 @@ pub struct Config {
     pub database: Database,
     pub master_key: MasterKey,
     pub argon2: Argon2Params,
+    pub identity: IdentitySettings,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
     /// Where the file layer came from, if any.
@@ -329,6 +364,56 @@ fn refuse_secrets_in_file(path: &Path, text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn identity(c: &IdentityConfig, production: bool) -> Result<IdentitySettings, ConfigError> {
+    let secs = |v: u64| time::Duration::seconds(i64::try_from(v).unwrap_or(i64::MAX));
+    if c.issuer.trim().is_empty() || c.audience.trim().is_empty() {
+        return refuse("identity.issuer and identity.audience: must not be empty");
+    }
+    if production && !c.issuer.starts_with("https://") {
+        return refuse(format!(
+            "identity.issuer: production tokens must name an https:// issuer, not {:?}",
+            c.issuer
+        ));
+    }
+    if !(60..=3_600).contains(&c.access_token_ttl_secs) {
+        return refuse(
+            "identity.access_token_ttl_secs: must be between 60 and 3600; access tokens are meant \
+             to be short-lived (sessions carry the long lifetime)",
+        );
+    }
+    if c.impersonation_ttl_secs == 0 || c.impersonation_ttl_secs > 3_600 {
+        return refuse("identity.impersonation_ttl_secs: must be between 1 and 3600");
+    }
+    if c.customer_session_ttl_secs < c.access_token_ttl_secs
+        || c.operator_session_ttl_secs < c.access_token_ttl_secs
+    {
+        return refuse(
+            "identity.customer_session_ttl_secs and identity.operator_session_ttl_secs: must be at \
+             least the access-token lifetime",
+        );
+    }
+    if c.operator_session_ttl_secs > 86_400 {
+        return refuse(
+            "identity.operator_session_ttl_secs: operator sessions last at most 24 hours",
+        );
+    }
+    if c.leeway_secs > 300 || c.invitation_ttl_secs == 0 {
+        return refuse(
+            "identity.leeway_secs: at most 300; identity.invitation_ttl_secs: at least 1",
+        );
+    }
+    Ok(IdentitySettings {
+        issuer: c.issuer.clone(),
+        audience: c.audience.clone(),
+        access_token_ttl: secs(c.access_token_ttl_secs),
+        customer_session_ttl: secs(c.customer_session_ttl_secs),
+        operator_session_ttl: secs(c.operator_session_ttl_secs),
+        impersonation_ttl: secs(c.impersonation_ttl_secs),
+        invitation_ttl: secs(c.invitation_ttl_secs),
+        leeway_secs: c.leeway_secs,
+    })
+}
+
 fn validate(
     raw: RawConfig,
     master_key_env: Option<&str>,
@@ -390,7 +475,9 @@ fn validate(
     if raw.database_max_connections == 0 {
         return refuse("database_max_connections: must be at least 1");
     }
+    let identity = identity(&raw.identity, production)?;
     Ok(Config {
+        identity,
         listen,
         database,
         master_key,

@@ -30,6 +30,10 @@ pub(crate) enum KeysCommand {
         #[arg(long, default_value_t = 500)]
         batch: u32,
     },
+    /// Add an access-token signing key. New tokens are signed with it at once by this process and
+    /// within 30 seconds by running servers; the previous key stays published in the JWKS
+    /// document until every token it signed has expired.
+    RotateSigning,
     /// Destroy an organisation's data keys: everything it sealed becomes unreadable, for good.
     Shred {
         #[arg(long)]
@@ -62,6 +66,16 @@ pub(crate) async fn run(config: &Config, command: KeysCommand) -> Result<(), Str
             let n = keyring.shred(org).await.map_err(|e| e.to_string())?;
             out(&format!(
                 "{org}: destroyed {n} data-key version(s); its sealed data is unreadable"
+            ));
+            Ok(())
+        }
+        KeysCommand::RotateSigning => {
+            let v = keyring
+                .rotate_token_key()
+                .await
+                .map_err(|e| e.to_string())?;
+            out(&format!(
+                "token-signing key {v} added (kid \"{v}\"); it signs new tokens"
             ));
             Ok(())
         }

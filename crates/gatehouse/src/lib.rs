@@ -2,6 +2,7 @@
 //! CLI. Tests drive the same `App` the binary runs, over a listener they bind themselves.
 #![forbid(unsafe_code)]
 
+mod admin_cmd;
 pub mod app;
 mod audit_cmd;
 pub mod cli;

@@ -14,6 +14,7 @@
 mod batcher;
 pub mod chain;
 mod event;
+mod read;
 
 use crate::clock::Clock;
 use crate::error::Error;
@@ -26,6 +27,7 @@ pub use event::{
     Actor, ActorKind, AuditEvent, AuditFilter, AuditRecord, ChainHead, CheckpointRecord, Outcome,
     SigningKeyRecord, SigningPurpose,
 };
+pub use read::{AuditReader, AuditView};
 
 /// Proof that an audit event was appended to the transaction being committed.
 #[derive(Debug)]

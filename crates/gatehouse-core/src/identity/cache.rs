@@ -72,10 +72,10 @@ impl SessionCache {
 
     /// Notes a request on the session; flushed in batches by `take_seen`.
     pub fn saw(&self, id: Uuid, at: OffsetDateTime) {
-        if let Ok(mut seen) = self.seen.lock() {
-            if seen.len() < self.capacity {
-                seen.insert(id, at);
-            }
+        if let Ok(mut seen) = self.seen.lock()
+            && seen.len() < self.capacity
+        {
+            seen.insert(id, at);
         }
     }
 

@@ -64,10 +64,10 @@ impl Kernel {
     /// Resolves a role name: built-in, or a custom role defined in this organisation.
     async fn resolve_role(tx: &mut dyn crate::store::TenantTx, name: &str) -> Result<Role, Error> {
         let role = Role::parse(name).ok_or_else(|| Error::invalid("role", "unknown role"))?;
-        if let Role::Custom(n) = &role {
-            if tx.custom_role(n).await?.is_none() {
-                return Err(Error::invalid("role", "no such role in this organisation"));
-            }
+        if let Role::Custom(n) = &role
+            && tx.custom_role(n).await?.is_none()
+        {
+            return Err(Error::invalid("role", "no such role in this organisation"));
         }
         Ok(role)
     }
@@ -183,16 +183,19 @@ impl Kernel {
             .authorize(tx, principal, Permission::ROLES_MANAGE, request)
             .await?;
         // No one defines a role granting more than they hold themselves.
-        if let Some(held) = builtin_grants(&actor_role) {
-            if let Some(p) = perms
-                .iter()
-                .find(|p| !held.iter().any(|h| h.as_str() == p.as_str()))
-            {
-                return Err(Error::invalid(
-                    "permissions",
-                    format!("you do not hold {p} yourself"),
-                ));
-            }
+        let held: Vec<String> = match builtin_grants(&actor_role) {
+            Some(perms) => perms.iter().map(|p| p.as_str().to_owned()).collect(),
+            None => tx
+                .custom_role(actor_role.as_str())
+                .await?
+                .map(|r| r.permissions)
+                .unwrap_or_default(),
+        };
+        if let Some(p) = perms.iter().find(|p| !held.contains(p)) {
+            return Err(Error::invalid(
+                "permissions",
+                format!("you do not hold {p} yourself"),
+            ));
         }
         let record = CustomRoleRecord {
             org_id: scope.org_id(),
@@ -384,4 +387,35 @@ impl Kernel {
 
 fn json_str(s: &str) -> serde_json::Value {
     serde_json::Value::String(s.to_owned())
+}
+
+/// The signed-in user as they see themselves.
+#[derive(Debug, Clone)]
+pub struct MeView {
+    pub user_id: UserId,
+    pub email: String,
+    pub name: String,
+    /// (organisation, role name), oldest membership first.
+    pub memberships: Vec<(OrgId, String)>,
+}
+
+impl Kernel {
+    pub async fn me(&self, principal: &Principal) -> Result<MeView, Error> {
+        let user = UserId::from_uuid(principal.subject);
+        let mut tx = self.store().begin().await?;
+        let record = tx
+            .user_by_id(user)
+            .await?
+            .ok_or(Error::Unauthenticated("the account no longer exists"))?;
+        let memberships = tx.memberships_of_user(user).await?;
+        Ok(MeView {
+            user_id: user,
+            email: record.email,
+            name: record.name,
+            memberships: memberships
+                .into_iter()
+                .map(|m| (m.org_id, m.role.as_str().to_owned()))
+                .collect(),
+        })
+    }
 }

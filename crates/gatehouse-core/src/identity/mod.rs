@@ -21,11 +21,11 @@ use uuid::Uuid;
 
 pub use cache::{CachedSession, LocalOnly, RevocationFanout, SessionCache};
 pub use claims::{AccessClaims, Act};
-pub use members::{InvitationIssued, MemberView};
+pub use members::{InvitationIssued, MeView, MemberView};
 pub use operators::{ImportOutcome, ImportedUser};
 pub use permissions::{CATALOGUE, Permission};
 pub use principal::Principal;
-pub use sessions::{IssuedSession, LoginInput, SessionView};
+pub use sessions::{IssuedSession, LoginInput, SessionView, csrf_digest};
 pub use settings::IdentitySettings;
 pub use tokens::PublishedKey;
 
@@ -196,7 +196,7 @@ impl Kernel {
         match membership {
             Some(m) if granted => Ok((tx, m.role)),
             _ => {
-                let scope = tx.scope().clone();
+                let scope = *tx.scope();
                 drop(tx);
                 self.record_refusal(
                     &scope,

@@ -226,6 +226,14 @@ pub trait PlatformTx: Send {
     async fn operator_checkpoints(&mut self) -> Result<Vec<CheckpointRecord>, StoreError>;
     async fn insert_operator_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError>;
 
+    /// The operators' events matching `filter` with seq below `before`, newest first.
+    async fn query_operator_audit(
+        &mut self,
+        filter: &AuditFilter,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
     async fn set_password_hash(&mut self, user: UserId, hash: &str) -> Result<(), StoreError>;
     /// Every membership of `user`, across organisations, oldest first. (PostgreSQL: a policy lets
     /// the transaction read rows naming the user it declares, and nothing else.)

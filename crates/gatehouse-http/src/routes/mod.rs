@@ -1,4 +1,9 @@
+pub(crate) mod admin;
+pub(crate) mod audit;
+pub(crate) mod auth;
 pub(crate) mod fallback;
 pub(crate) mod health;
+pub(crate) mod me;
 pub(crate) mod openapi;
+pub(crate) mod organization;
 pub(crate) mod signup;

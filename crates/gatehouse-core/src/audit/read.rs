@@ -1,0 +1,110 @@
+//! Reading the log through the API: a reader is granted once (the `audit.read` permission, or an
+//! operator for the operators' trail) and then pages through events newest first, with each
+//! event's personal data opened while its subject's key exists.
+
+use super::{AuditFilter, AuditRecord};
+use crate::context::RequestContext;
+use crate::error::Error;
+use crate::identity::{Permission, Principal};
+use crate::kernel::Kernel;
+use crate::keyring::PersonalData;
+use crate::page::{Cursor, Page, PageRequest};
+use crate::scope::TenantScope;
+use crate::store::Tier;
+
+/// An event with its personal data opened: `None` when it had none or its subject was erased.
+#[derive(Debug, Clone)]
+pub struct AuditView {
+    pub record: AuditRecord,
+    pub personal: Option<PersonalData>,
+}
+
+/// Permission to read one chain, granted by [`Kernel::audit_reader`] or
+/// [`Kernel::operator_audit_reader`].
+#[derive(Debug, Clone)]
+pub struct AuditReader {
+    scope: Option<TenantScope>,
+}
+
+impl Kernel {
+    /// Grants reading the organisation's chain to a principal holding `audit.read`.
+    pub async fn audit_reader(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        request: &RequestContext,
+    ) -> Result<AuditReader, Error> {
+        let tx = self.store().begin_scoped(scope).await?;
+        let (tx, _) = self
+            .authorize(tx, principal, Permission::AUDIT_READ, request)
+            .await?;
+        drop(tx);
+        Ok(AuditReader {
+            scope: Some(*scope),
+        })
+    }
+
+    /// Grants reading the operators' trail to an operator.
+    pub fn operator_audit_reader(&self, principal: &Principal) -> Result<AuditReader, Error> {
+        if principal.tier == Tier::Operator {
+            Ok(AuditReader { scope: None })
+        } else {
+            Err(Error::WrongAudience(
+                "only operators read the operators' trail",
+            ))
+        }
+    }
+
+    /// One page of events matching `filter`, newest first.
+    pub async fn audit_page(
+        &self,
+        reader: &AuditReader,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> Result<Page<AuditView>, Error> {
+        let before = match page.after.map(|c| c.created_at_micros) {
+            Some(s) if s <= 0 => {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                });
+            }
+            Some(s) => u64::try_from(s).ok(),
+            None => None,
+        };
+        let limit = page.limit.get().saturating_add(1);
+        let views = match &reader.scope {
+            Some(scope) => {
+                let mut tx = self.store().begin_scoped(scope).await?;
+                let rows = tx.query_audit(filter, before, limit).await?;
+                let mut views = Vec::with_capacity(rows.len());
+                for record in rows {
+                    let personal = match (&record.subject, &record.personal) {
+                        (Some(subject), Some(sealed)) => self
+                            .keyring()
+                            .open_personal(tx.as_mut(), subject, sealed)
+                            .await
+                            .unwrap_or(None),
+                        _ => None,
+                    };
+                    views.push(AuditView { record, personal });
+                }
+                views
+            }
+            None => {
+                let mut tx = self.store().begin().await?;
+                tx.query_operator_audit(filter, before, limit)
+                    .await?
+                    .into_iter()
+                    .map(|record| AuditView {
+                        record,
+                        personal: None,
+                    })
+                    .collect()
+            }
+        };
+        Ok(Page::from_overfetch(views, page.limit, |v| {
+            Cursor::after_seq(v.record.seq)
+        }))
+    }
+}

@@ -1,0 +1,188 @@
+//! The operator API: operator sign-in, user import and impersonation. Only operator tokens (their
+//! own audience and tier) pass; tenant tokens get 403 `wrong_audience`.
+
+use std::fmt;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use gatehouse_core::identity::ImportedUser;
+use gatehouse_core::{OrgId, UserId};
+use gatehouse_crypto::SecretString;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::OperatorCaller;
+use crate::extract::RequestMeta;
+use crate::json::ApiJson;
+use crate::problem::{ApiError, Problem};
+use crate::routes::auth::{SessionMode, TokenResponse, session_response};
+use crate::state::AppState;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OperatorLogin {
+    email: String,
+    #[schema(format = Password)]
+    password: String,
+    device_name: Option<String>,
+}
+
+impl fmt::Debug for OperatorLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OperatorLogin")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signs an operator in: a 12-hour operator-tier session whose tokens work only on `/admin/v1`.
+#[utoipa::path(post, path = "/admin/v1/auth/login", tag = "admin",
+    request_body = OperatorLogin,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    ApiJson(req): ApiJson<OperatorLogin>,
+) -> Result<Response, ApiError> {
+    let issued = state
+        .kernel
+        .operator_login(
+            &req.email,
+            &SecretString::from(req.password),
+            req.device_name,
+            &meta,
+        )
+        .await?;
+    Ok(session_response(
+        issued,
+        SessionMode::Bearer,
+        StatusCode::OK,
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportUser {
+    email: String,
+    name: String,
+    /// A bcrypt (`$2a$`, `$2b$`, `$2y$`) or Argon2id PHC hash; bcrypt is replaced by Argon2id at
+    /// the first sign-in.
+    password_hash: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportRequest {
+    users: Vec<ImportUser>,
+}
+
+impl fmt::Debug for ImportRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImportRequest")
+            .field("users", &self.users.len())
+            .finish()
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ImportResult {
+    email: String,
+    user_id: Option<Uuid>,
+    /// Why this user was not imported: `invalid_email`, `invalid_name`, `unsupported_hash`,
+    /// `email_taken`.
+    error: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ImportResponse {
+    items: Vec<ImportResult>,
+}
+
+const MAX_IMPORT: usize = 1000;
+
+/// Imports users with password hashes from another system, each on its own.
+#[utoipa::path(post, path = "/admin/v1/users/import", tag = "admin", security(("bearer" = [])),
+    request_body = ImportRequest,
+    responses(
+        (status = 200, description = "One result per user", body = ImportResponse),
+        (status = 403, description = "Not an operator token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: OperatorCaller,
+    ApiJson(req): ApiJson<ImportRequest>,
+) -> Result<Json<ImportResponse>, ApiError> {
+    if req.users.len() > MAX_IMPORT {
+        return Err(gatehouse_core::Error::invalid("users", "at most 1000 per request").into());
+    }
+    let users = req
+        .users
+        .into_iter()
+        .map(|u| ImportedUser {
+            email: u.email,
+            name: u.name,
+            password_hash: u.password_hash,
+        })
+        .collect();
+    let out = state
+        .kernel
+        .import_users(&caller.principal, users, &meta)
+        .await?;
+    Ok(Json(ImportResponse {
+        items: out
+            .into_iter()
+            .map(|o| ImportResult {
+                email: o.email,
+                user_id: o.user_id.map(|u| u.as_uuid()),
+                error: o.error,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImpersonationRequest {
+    user_id: Uuid,
+    organization_id: Uuid,
+    /// Recorded in both audit chains.
+    reason: String,
+}
+
+/// Starts impersonating a member: a 30-minute token (no refresh token) for the organisation, whose
+/// every action is audited with both identities.
+#[utoipa::path(post, path = "/admin/v1/impersonations", tag = "admin", security(("bearer" = [])),
+    request_body = ImpersonationRequest,
+    responses(
+        (status = 201, description = "The impersonation token", body = TokenResponse),
+        (status = 403, description = "Not an operator token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The user is not a member", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn impersonate(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: OperatorCaller,
+    ApiJson(req): ApiJson<ImpersonationRequest>,
+) -> Result<Response, ApiError> {
+    let issued = state
+        .kernel
+        .impersonate(
+            &caller.principal,
+            UserId::from_uuid(req.user_id),
+            OrgId::from_uuid(req.organization_id),
+            &req.reason,
+            &meta,
+        )
+        .await?;
+    Ok(session_response(
+        issued,
+        SessionMode::Bearer,
+        StatusCode::CREATED,
+    ))
+}

@@ -1,0 +1,390 @@
+//! Sign-in, refresh, sign-out, organisation switching, forward-auth verification and the JWKS
+//! document.
+
+use std::fmt;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use gatehouse_core::OrgId;
+use gatehouse_core::identity::{IssuedSession, LoginInput};
+use gatehouse_crypto::{SecretString, ct_eq};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::{
+    ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, Caller, Carrier, ORG_HEADER, REFRESH_COOKIE, cookie,
+};
+use crate::extract::RequestMeta;
+use crate::json::ApiJson;
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+/// `bearer` (default): tokens in the body. `cookie`: tokens in `__Host-` cookies, and state
+/// changes need the `x-csrf-token` header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SessionMode {
+    #[default]
+    Bearer,
+    Cookie,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginRequest {
+    email: String,
+    #[schema(format = Password)]
+    password: String,
+    device_name: Option<String>,
+    organization_id: Option<Uuid>,
+    #[serde(default)]
+    session_mode: SessionMode,
+}
+
+impl fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tokens for a session. In cookie mode the tokens are in cookies and absent here.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TokenResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token: Option<String>,
+    /// `Bearer`, or `cookie` in browser mode.
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    expires_in: u64,
+    /// Absent for impersonation (never renewed) and in cookie mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    session_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    organization_id: Option<Uuid>,
+    /// Cookie mode: send this as `x-csrf-token` on every state-changing request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<String>,
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn set_cookie(res: &mut Response, name: &str, value: &str, max_age: u64, http_only: bool) {
+    let flags = if http_only { "; HttpOnly" } else { "" };
+    let text = format!("{name}={value}; Path=/; Secure; SameSite=Lax; Max-Age={max_age}{flags}");
+    if let Ok(v) = HeaderValue::from_str(&text) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The response for an issued session, in the mode asked for.
+pub(crate) fn session_response(
+    issued: IssuedSession,
+    mode: SessionMode,
+    status: StatusCode,
+) -> Response {
+    let body = TokenResponse {
+        access_token: (mode == SessionMode::Bearer)
+            .then(|| issued.access_token.expose().to_owned()),
+        token_type: if mode == SessionMode::Bearer {
+            "Bearer"
+        } else {
+            "cookie"
+        },
+        expires_in: issued.expires_in,
+        refresh_token: match mode {
+            SessionMode::Bearer => issued.refresh_token.as_ref().map(|r| r.expose().to_owned()),
+            SessionMode::Cookie => None,
+        },
+        session_id: issued.session_id,
+        organization_id: issued.organization_id.map(|o| o.as_uuid()),
+        csrf_token: issued.csrf_token.as_ref().map(|c| c.expose().to_owned()),
+    };
+    let mut res = (status, Json(body)).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if mode == SessionMode::Cookie {
+        set_cookie(
+            &mut res,
+            ACCESS_COOKIE,
+            issued.access_token.expose(),
+            issued.expires_in,
+            true,
+        );
+        if let Some(r) = &issued.refresh_token {
+            set_cookie(&mut res, REFRESH_COOKIE, r.expose(), 7 * 86_400, true);
+        }
+        if let Some(c) = &issued.csrf_token {
+            set_cookie(&mut res, CSRF_COOKIE, c.expose(), 7 * 86_400, false);
+        }
+    }
+    res
+}
+
+/// Signs in. Unknown email and wrong password get the same answer after the same work.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a member of `organization_id`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing is saturated; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let mode = req.session_mode;
+    let issued = state
+        .kernel
+        .login(
+            LoginInput {
+                email: req.email,
+                password: SecretString::from(req.password),
+                device_name: req.device_name,
+                organization_id: req.organization_id.map(OrgId::from_uuid),
+                browser: mode == SessionMode::Cookie,
+            },
+            &meta,
+        )
+        .await?;
+    Ok(session_response(issued, mode, StatusCode::OK))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshRequest {
+    /// Omit in cookie mode: the refresh cookie is used (with `x-csrf-token`).
+    refresh_token: Option<String>,
+}
+
+impl fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshRequest([redacted])")
+    }
+}
+
+/// Rotates the refresh token and issues a new access token. Presenting a spent refresh token
+/// revokes the session.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 401, description = "Invalid, spent or ended", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let (token, mode) = match req.refresh_token {
+        Some(t) => (SecretString::from(t), SessionMode::Bearer),
+        None => {
+            let t = cookie(&headers, REFRESH_COOKIE).ok_or(
+                gatehouse_core::Error::Unauthenticated("no refresh token was presented"),
+            )?;
+            // Double submit: the CSRF cookie must come back in the header.
+            let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            let jar = cookie(&headers, CSRF_COOKIE);
+            match (sent, jar) {
+                (Some(s), Some(j)) if ct_eq(s.as_bytes(), j.as_bytes()) => {}
+                _ => {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "csrf_failed",
+                        "refreshing a cookie session needs the x-csrf-token header",
+                    ));
+                }
+            }
+            (SecretString::from(t.to_owned()), SessionMode::Cookie)
+        }
+    };
+    let issued = state
+        .kernel
+        .refresh(&token, mode == SessionMode::Cookie, &meta)
+        .await?;
+    Ok(session_response(issued, mode, StatusCode::OK))
+}
+
+/// Ends the caller's session.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    state
+        .kernel
+        .revoke_session(&caller.principal, caller.principal.session_id, &meta)
+        .await?;
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    if caller.carrier == Carrier::Cookie {
+        for name in [ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE] {
+            set_cookie(&mut res, name, "", 0, name != CSRF_COOKIE);
+        }
+    }
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SwitchRequest {
+    organization_id: Uuid,
+}
+
+/// Issues an access token for another organisation the caller belongs to (same session).
+#[utoipa::path(post, path = "/v1/auth/switch-organization", tag = "auth",
+    security(("bearer" = [])),
+    request_body = SwitchRequest,
+    responses(
+        (status = 200, description = "A token for the organisation", body = TokenResponse),
+        (status = 403, description = "Not a member", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn switch_organization(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: Caller,
+    ApiJson(req): ApiJson<SwitchRequest>,
+) -> Result<Response, ApiError> {
+    let mode = if caller.carrier == Carrier::Cookie {
+        SessionMode::Cookie
+    } else {
+        SessionMode::Bearer
+    };
+    let issued = state
+        .kernel
+        .switch_organization(
+            &caller.principal,
+            OrgId::from_uuid(req.organization_id),
+            mode == SessionMode::Cookie,
+            &meta,
+        )
+        .await?;
+    Ok(session_response(issued, mode, StatusCode::OK))
+}
+
+/// The caller's identity.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Identity {
+    user_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    organization_id: Option<Uuid>,
+    roles: Vec<String>,
+    session_id: Uuid,
+    tier: &'static str,
+    /// The operator acting as the user, under impersonation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    impersonator_id: Option<Uuid>,
+    /// Unix seconds.
+    expires_at: u64,
+}
+
+/// Forward authentication for reverse proxies: 200 with the identity as JSON and as
+/// `x-gatehouse-user`, `x-gatehouse-org` and `x-gatehouse-roles` headers, or 401. When
+/// `x-organization-id` is sent it must match the token.
+#[utoipa::path(get, path = "/v1/auth/verify", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Valid", body = Identity),
+        (status = 401, description = "Invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`x-organization-id` names another organisation", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    headers: HeaderMap,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let p = caller.principal;
+    if let Some(named) = headers.get(ORG_HEADER) {
+        state
+            .kernel
+            .check_org_header(&p, Some(named.to_str().unwrap_or("?")), &meta)
+            .await?;
+    }
+    let mut res = Json(Identity {
+        user_id: p.subject,
+        organization_id: p.org.map(|o| o.as_uuid()),
+        roles: p.roles.clone(),
+        session_id: p.session_id,
+        tier: p.tier.as_str(),
+        impersonator_id: p.impersonator,
+        expires_at: p.expires_at,
+    })
+    .into_response();
+    let h = res.headers_mut();
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("x-gatehouse-user", p.subject.to_string());
+    if let Some(o) = p.org {
+        put("x-gatehouse-org", o.to_string());
+    }
+    put("x-gatehouse-roles", p.roles.join(","));
+    Ok(res)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Jwk {
+    kty: &'static str,
+    crv: &'static str,
+    /// The public key, base64url.
+    x: String,
+    kid: String,
+    #[serde(rename = "use")]
+    use_: &'static str,
+    alg: &'static str,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+/// The public keys that verify access tokens (RFC 7517, OKP/Ed25519 per RFC 8037). A rotated-out
+/// key stays until every token it signed has expired.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "The key set", body = Jwks)))]
+pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let keys = state.kernel.published_token_keys().await?;
+    let body = Jwks {
+        keys: keys
+            .into_iter()
+            .map(|k| Jwk {
+                kty: "OKP",
+                crv: "Ed25519",
+                x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&k.public_key),
+                kid: k.kid,
+                use_: "sig",
+                alg: "EdDSA",
+            })
+            .collect(),
+    };
+    let mut res = Json(body).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    Ok(res)
+}

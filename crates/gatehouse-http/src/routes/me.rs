@@ -1,0 +1,152 @@
+//! The signed-in user and their sessions (devices).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::extract::RequestMeta;
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Membership {
+    organization_id: Uuid,
+    role: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Me {
+    user_id: Uuid,
+    email: String,
+    name: String,
+    organization_id: Option<Uuid>,
+    session_id: Uuid,
+    /// Set under impersonation: the operator acting as this user.
+    impersonator_id: Option<Uuid>,
+    memberships: Vec<Membership>,
+}
+
+/// The caller's account and memberships.
+#[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Me>, ApiError> {
+    let p = &caller.principal;
+    let me = state.kernel.me(p).await?;
+    Ok(Json(Me {
+        user_id: me.user_id.as_uuid(),
+        email: me.email,
+        name: me.name,
+        organization_id: p.org.map(|o| o.as_uuid()),
+        session_id: p.session_id,
+        impersonator_id: p.impersonator,
+        memberships: me
+            .memberships
+            .into_iter()
+            .map(|(o, role)| Membership {
+                organization_id: o.as_uuid(),
+                role,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Session {
+    id: Uuid,
+    device_name: String,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    last_seen_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    /// The session making this request.
+    current: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SessionList {
+    items: Vec<Session>,
+    next_cursor: Option<String>,
+}
+
+/// The caller's live sessions, newest first (at most 500; `next_cursor` is always null).
+#[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])),
+    responses((status = 200, description = "Live sessions", body = SessionList)))]
+pub(crate) async fn sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<SessionList>, ApiError> {
+    let items = state
+        .kernel
+        .list_sessions(&caller.principal)
+        .await?
+        .into_iter()
+        .map(|s| Session {
+            id: s.id,
+            device_name: s.device_name,
+            user_agent: s.user_agent,
+            ip: s.ip,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            current: s.current,
+        })
+        .collect();
+    Ok(Json(SessionList {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// Ends one of the caller's sessions; its tokens are refused from the next request on.
+#[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "me", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such session of the caller", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .kernel
+        .revoke_session(&caller.principal, id, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Revoked {
+    revoked: usize,
+}
+
+/// Ends every session of the caller except this one.
+#[utoipa::path(post, path = "/v1/me/sessions/revoke-others", tag = "me", security(("bearer" = [])),
+    responses((status = 200, description = "How many were revoked", body = Revoked)))]
+pub(crate) async fn revoke_others(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: Caller,
+) -> Result<Json<Revoked>, ApiError> {
+    let revoked = state
+        .kernel
+        .revoke_other_sessions(&caller.principal, &meta)
+        .await?;
+    Ok(Json(Revoked { revoked }))
+}

@@ -1,0 +1,316 @@
+//! The caller's organisation: members, custom roles and invitations. Every route needs
+//! `x-organization-id` equal to the token's organisation and a named permission.
+
+use std::fmt;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use gatehouse_core::{PageRequest, UserId};
+use gatehouse_crypto::SecretString;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::auth::OrgCaller;
+use crate::extract::RequestMeta;
+use crate::json::{ApiJson, Created};
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct PageQuery {
+    /// From the previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// 1 to 200; default 50.
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Member {
+    user_id: Uuid,
+    role: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct MemberPage {
+    items: Vec<Member>,
+    next_cursor: Option<String>,
+}
+
+/// Members, oldest first. Needs `org.read`.
+#[utoipa::path(get, path = "/v1/organization/members", tag = "organization",
+    security(("bearer" = [])), params(PageQuery),
+    responses(
+        (status = 200, description = "A page of members", body = MemberPage),
+        (status = 400, description = "`organization_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`organization_mismatch` or `forbidden`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_members(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: OrgCaller,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<MemberPage>, ApiError> {
+    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
+    let found = state
+        .kernel
+        .list_members(&caller.principal, &caller.scope, page, &meta)
+        .await?;
+    Ok(Json(MemberPage {
+        items: found
+            .items
+            .into_iter()
+            .map(|m| Member {
+                user_id: m.user_id.as_uuid(),
+                role: m.role,
+                created_at: m.created_at,
+            })
+            .collect(),
+        next_cursor: found.next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoleChange {
+    /// `owner`, `admin`, `member`, `viewer`, or a custom role's name.
+    role: String,
+}
+
+/// Changes a member's role. Needs `members.manage`; only owners grant or remove ownership; the
+/// last owner cannot be demoted (`last_owner`).
+#[utoipa::path(put, path = "/v1/organization/members/{user_id}", tag = "organization",
+    security(("bearer" = [])), request_body = RoleChange,
+    params(("user_id" = Uuid, Path, description = "The member")),
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`last_owner`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn set_role(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: OrgCaller,
+    Path(user_id): Path<Uuid>,
+    ApiJson(req): ApiJson<RoleChange>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .kernel
+        .set_member_role(
+            &caller.principal,
+            &caller.scope,
+            UserId::from_uuid(user_id),
+            &req.role,
+            &meta,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a member. Needs `members.manage`; the last owner cannot be removed.
+#[utoipa::path(delete, path = "/v1/organization/members/{user_id}", tag = "organization",
+    security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The member")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`last_owner`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn remove_member(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: OrgCaller,
+    Path(user_id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .kernel
+        .remove_member(
+            &caller.principal,
+            &caller.scope,
+            UserId::from_uuid(user_id),
+            &meta,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CustomRole {
+    name: String,
+    /// Names from the permission catalogue (docs/API.md).
+    permissions: Vec<String>,
+}
+
+/// Defines a custom role as a named permission set. Needs `roles.manage`; nobody grants what
+/// they do not hold.
+#[utoipa::path(post, path = "/v1/organization/roles", tag = "organization",
+    security(("bearer" = [])), request_body = CustomRole,
+    responses(
+        (status = 201, description = "Created", body = CustomRole),
+        (status = 409, description = "The name exists", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown permission or bad name", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn create_role(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: OrgCaller,
+    ApiJson(req): ApiJson<CustomRole>,
+) -> Result<Created<CustomRole>, ApiError> {
+    let r = state
+        .kernel
+        .create_custom_role(
+            &caller.principal,
+            &caller.scope,
+            &req.name,
+            &req.permissions,
+            &meta,
+        )
+        .await?;
+    Ok(Created(CustomRole {
+        name: r.name,
+        permissions: r.permissions,
+    }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RoleList {
+    items: Vec<CustomRole>,
+    next_cursor: Option<String>,
+}
+
+/// The organisation's custom roles. Needs `org.read`.
+#[utoipa::path(get, path = "/v1/organization/roles", tag = "organization",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Custom roles", body = RoleList)))]
+pub(crate) async fn list_roles(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: OrgCaller,
+) -> Result<Json<RoleList>, ApiError> {
+    let roles = state
+        .kernel
+        .list_custom_roles(&caller.principal, &caller.scope, &meta)
+        .await?;
+    Ok(Json(RoleList {
+        items: roles
+            .into_iter()
+            .map(|r| CustomRole {
+                name: r.name,
+                permissions: r.permissions,
+            })
+            .collect(),
+        next_cursor: None,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InvitationRequest {
+    email: String,
+    role: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct InvitationResponse {
+    id: Uuid,
+    /// One-time; shown only here (mail delivery arrives with the mail outbox).
+    token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
+impl fmt::Debug for InvitationResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvitationResponse")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Invites an email address with a role. Needs `members.manage` (and ownership to invite an
+/// owner).
+#[utoipa::path(post, path = "/v1/organization/invitations", tag = "organization",
+    security(("bearer" = [])), request_body = InvitationRequest,
+    responses(
+        (status = 201, description = "Invited", body = InvitationResponse),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn invite(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: OrgCaller,
+    ApiJson(req): ApiJson<InvitationRequest>,
+) -> Result<Created<InvitationResponse>, ApiError> {
+    let issued = state
+        .kernel
+        .invite(
+            &caller.principal,
+            &caller.scope,
+            &req.email,
+            &req.role,
+            &meta,
+        )
+        .await?;
+    Ok(Created(InvitationResponse {
+        id: issued.id,
+        token: issued.token.expose().to_owned(),
+        expires_at: issued.expires_at,
+    }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AcceptRequest {
+    token: String,
+    /// For a new account: the name to create it with.
+    name: Option<String>,
+    /// A new account's password, or an existing account's current one.
+    #[schema(format = Password)]
+    password: String,
+}
+
+impl fmt::Debug for AcceptRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AcceptRequest([redacted])")
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Accepted {
+    user_id: Uuid,
+    organization_id: Uuid,
+}
+
+/// Accepts an invitation, creating the account or linking an existing one (proved by its
+/// password). The token works once.
+#[utoipa::path(post, path = "/v1/invitations/accept", tag = "organization",
+    request_body = AcceptRequest,
+    responses(
+        (status = 200, description = "Joined", body = Accepted),
+        (status = 401, description = "Wrong password for the existing account", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown, expired or used token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn accept(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    ApiJson(req): ApiJson<AcceptRequest>,
+) -> Result<Json<Accepted>, ApiError> {
+    let (user, org) = state
+        .kernel
+        .accept_invitation(
+            &SecretString::from(req.token),
+            req.name,
+            SecretString::from(req.password),
+            &meta,
+        )
+        .await?;
+    Ok(Json(Accepted {
+        user_id: user.as_uuid(),
+        organization_id: org.as_uuid(),
+    }))
+}
