@@ -11,7 +11,7 @@ use gatehouse_core::identity::{Identity, LocalOnly};
 use gatehouse_core::keyring::{Keyring, KeyringSettings};
 use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::store::Store;
-use gatehouse_core::{Kernel, KeySource, SystemClock};
+use gatehouse_core::{Clock, Kernel, KeySource, SystemClock};
 use gatehouse_crypto::Key32;
 use gatehouse_http::{AppState, CorsOrigins, HttpSettings};
 use gatehouse_store_postgres::{PostgresStore, RlsPosture};
@@ -38,12 +38,21 @@ pub struct App {
 
 impl App {
     pub async fn build(config: &Config) -> Result<Self, StartError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`App::build`], reading time from `clock` (tests move a `FakeClock` to expire
+    /// sessions and tokens without sleeping).
+    pub async fn build_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
         ensure_data_dir(&config.raw.data_dir)?;
         let (key, key_source) = master_key(config)?;
         let store = open_store(config).await?;
         let keyring = Keyring::start(
             Arc::clone(&store),
-            Arc::new(SystemClock),
+            Arc::clone(&clock),
             &key,
             KeyringSettings {
                 max_encryptions_per_key: config.raw.keyring.max_encryptions_per_key,
@@ -60,14 +69,8 @@ impl App {
                 .map_err(|e| StartError(e.to_string()))?;
         let keyring = Arc::new(keyring);
         let kernel = Arc::new(
-            Kernel::new(
-                store,
-                Arc::new(SystemClock),
-                passwords,
-                Arc::clone(&keyring),
-                key_source,
-            )
-            .with_identity(Identity::new(config.identity.clone(), Arc::new(LocalOnly))),
+            Kernel::new(store, clock, passwords, Arc::clone(&keyring), key_source)
+                .with_identity(Identity::new(config.identity.clone(), Arc::new(LocalOnly))),
         );
         kernel
             .reload_token_keys()

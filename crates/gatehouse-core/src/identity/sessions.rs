@@ -120,17 +120,13 @@ impl Kernel {
     ) -> Result<IssuedSession, Error> {
         let password = normalize_password(&input.password);
         let email = Email::parse(&input.email).ok();
-        let (user, memberships) = match &email {
+        // Unknown and known emails do the same work up to the answer: one lookup, one hash.
+        let user = match &email {
             Some(e) => {
                 let mut tx = self.store().begin().await?;
-                let user = tx.user_by_email(e.as_str()).await?;
-                let memberships = match &user {
-                    Some(u) => tx.memberships_of_user(u.id).await?,
-                    None => Vec::new(),
-                };
-                (user, memberships)
+                tx.user_by_email(e.as_str()).await?
             }
-            None => (None, Vec::new()),
+            None => None,
         };
         let (ok, rehash) = self
             .check_password(&password, user.as_ref().map(|u| u.password_hash.clone()))
@@ -157,8 +153,9 @@ impl Kernel {
         } else {
             None
         };
-        let membership = pick_membership(&memberships, input.organization_id)?;
         let mut tx = self.store().begin().await?;
+        let memberships = tx.memberships_of_user(user.id).await?;
+        let membership = pick_membership(&memberships, input.organization_id)?;
         if let Some(h) = &new_hash {
             tx.set_password_hash(user.id, h).await?;
         }
@@ -306,7 +303,12 @@ impl Kernel {
             .tokens
             .get(self.keyring(), settings, now)
             .await?;
-        let exp = (now + settings.access_token_ttl).min(session.expires_at);
+        // An impersonation is never renewed, so its one token lasts the whole session.
+        let exp = if session.tier == Tier::Impersonation {
+            session.expires_at
+        } else {
+            (now + settings.access_token_ttl).min(session.expires_at)
+        };
         let csrf = if browser {
             Some(random_token(32).map_err(|e| Error::Internal(e.to_string()))?)
         } else {

@@ -82,6 +82,9 @@ fn production_needs_a_supplied_master_key() {
         jail.set_env("GATEHOUSE_MASTER_KEY", "dG9vLXNob3J0");
         assert!(err(Config::load_from(None)).contains("exactly 32"));
         jail.set_env("GATEHOUSE_MASTER_KEY", KEY_B64);
+        // With the key supplied, the next refusal is the token issuer.
+        assert!(err(Config::load_from(None)).starts_with("identity.issuer:"));
+        jail.set_env("GATEHOUSE_IDENTITY__ISSUER", "https://id.example.com");
         let c = Config::load_from(None).map_err(|e| e.0)?;
         assert!(matches!(c.master_key, MasterKey::Environment(_)));
         Ok(())
@@ -93,6 +96,7 @@ fn production_refuses_plain_http_off_loopback_unless_behind_a_tls_proxy() {
     Jail::expect_with(|jail| {
         jail.set_env("GATEHOUSE_MODE", "production");
         jail.set_env("GATEHOUSE_MASTER_KEY", KEY_B64);
+        jail.set_env("GATEHOUSE_IDENTITY__ISSUER", "https://id.example.com");
         jail.set_env("GATEHOUSE_LISTEN", "0.0.0.0:8080");
         let msg = err(Config::load_from(None));
         assert!(
@@ -201,6 +205,21 @@ fn redacted_output_hides_secrets() {
             !debug.contains("s3cr3t-pw"),
             "Debug leaks the database password: {debug}"
         );
+        Ok(())
+    });
+}
+
+#[test]
+fn identity_lifetimes_are_bounded() {
+    Jail::expect_with(|jail| {
+        jail.set_env("GATEHOUSE_IDENTITY__ACCESS_TOKEN_TTL_SECS", "86400");
+        assert!(err(Config::load_from(None)).starts_with("identity.access_token_ttl_secs:"));
+        jail.set_env("GATEHOUSE_IDENTITY__ACCESS_TOKEN_TTL_SECS", "600");
+        jail.set_env("GATEHOUSE_IDENTITY__OPERATOR_SESSION_TTL_SECS", "604800");
+        assert!(err(Config::load_from(None)).starts_with("identity.operator_session_ttl_secs:"));
+        jail.set_env("GATEHOUSE_IDENTITY__OPERATOR_SESSION_TTL_SECS", "43200");
+        let c = Config::load_from(None).map_err(|e| e.0)?;
+        assert_eq!(c.identity.access_token_ttl, time::Duration::minutes(10));
         Ok(())
     });
 }

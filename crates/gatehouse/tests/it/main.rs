@@ -10,11 +10,17 @@
 
 mod support;
 
+mod audit_api;
 mod cors;
 mod errors;
 mod headers;
 mod health;
 mod openapi;
+mod operators;
+mod passwords;
 mod process;
+mod roles;
 mod secrets_in_logs;
+mod sessions;
 mod signup;
+mod tokens;

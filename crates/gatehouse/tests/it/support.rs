@@ -8,6 +8,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 pub struct TestApp {
+    pub kernel: std::sync::Arc<gatehouse_core::Kernel>,
+    pub clock: gatehouse_core::FakeClock,
     pub base: String,
     pub addr: std::net::SocketAddr,
     pub client: reqwest::Client,
@@ -36,11 +38,21 @@ impl TestApp {
     }
 
     pub async fn spawn_with(edit: impl FnOnce(&mut RawConfig)) -> Self {
-        let dir = temp_dir();
+        Self::spawn_in(temp_dir(), edit).await
+    }
+
+    /// Starts on an existing data directory (to restart with other settings). The clock is a
+    /// `FakeClock` starting at the real time; tests advance it.
+    pub async fn spawn_in(dir: PathBuf, edit: impl FnOnce(&mut RawConfig)) -> Self {
         let mut raw = raw_config(&dir);
         edit(&mut raw);
         let config = Config::from_raw(raw, None).unwrap();
-        let app = App::build(&config).await.unwrap();
+        let clock =
+            gatehouse_core::FakeClock::at(gatehouse_core::Clock::now(&gatehouse_core::SystemClock));
+        let app = App::build_with_clock(&config, std::sync::Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        let kernel = std::sync::Arc::clone(app.kernel());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -48,6 +60,8 @@ impl TestApp {
             let _ = stopped.await;
         }));
         Self {
+            kernel,
+            clock,
             base: format!("http://{addr}"),
             addr,
             client: reqwest::Client::builder()
@@ -82,14 +96,20 @@ impl TestApp {
         raw_request(self.addr, request).await
     }
 
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        let dir = self.stop_keeping_data().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Stops the server and returns its directory, left in place for `spawn_in`.
+    pub async fn stop_keeping_data(mut self) -> PathBuf {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         if let Some(t) = self.task.take() {
             t.await.unwrap().unwrap();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.clone()
     }
 }
 
@@ -157,4 +177,132 @@ pub fn signup_body(email: &str) -> serde_json::Value {
         "name": "Ada Lovelace",
         "organization_name": "Analytical Engines",
     })
+}
+
+pub const PASSWORD: &str = "a sufficiently long passphrase";
+
+/// A signed-in user: their tokens and ids.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub access: String,
+    pub refresh: String,
+    pub session: String,
+    pub org: String,
+    pub user: String,
+}
+
+impl Signed {
+    pub fn from_login(user: &str, body: &serde_json::Value) -> Self {
+        Self {
+            access: body["access_token"].as_str().unwrap().to_owned(),
+            refresh: body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            session: body["session_id"].as_str().unwrap().to_owned(),
+            org: body["organization_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            user: user.to_owned(),
+        }
+    }
+}
+
+impl TestApp {
+    /// Signs up `email` (a new organisation) and signs in on `device`.
+    pub async fn signup_login(&self, email: &str, device: &str) -> Signed {
+        let res = self.post_json("/v1/auth/signup", &signup_body(email)).await;
+        assert_eq!(res.status(), 201);
+        let created: serde_json::Value = res.json().await.unwrap();
+        let user = created["user_id"].as_str().unwrap().to_owned();
+        self.login(email, PASSWORD, device, &user).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str, device: &str, user: &str) -> Signed {
+        let res = self
+            .post_json(
+                "/v1/auth/login",
+                &serde_json::json!({"email": email, "password": password, "device_name": device}),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{:?}", res.text().await);
+        Signed::from_login(user, &res.json().await.unwrap())
+    }
+
+    /// A request with a bearer token and, when given, `x-organization-id`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        org: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(o) = org {
+            req = req.header("x-organization-id", o);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// An organisation route as `who`, in their own organisation.
+    pub async fn org_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: &Signed,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        self.call(method, path, &who.access, Some(&who.org), body)
+            .await
+    }
+
+    /// Invites `email` into `owner`'s organisation with `role`, accepts with a new account, and
+    /// signs that account in there.
+    pub async fn add_member(&self, owner: &Signed, email: &str, role: &str) -> Signed {
+        let res = self
+            .org_call(
+                reqwest::Method::POST,
+                "/v1/organization/invitations",
+                owner,
+                Some(serde_json::json!({"email": email, "role": role})),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "{:?}", res.text().await);
+        let inv: serde_json::Value = res.json().await.unwrap();
+        let res = self
+            .post_json(
+                "/v1/invitations/accept",
+                &serde_json::json!({"token": inv["token"], "name": "New Member", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{:?}", res.text().await);
+        let accepted: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(accepted["organization_id"], owner.org.as_str());
+        let user = accepted["user_id"].as_str().unwrap().to_owned();
+        self.login(email, PASSWORD, "laptop", &user).await
+    }
+
+    /// The organisation's audit events (newest first), read through the kernel.
+    pub async fn audit_events(&self, org: &str) -> Vec<gatehouse_core::audit::AuditRecord> {
+        let scope =
+            gatehouse_core::TenantScope::for_tests(gatehouse_core::OrgId::parse(org).unwrap());
+        let page = gatehouse_core::PageRequest::parse(None, Some(200)).unwrap();
+        gatehouse_core::audit::query(
+            self.kernel.store(),
+            &scope,
+            &gatehouse_core::audit::AuditFilter::default(),
+            page,
+        )
+        .await
+        .unwrap()
+        .items
+    }
 }

@@ -1,0 +1,168 @@
+//! Operators (A9) and tiers (A6): separate accounts on their own audience, impersonation that is
+//! short, never renewed and audited with both identities.
+
+use gatehouse_crypto::SecretString;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{PASSWORD, Signed, TestApp, expect_problem};
+
+async fn operator(app: &TestApp) -> (String, String) {
+    let id = app
+        .kernel
+        .create_operator(
+            "ops@platform.example",
+            "Platform Ops",
+            SecretString::from(PASSWORD.to_owned()),
+        )
+        .await
+        .unwrap();
+    let res = app
+        .post_json(
+            "/admin/v1/auth/login",
+            &json!({"email": "ops@platform.example", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    (
+        id.to_string(),
+        body["access_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn tenant_and_operator_tokens_each_work_only_on_their_own_api() {
+    let app = TestApp::spawn().await;
+    let a = app.signup_login("ada@example.com", "laptop").await;
+    let (_, op) = operator(&app).await;
+
+    let res = app
+        .call(Method::GET, "/admin/v1/audit-logs", &a.access, None, None)
+        .await;
+    expect_problem(res, 403, "wrong_audience").await;
+    let res = app
+        .call(Method::GET, "/admin/v1/audit-logs", &op, None, None)
+        .await;
+    assert_eq!(res.status(), 200);
+    let trail: Value = res.json().await.unwrap();
+    assert!(
+        trail["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "operator.login")
+    );
+
+    for path in ["/v1/organization/members", "/v1/me", "/v1/auth/verify"] {
+        let res = app.call(Method::GET, path, &op, Some(&a.org), None).await;
+        expect_problem(res, 403, "wrong_audience").await;
+    }
+    // The operator's account is not a user account: the tenant sign-in does not know it.
+    let res = app
+        .post_json(
+            "/v1/auth/login",
+            &json!({"email": "ops@platform.example", "password": PASSWORD}),
+        )
+        .await;
+    expect_problem(res, 401, "invalid_credentials").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn impersonation_is_thirty_minutes_unrenewable_and_audited_with_both_identities() {
+    let app = TestApp::spawn().await;
+    let a = app.signup_login("ada@example.com", "laptop").await;
+    let (op_id, op) = operator(&app).await;
+
+    let res = app
+        .call(
+            Method::POST,
+            "/admin/v1/impersonations",
+            &op,
+            None,
+            Some(json!({"user_id": a.user, "organization_id": a.org, "reason": "ticket 4711"})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert_eq!(body["expires_in"], 1800);
+    let imp = Signed::from_login(&a.user, &body);
+
+    let res = app
+        .call(Method::GET, "/v1/auth/verify", &imp.access, None, None)
+        .await;
+    let who: Value = res.json().await.unwrap();
+    assert_eq!(who["tier"], "impersonation");
+    assert_eq!(who["impersonator_id"], op_id.as_str());
+    assert_eq!(who["user_id"], a.user.as_str());
+
+    // An action under impersonation carries both identities.
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/organization/roles",
+            &imp,
+            Some(json!({"name": "support", "permissions": ["org.read"]})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let events = app.audit_events(&a.org).await;
+    let created = events.iter().find(|e| e.action == "role.created").unwrap();
+    assert_eq!(created.actor_id, a.user);
+    assert_eq!(created.impersonator_id.as_deref(), Some(op_id.as_str()));
+    let started = events
+        .iter()
+        .find(|e| e.action == "impersonation.started")
+        .unwrap();
+    assert!(started.details.contains("ticket 4711"));
+    assert_eq!(started.impersonator_id.as_deref(), Some(op_id.as_str()));
+
+    // Refreshing is impossible: there is no refresh token, and switching is refused too.
+    let res = app
+        .call(
+            Method::POST,
+            "/v1/auth/switch-organization",
+            &imp.access,
+            None,
+            Some(json!({"organization_id": a.org})),
+        )
+        .await;
+    expect_problem(res, 403, "wrong_audience").await;
+
+    // Valid for 30 minutes, then over for good.
+    app.clock.advance(time::Duration::minutes(29));
+    let res = app
+        .call(Method::GET, "/v1/auth/verify", &imp.access, None, None)
+        .await;
+    assert_eq!(res.status(), 200);
+    app.clock.advance(time::Duration::minutes(2));
+    let res = app
+        .call(Method::GET, "/v1/auth/verify", &imp.access, None, None)
+        .await;
+    expect_problem(res, 401, "unauthenticated").await;
+    // The customer's own session (7 days) is unaffected by the impersonation's end.
+    let res = app
+        .post_json("/v1/auth/refresh", &json!({"refresh_token": a.refresh}))
+        .await;
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_token_cannot_impersonate() {
+    let app = TestApp::spawn().await;
+    let a = app.signup_login("ada@example.com", "laptop").await;
+    let res = app
+        .call(
+            Method::POST,
+            "/admin/v1/impersonations",
+            &a.access,
+            None,
+            Some(json!({"user_id": a.user, "organization_id": a.org, "reason": "no"})),
+        )
+        .await;
+    expect_problem(res, 403, "wrong_audience").await;
+    app.stop().await;
+}

@@ -1,0 +1,241 @@
+//! Passwords (A1): bcrypt import upgraded at first sign-in, rehash when parameters rise, the
+//! common-password list, and sign-in failures that reveal nothing: identical answers and
+//! statistically indistinguishable timings for an unknown email and a wrong password.
+
+use std::time::Instant;
+
+use gatehouse_crypto::SecretString;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{PASSWORD, TestApp, expect_problem, signup_body};
+
+async fn stored_hash(app: &TestApp, email: &str) -> String {
+    let mut tx = app.kernel.store().begin().await.unwrap();
+    tx.user_by_email(email)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash
+}
+
+#[tokio::test]
+async fn a_bcrypt_imported_user_signs_in_and_is_stored_as_argon2id_afterwards() {
+    let app = TestApp::spawn().await;
+    app.kernel
+        .create_operator(
+            "ops@platform.example",
+            "Ops",
+            SecretString::from(PASSWORD.to_owned()),
+        )
+        .await
+        .unwrap();
+    let res = app
+        .post_json(
+            "/admin/v1/auth/login",
+            &json!({"email": "ops@platform.example", "password": PASSWORD}),
+        )
+        .await;
+    let op: Value = res.json().await.unwrap();
+    let op = op["access_token"].as_str().unwrap();
+    // A published bcrypt test vector (Openwall crypt_blowfish: "U*U", cost 5), so the hash comes
+    // from an implementation other than ours.
+    let legacy = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+    let res = app
+        .call(
+            Method::POST,
+            "/admin/v1/users/import",
+            op,
+            None,
+            Some(json!({"users": [
+                {"email": "legacy@example.com", "name": "Legacy", "password_hash": legacy},
+                {"email": "weird@example.com", "name": "Weird", "password_hash": "md5$abc"},
+            ]})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let out: Value = res.json().await.unwrap();
+    assert!(out["items"][0]["user_id"].is_string(), "{out}");
+    assert_eq!(out["items"][1]["error"], "unsupported_hash");
+    assert_eq!(stored_hash(&app, "legacy@example.com").await, legacy);
+
+    let res = app
+        .post_json(
+            "/v1/auth/login",
+            &json!({"email": "legacy@example.com", "password": "U*V"}),
+        )
+        .await;
+    expect_problem(res, 401, "invalid_credentials").await;
+    let res = app
+        .post_json(
+            "/v1/auth/login",
+            &json!({"email": "legacy@example.com", "password": "U*U"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let upgraded = stored_hash(&app, "legacy@example.com").await;
+    assert!(
+        upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{upgraded}"
+    );
+    // And the upgraded hash keeps working.
+    let res = app
+        .post_json(
+            "/v1/auth/login",
+            &json!({"email": "legacy@example.com", "password": "U*U"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn raising_the_argon2_parameters_rehashes_at_the_next_sign_in() {
+    let app = TestApp::spawn().await;
+    app.signup_login("ada@example.com", "laptop").await;
+    let before = stored_hash(&app, "ada@example.com").await;
+    assert!(before.contains("m=19456,t=2,p=1"), "{before}");
+    let dir = app.stop_keeping_data().await;
+
+    let app = TestApp::spawn_in(dir, |raw| {
+        raw.password_hashing.memory_kib = 24_576;
+        raw.password_hashing.iterations = 3;
+    })
+    .await;
+    let res = app
+        .post_json(
+            "/v1/auth/login",
+            &json!({"email": "ada@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let after = stored_hash(&app, "ada@example.com").await;
+    assert!(after.contains("m=24576,t=3,p=1"), "{after}");
+    let events = app
+        .audit_events(
+            res.json::<Value>().await.unwrap()["organization_id"]
+                .as_str()
+                .unwrap(),
+        )
+        .await;
+    let login = events.iter().find(|e| e.action == "user.login").unwrap();
+    assert!(
+        login.details.contains("\"rehashed\":true"),
+        "{}",
+        login.details
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn common_passwords_are_refused_with_a_reason() {
+    let app = TestApp::spawn().await;
+    for common in ["password1", "Iloveyou!", "qwertyuiop", "1q2w3e4r5t"] {
+        let mut body = signup_body("ada@example.com");
+        body["password"] = json!(common);
+        let res = app.post_json("/v1/auth/signup", &body).await;
+        let problem = expect_problem(res, 422, "validation_failed").await;
+        assert_eq!(problem["field"], "password");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("common or breached"),
+            "{common}: {problem}"
+        );
+    }
+    app.stop().await;
+}
+
+/// Two-sample Kolmogorov-Smirnov statistic.
+fn ks_statistic(a: &mut [f64], b: &mut [f64]) -> f64 {
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (mut i, mut j, mut d) = (0usize, 0usize, 0f64);
+    while i < a.len() && j < b.len() {
+        let x = a[i].min(b[j]);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        let fa = i as f64 / a.len() as f64;
+        let fb = j as f64 / b.len() as f64;
+        d = d.max((fa - fb).abs());
+    }
+    d
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_get_identical_answers_and_indistinguishable_timings() {
+    let app = TestApp::spawn().await;
+    app.signup_login("ada@example.com", "laptop").await;
+
+    async fn attempt(app: &TestApp, email: &str) -> (u16, Value, f64) {
+        let started = Instant::now();
+        let res = app
+            .post_json(
+                "/v1/auth/login",
+                &json!({"email": email, "password": "not the right passphrase"}),
+            )
+            .await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let status = res.status().as_u16();
+        let mut body: Value = res.json().await.unwrap();
+        // The request id differs per request by design; everything else must match.
+        body.as_object_mut().unwrap().remove("request_id");
+        (status, body, elapsed)
+    }
+
+    // Warm both paths (the unknown-email path builds its comparison hash once).
+    attempt(&app, "nobody@example.com").await;
+    attempt(&app, "ada@example.com").await;
+
+    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+    let mut reference: Option<(u16, Value)> = None;
+    // 150 of each in a shuffled order, so drift in machine load falls on both samples alike.
+    // (A strict alternation is not enough: with two hashing threads, each kind would always land
+    // on the same thread, and a thread sharing its core with the test client is slower.)
+    let mut kinds: Vec<bool> = (0..300).map(|i| i % 2 == 0).collect();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..kinds.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        kinds.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    for (i, unknown_email) in kinds.into_iter().enumerate() {
+        let email = if unknown_email {
+            format!("nobody{i}@example.com")
+        } else {
+            "ada@example.com".to_owned()
+        };
+        let (status, body, t) = attempt(&app, &email).await;
+        match &reference {
+            None => reference = Some((status, body)),
+            Some(r) => assert_eq!((&r.0, &r.1), (&status, &body), "answers differ for {email}"),
+        }
+        if unknown_email {
+            unknown.push(t);
+        } else {
+            wrong.push(t);
+        }
+    }
+    assert_eq!(reference.unwrap().0, 401);
+    let d = ks_statistic(&mut unknown, &mut wrong);
+    // Critical value of the two-sample KS test at alpha = 0.001 for 150 + 150 samples.
+    let n = unknown.len() as f64;
+    let critical = 1.949 * (2.0 / n).sqrt();
+    let median = |v: &[f64]| v[v.len() / 2] * 1e3;
+    println!(
+        "KS D = {d:.3} (critical {critical:.3}); median unknown {:.2} ms, wrong {:.2} ms",
+        median(&unknown),
+        median(&wrong)
+    );
+    assert!(
+        d < critical,
+        "timings are distinguishable: D = {d:.3} >= {critical:.3}"
+    );
+    app.stop().await;
+}
