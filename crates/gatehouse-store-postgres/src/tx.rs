@@ -298,12 +298,16 @@ impl PlatformTx for PgTx {
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
         let mut tx = self.tx;
         // Transaction-local: the setting ends with this transaction and never leaks to the next
-        // user of the pooled connection.
-        sqlx::query("SELECT set_config('gatehouse.org_id', $1, true)")
-            .bind(scope.org_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        // user of the pooled connection. A user named for a cross-organisation membership
+        // lookup is forgotten: inside a scope only the scope's rows are visible.
+        sqlx::query(
+            "SELECT set_config('gatehouse.org_id', $1, true), \
+             set_config('gatehouse.user_id', '', true)",
+        )
+        .bind(scope.org_id().to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         Ok(Box::new(PgTenantTx { tx, scope: *scope }))
     }
 

@@ -14,7 +14,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::data::{member, org, user};
 
-fn clock() -> FakeClock {
+pub(crate) fn clock() -> FakeClock {
     // A time with a non-zero microsecond part, to catch precision loss.
     FakeClock::at(
         OffsetDateTime::UNIX_EPOCH + Duration::days(20_500) + Duration::microseconds(123_457),
@@ -22,7 +22,11 @@ fn clock() -> FakeClock {
 }
 
 /// Creates `n_orgs` organisations, each with its founding owner; returns (org, owner) pairs.
-async fn seed(store: &dyn Store, clock: &FakeClock, n_orgs: usize) -> Vec<(OrgId, UserId)> {
+pub(crate) async fn seed(
+    store: &dyn Store,
+    clock: &FakeClock,
+    n_orgs: usize,
+) -> Vec<(OrgId, UserId)> {
     let mut out = Vec::new();
     for i in 0..n_orgs {
         let o = org(clock, &format!("org {i}"));

@@ -14,6 +14,7 @@
 pub mod audit_cases;
 pub mod cases;
 mod data;
+pub mod identity_cases;
 pub mod keyring_cases;
 
 use std::sync::Arc;
@@ -62,6 +63,13 @@ macro_rules! behaviour_suite {
             audit_erased_personal_data_is_unreadable_and_the_chain_verifies,
             audit_truncation_after_a_signed_checkpoint_is_detected
         );
+        $crate::behaviour_suite!(@identity $fresh;
+            identity_sessions_rotate_once_and_revoke,
+            identity_memberships_of_a_user_span_organisations_and_only_theirs,
+            identity_roles_invitations_and_owners_are_scoped,
+            identity_operator_emails_are_unique,
+            identity_revoked_sessions_are_refused_on_the_next_request
+        );
         $crate::behaviour_suite!(@keyring $fresh;
             keyring_round_trip_for_every_kind,
             keyring_moved_or_modified_ciphertexts_fail,
@@ -77,6 +85,16 @@ macro_rules! behaviour_suite {
             async fn $case() {
                 let fixture = $fresh().await;
                 $crate::audit_cases::$case(&fixture).await;
+                $crate::Fixture::finish(fixture).await;
+            }
+        )*
+    };
+    (@identity $fresh:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $fresh().await;
+                $crate::identity_cases::$case($crate::Fixture::store(&fixture)).await;
                 $crate::Fixture::finish(fixture).await;
             }
         )*

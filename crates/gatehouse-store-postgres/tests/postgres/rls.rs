@@ -163,3 +163,57 @@ async fn migrations_are_idempotent() {
     PostgresStore::migrate(&f.owner_url).await.unwrap();
     f.finish().await;
 }
+
+#[tokio::test]
+async fn the_own_memberships_policy_reads_one_users_rows_and_writes_nothing() {
+    let f = fresh().await;
+    let (a, user_a) = seed_org(&f.store, 1).await;
+    let (b, user_b) = seed_org(&f.store, 2).await;
+    let mut conn = PgConnection::connect(&f.app_url).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('gatehouse.user_id', $1, true)")
+        .bind(user_a.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(orgs_visible(&mut tx).await, vec![a.as_uuid()]);
+    // Reading only: the policy admits no change to the user's rows, or anyone else's.
+    let updated = sqlx::query("UPDATE memberships SET role = 'viewer' WHERE user_id = $1")
+        .bind(user_a.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 0);
+    let inserted = sqlx::query(
+        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', now())",
+    )
+    .bind(b.as_uuid())
+    .bind(user_a.as_uuid())
+    .execute(&mut *tx)
+    .await;
+    assert!(
+        inserted.is_err(),
+        "a user-scoped transaction must not write"
+    );
+    tx.rollback().await.unwrap();
+
+    // Entering an organisation's scope through the store forgets the user: only the scope's rows.
+    use gatehouse_core::store::Store;
+    let mut ptx = f.store.begin().await.unwrap();
+    assert_eq!(ptx.memberships_of_user(user_b).await.unwrap().len(), 1);
+    let mut scoped = ptx.enter(&TenantScope::for_tests(a)).await.unwrap();
+    assert!(scoped.membership(user_b).await.unwrap().is_none());
+    drop(scoped);
+
+    // Every tenant table identity added is under forced row-level security.
+    let unforced: Vec<(String,)> = sqlx::query_as(
+        "SELECT relname::text FROM pg_class WHERE relname IN ('roles', 'invitations') \
+         AND NOT (relrowsecurity AND relforcerowsecurity)",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(unforced.is_empty(), "{unforced:?}");
+    conn.close().await.unwrap();
+    f.finish().await;
+}
