@@ -5,7 +5,11 @@ In one run, on 127.0.0.1 only:
   1. a bare axum hello-world (crates/gatehouse-bench) and Gatehouse are each driven by the same
      load generator (wrk, from Debian's `wrk` package) with the same connections and duration;
   2. Gatehouse's time from process start to a 200 on /health/ready is measured on a fresh and on an
-     existing data directory, and its idle resident memory (VmRSS) after start-up.
+     existing data directory, and its idle resident memory (VmRSS) after start-up;
+  3. identity (issue 5): GET /v1/auth/verify with a valid token at the same load as the baseline,
+     sign-in throughput against the Argon2id bound (CPUs / one verification's time, measured by
+     bench-argon2-time), and /v1/auth/verify latency at a light load while idle and during a
+     sign-in flood at 32 connections.
 It prints requests/s, p50 and p99 for each, the ratio Gatehouse/baseline, and writes the figures
 as JSON to bench/out/latest.json.
 
@@ -72,12 +76,24 @@ def parse_latency(text: str, pct: str) -> float:
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-def wrk(port: int, path: str, args) -> dict:
+def wrk(port: int, path: str, args, headers=(), script=None, threads=None, connections=None,
+        background=False):
     cmd = [
-        "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
-        "--latency", f"http://127.0.0.1:{port}{path}",
+        "wrk", f"-t{threads or args.threads}", f"-c{connections or args.connections}",
+        f"-d{args.duration}s", "--latency",
     ]
+    for h in headers:
+        cmd += ["-H", h]
+    if script:
+        cmd += ["-s", str(script)]
+    cmd.append(f"http://127.0.0.1:{port}{path}")
+    if background:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), cmd
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return wrk_parse(out, cmd)
+
+
+def wrk_parse(out: str, cmd) -> dict:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
@@ -87,8 +103,70 @@ def wrk(port: int, path: str, args) -> dict:
         "p99_ms": parse_latency(out, "99"),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": errors.group(0) if errors else "",
-        "command": " ".join(cmd),
+        "command": " ".join(c if not c.startswith("Authorization") else "Authorization: Bearer <token>" for c in cmd),
     }
+
+
+def http_json(port: int, method: str, path: str, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    data = json.dumps(body).encode() if body is not None else None
+    h = {"content-type": "application/json"} if body is not None else {}
+    h.update(headers or {})
+    conn.request(method, path, body=data, headers=h)
+    res = conn.getresponse()
+    payload = res.read()
+    conn.close()
+    return res.status, (json.loads(payload) if payload else None)
+
+
+LOGIN_LUA = """
+wrk.method = "POST"
+wrk.body = '{"email":"bench@example.com","password":"bench passphrase 1729","device_name":"wrk"}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def identity(args, results) -> None:
+    """Issue 5's figures, in the same run as the baseline."""
+    hash_s = float(subprocess.run([str(TARGET / "argon2-time"), "40"], check=True,
+                                  capture_output=True, text=True).stdout)
+    cpus = os.cpu_count()
+    results["argon2_verify_ms"] = hash_s * 1e3
+    results["argon2_bound_logins_per_sec"] = cpus / hash_s
+    data_root = Path(tempfile.mkdtemp(prefix="gatehouse-bench-id-"))
+    lua = data_root / "login.lua"
+    lua.write_text(LOGIN_LUA)
+    port = free_port()
+    t0 = time.perf_counter()
+    gh = start_gatehouse(data_root, port, {"GATEHOUSE_LOG_LEVEL": "info"})
+    try:
+        wait_for(port, "/health/ready", t0)
+        status, _ = http_json(port, "POST", "/v1/auth/signup", {
+            "email": "bench@example.com", "password": "bench passphrase 1729",
+            "name": "Bench", "organization_name": "Bench Org"})
+        assert status == 201, status
+        status, tokens = http_json(port, "POST", "/v1/auth/login", {
+            "email": "bench@example.com", "password": "bench passphrase 1729"})
+        assert status == 200, status
+        auth = f"Authorization: Bearer {tokens['access_token']}"
+        status, _ = http_json(port, "GET", "/v1/auth/verify",
+                              headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert status == 200, status
+
+        results["verify_16"] = wrk(port, "/v1/auth/verify", args, headers=[auth])
+        results["verify_light_idle"] = wrk(port, "/v1/auth/verify", args, headers=[auth],
+                                           threads=1, connections=4)
+        results["login_32"] = wrk(port, "/v1/auth/login", args, script=lua, connections=32)
+        flood, flood_cmd = wrk(port, "/v1/auth/login", args, script=lua, connections=32,
+                               background=True)
+        time.sleep(1.0)
+        results["verify_light_during_flood"] = wrk(port, "/v1/auth/verify", args, headers=[auth],
+                                                   threads=1, connections=4)
+        out, _ = flood.communicate()
+        results["login_flood"] = wrk_parse(out, flood_cmd)
+    finally:
+        assert stop(gh) == 0, "gatehouse did not exit 0 on SIGTERM"
+        shutil.rmtree(data_root, ignore_errors=True)
 
 
 def start_gatehouse(data_root: Path, port: int, extra_env=None) -> subprocess.Popen:
@@ -103,6 +181,10 @@ def start_gatehouse(data_root: Path, port: int, extra_env=None) -> subprocess.Po
 def stop(proc: subprocess.Popen) -> int:
     proc.terminate()
     return proc.wait(timeout=30)
+
+
+def cpus_text() -> str:
+    return f"{os.cpu_count()} CPUs"
 
 
 def main() -> int:
@@ -167,6 +249,8 @@ def main() -> int:
     finally:
         shutil.rmtree(data_root, ignore_errors=True)
 
+    identity(args, results)
+
     b, g = results["baseline_live"], results["gatehouse_live"]
     q = results["gatehouse_live_no_access_log"]
     results["ratio_live_rps"] = g["requests_per_sec"] / b["requests_per_sec"]
@@ -182,6 +266,23 @@ def main() -> int:
           f"without the access log line {results['ratio_live_rps_no_access_log']:.3f}")
     print(f"idle RSS: {results['idle_rss_kib'] / 1024:.1f} MiB  (target <= 20 MB); after load {results['rss_after_load_kib'] / 1024:.1f} MiB")
     print(f"start to /health/ready: existing data dir {results['ready_existing_ms']:.1f} ms (target <= 200 ms); fresh {results['ready_fresh_ms']:.1f} ms")
+    v, li, lf = results["verify_16"], results["verify_light_idle"], results["verify_light_during_flood"]
+    login = results["login_32"]
+    results["ratio_verify_rps"] = v["requests_per_sec"] / b["requests_per_sec"]
+    results["ratio_login_to_argon2_bound"] = login["requests_per_sec"] / results["argon2_bound_logins_per_sec"]
+    results["verify_p99_flood_over_idle"] = lf["p99_ms"] / li["p99_ms"]
+    print()
+    print(f"{'identity':<36}{'req/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
+    for name, r in (("GET /v1/auth/verify, -c16", v),
+                    ("POST /v1/auth/login, -c32", login),
+                    ("verify -t1 -c4, idle", li),
+                    ("verify -t1 -c4, during login flood", lf),
+                    ("  the login flood itself (-c32)", results["login_flood"])):
+        print(f"{name:<36}{r['requests_per_sec']:>12.0f}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}{r['non_2xx']:>9}")
+    print(f"verify/baseline (req/s): {results['ratio_verify_rps']:.3f} (target >= 0.5); verify p99 {v['p99_ms']:.2f} ms (target <= 5 ms)")
+    print(f"login/Argon2id bound: {results['ratio_login_to_argon2_bound']:.3f} (target >= 0.9); "
+          f"bound {results['argon2_bound_logins_per_sec']:.1f}/s = {cpus_text()} / {results['argon2_verify_ms']:.2f} ms")
+    print(f"verify p99 during flood / idle: {results['verify_p99_flood_over_idle']:.2f} (target <= 3)")
     if b["non_2xx"] or g["non_2xx"]:
         print(f"WARNING: non-2xx responses: baseline {b['non_2xx']}, gatehouse {g['non_2xx']}")
 

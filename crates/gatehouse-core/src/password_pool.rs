@@ -112,12 +112,33 @@ impl PasswordPool {
 }
 
 fn worker(rx: &Mutex<Receiver<Job>>) {
+    lower_priority();
     loop {
         let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
         match next {
             Ok(job) => job(),
             Err(_) => return, // every sender is gone: the pool was dropped
         }
+    }
+}
+
+/// Hashing is deliberately slow and CPU-bound; request handling is short. On a machine whose cores
+/// are all hashing (a sign-in flood), token verification must still get a core at once, so the
+/// hashing threads run as batch work at the lowest priority (SCHED_BATCH, nice 19): they take
+/// every idle cycle and yield to everything else. Lowering one's own priority needs no privilege;
+/// if the platform refuses anyway, hashing runs at normal priority and says so.
+fn lower_priority() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let lowered = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+    );
+    if let Err(e) = lowered {
+        tracing::warn!(error = ?e, "hashing threads run at normal priority");
     }
 }
 

@@ -9,6 +9,8 @@
 //! Cookie-authenticated requests that change state must carry `x-csrf-token`, whose digest the
 //! access token binds.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
@@ -71,7 +73,7 @@ async fn authenticate(
     parts: &Parts,
     state: &AppState,
     audience: Audience,
-) -> Result<(Principal, Carrier), ApiError> {
+) -> Result<(Arc<Principal>, Carrier), ApiError> {
     let (token, carrier) = token(&parts.headers)?;
     let principal = state.kernel.authenticate(token, audience).await?;
     if carrier == Carrier::Cookie && state_changing(&parts.method) {
@@ -98,7 +100,7 @@ async fn authenticate(
 /// A caller on the tenant API, not tied to an organisation route.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     pub carrier: Carrier,
 }
 
@@ -114,7 +116,7 @@ impl FromRequestParts<AppState> for Caller {
 /// A caller on an organisation route, scoped to the token's organisation.
 #[derive(Debug, Clone)]
 pub(crate) struct OrgCaller {
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     pub scope: TenantScope,
 }
 
@@ -141,7 +143,7 @@ impl FromRequestParts<AppState> for OrgCaller {
 /// An operator on `/admin/v1`.
 #[derive(Debug, Clone)]
 pub(crate) struct OperatorCaller {
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
 }
 
 impl FromRequestParts<AppState> for OperatorCaller {

@@ -17,8 +17,9 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use middleware::request_id::{RequestInfo, current_request};
 pub use problem::{ApiError, Problem};
-pub use settings::{CorsOrigins, HttpSettings};
+pub use settings::{AccessLine, AccessLog, CorsOrigins, HttpSettings};
 pub use state::AppState;
 
 #[derive(utoipa::OpenApi)]

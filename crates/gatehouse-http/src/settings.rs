@@ -31,11 +31,29 @@ impl CorsOrigins {
     }
 }
 
+/// One finished request, as the access log records it.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLine<'a> {
+    pub request_id: &'a str,
+    pub method: &'a str,
+    pub route: &'a str,
+    pub status: u16,
+    pub latency_us: u64,
+}
+
+/// Where access lines go when not through `tracing` (the binary writes JSON lines straight into
+/// its log buffer: the line is written for every request, and tracing's formatter costs more).
+pub trait AccessLog: Send + Sync + std::fmt::Debug {
+    fn record(&self, line: &AccessLine<'_>);
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub cors_origins: CorsOrigins,
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
+    /// `None`: access lines are `tracing` events at INFO (ERROR for 5xx).
+    pub access_log: Option<std::sync::Arc<dyn AccessLog>>,
 }
 
 impl Default for HttpSettings {
@@ -44,6 +62,7 @@ impl Default for HttpSettings {
             cors_origins: CorsOrigins::default(),
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            access_log: None,
         }
     }
 }

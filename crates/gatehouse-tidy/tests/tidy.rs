@@ -47,6 +47,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "gatehouse-bench",
         &[
+            "gatehouse-crypto",
             "gatehouse-core",
             "gatehouse-store-sqlite",
             "gatehouse-store-postgres",

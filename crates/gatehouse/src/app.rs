@@ -82,6 +82,7 @@ impl App {
             ),
             body_limit_bytes: config.raw.body_limit_bytes,
             request_timeout: config.request_timeout,
+            access_log: crate::logging::access_log(),
         };
         let router = gatehouse_http::router(AppState::new(Arc::clone(&kernel)), &settings);
         Ok(Self {

@@ -100,19 +100,137 @@ impl<'a> MakeWriter<'a> for Batched {
     }
 }
 
+/// Set by `init` when lines are JSON: access lines then bypass `tracing` (see [`JsonAccessLog`]).
+static JSON_LINES: OnceLock<()> = OnceLock::new();
+
+/// The access log for the HTTP layer: JSON lines written straight into the buffer, with the same
+/// keys `tracing`'s JSON formatter would write (`timestamp`, `level`, `message`, `request_id`,
+/// `method`, `route`, `status`, `latency_us`, `target`). `None` (access lines go through
+/// `tracing`) for text output, or when INFO lines of the HTTP layer are filtered out.
+pub fn access_log() -> Option<std::sync::Arc<dyn gatehouse_http::AccessLog>> {
+    let info = tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO);
+    (JSON_LINES.get().is_some() && info).then(|| {
+        std::sync::Arc::new(JsonAccessLog) as std::sync::Arc<dyn gatehouse_http::AccessLog>
+    })
+}
+
+const ACCESS_TARGET: &str = "gatehouse_http::middleware::request_id";
+
+#[derive(Debug)]
+struct JsonAccessLog;
+
+impl gatehouse_http::AccessLog for JsonAccessLog {
+    fn record(&self, l: &gatehouse_http::AccessLine<'_>) {
+        use tracing_subscriber::fmt::time::FormatTime as _;
+        let mut timestamp = String::with_capacity(32);
+        let _ = tracing_subscriber::fmt::time::SystemTime.format_time(
+            &mut tracing_subscriber::fmt::format::Writer::new(&mut timestamp),
+        );
+        let level = if l.status >= 500 { "ERROR" } else { "INFO" };
+        let mut line = Vec::with_capacity(256);
+        line.extend_from_slice(b"{\"timestamp\":");
+        let _ = serde_json::to_writer(&mut line, &timestamp);
+        let _ = write!(
+            line,
+            ",\"level\":\"{level}\",\"message\":\"request completed\",\"request_id\":"
+        );
+        let _ = serde_json::to_writer(&mut line, l.request_id);
+        line.extend_from_slice(b",\"method\":");
+        let _ = serde_json::to_writer(&mut line, l.method);
+        line.extend_from_slice(b",\"route\":");
+        let _ = serde_json::to_writer(&mut line, l.route);
+        let _ = writeln!(
+            line,
+            ",\"status\":{},\"latency_us\":{},\"target\":\"{ACCESS_TARGET}\"}}",
+            l.status, l.latency_us
+        );
+        let _ = BatchedLine.write_all(&line);
+    }
+}
+
 pub fn init(format: LogFormat, level: &str) {
+    if format == LogFormat::Json {
+        let _ = JSON_LINES.set(());
+    }
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Batched);
     // A second init (tests build several apps in one process) keeps the first subscriber.
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+        LogFormat::Json => builder.event_format(JsonLines).try_init(),
         LogFormat::Text => builder.with_ansi(false).try_init(),
     };
+}
+
+/// JSON lines: `timestamp`, `level`, the event's fields (`message` among them) flattened, `target`,
+/// and, inside a request, `span` with the request's `request_id`, `method`, `route` and
+/// `parent_span_id` (from the task-local the HTTP layer keeps; see
+/// `gatehouse_http::current_request`).
+struct JsonLines;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use tracing_subscriber::fmt::time::FormatTime as _;
+        let mut timestamp = String::with_capacity(32);
+        tracing_subscriber::fmt::time::SystemTime.format_time(
+            &mut tracing_subscriber::fmt::format::Writer::new(&mut timestamp),
+        )?;
+        let mut fields = JsonFields(serde_json::Map::new());
+        event.record(&mut fields);
+        let mut line = serde_json::Map::new();
+        line.insert("timestamp".into(), timestamp.into());
+        line.insert(
+            "level".into(),
+            event.metadata().level().as_str().to_owned().into(),
+        );
+        line.extend(fields.0);
+        line.insert("target".into(), event.metadata().target().to_owned().into());
+        if let Some(r) = gatehouse_http::current_request() {
+            let mut span = serde_json::Map::new();
+            span.insert("request_id".into(), r.request_id.clone().into());
+            span.insert("method".into(), r.method.clone().into());
+            span.insert("route".into(), r.route.clone().into());
+            if let Some(p) = &r.parent_span_id {
+                span.insert("parent_span_id".into(), p.clone().into());
+            }
+            line.insert("span".into(), span.into());
+        }
+        let text = serde_json::to_string(&line).map_err(|_| std::fmt::Error)?;
+        writeln!(w, "{text}")
+    }
+}
+
+/// Collects an event's fields as JSON values.
+struct JsonFields(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for JsonFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), format!("{value:?}").into());
+    }
 }

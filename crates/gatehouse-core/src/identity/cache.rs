@@ -4,7 +4,8 @@
 //! from their caches on the very next request.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -27,10 +28,20 @@ pub struct CachedSession {
     pub expires_at: OffsetDateTime,
 }
 
+/// One session's state. Requests only read the map and store into atomics, so the hot path takes
+/// no exclusive lock.
+#[derive(Debug)]
+struct Entry {
+    revoked: AtomicBool,
+    expires_at: OffsetDateTime,
+    /// Unix microseconds of the last request, and of the last one written to the store.
+    last_seen: AtomicI64,
+    flushed: AtomicI64,
+}
+
 #[derive(Debug)]
 pub struct SessionCache {
-    entries: RwLock<HashMap<Uuid, CachedSession>>,
-    seen: Mutex<HashMap<Uuid, OffsetDateTime>>,
+    entries: RwLock<HashMap<Uuid, Arc<Entry>>>,
     capacity: usize,
 }
 
@@ -39,51 +50,87 @@ impl SessionCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             entries: RwLock::new(HashMap::new()),
-            seen: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
         }
     }
 
     #[must_use]
     pub fn get(&self, id: Uuid) -> Option<CachedSession> {
-        self.entries.read().ok()?.get(&id).copied()
+        let map = self.entries.read().ok()?;
+        let e = map.get(&id)?;
+        Some(CachedSession {
+            revoked: e.revoked.load(Ordering::Acquire),
+            expires_at: e.expires_at,
+        })
     }
 
     pub fn put(&self, id: Uuid, state: CachedSession) {
         if let Ok(mut map) = self.entries.write() {
             if map.len() >= self.capacity && !map.contains_key(&id) {
-                // Bounded: start over rather than grow. Entries refill from the store on demand.
+                // Bounded: start over rather than grow. Entries refill from the store on demand;
+                // last-seen times not yet written are lost (bookkeeping only).
                 map.clear();
             }
-            map.insert(id, state);
+            match map.get(&id) {
+                Some(e) if e.expires_at == state.expires_at => {
+                    if state.revoked {
+                        e.revoked.store(true, Ordering::Release);
+                    }
+                }
+                _ => {
+                    map.insert(
+                        id,
+                        Arc::new(Entry {
+                            revoked: AtomicBool::new(state.revoked),
+                            expires_at: state.expires_at,
+                            last_seen: AtomicI64::new(0),
+                            flushed: AtomicI64::new(0),
+                        }),
+                    );
+                }
+            }
         }
     }
 
     /// Marks the session revoked here; callers also publish it through the fanout.
     pub fn revoke(&self, id: Uuid, expires_at: OffsetDateTime) {
-        self.put(
-            id,
-            CachedSession {
-                revoked: true,
-                expires_at,
-            },
-        );
-    }
-
-    /// Notes a request on the session; flushed in batches by `take_seen`.
-    pub fn saw(&self, id: Uuid, at: OffsetDateTime) {
-        if let Ok(mut seen) = self.seen.lock()
-            && seen.len() < self.capacity
-        {
-            seen.insert(id, at);
+        let found = self.entries.read().ok().and_then(|m| m.get(&id).cloned());
+        match found {
+            Some(e) => e.revoked.store(true, Ordering::Release),
+            None => self.put(
+                id,
+                CachedSession {
+                    revoked: true,
+                    expires_at,
+                },
+            ),
         }
     }
 
+    /// Notes a request on the session; written to the store in batches by `take_seen`.
+    pub fn saw(&self, id: Uuid, at: OffsetDateTime) {
+        if let Ok(map) = self.entries.read()
+            && let Some(e) = map.get(&id)
+        {
+            e.last_seen
+                .fetch_max(crate::clock::unix_micros(at), Ordering::Relaxed);
+        }
+    }
+
+    /// Sessions seen since the last call, with their newest time.
     pub fn take_seen(&self) -> Vec<(Uuid, OffsetDateTime)> {
-        self.seen
-            .lock()
-            .map(|mut s| s.drain().collect())
-            .unwrap_or_default()
+        let Ok(map) = self.entries.read() else {
+            return Vec::new();
+        };
+        map.iter()
+            .filter_map(|(id, e)| {
+                let seen = e.last_seen.load(Ordering::Relaxed);
+                let before = e.flushed.swap(seen, Ordering::Relaxed);
+                (seen > before)
+                    .then(|| crate::clock::from_unix_micros(seen).map(|t| (*id, t)))
+                    .flatten()
+            })
+            .collect()
     }
 }
 
@@ -106,8 +153,10 @@ mod tests {
         assert!(c.get(a).unwrap().revoked);
         c.put(d, live);
         assert!(c.get(a).is_none() && c.get(d).is_some());
+        let later = t + time::Duration::seconds(5);
+        c.saw(d, later);
         c.saw(d, t);
-        assert_eq!(c.take_seen(), vec![(d, t)]);
+        assert_eq!(c.take_seen(), vec![(d, later)]);
         assert!(c.take_seen().is_empty());
     }
 }

@@ -105,10 +105,14 @@ impl Kernel {
     /// Verifies an access token and checks its session is live. The session's state comes from
     /// the in-memory cache, which every revocation updates, so a revoked session's tokens are
     /// refused on the very next request.
-    pub async fn authenticate(&self, token: &str, audience: Audience) -> Result<Principal, Error> {
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        audience: Audience,
+    ) -> Result<Arc<Principal>, Error> {
         let id = self.identity();
         let now = self.clock().now();
-        let claims = match id
+        let principal = match id
             .tokens
             .verify(
                 self.keyring(),
@@ -142,7 +146,6 @@ impl Kernel {
                 });
             }
         };
-        let principal = principal_from(&claims)?;
         let state = match id.cache.get(principal.session_id) {
             Some(s) => s,
             None => {
@@ -309,7 +312,7 @@ impl Kernel {
     }
 }
 
-fn principal_from(c: &AccessClaims) -> Result<Principal, Error> {
+pub(super) fn principal_from(c: &AccessClaims) -> Result<Principal, Error> {
     let bad = || Error::Unauthenticated("the token's claims are malformed");
     Ok(Principal {
         subject: Uuid::parse_str(&c.sub).map_err(|_| bad())?,

@@ -2,13 +2,22 @@
 //! published in the JWKS document and accepted when verifying. Keys are reloaded from the store
 //! periodically, after a rotation, and (at most every few seconds) when a token names an unknown
 //! key, so a key added by `gatehouse keys rotate-signing` reaches a running server.
+//!
+//! Verified tokens are remembered until they expire (keyed by the whole token, compared exactly),
+//! so a client presenting the same token again costs a map lookup instead of a signature check.
+//! Only tokens that verified are ever inserted; the map is emptied whenever the published key set
+//! changes, so a withdrawn key's tokens are checked again (and refused). Session state is not
+//! cached here: it is checked on every request.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use gatehouse_crypto::{JwtError, JwtVerifier};
 use time::{Duration, OffsetDateTime};
 
+use super::claims::AccessClaims;
 use super::settings::IdentitySettings;
+use super::{Principal, principal_from};
 use crate::error::Error;
 use crate::keyring::{Keyring, TokenKey};
 
@@ -80,7 +89,19 @@ impl TokenKeys {
 pub(crate) struct TokenService {
     current: RwLock<Option<Arc<TokenKeys>>>,
     last_reload: Mutex<Option<OffsetDateTime>>,
+    verified: RwLock<HashMap<Box<str>, Verified>>,
 }
+
+/// A token that verified: for which audience, until when, and who it names.
+#[derive(Debug, Clone)]
+struct Verified {
+    for_operator: bool,
+    exp: u64,
+    principal: Arc<Principal>,
+}
+
+/// Verified tokens remembered at most; beyond it the map starts over.
+const VERIFIED_CAPACITY: usize = 100_000;
 
 const UNKNOWN_KID_RELOAD_EVERY: Duration = Duration::seconds(5);
 
@@ -89,6 +110,7 @@ impl TokenService {
         Self {
             current: RwLock::new(None),
             last_reload: Mutex::new(None),
+            verified: RwLock::new(HashMap::new()),
         }
     }
 
@@ -100,7 +122,13 @@ impl TokenService {
     ) -> Result<Arc<TokenKeys>, Error> {
         let keys = Arc::new(TokenKeys::build(keyring.token_keys().await?, settings, now));
         if let Ok(mut cur) = self.current.write() {
+            let changed = cur
+                .as_ref()
+                .is_none_or(|old| old.published != keys.published);
             *cur = Some(keys.clone());
+            if changed && let Ok(mut verified) = self.verified.write() {
+                verified.clear();
+            }
         }
         if let Ok(mut last) = self.last_reload.lock() {
             *last = Some(now);
@@ -129,7 +157,50 @@ impl TokenService {
         token: &str,
         operator: bool,
         now: OffsetDateTime,
-    ) -> Result<super::claims::AccessClaims, JwtError> {
+    ) -> Result<Arc<Principal>, JwtError> {
+        let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+        let remembered = self
+            .verified
+            .read()
+            .ok()
+            .and_then(|m| m.get(token).cloned());
+        if let Some(v) = remembered
+            && v.for_operator == operator
+        {
+            return if v.exp.saturating_add(settings.leeway_secs) > now_secs {
+                Ok(v.principal)
+            } else {
+                Err(JwtError::Invalid)
+            };
+        }
+        let claims = self
+            .verify_signature(keyring, settings, token, operator, now)
+            .await?;
+        let principal = Arc::new(principal_from(&claims).map_err(|_| JwtError::Invalid)?);
+        if let Ok(mut m) = self.verified.write() {
+            if m.len() >= VERIFIED_CAPACITY {
+                m.clear();
+            }
+            m.insert(
+                token.into(),
+                Verified {
+                    for_operator: operator,
+                    exp: claims.exp,
+                    principal: Arc::clone(&principal),
+                },
+            );
+        }
+        Ok(principal)
+    }
+
+    async fn verify_signature(
+        &self,
+        keyring: &Keyring,
+        settings: &IdentitySettings,
+        token: &str,
+        operator: bool,
+        now: OffsetDateTime,
+    ) -> Result<AccessClaims, JwtError> {
         let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
         let keys = self
             .get(keyring, settings, now)

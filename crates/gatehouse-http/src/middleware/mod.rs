@@ -11,7 +11,7 @@ pub(crate) mod traceparent;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -33,5 +33,5 @@ pub(crate) fn apply(router: Router<AppState>, s: &HttpSettings) -> Router<AppSta
             cors::strip_for_disallowed_origins,
         ));
     }
-    r.layer(from_fn(request_id::layer))
+    r.layer(from_fn_with_state(s.access_log.clone(), request_id::layer))
 }

@@ -9,16 +9,56 @@ use serde_json::{Value, json};
 
 use crate::support::{TestApp, expect_problem};
 
+/// A Python with PyJWT: a virtual environment under the target directory, made on first use with
+/// PyJWT from PyPI (pinned), seeing the system's `cryptography` for EdDSA. Fails loudly, never
+/// skips, when it cannot be made.
+fn python_with_pyjwt() -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-venv");
+    let python = venv.join("bin").join("python");
+    let has = |py: &std::path::Path| {
+        Command::new(py)
+            .args(["-c", "import jwt, cryptography"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has(&python) {
+        let made = Command::new("python3")
+            .args(["-m", "venv", "--system-site-packages"])
+            .arg(&venv)
+            .status()
+            .expect("python3 is needed for the JWT interop test");
+        assert!(made.success(), "python3 -m venv failed");
+        let installed = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "pyjwt==2.15.1",
+                "cryptography>=3.4",
+            ])
+            .status()
+            .unwrap();
+        assert!(installed.success(), "pip install pyjwt failed");
+    }
+    assert!(
+        has(&python),
+        "PyJWT is not importable in {}",
+        venv.display()
+    );
+    python
+}
+
 /// Runs tests/interop/verify_jwt.py (PyJWT) over `tokens` with `jwks`.
 fn pyjwt_verify(jwks: &Value, tokens: &[&str], audience: &str) -> Vec<Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/verify_jwt.py");
-    let mut child = Command::new("python3")
+    let mut child = Command::new(python_with_pyjwt())
         .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3 must be installed for the JWT interop test");
+        .expect("the interop Python must start");
     let input = json!({
         "jwks": jwks,
         "tokens": tokens,
@@ -34,7 +74,7 @@ fn pyjwt_verify(jwks: &Value, tokens: &[&str], audience: &str) -> Vec<Value> {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "PyJWT interop failed (install it with `pip install pyjwt`): {}",
+        "PyJWT interop failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
