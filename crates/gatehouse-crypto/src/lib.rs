@@ -22,6 +22,8 @@ pub use secret::{Key32, KeyParseError, SecretBytes, SecretString};
 pub use sign::{SigningKey, verify_ed25519};
 pub mod password;
 pub use password::{
-    Argon2Params, PasswordError, derive_key, hash_password, needs_rehash, verify_password,
+    Argon2Params, HashScratch, PasswordError, Pepper, derive_key, hash_password,
+    hash_password_peppered, needs_rehash, needs_rehash_peppered, verify_password,
+    verify_password_peppered, verify_password_with,
 };
 pub mod legacy_hash;

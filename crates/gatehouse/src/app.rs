@@ -64,9 +64,20 @@ impl App {
         let workers = config.raw.password_hashing.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         });
-        let passwords =
-            PasswordPool::start(workers, config.raw.password_hashing.queue, config.argon2)
-                .map_err(|e| StartError(e.to_string()))?;
+        let pepper = match &config.raw.password_hashing.pepper_file {
+            Some(path) => Some(gatehouse_crypto::Pepper::new(
+                keyfile::read(path)
+                    .map_err(|e| StartError(format!("password_hashing.pepper_file: {e}")))?,
+            )),
+            None => None,
+        };
+        let passwords = PasswordPool::start_with_pepper(
+            workers,
+            config.raw.password_hashing.queue,
+            config.argon2,
+            pepper,
+        )
+        .map_err(|e| StartError(e.to_string()))?;
         let keyring = Arc::new(keyring);
         let kernel = Arc::new(
             Kernel::new(store, clock, passwords, Arc::clone(&keyring), key_source)

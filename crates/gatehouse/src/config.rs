@@ -46,6 +46,10 @@ pub struct PasswordHashing {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// A file holding a pepper (base64 of 32 random bytes, mode 0600): mixed into every new
+    /// hash as Argon2's secret input. Hashes made with it need it for ever; keep it with the
+    /// master key, not the database.
+    pub pepper_file: Option<PathBuf>,
 }
 
 impl Default for PasswordHashing {
@@ -56,6 +60,7 @@ impl Default for PasswordHashing {
             memory_kib: Argon2Params::MINIMUM.memory_kib,
             iterations: Argon2Params::MINIMUM.iterations,
             parallelism: Argon2Params::MINIMUM.parallelism,
+            pepper_file: None,
         }
     }
 }
@@ -449,6 +454,10 @@ fn validate(
         raw.password_hashing.parallelism,
     )
     .map_err(|e| ConfigError(format!("password_hashing: {e}")))?;
+    if let Some(path) = &raw.password_hashing.pepper_file {
+        keyfile::read(path)
+            .map_err(|e| ConfigError(format!("password_hashing.pepper_file: {e}")))?;
+    }
     if raw.password_hashing.workers == Some(0) {
         return refuse("password_hashing.workers: must be at least 1");
     }

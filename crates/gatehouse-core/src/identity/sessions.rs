@@ -1,7 +1,7 @@
 //! Sign-in, refresh, sign-out and the user's own sessions.
 
 use gatehouse_crypto::legacy_hash::{is_bcrypt, verify_bcrypt};
-use gatehouse_crypto::{SecretString, ct_eq, needs_rehash, random_token, sha256};
+use gatehouse_crypto::{SecretString, ct_eq, random_token, sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -88,7 +88,6 @@ impl Kernel {
         password: &SecretString,
         stored: Option<String>,
     ) -> Result<(bool, bool), Error> {
-        let params = self.passwords().params();
         match stored {
             Some(hash) if is_bcrypt(&hash) => {
                 let pw = password.clone();
@@ -99,7 +98,7 @@ impl Kernel {
                 Ok((ok, true))
             }
             Some(hash) => {
-                let rehash = needs_rehash(&hash, &params);
+                let rehash = self.passwords().needs_rehash(&hash);
                 let ok = self.passwords().verify(password.clone(), hash).await?;
                 Ok((ok, rehash))
             }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts as _, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -310,16 +310,22 @@ pub(crate) struct Identity {
     ))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    headers: HeaderMap,
     caller: Caller,
+    req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    // The hot path of forward authentication: the request's parts are read in place, and the
+    // audit context is built only when an organisation is named.
     let p = caller.principal;
-    if let Some(named) = headers.get(ORG_HEADER) {
-        state
-            .kernel
-            .check_org_header(&p, Some(named.to_str().unwrap_or("?")), &meta)
-            .await?;
+    if req.headers().contains_key(ORG_HEADER) {
+        let (mut parts, _) = req.into_parts();
+        let RequestMeta(meta) = RequestMeta::from_request_parts(&mut parts, &state)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let named = parts
+            .headers
+            .get(ORG_HEADER)
+            .map(|v| v.to_str().unwrap_or("?"));
+        state.kernel.check_org_header(&p, named, &meta).await?;
     }
     let mut res = Json(Identity {
         user_id: p.subject,

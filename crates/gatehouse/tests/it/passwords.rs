@@ -239,3 +239,40 @@ async fn unknown_email_and_wrong_password_get_identical_answers_and_indistinguis
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_configured_pepper_is_mixed_into_new_hashes_and_needed_to_verify_them() {
+    let app = TestApp::spawn().await;
+    app.signup_login("ada@example.com", "laptop").await;
+    assert!(
+        !stored_hash(&app, "ada@example.com")
+            .await
+            .contains("keyid=")
+    );
+    let dir = app.stop_keeping_data().await;
+    let pepper = dir.join("pepper.key");
+    std::fs::write(&pepper, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    std::fs::set_permissions(&pepper, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let with_pepper = |raw: &mut gatehouse::config::RawConfig| {
+        raw.password_hashing.pepper_file = Some(pepper.clone());
+    };
+
+    // An existing hash still verifies, and is peppered at this sign-in.
+    let app = TestApp::spawn_in(dir.clone(), with_pepper).await;
+    let login = json!({"email": "ada@example.com", "password": PASSWORD});
+    assert_eq!(app.post_json("/v1/auth/login", &login).await.status(), 200);
+    let peppered = stored_hash(&app, "ada@example.com").await;
+    assert!(peppered.contains("keyid="), "{peppered}");
+    assert_eq!(app.post_json("/v1/auth/login", &login).await.status(), 200);
+    let dir = app.stop_keeping_data().await;
+
+    // Without the pepper the hash cannot be checked: refused as a server fault, not as a wrong
+    // password, and never accepted.
+    let app = TestApp::spawn_in(dir.clone(), |_| {}).await;
+    let res = app.post_json("/v1/auth/login", &login).await;
+    expect_problem(res, 500, "internal_error").await;
+    let dir = app.stop_keeping_data().await;
+    let app = TestApp::spawn_in(dir, with_pepper).await;
+    assert_eq!(app.post_json("/v1/auth/login", &login).await.status(), 200);
+    app.stop().await;
+}
