@@ -103,15 +103,38 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The whole application router, middleware included.
-pub fn router(state: AppState, settings: &HttpSettings) -> Router {
-    let (routes, _) = api();
+/// Which paths a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Everything (the default: one listener).
+    All,
+    /// Everything except `/admin/...` (the public listener when operators have their own).
+    Tenant,
+    /// Only `/admin/...` and the health probes (the operators' listener).
+    Admin,
+}
+
+/// The router for one listener: `surface` decides which paths exist on it (the others get the
+/// same 404 as a path that exists nowhere).
+pub fn router_for(state: AppState, settings: &HttpSettings, surface: Surface) -> Router {
+    let (api_routes, _) = api();
     let doc = openapi();
-    let routes = routes
+    let mut app = api_routes
         .route(
             "/openapi.json",
             axum::routing::get(move || routes::openapi::serve(doc.clone())),
         )
         .fallback(routes::fallback::not_found);
-    middleware::apply(routes, settings).with_state(state)
+    if surface != Surface::All {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            surface,
+            routes::fallback::surface_filter,
+        ));
+    }
+    middleware::apply(app, settings).with_state(state)
+}
+
+/// The whole application router, middleware included.
+pub fn router(state: AppState, settings: &HttpSettings) -> Router {
+    router_for(state, settings, Surface::All)
 }

@@ -13,7 +13,7 @@ use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::store::Store;
 use gatehouse_core::{Clock, Kernel, KeySource, SystemClock};
 use gatehouse_crypto::Key32;
-use gatehouse_http::{AppState, CorsOrigins, HttpSettings};
+use gatehouse_http::{AppState, CorsOrigins, HttpSettings, Surface};
 use gatehouse_store_postgres::{PostgresStore, RlsPosture};
 use gatehouse_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -29,6 +29,8 @@ pub struct StartError(pub String);
 #[derive(Debug)]
 pub struct App {
     router: axum::Router,
+    /// Set when operators have their own listener (`admin_listen`): the `/admin/v1` router.
+    admin_router: Option<axum::Router>,
     kernel: Arc<Kernel>,
     shutdown_grace: Duration,
     reencrypt_every: Duration,
@@ -95,9 +97,18 @@ impl App {
             request_timeout: config.request_timeout,
             access_log: crate::logging::access_log(),
         };
-        let router = gatehouse_http::router(AppState::new(Arc::clone(&kernel)), &settings);
+        let state = AppState::new(Arc::clone(&kernel));
+        let (router, admin_router) = if config.admin_listen.is_some() {
+            (
+                gatehouse_http::router_for(state.clone(), &settings, Surface::Tenant),
+                Some(gatehouse_http::router_for(state, &settings, Surface::Admin)),
+            )
+        } else {
+            (gatehouse_http::router(state, &settings), None)
+        };
         Ok(Self {
             router,
+            admin_router,
             kernel,
             shutdown_grace: config.shutdown_grace,
             reencrypt_every: Duration::from_secs(config.raw.keyring.reencrypt_interval_secs),
@@ -118,6 +129,32 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.serve_with_admin(listener, None, shutdown).await
+    }
+
+    /// Like [`App::serve`]; with `admin_listen` configured, `admin` serves `/admin/v1` (and the
+    /// health probes) while `listener` serves everything else.
+    pub async fn serve_with_admin(
+        mut self,
+        listener: TcpListener,
+        admin: Option<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (admin_stop, admin_stopped) = tokio::sync::watch::channel(false);
+        let admin_server = match (admin, self.admin_router.take()) {
+            (Some(l), Some(router)) => {
+                let mut stopped = admin_stopped;
+                let service = router.into_make_service_with_connect_info::<SocketAddr>();
+                Some(tokio::spawn(async move {
+                    axum::serve(l, service)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        })
+                        .await
+                }))
+            }
+            _ => None,
+        };
         let job = tokio::spawn(reencryption_job(
             Arc::clone(self.kernel.keyring()),
             self.reencrypt_every,
@@ -132,6 +169,7 @@ impl App {
         let signal = async move {
             shutdown.await;
             tracing::info!("shutdown requested; draining in-flight requests");
+            let _ = admin_stop.send(true);
             let _ = stopping_tx.send(());
         };
         let service = self
@@ -156,6 +194,14 @@ impl App {
                 Ok(())
             }
         };
+        if let Some(admin) = admin_server {
+            // Already told to stop with the main listener; it drains within the same grace.
+            match tokio::time::timeout(grace, admin).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the operators' listener failed"),
+                Ok(_) => {}
+                Err(_) => tracing::warn!("the operators' listener was still draining; stopping"),
+            }
+        }
         // Re-encryption commits batch by batch; stopping between batches loses nothing.
         job.abort();
         checkpoints.abort();

@@ -139,7 +139,17 @@ async fn serve(config: &Config) -> Result<(), String> {
         );
     }
     tracing::info!(address = %local, mode = ?config.raw.mode, "listening on http://{local}");
-    app.serve(listener, shutdown_signal())
+    let admin = match config.admin_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("admin_listen: cannot bind {addr}: {e}"))?;
+            tracing::info!(address = %addr, "operator API (/admin/v1) listening on http://{addr}");
+            Some(l)
+        }
+        None => None,
+    };
+    app.serve_with_admin(listener, admin, shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))
 }

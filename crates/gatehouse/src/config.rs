@@ -140,6 +140,9 @@ pub struct RawConfig {
     pub version: u32,
     pub mode: Mode,
     pub listen: String,
+    /// Optional: a separate address for the operator API (`/admin/v1`); when set, the main
+    /// listener no longer serves it.
+    pub admin_listen: Option<String>,
     pub data_dir: PathBuf,
     /// `sqlite://path` (default: `sqlite://{data_dir}/gatehouse.db`) or `postgres://...`.
     pub database_url: Option<String>,
@@ -168,6 +171,7 @@ impl Default for RawConfig {
             version: CONFIG_VERSION,
             mode: Mode::Development,
             listen: "127.0.0.1:8080".into(),
+            admin_listen: None,
             data_dir: PathBuf::from("gatehouse-data"),
             database_url: None,
             database_migration_url: None,
@@ -242,6 +246,7 @@ pub enum MasterKey {
 pub struct Config {
     pub raw: RawConfig,
     pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
     pub database: Database,
     pub master_key: MasterKey,
     pub argon2: Argon2Params,
@@ -437,6 +442,27 @@ fn validate(
         ))
     })?;
     let production = raw.mode == Mode::Production;
+    let admin_listen: Option<SocketAddr> = match &raw.admin_listen {
+        None => None,
+        Some(a) => Some(a.parse().map_err(|_| {
+            ConfigError(format!(
+                "admin_listen: {a:?} is not an address and port such as 127.0.0.1:8081"
+            ))
+        })?),
+    };
+    if admin_listen == Some(listen) {
+        return refuse("admin_listen: must differ from listen");
+    }
+    if let Some(a) = admin_listen
+        && production
+        && !a.ip().is_loopback()
+        && !raw.trusted_proxy_tls
+    {
+        return refuse(format!(
+            "admin_listen: production mode refuses plain HTTP on the non-loopback address {a}; \
+             terminate TLS in a proxy and set trusted_proxy_tls = true"
+        ));
+    }
     if production && !listen.ip().is_loopback() && !raw.trusted_proxy_tls {
         return refuse(format!(
             "listen: production mode refuses plain HTTP on the non-loopback address {listen}; \
@@ -488,6 +514,7 @@ fn validate(
     Ok(Config {
         identity,
         listen,
+        admin_listen,
         database,
         master_key,
         argon2,

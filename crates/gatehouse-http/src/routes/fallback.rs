@@ -5,3 +5,26 @@ use crate::problem::ApiError;
 pub(crate) async fn not_found() -> ApiError {
     ApiError::for_status(StatusCode::NOT_FOUND)
 }
+
+/// Hides the paths another listener owns (see `Surface`): they get the 404 an unknown path gets,
+/// inside the same middleware (request id, security headers, access line).
+pub(crate) async fn surface_filter(
+    axum::extract::State(surface): axum::extract::State<crate::Surface>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    let admin = path == "/admin" || path.starts_with("/admin/");
+    let probe = path.starts_with("/health/");
+    let hidden = match surface {
+        crate::Surface::All => false,
+        crate::Surface::Tenant => admin,
+        crate::Surface::Admin => !(admin || probe),
+    };
+    if hidden {
+        return axum::response::IntoResponse::into_response(ApiError::for_status(
+            StatusCode::NOT_FOUND,
+        ));
+    }
+    next.run(req).await
+}

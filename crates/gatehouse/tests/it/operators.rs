@@ -166,3 +166,57 @@ async fn a_tenant_token_cannot_impersonate() {
     expect_problem(res, 403, "wrong_audience").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_operator_api_can_move_to_its_own_listener() {
+    let app = TestApp::spawn_with(|raw| raw.admin_listen = Some("127.0.0.1:0".into())).await;
+    let admin = app.admin_base.clone().unwrap();
+    app.kernel
+        .create_operator(
+            "ops@platform.example",
+            "Platform Ops",
+            SecretString::from(PASSWORD.to_owned()),
+        )
+        .await
+        .unwrap();
+    let login = json!({"email": "ops@platform.example", "password": PASSWORD});
+    // Not on the public listener: the same 404 as a path that exists nowhere.
+    let res = app.post_json("/admin/v1/auth/login", &login).await;
+    let hidden = expect_problem(res, 404, "not_found").await;
+    let res = app.post_json("/no/such/path", &login).await;
+    let unknown = expect_problem(res, 404, "not_found").await;
+    assert_eq!(hidden["detail"], unknown["detail"]);
+    // On the operators' listener it works, and the tenant API is not there.
+    let res = app
+        .client
+        .post(format!("{admin}/admin/v1/auth/login"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .post(format!("{admin}/v1/auth/signup"))
+        .json(&crate::support::signup_body("x@example.com"))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(res, 404, "not_found").await;
+    let res = app
+        .client
+        .get(format!("{admin}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The public listener still serves the tenant API.
+    let res = app
+        .post_json(
+            "/v1/auth/signup",
+            &crate::support::signup_body("x@example.com"),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    app.stop().await;
+}

@@ -11,6 +11,8 @@ pub struct TestApp {
     pub kernel: std::sync::Arc<gatehouse_core::Kernel>,
     pub clock: gatehouse_core::FakeClock,
     pub base: String,
+    /// The operators' listener, when `admin_listen` is configured.
+    pub admin_base: Option<String>,
     pub addr: std::net::SocketAddr,
     pub client: reqwest::Client,
     pub dir: PathBuf,
@@ -55,14 +57,22 @@ impl TestApp {
         let kernel = std::sync::Arc::clone(app.kernel());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin = match config.admin_listen {
+            Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            None => None,
+        };
+        let admin_base = admin
+            .as_ref()
+            .map(|l| format!("http://{}", l.local_addr().unwrap()));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.serve(listener, async move {
+        let task = tokio::spawn(app.serve_with_admin(listener, admin, async move {
             let _ = stopped.await;
         }));
         Self {
             kernel,
             clock,
             base: format!("http://{addr}"),
+            admin_base,
             addr,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
