@@ -36,6 +36,7 @@ pub struct Kernel {
     keyring: Arc<Keyring>,
     key_source: KeySource,
     identity: Identity,
+    api_keys: crate::api_keys::ApiKeyCache,
 }
 
 /// One dependency's state in the readiness report.
@@ -68,6 +69,7 @@ impl Kernel {
             keyring,
             key_source,
             identity: Identity::new(IdentitySettings::default(), Arc::new(LocalOnly)),
+            api_keys: crate::api_keys::ApiKeyCache::default(),
         }
     }
 
@@ -76,6 +78,11 @@ impl Kernel {
     pub fn with_identity(mut self, identity: Identity) -> Self {
         self.identity = identity;
         self
+    }
+
+    #[must_use]
+    pub fn api_key_cache(&self) -> &crate::api_keys::ApiKeyCache {
+        &self.api_keys
     }
 
     #[must_use]

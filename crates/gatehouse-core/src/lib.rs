@@ -4,6 +4,7 @@
 //! services.
 #![forbid(unsafe_code)]
 
+pub mod api_keys;
 pub mod audit;
 pub mod clock;
 pub mod context;

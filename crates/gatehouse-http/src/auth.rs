@@ -154,3 +154,35 @@ impl FromRequestParts<AppState> for OperatorCaller {
         Ok(Self { principal })
     }
 }
+
+pub(crate) const SERVICE_HEADER: &str = "x-service-auth";
+
+/// One of your own services on `/internal/v1`: `X-Service-Auth` equals a configured service
+/// secret (compared in constant time). Bearer tokens and API keys are not looked at: they never
+/// pass here, and the service secret is never looked at anywhere else.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServiceCaller;
+
+impl FromRequestParts<AppState> for ServiceCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if !state.service.is_configured() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "service authentication is not configured (service_auth.secret_files)",
+            ));
+        }
+        let presented = parts
+            .headers
+            .get(SERVICE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !presented.is_empty() && state.service.accepts(presented) {
+            Ok(Self)
+        } else {
+            Err(Error::Unauthenticated("X-Service-Auth is missing or wrong").into())
+        }
+    }
+}

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 pub use middleware::request_id::{RequestInfo, current_request};
 pub use problem::{ApiError, Problem};
 pub use settings::{AccessLine, AccessLog, CorsOrigins, HttpSettings};
-pub use state::AppState;
+pub use state::{AppState, ServiceSecrets};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -35,6 +35,8 @@ pub use state::AppState;
         (name = "organization", description = "Members, custom roles and invitations"),
         (name = "audit", description = "The organisation's tamper-evident audit log"),
         (name = "admin", description = "The operator API"),
+        (name = "api-keys", description = "API keys for machine callers"),
+        (name = "internal", description = "The service API (`X-Service-Auth`)"),
     ),
     modifiers(&BearerAuth),
     components(schemas(Problem))
@@ -48,6 +50,12 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "service",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::new("X-Service-Auth"),
+            )),
+        );
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
@@ -92,6 +100,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::admin::login))
         .routes(routes!(routes::admin::import))
         .routes(routes!(routes::admin::impersonate))
+        .routes(routes!(routes::api_keys::create, routes::api_keys::list))
+        .routes(routes!(routes::api_keys::rotate))
+        .routes(routes!(routes::api_keys::revoke))
+        .routes(routes!(routes::api_keys::verify))
         .split_for_parts()
 }
 

@@ -1,16 +1,65 @@
 use std::sync::Arc;
 
 use gatehouse_core::Kernel;
+use gatehouse_crypto::{SecretString, sha256};
 
-/// What handlers share: the kernel. Cheap to clone.
+/// The service secrets `/internal/v1` accepts in `X-Service-Auth` (B2): one, or two while
+/// rotating. Kept as SHA-256 digests so every comparison has the same length.
+#[derive(Default)]
+pub struct ServiceSecrets(Vec<[u8; 32]>);
+
+impl std::fmt::Debug for ServiceSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServiceSecrets({} configured)", self.0.len())
+    }
+}
+
+impl ServiceSecrets {
+    #[must_use]
+    pub fn new(secrets: &[SecretString]) -> Self {
+        Self(
+            secrets
+                .iter()
+                .map(|s| sha256(&[s.expose().as_bytes()]))
+                .collect(),
+        )
+    }
+
+    #[must_use]
+    pub fn is_configured(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// Constant-time against every configured secret (no early exit, so which one matched, or
+    /// whether any did, does not show in the time taken).
+    #[must_use]
+    pub fn accepts(&self, presented: &str) -> bool {
+        let digest = sha256(&[presented.as_bytes()]);
+        self.0
+            .iter()
+            .fold(false, |ok, s| gatehouse_crypto::ct_eq(s, &digest) | ok)
+    }
+}
+
+/// What handlers share: the kernel and the service secrets. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub kernel: Arc<Kernel>,
+    pub service: Arc<ServiceSecrets>,
 }
 
 impl AppState {
     #[must_use]
     pub fn new(kernel: Arc<Kernel>) -> Self {
-        Self { kernel }
+        Self {
+            kernel,
+            service: Arc::new(ServiceSecrets::default()),
+        }
+    }
+
+    #[must_use]
+    pub fn with_service_secrets(mut self, secrets: ServiceSecrets) -> Self {
+        self.service = Arc::new(secrets);
+        self
     }
 }

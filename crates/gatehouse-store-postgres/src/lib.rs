@@ -133,4 +133,13 @@ impl Store for PostgresStore {
         identity::touch_sessions(&mut tx, seen).await?;
         tx.commit().await.map_err(map_err)
     }
+
+    async fn touch_api_keys(
+        &self,
+        used: &[(gatehouse_core::OrgId, uuid::Uuid, time::OffsetDateTime)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        identity::touch_api_keys(&mut tx, used).await?;
+        tx.commit().await.map_err(map_err)
+    }
 }

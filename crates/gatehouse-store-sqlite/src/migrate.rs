@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "identity",
         include_str!("../migrations/0005_identity.sql"),
     ),
+    (
+        6,
+        "api_keys",
+        include_str!("../migrations/0006_api_keys.sql"),
+    ),
 ];
 
 #[must_use]

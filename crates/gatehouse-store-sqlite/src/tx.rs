@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use gatehouse_core::audit::{AuditRecord, Audited, ChainHead, CheckpointRecord, SigningKeyRecord};
 use gatehouse_core::page::{Cursor, Page, PageRequest};
 use gatehouse_core::store::{
-    CustomRoleRecord, InvitationRecord, KekVersionRecord, KeyState, MembershipRecord,
+    ApiKeyRecord, CustomRoleRecord, InvitationRecord, KekVersionRecord, KeyState, MembershipRecord,
     OperatorRecord, OrgKeyRecord, OrganizationRecord, PlatformTx, Role, SealedRecord,
     SessionRecord, TenantTx, UserRecord, ensure_chain_in_scope, ensure_in_scope,
 };
@@ -216,6 +216,10 @@ impl PlatformTx for SqliteTx {
         crate::audit::query(&mut self.tx, None, filter, before, limit).await
     }
 
+    async fn api_key_owner(&mut self, digest: &[u8]) -> Result<Option<(OrgId, Uuid)>, StoreError> {
+        crate::identity::api_key_owner(&mut self.tx, digest).await
+    }
+
     async fn set_password_hash(&mut self, user: UserId, hash: &str) -> Result<(), StoreError> {
         crate::identity::set_password_hash(&mut self.tx, user, hash).await
     }
@@ -409,6 +413,31 @@ impl TenantTx for SqliteTenantTx {
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         crate::identity::accept_invitation(&mut self.tx, self.scope.org_id(), id, at).await
+    }
+
+    async fn insert_api_key(&mut self, k: &ApiKeyRecord) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, k.org_id)?;
+        crate::identity::insert_api_key(&mut self.tx, self.scope.org_id(), k).await
+    }
+
+    async fn api_key(&mut self, id: Uuid) -> Result<Option<ApiKeyRecord>, StoreError> {
+        crate::identity::api_key(&mut self.tx, self.scope.org_id(), id).await
+    }
+
+    async fn list_api_keys(&mut self, page: PageRequest) -> Result<Page<ApiKeyRecord>, StoreError> {
+        crate::identity::list_api_keys(&mut self.tx, self.scope.org_id(), page).await
+    }
+
+    async fn set_api_key_expiry(
+        &mut self,
+        id: Uuid,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::identity::set_api_key_expiry(&mut self.tx, self.scope.org_id(), id, expires_at).await
+    }
+
+    async fn revoke_api_key(&mut self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError> {
+        crate::identity::revoke_api_key(&mut self.tx, self.scope.org_id(), id, at).await
     }
 
     async fn organization(&mut self) -> Result<Option<OrganizationRecord>, StoreError> {

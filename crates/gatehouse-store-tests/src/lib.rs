@@ -68,7 +68,8 @@ macro_rules! behaviour_suite {
             identity_memberships_of_a_user_span_organisations_and_only_theirs,
             identity_roles_invitations_and_owners_are_scoped,
             identity_operator_emails_are_unique,
-            identity_revoked_sessions_are_refused_on_the_next_request
+            identity_revoked_sessions_are_refused_on_the_next_request,
+            identity_api_keys_are_found_by_digest_and_scoped
         );
         $crate::behaviour_suite!(@keyring $fresh;
             keyring_round_trip_for_every_kind,

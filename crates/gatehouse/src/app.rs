@@ -13,7 +13,7 @@ use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::store::Store;
 use gatehouse_core::{Clock, Kernel, KeySource, SystemClock};
 use gatehouse_crypto::Key32;
-use gatehouse_http::{AppState, CorsOrigins, HttpSettings, Surface};
+use gatehouse_http::{AppState, CorsOrigins, HttpSettings, ServiceSecrets, Surface};
 use gatehouse_store_postgres::{PostgresStore, RlsPosture};
 use gatehouse_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -97,7 +97,19 @@ impl App {
             request_timeout: config.request_timeout,
             access_log: crate::logging::access_log(),
         };
-        let state = AppState::new(Arc::clone(&kernel));
+        let mut service_secrets = Vec::new();
+        for path in &config.raw.service_auth.secret_files {
+            // Validated at load (mode 0600, 32 bytes); the header carries the file's base64 text.
+            let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                StartError(format!(
+                    "service_auth.secret_files: {}: {e}",
+                    path.display()
+                ))
+            })?);
+            service_secrets.push(gatehouse_crypto::SecretString::from(text.trim().to_owned()));
+        }
+        let state = AppState::new(Arc::clone(&kernel))
+            .with_service_secrets(ServiceSecrets::new(&service_secrets));
         let (router, admin_router) = if config.admin_listen.is_some() {
             (
                 gatehouse_http::router_for(state.clone(), &settings, Surface::Tenant),
@@ -208,6 +220,9 @@ impl App {
         sessions.abort();
         if let Err(e) = self.kernel.flush_session_activity().await {
             tracing::warn!(error = %e, "could not record the last sessions' activity");
+        }
+        if let Err(e) = self.kernel.flush_api_key_usage().await {
+            tracing::warn!(error = %e, "could not record the last API-key use");
         }
         out
     }
@@ -332,7 +347,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     }
 }
 
-/// Every 30 seconds: writes sessions' batched last-seen times, and reloads the token-signing keys
+/// Every 30 seconds: writes sessions' batched last-seen times and API keys' last use, and reloads the token-signing keys
 /// (so a key added by `gatehouse keys rotate-signing` signs here too, and retired ones drop out).
 async fn session_job(kernel: Arc<Kernel>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
@@ -341,6 +356,9 @@ async fn session_job(kernel: Arc<Kernel>) {
         tick.tick().await;
         if let Err(e) = kernel.flush_session_activity().await {
             tracing::warn!(error = %e, "could not record sessions' activity; retrying later");
+        }
+        if let Err(e) = kernel.flush_api_key_usage().await {
+            tracing::warn!(error = %e, "could not record API keys' last use; retrying later");
         }
         if let Err(e) = kernel.reload_token_keys().await {
             tracing::warn!(error = %e, "could not reload the token-signing keys");

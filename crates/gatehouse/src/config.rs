@@ -133,6 +133,15 @@ impl Default for IdentityConfig {
     }
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceAuthConfig {
+    /// Files each holding a service secret (base64 of 32 random bytes, mode 0600), sent by your
+    /// services as `X-Service-Auth` on `/internal/v1`. Two during a rotation; none disables the
+    /// service API.
+    pub secret_files: Vec<PathBuf>,
+}
+
 /// The file and environment layers, before validation. `Debug` redacts database passwords.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -163,6 +172,7 @@ pub struct RawConfig {
     pub keyring: KeyringConfig,
     pub audit: AuditConfig,
     pub identity: IdentityConfig,
+    pub service_auth: ServiceAuthConfig,
 }
 
 impl Default for RawConfig {
@@ -189,6 +199,7 @@ impl Default for RawConfig {
             keyring: KeyringConfig::default(),
             audit: AuditConfig::default(),
             identity: IdentityConfig::default(),
+            service_auth: ServiceAuthConfig::default(),
         }
     }
 }
@@ -511,6 +522,14 @@ fn validate(
         return refuse("database_max_connections: must be at least 1");
     }
     let identity = identity(&raw.identity, production)?;
+    if raw.service_auth.secret_files.len() > 2 {
+        return refuse(
+            "service_auth.secret_files: at most two (the current secret and, while rotating, the next)",
+        );
+    }
+    for path in &raw.service_auth.secret_files {
+        keyfile::read(path).map_err(|e| ConfigError(format!("service_auth.secret_files: {e}")))?;
+    }
     Ok(Config {
         identity,
         listen,

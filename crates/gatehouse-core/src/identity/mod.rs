@@ -112,6 +112,15 @@ impl Kernel {
     ) -> Result<Arc<Principal>, Error> {
         let id = self.identity();
         let now = self.clock().now();
+        if token.starts_with("gk_") {
+            if audience == Audience::Operator {
+                return Err(Error::WrongAudience(
+                    "API keys are not accepted on /admin/v1",
+                ));
+            }
+            let key = self.verify_api_key(token).await?;
+            return Ok(Arc::new(crate::api_keys::principal_for(&key)));
+        }
         let principal = match id
             .tokens
             .verify(
@@ -183,6 +192,24 @@ impl Kernel {
         permission: Permission,
         request: &RequestContext,
     ) -> Result<(Box<dyn crate::store::TenantTx>, Role), Error> {
+        if let Some(perms) = &principal.api_key_permissions {
+            if perms.iter().any(|p| p == permission.as_str()) {
+                return Ok((tx, Role::Custom("api-key".to_owned())));
+            }
+            let scope = *tx.scope();
+            drop(tx);
+            self.record_refusal(
+                &scope,
+                principal,
+                "permission.denied",
+                format!("{{\"permission\":\"{}\"}}", permission.as_str()),
+                request,
+            )
+            .await;
+            return Err(Error::Forbidden {
+                permission: permission.as_str(),
+            });
+        }
         let membership = tx
             .membership(crate::ids::UserId::from_uuid(principal.subject))
             .await?;
@@ -330,6 +357,7 @@ pub(super) fn principal_from(c: &AccessClaims) -> Result<Principal, Error> {
         token_id: c.jti.clone(),
         expires_at: c.exp,
         csrf_digest: c.csrf.clone(),
+        api_key_permissions: None,
     })
 }
 

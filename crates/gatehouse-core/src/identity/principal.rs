@@ -21,6 +21,8 @@ pub struct Principal {
     pub expires_at: u64,
     /// For browser (cookie) sessions: the digest the `x-csrf-token` header must match.
     pub csrf_digest: Option<String>,
+    /// Set when the caller is an API key (then `subject` is the key's id): exactly what it may do.
+    pub api_key_permissions: Option<Vec<String>>,
 }
 
 impl Principal {
@@ -28,7 +30,9 @@ impl Principal {
     #[must_use]
     pub fn actor(&self) -> Actor {
         Actor {
-            kind: if self.tier == Tier::Operator {
+            kind: if self.api_key_permissions.is_some() {
+                ActorKind::ApiKey
+            } else if self.tier == Tier::Operator {
                 ActorKind::Operator
             } else {
                 ActorKind::User

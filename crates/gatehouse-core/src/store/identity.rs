@@ -97,3 +97,31 @@ pub struct InvitationRecord {
     pub expires_at: OffsetDateTime,
     pub accepted_at: Option<OffsetDateTime>,
 }
+
+/// An API key as stored: never the key, only its SHA-256 and what listings show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: Uuid,
+    pub org_id: OrgId,
+    pub name: String,
+    /// `gk_{env}_` and the first four random characters.
+    pub prefix: String,
+    pub last4: String,
+    pub digest: Vec<u8>,
+    pub permissions: Vec<String>,
+    pub namespace: Option<String>,
+    /// Requests per minute, overriding the organisation's plan.
+    pub rate_limit: Option<u32>,
+    pub created_by: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl ApiKeyRecord {
+    #[must_use]
+    pub fn is_usable(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}

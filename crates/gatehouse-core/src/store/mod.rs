@@ -18,7 +18,9 @@ use crate::page::{Page, PageRequest};
 use crate::scope::TenantScope;
 
 mod identity;
-pub use identity::{CustomRoleRecord, InvitationRecord, OperatorRecord, SessionRecord, Tier};
+pub use identity::{
+    ApiKeyRecord, CustomRoleRecord, InvitationRecord, OperatorRecord, SessionRecord, Tier,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -170,6 +172,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn touch_sessions(&self, seen: &[(uuid::Uuid, OffsetDateTime)])
     -> Result<(), StoreError>;
 
+    /// Records API keys' last-used times (batched by the caller), like `touch_sessions`.
+    async fn touch_api_keys(
+        &self,
+        used: &[(OrgId, uuid::Uuid, OffsetDateTime)],
+    ) -> Result<(), StoreError>;
+
     /// Starts a transaction already inside `scope`.
     async fn begin_scoped(&self, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError>;
 }
@@ -290,6 +298,12 @@ pub trait PlatformTx: Send {
         now: OffsetDateTime,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
+    /// Which organisation and key a key digest belongs to (a platform index holding no secret).
+    async fn api_key_owner(
+        &mut self,
+        digest: &[u8],
+    ) -> Result<Option<(OrgId, uuid::Uuid)>, StoreError>;
+
     /// Continues this same transaction inside `scope`.
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError>;
     /// Commits; the proof shows an audit event was appended (see `crate::audit`).
@@ -329,6 +343,24 @@ pub trait TenantTx: Send {
     ) -> Result<Option<InvitationRecord>, StoreError>;
     /// Marks it accepted if it was not; returns whether this call did.
     async fn accept_invitation(
+        &mut self,
+        id: uuid::Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Inserts the key and its digest's entry in the platform index.
+    async fn insert_api_key(&mut self, k: &ApiKeyRecord) -> Result<(), StoreError>;
+    async fn api_key(&mut self, id: uuid::Uuid) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Newest first, by (created_at, id).
+    async fn list_api_keys(&mut self, page: PageRequest) -> Result<Page<ApiKeyRecord>, StoreError>;
+    /// Sets the expiry (rotation's grace period); returns whether the key exists.
+    async fn set_api_key_expiry(
+        &mut self,
+        id: uuid::Uuid,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Revokes the key if it is not; returns whether this call did.
+    async fn revoke_api_key(
         &mut self,
         id: uuid::Uuid,
         at: OffsetDateTime,

@@ -296,6 +296,9 @@ pub(crate) struct Identity {
     impersonator_id: Option<Uuid>,
     /// Unix seconds.
     expires_at: u64,
+    /// For an API key (`tier` = `api_key`, `user_id` = the key's id): exactly what it may do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permissions: Option<Vec<String>>,
 }
 
 /// Forward authentication for reverse proxies: 200 with the identity as JSON and as
@@ -332,9 +335,14 @@ pub(crate) async fn verify(
         organization_id: p.org.map(|o| o.as_uuid()),
         roles: p.roles.clone(),
         session_id: p.session_id,
-        tier: p.tier.as_str(),
+        tier: if p.api_key_permissions.is_some() {
+            "api_key"
+        } else {
+            p.tier.as_str()
+        },
         impersonator_id: p.impersonator,
         expires_at: p.expires_at,
+        permissions: p.api_key_permissions.clone(),
     })
     .into_response();
     let h = res.headers_mut();

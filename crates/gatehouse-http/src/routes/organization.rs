@@ -21,9 +21,9 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub(crate) struct PageQuery {
     /// From the previous page's `next_cursor`.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// 1 to 200; default 50.
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

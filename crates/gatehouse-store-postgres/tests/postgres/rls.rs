@@ -205,9 +205,9 @@ async fn the_own_memberships_policy_reads_one_users_rows_and_writes_nothing() {
     assert!(scoped.membership(user_b).await.unwrap().is_none());
     drop(scoped);
 
-    // Every tenant table identity added is under forced row-level security.
+    // Every tenant table identity and API keys added is under forced row-level security.
     let unforced: Vec<(String,)> = sqlx::query_as(
-        "SELECT relname::text FROM pg_class WHERE relname IN ('roles', 'invitations') \
+        "SELECT relname::text FROM pg_class WHERE relname IN ('roles', 'invitations', 'api_keys') \
          AND NOT (relrowsecurity AND relforcerowsecurity)",
     )
     .fetch_all(&mut conn)

@@ -63,11 +63,16 @@ impl Store for UnreachableStore {
     ) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
+    async fn touch_api_keys(
+        &self,
+        _: &[(gatehouse_core::OrgId, uuid::Uuid, time::OffsetDateTime)],
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
 }
 
-#[tokio::test]
-async fn ready_fails_and_requests_degrade_to_503_when_the_store_is_unreachable() {
-    // The keyring starts over a working store; the kernel's own store is the unreachable one.
+/// A kernel whose store cannot be reached (its keyring starts over a working store first).
+pub async fn kernel_over_unreachable_store() -> Kernel {
     let dir = crate::support::temp_dir();
     let sqlite = SqliteStore::connect(&format!("sqlite://{}/k.db", dir.display()), 1)
         .await
@@ -81,13 +86,18 @@ async fn ready_fails_and_requests_degrade_to_503_when_the_store_is_unreachable()
     )
     .await
     .unwrap();
-    let kernel = Kernel::new(
+    Kernel::new(
         Arc::new(UnreachableStore),
         Arc::new(SystemClock),
         PasswordPool::start(1, 4, Argon2Params::MINIMUM).unwrap(),
         Arc::new(keyring),
         KeySource::Environment,
-    );
+    )
+}
+
+#[tokio::test]
+async fn ready_fails_and_requests_degrade_to_503_when_the_store_is_unreachable() {
+    let kernel = kernel_over_unreachable_store().await;
     let router = gatehouse_http::router(AppState::new(Arc::new(kernel)), &HttpSettings::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -10,6 +10,7 @@
 
 mod support;
 
+mod api_keys;
 mod audit_api;
 mod cors;
 mod errors;

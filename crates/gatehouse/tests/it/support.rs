@@ -300,6 +300,11 @@ impl TestApp {
         self.login(email, PASSWORD, "laptop", &user).await
     }
 
+    /// The injected clock's time, in Unix seconds.
+    pub fn clock_secs(&self) -> i64 {
+        gatehouse_core::Clock::now(&self.clock).unix_timestamp()
+    }
+
     /// The organisation's audit events (newest first), read through the kernel.
     pub async fn audit_events(&self, org: &str) -> Vec<gatehouse_core::audit::AuditRecord> {
         let scope =

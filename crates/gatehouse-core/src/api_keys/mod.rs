@@ -1,0 +1,410 @@
+//! API keys (B1): created with a set of permissions from the catalogue, shown once, stored as
+//! SHA-256 only, verified without a database round trip once seen (the cache forgets a key the
+//! moment it is revoked or rotated here, and every entry after `CACHE_MAX_AGE`, which bounds how
+//! long another instance can trust a key revoked elsewhere until revocation fan-out arrives).
+
+pub mod format;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use gatehouse_crypto::{SecretString, sha256};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+pub use format::{KeyEnv, KeyShape};
+
+use crate::audit::{self, AuditEvent};
+use crate::context::RequestContext;
+use crate::error::Error;
+use crate::identity::{Permission, Principal};
+use crate::ids::{OrgId, new_uuid};
+use crate::kernel::Kernel;
+use crate::page::{Page, PageRequest};
+use crate::scope::TenantScope;
+use crate::store::{ApiKeyRecord, Role};
+
+/// What a new key may do.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub name: String,
+    pub permissions: Vec<String>,
+    pub namespace: Option<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub rate_limit: Option<u32>,
+    pub env: KeyEnv,
+}
+
+/// A new key: the record, and the key itself, shown once.
+#[derive(Debug)]
+pub struct IssuedApiKey {
+    pub record: ApiKeyRecord,
+    pub key: SecretString,
+}
+
+const CACHE_MAX_AGE: Duration = Duration::seconds(10);
+const CACHE_CAPACITY: usize = 100_000;
+
+#[derive(Debug)]
+struct Cached {
+    record: Arc<ApiKeyRecord>,
+    loaded_at: OffsetDateTime,
+    last_used: AtomicI64,
+    flushed: AtomicI64,
+}
+
+/// Verified keys by digest, and their last use (written in batches).
+#[derive(Debug, Default)]
+pub struct ApiKeyCache {
+    entries: RwLock<HashMap<Vec<u8>, Arc<Cached>>>,
+}
+
+impl ApiKeyCache {
+    fn get(&self, digest: &[u8], now: OffsetDateTime) -> Option<Arc<Cached>> {
+        let map = self.entries.read().ok()?;
+        let e = map.get(digest)?;
+        (now - e.loaded_at < CACHE_MAX_AGE).then(|| Arc::clone(e))
+    }
+
+    fn put(&self, record: Arc<ApiKeyRecord>, now: OffsetDateTime) -> Arc<Cached> {
+        let entry = Arc::new(Cached {
+            record: Arc::clone(&record),
+            loaded_at: now,
+            last_used: AtomicI64::new(0),
+            flushed: AtomicI64::new(0),
+        });
+        if let Ok(mut map) = self.entries.write() {
+            if map.len() >= CACHE_CAPACITY {
+                map.clear();
+            }
+            map.insert(record.digest.clone(), Arc::clone(&entry));
+        }
+        entry
+    }
+
+    fn forget(&self, id: Uuid) {
+        if let Ok(mut map) = self.entries.write() {
+            map.retain(|_, e| e.record.id != id);
+        }
+    }
+
+    fn take_used(&self) -> Vec<(OrgId, Uuid, OffsetDateTime)> {
+        let Ok(map) = self.entries.read() else {
+            return Vec::new();
+        };
+        map.values()
+            .filter_map(|e| {
+                let used = e.last_used.load(Ordering::Relaxed);
+                let before = e.flushed.swap(used, Ordering::Relaxed);
+                (used > before)
+                    .then(|| crate::clock::from_unix_micros(used))
+                    .flatten()
+                    .map(|t| (e.record.org_id, e.record.id, t))
+            })
+            .collect()
+    }
+}
+
+fn digest(key: &str) -> Vec<u8> {
+    sha256(&[key.as_bytes()]).to_vec()
+}
+
+impl Kernel {
+    /// Creates a key with a subset of the creator's own permissions. Needs `api_keys.manage`.
+    pub async fn create_api_key(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        input: NewApiKey,
+        request: &RequestContext,
+    ) -> Result<IssuedApiKey, Error> {
+        let name = crate::inputs::DisplayName::parse("name", &input.name)?;
+        if input.permissions.is_empty() {
+            return Err(Error::invalid(
+                "permissions",
+                "name at least one permission",
+            ));
+        }
+        let mut perms: Vec<String> = Vec::new();
+        for p in &input.permissions {
+            let parsed = Permission::parse(p).ok_or_else(|| {
+                Error::invalid("permissions", format!("unknown permission {p:?}"))
+            })?;
+            if !perms.iter().any(|q| q == parsed.as_str()) {
+                perms.push(parsed.as_str().to_owned());
+            }
+        }
+        if let Some(ns) = &input.namespace
+            && (ns.is_empty() || ns.len() > 100 || ns.chars().any(char::is_control))
+        {
+            return Err(Error::invalid(
+                "namespace",
+                "must be 1 to 100 printable characters",
+            ));
+        }
+        if input.rate_limit == Some(0) {
+            return Err(Error::invalid(
+                "rate_limit",
+                "must be at least 1 request per minute",
+            ));
+        }
+        let now = self.clock().now();
+        if input.expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        let tx = self.store().begin_scoped(scope).await?;
+        let (mut tx, role) = self
+            .authorize(tx, principal, Permission::API_KEYS_MANAGE, request)
+            .await?;
+        let held = self.held_permissions(tx.as_mut(), principal, &role).await?;
+        if let Some(p) = perms.iter().find(|p| !held.contains(p)) {
+            return Err(Error::invalid(
+                "permissions",
+                format!("you do not hold {p} yourself"),
+            ));
+        }
+        let issued = self.new_key(
+            scope.org_id(),
+            name.as_str(),
+            perms,
+            input.namespace,
+            input.expires_at,
+            input.rate_limit,
+            input.env,
+            principal,
+        )?;
+        tx.insert_api_key(&issued.record).await?;
+        let event = AuditEvent::success(
+            principal.actor(),
+            "api_key.created",
+            "api_key",
+            issued.record.id,
+        )
+        .with_details(format!(
+            "{{\"prefix\":\"{}\",\"permissions\":{}}}",
+            issued.record.prefix,
+            serde_json::Value::from(issued.record.permissions.clone())
+        ))
+        .with_request(request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        Ok(issued)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_key(
+        &self,
+        org: OrgId,
+        name: &str,
+        permissions: Vec<String>,
+        namespace: Option<String>,
+        expires_at: Option<OffsetDateTime>,
+        rate_limit: Option<u32>,
+        env: KeyEnv,
+        principal: &Principal,
+    ) -> Result<IssuedApiKey, Error> {
+        let key = format::generate(env).map_err(|e| Error::Internal(e.to_string()))?;
+        let shape = format::parse(key.expose())
+            .ok_or_else(|| Error::Internal("a generated key did not parse".into()))?;
+        Ok(IssuedApiKey {
+            record: ApiKeyRecord {
+                id: new_uuid(self.clock()),
+                org_id: org,
+                name: name.to_owned(),
+                prefix: shape.prefix,
+                last4: shape.last4,
+                digest: digest(key.expose()),
+                permissions,
+                namespace,
+                rate_limit,
+                created_by: principal.actor().id,
+                created_at: self.clock().now(),
+                expires_at,
+                revoked_at: None,
+                last_used_at: None,
+            },
+            key,
+        })
+    }
+
+    /// What the principal may grant: their role's permissions, or an API key's own.
+    async fn held_permissions(
+        &self,
+        tx: &mut dyn crate::store::TenantTx,
+        principal: &Principal,
+        role: &Role,
+    ) -> Result<Vec<String>, Error> {
+        if let Some(perms) = &principal.api_key_permissions {
+            return Ok(perms.clone());
+        }
+        Ok(match crate::identity::permissions::builtin_grants(role) {
+            Some(perms) => perms.iter().map(|p| p.as_str().to_owned()).collect(),
+            None => tx
+                .custom_role(role.as_str())
+                .await?
+                .map(|r| r.permissions)
+                .unwrap_or_default(),
+        })
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        page: PageRequest,
+        request: &RequestContext,
+    ) -> Result<Page<ApiKeyRecord>, Error> {
+        let tx = self.store().begin_scoped(scope).await?;
+        let (mut tx, _) = self
+            .authorize(tx, principal, Permission::API_KEYS_MANAGE, request)
+            .await?;
+        Ok(tx.list_api_keys(page).await?)
+    }
+
+    /// Issues a replacement with the same name and grants; the old key keeps working for
+    /// `grace` and is refused after it.
+    pub async fn rotate_api_key(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        id: Uuid,
+        grace: Duration,
+        request: &RequestContext,
+    ) -> Result<IssuedApiKey, Error> {
+        if grace < Duration::ZERO || grace > Duration::days(30) {
+            return Err(Error::invalid(
+                "grace_seconds",
+                "must be 0 to 2592000 (30 days)",
+            ));
+        }
+        let tx = self.store().begin_scoped(scope).await?;
+        let (mut tx, _) = self
+            .authorize(tx, principal, Permission::API_KEYS_MANAGE, request)
+            .await?;
+        let now = self.clock().now();
+        let old = tx
+            .api_key(id)
+            .await?
+            .filter(|k| k.is_usable(now))
+            .ok_or(Error::NotFound("api key"))?;
+        let ends = old.expires_at.map_or(now + grace, |e| e.min(now + grace));
+        tx.set_api_key_expiry(id, ends).await?;
+        let issued = self.new_key(
+            scope.org_id(),
+            &old.name,
+            old.permissions.clone(),
+            old.namespace.clone(),
+            old.expires_at,
+            old.rate_limit,
+            format::parse_env(&old.prefix).unwrap_or(KeyEnv::Live),
+            principal,
+        )?;
+        tx.insert_api_key(&issued.record).await?;
+        let event = AuditEvent::success(principal.actor(), "api_key.rotated", "api_key", id)
+            .with_details(format!(
+                "{{\"replacement\":\"{}\",\"grace_seconds\":{}}}",
+                issued.record.id,
+                grace.whole_seconds()
+            ))
+            .with_request(request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        self.api_key_cache().forget(id);
+        Ok(issued)
+    }
+
+    /// Revokes a key: refused from the next request on.
+    pub async fn revoke_api_key(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        id: Uuid,
+        request: &RequestContext,
+    ) -> Result<(), Error> {
+        let tx = self.store().begin_scoped(scope).await?;
+        let (mut tx, _) = self
+            .authorize(tx, principal, Permission::API_KEYS_MANAGE, request)
+            .await?;
+        if tx.api_key(id).await?.is_none() {
+            return Err(Error::NotFound("api key"));
+        }
+        let now = self.clock().now();
+        if tx.revoke_api_key(id, now).await? {
+            let event = AuditEvent::success(principal.actor(), "api_key.revoked", "api_key", id)
+                .with_request(request.request_id.clone());
+            let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+            tx.commit(proof).await?;
+        }
+        self.api_key_cache().forget(id);
+        Ok(())
+    }
+
+    /// Checks a presented key: format and checksum first (a mistyped key costs no lookup), then
+    /// the cache or the store. `Unauthenticated` for anything unusable.
+    pub async fn verify_api_key(&self, key: &str) -> Result<Arc<ApiKeyRecord>, Error> {
+        let invalid = Error::Unauthenticated("the API key is invalid, expired or revoked");
+        if format::parse(key).is_none() {
+            return Err(invalid);
+        }
+        let now = self.clock().now();
+        let d = digest(key);
+        let entry = match self.api_key_cache().get(&d, now) {
+            Some(e) => e,
+            None => {
+                let record = {
+                    let mut tx = self.store().begin().await?;
+                    match tx.api_key_owner(&d).await? {
+                        Some((org, id)) => {
+                            let mut tx = tx.enter(&TenantScope::granted(org)).await?;
+                            tx.api_key(id).await?
+                        }
+                        None => None,
+                    }
+                };
+                // Digests are compared by the database's index; the stored digest must also be
+                // exactly the presented one.
+                match record.filter(|r| gatehouse_crypto::ct_eq(&r.digest, &d)) {
+                    Some(r) => self.api_key_cache().put(Arc::new(r), now),
+                    None => return Err(invalid),
+                }
+            }
+        };
+        if !entry.record.is_usable(now) {
+            return Err(invalid);
+        }
+        entry
+            .last_used
+            .fetch_max(crate::clock::unix_micros(now), Ordering::Relaxed);
+        Ok(Arc::clone(&entry.record))
+    }
+
+    /// Writes batched last-used times (called by a background job).
+    pub async fn flush_api_key_usage(&self) -> Result<usize, Error> {
+        let used = self.api_key_cache().take_used();
+        if used.is_empty() {
+            return Ok(0);
+        }
+        self.store().touch_api_keys(&used).await?;
+        Ok(used.len())
+    }
+}
+
+/// The principal an API key acts as.
+#[must_use]
+pub fn principal_for(key: &ApiKeyRecord) -> Principal {
+    Principal {
+        subject: key.id,
+        tier: crate::store::Tier::Customer,
+        org: Some(key.org_id),
+        roles: Vec::new(),
+        session_id: Uuid::nil(),
+        impersonator: None,
+        token_id: key.id.to_string(),
+        expires_at: key
+            .expires_at
+            .map_or(u64::MAX, |e| u64::try_from(e.unix_timestamp()).unwrap_or(0)),
+        csrf_digest: None,
+        api_key_permissions: Some(key.permissions.clone()),
+    }
+}

@@ -1,0 +1,283 @@
+//! API keys (B1) on the tenant API, and their verification on the service API.
+
+use std::fmt;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use gatehouse_core::PageRequest;
+use gatehouse_core::api_keys::{KeyEnv, NewApiKey};
+use gatehouse_core::store::ApiKeyRecord;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::auth::{OrgCaller, ServiceCaller};
+use crate::extract::RequestMeta;
+use crate::json::{ApiJson, Created};
+use crate::problem::{ApiError, Problem};
+use crate::routes::organization::PageQuery;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateApiKey {
+    name: String,
+    /// Names from the permission catalogue; at most what the creator holds.
+    permissions: Vec<String>,
+    namespace: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+    /// Requests per minute for this key, overriding the organisation's plan.
+    rate_limit: Option<u32>,
+    /// `live` (default) or `test`: the key's prefix, `gk_live_` or `gk_test_`.
+    environment: Option<String>,
+}
+
+/// A key as listed: never the key itself.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ApiKeyView {
+    id: Uuid,
+    name: String,
+    prefix: String,
+    last4: String,
+    permissions: Vec<String>,
+    namespace: Option<String>,
+    rate_limit: Option<u32>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    revoked_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_used_at: Option<OffsetDateTime>,
+}
+
+impl From<ApiKeyRecord> for ApiKeyView {
+    fn from(k: ApiKeyRecord) -> Self {
+        Self {
+            id: k.id,
+            name: k.name,
+            prefix: k.prefix,
+            last4: k.last4,
+            permissions: k.permissions,
+            namespace: k.namespace,
+            rate_limit: k.rate_limit,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            revoked_at: k.revoked_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+}
+
+/// A new key: shown once, here.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct IssuedKey {
+    /// The key. Store it now: Gatehouse keeps only its SHA-256.
+    key: String,
+    #[serde(flatten)]
+    view: ApiKeyView,
+}
+
+impl fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("id", &self.view.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates an API key. Needs `api_keys.manage`.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+    request_body = CreateApiKey,
+    responses(
+        (status = 201, description = "The key, shown once", body = IssuedKey),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown permission, or one the creator does not hold", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: OrgCaller,
+    ApiJson(req): ApiJson<CreateApiKey>,
+) -> Result<Created<IssuedKey>, ApiError> {
+    let env = match req.environment.as_deref() {
+        None => KeyEnv::Live,
+        Some(e) => KeyEnv::parse(e)
+            .ok_or_else(|| gatehouse_core::Error::invalid("environment", "must be live or test"))?,
+    };
+    let issued = state
+        .kernel
+        .create_api_key(
+            &caller.principal,
+            &caller.scope,
+            NewApiKey {
+                name: req.name,
+                permissions: req.permissions,
+                namespace: req.namespace,
+                expires_at: req.expires_at,
+                rate_limit: req.rate_limit,
+                env,
+            },
+            &meta,
+        )
+        .await?;
+    Ok(Created(IssuedKey {
+        key: issued.key.expose().to_owned(),
+        view: issued.record.into(),
+    }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ApiKeyPage {
+    items: Vec<ApiKeyView>,
+    next_cursor: Option<String>,
+}
+
+/// The organisation's keys, newest first (prefix and last four characters only). Needs
+/// `api_keys.manage`.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, description = "A page of keys", body = ApiKeyPage)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: OrgCaller,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<ApiKeyPage>, ApiError> {
+    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
+    let found = state
+        .kernel
+        .list_api_keys(&caller.principal, &caller.scope, page, &meta)
+        .await?;
+    Ok(Json(ApiKeyPage {
+        items: found.items.into_iter().map(ApiKeyView::from).collect(),
+        next_cursor: found.next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotateRequest {
+    /// How long the old key keeps working (0 to 2592000).
+    grace_seconds: i64,
+}
+
+/// Issues a replacement key with the same grants; the old one works until the grace period ends.
+#[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api-keys", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The key")), request_body = RotateRequest,
+    responses(
+        (status = 201, description = "The new key, shown once", body = IssuedKey),
+        (status = 404, description = "No such usable key", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn rotate(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: OrgCaller,
+    Path(id): Path<Uuid>,
+    ApiJson(req): ApiJson<RotateRequest>,
+) -> Result<Created<IssuedKey>, ApiError> {
+    let issued = state
+        .kernel
+        .rotate_api_key(
+            &caller.principal,
+            &caller.scope,
+            id,
+            time::Duration::seconds(req.grace_seconds),
+            &meta,
+        )
+        .await?;
+    Ok(Created(IssuedKey {
+        key: issued.key.expose().to_owned(),
+        view: issued.record.into(),
+    }))
+}
+
+/// Revokes a key; it is refused from the next request on.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The key")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    caller: OrgCaller,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .kernel
+        .revoke_api_key(&caller.principal, &caller.scope, id, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyKeyRequest {
+    key: String,
+}
+
+impl fmt::Debug for VerifyKeyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VerifyKeyRequest([redacted])")
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct VerifiedKey {
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    organization: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permissions: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    expires_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<u32>,
+}
+
+/// Verifies an API key for one of your services. 200 either way: `valid` says which.
+#[utoipa::path(post, path = "/internal/v1/api-keys/verify", tag = "internal",
+    security(("service" = [])), request_body = VerifyKeyRequest,
+    responses(
+        (status = 200, description = "Whether the key is valid, and what it may do", body = VerifiedKey),
+        (status = 401, description = "Missing or wrong `X-Service-Auth`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+    ApiJson(req): ApiJson<VerifyKeyRequest>,
+) -> Result<Json<VerifiedKey>, ApiError> {
+    match state.kernel.verify_api_key(&req.key).await {
+        Ok(k) => Ok(Json(VerifiedKey {
+            valid: true,
+            key_id: Some(k.id),
+            organization: Some(k.org_id.as_uuid()),
+            permissions: Some(k.permissions.clone()),
+            namespace: k.namespace.clone(),
+            expires_at: k.expires_at,
+            rate_limit: k.rate_limit,
+        })),
+        Err(gatehouse_core::Error::Unauthenticated(_)) => Ok(Json(VerifiedKey {
+            valid: false,
+            key_id: None,
+            organization: None,
+            permissions: None,
+            namespace: None,
+            expires_at: None,
+            rate_limit: None,
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
