@@ -14,6 +14,7 @@ pub mod ids;
 pub mod inputs;
 pub mod kernel;
 pub mod keyring;
+pub mod limits;
 pub mod page;
 pub mod password_pool;
 pub mod scope;

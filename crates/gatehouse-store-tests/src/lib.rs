@@ -16,6 +16,7 @@ pub mod cases;
 mod data;
 pub mod identity_cases;
 pub mod keyring_cases;
+pub mod limiter_cases;
 
 use std::sync::Arc;
 
