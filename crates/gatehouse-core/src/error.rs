@@ -56,6 +56,12 @@ pub enum Error {
     /// `x-organization-id` names another organisation than the token's.
     #[error("the token is not for the organisation named in x-organization-id")]
     OrganizationMismatch,
+    /// Too many failed attempts from this account or address: locked for `retry_after_secs`.
+    #[error("too many failed attempts; retry after {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u32 },
+    /// A rate limit refused the request.
+    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u32 },
     /// The change would leave the organisation without an owner.
     #[error("the organisation's last owner cannot be removed or demoted")]
     LastOwner,
@@ -94,6 +100,8 @@ impl Error {
             Self::OrganizationRequired => "organization_required",
             Self::OrganizationMismatch => "organization_mismatch",
             Self::LastOwner => "last_owner",
+            Self::TooManyAttempts { .. } => "too_many_attempts",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Conflict(_) => "conflict",
             Self::Store(_) | Self::Internal(_) => "internal_error",
         }

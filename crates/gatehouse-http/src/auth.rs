@@ -109,6 +109,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (principal, carrier) = authenticate(parts, state, Audience::Tenant).await?;
+        crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
         Ok(Self { principal, carrier })
     }
 }
@@ -125,6 +126,7 @@ impl FromRequestParts<AppState> for OrgCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (principal, _) = authenticate(parts, state, Audience::Tenant).await?;
+        crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
         let RequestMeta(meta) = RequestMeta::from_request_parts(parts, state)
             .await
             .unwrap_or_else(|never| match never {});

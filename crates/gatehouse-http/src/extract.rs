@@ -1,6 +1,6 @@
 //! Extractors: what handlers take from a request besides its body.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::USER_AGENT;
@@ -8,22 +8,58 @@ use axum::http::request::Parts;
 use gatehouse_core::RequestContext;
 
 use crate::middleware::request_id;
+use crate::state::AppState;
 
-/// The request id, peer IP and user agent, for audit events. The peer is the TCP peer; trusting
-/// `X-Forwarded-For` from configured proxies arrives with the rate-limiting work.
+/// The request id, client IP and user agent, for audit events and per-address limits. The client
+/// IP is the TCP peer, unless the peer is a configured trusted proxy: then it is the nearest
+/// address in `X-Forwarded-For` that is not itself a trusted proxy. `X-Forwarded-For` from any
+/// other peer is ignored (anyone can send it).
 #[derive(Debug, Clone)]
 pub struct RequestMeta(pub RequestContext);
 
 const MAX_USER_AGENT: usize = 512;
 
-impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+/// The client address for a request from `peer` carrying `forwarded_for`.
+pub(crate) fn client_ip(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let Some(chain) = forwarded_for else {
+        return Some(peer);
+    };
+    // Right to left: the rightmost entries were added by our own proxies.
+    for hop in chain.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => {}
+            Ok(ip) => return Some(ip),
+            // A malformed entry: nothing to its left can be trusted either.
+            Err(_) => return Some(peer),
+        }
+    }
+    Some(peer)
+}
+
+impl FromRequestParts<AppState> for RequestMeta {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .map(|ConnectInfo(addr)| addr.ip());
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let ip = client_ip(peer, forwarded, &state.trusted_proxies).map(|ip| ip.to_string());
         let user_agent = parts
             .headers
             .get(USER_AGENT)
@@ -34,5 +70,41 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
             ip,
             user_agent,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let proxy = ip("10.0.0.1");
+        let trusted = [proxy];
+        // Untrusted peer: the header is ignored.
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        // Trusted peer: the nearest untrusted hop.
+        assert_eq!(
+            client_ip(Some(proxy), Some("1.2.3.4, 198.51.100.7"), &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            client_ip(Some(proxy), Some("198.51.100.7, 10.0.0.1"), &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // Garbage stops the walk at the proxy itself.
+        assert_eq!(
+            client_ip(Some(proxy), Some("1.2.3.4, nonsense"), &trusted),
+            Some(proxy)
+        );
+        assert_eq!(client_ip(Some(proxy), None, &trusted), Some(proxy));
     }
 }

@@ -137,6 +137,10 @@ pub fn router_for(state: AppState, settings: &HttpSettings, surface: Surface) ->
             axum::routing::get(move || routes::openapi::serve(doc.clone())),
         )
         .fallback(routes::fallback::not_found);
+    app = app.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        middleware::rate_limit::layer,
+    ));
     if surface != Surface::All {
         app = app.layer(axum::middleware::from_fn_with_state(
             surface,

@@ -144,6 +144,11 @@ impl From<Error> for ApiError {
                 field: Some("x-organization-id"),
                 ..Self::new(StatusCode::BAD_REQUEST, code, e.to_string())
             },
+            Error::TooManyAttempts { retry_after_secs }
+            | Error::RateLimited { retry_after_secs } => Self {
+                retry_after_secs: Some(*retry_after_secs),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, e.to_string())
+            },
             Error::LastOwner | Error::Conflict(_) => {
                 Self::new(StatusCode::CONFLICT, code, e.to_string())
             }

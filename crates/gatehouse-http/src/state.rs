@@ -46,6 +46,10 @@ impl ServiceSecrets {
 pub struct AppState {
     pub kernel: Arc<Kernel>,
     pub service: Arc<ServiceSecrets>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+    /// `None`: no rate limits.
+    pub rate_limits: Option<Arc<crate::middleware::rate_limit::RateLimiting>>,
 }
 
 impl AppState {
@@ -54,7 +58,28 @@ impl AppState {
         Self {
             kernel,
             service: Arc::new(ServiceSecrets::default()),
+            trusted_proxies: Arc::new(Vec::new()),
+            rate_limits: None,
         }
+    }
+
+    #[must_use]
+    pub fn with_rate_limits(
+        mut self,
+        store: Arc<dyn gatehouse_core::limits::RateLimitStore>,
+        policy: gatehouse_core::limits::RatePolicy,
+    ) -> Self {
+        self.rate_limits = Some(Arc::new(crate::middleware::rate_limit::RateLimiting {
+            store,
+            policy,
+        }));
+        self
+    }
+
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, proxies: Vec<std::net::IpAddr>) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
+        self
     }
 
     #[must_use]

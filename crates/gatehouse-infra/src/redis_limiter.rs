@@ -46,7 +46,9 @@ impl std::fmt::Debug for RedisLimiter {
 }
 
 fn unavailable(e: &redis::RedisError) -> Error {
-    Error::Store(gatehouse_core::StoreError::Unavailable(format!("redis: {e}")))
+    Error::Store(gatehouse_core::StoreError::Unavailable(format!(
+        "redis: {e}"
+    )))
 }
 
 impl RedisLimiter {
@@ -141,6 +143,10 @@ impl RateLimitStore for FallbackLimiter {
     }
 
     fn kind(&self) -> &'static str {
-        if self.is_degraded() { "memory-fallback" } else { self.primary.kind() }
+        if self.is_degraded() {
+            "memory-fallback"
+        } else {
+            self.primary.kind()
+        }
     }
 }

@@ -77,7 +77,10 @@ fn start_redis(port: u16) -> std::process::Child {
 
 async fn wait_for_port(port: u16) {
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -123,7 +126,10 @@ async fn when_redis_goes_away_limiting_falls_back_and_recovers_when_it_returns()
     }
     server.kill().unwrap();
     let _ = server.wait();
-    assert!(recovered, "the limiter did not go back to Redis after it returned");
+    assert!(
+        recovered,
+        "the limiter did not go back to Redis after it returned"
+    );
 }
 
 fn uuid_like() -> u128 {

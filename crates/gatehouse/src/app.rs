@@ -82,8 +82,12 @@ impl App {
         .map_err(|e| StartError(e.to_string()))?;
         let keyring = Arc::new(keyring);
         let kernel = Arc::new(
-            Kernel::new(store, clock, passwords, Arc::clone(&keyring), key_source)
-                .with_identity(Identity::new(config.identity.clone(), Arc::new(LocalOnly))),
+            Kernel::new(store, clock, passwords, Arc::clone(&keyring), key_source).with_identity(
+                lockouts(
+                    Identity::new(config.identity.clone(), Arc::new(LocalOnly)),
+                    config,
+                ),
+            ),
         );
         kernel
             .reload_token_keys()
@@ -109,7 +113,12 @@ impl App {
             service_secrets.push(gatehouse_crypto::SecretString::from(text.trim().to_owned()));
         }
         let state = AppState::new(Arc::clone(&kernel))
-            .with_service_secrets(ServiceSecrets::new(&service_secrets));
+            .with_service_secrets(ServiceSecrets::new(&service_secrets))
+            .with_trusted_proxies(config.trusted_proxies.clone());
+        let state = match &config.rate_policy {
+            Some(policy) => state.with_rate_limits(limit_store(config).await, policy.clone()),
+            None => state,
+        };
         let (router, admin_router) = if config.admin_listen.is_some() {
             (
                 gatehouse_http::router_for(state.clone(), &settings, Surface::Tenant),
@@ -363,5 +372,45 @@ async fn session_job(kernel: Arc<Kernel>) {
         if let Err(e) = kernel.reload_token_keys().await {
             tracing::warn!(error = %e, "could not reload the token-signing keys");
         }
+    }
+}
+
+/// Sign-in lockouts as configured (off with rate limits off).
+fn lockouts(identity: Identity, config: &Config) -> Identity {
+    if config.rate_policy.is_none() {
+        return identity.with_lockouts(None, None);
+    }
+    let l = &config.raw.rate_limits.lockout;
+    let policy = |threshold| gatehouse_core::limits::LockoutPolicy {
+        threshold,
+        first_lock: time::Duration::seconds(i64::try_from(l.first_lock_secs).unwrap_or(2)),
+        max_lock: time::Duration::seconds(i64::try_from(l.max_lock_secs).unwrap_or(900)),
+        forget_after: time::Duration::hours(1),
+    };
+    identity.with_lockouts(
+        Some(policy(l.account_threshold)),
+        Some(policy(l.ip_threshold)),
+    )
+}
+
+/// The limiter's store: in-process, or Redis with the in-process fallback. A Redis that cannot be
+/// reached at start is not fatal either: limits are kept in-process until it answers.
+async fn limit_store(config: &Config) -> Arc<dyn gatehouse_core::limits::RateLimitStore> {
+    use crate::config::LimitStore;
+    let memory = || Arc::new(gatehouse_core::limits::MemoryLimiter::default());
+    match (
+        config.raw.rate_limits.store,
+        &config.raw.rate_limits.redis_url,
+    ) {
+        (LimitStore::Redis, Some(url)) => {
+            match gatehouse_infra::RedisLimiter::connect(url, "gatehouse:rl:").await {
+                Ok(redis) => Arc::new(gatehouse_infra::FallbackLimiter::new(Arc::new(redis))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Redis is unreachable at start; rate limits are per instance until it answers (restart to retry)");
+                    memory()
+                }
+            }
+        }
+        _ => memory(),
     }
 }

@@ -142,6 +142,93 @@ pub struct ServiceAuthConfig {
     pub secret_files: Vec<PathBuf>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitStore {
+    /// In this process: each instance limits on its own.
+    Memory,
+    /// Shared by every instance through Redis (`redis_url`); in-process while Redis is away.
+    Redis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerIpQuotas {
+    pub auth: u32,
+    pub read: u32,
+    pub write: u32,
+    pub admin: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutConfig {
+    /// Failed sign-ins per account (known or not) before it is locked.
+    pub account_threshold: u32,
+    /// Failed sign-ins per client address before it is locked.
+    pub ip_threshold: u32,
+    /// The first lock; each further failure doubles it, up to `max_lock_secs`.
+    pub first_lock_secs: u64,
+    pub max_lock_secs: u64,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        Self {
+            account_threshold: 5,
+            ip_threshold: 20,
+            first_lock_secs: 2,
+            max_lock_secs: 900,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Off: no rate limits and no sign-in lockouts (for load tests; refused in production).
+    pub enabled: bool,
+    pub store: LimitStore,
+    pub redis_url: Option<String>,
+    /// Requests per minute per client address, by endpoint class.
+    pub per_ip: PerIpQuotas,
+    /// Requests per minute per signed-in user.
+    pub per_user: u32,
+    /// Requests per minute per API key, by plan.
+    pub plans: std::collections::BTreeMap<String, u32>,
+    pub default_plan: String,
+    /// Organisation id -> plan name.
+    pub organization_plans: std::collections::BTreeMap<String, String>,
+    pub lockout: LockoutConfig,
+}
+
+impl Default for PerIpQuotas {
+    fn default() -> Self {
+        Self {
+            auth: 30,
+            read: 1200,
+            write: 300,
+            admin: 120,
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            store: LimitStore::Memory,
+            redis_url: None,
+            per_ip: PerIpQuotas::default(),
+            per_user: 600,
+            plans: [("free".to_owned(), 60), ("pro".to_owned(), 600)].into(),
+            default_plan: "free".to_owned(),
+            organization_plans: std::collections::BTreeMap::new(),
+            lockout: LockoutConfig::default(),
+        }
+    }
+}
+
 /// The file and environment layers, before validation. `Debug` redacts database passwords.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -163,6 +250,8 @@ pub struct RawConfig {
     pub cors_allowed_origins: Vec<String>,
     /// Plain HTTP on a non-loopback address is allowed in production only behind a TLS proxy.
     pub trusted_proxy_tls: bool,
+    /// Addresses of your reverse proxies: only from these peers is `X-Forwarded-For` believed.
+    pub trusted_proxies: Vec<String>,
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
@@ -173,6 +262,7 @@ pub struct RawConfig {
     pub audit: AuditConfig,
     pub identity: IdentityConfig,
     pub service_auth: ServiceAuthConfig,
+    pub rate_limits: RateLimitConfig,
 }
 
 impl Default for RawConfig {
@@ -190,6 +280,7 @@ impl Default for RawConfig {
             master_key_file: None,
             cors_allowed_origins: Vec::new(),
             trusted_proxy_tls: false,
+            trusted_proxies: Vec::new(),
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             shutdown_grace_secs: 30,
@@ -200,6 +291,7 @@ impl Default for RawConfig {
             audit: AuditConfig::default(),
             identity: IdentityConfig::default(),
             service_auth: ServiceAuthConfig::default(),
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }
@@ -258,6 +350,9 @@ pub struct Config {
     pub raw: RawConfig,
     pub listen: SocketAddr,
     pub admin_listen: Option<SocketAddr>,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// `None` when rate limits are off.
+    pub rate_policy: Option<gatehouse_core::limits::RatePolicy>,
     pub database: Database,
     pub master_key: MasterKey,
     pub argon2: Argon2Params,
@@ -435,6 +530,77 @@ fn identity(c: &IdentityConfig, production: bool) -> Result<IdentitySettings, Co
     })
 }
 
+fn rate_policy(
+    c: &RateLimitConfig,
+    production: bool,
+) -> Result<Option<gatehouse_core::limits::RatePolicy>, ConfigError> {
+    use gatehouse_core::limits::EndpointClass;
+    if !c.enabled {
+        if production {
+            return refuse(
+                "rate_limits.enabled: production refuses to run without rate limits and sign-in lockouts",
+            );
+        }
+        return Ok(None);
+    }
+    if c.store == LimitStore::Redis && c.redis_url.is_none() {
+        return refuse("rate_limits.redis_url: required when rate_limits.store = \"redis\"");
+    }
+    let quotas = [
+        c.per_ip.auth,
+        c.per_ip.read,
+        c.per_ip.write,
+        c.per_ip.admin,
+        c.per_user,
+    ];
+    if quotas.contains(&0) || c.plans.values().any(|&q| q == 0) {
+        return refuse("rate_limits: every quota must be at least 1 request per minute");
+    }
+    if !c.plans.contains_key(&c.default_plan) {
+        return refuse(format!(
+            "rate_limits.default_plan: {:?} is not one of rate_limits.plans",
+            c.default_plan
+        ));
+    }
+    let mut organization_plans = std::collections::HashMap::new();
+    for (org, plan) in &c.organization_plans {
+        let id = gatehouse_core::OrgId::parse(org).ok_or_else(|| {
+            ConfigError(format!(
+                "rate_limits.organization_plans: {org:?} is not an organisation id"
+            ))
+        })?;
+        if !c.plans.contains_key(plan) {
+            return refuse(format!(
+                "rate_limits.organization_plans: {plan:?} is not one of rate_limits.plans"
+            ));
+        }
+        organization_plans.insert(id, plan.clone());
+    }
+    let l = &c.lockout;
+    if l.account_threshold == 0
+        || l.ip_threshold == 0
+        || l.first_lock_secs == 0
+        || l.max_lock_secs < l.first_lock_secs
+    {
+        return refuse(
+            "rate_limits.lockout: thresholds and first_lock_secs must be at least 1, and max_lock_secs at least first_lock_secs",
+        );
+    }
+    Ok(Some(gatehouse_core::limits::RatePolicy {
+        per_ip: [
+            (EndpointClass::Auth, c.per_ip.auth),
+            (EndpointClass::Read, c.per_ip.read),
+            (EndpointClass::Write, c.per_ip.write),
+            (EndpointClass::Admin, c.per_ip.admin),
+        ]
+        .into(),
+        per_user: c.per_user,
+        plans: c.plans.clone().into_iter().collect(),
+        default_plan: c.default_plan.clone(),
+        organization_plans,
+    }))
+}
+
 fn validate(
     raw: RawConfig,
     master_key_env: Option<&str>,
@@ -522,6 +688,15 @@ fn validate(
         return refuse("database_max_connections: must be at least 1");
     }
     let identity = identity(&raw.identity, production)?;
+    let rate_policy = rate_policy(&raw.rate_limits, production)?;
+    let mut trusted_proxies = Vec::new();
+    for p in &raw.trusted_proxies {
+        trusted_proxies.push(p.parse().map_err(|_| {
+            ConfigError(format!(
+                "trusted_proxies: {p:?} is not an IP address (list each proxy's address)"
+            ))
+        })?);
+    }
     if raw.service_auth.secret_files.len() > 2 {
         return refuse(
             "service_auth.secret_files: at most two (the current secret and, while rotating, the next)",
@@ -534,6 +709,8 @@ fn validate(
         identity,
         listen,
         admin_listen,
+        trusted_proxies,
+        rate_policy,
         database,
         master_key,
         argon2,

@@ -406,5 +406,6 @@ pub fn principal_for(key: &ApiKeyRecord) -> Principal {
             .map_or(u64::MAX, |e| u64::try_from(e.unix_timestamp()).unwrap_or(0)),
         csrf_digest: None,
         api_key_permissions: Some(key.permissions.clone()),
+        api_key_rate_limit: key.rate_limit,
     }
 }

@@ -47,6 +47,21 @@ pub struct Identity {
     /// An Argon2id hash of a random password with the current parameters: verifying against it
     /// makes an unknown email cost what a wrong password costs.
     dummy_hash: OnceCell<String>,
+    /// Failed sign-ins per account (by email, known or not) and per client address.
+    pub(crate) account_lockouts: crate::limits::Lockouts,
+    pub(crate) ip_lockouts: crate::limits::Lockouts,
+}
+
+/// The default sign-in lockouts: 5 failures per account, 20 per address, then 2 s doubling to
+/// 15 minutes.
+#[must_use]
+pub fn lockout_policy(threshold: u32) -> crate::limits::LockoutPolicy {
+    crate::limits::LockoutPolicy {
+        threshold,
+        first_lock: time::Duration::seconds(2),
+        max_lock: time::Duration::minutes(15),
+        forget_after: time::Duration::hours(1),
+    }
 }
 
 impl Identity {
@@ -58,7 +73,25 @@ impl Identity {
             cache: SessionCache::new(100_000),
             fanout,
             dummy_hash: OnceCell::new(),
+            account_lockouts: crate::limits::Lockouts::new(lockout_policy(5)),
+            ip_lockouts: crate::limits::Lockouts::new(lockout_policy(20)),
         }
+    }
+
+    /// Replaces the sign-in lockout policies (per account, per address); `None` turns one off.
+    #[must_use]
+    pub fn with_lockouts(
+        mut self,
+        account: Option<crate::limits::LockoutPolicy>,
+        ip: Option<crate::limits::LockoutPolicy>,
+    ) -> Self {
+        let off = crate::limits::LockoutPolicy {
+            threshold: u32::MAX,
+            ..lockout_policy(u32::MAX)
+        };
+        self.account_lockouts = crate::limits::Lockouts::new(account.unwrap_or(off));
+        self.ip_lockouts = crate::limits::Lockouts::new(ip.unwrap_or(off));
+        self
     }
 
     #[must_use]
@@ -358,6 +391,7 @@ pub(super) fn principal_from(c: &AccessClaims) -> Result<Principal, Error> {
         expires_at: c.exp,
         csrf_digest: c.csrf.clone(),
         api_key_permissions: None,
+        api_key_rate_limit: None,
     })
 }
 

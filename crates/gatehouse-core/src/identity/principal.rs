@@ -23,6 +23,8 @@ pub struct Principal {
     pub csrf_digest: Option<String>,
     /// Set when the caller is an API key (then `subject` is the key's id): exactly what it may do.
     pub api_key_permissions: Option<Vec<String>>,
+    /// An API key's own requests-per-minute limit (overriding its organisation's plan).
+    pub api_key_rate_limit: Option<u32>,
 }
 
 impl Principal {

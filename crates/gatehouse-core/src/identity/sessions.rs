@@ -119,6 +119,26 @@ impl Kernel {
     ) -> Result<IssuedSession, Error> {
         let password = normalize_password(&input.password);
         let email = Email::parse(&input.email).ok();
+        let now = self.clock().now();
+        let lockouts = (
+            &self.identity().account_lockouts,
+            &self.identity().ip_lockouts,
+        );
+        // Counted by what was typed, known account or not: a lock reveals nothing.
+        let account_subject = input.email.trim().to_lowercase();
+        let ip_subject = request.ip.clone().unwrap_or_default();
+        let locked = [
+            lockouts.0.locked_for(&account_subject, now),
+            lockouts.1.locked_for(&ip_subject, now),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(wait) = locked {
+            return Err(Error::TooManyAttempts {
+                retry_after_secs: u32::try_from(wait.whole_seconds().max(1)).unwrap_or(u32::MAX),
+            });
+        }
         // Unknown and known emails do the same work up to the answer: one lookup, one hash.
         let user = match &email {
             Some(e) => {
@@ -131,8 +151,13 @@ impl Kernel {
             .check_password(&password, user.as_ref().map(|u| u.password_hash.clone()))
             .await?;
         let user = match user {
-            Some(u) if ok => u,
+            Some(u) if ok => {
+                lockouts.0.succeeded(&account_subject);
+                u
+            }
             found => {
+                lockouts.0.failed(&account_subject, now);
+                lockouts.1.failed(&ip_subject, now);
                 let mut event = AuditEvent::success(
                     Actor::anonymous(),
                     "user.login_failed",

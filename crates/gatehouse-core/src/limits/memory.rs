@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::gcra::{self, Decision, Quota};
 use super::RateLimitStore;
+use super::gcra::{self, Decision, Quota};
 use crate::error::Error;
 
 const SHARDS: usize = 16;
@@ -37,7 +37,9 @@ impl MemoryLimiter {
         let Some(lock) = self.shards.get(shard) else {
             return gcra::decide(None, quota, now_us).0;
         };
-        let mut map = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= SWEEP_AT {
             // A TAT in the past means the key has its whole quota back: same as absent.
             map.retain(|_, tat| *tat > now_us);

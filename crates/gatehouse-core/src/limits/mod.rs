@@ -3,10 +3,14 @@
 //! policies that pick quotas per endpoint class, plan, API key, user and client IP.
 
 pub mod gcra;
+pub mod lockout;
 mod memory;
+pub mod policy;
 
 pub use gcra::{Decision, Quota};
+pub use lockout::{LockoutPolicy, Lockouts};
 pub use memory::MemoryLimiter;
+pub use policy::{EndpointClass, NamedQuota, RatePolicy};
 
 use async_trait::async_trait;
 

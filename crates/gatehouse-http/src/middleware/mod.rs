@@ -4,6 +4,7 @@
 
 pub(crate) mod cors;
 pub(crate) mod problems;
+pub(crate) mod rate_limit;
 pub(crate) mod request_id;
 pub(crate) mod security_headers;
 pub(crate) mod traceparent;

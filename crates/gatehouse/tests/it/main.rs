@@ -16,6 +16,7 @@ mod cors;
 mod errors;
 mod headers;
 mod health;
+mod limits;
 mod openapi;
 mod operators;
 mod passwords;

@@ -26,12 +26,16 @@ pub fn temp_dir() -> PathBuf {
     dir
 }
 
+/// Test servers run without rate limits and lockouts (tests sign in hundreds of times from one
+/// address); the tests of limits turn them on.
 pub fn raw_config(dir: &std::path::Path) -> RawConfig {
-    RawConfig {
+    let mut raw = RawConfig {
         data_dir: dir.join("data"),
         log_format: LogFormat::Json,
         ..RawConfig::default()
-    }
+    };
+    raw.rate_limits.enabled = false;
+    raw
 }
 
 impl TestApp {

@@ -1,0 +1,123 @@
+//! Brute-force lockouts for sign-in (and, later, second-factor codes and share-link passwords):
+//! failures are counted per subject (an account's email, a client IP); past a threshold the
+//! subject is locked for a delay that doubles with every further failure, up to a cap. A success
+//! clears the account's count. Unknown emails are counted exactly like known ones, so a lockout
+//! says nothing about whether an account exists.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use time::{Duration, OffsetDateTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Failures allowed before the first lock.
+    pub threshold: u32,
+    pub first_lock: Duration,
+    pub max_lock: Duration,
+    /// Failures older than this are forgotten.
+    pub forget_after: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct State {
+    failures: u32,
+    last_failure: OffsetDateTime,
+    locked_until: Option<OffsetDateTime>,
+}
+
+#[derive(Debug)]
+pub struct Lockouts {
+    policy: LockoutPolicy,
+    state: Mutex<HashMap<String, State>>,
+}
+
+const MAX_SUBJECTS: usize = 200_000;
+
+impl Lockouts {
+    #[must_use]
+    pub fn new(policy: LockoutPolicy) -> Self {
+        Self {
+            policy,
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// When the subject is locked at `now`, how long until it is not.
+    #[must_use]
+    pub fn locked_for(&self, subject: &str, now: OffsetDateTime) -> Option<Duration> {
+        let map = self.state.lock().ok()?;
+        let until = map.get(subject)?.locked_until?;
+        (until > now).then(|| until - now)
+    }
+
+    /// Counts a failure; returns the lock it starts, if any.
+    pub fn failed(&self, subject: &str, now: OffsetDateTime) -> Option<Duration> {
+        let mut map = self.state.lock().ok()?;
+        if map.len() >= MAX_SUBJECTS {
+            let forget = self.policy.forget_after;
+            map.retain(|_, s| now - s.last_failure < forget);
+        }
+        let s = map.entry(subject.to_owned()).or_insert(State {
+            failures: 0,
+            last_failure: now,
+            locked_until: None,
+        });
+        if now - s.last_failure >= self.policy.forget_after {
+            s.failures = 0;
+        }
+        s.failures = s.failures.saturating_add(1);
+        s.last_failure = now;
+        if s.failures < self.policy.threshold {
+            return None;
+        }
+        let doublings = (s.failures - self.policy.threshold).min(20);
+        let lock = (self.policy.first_lock * 2_i32.pow(doublings)).min(self.policy.max_lock);
+        s.locked_until = Some(now + lock);
+        Some(lock)
+    }
+
+    pub fn succeeded(&self, subject: &str) {
+        if let Ok(mut map) = self.state.lock() {
+            map.remove(subject);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_grow_and_a_success_clears() {
+        let l = Lockouts::new(LockoutPolicy {
+            threshold: 3,
+            first_lock: Duration::seconds(2),
+            max_lock: Duration::seconds(60),
+            forget_after: Duration::hours(1),
+        });
+        let t = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(l.failed("a", t), None);
+        assert_eq!(l.failed("a", t), None);
+        assert_eq!(l.failed("a", t), Some(Duration::seconds(2)));
+        assert_eq!(l.locked_for("a", t), Some(Duration::seconds(2)));
+        assert_eq!(
+            l.failed("a", t + Duration::seconds(3)),
+            Some(Duration::seconds(4))
+        );
+        assert_eq!(
+            l.failed("a", t + Duration::seconds(8)),
+            Some(Duration::seconds(8))
+        );
+        for i in 0..10 {
+            let _ = l.failed("a", t + Duration::seconds(100 + i));
+        }
+        assert_eq!(
+            l.locked_for("a", t + Duration::seconds(109)),
+            Some(Duration::seconds(60))
+        );
+        assert_eq!(l.locked_for("b", t), None);
+        l.succeeded("a");
+        assert_eq!(l.locked_for("a", t + Duration::seconds(109)), None);
+    }
+}
