@@ -17,6 +17,7 @@ Usage: python3 bench/run.py [--duration 10] [--connections 16] [--threads 2] [--
 """
 
 import argparse
+import base64
 import http.client
 import json
 import os
@@ -145,9 +146,18 @@ def identity(args, results) -> None:
     data_root = Path(tempfile.mkdtemp(prefix="gatehouse-bench-id-"))
     lua = data_root / "login.lua"
     lua.write_text(LOGIN_LUA)
+    secret_file = data_root / "service.key"
+    service_secret = base64.b64encode(os.urandom(32)).decode()
+    secret_file.write_text(service_secret)
+    secret_file.chmod(0o600)
     port = free_port()
     t0 = time.perf_counter()
-    gh = start_gatehouse(data_root, port, {"GATEHOUSE_LOG_LEVEL": "info"})
+    # Rate limits and lockouts off: this measures the endpoints, not the limiter refusing wrk.
+    gh = start_gatehouse(data_root, port, {
+        "GATEHOUSE_LOG_LEVEL": "info",
+        "GATEHOUSE_RATE_LIMITS__ENABLED": "false",
+        "GATEHOUSE_SERVICE_AUTH__SECRET_FILES": json.dumps([str(secret_file)]),
+    })
     try:
         wait_for(port, "/health/ready", t0)
         status, _ = http_json(port, "POST", "/v1/auth/signup", {
@@ -163,6 +173,21 @@ def identity(args, results) -> None:
         assert status == 200, status
 
         results["verify_16"] = wrk(port, "/v1/auth/verify", args, headers=[auth])
+        status, key = http_json(port, "POST", "/v1/api-keys",
+                                {"name": "bench", "permissions": ["audit.read"]},
+                                headers={"Authorization": f"Bearer {tokens['access_token']}",
+                                         "x-organization-id": tokens["organization_id"]})
+        assert status == 201, status
+        results["verify_api_key_16"] = wrk(port, "/v1/auth/verify", args,
+                                           headers=[f"Authorization: Bearer {key['key']}"])
+        key_lua = data_root / "key.lua"
+        key_lua.write_text(
+            'wrk.method = "POST"\n'
+            f'wrk.body = \'{{"key":"{key["key"]}"}}\'\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["X-Service-Auth"] = "{service_secret}"\n')
+        results["internal_key_verify_16"] = wrk(port, "/internal/v1/api-keys/verify", args,
+                                                script=key_lua)
         results["login_32"] = wrk(port, "/v1/auth/login", args, script=lua, connections=32)
         # Verify latency as a client sees it: an open-loop probe at a fixed 500 req/s, idle and
         # during a sign-in flood at 32 connections.
@@ -277,6 +302,9 @@ def main() -> int:
     print(f"idle RSS: {results['idle_rss_kib'] / 1024:.1f} MiB  (target <= 20 MB); after load {results['rss_after_load_kib'] / 1024:.1f} MiB")
     print(f"start to /health/ready: existing data dir {results['ready_existing_ms']:.1f} ms (target <= 200 ms); fresh {results['ready_fresh_ms']:.1f} ms")
     v = results["verify_16"]
+    kv, ki = results["verify_api_key_16"], results["internal_key_verify_16"]
+    results["ratio_api_key_verify_rps"] = kv["requests_per_sec"] / b["requests_per_sec"]
+    results["ratio_internal_key_verify_rps"] = ki["requests_per_sec"] / b["requests_per_sec"]
     pi, pf = results["verify_probe_idle"], results["verify_probe_during_flood"]
     login = results["login_32"]
     results["ratio_verify_rps"] = v["requests_per_sec"] / b["requests_per_sec"]
@@ -285,6 +313,8 @@ def main() -> int:
     print()
     print(f"{'identity':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
     for name, r in (("GET /v1/auth/verify, wrk -c16", v),
+                    ("GET /v1/auth/verify, Bearer gk_, -c16", kv),
+                    ("POST /internal/v1/api-keys/verify, -c16", ki),
                     ("POST /v1/auth/login, wrk -c32", login),
                     ("  the login flood (-c32) during the probe", results["login_flood"])):
         print(f"{name:<40}{r['requests_per_sec']:>10.0f}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}{r['non_2xx']:>9}")
@@ -294,6 +324,8 @@ def main() -> int:
     print(f"login/Argon2id bound: {results['ratio_login_to_argon2_bound']:.3f} (target >= 0.9); "
           f"bound {results['argon2_bound_logins_per_sec']:.1f}/s = {cpus_text()} / {results['argon2_verify_ms']:.2f} ms")
     print(f"verify p99 during flood / idle: {results['verify_p99_flood_over_idle']:.2f} (target <= 3)")
+    print(f"API key on /v1/auth/verify / baseline: {results['ratio_api_key_verify_rps']:.3f}, p99 {kv['p99_ms']:.2f} ms; "
+          f"internal key verify / baseline: {results['ratio_internal_key_verify_rps']:.3f}, p99 {ki['p99_ms']:.2f} ms (targets >= 0.7, p99 <= 2 ms)")
     if b["non_2xx"] or g["non_2xx"]:
         print(f"WARNING: non-2xx responses: baseline {b['non_2xx']}, gatehouse {g['non_2xx']}")
 

@@ -137,10 +137,13 @@ pub fn router_for(state: AppState, settings: &HttpSettings, surface: Surface) ->
             axum::routing::get(move || routes::openapi::serve(doc.clone())),
         )
         .fallback(routes::fallback::not_found);
-    app = app.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        middleware::rate_limit::layer,
-    ));
+    // Only with limits configured: otherwise the layer would cost every request for nothing.
+    if state.rate_limits.is_some() {
+        app = app.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::rate_limit::layer,
+        ));
+    }
     if surface != Surface::All {
         app = app.layer(axum::middleware::from_fn_with_state(
             surface,

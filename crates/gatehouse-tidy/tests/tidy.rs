@@ -49,6 +49,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "gatehouse-crypto",
             "gatehouse-core",
+            "gatehouse-infra",
             "gatehouse-store-sqlite",
             "gatehouse-store-postgres",
         ],

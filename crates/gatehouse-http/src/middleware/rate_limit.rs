@@ -94,16 +94,17 @@ async fn decide(
 
 /// The per-address limit, and the headers for whatever was decided.
 pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let Some(limits) = state.rate_limits.clone() else {
+    let Some(limits) = state.rate_limits.as_ref() else {
         return next.run(req).await;
     };
-    let route = req
+    let class = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let Some(class) = route.as_deref().and_then(|r| class_of(req.method(), r)) else {
+        .and_then(|p| class_of(req.method(), p.as_str()));
+    let Some(class) = class else {
         return next.run(req).await;
     };
+    let limits = Arc::clone(limits);
     let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
