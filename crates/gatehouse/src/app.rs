@@ -403,7 +403,12 @@ async fn limit_store(config: &Config) -> Arc<dyn gatehouse_core::limits::RateLim
         &config.raw.rate_limits.redis_url,
     ) {
         (LimitStore::Redis, Some(url)) => {
-            match gatehouse_infra::RedisLimiter::connect(url, "gatehouse:rl:").await {
+            match gatehouse_infra::RedisLimiter::connect(
+                url,
+                &config.raw.rate_limits.redis_key_prefix,
+            )
+            .await
+            {
                 Ok(redis) => Arc::new(gatehouse_infra::FallbackLimiter::new(Arc::new(redis))),
                 Err(e) => {
                     tracing::warn!(error = %e, "Redis is unreachable at start; rate limits are per instance until it answers (restart to retry)");

@@ -190,6 +190,8 @@ pub struct RateLimitConfig {
     pub enabled: bool,
     pub store: LimitStore,
     pub redis_url: Option<String>,
+    /// Prefix of every key Gatehouse writes in Redis (several deployments can share one).
+    pub redis_key_prefix: String,
     /// Requests per minute per client address, by endpoint class.
     pub per_ip: PerIpQuotas,
     /// Requests per minute per signed-in user.
@@ -219,6 +221,7 @@ impl Default for RateLimitConfig {
             enabled: true,
             store: LimitStore::Memory,
             redis_url: None,
+            redis_key_prefix: "gatehouse:rl:".to_owned(),
             per_ip: PerIpQuotas::default(),
             per_user: 600,
             plans: [("free".to_owned(), 60), ("pro".to_owned(), 600)].into(),
