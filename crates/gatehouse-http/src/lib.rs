@@ -139,10 +139,9 @@ pub fn router_for(state: AppState, settings: &HttpSettings, surface: Surface) ->
         .fallback(routes::fallback::not_found);
     // Only with limits configured: otherwise the layer would cost every request for nothing.
     if state.rate_limits.is_some() {
-        app = app.route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::rate_limit::layer,
-        ));
+        app = app.route_layer(middleware::rate_limit::RateLimitLayer {
+            state: state.clone(),
+        });
     }
     if surface != Surface::All {
         app = app.layer(axum::middleware::from_fn_with_state(

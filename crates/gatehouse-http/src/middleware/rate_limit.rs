@@ -7,9 +7,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::identity::Principal;
 use gatehouse_core::limits::{Decision, EndpointClass, NamedQuota, RateLimitStore, RatePolicy};
@@ -92,19 +91,84 @@ async fn decide(
     }
 }
 
-/// The per-address limit, and the headers for whatever was decided.
-pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let Some(limits) = state.rate_limits.as_ref() else {
-        return next.run(req).await;
-    };
-    let class = req
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|p| class_of(req.method(), p.as_str()));
-    let Some(class) = class else {
-        return next.run(req).await;
-    };
-    let limits = Arc::clone(limits);
+/// The per-address limit as a tower layer: requests that are not limited (probes, JWKS,
+/// OpenAPI, the service API) go straight to the route with no extra allocation; the rest get the
+/// per-address decision and, on the way out, the headers for whatever was decided.
+#[derive(Debug, Clone)]
+pub(crate) struct RateLimitLayer {
+    pub(crate) state: AppState,
+}
+
+impl<S> tower::Layer<S> for RateLimitLayer {
+    type Service = RateLimitService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimitService {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RateLimitService<S> {
+    inner: S,
+    state: AppState,
+}
+
+type Boxed = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+>;
+
+impl<S> tower::Service<Request> for RateLimitService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<S::Future, Boxed>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let class = req
+            .extensions()
+            .get::<MatchedPath>()
+            .and_then(|p| class_of(req.method(), p.as_str()));
+        match (self.state.rate_limits.clone(), class) {
+            (Some(limits), Some(class)) => {
+                // The ready inner service goes with this request; a fresh clone stays.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let state = self.state.clone();
+                futures_util::future::Either::Right(Box::pin(limited(
+                    state, limits, class, req, inner,
+                )))
+            }
+            _ => futures_util::future::Either::Left(self.inner.call(req)),
+        }
+    }
+}
+
+async fn limited<S>(
+    state: AppState,
+    limits: Arc<RateLimiting>,
+    class: EndpointClass,
+    mut req: Request,
+    mut inner: S,
+) -> Result<Response, std::convert::Infallible>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
     let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -121,14 +185,14 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
         Some(named) => {
             let key = format!("ip:{ip}:{}", class.as_str());
             match decide(&limits, &key, named, now_us(&state), Some(&decisions)).await {
-                Ok(()) => next.run(req).await,
+                Ok(()) => inner.call(req).await?,
                 Err(refused) => refused.into_response(),
             }
         }
-        None => next.run(req).await,
+        None => inner.call(req).await?,
     };
     add_headers(&mut res, &decisions);
-    res
+    Ok(res)
 }
 
 fn add_headers(res: &mut Response, decisions: &Decisions) {

@@ -87,6 +87,39 @@ async fn no_log_line_contains_a_planted_secret() {
     )
     .unwrap();
 
+    // Sign-in tokens and an API key, created and used.
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("http://{addr}/v1/auth/login"))
+        .json(&serde_json::json!({"email": "planted@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+    let created: serde_json::Value = client
+        .post(format!("http://{addr}/v1/api-keys"))
+        .bearer_auth(&access)
+        .header("x-organization-id", org.to_string())
+        .json(&serde_json::json!({"name": "planted", "permissions": ["audit.read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api_key = created["key"].as_str().unwrap().to_owned();
+    let used = client
+        .get(format!("http://{addr}/v1/auth/verify"))
+        .bearer_auth(&api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(used.status(), 200);
+
     let keyring = kernel.keyring();
     let field = FieldRef {
         kind: SealedKind::ConnectorToken,
@@ -149,6 +182,12 @@ async fn no_log_line_contains_a_planted_secret() {
         &hex(&new_master),
         "90, 90, 90, 90",
         "107, 107, 107, 107",
+        &access,
+        &refresh,
+        &api_key,
+        // The random parts alone, in case something logged a fragment.
+        &api_key[8..40],
+        refresh.splitn(3, '_').nth(2).unwrap(),
     ] {
         assert!(!logs.contains(planted), "a log line contains {planted}");
     }
