@@ -46,17 +46,32 @@ pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Re
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let mut checks: Vec<CheckView> = r
+        .checks
+        .into_iter()
+        .map(|c| CheckView {
+            name: c.name,
+            ok: c.ok,
+            detail: c.detail,
+        })
+        .collect();
+    // Rate limits never make serving impossible: a Redis that went away is reported, not fatal.
+    if let Some(limits) = &state.rate_limits {
+        let kind = limits.store.kind();
+        checks.push(CheckView {
+            name: "rate_limits",
+            ok: kind != "memory-fallback",
+            detail: match kind {
+                "memory-fallback" => {
+                    "Redis unreachable: limiting in this process until it returns".to_owned()
+                }
+                other => format!("store: {other}"),
+            },
+        });
+    }
     let body = Ready {
         status: if r.ready { "ready" } else { "not_ready" },
-        checks: r
-            .checks
-            .into_iter()
-            .map(|c| CheckView {
-                name: c.name,
-                ok: c.ok,
-                detail: c.detail,
-            })
-            .collect(),
+        checks,
     };
     (status, Json(body))
 }
