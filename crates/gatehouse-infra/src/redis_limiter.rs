@@ -52,13 +52,21 @@ fn unavailable(e: &redis::RedisError) -> Error {
 }
 
 impl RedisLimiter {
-    /// Connects (the manager reconnects on its own after a failure). `prefix` namespaces the
-    /// keys, so several deployments can share one Redis.
+    /// Prepares the connection without waiting for Redis: it connects on the first decision and
+    /// reconnects after a failure, each attempt bounded (half a second to connect or answer), so
+    /// a Redis that is down at start or later costs a fallback decision, not a stall. Fails only
+    /// on a malformed URL. `prefix` namespaces the keys, so several deployments can share one
+    /// Redis.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, Error> {
         let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
-        let conn = ConnectionManager::new(client)
-            .await
-            .map_err(|e| unavailable(&e))?;
+        let bound = Some(std::time::Duration::from_millis(500));
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(bound)
+            .set_response_timeout(bound)
+            .set_max_delay(std::time::Duration::from_secs(1));
+        let conn =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| unavailable(&e))?;
         Ok(Self {
             conn,
             script: Arc::new(redis::Script::new(SCRIPT)),

@@ -394,7 +394,7 @@ fn lockouts(identity: Identity, config: &Config) -> Identity {
 }
 
 /// The limiter's store: in-process, or Redis with the in-process fallback. A Redis that cannot be
-/// reached at start is not fatal either: limits are kept in-process until it answers.
+/// reached, at start or later, is not fatal: limits are kept in-process until it answers.
 async fn limit_store(config: &Config) -> Arc<dyn gatehouse_core::limits::RateLimitStore> {
     use crate::config::LimitStore;
     let memory = || Arc::new(gatehouse_core::limits::MemoryLimiter::default());
@@ -411,7 +411,7 @@ async fn limit_store(config: &Config) -> Arc<dyn gatehouse_core::limits::RateLim
             {
                 Ok(redis) => Arc::new(gatehouse_infra::FallbackLimiter::new(Arc::new(redis))),
                 Err(e) => {
-                    tracing::warn!(error = %e, "Redis is unreachable at start; rate limits are per instance until it answers (restart to retry)");
+                    tracing::warn!(error = %e, "rate_limits.redis_url is not usable; rate limits are per instance");
                     memory()
                 }
             }

@@ -216,3 +216,42 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
     assert_eq!(send(&app, "198.51.100.1").await.unwrap().status(), 429);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_redis_unreachable_the_server_serves_and_limits_in_process() {
+    // Nothing listens on port 1: Redis is "down" from the start.
+    let app = TestApp::spawn_with(|raw| {
+        raw.rate_limits.enabled = true;
+        raw.rate_limits.store = gatehouse::config::LimitStore::Redis;
+        raw.rate_limits.redis_url = Some("redis://127.0.0.1:1/".into());
+        raw.rate_limits.per_ip.auth = 2;
+    })
+    .await;
+    let body = json!({"email": "nobody@example.com", "password": "whatever-it-is"});
+    assert_eq!(app.post_json("/v1/auth/login", &body).await.status(), 401);
+    assert_eq!(app.post_json("/v1/auth/login", &body).await.status(), 401);
+    let res = app.post_json("/v1/auth/login", &body).await;
+    expect_problem(res, 429, "rate_limited").await;
+    let res = app.get("/health/ready").await;
+    assert_eq!(
+        res.status(),
+        200,
+        "a missing Redis never makes the server unready"
+    );
+    let ready: serde_json::Value = res.json().await.unwrap();
+    let check = ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rate_limits")
+        .unwrap()
+        .clone();
+    assert_eq!(check["ok"], false);
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Redis unreachable")
+    );
+    app.stop().await;
+}
