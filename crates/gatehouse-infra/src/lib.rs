@@ -1,7 +1,9 @@
-//! Infrastructure adapters. Today: the Redis rate-limit store, and the fallback that keeps
-//! limiting in-process while Redis is away.
+//! Infrastructure adapters over Redis: the rate-limit store (with the fallback that keeps
+//! limiting in-process while Redis is away) and revocation fan-out.
 #![forbid(unsafe_code)]
 
+pub mod fanout;
 mod redis_limiter;
 
+pub use fanout::RedisFanout;
 pub use redis_limiter::{FallbackLimiter, RedisLimiter};

@@ -84,7 +84,7 @@ impl App {
         let kernel = Arc::new(
             Kernel::new(store, clock, passwords, Arc::clone(&keyring), key_source).with_identity(
                 lockouts(
-                    Identity::new(config.identity.clone(), Arc::new(LocalOnly)),
+                    Identity::new(config.identity.clone(), fanout(config)),
                     config,
                 ),
             ),
@@ -93,6 +93,16 @@ impl App {
             .reload_token_keys()
             .await
             .map_err(|e| StartError(format!("token-signing keys: {e}")))?;
+        if let Some(url) = &config.raw.redis_url {
+            let weak = Arc::downgrade(&kernel);
+            let apply = Arc::new(move |r| {
+                if let Some(k) = weak.upgrade() {
+                    k.apply_remote_revocation(r);
+                }
+            });
+            gatehouse_infra::fanout::subscribe(url, &revocation_channel(config), apply)
+                .map_err(|e| StartError(format!("redis_url: {e}")))?;
+        }
         let settings = HttpSettings {
             cors_origins: CorsOrigins::new(
                 config.raw.cors_allowed_origins.iter().map(String::as_str),
@@ -398,10 +408,7 @@ fn lockouts(identity: Identity, config: &Config) -> Identity {
 async fn limit_store(config: &Config) -> Arc<dyn gatehouse_core::limits::RateLimitStore> {
     use crate::config::LimitStore;
     let memory = || Arc::new(gatehouse_core::limits::MemoryLimiter::default());
-    match (
-        config.raw.rate_limits.store,
-        &config.raw.rate_limits.redis_url,
-    ) {
+    match (config.raw.rate_limits.store, &config.raw.redis_url) {
         (LimitStore::Redis, Some(url)) => {
             match gatehouse_infra::RedisLimiter::connect(
                 url,
@@ -411,11 +418,29 @@ async fn limit_store(config: &Config) -> Arc<dyn gatehouse_core::limits::RateLim
             {
                 Ok(redis) => Arc::new(gatehouse_infra::FallbackLimiter::new(Arc::new(redis))),
                 Err(e) => {
-                    tracing::warn!(error = %e, "rate_limits.redis_url is not usable; rate limits are per instance");
+                    tracing::warn!(error = %e, "redis_url is not usable; rate limits are per instance");
                     memory()
                 }
             }
         }
         _ => memory(),
+    }
+}
+
+fn revocation_channel(config: &Config) -> String {
+    format!("{}revocations", config.raw.rate_limits.redis_key_prefix)
+}
+
+/// Where revocations go besides this instance: Redis pub/sub when `redis_url` is set.
+fn fanout(config: &Config) -> Arc<dyn gatehouse_core::identity::RevocationFanout> {
+    match &config.raw.redis_url {
+        Some(url) => match gatehouse_infra::RedisFanout::new(url, &revocation_channel(config)) {
+            Ok(f) => Arc::new(f),
+            Err(e) => {
+                tracing::warn!(error = %e, "redis_url is not usable; revocations stay in this instance");
+                Arc::new(LocalOnly)
+            }
+        },
+        None => Arc::new(LocalOnly),
     }
 }

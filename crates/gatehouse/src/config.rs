@@ -147,7 +147,8 @@ pub struct ServiceAuthConfig {
 pub enum LimitStore {
     /// In this process: each instance limits on its own.
     Memory,
-    /// Shared by every instance through Redis (`redis_url`); in-process while Redis is away.
+    /// Shared by every instance through Redis (the top-level `redis_url`); in-process while
+    /// Redis is away.
     Redis,
 }
 
@@ -189,7 +190,6 @@ pub struct RateLimitConfig {
     /// Off: no rate limits and no sign-in lockouts (for load tests; refused in production).
     pub enabled: bool,
     pub store: LimitStore,
-    pub redis_url: Option<String>,
     /// Prefix of every key Gatehouse writes in Redis (several deployments can share one).
     pub redis_key_prefix: String,
     /// Requests per minute per client address, by endpoint class.
@@ -220,7 +220,6 @@ impl Default for RateLimitConfig {
         Self {
             enabled: true,
             store: LimitStore::Memory,
-            redis_url: None,
             redis_key_prefix: "gatehouse:rl:".to_owned(),
             per_ip: PerIpQuotas::default(),
             per_user: 600,
@@ -239,6 +238,9 @@ pub struct RawConfig {
     pub version: u32,
     pub mode: Mode,
     pub listen: String,
+    /// Redis, for the scale-out path: revocations fan out through it (instances drop revoked
+    /// sessions and keys at once), and with `rate_limits.store = "redis"` limits are shared.
+    pub redis_url: Option<String>,
     /// Optional: a separate address for the operator API (`/admin/v1`); when set, the main
     /// listener no longer serves it.
     pub admin_listen: Option<String>,
@@ -275,6 +277,7 @@ impl Default for RawConfig {
             mode: Mode::Development,
             listen: "127.0.0.1:8080".into(),
             admin_listen: None,
+            redis_url: None,
             data_dir: PathBuf::from("gatehouse-data"),
             database_url: None,
             database_migration_url: None,
@@ -546,9 +549,6 @@ fn rate_policy(
         }
         return Ok(None);
     }
-    if c.store == LimitStore::Redis && c.redis_url.is_none() {
-        return refuse("rate_limits.redis_url: required when rate_limits.store = \"redis\"");
-    }
     let quotas = [
         c.per_ip.auth,
         c.per_ip.read,
@@ -692,6 +692,12 @@ fn validate(
     }
     let identity = identity(&raw.identity, production)?;
     let rate_policy = rate_policy(&raw.rate_limits, production)?;
+    if raw.rate_limits.enabled
+        && raw.rate_limits.store == LimitStore::Redis
+        && raw.redis_url.is_none()
+    {
+        return refuse("redis_url: required when rate_limits.store = \"redis\"");
+    }
     let mut trusted_proxies = Vec::new();
     for p in &raw.trusted_proxies {
         trusted_proxies.push(p.parse().map_err(|_| {

@@ -24,7 +24,7 @@ fn start(dir: &std::path::Path, prefix: &str) -> (Child, String) {
         .env_clear()
         .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
         .env("GATEHOUSE_RATE_LIMITS__STORE", "redis")
-        .env("GATEHOUSE_RATE_LIMITS__REDIS_URL", url)
+        .env("GATEHOUSE_REDIS_URL", url)
         .env("GATEHOUSE_RATE_LIMITS__REDIS_KEY_PREFIX", prefix)
         .env("GATEHOUSE_RATE_LIMITS__PER_IP__AUTH", "6")
         .stdout(Stdio::null())
@@ -100,4 +100,73 @@ async fn two_processes_sharing_redis_enforce_one_global_limit() {
     }
     // One quota of 6 for both processes together (each alone would have allowed 6).
     assert_eq!(allowed, 6);
+}
+
+#[tokio::test]
+async fn a_session_revoked_on_one_instance_is_refused_by_the_other_at_once() {
+    let prefix = format!("gh-it-{}:", uuid::Uuid::new_v4().simple());
+    let dir = std::env::temp_dir().join(format!("gatehouse-fanout-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // One data directory (one SQLite database) and one Redis: two instances of one deployment.
+    // The first creates the database and key before the second starts.
+    let (mut a, addr_a) = start(&dir, &prefix);
+    let (mut b, addr_b) = start(&dir, &prefix);
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("http://{addr_a}/v1/auth/signup"))
+        .json(&serde_json::json!({
+            "email": "ada@example.com", "password": "a sufficiently long passphrase",
+            "name": "Ada", "organization_name": "Engines"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let login = |device: &'static str| {
+        client
+            .post(format!("http://{addr_a}/v1/auth/login"))
+            .json(&serde_json::json!({"email": "ada@example.com",
+                "password": "a sufficiently long passphrase", "device_name": device}))
+            .send()
+    };
+    let one: serde_json::Value = login("one").await.unwrap().json().await.unwrap();
+    let two: serde_json::Value = login("two").await.unwrap().json().await.unwrap();
+    let verify_on_b = || {
+        client
+            .get(format!("http://{addr_b}/v1/auth/verify"))
+            .bearer_auth(one["access_token"].as_str().unwrap())
+            .send()
+    };
+    // Instance B has seen session one as live (and caches that).
+    assert_eq!(verify_on_b().await.unwrap().status(), 200);
+    let res = client
+        .delete(format!(
+            "http://{addr_a}/v1/me/sessions/{}",
+            one["session_id"].as_str().unwrap()
+        ))
+        .bearer_auth(two["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let started = std::time::Instant::now();
+    let mut refused = false;
+    while started.elapsed() < Duration::from_secs(2) {
+        if verify_on_b().await.unwrap().status() == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    let _ = a.kill();
+    let _ = b.kill();
+    let _ = a.wait();
+    let _ = b.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    // Without fan-out, B would trust its cached state for up to 30 s.
+    assert!(
+        refused,
+        "instance B still accepted the revoked session after 2 s"
+    );
+    println!("instance B refused the revoked session after {took:?}");
 }

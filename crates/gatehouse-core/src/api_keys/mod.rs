@@ -83,7 +83,7 @@ impl ApiKeyCache {
         entry
     }
 
-    fn forget(&self, id: Uuid) {
+    pub(crate) fn forget(&self, id: Uuid) {
         if let Ok(mut map) = self.entries.write() {
             map.retain(|_, e| e.record.id != id);
         }
@@ -311,6 +311,7 @@ impl Kernel {
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
         self.api_key_cache().forget(id);
+        self.publish_revocation(crate::identity::Revocation::ApiKey(id));
         Ok(issued)
     }
 
@@ -337,6 +338,7 @@ impl Kernel {
             tx.commit(proof).await?;
         }
         self.api_key_cache().forget(id);
+        self.publish_revocation(crate::identity::Revocation::ApiKey(id));
         Ok(())
     }
 

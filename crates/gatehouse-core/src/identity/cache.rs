@@ -10,17 +10,51 @@ use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Carries revocations to other instances. The in-process default has none to tell.
+/// What another instance must forget at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    Session(Uuid),
+    ApiKey(Uuid),
+}
+
+impl Revocation {
+    /// The wire form: `s:{uuid}` or `k:{uuid}`.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Session(id) => format!("s:{id}"),
+            Self::ApiKey(id) => format!("k:{id}"),
+        }
+    }
+
+    #[must_use]
+    pub fn decode(text: &str) -> Option<Self> {
+        let (kind, id) = text.split_once(':')?;
+        let id = Uuid::try_parse(id).ok()?;
+        match kind {
+            "s" => Some(Self::Session(id)),
+            "k" => Some(Self::ApiKey(id)),
+            _ => None,
+        }
+    }
+}
+
+/// Carries revocations to other instances (Redis pub/sub in `gatehouse-infra`). The in-process
+/// default has none to tell. Publishing never blocks the request that revoked.
 pub trait RevocationFanout: Send + Sync + std::fmt::Debug {
-    fn publish(&self, session: Uuid);
+    fn publish(&self, revocation: Revocation);
 }
 
 #[derive(Debug, Default)]
 pub struct LocalOnly;
 
 impl RevocationFanout for LocalOnly {
-    fn publish(&self, _: Uuid) {}
+    fn publish(&self, _: Revocation) {}
 }
+
+/// How long a cached session state is trusted before the store is asked again: the bound on a
+/// revocation that reached this instance by no other path (a lost fan-out message).
+pub const SESSION_CACHE_MAX_AGE: time::Duration = time::Duration::seconds(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CachedSession {
@@ -34,6 +68,7 @@ pub struct CachedSession {
 struct Entry {
     revoked: AtomicBool,
     expires_at: OffsetDateTime,
+    loaded_at: OffsetDateTime,
     /// Unix microseconds of the last request, and of the last one written to the store.
     last_seen: AtomicI64,
     flushed: AtomicI64,
@@ -54,46 +89,47 @@ impl SessionCache {
         }
     }
 
+    /// The cached state, unless it is older than [`SESSION_CACHE_MAX_AGE`] at `now`.
     #[must_use]
-    pub fn get(&self, id: Uuid) -> Option<CachedSession> {
+    pub fn get(&self, id: Uuid, now: OffsetDateTime) -> Option<CachedSession> {
         let map = self.entries.read().ok()?;
         let e = map.get(&id)?;
+        if now - e.loaded_at > SESSION_CACHE_MAX_AGE {
+            return None;
+        }
         Some(CachedSession {
             revoked: e.revoked.load(Ordering::Acquire),
             expires_at: e.expires_at,
         })
     }
 
-    pub fn put(&self, id: Uuid, state: CachedSession) {
+    pub fn put(&self, id: Uuid, state: CachedSession, now: OffsetDateTime) {
         if let Ok(mut map) = self.entries.write() {
             if map.len() >= self.capacity && !map.contains_key(&id) {
                 // Bounded: start over rather than grow. Entries refill from the store on demand;
                 // last-seen times not yet written are lost (bookkeeping only).
                 map.clear();
             }
-            match map.get(&id) {
-                Some(e) if e.expires_at == state.expires_at => {
-                    if state.revoked {
-                        e.revoked.store(true, Ordering::Release);
-                    }
-                }
-                _ => {
-                    map.insert(
-                        id,
-                        Arc::new(Entry {
-                            revoked: AtomicBool::new(state.revoked),
-                            expires_at: state.expires_at,
-                            last_seen: AtomicI64::new(0),
-                            flushed: AtomicI64::new(0),
-                        }),
-                    );
-                }
-            }
+            // A revoked entry stays revoked: a racing issue cannot resurrect it.
+            let revoked = state.revoked
+                || map
+                    .get(&id)
+                    .is_some_and(|e| e.revoked.load(Ordering::Acquire));
+            map.insert(
+                id,
+                Arc::new(Entry {
+                    revoked: AtomicBool::new(revoked),
+                    expires_at: state.expires_at,
+                    loaded_at: now,
+                    last_seen: AtomicI64::new(0),
+                    flushed: AtomicI64::new(0),
+                }),
+            );
         }
     }
 
     /// Marks the session revoked here; callers also publish it through the fanout.
-    pub fn revoke(&self, id: Uuid, expires_at: OffsetDateTime) {
+    pub fn revoke(&self, id: Uuid, expires_at: OffsetDateTime, now: OffsetDateTime) {
         let found = self.entries.read().ok().and_then(|m| m.get(&id).cloned());
         match found {
             Some(e) => e.revoked.store(true, Ordering::Release),
@@ -103,7 +139,18 @@ impl SessionCache {
                     revoked: true,
                     expires_at,
                 },
+                now,
             ),
+        }
+    }
+
+    /// A revocation from another instance: marks the session if it is cached (an uncached one
+    /// is read from the store, which already says it is revoked).
+    pub fn revoked_elsewhere(&self, id: Uuid) {
+        if let Ok(map) = self.entries.read()
+            && let Some(e) = map.get(&id)
+        {
+            e.revoked.store(true, Ordering::Release);
         }
     }
 
@@ -147,12 +194,22 @@ mod tests {
             revoked: false,
             expires_at: t,
         };
-        c.put(a, live);
-        c.put(b, live);
-        c.revoke(a, t);
-        assert!(c.get(a).unwrap().revoked);
-        c.put(d, live);
-        assert!(c.get(a).is_none() && c.get(d).is_some());
+        c.put(a, live, t);
+        c.put(b, live, t);
+        c.revoke(a, t, t);
+        assert!(c.get(a, t).unwrap().revoked);
+        // A later put cannot resurrect it; a remote revocation marks a cached entry.
+        c.put(a, live, t);
+        assert!(c.get(a, t).unwrap().revoked);
+        c.revoked_elsewhere(b);
+        assert!(c.get(b, t).unwrap().revoked);
+        // Entries older than the bound are asked of the store again.
+        assert!(
+            c.get(b, t + SESSION_CACHE_MAX_AGE + time::Duration::seconds(1))
+                .is_none()
+        );
+        c.put(d, live, t);
+        assert!(c.get(a, t).is_none() && c.get(d, t).is_some());
         let later = t + time::Duration::seconds(5);
         c.saw(d, later);
         c.saw(d, t);

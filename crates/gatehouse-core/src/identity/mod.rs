@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-pub use cache::{CachedSession, LocalOnly, RevocationFanout, SessionCache};
+pub use cache::{CachedSession, LocalOnly, Revocation, RevocationFanout, SessionCache};
 pub use claims::{AccessClaims, Act};
 pub use members::{InvitationIssued, MeView, MemberView};
 pub use operators::{ImportOutcome, ImportedUser};
@@ -188,7 +188,7 @@ impl Kernel {
                 });
             }
         };
-        let state = match id.cache.get(principal.session_id) {
+        let state = match id.cache.get(principal.session_id, now) {
             Some(s) => s,
             None => {
                 let mut tx = self.store().begin().await?;
@@ -204,7 +204,7 @@ impl Kernel {
                         expires_at: s.expires_at,
                     },
                 );
-                id.cache.put(principal.session_id, state);
+                id.cache.put(principal.session_id, state, now);
                 state
             }
         };
@@ -355,8 +355,20 @@ impl Kernel {
 
     pub(crate) fn revoked_locally(&self, session: Uuid, expires_at: OffsetDateTime) {
         let id = self.identity();
-        id.cache.revoke(session, expires_at);
-        id.fanout.publish(session);
+        id.cache.revoke(session, expires_at, self.clock().now());
+        id.fanout.publish(Revocation::Session(session));
+    }
+
+    pub(crate) fn publish_revocation(&self, r: Revocation) {
+        self.identity().fanout.publish(r);
+    }
+
+    /// Applies a revocation another instance published.
+    pub fn apply_remote_revocation(&self, r: Revocation) {
+        match r {
+            Revocation::Session(id) => self.identity().cache.revoked_elsewhere(id),
+            Revocation::ApiKey(id) => self.api_key_cache().forget(id),
+        }
     }
 
     pub(crate) async fn dummy_hash(&self) -> Result<String, Error> {

@@ -367,6 +367,7 @@ impl Kernel {
                 revoked: false,
                 expires_at: session.expires_at,
             },
+            now,
         );
         Ok(IssuedSession {
             access_token: SecretString::from(token),

@@ -223,7 +223,7 @@ async fn with_redis_unreachable_the_server_serves_and_limits_in_process() {
     let app = TestApp::spawn_with(|raw| {
         raw.rate_limits.enabled = true;
         raw.rate_limits.store = gatehouse::config::LimitStore::Redis;
-        raw.rate_limits.redis_url = Some("redis://127.0.0.1:1/".into());
+        raw.redis_url = Some("redis://127.0.0.1:1/".into());
         raw.rate_limits.per_ip.auth = 2;
     })
     .await;

@@ -1,0 +1,104 @@
+//! Revocation fan-out over Redis pub/sub: an instance that revokes a session or an API key
+//! publishes it, and every instance (itself included; applying twice is harmless) drops it from
+//! its caches on receipt. A message lost while Redis is away is covered by the caches' age bounds
+//! (30 s for sessions, 10 s for API keys), after which the store is asked again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use gatehouse_core::Error;
+use gatehouse_core::identity::{Revocation, RevocationFanout};
+use redis::aio::ConnectionManager;
+
+pub struct RedisFanout {
+    conn: ConnectionManager,
+    channel: String,
+}
+
+impl std::fmt::Debug for RedisFanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisFanout")
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisFanout {
+    /// The publishing side; connects lazily, like the limiter.
+    pub fn new(url: &str, channel: &str) -> Result<Self, Error> {
+        let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
+        let bound = Some(Duration::from_millis(500));
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(bound)
+            .set_response_timeout(bound)
+            .set_max_delay(Duration::from_secs(1));
+        Ok(Self {
+            conn: ConnectionManager::new_lazy_with_config(client, config)
+                .map_err(|e| unavailable(&e))?,
+            channel: channel.to_owned(),
+        })
+    }
+}
+
+fn unavailable(e: &redis::RedisError) -> Error {
+    Error::Store(gatehouse_core::StoreError::Unavailable(format!(
+        "redis: {e}"
+    )))
+}
+
+impl RevocationFanout for RedisFanout {
+    fn publish(&self, revocation: Revocation) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut conn = self.conn.clone();
+        let channel = self.channel.clone();
+        runtime.spawn(async move {
+            let sent: Result<i64, _> = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(revocation.encode())
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "could not publish a revocation; other instances rely on their cache age bound");
+            }
+        });
+    }
+}
+
+/// Receives revocations until the process ends, reconnecting after any failure.
+pub fn subscribe(
+    url: &str,
+    channel: &str,
+    apply: Arc<dyn Fn(Revocation) + Send + Sync>,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
+    let channel = channel.to_owned();
+    Ok(tokio::spawn(async move {
+        loop {
+            match client.get_async_pubsub().await {
+                Ok(mut pubsub) => {
+                    if let Err(e) = pubsub.subscribe(&channel).await {
+                        tracing::warn!(error = %e, "could not subscribe to revocations");
+                    } else {
+                        let mut messages = pubsub.on_message();
+                        while let Some(msg) = messages.next().await {
+                            if let Ok(text) = msg.get_payload::<String>()
+                                && let Some(r) = Revocation::decode(&text)
+                            {
+                                apply(r);
+                            }
+                        }
+                        tracing::warn!("revocation subscription ended; reconnecting");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Redis unreachable for revocations; retrying");
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }))
+}
