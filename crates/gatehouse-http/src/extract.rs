@@ -44,6 +44,17 @@ pub(crate) fn client_ip(
     Some(peer)
 }
 
+/// Every `X-Forwarded-For` line, in order, as one list (a proxy may add its own line rather than
+/// append to the client's; reading only the first would believe the client).
+pub(crate) fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<String> {
+    let lines: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(","))
+}
+
 impl FromRequestParts<AppState> for RequestMeta {
     type Rejection = std::convert::Infallible;
 
@@ -55,11 +66,9 @@ impl FromRequestParts<AppState> for RequestMeta {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        let ip = client_ip(peer, forwarded, &state.trusted_proxies).map(|ip| ip.to_string());
+        let forwarded = forwarded_for(&parts.headers);
+        let ip =
+            client_ip(peer, forwarded.as_deref(), &state.trusted_proxies).map(|ip| ip.to_string());
         let user_agent = parts
             .headers
             .get(USER_AGENT)

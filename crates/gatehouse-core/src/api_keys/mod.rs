@@ -229,7 +229,7 @@ impl Kernel {
     }
 
     /// What the principal may grant: their role's permissions, or an API key's own.
-    async fn held_permissions(
+    pub(crate) async fn held_permissions(
         &self,
         tx: &mut dyn crate::store::TenantTx,
         principal: &Principal,
@@ -279,7 +279,7 @@ impl Kernel {
             ));
         }
         let tx = self.store().begin_scoped(scope).await?;
-        let (mut tx, _) = self
+        let (mut tx, role) = self
             .authorize(tx, principal, Permission::API_KEYS_MANAGE, request)
             .await?;
         let now = self.clock().now();
@@ -288,6 +288,14 @@ impl Kernel {
             .await?
             .filter(|k| k.is_usable(now))
             .ok_or(Error::NotFound("api key"))?;
+        // Rotating hands out a new secret with the old key's grants: only to someone who holds
+        // them all (as for creating it).
+        let held = self.held_permissions(tx.as_mut(), principal, &role).await?;
+        if let Some(p) = old.permissions.iter().find(|p| !held.contains(p)) {
+            return Err(Error::Forbidden {
+                permission: permission_name(p),
+            });
+        }
         let ends = old.expires_at.map_or(now + grace, |e| e.min(now + grace));
         tx.set_api_key_expiry(id, ends).await?;
         let issued = self.new_key(
@@ -390,6 +398,11 @@ impl Kernel {
         self.store().touch_api_keys(&used).await?;
         Ok(used.len())
     }
+}
+
+/// The catalogue's static name for a permission (for the `forbidden` problem's detail).
+pub(crate) fn permission_name(p: &str) -> &'static str {
+    Permission::parse(p).map_or("unknown", |p| p.as_str())
 }
 
 /// The principal an API key acts as.

@@ -35,6 +35,39 @@ pub struct InvitationIssued {
 const INVITE_PREFIX: &str = "gin_";
 
 impl Kernel {
+    /// What a role grants: a built-in's catalogue set, or a custom role's stored set.
+    async fn role_grants(
+        tx: &mut dyn crate::store::TenantTx,
+        role: &Role,
+    ) -> Result<Vec<String>, Error> {
+        Ok(match builtin_grants(role) {
+            Some(perms) => perms.iter().map(|p| p.as_str().to_owned()).collect(),
+            None => tx
+                .custom_role(role.as_str())
+                .await?
+                .map(|r| r.permissions)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Refuses giving a role that grants anything the actor does not hold themselves.
+    async fn ensure_may_grant(
+        &self,
+        tx: &mut dyn crate::store::TenantTx,
+        principal: &Principal,
+        actor_role: &Role,
+        role: &Role,
+    ) -> Result<(), Error> {
+        let held = self.held_permissions(tx, principal, actor_role).await?;
+        let granted = Self::role_grants(tx, role).await?;
+        match granted.iter().find(|p| !held.contains(p)) {
+            Some(p) => Err(Error::Forbidden {
+                permission: crate::api_keys::permission_name(p),
+            }),
+            None => Ok(()),
+        }
+    }
+
     pub async fn list_members(
         &self,
         principal: &Principal,
@@ -96,6 +129,8 @@ impl Kernel {
                 permission: "owner",
             });
         }
+        self.ensure_may_grant(tx.as_mut(), principal, &actor_role, &role)
+            .await?;
         if current.role == Role::Owner && role != Role::Owner {
             let owners = tx.lock_owners().await?;
             if owners.iter().all(|o| *o == user) {
@@ -183,14 +218,9 @@ impl Kernel {
             .authorize(tx, principal, Permission::ROLES_MANAGE, request)
             .await?;
         // No one defines a role granting more than they hold themselves.
-        let held: Vec<String> = match builtin_grants(&actor_role) {
-            Some(perms) => perms.iter().map(|p| p.as_str().to_owned()).collect(),
-            None => tx
-                .custom_role(actor_role.as_str())
-                .await?
-                .map(|r| r.permissions)
-                .unwrap_or_default(),
-        };
+        let held = self
+            .held_permissions(tx.as_mut(), principal, &actor_role)
+            .await?;
         if let Some(p) = perms.iter().find(|p| !held.contains(p)) {
             return Err(Error::invalid(
                 "permissions",
@@ -252,6 +282,8 @@ impl Kernel {
                 permission: "owner",
             });
         }
+        self.ensure_may_grant(tx.as_mut(), principal, &actor_role, &role)
+            .await?;
         let secret = random_token(32).map_err(|e| Error::Internal(e.to_string()))?;
         let token = SecretString::from(format!(
             "{INVITE_PREFIX}{}_{}",
@@ -322,6 +354,10 @@ impl Kernel {
         };
         let (user_id, new_user) = match existing {
             Some(u) => {
+                // Proving an existing account is a sign-in: same lockouts, same answer.
+                let subject = super::sessions::lockout_subject("user", &u.email);
+                let ip = request.ip.clone().unwrap_or_default();
+                self.ensure_not_locked(&subject, &ip, now)?;
                 let (ok, _) = self
                     .check_password(
                         &crate::inputs::normalize_password(&password),
@@ -329,6 +365,7 @@ impl Kernel {
                     )
                     .await?;
                 if !ok {
+                    self.sign_in_failed(&subject, &ip, now);
                     return Err(Error::InvalidCredentials);
                 }
                 (u.id, None)

@@ -73,6 +73,10 @@ impl Kernel {
         request: &RequestContext,
     ) -> Result<IssuedSession, Error> {
         let password = normalize_password(password);
+        let now = self.clock().now();
+        let account_subject = super::sessions::lockout_subject("operator", email);
+        let ip_subject = request.ip.clone().unwrap_or_default();
+        self.ensure_not_locked(&account_subject, &ip_subject, now)?;
         let operator = match Email::parse(email) {
             Ok(e) => {
                 let mut tx = self.store().begin().await?;
@@ -87,8 +91,12 @@ impl Kernel {
             )
             .await?;
         let operator = match operator {
-            Some(o) if ok => o,
+            Some(o) if ok => {
+                self.identity().account_lockouts.succeeded(&account_subject);
+                o
+            }
             found => {
+                self.sign_in_failed(&account_subject, &ip_subject, now);
                 let mut event = AuditEvent::success(
                     Actor::anonymous(),
                     "operator.login_failed",

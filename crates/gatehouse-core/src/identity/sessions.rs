@@ -120,25 +120,9 @@ impl Kernel {
         let password = normalize_password(&input.password);
         let email = Email::parse(&input.email).ok();
         let now = self.clock().now();
-        let lockouts = (
-            &self.identity().account_lockouts,
-            &self.identity().ip_lockouts,
-        );
-        // Counted by what was typed, known account or not: a lock reveals nothing.
-        let account_subject = input.email.trim().to_lowercase();
+        let account_subject = lockout_subject("user", &input.email);
         let ip_subject = request.ip.clone().unwrap_or_default();
-        let locked = [
-            lockouts.0.locked_for(&account_subject, now),
-            lockouts.1.locked_for(&ip_subject, now),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        if let Some(wait) = locked {
-            return Err(Error::TooManyAttempts {
-                retry_after_secs: u32::try_from(wait.whole_seconds().max(1)).unwrap_or(u32::MAX),
-            });
-        }
+        self.ensure_not_locked(&account_subject, &ip_subject, now)?;
         // Unknown and known emails do the same work up to the answer: one lookup, one hash.
         let user = match &email {
             Some(e) => {
@@ -152,12 +136,11 @@ impl Kernel {
             .await?;
         let user = match user {
             Some(u) if ok => {
-                lockouts.0.succeeded(&account_subject);
+                self.identity().account_lockouts.succeeded(&account_subject);
                 u
             }
             found => {
-                lockouts.0.failed(&account_subject, now);
-                lockouts.1.failed(&ip_subject, now);
+                self.sign_in_failed(&account_subject, &ip_subject, now);
                 let mut event = AuditEvent::success(
                     Actor::anonymous(),
                     "user.login_failed",
@@ -221,6 +204,35 @@ impl Kernel {
             .unwrap_or_default();
         self.issue(&session, roles, Some(refresh), input.browser)
             .await
+    }
+
+    /// Refuses at once (no hashing) while the account or the address is locked.
+    pub(crate) fn ensure_not_locked(
+        &self,
+        account: &str,
+        ip: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let id = self.identity();
+        let locked = [
+            id.account_lockouts.locked_for(account, now),
+            id.ip_lockouts.locked_for(ip, now),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        match locked {
+            Some(wait) => Err(Error::TooManyAttempts {
+                retry_after_secs: u32::try_from(wait.whole_seconds().max(1)).unwrap_or(u32::MAX),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn sign_in_failed(&self, account: &str, ip: &str, now: OffsetDateTime) {
+        let id = self.identity();
+        id.account_lockouts.failed(account, now);
+        id.ip_lockouts.failed(ip, now);
     }
 
     /// Builds a new session record and its refresh token.
@@ -506,18 +518,17 @@ impl Kernel {
         principal: &Principal,
         request: &RequestContext,
     ) -> Result<usize, Error> {
+        if principal.tier == Tier::Impersonation {
+            return Err(Error::WrongAudience(
+                "an impersonation cannot end the user's own sessions",
+            ));
+        }
         let now = self.clock().now();
         let mut tx = self.store().begin().await?;
         let current = tx
             .session(principal.session_id)
             .await?
             .ok_or(Error::Unauthenticated("the session has ended"))?;
-        let others: Vec<SessionRecord> = tx
-            .live_sessions_of(principal.subject, now)
-            .await?
-            .into_iter()
-            .filter(|s| s.id != principal.session_id)
-            .collect();
         let revoked = tx
             .revoke_sessions_of(principal.subject, Some(principal.session_id), now)
             .await?;
@@ -530,8 +541,10 @@ impl Kernel {
         .with_details(format!("{{\"revoked\":{}}}", revoked.len()))
         .with_request(request.request_id.clone());
         self.audit_event_and_commit(tx, &current, event).await?;
-        for s in &others {
-            self.revoked_locally(s.id, s.expires_at);
+        // Exactly what the update revoked (a session created meanwhile included).
+        for id in &revoked {
+            self.identity().cache().revoked_elsewhere(*id);
+            self.publish_revocation(super::Revocation::Session(*id));
         }
         Ok(revoked.len())
     }
@@ -622,6 +635,18 @@ fn pick_membership(
             }),
         None => Ok(memberships.first()),
     }
+}
+
+/// The lockout key for what was typed as an email: normalised and bounded, so a huge or oddly
+/// cased input cannot grow the table or dodge the count. Known account or not, the same key.
+pub(crate) fn lockout_subject(kind: &str, typed_email: &str) -> String {
+    let e: String = typed_email
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(254)
+        .collect();
+    format!("{kind}:{e}")
 }
 
 /// base64url(SHA-256(csrf token)): what the access token carries to bind its CSRF token.

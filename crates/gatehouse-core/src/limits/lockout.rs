@@ -57,6 +57,13 @@ impl Lockouts {
         if map.len() >= MAX_SUBJECTS {
             let forget = self.policy.forget_after;
             map.retain(|_, s| now - s.last_failure < forget);
+            if map.len() >= MAX_SUBJECTS {
+                // Still full of recent failures: keep only the locked subjects rather than grow.
+                map.retain(|_, s| s.locked_until.is_some_and(|u| u > now));
+            }
+            if map.len() >= MAX_SUBJECTS {
+                map.clear();
+            }
         }
         let s = map.entry(subject.to_owned()).or_insert(State {
             failures: 0,

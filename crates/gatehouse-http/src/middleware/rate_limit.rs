@@ -173,11 +173,8 @@ where
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let ip = client_ip(peer, forwarded, &state.trusted_proxies)
+    let forwarded = crate::extract::forwarded_for(req.headers());
+    let ip = client_ip(peer, forwarded.as_deref(), &state.trusted_proxies)
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let decisions = Decisions::default();
     req.extensions_mut().insert(decisions.clone());

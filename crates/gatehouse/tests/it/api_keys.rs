@@ -258,3 +258,36 @@ async fn service_auth_accepts_only_the_configured_secrets_and_only_on_internal()
     app.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn rotating_a_key_needs_every_permission_it_carries() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup_login("ada@example.com", "laptop").await;
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/organization/roles",
+            &owner,
+            Some(json!({"name": "keys", "permissions": ["org.read", "api_keys.manage"]})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let keeper = app.add_member(&owner, "keys@example.com", "keys").await;
+    let powerful = create_key(&app, &owner, json!(["data.delete"])).await;
+    let id = powerful["id"].as_str().unwrap();
+    let res = app
+        .org_call(
+            Method::POST,
+            &format!("/v1/api-keys/{id}/rotate"),
+            &keeper,
+            Some(json!({"grace_seconds": 0})),
+        )
+        .await;
+    expect_problem(res, 403, "forbidden").await;
+    // The original still works: nothing was rotated.
+    assert_eq!(
+        verify_status(&app, powerful["key"].as_str().unwrap()).await,
+        200
+    );
+    app.stop().await;
+}

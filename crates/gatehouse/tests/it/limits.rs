@@ -255,3 +255,29 @@ async fn with_redis_unreachable_the_server_serves_and_limits_in_process() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn operator_sign_in_locks_out_like_customer_sign_in() {
+    let app = TestApp::spawn_with(|raw| {
+        raw.rate_limits.enabled = true;
+        raw.rate_limits.per_ip.auth = 1000;
+    })
+    .await;
+    app.kernel
+        .create_operator(
+            "ops@platform.example",
+            "Ops",
+            gatehouse_crypto::SecretString::from(PASSWORD.to_owned()),
+        )
+        .await
+        .unwrap();
+    let wrong = json!({"email": "ops@platform.example", "password": "guess-guess-guess"});
+    for _ in 0..5 {
+        let res = app.post_json("/admin/v1/auth/login", &wrong).await;
+        expect_problem(res, 401, "invalid_credentials").await;
+    }
+    let right = json!({"email": "ops@platform.example", "password": PASSWORD});
+    let res = app.post_json("/admin/v1/auth/login", &right).await;
+    expect_problem(res, 429, "too_many_attempts").await;
+    app.stop().await;
+}

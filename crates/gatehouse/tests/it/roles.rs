@@ -228,3 +228,68 @@ async fn invitations_work_once() {
     expect_problem(res, 404, "not_found").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn nobody_grants_a_role_with_permissions_they_do_not_hold() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup_login("ada@example.com", "laptop").await;
+    // The owner defines a role that can erase data, and one that can only manage members.
+    for (name, perms) in [
+        ("eraser", json!(["org.read", "data.delete"])),
+        ("people", json!(["org.read", "members.manage"])),
+    ] {
+        let res = app
+            .org_call(
+                Method::POST,
+                "/v1/organization/roles",
+                &owner,
+                Some(json!({"name": name, "permissions": perms})),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let admin = app.add_member(&owner, "adm@example.com", "admin").await;
+    let people = app.add_member(&owner, "ppl@example.com", "people").await;
+    // An admin (no data.delete) cannot hand out the eraser role, to itself or anyone.
+    for target in [&admin.user, &people.user] {
+        let res = app
+            .org_call(
+                Method::PUT,
+                &format!("/v1/organization/members/{target}"),
+                &admin,
+                Some(json!({"role": "eraser"})),
+            )
+            .await;
+        expect_problem(res, 403, "forbidden").await;
+    }
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/organization/invitations",
+            &admin,
+            Some(json!({"email": "x@example.com", "role": "eraser"})),
+        )
+        .await;
+    expect_problem(res, 403, "forbidden").await;
+    // A member who may manage members cannot make itself admin.
+    let res = app
+        .org_call(
+            Method::PUT,
+            &format!("/v1/organization/members/{}", people.user),
+            &people,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    expect_problem(res, 403, "forbidden").await;
+    // The owner can.
+    let res = app
+        .org_call(
+            Method::PUT,
+            &format!("/v1/organization/members/{}", admin.user),
+            &owner,
+            Some(json!({"role": "eraser"})),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    app.stop().await;
+}
