@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "api_keys",
         include_str!("../migrations/0006_api_keys.sql"),
     ),
+    (
+        7,
+        "refresh_history",
+        include_str!("../migrations/0007_refresh_history.sql"),
+    ),
 ];
 
 #[must_use]

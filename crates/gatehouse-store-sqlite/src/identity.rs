@@ -61,6 +61,7 @@ fn session(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
         user_agent: get(row, "user_agent")?,
         ip: get(row, "ip")?,
         refresh_hash: get(row, "refresh_hash")?,
+        previous_refresh_hash: get(row, "previous_refresh_hash")?,
         created_at: time_col(row, "created_at")?,
         last_seen_at: time_col(row, "last_seen_at")?,
         expires_at: time_col(row, "expires_at")?,
@@ -228,8 +229,8 @@ pub(crate) async fn rotate_refresh(
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE sessions SET refresh_hash = ?, last_seen_at = ? \
-         WHERE id = ? AND refresh_hash = ? AND revoked_at IS NULL",
+        "UPDATE sessions SET previous_refresh_hash = refresh_hash, refresh_hash = ?, \
+         last_seen_at = ? WHERE id = ? AND refresh_hash = ? AND revoked_at IS NULL",
     )
     .bind(new)
     .bind(micros(at))

@@ -34,6 +34,7 @@ fn session(clock: &FakeClock, subject: Uuid, hash: &[u8]) -> SessionRecord {
         user_agent: Some("test/1".into()),
         ip: Some("192.0.2.1".into()),
         refresh_hash: hash.to_vec(),
+        previous_refresh_hash: None,
         created_at: now,
         last_seen_at: now,
         expires_at: now + Duration::days(7),
@@ -84,6 +85,7 @@ pub async fn identity_sessions_rotate_once_and_revoke(store: Arc<dyn Store>) {
     let a2 = tx.session(a.id).await.unwrap().unwrap();
     assert_eq!(a2.last_seen_at, later);
     assert_eq!(a2.refresh_hash, b"r1b".to_vec());
+    assert_eq!(a2.previous_refresh_hash, Some(b"r1".to_vec()));
     assert!(
         tx.session(c.id)
             .await

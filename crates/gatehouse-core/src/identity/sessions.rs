@@ -268,6 +268,7 @@ impl Kernel {
                 user_agent: request.user_agent.clone(),
                 ip: request.ip.clone(),
                 refresh_hash,
+                previous_refresh_hash: None,
                 created_at: now,
                 last_seen_at: now,
                 expires_at: now + ttl,
@@ -412,7 +413,16 @@ impl Kernel {
             ));
         }
         let presented = sha256(&[secret.as_bytes()]);
-        if !ct_eq(&presented, &session.refresh_hash) {
+        let reused = session
+            .previous_refresh_hash
+            .as_ref()
+            .is_some_and(|prev| ct_eq(&presented, prev));
+        if !ct_eq(&presented, &session.refresh_hash) && !reused {
+            // A secret this session never issued: refused, and the session is left alone (its id
+            // is not a secret, so a guess must not be able to end someone's session).
+            return Err(invalid());
+        }
+        if reused {
             tx.revoke_session(id, now).await?;
             let mut event = AuditEvent::success(
                 actor_of(&session),

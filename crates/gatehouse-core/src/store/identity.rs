@@ -61,6 +61,8 @@ pub struct SessionRecord {
     pub ip: Option<String>,
     /// SHA-256 of the current refresh token.
     pub refresh_hash: Vec<u8>,
+    /// SHA-256 of the refresh token the last rotation replaced: presented again, it is reuse.
+    pub previous_refresh_hash: Option<Vec<u8>>,
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,

@@ -140,6 +140,28 @@ async fn refresh_rotates_and_reusing_a_spent_refresh_token_revokes_the_session()
 }
 
 #[tokio::test]
+async fn a_guessed_refresh_secret_is_refused_without_ending_the_session() {
+    let app = TestApp::spawn().await;
+    let a = app.signup_login("ada@example.com", "laptop").await;
+    // The session id is not secret (it is the token's `sid`): a made-up secret for it must not
+    // sign the user out.
+    let forged = format!("grt_{}_{}", a.session.replace('-', ""), "x".repeat(43));
+    let res = app
+        .post_json("/v1/auth/refresh", &json!({"refresh_token": forged}))
+        .await;
+    expect_problem(res, 401, "unauthenticated").await;
+    let res = app
+        .call(Method::GET, "/v1/auth/verify", &a.access, None, None)
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = app
+        .post_json("/v1/auth/refresh", &json!({"refresh_token": a.refresh}))
+        .await;
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn logout_and_revoke_others_end_sessions() {
     let app = TestApp::spawn().await;
     let a = app.signup_login("ada@example.com", "laptop").await;
