@@ -277,8 +277,9 @@ impl Kernel {
     }
 
     /// Checks an organisation route's `x-organization-id` against the token. A mismatch is
-    /// refused and recorded on the token's organisation's chain and, when it exists, the named
-    /// one's.
+    /// refused and recorded on the token's own organisation's chain: that is whose member tried.
+    /// Nothing is written to (or looked up in) the named organisation, so a tenant can neither
+    /// add events to another's log nor learn from the answer or its timing whether it exists.
     pub async fn check_org_header(
         &self,
         principal: &Principal,
@@ -297,29 +298,8 @@ impl Kernel {
             serde_json::Value::String(named.chars().take(64).collect())
         );
         let own = TenantScope::granted(token_org);
-        self.record_refusal(
-            &own,
-            principal,
-            "auth.org_mismatch",
-            details.clone(),
-            request,
-        )
-        .await;
-        if let Some(other) = OrgId::parse(named) {
-            let mut tx = self.store().begin().await?;
-            let exists = tx.organization_by_id(other).await?.is_some();
-            drop(tx);
-            if exists {
-                self.record_refusal(
-                    &TenantScope::granted(other),
-                    principal,
-                    "auth.org_mismatch",
-                    details,
-                    request,
-                )
-                .await;
-            }
-        }
+        self.record_refusal(&own, principal, "auth.org_mismatch", details, request)
+            .await;
         Err(Error::OrganizationMismatch)
     }
 
