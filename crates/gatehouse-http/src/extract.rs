@@ -25,7 +25,8 @@ pub(crate) fn client_ip(
     forwarded_for: Option<&str>,
     trusted: &[IpAddr],
 ) -> Option<IpAddr> {
-    let peer = peer?;
+    // An IPv4 client on a dual-stack socket appears as ::ffff:a.b.c.d: compare as IPv4.
+    let peer = peer?.to_canonical();
     if !trusted.contains(&peer) {
         return Some(peer);
     }
@@ -34,7 +35,7 @@ pub(crate) fn client_ip(
     };
     // Right to left: the rightmost entries were added by our own proxies.
     for hop in chain.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
+        match hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) if trusted.contains(&ip) => {}
             Ok(ip) => return Some(ip),
             // A malformed entry: nothing to its left can be trusted either.
@@ -115,5 +116,10 @@ mod tests {
             Some(proxy)
         );
         assert_eq!(client_ip(Some(proxy), None, &trusted), Some(proxy));
+        // A mapped IPv4 peer is the IPv4 proxy.
+        assert_eq!(
+            client_ip(Some(ip("::ffff:10.0.0.1")), Some("1.2.3.4"), &trusted),
+            Some(ip("1.2.3.4"))
+        );
     }
 }

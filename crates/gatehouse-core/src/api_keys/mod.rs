@@ -119,6 +119,12 @@ impl Kernel {
         input: NewApiKey,
         request: &RequestContext,
     ) -> Result<IssuedApiKey, Error> {
+        if principal.tier == crate::store::Tier::Impersonation {
+            // A key would outlive the 30-minute impersonation that created it.
+            return Err(Error::WrongAudience(
+                "an impersonation cannot create API keys",
+            ));
+        }
         let name = crate::inputs::DisplayName::parse("name", &input.name)?;
         if input.permissions.is_empty() {
             return Err(Error::invalid(

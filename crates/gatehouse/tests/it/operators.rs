@@ -131,6 +131,17 @@ async fn impersonation_is_thirty_minutes_unrenewable_and_audited_with_both_ident
         .await;
     expect_problem(res, 403, "wrong_audience").await;
 
+    // It cannot mint an API key that would outlive it.
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/api-keys",
+            &imp,
+            Some(json!({"name": "stay", "permissions": ["audit.read"]})),
+        )
+        .await;
+    expect_problem(res, 403, "wrong_audience").await;
+
     // Valid for 30 minutes, then over for good.
     app.clock.advance(time::Duration::minutes(29));
     let res = app
