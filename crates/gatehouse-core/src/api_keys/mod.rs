@@ -244,14 +244,7 @@ impl Kernel {
         if let Some(perms) = &principal.api_key_permissions {
             return Ok(perms.clone());
         }
-        Ok(match crate::identity::permissions::builtin_grants(role) {
-            Some(perms) => perms.iter().map(|p| p.as_str().to_owned()).collect(),
-            None => tx
-                .custom_role(role.as_str())
-                .await?
-                .map(|r| r.permissions)
-                .unwrap_or_default(),
-        })
+        crate::identity::role_grants(tx, role).await
     }
 
     pub async fn list_api_keys(

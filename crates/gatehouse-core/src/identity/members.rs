@@ -4,7 +4,7 @@ use gatehouse_crypto::{SecretString, random_token};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::permissions::{Permission, builtin_grants};
+use super::permissions::Permission;
 use super::{Principal, digest};
 use crate::audit::{self, AuditEvent};
 use crate::context::RequestContext;
@@ -35,21 +35,6 @@ pub struct InvitationIssued {
 const INVITE_PREFIX: &str = "gin_";
 
 impl Kernel {
-    /// What a role grants: a built-in's catalogue set, or a custom role's stored set.
-    async fn role_grants(
-        tx: &mut dyn crate::store::TenantTx,
-        role: &Role,
-    ) -> Result<Vec<String>, Error> {
-        Ok(match builtin_grants(role) {
-            Some(perms) => perms.iter().map(|p| p.as_str().to_owned()).collect(),
-            None => tx
-                .custom_role(role.as_str())
-                .await?
-                .map(|r| r.permissions)
-                .unwrap_or_default(),
-        })
-    }
-
     /// Refuses giving a role that grants anything the actor does not hold themselves.
     async fn ensure_may_grant(
         &self,
@@ -59,7 +44,7 @@ impl Kernel {
         role: &Role,
     ) -> Result<(), Error> {
         let held = self.held_permissions(tx, principal, actor_role).await?;
-        let granted = Self::role_grants(tx, role).await?;
+        let granted = super::role_grants(tx, role).await?;
         match granted.iter().find(|p| !held.contains(p)) {
             Some(p) => Err(Error::Forbidden {
                 permission: crate::api_keys::permission_name(p),

@@ -225,39 +225,25 @@ impl Kernel {
         permission: Permission,
         request: &RequestContext,
     ) -> Result<(Box<dyn crate::store::TenantTx>, Role), Error> {
-        if let Some(perms) = &principal.api_key_permissions {
-            if perms.iter().any(|p| p == permission.as_str()) {
-                return Ok((tx, Role::Custom("api-key".to_owned())));
-            }
-            let scope = *tx.scope();
-            drop(tx);
-            self.record_refusal(
-                &scope,
-                principal,
-                "permission.denied",
-                format!("{{\"permission\":\"{}\"}}", permission.as_str()),
-                request,
-            )
-            .await;
-            return Err(Error::Forbidden {
-                permission: permission.as_str(),
-            });
-        }
-        let membership = tx
-            .membership(crate::ids::UserId::from_uuid(principal.subject))
-            .await?;
-        let granted = match &membership {
-            None => false,
-            Some(m) => match permissions::builtin_grants(&m.role) {
-                Some(perms) => perms.contains(&permission),
-                None => tx
-                    .custom_role(m.role.as_str())
-                    .await?
-                    .is_some_and(|r| r.permissions.iter().any(|p| p == permission.as_str())),
-            },
+        // An API key holds exactly its own permissions; a user what their membership's role
+        // grants. Either way a refusal takes the same path.
+        let role = match &principal.api_key_permissions {
+            Some(_) => Some(Role::Custom("api-key".to_owned())),
+            None => tx
+                .membership(crate::ids::UserId::from_uuid(principal.subject))
+                .await?
+                .map(|m| m.role),
         };
-        match membership {
-            Some(m) if granted => Ok((tx, m.role)),
+        let granted = match (&principal.api_key_permissions, &role) {
+            (Some(perms), _) => perms.iter().any(|p| p == permission.as_str()),
+            (None, Some(role)) => role_grants(tx.as_mut(), role)
+                .await?
+                .iter()
+                .any(|p| p == permission.as_str()),
+            (None, None) => false,
+        };
+        match role {
+            Some(role) if granted => Ok((tx, role)),
             _ => {
                 let scope = *tx.scope();
                 drop(tx);
@@ -384,6 +370,22 @@ pub(super) fn principal_from(c: &AccessClaims) -> Result<Principal, Error> {
         csrf_digest: c.csrf.clone(),
         api_key_permissions: None,
         api_key_rate_limit: None,
+    })
+}
+
+/// What a role grants: a built-in's catalogue set, or a custom role's stored set (empty when the
+/// organisation has no such role).
+pub(crate) async fn role_grants(
+    tx: &mut dyn crate::store::TenantTx,
+    role: &Role,
+) -> Result<Vec<String>, Error> {
+    Ok(match permissions::builtin_grants(role) {
+        Some(perms) => perms.iter().map(|p| p.as_str().to_owned()).collect(),
+        None => tx
+            .custom_role(role.as_str())
+            .await?
+            .map(|r| r.permissions)
+            .unwrap_or_default(),
     })
 }
 

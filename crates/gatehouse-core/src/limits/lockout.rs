@@ -79,7 +79,11 @@ impl Lockouts {
             return None;
         }
         let doublings = (s.failures - self.policy.threshold).min(20);
-        let lock = (self.policy.first_lock * 2_i32.pow(doublings)).min(self.policy.max_lock);
+        let lock = self
+            .policy
+            .first_lock
+            .saturating_mul(2_i32.pow(doublings))
+            .min(self.policy.max_lock);
         s.locked_until = Some(now + lock);
         Some(lock)
     }

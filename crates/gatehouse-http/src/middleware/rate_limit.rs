@@ -117,7 +117,7 @@ async fn decide(
     if d.allowed {
         Ok(())
     } else {
-        let secs = (d.retry_after_us + 999_999) / 1_000_000;
+        let secs = d.retry_after_us.saturating_add(999_999) / 1_000_000;
         Err(gatehouse_core::Error::RateLimited {
             retry_after_secs: u32::try_from(secs.max(1)).unwrap_or(u32::MAX),
         }
@@ -239,7 +239,7 @@ fn add_headers(res: &mut Response, decisions: &Decisions) {
         return;
     };
     let window = named.quota.window_us / 1_000_000;
-    let reset = (d.reset_us.max(0) + 999_999) / 1_000_000;
+    let reset = d.reset_us.max(0).saturating_add(999_999) / 1_000_000;
     let policy = format!("\"{}\";q={};w={window}", named.name, named.quota.limit);
     let current = format!("\"{}\";r={};t={reset}", named.name, d.remaining);
     let h = res.headers_mut();
