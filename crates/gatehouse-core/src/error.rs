@@ -65,6 +65,20 @@ pub enum Error {
     /// The change would leave the organisation without an owner.
     #[error("the organisation's last owner cannot be removed or demoted")]
     LastOwner,
+    /// The permission needs a recent second factor (or, for an account without one and where
+    /// allowed, a recent password): `POST /v1/auth/step-up` with `method`.
+    #[error("{permission} needs a recent {method} check; step up first")]
+    StepUpRequired {
+        permission: &'static str,
+        method: &'static str,
+    },
+    /// The account's email is not verified and the configuration limits such accounts.
+    #[error("verify your email address first")]
+    EmailUnverified,
+    /// A one-time token (reset, verification, sign-in challenge) that is unknown, spent or
+    /// expired. One answer for all three.
+    #[error("the {0} token is invalid, used or expired")]
+    InvalidToken(&'static str),
     /// The resource exists in a state that refuses the request (an invitation already used).
     #[error("{0}")]
     Conflict(&'static str),
@@ -103,6 +117,9 @@ impl Error {
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::RateLimited { .. } => "rate_limited",
             Self::Conflict(_) => "conflict",
+            Self::StepUpRequired { .. } => "step_up_required",
+            Self::EmailUnverified => "email_unverified",
+            Self::InvalidToken(_) => "invalid_token",
             Self::Store(_) | Self::Internal(_) => "internal_error",
         }
     }

@@ -37,6 +37,9 @@ pub struct Kernel {
     key_source: KeySource,
     identity: Identity,
     api_keys: crate::api_keys::ApiKeyCache,
+    mail: crate::mail::MailSettings,
+    mail_health: crate::mail::MailHealth,
+    mail_wakeup: tokio::sync::Notify,
 }
 
 /// One dependency's state in the readiness report.
@@ -70,7 +73,33 @@ impl Kernel {
             key_source,
             identity: Identity::new(IdentitySettings::default(), Arc::new(LocalOnly)),
             api_keys: crate::api_keys::ApiKeyCache::default(),
+            mail: crate::mail::MailSettings::default(),
+            mail_health: crate::mail::MailHealth::default(),
+            mail_wakeup: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Replaces the mail settings (start-up only).
+    #[must_use]
+    pub fn with_mail(mut self, mail: crate::mail::MailSettings) -> Self {
+        self.mail = mail;
+        self
+    }
+
+    #[must_use]
+    pub fn mail_settings(&self) -> &crate::mail::MailSettings {
+        &self.mail
+    }
+
+    #[must_use]
+    pub fn mail_health(&self) -> &crate::mail::MailHealth {
+        &self.mail_health
+    }
+
+    /// Notified when mail was queued; the delivery loop waits on it between polls.
+    #[must_use]
+    pub fn mail_wakeup(&self) -> &tokio::sync::Notify {
+        &self.mail_wakeup
     }
 
     /// Replaces the identity settings and revocation fanout (start-up only).
@@ -142,10 +171,32 @@ impl Kernel {
                 self.passwords.pending()
             ),
         };
-        let checks = vec![store, keys, hashing];
-        Readiness {
-            ready: checks.iter().all(|c| c.ok),
-            checks,
+        let mut checks = vec![store, keys, hashing];
+        let ready = checks.iter().all(|c| c.ok);
+        // Mail never makes serving impossible: a backlog or a failing server is reported only.
+        checks.push(self.mail_check().await);
+        Readiness { ready, checks }
+    }
+
+    async fn mail_check(&self) -> Check {
+        let backlog = match self.store.mail_backlog().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Check {
+                    name: "mail",
+                    ok: false,
+                    detail: format!("the outbox cannot be read: {e}"),
+                };
+            }
+        };
+        let failing = self.mail_health.last_error();
+        Check {
+            name: "mail",
+            ok: backlog.failing == 0 && failing.is_none(),
+            detail: match (failing.or(backlog.last_error), backlog.pending) {
+                (Some(e), n) => format!("{n} messages waiting; last delivery failed: {e}"),
+                (None, n) => format!("{n} messages waiting"),
+            },
         }
     }
 }

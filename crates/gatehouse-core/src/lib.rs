@@ -15,6 +15,7 @@ pub mod inputs;
 pub mod kernel;
 pub mod keyring;
 pub mod limits;
+pub mod mail;
 pub mod page;
 pub mod password_pool;
 pub mod scope;

@@ -47,6 +47,7 @@ impl Kernel {
             name: name.as_str().to_owned(),
             password_hash,
             created_at: now,
+            email_verified_at: None,
         };
         let org = OrganizationRecord {
             id: OrgId::new(self.clock()),
@@ -57,6 +58,7 @@ impl Kernel {
         let mut tx = self.store().begin().await?;
         tx.insert_user(&user).await?;
         tx.insert_organization(&org).await?;
+        self.queue_email_verification(tx.as_mut(), &user).await?;
         // The founder is the new organisation's owner: the one grant signup is allowed to make.
         let scope = TenantScope::granted(org.id);
         let mut tx = tx.enter(&scope).await?;
@@ -88,6 +90,7 @@ impl Kernel {
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
         tracing::info!(user_id = %user.id, org_id = %org.id, "signup created a user and an organisation");
+        self.mail_queued();
         Ok(SignupOutcome {
             user_id: user.id,
             organization_id: org.id,

@@ -27,3 +27,5 @@ pub use password::{
     verify_password_peppered, verify_password_with,
 };
 pub mod legacy_hash;
+pub mod otp;
+pub use otp::{OtpAlgorithm, TotpCheck, TotpSecret};

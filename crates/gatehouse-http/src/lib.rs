@@ -83,6 +83,15 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::me::sessions))
         .routes(routes!(routes::me::revoke))
         .routes(routes!(routes::me::revoke_others))
+        .routes(routes!(routes::mfa::complete))
+        .routes(routes!(routes::mfa::step_up))
+        .routes(routes!(routes::mfa::enrol, routes::mfa::disable))
+        .routes(routes!(routes::mfa::confirm))
+        .routes(routes!(routes::recovery::request_reset))
+        .routes(routes!(routes::recovery::confirm_reset))
+        .routes(routes!(routes::recovery::change_password))
+        .routes(routes!(routes::recovery::resend_verification))
+        .routes(routes!(routes::recovery::verify_email))
         .routes(routes!(routes::organization::list_members))
         .routes(routes!(
             routes::organization::set_role,

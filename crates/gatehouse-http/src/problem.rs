@@ -137,9 +137,11 @@ impl From<Error> for ApiError {
             Error::Unauthenticated(_) | Error::InvalidCredentials => {
                 Self::new(StatusCode::UNAUTHORIZED, code, e.to_string())
             }
-            Error::Forbidden { .. } | Error::WrongAudience(_) | Error::OrganizationMismatch => {
-                Self::new(StatusCode::FORBIDDEN, code, e.to_string())
-            }
+            Error::Forbidden { .. }
+            | Error::WrongAudience(_)
+            | Error::OrganizationMismatch
+            | Error::StepUpRequired { .. }
+            | Error::EmailUnverified => Self::new(StatusCode::FORBIDDEN, code, e.to_string()),
             Error::OrganizationRequired => Self {
                 field: Some("x-organization-id"),
                 ..Self::new(StatusCode::BAD_REQUEST, code, e.to_string())
@@ -149,6 +151,7 @@ impl From<Error> for ApiError {
                 retry_after_secs: Some(*retry_after_secs),
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, e.to_string())
             },
+            Error::InvalidToken(_) => Self::new(StatusCode::BAD_REQUEST, code, e.to_string()),
             Error::LastOwner | Error::Conflict(_) => {
                 Self::new(StatusCode::CONFLICT, code, e.to_string())
             }

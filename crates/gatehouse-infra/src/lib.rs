@@ -1,8 +1,10 @@
-//! Infrastructure adapters over Redis: the rate-limit store (with the fallback that keeps
-//! limiting in-process while Redis is away) and revocation fan-out.
+//! Infrastructure adapters: over Redis, the rate-limit store (with the fallback that keeps
+//! limiting in-process while Redis is away) and revocation fan-out; mail transports (SMTP and
+//! the development `.eml` writer).
 #![forbid(unsafe_code)]
 
 pub mod fanout;
+pub mod mail;
 mod redis_limiter;
 
 pub use fanout::RedisFanout;

@@ -59,6 +59,8 @@ fn session(row: &PgRow) -> Result<SessionRecord, StoreError> {
         last_seen_at: time_col(row, "last_seen_at")?,
         expires_at: time_col(row, "expires_at")?,
         revoked_at: opt_time_col(row, "revoked_at")?,
+        auth_at: time_col(row, "auth_at")?,
+        mfa_at: opt_time_col(row, "mfa_at")?,
     })
 }
 
@@ -185,8 +187,8 @@ pub(crate) async fn insert_session(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO sessions (id, subject_id, tier, org_id, impersonator_id, reason, device_name, \
-         user_agent, ip, refresh_hash, created_at, last_seen_at, expires_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         user_agent, ip, refresh_hash, created_at, last_seen_at, expires_at, revoked_at, auth_at, \
+         mfa_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(s.id)
     .bind(s.subject_id)
@@ -202,6 +204,8 @@ pub(crate) async fn insert_session(
     .bind(s.last_seen_at)
     .bind(s.expires_at)
     .bind(s.revoked_at)
+    .bind(s.auth_at)
+    .bind(s.mfa_at)
     .execute(c)
     .await
     .map(|_| ())

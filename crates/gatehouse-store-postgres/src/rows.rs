@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::errors::map_err;
 
-fn uuid_col(row: &PgRow, col: &str) -> Result<Uuid, StoreError> {
+pub(crate) fn uuid_col(row: &PgRow, col: &str) -> Result<Uuid, StoreError> {
     row.try_get(col).map_err(map_err)
 }
 
@@ -22,6 +22,7 @@ pub(crate) fn user(row: &PgRow) -> Result<UserRecord, StoreError> {
         name: row.try_get("name").map_err(map_err)?,
         password_hash: row.try_get("password_hash").map_err(map_err)?,
         created_at: row.try_get("created_at").map_err(map_err)?,
+        email_verified_at: row.try_get("email_verified_at").map_err(map_err)?,
     })
 }
 
@@ -34,7 +35,7 @@ pub(crate) fn organization(row: &PgRow) -> Result<OrganizationRecord, StoreError
     })
 }
 
-fn u32_col(row: &PgRow, col: &str) -> Result<u32, StoreError> {
+pub(crate) fn u32_col(row: &PgRow, col: &str) -> Result<u32, StoreError> {
     let v: i32 = row.try_get(col).map_err(map_err)?;
     u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{col} out of range")))
 }

@@ -66,6 +66,8 @@ fn session(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
         last_seen_at: time_col(row, "last_seen_at")?,
         expires_at: time_col(row, "expires_at")?,
         revoked_at: opt_time_col(row, "revoked_at")?,
+        auth_at: time_col(row, "auth_at")?,
+        mfa_at: opt_time_col(row, "mfa_at")?,
     })
 }
 
@@ -186,8 +188,8 @@ pub(crate) async fn insert_session(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO sessions (id, subject_id, tier, org_id, impersonator_id, reason, device_name, \
-         user_agent, ip, refresh_hash, created_at, last_seen_at, expires_at, revoked_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         user_agent, ip, refresh_hash, created_at, last_seen_at, expires_at, revoked_at, auth_at, \
+         mfa_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(s.id)
     .bind(s.subject_id)
@@ -203,6 +205,8 @@ pub(crate) async fn insert_session(
     .bind(micros(s.last_seen_at))
     .bind(micros(s.expires_at))
     .bind(s.revoked_at.map(micros))
+    .bind(micros(s.auth_at))
+    .bind(s.mfa_at.map(micros))
     .execute(c)
     .await
     .map(|_| ())

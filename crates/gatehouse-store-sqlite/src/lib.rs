@@ -11,13 +11,14 @@ mod errors;
 mod identity;
 mod migrate;
 mod rows;
+mod second_factor;
 mod tx;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gatehouse_core::store::{PlatformTx, Store, TenantTx};
+use gatehouse_core::store::{MailBacklog, MailRecord, PlatformTx, Store, TenantTx};
 use gatehouse_core::{StoreError, TenantScope};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -119,5 +120,56 @@ impl Store for SqliteStore {
             .map_err(map_err)?;
         identity::touch_api_keys(&mut tx, used).await?;
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn claim_due_mail(
+        &self,
+        now: time::OffsetDateTime,
+        lease_until: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<MailRecord>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let claimed = second_factor::claim_due_mail(&mut tx, now, lease_until, limit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(claimed)
+    }
+
+    async fn mail_delivered(
+        &self,
+        id: uuid::Uuid,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        second_factor::mail_delivered(&mut tx, id, at).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn mail_failed(
+        &self,
+        id: uuid::Uuid,
+        attempts: u32,
+        next_attempt_at: time::OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        second_factor::mail_failed(&mut tx, id, attempts, next_attempt_at, error).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn mail_backlog(&self) -> Result<MailBacklog, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        second_factor::mail_backlog(&mut conn).await
     }
 }

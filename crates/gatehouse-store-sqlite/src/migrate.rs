@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "refresh_history",
         include_str!("../migrations/0007_refresh_history.sql"),
     ),
+    (
+        8,
+        "second_factor",
+        include_str!("../migrations/0008_second_factor.sql"),
+    ),
 ];
 
 #[must_use]

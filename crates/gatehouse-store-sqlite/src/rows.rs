@@ -17,12 +17,12 @@ pub(crate) fn micros(t: OffsetDateTime) -> i64 {
     unix_micros(t)
 }
 
-fn time_col(row: &SqliteRow, col: &str) -> Result<OffsetDateTime, StoreError> {
+pub(crate) fn time_col(row: &SqliteRow, col: &str) -> Result<OffsetDateTime, StoreError> {
     let m: i64 = row.try_get(col).map_err(map_err)?;
     from_unix_micros(m).ok_or_else(|| StoreError::Corrupt(format!("{col} out of range")))
 }
 
-fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
+pub(crate) fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
     row.try_get(col).map_err(map_err)
 }
 
@@ -33,6 +33,7 @@ pub(crate) fn user(row: &SqliteRow) -> Result<UserRecord, StoreError> {
         name: row.try_get("name").map_err(map_err)?,
         password_hash: row.try_get("password_hash").map_err(map_err)?,
         created_at: time_col(row, "created_at")?,
+        email_verified_at: opt_time_col(row, "email_verified_at")?,
     })
 }
 
@@ -45,13 +46,16 @@ pub(crate) fn organization(row: &SqliteRow) -> Result<OrganizationRecord, StoreE
     })
 }
 
-fn opt_time_col(row: &SqliteRow, col: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+pub(crate) fn opt_time_col(
+    row: &SqliteRow,
+    col: &str,
+) -> Result<Option<OffsetDateTime>, StoreError> {
     let m: Option<i64> = row.try_get(col).map_err(map_err)?;
     m.map(|m| from_unix_micros(m).ok_or_else(|| StoreError::Corrupt(format!("{col} out of range"))))
         .transpose()
 }
 
-fn u32_col(row: &SqliteRow, col: &str) -> Result<u32, StoreError> {
+pub(crate) fn u32_col(row: &SqliteRow, col: &str) -> Result<u32, StoreError> {
     let v: i64 = row.try_get(col).map_err(map_err)?;
     u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{col} out of range")))
 }

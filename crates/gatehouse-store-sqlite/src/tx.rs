@@ -5,9 +5,10 @@ use async_trait::async_trait;
 use gatehouse_core::audit::{AuditRecord, Audited, ChainHead, CheckpointRecord, SigningKeyRecord};
 use gatehouse_core::page::{Cursor, Page, PageRequest};
 use gatehouse_core::store::{
-    ApiKeyRecord, CustomRoleRecord, InvitationRecord, KekVersionRecord, KeyState, MembershipRecord,
-    OperatorRecord, OrgKeyRecord, OrganizationRecord, PlatformTx, Role, SealedRecord,
-    SessionRecord, TenantTx, UserRecord, ensure_chain_in_scope, ensure_in_scope,
+    ApiKeyRecord, CustomRoleRecord, InvitationRecord, KekVersionRecord, KeyState, MailRecord,
+    MembershipRecord, OneTimeTokenRecord, OperatorRecord, OrgKeyRecord, OrganizationRecord,
+    PlatformKeyRecord, PlatformTx, Role, SealedRecord, SessionRecord, TenantTx, TokenPurpose,
+    TotpFactorRecord, UserRecord, ensure_chain_in_scope, ensure_in_scope,
 };
 use gatehouse_core::{OrgId, StoreError, TenantScope, UserId};
 use sqlx::{Sqlite, Transaction};
@@ -38,13 +39,15 @@ pub(crate) struct SqliteTenantTx {
 impl PlatformTx for SqliteTx {
     async fn insert_user(&mut self, u: &UserRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, email, name, password_hash, created_at, email_verified_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(u.id.as_uuid())
         .bind(&u.email)
         .bind(&u.name)
         .bind(&u.password_hash)
         .bind(micros(u.created_at))
+        .bind(u.email_verified_at.map(micros))
         .execute(&mut *self.tx)
         .await
         .map(|_| ())
@@ -291,6 +294,119 @@ impl PlatformTx for SqliteTx {
         now: OffsetDateTime,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         crate::identity::live_sessions_of(&mut self.tx, subject, now).await
+    }
+
+    async fn set_email_verified(
+        &mut self,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::second_factor::set_email_verified(&mut self.tx, user, at).await
+    }
+
+    async fn platform_keys(&mut self) -> Result<Vec<PlatformKeyRecord>, StoreError> {
+        crate::second_factor::platform_keys(&mut self.tx).await
+    }
+
+    async fn insert_platform_key(&mut self, k: &PlatformKeyRecord) -> Result<(), StoreError> {
+        crate::second_factor::insert_platform_key(&mut self.tx, k).await
+    }
+
+    async fn rewrap_platform_key(
+        &mut self,
+        version: u32,
+        wrapped: &[u8],
+        kek_version: u32,
+    ) -> Result<(), StoreError> {
+        crate::second_factor::rewrap_platform_key(&mut self.tx, version, wrapped, kek_version).await
+    }
+
+    async fn totp_factor(&mut self, user: UserId) -> Result<Option<TotpFactorRecord>, StoreError> {
+        crate::second_factor::totp_factor_of(&mut self.tx, user).await
+    }
+
+    async fn put_pending_totp(&mut self, f: &TotpFactorRecord) -> Result<(), StoreError> {
+        crate::second_factor::put_pending_totp(&mut self.tx, f).await
+    }
+
+    async fn confirm_totp(
+        &mut self,
+        user: UserId,
+        step: u64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::second_factor::confirm_totp(&mut self.tx, user, step, at).await
+    }
+
+    async fn use_totp_step(&mut self, user: UserId, step: u64) -> Result<bool, StoreError> {
+        crate::second_factor::use_totp_step(&mut self.tx, user, step).await
+    }
+
+    async fn delete_totp(&mut self, user: UserId) -> Result<bool, StoreError> {
+        crate::second_factor::delete_totp(&mut self.tx, user).await
+    }
+
+    async fn replace_recovery_codes(
+        &mut self,
+        user: UserId,
+        digests: &[Vec<u8>],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        crate::second_factor::replace_recovery_codes(&mut self.tx, user, digests, at).await
+    }
+
+    async fn use_recovery_code(
+        &mut self,
+        user: UserId,
+        digest: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::second_factor::use_recovery_code(&mut self.tx, user, digest, at).await
+    }
+
+    async fn recovery_codes_left(&mut self, user: UserId) -> Result<u32, StoreError> {
+        crate::second_factor::recovery_codes_left(&mut self.tx, user).await
+    }
+
+    async fn insert_one_time_token(&mut self, t: &OneTimeTokenRecord) -> Result<(), StoreError> {
+        crate::second_factor::insert_one_time_token(&mut self.tx, t).await
+    }
+
+    async fn one_time_token(
+        &mut self,
+        digest: &[u8],
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+        crate::second_factor::one_time_token_by_digest(&mut self.tx, digest).await
+    }
+
+    async fn consume_one_time_token(
+        &mut self,
+        digest: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::second_factor::consume_one_time_token(&mut self.tx, digest, at).await
+    }
+
+    async fn consume_tokens_of(
+        &mut self,
+        subject: Uuid,
+        purpose: TokenPurpose,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        crate::second_factor::consume_tokens_of(&mut self.tx, subject, purpose, at).await
+    }
+
+    async fn set_session_auth(
+        &mut self,
+        id: Uuid,
+        auth_at: OffsetDateTime,
+        mfa_at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        crate::second_factor::set_session_auth(&mut self.tx, id, auth_at, mfa_at).await
+    }
+
+    async fn enqueue_mail(&mut self, m: &MailRecord) -> Result<(), StoreError> {
+        crate::second_factor::enqueue_mail(&mut self.tx, m).await
     }
 
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {

@@ -11,6 +11,7 @@ pub(crate) fn user(clock: &dyn Clock, email: &str) -> UserRecord {
         name: format!("name of {email}"),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into(),
         created_at: clock.now(),
+        email_verified_at: None,
     }
 }
 

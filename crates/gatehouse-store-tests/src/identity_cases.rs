@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use gatehouse_core::audit::Audited;
-use gatehouse_core::identity::{Audience, LoginInput};
+use gatehouse_core::identity::{Audience, IssuedSession, LoginInput, LoginOutcome};
 use gatehouse_core::keyring::{Keyring, KeyringSettings};
 use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::signup::SignupInput;
@@ -39,6 +39,8 @@ fn session(clock: &FakeClock, subject: Uuid, hash: &[u8]) -> SessionRecord {
         last_seen_at: now,
         expires_at: now + Duration::days(7),
         revoked_at: None,
+        auth_at: now,
+        mfa_at: None,
     }
 }
 
@@ -292,8 +294,14 @@ pub async fn identity_revoked_sessions_are_refused_on_the_next_request(store: Ar
         organization_id: None,
         browser: false,
     };
-    let a = kernel.login(login("a"), &request).await.unwrap();
-    let b = kernel.login(login("b"), &request).await.unwrap();
+    let signed_in = |outcome: LoginOutcome| -> IssuedSession {
+        match outcome {
+            LoginOutcome::Session(s) => s,
+            LoginOutcome::MfaRequired { .. } => panic!("no second factor was enrolled"),
+        }
+    };
+    let a = signed_in(kernel.login(login("a"), &request).await.unwrap());
+    let b = signed_in(kernel.login(login("b"), &request).await.unwrap());
     let pa = kernel
         .authenticate(a.access_token.expose(), Audience::Tenant)
         .await

@@ -17,6 +17,7 @@ mod data;
 pub mod identity_cases;
 pub mod keyring_cases;
 pub mod limiter_cases;
+pub mod second_factor_cases;
 
 use std::sync::Arc;
 
@@ -80,6 +81,19 @@ macro_rules! behaviour_suite {
             keyring_shredding_is_per_organisation,
             keyring_counter_rotates_at_its_bound
         );
+        $crate::behaviour_suite!(@second_factor $fresh;
+            second_factor_pending_totp_is_replaced_until_confirmed,
+            second_factor_totp_steps_are_never_replayed,
+            second_factor_delete_removes_factor_and_recovery_codes,
+            second_factor_recovery_codes_are_single_use_and_personal,
+            second_factor_one_time_tokens_are_spent_once,
+            second_factor_session_auth_is_recorded_on_live_sessions_only,
+            second_factor_email_is_verified_once,
+            second_factor_platform_keys_are_listed_and_rewrapped,
+            second_factor_mail_commits_with_its_transaction,
+            second_factor_mail_is_leased_retried_and_delivered,
+            second_factor_concurrent_claims_never_share_a_message
+        );
     };
     (@fixture $fresh:path; $($case:ident),* $(,)?) => {
         $(
@@ -87,6 +101,16 @@ macro_rules! behaviour_suite {
             async fn $case() {
                 let fixture = $fresh().await;
                 $crate::audit_cases::$case(&fixture).await;
+                $crate::Fixture::finish(fixture).await;
+            }
+        )*
+    };
+    (@second_factor $fresh:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $fresh().await;
+                $crate::second_factor_cases::$case(&fixture).await;
                 $crate::Fixture::finish(fixture).await;
             }
         )*

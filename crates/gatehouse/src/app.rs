@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use gatehouse_core::identity::{Identity, LocalOnly};
 use gatehouse_core::keyring::{Keyring, KeyringSettings};
+use gatehouse_core::mail::MailTransport;
 use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::store::Store;
 use gatehouse_core::{Clock, Kernel, KeySource, SystemClock};
@@ -36,6 +37,8 @@ pub struct App {
     reencrypt_every: Duration,
     reencrypt_batch: u32,
     checkpoint_every: Duration,
+    mail_transport: Arc<dyn MailTransport>,
+    mail_poll: Duration,
 }
 
 impl App {
@@ -82,13 +85,14 @@ impl App {
         .map_err(|e| StartError(e.to_string()))?;
         let keyring = Arc::new(keyring);
         let kernel = Arc::new(
-            Kernel::new(store, clock, passwords, Arc::clone(&keyring), key_source).with_identity(
-                lockouts(
+            Kernel::new(store, clock, passwords, Arc::clone(&keyring), key_source)
+                .with_identity(lockouts(
                     Identity::new(config.identity.clone(), fanout(config)),
                     config,
-                ),
-            ),
+                ))
+                .with_mail(config.mail.clone()),
         );
+        let mail_transport = mail_transport(config)?;
         kernel
             .reload_token_keys()
             .await
@@ -145,6 +149,8 @@ impl App {
             reencrypt_every: Duration::from_secs(config.raw.keyring.reencrypt_interval_secs),
             reencrypt_batch: config.raw.keyring.reencrypt_batch,
             checkpoint_every: Duration::from_secs(config.raw.audit.checkpoint_interval_secs),
+            mail_transport,
+            mail_poll: Duration::from_millis(config.raw.mail.poll_interval_ms),
         })
     }
 
@@ -196,6 +202,11 @@ impl App {
             self.checkpoint_every,
         ));
         let sessions = tokio::spawn(session_job(Arc::clone(&self.kernel)));
+        let mail = tokio::spawn(mail_job(
+            Arc::clone(&self.kernel),
+            Arc::clone(&self.mail_transport),
+            self.mail_poll,
+        ));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -237,6 +248,7 @@ impl App {
         job.abort();
         checkpoints.abort();
         sessions.abort();
+        mail.abort();
         if let Err(e) = self.kernel.flush_session_activity().await {
             tracing::warn!(error = %e, "could not record the last sessions' activity");
         }
@@ -383,6 +395,69 @@ async fn session_job(kernel: Arc<Kernel>) {
             tracing::warn!(error = %e, "could not reload the token-signing keys");
         }
     }
+}
+
+/// Delivers queued mail: woken when a request queues some, and polling for retries that fall
+/// due. A failing transport only delays mail (see `Kernel::deliver_due_mail`).
+async fn mail_job(kernel: Arc<Kernel>, transport: Arc<dyn MailTransport>, poll: Duration) {
+    loop {
+        match kernel.deliver_due_mail(transport.as_ref()).await {
+            // A full batch may mean more is waiting: go again at once.
+            Ok(r) if r.delivered + r.failed >= 20 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the mail outbox; retrying later"),
+        }
+        tokio::select! {
+            () = kernel.mail_wakeup().notified() => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+fn mail_transport(config: &Config) -> Result<Arc<dyn MailTransport>, StartError> {
+    use crate::config::{MailTransportKind, SmtpTlsMode};
+    use gatehouse_infra::mail::{FileTransport, SmtpSettings, SmtpTls, SmtpTransport};
+    let m = &config.raw.mail;
+    Ok(match m.transport {
+        MailTransportKind::File => {
+            let dir = config.raw.data_dir.join("mail");
+            tracing::warn!(
+                dir = %dir.display(),
+                "mail is written to .eml files, not sent; configure [mail] transport = \"smtp\" to send it"
+            );
+            Arc::new(FileTransport::new(dir))
+        }
+        MailTransportKind::Smtp => {
+            let password = match &m.smtp.password_file {
+                Some(p) => Some(
+                    crate::keyfile::secret_text(p)
+                        .map_err(|e| StartError(format!("mail.smtp.password_file: {e}")))?,
+                ),
+                None => None,
+            };
+            let ca_pem =
+                match &m.smtp.ca_file {
+                    Some(p) => Some(std::fs::read(p).map_err(|e| {
+                        StartError(format!("mail.smtp.ca_file: {}: {e}", p.display()))
+                    })?),
+                    None => None,
+                };
+            let settings = SmtpSettings {
+                host: m.smtp.host.clone(),
+                port: m.smtp.port,
+                tls: match m.smtp.tls {
+                    SmtpTlsMode::Starttls => SmtpTls::StartTls,
+                    SmtpTlsMode::Implicit => SmtpTls::Implicit,
+                    SmtpTlsMode::None => SmtpTls::None,
+                },
+                username: m.smtp.username.clone(),
+                password,
+                ca_pem,
+                timeout: Duration::from_secs(m.smtp.timeout_secs),
+            };
+            Arc::new(SmtpTransport::new(&settings).map_err(StartError)?)
+        }
+    })
 }
 
 /// Sign-in lockouts as configured (off with rate limits off).

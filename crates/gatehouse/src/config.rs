@@ -116,6 +116,19 @@ pub struct IdentityConfig {
     pub invitation_ttl_secs: u64,
     /// Clock skew tolerated on `exp`.
     pub leeway_secs: u64,
+    /// Permissions that need a recent second factor (step-up).
+    pub step_up_permissions: Vec<String>,
+    pub step_up_window_secs: u64,
+    /// An account without a second factor steps up with its password (otherwise it must enrol).
+    pub step_up_password_fallback: bool,
+    /// How long the second step of a sign-in may follow the password.
+    pub mfa_challenge_ttl_secs: u64,
+    pub password_reset_ttl_secs: u64,
+    pub email_verification_ttl_secs: u64,
+    /// `full` or `read_only`: what an account whose email is not verified may do.
+    pub unverified_access: String,
+    /// The label authenticator apps show (default: `mail.product_name`).
+    pub totp_issuer: Option<String>,
 }
 
 impl Default for IdentityConfig {
@@ -129,6 +142,97 @@ impl Default for IdentityConfig {
             impersonation_ttl_secs: 30 * 60,
             invitation_ttl_secs: 7 * 86_400,
             leeway_secs: 30,
+            step_up_permissions: [
+                "secrets.reveal",
+                "data.export",
+                "data.delete",
+                "members.manage",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            step_up_window_secs: 300,
+            step_up_password_fallback: true,
+            mfa_challenge_ttl_secs: 300,
+            password_reset_ttl_secs: 1_800,
+            email_verification_ttl_secs: 86_400,
+            unverified_access: "full".into(),
+            totp_issuer: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportKind {
+    /// Development: each message is written to `{data_dir}/mail/{id}.eml`.
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTlsMode {
+    Starttls,
+    Implicit,
+    /// Only towards a relay on loopback.
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTlsMode,
+    pub username: Option<String>,
+    /// A file holding the SMTP password (mode 0600).
+    pub password_file: Option<PathBuf>,
+    /// PEM of an extra CA to trust (a private relay).
+    pub ca_file: Option<PathBuf>,
+    pub timeout_secs: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 587,
+            tls: SmtpTlsMode::Starttls,
+            username: None,
+            password_file: None,
+            ca_file: None,
+            timeout_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    pub transport: MailTransportKind,
+    /// Shown in mail subjects and bodies.
+    pub product_name: String,
+    /// Links in mail point here (your app's public URL).
+    pub base_url: String,
+    pub from: String,
+    /// How often the delivery loop looks for due mail (it is also woken when mail is queued).
+    pub poll_interval_ms: u64,
+    pub first_backoff_secs: u64,
+    pub max_backoff_secs: u64,
+    pub smtp: SmtpConfig,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            transport: MailTransportKind::File,
+            product_name: "Gatehouse".into(),
+            base_url: "http://127.0.0.1:8080".into(),
+            from: "Gatehouse <no-reply@localhost>".into(),
+            poll_interval_ms: 1_000,
+            first_backoff_secs: 5,
+            max_backoff_secs: 900,
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -268,6 +372,7 @@ pub struct RawConfig {
     pub identity: IdentityConfig,
     pub service_auth: ServiceAuthConfig,
     pub rate_limits: RateLimitConfig,
+    pub mail: MailConfig,
 }
 
 impl Default for RawConfig {
@@ -298,6 +403,7 @@ impl Default for RawConfig {
             identity: IdentityConfig::default(),
             service_auth: ServiceAuthConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -363,6 +469,7 @@ pub struct Config {
     pub master_key: MasterKey,
     pub argon2: Argon2Params,
     pub identity: IdentitySettings,
+    pub mail: gatehouse_core::mail::MailSettings,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
     /// Where the file layer came from, if any.
@@ -486,7 +593,80 @@ fn refuse_secrets_in_file(path: &Path, text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn identity(c: &IdentityConfig, production: bool) -> Result<IdentitySettings, ConfigError> {
+fn mail(
+    c: &MailConfig,
+    production: bool,
+) -> Result<gatehouse_core::mail::MailSettings, ConfigError> {
+    let secs = |v: u64| time::Duration::seconds(i64::try_from(v).unwrap_or(i64::MAX));
+    if c.product_name.trim().is_empty() {
+        return refuse("mail.product_name: must not be empty");
+    }
+    let scheme_ok =
+        c.base_url.starts_with("https://") || (!production && c.base_url.starts_with("http://"));
+    if !scheme_ok {
+        return refuse(format!(
+            "mail.base_url: {:?} must be an https:// URL in production (http:// only in \
+             development): reset and verification links carry one-time tokens",
+            c.base_url
+        ));
+    }
+    if !c.from.contains('@') {
+        return refuse("mail.from: must be an address such as \"Acme <no-reply@acme.com>\"");
+    }
+    if c.poll_interval_ms < 100
+        || c.first_backoff_secs == 0
+        || c.max_backoff_secs < c.first_backoff_secs
+    {
+        return refuse(
+            "mail.poll_interval_ms: at least 100; mail.first_backoff_secs: at least 1 and at most \
+             mail.max_backoff_secs",
+        );
+    }
+    match c.transport {
+        MailTransportKind::File if production => {
+            return refuse(
+                "mail.transport: production needs transport = \"smtp\"; the file transport only \
+                 writes .eml files for development",
+            );
+        }
+        MailTransportKind::File => {}
+        MailTransportKind::Smtp => {
+            let loopback = c.smtp.host == "localhost"
+                || c.smtp
+                    .host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| a.is_loopback());
+            if c.smtp.tls == SmtpTlsMode::None && !loopback {
+                return refuse(format!(
+                    "mail.smtp.tls: \"none\" sends mail (with reset links) in the clear; it is \
+                     allowed only towards a relay on loopback, not {:?}; use starttls or implicit",
+                    c.smtp.host
+                ));
+            }
+            if c.smtp.host.trim().is_empty() || c.smtp.port == 0 || c.smtp.timeout_secs == 0 {
+                return refuse("mail.smtp.host, port and timeout_secs: must be set");
+            }
+            if c.smtp.username.is_some() != c.smtp.password_file.is_some() {
+                return refuse(
+                    "mail.smtp.username and mail.smtp.password_file: set both or neither",
+                );
+            }
+        }
+    }
+    Ok(gatehouse_core::mail::MailSettings {
+        product_name: c.product_name.clone(),
+        base_url: c.base_url.trim_end_matches('/').to_owned(),
+        from: c.from.clone(),
+        first_backoff: secs(c.first_backoff_secs),
+        max_backoff: secs(c.max_backoff_secs),
+    })
+}
+
+fn identity(
+    c: &IdentityConfig,
+    product_name: &str,
+    production: bool,
+) -> Result<IdentitySettings, ConfigError> {
     let secs = |v: u64| time::Duration::seconds(i64::try_from(v).unwrap_or(i64::MAX));
     if c.issuer.trim().is_empty() || c.audience.trim().is_empty() {
         return refuse("identity.issuer and identity.audience: must not be empty");
@@ -524,6 +704,35 @@ fn identity(c: &IdentityConfig, production: bool) -> Result<IdentitySettings, Co
             "identity.leeway_secs: at most 300; identity.invitation_ttl_secs: at least 1",
         );
     }
+    for p in &c.step_up_permissions {
+        if gatehouse_core::identity::Permission::parse(p).is_none() {
+            return refuse(format!(
+                "identity.step_up_permissions: {p:?} is not a permission (see docs/API.md)"
+            ));
+        }
+    }
+    if !(30..=86_400).contains(&c.step_up_window_secs) {
+        return refuse("identity.step_up_window_secs: must be between 30 and 86400");
+    }
+    if !(30..=900).contains(&c.mfa_challenge_ttl_secs) {
+        return refuse("identity.mfa_challenge_ttl_secs: must be between 30 and 900");
+    }
+    if !(300..=86_400).contains(&c.password_reset_ttl_secs) {
+        return refuse(
+            "identity.password_reset_ttl_secs: must be between 300 and 86400; a reset link is a \
+             password until it expires",
+        );
+    }
+    if !(3_600..=30 * 86_400).contains(&c.email_verification_ttl_secs) {
+        return refuse("identity.email_verification_ttl_secs: must be between 3600 and 2592000");
+    }
+    let unverified_access = gatehouse_core::identity::UnverifiedAccess::parse(&c.unverified_access)
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "identity.unverified_access: {:?} is not one of \"full\", \"read_only\"",
+                c.unverified_access
+            ))
+        })?;
     Ok(IdentitySettings {
         issuer: c.issuer.clone(),
         audience: c.audience.clone(),
@@ -533,6 +742,17 @@ fn identity(c: &IdentityConfig, production: bool) -> Result<IdentitySettings, Co
         impersonation_ttl: secs(c.impersonation_ttl_secs),
         invitation_ttl: secs(c.invitation_ttl_secs),
         leeway_secs: c.leeway_secs,
+        step_up_permissions: c.step_up_permissions.clone(),
+        step_up_window: secs(c.step_up_window_secs),
+        step_up_password_fallback: c.step_up_password_fallback,
+        mfa_challenge_ttl: secs(c.mfa_challenge_ttl_secs),
+        password_reset_ttl: secs(c.password_reset_ttl_secs),
+        email_verification_ttl: secs(c.email_verification_ttl_secs),
+        unverified_access,
+        totp_issuer: c
+            .totp_issuer
+            .clone()
+            .unwrap_or_else(|| product_name.to_owned()),
     })
 }
 
@@ -690,7 +910,8 @@ fn validate(
     if raw.database_max_connections == 0 {
         return refuse("database_max_connections: must be at least 1");
     }
-    let identity = identity(&raw.identity, production)?;
+    let mail = mail(&raw.mail, production)?;
+    let identity = identity(&raw.identity, &mail.product_name, production)?;
     let rate_policy = rate_policy(&raw.rate_limits, production)?;
     if raw.rate_limits.enabled
         && raw.rate_limits.store == LimitStore::Redis
@@ -714,8 +935,17 @@ fn validate(
     for path in &raw.service_auth.secret_files {
         keyfile::read(path).map_err(|e| ConfigError(format!("service_auth.secret_files: {e}")))?;
     }
+    if let Some(path) = &raw.mail.smtp.password_file {
+        keyfile::secret_text(path)
+            .map_err(|e| ConfigError(format!("mail.smtp.password_file: {e}")))?;
+    }
+    if let Some(path) = &raw.mail.smtp.ca_file {
+        std::fs::read(path)
+            .map_err(|e| ConfigError(format!("mail.smtp.ca_file: {}: {e}", path.display())))?;
+    }
     Ok(Config {
         identity,
+        mail,
         listen,
         admin_listen,
         trusted_proxies,

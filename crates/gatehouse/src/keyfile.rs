@@ -10,6 +10,13 @@ use gatehouse_crypto::{Key32, random_key};
 
 /// Reads a base64 key file, refusing one that others can read.
 pub(crate) fn read(path: &Path) -> Result<Key32, String> {
+    let text = secret_text(path)?;
+    Key32::from_base64(text.expose()).map_err(|e| format!("{} {e}", path.display()))
+}
+
+/// Reads a secret file (a password, a key), refusing one that group or others can read. The
+/// text is trimmed of surrounding whitespace.
+pub(crate) fn secret_text(path: &Path) -> Result<gatehouse_crypto::SecretString, String> {
     let meta = fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(format!(
@@ -21,7 +28,7 @@ pub(crate) fn read(path: &Path) -> Result<Key32, String> {
     let text = zeroize::Zeroizing::new(
         fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
     );
-    Key32::from_base64(&text).map_err(|e| format!("{} {e}", path.display()))
+    Ok(gatehouse_crypto::SecretString::from(text.trim().to_owned()))
 }
 
 /// Loads the development key at `path`, generating it first when absent. Returns whether it was

@@ -421,5 +421,10 @@ pub fn principal_for(key: &ApiKeyRecord) -> Principal {
         csrf_digest: None,
         api_key_permissions: Some(key.permissions.clone()),
         api_key_rate_limit: key.rate_limit,
+        // A key cannot step up: step-up permissions are refused to it (see `authorize`).
+        auth_time: None,
+        mfa_time: None,
+        mfa_enrolled: false,
+        email_verified: true,
     }
 }

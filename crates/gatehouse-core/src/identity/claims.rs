@@ -29,6 +29,21 @@ pub struct AccessClaims {
     /// `x-csrf-token` to this access token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf: Option<String>,
+    /// Authentication methods (RFC 8176): `pwd`, plus `otp` once a second factor was checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// When the password was last checked for this session (OpenID Connect `auth_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+    /// When a second factor was last checked for this session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_time: Option<u64>,
+    /// Whether the user has a second factor enrolled (then only `mfa_time` counts for step-up).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa: bool,
+    /// Whether the user's email is verified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub email_verified: bool,
 }
 
 impl HasExpiry for AccessClaims {

@@ -365,6 +365,8 @@ impl Kernel {
                     name: name.as_str().to_owned(),
                     password_hash: hash,
                     created_at: now,
+                    // The token came through the inviter, not through this mailbox.
+                    email_verified_at: None,
                 };
                 (user.id, Some(user))
             }

@@ -5,9 +5,11 @@
 mod cache;
 mod claims;
 mod members;
+mod mfa;
 mod operators;
 pub mod permissions;
 mod principal;
+mod recovery;
 mod sessions;
 mod settings;
 mod tokens;
@@ -22,11 +24,12 @@ use uuid::Uuid;
 pub use cache::{CachedSession, LocalOnly, Revocation, RevocationFanout, SessionCache};
 pub use claims::{AccessClaims, Act};
 pub use members::{InvitationIssued, MeView, MemberView};
+pub use mfa::{EnrolmentStarted, LoginOutcome, SecondFactor};
 pub use operators::{ImportOutcome, ImportedUser};
 pub use permissions::{CATALOGUE, Permission};
 pub use principal::Principal;
 pub use sessions::{IssuedSession, LoginInput, SessionView, csrf_digest};
-pub use settings::IdentitySettings;
+pub use settings::{IdentitySettings, UnverifiedAccess};
 pub use tokens::PublishedKey;
 
 use crate::audit::{self, AuditEvent, Outcome};
@@ -242,6 +245,44 @@ impl Kernel {
                 .any(|p| p == permission.as_str()),
             (None, None) => false,
         };
+        let unverified_refused = !principal.email_verified
+            && id_settings_read_only(self)
+            && permission != Permission::ORG_READ
+            && permission != Permission::AUDIT_READ;
+        let step_up = if granted && !unverified_refused {
+            self.step_up_needed(principal, permission.as_str())
+        } else {
+            None
+        };
+        if let (true, Some(method)) = (granted, step_up) {
+            let scope = *tx.scope();
+            drop(tx);
+            self.record_refusal(
+                &scope,
+                principal,
+                "permission.step_up_required",
+                format!("{{\"permission\":\"{}\"}}", permission.as_str()),
+                request,
+            )
+            .await;
+            return Err(Error::StepUpRequired {
+                permission: permission.as_str(),
+                method,
+            });
+        }
+        if granted && unverified_refused {
+            let scope = *tx.scope();
+            drop(tx);
+            self.record_refusal(
+                &scope,
+                principal,
+                "permission.email_unverified",
+                format!("{{\"permission\":\"{}\"}}", permission.as_str()),
+                request,
+            )
+            .await;
+            return Err(Error::EmailUnverified);
+        }
         match role {
             Some(role) if granted => Ok((tx, role)),
             _ => {
@@ -370,7 +411,15 @@ pub(super) fn principal_from(c: &AccessClaims) -> Result<Principal, Error> {
         csrf_digest: c.csrf.clone(),
         api_key_permissions: None,
         api_key_rate_limit: None,
+        auth_time: c.auth_time,
+        mfa_time: c.mfa_time,
+        mfa_enrolled: c.mfa,
+        email_verified: c.email_verified,
     })
+}
+
+fn id_settings_read_only(kernel: &Kernel) -> bool {
+    kernel.identity().settings().unverified_access == UnverifiedAccess::ReadOnly
 }
 
 /// What a role grants: a built-in's catalogue set, or a custom role's stored set (empty when the

@@ -139,7 +139,12 @@ impl Kernel {
         .with_request(request.request_id.clone());
         let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
-        self.issue(&session, Vec::new(), Some(refresh), false).await
+        let flags = super::sessions::UserFlags {
+            mfa_enrolled: false,
+            email_verified: true,
+        };
+        self.issue(&session, Vec::new(), Some(refresh), false, flags)
+            .await
     }
 
     /// Starts impersonating a member of an organisation. The session lasts the impersonation
@@ -177,6 +182,8 @@ impl Kernel {
             request,
         )?;
         tx.insert_session(&session).await?;
+        // An impersonation never carries the user's second factor: step-up permissions stay shut.
+        let flags = self.user_flags(tx.as_mut(), &session).await?;
         let details = format!(
             "{{\"user_id\":\"{user}\",\"organization_id\":\"{org}\",\"session_id\":\"{}\",\"reason\":{}}}",
             session.id,
@@ -204,6 +211,7 @@ impl Kernel {
             vec![membership.role.as_str().to_owned()],
             None,
             false,
+            flags,
         )
         .await
     }
@@ -240,6 +248,7 @@ impl Kernel {
                 name: name.as_str().to_owned(),
                 password_hash: u.password_hash,
                 created_at: self.clock().now(),
+                email_verified_at: None,
             };
             let mut tx = self.store().begin().await?;
             match tx.insert_user(&record).await {

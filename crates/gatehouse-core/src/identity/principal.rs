@@ -25,6 +25,12 @@ pub struct Principal {
     pub api_key_permissions: Option<Vec<String>>,
     /// An API key's own requests-per-minute limit (overriding its organisation's plan).
     pub api_key_rate_limit: Option<u32>,
+    /// Unix seconds of the session's last password check, and second-factor check.
+    pub auth_time: Option<u64>,
+    pub mfa_time: Option<u64>,
+    /// The user has a second factor enrolled.
+    pub mfa_enrolled: bool,
+    pub email_verified: bool,
 }
 
 impl Principal {

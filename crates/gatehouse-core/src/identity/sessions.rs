@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::claims::{AccessClaims, Act};
+use super::mfa::LoginOutcome;
 use super::{Principal, digest};
 use crate::audit::{self, Actor, AuditEvent, Outcome};
 use crate::context::RequestContext;
@@ -38,6 +39,13 @@ pub struct IssuedSession {
     pub organization_id: Option<OrgId>,
     /// Browser mode only.
     pub csrf_token: Option<SecretString>,
+}
+
+/// What the token says about its subject beyond the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct UserFlags {
+    pub mfa_enrolled: bool,
+    pub email_verified: bool,
 }
 
 /// A session as its owner sees it.
@@ -74,6 +82,16 @@ fn parse_refresh(token: &str) -> Option<(Uuid, &str)> {
         return None;
     }
     Some((Uuid::try_parse(id).ok()?, secret))
+}
+
+pub(crate) fn clean_device_name(name: Option<String>) -> String {
+    name.map(|d| {
+        d.chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_DEVICE_NAME)
+            .collect()
+    })
+    .unwrap_or_else(|| "unnamed device".to_owned())
 }
 
 pub(crate) fn to_secs(t: OffsetDateTime) -> u64 {
@@ -116,7 +134,7 @@ impl Kernel {
         &self,
         input: LoginInput,
         request: &RequestContext,
-    ) -> Result<IssuedSession, Error> {
+    ) -> Result<LoginOutcome, Error> {
         let password = normalize_password(&input.password);
         let email = Email::parse(&input.email).ok();
         let now = self.clock().now();
@@ -166,25 +184,32 @@ impl Kernel {
         if let Some(h) = &new_hash {
             tx.set_password_hash(user.id, h).await?;
         }
-        let device = input
-            .device_name
-            .map(|d| {
-                d.chars()
-                    .filter(|c| !c.is_control())
-                    .take(MAX_DEVICE_NAME)
-                    .collect()
-            })
-            .unwrap_or_else(|| "unnamed device".to_owned());
+        let device = clean_device_name(input.device_name);
+        let org = membership.map(|m| m.org_id);
+        let enrolled = tx
+            .totp_factor(user.id)
+            .await?
+            .is_some_and(|f| f.confirmed_at.is_some());
+        if enrolled {
+            // The password was right; the second step completes the sign-in.
+            return self
+                .challenge_second_factor(tx, &user, org, device, input.browser, request)
+                .await;
+        }
         let (session, refresh) = self.new_session(
             user.id.as_uuid(),
             Tier::Customer,
-            membership.map(|m| m.org_id),
+            org,
             None,
             None,
             device,
             request,
         )?;
         tx.insert_session(&session).await?;
+        let flags = UserFlags {
+            mfa_enrolled: false,
+            email_verified: user.email_verified_at.is_some(),
+        };
         let details = format!(
             "{{\"session_id\":\"{}\",\"rehashed\":{}}}",
             session.id,
@@ -202,8 +227,37 @@ impl Kernel {
         let roles = membership
             .map(|m| vec![m.role.as_str().to_owned()])
             .unwrap_or_default();
-        self.issue(&session, roles, Some(refresh), input.browser)
+        self.issue(&session, roles, Some(refresh), input.browser, flags)
             .await
+            .map(LoginOutcome::Session)
+    }
+
+    /// What the access token says about the subject beyond the session: whether a second factor
+    /// is enrolled and whether the email is verified.
+    pub(crate) async fn user_flags(
+        &self,
+        tx: &mut dyn PlatformTx,
+        session: &SessionRecord,
+    ) -> Result<UserFlags, Error> {
+        if session.tier == Tier::Operator {
+            return Ok(UserFlags {
+                mfa_enrolled: false,
+                email_verified: true,
+            });
+        }
+        let user = UserId::from_uuid(session.subject_id);
+        let verified = tx
+            .user_by_id(user)
+            .await?
+            .is_some_and(|u| u.email_verified_at.is_some());
+        let enrolled = tx
+            .totp_factor(user)
+            .await?
+            .is_some_and(|f| f.confirmed_at.is_some());
+        Ok(UserFlags {
+            mfa_enrolled: enrolled,
+            email_verified: verified,
+        })
     }
 
     /// Refuses at once (no hashing) while the account or the address is locked.
@@ -273,6 +327,8 @@ impl Kernel {
                 last_seen_at: now,
                 expires_at: now + ttl,
                 revoked_at: None,
+                auth_at: now,
+                mfa_at: None,
             },
             refresh,
         ))
@@ -332,6 +388,7 @@ impl Kernel {
         roles: Vec<String>,
         refresh: Option<SecretString>,
         browser: bool,
+        flags: UserFlags,
     ) -> Result<IssuedSession, Error> {
         let settings = self.identity().settings();
         let now = self.clock().now();
@@ -368,6 +425,15 @@ impl Kernel {
             jti: new_uuid(self.clock()).to_string(),
             act: session.impersonator_id.map(|o| Act { sub: o.to_string() }),
             csrf: csrf.as_ref().map(|c| csrf_digest(c.expose())),
+            amr: if session.mfa_at.is_some() {
+                vec!["pwd".to_owned(), "otp".to_owned()]
+            } else {
+                vec!["pwd".to_owned()]
+            },
+            auth_time: Some(to_secs(session.auth_at)),
+            mfa_time: session.mfa_at.map(to_secs),
+            mfa: flags.mfa_enrolled,
+            email_verified: flags.email_verified,
         };
         let token = keys
             .signer()?
@@ -447,6 +513,7 @@ impl Kernel {
             return Err(invalid());
         }
         let roles = self.roles_for(tx.as_mut(), &session).await?;
+        let flags = self.user_flags(tx.as_mut(), &session).await?;
         let event = AuditEvent::success(
             actor_of(&session),
             "session.refreshed",
@@ -455,7 +522,8 @@ impl Kernel {
         )
         .with_request(request.request_id.clone());
         self.audit_event_and_commit(tx, &session, event).await?;
-        self.issue(&session, roles, Some(new_token), browser).await
+        self.issue(&session, roles, Some(new_token), browser, flags)
+            .await
     }
 
     pub(crate) async fn roles_for(
@@ -616,12 +684,13 @@ impl Kernel {
         )
         .with_request(request.request_id.clone());
         let roles = vec![m.role.as_str().to_owned()];
+        let flags = self.user_flags(tx.as_mut(), &session).await?;
         self.audit_event_and_commit(tx, &session, event).await?;
-        self.issue(&session, roles, None, browser).await
+        self.issue(&session, roles, None, browser, flags).await
     }
 }
 
-fn actor_of(session: &SessionRecord) -> Actor {
+pub(crate) fn actor_of(session: &SessionRecord) -> Actor {
     let mut actor = if session.tier == Tier::Operator {
         Actor::operator(session.subject_id)
     } else {

@@ -16,6 +16,41 @@ pub struct IdentitySettings {
     pub invitation_ttl: Duration,
     /// Clock skew tolerated on `exp`, in seconds.
     pub leeway_secs: u64,
+    /// Permissions that need a recent second factor (step-up).
+    pub step_up_permissions: Vec<String>,
+    /// How recent "recent" is.
+    pub step_up_window: Duration,
+    /// Whether an account without a second factor steps up with its password (otherwise such
+    /// accounts cannot use step-up permissions until they enrol one).
+    pub step_up_password_fallback: bool,
+    /// The second step of a sign-in must follow the password within this.
+    pub mfa_challenge_ttl: Duration,
+    pub password_reset_ttl: Duration,
+    pub email_verification_ttl: Duration,
+    /// What an account whose email is not verified may do.
+    pub unverified_access: UnverifiedAccess,
+    /// The issuer label authenticator apps show next to the account.
+    pub totp_issuer: String,
+}
+
+/// What an account with an unverified email may do in its organisations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnverifiedAccess {
+    /// Everything its role grants.
+    Full,
+    /// Only reading (`org.read`, `audit.read`) until verified.
+    ReadOnly,
+}
+
+impl UnverifiedAccess {
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "full" => Some(Self::Full),
+            "read_only" => Some(Self::ReadOnly),
+            _ => None,
+        }
+    }
 }
 
 impl Default for IdentitySettings {
@@ -29,6 +64,21 @@ impl Default for IdentitySettings {
             impersonation_ttl: Duration::minutes(30),
             invitation_ttl: Duration::days(7),
             leeway_secs: 30,
+            step_up_permissions: [
+                "secrets.reveal",
+                "data.export",
+                "data.delete",
+                "members.manage",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            step_up_window: Duration::minutes(5),
+            step_up_password_fallback: true,
+            mfa_challenge_ttl: Duration::minutes(5),
+            password_reset_ttl: Duration::minutes(30),
+            email_verification_ttl: Duration::hours(24),
+            unverified_access: UnverifiedAccess::Full,
+            totp_issuer: "Gatehouse".to_owned(),
         }
     }
 }

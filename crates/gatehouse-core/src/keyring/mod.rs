@@ -15,6 +15,7 @@
 
 mod fields;
 mod personal;
+mod platform;
 mod rotation;
 mod signing;
 mod status;
@@ -75,6 +76,8 @@ pub struct Keyring {
     deks: RwLock<HashMap<(OrgId, u32), Arc<AeadKey>>>,
     /// The current checkpoint-signing key, loaded at start.
     signer: OnceLock<(u32, gatehouse_crypto::SigningKey)>,
+    /// The platform data key (see `platform.rs`), loaded at start.
+    platform: OnceLock<(u32, Arc<AeadKey>)>,
     settings: KeyringSettings,
 }
 
@@ -141,10 +144,13 @@ impl Keyring {
             kek_version,
             deks: RwLock::new(HashMap::new()),
             signer: OnceLock::new(),
+            platform: OnceLock::new(),
             settings,
         };
         let signer = keyring.load_signer().await.map_err(|e| other(&e))?;
         let _ = keyring.signer.set(signer);
+        let platform = keyring.load_platform_key().await.map_err(|e| other(&e))?;
+        let _ = keyring.platform.set(platform);
         Ok(keyring)
     }
 

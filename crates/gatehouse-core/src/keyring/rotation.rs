@@ -260,6 +260,8 @@ impl Keyring {
         let mut tx = self.store.begin().await?;
         self.rewrap_signing_keys(tx.as_mut(), &new_kek, new_version)
             .await?;
+        self.rewrap_platform_keys(tx.as_mut(), &new_kek, new_version)
+            .await?;
         tx.set_kek_state(self.kek_version, KeyState::Retired)
             .await?;
         let proof = audit::append_operator(

@@ -67,6 +67,10 @@ pub struct SessionRecord {
     pub last_seen_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
+    /// The last time the subject's password was checked for this session.
+    pub auth_at: OffsetDateTime,
+    /// The last time a second factor was checked for this session.
+    pub mfa_at: Option<OffsetDateTime>,
 }
 
 impl SessionRecord {

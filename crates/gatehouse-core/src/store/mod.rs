@@ -18,8 +18,12 @@ use crate::page::{Page, PageRequest};
 use crate::scope::TenantScope;
 
 mod identity;
+mod second_factor;
 pub use identity::{
     ApiKeyRecord, CustomRoleRecord, InvitationRecord, OperatorRecord, SessionRecord, Tier,
+};
+pub use second_factor::{
+    MailBacklog, MailRecord, OneTimeTokenRecord, PlatformKeyRecord, TokenPurpose, TotpFactorRecord,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +34,8 @@ pub struct UserRecord {
     /// PHC string; never leaves the domain.
     pub password_hash: String,
     pub created_at: OffsetDateTime,
+    /// When the user proved they receive mail at `email`.
+    pub email_verified_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +184,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         used: &[(OrgId, uuid::Uuid, OffsetDateTime)],
     ) -> Result<(), StoreError>;
 
+    /// Takes up to `limit` undelivered messages due at `now` and leases them until
+    /// `lease_until` (their next attempt moves there), so concurrent workers on several
+    /// instances never take the same message. Bookkeeping in a transaction of its own.
+    async fn claim_due_mail(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<MailRecord>, StoreError>;
+    /// Marks a message delivered and erases its sealed body.
+    async fn mail_delivered(&self, id: uuid::Uuid, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Records a failed attempt and when to try again.
+    async fn mail_failed(
+        &self,
+        id: uuid::Uuid,
+        attempts: u32,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError>;
+    async fn mail_backlog(&self) -> Result<MailBacklog, StoreError>;
+
     /// Starts a transaction already inside `scope`.
     async fn begin_scoped(&self, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError>;
 }
@@ -303,6 +330,87 @@ pub trait PlatformTx: Send {
         &mut self,
         digest: &[u8],
     ) -> Result<Option<(OrgId, uuid::Uuid)>, StoreError>;
+
+    /// Marks the user's email verified (once); returns whether this call did.
+    async fn set_email_verified(
+        &mut self,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    async fn platform_keys(&mut self) -> Result<Vec<PlatformKeyRecord>, StoreError>;
+    async fn insert_platform_key(&mut self, k: &PlatformKeyRecord) -> Result<(), StoreError>;
+    async fn rewrap_platform_key(
+        &mut self,
+        version: u32,
+        wrapped: &[u8],
+        kek_version: u32,
+    ) -> Result<(), StoreError>;
+
+    async fn totp_factor(&mut self, user: UserId) -> Result<Option<TotpFactorRecord>, StoreError>;
+    /// Stores an unconfirmed factor, replacing an unconfirmed one; fails with
+    /// `StoreError::Duplicate` when the user has a confirmed factor.
+    async fn put_pending_totp(&mut self, f: &TotpFactorRecord) -> Result<(), StoreError>;
+    /// Confirms the unconfirmed factor with the step its first code was for; returns whether it
+    /// was unconfirmed.
+    async fn confirm_totp(
+        &mut self,
+        user: UserId,
+        step: u64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Records `step` as used if the confirmed factor's last step is earlier; returns whether it
+    /// was (false: a replay, or no confirmed factor).
+    async fn use_totp_step(&mut self, user: UserId, step: u64) -> Result<bool, StoreError>;
+    /// Removes the factor and its recovery codes; returns whether there was one.
+    async fn delete_totp(&mut self, user: UserId) -> Result<bool, StoreError>;
+    /// Replaces the user's recovery codes (digests) with a new set.
+    async fn replace_recovery_codes(
+        &mut self,
+        user: UserId,
+        digests: &[Vec<u8>],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Spends an unused recovery code; returns whether it was unused.
+    async fn use_recovery_code(
+        &mut self,
+        user: UserId,
+        digest: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// How many unused recovery codes the user has.
+    async fn recovery_codes_left(&mut self, user: UserId) -> Result<u32, StoreError>;
+
+    async fn insert_one_time_token(&mut self, t: &OneTimeTokenRecord) -> Result<(), StoreError>;
+    async fn one_time_token(
+        &mut self,
+        digest: &[u8],
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError>;
+    /// Spends the token if unused; returns whether this call did.
+    async fn consume_one_time_token(
+        &mut self,
+        digest: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Spends every unused token of `subject` for `purpose`; returns how many.
+    async fn consume_tokens_of(
+        &mut self,
+        subject: uuid::Uuid,
+        purpose: TokenPurpose,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
+    /// Records a fresh check on a live session: the password (`auth_at`) and, when a second
+    /// factor was checked, `mfa_at`. Returns whether the session is live.
+    async fn set_session_auth(
+        &mut self,
+        id: uuid::Uuid,
+        auth_at: OffsetDateTime,
+        mfa_at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError>;
+
+    /// Queues a message; it commits (or rolls back) with the transaction's change.
+    async fn enqueue_mail(&mut self, m: &MailRecord) -> Result<(), StoreError>;
 
     /// Continues this same transaction inside `scope`.
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError>;

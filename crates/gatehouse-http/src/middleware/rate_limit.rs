@@ -45,6 +45,14 @@ fn class_of(method: &Method, route: &str) -> Option<EndpointClass> {
             | "/v1/auth/login"
             | "/v1/auth/refresh"
             | "/v1/invitations/accept"
+            | "/v1/auth/mfa"
+            | "/v1/auth/step-up"
+            | "/v1/auth/password-reset"
+            | "/v1/auth/password-reset/confirm"
+            | "/v1/auth/verify-email"
+            | "/v1/me/password"
+            | "/v1/me/mfa/totp/confirm"
+            | "/v1/me/email/verification"
             | "/admin/v1/auth/login"
     );
     Some(if auth {

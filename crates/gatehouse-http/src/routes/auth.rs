@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use gatehouse_core::OrgId;
-use gatehouse_core::identity::{IssuedSession, LoginInput};
+use gatehouse_core::identity::{IssuedSession, LoginInput, LoginOutcome};
 use gatehouse_crypto::{SecretString, ct_eq};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -137,7 +137,7 @@ pub(crate) fn session_response(
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in, or (`mfa_required`) the second step is next", body = TokenResponse),
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a member of `organization_id`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing is saturated; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
@@ -148,7 +148,7 @@ pub(crate) async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let mode = req.session_mode;
-    let issued = state
+    let outcome = state
         .kernel
         .login(
             LoginInput {
@@ -161,7 +161,41 @@ pub(crate) async fn login(
             &meta,
         )
         .await?;
-    Ok(session_response(issued, mode, StatusCode::OK))
+    match outcome {
+        LoginOutcome::Session(issued) => Ok(session_response(issued, mode, StatusCode::OK)),
+        LoginOutcome::MfaRequired {
+            mfa_token,
+            expires_in,
+        } => {
+            let mut res = (
+                StatusCode::OK,
+                Json(MfaChallenge {
+                    mfa_required: true,
+                    mfa_token: mfa_token.expose().to_owned(),
+                    expires_in,
+                }),
+            )
+                .into_response();
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(res)
+        }
+    }
+}
+
+/// The password was right and the account has a second factor: finish with `POST /v1/auth/mfa`
+/// within `expires_in` seconds. The session mode asked for at login applies then.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct MfaChallenge {
+    mfa_required: bool,
+    mfa_token: String,
+    expires_in: u64,
+}
+
+impl fmt::Debug for MfaChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MfaChallenge([redacted])")
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

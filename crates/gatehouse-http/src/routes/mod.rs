@@ -5,6 +5,8 @@ pub(crate) mod auth;
 pub(crate) mod fallback;
 pub(crate) mod health;
 pub(crate) mod me;
+pub(crate) mod mfa;
 pub(crate) mod openapi;
 pub(crate) mod organization;
+pub(crate) mod recovery;
 pub(crate) mod signup;

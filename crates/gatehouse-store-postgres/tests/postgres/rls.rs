@@ -26,6 +26,7 @@ async fn seed_org(store: &PostgresStore, n: usize) -> (OrgId, UserId) {
         name: "u".into(),
         password_hash: "x".into(),
         created_at: clock.now(),
+        email_verified_at: None,
     };
     let mut tx = store.begin().await.unwrap();
     tx.insert_organization(&org).await.unwrap();
@@ -215,5 +216,29 @@ async fn the_own_memberships_policy_reads_one_users_rows_and_writes_nothing() {
     .unwrap();
     assert!(unforced.is_empty(), "{unforced:?}");
     conn.close().await.unwrap();
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn the_second_factor_tables_grant_the_app_role_only_what_it_needs() {
+    let f = fresh().await;
+    // Platform rows: no organisation, so no row-level security; privileges bound what the
+    // application may do. Keys, tokens and mail are never deleted by it.
+    for table in ["platform_keys", "one_time_tokens", "mail_outbox"] {
+        let out = f.exec_as_app(&format!("DELETE FROM {table}")).await;
+        assert!(out.is_err(), "the app role may delete from {table}");
+        f.exec_as_app(&format!("SELECT count(*) FROM {table}"))
+            .await
+            .unwrap();
+    }
+    for table in ["totp_factors", "recovery_codes"] {
+        f.exec_as_app(&format!("DELETE FROM {table}"))
+            .await
+            .unwrap();
+    }
+    assert!(
+        f.exec_as_app("TRUNCATE mail_outbox").await.is_err(),
+        "the app role may truncate the outbox"
+    );
     f.finish().await;
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use gatehouse_core::keyring::{Keyring, KeyringSettings};
 use gatehouse_core::password_pool::PasswordPool;
-use gatehouse_core::store::{PlatformTx, Store, TenantTx};
+use gatehouse_core::store::{MailBacklog, MailRecord, PlatformTx, Store, TenantTx};
 use gatehouse_core::{Kernel, KeySource, StoreError, SystemClock, TenantScope};
 use gatehouse_crypto::{Argon2Params, Key32};
 use gatehouse_http::{AppState, HttpSettings};
@@ -67,6 +67,33 @@ impl Store for UnreachableStore {
         &self,
         _: &[(gatehouse_core::OrgId, uuid::Uuid, time::OffsetDateTime)],
     ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn claim_due_mail(
+        &self,
+        _: time::OffsetDateTime,
+        _: time::OffsetDateTime,
+        _: u32,
+    ) -> Result<Vec<MailRecord>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn mail_delivered(
+        &self,
+        _: uuid::Uuid,
+        _: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn mail_failed(
+        &self,
+        _: uuid::Uuid,
+        _: u32,
+        _: time::OffsetDateTime,
+        _: &str,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn mail_backlog(&self) -> Result<MailBacklog, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
 }

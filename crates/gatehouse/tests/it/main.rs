@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+mod interop;
 mod support;
 
 mod api_keys;
@@ -17,10 +18,12 @@ mod errors;
 mod headers;
 mod health;
 mod limits;
+mod mfa;
 mod openapi;
 mod operators;
 mod passwords;
 mod process;
+mod recovery;
 mod roles;
 mod secrets_in_logs;
 mod sessions;

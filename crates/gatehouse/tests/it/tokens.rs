@@ -9,44 +9,8 @@ use serde_json::{Value, json};
 
 use crate::support::{TestApp, expect_problem};
 
-/// A Python with PyJWT: a virtual environment under the target directory, made on first use with
-/// PyJWT from PyPI (pinned), seeing the system's `cryptography` for EdDSA. Fails loudly, never
-/// skips, when it cannot be made.
 fn python_with_pyjwt() -> std::path::PathBuf {
-    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-venv");
-    let python = venv.join("bin").join("python");
-    let has = |py: &std::path::Path| {
-        Command::new(py)
-            .args(["-c", "import jwt, cryptography"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !has(&python) {
-        let made = Command::new("python3")
-            .args(["-m", "venv", "--system-site-packages"])
-            .arg(&venv)
-            .status()
-            .expect("python3 is needed for the JWT interop test");
-        assert!(made.success(), "python3 -m venv failed");
-        let installed = Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "pyjwt==2.15.1",
-                "cryptography>=3.4",
-            ])
-            .status()
-            .unwrap();
-        assert!(installed.success(), "pip install pyjwt failed");
-    }
-    assert!(
-        has(&python),
-        "PyJWT is not importable in {}",
-        venv.display()
-    );
-    python
+    crate::interop::python()
 }
 
 /// Runs tests/interop/verify_jwt.py (PyJWT) over `tokens` with `jwks`.

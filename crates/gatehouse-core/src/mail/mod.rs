@@ -1,0 +1,281 @@
+//! Mail: an outbox written in the same transaction as the change that needs the message, and a
+//! delivery loop that hands due messages to a transport with retries and backoff. Transports
+//! (SMTP, the development `.eml` writer) live in the infrastructure layer behind
+//! [`MailTransport`]; a transport that fails delays mail and never stops the process.
+
+mod templates;
+
+use std::sync::Mutex;
+use std::sync::PoisonError;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::Duration;
+use uuid::Uuid;
+
+pub use templates::{Template, render};
+
+use crate::error::Error;
+use crate::ids::new_uuid;
+use crate::kernel::Kernel;
+use crate::store::{MailRecord, PlatformTx};
+
+/// What the templates need from configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailSettings {
+    /// Shown in subjects and greetings.
+    pub product_name: String,
+    /// Links in mail point here (for example `https://app.example.com`).
+    pub base_url: String,
+    /// The `From:` address.
+    pub from: String,
+    /// The first retry waits this long; each later one twice as long, up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            product_name: "Gatehouse".to_owned(),
+            base_url: "http://127.0.0.1:8080".to_owned(),
+            from: "Gatehouse <no-reply@localhost>".to_owned(),
+            first_backoff: Duration::seconds(5),
+            max_backoff: Duration::minutes(15),
+        }
+    }
+}
+
+/// One message, as queued and as handed to the transport.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: Uuid,
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl std::fmt::Debug for Message {
+    // Bodies carry one-time links: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("id", &self.id)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Delivers one message. An error is retried later; its text goes to logs and health, so it
+/// must not contain the message.
+#[async_trait]
+pub trait MailTransport: Send + Sync + std::fmt::Debug {
+    /// `"smtp"` or `"file"`, for logs and health.
+    fn kind(&self) -> &'static str;
+    async fn send(&self, message: &Message) -> Result<(), String>;
+}
+
+/// The delivery loop's recent history, for readiness and metrics.
+#[derive(Debug, Default)]
+pub struct MailHealth {
+    last_error: Mutex<Option<String>>,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl MailHealth {
+    #[must_use]
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    #[must_use]
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    #[must_use]
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    fn set_error(&self, e: Option<String>) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = e;
+    }
+}
+
+/// What one pass of the delivery loop did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub delivered: u32,
+    pub failed: u32,
+}
+
+const SEAL_KIND: &str = "mail";
+/// A claimed message is someone's for this long; a worker that died mid-send frees it then.
+const LEASE: Duration = Duration::minutes(2);
+const BATCH: u32 = 20;
+
+/// The wait before attempt `attempts + 1`: `first * 2^(attempts-1)`, capped.
+#[must_use]
+pub fn backoff(settings: &MailSettings, attempts: u32) -> Duration {
+    let factor = 1i32 << attempts.saturating_sub(1).min(20);
+    settings
+        .first_backoff
+        .checked_mul(factor)
+        .unwrap_or(settings.max_backoff)
+        .min(settings.max_backoff)
+}
+
+impl Kernel {
+    /// Queues `template` for `to` inside `tx`: it is sent only if the transaction commits.
+    pub(crate) async fn enqueue_mail(
+        &self,
+        tx: &mut dyn PlatformTx,
+        to: &str,
+        template: Template<'_>,
+    ) -> Result<Uuid, Error> {
+        let settings = self.mail_settings();
+        let id = new_uuid(self.clock());
+        let (subject, text, html) = render(settings, &template);
+        let message = Message {
+            id,
+            from: settings.from.clone(),
+            to: to.to_owned(),
+            subject,
+            text,
+            html,
+        };
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(&message).map_err(|e| Error::Internal(e.to_string()))?,
+        );
+        let envelope = self
+            .keyring()
+            .seal_platform(SEAL_KIND, &id.to_string(), &plain)?;
+        let now = self.clock().now();
+        tx.enqueue_mail(&MailRecord {
+            id,
+            envelope,
+            created_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+            sent_at: None,
+            last_error: None,
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// Wakes the delivery loop (call after the enqueuing transaction committed).
+    pub(crate) fn mail_queued(&self) {
+        self.mail_wakeup().notify_one();
+    }
+
+    /// Delivers the messages due now through `transport`; failures are rescheduled with backoff.
+    pub async fn deliver_due_mail(
+        &self,
+        transport: &dyn MailTransport,
+    ) -> Result<DeliveryReport, Error> {
+        let mut report = DeliveryReport::default();
+        let now = self.clock().now();
+        let due = self.store().claim_due_mail(now, now + LEASE, BATCH).await?;
+        for record in due {
+            let message = match self.open_message(&record) {
+                Ok(m) => m,
+                Err(e) => {
+                    // Unreadable is permanent; park it far out rather than retrying hot.
+                    tracing::error!(mail_id = %record.id, error = %e, "a queued message cannot be opened");
+                    self.store()
+                        .mail_failed(
+                            record.id,
+                            record.attempts.saturating_add(1),
+                            now + Duration::days(365),
+                            "the sealed message cannot be opened",
+                        )
+                        .await?;
+                    report.failed += 1;
+                    continue;
+                }
+            };
+            match transport.send(&message).await {
+                Ok(()) => {
+                    let at = self.clock().now();
+                    self.store().mail_delivered(record.id, at).await?;
+                    self.mail_health().delivered.fetch_add(1, Ordering::Relaxed);
+                    self.mail_health().set_error(None);
+                    tracing::info!(
+                        mail_id = %record.id,
+                        transport = transport.kind(),
+                        attempts = record.attempts + 1,
+                        "mail delivered"
+                    );
+                    report.delivered += 1;
+                }
+                Err(e) => {
+                    let attempts = record.attempts.saturating_add(1);
+                    let wait = backoff(self.mail_settings(), attempts);
+                    let next = self.clock().now() + wait;
+                    self.store()
+                        .mail_failed(record.id, attempts, next, &e)
+                        .await?;
+                    self.mail_health().failed.fetch_add(1, Ordering::Relaxed);
+                    self.mail_health()
+                        .set_error(Some(format!("{}: {e}", transport.kind())));
+                    tracing::warn!(
+                        mail_id = %record.id,
+                        transport = transport.kind(),
+                        attempts,
+                        retry_in_secs = wait.whole_seconds(),
+                        error = %e,
+                        "mail delivery failed; it stays in the outbox"
+                    );
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn open_message(&self, record: &MailRecord) -> Result<Message, Error> {
+        let plain =
+            self.keyring()
+                .open_platform(SEAL_KIND, &record.id.to_string(), &record.envelope)?;
+        serde_json::from_slice(plain.expose()).map_err(|e| Error::Internal(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_first_wait_and_is_capped() {
+        let s = MailSettings::default();
+        assert_eq!(backoff(&s, 1), Duration::seconds(5));
+        assert_eq!(backoff(&s, 2), Duration::seconds(10));
+        assert_eq!(backoff(&s, 4), Duration::seconds(40));
+        assert_eq!(backoff(&s, 12), Duration::minutes(15));
+        assert_eq!(backoff(&s, u32::MAX), Duration::minutes(15));
+    }
+
+    #[test]
+    fn a_message_never_prints_its_body() {
+        let m = Message {
+            id: Uuid::nil(),
+            from: "a@x".into(),
+            to: "b@x".into(),
+            subject: "Reset".into(),
+            text: "token=SECRET".into(),
+            html: "token=SECRET".into(),
+        };
+        assert!(!format!("{m:?}").contains("SECRET"));
+    }
+}

@@ -1,0 +1,129 @@
+//! The messages Gatehouse sends, in plain text and HTML. Product name and base URL come from
+//! configuration; every value placed in HTML is escaped.
+
+use super::MailSettings;
+
+/// A message to render.
+#[derive(Debug, Clone, Copy)]
+pub enum Template<'a> {
+    /// A link carrying a one-time reset token.
+    PasswordReset { token: &'a str, minutes: i64 },
+    /// A link carrying a one-time verification token.
+    VerifyEmail { token: &'a str, hours: i64 },
+    /// Sent after a password was changed or reset: no link, just the notice.
+    PasswordChanged,
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn link(settings: &MailSettings, path: &str, token: &str) -> String {
+    format!(
+        "{}/{path}?token={token}",
+        settings.base_url.trim_end_matches('/')
+    )
+}
+
+fn html_page(product: &str, paragraphs: &[String], action: Option<(&str, &str)>) -> String {
+    let mut body = String::new();
+    for p in paragraphs {
+        body.push_str(&format!("<p>{}</p>\n", escape(p)));
+    }
+    if let Some((label, href)) = action {
+        body.push_str(&format!(
+            "<p><a href=\"{}\">{}</a></p>\n",
+            escape(href),
+            escape(label)
+        ));
+    }
+    format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{p}</title></head>\n<body>\n{body}<p>{p}</p>\n</body></html>\n",
+        p = escape(product)
+    )
+}
+
+/// (subject, text, html) for `template`.
+#[must_use]
+pub fn render(settings: &MailSettings, template: &Template<'_>) -> (String, String, String) {
+    let product = &settings.product_name;
+    match template {
+        Template::PasswordReset { token, minutes } => {
+            let url = link(settings, "reset-password", token);
+            let lines = [
+                format!("Someone asked to reset the password of your {product} account."),
+                format!(
+                    "The link below works once, for {minutes} minutes. If you did not ask, ignore \
+                     this message: your password stays as it is."
+                ),
+            ];
+            (
+                format!("Reset your {product} password"),
+                format!("{}\n\n{}\n\n{url}\n\n{product}\n", lines[0], lines[1]),
+                html_page(product, &lines, Some(("Choose a new password", &url))),
+            )
+        }
+        Template::VerifyEmail { token, hours } => {
+            let url = link(settings, "verify-email", token);
+            let lines = [
+                format!("Please confirm this address for your {product} account."),
+                format!("The link below works once, for {hours} hours."),
+            ];
+            (
+                format!("Confirm your email for {product}"),
+                format!("{}\n\n{}\n\n{url}\n\n{product}\n", lines[0], lines[1]),
+                html_page(product, &lines, Some(("Confirm this address", &url))),
+            )
+        }
+        Template::PasswordChanged => {
+            let lines = [
+                format!("The password of your {product} account was just changed."),
+                "Every other session was signed out. If this was not you, reset your password \
+                 now and contact your administrator."
+                    .to_owned(),
+            ];
+            (
+                format!("Your {product} password was changed"),
+                format!("{}\n\n{}\n\n{product}\n", lines[0], lines[1]),
+                html_page(product, &lines, None),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_use_the_base_url_and_html_is_escaped() {
+        let settings = MailSettings {
+            product_name: "Acme <Cloud>".into(),
+            base_url: "https://acme.test/".into(),
+            ..MailSettings::default()
+        };
+        let (subject, text, html) = render(
+            &settings,
+            &Template::PasswordReset {
+                token: "tok123",
+                minutes: 30,
+            },
+        );
+        assert_eq!(subject, "Reset your Acme <Cloud> password");
+        assert!(text.contains("https://acme.test/reset-password?token=tok123"));
+        assert!(html.contains("href=\"https://acme.test/reset-password?token=tok123\""));
+        assert!(html.contains("Acme &lt;Cloud&gt;"));
+        assert!(!html.contains("Acme <Cloud>"));
+    }
+}

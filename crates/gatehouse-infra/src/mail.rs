@@ -1,0 +1,151 @@
+//! Mail transports: SMTP (lettre; STARTTLS, implicit TLS, or plain only towards loopback, which
+//! configuration enforces) and the development default that writes each message as an `.eml`
+//! file. Both build the same MIME message: plain text and HTML alternatives.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gatehouse_core::mail::{MailTransport, Message};
+use gatehouse_crypto::SecretString;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS; refused if the server does not offer it.
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS: only for a relay on loopback (configuration refuses anything else).
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// PEM of an extra CA to trust (a private relay); the system roots are trusted too.
+    pub ca_pem: Option<Vec<u8>>,
+    pub timeout: Duration,
+}
+
+fn mime(message: &Message) -> Result<lettre::Message, String> {
+    let from: Mailbox = message
+        .from
+        .parse()
+        .map_err(|e| format!("the From address is malformed: {e}"))?;
+    let to: Mailbox = message
+        .to
+        .parse()
+        .map_err(|e| format!("the recipient address is malformed: {e}"))?;
+    lettre::Message::builder()
+        .from(from)
+        .to(to)
+        .subject(message.subject.clone())
+        .message_id(Some(format!("<{}@gatehouse>", message.id)))
+        .multipart(MultiPart::alternative_plain_html(
+            message.text.clone(),
+            message.html.clone(),
+        ))
+        .map_err(|e| format!("the message could not be built: {e}"))
+}
+
+/// Delivers over SMTP. Each message opens its own connection: mail is rare and a pooled
+/// connection would only hide a relay that went away.
+#[derive(Debug)]
+pub struct SmtpTransport {
+    inner: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl SmtpTransport {
+    pub fn new(s: &SmtpSettings) -> Result<Self, String> {
+        let tls_params = || -> Result<TlsParameters, String> {
+            let mut b = TlsParameters::builder(s.host.clone());
+            if let Some(pem) = &s.ca_pem {
+                let cert =
+                    Certificate::from_pem(pem).map_err(|e| format!("mail.smtp.ca_file: {e}"))?;
+                b = b.add_root_certificate(cert);
+            }
+            b.build_rustls().map_err(|e| format!("mail.smtp TLS: {e}"))
+        };
+        let tls = match s.tls {
+            SmtpTls::StartTls => Tls::Required(tls_params()?),
+            SmtpTls::Implicit => Tls::Wrapper(tls_params()?),
+            SmtpTls::None => Tls::None,
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
+            .port(s.port)
+            .tls(tls)
+            .timeout(Some(s.timeout));
+        if let (Some(user), Some(pass)) = (&s.username, &s.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), pass.expose().to_owned()));
+        }
+        Ok(Self {
+            inner: builder.build(),
+        })
+    }
+}
+
+#[async_trait]
+impl MailTransport for SmtpTransport {
+    fn kind(&self) -> &'static str {
+        "smtp"
+    }
+
+    async fn send(&self, message: &Message) -> Result<(), String> {
+        let m = mime(message)?;
+        self.inner
+            .send(m)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The development default: each message becomes `{dir}/{id}.eml`, and one log line says so.
+#[derive(Debug)]
+pub struct FileTransport {
+    dir: PathBuf,
+}
+
+impl FileTransport {
+    #[must_use]
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+}
+
+#[async_trait]
+impl MailTransport for FileTransport {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    async fn send(&self, message: &Message) -> Result<(), String> {
+        let m = mime(message)?;
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        let path = self.dir.join(format!("{}.eml", message.id));
+        let tmp = self.dir.join(format!("{}.eml.tmp", message.id));
+        tokio::fs::write(&tmp, m.formatted())
+            .await
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        tracing::info!(
+            mail_id = %message.id,
+            path = %path.display(),
+            "development mail written to a file (configure [mail] transport = \"smtp\" to send it)"
+        );
+        Ok(())
+    }
+}

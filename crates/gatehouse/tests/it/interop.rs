@@ -1,0 +1,184 @@
+//! Independent implementations the tests check Gatehouse against: PyJWT (JWT/JWKS), pyotp
+//! (TOTP) and aiosmtpd (an SMTP server), in a virtual environment under the target directory made
+//! on first use from PyPI (pinned). Fails loudly, never skips, when it cannot be made.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+static MAKING: Mutex<()> = Mutex::new(());
+
+pub fn python() -> PathBuf {
+    let _one_at_a_time = MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-venv");
+    let python = venv.join("bin").join("python");
+    let has = |py: &Path| {
+        Command::new(py)
+            .args(["-c", "import jwt, cryptography, pyotp, aiosmtpd"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has(&python) {
+        if !python.exists() {
+            let made = Command::new("python3")
+                .args(["-m", "venv", "--system-site-packages"])
+                .arg(&venv)
+                .status()
+                .expect("python3 is needed for the interop tests");
+            assert!(made.success(), "python3 -m venv failed");
+        }
+        let installed = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "pyjwt==2.15.1",
+                "cryptography>=3.4",
+                "pyotp==2.9.0",
+                "aiosmtpd==1.4.6",
+            ])
+            .status()
+            .unwrap();
+        assert!(
+            installed.success(),
+            "pip install of the interop packages failed"
+        );
+    }
+    assert!(
+        has(&python),
+        "the interop packages are not importable in {}",
+        venv.display()
+    );
+    python
+}
+
+/// The TOTP code pyotp computes for base32 `secret` at unix time `at`.
+pub fn pyotp_code(secret: &str, at: i64) -> String {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import pyotp, sys; print(pyotp.TOTP(sys.argv[1]).at(int(sys.argv[2])))",
+            secret,
+            &at.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// aiosmtpd on 127.0.0.1:`port`, keeping each message as a file.
+pub struct SmtpSink {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A free port on 127.0.0.1 (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl SmtpSink {
+    /// A sink not yet listening: its port refuses connections until `start`.
+    pub fn stopped() -> Self {
+        let dir = crate::support::temp_dir().join("smtp-sink");
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            port: free_port(),
+            dir,
+            child: None,
+        }
+    }
+
+    pub fn started() -> Self {
+        let mut sink = Self::stopped();
+        sink.start();
+        sink
+    }
+
+    pub fn start(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/smtp_sink.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(self.port.to_string())
+            .arg(&self.dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the SMTP sink must start");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the SMTP sink did not start");
+        self.child = Some(child);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The messages received so far, oldest first.
+    pub fn messages(&self) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+
+    /// Waits (up to 20 s) until `n` messages arrived; returns them all.
+    pub async fn wait_for(&self, n: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let m = self.messages();
+            if m.len() >= n {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("expected {n} messages, got {}", self.messages().len());
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The token of the first `{path}?token=...` link in a message's decoded text.
+pub fn link_token(message: &str, path: &str) -> String {
+    let marker = format!("{path}?token=");
+    let start = message
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {path} link in {message}"))
+        + marker.len();
+    message[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
