@@ -910,8 +910,8 @@ fn validate(
     if raw.database_max_connections == 0 {
         return refuse("database_max_connections: must be at least 1");
     }
+    let identity = identity(&raw.identity, &raw.mail.product_name, production)?;
     let mail = mail(&raw.mail, production)?;
-    let identity = identity(&raw.identity, &mail.product_name, production)?;
     let rate_policy = rate_policy(&raw.rate_limits, production)?;
     if raw.rate_limits.enabled
         && raw.rate_limits.store == LimitStore::Redis

@@ -137,7 +137,7 @@ pub(crate) fn session_response(
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in, or (`mfa_required`) the second step is next", body = TokenResponse),
+        (status = 200, description = "Signed in, or (`mfa_required`) the second step is next", body = LoginResponse),
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a member of `organization_id`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing is saturated; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
@@ -181,6 +181,15 @@ pub(crate) async fn login(
             Ok(res)
         }
     }
+}
+
+/// Either tokens, or the second step's challenge.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum LoginResponse {
+    Tokens(TokenResponse),
+    SecondFactor(MfaChallenge),
 }
 
 /// The password was right and the account has a second factor: finish with `POST /v1/auth/mfa`

@@ -85,6 +85,11 @@ fn production_needs_a_supplied_master_key() {
         // With the key supplied, the next refusal is the token issuer.
         assert!(err(Config::load_from(None)).starts_with("identity.issuer:"));
         jail.set_env("GATEHOUSE_IDENTITY__ISSUER", "https://id.example.com");
+        // Then mail: links must be https, and the development file transport is refused.
+        assert!(err(Config::load_from(None)).starts_with("mail.base_url:"));
+        jail.set_env("GATEHOUSE_MAIL__BASE_URL", "https://app.example.com");
+        assert!(err(Config::load_from(None)).starts_with("mail.transport:"));
+        jail.set_env("GATEHOUSE_MAIL__TRANSPORT", "smtp");
         let c = Config::load_from(None).map_err(|e| e.0)?;
         assert!(matches!(c.master_key, MasterKey::Environment(_)));
         Ok(())
@@ -97,6 +102,8 @@ fn production_refuses_plain_http_off_loopback_unless_behind_a_tls_proxy() {
         jail.set_env("GATEHOUSE_MODE", "production");
         jail.set_env("GATEHOUSE_MASTER_KEY", KEY_B64);
         jail.set_env("GATEHOUSE_IDENTITY__ISSUER", "https://id.example.com");
+        jail.set_env("GATEHOUSE_MAIL__BASE_URL", "https://app.example.com");
+        jail.set_env("GATEHOUSE_MAIL__TRANSPORT", "smtp");
         jail.set_env("GATEHOUSE_LISTEN", "0.0.0.0:8080");
         let msg = err(Config::load_from(None));
         assert!(
@@ -105,6 +112,45 @@ fn production_refuses_plain_http_off_loopback_unless_behind_a_tls_proxy() {
         );
         jail.set_env("GATEHOUSE_TRUSTED_PROXY_TLS", "true");
         Config::load_from(None).map_err(|e| e.0)?;
+        Ok(())
+    });
+}
+
+#[test]
+fn unsafe_mail_and_second_factor_settings_are_refused() {
+    Jail::expect_with(|jail| {
+        jail.set_env("GATEHOUSE_MAIL__TRANSPORT", "smtp");
+        jail.set_env("GATEHOUSE_MAIL__SMTP__HOST", "mail.example.com");
+        jail.set_env("GATEHOUSE_MAIL__SMTP__TLS", "none");
+        let msg = err(Config::load_from(None));
+        assert!(
+            msg.starts_with("mail.smtp.tls:") && msg.contains("loopback"),
+            "{msg}"
+        );
+        jail.set_env("GATEHOUSE_MAIL__SMTP__HOST", "127.0.0.1");
+        Config::load_from(None).map_err(|e| e.0)?;
+        jail.set_env("GATEHOUSE_MAIL__SMTP__USERNAME", "gatehouse");
+        assert!(err(Config::load_from(None)).contains("password_file"));
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.set_env(
+            "GATEHOUSE_IDENTITY__STEP_UP_PERMISSIONS",
+            "[\"secrets.reveal\", \"nope\"]",
+        );
+        let msg = err(Config::load_from(None));
+        assert!(
+            msg.starts_with("identity.step_up_permissions:") && msg.contains("nope"),
+            "{msg}"
+        );
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.set_env("GATEHOUSE_IDENTITY__PASSWORD_RESET_TTL_SECS", "604800");
+        assert!(err(Config::load_from(None)).starts_with("identity.password_reset_ttl_secs:"));
+        jail.set_env("GATEHOUSE_IDENTITY__PASSWORD_RESET_TTL_SECS", "1800");
+        jail.set_env("GATEHOUSE_IDENTITY__UNVERIFIED_ACCESS", "some");
+        assert!(err(Config::load_from(None)).starts_with("identity.unverified_access:"));
         Ok(())
     });
 }

@@ -28,7 +28,7 @@ async fn live_and_ready_report_their_checks() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["store", "keys", "password_hashing"]);
+    assert_eq!(names, ["store", "keys", "password_hashing", "mail"]);
     assert!(
         ready["checks"]
             .as_array()
