@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gatehouse_core::mail::{MailTransport, Message};
+use gatehouse_core::mail::{MailTransport, Message, SendError};
 use gatehouse_crypto::SecretString;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -36,15 +36,41 @@ pub struct SmtpSettings {
     pub timeout: Duration,
 }
 
-fn mime(message: &Message) -> Result<lettre::Message, String> {
+fn unsendable(detail: String) -> SendError {
+    SendError {
+        summary: "the message could not be built",
+        detail,
+    }
+}
+
+/// A category for health and metrics; the relay's own words stay in the log.
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    let summary = if e.is_permanent() {
+        "the relay refused the message (5xx)"
+    } else if e.is_transient() {
+        "the relay deferred the message (4xx)"
+    } else if e.is_timeout() {
+        "the relay timed out"
+    } else if e.is_tls() {
+        "TLS with the relay failed"
+    } else {
+        "the relay could not be reached"
+    };
+    SendError {
+        summary,
+        detail: e.to_string(),
+    }
+}
+
+fn mime(message: &Message) -> Result<lettre::Message, SendError> {
     let from: Mailbox = message
         .from
         .parse()
-        .map_err(|e| format!("the From address is malformed: {e}"))?;
+        .map_err(|e| unsendable(format!("the From address is malformed: {e}")))?;
     let to: Mailbox = message
         .to
         .parse()
-        .map_err(|e| format!("the recipient address is malformed: {e}"))?;
+        .map_err(|e| unsendable(format!("the recipient address is malformed: {e}")))?;
     lettre::Message::builder()
         .from(from)
         .to(to)
@@ -54,7 +80,7 @@ fn mime(message: &Message) -> Result<lettre::Message, String> {
             message.text.clone(),
             message.html.clone(),
         ))
-        .map_err(|e| format!("the message could not be built: {e}"))
+        .map_err(|e| unsendable(format!("the message could not be built: {e}")))
 }
 
 /// Delivers over SMTP. Each message opens its own connection: mail is rare and a pooled
@@ -99,13 +125,13 @@ impl MailTransport for SmtpTransport {
         "smtp"
     }
 
-    async fn send(&self, message: &Message) -> Result<(), String> {
+    async fn send(&self, message: &Message) -> Result<(), SendError> {
         let m = mime(message)?;
         self.inner
             .send(m)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| classify(&e))
     }
 }
 
@@ -128,19 +154,38 @@ impl MailTransport for FileTransport {
         "file"
     }
 
-    async fn send(&self, message: &Message) -> Result<(), String> {
+    async fn send(&self, message: &Message) -> Result<(), SendError> {
+        let failed = |detail: String| SendError {
+            summary: "the mail directory could not be written",
+            detail,
+        };
         let m = mime(message)?;
         tokio::fs::create_dir_all(&self.dir)
             .await
-            .map_err(|e| format!("{}: {e}", self.dir.display()))?;
+            .map_err(|e| failed(format!("{}: {e}", self.dir.display())))?;
         let path = self.dir.join(format!("{}.eml", message.id));
         let tmp = self.dir.join(format!("{}.eml.tmp", message.id));
-        tokio::fs::write(&tmp, m.formatted())
-            .await
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        // The files hold live one-time links: readable by the owner only.
+        let bytes = m.formatted();
+        let at = tmp.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&at)?;
+            file.write_all(&bytes)?;
+            file.sync_all()
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(format!("{}: {e}", tmp.display())))?;
         tokio::fs::rename(&tmp, &path)
             .await
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| failed(format!("{}: {e}", path.display())))?;
         tracing::info!(
             mail_id = %message.id,
             path = %path.display(),

@@ -350,9 +350,9 @@ impl Kernel {
                     )
                     .await?;
                 if !ok {
-                    self.sign_in_failed(&subject, &ip, now);
                     return Err(Error::InvalidCredentials);
                 }
+                self.attempt_succeeded(&subject, &ip);
                 (u.id, None)
             }
             None => {

@@ -189,11 +189,9 @@ impl Kernel {
         }
     }
 
-    /// Refuses while locked; on a wrong proof counts the failure, records it and refuses.
+    /// Records a wrong proof (its attempt was already counted by `ensure_factor_not_locked` or
+    /// `ensure_not_locked`).
     async fn second_factor_failed(&self, user: UserId, request: &RequestContext, action: &str) {
-        let now = self.clock().now();
-        let subject = format!("mfa:{user}");
-        self.sign_in_failed(&subject, request.ip.as_deref().unwrap_or_default(), now);
         let mut event = AuditEvent::success(Actor::user(user), action, "user", user)
             .with_request(request.request_id.clone());
         event.outcome = Outcome::Denied;
@@ -202,6 +200,7 @@ impl Kernel {
         }
     }
 
+    /// Refuses while locked, else counts this attempt until it proves right.
     fn ensure_factor_not_locked(
         &self,
         user: UserId,
@@ -212,6 +211,39 @@ impl Kernel {
             request.ip.as_deref().unwrap_or_default(),
             self.clock().now(),
         )
+    }
+
+    fn factor_attempt_succeeded(&self, user: UserId, request: &RequestContext) {
+        self.attempt_succeeded(
+            &format!("mfa:{user}"),
+            request.ip.as_deref().unwrap_or_default(),
+        );
+    }
+
+    /// Checks the user's own password again (enrolment, step-up without a factor), under the
+    /// sign-in lockouts; a wrong one is recorded as `action`.
+    async fn recheck_password(
+        &self,
+        user: &UserRecord,
+        password: &SecretString,
+        request: &RequestContext,
+        action: &str,
+    ) -> Result<(), Error> {
+        let subject = super::sessions::lockout_subject("user", &user.email);
+        let ip = request.ip.clone().unwrap_or_default();
+        self.ensure_not_locked(&subject, &ip, self.clock().now())?;
+        let (ok, _) = self
+            .check_password(
+                &crate::inputs::normalize_password(password),
+                Some(user.password_hash.clone()),
+            )
+            .await?;
+        if !ok {
+            self.second_factor_failed(user.id, request, action).await;
+            return Err(Error::InvalidCredentials);
+        }
+        self.attempt_succeeded(&subject, &ip);
+        Ok(())
     }
 
     /// The second step of a sign-in: the challenge token and a code or a recovery code.
@@ -241,9 +273,7 @@ impl Kernel {
         if !tx.consume_one_time_token(&token_digest, now).await? {
             return Err(invalid());
         }
-        self.identity()
-            .account_lockouts
-            .succeeded(&format!("mfa:{user}"));
+        self.factor_attempt_succeeded(user, request);
         let detail: serde_json::Value =
             serde_json::from_str(&challenge.detail).map_err(|e| Error::Internal(e.to_string()))?;
         let org = detail
@@ -305,15 +335,23 @@ impl Kernel {
             .await
     }
 
-    /// Starts TOTP enrolment: a new seed, unconfirmed until a code from it is confirmed.
+    /// Starts TOTP enrolment: a new seed, unconfirmed until a code from it is confirmed. Needs
+    /// the password again: a stolen session alone must not be able to put its own factor on the
+    /// account.
     pub async fn start_totp_enrolment(
         &self,
         principal: &Principal,
+        password: &SecretString,
         request: &RequestContext,
     ) -> Result<EnrolmentStarted, Error> {
         let user = customer_only(principal)?;
+        let record = {
+            let mut tx = self.store().begin().await?;
+            tx.user_by_id(user).await?.ok_or(Error::NotFound("user"))?
+        };
+        self.recheck_password(&record, password, request, "mfa.totp_enrolment_refused")
+            .await?;
         let mut tx = self.store().begin().await?;
-        let record = tx.user_by_id(user).await?.ok_or(Error::NotFound("user"))?;
         let seed = TotpSecret::generate().map_err(|e| Error::Internal(e.to_string()))?;
         let envelope = self
             .keyring()
@@ -388,10 +426,9 @@ impl Kernel {
             .map(|c| sha256(&[normalize_recovery(c.expose()).as_bytes()]).to_vec())
             .collect();
         tx.replace_recovery_codes(user, &digests, now).await?;
-        // The code just checked is a second factor for this session.
-        if let Some(s) = tx.session(principal.session_id).await? {
-            tx.set_session_auth(s.id, s.auth_at, Some(now)).await?;
-        }
+        // The confirming code is not a step-up: the session still needs a sign-in or step-up
+        // with the factor before the permissions that require one.
+        self.factor_attempt_succeeded(user, request);
         let event = AuditEvent::success(principal.actor(), "mfa.totp_enabled", "user", user)
             .with_request(request.request_id.clone());
         self.audit_user_event(tx, principal, event).await?;
@@ -414,6 +451,7 @@ impl Kernel {
                 .await;
             return Err(Error::InvalidCredentials);
         };
+        self.factor_attempt_succeeded(user, request);
         tx.delete_totp(user).await?;
         let event = AuditEvent::success(principal.actor(), "mfa.totp_disabled", "user", user)
             .with_details(format!("{{\"second_factor\":\"{method}\"}}"))
@@ -451,7 +489,10 @@ impl Kernel {
             ))?;
             self.ensure_factor_not_locked(user, request)?;
             match self.spend_second_factor(tx.as_mut(), user, &proof).await? {
-                Some(m) => (session.auth_at, Some(now), m),
+                Some(m) => {
+                    self.factor_attempt_succeeded(user, request);
+                    (session.auth_at, Some(now), m)
+                }
                 None => {
                     drop(tx);
                     self.second_factor_failed(user, request, "session.step_up_failed")
@@ -461,6 +502,9 @@ impl Kernel {
             }
         } else {
             if !self.identity().settings().step_up_password_fallback {
+                drop(tx);
+                self.second_factor_failed(user, request, "session.step_up_refused")
+                    .await;
                 return Err(Error::Conflict(
                     "enrol a second factor first: step-up needs one on this server",
                 ));
@@ -470,22 +514,9 @@ impl Kernel {
                 "is required: this account has no second factor",
             ))?;
             let record = tx.user_by_id(user).await?.ok_or(Error::NotFound("user"))?;
-            let subject = super::sessions::lockout_subject("user", &record.email);
-            let ip = request.ip.clone().unwrap_or_default();
-            self.ensure_not_locked(&subject, &ip, now)?;
             drop(tx);
-            let (ok, _) = self
-                .check_password(
-                    &crate::inputs::normalize_password(&password),
-                    Some(record.password_hash),
-                )
+            self.recheck_password(&record, &password, request, "session.step_up_failed")
                 .await?;
-            if !ok {
-                self.second_factor_failed(user, request, "session.step_up_failed")
-                    .await;
-                self.identity().account_lockouts.failed(&subject, now);
-                return Err(Error::InvalidCredentials);
-            }
             tx = self.store().begin().await?;
             (now, session.mfa_at, "password")
         };

@@ -92,11 +92,10 @@ impl Kernel {
             .await?;
         let operator = match operator {
             Some(o) if ok => {
-                self.identity().account_lockouts.succeeded(&account_subject);
+                self.attempt_succeeded(&account_subject, &ip_subject);
                 o
             }
             found => {
-                self.sign_in_failed(&account_subject, &ip_subject, now);
                 let mut event = AuditEvent::success(
                     Actor::anonymous(),
                     "operator.login_failed",

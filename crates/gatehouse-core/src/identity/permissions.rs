@@ -23,6 +23,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("api_keys.manage", "create, rotate and revoke API keys"),
     ("transit.encrypt", "encrypt through the transit API"),
     ("transit.decrypt", "decrypt through the transit API"),
+    (
+        "transit.manage",
+        "raise the lowest key version transit ciphertexts may use",
+    ),
 ];
 
 /// A permission from the catalogue.
@@ -42,6 +46,7 @@ impl Permission {
     pub const API_KEYS_MANAGE: Self = Self("api_keys.manage");
     pub const TRANSIT_ENCRYPT: Self = Self("transit.encrypt");
     pub const TRANSIT_DECRYPT: Self = Self("transit.decrypt");
+    pub const TRANSIT_MANAGE: Self = Self("transit.manage");
 
     /// The catalogue entry named `name`.
     #[must_use]

@@ -129,8 +129,11 @@ impl Kernel {
         }
         let user = tx.user_by_id(user_id).await?.ok_or_else(invalid)?;
         tx.set_password_hash(user_id, &hash).await?;
-        tx.consume_tokens_of(user_id.as_uuid(), TokenPurpose::PasswordReset, now)
-            .await?;
+        // Every other reset link, and every sign-in half done with the old password, ends too.
+        for purpose in [TokenPurpose::PasswordReset, TokenPurpose::SignInChallenge] {
+            tx.consume_tokens_of(user_id.as_uuid(), purpose, now)
+                .await?;
+        }
         let revoked = tx.revoke_sessions_of(user_id.as_uuid(), None, now).await?;
         self.enqueue_mail(tx.as_mut(), &user.email, Template::PasswordChanged)
             .await?;
@@ -176,13 +179,26 @@ impl Kernel {
             )
             .await?;
         if !ok {
-            self.sign_in_failed(&subject, &ip, now);
+            let mut event = AuditEvent::success(
+                principal.actor(),
+                "user.password_change_failed",
+                "user",
+                user_id,
+            )
+            .with_request(request.request_id.clone());
+            event.outcome = crate::audit::Outcome::Denied;
+            if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
+                tracing::error!(error = %e, "could not record a failed password change");
+            }
             return Err(Error::InvalidCredentials);
         }
+        self.attempt_succeeded(&subject, &ip);
         let password = NewPassword::parse(new_password)?;
         let hash = self.passwords().hash(password.secret().clone()).await?;
         let mut tx = self.store().begin().await?;
         tx.set_password_hash(user_id, &hash).await?;
+        tx.consume_tokens_of(user_id.as_uuid(), TokenPurpose::SignInChallenge, now)
+            .await?;
         let revoked = tx
             .revoke_sessions_of(user_id.as_uuid(), Some(principal.session_id), now)
             .await?;
@@ -204,6 +220,7 @@ impl Kernel {
             self.identity().cache().revoked_elsewhere(*id);
             self.publish_revocation(Revocation::Session(*id));
         }
+        // A new password forgives the failures of the old one.
         self.identity()
             .account_lockouts
             .succeeded(&lockout_subject("user", &user.email));

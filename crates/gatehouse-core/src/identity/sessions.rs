@@ -154,11 +154,10 @@ impl Kernel {
             .await?;
         let user = match user {
             Some(u) if ok => {
-                self.identity().account_lockouts.succeeded(&account_subject);
+                self.attempt_succeeded(&account_subject, &ip_subject);
                 u
             }
             found => {
-                self.sign_in_failed(&account_subject, &ip_subject, now);
                 let mut event = AuditEvent::success(
                     Actor::anonymous(),
                     "user.login_failed",
@@ -260,7 +259,9 @@ impl Kernel {
         })
     }
 
-    /// Refuses at once (no hashing) while the account or the address is locked.
+    /// Refuses at once (no hashing) while the account or the address is locked; otherwise counts
+    /// this attempt as a failure before it is checked, so parallel guesses cannot all pass one
+    /// check. A right attempt takes its count back with [`Self::attempt_succeeded`].
     pub(crate) fn ensure_not_locked(
         &self,
         account: &str,
@@ -268,14 +269,17 @@ impl Kernel {
         now: OffsetDateTime,
     ) -> Result<(), Error> {
         let id = self.identity();
-        let locked = [
-            id.account_lockouts.locked_for(account, now),
-            id.ip_lockouts.locked_for(ip, now),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        match locked {
+        let wait = match id.account_lockouts.attempt(account, now) {
+            Err(wait) => Some(wait),
+            Ok(()) => match id.ip_lockouts.attempt(ip, now) {
+                Err(wait) => {
+                    id.account_lockouts.refund(account);
+                    Some(wait)
+                }
+                Ok(()) => None,
+            },
+        };
+        match wait {
             Some(wait) => Err(Error::TooManyAttempts {
                 retry_after_secs: u32::try_from(wait.whole_seconds().max(1)).unwrap_or(u32::MAX),
             }),
@@ -283,10 +287,12 @@ impl Kernel {
         }
     }
 
-    pub(crate) fn sign_in_failed(&self, account: &str, ip: &str, now: OffsetDateTime) {
+    /// The attempt was right: the account's failures are forgiven and the address's count of
+    /// this attempt is taken back.
+    pub(crate) fn attempt_succeeded(&self, account: &str, ip: &str) {
         let id = self.identity();
-        id.account_lockouts.failed(account, now);
-        id.ip_lockouts.failed(ip, now);
+        id.account_lockouts.succeeded(account);
+        id.ip_lockouts.refund(ip);
     }
 
     /// Builds a new session record and its refresh token.

@@ -88,6 +88,33 @@ impl Lockouts {
         Some(lock)
     }
 
+    /// Counts an attempt before it is checked, atomically with the lock check: `Err(wait)` while
+    /// locked (nothing counted), else the attempt counts as a failure until
+    /// [`Self::refund`] or [`Self::succeeded`] takes it back. Parallel guesses therefore cannot
+    /// all pass one check before any of them is counted.
+    pub fn attempt(&self, subject: &str, now: OffsetDateTime) -> Result<(), Duration> {
+        if let Some(wait) = self.locked_for(subject, now) {
+            return Err(wait);
+        }
+        // Between the two calls another attempt may count too; each is still counted, so at
+        // most the in-flight attempts of one instant pass the threshold together.
+        let _ = self.failed(subject, now);
+        Ok(())
+    }
+
+    /// Takes back one attempt counted by [`Self::attempt`] that turned out right, lifting a lock
+    /// that attempt set.
+    pub fn refund(&self, subject: &str) {
+        if let Ok(mut map) = self.state.lock()
+            && let Some(s) = map.get_mut(subject)
+        {
+            s.failures = s.failures.saturating_sub(1);
+            if s.failures < self.policy.threshold {
+                s.locked_until = None;
+            }
+        }
+    }
+
     pub fn succeeded(&self, subject: &str) {
         if let Ok(mut map) = self.state.lock() {
             map.remove(subject);
@@ -128,6 +155,17 @@ mod tests {
             Some(Duration::seconds(60))
         );
         assert_eq!(l.locked_for("b", t), None);
+        // Counted before checking: the third attempt passes but locks; the fourth is refused.
+        assert_eq!(l.attempt("c", t), Ok(()));
+        assert_eq!(l.attempt("c", t), Ok(()));
+        assert_eq!(l.attempt("c", t), Ok(()));
+        assert_eq!(l.attempt("c", t), Err(Duration::seconds(2)));
+        // A right third attempt takes its count back, and its lock with it.
+        l.refund("c");
+        assert_eq!(l.attempt("c", t), Ok(()));
+        l.refund("c");
+        l.refund("c");
+        assert_eq!(l.locked_for("c", t), None);
         l.succeeded("a");
         assert_eq!(l.locked_for("a", t + Duration::seconds(109)), None);
     }

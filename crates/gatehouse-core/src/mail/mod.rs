@@ -68,13 +68,21 @@ impl std::fmt::Debug for Message {
     }
 }
 
-/// Delivers one message. An error is retried later; its text goes to logs and health, so it
-/// must not contain the message.
+/// Why a delivery failed. `summary` is a category for health and metrics (no server text: a
+/// relay's reply may quote addresses); `detail` goes to the operator's log only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    pub summary: &'static str,
+    pub detail: String,
+}
+
+/// Delivers one message. An error is retried later; neither of its texts may contain the
+/// message body.
 #[async_trait]
 pub trait MailTransport: Send + Sync + std::fmt::Debug {
     /// `"smtp"` or `"file"`, for logs and health.
     fn kind(&self) -> &'static str;
-    async fn send(&self, message: &Message) -> Result<(), String>;
+    async fn send(&self, message: &Message) -> Result<(), SendError>;
 }
 
 /// The delivery loop's recent history, for readiness and metrics.
@@ -224,17 +232,20 @@ impl Kernel {
                     let wait = backoff(self.mail_settings(), attempts);
                     let next = self.clock().now() + wait;
                     self.store()
-                        .mail_failed(record.id, attempts, next, &e)
+                        .mail_failed(record.id, attempts, next, e.summary)
                         .await?;
                     self.mail_health().failed.fetch_add(1, Ordering::Relaxed);
-                    self.mail_health()
-                        .set_error(Some(format!("{}: {e}", transport.kind())));
+                    self.mail_health().set_error(Some(format!(
+                        "{}: {}",
+                        transport.kind(),
+                        e.summary
+                    )));
                     tracing::warn!(
                         mail_id = %record.id,
                         transport = transport.kind(),
                         attempts,
                         retry_in_secs = wait.whole_seconds(),
-                        error = %e,
+                                                error = %e.detail,
                         "mail delivery failed; it stays in the outbox"
                     );
                     report.failed += 1;

@@ -4,7 +4,7 @@
 use super::MailSettings;
 
 /// A message to render.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub enum Template<'a> {
     /// A link carrying a one-time reset token.
     PasswordReset { token: &'a str, minutes: i64 },
@@ -12,6 +12,17 @@ pub enum Template<'a> {
     VerifyEmail { token: &'a str, hours: i64 },
     /// Sent after a password was changed or reset: no link, just the notice.
     PasswordChanged,
+}
+
+impl std::fmt::Debug for Template<'_> {
+    // The tokens are live credentials: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::PasswordReset { .. } => "Template::PasswordReset([redacted])",
+            Self::VerifyEmail { .. } => "Template::VerifyEmail([redacted])",
+            Self::PasswordChanged => "Template::PasswordChanged",
+        })
+    }
 }
 
 fn escape(s: &str) -> String {

@@ -161,10 +161,26 @@ fn qr_svg(data: &str) -> Result<String, Error> {
         .build())
 }
 
-/// Starts TOTP enrolment (replacing an unconfirmed one).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EnrolRequest {
+    /// The account's password, checked again: a session alone cannot add a factor.
+    #[schema(format = Password)]
+    password: String,
+}
+
+impl fmt::Debug for EnrolRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EnrolRequest([redacted])")
+    }
+}
+
+/// Starts TOTP enrolment (replacing an unconfirmed one). Needs the password again.
 #[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "me",
     security(("bearer" = [])),
+    request_body = EnrolRequest,
     responses(
+        (status = 401, description = "`invalid_credentials`: wrong password", body = Problem, content_type = "application/problem+json"),
         (status = 201, description = "Scan, then confirm with a code", body = Enrolment),
         (status = 409, description = "A factor is already active", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -172,10 +188,11 @@ pub(crate) async fn enrol(
     State(state): State<AppState>,
     RequestMeta(meta): RequestMeta,
     caller: Caller,
+    ApiJson(req): ApiJson<EnrolRequest>,
 ) -> Result<Response, ApiError> {
     let started = state
         .kernel
-        .start_totp_enrolment(&caller.principal, &meta)
+        .start_totp_enrolment(&caller.principal, &SecretString::from(req.password), &meta)
         .await?;
     let body = Enrolment {
         secret: started.secret.expose().to_owned(),

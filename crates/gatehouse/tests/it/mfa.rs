@@ -10,7 +10,13 @@ use crate::support::{PASSWORD, Signed, TestApp, expect_problem};
 /// Enrols and confirms TOTP for `who`; returns (base32 secret, recovery codes).
 async fn enrol(app: &TestApp, who: &Signed) -> (String, Vec<String>) {
     let res = app
-        .call(Method::POST, "/v1/me/mfa/totp", &who.access, None, None)
+        .call(
+            Method::POST,
+            "/v1/me/mfa/totp",
+            &who.access,
+            None,
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(res.status(), 201);
     assert_eq!(res.headers()["cache-control"], "no-store");
@@ -144,6 +150,47 @@ async fn codes_from_pyotp_sign_in_and_replayed_wrong_and_stale_codes_are_refused
         actions.contains(&"mfa.totp_enabled".to_owned()),
         "{actions:?}"
     );
+
+    // On a fresh factor, whose used step is far behind: the window alone refuses a code from
+    // three steps ago (or two ahead) and accepts one from the step before.
+    let bob = app.signup_login("bob@example.com", "laptop").await;
+    let (secret, _) = enrol(&app, &bob).await;
+    app.clock.advance(time::Duration::seconds(150));
+    let now = app.clock_secs();
+    let token = password_step(&app, "bob@example.com").await;
+    for stale in [pyotp_code(&secret, now - 90), pyotp_code(&secret, now + 60)] {
+        let res = second_step(&app, &token, json!({"code": stale})).await;
+        expect_problem(res, 401, "invalid_credentials").await;
+    }
+    let res = second_step(&app, &token, json!({"code": pyotp_code(&secret, now - 30)})).await;
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_change_ends_sign_ins_half_done_with_the_old_password() {
+    let app = TestApp::spawn().await;
+    let ada = app.signup_login("ada@example.com", "laptop").await;
+    let (secret, _) = enrol(&app, &ada).await;
+    app.clock.advance(time::Duration::seconds(30));
+    let pending = password_step(&app, "ada@example.com").await;
+    let res = app
+        .call(
+            Method::POST,
+            "/v1/me/password",
+            &ada.access,
+            None,
+            Some(json!({"current_password": PASSWORD, "new_password": "another quite long passphrase"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = second_step(
+        &app,
+        &pending,
+        json!({"code": pyotp_code(&secret, app.clock_secs())}),
+    )
+    .await;
+    expect_problem(res, 400, "invalid_token").await;
     app.stop().await;
 }
 
@@ -152,9 +199,26 @@ async fn enrol_confirm_sign_in_with_code_then_recovery_code_once_then_disable_wi
     let app = TestApp::spawn().await;
     let ada = app.signup_login("ada@example.com", "laptop").await;
 
+    // Enrolment needs the password again: a session alone cannot add a factor.
+    let res = app
+        .call(
+            Method::POST,
+            "/v1/me/mfa/totp",
+            &ada.access,
+            None,
+            Some(json!({"password": "not the password at all"})),
+        )
+        .await;
+    expect_problem(res, 401, "invalid_credentials").await;
     // Confirmation needs a right code; a pending enrolment is not a factor.
     let res = app
-        .call(Method::POST, "/v1/me/mfa/totp", &ada.access, None, None)
+        .call(
+            Method::POST,
+            "/v1/me/mfa/totp",
+            &ada.access,
+            None,
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(res.status(), 201);
     let res = app
@@ -179,7 +243,13 @@ async fn enrol_confirm_sign_in_with_code_then_recovery_code_once_then_disable_wi
     let (secret, codes) = enrol(&app, &ada).await;
     // A second enrolment while one is active is refused.
     let res = app
-        .call(Method::POST, "/v1/me/mfa/totp", &ada.access, None, None)
+        .call(
+            Method::POST,
+            "/v1/me/mfa/totp",
+            &ada.access,
+            None,
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     expect_problem(res, 409, "conflict").await;
 

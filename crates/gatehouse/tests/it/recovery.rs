@@ -256,10 +256,11 @@ async fn the_reset_request_answers_identically_for_known_and_unknown_addresses()
     let (status, _, body) = answers.into_iter().next().unwrap();
     assert_eq!(status, 202);
     assert_eq!(body, r#"{"status":"accepted"}"#);
-    // The answer leaves before any lookup: the two medians are within a millisecond.
+    // The answer leaves before any lookup: the two medians are within 2 ms (an Argon2id
+    // verification, the expensive thing to leak, takes tens).
     let (k, u) = (median(known), median(unknown));
     let gap = k.abs_diff(u);
-    assert!(gap < Duration::from_millis(1), "known {k:?}, unknown {u:?}");
+    assert!(gap < Duration::from_millis(2), "known {k:?}, unknown {u:?}");
     // Only the known address got mail (41 resets plus the verification).
     let mail = sink.wait_for(42).await;
     assert!(mail.iter().all(|m| to_of(m) == "ada@example.com"));
