@@ -28,4 +28,6 @@ pub use password::{
 };
 pub mod legacy_hash;
 pub mod otp;
+pub mod transit;
 pub use otp::{OtpAlgorithm, TotpCheck, TotpSecret};
+pub use transit::TransitKey;

@@ -36,6 +36,8 @@ pub use state::{AppState, ServiceSecrets};
         (name = "audit", description = "The organisation's tamper-evident audit log"),
         (name = "admin", description = "The operator API"),
         (name = "api-keys", description = "API keys for machine callers"),
+        (name = "secrets", description = "The shared-secrets vault: metadata, reveal (gated) and versions"),
+        (name = "transit", description = "Encryption for the organisation's own fields"),
         (name = "internal", description = "The service API (`X-Service-Auth`)"),
     ),
     modifiers(&BearerAuth),
@@ -113,6 +115,18 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::api_keys::rotate))
         .routes(routes!(routes::api_keys::revoke))
         .routes(routes!(routes::api_keys::verify))
+        .routes(routes!(routes::secrets::create, routes::secrets::list))
+        .routes(routes!(
+            routes::secrets::get,
+            routes::secrets::update,
+            routes::secrets::delete
+        ))
+        .routes(routes!(routes::secrets::reveal))
+        .routes(routes!(routes::secrets::use_secret))
+        .routes(routes!(routes::transit::encrypt))
+        .routes(routes!(routes::transit::decrypt))
+        .routes(routes!(routes::transit::rewrap))
+        .routes(routes!(routes::transit::min_version))
         .split_for_parts()
 }
 

@@ -50,6 +50,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
     /// `None`: no rate limits.
     pub rate_limits: Option<Arc<crate::middleware::rate_limit::RateLimiting>>,
+    /// The most items a transit batch may hold.
+    pub transit_max_batch: usize,
 }
 
 impl AppState {
@@ -60,7 +62,14 @@ impl AppState {
             service: Arc::new(ServiceSecrets::default()),
             trusted_proxies: Arc::new(Vec::new()),
             rate_limits: None,
+            transit_max_batch: 100,
         }
+    }
+
+    #[must_use]
+    pub fn with_transit_max_batch(mut self, n: usize) -> Self {
+        self.transit_max_batch = n;
+        self
     }
 
     #[must_use]

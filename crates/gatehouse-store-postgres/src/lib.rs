@@ -14,6 +14,7 @@ mod migrate;
 mod rows;
 mod second_factor;
 mod tx;
+mod vault;
 
 use std::time::Duration;
 

@@ -8,8 +8,9 @@ use gatehouse_core::page::{Cursor, Page, PageRequest};
 use gatehouse_core::store::{
     ApiKeyRecord, CustomRoleRecord, InvitationRecord, KekVersionRecord, KeyState, MailRecord,
     MembershipRecord, OneTimeTokenRecord, OperatorRecord, OrgKeyRecord, OrganizationRecord,
-    PlatformKeyRecord, PlatformTx, Role, SealedRecord, SessionRecord, TenantTx, TokenPurpose,
-    TotpFactorRecord, UserRecord, ensure_chain_in_scope, ensure_in_scope,
+    PlatformKeyRecord, PlatformTx, Role, SealedRecord, SecretRecord, SecretVersionRecord,
+    SessionRecord, TenantTx, TokenPurpose, TotpFactorRecord, UserRecord, ensure_chain_in_scope,
+    ensure_in_scope,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -583,6 +584,43 @@ impl TenantTx for PgTenantTx {
 
     async fn revoke_api_key(&mut self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError> {
         crate::identity::revoke_api_key(&mut self.tx, self.scope.org_id(), id, at).await
+    }
+
+    async fn insert_secret(&mut self, s: &SecretRecord) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, s.org_id)?;
+        crate::vault::insert_secret(&mut self.tx, self.scope.org_id(), s).await
+    }
+
+    async fn secret(&mut self, id: Uuid) -> Result<Option<SecretRecord>, StoreError> {
+        crate::vault::secret(&mut self.tx, self.scope.org_id(), id).await
+    }
+
+    async fn list_secrets(&mut self, page: PageRequest) -> Result<Page<SecretRecord>, StoreError> {
+        crate::vault::list_secrets(&mut self.tx, self.scope.org_id(), page).await
+    }
+
+    async fn add_secret_version(&mut self, v: &SecretVersionRecord) -> Result<bool, StoreError> {
+        ensure_in_scope(&self.scope, v.org_id)?;
+        crate::vault::add_secret_version(&mut self.tx, self.scope.org_id(), v).await
+    }
+
+    async fn secret_versions(
+        &mut self,
+        secret: Uuid,
+    ) -> Result<Vec<SecretVersionRecord>, StoreError> {
+        crate::vault::secret_versions(&mut self.tx, self.scope.org_id(), secret).await
+    }
+
+    async fn delete_secret(&mut self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError> {
+        crate::vault::delete_secret(&mut self.tx, self.scope.org_id(), id, at).await
+    }
+
+    async fn transit_floor(&mut self) -> Result<Option<u32>, StoreError> {
+        crate::vault::transit_floor(&mut self.tx, self.scope.org_id()).await
+    }
+
+    async fn set_transit_floor(&mut self, version: u32) -> Result<(), StoreError> {
+        crate::vault::set_transit_floor(&mut self.tx, self.scope.org_id(), version).await
     }
 
     async fn organization(&mut self) -> Result<Option<OrganizationRecord>, StoreError> {

@@ -13,6 +13,7 @@ mod migrate;
 mod rows;
 mod second_factor;
 mod tx;
+mod vault;
 
 use std::str::FromStr;
 use std::time::Duration;

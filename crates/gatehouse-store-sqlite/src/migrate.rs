@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "second_factor",
         include_str!("../migrations/0008_second_factor.sql"),
     ),
+    (9, "vault", include_str!("../migrations/0009_vault.sql")),
 ];
 
 #[must_use]

@@ -18,6 +18,7 @@ pub mod identity_cases;
 pub mod keyring_cases;
 pub mod limiter_cases;
 pub mod second_factor_cases;
+pub mod vault_cases;
 
 use std::sync::Arc;
 
@@ -94,6 +95,13 @@ macro_rules! behaviour_suite {
             second_factor_mail_is_leased_retried_and_delivered,
             second_factor_concurrent_claims_never_share_a_message
         );
+        $crate::behaviour_suite!(@vault $fresh;
+            vault_secrets_round_trip_and_list_newest_first,
+            vault_live_secret_names_are_unique,
+            vault_versions_advance_one_at_a_time_until_deleted,
+            vault_transit_floor_is_unset_then_set_then_moved,
+            vault_secrets_never_cross_organisations
+        );
     };
     (@fixture $fresh:path; $($case:ident),* $(,)?) => {
         $(
@@ -111,6 +119,16 @@ macro_rules! behaviour_suite {
             async fn $case() {
                 let fixture = $fresh().await;
                 $crate::second_factor_cases::$case(&fixture).await;
+                $crate::Fixture::finish(fixture).await;
+            }
+        )*
+    };
+    (@vault $fresh:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $fresh().await;
+                $crate::vault_cases::$case($crate::Fixture::store(&fixture)).await;
                 $crate::Fixture::finish(fixture).await;
             }
         )*

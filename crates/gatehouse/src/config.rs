@@ -237,6 +237,21 @@ impl Default for MailConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransitConfig {
+    /// The most items one transit batch may hold.
+    pub max_batch_items: usize,
+}
+
+impl Default for TransitConfig {
+    fn default() -> Self {
+        Self {
+            max_batch_items: 100,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceAuthConfig {
@@ -373,6 +388,7 @@ pub struct RawConfig {
     pub service_auth: ServiceAuthConfig,
     pub rate_limits: RateLimitConfig,
     pub mail: MailConfig,
+    pub transit: TransitConfig,
 }
 
 impl Default for RawConfig {
@@ -404,6 +420,7 @@ impl Default for RawConfig {
             service_auth: ServiceAuthConfig::default(),
             rate_limits: RateLimitConfig::default(),
             mail: MailConfig::default(),
+            transit: TransitConfig::default(),
         }
     }
 }
@@ -906,6 +923,9 @@ fn validate(
     }
     if raw.audit.checkpoint_interval_secs == 0 {
         return refuse("audit.checkpoint_interval_secs: must be at least 1");
+    }
+    if !(1..=1_000).contains(&raw.transit.max_batch_items) {
+        return refuse("transit.max_batch_items: must be between 1 and 1000");
     }
     if raw.database_max_connections == 0 {
         return refuse("database_max_connections: must be at least 1");

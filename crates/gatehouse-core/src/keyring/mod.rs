@@ -19,6 +19,7 @@ mod platform;
 mod rotation;
 mod signing;
 mod status;
+mod transit;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
@@ -74,6 +75,7 @@ pub struct Keyring {
     kek: AeadKey,
     kek_version: u32,
     deks: RwLock<HashMap<(OrgId, u32), Arc<AeadKey>>>,
+    transit: RwLock<HashMap<(OrgId, u32), Arc<gatehouse_crypto::TransitKey>>>,
     /// The current checkpoint-signing key, loaded at start.
     signer: OnceLock<(u32, gatehouse_crypto::SigningKey)>,
     /// The platform data key (see `platform.rs`), loaded at start.
@@ -143,6 +145,7 @@ impl Keyring {
             kek: AeadKey::new(master).map_err(|e| other(&e))?,
             kek_version,
             deks: RwLock::new(HashMap::new()),
+            transit: RwLock::new(HashMap::new()),
             signer: OnceLock::new(),
             platform: OnceLock::new(),
             settings,
@@ -177,6 +180,10 @@ impl Keyring {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|(o, _), _| *o != org);
+        self.transit
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(o, _), _| *o != org);
     }
 
     /// The data key `version` of the transaction's organisation, unwrapped.
@@ -205,6 +212,13 @@ impl Keyring {
     }
 
     fn unwrap_record(&self, org: OrgId, record: &OrgKeyRecord) -> Result<Arc<AeadKey>, Error> {
+        let raw = self.unwrap_raw(org, record)?;
+        AeadKey::new(&raw)
+            .map(Arc::new)
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    fn unwrap_raw(&self, org: OrgId, record: &OrgKeyRecord) -> Result<Key32, Error> {
         if record.kek_version != self.kek_version {
             return Err(Error::Unreadable(format!(
                 "data key {} is wrapped under master-key version {} but this keyring holds version {}; \
@@ -212,13 +226,9 @@ impl Keyring {
                 record.version, record.kek_version, self.kek_version
             )));
         }
-        let raw = self
-            .kek
+        self.kek
             .unwrap(&record.wrapped, &dek_context(org))
-            .map_err(|e| Error::Unreadable(format!("data key {}: {e}", record.version)))?;
-        AeadKey::new(&raw)
-            .map(Arc::new)
-            .map_err(|e| Error::Internal(e.to_string()))
+            .map_err(|e| Error::Unreadable(format!("data key {}: {e}", record.version)))
     }
 
     async fn missing_key(&self, tx: &mut dyn TenantTx, version: u32) -> Error {

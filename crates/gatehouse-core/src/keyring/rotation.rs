@@ -88,9 +88,12 @@ impl Keyring {
                     drop(tx);
                     continue;
                 }
+                // Transit ciphertexts held by the organisation's apps may still use any version
+                // at or above the transit floor: those stay until the floor rises.
+                let keep_from = tx.transit_floor().await?.unwrap_or(newest);
                 for old in keys
                     .iter()
-                    .filter(|k| k.version < newest && k.state == KeyState::Active)
+                    .filter(|k| k.version < newest.min(keep_from) && k.state == KeyState::Active)
                 {
                     tx.update_org_key(old.version, &[], old.kek_version, KeyState::Retired)
                         .await?;

@@ -19,12 +19,14 @@ use crate::scope::TenantScope;
 
 mod identity;
 mod second_factor;
+mod vault;
 pub use identity::{
     ApiKeyRecord, CustomRoleRecord, InvitationRecord, OperatorRecord, SessionRecord, Tier,
 };
 pub use second_factor::{
     MailBacklog, MailRecord, OneTimeTokenRecord, PlatformKeyRecord, TokenPurpose, TotpFactorRecord,
 };
+pub use vault::{SecretRecord, SecretVersionRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -473,6 +475,33 @@ pub trait TenantTx: Send {
         id: uuid::Uuid,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+
+    /// Fails with `StoreError::Duplicate` when a secret that is not deleted has the name. Also
+    /// inserts version `current_version`'s metadata (creator and time as the secret's).
+    async fn insert_secret(&mut self, s: &SecretRecord) -> Result<(), StoreError>;
+    /// The secret, deleted or not.
+    async fn secret(&mut self, id: uuid::Uuid) -> Result<Option<SecretRecord>, StoreError>;
+    /// Secrets that are not deleted, newest first, by (created_at, id).
+    async fn list_secrets(&mut self, page: PageRequest) -> Result<Page<SecretRecord>, StoreError>;
+    /// Adds version `v.version` if it is the next one (current + 1) and the secret is not
+    /// deleted: moves `current_version` and `updated_at`. Returns whether it did.
+    async fn add_secret_version(&mut self, v: &SecretVersionRecord) -> Result<bool, StoreError>;
+    /// Every version's metadata, oldest first.
+    async fn secret_versions(
+        &mut self,
+        secret: uuid::Uuid,
+    ) -> Result<Vec<SecretVersionRecord>, StoreError>;
+    /// Marks the secret deleted if it is not; returns whether this call did.
+    async fn delete_secret(
+        &mut self,
+        id: uuid::Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// The lowest data-key version transit ciphertexts may use (`None`: transit never used).
+    async fn transit_floor(&mut self) -> Result<Option<u32>, StoreError>;
+    /// Sets it (insert or update).
+    async fn set_transit_floor(&mut self, version: u32) -> Result<(), StoreError>;
 
     /// The scope's own organisation row.
     async fn organization(&mut self) -> Result<Option<OrganizationRecord>, StoreError>;

@@ -9,4 +9,6 @@ pub(crate) mod mfa;
 pub(crate) mod openapi;
 pub(crate) mod organization;
 pub(crate) mod recovery;
+pub(crate) mod secrets;
 pub(crate) mod signup;
+pub(crate) mod transit;

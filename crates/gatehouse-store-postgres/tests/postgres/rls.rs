@@ -2,7 +2,9 @@
 //! tenants apart, whatever the application's queries say.
 
 use gatehouse_core::audit::Audited;
-use gatehouse_core::store::{MembershipRecord, OrganizationRecord, Role, UserRecord};
+use gatehouse_core::store::{
+    MembershipRecord, OrganizationRecord, Role, SecretRecord, SecretVersionRecord, UserRecord,
+};
 use gatehouse_core::{Clock, OrgId, SystemClock, TenantScope, UserId};
 use gatehouse_store_postgres::{PostgresStore, RlsPosture};
 use gatehouse_store_tests::Fixture;
@@ -208,7 +210,8 @@ async fn the_own_memberships_policy_reads_one_users_rows_and_writes_nothing() {
 
     // Every tenant table identity and API keys added is under forced row-level security.
     let unforced: Vec<(String,)> = sqlx::query_as(
-        "SELECT relname::text FROM pg_class WHERE relname IN ('roles', 'invitations', 'api_keys') \
+        "SELECT relname::text FROM pg_class WHERE relname IN ('roles', 'invitations', 'api_keys', \
+         'secrets', 'secret_versions', 'transit_settings') \
          AND NOT (relrowsecurity AND relforcerowsecurity)",
     )
     .fetch_all(&mut conn)
@@ -239,6 +242,164 @@ async fn the_second_factor_tables_grant_the_app_role_only_what_it_needs() {
     assert!(
         f.exec_as_app("TRUNCATE mail_outbox").await.is_err(),
         "the app role may truncate the outbox"
+    );
+    f.finish().await;
+}
+
+/// The vault's tenant tables, each under forced row-level security with the tenant policy.
+const VAULT_TABLES: [&str; 3] = ["secrets", "secret_versions", "transit_settings"];
+
+async fn count_in(conn: &mut PgConnection, table: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+        .fetch_one(conn)
+        .await
+        .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn raw_selects_as_the_app_role_see_no_other_tenants_vault_rows() {
+    use gatehouse_core::store::Store;
+    let f = fresh().await;
+    let (a, _) = seed_org(&f.store, 1).await;
+    let (b, _) = seed_org(&f.store, 2).await;
+    let clock = SystemClock;
+    let now = clock.now();
+    let secret = SecretRecord {
+        org_id: a,
+        id: gatehouse_core::ids::new_uuid(&clock),
+        name: "db-password".into(),
+        description: None,
+        current_version: 1,
+        created_by: "user:a".into(),
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+        deleted_at: None,
+    };
+    let mut tx = f
+        .store
+        .begin_scoped(&TenantScope::for_tests(a))
+        .await
+        .unwrap();
+    tx.insert_secret(&secret).await.unwrap();
+    assert!(
+        tx.add_secret_version(&SecretVersionRecord {
+            org_id: a,
+            secret_id: secret.id,
+            version: 2,
+            created_by: "user:a".into(),
+            created_at: now,
+        })
+        .await
+        .unwrap()
+    );
+    tx.set_transit_floor(1).await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
+
+    let mut conn = PgConnection::connect(&f.app_url).await.unwrap();
+    // No setting: nothing.
+    for table in VAULT_TABLES {
+        assert_eq!(count_in(&mut conn, table).await, 0, "{table} unscoped");
+    }
+    // Scoped to A: A's rows are there (so the counts below are not vacuous).
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('gatehouse.org_id', $1, true)")
+        .bind(a.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(count_in(&mut tx, "secrets").await, 1);
+    assert_eq!(count_in(&mut tx, "secret_versions").await, 2);
+    assert_eq!(count_in(&mut tx, "transit_settings").await, 1);
+    tx.rollback().await.unwrap();
+
+    // Scoped to B: none of A's rows, whatever the query says.
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('gatehouse.org_id', $1, true)")
+        .bind(b.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    for table in VAULT_TABLES {
+        assert_eq!(count_in(&mut tx, table).await, 0, "{table} scoped to B");
+    }
+    let (named,): (i64,) = sqlx::query_as("SELECT count(*) FROM secrets WHERE org_id = $1")
+        .bind(a.as_uuid())
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(named, 0);
+    let updated = sqlx::query("UPDATE secrets SET deleted_at = now(), current_version = 9")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 0);
+    let updated = sqlx::query("UPDATE transit_settings SET min_version = 9")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 0);
+    // Writing a row for A while scoped to B is refused by the policy's WITH CHECK.
+    let cross = sqlx::query(
+        "INSERT INTO transit_settings (org_id, min_version) VALUES ($1, 9) \
+         ON CONFLICT (org_id) DO UPDATE SET min_version = 9",
+    )
+    .bind(a.as_uuid())
+    .execute(&mut *tx)
+    .await;
+    assert!(
+        cross.is_err(),
+        "RLS must refuse a row for another organisation"
+    );
+    tx.rollback().await.unwrap();
+
+    // Nothing of A's changed.
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('gatehouse.org_id', $1, true)")
+        .bind(a.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let (version, deleted): (i32, Option<time::OffsetDateTime>) =
+        sqlx::query_as("SELECT current_version, deleted_at FROM secrets")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!((version, deleted), (2, None));
+    let (floor,): (i32,) = sqlx::query_as("SELECT min_version FROM transit_settings")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(floor, 1);
+    tx.rollback().await.unwrap();
+
+    // Every vault table exists, is under forced row-level security, and has the tenant policy.
+    let (guarded,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM pg_class c JOIN pg_policies p \
+           ON p.tablename = c.relname AND p.policyname = 'tenant_isolation' \
+         WHERE c.relname::text = ANY($1) AND c.relrowsecurity AND c.relforcerowsecurity",
+    )
+    .bind(VAULT_TABLES.map(str::to_owned).to_vec())
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(guarded, 3);
+    conn.close().await.unwrap();
+
+    // Deletion is soft: the app role may not delete or truncate any of them.
+    for table in VAULT_TABLES {
+        let out = f.exec_as_app(&format!("DELETE FROM {table}")).await;
+        assert!(out.is_err(), "the app role may delete from {table}");
+        let out = f.exec_as_app(&format!("TRUNCATE {table}")).await;
+        assert!(out.is_err(), "the app role may truncate {table}");
+    }
+    // Versions are written once.
+    assert!(
+        f.exec_as_app("UPDATE secret_versions SET version = version")
+            .await
+            .is_err(),
+        "the app role may update secret_versions"
     );
     f.finish().await;
 }

@@ -29,3 +29,5 @@ mod secrets_in_logs;
 mod sessions;
 mod signup;
 mod tokens;
+mod transit;
+mod vault;

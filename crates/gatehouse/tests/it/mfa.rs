@@ -8,7 +8,7 @@ use crate::interop::pyotp_code;
 use crate::support::{PASSWORD, Signed, TestApp, expect_problem};
 
 /// Enrols and confirms TOTP for `who`; returns (base32 secret, recovery codes).
-async fn enrol(app: &TestApp, who: &Signed) -> (String, Vec<String>) {
+pub(crate) async fn enrol(app: &TestApp, who: &Signed) -> (String, Vec<String>) {
     let res = app
         .call(
             Method::POST,
@@ -54,7 +54,7 @@ async fn enrol(app: &TestApp, who: &Signed) -> (String, Vec<String>) {
 }
 
 /// The password step: must answer `mfa_required` with a token and no session tokens.
-async fn password_step(app: &TestApp, email: &str) -> String {
+pub(crate) async fn password_step(app: &TestApp, email: &str) -> String {
     let res = app
         .post_json(
             "/v1/auth/login",
@@ -68,13 +68,18 @@ async fn password_step(app: &TestApp, email: &str) -> String {
     body["mfa_token"].as_str().unwrap().to_owned()
 }
 
-async fn second_step(app: &TestApp, mfa_token: &str, proof: Value) -> reqwest::Response {
+pub(crate) async fn second_step(app: &TestApp, mfa_token: &str, proof: Value) -> reqwest::Response {
     let mut body = proof;
     body["mfa_token"] = json!(mfa_token);
     app.post_json("/v1/auth/mfa", &body).await
 }
 
-fn claims(token: &str) -> Value {
+/// The code pyotp computes for `secret` at the test clock's now.
+pub(crate) fn pyotp_now(app: &TestApp, secret: &str) -> String {
+    pyotp_code(secret, app.clock_secs())
+}
+
+pub(crate) fn claims(token: &str) -> Value {
     use base64::Engine as _;
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(
