@@ -60,6 +60,32 @@ fn parse(ciphertext: &[u8]) -> Option<(u32, Vec<u8>)> {
     Some((version.parse().ok()?, URL_SAFE_NO_PAD.decode(body).ok()?))
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Encrypt,
+    Decrypt,
+    /// Decrypt and encrypt under the newest version; needs `transit.decrypt` (the caller could
+    /// read the values anyway) and never returns the plaintext.
+    Rewrap,
+}
+
+impl Op {
+    fn permission(self) -> Permission {
+        match self {
+            Self::Encrypt => Permission::TRANSIT_ENCRYPT,
+            Self::Decrypt | Self::Rewrap => Permission::TRANSIT_DECRYPT,
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Self::Encrypt => "transit.encrypted",
+            Self::Decrypt => "transit.decrypted",
+            Self::Rewrap => "transit.rewrapped",
+        }
+    }
+}
+
 struct Keys {
     org: OrgId,
     floor: u32,
@@ -136,22 +162,22 @@ impl Kernel {
         &self,
         principal: &Principal,
         scope: &TenantScope,
-        permission: Permission,
-        action: &str,
+        op: Op,
         items: Vec<TransitItem>,
         request: &RequestContext,
-        rewrap: bool,
     ) -> Result<Vec<TransitOutcome>, Error> {
         let tx = self.store().begin_scoped(scope).await?;
-        let (mut tx, _) = self.authorize(tx, principal, permission, request).await?;
+        let (mut tx, _) = self
+            .authorize(tx, principal, op.permission(), request)
+            .await?;
         let keys = self.transit_keys(tx.as_mut()).await?;
         let mut out = Vec::with_capacity(items.len());
         for item in &items {
-            out.push(match permission {
-                Permission::TRANSIT_ENCRYPT if !rewrap => Self::seal_item(&keys, item),
-                _ => match self.open_item(tx.as_mut(), &keys, item).await {
+            out.push(match op {
+                Op::Encrypt => Self::seal_item(&keys, item),
+                Op::Decrypt | Op::Rewrap => match self.open_item(tx.as_mut(), &keys, item).await {
                     Err(why) => TransitOutcome::Failed(why),
-                    Ok(plain) if rewrap => Self::seal_item(
+                    Ok(plain) if op == Op::Rewrap => Self::seal_item(
                         &keys,
                         &TransitItem {
                             data: plain,
@@ -166,7 +192,7 @@ impl Kernel {
             .iter()
             .filter(|o| matches!(o, TransitOutcome::Failed(_)))
             .count();
-        let event = AuditEvent::success(principal.actor(), action, "transit_key", keys.newest)
+        let event = AuditEvent::success(principal.actor(), op.action(), "transit_key", keys.newest)
             .with_details(format!("{{\"items\":{},\"failed\":{failed}}}", out.len()))
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
@@ -181,16 +207,8 @@ impl Kernel {
         items: Vec<TransitItem>,
         request: &RequestContext,
     ) -> Result<Vec<TransitOutcome>, Error> {
-        self.transit_call(
-            principal,
-            scope,
-            Permission::TRANSIT_ENCRYPT,
-            "transit.encrypted",
-            items,
-            request,
-            false,
-        )
-        .await
+        self.transit_call(principal, scope, Op::Encrypt, items, request)
+            .await
     }
 
     pub async fn transit_decrypt(
@@ -200,16 +218,8 @@ impl Kernel {
         items: Vec<TransitItem>,
         request: &RequestContext,
     ) -> Result<Vec<TransitOutcome>, Error> {
-        self.transit_call(
-            principal,
-            scope,
-            Permission::TRANSIT_DECRYPT,
-            "transit.decrypted",
-            items,
-            request,
-            false,
-        )
-        .await
+        self.transit_call(principal, scope, Op::Decrypt, items, request)
+            .await
     }
 
     /// Re-encrypts under the newest key version; the caller never sees the plaintext. Needs
@@ -221,16 +231,8 @@ impl Kernel {
         items: Vec<TransitItem>,
         request: &RequestContext,
     ) -> Result<Vec<TransitOutcome>, Error> {
-        self.transit_call(
-            principal,
-            scope,
-            Permission::TRANSIT_DECRYPT,
-            "transit.rewrapped",
-            items,
-            request,
-            true,
-        )
-        .await
+        self.transit_call(principal, scope, Op::Rewrap, items, request)
+            .await
     }
 
     /// Raises the lowest key version transit ciphertexts may use. Ciphertexts below it stop
