@@ -188,6 +188,33 @@ def identity(args, results) -> None:
             f'wrk.headers["X-Service-Auth"] = "{service_secret}"\n')
         results["internal_key_verify_16"] = wrk(port, "/internal/v1/api-keys/verify", args,
                                                 script=key_lua)
+        # Transit (issue 8): encrypt 256 bytes with an API key, one item and a batch of 100.
+        status, tkey = http_json(port, "POST", "/v1/api-keys",
+                                 {"name": "transit", "permissions": ["transit.encrypt"]},
+                                 headers={"Authorization": f"Bearer {tokens['access_token']}",
+                                          "x-organization-id": tokens["organization_id"]})
+        assert status == 201, status
+        plain = base64.b64encode(os.urandom(256)).decode()
+        transit_headers = (
+            'wrk.method = "POST"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {tkey["key"]}"\n'
+            f'wrk.headers["x-organization-id"] = "{tokens["organization_id"]}"\n')
+        one_lua = data_root / "transit1.lua"
+        one_body = json.dumps({"plaintext": plain, "context": "bench/row"})
+        one_lua.write_text(transit_headers + f"wrk.body = '{one_body}'\n")
+        status, _ = http_json(port, "POST", "/v1/transit/encrypt",
+                              {"plaintext": plain, "context": "bench/row"},
+                              headers={"Authorization": f"Bearer {tkey['key']}",
+                                       "x-organization-id": tokens["organization_id"]})
+        assert status == 200, status
+        results["transit_encrypt_16"] = wrk(port, "/v1/transit/encrypt", args, script=one_lua)
+        batch_lua = data_root / "transit100.lua"
+        batch_body = json.dumps(
+            {"batch": [{"plaintext": plain, "context": f"bench/{i}"} for i in range(100)]})
+        batch_lua.write_text(transit_headers + f"wrk.body = '{batch_body}'\n")
+        results["transit_encrypt_batch100_16"] = wrk(port, "/v1/transit/encrypt", args,
+                                                     script=batch_lua)
         results["login_32"] = wrk(port, "/v1/auth/login", args, script=lua, connections=32)
         # Verify latency as a client sees it: an open-loop probe at a fixed 500 req/s, idle and
         # during a sign-in flood at 32 connections.
@@ -326,6 +353,18 @@ def main() -> int:
     print(f"verify p99 during flood / idle: {results['verify_p99_flood_over_idle']:.2f} (target <= 3)")
     print(f"API key on /v1/auth/verify / baseline: {results['ratio_api_key_verify_rps']:.3f}, p99 {kv['p99_ms']:.2f} ms; "
           f"internal key verify / baseline: {results['ratio_internal_key_verify_rps']:.3f}, p99 {ki['p99_ms']:.2f} ms (targets >= 0.7, p99 <= 2 ms)")
+    t1, t100 = results["transit_encrypt_16"], results["transit_encrypt_batch100_16"]
+    results["ratio_transit_encrypt_rps"] = t1["requests_per_sec"] / b["requests_per_sec"]
+    results["transit_batch100_items_per_sec"] = t100["requests_per_sec"] * 100
+    results["transit_batch100_us_per_item"] = 1e6 / results["transit_batch100_items_per_sec"]
+    print()
+    print(f"{'transit (API key, 256 B)':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
+    for name, r in (("POST /v1/transit/encrypt, one, -c16", t1),
+                    ("POST /v1/transit/encrypt, batch 100, -c16", t100)):
+        print(f"{name:<40}{r['requests_per_sec']:>10.0f}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}{r['non_2xx']:>9}")
+    print(f"transit encrypt / baseline (req/s): {results['ratio_transit_encrypt_rps']:.3f} (target >= 0.5); "
+          f"batch of 100: {results['transit_batch100_items_per_sec']:.0f} items/s, "
+          f"{results['transit_batch100_us_per_item']:.1f} us per item")
     if b["non_2xx"] or g["non_2xx"]:
         print(f"WARNING: non-2xx responses: baseline {b['non_2xx']}, gatehouse {g['non_2xx']}")
 

@@ -40,6 +40,8 @@ pub struct Kernel {
     mail: crate::mail::MailSettings,
     mail_health: crate::mail::MailHealth,
     mail_wakeup: tokio::sync::Notify,
+    /// Group-commit audit writer for high-volume calls (transit), started on first use.
+    audit_batcher: std::sync::OnceLock<crate::audit::AuditBatcher>,
 }
 
 /// One dependency's state in the readiness report.
@@ -76,7 +78,16 @@ impl Kernel {
             mail: crate::mail::MailSettings::default(),
             mail_health: crate::mail::MailHealth::default(),
             mail_wakeup: tokio::sync::Notify::new(),
+            audit_batcher: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The group-commit audit writer: concurrent callers' events share one transaction per
+    /// chain, and each caller returns once its event is committed.
+    pub fn audit_batcher(&self) -> &crate::audit::AuditBatcher {
+        self.audit_batcher.get_or_init(|| {
+            crate::audit::AuditBatcher::start(Arc::clone(&self.store), Arc::clone(&self.clock), 256)
+        })
     }
 
     /// Replaces the mail settings (start-up only).

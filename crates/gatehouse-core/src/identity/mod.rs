@@ -303,6 +303,53 @@ impl Kernel {
         }
     }
 
+    /// `authorize` for an API key, whose permissions travel with it: the same decision (grant,
+    /// step-up, refusal recorded) without opening a transaction. For a person it opens one and
+    /// defers to `authorize`.
+    pub async fn authorize_without_tx(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        permission: Permission,
+        request: &RequestContext,
+    ) -> Result<(), Error> {
+        let Some(perms) = &principal.api_key_permissions else {
+            let tx = self.store().begin_scoped(scope).await?;
+            return self
+                .authorize(tx, principal, permission, request)
+                .await
+                .map(|_| ());
+        };
+        if !perms.iter().any(|p| p == permission.as_str()) {
+            self.record_refusal(
+                scope,
+                principal,
+                "permission.denied",
+                format!("{{\"permission\":\"{}\"}}", permission.as_str()),
+                request,
+            )
+            .await;
+            return Err(Error::Forbidden {
+                permission: permission.as_str(),
+            });
+        }
+        if let Some(method) = self.step_up_needed(principal, permission.as_str()) {
+            self.record_refusal(
+                scope,
+                principal,
+                "permission.step_up_required",
+                format!("{{\"permission\":\"{}\"}}", permission.as_str()),
+                request,
+            )
+            .await;
+            return Err(Error::StepUpRequired {
+                permission: permission.as_str(),
+                method,
+            });
+        }
+        Ok(())
+    }
+
     /// Checks an organisation route's `x-organization-id` against the token. A mismatch is
     /// refused and recorded on the token's own organisation's chain: that is whose member tried.
     /// Nothing is written to (or looked up in) the named organisation, so a tenant can neither

@@ -36,6 +36,7 @@ pub use personal::PersonalData;
 pub use rotation::ReencryptReport;
 pub use signing::TokenKey;
 pub use status::{KeyringStatus, OrgKeyStatus};
+pub use transit::TransitState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyringSettings {
@@ -75,7 +76,7 @@ pub struct Keyring {
     kek: AeadKey,
     kek_version: u32,
     deks: RwLock<HashMap<(OrgId, u32), Arc<AeadKey>>>,
-    transit: RwLock<HashMap<(OrgId, u32), Arc<gatehouse_crypto::TransitKey>>>,
+    transit: RwLock<HashMap<OrgId, transit::Cached>>,
     /// The current checkpoint-signing key, loaded at start.
     signer: OnceLock<(u32, gatehouse_crypto::SigningKey)>,
     /// The platform data key (see `platform.rs`), loaded at start.
@@ -180,10 +181,7 @@ impl Keyring {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|(o, _), _| *o != org);
-        self.transit
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(o, _), _| *o != org);
+        self.forget_transit(org);
     }
 
     /// The data key `version` of the transaction's organisation, unwrapped.

@@ -43,6 +43,7 @@ impl Keyring {
         )
         .await?;
         tx.commit(proof).await?;
+        self.forget_transit(org);
         Ok(version)
     }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_crypto::{SecretBytes, TransitKey, context};
+use gatehouse_crypto::{SecretBytes, context};
 
 use crate::audit::{self, AuditEvent};
 use crate::context::RequestContext;
@@ -21,8 +21,8 @@ use crate::error::Error;
 use crate::identity::{Permission, Principal};
 use crate::ids::OrgId;
 use crate::kernel::Kernel;
+use crate::keyring::TransitState;
 use crate::scope::TenantScope;
-use crate::store::TenantTx;
 
 const PREFIX: &str = "gh:v";
 /// Context is the caller's own label for where a value lives (table, column, row).
@@ -86,42 +86,45 @@ impl Op {
     }
 }
 
-struct Keys {
-    org: OrgId,
-    floor: u32,
-    newest: u32,
-    newest_key: Arc<TransitKey>,
-}
-
 impl Kernel {
-    /// The organisation's transit state, setting the floor at first use.
-    async fn transit_keys(&self, tx: &mut dyn TenantTx) -> Result<Keys, Error> {
-        let org = tx.scope().org_id();
-        let newest = self.keyring().newest_version(tx).await?;
-        let floor = match tx.transit_floor().await? {
-            Some(f) => f,
-            None => {
-                tx.set_transit_floor(newest).await?;
-                newest
+    /// The organisation's transit state: from the keyring's cache, else read (and, at first
+    /// use, the floor set to the current version, audited) in a transaction of its own.
+    async fn transit_state(&self, scope: &TenantScope) -> Result<Arc<TransitState>, Error> {
+        if let Some(s) = self.keyring().cached_transit(scope.org_id()) {
+            return Ok(s);
+        }
+        let mut tx = self.store().begin_scoped(scope).await?;
+        match tx.transit_floor().await? {
+            Some(floor) => {
+                // Read only: the transaction ends without a change.
+                self.keyring().load_transit(tx.as_mut(), floor).await
             }
-        };
-        let newest_key = self.keyring().transit_key(tx, newest).await?;
-        Ok(Keys {
-            org,
-            floor,
-            newest,
-            newest_key,
-        })
+            None => {
+                let newest = self.keyring().newest_version(tx.as_mut()).await?;
+                tx.set_transit_floor(newest).await?;
+                let state = self.keyring().load_transit(tx.as_mut(), newest).await?;
+                let event = AuditEvent::success(
+                    crate::audit::Actor::system("transit"),
+                    "transit.floor_set",
+                    "transit_key",
+                    newest,
+                )
+                .with_details(format!("{{\"to\":{newest},\"first_use\":true}}"));
+                let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+                tx.commit(proof).await?;
+                Ok(state)
+            }
+        }
     }
 
-    fn seal_item(keys: &Keys, item: &TransitItem) -> TransitOutcome {
+    fn seal_item(org: OrgId, keys: &TransitState, item: &TransitItem) -> TransitOutcome {
         if item.context.len() > MAX_CONTEXT_BYTES {
             return TransitOutcome::Failed("context is longer than 1024 bytes");
         }
-        match keys.newest_key.seal(
-            &aad(keys.org, keys.newest, &item.context),
-            item.data.expose(),
-        ) {
+        let Some(key) = keys.keys.get(&keys.newest) else {
+            return TransitOutcome::Failed("the newest key version is not usable");
+        };
+        match key.seal(&aad(org, keys.newest, &item.context), item.data.expose()) {
             Ok(sealed) => TransitOutcome::Ciphertext(format!(
                 "{PREFIX}{}:{}",
                 keys.newest,
@@ -131,33 +134,26 @@ impl Kernel {
         }
     }
 
-    async fn open_item(
-        &self,
-        tx: &mut dyn TenantTx,
-        keys: &Keys,
+    fn open_item(
+        org: OrgId,
+        keys: &TransitState,
         item: &TransitItem,
     ) -> Result<SecretBytes, &'static str> {
         let Some((version, body)) = parse(item.data.expose()) else {
             return Err("not a transit ciphertext");
         };
-        if version < keys.floor || version > keys.newest {
-            return Err("the ciphertext's key version is no longer accepted");
-        }
-        let key = if version == keys.newest {
-            Arc::clone(&keys.newest_key)
-        } else {
-            self.keyring()
-                .transit_key(tx, version)
-                .await
-                .map_err(|_| "the ciphertext's key version is no longer accepted")?
-        };
+        let key = keys
+            .keys
+            .get(&version)
+            .filter(|_| version >= keys.floor)
+            .ok_or("the ciphertext's key version is no longer accepted")?;
         // Wrong organisation, wrong context and modified bytes are one answer.
-        key.open(&aad(keys.org, version, &item.context), &body)
+        key.open(&aad(org, version, &item.context), &body)
             .map_err(|_| "the ciphertext does not open with this context")
     }
 
-    /// Runs `op` over `items` inside one authorized transaction and records one audit event
-    /// for the whole call, committed before anything is returned.
+    /// Authorizes, runs `op` over `items` with the cached keys, and records one audit event for
+    /// the call through the group-commit writer; the answer leaves once the event is committed.
     async fn transit_call(
         &self,
         principal: &Principal,
@@ -166,28 +162,31 @@ impl Kernel {
         items: Vec<TransitItem>,
         request: &RequestContext,
     ) -> Result<Vec<TransitOutcome>, Error> {
-        let tx = self.store().begin_scoped(scope).await?;
-        let (mut tx, _) = self
-            .authorize(tx, principal, op.permission(), request)
+        self.authorize_without_tx(principal, scope, op.permission(), request)
             .await?;
-        let keys = self.transit_keys(tx.as_mut()).await?;
-        let mut out = Vec::with_capacity(items.len());
-        for item in &items {
-            out.push(match op {
-                Op::Encrypt => Self::seal_item(&keys, item),
-                Op::Decrypt | Op::Rewrap => match self.open_item(tx.as_mut(), &keys, item).await {
+        let keys = self.transit_state(scope).await?;
+        let org = scope.org_id();
+        let out: Vec<TransitOutcome> = items
+            .iter()
+            .map(|item| match op {
+                Op::Encrypt => Self::seal_item(org, &keys, item),
+                Op::Decrypt => match Self::open_item(org, &keys, item) {
+                    Ok(plain) => TransitOutcome::Plaintext(plain),
                     Err(why) => TransitOutcome::Failed(why),
-                    Ok(plain) if op == Op::Rewrap => Self::seal_item(
+                },
+                Op::Rewrap => match Self::open_item(org, &keys, item) {
+                    Ok(plain) => Self::seal_item(
+                        org,
                         &keys,
                         &TransitItem {
                             data: plain,
                             context: item.context.clone(),
                         },
                     ),
-                    Ok(plain) => TransitOutcome::Plaintext(plain),
+                    Err(why) => TransitOutcome::Failed(why),
                 },
-            });
-        }
+            })
+            .collect();
         let failed = out
             .iter()
             .filter(|o| matches!(o, TransitOutcome::Failed(_)))
@@ -195,8 +194,7 @@ impl Kernel {
         let event = AuditEvent::success(principal.actor(), op.action(), "transit_key", keys.newest)
             .with_details(format!("{{\"items\":{},\"failed\":{failed}}}", out.len()))
             .with_request(request.request_id.clone());
-        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
-        tx.commit(proof).await?;
+        self.audit_batcher().record(scope, event).await?;
         Ok(out)
     }
 
@@ -249,14 +247,15 @@ impl Kernel {
         let (mut tx, _) = self
             .authorize(tx, principal, Permission::TRANSIT_MANAGE, request)
             .await?;
-        let keys = self.transit_keys(tx.as_mut()).await?;
-        if min_version < keys.floor {
+        let newest = self.keyring().newest_version(tx.as_mut()).await?;
+        let floor = tx.transit_floor().await?.unwrap_or(newest);
+        if min_version < floor {
             return Err(Error::invalid(
                 "min_version",
                 "can only rise: retired versions cannot come back",
             ));
         }
-        if min_version > keys.newest {
+        if min_version > newest {
             return Err(Error::invalid(
                 "min_version",
                 "is above the newest key version; rotate first",
@@ -269,10 +268,11 @@ impl Kernel {
             "transit_key",
             min_version,
         )
-        .with_details(format!("{{\"from\":{},\"to\":{min_version}}}", keys.floor))
+        .with_details(format!("{{\"from\":{floor},\"to\":{min_version}}}"))
         .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
-        Ok((min_version, keys.newest))
+        self.keyring().forget_transit(scope.org_id());
+        Ok((min_version, newest))
     }
 }
