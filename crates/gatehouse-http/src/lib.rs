@@ -81,6 +81,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::auth::switch_organization))
         .routes(routes!(routes::auth::verify))
         .routes(routes!(routes::auth::jwks))
+        .routes(routes!(routes::security_txt::serve))
         .routes(routes!(routes::me::me))
         .routes(routes!(routes::me::sessions))
         .routes(routes!(routes::me::revoke))

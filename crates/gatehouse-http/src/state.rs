@@ -52,6 +52,8 @@ pub struct AppState {
     pub rate_limits: Option<Arc<crate::middleware::rate_limit::RateLimiting>>,
     /// The most items a transit batch may hold.
     pub transit_max_batch: usize,
+    /// `/.well-known/security.txt`, when configured.
+    pub security_txt: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -63,7 +65,14 @@ impl AppState {
             trusted_proxies: Arc::new(Vec::new()),
             rate_limits: None,
             transit_max_batch: 100,
+            security_txt: None,
         }
+    }
+
+    #[must_use]
+    pub fn with_security_txt(mut self, text: Option<String>) -> Self {
+        self.security_txt = text.map(Arc::from);
+        self
     }
 
     #[must_use]

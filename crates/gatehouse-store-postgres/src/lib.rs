@@ -127,6 +127,14 @@ impl Store for PostgresStore {
         self.begin().await?.enter(scope).await
     }
 
+    async fn begin_read_scoped(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Box<dyn TenantTx>, StoreError> {
+        // PostgreSQL's readers never block its writers; the same transaction serves.
+        self.begin_scoped(scope).await
+    }
+
     async fn touch_sessions(
         &self,
         seen: &[(uuid::Uuid, time::OffsetDateTime)],

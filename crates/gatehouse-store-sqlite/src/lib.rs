@@ -97,6 +97,20 @@ impl Store for SqliteStore {
         self.begin().await?.enter(scope).await
     }
 
+    async fn begin_read_scoped(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Box<dyn TenantTx>, StoreError> {
+        // Deferred: a WAL reader that takes no write lock.
+        let tx = self
+            .pool
+            .begin_with("BEGIN DEFERRED")
+            .await
+            .map_err(map_err)?;
+        let platform: Box<dyn PlatformTx> = Box::new(SqliteTx::platform(tx));
+        platform.enter(scope).await
+    }
+
     async fn touch_sessions(
         &self,
         seen: &[(uuid::Uuid, time::OffsetDateTime)],

@@ -129,7 +129,8 @@ impl App {
         let state = AppState::new(Arc::clone(&kernel))
             .with_service_secrets(ServiceSecrets::new(&service_secrets))
             .with_trusted_proxies(config.trusted_proxies.clone())
-            .with_transit_max_batch(config.raw.transit.max_batch_items);
+            .with_transit_max_batch(config.raw.transit.max_batch_items)
+            .with_security_txt(config.security_txt.clone());
         let state = match &config.rate_policy {
             Some(policy) => state.with_rate_limits(limit_store(config).await, policy.clone()),
             None => state,

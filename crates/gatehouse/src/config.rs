@@ -389,6 +389,8 @@ pub struct RawConfig {
     pub rate_limits: RateLimitConfig,
     pub mail: MailConfig,
     pub transit: TransitConfig,
+    /// `/.well-known/security.txt` (RFC 9116); off while empty.
+    pub security_txt: security_txt::SecurityTxtConfig,
 }
 
 impl Default for RawConfig {
@@ -421,6 +423,7 @@ impl Default for RawConfig {
             rate_limits: RateLimitConfig::default(),
             mail: MailConfig::default(),
             transit: TransitConfig::default(),
+            security_txt: security_txt::SecurityTxtConfig::default(),
         }
     }
 }
@@ -487,6 +490,8 @@ pub struct Config {
     pub argon2: Argon2Params,
     pub identity: IdentitySettings,
     pub mail: gatehouse_core::mail::MailSettings,
+    /// The rendered `/.well-known/security.txt`, when configured.
+    pub security_txt: Option<String>,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
     /// Where the file layer came from, if any.
@@ -963,9 +968,14 @@ fn validate(
         std::fs::read(path)
             .map_err(|e| ConfigError(format!("mail.smtp.ca_file: {}: {e}", path.display())))?;
     }
+    let security_txt = security_txt::render(
+        &raw.security_txt,
+        gatehouse_core::Clock::now(&gatehouse_core::SystemClock),
+    )?;
     Ok(Config {
         identity,
         mail,
+        security_txt,
         listen,
         admin_listen,
         trusted_proxies,
@@ -1057,6 +1067,8 @@ fn master_key(
         raw.data_dir.join("master.key"),
     ))
 }
+
+pub mod security_txt;
 
 #[cfg(test)]
 mod tests;

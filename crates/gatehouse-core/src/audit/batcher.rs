@@ -46,6 +46,23 @@ impl AuditBatcher {
         self.send(Some(scope.org_id()), event).await
     }
 
+    /// Queues `event` on `scope`'s chain and returns once it is queued, not committed: for
+    /// high-volume calls that carry no state change (transit). The queue is bounded, so a
+    /// writer that falls behind slows callers rather than losing events; a failed batch is
+    /// logged. A crash can lose the events queued in the last moments before it.
+    pub async fn record_queued(&self, scope: &TenantScope, event: AuditEvent) -> Result<(), Error> {
+        event.validate()?;
+        let (ack, _ignored) = oneshot::channel();
+        self.jobs
+            .send(Job {
+                chain: Some(scope.org_id()),
+                event,
+                ack,
+            })
+            .await
+            .map_err(|_| Error::Internal("the audit writer has stopped".into()))
+    }
+
     /// Records `event` on the operators' chain; returns once it is committed.
     pub async fn record_operator(&self, event: AuditEvent) -> Result<(), Error> {
         self.send(None, event).await
@@ -88,6 +105,9 @@ async fn run(
             let outcome = write(store.as_ref(), clock.as_ref(), chain, events)
                 .await
                 .map_err(|e| e.to_string());
+            if let Err(e) = &outcome {
+                tracing::error!(error = %e, events = acks.len(), "an audit batch could not be written");
+            }
             for ack in acks {
                 let _ = ack.send(outcome.clone());
             }

@@ -207,6 +207,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
     async fn mail_backlog(&self) -> Result<MailBacklog, StoreError>;
 
+    /// Starts a transaction inside `scope` for reading only: it never waits for, or makes wait,
+    /// the single writer (SQLite `BEGIN DEFERRED`). Callers must not write through it.
+    async fn begin_read_scoped(&self, scope: &TenantScope)
+    -> Result<Box<dyn TenantTx>, StoreError>;
+
     /// Starts a transaction already inside `scope`.
     async fn begin_scoped(&self, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError>;
 }

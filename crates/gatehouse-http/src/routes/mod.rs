@@ -10,5 +10,6 @@ pub(crate) mod openapi;
 pub(crate) mod organization;
 pub(crate) mod recovery;
 pub(crate) mod secrets;
+pub(crate) mod security_txt;
 pub(crate) mod signup;
 pub(crate) mod transit;

@@ -86,3 +86,44 @@ async fn on_raw_protocol_errors_too() {
     check("TRACE", &headers);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn security_txt_serves_the_configured_fields_and_is_absent_unconfigured() {
+    let app = TestApp::spawn().await;
+    let res = app.get("/.well-known/security.txt").await;
+    crate::support::expect_problem(res, 404, "not_found").await;
+    app.stop().await;
+
+    let app = TestApp::spawn_with(|raw| {
+        raw.security_txt.contact = vec!["mailto:security@example.com".into()];
+        raw.security_txt.expires = Some("2099-01-01T00:00:00Z".into());
+        raw.security_txt.policy = vec!["https://example.com/disclosure".into()];
+        raw.security_txt.preferred_languages = vec!["en".into()];
+    })
+    .await;
+    let res = app.get("/.well-known/security.txt").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+    let text = res.text().await.unwrap();
+    // RFC 9116: one "Field: value" per line; Contact and Expires present, Expires in RFC 3339.
+    let fields: Vec<(&str, &str)> = text
+        .lines()
+        .map(|l| l.split_once(": ").expect("field: value"))
+        .collect();
+    assert!(fields.contains(&("Contact", "mailto:security@example.com")));
+    assert!(fields.contains(&("Expires", "2099-01-01T00:00:00Z")));
+    assert!(fields.contains(&("Policy", "https://example.com/disclosure")));
+    assert!(fields.contains(&("Preferred-Languages", "en")));
+    app.stop().await;
+
+    // A past Expires is refused when the configuration loads: the server does not start.
+    let mut raw = crate::support::raw_config(&crate::support::temp_dir());
+    raw.security_txt.contact = vec!["mailto:security@example.com".into()];
+    raw.security_txt.expires = Some("2020-01-01T00:00:00Z".into());
+    let err = gatehouse::Config::from_raw(raw, None).unwrap_err();
+    assert!(err.0.starts_with("security_txt.expires:"), "{err}");
+    let mut raw = crate::support::raw_config(&crate::support::temp_dir());
+    raw.security_txt.expires = Some("2099-01-01T00:00:00Z".into());
+    let err = gatehouse::Config::from_raw(raw, None).unwrap_err();
+    assert!(err.0.starts_with("security_txt.contact:"), "{err}");
+}

@@ -57,6 +57,9 @@ impl Store for UnreachableStore {
     async fn begin_scoped(&self, _: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
+    async fn begin_read_scoped(&self, _: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
     async fn touch_sessions(
         &self,
         _: &[(uuid::Uuid, time::OffsetDateTime)],

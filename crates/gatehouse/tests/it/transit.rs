@@ -142,8 +142,22 @@ async fn round_trips_bind_context_and_organisation_and_batches_report_each_item(
     let res = transit(&app, "encrypt", &a_key, &a.org, json!({"batch": too_many})).await;
     expect_problem(res, 422, "validation_failed").await;
 
-    let events = app.audit_events(&a.org).await;
-    assert!(events.iter().any(|e| e.action == "transit.encrypted"));
+    // Transit's audit events are group-committed just after the answers: wait for them.
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events = app.audit_events(&a.org).await;
+        if events
+            .iter()
+            .any(|e| e.action == "transit.decrypted" && e.details.contains("\"failed\":1"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // One event per call that reached transit: two single encryptions and the batch of 100 (the
+    // oversized batch was refused before).
+    let count = |a: &str| events.iter().filter(|e| e.action == a).count();
+    assert_eq!(count("transit.encrypted"), 3, "{events:?}");
     assert!(
         events
             .iter()
