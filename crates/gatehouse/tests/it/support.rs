@@ -20,6 +20,80 @@ pub struct TestApp {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+/// Where the PostgreSQL runs of these tests create their databases (`GH_TEST_POSTGRES_URL`, as
+/// for the storage suite).
+fn postgres_admin_url() -> String {
+    std::env::var("GH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// With `GH_IT_POSTGRES=1` the server runs on a fresh PostgreSQL database, migrated by its owner
+/// and served as `gatehouse_app`, so row-level security applies to every request. The database
+/// is named like the storage suite's (`gh_test_{unix secs}_{hex}`), whose sweep drops leftovers;
+/// `stop` drops it. Returns (app URL, owner URL).
+async fn postgres_database(dir: &std::path::Path) -> (String, String) {
+    use sqlx::ConnectOptions as _;
+    use sqlx::Connection as _;
+    use std::str::FromStr as _;
+    let admin_url = postgres_admin_url();
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("GH_IT_POSTGRES is set but PostgreSQL is unreachable at {admin_url}: {e}")
+        });
+    #[allow(clippy::disallowed_methods)] // a database name, not domain time
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let name = format!(
+        "gh_test_{secs}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let base = sqlx::postgres::PgConnectOptions::from_str(&admin_url).unwrap();
+    let owner = base.clone().database(&name).to_url_lossy().to_string();
+    gatehouse_store_postgres::PostgresStore::migrate(&owner)
+        .await
+        .unwrap();
+    // The migration creates the role NOLOGIN; test clusters let it log in (concurrent tests
+    // may race on the catalog row, so a failure is retried once it is visible).
+    for _ in 0..20 {
+        if sqlx::query("ALTER ROLE gatehouse_app LOGIN")
+            .execute(&mut admin)
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::write(dir.join("postgres-database"), &name).unwrap();
+    let app = base
+        .username("gatehouse_app")
+        .database(&name)
+        .to_url_lossy()
+        .to_string();
+    (app, owner)
+}
+
+async fn drop_postgres_database(dir: &std::path::Path) {
+    use sqlx::Connection as _;
+    let Ok(name) = std::fs::read_to_string(dir.join("postgres-database")) else {
+        return;
+    };
+    if let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await;
+    }
+}
+
 pub fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gatehouse-it-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -51,6 +125,11 @@ impl TestApp {
     /// `FakeClock` starting at the real time; tests advance it.
     pub async fn spawn_in(dir: PathBuf, edit: impl FnOnce(&mut RawConfig)) -> Self {
         let mut raw = raw_config(&dir);
+        if std::env::var_os("GH_IT_POSTGRES").is_some() && raw.database_url.is_none() {
+            let (app_url, owner_url) = postgres_database(&dir).await;
+            raw.database_url = Some(app_url);
+            raw.database_migration_url = Some(owner_url);
+        }
         edit(&mut raw);
         let config = Config::from_raw(raw, None).unwrap();
         let clock =
@@ -112,6 +191,7 @@ impl TestApp {
 
     pub async fn stop(self) {
         let dir = self.stop_keeping_data().await;
+        drop_postgres_database(&dir).await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 
