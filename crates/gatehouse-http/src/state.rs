@@ -54,6 +54,8 @@ pub struct AppState {
     pub transit_max_batch: usize,
     /// `/.well-known/security.txt`, when configured.
     pub security_txt: Option<Arc<str>>,
+    /// Permits for work a request starts and does not wait for (password reset requests).
+    pub background: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
             rate_limits: None,
             transit_max_batch: 100,
             security_txt: None,
+            background: Arc::new(tokio::sync::Semaphore::new(64)),
         }
     }
 

@@ -38,12 +38,22 @@ pub(crate) async fn request_reset(
     RequestMeta(meta): RequestMeta,
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> (StatusCode, Json<Accepted>) {
-    let kernel = state.kernel.clone();
-    tokio::spawn(async move {
-        if let Err(e) = kernel.request_password_reset(&req.email, &meta).await {
-            tracing::error!(error = %e, "a password reset request failed");
+    // At most a bounded number run at once; beyond that a request is dropped (logged) and the
+    // answer is the same, so a flood cannot pile up unbounded background work.
+    match std::sync::Arc::clone(&state.background).try_acquire_owned() {
+        Ok(permit) => {
+            let kernel = state.kernel.clone();
+            tokio::spawn(async move {
+                // Let the answer go out first: this work must not delay it.
+                tokio::task::yield_now().await;
+                if let Err(e) = kernel.request_password_reset(&req.email, &meta).await {
+                    tracing::error!(error = %e, "a password reset request failed");
+                }
+                drop(permit);
+            });
         }
-    });
+        Err(_) => tracing::warn!("too many password reset requests in flight; one was dropped"),
+    }
     (StatusCode::ACCEPTED, Json(ACCEPTED))
 }
 
