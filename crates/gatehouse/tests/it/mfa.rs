@@ -529,3 +529,102 @@ async fn wrong_codes_lock_the_account_out_with_growing_delays() {
     assert_eq!(res.status(), 200);
     app.stop().await;
 }
+
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// D5 for this secrets: the TOTP seed, its URI, recovery codes, the sign-in challenge
+/// token, reset and verification tokens and the passwords appear in no log line at TRACE (the
+/// development mail transport writes the tokens to `.eml` files, and logs only their path).
+#[tokio::test(flavor = "current_thread")]
+async fn no_log_line_holds_a_second_factor_secret_a_one_time_token_or_a_password() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = TestApp::spawn_with(|raw| raw.mail.poll_interval_ms = 100).await;
+    let ada = app.signup_login("ada@example.com", "laptop").await;
+    let (secret, codes) = enrol(&app, &ada).await;
+    app.clock.advance(time::Duration::seconds(30));
+    let token = password_step(&app, "ada@example.com").await;
+    let res = second_step(&app, &token, json!({"recovery_code": codes[0]})).await;
+    assert_eq!(res.status(), 200);
+    let res = app
+        .post_json(
+            "/v1/auth/password-reset",
+            &json!({"email": "ada@example.com"}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let new_password = "a brand new planted passphrase";
+    // The development transport: the mail lands as .eml files in the data directory.
+    let mail_dir = app.dir.join("data").join("mail");
+    let mut reset = None;
+    for _ in 0..100 {
+        let texts: Vec<String> = std::fs::read_dir(&mail_dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect();
+        if let Some(t) = texts.iter().find(|t| t.contains("Reset your")) {
+            let unfolded = t.replace("=\r\n", "").replace("=3D", "=");
+            reset = Some(crate::interop::link_token(&unfolded, "/reset-password"));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let reset = reset.expect("the reset mail was written");
+    let meta =
+        std::fs::metadata(mail_dir.read_dir().unwrap().next().unwrap().unwrap().path()).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600,
+        "mail files hold live links"
+    );
+    let res = app
+        .post_json(
+            "/v1/auth/password-reset/confirm",
+            &json!({"token": reset, "new_password": new_password}),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    app.stop().await;
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.lines().count() > 10, "the capture saw the requests");
+    let mut planted: Vec<String> = vec![
+        secret.clone(),
+        token.clone(),
+        reset.clone(),
+        PASSWORD.to_owned(),
+        new_password.to_owned(),
+    ];
+    planted.extend(codes.iter().cloned());
+    planted.extend(codes.iter().map(|c| c.replace('-', "")));
+    for p in planted {
+        assert!(!logs.contains(&p), "a log line holds {p}");
+    }
+}
