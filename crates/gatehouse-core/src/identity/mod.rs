@@ -53,6 +53,10 @@ pub struct Identity {
     /// Failed sign-ins per account (by email, known or not) and per client address.
     pub(crate) account_lockouts: crate::limits::Lockouts,
     pub(crate) ip_lockouts: crate::limits::Lockouts,
+    /// When each account was last sent a reset link (this instance): at most one a minute, so
+    /// nobody can flood someone's mailbox through the reset form.
+    pub(crate) reset_sent:
+        std::sync::Mutex<std::collections::HashMap<crate::ids::UserId, OffsetDateTime>>,
 }
 
 /// The default sign-in lockouts: 5 failures per account, 20 per address, then 2 s doubling to
@@ -78,6 +82,7 @@ impl Identity {
             dummy_hash: OnceCell::new(),
             account_lockouts: crate::limits::Lockouts::new(lockout_policy(5)),
             ip_lockouts: crate::limits::Lockouts::new(lockout_policy(20)),
+            reset_sent: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 

@@ -76,6 +76,10 @@ impl Kernel {
         let Some(user) = tx.user_by_email(email.as_str()).await? else {
             return Ok(());
         };
+        if !self.reset_mail_allowed(user.id) {
+            tracing::info!(user_id = %user.id, "a reset link was sent to this account within the minute; not sending another");
+            return Ok(());
+        }
         let ttl = self.identity().settings().password_reset_ttl;
         let token = self
             .one_time_token_for(tx.as_mut(), &user, TokenPurpose::PasswordReset, ttl)
@@ -100,6 +104,26 @@ impl Kernel {
         tx.commit(proof).await?;
         self.mail_queued();
         Ok(())
+    }
+
+    /// At most one reset mail per account per minute (per instance; the map is bounded).
+    fn reset_mail_allowed(&self, user: UserId) -> bool {
+        let now = self.clock().now();
+        let mut sent = self
+            .identity()
+            .reset_sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sent.len() >= 100_000 {
+            sent.retain(|_, at| now - *at < time::Duration::minutes(1));
+        }
+        match sent.get(&user) {
+            Some(at) if now - *at < time::Duration::minutes(1) => false,
+            _ => {
+                sent.insert(user, now);
+                true
+            }
+        }
     }
 
     /// Sets a new password with a reset token: checks the policy, spends the token (and any
