@@ -185,16 +185,18 @@ pub(crate) async fn put_pending_totp(
 pub(crate) async fn confirm_totp(
     c: &mut PgConnection,
     user: UserId,
+    seed: &[u8],
     s: u64,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE totp_factors SET confirmed_at = $1, last_step = $2 \
-         WHERE user_id = $3 AND confirmed_at IS NULL",
+         WHERE user_id = $3 AND confirmed_at IS NULL AND envelope = $4",
     )
     .bind(at)
     .bind(step(s)?)
     .bind(user.as_uuid())
+    .bind(seed)
     .execute(c)
     .await
     .map_err(map_err)?;

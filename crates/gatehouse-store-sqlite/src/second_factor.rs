@@ -179,16 +179,18 @@ pub(crate) async fn put_pending_totp(
 pub(crate) async fn confirm_totp(
     c: &mut SqliteConnection,
     user: UserId,
+    seed: &[u8],
     s: u64,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE totp_factors SET confirmed_at = ?, last_step = ? \
-         WHERE user_id = ? AND confirmed_at IS NULL",
+         WHERE user_id = ? AND confirmed_at IS NULL AND envelope = ?",
     )
     .bind(micros(at))
     .bind(step(s)?)
     .bind(user.as_uuid())
+    .bind(seed)
     .execute(c)
     .await
     .map_err(map_err)?;

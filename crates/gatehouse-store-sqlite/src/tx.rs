@@ -333,10 +333,11 @@ impl PlatformTx for SqliteTx {
     async fn confirm_totp(
         &mut self,
         user: UserId,
+        seed: &[u8],
         step: u64,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        crate::second_factor::confirm_totp(&mut self.tx, user, step, at).await
+        crate::second_factor::confirm_totp(&mut self.tx, user, seed, step, at).await
     }
 
     async fn use_totp_step(&mut self, user: UserId, step: u64) -> Result<bool, StoreError> {

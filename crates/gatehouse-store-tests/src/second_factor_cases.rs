@@ -47,7 +47,11 @@ async fn confirmed_user(
     tx.put_pending_totp(&pending(u.id, b"seed", clock.now()))
         .await
         .unwrap();
-    assert!(tx.confirm_totp(u.id, step, clock.now()).await.unwrap());
+    assert!(
+        tx.confirm_totp(u.id, b"seed", step, clock.now())
+            .await
+            .unwrap()
+    );
     tx.commit(Audited::for_tests()).await.unwrap();
     u
 }
@@ -73,12 +77,27 @@ pub async fn second_factor_pending_totp_is_replaced_until_confirmed(f: &dyn Fixt
 
     let confirmed_at = clock.now();
     let mut tx = store.begin().await.unwrap();
-    assert!(tx.confirm_totp(u.id, 1_000, confirmed_at).await.unwrap());
-    // Only once: a second confirmation changes nothing.
+    // A code checked against the replaced seed confirms nothing.
     assert!(
-        !tx.confirm_totp(u.id, 2_000, confirmed_at + Duration::minutes(1))
+        !tx.confirm_totp(u.id, b"first seed", 1_000, confirmed_at)
             .await
             .unwrap()
+    );
+    assert!(
+        tx.confirm_totp(u.id, b"second seed", 1_000, confirmed_at)
+            .await
+            .unwrap()
+    );
+    // Only once: a second confirmation changes nothing.
+    assert!(
+        !tx.confirm_totp(
+            u.id,
+            b"second seed",
+            2_000,
+            confirmed_at + Duration::minutes(1)
+        )
+        .await
+        .unwrap()
     );
     let stored = tx.totp_factor(u.id).await.unwrap().unwrap();
     assert_eq!(
@@ -105,7 +124,11 @@ pub async fn second_factor_pending_totp_is_replaced_until_confirmed(f: &dyn Fixt
     assert!(tx.put_pending_totp(&forged).await.is_err());
     assert_eq!(tx.totp_factor(other).await.unwrap(), None);
     // Nothing to confirm for a user without a factor.
-    assert!(!tx.confirm_totp(other, 1, clock.now()).await.unwrap());
+    assert!(
+        !tx.confirm_totp(other, b"forged", 1, clock.now())
+            .await
+            .unwrap()
+    );
     tx.commit(Audited::for_tests()).await.unwrap();
 
     let mut tx = store.begin().await.unwrap();
@@ -201,7 +224,11 @@ pub async fn second_factor_delete_removes_factor_and_recovery_codes(f: &dyn Fixt
     tx.put_pending_totp(&pending(a.id, b"new seed", clock.now()))
         .await
         .unwrap();
-    assert!(tx.confirm_totp(a.id, 3, clock.now()).await.unwrap());
+    assert!(
+        tx.confirm_totp(a.id, b"new seed", 3, clock.now())
+            .await
+            .unwrap()
+    );
 }
 
 pub async fn second_factor_recovery_codes_are_single_use_and_personal(f: &dyn Fixture) {

@@ -411,7 +411,7 @@ impl Kernel {
             .totp_check()
             .matching_step(&seed, code.expose(), to_secs(now), 0);
         let confirmed = match step {
-            Some(step) => tx.confirm_totp(user, step, now).await?,
+            Some(step) => tx.confirm_totp(user, &factor.envelope, step, now).await?,
             None => false,
         };
         if !confirmed {

@@ -358,11 +358,13 @@ pub trait PlatformTx: Send {
     /// Stores an unconfirmed factor, replacing an unconfirmed one; fails with
     /// `StoreError::Duplicate` when the user has a confirmed factor.
     async fn put_pending_totp(&mut self, f: &TotpFactorRecord) -> Result<(), StoreError>;
-    /// Confirms the unconfirmed factor with the step its first code was for; returns whether it
-    /// was unconfirmed.
+    /// Confirms the unconfirmed factor whose sealed seed is `seed` (the one the code was checked
+    /// against: a concurrent new enrolment replaces it, and then nothing is confirmed) with the
+    /// step its first code was for; returns whether it did.
     async fn confirm_totp(
         &mut self,
         user: UserId,
+        seed: &[u8],
         step: u64,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
