@@ -162,8 +162,11 @@ pub(crate) const SERVICE_HEADER: &str = "x-service-auth";
 /// One of your own services on `/internal/v1`: `X-Service-Auth` equals a configured service
 /// secret (compared in constant time). Bearer tokens and API keys are not looked at: they never
 /// pass here, and the service secret is never looked at anywhere else.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ServiceCaller;
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceCaller {
+    /// The matched secret's name: the service, as the audit trail records it.
+    pub name: Arc<str>,
+}
 
 impl FromRequestParts<AppState> for ServiceCaller {
     type Rejection = ApiError;
@@ -181,10 +184,9 @@ impl FromRequestParts<AppState> for ServiceCaller {
             .get(SERVICE_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !presented.is_empty() && state.service.accepts(presented) {
-            Ok(Self)
-        } else {
-            Err(Error::Unauthenticated("X-Service-Auth is missing or wrong").into())
+        match state.service.matching(presented) {
+            Some(name) if !presented.is_empty() => Ok(Self { name }),
+            _ => Err(Error::Unauthenticated("X-Service-Auth is missing or wrong").into()),
         }
     }
 }

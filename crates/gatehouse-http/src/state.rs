@@ -6,38 +6,50 @@ use gatehouse_crypto::{SecretString, sha256};
 /// The service secrets `/internal/v1` accepts in `X-Service-Auth` (B2): one, or two while
 /// rotating. Kept as SHA-256 digests so every comparison has the same length.
 #[derive(Default)]
-pub struct ServiceSecrets(Vec<[u8; 32]>);
+pub struct ServiceSecrets {
+    digests: Vec<[u8; 32]>,
+    /// Each secret's name (its file's stem): what the audit trail records as the service.
+    names: Vec<Arc<str>>,
+}
 
 impl std::fmt::Debug for ServiceSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ServiceSecrets({} configured)", self.0.len())
+        write!(f, "ServiceSecrets({:?})", self.names)
     }
 }
 
 impl ServiceSecrets {
+    /// Secrets with their names.
     #[must_use]
-    pub fn new(secrets: &[SecretString]) -> Self {
-        Self(
-            secrets
+    pub fn new(secrets: &[(String, SecretString)]) -> Self {
+        Self {
+            digests: secrets
                 .iter()
-                .map(|s| sha256(&[s.expose().as_bytes()]))
+                .map(|(_, s)| sha256(&[s.expose().as_bytes()]))
                 .collect(),
-        )
+            names: secrets.iter().map(|(n, _)| Arc::from(n.as_str())).collect(),
+        }
     }
 
     #[must_use]
     pub fn is_configured(&self) -> bool {
-        !self.0.is_empty()
+        !self.digests.is_empty()
     }
 
-    /// Constant-time against every configured secret (no early exit, so which one matched, or
-    /// whether any did, does not show in the time taken).
+    /// The name of the configured secret `presented` matches. Constant-time against every
+    /// secret (no early exit, so which one matched, or whether any did, does not show in the
+    /// time taken).
     #[must_use]
-    pub fn accepts(&self, presented: &str) -> bool {
+    pub fn matching(&self, presented: &str) -> Option<Arc<str>> {
         let digest = sha256(&[presented.as_bytes()]);
-        self.0
-            .iter()
-            .fold(false, |ok, s| gatehouse_crypto::ct_eq(s, &digest) | ok)
+        let mut found = None;
+        for (i, s) in self.digests.iter().enumerate() {
+            let hit = gatehouse_crypto::ct_eq(s, &digest);
+            if hit && found.is_none() {
+                found = Some(i);
+            }
+        }
+        found.and_then(|i| self.names.get(i).cloned())
     }
 }
 

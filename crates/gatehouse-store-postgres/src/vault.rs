@@ -226,7 +226,7 @@ pub(crate) async fn set_transit_floor(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO transit_settings (org_id, min_version) VALUES ($1, $2) \
-         ON CONFLICT (org_id) DO UPDATE SET min_version = excluded.min_version",
+         ON CONFLICT (org_id) DO UPDATE SET min_version = GREATEST(transit_settings.min_version, excluded.min_version)",
     )
     .bind(org.as_uuid())
     .bind(int(version)?)

@@ -343,6 +343,9 @@ pub async fn vault_transit_floor_is_unset_then_set_then_moved(store: Arc<dyn Sto
     tx.commit(Audited::for_tests()).await.unwrap();
     let mut tx = in_scope(store.as_ref(), a).await;
     assert_eq!(tx.transit_floor().await.unwrap(), Some(4));
+    // Never lowered, whatever a racing raise asks for.
+    tx.set_transit_floor(3).await.unwrap();
+    assert_eq!(tx.transit_floor().await.unwrap(), Some(4));
     drop(tx);
 
     // Another organisation's floor is its own.

@@ -124,7 +124,14 @@ impl App {
                     path.display()
                 ))
             })?);
-            service_secrets.push(gatehouse_crypto::SecretString::from(text.trim().to_owned()));
+            let name = path.file_stem().map_or_else(
+                || "service".to_owned(),
+                |s| s.to_string_lossy().into_owned(),
+            );
+            service_secrets.push((
+                name,
+                gatehouse_crypto::SecretString::from(text.trim().to_owned()),
+            ));
         }
         let state = AppState::new(Arc::clone(&kernel))
             .with_service_secrets(ServiceSecrets::new(&service_secrets))

@@ -147,6 +147,7 @@ impl Default for IdentityConfig {
                 "data.export",
                 "data.delete",
                 "members.manage",
+                "transit.manage",
             ]
             .map(str::to_owned)
             .to_vec(),

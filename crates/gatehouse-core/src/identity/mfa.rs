@@ -570,6 +570,49 @@ impl Kernel {
         }
     }
 
+    /// `Some(method)` unless `principal` is a person who checked a second factor within the
+    /// step-up window: for actions that need one regardless of configuration (reveal).
+    pub(crate) fn second_factor_missing(&self, principal: &Principal) -> Option<&'static str> {
+        if principal.api_key_permissions.is_some() || principal.tier != Tier::Customer {
+            return Some("second factor (only a person's own session has one)");
+        }
+        let now = to_secs(self.clock().now());
+        let window =
+            u64::try_from(self.identity().settings().step_up_window.whole_seconds()).unwrap_or(0);
+        let recent = principal
+            .mfa_time
+            .is_some_and(|t| t <= now && now - t <= window);
+        if recent {
+            None
+        } else if principal.mfa_enrolled {
+            Some("second factor")
+        } else {
+            Some("second factor (enrol one first: POST /v1/me/mfa/totp)")
+        }
+    }
+
+    /// Records a step-up refusal on the organisation's chain.
+    pub(crate) async fn refuse_step_up(
+        &self,
+        scope: &TenantScope,
+        principal: &Principal,
+        permission: crate::identity::Permission,
+        request: &RequestContext,
+    ) {
+        let mut event = AuditEvent::success(
+            principal.actor(),
+            "permission.step_up_required",
+            "organization",
+            scope.org_id(),
+        )
+        .with_details(format!("{{\"permission\":\"{}\"}}", permission.as_str()))
+        .with_request(request.request_id.clone());
+        event.outcome = Outcome::Denied;
+        if let Err(e) = audit::record_tenant(self.store(), scope, self.clock(), event).await {
+            tracing::error!(error = %e, "could not record a step-up refusal");
+        }
+    }
+
     /// Appends a user's own event on their session's organisation chain (or the operators' chain
     /// when the session has none) and commits.
     pub(crate) async fn audit_user_event(

@@ -69,6 +69,7 @@ impl Default for IdentitySettings {
                 "data.export",
                 "data.delete",
                 "members.manage",
+                "transit.manage",
             ]
             .map(str::to_owned)
             .to_vec(),

@@ -34,8 +34,12 @@ pub struct TransitState {
 
 #[derive(Debug)]
 pub(super) struct Cached {
-    state: Arc<TransitState>,
+    /// `None` once forgotten: a load that started before the change must not put its stale
+    /// state back (see `generation`).
+    state: Option<Arc<TransitState>>,
     loaded: Instant,
+    /// Bumped by every `forget_transit`.
+    generation: u64,
 }
 
 impl Keyring {
@@ -45,7 +49,18 @@ impl Keyring {
         let map = self.transit.read().unwrap_or_else(PoisonError::into_inner);
         map.get(&org)
             .filter(|c| c.loaded.elapsed() < TTL)
-            .map(|c| Arc::clone(&c.state))
+            .and_then(|c| c.state.clone())
+    }
+
+    /// The organisation's cache generation, read before loading: `load_transit` stores its
+    /// result only if no `forget_transit` happened meanwhile.
+    #[must_use]
+    pub fn transit_generation(&self, org: OrgId) -> u64 {
+        self.transit
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&org)
+            .map_or(0, |c| c.generation)
     }
 
     /// Reads the transit state inside `tx` (the floor must already be set) and caches it.
@@ -53,15 +68,21 @@ impl Keyring {
         &self,
         tx: &mut dyn TenantTx,
         floor: u32,
+        generation: u64,
     ) -> Result<Arc<TransitState>, Error> {
         let org = tx.scope().org_id();
         let records = tx.org_keys().await?;
-        let newest = records
+        let Some(newest) = records
             .iter()
             .filter(|k| k.state == KeyState::Active)
             .map(|k| k.version)
             .max()
-            .ok_or_else(|| self.missing_key_sync(org))?;
+        else {
+            return Err(match tx.organization().await? {
+                Some(o) if o.keys_shredded_at.is_some() => Error::KeysShredded,
+                _ => Error::Unreadable(format!("organisation {org} has no active data key")),
+            });
+        };
         let mut keys = HashMap::new();
         for r in records
             .iter()
@@ -75,21 +96,27 @@ impl Keyring {
             newest,
             keys,
         });
-        self.transit
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
+        let mut map = self.transit.write().unwrap_or_else(PoisonError::into_inner);
+        // Expired entries go, so a shredded organisation's roots do not linger in memory.
+        map.retain(|_, c| c.loaded.elapsed() < TTL || c.state.is_none());
+        let current = map.get(&org).map_or(0, |c| c.generation);
+        if current == generation {
+            map.insert(
                 org,
                 Cached {
-                    state: Arc::clone(&state),
+                    state: Some(Arc::clone(&state)),
                     loaded: Instant::now(),
+                    generation,
                 },
             );
+        }
         Ok(state)
     }
 
-    fn missing_key_sync(&self, org: OrgId) -> Error {
-        Error::Unreadable(format!("organisation {org} has no active data key"))
+    /// How long another instance may keep using its cached transit state.
+    #[must_use]
+    pub fn transit_cache_bound() -> Duration {
+        TTL
     }
 
     /// The newest active data-key version (creating version 1 for an organisation with none).
@@ -109,9 +136,15 @@ impl Keyring {
 
     /// Drops the organisation's cached transit state (after a change to its keys or floor).
     pub fn forget_transit(&self, org: OrgId) {
-        self.transit
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&org);
+        let mut map = self.transit.write().unwrap_or_else(PoisonError::into_inner);
+        let generation = map.get(&org).map_or(0, |c| c.generation).wrapping_add(1);
+        map.insert(
+            org,
+            Cached {
+                state: None,
+                loaded: Instant::now(),
+                generation,
+            },
+        );
     }
 }

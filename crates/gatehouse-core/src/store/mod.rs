@@ -507,7 +507,8 @@ pub trait TenantTx: Send {
 
     /// The lowest data-key version transit ciphertexts may use (`None`: transit never used).
     async fn transit_floor(&mut self) -> Result<Option<u32>, StoreError>;
-    /// Sets it (insert or update).
+    /// Raises it to `version` (inserting it the first time); never lowers it, even when two
+    /// raises race.
     async fn set_transit_floor(&mut self, version: u32) -> Result<(), StoreError>;
 
     /// The scope's own organisation row.

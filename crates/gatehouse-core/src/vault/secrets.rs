@@ -310,7 +310,7 @@ impl Kernel {
         id: Uuid,
         version: Option<u32>,
         event: AuditEvent,
-        service: Option<&str>,
+        service: Option<(&str, Option<&str>)>,
     ) -> Result<SecretBytes, Error> {
         let secret = Self::live_secret(tx.as_mut(), id).await?;
         if secret.expires_at.is_some_and(|e| e <= self.clock().now()) {
@@ -331,7 +331,9 @@ impl Kernel {
             .await?
             .ok_or(Error::NotFound("secret version"))?;
         let details = match service {
-            Some(s) => serde_json::json!({ "version": version, "service": s }),
+            Some((s, label)) => {
+                serde_json::json!({ "version": version, "service": s, "service_label": label })
+            }
             None => serde_json::json!({ "version": version }),
         };
         let event = event.with_details(details.to_string());
@@ -353,6 +355,17 @@ impl Kernel {
         let tx = self
             .authorized(principal, scope, Permission::SECRETS_REVEAL, request)
             .await?;
+        // A person's recent second factor, whatever the step-up settings say: the password
+        // fallback and a configuration without `secrets.reveal` in the list do not apply here.
+        if let Some(method) = self.second_factor_missing(principal) {
+            drop(tx);
+            self.refuse_step_up(scope, principal, Permission::SECRETS_REVEAL, request)
+                .await;
+            return Err(Error::StepUpRequired {
+                permission: Permission::SECRETS_REVEAL.as_str(),
+                method,
+            });
+        }
         let event = AuditEvent::success(principal.actor(), "secret.revealed", "secret", id)
             .with_request(request.request_id.clone());
         self.open_secret(tx, id, version, event, None).await
@@ -365,12 +378,18 @@ impl Kernel {
         &self,
         principal: &Principal,
         service: &str,
+        service_label: Option<&str>,
         id: Uuid,
         request: &RequestContext,
     ) -> Result<SecretBytes, Error> {
         if principal.api_key_permissions.is_some() {
             return Err(Error::WrongAudience(
                 "on-behalf-of needs a person's access token, not an API key",
+            ));
+        }
+        if principal.tier == crate::store::Tier::Impersonation {
+            return Err(Error::WrongAudience(
+                "an impersonation cannot have secrets used on the user's behalf",
             ));
         }
         let org = principal.org.ok_or(Error::OrganizationRequired)?;
@@ -380,6 +399,7 @@ impl Kernel {
             .await?;
         let event = AuditEvent::success(principal.actor(), "secret.used", "secret", id)
             .with_request(request.request_id.clone());
-        self.open_secret(tx, id, None, event, Some(service)).await
+        self.open_secret(tx, id, None, event, Some((service, service_label)))
+            .await
     }
 }

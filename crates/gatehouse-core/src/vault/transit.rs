@@ -93,6 +93,7 @@ impl Kernel {
         if let Some(s) = self.keyring().cached_transit(scope.org_id()) {
             return Ok(s);
         }
+        let generation = self.keyring().transit_generation(scope.org_id());
         let mut read = self.store().begin_read_scoped(scope).await?;
         if let Some(floor) = read.transit_floor().await? {
             // The usual case: read only, never in the single writer's way.
@@ -102,17 +103,27 @@ impl Kernel {
                 .iter()
                 .any(|k| k.state == crate::store::KeyState::Active)
             {
-                return self.keyring().load_transit(read.as_mut(), floor).await;
+                return self
+                    .keyring()
+                    .load_transit(read.as_mut(), floor, generation)
+                    .await;
             }
         }
         drop(read);
         let mut tx = self.store().begin_scoped(scope).await?;
         match tx.transit_floor().await? {
-            Some(floor) => self.keyring().load_transit(tx.as_mut(), floor).await,
+            Some(floor) => {
+                self.keyring()
+                    .load_transit(tx.as_mut(), floor, generation)
+                    .await
+            }
             None => {
                 let newest = self.keyring().newest_version(tx.as_mut()).await?;
                 tx.set_transit_floor(newest).await?;
-                let state = self.keyring().load_transit(tx.as_mut(), newest).await?;
+                let state = self
+                    .keyring()
+                    .load_transit(tx.as_mut(), newest, generation)
+                    .await?;
                 let event = AuditEvent::success(
                     crate::audit::Actor::system("transit"),
                     "transit.floor_set",
@@ -163,7 +174,9 @@ impl Kernel {
     }
 
     /// Authorizes, runs `op` over `items` with the cached keys, and records one audit event for
-    /// the call through the group-commit writer; the answer leaves once the event is committed.
+    /// the call through the group-commit writer: decrypt and rewrap answer once their event is
+    /// committed (they release plaintext, or prove the caller could read it, so a writer that
+    /// fails refuses them); encrypt answers once its event is queued.
     async fn transit_call(
         &self,
         principal: &Principal,
@@ -172,6 +185,11 @@ impl Kernel {
         items: Vec<TransitItem>,
         request: &RequestContext,
     ) -> Result<Vec<TransitOutcome>, Error> {
+        if op != Op::Encrypt && principal.tier == crate::store::Tier::Impersonation {
+            return Err(Error::WrongAudience(
+                "an impersonation cannot decrypt the organisation's data",
+            ));
+        }
         self.authorize_without_tx(principal, scope, op.permission(), request)
             .await?;
         let keys = self.transit_state(scope).await?;
@@ -204,9 +222,13 @@ impl Kernel {
         let event = AuditEvent::success(principal.actor(), op.action(), "transit_key", keys.newest)
             .with_details(format!("{{\"items\":{},\"failed\":{failed}}}", out.len()))
             .with_request(request.request_id.clone());
-        // Queued, not awaited: a transit call changes nothing, and waiting for a commit per call
-        // would cap transit at the disk's commit rate times the callers' concurrency.
-        self.audit_batcher().record_queued(scope, event).await?;
+        if op == Op::Encrypt {
+            // Queued, not awaited: encryption reveals nothing, and waiting for a commit per call
+            // would cap it at the disk's commit rate times the callers' concurrency.
+            self.audit_batcher().record_queued(scope, event).await?;
+        } else {
+            self.audit_batcher().record(scope, event).await?;
+        }
         Ok(out)
     }
 
@@ -271,6 +293,22 @@ impl Kernel {
             return Err(Error::invalid(
                 "min_version",
                 "is above the newest key version; rotate first",
+            ));
+        }
+        // Other instances may encrypt under their cached newest version for up to the cache's
+        // bound after a rotation: a floor above it right away could strand what they return.
+        let made = tx
+            .org_keys()
+            .await?
+            .into_iter()
+            .find(|k| k.version == min_version)
+            .map(|k| k.created_at);
+        let settle = time::Duration::try_from(crate::keyring::Keyring::transit_cache_bound() * 3)
+            .unwrap_or(time::Duration::seconds(3));
+        if made.is_some_and(|at| self.clock().now() - at < settle) {
+            return Err(Error::Conflict(
+                "that key version is seconds old; raise the floor to it in a few seconds, once \
+                 every instance encrypts with it",
             ));
         }
         tx.set_transit_floor(min_version).await?;

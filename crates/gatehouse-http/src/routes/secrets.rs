@@ -313,8 +313,9 @@ pub(crate) async fn reveal(
 }
 
 /// For the deployment's own services: the value of a secret, for the person whose access
-/// token is in `x-gatehouse-on-behalf-of` and who holds `secrets.use` in its organisation. The
-/// service may name itself in `x-gatehouse-service` (recorded). Audited as `secret.used`.
+/// token is in `x-gatehouse-on-behalf-of` and who holds `secrets.use` in its organisation.
+/// Audited as `secret.used` with the service proved by its secret (the secret file's name) and,
+/// as `service_label`, what `x-gatehouse-service` says.
 #[utoipa::path(post, path = "/internal/v1/secrets/{id}/use", tag = "internal",
     security(("service" = [])),
     params(
@@ -331,7 +332,7 @@ pub(crate) async fn reveal(
 pub(crate) async fn use_secret(
     State(state): State<AppState>,
     RequestMeta(meta): RequestMeta,
-    _service: ServiceCaller,
+    service: ServiceCaller,
     headers: HeaderMap,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
@@ -350,7 +351,8 @@ pub(crate) async fn use_secret(
         .into());
     }
     let principal = state.kernel.authenticate(token, Audience::Tenant).await?;
-    let service: String = headers
+    // What the service says it is, beside what its secret proves it is.
+    let label: Option<String> = headers
         .get(SERVICE_NAME_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(|s| {
@@ -359,11 +361,10 @@ pub(crate) async fn use_secret(
                 .take(64)
                 .collect::<String>()
         })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unnamed service".to_owned());
+        .filter(|s| !s.is_empty());
     let value = state
         .kernel
-        .use_secret(&principal, &service, id, &meta)
+        .use_secret(&principal, &service.name, label.as_deref(), id, &meta)
         .await?;
     value_response(&value, None)
 }

@@ -206,23 +206,27 @@ async fn after_rotation_rewrap_moves_to_the_new_version_and_old_ones_open_until_
     let res = decrypt(&app, &k, &a.org, &rewrapped, "cards/1").await;
     assert_eq!(plain_of(&res.json().await.unwrap()), b"card 4111");
 
-    // The floor: cannot go above the newest, rises to 2; then version 1 stops opening.
-    let floor = |v: u32| {
+    // The floor: a person's act (an API key cannot step up), never above the newest version,
+    // not onto a version other instances may not encrypt with yet, and only upwards.
+    let floor_as = |token: String, v: u32| {
         let app = &app;
-        let k = k.clone();
         let org = a.org.clone();
         async move {
             app.call(
                 Method::PUT,
                 "/v1/transit/min-version",
-                &k,
+                &token,
                 Some(&org),
                 Some(json!({"min_version": v})),
             )
             .await
         }
     };
+    let floor = |v: u32| floor_as(a.access.clone(), v);
+    expect_problem(floor_as(k.clone(), 2).await, 403, "step_up_required").await;
     expect_problem(floor(3).await, 422, "validation_failed").await;
+    expect_problem(floor(2).await, 409, "conflict").await;
+    app.clock.advance(time::Duration::seconds(5));
     let res = floor(2).await;
     assert_eq!(res.status(), 200);
     assert_eq!(

@@ -36,7 +36,8 @@ impl<'a> MakeWriter<'a> for Capture {
 
 async fn with_service() -> TestApp {
     let dir = crate::support::temp_dir();
-    let f = dir.join("service.key");
+    // The file's name is the service's name in the audit trail.
+    let f = dir.join("deploy-bot.key");
     std::fs::write(&f, S1).unwrap();
     std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     TestApp::spawn_in(dir, |raw| raw.service_auth.secret_files = vec![f]).await
@@ -62,7 +63,7 @@ async fn use_as(app: &TestApp, id: &str, on_behalf: &str) -> reqwest::Response {
         .post(app.url(&format!("/internal/v1/secrets/{id}/use")))
         .header("x-service-auth", S1)
         .header("x-gatehouse-on-behalf-of", on_behalf)
-        .header("x-gatehouse-service", "deploy-bot")
+        .header("x-gatehouse-service", "nightly sync")
         .send()
         .await
         .unwrap()
@@ -153,7 +154,9 @@ async fn a_member_uses_a_secret_through_a_service_without_ever_seeing_it() {
     assert_eq!(used.actor_id, member.user);
     assert_eq!(used.resource_id, id);
     let details: Value = serde_json::from_str(&used.details).unwrap();
+    // The service its secret proves, and what it said of itself.
     assert_eq!(details["service"], "deploy-bot");
+    assert_eq!(details["service_label"], "nightly sync");
     assert_eq!(details["version"], 1);
     assert!(
         events
@@ -322,8 +325,8 @@ async fn another_organisation_cannot_use_reveal_or_list_a_secret() {
             .await;
         expect_problem(res, 403, "organization_mismatch").await;
     }
-    // Reveal by B's owner (fresh sign-in: the password counts as step-up for an account
-    // without a factor) and by B's key (which cannot step up at all).
+    // Reveal by B's owner (no second factor: refused before any lookup) and by B's key
+    // (which cannot step up at all).
     let res = app
         .call(
             Method::POST,
@@ -333,7 +336,7 @@ async fn another_organisation_cannot_use_reveal_or_list_a_secret() {
             None,
         )
         .await;
-    expect_problem(res, 404, "not_found").await;
+    expect_problem(res, 403, "step_up_required").await;
     let res = app
         .call(
             Method::POST,
