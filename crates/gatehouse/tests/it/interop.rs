@@ -24,15 +24,18 @@ pub fn python() -> PathBuf {
             .is_ok_and(|s| s.success())
     };
     if !has(&python) {
-        if !python.exists() {
-            let made = Command::new("python3")
-                .args(["-m", "venv", "--system-site-packages"])
-                .arg(&venv)
-                .status()
-                .expect("python3 is needed for the interop tests");
-            assert!(made.success(), "python3 -m venv failed");
-        }
-        let installed = Command::new(&python)
+        // nextest runs tests in separate processes: each builds its own environment beside the
+        // final one and moves it into place, so nobody ever uses a half-made one.
+        let tmp = venv.with_extension(format!("tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let made = Command::new("python3")
+            .args(["-m", "venv", "--system-site-packages"])
+            .arg(&tmp)
+            .status()
+            .expect("python3 is needed for the interop tests");
+        assert!(made.success(), "python3 -m venv failed");
+        let tmp_python = tmp.join("bin").join("python");
+        let installed = Command::new(&tmp_python)
             .args([
                 "-m",
                 "pip",
@@ -49,6 +52,19 @@ pub fn python() -> PathBuf {
             installed.success(),
             "pip install of the interop packages failed"
         );
+        assert!(has(&tmp_python), "the interop packages did not install");
+        if std::fs::rename(&tmp, &venv).is_err() {
+            if has(&python) {
+                // Another process finished first.
+                let _ = std::fs::remove_dir_all(&tmp);
+            } else {
+                // An older, incomplete environment: replace it.
+                let _ = std::fs::remove_dir_all(&venv);
+                if std::fs::rename(&tmp, &venv).is_err() {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                }
+            }
+        }
     }
     assert!(
         has(&python),
