@@ -76,14 +76,16 @@ fn new_recovery_codes() -> Result<Vec<SecretString>, Error> {
         .collect()
 }
 
-fn customer_only(principal: &Principal) -> Result<UserId, Error> {
+/// The user behind a person's own session (not an API key, operator or impersonation), or
+/// `WrongAudience` with `why`.
+pub(crate) fn customer_only(principal: &Principal, why: &'static str) -> Result<UserId, Error> {
     if principal.api_key_permissions.is_some() || principal.tier != Tier::Customer {
-        return Err(Error::WrongAudience(
-            "only a user's own session manages or uses their second factor",
-        ));
+        return Err(Error::WrongAudience(why));
     }
     Ok(UserId::from_uuid(principal.subject))
 }
+
+const OWN_FACTOR: &str = "only a user's own session manages or uses their second factor";
 
 impl Kernel {
     fn totp_check(&self) -> TotpCheck {
@@ -222,7 +224,7 @@ impl Kernel {
 
     /// Checks the user's own password again (enrolment, step-up without a factor), under the
     /// sign-in lockouts; a wrong one is recorded as `action`.
-    async fn recheck_password(
+    pub(crate) async fn recheck_password(
         &self,
         user: &UserRecord,
         password: &SecretString,
@@ -344,7 +346,7 @@ impl Kernel {
         password: &SecretString,
         request: &RequestContext,
     ) -> Result<EnrolmentStarted, Error> {
-        let user = customer_only(principal)?;
+        let user = customer_only(principal, OWN_FACTOR)?;
         let record = {
             let mut tx = self.store().begin().await?;
             tx.user_by_id(user).await?.ok_or(Error::NotFound("user"))?
@@ -395,7 +397,7 @@ impl Kernel {
         code: &SecretString,
         request: &RequestContext,
     ) -> Result<Vec<SecretString>, Error> {
-        let user = customer_only(principal)?;
+        let user = customer_only(principal, OWN_FACTOR)?;
         self.ensure_factor_not_locked(user, request)?;
         let now = self.clock().now();
         let mut tx = self.store().begin().await?;
@@ -442,7 +444,7 @@ impl Kernel {
         proof: SecondFactor,
         request: &RequestContext,
     ) -> Result<(), Error> {
-        let user = customer_only(principal)?;
+        let user = customer_only(principal, OWN_FACTOR)?;
         self.ensure_factor_not_locked(user, request)?;
         let mut tx = self.store().begin().await?;
         let Some(method) = self.spend_second_factor(tx.as_mut(), user, &proof).await? else {
@@ -470,7 +472,7 @@ impl Kernel {
         browser: bool,
         request: &RequestContext,
     ) -> Result<IssuedSession, Error> {
-        let user = customer_only(principal)?;
+        let user = customer_only(principal, OWN_FACTOR)?;
         let now = self.clock().now();
         let mut tx = self.store().begin().await?;
         let session = tx
@@ -573,7 +575,7 @@ impl Kernel {
     /// `Some(method)` unless `principal` is a person who checked a second factor within the
     /// step-up window: for actions that need one regardless of configuration (reveal).
     pub(crate) fn second_factor_missing(&self, principal: &Principal) -> Option<&'static str> {
-        if principal.api_key_permissions.is_some() || principal.tier != Tier::Customer {
+        if customer_only(principal, OWN_FACTOR).is_err() {
             return Some("second factor (only a person's own session has one)");
         }
         let now = to_secs(self.clock().now());
@@ -588,28 +590,6 @@ impl Kernel {
             Some("second factor")
         } else {
             Some("second factor (enrol one first: POST /v1/me/mfa/totp)")
-        }
-    }
-
-    /// Records a step-up refusal on the organisation's chain.
-    pub(crate) async fn refuse_step_up(
-        &self,
-        scope: &TenantScope,
-        principal: &Principal,
-        permission: crate::identity::Permission,
-        request: &RequestContext,
-    ) {
-        let mut event = AuditEvent::success(
-            principal.actor(),
-            "permission.step_up_required",
-            "organization",
-            scope.org_id(),
-        )
-        .with_details(format!("{{\"permission\":\"{}\"}}", permission.as_str()))
-        .with_request(request.request_id.clone());
-        event.outcome = Outcome::Denied;
-        if let Err(e) = audit::record_tenant(self.store(), scope, self.clock(), event).await {
-            tracing::error!(error = %e, "could not record a step-up refusal");
         }
     }
 

@@ -382,7 +382,7 @@ impl Kernel {
         Err(Error::OrganizationMismatch)
     }
 
-    async fn record_refusal(
+    pub(crate) async fn record_refusal(
         &self,
         scope: &TenantScope,
         principal: &Principal,

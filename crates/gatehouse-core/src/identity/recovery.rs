@@ -10,10 +10,10 @@ use crate::audit::{self, Actor, AuditEvent};
 use crate::context::RequestContext;
 use crate::error::Error;
 use crate::ids::UserId;
-use crate::inputs::{Email, NewPassword, normalize_password};
+use crate::inputs::{Email, NewPassword};
 use crate::kernel::Kernel;
 use crate::mail::Template;
-use crate::store::{OneTimeTokenRecord, PlatformTx, Tier, TokenPurpose, UserRecord};
+use crate::store::{OneTimeTokenRecord, PlatformTx, TokenPurpose, UserRecord};
 
 impl Kernel {
     /// Creates a one-time token for `user` inside `tx` and returns it (to be mailed, never
@@ -180,12 +180,10 @@ impl Kernel {
         new_password: SecretString,
         request: &RequestContext,
     ) -> Result<usize, Error> {
-        if principal.api_key_permissions.is_some() || principal.tier != Tier::Customer {
-            return Err(Error::WrongAudience(
-                "only the user's own session changes their password",
-            ));
-        }
-        let user_id = UserId::from_uuid(principal.subject);
+        let user_id = super::mfa::customer_only(
+            principal,
+            "only the user's own session changes their password",
+        )?;
         let now = self.clock().now();
         let user = {
             let mut tx = self.store().begin().await?;
@@ -193,30 +191,8 @@ impl Kernel {
                 .await?
                 .ok_or(Error::NotFound("user"))?
         };
-        let subject = lockout_subject("user", &user.email);
-        let ip = request.ip.clone().unwrap_or_default();
-        self.ensure_not_locked(&subject, &ip, now)?;
-        let (ok, _) = self
-            .check_password(
-                &normalize_password(&current),
-                Some(user.password_hash.clone()),
-            )
+        self.recheck_password(&user, &current, request, "user.password_change_failed")
             .await?;
-        if !ok {
-            let mut event = AuditEvent::success(
-                principal.actor(),
-                "user.password_change_failed",
-                "user",
-                user_id,
-            )
-            .with_request(request.request_id.clone());
-            event.outcome = crate::audit::Outcome::Denied;
-            if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
-                tracing::error!(error = %e, "could not record a failed password change");
-            }
-            return Err(Error::InvalidCredentials);
-        }
-        self.attempt_succeeded(&subject, &ip);
         let password = NewPassword::parse(new_password)?;
         let hash = self.passwords().hash(password.secret().clone()).await?;
         let mut tx = self.store().begin().await?;
@@ -257,12 +233,8 @@ impl Kernel {
         principal: &Principal,
         request: &RequestContext,
     ) -> Result<(), Error> {
-        if principal.api_key_permissions.is_some() || principal.tier != Tier::Customer {
-            return Err(Error::WrongAudience(
-                "only the user's own session asks for this",
-            ));
-        }
-        let user_id = UserId::from_uuid(principal.subject);
+        let user_id =
+            super::mfa::customer_only(principal, "only the user's own session asks for this")?;
         let mut tx = self.store().begin().await?;
         let user = tx
             .user_by_id(user_id)

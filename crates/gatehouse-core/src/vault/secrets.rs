@@ -359,8 +359,17 @@ impl Kernel {
         // fallback and a configuration without `secrets.reveal` in the list do not apply here.
         if let Some(method) = self.second_factor_missing(principal) {
             drop(tx);
-            self.refuse_step_up(scope, principal, Permission::SECRETS_REVEAL, request)
-                .await;
+            self.record_refusal(
+                scope,
+                principal,
+                "permission.step_up_required",
+                format!(
+                    "{{\"permission\":\"{}\"}}",
+                    Permission::SECRETS_REVEAL.as_str()
+                ),
+                request,
+            )
+            .await;
             return Err(Error::StepUpRequired {
                 permission: Permission::SECRETS_REVEAL.as_str(),
                 method,

@@ -97,17 +97,10 @@ impl Kernel {
         let mut read = self.store().begin_read_scoped(scope).await?;
         if let Some(floor) = read.transit_floor().await? {
             // The usual case: read only, never in the single writer's way.
-            if read
-                .org_keys()
-                .await?
-                .iter()
-                .any(|k| k.state == crate::store::KeyState::Active)
-            {
-                return self
-                    .keyring()
-                    .load_transit(read.as_mut(), floor, generation)
-                    .await;
-            }
+            return self
+                .keyring()
+                .load_transit(read.as_mut(), floor, generation)
+                .await;
         }
         drop(read);
         let mut tx = self.store().begin_scoped(scope).await?;

@@ -530,32 +530,12 @@ async fn wrong_codes_lock_the_account_out_with_growing_delays() {
     app.stop().await;
 }
 
-#[derive(Clone, Default)]
-struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// D5 for this secrets: the TOTP seed, its URI, recovery codes, the sign-in challenge
 /// token, reset and verification tokens and the passwords appear in no log line at TRACE (the
 /// development mail transport writes the tokens to `.eml` files, and logs only their path).
 #[tokio::test(flavor = "current_thread")]
 async fn no_log_line_holds_a_second_factor_secret_a_one_time_token_or_a_password() {
-    let capture = Capture::default();
+    let capture = crate::support::Capture::default();
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_max_level(tracing::Level::TRACE)
@@ -613,7 +593,7 @@ async fn no_log_line_holds_a_second_factor_secret_a_one_time_token_or_a_password
     assert_eq!(res.status(), 204);
     app.stop().await;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.lines().count() > 10, "the capture saw the requests");
     let mut planted: Vec<String> = vec![
         secret.clone(),

@@ -2,36 +2,15 @@
 //! with logging at TRACE, and find none of them in any log line.
 
 use gatehouse_core::audit::Audited;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use crate::support::Capture;
 use base64::Engine;
 use gatehouse::config::LogFormat;
 use gatehouse::{App, Config};
 use gatehouse_core::TenantScope;
 use gatehouse_core::keyring::{FieldRef, SealedKind};
 use gatehouse_crypto::{Key32, SecretString};
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 const PASSWORD: &str = "planted-Password-9f3kQ";
 const TOKEN: &str = "planted-token-77xq2-secret";
@@ -165,7 +144,7 @@ async fn no_log_line_contains_a_planted_secret() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     // The capture really saw this run: a request line, the keyring's own lines, the debug lines.
     assert!(logs.contains("request completed"), "{logs}");
     assert!(logs.contains("added a data-key version"));

@@ -1,38 +1,14 @@
 //! The shared-secrets vault (D2) over HTTP: use without seeing, gated reveal, versions, and
 //! tenant isolation for tokens, API keys and on-behalf-of calls.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use reqwest::Method;
 use serde_json::{Value, json};
-use tracing_subscriber::fmt::MakeWriter;
 
 use crate::mfa::{enrol, password_step, pyotp_now, second_step};
-use crate::support::{Signed, TestApp, expect_problem};
+use crate::support::{Capture, Signed, TestApp, expect_problem};
 
 const S1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const VALUE: &str = "postgres://app:planted-db-password-41x@db/prod";
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 async fn with_service() -> TestApp {
     let dir = crate::support::temp_dir();
@@ -168,7 +144,7 @@ async fn a_member_uses_a_secret_through_a_service_without_ever_seeing_it() {
     }
     app.stop().await;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.lines().count() > 10, "the capture saw the requests");
     assert!(
         !logs.contains("planted-db-password"),
