@@ -231,6 +231,49 @@ def identity(args, results) -> None:
         shutil.rmtree(data_root, ignore_errors=True)
 
 
+def telemetry_overhead(args, results) -> None:
+    """Issue 9, must 7: the metrics and logging layers' cost on GET /v1/auth/verify. The same
+    data directory and token, served alternately with metrics and the access log on (the
+    defaults) and off (metrics.enabled = false, log_level = warn), two rounds each, in this run."""
+    data_root = Path(tempfile.mkdtemp(prefix="gatehouse-bench-tel-"))
+    on = {"GATEHOUSE_LOG_LEVEL": "info", "GATEHOUSE_RATE_LIMITS__ENABLED": "false"}
+    off = {"GATEHOUSE_LOG_LEVEL": "warn", "GATEHOUSE_RATE_LIMITS__ENABLED": "false",
+           "GATEHOUSE_METRICS__ENABLED": "false"}
+    try:
+        port = free_port()
+        gh = start_gatehouse(data_root, port, on)
+        try:
+            wait_for(port, "/health/ready", time.perf_counter())
+            status, _ = http_json(port, "POST", "/v1/auth/signup", {
+                "email": "tel@example.com", "password": "bench passphrase 1729",
+                "name": "Bench", "organization_name": "Bench Org"})
+            assert status == 201, status
+            status, tokens = http_json(port, "POST", "/v1/auth/login", {
+                "email": "tel@example.com", "password": "bench passphrase 1729"})
+            assert status == 200, status
+        finally:
+            assert stop(gh) == 0, "gatehouse did not exit 0 on SIGTERM"
+        auth = f"Authorization: Bearer {tokens['access_token']}"
+        runs = {"on": [], "off": []}
+        for name in ("on", "off", "on", "off"):
+            port = free_port()
+            gh = start_gatehouse(data_root, port, on if name == "on" else off)
+            try:
+                wait_for(port, "/health/ready", time.perf_counter())
+                r = wrk(port, "/v1/auth/verify", args, headers=[auth])
+                assert r["non_2xx"] == 0, r
+                runs[name].append(r)
+            finally:
+                assert stop(gh) == 0, "gatehouse did not exit 0 on SIGTERM"
+        results["telemetry_verify_runs"] = runs
+        mean = {k: sum(r["requests_per_sec"] for r in v) / len(v) for k, v in runs.items()}
+        results["telemetry_verify_on_rps"] = mean["on"]
+        results["telemetry_verify_off_rps"] = mean["off"]
+        results["telemetry_overhead"] = 1.0 - mean["on"] / mean["off"]
+    finally:
+        shutil.rmtree(data_root, ignore_errors=True)
+
+
 def start_gatehouse(data_root: Path, port: int, extra_env=None) -> subprocess.Popen:
     env = {"PATH": os.environ.get("PATH", ""), "GATEHOUSE_LISTEN": f"127.0.0.1:{port}"}
     env.update(extra_env or {})
@@ -249,12 +292,23 @@ def cpus_text() -> str:
     return f"{os.cpu_count()} CPUs"
 
 
+def print_telemetry(results) -> None:
+    print()
+    for name, runs in results["telemetry_verify_runs"].items():
+        figures = ", ".join(f"{r['requests_per_sec']:.0f} req/s p99 {r['p99_ms']:.2f} ms" for r in runs)
+        print(f"GET /v1/auth/verify, metrics+access log {name:<3}: {figures}")
+    print(f"metrics and logging overhead on verify: {results['telemetry_overhead'] * 100:.1f} % "
+          f"(on {results['telemetry_verify_on_rps']:.0f} vs off {results['telemetry_verify_off_rps']:.0f} req/s; target <= 5 %)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--only", choices=["telemetry"],
+                    help="run one section only (no baseline)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         print("wrk is required: apt-get install wrk", file=sys.stderr)
@@ -267,6 +321,11 @@ def main() -> int:
 
     results = {"machine": {"cpus": os.cpu_count()}, "load": {
         "connections": args.connections, "threads": args.threads, "duration_s": args.duration}}
+
+    if args.only == "telemetry":
+        telemetry_overhead(args, results)
+        print_telemetry(results)
+        return 0
 
     # Baseline.
     port = free_port()
@@ -365,6 +424,8 @@ def main() -> int:
     print(f"transit encrypt / baseline (req/s): {results['ratio_transit_encrypt_rps']:.3f} (target >= 0.5); "
           f"batch of 100: {results['transit_batch100_items_per_sec']:.0f} items/s, "
           f"{results['transit_batch100_us_per_item']:.1f} us per item")
+    telemetry_overhead(args, results)
+    print_telemetry(results)
     if b["non_2xx"] or g["non_2xx"]:
         print(f"WARNING: non-2xx responses: baseline {b['non_2xx']}, gatehouse {g['non_2xx']}")
 

@@ -21,6 +21,7 @@ pub mod password_pool;
 pub mod scope;
 pub mod signup;
 pub mod store;
+pub mod telemetry;
 pub mod vault;
 
 pub use clock::{Clock, FakeClock, SystemClock};

@@ -128,16 +128,24 @@ impl PasswordPool {
     ) -> Result<T, Error> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let inner = Arc::clone(&self.inner);
+        let queued = std::time::Instant::now();
         let job: Job = Box::new(move || {
+            let started = std::time::Instant::now();
             let out = f();
             inner.pending.fetch_sub(1, Ordering::Relaxed);
-            let _ = tx.send(out);
+            let _ = tx.send((out, started.duration_since(queued), started.elapsed()));
         });
         self.inner.pending.fetch_add(1, Ordering::Relaxed);
         match self.inner.queue.try_send(job) {
-            Ok(()) => rx
-                .await
-                .map_err(|_| Error::Internal("a hashing job was dropped".into())),
+            Ok(()) => {
+                let (out, waited, ran) = rx
+                    .await
+                    .map_err(|_| Error::Internal("a hashing job was dropped".into()))?;
+                crate::telemetry::add(crate::telemetry::Stage::HashWait, waited);
+                crate::telemetry::add(crate::telemetry::Stage::Hash, ran);
+                crate::telemetry::metrics::hash_waited(waited);
+                Ok(out)
+            }
             Err(TrySendError::Full(_)) => {
                 self.inner.pending.fetch_sub(1, Ordering::Relaxed);
                 Err(Error::Overloaded {

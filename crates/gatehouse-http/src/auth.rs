@@ -15,7 +15,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use gatehouse_core::identity::{Audience, Principal};
-use gatehouse_core::{Error, TenantScope};
+use gatehouse_core::{Error, TenantScope, telemetry};
 use gatehouse_crypto::ct_eq;
 
 use crate::extract::RequestMeta;
@@ -75,7 +75,17 @@ async fn authenticate(
     audience: Audience,
 ) -> Result<(Arc<Principal>, Carrier), ApiError> {
     let (token, carrier) = token(&parts.headers)?;
-    let principal = state.kernel.authenticate(token, audience).await?;
+    let started = std::time::Instant::now();
+    let verified = state.kernel.authenticate(token, audience).await;
+    telemetry::add(telemetry::Stage::Token, started.elapsed());
+    let method = if token.starts_with("gk_") {
+        "api_key"
+    } else {
+        "token"
+    };
+    telemetry::metrics::auth(method, verified.is_ok());
+    let principal = verified?;
+    telemetry::set_caller(principal.subject, principal.org.map(|o| o.as_uuid()));
     if carrier == Carrier::Cookie && state_changing(&parts.method) {
         let sent = parts
             .headers
@@ -185,8 +195,14 @@ impl FromRequestParts<AppState> for ServiceCaller {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         match state.service.matching(presented) {
-            Some(name) if !presented.is_empty() => Ok(Self { name }),
-            _ => Err(Error::Unauthenticated("X-Service-Auth is missing or wrong").into()),
+            Some(name) if !presented.is_empty() => {
+                telemetry::metrics::auth("service", true);
+                Ok(Self { name })
+            }
+            _ => {
+                telemetry::metrics::auth("service", false);
+                Err(Error::Unauthenticated("X-Service-Auth is missing or wrong").into())
+            }
         }
     }
 }

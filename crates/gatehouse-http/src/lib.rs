@@ -128,6 +128,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::transit::decrypt))
         .routes(routes!(routes::transit::rewrap))
         .routes(routes!(routes::transit::min_version))
+        .routes(routes!(routes::metrics::internal))
         .split_for_parts()
 }
 
@@ -173,6 +174,17 @@ pub fn router_for(state: AppState, settings: &HttpSettings, surface: Surface) ->
             routes::fallback::surface_filter,
         ));
     }
+    middleware::apply(app, settings).with_state(state)
+}
+
+/// The metrics listener's router: `/metrics` (no authentication) and the health probes, with
+/// the same edge middleware as the API (request ids, security headers, problem bodies).
+pub fn metrics_router(state: AppState, settings: &HttpSettings) -> Router {
+    let app = Router::new()
+        .route("/metrics", axum::routing::get(routes::metrics::open))
+        .route("/health/live", axum::routing::get(routes::health::live))
+        .route("/health/ready", axum::routing::get(routes::health::ready))
+        .fallback(routes::fallback::not_found);
     middleware::apply(app, settings).with_state(state)
 }
 

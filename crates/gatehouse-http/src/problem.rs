@@ -125,6 +125,7 @@ impl From<Error> for ApiError {
             },
             Error::Store(StoreError::Unavailable(_)) => {
                 tracing::error!(error = %e, "store unavailable");
+                gatehouse_core::telemetry::metrics::error("store");
                 Self {
                     retry_after_secs: Some(5),
                     ..Self::new(
@@ -162,6 +163,12 @@ impl From<Error> for ApiError {
             ),
             Error::Store(_) | Error::Internal(_) | Error::Unreadable(_) => {
                 tracing::error!(error = %e, "internal error");
+                gatehouse_core::telemetry::metrics::error(match e {
+                    Error::Store(_) => "store",
+                    // A sealed value that no longer opens: a key or ciphertext problem.
+                    Error::Unreadable(_) => "crypto",
+                    _ => "internal",
+                });
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     code,

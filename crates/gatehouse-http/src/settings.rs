@@ -39,6 +39,8 @@ pub struct AccessLine<'a> {
     pub route: &'a str,
     pub status: u16,
     pub latency_us: u64,
+    /// The caller (once authenticated) and the per-stage timings.
+    pub info: &'a gatehouse_core::telemetry::RequestInfo,
 }
 
 /// Where access lines go when not through `tracing` (the binary writes JSON lines straight into
@@ -54,6 +56,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// `None`: access lines are `tracing` events at INFO (ERROR for 5xx).
     pub access_log: Option<std::sync::Arc<dyn AccessLog>>,
+    /// Also handed every finished request, whatever the log settings (the OTLP span exporter).
+    pub span_sink: Option<std::sync::Arc<dyn AccessLog>>,
 }
 
 impl Default for HttpSettings {
@@ -63,6 +67,7 @@ impl Default for HttpSettings {
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             access_log: None,
+            span_sink: None,
         }
     }
 }

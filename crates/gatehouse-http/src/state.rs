@@ -68,6 +68,8 @@ pub struct AppState {
     pub security_txt: Option<Arc<str>>,
     /// Permits for work a request starts and does not wait for (password reset requests).
     pub background: Arc<tokio::sync::Semaphore>,
+    /// Revocations fan out through Redis (readiness reports the subscription).
+    pub revocation_fanout: bool,
 }
 
 impl AppState {
@@ -81,7 +83,14 @@ impl AppState {
             transit_max_batch: 100,
             security_txt: None,
             background: Arc::new(tokio::sync::Semaphore::new(64)),
+            revocation_fanout: false,
         }
+    }
+
+    #[must_use]
+    pub fn with_revocation_fanout(mut self, on: bool) -> Self {
+        self.revocation_fanout = on;
+        self
     }
 
     #[must_use]

@@ -3,6 +3,7 @@
 //! its caches on receipt. A message lost while Redis is away is covered by the caches' age bounds
 //! (30 s for sessions, 10 s for API keys), after which the store is asked again.
 
+use gatehouse_core::telemetry::metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +63,7 @@ impl RevocationFanout for RedisFanout {
                 .query_async(&mut conn)
                 .await;
             if let Err(e) = sent {
+                metrics::error("redis");
                 tracing::warn!(error = %e, "could not publish a revocation; other instances rely on their cache age bound");
             }
         });
@@ -83,6 +85,10 @@ pub fn subscribe(
                     if let Err(e) = pubsub.subscribe(&channel).await {
                         tracing::warn!(error = %e, "could not subscribe to revocations");
                     } else {
+                        if metrics::is_degraded("revocation_fanout") {
+                            tracing::warn!("revocations are received again");
+                        }
+                        metrics::set_degraded("revocation_fanout", false);
                         let mut messages = pubsub.on_message();
                         while let Some(msg) = messages.next().await {
                             if let Ok(text) = msg.get_payload::<String>()
@@ -98,6 +104,10 @@ pub fn subscribe(
                     tracing::warn!(error = %e, "Redis unreachable for revocations; retrying");
                 }
             }
+            // Revocations from other instances now reach this one only through its cache age
+            // bound; its own still apply at once.
+            metrics::set_degraded("revocation_fanout", true);
+            metrics::error("redis");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }))

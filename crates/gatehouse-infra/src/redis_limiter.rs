@@ -2,6 +2,7 @@
 //! subject, and each decision is one `EVALSHA` of an atomic script (one round trip). The script
 //! computes exactly what `gatehouse_core::limits::gcra::decide` computes.
 
+use gatehouse_core::telemetry::metrics;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -136,14 +137,18 @@ impl RateLimitStore for FallbackLimiter {
         match self.primary.decide(key, quota, now_us).await {
             Ok(d) => {
                 if self.degraded.swap(false, Ordering::Relaxed) {
+                    metrics::set_degraded("rate_limits", false);
                     tracing::warn!(store = self.primary.kind(), "rate limits are shared again");
                 }
                 Ok(d)
             }
             Err(e) => {
                 if !self.degraded.swap(true, Ordering::Relaxed) {
+                    metrics::set_degraded("rate_limits", true);
                     tracing::warn!(error = %e, "rate-limit store unreachable; limiting in this process until it returns");
                 }
+                metrics::error("redis");
+                metrics::rate_limit_fallback();
                 self.fallback_decisions.fetch_add(1, Ordering::Relaxed);
                 Ok(self.fallback.decide_now(key, quota, now_us))
             }

@@ -119,8 +119,9 @@ impl Store for PostgresStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn PlatformTx>, StoreError> {
+        let timer = gatehouse_core::telemetry::StoreTimer::start();
         let tx = self.pool.begin().await.map_err(map_err)?;
-        Ok(Box::new(PgTx::platform(tx)))
+        Ok(Box::new(PgTx::platform(tx, timer)))
     }
 
     async fn begin_scoped(&self, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {

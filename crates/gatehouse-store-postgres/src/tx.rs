@@ -24,22 +24,28 @@ fn v(version: u32) -> i32 {
 use gatehouse_core::{OrgId, StoreError, TenantScope, UserId};
 use sqlx::{Postgres, Transaction};
 
+use gatehouse_core::telemetry::StoreTimer;
+
 use crate::errors::map_err;
 use crate::rows;
 
 pub(crate) struct PgTx {
     tx: Transaction<'static, Postgres>,
+    /// Adds the transaction's time, begin to end, to the request's store stage.
+    timer: StoreTimer,
 }
 
 impl PgTx {
-    pub(crate) fn platform(tx: Transaction<'static, Postgres>) -> Self {
-        Self { tx }
+    pub(crate) fn platform(tx: Transaction<'static, Postgres>, timer: StoreTimer) -> Self {
+        Self { tx, timer }
     }
 }
 
 pub(crate) struct PgTenantTx {
     tx: Transaction<'static, Postgres>,
     scope: TenantScope,
+    /// Held for its drop, which records the transaction's time.
+    _timer: StoreTimer,
 }
 
 #[async_trait]
@@ -419,6 +425,7 @@ impl PlatformTx for PgTx {
 
     async fn enter(self: Box<Self>, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
         let mut tx = self.tx;
+        let timer = self.timer;
         // Transaction-local: the setting ends with this transaction and never leaks to the next
         // user of the pooled connection. A user named for a cross-organisation membership
         // lookup is forgotten: inside a scope only the scope's rows are visible.
@@ -430,7 +437,11 @@ impl PlatformTx for PgTx {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        Ok(Box::new(PgTenantTx { tx, scope: *scope }))
+        Ok(Box::new(PgTenantTx {
+            tx,
+            scope: *scope,
+            _timer: timer,
+        }))
     }
 
     async fn commit(self: Box<Self>, _proof: Audited) -> Result<(), StoreError> {

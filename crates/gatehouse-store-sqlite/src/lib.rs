@@ -85,12 +85,13 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn PlatformTx>, StoreError> {
+        let timer = gatehouse_core::telemetry::StoreTimer::start();
         let tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
-        Ok(Box::new(SqliteTx::platform(tx)))
+        Ok(Box::new(SqliteTx::platform(tx, timer)))
     }
 
     async fn begin_scoped(&self, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
@@ -102,12 +103,13 @@ impl Store for SqliteStore {
         scope: &TenantScope,
     ) -> Result<Box<dyn TenantTx>, StoreError> {
         // Deferred: a WAL reader that takes no write lock.
+        let timer = gatehouse_core::telemetry::StoreTimer::start();
         let tx = self
             .pool
             .begin_with("BEGIN DEFERRED")
             .await
             .map_err(map_err)?;
-        let platform: Box<dyn PlatformTx> = Box::new(SqliteTx::platform(tx));
+        let platform: Box<dyn PlatformTx> = Box::new(SqliteTx::platform(tx, timer));
         platform.enter(scope).await
     }
 

@@ -18,22 +18,28 @@ use uuid::Uuid;
 
 use crate::identity::OperatorKey;
 
+use gatehouse_core::telemetry::StoreTimer;
+
 use crate::errors::{map_err, map_user_insert_err};
 use crate::rows::{self, micros};
 
 pub(crate) struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
+    /// Adds the transaction's time, begin to end, to the request's store stage.
+    timer: StoreTimer,
 }
 
 impl SqliteTx {
-    pub(crate) fn platform(tx: Transaction<'static, Sqlite>) -> Self {
-        Self { tx }
+    pub(crate) fn platform(tx: Transaction<'static, Sqlite>, timer: StoreTimer) -> Self {
+        Self { tx, timer }
     }
 }
 
 pub(crate) struct SqliteTenantTx {
     tx: Transaction<'static, Sqlite>,
     scope: TenantScope,
+    /// Held for its drop, which records the transaction's time.
+    _timer: StoreTimer,
 }
 
 #[async_trait]
@@ -415,6 +421,7 @@ impl PlatformTx for SqliteTx {
         Ok(Box::new(SqliteTenantTx {
             tx: self.tx,
             scope: *scope,
+            _timer: self.timer,
         }))
     }
 

@@ -2,7 +2,6 @@
 //! `App::serve` runs the router on a listener it is handed until `shutdown` resolves, then drains.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +38,14 @@ pub struct App {
     checkpoint_every: Duration,
     mail_transport: Arc<dyn MailTransport>,
     mail_poll: Duration,
+    /// Set when `[tls]` is configured: both listeners serve HTTPS with it.
+    tls: Option<Arc<crate::tls::TlsReloader>>,
+    /// With `metrics.listen`: the metrics listener (bound at build, so its address is known)
+    /// and its router.
+    metrics: Option<(std::net::TcpListener, axum::Router)>,
+    /// With `[otlp]` on: the span exporter, shut down (its last batch sent) after serving.
+    #[cfg(feature = "otlp")]
+    spans: Option<Arc<crate::otlp::SpanExporter>>,
 }
 
 impl App {
@@ -93,6 +100,12 @@ impl App {
                 .with_mail(config.mail.clone()),
         );
         let mail_transport = mail_transport(config)?;
+        let tls = match &config.tls {
+            Some(s) => Some(Arc::new(
+                crate::tls::TlsReloader::load(s).map_err(StartError)?,
+            )),
+            None => None,
+        };
         kernel
             .reload_token_keys()
             .await
@@ -107,6 +120,13 @@ impl App {
             gatehouse_infra::fanout::subscribe(url, &revocation_channel(config), apply)
                 .map_err(|e| StartError(format!("redis_url: {e}")))?;
         }
+        #[cfg(feature = "otlp")]
+        let spans = match &config.otlp {
+            Some(s) => Some(Arc::new(
+                crate::otlp::SpanExporter::start(s).map_err(StartError)?,
+            )),
+            None => None,
+        };
         let settings = HttpSettings {
             cors_origins: CorsOrigins::new(
                 config.raw.cors_allowed_origins.iter().map(String::as_str),
@@ -114,6 +134,12 @@ impl App {
             body_limit_bytes: config.raw.body_limit_bytes,
             request_timeout: config.request_timeout,
             access_log: crate::logging::access_log(),
+            #[cfg(feature = "otlp")]
+            span_sink: spans
+                .clone()
+                .map(|s| s as Arc<dyn gatehouse_http::AccessLog>),
+            #[cfg(not(feature = "otlp"))]
+            span_sink: None,
         };
         let mut service_secrets = Vec::new();
         for path in &config.raw.service_auth.secret_files {
@@ -133,7 +159,12 @@ impl App {
                 gatehouse_crypto::SecretString::from(text.trim().to_owned()),
             ));
         }
+        gatehouse_core::telemetry::metrics::configure(
+            config.metrics.enabled,
+            config.metrics.top_organizations,
+        );
         let state = AppState::new(Arc::clone(&kernel))
+            .with_revocation_fanout(config.raw.redis_url.is_some())
             .with_service_secrets(ServiceSecrets::new(&service_secrets))
             .with_trusted_proxies(config.trusted_proxies.clone())
             .with_transit_max_batch(config.raw.transit.max_batch_items)
@@ -141,6 +172,15 @@ impl App {
         let state = match &config.rate_policy {
             Some(policy) => state.with_rate_limits(limit_store(config).await, policy.clone()),
             None => state,
+        };
+        let metrics = match config.metrics.listen {
+            Some(addr) if config.metrics.enabled => {
+                let l = std::net::TcpListener::bind(addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .map_err(|e| StartError(format!("metrics.listen: cannot bind {addr}: {e}")))?;
+                Some((l, gatehouse_http::metrics_router(state.clone(), &settings)))
+            }
+            _ => None,
         };
         let (router, admin_router) = if config.admin_listen.is_some() {
             (
@@ -160,12 +200,29 @@ impl App {
             checkpoint_every: Duration::from_secs(config.raw.audit.checkpoint_interval_secs),
             mail_transport,
             mail_poll: Duration::from_millis(config.raw.mail.poll_interval_ms),
+            tls,
+            metrics,
+            #[cfg(feature = "otlp")]
+            spans,
         })
     }
 
     #[must_use]
     pub fn kernel(&self) -> &Arc<Kernel> {
         &self.kernel
+    }
+
+    /// The metrics listener's address, when `metrics.listen` is set.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The TLS configuration in use when `[tls]` is set; its `reload` is what SIGHUP and a
+    /// change to the files call while serving.
+    #[must_use]
+    pub fn tls(&self) -> Option<&Arc<crate::tls::TlsReloader>> {
+        self.tls.as_ref()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
@@ -190,7 +247,23 @@ impl App {
         let admin_server = match (admin, self.admin_router.take()) {
             (Some(l), Some(router)) => {
                 let mut stopped = admin_stopped;
-                let service = router.into_make_service_with_connect_info::<SocketAddr>();
+                Some(tokio::spawn(crate::tls::serve(
+                    l,
+                    self.tls.clone(),
+                    router,
+                    async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    },
+                )))
+            }
+            _ => None,
+        };
+        let metrics_server = match self.metrics.take() {
+            Some((l, router)) => {
+                let mut stopped = admin_stop.subscribe();
+                let l = TcpListener::from_std(l)?;
+                let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                tracing::info!(address = ?l.local_addr().ok(), "metrics listening on /metrics");
                 Some(tokio::spawn(async move {
                     axum::serve(l, service)
                         .with_graceful_shutdown(async move {
@@ -199,7 +272,7 @@ impl App {
                         .await
                 }))
             }
-            _ => None,
+            None => None,
         };
         let job = tokio::spawn(reencryption_job(
             Arc::clone(self.kernel.keyring()),
@@ -211,6 +284,10 @@ impl App {
             self.checkpoint_every,
         ));
         let sessions = tokio::spawn(session_job(Arc::clone(&self.kernel)));
+        let tls_reload = self
+            .tls
+            .clone()
+            .map(|t| tokio::spawn(crate::tls::reload_job(t)));
         let mail = tokio::spawn(mail_job(
             Arc::clone(&self.kernel),
             Arc::clone(&self.mail_transport),
@@ -223,10 +300,8 @@ impl App {
             let _ = admin_stop.send(true);
             let _ = stopping_tx.send(());
         };
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(listener, service).with_graceful_shutdown(signal);
+        // Plain HTTP through `axum::serve` as ever; over TLS when `[tls]` is configured.
+        let server = crate::tls::serve(listener, self.tls.clone(), self.router, signal);
         let grace = self.shutdown_grace;
         let deadline = async move {
             if stopping_rx.await.is_ok() {
@@ -253,16 +328,33 @@ impl App {
                 Err(_) => tracing::warn!("the operators' listener was still draining; stopping"),
             }
         }
+        if let Some(m) = metrics_server {
+            // Scrapes are short: a second is plenty, and a stuck scraper must not hold us up.
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(1), m).await,
+                Ok(Ok(Ok(())))
+            ) {
+                tracing::warn!("the metrics listener did not stop cleanly");
+            }
+        }
         // Re-encryption commits batch by batch; stopping between batches loses nothing.
         job.abort();
         checkpoints.abort();
         sessions.abort();
         mail.abort();
+        if let Some(j) = tls_reload {
+            j.abort();
+        }
         if let Err(e) = self.kernel.flush_session_activity().await {
             tracing::warn!(error = %e, "could not record the last sessions' activity");
         }
         if let Err(e) = self.kernel.flush_api_key_usage().await {
             tracing::warn!(error = %e, "could not record the last API-key use");
+        }
+        // Every request has ended, so every span is queued: send them before the process goes.
+        #[cfg(feature = "otlp")]
+        if let Some(spans) = self.spans.take() {
+            crate::otlp::shutdown(spans).await;
         }
         out
     }

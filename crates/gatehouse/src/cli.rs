@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `config check`.
+//! The command line: `serve`, `migrate`, `config check`, `dev-cert` and the tools.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -57,6 +57,12 @@ enum Command {
         #[command(subcommand)]
         command: crate::vault_cmd::VaultCommand,
     },
+    /// Write a development CA and a certificate for localhost, 127.0.0.1 and ::1 signed by it.
+    DevCert {
+        /// The directory to write ca.pem, ca-key.pem, cert.pem and key.pem into.
+        #[arg(long, default_value = crate::dev_cert_cmd::DEFAULT_OUT)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +79,16 @@ pub fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "gatehouse: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // Development certificates need no server configuration either.
+    if let Command::DevCert { out } = cli.command {
+        return match crate::dev_cert_cmd::run(&out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "gatehouse: dev-cert: {e}");
                 ExitCode::FAILURE
             }
         };
@@ -110,7 +126,7 @@ pub fn main() -> ExitCode {
             Command::Keys { command } => crate::keys_cmd::run(&config, command).await,
             Command::Audit { command } => crate::audit_cmd::run(&config, command).await,
             Command::Admin { command } => crate::admin_cmd::run(&config, command).await,
-            Command::Config { .. } | Command::LocalVault { .. } => Ok(()),
+            Command::Config { .. } | Command::LocalVault { .. } | Command::DevCert { .. } => Ok(()),
         }
     });
     let code = match result {
@@ -138,13 +154,18 @@ async fn serve(config: &Config) -> Result<(), String> {
             "development mode is listening beyond loopback with a development key; use mode = \"production\" for anything reachable by others"
         );
     }
-    tracing::info!(address = %local, mode = ?config.raw.mode, "listening on http://{local}");
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(address = %local, mode = ?config.raw.mode, "listening on {scheme}://{local}");
     let admin = match config.admin_listen {
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("admin_listen: cannot bind {addr}: {e}"))?;
-            tracing::info!(address = %addr, "operator API (/admin/v1) listening on http://{addr}");
+            tracing::info!(address = %addr, "operator API (/admin/v1) listening on {scheme}://{addr}");
             Some(l)
         }
         None => None,

@@ -392,6 +392,12 @@ pub struct RawConfig {
     pub transit: TransitConfig,
     /// `/.well-known/security.txt` (RFC 9116); off while empty.
     pub security_txt: security_txt::SecurityTxtConfig,
+    /// Prometheus metrics (E3).
+    pub metrics: metrics::MetricsConfig,
+    /// OpenTelemetry span export over OTLP/HTTP (E2); needs the `otlp` cargo feature.
+    pub otlp: otlp::OtlpConfig,
+    /// TLS served by Gatehouse itself (D4); plain HTTP while unset.
+    pub tls: tls::TlsConfig,
 }
 
 impl Default for RawConfig {
@@ -425,6 +431,9 @@ impl Default for RawConfig {
             mail: MailConfig::default(),
             transit: TransitConfig::default(),
             security_txt: security_txt::SecurityTxtConfig::default(),
+            metrics: metrics::MetricsConfig::default(),
+            otlp: otlp::OtlpConfig::default(),
+            tls: tls::TlsConfig::default(),
         }
     }
 }
@@ -493,6 +502,11 @@ pub struct Config {
     pub mail: gatehouse_core::mail::MailSettings,
     /// The rendered `/.well-known/security.txt`, when configured.
     pub security_txt: Option<String>,
+    pub metrics: metrics::MetricsSettings,
+    /// Set when `[otlp]` export is on.
+    pub otlp: Option<otlp::OtlpSettings>,
+    /// Set when `[tls]` is configured: both listeners serve HTTPS.
+    pub tls: Option<tls::TlsSettings>,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
     /// Where the file layer came from, if any.
@@ -865,6 +879,7 @@ fn validate(
         ))
     })?;
     let production = raw.mode == Mode::Production;
+    let tls = tls::validate(&raw.tls)?;
     let admin_listen: Option<SocketAddr> = match &raw.admin_listen {
         None => None,
         Some(a) => Some(a.parse().map_err(|_| {
@@ -880,16 +895,19 @@ fn validate(
         && production
         && !a.ip().is_loopback()
         && !raw.trusted_proxy_tls
+        && tls.is_none()
     {
         return refuse(format!(
             "admin_listen: production mode refuses plain HTTP on the non-loopback address {a}; \
-             terminate TLS in a proxy and set trusted_proxy_tls = true"
+             configure [tls] (tls.cert_file, tls.key_file) or terminate TLS in a proxy and set \
+             trusted_proxy_tls = true"
         ));
     }
-    if production && !listen.ip().is_loopback() && !raw.trusted_proxy_tls {
+    if production && !listen.ip().is_loopback() && !raw.trusted_proxy_tls && tls.is_none() {
         return refuse(format!(
             "listen: production mode refuses plain HTTP on the non-loopback address {listen}; \
-             terminate TLS in a proxy in front of Gatehouse and set trusted_proxy_tls = true"
+             configure [tls] (tls.cert_file, tls.key_file) or terminate TLS in a proxy in front \
+             of Gatehouse and set trusted_proxy_tls = true"
         ));
     }
     for origin in &raw.cors_allowed_origins {
@@ -973,10 +991,16 @@ fn validate(
         &raw.security_txt,
         gatehouse_core::Clock::now(&gatehouse_core::SystemClock),
     )?;
+    let taken: Vec<SocketAddr> = std::iter::once(listen).chain(admin_listen).collect();
+    let metrics = metrics::validate(&raw.metrics, production, &taken)?;
+    let otlp = otlp::validate(&raw.otlp, production)?;
     Ok(Config {
         identity,
         mail,
         security_txt,
+        metrics,
+        otlp,
+        tls,
         listen,
         admin_listen,
         trusted_proxies,
@@ -1069,7 +1093,10 @@ fn master_key(
     ))
 }
 
+pub mod metrics;
+pub mod otlp;
 pub mod security_txt;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;

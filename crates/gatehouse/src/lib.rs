@@ -7,9 +7,13 @@ pub mod app;
 mod audit_cmd;
 pub mod cli;
 pub mod config;
+pub mod dev_cert_cmd;
 mod keyfile;
 mod keys_cmd;
 pub mod logging;
+#[cfg(feature = "otlp")]
+pub mod otlp;
+pub mod tls;
 mod vault_cmd;
 
 pub use app::App;

@@ -139,11 +139,25 @@ impl gatehouse_http::AccessLog for JsonAccessLog {
         let _ = serde_json::to_writer(&mut line, l.method);
         line.extend_from_slice(b",\"route\":");
         let _ = serde_json::to_writer(&mut line, l.route);
-        let _ = writeln!(
+        let _ = write!(
             line,
-            ",\"status\":{},\"latency_us\":{},\"target\":\"{ACCESS_TARGET}\"}}",
+            ",\"status\":{},\"latency_us\":{}",
             l.status, l.latency_us
         );
+        if let Some(o) = l.info.organization.get() {
+            let _ = write!(line, ",\"organization_id\":\"{o}\"");
+        }
+        if let Some(u) = l.info.user.get() {
+            let _ = write!(line, ",\"user_id\":\"{u}\"");
+        }
+        if let Some(p) = &l.info.parent_span_id {
+            line.extend_from_slice(b",\"parent_span_id\":");
+            let _ = serde_json::to_writer(&mut line, p);
+        }
+        for (name, value) in l.info.stages.nonzero() {
+            let _ = write!(line, ",\"{name}\":{value}");
+        }
+        let _ = writeln!(line, ",\"target\":\"{ACCESS_TARGET}\"}}");
         let _ = BatchedLine.write_all(&line);
     }
 }
@@ -202,6 +216,12 @@ where
             span.insert("route".into(), r.route.clone().into());
             if let Some(p) = &r.parent_span_id {
                 span.insert("parent_span_id".into(), p.clone().into());
+            }
+            if let Some(o) = r.organization.get() {
+                span.insert("organization_id".into(), o.to_string().into());
+            }
+            if let Some(u) = r.user.get() {
+                span.insert("user_id".into(), u.to_string().into());
             }
             line.insert("span".into(), span.into());
         }

@@ -62,9 +62,13 @@ pub struct ApiKeyCache {
 
 impl ApiKeyCache {
     fn get(&self, digest: &[u8], now: OffsetDateTime) -> Option<Arc<Cached>> {
-        let map = self.entries.read().ok()?;
-        let e = map.get(digest)?;
-        (now - e.loaded_at < CACHE_MAX_AGE).then(|| Arc::clone(e))
+        let found = self.entries.read().ok().and_then(|map| {
+            map.get(digest)
+                .filter(|e| now - e.loaded_at < CACHE_MAX_AGE)
+                .map(Arc::clone)
+        });
+        crate::telemetry::metrics::cache("api_key", found.is_some());
+        found
     }
 
     fn put(&self, record: Arc<ApiKeyRecord>, now: OffsetDateTime) -> Arc<Cached> {

@@ -89,6 +89,7 @@ pub async fn append_tenant(
     let head = tx.audit_head().await?;
     tx.append_audit(&record_for(Some(org), head, clock, event))
         .await?;
+    crate::telemetry::metrics::audit_appended(1);
     Ok(Audited::appended())
 }
 
@@ -102,6 +103,7 @@ pub async fn append_operator(
     let head = tx.operator_audit_head().await?;
     tx.append_operator_audit(&record_for(None, head, clock, event))
         .await?;
+    crate::telemetry::metrics::audit_appended(1);
     Ok(Audited::appended())
 }
 

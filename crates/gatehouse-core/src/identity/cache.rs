@@ -92,6 +92,12 @@ impl SessionCache {
     /// The cached state, unless it is older than [`SESSION_CACHE_MAX_AGE`] at `now`.
     #[must_use]
     pub fn get(&self, id: Uuid, now: OffsetDateTime) -> Option<CachedSession> {
+        let found = self.lookup(id, now);
+        crate::telemetry::metrics::cache("session", found.is_some());
+        found
+    }
+
+    fn lookup(&self, id: Uuid, now: OffsetDateTime) -> Option<CachedSession> {
         let map = self.entries.read().ok()?;
         let e = map.get(&id)?;
         if now - e.loaded_at > SESSION_CACHE_MAX_AGE {

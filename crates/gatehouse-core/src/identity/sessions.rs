@@ -280,8 +280,12 @@ impl Kernel {
             },
         };
         match wait {
-            Some(wait) => Err(Error::TooManyAttempts {
-                retry_after_secs: u32::try_from(wait.whole_seconds().max(1)).unwrap_or(u32::MAX),
+            Some(wait) => Err({
+                crate::telemetry::metrics::rate_limit_refused("lockout");
+                Error::TooManyAttempts {
+                    retry_after_secs: u32::try_from(wait.whole_seconds().max(1))
+                        .unwrap_or(u32::MAX),
+                }
             }),
             None => Ok(()),
         }

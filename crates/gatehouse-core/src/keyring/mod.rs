@@ -169,11 +169,14 @@ impl Keyring {
     }
 
     fn cached(&self, org: OrgId, version: u32) -> Option<Arc<AeadKey>> {
-        self.deks
+        let found = self
+            .deks
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&(org, version))
-            .cloned()
+            .cloned();
+        crate::telemetry::metrics::cache("data_key", found.is_some());
+        found
     }
 
     fn evict_org(&self, org: OrgId) {

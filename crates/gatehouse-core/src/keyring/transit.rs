@@ -46,10 +46,14 @@ impl Keyring {
     /// The organisation's cached transit state, if fresh.
     #[must_use]
     pub fn cached_transit(&self, org: OrgId) -> Option<Arc<TransitState>> {
-        let map = self.transit.read().unwrap_or_else(PoisonError::into_inner);
-        map.get(&org)
-            .filter(|c| c.loaded.elapsed() < TTL)
-            .and_then(|c| c.state.clone())
+        let found = {
+            let map = self.transit.read().unwrap_or_else(PoisonError::into_inner);
+            map.get(&org)
+                .filter(|c| c.loaded.elapsed() < TTL)
+                .and_then(|c| c.state.clone())
+        };
+        crate::telemetry::metrics::cache("transit", found.is_some());
+        found
     }
 
     /// The organisation's cache generation, read before loading: `load_transit` stores its

@@ -5,6 +5,7 @@
 
 mod templates;
 
+use crate::telemetry::metrics;
 use std::sync::Mutex;
 use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -219,6 +220,8 @@ impl Kernel {
                     self.store().mail_delivered(record.id, at).await?;
                     self.mail_health().delivered.fetch_add(1, Ordering::Relaxed);
                     self.mail_health().set_error(None);
+                    metrics::mail_delivery("sent");
+                    metrics::set_degraded("mail", false);
                     tracing::info!(
                         mail_id = %record.id,
                         transport = transport.kind(),
@@ -235,6 +238,9 @@ impl Kernel {
                         .mail_failed(record.id, attempts, next, e.summary)
                         .await?;
                     self.mail_health().failed.fetch_add(1, Ordering::Relaxed);
+                    metrics::mail_delivery("retry");
+                    metrics::error(transport.kind());
+                    metrics::set_degraded("mail", true);
                     self.mail_health().set_error(Some(format!(
                         "{}: {}",
                         transport.kind(),

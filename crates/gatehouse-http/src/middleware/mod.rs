@@ -34,5 +34,11 @@ pub(crate) fn apply(router: Router<AppState>, s: &HttpSettings) -> Router<AppSta
             cors::strip_for_disallowed_origins,
         ));
     }
-    r.layer(from_fn_with_state(s.access_log.clone(), request_id::layer))
+    r.layer(from_fn_with_state(
+        request_id::Sinks {
+            access_log: s.access_log.clone(),
+            spans: s.span_sink.clone(),
+        },
+        request_id::layer,
+    ))
 }

@@ -125,6 +125,10 @@ async fn decide(
     if d.allowed {
         Ok(())
     } else {
+        // The key's prefix (`ip`, `user`, `key`) names the limit; it never carries the subject.
+        gatehouse_core::telemetry::metrics::rate_limit_refused(
+            key.split(':').next().unwrap_or("other"),
+        );
         let secs = d.retry_after_us.saturating_add(999_999) / 1_000_000;
         Err(gatehouse_core::Error::RateLimited {
             retry_after_secs: u32::try_from(secs.max(1)).unwrap_or(u32::MAX),

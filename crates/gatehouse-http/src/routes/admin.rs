@@ -57,7 +57,9 @@ pub(crate) async fn login(
             req.device_name,
             &meta,
         )
-        .await?;
+        .await
+        .inspect_err(|_| gatehouse_core::telemetry::metrics::auth("operator_password", false))?;
+    gatehouse_core::telemetry::metrics::auth("operator_password", true);
     Ok(session_response(
         issued,
         SessionMode::Bearer,

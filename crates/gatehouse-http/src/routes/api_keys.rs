@@ -259,7 +259,9 @@ pub(crate) async fn verify(
     _service: ServiceCaller,
     ApiJson(req): ApiJson<VerifyKeyRequest>,
 ) -> Result<Json<VerifiedKey>, ApiError> {
-    match state.kernel.verify_api_key(&req.key).await {
+    let verified = state.kernel.verify_api_key(&req.key).await;
+    gatehouse_core::telemetry::metrics::auth("api_key", verified.is_ok());
+    match verified {
         Ok(k) => Ok(Json(VerifiedKey {
             valid: true,
             key_id: Some(k.id),

@@ -160,7 +160,9 @@ pub(crate) async fn login(
             },
             &meta,
         )
-        .await?;
+        .await
+        .inspect_err(|_| gatehouse_core::telemetry::metrics::auth("password", false))?;
+    gatehouse_core::telemetry::metrics::auth("password", true);
     match outcome {
         LoginOutcome::Session(issued) => Ok(session_response(issued, mode, StatusCode::OK)),
         LoginOutcome::MfaRequired {

@@ -1,4 +1,7 @@
 //! E4: liveness (the process answers) and readiness (it can serve: store reachable, keys loaded).
+//! Readiness lists every dependency; only the store, the keys and the hashing pool make it fail.
+//! Redis (rate limits, revocation fan-out) and mail are reported with `ok: false` when degraded
+//! but never turn the probe to 503: the process keeps serving without them.
 
 use axum::Json;
 use axum::extract::State;
@@ -66,6 +69,18 @@ pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Re
                     "Redis unreachable: limiting in this process until it returns".to_owned()
                 }
                 other => format!("store: {other}"),
+            },
+        });
+    }
+    if state.revocation_fanout {
+        let down = gatehouse_core::telemetry::metrics::is_degraded("revocation_fanout");
+        checks.push(CheckView {
+            name: "revocation_fanout",
+            ok: !down,
+            detail: if down {
+                "Redis unreachable: other instances' revocations arrive only through the session cache age bound".to_owned()
+            } else {
+                "subscribed".to_owned()
             },
         });
     }

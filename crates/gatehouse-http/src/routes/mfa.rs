@@ -71,7 +71,9 @@ pub(crate) async fn complete(
     let issued = state
         .kernel
         .complete_mfa(&SecretString::from(req.mfa_token), proof, &meta)
-        .await?;
+        .await
+        .inspect_err(|_| gatehouse_core::telemetry::metrics::auth("second_factor", false))?;
+    gatehouse_core::telemetry::metrics::auth("second_factor", true);
     // The mode asked for at the password step carries over.
     let mode = if issued.csrf_token.is_some() {
         SessionMode::Cookie

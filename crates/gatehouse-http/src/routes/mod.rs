@@ -5,6 +5,7 @@ pub(crate) mod auth;
 pub(crate) mod fallback;
 pub(crate) mod health;
 pub(crate) mod me;
+pub(crate) mod metrics;
 pub(crate) mod mfa;
 pub(crate) mod openapi;
 pub(crate) mod organization;

@@ -706,3 +706,62 @@ async fn audit_verify_passes_then_names_a_tampered_event() {
     assert!(err.contains("modified"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn traced_requests_log_the_trace_id_the_caller_and_per_stage_timings() {
+    let dir = temp_dir();
+    let server = start(&dir);
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", server.addr);
+    let res = client
+        .post(format!("{base}/v1/auth/signup"))
+        .json(&crate::support::signup_body("stages@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let login_trace = "0af7651916cd43dd8448eb211c80319c";
+    let res = client
+        .post(format!("{base}/v1/auth/login"))
+        .header("traceparent", format!("00-{login_trace}-b7ad6b7169203331-01"))
+        .json(&serde_json::json!({"email": "stages@example.com", "password": crate::support::PASSWORD, "device_name": "cli"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let me_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let res = client
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .header("traceparent", format!("00-{me_trace}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    server.signal("TERM");
+    let (_, lines) = server.wait();
+    let access = |trace: &str| -> serde_json::Value {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|j| j["request_id"] == trace && j["message"] == "request completed")
+            .unwrap_or_else(|| panic!("no access line for {trace}: {lines:#?}"))
+    };
+    let login = access(login_trace);
+    assert_eq!(login["parent_span_id"], "b7ad6b7169203331");
+    // Sign-in: the password check on a hashing worker, and the store transactions.
+    assert!(login["hash_us"].as_u64().unwrap() > 0, "{login}");
+    assert!(login["store_us"].as_u64().unwrap() > 0, "{login}");
+    assert!(login["store_txs"].as_u64().unwrap() >= 1, "{login}");
+    let me = access(me_trace);
+    assert_eq!(me["route"], "/v1/me");
+    assert_eq!(me["organization_id"], body["organization_id"]);
+    assert!(
+        me["user_id"].as_str().is_some_and(|u| u.len() == 36),
+        "{me}"
+    );
+    assert!(me["token_us"].as_u64().unwrap() > 0, "{me}");
+    assert!(me.get("hash_us").is_none(), "{me}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

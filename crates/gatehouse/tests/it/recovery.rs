@@ -315,6 +315,17 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down_and_goes_out_when_it_return
     let mail = seen.expect("readiness never reported the failing relay");
     assert!(mail["detail"].as_str().unwrap().contains("smtp"), "{mail}");
     assert!(sink.messages().is_empty());
+    // So do the metrics.
+    let text = app.metrics().await;
+    assert!(
+        text.contains("gatehouse_degraded{feature=\"mail\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("gatehouse_mail_outbox_depth 2"), "{text}");
+    assert!(
+        text.contains("gatehouse_errors_total{component=\"smtp\"}"),
+        "{text}"
+    );
 
     // The relay comes back; once the backoff has passed the mail goes out.
     sink.start();
@@ -338,6 +349,12 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down_and_goes_out_when_it_return
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(check["ok"], true, "{check}");
+    let text = app.metrics().await;
+    assert!(
+        text.contains("gatehouse_degraded{feature=\"mail\"} 0"),
+        "{text}"
+    );
+    assert!(text.contains("gatehouse_mail_outbox_depth 0"), "{text}");
     assert_eq!(check["detail"], "0 messages waiting");
     app.stop().await;
 }

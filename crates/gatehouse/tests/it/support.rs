@@ -13,6 +13,8 @@ pub struct TestApp {
     pub base: String,
     /// The operators' listener, when `admin_listen` is configured.
     pub admin_base: Option<String>,
+    /// The metrics listener (every test server has one, on an ephemeral port).
+    pub metrics_base: Option<String>,
     pub addr: std::net::SocketAddr,
     pub client: reqwest::Client,
     pub dir: PathBuf,
@@ -109,6 +111,7 @@ pub fn raw_config(dir: &std::path::Path) -> RawConfig {
         ..RawConfig::default()
     };
     raw.rate_limits.enabled = false;
+    raw.metrics.listen = Some("127.0.0.1:0".into());
     raw
 }
 
@@ -138,6 +141,7 @@ impl TestApp {
             .await
             .unwrap();
         let kernel = std::sync::Arc::clone(app.kernel());
+        let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let admin = match config.admin_listen {
@@ -156,6 +160,7 @@ impl TestApp {
             clock,
             base: format!("http://{addr}"),
             admin_base,
+            metrics_base,
             addr,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -165,6 +170,19 @@ impl TestApp {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The metrics text from the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let base = self.metrics_base.as_ref().expect("metrics.listen is set");
+        let res = self
+            .client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,388 @@
+//! E3: the process's Prometheus metrics, in the classic text exposition format (version 0.0.4),
+//! through the `prometheus` crate.
+//!
+//! One registry per process, like the default registry of every Prometheus client: counters are
+//! incremented from whichever layer sees the event (HTTP, identity, hashing, mail, Redis), and
+//! nothing has to be threaded through constructors for it. Recording is a few atomic operations;
+//! with metrics switched off (`[metrics] enabled = false`) it is one relaxed load.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use prometheus::{
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use uuid::Uuid;
+
+use super::orgs::OrgCounts;
+
+/// Request latency buckets, in seconds: fine below 10 ms, where most requests end.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+static TOP_ORGANIZATIONS: AtomicUsize = AtomicUsize::new(20);
+
+/// Switches recording on or off for the whole process (load tests compare the two).
+pub fn configure(enabled: bool, top_organizations: usize) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+    TOP_ORGANIZATIONS.store(top_organizations, Ordering::Relaxed);
+}
+
+#[must_use]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+#[derive(Debug)]
+struct Metrics {
+    registry: Registry,
+    http: HistogramVec,
+    auth: IntCounterVec,
+    rate_refusals: IntCounterVec,
+    rate_fallback: IntCounter,
+    audit_appends: IntCounter,
+    hash_wait: Histogram,
+    hash_queue: IntGauge,
+    mail_outbox: IntGauge,
+    mail: IntCounterVec,
+    cache: IntCounterVec,
+    errors: IntCounterVec,
+    degraded: IntGaugeVec,
+    orgs: IntGaugeVec,
+    org_counts: OrgCounts,
+    build: IntGaugeVec,
+    /// Serialises scrapes: each one resets and refills the organisation gauges.
+    render: Mutex<()>,
+}
+
+impl Metrics {
+    fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let http = HistogramVec::new(
+            HistogramOpts::new(
+                "gatehouse_http_request_duration_seconds",
+                "Time from a request's arrival to its response, by route template, method and status.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method", "status"],
+        )?;
+        let auth = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_auth_attempts_total",
+                "Authentication attempts by method (password, totp, recovery_code, token, api_key, service) and outcome (success, failure).",
+            ),
+            &["method", "outcome"],
+        )?;
+        let rate_refusals = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_rate_limit_refusals_total",
+                "Requests refused with 429, by the limit that refused them (ip, user, plan, api_key, lockout).",
+            ),
+            &["limit"],
+        )?;
+        let rate_fallback = IntCounter::new(
+            "gatehouse_rate_limit_fallback_decisions_total",
+            "Rate-limit decisions taken in this process because the shared store (Redis) was unreachable.",
+        )?;
+        let audit_appends = IntCounter::new(
+            "gatehouse_audit_events_appended_total",
+            "Audit events committed to the chain.",
+        )?;
+        let hash_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "gatehouse_password_hash_wait_seconds",
+                "Time a password-hashing job waited for a worker.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        let hash_queue = IntGauge::new(
+            "gatehouse_password_hash_queue_depth",
+            "Password-hashing jobs queued or running.",
+        )?;
+        let mail_outbox = IntGauge::new(
+            "gatehouse_mail_outbox_depth",
+            "Messages in the mail outbox not yet delivered.",
+        )?;
+        let mail = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_mail_deliveries_total",
+                "Mail delivery attempts by outcome (sent, retry).",
+            ),
+            &["outcome"],
+        )?;
+        let cache = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_cache_lookups_total",
+                "In-process cache lookups by cache (session, api_key, data_key, transit) and result (hit, miss).",
+            ),
+            &["cache", "result"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_errors_total",
+                "Errors by component (store, redis, smtp, crypto, otlp, internal).",
+            ),
+            &["component"],
+        )?;
+        let degraded = IntGaugeVec::new(
+            Opts::new(
+                "gatehouse_degraded",
+                "1 while a feature runs degraded (rate_limits: Redis unreachable, limiting per process; revocation_fanout; mail; otlp), else 0.",
+            ),
+            &["feature"],
+        )?;
+        let orgs = IntGaugeVec::new(
+            Opts::new(
+                "gatehouse_organization_requests",
+                "Requests since start by organisation: the busiest N by id, everyone else as organization=\"other\". A gauge, not a counter: an organisation can move in and out of the top N.",
+            ),
+            &["organization"],
+        )?;
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "gatehouse_build_info",
+                "Always 1; the version in its label.",
+            ),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        for c in [
+            Box::new(http.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(auth.clone()),
+            Box::new(rate_refusals.clone()),
+            Box::new(rate_fallback.clone()),
+            Box::new(audit_appends.clone()),
+            Box::new(hash_wait.clone()),
+            Box::new(hash_queue.clone()),
+            Box::new(mail_outbox.clone()),
+            Box::new(mail.clone()),
+            Box::new(cache.clone()),
+            Box::new(errors.clone()),
+            Box::new(degraded.clone()),
+            Box::new(orgs.clone()),
+            Box::new(build.clone()),
+        ] {
+            registry.register(c)?;
+        }
+        Ok(Self {
+            registry,
+            http,
+            auth,
+            rate_refusals,
+            rate_fallback,
+            audit_appends,
+            hash_wait,
+            hash_queue,
+            mail_outbox,
+            mail,
+            cache,
+            errors,
+            degraded,
+            orgs,
+            org_counts: OrgCounts::default(),
+            build,
+            render: Mutex::new(()),
+        })
+    }
+}
+
+/// `None` only if a metric name above were invalid, which `tests::the_registry_builds` rules out.
+fn get() -> Option<&'static Metrics> {
+    static METRICS: OnceLock<Option<Metrics>> = OnceLock::new();
+    METRICS
+        .get_or_init(|| match Metrics::new() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::error!(error = %e, "metrics registry could not be built; /metrics is empty");
+                None
+            }
+        })
+        .as_ref()
+}
+
+fn on() -> Option<&'static Metrics> {
+    if enabled() { get() } else { None }
+}
+
+/// One finished HTTP request.
+pub fn request(route: &str, method: &str, status: &str, elapsed: Duration, org: Option<Uuid>) {
+    if let Some(m) = on() {
+        m.http
+            .with_label_values(&[route, method, status])
+            .observe(elapsed.as_secs_f64());
+        if let Some(o) = org {
+            m.org_counts.record(o);
+        }
+    }
+}
+
+/// Counts a request for `org` without an HTTP request around it (load tests of the exporter).
+pub fn organization_request(org: Uuid) {
+    if let Some(m) = on() {
+        m.org_counts.record(org);
+    }
+}
+
+/// One authentication attempt: `method` such as `password`, `token`, `api_key`.
+pub fn auth(method: &'static str, success: bool) {
+    if let Some(m) = on() {
+        m.auth
+            .with_label_values(&[method, if success { "success" } else { "failure" }])
+            .inc();
+    }
+}
+
+/// A 429: `limit` names what refused (`ip`, `user`, `plan`, `api_key`, `lockout`).
+pub fn rate_limit_refused(limit: &str) {
+    if let Some(m) = on() {
+        m.rate_refusals.with_label_values(&[limit]).inc();
+    }
+}
+
+/// A rate-limit decision taken in-process because Redis was unreachable.
+pub fn rate_limit_fallback() {
+    if let Some(m) = on() {
+        m.rate_fallback.inc();
+    }
+}
+
+pub fn audit_appended(events: u64) {
+    if let Some(m) = on() {
+        m.audit_appends.inc_by(events);
+    }
+}
+
+pub fn hash_waited(wait: Duration) {
+    if let Some(m) = on() {
+        m.hash_wait.observe(wait.as_secs_f64());
+    }
+}
+
+/// `outcome`: `sent` or `retry`.
+pub fn mail_delivery(outcome: &'static str) {
+    if let Some(m) = on() {
+        m.mail.with_label_values(&[outcome]).inc();
+    }
+}
+
+pub fn cache(cache: &'static str, hit: bool) {
+    if let Some(m) = on() {
+        m.cache
+            .with_label_values(&[cache, if hit { "hit" } else { "miss" }])
+            .inc();
+    }
+}
+
+/// An error in `component` (`store`, `redis`, `smtp`, `crypto`, `otlp`, `internal`).
+pub fn error(component: &'static str) {
+    if let Some(m) = on() {
+        m.errors.with_label_values(&[component]).inc();
+    }
+}
+
+/// Marks `feature` as degraded or recovered. Recorded even with metrics off: readiness reads it.
+pub fn set_degraded(feature: &'static str, degraded: bool) {
+    if let Some(m) = get() {
+        m.degraded
+            .with_label_values(&[feature])
+            .set(i64::from(degraded));
+    }
+}
+
+/// Whether `feature` is marked degraded.
+#[must_use]
+pub fn is_degraded(feature: &'static str) -> bool {
+    get().is_some_and(|m| {
+        m.degraded
+            .get_metric_with_label_values(&[feature])
+            .is_ok_and(|g| g.get() != 0)
+    })
+}
+
+/// Gauges read at scrape time from their owners.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    pub hash_queue_depth: usize,
+    pub mail_outbox_depth: u64,
+}
+
+/// The whole registry in the Prometheus text format.
+#[must_use]
+pub fn render(now: Snapshot) -> String {
+    let Some(m) = get() else {
+        return String::new();
+    };
+    let _one_at_a_time = m.render.lock().unwrap_or_else(PoisonError::into_inner);
+    m.hash_queue
+        .set(i64::try_from(now.hash_queue_depth).unwrap_or(i64::MAX));
+    m.mail_outbox
+        .set(i64::try_from(now.mail_outbox_depth).unwrap_or(i64::MAX));
+    let (top, other) = m.org_counts.top(TOP_ORGANIZATIONS.load(Ordering::Relaxed));
+    m.orgs.reset();
+    for (org, n) in top {
+        m.orgs
+            .with_label_values(&[org.to_string().as_str()])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    m.orgs
+        .with_label_values(&["other"])
+        .set(i64::try_from(other).unwrap_or(i64::MAX));
+    let _ = &m.build;
+    let mut out = Vec::with_capacity(16 * 1024);
+    if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut out) {
+        tracing::error!(error = %e, "metrics could not be encoded");
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_builds() {
+        assert!(Metrics::new().is_ok());
+    }
+
+    #[test]
+    fn recorded_values_appear_in_the_text() {
+        request(
+            "/v1/x/{id}",
+            "GET",
+            "200",
+            Duration::from_millis(3),
+            Some(Uuid::nil()),
+        );
+        auth("password", false);
+        set_degraded("rate_limits", true);
+        assert!(is_degraded("rate_limits"));
+        let text = render(Snapshot {
+            hash_queue_depth: 3,
+            mail_outbox_depth: 7,
+        });
+        assert!(text.contains(
+            "gatehouse_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/x/{id}\",status=\"200\"} 1"
+        ));
+        assert!(
+            text.contains(
+                "gatehouse_auth_attempts_total{method=\"password\",outcome=\"failure\"} 1"
+            )
+        );
+        assert!(text.contains("gatehouse_password_hash_queue_depth 3"));
+        assert!(text.contains("gatehouse_mail_outbox_depth 7"));
+        assert!(text.contains("gatehouse_degraded{feature=\"rate_limits\"} 1"));
+        assert!(text.contains(&format!(
+            "gatehouse_organization_requests{{organization=\"{}\"}} 1",
+            Uuid::nil()
+        )));
+        set_degraded("rate_limits", false);
+        assert!(!is_degraded("rate_limits"));
+    }
+}
