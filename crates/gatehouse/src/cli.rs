@@ -154,6 +154,9 @@ async fn serve(config: &Config) -> Result<(), String> {
             "development mode is listening beyond loopback with a development key; use mode = \"production\" for anything reachable by others"
         );
     }
+    // Before announcing the address: a SIGINT or SIGTERM sent as soon as it is announced stops
+    // the server gracefully rather than killing it.
+    let shutdown = shutdown_signal();
     let scheme = if config.tls.is_some() {
         "https"
     } else {
@@ -170,7 +173,7 @@ async fn serve(config: &Config) -> Result<(), String> {
         }
         None => None,
     };
-    app.serve_with_admin(listener, admin, shutdown_signal())
+    app.serve_with_admin(listener, admin, shutdown)
         .await
         .map_err(|e| format!("server error: {e}"))
 }
@@ -194,22 +197,27 @@ async fn migrate(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = async {
-        match signal(SignalKind::terminate()) {
+/// Resolves on SIGINT or SIGTERM. Both handlers are installed when this is called, not when the
+/// future is first polled, so no signal between the two is lost to the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    async fn wait(installed: std::io::Result<Signal>, name: &'static str) {
+        match installed {
             Ok(mut s) => {
                 s.recv().await;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+                tracing::warn!(error = %e, "cannot listen for {name}; only the other signal stops the server");
                 std::future::pending::<()>().await;
             }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
+    }
+    let int = wait(signal(SignalKind::interrupt()), "SIGINT");
+    let term = wait(signal(SignalKind::terminate()), "SIGTERM");
+    async move {
+        tokio::select! {
+            () = int => {}
+            () = term => {}
+        }
     }
 }

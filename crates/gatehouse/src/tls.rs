@@ -212,15 +212,21 @@ impl TlsReloader {
 /// Runs for ever: reloads on SIGHUP and when either file changes. A change seen while the files
 /// are half-replaced (a new certificate, the old key) fails to load and is tried again at the
 /// next change.
-pub(crate) async fn reload_job(tls: Arc<TlsReloader>) {
+/// The SIGHUP handler is installed when this is called, before the server accepts anything, so
+/// an early SIGHUP reloads rather than ending the process.
+pub(crate) fn reload_job(tls: Arc<TlsReloader>) -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hangup = match signal(SignalKind::hangup()) {
+    let hangup = match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!(error = %e, "cannot listen for SIGHUP; the TLS files are reloaded when they change");
             None
         }
     };
+    reload_loop(tls, hangup)
+}
+
+async fn reload_loop(tls: Arc<TlsReloader>, mut hangup: Option<tokio::signal::unix::Signal>) {
     let mut seen = tls.fingerprint();
     loop {
         let poll = Duration::from_millis(tls.poll_every_ms.load(Ordering::Relaxed));
