@@ -837,6 +837,13 @@ impl TenantTx for PgTenantTx {
         crate::audit::append(&mut self.tx, event).await
     }
 
+    async fn append_audit_batch(&mut self, events: &[AuditRecord]) -> Result<(), StoreError> {
+        for e in events {
+            ensure_chain_in_scope(&self.scope, e.org_id)?;
+        }
+        crate::audit::append_batch(&mut self.tx, self.scope.org_id(), events).await
+    }
+
     async fn audit_events(
         &mut self,
         after_seq: u64,

@@ -78,6 +78,67 @@ pub(crate) async fn append(conn: &mut SqliteConnection, e: &AuditRecord) -> Resu
     .map_err(map_err)
 }
 
+/// Rows per INSERT: 17 parameters each stays far below both databases' parameter limits.
+const BATCH_ROWS: usize = 500;
+
+/// Appends several events of one organisation's chain with one multi-row INSERT per
+/// {BATCH_ROWS} events and one head update.
+pub(crate) async fn append_batch(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    events: &[AuditRecord],
+) -> Result<(), StoreError> {
+    let Some(last) = events.last() else {
+        return Ok(());
+    };
+    for chunk in events.chunks(BATCH_ROWS) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO audit_events (org_id, seq, id, at, actor_kind, actor_id, impersonator_id, \
+             action, resource_type, resource_id, outcome, request_id, details, subject, personal, \
+             prev_hash, hash) ",
+        );
+        let mut bad_seq = None;
+        q.push_values(chunk, |mut row, e| {
+            let s = seq(e.seq).unwrap_or_else(|err| {
+                bad_seq = Some(err);
+                0
+            });
+            row.push_bind(org.as_uuid())
+                .push_bind(s)
+                .push_bind(e.id)
+                .push_bind(unix_micros(e.at))
+                .push_bind(&e.actor_kind)
+                .push_bind(&e.actor_id)
+                .push_bind(&e.impersonator_id)
+                .push_bind(&e.action)
+                .push_bind(&e.resource_type)
+                .push_bind(&e.resource_id)
+                .push_bind(&e.outcome)
+                .push_bind(&e.request_id)
+                .push_bind(&e.details)
+                .push_bind(&e.subject)
+                .push_bind(&e.personal)
+                .push_bind(&e.prev_hash)
+                .push_bind(&e.hash);
+        });
+        if let Some(err) = bad_seq {
+            return Err(err);
+        }
+        q.build().execute(&mut *conn).await.map_err(map_err)?;
+    }
+    sqlx::query(
+        "INSERT INTO audit_heads (org_id, seq, hash) VALUES (?, ?, ?) \
+             ON CONFLICT (org_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    )
+    .bind(org.as_uuid())
+    .bind(seq(last.seq)?)
+    .bind(&last.hash)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+    .map_err(map_err)
+}
+
 fn record(row: &SqliteRow, org: Option<OrgId>) -> Result<AuditRecord, StoreError> {
     let s: i64 = row.try_get("seq").map_err(map_err)?;
     let at: i64 = row.try_get("at").map_err(map_err)?;

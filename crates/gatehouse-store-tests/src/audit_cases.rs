@@ -360,6 +360,51 @@ pub async fn audit_chains_are_per_organisation(f: &dyn Fixture) {
     assert!(tx.append_audit(&foreign).await.is_err());
 }
 
+pub async fn audit_batches_continue_the_chain_across_insert_chunks(f: &dyn Fixture) {
+    let store = f.store();
+    let clock = clock();
+    let a = chain_of_six(store.as_ref(), &clock, 1).await;
+    let b = new_org(store.as_ref(), &clock, 2).await;
+    // More events than one multi-row INSERT holds, after events appended one by one.
+    let mut tx = store
+        .begin_scoped(&TenantScope::for_tests(a))
+        .await
+        .unwrap();
+    let batch: Vec<AuditEvent> = (0..1_203).map(event).collect();
+    let proof = audit::append_tenant_batch(tx.as_mut(), &clock, batch)
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit(proof).await.unwrap();
+    let all = events(store.as_ref(), a).await;
+    assert_eq!(all.len(), 1_209);
+    assert!(all.iter().enumerate().all(|(i, e)| e.seq == i as u64 + 1));
+    // The head moved to the last event: the next single append continues from it.
+    record(store.as_ref(), &clock, a, 99).await;
+    let k = keyring(&store).await;
+    assert_eq!(
+        audit::verify_org(store.as_ref(), &k, &TenantScope::for_tests(a))
+            .await
+            .unwrap(),
+        Ok(1_210)
+    );
+    // No events: no proof, nothing written.
+    let mut tx = store
+        .begin_scoped(&TenantScope::for_tests(a))
+        .await
+        .unwrap();
+    assert!(
+        audit::append_tenant_batch(tx.as_mut(), &clock, Vec::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A record of another chain inside the batch is refused.
+    let mut foreign = all[0].clone();
+    foreign.org_id = Some(b);
+    assert!(tx.append_audit_batch(&[foreign]).await.is_err());
+}
+
 fn varied(i: usize) -> AuditEvent {
     let actions = [
         "member.added",

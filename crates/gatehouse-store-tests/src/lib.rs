@@ -62,6 +62,7 @@ macro_rules! behaviour_suite {
             audit_verify_names_the_first_tampered_event,
             audit_events_are_append_only,
             audit_chains_are_per_organisation,
+            audit_batches_continue_the_chain_across_insert_chunks,
             audit_filters_and_cursors_return_exactly_the_right_events,
             audit_erased_personal_data_is_unreadable_and_the_chain_verifies,
             audit_truncation_after_a_signed_checkpoint_is_detected

@@ -26,8 +26,8 @@ use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, Sampler,
-    SdkTracer, SdkTracerProvider, SpanData,
+    BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, Sampler, SdkTracer,
+    SdkTracerProvider, SpanData,
 };
 
 use crate::config::otlp::OtlpSettings;
@@ -113,15 +113,15 @@ impl AccessLog for SpanExporter {
             return;
         }
         let parent = match line.info.parent_span_id.as_deref().map(SpanId::from_hex) {
-            Some(Ok(id)) if id != SpanId::INVALID => Context::new().with_remote_span_context(
-                SpanContext::new(
+            Some(Ok(id)) if id != SpanId::INVALID => {
+                Context::new().with_remote_span_context(SpanContext::new(
                     trace_id,
                     id,
                     TraceFlags::SAMPLED,
                     true,
                     TraceState::default(),
-                ),
-            ),
+                ))
+            }
             _ => Context::new(),
         };
         #[allow(clippy::disallowed_methods)] // span timestamps are wall-clock time by definition
@@ -135,10 +135,7 @@ impl AccessLog for SpanExporter {
             KeyValue::new("http.response.status_code", i64::from(line.status)),
         ];
         if let Some(org) = line.info.organization.get() {
-            attributes.push(KeyValue::new(
-                "gatehouse.organization_id",
-                org.to_string(),
-            ));
+            attributes.push(KeyValue::new("gatehouse.organization_id", org.to_string()));
         }
         if let Some(user) = line.info.user.get() {
             attributes.push(KeyValue::new("enduser.id", user.to_string()));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AuditEvent, append_operator, append_tenant};
+use super::{AuditEvent, append_operator, append_tenant_batch};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::ids::OrgId;
@@ -125,11 +125,7 @@ async fn write(
     match chain {
         Some(org) => {
             let mut tx = store.begin_scoped(&TenantScope::granted(org)).await?;
-            let mut proof = None;
-            for event in events {
-                proof = Some(append_tenant(tx.as_mut(), clock, event).await?);
-            }
-            match proof {
+            match append_tenant_batch(tx.as_mut(), clock, events).await? {
                 Some(p) => Ok(tx.commit(p).await?),
                 None => Ok(()),
             }

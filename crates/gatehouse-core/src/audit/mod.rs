@@ -93,6 +93,35 @@ pub async fn append_tenant(
     Ok(Audited::appended())
 }
 
+/// Appends `events`, in order, to the chain of the transaction's organisation: the head is read
+/// once and the records chained in memory, then written in one batch. `None` for no events.
+pub async fn append_tenant_batch(
+    tx: &mut dyn TenantTx,
+    clock: &dyn Clock,
+    events: Vec<AuditEvent>,
+) -> Result<Option<Audited>, Error> {
+    if events.is_empty() {
+        return Ok(None);
+    }
+    for e in &events {
+        e.validate()?;
+    }
+    let org = tx.scope().org_id();
+    let mut head = tx.audit_head().await?;
+    let mut records = Vec::with_capacity(events.len());
+    for event in events {
+        let record = record_for(Some(org), head, clock, event);
+        head = Some(ChainHead {
+            seq: record.seq,
+            hash: chain::hash(&record),
+        });
+        records.push(record);
+    }
+    tx.append_audit_batch(&records).await?;
+    crate::telemetry::metrics::audit_appended(records.len() as u64);
+    Ok(Some(Audited::appended()))
+}
+
 /// Appends `event` to the platform operators' chain.
 pub async fn append_operator(
     tx: &mut dyn PlatformTx,

@@ -575,6 +575,9 @@ pub trait TenantTx: Send {
     async fn audit_head(&mut self) -> Result<Option<ChainHead>, StoreError>;
     /// Appends to the scope's chain and moves its head.
     async fn append_audit(&mut self, event: &AuditRecord) -> Result<(), StoreError>;
+    /// Appends `events` (in order, each continuing the one before) and moves the head once: a
+    /// few statements for the whole batch instead of a few per event.
+    async fn append_audit_batch(&mut self, events: &[AuditRecord]) -> Result<(), StoreError>;
     /// The scope's events after `after_seq`, in order, at most `limit`.
     async fn audit_events(
         &mut self,

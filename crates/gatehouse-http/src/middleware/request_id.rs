@@ -58,10 +58,7 @@ pub(crate) struct Sinks {
 }
 
 pub(crate) async fn layer(
-    State(Sinks {
-        access_log,
-        spans,
-    }): State<Sinks>,
+    State(Sinks { access_log, spans }): State<Sinks>,
     req: Request,
     next: Next,
 ) -> Response {

@@ -106,7 +106,8 @@ fn attribute(holder: &Value, key: &str) -> Value {
 }
 
 fn as_i64(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
 async fn with_otlp(endpoint: String) -> TestApp {
@@ -199,7 +200,10 @@ async fn stopping_the_server_sends_the_last_spans() {
     let trace = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     app.stop().await;
     assert!(
-        receiver.spans().iter().any(|s| s["traceId"] == trace.as_str()),
+        receiver
+            .spans()
+            .iter()
+            .any(|s| s["traceId"] == trace.as_str()),
         "{:#?}",
         receiver.spans()
     );
