@@ -47,7 +47,8 @@ fn flusher(shared: &Shared) {
                 .wake
                 .wait_timeout_while(guard, FLUSH_EVERY, |b| b.len() < FLUSH_AT_BYTES)
                 .unwrap_or_else(PoisonError::into_inner);
-            std::mem::take(&mut *guard)
+            // A fresh buffer of full size, so writers do not grow one from empty every flush.
+            std::mem::replace(&mut *guard, Vec::with_capacity(FLUSH_AT_BYTES + 4096))
         };
         if !pending.is_empty() {
             let _ = std::io::stderr().lock().write_all(&pending);
@@ -121,45 +122,123 @@ struct JsonAccessLog;
 
 impl gatehouse_http::AccessLog for JsonAccessLog {
     fn record(&self, l: &gatehouse_http::AccessLine<'_>) {
-        use tracing_subscriber::fmt::time::FormatTime as _;
-        let mut timestamp = String::with_capacity(32);
-        let _ = tracing_subscriber::fmt::time::SystemTime.format_time(
-            &mut tracing_subscriber::fmt::format::Writer::new(&mut timestamp),
-        );
-        let level = if l.status >= 500 { "ERROR" } else { "INFO" };
-        let mut line = Vec::with_capacity(256);
-        line.extend_from_slice(b"{\"timestamp\":");
-        let _ = serde_json::to_writer(&mut line, &timestamp);
-        let _ = write!(
-            line,
-            ",\"level\":\"{level}\",\"message\":\"request completed\",\"request_id\":"
-        );
-        let _ = serde_json::to_writer(&mut line, l.request_id);
-        line.extend_from_slice(b",\"method\":");
-        let _ = serde_json::to_writer(&mut line, l.method);
-        line.extend_from_slice(b",\"route\":");
-        let _ = serde_json::to_writer(&mut line, l.route);
-        let _ = write!(
-            line,
-            ",\"status\":{},\"latency_us\":{}",
-            l.status, l.latency_us
-        );
-        if let Some(o) = l.info.organization.get() {
-            let _ = write!(line, ",\"organization_id\":\"{o}\"");
+        // Written field by field without `fmt` or a serializer: this runs for every request, and
+        // formatting machinery was most of the logging layer's cost (callgrind, bench/run.py).
+        thread_local! {
+            static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
         }
-        if let Some(u) = l.info.user.get() {
-            let _ = write!(line, ",\"user_id\":\"{u}\"");
-        }
-        if let Some(p) = &l.info.parent_span_id {
-            line.extend_from_slice(b",\"parent_span_id\":");
-            let _ = serde_json::to_writer(&mut line, p);
-        }
-        for (name, value) in l.info.stages.nonzero() {
-            let _ = write!(line, ",\"{name}\":{value}");
-        }
-        let _ = writeln!(line, ",\"target\":\"{ACCESS_TARGET}\"}}");
-        let _ = BatchedLine.write_all(&line);
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            write_access_line(line, l);
+            let _ = BatchedLine.write_all(line);
+        });
     }
+}
+
+fn write_access_line(line: &mut Vec<u8>, l: &gatehouse_http::AccessLine<'_>) {
+    line.extend_from_slice(b"{\"timestamp\":\"");
+    access_timestamp(line);
+    line.extend_from_slice(if l.status >= 500 {
+        b"\",\"level\":\"ERROR\""
+    } else {
+        b"\",\"level\":\"INFO\""
+    });
+    // The request id is 32 lowercase hex characters and the method an HTTP token, by
+    // construction (request_id.rs, `http::Method`): neither can need escaping.
+    line.extend_from_slice(b",\"message\":\"request completed\",\"request_id\":\"");
+    line.extend_from_slice(l.request_id.as_bytes());
+    line.extend_from_slice(b"\",\"method\":\"");
+    line.extend_from_slice(l.method.as_bytes());
+    line.push(b'"');
+    line.extend_from_slice(b",\"route\":");
+    json_str(line, l.route);
+    json_u64(line, "status", u64::from(l.status));
+    json_u64(line, "latency_us", l.latency_us);
+    if let Some(o) = l.info.organization.get() {
+        json_uuid(line, "organization_id", o);
+    }
+    if let Some(u) = l.info.user.get() {
+        json_uuid(line, "user_id", u);
+    }
+    if let Some(p) = &l.info.parent_span_id {
+        line.extend_from_slice(b",\"parent_span_id\":");
+        json_str(line, p);
+    }
+    for (name, value) in l.info.stages.iter().filter(|(_, v)| *v > 0) {
+        json_u64(line, name, value);
+    }
+    line.extend_from_slice(b",\"target\":\"");
+    line.extend_from_slice(ACCESS_TARGET.as_bytes());
+    line.extend_from_slice(b"\"}\n");
+}
+
+/// A JSON string: copied as is when nothing in it needs escaping (ids, methods and route
+/// templates never do), else through serde_json.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// `,"name":value`; `name` is one of our own field names.
+fn json_u64(out: &mut Vec<u8>, name: &str, value: u64) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// `,"name":"<hyphenated uuid>"`.
+fn json_uuid(out: &mut Vec<u8>, name: &str, id: &uuid::Uuid) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":\"");
+    out.extend_from_slice(
+        id.hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    out.push(b'"');
+}
+
+/// The access line's timestamp, in the format of `tracing`'s (RFC 3339, UTC, microseconds), e.g.
+/// `2026-12-02T11:55:01.123456Z`. The part up to the seconds is formatted once per second per
+/// thread and reused: this line is written for every request.
+fn access_timestamp(out: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    use tracing_subscriber::fmt::time::FormatTime as _;
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    // Wall-clock time for a log line, not domain time: the injected clock is for expiry.
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    SECOND.with_borrow_mut(|(secs, prefix)| {
+        if *secs != now.as_secs() {
+            let mut full = String::with_capacity(32);
+            let _ = tracing_subscriber::fmt::time::SystemTime
+                .format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut full));
+            // `YYYY-MM-DDTHH:MM:SS` is the first 19 characters.
+            *prefix = full.get(..19).unwrap_or_default().to_owned();
+            *secs = now.as_secs();
+        }
+        out.extend_from_slice(prefix.as_bytes());
+    });
+    let mut buf = itoa::Buffer::new();
+    let micros = buf.format(now.subsec_micros());
+    out.push(b'.');
+    out.extend(std::iter::repeat_n(
+        b'0',
+        6usize.saturating_sub(micros.len()),
+    ));
+    out.extend_from_slice(micros.as_bytes());
+    out.push(b'Z');
 }
 
 pub fn init(format: LogFormat, level: &str) {
@@ -252,5 +331,42 @@ impl tracing::field::Visit for JsonFields {
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
         self.0
             .insert(field.name().to_owned(), format!("{value:?}").into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_line_pieces_are_json_whatever_they_hold() {
+        let mut out = b"[".to_vec();
+        json_str(&mut out, "/v1/api-keys/{id}");
+        out.push(b',');
+        json_str(&mut out, "a \"quoted\" \\ path\n");
+        out.push(b']');
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v[0], "/v1/api-keys/{id}");
+        assert_eq!(v[1], "a \"quoted\" \\ path\n");
+        let mut obj = b"{\"x\":1".to_vec();
+        json_u64(&mut obj, "latency_us", 1234);
+        json_uuid(&mut obj, "user_id", &uuid::Uuid::max());
+        obj.push(b'}');
+        let v: serde_json::Value = serde_json::from_slice(&obj).unwrap();
+        assert_eq!(v["latency_us"], 1234);
+        assert_eq!(v["user_id"], "ffffffff-ffff-ffff-ffff-ffffffffffff");
+    }
+
+    #[test]
+    fn access_timestamps_are_rfc3339_with_microseconds() {
+        let mut out = Vec::new();
+        access_timestamp(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.len(), 27, "{text}");
+        assert!(
+            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                .is_ok(),
+            "{text}"
+        );
     }
 }

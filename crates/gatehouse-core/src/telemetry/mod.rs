@@ -56,9 +56,8 @@ pub enum Stage {
 }
 
 impl Stages {
-    /// `(name, microseconds)` for each stage the request spent time in, in a fixed order.
-    #[must_use]
-    pub fn nonzero(&self) -> Vec<(&'static str, u64)> {
+    /// `(name, value)` for every stage, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         [
             ("hash_wait_us", &self.hash_wait_us),
             ("hash_us", &self.hash_us),
@@ -68,8 +67,12 @@ impl Stages {
         ]
         .into_iter()
         .map(|(n, v)| (n, v.load(Ordering::Relaxed)))
-        .filter(|(_, v)| *v > 0)
-        .collect()
+    }
+
+    /// `(name, microseconds)` for each stage the request spent time in, in a fixed order.
+    #[must_use]
+    pub fn nonzero(&self) -> Vec<(&'static str, u64)> {
+        self.iter().filter(|(_, v)| *v > 0).collect()
     }
 }
 

@@ -12,7 +12,8 @@ const TRACKED: usize = 10_000;
 
 #[derive(Debug, Default)]
 pub(crate) struct OrgCounts {
-    counts: Mutex<HashMap<Uuid, u64>>,
+    /// foldhash, not SipHash: the keys are our own organisation ids, counted on every request.
+    counts: Mutex<HashMap<Uuid, u64, foldhash::fast::RandomState>>,
     /// Requests of organisations beyond the tracked ones.
     untracked: AtomicU64,
 }
