@@ -293,7 +293,7 @@ def telemetry_overhead(args, results) -> None:
         shutil.rmtree(data_root, ignore_errors=True)
 
 
-def telemetry_instructions(results, requests: int = 2000) -> None:
+def telemetry_instructions(results, requests: int = 2000, rounds: int = int(os.environ.get("GH_BENCH_IR_ROUNDS", "3"))) -> None:
     """The same comparison counted in instructions (valgrind's callgrind: the same count for the
     same binary and inputs whatever else the machine is doing). Each server runs under callgrind,
     takes 200 requests to warm up, has its counters zeroed, then serves `requests` sequential
@@ -307,50 +307,55 @@ def telemetry_instructions(results, requests: int = 2000) -> None:
     envs = {"on": {**common, "GATEHOUSE_LOG_LEVEL": "info"},
             "off": {**common, "GATEHOUSE_LOG_LEVEL": "warn", "GATEHOUSE_METRICS__ENABLED": "false"}}
     token = None
+    counts = {"on": [], "off": []}
     try:
-        for name, env in envs.items():
-            port = free_port()
-            out = data_root / f"callgrind.{name}"
-            full_env = {"PATH": os.environ.get("PATH", ""), "GATEHOUSE_LISTEN": f"127.0.0.1:{port}", **env}
-            proc = subprocess.Popen(
-                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p",
-                 str(TARGET / "gatehouse"), "serve"],
-                cwd=data_root, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                wait_for(port, "/health/ready", time.perf_counter(), limit=120.0)
-                if token is None:
-                    status, _ = http_json(port, "POST", "/v1/auth/signup", {
-                        "email": "ir@example.com", "password": "bench passphrase 1729",
-                        "name": "Bench", "organization_name": "Bench Org"})
-                    assert status == 201, status
-                    status, tokens = http_json(port, "POST", "/v1/auth/login", {
-                        "email": "ir@example.com", "password": "bench passphrase 1729"})
-                    assert status == 200, status
-                    token = tokens["access_token"]
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                def run(n):
-                    for _ in range(n):
-                        conn.request("GET", "/v1/auth/verify", headers={"Authorization": f"Bearer {token}"})
-                        r = conn.getresponse()
-                        r.read()
-                        assert r.status == 200, r.status
-                run(200)
-                subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True,
-                               capture_output=True)
-                run(requests)
-                subprocess.run(["callgrind_control", "--dump=measured", str(proc.pid)], check=True,
-                               capture_output=True)
-                conn.close()
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=120)
-            total = 0
-            for f in data_root.glob(f"callgrind.{name}.*"):
-                text = f.read_text(errors="replace")
-                if re.search(r"^desc: Trigger: dump measured$", text, re.M):
-                    total += int(re.search(r"^summary:\s+(\d+)", text, re.M).group(1))
-            assert total > 0, f"no callgrind dump for {name}"
-            results[f"telemetry_verify_{name}_instructions"] = total / requests
+        for rnd in range(rounds):
+            for name, env in envs.items():
+                port = free_port()
+                out = data_root / f"callgrind.{rnd}.{name}"
+                full_env = {"PATH": os.environ.get("PATH", ""), "GATEHOUSE_LISTEN": f"127.0.0.1:{port}", **env}
+                proc = subprocess.Popen(
+                    ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p",
+                     str(TARGET / "gatehouse"), "serve"],
+                    cwd=data_root, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                try:
+                    wait_for(port, "/health/ready", time.perf_counter(), limit=120.0)
+                    if token is None:
+                        status, _ = http_json(port, "POST", "/v1/auth/signup", {
+                            "email": "ir@example.com", "password": "bench passphrase 1729",
+                            "name": "Bench", "organization_name": "Bench Org"})
+                        assert status == 201, status
+                        status, tokens = http_json(port, "POST", "/v1/auth/login", {
+                            "email": "ir@example.com", "password": "bench passphrase 1729"})
+                        assert status == 200, status
+                        token = tokens["access_token"]
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                    def run(n):
+                        for _ in range(n):
+                            conn.request("GET", "/v1/auth/verify", headers={"Authorization": f"Bearer {token}"})
+                            r = conn.getresponse()
+                            r.read()
+                            assert r.status == 200, r.status
+                    run(200)
+                    subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True,
+                                   capture_output=True)
+                    run(requests)
+                    subprocess.run(["callgrind_control", "--dump=measured", str(proc.pid)], check=True,
+                                   capture_output=True)
+                    conn.close()
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=120)
+                total = 0
+                for f in data_root.glob(f"callgrind.{rnd}.{name}.*"):
+                    text = f.read_text(errors="replace")
+                    if re.search(r"^desc: Trigger: dump measured$", text, re.M):
+                        total += int(re.search(r"^summary:\s+(\d+)", text, re.M).group(1))
+                assert total > 0, f"no callgrind dump for {name}"
+                counts[name].append(total / requests)
+        results["telemetry_verify_instruction_runs"] = counts
+        for name in counts:
+            results[f"telemetry_verify_{name}_instructions"] = sorted(counts[name])[len(counts[name]) // 2]
         results["telemetry_instruction_overhead"] = (
             results["telemetry_verify_on_instructions"] / results["telemetry_verify_off_instructions"] - 1.0)
     finally:
@@ -392,7 +397,10 @@ def print_telemetry(results) -> None:
               f"server CPU per request {results['telemetry_cpu_overhead'] * 100:.1f} % "
               f"({results['telemetry_verify_on_cpu_us']:.1f} vs {results['telemetry_verify_off_cpu_us']:.1f} us); target <= 5 %")
     if "telemetry_instruction_overhead" in results:
-        print(f"instructions per verify (callgrind, sequential): on {results['telemetry_verify_on_instructions']:.0f}, "
+        runs = results["telemetry_verify_instruction_runs"]
+        print(f"instructions per verify, each round: on {', '.join(f'{x:.0f}' for x in runs['on'])}; "
+              f"off {', '.join(f'{x:.0f}' for x in runs['off'])}")
+        print(f"instructions per verify (callgrind, sequential, medians): on {results['telemetry_verify_on_instructions']:.0f}, "
               f"off {results['telemetry_verify_off_instructions']:.0f}: "
               f"{results['telemetry_instruction_overhead'] * 100:.1f} % more with metrics and logging on")
 

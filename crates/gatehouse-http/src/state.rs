@@ -70,6 +70,8 @@ pub struct AppState {
     pub background: Arc<tokio::sync::Semaphore>,
     /// Revocations fan out through Redis (readiness reports the subscription).
     pub revocation_fanout: bool,
+    /// Spans are exported over OTLP (readiness reports the collector).
+    pub otlp: bool,
 }
 
 impl AppState {
@@ -84,7 +86,14 @@ impl AppState {
             security_txt: None,
             background: Arc::new(tokio::sync::Semaphore::new(64)),
             revocation_fanout: false,
+            otlp: false,
         }
+    }
+
+    #[must_use]
+    pub fn with_otlp(mut self, on: bool) -> Self {
+        self.otlp = on;
+        self
     }
 
     #[must_use]

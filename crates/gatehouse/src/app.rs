@@ -165,6 +165,7 @@ impl App {
         );
         let state = AppState::new(Arc::clone(&kernel))
             .with_revocation_fanout(config.raw.redis_url.is_some())
+            .with_otlp(config.otlp.is_some())
             .with_service_secrets(ServiceSecrets::new(&service_secrets))
             .with_trusted_proxies(config.trusted_proxies.clone())
             .with_transit_max_batch(config.raw.transit.max_batch_items)

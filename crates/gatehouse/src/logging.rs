@@ -1,13 +1,15 @@
 //! Log output: JSON lines (default) or text, on standard error. Every line written while a
 //! request is handled carries that request's span (request id, method, route).
 //!
-//! Lines are appended to an in-memory buffer that a background thread writes out every 20 ms, or
-//! at once when it passes 64 KiB, so a request never pays for a write system call of its own.
-//! `flush` writes what is pending; the CLI calls it before exiting. A crash can lose at most the
-//! last 20 ms of lines.
+//! Each thread appends its lines to a buffer of its own (no lock shared between request threads);
+//! a background thread collects every buffer and writes it out every 20 ms, or as soon as one
+//! passes 64 KiB, so a request never pays for a write system call or a contended lock. Lines of
+//! one thread stay in order; lines of different threads written within the same 20 ms may be
+//! interleaved out of timestamp order. `flush` writes what is pending; the CLI calls it before
+//! exiting. A crash can lose at most the last 20 ms of lines.
 
 use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
@@ -17,52 +19,119 @@ use crate::config::LogFormat;
 
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
 const FLUSH_AT_BYTES: usize = 64 * 1024;
-/// Past this, a writer waits for the flusher rather than grow the buffer without bound.
+/// Past this, a writer writes its own buffer out rather than grow it without bound.
 const HARD_LIMIT_BYTES: usize = 8 * 1024 * 1024;
 
-#[derive(Debug, Default)]
+type Buffer = Arc<Mutex<Vec<u8>>>;
+
+#[derive(Debug)]
 struct Shared {
-    buf: Mutex<Vec<u8>>,
-    wake: Condvar,
+    /// Every thread's buffer (a thread's is dropped once the thread has ended and it is empty).
+    buffers: Mutex<Vec<Buffer>>,
+    flusher: std::thread::Thread,
 }
 
-static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
+static SHARED: OnceLock<Shared> = OnceLock::new();
 
-fn shared() -> &'static Arc<Shared> {
+fn shared() -> &'static Shared {
     SHARED.get_or_init(|| {
-        let shared = Arc::new(Shared::default());
-        let for_thread = Arc::clone(&shared);
-        let _ = std::thread::Builder::new()
+        let flusher = std::thread::Builder::new()
             .name("gatehouse-log".into())
-            .spawn(move || flusher(&for_thread));
-        shared
+            .spawn(flusher)
+            .map_or_else(|_| std::thread::current(), |h| h.thread().clone());
+        Shared {
+            buffers: Mutex::new(Vec::new()),
+            flusher,
+        }
     })
 }
 
-fn flusher(shared: &Shared) {
-    loop {
-        let pending = {
-            let guard = shared.buf.lock().unwrap_or_else(PoisonError::into_inner);
-            let (mut guard, _) = shared
-                .wake
-                .wait_timeout_while(guard, FLUSH_EVERY, |b| b.len() < FLUSH_AT_BYTES)
-                .unwrap_or_else(PoisonError::into_inner);
-            // A fresh buffer of full size, so writers do not grow one from empty every flush.
-            std::mem::replace(&mut *guard, Vec::with_capacity(FLUSH_AT_BYTES + 4096))
-        };
-        if !pending.is_empty() {
-            let _ = std::io::stderr().lock().write_all(&pending);
+thread_local! {
+    static MINE: Buffer = {
+        let b: Buffer = Arc::new(Mutex::new(Vec::with_capacity(4096)));
+        shared()
+            .buffers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&b));
+        b
+    };
+}
+
+/// Appends to this thread's buffer with `append`: lines go in whole and in order.
+fn append_to_buffer(append: impl FnOnce(&mut Vec<u8>)) -> std::io::Result<()> {
+    let mut append = Some(append);
+    let buffered = MINE.try_with(|mine| {
+        let mut buf = mine.lock().unwrap_or_else(PoisonError::into_inner);
+        if buf.len() >= HARD_LIMIT_BYTES {
+            // The flusher is behind (a stalled stderr): write our own out, in our own time.
+            std::io::stderr().lock().write_all(&buf)?;
+            buf.clear();
         }
+        if let Some(f) = append.take() {
+            f(&mut buf);
+        }
+        if buf.len() >= FLUSH_AT_BYTES {
+            shared().flusher.unpark();
+        }
+        Ok(())
+    });
+    match (buffered, append) {
+        (Ok(result), _) => result,
+        // A line from a thread whose buffer is already gone (it is ending): written at once.
+        (Err(_), Some(f)) => {
+            let mut line = Vec::new();
+            f(&mut line);
+            std::io::stderr().lock().write_all(&line)
+        }
+        (Err(_), None) => Ok(()),
+    }
+}
+
+/// Writes out every thread's pending lines; forgets the buffers of threads that have ended.
+fn collect(spare: &mut Vec<u8>) {
+    let Some(shared) = SHARED.get() else {
+        return;
+    };
+    let buffers: Vec<Buffer> = {
+        let mut all = shared
+            .buffers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Held only here: its thread has ended. Kept one more round if lines are still in it.
+        all.retain(|b| {
+            Arc::strong_count(b) > 1 || !b.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+        });
+        all.clone()
+    };
+    for b in buffers {
+        {
+            let mut buf = b.lock().unwrap_or_else(PoisonError::into_inner);
+            if buf.is_empty() {
+                continue;
+            }
+            std::mem::swap(&mut *buf, spare);
+        }
+        let _ = std::io::stderr().lock().write_all(spare);
+        spare.clear();
+        // A burst must not pin its memory for ever.
+        if spare.capacity() > 4 * FLUSH_AT_BYTES {
+            spare.shrink_to(FLUSH_AT_BYTES);
+        }
+    }
+}
+
+fn flusher() {
+    let mut spare = Vec::with_capacity(FLUSH_AT_BYTES);
+    loop {
+        std::thread::park_timeout(FLUSH_EVERY);
+        collect(&mut spare);
     }
 }
 
 /// Writes every pending line to standard error now.
 pub fn flush() {
-    if let Some(shared) = SHARED.get() {
-        let pending =
-            std::mem::take(&mut *shared.buf.lock().unwrap_or_else(PoisonError::into_inner));
-        let _ = std::io::stderr().lock().write_all(&pending);
-    }
+    collect(&mut Vec::new());
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -73,18 +142,7 @@ struct BatchedLine;
 
 impl Write for BatchedLine {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let shared = shared();
-        let mut buf = shared.buf.lock().unwrap_or_else(PoisonError::into_inner);
-        if buf.len() >= HARD_LIMIT_BYTES {
-            let pending = std::mem::take(&mut *buf);
-            drop(buf);
-            std::io::stderr().lock().write_all(&pending)?;
-            buf = shared.buf.lock().unwrap_or_else(PoisonError::into_inner);
-        }
-        buf.extend_from_slice(bytes);
-        if buf.len() >= FLUSH_AT_BYTES {
-            shared.wake.notify_one();
-        }
+        append_to_buffer(|buf| buf.extend_from_slice(bytes))?;
         Ok(bytes.len())
     }
 
@@ -122,16 +180,10 @@ struct JsonAccessLog;
 
 impl gatehouse_http::AccessLog for JsonAccessLog {
     fn record(&self, l: &gatehouse_http::AccessLine<'_>) {
-        // Written field by field without `fmt` or a serializer: this runs for every request, and
-        // formatting machinery was most of the logging layer's cost (callgrind, bench/run.py).
-        thread_local! {
-            static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
-        }
-        LINE.with_borrow_mut(|line| {
-            line.clear();
-            write_access_line(line, l);
-            let _ = BatchedLine.write_all(line);
-        });
+        // Written field by field, without `fmt` or a serializer and straight into the shared
+        // buffer: this runs for every request, and formatting and copying were most of the
+        // logging layer's cost (callgrind, bench/run.py).
+        let _ = append_to_buffer(|buf| write_access_line(buf, l));
     }
 }
 
@@ -152,7 +204,8 @@ fn write_access_line(line: &mut Vec<u8>, l: &gatehouse_http::AccessLine<'_>) {
     line.push(b'"');
     line.extend_from_slice(b",\"route\":");
     json_str(line, l.route);
-    json_u64(line, "status", u64::from(l.status));
+    line.extend_from_slice(b",\"status\":");
+    line.extend_from_slice(itoa::Buffer::new().format(l.status).as_bytes());
     json_u64(line, "latency_us", l.latency_us);
     if let Some(o) = l.info.organization.get() {
         json_uuid(line, "organization_id", o);
@@ -355,6 +408,19 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&obj).unwrap();
         assert_eq!(v["latency_us"], 1234);
         assert_eq!(v["user_id"], "ffffffff-ffff-ffff-ffff-ffffffffffff");
+        for n in [
+            0u128,
+            1,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+            u128::MAX / 3,
+        ] {
+            let id = uuid::Uuid::from_u128(n);
+            let mut out = b"{\"x\":1".to_vec();
+            json_uuid(&mut out, "id", &id);
+            out.push(b'}');
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v["id"], id.to_string());
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! E4: liveness (the process answers) and readiness (it can serve: store reachable, keys loaded).
 //! Readiness lists every dependency; only the store, the keys and the hashing pool make it fail.
-//! Redis (rate limits, revocation fan-out) and mail are reported with `ok: false` when degraded
+//! Redis (rate limits, revocation fan-out), mail and the OTLP collector are reported with `ok: false` when degraded
 //! but never turn the probe to 503: the process keeps serving without them.
 
 use axum::Json;
@@ -81,6 +81,18 @@ pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Re
                 "Redis unreachable: other instances' revocations arrive only through the session cache age bound".to_owned()
             } else {
                 "subscribed".to_owned()
+            },
+        });
+    }
+    if state.otlp {
+        let down = gatehouse_core::telemetry::metrics::is_degraded("otlp");
+        checks.push(CheckView {
+            name: "otlp",
+            ok: !down,
+            detail: if down {
+                "the collector is unreachable: spans are being dropped".to_owned()
+            } else {
+                "exporting".to_owned()
             },
         });
     }

@@ -248,8 +248,18 @@ async fn a_missing_collector_degrades_export_without_slowing_requests_and_export
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     assert!(errors >= 1, "{metrics}");
-    // Still serving while degraded.
-    assert_eq!(app.get("/health/ready").await.status(), 200);
+    // Still serving while degraded, and readiness says what is degraded.
+    let res = app.get("/health/ready").await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let otlp = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "otlp")
+        .cloned()
+        .unwrap();
+    assert_eq!(otlp["ok"], false, "{body}");
 
     // The collector comes up on that port: new spans arrive and the gauge clears.
     let receiver = Receiver::start(&format!("127.0.0.1:{port}")).await;
@@ -265,6 +275,15 @@ async fn a_missing_collector_degrades_export_without_slowing_requests_and_export
     let span = receiver.span_in(trace).await;
     assert_eq!(span["parentSpanId"], "b7ad6b7169203331");
     metrics_until(&app, "otlp recovered", |m| degraded(m) == Some("0")).await;
+    let body: serde_json::Value = app.get("/health/ready").await.json().await.unwrap();
+    assert!(
+        body["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "otlp" && c["ok"] == true),
+        "{body}"
+    );
     app.stop().await;
     assert!(took < Duration::from_secs(20), "50 requests took {took:?}");
 }
