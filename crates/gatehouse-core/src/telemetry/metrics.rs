@@ -69,7 +69,6 @@ struct Metrics {
     degraded: IntGaugeVec,
     orgs: IntGaugeVec,
     org_counts: OrgCounts,
-    build: IntGaugeVec,
     /// `auth_fast[method][success]` for the methods in `AUTH_METHODS`.
     auth_fast: Vec<[IntCounter; 2]>,
     /// `cache_fast[cache][hit]` for the caches in `CACHES`.
@@ -183,7 +182,7 @@ impl Metrics {
             Box::new(errors.clone()),
             Box::new(degraded.clone()),
             Box::new(orgs.clone()),
-            Box::new(build.clone()),
+            Box::new(build),
         ] {
             registry.register(c)?;
         }
@@ -223,7 +222,6 @@ impl Metrics {
             degraded,
             orgs,
             org_counts: OrgCounts::default(),
-            build,
             render: Mutex::new(()),
         })
     }
@@ -411,7 +409,6 @@ pub fn render(now: Snapshot) -> String {
     m.orgs
         .with_label_values(&["other"])
         .set(i64::try_from(other).unwrap_or(i64::MAX));
-    let _ = &m.build;
     let mut out = Vec::with_capacity(16 * 1024);
     if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut out) {
         tracing::error!(error = %e, "metrics could not be encoded");
