@@ -292,17 +292,15 @@ pub fn organization_request(org: Uuid) {
 /// One authentication attempt: `method` such as `password`, `token`, `api_key`.
 pub fn auth(method: &'static str, success: bool) {
     if let Some(m) = on() {
-        match AUTH_METHODS.iter().position(|k| *k == method) {
-            Some(i) => {
-                if let Some(c) = m.auth_fast.get(i) {
-                    if success { &c[1] } else { &c[0] }.inc();
-                }
-            }
-            None => m
-                .auth
-                .with_label_values(&[method, if success { "success" } else { "failure" }])
-                .inc(),
-        }
+        let outcome = if success { "success" } else { "failure" };
+        count_pair(
+            &m.auth,
+            &AUTH_METHODS,
+            &m.auth_fast,
+            method,
+            success,
+            outcome,
+        );
     }
 }
 
@@ -341,17 +339,28 @@ pub fn mail_delivery(outcome: &'static str) {
 
 pub fn cache(cache: &'static str, hit: bool) {
     if let Some(m) = on() {
-        match CACHES.iter().position(|k| *k == cache) {
-            Some(i) => {
-                if let Some(c) = m.cache_fast.get(i) {
-                    if hit { &c[1] } else { &c[0] }.inc();
-                }
-            }
-            None => m
-                .cache
-                .with_label_values(&[cache, if hit { "hit" } else { "miss" }])
-                .inc(),
-        }
+        let result = if hit { "hit" } else { "miss" };
+        count_pair(&m.cache, &CACHES, &m.cache_fast, cache, hit, result);
+    }
+}
+
+/// Increments `vec{key, flag}` through its pre-resolved pair when `key` is one of `keys`
+/// (`fast[i] = [false, true]`), else through the labelled lookup with `flag_label`.
+fn count_pair(
+    vec: &IntCounterVec,
+    keys: &[&str],
+    fast: &[[IntCounter; 2]],
+    key: &str,
+    flag: bool,
+    flag_label: &str,
+) {
+    match keys
+        .iter()
+        .position(|k| *k == key)
+        .and_then(|i| fast.get(i))
+    {
+        Some(pair) => if flag { &pair[1] } else { &pair[0] }.inc(),
+        None => vec.with_label_values(&[key, flag_label]).inc(),
     }
 }
 

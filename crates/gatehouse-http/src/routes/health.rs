@@ -73,32 +73,32 @@ pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Re
         });
     }
     if state.revocation_fanout {
-        let down = gatehouse_core::telemetry::metrics::is_degraded("revocation_fanout");
-        checks.push(CheckView {
-            name: "revocation_fanout",
-            ok: !down,
-            detail: if down {
-                "Redis unreachable: other instances' revocations arrive only through the session cache age bound".to_owned()
-            } else {
-                "subscribed".to_owned()
-            },
-        });
+        checks.push(feature_check(
+            "revocation_fanout",
+            "subscribed",
+            "Redis unreachable: other instances' revocations arrive only through the session cache age bound",
+        ));
     }
     if state.otlp {
-        let down = gatehouse_core::telemetry::metrics::is_degraded("otlp");
-        checks.push(CheckView {
-            name: "otlp",
-            ok: !down,
-            detail: if down {
-                "the collector is unreachable: spans are being dropped".to_owned()
-            } else {
-                "exporting".to_owned()
-            },
-        });
+        checks.push(feature_check(
+            "otlp",
+            "exporting",
+            "the collector is unreachable: spans are being dropped",
+        ));
     }
     let body = Ready {
         status: if r.ready { "ready" } else { "not_ready" },
         checks,
     };
     (status, Json(body))
+}
+
+/// A check for a feature whose state the `gatehouse_degraded{feature}` gauge carries.
+fn feature_check(feature: &'static str, up: &str, down: &str) -> CheckView {
+    let degraded = gatehouse_core::telemetry::metrics::is_degraded(feature);
+    CheckView {
+        name: feature,
+        ok: !degraded,
+        detail: if degraded { down } else { up }.to_owned(),
+    }
 }
