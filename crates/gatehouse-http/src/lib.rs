@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 pub use middleware::request_id::{RequestInfo, current_request};
 pub use problem::{ApiError, Problem};
 pub use settings::{AccessLine, AccessLog, CorsOrigins, HttpSettings};
-pub use state::{AppState, ServiceSecrets};
+pub use state::{AppState, ServiceSecrets, Shared};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(

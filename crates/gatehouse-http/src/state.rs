@@ -53,9 +53,22 @@ impl ServiceSecrets {
     }
 }
 
-/// What handlers share: the kernel and the service secrets. Cheap to clone.
+/// What every handler reads. Cloned for every request (axum hands each handler its own copy), so
+/// it is one `Arc`: a clone is one counter increment however many parts it holds.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Debug, Clone)]
+pub struct Shared {
     pub kernel: Arc<Kernel>,
     pub service: Arc<ServiceSecrets>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -77,7 +90,7 @@ pub struct AppState {
 impl AppState {
     #[must_use]
     pub fn new(kernel: Arc<Kernel>) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             kernel,
             service: Arc::new(ServiceSecrets::default()),
             trusted_proxies: Arc::new(Vec::new()),
@@ -87,30 +100,35 @@ impl AppState {
             background: Arc::new(tokio::sync::Semaphore::new(64)),
             revocation_fanout: false,
             otlp: false,
-        }
+        }))
+    }
+
+    /// For the builders below, which run before the state is shared.
+    fn parts(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
     }
 
     #[must_use]
     pub fn with_otlp(mut self, on: bool) -> Self {
-        self.otlp = on;
+        self.parts().otlp = on;
         self
     }
 
     #[must_use]
     pub fn with_revocation_fanout(mut self, on: bool) -> Self {
-        self.revocation_fanout = on;
+        self.parts().revocation_fanout = on;
         self
     }
 
     #[must_use]
     pub fn with_security_txt(mut self, text: Option<String>) -> Self {
-        self.security_txt = text.map(Arc::from);
+        self.parts().security_txt = text.map(Arc::from);
         self
     }
 
     #[must_use]
     pub fn with_transit_max_batch(mut self, n: usize) -> Self {
-        self.transit_max_batch = n;
+        self.parts().transit_max_batch = n;
         self
     }
 
@@ -120,7 +138,7 @@ impl AppState {
         store: Arc<dyn gatehouse_core::limits::RateLimitStore>,
         policy: gatehouse_core::limits::RatePolicy,
     ) -> Self {
-        self.rate_limits = Some(Arc::new(crate::middleware::rate_limit::RateLimiting {
+        self.parts().rate_limits = Some(Arc::new(crate::middleware::rate_limit::RateLimiting {
             store,
             policy,
         }));
@@ -129,13 +147,13 @@ impl AppState {
 
     #[must_use]
     pub fn with_trusted_proxies(mut self, proxies: Vec<std::net::IpAddr>) -> Self {
-        self.trusted_proxies = Arc::new(proxies);
+        self.parts().trusted_proxies = Arc::new(proxies);
         self
     }
 
     #[must_use]
     pub fn with_service_secrets(mut self, secrets: ServiceSecrets) -> Self {
-        self.service = Arc::new(secrets);
+        self.parts().service = Arc::new(secrets);
         self
     }
 }

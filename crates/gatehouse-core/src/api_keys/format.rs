@@ -36,21 +36,22 @@ impl KeyEnv {
     }
 }
 
-fn base62_fixed(mut n: u64, width: usize) -> String {
-    let mut out = vec![b'0'; width];
+fn checksum_digits(prefix_and_body: &str) -> [u8; CHECK_LEN] {
+    base62_digits(u64::from(crc32fast::hash(prefix_and_body.as_bytes())))
+}
+
+fn base62_digits(mut n: u64) -> [u8; CHECK_LEN] {
+    let mut out = [b'0'; CHECK_LEN];
     for slot in out.iter_mut().rev() {
         let digit = usize::try_from(n % 62).unwrap_or(0);
         *slot = ALPHABET.get(digit).copied().unwrap_or(b'0');
         n /= 62;
     }
-    String::from_utf8(out).unwrap_or_default()
+    out
 }
 
 fn checksum(prefix_and_body: &str) -> String {
-    base62_fixed(
-        u64::from(crc32fast::hash(prefix_and_body.as_bytes())),
-        CHECK_LEN,
-    )
+    String::from_utf8_lossy(&checksum_digits(prefix_and_body)).into_owned()
 }
 
 /// A new random key for `env`.
@@ -88,9 +89,9 @@ pub struct KeyShape {
     pub last4: String,
 }
 
-/// Checks the format and the checksum; `None` for anything that is not a key we issued.
-#[must_use]
-pub fn parse(key: &str) -> Option<KeyShape> {
+/// The environment and body of a key whose shape and checksum are right; allocates nothing, so
+/// a mistyped or made-up key costs only a CRC32.
+fn well_formed(key: &str) -> Option<(KeyEnv, &str)> {
     let rest = key.strip_prefix("gk_")?;
     let (env, tail) = rest.split_once('_')?;
     let env = KeyEnv::parse(env)?;
@@ -98,11 +99,20 @@ pub fn parse(key: &str) -> Option<KeyShape> {
         return None;
     }
     let (body, check) = tail.split_at(BODY_LEN);
-    let head_len = key.len().checked_sub(CHECK_LEN)?;
-    let head = key.get(..head_len)?;
-    if checksum(head) != check {
-        return None;
-    }
+    let head = key.get(..key.len().checked_sub(CHECK_LEN)?)?;
+    (checksum_digits(head).as_slice() == check.as_bytes()).then_some((env, body))
+}
+
+/// Whether `key` has a key's shape and a matching checksum (the check before any lookup).
+#[must_use]
+pub fn is_well_formed(key: &str) -> bool {
+    well_formed(key).is_some()
+}
+
+/// Checks the format and the checksum; `None` for anything that is not a key we issued.
+#[must_use]
+pub fn parse(key: &str) -> Option<KeyShape> {
+    let (env, body) = well_formed(key)?;
     Some(KeyShape {
         env,
         prefix: format!("gk_{}_{}", env.as_str(), body.get(..4)?),
@@ -135,11 +145,11 @@ mod tests {
         // zero padded to 6 (u32::MAX checked against an independent computation in Python).
         let head = format!("gk_test_{}", "0".repeat(32));
         let crc = crc32fast::hash(head.as_bytes());
-        assert_eq!(checksum(&head), base62_fixed(u64::from(crc), 6));
-        assert_eq!(base62_fixed(0, 6), "000000");
-        assert_eq!(base62_fixed(61, 6), "00000z");
-        assert_eq!(base62_fixed(62, 6), "000010");
-        assert_eq!(base62_fixed(u64::from(u32::MAX), 6), "4gfFC3");
+        assert_eq!(checksum(&head).as_bytes(), &base62_digits(u64::from(crc)));
+        assert_eq!(&base62_digits(0), b"000000");
+        assert_eq!(&base62_digits(61), b"00000z");
+        assert_eq!(&base62_digits(62), b"000010");
+        assert_eq!(&base62_digits(u64::from(u32::MAX)), b"4gfFC3");
     }
 
     proptest! {

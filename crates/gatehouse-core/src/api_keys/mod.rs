@@ -49,6 +49,8 @@ const CACHE_CAPACITY: usize = 100_000;
 #[derive(Debug)]
 struct Cached {
     record: Arc<ApiKeyRecord>,
+    /// Built once per load rather than per request: the key acts as this principal.
+    principal: Arc<Principal>,
     loaded_at: OffsetDateTime,
     last_used: AtomicI64,
     flushed: AtomicI64,
@@ -57,11 +59,11 @@ struct Cached {
 /// Verified keys by digest, and their last use (written in batches).
 #[derive(Debug, Default)]
 pub struct ApiKeyCache {
-    entries: RwLock<HashMap<Vec<u8>, Arc<Cached>>>,
+    entries: RwLock<HashMap<[u8; 32], Arc<Cached>>>,
 }
 
 impl ApiKeyCache {
-    fn get(&self, digest: &[u8], now: OffsetDateTime) -> Option<Arc<Cached>> {
+    fn get(&self, digest: &[u8; 32], now: OffsetDateTime) -> Option<Arc<Cached>> {
         let found = self.entries.read().ok().and_then(|map| {
             map.get(digest)
                 .filter(|e| now - e.loaded_at < CACHE_MAX_AGE)
@@ -73,6 +75,7 @@ impl ApiKeyCache {
 
     fn put(&self, record: Arc<ApiKeyRecord>, now: OffsetDateTime) -> Arc<Cached> {
         let entry = Arc::new(Cached {
+            principal: Arc::new(principal_for(&record)),
             record: Arc::clone(&record),
             loaded_at: now,
             last_used: AtomicI64::new(0),
@@ -82,7 +85,9 @@ impl ApiKeyCache {
             if map.len() >= CACHE_CAPACITY {
                 map.clear();
             }
-            map.insert(record.digest.clone(), Arc::clone(&entry));
+            if let Ok(digest) = <[u8; 32]>::try_from(record.digest.as_slice()) {
+                map.insert(digest, Arc::clone(&entry));
+            }
         }
         entry
     }
@@ -110,8 +115,8 @@ impl ApiKeyCache {
     }
 }
 
-fn digest(key: &str) -> Vec<u8> {
-    sha256(&[key.as_bytes()]).to_vec()
+fn digest(key: &str) -> [u8; 32] {
+    sha256(&[key.as_bytes()])
 }
 
 impl Kernel {
@@ -224,7 +229,7 @@ impl Kernel {
                 name: name.to_owned(),
                 prefix: shape.prefix,
                 last4: shape.last4,
-                digest: digest(key.expose()),
+                digest: digest(key.expose()).to_vec(),
                 permissions,
                 namespace,
                 rate_limit,
@@ -356,8 +361,17 @@ impl Kernel {
     /// Checks a presented key: format and checksum first (a mistyped key costs no lookup), then
     /// the cache or the store. `Unauthenticated` for anything unusable.
     pub async fn verify_api_key(&self, key: &str) -> Result<Arc<ApiKeyRecord>, Error> {
+        Ok(Arc::clone(&self.usable_api_key(key).await?.record))
+    }
+
+    /// The principal a presented key acts as (see [`Kernel::verify_api_key`]).
+    pub async fn api_key_principal(&self, key: &str) -> Result<Arc<Principal>, Error> {
+        Ok(Arc::clone(&self.usable_api_key(key).await?.principal))
+    }
+
+    async fn usable_api_key(&self, key: &str) -> Result<Arc<Cached>, Error> {
         let invalid = Error::Unauthenticated("the API key is invalid, expired or revoked");
-        if format::parse(key).is_none() {
+        if !format::is_well_formed(key) {
             return Err(invalid);
         }
         let now = self.clock().now();
@@ -389,7 +403,7 @@ impl Kernel {
         entry
             .last_used
             .fetch_max(crate::clock::unix_micros(now), Ordering::Relaxed);
-        Ok(Arc::clone(&entry.record))
+        Ok(entry)
     }
 
     /// Writes batched last-used times (called by a background job).

@@ -159,8 +159,7 @@ impl Kernel {
                     "API keys are not accepted on /admin/v1",
                 ));
             }
-            let key = self.verify_api_key(token).await?;
-            return Ok(Arc::new(crate::api_keys::principal_for(&key)));
+            return self.api_key_principal(token).await;
         }
         let principal = match id
             .tokens

@@ -3,36 +3,49 @@
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, HeaderValue};
 
-const HEADERS: [(HeaderName, &str); 9] = [
+/// How many headers [`apply`] sets.
+pub(crate) const COUNT: usize = 9;
+
+// Built at compile time: `HeaderValue::from_static` checks every byte when it runs, which cost
+// more than the rest of the edge together when it ran per response.
+const HEADERS: [(HeaderName, HeaderValue); COUNT] = [
     (
         header::STRICT_TRANSPORT_SECURITY,
-        "max-age=31536000; includeSubDomains",
+        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
     ),
     (
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; frame-ancestors 'none'",
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     ),
-    (header::X_FRAME_OPTIONS, "DENY"),
-    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    ),
     (
         HeaderName::from_static("permissions-policy"),
-        "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
+        HeaderValue::from_static(
+            "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
+        ),
     ),
     (
         HeaderName::from_static("cross-origin-opener-policy"),
-        "same-origin",
+        HeaderValue::from_static("same-origin"),
     ),
     (
         HeaderName::from_static("cross-origin-resource-policy"),
-        "same-origin",
+        HeaderValue::from_static("same-origin"),
     ),
     // API responses carry tokens and personal data: no cache may keep them.
-    (header::CACHE_CONTROL, "no-store"),
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
 ];
 
 pub(crate) fn apply(headers: &mut HeaderMap) {
     for (name, value) in HEADERS {
-        headers.insert(name, HeaderValue::from_static(value));
+        headers.insert(name, value);
     }
 }

@@ -391,16 +391,19 @@ pub(crate) async fn verify(
     })
     .into_response();
     let h = res.headers_mut();
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(HeaderName::from_static(name), v);
+    let mut put_id = |name: HeaderName, id: uuid::Uuid| {
+        let mut buf = uuid::Uuid::encode_buffer();
+        if let Ok(v) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)) {
+            h.insert(name, v);
         }
     };
-    put("x-gatehouse-user", p.subject.to_string());
+    put_id(HeaderName::from_static("x-gatehouse-user"), p.subject);
     if let Some(o) = p.org {
-        put("x-gatehouse-org", o.to_string());
+        put_id(HeaderName::from_static("x-gatehouse-org"), o.as_uuid());
     }
-    put("x-gatehouse-roles", p.roles.join(","));
+    if let Ok(v) = HeaderValue::from_str(&p.roles.join(",")) {
+        h.insert(HeaderName::from_static("x-gatehouse-roles"), v);
+    }
     Ok(res)
 }
 
