@@ -28,9 +28,7 @@ const HEADERS: [(HeaderName, HeaderValue); COUNT] = [
     ),
     (
         HeaderName::from_static("permissions-policy"),
-        HeaderValue::from_static(
-            "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
-        ),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
     ),
     (
         HeaderName::from_static("cross-origin-opener-policy"),

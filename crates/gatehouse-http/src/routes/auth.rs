@@ -334,13 +334,16 @@ pub(crate) struct Identity {
     #[serde(skip_serializing_if = "Option::is_none")]
     organization_id: Option<Uuid>,
     roles: Vec<String>,
-    session_id: Uuid,
+    /// The session the token belongs to; absent for an API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<Uuid>,
     tier: &'static str,
     /// The operator acting as the user, under impersonation.
     #[serde(skip_serializing_if = "Option::is_none")]
     impersonator_id: Option<Uuid>,
-    /// Unix seconds.
-    expires_at: u64,
+    /// Unix seconds; absent for an API key that never expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<u64>,
     /// For an API key (`tier` = `api_key`, `user_id` = the key's id): exactly what it may do.
     #[serde(skip_serializing_if = "Option::is_none")]
     permissions: Option<Vec<String>>,
@@ -379,14 +382,14 @@ pub(crate) async fn verify(
         user_id: p.subject,
         organization_id: p.org.map(|o| o.as_uuid()),
         roles: p.roles.clone(),
-        session_id: p.session_id,
+        session_id: (!p.session_id.is_nil()).then_some(p.session_id),
         tier: if p.api_key_permissions.is_some() {
             "api_key"
         } else {
             p.tier.as_str()
         },
         impersonator_id: p.impersonator,
-        expires_at: p.expires_at,
+        expires_at: (p.expires_at != u64::MAX).then_some(p.expires_at),
         permissions: p.api_key_permissions.clone(),
     })
     .into_response();

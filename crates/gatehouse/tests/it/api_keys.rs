@@ -65,6 +65,9 @@ async fn create_use_rotate_with_grace_and_revoke() {
     assert_eq!(who["tier"], "api_key");
     assert_eq!(who["permissions"], json!(["audit.read"]));
     assert_eq!(who["organization_id"], owner.org.as_str());
+    // A key has no session, and this one no expiry: neither is invented.
+    assert!(who.get("session_id").is_none(), "{who}");
+    assert!(who.get("expires_at").is_none(), "{who}");
 
     // Listings never show the key.
     let res = app

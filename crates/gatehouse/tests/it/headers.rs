@@ -16,7 +16,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("referrer-policy", "strict-origin-when-cross-origin"),
     (
         "permissions-policy",
-        "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
+        "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
     ),
     ("cross-origin-opener-policy", "same-origin"),
     ("cross-origin-resource-policy", "same-origin"),
