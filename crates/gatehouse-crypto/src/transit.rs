@@ -4,7 +4,8 @@
 //! ciphertexts that live outside Gatehouse. Layout: `salt (16) || nonce (12) || ciphertext || tag`.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use aws_lc_rs::hkdf::{HKDF_SHA256, Prk, Salt};
+use aws_lc_rs::hkdf::{HKDF_SHA256, Prk};
+use aws_lc_rs::hmac;
 
 use crate::aead::AeadError;
 use crate::random::fill_random;
@@ -27,7 +28,14 @@ impl std::fmt::Debug for TransitKey {
 impl TransitKey {
     #[must_use]
     pub fn derive(key: &Key32) -> Self {
-        Self(Salt::new(HKDF_SHA256, EXTRACT_SALT).extract(key.expose()))
+        // HKDF-Extract is HMAC(salt, IKM) (RFC 5869, 2.2), done once here. A `Prk` from
+        // `Salt::extract` keeps the salt and the secret and runs extract and expand together on
+        // every `expand` (aws-lc's one-shot HKDF), which was half of each message's key cost.
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, EXTRACT_SALT),
+            key.expose(),
+        );
+        Self(Prk::new_less_safe(HKDF_SHA256, tag.as_ref()))
     }
 
     fn message_key(&self, salt: &[u8]) -> Result<LessSafeKey, AeadError> {
@@ -82,6 +90,26 @@ mod tests {
 
     fn key(b: u8) -> TransitKey {
         TransitKey::derive(&Key32::from_bytes([b; 32]))
+    }
+
+    #[test]
+    fn extracting_once_derives_the_same_keys_as_extract_and_expand_together() {
+        use aws_lc_rs::hkdf::Salt;
+        for b in [0u8, 7, 255] {
+            let ikm = Key32::from_bytes([b; 32]);
+            let together = TransitKey(Salt::new(HKDF_SHA256, EXTRACT_SALT).extract(ikm.expose()));
+            let once = TransitKey::derive(&ikm);
+            let sealed = together.seal(b"ctx", b"written before").unwrap();
+            assert_eq!(
+                once.open(b"ctx", &sealed).unwrap().expose(),
+                b"written before"
+            );
+            let sealed = once.seal(b"ctx", b"written after").unwrap();
+            assert_eq!(
+                together.open(b"ctx", &sealed).unwrap().expose(),
+                b"written after"
+            );
+        }
     }
 
     #[test]

@@ -137,6 +137,14 @@ impl FromRequestParts<AppState> for OrgCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (principal, _) = authenticate(parts, state, Audience::Tenant).await?;
         crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
+        let header = parts
+            .headers
+            .get(ORG_HEADER)
+            .map(|v| v.to_str().unwrap_or("?"));
+        if let Some(scope) = gatehouse_core::Kernel::org_header_matches(&principal, header) {
+            return Ok(Self { principal, scope });
+        }
+        // A refusal is audited, with the request's context.
         let RequestMeta(meta) = RequestMeta::from_request_parts(parts, state)
             .await
             .unwrap_or_else(|never| match never {});

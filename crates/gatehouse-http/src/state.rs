@@ -1,13 +1,16 @@
 use std::sync::Arc;
 
 use gatehouse_core::Kernel;
-use gatehouse_crypto::{SecretString, sha256};
+use gatehouse_crypto::SecretString;
 
 /// The service secrets `/internal/v1` accepts in `X-Service-Auth` (B2): one, or two while
 /// rotating. Kept as SHA-256 digests so every comparison has the same length.
 #[derive(Default)]
 pub struct ServiceSecrets {
-    digests: Vec<[u8; 32]>,
+    /// Compared as they are, in constant time for a given length: hashing both sides first
+    /// (which also hides the length) cost a SHA-256 per internal call, and the length of a
+    /// generated secret is no secret.
+    secrets: Vec<SecretString>,
     /// Each secret's name (its file's stem): what the audit trail records as the service.
     names: Vec<Arc<str>>,
 }
@@ -23,9 +26,9 @@ impl ServiceSecrets {
     #[must_use]
     pub fn new(secrets: &[(String, SecretString)]) -> Self {
         Self {
-            digests: secrets
+            secrets: secrets
                 .iter()
-                .map(|(_, s)| sha256(&[s.expose().as_bytes()]))
+                .map(|(_, s)| SecretString::from(s.expose().to_owned()))
                 .collect(),
             names: secrets.iter().map(|(n, _)| Arc::from(n.as_str())).collect(),
         }
@@ -33,18 +36,18 @@ impl ServiceSecrets {
 
     #[must_use]
     pub fn is_configured(&self) -> bool {
-        !self.digests.is_empty()
+        !self.secrets.is_empty()
     }
 
-    /// The name of the configured secret `presented` matches. Constant-time against every
-    /// secret (no early exit, so which one matched, or whether any did, does not show in the
-    /// time taken).
+    /// The name of the configured secret `presented` matches. Compared against every secret
+    /// with no early exit, each comparison constant-time in the content (so which one matched,
+    /// or whether any did, does not show in the time taken; only a length mismatch returns
+    /// sooner).
     #[must_use]
     pub fn matching(&self, presented: &str) -> Option<Arc<str>> {
-        let digest = sha256(&[presented.as_bytes()]);
         let mut found = None;
-        for (i, s) in self.digests.iter().enumerate() {
-            let hit = gatehouse_crypto::ct_eq(s, &digest);
+        for (i, s) in self.secrets.iter().enumerate() {
+            let hit = gatehouse_crypto::ct_eq(s.expose().as_bytes(), presented.as_bytes());
             if hit && found.is_none() {
                 found = Some(i);
             }

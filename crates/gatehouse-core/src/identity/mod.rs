@@ -358,19 +358,27 @@ impl Kernel {
     /// refused and recorded on the token's own organisation's chain: that is whose member tried.
     /// Nothing is written to (or looked up in) the named organisation, so a tenant can neither
     /// add events to another's log nor learn from the answer or its timing whether it exists.
+    /// The scope when `header` names the principal's own organisation: the common case, which
+    /// needs no request context (only a refusal is audited; see [`Kernel::check_org_header`]).
+    #[must_use]
+    pub fn org_header_matches(principal: &Principal, header: Option<&str>) -> Option<TenantScope> {
+        let token_org = principal.org?;
+        (OrgId::parse(header?) == Some(token_org)).then(|| TenantScope::granted(token_org))
+    }
+
     pub async fn check_org_header(
         &self,
         principal: &Principal,
         header: Option<&str>,
         request: &RequestContext,
     ) -> Result<TenantScope, Error> {
+        if let Some(scope) = Self::org_header_matches(principal, header) {
+            return Ok(scope);
+        }
         let named = header.ok_or(Error::OrganizationRequired)?;
         let Some(token_org) = principal.org else {
             return Err(Error::OrganizationMismatch);
         };
-        if OrgId::parse(named) == Some(token_org) {
-            return Ok(TenantScope::granted(token_org));
-        }
         let details = format!(
             "{{\"token_org\":\"{token_org}\",\"requested_org\":{}}}",
             serde_json::Value::String(named.chars().take(64).collect())

@@ -367,7 +367,11 @@ pub(crate) async fn verify(
     // The hot path of forward authentication: the request's parts are read in place, and the
     // audit context is built only when an organisation is named.
     let p = caller.principal;
-    if req.headers().contains_key(ORG_HEADER) {
+    let named = req.headers().get(ORG_HEADER);
+    if named.is_some()
+        && gatehouse_core::Kernel::org_header_matches(&p, named.map(|v| v.to_str().unwrap_or("?")))
+            .is_none()
+    {
         let (mut parts, _) = req.into_parts();
         let RequestMeta(meta) = RequestMeta::from_request_parts(&mut parts, &state)
             .await
