@@ -14,6 +14,7 @@ It prints requests/s, p50 and p99 for each, the ratio Gatehouse/baseline, and wr
 as JSON to bench/out/latest.json.
 
 Usage: python3 bench/run.py [--duration 10] [--connections 16] [--threads 2] [--skip-build]
+                            [--only telemetry|endpoints]   (one section, see bench/endpoints.py)
 """
 
 import argparse
@@ -411,7 +412,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--only", choices=["telemetry"],
+    ap.add_argument("--only", choices=["telemetry", "endpoints"],
                     help="run one section only (no baseline)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -425,6 +426,16 @@ def main() -> int:
 
     results = {"machine": {"cpus": os.cpu_count()}, "load": {
         "connections": args.connections, "threads": args.threads, "duration_s": args.duration}}
+
+    if args.only == "endpoints":
+        import endpoints
+        endpoints.cpu_per_request(args, results)
+        endpoints.instructions(results)
+        endpoints.report(results)
+        out = ROOT / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        (out / "endpoints.json").write_text(json.dumps(results, indent=2) + "\n")
+        return 0
 
     if args.only == "telemetry":
         if not os.environ.get("GH_BENCH_ONLY_CALLGRIND"):

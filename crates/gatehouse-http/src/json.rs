@@ -80,6 +80,32 @@ impl<T: serde::Serialize> IntoResponse for Created<T> {
     }
 }
 
+/// A 200 JSON body for the hot paths (forward-auth verify, key verify, transit), serialised
+/// into a buffer sized for them: axum's `Json` starts at 128 bytes and grows twice for a
+/// typical verify answer.
+#[derive(Debug)]
+pub struct JsonOk<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for JsonOk<T> {
+    fn into_response(self) -> Response {
+        let mut buf = Vec::with_capacity(512);
+        match serde_json::to_writer(&mut buf, &self.0) {
+            Ok(()) => (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                )],
+                buf,
+            )
+                .into_response(),
+            Err(e) => ApiError::from(gatehouse_core::Error::Internal(format!(
+                "a response could not be serialised: {e}"
+            )))
+            .into_response(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::shape_detail;

@@ -151,8 +151,6 @@ impl Kernel {
         token: &str,
         audience: Audience,
     ) -> Result<Arc<Principal>, Error> {
-        let id = self.identity();
-        let now = self.clock().now();
         if token.starts_with("gk_") {
             if audience == Audience::Operator {
                 return Err(Error::WrongAudience(
@@ -161,6 +159,8 @@ impl Kernel {
             }
             return self.api_key_principal(token).await;
         }
+        let id = self.identity();
+        let now = self.clock().now();
         let principal = match id
             .tokens
             .verify(

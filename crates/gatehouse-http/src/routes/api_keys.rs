@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::{OrgCaller, ServiceCaller};
 use crate::extract::RequestMeta;
-use crate::json::{ApiJson, Created};
+use crate::json::{ApiJson, Created, JsonOk};
 use crate::problem::{ApiError, Problem};
 use crate::routes::organization::PageQuery;
 use crate::state::AppState;
@@ -258,11 +258,11 @@ pub(crate) async fn verify(
     State(state): State<AppState>,
     _service: ServiceCaller,
     ApiJson(req): ApiJson<VerifyKeyRequest>,
-) -> Result<Json<VerifiedKey>, ApiError> {
+) -> Result<JsonOk<VerifiedKey>, ApiError> {
     let verified = state.kernel.verify_api_key(&req.key).await;
     gatehouse_core::telemetry::metrics::auth("api_key", verified.is_ok());
     match verified {
-        Ok(k) => Ok(Json(VerifiedKey {
+        Ok(k) => Ok(JsonOk(VerifiedKey {
             valid: true,
             key_id: Some(k.id),
             organization: Some(k.org_id.as_uuid()),
@@ -271,7 +271,7 @@ pub(crate) async fn verify(
             expires_at: k.expires_at,
             rate_limit: k.rate_limit,
         })),
-        Err(gatehouse_core::Error::Unauthenticated(_)) => Ok(Json(VerifiedKey {
+        Err(gatehouse_core::Error::Unauthenticated(_)) => Ok(JsonOk(VerifiedKey {
             valid: false,
             key_id: None,
             organization: None,

@@ -382,7 +382,7 @@ pub(crate) async fn verify(
             .map(|v| v.to_str().unwrap_or("?"));
         state.kernel.check_org_header(&p, named, &meta).await?;
     }
-    let mut res = Json(Identity {
+    let mut res = crate::json::JsonOk(Identity {
         user_id: p.subject,
         organization_id: p.org.map(|o| o.as_uuid()),
         roles: p.roles.clone(),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::OrgCaller;
 use crate::extract::RequestMeta;
-use crate::json::ApiJson;
+use crate::json::{ApiJson, JsonOk};
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -128,9 +128,9 @@ fn result(o: TransitOutcome) -> ItemResult {
 
 /// The single form fails as a whole (400 `transit_failed`) when its item fails; a batch
 /// reports each item.
-fn respond(batch: bool, mut out: Vec<TransitOutcome>) -> Result<Json<TransitResponse>, ApiError> {
+fn respond(batch: bool, mut out: Vec<TransitOutcome>) -> Result<JsonOk<TransitResponse>, ApiError> {
     if batch {
-        return Ok(Json(TransitResponse::Batch {
+        return Ok(JsonOk(TransitResponse::Batch {
             batch: out.into_iter().map(result).collect(),
         }));
     }
@@ -140,7 +140,7 @@ fn respond(batch: bool, mut out: Vec<TransitOutcome>) -> Result<Json<TransitResp
             "transit_failed",
             why,
         )),
-        Some(o) => Ok(Json(TransitResponse::One(result(o)))),
+        Some(o) => Ok(JsonOk(TransitResponse::One(result(o)))),
         None => Err(Error::Internal("transit returned nothing".to_owned()).into()),
     }
 }
@@ -193,7 +193,7 @@ pub(crate) async fn encrypt(
     RequestMeta(meta): RequestMeta,
     caller: OrgCaller,
     ApiJson(req): ApiJson<EncryptRequest>,
-) -> Result<Json<TransitResponse>, ApiError> {
+) -> Result<JsonOk<TransitResponse>, ApiError> {
     let (batch, parsed) = encrypt_items(req);
     check_batch(&state, parsed.len())?;
     // Items that are not base64 fail alone; the rest are encrypted.
@@ -231,7 +231,7 @@ pub(crate) async fn decrypt(
     RequestMeta(meta): RequestMeta,
     caller: OrgCaller,
     ApiJson(req): ApiJson<DecryptRequest>,
-) -> Result<Json<TransitResponse>, ApiError> {
+) -> Result<JsonOk<TransitResponse>, ApiError> {
     let (batch, items) = decrypt_items(req);
     check_batch(&state, items.len())?;
     let out = state
@@ -254,7 +254,7 @@ pub(crate) async fn rewrap(
     RequestMeta(meta): RequestMeta,
     caller: OrgCaller,
     ApiJson(req): ApiJson<DecryptRequest>,
-) -> Result<Json<TransitResponse>, ApiError> {
+) -> Result<JsonOk<TransitResponse>, ApiError> {
     let (batch, items) = decrypt_items(req);
     check_batch(&state, items.len())?;
     let out = state

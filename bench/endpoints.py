@@ -1,0 +1,254 @@
+"""Where a request's time goes, endpoint by endpoint (`python3 bench/run.py --only endpoints`).
+
+Two measures, each beside the bare baseline (crates/gatehouse-bench's hello-world) in the same run:
+
+  1. CPU per request under load: wrk -t2 -c16 drives each endpoint; the server's user and system
+     time (from /proc/<pid>/stat) and wrk's own CPU time (getrusage of the finished child) are
+     divided by the requests served. On a two-core machine the load generator shares the CPUs, so
+     the throughput ratio is roughly (wrk + bare) / (wrk + server) per request: this shows which
+     side a change moved.
+  2. Instructions per request: the server runs under valgrind's callgrind, takes 200 requests to
+     warm up, has its counters zeroed, serves N sequential requests on one keep-alive connection
+     and dumps; every thread counts. The same binary and inputs give the same count whatever
+     else the machine does, so this is the measure to steer by; wall-clock figures here move by
+     10 % or more between runs.
+
+Endpoints: GET /health/live, GET /v1/auth/verify with an access token and with an API key,
+POST /internal/v1/api-keys/verify, POST /v1/transit/encrypt (256 bytes, an API key). Rate limits
+are off so the limiter does not refuse the load generator.
+"""
+
+import base64
+import http.client
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import run as R
+
+
+class Endpoints:
+    """A Gatehouse data directory with an account, an API key and the request for each endpoint."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.secret_file = root / "service.key"
+        self.service_secret = base64.b64encode(os.urandom(32)).decode()
+        self.secret_file.write_text(self.service_secret)
+        self.secret_file.chmod(0o600)
+        self.requests = {}
+
+    def env(self, port: int) -> dict:
+        return {
+            "GATEHOUSE_LISTEN": f"127.0.0.1:{port}",
+            "GATEHOUSE_LOG_LEVEL": "info",
+            "GATEHOUSE_RATE_LIMITS__ENABLED": "false",
+            "GATEHOUSE_SERVICE_AUTH__SECRET_FILES": json.dumps([str(self.secret_file)]),
+        }
+
+    def prepare(self, port: int) -> None:
+        """Signs up once (the data directory keeps the account for later servers)."""
+        if self.requests:
+            return
+        status, _ = R.http_json(port, "POST", "/v1/auth/signup", {
+            "email": "ep@example.com", "password": "bench passphrase 1729",
+            "name": "Bench", "organization_name": "Bench Org"})
+        assert status == 201, status
+        status, t = R.http_json(port, "POST", "/v1/auth/login", {
+            "email": "ep@example.com", "password": "bench passphrase 1729"})
+        assert status == 200, status
+        org = t["organization_id"]
+        status, k = R.http_json(port, "POST", "/v1/api-keys",
+                                {"name": "bench", "permissions": ["audit.read", "transit.encrypt"]},
+                                headers={"Authorization": f"Bearer {t['access_token']}",
+                                         "x-organization-id": org})
+        assert status == 201, status
+        plain = base64.b64encode(os.urandom(256)).decode()
+        self.requests = {
+            "live": ("GET", "/health/live", {}, None),
+            "verify_token": ("GET", "/v1/auth/verify",
+                             {"Authorization": f"Bearer {t['access_token']}"}, None),
+            "verify_api_key": ("GET", "/v1/auth/verify",
+                               {"Authorization": f"Bearer {k['key']}"}, None),
+            "internal_key_verify": ("POST", "/internal/v1/api-keys/verify",
+                                    {"X-Service-Auth": self.service_secret,
+                                     "Content-Type": "application/json"},
+                                    json.dumps({"key": k["key"]})),
+            "transit_encrypt": ("POST", "/v1/transit/encrypt",
+                                {"Authorization": f"Bearer {k['key']}", "x-organization-id": org,
+                                 "Content-Type": "application/json"},
+                                json.dumps({"plaintext": plain, "context": "bench/row"})),
+        }
+
+    def lua(self, name: str) -> Path:
+        method, _, headers, body = self.requests[name]
+        lines = [f'wrk.method = "{method}"']
+        lines += [f'wrk.headers["{h}"] = "{v}"' for h, v in headers.items()]
+        if body is not None:
+            lines.append(f"wrk.body = '{body}'")
+        path = self.root / f"{name}.lua"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+
+def cpu_split(pid: int) -> tuple:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
+def load(pid: int, port: int, path: str, args, script=None) -> dict:
+    """One wrk run; the server's user and system time and wrk's CPU time per request."""
+    tick = os.sysconf("SC_CLK_TCK")
+    u0, s0 = cpu_split(pid)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = R.wrk(port, path, args, script=script)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    u1, s1 = cpu_split(pid)
+    served = r["requests_per_sec"] * args.duration
+    r["server_user_us"] = (u1 - u0) / tick * 1e6 / served
+    r["server_sys_us"] = (s1 - s0) / tick * 1e6 / served
+    r["wrk_us"] = ((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)) * 1e6 / served
+    return r
+
+
+def cpu_per_request(args, results, rounds: int = int(os.environ.get("GH_BENCH_EP_ROUNDS", "3"))) -> None:
+    """Both servers run side by side (an idle one costs nothing); each round loads the bare
+    baseline and then one endpoint, so every ratio compares two neighbouring runs. The median
+    over rounds is reported: on a shared machine the baseline alone moved from 47k to 61k req/s
+    between two runs of the same day."""
+    root = Path(tempfile.mkdtemp(prefix="gatehouse-bench-ep-"))
+    runs = {}
+    try:
+        bport = R.free_port()
+        base = subprocess.Popen([str(R.TARGET / "bench-baseline"), f"127.0.0.1:{bport}"])
+        ep = Endpoints(root)
+        port = R.free_port()
+        gh = R.start_gatehouse(root, port, ep.env(port))
+        try:
+            R.wait_for(bport, "/health/live", time.perf_counter())
+            R.wait_for(port, "/health/ready", time.perf_counter())
+            ep.prepare(port)
+            for _ in range(rounds):
+                for name, (_, path, _, _) in ep.requests.items():
+                    b = load(base.pid, bport, "/health/live", args)
+                    r = load(gh.pid, port, path, args, script=ep.lua(name))
+                    assert r["non_2xx"] == 0, (name, r)
+                    r["ratio"] = r["requests_per_sec"] / b["requests_per_sec"]
+                    runs.setdefault("bare_live", []).append(b)
+                    runs.setdefault(name, []).append(r)
+        finally:
+            R.stop(base)
+            assert R.stop(gh) == 0, "gatehouse did not exit 0 on SIGTERM"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    summary = {}
+    for name, rs in runs.items():
+        summary[name] = {k: med([r[k] for r in rs]) for k in
+                         ("requests_per_sec", "p99_ms", "server_user_us", "server_sys_us", "wrk_us")}
+        if name != "bare_live":
+            summary[name]["ratio"] = med([r["ratio"] for r in rs])
+            summary[name]["ratios"] = [r["ratio"] for r in rs]
+    results["endpoint_cpu_runs"] = runs
+    results["endpoint_cpu"] = summary
+
+
+def instructions(results, requests: int = 2000) -> None:
+    if not shutil.which("valgrind"):
+        print("valgrind not found: instruction counts skipped")
+        return
+    root = Path(tempfile.mkdtemp(prefix="gatehouse-bench-epir-"))
+    dumps = root / "callgrind"
+    dumps.mkdir()
+
+    def under_callgrind(cmd, env):
+        return subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dumps}/cg.%p", *cmd],
+            cwd=root, env={"PATH": os.environ.get("PATH", ""), **env},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def count(proc, port, name, method, path, headers, body):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+        def run(n):
+            for _ in range(n):
+                conn.request(method, path, body=body, headers=headers)
+                res = conn.getresponse()
+                res.read()
+                assert res.status == 200, (name, res.status)
+        run(200)
+        subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
+        run(requests)
+        subprocess.run(["callgrind_control", f"--dump={name}", str(proc.pid)], check=True,
+                       capture_output=True)
+        conn.close()
+
+    names = []
+    try:
+        port = R.free_port()
+        p = under_callgrind([str(R.TARGET / "bench-baseline"), f"127.0.0.1:{port}"], {})
+        try:
+            R.wait_for(port, "/health/live", time.perf_counter(), limit=120.0)
+            count(p, port, "bare_live", "GET", "/health/live", {}, None)
+            names.append("bare_live")
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=120)
+        ep = Endpoints(root)
+        port = R.free_port()
+        p = under_callgrind([str(R.TARGET / "gatehouse"), "serve"], ep.env(port))
+        try:
+            R.wait_for(port, "/health/ready", time.perf_counter(), limit=120.0)
+            ep.prepare(port)
+            for name, (method, path, headers, body) in ep.requests.items():
+                count(p, port, name, method, path, headers, body)
+                names.append(name)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=120)
+        totals = {}
+        for name in names:
+            total = 0
+            for f in dumps.glob("cg.*"):
+                text = f.read_text(errors="replace")
+                if re.search(rf"^desc: Trigger: dump {name}$", text, re.M):
+                    total += int(re.search(r"^summary:\s+(\d+)", text, re.M).group(1))
+            assert total > 0, f"no callgrind dump for {name}"
+            totals[name] = total / requests
+        results["endpoint_instructions"] = totals
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def report(results) -> None:
+    cpu = results.get("endpoint_cpu", {})
+    ir = results.get("endpoint_instructions", {})
+    bare = cpu.get("bare_live")
+    print()
+    print(f"{'endpoint':<22}{'req/s':>9}{'/bare':>7}{'p99 ms':>8}{'srv user':>10}{'srv sys':>9}{'wrk':>7}"
+          f"{'instr/req':>11}{'/bare':>7}")
+    for name in ["bare_live", "live", "verify_token", "verify_api_key", "internal_key_verify",
+                 "transit_encrypt"]:
+        c, i = cpu.get(name), ir.get(name)
+        line = f"{name:<22}"
+        if c:
+            ratio = f"{c['ratio']:>7.3f}" if "ratio" in c else " " * 7
+            line += (f"{c['requests_per_sec']:>9.0f}{ratio}{c['p99_ms']:>8.2f}"
+                     f"{c['server_user_us']:>10.1f}{c['server_sys_us']:>9.1f}{c['wrk_us']:>7.1f}")
+        else:
+            line += " " * 50
+        if i:
+            line += f"{i:>11.0f}{i / ir['bare_live']:>7.2f}"
+        print(line)
+    for name, c in cpu.items():
+        if "ratios" in c:
+            print(f"  {name}: ratio each round {', '.join(f'{x:.3f}' for x in c['ratios'])}")
+    print("(medians over rounds; each ratio pairs a run with the bare run just before it; CPU columns in"
+          " microseconds per request; instructions: callgrind, sequential requests)")
