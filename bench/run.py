@@ -271,8 +271,10 @@ def telemetry_overhead(args, results) -> None:
         auth = f"Authorization: Bearer {tokens['access_token']}"
         round_args = argparse.Namespace(**{**vars(args), "duration": max(3, args.duration // 2)})
         runs = {"on": [], "off": []}
-        for _ in range(6):
-            for name in TEL_ORDER:
+        for rnd in range(6):
+            # The order flips every round: a machine that speeds up or slows down through the
+            # run (a neighbour's load coming or going) would otherwise favour whichever ran second.
+            for name in (TEL_ORDER if rnd % 2 == 0 else TEL_ORDER[::-1]):
                 proc, port = procs[name]
                 before = cpu_ticks(proc.pid)
                 r = wrk(port, "/v1/auth/verify", round_args, headers=[auth])
