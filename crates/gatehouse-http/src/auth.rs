@@ -137,27 +137,36 @@ impl FromRequestParts<AppState> for OrgCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (principal, _) = authenticate(parts, state, Audience::Tenant).await?;
         crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
-        let header = parts
-            .headers
-            .get(ORG_HEADER)
-            .map(|v| v.to_str().unwrap_or("?"));
-        if let Some(scope) = gatehouse_core::Kernel::org_header_matches(&principal, header) {
-            return Ok(Self { principal, scope });
-        }
-        // A refusal is audited, with the request's context.
-        let RequestMeta(meta) = RequestMeta::from_request_parts(parts, state)
-            .await
-            .unwrap_or_else(|never| match never {});
-        let header = parts
-            .headers
-            .get(ORG_HEADER)
-            .map(|v| v.to_str().unwrap_or("?"));
-        let scope = state
-            .kernel
-            .check_org_header(&principal, header, &meta)
-            .await?;
+        let scope = org_scope(parts, state, &principal).await?;
         Ok(Self { principal, scope })
     }
+}
+
+fn org_header(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(ORG_HEADER)
+        .map(|v| v.to_str().unwrap_or("?"))
+}
+
+/// The organisation `x-organization-id` names, checked against the token's. The token's own
+/// organisation passes without building the request context; anything else goes to the kernel,
+/// which audits the refusal with that context.
+pub(crate) async fn org_scope(
+    parts: &mut Parts,
+    state: &AppState,
+    principal: &Principal,
+) -> Result<TenantScope, ApiError> {
+    if let Some(scope) = gatehouse_core::Kernel::org_header_matches(principal, org_header(parts)) {
+        return Ok(scope);
+    }
+    let RequestMeta(meta) = RequestMeta::from_request_parts(parts, state)
+        .await
+        .unwrap_or_else(|never| match never {});
+    Ok(state
+        .kernel
+        .check_org_header(principal, org_header(parts), &meta)
+        .await?)
 }
 
 /// An operator on `/admin/v1`.

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use axum::Json;
-use axum::extract::{FromRequestParts as _, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -367,20 +367,9 @@ pub(crate) async fn verify(
     // The hot path of forward authentication: the request's parts are read in place, and the
     // audit context is built only when an organisation is named.
     let p = caller.principal;
-    let named = req.headers().get(ORG_HEADER);
-    if named.is_some()
-        && gatehouse_core::Kernel::org_header_matches(&p, named.map(|v| v.to_str().unwrap_or("?")))
-            .is_none()
-    {
+    if req.headers().contains_key(ORG_HEADER) {
         let (mut parts, _) = req.into_parts();
-        let RequestMeta(meta) = RequestMeta::from_request_parts(&mut parts, &state)
-            .await
-            .unwrap_or_else(|never| match never {});
-        let named = parts
-            .headers
-            .get(ORG_HEADER)
-            .map(|v| v.to_str().unwrap_or("?"));
-        state.kernel.check_org_header(&p, named, &meta).await?;
+        crate::auth::org_scope(&mut parts, &state, &p).await?;
     }
     let mut res = crate::json::JsonOk(Identity {
         user_id: p.subject,
