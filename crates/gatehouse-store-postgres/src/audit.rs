@@ -5,6 +5,7 @@
 use gatehouse_core::audit::{
     AuditFilter, AuditRecord, ChainHead, CheckpointRecord, SigningKeyRecord, SigningPurpose,
 };
+use gatehouse_core::store::power_of_two_chunks;
 use gatehouse_core::{OrgId, StoreError};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -111,11 +112,13 @@ pub(crate) async fn append(conn: &mut PgConnection, e: &AuditRecord) -> Result<(
     .map_err(map_err)
 }
 
-/// Rows per INSERT: 17 parameters each stays far below both databases' parameter limits.
-const BATCH_ROWS: usize = 500;
+/// Rows per INSERT at most: 17 parameters each stays far below both databases' parameter
+/// limits. Batches go as power-of-two chunks (`power_of_two_chunks`), so each connection keeps
+/// at most seven shapes of this statement prepared instead of parsing one per batch size.
+const MAX_ROWS: usize = 64;
 
-/// Appends several events of one organisation's chain with one multi-row INSERT per
-/// {BATCH_ROWS} events and one head update.
+/// Appends several events of one organisation's chain with a few multi-row INSERTs and one head
+/// update.
 pub(crate) async fn append_batch(
     conn: &mut PgConnection,
     org: OrgId,
@@ -124,7 +127,7 @@ pub(crate) async fn append_batch(
     let Some(last) = events.last() else {
         return Ok(());
     };
-    for chunk in events.chunks(BATCH_ROWS) {
+    for chunk in power_of_two_chunks(events, MAX_ROWS) {
         let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
             "INSERT INTO audit_events (org_id, seq, id, at, actor_kind, actor_id, impersonator_id, \
              action, resource_type, resource_id, outcome, request_id, details, subject, personal, \

@@ -128,6 +128,11 @@ impl Store for PostgresStore {
         self.begin().await?.enter(scope).await
     }
 
+    async fn begin_read(&self) -> Result<Box<dyn PlatformTx>, StoreError> {
+        // PostgreSQL's readers never block its writers; the same transaction serves.
+        self.begin().await
+    }
+
     async fn begin_read_scoped(
         &self,
         scope: &TenantScope,

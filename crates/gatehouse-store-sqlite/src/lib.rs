@@ -98,10 +98,7 @@ impl Store for SqliteStore {
         self.begin().await?.enter(scope).await
     }
 
-    async fn begin_read_scoped(
-        &self,
-        scope: &TenantScope,
-    ) -> Result<Box<dyn TenantTx>, StoreError> {
+    async fn begin_read(&self) -> Result<Box<dyn PlatformTx>, StoreError> {
         // Deferred: a WAL reader that takes no write lock.
         let timer = gatehouse_core::telemetry::StoreTimer::start();
         let tx = self
@@ -109,8 +106,14 @@ impl Store for SqliteStore {
             .begin_with("BEGIN DEFERRED")
             .await
             .map_err(map_err)?;
-        let platform: Box<dyn PlatformTx> = Box::new(SqliteTx::platform(tx, timer));
-        platform.enter(scope).await
+        Ok(Box::new(SqliteTx::platform(tx, timer)))
+    }
+
+    async fn begin_read_scoped(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Box<dyn TenantTx>, StoreError> {
+        self.begin_read().await?.enter(scope).await
     }
 
     async fn touch_sessions(

@@ -380,7 +380,7 @@ impl Kernel {
             Some(e) => e,
             None => {
                 let record = {
-                    let mut tx = self.store().begin().await?;
+                    let mut tx = self.store().begin_read().await?;
                     match tx.api_key_owner(&d).await? {
                         Some((org, id)) => {
                             let mut tx = tx.enter(&TenantScope::granted(org)).await?;

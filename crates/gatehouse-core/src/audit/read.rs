@@ -92,7 +92,7 @@ impl Kernel {
                 views
             }
             None => {
-                let mut tx = self.store().begin().await?;
+                let mut tx = self.store().begin_read().await?;
                 tx.query_operator_audit(filter, before, limit)
                     .await?
                     .into_iter()

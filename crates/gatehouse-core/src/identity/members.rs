@@ -334,7 +334,7 @@ impl Kernel {
                 .ok_or_else(invalid)?
         };
         let existing = {
-            let mut tx = self.store().begin().await?;
+            let mut tx = self.store().begin_read().await?;
             tx.user_by_email(&invitation.email).await?
         };
         let (user_id, new_user) = match existing {

@@ -348,7 +348,7 @@ impl Kernel {
     ) -> Result<EnrolmentStarted, Error> {
         let user = customer_only(principal, OWN_FACTOR)?;
         let record = {
-            let mut tx = self.store().begin().await?;
+            let mut tx = self.store().begin_read().await?;
             tx.user_by_id(user).await?.ok_or(Error::NotFound("user"))?
         };
         self.recheck_password(&record, password, request, "mfa.totp_enrolment_refused")

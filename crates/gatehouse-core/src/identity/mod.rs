@@ -198,7 +198,7 @@ impl Kernel {
         let state = match id.cache.get(principal.session_id, now) {
             Some(s) => s,
             None => {
-                let mut tx = self.store().begin().await?;
+                let mut tx = self.store().begin_read().await?;
                 let found = tx.session(principal.session_id).await?;
                 drop(tx);
                 let state = found.map_or(

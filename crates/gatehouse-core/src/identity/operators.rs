@@ -79,7 +79,7 @@ impl Kernel {
         self.ensure_not_locked(&account_subject, &ip_subject, now)?;
         let operator = match Email::parse(email) {
             Ok(e) => {
-                let mut tx = self.store().begin().await?;
+                let mut tx = self.store().begin_read().await?;
                 tx.operator_by_email(e.as_str()).await?
             }
             Err(_) => None,

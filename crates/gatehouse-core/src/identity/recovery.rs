@@ -186,7 +186,7 @@ impl Kernel {
         )?;
         let now = self.clock().now();
         let user = {
-            let mut tx = self.store().begin().await?;
+            let mut tx = self.store().begin_read().await?;
             tx.user_by_id(user_id)
                 .await?
                 .ok_or(Error::NotFound("user"))?

@@ -144,7 +144,7 @@ impl Kernel {
         // Unknown and known emails do the same work up to the answer: one lookup, one hash.
         let user = match &email {
             Some(e) => {
-                let mut tx = self.store().begin().await?;
+                let mut tx = self.store().begin_read().await?;
                 tx.user_by_email(e.as_str()).await?
             }
             None => None,

@@ -17,9 +17,11 @@ use crate::ids::{OrgId, UserId};
 use crate::page::{Page, PageRequest};
 use crate::scope::TenantScope;
 
+mod chunks;
 mod identity;
 mod second_factor;
 mod vault;
+pub use chunks::{PowerOfTwoChunks, power_of_two_chunks};
 pub use identity::{
     ApiKeyRecord, CustomRoleRecord, InvitationRecord, OperatorRecord, SessionRecord, Tier,
 };
@@ -174,6 +176,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Starts a transaction on platform data. Dropping it without `commit` rolls back.
     async fn begin(&self) -> Result<Box<dyn PlatformTx>, StoreError>;
+
+    /// Starts a transaction on platform data for reading only: like `begin_read_scoped`, it
+    /// never waits for, or makes wait, the single writer (SQLite `BEGIN DEFERRED`). Callers
+    /// must not write through it. Lookups on the request path (an API key or a session missing
+    /// from its cache, the account at sign-in) use it, so a busy audit writer cannot stall them.
+    async fn begin_read(&self) -> Result<Box<dyn PlatformTx>, StoreError>;
 
     /// Records sessions' last-seen times (batched by the caller) in a transaction of its own:
     /// bookkeeping, not a change, so the one write path without an audit event.

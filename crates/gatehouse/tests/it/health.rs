@@ -54,6 +54,9 @@ impl Store for UnreachableStore {
     async fn begin(&self) -> Result<Box<dyn PlatformTx>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
+    async fn begin_read(&self) -> Result<Box<dyn PlatformTx>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
     async fn begin_scoped(&self, _: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
