@@ -16,6 +16,12 @@ Two measures, each beside the bare baseline (crates/gatehouse-bench's hello-worl
 Endpoints: GET /health/live, GET /v1/auth/verify with an access token and with an API key,
 POST /internal/v1/api-keys/verify, POST /v1/transit/encrypt (256 bytes, an API key). Rate limits
 are off so the limiter does not refuse the load generator.
+
+After the key verify and the transit encrypt, the bare server is loaded once more on a route that
+reads the same request and answers with the same bytes (headers and body) and does nothing else
+(`bare_sized_verify`, `bare_sized_transit`). On this machine wrk and the kernel pay per byte and
+per wake-up, so that run is the most any server could reach with these answers; each endpoint is
+also reported as a ratio to it.
 """
 
 import base64
@@ -118,6 +124,13 @@ def load(pid: int, port: int, path: str, args, script=None) -> dict:
     return r
 
 
+# The bare server's routes that answer with an endpoint's bytes and do nothing else (see
+# crates/gatehouse-bench/src/bin/bench-baseline.rs): what the request and answer sizes alone cost
+# here, measured right after the endpoint with the same wrk script.
+SIZED = {"verify_api_key": ("bare_sized_verify", "/sized"),
+         "transit_encrypt": ("bare_sized_transit", "/sized-transit")}
+
+
 def cpu_per_request(args, results, rounds: int = int(os.environ.get("GH_BENCH_EP_ROUNDS", "3"))) -> None:
     """Both servers run side by side (an idle one costs nothing); each round loads the bare
     baseline and then one endpoint, so every ratio compares two neighbouring runs. The median
@@ -141,6 +154,13 @@ def cpu_per_request(args, results, rounds: int = int(os.environ.get("GH_BENCH_EP
                     r = load(gh.pid, port, path, args, script=ep.lua(name))
                     assert r["non_2xx"] == 0, (name, r)
                     r["ratio"] = r["requests_per_sec"] / b["requests_per_sec"]
+                    if name in SIZED:
+                        label, sized_path = SIZED[name]
+                        s = load(base.pid, bport, sized_path, args, script=ep.lua(name))
+                        assert s["non_2xx"] == 0, (label, s)
+                        s["ratio"] = s["requests_per_sec"] / b["requests_per_sec"]
+                        r["ratio_to_sized"] = r["requests_per_sec"] / s["requests_per_sec"]
+                        runs.setdefault(label, []).append(s)
                     runs.setdefault("bare_live", []).append(b)
                     runs.setdefault(name, []).append(r)
         finally:
@@ -156,6 +176,8 @@ def cpu_per_request(args, results, rounds: int = int(os.environ.get("GH_BENCH_EP
         if name != "bare_live":
             summary[name]["ratio"] = med([r["ratio"] for r in rs])
             summary[name]["ratios"] = [r["ratio"] for r in rs]
+        if name in SIZED:
+            summary[name]["ratio_to_sized"] = med([r["ratio_to_sized"] for r in rs])
     results["endpoint_cpu_runs"] = runs
     results["endpoint_cpu"] = summary
 
@@ -234,8 +256,8 @@ def report(results) -> None:
     print()
     print(f"{'endpoint':<22}{'req/s':>9}{'/bare':>7}{'p99 ms':>8}{'srv user':>10}{'srv sys':>9}{'wrk':>7}"
           f"{'instr/req':>11}{'/bare':>7}")
-    for name in ["bare_live", "live", "verify_token", "verify_api_key", "internal_key_verify",
-                 "transit_encrypt"]:
+    for name in ["bare_live", "live", "verify_token", "verify_api_key", "bare_sized_verify",
+                 "internal_key_verify", "transit_encrypt", "bare_sized_transit"]:
         c, i = cpu.get(name), ir.get(name)
         line = f"{name:<22}"
         if c:
@@ -250,5 +272,8 @@ def report(results) -> None:
     for name, c in cpu.items():
         if "ratios" in c:
             print(f"  {name}: ratio each round {', '.join(f'{x:.3f}' for x in c['ratios'])}")
+        if "ratio_to_sized" in c:
+            print(f"  {name}: {c['ratio_to_sized']:.3f} of the bare server answering with the same bytes"
+                  f" ({SIZED[name][0]})")
     print("(medians over rounds; each ratio pairs a run with the bare run just before it; CPU columns in"
           " microseconds per request; instructions: callgrind, sequential requests)")

@@ -2,8 +2,9 @@
 //!
 //! SQLite has no row-level security, so tenant isolation here rests on every tenant query naming
 //! the scope's `org_id`, which the shared behaviour suite checks. Write transactions start with
-//! `BEGIN IMMEDIATE` so that two writers queue on the busy timeout instead of failing on a lock
-//! upgrade.
+//! `BEGIN IMMEDIATE` so that two writers never fail on a lock upgrade, and this process's writers
+//! take their turn in a first-come queue before it (`SqliteStore::writer`). Readers use
+//! `BEGIN DEFERRED` and never wait for a writer (WAL).
 #![forbid(unsafe_code)]
 
 mod audit;
@@ -16,23 +17,37 @@ mod tx;
 mod vault;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use gatehouse_core::store::{MailBacklog, MailRecord, PlatformTx, Store, TenantTx};
 use gatehouse_core::{StoreError, TenantScope};
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use migrate::migrator;
 
 use crate::errors::map_err;
 use crate::tx::SqliteTx;
 
+/// How long a write waits for the writers ahead of it, as SQLite's own busy timeout would.
+const WRITE_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite has one writer. Writers of this process queue here, first come first served,
+    /// before `BEGIN IMMEDIATE`: left to SQLite's busy handler, a waiting writer sleeps and
+    /// retries (1, 2, 5, ... 100 ms) and can miss every gap between a busy writer's commits. Under
+    /// a stream of audit batches an API-key creation waited up to 3.5 s that way. Other processes
+    /// on the same file (the CLI) still meet the busy handler.
+    writer: Arc<Mutex<()>>,
 }
+
+/// Held from before `BEGIN IMMEDIATE` until the transaction has ended.
+pub(crate) type WriteTurn = OwnedMutexGuard<()>;
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path`), WAL mode, foreign keys
@@ -53,7 +68,34 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Waits for this process's turn to write (see `writer`).
+    async fn write_turn(&self) -> Result<WriteTurn, StoreError> {
+        tokio::time::timeout(WRITE_WAIT, Arc::clone(&self.writer).lock_owned())
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "the database is busy: no turn to write within {} s",
+                    WRITE_WAIT.as_secs()
+                ))
+            })
+    }
+
+    async fn begin_immediate(
+        &self,
+    ) -> Result<(WriteTurn, Transaction<'static, Sqlite>), StoreError> {
+        let turn = self.write_turn().await?;
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        Ok((turn, tx))
     }
 
     /// Applies every migration not yet applied. Safe to run on every start.
@@ -86,12 +128,8 @@ impl Store for SqliteStore {
 
     async fn begin(&self) -> Result<Box<dyn PlatformTx>, StoreError> {
         let timer = gatehouse_core::telemetry::StoreTimer::start();
-        let tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
-        Ok(Box::new(SqliteTx::platform(tx, timer)))
+        let (turn, tx) = self.begin_immediate().await?;
+        Ok(Box::new(SqliteTx::writing(tx, timer, turn)))
     }
 
     async fn begin_scoped(&self, scope: &TenantScope) -> Result<Box<dyn TenantTx>, StoreError> {
@@ -120,11 +158,7 @@ impl Store for SqliteStore {
         &self,
         seen: &[(uuid::Uuid, time::OffsetDateTime)],
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         identity::touch_sessions(&mut tx, seen).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -133,11 +167,7 @@ impl Store for SqliteStore {
         &self,
         used: &[(gatehouse_core::OrgId, uuid::Uuid, time::OffsetDateTime)],
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         identity::touch_api_keys(&mut tx, used).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -148,11 +178,7 @@ impl Store for SqliteStore {
         lease_until: time::OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<MailRecord>, StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         let claimed = second_factor::claim_due_mail(&mut tx, now, lease_until, limit).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(claimed)
@@ -163,11 +189,7 @@ impl Store for SqliteStore {
         id: uuid::Uuid,
         at: time::OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         second_factor::mail_delivered(&mut tx, id, at).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -179,11 +201,7 @@ impl Store for SqliteStore {
         next_attempt_at: time::OffsetDateTime,
         error: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         second_factor::mail_failed(&mut tx, id, attempts, next_attempt_at, error).await?;
         tx.commit().await.map_err(map_err)
     }

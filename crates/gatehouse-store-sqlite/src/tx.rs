@@ -16,6 +16,7 @@ use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::WriteTurn;
 use crate::identity::OperatorKey;
 
 use gatehouse_core::telemetry::StoreTimer;
@@ -27,11 +28,31 @@ pub(crate) struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
     /// Adds the transaction's time, begin to end, to the request's store stage.
     timer: StoreTimer,
+    /// A writer's turn, released after `tx` (fields drop in order); `None` for a reader.
+    turn: Option<WriteTurn>,
 }
 
 impl SqliteTx {
+    /// A reader (`BEGIN DEFERRED`).
     pub(crate) fn platform(tx: Transaction<'static, Sqlite>, timer: StoreTimer) -> Self {
-        Self { tx, timer }
+        Self {
+            tx,
+            timer,
+            turn: None,
+        }
+    }
+
+    /// A writer (`BEGIN IMMEDIATE`) holding its turn.
+    pub(crate) fn writing(
+        tx: Transaction<'static, Sqlite>,
+        timer: StoreTimer,
+        turn: WriteTurn,
+    ) -> Self {
+        Self {
+            tx,
+            timer,
+            turn: Some(turn),
+        }
     }
 }
 
@@ -40,6 +61,8 @@ pub(crate) struct SqliteTenantTx {
     scope: TenantScope,
     /// Held for its drop, which records the transaction's time.
     _timer: StoreTimer,
+    /// Held for its drop, after `tx`'s.
+    _turn: Option<WriteTurn>,
 }
 
 #[async_trait]
@@ -422,6 +445,7 @@ impl PlatformTx for SqliteTx {
             tx: self.tx,
             scope: *scope,
             _timer: self.timer,
+            _turn: self.turn,
         }))
     }
 

@@ -43,15 +43,23 @@ fn serde_json_free_body() -> std::collections::BTreeMap<&'static str, &'static s
     std::collections::BTreeMap::from([("status", "ok")])
 }
 
-
 /// What Gatehouse sends on every answer (H1), with the same values.
 const SECURITY_HEADERS: [(&str, &str); 9] = [
-    ("strict-transport-security", "max-age=31536000; includeSubDomains"),
-    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    ),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "strict-origin-when-cross-origin"),
-    ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    ),
     ("cross-origin-opener-policy", "same-origin"),
     ("cross-origin-resource-policy", "same-origin"),
     ("cache-control", "no-store"),

@@ -51,7 +51,11 @@ mod tests {
             let flat: Vec<usize> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
             assert_eq!(flat, items, "n = {n}");
             for c in &chunks {
-                assert!(c.len().is_power_of_two() && c.len() <= 64, "n = {n}: {}", c.len());
+                assert!(
+                    c.len().is_power_of_two() && c.len() <= 64,
+                    "n = {n}: {}",
+                    c.len()
+                );
             }
             // Full chunks, then one per set bit of the remainder.
             assert_eq!(
@@ -67,7 +71,9 @@ mod tests {
         let items = [0u8; 100];
         let lens: Vec<usize> = power_of_two_chunks(&items, 50).map(<[u8]>::len).collect();
         assert_eq!(lens, vec![32, 32, 32, 4]);
-        let lens: Vec<usize> = power_of_two_chunks(&items[..3], 0).map(<[u8]>::len).collect();
+        let lens: Vec<usize> = power_of_two_chunks(&items[..3], 0)
+            .map(<[u8]>::len)
+            .collect();
         assert_eq!(lens, vec![1, 1, 1]);
     }
 }
