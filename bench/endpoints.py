@@ -24,6 +24,7 @@ per wake-up, so that run is the most any server could reach with these answers; 
 also reported as a ratio to it.
 """
 
+import argparse
 import base64
 import http.client
 import json
@@ -71,6 +72,8 @@ class Endpoints:
             "email": "ep@example.com", "password": "bench passphrase 1729"})
         assert status == 200, status
         org = t["organization_id"]
+        self.owner_headers = {"Authorization": f"Bearer {t['access_token']}", "x-organization-id": org,
+                              "Content-Type": "application/json"}
         status, k = R.http_json(port, "POST", "/v1/api-keys",
                                 {"name": "bench", "permissions": ["audit.read", "transit.encrypt"]},
                                 headers={"Authorization": f"Bearer {t['access_token']}",
@@ -180,6 +183,68 @@ def cpu_per_request(args, results, rounds: int = int(os.environ.get("GH_BENCH_EP
             summary[name]["ratio_to_sized"] = med([r["ratio_to_sized"] for r in rs])
     results["endpoint_cpu_runs"] = runs
     results["endpoint_cpu"] = summary
+
+
+def writes_under_load(args, results, quiet: int = 50, loaded: int = 150) -> None:
+    """How long a write (POST /v1/api-keys, one transaction with its audit event) takes while
+    transit encrypt runs under wrk -t2 -c16: on SQLite the write has to take its turn beside the
+    audit writer's batches. One write every 10 ms on its own connection, first with the server
+    idle, then under load."""
+    root = Path(tempfile.mkdtemp(prefix="gatehouse-bench-writes-"))
+    try:
+        ep = Endpoints(root)
+        port = R.free_port()
+        gh = R.start_gatehouse(root, port, ep.env(port))
+        try:
+            R.wait_for(port, "/health/ready", time.perf_counter())
+            ep.prepare(port)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+            def create(n):
+                took = []
+                for i in range(n):
+                    start = time.perf_counter()
+                    conn.request("POST", "/v1/api-keys", headers=ep.owner_headers,
+                                 body=json.dumps({"name": f"w{i}", "permissions": ["audit.read"]}))
+                    res = conn.getresponse()
+                    res.read()
+                    assert res.status == 201, res.status
+                    took.append((time.perf_counter() - start) * 1000)
+                    time.sleep(0.01)
+                return took
+
+            idle = create(quiet)
+            load_args = argparse.Namespace(**{**vars(args), "duration": max(args.duration, 8)})
+            wrk_proc, cmd = R.wrk(port, ep.requests["transit_encrypt"][1], load_args,
+                                  script=ep.lua("transit_encrypt"), background=True)
+            time.sleep(1)
+            busy = create(loaded)
+            out, _ = wrk_proc.communicate()
+            conn.close()
+        finally:
+            assert R.stop(gh) == 0, "gatehouse did not exit 0 on SIGTERM"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    def summary(xs):
+        xs = sorted(xs)
+        return {"p50_ms": xs[len(xs) // 2], "p99_ms": xs[max(0, int(len(xs) * 0.99) - 1)],
+                "max_ms": xs[-1], "writes": len(xs)}
+    results["writes_under_load"] = {"idle": summary(idle), "loaded": summary(busy),
+                                    "transit": R.wrk_parse(out, cmd)}
+
+
+def report_writes(results) -> None:
+    w = results.get("writes_under_load")
+    if not w:
+        return
+    print()
+    for name in ("idle", "loaded"):
+        x = w[name]
+        print(f"POST /v1/api-keys, server {name:<6}: p50 {x['p50_ms']:.1f} ms, p99 {x['p99_ms']:.1f} ms,"
+              f" max {x['max_ms']:.1f} ms ({x['writes']} writes)")
+    print(f"  (load: transit encrypt at {w['transit']['requests_per_sec']:.0f} req/s, p99"
+          f" {w['transit']['p99_ms']} ms)")
 
 
 def instructions(results, requests: int = 2000) -> None:

@@ -14,7 +14,7 @@ It prints requests/s, p50 and p99 for each, the ratio Gatehouse/baseline, and wr
 as JSON to bench/out/latest.json.
 
 Usage: python3 bench/run.py [--duration 10] [--connections 16] [--threads 2] [--skip-build]
-                            [--only telemetry|endpoints]   (one section, see bench/endpoints.py)
+                            [--only telemetry|endpoints|writes]   (one section, see bench/endpoints.py)
 """
 
 import argparse
@@ -414,7 +414,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--only", choices=["telemetry", "endpoints"],
+    ap.add_argument("--only", choices=["telemetry", "endpoints", "writes"],
                     help="run one section only (no baseline)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -437,6 +437,15 @@ def main() -> int:
         out = ROOT / "bench" / "out"
         out.mkdir(exist_ok=True)
         (out / "endpoints.json").write_text(json.dumps(results, indent=2) + "\n")
+        return 0
+
+    if args.only == "writes":
+        import endpoints
+        endpoints.writes_under_load(args, results)
+        endpoints.report_writes(results)
+        out = ROOT / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        (out / "writes.json").write_text(json.dumps(results, indent=2) + "\n")
         return 0
 
     if args.only == "telemetry":
