@@ -17,9 +17,9 @@ Endpoints: GET /health/live, GET /v1/auth/verify with an access token and with a
 POST /internal/v1/api-keys/verify, POST /v1/transit/encrypt (256 bytes, an API key). Rate limits
 are off so the limiter does not refuse the load generator.
 
-After the key verify and the transit encrypt, the bare server is loaded once more on a route that
+After the key verify, the internal key verify and the transit encrypt, the bare server is loaded once more on a route that
 reads the same request and answers with the same bytes (headers and body) and does nothing else
-(`bare_sized_verify`, `bare_sized_transit`). On this machine wrk and the kernel pay per byte and
+(`bare_sized_verify`, `bare_sized_internal`, `bare_sized_transit`). On this machine wrk and the kernel pay per byte and
 per wake-up, so that run is the most any server could reach with these answers; each endpoint is
 also reported as a ratio to it.
 """
@@ -131,6 +131,7 @@ def load(pid: int, port: int, path: str, args, script=None) -> dict:
 # crates/gatehouse-bench/src/bin/bench-baseline.rs): what the request and answer sizes alone cost
 # here, measured right after the endpoint with the same wrk script.
 SIZED = {"verify_api_key": ("bare_sized_verify", "/sized"),
+         "internal_key_verify": ("bare_sized_internal", "/sized-internal"),
          "transit_encrypt": ("bare_sized_transit", "/sized-transit")}
 
 
@@ -322,7 +323,8 @@ def report(results) -> None:
     print(f"{'endpoint':<22}{'req/s':>9}{'/bare':>7}{'p99 ms':>8}{'srv user':>10}{'srv sys':>9}{'wrk':>7}"
           f"{'instr/req':>11}{'/bare':>7}")
     for name in ["bare_live", "live", "verify_token", "verify_api_key", "bare_sized_verify",
-                 "internal_key_verify", "transit_encrypt", "bare_sized_transit"]:
+                 "internal_key_verify", "bare_sized_internal", "transit_encrypt",
+                 "bare_sized_transit"]:
         c, i = cpu.get(name), ir.get(name)
         line = f"{name:<22}"
         if c:

@@ -5,9 +5,9 @@
 //!
 //! Two more routes answer with the bytes Gatehouse answers and do nothing else, to show what the
 //! size of a request and its answer alone costs the server and the load generator on this
-//! machine: `GET /sized` with those of an API-key verify (headers and body, 901 bytes), and
-//! `POST /sized-transit` reads the body it is sent and answers with as many bytes as a transit
-//! encrypt of 256 bytes (995).
+//! machine: `GET /sized` with those of an API-key verify (headers and body, 901 bytes);
+//! `POST /sized-internal` and `POST /sized-transit` read the body they are sent and answer with as
+//! many bytes as an internal key verify (735) and a transit encrypt of 256 bytes (995).
 #![forbid(unsafe_code)]
 
 use axum::Router;
@@ -26,6 +26,13 @@ async fn main() -> std::io::Result<()> {
         .route(
             "/sized",
             get(|| async { (SECURITY_HEADERS, VERIFY_HEADERS, VERIFY_BODY) }),
+        )
+        .route(
+            "/sized-internal",
+            post(|body: axum::body::Bytes| async move {
+                let _read = body.len();
+                (SECURITY_HEADERS, INTERNAL_HEADERS, INTERNAL_BODY)
+            }),
         )
         .route(
             "/sized-transit",
@@ -75,6 +82,15 @@ const VERIFY_HEADERS: [(&str, &str); 5] = [
 
 const VERIFY_BODY: &str = "{\"user_id\":\"01a23850-bf89-730b-8481-704afca40c82\",\"organization_id\":\
     \"01a23850-bf6f-756a-925a-94b3af3471f0\",\"roles\":[],\"tier\":\"api_key\",\"permissions\":\
+    [\"audit.read\",\"transit.encrypt\"]}";
+
+const INTERNAL_HEADERS: [(&str, &str); 2] = [
+    ("content-type", "application/json"),
+    ("x-request-id", "550339c9babab1dae0e93470015d54dc"),
+];
+
+const INTERNAL_BODY: &str = "{\"valid\":true,\"key_id\":\"01a23887-87c3-7027-9907-861a5df41f11\",\
+    \"organization\":\"01a23887-87a8-7e27-b23f-b15ec2f21195\",\"permissions\":\
     [\"audit.read\",\"transit.encrypt\"]}";
 
 const TRANSIT_HEADERS: [(&str, &str); 2] = [
