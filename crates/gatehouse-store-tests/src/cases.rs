@@ -66,6 +66,42 @@ pub async fn user_round_trips_exactly(store: Arc<dyn Store>) {
     assert_eq!(tx.user_by_id(UserId::new(&clock)).await.unwrap(), None);
 }
 
+/// Lookups on the request path (an API key or session missing from its cache, the account at
+/// sign-in) read while a writer holds its turn, and see only what was committed.
+pub async fn reads_do_not_wait_for_a_writer(store: Arc<dyn Store>) {
+    let clock = clock();
+    let seeded = seed(store.as_ref(), &clock, 1).await;
+    let (o, owner) = seeded[0];
+    let mut writer = store.begin().await.unwrap();
+    let pending = user(&clock, "pending@example.com");
+    writer.insert_user(&pending).await.unwrap();
+    let read = async {
+        let mut tx = store.begin_read().await.unwrap();
+        let owner_found = tx.user_by_id(owner).await.unwrap().map(|u| u.id);
+        let pending_found = tx.user_by_id(pending.id).await.unwrap();
+        let mut tx = tx.enter(&TenantScope::for_tests(o)).await.unwrap();
+        let member = tx.membership(owner).await.unwrap().is_some();
+        let scoped = store
+            .begin_read_scoped(&TenantScope::for_tests(o))
+            .await
+            .unwrap()
+            .membership(owner)
+            .await
+            .unwrap()
+            .is_some();
+        (owner_found, pending_found, member, scoped)
+    };
+    // A bound, not a speed figure: waiting for the writer would take until it ends (never here).
+    let (owner_found, pending_found, member, scoped) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), read)
+            .await
+            .expect("a read waited for the writer");
+    assert_eq!(owner_found, Some(owner));
+    assert_eq!(pending_found, None, "an uncommitted row is not read");
+    assert!(member && scoped, "the owner's membership is read in scope");
+    writer.commit(Audited::for_tests()).await.unwrap();
+}
+
 pub async fn email_is_unique(store: Arc<dyn Store>) {
     let clock = clock();
     let mut tx = store.begin().await.unwrap();

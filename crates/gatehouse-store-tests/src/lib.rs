@@ -48,6 +48,7 @@ macro_rules! behaviour_suite {
             user_round_trips_exactly,
             email_is_unique,
             dropped_transaction_leaves_nothing,
+            reads_do_not_wait_for_a_writer,
             organization_with_owner,
             scoped_reads_never_cross_tenants,
             scoped_write_for_another_org_is_refused,
