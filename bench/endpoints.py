@@ -135,6 +135,20 @@ SIZED = {"verify_api_key": ("bare_sized_verify", "/sized"),
          "transit_encrypt": ("bare_sized_transit", "/sized-transit")}
 
 
+def answer_shape(port: int, method: str, path: str, headers: dict, body) -> tuple:
+    """Header names, their values' total length and the body's length of one answer: what the
+    bare server's fixed answers must match for their runs to measure Gatehouse's bytes."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        res = conn.getresponse()
+        data = res.read()
+        fields = [(k.lower(), v) for k, v in res.getheaders() if k.lower() != "date"]
+        return res.status, sorted(k for k, _ in fields), sum(len(v) for _, v in fields), len(data)
+    finally:
+        conn.close()
+
+
 def cpu_per_request(args, results, rounds: int = int(os.environ.get("GH_BENCH_EP_ROUNDS", "3"))) -> None:
     """Both servers run side by side (an idle one costs nothing); each round loads the bare
     baseline and then one endpoint, so every ratio compares two neighbouring runs. The median
@@ -152,6 +166,11 @@ def cpu_per_request(args, results, rounds: int = int(os.environ.get("GH_BENCH_EP
             R.wait_for(bport, "/health/live", time.perf_counter())
             R.wait_for(port, "/health/ready", time.perf_counter())
             ep.prepare(port)
+            for name, (_, sized_path) in SIZED.items():
+                method, path, headers, body = ep.requests[name]
+                real = answer_shape(port, method, path, headers, body)
+                fixed = answer_shape(bport, method, sized_path, headers, body)
+                assert real == fixed, f"{sized_path} no longer sends {name}'s bytes: {fixed} vs {real}"
             for _ in range(rounds):
                 for name, (_, path, _, _) in ep.requests.items():
                     b = load(base.pid, bport, "/health/live", args)

@@ -137,8 +137,7 @@ impl Store for PostgresStore {
         &self,
         scope: &TenantScope,
     ) -> Result<Box<dyn TenantTx>, StoreError> {
-        // PostgreSQL's readers never block its writers; the same transaction serves.
-        self.begin_scoped(scope).await
+        self.begin_read().await?.enter(scope).await
     }
 
     async fn touch_sessions(

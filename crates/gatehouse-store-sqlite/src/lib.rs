@@ -144,7 +144,7 @@ impl Store for SqliteStore {
             .begin_with("BEGIN DEFERRED")
             .await
             .map_err(map_err)?;
-        Ok(Box::new(SqliteTx::platform(tx, timer)))
+        Ok(Box::new(SqliteTx::reading(tx, timer)))
     }
 
     async fn begin_read_scoped(

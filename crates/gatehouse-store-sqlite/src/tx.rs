@@ -34,7 +34,7 @@ pub(crate) struct SqliteTx {
 
 impl SqliteTx {
     /// A reader (`BEGIN DEFERRED`).
-    pub(crate) fn platform(tx: Transaction<'static, Sqlite>, timer: StoreTimer) -> Self {
+    pub(crate) fn reading(tx: Transaction<'static, Sqlite>, timer: StoreTimer) -> Self {
         Self {
             tx,
             timer,
