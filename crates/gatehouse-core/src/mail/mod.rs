@@ -234,18 +234,17 @@ impl Kernel {
                     let attempts = record.attempts.saturating_add(1);
                     let wait = backoff(self.mail_settings(), attempts);
                     let next = self.clock().now() + wait;
+                    // One text for the outbox row and for health: readiness reads whichever it
+                    // finds first, so both must say the same.
+                    let failure = format!("{}: {}", transport.kind(), e.summary);
                     self.store()
-                        .mail_failed(record.id, attempts, next, e.summary)
+                        .mail_failed(record.id, attempts, next, &failure)
                         .await?;
                     self.mail_health().failed.fetch_add(1, Ordering::Relaxed);
                     metrics::mail_delivery("retry");
                     metrics::error(transport.kind());
                     metrics::set_degraded("mail", true);
-                    self.mail_health().set_error(Some(format!(
-                        "{}: {}",
-                        transport.kind(),
-                        e.summary
-                    )));
+                    self.mail_health().set_error(Some(failure));
                     tracing::warn!(
                         mail_id = %record.id,
                         transport = transport.kind(),
