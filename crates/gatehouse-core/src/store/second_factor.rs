@@ -1,21 +1,10 @@
-//! Records for second factors, one-time tokens (sign-in challenges, password resets, email
-//! verification), the platform data key and the mail outbox. All are platform rows: a user's
-//! factor and mail are theirs, not any one organisation's.
+//! TOTP factors and recovery codes.
 
+use crate::error::StoreError;
+use async_trait::async_trait;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::ids::UserId;
-
-/// A random key for platform-owned sealed values (TOTP seeds, queued mail), stored only wrapped
-/// under the master key, like the signing keys, and rewrapped with them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlatformKeyRecord {
-    pub version: u32,
-    pub wrapped: Vec<u8>,
-    pub kek_version: u32,
-    pub created_at: OffsetDateTime,
-}
 
 /// A user's TOTP factor. Unconfirmed until a first code proves the authenticator has the seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,79 +18,49 @@ pub struct TotpFactorRecord {
     pub last_step: u64,
 }
 
-/// What a one-time token is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TokenPurpose {
-    /// The second step of a sign-in whose password was right.
-    SignInChallenge,
-    PasswordReset,
-    EmailVerification,
-}
+#[async_trait]
+/// A person's second factor: one TOTP seed (sealed) and a set of recovery-code digests.
+pub trait SecondFactorStore: Send {
+    async fn totp_factor(&mut self, user: UserId) -> Result<Option<TotpFactorRecord>, StoreError>;
 
-impl TokenPurpose {
-    #[must_use]
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::SignInChallenge => "sign_in_challenge",
-            Self::PasswordReset => "password_reset",
-            Self::EmailVerification => "email_verification",
-        }
-    }
+    /// Stores an unconfirmed factor, replacing an unconfirmed one; fails with
+    /// `StoreError::Duplicate` when the user has a confirmed factor.
+    async fn put_pending_totp(&mut self, f: &TotpFactorRecord) -> Result<(), StoreError>;
 
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "sign_in_challenge" => Some(Self::SignInChallenge),
-            "password_reset" => Some(Self::PasswordReset),
-            "email_verification" => Some(Self::EmailVerification),
-            _ => None,
-        }
-    }
-}
+    /// Confirms the unconfirmed factor whose sealed seed is `seed` (the one the code was checked
+    /// against: a concurrent new enrolment replaces it, and then nothing is confirmed) with the
+    /// step its first code was for; returns whether it did.
+    async fn confirm_totp(
+        &mut self,
+        user: UserId,
+        seed: &[u8],
+        step: u64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
-/// A single-use token: only its SHA-256 is stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OneTimeTokenRecord {
-    pub digest: Vec<u8>,
-    pub purpose: TokenPurpose,
-    pub subject_id: Uuid,
-    /// Purpose-specific JSON (a challenge's organisation and device; the address verified).
-    pub detail: String,
-    pub created_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    pub used_at: Option<OffsetDateTime>,
-}
+    /// Records `step` as used if the confirmed factor's last step is earlier; returns whether it
+    /// was (false: a replay, or no confirmed factor).
+    async fn use_totp_step(&mut self, user: UserId, step: u64) -> Result<bool, StoreError>;
 
-impl OneTimeTokenRecord {
-    #[must_use]
-    pub fn is_usable(&self, now: OffsetDateTime) -> bool {
-        self.used_at.is_none() && now < self.expires_at
-    }
-}
+    /// Removes the factor and its recovery codes; returns whether there was one.
+    async fn delete_totp(&mut self, user: UserId) -> Result<bool, StoreError>;
 
-/// One queued message. The whole message (recipient, subject, bodies) is one sealed envelope:
-/// a reset link waiting in the outbox is as sensitive as a password.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailRecord {
-    pub id: Uuid,
-    /// Emptied once delivered.
-    pub envelope: Vec<u8>,
-    pub created_at: OffsetDateTime,
-    pub attempts: u32,
-    pub next_attempt_at: OffsetDateTime,
-    pub sent_at: Option<OffsetDateTime>,
-    pub last_error: Option<String>,
-}
+    /// Replaces the user's recovery codes (digests) with a new set.
+    async fn replace_recovery_codes(
+        &mut self,
+        user: UserId,
+        digests: &[Vec<u8>],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 
-/// The outbox at a glance, for readiness and metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MailBacklog {
-    /// Messages not yet delivered.
-    pub pending: u64,
-    /// Of those, how many have failed at least once.
-    pub failing: u64,
-    /// When the oldest undelivered message was queued.
-    pub oldest: Option<OffsetDateTime>,
-    /// The newest undelivered message's last failure.
-    pub last_error: Option<String>,
+    /// Spends an unused recovery code; returns whether it was unused.
+    async fn use_recovery_code(
+        &mut self,
+        user: UserId,
+        digest: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// How many unused recovery codes the user has.
+    async fn recovery_codes_left(&mut self, user: UserId) -> Result<u32, StoreError>;
 }

@@ -1,19 +1,11 @@
-//! Identity records: operators, sessions, custom roles and invitations.
+//! Per-device sessions and their refresh-token rotation.
 
+use crate::error::StoreError;
+use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::ids::{OrgId, UserId};
-
-/// A platform operator: a separate account, never a member of any organisation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperatorRecord {
-    pub id: Uuid,
-    pub email: String,
-    pub name: String,
-    pub password_hash: String,
-    pub created_at: OffsetDateTime,
-}
+use crate::ids::OrgId;
 
 /// A session's tier fixes its lifetime, its token audience and whether it may be renewed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,54 +72,53 @@ impl SessionRecord {
     }
 }
 
-/// An organisation's named permission set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CustomRoleRecord {
-    pub org_id: OrgId,
-    pub name: String,
-    /// Permission names from the catalogue.
-    pub permissions: Vec<String>,
-    pub created_at: OffsetDateTime,
-}
+#[async_trait]
+/// Sessions, a platform table (a session may move between organisations).
+pub trait SessionStore: Send {
+    async fn insert_session(&mut self, s: &SessionRecord) -> Result<(), StoreError>;
 
-/// An invitation to join an organisation, accepted with a one-time token (stored as its SHA-256).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvitationRecord {
-    pub id: Uuid,
-    pub org_id: OrgId,
-    pub email: String,
-    pub role: String,
-    pub token_hash: Vec<u8>,
-    pub invited_by: UserId,
-    pub created_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    pub accepted_at: Option<OffsetDateTime>,
-}
+    async fn session(&mut self, id: uuid::Uuid) -> Result<Option<SessionRecord>, StoreError>;
 
-/// An API key as stored: never the key, only its SHA-256 and what listings show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRecord {
-    pub id: Uuid,
-    pub org_id: OrgId,
-    pub name: String,
-    /// `gk_{env}_` and the first four random characters.
-    pub prefix: String,
-    pub last4: String,
-    pub digest: Vec<u8>,
-    pub permissions: Vec<String>,
-    pub namespace: Option<String>,
-    /// Requests per minute, overriding the organisation's plan.
-    pub rate_limit: Option<u32>,
-    pub created_by: String,
-    pub created_at: OffsetDateTime,
-    pub expires_at: Option<OffsetDateTime>,
-    pub revoked_at: Option<OffsetDateTime>,
-    pub last_used_at: Option<OffsetDateTime>,
-}
+    /// Replaces the refresh digest only if it is still `old`; returns whether it was replaced.
+    async fn rotate_refresh(
+        &mut self,
+        id: uuid::Uuid,
+        old: &[u8],
+        new: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
-impl ApiKeyRecord {
-    #[must_use]
-    pub fn is_usable(&self, now: OffsetDateTime) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
-    }
+    /// Moves a live session to another organisation (switching organisation).
+    async fn set_session_org(&mut self, id: uuid::Uuid, org: OrgId) -> Result<(), StoreError>;
+
+    /// Revokes the session if it is live; returns whether it was.
+    async fn revoke_session(
+        &mut self,
+        id: uuid::Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes every live session of `subject` except `keep`; returns the ids revoked.
+    async fn revoke_sessions_of(
+        &mut self,
+        subject: uuid::Uuid,
+        keep: Option<uuid::Uuid>,
+        at: OffsetDateTime,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+
+    /// Live (unrevoked, unexpired at `now`) sessions of `subject`, newest first.
+    async fn live_sessions_of(
+        &mut self,
+        subject: uuid::Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Records a fresh check on a live session: the password (`auth_at`) and, when a second
+    /// factor was checked, `mfa_at`. Returns whether the session is live.
+    async fn set_session_auth(
+        &mut self,
+        id: uuid::Uuid,
+        auth_at: OffsetDateTime,
+        mfa_at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError>;
 }
