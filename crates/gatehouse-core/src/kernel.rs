@@ -1,5 +1,11 @@
-//! The kernel: the domain services wired to their dependencies. The HTTP layer holds one and calls
-//! its methods; tests build one over any `Store` and a `FakeClock`.
+//! The kernel: the domain services wired to their dependencies, and the one place that lists
+//! them. The HTTP layer holds one `Kernel` and reaches each service through its handle
+//! (`kernel.secrets().create(&call, ...)`); tests build one over any `Store` and a `FakeClock`.
+//!
+//! A handle borrows the kernel and is defined in its service's module, which owns the service's
+//! state (the API-key cache, the session cache, the audit batcher, the mail health) as a field
+//! here. What every service shares (store, clock, keyring, password pool, and the authorization
+//! choke point `authorize`) stays on `Kernel`, which each handle dereferences to.
 
 use std::sync::Arc;
 
@@ -8,6 +14,26 @@ use crate::identity::{Identity, IdentitySettings, LocalOnly};
 use crate::keyring::Keyring;
 use crate::password_pool::PasswordPool;
 use crate::store::Store;
+use crate::{
+    api_keys::ApiKeys, audit::AuditLog, identity::Auth, identity::Members, identity::Mfa,
+    identity::Operators, identity::Recovery, identity::Sessions, mail::Mail, secrets::Secrets,
+    signup::Signup, transit::Transit,
+};
+
+/// Lets a service handle (`pub struct Name<'k>(pub(crate) &'k Kernel)`) reach what every service
+/// shares through `self`.
+macro_rules! service_handle {
+    ($name:ident) => {
+        impl std::ops::Deref for $name<'_> {
+            type Target = $crate::kernel::Kernel;
+
+            fn deref(&self) -> &$crate::kernel::Kernel {
+                self.0
+            }
+        }
+    };
+}
+pub(crate) use service_handle;
 
 /// Where the master key came from; reported by readiness and `config check`, never the key itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +110,7 @@ impl Kernel {
 
     /// The group-commit audit writer: concurrent callers' events share one transaction per
     /// chain, and each caller returns once its event is committed.
-    pub fn audit_batcher(&self) -> &crate::audit::AuditBatcher {
+    pub(crate) fn audit_batcher(&self) -> &crate::audit::AuditBatcher {
         self.audit_batcher.get_or_init(|| {
             crate::audit::AuditBatcher::start(Arc::clone(&self.store), Arc::clone(&self.clock), 256)
         })
@@ -98,18 +124,18 @@ impl Kernel {
     }
 
     #[must_use]
-    pub fn mail_settings(&self) -> &crate::mail::MailSettings {
+    pub(crate) fn mail_settings(&self) -> &crate::mail::MailSettings {
         &self.mail
     }
 
     #[must_use]
-    pub fn mail_health(&self) -> &crate::mail::MailHealth {
+    pub(crate) fn mail_health(&self) -> &crate::mail::MailHealth {
         &self.mail_health
     }
 
     /// Notified when mail was queued; the delivery loop waits on it between polls.
     #[must_use]
-    pub fn mail_wakeup(&self) -> &tokio::sync::Notify {
+    pub(crate) fn mail_wakeup(&self) -> &tokio::sync::Notify {
         &self.mail_wakeup
     }
 
@@ -121,14 +147,91 @@ impl Kernel {
     }
 
     #[must_use]
-    pub fn api_key_cache(&self) -> &crate::api_keys::ApiKeyCache {
+    pub(crate) fn api_key_cache(&self) -> &crate::api_keys::ApiKeyCache {
         &self.api_keys
     }
 
     #[must_use]
-    pub fn identity(&self) -> &Identity {
+    pub(crate) fn identity(&self) -> &Identity {
         &self.identity
     }
+
+    // The services. Each handle is defined in the module named beside it.
+
+    /// Tokens and API keys on each request, the organisation header, token-signing keys
+    /// (`identity`).
+    #[must_use]
+    pub fn auth(&self) -> Auth<'_> {
+        Auth(self)
+    }
+
+    /// Self-service sign-up (`signup`).
+    #[must_use]
+    pub fn signup(&self) -> Signup<'_> {
+        Signup(self)
+    }
+
+    /// Sign-in and per-device sessions (`identity::sessions`).
+    #[must_use]
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions(self)
+    }
+
+    /// Second factors and step-up (`identity::mfa`).
+    #[must_use]
+    pub fn mfa(&self) -> Mfa<'_> {
+        Mfa(self)
+    }
+
+    /// Password reset and change, email verification (`identity::recovery`).
+    #[must_use]
+    pub fn recovery(&self) -> Recovery<'_> {
+        Recovery(self)
+    }
+
+    /// Members, roles and invitations (`identity::members`).
+    #[must_use]
+    pub fn members(&self) -> Members<'_> {
+        Members(self)
+    }
+
+    /// Platform operators (`identity::operators`).
+    #[must_use]
+    pub fn operators(&self) -> Operators<'_> {
+        Operators(self)
+    }
+
+    /// API keys (`api_keys`).
+    #[must_use]
+    pub fn api_keys(&self) -> ApiKeys<'_> {
+        ApiKeys(self)
+    }
+
+    /// The shared-secrets vault (`secrets`).
+    #[must_use]
+    pub fn secrets(&self) -> Secrets<'_> {
+        Secrets(self)
+    }
+
+    /// Transit encryption (`transit`).
+    #[must_use]
+    pub fn transit(&self) -> Transit<'_> {
+        Transit(self)
+    }
+
+    /// Reading the audit log (`audit`).
+    #[must_use]
+    pub fn audit(&self) -> AuditLog<'_> {
+        AuditLog(self)
+    }
+
+    /// The mail outbox's delivery (`mail`).
+    #[must_use]
+    pub fn mail(&self) -> Mail<'_> {
+        Mail(self)
+    }
+
+    // What every service shares.
 
     #[must_use]
     pub fn keyring(&self) -> &Arc<Keyring> {

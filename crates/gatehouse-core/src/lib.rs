@@ -19,13 +19,14 @@ pub mod mail;
 pub mod page;
 pub mod password_pool;
 pub mod scope;
+pub mod secrets;
 pub mod signup;
 pub mod store;
 pub mod telemetry;
-pub mod vault;
+pub mod transit;
 
 pub use clock::{Clock, FakeClock, SystemClock};
-pub use context::RequestContext;
+pub use context::{AccountCall, OperatorCall, RequestContext, ServiceCall, TenantCall};
 pub use error::{Error, StoreError};
 pub use ids::{OrgId, UserId};
 pub use kernel::{Check, Kernel, KeySource, Readiness};

@@ -27,8 +27,14 @@ pub struct SignupOutcome {
     pub organization_id: OrgId,
 }
 
-impl Kernel {
-    pub async fn signup(
+/// Self-service sign-up: a person and their first organisation.
+#[derive(Debug, Clone, Copy)]
+pub struct Signup<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(Signup);
+
+impl Signup<'_> {
+    pub async fn register(
         &self,
         input: SignupInput,
         request: &RequestContext,

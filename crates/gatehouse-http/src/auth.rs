@@ -1,10 +1,15 @@
 //! Authentication extractors. A bearer token (or, in browser mode, the `__Host-` access cookie)
 //! is verified by the kernel, whose session cache makes revocation immediate.
 //!
-//! - [`Caller`]: any live tenant-API token (customer or impersonation); no organisation needed.
-//! - [`OrgCaller`]: a `Caller` on an organisation route: `x-organization-id` must equal the
+//! Each surface's extractor yields the kernel's call value for it, built once:
+//! - [`Caller`]: any live tenant-API token (customer, impersonation, API key), as an
+//!   `AccountCall`; no organisation needed.
+//! - [`OrgCaller`]: a `TenantCall` on an organisation route: `x-organization-id` must equal the
 //!   token's `org` (missing: 400; different: 403, audited).
-//! - [`OperatorCaller`]: an operator token, on `/admin/v1` only.
+//! - [`OperatorCaller`]: an `OperatorCall`, on `/admin/v1` only.
+//! - [`ServiceCaller`]: a `ServiceCall` on `/internal/v1`, and [`OnBehalfOf`] for the person a
+//!   service acts for.
+//! - [`Authenticated`]: the principal alone, for forward authentication's hot path.
 //!
 //! Cookie-authenticated requests that change state must carry `x-csrf-token`, whose digest the
 //! access token binds.
@@ -14,8 +19,12 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
-use gatehouse_core::identity::{Audience, Principal};
-use gatehouse_core::{Error, TenantScope, telemetry};
+use gatehouse_core::api_keys::is_api_key;
+use gatehouse_core::identity::{Audience, Auth, Principal};
+use gatehouse_core::{
+    AccountCall, Error, OperatorCall, RequestContext, ServiceCall, TenantCall, TenantScope,
+    telemetry,
+};
 use gatehouse_crypto::ct_eq;
 
 use crate::extract::RequestMeta;
@@ -76,9 +85,9 @@ async fn authenticate(
 ) -> Result<(Arc<Principal>, Carrier), ApiError> {
     let (token, carrier) = token(&parts.headers)?;
     let started = std::time::Instant::now();
-    let verified = state.kernel.authenticate(token, audience).await;
+    let verified = state.kernel.auth().authenticate(token, audience).await;
     telemetry::add(telemetry::Stage::Token, started.elapsed());
-    let method = if token.starts_with("gk_") {
+    let method = if is_api_key(token) {
         "api_key"
     } else {
         "token"
@@ -107,10 +116,28 @@ async fn authenticate(
     Ok((principal, carrier))
 }
 
-/// A caller on the tenant API, not tied to an organisation route.
+/// A verified tenant-API token and how it arrived, and nothing else: forward authentication's
+/// hot path, which needs no request context unless it has a refusal to audit.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated {
+    pub principal: Arc<Principal>,
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (principal, _) = authenticate(parts, state, Audience::Tenant).await?;
+        crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
+        Ok(Self { principal })
+    }
+}
+
+/// A caller on the tenant API, not tied to an organisation route: the kernel's `AccountCall`
+/// and how the token arrived.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
-    pub principal: Arc<Principal>,
+    pub call: AccountCall,
     pub carrier: Carrier,
 }
 
@@ -120,16 +147,18 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (principal, carrier) = authenticate(parts, state, Audience::Tenant).await?;
         crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
-        Ok(Self { principal, carrier })
+        let request = request_context(parts, state).await;
+        Ok(Self {
+            call: AccountCall { principal, request },
+            carrier,
+        })
     }
 }
 
-/// A caller on an organisation route, scoped to the token's organisation.
+/// A caller on an organisation route: the kernel's `TenantCall`, scoped to the token's
+/// organisation.
 #[derive(Debug, Clone)]
-pub(crate) struct OrgCaller {
-    pub principal: Arc<Principal>,
-    pub scope: TenantScope,
-}
+pub(crate) struct OrgCaller(pub TenantCall);
 
 impl FromRequestParts<AppState> for OrgCaller {
     type Rejection = ApiError;
@@ -138,8 +167,20 @@ impl FromRequestParts<AppState> for OrgCaller {
         let (principal, _) = authenticate(parts, state, Audience::Tenant).await?;
         crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
         let scope = org_scope(parts, state, &principal).await?;
-        Ok(Self { principal, scope })
+        let request = request_context(parts, state).await;
+        Ok(Self(TenantCall {
+            principal,
+            scope,
+            request,
+        }))
     }
+}
+
+async fn request_context(parts: &mut Parts, state: &AppState) -> RequestContext {
+    let RequestMeta(request) = RequestMeta::from_request_parts(parts, state)
+        .await
+        .unwrap_or_else(|never| match never {});
+    request
 }
 
 fn org_header(parts: &Parts) -> Option<&str> {
@@ -157,43 +198,41 @@ pub(crate) async fn org_scope(
     state: &AppState,
     principal: &Principal,
 ) -> Result<TenantScope, ApiError> {
-    if let Some(scope) = gatehouse_core::Kernel::org_header_matches(principal, org_header(parts)) {
+    if let Some(scope) = Auth::org_header_matches(principal, org_header(parts)) {
         return Ok(scope);
     }
-    let RequestMeta(meta) = RequestMeta::from_request_parts(parts, state)
-        .await
-        .unwrap_or_else(|never| match never {});
+    let request = request_context(parts, state).await;
     Ok(state
         .kernel
-        .check_org_header(principal, org_header(parts), &meta)
+        .auth()
+        .check_org_header(principal, org_header(parts), &request)
         .await?)
 }
 
-/// An operator on `/admin/v1`.
+/// An operator on `/admin/v1`: the kernel's `OperatorCall`.
 #[derive(Debug, Clone)]
-pub(crate) struct OperatorCaller {
-    pub principal: Arc<Principal>,
-}
+pub(crate) struct OperatorCaller(pub OperatorCall);
 
 impl FromRequestParts<AppState> for OperatorCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (principal, _) = authenticate(parts, state, Audience::Operator).await?;
-        Ok(Self { principal })
+        let request = request_context(parts, state).await;
+        Ok(Self(OperatorCall { principal, request }))
     }
 }
 
 pub(crate) const SERVICE_HEADER: &str = "x-service-auth";
+pub(crate) const SERVICE_NAME_HEADER: &str = "x-gatehouse-service";
+pub(crate) const ON_BEHALF_HEADER: &str = "x-gatehouse-on-behalf-of";
 
 /// One of your own services on `/internal/v1`: `X-Service-Auth` equals a configured service
 /// secret (compared in constant time). Bearer tokens and API keys are not looked at: they never
-/// pass here, and the service secret is never looked at anywhere else.
+/// pass here, and the service secret is never looked at anywhere else. Yields the kernel's
+/// `ServiceCall`: the service its secret proves, what `x-gatehouse-service` says, the request.
 #[derive(Debug, Clone)]
-pub(crate) struct ServiceCaller {
-    /// The matched secret's name: the service, as the audit trail records it.
-    pub name: Arc<str>,
-}
+pub(crate) struct ServiceCaller(pub ServiceCall);
 
 impl FromRequestParts<AppState> for ServiceCaller {
     type Rejection = ApiError;
@@ -211,15 +250,67 @@ impl FromRequestParts<AppState> for ServiceCaller {
             .get(SERVICE_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        match state.service.matching(presented) {
+        let service = match state.service.matching(presented) {
             Some(name) if !presented.is_empty() => {
                 telemetry::metrics::auth("service", true);
-                Ok(Self { name })
+                name
             }
             _ => {
                 telemetry::metrics::auth("service", false);
-                Err(Error::Unauthenticated("X-Service-Auth is missing or wrong").into())
+                return Err(Error::Unauthenticated("X-Service-Auth is missing or wrong").into());
             }
+        };
+        // What the service says it is, beside what its secret proves it is.
+        let label = parts
+            .headers
+            .get(SERVICE_NAME_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| {
+                s.chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>()
+            })
+            .filter(|s| !s.is_empty());
+        let request = request_context(parts, state).await;
+        Ok(Self(ServiceCall {
+            service,
+            label,
+            request,
+        }))
+    }
+}
+
+/// The person a service acts for on `/internal/v1`: their access token in
+/// `x-gatehouse-on-behalf-of` (optionally with a `Bearer ` prefix), verified like any tenant
+/// token. API keys are refused: a key is not a person.
+#[derive(Debug, Clone)]
+pub(crate) struct OnBehalfOf(pub Arc<Principal>);
+
+impl FromRequestParts<AppState> for OnBehalfOf {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(ON_BEHALF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+            .filter(|v| !v.is_empty())
+            .ok_or(Error::Unauthenticated(
+                "x-gatehouse-on-behalf-of must carry the person's access token",
+            ))?;
+        if is_api_key(token) {
+            return Err(Error::WrongAudience(
+                "on-behalf-of needs a person's access token, not an API key",
+            )
+            .into());
         }
+        let principal = state
+            .kernel
+            .auth()
+            .authenticate(token, Audience::Tenant)
+            .await?;
+        Ok(Self(principal))
     }
 }

@@ -107,7 +107,7 @@ impl App {
             None => None,
         };
         kernel
-            .reload_token_keys()
+            .auth().reload_token_keys()
             .await
             .map_err(|e| StartError(format!("token-signing keys: {e}")))?;
         if let Some(url) = &config.raw.redis_url {
@@ -346,10 +346,10 @@ impl App {
         if let Some(j) = tls_reload {
             j.abort();
         }
-        if let Err(e) = self.kernel.flush_session_activity().await {
+        if let Err(e) = self.kernel.auth().flush_session_activity().await {
             tracing::warn!(error = %e, "could not record the last sessions' activity");
         }
-        if let Err(e) = self.kernel.flush_api_key_usage().await {
+        if let Err(e) = self.kernel.api_keys().flush_usage().await {
             tracing::warn!(error = %e, "could not record the last API-key use");
         }
         // Every request has ended, so every span is queued: send them before the process goes.
@@ -487,13 +487,13 @@ async fn session_job(kernel: Arc<Kernel>) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        if let Err(e) = kernel.flush_session_activity().await {
+        if let Err(e) = kernel.auth().flush_session_activity().await {
             tracing::warn!(error = %e, "could not record sessions' activity; retrying later");
         }
-        if let Err(e) = kernel.flush_api_key_usage().await {
+        if let Err(e) = kernel.api_keys().flush_usage().await {
             tracing::warn!(error = %e, "could not record API keys' last use; retrying later");
         }
-        if let Err(e) = kernel.reload_token_keys().await {
+        if let Err(e) = kernel.auth().reload_token_keys().await {
             tracing::warn!(error = %e, "could not reload the token-signing keys");
         }
     }
@@ -503,14 +503,14 @@ async fn session_job(kernel: Arc<Kernel>) {
 /// due. A failing transport only delays mail (see `Kernel::deliver_due_mail`).
 async fn mail_job(kernel: Arc<Kernel>, transport: Arc<dyn MailTransport>, poll: Duration) {
     loop {
-        match kernel.deliver_due_mail(transport.as_ref()).await {
+        match kernel.mail().deliver_due(transport.as_ref()).await {
             // A full batch may mean more is waiting: go again at once.
             Ok(r) if r.delivered + r.failed >= 20 => continue,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not read the mail outbox; retrying later"),
         }
         tokio::select! {
-            () = kernel.mail_wakeup().notified() => {}
+            () = kernel.mail().wakeup().notified() => {}
             () = tokio::time::sleep(poll) => {}
         }
     }

@@ -6,6 +6,16 @@
 
 use gatehouse_crypto::{RandomError, SecretString, fill_random};
 
+/// What every key starts with, and no access token can (a JWT starts with `eyJ`).
+const PREFIX: &str = "gk_";
+
+/// Whether a presented credential is meant as an API key rather than an access token: the one
+/// test of the prefix, so the edge, the kernel and the on-behalf-of check cannot disagree.
+#[must_use]
+pub fn is_api_key(credential: &str) -> bool {
+    credential.starts_with(PREFIX)
+}
+
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const BODY_LEN: usize = 32;
 const CHECK_LEN: usize = 6;
@@ -69,7 +79,7 @@ pub fn generate(env: KeyEnv) -> Result<SecretString, RandomError> {
             }
         }
     }
-    let head = format!("gk_{}_{body}", env.as_str());
+    let head = format!("{PREFIX}{}_{body}", env.as_str());
     let check = checksum(&head);
     Ok(SecretString::from(format!("{head}{check}")))
 }
@@ -77,7 +87,7 @@ pub fn generate(env: KeyEnv) -> Result<SecretString, RandomError> {
 /// The environment named by a stored prefix (`gk_live_abcd`).
 #[must_use]
 pub fn parse_env(prefix: &str) -> Option<KeyEnv> {
-    KeyEnv::parse(prefix.strip_prefix("gk_")?.split('_').next()?)
+    KeyEnv::parse(prefix.strip_prefix(PREFIX)?.split('_').next()?)
 }
 
 /// What a well-formed key shows in listings: its prefix and last four characters.
@@ -92,7 +102,7 @@ pub struct KeyShape {
 /// The environment and body of a key whose shape and checksum are right; allocates nothing, so
 /// a mistyped or made-up key costs only a CRC32.
 fn well_formed(key: &str) -> Option<(KeyEnv, &str)> {
-    let rest = key.strip_prefix("gk_")?;
+    let rest = key.strip_prefix(PREFIX)?;
     let (env, tail) = rest.split_once('_')?;
     let env = KeyEnv::parse(env)?;
     if tail.len() != BODY_LEN + CHECK_LEN || !tail.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -115,7 +125,7 @@ pub fn parse(key: &str) -> Option<KeyShape> {
     let (env, body) = well_formed(key)?;
     Some(KeyShape {
         env,
-        prefix: format!("gk_{}_{}", env.as_str(), body.get(..4)?),
+        prefix: format!("{PREFIX}{}_{}", env.as_str(), body.get(..4)?),
         last4: key.get(key.len() - 4..)?.to_owned(),
     })
 }

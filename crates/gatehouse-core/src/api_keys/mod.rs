@@ -13,10 +13,10 @@ use gatehouse_crypto::{SecretString, sha256};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-pub use format::{KeyEnv, KeyShape};
+pub use format::{KeyEnv, KeyShape, is_api_key};
 
 use crate::audit::{self, AuditEvent};
-use crate::context::RequestContext;
+use crate::context::TenantCall;
 use crate::error::Error;
 use crate::identity::{Permission, Principal};
 use crate::ids::{OrgId, new_uuid};
@@ -120,14 +120,34 @@ fn digest(key: &str) -> [u8; 32] {
 }
 
 impl Kernel {
-    /// Creates a key with a subset of the creator's own permissions. Needs `api_keys.manage`.
-    pub async fn create_api_key(
+    /// What the principal may grant: their role's permissions, or an API key's own.
+    pub(crate) async fn held_permissions(
         &self,
+        tx: &mut dyn crate::store::TenantTx,
         principal: &Principal,
-        scope: &TenantScope,
-        input: NewApiKey,
-        request: &RequestContext,
-    ) -> Result<IssuedApiKey, Error> {
+        role: &Role,
+    ) -> Result<Vec<String>, Error> {
+        if let Some(perms) = &principal.api_key_permissions {
+            return Ok(perms.clone());
+        }
+        crate::identity::role_grants(tx, role).await
+    }
+}
+
+/// An organisation's API keys (B1): issue, list, rotate, revoke, and verify a presented key.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiKeys<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(ApiKeys);
+
+impl ApiKeys<'_> {
+    /// Creates a key with a subset of the creator's own permissions. Needs `api_keys.manage`.
+    pub async fn create(&self, call: &TenantCall, input: NewApiKey) -> Result<IssuedApiKey, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         if principal.tier == crate::store::Tier::Impersonation {
             // A key would outlive the 30-minute impersonation that created it.
             return Err(Error::WrongAudience(
@@ -243,26 +263,16 @@ impl Kernel {
         })
     }
 
-    /// What the principal may grant: their role's permissions, or an API key's own.
-    pub(crate) async fn held_permissions(
+    pub async fn list(
         &self,
-        tx: &mut dyn crate::store::TenantTx,
-        principal: &Principal,
-        role: &Role,
-    ) -> Result<Vec<String>, Error> {
-        if let Some(perms) = &principal.api_key_permissions {
-            return Ok(perms.clone());
-        }
-        crate::identity::role_grants(tx, role).await
-    }
-
-    pub async fn list_api_keys(
-        &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         page: PageRequest,
-        request: &RequestContext,
     ) -> Result<Page<ApiKeyRecord>, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let tx = self.store().begin_scoped(scope).await?;
         let (mut tx, _) = self
             .authorize(tx, principal, Permission::API_KEYS_MANAGE, request)
@@ -272,14 +282,17 @@ impl Kernel {
 
     /// Issues a replacement with the same name and grants; the old key keeps working for
     /// `grace` and is refused after it.
-    pub async fn rotate_api_key(
+    pub async fn rotate(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         id: Uuid,
         grace: Duration,
-        request: &RequestContext,
     ) -> Result<IssuedApiKey, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         if grace < Duration::ZERO || grace > Duration::days(30) {
             return Err(Error::invalid(
                 "grace_seconds",
@@ -332,13 +345,12 @@ impl Kernel {
     }
 
     /// Revokes a key: refused from the next request on.
-    pub async fn revoke_api_key(
-        &self,
-        principal: &Principal,
-        scope: &TenantScope,
-        id: Uuid,
-        request: &RequestContext,
-    ) -> Result<(), Error> {
+    pub async fn revoke(&self, call: &TenantCall, id: Uuid) -> Result<(), Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let tx = self.store().begin_scoped(scope).await?;
         let (mut tx, _) = self
             .authorize(tx, principal, Permission::API_KEYS_MANAGE, request)
@@ -360,12 +372,12 @@ impl Kernel {
 
     /// Checks a presented key: format and checksum first (a mistyped key costs no lookup), then
     /// the cache or the store. `Unauthenticated` for anything unusable.
-    pub async fn verify_api_key(&self, key: &str) -> Result<Arc<ApiKeyRecord>, Error> {
+    pub async fn verify(&self, key: &str) -> Result<Arc<ApiKeyRecord>, Error> {
         Ok(Arc::clone(&self.usable_api_key(key).await?.record))
     }
 
     /// The principal a presented key acts as (see [`Kernel::verify_api_key`]).
-    pub async fn api_key_principal(&self, key: &str) -> Result<Arc<Principal>, Error> {
+    pub async fn principal(&self, key: &str) -> Result<Arc<Principal>, Error> {
         Ok(Arc::clone(&self.usable_api_key(key).await?.principal))
     }
 
@@ -407,7 +419,7 @@ impl Kernel {
     }
 
     /// Writes batched last-used times (called by a background job).
-    pub async fn flush_api_key_usage(&self) -> Result<usize, Error> {
+    pub async fn flush_usage(&self) -> Result<usize, Error> {
         let used = self.api_key_cache().take_used();
         if used.is_empty() {
             return Ok(0);

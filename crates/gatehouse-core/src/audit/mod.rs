@@ -27,7 +27,7 @@ pub use event::{
     Actor, ActorKind, AuditEvent, AuditFilter, AuditRecord, ChainHead, CheckpointRecord, Outcome,
     SigningKeyRecord, SigningPurpose,
 };
-pub use read::{AuditReader, AuditView};
+pub use read::{AuditLog, AuditReader, AuditView};
 
 /// Proof that an audit event was appended to the transaction being committed.
 #[derive(Debug)]

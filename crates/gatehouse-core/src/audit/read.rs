@@ -3,9 +3,9 @@
 //! event's personal data opened while its subject's key exists.
 
 use super::{AuditFilter, AuditRecord};
-use crate::context::RequestContext;
+use crate::context::{OperatorCall, TenantCall};
 use crate::error::Error;
-use crate::identity::{Permission, Principal};
+use crate::identity::Permission;
 use crate::kernel::Kernel;
 use crate::keyring::PersonalData;
 use crate::page::{Cursor, Page, PageRequest};
@@ -26,14 +26,20 @@ pub struct AuditReader {
     scope: Option<TenantScope>,
 }
 
-impl Kernel {
+/// Reading the audit log: who may read which chain, and pages of its events.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditLog<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(AuditLog);
+
+impl AuditLog<'_> {
     /// Grants reading the organisation's chain to a principal holding `audit.read`.
-    pub async fn audit_reader(
-        &self,
-        principal: &Principal,
-        scope: &TenantScope,
-        request: &RequestContext,
-    ) -> Result<AuditReader, Error> {
+    pub async fn reader(&self, call: &TenantCall) -> Result<AuditReader, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let tx = self.store().begin_scoped(scope).await?;
         let (tx, _) = self
             .authorize(tx, principal, Permission::AUDIT_READ, request)
@@ -45,7 +51,8 @@ impl Kernel {
     }
 
     /// Grants reading the operators' trail to an operator.
-    pub fn operator_audit_reader(&self, principal: &Principal) -> Result<AuditReader, Error> {
+    pub fn operator_reader(&self, call: &OperatorCall) -> Result<AuditReader, Error> {
+        let OperatorCall { principal, .. } = call;
         if principal.tier == Tier::Operator {
             Ok(AuditReader { scope: None })
         } else {
@@ -56,7 +63,7 @@ impl Kernel {
     }
 
     /// One page of events matching `filter`, newest first.
-    pub async fn audit_page(
+    pub async fn page(
         &self,
         reader: &AuditReader,
         filter: &AuditFilter,

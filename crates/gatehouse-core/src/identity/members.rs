@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::permissions::Permission;
 use super::{Principal, digest};
 use crate::audit::{self, AuditEvent};
-use crate::context::RequestContext;
+use crate::context::{AccountCall, RequestContext, TenantCall};
 use crate::error::Error;
 use crate::ids::{OrgId, UserId, new_uuid};
 use crate::inputs::{DisplayName, Email, NewPassword};
@@ -34,7 +34,13 @@ pub struct InvitationIssued {
 
 const INVITE_PREFIX: &str = "gin_";
 
-impl Kernel {
+/// An organisation's members, roles and invitations, and the caller's own view of their account.
+#[derive(Debug, Clone, Copy)]
+pub struct Members<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(Members);
+
+impl Members<'_> {
     /// Refuses giving a role that grants anything the actor does not hold themselves.
     async fn ensure_may_grant(
         &self,
@@ -53,13 +59,16 @@ impl Kernel {
         }
     }
 
-    pub async fn list_members(
+    pub async fn list(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         page: PageRequest,
-        request: &RequestContext,
     ) -> Result<Page<MemberView>, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let tx = self.store().begin_scoped(scope).await?;
         let (mut tx, _) = self
             .authorize(tx, principal, Permission::ORG_READ, request)
@@ -92,14 +101,17 @@ impl Kernel {
 
     /// Changes a member's role. Only owners grant or take away ownership, and the last owner is
     /// never demoted.
-    pub async fn set_member_role(
+    pub async fn set_role(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         user: UserId,
         role_name: &str,
-        request: &RequestContext,
     ) -> Result<(), Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let tx = self.store().begin_scoped(scope).await?;
         let (mut tx, actor_role) = self
             .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
@@ -136,13 +148,12 @@ impl Kernel {
     }
 
     /// Removes a member (or lets a member leave). The last owner cannot be removed.
-    pub async fn remove_member(
-        &self,
-        principal: &Principal,
-        scope: &TenantScope,
-        user: UserId,
-        request: &RequestContext,
-    ) -> Result<(), Error> {
+    pub async fn remove(&self, call: &TenantCall, user: UserId) -> Result<(), Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let tx = self.store().begin_scoped(scope).await?;
         let (mut tx, actor_role) = self
             .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
@@ -171,14 +182,17 @@ impl Kernel {
         Ok(())
     }
 
-    pub async fn create_custom_role(
+    pub async fn create_role(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         name: &str,
         permissions: &[String],
-        request: &RequestContext,
     ) -> Result<CustomRoleRecord, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let role = match Role::parse(name) {
             Some(Role::Custom(n)) => n,
             Some(_) => return Err(Error::invalid("name", "is a built-in role")),
@@ -233,12 +247,12 @@ impl Kernel {
         Ok(record)
     }
 
-    pub async fn list_custom_roles(
-        &self,
-        principal: &Principal,
-        scope: &TenantScope,
-        request: &RequestContext,
-    ) -> Result<Vec<CustomRoleRecord>, Error> {
+    pub async fn list_roles(&self, call: &TenantCall) -> Result<Vec<CustomRoleRecord>, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let tx = self.store().begin_scoped(scope).await?;
         let (mut tx, _) = self
             .authorize(tx, principal, Permission::ORG_READ, request)
@@ -250,12 +264,15 @@ impl Kernel {
     /// accepting it can open the right scope; only its digest is stored.
     pub async fn invite(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         email: &str,
         role_name: &str,
-        request: &RequestContext,
     ) -> Result<InvitationIssued, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let email = Email::parse(email)?;
         let tx = self.store().begin_scoped(scope).await?;
         let (mut tx, actor_role) = self
@@ -423,8 +440,9 @@ pub struct MeView {
     pub memberships: Vec<(OrgId, String)>,
 }
 
-impl Kernel {
-    pub async fn me(&self, principal: &Principal) -> Result<MeView, Error> {
+impl Members<'_> {
+    pub async fn me(&self, call: &AccountCall) -> Result<MeView, Error> {
+        let AccountCall { principal, .. } = call;
         let user = UserId::from_uuid(principal.subject);
         let mut tx = self.store().begin().await?;
         let record = tx

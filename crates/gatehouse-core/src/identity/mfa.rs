@@ -11,7 +11,7 @@ use gatehouse_crypto::{SecretString, TotpCheck, TotpSecret, random_token, sha256
 use super::sessions::{IssuedSession, actor_of, clean_device_name, to_secs};
 use super::{Principal, digest};
 use crate::audit::{self, Actor, AuditEvent, Outcome};
-use crate::context::RequestContext;
+use crate::context::{AccountCall, RequestContext};
 use crate::error::{Error, StoreError};
 use crate::ids::{OrgId, UserId};
 use crate::kernel::Kernel;
@@ -88,17 +88,15 @@ pub(crate) fn customer_only(principal: &Principal, why: &'static str) -> Result<
 const OWN_FACTOR: &str = "only a user's own session manages or uses their second factor";
 
 impl Kernel {
-    fn totp_check(&self) -> TotpCheck {
-        TotpCheck::default()
-    }
-
-    fn open_seed(&self, factor: &TotpFactorRecord) -> Result<TotpSecret, Error> {
-        let raw = self.keyring().open_platform(
-            SEAL_KIND,
-            &factor.user_id.to_string(),
-            &factor.envelope,
-        )?;
-        Ok(TotpSecret::from_bytes(raw.expose().to_vec()))
+    /// Records a wrong proof (its attempt was already counted by `ensure_factor_not_locked` or
+    /// `ensure_not_locked`).
+    async fn second_factor_failed(&self, user: UserId, request: &RequestContext, action: &str) {
+        let mut event = AuditEvent::success(Actor::user(user), action, "user", user)
+            .with_request(request.request_id.clone());
+        event.outcome = Outcome::Denied;
+        if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
+            tracing::error!(error = %e, "could not record a failed second factor");
+        }
     }
 
     /// Issues the single-use token of a sign-in's second step, bound to the user, the password
@@ -148,6 +146,127 @@ impl Kernel {
         })
     }
 
+    /// Checks the user's own password again (enrolment, step-up without a factor), under the
+    /// sign-in lockouts; a wrong one is recorded as `action`.
+    pub(crate) async fn recheck_password(
+        &self,
+        user: &UserRecord,
+        password: &SecretString,
+        request: &RequestContext,
+        action: &str,
+    ) -> Result<(), Error> {
+        let subject = super::sessions::lockout_subject("user", &user.email);
+        let ip = request.ip.clone().unwrap_or_default();
+        self.ensure_not_locked(&subject, &ip, self.clock().now())?;
+        let (ok, _) = self
+            .check_password(
+                &crate::inputs::normalize_password(password),
+                Some(user.password_hash.clone()),
+            )
+            .await?;
+        if !ok {
+            self.second_factor_failed(user.id, request, action).await;
+            return Err(Error::InvalidCredentials);
+        }
+        self.attempt_succeeded(&subject, &ip);
+        Ok(())
+    }
+
+    /// Whether `permission` needs a step-up this principal has not done recently: the method it
+    /// needs, or `None` when it may go ahead.
+    pub(crate) fn step_up_needed(
+        &self,
+        principal: &Principal,
+        permission: &str,
+    ) -> Option<&'static str> {
+        let settings = self.identity().settings();
+        if !settings.step_up_permissions.iter().any(|p| p == permission) {
+            return None;
+        }
+        if principal.api_key_permissions.is_some() {
+            // A key cannot show a person's second factor.
+            return Some("second factor (not available to API keys)");
+        }
+        let now = to_secs(self.clock().now());
+        let window = u64::try_from(settings.step_up_window.whole_seconds()).unwrap_or(0);
+        let recent = |t: Option<u64>| t.is_some_and(|t| t <= now && now - t <= window);
+        if principal.tier == Tier::Impersonation {
+            return Some("second factor (not available under impersonation)");
+        }
+        if principal.mfa_enrolled {
+            (!recent(principal.mfa_time)).then_some("second factor")
+        } else if settings.step_up_password_fallback {
+            (!(recent(principal.auth_time) || recent(principal.mfa_time))).then_some("password")
+        } else {
+            Some("second factor")
+        }
+    }
+
+    /// `Some(method)` unless `principal` is a person who checked a second factor within the
+    /// step-up window: for actions that need one regardless of configuration (reveal).
+    pub(crate) fn second_factor_missing(&self, principal: &Principal) -> Option<&'static str> {
+        if customer_only(principal, OWN_FACTOR).is_err() {
+            return Some("second factor (only a person's own session has one)");
+        }
+        let now = to_secs(self.clock().now());
+        let window =
+            u64::try_from(self.identity().settings().step_up_window.whole_seconds()).unwrap_or(0);
+        let recent = principal
+            .mfa_time
+            .is_some_and(|t| t <= now && now - t <= window);
+        if recent {
+            None
+        } else if principal.mfa_enrolled {
+            Some("second factor")
+        } else {
+            Some("second factor (enrol one first: POST /v1/me/mfa/totp)")
+        }
+    }
+
+    /// Appends a user's own event on their session's organisation chain (or the operators' chain
+    /// when the session has none) and commits.
+    pub(crate) async fn audit_user_event(
+        &self,
+        tx: Box<dyn PlatformTx>,
+        principal: &Principal,
+        event: AuditEvent,
+    ) -> Result<(), Error> {
+        match principal.org {
+            Some(org) => {
+                let mut tx = tx.enter(&TenantScope::granted(org)).await?;
+                let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+                tx.commit(proof).await?;
+            }
+            None => {
+                let mut tx = tx;
+                let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
+                tx.commit(proof).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Second factors: TOTP enrolment, the sign-in challenge, step-up and recovery codes.
+#[derive(Debug, Clone, Copy)]
+pub struct Mfa<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(Mfa);
+
+impl Mfa<'_> {
+    fn totp_check(&self) -> TotpCheck {
+        TotpCheck::default()
+    }
+
+    fn open_seed(&self, factor: &TotpFactorRecord) -> Result<TotpSecret, Error> {
+        let raw = self.keyring().open_platform(
+            SEAL_KIND,
+            &factor.user_id.to_string(),
+            &factor.envelope,
+        )?;
+        Ok(TotpSecret::from_bytes(raw.expose().to_vec()))
+    }
+
     /// Checks a second factor for `user` inside `tx` and spends it (the code's time step, or the
     /// recovery code). Returns what was used, for the audit trail.
     async fn spend_second_factor(
@@ -191,17 +310,6 @@ impl Kernel {
         }
     }
 
-    /// Records a wrong proof (its attempt was already counted by `ensure_factor_not_locked` or
-    /// `ensure_not_locked`).
-    async fn second_factor_failed(&self, user: UserId, request: &RequestContext, action: &str) {
-        let mut event = AuditEvent::success(Actor::user(user), action, "user", user)
-            .with_request(request.request_id.clone());
-        event.outcome = Outcome::Denied;
-        if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
-            tracing::error!(error = %e, "could not record a failed second factor");
-        }
-    }
-
     /// Refuses while locked, else counts this attempt until it proves right.
     fn ensure_factor_not_locked(
         &self,
@@ -222,34 +330,8 @@ impl Kernel {
         );
     }
 
-    /// Checks the user's own password again (enrolment, step-up without a factor), under the
-    /// sign-in lockouts; a wrong one is recorded as `action`.
-    pub(crate) async fn recheck_password(
-        &self,
-        user: &UserRecord,
-        password: &SecretString,
-        request: &RequestContext,
-        action: &str,
-    ) -> Result<(), Error> {
-        let subject = super::sessions::lockout_subject("user", &user.email);
-        let ip = request.ip.clone().unwrap_or_default();
-        self.ensure_not_locked(&subject, &ip, self.clock().now())?;
-        let (ok, _) = self
-            .check_password(
-                &crate::inputs::normalize_password(password),
-                Some(user.password_hash.clone()),
-            )
-            .await?;
-        if !ok {
-            self.second_factor_failed(user.id, request, action).await;
-            return Err(Error::InvalidCredentials);
-        }
-        self.attempt_succeeded(&subject, &ip);
-        Ok(())
-    }
-
     /// The second step of a sign-in: the challenge token and a code or a recovery code.
-    pub async fn complete_mfa(
+    pub async fn complete(
         &self,
         mfa_token: &SecretString,
         proof: SecondFactor,
@@ -342,10 +424,10 @@ impl Kernel {
     /// account.
     pub async fn start_totp_enrolment(
         &self,
-        principal: &Principal,
+        call: &AccountCall,
         password: &SecretString,
-        request: &RequestContext,
     ) -> Result<EnrolmentStarted, Error> {
+        let AccountCall { principal, request } = call;
         let user = customer_only(principal, OWN_FACTOR)?;
         let record = {
             let mut tx = self.store().begin_read().await?;
@@ -393,10 +475,10 @@ impl Kernel {
     /// Confirms enrolment with a first code; returns the recovery codes, shown once.
     pub async fn confirm_totp_enrolment(
         &self,
-        principal: &Principal,
+        call: &AccountCall,
         code: &SecretString,
-        request: &RequestContext,
     ) -> Result<Vec<SecretString>, Error> {
+        let AccountCall { principal, request } = call;
         let user = customer_only(principal, OWN_FACTOR)?;
         self.ensure_factor_not_locked(user, request)?;
         let now = self.clock().now();
@@ -438,12 +520,8 @@ impl Kernel {
     }
 
     /// Removes the TOTP factor; needs a fresh code or recovery code now.
-    pub async fn disable_totp(
-        &self,
-        principal: &Principal,
-        proof: SecondFactor,
-        request: &RequestContext,
-    ) -> Result<(), Error> {
+    pub async fn disable_totp(&self, call: &AccountCall, proof: SecondFactor) -> Result<(), Error> {
+        let AccountCall { principal, request } = call;
         let user = customer_only(principal, OWN_FACTOR)?;
         self.ensure_factor_not_locked(user, request)?;
         let mut tx = self.store().begin().await?;
@@ -466,12 +544,12 @@ impl Kernel {
     /// one where allowed, the password) and returns a new access token that carries it.
     pub async fn step_up(
         &self,
-        principal: &Principal,
+        call: &AccountCall,
         proof: Option<SecondFactor>,
         password: Option<SecretString>,
         browser: bool,
-        request: &RequestContext,
     ) -> Result<IssuedSession, Error> {
+        let AccountCall { principal, request } = call;
         let user = customer_only(principal, OWN_FACTOR)?;
         let now = self.clock().now();
         let mut tx = self.store().begin().await?;
@@ -540,79 +618,5 @@ impl Kernel {
         .with_request(request.request_id.clone());
         self.audit_event_and_commit(tx, &session, event).await?;
         self.issue(&refreshed, roles, None, browser, flags).await
-    }
-
-    /// Whether `permission` needs a step-up this principal has not done recently: the method it
-    /// needs, or `None` when it may go ahead.
-    pub(crate) fn step_up_needed(
-        &self,
-        principal: &Principal,
-        permission: &str,
-    ) -> Option<&'static str> {
-        let settings = self.identity().settings();
-        if !settings.step_up_permissions.iter().any(|p| p == permission) {
-            return None;
-        }
-        if principal.api_key_permissions.is_some() {
-            // A key cannot show a person's second factor.
-            return Some("second factor (not available to API keys)");
-        }
-        let now = to_secs(self.clock().now());
-        let window = u64::try_from(settings.step_up_window.whole_seconds()).unwrap_or(0);
-        let recent = |t: Option<u64>| t.is_some_and(|t| t <= now && now - t <= window);
-        if principal.tier == Tier::Impersonation {
-            return Some("second factor (not available under impersonation)");
-        }
-        if principal.mfa_enrolled {
-            (!recent(principal.mfa_time)).then_some("second factor")
-        } else if settings.step_up_password_fallback {
-            (!(recent(principal.auth_time) || recent(principal.mfa_time))).then_some("password")
-        } else {
-            Some("second factor")
-        }
-    }
-
-    /// `Some(method)` unless `principal` is a person who checked a second factor within the
-    /// step-up window: for actions that need one regardless of configuration (reveal).
-    pub(crate) fn second_factor_missing(&self, principal: &Principal) -> Option<&'static str> {
-        if customer_only(principal, OWN_FACTOR).is_err() {
-            return Some("second factor (only a person's own session has one)");
-        }
-        let now = to_secs(self.clock().now());
-        let window =
-            u64::try_from(self.identity().settings().step_up_window.whole_seconds()).unwrap_or(0);
-        let recent = principal
-            .mfa_time
-            .is_some_and(|t| t <= now && now - t <= window);
-        if recent {
-            None
-        } else if principal.mfa_enrolled {
-            Some("second factor")
-        } else {
-            Some("second factor (enrol one first: POST /v1/me/mfa/totp)")
-        }
-    }
-
-    /// Appends a user's own event on their session's organisation chain (or the operators' chain
-    /// when the session has none) and commits.
-    pub(crate) async fn audit_user_event(
-        &self,
-        tx: Box<dyn PlatformTx>,
-        principal: &Principal,
-        event: AuditEvent,
-    ) -> Result<(), Error> {
-        match principal.org {
-            Some(org) => {
-                let mut tx = tx.enter(&TenantScope::granted(org)).await?;
-                let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
-                tx.commit(proof).await?;
-            }
-            None => {
-                let mut tx = tx;
-                let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
-                tx.commit(proof).await?;
-            }
-        }
-        Ok(())
     }
 }

@@ -23,12 +23,13 @@ use uuid::Uuid;
 
 pub use cache::{CachedSession, LocalOnly, Revocation, RevocationFanout, SessionCache};
 pub use claims::{AccessClaims, Act};
-pub use members::{InvitationIssued, MeView, MemberView};
-pub use mfa::{EnrolmentStarted, LoginOutcome, SecondFactor};
-pub use operators::{ImportOutcome, ImportedUser};
+pub use members::{InvitationIssued, MeView, MemberView, Members};
+pub use mfa::{EnrolmentStarted, LoginOutcome, Mfa, SecondFactor};
+pub use operators::{ImportOutcome, ImportedUser, Operators};
 pub use permissions::{CATALOGUE, Permission};
 pub use principal::Principal;
-pub use sessions::{IssuedSession, LoginInput, SessionView, csrf_digest};
+pub use recovery::Recovery;
+pub use sessions::{IssuedSession, LoginInput, SessionView, Sessions, csrf_digest};
 pub use settings::{IdentitySettings, UnverifiedAccess};
 pub use tokens::PublishedKey;
 
@@ -123,109 +124,10 @@ pub enum Audience {
 }
 
 impl Kernel {
-    /// Loads (or reloads) the token-signing keys; creates the first one on a new store.
-    pub async fn reload_token_keys(&self) -> Result<(), Error> {
-        let id = self.identity();
-        id.tokens
-            .reload(self.keyring(), &id.settings, self.clock().now())
-            .await
-            .map(|_| ())
-    }
-
-    /// The keys published at `/.well-known/jwks.json`.
-    pub async fn published_token_keys(&self) -> Result<Vec<PublishedKey>, Error> {
-        let id = self.identity();
-        Ok(id
-            .tokens
-            .get(self.keyring(), &id.settings, self.clock().now())
-            .await?
-            .published
-            .clone())
-    }
-
-    /// Verifies an access token and checks its session is live. The session's state comes from
-    /// the in-memory cache, which every revocation updates, so a revoked session's tokens are
-    /// refused on the very next request.
-    pub async fn authenticate(
-        &self,
-        token: &str,
-        audience: Audience,
-    ) -> Result<Arc<Principal>, Error> {
-        if token.starts_with("gk_") {
-            if audience == Audience::Operator {
-                return Err(Error::WrongAudience(
-                    "API keys are not accepted on /admin/v1",
-                ));
-            }
-            return self.api_key_principal(token).await;
-        }
-        let id = self.identity();
-        let now = self.clock().now();
-        let principal = match id
-            .tokens
-            .verify(
-                self.keyring(),
-                &id.settings,
-                token,
-                audience == Audience::Operator,
-                now,
-            )
-            .await
-        {
-            Ok(c) => c,
-            Err(JwtError::Invalid | JwtError::UnknownKey | JwtError::Sign) => {
-                // A valid token for the other API is a clearer refusal than "invalid".
-                let other = id
-                    .tokens
-                    .verify(
-                        self.keyring(),
-                        &id.settings,
-                        token,
-                        audience == Audience::Tenant,
-                        now,
-                    )
-                    .await;
-                return Err(if other.is_ok() {
-                    Error::WrongAudience(match audience {
-                        Audience::Tenant => "operator tokens are not accepted on the tenant API",
-                        Audience::Operator => "only operator tokens are accepted on /admin/v1",
-                    })
-                } else {
-                    Error::Unauthenticated("the token is invalid or expired")
-                });
-            }
-        };
-        let state = match id.cache.get(principal.session_id, now) {
-            Some(s) => s,
-            None => {
-                let mut tx = self.store().begin_read().await?;
-                let found = tx.session(principal.session_id).await?;
-                drop(tx);
-                let state = found.map_or(
-                    CachedSession {
-                        revoked: true,
-                        expires_at: now,
-                    },
-                    |s| CachedSession {
-                        revoked: s.revoked_at.is_some(),
-                        expires_at: s.expires_at,
-                    },
-                );
-                id.cache.put(principal.session_id, state, now);
-                state
-            }
-        };
-        if state.revoked || now >= state.expires_at {
-            return Err(Error::Unauthenticated("the session has ended"));
-        }
-        id.cache.saw(principal.session_id, now);
-        Ok(principal)
-    }
-
     /// Checks that a principal acting on `org` holds `permission` there, reading the membership
     /// inside `tx` (so a role change applies to the next request, not the next token). On refusal
     /// the transaction is rolled back and the refusal recorded on the organisation's chain.
-    pub async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         mut tx: Box<dyn crate::store::TenantTx>,
         principal: &Principal,
@@ -310,7 +212,7 @@ impl Kernel {
     /// `authorize` for an API key, whose permissions travel with it: the same decision (grant,
     /// step-up, refusal recorded) without opening a transaction. For a person it opens one and
     /// defers to `authorize`.
-    pub async fn authorize_without_tx(
+    pub(crate) async fn authorize_without_tx(
         &self,
         principal: &Principal,
         scope: &TenantScope,
@@ -354,18 +256,166 @@ impl Kernel {
         Ok(())
     }
 
-    /// Checks an organisation route's `x-organization-id` against the token. A mismatch is
-    /// refused and recorded on the token's own organisation's chain: that is whose member tried.
-    /// Nothing is written to (or looked up in) the named organisation, so a tenant can neither
-    /// add events to another's log nor learn from the answer or its timing whether it exists.
+    pub(crate) async fn record_refusal(
+        &self,
+        scope: &TenantScope,
+        principal: &Principal,
+        action: &str,
+        details: String,
+        request: &RequestContext,
+    ) {
+        let mut event =
+            AuditEvent::success(principal.actor(), action, "organization", scope.org_id())
+                .with_details(details)
+                .with_request(request.request_id.clone());
+        event.outcome = Outcome::Denied;
+        if let Err(e) = audit::record_tenant(self.store(), scope, self.clock(), event).await {
+            tracing::error!(error = %e, action, "could not record a refusal in the audit log");
+        }
+    }
+
+    pub(crate) fn revoked_locally(&self, session: Uuid, expires_at: OffsetDateTime) {
+        let id = self.identity();
+        id.cache.revoke(session, expires_at, self.clock().now());
+        id.fanout.publish(Revocation::Session(session));
+    }
+
+    pub(crate) fn publish_revocation(&self, r: Revocation) {
+        self.identity().fanout.publish(r);
+    }
+
+    pub(crate) async fn dummy_hash(&self) -> Result<String, Error> {
+        self.identity()
+            .dummy_hash
+            .get_or_try_init(|| async {
+                let random = gatehouse_crypto::random_token(32)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                self.passwords().hash(random).await
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// Authentication: verifying tokens and API keys on each request, the organisation header, and the token-signing keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Auth<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(Auth);
+
+impl Auth<'_> {
+    /// Loads (or reloads) the token-signing keys; creates the first one on a new store.
+    pub async fn reload_token_keys(&self) -> Result<(), Error> {
+        let id = self.identity();
+        id.tokens
+            .reload(self.keyring(), &id.settings, self.clock().now())
+            .await
+            .map(|_| ())
+    }
+
+    /// The keys published at `/.well-known/jwks.json`.
+    pub async fn published_token_keys(&self) -> Result<Vec<PublishedKey>, Error> {
+        let id = self.identity();
+        Ok(id
+            .tokens
+            .get(self.keyring(), &id.settings, self.clock().now())
+            .await?
+            .published
+            .clone())
+    }
+
+    /// Verifies an access token and checks its session is live. The session's state comes from
+    /// the in-memory cache, which every revocation updates, so a revoked session's tokens are
+    /// refused on the very next request.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        audience: Audience,
+    ) -> Result<Arc<Principal>, Error> {
+        if crate::api_keys::is_api_key(token) {
+            if audience == Audience::Operator {
+                return Err(Error::WrongAudience(
+                    "API keys are not accepted on /admin/v1",
+                ));
+            }
+            return self.api_keys().principal(token).await;
+        }
+        let id = self.identity();
+        let now = self.clock().now();
+        let principal = match id
+            .tokens
+            .verify(
+                self.keyring(),
+                &id.settings,
+                token,
+                audience == Audience::Operator,
+                now,
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(JwtError::Invalid | JwtError::UnknownKey | JwtError::Sign) => {
+                // A valid token for the other API is a clearer refusal than "invalid".
+                let other = id
+                    .tokens
+                    .verify(
+                        self.keyring(),
+                        &id.settings,
+                        token,
+                        audience == Audience::Tenant,
+                        now,
+                    )
+                    .await;
+                return Err(if other.is_ok() {
+                    Error::WrongAudience(match audience {
+                        Audience::Tenant => "operator tokens are not accepted on the tenant API",
+                        Audience::Operator => "only operator tokens are accepted on /admin/v1",
+                    })
+                } else {
+                    Error::Unauthenticated("the token is invalid or expired")
+                });
+            }
+        };
+        let state = match id.cache.get(principal.session_id, now) {
+            Some(s) => s,
+            None => {
+                let mut tx = self.store().begin_read().await?;
+                let found = tx.session(principal.session_id).await?;
+                drop(tx);
+                let state = found.map_or(
+                    CachedSession {
+                        revoked: true,
+                        expires_at: now,
+                    },
+                    |s| CachedSession {
+                        revoked: s.revoked_at.is_some(),
+                        expires_at: s.expires_at,
+                    },
+                );
+                id.cache.put(principal.session_id, state, now);
+                state
+            }
+        };
+        if state.revoked || now >= state.expires_at {
+            return Err(Error::Unauthenticated("the session has ended"));
+        }
+        id.cache.saw(principal.session_id, now);
+        Ok(principal)
+    }
+
     /// The scope when `header` names the principal's own organisation: the common case, which
-    /// needs no request context (only a refusal is audited; see [`Kernel::check_org_header`]).
+    /// needs no request context (only a refusal is audited; see [`Auth::check_org_header`]).
     #[must_use]
     pub fn org_header_matches(principal: &Principal, header: Option<&str>) -> Option<TenantScope> {
         let token_org = principal.org?;
         (OrgId::parse(header?) == Some(token_org)).then(|| TenantScope::granted(token_org))
     }
 
+    /// Checks an organisation route's `x-organization-id` against the token. A mismatch is
+    /// refused and recorded on the token's own organisation's chain: that is whose member tried.
+    /// Nothing is written to (or looked up in) the named organisation, so a tenant can neither
+    /// add events to another's log nor learn from the answer or its timing whether it exists.
+    /// (The HTTP layer's extractor calls it while building a `TenantCall`, before one exists.)
     pub async fn check_org_header(
         &self,
         principal: &Principal,
@@ -389,24 +439,6 @@ impl Kernel {
         Err(Error::OrganizationMismatch)
     }
 
-    pub(crate) async fn record_refusal(
-        &self,
-        scope: &TenantScope,
-        principal: &Principal,
-        action: &str,
-        details: String,
-        request: &RequestContext,
-    ) {
-        let mut event =
-            AuditEvent::success(principal.actor(), action, "organization", scope.org_id())
-                .with_details(details)
-                .with_request(request.request_id.clone());
-        event.outcome = Outcome::Denied;
-        if let Err(e) = audit::record_tenant(self.store(), scope, self.clock(), event).await {
-            tracing::error!(error = %e, action, "could not record a refusal in the audit log");
-        }
-    }
-
     /// Writes the batched last-seen times of sessions (called by a background job).
     pub async fn flush_session_activity(&self) -> Result<usize, Error> {
         let seen = self.identity().cache.take_seen();
@@ -419,34 +451,12 @@ impl Kernel {
         Ok(seen.len())
     }
 
-    pub(crate) fn revoked_locally(&self, session: Uuid, expires_at: OffsetDateTime) {
-        let id = self.identity();
-        id.cache.revoke(session, expires_at, self.clock().now());
-        id.fanout.publish(Revocation::Session(session));
-    }
-
-    pub(crate) fn publish_revocation(&self, r: Revocation) {
-        self.identity().fanout.publish(r);
-    }
-
     /// Applies a revocation another instance published.
     pub fn apply_remote_revocation(&self, r: Revocation) {
         match r {
             Revocation::Session(id) => self.identity().cache.revoked_elsewhere(id),
             Revocation::ApiKey(id) => self.api_key_cache().forget(id),
         }
-    }
-
-    pub(crate) async fn dummy_hash(&self) -> Result<String, Error> {
-        self.identity()
-            .dummy_hash
-            .get_or_try_init(|| async {
-                let random = gatehouse_crypto::random_token(32)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                self.passwords().hash(random).await
-            })
-            .await
-            .cloned()
     }
 }
 

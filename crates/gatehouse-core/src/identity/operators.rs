@@ -5,10 +5,9 @@ use gatehouse_crypto::SecretString;
 use gatehouse_crypto::legacy_hash::is_bcrypt;
 use uuid::Uuid;
 
-use super::Principal;
 use super::sessions::IssuedSession;
 use crate::audit::{self, Actor, AuditEvent, Outcome};
-use crate::context::RequestContext;
+use crate::context::{OperatorCall, RequestContext};
 use crate::error::{Error, StoreError};
 use crate::ids::{OrgId, UserId, new_uuid};
 use crate::inputs::{DisplayName, Email, NewPassword, normalize_password};
@@ -32,9 +31,15 @@ pub struct ImportOutcome {
     pub error: Option<&'static str>,
 }
 
-impl Kernel {
+/// Platform operators: their accounts, sign-in, impersonation and user import.
+#[derive(Debug, Clone, Copy)]
+pub struct Operators<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(Operators);
+
+impl Operators<'_> {
     /// Creates a platform operator (from the CLI).
-    pub async fn create_operator(
+    pub async fn create(
         &self,
         email: &str,
         name: &str,
@@ -65,7 +70,7 @@ impl Kernel {
     }
 
     /// Signs an operator in (operator tier, operator audience).
-    pub async fn operator_login(
+    pub async fn login(
         &self,
         email: &str,
         password: &SecretString,
@@ -151,12 +156,15 @@ impl Kernel {
     /// organisation's chain with the reason.
     pub async fn impersonate(
         &self,
-        operator: &Principal,
+        call: &OperatorCall,
         user: UserId,
         org: OrgId,
         reason: &str,
-        request: &RequestContext,
     ) -> Result<IssuedSession, Error> {
+        let OperatorCall {
+            principal: operator,
+            request,
+        } = call;
         if operator.tier != Tier::Operator {
             return Err(Error::WrongAudience("only operators impersonate"));
         }
@@ -219,10 +227,13 @@ impl Kernel {
     /// a bcrypt hash is replaced by Argon2id at the user's first sign-in.
     pub async fn import_users(
         &self,
-        operator: &Principal,
+        call: &OperatorCall,
         users: Vec<ImportedUser>,
-        request: &RequestContext,
     ) -> Result<Vec<ImportOutcome>, Error> {
+        let OperatorCall {
+            principal: operator,
+            request,
+        } = call;
         let mut out = Vec::with_capacity(users.len());
         for u in users {
             let email = match Email::parse(&u.email) {

@@ -7,7 +7,7 @@ use gatehouse_crypto::{SecretString, random_token};
 use super::sessions::lockout_subject;
 use super::{Principal, Revocation, digest};
 use crate::audit::{self, Actor, AuditEvent};
-use crate::context::RequestContext;
+use crate::context::{AccountCall, RequestContext};
 use crate::error::Error;
 use crate::ids::UserId;
 use crate::inputs::{Email, NewPassword};
@@ -61,7 +61,15 @@ impl Kernel {
         .await?;
         Ok(())
     }
+}
 
+/// Password reset and change, and email verification.
+#[derive(Debug, Clone, Copy)]
+pub struct Recovery<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(Recovery);
+
+impl Recovery<'_> {
     /// Starts a password reset for `email`. Known or not, the caller learns nothing: the HTTP
     /// layer answers 202 before this runs, and this returns `Ok` either way.
     pub async fn request_password_reset(
@@ -175,11 +183,11 @@ impl Kernel {
     /// sessions.
     pub async fn change_password(
         &self,
-        principal: &Principal,
+        call: &AccountCall,
         current: SecretString,
         new_password: SecretString,
-        request: &RequestContext,
     ) -> Result<usize, Error> {
+        let AccountCall { principal, request } = call;
         let user_id = super::mfa::customer_only(
             principal,
             "only the user's own session changes their password",
@@ -228,11 +236,8 @@ impl Kernel {
     }
 
     /// Sends a new verification mail to a signed-in user whose email is not verified.
-    pub async fn resend_email_verification(
-        &self,
-        principal: &Principal,
-        request: &RequestContext,
-    ) -> Result<(), Error> {
+    pub async fn resend_email_verification(&self, call: &AccountCall) -> Result<(), Error> {
+        let AccountCall { principal, request } = call;
         let user_id =
             super::mfa::customer_only(principal, "only the user's own session asks for this")?;
         let mut tx = self.store().begin().await?;

@@ -6,10 +6,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::claims::{AccessClaims, Act};
+use super::digest;
 use super::mfa::LoginOutcome;
-use super::{Principal, digest};
 use crate::audit::{self, Actor, AuditEvent, Outcome};
-use crate::context::RequestContext;
+use crate::context::{AccountCall, RequestContext};
 use crate::error::Error;
 use crate::ids::{OrgId, UserId, new_uuid};
 use crate::inputs::{Email, normalize_password};
@@ -127,108 +127,6 @@ impl Kernel {
                 Ok((false, false))
             }
         }
-    }
-
-    /// Signs a user in: one session on one device, tokens for one organisation.
-    pub async fn login(
-        &self,
-        input: LoginInput,
-        request: &RequestContext,
-    ) -> Result<LoginOutcome, Error> {
-        let password = normalize_password(&input.password);
-        let email = Email::parse(&input.email).ok();
-        let now = self.clock().now();
-        let account_subject = lockout_subject("user", &input.email);
-        let ip_subject = request.ip.clone().unwrap_or_default();
-        self.ensure_not_locked(&account_subject, &ip_subject, now)?;
-        // Unknown and known emails do the same work up to the answer: one lookup, one hash.
-        let user = match &email {
-            Some(e) => {
-                let mut tx = self.store().begin_read().await?;
-                tx.user_by_email(e.as_str()).await?
-            }
-            None => None,
-        };
-        let (ok, rehash) = self
-            .check_password(&password, user.as_ref().map(|u| u.password_hash.clone()))
-            .await?;
-        let user = match user {
-            Some(u) if ok => {
-                self.attempt_succeeded(&account_subject, &ip_subject);
-                u
-            }
-            found => {
-                let mut event = AuditEvent::success(
-                    Actor::anonymous(),
-                    "user.login_failed",
-                    "user",
-                    found.map_or_else(|| "unknown".to_owned(), |u| u.id.to_string()),
-                )
-                .with_request(request.request_id.clone());
-                event.outcome = Outcome::Denied;
-                if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
-                    tracing::error!(error = %e, "could not record a failed sign-in");
-                }
-                return Err(Error::InvalidCredentials);
-            }
-        };
-        let new_hash = if rehash {
-            Some(self.passwords().hash(password).await?)
-        } else {
-            None
-        };
-        let mut tx = self.store().begin().await?;
-        let memberships = tx.memberships_of_user(user.id).await?;
-        let membership = pick_membership(&memberships, input.organization_id)?;
-        if let Some(h) = &new_hash {
-            tx.set_password_hash(user.id, h).await?;
-        }
-        let device = clean_device_name(input.device_name);
-        let org = membership.map(|m| m.org_id);
-        let enrolled = tx
-            .totp_factor(user.id)
-            .await?
-            .is_some_and(|f| f.confirmed_at.is_some());
-        if enrolled {
-            // The password was right; the second step completes the sign-in.
-            return self
-                .challenge_second_factor(tx, &user, org, device, input.browser, request)
-                .await;
-        }
-        let (session, refresh) = self.new_session(
-            user.id.as_uuid(),
-            Tier::Customer,
-            org,
-            None,
-            None,
-            device,
-            request,
-        )?;
-        tx.insert_session(&session).await?;
-        let flags = UserFlags {
-            mfa_enrolled: false,
-            email_verified: user.email_verified_at.is_some(),
-        };
-        let details = format!(
-            "{{\"session_id\":\"{}\",\"rehashed\":{}}}",
-            session.id,
-            new_hash.is_some()
-        );
-        self.audit_session_event(
-            tx,
-            &session,
-            Actor::user(user.id),
-            "user.login",
-            details,
-            request,
-        )
-        .await?;
-        let roles = membership
-            .map(|m| vec![m.role.as_str().to_owned()])
-            .unwrap_or_default();
-        self.issue(&session, roles, Some(refresh), input.browser, flags)
-            .await
-            .map(LoginOutcome::Session)
     }
 
     /// What the access token says about the subject beyond the session: whether a second factor
@@ -468,6 +366,155 @@ impl Kernel {
         })
     }
 
+    pub(crate) async fn roles_for(
+        &self,
+        tx: &mut dyn PlatformTx,
+        session: &SessionRecord,
+    ) -> Result<Vec<String>, Error> {
+        let Some(org) = session.org_id else {
+            return Ok(Vec::new());
+        };
+        Ok(tx
+            .memberships_of_user(UserId::from_uuid(session.subject_id))
+            .await?
+            .into_iter()
+            .filter(|m| m.org_id == org)
+            .map(|m| m.role.as_str().to_owned())
+            .collect())
+    }
+
+    /// Appends `event` on the session's chain (organisation, else operators') and commits.
+    pub(crate) async fn audit_event_and_commit(
+        &self,
+        tx: Box<dyn PlatformTx>,
+        session: &SessionRecord,
+        event: AuditEvent,
+    ) -> Result<(), Error> {
+        match session.org_id {
+            Some(org) => {
+                let mut tx = tx.enter(&TenantScope::granted(org)).await?;
+                let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+                tx.commit(proof).await?;
+            }
+            None => {
+                let mut tx = tx;
+                let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
+                tx.commit(proof).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sign-in and per-device sessions: login, refresh rotation, revocation, switching organisation.
+#[derive(Debug, Clone, Copy)]
+pub struct Sessions<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(Sessions);
+
+impl Sessions<'_> {
+    /// Signs a user in: one session on one device, tokens for one organisation.
+    pub async fn login(
+        &self,
+        input: LoginInput,
+        request: &RequestContext,
+    ) -> Result<LoginOutcome, Error> {
+        let password = normalize_password(&input.password);
+        let email = Email::parse(&input.email).ok();
+        let now = self.clock().now();
+        let account_subject = lockout_subject("user", &input.email);
+        let ip_subject = request.ip.clone().unwrap_or_default();
+        self.ensure_not_locked(&account_subject, &ip_subject, now)?;
+        // Unknown and known emails do the same work up to the answer: one lookup, one hash.
+        let user = match &email {
+            Some(e) => {
+                let mut tx = self.store().begin_read().await?;
+                tx.user_by_email(e.as_str()).await?
+            }
+            None => None,
+        };
+        let (ok, rehash) = self
+            .check_password(&password, user.as_ref().map(|u| u.password_hash.clone()))
+            .await?;
+        let user = match user {
+            Some(u) if ok => {
+                self.attempt_succeeded(&account_subject, &ip_subject);
+                u
+            }
+            found => {
+                let mut event = AuditEvent::success(
+                    Actor::anonymous(),
+                    "user.login_failed",
+                    "user",
+                    found.map_or_else(|| "unknown".to_owned(), |u| u.id.to_string()),
+                )
+                .with_request(request.request_id.clone());
+                event.outcome = Outcome::Denied;
+                if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
+                    tracing::error!(error = %e, "could not record a failed sign-in");
+                }
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        let new_hash = if rehash {
+            Some(self.passwords().hash(password).await?)
+        } else {
+            None
+        };
+        let mut tx = self.store().begin().await?;
+        let memberships = tx.memberships_of_user(user.id).await?;
+        let membership = pick_membership(&memberships, input.organization_id)?;
+        if let Some(h) = &new_hash {
+            tx.set_password_hash(user.id, h).await?;
+        }
+        let device = clean_device_name(input.device_name);
+        let org = membership.map(|m| m.org_id);
+        let enrolled = tx
+            .totp_factor(user.id)
+            .await?
+            .is_some_and(|f| f.confirmed_at.is_some());
+        if enrolled {
+            // The password was right; the second step completes the sign-in.
+            return self
+                .challenge_second_factor(tx, &user, org, device, input.browser, request)
+                .await;
+        }
+        let (session, refresh) = self.new_session(
+            user.id.as_uuid(),
+            Tier::Customer,
+            org,
+            None,
+            None,
+            device,
+            request,
+        )?;
+        tx.insert_session(&session).await?;
+        let flags = UserFlags {
+            mfa_enrolled: false,
+            email_verified: user.email_verified_at.is_some(),
+        };
+        let details = format!(
+            "{{\"session_id\":\"{}\",\"rehashed\":{}}}",
+            session.id,
+            new_hash.is_some()
+        );
+        self.audit_session_event(
+            tx,
+            &session,
+            Actor::user(user.id),
+            "user.login",
+            details,
+            request,
+        )
+        .await?;
+        let roles = membership
+            .map(|m| vec![m.role.as_str().to_owned()])
+            .unwrap_or_default();
+        self.issue(&session, roles, Some(refresh), input.browser, flags)
+            .await
+            .map(LoginOutcome::Session)
+    }
+
     /// Rotates the refresh token. Presenting a spent one means it was copied: the session ends.
     pub async fn refresh(
         &self,
@@ -536,52 +583,9 @@ impl Kernel {
             .await
     }
 
-    pub(crate) async fn roles_for(
-        &self,
-        tx: &mut dyn PlatformTx,
-        session: &SessionRecord,
-    ) -> Result<Vec<String>, Error> {
-        let Some(org) = session.org_id else {
-            return Ok(Vec::new());
-        };
-        Ok(tx
-            .memberships_of_user(UserId::from_uuid(session.subject_id))
-            .await?
-            .into_iter()
-            .filter(|m| m.org_id == org)
-            .map(|m| m.role.as_str().to_owned())
-            .collect())
-    }
-
-    /// Appends `event` on the session's chain (organisation, else operators') and commits.
-    pub(crate) async fn audit_event_and_commit(
-        &self,
-        tx: Box<dyn PlatformTx>,
-        session: &SessionRecord,
-        event: AuditEvent,
-    ) -> Result<(), Error> {
-        match session.org_id {
-            Some(org) => {
-                let mut tx = tx.enter(&TenantScope::granted(org)).await?;
-                let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
-                tx.commit(proof).await?;
-            }
-            None => {
-                let mut tx = tx;
-                let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
-                tx.commit(proof).await?;
-            }
-        }
-        Ok(())
-    }
-
     /// Ends one of the principal's sessions (its own, for logout).
-    pub async fn revoke_session(
-        &self,
-        principal: &Principal,
-        session_id: Uuid,
-        request: &RequestContext,
-    ) -> Result<(), Error> {
+    pub async fn revoke(&self, call: &AccountCall, session_id: Uuid) -> Result<(), Error> {
+        let AccountCall { principal, request } = call;
         let now = self.clock().now();
         let mut tx = self.store().begin().await?;
         let session = tx
@@ -601,11 +605,8 @@ impl Kernel {
     }
 
     /// Ends every other session of the principal's subject; returns how many.
-    pub async fn revoke_other_sessions(
-        &self,
-        principal: &Principal,
-        request: &RequestContext,
-    ) -> Result<usize, Error> {
+    pub async fn revoke_others(&self, call: &AccountCall) -> Result<usize, Error> {
+        let AccountCall { principal, request } = call;
         if principal.tier == Tier::Impersonation {
             return Err(Error::WrongAudience(
                 "an impersonation cannot end the user's own sessions",
@@ -638,7 +639,8 @@ impl Kernel {
     }
 
     /// The principal's live sessions, newest first.
-    pub async fn list_sessions(&self, principal: &Principal) -> Result<Vec<SessionView>, Error> {
+    pub async fn list(&self, call: &AccountCall) -> Result<Vec<SessionView>, Error> {
+        let AccountCall { principal, .. } = call;
         let now = self.clock().now();
         let mut tx = self.store().begin().await?;
         let sessions = tx.live_sessions_of(principal.subject, now).await?;
@@ -661,11 +663,11 @@ impl Kernel {
     /// Issues a token for another organisation the user belongs to, on the same session.
     pub async fn switch_organization(
         &self,
-        principal: &Principal,
+        call: &AccountCall,
         org: OrgId,
         browser: bool,
-        request: &RequestContext,
     ) -> Result<IssuedSession, Error> {
+        let AccountCall { principal, request } = call;
         if principal.tier != Tier::Customer {
             return Err(Error::WrongAudience(
                 "only a customer session can switch organisation",

@@ -19,7 +19,7 @@ mod platform;
 mod rotation;
 mod signing;
 mod status;
-mod transit;
+mod transit_keys;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
@@ -36,7 +36,7 @@ pub use personal::PersonalData;
 pub use rotation::ReencryptReport;
 pub use signing::TokenKey;
 pub use status::{KeyringStatus, OrgKeyStatus};
-pub use transit::TransitState;
+pub use transit_keys::TransitState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyringSettings {
@@ -76,7 +76,7 @@ pub struct Keyring {
     kek: AeadKey,
     kek_version: u32,
     deks: RwLock<HashMap<(OrgId, u32), Arc<AeadKey>>>,
-    transit: RwLock<HashMap<OrgId, transit::Cached>>,
+    transit: RwLock<HashMap<OrgId, transit_keys::Cached>>,
     /// The current checkpoint-signing key, loaded at start.
     signer: OnceLock<(u32, gatehouse_crypto::SigningKey)>,
     /// The platform data key (see `platform.rs`), loaded at start.

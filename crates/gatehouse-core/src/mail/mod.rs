@@ -187,9 +187,29 @@ impl Kernel {
     pub(crate) fn mail_queued(&self) {
         self.mail_wakeup().notify_one();
     }
+}
+
+/// The mail outbox's delivery side and its health.
+#[derive(Debug, Clone, Copy)]
+pub struct Mail<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(Mail);
+
+impl Mail<'_> {
+    /// Notified when mail was queued; the delivery loop waits on it between polls.
+    #[must_use]
+    pub fn wakeup(&self) -> &tokio::sync::Notify {
+        self.0.mail_wakeup()
+    }
+
+    /// Deliveries and failures since start, and the last failure.
+    #[must_use]
+    pub fn health(&self) -> &MailHealth {
+        self.0.mail_health()
+    }
 
     /// Delivers the messages due now through `transport`; failures are rescheduled with backoff.
-    pub async fn deliver_due_mail(
+    pub async fn deliver_due(
         &self,
         transport: &dyn MailTransport,
     ) -> Result<DeliveryReport, Error> {

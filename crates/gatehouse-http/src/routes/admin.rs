@@ -51,7 +51,8 @@ pub(crate) async fn login(
 ) -> Result<Response, ApiError> {
     let issued = state
         .kernel
-        .operator_login(
+        .operators()
+        .login(
             &req.email,
             &SecretString::from(req.password),
             req.device_name,
@@ -116,8 +117,7 @@ const MAX_IMPORT: usize = 1000;
     ))]
 pub(crate) async fn import(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OperatorCaller,
+    OperatorCaller(call): OperatorCaller,
     ApiJson(req): ApiJson<ImportRequest>,
 ) -> Result<Json<ImportResponse>, ApiError> {
     if req.users.len() > MAX_IMPORT {
@@ -132,10 +132,7 @@ pub(crate) async fn import(
             password_hash: u.password_hash,
         })
         .collect();
-    let out = state
-        .kernel
-        .import_users(&caller.principal, users, &meta)
-        .await?;
+    let out = state.kernel.operators().import_users(&call, users).await?;
     Ok(Json(ImportResponse {
         items: out
             .into_iter()
@@ -168,18 +165,17 @@ pub(crate) struct ImpersonationRequest {
     ))]
 pub(crate) async fn impersonate(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OperatorCaller,
+    OperatorCaller(call): OperatorCaller,
     ApiJson(req): ApiJson<ImpersonationRequest>,
 ) -> Result<Response, ApiError> {
     let issued = state
         .kernel
+        .operators()
         .impersonate(
-            &caller.principal,
+            &call,
             UserId::from_uuid(req.user_id),
             OrgId::from_uuid(req.organization_id),
             &req.reason,
-            &meta,
         )
         .await?;
     Ok(session_response(

@@ -13,7 +13,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::{OrgCaller, ServiceCaller};
-use crate::extract::RequestMeta;
 use crate::json::{ApiJson, Created, JsonOk};
 use crate::problem::{ApiError, Problem};
 use crate::routes::organization::PageQuery;
@@ -99,8 +98,7 @@ impl fmt::Debug for IssuedKey {
     ))]
 pub(crate) async fn create(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> Result<Created<IssuedKey>, ApiError> {
     let env = match req.environment.as_deref() {
@@ -110,9 +108,9 @@ pub(crate) async fn create(
     };
     let issued = state
         .kernel
-        .create_api_key(
-            &caller.principal,
-            &caller.scope,
+        .api_keys()
+        .create(
+            &call,
             NewApiKey {
                 name: req.name,
                 permissions: req.permissions,
@@ -121,7 +119,6 @@ pub(crate) async fn create(
                 rate_limit: req.rate_limit,
                 env,
             },
-            &meta,
         )
         .await?;
     Ok(Created(IssuedKey {
@@ -143,15 +140,11 @@ pub(crate) struct ApiKeyPage {
     responses((status = 200, description = "A page of keys", body = ApiKeyPage)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ApiKeyPage>, ApiError> {
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
-    let found = state
-        .kernel
-        .list_api_keys(&caller.principal, &caller.scope, page, &meta)
-        .await?;
+    let found = state.kernel.api_keys().list(&call, page).await?;
     Ok(Json(ApiKeyPage {
         items: found.items.into_iter().map(ApiKeyView::from).collect(),
         next_cursor: found.next_cursor,
@@ -174,20 +167,14 @@ pub(crate) struct RotateRequest {
     ))]
 pub(crate) async fn rotate(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Path(id): Path<Uuid>,
     ApiJson(req): ApiJson<RotateRequest>,
 ) -> Result<Created<IssuedKey>, ApiError> {
     let issued = state
         .kernel
-        .rotate_api_key(
-            &caller.principal,
-            &caller.scope,
-            id,
-            time::Duration::seconds(req.grace_seconds),
-            &meta,
-        )
+        .api_keys()
+        .rotate(&call, id, time::Duration::seconds(req.grace_seconds))
         .await?;
     Ok(Created(IssuedKey {
         key: issued.key.expose().to_owned(),
@@ -204,14 +191,10 @@ pub(crate) async fn rotate(
     ))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .kernel
-        .revoke_api_key(&caller.principal, &caller.scope, id, &meta)
-        .await?;
+    state.kernel.api_keys().revoke(&call, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -259,7 +242,7 @@ pub(crate) async fn verify(
     _service: ServiceCaller,
     ApiJson(req): ApiJson<VerifyKeyRequest>,
 ) -> Result<JsonOk<VerifiedKey>, ApiError> {
-    let verified = state.kernel.verify_api_key(&req.key).await;
+    let verified = state.kernel.api_keys().verify(&req.key).await;
     gatehouse_core::telemetry::metrics::auth("api_key", verified.is_ok());
     match verified {
         Ok(k) => Ok(JsonOk(VerifiedKey {

@@ -14,7 +14,6 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::auth::{OperatorCaller, OrgCaller};
-use crate::extract::RequestMeta;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -146,7 +145,7 @@ async fn page(
 ) -> Result<Json<AuditPage>, ApiError> {
     let filter = q.filter()?;
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
-    let found = state.kernel.audit_page(reader, &filter, page).await?;
+    let found = state.kernel.audit().page(reader, &filter, page).await?;
     Ok(Json(AuditPage {
         items: found.items.into_iter().map(body).collect(),
         next_cursor: found.next_cursor,
@@ -162,14 +161,10 @@ async fn page(
     ))]
 pub(crate) async fn list(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let reader = state
-        .kernel
-        .audit_reader(&caller.principal, &caller.scope, &meta)
-        .await?;
+    let reader = state.kernel.audit().reader(&call).await?;
     page(&state, &reader, &q).await
 }
 
@@ -185,14 +180,10 @@ const EXPORT_PAGE: u32 = 200;
     ))]
 pub(crate) async fn export(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let reader = state
-        .kernel
-        .audit_reader(&caller.principal, &caller.scope, &meta)
-        .await?;
+    let reader = state.kernel.audit().reader(&call).await?;
     let filter = q.filter()?;
     let first = PageRequest::parse(None, Some(EXPORT_PAGE))?;
     let stream = futures_util::stream::unfold(Some(first), move |next| {
@@ -201,7 +192,7 @@ pub(crate) async fn export(
         let filter = filter.clone();
         async move {
             let request = next?;
-            match state.kernel.audit_page(&reader, &filter, request).await {
+            match state.kernel.audit().page(&reader, &filter, request).await {
                 Ok(found) => {
                     let mut chunk = Vec::new();
                     for v in found.items {
@@ -240,9 +231,9 @@ pub(crate) async fn export(
     ))]
 pub(crate) async fn operator_list(
     State(state): State<AppState>,
-    caller: OperatorCaller,
+    OperatorCaller(call): OperatorCaller,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let reader = state.kernel.operator_audit_reader(&caller.principal)?;
+    let reader = state.kernel.audit().operator_reader(&call)?;
     page(&state, &reader, &q).await
 }

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{
-    ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, Caller, Carrier, ORG_HEADER, REFRESH_COOKIE, cookie,
+    ACCESS_COOKIE, Authenticated, CSRF_COOKIE, CSRF_HEADER, Caller, Carrier, ORG_HEADER,
+    REFRESH_COOKIE, cookie,
 };
 use crate::extract::RequestMeta;
 use crate::json::ApiJson;
@@ -150,6 +151,7 @@ pub(crate) async fn login(
     let mode = req.session_mode;
     let outcome = state
         .kernel
+        .sessions()
         .login(
             LoginInput {
                 email: req.email,
@@ -260,6 +262,7 @@ pub(crate) async fn refresh(
     };
     let issued = state
         .kernel
+        .sessions()
         .refresh(&token, mode == SessionMode::Cookie, &meta)
         .await?;
     Ok(session_response(issued, mode, StatusCode::OK))
@@ -274,12 +277,12 @@ pub(crate) async fn refresh(
     ))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
     caller: Caller,
 ) -> Result<Response, ApiError> {
     state
         .kernel
-        .revoke_session(&caller.principal, caller.principal.session_id, &meta)
+        .sessions()
+        .revoke(&caller.call, caller.call.principal.session_id)
         .await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     if caller.carrier == Carrier::Cookie {
@@ -306,7 +309,6 @@ pub(crate) struct SwitchRequest {
     ))]
 pub(crate) async fn switch_organization(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
     caller: Caller,
     ApiJson(req): ApiJson<SwitchRequest>,
 ) -> Result<Response, ApiError> {
@@ -317,11 +319,11 @@ pub(crate) async fn switch_organization(
     };
     let issued = state
         .kernel
+        .sessions()
         .switch_organization(
-            &caller.principal,
+            &caller.call,
             OrgId::from_uuid(req.organization_id),
             mode == SessionMode::Cookie,
-            &meta,
         )
         .await?;
     Ok(session_response(issued, mode, StatusCode::OK))
@@ -361,12 +363,11 @@ pub(crate) struct Identity {
     ))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
-    caller: Caller,
+    Authenticated { principal: p }: Authenticated,
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     // The hot path of forward authentication: the request's parts are read in place, and the
-    // audit context is built only when an organisation is named.
-    let p = caller.principal;
+    // audit context is built only when an organisation is named and it is not the token's.
     if req.headers().contains_key(ORG_HEADER) {
         let (mut parts, _) = req.into_parts();
         crate::auth::org_scope(&mut parts, &state, &p).await?;
@@ -425,7 +426,7 @@ pub(crate) struct Jwks {
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "The key set", body = Jwks)))]
 pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let keys = state.kernel.published_token_keys().await?;
+    let keys = state.kernel.auth().published_token_keys().await?;
     let body = Jwks {
         keys: keys
             .into_iter()

@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::extract::RequestMeta;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -40,8 +39,8 @@ pub(crate) async fn me(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Me>, ApiError> {
-    let p = &caller.principal;
-    let me = state.kernel.me(p).await?;
+    let p = &caller.call.principal;
+    let me = state.kernel.members().me(&caller.call).await?;
     Ok(Json(Me {
         user_id: me.user_id.as_uuid(),
         email: me.email,
@@ -91,7 +90,8 @@ pub(crate) async fn sessions(
 ) -> Result<Json<SessionList>, ApiError> {
     let items = state
         .kernel
-        .list_sessions(&caller.principal)
+        .sessions()
+        .list(&caller.call)
         .await?
         .into_iter()
         .map(|s| Session {
@@ -120,14 +120,10 @@ pub(crate) async fn sessions(
     ))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .kernel
-        .revoke_session(&caller.principal, id, &meta)
-        .await?;
+    state.kernel.sessions().revoke(&caller.call, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -141,12 +137,8 @@ pub(crate) struct Revoked {
     responses((status = 200, description = "How many were revoked", body = Revoked)))]
 pub(crate) async fn revoke_others(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
     caller: Caller,
 ) -> Result<Json<Revoked>, ApiError> {
-    let revoked = state
-        .kernel
-        .revoke_other_sessions(&caller.principal, &meta)
-        .await?;
+    let revoked = state.kernel.sessions().revoke_others(&caller.call).await?;
     Ok(Json(Revoked { revoked }))
 }

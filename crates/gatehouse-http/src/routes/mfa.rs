@@ -70,7 +70,8 @@ pub(crate) async fn complete(
     let proof = proof(req.code, req.recovery_code)?;
     let issued = state
         .kernel
-        .complete_mfa(&SecretString::from(req.mfa_token), proof, &meta)
+        .mfa()
+        .complete(&SecretString::from(req.mfa_token), proof, &meta)
         .await
         .inspect_err(|_| gatehouse_core::telemetry::metrics::auth("second_factor", false))?;
     gatehouse_core::telemetry::metrics::auth("second_factor", true);
@@ -112,7 +113,6 @@ impl fmt::Debug for StepUpRequest {
     ))]
 pub(crate) async fn step_up(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
     caller: Caller,
     ApiJson(req): ApiJson<StepUpRequest>,
 ) -> Result<Response, ApiError> {
@@ -127,12 +127,12 @@ pub(crate) async fn step_up(
     };
     let issued = state
         .kernel
+        .mfa()
         .step_up(
-            &caller.principal,
+            &caller.call,
             factor,
             req.password.map(SecretString::from),
             mode == SessionMode::Cookie,
-            &meta,
         )
         .await?;
     Ok(session_response(issued, mode, StatusCode::OK))
@@ -188,13 +188,13 @@ impl fmt::Debug for EnrolRequest {
     ))]
 pub(crate) async fn enrol(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
     caller: Caller,
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> Result<Response, ApiError> {
     let started = state
         .kernel
-        .start_totp_enrolment(&caller.principal, &SecretString::from(req.password), &meta)
+        .mfa()
+        .start_totp_enrolment(&caller.call, &SecretString::from(req.password))
         .await?;
     let body = Enrolment {
         secret: started.secret.expose().to_owned(),
@@ -239,13 +239,13 @@ impl fmt::Debug for RecoveryCodes {
     ))]
 pub(crate) async fn confirm(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
     caller: Caller,
     ApiJson(req): ApiJson<ConfirmRequest>,
 ) -> Result<Response, ApiError> {
     let codes = state
         .kernel
-        .confirm_totp_enrolment(&caller.principal, &SecretString::from(req.code), &meta)
+        .mfa()
+        .confirm_totp_enrolment(&caller.call, &SecretString::from(req.code))
         .await?;
     let body = RecoveryCodes {
         recovery_codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
@@ -276,14 +276,10 @@ impl fmt::Debug for DisableRequest {
     ))]
 pub(crate) async fn disable(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
     caller: Caller,
     ApiJson(req): ApiJson<DisableRequest>,
 ) -> Result<StatusCode, ApiError> {
     let proof = proof(req.code, req.recovery_code)?;
-    state
-        .kernel
-        .disable_totp(&caller.principal, proof, &meta)
-        .await?;
+    state.kernel.mfa().disable_totp(&caller.call, proof).await?;
     Ok(StatusCode::NO_CONTENT)
 }

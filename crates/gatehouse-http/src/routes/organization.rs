@@ -50,15 +50,11 @@ pub(crate) struct MemberPage {
     ))]
 pub(crate) async fn list_members(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<MemberPage>, ApiError> {
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
-    let found = state
-        .kernel
-        .list_members(&caller.principal, &caller.scope, page, &meta)
-        .await?;
+    let found = state.kernel.members().list(&call, page).await?;
     Ok(Json(MemberPage {
         items: found
             .items
@@ -93,20 +89,14 @@ pub(crate) struct RoleChange {
     ))]
 pub(crate) async fn set_role(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Path(user_id): Path<Uuid>,
     ApiJson(req): ApiJson<RoleChange>,
 ) -> Result<StatusCode, ApiError> {
     state
         .kernel
-        .set_member_role(
-            &caller.principal,
-            &caller.scope,
-            UserId::from_uuid(user_id),
-            &req.role,
-            &meta,
-        )
+        .members()
+        .set_role(&call, UserId::from_uuid(user_id), &req.role)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -122,18 +112,13 @@ pub(crate) async fn set_role(
     ))]
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Path(user_id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     state
         .kernel
-        .remove_member(
-            &caller.principal,
-            &caller.scope,
-            UserId::from_uuid(user_id),
-            &meta,
-        )
+        .members()
+        .remove(&call, UserId::from_uuid(user_id))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -157,19 +142,13 @@ pub(crate) struct CustomRole {
     ))]
 pub(crate) async fn create_role(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     ApiJson(req): ApiJson<CustomRole>,
 ) -> Result<Created<CustomRole>, ApiError> {
     let r = state
         .kernel
-        .create_custom_role(
-            &caller.principal,
-            &caller.scope,
-            &req.name,
-            &req.permissions,
-            &meta,
-        )
+        .members()
+        .create_role(&call, &req.name, &req.permissions)
         .await?;
     Ok(Created(CustomRole {
         name: r.name,
@@ -189,13 +168,9 @@ pub(crate) struct RoleList {
     responses((status = 200, description = "Custom roles", body = RoleList)))]
 pub(crate) async fn list_roles(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
 ) -> Result<Json<RoleList>, ApiError> {
-    let roles = state
-        .kernel
-        .list_custom_roles(&caller.principal, &caller.scope, &meta)
-        .await?;
+    let roles = state.kernel.members().list_roles(&call).await?;
     Ok(Json(RoleList {
         items: roles
             .into_iter()
@@ -242,19 +217,13 @@ impl fmt::Debug for InvitationResponse {
     ))]
 pub(crate) async fn invite(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     ApiJson(req): ApiJson<InvitationRequest>,
 ) -> Result<Created<InvitationResponse>, ApiError> {
     let issued = state
         .kernel
-        .invite(
-            &caller.principal,
-            &caller.scope,
-            &req.email,
-            &req.role,
-            &meta,
-        )
+        .members()
+        .invite(&call, &req.email, &req.role)
         .await?;
     Ok(Created(InvitationResponse {
         id: issued.id,
@@ -302,6 +271,7 @@ pub(crate) async fn accept(
 ) -> Result<Json<Accepted>, ApiError> {
     let (user, org) = state
         .kernel
+        .members()
         .accept_invitation(
             &SecretString::from(req.token),
             req.name,

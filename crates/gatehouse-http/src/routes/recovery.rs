@@ -46,7 +46,11 @@ pub(crate) async fn request_reset(
             tokio::spawn(async move {
                 // Let the answer go out first: this work must not delay it.
                 tokio::task::yield_now().await;
-                if let Err(e) = kernel.request_password_reset(&req.email, &meta).await {
+                if let Err(e) = kernel
+                    .recovery()
+                    .request_password_reset(&req.email, &meta)
+                    .await
+                {
                     tracing::error!(error = %e, "a password reset request failed");
                 }
                 drop(permit);
@@ -86,6 +90,7 @@ pub(crate) async fn confirm_reset(
 ) -> Result<StatusCode, ApiError> {
     state
         .kernel
+        .recovery()
         .confirm_password_reset(
             &SecretString::from(req.token),
             SecretString::from(req.new_password),
@@ -127,17 +132,16 @@ pub(crate) struct PasswordChanged {
     ))]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
     caller: Caller,
     ApiJson(req): ApiJson<ChangePassword>,
 ) -> Result<Json<PasswordChanged>, ApiError> {
     let n = state
         .kernel
+        .recovery()
         .change_password(
-            &caller.principal,
+            &caller.call,
             SecretString::from(req.current_password),
             SecretString::from(req.new_password),
-            &meta,
         )
         .await?;
     Ok(Json(PasswordChanged {
@@ -154,12 +158,12 @@ pub(crate) async fn change_password(
     ))]
 pub(crate) async fn resend_verification(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
     caller: Caller,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     state
         .kernel
-        .resend_email_verification(&caller.principal, &meta)
+        .recovery()
+        .resend_email_verification(&caller.call)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))
 }
@@ -190,6 +194,7 @@ pub(crate) async fn verify_email(
 ) -> Result<StatusCode, ApiError> {
     state
         .kernel
+        .recovery()
         .verify_email(&SecretString::from(req.token), &meta)
         .await?;
     Ok(StatusCode::NO_CONTENT)

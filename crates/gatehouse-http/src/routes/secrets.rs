@@ -5,25 +5,20 @@ use std::fmt;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gatehouse_core::identity::Audience;
-use gatehouse_core::vault::{NewSecret, SecretVersionView, SecretView};
+use gatehouse_core::secrets::{NewSecret, SecretVersionView, SecretView};
 use gatehouse_core::{Error, PageRequest};
 use gatehouse_crypto::SecretBytes;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::{OrgCaller, ServiceCaller};
-use crate::extract::RequestMeta;
+use crate::auth::{OnBehalfOf, OrgCaller, ServiceCaller};
 use crate::json::{ApiJson, Created};
 use crate::problem::{ApiError, Problem};
 use crate::routes::organization::PageQuery;
 use crate::state::AppState;
-
-pub(crate) const ON_BEHALF_HEADER: &str = "x-gatehouse-on-behalf-of";
-pub(crate) const SERVICE_NAME_HEADER: &str = "x-gatehouse-service";
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -160,22 +155,20 @@ fn value_response(value: &SecretBytes, version: Option<u32>) -> Result<Response,
     ))]
 pub(crate) async fn create(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     ApiJson(req): ApiJson<CreateSecret>,
 ) -> Result<Created<Secret>, ApiError> {
     let view = state
         .kernel
-        .create_secret(
-            &caller.principal,
-            &caller.scope,
+        .secrets()
+        .create(
+            &call,
             NewSecret {
                 name: req.name,
                 value: SecretBytes::new(req.value.into_bytes()),
                 description: req.description,
                 expires_at: req.expires_at,
             },
-            &meta,
         )
         .await?;
     Ok(Created(view.into()))
@@ -187,15 +180,11 @@ pub(crate) async fn create(
     responses((status = 200, description = "A page", body = SecretList)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<SecretList>, ApiError> {
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
-    let page = state
-        .kernel
-        .list_secrets(&caller.principal, &caller.scope, page, &meta)
-        .await?;
+    let page = state.kernel.secrets().list(&call, page).await?;
     Ok(Json(SecretList {
         items: page.items.into_iter().map(Secret::from).collect(),
         next_cursor: page.next_cursor,
@@ -211,14 +200,10 @@ pub(crate) async fn list(
     ))]
 pub(crate) async fn get(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Path(id): Path<Uuid>,
 ) -> Result<Json<SecretDetail>, ApiError> {
-    let (secret, versions) = state
-        .kernel
-        .get_secret(&caller.principal, &caller.scope, id, &meta)
-        .await?;
+    let (secret, versions) = state.kernel.secrets().get(&call, id).await?;
     Ok(Json(SecretDetail {
         secret: secret.into(),
         versions: versions.into_iter().map(SecretVersion::from).collect(),
@@ -235,20 +220,14 @@ pub(crate) async fn get(
     ))]
 pub(crate) async fn update(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Path(id): Path<Uuid>,
     ApiJson(req): ApiJson<UpdateSecret>,
 ) -> Result<Json<Secret>, ApiError> {
     let view = state
         .kernel
-        .update_secret(
-            &caller.principal,
-            &caller.scope,
-            id,
-            SecretBytes::new(req.value.into_bytes()),
-            &meta,
-        )
+        .secrets()
+        .update(&call, id, SecretBytes::new(req.value.into_bytes()))
         .await?;
     Ok(Json(view.into()))
 }
@@ -262,14 +241,10 @@ pub(crate) async fn update(
     ))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .kernel
-        .delete_secret(&caller.principal, &caller.scope, id, &meta)
-        .await?;
+    state.kernel.secrets().delete(&call, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -292,8 +267,7 @@ pub(crate) struct RevealRequest {
     ))]
 pub(crate) async fn reveal(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     Path(id): Path<Uuid>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -305,10 +279,7 @@ pub(crate) async fn reveal(
             .map_err(|_| Error::invalid("version", "send {} or {\"version\": n}"))?
             .version
     };
-    let value = state
-        .kernel
-        .reveal_secret(&caller.principal, &caller.scope, id, version, &meta)
-        .await?;
+    let value = state.kernel.secrets().reveal(&call, id, version).await?;
     value_response(&value, version)
 }
 
@@ -331,40 +302,14 @@ pub(crate) async fn reveal(
     ))]
 pub(crate) async fn use_secret(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    service: ServiceCaller,
-    headers: HeaderMap,
+    ServiceCaller(call): ServiceCaller,
+    OnBehalfOf(person): OnBehalfOf,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let token = headers
-        .get(ON_BEHALF_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
-        .filter(|v| !v.is_empty())
-        .ok_or(Error::Unauthenticated(
-            "x-gatehouse-on-behalf-of must carry the person's access token",
-        ))?;
-    if token.starts_with("gk_") {
-        return Err(Error::WrongAudience(
-            "on-behalf-of needs a person's access token, not an API key",
-        )
-        .into());
-    }
-    let principal = state.kernel.authenticate(token, Audience::Tenant).await?;
-    // What the service says it is, beside what its secret proves it is.
-    let label: Option<String> = headers
-        .get(SERVICE_NAME_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| {
-            s.chars()
-                .filter(|c| !c.is_control())
-                .take(64)
-                .collect::<String>()
-        })
-        .filter(|s| !s.is_empty());
     let value = state
         .kernel
-        .use_secret(&principal, &service.name, label.as_deref(), id, &meta)
+        .secrets()
+        .use_on_behalf(&call, &person, id)
         .await?;
     value_response(&value, None)
 }

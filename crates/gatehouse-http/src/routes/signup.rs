@@ -60,7 +60,8 @@ pub(crate) async fn signup(
 ) -> Result<Created<SignupResponse>, ApiError> {
     let out = state
         .kernel
-        .signup(
+        .signup()
+        .register(
             SignupInput {
                 email: req.email,
                 password: SecretString::from(req.password),

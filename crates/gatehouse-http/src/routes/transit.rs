@@ -8,12 +8,11 @@ use axum::extract::State;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_core::Error;
-use gatehouse_core::vault::{TransitItem, TransitOutcome};
+use gatehouse_core::transit::{TransitItem, TransitOutcome};
 use gatehouse_crypto::SecretBytes;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::OrgCaller;
-use crate::extract::RequestMeta;
 use crate::json::{ApiJson, JsonOk};
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
@@ -190,8 +189,7 @@ fn decrypt_items(req: DecryptRequest) -> (bool, Vec<TransitItem>) {
     ))]
 pub(crate) async fn encrypt(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     ApiJson(req): ApiJson<EncryptRequest>,
 ) -> Result<JsonOk<TransitResponse>, ApiError> {
     let (batch, parsed) = encrypt_items(req);
@@ -208,10 +206,7 @@ pub(crate) async fn encrypt(
     if !batch && !bad.is_empty() {
         return Err(Error::invalid("plaintext", "must be base64").into());
     }
-    let mut out = state
-        .kernel
-        .transit_encrypt(&caller.principal, &caller.scope, items, &meta)
-        .await?;
+    let mut out = state.kernel.transit().encrypt(&call, items).await?;
     for (i, why) in bad {
         out.insert(i.min(out.len()), TransitOutcome::Failed(why));
     }
@@ -228,16 +223,12 @@ pub(crate) async fn encrypt(
     ))]
 pub(crate) async fn decrypt(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     ApiJson(req): ApiJson<DecryptRequest>,
 ) -> Result<JsonOk<TransitResponse>, ApiError> {
     let (batch, items) = decrypt_items(req);
     check_batch(&state, items.len())?;
-    let out = state
-        .kernel
-        .transit_decrypt(&caller.principal, &caller.scope, items, &meta)
-        .await?;
+    let out = state.kernel.transit().decrypt(&call, items).await?;
     respond(batch, out)
 }
 
@@ -251,16 +242,12 @@ pub(crate) async fn decrypt(
     ))]
 pub(crate) async fn rewrap(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     ApiJson(req): ApiJson<DecryptRequest>,
 ) -> Result<JsonOk<TransitResponse>, ApiError> {
     let (batch, items) = decrypt_items(req);
     check_batch(&state, items.len())?;
-    let out = state
-        .kernel
-        .transit_rewrap(&caller.principal, &caller.scope, items, &meta)
-        .await?;
+    let out = state.kernel.transit().rewrap(&call, items).await?;
     respond(batch, out)
 }
 
@@ -287,13 +274,13 @@ pub(crate) struct FloorResponse {
     ))]
 pub(crate) async fn min_version(
     State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    caller: OrgCaller,
+    OrgCaller(call): OrgCaller,
     ApiJson(req): ApiJson<FloorRequest>,
 ) -> Result<Json<FloorResponse>, ApiError> {
     let (min_version, newest_version) = state
         .kernel
-        .raise_transit_floor(&caller.principal, &caller.scope, req.min_version, &meta)
+        .transit()
+        .raise_floor(&call, req.min_version)
         .await?;
     Ok(Json(FloorResponse {
         min_version,

@@ -168,13 +168,13 @@ async fn a_mistyped_key_is_refused_by_its_checksum_without_a_store_lookup() {
     let created = create_key(&app, &owner, json!(["audit.read"])).await;
     let key = created["key"].as_str().unwrap();
     let kernel = crate::health::kernel_over_unreachable_store().await;
-    let refused = kernel.verify_api_key(&mistype(key)).await;
+    let refused = kernel.api_keys().verify(&mistype(key)).await;
     assert!(
         matches!(refused, Err(gatehouse_core::Error::Unauthenticated(_))),
         "{refused:?}"
     );
     // A well-formed key does need the store: the same kernel answers unavailable.
-    let needs_store = kernel.verify_api_key(key).await;
+    let needs_store = kernel.api_keys().verify(key).await;
     assert!(
         matches!(needs_store, Err(gatehouse_core::Error::Store(_))),
         "{needs_store:?}"

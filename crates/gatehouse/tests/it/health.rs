@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use gatehouse_core::keyring::{Keyring, KeyringSettings};
 use gatehouse_core::password_pool::PasswordPool;
-use gatehouse_core::store::{MailBacklog, MailRecord, PlatformTx, Store, TenantTx};
+use gatehouse_core::store::{MailBacklog, MailQueue, MailRecord, PlatformTx, Store, TenantTx};
 use gatehouse_core::{Kernel, KeySource, StoreError, SystemClock, TenantScope};
 use gatehouse_crypto::{Argon2Params, Key32};
 use gatehouse_http::{AppState, HttpSettings};
@@ -75,6 +75,10 @@ impl Store for UnreachableStore {
     ) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
+}
+
+#[async_trait::async_trait]
+impl MailQueue for UnreachableStore {
     async fn claim_due_mail(
         &self,
         _: time::OffsetDateTime,

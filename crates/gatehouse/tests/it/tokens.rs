@@ -84,7 +84,7 @@ async fn pyjwt_verifies_our_tokens_from_the_jwks_document_across_a_key_rotation(
 
     // Rotate (what `gatehouse keys rotate-signing` runs) and let the server reload its keys.
     let new_kid = app.kernel.keyring().rotate_token_key().await.unwrap();
-    app.kernel.reload_token_keys().await.unwrap();
+    app.kernel.auth().reload_token_keys().await.unwrap();
     let b = app
         .login(
             "ada@example.com",
@@ -113,7 +113,7 @@ async fn pyjwt_verifies_our_tokens_from_the_jwks_document_across_a_key_rotation(
 
     // Once every token of the old key has expired, it is no longer published.
     app.clock.advance(time::Duration::minutes(16));
-    app.kernel.reload_token_keys().await.unwrap();
+    app.kernel.auth().reload_token_keys().await.unwrap();
     let later = jwks(&app).await;
     assert_eq!(later["keys"].as_array().unwrap().len(), 1, "{later}");
     assert_eq!(later["keys"][0]["kid"], new_kid.to_string().as_str());

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_crypto::{SecretBytes, context};
 
 use crate::audit::{self, AuditEvent};
-use crate::context::RequestContext;
+use crate::context::{RequestContext, TenantCall};
 use crate::error::Error;
 use crate::identity::{Permission, Principal};
 use crate::ids::OrgId;
@@ -86,7 +86,13 @@ impl Op {
     }
 }
 
-impl Kernel {
+/// Transit encryption (D1) of values the caller stores itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Transit<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(Transit);
+
+impl Transit<'_> {
     /// The organisation's transit state: from the keyring's cache, else read (and, at first
     /// use, the floor set to the current version, audited) in a transaction of its own.
     async fn transit_state(&self, scope: &TenantScope) -> Result<Arc<TransitState>, Error> {
@@ -225,37 +231,46 @@ impl Kernel {
         Ok(out)
     }
 
-    pub async fn transit_encrypt(
+    pub async fn encrypt(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         items: Vec<TransitItem>,
-        request: &RequestContext,
     ) -> Result<Vec<TransitOutcome>, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         self.transit_call(principal, scope, Op::Encrypt, items, request)
             .await
     }
 
-    pub async fn transit_decrypt(
+    pub async fn decrypt(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         items: Vec<TransitItem>,
-        request: &RequestContext,
     ) -> Result<Vec<TransitOutcome>, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         self.transit_call(principal, scope, Op::Decrypt, items, request)
             .await
     }
 
     /// Re-encrypts under the newest key version; the caller never sees the plaintext. Needs
     /// `transit.decrypt` (it proves the caller could read the values anyway).
-    pub async fn transit_rewrap(
+    pub async fn rewrap(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         items: Vec<TransitItem>,
-        request: &RequestContext,
     ) -> Result<Vec<TransitOutcome>, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         self.transit_call(principal, scope, Op::Rewrap, items, request)
             .await
     }
@@ -263,13 +278,16 @@ impl Kernel {
     /// Raises the lowest key version transit ciphertexts may use. Ciphertexts below it stop
     /// opening at once, and re-encryption may then retire those versions for good. Returns
     /// (floor, newest version).
-    pub async fn raise_transit_floor(
+    pub async fn raise_floor(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         min_version: u32,
-        request: &RequestContext,
     ) -> Result<(u32, u32), Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let tx = self.store().begin_scoped(scope).await?;
         let (mut tx, _) = self
             .authorize(tx, principal, Permission::TRANSIT_MANAGE, request)

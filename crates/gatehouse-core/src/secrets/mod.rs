@@ -1,11 +1,15 @@
-//! Secrets: metadata in the store, each version's value sealed by the keyring.
+//! The shared-secrets vault (D2): metadata in the store, each version's value sealed by the
+//! keyring per version (`SharedSecret`, record = the secret's id, field = `v{n}`), so
+//! organisation, secret and version are its associated data. No `/v1` route returns a value except
+//! reveal; services get it through `use` on a person's behalf. Both are audited with who, which
+//! secret and (for use) which service.
 
 use gatehouse_crypto::SecretBytes;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit::{self, AuditEvent};
-use crate::context::RequestContext;
+use crate::context::{RequestContext, ServiceCall, TenantCall};
 use crate::error::{Error, StoreError};
 use crate::identity::{Permission, Principal};
 use crate::ids::new_uuid;
@@ -88,7 +92,13 @@ fn check_value(value: &SecretBytes) -> Result<(), Error> {
     Ok(())
 }
 
-impl Kernel {
+/// The shared-secrets vault (D2).
+#[derive(Debug, Clone, Copy)]
+pub struct Secrets<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(Secrets);
+
+impl Secrets<'_> {
     async fn authorized(
         &self,
         principal: &Principal,
@@ -108,13 +118,12 @@ impl Kernel {
             .ok_or(Error::NotFound("secret"))
     }
 
-    pub async fn create_secret(
-        &self,
-        principal: &Principal,
-        scope: &TenantScope,
-        input: NewSecret,
-        request: &RequestContext,
-    ) -> Result<SecretView, Error> {
+    pub async fn create(&self, call: &TenantCall, input: NewSecret) -> Result<SecretView, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let name = check_name(&input.name)?;
         check_value(&input.value)?;
         let description = match input.description {
@@ -173,13 +182,16 @@ impl Kernel {
         Ok(record.into())
     }
 
-    pub async fn list_secrets(
+    pub async fn list(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         page: PageRequest,
-        request: &RequestContext,
     ) -> Result<Page<SecretView>, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         // Listing names is what using needs: `secrets.use` (or more).
         let mut tx = self
             .authorized(principal, scope, Permission::SECRETS_USE, request)
@@ -191,13 +203,16 @@ impl Kernel {
         })
     }
 
-    pub async fn get_secret(
+    pub async fn get(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         id: Uuid,
-        request: &RequestContext,
     ) -> Result<(SecretView, Vec<SecretVersionView>), Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let mut tx = self
             .authorized(principal, scope, Permission::SECRETS_USE, request)
             .await?;
@@ -216,14 +231,17 @@ impl Kernel {
     }
 
     /// Adds a version with a new value; earlier versions stay (listable, revealable).
-    pub async fn update_secret(
+    pub async fn update(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         id: Uuid,
         value: SecretBytes,
-        request: &RequestContext,
     ) -> Result<SecretView, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         check_value(&value)?;
         let mut tx = self
             .authorized(principal, scope, Permission::SECRETS_MANAGE, request)
@@ -271,13 +289,12 @@ impl Kernel {
 
     /// Deletes the secret: its sealed values are destroyed with it, its metadata stays for the
     /// audit trail.
-    pub async fn delete_secret(
-        &self,
-        principal: &Principal,
-        scope: &TenantScope,
-        id: Uuid,
-        request: &RequestContext,
-    ) -> Result<(), Error> {
+    pub async fn delete(&self, call: &TenantCall, id: Uuid) -> Result<(), Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let mut tx = self
             .authorized(principal, scope, Permission::SECRETS_MANAGE, request)
             .await?;
@@ -344,14 +361,17 @@ impl Kernel {
 
     /// Shows a value to a person: needs `secrets.reveal` (and, by default, a recent second
     /// factor). Audited as `secret.revealed`.
-    pub async fn reveal_secret(
+    pub async fn reveal(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         id: Uuid,
         version: Option<u32>,
-        request: &RequestContext,
     ) -> Result<SecretBytes, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let tx = self
             .authorized(principal, scope, Permission::SECRETS_REVEAL, request)
             .await?;
@@ -383,14 +403,17 @@ impl Kernel {
     /// Hands a value to one of the deployment's own services acting for `principal` (a person's
     /// access token), who needs `secrets.use` in the token's organisation. Audited as
     /// `secret.used`, naming the person (the actor) and the service.
-    pub async fn use_secret(
+    pub async fn use_on_behalf(
         &self,
+        call: &ServiceCall,
         principal: &Principal,
-        service: &str,
-        service_label: Option<&str>,
         id: Uuid,
-        request: &RequestContext,
     ) -> Result<SecretBytes, Error> {
+        let ServiceCall {
+            service,
+            label,
+            request,
+        } = call;
         if principal.api_key_permissions.is_some() {
             return Err(Error::WrongAudience(
                 "on-behalf-of needs a person's access token, not an API key",
@@ -408,7 +431,7 @@ impl Kernel {
             .await?;
         let event = AuditEvent::success(principal.actor(), "secret.used", "secret", id)
             .with_request(request.request_id.clone());
-        self.open_secret(tx, id, None, event, Some((service, service_label)))
+        self.open_secret(tx, id, None, event, Some((service, label.as_deref())))
             .await
     }
 }
