@@ -8,14 +8,16 @@ mod extract;
 mod json;
 mod middleware;
 mod problem;
+mod route_facts;
 mod routes;
 mod settings;
 mod state;
 
 use axum::Router;
 use utoipa::OpenApi as _;
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+use route_facts::{Limit, RouteFacts, Routes};
 
 pub use middleware::request_id::{RequestInfo, current_request};
 pub use problem::{ApiError, Problem};
@@ -70,72 +72,78 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(routes::health::live))
-        .routes(routes!(routes::health::ready))
-        .routes(routes!(routes::signup::signup))
-        .routes(routes!(routes::auth::login))
-        .routes(routes!(routes::auth::refresh))
-        .routes(routes!(routes::auth::logout))
-        .routes(routes!(routes::auth::switch_organization))
-        .routes(routes!(routes::auth::verify))
-        .routes(routes!(routes::auth::jwks))
-        .routes(routes!(routes::security_txt::serve))
-        .routes(routes!(routes::me::me))
-        .routes(routes!(routes::me::sessions))
-        .routes(routes!(routes::me::revoke))
-        .routes(routes!(routes::me::revoke_others))
-        .routes(routes!(routes::mfa::complete))
-        .routes(routes!(routes::mfa::step_up))
-        .routes(routes!(routes::mfa::enrol, routes::mfa::disable))
-        .routes(routes!(routes::mfa::confirm))
-        .routes(routes!(routes::recovery::request_reset))
-        .routes(routes!(routes::recovery::confirm_reset))
-        .routes(routes!(routes::recovery::change_password))
-        .routes(routes!(routes::recovery::resend_verification))
-        .routes(routes!(routes::recovery::verify_email))
-        .routes(routes!(routes::organization::list_members))
-        .routes(routes!(
-            routes::organization::set_role,
-            routes::organization::remove_member
-        ))
-        .routes(routes!(
-            routes::organization::create_role,
-            routes::organization::list_roles
-        ))
-        .routes(routes!(routes::organization::invite))
-        .routes(routes!(routes::organization::accept))
-        .routes(routes!(routes::audit::list))
-        .routes(routes!(routes::audit::export))
-        .routes(routes!(routes::audit::operator_list))
-        .routes(routes!(routes::admin::login))
-        .routes(routes!(routes::admin::import))
-        .routes(routes!(routes::admin::impersonate))
-        .routes(routes!(routes::api_keys::create, routes::api_keys::list))
-        .routes(routes!(routes::api_keys::rotate))
-        .routes(routes!(routes::api_keys::revoke))
-        .routes(routes!(routes::api_keys::verify))
-        .routes(routes!(routes::secrets::create, routes::secrets::list))
-        .routes(routes!(
-            routes::secrets::get,
-            routes::secrets::update,
-            routes::secrets::delete
-        ))
-        .routes(routes!(routes::secrets::reveal))
-        .routes(routes!(routes::secrets::use_secret))
-        .routes(routes!(routes::transit::encrypt))
-        .routes(routes!(routes::transit::decrypt))
-        .routes(routes!(routes::transit::rewrap))
-        .routes(routes!(routes::transit::min_version))
-        .routes(routes!(routes::metrics::internal))
-        .split_for_parts()
+/// Every route of the API, each with its per-address rate-limit class on the same line (see
+/// `route_facts`).
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
+    use Limit::{Admin, Auth, ReadWrite, Unlimited};
+    use routes::{
+        admin, api_keys, audit, auth, health, me, metrics, mfa, organization, recovery, secrets,
+        security_txt, signup, transit,
+    };
+    Routes::new(ApiDoc::openapi())
+        .add(Unlimited, routes!(health::live))
+        .add(Unlimited, routes!(health::ready))
+        .add(Auth, routes!(signup::signup))
+        .add(Auth, routes!(auth::login))
+        .add(Auth, routes!(auth::refresh))
+        .add(ReadWrite, routes!(auth::logout))
+        .add(ReadWrite, routes!(auth::switch_organization))
+        .add(ReadWrite, routes!(auth::verify))
+        .add(Unlimited, routes!(auth::jwks))
+        .add(Unlimited, routes!(security_txt::serve))
+        .add(ReadWrite, routes!(me::me))
+        .add(ReadWrite, routes!(me::sessions))
+        .add(ReadWrite, routes!(me::revoke))
+        .add(ReadWrite, routes!(me::revoke_others))
+        .add(Auth, routes!(mfa::complete))
+        .add(Auth, routes!(mfa::step_up))
+        .add(ReadWrite, routes!(mfa::enrol, mfa::disable))
+        .add(Auth, routes!(mfa::confirm))
+        .add(Auth, routes!(recovery::request_reset))
+        .add(Auth, routes!(recovery::confirm_reset))
+        .add(Auth, routes!(recovery::change_password))
+        .add(Auth, routes!(recovery::resend_verification))
+        .add(Auth, routes!(recovery::verify_email))
+        .add(ReadWrite, routes!(organization::list_members))
+        .add(
+            ReadWrite,
+            routes!(organization::set_role, organization::remove_member),
+        )
+        .add(
+            ReadWrite,
+            routes!(organization::create_role, organization::list_roles),
+        )
+        .add(ReadWrite, routes!(organization::invite))
+        .add(Auth, routes!(organization::accept))
+        .add(ReadWrite, routes!(audit::list))
+        .add(ReadWrite, routes!(audit::export))
+        .add(Admin, routes!(audit::operator_list))
+        .add(Auth, routes!(admin::login))
+        .add(Admin, routes!(admin::import))
+        .add(Admin, routes!(admin::impersonate))
+        .add(ReadWrite, routes!(api_keys::create, api_keys::list))
+        .add(ReadWrite, routes!(api_keys::rotate))
+        .add(ReadWrite, routes!(api_keys::revoke))
+        .add(Unlimited, routes!(api_keys::verify))
+        .add(ReadWrite, routes!(secrets::create, secrets::list))
+        .add(
+            ReadWrite,
+            routes!(secrets::get, secrets::update, secrets::delete),
+        )
+        .add(ReadWrite, routes!(secrets::reveal))
+        .add(Unlimited, routes!(secrets::use_secret))
+        .add(ReadWrite, routes!(transit::encrypt))
+        .add(ReadWrite, routes!(transit::decrypt))
+        .add(ReadWrite, routes!(transit::rewrap))
+        .add(ReadWrite, routes!(transit::min_version))
+        .add(Unlimited, routes!(metrics::internal))
+        .split()
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = api().1;
+    let (_, mut doc, _) = api();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }
@@ -154,7 +162,7 @@ pub enum Surface {
 /// The router for one listener: `surface` decides which paths exist on it (the others get the
 /// same 404 as a path that exists nowhere).
 pub fn router_for(state: AppState, settings: &HttpSettings, surface: Surface) -> Router {
-    let (api_routes, _) = api();
+    let (api_routes, _, facts) = api();
     let doc = openapi();
     let mut app = api_routes
         .route(
@@ -166,6 +174,7 @@ pub fn router_for(state: AppState, settings: &HttpSettings, surface: Surface) ->
     if state.rate_limits.is_some() {
         app = app.route_layer(middleware::rate_limit::RateLimitLayer {
             state: state.clone(),
+            facts: std::sync::Arc::new(facts),
         });
     }
     if surface != Surface::All {

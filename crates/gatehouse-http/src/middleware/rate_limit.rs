@@ -8,13 +8,14 @@
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderValue, Method};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::identity::Principal;
 use gatehouse_core::limits::{Decision, EndpointClass, NamedQuota, RateLimitStore, RatePolicy};
 
 use crate::extract::client_ip;
 use crate::problem::ApiError;
+use crate::route_facts::RouteFacts;
 use crate::state::AppState;
 
 /// The limiter and its policy, shared by the middleware and the extractors.
@@ -27,44 +28,6 @@ pub struct RateLimiting {
 /// The decisions taken for one request, most constraining reported.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Decisions(Arc<Mutex<Vec<(NamedQuota, Decision)>>>);
-
-fn class_of(method: &Method, route: &str) -> Option<EndpointClass> {
-    if route.starts_with("/health/")
-        || route == "/openapi.json"
-        || route.starts_with("/.well-known/")
-    {
-        return None;
-    }
-    if route.starts_with("/internal/") {
-        // Services authenticate with a shared secret; their own quotas are theirs to set.
-        return None;
-    }
-    let auth = matches!(
-        route,
-        "/v1/auth/signup"
-            | "/v1/auth/login"
-            | "/v1/auth/refresh"
-            | "/v1/invitations/accept"
-            | "/v1/auth/mfa"
-            | "/v1/auth/step-up"
-            | "/v1/auth/password-reset"
-            | "/v1/auth/password-reset/confirm"
-            | "/v1/auth/verify-email"
-            | "/v1/me/password"
-            | "/v1/me/mfa/totp/confirm"
-            | "/v1/me/email/verification"
-            | "/admin/v1/auth/login"
-    );
-    Some(if auth {
-        EndpointClass::Auth
-    } else if route.starts_with("/admin/") {
-        EndpointClass::Admin
-    } else if matches!(*method, Method::GET | Method::HEAD) {
-        EndpointClass::Read
-    } else {
-        EndpointClass::Write
-    })
-}
 
 /// The address a per-address quota counts: an IPv4 address, or an IPv6 address's /64 (one
 /// subscriber usually holds a whole /64, and would otherwise get a fresh quota per address).
@@ -143,6 +106,8 @@ async fn decide(
 #[derive(Debug, Clone)]
 pub(crate) struct RateLimitLayer {
     pub(crate) state: AppState,
+    /// Each route's class, as declared beside the route.
+    pub(crate) facts: Arc<RouteFacts>,
 }
 
 impl<S> tower::Layer<S> for RateLimitLayer {
@@ -152,6 +117,7 @@ impl<S> tower::Layer<S> for RateLimitLayer {
         RateLimitService {
             inner,
             state: self.state.clone(),
+            facts: Arc::clone(&self.facts),
         }
     }
 }
@@ -160,6 +126,7 @@ impl<S> tower::Layer<S> for RateLimitLayer {
 pub(crate) struct RateLimitService<S> {
     inner: S,
     state: AppState,
+    facts: Arc<RouteFacts>,
 }
 
 type Boxed = std::pin::Pin<
@@ -189,7 +156,7 @@ where
         let class = req
             .extensions()
             .get::<MatchedPath>()
-            .and_then(|p| class_of(req.method(), p.as_str()));
+            .and_then(|p| self.facts.class(req.method(), p.as_str()));
         match (self.state.rate_limits.clone(), class) {
             (Some(limits), Some(class)) => {
                 // The ready inner service goes with this request; a fresh clone stays.
