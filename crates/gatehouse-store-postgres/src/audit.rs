@@ -1,17 +1,22 @@
 //! Audit chains in PostgreSQL. The head row of a chain is locked (`FOR UPDATE`) for the rest of
 //! the appending transaction, so concurrent writers to one chain queue there and never fork it;
 //! writers to different chains do not wait for each other.
+//!
+//! The helpers below serve both chains, parameterised by the organisation (`Some(org)` for a
+//! tenant's chain, `None` for the operators'): this file's `AuditStore` and `operator_audit.rs`'s
+//! `OperatorAuditStore` call them.
 
-use gatehouse_core::audit::{
-    AuditFilter, AuditRecord, ChainHead, CheckpointRecord, SigningKeyRecord, SigningPurpose,
-};
-use gatehouse_core::store::power_of_two_chunks;
+use async_trait::async_trait;
+use gatehouse_core::audit::{AuditFilter, AuditRecord, ChainHead, CheckpointRecord};
+use gatehouse_core::store::{AuditStore, ensure_chain_in_scope, power_of_two_chunks};
 use gatehouse_core::{OrgId, StoreError};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::errors::map_err;
+use crate::rows::u32_col;
+use crate::tx::PgTenantTx;
 
 /// Locks the chain (`Some(org)`, or `None` for the operators') and returns its head.
 pub(crate) async fn head(
@@ -112,66 +117,6 @@ pub(crate) async fn append(conn: &mut PgConnection, e: &AuditRecord) -> Result<(
     .map_err(map_err)
 }
 
-/// Rows per INSERT at most: 17 parameters each stays far below both databases' parameter
-/// limits. Batches go as power-of-two chunks (`power_of_two_chunks`), so each connection keeps
-/// at most seven shapes of this statement prepared instead of parsing one per batch size.
-const MAX_ROWS: usize = 64;
-
-/// Appends several events of one organisation's chain with a few multi-row INSERTs and one head
-/// update.
-pub(crate) async fn append_batch(
-    conn: &mut PgConnection,
-    org: OrgId,
-    events: &[AuditRecord],
-) -> Result<(), StoreError> {
-    let Some(last) = events.last() else {
-        return Ok(());
-    };
-    for chunk in power_of_two_chunks(events, MAX_ROWS) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-            "INSERT INTO audit_events (org_id, seq, id, at, actor_kind, actor_id, impersonator_id, \
-             action, resource_type, resource_id, outcome, request_id, details, subject, personal, \
-             prev_hash, hash) ",
-        );
-        let mut bad_seq = None;
-        q.push_values(chunk, |mut row, e| {
-            let s = seq(e.seq).unwrap_or_else(|err| {
-                bad_seq = Some(err);
-                0
-            });
-            row.push_bind(org.as_uuid())
-                .push_bind(s)
-                .push_bind(e.id)
-                .push_bind(e.at)
-                .push_bind(&e.actor_kind)
-                .push_bind(&e.actor_id)
-                .push_bind(&e.impersonator_id)
-                .push_bind(&e.action)
-                .push_bind(&e.resource_type)
-                .push_bind(&e.resource_id)
-                .push_bind(&e.outcome)
-                .push_bind(&e.request_id)
-                .push_bind(&e.details)
-                .push_bind(&e.subject)
-                .push_bind(&e.personal)
-                .push_bind(&e.prev_hash)
-                .push_bind(&e.hash);
-        });
-        if let Some(err) = bad_seq {
-            return Err(err);
-        }
-        q.build().execute(&mut *conn).await.map_err(map_err)?;
-    }
-    sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE org_id = $1")
-        .bind(org.as_uuid())
-        .bind(seq(last.seq)?)
-        .bind(&last.hash)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
-        .map_err(map_err)
-}
-
 fn record(row: &PgRow, org: Option<OrgId>) -> Result<AuditRecord, StoreError> {
     let s: i64 = row.try_get("seq").map_err(map_err)?;
     Ok(AuditRecord {
@@ -268,72 +213,6 @@ pub(crate) async fn query(
     rows.iter().map(|r| record(r, org)).collect()
 }
 
-fn version(row: &PgRow, col: &str) -> Result<u32, StoreError> {
-    let v: i32 = row.try_get(col).map_err(map_err)?;
-    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{col} out of range")))
-}
-
-pub(crate) async fn signing_keys(
-    conn: &mut PgConnection,
-) -> Result<Vec<SigningKeyRecord>, StoreError> {
-    let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY version")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    rows.iter()
-        .map(|row| {
-            Ok(SigningKeyRecord {
-                version: version(row, "version")?,
-                purpose: {
-                    let p: String = row.try_get("purpose").map_err(map_err)?;
-                    SigningPurpose::parse(&p)
-                        .ok_or_else(|| StoreError::Corrupt(format!("signing purpose {p:?}")))?
-                },
-                public_key: row.try_get("public_key").map_err(map_err)?,
-                wrapped: row.try_get("wrapped").map_err(map_err)?,
-                kek_version: version(row, "kek_version")?,
-                created_at: row.try_get("created_at").map_err(map_err)?,
-            })
-        })
-        .collect()
-}
-
-pub(crate) async fn insert_signing_key(
-    conn: &mut PgConnection,
-    k: &SigningKeyRecord,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO signing_keys (version, public_key, wrapped, kek_version, created_at, \
-         purpose) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(i32::try_from(k.version).unwrap_or(i32::MAX))
-    .bind(&k.public_key)
-    .bind(&k.wrapped)
-    .bind(i32::try_from(k.kek_version).unwrap_or(i32::MAX))
-    .bind(k.created_at)
-    .bind(k.purpose.as_str())
-    .execute(&mut *conn)
-    .await
-    .map(|_| ())
-    .map_err(map_err)
-}
-
-pub(crate) async fn rewrap_signing_key(
-    conn: &mut PgConnection,
-    v: u32,
-    wrapped: &[u8],
-    kek_version: u32,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE signing_keys SET wrapped = $1, kek_version = $2 WHERE version = $3")
-        .bind(wrapped)
-        .bind(i32::try_from(kek_version).unwrap_or(i32::MAX))
-        .bind(i32::try_from(v).unwrap_or(i32::MAX))
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
-        .map_err(map_err)
-}
-
 pub(crate) async fn checkpoints(
     conn: &mut PgConnection,
     org: Option<OrgId>,
@@ -360,7 +239,7 @@ pub(crate) async fn checkpoints(
                 seq: u64::try_from(s).map_err(|_| StoreError::Corrupt("checkpoint seq".into()))?,
                 hash: row.try_get("hash").map_err(map_err)?,
                 at: row.try_get("at").map_err(map_err)?,
-                key_version: version(row, "key_version")?,
+                key_version: u32_col(row, "key_version")?,
                 signature: row.try_get("signature").map_err(map_err)?,
             })
         })
@@ -420,5 +299,115 @@ pub(crate) async fn peek_head(
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("audit head hash".into()))?,
         })),
+    }
+}
+
+/// Rows per INSERT at most: 17 parameters each stays far below both databases' parameter
+/// limits. Batches go as power-of-two chunks (`power_of_two_chunks`), so each connection keeps
+/// at most seven shapes of this statement prepared instead of parsing one per batch size.
+const MAX_ROWS: usize = 64;
+
+#[async_trait]
+impl AuditStore for PgTenantTx {
+    async fn peek_audit_head(&mut self) -> Result<Option<ChainHead>, StoreError> {
+        peek_head(&mut self.tx, Some(self.scope.org_id())).await
+    }
+
+    async fn audit_head(&mut self) -> Result<Option<ChainHead>, StoreError> {
+        head(&mut self.tx, Some(self.scope.org_id())).await
+    }
+
+    async fn append_audit(&mut self, event: &AuditRecord) -> Result<(), StoreError> {
+        ensure_chain_in_scope(&self.scope, event.org_id)?;
+        append(&mut self.tx, event).await
+    }
+
+    /// Appends several events of one organisation's chain with a few multi-row INSERTs and one
+    /// head update.
+    async fn append_audit_batch(&mut self, events: &[AuditRecord]) -> Result<(), StoreError> {
+        for e in events {
+            ensure_chain_in_scope(&self.scope, e.org_id)?;
+        }
+        let org = self.scope.org_id();
+        let conn: &mut PgConnection = &mut self.tx;
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        for chunk in power_of_two_chunks(events, MAX_ROWS) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "INSERT INTO audit_events (org_id, seq, id, at, actor_kind, actor_id, impersonator_id, \
+                 action, resource_type, resource_id, outcome, request_id, details, subject, personal, \
+                 prev_hash, hash) ",
+            );
+            let mut bad_seq = None;
+            q.push_values(chunk, |mut row, e| {
+                let s = seq(e.seq).unwrap_or_else(|err| {
+                    bad_seq = Some(err);
+                    0
+                });
+                row.push_bind(org.as_uuid())
+                    .push_bind(s)
+                    .push_bind(e.id)
+                    .push_bind(e.at)
+                    .push_bind(&e.actor_kind)
+                    .push_bind(&e.actor_id)
+                    .push_bind(&e.impersonator_id)
+                    .push_bind(&e.action)
+                    .push_bind(&e.resource_type)
+                    .push_bind(&e.resource_id)
+                    .push_bind(&e.outcome)
+                    .push_bind(&e.request_id)
+                    .push_bind(&e.details)
+                    .push_bind(&e.subject)
+                    .push_bind(&e.personal)
+                    .push_bind(&e.prev_hash)
+                    .push_bind(&e.hash);
+            });
+            if let Some(err) = bad_seq {
+                return Err(err);
+            }
+            q.build().execute(&mut *conn).await.map_err(map_err)?;
+        }
+        sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE org_id = $1")
+            .bind(org.as_uuid())
+            .bind(seq(last.seq)?)
+            .bind(&last.hash)
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn audit_events(
+        &mut self,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        events(&mut self.tx, Some(self.scope.org_id()), after_seq, limit).await
+    }
+
+    async fn audit_checkpoints(&mut self) -> Result<Vec<CheckpointRecord>, StoreError> {
+        checkpoints(&mut self.tx, Some(self.scope.org_id())).await
+    }
+
+    async fn insert_audit_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError> {
+        ensure_chain_in_scope(&self.scope, c.org_id)?;
+        insert_checkpoint(&mut self.tx, c).await
+    }
+
+    async fn query_audit(
+        &mut self,
+        filter: &AuditFilter,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        query(
+            &mut self.tx,
+            Some(self.scope.org_id()),
+            filter,
+            before,
+            limit,
+        )
+        .await
     }
 }

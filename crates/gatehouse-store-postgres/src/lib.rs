@@ -7,19 +7,32 @@
 //! bypass RLS; [`PostgresStore::rls_posture`] reports when it does not.
 #![forbid(unsafe_code)]
 
+mod api_keys;
 mod audit;
 mod errors;
-mod identity;
+mod invitations;
+mod key_material;
+mod members;
 mod migrate;
+mod one_time_tokens;
+mod operator_audit;
+mod operators;
+mod org_keys;
+mod organizations;
+mod outbox;
+mod roles;
 mod rows;
+mod sealed_fields;
 mod second_factor;
+mod secrets;
+mod sessions;
 mod tx;
-mod vault;
+mod users;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gatehouse_core::store::{MailBacklog, MailRecord, PlatformTx, Store, TenantTx};
+use gatehouse_core::store::{PlatformTx, Store, TenantTx};
 use gatehouse_core::{StoreError, TenantScope};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -145,7 +158,16 @@ impl Store for PostgresStore {
         seen: &[(uuid::Uuid, time::OffsetDateTime)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        identity::touch_sessions(&mut tx, seen).await?;
+        for (id, at) in seen {
+            sqlx::query(
+                "UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id = $2",
+            )
+            .bind(*at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)
     }
 
@@ -154,46 +176,24 @@ impl Store for PostgresStore {
         used: &[(gatehouse_core::OrgId, uuid::Uuid, time::OffsetDateTime)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        identity::touch_api_keys(&mut tx, used).await?;
+        for (org, id, at) in used {
+            // Each update runs inside its key's organisation scope (row-level security).
+            sqlx::query("SELECT set_config('gatehouse.org_id', $1, true)")
+                .bind(org.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = GREATEST(coalesce(last_used_at, $1), $1) \
+                 WHERE org_id = $2 AND id = $3",
+            )
+            .bind(*at)
+            .bind(org.as_uuid())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)
-    }
-
-    async fn claim_due_mail(
-        &self,
-        now: time::OffsetDateTime,
-        lease_until: time::OffsetDateTime,
-        limit: u32,
-    ) -> Result<Vec<MailRecord>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let claimed = second_factor::claim_due_mail(&mut tx, now, lease_until, limit).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(claimed)
-    }
-
-    async fn mail_delivered(
-        &self,
-        id: uuid::Uuid,
-        at: time::OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        second_factor::mail_delivered(&mut tx, id, at).await?;
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn mail_failed(
-        &self,
-        id: uuid::Uuid,
-        attempts: u32,
-        next_attempt_at: time::OffsetDateTime,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        second_factor::mail_failed(&mut tx, id, attempts, next_attempt_at, error).await?;
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn mail_backlog(&self) -> Result<MailBacklog, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        second_factor::mail_backlog(&mut conn).await
     }
 }

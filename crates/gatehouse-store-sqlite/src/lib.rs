@@ -7,21 +7,36 @@
 //! `BEGIN DEFERRED` and never wait for a writer (WAL).
 #![forbid(unsafe_code)]
 
-mod audit;
 mod errors;
-mod identity;
 mod migrate;
 mod rows;
-mod second_factor;
 mod tx;
-mod vault;
+
+// One file per role, named as in `gatehouse_core::store`.
+mod api_keys;
+mod audit;
+mod invitations;
+mod key_material;
+mod members;
+mod one_time_tokens;
+mod operator_audit;
+mod operators;
+mod org_keys;
+mod organizations;
+mod outbox;
+mod roles;
+mod sealed_fields;
+mod second_factor;
+mod secrets;
+mod sessions;
+mod users;
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gatehouse_core::store::{MailBacklog, MailRecord, PlatformTx, Store, TenantTx};
+use gatehouse_core::store::{PlatformTx, Store, TenantTx};
 use gatehouse_core::{StoreError, TenantScope};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
@@ -159,7 +174,7 @@ impl Store for SqliteStore {
         seen: &[(uuid::Uuid, time::OffsetDateTime)],
     ) -> Result<(), StoreError> {
         let (_turn, mut tx) = self.begin_immediate().await?;
-        identity::touch_sessions(&mut tx, seen).await?;
+        sessions::touch_sessions(&mut tx, seen).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -168,46 +183,7 @@ impl Store for SqliteStore {
         used: &[(gatehouse_core::OrgId, uuid::Uuid, time::OffsetDateTime)],
     ) -> Result<(), StoreError> {
         let (_turn, mut tx) = self.begin_immediate().await?;
-        identity::touch_api_keys(&mut tx, used).await?;
+        api_keys::touch_api_keys(&mut tx, used).await?;
         tx.commit().await.map_err(map_err)
-    }
-
-    async fn claim_due_mail(
-        &self,
-        now: time::OffsetDateTime,
-        lease_until: time::OffsetDateTime,
-        limit: u32,
-    ) -> Result<Vec<MailRecord>, StoreError> {
-        let (_turn, mut tx) = self.begin_immediate().await?;
-        let claimed = second_factor::claim_due_mail(&mut tx, now, lease_until, limit).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(claimed)
-    }
-
-    async fn mail_delivered(
-        &self,
-        id: uuid::Uuid,
-        at: time::OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let (_turn, mut tx) = self.begin_immediate().await?;
-        second_factor::mail_delivered(&mut tx, id, at).await?;
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn mail_failed(
-        &self,
-        id: uuid::Uuid,
-        attempts: u32,
-        next_attempt_at: time::OffsetDateTime,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        let (_turn, mut tx) = self.begin_immediate().await?;
-        second_factor::mail_failed(&mut tx, id, attempts, next_attempt_at, error).await?;
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn mail_backlog(&self) -> Result<MailBacklog, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        second_factor::mail_backlog(&mut conn).await
     }
 }

@@ -1,10 +1,8 @@
-//! Row decoding. A value that cannot be decoded is `StoreError::Corrupt`, never a panic.
+//! Row decoding shared by several roles. A value that cannot be decoded is `StoreError::Corrupt`,
+//! never a panic. A decoder used by one role lives in that role's file.
 
 use gatehouse_core::clock::{from_unix_micros, unix_micros};
-use gatehouse_core::store::{
-    KekVersionRecord, KeyState, MembershipRecord, OrgKeyRecord, OrganizationRecord, Role,
-    SealedRecord, UserRecord,
-};
+use gatehouse_core::store::{KeyState, MembershipRecord, OrganizationRecord, Role};
 use gatehouse_core::{OrgId, StoreError, UserId};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -17,6 +15,13 @@ pub(crate) fn micros(t: OffsetDateTime) -> i64 {
     unix_micros(t)
 }
 
+pub(crate) fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
+    row: &'r SqliteRow,
+    col: &str,
+) -> Result<T, StoreError> {
+    row.try_get(col).map_err(map_err)
+}
+
 pub(crate) fn time_col(row: &SqliteRow, col: &str) -> Result<OffsetDateTime, StoreError> {
     let m: i64 = row.try_get(col).map_err(map_err)?;
     from_unix_micros(m).ok_or_else(|| StoreError::Corrupt(format!("{col} out of range")))
@@ -24,26 +29,6 @@ pub(crate) fn time_col(row: &SqliteRow, col: &str) -> Result<OffsetDateTime, Sto
 
 pub(crate) fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
     row.try_get(col).map_err(map_err)
-}
-
-pub(crate) fn user(row: &SqliteRow) -> Result<UserRecord, StoreError> {
-    Ok(UserRecord {
-        id: UserId::from_uuid(uuid_col(row, "id")?),
-        email: row.try_get("email").map_err(map_err)?,
-        name: row.try_get("name").map_err(map_err)?,
-        password_hash: row.try_get("password_hash").map_err(map_err)?,
-        created_at: time_col(row, "created_at")?,
-        email_verified_at: opt_time_col(row, "email_verified_at")?,
-    })
-}
-
-pub(crate) fn organization(row: &SqliteRow) -> Result<OrganizationRecord, StoreError> {
-    Ok(OrganizationRecord {
-        id: OrgId::from_uuid(uuid_col(row, "id")?),
-        name: row.try_get("name").map_err(map_err)?,
-        created_at: time_col(row, "created_at")?,
-        keys_shredded_at: opt_time_col(row, "keys_shredded_at")?,
-    })
 }
 
 pub(crate) fn opt_time_col(
@@ -60,45 +45,23 @@ pub(crate) fn u32_col(row: &SqliteRow, col: &str) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{col} out of range")))
 }
 
-fn state_col(row: &SqliteRow) -> Result<KeyState, StoreError> {
+/// Key state of a master-key version (`key_material.rs`) or a data key (`org_keys.rs`).
+pub(crate) fn state_col(row: &SqliteRow) -> Result<KeyState, StoreError> {
     let s: String = row.try_get("state").map_err(map_err)?;
     KeyState::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("key state {s:?}")))
 }
 
-pub(crate) fn kek_version(row: &SqliteRow) -> Result<KekVersionRecord, StoreError> {
-    Ok(KekVersionRecord {
-        version: u32_col(row, "version")?,
-        check_value: row.try_get("check_value").map_err(map_err)?,
-        state: state_col(row)?,
+/// Read by the platform (`organizations.rs`) and by its own scope (`org_keys.rs`).
+pub(crate) fn organization(row: &SqliteRow) -> Result<OrganizationRecord, StoreError> {
+    Ok(OrganizationRecord {
+        id: OrgId::from_uuid(uuid_col(row, "id")?),
+        name: row.try_get("name").map_err(map_err)?,
         created_at: time_col(row, "created_at")?,
+        keys_shredded_at: opt_time_col(row, "keys_shredded_at")?,
     })
 }
 
-pub(crate) fn org_key(row: &SqliteRow) -> Result<OrgKeyRecord, StoreError> {
-    let n: i64 = row.try_get("encryptions").map_err(map_err)?;
-    Ok(OrgKeyRecord {
-        org_id: OrgId::from_uuid(uuid_col(row, "org_id")?),
-        version: u32_col(row, "version")?,
-        wrapped: row.try_get("wrapped").map_err(map_err)?,
-        kek_version: u32_col(row, "kek_version")?,
-        state: state_col(row)?,
-        encryptions: u64::try_from(n).map_err(|_| StoreError::Corrupt("encryptions".into()))?,
-        created_at: time_col(row, "created_at")?,
-    })
-}
-
-pub(crate) fn sealed(row: &SqliteRow) -> Result<SealedRecord, StoreError> {
-    Ok(SealedRecord {
-        org_id: OrgId::from_uuid(uuid_col(row, "org_id")?),
-        kind: row.try_get("kind").map_err(map_err)?,
-        record_id: row.try_get("record_id").map_err(map_err)?,
-        field: row.try_get("field").map_err(map_err)?,
-        dek_version: u32_col(row, "dek_version")?,
-        envelope: row.try_get("envelope").map_err(map_err)?,
-        updated_at: time_col(row, "updated_at")?,
-    })
-}
-
+/// Read by a user's own listing (`users.rs`) and by the organisation's (`members.rs`).
 pub(crate) fn membership(row: &SqliteRow) -> Result<MembershipRecord, StoreError> {
     let role: String = row.try_get("role").map_err(map_err)?;
     Ok(MembershipRecord {

@@ -1,7 +1,8 @@
 //! The storage behaviour suite. Each case is a public async function that takes a fresh, migrated,
 //! empty store; [`behaviour_suite!`] emits one named `#[tokio::test]` per case in a backend crate,
 //! so `cargo nextest` reports every case per backend and a backend that cannot start fails its
-//! tests rather than skipping them.
+//! tests rather than skipping them. The cases are filed by store role under `cases/`, one file per
+//! role named as core's `store/<role>.rs` (and each backend's `src/<role>.rs`).
 #![forbid(unsafe_code)]
 // This crate is test code shipped as a library: a failed expectation must panic.
 #![allow(
@@ -11,14 +12,8 @@
     clippy::indexing_slicing
 )]
 
-pub mod audit_cases;
 pub mod cases;
 mod data;
-pub mod identity_cases;
-pub mod keyring_cases;
-pub mod limiter_cases;
-pub mod second_factor_cases;
-pub mod vault_cases;
 
 use std::sync::Arc;
 
@@ -39,24 +34,87 @@ pub trait Fixture: Send + Sync {
     async fn finish(self);
 }
 
-/// Emits one test per case. `$fresh` is an async fn returning a [`Fixture`].
+/// Emits one test per case. `$fresh` is an async fn returning a [`Fixture`]. The cases are listed
+/// by store role, as they are filed under `cases/`; a test is named after its case alone.
 #[macro_export]
 macro_rules! behaviour_suite {
     ($fresh:path) => {
-        $crate::behaviour_suite!(@cases $fresh;
+        $crate::behaviour_suite!(@store $fresh; transactions;
             ping_answers,
-            user_round_trips_exactly,
-            email_is_unique,
             dropped_transaction_leaves_nothing,
             reads_do_not_wait_for_a_writer,
-            organization_with_owner,
             scoped_reads_never_cross_tenants,
             scoped_write_for_another_org_is_refused,
-            duplicate_membership_is_a_conflict,
             pagination_walks_every_row_once,
             random_operations_stay_isolated
         );
-        $crate::behaviour_suite!(@fixture $fresh;
+        $crate::behaviour_suite!(@store $fresh; users;
+            user_round_trips_exactly,
+            email_is_unique,
+            identity_memberships_of_a_user_span_organisations_and_only_theirs
+        );
+        $crate::behaviour_suite!(@fixture $fresh; users;
+            second_factor_email_is_verified_once
+        );
+        $crate::behaviour_suite!(@store $fresh; organizations;
+            organization_with_owner
+        );
+        $crate::behaviour_suite!(@store $fresh; operators;
+            identity_operator_emails_are_unique
+        );
+        $crate::behaviour_suite!(@store $fresh; members;
+            duplicate_membership_is_a_conflict,
+            identity_roles_invitations_and_owners_are_scoped
+        );
+        $crate::behaviour_suite!(@store $fresh; sessions;
+            identity_sessions_rotate_once_and_revoke,
+            identity_revoked_sessions_are_refused_on_the_next_request
+        );
+        $crate::behaviour_suite!(@fixture $fresh; sessions;
+            second_factor_session_auth_is_recorded_on_live_sessions_only
+        );
+        $crate::behaviour_suite!(@store $fresh; api_keys;
+            identity_api_keys_are_found_by_digest_and_scoped
+        );
+        $crate::behaviour_suite!(@fixture $fresh; second_factor;
+            second_factor_pending_totp_is_replaced_until_confirmed,
+            second_factor_totp_steps_are_never_replayed,
+            second_factor_delete_removes_factor_and_recovery_codes,
+            second_factor_recovery_codes_are_single_use_and_personal
+        );
+        $crate::behaviour_suite!(@fixture $fresh; one_time_tokens;
+            second_factor_one_time_tokens_are_spent_once
+        );
+        $crate::behaviour_suite!(@fixture $fresh; outbox;
+            second_factor_mail_commits_with_its_transaction,
+            second_factor_mail_is_leased_retried_and_delivered,
+            second_factor_concurrent_claims_never_share_a_message
+        );
+        $crate::behaviour_suite!(@fixture $fresh; key_material;
+            second_factor_platform_keys_are_listed_and_rewrapped
+        );
+        $crate::behaviour_suite!(@store $fresh; key_material;
+            keyring_refuses_a_wrong_master_key
+        );
+        $crate::behaviour_suite!(@store $fresh; org_keys;
+            vault_transit_floor_is_unset_then_set_then_moved,
+            keyring_shredding_is_per_organisation,
+            keyring_counter_rotates_at_its_bound
+        );
+        $crate::behaviour_suite!(@store $fresh; sealed_fields;
+            keyring_round_trip_for_every_kind,
+            keyring_moved_or_modified_ciphertexts_fail
+        );
+        $crate::behaviour_suite!(@store $fresh; keyring;
+            keyring_rotations_keep_data_readable_and_resume
+        );
+        $crate::behaviour_suite!(@store $fresh; secrets;
+            vault_secrets_round_trip_and_list_newest_first,
+            vault_live_secret_names_are_unique,
+            vault_versions_advance_one_at_a_time_until_deleted,
+            vault_secrets_never_cross_organisations
+        );
+        $crate::behaviour_suite!(@fixture $fresh; audit;
             audit_rolled_back_changes_leave_no_event,
             audit_concurrent_writers_make_one_chain,
             audit_group_commit_makes_one_chain_and_acknowledges_durably,
@@ -68,99 +126,24 @@ macro_rules! behaviour_suite {
             audit_erased_personal_data_is_unreadable_and_the_chain_verifies,
             audit_truncation_after_a_signed_checkpoint_is_detected
         );
-        $crate::behaviour_suite!(@identity $fresh;
-            identity_sessions_rotate_once_and_revoke,
-            identity_memberships_of_a_user_span_organisations_and_only_theirs,
-            identity_roles_invitations_and_owners_are_scoped,
-            identity_operator_emails_are_unique,
-            identity_revoked_sessions_are_refused_on_the_next_request,
-            identity_api_keys_are_found_by_digest_and_scoped
-        );
-        $crate::behaviour_suite!(@keyring $fresh;
-            keyring_round_trip_for_every_kind,
-            keyring_moved_or_modified_ciphertexts_fail,
-            keyring_refuses_a_wrong_master_key,
-            keyring_rotations_keep_data_readable_and_resume,
-            keyring_shredding_is_per_organisation,
-            keyring_counter_rotates_at_its_bound
-        );
-        $crate::behaviour_suite!(@second_factor $fresh;
-            second_factor_pending_totp_is_replaced_until_confirmed,
-            second_factor_totp_steps_are_never_replayed,
-            second_factor_delete_removes_factor_and_recovery_codes,
-            second_factor_recovery_codes_are_single_use_and_personal,
-            second_factor_one_time_tokens_are_spent_once,
-            second_factor_session_auth_is_recorded_on_live_sessions_only,
-            second_factor_email_is_verified_once,
-            second_factor_platform_keys_are_listed_and_rewrapped,
-            second_factor_mail_commits_with_its_transaction,
-            second_factor_mail_is_leased_retried_and_delivered,
-            second_factor_concurrent_claims_never_share_a_message
-        );
-        $crate::behaviour_suite!(@vault $fresh;
-            vault_secrets_round_trip_and_list_newest_first,
-            vault_live_secret_names_are_unique,
-            vault_versions_advance_one_at_a_time_until_deleted,
-            vault_transit_floor_is_unset_then_set_then_moved,
-            vault_secrets_never_cross_organisations
-        );
     };
-    (@fixture $fresh:path; $($case:ident),* $(,)?) => {
+    // Cases that take the fixture (raw SQL, uuid literals) and those that take only its store.
+    (@fixture $fresh:path; $role:ident; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let fixture = $fresh().await;
-                $crate::audit_cases::$case(&fixture).await;
+                $crate::cases::$role::$case(&fixture).await;
                 $crate::Fixture::finish(fixture).await;
             }
         )*
     };
-    (@second_factor $fresh:path; $($case:ident),* $(,)?) => {
+    (@store $fresh:path; $role:ident; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let fixture = $fresh().await;
-                $crate::second_factor_cases::$case(&fixture).await;
-                $crate::Fixture::finish(fixture).await;
-            }
-        )*
-    };
-    (@vault $fresh:path; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let fixture = $fresh().await;
-                $crate::vault_cases::$case($crate::Fixture::store(&fixture)).await;
-                $crate::Fixture::finish(fixture).await;
-            }
-        )*
-    };
-    (@identity $fresh:path; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let fixture = $fresh().await;
-                $crate::identity_cases::$case($crate::Fixture::store(&fixture)).await;
-                $crate::Fixture::finish(fixture).await;
-            }
-        )*
-    };
-    (@keyring $fresh:path; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let fixture = $fresh().await;
-                $crate::keyring_cases::$case($crate::Fixture::store(&fixture)).await;
-                $crate::Fixture::finish(fixture).await;
-            }
-        )*
-    };
-    (@cases $fresh:path; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let fixture = $fresh().await;
-                $crate::cases::$case($crate::Fixture::store(&fixture)).await;
+                $crate::cases::$role::$case($crate::Fixture::store(&fixture)).await;
                 $crate::Fixture::finish(fixture).await;
             }
         )*

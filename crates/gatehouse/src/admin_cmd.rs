@@ -32,7 +32,8 @@ pub(crate) async fn run(config: &Config, command: AdminCommand) -> Result<(), St
             let app = App::build(config).await.map_err(|e| e.to_string())?;
             let id = app
                 .kernel()
-                .operators().create(&email, &name, password)
+                .operators()
+                .create(&email, &name, password)
                 .await
                 .map_err(|e| e.to_string())?;
             let _ = writeln!(std::io::stdout(), "operator {id} created for {email}");

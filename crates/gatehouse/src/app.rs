@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_core::identity::{Identity, LocalOnly};
-use gatehouse_core::keyring::{Keyring, KeyringSettings};
+use gatehouse_core::keyring::Keyring;
 use gatehouse_core::mail::MailTransport;
 use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::store::Store;
@@ -59,46 +59,21 @@ impl App {
         config: &Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
-        ensure_data_dir(&config.raw.data_dir)?;
-        let (key, key_source) = master_key(config)?;
+        ensure_data_dir(&config.data_dir)?;
         let store = open_store(config).await?;
-        let keyring = Keyring::start(
-            Arc::clone(&store),
-            Arc::clone(&clock),
-            &key,
-            KeyringSettings {
-                max_encryptions_per_key: config.raw.keyring.max_encryptions_per_key,
-            },
-        )
-        .await
-        .map_err(|e| StartError(format!("master key: {e}")))?;
-        drop(key);
-        let workers = config.raw.password_hashing.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-        });
-        let pepper = match &config.raw.password_hashing.pepper_file {
-            Some(path) => Some(gatehouse_crypto::Pepper::new(
-                keyfile::read(path)
-                    .map_err(|e| StartError(format!("password_hashing.pepper_file: {e}")))?,
-            )),
-            None => None,
-        };
-        let passwords = PasswordPool::start_with_pepper(
-            workers,
-            config.raw.password_hashing.queue,
-            config.argon2,
-            pepper,
-        )
-        .map_err(|e| StartError(e.to_string()))?;
-        let keyring = Arc::new(keyring);
+        let keyring = start_keyring(config, &store, &clock).await?;
+        let passwords = start_password_pool(config)?;
         let kernel = Arc::new(
-            Kernel::new(store, clock, passwords, Arc::clone(&keyring), key_source)
-                .with_identity(lockouts(
-                    Identity::new(config.identity.clone(), fanout(config)),
-                    config,
-                ))
-                .with_mail(config.mail.clone()),
+            Kernel::new(store, clock, passwords, Arc::clone(&keyring.0), keyring.1)
+                .with_identity(identity(config))
+                .with_mail(config.mail.settings.clone()),
         );
+        kernel
+            .auth()
+            .reload_token_keys()
+            .await
+            .map_err(|e| StartError(format!("token-signing keys: {e}")))?;
+        subscribe_to_revocations(config, &kernel)?;
         let mail_transport = mail_transport(config)?;
         let tls = match &config.tls {
             Some(s) => Some(Arc::new(
@@ -106,20 +81,6 @@ impl App {
             )),
             None => None,
         };
-        kernel
-            .auth().reload_token_keys()
-            .await
-            .map_err(|e| StartError(format!("token-signing keys: {e}")))?;
-        if let Some(url) = &config.raw.redis_url {
-            let weak = Arc::downgrade(&kernel);
-            let apply = Arc::new(move |r| {
-                if let Some(k) = weak.upgrade() {
-                    k.apply_remote_revocation(r);
-                }
-            });
-            gatehouse_infra::fanout::subscribe(url, &revocation_channel(config), apply)
-                .map_err(|e| StartError(format!("redis_url: {e}")))?;
-        }
         #[cfg(feature = "otlp")]
         let spans = match &config.otlp {
             Some(s) => Some(Arc::new(
@@ -129,10 +90,14 @@ impl App {
         };
         let settings = HttpSettings {
             cors_origins: CorsOrigins::new(
-                config.raw.cors_allowed_origins.iter().map(String::as_str),
+                config
+                    .server
+                    .cors_allowed_origins
+                    .iter()
+                    .map(String::as_str),
             ),
-            body_limit_bytes: config.raw.body_limit_bytes,
-            request_timeout: config.request_timeout,
+            body_limit_bytes: config.server.body_limit_bytes,
+            request_timeout: config.server.request_timeout,
             access_log: crate::logging::access_log(),
             #[cfg(feature = "otlp")]
             span_sink: spans
@@ -141,49 +106,13 @@ impl App {
             #[cfg(not(feature = "otlp"))]
             span_sink: None,
         };
-        let mut service_secrets = Vec::new();
-        for path in &config.raw.service_auth.secret_files {
-            // Validated at load (mode 0600, 32 bytes); the header carries the file's base64 text.
-            let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                StartError(format!(
-                    "service_auth.secret_files: {}: {e}",
-                    path.display()
-                ))
-            })?);
-            let name = path.file_stem().map_or_else(
-                || "service".to_owned(),
-                |s| s.to_string_lossy().into_owned(),
-            );
-            service_secrets.push((
-                name,
-                gatehouse_crypto::SecretString::from(text.trim().to_owned()),
-            ));
-        }
         gatehouse_core::telemetry::metrics::configure(
             config.metrics.enabled,
             config.metrics.top_organizations,
         );
-        let state = AppState::new(Arc::clone(&kernel))
-            .with_revocation_fanout(config.raw.redis_url.is_some())
-            .with_otlp(config.otlp.is_some())
-            .with_service_secrets(ServiceSecrets::new(&service_secrets))
-            .with_trusted_proxies(config.trusted_proxies.clone())
-            .with_transit_max_batch(config.raw.transit.max_batch_items)
-            .with_security_txt(config.security_txt.clone());
-        let state = match &config.rate_policy {
-            Some(policy) => state.with_rate_limits(limit_store(config).await, policy.clone()),
-            None => state,
-        };
-        let metrics = match config.metrics.listen {
-            Some(addr) if config.metrics.enabled => {
-                let l = std::net::TcpListener::bind(addr)
-                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                    .map_err(|e| StartError(format!("metrics.listen: cannot bind {addr}: {e}")))?;
-                Some((l, gatehouse_http::metrics_router(state.clone(), &settings)))
-            }
-            _ => None,
-        };
-        let (router, admin_router) = if config.admin_listen.is_some() {
+        let state = http_state(config, &kernel).await;
+        let metrics = metrics_listener(config, &state, &settings)?;
+        let (router, admin_router) = if config.server.admin_listen.is_some() {
             (
                 gatehouse_http::router_for(state.clone(), &settings, Surface::Tenant),
                 Some(gatehouse_http::router_for(state, &settings, Surface::Admin)),
@@ -195,12 +124,12 @@ impl App {
             router,
             admin_router,
             kernel,
-            shutdown_grace: config.shutdown_grace,
-            reencrypt_every: Duration::from_secs(config.raw.keyring.reencrypt_interval_secs),
-            reencrypt_batch: config.raw.keyring.reencrypt_batch,
-            checkpoint_every: Duration::from_secs(config.raw.audit.checkpoint_interval_secs),
+            shutdown_grace: config.server.shutdown_grace,
+            reencrypt_every: config.keyring.reencrypt_every,
+            reencrypt_batch: config.keyring.reencrypt_batch,
+            checkpoint_every: config.checkpoint_every,
             mail_transport,
-            mail_poll: Duration::from_millis(config.raw.mail.poll_interval_ms),
+            mail_poll: config.mail.poll,
             tls,
             metrics,
             #[cfg(feature = "otlp")]
@@ -393,6 +322,103 @@ async fn reencryption_job(keyring: Arc<Keyring>, every: Duration, batch: u32) {
     }
 }
 
+/// The keyring over the store, unwrapping (or, on a new store, creating) the data keys with the
+/// master key, which is dropped once the keyring holds what it needs.
+async fn start_keyring(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+) -> Result<(Arc<Keyring>, KeySource), StartError> {
+    let (key, key_source) = master_key(config)?;
+    let keyring = Keyring::start(
+        Arc::clone(store),
+        Arc::clone(clock),
+        &key,
+        config.keyring.keyring,
+    )
+    .await
+    .map_err(|e| StartError(format!("master key: {e}")))?;
+    drop(key);
+    Ok((Arc::new(keyring), key_source))
+}
+
+fn start_password_pool(config: &Config) -> Result<PasswordPool, StartError> {
+    let p = &config.password_hashing;
+    PasswordPool::start_with_pepper(
+        p.workers,
+        p.queue,
+        p.argon2,
+        p.pepper.clone().map(gatehouse_crypto::Pepper::new),
+    )
+    .map_err(|e| StartError(e.to_string()))
+}
+
+/// Identity settings, revocation fan-out, and the sign-in lockouts (off with rate limits off).
+fn identity(config: &Config) -> Identity {
+    let identity = Identity::new(config.identity.clone(), fanout(config));
+    match &config.rate_limits {
+        Some(r) => identity.with_lockouts(Some(r.account_lockout), Some(r.ip_lockout)),
+        None => identity.with_lockouts(None, None),
+    }
+}
+
+/// With `redis_url`: applies the revocations other instances publish.
+fn subscribe_to_revocations(config: &Config, kernel: &Arc<Kernel>) -> Result<(), StartError> {
+    let Some(url) = &config.redis_url else {
+        return Ok(());
+    };
+    let weak = Arc::downgrade(kernel);
+    let apply = Arc::new(move |r| {
+        if let Some(k) = weak.upgrade() {
+            k.auth().apply_remote_revocation(r);
+        }
+    });
+    // The subscriber runs for the life of the process.
+    gatehouse_infra::fanout::subscribe(url, &revocation_channel(config), apply)
+        .map(drop)
+        .map_err(|e| StartError(format!("redis_url: {e}")))
+}
+
+/// What every handler shares: the kernel and the edge's settings.
+async fn http_state(config: &Config, kernel: &Arc<Kernel>) -> AppState {
+    let service_secrets: Vec<_> = config
+        .service_secrets
+        .iter()
+        .map(|s| (s.name.clone(), s.secret.clone()))
+        .collect();
+    let state = AppState::new(Arc::clone(kernel))
+        .with_revocation_fanout(config.redis_url.is_some())
+        .with_otlp(config.otlp.is_some())
+        .with_service_secrets(ServiceSecrets::new(&service_secrets))
+        .with_trusted_proxies(config.server.trusted_proxies.clone())
+        .with_transit_max_batch(config.transit_max_batch)
+        .with_security_txt(config.security_txt.clone());
+    match &config.rate_limits {
+        Some(r) => state.with_rate_limits(limit_store(config).await, r.policy.clone()),
+        None => state,
+    }
+}
+
+/// With `metrics.listen`: the metrics listener (bound now, so its address is known) and router.
+fn metrics_listener(
+    config: &Config,
+    state: &AppState,
+    settings: &HttpSettings,
+) -> Result<Option<(std::net::TcpListener, axum::Router)>, StartError> {
+    match config.metrics.listen {
+        Some(addr) if config.metrics.enabled => {
+            let l = std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| StartError(format!("metrics.listen: cannot bind {addr}: {e}")))?;
+            Ok(Some((
+                l,
+                gatehouse_http::metrics_router(state.clone(), settings),
+            )))
+        }
+        _ => Ok(None),
+    }
+}
+
 fn ensure_data_dir(dir: &Path) -> Result<(), StartError> {
     if dir.is_dir() {
         return Ok(());
@@ -429,13 +455,13 @@ pub(crate) fn master_key(config: &Config) -> Result<(Key32, KeySource), StartErr
 }
 
 async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
-    let max = config.raw.database_max_connections;
-    match &config.database {
+    let max = config.database.max_connections;
+    match &config.database.database {
         Database::Sqlite { url } => {
             let store = SqliteStore::connect(url, max)
                 .await
                 .map_err(|e| StartError(format!("database_url: cannot open {url}: {e}")))?;
-            if config.raw.migrate_on_start {
+            if config.database.migrate_on_start {
                 store
                     .migrate()
                     .await
@@ -446,7 +472,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
         }
         Database::Postgres { url, migration_url } => {
             let shown = crate::config::redact_url(url);
-            if let (true, Some(owner)) = (config.raw.migrate_on_start, migration_url) {
+            if let (true, Some(owner)) = (config.database.migrate_on_start, migration_url) {
                 PostgresStore::migrate(owner)
                     .await
                     .map_err(|e| StartError(format!("database_migration_url: {e}")))?;
@@ -469,7 +495,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
                          {reason}; connect as gatehouse_app (or a member of it) and run migrations \
                          with database_migration_url"
                     );
-                    if config.raw.mode == Mode::Production {
+                    if config.mode == Mode::Production {
                         return Err(StartError(msg));
                     }
                     tracing::warn!("{msg} (allowed in development mode only)");
@@ -517,67 +543,20 @@ async fn mail_job(kernel: Arc<Kernel>, transport: Arc<dyn MailTransport>, poll: 
 }
 
 fn mail_transport(config: &Config) -> Result<Arc<dyn MailTransport>, StartError> {
-    use crate::config::{MailTransportKind, SmtpTlsMode};
-    use gatehouse_infra::mail::{FileTransport, SmtpSettings, SmtpTls, SmtpTransport};
-    let m = &config.raw.mail;
-    Ok(match m.transport {
-        MailTransportKind::File => {
-            let dir = config.raw.data_dir.join("mail");
+    use crate::config::MailTransportSettings;
+    use gatehouse_infra::mail::{FileTransport, SmtpTransport};
+    Ok(match &config.mail.transport {
+        MailTransportSettings::File(dir) => {
             tracing::warn!(
                 dir = %dir.display(),
                 "mail is written to .eml files, not sent; configure [mail] transport = \"smtp\" to send it"
             );
-            Arc::new(FileTransport::new(dir))
+            Arc::new(FileTransport::new(dir.clone()))
         }
-        MailTransportKind::Smtp => {
-            let password = match &m.smtp.password_file {
-                Some(p) => Some(
-                    crate::keyfile::secret_text(p)
-                        .map_err(|e| StartError(format!("mail.smtp.password_file: {e}")))?,
-                ),
-                None => None,
-            };
-            let ca_pem =
-                match &m.smtp.ca_file {
-                    Some(p) => Some(std::fs::read(p).map_err(|e| {
-                        StartError(format!("mail.smtp.ca_file: {}: {e}", p.display()))
-                    })?),
-                    None => None,
-                };
-            let settings = SmtpSettings {
-                host: m.smtp.host.clone(),
-                port: m.smtp.port,
-                tls: match m.smtp.tls {
-                    SmtpTlsMode::Starttls => SmtpTls::StartTls,
-                    SmtpTlsMode::Implicit => SmtpTls::Implicit,
-                    SmtpTlsMode::None => SmtpTls::None,
-                },
-                username: m.smtp.username.clone(),
-                password,
-                ca_pem,
-                timeout: Duration::from_secs(m.smtp.timeout_secs),
-            };
-            Arc::new(SmtpTransport::new(&settings).map_err(StartError)?)
+        MailTransportSettings::Smtp(settings) => {
+            Arc::new(SmtpTransport::new(settings).map_err(StartError)?)
         }
     })
-}
-
-/// Sign-in lockouts as configured (off with rate limits off).
-fn lockouts(identity: Identity, config: &Config) -> Identity {
-    if config.rate_policy.is_none() {
-        return identity.with_lockouts(None, None);
-    }
-    let l = &config.raw.rate_limits.lockout;
-    let policy = |threshold| gatehouse_core::limits::LockoutPolicy {
-        threshold,
-        first_lock: time::Duration::seconds(i64::try_from(l.first_lock_secs).unwrap_or(2)),
-        max_lock: time::Duration::seconds(i64::try_from(l.max_lock_secs).unwrap_or(900)),
-        forget_after: time::Duration::hours(1),
-    };
-    identity.with_lockouts(
-        Some(policy(l.account_threshold)),
-        Some(policy(l.ip_threshold)),
-    )
 }
 
 /// The limiter's store: in-process, or Redis with the in-process fallback. A Redis that cannot be
@@ -585,14 +564,10 @@ fn lockouts(identity: Identity, config: &Config) -> Identity {
 async fn limit_store(config: &Config) -> Arc<dyn gatehouse_core::limits::RateLimitStore> {
     use crate::config::LimitStore;
     let memory = || Arc::new(gatehouse_core::limits::MemoryLimiter::default());
-    match (config.raw.rate_limits.store, &config.raw.redis_url) {
-        (LimitStore::Redis, Some(url)) => {
-            match gatehouse_infra::RedisLimiter::connect(
-                url,
-                &config.raw.rate_limits.redis_key_prefix,
-            )
-            .await
-            {
+    let store = config.rate_limits.as_ref().map(|r| r.store);
+    match (store, &config.redis_url) {
+        (Some(LimitStore::Redis), Some(url)) => {
+            match gatehouse_infra::RedisLimiter::connect(url, &config.redis_key_prefix).await {
                 Ok(redis) => Arc::new(gatehouse_infra::FallbackLimiter::new(Arc::new(redis))),
                 Err(e) => {
                     tracing::warn!(error = %e, "redis_url is not usable; rate limits are per instance");
@@ -605,12 +580,12 @@ async fn limit_store(config: &Config) -> Arc<dyn gatehouse_core::limits::RateLim
 }
 
 fn revocation_channel(config: &Config) -> String {
-    format!("{}revocations", config.raw.rate_limits.redis_key_prefix)
+    format!("{}revocations", config.redis_key_prefix)
 }
 
 /// Where revocations go besides this instance: Redis pub/sub when `redis_url` is set.
 fn fanout(config: &Config) -> Arc<dyn gatehouse_core::identity::RevocationFanout> {
-    match &config.raw.redis_url {
+    match &config.redis_url {
         Some(url) => match gatehouse_infra::RedisFanout::new(url, &revocation_channel(config)) {
             Ok(f) => Arc::new(f),
             Err(e) => {

@@ -108,7 +108,7 @@ pub fn main() -> ExitCode {
         let _ = writeln!(std::io::stderr(), "gatehouse: configuration is valid");
         return ExitCode::SUCCESS;
     }
-    logging::init(config.raw.log_format, &config.raw.log_level);
+    logging::init(config.log_format, &config.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -144,11 +144,11 @@ pub fn main() -> ExitCode {
 
 async fn serve(config: &Config) -> Result<(), String> {
     let app = App::build(config).await.map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
-        .map_err(|e| format!("listen: cannot bind {}: {e}", config.listen))?;
+        .map_err(|e| format!("listen: cannot bind {}: {e}", config.server.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    if config.raw.mode == crate::config::Mode::Development && !local.ip().is_loopback() {
+    if config.mode == crate::config::Mode::Development && !local.ip().is_loopback() {
         tracing::warn!(
             address = %local,
             "development mode is listening beyond loopback with a development key; use mode = \"production\" for anything reachable by others"
@@ -162,8 +162,8 @@ async fn serve(config: &Config) -> Result<(), String> {
     } else {
         "http"
     };
-    tracing::info!(address = %local, mode = ?config.raw.mode, "listening on {scheme}://{local}");
-    let admin = match config.admin_listen {
+    tracing::info!(address = %local, mode = ?config.mode, "listening on {scheme}://{local}");
+    let admin = match config.server.admin_listen {
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
@@ -179,9 +179,9 @@ async fn serve(config: &Config) -> Result<(), String> {
 }
 
 async fn migrate(config: &Config) -> Result<(), String> {
-    match &config.database {
+    match &config.database.database {
         Database::Sqlite { url } => {
-            std::fs::create_dir_all(&config.raw.data_dir).map_err(|e| format!("data_dir: {e}"))?;
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("data_dir: {e}"))?;
             let store = SqliteStore::connect(url, 1)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -14,9 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use gatehouse_core::audit::{self, Actor, AuditEvent, Audited};
-use gatehouse_core::store::{OrganizationRecord, Store};
-use gatehouse_core::{Clock, OrgId, SystemClock, TenantScope};
+use gatehouse_core::audit::{self, Actor, AuditEvent};
+use gatehouse_core::identity::{Audience, LoginInput, LoginOutcome};
+use gatehouse_core::keyring::{Keyring, KeyringSettings};
+use gatehouse_core::password_pool::PasswordPool;
+use gatehouse_core::signup::SignupInput;
+use gatehouse_core::store::Store;
+use gatehouse_core::{Clock, Kernel, KeySource, OrgId, RequestContext, SystemClock, TenantScope};
+use gatehouse_crypto::{Argon2Params, Key32, SecretString};
 use gatehouse_store_postgres::PostgresStore;
 use gatehouse_store_sqlite::SqliteStore;
 use sqlx::{AssertSqlSafe, Connection};
@@ -36,18 +41,69 @@ fn event(n: u64) -> AuditEvent {
     .with_request(Some(format!("{n:032x}")))
 }
 
-async fn new_org(store: &dyn Store) -> OrgId {
-    let clock = SystemClock;
-    let o = OrganizationRecord {
-        id: OrgId::new(&clock),
-        name: "bench".into(),
-        created_at: clock.now(),
-        keys_shredded_at: None,
+/// A kernel over `store`, to make organisations and scopes the way the product does.
+async fn kernel(store: Arc<dyn Store>) -> Kernel {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let keyring = Keyring::start(
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        &Key32::from_bytes([7; 32]),
+        KeyringSettings::default(),
+    )
+    .await
+    .unwrap();
+    let passwords = PasswordPool::start(1, 4, Argon2Params::MINIMUM).unwrap();
+    Kernel::new(
+        store,
+        clock,
+        passwords,
+        Arc::new(keyring),
+        KeySource::Environment,
+    )
+}
+
+/// A new organisation and a scope in it, obtained as a client would: sign up, sign in, and present
+/// the access token with the organisation's id. No test-only constructor is involved, so the bench
+/// builds without gatehouse-core's `testing` feature (and so does a `gatehouse` built beside it).
+async fn new_org(kernel: &Kernel) -> TenantScope {
+    let request = RequestContext::default();
+    let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
+    let password = "a long enough bench password";
+    let created = kernel
+        .signup()
+        .register(
+            SignupInput {
+                email: email.clone(),
+                password: SecretString::new(password.into()),
+                name: "Bench".into(),
+                organization_name: "bench".into(),
+            },
+            &request,
+        )
+        .await
+        .unwrap();
+    let org = created.organization_id;
+    let login = LoginInput {
+        email,
+        password: SecretString::new(password.into()),
+        device_name: None,
+        organization_id: Some(org),
+        browser: false,
     };
-    let mut tx = store.begin().await.unwrap();
-    tx.insert_organization(&o).await.unwrap();
-    tx.commit(Audited::for_tests()).await.unwrap();
-    o.id
+    let LoginOutcome::Session(session) = kernel.sessions().login(login, &request).await.unwrap()
+    else {
+        unreachable!("the bench user has no second factor");
+    };
+    let principal = kernel
+        .auth()
+        .authenticate(session.access_token.expose(), Audience::Tenant)
+        .await
+        .unwrap();
+    kernel
+        .auth()
+        .check_org_header(&principal, Some(&org.to_string()), &request)
+        .await
+        .unwrap()
 }
 
 /// Runs `writers` loops of `op` for `secs` and returns operations per second.
@@ -88,16 +144,13 @@ fn report(backend: &str, writers: usize, audited: f64, batched: f64, plain: f64)
 }
 
 /// Audited appends through the group-commit writer (`AuditBatcher`).
-async fn batched(store: Arc<dyn Store>, writers: usize, secs: u64) -> f64 {
-    let org = new_org(store.as_ref()).await;
+async fn batched(kernel: &Kernel, store: Arc<dyn Store>, writers: usize, secs: u64) -> f64 {
+    let scope = new_org(kernel).await;
     let batcher = audit::AuditBatcher::start(Arc::clone(&store), Arc::new(SystemClock), 256);
     run(writers, secs, move |n| {
         let batcher = batcher.clone();
         async move {
-            batcher
-                .record(&TenantScope::for_tests(org), event(n))
-                .await
-                .unwrap();
+            batcher.record(&scope, event(n)).await.unwrap();
         }
     })
     .await
@@ -114,20 +167,17 @@ async fn sqlite(secs: u64) {
         .execute(store.pool())
         .await
         .unwrap();
+    let kernel = kernel(Arc::new(store.clone())).await;
     for writers in [1, 8, 64] {
         let s: Arc<dyn Store> = Arc::new(store.clone());
-        let org = new_org(s.as_ref()).await;
+        let scope = new_org(&kernel).await;
+        let org = scope.org_id();
         let audited = run(writers, secs, move |n| {
             let s = Arc::clone(&s);
             async move {
-                audit::record_tenant(
-                    s.as_ref(),
-                    &TenantScope::for_tests(org),
-                    &SystemClock,
-                    event(n),
-                )
-                .await
-                .unwrap();
+                audit::record_tenant(s.as_ref(), &scope, &SystemClock, event(n))
+                    .await
+                    .unwrap();
             }
         })
         .await;
@@ -141,7 +191,7 @@ async fn sqlite(secs: u64) {
             }
         })
         .await;
-        let grouped = batched(Arc::new(store.clone()), writers, secs).await;
+        let grouped = batched(&kernel, Arc::new(store.clone()), writers, secs).await;
         report("sqlite", writers, audited, grouped, plain);
     }
     store.pool().close().await;
@@ -201,20 +251,17 @@ async fn postgres(secs: u64) {
         .unwrap();
     owner.close().await.unwrap();
     let store = PostgresStore::connect(&app_url, 8).await.unwrap();
+    let kernel = kernel(Arc::new(store.clone())).await;
     for writers in [1, 8, 64] {
         let s: Arc<dyn Store> = Arc::new(store.clone());
-        let org = new_org(s.as_ref()).await;
+        let scope = new_org(&kernel).await;
+        let org = scope.org_id();
         let audited = run(writers, secs, move |n| {
             let s = Arc::clone(&s);
             async move {
-                audit::record_tenant(
-                    s.as_ref(),
-                    &TenantScope::for_tests(org),
-                    &SystemClock,
-                    event(n),
-                )
-                .await
-                .unwrap();
+                audit::record_tenant(s.as_ref(), &scope, &SystemClock, event(n))
+                    .await
+                    .unwrap();
             }
         })
         .await;
@@ -243,7 +290,7 @@ async fn postgres(secs: u64) {
             }
         })
         .await;
-        let grouped = batched(Arc::new(store.clone()), writers, secs).await;
+        let grouped = batched(&kernel, Arc::new(store.clone()), writers, secs).await;
         report("postgres", writers, audited, grouped, plain);
     }
     store.pool().close().await;

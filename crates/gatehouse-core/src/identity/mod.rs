@@ -60,8 +60,13 @@ pub struct Identity {
         std::sync::Mutex<std::collections::HashMap<crate::ids::UserId, OffsetDateTime>>,
 }
 
-/// The default sign-in lockouts: 5 failures per account, 20 per address, then 2 s doubling to
-/// 15 minutes.
+/// Failed sign-ins per account (known or not) before the default lockout locks it.
+pub const ACCOUNT_LOCKOUT_THRESHOLD: u32 = 5;
+/// Failed sign-ins per client address before the default lockout locks it.
+pub const IP_LOCKOUT_THRESHOLD: u32 = 20;
+
+/// The default sign-in lockouts: `ACCOUNT_LOCKOUT_THRESHOLD` failures per account,
+/// `IP_LOCKOUT_THRESHOLD` per address, then 2 s doubling to 15 minutes.
 #[must_use]
 pub fn lockout_policy(threshold: u32) -> crate::limits::LockoutPolicy {
     crate::limits::LockoutPolicy {
@@ -81,8 +86,10 @@ impl Identity {
             cache: SessionCache::new(100_000),
             fanout,
             dummy_hash: OnceCell::new(),
-            account_lockouts: crate::limits::Lockouts::new(lockout_policy(5)),
-            ip_lockouts: crate::limits::Lockouts::new(lockout_policy(20)),
+            account_lockouts: crate::limits::Lockouts::new(lockout_policy(
+                ACCOUNT_LOCKOUT_THRESHOLD,
+            )),
+            ip_lockouts: crate::limits::Lockouts::new(lockout_policy(IP_LOCKOUT_THRESHOLD)),
             reset_sent: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }

@@ -44,6 +44,14 @@ pub enum UnverifiedAccess {
 
 impl UnverifiedAccess {
     #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::ReadOnly => "read_only",
+        }
+    }
+
+    #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "full" => Some(Self::Full),

@@ -195,19 +195,21 @@ pub struct Mail<'k>(pub(crate) &'k Kernel);
 
 crate::kernel::service_handle!(Mail);
 
-impl Mail<'_> {
+impl<'k> Mail<'k> {
     /// Notified when mail was queued; the delivery loop waits on it between polls.
     #[must_use]
-    pub fn wakeup(&self) -> &tokio::sync::Notify {
+    pub fn wakeup(&self) -> &'k tokio::sync::Notify {
         self.0.mail_wakeup()
     }
 
     /// Deliveries and failures since start, and the last failure.
     #[must_use]
-    pub fn health(&self) -> &MailHealth {
+    pub fn health(&self) -> &'k MailHealth {
         self.0.mail_health()
     }
+}
 
+impl Mail<'_> {
     /// Delivers the messages due now through `transport`; failures are rescheduled with backoff.
     pub async fn deliver_due(
         &self,

@@ -2,6 +2,7 @@
 #![allow(clippy::result_large_err)]
 
 use figment::Jail;
+use gatehouse_crypto::Argon2Params;
 
 use super::*;
 
@@ -18,15 +19,15 @@ const KEY_B64: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="; // 32 byte
 fn defaults_are_valid_and_local() {
     Jail::expect_with(|_| {
         let c = Config::load_from(None).map_err(|e| e.0)?;
-        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.server.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(
-            c.database,
+            c.database.database,
             Database::Sqlite {
                 url: "sqlite://gatehouse-data/gatehouse.db".into()
             }
         );
         assert!(matches!(c.master_key, MasterKey::GeneratedDevelopment(_)));
-        assert_eq!(c.argon2, Argon2Params::MINIMUM);
+        assert_eq!(c.password_hashing.argon2, Argon2Params::MINIMUM);
         Ok(())
     });
 }
@@ -63,7 +64,7 @@ fn cors_wildcard_is_refused_from_file_and_env() {
         );
         let c = Config::load_from(None).map_err(|e| e.0)?;
         assert_eq!(
-            c.raw.cors_allowed_origins,
+            c.server.cors_allowed_origins,
             vec!["https://app.example.com".to_owned()]
         );
         Ok(())

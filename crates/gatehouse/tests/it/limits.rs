@@ -264,7 +264,8 @@ async fn operator_sign_in_locks_out_like_customer_sign_in() {
     })
     .await;
     app.kernel
-        .operators().create(
+        .operators()
+        .create(
             "ops@platform.example",
             "Ops",
             gatehouse_crypto::SecretString::from(PASSWORD.to_owned()),

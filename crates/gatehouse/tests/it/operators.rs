@@ -10,7 +10,8 @@ use crate::support::{PASSWORD, Signed, TestApp, expect_problem};
 async fn operator(app: &TestApp) -> (String, String) {
     let id = app
         .kernel
-        .operators().create(
+        .operators()
+        .create(
             "ops@platform.example",
             "Platform Ops",
             SecretString::from(PASSWORD.to_owned()),
@@ -183,7 +184,8 @@ async fn the_operator_api_can_move_to_its_own_listener() {
     let app = TestApp::spawn_with(|raw| raw.admin_listen = Some("127.0.0.1:0".into())).await;
     let admin = app.admin_base.clone().unwrap();
     app.kernel
-        .operators().create(
+        .operators()
+        .create(
             "ops@platform.example",
             "Platform Ops",
             SecretString::from(PASSWORD.to_owned()),

@@ -23,7 +23,8 @@ async fn stored_hash(app: &TestApp, email: &str) -> String {
 async fn a_bcrypt_imported_user_signs_in_and_is_stored_as_argon2id_afterwards() {
     let app = TestApp::spawn().await;
     app.kernel
-        .operators().create(
+        .operators()
+        .create(
             "ops@platform.example",
             "Ops",
             SecretString::from(PASSWORD.to_owned()),

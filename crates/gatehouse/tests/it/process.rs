@@ -454,7 +454,8 @@ async fn reencryption_killed_mid_job_is_completed_after_restart() {
     let app = gatehouse::App::build(&config).await.unwrap();
     let kernel = std::sync::Arc::clone(app.kernel());
     let created = kernel
-        .signup().register(
+        .signup()
+        .register(
             gatehouse_core::signup::SignupInput {
                 email: "kill@example.com".into(),
                 password: gatehouse_crypto::SecretString::new("a long enough password".into()),

@@ -144,7 +144,7 @@ impl TestApp {
         let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let admin = match config.admin_listen {
+        let admin = match config.server.admin_listen {
             Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
             None => None,
         };

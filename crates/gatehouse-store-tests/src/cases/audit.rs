@@ -1,5 +1,8 @@
-//! The audit chain over a real store: one transaction with its change, one chain under
-//! concurrency, tampering found, append-only enforced by the database.
+//! The contract of `AuditStore` (core's `store/audit.rs`), the tenant audit chain: an event lives
+//! and dies with its transaction's change, concurrent and group-committed writers make one chain,
+//! tampering is found and named, the events are append-only in the database, chains are per
+//! organisation, and filters and cursors return exactly the right events. (The operator chain,
+//! `OperatorAuditStore`, is checked here alongside where a case rolls back or batches both.)
 
 use std::sync::Arc;
 

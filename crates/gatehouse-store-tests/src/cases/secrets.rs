@@ -1,6 +1,6 @@
-//! The shared-secrets vault's metadata and the transit floor over a real store: live names are
-//! unique, versions only advance to the next number, deletion is soft and once, listing pages
-//! newest first, and every row stays inside its organisation.
+//! The contract of `SecretStore` (core's `store/secrets.rs`), the shared-secrets vault's metadata:
+//! live names are unique, versions only advance to the next number, deletion is soft and once,
+//! listing pages newest first, and every row stays inside its organisation.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::cases::{clock, seed};
 
-fn secret(clock: &FakeClock, org: OrgId, name: &str) -> SecretRecord {
+pub(crate) fn secret(clock: &FakeClock, org: OrgId, name: &str) -> SecretRecord {
     let now = clock.now();
     SecretRecord {
         org_id: org,
@@ -29,7 +29,7 @@ fn secret(clock: &FakeClock, org: OrgId, name: &str) -> SecretRecord {
     }
 }
 
-fn version(clock: &FakeClock, s: &SecretRecord, number: u32) -> SecretVersionRecord {
+pub(crate) fn version(clock: &FakeClock, s: &SecretRecord, number: u32) -> SecretVersionRecord {
     SecretVersionRecord {
         org_id: s.org_id,
         secret_id: s.id,
@@ -54,7 +54,10 @@ fn page(cursor: Option<&str>, limit: u32) -> PageRequest {
     PageRequest::parse(cursor, Some(limit)).unwrap()
 }
 
-async fn in_scope(store: &dyn Store, org: OrgId) -> Box<dyn gatehouse_core::store::TenantTx> {
+pub(crate) async fn in_scope(
+    store: &dyn Store,
+    org: OrgId,
+) -> Box<dyn gatehouse_core::store::TenantTx> {
     store
         .begin_scoped(&TenantScope::for_tests(org))
         .await
@@ -325,71 +328,6 @@ pub async fn vault_versions_advance_one_at_a_time_until_deleted(store: Arc<dyn S
         tx.secret_versions(s.id).await.unwrap(),
         vec![first_version(&s), v2, v3]
     );
-}
-
-pub async fn vault_transit_floor_is_unset_then_set_then_moved(store: Arc<dyn Store>) {
-    let clock = clock();
-    let seeded = seed(store.as_ref(), &clock, 2).await;
-    let (a, b) = (seeded[0].0, seeded[1].0);
-    let mut tx = in_scope(store.as_ref(), a).await;
-    assert_eq!(tx.transit_floor().await.unwrap(), None);
-    tx.set_transit_floor(1).await.unwrap();
-    assert_eq!(tx.transit_floor().await.unwrap(), Some(1));
-    tx.commit(Audited::for_tests()).await.unwrap();
-
-    let mut tx = in_scope(store.as_ref(), a).await;
-    assert_eq!(tx.transit_floor().await.unwrap(), Some(1));
-    tx.set_transit_floor(4).await.unwrap();
-    tx.commit(Audited::for_tests()).await.unwrap();
-    let mut tx = in_scope(store.as_ref(), a).await;
-    assert_eq!(tx.transit_floor().await.unwrap(), Some(4));
-    // Never lowered, whatever a racing raise asks for.
-    tx.set_transit_floor(3).await.unwrap();
-    assert_eq!(tx.transit_floor().await.unwrap(), Some(4));
-    drop(tx);
-
-    // Another organisation's floor is its own.
-    let mut tx = in_scope(store.as_ref(), b).await;
-    assert_eq!(tx.transit_floor().await.unwrap(), None);
-    tx.set_transit_floor(2).await.unwrap();
-    tx.commit(Audited::for_tests()).await.unwrap();
-    let mut tx = in_scope(store.as_ref(), a).await;
-    assert_eq!(tx.transit_floor().await.unwrap(), Some(4));
-    drop(tx);
-
-    // A version the backend cannot hold is refused, never stored as another number.
-    let mut tx = in_scope(store.as_ref(), b).await;
-    match tx.set_transit_floor(u32::MAX).await {
-        Ok(()) => assert_eq!(tx.transit_floor().await.unwrap(), Some(u32::MAX)),
-        Err(e) => assert!(matches!(e, StoreError::Backend(_)), "{e:?}"),
-    }
-    drop(tx);
-    let mut tx = in_scope(store.as_ref(), b).await;
-    assert_eq!(tx.transit_floor().await.unwrap(), Some(2));
-    drop(tx);
-
-    let s = secret(&clock, a, "huge");
-    let mut tx = in_scope(store.as_ref(), a).await;
-    tx.insert_secret(&s).await.unwrap();
-    tx.commit(Audited::for_tests()).await.unwrap();
-    let mut tx = in_scope(store.as_ref(), a).await;
-    let mut huge = s.clone();
-    huge.id = Uuid::from_u128(7);
-    huge.name = "huger".into();
-    huge.current_version = u32::MAX;
-    match tx.insert_secret(&huge).await {
-        Ok(()) => assert_eq!(tx.secret(huge.id).await.unwrap(), Some(huge.clone())),
-        Err(e) => assert!(matches!(e, StoreError::Backend(_)), "{e:?}"),
-    }
-    drop(tx);
-    let mut tx = in_scope(store.as_ref(), a).await;
-    match tx.add_secret_version(&version(&clock, &s, u32::MAX)).await {
-        Ok(added) => assert!(!added, "u32::MAX is not the version after 1"),
-        Err(e) => assert!(matches!(e, StoreError::Backend(_)), "{e:?}"),
-    }
-    drop(tx);
-    let mut tx = in_scope(store.as_ref(), a).await;
-    assert_eq!(tx.secret(s.id).await.unwrap().unwrap().current_version, 1);
 }
 
 pub async fn vault_secrets_never_cross_organisations(store: Arc<dyn Store>) {

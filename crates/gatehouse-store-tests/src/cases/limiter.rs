@@ -1,5 +1,5 @@
-//! The rate-limiter behaviour suite: every `RateLimitStore` (in-process, Redis) must pass it.
-//! Times are explicit, so no case sleeps.
+//! The rate-limiter behaviour suite (not a store role: core's `limits::RateLimitStore`): every
+//! `RateLimitStore` (in-process, Redis) must pass it. Times are explicit, so no case sleeps.
 
 use std::sync::Arc;
 
@@ -95,7 +95,7 @@ macro_rules! limiter_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                $crate::limiter_cases::$case($make().await).await;
+                $crate::cases::limiter::$case($make().await).await;
             }
         )*
     };

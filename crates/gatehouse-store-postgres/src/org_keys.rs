@@ -1,0 +1,145 @@
+//! An organisation's data keys and transit settings, inside its scope under row-level security:
+//! every statement names the scope's org id.
+
+use async_trait::async_trait;
+use gatehouse_core::store::{
+    KeyState, OrgKeyRecord, OrgKeyStore, OrganizationRecord, ensure_in_scope,
+};
+use gatehouse_core::{OrgId, StoreError};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use crate::errors::map_err;
+use crate::rows::{self, checked_int, int, state_col, u32_col, uuid_col};
+use crate::tx::PgTenantTx;
+
+fn org_key(row: &PgRow) -> Result<OrgKeyRecord, StoreError> {
+    let n: i64 = row.try_get("encryptions").map_err(map_err)?;
+    Ok(OrgKeyRecord {
+        org_id: OrgId::from_uuid(uuid_col(row, "org_id")?),
+        version: u32_col(row, "version")?,
+        wrapped: row.try_get("wrapped").map_err(map_err)?,
+        kek_version: u32_col(row, "kek_version")?,
+        state: state_col(row)?,
+        encryptions: u64::try_from(n).map_err(|_| StoreError::Corrupt("encryptions".into()))?,
+        created_at: row.try_get("created_at").map_err(map_err)?,
+    })
+}
+
+#[async_trait]
+impl OrgKeyStore for PgTenantTx {
+    async fn organization(&mut self) -> Result<Option<OrganizationRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM organizations WHERE id = $1")
+            .bind(self.scope.org_id().as_uuid())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::organization).transpose()
+    }
+
+    async fn org_keys(&mut self) -> Result<Vec<OrgKeyRecord>, StoreError> {
+        let found = sqlx::query("SELECT * FROM org_keys WHERE org_id = $1 ORDER BY version")
+            .bind(self.scope.org_id().as_uuid())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        found.iter().map(org_key).collect()
+    }
+
+    async fn insert_org_key(&mut self, k: &OrgKeyRecord) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, k.org_id)?;
+        sqlx::query(
+            "INSERT INTO org_keys (org_id, version, wrapped, kek_version, state, encryptions, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(int(k.version))
+        .bind(&k.wrapped)
+        .bind(int(k.kek_version))
+        .bind(k.state.as_str())
+        .bind(i64::try_from(k.encryptions).unwrap_or(i64::MAX))
+        .bind(k.created_at)
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn update_org_key(
+        &mut self,
+        version: u32,
+        wrapped: &[u8],
+        kek_version: u32,
+        state: KeyState,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE org_keys SET wrapped = $1, kek_version = $2, state = $3 WHERE org_id = $4 AND version = $5",
+        )
+        .bind(wrapped)
+        .bind(int(kek_version))
+        .bind(state.as_str())
+        .bind(self.scope.org_id().as_uuid())
+        .bind(int(version))
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn lock_org_keys(&mut self) -> Result<Vec<OrgKeyRecord>, StoreError> {
+        let found =
+            sqlx::query("SELECT * FROM org_keys WHERE org_id = $1 ORDER BY version FOR UPDATE")
+                .bind(self.scope.org_id().as_uuid())
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+        found.iter().map(org_key).collect()
+    }
+
+    async fn count_encryption(&mut self, version: u32) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "UPDATE org_keys SET encryptions = encryptions + 1 \
+             WHERE org_id = $1 AND version = $2 AND state = 'active' RETURNING encryptions",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(int(version))
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(map_err)?
+        .ok_or_else(|| {
+            StoreError::Backend(format!("data key version {version} is no longer active"))
+        })?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt("encryptions".into()))
+    }
+
+    async fn delete_org_keys(&mut self) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM org_keys WHERE org_id = $1")
+            .bind(self.scope.org_id().as_uuid())
+            .execute(&mut *self.tx)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
+    }
+
+    async fn transit_floor(&mut self) -> Result<Option<u32>, StoreError> {
+        let row = sqlx::query("SELECT min_version FROM transit_settings WHERE org_id = $1")
+            .bind(self.scope.org_id().as_uuid())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(|r| u32_col(r, "min_version")).transpose()
+    }
+
+    async fn set_transit_floor(&mut self, version: u32) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO transit_settings (org_id, min_version) VALUES ($1, $2) \
+             ON CONFLICT (org_id) DO UPDATE SET min_version = GREATEST(transit_settings.min_version, excluded.min_version)",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(checked_int(version)?)
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+}

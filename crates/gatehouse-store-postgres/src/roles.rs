@@ -1,0 +1,72 @@
+//! Custom roles inside one organisation's scope, under row-level security: every statement names
+//! the scope's org id.
+
+use async_trait::async_trait;
+use gatehouse_core::store::{CustomRoleRecord, CustomRoleStore, ensure_in_scope};
+use gatehouse_core::{OrgId, StoreError};
+use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+
+use crate::errors::map_err;
+use crate::rows::{get, time_col};
+use crate::tx::PgTenantTx;
+
+fn custom_role(row: &PgRow) -> Result<CustomRoleRecord, StoreError> {
+    let perms: String = get(row, "permissions")?;
+    Ok(CustomRoleRecord {
+        org_id: OrgId::from_uuid(get(row, "org_id")?),
+        name: get(row, "name")?,
+        permissions: perms
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
+/// The organisation's custom roles by name: the one named `name`, or all of them when `None`.
+async fn roles_named(
+    c: &mut PgConnection,
+    org: OrgId,
+    name: Option<&str>,
+) -> Result<Vec<CustomRoleRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT * FROM roles WHERE org_id = $1 AND ($2::text IS NULL OR name = $2) ORDER BY name",
+    )
+    .bind(org.as_uuid())
+    .bind(name)
+    .fetch_all(c)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(custom_role).collect()
+}
+
+#[async_trait]
+impl CustomRoleStore for PgTenantTx {
+    async fn insert_custom_role(&mut self, r: &CustomRoleRecord) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, r.org_id)?;
+        sqlx::query(
+            "INSERT INTO roles (org_id, name, permissions, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(&r.name)
+        .bind(r.permissions.join(","))
+        .bind(r.created_at)
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn custom_role(&mut self, name: &str) -> Result<Option<CustomRoleRecord>, StoreError> {
+        Ok(roles_named(&mut self.tx, self.scope.org_id(), Some(name))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn custom_roles(&mut self) -> Result<Vec<CustomRoleRecord>, StoreError> {
+        roles_named(&mut self.tx, self.scope.org_id(), None).await
+    }
+}

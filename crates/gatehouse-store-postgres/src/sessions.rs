@@ -1,0 +1,176 @@
+//! Sessions (platform rows, no row-level security: a session may name an organisation but is
+//! read before any scope is entered).
+
+use async_trait::async_trait;
+use gatehouse_core::store::{SessionRecord, SessionStore, Tier};
+use gatehouse_core::{OrgId, StoreError};
+use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::errors::map_err;
+use crate::rows::{get, opt_time_col, time_col};
+use crate::tx::PgTx;
+
+fn session(row: &PgRow) -> Result<SessionRecord, StoreError> {
+    let tier: String = get(row, "tier")?;
+    let org: Option<Uuid> = get(row, "org_id")?;
+    Ok(SessionRecord {
+        id: get(row, "id")?,
+        subject_id: get(row, "subject_id")?,
+        tier: Tier::parse(&tier).ok_or_else(|| StoreError::Corrupt(format!("tier {tier:?}")))?,
+        org_id: org.map(OrgId::from_uuid),
+        impersonator_id: get(row, "impersonator_id")?,
+        reason: get(row, "reason")?,
+        device_name: get(row, "device_name")?,
+        user_agent: get(row, "user_agent")?,
+        ip: get(row, "ip")?,
+        refresh_hash: get(row, "refresh_hash")?,
+        previous_refresh_hash: get(row, "previous_refresh_hash")?,
+        created_at: time_col(row, "created_at")?,
+        last_seen_at: time_col(row, "last_seen_at")?,
+        expires_at: time_col(row, "expires_at")?,
+        revoked_at: opt_time_col(row, "revoked_at")?,
+        auth_at: time_col(row, "auth_at")?,
+        mfa_at: opt_time_col(row, "mfa_at")?,
+    })
+}
+
+#[async_trait]
+impl SessionStore for PgTx {
+    async fn insert_session(&mut self, s: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, subject_id, tier, org_id, impersonator_id, reason, device_name, \
+             user_agent, ip, refresh_hash, created_at, last_seen_at, expires_at, revoked_at, auth_at, \
+             mfa_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(s.id)
+        .bind(s.subject_id)
+        .bind(s.tier.as_str())
+        .bind(s.org_id.map(|o| o.as_uuid()))
+        .bind(s.impersonator_id)
+        .bind(&s.reason)
+        .bind(&s.device_name)
+        .bind(&s.user_agent)
+        .bind(&s.ip)
+        .bind(&s.refresh_hash)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.expires_at)
+        .bind(s.revoked_at)
+        .bind(s.auth_at)
+        .bind(s.mfa_at)
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn session(&mut self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(session).transpose()
+    }
+
+    async fn rotate_refresh(
+        &mut self,
+        id: Uuid,
+        old: &[u8],
+        new: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET previous_refresh_hash = refresh_hash, refresh_hash = $1, \
+             last_seen_at = $2 WHERE id = $3 AND refresh_hash = $4 AND revoked_at IS NULL",
+        )
+        .bind(new)
+        .bind(at)
+        .bind(id)
+        .bind(old)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_session_org(&mut self, id: Uuid, org: OrgId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET org_id = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(org.as_uuid())
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn revoke_session(&mut self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_sessions_of(
+        &mut self,
+        subject: Uuid,
+        keep: Option<Uuid>,
+        at: OffsetDateTime,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE subject_id = $2 AND revoked_at IS NULL \
+             AND ($3::uuid IS NULL OR id <> $3) RETURNING id",
+        )
+        .bind(at)
+        .bind(subject)
+        .bind(keep)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(|r| get(r, "id")).collect()
+    }
+
+    async fn live_sessions_of(
+        &mut self,
+        subject: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE subject_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY created_at DESC LIMIT 500",
+        )
+        .bind(subject)
+        .bind(now)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session).collect()
+    }
+
+    async fn set_session_auth(
+        &mut self,
+        id: Uuid,
+        auth_at: OffsetDateTime,
+        mfa_at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        // Live: unrevoked, and unexpired at the time of the check. A check without a second factor
+        // keeps the last one's time.
+        let done = sqlx::query(
+            "UPDATE sessions SET auth_at = $1, mfa_at = coalesce($2::timestamptz, mfa_at) \
+             WHERE id = $3 AND revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(auth_at)
+        .bind(mfa_at)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,107 @@
+//! Users (platform rows, no row-level security), and the memberships a user may read across
+//! organisations.
+
+use async_trait::async_trait;
+use gatehouse_core::store::{MembershipRecord, UserRecord, UserStore};
+use gatehouse_core::{StoreError, UserId};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
+
+use crate::errors::map_err;
+use crate::rows::{self, uuid_col};
+use crate::tx::PgTx;
+
+fn user(row: &PgRow) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        id: UserId::from_uuid(uuid_col(row, "id")?),
+        email: row.try_get("email").map_err(map_err)?,
+        name: row.try_get("name").map_err(map_err)?,
+        password_hash: row.try_get("password_hash").map_err(map_err)?,
+        created_at: row.try_get("created_at").map_err(map_err)?,
+        email_verified_at: row.try_get("email_verified_at").map_err(map_err)?,
+    })
+}
+
+#[async_trait]
+impl UserStore for PgTx {
+    async fn insert_user(&mut self, u: &UserRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, created_at, email_verified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(u.id.as_uuid())
+        .bind(&u.email)
+        .bind(&u.name)
+        .bind(&u.password_hash)
+        .bind(u.created_at)
+        .bind(u.email_verified_at)
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user).transpose()
+    }
+
+    async fn user_by_id(&mut self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user).transpose()
+    }
+
+    async fn set_password_hash(&mut self, user: UserId, hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user.as_uuid())
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn set_email_verified(
+        &mut self,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET email_verified_at = $1 WHERE id = $2 AND email_verified_at IS NULL",
+        )
+        .bind(at)
+        .bind(user.as_uuid())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn memberships_of_user(
+        &mut self,
+        user: UserId,
+    ) -> Result<Vec<MembershipRecord>, StoreError> {
+        // The own_memberships policy admits rows naming the user this transaction declares.
+        sqlx::query("SELECT set_config('gatehouse.user_id', $1, true)")
+            .bind(user.as_uuid().to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        let found =
+            sqlx::query("SELECT * FROM memberships WHERE user_id = $1 ORDER BY created_at, org_id")
+                .bind(user.as_uuid())
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+        found.iter().map(rows::membership).collect()
+    }
+}

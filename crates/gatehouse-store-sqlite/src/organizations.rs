@@ -1,0 +1,70 @@
+//! Organisations in SQLite, as the platform sees them (by id); inside its own scope an
+//! organisation reads itself through `org_keys.rs`.
+
+use async_trait::async_trait;
+use gatehouse_core::store::{OrganizationRecord, OrganizationStore};
+use gatehouse_core::{OrgId, StoreError};
+use time::OffsetDateTime;
+
+use crate::errors::map_err;
+use crate::rows::{self, micros};
+use crate::tx::SqliteTx;
+
+#[async_trait]
+impl OrganizationStore for SqliteTx {
+    async fn insert_organization(&mut self, o: &OrganizationRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(o.id.as_uuid())
+            .bind(&o.name)
+            .bind(micros(o.created_at))
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn organization_by_id(
+        &mut self,
+        id: OrgId,
+    ) -> Result<Option<OrganizationRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM organizations WHERE id = ?")
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::organization).transpose()
+    }
+
+    async fn organization_ids(
+        &mut self,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> Result<Vec<OrgId>, StoreError> {
+        let found: Vec<(uuid::Uuid,)> = sqlx::query_as(
+            "SELECT id FROM organizations WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2",
+        )
+        .bind(after.map(|o| o.as_uuid()))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(found
+            .into_iter()
+            .map(|(id,)| OrgId::from_uuid(id))
+            .collect())
+    }
+
+    async fn mark_keys_shredded(
+        &mut self,
+        org: OrgId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE organizations SET keys_shredded_at = ? WHERE id = ?")
+            .bind(micros(at))
+            .bind(org.as_uuid())
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+}

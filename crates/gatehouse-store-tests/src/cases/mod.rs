@@ -1,0 +1,70 @@
+//! The cases, one file per store role, named as core's `store/<role>.rs` and each backend's
+//! `src/<role>.rs`, so a role's trait, its implementations and its contract compare file by file.
+//! Each case states one promise every backend keeps. Cases on transactions and tenant isolation
+//! across roles are in `transactions`; the keyring's cross-role case, and the helpers its cases
+//! share, in `keyring`; the rate limiter (not a store) in `limiter`. This module holds the
+//! helpers the roles share: the clock and the seeded organisations and users.
+
+pub mod api_keys;
+pub mod audit;
+pub mod key_material;
+pub mod keyring;
+pub mod limiter;
+pub mod members;
+pub mod one_time_tokens;
+pub mod operators;
+pub mod org_keys;
+pub mod organizations;
+pub mod outbox;
+pub mod sealed_fields;
+pub mod second_factor;
+pub mod secrets;
+pub mod sessions;
+pub mod transactions;
+pub mod users;
+
+use gatehouse_core::audit::Audited;
+use gatehouse_core::store::{Role, Store, UserRecord};
+use gatehouse_core::{Clock, FakeClock, OrgId, TenantScope, UserId};
+use time::{Duration, OffsetDateTime};
+
+use crate::data::{member, org, user};
+
+pub(crate) fn clock() -> FakeClock {
+    // A time with a non-zero microsecond part, to catch precision loss.
+    FakeClock::at(
+        OffsetDateTime::UNIX_EPOCH + Duration::days(20_500) + Duration::microseconds(123_457),
+    )
+}
+
+/// Creates `n_orgs` organisations, each with its founding owner; returns (org, owner) pairs.
+pub(crate) async fn seed(
+    store: &dyn Store,
+    clock: &FakeClock,
+    n_orgs: usize,
+) -> Vec<(OrgId, UserId)> {
+    let mut out = Vec::new();
+    for i in 0..n_orgs {
+        let o = org(clock, &format!("org {i}"));
+        let u = user(clock, &format!("owner{i}@example.com"));
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_organization(&o).await.unwrap();
+        tx.insert_user(&u).await.unwrap();
+        let mut tx = tx.enter(&TenantScope::for_tests(o.id)).await.unwrap();
+        tx.insert_membership(&member(o.id, u.id, Role::Owner, clock.now()))
+            .await
+            .unwrap();
+        tx.commit(Audited::for_tests()).await.unwrap();
+        out.push((o.id, u.id));
+        clock.advance(Duration::milliseconds(1));
+    }
+    out
+}
+
+pub(crate) async fn new_user(store: &dyn Store, clock: &FakeClock, email: &str) -> UserRecord {
+    let u = user(clock, email);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_user(&u).await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
+    u
+}

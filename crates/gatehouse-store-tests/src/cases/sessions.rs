@@ -1,0 +1,333 @@
+//! The contract of `SessionStore` (core's `store/sessions.rs`): a refresh token rotates once,
+//! sessions revoke one by one or all but one, a revoked session is refused on the next request
+//! (sign-in, authentication and revocation through the kernel), and fresh-authentication times
+//! are recorded on live sessions only.
+
+use std::sync::Arc;
+
+use gatehouse_core::audit::Audited;
+use gatehouse_core::identity::{Audience, IssuedSession, LoginInput, LoginOutcome};
+use gatehouse_core::keyring::{Keyring, KeyringSettings};
+use gatehouse_core::password_pool::PasswordPool;
+use gatehouse_core::signup::SignupInput;
+use gatehouse_core::store::{SessionRecord, Store, Tier};
+use gatehouse_core::{AccountCall, Clock, Error, FakeClock, Kernel, KeySource, RequestContext};
+use gatehouse_crypto::{Argon2Params, Key32, SecretString};
+use time::Duration;
+use uuid::Uuid;
+
+use crate::cases::clock;
+
+pub use auth_times::second_factor_session_auth_is_recorded_on_live_sessions_only;
+
+fn session(clock: &FakeClock, subject: Uuid, hash: &[u8]) -> SessionRecord {
+    let now = clock.now();
+    SessionRecord {
+        id: gatehouse_core::ids::new_uuid(clock),
+        subject_id: subject,
+        tier: Tier::Customer,
+        org_id: None,
+        impersonator_id: None,
+        reason: None,
+        device_name: "laptop".into(),
+        user_agent: Some("test/1".into()),
+        ip: Some("192.0.2.1".into()),
+        refresh_hash: hash.to_vec(),
+        previous_refresh_hash: None,
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + Duration::days(7),
+        revoked_at: None,
+        auth_at: now,
+        mfa_at: None,
+    }
+}
+
+pub async fn identity_sessions_rotate_once_and_revoke(store: Arc<dyn Store>) {
+    let clock = clock();
+    let subject = Uuid::from_u128(7);
+    let a = session(&clock, subject, b"r1");
+    let b = session(&clock, subject, b"r2");
+    let c = session(&clock, subject, b"r3");
+    let mut tx = store.begin().await.unwrap();
+    for s in [&a, &b, &c] {
+        tx.insert_session(s).await.unwrap();
+    }
+    tx.commit(Audited::for_tests()).await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.session(a.id).await.unwrap(), Some(a.clone()));
+    let now = clock.now();
+    assert!(tx.rotate_refresh(a.id, b"r1", b"r1b", now).await.unwrap());
+    // The old digest no longer matches: a second rotation with it fails.
+    assert!(!tx.rotate_refresh(a.id, b"r1", b"r1c", now).await.unwrap());
+    assert!(tx.revoke_session(b.id, now).await.unwrap());
+    assert!(!tx.revoke_session(b.id, now).await.unwrap());
+    assert!(!tx.rotate_refresh(b.id, b"r2", b"x", now).await.unwrap());
+    let live: Vec<Uuid> = tx
+        .live_sessions_of(subject, now)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live.len(), 2);
+    assert!(!live.contains(&b.id));
+    let revoked = tx
+        .revoke_sessions_of(subject, Some(a.id), now)
+        .await
+        .unwrap();
+    assert_eq!(revoked, vec![c.id]);
+    tx.commit(Audited::for_tests()).await.unwrap();
+
+    let later = now + Duration::minutes(5);
+    store.touch_sessions(&[(a.id, later)]).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let a2 = tx.session(a.id).await.unwrap().unwrap();
+    assert_eq!(a2.last_seen_at, later);
+    assert_eq!(a2.refresh_hash, b"r1b".to_vec());
+    assert_eq!(a2.previous_refresh_hash, Some(b"r1".to_vec()));
+    assert!(
+        tx.session(c.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    // Expired sessions are not live.
+    assert!(
+        tx.live_sessions_of(subject, now + Duration::days(8))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Sign-in, per-request authentication and instant revocation through the kernel, on this store.
+pub async fn identity_revoked_sessions_are_refused_on_the_next_request(store: Arc<dyn Store>) {
+    let clock = Arc::new(clock());
+    let keyring = Keyring::start(
+        Arc::clone(&store),
+        clock.clone(),
+        &Key32::from_bytes([0x33; 32]),
+        KeyringSettings::default(),
+    )
+    .await
+    .unwrap();
+    let passwords = PasswordPool::start(2, 16, Argon2Params::MINIMUM).unwrap();
+    let kernel = Kernel::new(
+        Arc::clone(&store),
+        clock.clone(),
+        passwords,
+        Arc::new(keyring),
+        KeySource::Environment,
+    );
+    let request = RequestContext::default();
+    let password = "plum-orbit-cask-47";
+    kernel
+        .signup()
+        .register(
+            SignupInput {
+                email: "ada@example.com".into(),
+                password: SecretString::from(password.to_owned()),
+                name: "Ada".into(),
+                organization_name: "Engines".into(),
+            },
+            &request,
+        )
+        .await
+        .unwrap();
+    let login = |device: &str| LoginInput {
+        email: "ada@example.com".into(),
+        password: SecretString::from(password.to_owned()),
+        device_name: Some(device.to_owned()),
+        organization_id: None,
+        browser: false,
+    };
+    let signed_in = |outcome: LoginOutcome| -> IssuedSession {
+        match outcome {
+            LoginOutcome::Session(s) => s,
+            LoginOutcome::MfaRequired { .. } => panic!("no second factor was enrolled"),
+        }
+    };
+    let a = signed_in(kernel.sessions().login(login("a"), &request).await.unwrap());
+    let b = signed_in(kernel.sessions().login(login("b"), &request).await.unwrap());
+    let pa = kernel
+        .auth()
+        .authenticate(a.access_token.expose(), Audience::Tenant)
+        .await
+        .unwrap();
+    kernel
+        .auth()
+        .authenticate(b.access_token.expose(), Audience::Tenant)
+        .await
+        .unwrap();
+    kernel
+        .sessions()
+        .revoke(
+            &AccountCall {
+                principal: pa,
+                request: request.clone(),
+            },
+            b.session_id,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        kernel
+            .auth()
+            .authenticate(b.access_token.expose(), Audience::Tenant)
+            .await,
+        Err(Error::Unauthenticated(_))
+    ));
+    kernel
+        .auth()
+        .authenticate(a.access_token.expose(), Audience::Tenant)
+        .await
+        .unwrap();
+    // Refresh reuse ends session A.
+    let spent = a.refresh_token.unwrap();
+    kernel
+        .sessions()
+        .refresh(&spent, false, &request)
+        .await
+        .unwrap();
+    assert!(
+        kernel
+            .sessions()
+            .refresh(&spent, false, &request)
+            .await
+            .is_err()
+    );
+    assert!(
+        kernel
+            .auth()
+            .authenticate(a.access_token.expose(), Audience::Tenant)
+            .await
+            .is_err()
+    );
+    // A wrong password and an unknown email: the same error.
+    let mut wrong = login("c");
+    wrong.password = SecretString::from("not-the-password-9".to_owned());
+    let mut unknown = login("d");
+    unknown.email = "nobody@example.com".into();
+    for attempt in [wrong, unknown] {
+        assert!(matches!(
+            kernel.sessions().login(attempt, &request).await,
+            Err(Error::InvalidCredentials)
+        ));
+    }
+}
+
+/// Fresh-authentication times (`set_session_auth`), with the session builder their case was
+/// written with.
+mod auth_times {
+    use gatehouse_core::audit::Audited;
+    use gatehouse_core::store::{SessionRecord, Tier};
+    use gatehouse_core::{Clock, FakeClock};
+    use time::Duration;
+    use uuid::Uuid;
+
+    use crate::Fixture;
+    use crate::cases::clock;
+
+    fn session(clock: &FakeClock, subject: Uuid) -> SessionRecord {
+        let now = clock.now();
+        SessionRecord {
+            id: gatehouse_core::ids::new_uuid(clock),
+            subject_id: subject,
+            tier: Tier::Customer,
+            org_id: None,
+            impersonator_id: None,
+            reason: None,
+            device_name: "laptop".into(),
+            user_agent: None,
+            ip: None,
+            refresh_hash: now.unix_timestamp_nanos().to_le_bytes().to_vec(),
+            previous_refresh_hash: None,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + Duration::days(1),
+            revoked_at: None,
+            auth_at: now,
+            mfa_at: None,
+        }
+    }
+
+    pub async fn second_factor_session_auth_is_recorded_on_live_sessions_only(f: &dyn Fixture) {
+        let store = f.store();
+        let clock = clock();
+        let subject = Uuid::from_u128(21);
+        let live = session(&clock, subject);
+        clock.advance(Duration::milliseconds(1));
+        let with_mfa = SessionRecord {
+            mfa_at: Some(clock.now()),
+            ..session(&clock, subject)
+        };
+        clock.advance(Duration::milliseconds(1));
+        let revoked = session(&clock, subject);
+        let mut tx = store.begin().await.unwrap();
+        for s in [&live, &with_mfa, &revoked] {
+            tx.insert_session(s).await.unwrap();
+        }
+        assert!(tx.revoke_session(revoked.id, clock.now()).await.unwrap());
+        tx.commit(Audited::for_tests()).await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.session(live.id).await.unwrap(), Some(live.clone()));
+        assert_eq!(
+            tx.session(with_mfa.id).await.unwrap(),
+            Some(with_mfa.clone())
+        );
+
+        // A password check alone.
+        let t1 = clock.now() + Duration::minutes(10);
+        assert!(tx.set_session_auth(live.id, t1, None).await.unwrap());
+        let s = tx.session(live.id).await.unwrap().unwrap();
+        assert_eq!((s.auth_at, s.mfa_at), (t1, None));
+        // A password and a second factor.
+        let t2 = t1 + Duration::minutes(10);
+        assert!(tx.set_session_auth(live.id, t2, Some(t2)).await.unwrap());
+        let s = tx.session(live.id).await.unwrap().unwrap();
+        assert_eq!((s.auth_at, s.mfa_at), (t2, Some(t2)));
+        // A later password-only check keeps the second factor's time.
+        let t3 = t2 + Duration::minutes(10);
+        assert!(tx.set_session_auth(live.id, t3, None).await.unwrap());
+        let s = tx.session(live.id).await.unwrap().unwrap();
+        assert_eq!((s.auth_at, s.mfa_at), (t3, Some(t2)));
+        // Nothing else about the session changed.
+        assert_eq!(
+            s,
+            SessionRecord {
+                auth_at: t3,
+                mfa_at: Some(t2),
+                ..live.clone()
+            }
+        );
+
+        // A revoked session, an expired one and an unknown one are not live.
+        assert!(!tx.set_session_auth(revoked.id, t1, Some(t1)).await.unwrap());
+        let r = tx.session(revoked.id).await.unwrap().unwrap();
+        assert_eq!((r.auth_at, r.mfa_at), (revoked.auth_at, None));
+        let expired_at = with_mfa.expires_at + Duration::seconds(1);
+        assert!(
+            !tx.set_session_auth(with_mfa.id, expired_at, None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            tx.session(with_mfa.id).await.unwrap().unwrap().auth_at,
+            with_mfa.auth_at
+        );
+        assert!(
+            !tx.set_session_auth(Uuid::from_u128(99), t1, None)
+                .await
+                .unwrap()
+        );
+        tx.commit(Audited::for_tests()).await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.session(live.id).await.unwrap().unwrap().auth_at, t3);
+    }
+}

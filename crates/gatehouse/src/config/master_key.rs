@@ -1,0 +1,50 @@
+//! `GATEHOUSE_MASTER_KEY` or `master_key_file`: where the master key comes from (never the TOML
+//! file; see `refuse_secrets_in_file`).
+
+use std::path::PathBuf;
+
+use gatehouse_crypto::Key32;
+
+use super::{ConfigError, RawConfig, refuse};
+use crate::keyfile;
+
+/// Where the master key comes from. The key itself is read when the app is built.
+#[derive(Debug, Clone)]
+pub enum MasterKey {
+    Environment(Key32),
+    File(PathBuf, Key32),
+    /// Development only: generated on first start into the data directory.
+    GeneratedDevelopment(PathBuf),
+}
+
+pub(super) fn validate(
+    raw: &RawConfig,
+    env: Option<&str>,
+    production: bool,
+) -> Result<MasterKey, ConfigError> {
+    if let Some(text) = env {
+        if raw.master_key_file.is_some() {
+            return refuse(
+                "master_key_file: set together with GATEHOUSE_MASTER_KEY; supply the master key \
+                 one way only",
+            );
+        }
+        let key = Key32::from_base64(text)
+            .map_err(|e| ConfigError(format!("GATEHOUSE_MASTER_KEY: {e}")))?;
+        return Ok(MasterKey::Environment(key));
+    }
+    if let Some(path) = &raw.master_key_file {
+        let key = keyfile::read(path).map_err(|e| ConfigError(format!("master_key_file: {e}")))?;
+        return Ok(MasterKey::File(path.clone(), key));
+    }
+    if production {
+        return refuse(
+            "master_key: production mode needs a master key supplied with GATEHOUSE_MASTER_KEY \
+             (base64 of 32 random bytes) or master_key_file; the generated development key is \
+             refused",
+        );
+    }
+    Ok(MasterKey::GeneratedDevelopment(
+        raw.data_dir.join("master.key"),
+    ))
+}

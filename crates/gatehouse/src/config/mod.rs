@@ -1,0 +1,373 @@
+//! Configuration: embedded defaults, then an optional TOML file (`gatehouse.toml`, or the path in
+//! `--config`), then `GATEHOUSE_*` environment variables (nested keys with `__`, for example
+//! `GATEHOUSE_PASSWORD_HASHING__WORKERS`). Unknown keys are refused wherever they come from. The
+//! raw layers become one typed [`Config`]; an unsafe combination is refused with a sentence that
+//! names the setting.
+//!
+//! The master key is read only from `GATEHOUSE_MASTER_KEY` or `master_key_file`, never from the
+//! TOML file: configuration files end up in version control.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use gatehouse_core::identity::IdentitySettings;
+use serde::{Deserialize, Serialize};
+
+mod audit;
+mod database;
+mod identity;
+mod keyring;
+mod mail;
+mod master_key;
+pub mod metrics;
+pub mod otlp;
+mod password_hashing;
+mod rate_limits;
+pub mod security_txt;
+mod server;
+mod service_auth;
+pub mod tls;
+mod transit;
+
+pub use audit::AuditConfig;
+use database::database_url_text;
+pub use database::{Database, DatabaseSettings, redact_url};
+pub use identity::IdentityConfig;
+pub use keyring::{KeyringConfig, KeyringJobSettings};
+pub use mail::{
+    MailConfig, MailSetup, MailTransportKind, MailTransportSettings, SmtpConfig, SmtpTlsMode,
+};
+pub use master_key::MasterKey;
+pub use password_hashing::{PasswordHashing, PasswordHashingSettings};
+pub use rate_limits::{LimitStore, LockoutConfig, PerIpQuotas, RateLimitConfig, RateLimitSettings};
+pub use server::ServerSettings;
+pub use service_auth::{ServiceAuthConfig, ServiceSecret};
+pub use transit::TransitConfig;
+
+pub const CONFIG_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The file and environment layers, before validation. `Debug` redacts database passwords.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub version: u32,
+    pub mode: Mode,
+    pub listen: String,
+    /// Redis, for the scale-out path: revocations fan out through it (instances drop revoked
+    /// sessions and keys at once), and with `rate_limits.store = "redis"` limits are shared.
+    pub redis_url: Option<String>,
+    /// Optional: a separate address for the operator API (`/admin/v1`); when set, the main
+    /// listener no longer serves it.
+    pub admin_listen: Option<String>,
+    pub data_dir: PathBuf,
+    /// `sqlite://path` (default: `sqlite://{data_dir}/gatehouse.db`) or `postgres://...`.
+    pub database_url: Option<String>,
+    /// PostgreSQL only: the owning role's URL, used by `migrate` (and by `serve` when set).
+    pub database_migration_url: Option<String>,
+    pub database_max_connections: u32,
+    pub migrate_on_start: bool,
+    pub master_key_file: Option<PathBuf>,
+    pub cors_allowed_origins: Vec<String>,
+    /// Plain HTTP on a non-loopback address is allowed in production only behind a TLS proxy.
+    pub trusted_proxy_tls: bool,
+    /// Addresses of your reverse proxies: only from these peers is `X-Forwarded-For` believed.
+    pub trusted_proxies: Vec<String>,
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub password_hashing: PasswordHashing,
+    pub keyring: KeyringConfig,
+    pub audit: AuditConfig,
+    pub identity: IdentityConfig,
+    pub service_auth: ServiceAuthConfig,
+    pub rate_limits: RateLimitConfig,
+    pub mail: MailConfig,
+    pub transit: TransitConfig,
+    /// `/.well-known/security.txt` (RFC 9116); off while empty.
+    pub security_txt: security_txt::SecurityTxtConfig,
+    /// Prometheus metrics (E3).
+    pub metrics: metrics::MetricsConfig,
+    /// OpenTelemetry span export over OTLP/HTTP (E2); needs the `otlp` cargo feature.
+    pub otlp: otlp::OtlpConfig,
+    /// TLS served by Gatehouse itself (D4); plain HTTP while unset.
+    pub tls: tls::TlsConfig,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            mode: Mode::Development,
+            listen: "127.0.0.1:8080".into(),
+            admin_listen: None,
+            redis_url: None,
+            data_dir: PathBuf::from("gatehouse-data"),
+            database_url: None,
+            database_migration_url: None,
+            database_max_connections: 8,
+            migrate_on_start: true,
+            master_key_file: None,
+            cors_allowed_origins: Vec::new(),
+            trusted_proxy_tls: false,
+            trusted_proxies: Vec::new(),
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 30,
+            log_format: LogFormat::Json,
+            log_level: "info".into(),
+            password_hashing: PasswordHashing::default(),
+            keyring: KeyringConfig::default(),
+            audit: AuditConfig::default(),
+            identity: IdentityConfig::default(),
+            service_auth: ServiceAuthConfig::default(),
+            rate_limits: RateLimitConfig::default(),
+            mail: MailConfig::default(),
+            transit: TransitConfig::default(),
+            security_txt: security_txt::SecurityTxtConfig::default(),
+            metrics: metrics::MetricsConfig::default(),
+            otlp: otlp::OtlpConfig::default(),
+            tls: tls::TlsConfig::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RawConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.clone();
+        shown.database_url = shown.database_url.as_deref().map(redact_url);
+        shown.database_migration_url = shown.database_migration_url.as_deref().map(redact_url);
+        write!(
+            f,
+            "RawConfig {}",
+            toml::to_string(&shown)
+                .unwrap_or_default()
+                .replace('\n', "; ")
+        )
+    }
+}
+
+/// The validated configuration: one typed value per section, each what its consumer takes.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The layers as loaded. Read only by `to_redacted_toml` (`config check`): everything that
+    /// runs reads the typed settings below.
+    raw: RawConfig,
+    pub mode: Mode,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub master_key: MasterKey,
+    pub password_hashing: PasswordHashingSettings,
+    pub keyring: KeyringJobSettings,
+    /// How often `serve` signs an audit checkpoint.
+    pub checkpoint_every: Duration,
+    pub identity: IdentitySettings,
+    pub mail: MailSetup,
+    /// `None` when rate limits (and sign-in lockouts) are off.
+    pub rate_limits: Option<RateLimitSettings>,
+    /// Redis, for revocation fan-out and (with `rate_limits.store = "redis"`) shared limits.
+    pub redis_url: Option<String>,
+    /// Every key Gatehouse writes in Redis starts with this (`rate_limits.redis_key_prefix`; the
+    /// revocation channel uses it too, with or without rate limits).
+    pub redis_key_prefix: String,
+    /// The service secrets, read once from their files; empty disables `/internal/v1`.
+    pub service_secrets: Vec<ServiceSecret>,
+    pub transit_max_batch: usize,
+    /// The rendered `/.well-known/security.txt`, when configured.
+    pub security_txt: Option<String>,
+    pub metrics: metrics::MetricsSettings,
+    /// Set when `[otlp]` export is on.
+    pub otlp: Option<otlp::OtlpSettings>,
+    /// Set when `[tls]` is configured: both listeners serve HTTPS.
+    pub tls: Option<tls::TlsSettings>,
+    /// Where the file layer came from, if any.
+    pub source_file: Option<PathBuf>,
+}
+
+/// A refusal: one sentence naming the setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn refuse<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+impl Config {
+    /// Loads from the default file (`./gatehouse.toml` when present) or `file`, then the process
+    /// environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let default = Path::new("gatehouse.toml");
+        let file = match file {
+            Some(f) => Some(f.to_path_buf()),
+            None => std::env::var_os("GATEHOUSE_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| default.exists().then(|| default.to_path_buf())),
+        };
+        Self::load_from(file.as_deref())
+    }
+
+    /// Loads from `file` (if any) and the process environment.
+    pub fn load_from(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!(
+                    "config file {}: cannot read it: {e}",
+                    path.display()
+                ))
+            })?;
+            refuse_secrets_in_file(path, &text)?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        figment = figment.merge(
+            Env::prefixed("GATEHOUSE_")
+                .ignore(&["master_key", "config"])
+                .split("__"),
+        );
+        let raw: RawConfig = figment.extract().map_err(|e| {
+            ConfigError(format!(
+                "configuration{}: {e}",
+                file.map(|p| format!(" ({})", p.display()))
+                    .unwrap_or_default()
+            ))
+        })?;
+        let master_key_env = zeroize::Zeroizing::new(std::env::var("GATEHOUSE_MASTER_KEY").ok());
+        validate(raw, master_key_env.as_deref(), file.map(Path::to_path_buf))
+    }
+
+    /// Validates raw settings directly (no file, no environment): for embedding and tests.
+    pub fn from_raw(raw: RawConfig, master_key_base64: Option<&str>) -> Result<Self, ConfigError> {
+        validate(raw, master_key_base64, None)
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    #[must_use]
+    pub fn to_redacted_toml(&self) -> String {
+        let mut raw = self.raw.clone();
+        raw.database_url = Some(redact_url(&database_url_text(&self.database.database)));
+        raw.database_migration_url = raw.database_migration_url.as_deref().map(redact_url);
+        let mut out = toml::to_string(&raw).unwrap_or_default();
+        let key = match &self.master_key {
+            MasterKey::Environment(_) => "supplied by GATEHOUSE_MASTER_KEY [redacted]".to_owned(),
+            MasterKey::File(p, _) => format!("read from {} [redacted]", p.display()),
+            MasterKey::GeneratedDevelopment(p) => {
+                format!(
+                    "development key generated at {} (not for production)",
+                    p.display()
+                )
+            }
+        };
+        let _ = writeln!(out, "\n# master key: {key}");
+        out
+    }
+}
+
+/// Each section validates into its typed settings; what spans sections is checked here.
+fn validate(
+    raw: RawConfig,
+    master_key_env: Option<&str>,
+    source_file: Option<PathBuf>,
+) -> Result<Config, ConfigError> {
+    if raw.version != CONFIG_VERSION {
+        return refuse(format!(
+            "version: this build reads configuration version {CONFIG_VERSION}, not {}",
+            raw.version
+        ));
+    }
+    let production = raw.mode == Mode::Production;
+    let tls = tls::validate(&raw.tls)?;
+    let server = server::validate(&raw, production, tls.is_some())?;
+    let database = database::validate(&raw)?;
+    let master_key = master_key::validate(&raw, master_key_env, production)?;
+    let password_hashing = password_hashing::validate(&raw.password_hashing)?;
+    let keyring = keyring::validate(&raw.keyring)?;
+    let checkpoint_every = audit::validate(&raw.audit)?;
+    let transit_max_batch = transit::validate(&raw.transit)?;
+    let identity = identity::validate(&raw.identity, &raw.mail.product_name, production)?;
+    let mail = mail::validate(&raw.mail, production, &raw.data_dir)?;
+    let rate_limits = rate_limits::validate(&raw.rate_limits, production)?;
+    if rate_limits
+        .as_ref()
+        .is_some_and(|r| r.store == LimitStore::Redis)
+        && raw.redis_url.is_none()
+    {
+        return refuse("redis_url: required when rate_limits.store = \"redis\"");
+    }
+    let service_secrets = service_auth::validate(&raw.service_auth)?;
+    let security_txt = security_txt::render(
+        &raw.security_txt,
+        gatehouse_core::Clock::now(&gatehouse_core::SystemClock),
+    )?;
+    let taken: Vec<_> = std::iter::once(server.listen)
+        .chain(server.admin_listen)
+        .collect();
+    let metrics = metrics::validate(&raw.metrics, production, &taken)?;
+    let otlp = otlp::validate(&raw.otlp, production)?;
+    Ok(Config {
+        mode: raw.mode,
+        data_dir: raw.data_dir.clone(),
+        log_format: raw.log_format,
+        log_level: raw.log_level.clone(),
+        redis_url: raw.redis_url.clone(),
+        redis_key_prefix: raw.rate_limits.redis_key_prefix.clone(),
+        server,
+        database,
+        master_key,
+        password_hashing,
+        keyring,
+        checkpoint_every,
+        identity,
+        mail,
+        rate_limits,
+        service_secrets,
+        transit_max_batch,
+        security_txt,
+        metrics,
+        otlp,
+        tls,
+        source_file,
+        raw,
+    })
+}
+
+fn refuse_secrets_in_file(path: &Path, text: &str) -> Result<(), ConfigError> {
+    let table: toml::Table = text.parse().map_err(|e| {
+        ConfigError(format!(
+            "config file {}: not valid TOML: {e}",
+            path.display()
+        ))
+    })?;
+    if table.contains_key("master_key") {
+        return refuse(format!(
+            "master_key: refused in the config file {} because config files end up in version \
+             control; supply the key with GATEHOUSE_MASTER_KEY or master_key_file",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
