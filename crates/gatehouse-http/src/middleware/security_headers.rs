@@ -38,12 +38,17 @@ const HEADERS: [(HeaderName, HeaderValue); COUNT] = [
         HeaderName::from_static("cross-origin-resource-policy"),
         HeaderValue::from_static("same-origin"),
     ),
-    // API responses carry tokens and personal data: no cache may keep them.
+    // API responses carry tokens and personal data: no cache may keep them. Only the public
+    // documents (JWKS, security.txt) set their own, which `apply` keeps.
     (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
 ];
 
 pub(crate) fn apply(headers: &mut HeaderMap) {
     for (name, value) in HEADERS {
-        headers.insert(name, value);
+        if name == header::CACHE_CONTROL {
+            headers.entry(name).or_insert(value);
+        } else {
+            headers.insert(name, value);
+        }
     }
 }

@@ -88,6 +88,19 @@ async fn on_raw_protocol_errors_too() {
 }
 
 #[tokio::test]
+async fn public_documents_keep_their_own_cache_lifetime_and_everything_else_is_no_store() {
+    let app = TestApp::spawn().await;
+    let jwks = app.get("/.well-known/jwks.json").await;
+    assert_eq!(jwks.status(), 200);
+    assert_eq!(jwks.headers()["cache-control"], "public, max-age=60");
+    // The other security headers are still there.
+    assert_eq!(jwks.headers()["x-content-type-options"], "nosniff");
+    let live = app.get("/health/live").await;
+    assert_eq!(live.headers()["cache-control"], "no-store");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn security_txt_serves_the_configured_fields_and_is_absent_unconfigured() {
     let app = TestApp::spawn().await;
     let res = app.get("/.well-known/security.txt").await;
@@ -103,6 +116,7 @@ async fn security_txt_serves_the_configured_fields_and_is_absent_unconfigured() 
     .await;
     let res = app.get("/.well-known/security.txt").await;
     assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "max-age=86400");
     assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
     let text = res.text().await.unwrap();
     // RFC 9116: one "Field: value" per line; Contact and Expires present, Expires in RFC 3339.
