@@ -273,6 +273,7 @@ impl FromRequestParts<AppState> for ServiceCaller {
             })
             .filter(|s| !s.is_empty());
         let request = request_context(parts, state).await;
+        parts.extensions.insert(ServiceAuthenticated);
         Ok(Self(ServiceCall {
             service,
             label,
@@ -281,9 +282,15 @@ impl FromRequestParts<AppState> for ServiceCaller {
     }
 }
 
+/// Left in the request by [`ServiceCaller`] once the service secret matched.
+#[derive(Debug, Clone, Copy)]
+struct ServiceAuthenticated;
+
 /// The person a service acts for on `/internal/v1`: their access token in
 /// `x-gatehouse-on-behalf-of` (optionally with a `Bearer ` prefix), verified like any tenant
-/// token. API keys are refused: a key is not a person.
+/// token. API keys are refused: a key is not a person. Only after [`ServiceCaller`] has
+/// accepted the request (list it first): a person's token is never checked for a caller that has
+/// not proved it is one of the deployment's services.
 #[derive(Debug, Clone)]
 pub(crate) struct OnBehalfOf(pub Arc<Principal>);
 
@@ -291,6 +298,12 @@ impl FromRequestParts<AppState> for OnBehalfOf {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts.extensions.get::<ServiceAuthenticated>().is_none() {
+            return Err(Error::Unauthenticated(
+                "on-behalf-of is accepted only from an authenticated service",
+            )
+            .into());
+        }
         let token = parts
             .headers
             .get(ON_BEHALF_HEADER)

@@ -80,8 +80,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         admin, api_keys, audit, auth, health, me, metrics, mfa, organization, recovery, secrets,
         security_txt, signup, transit,
     };
-    Routes::new(ApiDoc::openapi())
-        .add(Unlimited, routes!(health::live))
+    let mut api = Routes::new(ApiDoc::openapi());
+    // Served by `router_for` outside the document it serves.
+    api.declare("/openapi.json", Unlimited);
+    api.add(Unlimited, routes!(health::live))
         .add(Unlimited, routes!(health::ready))
         .add(Auth, routes!(signup::signup))
         .add(Auth, routes!(auth::login))

@@ -32,10 +32,11 @@ pub(crate) struct RouteFacts {
 }
 
 impl RouteFacts {
-    /// The class a request to `route` counts against, if it is limited at all. A path no route
-    /// declared (the fallback) is not limited here.
+    /// The class a request to `route` (a matched route's template) counts against, if it is
+    /// limited at all. A route added without a declared fact is limited as `ReadWrite`: a
+    /// forgotten declaration costs a quota, never the limit.
     pub(crate) fn class(&self, method: &Method, route: &str) -> Option<EndpointClass> {
-        match self.limits.get(route)? {
+        match self.limits.get(route).unwrap_or(&Limit::ReadWrite) {
             Limit::Unlimited => None,
             Limit::Auth => Some(EndpointClass::Auth),
             Limit::Admin => Some(EndpointClass::Admin),
@@ -68,6 +69,11 @@ impl Routes {
         }
         self.router = self.router.routes(route);
         self
+    }
+
+    /// Declares the fact of a route added outside the OpenAPI document (`/openapi.json` itself).
+    pub(crate) fn declare(&mut self, path: &str, limit: Limit) {
+        self.facts.limits.insert(path.to_owned(), limit);
     }
 
     pub(crate) fn split(self) -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
@@ -112,6 +118,12 @@ mod tests {
         assert_eq!(facts.class(&get, "/health/live"), None);
         assert_eq!(facts.class(&get, "/.well-known/jwks.json"), None);
         assert_eq!(facts.class(&post, "/internal/v1/api-keys/verify"), None);
-        assert_eq!(facts.class(&get, "/no/such/route"), None);
+        // A route added without a declaration is limited, not exempt.
+        assert_eq!(facts.class(&get, "/undeclared"), Some(EndpointClass::Read));
+        assert_eq!(
+            facts.class(&post, "/undeclared"),
+            Some(EndpointClass::Write)
+        );
+        assert_eq!(facts.class(&get, "/openapi.json"), None);
     }
 }

@@ -374,7 +374,7 @@ fn subscribe_to_revocations(config: &Config, kernel: &Arc<Kernel>) -> Result<(),
         }
     });
     // The subscriber runs for the life of the process.
-    gatehouse_infra::fanout::subscribe(url, &revocation_channel(config), apply)
+    gatehouse_infra::fanout::subscribe(url.as_str(), &revocation_channel(config), apply)
         .map(drop)
         .map_err(|e| StartError(format!("redis_url: {e}")))
 }
@@ -526,7 +526,7 @@ async fn session_job(kernel: Arc<Kernel>) {
 }
 
 /// Delivers queued mail: woken when a request queues some, and polling for retries that fall
-/// due. A failing transport only delays mail (see `Kernel::deliver_due_mail`).
+/// due. A failing transport only delays mail (see `Mail::deliver_due`).
 async fn mail_job(kernel: Arc<Kernel>, transport: Arc<dyn MailTransport>, poll: Duration) {
     loop {
         match kernel.mail().deliver_due(transport.as_ref()).await {
@@ -567,7 +567,9 @@ async fn limit_store(config: &Config) -> Arc<dyn gatehouse_core::limits::RateLim
     let store = config.rate_limits.as_ref().map(|r| r.store);
     match (store, &config.redis_url) {
         (Some(LimitStore::Redis), Some(url)) => {
-            match gatehouse_infra::RedisLimiter::connect(url, &config.redis_key_prefix).await {
+            match gatehouse_infra::RedisLimiter::connect(url.as_str(), &config.redis_key_prefix)
+                .await
+            {
                 Ok(redis) => Arc::new(gatehouse_infra::FallbackLimiter::new(Arc::new(redis))),
                 Err(e) => {
                     tracing::warn!(error = %e, "redis_url is not usable; rate limits are per instance");
@@ -586,13 +588,15 @@ fn revocation_channel(config: &Config) -> String {
 /// Where revocations go besides this instance: Redis pub/sub when `redis_url` is set.
 fn fanout(config: &Config) -> Arc<dyn gatehouse_core::identity::RevocationFanout> {
     match &config.redis_url {
-        Some(url) => match gatehouse_infra::RedisFanout::new(url, &revocation_channel(config)) {
-            Ok(f) => Arc::new(f),
-            Err(e) => {
-                tracing::warn!(error = %e, "redis_url is not usable; revocations stay in this instance");
-                Arc::new(LocalOnly)
+        Some(url) => {
+            match gatehouse_infra::RedisFanout::new(url.as_str(), &revocation_channel(config)) {
+                Ok(f) => Arc::new(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis_url is not usable; revocations stay in this instance");
+                    Arc::new(LocalOnly)
+                }
             }
-        },
+        }
         None => Arc::new(LocalOnly),
     }
 }

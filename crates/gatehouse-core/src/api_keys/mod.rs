@@ -376,7 +376,7 @@ impl ApiKeys<'_> {
         Ok(Arc::clone(&self.usable_api_key(key).await?.record))
     }
 
-    /// The principal a presented key acts as (see [`Kernel::verify_api_key`]).
+    /// The principal a presented key acts as (see [`ApiKeys::verify`]).
     pub async fn principal(&self, key: &str) -> Result<Arc<Principal>, Error> {
         Ok(Arc::clone(&self.usable_api_key(key).await?.principal))
     }

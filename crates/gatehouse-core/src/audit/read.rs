@@ -19,8 +19,8 @@ pub struct AuditView {
     pub personal: Option<PersonalData>,
 }
 
-/// Permission to read one chain, granted by [`Kernel::audit_reader`] or
-/// [`Kernel::operator_audit_reader`].
+/// Permission to read one chain, granted by [`AuditLog::reader`] or
+/// [`AuditLog::operator_reader`].
 #[derive(Debug, Clone)]
 pub struct AuditReader {
     scope: Option<TenantScope>,

@@ -6,7 +6,10 @@ use crate::audit::{Actor, ActorKind};
 use crate::ids::OrgId;
 use crate::store::Tier;
 
+/// Only core makes one (from a verified token and its live session, or a verified API key):
+/// `non_exhaustive` keeps other crates from writing one by hand and turning it into a scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Principal {
     /// The user (or, on the operator API, the operator).
     pub subject: Uuid,

@@ -141,9 +141,13 @@ fn finish(
     started: Instant,
     mut res: Response,
 ) -> Response {
+    let public_document = res
+        .extensions()
+        .get::<security_headers::PublicDocument>()
+        .is_some();
     let headers = res.headers_mut();
     headers.reserve(security_headers::COUNT + 1);
-    security_headers::apply(headers);
+    security_headers::apply(headers, public_document);
     if let Ok(v) = HeaderValue::from_str(&info.request_id) {
         headers.insert(REQUEST_ID, v);
     }

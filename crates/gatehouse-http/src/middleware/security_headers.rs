@@ -38,17 +38,20 @@ const HEADERS: [(HeaderName, HeaderValue); COUNT] = [
         HeaderName::from_static("cross-origin-resource-policy"),
         HeaderValue::from_static("same-origin"),
     ),
-    // API responses carry tokens and personal data: no cache may keep them. Only the public
-    // documents (JWKS, security.txt) set their own, which `apply` keeps.
+    // API responses carry tokens and personal data: no cache may keep them.
     (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
 ];
 
-pub(crate) fn apply(headers: &mut HeaderMap) {
+/// Marks a response as a public document (the JWKS, security.txt) whose own `Cache-Control`
+/// the edge keeps. Any other response gets `no-store`, whatever its handler set.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PublicDocument;
+
+pub(crate) fn apply(headers: &mut HeaderMap, public_document: bool) {
     for (name, value) in HEADERS {
-        if name == header::CACHE_CONTROL {
-            headers.entry(name).or_insert(value);
-        } else {
-            headers.insert(name, value);
+        if public_document && name == header::CACHE_CONTROL && headers.contains_key(&name) {
+            continue;
         }
+        headers.insert(name, value);
     }
 }

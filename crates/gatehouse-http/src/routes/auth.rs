@@ -445,5 +445,7 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, ApiE
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),
     );
+    res.extensions_mut()
+        .insert(crate::middleware::security_headers::PublicDocument);
     Ok(res)
 }

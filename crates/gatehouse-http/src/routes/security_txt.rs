@@ -26,5 +26,7 @@ pub(crate) async fn serve(State(state): State<AppState>) -> Result<Response, Api
         header::CACHE_CONTROL,
         HeaderValue::from_static("max-age=86400"),
     );
+    res.extensions_mut()
+        .insert(crate::middleware::security_headers::PublicDocument);
     Ok(res)
 }

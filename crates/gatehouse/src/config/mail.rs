@@ -166,9 +166,12 @@ pub(super) fn validate(
             }
         }
     }
+    // The SMTP files are checked even while the file transport is in use, so a readable
+    // password file is refused before anyone switches to SMTP.
+    let smtp = smtp(&c.smtp)?;
     let transport = match c.transport {
         MailTransportKind::File => MailTransportSettings::File(data_dir.join("mail")),
-        MailTransportKind::Smtp => MailTransportSettings::Smtp(smtp(&c.smtp)?),
+        MailTransportKind::Smtp => MailTransportSettings::Smtp(smtp),
     };
     Ok(MailSetup {
         settings: MailSettings {

@@ -155,6 +155,7 @@ impl std::fmt::Debug for RawConfig {
         let mut shown = self.clone();
         shown.database_url = shown.database_url.as_deref().map(redact_url);
         shown.database_migration_url = shown.database_migration_url.as_deref().map(redact_url);
+        shown.redis_url = shown.redis_url.as_deref().map(redact_url);
         write!(
             f,
             "RawConfig {}",
@@ -187,7 +188,7 @@ pub struct Config {
     /// `None` when rate limits (and sign-in lockouts) are off.
     pub rate_limits: Option<RateLimitSettings>,
     /// Redis, for revocation fan-out and (with `rate_limits.store = "redis"`) shared limits.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<RedisUrl>,
     /// Every key Gatehouse writes in Redis starts with this (`rate_limits.redis_key_prefix`; the
     /// revocation channel uses it too, with or without rate limits).
     pub redis_key_prefix: String,
@@ -203,6 +204,23 @@ pub struct Config {
     pub tls: Option<tls::TlsSettings>,
     /// Where the file layer came from, if any.
     pub source_file: Option<PathBuf>,
+}
+
+/// The Redis URL, which may carry a password: `Debug` shows it redacted.
+#[derive(Clone)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisUrl({:?})", redact_url(&self.0))
+    }
 }
 
 /// A refusal: one sentence naming the setting.
@@ -268,6 +286,7 @@ impl Config {
         let mut raw = self.raw.clone();
         raw.database_url = Some(redact_url(&database_url_text(&self.database.database)));
         raw.database_migration_url = raw.database_migration_url.as_deref().map(redact_url);
+        raw.redis_url = raw.redis_url.as_deref().map(redact_url);
         let mut out = toml::to_string(&raw).unwrap_or_default();
         let key = match &self.master_key {
             MasterKey::Environment(_) => "supplied by GATEHOUSE_MASTER_KEY [redacted]".to_owned(),
@@ -330,7 +349,7 @@ fn validate(
         data_dir: raw.data_dir.clone(),
         log_format: raw.log_format,
         log_level: raw.log_level.clone(),
-        redis_url: raw.redis_url.clone(),
+        redis_url: raw.redis_url.clone().map(RedisUrl),
         redis_key_prefix: raw.rate_limits.redis_key_prefix.clone(),
         server,
         database,

@@ -270,3 +270,35 @@ fn identity_lifetimes_are_bounded() {
         Ok(())
     });
 }
+
+#[test]
+fn redis_url_password_never_reaches_the_printout_or_debug() {
+    Jail::expect_with(|jail| {
+        jail.set_env(
+            "GATEHOUSE_REDIS_URL",
+            "redis://:hunter2-pw@cache.internal:6379",
+        );
+        let c = Config::load_from(None).map_err(|e| e.0)?;
+        let out = c.to_redacted_toml();
+        assert!(!out.contains("hunter2-pw"), "{out}");
+        assert!(
+            out.contains("redis://:[redacted]@cache.internal:6379"),
+            "{out}"
+        );
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2-pw"), "{debug}");
+        Ok(())
+    });
+}
+
+#[test]
+fn smtp_password_file_is_checked_even_with_the_file_transport() {
+    Jail::expect_with(|jail| {
+        // Created with the default mode (readable by others): refused whatever the transport.
+        jail.create_file("smtp.pw", "secret")?;
+        jail.set_env("GATEHOUSE_MAIL__SMTP__PASSWORD_FILE", "smtp.pw");
+        let msg = err(Config::load_from(None));
+        assert!(msg.starts_with("mail.smtp.password_file:"), "{msg}");
+        Ok(())
+    });
+}
