@@ -7,8 +7,9 @@
 //! - [`OrgCaller`]: a `TenantCall` on an organisation route: `x-organization-id` must equal the
 //!   token's `org` (missing: 400; different: 403, audited).
 //! - [`OperatorCaller`]: an `OperatorCall`, on `/admin/v1` only.
-//! - [`ServiceCaller`]: a `ServiceCall` on `/internal/v1`, and [`OnBehalfOf`] for the person a
-//!   service acts for.
+//! - [`ServiceCaller`]: a `ServiceCall` on `/internal/v1` ([`ServiceProof`] when the call is not
+//!   audited and needs only the proof); [`OnBehalfOf`]: a `ServiceCall` and the person the service
+//!   acts for.
 //! - [`Authenticated`]: the principal alone, for forward authentication's hot path.
 //!
 //! Cookie-authenticated requests that change state must carry `x-csrf-token`, whose digest the
@@ -227,14 +228,18 @@ pub(crate) const SERVICE_HEADER: &str = "x-service-auth";
 pub(crate) const SERVICE_NAME_HEADER: &str = "x-gatehouse-service";
 pub(crate) const ON_BEHALF_HEADER: &str = "x-gatehouse-on-behalf-of";
 
-/// One of your own services on `/internal/v1`: `X-Service-Auth` equals a configured service
-/// secret (compared in constant time). Bearer tokens and API keys are not looked at: they never
-/// pass here, and the service secret is never looked at anywhere else. Yields the kernel's
-/// `ServiceCall`: the service its secret proves, what `x-gatehouse-service` says, the request.
+/// Proof that the caller is one of your own services on `/internal/v1`: `X-Service-Auth` equals
+/// a configured service secret (compared in constant time). Bearer tokens and API keys are not
+/// looked at: they never pass here, and the service secret is never looked at anywhere else.
+/// Nothing else of the request is read, so the service API's hot path (key verification)
+/// builds no request context; [`ServiceCaller`] adds it for calls that are audited.
 #[derive(Debug, Clone)]
-pub(crate) struct ServiceCaller(pub ServiceCall);
+pub(crate) struct ServiceProof {
+    /// The matched secret's name: the service, as the audit trail records it.
+    pub service: Arc<str>,
+}
 
-impl FromRequestParts<AppState> for ServiceCaller {
+impl FromRequestParts<AppState> for ServiceProof {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -250,16 +255,29 @@ impl FromRequestParts<AppState> for ServiceCaller {
             .get(SERVICE_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let service = match state.service.matching(presented) {
-            Some(name) if !presented.is_empty() => {
+        match state.service.matching(presented) {
+            Some(service) if !presented.is_empty() => {
                 telemetry::metrics::auth("service", true);
-                name
+                Ok(Self { service })
             }
             _ => {
                 telemetry::metrics::auth("service", false);
-                return Err(Error::Unauthenticated("X-Service-Auth is missing or wrong").into());
+                Err(Error::Unauthenticated("X-Service-Auth is missing or wrong").into())
             }
-        };
+        }
+    }
+}
+
+/// An audited call by one of your own services: the kernel's `ServiceCall` (the service its
+/// secret proves, what `x-gatehouse-service` says it is, and the request).
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceCaller(pub ServiceCall);
+
+impl FromRequestParts<AppState> for ServiceCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ServiceProof { service } = ServiceProof::from_request_parts(parts, state).await?;
         // What the service says it is, beside what its secret proves it is.
         let label = parts
             .headers
@@ -273,7 +291,6 @@ impl FromRequestParts<AppState> for ServiceCaller {
             })
             .filter(|s| !s.is_empty());
         let request = request_context(parts, state).await;
-        parts.extensions.insert(ServiceAuthenticated);
         Ok(Self(ServiceCall {
             service,
             label,
@@ -282,28 +299,22 @@ impl FromRequestParts<AppState> for ServiceCaller {
     }
 }
 
-/// Left in the request by [`ServiceCaller`] once the service secret matched.
-#[derive(Debug, Clone, Copy)]
-struct ServiceAuthenticated;
-
-/// The person a service acts for on `/internal/v1`: their access token in
+/// A service acting for a person on `/internal/v1`: the service's `ServiceCall` (its secret is
+/// checked first, so a person's token is never looked at for a caller that has not proved it is
+/// one of the deployment's services) and the person whose access token is in
 /// `x-gatehouse-on-behalf-of` (optionally with a `Bearer ` prefix), verified like any tenant
-/// token. API keys are refused: a key is not a person. Only after [`ServiceCaller`] has
-/// accepted the request (list it first): a person's token is never checked for a caller that has
-/// not proved it is one of the deployment's services.
+/// token. API keys are refused: a key is not a person.
 #[derive(Debug, Clone)]
-pub(crate) struct OnBehalfOf(pub Arc<Principal>);
+pub(crate) struct OnBehalfOf {
+    pub call: ServiceCall,
+    pub person: Arc<Principal>,
+}
 
 impl FromRequestParts<AppState> for OnBehalfOf {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if parts.extensions.get::<ServiceAuthenticated>().is_none() {
-            return Err(Error::Unauthenticated(
-                "on-behalf-of is accepted only from an authenticated service",
-            )
-            .into());
-        }
+        let ServiceCaller(call) = ServiceCaller::from_request_parts(parts, state).await?;
         let token = parts
             .headers
             .get(ON_BEHALF_HEADER)
@@ -324,6 +335,9 @@ impl FromRequestParts<AppState> for OnBehalfOf {
             .auth()
             .authenticate(token, Audience::Tenant)
             .await?;
-        Ok(Self(principal))
+        Ok(Self {
+            call,
+            person: principal,
+        })
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::{OrgCaller, ServiceCaller};
+use crate::auth::{OrgCaller, ServiceProof};
 use crate::json::{ApiJson, Created, JsonOk};
 use crate::problem::{ApiError, Problem};
 use crate::routes::organization::PageQuery;
@@ -239,7 +239,7 @@ pub(crate) struct VerifiedKey {
     ))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
-    _service: ServiceCaller,
+    _service: ServiceProof,
     ApiJson(req): ApiJson<VerifyKeyRequest>,
 ) -> Result<JsonOk<VerifiedKey>, ApiError> {
     let verified = state.kernel.api_keys().verify(&req.key).await;

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::telemetry::metrics;
 
-use crate::auth::ServiceCaller;
+use crate::auth::ServiceProof;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -21,7 +21,7 @@ use crate::state::AppState;
     ))]
 pub(crate) async fn internal(
     State(state): State<AppState>,
-    _service: ServiceCaller,
+    _service: ServiceProof,
 ) -> Result<Response, ApiError> {
     scrape(&state).await
 }

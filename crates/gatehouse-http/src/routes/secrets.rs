@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::{OnBehalfOf, OrgCaller, ServiceCaller};
+use crate::auth::{OnBehalfOf, OrgCaller};
 use crate::json::{ApiJson, Created};
 use crate::problem::{ApiError, Problem};
 use crate::routes::organization::PageQuery;
@@ -302,8 +302,7 @@ pub(crate) async fn reveal(
     ))]
 pub(crate) async fn use_secret(
     State(state): State<AppState>,
-    ServiceCaller(call): ServiceCaller,
-    OnBehalfOf(person): OnBehalfOf,
+    OnBehalfOf { call, person }: OnBehalfOf,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let value = state
