@@ -166,18 +166,31 @@ pub enum Surface {
 pub fn router_for(state: AppState, settings: &HttpSettings, surface: Surface) -> Router {
     let (api_routes, _, facts) = api();
     let doc = openapi();
-    let mut app = api_routes
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || routes::openapi::serve(doc.clone())),
-        )
-        .fallback(routes::fallback::not_found);
+    let mut app = api_routes.route(
+        "/openapi.json",
+        axum::routing::get(move || routes::openapi::serve(doc.clone())),
+    );
     // Only with limits configured: otherwise the layer would cost every request for nothing.
     if state.rate_limits.is_some() {
+        let facts = std::sync::Arc::new(facts);
         app = app.route_layer(middleware::rate_limit::RateLimitLayer {
             state: state.clone(),
-            facts: std::sync::Arc::new(facts),
+            facts: std::sync::Arc::clone(&facts),
+            unmatched: false,
         });
+        // A path no route matches is limited per address too: probing made-up paths costs the
+        // prober its quota like any other request.
+        app = app.fallback_service(
+            axum::routing::any(routes::fallback::not_found)
+                .layer(middleware::rate_limit::RateLimitLayer {
+                    state: state.clone(),
+                    facts,
+                    unmatched: true,
+                })
+                .with_state(state.clone()),
+        );
+    } else {
+        app = app.fallback(routes::fallback::not_found);
     }
     if surface != Surface::All {
         app = app.layer(axum::middleware::from_fn_with_state(

@@ -40,10 +40,17 @@ impl RouteFacts {
             Limit::Unlimited => None,
             Limit::Auth => Some(EndpointClass::Auth),
             Limit::Admin => Some(EndpointClass::Admin),
-            Limit::ReadWrite if matches!(*method, Method::GET | Method::HEAD) => {
-                Some(EndpointClass::Read)
-            }
-            Limit::ReadWrite => Some(EndpointClass::Write),
+            Limit::ReadWrite => Some(Self::unmatched_class(method)),
+        }
+    }
+
+    /// The class of a request that matched no route, and of a `ReadWrite` route: `read` for GET
+    /// and HEAD, `write` for anything else (a made-up method included).
+    pub(crate) fn unmatched_class(method: &Method) -> EndpointClass {
+        if matches!(*method, Method::GET | Method::HEAD) {
+            EndpointClass::Read
+        } else {
+            EndpointClass::Write
         }
     }
 }

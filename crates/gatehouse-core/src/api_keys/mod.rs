@@ -148,12 +148,10 @@ impl ApiKeys<'_> {
             scope,
             request,
         } = call;
-        if principal.tier == crate::store::Tier::Impersonation {
-            // A key would outlive the 30-minute impersonation that created it.
-            return Err(Error::WrongAudience(
-                "an impersonation cannot create API keys",
-            ));
-        }
+        crate::identity::refuse_under_impersonation(
+            principal,
+            "an impersonation cannot create API keys",
+        )?;
         let name = crate::inputs::DisplayName::parse("name", &input.name)?;
         if input.permissions.is_empty() {
             return Err(Error::invalid(
@@ -293,6 +291,10 @@ impl ApiKeys<'_> {
             scope,
             request,
         } = call;
+        crate::identity::refuse_under_impersonation(
+            principal,
+            "an impersonation cannot rotate API keys",
+        )?;
         if grace < Duration::ZERO || grace > Duration::days(30) {
             return Err(Error::invalid(
                 "grace_seconds",

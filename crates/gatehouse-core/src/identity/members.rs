@@ -273,6 +273,7 @@ impl Members<'_> {
             scope,
             request,
         } = call;
+        super::refuse_under_impersonation(principal, "an impersonation cannot invite anyone")?;
         let email = Email::parse(email)?;
         let tx = self.store().begin_scoped(scope).await?;
         let (mut tx, actor_role) = self

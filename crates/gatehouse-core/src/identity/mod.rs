@@ -60,6 +60,21 @@ pub struct Identity {
         std::sync::Mutex<std::collections::HashMap<crate::ids::UserId, OffsetDateTime>>,
 }
 
+/// Refuses, under impersonation, an action that hands out a credential or a stored value (an API
+/// key, a rotated key, an invitation, a secret's value): what it made would outlive the
+/// 30-minute impersonation that made it. The one place this rule lives; each such service call
+/// asks it before anything else.
+pub(crate) fn refuse_under_impersonation(
+    principal: &Principal,
+    refusal: &'static str,
+) -> Result<(), Error> {
+    if principal.tier == crate::store::Tier::Impersonation {
+        Err(Error::WrongAudience(refusal))
+    } else {
+        Ok(())
+    }
+}
+
 /// Failed sign-ins per account (known or not) before the default lockout locks it.
 pub const ACCOUNT_LOCKOUT_THRESHOLD: u32 = 5;
 /// Failed sign-ins per client address before the default lockout locks it.

@@ -205,8 +205,12 @@ impl Recovery<'_> {
         let hash = self.passwords().hash(password.secret().clone()).await?;
         let mut tx = self.store().begin().await?;
         tx.set_password_hash(user_id, &hash).await?;
-        tx.consume_tokens_of(user_id.as_uuid(), TokenPurpose::SignInChallenge, now)
-            .await?;
+        // A reset link mailed before the change would otherwise undo it: it ends too, with
+        // every sign-in half done with the old password.
+        for purpose in [TokenPurpose::PasswordReset, TokenPurpose::SignInChallenge] {
+            tx.consume_tokens_of(user_id.as_uuid(), purpose, now)
+                .await?;
+        }
         let revoked = tx
             .revoke_sessions_of(user_id.as_uuid(), Some(principal.session_id), now)
             .await?;

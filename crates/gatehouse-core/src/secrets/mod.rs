@@ -124,6 +124,10 @@ impl Secrets<'_> {
             scope,
             request,
         } = call;
+        crate::identity::refuse_under_impersonation(
+            principal,
+            "an impersonation cannot store secret values",
+        )?;
         let name = check_name(&input.name)?;
         check_value(&input.value)?;
         let description = match input.description {
@@ -242,6 +246,10 @@ impl Secrets<'_> {
             scope,
             request,
         } = call;
+        crate::identity::refuse_under_impersonation(
+            principal,
+            "an impersonation cannot store secret values",
+        )?;
         check_value(&value)?;
         let mut tx = self
             .authorized(principal, scope, Permission::SECRETS_MANAGE, request)

@@ -248,10 +248,35 @@ fn on() -> Option<&'static Metrics> {
 /// One finished HTTP request.
 pub fn request(route: &str, method: &str, status: &str, elapsed: Duration, org: Option<Uuid>) {
     if let Some(m) = on() {
-        observe_route(m, route, method, status, elapsed.as_secs_f64());
+        observe_route(
+            m,
+            route,
+            method_label(method),
+            status,
+            elapsed.as_secs_f64(),
+        );
         if let Some(o) = org {
             m.org_counts.record(o);
         }
+    }
+}
+
+/// The method as a label: one of the methods HTTP defines, or `other`. Anyone may send any token
+/// as a method; a label taken from it as is would make one series per made-up method, for ever.
+/// (Routes are already bounded: a matched route's template, or `unmatched`.)
+#[must_use]
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
     }
 }
 
@@ -428,6 +453,18 @@ pub fn render(now: Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_outside_http_s_own_become_other() {
+        for m in [
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+        ] {
+            assert_eq!(super::method_label(m), m);
+        }
+        for m in ["get", "FOO", "PROPFIND", "", "GETX"] {
+            assert_eq!(super::method_label(m), "other", "{m}");
+        }
+    }
 
     #[test]
     fn the_registry_builds() {

@@ -31,6 +31,8 @@ pub(crate) fn layer(origins: &CorsOrigins) -> Option<CorsLayer> {
                 header::CONTENT_TYPE,
                 HeaderName::from_static("x-organization-id"),
                 HeaderName::from_static("traceparent"),
+                // A cookie-mode browser app sends it with every change (see `auth::CSRF_HEADER`).
+                HeaderName::from_static("x-csrf-token"),
             ])
             .expose_headers([
                 HeaderName::from_static("x-request-id"),

@@ -108,6 +108,9 @@ pub(crate) struct RateLimitLayer {
     pub(crate) state: AppState,
     /// Each route's class, as declared beside the route.
     pub(crate) facts: Arc<RouteFacts>,
+    /// Set on the fallback's layer: the request matched no route, and counts as a read (GET,
+    /// HEAD) or a write (anything else).
+    pub(crate) unmatched: bool,
 }
 
 impl<S> tower::Layer<S> for RateLimitLayer {
@@ -118,6 +121,7 @@ impl<S> tower::Layer<S> for RateLimitLayer {
             inner,
             state: self.state.clone(),
             facts: Arc::clone(&self.facts),
+            unmatched: self.unmatched,
         }
     }
 }
@@ -127,6 +131,7 @@ pub(crate) struct RateLimitService<S> {
     inner: S,
     state: AppState,
     facts: Arc<RouteFacts>,
+    unmatched: bool,
 }
 
 type Boxed = std::pin::Pin<
@@ -153,10 +158,13 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let class = req
-            .extensions()
-            .get::<MatchedPath>()
-            .and_then(|p| self.facts.class(req.method(), p.as_str()));
+        let class = if self.unmatched {
+            Some(RouteFacts::unmatched_class(req.method()))
+        } else {
+            req.extensions()
+                .get::<MatchedPath>()
+                .and_then(|p| self.facts.class(req.method(), p.as_str()))
+        };
         match (self.state.rate_limits.clone(), class) {
             (Some(limits), Some(class)) => {
                 // The ready inner service goes with this request; a fresh clone stays.

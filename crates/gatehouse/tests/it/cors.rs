@@ -47,6 +47,35 @@ async fn allowed_origin_gets_cors_headers_and_preflight() {
     app.stop().await;
 }
 
+/// Issue 18, finding 13: a cookie-mode browser app on an allowed origin may send `x-csrf-token`
+/// (every change it makes needs it).
+#[tokio::test]
+async fn the_csrf_header_is_allowed_cross_origin() {
+    let app = app().await;
+    let pre = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            app.url("/v1/me/sessions/revoke-others"),
+        )
+        .header("origin", ALLOWED)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "x-csrf-token, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success(), "{}", pre.status());
+    let allowed = pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("x-csrf-token"), "{allowed}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn other_origins_get_no_cors_headers() {
     let app = app().await;

@@ -76,6 +76,44 @@ async fn headers_follow_the_draft_and_retry_after_is_honest() {
     app.stop().await;
 }
 
+/// Issue 18, finding 1: paths no route matches are limited per address as well (read for GET,
+/// write for anything else, made-up methods included).
+#[tokio::test]
+async fn unmatched_paths_are_limited_per_address_too() {
+    let app = TestApp::spawn_with(|raw| {
+        raw.rate_limits.enabled = true;
+        raw.rate_limits.per_ip.read = 3;
+        raw.rate_limits.per_ip.write = 2;
+    })
+    .await;
+    for i in 0..3 {
+        let res = app.get(&format!("/no/such/{i}")).await;
+        assert_eq!(res.status(), 404);
+        assert_eq!(header(&res, "ratelimit-policy"), "\"ip-read\";q=3;w=60");
+    }
+    expect_problem(app.get("/no/such/3").await, 429, "rate_limited").await;
+    let made_up = reqwest::Method::from_bytes(b"PROBE").unwrap();
+    for _ in 0..2 {
+        let res = app
+            .client
+            .request(made_up.clone(), app.url("/elsewhere"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+    }
+    let res = app
+        .client
+        .request(made_up, app.url("/elsewhere"))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(res, 429, "rate_limited").await;
+    // Probes are still never limited.
+    assert_eq!(app.get("/health/live").await.status(), 200);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_api_keys_own_limit_overrides_its_plan() {
     let app = TestApp::spawn_with(|raw| {

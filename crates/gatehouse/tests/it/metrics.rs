@@ -274,3 +274,44 @@ async fn switched_off_metrics_record_nothing_and_serve_nothing() {
     assert!(app.metrics_base.is_none());
     app.stop().await;
 }
+
+/// Issue 18, finding 1: anonymous requests with made-up methods to made-up paths add no series:
+/// the method label is one of HTTP's own or `other`, the route a template or `unmatched`.
+#[tokio::test]
+async fn made_up_methods_and_paths_leave_the_series_bounded() {
+    let app = TestApp::spawn().await;
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("gatehouse_http_request_duration_seconds_count{"))
+            .count()
+    };
+    assert_eq!(app.get("/health/live").await.status(), 200);
+    let before = series(&app.metrics().await);
+    for i in 0..10_000u32 {
+        let method = Method::from_bytes(format!("M{i:05}").as_bytes()).unwrap();
+        let res = app
+            .client
+            .request(
+                method,
+                app.url(&format!("/made/up/{i}/{}", i.wrapping_mul(7919))),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_client_error(), "{}", res.status());
+    }
+    let text = app.metrics().await;
+    promtool_accepts(&text);
+    // Every one of them is the one series (unmatched, other, 404): at most one new per status.
+    let after = series(&text);
+    assert!(after <= before + 2, "{before} series grew to {after}");
+    assert_eq!(
+        sample(
+            &text,
+            r#"gatehouse_http_request_duration_seconds_count{method="other",route="unmatched",status="404"}"#
+        ),
+        Some(10_000.0),
+        "{text}"
+    );
+    app.stop().await;
+}

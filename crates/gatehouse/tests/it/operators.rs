@@ -162,6 +162,97 @@ async fn impersonation_is_thirty_minutes_unrenewable_and_audited_with_both_ident
     app.stop().await;
 }
 
+/// Issue 18, finding 3: nothing made under an impersonation outlives it. Creating or rotating an
+/// API key, inviting someone and storing a secret's value are refused, however the route is
+/// otherwise authorized.
+#[tokio::test]
+async fn an_impersonation_makes_no_credential_that_would_outlive_it() {
+    let app = TestApp::spawn().await;
+    let a = app.signup_login("ada@example.com", "laptop").await;
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/api-keys",
+            &a,
+            Some(json!({"name": "ci", "permissions": ["org.read"]})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let key_id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/secrets",
+            &a,
+            Some(json!({"name": "db", "value": "first"})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let secret_id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (_, op) = operator(&app).await;
+    let res = app
+        .call(
+            Method::POST,
+            "/admin/v1/impersonations",
+            &op,
+            None,
+            Some(json!({"user_id": a.user, "organization_id": a.org, "reason": "ticket 4712"})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let imp = Signed::from_login(&a.user, &res.json::<Value>().await.unwrap());
+
+    let attempts = [
+        (
+            Method::POST,
+            format!("/v1/api-keys/{key_id}/rotate"),
+            json!({"grace_seconds": 2_592_000}),
+        ),
+        (
+            Method::POST,
+            "/v1/api-keys".to_owned(),
+            json!({"name": "mine", "permissions": ["org.read"]}),
+        ),
+        (
+            Method::POST,
+            "/v1/organization/invitations".to_owned(),
+            json!({"email": "friend@example.com", "role": "admin"}),
+        ),
+        (
+            Method::POST,
+            "/v1/secrets".to_owned(),
+            json!({"name": "other", "value": "x"}),
+        ),
+        (
+            Method::PUT,
+            format!("/v1/secrets/{secret_id}"),
+            json!({"value": "second"}),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let res = app.org_call(method, &path, &imp, Some(body)).await;
+        expect_problem(res, 403, "wrong_audience").await;
+    }
+    // The owner's own session still may.
+    let res = app
+        .org_call(
+            Method::POST,
+            &format!("/v1/api-keys/{key_id}/rotate"),
+            &a,
+            Some(json!({"grace_seconds": 0})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_tenant_token_cannot_impersonate() {
     let app = TestApp::spawn().await;

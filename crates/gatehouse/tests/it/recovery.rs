@@ -399,6 +399,48 @@ async fn changing_the_password_needs_the_current_one_and_ends_the_other_sessions
     app.stop().await;
 }
 
+/// Issue 18, finding 9: a reset link mailed before a password change stops working with it.
+#[tokio::test]
+async fn a_password_change_spends_every_reset_link_mailed_before_it() {
+    let sink = SmtpSink::started();
+    let app = with_smtp(&sink, |_| {}).await;
+    let ada = app.signup_login("ada@example.com", "laptop").await;
+    let res = app
+        .post_json(
+            "/v1/auth/password-reset",
+            &json!({"email": "ada@example.com"}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let reset = link_token(&sink.wait_for(2).await[1], "/reset-password");
+    let res = app
+        .call(
+            Method::POST,
+            "/v1/me/password",
+            &ada.access,
+            None,
+            Some(json!({"current_password": PASSWORD, "new_password": "another quite long passphrase"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = app
+        .post_json(
+            "/v1/auth/password-reset/confirm",
+            &json!({"token": reset, "new_password": "a third quite long passphrase"}),
+        )
+        .await;
+    expect_problem(res, 400, "invalid_token").await;
+    // The changed password is the one that signs in.
+    app.login(
+        "ada@example.com",
+        "another quite long passphrase",
+        "laptop",
+        &ada.user,
+    )
+    .await;
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_unverified_account_may_only_read_when_so_configured() {
     let sink = SmtpSink::started();
