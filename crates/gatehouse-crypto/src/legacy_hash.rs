@@ -13,6 +13,21 @@ pub fn is_bcrypt(phc: &str) -> bool {
         && phc.is_ascii()
 }
 
+/// The cheapest bcrypt cost accepted without an explicit opt-in (OWASP's minimum).
+pub const BCRYPT_MIN_COST: u32 = 10;
+/// The dearest bcrypt cost accepted at all: each step doubles the work, and a cost-31 hash would
+/// hold a hashing thread for days per sign-in attempt.
+pub const BCRYPT_MAX_COST: u32 = 14;
+
+/// The cost a bcrypt hash was made with (parsed by the `bcrypt` crate).
+#[must_use]
+pub fn bcrypt_cost(hash: &str) -> Option<u32> {
+    if !is_bcrypt(hash) {
+        return None;
+    }
+    hash.parse::<bcrypt::HashParts>().ok().map(|h| h.get_cost())
+}
+
 /// Verifies a bcrypt hash. Passwords beyond bcrypt's 72-byte limit are refused rather than
 /// truncated, so two long passwords sharing a prefix never both match.
 #[must_use]
@@ -40,6 +55,17 @@ mod tests {
             &SecretString::from("x".to_owned()),
             "$argon2id$v=19$m=1"
         ));
+    }
+
+    #[test]
+    fn the_cost_is_read_from_the_hash() {
+        let hash = bcrypt::hash("correct horse battery", 5).unwrap();
+        assert_eq!(bcrypt_cost(&hash), Some(5));
+        assert_eq!(
+            bcrypt_cost("$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"),
+            Some(5)
+        );
+        assert_eq!(bcrypt_cost("$argon2id$v=19$m=19456,t=2,p=1$x$y"), None);
     }
 
     #[test]

@@ -45,6 +45,46 @@ impl Argon2Params {
             .map_err(|_| PasswordError::WeakParameters)?;
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
+
+    /// The dearest cost accepted from a stored hash (an import): 256 MiB, 16 passes, 16 lanes.
+    /// Beyond it, one sign-in attempt would hold a hashing thread and its memory for too long.
+    pub const CEILING: Self = Self {
+        memory_kib: 256 * 1024,
+        iterations: 16,
+        parallelism: 16,
+    };
+
+    /// The cost an Argon2id PHC string was made with (parsed by the `argon2` crate), or `None`
+    /// when it is not an Argon2id hash.
+    #[must_use]
+    pub fn of_hash(phc: &str) -> Option<Self> {
+        let parsed = PasswordHash::new(phc).ok()?;
+        if parsed.algorithm != argon2::ARGON2ID_IDENT {
+            return None;
+        }
+        let p = argon2::Params::try_from(&parsed).ok()?;
+        Some(Self {
+            memory_kib: p.m_cost(),
+            iterations: p.t_cost(),
+            parallelism: p.p_cost(),
+        })
+    }
+
+    /// Whether every parameter is at most `ceiling`'s.
+    #[must_use]
+    pub fn within(&self, ceiling: &Self) -> bool {
+        self.memory_kib <= ceiling.memory_kib
+            && self.iterations <= ceiling.iterations
+            && self.parallelism <= ceiling.parallelism
+    }
+
+    /// Whether every parameter is at least `floor`'s.
+    #[must_use]
+    pub fn at_least(&self, floor: &Self) -> bool {
+        self.memory_kib >= floor.memory_kib
+            && self.iterations >= floor.iterations
+            && self.parallelism >= floor.parallelism
+    }
 }
 
 impl Default for Argon2Params {
@@ -293,6 +333,26 @@ pub fn derive_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hash_s_cost_is_read_and_compared() {
+        let phc = hash_password(
+            &SecretString::from("correct horse battery".to_owned()),
+            &Argon2Params::MINIMUM,
+        )
+        .unwrap();
+        let p = Argon2Params::of_hash(&phc).unwrap();
+        assert_eq!(p, Argon2Params::MINIMUM);
+        assert!(p.within(&Argon2Params::CEILING) && p.at_least(&Argon2Params::MINIMUM));
+        let dear = phc.replace("m=19456", "m=4194304");
+        let dear = Argon2Params::of_hash(&dear).unwrap();
+        assert!(!dear.within(&Argon2Params::CEILING));
+        assert_eq!(Argon2Params::of_hash("$2a$05$abc"), None);
+        assert_eq!(
+            Argon2Params::of_hash("$argon2i$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
+            None
+        );
+    }
 
     #[test]
     fn hash_is_argon2id_phc_and_verifies() {

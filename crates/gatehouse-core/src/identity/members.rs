@@ -41,7 +41,8 @@ pub struct Members<'k>(pub(crate) &'k Kernel);
 crate::kernel::service_handle!(Members);
 
 impl Members<'_> {
-    /// Refuses giving a role that grants anything the actor does not hold themselves.
+    /// Refuses giving (or touching a member who holds) a role that grants anything the actor
+    /// does not hold themselves.
     async fn ensure_may_grant(
         &self,
         tx: &mut dyn crate::store::TenantTx,
@@ -126,6 +127,9 @@ impl Members<'_> {
                 permission: "owner",
             });
         }
+        // Nobody changes a member who holds what the actor does not, nor gives what it lacks.
+        self.ensure_may_grant(tx.as_mut(), principal, &actor_role, &current.role)
+            .await?;
         self.ensure_may_grant(tx.as_mut(), principal, &actor_role, &role)
             .await?;
         if current.role == Role::Owner && role != Role::Owner {
@@ -162,6 +166,10 @@ impl Members<'_> {
             .membership(user)
             .await?
             .ok_or(Error::NotFound("member"))?;
+        // Nobody removes a member who holds what the actor does not (leaving is always allowed:
+        // one holds one's own role).
+        self.ensure_may_grant(tx.as_mut(), principal, &actor_role, &current.role)
+            .await?;
         if current.role == Role::Owner {
             if actor_role != Role::Owner {
                 return Err(Error::Forbidden {

@@ -1,8 +1,9 @@
 //! Platform operators: separate accounts on their own audience and tier, user import, and
 //! impersonation (a 30-minute, never-renewed session whose every action carries both identities).
 
+use gatehouse_crypto::Argon2Params;
 use gatehouse_crypto::SecretString;
-use gatehouse_crypto::legacy_hash::is_bcrypt;
+use gatehouse_crypto::legacy_hash::{BCRYPT_MAX_COST, BCRYPT_MIN_COST, bcrypt_cost, is_bcrypt};
 use uuid::Uuid;
 
 use super::sessions::IssuedSession;
@@ -225,10 +226,13 @@ impl Operators<'_> {
 
     /// Imports users with hashes from another system. Each is checked and inserted on its own;
     /// a bcrypt hash is replaced by Argon2id at the user's first sign-in.
+    /// Hashes below today's floor are refused unless `allow_weak` (each is replaced at its
+    /// user's first sign-in anyway); hashes dearer than the ceiling always are.
     pub async fn import_users(
         &self,
         call: &OperatorCall,
         users: Vec<ImportedUser>,
+        allow_weak: bool,
     ) -> Result<Vec<ImportOutcome>, Error> {
         let OperatorCall {
             principal: operator,
@@ -247,10 +251,20 @@ impl Operators<'_> {
                 out.push(refused(u.email, "invalid_name"));
                 continue;
             };
-            let readable = is_bcrypt(&u.password_hash) || argon2_phc(&u.password_hash);
-            if !readable {
-                out.push(refused(u.email, "unsupported_hash"));
-                continue;
+            match imported_hash_cost(&u.password_hash) {
+                HashCost::Unreadable => {
+                    out.push(refused(u.email, "unsupported_hash"));
+                    continue;
+                }
+                HashCost::TooCostly => {
+                    out.push(refused(u.email, "hash_too_costly"));
+                    continue;
+                }
+                HashCost::Weak if !allow_weak => {
+                    out.push(refused(u.email, "weak_hash"));
+                    continue;
+                }
+                HashCost::Weak | HashCost::Fine => {}
             }
             let record = UserRecord {
                 id: UserId::new(self.clock()),
@@ -291,8 +305,41 @@ impl Operators<'_> {
     }
 }
 
-fn argon2_phc(s: &str) -> bool {
-    s.starts_with("$argon2id$") && s.len() < 512
+/// Where an imported hash's cost falls.
+enum HashCost {
+    Unreadable,
+    /// Below today's floor: bcrypt under cost 10, Argon2id under OWASP's minimum.
+    Weak,
+    Fine,
+    /// Dearer than a sign-in may be (see `stored_hash_affordable`).
+    TooCostly,
+}
+
+fn imported_hash_cost(hash: &str) -> HashCost {
+    if let Some(cost) = bcrypt_cost(hash) {
+        return match cost {
+            c if c > BCRYPT_MAX_COST => HashCost::TooCostly,
+            c if c < BCRYPT_MIN_COST => HashCost::Weak,
+            _ => HashCost::Fine,
+        };
+    }
+    match Argon2Params::of_hash(hash) {
+        Some(_) if hash.len() >= 512 => HashCost::Unreadable,
+        Some(p) if !p.within(&Argon2Params::CEILING) => HashCost::TooCostly,
+        Some(p) if !p.at_least(&Argon2Params::MINIMUM) => HashCost::Weak,
+        Some(_) => HashCost::Fine,
+        None => HashCost::Unreadable,
+    }
+}
+
+/// Whether verifying against `hash` costs no more than the ceiling allows: checked before a
+/// sign-in's verification is queued, so a hash stored before the import bounds existed cannot
+/// pin the hashing pool.
+pub(crate) fn stored_hash_affordable(hash: &str) -> bool {
+    match bcrypt_cost(hash) {
+        Some(cost) => cost <= BCRYPT_MAX_COST,
+        None => Argon2Params::of_hash(hash).is_none_or(|p| p.within(&Argon2Params::CEILING)),
+    }
 }
 
 fn refused(email: String, why: &'static str) -> ImportOutcome {

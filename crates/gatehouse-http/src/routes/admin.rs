@@ -82,12 +82,17 @@ pub(crate) struct ImportUser {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImportRequest {
     users: Vec<ImportUser>,
+    /// Accept hashes below today's floor (bcrypt cost under 10, Argon2id under OWASP's
+    /// minimum); each is replaced by an Argon2id hash at its user's first sign-in. Default false.
+    #[serde(default)]
+    allow_weak_hashes: bool,
 }
 
 impl fmt::Debug for ImportRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ImportRequest")
             .field("users", &self.users.len())
+            .field("allow_weak_hashes", &self.allow_weak_hashes)
             .finish()
     }
 }
@@ -97,7 +102,8 @@ pub(crate) struct ImportResult {
     email: String,
     user_id: Option<Uuid>,
     /// Why this user was not imported: `invalid_email`, `invalid_name`, `unsupported_hash`,
-    /// `email_taken`.
+    /// `weak_hash` (below the floor, without `allow_weak_hashes`), `hash_too_costly` (bcrypt
+    /// cost over 14, Argon2id over 256 MiB, 16 passes or 16 lanes), `email_taken`.
     error: Option<&'static str>,
 }
 
@@ -118,21 +124,25 @@ const MAX_IMPORT: usize = 1000;
 pub(crate) async fn import(
     State(state): State<AppState>,
     OperatorCaller(call): OperatorCaller,
-    ApiJson(req): ApiJson<ImportRequest>,
+    ApiJson(mut req): ApiJson<ImportRequest>,
 ) -> Result<Json<ImportResponse>, ApiError> {
     if req.users.len() > MAX_IMPORT {
         return Err(gatehouse_core::Error::invalid("users", "at most 1000 per request").into());
     }
     let users = req
         .users
-        .into_iter()
+        .drain(..)
         .map(|u| ImportedUser {
             email: u.email,
             name: u.name,
             password_hash: u.password_hash,
         })
         .collect();
-    let out = state.kernel.operators().import_users(&call, users).await?;
+    let out = state
+        .kernel
+        .operators()
+        .import_users(&call, users, req.allow_weak_hashes)
+        .await?;
     Ok(Json(ImportResponse {
         items: out
             .into_iter()

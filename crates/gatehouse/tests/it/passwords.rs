@@ -48,7 +48,8 @@ async fn a_bcrypt_imported_user_signs_in_and_is_stored_as_argon2id_afterwards() 
             "/admin/v1/users/import",
             op,
             None,
-            Some(json!({"users": [
+            // Cost 5 is below today's floor: imported only when asked for explicitly.
+            Some(json!({"allow_weak_hashes": true, "users": [
                 {"email": "legacy@example.com", "name": "Legacy", "password_hash": legacy},
                 {"email": "weird@example.com", "name": "Weird", "password_hash": "md5$abc"},
             ]})),
@@ -275,5 +276,104 @@ async fn a_configured_pepper_is_mixed_into_new_hashes_and_needed_to_verify_them(
     let dir = app.stop_keeping_data().await;
     let app = TestApp::spawn_in(dir, with_pepper).await;
     assert_eq!(app.post_json("/v1/auth/login", &login).await.status(), 200);
+    app.stop().await;
+}
+
+async fn operator_token(app: &TestApp) -> String {
+    app.kernel
+        .operators()
+        .create(
+            "ops@platform.example",
+            "Ops",
+            SecretString::from(PASSWORD.to_owned()),
+        )
+        .await
+        .unwrap();
+    let res = app
+        .post_json(
+            "/admin/v1/auth/login",
+            &json!({"email": "ops@platform.example", "password": PASSWORD}),
+        )
+        .await;
+    let op: Value = res.json().await.unwrap();
+    op["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Issue 18, finding 10: an import is bounded on both sides (below the floor only when asked
+/// for, never above the ceiling), and a stored hash above the ceiling is never verified, so two
+/// sign-ins cannot pin the hashing pool.
+#[tokio::test]
+async fn imported_hash_costs_are_bounded_and_a_too_costly_stored_hash_is_never_verified() {
+    let app = TestApp::spawn().await;
+    let op = operator_token(&app).await;
+    app.signup_login("ada@example.com", "laptop").await;
+    let real_argon = stored_hash(&app, "ada@example.com").await;
+    assert!(real_argon.contains("$m=19456,t=2,p=1$"), "{real_argon}");
+    // Well-formed hashes whose parameters ask for far more work: only the cost field differs.
+    let weak = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+    let dear_bcrypt = weak.replace("$2a$05$", "$2a$31$");
+    let dear_argon = real_argon.replace("$m=19456,t=2,p=1$", "$m=4194304,t=2,p=1$");
+    let import = |body: Value| {
+        let app = &app;
+        let op = op.clone();
+        async move {
+            let res = app
+                .call(
+                    Method::POST,
+                    "/admin/v1/users/import",
+                    &op,
+                    None,
+                    Some(body),
+                )
+                .await;
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let out = import(json!({"users": [
+        {"email": "w@example.com", "name": "W", "password_hash": weak},
+        {"email": "b@example.com", "name": "B", "password_hash": dear_bcrypt},
+        {"email": "a@example.com", "name": "A", "password_hash": dear_argon},
+    ]}))
+    .await;
+    assert_eq!(out["items"][0]["error"], "weak_hash", "{out}");
+    assert_eq!(out["items"][1]["error"], "hash_too_costly", "{out}");
+    assert_eq!(out["items"][2]["error"], "hash_too_costly", "{out}");
+    let out = import(json!({"allow_weak_hashes": true, "users": [
+        {"email": "w@example.com", "name": "W", "password_hash": weak},
+        {"email": "b@example.com", "name": "B", "password_hash": dear_bcrypt},
+    ]}))
+    .await;
+    assert!(out["items"][0]["user_id"].is_string(), "{out}");
+    assert_eq!(out["items"][1]["error"], "hash_too_costly", "{out}");
+
+    // A cost-31 hash stored before these bounds existed (written straight to the store): a
+    // sign-in answers at once as a wrong password would, rather than queue days of hashing.
+    let mut tx = app.kernel.store().begin().await.unwrap();
+    tx.insert_user(&gatehouse_core::store::UserRecord {
+        id: gatehouse_core::UserId::new(&app.clock),
+        email: "old@example.com".into(),
+        name: "Old".into(),
+        password_hash: dear_bcrypt.clone(),
+        created_at: gatehouse_core::Clock::now(&app.clock),
+        email_verified_at: None,
+    })
+    .await
+    .unwrap();
+    tx.commit(gatehouse_core::audit::Audited::for_tests())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let res = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            app.post_json(
+                "/v1/auth/login",
+                &json!({"email": "old@example.com", "password": "U*U"}),
+            ),
+        )
+        .await
+        .expect("a sign-in against a too costly hash was queued");
+        expect_problem(res, 401, "invalid_credentials").await;
+    }
     app.stop().await;
 }

@@ -293,3 +293,67 @@ async fn nobody_grants_a_role_with_permissions_they_do_not_hold() {
     assert_eq!(res.status(), 204);
     app.stop().await;
 }
+
+/// Issue 18, finding 8: a role that may manage members cannot demote or remove a member who holds
+/// more than it does; it still manages those who hold no more.
+#[tokio::test]
+async fn nobody_changes_or_removes_a_member_holding_what_they_lack() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup_login("ada@example.com", "laptop").await;
+    for (name, perms) in [
+        ("people", json!(["org.read", "members.manage"])),
+        ("reader", json!(["org.read"])),
+    ] {
+        let res = app
+            .org_call(
+                Method::POST,
+                "/v1/organization/roles",
+                &owner,
+                Some(json!({"name": name, "permissions": perms})),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let admin = app.add_member(&owner, "adm@example.com", "admin").await;
+    let people = app.add_member(&owner, "ppl@example.com", "people").await;
+    let reader = app.add_member(&owner, "rdr@example.com", "reader").await;
+    let admin_path = format!("/v1/organization/members/{}", admin.user);
+    let res = app
+        .org_call(
+            Method::PUT,
+            &admin_path,
+            &people,
+            Some(json!({"role": "reader"})),
+        )
+        .await;
+    expect_problem(res, 403, "forbidden").await;
+    let res = app
+        .org_call(Method::DELETE, &admin_path, &people, None)
+        .await;
+    expect_problem(res, 403, "forbidden").await;
+    // The admin is untouched.
+    let res = app
+        .org_call(Method::GET, "/v1/organization/members", &owner, None)
+        .await;
+    let body: Value = res.json().await.unwrap();
+    let role_of = |user: &str| {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["user_id"] == user)
+            .map(|m| m["role"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(role_of(&admin.user).as_deref(), Some("admin"));
+    // A member holding no more than the actor is still theirs to manage.
+    let res = app
+        .org_call(
+            Method::DELETE,
+            &format!("/v1/organization/members/{}", reader.user),
+            &people,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    app.stop().await;
+}
