@@ -171,6 +171,7 @@ impl Kernel {
         now: OffsetDateTime,
     ) -> Result<(), Error> {
         let id = self.identity();
+        let ip = &crate::limits::address_subject_of(ip);
         let wait = match id.account_lockouts.attempt(account, now) {
             Err(wait) => Some(wait),
             Ok(()) => match id.ip_lockouts.attempt(ip, now) {
@@ -198,7 +199,8 @@ impl Kernel {
     pub(crate) fn attempt_succeeded(&self, account: &str, ip: &str) {
         let id = self.identity();
         id.account_lockouts.succeeded(account);
-        id.ip_lockouts.refund(ip);
+        id.ip_lockouts
+            .refund(&crate::limits::address_subject_of(ip));
     }
 
     /// Builds a new session record and its refresh token.

@@ -11,7 +11,9 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::identity::Principal;
-use gatehouse_core::limits::{Decision, EndpointClass, NamedQuota, RateLimitStore, RatePolicy};
+use gatehouse_core::limits::{
+    Decision, EndpointClass, NamedQuota, RateLimitStore, RatePolicy, address_subject,
+};
 
 use crate::extract::client_ip;
 use crate::problem::ApiError;
@@ -28,40 +30,6 @@ pub struct RateLimiting {
 /// The decisions taken for one request, most constraining reported.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Decisions(Arc<Mutex<Vec<(NamedQuota, Decision)>>>);
-
-/// The address a per-address quota counts: an IPv4 address, or an IPv6 address's /64 (one
-/// subscriber usually holds a whole /64, and would otherwise get a fresh quota per address).
-pub(crate) fn limit_subject(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::limit_subject;
-
-    #[test]
-    fn ipv6_addresses_count_per_64_and_mapped_ipv4_as_ipv4() {
-        let a = limit_subject("2001:db8:1:2:aaaa::1".parse().unwrap());
-        let b = limit_subject("2001:db8:1:2:bbbb::9".parse().unwrap());
-        let c = limit_subject("2001:db8:1:3::1".parse().unwrap());
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        assert_eq!(
-            limit_subject("::ffff:192.0.2.7".parse().unwrap()),
-            "192.0.2.7"
-        );
-        assert_eq!(limit_subject("192.0.2.7".parse().unwrap()), "192.0.2.7");
-    }
-}
 
 fn now_us(state: &AppState) -> i64 {
     gatehouse_core::clock::unix_micros(state.kernel.clock().now())
@@ -196,7 +164,7 @@ where
         .map(|c| c.0.ip());
     let forwarded = crate::extract::forwarded_for(req.headers());
     let ip = client_ip(peer, forwarded.as_deref(), &state.trusted_proxies)
-        .map_or_else(|| "unknown".to_owned(), limit_subject);
+        .map_or_else(|| "unknown".to_owned(), address_subject);
     let decisions = Decisions::default();
     req.extensions_mut().insert(decisions.clone());
     let mut res = match limits.policy.for_ip(class) {

@@ -2,8 +2,14 @@ use axum::http::StatusCode;
 
 use crate::problem::ApiError;
 
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::for_status(StatusCode::NOT_FOUND)
+/// No route matched. A `CONNECT` (authority-form, as a proxy client sends it) names no path at
+/// all: it is a method Gatehouse never serves, so it gets 405 like a `CONNECT` to a known path.
+pub(crate) async fn not_found(method: axum::http::Method) -> ApiError {
+    if method == axum::http::Method::CONNECT {
+        ApiError::for_status(StatusCode::METHOD_NOT_ALLOWED)
+    } else {
+        ApiError::for_status(StatusCode::NOT_FOUND)
+    }
 }
 
 /// Hides the paths another listener owns (see `Surface`): they get the 404 an unknown path gets,

@@ -255,6 +255,43 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
     app.stop().await;
 }
 
+/// Issue 18, finding 13: the sign-in address lockout counts an IPv6 /64 as one address, as the
+/// rate limits do, so walking the /64 does not buy fresh guesses.
+#[tokio::test]
+async fn the_address_lockout_counts_an_ipv6_64_as_one_address() {
+    let app = TestApp::spawn_with(|raw| {
+        raw.rate_limits.enabled = true;
+        raw.rate_limits.per_ip.auth = 1000;
+        raw.rate_limits.lockout.ip_threshold = 3;
+        raw.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let send = |i: u32| {
+        // A different account each time (the account lockout stays out of it) and a different
+        // address, all in 2001:db8:7:7::/64.
+        app.client
+            .post(app.url("/v1/auth/login"))
+            .header("x-forwarded-for", format!("2001:db8:7:7::{i:x}"))
+            .json(&json!({"email": format!("n{i}@example.com"), "password": "whatever-it-is"}))
+            .send()
+    };
+    for i in 1..=3 {
+        assert_eq!(send(i).await.unwrap().status(), 401);
+    }
+    expect_problem(send(4).await.unwrap(), 429, "too_many_attempts").await;
+    // Another /64 is another address.
+    let res = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .header("x-forwarded-for", "2001:db8:7:8::1")
+        .json(&json!({"email": "m@example.com", "password": "whatever-it-is"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn with_redis_unreachable_the_server_serves_and_limits_in_process() {
     // Nothing listens on port 1: Redis is "down" from the start.
