@@ -46,28 +46,55 @@ impl Argon2Params {
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 
-    /// The dearest cost accepted from a stored hash (an import): 256 MiB, 16 passes, 16 lanes.
-    /// Beyond it, one sign-in attempt would hold a hashing thread and its memory for too long.
+    /// The dearest cost accepted from a hash made elsewhere (an import), unless the configured
+    /// cost is dearer still: 64 MiB, 8 passes, 4 lanes. Beyond it, one sign-in attempt would hold
+    /// a hashing thread and its memory for too long.
     pub const CEILING: Self = Self {
-        memory_kib: 256 * 1024,
-        iterations: 16,
-        parallelism: 16,
+        memory_kib: 64 * 1024,
+        iterations: 8,
+        parallelism: 4,
     };
 
-    /// The cost an Argon2id PHC string was made with (parsed by the `argon2` crate), or `None`
-    /// when it is not an Argon2id hash.
+    /// The cost an Argon2 PHC string (any variant) was made with, parsed by the `argon2` crate;
+    /// `None` when it is not an Argon2 hash or its parameters cannot be read.
     #[must_use]
     pub fn of_hash(phc: &str) -> Option<Self> {
         let parsed = PasswordHash::new(phc).ok()?;
-        if parsed.algorithm != argon2::ARGON2ID_IDENT {
-            return None;
-        }
+        Algorithm::try_from(parsed.algorithm).ok()?;
         let p = argon2::Params::try_from(&parsed).ok()?;
         Some(Self {
             memory_kib: p.m_cost(),
             iterations: p.t_cost(),
             parallelism: p.p_cost(),
         })
+    }
+
+    /// Whether `phc` is an Argon2id hash with no secret input (`keyid`) of another system's.
+    #[must_use]
+    pub fn is_plain_argon2id(phc: &str) -> bool {
+        PasswordHash::new(phc).is_ok_and(|p| {
+            p.algorithm == argon2::ARGON2ID_IDENT && p.params.get_str("keyid").is_none()
+        })
+    }
+
+    /// The componentwise larger of two costs.
+    #[must_use]
+    pub fn max(&self, other: &Self) -> Self {
+        Self {
+            memory_kib: self.memory_kib.max(other.memory_kib),
+            iterations: self.iterations.max(other.iterations),
+            parallelism: self.parallelism.max(other.parallelism),
+        }
+    }
+
+    /// Whether the cost is at least one of OWASP's equivalent Argon2id minimums (m=47104 t=1,
+    /// m=19456 t=2, m=12288 t=3, m=9216 t=4, m=7168 t=5): memory at least 7 MiB and memory
+    /// times passes at least that of the cheapest, m=7168 t=5.
+    #[must_use]
+    pub fn meets_owasp_minimum(&self) -> bool {
+        self.memory_kib >= 7168
+            && u64::from(self.memory_kib) * u64::from(self.iterations) >= 7168 * 5
+            && self.parallelism >= 1
     }
 
     /// Whether every parameter is at most `ceiling`'s.
@@ -348,10 +375,32 @@ mod tests {
         let dear = Argon2Params::of_hash(&dear).unwrap();
         assert!(!dear.within(&Argon2Params::CEILING));
         assert_eq!(Argon2Params::of_hash("$2a$05$abc"), None);
+        // Every Argon2 variant's cost is read (a stored argon2d hash is bounded like any).
+        let d = phc
+            .replace("$argon2id$", "$argon2d$")
+            .replace("m=19456", "m=4194304");
         assert_eq!(
-            Argon2Params::of_hash("$argon2i$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
-            None
+            Argon2Params::of_hash(&d).map(|p| p.memory_kib),
+            Some(4_194_304)
         );
+        assert!(Argon2Params::is_plain_argon2id(&phc));
+        assert!(!Argon2Params::is_plain_argon2id(&d));
+        for (m, t, ok) in [
+            (47_104, 1, true),
+            (19_456, 2, true),
+            (12_288, 3, true),
+            (9_216, 4, true),
+            (7_168, 5, true),
+            (7_168, 4, false),
+            (4_096, 20, false),
+        ] {
+            let p = Argon2Params {
+                memory_kib: m,
+                iterations: t,
+                parallelism: 1,
+            };
+            assert_eq!(p.meets_owasp_minimum(), ok, "m={m} t={t}");
+        }
     }
 
     #[test]

@@ -171,7 +171,7 @@ pub fn router_for(state: AppState, settings: &HttpSettings, surface: Surface) ->
         axum::routing::get(move || routes::openapi::serve(doc.clone())),
     );
     // Only with limits configured: otherwise the layer would cost every request for nothing.
-    if state.rate_limits.is_some() {
+    let unmatched = if state.rate_limits.is_some() {
         let facts = std::sync::Arc::new(facts);
         app = app.route_layer(middleware::rate_limit::RateLimitLayer {
             state: state.clone(),
@@ -180,21 +180,22 @@ pub fn router_for(state: AppState, settings: &HttpSettings, surface: Surface) ->
         });
         // A path no route matches is limited per address too: probing made-up paths costs the
         // prober its quota like any other request.
-        app = app.fallback_service(
-            axum::routing::any(routes::fallback::not_found)
-                .layer(middleware::rate_limit::RateLimitLayer {
-                    state: state.clone(),
-                    facts,
-                    unmatched: true,
-                })
-                .with_state(state.clone()),
-        );
+        axum::routing::any(routes::fallback::not_found)
+            .layer(middleware::rate_limit::RateLimitLayer {
+                state: state.clone(),
+                facts,
+                unmatched: true,
+            })
+            .with_state(state.clone())
     } else {
-        app = app.fallback(routes::fallback::not_found);
-    }
+        axum::routing::any(routes::fallback::not_found).with_state(state.clone())
+    };
+    app = app.fallback_service(unmatched.clone());
     if surface != Surface::All {
+        // A path another listener owns is answered here exactly as an unmatched one, limit
+        // included (so neither the answer nor its rate-limit headers tell that it exists).
         app = app.layer(axum::middleware::from_fn_with_state(
-            surface,
+            routes::fallback::Hidden { surface, unmatched },
             routes::fallback::surface_filter,
         ));
     }

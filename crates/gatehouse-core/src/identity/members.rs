@@ -166,8 +166,8 @@ impl Members<'_> {
             .membership(user)
             .await?
             .ok_or(Error::NotFound("member"))?;
-        // Nobody removes a member who holds what the actor does not (leaving is always allowed:
-        // one holds one's own role).
+        // Nobody removes a member who holds what the actor does not (one's own role is never
+        // more than one holds).
         self.ensure_may_grant(tx.as_mut(), principal, &actor_role, &current.role)
             .await?;
         if current.role == Role::Owner {

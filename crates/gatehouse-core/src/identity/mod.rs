@@ -62,8 +62,9 @@ pub struct Identity {
 
 /// Refuses, under impersonation, an action that hands out a credential or a stored value (an API
 /// key, a rotated key, an invitation, a secret's value): what it made would outlive the
-/// 30-minute impersonation that made it. The one place this rule lives; each such service call
-/// asks it before anything else.
+/// 30-minute impersonation that made it. The one rule for what an impersonation may leave
+/// behind; each such service call asks it before anything else. (Refusals of what an
+/// impersonation may not do at all, such as switching organisation, stay with their calls.)
 pub(crate) fn refuse_under_impersonation(
     principal: &Principal,
     refusal: &'static str,

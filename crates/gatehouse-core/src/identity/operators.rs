@@ -251,7 +251,7 @@ impl Operators<'_> {
                 out.push(refused(u.email, "invalid_name"));
                 continue;
             };
-            match imported_hash_cost(&u.password_hash) {
+            match imported_hash_cost(&u.password_hash, &self.passwords().params()) {
                 HashCost::Unreadable => {
                     out.push(refused(u.email, "unsupported_hash"));
                     continue;
@@ -315,7 +315,7 @@ enum HashCost {
     TooCostly,
 }
 
-fn imported_hash_cost(hash: &str) -> HashCost {
+fn imported_hash_cost(hash: &str, configured: &Argon2Params) -> HashCost {
     if let Some(cost) = bcrypt_cost(hash) {
         return match cost {
             c if c > BCRYPT_MAX_COST => HashCost::TooCostly,
@@ -323,22 +323,31 @@ fn imported_hash_cost(hash: &str) -> HashCost {
             _ => HashCost::Fine,
         };
     }
+    // Only plain Argon2id: another system's pepper (`keyid`) could never be verified here.
+    if hash.len() >= 512 || !Argon2Params::is_plain_argon2id(hash) {
+        return HashCost::Unreadable;
+    }
     match Argon2Params::of_hash(hash) {
-        Some(_) if hash.len() >= 512 => HashCost::Unreadable,
-        Some(p) if !p.within(&Argon2Params::CEILING) => HashCost::TooCostly,
-        Some(p) if !p.at_least(&Argon2Params::MINIMUM) => HashCost::Weak,
+        Some(p) if !p.within(&hash_ceiling(configured)) => HashCost::TooCostly,
+        Some(p) if !p.meets_owasp_minimum() => HashCost::Weak,
         Some(_) => HashCost::Fine,
         None => HashCost::Unreadable,
     }
 }
 
-/// Whether verifying against `hash` costs no more than the ceiling allows: checked before a
-/// sign-in's verification is queued, so a hash stored before the import bounds existed cannot
-/// pin the hashing pool.
-pub(crate) fn stored_hash_affordable(hash: &str) -> bool {
+/// The dearest hash a sign-in verifies: the fixed ceiling, or the configured cost where an
+/// operator chose a dearer one (Gatehouse's own hashes must always verify).
+fn hash_ceiling(configured: &Argon2Params) -> Argon2Params {
+    Argon2Params::CEILING.max(configured)
+}
+
+/// Whether verifying against a stored `hash` costs no more than the ceiling allows: checked
+/// before a sign-in's verification is queued, so a hash stored before the import bounds existed
+/// cannot pin the hashing pool. A hash whose cost cannot be read is not verified either.
+pub(crate) fn stored_hash_affordable(hash: &str, configured: &Argon2Params) -> bool {
     match bcrypt_cost(hash) {
         Some(cost) => cost <= BCRYPT_MAX_COST,
-        None => Argon2Params::of_hash(hash).is_none_or(|p| p.within(&Argon2Params::CEILING)),
+        None => Argon2Params::of_hash(hash).is_some_and(|p| p.within(&hash_ceiling(configured))),
     }
 }
 

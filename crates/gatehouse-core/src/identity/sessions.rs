@@ -109,7 +109,8 @@ impl Kernel {
         // A hash dearer than the ceiling is never verified: it would hold a hashing thread for
         // as long as it asks. The account then signs in only after a reset; meanwhile it costs
         // what an unknown email costs.
-        let stored = stored.filter(|h| super::operators::stored_hash_affordable(h));
+        let configured = self.passwords().params();
+        let stored = stored.filter(|h| super::operators::stored_hash_affordable(h, &configured));
         match stored {
             Some(hash) if is_bcrypt(&hash) => {
                 let pw = password.clone();

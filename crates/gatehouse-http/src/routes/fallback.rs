@@ -12,10 +12,19 @@ pub(crate) async fn not_found(method: axum::http::Method) -> ApiError {
     }
 }
 
-/// Hides the paths another listener owns (see `Surface`): they get the 404 an unknown path gets,
-/// inside the same middleware (request id, security headers, access line).
+/// What the surface filter needs: which paths this listener serves, and the service that answers
+/// (and limits) a path that matches nothing.
+#[derive(Clone)]
+pub(crate) struct Hidden {
+    pub(crate) surface: crate::Surface,
+    pub(crate) unmatched: axum::routing::MethodRouter,
+}
+
+/// Hides the paths another listener owns (see `Surface`): they are answered by the unmatched
+/// path's own service (the same 404, the same per-address limit), inside the same middleware
+/// (request id, security headers, access line).
 pub(crate) async fn surface_filter(
-    axum::extract::State(surface): axum::extract::State<crate::Surface>,
+    axum::extract::State(Hidden { surface, unmatched }): axum::extract::State<Hidden>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -28,9 +37,8 @@ pub(crate) async fn surface_filter(
         crate::Surface::Admin => !(admin || probe),
     };
     if hidden {
-        return axum::response::IntoResponse::into_response(ApiError::for_status(
-            StatusCode::NOT_FOUND,
-        ));
+        let Ok(res) = tower::ServiceExt::oneshot(unmatched, req).await;
+        return res;
     }
     next.run(req).await
 }

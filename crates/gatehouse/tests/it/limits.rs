@@ -255,6 +255,36 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
     app.stop().await;
 }
 
+/// Issue 18, finding 1, with the operator API on its own listener: a path the other listener
+/// owns is answered and limited exactly as a path that exists nowhere (same 404, same quota, same
+/// headers), on both listeners; the two listeners count against the one per-address quota.
+#[tokio::test]
+async fn paths_hidden_on_a_split_listener_are_limited_like_unmatched_ones() {
+    let app = TestApp::spawn_with(|raw| {
+        raw.rate_limits.enabled = true;
+        raw.rate_limits.per_ip.write = 4;
+        raw.admin_listen = Some("127.0.0.1:0".into());
+    })
+    .await;
+    let admin = app.admin_base.clone().unwrap();
+    let hidden = [
+        app.url("/admin/v1/auth/login"),
+        format!("{admin}/v1/auth/signup"),
+    ];
+    let post = |url: &str| app.client.post(url).json(&json!({})).send();
+    for url in &hidden {
+        for _ in 0..2 {
+            let res = post(url).await.unwrap();
+            assert_eq!(res.status(), 404, "{url}");
+            assert_eq!(header(&res, "ratelimit-policy"), "\"ip-write\";q=4;w=60");
+        }
+    }
+    for url in &hidden {
+        expect_problem(post(url).await.unwrap(), 429, "rate_limited").await;
+    }
+    app.stop().await;
+}
+
 /// Issue 18, finding 13: the sign-in address lockout counts an IPv6 /64 as one address, as the
 /// rate limits do, so walking the /64 does not buy fresh guesses.
 #[tokio::test]

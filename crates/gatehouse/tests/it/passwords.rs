@@ -313,6 +313,7 @@ async fn imported_hash_costs_are_bounded_and_a_too_costly_stored_hash_is_never_v
     let weak = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
     let dear_bcrypt = weak.replace("$2a$05$", "$2a$31$");
     let dear_argon = real_argon.replace("$m=19456,t=2,p=1$", "$m=4194304,t=2,p=1$");
+    let weak_argon = real_argon.replace("$m=19456,t=2,p=1$", "$m=4096,t=1,p=1$");
     let import = |body: Value| {
         let app = &app;
         let op = op.clone();
@@ -334,11 +335,13 @@ async fn imported_hash_costs_are_bounded_and_a_too_costly_stored_hash_is_never_v
         {"email": "w@example.com", "name": "W", "password_hash": weak},
         {"email": "b@example.com", "name": "B", "password_hash": dear_bcrypt},
         {"email": "a@example.com", "name": "A", "password_hash": dear_argon},
+        {"email": "v@example.com", "name": "V", "password_hash": weak_argon},
     ]}))
     .await;
     assert_eq!(out["items"][0]["error"], "weak_hash", "{out}");
     assert_eq!(out["items"][1]["error"], "hash_too_costly", "{out}");
     assert_eq!(out["items"][2]["error"], "hash_too_costly", "{out}");
+    assert_eq!(out["items"][3]["error"], "weak_hash", "{out}");
     let out = import(json!({"allow_weak_hashes": true, "users": [
         {"email": "w@example.com", "name": "W", "password_hash": weak},
         {"email": "b@example.com", "name": "B", "password_hash": dear_bcrypt},
@@ -347,33 +350,53 @@ async fn imported_hash_costs_are_bounded_and_a_too_costly_stored_hash_is_never_v
     assert!(out["items"][0]["user_id"].is_string(), "{out}");
     assert_eq!(out["items"][1]["error"], "hash_too_costly", "{out}");
 
-    // A cost-31 hash stored before these bounds existed (written straight to the store): a
-    // sign-in answers at once as a wrong password would, rather than queue days of hashing.
-    let mut tx = app.kernel.store().begin().await.unwrap();
-    tx.insert_user(&gatehouse_core::store::UserRecord {
-        id: gatehouse_core::UserId::new(&app.clock),
-        email: "old@example.com".into(),
-        name: "Old".into(),
-        password_hash: dear_bcrypt.clone(),
-        created_at: gatehouse_core::Clock::now(&app.clock),
-        email_verified_at: None,
-    })
-    .await
-    .unwrap();
-    tx.commit(gatehouse_core::audit::Audited::for_tests())
+    // Hashes over the ceiling stored before these bounds existed (written straight to the
+    // store; an argon2d one too): a sign-in answers at once as a wrong password would, rather
+    // than queue days of hashing or gigabytes of memory.
+    let dear_argon2d = dear_argon.replace("$argon2id$", "$argon2d$");
+    for (email, hash) in [
+        ("old-bcrypt@example.com", &dear_bcrypt),
+        ("old-argon@example.com", &dear_argon),
+        ("old-argon2d@example.com", &dear_argon2d),
+    ] {
+        let mut tx = app.kernel.store().begin().await.unwrap();
+        tx.insert_user(&gatehouse_core::store::UserRecord {
+            id: gatehouse_core::UserId::new(&app.clock),
+            email: email.into(),
+            name: "Old".into(),
+            password_hash: hash.clone(),
+            created_at: gatehouse_core::Clock::now(&app.clock),
+            email_verified_at: None,
+        })
         .await
         .unwrap();
-    for _ in 0..2 {
-        let res = tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            app.post_json(
-                "/v1/auth/login",
-                &json!({"email": "old@example.com", "password": "U*U"}),
-            ),
-        )
-        .await
-        .expect("a sign-in against a too costly hash was queued");
-        expect_problem(res, 401, "invalid_credentials").await;
+        tx.commit(gatehouse_core::audit::Audited::for_tests())
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            let res = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                app.post_json(
+                    "/v1/auth/login",
+                    &json!({"email": email, "password": PASSWORD}),
+                ),
+            )
+            .await
+            .expect("a sign-in against a too costly hash was queued");
+            expect_problem(res, 401, "invalid_credentials").await;
+        }
     }
+    app.stop().await;
+}
+
+/// The ceiling never shuts out Gatehouse's own hashes: with a configured cost dearer than it,
+/// sign-up and sign-in still work.
+#[tokio::test]
+async fn a_configured_cost_over_the_import_ceiling_still_signs_in() {
+    let app = TestApp::spawn_with(|raw| raw.password_hashing.iterations = 9).await;
+    let ada = app.signup_login("ada@example.com", "laptop").await;
+    assert!(stored_hash(&app, "ada@example.com").await.contains(",t=9,"));
+    app.login("ada@example.com", PASSWORD, "phone", &ada.user)
+        .await;
     app.stop().await;
 }
