@@ -93,7 +93,7 @@ impl fmt::Debug for IssuedKey {
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "The key, shown once", body = IssuedKey),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, or `wrong_audience` under impersonation", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown permission, or one the creator does not hold", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create(
@@ -163,6 +163,7 @@ pub(crate) struct RotateRequest {
     params(("id" = Uuid, Path, description = "The key")), request_body = RotateRequest,
     responses(
         (status = 201, description = "The new key, shown once", body = IssuedKey),
+        (status = 403, description = "`forbidden` (the caller lacks `api_keys.manage` or one of the key's permissions), or `wrong_audience` under impersonation", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such usable key", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn rotate(

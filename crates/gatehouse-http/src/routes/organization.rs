@@ -83,7 +83,7 @@ pub(crate) struct RoleChange {
     params(("user_id" = Uuid, Path, description = "The member")),
     responses(
         (status = 204, description = "Changed"),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `members.manage`, or a permission the member's current or new role holds", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not a member", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`last_owner`", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -107,7 +107,7 @@ pub(crate) async fn set_role(
     params(("user_id" = Uuid, Path, description = "The member")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `members.manage`, or a permission the member's role holds", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`last_owner`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn remove_member(
@@ -213,7 +213,7 @@ impl fmt::Debug for InvitationResponse {
     security(("bearer" = [])), request_body = InvitationRequest,
     responses(
         (status = 201, description = "Invited", body = InvitationResponse),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, or `wrong_audience` under impersonation", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn invite(
     State(state): State<AppState>,

@@ -150,7 +150,7 @@ fn value_response(value: &SecretBytes, version: Option<u32>) -> Result<Response,
     request_body = CreateSecret,
     responses(
         (status = 201, description = "Created (metadata only)", body = Secret),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, or `wrong_audience` under impersonation", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create(
@@ -216,6 +216,7 @@ pub(crate) async fn get(
     request_body = UpdateSecret,
     responses(
         (status = 200, description = "The new current version (metadata)", body = Secret),
+        (status = 403, description = "`forbidden`, or `wrong_audience` under impersonation", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such secret here", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn update(
