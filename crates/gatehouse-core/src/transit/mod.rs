@@ -16,9 +16,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_crypto::{SecretBytes, context};
 
 use crate::audit::{self, AuditEvent};
-use crate::context::{RequestContext, TenantCall};
+use crate::context::TenantCall;
 use crate::error::Error;
-use crate::identity::{Permission, Principal};
+use crate::identity::Permission;
 use crate::ids::OrgId;
 use crate::kernel::Kernel;
 use crate::keyring::TransitState;
@@ -178,12 +178,15 @@ impl Transit<'_> {
     /// fails refuses them); encrypt answers once its event is queued.
     async fn transit_call(
         &self,
-        principal: &Principal,
-        scope: &TenantScope,
+        call: &TenantCall,
         op: Op,
         items: Vec<TransitItem>,
-        request: &RequestContext,
     ) -> Result<Vec<TransitOutcome>, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         if op != Op::Encrypt && principal.tier == crate::store::Tier::Impersonation {
             return Err(Error::WrongAudience(
                 "an impersonation cannot decrypt the organisation's data",
@@ -236,13 +239,7 @@ impl Transit<'_> {
         call: &TenantCall,
         items: Vec<TransitItem>,
     ) -> Result<Vec<TransitOutcome>, Error> {
-        let TenantCall {
-            principal,
-            scope,
-            request,
-        } = call;
-        self.transit_call(principal, scope, Op::Encrypt, items, request)
-            .await
+        self.transit_call(call, Op::Encrypt, items).await
     }
 
     pub async fn decrypt(
@@ -250,13 +247,7 @@ impl Transit<'_> {
         call: &TenantCall,
         items: Vec<TransitItem>,
     ) -> Result<Vec<TransitOutcome>, Error> {
-        let TenantCall {
-            principal,
-            scope,
-            request,
-        } = call;
-        self.transit_call(principal, scope, Op::Decrypt, items, request)
-            .await
+        self.transit_call(call, Op::Decrypt, items).await
     }
 
     /// Re-encrypts under the newest key version; the caller never sees the plaintext. Needs
@@ -266,13 +257,7 @@ impl Transit<'_> {
         call: &TenantCall,
         items: Vec<TransitItem>,
     ) -> Result<Vec<TransitOutcome>, Error> {
-        let TenantCall {
-            principal,
-            scope,
-            request,
-        } = call;
-        self.transit_call(principal, scope, Op::Rewrap, items, request)
-            .await
+        self.transit_call(call, Op::Rewrap, items).await
     }
 
     /// Raises the lowest key version transit ciphertexts may use. Ciphertexts below it stop
