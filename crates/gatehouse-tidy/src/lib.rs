@@ -275,3 +275,67 @@ pub fn long_file_violations(files: &[(String, usize)]) -> Vec<String> {
         .map(|(path, lines)| format!("{path} has {lines} lines (at most {MAX_LINES}); split it"))
         .collect()
 }
+
+/// The most lines a storage backend's `tx.rs` may have.
+pub const MAX_TX_LINES: usize = 200;
+/// The most methods one store trait may declare.
+pub const MAX_STORE_TRAIT_METHODS: usize = 15;
+
+/// Each backend's `tx.rs` only opens a transaction, enters a scope and commits (at most
+/// [`MAX_TX_LINES`] lines): store methods live in the role file named after their noun, so the
+/// two backends compare file by file and no forwarding layer grows back. Input: (path, lines).
+#[must_use]
+pub fn tx_file_violations(files: &[(String, usize)]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|(path, lines)| {
+            path.starts_with("crates/gatehouse-store-")
+                && path.ends_with("/src/tx.rs")
+                && *lines > MAX_TX_LINES
+        })
+        .map(|(path, lines)| {
+            format!(
+                "{path} has {lines} lines (at most {MAX_TX_LINES}); store methods belong in their role file"
+            )
+        })
+        .collect()
+}
+
+/// No store trait in `gatehouse-core/src/store/` declares more than
+/// [`MAX_STORE_TRAIT_METHODS`] methods: a wide trait is several roles in one, and every
+/// backend pays for it. Counts the `fn` lines at the trait's own indentation between a
+/// top-level `pub trait` line and its closing brace. Input: (path, text).
+#[must_use]
+pub fn store_trait_violations(sources: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, text) in sources {
+        if !path.starts_with("crates/gatehouse-core/src/store/") {
+            continue;
+        }
+        let mut current: Option<(String, usize)> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("pub trait ") {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                current = Some((name, 0));
+            } else if line == "}" {
+                if let Some((name, methods)) = current.take()
+                    && methods > MAX_STORE_TRAIT_METHODS
+                {
+                    out.push(format!(
+                        "{path}: trait {name} has {methods} methods (at most {MAX_STORE_TRAIT_METHODS}); split it by role"
+                    ));
+                }
+            } else if let Some((_, methods)) = current.as_mut() {
+                let t = line.trim_start();
+                let indent = line.len() - t.len();
+                if indent == 4 && (t.starts_with("fn ") || t.starts_with("async fn ")) {
+                    *methods += 1;
+                }
+            }
+        }
+    }
+    out
+}

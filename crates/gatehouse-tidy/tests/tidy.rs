@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 
 use gatehouse_tidy::{
     Manifests, forbid_unsafe_violations, forbidden_dependency_violations, layer_violations,
-    long_file_violations, testing_feature_violations, workspace_lints_violations,
+    long_file_violations, store_trait_violations, testing_feature_violations, tx_file_violations,
+    workspace_lints_violations,
 };
 
 // ---- the workspace -------------------------------------------------------------------------
@@ -133,6 +134,32 @@ fn no_source_file_is_over_800_lines() {
         .map(|(path, text)| (path, text.lines().count()))
         .collect();
     let violations = long_file_violations(&files);
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[test]
+fn backend_tx_files_stay_small_and_store_traits_narrow() {
+    let sources = workspace_sources();
+    let files: Vec<_> = sources
+        .iter()
+        .map(|(path, text)| (path.clone(), text.lines().count()))
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|(p, _)| p.ends_with("store-sqlite/src/tx.rs")),
+        "the scan must see the backends' tx.rs"
+    );
+    let violations = tx_file_violations(&files);
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert!(
+        sources
+            .iter()
+            .any(|(p, t)| p == "crates/gatehouse-core/src/store/mod.rs"
+                && t.contains("\npub trait PlatformTx")),
+        "the scan must see the store traits"
+    );
+    let violations = store_trait_violations(&sources);
     assert!(violations.is_empty(), "{violations:#?}");
 }
 
@@ -338,5 +365,44 @@ fn catches_a_long_source_file() {
             "crates/gatehouse/src/config.rs has 801 lines",
             "crates/gatehouse-store-tests/src/cases.rs has 900 lines",
         ],
+    );
+}
+
+#[test]
+fn catches_a_long_backend_tx_file() {
+    let files = [
+        ("crates/gatehouse-store-sqlite/src/tx.rs".to_owned(), 200),
+        ("crates/gatehouse-store-postgres/src/tx.rs".to_owned(), 930),
+        // Other files named tx.rs are not backends' transaction files.
+        ("crates/gatehouse-core/src/tx.rs".to_owned(), 500),
+    ];
+    assert_reports(
+        &tx_file_violations(&files),
+        &["crates/gatehouse-store-postgres/src/tx.rs has 930 lines"],
+    );
+}
+
+#[test]
+fn catches_a_wide_store_trait() {
+    let wide: String = (0..16)
+        .map(|i| format!("    async fn m{i}(&mut self) -> Result<(), StoreError>;\n"))
+        .collect();
+    let narrow: String = (0..15).map(|i| format!("    fn m{i}(&self);\n")).collect();
+    let sources = [
+        (
+            "crates/gatehouse-core/src/store/mod.rs".to_owned(),
+            format!(
+                "#[async_trait]\npub trait PlatformTx: Send {{\n{wide}}}\n\npub trait Fine {{\n{narrow}}}\n"
+            ),
+        ),
+        // Outside the store module, traits are not counted.
+        (
+            "crates/gatehouse-core/src/kernel.rs".to_owned(),
+            format!("pub trait Elsewhere {{\n{wide}}}\n"),
+        ),
+    ];
+    assert_reports(
+        &store_trait_violations(&sources),
+        &["trait PlatformTx has 16 methods"],
     );
 }
