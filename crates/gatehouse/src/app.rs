@@ -32,6 +32,8 @@ pub struct App {
     /// Set when operators have their own listener (`admin_listen`): the `/admin/v1` router.
     admin_router: Option<axum::Router>,
     kernel: Arc<Kernel>,
+    /// What each connection may hold, on every listener.
+    bounds: crate::conn::Bounds,
     shutdown_grace: Duration,
     reencrypt_every: Duration,
     reencrypt_batch: u32,
@@ -124,6 +126,11 @@ impl App {
             router,
             admin_router,
             kernel,
+            bounds: crate::conn::Bounds {
+                settings: config.connections,
+                request_timeout: config.server.request_timeout,
+                exempt: config.server.trusted_proxies.clone(),
+            },
             shutdown_grace: config.server.shutdown_grace,
             reencrypt_every: config.keyring.reencrypt_every,
             reencrypt_batch: config.keyring.reencrypt_batch,
@@ -177,10 +184,11 @@ impl App {
         let admin_server = match (admin, self.admin_router.take()) {
             (Some(l), Some(router)) => {
                 let mut stopped = admin_stopped;
-                Some(tokio::spawn(crate::tls::serve(
+                Some(tokio::spawn(crate::conn::serve(
                     l,
                     self.tls.clone(),
                     router,
+                    self.bounds.clone(),
                     async move {
                         let _ = stopped.wait_for(|s| *s).await;
                     },
@@ -192,15 +200,16 @@ impl App {
             Some((l, router)) => {
                 let mut stopped = admin_stop.subscribe();
                 let l = TcpListener::from_std(l)?;
-                let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
                 tracing::info!(address = ?l.local_addr().ok(), "metrics listening on /metrics");
-                Some(tokio::spawn(async move {
-                    axum::serve(l, service)
-                        .with_graceful_shutdown(async move {
-                            let _ = stopped.wait_for(|s| *s).await;
-                        })
-                        .await
-                }))
+                Some(tokio::spawn(crate::conn::serve(
+                    l,
+                    None,
+                    router,
+                    self.bounds.clone(),
+                    async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    },
+                )))
             }
             None => None,
         };
@@ -230,8 +239,14 @@ impl App {
             let _ = admin_stop.send(true);
             let _ = stopping_tx.send(());
         };
-        // Plain HTTP through `axum::serve` as ever; over TLS when `[tls]` is configured.
-        let server = crate::tls::serve(listener, self.tls.clone(), self.router, signal);
+        // Plain HTTP, or TLS when `[tls]` is configured; bounded per connection either way.
+        let server = crate::conn::serve(
+            listener,
+            self.tls.clone(),
+            self.router,
+            self.bounds.clone(),
+            signal,
+        );
         let grace = self.shutdown_grace;
         let deadline = async move {
             if stopping_rx.await.is_ok() {

@@ -7,6 +7,7 @@ pub mod app;
 mod audit_cmd;
 pub mod cli;
 pub mod config;
+mod conn;
 pub mod dev_cert_cmd;
 mod keyfile;
 mod keys_cmd;

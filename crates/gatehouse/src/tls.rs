@@ -2,13 +2,10 @@
 //! an explicit minimum with ECDHE key exchange and AEAD ciphers only; ALPN offers `http/1.1`
 //! alone (the server speaks HTTP/1.1 only).
 //!
-//! Serving: a [`TlsListener`] implements axum's `Listener`, so TLS connections go through the
-//! same `axum::serve` (graceful shutdown, `ConnectInfo<SocketAddr>`) as plain ones. Handshakes
-//! run in their own tasks with a deadline, bounded in number, so a slow or silent client never
-//! holds up accepting others. Chosen over `axum-server`, whose TLS support pulls in
-//! `rustls-pemfile` (unmaintained, an audit warning) and HTTP/2 support we do not serve, and
-//! over a hand-written hyper loop, which would duplicate axum's connection handling and
-//! graceful shutdown.
+//! Serving: `crate::conn` accepts TCP connections for every listener and, when TLS is
+//! configured, runs each handshake in the connection's own task with a deadline, after the
+//! connection caps have been checked. Chosen over `axum-server`, whose TLS support pulls in
+//! `rustls-pemfile` (unmaintained, an audit warning) and HTTP/2 support we do not serve.
 //!
 //! Reload: [`TlsReloader`] holds the current `ServerConfig`; every new handshake takes the one
 //! current at its start. SIGHUP, or a change to either file (polled every two seconds), builds
@@ -16,8 +13,6 @@
 //! stays, so a botched renewal never stops the server.
 
 use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,18 +24,9 @@ use rustls::crypto::CryptoProvider;
 use rustls::crypto::aws_lc_rs::{self as provider, cipher_suite};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::config::tls::{TlsMinVersion, TlsSettings};
 
-/// How long a client may take to complete its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; beyond it, accepting waits for one to finish.
-const MAX_HANDSHAKES: usize = 1024;
 /// How often the certificate and key files are checked for changes, by default.
 const POLL_EVERY: Duration = Duration::from_secs(2);
 
@@ -174,7 +160,7 @@ impl TlsReloader {
         Ok(())
     }
 
-    fn current(&self) -> Arc<ServerConfig> {
+    pub(crate) fn current(&self) -> Arc<ServerConfig> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -248,134 +234,6 @@ async fn reload_loop(tls: Arc<TlsReloader>, mut hangup: Option<tokio::signal::un
                     tls.reload_logged("file changed");
                 }
             }
-        }
-    }
-}
-
-/// A TCP listener whose connections arrive with their TLS handshake done.
-#[derive(Debug)]
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    /// Held for its `Drop`: stops accepting when axum lets go of the listener.
-    _acceptor: AbortOnDrop,
-}
-
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl TlsListener {
-    pub fn new(listener: TcpListener, tls: Arc<TlsReloader>) -> io::Result<Self> {
-        let local = listener.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        let acceptor = AbortOnDrop(tokio::spawn(accept_loop(listener, tls, tx)));
-        Ok(Self {
-            ready,
-            local,
-            _acceptor: acceptor,
-        })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept loop never ends while this listener lives; if it did, accept nothing.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-/// Accepts TCP connections and runs each handshake in its own task (dropped with this one,
-/// which the listener aborts when axum lets go of it at shutdown).
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Arc<TlsReloader>,
-    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    let mut handshakes: JoinSet<Option<(TlsStream<TcpStream>, SocketAddr)>> = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept(), if handshakes.len() < MAX_HANDSHAKES => match accepted {
-                Ok((tcp, peer)) => {
-                    let acceptor = TlsAcceptor::from(tls.current());
-                    handshakes.spawn(async move {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                            Ok(Ok(stream)) => Some((stream, peer)),
-                            Ok(Err(e)) => {
-                                tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                                None
-                            }
-                            Err(_) => {
-                                tracing::debug!(peer = %peer, "TLS handshake timed out");
-                                None
-                            }
-                        }
-                    });
-                }
-                Err(e) => accept_error(e).await,
-            },
-            Some(done) = handshakes.join_next(), if !handshakes.is_empty() => {
-                if let Ok(Some(conn)) = done
-                    && ready.send(conn).await.is_err()
-                {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// As axum's own loop does: per-connection errors are skipped, others (out of file
-/// descriptors) wait a second.
-async fn accept_error(e: io::Error) {
-    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
-        e.kind(),
-        ConnectionRefused | ConnectionAborted | ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!(error = %e, "accept failed; retrying in a second");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-/// Serves `router` on `listener` until `signal` resolves: over TLS when `tls` is given, else
-/// plain HTTP exactly as before. Either way the router sees `ConnectInfo<SocketAddr>`.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    tls: Option<Arc<TlsReloader>>,
-    router: axum::Router,
-    signal: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
-        None => {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(signal)
-                .await
-        }
-        Some(tls) => {
-            // `tap_io` is what lets axum hand our listener's peer address to `ConnectInfo`.
-            let listener = TlsListener::new(listener, tls)?.tap_io(|_| {});
-            axum::serve(listener, service)
-                .with_graceful_shutdown(signal)
-                .await
         }
     }
 }

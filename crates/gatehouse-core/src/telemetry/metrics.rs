@@ -68,6 +68,8 @@ struct Metrics {
     errors: IntCounterVec,
     degraded: IntGaugeVec,
     orgs: IntGaugeVec,
+    connections_open: IntGauge,
+    connections_refused: IntCounterVec,
     org_counts: OrgCounts,
     /// `auth_fast[method][success]` for the methods in `AUTH_METHODS`.
     auth_fast: Vec<[IntCounter; 2]>,
@@ -160,6 +162,17 @@ impl Metrics {
             ),
             &["organization"],
         )?;
+        let connections_open = IntGauge::new(
+            "gatehouse_connections_open",
+            "TCP connections open on every listener of this process.",
+        )?;
+        let connections_refused = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_connections_refused_total",
+                "Connections closed at accept because a cap was reached (per_address, total).",
+            ),
+            &["cap"],
+        )?;
         let build = IntGaugeVec::new(
             Opts::new(
                 "gatehouse_build_info",
@@ -182,6 +195,8 @@ impl Metrics {
             Box::new(errors.clone()),
             Box::new(degraded.clone()),
             Box::new(orgs.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(connections_refused.clone()),
             Box::new(build),
         ] {
             registry.register(c)?;
@@ -221,6 +236,8 @@ impl Metrics {
             errors,
             degraded,
             orgs,
+            connections_open,
+            connections_refused,
             org_counts: OrgCounts::default(),
             render: Mutex::new(()),
         })
@@ -393,6 +410,27 @@ fn count_pair(
 pub fn error(component: &'static str) {
     if let Some(m) = on() {
         m.errors.with_label_values(&[component]).inc();
+    }
+}
+
+/// A connection accepted within the caps. Recorded even with metrics off, like
+/// [`connection_closed`], so the gauge never drifts when recording is switched.
+pub fn connection_opened() {
+    if let Some(m) = get() {
+        m.connections_open.inc();
+    }
+}
+
+pub fn connection_closed() {
+    if let Some(m) = get() {
+        m.connections_open.dec();
+    }
+}
+
+/// A connection closed at accept: `cap` is `per_address` or `total`.
+pub fn connection_refused(cap: &'static str) {
+    if let Some(m) = on() {
+        m.connections_refused.with_label_values(&[cap]).inc();
     }
 }
 

@@ -22,6 +22,7 @@ mod identity;
 mod keyring;
 mod mail;
 mod master_key;
+pub mod connections;
 pub mod metrics;
 pub mod otlp;
 mod password_hashing;
@@ -104,6 +105,8 @@ pub struct RawConfig {
     pub transit: TransitConfig,
     /// `/.well-known/security.txt` (RFC 9116); off while empty.
     pub security_txt: security_txt::SecurityTxtConfig,
+    /// Bounds on each TCP connection (H1).
+    pub connections: connections::ConnectionsConfig,
     /// Prometheus metrics (E3).
     pub metrics: metrics::MetricsConfig,
     /// OpenTelemetry span export over OTLP/HTTP (E2); needs the `otlp` cargo feature.
@@ -143,6 +146,7 @@ impl Default for RawConfig {
             mail: MailConfig::default(),
             transit: TransitConfig::default(),
             security_txt: security_txt::SecurityTxtConfig::default(),
+            connections: connections::ConnectionsConfig::default(),
             metrics: metrics::MetricsConfig::default(),
             otlp: otlp::OtlpConfig::default(),
             tls: tls::TlsConfig::default(),
@@ -198,6 +202,7 @@ pub struct Config {
     /// The rendered `/.well-known/security.txt`, when configured.
     pub security_txt: Option<String>,
     pub metrics: metrics::MetricsSettings,
+    pub connections: connections::ConnectionSettings,
     /// Set when `[otlp]` export is on.
     pub otlp: Option<otlp::OtlpSettings>,
     /// Set when `[tls]` is configured: both listeners serve HTTPS.
@@ -343,6 +348,7 @@ fn validate(
         .chain(server.admin_listen)
         .collect();
     let metrics = metrics::validate(&raw.metrics, production, &taken)?;
+    let connections = connections::validate(&raw.connections)?;
     let otlp = otlp::validate(&raw.otlp, production)?;
     Ok(Config {
         mode: raw.mode,
@@ -364,6 +370,7 @@ fn validate(
         transit_max_batch,
         security_txt,
         metrics,
+        connections,
         otlp,
         tls,
         source_file,

@@ -32,6 +32,7 @@ mod roles;
 mod secrets_in_logs;
 mod sessions;
 mod signup;
+mod slow_clients;
 mod tls;
 mod tokens;
 mod transit;

@@ -12,20 +12,26 @@ use crate::support::temp_dir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     lines: Receiver<String>,
     seen: Vec<String>,
-    addr: std::net::SocketAddr,
+    pub(crate) addr: std::net::SocketAddr,
 }
 
 /// Starts `gatehouse serve` in `dir` with nothing configured but an ephemeral port.
 fn start(dir: &std::path::Path) -> Server {
+    start_with(dir, &[])
+}
+
+/// Like [`start`], with these environment variables set too.
+pub(crate) fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(BIN)
         .arg("serve")
         .current_dir(dir)
         .env_clear()
         .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -63,7 +69,7 @@ fn start(dir: &std::path::Path) -> Server {
 }
 
 impl Server {
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.child.id().to_string())
@@ -74,7 +80,7 @@ impl Server {
     }
 
     /// Waits for exit and returns (exit code, every log line).
-    fn wait(mut self) -> (Option<i32>, Vec<String>) {
+    pub(crate) fn wait(mut self) -> (Option<i32>, Vec<String>) {
         for _ in 0..200 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 self.seen.extend(self.lines.try_iter());

@@ -1,0 +1,243 @@
+//! Connections (H1): one accept loop for every listener, plain or TLS, that bounds what a
+//! client can hold. `axum::serve` gives hyper no timer, so hyper's header-read timeout never
+//! fires there, and it has no per-address or total cap; a client that opened a few hundred
+//! connections and never finished their headers kept a file descriptor each until the process
+//! ran out. Here each connection is driven by hyper's HTTP/1.1 server directly, with:
+//! - a header timeout, which also bounds a kept-alive connection's idle wait (hyper starts it
+//!   whenever the connection waits for a request head);
+//! - a lifetime, after which the connection finishes its request and closes, with a hard stop
+//!   one request timeout later for a client that will not read its response;
+//! - a cap per address (IPv6: per /64, as the rate limits count) and in all, checked at accept
+//!   time, before a TLS handshake is spent; refused connections are closed at once.
+//!
+//! HTTP/1.1 only, on every listener: the plain listener no longer answers HTTP/2 with prior
+//! knowledge (h2c), which axum's auto-detecting server did, and TLS offers only `http/1.1` by
+//! ALPN. HTTP/2 would need bounds of its own (streams, pings, header lists) for no gain behind
+//! the reverse proxy that usually fronts us; a proxy may still speak HTTP/2 to clients.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower::Service as _;
+
+use crate::config::connections::ConnectionSettings;
+use crate::tls::TlsReloader;
+
+/// How long a client may take to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The bounds one listener applies.
+#[derive(Debug, Clone)]
+pub(crate) struct Bounds {
+    pub settings: ConnectionSettings,
+    /// How long a request may run; the hard stop after a connection's lifetime waits this long.
+    pub request_timeout: Duration,
+    /// Reverse proxies: every client arrives from their address, so they are not capped per
+    /// address (the total cap still holds).
+    pub exempt: Vec<IpAddr>,
+}
+
+/// Open connections by address subject, and in all.
+#[derive(Debug, Default)]
+struct Counts {
+    by_address: HashMap<String, usize>,
+    total: usize,
+}
+
+/// A connection's place in [`Counts`], given back on drop.
+struct Slot {
+    counts: Arc<Mutex<Counts>>,
+    subject: Option<String>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        c.total = c.total.saturating_sub(1);
+        if let Some(s) = &self.subject
+            && let Some(n) = c.by_address.get_mut(s)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.by_address.remove(s);
+            }
+        }
+        gatehouse_core::telemetry::metrics::connection_closed();
+    }
+}
+
+/// Takes a slot for a connection from `ip`, or says which cap refused it.
+fn claim(
+    counts: &Arc<Mutex<Counts>>,
+    bounds: &Bounds,
+    ip: IpAddr,
+) -> Result<Slot, &'static str> {
+    let mut c = counts.lock().unwrap_or_else(PoisonError::into_inner);
+    if c.total >= bounds.settings.max_total {
+        return Err("total");
+    }
+    let subject = if bounds.exempt.contains(&ip) {
+        None
+    } else {
+        let s = gatehouse_core::limits::address_subject(ip);
+        let n = c.by_address.entry(s.clone()).or_insert(0);
+        if *n >= bounds.settings.max_per_address {
+            return Err("per_address");
+        }
+        *n += 1;
+        Some(s)
+    };
+    c.total += 1;
+    gatehouse_core::telemetry::metrics::connection_opened();
+    Ok(Slot {
+        counts: Arc::clone(counts),
+        subject,
+    })
+}
+
+/// Serves `router` on `listener` until `signal` resolves, then stops accepting, asks every
+/// connection to finish its request and close, and returns when they have.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<TlsReloader>>,
+    router: axum::Router,
+    bounds: Bounds,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let counts = Arc::new(Mutex::new(Counts::default()));
+    let bounds = Arc::new(bounds);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            () = &mut signal => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => match claim(&counts, &bounds, peer.ip()) {
+                    Ok(slot) => {
+                        let _ = tcp.set_nodelay(true);
+                        connections.spawn(connection(
+                            tcp,
+                            peer,
+                            slot,
+                            tls.clone(),
+                            router.clone(),
+                            Arc::clone(&bounds),
+                            stop_rx.clone(),
+                        ));
+                    }
+                    Err(cap) => {
+                        gatehouse_core::telemetry::metrics::connection_refused(cap);
+                        tracing::debug!(peer = %peer, cap, "connection refused: too many open");
+                        drop(tcp);
+                    }
+                },
+                Err(e) => accept_error(e).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// As axum's own loop does: per-connection errors are skipped, others (out of file
+/// descriptors) wait a second.
+async fn accept_error(e: io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed; retrying in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    _slot: Slot,
+    tls: Option<Arc<TlsReloader>>,
+    router: axum::Router,
+    bounds: Arc<Bounds>,
+    stop: watch::Receiver<bool>,
+) {
+    match tls {
+        None => drive(tcp, peer, router, &bounds, stop).await,
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => drive(stream, peer, router, &bounds, stop).await,
+                Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Runs one HTTP/1.1 connection to its end within the bounds.
+async fn drive<S>(
+    io: S,
+    peer: SocketAddr,
+    router: axum::Router,
+    bounds: &Bounds,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().call(req)
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(bounds.settings.header_timeout)
+        .keep_alive(true);
+    let conn = http.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let lifetime = tokio::time::sleep(bounds.settings.max_lifetime);
+    tokio::pin!(lifetime);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = &mut lifetime => {
+                if closing {
+                    tracing::debug!(peer = %peer, "connection cut off after its lifetime");
+                    return;
+                }
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                lifetime
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + bounds.request_timeout);
+            }
+            changed = stop.wait_for(|s| *s), if !closing => {
+                // Shutting down (or the sender is gone, which is the same): finish and close.
+                let _ = changed;
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
+}
