@@ -122,6 +122,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(Admin, routes!(audit::operator_list))
         .add(Auth, routes!(admin::login))
         .add(Admin, routes!(admin::import))
+        .add(Admin, routes!(health::details))
         .add(Admin, routes!(admin::impersonate))
         .add(ReadWrite, routes!(api_keys::create, api_keys::list))
         .add(ReadWrite, routes!(api_keys::rotate))

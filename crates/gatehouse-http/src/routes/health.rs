@@ -2,12 +2,18 @@
 //! Readiness lists every dependency; only the store, the keys and the hashing pool make it fail.
 //! Redis (rate limits, revocation fan-out), mail and the OTLP collector are reported with `ok: false` when degraded
 //! but never turn the probe to 503: the process keeps serving without them.
+//!
+//! The public probe names its checks and says ok or not, nothing more: a detail such as the mail
+//! outbox's depth moved by one when a reset was requested for a registered address, which made
+//! the probe an oracle for who has an account. Operators read the details at
+//! `/admin/v1/health`; the metrics carry the same figures.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
+use crate::auth::OperatorCaller;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -22,8 +28,23 @@ pub(crate) struct CheckView {
     detail: String,
 }
 
+/// A check as the public probe shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CheckStatus {
+    name: &'static str,
+    ok: bool,
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Ready {
+    /// `ready` or `not_ready`.
+    status: &'static str,
+    checks: Vec<CheckStatus>,
+}
+
+/// Readiness with each check's detail, for operators.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ReadyDetails {
     /// `ready` or `not_ready`.
     status: &'static str,
     checks: Vec<CheckView>,
@@ -43,6 +64,37 @@ pub(crate) async fn live() -> Json<Live> {
         (status = 503, description = "A dependency serving needs is failing", body = Ready),
     ))]
 pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
+    let (status, details) = readiness(&state).await;
+    let body = Ready {
+        status: details.status,
+        checks: details
+            .checks
+            .into_iter()
+            .map(|c| CheckStatus {
+                name: c.name,
+                ok: c.ok,
+            })
+            .collect(),
+    };
+    (status, Json(body))
+}
+
+/// Readiness with every check's detail (the outbox's depth, the rate-limit store, ...).
+#[utoipa::path(get, path = "/admin/v1/health", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Ready to serve", body = ReadyDetails),
+        (status = 403, description = "Not an operator token", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency serving needs is failing", body = ReadyDetails),
+    ))]
+pub(crate) async fn details(
+    State(state): State<AppState>,
+    OperatorCaller(_call): OperatorCaller,
+) -> (StatusCode, Json<ReadyDetails>) {
+    let (status, details) = readiness(&state).await;
+    (status, Json(details))
+}
+
+async fn readiness(state: &AppState) -> (StatusCode, ReadyDetails) {
     let r = state.kernel.readiness().await;
     let status = if r.ready {
         StatusCode::OK
@@ -86,11 +138,11 @@ pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Re
             "the collector is unreachable: spans are being dropped",
         ));
     }
-    let body = Ready {
+    let body = ReadyDetails {
         status: if r.ready { "ready" } else { "not_ready" },
         checks,
     };
-    (status, Json(body))
+    (status, body)
 }
 
 /// A check for a feature whose state the `gatehouse_degraded{feature}` gauge carries.

@@ -48,9 +48,9 @@ fn check(body: &Value, name: &str) -> Value {
 async fn ready_until(app: &TestApp, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
     for _ in 0..150 {
-        let res = app.get("/health/ready").await;
-        assert_eq!(res.status(), 200);
-        last = res.json().await.unwrap();
+        let (status, body) = app.ready_details().await;
+        assert_eq!(status, 200);
+        last = body;
         if pred(&last) {
             return last;
         }

@@ -296,9 +296,8 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down_and_goes_out_when_it_return
     // Readiness names the backlog and the failure, and stays ready.
     let mut seen = None;
     for _ in 0..100 {
-        let res = app.get("/health/ready").await;
-        assert_eq!(res.status(), 200);
-        let body: Value = res.json().await.unwrap();
+        let (status, body) = app.ready_details().await;
+        assert_eq!(status, 200);
         let mail = body["checks"]
             .as_array()
             .unwrap()
@@ -335,7 +334,7 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down_and_goes_out_when_it_return
     // The relay's 250 lands before the outbox row is marked: readiness catches up shortly.
     let mut check = Value::Null;
     for _ in 0..100 {
-        let body: Value = app.get("/health/ready").await.json().await.unwrap();
+        let (_, body) = app.ready_details().await;
         check = body["checks"]
             .as_array()
             .unwrap()
@@ -484,5 +483,63 @@ async fn an_unverified_account_may_only_read_when_so_configured() {
         )
         .await;
     assert_eq!(res.status(), 201);
+    app.stop().await;
+}
+
+/// Issue 18, finding 11: the public readiness probe is no oracle. With the relay down, a reset
+/// requested for a registered address adds a message to the outbox; the public body is the same
+/// before and after (names and ok only), while operators see the backlog.
+#[tokio::test]
+async fn the_public_readiness_probe_does_not_move_when_a_reset_is_mailed() {
+    let sink = SmtpSink::stopped();
+    let app = with_smtp(&sink, |_| {}).await;
+    let res = app
+        .post_json("/v1/auth/signup", &signup_body("ada@example.com"))
+        .await;
+    assert_eq!(res.status(), 201);
+    let public = || async {
+        let res = app.get("/health/ready").await;
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()
+    };
+    let waiting = || async {
+        let (_, body) = app.ready_details().await;
+        body["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "mail")
+            .unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Wait until the first delivery attempt has failed, so "ok" is settled.
+    for _ in 0..100 {
+        if waiting().await.contains("smtp") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = public().await;
+    let backlog_before = waiting().await;
+    for email in ["ada@example.com", "nobody@example.com"] {
+        let res = app
+            .post_json("/v1/auth/password-reset", &json!({"email": email}))
+            .await;
+        assert_eq!(res.status(), 202);
+    }
+    let backlog_after = waiting().await;
+    assert_ne!(backlog_before, backlog_after, "operators see the backlog grow");
+    let after = public().await;
+    assert_eq!(before, after, "the public probe moved: {before} then {after}");
+    assert!(
+        after["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c.as_object().unwrap().keys().all(|k| k == "name" || k == "ok")),
+        "{after}"
+    );
     app.stop().await;
 }

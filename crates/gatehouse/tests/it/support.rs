@@ -20,7 +20,12 @@ pub struct TestApp {
     pub dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The operator [`TestApp::operator_token`] signs in, created on first use.
+    probe_operator: tokio::sync::OnceCell<()>,
 }
+
+/// The operator that tests reading operator-only views sign in as.
+pub const PROBE_OPERATOR: &str = "probe-ops@platform.example";
 
 /// Where the PostgreSQL runs of these tests create their databases (`GH_TEST_POSTGRES_URL`, as
 /// for the storage suite).
@@ -169,7 +174,50 @@ impl TestApp {
             dir,
             stop: Some(stop),
             task: Some(task),
+            probe_operator: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// A fresh access token of an operator (created on first use), for operator-only views.
+    pub async fn operator_token(&self) -> String {
+        self.probe_operator
+            .get_or_init(|| async {
+                self.kernel
+                    .operators()
+                    .create(
+                        PROBE_OPERATOR,
+                        "Probe",
+                        gatehouse_crypto::SecretString::from(PASSWORD.to_owned()),
+                    )
+                    .await
+                    .unwrap();
+            })
+            .await;
+        let base = self.admin_base.as_deref().unwrap_or(&self.base);
+        let res = self
+            .client
+            .post(format!("{base}/admin/v1/auth/login"))
+            .json(&serde_json::json!({"email": PROBE_OPERATOR, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Readiness with each check's detail, as operators read it: (status, body).
+    pub async fn ready_details(&self) -> (u16, serde_json::Value) {
+        let token = self.operator_token().await;
+        let base = self.admin_base.as_deref().unwrap_or(&self.base);
+        let res = self
+            .client
+            .get(format!("{base}/admin/v1/health"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
     }
 
     /// The metrics text from the metrics listener.
