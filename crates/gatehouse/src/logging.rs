@@ -213,6 +213,10 @@ fn write_access_line(line: &mut Vec<u8>, l: &gatehouse_http::AccessLine<'_>) {
     if let Some(u) = l.info.user.get() {
         json_uuid(line, "user_id", u);
     }
+    if let Some(t) = &l.info.trace_id {
+        line.extend_from_slice(b",\"trace_id\":");
+        json_str(line, t);
+    }
     if let Some(p) = &l.info.parent_span_id {
         line.extend_from_slice(b",\"parent_span_id\":");
         json_str(line, p);
@@ -346,6 +350,9 @@ where
             span.insert("request_id".into(), r.request_id.clone().into());
             span.insert("method".into(), r.method.clone().into());
             span.insert("route".into(), r.route.clone().into());
+            if let Some(t) = &r.trace_id {
+                span.insert("trace_id".into(), t.clone().into());
+            }
             if let Some(p) = &r.parent_span_id {
                 span.insert("parent_span_id".into(), p.clone().into());
             }

@@ -1,9 +1,8 @@
 //! OpenTelemetry span export over OTLP/HTTP (E2, `[otlp]`, cargo feature `otlp`).
 //!
 //! The HTTP layer hands every finished request to [`SpanExporter::record`], which records one
-//! SERVER span through the OpenTelemetry SDK: its trace id is the request id (the caller's
-//! `traceparent` trace id, or the fresh one the request was given), its parent the caller's span
-//! when `traceparent` named one. Spans leave through the SDK's batch processor, which runs on a
+//! SERVER span through the OpenTelemetry SDK: its trace id is the caller's `traceparent` trace
+//! id, or else the request's own id, its parent the caller's span when `traceparent` named one. Spans leave through the SDK's batch processor, which runs on a
 //! thread of its own with a bounded queue: a request only ever enqueues (and the span is dropped
 //! when the queue is full), so a slow or absent collector never holds up a response.
 //!
@@ -106,7 +105,9 @@ pub async fn shutdown(exporter: std::sync::Arc<SpanExporter>) {
 
 impl AccessLog for SpanExporter {
     fn record(&self, line: &AccessLine<'_>) {
-        let Ok(trace_id) = TraceId::from_hex(line.request_id) else {
+        // The caller's trace when it sent one, so our spans join it; else our request id.
+        let trace = line.info.trace_id.as_deref().unwrap_or(line.request_id);
+        let Ok(trace_id) = TraceId::from_hex(trace) else {
             return;
         };
         if trace_id == TraceId::INVALID {

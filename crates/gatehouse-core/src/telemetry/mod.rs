@@ -18,8 +18,12 @@ use uuid::Uuid;
 /// What every log line written while handling a request says about it.
 #[derive(Debug, Default)]
 pub struct RequestInfo {
-    /// The W3C trace id: the incoming `traceparent`'s, or a fresh one.
+    /// Ours, fresh for every request: what the audit log stores and `x-request-id` returns. A
+    /// caller's `traceparent` never becomes it, so a caller cannot choose the id that joins its
+    /// request to audit events and log lines.
     pub request_id: String,
+    /// The caller's W3C trace id from a valid `traceparent`, kept as its own field.
+    pub trace_id: Option<String>,
     /// The caller's span id from `traceparent`, when it sent one.
     pub parent_span_id: Option<String>,
     pub method: String,

@@ -111,23 +111,26 @@ fn bare(status: StatusCode) -> Response {
     res
 }
 
-/// The request id is the trace id of a valid incoming `traceparent`, or a fresh one.
+/// The request id is always fresh; a valid incoming `traceparent` gives the trace id and parent
+/// span beside it.
 fn request_info(req: &Request) -> RequestInfo {
     let incoming = req
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .and_then(traceparent::parse);
-    let (request_id, parent_span_id) = match incoming {
-        Some(t) => (t.trace_id, Some(t.parent_id)),
-        None => (request_id::fresh_id(), None),
+    let (trace_id, parent_span_id) = match incoming {
+        Some(t) => (Some(t.trace_id), Some(t.parent_id)),
+        None => (None, None),
     };
+    let request_id = request_id::fresh_id();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str());
     RequestInfo {
         request_id,
+        trace_id,
         parent_span_id,
         method: req.method().as_str().to_owned(),
         route: route.to_owned(),

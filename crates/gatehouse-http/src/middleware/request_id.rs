@@ -1,4 +1,5 @@
-//! Request ids. The id is the trace id of a valid incoming W3C `traceparent`, or a fresh one; the
+//! Request ids. Every request gets a fresh one (a caller's W3C `traceparent` is kept beside it
+//! as the trace id, never as the request id); the
 //! edge (`edge.rs`) returns it as `x-request-id` and keeps it with the method and route in the
 //! task-local [`RequestInfo`](gatehouse_core::telemetry::RequestInfo), which problem bodies and
 //! the log formatter read, so every log line of the request carries it. (A `tracing` span per

@@ -87,3 +87,31 @@ async fn export_streams_every_matching_event_as_ndjson() {
     );
     app.stop().await;
 }
+
+/// Issue 18, finding 13: a caller's `traceparent` is its trace, never our request id: the audit
+/// event of a sign-up carries the id `x-request-id` returned, not the trace the caller chose.
+#[tokio::test]
+async fn a_callers_traceparent_never_becomes_the_request_id_in_the_audit_log() {
+    let app = TestApp::spawn().await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let res = app
+        .client
+        .post(app.url("/v1/auth/signup"))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .json(&crate::support::signup_body("trace@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(request_id, trace);
+    let body: Value = res.json().await.unwrap();
+    let events = app
+        .audit_events(body["organization_id"].as_str().unwrap())
+        .await;
+    assert!(!events.is_empty());
+    for e in &events {
+        assert_eq!(e.request_id.as_deref(), Some(request_id.as_str()), "{e:?}");
+    }
+    app.stop().await;
+}

@@ -185,8 +185,11 @@ async fn every_log_line_is_json_and_request_lines_carry_the_request_id() {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    assert_eq!(res.headers()["x-request-id"], trace_id);
-    // An invalid traceparent is ignored: a fresh id is made instead.
+    // The request id is ours, whatever the caller's trace (issue 18): the trace is kept beside it.
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(request_id.len(), 32);
+    assert_ne!(request_id, trace_id);
+    // An invalid traceparent is ignored: a fresh id is made as ever.
     let res = client
         .get(format!("http://{}/health/live", server.addr))
         .header("traceparent", "00-zzzz-00f067aa0ba902b7-01")
@@ -204,7 +207,7 @@ async fn every_log_line_is_json_and_request_lines_carry_the_request_id() {
         .collect();
     let in_request: Vec<_> = parsed
         .iter()
-        .filter(|j| j["span"]["request_id"] == trace_id || j["request_id"] == trace_id)
+        .filter(|j| j["span"]["request_id"] == request_id || j["request_id"] == request_id)
         .collect();
     assert!(
         in_request
@@ -217,7 +220,15 @@ async fn every_log_line_is_json_and_request_lines_carry_the_request_id() {
         .unwrap();
     assert_eq!(done["status"], 201);
     assert_eq!(done["route"], "/v1/auth/signup");
-    assert_eq!(done["request_id"], trace_id);
+    assert_eq!(done["request_id"], request_id);
+    assert_eq!(done["trace_id"], trace_id);
+    assert!(
+        in_request
+            .iter()
+            .filter(|j| j["span"].is_object())
+            .all(|j| j["span"]["trace_id"] == trace_id),
+        "{in_request:#?}"
+    );
     assert!(done["latency_us"].as_u64().is_some());
     // The password never reaches a log line.
     assert!(
@@ -752,7 +763,7 @@ async fn traced_requests_log_the_trace_id_the_caller_and_per_stage_timings() {
         lines
             .iter()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .find(|j| j["request_id"] == trace && j["message"] == "request completed")
+            .find(|j| j["trace_id"] == trace && j["message"] == "request completed")
             .unwrap_or_else(|| panic!("no access line for {trace}: {lines:#?}"))
     };
     let login = access(login_trace);
