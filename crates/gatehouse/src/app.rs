@@ -372,8 +372,8 @@ fn start_password_pool(config: &Config) -> Result<PasswordPool, StartError> {
 fn identity(config: &Config) -> Identity {
     let identity = Identity::new(config.identity.clone(), fanout(config));
     match &config.rate_limits {
-        Some(r) => identity.with_lockouts(Some(r.account_lockout), Some(r.ip_lockout)),
-        None => identity.with_lockouts(None, None),
+        Some(r) => identity.with_lockouts(Some(r.lockouts)),
+        None => identity.with_lockouts(None),
     }
 }
 

@@ -51,8 +51,12 @@ pub struct Identity {
     /// An Argon2id hash of a random password with the current parameters: verifying against it
     /// makes an unknown email cost what a wrong password costs.
     dummy_hash: OnceCell<String>,
-    /// Failed sign-ins per account (by email, known or not) and per client address.
+    /// Failed sign-ins per account (by email, known or not) from one address, keyed
+    /// `account|address`: the strict lock, which locks the guesser out, not the owner.
     pub(crate) account_lockouts: crate::limits::Lockouts,
+    /// Failed sign-ins per account from every address: the looser, account-wide bound.
+    pub(crate) account_wide_lockouts: crate::limits::Lockouts,
+    /// Failed sign-ins per client address, whatever the account.
     pub(crate) ip_lockouts: crate::limits::Lockouts,
     /// When each account was last sent a reset link (this instance): at most one a minute, so
     /// nobody can flood someone's mailbox through the reset form.
@@ -76,10 +80,26 @@ pub(crate) fn refuse_under_impersonation(
     }
 }
 
-/// Failed sign-ins per account (known or not) before the default lockout locks it.
+/// Failed sign-ins against one account (known or not) from one address before the default
+/// lockout locks that address out of that account.
 pub const ACCOUNT_LOCKOUT_THRESHOLD: u32 = 5;
+/// Failed sign-ins against one account from every address together before the default lockout
+/// locks the account for everyone: high enough that locking a victim out takes many addresses,
+/// low enough that spreading guesses over addresses still meets a bound.
+pub const ACCOUNT_WIDE_LOCKOUT_THRESHOLD: u32 = 50;
 /// Failed sign-ins per client address before the default lockout locks it.
 pub const IP_LOCKOUT_THRESHOLD: u32 = 20;
+
+/// The three sign-in lockout policies (see [`ACCOUNT_LOCKOUT_THRESHOLD`] and its neighbours).
+#[derive(Debug, Clone, Copy)]
+pub struct SignInLockouts {
+    /// One account from one address (IPv6: one /64).
+    pub account_per_address: crate::limits::LockoutPolicy,
+    /// One account from every address together.
+    pub account: crate::limits::LockoutPolicy,
+    /// One address, whatever the account.
+    pub address: crate::limits::LockoutPolicy,
+}
 
 /// The default sign-in lockouts: `ACCOUNT_LOCKOUT_THRESHOLD` failures per account,
 /// `IP_LOCKOUT_THRESHOLD` per address, then 2 s doubling to 15 minutes.
@@ -105,24 +125,29 @@ impl Identity {
             account_lockouts: crate::limits::Lockouts::new(lockout_policy(
                 ACCOUNT_LOCKOUT_THRESHOLD,
             )),
+            account_wide_lockouts: crate::limits::Lockouts::new(lockout_policy(
+                ACCOUNT_WIDE_LOCKOUT_THRESHOLD,
+            )),
             ip_lockouts: crate::limits::Lockouts::new(lockout_policy(IP_LOCKOUT_THRESHOLD)),
             reset_sent: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
-    /// Replaces the sign-in lockout policies (per account, per address); `None` turns one off.
+    /// Replaces the sign-in lockout policies; `None` turns them all off.
     #[must_use]
-    pub fn with_lockouts(
-        mut self,
-        account: Option<crate::limits::LockoutPolicy>,
-        ip: Option<crate::limits::LockoutPolicy>,
-    ) -> Self {
+    pub fn with_lockouts(mut self, policies: Option<SignInLockouts>) -> Self {
         let off = crate::limits::LockoutPolicy {
             threshold: u32::MAX,
             ..lockout_policy(u32::MAX)
         };
-        self.account_lockouts = crate::limits::Lockouts::new(account.unwrap_or(off));
-        self.ip_lockouts = crate::limits::Lockouts::new(ip.unwrap_or(off));
+        let p = policies.unwrap_or(SignInLockouts {
+            account_per_address: off,
+            account: off,
+            address: off,
+        });
+        self.account_lockouts = crate::limits::Lockouts::new(p.account_per_address);
+        self.account_wide_lockouts = crate::limits::Lockouts::new(p.account);
+        self.ip_lockouts = crate::limits::Lockouts::new(p.address);
         self
     }
 

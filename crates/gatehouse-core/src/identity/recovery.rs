@@ -232,10 +232,12 @@ impl Recovery<'_> {
             self.identity().cache().revoked_elsewhere(*id);
             self.publish_revocation(Revocation::Session(*id));
         }
-        // A new password forgives the failures of the old one.
+        // A new password forgives the failures of the old one, from every address.
+        let account = lockout_subject("user", &user.email);
         self.identity()
             .account_lockouts
-            .succeeded(&lockout_subject("user", &user.email));
+            .forget_prefix(&super::sessions::pair_prefix(&account));
+        self.identity().account_wide_lockouts.succeeded(&account);
         self.mail_queued();
     }
 

@@ -173,14 +173,23 @@ impl Kernel {
     ) -> Result<(), Error> {
         let id = self.identity();
         let ip = &crate::limits::address_subject_of(ip);
-        let wait = match id.account_lockouts.attempt(account, now) {
+        let pair = &pair_subject(account, ip);
+        // Each counts in turn; a refusal takes back what the earlier ones counted.
+        let wait = match id.account_lockouts.attempt(pair, now) {
             Err(wait) => Some(wait),
-            Ok(()) => match id.ip_lockouts.attempt(ip, now) {
+            Ok(()) => match id.account_wide_lockouts.attempt(account, now) {
                 Err(wait) => {
-                    id.account_lockouts.refund(account);
+                    id.account_lockouts.refund(pair);
                     Some(wait)
                 }
-                Ok(()) => None,
+                Ok(()) => match id.ip_lockouts.attempt(ip, now) {
+                    Err(wait) => {
+                        id.account_lockouts.refund(pair);
+                        id.account_wide_lockouts.refund(account);
+                        Some(wait)
+                    }
+                    Ok(()) => None,
+                },
             },
         };
         match wait {
@@ -195,13 +204,14 @@ impl Kernel {
         }
     }
 
-    /// The attempt was right: the account's failures are forgiven and the address's count of
-    /// this attempt is taken back.
+    /// The attempt was right: the account's failures from this address and in all are
+    /// forgiven, and the address's count of this attempt is taken back.
     pub(crate) fn attempt_succeeded(&self, account: &str, ip: &str) {
         let id = self.identity();
-        id.account_lockouts.succeeded(account);
-        id.ip_lockouts
-            .refund(&crate::limits::address_subject_of(ip));
+        let ip = &crate::limits::address_subject_of(ip);
+        id.account_lockouts.succeeded(&pair_subject(account, ip));
+        id.account_wide_lockouts.succeeded(account);
+        id.ip_lockouts.refund(ip);
     }
 
     /// Builds a new session record and its refresh token.
@@ -745,6 +755,17 @@ pub(crate) fn lockout_subject(kind: &str, typed_email: &str) -> String {
         .take(254)
         .collect();
     format!("{kind}:{e}")
+}
+
+/// The strict lockout's key for one account from one address: [`pair_prefix`] then the address.
+pub(crate) fn pair_subject(account: &str, address: &str) -> String {
+    format!("{}{address}", pair_prefix(account))
+}
+
+/// What every one of an account's [`pair_subject`]s starts with. Length-prefixed, so no typed
+/// email (which may hold any character) makes one account's prefix another's.
+pub(crate) fn pair_prefix(account: &str) -> String {
+    format!("{}:{account}|", account.len())
 }
 
 /// base64url(SHA-256(csrf token)): what the access token carries to bind its CSRF token.

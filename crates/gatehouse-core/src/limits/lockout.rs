@@ -120,6 +120,14 @@ impl Lockouts {
             map.remove(subject);
         }
     }
+
+    /// Forgets every subject that starts with `prefix` (all addresses' counts against one
+    /// account, when its password changes).
+    pub fn forget_prefix(&self, prefix: &str) {
+        if let Ok(mut map) = self.state.lock() {
+            map.retain(|k, _| !k.starts_with(prefix));
+        }
+    }
 }
 
 #[cfg(test)]

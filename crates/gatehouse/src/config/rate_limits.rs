@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use gatehouse_core::OrgId;
-use gatehouse_core::identity::{ACCOUNT_LOCKOUT_THRESHOLD, IP_LOCKOUT_THRESHOLD, lockout_policy};
+use gatehouse_core::identity::{
+    ACCOUNT_LOCKOUT_THRESHOLD, ACCOUNT_WIDE_LOCKOUT_THRESHOLD, IP_LOCKOUT_THRESHOLD,
+    SignInLockouts, lockout_policy,
+};
 use gatehouse_core::limits::{EndpointClass, LockoutPolicy, RatePolicy};
 use serde::{Deserialize, Serialize};
 
@@ -32,8 +35,12 @@ pub struct PerIpQuotas {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LockoutConfig {
-    /// Failed sign-ins per account (known or not) before it is locked.
+    /// Failed sign-ins against one account (known or not) from one address (IPv6: one /64)
+    /// before that address is locked out of that account.
     pub account_threshold: u32,
+    /// Failed sign-ins against one account from every address together before the account is
+    /// locked for everyone.
+    pub account_wide_threshold: u32,
     /// Failed sign-ins per client address before it is locked.
     pub ip_threshold: u32,
     /// The first lock; each further failure doubles it, up to `max_lock_secs`.
@@ -47,6 +54,7 @@ impl Default for LockoutConfig {
         let secs = |t: time::Duration| u64::try_from(t.whole_seconds()).unwrap_or(0);
         Self {
             account_threshold: ACCOUNT_LOCKOUT_THRESHOLD,
+            account_wide_threshold: ACCOUNT_WIDE_LOCKOUT_THRESHOLD,
             ip_threshold: IP_LOCKOUT_THRESHOLD,
             first_lock_secs: secs(account.first_lock),
             max_lock_secs: secs(account.max_lock),
@@ -108,9 +116,8 @@ impl Default for RateLimitConfig {
 #[derive(Debug, Clone)]
 pub struct RateLimitSettings {
     pub policy: RatePolicy,
-    /// Sign-in lockouts per account and per client address.
-    pub account_lockout: LockoutPolicy,
-    pub ip_lockout: LockoutPolicy,
+    /// Sign-in lockouts per account and address, per account, and per address.
+    pub lockouts: SignInLockouts,
     pub store: LimitStore,
 }
 
@@ -159,11 +166,12 @@ pub(super) fn validate(
     let l = &c.lockout;
     if l.account_threshold == 0
         || l.ip_threshold == 0
+        || l.account_wide_threshold < l.account_threshold
         || l.first_lock_secs == 0
         || l.max_lock_secs < l.first_lock_secs
     {
         return refuse(
-            "rate_limits.lockout: thresholds and first_lock_secs must be at least 1, and max_lock_secs at least first_lock_secs",
+            "rate_limits.lockout: thresholds and first_lock_secs must be at least 1, account_wide_threshold at least account_threshold, and max_lock_secs at least first_lock_secs",
         );
     }
     let lockout = |threshold| LockoutPolicy {
@@ -185,8 +193,11 @@ pub(super) fn validate(
             default_plan: c.default_plan.clone(),
             organization_plans,
         },
-        account_lockout: lockout(l.account_threshold),
-        ip_lockout: lockout(l.ip_threshold),
+        lockouts: SignInLockouts {
+            account_per_address: lockout(l.account_threshold),
+            account: lockout(l.account_wide_threshold),
+            address: lockout(l.ip_threshold),
+        },
         store: c.store,
     }))
 }

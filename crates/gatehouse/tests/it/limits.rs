@@ -382,3 +382,48 @@ async fn operator_sign_in_locks_out_like_customer_sign_in() {
     expect_problem(res, 429, "too_many_attempts").await;
     app.stop().await;
 }
+
+/// Issue 18, finding 13: five wrong passwords from one address lock that address out of the
+/// account, not the owner signing in from elsewhere; guesses spread over many addresses still
+/// meet the looser account-wide bound; a password reset forgives both.
+#[tokio::test]
+async fn wrong_passwords_lock_the_guessers_address_out_not_the_owner() {
+    let app = TestApp::spawn_with(|raw| {
+        raw.rate_limits.enabled = true;
+        raw.rate_limits.per_ip.auth = 1000;
+        raw.rate_limits.lockout.account_wide_threshold = 12;
+        raw.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    app.signup_login("owner@example.com", "laptop").await;
+    let login = |from: String, password: &'static str| {
+        app.client
+            .post(app.url("/v1/auth/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": "owner@example.com", "password": password, "device_name": "x"}))
+            .send()
+    };
+    let wrong = "guess-guess-guess";
+    for _ in 0..5 {
+        let res = login("198.51.100.7".into(), wrong).await.unwrap();
+        expect_problem(res, 401, "invalid_credentials").await;
+    }
+    // The guesser's address is locked out of the account, even with the right password ...
+    let res = login("198.51.100.7".into(), PASSWORD).await.unwrap();
+    expect_problem(res, 429, "too_many_attempts").await;
+    // ... and the owner, elsewhere, signs in.
+    let res = login("203.0.113.9".into(), PASSWORD).await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Guesses spread over addresses: past the account-wide bound (12 here) the account locks
+    // for everyone until the lock passes.
+    for i in 0..12 {
+        let res = login(format!("192.0.2.{i}"), wrong).await.unwrap();
+        assert_eq!(res.status(), 401, "guess {i}");
+    }
+    let res = login("203.0.113.9".into(), PASSWORD).await.unwrap();
+    expect_problem(res, 429, "too_many_attempts").await;
+    app.clock.advance(time::Duration::seconds(3));
+    let res = login("203.0.113.9".into(), PASSWORD).await.unwrap();
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}

@@ -193,17 +193,19 @@ impl TestApp {
                     .unwrap();
             })
             .await;
-        let base = self.admin_base.as_deref().unwrap_or(&self.base);
-        let res = self
-            .client
-            .post(format!("{base}/admin/v1/auth/login"))
-            .json(&serde_json::json!({"email": PROBE_OPERATOR, "password": PASSWORD}))
-            .send()
+        // Through the kernel rather than HTTP, so the tests' own rate limits are left alone.
+        let issued = self
+            .kernel
+            .operators()
+            .login(
+                PROBE_OPERATOR,
+                &gatehouse_crypto::SecretString::from(PASSWORD.to_owned()),
+                None,
+                &gatehouse_core::RequestContext::default(),
+            )
             .await
             .unwrap();
-        assert_eq!(res.status(), 200);
-        let body: serde_json::Value = res.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
+        issued.access_token.expose().to_owned()
     }
 
     /// Readiness with each check's detail, as operators read it: (status, body).
