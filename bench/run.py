@@ -165,7 +165,7 @@ def identity(args, results) -> None:
         status, _ = http_json(port, "POST", "/v1/auth/signup", {
             "email": "bench@example.com", "password": "bench passphrase 1729",
             "name": "Bench", "organization_name": "Bench Org"})
-        assert status == 201, status
+        assert status == 202, status
         status, tokens = http_json(port, "POST", "/v1/auth/login", {
             "email": "bench@example.com", "password": "bench passphrase 1729"})
         assert status == 200, status
@@ -179,7 +179,7 @@ def identity(args, results) -> None:
                                 {"name": "bench", "permissions": ["audit.read"]},
                                 headers={"Authorization": f"Bearer {tokens['access_token']}",
                                          "x-organization-id": tokens["organization_id"]})
-        assert status == 201, status
+        assert status == 202, status
         results["verify_api_key_16"] = wrk(port, "/v1/auth/verify", args,
                                            headers=[f"Authorization: Bearer {key['key']}"])
         key_lua = data_root / "key.lua"
@@ -195,7 +195,7 @@ def identity(args, results) -> None:
                                  {"name": "transit", "permissions": ["transit.encrypt"]},
                                  headers={"Authorization": f"Bearer {tokens['access_token']}",
                                           "x-organization-id": tokens["organization_id"]})
-        assert status == 201, status
+        assert status == 202, status
         plain = base64.b64encode(os.urandom(256)).decode()
         transit_headers = (
             'wrk.method = "POST"\n'
@@ -264,7 +264,7 @@ def telemetry_overhead(args, results) -> None:
         status, _ = http_json(port, "POST", "/v1/auth/signup", {
             "email": "tel@example.com", "password": "bench passphrase 1729",
             "name": "Bench", "organization_name": "Bench Org"})
-        assert status == 201, status
+        assert status == 202, status
         status, tokens = http_json(port, "POST", "/v1/auth/login", {
             "email": "tel@example.com", "password": "bench passphrase 1729"})
         assert status == 200, status
@@ -327,7 +327,7 @@ def telemetry_instructions(results, requests: int = 2000, rounds: int = int(os.e
                         status, _ = http_json(port, "POST", "/v1/auth/signup", {
                             "email": "ir@example.com", "password": "bench passphrase 1729",
                             "name": "Bench", "organization_name": "Bench Org"})
-                        assert status == 201, status
+                        assert status == 202, status
                         status, tokens = http_json(port, "POST", "/v1/auth/login", {
                             "email": "ir@example.com", "password": "bench passphrase 1729"})
                         assert status == 200, status

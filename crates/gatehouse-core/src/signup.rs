@@ -1,8 +1,13 @@
 //! Self-service signup: a new user and a new organisation with that user as its owner, created in
 //! one transaction.
+//!
+//! A registered address gets the same answer as a new one (the HTTP layer says "accepted" either
+//! way, with no ids); its owner is told by mail instead, at most once a minute. Both paths hash
+//! the password first, so the answer's timing differs only by the store work.
 
 use gatehouse_crypto::SecretString;
 
+use crate::StoreError;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::context::RequestContext;
 use crate::error::Error;
@@ -10,6 +15,7 @@ use crate::ids::{OrgId, UserId};
 use crate::inputs::{DisplayName, Email, NewPassword};
 use crate::kernel::Kernel;
 use crate::keyring::PersonalData;
+use crate::mail::Template;
 use crate::scope::TenantScope;
 use crate::store::{MembershipRecord, OrganizationRecord, Role, UserRecord};
 
@@ -21,10 +27,28 @@ pub struct SignupInput {
     pub organization_name: String,
 }
 
+/// What sign-up did. Callers must not tell the two apart to the person signing up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SignupOutcome {
-    pub user_id: UserId,
-    pub organization_id: OrgId,
+pub enum SignupOutcome {
+    Created {
+        user_id: UserId,
+        organization_id: OrgId,
+    },
+    /// The address was registered: nothing was made, and its owner was mailed.
+    AlreadyRegistered,
+}
+
+impl SignupOutcome {
+    /// The new organisation, when one was made.
+    #[must_use]
+    pub fn organization_id(&self) -> Option<OrgId> {
+        match self {
+            Self::Created {
+                organization_id, ..
+            } => Some(*organization_id),
+            Self::AlreadyRegistered => None,
+        }
+    }
 }
 
 /// Self-service sign-up: a person and their first organisation.
@@ -62,7 +86,15 @@ impl Signup<'_> {
             keys_shredded_at: None,
         };
         let mut tx = self.store().begin().await?;
-        tx.insert_user(&user).await?;
+        if let Some(existing) = tx.user_by_email(email.as_str()).await? {
+            self.tell_the_owner(tx, &existing, request).await?;
+            return Ok(SignupOutcome::AlreadyRegistered);
+        }
+        match tx.insert_user(&user).await {
+            // Registered in the meantime by a parallel sign-up, whose own mail goes out.
+            Err(StoreError::EmailTaken) => return Ok(SignupOutcome::AlreadyRegistered),
+            other => other?,
+        }
         tx.insert_organization(&org).await?;
         self.queue_email_verification(tx.as_mut(), &user).await?;
         // The founder is the new organisation's owner: the one grant signup is allowed to make.
@@ -97,9 +129,34 @@ impl Signup<'_> {
         tx.commit(proof).await?;
         tracing::info!(user_id = %user.id, org_id = %org.id, "signup created a user and an organisation");
         self.mail_queued();
-        Ok(SignupOutcome {
+        Ok(SignupOutcome::Created {
             user_id: user.id,
             organization_id: org.id,
         })
+    }
+
+    /// Mails the owner of a registered address that someone tried to sign up with it.
+    async fn tell_the_owner(
+        &self,
+        mut tx: Box<dyn crate::store::PlatformTx>,
+        owner: &UserRecord,
+        request: &RequestContext,
+    ) -> Result<(), Error> {
+        if !self.account_mail_allowed(owner.id) {
+            return Ok(());
+        }
+        self.enqueue_mail(tx.as_mut(), &owner.email, Template::AccountExists)
+            .await?;
+        let event = AuditEvent::success(
+            Actor::anonymous(),
+            "user.signup_attempted",
+            "user",
+            owner.id,
+        )
+        .with_request(request.request_id.clone());
+        let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        self.mail_queued();
+        Ok(())
     }
 }

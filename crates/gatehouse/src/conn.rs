@@ -78,11 +78,7 @@ impl Drop for Slot {
 }
 
 /// Takes a slot for a connection from `ip`, or says which cap refused it.
-fn claim(
-    counts: &Arc<Mutex<Counts>>,
-    bounds: &Bounds,
-    ip: IpAddr,
-) -> Result<Slot, &'static str> {
+fn claim(counts: &Arc<Mutex<Counts>>, bounds: &Bounds, ip: IpAddr) -> Result<Slot, &'static str> {
     let mut c = counts.lock().unwrap_or_else(PoisonError::into_inner);
     if c.total >= bounds.settings.max_total {
         return Err("total");

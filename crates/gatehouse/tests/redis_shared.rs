@@ -120,7 +120,7 @@ async fn a_session_revoked_on_one_instance_is_refused_by_the_other_at_once() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 202);
     let login = |device: &'static str| {
         client
             .post(format!("http://{addr_a}/v1/auth/login"))

@@ -82,7 +82,7 @@ async fn new_org(kernel: &Kernel) -> TenantScope {
         )
         .await
         .unwrap();
-    let org = created.organization_id;
+    let org = created.organization_id().unwrap();
     let login = LoginInput {
         email,
         password: SecretString::new(password.into()),

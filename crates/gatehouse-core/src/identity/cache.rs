@@ -10,30 +10,44 @@ use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::ids::{OrgId, UserId};
+
 /// What another instance must forget at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revocation {
     Session(Uuid),
     ApiKey(Uuid),
+    /// A membership changed (role, removal, new): its cached role is stale.
+    Membership {
+        org: OrgId,
+        user: UserId,
+    },
 }
 
 impl Revocation {
-    /// The wire form: `s:{uuid}` or `k:{uuid}`.
+    /// The wire form: `s:{uuid}`, `k:{uuid}` or `m:{org}:{user}`.
     #[must_use]
     pub fn encode(&self) -> String {
         match self {
             Self::Session(id) => format!("s:{id}"),
             Self::ApiKey(id) => format!("k:{id}"),
+            Self::Membership { org, user } => format!("m:{org}:{user}"),
         }
     }
 
     #[must_use]
     pub fn decode(text: &str) -> Option<Self> {
-        let (kind, id) = text.split_once(':')?;
-        let id = Uuid::try_parse(id).ok()?;
+        let (kind, rest) = text.split_once(':')?;
         match kind {
-            "s" => Some(Self::Session(id)),
-            "k" => Some(Self::ApiKey(id)),
+            "s" => Some(Self::Session(Uuid::try_parse(rest).ok()?)),
+            "k" => Some(Self::ApiKey(Uuid::try_parse(rest).ok()?)),
+            "m" => {
+                let (org, user) = rest.split_once(':')?;
+                Some(Self::Membership {
+                    org: OrgId::from_uuid(Uuid::try_parse(org).ok()?),
+                    user: UserId::from_uuid(Uuid::try_parse(user).ok()?),
+                })
+            }
             _ => None,
         }
     }
@@ -221,5 +235,24 @@ mod tests {
         c.saw(d, t);
         assert_eq!(c.take_seen(), vec![(d, later)]);
         assert!(c.take_seen().is_empty());
+    }
+
+    #[test]
+    fn every_revocation_round_trips_its_wire_form_and_junk_is_refused() {
+        let (a, b) = (Uuid::from_u128(7), Uuid::from_u128(9));
+        for r in [
+            Revocation::Session(a),
+            Revocation::ApiKey(a),
+            Revocation::Membership {
+                org: OrgId::from_uuid(a),
+                user: UserId::from_uuid(b),
+            },
+        ] {
+            assert_eq!(Revocation::decode(&r.encode()), Some(r));
+        }
+        for junk in ["", "s:", "x:{a}", "m:{a}", "m:{a}:nope", "k:{a}:{a}"] {
+            let text = junk.replace("{a}", &a.to_string());
+            assert_eq!(Revocation::decode(&text), None, "{text}");
+        }
     }
 }

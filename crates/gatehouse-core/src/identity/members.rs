@@ -148,17 +148,28 @@ impl Members<'_> {
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        self.membership_changed(scope.org_id(), user);
         Ok(())
     }
 
-    /// Removes a member (or lets a member leave). The last owner cannot be removed.
+    /// Removes a member (or lets a member leave). The last owner cannot be removed. The removed
+    /// account's sessions in this organisation end in the same transaction: its tokens name the
+    /// organisation, and refreshing them would otherwise mint more.
     pub async fn remove(&self, call: &TenantCall, user: UserId) -> Result<(), Error> {
         let TenantCall {
             principal,
             scope,
             request,
         } = call;
-        let tx = self.store().begin_scoped(scope).await?;
+        let now = self.clock().now();
+        let mut platform = self.store().begin().await?;
+        let mut ended = Vec::new();
+        for s in platform.live_sessions_of(user.as_uuid(), now).await? {
+            if s.org_id == Some(scope.org_id()) && platform.revoke_session(s.id, now).await? {
+                ended.push((s.id, s.expires_at));
+            }
+        }
+        let tx = platform.enter(scope).await?;
         let (mut tx, actor_role) = self
             .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
             .await?;
@@ -183,10 +194,18 @@ impl Members<'_> {
         }
         tx.delete_membership(user).await?;
         let event = AuditEvent::success(principal.actor(), "member.removed", "user", user)
-            .with_details(format!("{{\"role\":{}}}", json_str(current.role.as_str())))
+            .with_details(format!(
+                "{{\"role\":{},\"sessions_ended\":{}}}",
+                json_str(current.role.as_str()),
+                ended.len()
+            ))
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        for (id, expires_at) in ended {
+            self.revoked_locally(id, expires_at);
+        }
+        self.membership_changed(scope.org_id(), user);
         Ok(())
     }
 
@@ -366,7 +385,7 @@ impl Members<'_> {
         let (user_id, new_user) = match existing {
             Some(u) => {
                 // Proving an existing account is a sign-in: same lockouts, same answer.
-                let subject = super::sessions::lockout_subject("user", &u.email);
+                let subject = super::lockouts::lockout_subject("user", &u.email);
                 let ip = request.ip.clone().unwrap_or_default();
                 self.ensure_not_locked(&subject, &ip, now)?;
                 let (ok, _) = self
@@ -431,6 +450,7 @@ impl Members<'_> {
         .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        self.membership_changed(org, user_id);
         Ok((user_id, org))
     }
 }

@@ -155,7 +155,7 @@ impl Kernel {
         request: &RequestContext,
         action: &str,
     ) -> Result<(), Error> {
-        let subject = super::sessions::lockout_subject("user", &user.email);
+        let subject = super::lockouts::lockout_subject("user", &user.email);
         let ip = request.ip.clone().unwrap_or_default();
         self.ensure_not_locked(&subject, &ip, self.clock().now())?;
         let (ok, _) = self

@@ -4,7 +4,9 @@
 
 mod cache;
 mod claims;
+mod lockouts;
 mod members;
+mod membership_cache;
 mod mfa;
 mod operators;
 pub mod permissions;
@@ -24,6 +26,7 @@ use uuid::Uuid;
 pub use cache::{CachedSession, LocalOnly, Revocation, RevocationFanout, SessionCache};
 pub use claims::{AccessClaims, Act};
 pub use members::{InvitationIssued, MeView, MemberView, Members};
+pub use membership_cache::MembershipCache;
 pub use mfa::{EnrolmentStarted, LoginOutcome, Mfa, SecondFactor};
 pub use operators::{ImportOutcome, ImportedUser, Operators};
 pub use permissions::{CATALOGUE, Permission};
@@ -36,7 +39,7 @@ pub use tokens::PublishedKey;
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::context::RequestContext;
 use crate::error::Error;
-use crate::ids::OrgId;
+use crate::ids::{OrgId, UserId};
 use crate::kernel::Kernel;
 use crate::scope::TenantScope;
 use crate::store::{Role, Tier};
@@ -47,6 +50,8 @@ pub struct Identity {
     settings: IdentitySettings,
     tokens: tokens::TokenService,
     cache: SessionCache,
+    /// Current roles by (organisation, user), for forward authentication.
+    pub(crate) memberships: MembershipCache,
     fanout: Arc<dyn RevocationFanout>,
     /// An Argon2id hash of a random password with the current parameters: verifying against it
     /// makes an unknown email cost what a wrong password costs.
@@ -120,6 +125,7 @@ impl Identity {
             settings,
             tokens: tokens::TokenService::new(),
             cache: SessionCache::new(100_000),
+            memberships: MembershipCache::new(100_000),
             fanout,
             dummy_hash: OnceCell::new(),
             account_lockouts: crate::limits::Lockouts::new(lockout_policy(
@@ -328,6 +334,15 @@ impl Kernel {
         id.fanout.publish(Revocation::Session(session));
     }
 
+    /// A membership was made, changed or ended: forget its cached role here and on every other
+    /// instance.
+    pub(crate) fn membership_changed(&self, org: OrgId, user: UserId) {
+        self.identity().memberships.forget(org, user);
+        self.identity()
+            .fanout
+            .publish(Revocation::Membership { org, user });
+    }
+
     pub(crate) fn publish_revocation(&self, r: Revocation) {
         self.identity().fanout.publish(r);
     }
@@ -504,6 +519,44 @@ impl Auth<'_> {
         match r {
             Revocation::Session(id) => self.identity().cache.revoked_elsewhere(id),
             Revocation::ApiKey(id) => self.api_key_cache().forget(id),
+            Revocation::Membership { org, user } => {
+                self.identity().memberships.forget(org, user);
+            }
+        }
+    }
+
+    /// The roles `principal` holds now in its token's organisation, from the membership (cached,
+    /// forgotten on every change): what forward authentication answers, rather than the roles
+    /// the token was issued with. Refused when the account is no longer a member. API keys and
+    /// tokens without an organisation answer what they carry.
+    pub async fn current_roles(&self, principal: &Principal) -> Result<Vec<String>, Error> {
+        let Some(org) = principal.org else {
+            return Ok(principal.roles.clone());
+        };
+        if principal.api_key_permissions.is_some() {
+            return Ok(principal.roles.clone());
+        }
+        let user = UserId::from_uuid(principal.subject);
+        let now = self.clock().now();
+        let cache = &self.identity().memberships;
+        let role = match cache.get(org, user, now) {
+            Some(role) => role,
+            None => {
+                let mut tx = self
+                    .store()
+                    .begin_read_scoped(&TenantScope::granted(org))
+                    .await?;
+                let role = tx.membership(user).await?.map(|m| m.role);
+                drop(tx);
+                cache.put(org, user, role.clone(), now);
+                role
+            }
+        };
+        match role {
+            Some(r) => Ok(vec![r.as_str().to_owned()]),
+            None => Err(Error::Unauthenticated(
+                "the account is no longer a member of the token's organisation",
+            )),
         }
     }
 }

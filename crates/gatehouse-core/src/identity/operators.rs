@@ -80,7 +80,7 @@ impl Operators<'_> {
     ) -> Result<IssuedSession, Error> {
         let password = normalize_password(password);
         let now = self.clock().now();
-        let account_subject = super::sessions::lockout_subject("operator", email);
+        let account_subject = super::lockouts::lockout_subject("operator", email);
         let ip_subject = request.ip.clone().unwrap_or_default();
         self.ensure_not_locked(&account_subject, &ip_subject, now)?;
         let operator = match Email::parse(email) {

@@ -4,7 +4,7 @@
 
 use gatehouse_crypto::{SecretString, random_token};
 
-use super::sessions::lockout_subject;
+use super::lockouts::lockout_subject;
 use super::{Principal, Revocation, digest};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::context::{AccountCall, RequestContext};
@@ -61,6 +61,27 @@ impl Kernel {
         .await?;
         Ok(())
     }
+
+    /// At most one unasked-for mail (a reset link, an account-exists notice) per account per
+    /// minute (per instance; the map is bounded).
+    pub(crate) fn account_mail_allowed(&self, user: UserId) -> bool {
+        let now = self.clock().now();
+        let mut sent = self
+            .identity()
+            .reset_sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sent.len() >= 100_000 {
+            sent.retain(|_, at| now - *at < time::Duration::minutes(1));
+        }
+        match sent.get(&user) {
+            Some(at) if now - *at < time::Duration::minutes(1) => false,
+            _ => {
+                sent.insert(user, now);
+                true
+            }
+        }
+    }
 }
 
 /// Password reset and change, and email verification.
@@ -84,7 +105,7 @@ impl Recovery<'_> {
         let Some(user) = tx.user_by_email(email.as_str()).await? else {
             return Ok(());
         };
-        if !self.reset_mail_allowed(user.id) {
+        if !self.account_mail_allowed(user.id) {
             tracing::info!(user_id = %user.id, "a reset link was sent to this account within the minute; not sending another");
             return Ok(());
         }
@@ -112,26 +133,6 @@ impl Recovery<'_> {
         tx.commit(proof).await?;
         self.mail_queued();
         Ok(())
-    }
-
-    /// At most one reset mail per account per minute (per instance; the map is bounded).
-    fn reset_mail_allowed(&self, user: UserId) -> bool {
-        let now = self.clock().now();
-        let mut sent = self
-            .identity()
-            .reset_sent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if sent.len() >= 100_000 {
-            sent.retain(|_, at| now - *at < time::Duration::minutes(1));
-        }
-        match sent.get(&user) {
-            Some(at) if now - *at < time::Duration::minutes(1) => false,
-            _ => {
-                sent.insert(user, now);
-                true
-            }
-        }
     }
 
     /// Sets a new password with a reset token: checks the policy, spends the token (and any
@@ -236,7 +237,7 @@ impl Recovery<'_> {
         let account = lockout_subject("user", &user.email);
         self.identity()
             .account_lockouts
-            .forget_prefix(&super::sessions::pair_prefix(&account));
+            .forget_prefix(&super::lockouts::pair_prefix(&account));
         self.identity().account_wide_lockouts.succeeded(&account);
         self.mail_queued();
     }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::claims::{AccessClaims, Act};
 use super::digest;
+use super::lockouts::lockout_subject;
 use super::mfa::LoginOutcome;
 use crate::audit::{self, Actor, AuditEvent, Outcome};
 use crate::context::{AccountCall, RequestContext};
@@ -160,58 +161,6 @@ impl Kernel {
             mfa_enrolled: enrolled,
             email_verified: verified,
         })
-    }
-
-    /// Refuses at once (no hashing) while the account or the address is locked; otherwise counts
-    /// this attempt as a failure before it is checked, so parallel guesses cannot all pass one
-    /// check. A right attempt takes its count back with [`Self::attempt_succeeded`].
-    pub(crate) fn ensure_not_locked(
-        &self,
-        account: &str,
-        ip: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), Error> {
-        let id = self.identity();
-        let ip = &crate::limits::address_subject_of(ip);
-        let pair = &pair_subject(account, ip);
-        // Each counts in turn; a refusal takes back what the earlier ones counted.
-        let wait = match id.account_lockouts.attempt(pair, now) {
-            Err(wait) => Some(wait),
-            Ok(()) => match id.account_wide_lockouts.attempt(account, now) {
-                Err(wait) => {
-                    id.account_lockouts.refund(pair);
-                    Some(wait)
-                }
-                Ok(()) => match id.ip_lockouts.attempt(ip, now) {
-                    Err(wait) => {
-                        id.account_lockouts.refund(pair);
-                        id.account_wide_lockouts.refund(account);
-                        Some(wait)
-                    }
-                    Ok(()) => None,
-                },
-            },
-        };
-        match wait {
-            Some(wait) => Err({
-                crate::telemetry::metrics::rate_limit_refused("lockout");
-                Error::TooManyAttempts {
-                    retry_after_secs: u32::try_from(wait.whole_seconds().max(1))
-                        .unwrap_or(u32::MAX),
-                }
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// The attempt was right: the account's failures from this address and in all are
-    /// forgiven, and the address's count of this attempt is taken back.
-    pub(crate) fn attempt_succeeded(&self, account: &str, ip: &str) {
-        let id = self.identity();
-        let ip = &crate::limits::address_subject_of(ip);
-        id.account_lockouts.succeeded(&pair_subject(account, ip));
-        id.account_wide_lockouts.succeeded(account);
-        id.ip_lockouts.refund(ip);
     }
 
     /// Builds a new session record and its refresh token.
@@ -587,6 +536,24 @@ impl Sessions<'_> {
             return Err(invalid());
         }
         let roles = self.roles_for(tx.as_mut(), &session).await?;
+        if session.org_id.is_some() && session.tier == Tier::Customer && roles.is_empty() {
+            // No longer a member of the organisation the session's tokens are for: the session
+            // ends rather than mint more of them.
+            tx.revoke_session(id, now).await?;
+            let mut event = AuditEvent::success(
+                actor_of(&session),
+                "session.ended_not_a_member",
+                "session",
+                session.id,
+            )
+            .with_request(request.request_id.clone());
+            event.outcome = Outcome::Denied;
+            self.audit_event_and_commit(tx, &session, event).await?;
+            self.revoked_locally(session.id, session.expires_at);
+            return Err(Error::Unauthenticated(
+                "the account is no longer a member of the session's organisation",
+            ));
+        }
         let flags = self.user_flags(tx.as_mut(), &session).await?;
         let event = AuditEvent::success(
             actor_of(&session),
@@ -743,29 +710,6 @@ fn pick_membership(
             }),
         None => Ok(memberships.first()),
     }
-}
-
-/// The lockout key for what was typed as an email: normalised and bounded, so a huge or oddly
-/// cased input cannot grow the table or dodge the count. Known account or not, the same key.
-pub(crate) fn lockout_subject(kind: &str, typed_email: &str) -> String {
-    let e: String = typed_email
-        .trim()
-        .to_lowercase()
-        .chars()
-        .take(254)
-        .collect();
-    format!("{kind}:{e}")
-}
-
-/// The strict lockout's key for one account from one address: [`pair_prefix`] then the address.
-pub(crate) fn pair_subject(account: &str, address: &str) -> String {
-    format!("{}{address}", pair_prefix(account))
-}
-
-/// What every one of an account's [`pair_subject`]s starts with. Length-prefixed, so no typed
-/// email (which may hold any character) makes one account's prefix another's.
-pub(crate) fn pair_prefix(account: &str) -> String {
-    format!("{}:{account}|", account.len())
 }
 
 /// base64url(SHA-256(csrf token)): what the access token carries to bind its CSRF token.

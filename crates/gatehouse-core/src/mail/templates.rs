@@ -12,6 +12,15 @@ pub enum Template<'a> {
     VerifyEmail { token: &'a str, hours: i64 },
     /// Sent after a password was changed or reset: no link, just the notice.
     PasswordChanged,
+    /// Sent to a registered address that someone tried to sign up with: sign-up answers the
+    /// same for new and registered addresses, so the owner hears of it here instead.
+    AccountExists,
+    /// A link carrying a one-time invitation token into an organisation.
+    Invitation {
+        token: &'a str,
+        organization: &'a str,
+        hours: i64,
+    },
 }
 
 impl std::fmt::Debug for Template<'_> {
@@ -21,6 +30,8 @@ impl std::fmt::Debug for Template<'_> {
             Self::PasswordReset { .. } => "Template::PasswordReset([redacted])",
             Self::VerifyEmail { .. } => "Template::VerifyEmail([redacted])",
             Self::PasswordChanged => "Template::PasswordChanged",
+            Self::AccountExists => "Template::AccountExists",
+            Self::Invitation { .. } => "Template::Invitation([redacted])",
         })
     }
 }
@@ -95,6 +106,42 @@ pub fn render(settings: &MailSettings, template: &Template<'_>) -> (String, Stri
                 format!("Confirm your email for {product}"),
                 format!("{}\n\n{}\n\n{url}\n\n{product}\n", lines[0], lines[1]),
                 html_page(product, &lines, Some(("Confirm this address", &url))),
+            )
+        }
+        Template::AccountExists => {
+            let url = format!("{}/sign-in", settings.base_url.trim_end_matches('/'));
+            let lines = [
+                format!(
+                    "Someone tried to create a {product} account with this address, which already \
+                     has one. No new account was made."
+                ),
+                "If it was you, sign in, or reset your password if you have forgotten it. If it \
+                 was not, you need do nothing."
+                    .to_owned(),
+            ];
+            (
+                format!("Your {product} account already exists"),
+                format!("{}\n\n{}\n\n{url}\n\n{product}\n", lines[0], lines[1]),
+                html_page(product, &lines, Some(("Sign in", &url))),
+            )
+        }
+        Template::Invitation {
+            token,
+            organization,
+            hours,
+        } => {
+            let url = link(settings, "accept-invitation", token);
+            let lines = [
+                format!("You are invited to join {organization} on {product}."),
+                format!(
+                    "The link below works once, for {hours} hours. If you did not expect this, \
+                     ignore this message."
+                ),
+            ];
+            (
+                format!("Join {organization} on {product}"),
+                format!("{}\n\n{}\n\n{url}\n\n{product}\n", lines[0], lines[1]),
+                html_page(product, &lines, Some(("Accept the invitation", &url))),
             )
         }
         Template::PasswordChanged => {

@@ -36,7 +36,7 @@ const AUTH_METHODS: [&str; 6] = [
     "api_key",
     "service",
 ];
-const CACHES: [&str; 4] = ["session", "api_key", "data_key", "transit"];
+const CACHES: [&str; 5] = ["session", "api_key", "data_key", "transit", "membership"];
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static TOP_ORGANIZATIONS: AtomicUsize = AtomicUsize::new(20);
@@ -137,7 +137,7 @@ impl Metrics {
         let cache = IntCounterVec::new(
             Opts::new(
                 "gatehouse_cache_lookups_total",
-                "In-process cache lookups by cache (session, api_key, data_key, transit) and result (hit, miss).",
+                "In-process cache lookups by cache (session, api_key, data_key, transit, membership) and result (hit, miss).",
             ),
             &["cache", "result"],
         )?;

@@ -372,10 +372,13 @@ pub(crate) async fn verify(
         let (mut parts, _) = req.into_parts();
         crate::auth::org_scope(&mut parts, &state, &p).await?;
     }
+    // The roles held now, not those the token was issued with (a demotion or removal reaches
+    // forward authentication at once).
+    let roles = state.kernel.auth().current_roles(&p).await?;
     let mut res = crate::json::JsonOk(Identity {
         user_id: p.subject,
         organization_id: p.org.map(|o| o.as_uuid()),
-        roles: p.roles.clone(),
+        roles: roles.clone(),
         session_id: (!p.session_id.is_nil()).then_some(p.session_id),
         tier: if p.api_key_permissions.is_some() {
             "api_key"
@@ -398,7 +401,7 @@ pub(crate) async fn verify(
     if let Some(o) = p.org {
         put_id(HeaderName::from_static("x-gatehouse-org"), o.as_uuid());
     }
-    if let Ok(v) = HeaderValue::from_str(&p.roles.join(",")) {
+    if let Ok(v) = HeaderValue::from_str(&roles.join(",")) {
         h.insert(HeaderName::from_static("x-gatehouse-roles"), v);
     }
     Ok(res)

@@ -6,10 +6,9 @@ use axum::extract::State;
 use gatehouse_core::signup::SignupInput;
 use gatehouse_crypto::SecretString;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::extract::RequestMeta;
-use crate::json::{ApiJson, Created};
+use crate::json::ApiJson;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -38,17 +37,19 @@ impl fmt::Debug for SignupRequest {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct SignupResponse {
-    user_id: Uuid,
-    organization_id: Uuid,
+    /// Always `accepted`.
+    status: &'static str,
 }
 
-/// Creates a user and an organisation with that user as owner. No tokens are issued: sign in next.
+/// Creates a user and an organisation with that user as owner, and mails a verification link.
+/// The answer is the same when the address is already registered (its owner is mailed instead),
+/// so sign-up never tells whether an address has an account. No tokens are issued: sign in next
+/// (the organisation's id comes with the sign-in).
 #[utoipa::path(post, path = "/v1/auth/signup", tag = "auth",
     request_body = SignupRequest,
     responses(
-        (status = 201, description = "Created", body = SignupResponse),
+        (status = 202, description = "Accepted: a new account was made, or the address's owner was mailed", body = SignupResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The email is registered (`email_taken`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field failed validation", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing is saturated; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
@@ -57,8 +58,8 @@ pub(crate) async fn signup(
     State(state): State<AppState>,
     RequestMeta(meta): RequestMeta,
     ApiJson(req): ApiJson<SignupRequest>,
-) -> Result<Created<SignupResponse>, ApiError> {
-    let out = state
+) -> Result<(axum::http::StatusCode, axum::Json<SignupResponse>), ApiError> {
+    let _created_or_registered = state
         .kernel
         .signup()
         .register(
@@ -71,8 +72,8 @@ pub(crate) async fn signup(
             &meta,
         )
         .await?;
-    Ok(Created(SignupResponse {
-        user_id: out.user_id.as_uuid(),
-        organization_id: out.organization_id.as_uuid(),
-    }))
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(SignupResponse { status: "accepted" }),
+    ))
 }

@@ -87,7 +87,8 @@ mod tests {
     fn each_bound_is_refused_outside_its_range_with_its_name() {
         let ok = ConnectionsConfig::default();
         assert!(validate(&ok).is_ok());
-        let cases: [(fn(&mut ConnectionsConfig), &str); 4] = [
+        type Edit = fn(&mut ConnectionsConfig);
+        let cases: [(Edit, &str); 4] = [
             (|c| c.header_timeout_secs = 0, "header_timeout_secs"),
             (|c| c.max_lifetime_secs = 0, "max_lifetime_secs"),
             (|c| c.max_total = 0, "max_total"),

@@ -17,12 +17,12 @@ use gatehouse_core::identity::IdentitySettings;
 use serde::{Deserialize, Serialize};
 
 mod audit;
+pub mod connections;
 mod database;
 mod identity;
 mod keyring;
 mod mail;
 mod master_key;
-pub mod connections;
 pub mod metrics;
 pub mod otlp;
 mod password_hashing;

@@ -338,7 +338,10 @@ async fn with_redis_unreachable_the_server_serves_and_limits_in_process() {
     let res = app.post_json("/v1/auth/login", &body).await;
     expect_problem(res, 429, "rate_limited").await;
     let (status, ready) = app.ready_details().await;
-    assert_eq!(status, 200, "a missing Redis never makes the server unready");
+    assert_eq!(
+        status, 200,
+        "a missing Redis never makes the server unready"
+    );
     let check = ready["checks"]
         .as_array()
         .unwrap()

@@ -19,6 +19,7 @@ mod errors;
 mod headers;
 mod health;
 mod limits;
+mod membership;
 mod metrics;
 mod mfa;
 mod openapi;

@@ -314,7 +314,10 @@ async fn made_up_methods_and_paths_leave_the_series_bounded() {
     // this process). Before the labels were bounded, 3,000 of them kept 20 MiB.
     let grew = rss_after.saturating_sub(rss_before);
     eprintln!("RSS {rss_before} KiB -> {rss_after} KiB over 10,000 made-up requests");
-    assert!(grew <= 4 * 1024, "RSS grew by {grew} KiB over 10,000 made-up requests");
+    assert!(
+        grew <= 4 * 1024,
+        "RSS grew by {grew} KiB over 10,000 made-up requests"
+    );
     app.stop().await;
 }
 

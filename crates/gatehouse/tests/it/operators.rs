@@ -322,6 +322,6 @@ async fn the_operator_api_can_move_to_its_own_listener() {
             &crate::support::signup_body("x@example.com"),
         )
         .await;
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 202);
     app.stop().await;
 }

@@ -163,7 +163,7 @@ async fn sigterm_drains_an_in_flight_request() {
         .unwrap()
         .unwrap();
     let reply = String::from_utf8_lossy(&reply);
-    assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
+    assert!(reply.starts_with("HTTP/1.1 202"), "{reply}");
     // New connections are no longer accepted once draining ends.
     let (code, lines) = server.wait();
     assert_eq!(code, Some(0));
@@ -184,7 +184,7 @@ async fn every_log_line_is_json_and_request_lines_carry_the_request_id() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 202);
     // The request id is ours, whatever the caller's trace (issue 18): the trace is kept beside it.
     let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(request_id.len(), 32);
@@ -218,7 +218,7 @@ async fn every_log_line_is_json_and_request_lines_carry_the_request_id() {
         .iter()
         .find(|j| j["message"] == "request completed")
         .unwrap();
-    assert_eq!(done["status"], 201);
+    assert_eq!(done["status"], 202);
     assert_eq!(done["route"], "/v1/auth/signup");
     assert_eq!(done["request_id"], request_id);
     assert_eq!(done["trace_id"], trace_id);
@@ -325,6 +325,15 @@ async fn keys_commands_and_a_wrong_master_key_at_start_up() {
     let res = reqwest::Client::new()
         .post(format!("http://{}/v1/auth/signup", server.addr))
         .json(&crate::support::signup_body("keys@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let res = reqwest::Client::new()
+        .post(format!("http://{}/v1/auth/login", server.addr))
+        .json(
+            &serde_json::json!({"email": "keys@example.com", "password": crate::support::PASSWORD}),
+        )
         .send()
         .await
         .unwrap();
@@ -483,7 +492,7 @@ async fn reencryption_killed_mid_job_is_completed_after_restart() {
         )
         .await
         .unwrap();
-    let org: OrgId = created.organization_id;
+    let org: OrgId = created.organization_id().unwrap();
     let ids: Vec<String> = (0..300).map(|i| format!("rec-{i}")).collect();
     let mut tx = kernel
         .store()
@@ -638,7 +647,7 @@ async fn audit_verify_passes_then_names_a_tampered_event() {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 201);
+        assert_eq!(res.status(), 202);
     }
     server.signal("TERM");
     server.wait();
@@ -737,7 +746,7 @@ async fn traced_requests_log_the_trace_id_the_caller_and_per_stage_timings() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 202);
     let login_trace = "0af7651916cd43dd8448eb211c80319c";
     let res = client
         .post(format!("{base}/v1/auth/login"))

@@ -253,7 +253,7 @@ async fn cookie_sessions_need_the_csrf_token_for_state_changes() {
             &crate::support::signup_body("ada@example.com"),
         )
         .await;
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 202);
     let res = app
         .post_json(
             "/v1/auth/login",

@@ -4,7 +4,11 @@ use gatehouse_core::page::PageRequest;
 use gatehouse_core::store::Role;
 use gatehouse_core::{OrgId, TenantScope, UserId};
 
-use crate::support::{TestApp, expect_problem, signup_body};
+use reqwest::Method;
+
+use crate::interop::SmtpSink;
+use crate::recovery::with_smtp;
+use crate::support::{PASSWORD, TestApp, expect_problem, signup_body};
 
 #[tokio::test]
 async fn creates_user_org_and_owner_membership() {
@@ -12,11 +16,22 @@ async fn creates_user_org_and_owner_membership() {
     let res = app
         .post_json("/v1/auth/signup", &signup_body(" Ada@Example.com "))
         .await;
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 202);
     let body: serde_json::Value = res.json().await.unwrap();
-    let user = UserId::parse(body["user_id"].as_str().unwrap()).unwrap();
-    let org = OrgId::parse(body["organization_id"].as_str().unwrap()).unwrap();
-    assert!(body.get("access_token").is_none(), "no tokens until login");
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "accepted"}),
+        "no ids, no tokens"
+    );
+    let signed = app.login("ada@example.com", PASSWORD, "cli", "").await;
+    let me: serde_json::Value = app
+        .call(Method::GET, "/v1/me", &signed.access, None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let user = UserId::parse(me["user_id"].as_str().unwrap()).unwrap();
+    let org = OrgId::parse(&signed.org).unwrap();
 
     // Look at what was stored through a second app over the same data directory.
     let config = gatehouse::Config::from_raw(crate::support::raw_config(&app.dir), None).unwrap();
@@ -49,19 +64,49 @@ async fn creates_user_org_and_owner_membership() {
     app.stop().await;
 }
 
+/// Issue 18, finding 12: sign-up answers a registered address exactly as a new one; the owner
+/// is mailed instead, and nothing is made.
 #[tokio::test]
-async fn a_registered_email_is_a_conflict() {
-    let app = TestApp::spawn().await;
-    assert_eq!(
+async fn a_registered_address_gets_the_same_answer_and_its_owner_a_mail() {
+    let sink = SmtpSink::started();
+    let app = with_smtp(&sink, |_| {}).await;
+    let answer = |res: reqwest::Response| async move {
+        let status = res.status().as_u16();
+        let mut headers: Vec<(String, String)> = res
+            .headers()
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "x-request-id" | "date"))
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        headers.sort();
+        (status, headers, res.text().await.unwrap())
+    };
+    let first = answer(
         app.post_json("/v1/auth/signup", &signup_body("dup@example.com"))
-            .await
-            .status(),
-        201
+            .await,
+    )
+    .await;
+    let mut again = signup_body("DUP@example.com");
+    again["password"] = serde_json::json!("another long passphrase");
+    let second = answer(app.post_json("/v1/auth/signup", &again).await).await;
+    assert_eq!(first, second);
+    assert_eq!(first.0, 202);
+    // The owner hears of it: a verification mail, then the notice.
+    let mail = sink.wait_for(2).await;
+    assert!(
+        mail.iter()
+            .any(|m| m.contains("Subject: Your Acme Cloud account already exists")),
+        "{mail:#?}"
     );
+    // Nothing was made: the first password still signs in, the second does not.
+    app.login("dup@example.com", PASSWORD, "cli", "").await;
     let res = app
-        .post_json("/v1/auth/signup", &signup_body("DUP@example.com"))
+        .post_json(
+            "/v1/auth/login",
+            &serde_json::json!({"email": "dup@example.com", "password": "another long passphrase"}),
+        )
         .await;
-    expect_problem(res, 409, "email_taken").await;
+    expect_problem(res, 401, "invalid_credentials").await;
     app.stop().await;
 }
 
@@ -90,7 +135,7 @@ async fn a_saturated_hashing_pool_answers_503_with_retry_after() {
     for h in handles {
         let res = h.await.unwrap();
         match res.status().as_u16() {
-            201 => created += 1,
+            202 => created += 1,
             503 => {
                 assert_eq!(res.headers()["retry-after"], "1");
                 expect_problem(res, 503, "overloaded").await;

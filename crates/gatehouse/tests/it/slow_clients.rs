@@ -14,9 +14,7 @@ use crate::support::{TestApp, temp_dir};
 /// A TCP connection to `to` from the loopback address `from` (Linux answers on all of 127/8).
 async fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::new(IpAddr::from(from), 0))
-        .unwrap();
+    socket.bind(SocketAddr::new(IpAddr::from(from), 0)).unwrap();
     socket.connect(to).await.unwrap()
 }
 
@@ -42,10 +40,7 @@ async fn a_thousand_unfinished_headers_are_closed_within_the_header_timeout_whil
     const SLOW: usize = 1000;
     const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
     let dir = temp_dir();
-    let server = start_with(
-        &dir,
-        &[("GATEHOUSE_CONNECTIONS__HEADER_TIMEOUT_SECS", "3")],
-    );
+    let server = start_with(&dir, &[("GATEHOUSE_CONNECTIONS__HEADER_TIMEOUT_SECS", "3")]);
     let addr = server.addr;
 
     // Others, from 127.0.0.1, every 50 ms on a fresh connection each, until told to stop.
@@ -85,9 +80,13 @@ async fn a_thousand_unfinished_headers_are_closed_within_the_header_timeout_whil
     }
     let mut latest = Duration::ZERO;
     for (opened, mut s) in slow {
-        let left = (opened + HEADER_TIMEOUT + Duration::from_secs(2)).saturating_duration_since(Instant::now());
+        let left = (opened + HEADER_TIMEOUT + Duration::from_secs(2))
+            .saturating_duration_since(Instant::now());
         let closed = closed_within(&mut s, left).await;
-        assert!(closed.is_some(), "a connection with unfinished headers outlived the header timeout by 2 s");
+        assert!(
+            closed.is_some(),
+            "a connection with unfinished headers outlived the header timeout by 2 s"
+        );
         let age = opened.elapsed();
         assert!(
             age >= HEADER_TIMEOUT - Duration::from_millis(500),
@@ -97,9 +96,14 @@ async fn a_thousand_unfinished_headers_are_closed_within_the_header_timeout_whil
     }
     let _ = stop_tx.send(true);
     let (ok, failed) = probe.await.unwrap();
-    assert!(failed.is_empty(), "others were refused while the slow connections were open: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "others were refused while the slow connections were open: {failed:?}"
+    );
     assert!(ok >= 20, "the probe ran throughout ({ok} answers)");
-    eprintln!("{SLOW} slow connections; the last closed {latest:?} after it opened; {ok} probe answers, all 200");
+    eprintln!(
+        "{SLOW} slow connections; the last closed {latest:?} after it opened; {ok} probe answers, all 200"
+    );
 
     server.signal("TERM");
     let (code, _) = server.wait();
@@ -116,10 +120,17 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_header_timeout() {
         .unwrap();
     let mut buf = [0u8; 4096];
     let n = s.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     let closed = closed_within(&mut s, Duration::from_secs(4)).await;
     let closed = closed.expect("an idle connection stayed open");
-    assert!(closed >= Duration::from_millis(700), "closed too soon: {closed:?}");
+    assert!(
+        closed >= Duration::from_millis(700),
+        "closed too soon: {closed:?}"
+    );
     app.stop().await;
 }
 
@@ -134,7 +145,10 @@ async fn connections_beyond_the_per_address_cap_are_closed_at_once_and_others_ar
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut sixth = connect_from([127, 0, 0, 2], app.addr).await;
     let closed = closed_within(&mut sixth, Duration::from_secs(2)).await;
-    assert!(closed.is_some(), "a sixth connection from one address was kept");
+    assert!(
+        closed.is_some(),
+        "a sixth connection from one address was kept"
+    );
     // Another address is not affected.
     let mut other = connect_from([127, 0, 0, 3], app.addr).await;
     other
@@ -143,7 +157,11 @@ async fn connections_beyond_the_per_address_cap_are_closed_at_once_and_others_ar
         .unwrap();
     let mut answer = Vec::new();
     other.read_to_end(&mut answer).await.unwrap();
-    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
     // A slot given back is free again.
     drop(held.pop());
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -154,10 +172,15 @@ async fn connections_beyond_the_per_address_cap_are_closed_at_once_and_others_ar
         .unwrap();
     let mut answer = Vec::new();
     again.read_to_end(&mut answer).await.unwrap();
-    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
     let text = app.metrics().await;
     assert!(
-        text.lines().any(|l| l.starts_with(r#"gatehouse_connections_refused_total{cap="per_address"}"#)),
+        text.lines()
+            .any(|l| l.starts_with(r#"gatehouse_connections_refused_total{cap="per_address"}"#)),
         "{text}"
     );
     app.stop().await;
@@ -170,8 +193,7 @@ async fn a_connection_past_its_lifetime_finishes_its_request_and_closes() {
     let start = Instant::now();
     let mut closed_by_server = false;
     while start.elapsed() < Duration::from_secs(6) {
-        if s
-            .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        if s.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
             .is_err()
         {
@@ -187,13 +209,18 @@ async fn a_connection_past_its_lifetime_finishes_its_request_and_closes() {
         assert!(head.starts_with("http/1.1 200"), "{head}");
         if head.contains("connection: close") {
             // The last answer says so, and the stream ends after it.
-            closed_by_server = closed_within(&mut s, Duration::from_secs(2)).await.is_some();
+            closed_by_server = closed_within(&mut s, Duration::from_secs(2))
+                .await
+                .is_some();
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let age = start.elapsed();
-    assert!(closed_by_server, "the connection was still open after {age:?}");
+    assert!(
+        closed_by_server,
+        "the connection was still open after {age:?}"
+    );
     assert!(
         (Duration::from_millis(1500)..Duration::from_secs(5)).contains(&age),
         "closed after {age:?} with a 2 s lifetime"

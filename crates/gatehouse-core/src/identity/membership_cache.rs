@@ -1,0 +1,109 @@
+//! Who is a member of which organisation, and with what role, without a store round trip per
+//! forward-authentication request. A token names the role its holder had when it was issued; a
+//! role change or a removal must reach `GET /v1/auth/verify` at once, not when the token expires.
+//! Every change forgets the entry here and publishes `Revocation::Membership`, so other
+//! instances forget it too; an entry is trusted for [`MEMBERSHIP_CACHE_MAX_AGE`] at most, the
+//! bound on a change whose fan-out message was lost.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use time::OffsetDateTime;
+
+use crate::ids::{OrgId, UserId};
+use crate::store::Role;
+
+/// As long as a session's cached state: the same bound on a lost fan-out message.
+pub const MEMBERSHIP_CACHE_MAX_AGE: time::Duration = super::cache::SESSION_CACHE_MAX_AGE;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    /// `None`: not a member.
+    role: Option<Role>,
+    loaded_at: OffsetDateTime,
+}
+
+#[derive(Debug)]
+pub struct MembershipCache {
+    entries: RwLock<HashMap<(OrgId, UserId), Entry>>,
+    capacity: usize,
+}
+
+impl MembershipCache {
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: RwLock::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// `Some(role)` when cached and fresh at `now` (the inner `None`: not a member).
+    #[must_use]
+    pub fn get(&self, org: OrgId, user: UserId, now: OffsetDateTime) -> Option<Option<Role>> {
+        let found = self.entries.read().ok().and_then(|m| {
+            m.get(&(org, user))
+                .filter(|e| now - e.loaded_at <= MEMBERSHIP_CACHE_MAX_AGE)
+                .map(|e| e.role.clone())
+        });
+        crate::telemetry::metrics::cache("membership", found.is_some());
+        found
+    }
+
+    pub fn put(&self, org: OrgId, user: UserId, role: Option<Role>, now: OffsetDateTime) {
+        if let Ok(mut map) = self.entries.write() {
+            if map.len() >= self.capacity && !map.contains_key(&(org, user)) {
+                map.clear();
+            }
+            map.insert(
+                (org, user),
+                Entry {
+                    role,
+                    loaded_at: now,
+                },
+            );
+        }
+    }
+
+    /// The membership changed (here or on another instance): ask the store next time.
+    pub fn forget(&self, org: OrgId, user: UserId) {
+        if let Ok(mut map) = self.entries.write() {
+            map.remove(&(org, user));
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_age_out_are_forgotten_and_stay_bounded() {
+        let c = MembershipCache::new(2);
+        let t = OffsetDateTime::UNIX_EPOCH;
+        let (o, u) = (
+            OrgId::from_uuid(uuid::Uuid::from_u128(1)),
+            UserId::from_uuid(uuid::Uuid::from_u128(2)),
+        );
+        assert_eq!(c.get(o, u, t), None);
+        c.put(o, u, Some(Role::Admin), t);
+        assert_eq!(c.get(o, u, t), Some(Some(Role::Admin)));
+        assert_eq!(
+            c.get(
+                o,
+                u,
+                t + MEMBERSHIP_CACHE_MAX_AGE + time::Duration::seconds(1)
+            ),
+            None
+        );
+        c.forget(o, u);
+        assert_eq!(c.get(o, u, t), None);
+        c.put(o, u, None, t);
+        assert_eq!(c.get(o, u, t), Some(None));
+        for i in 3..10 {
+            c.put(o, UserId::from_uuid(uuid::Uuid::from_u128(i)), None, t);
+        }
+        assert!(c.entries.read().unwrap().len() <= 2);
+    }
+}
