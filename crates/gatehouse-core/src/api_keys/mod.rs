@@ -3,6 +3,7 @@
 //! moment it is revoked or rotated here, and every entry after `CACHE_MAX_AGE`, which bounds how
 //! long another instance can trust a key revoked elsewhere until revocation fan-out arrives).
 
+mod creator;
 pub mod format;
 
 use std::collections::HashMap;
@@ -73,9 +74,17 @@ impl ApiKeyCache {
         found
     }
 
-    fn put(&self, record: Arc<ApiKeyRecord>, now: OffsetDateTime) -> Arc<Cached> {
+    /// Caches `record` acting with `acting` (see `creator.rs`).
+    fn put(
+        &self,
+        record: Arc<ApiKeyRecord>,
+        acting: Vec<String>,
+        now: OffsetDateTime,
+    ) -> Arc<Cached> {
+        let mut principal = principal_for(&record);
+        principal.api_key_permissions = Some(acting);
         let entry = Arc::new(Cached {
-            principal: Arc::new(principal_for(&record)),
+            principal: Arc::new(principal),
             record: Arc::clone(&record),
             loaded_at: now,
             last_used: AtomicI64::new(0),
@@ -95,6 +104,14 @@ impl ApiKeyCache {
     pub(crate) fn forget(&self, id: Uuid) {
         if let Ok(mut map) = self.entries.write() {
             map.retain(|_, e| e.record.id != id);
+        }
+    }
+
+    /// Forgets every key of `org`: a membership or a key there changed, and what its keys may do
+    /// (bounded by their creators') must be worked out again.
+    pub(crate) fn forget_org(&self, org: OrgId) {
+        if let Ok(mut map) = self.entries.write() {
+            map.retain(|_, e| e.record.org_id != org);
         }
     }
 
@@ -186,6 +203,24 @@ impl ApiKeys<'_> {
         if input.expires_at.is_some_and(|e| e <= now) {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
+        // A key made by a key expires with it at the latest.
+        let mut expires_at = input.expires_at;
+        if principal.api_key_permissions.is_some() && principal.expires_at != u64::MAX {
+            let parent = i64::try_from(principal.expires_at)
+                .ok()
+                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                .ok_or(Error::Unauthenticated("the API key's expiry is malformed"))?;
+            match expires_at {
+                None => expires_at = Some(parent),
+                Some(e) if e > parent => {
+                    return Err(Error::invalid(
+                        "expires_at",
+                        "a key may not outlive the key that creates it",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         let tx = self.store().begin_scoped(scope).await?;
         let (mut tx, role) = self
             .authorize(tx, principal, Permission::API_KEYS_MANAGE, request)
@@ -202,7 +237,7 @@ impl ApiKeys<'_> {
             name.as_str(),
             perms,
             input.namespace,
-            input.expires_at,
+            expires_at,
             input.rate_limit,
             input.env,
             principal,
@@ -342,6 +377,8 @@ impl ApiKeys<'_> {
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
         self.api_key_cache().forget(id);
+        // Keys it made act with at most its permissions: work theirs out again.
+        self.api_key_cache().forget_org(scope.org_id());
         self.publish_revocation(crate::identity::Revocation::ApiKey(id));
         Ok(issued)
     }
@@ -368,6 +405,8 @@ impl ApiKeys<'_> {
             tx.commit(proof).await?;
         }
         self.api_key_cache().forget(id);
+        // Keys it made act with at most its permissions: work theirs out again.
+        self.api_key_cache().forget_org(scope.org_id());
         self.publish_revocation(crate::identity::Revocation::ApiKey(id));
         Ok(())
     }
@@ -393,26 +432,47 @@ impl ApiKeys<'_> {
         let entry = match self.api_key_cache().get(&d, now) {
             Some(e) => e,
             None => {
-                let record = {
+                let found = {
                     let mut tx = self.store().begin_read().await?;
                     match tx.api_key_owner(&d).await? {
                         Some((org, id)) => {
                             let mut tx = tx.enter(&TenantScope::granted(org)).await?;
-                            tx.api_key(id).await?
+                            // Digests are compared by the database's index; the stored digest
+                            // must also be exactly the presented one.
+                            match tx
+                                .api_key(id)
+                                .await?
+                                .filter(|r| gatehouse_crypto::ct_eq(&r.digest, &d))
+                            {
+                                Some(r) => {
+                                    let acting =
+                                        self.acting_permissions(tx.as_mut(), &r, now).await?;
+                                    Some((r, acting))
+                                }
+                                None => None,
+                            }
                         }
                         None => None,
                     }
                 };
-                // Digests are compared by the database's index; the stored digest must also be
-                // exactly the presented one.
-                match record.filter(|r| gatehouse_crypto::ct_eq(&r.digest, &d)) {
-                    Some(r) => self.api_key_cache().put(Arc::new(r), now),
+                match found {
+                    Some((r, acting)) => self.api_key_cache().put(Arc::new(r), acting, now),
                     None => return Err(invalid),
                 }
             }
         };
         if !entry.record.is_usable(now) {
             return Err(invalid);
+        }
+        if entry
+            .principal
+            .api_key_permissions
+            .as_ref()
+            .is_none_or(Vec::is_empty)
+        {
+            return Err(Error::Unauthenticated(
+                "the API key is suspended: its creator no longer holds its permissions",
+            ));
         }
         entry
             .last_used

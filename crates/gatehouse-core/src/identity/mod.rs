@@ -338,6 +338,8 @@ impl Kernel {
     /// instance.
     pub(crate) fn membership_changed(&self, org: OrgId, user: UserId) {
         self.identity().memberships.forget(org, user);
+        // The keys this member (or a key of theirs) made act with at most what they hold now.
+        self.api_key_cache().forget_org(org);
         self.identity()
             .fanout
             .publish(Revocation::Membership { org, user });
@@ -521,6 +523,7 @@ impl Auth<'_> {
             Revocation::ApiKey(id) => self.api_key_cache().forget(id),
             Revocation::Membership { org, user } => {
                 self.identity().memberships.forget(org, user);
+                self.api_key_cache().forget_org(org);
             }
         }
     }

@@ -81,23 +81,25 @@ impl RatePolicy {
         }
     }
 
-    /// The key's own limit, else its organisation's plan (else the default plan).
+    /// The key's own limit when it is below its organisation's plan, else the plan (the
+    /// default plan unless `organization_plans` names another): a key lowers its rate, never
+    /// raises it past what the organisation pays for. Operators raise an organisation's plan.
     #[must_use]
     pub fn for_api_key(&self, org: OrgId, key_limit: Option<u32>) -> NamedQuota {
-        if let Some(limit) = key_limit {
-            return NamedQuota {
-                name: "key".to_owned(),
-                quota: Quota::per_minute(limit),
-            };
-        }
         let plan = self
             .organization_plans
             .get(&org)
             .unwrap_or(&self.default_plan);
-        let limit = self.plans.get(plan).copied().unwrap_or(60);
-        NamedQuota {
-            name: plan.clone(),
-            quota: Quota::per_minute(limit),
+        let plan_limit = self.plans.get(plan).copied().unwrap_or(60);
+        match key_limit {
+            Some(limit) if limit < plan_limit => NamedQuota {
+                name: "key".to_owned(),
+                quota: Quota::per_minute(limit),
+            },
+            _ => NamedQuota {
+                name: plan.clone(),
+                quota: Quota::per_minute(plan_limit),
+            },
         }
     }
 }

@@ -294,3 +294,116 @@ async fn rotating_a_key_needs_every_permission_it_carries() {
     );
     app.stop().await;
 }
+
+/// (status, permissions) of `key` at verify.
+async fn acting(app: &TestApp, key: &str) -> (u16, Value) {
+    let res = app
+        .call(Method::GET, "/v1/auth/verify", key, None, None)
+        .await;
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    (status, body["permissions"].clone())
+}
+
+/// Issue 18, finding 7: a key acts with at most what its creator holds now: a demoted creator's
+/// key loses what the creator lost, a removed creator's key is suspended.
+#[tokio::test]
+async fn a_key_acts_with_at_most_its_creators_current_permissions() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup_login("owner@example.com", "laptop").await;
+    let bob = app.add_member(&owner, "bob@example.com", "admin").await;
+    let key = create_key(&app, &bob, json!(["org.read", "audit.read"])).await;
+    let key = key["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        acting(&app, &key).await,
+        (200, json!(["org.read", "audit.read"]))
+    );
+    let res = app
+        .org_call(
+            Method::PUT,
+            &format!("/v1/organization/members/{}", bob.user),
+            &owner,
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(acting(&app, &key).await, (200, json!(["org.read"])));
+    let res = app
+        .call(Method::GET, "/v1/audit-logs", &key, Some(&owner.org), None)
+        .await;
+    assert_eq!(res.status(), 403, "audit.read went with the creator's role");
+    let res = app
+        .org_call(
+            Method::DELETE,
+            &format!("/v1/organization/members/{}", bob.user),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    let res = app
+        .call(Method::GET, "/v1/auth/verify", &key, None, None)
+        .await;
+    expect_problem(res, 401, "unauthenticated").await;
+    app.stop().await;
+}
+
+/// Issue 18, finding 7: a key that may make keys makes none that outlive it, and none that
+/// outlive its own suspension.
+#[tokio::test]
+async fn a_key_made_by_a_key_expires_with_it_at_the_latest() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup_login("owner@example.com", "laptop").await;
+    let in_a_day = gatehouse_core::Clock::now(&app.clock) + time::Duration::days(1);
+    let in_a_day = in_a_day
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/api-keys",
+            &owner,
+            Some(json!({"name": "parent", "permissions": ["api_keys.manage", "audit.read"], "expires_at": in_a_day})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let parent: Value = res.json().await.unwrap();
+    let parent_key = parent["key"].as_str().unwrap();
+    let make = |body: Value| {
+        app.call(
+            Method::POST,
+            "/v1/api-keys",
+            parent_key,
+            Some(&owner.org),
+            Some(body),
+        )
+    };
+    // No expiry asked: it gets the parent's.
+    let res = make(json!({"name": "child", "permissions": ["audit.read"]})).await;
+    assert_eq!(res.status(), 201);
+    let child: Value = res.json().await.unwrap();
+    assert_eq!(child["expires_at"], parent["expires_at"], "{child}");
+    // Later than the parent: refused.
+    let in_a_week = (gatehouse_core::Clock::now(&app.clock) + time::Duration::days(7))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let res =
+        make(json!({"name": "late", "permissions": ["audit.read"], "expires_at": in_a_week})).await;
+    expect_problem(res, 422, "validation_failed").await;
+    // The parent revoked: the child is suspended with it.
+    let child_key = child["key"].as_str().unwrap();
+    assert_eq!(verify_status(&app, child_key).await, 200);
+    let res = app
+        .org_call(
+            Method::DELETE,
+            &format!("/v1/api-keys/{}", parent["id"].as_str().unwrap()),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(verify_status(&app, child_key).await, 401);
+    app.stop().await;
+}

@@ -143,6 +143,26 @@ async fn an_api_keys_own_limit_overrides_its_plan() {
         .call(Method::GET, "/v1/auth/verify", key, None, None)
         .await;
     expect_problem(res, 429, "rate_limited").await;
+    // Issue 18, finding 7: a key's own limit lowers its rate, never raises it past the plan.
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/api-keys",
+            &owner,
+            Some(json!({"name": "greedy", "permissions": ["audit.read"], "rate_limit": 100000})),
+        )
+        .await;
+    let greedy: serde_json::Value = res.json().await.unwrap();
+    let res = app
+        .call(
+            Method::GET,
+            "/v1/auth/verify",
+            greedy["key"].as_str().unwrap(),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(header(&res, "ratelimit-policy"), "\"free\";q=60;w=60");
     // A key without its own limit gets the organisation's plan (free: 60/min).
     let res = app
         .org_call(
