@@ -77,8 +77,8 @@ impl utoipa::Modify for BearerAuth {
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use Limit::{Admin, Auth, ReadWrite, Unlimited};
     use routes::{
-        admin, api_keys, audit, auth, health, me, metrics, mfa, organization, recovery, secrets,
-        security_txt, signup, transit,
+        admin, api_keys, audit, auth, health, invitations, me, metrics, mfa, organization,
+        recovery, secrets, security_txt, signup, transit,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the document it serves.
@@ -115,8 +115,12 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
             ReadWrite,
             routes!(organization::create_role, organization::list_roles),
         )
-        .add(ReadWrite, routes!(organization::invite))
-        .add(Auth, routes!(organization::accept))
+        .add(
+            ReadWrite,
+            routes!(invitations::invite, invitations::list_invitations),
+        )
+        .add(ReadWrite, routes!(invitations::revoke_invitation))
+        .add(Auth, routes!(invitations::accept))
         .add(ReadWrite, routes!(audit::list))
         .add(ReadWrite, routes!(audit::export))
         .add(Admin, routes!(audit::operator_list))

@@ -2,6 +2,7 @@
 //! scope's org id.
 
 use async_trait::async_trait;
+use gatehouse_core::page::{Cursor, Page, PageRequest};
 use gatehouse_core::store::{InvitationRecord, InvitationStore, ensure_in_scope};
 use gatehouse_core::{OrgId, StoreError, UserId};
 use sqlx::postgres::PgRow;
@@ -71,6 +72,64 @@ impl InvitationStore for PgTenantTx {
             "UPDATE invitations SET accepted_at = $1 WHERE org_id = $2 AND id = $3 AND accepted_at IS NULL",
         )
         .bind(at)
+        .bind(self.scope.org_id().as_uuid())
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn pending_invitations(
+        &mut self,
+        now: OffsetDateTime,
+        page: PageRequest,
+    ) -> Result<Page<InvitationRecord>, StoreError> {
+        let org = self.scope.org_id().as_uuid();
+        let limit = i64::from(page.limit.get()) + 1;
+        let found = match page.after {
+            Some(c) => {
+                let after = gatehouse_core::clock::from_unix_micros(c.created_at_micros)
+                    .ok_or_else(|| StoreError::Backend("cursor time out of range".into()))?;
+                sqlx::query(
+                    "SELECT * FROM invitations WHERE org_id = $1 AND accepted_at IS NULL \
+                     AND expires_at > $2 AND (created_at, id) > ($3, $4) \
+                     ORDER BY created_at, id LIMIT $5",
+                )
+                .bind(org)
+                .bind(now)
+                .bind(after)
+                .bind(c.id)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await
+            }
+            None => {
+                sqlx::query(
+                    "SELECT * FROM invitations WHERE org_id = $1 AND accepted_at IS NULL \
+                     AND expires_at > $2 ORDER BY created_at, id LIMIT $3",
+                )
+                .bind(org)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await
+            }
+        }
+        .map_err(map_err)?;
+        let records = found
+            .iter()
+            .map(invitation)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(records, page.limit, |i| {
+            Cursor::after(i.created_at, i.id)
+        }))
+    }
+
+    async fn delete_invitation(&mut self, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM invitations WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL",
+        )
         .bind(self.scope.org_id().as_uuid())
         .bind(id)
         .execute(&mut *self.tx)

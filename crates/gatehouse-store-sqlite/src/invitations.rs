@@ -2,6 +2,7 @@
 //! `org_id`.
 
 use async_trait::async_trait;
+use gatehouse_core::page::{Cursor, Page, PageRequest};
 use gatehouse_core::store::{InvitationRecord, InvitationStore, ensure_in_scope};
 use gatehouse_core::{OrgId, StoreError, UserId};
 use sqlx::SqliteConnection;
@@ -81,6 +82,51 @@ impl InvitationStore for SqliteTenantTx {
         .bind(org.as_uuid())
         .bind(id)
         .execute(c)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn pending_invitations(
+        &mut self,
+        now: OffsetDateTime,
+        page: PageRequest,
+    ) -> Result<Page<InvitationRecord>, StoreError> {
+        let (after_t, after_id) = match page.after {
+            Some(c) => (c.created_at_micros, Some(c.id)),
+            None => (i64::MIN, None),
+        };
+        let found = sqlx::query(
+            "SELECT * FROM invitations WHERE org_id = ?1 AND accepted_at IS NULL \
+             AND expires_at > ?2 \
+             AND (created_at > ?3 OR (created_at = ?3 AND (?4 IS NULL OR id > ?4))) \
+             ORDER BY created_at, id LIMIT ?5",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(micros(now))
+        .bind(after_t)
+        .bind(after_id)
+        .bind(i64::from(page.limit.get()) + 1)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        let records = found
+            .iter()
+            .map(invitation)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(records, page.limit, |i| {
+            Cursor::after(i.created_at, i.id)
+        }))
+    }
+
+    async fn delete_invitation(&mut self, id: Uuid) -> Result<bool, StoreError> {
+        let org = self.scope.org_id();
+        let done = sqlx::query(
+            "DELETE FROM invitations WHERE org_id = ? AND id = ? AND accepted_at IS NULL",
+        )
+        .bind(org.as_uuid())
+        .bind(id)
+        .execute(&mut *self.tx)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected() == 1)

@@ -64,7 +64,8 @@ macro_rules! behaviour_suite {
         );
         $crate::behaviour_suite!(@store $fresh; members;
             duplicate_membership_is_a_conflict,
-            identity_roles_invitations_and_owners_are_scoped
+            identity_roles_invitations_and_owners_are_scoped,
+            pending_invitations_page_and_revoke_within_their_scope
         );
         $crate::behaviour_suite!(@store $fresh; sessions;
             identity_sessions_rotate_once_and_revoke,

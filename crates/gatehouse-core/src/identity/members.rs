@@ -28,7 +28,6 @@ pub struct MemberView {
 #[derive(Debug)]
 pub struct InvitationIssued {
     pub id: Uuid,
-    pub token: SecretString,
     pub expires_at: OffsetDateTime,
 }
 
@@ -287,8 +286,11 @@ impl Members<'_> {
         Ok(tx.custom_roles().await?)
     }
 
-    /// Invites an email address with a role. The token (shown once) names the organisation so
-    /// accepting it can open the right scope; only its digest is stored.
+    /// Invites an email address with a role. The token names the organisation so accepting it
+    /// can open the right scope; only its digest is stored, and it goes to the invited address by
+    /// mail, never to the inviter: accepting it proves the mailbox (the new account's address is
+    /// verified by it), and the inviter cannot use it to learn whether the address has an
+    /// account.
     pub async fn invite(
         &self,
         call: &TenantCall,
@@ -302,7 +304,30 @@ impl Members<'_> {
         } = call;
         super::refuse_under_impersonation(principal, "an impersonation cannot invite anyone")?;
         let email = Email::parse(email)?;
-        let tx = self.store().begin_scoped(scope).await?;
+        let secret = random_token(32).map_err(|e| Error::Internal(e.to_string()))?;
+        let token = SecretString::from(format!(
+            "{INVITE_PREFIX}{}_{}",
+            scope.org_id().as_uuid().simple(),
+            secret.expose()
+        ));
+        let ttl = self.identity().settings().invitation_ttl;
+        // The mail is queued in the same transaction: refused below, it is never sent.
+        let mut platform = self.store().begin().await?;
+        let organization = platform
+            .organization_by_id(scope.org_id())
+            .await?
+            .ok_or(Error::NotFound("organization"))?;
+        self.enqueue_mail(
+            platform.as_mut(),
+            email.as_str(),
+            crate::mail::Template::Invitation {
+                token: token.expose(),
+                organization: &organization.name,
+                hours: ttl.whole_hours(),
+            },
+        )
+        .await?;
+        let tx = platform.enter(scope).await?;
         let (mut tx, actor_role) = self
             .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
             .await?;
@@ -314,12 +339,6 @@ impl Members<'_> {
         }
         self.ensure_may_grant(tx.as_mut(), principal, &actor_role, &role)
             .await?;
-        let secret = random_token(32).map_err(|e| Error::Internal(e.to_string()))?;
-        let token = SecretString::from(format!(
-            "{INVITE_PREFIX}{}_{}",
-            scope.org_id().as_uuid().simple(),
-            secret.expose()
-        ));
         let now = self.clock().now();
         let record = InvitationRecord {
             id: new_uuid(self.clock()),
@@ -329,7 +348,7 @@ impl Members<'_> {
             token_hash: digest(token.expose()),
             invited_by: UserId::from_uuid(principal.subject),
             created_at: now,
-            expires_at: now + self.identity().settings().invitation_ttl,
+            expires_at: now + ttl,
             accepted_at: None,
         };
         tx.insert_invitation(&record).await?;
@@ -343,11 +362,69 @@ impl Members<'_> {
         .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        self.mail_queued();
         Ok(InvitationIssued {
             id: record.id,
-            token,
             expires_at: record.expires_at,
         })
+    }
+
+    /// Invitations not yet accepted or expired. Needs `members.manage`.
+    pub async fn list_invitations(
+        &self,
+        call: &TenantCall,
+        page: PageRequest,
+    ) -> Result<Page<crate::store::InvitationRecord>, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
+        let tx = self.store().begin_read_scoped(scope).await?;
+        let (mut tx, _) = self
+            .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
+            .await?;
+        Ok(tx.pending_invitations(self.clock().now(), page).await?)
+    }
+
+    /// Revokes a pending invitation: its token stops working. Needs `members.manage`.
+    pub async fn revoke_invitation(&self, call: &TenantCall, id: Uuid) -> Result<(), Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
+        let tx = self.store().begin_scoped(scope).await?;
+        let (mut tx, _) = self
+            .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
+            .await?;
+        if !tx.delete_invitation(id).await? {
+            return Err(Error::NotFound("invitation"));
+        }
+        let event = AuditEvent::success(principal.actor(), "invitation.revoked", "invitation", id)
+            .with_request(request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        Ok(())
+    }
+
+    /// Whether the inviter may still grant `role` now: a member whose own role holds every
+    /// permission `role` grants (and an owner, for ownership). An invitation from someone who
+    /// has since left or been demoted is refused as if unknown.
+    async fn inviter_still_may_grant(
+        tx: &mut dyn crate::store::TenantTx,
+        inviter: UserId,
+        role: &Role,
+    ) -> Result<bool, Error> {
+        let Some(m) = tx.membership(inviter).await? else {
+            return Ok(false);
+        };
+        if *role == Role::Owner && m.role != Role::Owner {
+            return Ok(false);
+        }
+        let held = super::role_grants(tx, &m.role).await?;
+        let granted = super::role_grants(tx, role).await?;
+        Ok(granted.iter().all(|p| held.contains(p)))
     }
 
     /// Accepts an invitation. An existing account proves itself with its password; a new one is
@@ -410,17 +487,26 @@ impl Members<'_> {
                     name: name.as_str().to_owned(),
                     password_hash: hash,
                     created_at: now,
-                    // The token came through the inviter, not through this mailbox.
-                    email_verified_at: None,
+                    // The token was mailed to this address: accepting it proves the mailbox.
+                    email_verified_at: Some(now),
                 };
                 (user.id, Some(user))
             }
         };
         let mut tx = self.store().begin().await?;
-        if let Some(u) = &new_user {
-            tx.insert_user(u).await?;
+        match &new_user {
+            Some(u) => tx.insert_user(u).await?,
+            None => {
+                // An existing account proves the mailbox the same way.
+                tx.set_email_verified(user_id, now).await?;
+            }
         }
         let mut tx = tx.enter(&scope).await?;
+        let role =
+            Role::parse(&invitation.role).ok_or_else(|| Error::Internal("stored role".into()))?;
+        if !Self::inviter_still_may_grant(tx.as_mut(), invitation.invited_by, &role).await? {
+            return Err(invalid());
+        }
         if !tx.accept_invitation(invitation.id, now).await? {
             return Err(Error::Conflict("the invitation was already used"));
         }
@@ -430,8 +516,7 @@ impl Members<'_> {
         tx.insert_membership(&MembershipRecord {
             org_id: org,
             user_id,
-            role: Role::parse(&invitation.role)
-                .ok_or_else(|| Error::Internal("stored role".into()))?,
+            role,
             created_at: now,
         })
         .await?;

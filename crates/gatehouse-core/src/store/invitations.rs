@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::ids::{OrgId, UserId};
+use crate::page::{Page, PageRequest};
 
 /// An invitation to join an organisation, accepted with a one-time token (stored as its SHA-256).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,4 +38,14 @@ pub trait InvitationStore: Send {
         id: uuid::Uuid,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+
+    /// Invitations neither accepted nor expired at `now`, oldest first.
+    async fn pending_invitations(
+        &mut self,
+        now: OffsetDateTime,
+        page: PageRequest,
+    ) -> Result<Page<InvitationRecord>, StoreError>;
+
+    /// Deletes a pending invitation (revoked); returns whether there was one.
+    async fn delete_invitation(&mut self, id: Uuid) -> Result<bool, StoreError>;
 }

@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod fallback;
 pub(crate) mod health;
+pub(crate) mod invitations;
 pub(crate) mod me;
 pub(crate) mod metrics;
 pub(crate) mod mfa;

@@ -1,19 +1,15 @@
 //! The caller's organisation: members, custom roles and invitations. Every route needs
 //! `x-organization-id` equal to the token's organisation and a named permission.
 
-use std::fmt;
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use gatehouse_core::{PageRequest, UserId};
-use gatehouse_crypto::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::OrgCaller;
-use crate::extract::RequestMeta;
 use crate::json::{ApiJson, Created};
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
@@ -180,107 +176,5 @@ pub(crate) async fn list_roles(
             })
             .collect(),
         next_cursor: None,
-    }))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct InvitationRequest {
-    email: String,
-    role: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct InvitationResponse {
-    id: Uuid,
-    /// One-time; shown only here (mail delivery arrives with the mail outbox).
-    token: String,
-    #[serde(with = "time::serde::rfc3339")]
-    expires_at: OffsetDateTime,
-}
-
-impl fmt::Debug for InvitationResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InvitationResponse")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Invites an email address with a role. Needs `members.manage` (and ownership to invite an
-/// owner).
-#[utoipa::path(post, path = "/v1/organization/invitations", tag = "organization",
-    security(("bearer" = [])), request_body = InvitationRequest,
-    responses(
-        (status = 201, description = "Invited", body = InvitationResponse),
-        (status = 403, description = "`forbidden`, or `wrong_audience` under impersonation", body = Problem, content_type = "application/problem+json"),
-    ))]
-pub(crate) async fn invite(
-    State(state): State<AppState>,
-    OrgCaller(call): OrgCaller,
-    ApiJson(req): ApiJson<InvitationRequest>,
-) -> Result<Created<InvitationResponse>, ApiError> {
-    let issued = state
-        .kernel
-        .members()
-        .invite(&call, &req.email, &req.role)
-        .await?;
-    Ok(Created(InvitationResponse {
-        id: issued.id,
-        token: issued.token.expose().to_owned(),
-        expires_at: issued.expires_at,
-    }))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AcceptRequest {
-    token: String,
-    /// For a new account: the name to create it with.
-    name: Option<String>,
-    /// A new account's password, or an existing account's current one.
-    #[schema(format = Password)]
-    password: String,
-}
-
-impl fmt::Debug for AcceptRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AcceptRequest([redacted])")
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct Accepted {
-    user_id: Uuid,
-    organization_id: Uuid,
-}
-
-/// Accepts an invitation, creating the account or linking an existing one (proved by its
-/// password). The token works once.
-#[utoipa::path(post, path = "/v1/invitations/accept", tag = "organization",
-    request_body = AcceptRequest,
-    responses(
-        (status = 200, description = "Joined", body = Accepted),
-        (status = 401, description = "Wrong password for the existing account", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown, expired or used token", body = Problem, content_type = "application/problem+json"),
-    ))]
-pub(crate) async fn accept(
-    State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    ApiJson(req): ApiJson<AcceptRequest>,
-) -> Result<Json<Accepted>, ApiError> {
-    let (user, org) = state
-        .kernel
-        .members()
-        .accept_invitation(
-            &SecretString::from(req.token),
-            req.name,
-            SecretString::from(req.password),
-            &meta,
-        )
-        .await?;
-    Ok(Json(Accepted {
-        user_id: user.as_uuid(),
-        organization_id: org.as_uuid(),
     }))
 }

@@ -18,6 +18,7 @@ mod degradation;
 mod errors;
 mod headers;
 mod health;
+mod invitations;
 mod limits;
 mod membership;
 mod metrics;

@@ -208,9 +208,11 @@ async fn invitations_work_once() {
             Some(json!({"email": "new@example.com", "role": "member"})),
         )
         .await;
-    let inv: Value = res.json().await.unwrap();
-    let accept =
-        json!({"token": inv["token"], "name": "New", "password": crate::support::PASSWORD});
+    assert_eq!(res.status(), 201);
+    let token = app
+        .mailed_link("new@example.com", "/accept-invitation")
+        .await;
+    let accept = json!({"token": token, "name": "New", "password": crate::support::PASSWORD});
     assert_eq!(
         app.post_json("/v1/invitations/accept", &accept)
             .await

@@ -116,6 +116,8 @@ pub fn raw_config(dir: &std::path::Path) -> RawConfig {
         ..RawConfig::default()
     };
     raw.rate_limits.enabled = false;
+    // Mail is written at once, so tests reading it (invitations) wait little.
+    raw.mail.poll_interval_ms = 100;
     raw.metrics.listen = Some("127.0.0.1:0".into());
     raw
 }
@@ -341,15 +343,19 @@ pub fn signup_body(email: &str) -> serde_json::Value {
     })
 }
 
-/// The `sub` claim of a JWT (not verified: the server issued it a moment ago).
-pub fn token_subject(jwt: &str) -> String {
+/// The claims of a JWT (not verified: the server issued it a moment ago).
+pub fn token_claims(jwt: &str) -> serde_json::Value {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1).unwrap();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    claims["sub"].as_str().unwrap().to_owned()
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The `sub` claim of a JWT.
+pub fn token_subject(jwt: &str) -> String {
+    token_claims(jwt)["sub"].as_str().unwrap().to_owned()
 }
 
 pub const PASSWORD: &str = "a sufficiently long passphrase";
@@ -452,10 +458,12 @@ impl TestApp {
             .await;
         assert_eq!(res.status(), 201, "{:?}", res.text().await);
         let inv: serde_json::Value = res.json().await.unwrap();
+        assert!(inv.get("token").is_none(), "the token goes by mail only");
+        let token = self.mailed_link(email, "/accept-invitation").await;
         let res = self
             .post_json(
                 "/v1/invitations/accept",
-                &serde_json::json!({"token": inv["token"], "name": "New Member", "password": PASSWORD}),
+                &serde_json::json!({"token": token, "name": "New Member", "password": PASSWORD}),
             )
             .await;
         assert_eq!(res.status(), 200, "{:?}", res.text().await);
@@ -463,6 +471,36 @@ impl TestApp {
         assert_eq!(accepted["organization_id"], owner.org.as_str());
         let user = accepted["user_id"].as_str().unwrap().to_owned();
         self.login(email, PASSWORD, "laptop", &user).await
+    }
+
+    /// The token of the newest link to `path` mailed to `to` by the development transport
+    /// (`.eml` files in the data directory), waiting for the mail job to write it.
+    pub async fn mailed_link(&self, to: &str, path: &str) -> String {
+        let dir = self.dir.join("data").join("mail");
+        let marker = format!("{path}?token=");
+        for _ in 0..200 {
+            let mut found: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .filter_map(|e| {
+                    let text = std::fs::read_to_string(e.path()).ok()?;
+                    let text = text.replace("=\r\n", "").replace("=3D", "=");
+                    let to_line = text
+                        .lines()
+                        .any(|l| l.to_ascii_lowercase().starts_with("to:") && l.contains(to));
+                    let at = e.metadata().ok()?.modified().ok()?;
+                    (to_line && text.contains(&marker)).then_some((at, text))
+                })
+                .collect();
+            found.sort();
+            if let Some((_, text)) = found.last() {
+                return crate::interop::link_token(text, path);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no mail to {to} with a {path} link in {}", dir.display());
     }
 
     /// The injected clock's time, in Unix seconds.
