@@ -36,6 +36,9 @@ use crate::tls::TlsReloader;
 
 /// How long a client may take to complete its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes in progress at once, per listener: each costs a key exchange, so a flood of
+/// them is bounded below the connection cap; beyond it a new connection is closed.
+const MAX_HANDSHAKES: usize = 1024;
 
 /// The bounds one listener applies.
 #[derive(Debug, Clone)]
@@ -79,6 +82,9 @@ impl Drop for Slot {
 
 /// Takes a slot for a connection from `ip`, or says which cap refused it.
 fn claim(counts: &Arc<Mutex<Counts>>, bounds: &Bounds, ip: IpAddr) -> Result<Slot, &'static str> {
+    // An IPv4 peer on a dual-stack listener arrives as `::ffff:a.b.c.d`: counted (and matched
+    // against the trusted proxies) as the IPv4 address it is.
+    let ip = ip.to_canonical();
     let mut c = counts.lock().unwrap_or_else(PoisonError::into_inner);
     if c.total >= bounds.settings.max_total {
         return Err("total");
@@ -112,6 +118,8 @@ pub(crate) async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let counts = Arc::new(Mutex::new(Counts::default()));
+    warn_if_descriptors_short(bounds.settings.max_total);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     let bounds = Arc::new(bounds);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -127,7 +135,7 @@ pub(crate) async fn serve(
                             tcp,
                             peer,
                             slot,
-                            tls.clone(),
+                            tls.clone().map(|t| (t, Arc::clone(&handshakes))),
                             router.clone(),
                             Arc::clone(&bounds),
                             stop_rx.clone(),
@@ -150,6 +158,30 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// Warns when the process may open fewer files than `max_total` connections need: the kernel
+/// would refuse accepts (EMFILE) before the cap does. Read from `/proc/self/limits`, so nothing
+/// is said where that file is absent.
+fn warn_if_descriptors_short(max_total: usize) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(soft) = soft
+        && soft < max_total.saturating_add(64)
+    {
+        tracing::warn!(
+            open_files = soft,
+            max_total,
+            "the open-file limit is below connections.max_total: raise it (ulimit -n, systemd \
+             LimitNOFILE) or lower connections.max_total, or accepts fail before the cap applies"
+        );
+    }
+}
+
 /// As axum's own loop does: per-connection errors are skipped, others (out of file
 /// descriptors) wait a second.
 async fn accept_error(e: io::Error) {
@@ -168,16 +200,22 @@ async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     _slot: Slot,
-    tls: Option<Arc<TlsReloader>>,
+    tls: Option<(Arc<TlsReloader>, Arc<tokio::sync::Semaphore>)>,
     router: axum::Router,
     bounds: Arc<Bounds>,
     stop: watch::Receiver<bool>,
 ) {
     match tls {
         None => drive(tcp, peer, router, &bounds, stop).await,
-        Some(tls) => {
+        Some((tls, handshakes)) => {
+            let Ok(permit) = handshakes.try_acquire_owned() else {
+                tracing::debug!(peer = %peer, "connection refused: too many TLS handshakes");
+                return;
+            };
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+            drop(permit);
+            match handshake {
                 Ok(Ok(stream)) => drive(stream, peer, router, &bounds, stop).await,
                 Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
@@ -235,5 +273,61 @@ async fn drive<S>(
                 closing = true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::connections::ConnectionsConfig;
+
+    fn bounds(per_address: usize, exempt: &[&str]) -> Bounds {
+        let c = ConnectionsConfig {
+            max_per_address: per_address,
+            ..ConnectionsConfig::default()
+        };
+        Bounds {
+            settings: crate::config::connections::validate_for_tests(&c),
+            request_timeout: Duration::from_secs(30),
+            exempt: exempt.iter().map(|a| a.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn mapped_ipv4_counts_as_ipv4_and_a_proxy_is_exempt_in_either_form() {
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let b = bounds(1, &["192.0.2.1"]);
+        let v4: IpAddr = "198.51.100.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:198.51.100.7".parse().unwrap();
+        let first = claim(&counts, &b, v4).unwrap();
+        assert_eq!(claim(&counts, &b, mapped).err(), Some("per_address"));
+        drop(first);
+        let again = claim(&counts, &b, mapped).unwrap();
+        // The proxy, plain or mapped, is never capped per address.
+        let proxy: Vec<_> = ["192.0.2.1", "::ffff:192.0.2.1", "192.0.2.1"]
+            .iter()
+            .map(|a| claim(&counts, &b, a.parse().unwrap()).unwrap())
+            .collect();
+        assert_eq!(counts.lock().unwrap().total, 4);
+        drop((again, proxy));
+        assert_eq!(counts.lock().unwrap().total, 0);
+        assert!(counts.lock().unwrap().by_address.is_empty());
+    }
+
+    #[test]
+    fn the_total_cap_holds_across_addresses() {
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let mut b = bounds(10, &[]);
+        b.settings.max_total = 3;
+        let held: Vec<_> = (1..=3)
+            .map(|i| claim(&counts, &b, format!("203.0.113.{i}").parse().unwrap()).unwrap())
+            .collect();
+        assert_eq!(
+            claim(&counts, &b, "203.0.113.9".parse().unwrap()).err(),
+            Some("total")
+        );
+        drop(held);
+        assert!(claim(&counts, &b, "203.0.113.9".parse().unwrap()).is_ok());
     }
 }

@@ -107,6 +107,14 @@ impl ApiKeyCache {
         }
     }
 
+    /// Forgets every key (a revocation from another instance names the key, not its
+    /// organisation; keys it made must be worked out again).
+    pub(crate) fn forget_all(&self) {
+        if let Ok(mut map) = self.entries.write() {
+            map.clear();
+        }
+    }
+
     /// Forgets every key of `org`: a membership or a key there changed, and what its keys may do
     /// (bounded by their creators') must be worked out again.
     pub(crate) fn forget_org(&self, org: OrgId) {
@@ -366,6 +374,10 @@ impl ApiKeys<'_> {
             format::parse_env(&old.prefix).unwrap_or(KeyEnv::Live),
             principal,
         )?;
+        // The replacement stands where the old key stood: its creator, not the rotator, bounds
+        // what it may do (a key rotating itself must not become its own replacement's parent).
+        let mut issued = issued;
+        issued.record.created_by = old.created_by.clone();
         tx.insert_api_key(&issued.record).await?;
         let event = AuditEvent::success(principal.actor(), "api_key.rotated", "api_key", id)
             .with_details(format!(
@@ -415,6 +427,21 @@ impl ApiKeys<'_> {
     /// the cache or the store. `Unauthenticated` for anything unusable.
     pub async fn verify(&self, key: &str) -> Result<Arc<ApiKeyRecord>, Error> {
         Ok(Arc::clone(&self.usable_api_key(key).await?.record))
+    }
+
+    /// A presented key's record and the permissions it acts with now (its own, bounded by its
+    /// creator's current ones; see `creator.rs`).
+    pub async fn verify_acting(
+        &self,
+        key: &str,
+    ) -> Result<(Arc<ApiKeyRecord>, Vec<String>), Error> {
+        let entry = self.usable_api_key(key).await?;
+        let acting = entry
+            .principal
+            .api_key_permissions
+            .clone()
+            .unwrap_or_default();
+        Ok((Arc::clone(&entry.record), acting))
     }
 
     /// The principal a presented key acts as (see [`ApiKeys::verify`]).

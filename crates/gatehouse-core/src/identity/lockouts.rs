@@ -2,7 +2,10 @@
 //! address, so five wrong passwords lock the guesser out of that account, not its owner signing
 //! in from elsewhere; a looser account-wide one bounds guesses spread over many addresses (and is
 //! the residual denial of service: locking an owner out now takes that many addresses); a
-//! per-address one bounds one address guessing across accounts.
+//! per-address one bounds one address guessing across accounts. Locking an owner out therefore
+//! takes `account_wide_threshold / account_threshold` addresses (10 by default), each refused after
+//! its own five. Second-factor codes keep the strict count per account whatever the address
+//! ([`Strict::PerAccount`]), so it holds for them however the guesses are spread.
 
 use time::OffsetDateTime;
 
@@ -19,9 +22,20 @@ impl Kernel {
         ip: &str,
         now: OffsetDateTime,
     ) -> Result<(), Error> {
+        self.ensure_not_locked_as(account, ip, Strict::PerAddress, now)
+    }
+
+    /// Like [`Self::ensure_not_locked`], with the strict count kept as `strict` says.
+    pub(crate) fn ensure_not_locked_as(
+        &self,
+        account: &str,
+        ip: &str,
+        strict: Strict,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
         let id = self.identity();
         let ip = &crate::limits::address_subject_of(ip);
-        let pair = &pair_subject(account, ip);
+        let pair = &strict.key(account, ip);
         // Each counts in turn; a refusal takes back what the earlier ones counted.
         let wait = match id.account_lockouts.attempt(pair, now) {
             Err(wait) => Some(wait),
@@ -55,11 +69,34 @@ impl Kernel {
     /// The attempt was right: the account's failures from this address and in all are
     /// forgiven, and the address's count of this attempt is taken back.
     pub(crate) fn attempt_succeeded(&self, account: &str, ip: &str) {
+        self.attempt_succeeded_as(account, ip, Strict::PerAddress);
+    }
+
+    pub(crate) fn attempt_succeeded_as(&self, account: &str, ip: &str, strict: Strict) {
         let id = self.identity();
         let ip = &crate::limits::address_subject_of(ip);
-        id.account_lockouts.succeeded(&pair_subject(account, ip));
+        id.account_lockouts.succeeded(&strict.key(account, ip));
         id.account_wide_lockouts.succeeded(account);
         id.ip_lockouts.refund(ip);
+    }
+}
+
+/// Where the strict count is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strict {
+    /// Per account and address: passwords, whose guesser may be anyone.
+    PerAddress,
+    /// Per account, whatever the address: second-factor codes, whose guesser already holds the
+    /// password (the address lock still counts per address).
+    PerAccount,
+}
+
+impl Strict {
+    fn key(self, account: &str, address: &str) -> String {
+        match self {
+            Self::PerAddress => pair_subject(account, address),
+            Self::PerAccount => pair_subject(account, "*"),
+        }
     }
 }
 

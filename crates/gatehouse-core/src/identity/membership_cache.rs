@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use time::OffsetDateTime;
 
@@ -27,6 +28,9 @@ struct Entry {
 pub struct MembershipCache {
     entries: RwLock<HashMap<(OrgId, UserId), Entry>>,
     capacity: usize,
+    /// Moves on every forget: a lookup that began before a change must not store what it read
+    /// after the change cleared the entry.
+    generation: AtomicU64,
 }
 
 impl MembershipCache {
@@ -35,6 +39,7 @@ impl MembershipCache {
         Self {
             entries: RwLock::new(HashMap::new()),
             capacity: capacity.max(1),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -50,8 +55,26 @@ impl MembershipCache {
         found
     }
 
-    pub fn put(&self, org: OrgId, user: UserId, role: Option<Role>, now: OffsetDateTime) {
+    /// Where the cache stands now; pass it to [`Self::put`] after reading the store.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Stores what the store said, unless something was forgotten since `read_at` (then the
+    /// next lookup asks the store again).
+    pub fn put(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: Option<Role>,
+        now: OffsetDateTime,
+        read_at: u64,
+    ) {
         if let Ok(mut map) = self.entries.write() {
+            if self.generation.load(Ordering::Acquire) != read_at {
+                return;
+            }
             if map.len() >= self.capacity && !map.contains_key(&(org, user)) {
                 map.clear();
             }
@@ -68,6 +91,7 @@ impl MembershipCache {
     /// The membership changed (here or on another instance): ask the store next time.
     pub fn forget(&self, org: OrgId, user: UserId) {
         if let Ok(mut map) = self.entries.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
             map.remove(&(org, user));
         }
     }
@@ -87,7 +111,7 @@ mod tests {
             UserId::from_uuid(uuid::Uuid::from_u128(2)),
         );
         assert_eq!(c.get(o, u, t), None);
-        c.put(o, u, Some(Role::Admin), t);
+        c.put(o, u, Some(Role::Admin), t, c.generation());
         assert_eq!(c.get(o, u, t), Some(Some(Role::Admin)));
         assert_eq!(
             c.get(
@@ -99,10 +123,16 @@ mod tests {
         );
         c.forget(o, u);
         assert_eq!(c.get(o, u, t), None);
-        c.put(o, u, None, t);
+        c.put(o, u, None, t, c.generation());
         assert_eq!(c.get(o, u, t), Some(None));
+        // A read that began before a change does not store its stale answer.
+        let before = c.generation();
+        c.forget(o, u);
+        c.put(o, u, Some(Role::Owner), t, before);
+        assert_eq!(c.get(o, u, t), None);
         for i in 3..10 {
-            c.put(o, UserId::from_uuid(uuid::Uuid::from_u128(i)), None, t);
+            let g = c.generation();
+            c.put(o, UserId::from_uuid(uuid::Uuid::from_u128(i)), None, t, g);
         }
         assert!(c.entries.read().unwrap().len() <= 2);
     }

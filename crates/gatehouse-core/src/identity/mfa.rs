@@ -316,17 +316,22 @@ impl Mfa<'_> {
         user: UserId,
         request: &RequestContext,
     ) -> Result<(), Error> {
-        self.ensure_not_locked(
+        // The strict count per account, whatever the address: whoever gets here holds the
+        // password, and a code has a million values, so guesses spread over addresses must meet
+        // the strict bound too.
+        self.ensure_not_locked_as(
             &format!("mfa:{user}"),
             request.ip.as_deref().unwrap_or_default(),
+            super::lockouts::Strict::PerAccount,
             self.clock().now(),
         )
     }
 
     fn factor_attempt_succeeded(&self, user: UserId, request: &RequestContext) {
-        self.attempt_succeeded(
+        self.attempt_succeeded_as(
             &format!("mfa:{user}"),
             request.ip.as_deref().unwrap_or_default(),
+            super::lockouts::Strict::PerAccount,
         );
     }
 

@@ -65,8 +65,11 @@ pub struct Identity {
     pub(crate) ip_lockouts: crate::limits::Lockouts,
     /// When each account was last sent a reset link (this instance): at most one a minute, so
     /// nobody can flood someone's mailbox through the reset form.
-    pub(crate) reset_sent:
-        std::sync::Mutex<std::collections::HashMap<crate::ids::UserId, OffsetDateTime>>,
+    /// Keyed by account and kind of mail, so one kind (an account-exists notice anyone can
+    /// trigger) never uses up another's (a reset link the owner asked for).
+    pub(crate) reset_sent: std::sync::Mutex<
+        std::collections::HashMap<(crate::ids::UserId, &'static str), OffsetDateTime>,
+    >,
 }
 
 /// Refuses, under impersonation, an action that hands out a credential or a stored value (an API
@@ -520,7 +523,7 @@ impl Auth<'_> {
     pub fn apply_remote_revocation(&self, r: Revocation) {
         match r {
             Revocation::Session(id) => self.identity().cache.revoked_elsewhere(id),
-            Revocation::ApiKey(id) => self.api_key_cache().forget(id),
+            Revocation::ApiKey(_) => self.api_key_cache().forget_all(),
             Revocation::Membership { org, user } => {
                 self.identity().memberships.forget(org, user);
                 self.api_key_cache().forget_org(org);
@@ -545,13 +548,14 @@ impl Auth<'_> {
         let role = match cache.get(org, user, now) {
             Some(role) => role,
             None => {
+                let read_at = cache.generation();
                 let mut tx = self
                     .store()
                     .begin_read_scoped(&TenantScope::granted(org))
                     .await?;
                 let role = tx.membership(user).await?.map(|m| m.role);
                 drop(tx);
-                cache.put(org, user, role.clone(), now);
+                cache.put(org, user, role.clone(), now, read_at);
                 role
             }
         };

@@ -64,7 +64,7 @@ impl Kernel {
 
     /// At most one unasked-for mail (a reset link, an account-exists notice) per account per
     /// minute (per instance; the map is bounded).
-    pub(crate) fn account_mail_allowed(&self, user: UserId) -> bool {
+    pub(crate) fn account_mail_allowed(&self, user: UserId, kind: &'static str) -> bool {
         let now = self.clock().now();
         let mut sent = self
             .identity()
@@ -74,10 +74,10 @@ impl Kernel {
         if sent.len() >= 100_000 {
             sent.retain(|_, at| now - *at < time::Duration::minutes(1));
         }
-        match sent.get(&user) {
+        match sent.get(&(user, kind)) {
             Some(at) if now - *at < time::Duration::minutes(1) => false,
             _ => {
-                sent.insert(user, now);
+                sent.insert((user, kind), now);
                 true
             }
         }
@@ -105,7 +105,7 @@ impl Recovery<'_> {
         let Some(user) = tx.user_by_email(email.as_str()).await? else {
             return Ok(());
         };
-        if !self.account_mail_allowed(user.id) {
+        if !self.account_mail_allowed(user.id, "password_reset") {
             tracing::info!(user_id = %user.id, "a reset link was sent to this account within the minute; not sending another");
             return Ok(());
         }

@@ -243,17 +243,24 @@ pub(crate) async fn verify(
     _service: ServiceProof,
     ApiJson(req): ApiJson<VerifyKeyRequest>,
 ) -> Result<JsonOk<VerifiedKey>, ApiError> {
-    let verified = state.kernel.api_keys().verify(&req.key).await;
+    let verified = state.kernel.api_keys().verify_acting(&req.key).await;
     gatehouse_core::telemetry::metrics::auth("api_key", verified.is_ok());
     match verified {
-        Ok(k) => Ok(JsonOk(VerifiedKey {
+        // What the key may do now (bounded by its creator's current permissions), and its own
+        // rate only where it applies (below the organisation's plan).
+        Ok((k, acting)) => Ok(JsonOk(VerifiedKey {
             valid: true,
             key_id: Some(k.id),
             organization: Some(k.org_id.as_uuid()),
-            permissions: Some(k.permissions.clone()),
+            permissions: Some(acting),
             namespace: k.namespace.clone(),
             expires_at: k.expires_at,
-            rate_limit: k.rate_limit,
+            rate_limit: k.rate_limit.filter(|_| {
+                state
+                    .rate_limits
+                    .as_ref()
+                    .is_none_or(|l| l.policy.for_api_key(k.org_id, k.rate_limit).name == "key")
+            }),
         })),
         Err(gatehouse_core::Error::Unauthenticated(_)) => Ok(JsonOk(VerifiedKey {
             valid: false,

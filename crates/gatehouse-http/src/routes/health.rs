@@ -3,10 +3,11 @@
 //! Redis (rate limits, revocation fan-out), mail and the OTLP collector are reported with `ok: false` when degraded
 //! but never turn the probe to 503: the process keeps serving without them.
 //!
-//! The public probe names its checks and says ok or not, nothing more: a detail such as the mail
-//! outbox's depth moved by one when a reset was requested for a registered address, which made
-//! the probe an oracle for who has an account. Operators read the details at
-//! `/admin/v1/health`; the metrics carry the same figures.
+//! The public probe names only the checks that decide readiness (store, keys, hashing) and says
+//! ok or not, nothing more: a detail such as the mail outbox's depth moved by one when a reset
+//! was requested for a registered address, and even the mail check's ok flag could flip on it
+//! during a relay outage, which made the probe an oracle for who has an account. Operators read
+//! every check with its detail at `/admin/v1/health`; the metrics carry the same figures.
 
 use axum::Json;
 use axum::extract::State;
@@ -27,6 +28,9 @@ pub(crate) struct CheckView {
     ok: bool,
     detail: String,
 }
+
+/// The checks whose failure makes the process not ready: the only ones the public probe shows.
+const DECIDING: [&str; 3] = ["store", "keys", "password_hashing"];
 
 /// A check as the public probe shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -70,6 +74,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Re
         checks: details
             .checks
             .into_iter()
+            .filter(|c| DECIDING.contains(&c.name))
             .map(|c| CheckStatus {
                 name: c.name,
                 ok: c.ok,

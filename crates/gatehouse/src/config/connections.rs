@@ -78,6 +78,13 @@ pub(super) fn validate(c: &ConnectionsConfig) -> Result<ConnectionSettings, Conf
     })
 }
 
+/// [`validate`] for unit tests elsewhere in the crate: panics on a refusal.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn validate_for_tests(c: &ConnectionsConfig) -> ConnectionSettings {
+    validate(c).unwrap()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

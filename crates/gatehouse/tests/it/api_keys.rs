@@ -309,7 +309,17 @@ async fn acting(app: &TestApp, key: &str) -> (u16, Value) {
 /// key loses what the creator lost, a removed creator's key is suspended.
 #[tokio::test]
 async fn a_key_acts_with_at_most_its_creators_current_permissions() {
-    let app = TestApp::spawn().await;
+    let dir = crate::support::temp_dir();
+    let secret = service_secret_file(&dir, "s1.key", S1);
+    let app = TestApp::spawn_with(|raw| raw.service_auth.secret_files = vec![secret]).await;
+    // What a service checking keys through /internal/v1 is told.
+    let internal = |key: String| {
+        app.client
+            .post(app.url("/internal/v1/api-keys/verify"))
+            .header("x-service-auth", S1)
+            .json(&json!({"key": key}))
+            .send()
+    };
     let owner = app.signup_login("owner@example.com", "laptop").await;
     let bob = app.add_member(&owner, "bob@example.com", "admin").await;
     let key = create_key(&app, &bob, json!(["org.read", "audit.read"])).await;
@@ -328,6 +338,9 @@ async fn a_key_acts_with_at_most_its_creators_current_permissions() {
         .await;
     assert_eq!(res.status(), 204);
     assert_eq!(acting(&app, &key).await, (200, json!(["org.read"])));
+    let told: Value = internal(key.clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(told["valid"], true);
+    assert_eq!(told["permissions"], json!(["org.read"]), "{told}");
     let res = app
         .call(Method::GET, "/v1/audit-logs", &key, Some(&owner.org), None)
         .await;
@@ -345,6 +358,8 @@ async fn a_key_acts_with_at_most_its_creators_current_permissions() {
         .call(Method::GET, "/v1/auth/verify", &key, None, None)
         .await;
     expect_problem(res, 401, "unauthenticated").await;
+    let told: Value = internal(key.clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(told["valid"], false, "{told}");
     app.stop().await;
 }
 

@@ -28,7 +28,18 @@ async fn live_and_ready_report_their_checks() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
+    assert_eq!(names, ["store", "keys", "password_hashing"]);
+    // Operators see every check, with its detail.
+    let (status, details) = app.ready_details().await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = details["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["store", "keys", "password_hashing", "mail"]);
+    assert!(details["checks"][3]["detail"].is_string(), "{details}");
     assert!(
         ready["checks"]
             .as_array()

@@ -249,3 +249,31 @@ async fn the_plain_listener_does_not_answer_http2_prior_knowledge() {
     );
     app.stop().await;
 }
+
+/// A trusted proxy is exempt from the per-address cap: every client arrives from its address.
+/// (The IPv4-mapped form a dual-stack listener sees is matched too: `conn.rs`'s unit tests.)
+#[tokio::test]
+async fn a_trusted_proxy_is_exempt_from_the_per_address_cap() {
+    let app = TestApp::spawn_with(|c| {
+        c.connections.max_per_address = 2;
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(app.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut more = TcpStream::connect(app.addr).await.unwrap();
+    more.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    more.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    app.stop().await;
+}
