@@ -272,13 +272,13 @@ pub(crate) async fn reveal(
     Path(id): Path<Uuid>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    // The body is optional: none means the current version.
+    // The body is optional: none (or `null`) means the current version.
     let version = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<RevealRequest>(&body)
+        serde_json::from_slice::<Option<RevealRequest>>(&body)
             .map_err(|_| Error::invalid("version", "send {} or {\"version\": n}"))?
-            .version
+            .and_then(|r| r.version)
     };
     let value = state.kernel.secrets().reveal(&call, id, version).await?;
     value_response(&value, version)
