@@ -12,17 +12,19 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::OrgCaller;
+use crate::auth::{OrgCaller, OrgScoped};
 use crate::extract::RequestMeta;
 use crate::json::{ApiJson, Created};
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// From the previous page's `next_cursor`.
     pub(crate) cursor: Option<String>,
     /// 1 to 200; default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub(crate) limit: Option<u32>,
 }
 
@@ -42,11 +44,12 @@ pub(crate) struct MemberPage {
 
 /// Members, oldest first. Needs `org.read`.
 #[utoipa::path(get, path = "/v1/organization/members", tag = "organization",
-    security(("bearer" = [])), params(PageQuery),
+    security(("bearer" = [])), params(OrgScoped, PageQuery),
     responses(
         (status = 200, description = "A page of members", body = MemberPage),
         (status = 400, description = "`organization_required`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`organization_mismatch` or `forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `cursor` is not one this server issued, or `limit` is not 1 to 200", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list_members(
     State(state): State<AppState>,
@@ -73,6 +76,7 @@ pub(crate) async fn list_members(
 #[serde(deny_unknown_fields)]
 pub(crate) struct RoleChange {
     /// `owner`, `admin`, `member`, `viewer`, or a custom role's name.
+    #[schema(pattern = r"^[a-z][a-z0-9_-]{0,39}$")]
     role: String,
 }
 
@@ -80,12 +84,13 @@ pub(crate) struct RoleChange {
 /// last owner cannot be demoted (`last_owner`).
 #[utoipa::path(put, path = "/v1/organization/members/{user_id}", tag = "organization",
     security(("bearer" = [])), request_body = RoleChange,
-    params(("user_id" = Uuid, Path, description = "The member")),
+    params(OrgScoped, ("user_id" = Uuid, Path, description = "The member")),
     responses(
         (status = 204, description = "Changed"),
         (status = 403, description = "`forbidden`: the caller lacks `members.manage`, or a permission the member's current or new role holds", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not a member", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`last_owner`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `role` is neither built in nor one of the organisation's custom roles", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn set_role(
     State(state): State<AppState>,
@@ -104,11 +109,12 @@ pub(crate) async fn set_role(
 /// Removes a member. Needs `members.manage`; the last owner cannot be removed.
 #[utoipa::path(delete, path = "/v1/organization/members/{user_id}", tag = "organization",
     security(("bearer" = [])),
-    params(("user_id" = Uuid, Path, description = "The member")),
+    params(OrgScoped, ("user_id" = Uuid, Path, description = "The member")),
     responses(
         (status = 204, description = "Removed"),
         (status = 403, description = "`forbidden`: the caller lacks `members.manage`, or a permission the member's role holds", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`last_owner`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: not a member", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
@@ -126,15 +132,18 @@ pub(crate) async fn remove_member(
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CustomRole {
+    /// 1 to 40 of `a-z`, `0-9`, `_` and `-`, starting with a letter; not a built-in role's name.
+    #[schema(pattern = r"^[a-z][a-z0-9_-]{0,39}$")]
     name: String,
     /// Names from the permission catalogue (docs/API.md).
+    #[schema(value_type = Vec<super::PermissionName>)]
     permissions: Vec<String>,
 }
 
 /// Defines a custom role as a named permission set. Needs `roles.manage`; nobody grants what
 /// they do not hold.
 #[utoipa::path(post, path = "/v1/organization/roles", tag = "organization",
-    security(("bearer" = [])), request_body = CustomRole,
+    security(("bearer" = [])), params(OrgScoped), request_body = CustomRole,
     responses(
         (status = 201, description = "Created", body = CustomRole),
         (status = 409, description = "The name exists", body = Problem, content_type = "application/problem+json"),
@@ -164,7 +173,7 @@ pub(crate) struct RoleList {
 
 /// The organisation's custom roles. Needs `org.read`.
 #[utoipa::path(get, path = "/v1/organization/roles", tag = "organization",
-    security(("bearer" = [])),
+    security(("bearer" = [])), params(OrgScoped),
     responses((status = 200, description = "Custom roles", body = RoleList)))]
 pub(crate) async fn list_roles(
     State(state): State<AppState>,
@@ -186,7 +195,10 @@ pub(crate) async fn list_roles(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InvitationRequest {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// `owner`, `admin`, `member`, `viewer`, or a custom role's name.
+    #[schema(pattern = r"^[a-z][a-z0-9_-]{0,39}$")]
     role: String,
 }
 
@@ -210,10 +222,11 @@ impl fmt::Debug for InvitationResponse {
 /// Invites an email address with a role. Needs `members.manage` (and ownership to invite an
 /// owner).
 #[utoipa::path(post, path = "/v1/organization/invitations", tag = "organization",
-    security(("bearer" = [])), request_body = InvitationRequest,
+    security(("bearer" = [])), params(OrgScoped), request_body = InvitationRequest,
     responses(
         (status = 201, description = "Invited", body = InvitationResponse),
         (status = 403, description = "`forbidden`, or `wrong_audience` under impersonation", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `email` is not an address, or `role` is neither built in nor one of the organisation's custom roles", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn invite(
     State(state): State<AppState>,
@@ -236,7 +249,13 @@ pub(crate) async fn invite(
 #[serde(deny_unknown_fields)]
 pub(crate) struct AcceptRequest {
     token: String,
-    /// For a new account: the name to create it with.
+    /// For a new account: the name to create it with (1 to 200 characters once trimmed, no
+    /// control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: Option<String>,
     /// A new account's password, or an existing account's current one.
     #[schema(format = Password)]
@@ -249,7 +268,9 @@ impl fmt::Debug for AcceptRequest {
     }
 }
 
+/// Named apart from the password reset's `Accepted`, whose schema would otherwise take its place.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = InvitationAccepted)]
 pub(crate) struct Accepted {
     user_id: Uuid,
     organization_id: Uuid,
@@ -263,6 +284,9 @@ pub(crate) struct Accepted {
         (status = 200, description = "Joined", body = Accepted),
         (status = 401, description = "Wrong password for the existing account", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown, expired or used token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the invitation was used meanwhile, or the account is already a member", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a new account's `name` or `password` fails its rule", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded`: password hashing is saturated; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn accept(
     State(state): State<AppState>,
