@@ -156,6 +156,17 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The header every organisation route ([`OrgCaller`]) requires, for its OpenAPI `params`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read by `OrgCaller`, declared here for the document only
+pub(crate) struct OrgScoped {
+    /// The organisation the token is for. Missing: 400 `organization_required`; another
+    /// organisation: 403 `organization_mismatch` (audited on the token's organisation).
+    #[serde(rename = "x-organization-id")]
+    x_organization_id: uuid::Uuid,
+}
+
 /// A caller on an organisation route: the kernel's `TenantCall`, scoped to the token's
 /// organisation.
 #[derive(Debug, Clone)]

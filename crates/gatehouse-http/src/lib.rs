@@ -10,7 +10,10 @@ mod middleware;
 mod problem;
 mod route_facts;
 mod routes;
+#[cfg(test)]
+mod schema_tests;
 mod settings;
+mod shared_responses;
 mod state;
 
 use axum::Router;

@@ -69,10 +69,12 @@ impl Routes {
         }
     }
 
-    /// Adds the handlers of one path (`routes!(...)`), limited as `limit` says.
-    pub(crate) fn add(mut self, limit: Limit, route: UtoipaMethodRouter<AppState>) -> Self {
-        for path in route.1.paths.keys() {
+    /// Adds the handlers of one path (`routes!(...)`), limited as `limit` says, with the
+    /// refusals they share documented (see `shared_responses`).
+    pub(crate) fn add(mut self, limit: Limit, mut route: UtoipaMethodRouter<AppState>) -> Self {
+        for (path, item) in &mut route.1.paths {
             self.facts.limits.insert(path.clone(), limit);
+            crate::shared_responses::document(item, limit);
         }
         self.router = self.router.routes(route);
         self

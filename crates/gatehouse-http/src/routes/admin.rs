@@ -43,6 +43,8 @@ impl fmt::Debug for OperatorLogin {
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`: sign-in for this operator or address is locked after failures; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded`: password hashing is saturated; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
@@ -81,6 +83,8 @@ pub(crate) struct ImportUser {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImportRequest {
+    /// At most 1000.
+    #[schema(max_items = 1000)]
     users: Vec<ImportUser>,
     /// Accept hashes below today's floor (bcrypt cost under 10, Argon2id under OWASP's
     /// minimum); each is replaced by an Argon2id hash at its user's first sign-in. Default false.
@@ -120,6 +124,7 @@ const MAX_IMPORT: usize = 1000;
     responses(
         (status = 200, description = "One result per user", body = ImportResponse),
         (status = 403, description = "Not an operator token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: more than 1000 users", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn import(
     State(state): State<AppState>,
@@ -160,7 +165,8 @@ pub(crate) async fn import(
 pub(crate) struct ImpersonationRequest {
     user_id: Uuid,
     organization_id: Uuid,
-    /// Recorded in both audit chains.
+    /// Recorded in both audit chains: 3 to 500 characters once trimmed.
+    #[schema(min_length = 3, max_length = 500)]
     reason: String,
 }
 
@@ -172,6 +178,7 @@ pub(crate) struct ImpersonationRequest {
         (status = 201, description = "The impersonation token", body = TokenResponse),
         (status = 403, description = "Not an operator token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The user is not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `reason` is not 3 to 500 characters", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn impersonate(
     State(state): State<AppState>,

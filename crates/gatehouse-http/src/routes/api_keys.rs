@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::{OrgCaller, ServiceProof};
+use crate::auth::{OrgCaller, OrgScoped, ServiceProof};
 use crate::json::{ApiJson, Created, JsonOk};
 use crate::problem::{ApiError, Problem};
 use crate::routes::organization::PageQuery;
@@ -21,16 +21,41 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateApiKey {
+    /// 1 to 200 characters once trimmed, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: String,
-    /// Names from the permission catalogue; at most what the creator holds.
+    /// Names from the permission catalogue, at least one; at most what the creator holds.
+    #[schema(value_type = Vec<super::PermissionName>, min_items = 1)]
     permissions: Vec<String>,
+    /// 1 to 100 bytes (UTF-8), no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"
+    )]
     namespace: Option<String>,
+    /// In the future.
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
     /// Requests per minute for this key, overriding the organisation's plan.
+    #[schema(minimum = 1)]
     rate_limit: Option<u32>,
     /// `live` (default) or `test`: the key's prefix, `gk_live_` or `gk_test_`.
+    #[schema(value_type = Option<KeyEnvironment>)]
     environment: Option<String>,
+}
+
+/// The environments a key is made for, as `environment` takes them.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // for the document: `KeyEnv::parse` reads the text
+pub(crate) enum KeyEnvironment {
+    Live,
+    Test,
 }
 
 /// A key as listed: never the key itself.
@@ -89,7 +114,7 @@ impl fmt::Debug for IssuedKey {
 }
 
 /// Creates an API key. Needs `api_keys.manage`.
-#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])), params(OrgScoped),
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "The key, shown once", body = IssuedKey),
@@ -136,8 +161,11 @@ pub(crate) struct ApiKeyPage {
 /// The organisation's keys, newest first (prefix and last four characters only). Needs
 /// `api_keys.manage`.
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
-    params(PageQuery),
-    responses((status = 200, description = "A page of keys", body = ApiKeyPage)))]
+    params(OrgScoped, PageQuery),
+    responses(
+        (status = 200, description = "A page of keys", body = ApiKeyPage),
+        (status = 422, description = "`validation_failed`: `cursor` is not one this server issued, or `limit` is not 1 to 200", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     OrgCaller(call): OrgCaller,
@@ -155,16 +183,18 @@ pub(crate) async fn list(
 #[serde(deny_unknown_fields)]
 pub(crate) struct RotateRequest {
     /// How long the old key keeps working (0 to 2592000).
+    #[schema(minimum = 0, maximum = 2_592_000)]
     grace_seconds: i64,
 }
 
 /// Issues a replacement key with the same grants; the old one works until the grace period ends.
 #[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api-keys", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The key")), request_body = RotateRequest,
+    params(OrgScoped, ("id" = Uuid, Path, description = "The key")), request_body = RotateRequest,
     responses(
         (status = 201, description = "The new key, shown once", body = IssuedKey),
         (status = 403, description = "`forbidden` (the caller lacks `api_keys.manage` or one of the key's permissions), or `wrong_audience` under impersonation", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such usable key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `grace_seconds` is not 0 to 2592000", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn rotate(
     State(state): State<AppState>,
@@ -185,7 +215,7 @@ pub(crate) async fn rotate(
 
 /// Revokes a key; it is refused from the next request on.
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The key")),
+    params(OrgScoped, ("id" = Uuid, Path, description = "The key")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),

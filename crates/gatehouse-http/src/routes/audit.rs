@@ -13,11 +13,14 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::auth::{OperatorCaller, OrgCaller};
+use crate::auth::{OperatorCaller, OrgCaller, OrgScoped};
 use crate::problem::{ApiError, Problem};
+use crate::routes::organization::PageQuery;
 use crate::state::AppState;
 
+/// The filters; the listings also take a page (`PageQuery`), the export reads every page.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditQuery {
     /// Actor id (a user, operator, key or service id).
     actor: Option<String>,
@@ -26,14 +29,24 @@ pub(crate) struct AuditQuery {
     resource_type: Option<String>,
     resource_id: Option<String>,
     /// `success`, `denied` or `failure`.
+    #[param(value_type = Option<AuditOutcome>, inline)]
     outcome: Option<String>,
     /// RFC 3339, inclusive.
+    #[param(format = DateTime)]
     since: Option<String>,
     /// RFC 3339, exclusive.
+    #[param(format = DateTime)]
     until: Option<String>,
-    cursor: Option<String>,
-    /// 1 to 200; default 50.
-    limit: Option<u32>,
+}
+
+/// The outcomes an audit event records, as the `outcome` filter takes them.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // for the document: the filter is parsed from the query's text
+pub(crate) enum AuditOutcome {
+    Success,
+    Denied,
+    Failure,
 }
 
 fn time_param(field: &'static str, v: Option<&str>) -> Result<Option<OffsetDateTime>, Error> {
@@ -142,9 +155,10 @@ async fn page(
     state: &AppState,
     reader: &AuditReader,
     q: &AuditQuery,
+    p: &PageQuery,
 ) -> Result<Json<AuditPage>, ApiError> {
     let filter = q.filter()?;
-    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
+    let page = PageRequest::parse(p.cursor.as_deref(), p.limit)?;
     let found = state.kernel.audit().page(reader, &filter, page).await?;
     Ok(Json(AuditPage {
         items: found.items.into_iter().map(body).collect(),
@@ -154,18 +168,20 @@ async fn page(
 
 /// The organisation's audit events, newest first. Needs `audit.read`.
 #[utoipa::path(get, path = "/v1/audit-logs", tag = "audit", security(("bearer" = [])),
-    params(AuditQuery),
+    params(OrgScoped, AuditQuery, PageQuery),
     responses(
         (status = 200, description = "A page of events", body = AuditPage),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `outcome`, `since` or `until` is malformed, or `cursor` is not one this server issued, or `limit` is not 1 to 200", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     OrgCaller(call): OrgCaller,
     Query(q): Query<AuditQuery>,
+    Query(p): Query<PageQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let reader = state.kernel.audit().reader(&call).await?;
-    page(&state, &reader, &q).await
+    page(&state, &reader, &q, &p).await
 }
 
 const EXPORT_PAGE: u32 = 200;
@@ -173,10 +189,11 @@ const EXPORT_PAGE: u32 = 200;
 /// Every matching event as NDJSON (one JSON object per line), newest first, streamed. Needs
 /// `audit.read`.
 #[utoipa::path(get, path = "/v1/audit-logs/export", tag = "audit", security(("bearer" = [])),
-    params(AuditQuery),
+    params(OrgScoped, AuditQuery),
     responses(
         (status = 200, description = "NDJSON stream of events", content_type = "application/x-ndjson", body = AuditEventBody),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `outcome`, `since` or `until` is malformed", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn export(
     State(state): State<AppState>,
@@ -224,16 +241,18 @@ pub(crate) async fn export(
 
 /// The operators' trail (platform events, operator sign-ins, impersonations), newest first.
 #[utoipa::path(get, path = "/admin/v1/audit-logs", tag = "admin", security(("bearer" = [])),
-    params(AuditQuery),
+    params(AuditQuery, PageQuery),
     responses(
         (status = 200, description = "A page of events", body = AuditPage),
         (status = 403, description = "Not an operator token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `outcome`, `since` or `until` is malformed, or `cursor` is not one this server issued, or `limit` is not 1 to 200", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn operator_list(
     State(state): State<AppState>,
     OperatorCaller(call): OperatorCaller,
     Query(q): Query<AuditQuery>,
+    Query(p): Query<PageQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let reader = state.kernel.audit().operator_reader(&call)?;
-    page(&state, &reader, &q).await
+    page(&state, &reader, &q, &p).await
 }

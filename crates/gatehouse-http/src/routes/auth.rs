@@ -142,6 +142,7 @@ pub(crate) fn session_response(
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a member of `organization_id`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing is saturated; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`: sign-in for this account or address is locked after failures; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
@@ -231,6 +232,7 @@ impl fmt::Debug for RefreshRequest {
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
         (status = 401, description = "Invalid, spent or ended", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`csrf_failed`: a cookie refresh without the matching `x-csrf-token`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
@@ -356,6 +358,7 @@ pub(crate) struct Identity {
 /// `x-organization-id` is sent it must match the token.
 #[utoipa::path(get, path = "/v1/auth/verify", tag = "auth",
     security(("bearer" = [])),
+    params(("x-organization-id" = Option<Uuid>, Header, description = "When sent, the organisation the token must be for")),
     responses(
         (status = 200, description = "Valid", body = Identity),
         (status = 401, description = "Invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),

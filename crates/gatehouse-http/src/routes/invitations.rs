@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::OrgCaller;
+use crate::auth::{OrgCaller, OrgScoped};
 use crate::extract::RequestMeta;
 use crate::json::{ApiJson, Created};
 use crate::problem::{ApiError, Problem};
@@ -22,7 +22,10 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InvitationRequest {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// `owner`, `admin`, `member`, `viewer`, or a custom role's name.
+    #[schema(pattern = r"^[a-z][a-z0-9_-]{0,39}$")]
     role: String,
 }
 
@@ -44,10 +47,11 @@ impl fmt::Debug for InvitationResponse {
 /// Invites an email address with a role and mails it the one-time link (never to the inviter).
 /// Needs `members.manage` (and ownership to invite an owner).
 #[utoipa::path(post, path = "/v1/organization/invitations", tag = "organization",
-    security(("bearer" = [])), request_body = InvitationRequest,
+    security(("bearer" = [])), params(OrgScoped), request_body = InvitationRequest,
     responses(
-        (status = 201, description = "Invited", body = InvitationResponse),
+        (status = 201, description = "Invited; the link is mailed to the address", body = InvitationResponse),
         (status = 403, description = "`forbidden`, or `wrong_audience` under impersonation", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `email` is not an address, or `role` is neither built in nor one of the organisation's custom roles", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn invite(
     State(state): State<AppState>,
@@ -69,7 +73,13 @@ pub(crate) async fn invite(
 #[serde(deny_unknown_fields)]
 pub(crate) struct AcceptRequest {
     token: String,
-    /// For a new account: the name to create it with.
+    /// For a new account: the name to create it with (1 to 200 characters once trimmed, no
+    /// control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: Option<String>,
     /// A new account's password, or an existing account's current one.
     #[schema(format = Password)]
@@ -82,7 +92,9 @@ impl fmt::Debug for AcceptRequest {
     }
 }
 
+/// Named apart from the password reset's `Accepted`, whose schema would otherwise take its place.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = InvitationAccepted)]
 pub(crate) struct Accepted {
     user_id: Uuid,
     organization_id: Uuid,
@@ -97,6 +109,9 @@ pub(crate) struct Accepted {
         (status = 200, description = "Joined", body = Accepted),
         (status = 401, description = "Wrong password for the existing account", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown, expired, used or revoked token, or an inviter who no longer holds the role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the invitation was used meanwhile, or the account is already a member", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a new account's `name` or `password` fails its rule", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded`: password hashing is saturated; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn accept(
     State(state): State<AppState>,
@@ -139,10 +154,11 @@ pub(crate) struct InvitationPage {
 
 /// Pending invitations (neither accepted nor expired), oldest first. Needs `members.manage`.
 #[utoipa::path(get, path = "/v1/organization/invitations", tag = "organization",
-    security(("bearer" = [])), params(PageQuery),
+    security(("bearer" = [])), params(PageQuery, OrgScoped),
     responses(
         (status = 200, description = "A page of pending invitations", body = InvitationPage),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `cursor` is not one this server issued, or `limit` is not 1 to 200", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list_invitations(
     State(state): State<AppState>,
@@ -171,7 +187,7 @@ pub(crate) async fn list_invitations(
 /// Revokes a pending invitation: its mailed link stops working. Needs `members.manage`.
 #[utoipa::path(delete, path = "/v1/organization/invitations/{id}", tag = "organization",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The invitation")),
+    params(("id" = Uuid, Path, description = "The invitation"), OrgScoped),
     responses(
         (status = 204, description = "Revoked"),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),

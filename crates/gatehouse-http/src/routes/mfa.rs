@@ -61,6 +61,7 @@ impl fmt::Debug for MfaRequest {
         (status = 400, description = "`invalid_token`: unknown, used or expired", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_credentials`: wrong code", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: not exactly one of `code` and `recovery_code`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn complete(
     State(state): State<AppState>,
@@ -110,6 +111,8 @@ impl fmt::Debug for StepUpRequest {
         (status = 200, description = "A fresh access token", body = super::auth::TokenResponse),
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the account has no second factor and this server requires one for step-up", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: both `code` and `recovery_code`, or no `password` for an account without a second factor", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn step_up(
     State(state): State<AppState>,
@@ -185,6 +188,7 @@ impl fmt::Debug for EnrolRequest {
         (status = 401, description = "`invalid_credentials`: wrong password", body = Problem, content_type = "application/problem+json"),
         (status = 201, description = "Scan, then confirm with a code", body = Enrolment),
         (status = 409, description = "A factor is already active", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`: password checks for this account are locked after failures", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn enrol(
     State(state): State<AppState>,
@@ -236,6 +240,7 @@ impl fmt::Debug for RecoveryCodes {
         (status = 200, description = "Active; the recovery codes", body = RecoveryCodes),
         (status = 401, description = "`invalid_credentials`: wrong code", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No enrolment is waiting", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`: second-factor checks for this account are locked after failures; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn confirm(
     State(state): State<AppState>,
@@ -273,6 +278,8 @@ impl fmt::Debug for DisableRequest {
     responses(
         (status = 204, description = "Removed"),
         (status = 401, description = "`invalid_credentials`: wrong code", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: not exactly one of `code` and `recovery_code`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`: second-factor checks for this account are locked after failures; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn disable(
     State(state): State<AppState>,

@@ -15,3 +15,25 @@ pub(crate) mod secrets;
 pub(crate) mod security_txt;
 pub(crate) mod signup;
 pub(crate) mod transit;
+
+/// A name from the permission catalogue, for the OpenAPI document: its schema is a string enum
+/// built from `gatehouse_core::identity::CATALOGUE` itself, so it lists exactly what the server
+/// accepts.
+#[derive(Debug)]
+pub(crate) struct PermissionName;
+
+impl utoipa::PartialSchema for PermissionName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A permission from the catalogue (docs/API.md)"))
+            .enum_values(Some(
+                gatehouse_core::identity::CATALOGUE
+                    .iter()
+                    .map(|(name, _)| *name),
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PermissionName {}

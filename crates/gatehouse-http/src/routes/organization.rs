@@ -9,16 +9,18 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::OrgCaller;
+use crate::auth::{OrgCaller, OrgScoped};
 use crate::json::{ApiJson, Created};
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// From the previous page's `next_cursor`.
     pub(crate) cursor: Option<String>,
     /// 1 to 200; default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub(crate) limit: Option<u32>,
 }
 
@@ -38,11 +40,12 @@ pub(crate) struct MemberPage {
 
 /// Members, oldest first. Needs `org.read`.
 #[utoipa::path(get, path = "/v1/organization/members", tag = "organization",
-    security(("bearer" = [])), params(PageQuery),
+    security(("bearer" = [])), params(OrgScoped, PageQuery),
     responses(
         (status = 200, description = "A page of members", body = MemberPage),
         (status = 400, description = "`organization_required`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`organization_mismatch` or `forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `cursor` is not one this server issued, or `limit` is not 1 to 200", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list_members(
     State(state): State<AppState>,
@@ -69,6 +72,7 @@ pub(crate) async fn list_members(
 #[serde(deny_unknown_fields)]
 pub(crate) struct RoleChange {
     /// `owner`, `admin`, `member`, `viewer`, or a custom role's name.
+    #[schema(pattern = r"^[a-z][a-z0-9_-]{0,39}$")]
     role: String,
 }
 
@@ -76,12 +80,13 @@ pub(crate) struct RoleChange {
 /// last owner cannot be demoted (`last_owner`).
 #[utoipa::path(put, path = "/v1/organization/members/{user_id}", tag = "organization",
     security(("bearer" = [])), request_body = RoleChange,
-    params(("user_id" = Uuid, Path, description = "The member")),
+    params(OrgScoped, ("user_id" = Uuid, Path, description = "The member")),
     responses(
         (status = 204, description = "Changed"),
         (status = 403, description = "`forbidden`: the caller lacks `members.manage`, or a permission the member's current or new role holds", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not a member", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`last_owner`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `role` is neither built in nor one of the organisation's custom roles", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn set_role(
     State(state): State<AppState>,
@@ -100,11 +105,12 @@ pub(crate) async fn set_role(
 /// Removes a member. Needs `members.manage`; the last owner cannot be removed.
 #[utoipa::path(delete, path = "/v1/organization/members/{user_id}", tag = "organization",
     security(("bearer" = [])),
-    params(("user_id" = Uuid, Path, description = "The member")),
+    params(OrgScoped, ("user_id" = Uuid, Path, description = "The member")),
     responses(
         (status = 204, description = "Removed"),
         (status = 403, description = "`forbidden`: the caller lacks `members.manage`, or a permission the member's role holds", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`last_owner`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: not a member", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
@@ -122,15 +128,18 @@ pub(crate) async fn remove_member(
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CustomRole {
+    /// 1 to 40 of `a-z`, `0-9`, `_` and `-`, starting with a letter; not a built-in role's name.
+    #[schema(pattern = r"^[a-z][a-z0-9_-]{0,39}$")]
     name: String,
     /// Names from the permission catalogue (docs/API.md).
+    #[schema(value_type = Vec<super::PermissionName>)]
     permissions: Vec<String>,
 }
 
 /// Defines a custom role as a named permission set. Needs `roles.manage`; nobody grants what
 /// they do not hold.
 #[utoipa::path(post, path = "/v1/organization/roles", tag = "organization",
-    security(("bearer" = [])), request_body = CustomRole,
+    security(("bearer" = [])), params(OrgScoped), request_body = CustomRole,
     responses(
         (status = 201, description = "Created", body = CustomRole),
         (status = 409, description = "The name exists", body = Problem, content_type = "application/problem+json"),
@@ -160,7 +169,7 @@ pub(crate) struct RoleList {
 
 /// The organisation's custom roles. Needs `org.read`.
 #[utoipa::path(get, path = "/v1/organization/roles", tag = "organization",
-    security(("bearer" = [])),
+    security(("bearer" = [])), params(OrgScoped),
     responses((status = 200, description = "Custom roles", body = RoleList)))]
 pub(crate) async fn list_roles(
     State(state): State<AppState>,

@@ -65,7 +65,8 @@ pub(crate) async fn request_reset(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetConfirm {
     token: String,
-    #[schema(format = Password)]
+    /// 8 to 256 characters, not on the list of common or breached passwords.
+    #[schema(format = Password, min_length = 8, max_length = 256)]
     new_password: String,
 }
 
@@ -105,7 +106,8 @@ pub(crate) async fn confirm_reset(
 pub(crate) struct ChangePassword {
     #[schema(format = Password)]
     current_password: String,
-    #[schema(format = Password)]
+    /// 8 to 256 characters, not on the list of common or breached passwords.
+    #[schema(format = Password, min_length = 8, max_length = 256)]
     new_password: String,
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::{OnBehalfOf, OrgCaller};
+use crate::auth::{OnBehalfOf, OrgCaller, OrgScoped};
 use crate::json::{ApiJson, Created};
 use crate::problem::{ApiError, Problem};
 use crate::routes::organization::PageQuery;
@@ -24,10 +24,19 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateSecret {
     /// 1 to 128 of letters, digits, `_ - . /`; unique in the organisation.
+    #[schema(pattern = r"^[A-Za-z0-9_./-]{1,128}$")]
     name: String,
-    /// The value (UTF-8, up to 64 KiB). Never shown again except by reveal.
+    /// The value (UTF-8, 1 byte to 64 KiB). Never shown again except by reveal.
+    #[schema(min_length = 1, max_length = 65536)]
     value: String,
+    /// 1 to 200 characters once trimmed, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     description: Option<String>,
+    /// In the future.
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
 }
@@ -43,7 +52,8 @@ impl fmt::Debug for CreateSecret {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateSecret {
-    /// The new value: becomes the next version.
+    /// The new value (UTF-8, 1 byte to 64 KiB): becomes the next version.
+    #[schema(min_length = 1, max_length = 65536)]
     value: String,
 }
 
@@ -146,12 +156,14 @@ fn value_response(value: &SecretBytes, version: Option<u32>) -> Result<Response,
 }
 
 /// Creates a secret (version 1). Needs `secrets.manage`.
-#[utoipa::path(post, path = "/v1/secrets", tag = "secrets", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/secrets", tag = "secrets", security(("bearer" = [])), params(OrgScoped),
     request_body = CreateSecret,
     responses(
         (status = 201, description = "Created (metadata only)", body = Secret),
         (status = 403, description = "`forbidden`, or `wrong_audience` under impersonation", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`keys_shredded`: the organisation's keys were destroyed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `name`, `value`, `description` or `expires_at` fails its rule", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -176,8 +188,11 @@ pub(crate) async fn create(
 
 /// Lists the organisation's secrets (metadata). Needs `secrets.use`.
 #[utoipa::path(get, path = "/v1/secrets", tag = "secrets", security(("bearer" = [])),
-    params(("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
-    responses((status = 200, description = "A page", body = SecretList)))]
+    params(OrgScoped, PageQuery),
+    responses(
+        (status = 200, description = "A page", body = SecretList),
+        (status = 422, description = "`validation_failed`: `cursor` is not one this server issued, or `limit` is not 1 to 200", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     OrgCaller(call): OrgCaller,
@@ -193,7 +208,7 @@ pub(crate) async fn list(
 
 /// One secret's metadata and versions. Needs `secrets.use`.
 #[utoipa::path(get, path = "/v1/secrets/{id}", tag = "secrets", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
+    params(OrgScoped, ("id" = Uuid, Path)),
     responses(
         (status = 200, description = "Metadata only", body = SecretDetail),
         (status = 404, description = "No such secret here", body = Problem, content_type = "application/problem+json"),
@@ -212,12 +227,15 @@ pub(crate) async fn get(
 
 /// Stores a new version of the value; earlier versions stay. Needs `secrets.manage`.
 #[utoipa::path(put, path = "/v1/secrets/{id}", tag = "secrets", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
+    params(OrgScoped, ("id" = Uuid, Path)),
     request_body = UpdateSecret,
     responses(
         (status = 200, description = "The new current version (metadata)", body = Secret),
         (status = 403, description = "`forbidden`, or `wrong_audience` under impersonation", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such secret here", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the secret changed meanwhile; read it again and retry", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`keys_shredded`: the organisation's keys were destroyed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `value` is empty or over 64 KiB", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn update(
     State(state): State<AppState>,
@@ -235,7 +253,7 @@ pub(crate) async fn update(
 
 /// Deletes a secret; its values are destroyed. Needs `secrets.manage`.
 #[utoipa::path(delete, path = "/v1/secrets/{id}", tag = "secrets", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
+    params(OrgScoped, ("id" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such secret here", body = Problem, content_type = "application/problem+json"),
@@ -253,18 +271,22 @@ pub(crate) async fn delete(
 #[serde(deny_unknown_fields)]
 pub(crate) struct RevealRequest {
     /// Default: the current version.
+    #[schema(minimum = 1)]
     version: Option<u32>,
 }
 
 /// Shows the value once to a person with `secrets.reveal` and (by default) a recent second
 /// factor. Audited as `secret.revealed`.
 #[utoipa::path(post, path = "/v1/secrets/{id}/reveal", tag = "secrets", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
-    request_body = RevealRequest,
+    params(OrgScoped, ("id" = Uuid, Path)),
+    request_body(content = Option<RevealRequest>, description = "Optional: none, `null` or `{}` reveals the current version"),
     responses(
         (status = 200, description = "The value", body = SecretValue),
         (status = 403, description = "`forbidden` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such secret or version here", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the secret has expired", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`keys_shredded`: the organisation's keys were destroyed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the body is neither empty, `null`, `{}` nor `{\"version\": n}`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn reveal(
     State(state): State<AppState>,
@@ -272,13 +294,13 @@ pub(crate) async fn reveal(
     Path(id): Path<Uuid>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    // The body is optional: none means the current version.
+    // The body is optional: none (or `null`) means the current version.
     let version = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<RevealRequest>(&body)
+        serde_json::from_slice::<Option<RevealRequest>>(&body)
             .map_err(|_| Error::invalid("version", "send {} or {\"version\": n}"))?
-            .version
+            .and_then(|r| r.version)
     };
     let value = state.kernel.secrets().reveal(&call, id, version).await?;
     value_response(&value, version)
@@ -300,6 +322,8 @@ pub(crate) async fn reveal(
         (status = 401, description = "Service authentication or the person's token failed", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The person lacks `secrets.use`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such secret in the person's organisation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the secret has expired", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`keys_shredded`: the organisation's keys were destroyed", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn use_secret(
     State(state): State<AppState>,

@@ -15,14 +15,27 @@ use crate::state::AppState;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignupRequest {
-    #[schema(example = "ada@example.com")]
+    /// One `@`, a domain with a dot; compared trimmed and lower-cased.
+    #[schema(example = "ada@example.com", format = Email, max_length = 254)]
     email: String,
-    /// 8 to 256 characters.
-    #[schema(format = Password)]
+    /// 8 to 256 characters, not on the list of common or breached passwords.
+    #[schema(format = Password, min_length = 8, max_length = 256)]
     password: String,
-    #[schema(example = "Ada Lovelace")]
+    /// 1 to 200 characters once trimmed, no control characters.
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: String,
-    #[schema(example = "Analytical Engines Ltd")]
+    /// As `name`.
+    #[schema(
+        example = "Analytical Engines Ltd",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     organization_name: String,
 }
 

@@ -12,7 +12,7 @@ use gatehouse_core::transit::{TransitItem, TransitOutcome};
 use gatehouse_crypto::SecretBytes;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::OrgCaller;
+use crate::auth::{OrgCaller, OrgScoped};
 use crate::json::{ApiJson, JsonOk};
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
@@ -20,11 +20,15 @@ use crate::state::AppState;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EncryptItem {
-    /// Base64 (standard alphabet) of the bytes to encrypt.
+    /// Base64 (standard alphabet, padded, unused bits zero) of the bytes to encrypt.
+    #[schema(
+        pattern = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
     plaintext: String,
     /// Where the value lives (table, column, row id...): bound to the ciphertext, needed again
     /// to decrypt. Up to 1024 bytes.
     #[serde(default)]
+    #[schema(max_length = 1024)]
     context: String,
 }
 
@@ -33,7 +37,9 @@ pub(crate) struct EncryptItem {
 pub(crate) struct DecryptItem {
     /// `gh:v{version}:...` as returned by encrypt or rewrap.
     ciphertext: String,
+    /// The context it was encrypted with. Up to 1024 bytes.
     #[serde(default)]
+    #[schema(max_length = 1024)]
     context: String,
 }
 
@@ -41,14 +47,20 @@ pub(crate) struct DecryptItem {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub(crate) enum EncryptRequest {
-    Batch { batch: Vec<EncryptItem> },
+    Batch {
+        #[schema(min_items = 1)]
+        batch: Vec<EncryptItem>,
+    },
     One(EncryptItem),
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub(crate) enum DecryptRequest {
-    Batch { batch: Vec<DecryptItem> },
+    Batch {
+        #[schema(min_items = 1)]
+        batch: Vec<DecryptItem>,
+    },
     One(DecryptItem),
 }
 
@@ -65,7 +77,10 @@ impl fmt::Debug for DecryptRequest {
 }
 
 /// One result: `ciphertext` (encrypt, rewrap), `plaintext` (decrypt, base64) or `error`.
+/// `deny_unknown_fields` is for the document: a result has no other fields (its schema's
+/// `additionalProperties: false`), so the single form is never also read as the batch form.
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ItemResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     ciphertext: Option<String>,
@@ -180,12 +195,14 @@ fn decrypt_items(req: DecryptRequest) -> (bool, Vec<TransitItem>) {
 }
 
 /// Encrypts. Needs `transit.encrypt` (API keys are the usual callers).
-#[utoipa::path(post, path = "/v1/transit/encrypt", tag = "transit", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/transit/encrypt", tag = "transit", security(("bearer" = [])), params(OrgScoped),
     request_body = EncryptRequest,
     responses(
         (status = 200, description = "`ciphertext`, or `batch` of results", body = TransitResponse),
         (status = 400, description = "`transit_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`keys_shredded`: the organisation's keys were destroyed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `batch` is empty or over `transit.max_batch_items`, or the single form's `plaintext` is not base64", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn encrypt(
     State(state): State<AppState>,
@@ -214,12 +231,14 @@ pub(crate) async fn encrypt(
 }
 
 /// Decrypts. Needs `transit.decrypt`.
-#[utoipa::path(post, path = "/v1/transit/decrypt", tag = "transit", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/transit/decrypt", tag = "transit", security(("bearer" = [])), params(OrgScoped),
     request_body = DecryptRequest,
     responses(
         (status = 200, description = "`plaintext` (base64), or `batch` of results", body = TransitResponse),
         (status = 400, description = "`transit_failed`: not a ciphertext, another organisation's or context, or a version below the floor", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`keys_shredded`: the organisation's keys were destroyed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `batch` is empty or over `transit.max_batch_items`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn decrypt(
     State(state): State<AppState>,
@@ -234,11 +253,13 @@ pub(crate) async fn decrypt(
 
 /// Re-encrypts under the newest key version without returning the plaintext. Needs
 /// `transit.decrypt`.
-#[utoipa::path(post, path = "/v1/transit/rewrap", tag = "transit", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/transit/rewrap", tag = "transit", security(("bearer" = [])), params(OrgScoped),
     request_body = DecryptRequest,
     responses(
         (status = 200, description = "`ciphertext`, or `batch` of results", body = TransitResponse),
         (status = 400, description = "`transit_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`keys_shredded`: the organisation's keys were destroyed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `batch` is empty or over `transit.max_batch_items`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn rewrap(
     State(state): State<AppState>,
@@ -256,6 +277,7 @@ pub(crate) async fn rewrap(
 pub(crate) struct FloorRequest {
     /// Ciphertexts below this key version stop decrypting (for good, once re-encryption retires
     /// the version). Can only rise.
+    #[schema(minimum = 1)]
     min_version: u32,
 }
 
@@ -266,11 +288,12 @@ pub(crate) struct FloorResponse {
 }
 
 /// Raises the lowest key version transit accepts. Needs `transit.manage`.
-#[utoipa::path(put, path = "/v1/transit/min-version", tag = "transit", security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/transit/min-version", tag = "transit", security(("bearer" = [])), params(OrgScoped),
     request_body = FloorRequest,
     responses(
         (status = 200, description = "The floor and the newest version", body = FloorResponse),
         (status = 422, description = "Below the current floor or above the newest version", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: that key version is seconds old; retry in a few seconds", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn min_version(
     State(state): State<AppState>,

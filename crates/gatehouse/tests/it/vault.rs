@@ -336,3 +336,58 @@ async fn another_organisation_cannot_use_reveal_or_list_a_secret() {
     );
     app.stop().await;
 }
+
+/// The reveal body is optional, and utoipa documents an optional body as a nullable one, so
+/// `null` means "no body" as an empty body does (it was refused with 422 before): none, `null`,
+/// `{}` and `{"version": n}` are answered; anything else is 422 naming `version`.
+#[tokio::test]
+async fn reveal_takes_no_body_null_or_a_version_as_documented() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup_login("owner@example.com", "laptop").await;
+    let id = create_secret(&app, &owner, "stripe", "sk_live_planted_41").await;
+    // Reveal needs a recent second factor: enrol one, then step up with a later code.
+    let (secret, _) = enrol(&app, &owner).await;
+    app.clock.advance(time::Duration::seconds(30));
+    let res = app
+        .call(
+            Method::POST,
+            "/v1/auth/step-up",
+            &owner.access,
+            None,
+            Some(json!({"code": pyotp_now(&app, &secret)})),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let stepped: Value = res.json().await.unwrap();
+    let token = stepped["access_token"].as_str().unwrap().to_owned();
+    let reveal = |body: Option<&'static str>| {
+        let mut req = app
+            .client
+            .post(app.url(&format!("/v1/secrets/{id}/reveal")))
+            .bearer_auth(&token)
+            .header("x-organization-id", &owner.org);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        req.send()
+    };
+    for body in [
+        None,
+        Some("null"),
+        Some(" null "),
+        Some("{}"),
+        Some(r#"{"version": 1}"#),
+    ] {
+        let res = reveal(body).await.unwrap();
+        let status = res.status();
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(status, 200, "{body:?}: {v}");
+        assert_eq!(v["value"], "sk_live_planted_41", "{body:?}");
+    }
+    for body in [r#"{"version": "1"}"#, "1", r#"{"other": 1}"#, "{"] {
+        let res = reveal(Some(body)).await.unwrap();
+        let problem = expect_problem(res, 422, "validation_failed").await;
+        assert_eq!(problem["field"], "version", "{body}");
+    }
+    app.stop().await;
+}
