@@ -6,11 +6,11 @@ mod cache;
 mod claims;
 mod members;
 mod mfa;
-mod operators;
+pub(crate) mod operators;
 pub mod permissions;
 mod principal;
 mod recovery;
-mod sessions;
+pub(crate) mod sessions;
 mod settings;
 mod tokens;
 

@@ -306,7 +306,8 @@ impl Operators<'_> {
 }
 
 /// Where an imported hash's cost falls.
-enum HashCost {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HashCost {
     Unreadable,
     /// Below today's floor: bcrypt under cost 10, Argon2id under OWASP's minimum.
     Weak,
@@ -315,7 +316,7 @@ enum HashCost {
     TooCostly,
 }
 
-fn imported_hash_cost(hash: &str, configured: &Argon2Params) -> HashCost {
+pub(crate) fn imported_hash_cost(hash: &str, configured: &Argon2Params) -> HashCost {
     if let Some(cost) = bcrypt_cost(hash) {
         return match cost {
             c if c > BCRYPT_MAX_COST => HashCost::TooCostly,

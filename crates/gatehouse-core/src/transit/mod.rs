@@ -50,7 +50,8 @@ fn aad(org: OrgId, version: u32, ctx: &[u8]) -> Vec<u8> {
     )
 }
 
-fn parse(ciphertext: &[u8]) -> Option<(u32, Vec<u8>)> {
+/// Reads `gh:v{version}:{base64url}` into the version and the sealed bytes.
+pub(crate) fn parse(ciphertext: &[u8]) -> Option<(u32, Vec<u8>)> {
     let text = std::str::from_utf8(ciphertext).ok()?;
     let rest = text.strip_prefix(PREFIX)?;
     let (version, body) = rest.split_once(':')?;
@@ -58,6 +59,11 @@ fn parse(ciphertext: &[u8]) -> Option<(u32, Vec<u8>)> {
         return None;
     }
     Some((version.parse().ok()?, URL_SAFE_NO_PAD.decode(body).ok()?))
+}
+
+/// Writes what [`parse`] reads.
+pub(crate) fn format_ciphertext(version: u32, sealed: &[u8]) -> String {
+    format!("{PREFIX}{version}:{}", URL_SAFE_NO_PAD.encode(sealed))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +143,7 @@ impl Transit<'_> {
         }
     }
 
-    fn seal_item(org: OrgId, keys: &TransitState, item: &TransitItem) -> TransitOutcome {
+    pub(crate) fn seal_item(org: OrgId, keys: &TransitState, item: &TransitItem) -> TransitOutcome {
         if item.context.len() > MAX_CONTEXT_BYTES {
             return TransitOutcome::Failed("context is longer than 1024 bytes");
         }
@@ -145,16 +151,12 @@ impl Transit<'_> {
             return TransitOutcome::Failed("the newest key version is not usable");
         };
         match key.seal(&aad(org, keys.newest, &item.context), item.data.expose()) {
-            Ok(sealed) => TransitOutcome::Ciphertext(format!(
-                "{PREFIX}{}:{}",
-                keys.newest,
-                URL_SAFE_NO_PAD.encode(sealed)
-            )),
+            Ok(sealed) => TransitOutcome::Ciphertext(format_ciphertext(keys.newest, &sealed)),
             Err(_) => TransitOutcome::Failed("encryption failed"),
         }
     }
 
-    fn open_item(
+    pub(crate) fn open_item(
         org: OrgId,
         keys: &TransitState,
         item: &TransitItem,
