@@ -58,6 +58,10 @@ pub(crate) fn parse(ciphertext: &[u8]) -> Option<(u32, Vec<u8>)> {
     if version.is_empty() || version.len() > 10 || !version.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    // One spelling per ciphertext: `gh:v03:` is not `gh:v3:`.
+    if version.len() > 1 && version.starts_with('0') {
+        return None;
+    }
     Some((version.parse().ok()?, URL_SAFE_NO_PAD.decode(body).ok()?))
 }
 
@@ -322,5 +326,32 @@ impl Transit<'_> {
         tx.commit(proof).await?;
         self.keyring().forget_transit(scope.org_id());
         Ok((min_version, newest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ciphertext_has_one_spelling() {
+        // Found by the `transit_ciphertext` fuzz target (fuzz/): a version with leading zeros
+        // was read as the same version, so one ciphertext had endless spellings.
+        let sealed = [7u8; 44];
+        for version in [0, 3, 10, u32::MAX] {
+            let text = format_ciphertext(version, &sealed);
+            assert_eq!(parse(text.as_bytes()), Some((version, sealed.to_vec())));
+        }
+        let body = URL_SAFE_NO_PAD.encode(sealed);
+        for bad in [
+            "gh:v03:",
+            "gh:v00:",
+            "gh:v0010:",
+            "gh:v:",
+            "gh:v+3:",
+            "gh:v4294967296:",
+        ] {
+            assert_eq!(parse(format!("{bad}{body}").as_bytes()), None, "{bad}");
+        }
     }
 }
