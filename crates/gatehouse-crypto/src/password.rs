@@ -221,6 +221,9 @@ pub fn hash_password_peppered(
 /// Checks `password` against a stored PHC string in constant time (the comparison is Argon2's).
 pub fn verify_password(password: &SecretString, phc: &str) -> Result<bool, PasswordError> {
     let parsed = PasswordHash::new(phc).map_err(|_| PasswordError::MalformedHash)?;
+    if !lanes_in_range(&parsed) {
+        return Err(PasswordError::MalformedHash);
+    }
     match Argon2::default().verify_password(password.expose().as_bytes(), &parsed) {
         Ok(()) => Ok(true),
         Err(argon2::password_hash::Error::Password) => Ok(false),
@@ -268,6 +271,17 @@ pub fn verify_password_with(
     verify_password_peppered(password, phc, scratch, None)
 }
 
+/// Whether every `p` (lanes) of a PHC string is one Argon2 allows. Checked before the `argon2`
+/// crate reads the parameters: its `Params::new` (0.5) multiplies `p` by 8 before it checks `p`'s
+/// bound, which overflows for `p` of 2^29 or more (a panic wherever overflow checks are on).
+fn lanes_in_range(parsed: &PasswordHash<'_>) -> bool {
+    parsed
+        .params
+        .iter()
+        .filter(|(name, _)| name.as_str() == "p")
+        .all(|(_, value)| value.decimal().is_ok_and(|p| p <= Params::MAX_P_COST))
+}
+
 /// Everything verifying against a PHC string needs, read and checked before any hashing, so that
 /// what the import accepts (through [`Argon2Params::of_hash`]) is exactly what can be verified.
 struct StoredHash {
@@ -285,6 +299,9 @@ impl StoredHash {
             PasswordError::MalformedHash
         }
         let parsed = PasswordHash::new(phc).map_err(malformed)?;
+        if !lanes_in_range(&parsed) {
+            return Err(PasswordError::MalformedHash);
+        }
         let algorithm = Algorithm::try_from(parsed.algorithm).map_err(malformed)?;
         let version = match parsed.version {
             Some(v) => Version::try_from(v).map_err(malformed)?,
@@ -474,6 +491,28 @@ mod tests {
         }
         assert_eq!(Argon2Params::of_hash(&phc), Some(cheap));
         assert!(verify_password_with(&p, &phc, &mut scratch).unwrap());
+    }
+
+    #[test]
+    fn a_huge_lane_count_is_refused_not_a_panic() {
+        // Found by the `password_hash` fuzz target: reading this cost panicked ("attempt to
+        // multiply with overflow" in argon2's Params::new) wherever overflow checks are on, as in
+        // debug builds; the user import reads the cost of any hash it is sent.
+        let p = SecretString::from("correct horse battery".to_owned());
+        let mut scratch = HashScratch::default();
+        for lanes in ["536870912", "1000000000", "4294967295"] {
+            let phc = format!(
+                "$argon2id$v=19$m=19456,t=2,p={lanes}$c2FsdHNhbHRzYWx0$\
+                 cTbqNqOAQMfsOrBEjQkWQ2mu2j0m6DMWuD9eWN+8tEU"
+            );
+            assert_eq!(Argon2Params::of_hash(&phc), None, "{phc}");
+            assert!(needs_rehash(&phc, &Argon2Params::MINIMUM), "{phc}");
+            assert_eq!(
+                verify_password_with(&p, &phc, &mut scratch),
+                Err(PasswordError::MalformedHash)
+            );
+            assert_eq!(verify_password(&p, &phc), Err(PasswordError::MalformedHash));
+        }
     }
 
     #[test]
