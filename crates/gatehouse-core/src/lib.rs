@@ -9,6 +9,8 @@ pub mod audit;
 pub mod clock;
 pub mod context;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod ids;
 pub mod inputs;

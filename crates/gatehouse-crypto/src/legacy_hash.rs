@@ -19,13 +19,20 @@ pub const BCRYPT_MIN_COST: u32 = 10;
 /// hold a hashing thread for days per sign-in attempt.
 pub const BCRYPT_MAX_COST: u32 = 14;
 
-/// The cost a bcrypt hash was made with (parsed by the `bcrypt` crate).
+/// The costs bcrypt defines (2^4 to 2^31 rounds): the `bcrypt` crate refuses to verify others.
+const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=31;
+
+/// The cost a bcrypt hash was made with (parsed by the `bcrypt` crate); `None` when it is not a
+/// bcrypt hash [`verify_bcrypt`] can check.
 #[must_use]
 pub fn bcrypt_cost(hash: &str) -> Option<u32> {
     if !is_bcrypt(hash) {
         return None;
     }
-    hash.parse::<bcrypt::HashParts>().ok().map(|h| h.get_cost())
+    hash.parse::<bcrypt::HashParts>()
+        .ok()
+        .map(|h| h.get_cost())
+        .filter(|c| BCRYPT_COSTS.contains(c))
 }
 
 /// Verifies a bcrypt hash. Passwords beyond bcrypt's 72-byte limit are refused rather than
@@ -66,6 +73,23 @@ mod tests {
             Some(5)
         );
         assert_eq!(bcrypt_cost("$argon2id$v=19$m=19456,t=2,p=1$x$y"), None);
+    }
+
+    #[test]
+    fn a_cost_bcrypt_cannot_verify_is_not_read() {
+        // Found by the `password_hash` fuzz target: a cost below 4 was read (so the user import
+        // accepted the hash as weak) but bcrypt refuses to verify it, so that user could never
+        // sign in.
+        let hash = bcrypt::hash("correct horse battery", 4).unwrap();
+        for cost in ["00", "02", "03", "32", "99"] {
+            let odd = format!("{}{cost}{}", &hash[..4], &hash[6..]);
+            assert_eq!(bcrypt_cost(&odd), None, "{odd}");
+            assert!(
+                bcrypt::verify("correct horse battery", &odd).is_err(),
+                "{odd}"
+            );
+        }
+        assert_eq!(bcrypt_cost(&hash), Some(4));
     }
 
     #[test]

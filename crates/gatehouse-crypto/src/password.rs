@@ -56,12 +56,11 @@ impl Argon2Params {
     };
 
     /// The cost an Argon2 PHC string (any variant) was made with, parsed by the `argon2` crate;
-    /// `None` when it is not an Argon2 hash or its parameters cannot be read.
+    /// `None` when it is not an Argon2 hash, or not one [`verify_password_peppered`] can check
+    /// (its version, parameters, salt or hash cannot be read).
     #[must_use]
     pub fn of_hash(phc: &str) -> Option<Self> {
-        let parsed = PasswordHash::new(phc).ok()?;
-        Algorithm::try_from(parsed.algorithm).ok()?;
-        let p = argon2::Params::try_from(&parsed).ok()?;
+        let p = StoredHash::read(phc).ok()?.params;
         Some(Self {
             memory_kib: p.m_cost(),
             iterations: p.t_cost(),
@@ -222,6 +221,9 @@ pub fn hash_password_peppered(
 /// Checks `password` against a stored PHC string in constant time (the comparison is Argon2's).
 pub fn verify_password(password: &SecretString, phc: &str) -> Result<bool, PasswordError> {
     let parsed = PasswordHash::new(phc).map_err(|_| PasswordError::MalformedHash)?;
+    if !lanes_in_range(&parsed) {
+        return Err(PasswordError::MalformedHash);
+    }
     match Argon2::default().verify_password(password.expose().as_bytes(), &parsed) {
         Ok(()) => Ok(true),
         Err(argon2::password_hash::Error::Password) => Ok(false),
@@ -269,6 +271,65 @@ pub fn verify_password_with(
     verify_password_peppered(password, phc, scratch, None)
 }
 
+/// Whether every `p` (lanes) of a PHC string is one Argon2 allows. Checked before the `argon2`
+/// crate reads the parameters: its `Params::new` (0.5) multiplies `p` by 8 before it checks `p`'s
+/// bound, which overflows for `p` of 2^29 or more (a panic wherever overflow checks are on).
+fn lanes_in_range(parsed: &PasswordHash<'_>) -> bool {
+    parsed
+        .params
+        .iter()
+        .filter(|(name, _)| name.as_str() == "p")
+        .all(|(_, value)| value.decimal().is_ok_and(|p| p <= Params::MAX_P_COST))
+}
+
+/// Everything verifying against a PHC string needs, read and checked before any hashing, so that
+/// what the import accepts (through [`Argon2Params::of_hash`]) is exactly what can be verified.
+struct StoredHash {
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    expected: argon2::password_hash::Output,
+    salt: [u8; 64],
+    salt_len: usize,
+}
+
+impl StoredHash {
+    fn read(phc: &str) -> Result<Self, PasswordError> {
+        fn malformed<E>(_: E) -> PasswordError {
+            PasswordError::MalformedHash
+        }
+        let parsed = PasswordHash::new(phc).map_err(malformed)?;
+        if !lanes_in_range(&parsed) {
+            return Err(PasswordError::MalformedHash);
+        }
+        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(malformed)?;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).map_err(malformed)?,
+            None => Version::V0x13,
+        };
+        let params = Params::try_from(&parsed).map_err(malformed)?;
+        let expected = parsed.hash.ok_or(PasswordError::MalformedHash)?;
+        let mut salt = [0u8; 64];
+        let salt_len = parsed
+            .salt
+            .ok_or(PasswordError::MalformedHash)?
+            .decode_b64(&mut salt)
+            .map_err(malformed)?
+            .len();
+        if salt_len < argon2::MIN_SALT_LEN {
+            return Err(PasswordError::MalformedHash);
+        }
+        Ok(Self {
+            algorithm,
+            version,
+            params,
+            expected,
+            salt,
+            salt_len,
+        })
+    }
+}
+
 /// Like [`verify_password_with`]. A hash that names a pepper (`keyid`) verifies only with that
 /// pepper; a hash without one verifies without it, so hashes made before a pepper was configured
 /// keep working (and are rehashed with it at the next sign-in, see [`needs_rehash_peppered`]).
@@ -278,20 +339,17 @@ pub fn verify_password_peppered(
     scratch: &mut HashScratch,
     pepper: Option<&Pepper>,
 ) -> Result<bool, PasswordError> {
-    let parsed = PasswordHash::new(phc).map_err(|_| PasswordError::MalformedHash)?;
-    let algorithm =
-        Algorithm::try_from(parsed.algorithm).map_err(|_| PasswordError::MalformedHash)?;
-    let version = match parsed.version {
-        Some(v) => Version::try_from(v).map_err(|_| PasswordError::MalformedHash)?,
-        None => Version::V0x13,
-    };
-    let params = Params::try_from(&parsed).map_err(|_| PasswordError::MalformedHash)?;
-    let expected = parsed.hash.ok_or(PasswordError::MalformedHash)?;
-    let salt = parsed.salt.ok_or(PasswordError::MalformedHash)?;
-    let mut salt_buf = [0u8; 64];
-    let salt = salt
-        .decode_b64(&mut salt_buf)
-        .map_err(|_| PasswordError::MalformedHash)?;
+    let StoredHash {
+        algorithm,
+        version,
+        params,
+        expected,
+        salt: salt_buf,
+        salt_len,
+    } = StoredHash::read(phc)?;
+    let salt = salt_buf
+        .get(..salt_len)
+        .ok_or(PasswordError::MalformedHash)?;
     let blocks = params.block_count();
     if scratch.0.len() < blocks {
         scratch.0.resize(blocks, argon2::Block::default());
@@ -316,8 +374,9 @@ pub fn verify_password_peppered(
     Ok(crate::ct_eq(&out, expected.as_bytes()))
 }
 
-/// Whether a stored hash should be replaced at the next successful sign-in: it is not Argon2id,
-/// or any of its parameters is below `params` (the configured ones, which only ever rise).
+/// Whether a stored hash should be replaced at the next successful sign-in: it is not an Argon2id
+/// hash [`verify_password_peppered`] can check, or any of its parameters is below `params` (the
+/// configured ones, which only ever rise).
 #[must_use]
 pub fn needs_rehash(phc: &str, params: &Argon2Params) -> bool {
     needs_rehash_peppered(phc, params, None)
@@ -326,13 +385,12 @@ pub fn needs_rehash(phc: &str, params: &Argon2Params) -> bool {
 /// Like [`needs_rehash`]; with a pepper configured, a hash not made with it is replaced too.
 #[must_use]
 pub fn needs_rehash_peppered(phc: &str, params: &Argon2Params, pepper: Option<&Pepper>) -> bool {
-    let Ok(parsed) = PasswordHash::new(phc) else {
-        return true;
-    };
-    if parsed.algorithm != Algorithm::Argon2id.ident() {
-        return true;
-    }
-    let Ok(stored) = Params::try_from(&parsed) else {
+    let Ok(StoredHash {
+        algorithm: Algorithm::Argon2id,
+        params: stored,
+        ..
+    }) = StoredHash::read(phc)
+    else {
         return true;
     };
     let pepper_differs = pepper.is_some_and(|p| stored.keyid() != p.id.as_slice());
@@ -400,6 +458,60 @@ mod tests {
                 parallelism: 1,
             };
             assert_eq!(p.meets_owasp_minimum(), ok, "m={m} t={t}");
+        }
+    }
+
+    #[test]
+    fn a_hash_the_verifier_cannot_read_has_no_cost() {
+        // Found by the `password_hash` fuzz target: the cost of these was read, so the user
+        // import accepted them, but every sign-in refused them as malformed.
+        let p = SecretString::from("correct horse battery".to_owned());
+        let cheap = Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let phc = hash_password(&p, &cheap).unwrap();
+        let (without_hash, hash) = phc.rsplit_once('$').unwrap();
+        let mut scratch = HashScratch::default();
+        for bad in [
+            // Argon2 has versions 16 and 19 only.
+            phc.replace("$v=19$", "$v=18$"),
+            without_hash.to_owned(),
+            // A salt of 4 bytes (Argon2 needs at least 8).
+            format!("$argon2id$v=19$m=64,t=1,p=1$c2FsdA${hash}"),
+        ] {
+            assert_eq!(Argon2Params::of_hash(&bad), None, "{bad}");
+            assert!(needs_rehash(&bad, &cheap), "{bad}");
+            assert_eq!(
+                verify_password_with(&p, &bad, &mut scratch),
+                Err(PasswordError::MalformedHash),
+                "{bad}"
+            );
+        }
+        assert_eq!(Argon2Params::of_hash(&phc), Some(cheap));
+        assert!(verify_password_with(&p, &phc, &mut scratch).unwrap());
+    }
+
+    #[test]
+    fn a_huge_lane_count_is_refused_not_a_panic() {
+        // Found by the `password_hash` fuzz target: reading this cost panicked ("attempt to
+        // multiply with overflow" in argon2's Params::new) wherever overflow checks are on, as in
+        // debug builds; the user import reads the cost of any hash it is sent.
+        let p = SecretString::from("correct horse battery".to_owned());
+        let mut scratch = HashScratch::default();
+        for lanes in ["536870912", "1000000000", "4294967295"] {
+            let phc = format!(
+                "$argon2id$v=19$m=19456,t=2,p={lanes}$c2FsdHNhbHRzYWx0$\
+                 cTbqNqOAQMfsOrBEjQkWQ2mu2j0m6DMWuD9eWN+8tEU"
+            );
+            assert_eq!(Argon2Params::of_hash(&phc), None, "{phc}");
+            assert!(needs_rehash(&phc, &Argon2Params::MINIMUM), "{phc}");
+            assert_eq!(
+                verify_password_with(&p, &phc, &mut scratch),
+                Err(PasswordError::MalformedHash)
+            );
+            assert_eq!(verify_password(&p, &phc), Err(PasswordError::MalformedHash));
         }
     }
 

@@ -17,6 +17,8 @@
 
 mod atomic;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 
 use std::collections::BTreeMap;
 use std::fmt;

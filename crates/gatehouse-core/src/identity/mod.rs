@@ -8,11 +8,11 @@ mod lockouts;
 mod members;
 mod membership_cache;
 mod mfa;
-mod operators;
+pub(crate) mod operators;
 pub mod permissions;
 mod principal;
 mod recovery;
-mod sessions;
+pub(crate) mod sessions;
 mod settings;
 mod tokens;
 

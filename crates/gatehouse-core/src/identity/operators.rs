@@ -306,7 +306,8 @@ impl Operators<'_> {
 }
 
 /// Where an imported hash's cost falls.
-enum HashCost {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HashCost {
     Unreadable,
     /// Below today's floor: bcrypt under cost 10, Argon2id under OWASP's minimum.
     Weak,
@@ -315,7 +316,7 @@ enum HashCost {
     TooCostly,
 }
 
-fn imported_hash_cost(hash: &str, configured: &Argon2Params) -> HashCost {
+pub(crate) fn imported_hash_cost(hash: &str, configured: &Argon2Params) -> HashCost {
     if let Some(cost) = bcrypt_cost(hash) {
         return match cost {
             c if c > BCRYPT_MAX_COST => HashCost::TooCostly,
@@ -356,5 +357,44 @@ fn refused(email: String, why: &'static str) -> ImportOutcome {
         email,
         user_id: None,
         error: Some(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_import_refuses_hashes_no_sign_in_can_verify() {
+        // Found by the `password_hash` fuzz target (fuzz/): both were accepted as weak hashes,
+        // and every sign-in of the imported user then failed.
+        let configured = Argon2Params::MINIMUM;
+        let cheap = Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let pw = SecretString::from("correct horse battery".to_owned());
+        let argon2 = gatehouse_crypto::hash_password(&pw, &cheap).unwrap();
+        let bcrypt = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+        for fine in [argon2.as_str(), bcrypt] {
+            assert_eq!(
+                imported_hash_cost(fine, &configured),
+                HashCost::Weak,
+                "{fine}"
+            );
+            assert!(stored_hash_affordable(fine, &configured), "{fine}");
+        }
+        for bad in [
+            argon2.replace("$v=19$", "$v=18$"),
+            bcrypt.replace("$05$", "$03$"),
+        ] {
+            assert_eq!(
+                imported_hash_cost(&bad, &configured),
+                HashCost::Unreadable,
+                "{bad}"
+            );
+            assert!(!stored_hash_affordable(&bad, &configured), "{bad}");
+        }
     }
 }

@@ -68,15 +68,15 @@ const MAX_DEVICE_NAME: usize = 100;
 /// `grt_{session id, 32 hex}_{secret}`: the id finds the session, the secret's digest must match.
 fn refresh_token(session: Uuid) -> Result<(SecretString, Vec<u8>), Error> {
     let secret = random_token(32).map_err(|e| Error::Internal(e.to_string()))?;
-    let token = SecretString::from(format!(
-        "{REFRESH_PREFIX}{}_{}",
-        session.simple(),
-        secret.expose()
-    ));
+    let token = SecretString::from(format_refresh(session, secret.expose()));
     Ok((token, digest(secret.expose())))
 }
 
-fn parse_refresh(token: &str) -> Option<(Uuid, &str)> {
+pub(crate) fn format_refresh(session: Uuid, secret: &str) -> String {
+    format!("{REFRESH_PREFIX}{}_{secret}", session.simple())
+}
+
+pub(crate) fn parse_refresh(token: &str) -> Option<(Uuid, &str)> {
     let rest = token.strip_prefix(REFRESH_PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
     if id.len() != 32 || secret.is_empty() || secret.len() > 128 {

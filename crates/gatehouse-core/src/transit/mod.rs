@@ -50,14 +50,24 @@ fn aad(org: OrgId, version: u32, ctx: &[u8]) -> Vec<u8> {
     )
 }
 
-fn parse(ciphertext: &[u8]) -> Option<(u32, Vec<u8>)> {
+/// Reads `gh:v{version}:{base64url}` into the version and the sealed bytes.
+pub(crate) fn parse(ciphertext: &[u8]) -> Option<(u32, Vec<u8>)> {
     let text = std::str::from_utf8(ciphertext).ok()?;
     let rest = text.strip_prefix(PREFIX)?;
     let (version, body) = rest.split_once(':')?;
     if version.is_empty() || version.len() > 10 || !version.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    // One spelling per ciphertext: `gh:v03:` is not `gh:v3:`.
+    if version.len() > 1 && version.starts_with('0') {
+        return None;
+    }
     Some((version.parse().ok()?, URL_SAFE_NO_PAD.decode(body).ok()?))
+}
+
+/// Writes what [`parse`] reads.
+pub(crate) fn format_ciphertext(version: u32, sealed: &[u8]) -> String {
+    format!("{PREFIX}{version}:{}", URL_SAFE_NO_PAD.encode(sealed))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +147,7 @@ impl Transit<'_> {
         }
     }
 
-    fn seal_item(org: OrgId, keys: &TransitState, item: &TransitItem) -> TransitOutcome {
+    pub(crate) fn seal_item(org: OrgId, keys: &TransitState, item: &TransitItem) -> TransitOutcome {
         if item.context.len() > MAX_CONTEXT_BYTES {
             return TransitOutcome::Failed("context is longer than 1024 bytes");
         }
@@ -145,16 +155,12 @@ impl Transit<'_> {
             return TransitOutcome::Failed("the newest key version is not usable");
         };
         match key.seal(&aad(org, keys.newest, &item.context), item.data.expose()) {
-            Ok(sealed) => TransitOutcome::Ciphertext(format!(
-                "{PREFIX}{}:{}",
-                keys.newest,
-                URL_SAFE_NO_PAD.encode(sealed)
-            )),
+            Ok(sealed) => TransitOutcome::Ciphertext(format_ciphertext(keys.newest, &sealed)),
             Err(_) => TransitOutcome::Failed("encryption failed"),
         }
     }
 
-    fn open_item(
+    pub(crate) fn open_item(
         org: OrgId,
         keys: &TransitState,
         item: &TransitItem,
@@ -320,5 +326,32 @@ impl Transit<'_> {
         tx.commit(proof).await?;
         self.keyring().forget_transit(scope.org_id());
         Ok((min_version, newest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ciphertext_has_one_spelling() {
+        // Found by the `transit_ciphertext` fuzz target (fuzz/): a version with leading zeros
+        // was read as the same version, so one ciphertext had endless spellings.
+        let sealed = [7u8; 44];
+        for version in [0, 3, 10, u32::MAX] {
+            let text = format_ciphertext(version, &sealed);
+            assert_eq!(parse(text.as_bytes()), Some((version, sealed.to_vec())));
+        }
+        let body = URL_SAFE_NO_PAD.encode(sealed);
+        for bad in [
+            "gh:v03:",
+            "gh:v00:",
+            "gh:v0010:",
+            "gh:v:",
+            "gh:v+3:",
+            "gh:v4294967296:",
+        ] {
+            assert_eq!(parse(format!("{bad}{body}").as_bytes()), None, "{bad}");
+        }
     }
 }

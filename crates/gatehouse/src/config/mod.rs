@@ -253,17 +253,33 @@ impl Config {
 
     /// Loads from `file` (if any) and the process environment.
     pub fn load_from(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = file else {
+            return Self::load_layers(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "config file {}: cannot read it: {e}",
+                path.display()
+            ))
+        })?;
+        Self::load_layers(Some((path, &text)))
+    }
+
+    /// What [`Self::load_from`] does once it has read the file: `text` is the contents of the
+    /// config file at `path`, layered over the defaults and under the process environment, then
+    /// validated. The fuzz target (`fuzz/`) feeds it arbitrary text.
+    #[doc(hidden)]
+    pub fn load_from_text(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        Self::load_layers(Some((path, text)))
+    }
+
+    fn load_layers(file: Option<(&Path, &str)>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError(format!(
-                    "config file {}: cannot read it: {e}",
-                    path.display()
-                ))
-            })?;
-            refuse_secrets_in_file(path, &text)?;
-            figment = figment.merge(Toml::string(&text));
+        if let Some((path, text)) = file {
+            refuse_secrets_in_file(path, text)?;
+            figment = figment.merge(Toml::string(text));
         }
+        let file = file.map(|(path, _)| path);
         figment = figment.merge(
             Env::prefixed("GATEHOUSE_")
                 .ignore(&["master_key", "config"])

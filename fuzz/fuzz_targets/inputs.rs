@@ -1,0 +1,80 @@
+//! The request-field parsers at the edge of the domain (`gatehouse_core::inputs`): email
+//! addresses, display names and new passwords, on arbitrary text.
+//!
+//! Input: a selector byte (which parser), then the text.
+//!
+//! Asserts:
+//! - an accepted email is the input trimmed and lower-cased, holds one `@` with 1 to 64 bytes
+//!   before it, at most 254 bytes in all, no whitespace or control character, and parses to itself
+//!   (one mailbox, one account);
+//! - an accepted display name is the input trimmed, 1 to 200 characters without control
+//!   characters, and parses to itself;
+//! - an accepted new password is NFKC-normalised, 8 to 256 characters, and parses to itself, so
+//!   the password a sign-in normalises is the one that was hashed.
+//!
+//! No `#![forbid(unsafe_code)]`: `fuzz_target!` emits a `#[no_mangle]` function (see src/lib.rs).
+#![no_main]
+
+use gatehouse_core::inputs::{DisplayName, Email, NewPassword, normalize_password};
+use gatehouse_crypto::SecretString;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(
+    init: {
+        let seeds: [&[u8]; 4] = [
+            b"\x00 Ada.Lovelace@Example.COM ",
+            b"\x01Acme Rocket Works \xc3\xa9",
+            b"\x02plum-orbit-cask-47",
+            b"\x02\xef\xac\x81ne-\xef\xbc\xa1pple-7",
+        ];
+        let seeds: Vec<Vec<u8>> = seeds.iter().map(|s| s.to_vec()).collect();
+        gatehouse_fuzz::write_seeds("inputs", &seeds);
+    },
+    |data: &[u8]| {
+        let (selector, rest) = gatehouse_fuzz::split_selector(data);
+        let Ok(text) = std::str::from_utf8(rest) else {
+            return;
+        };
+        match selector % 3 {
+            0 => {
+                let Ok(email) = Email::parse(text) else {
+                    return;
+                };
+                let e = email.as_str();
+                assert_eq!(e, text.trim().to_lowercase(), "not the input trimmed and lower-cased");
+                assert!(e.len() <= 254, "{} bytes", e.len());
+                assert_eq!(e.matches('@').count(), 1, "{e:?}");
+                let local = e.split('@').next().unwrap_or_default();
+                assert!((1..=64).contains(&local.len()), "{e:?}");
+                assert!(!e.chars().any(|c| c.is_whitespace() || c.is_control()), "{e:?}");
+                assert_eq!(Email::parse(e).ok().as_ref(), Some(&email), "not idempotent");
+            }
+            1 => {
+                let Ok(name) = DisplayName::parse("name", text) else {
+                    return;
+                };
+                let n = name.as_str();
+                assert_eq!(n, text.trim());
+                assert!((1..=200).contains(&n.chars().count()), "{n:?}");
+                assert!(!n.chars().any(char::is_control), "{n:?}");
+                assert_eq!(DisplayName::parse("name", n).ok().as_ref(), Some(&name));
+            }
+            _ => {
+                let typed = SecretString::from(text.to_owned());
+                let Ok(password) = NewPassword::parse(typed.clone()) else {
+                    return;
+                };
+                let p = password.secret().expose();
+                assert_eq!(p, normalize_password(&typed).expose());
+                let n = p.chars().count();
+                assert!((NewPassword::MIN_CHARS..=NewPassword::MAX_CHARS).contains(&n), "{n}");
+                let again = NewPassword::parse(password.secret().clone());
+                assert_eq!(
+                    again.ok().as_ref().map(|a| a.secret().expose()),
+                    Some(p),
+                    "normalising twice changes the password or its verdict"
+                );
+            }
+        }
+    }
+);
