@@ -80,8 +80,8 @@ impl utoipa::Modify for BearerAuth {
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use Limit::{Admin, Auth, ReadWrite, Unlimited};
     use routes::{
-        admin, api_keys, audit, auth, health, invitations, me, metrics, mfa, organization,
-        recovery, secrets, security_txt, signup, transit,
+        admin, admin_sessions, api_keys, audit, auth, health, invitations, me, metrics, mfa,
+        organization, recovery, secrets, security_txt, signup, transit,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the document it serves.
@@ -127,7 +127,13 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(audit::list))
         .add(ReadWrite, routes!(audit::export))
         .add(Admin, routes!(audit::operator_list))
-        .add(Auth, routes!(admin::login))
+        .add(Auth, routes!(admin_sessions::login))
+        .add(Auth, routes!(admin_sessions::refresh))
+        .add(Auth, routes!(admin_sessions::step_up))
+        .add(Admin, routes!(admin_sessions::logout))
+        .add(Admin, routes!(admin_sessions::sessions))
+        .add(Admin, routes!(admin_sessions::revoke))
+        .add(Admin, routes!(admin_sessions::revoke_others))
         .add(Admin, routes!(admin::import))
         .add(Admin, routes!(health::details))
         .add(Admin, routes!(admin::impersonate))

@@ -135,13 +135,14 @@ impl From<Error> for ApiError {
                     )
                 }
             }
-            Error::Unauthenticated(_) | Error::InvalidCredentials => {
+            Error::Unauthenticated(_) | Error::InvalidCredentials | Error::SecondFactorRequired => {
                 Self::new(StatusCode::UNAUTHORIZED, code, e.to_string())
             }
             Error::Forbidden { .. }
             | Error::WrongAudience(_)
             | Error::OrganizationMismatch
             | Error::StepUpRequired { .. }
+            | Error::SecondFactorNotEnrolled(_)
             | Error::EmailUnverified => Self::new(StatusCode::FORBIDDEN, code, e.to_string()),
             Error::OrganizationRequired => Self {
                 field: Some("x-organization-id"),

@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_second_factor.sql"),
     ),
     (9, "vault", include_str!("../migrations/0009_vault.sql")),
+    (
+        10,
+        "operator_factor",
+        include_str!("../migrations/0010_operator_factor.sql"),
+    ),
 ];
 
 #[must_use]

@@ -2,13 +2,13 @@
 
 use async_trait::async_trait;
 use gatehouse_core::StoreError;
-use gatehouse_core::store::{OperatorRecord, OperatorStore};
+use gatehouse_core::store::{OperatorFactor, OperatorRecord, OperatorStore};
 use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use crate::errors::{map_err, map_user_insert_err};
-use crate::rows::{get, micros, time_col};
+use crate::rows::{get, micros, opt_time_col, time_col};
 use crate::tx::SqliteTx;
 
 fn operator(row: &SqliteRow) -> Result<OperatorRecord, StoreError> {
@@ -18,7 +18,30 @@ fn operator(row: &SqliteRow) -> Result<OperatorRecord, StoreError> {
         name: get(row, "name")?,
         password_hash: get(row, "password_hash")?,
         created_at: time_col(row, "created_at")?,
+        totp: factor(row)?,
     })
+}
+
+fn factor(row: &SqliteRow) -> Result<Option<OperatorFactor>, StoreError> {
+    let envelope: Option<Vec<u8>> = get(row, "totp_envelope")?;
+    let confirmed_at = opt_time_col(row, "totp_confirmed_at")?;
+    let last: i64 = get(row, "totp_last_step")?;
+    Ok(match (envelope, confirmed_at) {
+        (Some(envelope), Some(confirmed_at)) => Some(OperatorFactor {
+            envelope,
+            confirmed_at,
+            last_step: u64::try_from(last)
+                .map_err(|_| StoreError::Corrupt("totp_last_step".into()))?,
+        }),
+        (None, None) => None,
+        _ => return Err(StoreError::Corrupt("operators.totp_*".into())),
+    })
+}
+
+/// TOTP steps are `u64` in the domain and a signed 64-bit integer here: a step past `i64::MAX`
+/// is refused, never wrapped.
+fn step(s: u64) -> Result<i64, StoreError> {
+    i64::try_from(s).map_err(|_| StoreError::Backend(format!("totp step {s} out of range")))
 }
 
 #[async_trait]
@@ -26,13 +49,17 @@ impl OperatorStore for SqliteTx {
     async fn insert_operator(&mut self, o: &OperatorRecord) -> Result<(), StoreError> {
         let c: &mut SqliteConnection = &mut self.tx;
         sqlx::query(
-            "INSERT INTO operators (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO operators (id, email, name, password_hash, created_at, totp_envelope, \
+             totp_confirmed_at, totp_last_step) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(o.id)
         .bind(&o.email)
         .bind(&o.name)
         .bind(&o.password_hash)
         .bind(micros(o.created_at))
+        .bind(o.totp.as_ref().map(|f| f.envelope.clone()))
+        .bind(o.totp.as_ref().map(|f| micros(f.confirmed_at)))
+        .bind(step(o.totp.as_ref().map_or(0, |f| f.last_step))?)
         .execute(c)
         .await
         .map(|_| ())
@@ -71,5 +98,39 @@ impl OperatorStore for SqliteTx {
             .await
             .map(|_| ())
             .map_err(map_err)
+    }
+
+    async fn set_operator_totp(
+        &mut self,
+        id: Uuid,
+        f: Option<&OperatorFactor>,
+    ) -> Result<bool, StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        let done = sqlx::query(
+            "UPDATE operators SET totp_envelope = ?, totp_confirmed_at = ?, totp_last_step = ? \
+             WHERE id = ?",
+        )
+        .bind(f.map(|f| f.envelope.clone()))
+        .bind(f.map(|f| micros(f.confirmed_at)))
+        .bind(step(f.map_or(0, |f| f.last_step))?)
+        .bind(id)
+        .execute(c)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn use_operator_totp_step(&mut self, id: Uuid, s: u64) -> Result<bool, StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        let done = sqlx::query(
+            "UPDATE operators SET totp_last_step = ?1 \
+             WHERE id = ?2 AND totp_envelope IS NOT NULL AND totp_last_step < ?1",
+        )
+        .bind(step(s)?)
+        .bind(id)
+        .execute(c)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -60,7 +60,8 @@ macro_rules! behaviour_suite {
             organization_with_owner
         );
         $crate::behaviour_suite!(@store $fresh; operators;
-            identity_operator_emails_are_unique
+            identity_operator_emails_are_unique,
+            identity_an_operators_totp_step_is_spent_once
         );
         $crate::behaviour_suite!(@store $fresh; members;
             duplicate_membership_is_a_conflict,

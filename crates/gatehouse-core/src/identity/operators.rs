@@ -1,5 +1,6 @@
 //! Platform operators: separate accounts on their own audience and tier, user import, and
 //! impersonation (a 30-minute, never-renewed session whose every action carries both identities).
+//! Their own sign-in, second factor and sessions are in `operator_auth`.
 
 use gatehouse_crypto::Argon2Params;
 use gatehouse_crypto::SecretString;
@@ -8,10 +9,10 @@ use uuid::Uuid;
 
 use super::sessions::IssuedSession;
 use crate::audit::{self, Actor, AuditEvent, Outcome};
-use crate::context::{OperatorCall, RequestContext};
+use crate::context::OperatorCall;
 use crate::error::{Error, StoreError};
 use crate::ids::{OrgId, UserId, new_uuid};
-use crate::inputs::{DisplayName, Email, NewPassword, normalize_password};
+use crate::inputs::{DisplayName, Email, NewPassword};
 use crate::kernel::Kernel;
 use crate::scope::TenantScope;
 use crate::store::{OperatorRecord, Tier, UserRecord};
@@ -56,6 +57,7 @@ impl Operators<'_> {
             name: name.as_str().to_owned(),
             password_hash: hash,
             created_at: self.clock().now(),
+            totp: None,
         };
         let mut tx = self.store().begin().await?;
         tx.insert_operator(&record).await?;
@@ -68,88 +70,6 @@ impl Operators<'_> {
         let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
         Ok(record.id)
-    }
-
-    /// Signs an operator in (operator tier, operator audience).
-    pub async fn login(
-        &self,
-        email: &str,
-        password: &SecretString,
-        device_name: Option<String>,
-        request: &RequestContext,
-    ) -> Result<IssuedSession, Error> {
-        let password = normalize_password(password);
-        let now = self.clock().now();
-        let account_subject = super::lockouts::lockout_subject("operator", email);
-        let ip_subject = request.ip.clone().unwrap_or_default();
-        self.ensure_not_locked(&account_subject, &ip_subject, now)?;
-        let operator = match Email::parse(email) {
-            Ok(e) => {
-                let mut tx = self.store().begin_read().await?;
-                tx.operator_by_email(e.as_str()).await?
-            }
-            Err(_) => None,
-        };
-        let (ok, rehash) = self
-            .check_password(
-                &password,
-                operator.as_ref().map(|o| o.password_hash.clone()),
-            )
-            .await?;
-        let operator = match operator {
-            Some(o) if ok => {
-                self.attempt_succeeded(&account_subject, &ip_subject);
-                o
-            }
-            found => {
-                let mut event = AuditEvent::success(
-                    Actor::anonymous(),
-                    "operator.login_failed",
-                    "operator",
-                    found.map_or_else(|| "unknown".to_owned(), |o| o.id.to_string()),
-                )
-                .with_request(request.request_id.clone());
-                event.outcome = Outcome::Denied;
-                if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
-                    tracing::error!(error = %e, "could not record a failed operator sign-in");
-                }
-                return Err(Error::InvalidCredentials);
-            }
-        };
-        let new_hash = if rehash {
-            Some(self.passwords().hash(password).await?)
-        } else {
-            None
-        };
-        let mut tx = self.store().begin().await?;
-        if let Some(h) = &new_hash {
-            tx.set_operator_password_hash(operator.id, h).await?;
-        }
-        let (session, refresh) = self.new_session(
-            operator.id,
-            Tier::Operator,
-            None,
-            None,
-            None,
-            device_name.unwrap_or_else(|| "operator console".to_owned()),
-            request,
-        )?;
-        tx.insert_session(&session).await?;
-        let event = AuditEvent::success(
-            Actor::operator(operator.id),
-            "operator.login",
-            "session",
-            session.id,
-        )
-        .with_request(request.request_id.clone());
-        let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
-        tx.commit(proof).await?;
-        let flags = super::sessions::UserFlags {
-            mfa_enrolled: false,
-            email_verified: true,
-        };
-        self.issue(&session, Vec::new(), Some(refresh), false, flags)
-            .await
     }
 
     /// Starts impersonating a member of an organisation. The session lasts the impersonation
@@ -168,6 +88,25 @@ impl Operators<'_> {
         } = call;
         if operator.tier != Tier::Operator {
             return Err(Error::WrongAudience("only operators impersonate"));
+        }
+        // A stolen operator token alone must not become a customer's session: the operator
+        // shows a recent second factor (or, where none is enrolled or required, password) first.
+        if let Some(method) = self.step_up_missing(operator) {
+            let mut event = AuditEvent::success(
+                operator.actor(),
+                "impersonation.step_up_required",
+                "user",
+                user,
+            )
+            .with_request(request.request_id.clone());
+            event.outcome = Outcome::Denied;
+            if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
+                tracing::error!(error = %e, "could not record a refused impersonation");
+            }
+            return Err(Error::StepUpRequired {
+                permission: "impersonation",
+                method,
+            });
         }
         let reason = reason.trim();
         if reason.len() < 3 || reason.len() > 500 {

@@ -5,6 +5,7 @@ use gatehouse_crypto::{SecretString, ct_eq, random_token, sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::Audience;
 use super::claims::{AccessClaims, Act};
 use super::digest;
 use super::lockouts::lockout_subject;
@@ -143,8 +144,12 @@ impl Kernel {
         session: &SessionRecord,
     ) -> Result<UserFlags, Error> {
         if session.tier == Tier::Operator {
+            let enrolled = tx
+                .operator_by_id(session.subject_id)
+                .await?
+                .is_some_and(|o| o.totp.is_some());
             return Ok(UserFlags {
-                mfa_enrolled: false,
+                mfa_enrolled: enrolled,
                 email_verified: true,
             });
         }
@@ -481,12 +486,27 @@ impl Sessions<'_> {
             .map(LoginOutcome::Session)
     }
 
-    /// Rotates the refresh token. Presenting a spent one means it was copied: the session ends.
+    /// Rotates a tenant session's refresh token (`POST /v1/auth/refresh`). Presenting a spent
+    /// one means it was copied: the session ends.
     pub async fn refresh(
         &self,
         token: &SecretString,
         browser: bool,
         request: &RequestContext,
+    ) -> Result<IssuedSession, Error> {
+        self.refresh_on(token, browser, request, Audience::Tenant)
+            .await
+    }
+
+    /// Rotates the refresh token of a session of `audience`'s tiers: the tenant API refreshes
+    /// customer sessions and the operators' API operator sessions, never the other's (an operator
+    /// credential works on the operators' surface only, even when it is a separate listener).
+    pub(crate) async fn refresh_on(
+        &self,
+        token: &SecretString,
+        browser: bool,
+        request: &RequestContext,
+        audience: Audience,
     ) -> Result<IssuedSession, Error> {
         let invalid = || Error::Unauthenticated("the refresh token is invalid");
         let (id, secret) = parse_refresh(token.expose()).ok_or_else(invalid)?;
@@ -527,6 +547,33 @@ impl Sessions<'_> {
             return Err(Error::Unauthenticated(
                 "the refresh token was already used; the session has been revoked",
             ));
+        }
+        // Checked once the token is known genuine, so the refusal says nothing about a guess.
+        match (audience, session.tier) {
+            (Audience::Tenant, Tier::Operator) => {
+                return Err(Error::WrongAudience(
+                    "operator sessions are refreshed at POST /admin/v1/auth/refresh",
+                ));
+            }
+            (Audience::Operator, Tier::Customer | Tier::Impersonation) => {
+                return Err(Error::WrongAudience(
+                    "only operator sessions are refreshed on /admin/v1",
+                ));
+            }
+            (Audience::Operator, Tier::Operator) => {
+                // A server that now requires operators' second factor renews no session an
+                // operator without one opened before.
+                let enrolled = tx
+                    .operator_by_id(session.subject_id)
+                    .await?
+                    .is_some_and(|o| o.totp.is_some());
+                if !enrolled && self.identity().settings().operator_totp_required {
+                    return Err(Error::SecondFactorNotEnrolled(
+                        "enrol one with `gatehouse admin enrol-totp --email ...`",
+                    ));
+                }
+            }
+            (Audience::Tenant, _) => {}
         }
         let (new_token, new_hash) = refresh_token(id)?;
         if !tx

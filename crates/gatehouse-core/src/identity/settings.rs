@@ -31,6 +31,9 @@ pub struct IdentitySettings {
     pub unverified_access: UnverifiedAccess,
     /// The issuer label authenticator apps show next to the account.
     pub totp_issuer: String,
+    /// Whether an operator must show a TOTP code at every sign-in (an operator without a factor
+    /// cannot sign in at all). On by default in production.
+    pub operator_totp_required: bool,
 }
 
 /// What an account with an unverified email may do in its organisations.
@@ -88,6 +91,7 @@ impl Default for IdentitySettings {
             email_verification_ttl: Duration::hours(24),
             unverified_access: UnverifiedAccess::Full,
             totp_issuer: "Gatehouse".to_owned(),
+            operator_totp_required: false,
         }
     }
 }

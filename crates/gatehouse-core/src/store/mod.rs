@@ -46,7 +46,7 @@ pub use key_material::{KekVersionRecord, KeyMaterialStore, KeyState, PlatformKey
 pub use members::{MemberStore, MembershipRecord, Role};
 pub use one_time_tokens::{OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use operator_audit::OperatorAuditStore;
-pub use operators::{OperatorRecord, OperatorStore};
+pub use operators::{OperatorFactor, OperatorRecord, OperatorStore};
 pub use org_keys::{OrgKeyRecord, OrgKeyStore};
 pub use organizations::{OrganizationRecord, OrganizationStore};
 pub use outbox::{MailBacklog, MailQueue, MailRecord, OutboxStore};

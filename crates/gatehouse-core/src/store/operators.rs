@@ -13,6 +13,18 @@ pub struct OperatorRecord {
     pub name: String,
     pub password_hash: String,
     pub created_at: OffsetDateTime,
+    /// The operator's TOTP factor; stored only once a first code has confirmed it.
+    pub totp: Option<OperatorFactor>,
+}
+
+/// An operator's confirmed TOTP factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorFactor {
+    /// The seed, sealed with the platform key; the context binds the operator.
+    pub envelope: Vec<u8>,
+    pub confirmed_at: OffsetDateTime,
+    /// The last time step a code was accepted for: only later steps are accepted (no replay).
+    pub last_step: u64,
 }
 
 #[async_trait]
@@ -36,4 +48,20 @@ pub trait OperatorStore: Send {
         id: uuid::Uuid,
         hash: &str,
     ) -> Result<(), StoreError>;
+
+    /// Puts (or, with `None`, removes) the operator's TOTP factor; returns whether the operator
+    /// exists.
+    async fn set_operator_totp(
+        &mut self,
+        id: uuid::Uuid,
+        factor: Option<&OperatorFactor>,
+    ) -> Result<bool, StoreError>;
+
+    /// Records `step` as used if the factor's last step is earlier; returns whether it was
+    /// (false: a replay, or no factor).
+    async fn use_operator_totp_step(
+        &mut self,
+        id: uuid::Uuid,
+        step: u64,
+    ) -> Result<bool, StoreError>;
 }

@@ -1,5 +1,6 @@
-//! The operator API: operator sign-in, user import and impersonation. Only operator tokens (their
-//! own audience and tier) pass; tenant tokens get 403 `wrong_audience`.
+//! The operator API: user import and impersonation (operators' own sign-in and sessions are in
+//! `admin_sessions`). Only operator tokens (their own audience and tier) pass; tenant tokens get
+//! 403 `wrong_audience`.
 
 use std::fmt;
 
@@ -9,66 +10,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_core::identity::ImportedUser;
 use gatehouse_core::{OrgId, UserId};
-use gatehouse_crypto::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::OperatorCaller;
-use crate::extract::RequestMeta;
 use crate::json::ApiJson;
 use crate::problem::{ApiError, Problem};
 use crate::routes::auth::{SessionMode, TokenResponse, session_response};
 use crate::state::AppState;
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct OperatorLogin {
-    email: String,
-    #[schema(format = Password)]
-    password: String,
-    device_name: Option<String>,
-}
-
-impl fmt::Debug for OperatorLogin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OperatorLogin")
-            .field("email", &self.email)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Signs an operator in: a 12-hour operator-tier session whose tokens work only on `/admin/v1`.
-#[utoipa::path(post, path = "/admin/v1/auth/login", tag = "admin",
-    request_body = OperatorLogin,
-    responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
-        (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`: sign-in for this operator or address is locked after failures; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`overloaded`: password hashing is saturated; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
-    ))]
-pub(crate) async fn login(
-    State(state): State<AppState>,
-    RequestMeta(meta): RequestMeta,
-    ApiJson(req): ApiJson<OperatorLogin>,
-) -> Result<Response, ApiError> {
-    let issued = state
-        .kernel
-        .operators()
-        .login(
-            &req.email,
-            &SecretString::from(req.password),
-            req.device_name,
-            &meta,
-        )
-        .await
-        .inspect_err(|_| gatehouse_core::telemetry::metrics::auth("operator_password", false))?;
-    gatehouse_core::telemetry::metrics::auth("operator_password", true);
-    Ok(session_response(
-        issued,
-        SessionMode::Bearer,
-        StatusCode::OK,
-    ))
-}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -171,12 +120,12 @@ pub(crate) struct ImpersonationRequest {
 }
 
 /// Starts impersonating a member: a 30-minute token (no refresh token) for the organisation, whose
-/// every action is audited with both identities.
+/// every action is audited with both identities. Needs a recent step-up.
 #[utoipa::path(post, path = "/admin/v1/impersonations", tag = "admin", security(("bearer" = [])),
     request_body = ImpersonationRequest,
     responses(
         (status = 201, description = "The impersonation token", body = TokenResponse),
-        (status = 403, description = "Not an operator token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator token (`wrong_audience`), or `step_up_required`: the operator's last second factor (or, without one where none is required, password) is older than the step-up window; `POST /admin/v1/auth/step-up` first", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The user is not a member", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: `reason` is not 3 to 500 characters", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -88,27 +88,28 @@ pub(crate) async fn sessions(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<SessionList>, ApiError> {
-    let items = state
-        .kernel
-        .sessions()
-        .list(&caller.call)
-        .await?
-        .into_iter()
-        .map(|s| Session {
-            id: s.id,
-            device_name: s.device_name,
-            user_agent: s.user_agent,
-            ip: s.ip,
-            created_at: s.created_at,
-            last_seen_at: s.last_seen_at,
-            expires_at: s.expires_at,
-            current: s.current,
-        })
-        .collect();
-    Ok(Json(SessionList {
-        items,
+    let views = state.kernel.sessions().list(&caller.call).await?;
+    Ok(Json(session_list(views)))
+}
+
+/// The list answer for sessions (also the operators' `GET /admin/v1/sessions`).
+pub(crate) fn session_list(views: Vec<gatehouse_core::identity::SessionView>) -> SessionList {
+    SessionList {
+        items: views
+            .into_iter()
+            .map(|s| Session {
+                id: s.id,
+                device_name: s.device_name,
+                user_agent: s.user_agent,
+                ip: s.ip,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                expires_at: s.expires_at,
+                current: s.current,
+            })
+            .collect(),
         next_cursor: None,
-    }))
+    }
 }
 
 /// Ends one of the caller's sessions; its tokens are refused from the next request on.
@@ -132,6 +133,12 @@ pub(crate) struct Revoked {
     revoked: usize,
 }
 
+impl Revoked {
+    pub(crate) fn new(revoked: usize) -> Self {
+        Self { revoked }
+    }
+}
+
 /// Ends every session of the caller except this one.
 #[utoipa::path(post, path = "/v1/me/sessions/revoke-others", tag = "me", security(("bearer" = [])),
     responses((status = 200, description = "How many were revoked", body = Revoked)))]
@@ -140,5 +147,5 @@ pub(crate) async fn revoke_others(
     caller: Caller,
 ) -> Result<Json<Revoked>, ApiError> {
     let revoked = state.kernel.sessions().revoke_others(&caller.call).await?;
-    Ok(Json(Revoked { revoked }))
+    Ok(Json(Revoked::new(revoked)))
 }

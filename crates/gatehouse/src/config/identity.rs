@@ -33,6 +33,9 @@ pub struct IdentityConfig {
     pub unverified_access: String,
     /// The label authenticator apps show (default: `mail.product_name`).
     pub totp_issuer: Option<String>,
+    /// Operators sign in only with a TOTP code (enrolled with `gatehouse admin enrol-totp`).
+    /// Unset: required in production, optional in development. Production refuses `false`.
+    pub operator_totp_required: Option<bool>,
 }
 
 impl Default for IdentityConfig {
@@ -57,6 +60,7 @@ impl Default for IdentityConfig {
             unverified_access: d.unverified_access.as_str().to_owned(),
             // Unset: the label follows `mail.product_name`.
             totp_issuer: None,
+            operator_totp_required: None,
         }
     }
 }
@@ -125,6 +129,12 @@ pub(super) fn validate(
     if !(3_600..=30 * 86_400).contains(&c.email_verification_ttl_secs) {
         return refuse("identity.email_verification_ttl_secs: must be between 3600 and 2592000");
     }
+    if production && c.operator_totp_required == Some(false) {
+        return refuse(
+            "identity.operator_totp_required: production operators sign in with a second factor; \
+             remove the setting and enrol one with `gatehouse admin enrol-totp --email ...`",
+        );
+    }
     let unverified_access = UnverifiedAccess::parse(&c.unverified_access).ok_or_else(|| {
         ConfigError(format!(
             "identity.unverified_access: {:?} is not one of \"full\", \"read_only\"",
@@ -151,5 +161,6 @@ pub(super) fn validate(
             .totp_issuer
             .clone()
             .unwrap_or_else(|| product_name.to_owned()),
+        operator_totp_required: c.operator_totp_required.unwrap_or(production),
     })
 }

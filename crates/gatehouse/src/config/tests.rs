@@ -98,6 +98,34 @@ fn production_needs_a_supplied_master_key() {
 }
 
 #[test]
+fn operators_need_a_second_factor_by_default_in_production_only() {
+    Jail::expect_with(|jail| {
+        let dev = Config::load_from(None).map_err(|e| e.0)?;
+        assert!(!dev.identity.operator_totp_required);
+        jail.set_env("GATEHOUSE_MODE", "production");
+        jail.set_env("GATEHOUSE_MASTER_KEY", KEY_B64);
+        jail.set_env("GATEHOUSE_IDENTITY__ISSUER", "https://id.example.com");
+        jail.set_env("GATEHOUSE_MAIL__BASE_URL", "https://app.example.com");
+        jail.set_env("GATEHOUSE_MAIL__TRANSPORT", "smtp");
+        let prod = Config::load_from(None).map_err(|e| e.0)?;
+        assert!(prod.identity.operator_totp_required);
+        jail.set_env("GATEHOUSE_IDENTITY__OPERATOR_TOTP_REQUIRED", "false");
+        let msg = err(Config::load_from(None));
+        assert!(
+            msg.starts_with("identity.operator_totp_required:") && msg.contains("enrol-totp"),
+            "{msg}"
+        );
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.set_env("GATEHOUSE_IDENTITY__OPERATOR_TOTP_REQUIRED", "true");
+        let dev = Config::load_from(None).map_err(|e| e.0)?;
+        assert!(dev.identity.operator_totp_required);
+        Ok(())
+    });
+}
+
+#[test]
 fn production_refuses_plain_http_off_loopback_unless_behind_a_tls_proxy() {
     Jail::expect_with(|jail| {
         jail.set_env("GATEHOUSE_MODE", "production");

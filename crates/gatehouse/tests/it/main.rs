@@ -24,6 +24,7 @@ mod membership;
 mod metrics;
 mod mfa;
 mod openapi;
+mod operator_sessions;
 mod operators;
 #[cfg(feature = "otlp")]
 mod otlp;

@@ -203,6 +203,7 @@ impl TestApp {
                 PROBE_OPERATOR,
                 &gatehouse_crypto::SecretString::from(PASSWORD.to_owned()),
                 None,
+                None,
                 &gatehouse_core::RequestContext::default(),
             )
             .await

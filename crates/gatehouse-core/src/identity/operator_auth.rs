@@ -1,0 +1,508 @@
+//! Operators' own sign-in and sessions (A9): the password and, where a factor is enrolled or the
+//! server requires one, a TOTP code in the same request; step-up before impersonation; refresh,
+//! logout and revocation on the operators' surface only; factor enrolment from the CLI (whoever
+//! runs it already holds the host, which is the operators' break-glass path too).
+
+use std::sync::Arc;
+
+use gatehouse_crypto::{SecretString, TotpCheck, TotpSecret};
+use uuid::Uuid;
+
+use super::lockouts::{Strict, lockout_subject};
+use super::sessions::{IssuedSession, SessionView, actor_of, to_secs};
+use super::{Audience, Principal};
+use crate::audit::{self, Actor, AuditEvent, Outcome};
+use crate::context::{AccountCall, OperatorCall, RequestContext};
+use crate::error::Error;
+use crate::inputs::{Email, normalize_password};
+use crate::store::{OperatorFactor, OperatorRecord, Tier};
+
+use super::operators::Operators;
+
+/// The sealing context's kind for an operator's TOTP seed (users' seeds use `totp`).
+const SEAL_KIND: &str = "operator-totp";
+
+/// A TOTP enrolment started from the CLI: what the authenticator app needs, and the seed, kept
+/// in memory only until a first code confirms it.
+#[derive(Debug)]
+pub struct OperatorEnrolment {
+    pub operator_id: Uuid,
+    pub email: String,
+    pub secret: SecretString,
+    pub otpauth_uri: SecretString,
+    seed: TotpSecret,
+}
+
+/// The same check users' factors use: 6 digits, 30-second steps, one step of skew.
+fn totp() -> TotpCheck {
+    TotpCheck::default()
+}
+
+fn ensure_operator(principal: &Principal) -> Result<(), Error> {
+    if principal.tier != Tier::Operator || principal.api_key_permissions.is_some() {
+        return Err(Error::WrongAudience(
+            "only an operator's own session does this",
+        ));
+    }
+    Ok(())
+}
+
+fn as_account(call: &OperatorCall) -> Result<AccountCall, Error> {
+    ensure_operator(&call.principal)?;
+    Ok(AccountCall {
+        principal: Arc::clone(&call.principal),
+        request: call.request.clone(),
+    })
+}
+
+impl Operators<'_> {
+    /// Signs an operator in (operator tier, operator audience). An operator with a factor sends
+    /// its current code as `code`; where the server requires a factor, one without cannot sign
+    /// in at all.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &SecretString,
+        code: Option<&SecretString>,
+        device_name: Option<String>,
+        request: &RequestContext,
+    ) -> Result<IssuedSession, Error> {
+        let password = normalize_password(password);
+        let now = self.clock().now();
+        let account_subject = lockout_subject("operator", email);
+        let ip_subject = request.ip.clone().unwrap_or_default();
+        self.ensure_not_locked(&account_subject, &ip_subject, now)?;
+        let operator = match Email::parse(email) {
+            Ok(e) => {
+                let mut tx = self.store().begin_read().await?;
+                tx.operator_by_email(e.as_str()).await?
+            }
+            Err(_) => None,
+        };
+        let (ok, rehash) = self
+            .check_password(
+                &password,
+                operator.as_ref().map(|o| o.password_hash.clone()),
+            )
+            .await?;
+        let operator = match operator {
+            Some(o) if ok => {
+                self.attempt_succeeded(&account_subject, &ip_subject);
+                o
+            }
+            found => {
+                self.record_refusal_of(found.map(|o| o.id), "operator.login_failed", None, request)
+                    .await;
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        // The code is checked before anything is written, and its step spent in the same
+        // transaction as the session it opens.
+        let step = match (&operator.totp, code) {
+            (Some(factor), Some(code)) => {
+                Some(self.check_code(&operator, factor, code, request).await?)
+            }
+            (Some(_), None) => return Err(Error::SecondFactorRequired),
+            (None, _) if self.identity().settings().operator_totp_required => {
+                self.record_refusal_of(
+                    Some(operator.id),
+                    "operator.login_refused",
+                    Some("{\"reason\":\"no_second_factor\"}"),
+                    request,
+                )
+                .await;
+                return Err(Error::SecondFactorNotEnrolled(
+                    "enrol one on the server's host with `gatehouse admin enrol-totp --email ...`",
+                ));
+            }
+            (None, _) => None,
+        };
+        let new_hash = if rehash {
+            Some(self.passwords().hash(password).await?)
+        } else {
+            None
+        };
+        let mut tx = self.store().begin().await?;
+        if let Some(step) = step {
+            if !tx.use_operator_totp_step(operator.id, step).await? {
+                drop(tx);
+                return self.code_failed(&operator, request).await;
+            }
+            self.attempt_succeeded_as(
+                &factor_subject(operator.id),
+                &ip_subject,
+                Strict::PerAccount,
+            );
+        }
+        if let Some(h) = &new_hash {
+            tx.set_operator_password_hash(operator.id, h).await?;
+        }
+        let (mut session, refresh) = self.new_session(
+            operator.id,
+            Tier::Operator,
+            None,
+            None,
+            None,
+            device_name.unwrap_or_else(|| "operator console".to_owned()),
+            request,
+        )?;
+        if step.is_some() {
+            session.mfa_at = Some(now);
+        }
+        tx.insert_session(&session).await?;
+        let event = AuditEvent::success(
+            Actor::operator(operator.id),
+            "operator.login",
+            "session",
+            session.id,
+        )
+        .with_details(format!(
+            "{{\"second_factor\":{}}}",
+            if step.is_some() { "\"totp\"" } else { "null" }
+        ))
+        .with_request(request.request_id.clone());
+        let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        let flags = super::sessions::UserFlags {
+            mfa_enrolled: operator.totp.is_some(),
+            email_verified: true,
+        };
+        self.issue(&session, Vec::new(), Some(refresh), false, flags)
+            .await
+    }
+
+    /// The step `code` proves for the operator's factor, under the strict per-account lockout
+    /// (whoever gets here holds the password). A wrong code is recorded and refused.
+    async fn check_code(
+        &self,
+        operator: &OperatorRecord,
+        factor: &OperatorFactor,
+        code: &SecretString,
+        request: &RequestContext,
+    ) -> Result<u64, Error> {
+        self.ensure_not_locked_as(
+            &factor_subject(operator.id),
+            request.ip.as_deref().unwrap_or_default(),
+            Strict::PerAccount,
+            self.clock().now(),
+        )?;
+        let raw =
+            self.keyring()
+                .open_platform(SEAL_KIND, &operator.id.to_string(), &factor.envelope)?;
+        let seed = TotpSecret::from_bytes(raw.expose().to_vec());
+        match totp().matching_step(
+            &seed,
+            code.expose(),
+            to_secs(self.clock().now()),
+            factor.last_step,
+        ) {
+            Some(step) => Ok(step),
+            None => self.code_failed(operator, request).await,
+        }
+    }
+
+    async fn code_failed<T>(
+        &self,
+        operator: &OperatorRecord,
+        request: &RequestContext,
+    ) -> Result<T, Error> {
+        self.record_refusal_of(Some(operator.id), "operator.mfa_failed", None, request)
+            .await;
+        Err(Error::InvalidCredentials)
+    }
+
+    /// Records a refused operator step on the operators' chain, in its own transaction.
+    async fn record_refusal_of(
+        &self,
+        operator: Option<Uuid>,
+        action: &str,
+        details: Option<&str>,
+        request: &RequestContext,
+    ) {
+        let mut event = AuditEvent::success(
+            operator.map_or_else(Actor::anonymous, Actor::operator),
+            action,
+            "operator",
+            operator.map_or_else(|| "unknown".to_owned(), |o| o.to_string()),
+        )
+        .with_request(request.request_id.clone());
+        if let Some(d) = details {
+            event = event.with_details(d.to_owned());
+        }
+        event.outcome = Outcome::Denied;
+        if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
+            tracing::error!(error = %e, action, "could not record a refused operator step");
+        }
+    }
+
+    /// Rotates an operator's refresh token. Only operator sessions are refreshed here, and the
+    /// tenant API's refresh refuses them: an operator's credentials work on `/admin/v1` only.
+    pub async fn refresh(
+        &self,
+        token: &SecretString,
+        request: &RequestContext,
+    ) -> Result<IssuedSession, Error> {
+        self.sessions()
+            .refresh_on(token, false, request, Audience::Operator)
+            .await
+    }
+
+    /// What an operator must show before impersonating (or another action that needs a recent
+    /// check): `None` when the session's last second factor, or (for an operator without one on
+    /// a server that does not require it) its last password, is within the step-up window.
+    pub(crate) fn step_up_missing(&self, principal: &Principal) -> Option<&'static str> {
+        let now = to_secs(self.clock().now());
+        let window =
+            u64::try_from(self.identity().settings().step_up_window.whole_seconds()).unwrap_or(0);
+        let recent = |t: Option<u64>| t.is_some_and(|t| t <= now && now - t <= window);
+        if recent(principal.mfa_time) {
+            None
+        } else if principal.mfa_enrolled || self.identity().settings().operator_totp_required {
+            Some("second factor (POST /admin/v1/auth/step-up with `code`)")
+        } else {
+            (!recent(principal.auth_time))
+                .then_some("password (POST /admin/v1/auth/step-up with `password`)")
+        }
+    }
+
+    /// Refreshes the session's step-up time with the operator's TOTP code (or, for an operator
+    /// without a factor where none is required, the password) and returns a new access token.
+    pub async fn step_up(
+        &self,
+        call: &OperatorCall,
+        code: Option<SecretString>,
+        password: Option<SecretString>,
+    ) -> Result<IssuedSession, Error> {
+        ensure_operator(&call.principal)?;
+        let OperatorCall { principal, request } = call;
+        let now = self.clock().now();
+        let mut tx = self.store().begin().await?;
+        let session = tx
+            .session(principal.session_id)
+            .await?
+            .filter(|s| s.is_live(now) && s.subject_id == principal.subject)
+            .ok_or(Error::Unauthenticated("the session has ended"))?;
+        let operator = tx
+            .operator_by_id(principal.subject)
+            .await?
+            .ok_or(Error::Unauthenticated("the operator no longer exists"))?;
+        drop(tx);
+        let (auth_at, mfa_at, step, method) = match &operator.totp {
+            Some(factor) => {
+                let code = code.ok_or(Error::invalid(
+                    "code",
+                    "is required: this operator has a second factor",
+                ))?;
+                let step = self.check_code(&operator, factor, &code, request).await?;
+                (session.auth_at, Some(now), Some(step), "totp")
+            }
+            None if self.identity().settings().operator_totp_required => {
+                return Err(Error::SecondFactorNotEnrolled(
+                    "enrol one with `gatehouse admin enrol-totp --email ...`",
+                ));
+            }
+            None => {
+                let password = password.ok_or(Error::invalid(
+                    "password",
+                    "is required: this operator has no second factor",
+                ))?;
+                self.recheck_operator_password(&operator, &password, request)
+                    .await?;
+                (now, session.mfa_at, None, "password")
+            }
+        };
+        let mut tx = self.store().begin().await?;
+        if let Some(step) = step {
+            if !tx.use_operator_totp_step(operator.id, step).await? {
+                drop(tx);
+                return self.code_failed(&operator, request).await;
+            }
+            self.attempt_succeeded_as(
+                &factor_subject(operator.id),
+                request.ip.as_deref().unwrap_or_default(),
+                Strict::PerAccount,
+            );
+        }
+        if !tx.set_session_auth(session.id, auth_at, mfa_at).await? {
+            return Err(Error::Unauthenticated("the session has ended"));
+        }
+        let mut refreshed = session.clone();
+        refreshed.auth_at = auth_at;
+        refreshed.mfa_at = mfa_at;
+        let event = AuditEvent::success(
+            actor_of(&session),
+            "session.stepped_up",
+            "session",
+            session.id,
+        )
+        .with_details(format!("{{\"method\":\"{method}\"}}"))
+        .with_request(request.request_id.clone());
+        self.audit_event_and_commit(tx, &session, event).await?;
+        let flags = super::sessions::UserFlags {
+            mfa_enrolled: operator.totp.is_some(),
+            email_verified: true,
+        };
+        self.issue(&refreshed, Vec::new(), None, false, flags).await
+    }
+
+    async fn recheck_operator_password(
+        &self,
+        operator: &OperatorRecord,
+        password: &SecretString,
+        request: &RequestContext,
+    ) -> Result<(), Error> {
+        let subject = lockout_subject("operator", &operator.email);
+        let ip = request.ip.clone().unwrap_or_default();
+        self.ensure_not_locked(&subject, &ip, self.clock().now())?;
+        let (ok, _) = self
+            .check_password(
+                &normalize_password(password),
+                Some(operator.password_hash.clone()),
+            )
+            .await?;
+        if !ok {
+            self.record_refusal_of(Some(operator.id), "session.step_up_failed", None, request)
+                .await;
+            return Err(Error::InvalidCredentials);
+        }
+        self.attempt_succeeded(&subject, &ip);
+        Ok(())
+    }
+
+    /// Ends the calling operator's session.
+    pub async fn logout(&self, call: &OperatorCall) -> Result<(), Error> {
+        let account = as_account(call)?;
+        self.sessions()
+            .revoke(&account, call.principal.session_id)
+            .await
+    }
+
+    /// The calling operator's live sessions, newest first.
+    pub async fn sessions_of_caller(&self, call: &OperatorCall) -> Result<Vec<SessionView>, Error> {
+        self.sessions().list(&as_account(call)?).await
+    }
+
+    /// Ends one of the calling operator's sessions.
+    pub async fn revoke_session(&self, call: &OperatorCall, session: Uuid) -> Result<(), Error> {
+        self.sessions().revoke(&as_account(call)?, session).await
+    }
+
+    /// Ends every other session of the calling operator; returns how many.
+    pub async fn revoke_other_sessions(&self, call: &OperatorCall) -> Result<usize, Error> {
+        self.sessions().revoke_others(&as_account(call)?).await
+    }
+
+    async fn operator_named(&self, email: &str) -> Result<OperatorRecord, Error> {
+        let email = Email::parse(email)?;
+        let mut tx = self.store().begin_read().await?;
+        tx.operator_by_email(email.as_str())
+            .await?
+            .ok_or(Error::NotFound("operator"))
+    }
+
+    /// An operator's live sessions, for the CLI (`gatehouse admin sessions`).
+    pub async fn sessions_by_email(&self, email: &str) -> Result<Vec<SessionView>, Error> {
+        let operator = self.operator_named(email).await?;
+        let now = self.clock().now();
+        let mut tx = self.store().begin_read().await?;
+        Ok(tx
+            .live_sessions_of(operator.id, now)
+            .await?
+            .into_iter()
+            .filter(|s| s.tier == Tier::Operator)
+            .map(|s| SessionView {
+                current: false,
+                id: s.id,
+                device_name: s.device_name,
+                user_agent: s.user_agent,
+                ip: s.ip,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                expires_at: s.expires_at,
+            })
+            .collect())
+    }
+
+    /// Ends every session of an operator (the CLI's `gatehouse admin revoke-sessions`: a lost
+    /// laptop, a departure); returns how many. Audited on the operators' chain as the CLI.
+    pub async fn revoke_all_sessions(&self, email: &str) -> Result<usize, Error> {
+        let operator = self.operator_named(email).await?;
+        self.end_sessions_of(&operator, "operator.sessions_revoked", None)
+            .await
+    }
+
+    async fn end_sessions_of(
+        &self,
+        operator: &OperatorRecord,
+        action: &str,
+        factor: Option<&OperatorFactor>,
+    ) -> Result<usize, Error> {
+        let now = self.clock().now();
+        let mut tx = self.store().begin().await?;
+        if let Some(f) = factor
+            && !tx.set_operator_totp(operator.id, Some(f)).await?
+        {
+            return Err(Error::NotFound("operator"));
+        }
+        let revoked = tx.revoke_sessions_of(operator.id, None, now).await?;
+        let event = AuditEvent::success(Actor::system("cli"), action, "operator", operator.id)
+            .with_details(format!("{{\"sessions_revoked\":{}}}", revoked.len()));
+        let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        for id in &revoked {
+            self.identity().cache().revoked_elsewhere(*id);
+            self.publish_revocation(super::Revocation::Session(*id));
+        }
+        Ok(revoked.len())
+    }
+
+    /// Starts (or restarts: a lost device) an operator's TOTP enrolment from the CLI. Nothing is
+    /// stored until [`Operators::confirm_totp_enrolment`] checks a first code.
+    pub async fn start_totp_enrolment(&self, email: &str) -> Result<OperatorEnrolment, Error> {
+        let operator = self.operator_named(email).await?;
+        let seed = TotpSecret::generate().map_err(|e| Error::Internal(e.to_string()))?;
+        let issuer = format!("{} operators", self.identity().settings().totp_issuer);
+        Ok(OperatorEnrolment {
+            operator_id: operator.id,
+            email: operator.email.clone(),
+            secret: seed.to_base32(),
+            otpauth_uri: totp().uri(&seed, &issuer, &operator.email),
+            seed,
+        })
+    }
+
+    /// Stores the enrolment's factor once `code` proves the authenticator holds the seed, and
+    /// ends every session the operator had (each was opened without this factor). Returns how
+    /// many sessions ended.
+    pub async fn confirm_totp_enrolment(
+        &self,
+        enrolment: &OperatorEnrolment,
+        code: &SecretString,
+    ) -> Result<usize, Error> {
+        let now = self.clock().now();
+        let step = totp()
+            .matching_step(&enrolment.seed, code.expose(), to_secs(now), 0)
+            .ok_or(Error::InvalidCredentials)?;
+        let envelope = self.keyring().seal_platform(
+            SEAL_KIND,
+            &enrolment.operator_id.to_string(),
+            enrolment.seed.expose(),
+        )?;
+        let operator = self.operator_named(&enrolment.email).await?;
+        if operator.id != enrolment.operator_id {
+            return Err(Error::NotFound("operator"));
+        }
+        let factor = OperatorFactor {
+            envelope,
+            confirmed_at: now,
+            last_step: step,
+        };
+        self.end_sessions_of(&operator, "operator.totp_enrolled", Some(&factor))
+            .await
+    }
+}
+
+/// The strict per-account lockout key of an operator's second factor.
+fn factor_subject(operator: Uuid) -> String {
+    format!("mfa:operator:{operator}")
+}

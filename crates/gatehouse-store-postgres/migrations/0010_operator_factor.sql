@@ -1,0 +1,8 @@
+-- An operator's TOTP factor lives on the operator's row: one factor, stored only once confirmed
+-- (the CLI checks a first code before it writes), so envelope and confirmation are set together.
+ALTER TABLE operators
+    ADD COLUMN totp_envelope     bytea,
+    ADD COLUMN totp_confirmed_at timestamptz,
+    ADD COLUMN totp_last_step    bigint NOT NULL DEFAULT 0 CHECK (totp_last_step >= 0),
+    ADD CONSTRAINT operators_totp_whole
+        CHECK ((totp_envelope IS NULL) = (totp_confirmed_at IS NULL));
