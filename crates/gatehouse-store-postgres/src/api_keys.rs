@@ -11,6 +11,7 @@ use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::declare::{Named, declare};
 use crate::errors::map_err;
 use crate::rows::{get, opt_time_col, time_col};
 use crate::tx::{PgTenantTx, PgTx};
@@ -43,6 +44,7 @@ fn api_key_row(row: &PgRow) -> Result<ApiKeyRecord, StoreError> {
 #[async_trait]
 impl ApiKeyIndexStore for PgTx {
     async fn api_key_owner(&mut self, digest: &[u8]) -> Result<Option<(OrgId, Uuid)>, StoreError> {
+        declare(&mut self.tx, Named::Digest(digest)).await?;
         let row = sqlx::query("SELECT org_id, key_id FROM api_key_index WHERE digest = $1")
             .bind(digest)
             .fetch_optional(&mut *self.tx)

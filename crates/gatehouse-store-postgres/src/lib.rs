@@ -3,12 +3,15 @@
 //!
 //! Each tenant transaction sets `gatehouse.org_id` with `set_config(.., true)` (transaction-local),
 //! and the policies compare every row's `org_id` with it, so a query that forgot its scope still
-//! sees nothing of other tenants. The server connects as a role that owns no table and cannot
+//! sees nothing of other tenants. Platform tables with personal data (sessions, accounts, factors,
+//! one-time tokens, the outbox, the API-key index) show a statement only the rows it declared
+//! (`declare.rs`). The server connects as a role that owns no table and cannot
 //! bypass RLS; [`PostgresStore::rls_posture`] reports when it does not.
 #![forbid(unsafe_code)]
 
 mod api_keys;
 mod audit;
+mod declare;
 mod errors;
 mod invitations;
 mod key_material;
@@ -158,6 +161,8 @@ impl Store for PostgresStore {
         seen: &[(uuid::Uuid, time::OffsetDateTime)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let ids: Vec<uuid::Uuid> = seen.iter().map(|(id, _)| *id).collect();
+        declare::declare(&mut tx, declare::Named::Sessions(&ids)).await?;
         for (id, at) in seen {
             sqlx::query(
                 "UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id = $2",

@@ -1,5 +1,5 @@
-//! One-time tokens (email verification, password reset, ...). Platform rows (no org_id, no
-//! row-level security).
+//! One-time tokens (email verification, password reset, ...). Platform rows under row-level
+//! security: a statement sees the token whose digest it declares, or its subject's tokens.
 
 use async_trait::async_trait;
 use gatehouse_core::StoreError;
@@ -8,6 +8,7 @@ use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::declare::{Named, declare};
 use crate::errors::map_err;
 use crate::rows::{get, uuid_col};
 use crate::tx::PgTx;
@@ -29,6 +30,7 @@ fn one_time_token(row: &PgRow) -> Result<OneTimeTokenRecord, StoreError> {
 #[async_trait]
 impl OneTimeTokenStore for PgTx {
     async fn insert_one_time_token(&mut self, t: &OneTimeTokenRecord) -> Result<(), StoreError> {
+        declare(&mut self.tx, Named::Digest(&t.digest)).await?;
         sqlx::query(
             "INSERT INTO one_time_tokens (digest, purpose, subject_id, detail, created_at, expires_at, \
              used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -50,6 +52,7 @@ impl OneTimeTokenStore for PgTx {
         &mut self,
         digest: &[u8],
     ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+        declare(&mut self.tx, Named::Digest(digest)).await?;
         let row = sqlx::query("SELECT * FROM one_time_tokens WHERE digest = $1")
             .bind(digest)
             .fetch_optional(&mut *self.tx)
@@ -63,6 +66,7 @@ impl OneTimeTokenStore for PgTx {
         digest: &[u8],
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        declare(&mut self.tx, Named::Digest(digest)).await?;
         let done = sqlx::query(
             "UPDATE one_time_tokens SET used_at = $1 WHERE digest = $2 AND used_at IS NULL",
         )
@@ -80,6 +84,7 @@ impl OneTimeTokenStore for PgTx {
         purpose: TokenPurpose,
         at: OffsetDateTime,
     ) -> Result<u64, StoreError> {
+        declare(&mut self.tx, Named::Subject(subject)).await?;
         let done = sqlx::query(
             "UPDATE one_time_tokens SET used_at = $1 \
              WHERE subject_id = $2 AND purpose = $3 AND used_at IS NULL",

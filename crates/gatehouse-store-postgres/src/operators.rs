@@ -1,4 +1,5 @@
-//! Platform operators (platform rows, no row-level security).
+//! Platform operators (platform rows under row-level security: a statement sees the operator it
+//! names by id or address).
 
 use async_trait::async_trait;
 use gatehouse_core::StoreError;
@@ -6,6 +7,7 @@ use gatehouse_core::store::{OperatorFactor, OperatorRecord, OperatorStore};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
+use crate::declare::{Named, declare};
 use crate::errors::map_err;
 use crate::rows::{get, opt_time_col, time_col};
 use crate::tx::PgTx;
@@ -46,6 +48,7 @@ fn step(s: u64) -> Result<i64, StoreError> {
 #[async_trait]
 impl OperatorStore for PgTx {
     async fn insert_operator(&mut self, o: &OperatorRecord) -> Result<(), StoreError> {
+        declare(&mut self.tx, Named::Subject(o.id)).await?;
         sqlx::query(
             "INSERT INTO operators (id, email, name, password_hash, created_at, totp_envelope, \
              totp_confirmed_at, totp_last_step) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -68,6 +71,7 @@ impl OperatorStore for PgTx {
         &mut self,
         email: &str,
     ) -> Result<Option<OperatorRecord>, StoreError> {
+        declare(&mut self.tx, Named::Email(email)).await?;
         let row = sqlx::query("SELECT * FROM operators WHERE email = $1")
             .bind(email)
             .fetch_optional(&mut *self.tx)
@@ -77,6 +81,7 @@ impl OperatorStore for PgTx {
     }
 
     async fn operator_by_id(&mut self, id: Uuid) -> Result<Option<OperatorRecord>, StoreError> {
+        declare(&mut self.tx, Named::Subject(id)).await?;
         let row = sqlx::query("SELECT * FROM operators WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *self.tx)
@@ -86,6 +91,7 @@ impl OperatorStore for PgTx {
     }
 
     async fn set_operator_password_hash(&mut self, id: Uuid, hash: &str) -> Result<(), StoreError> {
+        declare(&mut self.tx, Named::Subject(id)).await?;
         sqlx::query("UPDATE operators SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(id)
@@ -100,6 +106,7 @@ impl OperatorStore for PgTx {
         id: Uuid,
         f: Option<&OperatorFactor>,
     ) -> Result<bool, StoreError> {
+        declare(&mut self.tx, Named::Subject(id)).await?;
         let done = sqlx::query(
             "UPDATE operators SET totp_envelope = $1, totp_confirmed_at = $2, totp_last_step = $3 \
              WHERE id = $4",
@@ -115,6 +122,7 @@ impl OperatorStore for PgTx {
     }
 
     async fn use_operator_totp_step(&mut self, id: Uuid, s: u64) -> Result<bool, StoreError> {
+        declare(&mut self.tx, Named::Subject(id)).await?;
         let done = sqlx::query(
             "UPDATE operators SET totp_last_step = $1 \
              WHERE id = $2 AND totp_envelope IS NOT NULL AND totp_last_step < $1",

@@ -1,4 +1,5 @@
-//! The mail outbox (platform rows, no row-level security): messages are enqueued inside the
+//! The mail outbox (platform rows under row-level security: a message is queued by id, and only
+//! the delivery worker's transactions see the queue): messages are enqueued inside the
 //! transaction that decides to send them (`OutboxStore`), and leased, marked and counted by the
 //! delivery worker in transactions of its own (`MailQueue`).
 
@@ -10,6 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::PostgresStore;
+use crate::declare::{Named, declare};
 use crate::errors::map_err;
 use crate::rows::{get, int, u32_col, uuid_col};
 use crate::tx::PgTx;
@@ -36,6 +38,7 @@ fn mail(row: &PgRow) -> Result<MailRecord, StoreError> {
 #[async_trait]
 impl OutboxStore for PgTx {
     async fn enqueue_mail(&mut self, m: &MailRecord) -> Result<(), StoreError> {
+        declare(&mut self.tx, Named::Mail(m.id)).await?;
         sqlx::query(
             "INSERT INTO mail_outbox (id, envelope, created_at, attempts, next_attempt_at, sent_at, \
              last_error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -66,6 +69,7 @@ impl MailQueue for PostgresStore {
         limit: u32,
     ) -> Result<Vec<MailRecord>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        declare(&mut tx, Named::MailJob).await?;
         let rows = sqlx::query(
             "UPDATE mail_outbox SET next_attempt_at = $1 WHERE id IN (\
                SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= $2 \
@@ -87,6 +91,7 @@ impl MailQueue for PostgresStore {
 
     async fn mail_delivered(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        declare(&mut tx, Named::MailJob).await?;
         // The sealed body goes as soon as it is delivered; only the bookkeeping stays.
         sqlx::query(
             "UPDATE mail_outbox SET sent_at = $1, envelope = ''::bytea, last_error = NULL \
@@ -109,6 +114,7 @@ impl MailQueue for PostgresStore {
         error: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        declare(&mut tx, Named::MailJob).await?;
         // A message another worker delivered meanwhile stays delivered.
         sqlx::query(
             "UPDATE mail_outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 \
@@ -126,7 +132,8 @@ impl MailQueue for PostgresStore {
     }
 
     async fn mail_backlog(&self) -> Result<MailBacklog, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut conn = self.pool.begin().await.map_err(map_err)?;
+        declare(&mut conn, Named::MailJob).await?;
         let row = sqlx::query(
             "SELECT count(*) AS pending, count(*) FILTER (WHERE attempts > 0) AS failing, \
                min(created_at) AS oldest, \

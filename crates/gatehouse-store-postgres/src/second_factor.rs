@@ -1,5 +1,5 @@
-//! Second factors: TOTP factors and recovery codes. Platform rows (no org_id, no row-level
-//! security): no statement here names an organisation.
+//! Second factors: TOTP factors and recovery codes. Platform rows under row-level security: every
+//! statement declares the person whose factor it is, and no statement names an organisation.
 
 use async_trait::async_trait;
 use gatehouse_core::store::{SecondFactorStore, TotpFactorRecord};
@@ -8,6 +8,7 @@ use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 
+use crate::declare::{Named, declare};
 use crate::errors::map_err;
 use crate::rows::{get, uuid_col};
 use crate::tx::PgTx;
@@ -32,6 +33,7 @@ fn totp_factor(row: &PgRow) -> Result<TotpFactorRecord, StoreError> {
 #[async_trait]
 impl SecondFactorStore for PgTx {
     async fn totp_factor(&mut self, user: UserId) -> Result<Option<TotpFactorRecord>, StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
         let row = sqlx::query("SELECT * FROM totp_factors WHERE user_id = $1")
             .bind(user.as_uuid())
             .fetch_optional(&mut *self.tx)
@@ -41,6 +43,7 @@ impl SecondFactorStore for PgTx {
     }
 
     async fn put_pending_totp(&mut self, f: &TotpFactorRecord) -> Result<(), StoreError> {
+        declare(&mut self.tx, Named::Subject(f.user_id.as_uuid())).await?;
         if f.confirmed_at.is_some() {
             return Err(StoreError::Backend(
                 "refused: a pending TOTP factor cannot already be confirmed".into(),
@@ -74,6 +77,7 @@ impl SecondFactorStore for PgTx {
         s: u64,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
         let done = sqlx::query(
             "UPDATE totp_factors SET confirmed_at = $1, last_step = $2 \
              WHERE user_id = $3 AND confirmed_at IS NULL AND envelope = $4",
@@ -89,6 +93,7 @@ impl SecondFactorStore for PgTx {
     }
 
     async fn use_totp_step(&mut self, user: UserId, s: u64) -> Result<bool, StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
         let s = step(s)?;
         // One conditional statement: of two uses of the same step, only one can match.
         let done = sqlx::query(
@@ -104,6 +109,7 @@ impl SecondFactorStore for PgTx {
     }
 
     async fn delete_totp(&mut self, user: UserId) -> Result<bool, StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
         let c: &mut PgConnection = &mut self.tx;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
             .bind(user.as_uuid())
@@ -124,6 +130,7 @@ impl SecondFactorStore for PgTx {
         digests: &[Vec<u8>],
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
         let c: &mut PgConnection = &mut self.tx;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
             .bind(user.as_uuid())
@@ -150,6 +157,7 @@ impl SecondFactorStore for PgTx {
         digest: &[u8],
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
         let done = sqlx::query(
             "UPDATE recovery_codes SET used_at = $1 WHERE digest = $2 AND user_id = $3 AND used_at IS NULL",
         )
@@ -163,6 +171,7 @@ impl SecondFactorStore for PgTx {
     }
 
     async fn recovery_codes_left(&mut self, user: UserId) -> Result<u32, StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
         let (n,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
         )

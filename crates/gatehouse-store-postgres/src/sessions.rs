@@ -1,5 +1,5 @@
-//! Sessions (platform rows, no row-level security: a session may name an organisation but is
-//! read before any scope is entered).
+//! Sessions: platform rows read before any scope is entered, under row-level security all the
+//! same (a statement sees the sessions it names, or its subject's).
 
 use async_trait::async_trait;
 use gatehouse_core::store::{SessionRecord, SessionStore, Tier};
@@ -8,6 +8,7 @@ use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::declare::{Named, declare};
 use crate::errors::map_err;
 use crate::rows::{get, opt_time_col, time_col};
 use crate::tx::PgTx;
@@ -39,6 +40,7 @@ fn session(row: &PgRow) -> Result<SessionRecord, StoreError> {
 #[async_trait]
 impl SessionStore for PgTx {
     async fn insert_session(&mut self, s: &SessionRecord) -> Result<(), StoreError> {
+        declare(&mut self.tx, Named::Sessions(&[s.id])).await?;
         sqlx::query(
             "INSERT INTO sessions (id, subject_id, tier, org_id, impersonator_id, reason, device_name, \
              user_agent, ip, refresh_hash, created_at, last_seen_at, expires_at, revoked_at, auth_at, \
@@ -67,6 +69,7 @@ impl SessionStore for PgTx {
     }
 
     async fn session(&mut self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+        declare(&mut self.tx, Named::Sessions(&[id])).await?;
         let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *self.tx)
@@ -82,6 +85,7 @@ impl SessionStore for PgTx {
         new: &[u8],
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        declare(&mut self.tx, Named::Sessions(&[id])).await?;
         let done = sqlx::query(
             "UPDATE sessions SET previous_refresh_hash = refresh_hash, refresh_hash = $1, \
              last_seen_at = $2 WHERE id = $3 AND refresh_hash = $4 AND revoked_at IS NULL",
@@ -97,6 +101,7 @@ impl SessionStore for PgTx {
     }
 
     async fn set_session_org(&mut self, id: Uuid, org: OrgId) -> Result<(), StoreError> {
+        declare(&mut self.tx, Named::Sessions(&[id])).await?;
         sqlx::query("UPDATE sessions SET org_id = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(org.as_uuid())
             .bind(id)
@@ -107,6 +112,7 @@ impl SessionStore for PgTx {
     }
 
     async fn revoke_session(&mut self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError> {
+        declare(&mut self.tx, Named::Sessions(&[id])).await?;
         let done =
             sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(at)
@@ -123,6 +129,7 @@ impl SessionStore for PgTx {
         keep: Option<Uuid>,
         at: OffsetDateTime,
     ) -> Result<Vec<Uuid>, StoreError> {
+        declare(&mut self.tx, Named::Subject(subject)).await?;
         let rows = sqlx::query(
             "UPDATE sessions SET revoked_at = $1 WHERE subject_id = $2 AND revoked_at IS NULL \
              AND ($3::uuid IS NULL OR id <> $3) RETURNING id",
@@ -141,6 +148,7 @@ impl SessionStore for PgTx {
         subject: Uuid,
         now: OffsetDateTime,
     ) -> Result<Vec<SessionRecord>, StoreError> {
+        declare(&mut self.tx, Named::Subject(subject)).await?;
         let rows = sqlx::query(
             "SELECT * FROM sessions WHERE subject_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
              ORDER BY created_at DESC LIMIT 500",
@@ -161,6 +169,7 @@ impl SessionStore for PgTx {
     ) -> Result<bool, StoreError> {
         // Live: unrevoked, and unexpired at the time of the check. A check without a second factor
         // keeps the last one's time.
+        declare(&mut self.tx, Named::Sessions(&[id])).await?;
         let done = sqlx::query(
             "UPDATE sessions SET auth_at = $1, mfa_at = coalesce($2::timestamptz, mfa_at) \
              WHERE id = $3 AND revoked_at IS NULL AND expires_at > $1",

@@ -37,11 +37,12 @@ impl PlatformTx for PgTx {
         let timer = self.timer;
         // Transaction-local: the setting ends with this transaction and never leaks to the next
         // user of the pooled connection. A user named for a cross-organisation membership
-        // lookup is forgotten: inside a scope only the scope's rows are visible.
-        sqlx::query(
-            "SELECT set_config('gatehouse.org_id', $1, true), \
-             set_config('gatehouse.user_id', '', true)",
-        )
+        // lookup, and every platform row declared before, is forgotten: inside a scope only the
+        // scope's rows are visible.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT set_config('gatehouse.org_id', $1, true), {}",
+            crate::declare::CLEAR
+        )))
         .bind(scope.org_id().to_string())
         .execute(&mut *tx)
         .await

@@ -1,5 +1,5 @@
-//! Users (platform rows, no row-level security), and the memberships a user may read across
-//! organisations.
+//! Users (platform rows under row-level security: a statement sees the account it names by id or
+//! address), and the memberships a user may read across organisations.
 
 use async_trait::async_trait;
 use gatehouse_core::store::{MembershipRecord, UserRecord, UserStore};
@@ -8,6 +8,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 
+use crate::declare::{Named, declare};
 use crate::errors::map_err;
 use crate::rows::{self, uuid_col};
 use crate::tx::PgTx;
@@ -26,6 +27,7 @@ fn user(row: &PgRow) -> Result<UserRecord, StoreError> {
 #[async_trait]
 impl UserStore for PgTx {
     async fn insert_user(&mut self, u: &UserRecord) -> Result<(), StoreError> {
+        declare(&mut self.tx, Named::Subject(u.id.as_uuid())).await?;
         sqlx::query(
             "INSERT INTO users (id, email, name, password_hash, created_at, email_verified_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -43,6 +45,7 @@ impl UserStore for PgTx {
     }
 
     async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        declare(&mut self.tx, Named::Email(email)).await?;
         let row = sqlx::query("SELECT * FROM users WHERE email = $1")
             .bind(email)
             .fetch_optional(&mut *self.tx)
@@ -52,6 +55,7 @@ impl UserStore for PgTx {
     }
 
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        declare(&mut self.tx, Named::Subject(id.as_uuid())).await?;
         let row = sqlx::query("SELECT * FROM users WHERE id = $1")
             .bind(id.as_uuid())
             .fetch_optional(&mut *self.tx)
@@ -61,6 +65,7 @@ impl UserStore for PgTx {
     }
 
     async fn set_password_hash(&mut self, user: UserId, hash: &str) -> Result<(), StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(user.as_uuid())
@@ -75,6 +80,7 @@ impl UserStore for PgTx {
         user: UserId,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
         let done = sqlx::query(
             "UPDATE users SET email_verified_at = $1 WHERE id = $2 AND email_verified_at IS NULL",
         )

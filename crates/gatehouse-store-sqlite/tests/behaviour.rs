@@ -48,6 +48,11 @@ impl Fixture for SqliteFixture {
             .map_err(|e| e.to_string())
     }
 
+    async fn probe(&self, sql: &str) -> Result<(), String> {
+        // One role, no row-level security: the application's connection sees everything.
+        self.exec_as_app(sql).await
+    }
+
     fn uuid_literal(&self, simple_hex: &str) -> String {
         format!("X'{simple_hex}'")
     }

@@ -29,6 +29,9 @@ pub trait Fixture: Send + Sync {
     async fn tamper(&self, statements: &[&str]);
     /// Runs raw SQL as the application's own connection would; returns the error, if any.
     async fn exec_as_app(&self, sql: &str) -> Result<(), String>;
+    /// Runs raw SQL as the schema owner, past row-level security (triggers and constraints
+    /// still apply): how a case inspects stored state the application's role is not shown.
+    async fn probe(&self, sql: &str) -> Result<(), String>;
     /// A uuid literal in this backend's SQL, from its 32 hex digits.
     fn uuid_literal(&self, simple_hex: &str) -> String;
     async fn finish(self);

@@ -62,6 +62,17 @@ impl Fixture for PgFixture {
         out
     }
 
+    async fn probe(&self, sql: &str) -> Result<(), String> {
+        let mut owner = PgConnection::connect(&self.owner_url).await.unwrap();
+        let out = sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .execute(&mut owner)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        owner.close().await.unwrap();
+        out
+    }
+
     fn uuid_literal(&self, simple_hex: &str) -> String {
         format!("'{simple_hex}'::uuid")
     }

@@ -9,6 +9,7 @@
 )]
 
 mod fixture;
+mod platform_rls;
 mod rls;
 
 use fixture::fresh;

@@ -180,13 +180,13 @@ pub async fn second_factor_mail_is_leased_retried_and_delivered(f: &dyn Fixture)
         format!("UPDATE mail_outbox SET attempts = -1 WHERE id = {lit} AND length(envelope) > 0");
     let delivered_row =
         format!("UPDATE mail_outbox SET attempts = -1 WHERE id = {lit} AND sent_at IS NOT NULL");
-    assert!(f.exec_as_app(&body_kept).await.is_err());
+    assert!(f.probe(&body_kept).await.is_err());
     store
         .mail_delivered(first.id, retry_at + Duration::seconds(2))
         .await
         .unwrap();
-    assert!(f.exec_as_app(&body_kept).await.is_ok(), "envelope kept");
-    assert!(f.exec_as_app(&delivered_row).await.is_err(), "row lost");
+    assert!(f.probe(&body_kept).await.is_ok(), "envelope kept");
+    assert!(f.probe(&delivered_row).await.is_err(), "row lost");
     let backlog = store.mail_backlog().await.unwrap();
     assert_eq!(
         backlog,

@@ -43,6 +43,17 @@ async fn postgres_database(dir: &std::path::Path) -> (String, String) {
     use sqlx::Connection as _;
     use std::str::FromStr as _;
     let admin_url = postgres_admin_url();
+    let base = sqlx::postgres::PgConnectOptions::from_str(&admin_url).unwrap();
+    // A restart on the same directory (`stop_keeping_data`, then `spawn_in`) finds its database.
+    if let Ok(name) = std::fs::read_to_string(dir.join("postgres-database")) {
+        let owner = base.clone().database(&name).to_url_lossy().to_string();
+        let app = base
+            .username("gatehouse_app")
+            .database(&name)
+            .to_url_lossy()
+            .to_string();
+        return (app, owner);
+    }
     let mut admin = sqlx::PgConnection::connect(&admin_url)
         .await
         .unwrap_or_else(|e| {
@@ -61,7 +72,6 @@ async fn postgres_database(dir: &std::path::Path) -> (String, String) {
         .execute(&mut admin)
         .await
         .unwrap();
-    let base = sqlx::postgres::PgConnectOptions::from_str(&admin_url).unwrap();
     let owner = base.clone().database(&name).to_url_lossy().to_string();
     gatehouse_store_postgres::PostgresStore::migrate(&owner)
         .await
