@@ -72,9 +72,6 @@ pub enum Error {
         permission: &'static str,
         method: &'static str,
     },
-    /// The account has a second factor and the request carried no code for it.
-    #[error("this account has a second factor: send its current code as `code`")]
-    SecondFactorRequired,
     /// The server requires a second factor this account has not enrolled; `0` says how to.
     #[error("a second factor is required and none is enrolled: {0}")]
     SecondFactorNotEnrolled(&'static str),
@@ -125,7 +122,6 @@ impl Error {
             Self::Conflict(_) => "conflict",
             Self::StepUpRequired { .. } => "step_up_required",
             Self::EmailUnverified => "email_unverified",
-            Self::SecondFactorRequired => "second_factor_required",
             Self::SecondFactorNotEnrolled(_) => "second_factor_not_enrolled",
             Self::InvalidToken(_) => "invalid_token",
             Self::Store(_) | Self::Internal(_) => "internal_error",

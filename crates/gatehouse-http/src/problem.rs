@@ -135,7 +135,7 @@ impl From<Error> for ApiError {
                     )
                 }
             }
-            Error::Unauthenticated(_) | Error::InvalidCredentials | Error::SecondFactorRequired => {
+            Error::Unauthenticated(_) | Error::InvalidCredentials => {
                 Self::new(StatusCode::UNAUTHORIZED, code, e.to_string())
             }
             Error::Forbidden { .. }

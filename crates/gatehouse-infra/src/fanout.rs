@@ -15,6 +15,14 @@ use redis::aio::ConnectionManager;
 pub struct RedisFanout {
     conn: ConnectionManager,
     channel: String,
+    /// Publishes still on their way, for `flush`.
+    in_flight: Arc<InFlight>,
+}
+
+#[derive(Default)]
+struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for RedisFanout {
@@ -39,6 +47,7 @@ impl RedisFanout {
             conn: ConnectionManager::new_lazy_with_config(client, config)
                 .map_err(|e| unavailable(&e))?,
             channel: channel.to_owned(),
+            in_flight: Arc::default(),
         })
     }
 }
@@ -49,14 +58,19 @@ fn unavailable(e: &redis::RedisError) -> Error {
     )))
 }
 
+#[async_trait::async_trait]
 impl RevocationFanout for RedisFanout {
     fn publish(&self, revocation: Revocation) {
+        use std::sync::atomic::Ordering;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let mut conn = self.conn.clone();
         let channel = self.channel.clone();
+        let in_flight = Arc::clone(&self.in_flight);
+        in_flight.count.fetch_add(1, Ordering::SeqCst);
         runtime.spawn(async move {
+            let _done = Finished(in_flight);
             let sent: Result<i64, _> = redis::cmd("PUBLISH")
                 .arg(&channel)
                 .arg(revocation.encode())
@@ -67,6 +81,33 @@ impl RevocationFanout for RedisFanout {
                 tracing::warn!(error = %e, "could not publish a revocation; other instances rely on their cache age bound");
             }
         });
+    }
+
+    async fn flush(&self) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let done = self.in_flight.done.notified();
+            if self.in_flight.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+}
+
+/// Counts a publish as finished when its task ends, however it ends.
+struct Finished(Arc<InFlight>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        if self
+            .0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.done.notify_waiters();
+        }
     }
 }
 

@@ -7,10 +7,14 @@
 --   gatehouse.email        the address a sign-in looks an account up by;
 --   gatehouse.digest       the hex digest of a presented secret: an API key's index entry, a
 --                          one-time token;
+--   gatehouse.impersonator the operator whose impersonations are being ended;
 --   gatehouse.mail_id      the message being queued;
 --   gatehouse.job          'mail' for the delivery worker, which works through the whole outbox.
--- A query that forgot its declaration, or a raw SELECT, sees none of these rows; inside an
--- organisation's scope, rows of that organisation only. Entering a scope clears them all.
+-- Each declaration replaces the one before (declare.rs sets them all at once), so a statement
+-- sees the rows of the latest declaration only; a raw SELECT with none sees none of these rows;
+-- inside an organisation's scope, rows of that organisation only. Entering a scope clears them.
+-- These settings guard against a statement that forgot its WHERE clause; any statement may set
+-- them, so they are no defence against SQL injected into the application's own connection.
 -- The tables left without row-level security hold neither (checked from the catalog by the
 -- test suite): organizations (the registry of tenants, read by platform jobs), key material
 -- (kek_versions, platform_keys, signing_keys, wrapped under the master key) and the operators'
@@ -28,6 +32,9 @@ CREATE FUNCTION gatehouse_named_email() RETURNS text
 CREATE FUNCTION gatehouse_named_digest() RETURNS bytea
     LANGUAGE sql STABLE
     AS $$ SELECT decode(NULLIF(current_setting('gatehouse.digest', true), ''), 'hex') $$;
+CREATE FUNCTION gatehouse_named_impersonator() RETURNS uuid
+    LANGUAGE sql STABLE
+    AS $$ SELECT NULLIF(current_setting('gatehouse.impersonator', true), '')::uuid $$;
 CREATE FUNCTION gatehouse_named_mail() RETURNS uuid
     LANGUAGE sql STABLE
     AS $$ SELECT NULLIF(current_setting('gatehouse.mail_id', true), '')::uuid $$;
@@ -35,7 +42,8 @@ CREATE FUNCTION gatehouse_current_job() RETURNS text
     LANGUAGE sql STABLE
     AS $$ SELECT NULLIF(current_setting('gatehouse.job', true), '') $$;
 GRANT EXECUTE ON FUNCTION gatehouse_named_sessions(), gatehouse_named_subject(),
-    gatehouse_named_email(), gatehouse_named_digest(), gatehouse_named_mail(),
+    gatehouse_named_email(), gatehouse_named_digest(), gatehouse_named_impersonator(),
+    gatehouse_named_mail(),
     gatehouse_current_job() TO gatehouse_app;
 
 -- Sessions: organisation, IP address and user agent.
@@ -50,6 +58,9 @@ CREATE POLICY named_sessions ON sessions
 CREATE POLICY subject_sessions ON sessions
     USING (subject_id = gatehouse_named_subject())
     WITH CHECK (subject_id = gatehouse_named_subject());
+CREATE POLICY impersonator_sessions ON sessions
+    USING (impersonator_id = gatehouse_named_impersonator())
+    WITH CHECK (impersonator_id = gatehouse_named_impersonator());
 
 -- The API-key index: written inside the key's organisation, read by the presented key's digest
 -- (which answers that one key's organisation, nothing else).

@@ -45,6 +45,9 @@ pub use migrate::migrator;
 use crate::errors::map_err;
 use crate::tx::PgTx;
 
+/// Sessions whose last-seen time one statement of `touch_sessions` writes.
+const TOUCH_CHUNK: usize = 64;
+
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -161,14 +164,18 @@ impl Store for PostgresStore {
         seen: &[(uuid::Uuid, time::OffsetDateTime)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let ids: Vec<uuid::Uuid> = seen.iter().map(|(id, _)| *id).collect();
-        declare::declare(&mut tx, declare::Named::Sessions(&ids)).await?;
-        for (id, at) in seen {
+        // In chunks, each declared and written in one statement: the policy reads the declared
+        // list for every row it checks, so one list of thousands would cost thousands squared.
+        for chunk in seen.chunks(TOUCH_CHUNK) {
+            let (ids, ats): (Vec<uuid::Uuid>, Vec<time::OffsetDateTime>) =
+                chunk.iter().copied().unzip();
+            declare::declare(&mut tx, declare::Named::Sessions(&ids)).await?;
             sqlx::query(
-                "UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id = $2",
+                "UPDATE sessions s SET last_seen_at = GREATEST(s.last_seen_at, v.at) \
+                 FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, at) WHERE s.id = v.id",
             )
-            .bind(*at)
-            .bind(id)
+            .bind(&ids)
+            .bind(&ats)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;

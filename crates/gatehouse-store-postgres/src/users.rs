@@ -97,11 +97,7 @@ impl UserStore for PgTx {
         user: UserId,
     ) -> Result<Vec<MembershipRecord>, StoreError> {
         // The own_memberships policy admits rows naming the user this transaction declares.
-        sqlx::query("SELECT set_config('gatehouse.user_id', $1, true)")
-            .bind(user.as_uuid().to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
+        declare(&mut self.tx, Named::MembershipsOf(user.as_uuid())).await?;
         let found =
             sqlx::query("SELECT * FROM memberships WHERE user_id = $1 ORDER BY created_at, org_id")
                 .bind(user.as_uuid())

@@ -143,6 +143,24 @@ impl SessionStore for SqliteTx {
         rows.iter().map(|r| get(r, "id")).collect()
     }
 
+    async fn revoke_impersonations_by(
+        &mut self,
+        operator: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        let rows = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?1 WHERE impersonator_id = ?2 \
+             AND tier = 'impersonation' AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(micros(at))
+        .bind(operator)
+        .fetch_all(c)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(|r| get(r, "id")).collect()
+    }
+
     async fn live_sessions_of(
         &mut self,
         subject: Uuid,

@@ -73,6 +73,7 @@ macro_rules! behaviour_suite {
         );
         $crate::behaviour_suite!(@store $fresh; sessions;
             identity_sessions_rotate_once_and_revoke,
+            identity_many_last_seen_times_and_an_operators_impersonations,
             identity_revoked_sessions_are_refused_on_the_next_request
         );
         $crate::behaviour_suite!(@fixture $fresh; sessions;

@@ -21,7 +21,7 @@ pub(crate) enum AdminCommand {
     },
     /// Give an operator a TOTP factor (or replace a lost one). Prints the secret and the
     /// `otpauth://` URI once, then reads a first code from stdin to confirm it. Ends every
-    /// session the operator had.
+    /// session the operator had and every impersonation they started.
     EnrolTotp {
         #[arg(long)]
         email: String,
@@ -31,9 +31,9 @@ pub(crate) enum AdminCommand {
         #[arg(long)]
         email: String,
     },
-    /// End every session of an operator (a lost device, a departure). A running server refuses
-    /// their access tokens within 30 seconds (at once where revocations fan out through Redis)
-    /// and their refresh tokens at once.
+    /// End every session of an operator (a lost device, a departure) and every impersonation
+    /// they started. A running server refuses their access tokens within 30 seconds (at once
+    /// where revocations fan out through Redis) and their refresh tokens at once.
     RevokeSessions {
         #[arg(long)]
         email: String,
@@ -70,6 +70,12 @@ pub(crate) async fn run(config: &Config, command: AdminCommand) -> Result<(), St
                 .await
                 .map_err(|e| e.to_string())?;
             say(&format!("operator {id} created for {email}"));
+            if config.identity.operator_totp_required {
+                say(&format!(
+                    "this server requires operators' second factor: run `gatehouse admin \
+                     enrol-totp --email {email}` before signing in"
+                ));
+            }
             Ok(())
         }
         AdminCommand::EnrolTotp { email } => {
@@ -95,6 +101,7 @@ pub(crate) async fn run(config: &Config, command: AdminCommand) -> Result<(), St
                     }
                     other => other.to_string(),
                 })?;
+            app.kernel().flush_revocations().await;
             say(&format!(
                 "second factor enrolled for {email}; {ended} session(s) ended"
             ));
@@ -113,10 +120,10 @@ pub(crate) async fn run(config: &Config, command: AdminCommand) -> Result<(), St
                 say(&format!(
                     "{}  {}  created {}  last seen {}  ip {}",
                     s.id,
-                    s.device_name,
+                    s.device_name.escape_debug(),
                     s.created_at,
                     s.last_seen_at,
-                    s.ip.as_deref().unwrap_or("-")
+                    s.ip.as_deref().unwrap_or("-").escape_debug()
                 ));
             }
             Ok(())
@@ -129,6 +136,7 @@ pub(crate) async fn run(config: &Config, command: AdminCommand) -> Result<(), St
                 .revoke_all_sessions(&email)
                 .await
                 .map_err(|e| e.to_string())?;
+            app.kernel().flush_revocations().await;
             say(&format!("{ended} session(s) of {email} ended"));
             Ok(())
         }

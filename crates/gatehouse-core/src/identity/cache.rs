@@ -55,13 +55,19 @@ impl Revocation {
 
 /// Carries revocations to other instances (Redis pub/sub in `gatehouse-infra`). The in-process
 /// default has none to tell. Publishing never blocks the request that revoked.
+#[async_trait::async_trait]
 pub trait RevocationFanout: Send + Sync + std::fmt::Debug {
     fn publish(&self, revocation: Revocation);
+
+    /// Waits until what was published so far has been sent (or failed): a short-lived process,
+    /// such as a CLI command that revoked sessions, calls it before it exits.
+    async fn flush(&self) {}
 }
 
 #[derive(Debug, Default)]
 pub struct LocalOnly;
 
+#[async_trait::async_trait]
 impl RevocationFanout for LocalOnly {
     fn publish(&self, _: Revocation) {}
 }

@@ -54,16 +54,26 @@ impl Kernel {
                 },
             },
         };
-        match wait {
-            Some(wait) => Err({
-                crate::telemetry::metrics::rate_limit_refused("lockout");
-                Error::TooManyAttempts {
-                    retry_after_secs: u32::try_from(wait.whole_seconds().max(1))
-                        .unwrap_or(u32::MAX),
-                }
-            }),
-            None => Ok(()),
-        }
+        locked(wait)
+    }
+
+    /// Whether `account` is locked for `strict`'s count, without counting an attempt: for a
+    /// check made before the attempt's outcome is known (an operator's factor, looked at before
+    /// the password, whose wrong guesses must not count against the factor).
+    pub(crate) fn peek_locked_as(
+        &self,
+        account: &str,
+        ip: &str,
+        strict: Strict,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let id = self.identity();
+        let ip = &crate::limits::address_subject_of(ip);
+        let wait = id
+            .account_lockouts
+            .locked_for(&strict.key(account, ip), now)
+            .or_else(|| id.account_wide_lockouts.locked_for(account, now));
+        locked(wait)
     }
 
     /// The attempt was right: the account's failures from this address and in all are
@@ -78,6 +88,18 @@ impl Kernel {
         id.account_lockouts.succeeded(&strict.key(account, ip));
         id.account_wide_lockouts.succeeded(account);
         id.ip_lockouts.refund(ip);
+    }
+}
+
+fn locked(wait: Option<time::Duration>) -> Result<(), Error> {
+    match wait {
+        Some(wait) => Err({
+            crate::telemetry::metrics::rate_limit_refused("lockout");
+            Error::TooManyAttempts {
+                retry_after_secs: u32::try_from(wait.whole_seconds().max(1)).unwrap_or(u32::MAX),
+            }
+        }),
+        None => Ok(()),
     }
 }
 

@@ -354,6 +354,21 @@ impl Kernel {
         self.identity().fanout.publish(r);
     }
 
+    /// Waits (at most two seconds) until the revocations published so far have reached the
+    /// fan-out: for a process that exits right after revoking (the CLI).
+    pub async fn flush_revocations(&self) {
+        let flushed = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            self.identity().fanout.flush(),
+        )
+        .await;
+        if flushed.is_err() {
+            tracing::warn!(
+                "revocations were not all published within 2 s; other instances rely on their cache age bound"
+            );
+        }
+    }
+
     pub(crate) async fn dummy_hash(&self) -> Result<String, Error> {
         self.identity()
             .dummy_hash

@@ -9,7 +9,7 @@ use gatehouse_crypto::{SecretString, TotpCheck, TotpSecret};
 use uuid::Uuid;
 
 use super::lockouts::{Strict, lockout_subject};
-use super::sessions::{IssuedSession, SessionView, actor_of, to_secs};
+use super::sessions::{IssuedSession, SessionView, actor_of, clean_device_name, to_secs};
 use super::{Audience, Principal};
 use crate::audit::{self, Actor, AuditEvent, Outcome};
 use crate::context::{AccountCall, OperatorCall, RequestContext};
@@ -58,7 +58,9 @@ fn as_account(call: &OperatorCall) -> Result<AccountCall, Error> {
 impl Operators<'_> {
     /// Signs an operator in (operator tier, operator audience). An operator with a factor sends
     /// its current code as `code`; where the server requires a factor, one without cannot sign
-    /// in at all.
+    /// in at all. Every refusal after the lockouts is the same `InvalidCredentials` (a wrong
+    /// password, a missing or wrong code, no factor where one is required), so no answer says
+    /// that a password was right; the audit trail and the log say which it was.
     pub async fn login(
         &self,
         email: &str,
@@ -79,6 +81,11 @@ impl Operators<'_> {
             }
             Err(_) => None,
         };
+        // A locked factor refuses before the password is looked at, so the lock's answer does not
+        // depend on whether the password was right.
+        if let Some(o) = operator.as_ref().filter(|o| o.totp.is_some()) {
+            self.peek_locked_as(&factor_subject(o.id), &ip_subject, Strict::PerAccount, now)?;
+        }
         let (ok, rehash) = self
             .check_password(
                 &password,
@@ -86,10 +93,7 @@ impl Operators<'_> {
             )
             .await?;
         let operator = match operator {
-            Some(o) if ok => {
-                self.attempt_succeeded(&account_subject, &ip_subject);
-                o
-            }
+            Some(o) if ok => o,
             found => {
                 self.record_refusal_of(found.map(|o| o.id), "operator.login_failed", None, request)
                     .await;
@@ -97,13 +101,23 @@ impl Operators<'_> {
             }
         };
         // The code is checked before anything is written, and its step spent in the same
-        // transaction as the session it opens.
+        // transaction as the session it opens. Until then the attempt still counts against the
+        // password lockout.
         let step = match (&operator.totp, code) {
             (Some(factor), Some(code)) => {
                 Some(self.check_code(&operator, factor, code, request).await?)
             }
-            (Some(_), None) => return Err(Error::SecondFactorRequired),
+            (Some(_), None) => {
+                self.record_refusal_of(Some(operator.id), "operator.mfa_missing", None, request)
+                    .await;
+                return Err(Error::InvalidCredentials);
+            }
             (None, _) if self.identity().settings().operator_totp_required => {
+                tracing::warn!(
+                    operator = %operator.id,
+                    "operator sign-in refused: no second factor is enrolled and \
+                     identity.operator_totp_required is on; run `gatehouse admin enrol-totp`"
+                );
                 self.record_refusal_of(
                     Some(operator.id),
                     "operator.login_refused",
@@ -111,9 +125,7 @@ impl Operators<'_> {
                     request,
                 )
                 .await;
-                return Err(Error::SecondFactorNotEnrolled(
-                    "enrol one on the server's host with `gatehouse admin enrol-totp --email ...`",
-                ));
+                return Err(Error::InvalidCredentials);
             }
             (None, _) => None,
         };
@@ -134,6 +146,7 @@ impl Operators<'_> {
                 Strict::PerAccount,
             );
         }
+        self.attempt_succeeded(&account_subject, &ip_subject);
         if let Some(h) = &new_hash {
             tx.set_operator_password_hash(operator.id, h).await?;
         }
@@ -143,7 +156,9 @@ impl Operators<'_> {
             None,
             None,
             None,
-            device_name.unwrap_or_else(|| "operator console".to_owned()),
+            clean_device_name(Some(
+                device_name.unwrap_or_else(|| "operator console".to_owned()),
+            )),
             request,
         )?;
         if step.is_some() {
@@ -180,12 +195,7 @@ impl Operators<'_> {
         code: &SecretString,
         request: &RequestContext,
     ) -> Result<u64, Error> {
-        self.ensure_not_locked_as(
-            &factor_subject(operator.id),
-            request.ip.as_deref().unwrap_or_default(),
-            Strict::PerAccount,
-            self.clock().now(),
-        )?;
+        self.ensure_factor_open(operator.id, request)?;
         let raw =
             self.keyring()
                 .open_platform(SEAL_KIND, &operator.id.to_string(), &factor.envelope)?;
@@ -199,6 +209,17 @@ impl Operators<'_> {
             Some(step) => Ok(step),
             None => self.code_failed(operator, request).await,
         }
+    }
+
+    /// Refuses while the operator's factor is locked after wrong codes, else counts this attempt
+    /// until a code proves right.
+    fn ensure_factor_open(&self, operator: Uuid, request: &RequestContext) -> Result<(), Error> {
+        self.ensure_not_locked_as(
+            &factor_subject(operator),
+            request.ip.as_deref().unwrap_or_default(),
+            Strict::PerAccount,
+            self.clock().now(),
+        )
     }
 
     async fn code_failed<T>(
@@ -387,9 +408,20 @@ impl Operators<'_> {
         self.sessions().revoke(&as_account(call)?, session).await
     }
 
-    /// Ends every other session of the calling operator; returns how many.
+    /// Ends every other session of the calling operator, and every impersonation they started;
+    /// returns how many of their own sessions ended.
     pub async fn revoke_other_sessions(&self, call: &OperatorCall) -> Result<usize, Error> {
-        self.sessions().revoke_others(&as_account(call)?).await
+        ensure_operator(&call.principal)?;
+        let tx = self.store().begin().await?;
+        self.end_operator_sessions(
+            tx,
+            call.principal.subject,
+            Some(call.principal.session_id),
+            call.principal.actor(),
+            "session.revoked_others",
+            Some(&call.request),
+        )
+        .await
     }
 
     async fn operator_named(&self, email: &str) -> Result<OperatorRecord, Error> {
@@ -437,23 +469,52 @@ impl Operators<'_> {
         action: &str,
         factor: Option<&OperatorFactor>,
     ) -> Result<usize, Error> {
-        let now = self.clock().now();
         let mut tx = self.store().begin().await?;
         if let Some(f) = factor
             && !tx.set_operator_totp(operator.id, Some(f)).await?
         {
             return Err(Error::NotFound("operator"));
         }
-        let revoked = tx.revoke_sessions_of(operator.id, None, now).await?;
-        let event = AuditEvent::success(Actor::system("cli"), action, "operator", operator.id)
-            .with_details(format!("{{\"sessions_revoked\":{}}}", revoked.len()));
+        let ended = self
+            .end_operator_sessions(tx, operator.id, None, Actor::system("cli"), action, None)
+            .await?;
+        Ok(ended)
+    }
+
+    /// Ends the operator's sessions (all but `keep`) and every impersonation they started, with
+    /// one audit event on the operators' chain in the same transaction; then tells the session
+    /// cache here and on every instance. Returns how many of the operator's own sessions ended.
+    async fn end_operator_sessions(
+        &self,
+        mut tx: Box<dyn crate::store::PlatformTx>,
+        operator: Uuid,
+        keep: Option<Uuid>,
+        actor: Actor,
+        action: &str,
+        request: Option<&RequestContext>,
+    ) -> Result<usize, Error> {
+        let now = self.clock().now();
+        let own = tx.revoke_sessions_of(operator, keep, now).await?;
+        // An impersonation outlives nothing it was started from: a stolen laptop's sessions
+        // end with the customer sessions its operator opened.
+        let impersonations = tx.revoke_impersonations_by(operator, now).await?;
+        let mut event = AuditEvent::success(actor, action, "operator", operator).with_details(
+            serde_json::json!({
+                "sessions_revoked": own.len(),
+                "impersonations_revoked": impersonations,
+            })
+            .to_string(),
+        );
+        if let Some(r) = request {
+            event = event.with_request(r.request_id.clone());
+        }
         let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
-        for id in &revoked {
+        for id in own.iter().chain(&impersonations) {
             self.identity().cache().revoked_elsewhere(*id);
             self.publish_revocation(super::Revocation::Session(*id));
         }
-        Ok(revoked.len())
+        Ok(own.len())
     }
 
     /// Starts (or restarts: a lost device) an operator's TOTP enrolment from the CLI. Nothing is

@@ -106,6 +106,13 @@ pub trait SessionStore: Send {
         at: OffsetDateTime,
     ) -> Result<Vec<uuid::Uuid>, StoreError>;
 
+    /// Revokes every unrevoked impersonation `operator` started; returns the ids revoked.
+    async fn revoke_impersonations_by(
+        &mut self,
+        operator: uuid::Uuid,
+        at: OffsetDateTime,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+
     /// Live (unrevoked, unexpired at `now`) sessions of `subject`, newest first.
     async fn live_sessions_of(
         &mut self,

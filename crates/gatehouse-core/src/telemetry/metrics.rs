@@ -28,10 +28,11 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The label values recorded on every request, resolved once: a labelled lookup hashes the
 /// values and takes a lock, which is most of what recording costs.
-const AUTH_METHODS: [&str; 6] = [
+const AUTH_METHODS: [&str; 7] = [
     "password",
     "second_factor",
     "operator_password",
+    "operator_totp",
     "token",
     "api_key",
     "service",

@@ -41,15 +41,15 @@ impl fmt::Debug for OperatorLogin {
 }
 
 /// Signs an operator in: a 12-hour operator-tier session whose tokens work only on `/admin/v1`.
-/// An operator with a TOTP factor sends its current code in the same request; where the server
-/// requires operators' second factor (the production default), one without cannot sign in.
+/// An operator with a TOTP factor sends its current code in the same request (a missing code is
+/// answered like a wrong password); where the server requires operators' second factor (the
+/// production default), one without cannot sign in.
 #[utoipa::path(post, path = "/admin/v1/auth/login", tag = "admin",
     request_body = OperatorLogin,
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
-        (status = 401, description = "`invalid_credentials` (password or code), or `second_factor_required`: the operator has a factor and no `code` was sent", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`second_factor_not_enrolled`: the server requires operators' second factor and this operator has none (`gatehouse admin enrol-totp`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`: sign-in for this operator or address is locked after failures; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`: one answer for an unknown email, a wrong password, a missing or wrong code, and an operator without a factor where one is required (the audit trail and the log say which)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`: sign-in for this operator or address is locked after failures, or the operator's factor after wrong codes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`overloaded`: password hashing is saturated; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn login(
@@ -58,6 +58,11 @@ pub(crate) async fn login(
     ApiJson(req): ApiJson<OperatorLogin>,
 ) -> Result<Response, ApiError> {
     let code = req.code.map(SecretString::from);
+    let method = if code.is_some() {
+        "operator_totp"
+    } else {
+        "operator_password"
+    };
     let issued = state
         .kernel
         .operators()
@@ -69,8 +74,8 @@ pub(crate) async fn login(
             &meta,
         )
         .await
-        .inspect_err(|_| gatehouse_core::telemetry::metrics::auth("operator_password", false))?;
-    gatehouse_core::telemetry::metrics::auth("operator_password", true);
+        .inspect_err(|_| gatehouse_core::telemetry::metrics::auth(method, false))?;
+    gatehouse_core::telemetry::metrics::auth(method, true);
     Ok(session_response(
         issued,
         SessionMode::Bearer,

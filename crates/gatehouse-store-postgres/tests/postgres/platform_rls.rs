@@ -354,3 +354,82 @@ async fn raw_selects_on_sessions_and_the_key_index_see_only_the_scope_or_what_wa
     conn.close().await.unwrap();
     f.finish().await;
 }
+
+#[tokio::test]
+async fn operators_factors_and_recovery_codes_are_seen_by_their_subject_only() {
+    use gatehouse_core::store::{OperatorFactor, OperatorRecord, TotpFactorRecord};
+    let f = fresh().await;
+    let a = seed(&f.store, 1).await;
+    let b = seed(&f.store, 2).await;
+    let clock = SystemClock;
+    let now = clock.now();
+    let operator = OperatorRecord {
+        id: gatehouse_core::ids::new_uuid(&clock),
+        email: "ops@platform.example".into(),
+        name: "Ops".into(),
+        password_hash: "x".into(),
+        created_at: now,
+        totp: Some(OperatorFactor {
+            envelope: vec![1, 2, 3],
+            confirmed_at: now,
+            last_step: 1,
+        }),
+    };
+    let mut tx = f.store.begin().await.unwrap();
+    tx.insert_operator(&operator).await.unwrap();
+    for (n, who) in [(1u8, a.user), (2, b.user)] {
+        tx.put_pending_totp(&TotpFactorRecord {
+            user_id: who,
+            envelope: vec![4, 5, 6],
+            created_at: now,
+            confirmed_at: None,
+            last_step: 0,
+        })
+        .await
+        .unwrap();
+        tx.replace_recovery_codes(who, &[vec![n; 32], vec![n + 10; 32]], now)
+            .await
+            .unwrap();
+    }
+    tx.commit(Audited::for_tests()).await.unwrap();
+
+    let mut conn = PgConnection::connect(&f.app_url).await.unwrap();
+    const OPERATORS: &str = "SELECT id FROM operators";
+    const FACTORS: &str = "SELECT user_id FROM totp_factors";
+    const CODES: &str = "SELECT user_id FROM recovery_codes";
+    for sql in [OPERATORS, FACTORS, CODES] {
+        assert!(ids(&mut conn, sql).await.is_empty(), "{sql}");
+    }
+    // Organisation A's scope shows none of them: they are a person's, not an organisation's.
+    let mut tx = conn.begin().await.unwrap();
+    set(&mut tx, "gatehouse.org_id", &a.org.to_string()).await;
+    for sql in [OPERATORS, FACTORS, CODES] {
+        assert!(ids(&mut tx, sql).await.is_empty(), "{sql} in A's scope");
+    }
+    tx.rollback().await.unwrap();
+    // B's declaration: B's factor and codes, nobody else's.
+    let mut tx = conn.begin().await.unwrap();
+    set(&mut tx, "gatehouse.subject", &b.user.to_string()).await;
+    assert_eq!(ids(&mut tx, FACTORS).await, vec![b.user.as_uuid()]);
+    assert_eq!(ids(&mut tx, CODES).await, vec![b.user.as_uuid(); 2]);
+    assert!(ids(&mut tx, OPERATORS).await.is_empty());
+    let deleted = sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+        .bind(a.user.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected(), 0, "A's codes deleted as B");
+    tx.rollback().await.unwrap();
+    // The operator by address: the account, read only.
+    let mut tx = conn.begin().await.unwrap();
+    set(&mut tx, "gatehouse.email", "ops@platform.example").await;
+    assert_eq!(ids(&mut tx, OPERATORS).await, vec![operator.id]);
+    let updated = sqlx::query("UPDATE operators SET totp_last_step = 0")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 0);
+    tx.rollback().await.unwrap();
+    conn.close().await.unwrap();
+    f.finish().await;
+}

@@ -104,6 +104,76 @@ pub async fn identity_sessions_rotate_once_and_revoke(store: Arc<dyn Store>) {
     );
 }
 
+/// A flush of many last-seen times writes each one (more than one batch of them) and leaves the
+/// later of the stored and flushed times; an impersonation an operator started is revoked with
+/// the operator's, and nobody else's.
+pub async fn identity_many_last_seen_times_and_an_operators_impersonations(store: Arc<dyn Store>) {
+    let clock = clock();
+    let now = clock.now();
+    let sessions: Vec<SessionRecord> = (0..150u32)
+        .map(|i| session(&clock, Uuid::from_u128(u128::from(i) + 1000), b"h"))
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    for s in &sessions {
+        tx.insert_session(s).await.unwrap();
+    }
+    let operator = Uuid::from_u128(99);
+    let mut impersonation = session(&clock, Uuid::from_u128(1000), b"i");
+    impersonation.tier = Tier::Impersonation;
+    impersonation.impersonator_id = Some(operator);
+    let mut other = session(&clock, Uuid::from_u128(1001), b"j");
+    other.tier = Tier::Impersonation;
+    other.impersonator_id = Some(Uuid::from_u128(98));
+    tx.insert_session(&impersonation).await.unwrap();
+    tx.insert_session(&other).await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
+
+    // Every other one moves forward; the first is flushed with an older time and keeps its own.
+    let seen: Vec<(Uuid, time::OffsetDateTime)> = sessions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let at = if i == 0 {
+                now - Duration::minutes(1)
+            } else {
+                now + Duration::seconds(i64::try_from(i).unwrap())
+            };
+            (s.id, at)
+        })
+        .collect();
+    store.touch_sessions(&seen).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    for (i, (id, at)) in seen.iter().enumerate() {
+        let stored = tx.session(*id).await.unwrap().unwrap().last_seen_at;
+        assert_eq!(stored, if i == 0 { now } else { *at }, "session {i}");
+    }
+    let revoked = tx.revoke_impersonations_by(operator, now).await.unwrap();
+    assert_eq!(revoked, vec![impersonation.id]);
+    assert!(
+        tx.revoke_impersonations_by(operator, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        tx.session(other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+    assert!(
+        tx.session(sessions[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+    tx.commit(Audited::for_tests()).await.unwrap();
+}
+
 /// Sign-in, per-request authentication and instant revocation through the kernel, on this store.
 pub async fn identity_revoked_sessions_are_refused_on_the_next_request(store: Arc<dyn Store>) {
     let clock = Arc::new(clock());

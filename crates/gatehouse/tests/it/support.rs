@@ -38,7 +38,7 @@ fn postgres_admin_url() -> String {
 /// and served as `gatehouse_app`, so row-level security applies to every request. The database
 /// is named like the storage suite's (`gh_test_{unix secs}_{hex}`), whose sweep drops leftovers;
 /// `stop` drops it. Returns (app URL, owner URL).
-async fn postgres_database(dir: &std::path::Path) -> (String, String) {
+pub(crate) async fn postgres_database(dir: &std::path::Path) -> (String, String) {
     use sqlx::ConnectOptions as _;
     use sqlx::Connection as _;
     use std::str::FromStr as _;
@@ -97,7 +97,7 @@ async fn postgres_database(dir: &std::path::Path) -> (String, String) {
     (app, owner)
 }
 
-async fn drop_postgres_database(dir: &std::path::Path) {
+pub(crate) async fn drop_postgres_database(dir: &std::path::Path) {
     use sqlx::Connection as _;
     let Ok(name) = std::fs::read_to_string(dir.join("postgres-database")) else {
         return;
