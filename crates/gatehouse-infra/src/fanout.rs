@@ -67,10 +67,12 @@ impl RevocationFanout for RedisFanout {
         };
         let mut conn = self.conn.clone();
         let channel = self.channel.clone();
-        let in_flight = Arc::clone(&self.in_flight);
-        in_flight.count.fetch_add(1, Ordering::SeqCst);
+        self.in_flight.count.fetch_add(1, Ordering::SeqCst);
+        // Made before the task, so a task dropped unpolled (a runtime shutting down) still counts
+        // itself finished.
+        let done = Finished(Arc::clone(&self.in_flight));
         runtime.spawn(async move {
-            let _done = Finished(in_flight);
+            let _done = done;
             let sent: Result<i64, _> = redis::cmd("PUBLISH")
                 .arg(&channel)
                 .arg(revocation.encode())

@@ -6,3 +6,6 @@ ALTER TABLE operators
     ADD COLUMN totp_last_step    bigint NOT NULL DEFAULT 0 CHECK (totp_last_step >= 0),
     ADD CONSTRAINT operators_totp_whole
         CHECK ((totp_envelope IS NULL) = (totp_confirmed_at IS NULL));
+
+-- Ending an operator's sessions ends the impersonations they started, found by this index.
+CREATE INDEX sessions_by_impersonator ON sessions (impersonator_id) WHERE impersonator_id IS NOT NULL;

@@ -58,9 +58,11 @@ CREATE POLICY named_sessions ON sessions
 CREATE POLICY subject_sessions ON sessions
     USING (subject_id = gatehouse_named_subject())
     WITH CHECK (subject_id = gatehouse_named_subject());
-CREATE POLICY impersonator_sessions ON sessions
-    USING (impersonator_id = gatehouse_named_impersonator())
-    WITH CHECK (impersonator_id = gatehouse_named_impersonator());
+CREATE POLICY impersonator_sessions ON sessions FOR SELECT
+    USING (tier = 'impersonation' AND impersonator_id = gatehouse_named_impersonator());
+CREATE POLICY impersonator_sessions_end ON sessions FOR UPDATE
+    USING (tier = 'impersonation' AND impersonator_id = gatehouse_named_impersonator())
+    WITH CHECK (tier = 'impersonation' AND impersonator_id = gatehouse_named_impersonator());
 
 -- The API-key index: written inside the key's organisation, read by the presented key's digest
 -- (which answers that one key's organisation, nothing else).

@@ -57,23 +57,21 @@ impl Kernel {
         locked(wait)
     }
 
-    /// Whether `account` is locked for `strict`'s count, without counting an attempt: for a
-    /// check made before the attempt's outcome is known (an operator's factor, looked at before
-    /// the password, whose wrong guesses must not count against the factor).
-    pub(crate) fn peek_locked_as(
-        &self,
-        account: &str,
-        ip: &str,
-        strict: Strict,
-        now: OffsetDateTime,
-    ) -> Result<(), Error> {
-        let id = self.identity();
-        let ip = &crate::limits::address_subject_of(ip);
-        let wait = id
+    /// Counts a second-factor attempt against the account's own strict count only (for a
+    /// sign-in whose attempt the address and account-wide counts already hold); `false`, and
+    /// nothing counted, while that count is locked.
+    pub(crate) fn count_factor_attempt(&self, account: &str, now: OffsetDateTime) -> bool {
+        self.identity()
             .account_lockouts
-            .locked_for(&strict.key(account, ip), now)
-            .or_else(|| id.account_wide_lockouts.locked_for(account, now));
-        locked(wait)
+            .attempt(&Strict::PerAccount.key(account, ""), now)
+            .is_ok()
+    }
+
+    /// Forgives the account's strict second-factor count after a right code.
+    pub(crate) fn factor_attempt_forgiven(&self, account: &str) {
+        self.identity()
+            .account_lockouts
+            .succeeded(&Strict::PerAccount.key(account, ""));
     }
 
     /// The attempt was right: the account's failures from this address and in all are

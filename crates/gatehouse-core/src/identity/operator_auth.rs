@@ -81,11 +81,6 @@ impl Operators<'_> {
             }
             Err(_) => None,
         };
-        // A locked factor refuses before the password is looked at, so the lock's answer does not
-        // depend on whether the password was right.
-        if let Some(o) = operator.as_ref().filter(|o| o.totp.is_some()) {
-            self.peek_locked_as(&factor_subject(o.id), &ip_subject, Strict::PerAccount, now)?;
-        }
         let (ok, rehash) = self
             .check_password(
                 &password,
@@ -105,7 +100,19 @@ impl Operators<'_> {
         // password lockout.
         let step = match (&operator.totp, code) {
             (Some(factor), Some(code)) => {
-                Some(self.check_code(&operator, factor, code, request).await?)
+                // Counted against the factor's own strict count only: this sign-in's attempt
+                // already counts against the address and the account (exactly as a wrong
+                // password's does), and a locked factor answers as a wrong password would, so
+                // neither the counts nor the answers tell a right password from a wrong one.
+                if !self.count_factor_attempt(&factor_subject(operator.id), now) {
+                    self.record_refusal_of(Some(operator.id), "operator.mfa_locked", None, request)
+                        .await;
+                    return Err(Error::InvalidCredentials);
+                }
+                match self.matching_step(&operator, factor, code)? {
+                    Some(step) => Some(step),
+                    None => return self.code_failed(&operator, request).await,
+                }
             }
             (Some(_), None) => {
                 self.record_refusal_of(Some(operator.id), "operator.mfa_missing", None, request)
@@ -140,11 +147,7 @@ impl Operators<'_> {
                 drop(tx);
                 return self.code_failed(&operator, request).await;
             }
-            self.attempt_succeeded_as(
-                &factor_subject(operator.id),
-                &ip_subject,
-                Strict::PerAccount,
-            );
+            self.factor_attempt_forgiven(&factor_subject(operator.id));
         }
         self.attempt_succeeded(&account_subject, &ip_subject);
         if let Some(h) = &new_hash {
@@ -186,29 +189,24 @@ impl Operators<'_> {
             .await
     }
 
-    /// The step `code` proves for the operator's factor, under the strict per-account lockout
-    /// (whoever gets here holds the password). A wrong code is recorded and refused.
-    async fn check_code(
+    /// The step `code` proves for the operator's factor, if any (counting nothing: the caller
+    /// has counted the attempt).
+    fn matching_step(
         &self,
         operator: &OperatorRecord,
         factor: &OperatorFactor,
         code: &SecretString,
-        request: &RequestContext,
-    ) -> Result<u64, Error> {
-        self.ensure_factor_open(operator.id, request)?;
+    ) -> Result<Option<u64>, Error> {
         let raw =
             self.keyring()
                 .open_platform(SEAL_KIND, &operator.id.to_string(), &factor.envelope)?;
         let seed = TotpSecret::from_bytes(raw.expose().to_vec());
-        match totp().matching_step(
+        Ok(totp().matching_step(
             &seed,
             code.expose(),
             to_secs(self.clock().now()),
             factor.last_step,
-        ) {
-            Some(step) => Ok(step),
-            None => self.code_failed(operator, request).await,
-        }
+        ))
     }
 
     /// Refuses while the operator's factor is locked after wrong codes, else counts this attempt
@@ -314,7 +312,11 @@ impl Operators<'_> {
                     "code",
                     "is required: this operator has a second factor",
                 ))?;
-                let step = self.check_code(&operator, factor, &code, request).await?;
+                // The caller is signed in already: a locked factor may say so (429).
+                self.ensure_factor_open(operator.id, request)?;
+                let Some(step) = self.matching_step(&operator, factor, &code)? else {
+                    return self.code_failed(&operator, request).await;
+                };
                 (session.auth_at, Some(now), Some(step), "totp")
             }
             None if self.identity().settings().operator_totp_required => {
@@ -390,12 +392,10 @@ impl Operators<'_> {
         Ok(())
     }
 
-    /// Ends the calling operator's session.
+    /// Ends the calling operator's session, and every impersonation they started (an
+    /// impersonation does not record which of the operator's sessions started it).
     pub async fn logout(&self, call: &OperatorCall) -> Result<(), Error> {
-        let account = as_account(call)?;
-        self.sessions()
-            .revoke(&account, call.principal.session_id)
-            .await
+        self.revoke_session(call, call.principal.session_id).await
     }
 
     /// The calling operator's live sessions, newest first.
@@ -403,20 +403,48 @@ impl Operators<'_> {
         self.sessions().list(&as_account(call)?).await
     }
 
-    /// Ends one of the calling operator's sessions.
+    /// Ends one of the calling operator's sessions, and every impersonation they started.
     pub async fn revoke_session(&self, call: &OperatorCall, session: Uuid) -> Result<(), Error> {
-        self.sessions().revoke(&as_account(call)?, session).await
+        ensure_operator(&call.principal)?;
+        let mut tx = self.store().begin().await?;
+        let mine = tx
+            .session(session)
+            .await?
+            .is_some_and(|s| s.subject_id == call.principal.subject && s.tier == Tier::Operator);
+        if !mine {
+            return Err(Error::NotFound("session"));
+        }
+        self.end_operator_sessions(
+            tx,
+            call.principal.subject,
+            Ending::One(session),
+            call.principal.actor(),
+            "session.revoked",
+            Some(&call.request),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Ends every other session of the calling operator, and every impersonation they started;
     /// returns how many of their own sessions ended.
     pub async fn revoke_other_sessions(&self, call: &OperatorCall) -> Result<usize, Error> {
         ensure_operator(&call.principal)?;
-        let tx = self.store().begin().await?;
+        let now = self.clock().now();
+        let mut tx = self.store().begin().await?;
+        // The calling session itself must still be live: a revoked session's cached token may
+        // not end the operator's new ones.
+        let live = tx
+            .session(call.principal.session_id)
+            .await?
+            .is_some_and(|s| s.is_live(now));
+        if !live {
+            return Err(Error::Unauthenticated("the session has ended"));
+        }
         self.end_operator_sessions(
             tx,
             call.principal.subject,
-            Some(call.principal.session_id),
+            Ending::AllBut(call.principal.session_id),
             call.principal.actor(),
             "session.revoked_others",
             Some(&call.request),
@@ -476,25 +504,42 @@ impl Operators<'_> {
             return Err(Error::NotFound("operator"));
         }
         let ended = self
-            .end_operator_sessions(tx, operator.id, None, Actor::system("cli"), action, None)
+            .end_operator_sessions(
+                tx,
+                operator.id,
+                Ending::All,
+                Actor::system("cli"),
+                action,
+                None,
+            )
             .await?;
         Ok(ended)
     }
 
-    /// Ends the operator's sessions (all but `keep`) and every impersonation they started, with
+    /// Ends the operator's sessions `ending` names and every impersonation they started, with
     /// one audit event on the operators' chain in the same transaction; then tells the session
     /// cache here and on every instance. Returns how many of the operator's own sessions ended.
     async fn end_operator_sessions(
         &self,
         mut tx: Box<dyn crate::store::PlatformTx>,
         operator: Uuid,
-        keep: Option<Uuid>,
+        ending: Ending,
         actor: Actor,
         action: &str,
         request: Option<&RequestContext>,
     ) -> Result<usize, Error> {
         let now = self.clock().now();
-        let own = tx.revoke_sessions_of(operator, keep, now).await?;
+        let own = match ending {
+            Ending::All => tx.revoke_sessions_of(operator, None, now).await?,
+            Ending::AllBut(keep) => tx.revoke_sessions_of(operator, Some(keep), now).await?,
+            Ending::One(id) => {
+                if tx.revoke_session(id, now).await? {
+                    vec![id]
+                } else {
+                    Vec::new()
+                }
+            }
+        };
         // An impersonation outlives nothing it was started from: a stolen laptop's sessions
         // end with the customer sessions its operator opened.
         let impersonations = tx.revoke_impersonations_by(operator, now).await?;
@@ -561,6 +606,14 @@ impl Operators<'_> {
         self.end_sessions_of(&operator, "operator.totp_enrolled", Some(&factor))
             .await
     }
+}
+
+/// Which of an operator's sessions end.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    All,
+    AllBut(Uuid),
+    One(Uuid),
 }
 
 /// The strict per-account lockout key of an operator's second factor.

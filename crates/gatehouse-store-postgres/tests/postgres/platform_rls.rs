@@ -433,3 +433,56 @@ async fn operators_factors_and_recovery_codes_are_seen_by_their_subject_only() {
     conn.close().await.unwrap();
     f.finish().await;
 }
+
+#[tokio::test]
+async fn an_operators_declaration_opens_their_impersonations_only_and_for_ending() {
+    let f = fresh().await;
+    let a = seed(&f.store, 1).await;
+    let clock = SystemClock;
+    let now = clock.now();
+    let operator = gatehouse_core::ids::new_uuid(&clock);
+    let mut tx = f.store.begin().await.unwrap();
+    let mut imp = tx.session(a.session).await.unwrap().unwrap();
+    imp.id = gatehouse_core::ids::new_uuid(&clock);
+    imp.tier = Tier::Impersonation;
+    imp.impersonator_id = Some(operator);
+    tx.insert_session(&imp).await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
+
+    let mut conn = PgConnection::connect(&f.app_url).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    set(&mut tx, "gatehouse.impersonator", &operator.to_string()).await;
+    // The impersonation, not the customer's own session.
+    assert_eq!(ids(&mut tx, SESSIONS).await, vec![imp.id]);
+    // Ending it is allowed; moving it to another tier or operator is not.
+    let moved = sqlx::query("UPDATE sessions SET tier = 'customer' WHERE id = $1")
+        .bind(imp.id)
+        .execute(&mut *tx)
+        .await;
+    assert!(
+        moved.is_err(),
+        "an impersonation turned into a customer session"
+    );
+    tx.rollback().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    set(&mut tx, "gatehouse.impersonator", &operator.to_string()).await;
+    let ended = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE impersonator_id = $2")
+        .bind(now)
+        .bind(operator)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(ended.rows_affected(), 1);
+    let deleted = sqlx::query("DELETE FROM sessions")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted.rows_affected(),
+        0,
+        "the declaration allowed a delete"
+    );
+    tx.rollback().await.unwrap();
+    conn.close().await.unwrap();
+    f.finish().await;
+}
