@@ -68,6 +68,8 @@ pub struct Kernel {
     mail_wakeup: tokio::sync::Notify,
     /// Group-commit audit writer for high-volume calls (transit), started on first use.
     audit_batcher: std::sync::OnceLock<crate::audit::AuditBatcher>,
+    /// The product's own permissions and record types (C1, C3).
+    product: crate::product::ProductCatalogue,
 }
 
 /// One dependency's state in the readiness report.
@@ -105,7 +107,22 @@ impl Kernel {
             mail_health: crate::mail::MailHealth::default(),
             mail_wakeup: tokio::sync::Notify::new(),
             audit_batcher: std::sync::OnceLock::new(),
+            product: crate::product::ProductCatalogue::default(),
         }
+    }
+
+    /// Replaces the product's declared permissions and record types (start-up only; validated
+    /// by the configuration loader).
+    #[must_use]
+    pub fn with_product(mut self, product: crate::product::ProductCatalogue) -> Self {
+        self.product = product;
+        self
+    }
+
+    /// The product's declared permissions and record types.
+    #[must_use]
+    pub fn product(&self) -> &crate::product::ProductCatalogue {
+        &self.product
     }
 
     /// The group-commit audit writer: concurrent callers' events share one transaction per

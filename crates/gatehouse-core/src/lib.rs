@@ -20,6 +20,7 @@ pub mod limits;
 pub mod mail;
 pub mod page;
 pub mod password_pool;
+pub mod product;
 pub mod scope;
 pub mod secrets;
 pub mod signup;

@@ -43,6 +43,8 @@ pub use state::{AppState, ServiceSecrets, Shared};
         (name = "api-keys", description = "API keys for machine callers"),
         (name = "secrets", description = "The shared-secrets vault: metadata, reveal (gated) and versions"),
         (name = "transit", description = "Encryption for the organisation's own fields"),
+        (name = "check", description = "Decisions about the product's own permissions"),
+        (name = "records", description = "The product's records: typed, owned, private, organisation-wide or public"),
         (name = "internal", description = "The service API (`X-Service-Auth`)"),
     ),
     modifiers(&BearerAuth),
@@ -80,8 +82,8 @@ impl utoipa::Modify for BearerAuth {
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use Limit::{Admin, Auth, ReadWrite, Unlimited};
     use routes::{
-        admin, admin_sessions, api_keys, audit, auth, health, invitations, me, metrics, mfa,
-        organization, recovery, secrets, security_txt, signup, transit,
+        admin, admin_sessions, api_keys, audit, auth, check, health, invitations, me, metrics, mfa,
+        organization, records, recovery, secrets, security_txt, signup, transit,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the document it serves.
@@ -120,6 +122,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         )
         .add(
             ReadWrite,
+            routes!(organization::update_role, organization::delete_role),
+        )
+        .add(
+            ReadWrite,
             routes!(invitations::invite, invitations::list_invitations),
         )
         .add(ReadWrite, routes!(invitations::revoke_invitation))
@@ -141,6 +147,12 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(api_keys::rotate))
         .add(ReadWrite, routes!(api_keys::revoke))
         .add(Unlimited, routes!(api_keys::verify))
+        .add(ReadWrite, routes!(check::check))
+        .add(ReadWrite, routes!(records::create, records::list))
+        .add(
+            ReadWrite,
+            routes!(records::get, records::update, records::delete),
+        )
         .add(ReadWrite, routes!(secrets::create, secrets::list))
         .add(
             ReadWrite,

@@ -23,6 +23,7 @@ mod operators;
 mod org_keys;
 mod organizations;
 mod outbox;
+mod records;
 mod roles;
 mod rows;
 mod sealed_fields;

@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "platform_rls",
         include_str!("../migrations/0011_platform_rls.sql"),
     ),
+    (
+        12,
+        "records",
+        include_str!("../migrations/0012_records.sql"),
+    ),
 ];
 
 #[must_use]

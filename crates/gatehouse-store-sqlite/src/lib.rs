@@ -24,6 +24,7 @@ mod operators;
 mod org_keys;
 mod organizations;
 mod outbox;
+mod records;
 mod roles;
 mod sealed_fields;
 mod second_factor;

@@ -44,6 +44,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "operator_factor",
         include_str!("../migrations/0010_operator_factor.sql"),
     ),
+    (
+        11,
+        "platform_rls",
+        include_str!("../migrations/0011_platform_rls.sql"),
+    ),
+    (
+        12,
+        "records",
+        include_str!("../migrations/0012_records.sql"),
+    ),
 ];
 
 #[must_use]

@@ -70,4 +70,53 @@ impl CustomRoleStore for SqliteTenantTx {
     async fn custom_roles(&mut self) -> Result<Vec<CustomRoleRecord>, StoreError> {
         roles_named(&mut self.tx, self.scope.org_id(), None).await
     }
+    async fn update_custom_role(
+        &mut self,
+        name: &str,
+        permissions: &[String],
+    ) -> Result<bool, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let done = sqlx::query("UPDATE roles SET permissions = ?1 WHERE org_id = ?2 AND name = ?3")
+            .bind(permissions.join(","))
+            .bind(org.as_uuid())
+            .bind(name)
+            .execute(c)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_custom_role(&mut self, name: &str) -> Result<bool, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let done = sqlx::query("DELETE FROM roles WHERE org_id = ?1 AND name = ?2")
+            .bind(org.as_uuid())
+            .bind(name)
+            .execute(c)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn role_holders(
+        &mut self,
+        name: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM memberships WHERE org_id = ?1 AND role = ?2) + \
+             (SELECT count(*) FROM invitations WHERE org_id = ?1 AND role = ?2 \
+              AND accepted_at IS NULL AND expires_at > ?3)",
+        )
+        .bind(org.as_uuid())
+        .bind(name)
+        .bind(micros(now))
+        .fetch_one(c)
+        .await
+        .map_err(map_err)?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt("role holders".into()))
+    }
 }

@@ -68,7 +68,8 @@ impl App {
         let kernel = Arc::new(
             Kernel::new(store, clock, passwords, Arc::clone(&keyring.0), keyring.1)
                 .with_identity(identity(config))
-                .with_mail(config.mail.settings.clone()),
+                .with_mail(config.mail.settings.clone())
+                .with_product(config.product.clone()),
         );
         kernel
             .auth()

@@ -33,7 +33,7 @@ impl Kernel {
                 return Ok(Vec::new());
             };
             if let Some(m) = tx.membership(UserId::from_uuid(id)).await? {
-                let held = crate::identity::role_grants(tx, &m.role).await?;
+                let held = self.role_grants(tx, &m.role).await?;
                 perms.retain(|p| held.contains(p));
                 return Ok(perms);
             }

@@ -155,7 +155,7 @@ impl Kernel {
         if let Some(perms) = &principal.api_key_permissions {
             return Ok(perms.clone());
         }
-        crate::identity::role_grants(tx, role).await
+        self.role_grants(tx, role).await
     }
 }
 
@@ -186,11 +186,11 @@ impl ApiKeys<'_> {
         }
         let mut perms: Vec<String> = Vec::new();
         for p in &input.permissions {
-            let parsed = Permission::parse(p).ok_or_else(|| {
+            let known = self.known_permission(p).ok_or_else(|| {
                 Error::invalid("permissions", format!("unknown permission {p:?}"))
             })?;
-            if !perms.iter().any(|q| q == parsed.as_str()) {
-                perms.push(parsed.as_str().to_owned());
+            if !perms.contains(&known) {
+                perms.push(known);
             }
         }
         if let Some(ns) = &input.namespace
@@ -518,9 +518,10 @@ impl ApiKeys<'_> {
     }
 }
 
-/// The catalogue's static name for a permission (for the `forbidden` problem's detail).
+/// The catalogue's static name for a permission (for the `forbidden` problem's detail); a
+/// product permission is named as such.
 pub(crate) fn permission_name(p: &str) -> &'static str {
-    Permission::parse(p).map_or("unknown", |p| p.as_str())
+    Permission::parse(p).map_or("a product permission", |p| p.as_str())
 }
 
 /// The principal an API key acts as.

@@ -22,16 +22,19 @@ pub enum Revocation {
         org: OrgId,
         user: UserId,
     },
+    /// An organisation's custom roles changed: what its keys may do is stale.
+    Roles(OrgId),
 }
 
 impl Revocation {
-    /// The wire form: `s:{uuid}`, `k:{uuid}` or `m:{org}:{user}`.
+    /// The wire form: `s:{uuid}`, `k:{uuid}`, `m:{org}:{user}` or `r:{org}`.
     #[must_use]
     pub fn encode(&self) -> String {
         match self {
             Self::Session(id) => format!("s:{id}"),
             Self::ApiKey(id) => format!("k:{id}"),
             Self::Membership { org, user } => format!("m:{org}:{user}"),
+            Self::Roles(org) => format!("r:{org}"),
         }
     }
 
@@ -41,6 +44,7 @@ impl Revocation {
         match kind {
             "s" => Some(Self::Session(Uuid::try_parse(rest).ok()?)),
             "k" => Some(Self::ApiKey(Uuid::try_parse(rest).ok()?)),
+            "r" => Some(Self::Roles(OrgId::from_uuid(Uuid::try_parse(rest).ok()?))),
             "m" => {
                 let (org, user) = rest.split_once(':')?;
                 Some(Self::Membership {
@@ -253,10 +257,20 @@ mod tests {
                 org: OrgId::from_uuid(a),
                 user: UserId::from_uuid(b),
             },
+            Revocation::Roles(OrgId::from_uuid(b)),
         ] {
             assert_eq!(Revocation::decode(&r.encode()), Some(r));
         }
-        for junk in ["", "s:", "x:{a}", "m:{a}", "m:{a}:nope", "k:{a}:{a}"] {
+        for junk in [
+            "",
+            "s:",
+            "x:{a}",
+            "m:{a}",
+            "m:{a}:nope",
+            "k:{a}:{a}",
+            "r:",
+            "r:{a}:{a}",
+        ] {
             let text = junk.replace("{a}", &a.to_string());
             assert_eq!(Revocation::decode(&text), None, "{text}");
         }

@@ -50,7 +50,7 @@ impl Members<'_> {
         role: &Role,
     ) -> Result<(), Error> {
         let held = self.held_permissions(tx, principal, actor_role).await?;
-        let granted = super::role_grants(tx, role).await?;
+        let granted = self.role_grants(tx, role).await?;
         match granted.iter().find(|p| !held.contains(p)) {
             Some(p) => Err(Error::Forbidden {
                 permission: crate::api_keys::permission_name(p),
@@ -231,11 +231,11 @@ impl Members<'_> {
         };
         let mut perms = Vec::with_capacity(permissions.len());
         for p in permissions {
-            let parsed = Permission::parse(p).ok_or_else(|| {
+            let known = self.known_permission(p).ok_or_else(|| {
                 Error::invalid("permissions", format!("unknown permission {p:?}"))
             })?;
-            if !perms.contains(&parsed.as_str().to_owned()) {
-                perms.push(parsed.as_str().to_owned());
+            if !perms.contains(&known) {
+                perms.push(known);
             }
         }
         let tx = self.store().begin_scoped(scope).await?;
@@ -412,6 +412,7 @@ impl Members<'_> {
     /// permission `role` grants (and an owner, for ownership). An invitation from someone who
     /// has since left or been demoted is refused as if unknown.
     async fn inviter_still_may_grant(
+        &self,
         tx: &mut dyn crate::store::TenantTx,
         inviter: UserId,
         role: &Role,
@@ -422,8 +423,8 @@ impl Members<'_> {
         if *role == Role::Owner && m.role != Role::Owner {
             return Ok(false);
         }
-        let held = super::role_grants(tx, &m.role).await?;
-        let granted = super::role_grants(tx, role).await?;
+        let held = self.role_grants(tx, &m.role).await?;
+        let granted = self.role_grants(tx, role).await?;
         Ok(granted.iter().all(|p| held.contains(p)))
     }
 
@@ -504,7 +505,10 @@ impl Members<'_> {
         let mut tx = tx.enter(&scope).await?;
         let role =
             Role::parse(&invitation.role).ok_or_else(|| Error::Internal("stored role".into()))?;
-        if !Self::inviter_still_may_grant(tx.as_mut(), invitation.invited_by, &role).await? {
+        if !self
+            .inviter_still_may_grant(tx.as_mut(), invitation.invited_by, &role)
+            .await?
+        {
             return Err(invalid());
         }
         if !tx.accept_invitation(invitation.id, now).await? {

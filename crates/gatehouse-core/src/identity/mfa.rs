@@ -180,7 +180,9 @@ impl Kernel {
         permission: &str,
     ) -> Option<&'static str> {
         let settings = self.identity().settings();
-        if !settings.step_up_permissions.iter().any(|p| p == permission) {
+        if !settings.step_up_permissions.iter().any(|p| p == permission)
+            && !self.product().needs_step_up(permission)
+        {
             return None;
         }
         if principal.api_key_permissions.is_some() {

@@ -4,6 +4,7 @@
 
 mod cache;
 mod claims;
+mod custom_roles;
 mod lockouts;
 mod members;
 mod membership_cache;
@@ -204,7 +205,8 @@ impl Kernel {
         };
         let granted = match (&principal.api_key_permissions, &role) {
             (Some(perms), _) => perms.iter().any(|p| p == permission.as_str()),
-            (None, Some(role)) => role_grants(tx.as_mut(), role)
+            (None, Some(role)) => self
+                .role_grants(tx.as_mut(), role)
                 .await?
                 .iter()
                 .any(|p| p == permission.as_str()),
@@ -348,6 +350,13 @@ impl Kernel {
         self.identity()
             .fanout
             .publish(Revocation::Membership { org, user });
+    }
+
+    /// A custom role's permissions changed: what keys of its holders may do is recomputed here
+    /// and on every instance.
+    pub(crate) fn roles_changed(&self, org: OrgId) {
+        self.api_key_cache().forget_org(org);
+        self.identity().fanout.publish(Revocation::Roles(org));
     }
 
     pub(crate) fn publish_revocation(&self, r: Revocation) {
@@ -545,6 +554,7 @@ impl Auth<'_> {
                 self.identity().memberships.forget(org, user);
                 self.api_key_cache().forget_org(org);
             }
+            Revocation::Roles(org) => self.api_key_cache().forget_org(org),
         }
     }
 
@@ -616,20 +626,27 @@ fn id_settings_read_only(kernel: &Kernel) -> bool {
     kernel.identity().settings().unverified_access == UnverifiedAccess::ReadOnly
 }
 
-/// What a role grants: a built-in's catalogue set, or a custom role's stored set (empty when the
-/// organisation has no such role).
-pub(crate) async fn role_grants(
-    tx: &mut dyn crate::store::TenantTx,
-    role: &Role,
-) -> Result<Vec<String>, Error> {
-    Ok(match permissions::builtin_grants(role) {
-        Some(perms) => perms.iter().map(|p| p.as_str().to_owned()).collect(),
-        None => tx
-            .custom_role(role.as_str())
-            .await?
-            .map(|r| r.permissions)
-            .unwrap_or_default(),
-    })
+impl Kernel {
+    /// What a role grants: a built-in's catalogue set and the product permissions configured for
+    /// it, or a custom role's stored set (empty when the organisation has no such role).
+    pub(crate) async fn role_grants(
+        &self,
+        tx: &mut dyn crate::store::TenantTx,
+        role: &Role,
+    ) -> Result<Vec<String>, Error> {
+        Ok(match permissions::builtin_grants(role) {
+            Some(perms) => perms
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .chain(self.product().held_by(role).map(str::to_owned))
+                .collect(),
+            None => tx
+                .custom_role(role.as_str())
+                .await?
+                .map(|r| r.permissions)
+                .unwrap_or_default(),
+        })
+    }
 }
 
 /// SHA-256 of a secret token, as stored.

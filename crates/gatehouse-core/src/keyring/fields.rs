@@ -19,16 +19,19 @@ pub enum SealedKind {
     TransitField,
     /// A data subject's key for their personal data in audit events.
     SubjectKey,
+    /// The JSON content of one of the product's records.
+    RecordContent,
 }
 
 impl SealedKind {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::TotpSecret,
         Self::SharedSecret,
         Self::ConnectorToken,
         Self::AuditPersonalData,
         Self::TransitField,
         Self::SubjectKey,
+        Self::RecordContent,
     ];
 
     #[must_use]
@@ -40,6 +43,7 @@ impl SealedKind {
             Self::AuditPersonalData => "audit_personal_data",
             Self::TransitField => "transit_field",
             Self::SubjectKey => "subject_key",
+            Self::RecordContent => "record_content",
         }
     }
 }

@@ -31,6 +31,7 @@ mod operators;
 mod org_keys;
 mod organizations;
 mod outbox;
+mod records;
 mod roles;
 mod sealed_fields;
 mod second_factor;
@@ -50,6 +51,7 @@ pub use operators::{OperatorFactor, OperatorRecord, OperatorStore};
 pub use org_keys::{OrgKeyRecord, OrgKeyStore};
 pub use organizations::{OrganizationRecord, OrganizationStore};
 pub use outbox::{MailBacklog, MailQueue, MailRecord, OutboxStore};
+pub use records::{Level, RecordQuery, RecordRow, RecordStore, joined, split_joined};
 pub use roles::{CustomRoleRecord, CustomRoleStore};
 pub use sealed_fields::{SealedFieldStore, SealedRecord};
 pub use second_factor::{SecondFactorStore, TotpFactorRecord};
@@ -123,6 +125,7 @@ pub trait TenantTx:
     + CustomRoleStore
     + ApiKeyStore
     + SecretStore
+    + RecordStore
     + OrgKeyStore
     + SealedFieldStore
     + AuditStore

@@ -25,4 +25,18 @@ pub trait CustomRoleStore: Send {
     async fn custom_role(&mut self, name: &str) -> Result<Option<CustomRoleRecord>, StoreError>;
 
     async fn custom_roles(&mut self) -> Result<Vec<CustomRoleRecord>, StoreError>;
+
+    /// Replaces the role's permissions; returns whether the role exists.
+    async fn update_custom_role(
+        &mut self,
+        name: &str,
+        permissions: &[String],
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes the role; returns whether it existed.
+    async fn delete_custom_role(&mut self, name: &str) -> Result<bool, StoreError>;
+
+    /// How many members hold the role, and pending (unaccepted, unexpired at `now`) invitations
+    /// would give it.
+    async fn role_holders(&mut self, name: &str, now: OffsetDateTime) -> Result<u64, StoreError>;
 }

@@ -3,6 +3,7 @@ pub(crate) mod admin_sessions;
 pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod check;
 pub(crate) mod fallback;
 pub(crate) mod health;
 pub(crate) mod invitations;
@@ -11,6 +12,7 @@ pub(crate) mod metrics;
 pub(crate) mod mfa;
 pub(crate) mod openapi;
 pub(crate) mod organization;
+pub(crate) mod records;
 pub(crate) mod recovery;
 pub(crate) mod secrets;
 pub(crate) mod security_txt;
@@ -27,7 +29,10 @@ impl utoipa::PartialSchema for PermissionName {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("A permission from the catalogue (docs/API.md)"))
+            .description(Some(
+                "A permission from the catalogue (docs/API.md); a server also accepts the \
+                 product permissions its configuration declares ([[product.permissions]])",
+            ))
             .enum_values(Some(
                 gatehouse_core::identity::CATALOGUE
                     .iter()

@@ -161,6 +161,62 @@ pub(crate) async fn create_role(
     }))
 }
 
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RolePermissions {
+    /// Names from the permission catalogue (docs/API.md) or the product's declared permissions.
+    #[schema(value_type = Vec<super::PermissionName>)]
+    permissions: Vec<String>,
+}
+
+/// Replaces a custom role's permissions. Needs `roles.manage`, and the caller must hold every
+/// permission the role grants before and after (members holding it gain or lose permissions at
+/// their next request).
+#[utoipa::path(patch, path = "/v1/organization/roles/{name}", tag = "organization",
+    security(("bearer" = [])), params(OrgScoped, ("name" = String, Path, description = "The custom role")),
+    request_body = RolePermissions,
+    responses(
+        (status = 200, description = "Updated", body = CustomRole),
+        (status = 403, description = "`forbidden`: the role grants a permission the caller lacks", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such custom role", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown permission, a permission the caller lacks, or a built-in role", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn update_role(
+    State(state): State<AppState>,
+    OrgCaller(call): OrgCaller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<RolePermissions>,
+) -> Result<Json<CustomRole>, ApiError> {
+    let r = state
+        .kernel
+        .members()
+        .update_role(&call, &name, &req.permissions)
+        .await?;
+    Ok(Json(CustomRole {
+        name: r.name,
+        permissions: r.permissions,
+    }))
+}
+
+/// Deletes a custom role that no member holds and no pending invitation gives. Needs
+/// `roles.manage` and every permission the role grants.
+#[utoipa::path(delete, path = "/v1/organization/roles/{name}", tag = "organization",
+    security(("bearer" = [])), params(OrgScoped, ("name" = String, Path, description = "The custom role")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "`forbidden`: the role grants a permission the caller lacks", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such custom role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: members or pending invitations hold the role", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn delete_role(
+    State(state): State<AppState>,
+    OrgCaller(call): OrgCaller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.kernel.members().delete_role(&call, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RoleList {
     items: Vec<CustomRole>,

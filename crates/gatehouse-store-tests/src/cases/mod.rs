@@ -16,6 +16,7 @@ pub mod operators;
 pub mod org_keys;
 pub mod organizations;
 pub mod outbox;
+pub mod records;
 pub mod sealed_fields;
 pub mod second_factor;
 pub mod secrets;

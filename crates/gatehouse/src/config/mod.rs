@@ -26,6 +26,7 @@ mod master_key;
 pub mod metrics;
 pub mod otlp;
 mod password_hashing;
+pub mod product;
 mod rate_limits;
 pub mod security_txt;
 mod server;
@@ -113,6 +114,8 @@ pub struct RawConfig {
     pub otlp: otlp::OtlpConfig,
     /// TLS served by Gatehouse itself (D4); plain HTTP while unset.
     pub tls: tls::TlsConfig,
+    /// The product's own permissions and record types (C1, C3).
+    pub product: product::ProductConfig,
 }
 
 impl Default for RawConfig {
@@ -150,6 +153,7 @@ impl Default for RawConfig {
             metrics: metrics::MetricsConfig::default(),
             otlp: otlp::OtlpConfig::default(),
             tls: tls::TlsConfig::default(),
+            product: product::ProductConfig::default(),
         }
     }
 }
@@ -188,6 +192,8 @@ pub struct Config {
     /// How often `serve` signs an audit checkpoint.
     pub checkpoint_every: Duration,
     pub identity: IdentitySettings,
+    /// The product's declared permissions and record types.
+    pub product: gatehouse_core::product::ProductCatalogue,
     pub mail: MailSetup,
     /// `None` when rate limits (and sign-in lockouts) are off.
     pub rate_limits: Option<RateLimitSettings>,
@@ -366,6 +372,7 @@ fn validate(
     let metrics = metrics::validate(&raw.metrics, production, &taken)?;
     let connections = connections::validate(&raw.connections)?;
     let otlp = otlp::validate(&raw.otlp, production)?;
+    let product = product::validate(&raw.product)?;
     Ok(Config {
         mode: raw.mode,
         data_dir: raw.data_dir.clone(),
@@ -380,6 +387,7 @@ fn validate(
         keyring,
         checkpoint_every,
         identity,
+        product,
         mail,
         rate_limits,
         service_secrets,

@@ -330,3 +330,56 @@ fn smtp_password_file_is_checked_even_with_the_file_transport() {
         Ok(())
     });
 }
+
+#[test]
+fn product_permissions_and_record_types_are_checked_at_load() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "g.toml",
+            r#"
+[[product.permissions]]
+name = "report.read"
+description = "read reports"
+roles = ["owner", "member"]
+
+[[product.permissions]]
+name = "report.export"
+description = "export a report"
+step_up = true
+roles = ["owner"]
+
+[[product.record_types]]
+name = "report"
+read = "report.read"
+write = "report.export"
+"#,
+        )?;
+        let c = Config::load_from(Some(Path::new("g.toml"))).map_err(|e| e.0)?;
+        assert_eq!(c.product.permissions.len(), 2);
+        assert!(c.product.needs_step_up("report.export"));
+        assert_eq!(c.product.record_types[0].read, "report.read");
+        Ok(())
+    });
+    for (toml, says) in [
+        (
+            "[[product.permissions]]\nname = \"report.read\"\ndescription = \"r\"\nroles = [\"auditors\"]",
+            "only the built-in roles",
+        ),
+        (
+            "[[product.permissions]]\nname = \"secrets.reveal\"\ndescription = \"r\"",
+            "Gatehouse's own",
+        ),
+        (
+            "[[product.record_types]]\nname = \"report\"\nread = \"report.read\"\nwrite = \"report.read\"",
+            "not a declared product permission",
+        ),
+    ] {
+        Jail::expect_with(|jail| {
+            jail.create_file("g.toml", toml)?;
+            let msg = err(Config::load_from(Some(Path::new("g.toml"))));
+            assert!(msg.starts_with("product"), "{msg}");
+            assert!(msg.contains(says), "{msg}");
+            Ok(())
+        });
+    }
+}

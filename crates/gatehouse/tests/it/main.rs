@@ -30,6 +30,8 @@ mod operators;
 mod otlp;
 mod passwords;
 mod process;
+mod product;
+mod records;
 mod recovery;
 mod roles;
 mod secrets_in_logs;

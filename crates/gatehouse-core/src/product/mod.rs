@@ -1,0 +1,41 @@
+//! The product beside Gatehouse: its own permissions and record types (declared in
+//! configuration), and the decisions about them.
+
+pub mod access;
+mod catalogue;
+mod check;
+mod records;
+
+pub use catalogue::{
+    MAX_ALLOWED, MAX_CONTENT_BYTES, MAX_TAGS, ProductCatalogue, ProductPermission, RecordType,
+    valid_permission_name, valid_type_name,
+};
+
+pub use check::{Checks, Decision};
+pub use records::{NewRecord, RecordChange, RecordFilter, RecordView};
+
+use crate::kernel::Kernel;
+
+impl Kernel {
+    /// `name` as a permission a role or key may hold: one of Gatehouse's own or a declared
+    /// product permission.
+    pub(crate) fn known_permission(&self, name: &str) -> Option<String> {
+        crate::identity::Permission::parse(name)
+            .map(|p| p.as_str().to_owned())
+            .or_else(|| self.product().permission(name).map(|p| p.name.clone()))
+    }
+}
+
+/// The product's records (C3).
+#[derive(Debug, Clone, Copy)]
+pub struct Records<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(Records);
+
+impl Kernel {
+    /// The product's records (`product::records`).
+    #[must_use]
+    pub fn records(&self) -> Records<'_> {
+        Records(self)
+    }
+}
