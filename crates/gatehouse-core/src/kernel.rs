@@ -70,6 +70,8 @@ pub struct Kernel {
     audit_batcher: std::sync::OnceLock<crate::audit::AuditBatcher>,
     /// The product's own permissions and record types (C1, C3).
     product: crate::product::ProductCatalogue,
+    /// The product's in-process state (runs of check denials).
+    product_state: crate::product::ProductState,
 }
 
 /// One dependency's state in the readiness report.
@@ -108,6 +110,7 @@ impl Kernel {
             mail_wakeup: tokio::sync::Notify::new(),
             audit_batcher: std::sync::OnceLock::new(),
             product: crate::product::ProductCatalogue::default(),
+            product_state: crate::product::ProductState::default(),
         }
     }
 
@@ -123,6 +126,11 @@ impl Kernel {
     #[must_use]
     pub fn product(&self) -> &crate::product::ProductCatalogue {
         &self.product
+    }
+
+    #[must_use]
+    pub(crate) fn product_state(&self) -> &crate::product::ProductState {
+        &self.product_state
     }
 
     /// The group-commit audit writer: concurrent callers' events share one transaction per

@@ -188,7 +188,7 @@ impl FromRequestParts<AppState> for OrgCaller {
     }
 }
 
-async fn request_context(parts: &mut Parts, state: &AppState) -> RequestContext {
+pub(crate) async fn request_context(parts: &mut Parts, state: &AppState) -> RequestContext {
     let RequestMeta(request) = RequestMeta::from_request_parts(parts, state)
         .await
         .unwrap_or_else(|never| match never {});

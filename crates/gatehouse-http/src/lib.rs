@@ -43,7 +43,7 @@ pub use state::{AppState, ServiceSecrets, Shared};
         (name = "api-keys", description = "API keys for machine callers"),
         (name = "secrets", description = "The shared-secrets vault: metadata, reveal (gated) and versions"),
         (name = "transit", description = "Encryption for the organisation's own fields"),
-        (name = "check", description = "Decisions about the product's own permissions"),
+        (name = "check", description = "Decisions about the product's own permissions and records"),
         (name = "records", description = "The product's records: typed, owned, private, organisation-wide or public"),
         (name = "internal", description = "The service API (`X-Service-Auth`)"),
     ),
@@ -148,6 +148,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(api_keys::revoke))
         .add(Unlimited, routes!(api_keys::verify))
         .add(ReadWrite, routes!(check::check))
+        .add(ReadWrite, routes!(check::batch))
         .add(ReadWrite, routes!(records::create, records::list))
         .add(
             ReadWrite,

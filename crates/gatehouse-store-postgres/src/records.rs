@@ -80,6 +80,25 @@ impl RecordStore for PgTenantTx {
         row.as_ref().map(record).transpose()
     }
 
+    async fn record_by_external(
+        &mut self,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<Option<RecordRow>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut PgConnection = &mut self.tx;
+        let row = sqlx::query(
+            "SELECT * FROM records WHERE org_id = $1 AND type = $2 AND external_id = $3",
+        )
+        .bind(org.as_uuid())
+        .bind(kind)
+        .bind(external_id)
+        .fetch_optional(c)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(record).transpose()
+    }
+
     async fn update_record(&mut self, r: &RecordRow) -> Result<bool, StoreError> {
         ensure_in_scope(&self.scope, r.org_id)?;
         let org = self.scope.org_id();

@@ -80,6 +80,24 @@ impl RecordStore for SqliteTenantTx {
         row.as_ref().map(record).transpose()
     }
 
+    async fn record_by_external(
+        &mut self,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<Option<RecordRow>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let row =
+            sqlx::query("SELECT * FROM records WHERE org_id = ? AND type = ? AND external_id = ?")
+                .bind(org.as_uuid())
+                .bind(kind)
+                .bind(external_id)
+                .fetch_optional(c)
+                .await
+                .map_err(map_err)?;
+        row.as_ref().map(record).transpose()
+    }
+
     async fn update_record(&mut self, r: &RecordRow) -> Result<bool, StoreError> {
         ensure_in_scope(&self.scope, r.org_id)?;
         let org = self.scope.org_id();

@@ -522,7 +522,8 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     }
 }
 
-/// Every 30 seconds: writes sessions' batched last-seen times and API keys' last use, and reloads the token-signing keys
+/// Every 30 seconds: writes sessions' batched last-seen times, API keys' last use and the runs of
+/// repeated check denials, and reloads the token-signing keys
 /// (so a key added by `gatehouse keys rotate-signing` signs here too, and retired ones drop out).
 async fn session_job(kernel: Arc<Kernel>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
@@ -534,6 +535,9 @@ async fn session_job(kernel: Arc<Kernel>) {
         }
         if let Err(e) = kernel.api_keys().flush_usage().await {
             tracing::warn!(error = %e, "could not record API keys' last use; retrying later");
+        }
+        if let Err(e) = kernel.checks().flush_denials().await {
+            tracing::warn!(error = %e, "could not record repeated check denials; retrying later");
         }
         if let Err(e) = kernel.auth().reload_token_keys().await {
             tracing::warn!(error = %e, "could not reload the token-signing keys");

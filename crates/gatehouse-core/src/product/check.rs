@@ -1,21 +1,32 @@
-//! "May this caller do X?" (C1, C2 at the API): the answer for a permission, Gatehouse's own or
-//! the product's, with the role or key that allowed it, and the step-up it needs where the
-//! product declared one.
+//! "May this caller do X (to Y)?" (C1, C3; C2 at the API): the answer for a permission,
+//! Gatehouse's own or the product's, or for reading or writing one of the product's records, with
+//! what allowed it. Denials are counted in metrics and recorded in the audit log without a write
+//! per denial: the first of a run of identical denials is recorded at once, the repeats within
+//! the next minute are counted and recorded as one summary event (`check.denied_repeated`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use serde::Serialize;
+use time::{Duration, OffsetDateTime};
 
+use super::access::{self, Caller};
 use crate::context::TenantCall;
 use crate::error::Error;
-use crate::ids::UserId;
+use crate::ids::OrgId;
 use crate::kernel::Kernel;
+use crate::scope::TenantScope;
+use crate::store::TenantTx;
 
 /// A decision and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     pub allowed: bool,
-    /// `granted`, `permission_missing`, `step_up_required`, `not_a_member`, `unknown_action`.
+    /// `granted`, `permission_missing`, `step_up_required`, `not_a_member`, `unknown_action`,
+    /// `resource_required`, `no_access`.
     pub reason: &'static str,
-    /// What allowed it: `role:{name}` or `api_key`.
+    /// What allowed it: `role:{name}`, `api_key`, `owner`, `allowed_list`, `level:public`,
+    /// `level:organization`, `permission`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
 }
@@ -28,6 +39,58 @@ impl Decision {
             via: None,
         }
     }
+
+    fn granted(via: impl Into<String>) -> Self {
+        Self {
+            allowed: true,
+            reason: "granted",
+            via: Some(via.into()),
+        }
+    }
+}
+
+/// One of the product's records, as the product names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRef {
+    pub kind: String,
+    pub id: String,
+}
+
+/// A question: `read` or `write` (of `resource`), or a permission (on `resource`, if given:
+/// then the caller must also be able to read it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckInput {
+    pub action: String,
+    pub resource: Option<ResourceRef>,
+}
+
+/// At most this many questions in one batch.
+pub const MAX_BATCH: usize = 100;
+
+/// How long identical denials are folded into one summary event.
+const DENIAL_WINDOW: Duration = Duration::seconds(60);
+/// Distinct denials remembered at once; past it, each is recorded on its own.
+const MAX_DENIALS: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DenialKey {
+    org: OrgId,
+    who: String,
+    action: String,
+    resource: String,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    first: OffsetDateTime,
+    repeats: u64,
+}
+
+/// Runs of identical denials, per organisation, caller, question and reason.
+#[derive(Debug, Default)]
+pub struct DenialLog {
+    runs: Mutex<HashMap<DenialKey, Run>>,
 }
 
 /// Decisions for the caller's own organisation.
@@ -37,40 +100,243 @@ pub struct Checks<'k>(pub(crate) &'k Kernel);
 crate::kernel::service_handle!(Checks);
 
 impl Checks<'_> {
-    /// Whether the caller holds `action` (a permission) in the call's organisation now: its
-    /// membership's current role (or the key's own permissions) and, where the permission needs
-    /// one, a recent second factor.
-    pub async fn permission(&self, call: &TenantCall, action: &str) -> Result<Decision, Error> {
-        let TenantCall {
-            principal, scope, ..
-        } = call;
-        if self.known_permission(action).is_none() {
-            return Ok(Decision::denied("unknown_action"));
+    /// One question about the caller, in the call's organisation.
+    pub async fn check(&self, call: &TenantCall, input: &CheckInput) -> Result<Decision, Error> {
+        Ok(self
+            .check_batch(call, std::slice::from_ref(input))
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Decision::denied("unknown_action")))
+    }
+
+    /// Up to [`MAX_BATCH`] questions about the caller, answered from one read of its membership.
+    pub async fn check_batch(
+        &self,
+        call: &TenantCall,
+        inputs: &[CheckInput],
+    ) -> Result<Vec<Decision>, Error> {
+        if inputs.is_empty() || inputs.len() > MAX_BATCH {
+            return Err(Error::invalid(
+                "checks",
+                format!("1 to {MAX_BATCH} per request"),
+            ));
         }
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
         let mut tx = self.store().begin_read_scoped(scope).await?;
-        let (held, via) = match &principal.api_key_permissions {
-            Some(perms) => (perms.clone(), "api_key".to_owned()),
-            None => {
-                let Some(m) = tx.membership(UserId::from_uuid(principal.subject)).await? else {
-                    return Ok(Decision::denied("not_a_member"));
+        let member = principal.api_key_permissions.is_some()
+            || tx
+                .membership(crate::ids::UserId::from_uuid(principal.subject))
+                .await?
+                .is_some();
+        let caller = self.records().access_of(tx.as_mut(), principal).await?;
+        let via_role = match &principal.api_key_permissions {
+            Some(_) => "api_key".to_owned(),
+            None => tx
+                .membership(crate::ids::UserId::from_uuid(principal.subject))
+                .await?
+                .map_or_else(String::new, |m| format!("role:{}", m.role.as_str())),
+        };
+        let mut out = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let d = if member {
+                self.decide(tx.as_mut(), principal, &caller, &via_role, input)
+                    .await?
+            } else {
+                Decision::denied("not_a_member")
+            };
+            crate::telemetry::metrics::check_decided(d.allowed, d.reason);
+            out.push(d);
+        }
+        drop(tx);
+        for (input, d) in inputs.iter().zip(&out) {
+            if !d.allowed {
+                self.denied(scope, principal, &caller.me, input, d.reason, request)
+                    .await;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn decide(
+        &self,
+        tx: &mut dyn TenantTx,
+        principal: &crate::identity::Principal,
+        caller: &Caller,
+        via_role: &str,
+        input: &CheckInput,
+    ) -> Result<Decision, Error> {
+        let record = match &input.resource {
+            Some(r) => match self.product().record_type(&r.kind) {
+                Some(_) => tx.record_by_external(&r.kind, &r.id).await?,
+                None => None,
+            },
+            None => None,
+        };
+        let product = self.product();
+        match input.action.as_str() {
+            "read" | "write" => {
+                if input.resource.is_none() {
+                    return Ok(Decision::denied("resource_required"));
+                }
+                // An unknown record and one the caller may not touch get the same answer.
+                let Some(record) = record else {
+                    return Ok(Decision::denied("no_access"));
                 };
-                let held = self.role_grants(tx.as_mut(), &m.role).await?;
-                (held, format!("role:{}", m.role.as_str()))
+                let via = if input.action == "read" {
+                    access::can_read(caller, product, &record)
+                } else {
+                    access::can_write(caller, product, &record)
+                };
+                Ok(via.map_or_else(|| Decision::denied("no_access"), Decision::granted))
+            }
+            permission => {
+                if self.known_permission(permission).is_none() {
+                    return Ok(Decision::denied("unknown_action"));
+                }
+                if !caller.holds(permission) {
+                    return Ok(Decision::denied("permission_missing"));
+                }
+                if self.step_up_needed(principal, permission).is_some() {
+                    return Ok(Decision::denied("step_up_required"));
+                }
+                if input.resource.is_some()
+                    && record
+                        .as_ref()
+                        .and_then(|r| access::can_read(caller, product, r))
+                        .is_none()
+                {
+                    return Ok(Decision::denied("no_access"));
+                }
+                Ok(Decision::granted(via_role))
+            }
+        }
+    }
+
+    /// Records a denial: the first of a run at once, the repeats as one summary later.
+    async fn denied(
+        &self,
+        scope: &TenantScope,
+        principal: &crate::identity::Principal,
+        who: &str,
+        input: &CheckInput,
+        reason: &'static str,
+        request: &crate::context::RequestContext,
+    ) {
+        let key = DenialKey {
+            org: scope.org_id(),
+            who: who.to_owned(),
+            action: input.action.chars().take(64).collect(),
+            resource: input
+                .resource
+                .as_ref()
+                .map(|r| format!("{}:{}", r.kind, r.id).chars().take(250).collect())
+                .unwrap_or_default(),
+            reason,
+        };
+        let now = self.clock().now();
+        let first = {
+            let Ok(mut runs) = self.product_state().denials.runs.lock() else {
+                return;
+            };
+            let full = runs.len() >= MAX_DENIALS;
+            match runs.get_mut(&key) {
+                // Counted into the run until the flush closes it (a run whose window has closed
+                // but has not been flushed yet keeps counting, so no repeat goes unrecorded).
+                Some(run) => {
+                    run.repeats += 1;
+                    false
+                }
+                None if full => true,
+                None => {
+                    runs.insert(
+                        key.clone(),
+                        Run {
+                            first: now,
+                            repeats: 0,
+                        },
+                    );
+                    true
+                }
             }
         };
-        drop(tx);
-        if !held.iter().any(|p| p == action) {
-            return Ok(Decision::denied("permission_missing"));
+        if first {
+            self.record_refusal(
+                scope,
+                principal,
+                "check.denied",
+                serde_json::json!({
+                    "action": key.action,
+                    "resource": key.resource,
+                    "reason": reason,
+                })
+                .to_string(),
+                request,
+            )
+            .await;
         }
-        if self.step_up_needed(principal, action).is_some() {
-            return Ok(Decision::denied("step_up_required"));
-        }
-        Ok(Decision {
-            allowed: true,
-            reason: "granted",
-            via: Some(via),
-        })
     }
+
+    /// Records the repeats of every run of denials whose window has closed, as one
+    /// `check.denied_repeated` event each, and forgets those runs. Called every 30 s by `serve`.
+    pub async fn flush_denials(&self) -> Result<usize, Error> {
+        let now = self.clock().now();
+        let closed: Vec<(DenialKey, Run)> = {
+            let Ok(mut runs) = self.product_state().denials.runs.lock() else {
+                return Ok(0);
+            };
+            let keys: Vec<DenialKey> = runs
+                .iter()
+                .filter(|(_, r)| now - r.first >= DENIAL_WINDOW)
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| runs.remove(&k).map(|r| (k, r)))
+                .collect()
+        };
+        let mut written = 0;
+        for (key, run) in closed.into_iter().filter(|(_, r)| r.repeats > 0) {
+            let event = crate::audit::AuditEvent {
+                outcome: crate::audit::Outcome::Denied,
+                ..crate::audit::AuditEvent::success(
+                    crate::audit::Actor::system("check"),
+                    "check.denied_repeated",
+                    "organization",
+                    key.org,
+                )
+            }
+            .with_details(
+                serde_json::json!({
+                    "caller": key.who,
+                    "action": key.action,
+                    "resource": key.resource,
+                    "reason": key.reason,
+                    "repeats": run.repeats,
+                    "since": run.first.unix_timestamp(),
+                })
+                .to_string(),
+            );
+            crate::audit::record_tenant(
+                self.store(),
+                &TenantScope::granted(key.org),
+                self.clock(),
+                event,
+            )
+            .await?;
+            written += 1;
+        }
+        Ok(written)
+    }
+}
+
+/// The product's in-process state, owned by the kernel.
+#[derive(Debug, Default)]
+pub struct ProductState {
+    pub(crate) denials: DenialLog,
 }
 
 impl Kernel {

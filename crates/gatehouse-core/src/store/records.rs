@@ -83,6 +83,13 @@ pub trait RecordStore: Send {
 
     async fn record(&mut self, id: Uuid) -> Result<Option<RecordRow>, StoreError>;
 
+    /// The record of `kind` the product knows as `external_id`.
+    async fn record_by_external(
+        &mut self,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<Option<RecordRow>, StoreError>;
+
     /// Writes every mutable field; returns whether the record exists.
     async fn update_record(&mut self, r: &RecordRow) -> Result<bool, StoreError>;
 

@@ -59,6 +59,7 @@ struct Metrics {
     http: HistogramVec,
     auth: IntCounterVec,
     rate_refusals: IntCounterVec,
+    checks: IntCounterVec,
     rate_fallback: IntCounter,
     audit_appends: IntCounter,
     hash_wait: Histogram,
@@ -104,6 +105,13 @@ impl Metrics {
                 "Requests refused with 429, by the limit that refused them (ip, user, plan, api_key, lockout).",
             ),
             &["limit"],
+        )?;
+        let checks = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_check_decisions_total",
+                "Check API decisions by outcome (allowed, denied) and reason (granted, permission_missing, step_up_required, not_a_member, unknown_action, resource_required, no_access).",
+            ),
+            &["outcome", "reason"],
         )?;
         let rate_fallback = IntCounter::new(
             "gatehouse_rate_limit_fallback_decisions_total",
@@ -186,6 +194,7 @@ impl Metrics {
             Box::new(http.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(auth.clone()),
             Box::new(rate_refusals.clone()),
+            Box::new(checks.clone()),
             Box::new(rate_fallback.clone()),
             Box::new(audit_appends.clone()),
             Box::new(hash_wait.clone()),
@@ -227,6 +236,7 @@ impl Metrics {
             http,
             auth,
             rate_refusals,
+            checks,
             rate_fallback,
             audit_appends,
             hash_wait,
@@ -351,6 +361,15 @@ pub fn auth(method: &'static str, success: bool) {
 pub fn rate_limit_refused(limit: &str) {
     if let Some(m) = on() {
         m.rate_refusals.with_label_values(&[limit]).inc();
+    }
+}
+
+/// A check API decision; `reason` is one of a fixed set (see the metric's help).
+pub fn check_decided(allowed: bool, reason: &'static str) {
+    if let Some(m) = on() {
+        m.checks
+            .with_label_values(&[if allowed { "allowed" } else { "denied" }, reason])
+            .inc();
     }
 }
 

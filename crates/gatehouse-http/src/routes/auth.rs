@@ -358,11 +358,14 @@ pub(crate) struct Identity {
 /// `x-organization-id` is sent it must match the token.
 #[utoipa::path(get, path = "/v1/auth/verify", tag = "auth",
     security(("bearer" = [])),
-    params(("x-organization-id" = Option<Uuid>, Header, description = "When sent, the organisation the token must be for")),
+    params(
+        ("x-organization-id" = Option<Uuid>, Header, description = "When sent, the organisation the token must be for"),
+        VerifyCheck,
+    ),
     responses(
-        (status = 200, description = "Valid", body = Identity),
+        (status = 200, description = "Valid (and, with `action`, allowed)", body = Identity),
         (status = 401, description = "Invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`x-organization-id` names another organisation", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`x-organization-id` names another organisation, or `check_denied`: the `action` asked about is not allowed (`detail` gives the reason)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
@@ -370,10 +373,17 @@ pub(crate) async fn verify(
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     // The hot path of forward authentication: the request's parts are read in place, and the
-    // audit context is built only when an organisation is named and it is not the token's.
-    if req.headers().contains_key(ORG_HEADER) {
+    // audit context is built only when an organisation is named and it is not the token's, or a
+    // check is asked for.
+    let asks = req.uri().query().is_some_and(|q| q.contains("action="));
+    if req.headers().contains_key(ORG_HEADER) || asks {
         let (mut parts, _) = req.into_parts();
-        crate::auth::org_scope(&mut parts, &state, &p).await?;
+        if parts.headers.contains_key(ORG_HEADER) {
+            crate::auth::org_scope(&mut parts, &state, &p).await?;
+        }
+        if asks {
+            gate(&state, &mut parts, &p).await?;
+        }
     }
     // The roles held now, not those the token was issued with (a demotion or removal reaches
     // forward authentication at once).
@@ -408,6 +418,70 @@ pub(crate) async fn verify(
         h.insert(HeaderName::from_static("x-gatehouse-roles"), v);
     }
     Ok(res)
+}
+
+/// A check a reverse proxy asks verify to make as well (C1, C3): the route is let through only
+/// when the caller may do `action` (to the record `resource_type` / `resource_id`, if given).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyCheck {
+    /// `read`, `write` or a permission, as for `POST /v1/check`.
+    action: Option<String>,
+    /// A declared record type, with `resource_id`.
+    resource_type: Option<String>,
+    /// The product's own id of the record.
+    resource_id: Option<String>,
+}
+
+/// Answers verify's `action` question: `Ok` when allowed, else 403 `check_denied`.
+async fn gate(
+    state: &AppState,
+    parts: &mut axum::http::request::Parts,
+    p: &std::sync::Arc<gatehouse_core::identity::Principal>,
+) -> Result<(), ApiError> {
+    let axum::extract::Query(q) = axum::extract::Query::<VerifyCheck>::try_from_uri(&parts.uri)
+        .map_err(|e| ApiError::from(gatehouse_core::Error::invalid("query", e.body_text())))?;
+    let Some(action) = q.action else {
+        return Ok(());
+    };
+    let resource = match (q.resource_type, q.resource_id) {
+        (Some(kind), Some(id)) => Some(gatehouse_core::product::ResourceRef { kind, id }),
+        (None, None) => None,
+        _ => {
+            return Err(gatehouse_core::Error::invalid(
+                "resource_type",
+                "resource_type and resource_id go together",
+            )
+            .into());
+        }
+    };
+    let org = p.org.ok_or(gatehouse_core::Error::OrganizationRequired)?;
+    let scope = gatehouse_core::identity::Auth::org_header_matches(p, Some(&org.to_string()))
+        .ok_or(gatehouse_core::Error::OrganizationMismatch)?;
+    let request = crate::auth::request_context(parts, state).await;
+    let call = gatehouse_core::TenantCall {
+        principal: std::sync::Arc::clone(p),
+        scope,
+        request,
+    };
+    let decision = state
+        .kernel
+        .checks()
+        .check(
+            &call,
+            &gatehouse_core::product::CheckInput { action, resource },
+        )
+        .await?;
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "check_denied",
+            format!("not allowed: {}", decision.reason),
+        ))
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -13,6 +13,7 @@ mod support;
 
 mod api_keys;
 mod audit_api;
+mod checks;
 mod cors;
 mod degradation;
 mod errors;

@@ -1,0 +1,226 @@
+//! The check API about records (issue 19, C1 and C3): `read` / `write` of a record and a
+//! permission on a record, decided from the record's level, owner and allowed list; batches; and
+//! denials counted in metrics and folded in the audit log.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::product::declare_reports;
+use crate::support::{Signed, TestApp, expect_problem};
+
+async fn ask(app: &TestApp, who: &Signed, body: Value) -> Value {
+    let res = app
+        .org_call(Method::POST, "/v1/check", who, Some(body))
+        .await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+fn on(action: &str, id: &str) -> Value {
+    json!({"action": action, "resource": {"type": "report", "id": id}})
+}
+
+async fn seed_records(app: &TestApp, owner: &Signed, member: &Signed) {
+    for body in [
+        json!({"type": "report", "external_id": "p", "level": "private",
+               "allowed": [format!("user:{}", member.user)]}),
+        json!({"type": "report", "external_id": "o", "level": "organization"}),
+        json!({"type": "report", "external_id": "pub", "level": "public"}),
+    ] {
+        let res = app
+            .org_call(Method::POST, "/v1/records", owner, Some(body))
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+}
+
+#[tokio::test]
+async fn checks_about_records_follow_their_levels_owners_and_allowed_lists() {
+    let app = TestApp::spawn_with(declare_reports).await;
+    let owner = app.signup_login("owner@example.com", "laptop").await;
+    let admin = app.add_member(&owner, "admin@example.com", "admin").await;
+    let member = app.add_member(&owner, "member@example.com", "member").await;
+    let viewer = app.add_member(&owner, "viewer@example.com", "viewer").await;
+    seed_records(&app, &owner, &member).await;
+
+    let cases: [(&Signed, Value, bool, &str); 14] = [
+        (&owner, on("write", "p"), true, "owner"),
+        (&member, on("read", "p"), true, "allowed_list"),
+        (&member, on("write", "p"), false, "no_access"),
+        (&admin, on("read", "p"), false, "no_access"),
+        (&member, on("read", "o"), true, "level:organization"),
+        (&member, on("write", "o"), false, "no_access"),
+        (&admin, on("write", "o"), true, "permission"),
+        (&viewer, on("read", "o"), false, "no_access"),
+        (&viewer, on("read", "pub"), true, "level:public"),
+        (&viewer, on("read", "nope"), false, "no_access"),
+        (
+            &member,
+            json!({"action": "read"}),
+            false,
+            "resource_required",
+        ),
+        // A permission on a record: held, and the record readable.
+        (&member, on("report.read", "p"), true, "role:member"),
+        (&admin, on("report.read", "p"), false, "no_access"),
+        (&viewer, on("org.read", "o"), false, "no_access"),
+    ];
+    for (who, body, allowed, why) in cases {
+        let answer = ask(&app, who, body.clone()).await;
+        assert_eq!(answer["allowed"], allowed, "{body} -> {answer}");
+        let said = if allowed {
+            &answer["via"]
+        } else {
+            &answer["reason"]
+        };
+        assert_eq!(said, why, "{body} -> {answer}");
+    }
+    // The level changes, and the next question sees it.
+    let res = app
+        .org_call(Method::GET, "/v1/records?type=report", &owner, None)
+        .await;
+    let items: Value = res.json().await.unwrap();
+    let o_id = items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["external_id"] == "o")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .org_call(
+            Method::PATCH,
+            &format!("/v1/records/{o_id}"),
+            &owner,
+            Some(json!({"level": "public"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        ask(&app, &viewer, on("read", "o")).await["via"],
+        "level:public"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_question_in_order_and_is_bounded() {
+    let app = TestApp::spawn_with(declare_reports).await;
+    let owner = app.signup_login("owner@example.com", "laptop").await;
+    let member = app.add_member(&owner, "member@example.com", "member").await;
+    seed_records(&app, &owner, &member).await;
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/check/batch",
+            &member,
+            Some(json!({"checks": [on("read", "p"), on("write", "o"), {"action": "report.read"}]})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| r["allowed"].clone())
+            .collect::<Vec<_>>(),
+        [json!(true), json!(false), json!(true)]
+    );
+    let many: Vec<Value> = (0..101).map(|_| json!({"action": "org.read"})).collect();
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/check/batch",
+            &member,
+            Some(json!({"checks": many})),
+        )
+        .await;
+    expect_problem(res, 422, "validation_failed").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_denials_are_counted_and_folded_into_one_audit_summary() {
+    let app = TestApp::spawn_with(declare_reports).await;
+    let owner = app.signup_login("owner@example.com", "laptop").await;
+    let member = app.add_member(&owner, "member@example.com", "member").await;
+    let viewer = app.add_member(&owner, "viewer@example.com", "viewer").await;
+    seed_records(&app, &owner, &member).await;
+    for _ in 0..5 {
+        assert_eq!(ask(&app, &viewer, on("read", "o")).await["allowed"], false);
+    }
+    // Another question is its own run.
+    assert_eq!(ask(&app, &viewer, on("read", "p")).await["allowed"], false);
+    let denied = |events: &[gatehouse_core::audit::AuditRecord], action: &str| {
+        events.iter().filter(|e| e.action == action).count()
+    };
+    let events = app.audit_events(&owner.org).await;
+    assert_eq!(denied(&events, "check.denied"), 2);
+    assert_eq!(denied(&events, "check.denied_repeated"), 0);
+    // Within the window nothing is summarised; after it, one event with the four repeats.
+    assert_eq!(app.kernel.checks().flush_denials().await.unwrap(), 0);
+    app.clock.advance(time::Duration::seconds(61));
+    assert_eq!(app.kernel.checks().flush_denials().await.unwrap(), 1);
+    let events = app.audit_events(&owner.org).await;
+    let summary = events
+        .iter()
+        .find(|e| e.action == "check.denied_repeated")
+        .unwrap();
+    let details: Value = serde_json::from_str(&summary.details).unwrap();
+    assert_eq!(details["repeats"], 4);
+    assert_eq!(details["reason"], "no_access");
+    assert_eq!(details["caller"], format!("user:{}", viewer.user));
+    // A new denial after the window starts a new run, recorded at once.
+    ask(&app, &viewer, on("read", "o")).await;
+    let events = app.audit_events(&owner.org).await;
+    assert_eq!(denied(&events, "check.denied"), 3);
+
+    let metrics = app.metrics().await;
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("gatehouse_check_decisions_total")
+                && l.contains("outcome=\"denied\"")
+                && l.contains("reason=\"no_access\"")
+        })
+        .unwrap_or_else(|| panic!("no denial count in {metrics}"));
+    assert!(line.ends_with(" 7"), "{line}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn verify_gates_a_route_on_an_action_in_the_same_call() {
+    let app = TestApp::spawn_with(declare_reports).await;
+    let owner = app.signup_login("owner@example.com", "laptop").await;
+    let member = app.add_member(&owner, "member@example.com", "member").await;
+    let viewer = app.add_member(&owner, "viewer@example.com", "viewer").await;
+    seed_records(&app, &owner, &member).await;
+    let verify = |who: &Signed, query: &str| {
+        let app = &app;
+        let token = who.access.clone();
+        let path = format!("/v1/auth/verify{query}");
+        async move { app.call(Method::GET, &path, &token, None, None).await }
+    };
+    // No question: plain verification.
+    assert_eq!(verify(&viewer, "").await.status(), 200);
+    let res = verify(&member, "?action=read&resource_type=report&resource_id=p").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("x-gatehouse-user"));
+    let res = verify(&viewer, "?action=read&resource_type=report&resource_id=p").await;
+    let problem = expect_problem(res, 403, "check_denied").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("no_access"),
+        "{problem}"
+    );
+    let res = verify(&viewer, "?action=report.read").await;
+    expect_problem(res, 403, "check_denied").await;
+    assert_eq!(verify(&member, "?action=report.read").await.status(), 200);
+    let res = verify(&member, "?action=read&resource_type=report").await;
+    expect_problem(res, 422, "validation_failed").await;
+    let res = verify(&member, "?action=read&colour=blue").await;
+    expect_problem(res, 422, "validation_failed").await;
+    app.stop().await;
+}
