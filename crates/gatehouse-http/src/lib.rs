@@ -149,6 +149,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(Unlimited, routes!(api_keys::verify))
         .add(ReadWrite, routes!(check::check))
         .add(ReadWrite, routes!(check::batch))
+        .add(Unlimited, routes!(check::internal))
         .add(ReadWrite, routes!(records::create, records::list))
         .add(
             ReadWrite,

@@ -37,6 +37,28 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// A member named by id by one of the deployment's services (the internal check API): no
+    /// session, so no recent password or second factor (step-up permissions stay shut).
+    pub(crate) fn named_member(user: crate::ids::UserId, org: OrgId) -> Self {
+        Self {
+            subject: user.as_uuid(),
+            tier: Tier::Customer,
+            org: Some(org),
+            roles: Vec::new(),
+            session_id: Uuid::nil(),
+            impersonator: None,
+            token_id: String::new(),
+            expires_at: u64::MAX,
+            csrf_digest: None,
+            api_key_permissions: None,
+            api_key_rate_limit: None,
+            auth_time: None,
+            mfa_time: None,
+            mfa_enrolled: false,
+            email_verified: true,
+        }
+    }
+
     /// The audit actor: the user, with the impersonating operator when there is one.
     #[must_use]
     pub fn actor(&self) -> Actor {

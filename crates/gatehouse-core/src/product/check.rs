@@ -23,7 +23,7 @@ use crate::store::TenantTx;
 pub struct Decision {
     pub allowed: bool,
     /// `granted`, `permission_missing`, `step_up_required`, `not_a_member`, `unknown_action`,
-    /// `resource_required`, `no_access`.
+    /// `resource_required`, `no_access`, `unauthenticated` (internal checks only).
     pub reason: &'static str,
     /// What allowed it: `role:{name}`, `api_key`, `owner`, `allowed_list`, `level:public`,
     /// `level:organization`, `permission`.
@@ -62,6 +62,17 @@ pub struct ResourceRef {
 pub struct CheckInput {
     pub action: String,
     pub resource: Option<ResourceRef>,
+}
+
+/// Whom one of the deployment's services asks about (`POST /internal/v1/check`).
+#[derive(Debug, Clone)]
+pub enum CheckSubject {
+    /// An access token or an API key, verified as on the tenant API.
+    Credential(gatehouse_crypto::SecretString),
+    /// A member, by user id (no session: step-up permissions are refused).
+    User(crate::ids::UserId),
+    /// Nobody signed in: only public records can be read.
+    Anonymous,
 }
 
 /// At most this many questions in one batch.
@@ -116,36 +127,105 @@ impl Checks<'_> {
         call: &TenantCall,
         inputs: &[CheckInput],
     ) -> Result<Vec<Decision>, Error> {
+        self.answer(&call.scope, Some(&call.principal), &call.request, inputs)
+            .await
+    }
+
+    /// Up to [`MAX_BATCH`] questions a service asks about `subject` in `org`. A credential that
+    /// does not verify, or is for another organisation, is answered `unauthenticated` or
+    /// `not_a_member` for every question.
+    pub async fn check_for(
+        &self,
+        call: &crate::context::ServiceCall,
+        org: OrgId,
+        subject: CheckSubject,
+        inputs: &[CheckInput],
+    ) -> Result<Vec<Decision>, Error> {
+        let scope = TenantScope::granted(org);
+        let principal = match subject {
+            CheckSubject::Credential(c) => {
+                match self
+                    .auth()
+                    .authenticate(c.expose(), crate::identity::Audience::Tenant)
+                    .await
+                {
+                    Ok(p) if p.org == Some(org) => Some(p),
+                    Ok(_) => return Ok(self.all_denied(inputs, "not_a_member")),
+                    Err(Error::Store(e)) => return Err(Error::Store(e)),
+                    Err(_) => return Ok(self.all_denied(inputs, "unauthenticated")),
+                }
+            }
+            CheckSubject::User(u) => Some(std::sync::Arc::new(
+                crate::identity::Principal::named_member(u, org),
+            )),
+            CheckSubject::Anonymous => None,
+        };
+        self.answer(&scope, principal.as_ref(), &call.request, inputs)
+            .await
+    }
+
+    fn all_denied(&self, inputs: &[CheckInput], reason: &'static str) -> Vec<Decision> {
+        inputs
+            .iter()
+            .map(|_| {
+                crate::telemetry::metrics::check_decided(false, reason);
+                Decision::denied(reason)
+            })
+            .collect()
+    }
+
+    async fn answer(
+        &self,
+        scope: &TenantScope,
+        principal: Option<&std::sync::Arc<crate::identity::Principal>>,
+        request: &crate::context::RequestContext,
+        inputs: &[CheckInput],
+    ) -> Result<Vec<Decision>, Error> {
         if inputs.is_empty() || inputs.len() > MAX_BATCH {
             return Err(Error::invalid(
                 "checks",
                 format!("1 to {MAX_BATCH} per request"),
             ));
         }
-        let TenantCall {
-            principal,
-            scope,
-            request,
-        } = call;
         let mut tx = self.store().begin_read_scoped(scope).await?;
-        let member = principal.api_key_permissions.is_some()
-            || tx
-                .membership(crate::ids::UserId::from_uuid(principal.subject))
-                .await?
-                .is_some();
-        let caller = self.records().access_of(tx.as_mut(), principal).await?;
-        let via_role = match &principal.api_key_permissions {
-            Some(_) => "api_key".to_owned(),
-            None => tx
-                .membership(crate::ids::UserId::from_uuid(principal.subject))
-                .await?
-                .map_or_else(String::new, |m| format!("role:{}", m.role.as_str())),
+        let (member, caller, via_role) = match principal {
+            Some(p) => {
+                let membership = match &p.api_key_permissions {
+                    Some(_) => None,
+                    None => {
+                        tx.membership(crate::ids::UserId::from_uuid(p.subject))
+                            .await?
+                    }
+                };
+                let member = p.api_key_permissions.is_some() || membership.is_some();
+                let caller = self.records().access_of(tx.as_mut(), p).await?;
+                let via = match (&p.api_key_permissions, membership) {
+                    (Some(_), _) => "api_key".to_owned(),
+                    (None, Some(m)) => format!("role:{}", m.role.as_str()),
+                    (None, None) => String::new(),
+                };
+                (member, caller, via)
+            }
+            None => (
+                true,
+                Caller {
+                    me: "anonymous".to_owned(),
+                    permissions: Vec::new(),
+                },
+                String::new(),
+            ),
         };
         let mut out = Vec::with_capacity(inputs.len());
         for input in inputs {
             let d = if member {
-                self.decide(tx.as_mut(), principal, &caller, &via_role, input)
-                    .await?
+                self.decide(
+                    tx.as_mut(),
+                    principal.map(|p| p.as_ref()),
+                    &caller,
+                    &via_role,
+                    input,
+                )
+                .await?
             } else {
                 Decision::denied("not_a_member")
             };
@@ -153,9 +233,10 @@ impl Checks<'_> {
             out.push(d);
         }
         drop(tx);
+        let actor = principal.map_or_else(crate::audit::Actor::anonymous, |p| p.actor());
         for (input, d) in inputs.iter().zip(&out) {
             if !d.allowed {
-                self.denied(scope, principal, &caller.me, input, d.reason, request)
+                self.denied(scope, &actor, &caller.me, input, d.reason, request)
                     .await;
             }
         }
@@ -165,7 +246,7 @@ impl Checks<'_> {
     async fn decide(
         &self,
         tx: &mut dyn TenantTx,
-        principal: &crate::identity::Principal,
+        principal: Option<&crate::identity::Principal>,
         caller: &Caller,
         via_role: &str,
         input: &CheckInput,
@@ -201,7 +282,7 @@ impl Checks<'_> {
                 if !caller.holds(permission) {
                     return Ok(Decision::denied("permission_missing"));
                 }
-                if self.step_up_needed(principal, permission).is_some() {
+                if principal.is_none_or(|p| self.step_up_needed(p, permission).is_some()) {
                     return Ok(Decision::denied("step_up_required"));
                 }
                 if input.resource.is_some()
@@ -221,7 +302,7 @@ impl Checks<'_> {
     async fn denied(
         &self,
         scope: &TenantScope,
-        principal: &crate::identity::Principal,
+        actor: &crate::audit::Actor,
         who: &str,
         input: &CheckInput,
         reason: &'static str,
@@ -265,19 +346,27 @@ impl Checks<'_> {
             }
         };
         if first {
-            self.record_refusal(
-                scope,
-                principal,
+            let mut event = crate::audit::AuditEvent::success(
+                actor.clone(),
                 "check.denied",
+                "organization",
+                scope.org_id(),
+            )
+            .with_details(
                 serde_json::json!({
                     "action": key.action,
                     "resource": key.resource,
                     "reason": reason,
                 })
                 .to_string(),
-                request,
             )
-            .await;
+            .with_request(request.request_id.clone());
+            event.outcome = crate::audit::Outcome::Denied;
+            if let Err(e) =
+                crate::audit::record_tenant(self.store(), scope, self.clock(), event).await
+            {
+                tracing::error!(error = %e, "could not record a check denial");
+            }
         }
     }
 

@@ -11,7 +11,7 @@ pub use catalogue::{
     valid_permission_name, valid_type_name,
 };
 
-pub use check::{CheckInput, Checks, Decision, MAX_BATCH, ProductState, ResourceRef};
+pub use check::{CheckInput, CheckSubject, Checks, Decision, MAX_BATCH, ProductState, ResourceRef};
 pub use records::{NewRecord, RecordChange, RecordFilter, RecordView};
 
 use crate::kernel::Kernel;

@@ -366,6 +366,7 @@ pub(crate) struct Identity {
         (status = 200, description = "Valid (and, with `action`, allowed)", body = Identity),
         (status = 401, description = "Invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`x-organization-id` names another organisation, or `check_denied`: the `action` asked about is not allowed (`detail` gives the reason)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: with `action`, an unknown query parameter, or `resource_type` without `resource_id`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn verify(
     State(state): State<AppState>,

@@ -3,10 +3,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use gatehouse_core::product::{CheckInput, Decision, MAX_BATCH, ResourceRef};
+use gatehouse_core::product::{CheckInput, CheckSubject, Decision, MAX_BATCH, ResourceRef};
+use gatehouse_crypto::SecretString;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use crate::auth::{OrgCaller, OrgScoped};
+use crate::auth::{OrgCaller, OrgScoped, ServiceCaller};
 use crate::json::ApiJson;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
@@ -124,6 +126,82 @@ pub(crate) async fn batch(
     }
     let inputs: Vec<CheckInput> = req.checks.into_iter().map(CheckInput::from).collect();
     let decisions = state.kernel.checks().check_batch(&call, &inputs).await?;
+    Ok(Json(BatchAnswer {
+        results: decisions.into_iter().map(CheckAnswer::from).collect(),
+    }))
+}
+
+/// Whom a service asks about: a credential, a member by id, or nobody (`null` or absent).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(crate) enum Subject {
+    /// An access token or an API key (`gk_...`), verified as on the tenant API.
+    Credential(String),
+    /// A member of the organisation, by user id: no session, so permissions that need a
+    /// recent second factor answer `step_up_required`.
+    UserId(Uuid),
+}
+
+impl std::fmt::Debug for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Credential(_) => f.write_str("Credential([redacted])"),
+            Self::UserId(u) => write!(f, "UserId({u})"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InternalCheckRequest {
+    organization_id: Uuid,
+    /// Absent or `null`: an anonymous caller, who may read public records and nothing else.
+    subject: Option<Subject>,
+    /// 1 to 100 questions.
+    #[schema(min_items = 1, max_items = 100)]
+    checks: Vec<CheckRequest>,
+}
+
+/// One of your services asks what someone may do in an organisation: the holder of a token or
+/// an API key, a member by id, or an anonymous visitor (public records only). A credential that
+/// does not verify is answered `unauthenticated`, and one of another organisation `not_a_member`,
+/// for every question.
+#[utoipa::path(post, path = "/internal/v1/check", tag = "internal",
+    security(("service" = [])),
+    request_body = InternalCheckRequest,
+    responses(
+        (status = 200, description = "One decision per question", body = BatchAnswer),
+        (status = 401, description = "No or a wrong service secret", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: not 1 to 100 questions", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn internal(
+    State(state): State<AppState>,
+    ServiceCaller(call): ServiceCaller,
+    ApiJson(req): ApiJson<InternalCheckRequest>,
+) -> Result<Json<BatchAnswer>, ApiError> {
+    if req.checks.is_empty() || req.checks.len() > MAX_BATCH {
+        return Err(gatehouse_core::Error::invalid(
+            "checks",
+            format!("1 to {MAX_BATCH} per request"),
+        )
+        .into());
+    }
+    let subject = match req.subject {
+        Some(Subject::Credential(c)) => CheckSubject::Credential(SecretString::from(c)),
+        Some(Subject::UserId(u)) => CheckSubject::User(gatehouse_core::UserId::from_uuid(u)),
+        None => CheckSubject::Anonymous,
+    };
+    let inputs: Vec<CheckInput> = req.checks.into_iter().map(CheckInput::from).collect();
+    let decisions = state
+        .kernel
+        .checks()
+        .check_for(
+            &call,
+            gatehouse_core::OrgId::from_uuid(req.organization_id),
+            subject,
+            &inputs,
+        )
+        .await?;
     Ok(Json(BatchAnswer {
         results: decisions.into_iter().map(CheckAnswer::from).collect(),
     }))

@@ -182,14 +182,18 @@ async fn a_mistyped_key_is_refused_by_its_checksum_without_a_store_lookup() {
     app.stop().await;
 }
 
-fn service_secret_file(dir: &std::path::Path, name: &str, b64: &str) -> std::path::PathBuf {
+pub(crate) fn service_secret_file(
+    dir: &std::path::Path,
+    name: &str,
+    b64: &str,
+) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, b64).unwrap();
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     p
 }
 
-const S1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+pub(crate) const S1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const S2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 
 #[tokio::test]

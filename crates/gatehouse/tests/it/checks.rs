@@ -224,3 +224,124 @@ async fn verify_gates_a_route_on_an_action_in_the_same_call() {
     expect_problem(res, 422, "validation_failed").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_service_asks_about_a_token_a_key_a_member_by_id_or_nobody() {
+    let dir = crate::support::temp_dir();
+    let secret = crate::api_keys::service_secret_file(&dir, "s1.key", crate::api_keys::S1);
+    let app = TestApp::spawn_with(|raw| {
+        declare_reports(raw);
+        raw.service_auth.secret_files = vec![secret];
+    })
+    .await;
+    let owner = app.signup_login("owner@example.com", "laptop").await;
+    let member = app.add_member(&owner, "member@example.com", "member").await;
+    let stranger = app.signup_login("stranger@example.com", "laptop").await;
+    seed_records(&app, &owner, &member).await;
+    let ask_as = |subject: Value, checks: Value| {
+        let app = &app;
+        let org = owner.org.clone();
+        async move {
+            let mut body = json!({"organization_id": org, "checks": checks});
+            if !subject.is_null() {
+                body["subject"] = subject;
+            }
+            let res = app
+                .client
+                .post(app.url("/internal/v1/check"))
+                .header("x-service-auth", crate::api_keys::S1)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let body: Value = res.json().await.unwrap();
+            body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    if r["allowed"] == true {
+                        r["via"].as_str().unwrap().to_owned()
+                    } else {
+                        r["reason"].as_str().unwrap().to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let questions =
+        json!([on("read", "p"), on("read", "o"), on("read", "pub"), {"action": "report.read"}]);
+    assert_eq!(
+        ask_as(json!({"credential": member.access}), questions.clone()).await,
+        [
+            "allowed_list",
+            "level:organization",
+            "level:public",
+            "role:member"
+        ]
+    );
+    assert_eq!(
+        ask_as(json!({"user_id": member.user}), questions.clone()).await,
+        [
+            "allowed_list",
+            "level:organization",
+            "level:public",
+            "role:member"
+        ]
+    );
+    // Nobody signed in: public records only.
+    assert_eq!(
+        ask_as(Value::Null, questions.clone()).await,
+        [
+            "no_access",
+            "no_access",
+            "level:public",
+            "permission_missing"
+        ]
+    );
+    // A member of another organisation, and a credential that does not verify.
+    assert_eq!(
+        ask_as(
+            json!({"credential": stranger.access}),
+            json!([on("read", "pub")])
+        )
+        .await,
+        ["not_a_member"]
+    );
+    assert_eq!(
+        ask_as(
+            json!({"user_id": stranger.user}),
+            json!([on("read", "pub")])
+        )
+        .await,
+        ["not_a_member"]
+    );
+    assert_eq!(
+        ask_as(
+            json!({"credential": "not a token"}),
+            json!([on("read", "pub")])
+        )
+        .await,
+        ["unauthenticated"]
+    );
+    // A member by id has no session: a step-up permission stays shut.
+    assert_eq!(
+        ask_as(
+            json!({"user_id": owner.user}),
+            json!([{"action": "report.export"}])
+        )
+        .await,
+        ["step_up_required"]
+    );
+    // Without the service secret: refused.
+    let res = app
+        .client
+        .post(app.url("/internal/v1/check"))
+        .json(&json!({"organization_id": owner.org, "checks": [on("read", "pub")]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    app.stop().await;
+}
