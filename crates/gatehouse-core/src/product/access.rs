@@ -54,8 +54,8 @@ pub fn can_read(
 }
 
 /// Why `caller` may change or delete `record`, or `None`: its owner; or, for a record that is
-/// not private, a holder of the type's write permission. A private record's allowed list reads
-/// only.
+/// not private, a holder of the type's write permission who may also read it (writing never
+/// reveals more than reading would). A private record's allowed list reads only.
 #[must_use]
 pub fn can_write(
     caller: &Caller,
@@ -65,7 +65,7 @@ pub fn can_write(
     if record.owner == caller.me {
         return Some("owner");
     }
-    if record.level == Level::Private {
+    if record.level == Level::Private || can_read(caller, product, record).is_none() {
         return None;
     }
     product
@@ -153,6 +153,11 @@ mod tests {
         assert_eq!(read(&nobody, &public), Some("level:public"));
         assert_eq!(write(&nobody, &public), None);
         assert_eq!(write(&owner, &public), Some("owner"));
+        // Writing never reaches a record the caller may not read.
+        let write_only = caller("user:f", &["memo.write"]);
+        assert_eq!(read(&write_only, &org), None);
+        assert_eq!(write(&write_only, &org), None);
+        assert_eq!(write(&write_only, &public), Some("permission"));
     }
 
     #[test]

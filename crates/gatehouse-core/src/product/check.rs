@@ -23,7 +23,8 @@ use crate::store::TenantTx;
 pub struct Decision {
     pub allowed: bool,
     /// `granted`, `permission_missing`, `step_up_required`, `not_a_member`, `unknown_action`,
-    /// `resource_required`, `no_access`, `unauthenticated` (internal checks only).
+    /// `resource_required`, `no_access`, `email_unverified`, `unauthenticated` (internal checks
+    /// only).
     pub reason: &'static str,
     /// What allowed it: `role:{name}`, `api_key`, `owner`, `allowed_list`, `level:public`,
     /// `level:organization`, `permission`.
@@ -80,28 +81,72 @@ pub const MAX_BATCH: usize = 100;
 
 /// How long identical denials are folded into one summary event.
 const DENIAL_WINDOW: Duration = Duration::seconds(60);
-/// Distinct denials remembered at once; past it, each is recorded on its own.
+/// Runs remembered at once, in all and per organisation; past either, a denial is counted in
+/// metrics only (its run's first denial was recorded), so one organisation cannot fill the map
+/// for the others and no request writes more than one event per run.
 const MAX_DENIALS: usize = 10_000;
+const MAX_DENIALS_PER_ORG: usize = 1_000;
 
+/// A run of denials: one caller, one action, one reason in one organisation, whatever the
+/// resource (so a batch asking about a hundred records folds into one run).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct DenialKey {
     org: OrgId,
     who: String,
     action: String,
-    resource: String,
     reason: &'static str,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Run {
     first: OffsetDateTime,
     repeats: u64,
+    /// The first denial's resource, as a sample.
+    resource: String,
+    /// The service that asked, for internal checks.
+    asked_by: Option<String>,
 }
 
-/// Runs of identical denials, per organisation, caller, question and reason.
+/// Runs of identical denials, per organisation, caller, action and reason.
 #[derive(Debug, Default)]
 pub struct DenialLog {
-    runs: Mutex<HashMap<DenialKey, Run>>,
+    runs: Mutex<Runs>,
+}
+
+#[derive(Debug, Default)]
+struct Runs {
+    map: HashMap<DenialKey, Run>,
+    per_org: HashMap<OrgId, usize>,
+}
+
+impl Runs {
+    fn insert(&mut self, key: DenialKey, run: Run) {
+        *self.per_org.entry(key.org).or_default() += 1;
+        self.map.insert(key, run);
+    }
+
+    fn remove(&mut self, key: &DenialKey) -> Option<Run> {
+        let run = self.map.remove(key)?;
+        if let Some(n) = self.per_org.get_mut(&key.org) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_org.remove(&key.org);
+            }
+        }
+        Some(run)
+    }
+}
+
+/// Who asked, for the record of a denial.
+#[derive(Clone, Copy)]
+struct Asker<'a> {
+    scope: &'a TenantScope,
+    actor: &'a crate::audit::Actor,
+    /// The caller as a record subject (`user:…`, `key:…`, `anonymous`).
+    who: &'a str,
+    /// The service, for internal checks.
+    asked_by: Option<&'a str>,
+    request: &'a crate::context::RequestContext,
 }
 
 /// Decisions for the caller's own organisation.
@@ -127,8 +172,14 @@ impl Checks<'_> {
         call: &TenantCall,
         inputs: &[CheckInput],
     ) -> Result<Vec<Decision>, Error> {
-        self.answer(&call.scope, Some(&call.principal), &call.request, inputs)
-            .await
+        self.answer(
+            &call.scope,
+            Some(&call.principal),
+            None,
+            &call.request,
+            inputs,
+        )
+        .await
     }
 
     /// Up to [`MAX_BATCH`] questions a service asks about `subject` in `org`. A credential that
@@ -160,8 +211,14 @@ impl Checks<'_> {
             )),
             CheckSubject::Anonymous => None,
         };
-        self.answer(&scope, principal.as_ref(), &call.request, inputs)
-            .await
+        self.answer(
+            &scope,
+            principal.as_ref(),
+            Some(&call.service),
+            &call.request,
+            inputs,
+        )
+        .await
     }
 
     fn all_denied(&self, inputs: &[CheckInput], reason: &'static str) -> Vec<Decision> {
@@ -178,6 +235,7 @@ impl Checks<'_> {
         &self,
         scope: &TenantScope,
         principal: Option<&std::sync::Arc<crate::identity::Principal>>,
+        asked_by: Option<&str>,
         request: &crate::context::RequestContext,
         inputs: &[CheckInput],
     ) -> Result<Vec<Decision>, Error> {
@@ -186,6 +244,20 @@ impl Checks<'_> {
                 "checks",
                 format!("1 to {MAX_BATCH} per request"),
             ));
+        }
+        for input in inputs {
+            let long = |s: &str, max: usize| s.is_empty() || s.chars().count() > max;
+            if long(&input.action, 64) {
+                return Err(Error::invalid("action", "1 to 64 characters"));
+            }
+            if let Some(r) = &input.resource
+                && (long(&r.kind, 40) || long(&r.id, 200))
+            {
+                return Err(Error::invalid(
+                    "resource",
+                    "type is 1 to 40 characters and id 1 to 200",
+                ));
+            }
         }
         let mut tx = self.store().begin_read_scoped(scope).await?;
         let (member, caller, via_role) = match principal {
@@ -198,7 +270,14 @@ impl Checks<'_> {
                     }
                 };
                 let member = p.api_key_permissions.is_some() || membership.is_some();
-                let caller = self.records().access_of(tx.as_mut(), p).await?;
+                let caller = if member {
+                    self.records().access_of(tx.as_mut(), p).await?
+                } else {
+                    Caller {
+                        me: format!("user:{}", p.subject),
+                        permissions: Vec::new(),
+                    }
+                };
                 let via = match (&p.api_key_permissions, membership) {
                     (Some(_), _) => "api_key".to_owned(),
                     (None, Some(m)) => format!("role:{}", m.role.as_str()),
@@ -234,10 +313,16 @@ impl Checks<'_> {
         }
         drop(tx);
         let actor = principal.map_or_else(crate::audit::Actor::anonymous, |p| p.actor());
+        let asker = Asker {
+            scope,
+            actor: &actor,
+            who: &caller.me,
+            asked_by,
+            request,
+        };
         for (input, d) in inputs.iter().zip(&out) {
             if !d.allowed {
-                self.denied(scope, &actor, &caller.me, input, d.reason, request)
-                    .await;
+                self.denied(&asker, input, d.reason).await;
             }
         }
         Ok(out)
@@ -259,6 +344,15 @@ impl Checks<'_> {
             None => None,
         };
         let product = self.product();
+        // Mirrors `authorize`: an unverified account only reads where the server says so.
+        let read_only = principal.is_some_and(|p| {
+            !p.email_verified
+                && self.identity().settings().unverified_access
+                    == crate::identity::UnverifiedAccess::ReadOnly
+        });
+        if read_only && !matches!(input.action.as_str(), "read" | "org.read" | "audit.read") {
+            return Ok(Decision::denied("email_unverified"));
+        }
         match input.action.as_str() {
             "read" | "write" => {
                 if input.resource.is_none() {
@@ -299,46 +393,56 @@ impl Checks<'_> {
     }
 
     /// Records a denial: the first of a run at once, the repeats as one summary later.
-    async fn denied(
-        &self,
-        scope: &TenantScope,
-        actor: &crate::audit::Actor,
-        who: &str,
-        input: &CheckInput,
-        reason: &'static str,
-        request: &crate::context::RequestContext,
-    ) {
-        let key = DenialKey {
+    async fn denied(&self, asker: &Asker<'_>, input: &CheckInput, reason: &'static str) {
+        let Asker {
+            scope,
+            actor,
+            who,
+            asked_by,
+            request,
+        } = *asker;
+        let mut key = DenialKey {
             org: scope.org_id(),
             who: who.to_owned(),
             action: input.action.chars().take(64).collect(),
-            resource: input
-                .resource
-                .as_ref()
-                .map(|r| format!("{}:{}", r.kind, r.id).chars().take(250).collect())
-                .unwrap_or_default(),
             reason,
         };
+        let resource: String = input
+            .resource
+            .as_ref()
+            .map(|r| format!("{}:{}", r.kind, r.id).chars().take(250).collect())
+            .unwrap_or_default();
         let now = self.clock().now();
         let first = {
             let Ok(mut runs) = self.product_state().denials.runs.lock() else {
                 return;
             };
-            let full = runs.len() >= MAX_DENIALS;
-            match runs.get_mut(&key) {
+            let org_full = runs.per_org.get(&key.org).copied().unwrap_or(0) >= MAX_DENIALS_PER_ORG;
+            if !runs.map.contains_key(&key) && (org_full || runs.map.len() >= MAX_DENIALS) {
+                // Past the bounds, the organisation's further denials fold into one run of its
+                // own, so nothing is lost and nothing grows.
+                key = DenialKey {
+                    org: key.org,
+                    who: "*".to_owned(),
+                    action: "*".to_owned(),
+                    reason: "overflow",
+                };
+            }
+            match runs.map.get_mut(&key) {
                 // Counted into the run until the flush closes it (a run whose window has closed
                 // but has not been flushed yet keeps counting, so no repeat goes unrecorded).
                 Some(run) => {
                     run.repeats += 1;
                     false
                 }
-                None if full => true,
                 None => {
                     runs.insert(
                         key.clone(),
                         Run {
                             first: now,
                             repeats: 0,
+                            resource: resource.clone(),
+                            asked_by: asked_by.map(str::to_owned),
                         },
                     );
                     true
@@ -355,8 +459,9 @@ impl Checks<'_> {
             .with_details(
                 serde_json::json!({
                     "action": key.action,
-                    "resource": key.resource,
-                    "reason": reason,
+                    "resource": resource,
+                    "reason": key.reason,
+                    "asked_by": asked_by,
                 })
                 .to_string(),
             )
@@ -379,6 +484,7 @@ impl Checks<'_> {
                 return Ok(0);
             };
             let keys: Vec<DenialKey> = runs
+                .map
                 .iter()
                 .filter(|(_, r)| now - r.first >= DENIAL_WINDOW)
                 .map(|(k, _)| k.clone())
@@ -388,37 +494,50 @@ impl Checks<'_> {
                 .collect()
         };
         let mut written = 0;
+        let mut failed = None;
         for (key, run) in closed.into_iter().filter(|(_, r)| r.repeats > 0) {
-            let event = crate::audit::AuditEvent {
-                outcome: crate::audit::Outcome::Denied,
-                ..crate::audit::AuditEvent::success(
-                    crate::audit::Actor::system("check"),
-                    "check.denied_repeated",
-                    "organization",
-                    key.org,
-                )
-            }
+            let mut event = crate::audit::AuditEvent::success(
+                crate::audit::Actor::system("check"),
+                "check.denied_repeated",
+                "organization",
+                key.org,
+            )
             .with_details(
                 serde_json::json!({
                     "caller": key.who,
                     "action": key.action,
-                    "resource": key.resource,
                     "reason": key.reason,
                     "repeats": run.repeats,
                     "since": run.first.unix_timestamp(),
+                    "first_resource": run.resource,
+                    "asked_by": run.asked_by,
                 })
                 .to_string(),
             );
-            crate::audit::record_tenant(
+            event.outcome = crate::audit::Outcome::Denied;
+            match crate::audit::record_tenant(
                 self.store(),
                 &TenantScope::granted(key.org),
                 self.clock(),
                 event,
             )
-            .await?;
-            written += 1;
+            .await
+            {
+                Ok(()) => written += 1,
+                Err(e) => {
+                    // Kept for the next flush rather than lost; the others still go.
+                    tracing::warn!(error = %e, "could not record repeated check denials; retrying later");
+                    if let Ok(mut runs) = self.product_state().denials.runs.lock() {
+                        runs.insert(key, run);
+                    }
+                    failed = Some(e);
+                }
+            }
         }
-        Ok(written)
+        match failed {
+            Some(e) if written == 0 => Err(e),
+            _ => Ok(written),
+        }
     }
 }
 

@@ -213,6 +213,7 @@ impl super::Records<'_> {
                 permission: "the record type's write permission",
             });
         }
+        self.may_change(principal, &kind.write, "permission")?;
         let now = self.clock().now();
         let row = RecordRow {
             org_id: scope.org_id(),
@@ -301,7 +302,7 @@ impl super::Records<'_> {
         let caller = self.access_of(tx.as_mut(), principal).await?;
         let mut row = tx.record(id).await?.ok_or(Error::NotFound("record"))?;
         let readable = access::can_read(&caller, self.product(), &row);
-        if access::can_write(&caller, self.product(), &row).is_none() {
+        let Some(write_via) = access::can_write(&caller, self.product(), &row) else {
             let scope = *tx.scope();
             drop(tx);
             self.record_refusal(
@@ -317,6 +318,18 @@ impl super::Records<'_> {
                     permission: "the record type's write permission",
                 },
                 None => Error::NotFound("record"),
+            });
+        };
+        let write_permission = self
+            .product()
+            .record_type(&row.kind)
+            .map(|t| t.write.clone())
+            .unwrap_or_default();
+        self.may_change(principal, &write_permission, write_via)?;
+        // Who sees a record is its owner's to decide.
+        if (change.level.is_some() || change.allowed.is_some()) && write_via != "owner" {
+            return Err(Error::Forbidden {
+                permission: "ownership of the record",
             });
         }
         if let Some(n) = change.namespace {
@@ -363,7 +376,9 @@ impl super::Records<'_> {
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
-        let via = access::can_read(&caller, self.product(), &row).unwrap_or("owner");
+        // The caller could read it before the change (writing needs reading); the view says
+        // how it reads it now.
+        let via = access::can_read(&caller, self.product(), &row).unwrap_or(write_via);
         Ok(RecordView { row, content, via })
     }
 
@@ -377,7 +392,7 @@ impl super::Records<'_> {
         let mut tx = self.store().begin_scoped(scope).await?;
         let caller = self.access_of(tx.as_mut(), principal).await?;
         let row = tx.record(id).await?.ok_or(Error::NotFound("record"))?;
-        if access::can_write(&caller, self.product(), &row).is_none() {
+        let Some(write_via) = access::can_write(&caller, self.product(), &row) else {
             let readable = access::can_read(&caller, self.product(), &row).is_some();
             let scope = *tx.scope();
             drop(tx);
@@ -396,7 +411,13 @@ impl super::Records<'_> {
             } else {
                 Error::NotFound("record")
             });
-        }
+        };
+        let write_permission = self
+            .product()
+            .record_type(&row.kind)
+            .map(|t| t.write.clone())
+            .unwrap_or_default();
+        self.may_change(principal, &write_permission, write_via)?;
         tx.delete_sealed(SealedKind::RecordContent.as_str(), &id.to_string(), CONTENT)
             .await?;
         tx.delete_record(id).await?;
@@ -423,6 +444,9 @@ impl super::Records<'_> {
         {
             return Err(Error::invalid("owner", "is user:{uuid} or key:{uuid}"));
         }
+        if let Some(t) = &filter.tag {
+            tags(std::slice::from_ref(t))?;
+        }
         let mut tx = self.store().begin_read_scoped(scope).await?;
         let caller = self.access_of(tx.as_mut(), principal).await?;
         let query = RecordQuery {
@@ -441,16 +465,18 @@ impl super::Records<'_> {
         };
         let page = tx.list_records(&query, page).await?;
         Ok(Page {
+            // The store filtered already; the same decision is taken again here, so a row the
+            // two disagree about is left out rather than shown.
             items: page
                 .items
                 .into_iter()
-                .map(|row| {
-                    let via = access::can_read(&caller, self.product(), &row).unwrap_or("owner");
-                    RecordView {
+                .filter_map(|row| {
+                    let via = access::can_read(&caller, self.product(), &row)?;
+                    Some(RecordView {
                         row,
                         content: None,
                         via,
-                    }
+                    })
                 })
                 .collect(),
             next_cursor: page.next_cursor,
@@ -469,18 +495,46 @@ impl super::Records<'_> {
                 permissions: perms.clone(),
             },
             None => {
+                // The membership is read now, not taken from the token: a removed member acts on
+                // nothing, their own records included, from the next request on.
                 let role = tx
                     .membership(UserId::from_uuid(principal.subject))
                     .await?
-                    .map(|m| m.role);
+                    .map(|m| m.role)
+                    .ok_or(Error::Forbidden {
+                        permission: "membership",
+                    })?;
                 Caller {
                     me: format!("user:{}", principal.subject),
-                    permissions: match role {
-                        Some(r) => self.role_grants(tx, &r).await?,
-                        None => Vec::new(),
-                    },
+                    permissions: self.role_grants(tx, &role).await?,
                 }
             }
         })
+    }
+
+    /// Refuses a change by a caller whose email is unverified where such accounts only read,
+    /// and, where the caller writes by the type's write permission rather than as the owner, a
+    /// write permission that needs a recent second factor it has not shown.
+    fn may_change(
+        &self,
+        principal: &crate::identity::Principal,
+        write_permission: &str,
+        via: &str,
+    ) -> Result<(), Error> {
+        if !principal.email_verified
+            && self.identity().settings().unverified_access
+                == crate::identity::UnverifiedAccess::ReadOnly
+        {
+            return Err(Error::EmailUnverified);
+        }
+        if via != "owner"
+            && let Some(method) = self.step_up_needed(principal, write_permission)
+        {
+            return Err(Error::StepUpRequired {
+                permission: "the record type's write permission",
+                method,
+            });
+        }
+        Ok(())
     }
 }

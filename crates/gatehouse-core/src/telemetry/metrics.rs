@@ -109,7 +109,7 @@ impl Metrics {
         let checks = IntCounterVec::new(
             Opts::new(
                 "gatehouse_check_decisions_total",
-                "Check API decisions by outcome (allowed, denied) and reason (granted, permission_missing, step_up_required, not_a_member, unknown_action, resource_required, no_access, unauthenticated).",
+                "Check API decisions by outcome (allowed, denied) and reason (granted, permission_missing, step_up_required, not_a_member, unknown_action, resource_required, no_access, email_unverified, unauthenticated).",
             ),
             &["outcome", "reason"],
         )?;

@@ -366,7 +366,7 @@ pub(crate) struct Identity {
         (status = 200, description = "Valid (and, with `action`, allowed)", body = Identity),
         (status = 401, description = "Invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`x-organization-id` names another organisation, or `check_denied`: the `action` asked about is not allowed (`detail` gives the reason)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: with `action`, an unknown query parameter, or `resource_type` without `resource_id`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: an unknown query parameter (verify takes only these), a resource without `action`, or `resource_type` without `resource_id`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
@@ -376,7 +376,9 @@ pub(crate) async fn verify(
     // The hot path of forward authentication: the request's parts are read in place, and the
     // audit context is built only when an organisation is named and it is not the token's, or a
     // check is asked for.
-    let asks = req.uri().query().is_some_and(|q| q.contains("action="));
+    // Any query string is parsed (decoded, unknown parameters refused): a check a proxy asks
+    // for is never skipped because of how it was spelled.
+    let asks = req.uri().query().is_some_and(|q| !q.is_empty());
     if req.headers().contains_key(ORG_HEADER) || asks {
         let (mut parts, _) = req.into_parts();
         if parts.headers.contains_key(ORG_HEADER) {
@@ -444,6 +446,13 @@ async fn gate(
     let axum::extract::Query(q) = axum::extract::Query::<VerifyCheck>::try_from_uri(&parts.uri)
         .map_err(|e| ApiError::from(gatehouse_core::Error::invalid("query", e.body_text())))?;
     let Some(action) = q.action else {
+        if q.resource_type.is_some() || q.resource_id.is_some() {
+            return Err(gatehouse_core::Error::invalid(
+                "action",
+                "is required with resource_type and resource_id",
+            )
+            .into());
+        }
         return Ok(());
     };
     let resource = match (q.resource_type, q.resource_id) {

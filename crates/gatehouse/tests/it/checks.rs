@@ -152,15 +152,15 @@ async fn repeated_denials_are_counted_and_folded_into_one_audit_summary() {
     for _ in 0..5 {
         assert_eq!(ask(&app, &viewer, on("read", "o")).await["allowed"], false);
     }
-    // Another question is its own run.
+    // The same action and reason about another record folds into the same run.
     assert_eq!(ask(&app, &viewer, on("read", "p")).await["allowed"], false);
     let denied = |events: &[gatehouse_core::audit::AuditRecord], action: &str| {
         events.iter().filter(|e| e.action == action).count()
     };
     let events = app.audit_events(&owner.org).await;
-    assert_eq!(denied(&events, "check.denied"), 2);
+    assert_eq!(denied(&events, "check.denied"), 1);
     assert_eq!(denied(&events, "check.denied_repeated"), 0);
-    // Within the window nothing is summarised; after it, one event with the four repeats.
+    // Within the window nothing is summarised; after it, one event with the five repeats.
     assert_eq!(app.kernel.checks().flush_denials().await.unwrap(), 0);
     app.clock.advance(time::Duration::seconds(61));
     assert_eq!(app.kernel.checks().flush_denials().await.unwrap(), 1);
@@ -170,13 +170,27 @@ async fn repeated_denials_are_counted_and_folded_into_one_audit_summary() {
         .find(|e| e.action == "check.denied_repeated")
         .unwrap();
     let details: Value = serde_json::from_str(&summary.details).unwrap();
-    assert_eq!(details["repeats"], 4);
+    assert_eq!(details["repeats"], 5);
     assert_eq!(details["reason"], "no_access");
+    assert_eq!(details["first_resource"], "report:o");
     assert_eq!(details["caller"], format!("user:{}", viewer.user));
     // A new denial after the window starts a new run, recorded at once.
     ask(&app, &viewer, on("read", "o")).await;
     let events = app.audit_events(&owner.org).await;
-    assert_eq!(denied(&events, "check.denied"), 3);
+    assert_eq!(denied(&events, "check.denied"), 2);
+    // A batch about a hundred records the caller may not read writes nothing more.
+    let hundred: Vec<Value> = (0..100).map(|i| on("read", &format!("nope-{i}"))).collect();
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/check/batch",
+            &viewer,
+            Some(json!({"checks": hundred})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let events = app.audit_events(&owner.org).await;
+    assert_eq!(denied(&events, "check.denied"), 2);
 
     let metrics = app.metrics().await;
     let line = metrics
@@ -187,7 +201,7 @@ async fn repeated_denials_are_counted_and_folded_into_one_audit_summary() {
                 && l.contains("reason=\"no_access\"")
         })
         .unwrap_or_else(|| panic!("no denial count in {metrics}"));
-    assert!(line.ends_with(" 7"), "{line}");
+    assert!(line.ends_with(" 107"), "{line}");
     app.stop().await;
 }
 
@@ -222,6 +236,17 @@ async fn verify_gates_a_route_on_an_action_in_the_same_call() {
     expect_problem(res, 422, "validation_failed").await;
     let res = verify(&member, "?action=read&colour=blue").await;
     expect_problem(res, 422, "validation_failed").await;
+    // However the question is spelled, it is asked or refused, never skipped.
+    let res = verify(&viewer, "?%61ction=read&resource_type=report&resource_id=p").await;
+    expect_problem(res, 403, "check_denied").await;
+    for query in [
+        "?Action=read&resource_type=report&resource_id=p",
+        "?resource_type=report&resource_id=p",
+        "?resource_id=transaction%3D1",
+    ] {
+        let res = verify(&viewer, query).await;
+        expect_problem(res, 422, "validation_failed").await;
+    }
     app.stop().await;
 }
 

@@ -306,3 +306,129 @@ async fn an_api_key_owns_the_records_it_creates_as_an_agent() {
     assert_eq!(listed(&app, &key, "").await, ["agent-1"]);
     app.stop().await;
 }
+
+/// Review of issue 19's first part: what writing may and may not do beyond reading.
+#[tokio::test]
+async fn writing_never_reveals_more_than_reading_and_only_owners_decide_who_reads() {
+    let app = TestApp::spawn_with(|raw| {
+        declare_reports(raw);
+        raw.identity.step_up_permissions = Vec::new();
+    })
+    .await;
+    let owner = app.signup_login("owner@example.com", "laptop").await;
+    let admin = app.add_member(&owner, "admin@example.com", "admin").await;
+    let org = created(
+        &app,
+        &owner,
+        json!({"type": "report", "external_id": "o1", "level": "organization", "content": {"secret": 1}}),
+    )
+    .await;
+    let o = org["id"].as_str().unwrap().to_owned();
+    // A key holding only the write permission neither reads it nor learns it through a write.
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/api-keys",
+            &owner,
+            Some(json!({"name": "writer", "permissions": ["report.write"]})),
+        )
+        .await;
+    let key = Signed {
+        access: res.json::<Value>().await.unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        ..owner.clone()
+    };
+    let res = app
+        .org_call(
+            Method::PATCH,
+            &format!("/v1/records/{o}"),
+            &key,
+            Some(json!({})),
+        )
+        .await;
+    expect_problem(res, 404, "not_found").await;
+    // A writer who reads it may change its content, but not who reads it.
+    let res = app
+        .org_call(
+            Method::PATCH,
+            &format!("/v1/records/{o}"),
+            &admin,
+            Some(json!({"level": "private", "allowed": [format!("user:{}", admin.user)]})),
+        )
+        .await;
+    expect_problem(res, 403, "forbidden").await;
+    let res = app
+        .org_call(
+            Method::PATCH,
+            &format!("/v1/records/{o}"),
+            &admin,
+            Some(json!({"tags": ["checked"]})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unverified_account_only_reads_where_the_server_says_so() {
+    let app = TestApp::spawn_with(|raw| {
+        declare_reports(raw);
+        raw.identity.unverified_access = "read_only".into();
+    })
+    .await;
+    let owner = app.signup_login("owner@example.com", "laptop").await;
+    let res = create(
+        &app,
+        &owner,
+        json!({"type": "report", "external_id": "x", "level": "private"}),
+    )
+    .await;
+    expect_problem(res, 403, "email_unverified").await;
+    let answer = app
+        .org_call(
+            Method::POST,
+            "/v1/check",
+            &owner,
+            Some(json!({"action": "report.write"})),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(answer["reason"], "email_unverified");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_removed_member_acts_on_no_record_not_even_their_own() {
+    let app = TestApp::spawn_with(declare_reports).await;
+    let owner = app.signup_login("owner@example.com", "laptop").await;
+    let admin = app.add_member(&owner, "admin@example.com", "admin").await;
+    let mine = created(
+        &app,
+        &admin,
+        json!({"type": "report", "external_id": "a1", "level": "private", "content": {"n": 1}}),
+    )
+    .await;
+    let id = mine["id"].as_str().unwrap().to_owned();
+    assert_eq!(read(&app, &admin, &id).await.status(), 200);
+    let res = app
+        .org_call(
+            Method::DELETE,
+            &format!("/v1/organization/members/{}", admin.user),
+            &owner,
+            None,
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    // The removal ended their sessions; a key they made acts with nothing either.
+    let res = read(&app, &admin, &id).await;
+    assert!(
+        res.status() == 401 || res.status() == 403,
+        "a removed member read their record: {}",
+        res.status()
+    );
+    app.stop().await;
+}
