@@ -32,6 +32,12 @@ impl Members<'_> {
             request,
         } = call;
         let name = custom_name(name)?;
+        let tx = self.store().begin_scoped(scope).await?;
+        let (mut tx, actor_role) = self
+            .authorize(tx, principal, Permission::ROLES_MANAGE, request)
+            .await?;
+        // Checked once the caller may manage roles: nobody else learns which names are
+        // permissions here.
         let mut perms: Vec<String> = Vec::with_capacity(permissions.len());
         for p in permissions {
             let known = self.known_permission(p).ok_or_else(|| {
@@ -41,10 +47,6 @@ impl Members<'_> {
                 perms.push(known);
             }
         }
-        let tx = self.store().begin_scoped(scope).await?;
-        let (mut tx, actor_role) = self
-            .authorize(tx, principal, Permission::ROLES_MANAGE, request)
-            .await?;
         let existing = tx
             .custom_role(&name)
             .await?
@@ -53,6 +55,15 @@ impl Members<'_> {
             .held_permissions(tx.as_mut(), principal, &actor_role)
             .await?;
         if let Some(p) = existing.permissions.iter().find(|p| !held.contains(p)) {
+            drop(tx);
+            self.record_refusal(
+                scope,
+                principal,
+                "role.update_denied",
+                serde_json::json!({"role": name, "permission": p}).to_string(),
+                request,
+            )
+            .await;
             return Err(Error::Forbidden {
                 permission: crate::api_keys::permission_name(p),
             });
@@ -101,6 +112,15 @@ impl Members<'_> {
             .held_permissions(tx.as_mut(), principal, &actor_role)
             .await?;
         if let Some(p) = existing.permissions.iter().find(|p| !held.contains(p)) {
+            drop(tx);
+            self.record_refusal(
+                scope,
+                principal,
+                "role.delete_denied",
+                serde_json::json!({"role": name, "permission": p}).to_string(),
+                request,
+            )
+            .await;
             return Err(Error::Forbidden {
                 permission: crate::api_keys::permission_name(p),
             });

@@ -209,7 +209,12 @@ async fn custom_roles_hold_product_permissions_and_are_edited_and_deleted_by_tho
         .await;
     assert_eq!(res.status(), 204);
     let events = app.audit_events(&owner.org).await;
-    for action in ["role.updated", "role.deleted"] {
+    for action in [
+        "role.updated",
+        "role.deleted",
+        "role.update_denied",
+        "role.delete_denied",
+    ] {
         assert!(events.iter().any(|e| e.action == action), "{action}");
     }
     app.stop().await;

@@ -44,6 +44,16 @@ async fn listed(app: &TestApp, who: &Signed, query: &str) -> Vec<String> {
     ids
 }
 
+/// Whether a sealed content field is stored for the record, read from the store itself.
+async fn sealed_content_exists(app: &TestApp, org: &str, id: &str) -> bool {
+    let scope = gatehouse_core::TenantScope::for_tests(gatehouse_core::OrgId::parse(org).unwrap());
+    let mut tx = app.kernel.store().begin_read_scoped(&scope).await.unwrap();
+    tx.sealed("record_content", id, "content")
+        .await
+        .unwrap()
+        .is_some()
+}
+
 async fn read(app: &TestApp, who: &Signed, id: &str) -> reqwest::Response {
     app.org_call(Method::GET, &format!("/v1/records/{id}"), who, None)
         .await
@@ -167,14 +177,30 @@ async fn writes_need_the_owner_or_the_types_write_permission_and_private_stays_t
         .org_call(Method::DELETE, &format!("/v1/records/{o}"), &admin, None)
         .await;
     expect_problem(res, 404, "not_found").await;
-    // Content removed with null, then the record deleted by its owner.
+    // Content removed with null (its sealed field goes with it), then the record deleted by its
+    // owner.
     let res = patch(&owner, json!({"content": null})).await;
     assert!(res.json::<Value>().await.unwrap().get("content").is_none());
+    assert!(!sealed_content_exists(&app, &owner.org, o).await);
     let res = app
         .org_call(Method::DELETE, &format!("/v1/records/{o}"), &owner, None)
         .await;
     assert_eq!(res.status(), 204);
     expect_problem(read(&app, &owner, o).await, 404, "not_found").await;
+    // Deleting takes the sealed content too.
+    let kept = created(
+        &app,
+        &owner,
+        json!({"type": "report", "external_id": "o2", "level": "private", "content": {"v": 3}}),
+    )
+    .await;
+    let k = kept["id"].as_str().unwrap();
+    assert!(sealed_content_exists(&app, &owner.org, k).await);
+    let res = app
+        .org_call(Method::DELETE, &format!("/v1/records/{k}"), &owner, None)
+        .await;
+    assert_eq!(res.status(), 204);
+    assert!(!sealed_content_exists(&app, &owner.org, k).await);
     let events = app.audit_events(&owner.org).await;
     for action in [
         "record.updated",
