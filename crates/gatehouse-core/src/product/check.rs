@@ -261,30 +261,41 @@ impl Checks<'_> {
         }
         let mut tx = self.store().begin_read_scoped(scope).await?;
         let (member, caller, via_role) = match principal {
-            Some(p) => {
-                let membership = match &p.api_key_permissions {
-                    Some(_) => None,
-                    None => {
-                        tx.membership(crate::ids::UserId::from_uuid(p.subject))
-                            .await?
-                    }
-                };
-                let member = p.api_key_permissions.is_some() || membership.is_some();
-                let caller = if member {
-                    self.records().access_of(tx.as_mut(), p).await?
-                } else {
+            // One read of the membership gives both what the caller holds and what allowed it.
+            Some(p) => match &p.api_key_permissions {
+                Some(perms) => (
+                    true,
                     Caller {
-                        me: format!("user:{}", p.subject),
-                        permissions: Vec::new(),
+                        me: format!("key:{}", p.subject),
+                        permissions: perms.clone(),
+                    },
+                    "api_key".to_owned(),
+                ),
+                None => {
+                    let me = format!("user:{}", p.subject);
+                    match tx
+                        .membership(crate::ids::UserId::from_uuid(p.subject))
+                        .await?
+                    {
+                        Some(m) => (
+                            true,
+                            Caller {
+                                me,
+                                permissions: self.role_grants(tx.as_mut(), &m.role).await?,
+                            },
+                            format!("role:{}", m.role.as_str()),
+                        ),
+                        None => (
+                            false,
+                            Caller {
+                                me,
+                                permissions: Vec::new(),
+                            },
+                            String::new(),
+                        ),
                     }
-                };
-                let via = match (&p.api_key_permissions, membership) {
-                    (Some(_), _) => "api_key".to_owned(),
-                    (None, Some(m)) => format!("role:{}", m.role.as_str()),
-                    (None, None) => String::new(),
-                };
-                (member, caller, via)
-            }
+                }
+            },
             None => (
                 true,
                 Caller {
