@@ -45,6 +45,7 @@ pub use state::{AppState, ServiceSecrets, Shared};
         (name = "transit", description = "Encryption for the organisation's own fields"),
         (name = "check", description = "Decisions about the product's own permissions and records"),
         (name = "records", description = "The product's records: typed, owned, private, organisation-wide or public"),
+        (name = "grants", description = "Grants between organisations: one lets another read (or change) its records, until a time"),
         (name = "internal", description = "The service API (`X-Service-Auth`)"),
     ),
     modifiers(&BearerAuth),
@@ -82,8 +83,8 @@ impl utoipa::Modify for BearerAuth {
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use Limit::{Admin, Auth, ReadWrite, Unlimited};
     use routes::{
-        admin, admin_sessions, api_keys, audit, auth, check, health, invitations, me, metrics, mfa,
-        organization, records, recovery, secrets, security_txt, signup, transit,
+        admin, admin_sessions, api_keys, audit, auth, check, grants, health, invitations, me,
+        metrics, mfa, organization, records, recovery, secrets, security_txt, signup, transit,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the document it serves.
@@ -151,6 +152,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(check::batch))
         .add(Unlimited, routes!(check::internal))
         .add(ReadWrite, routes!(records::create, records::list))
+        .add(ReadWrite, routes!(grants::create, grants::given))
+        .add(ReadWrite, routes!(grants::received))
+        .add(ReadWrite, routes!(grants::revoke))
         .add(
             ReadWrite,
             routes!(records::get, records::update, records::delete),

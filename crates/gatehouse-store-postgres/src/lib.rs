@@ -13,6 +13,7 @@ mod api_keys;
 mod audit;
 mod declare;
 mod errors;
+mod grants;
 mod invitations;
 mod key_material;
 mod members;

@@ -15,7 +15,7 @@ use crate::errors::map_err;
 use crate::rows::{get, opt_time_col, time_col};
 use crate::tx::PgTenantTx;
 
-fn record(row: &PgRow) -> Result<RecordRow, StoreError> {
+pub(crate) fn record(row: &PgRow) -> Result<RecordRow, StoreError> {
     let level: String = get(row, "level")?;
     let allowed: String = get(row, "allowed")?;
     let tags: String = get(row, "tags")?;

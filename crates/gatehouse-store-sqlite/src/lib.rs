@@ -15,6 +15,7 @@ mod tx;
 // One file per role, named as in `gatehouse_core::store`.
 mod api_keys;
 mod audit;
+mod grants;
 mod invitations;
 mod key_material;
 mod members;

@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "records",
         include_str!("../migrations/0012_records.sql"),
     ),
+    (13, "grants", include_str!("../migrations/0013_grants.sql")),
 ];
 
 #[must_use]

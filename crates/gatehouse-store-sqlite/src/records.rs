@@ -15,7 +15,7 @@ use crate::errors::map_err;
 use crate::rows::{get, micros, opt_time_col, time_col};
 use crate::tx::SqliteTenantTx;
 
-fn record(row: &SqliteRow) -> Result<RecordRow, StoreError> {
+pub(crate) fn record(row: &SqliteRow) -> Result<RecordRow, StoreError> {
     let level: String = get(row, "level")?;
     let allowed: String = get(row, "allowed")?;
     let tags: String = get(row, "tags")?;

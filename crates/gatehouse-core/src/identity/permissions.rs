@@ -27,6 +27,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "transit.manage",
         "raise the lowest key version transit ciphertexts may use",
     ),
+    (
+        "grants.manage",
+        "grant other organisations access to records, and revoke it",
+    ),
 ];
 
 /// A permission from the catalogue.
@@ -47,6 +51,7 @@ impl Permission {
     pub const TRANSIT_ENCRYPT: Self = Self("transit.encrypt");
     pub const TRANSIT_DECRYPT: Self = Self("transit.decrypt");
     pub const TRANSIT_MANAGE: Self = Self("transit.manage");
+    pub const GRANTS_MANAGE: Self = Self("grants.manage");
 
     /// The catalogue entry named `name`.
     #[must_use]

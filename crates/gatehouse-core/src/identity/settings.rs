@@ -81,6 +81,7 @@ impl Default for IdentitySettings {
                 "data.delete",
                 "members.manage",
                 "transit.manage",
+                "grants.manage",
             ]
             .map(str::to_owned)
             .to_vec(),

@@ -55,6 +55,8 @@ impl Decision {
 pub struct ResourceRef {
     pub kind: String,
     pub id: String,
+    /// The organisation that owns it, when another than the caller's: a grant must cover it.
+    pub organization: Option<OrgId>,
 }
 
 /// A question: `read` or `write` (of `resource`), or a permission (on `resource`, if given:
@@ -347,12 +349,23 @@ impl Checks<'_> {
         via_role: &str,
         input: &CheckInput,
     ) -> Result<Decision, Error> {
-        let record = match &input.resource {
-            Some(r) => match self.product().record_type(&r.kind) {
-                Some(_) => tx.record_by_external(&r.kind, &r.id).await?,
-                None => None,
+        let scope_org = tx.scope().org_id();
+        // A record of the caller's organisation, or another's that a live grant covers (then
+        // `grant` names it and says whether it also lets the grantee write).
+        let (record, grant) = match &input.resource {
+            Some(r) if self.product().record_type(&r.kind).is_some() => match r.organization {
+                Some(o) if o != scope_org => {
+                    let g = tx
+                        .granted_record_by_external(o, &r.kind, &r.id, self.clock().now())
+                        .await?;
+                    match g {
+                        Some(g) => (Some(g.record), Some((g.grant_id, g.access))),
+                        None => (None, None),
+                    }
+                }
+                _ => (tx.record_by_external(&r.kind, &r.id).await?, None),
             },
-            None => None,
+            _ => (None, None),
         };
         let product = self.product();
         // Mirrors `authorize`: an unverified account only reads where the server says so.
@@ -373,6 +386,16 @@ impl Checks<'_> {
                 let Some(record) = record else {
                     return Ok(Decision::denied("no_access"));
                 };
+                if let Some((grant_id, grant_access)) = grant {
+                    return Ok(granted_decision(
+                        caller,
+                        product,
+                        &record,
+                        &input.action,
+                        grant_id,
+                        grant_access,
+                    ));
+                }
                 let via = if input.action == "read" {
                     access::can_read(caller, product, &record)
                 } else {
@@ -390,12 +413,14 @@ impl Checks<'_> {
                 if principal.is_none_or(|p| self.step_up_needed(p, permission).is_some()) {
                     return Ok(Decision::denied("step_up_required"));
                 }
-                if input.resource.is_some()
-                    && record
-                        .as_ref()
-                        .and_then(|r| access::can_read(caller, product, r))
-                        .is_none()
-                {
+                let readable = match (&record, grant) {
+                    (Some(r), Some((id, a))) => {
+                        granted_decision(caller, product, r, "read", id, a).allowed
+                    }
+                    (Some(r), None) => access::can_read(caller, product, r).is_some(),
+                    (None, _) => false,
+                };
+                if input.resource.is_some() && !readable {
                     return Ok(Decision::denied("no_access"));
                 }
                 Ok(Decision::granted(via_role))
@@ -549,6 +574,31 @@ impl Checks<'_> {
             Some(e) if written == 0 => Err(e),
             _ => Ok(written),
         }
+    }
+}
+
+/// `read` or `write` of another organisation's record through a live grant: reading needs the
+/// type's read permission in the caller's own organisation, writing a `read_write` grant and
+/// the type's write permission too.
+fn granted_decision(
+    caller: &Caller,
+    product: &super::ProductCatalogue,
+    record: &crate::store::RecordRow,
+    action: &str,
+    grant_id: uuid::Uuid,
+    grant_access: crate::store::GrantAccess,
+) -> Decision {
+    let Some(t) = product.record_type(&record.kind) else {
+        return Decision::denied("no_access");
+    };
+    let ok = record.level != crate::store::Level::Private
+        && caller.holds(&t.read)
+        && (action == "read"
+            || (grant_access == crate::store::GrantAccess::ReadWrite && caller.holds(&t.write)));
+    if ok {
+        Decision::granted(format!("grant:{grant_id}"))
+    } else {
+        Decision::denied("no_access")
     }
 }
 

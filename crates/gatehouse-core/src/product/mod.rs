@@ -4,6 +4,8 @@
 pub mod access;
 mod catalogue;
 mod check;
+mod granted;
+mod grants;
 mod records;
 
 pub use catalogue::{
@@ -12,6 +14,7 @@ pub use catalogue::{
 };
 
 pub use check::{CheckInput, CheckSubject, Checks, Decision, MAX_BATCH, ProductState, ResourceRef};
+pub use grants::{GrantView, Grants, MAX_GRANT_SCOPE, NewGrant};
 pub use records::{NewRecord, RecordChange, RecordFilter, RecordView};
 
 use crate::kernel::Kernel;

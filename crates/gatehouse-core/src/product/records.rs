@@ -11,8 +11,7 @@ use crate::context::TenantCall;
 use crate::error::{Error, StoreError};
 use crate::ids::{UserId, new_uuid};
 use crate::keyring::{FieldRef, SealedKind};
-use crate::page::{Page, PageRequest};
-use crate::store::{Level, RecordQuery, RecordRow, TenantTx};
+use crate::store::{Level, RecordRow, TenantTx};
 
 use super::{MAX_ALLOWED, MAX_CONTENT_BYTES, MAX_TAGS};
 
@@ -33,8 +32,8 @@ pub struct RecordView {
     /// The content, opened (only on a single read).
     pub content: Option<serde_json::Value>,
     /// What let the caller read it: `owner`, `level:public`, `level:organization`,
-    /// `allowed_list`.
-    pub via: &'static str,
+    /// `allowed_list`, or `grant:{id}` for another organisation's record.
+    pub via: String,
 }
 
 /// A new record.
@@ -68,6 +67,9 @@ pub struct RecordFilter {
     pub namespace: Option<String>,
     pub tag: Option<String>,
     pub owner: Option<String>,
+    /// Also other organisations' records that live grants let the caller read, ranked after
+    /// all of its own.
+    pub include_granted: bool,
 }
 
 fn text(field: &'static str, value: &str, max: usize) -> Result<String, Error> {
@@ -80,7 +82,7 @@ fn text(field: &'static str, value: &str, max: usize) -> Result<String, Error> {
     Ok(value.to_owned())
 }
 
-fn tags(list: &[String]) -> Result<Vec<String>, Error> {
+pub(super) fn tags(list: &[String]) -> Result<Vec<String>, Error> {
     if list.len() > MAX_TAGS {
         return Err(Error::invalid("tags", format!("at most {MAX_TAGS}")));
     }
@@ -125,7 +127,7 @@ fn level(s: &str) -> Result<Level, Error> {
         .ok_or_else(|| Error::invalid("level", "must be one of private, organization, public"))
 }
 
-fn content_bytes(value: &serde_json::Value) -> Result<Vec<u8>, Error> {
+pub(super) fn content_bytes(value: &serde_json::Value) -> Result<Vec<u8>, Error> {
     let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
     if bytes.len() > MAX_CONTENT_BYTES {
         return Err(Error::invalid(
@@ -146,7 +148,7 @@ impl super::Records<'_> {
         }
     }
 
-    async fn seal_content(
+    pub(super) async fn seal_content(
         &self,
         tx: &mut dyn TenantTx,
         id: Uuid,
@@ -158,7 +160,7 @@ impl super::Records<'_> {
             .await
     }
 
-    async fn open_content(
+    pub(super) async fn open_content(
         &self,
         tx: &mut dyn TenantTx,
         id: Uuid,
@@ -249,7 +251,7 @@ impl super::Records<'_> {
         Ok(RecordView {
             row,
             content: input.content,
-            via: "owner",
+            via: "owner".into(),
         })
     }
 
@@ -263,7 +265,9 @@ impl super::Records<'_> {
         } = call;
         let mut tx = self.store().begin_read_scoped(scope).await?;
         let caller = self.access_of(tx.as_mut(), principal).await?;
-        let row = tx.record(id).await?.ok_or(Error::NotFound("record"))?;
+        let Some(row) = tx.record(id).await? else {
+            return self.get_granted(tx, &caller, call, id).await;
+        };
         let Some(via) = access::can_read(&caller, self.product(), &row) else {
             let scope = *tx.scope();
             drop(tx);
@@ -282,7 +286,11 @@ impl super::Records<'_> {
         } else {
             None
         };
-        Ok(RecordView { row, content, via })
+        Ok(RecordView {
+            row,
+            content,
+            via: via.into(),
+        })
     }
 
     /// Changes a record the caller may write (its owner, or for a record that is not private,
@@ -300,7 +308,9 @@ impl super::Records<'_> {
         } = call;
         let mut tx = self.store().begin_scoped(scope).await?;
         let caller = self.access_of(tx.as_mut(), principal).await?;
-        let mut row = tx.record(id).await?.ok_or(Error::NotFound("record"))?;
+        let Some(mut row) = tx.record(id).await? else {
+            return self.update_granted(tx, &caller, call, id, change).await;
+        };
         let readable = access::can_read(&caller, self.product(), &row);
         let Some(write_via) = access::can_write(&caller, self.product(), &row) else {
             let scope = *tx.scope();
@@ -379,7 +389,11 @@ impl super::Records<'_> {
         // The caller could read it before the change (writing needs reading); the view says
         // how it reads it now.
         let via = access::can_read(&caller, self.product(), &row).unwrap_or(write_via);
-        Ok(RecordView { row, content, via })
+        Ok(RecordView {
+            row,
+            content,
+            via: via.into(),
+        })
     }
 
     /// Deletes a record the caller may write, with its sealed content.
@@ -391,7 +405,18 @@ impl super::Records<'_> {
         } = call;
         let mut tx = self.store().begin_scoped(scope).await?;
         let caller = self.access_of(tx.as_mut(), principal).await?;
-        let row = tx.record(id).await?.ok_or(Error::NotFound("record"))?;
+        let Some(row) = tx.record(id).await? else {
+            // A grant never deletes: another organisation's record the caller reads through
+            // one is refused as readable but not writable.
+            let readable = self.granted_readable(tx.as_mut(), &caller, id).await?;
+            return Err(if readable {
+                Error::Forbidden {
+                    permission: "ownership of the record",
+                }
+            } else {
+                Error::NotFound("record")
+            });
+        };
         let Some(write_via) = access::can_write(&caller, self.product(), &row) else {
             let readable = access::can_read(&caller, self.product(), &row).is_some();
             let scope = *tx.scope();
@@ -429,60 +454,6 @@ impl super::Records<'_> {
         Ok(())
     }
 
-    /// The records the caller may read, newest first, without their content.
-    pub async fn list(
-        &self,
-        call: &TenantCall,
-        filter: RecordFilter,
-        page: PageRequest,
-    ) -> Result<Page<RecordView>, Error> {
-        let TenantCall {
-            principal, scope, ..
-        } = call;
-        if let Some(owner) = &filter.owner
-            && access::subject_entry(owner).is_none()
-        {
-            return Err(Error::invalid("owner", "is user:{uuid} or key:{uuid}"));
-        }
-        if let Some(t) = &filter.tag {
-            tags(std::slice::from_ref(t))?;
-        }
-        let mut tx = self.store().begin_read_scoped(scope).await?;
-        let caller = self.access_of(tx.as_mut(), principal).await?;
-        let query = RecordQuery {
-            kind: filter.kind,
-            namespace: filter.namespace,
-            tag: filter.tag,
-            owner: filter.owner.as_deref().and_then(access::subject_entry),
-            me: caller.me.clone(),
-            readable_types: self
-                .product()
-                .record_types
-                .iter()
-                .filter(|t| caller.holds(&t.read))
-                .map(|t| t.name.clone())
-                .collect(),
-        };
-        let page = tx.list_records(&query, page).await?;
-        Ok(Page {
-            // The store filtered already; the same decision is taken again here, so a row the
-            // two disagree about is left out rather than shown.
-            items: page
-                .items
-                .into_iter()
-                .filter_map(|row| {
-                    let via = access::can_read(&caller, self.product(), &row)?;
-                    Some(RecordView {
-                        row,
-                        content: None,
-                        via,
-                    })
-                })
-                .collect(),
-            next_cursor: page.next_cursor,
-        })
-    }
-
     /// Who the caller is as a record subject, with the permissions it holds now.
     pub(crate) async fn access_of(
         &self,
@@ -515,7 +486,7 @@ impl super::Records<'_> {
     /// Refuses a change by a caller whose email is unverified where such accounts only read,
     /// and, where the caller writes by the type's write permission rather than as the owner, a
     /// write permission that needs a recent second factor it has not shown.
-    fn may_change(
+    pub(super) fn may_change(
         &self,
         principal: &crate::identity::Principal,
         write_permission: &str,

@@ -22,6 +22,7 @@ use crate::scope::TenantScope;
 mod api_keys;
 mod audit;
 mod chunks;
+mod grants;
 mod invitations;
 mod key_material;
 mod members;
@@ -42,6 +43,7 @@ mod users;
 pub use api_keys::{ApiKeyIndexStore, ApiKeyRecord, ApiKeyStore};
 pub use audit::AuditStore;
 pub use chunks::{PowerOfTwoChunks, power_of_two_chunks};
+pub use grants::{GrantAccess, GrantRow, GrantStore, GrantedRecord};
 pub use invitations::{InvitationRecord, InvitationStore};
 pub use key_material::{KekVersionRecord, KeyMaterialStore, KeyState, PlatformKeyRecord};
 pub use members::{MemberStore, MembershipRecord, Role};
@@ -126,6 +128,7 @@ pub trait TenantTx:
     + ApiKeyStore
     + SecretStore
     + RecordStore
+    + GrantStore
     + OrgKeyStore
     + SealedFieldStore
     + AuditStore

@@ -435,6 +435,9 @@ pub(crate) struct VerifyCheck {
     resource_type: Option<String>,
     /// The product's own id of the record.
     resource_id: Option<String>,
+    /// The organisation owning the record, when another than the caller's (a live grant must
+    /// cover it).
+    resource_organization: Option<Uuid>,
 }
 
 /// Answers verify's `action` question: `Ok` when allowed, else 403 `check_denied`.
@@ -446,7 +449,8 @@ async fn gate(
     let axum::extract::Query(q) = axum::extract::Query::<VerifyCheck>::try_from_uri(&parts.uri)
         .map_err(|e| ApiError::from(gatehouse_core::Error::invalid("query", e.body_text())))?;
     let Some(action) = q.action else {
-        if q.resource_type.is_some() || q.resource_id.is_some() {
+        if q.resource_type.is_some() || q.resource_id.is_some() || q.resource_organization.is_some()
+        {
             return Err(gatehouse_core::Error::invalid(
                 "action",
                 "is required with resource_type and resource_id",
@@ -456,8 +460,14 @@ async fn gate(
         return Ok(());
     };
     let resource = match (q.resource_type, q.resource_id) {
-        (Some(kind), Some(id)) => Some(gatehouse_core::product::ResourceRef { kind, id }),
-        (None, None) => None,
+        (Some(kind), Some(id)) => Some(gatehouse_core::product::ResourceRef {
+            kind,
+            id,
+            organization: q
+                .resource_organization
+                .map(gatehouse_core::OrgId::from_uuid),
+        }),
+        (None, None) if q.resource_organization.is_none() => None,
         _ => {
             return Err(gatehouse_core::Error::invalid(
                 "resource_type",

@@ -23,6 +23,9 @@ pub(crate) struct Resource {
     /// The product's own id for the record (`external_id`).
     #[schema(min_length = 1, max_length = 200)]
     id: String,
+    /// The organisation that owns the record, when it is not the caller's: a live grant to the
+    /// caller's organisation must cover it (C4).
+    organization: Option<Uuid>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -43,6 +46,7 @@ impl From<CheckRequest> for CheckInput {
             resource: r.resource.map(|r| ResourceRef {
                 kind: r.kind,
                 id: r.id,
+                organization: r.organization.map(gatehouse_core::OrgId::from_uuid),
             }),
         }
     }

@@ -5,6 +5,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod check;
 pub(crate) mod fallback;
+pub(crate) mod grants;
 pub(crate) mod health;
 pub(crate) mod invitations;
 pub(crate) mod me;

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use gatehouse_core::PageRequest;
 use gatehouse_core::product::{NewRecord, RecordChange, RecordFilter, RecordView};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -49,6 +48,8 @@ pub(crate) struct CreateRecord {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Record {
     id: Uuid,
+    /// The organisation that owns it: the caller's, or another whose grant let it read it.
+    organization: Uuid,
     #[serde(rename = "type")]
     kind: String,
     external_id: String,
@@ -62,8 +63,8 @@ pub(crate) struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<serde_json::Value>,
     /// What let the caller read it: `owner`, `level:public`, `level:organization`,
-    /// `allowed_list`.
-    via: &'static str,
+    /// `allowed_list`, or `grant:{id}` for another organisation's record.
+    via: String,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -76,6 +77,7 @@ impl From<RecordView> for Record {
     fn from(v: RecordView) -> Self {
         Self {
             id: v.row.id,
+            organization: v.row.org_id.as_uuid(),
             kind: v.row.kind,
             external_id: v.row.external_id,
             namespace: v.row.namespace,
@@ -140,6 +142,10 @@ pub(crate) struct ListQuery {
     tag: Option<String>,
     /// Only records of this owner: `user:{uuid}` or `key:{uuid}`.
     owner: Option<String>,
+    /// Also other organisations' records that live grants let the caller read (C4), always
+    /// after every record of its own.
+    #[serde(default)]
+    include_granted: bool,
     /// From the previous page's `next_cursor`.
     cursor: Option<String>,
     /// 1 to 200 (default 50).
@@ -153,8 +159,10 @@ pub(crate) struct RecordList {
     next_cursor: Option<String>,
 }
 
-/// The records the caller may read, newest first, without their content: its own, public ones,
-/// organisation-wide ones of the types it may read, and private ones that list it.
+/// The records the caller may read, without their content: its own, public ones,
+/// organisation-wide ones of the types it may read, and private ones that list it, newest first;
+/// then, with `include_granted=true`, other organisations' records that live grants let it read,
+/// newest first (each with `via: grant:{id}` and its `organization`).
 #[utoipa::path(get, path = "/v1/records", tag = "records", security(("bearer" = [])),
     params(OrgScoped, ListQuery),
     responses(
@@ -166,14 +174,18 @@ pub(crate) async fn list(
     OrgCaller(call): OrgCaller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<RecordList>, ApiError> {
-    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
     let filter = RecordFilter {
         kind: q.kind,
         namespace: q.namespace,
         tag: q.tag,
         owner: q.owner,
+        include_granted: q.include_granted,
     };
-    let page = state.kernel.records().list(&call, filter, page).await?;
+    let page = state
+        .kernel
+        .records()
+        .list(&call, filter, q.cursor.as_deref(), q.limit)
+        .await?;
     Ok(Json(RecordList {
         items: page.items.into_iter().map(Record::from).collect(),
         next_cursor: page.next_cursor,

@@ -1,0 +1,247 @@
+//! Grants between organisations in SQLite. The granting scope manages its rows; the grantee's
+//! scope reads the grants made to it and, through them, the records they cover. SQLite has no
+//! row-level security: each query here states the grant's conditions itself, as PostgreSQL's
+//! `granted_read` policy does.
+
+use async_trait::async_trait;
+use gatehouse_core::page::{Cursor, Page, PageRequest};
+use gatehouse_core::store::{
+    GrantAccess, GrantRow, GrantStore, GrantedRecord, RecordQuery, ensure_in_scope, joined,
+    split_joined,
+};
+use gatehouse_core::{OrgId, StoreError};
+use sqlx::SqliteConnection;
+use sqlx::sqlite::SqliteRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::errors::map_err;
+use crate::records::record;
+use crate::rows::{get, micros, opt_time_col, time_col};
+use crate::tx::SqliteTenantTx;
+
+fn access(s: &str) -> Result<GrantAccess, StoreError> {
+    GrantAccess::parse(s).ok_or_else(|| StoreError::Corrupt(format!("grant access {s:?}")))
+}
+
+fn grant(row: &SqliteRow) -> Result<GrantRow, StoreError> {
+    let types: String = get(row, "types")?;
+    let namespaces: String = get(row, "namespaces")?;
+    let a: String = get(row, "access")?;
+    Ok(GrantRow {
+        org_id: OrgId::from_uuid(get(row, "org_id")?),
+        id: get(row, "id")?,
+        grantee: OrgId::from_uuid(get(row, "grantee_org_id")?),
+        types: split_joined(&types),
+        namespaces: split_joined(&namespaces),
+        access: access(&a)?,
+        created_by: get(row, "created_by")?,
+        created_at: time_col(row, "created_at")?,
+        expires_at: opt_time_col(row, "expires_at")?,
+        revoked_at: opt_time_col(row, "revoked_at")?,
+    })
+}
+
+fn granted(row: &SqliteRow) -> Result<GrantedRecord, StoreError> {
+    let a: String = get(row, "grant_access")?;
+    Ok(GrantedRecord {
+        record: record(row)?,
+        grant_id: get(row, "grant_id")?,
+        access: access(&a)?,
+    })
+}
+
+/// The best grant (read_write first) from `r`'s organisation to ?1, live at ?2, covering `r`.
+/// Every query below binds the grantee as ?1 and the time as ?2.
+const COVERING: &str = "(SELECT g.{col} FROM grants g WHERE g.org_id = r.org_id \
+     AND g.grantee_org_id = ?1 AND g.revoked_at IS NULL \
+     AND (g.expires_at IS NULL OR g.expires_at > ?2) \
+     AND (g.types = '' OR instr(g.types, ',' || r.type || ',') > 0) \
+     AND (g.namespaces = '' OR (r.namespace IS NOT NULL \
+          AND instr(g.namespaces, ',' || r.namespace || ',') > 0)) \
+     ORDER BY g.access = 'read_write' DESC, g.id LIMIT 1)";
+
+fn granted_select(condition: &str) -> String {
+    format!(
+        "SELECT * FROM (SELECT r.*, {} AS grant_id, {} AS grant_access FROM records r \
+         WHERE r.org_id <> ?1 AND r.level <> 'private' AND r.org_id IN \
+         (SELECT org_id FROM grants WHERE grantee_org_id = ?1 AND revoked_at IS NULL \
+          AND (expires_at IS NULL OR expires_at > ?2)) AND {condition}) \
+         WHERE grant_id IS NOT NULL",
+        COVERING.replace("{col}", "id"),
+        COVERING.replace("{col}", "access"),
+    )
+}
+
+async fn grant_page(
+    c: &mut SqliteConnection,
+    column: &str,
+    org: OrgId,
+    page: PageRequest,
+) -> Result<Page<GrantRow>, StoreError> {
+    let (before_t, before_id) = match page.after {
+        Some(cur) => (cur.created_at_micros, Some(cur.id)),
+        None => (i64::MAX, None),
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM grants WHERE {column} = ?1 \
+         AND (created_at < ?2 OR (created_at = ?2 AND (?3 IS NULL OR id < ?3))) \
+         ORDER BY created_at DESC, id DESC LIMIT ?4"
+    )))
+    .bind(org.as_uuid())
+    .bind(before_t)
+    .bind(before_id)
+    .bind(i64::from(page.limit.get()) + 1)
+    .fetch_all(c)
+    .await
+    .map_err(map_err)?;
+    let grants = rows.iter().map(grant).collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_overfetch(grants, page.limit, |g| {
+        Cursor::after(g.created_at, g.id)
+    }))
+}
+
+#[async_trait]
+impl GrantStore for SqliteTenantTx {
+    async fn insert_grant(&mut self, g: &GrantRow) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, g.org_id)?;
+        let c: &mut SqliteConnection = &mut self.tx;
+        sqlx::query(
+            "INSERT INTO grants (org_id, id, grantee_org_id, types, namespaces, access, \
+             created_by, created_at, expires_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(g.org_id.as_uuid())
+        .bind(g.id)
+        .bind(g.grantee.as_uuid())
+        .bind(joined(&g.types))
+        .bind(joined(&g.namespaces))
+        .bind(g.access.as_str())
+        .bind(&g.created_by)
+        .bind(micros(g.created_at))
+        .bind(g.expires_at.map(micros))
+        .bind(g.revoked_at.map(micros))
+        .execute(c)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn grant(&mut self, id: Uuid) -> Result<Option<GrantRow>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let row = sqlx::query("SELECT * FROM grants WHERE org_id = ? AND id = ?")
+            .bind(org.as_uuid())
+            .bind(id)
+            .fetch_optional(c)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(grant).transpose()
+    }
+
+    async fn grants_given(&mut self, page: PageRequest) -> Result<Page<GrantRow>, StoreError> {
+        let org = self.scope.org_id();
+        grant_page(&mut self.tx, "org_id", org, page).await
+    }
+
+    async fn grants_received(&mut self, page: PageRequest) -> Result<Page<GrantRow>, StoreError> {
+        let org = self.scope.org_id();
+        grant_page(&mut self.tx, "grantee_org_id", org, page).await
+    }
+
+    async fn revoke_grant(&mut self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let done = sqlx::query(
+            "UPDATE grants SET revoked_at = ? WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(org.as_uuid())
+        .bind(id)
+        .execute(c)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn granted_record(
+        &mut self,
+        id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Option<GrantedRecord>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let row = sqlx::query(sqlx::AssertSqlSafe(granted_select("r.id = ?3")))
+            .bind(org.as_uuid())
+            .bind(micros(now))
+            .bind(id)
+            .fetch_optional(c)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(granted).transpose()
+    }
+
+    async fn granted_record_by_external(
+        &mut self,
+        owner: OrgId,
+        kind: &str,
+        external_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<GrantedRecord>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let row = sqlx::query(sqlx::AssertSqlSafe(granted_select(
+            "r.org_id = ?3 AND r.type = ?4 AND r.external_id = ?5",
+        )))
+        .bind(org.as_uuid())
+        .bind(micros(now))
+        .bind(owner.as_uuid())
+        .bind(kind)
+        .bind(external_id)
+        .fetch_optional(c)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(granted).transpose()
+    }
+
+    async fn list_granted_records(
+        &mut self,
+        q: &RecordQuery,
+        now: OffsetDateTime,
+        page: PageRequest,
+    ) -> Result<Page<GrantedRecord>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let (before_t, before_id) = match page.after {
+            Some(cur) => (cur.created_at_micros, Some(cur.id)),
+            None => (i64::MAX, None),
+        };
+        let sql = format!(
+            "{} ORDER BY created_at DESC, id DESC LIMIT ?10",
+            granted_select(
+                "(r.created_at < ?3 OR (r.created_at = ?3 AND (?4 IS NULL OR r.id < ?4))) \
+                 AND (?5 IS NULL OR r.type = ?5) AND (?6 IS NULL OR r.namespace = ?6) \
+                 AND (?7 IS NULL OR instr(r.tags, ',' || ?7 || ',') > 0) \
+                 AND (?8 IS NULL OR r.owner = ?8) AND instr(?9, ',' || r.type || ',') > 0"
+            )
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org.as_uuid())
+            .bind(micros(now))
+            .bind(before_t)
+            .bind(before_id)
+            .bind(&q.kind)
+            .bind(&q.namespace)
+            .bind(&q.tag)
+            .bind(&q.owner)
+            .bind(joined(&q.readable_types))
+            .bind(i64::from(page.limit.get()) + 1)
+            .fetch_all(c)
+            .await
+            .map_err(map_err)?;
+        let records = rows.iter().map(granted).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(records, page.limit, |g| {
+            Cursor::after(g.record.created_at, g.record.id)
+        }))
+    }
+}
