@@ -17,6 +17,7 @@ mod checks;
 mod cors;
 mod degradation;
 mod errors;
+mod grants;
 mod headers;
 mod health;
 mod invitations;
