@@ -117,6 +117,9 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@store $fresh; records;
             records_round_trip_and_list_what_the_caller_may_read
         );
+        $crate::behaviour_suite!(@store $fresh; grants;
+            grants_cover_what_they_say_until_revoked_or_expired
+        );
         $crate::behaviour_suite!(@store $fresh; secrets;
             vault_secrets_round_trip_and_list_newest_first,
             vault_live_secret_names_are_unique,

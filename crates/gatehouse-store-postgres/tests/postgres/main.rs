@@ -9,6 +9,7 @@
 )]
 
 mod fixture;
+mod grants_rls;
 mod platform_rls;
 mod rls;
 

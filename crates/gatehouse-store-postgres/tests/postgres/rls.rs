@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::fixture::fresh;
 
-async fn seed_org(store: &PostgresStore, n: usize) -> (OrgId, UserId) {
+pub(crate) async fn seed_org(store: &PostgresStore, n: usize) -> (OrgId, UserId) {
     use gatehouse_core::store::Store;
     let clock = SystemClock;
     let org = OrganizationRecord {

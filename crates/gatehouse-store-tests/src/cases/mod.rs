@@ -7,6 +7,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod grants;
 pub mod key_material;
 pub mod keyring;
 pub mod limiter;
