@@ -487,3 +487,89 @@ async fn bad_grants_are_refused_and_nothing_is_stored() {
     assert_eq!(mine["via"], "owner");
     app.stop().await;
 }
+
+/// Two instances of one deployment: on the PostgreSQL run (`GH_IT_POSTGRES=1`, as CI runs this
+/// suite) they share the database and Redis, whose revocation channel they both listen on;
+/// otherwise they share one SQLite file. A grant revoked or expired through one is refused by
+/// the other at its next request: no instance keeps a grant it could go on trusting.
+#[tokio::test]
+async fn a_second_instance_refuses_a_revoked_or_expired_grant_at_its_next_request() {
+    let shared_redis = std::env::var_os("GH_IT_POSTGRES").is_some();
+    let redis =
+        std::env::var("GH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let with_redis = |raw: &mut gatehouse::config::RawConfig| {
+        declare_reports(raw);
+        if shared_redis {
+            raw.redis_url = Some(redis.clone());
+        }
+    };
+    let one = TestApp::spawn_with(with_redis).await;
+    let two = TestApp::spawn_in(one.dir.clone(), with_redis).await;
+    if shared_redis {
+        assert_eq!(two.kernel.store().backend(), "postgres");
+    }
+    let a = one.signup_login("a@example.com", "laptop").await;
+    let b = one.signup_login("b@example.com", "laptop").await;
+    created(
+        &one,
+        &a,
+        "/v1/records",
+        json!({"type": "report", "external_id": "shared", "level": "organization"}),
+    )
+    .await;
+    let expires = time::OffsetDateTime::from_unix_timestamp(one.clock_secs() + 120).unwrap();
+    let expiring = created(
+        &one,
+        &a,
+        "/v1/grants",
+        json!({"organization": b.org, "access": "read",
+               "expires_at": expires.format(&time::format_description::well_known::Rfc3339).unwrap()}),
+    )
+    .await;
+    let revocable = created(
+        &one,
+        &a,
+        "/v1/grants",
+        json!({"organization": b.org, "access": "read_write"}),
+    )
+    .await;
+    // B asks the second instance; its answers name the read_write grant.
+    let via = format!("grant:{}", revocable["id"].as_str().unwrap());
+    assert_eq!(check(&two, &b, "read", "shared", &a.org).await["via"], via);
+    assert_eq!(
+        check(&two, &b, "write", "shared", &a.org).await["allowed"],
+        true
+    );
+    let res = one
+        .org_call(
+            Method::DELETE,
+            &format!("/v1/grants/{}", revocable["id"].as_str().unwrap()),
+            &a,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    // At once on the other instance: writing is refused, reading goes by the expiring grant.
+    assert_eq!(
+        check(&two, &b, "write", "shared", &a.org).await["allowed"],
+        false
+    );
+    let read = check(&two, &b, "read", "shared", &a.org).await;
+    assert_eq!(
+        read["via"],
+        format!("grant:{}", expiring["id"].as_str().unwrap())
+    );
+    // Each instance judges expiry by its own clock; both are moved to the expiry second.
+    one.clock.advance(time::Duration::seconds(120));
+    two.clock.advance(time::Duration::seconds(120));
+    assert_eq!(
+        check(&two, &b, "read", "shared", &a.org).await["reason"],
+        "no_access"
+    );
+    let res = two
+        .org_call(Method::GET, "/v1/records?include_granted=true", &b, None)
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["items"], json!([]));
+    two.stop_keeping_data().await;
+    one.stop().await;
+}
