@@ -11,6 +11,7 @@
 mod interop;
 mod support;
 
+mod access_model;
 mod api_keys;
 mod audit_api;
 mod checks;
