@@ -14,7 +14,8 @@ It prints requests/s, p50 and p99 for each, the ratio Gatehouse/baseline, and wr
 as JSON to bench/out/latest.json.
 
 Usage: python3 bench/run.py [--duration 10] [--connections 16] [--threads 2] [--skip-build]
-                            [--only telemetry|endpoints|writes]   (one section, see bench/endpoints.py)
+                            [--only telemetry|endpoints|writes|access]
+                            (one section, see bench/endpoints.py and bench/access.py)
 """
 
 import argparse
@@ -414,7 +415,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--only", choices=["telemetry", "endpoints", "writes"],
+    ap.add_argument("--only", choices=["telemetry", "endpoints", "writes", "access"],
                     help="run one section only (no baseline)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -446,6 +447,15 @@ def main() -> int:
         out = ROOT / "bench" / "out"
         out.mkdir(exist_ok=True)
         (out / "writes.json").write_text(json.dumps(results, indent=2) + "\n")
+        return 0
+
+    if args.only == "access":
+        import access
+        access.run(args, results)
+        access.report(results)
+        out = ROOT / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        (out / "access.json").write_text(json.dumps(results, indent=2) + "\n")
         return 0
 
     if args.only == "telemetry":

@@ -50,6 +50,7 @@ fn granted(row: &PgRow) -> Result<GrantedRecord, StoreError> {
         record: record(row)?,
         grant_id: get(row, "grant_id")?,
         access: access(&a)?,
+        expires_at: opt_time_col(row, "grant_expires_at")?,
     })
 }
 
@@ -67,8 +68,9 @@ async fn set_now(c: &mut PgConnection, now: OffsetDateTime) -> Result<(), StoreE
 /// first) from the record's organisation, live and covering it, is joined laterally.
 fn granted_select(condition: &str) -> String {
     format!(
-        "SELECT r.*, g.id AS grant_id, g.access AS grant_access FROM records r \
-         CROSS JOIN LATERAL (SELECT g.id, g.access FROM grants g WHERE g.org_id = r.org_id \
+        "SELECT r.*, g.id AS grant_id, g.access AS grant_access, \
+         g.expires_at AS grant_expires_at FROM records r \
+         CROSS JOIN LATERAL (SELECT g.id, g.access, g.expires_at FROM grants g WHERE g.org_id = r.org_id \
              AND g.grantee_org_id = $1 AND g.revoked_at IS NULL \
              AND (g.expires_at IS NULL OR g.expires_at > $2) \
              AND (g.types = '' OR strpos(g.types, ',' || r.type || ',') > 0) \

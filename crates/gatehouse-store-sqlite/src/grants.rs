@@ -48,28 +48,28 @@ fn granted(row: &SqliteRow) -> Result<GrantedRecord, StoreError> {
         record: record(row)?,
         grant_id: get(row, "grant_id")?,
         access: access(&a)?,
+        expires_at: opt_time_col(row, "grant_expires_at")?,
     })
 }
 
-/// The best grant (read_write first) from `r`'s organisation to ?1, live at ?2, covering `r`.
-/// Every query below binds the grantee as ?1 and the time as ?2.
-const COVERING: &str = "(SELECT g.{col} FROM grants g WHERE g.org_id = r.org_id \
-     AND g.grantee_org_id = ?1 AND g.revoked_at IS NULL \
-     AND (g.expires_at IS NULL OR g.expires_at > ?2) \
-     AND (g.types = '' OR instr(g.types, ',' || r.type || ',') > 0) \
-     AND (g.namespaces = '' OR (r.namespace IS NOT NULL \
-          AND instr(g.namespaces, ',' || r.namespace || ',') > 0)) \
-     ORDER BY g.access = 'read_write' DESC, g.id LIMIT 1)";
-
+/// Every query below binds the grantee as ?1 and the time as ?2. Each record is joined with the
+/// best grant (read_write first, then the lowest id) from its organisation to ?1 that is live at
+/// ?2 and covers it.
 fn granted_select(condition: &str) -> String {
     format!(
-        "SELECT * FROM (SELECT r.*, {} AS grant_id, {} AS grant_access FROM records r \
+        "SELECT r.*, g.id AS grant_id, g.access AS grant_access, \
+         g.expires_at AS grant_expires_at FROM records r \
+         JOIN grants g ON g.org_id = r.org_id AND g.id = \
+             (SELECT b.id FROM grants b WHERE b.org_id = r.org_id \
+              AND b.grantee_org_id = ?1 AND b.revoked_at IS NULL \
+              AND (b.expires_at IS NULL OR b.expires_at > ?2) \
+              AND (b.types = '' OR instr(b.types, ',' || r.type || ',') > 0) \
+              AND (b.namespaces = '' OR (r.namespace IS NOT NULL \
+                   AND instr(b.namespaces, ',' || r.namespace || ',') > 0)) \
+              ORDER BY b.access = 'read_write' DESC, b.id LIMIT 1) \
          WHERE r.org_id <> ?1 AND r.level <> 'private' AND r.org_id IN \
-         (SELECT org_id FROM grants WHERE grantee_org_id = ?1 AND revoked_at IS NULL \
-          AND (expires_at IS NULL OR expires_at > ?2)) AND {condition}) \
-         WHERE grant_id IS NOT NULL",
-        COVERING.replace("{col}", "id"),
-        COVERING.replace("{col}", "access"),
+             (SELECT org_id FROM grants WHERE grantee_org_id = ?1 AND revoked_at IS NULL \
+              AND (expires_at IS NULL OR expires_at > ?2)) AND {condition}"
     )
 }
 
@@ -217,7 +217,7 @@ impl GrantStore for SqliteTenantTx {
             None => (i64::MAX, None),
         };
         let sql = format!(
-            "{} ORDER BY created_at DESC, id DESC LIMIT ?10",
+            "{} ORDER BY r.created_at DESC, r.id DESC LIMIT ?10",
             granted_select(
                 "(r.created_at < ?3 OR (r.created_at = ?3 AND (?4 IS NULL OR r.id < ?4))) \
                  AND (?5 IS NULL OR r.type = ?5) AND (?6 IS NULL OR r.namespace = ?6) \

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::ids::{OrgId, UserId};
 
 /// What another instance must forget at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revocation {
     Session(Uuid),
     ApiKey(Uuid),
@@ -24,6 +24,18 @@ pub enum Revocation {
     },
     /// An organisation's custom roles changed: what its keys may do is stale.
     Roles(OrgId),
+    /// One of the product's records was created, changed or deleted: decisions about it are
+    /// stale (`x:{org}:{type}:{external_id}`; a type has no colon, the id may).
+    Record {
+        org: OrgId,
+        kind: String,
+        external_id: String,
+    },
+    /// A grant from `owner` to `grantee` was made or revoked (`g:{owner}:{grantee}`).
+    Grant {
+        owner: OrgId,
+        grantee: OrgId,
+    },
 }
 
 impl Revocation {
@@ -35,6 +47,12 @@ impl Revocation {
             Self::ApiKey(id) => format!("k:{id}"),
             Self::Membership { org, user } => format!("m:{org}:{user}"),
             Self::Roles(org) => format!("r:{org}"),
+            Self::Record {
+                org,
+                kind,
+                external_id,
+            } => format!("x:{org}:{kind}:{external_id}"),
+            Self::Grant { owner, grantee } => format!("g:{owner}:{grantee}"),
         }
     }
 
@@ -45,6 +63,24 @@ impl Revocation {
             "s" => Some(Self::Session(Uuid::try_parse(rest).ok()?)),
             "k" => Some(Self::ApiKey(Uuid::try_parse(rest).ok()?)),
             "r" => Some(Self::Roles(OrgId::from_uuid(Uuid::try_parse(rest).ok()?))),
+            "x" => {
+                let mut parts = rest.splitn(3, ':');
+                let org = OrgId::from_uuid(Uuid::try_parse(parts.next()?).ok()?);
+                let kind = parts.next().filter(|k| !k.is_empty())?.to_owned();
+                let external_id = parts.next().filter(|e| !e.is_empty())?.to_owned();
+                Some(Self::Record {
+                    org,
+                    kind,
+                    external_id,
+                })
+            }
+            "g" => {
+                let (owner, grantee) = rest.split_once(':')?;
+                Some(Self::Grant {
+                    owner: OrgId::from_uuid(Uuid::try_parse(owner).ok()?),
+                    grantee: OrgId::from_uuid(Uuid::try_parse(grantee).ok()?),
+                })
+            }
             "m" => {
                 let (org, user) = rest.split_once(':')?;
                 Some(Self::Membership {
@@ -258,6 +294,15 @@ mod tests {
                 user: UserId::from_uuid(b),
             },
             Revocation::Roles(OrgId::from_uuid(b)),
+            Revocation::Record {
+                org: OrgId::from_uuid(a),
+                kind: "report".into(),
+                external_id: "q3:emea".into(),
+            },
+            Revocation::Grant {
+                owner: OrgId::from_uuid(a),
+                grantee: OrgId::from_uuid(b),
+            },
         ] {
             assert_eq!(Revocation::decode(&r.encode()), Some(r));
         }
@@ -270,6 +315,11 @@ mod tests {
             "k:{a}:{a}",
             "r:",
             "r:{a}:{a}",
+            "x:{a}:report",
+            "x:{a}::r1",
+            "x:nope:report:r1",
+            "g:{a}",
+            "g:{a}:nope",
         ] {
             let text = junk.replace("{a}", &a.to_string());
             assert_eq!(Revocation::decode(&text), None, "{text}");

@@ -28,7 +28,7 @@ use uuid::Uuid;
 pub use cache::{CachedSession, LocalOnly, Revocation, RevocationFanout, SessionCache};
 pub use claims::{AccessClaims, Act};
 pub use members::{InvitationIssued, MeView, MemberView, Members};
-pub use membership_cache::MembershipCache;
+pub use membership_cache::{MEMBERSHIP_CACHE_MAX_AGE, MembershipCache};
 pub use mfa::{EnrolmentStarted, LoginOutcome, Mfa, SecondFactor};
 pub use operator_auth::OperatorEnrolment;
 pub use operators::{ImportOutcome, ImportedUser, Operators};
@@ -356,6 +356,7 @@ impl Kernel {
     /// and on every instance.
     pub(crate) fn roles_changed(&self, org: OrgId) {
         self.api_key_cache().forget_org(org);
+        self.product_state().decisions.forget_roles(org);
         self.identity().fanout.publish(Revocation::Roles(org));
     }
 
@@ -554,7 +555,21 @@ impl Auth<'_> {
                 self.identity().memberships.forget(org, user);
                 self.api_key_cache().forget_org(org);
             }
-            Revocation::Roles(org) => self.api_key_cache().forget_org(org),
+            Revocation::Roles(org) => {
+                self.api_key_cache().forget_org(org);
+                self.product_state().decisions.forget_roles(org);
+            }
+            Revocation::Record {
+                org,
+                kind,
+                external_id,
+            } => self
+                .product_state()
+                .decisions
+                .forget_record(org, &kind, &external_id),
+            Revocation::Grant { owner, grantee } => {
+                self.product_state().decisions.forget_grant(owner, grantee);
+            }
         }
     }
 
@@ -634,17 +649,25 @@ impl Kernel {
         tx: &mut dyn crate::store::TenantTx,
         role: &Role,
     ) -> Result<Vec<String>, Error> {
-        Ok(match permissions::builtin_grants(role) {
-            Some(perms) => perms
-                .iter()
-                .map(|p| p.as_str().to_owned())
-                .chain(self.product().held_by(role).map(str::to_owned))
-                .collect(),
+        Ok(match self.builtin_role_grants(role) {
+            Some(perms) => perms,
             None => tx
                 .custom_role(role.as_str())
                 .await?
                 .map(|r| r.permissions)
                 .unwrap_or_default(),
+        })
+    }
+
+    /// What a built-in role grants (its catalogue set and the product permissions configured
+    /// for it); `None` for a custom role.
+    pub(crate) fn builtin_role_grants(&self, role: &Role) -> Option<Vec<String>> {
+        permissions::builtin_grants(role).map(|perms| {
+            perms
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .chain(self.product().held_by(role).map(str::to_owned))
+                .collect()
         })
     }
 }

@@ -74,6 +74,26 @@ pub fn can_write(
         .map(|_| "permission")
 }
 
+/// Whether a live grant (`access`) lets `caller`, of another organisation, read (or, with
+/// `write`, change) `record`: never a private record; reading needs the type's read permission
+/// in the caller's own organisation, writing a `read_write` grant and the type's write
+/// permission too.
+#[must_use]
+pub fn can_via_grant(
+    caller: &Caller,
+    product: &ProductCatalogue,
+    record: &RecordRow,
+    write: bool,
+    access: crate::store::GrantAccess,
+) -> bool {
+    let Some(t) = product.record_type(&record.kind) else {
+        return false;
+    };
+    record.level != Level::Private
+        && caller.holds(&t.read)
+        && (!write || (access == crate::store::GrantAccess::ReadWrite && caller.holds(&t.write)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

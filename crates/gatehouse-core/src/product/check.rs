@@ -16,7 +16,6 @@ use crate::error::Error;
 use crate::ids::OrgId;
 use crate::kernel::Kernel;
 use crate::scope::TenantScope;
-use crate::store::TenantTx;
 
 /// A decision and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -261,7 +260,7 @@ impl Checks<'_> {
                 ));
             }
         }
-        let mut tx = self.store().begin_read_scoped(scope).await?;
+        let mut lazy = super::lookup::LazyTx::new(self, *scope);
         let (member, caller, via_role) = match principal {
             // One read of the membership gives both what the caller holds and what allowed it.
             Some(p) => match &p.api_key_permissions {
@@ -275,17 +274,15 @@ impl Checks<'_> {
                 ),
                 None => {
                     let me = format!("user:{}", p.subject);
-                    match tx
-                        .membership(crate::ids::UserId::from_uuid(p.subject))
-                        .await?
-                    {
-                        Some(m) => (
+                    let user = crate::ids::UserId::from_uuid(p.subject);
+                    match self.member_role(&mut lazy, user).await? {
+                        Some(role) => (
                             true,
                             Caller {
                                 me,
-                                permissions: self.role_grants(tx.as_mut(), &m.role).await?,
+                                permissions: self.role_permissions(&mut lazy, &role).await?,
                             },
-                            format!("role:{}", m.role.as_str()),
+                            format!("role:{}", role.as_str()),
                         ),
                         None => (
                             false,
@@ -310,21 +307,27 @@ impl Checks<'_> {
         let mut out = Vec::with_capacity(inputs.len());
         for input in inputs {
             let d = if member {
+                let seen = match &input.resource {
+                    Some(r) if self.product().record_type(&r.kind).is_some() => {
+                        let owner = r.organization.unwrap_or_else(|| scope.org_id());
+                        self.seen_record(&mut lazy, owner, &r.kind, &r.id).await?
+                    }
+                    _ => None,
+                };
                 self.decide(
-                    tx.as_mut(),
                     principal.map(|p| p.as_ref()),
                     &caller,
                     &via_role,
                     input,
+                    seen,
                 )
-                .await?
             } else {
                 Decision::denied("not_a_member")
             };
             crate::telemetry::metrics::check_decided(d.allowed, d.reason);
             out.push(d);
         }
-        drop(tx);
+        drop(lazy);
         let actor = principal.map_or_else(crate::audit::Actor::anonymous, |p| p.actor());
         let asker = Asker {
             scope,
@@ -341,31 +344,19 @@ impl Checks<'_> {
         Ok(out)
     }
 
-    async fn decide(
+    fn decide(
         &self,
-        tx: &mut dyn TenantTx,
         principal: Option<&crate::identity::Principal>,
         caller: &Caller,
         via_role: &str,
         input: &CheckInput,
-    ) -> Result<Decision, Error> {
-        let scope_org = tx.scope().org_id();
+        seen: super::decision_cache::Seen,
+    ) -> Decision {
         // A record of the caller's organisation, or another's that a live grant covers (then
         // `grant` names it and says whether it also lets the grantee write).
-        let (record, grant) = match &input.resource {
-            Some(r) if self.product().record_type(&r.kind).is_some() => match r.organization {
-                Some(o) if o != scope_org => {
-                    let g = tx
-                        .granted_record_by_external(o, &r.kind, &r.id, self.clock().now())
-                        .await?;
-                    match g {
-                        Some(g) => (Some(g.record), Some((g.grant_id, g.access))),
-                        None => (None, None),
-                    }
-                }
-                _ => (tx.record_by_external(&r.kind, &r.id).await?, None),
-            },
-            _ => (None, None),
+        let (record, grant) = match seen {
+            Some((r, through)) => (Some(r), through.map(|t| (t.grant_id, t.access))),
+            None => (None, None),
         };
         let product = self.product();
         // Mirrors `authorize`: an unverified account only reads where the server says so.
@@ -375,43 +366,43 @@ impl Checks<'_> {
                     == crate::identity::UnverifiedAccess::ReadOnly
         });
         if read_only && !matches!(input.action.as_str(), "read" | "org.read" | "audit.read") {
-            return Ok(Decision::denied("email_unverified"));
+            return Decision::denied("email_unverified");
         }
         match input.action.as_str() {
             "read" | "write" => {
                 if input.resource.is_none() {
-                    return Ok(Decision::denied("resource_required"));
+                    return Decision::denied("resource_required");
                 }
                 // An unknown record and one the caller may not touch get the same answer.
                 let Some(record) = record else {
-                    return Ok(Decision::denied("no_access"));
+                    return Decision::denied("no_access");
                 };
                 if let Some((grant_id, grant_access)) = grant {
-                    return Ok(granted_decision(
+                    return granted_decision(
                         caller,
                         product,
                         &record,
                         &input.action,
                         grant_id,
                         grant_access,
-                    ));
+                    );
                 }
                 let via = if input.action == "read" {
                     access::can_read(caller, product, &record)
                 } else {
                     access::can_write(caller, product, &record)
                 };
-                Ok(via.map_or_else(|| Decision::denied("no_access"), Decision::granted))
+                via.map_or_else(|| Decision::denied("no_access"), Decision::granted)
             }
             permission => {
                 if self.known_permission(permission).is_none() {
-                    return Ok(Decision::denied("unknown_action"));
+                    return Decision::denied("unknown_action");
                 }
                 if !caller.holds(permission) {
-                    return Ok(Decision::denied("permission_missing"));
+                    return Decision::denied("permission_missing");
                 }
                 if principal.is_none_or(|p| self.step_up_needed(p, permission).is_some()) {
-                    return Ok(Decision::denied("step_up_required"));
+                    return Decision::denied("step_up_required");
                 }
                 let readable = match (&record, grant) {
                     (Some(r), Some((id, a))) => {
@@ -421,9 +412,9 @@ impl Checks<'_> {
                     (None, _) => false,
                 };
                 if input.resource.is_some() && !readable {
-                    return Ok(Decision::denied("no_access"));
+                    return Decision::denied("no_access");
                 }
-                Ok(Decision::granted(via_role))
+                Decision::granted(via_role)
             }
         }
     }
@@ -577,9 +568,8 @@ impl Checks<'_> {
     }
 }
 
-/// `read` or `write` of another organisation's record through a live grant: reading needs the
-/// type's read permission in the caller's own organisation, writing a `read_write` grant and
-/// the type's write permission too.
+/// `read` or `write` of another organisation's record through a live grant (see
+/// [`access::can_via_grant`]).
 fn granted_decision(
     caller: &Caller,
     product: &super::ProductCatalogue,
@@ -588,14 +578,7 @@ fn granted_decision(
     grant_id: uuid::Uuid,
     grant_access: crate::store::GrantAccess,
 ) -> Decision {
-    let Some(t) = product.record_type(&record.kind) else {
-        return Decision::denied("no_access");
-    };
-    let ok = record.level != crate::store::Level::Private
-        && caller.holds(&t.read)
-        && (action == "read"
-            || (grant_access == crate::store::GrantAccess::ReadWrite && caller.holds(&t.write)));
-    if ok {
+    if access::can_via_grant(caller, product, record, action != "read", grant_access) {
         Decision::granted(format!("grant:{grant_id}"))
     } else {
         Decision::denied("no_access")
@@ -606,6 +589,7 @@ fn granted_decision(
 #[derive(Debug, Default)]
 pub struct ProductState {
     pub(crate) denials: DenialLog,
+    pub(crate) decisions: super::decision_cache::DecisionCache,
 }
 
 impl Kernel {

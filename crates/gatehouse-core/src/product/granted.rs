@@ -39,8 +39,7 @@ impl super::Records<'_> {
     /// Whether `caller` may read a granted record: a live grant covers it (the store checked)
     /// and the caller's own organisation lets it read the type.
     fn granted_via(&self, caller: &Caller, g: &GrantedRecord) -> Option<String> {
-        let t = self.product().record_type(&g.record.kind)?;
-        (caller.holds(&t.read) && g.record.level != crate::store::Level::Private)
+        access::can_via_grant(caller, self.product(), &g.record, false, g.access)
             .then(|| format!("grant:{}", g.grant_id))
     }
 
@@ -66,9 +65,11 @@ impl super::Records<'_> {
         id: Uuid,
     ) -> Result<RecordView, Error> {
         let now = self.clock().now();
-        let found = tx.granted_record(id, now).await?;
-        let Some((g, via)) = found.and_then(|g| self.granted_via(caller, &g).map(|v| (g, v)))
-        else {
+        // No record here or through a grant: nothing to record (an unknown id costs no write).
+        let Some(found) = tx.granted_record(id, now).await? else {
+            return Err(Error::NotFound("record"));
+        };
+        let Some(via) = self.granted_via(caller, &found) else {
             drop(tx);
             self.record_refusal(
                 &call.scope,
@@ -80,6 +81,7 @@ impl super::Records<'_> {
             .await;
             return Err(Error::NotFound("record"));
         };
+        let g = found;
         drop(tx);
         let content = if g.record.has_content {
             let owner = TenantScope::granted(g.record.org_id);
@@ -112,7 +114,10 @@ impl super::Records<'_> {
             request,
         } = call;
         let now = self.clock().now();
-        let found = tx.granted_record(id, now).await?;
+        let Some(found) = tx.granted_record(id, now).await? else {
+            return Err(Error::NotFound("record"));
+        };
+        let found = Some(found);
         drop(tx);
         let readable = found
             .as_ref()
@@ -205,6 +210,7 @@ impl super::Records<'_> {
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(otx.as_mut(), self.clock(), event).await?;
         otx.commit(proof).await?;
+        self.record_changed(row.org_id, &row.kind, &row.external_id);
         Ok(RecordView { row, content, via })
     }
 

@@ -168,6 +168,7 @@ impl Grants<'_> {
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        self.grant_changed(row.org_id, row.grantee);
         Ok(GrantView::at(row, now))
     }
 
@@ -240,6 +241,9 @@ impl Grants<'_> {
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        self.grant_changed(scope.org_id(), grant.grantee);
+        // The revocation is on its way to the other instances before the caller hears it is done.
+        self.flush_revocations().await;
         Ok(())
     }
 }

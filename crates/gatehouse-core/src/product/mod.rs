@@ -4,8 +4,10 @@
 pub mod access;
 mod catalogue;
 mod check;
+pub mod decision_cache;
 mod granted;
 mod grants;
+mod lookup;
 mod records;
 
 pub use catalogue::{
@@ -26,6 +28,28 @@ impl Kernel {
         crate::identity::Permission::parse(name)
             .map(|p| p.as_str().to_owned())
             .or_else(|| self.product().permission(name).map(|p| p.name.clone()))
+    }
+}
+
+impl Kernel {
+    /// A record was created, changed or deleted: decisions about it are forgotten here and on
+    /// every instance.
+    pub(crate) fn record_changed(&self, org: crate::ids::OrgId, kind: &str, external_id: &str) {
+        self.product_state()
+            .decisions
+            .forget_record(org, kind, external_id);
+        self.publish_revocation(crate::identity::Revocation::Record {
+            org,
+            kind: kind.to_owned(),
+            external_id: external_id.to_owned(),
+        });
+    }
+
+    /// A grant was made or revoked: what the grantee saw of the owner's records is forgotten
+    /// here and on every instance.
+    pub(crate) fn grant_changed(&self, owner: crate::ids::OrgId, grantee: crate::ids::OrgId) {
+        self.product_state().decisions.forget_grant(owner, grantee);
+        self.publish_revocation(crate::identity::Revocation::Grant { owner, grantee });
     }
 }
 

@@ -248,6 +248,7 @@ impl super::Records<'_> {
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        self.record_changed(row.org_id, &row.kind, &row.external_id);
         Ok(RecordView {
             row,
             content: input.content,
@@ -386,6 +387,7 @@ impl super::Records<'_> {
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        self.record_changed(row.org_id, &row.kind, &row.external_id);
         // The caller could read it before the change (writing needs reading); the view says
         // how it reads it now.
         let via = access::can_read(&caller, self.product(), &row).unwrap_or(write_via);
@@ -451,6 +453,7 @@ impl super::Records<'_> {
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        self.record_changed(row.org_id, &row.kind, &row.external_id);
         Ok(())
     }
 

@@ -83,6 +83,8 @@ pub struct GrantedRecord {
     pub record: RecordRow,
     pub grant_id: Uuid,
     pub access: GrantAccess,
+    /// That grant's expiry.
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 #[async_trait]

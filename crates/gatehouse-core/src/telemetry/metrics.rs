@@ -37,7 +37,14 @@ const AUTH_METHODS: [&str; 7] = [
     "api_key",
     "service",
 ];
-const CACHES: [&str; 5] = ["session", "api_key", "data_key", "transit", "membership"];
+const CACHES: [&str; 6] = [
+    "session",
+    "api_key",
+    "data_key",
+    "transit",
+    "membership",
+    "decision_record",
+];
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static TOP_ORGANIZATIONS: AtomicUsize = AtomicUsize::new(20);

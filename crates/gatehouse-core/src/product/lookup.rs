@@ -1,0 +1,124 @@
+//! What a check decides from, read through the caches when they hold it: the caller's role
+//! (the membership cache), a custom role's permissions and the record asked about (the decision
+//! cache). A transaction is opened only when one of them misses, so a check whose state is
+//! cached makes no store round trip. Every write that changes this state forgets it (here and,
+//! through the fan-out, on every instance) before the next check can read it.
+
+use super::decision_cache::{Seen, Through};
+use crate::error::Error;
+use crate::ids::{OrgId, UserId};
+use crate::kernel::Kernel;
+use crate::scope::TenantScope;
+use crate::store::{Role, TenantTx};
+
+/// A read transaction in the asking organisation's scope, begun at first use.
+pub(super) struct LazyTx<'k> {
+    kernel: &'k Kernel,
+    scope: TenantScope,
+    tx: Option<Box<dyn TenantTx>>,
+}
+
+impl<'k> LazyTx<'k> {
+    pub(super) fn new(kernel: &'k Kernel, scope: TenantScope) -> Self {
+        Self {
+            kernel,
+            scope,
+            tx: None,
+        }
+    }
+
+    async fn get(&mut self) -> Result<&mut dyn TenantTx, Error> {
+        let tx = match self.tx.take() {
+            Some(tx) => tx,
+            None => self.kernel.store().begin_read_scoped(&self.scope).await?,
+        };
+        Ok(self.tx.insert(tx).as_mut())
+    }
+}
+
+impl Kernel {
+    /// `user`'s role in the scope's organisation now, `None` when not a member.
+    pub(super) async fn member_role(
+        &self,
+        lazy: &mut LazyTx<'_>,
+        user: UserId,
+    ) -> Result<Option<Role>, Error> {
+        let org = lazy.scope.org_id();
+        let now = self.clock().now();
+        let cache = &self.identity().memberships;
+        if let Some(role) = cache.get(org, user, now) {
+            return Ok(role);
+        }
+        let read_at = cache.generation();
+        let role = lazy.get().await?.membership(user).await?.map(|m| m.role);
+        cache.put(org, user, role.clone(), now, read_at);
+        Ok(role)
+    }
+
+    /// What `role` grants in the scope's organisation (a custom role's set from the cache when
+    /// it holds it).
+    pub(super) async fn role_permissions(
+        &self,
+        lazy: &mut LazyTx<'_>,
+        role: &Role,
+    ) -> Result<Vec<String>, Error> {
+        if let Some(p) = self.builtin_role_grants(role) {
+            return Ok(p);
+        }
+        let org = lazy.scope.org_id();
+        let now = self.clock().now();
+        let cache = &self.product_state().decisions;
+        if let Some(p) = cache.role(org, role.as_str(), now) {
+            return Ok(p);
+        }
+        let read_at = cache.generation();
+        let permissions = self.role_grants(lazy.get().await?, role).await?;
+        cache.put_role(org, role.as_str(), permissions.clone(), now, read_at);
+        Ok(permissions)
+    }
+
+    /// What the scope's organisation sees of `owner`'s record `kind` / `external_id`: its own
+    /// record, another organisation's through the best live grant, or nothing.
+    pub(super) async fn seen_record(
+        &self,
+        lazy: &mut LazyTx<'_>,
+        owner: OrgId,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<Seen, Error> {
+        let asking = lazy.scope.org_id();
+        let now = self.clock().now();
+        let cache = &self.product_state().decisions;
+        if let Some(seen) = cache.record(asking, owner, kind, external_id, now) {
+            return Ok(seen);
+        }
+        let read_at = cache.generation();
+        let tx = lazy.get().await?;
+        let seen = if owner == asking {
+            tx.record_by_external(kind, external_id)
+                .await?
+                .map(|r| (r, None))
+        } else {
+            tx.granted_record_by_external(owner, kind, external_id, now)
+                .await?
+                .map(|g| {
+                    (
+                        g.record,
+                        Some(Through {
+                            grant_id: g.grant_id,
+                            access: g.access,
+                            expires_at: g.expires_at,
+                        }),
+                    )
+                })
+        };
+        cache.put_record(
+            asking,
+            (owner, kind, external_id),
+            seen.clone(),
+            now,
+            read_at,
+        );
+        Ok(seen)
+    }
+}
