@@ -22,16 +22,19 @@ CREATE INDEX grants_incoming ON grants (grantee_org_id, org_id);
 -- live, so a transaction that forgot to set it sees less, never more.
 CREATE FUNCTION gatehouse_now() RETURNS timestamptz
     LANGUAGE sql STABLE
+    SET search_path = pg_catalog, public
     AS $$ SELECT NULLIF(current_setting('gatehouse.now', true), '')::timestamptz $$;
 GRANT EXECUTE ON FUNCTION gatehouse_now() TO gatehouse_app;
 
 -- Whether a live grant from org to the current organisation covers a record of type and
--- namespace. SECURITY INVOKER: it reads grants under grants' own policies.
+-- namespace. SECURITY INVOKER: it reads grants under grants' own policies. Its search path is
+-- fixed, so a temporary table named grants cannot stand in for the real one.
 CREATE FUNCTION gatehouse_granted(org uuid, rtype text, rnamespace text) RETURNS boolean
     LANGUAGE sql STABLE
+    SET search_path = pg_catalog, public
     AS $$
         SELECT EXISTS (
-            SELECT 1 FROM grants g
+            SELECT 1 FROM public.grants g
             WHERE g.org_id = org
               AND g.grantee_org_id = gatehouse_current_org()
               AND g.revoked_at IS NULL

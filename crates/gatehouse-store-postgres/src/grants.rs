@@ -153,6 +153,18 @@ impl GrantStore for PgTenantTx {
         row.as_ref().map(grant).transpose()
     }
 
+    async fn lock_grant(&mut self, id: Uuid) -> Result<Option<GrantRow>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut PgConnection = &mut self.tx;
+        let row = sqlx::query("SELECT * FROM grants WHERE org_id = $1 AND id = $2 FOR SHARE")
+            .bind(org.as_uuid())
+            .bind(id)
+            .fetch_optional(c)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(grant).transpose()
+    }
+
     async fn grants_given(&mut self, page: PageRequest) -> Result<Page<GrantRow>, StoreError> {
         let org = self.scope.org_id();
         grant_page(&mut self.tx, "org_id", org, page).await

@@ -52,24 +52,28 @@ fn granted(row: &SqliteRow) -> Result<GrantedRecord, StoreError> {
     })
 }
 
-/// Every query below binds the grantee as ?1 and the time as ?2. Each record is joined with the
+/// Every query below binds the grantee as ?1 and the time as ?2. Each record is paired with the
 /// best grant (read_write first, then the lowest id) from its organisation to ?1 that is live at
-/// ?2 and covers it.
-fn granted_select(condition: &str) -> String {
+/// ?2 and covers it, chosen by a correlated subquery; the records without one are dropped, and
+/// `tail` (an order and a limit) applies before the chosen grant's row is joined.
+fn granted_select(condition: &str, tail: &str) -> String {
     format!(
-        "SELECT r.*, g.id AS grant_id, g.access AS grant_access, \
-         g.expires_at AS grant_expires_at FROM records r \
-         JOIN grants g ON g.org_id = r.org_id AND g.id = \
+        "SELECT x.*, g.access AS grant_access, g.expires_at AS grant_expires_at FROM \
+         (SELECT * FROM (SELECT r.*, \
              (SELECT b.id FROM grants b WHERE b.org_id = r.org_id \
               AND b.grantee_org_id = ?1 AND b.revoked_at IS NULL \
               AND (b.expires_at IS NULL OR b.expires_at > ?2) \
               AND (b.types = '' OR instr(b.types, ',' || r.type || ',') > 0) \
               AND (b.namespaces = '' OR (r.namespace IS NOT NULL \
                    AND instr(b.namespaces, ',' || r.namespace || ',') > 0)) \
-              ORDER BY b.access = 'read_write' DESC, b.id LIMIT 1) \
-         WHERE r.org_id <> ?1 AND r.level <> 'private' AND r.org_id IN \
+              ORDER BY b.access = 'read_write' DESC, b.id LIMIT 1) AS grant_id \
+           FROM records r \
+           WHERE r.org_id <> ?1 AND r.level <> 'private' AND r.org_id IN \
              (SELECT org_id FROM grants WHERE grantee_org_id = ?1 AND revoked_at IS NULL \
-              AND (expires_at IS NULL OR expires_at > ?2)) AND {condition}"
+              AND (expires_at IS NULL OR expires_at > ?2)) AND {condition}) \
+          WHERE grant_id IS NOT NULL {tail}) x \
+         JOIN grants g ON g.org_id = x.org_id AND g.id = x.grant_id \
+         ORDER BY x.created_at DESC, x.id DESC"
     )
 }
 
@@ -139,6 +143,10 @@ impl GrantStore for SqliteTenantTx {
         row.as_ref().map(grant).transpose()
     }
 
+    async fn lock_grant(&mut self, id: Uuid) -> Result<Option<GrantRow>, StoreError> {
+        self.grant(id).await
+    }
+
     async fn grants_given(&mut self, page: PageRequest) -> Result<Page<GrantRow>, StoreError> {
         let org = self.scope.org_id();
         grant_page(&mut self.tx, "org_id", org, page).await
@@ -171,7 +179,7 @@ impl GrantStore for SqliteTenantTx {
     ) -> Result<Option<GrantedRecord>, StoreError> {
         let org = self.scope.org_id();
         let c: &mut SqliteConnection = &mut self.tx;
-        let row = sqlx::query(sqlx::AssertSqlSafe(granted_select("r.id = ?3")))
+        let row = sqlx::query(sqlx::AssertSqlSafe(granted_select("r.id = ?3", "")))
             .bind(org.as_uuid())
             .bind(micros(now))
             .bind(id)
@@ -192,6 +200,7 @@ impl GrantStore for SqliteTenantTx {
         let c: &mut SqliteConnection = &mut self.tx;
         let row = sqlx::query(sqlx::AssertSqlSafe(granted_select(
             "r.org_id = ?3 AND r.type = ?4 AND r.external_id = ?5",
+            "",
         )))
         .bind(org.as_uuid())
         .bind(micros(now))
@@ -216,14 +225,12 @@ impl GrantStore for SqliteTenantTx {
             Some(cur) => (cur.created_at_micros, Some(cur.id)),
             None => (i64::MAX, None),
         };
-        let sql = format!(
-            "{} ORDER BY r.created_at DESC, r.id DESC LIMIT ?10",
-            granted_select(
-                "(r.created_at < ?3 OR (r.created_at = ?3 AND (?4 IS NULL OR r.id < ?4))) \
-                 AND (?5 IS NULL OR r.type = ?5) AND (?6 IS NULL OR r.namespace = ?6) \
-                 AND (?7 IS NULL OR instr(r.tags, ',' || ?7 || ',') > 0) \
-                 AND (?8 IS NULL OR r.owner = ?8) AND instr(?9, ',' || r.type || ',') > 0"
-            )
+        let sql = granted_select(
+            "(r.created_at < ?3 OR (r.created_at = ?3 AND (?4 IS NULL OR r.id < ?4))) \
+             AND (?5 IS NULL OR r.type = ?5) AND (?6 IS NULL OR r.namespace = ?6) \
+             AND (?7 IS NULL OR instr(r.tags, ',' || ?7 || ',') > 0) \
+             AND (?8 IS NULL OR r.owner = ?8) AND instr(?9, ',' || r.type || ',') > 0",
+            "ORDER BY created_at DESC, id DESC LIMIT ?10",
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(org.as_uuid())

@@ -26,7 +26,7 @@ pub struct Decision {
     /// only).
     pub reason: &'static str,
     /// What allowed it: `role:{name}`, `api_key`, `owner`, `allowed_list`, `level:public`,
-    /// `level:organization`, `permission`.
+    /// `level:organization`, `permission`, `grant:{id}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
 }
@@ -167,7 +167,7 @@ impl Checks<'_> {
             .unwrap_or_else(|| Decision::denied("unknown_action")))
     }
 
-    /// Up to [`MAX_BATCH`] questions about the caller, answered from one read of its membership.
+    /// Up to [`MAX_BATCH`] questions about the caller, answered from one look at its membership.
     pub async fn check_batch(
         &self,
         call: &TenantCall,
@@ -262,7 +262,7 @@ impl Checks<'_> {
         }
         let mut lazy = super::lookup::LazyTx::new(self, *scope);
         let (member, caller, via_role) = match principal {
-            // One read of the membership gives both what the caller holds and what allowed it.
+            // One look at the membership gives both what the caller holds and what allowed it.
             Some(p) => match &p.api_key_permissions {
                 Some(perms) => (
                     true,
@@ -404,9 +404,12 @@ impl Checks<'_> {
                 if principal.is_none_or(|p| self.step_up_needed(p, permission).is_some()) {
                     return Decision::denied("step_up_required");
                 }
+                // Another organisation's record: a permission about it (an export, a re-run)
+                // needs a read_write grant; a read grant answers `read` only.
                 let readable = match (&record, grant) {
                     (Some(r), Some((id, a))) => {
-                        granted_decision(caller, product, r, "read", id, a).allowed
+                        a == crate::store::GrantAccess::ReadWrite
+                            && granted_decision(caller, product, r, "read", id, a).allowed
                     }
                     (Some(r), None) => access::can_read(caller, product, r).is_some(),
                     (None, _) => false,

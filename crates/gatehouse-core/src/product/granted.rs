@@ -17,20 +17,20 @@ use crate::scope::TenantScope;
 use crate::store::{GrantAccess, GrantedRecord, RecordQuery, TenantTx};
 
 /// Where a listing page starts.
-enum From {
+enum Start {
     Own(Option<Cursor>),
     Granted(Option<Cursor>),
 }
 
 const GRANTED_PREFIX: &str = "g.";
 
-fn parse_cursor(cursor: Option<&str>) -> Result<From, Error> {
+fn parse_cursor(cursor: Option<&str>) -> Result<Start, Error> {
     Ok(match cursor.filter(|c| !c.is_empty()) {
-        None => From::Own(None),
+        None => Start::Own(None),
         Some(c) => match c.strip_prefix(GRANTED_PREFIX) {
-            Some("") => From::Granted(None),
-            Some(inner) => From::Granted(Some(Cursor::decode(inner)?)),
-            None => From::Own(Some(Cursor::decode(c)?)),
+            Some("") => Start::Granted(None),
+            Some(inner) => Start::Granted(Some(Cursor::decode(inner)?)),
+            None => Start::Own(Some(Cursor::decode(c)?)),
         },
     })
 }
@@ -81,15 +81,25 @@ impl super::Records<'_> {
             .await;
             return Err(Error::NotFound("record"));
         };
-        let g = found;
+        let mut g = found;
         drop(tx);
         let content = if g.record.has_content {
+            // The owner's scope holds the key; the grant is read again there, so content is
+            // opened only under a grant still live and covering.
             let owner = TenantScope::granted(g.record.org_id);
             let mut otx = self.store().begin_read_scoped(&owner).await?;
+            let still = otx.grant(g.grant_id).await?.is_some_and(|gr| {
+                gr.grantee == call.scope.org_id() && gr.live_at(now) && gr.covers(&g.record)
+            });
+            if !still {
+                return Err(Error::NotFound("record"));
+            }
             self.open_content(otx.as_mut(), id).await?
         } else {
             None
         };
+        // Who may read it inside its own organisation is not the grantee's to see.
+        g.record.allowed.clear();
         Ok(RecordView {
             row: g.record,
             content,
@@ -152,6 +162,15 @@ impl super::Records<'_> {
             || change.namespace.is_some()
             || change.expires_at.is_some()
         {
+            self.record_refusal(
+                scope,
+                principal,
+                "record.write_denied",
+                serde_json::json!({"record": id, "via": via, "reason": "owner_only_field"})
+                    .to_string(),
+                request,
+            )
+            .await;
             return Err(Error::Forbidden {
                 permission: "ownership of the record",
             });
@@ -162,7 +181,7 @@ impl super::Records<'_> {
         // owner's audit chain.
         let owner = TenantScope::granted(g.record.org_id);
         let mut otx = self.store().begin_scoped(&owner).await?;
-        let still = otx.grant(g.grant_id).await?.filter(|gr| {
+        let still = otx.lock_grant(g.grant_id).await?.filter(|gr| {
             gr.grantee == scope.org_id()
                 && gr.access == GrantAccess::ReadWrite
                 && gr.live_at(now)
@@ -211,6 +230,7 @@ impl super::Records<'_> {
         let proof = audit::append_tenant(otx.as_mut(), self.clock(), event).await?;
         otx.commit(proof).await?;
         self.record_changed(row.org_id, &row.kind, &row.external_id);
+        row.allowed.clear();
         Ok(RecordView { row, content, via })
     }
 
@@ -228,7 +248,7 @@ impl super::Records<'_> {
         } = call;
         let limit = Limit::parse(limit)?;
         let from = parse_cursor(cursor)?;
-        if matches!(from, From::Granted(_)) && !filter.include_granted {
+        if matches!(from, Start::Granted(_)) && !filter.include_granted {
             return Err(Error::invalid(
                 "cursor",
                 "continues a listing with include_granted",
@@ -260,7 +280,7 @@ impl super::Records<'_> {
         };
         let mut items = Vec::new();
         let granted_from = match from {
-            From::Own(after) => {
+            Start::Own(after) => {
                 let page = tx
                     .list_records(&query, PageRequest { after, limit })
                     .await?;
@@ -289,7 +309,7 @@ impl super::Records<'_> {
                 }
                 None
             }
-            From::Granted(after) => after,
+            Start::Granted(after) => after,
         };
         let room = limit
             .get()
@@ -322,8 +342,9 @@ impl super::Records<'_> {
                 },
             )
             .await?;
-        items.extend(page.items.into_iter().filter_map(|g| {
+        items.extend(page.items.into_iter().filter_map(|mut g| {
             let via = self.granted_via(&caller, &g)?;
+            g.record.allowed.clear();
             Some(RecordView {
                 row: g.record,
                 content: None,

@@ -1,9 +1,11 @@
 //! Grants between organisations (C4): an organisation's `grants.manage` holders let another
 //! organisation read (or read and change) its records that are not private, optionally only
-//! some types and namespaces, until an optional expiry. A grant works until the second it
-//! expires by the injected clock or is revoked; nothing about it is cached, so every instance
-//! sees either at the next request. The grantee's members still need their own organisation's
-//! read (or write) permission for the record's type.
+//! some types and namespaces, until an optional expiry. A grant works until the instant it
+//! expires by the injected clock or is revoked. Listings and reads of records ask the store each
+//! time; the check API's cached state is forgotten on every instance when a grant is made or
+//! revoked (`Kernel::grant_changed`), and a grant's expiry is judged at each decision. The
+//! grantee's members still need their own organisation's read (or write) permission for the
+//! record's type.
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -75,9 +77,7 @@ impl Grants<'_> {
             scope,
             request,
         } = call;
-        let tx = self.store().begin_scoped(scope).await?;
-        let (mut tx, _) = self
-            .authorize(tx, principal, Permission::GRANTS_MANAGE, request)
+        self.authorize_without_tx(principal, scope, Permission::GRANTS_MANAGE, request)
             .await?;
         let grantee = uuid::Uuid::try_parse(&input.organization)
             .map(OrgId::from_uuid)
@@ -138,6 +138,8 @@ impl Grants<'_> {
                 "is not an organisation here",
             ));
         }
+        // Begun only now: checking the grantee above needed a connection of its own.
+        let mut tx = self.store().begin_scoped(scope).await?;
         let row = GrantRow {
             org_id: scope.org_id(),
             id: new_uuid(self.clock()),
@@ -214,13 +216,20 @@ impl Grants<'_> {
             items: page
                 .items
                 .into_iter()
-                .map(|g| GrantView::at(g, now))
+                .map(|mut g| {
+                    // Who in the granting organisation made it is that organisation's business.
+                    if incoming {
+                        g.created_by = String::new();
+                    }
+                    GrantView::at(g, now)
+                })
                 .collect(),
             next_cursor: page.next_cursor,
         })
     }
 
-    /// Revokes a live grant the caller's organisation made: it stops working at once. Needs
+    /// Revokes a grant the caller's organisation made (an expired one too), unless already
+    /// revoked: it stops working at once. Needs
     /// `grants.manage`.
     pub async fn revoke(&self, call: &TenantCall, id: Uuid) -> Result<(), Error> {
         let TenantCall {
@@ -242,8 +251,6 @@ impl Grants<'_> {
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
         self.grant_changed(scope.org_id(), grant.grantee);
-        // The revocation is on its way to the other instances before the caller hears it is done.
-        self.flush_revocations().await;
         Ok(())
     }
 }

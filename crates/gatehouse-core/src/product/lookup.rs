@@ -11,11 +11,16 @@ use crate::kernel::Kernel;
 use crate::scope::TenantScope;
 use crate::store::{Role, TenantTx};
 
-/// A read transaction in the asking organisation's scope, begun at first use.
+/// A read transaction in the asking organisation's scope, begun at first use. What it reads may
+/// be a snapshot from its first statement (SQLite), so the caches' generations are taken once,
+/// before it begins: a change forgotten after that moment, whatever later lookup reads, keeps
+/// every answer of this transaction out of the caches.
 pub(super) struct LazyTx<'k> {
     kernel: &'k Kernel,
     scope: TenantScope,
     tx: Option<Box<dyn TenantTx>>,
+    /// (membership cache, decision cache) generations when the transaction began.
+    read_at: (u64, u64),
 }
 
 impl<'k> LazyTx<'k> {
@@ -24,13 +29,20 @@ impl<'k> LazyTx<'k> {
             kernel,
             scope,
             tx: None,
+            read_at: (0, 0),
         }
     }
 
     async fn get(&mut self) -> Result<&mut dyn TenantTx, Error> {
         let tx = match self.tx.take() {
             Some(tx) => tx,
-            None => self.kernel.store().begin_read_scoped(&self.scope).await?,
+            None => {
+                self.read_at = (
+                    self.kernel.identity().memberships.generation(),
+                    self.kernel.product_state().decisions.generation(),
+                );
+                self.kernel.store().begin_read_scoped(&self.scope).await?
+            }
         };
         Ok(self.tx.insert(tx).as_mut())
     }
@@ -49,9 +61,8 @@ impl Kernel {
         if let Some(role) = cache.get(org, user, now) {
             return Ok(role);
         }
-        let read_at = cache.generation();
         let role = lazy.get().await?.membership(user).await?.map(|m| m.role);
-        cache.put(org, user, role.clone(), now, read_at);
+        cache.put(org, user, role.clone(), now, lazy.read_at.0);
         Ok(role)
     }
 
@@ -71,9 +82,8 @@ impl Kernel {
         if let Some(p) = cache.role(org, role.as_str(), now) {
             return Ok(p);
         }
-        let read_at = cache.generation();
         let permissions = self.role_grants(lazy.get().await?, role).await?;
-        cache.put_role(org, role.as_str(), permissions.clone(), now, read_at);
+        cache.put_role(org, role.as_str(), permissions.clone(), now, lazy.read_at.1);
         Ok(permissions)
     }
 
@@ -92,7 +102,6 @@ impl Kernel {
         if let Some(seen) = cache.record(asking, owner, kind, external_id, now) {
             return Ok(seen);
         }
-        let read_at = cache.generation();
         let tx = lazy.get().await?;
         let seen = if owner == asking {
             tx.record_by_external(kind, external_id)
@@ -117,7 +126,7 @@ impl Kernel {
             (owner, kind, external_id),
             seen.clone(),
             now,
-            read_at,
+            lazy.read_at.1,
         );
         Ok(seen)
     }

@@ -122,6 +122,14 @@ fn allowed(list: &[String]) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
+/// A namespace: as [`text`], and without commas (grants list namespaces as `,a,b,`).
+pub(super) fn namespace(value: &str) -> Result<String, Error> {
+    if value.contains(',') {
+        return Err(Error::invalid("namespace", "must not contain a comma"));
+    }
+    text("namespace", value, 100)
+}
+
 fn level(s: &str) -> Result<Level, Error> {
     Level::parse(s)
         .ok_or_else(|| Error::invalid("level", "must be one of private, organization, public"))
@@ -186,11 +194,7 @@ impl super::Records<'_> {
             .ok_or_else(|| Error::invalid("type", "is not a declared record type"))?
             .clone();
         let external_id = text("external_id", &input.external_id, 200)?;
-        let namespace = input
-            .namespace
-            .as_deref()
-            .map(|n| text("namespace", n, 100))
-            .transpose()?;
+        let namespace = input.namespace.as_deref().map(namespace).transpose()?;
         let level = level(&input.level)?;
         let allowed = allowed(&input.allowed)?;
         let tags = tags(&input.tags)?;
@@ -344,10 +348,7 @@ impl super::Records<'_> {
             });
         }
         if let Some(n) = change.namespace {
-            row.namespace = n
-                .as_deref()
-                .map(|n| text("namespace", n, 100))
-                .transpose()?;
+            row.namespace = n.as_deref().map(namespace).transpose()?;
         }
         if let Some(l) = &change.level {
             row.level = level(l)?;
@@ -411,6 +412,17 @@ impl super::Records<'_> {
             // A grant never deletes: another organisation's record the caller reads through
             // one is refused as readable but not writable.
             let readable = self.granted_readable(tx.as_mut(), &caller, id).await?;
+            if readable {
+                drop(tx);
+                self.record_refusal(
+                    scope,
+                    principal,
+                    "record.write_denied",
+                    serde_json::json!({"record": id, "reason": "grants_never_delete"}).to_string(),
+                    request,
+                )
+                .await;
+            }
             return Err(if readable {
                 Error::Forbidden {
                     permission: "ownership of the record",

@@ -95,13 +95,18 @@ pub trait GrantStore: Send {
     /// A grant the scope made.
     async fn grant(&mut self, id: Uuid) -> Result<Option<GrantRow>, StoreError>;
 
+    /// [`Self::grant`], held until the transaction ends so that a revocation waits for a change
+    /// made through the grant (PostgreSQL `FOR SHARE`; SQLite's writers take turns already).
+    /// Only in a writing transaction.
+    async fn lock_grant(&mut self, id: Uuid) -> Result<Option<GrantRow>, StoreError>;
+
     /// Grants the scope made, newest first, revoked and expired ones included.
     async fn grants_given(&mut self, page: PageRequest) -> Result<Page<GrantRow>, StoreError>;
 
     /// Grants made to the scope, newest first, revoked and expired ones included.
     async fn grants_received(&mut self, page: PageRequest) -> Result<Page<GrantRow>, StoreError>;
 
-    /// Marks a live grant the scope made revoked; returns whether one was.
+    /// Marks a grant the scope made revoked, unless it already is; returns whether it was.
     async fn revoke_grant(&mut self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError>;
 
     /// The record `id` of another organisation, where a grant live at `now` covers it.

@@ -77,7 +77,8 @@ async fn world() -> World {
         &a,
         "/v1/records",
         json!({"type": "report", "external_id": "shared", "level": "organization",
-               "namespace": "sales", "content": {"total": 7}}),
+               "namespace": "sales", "content": {"total": 7},
+               "allowed": [format!("user:{}", a.user)]}),
     )
     .await;
     for (ext, level, ns) in [
@@ -180,6 +181,25 @@ async fn a_grant_lets_the_grantees_readers_read_what_it_covers_until_it_expires(
         "the content opens under A's key"
     );
     assert_eq!(body["via"], via);
+    assert_eq!(
+        body["allowed"],
+        json!([]),
+        "A's allowed list is not B's to see"
+    );
+    // A permission about A's record needs a read_write grant: this one is read only.
+    assert_eq!(
+        check(&app, &bm, "report.read", "shared", &a.org).await["reason"],
+        "no_access"
+    );
+    // Forward authentication asks the same question.
+    let path = format!(
+        "/v1/auth/verify?action=read&resource_type=report&resource_id=shared&resource_organization={}",
+        a.org
+    );
+    let res = app.call(Method::GET, &path, &bm.access, None, None).await;
+    assert_eq!(res.status(), 200);
+    let res = app.call(Method::GET, &path, &bv.access, None, None).await;
+    expect_problem(res, 403, "check_denied").await;
     let allowed = check(&app, &bm, "read", "shared", &a.org).await;
     assert_eq!(
         allowed,
@@ -211,6 +231,13 @@ async fn a_grant_lets_the_grantees_readers_read_what_it_covers_until_it_expires(
         .org_call(Method::DELETE, &format!("/v1/records/{shared}"), &b, None)
         .await;
     expect_problem(res, 403, "forbidden").await;
+    assert!(
+        app.audit_events(&b.org)
+            .await
+            .iter()
+            .any(|e| e.action == "record.write_denied" && e.details.contains("grants_never_delete")),
+        "the refused delete is on B's chain"
+    );
     // B's viewer lacks report.read in B: the grant does not give it.
     assert!(
         listing(&app, &bv, "?include_granted=true")
@@ -238,6 +265,10 @@ async fn a_grant_lets_the_grantees_readers_read_what_it_covers_until_it_expires(
         .await;
     let received: Value = res.json().await.unwrap();
     assert_eq!(received["items"][0]["id"], gid);
+    assert_eq!(
+        received["items"][0]["created_by"], "",
+        "who in A made it is A's business"
+    );
     let res = app.org_call(Method::GET, "/v1/grants", &b, None).await;
     assert_eq!(res.json::<Value>().await.unwrap()["items"], json!([]));
     // A member of B may not list grants (grants.manage).
@@ -296,6 +327,11 @@ async fn a_revoked_grant_is_refused_at_the_next_request_and_read_write_changes_o
     assert_eq!(
         check(&app, &b, "write", "shared", &a.org).await["allowed"],
         true
+    );
+    // A permission about A's record, under a read_write grant, goes by B's role.
+    assert_eq!(
+        check(&app, &b, "report.read", "shared", &a.org).await["via"],
+        "role:owner"
     );
     // B's member reads but lacks report.write.
     assert_eq!(

@@ -229,6 +229,7 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         (with("level", json!("secret")), "level"),
         (with("allowed", json!(["group:admins"])), "allowed"),
         (with("tags", json!(["Not A Tag"])), "tags"),
+        (with("namespace", json!("a,b")), "namespace"),
         (with("external_id", json!("")), "external_id"),
         (
             with("content", json!({"blob": "x".repeat(70 * 1024)})),
