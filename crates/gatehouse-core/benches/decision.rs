@@ -69,7 +69,7 @@ fn decision(c: &mut Criterion) {
     permissions.extend(["memo.read", "report.read", "report.write"].map(str::to_owned));
     let caller = Caller {
         me: me.clone(),
-        permissions,
+        permissions: permissions.into(),
     };
     let org_wide = record(Level::Organization, Vec::new());
     let mut allowed: Vec<String> = (0..99)

@@ -9,7 +9,8 @@ use crate::store::{Level, RecordRow};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub me: String,
-    pub permissions: Vec<String>,
+    /// Shared: a check takes it from the cache without copying it.
+    pub permissions: std::sync::Arc<[String]>,
 }
 
 impl Caller {
@@ -140,7 +141,11 @@ mod tests {
     fn caller(me: &str, perms: &[&str]) -> Caller {
         Caller {
             me: me.into(),
-            permissions: perms.iter().map(|p| (*p).to_owned()).collect(),
+            permissions: perms
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect::<Vec<_>>()
+                .into(),
         }
     }
 

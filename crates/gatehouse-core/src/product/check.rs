@@ -268,7 +268,7 @@ impl Checks<'_> {
                     true,
                     Caller {
                         me: format!("key:{}", p.subject),
-                        permissions: perms.clone(),
+                        permissions: perms.clone().into(),
                     },
                     "api_key".to_owned(),
                 ),
@@ -288,7 +288,7 @@ impl Checks<'_> {
                             false,
                             Caller {
                                 me,
-                                permissions: Vec::new(),
+                                permissions: Vec::new().into(),
                             },
                             String::new(),
                         ),
@@ -299,7 +299,7 @@ impl Checks<'_> {
                 true,
                 Caller {
                     me: "anonymous".to_owned(),
-                    permissions: Vec::new(),
+                    permissions: Vec::new().into(),
                 },
                 String::new(),
             ),
@@ -354,8 +354,8 @@ impl Checks<'_> {
     ) -> Decision {
         // A record of the caller's organisation, or another's that a live grant covers (then
         // `grant` names it and says whether it also lets the grantee write).
-        let (record, grant) = match seen {
-            Some((r, through)) => (Some(r), through.map(|t| (t.grant_id, t.access))),
+        let (record, grant) = match seen.as_deref() {
+            Some((r, through)) => (Some(r), through.as_ref().map(|t| (t.grant_id, t.access))),
             None => (None, None),
         };
         let product = self.product();

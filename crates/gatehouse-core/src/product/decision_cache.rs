@@ -1,6 +1,6 @@
 //! What a check decides from, without a store round trip per check: the product's records as
 //! the check API looks them up (by organisation, type and the product's id, with the grant that
-//! reaches another organisation's record), and custom roles' permission sets. Every change
+//! reaches another organisation's record), and roles' permission sets. Every change
 //! forgets its entries here and publishes a revocation (`Revocation::Record`, `Revocation::Grant`,
 //! `Revocation::Roles`) that other instances apply the same way; an entry is trusted for
 //! [`DECISION_CACHE_MAX_AGE`] at most, the bound on a change whose fan-out message was lost, and
@@ -8,8 +8,8 @@
 //! without any message. Listings and reads of records never use this cache.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -29,8 +29,8 @@ pub struct Through {
 }
 
 /// A record as a check sees it from one organisation: its own, another's through a grant, or
-/// none (unknown, or not reachable from there).
-pub type Seen = Option<(RecordRow, Option<Through>)>;
+/// none (unknown, or not reachable from there). Shared, so a hit copies nothing.
+pub type Seen = Option<Arc<(RecordRow, Option<Through>)>>;
 
 #[derive(Debug, Clone)]
 struct Stamped<T> {
@@ -45,7 +45,7 @@ type RecordMap = HashMap<(OrgId, String, String), HashMap<OrgId, Stamped<Seen>>>
 struct Inner {
     records: RecordMap,
     record_entries: usize,
-    roles: HashMap<(OrgId, String), Stamped<Vec<String>>>,
+    roles: HashMap<(OrgId, String), Stamped<Arc<[String]>>>,
 }
 
 #[derive(Debug)]
@@ -95,7 +95,7 @@ impl DecisionCache {
                 .get(&(owner, kind.to_owned(), external_id.to_owned()))
                 .and_then(|m| m.get(&asking))
                 .filter(|e| now - e.loaded_at <= DECISION_CACHE_MAX_AGE)
-                .filter(|e| match &e.value {
+                .filter(|e| match e.value.as_deref() {
                     // Past the grant's expiry the store is asked again: another grant may
                     // still cover the record, or none.
                     Some((_, Some(t))) => t.expires_at.is_none_or(|x| x > now),
@@ -143,9 +143,9 @@ impl DecisionCache {
         }
     }
 
-    /// A custom role's permissions in `org`, when cached and fresh.
+    /// A role's permissions in `org`, when cached and fresh.
     #[must_use]
-    pub fn role(&self, org: OrgId, role: &str, now: OffsetDateTime) -> Option<Vec<String>> {
+    pub fn role(&self, org: OrgId, role: &str, now: OffsetDateTime) -> Option<Arc<[String]>> {
         self.inner.read().ok().and_then(|inner| {
             inner
                 .roles
@@ -159,7 +159,7 @@ impl DecisionCache {
         &self,
         org: OrgId,
         role: &str,
-        permissions: Vec<String>,
+        permissions: Arc<[String]>,
         now: OffsetDateTime,
         read_at: u64,
     ) {
@@ -255,7 +255,7 @@ mod tests {
         c.put_record(
             a,
             (a, "report", "r1"),
-            Some((row(a), None)),
+            Some(Arc::new((row(a), None))),
             t,
             c.generation(),
         );
@@ -271,7 +271,7 @@ mod tests {
         c.put_record(
             b,
             (a, "report", "r1"),
-            Some((row(a), Some(through))),
+            Some(Arc::new((row(a), Some(through)))),
             t,
             c.generation(),
         );
@@ -297,8 +297,9 @@ mod tests {
             c.put_record(a, (a, "report", &id), None, t, c.generation());
         }
         assert!(c.inner.read().unwrap().record_entries <= 3);
-        c.put_role(a, "ops", vec!["report.read".into()], t, c.generation());
-        assert_eq!(c.role(a, "ops", t), Some(vec!["report.read".to_owned()]));
+        let held: Arc<[String]> = vec!["report.read".to_owned()].into();
+        c.put_role(a, "ops", Arc::clone(&held), t, c.generation());
+        assert_eq!(c.role(a, "ops", t), Some(held));
         c.forget_roles(a);
         assert_eq!(c.role(a, "ops", t), None);
     }

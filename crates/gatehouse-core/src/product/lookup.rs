@@ -4,6 +4,8 @@
 //! cached makes no store round trip. Every write that changes this state forgets it (here and,
 //! through the fan-out, on every instance) before the next check can read it.
 
+use std::sync::Arc;
+
 use super::decision_cache::{Seen, Through};
 use crate::error::Error;
 use crate::ids::{OrgId, UserId};
@@ -66,24 +68,28 @@ impl Kernel {
         Ok(role)
     }
 
-    /// What `role` grants in the scope's organisation (a custom role's set from the cache when
-    /// it holds it).
+    /// What `role` grants in the scope's organisation, from the cache when it holds it (a
+    /// built-in role's set is computed without the store, a custom role's read from it).
     pub(super) async fn role_permissions(
         &self,
         lazy: &mut LazyTx<'_>,
         role: &Role,
-    ) -> Result<Vec<String>, Error> {
-        if let Some(p) = self.builtin_role_grants(role) {
-            return Ok(p);
-        }
+    ) -> Result<std::sync::Arc<[String]>, Error> {
         let org = lazy.scope.org_id();
         let now = self.clock().now();
         let cache = &self.product_state().decisions;
         if let Some(p) = cache.role(org, role.as_str(), now) {
             return Ok(p);
         }
-        let permissions = self.role_grants(lazy.get().await?, role).await?;
-        cache.put_role(org, role.as_str(), permissions.clone(), now, lazy.read_at.1);
+        let (permissions, read_at) = match self.builtin_role_grants(role) {
+            Some(p) => (p, cache.generation()),
+            None => {
+                let p = self.role_grants(lazy.get().await?, role).await?;
+                (p, lazy.read_at.1)
+            }
+        };
+        let permissions: std::sync::Arc<[String]> = permissions.into();
+        cache.put_role(org, role.as_str(), permissions.clone(), now, read_at);
         Ok(permissions)
     }
 
@@ -106,19 +112,19 @@ impl Kernel {
         let seen = if owner == asking {
             tx.record_by_external(kind, external_id)
                 .await?
-                .map(|r| (r, None))
+                .map(|r| Arc::new((r, None)))
         } else {
             tx.granted_record_by_external(owner, kind, external_id, now)
                 .await?
                 .map(|g| {
-                    (
+                    Arc::new((
                         g.record,
                         Some(Through {
                             grant_id: g.grant_id,
                             access: g.access,
                             expires_at: g.expires_at,
                         }),
-                    )
+                    ))
                 })
         };
         cache.put_record(

@@ -478,7 +478,7 @@ impl super::Records<'_> {
         Ok(match &principal.api_key_permissions {
             Some(perms) => Caller {
                 me: format!("key:{}", principal.subject),
-                permissions: perms.clone(),
+                permissions: perms.clone().into(),
             },
             None => {
                 // The membership is read now, not taken from the token: a removed member acts on
@@ -492,7 +492,7 @@ impl super::Records<'_> {
                     })?;
                 Caller {
                     me: format!("user:{}", principal.subject),
-                    permissions: self.role_grants(tx, &role).await?,
+                    permissions: self.role_grants(tx, &role).await?.into(),
                 }
             }
         })
