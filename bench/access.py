@@ -10,6 +10,7 @@ One run, on 127.0.0.1, beside the bare baseline (crates/gatehouse-bench's hello-
   * B holds 30 records of its own.
 
 Measured, each with wrk -t2 -c16 (`--connections`, `--duration`):
+  verify          GET /v1/auth/verify as A's owner (the same authentication, no question)
   check_own       POST /v1/check as A's owner: may I read A's record r5000?
   check_granted   POST /v1/check as B's owner: may I read A's record r5000 (organization A)?
   list_spanning   GET /v1/records?include_granted=true&limit=50 as B's owner: 30 own records
@@ -140,6 +141,9 @@ def run(args, results) -> None:
         world = populate(port)
         results["setup_s"] = world["setup_s"]
         a, b = world["a"], world["b"]
+        # For reference: forward authentication of the same caller, which checks nothing more.
+        results["verify"] = R.wrk(port, "/v1/auth/verify", args,
+                                  script=script(root, "verify", "GET", a["headers"]))
         question = {"action": "read", "resource": {"type": "report", "id": "r5002"}}
         for name, who, body in [
             ("check_own", a, question),
@@ -179,7 +183,7 @@ def report(results) -> None:
           f" {results['setup_s']:.1f} s")
     print(f"bare baseline GET /health/live: {before:.0f} req/s before, {after:.0f} after"
           f" (mean {base:.0f}), p99 {results['baseline_live']['p99_ms']} ms")
-    for name in ["check_own", "check_granted", "list_spanning", "list_spanning_1conn"]:
+    for name in ["verify", "check_own", "check_granted", "list_spanning", "list_spanning_1conn"]:
         r = results[name]
         ratio = r["requests_per_sec"] / base
         extra = f", via {r['via']}" if "via" in r else ""

@@ -3,14 +3,18 @@
 //! writing another organisation's record through a grant, each from the caller's current
 //! permissions (a member's role grants 16). The baseline, measured in the same run, is one
 //! permission lookup alone. The store reads that feed a decision (membership, record, grant)
-//! are measured over HTTP by `python3 bench/run.py --only access`.
+//! are measured over HTTP by `python3 bench/run.py --only access`; `cached_check_10k_records`
+//! adds the cache lookups a cached check makes (the record among 10,000, the role's set).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gatehouse_core::OrgId;
+use std::sync::Arc;
+
 use gatehouse_core::product::access::{Caller, can_read, can_via_grant, can_write};
+use gatehouse_core::product::decision_cache::DecisionCache;
 use gatehouse_core::product::{ProductCatalogue, ProductPermission, RecordType};
 use gatehouse_core::store::{GrantAccess, Level, RecordRow};
 use time::OffsetDateTime;
@@ -112,6 +116,42 @@ fn decision(c: &mut Criterion) {
                 true,
                 GrantAccess::ReadWrite,
             )
+        });
+    });
+    // The whole in-process part of a cached check: the record from a decision cache holding
+    // 10,000 records, the role's permissions from it, then the decision.
+    let cache = DecisionCache::new(100_000);
+    let org = OrgId::from_uuid(Uuid::from_u128(1));
+    let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
+    for i in 0..10_000 {
+        let mut r = org_wide.clone();
+        r.external_id = format!("r{i}");
+        cache.put_record(
+            org,
+            (org, "report", &r.external_id.clone()),
+            Some(Arc::new((r, None))),
+            now,
+            cache.generation(),
+        );
+    }
+    cache.put_role(
+        org,
+        "member",
+        Arc::clone(&caller.permissions),
+        now,
+        cache.generation(),
+    );
+    g.bench_function("cached_check_10k_records", |b| {
+        b.iter(|| {
+            let seen = cache
+                .record(org, org, "report", black_box("r5002"), now)
+                .flatten();
+            let permissions = cache.role(org, "member", now).unwrap_or_default();
+            let caller = Caller {
+                me: black_box(&caller.me).clone(),
+                permissions,
+            };
+            seen.and_then(|s| can_read(&caller, &product, &s.0))
         });
     });
     g.finish();

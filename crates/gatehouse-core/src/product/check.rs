@@ -381,16 +381,16 @@ impl Checks<'_> {
                     return granted_decision(
                         caller,
                         product,
-                        &record,
+                        record,
                         &input.action,
                         grant_id,
                         grant_access,
                     );
                 }
                 let via = if input.action == "read" {
-                    access::can_read(caller, product, &record)
+                    access::can_read(caller, product, record)
                 } else {
-                    access::can_write(caller, product, &record)
+                    access::can_write(caller, product, record)
                 };
                 via.map_or_else(|| Decision::denied("no_access"), Decision::granted)
             }

@@ -90,7 +90,7 @@ pub(crate) struct GrantList {
     responses(
         (status = 201, description = "Granted", body = Grant),
         (status = 403, description = "`forbidden` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: the caller's own or an unknown organisation, an unknown type, a bad access, an expiry in the past", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the caller's own or an unknown organisation, an unknown type, a bad access or namespace, more than 20 types or namespaces, an expiry not in the future; `invalid_body`: a malformed id or time", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -120,7 +120,7 @@ pub(crate) async fn create(
     params(OrgScoped, PageQuery),
     responses(
         (status = 200, description = "A page of grants", body = GrantList),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `step_up_required` (`grants.manage` is a step-up permission by default)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn given(
     State(state): State<AppState>,
@@ -135,12 +135,13 @@ pub(crate) async fn given(
     }))
 }
 
-/// Grants other organisations made to this one, newest first. Needs `grants.manage`.
+/// Grants other organisations made to this one, newest first (`created_by` left empty). Needs
+/// `grants.manage`.
 #[utoipa::path(get, path = "/v1/grants/received", tag = "grants", security(("bearer" = [])),
     params(OrgScoped, PageQuery),
     responses(
         (status = 200, description = "A page of grants", body = GrantList),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` or `step_up_required` (`grants.manage` is a step-up permission by default)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn received(
     State(state): State<AppState>,
@@ -155,12 +156,14 @@ pub(crate) async fn received(
     }))
 }
 
-/// Revokes a grant this organisation made: refused from the next request on, on every instance.
-/// Needs `grants.manage`.
+/// Revokes a grant this organisation made (an expired one too): listings and reads refuse it
+/// from the next request on every instance, checks once the fan-out reaches the instance. Needs
+/// `grants.manage`.
 #[utoipa::path(delete, path = "/v1/grants/{id}", tag = "grants", security(("bearer" = [])),
     params(OrgScoped, ("id" = Uuid, Path, description = "The grant")),
     responses(
         (status = 204, description = "Revoked"),
+        (status = 403, description = "`forbidden` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such grant made by this organisation", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`conflict`: already revoked", body = Problem, content_type = "application/problem+json"),
     ))]

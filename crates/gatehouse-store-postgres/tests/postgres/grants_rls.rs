@@ -18,7 +18,7 @@ fn record(org: OrgId, n: u128, kind: &str, level: Level, namespace: Option<&str>
     let now = SystemClock.now();
     RecordRow {
         org_id: org,
-        id: Uuid::now_v7(),
+        id: gatehouse_core::ids::new_uuid(&SystemClock),
         kind: kind.into(),
         external_id: format!("r{n}"),
         namespace: namespace.map(str::to_owned),
@@ -36,7 +36,7 @@ fn record(org: OrgId, n: u128, kind: &str, level: Level, namespace: Option<&str>
 fn grant(from: OrgId, to: OrgId, types: &[&str], expires_at: Option<OffsetDateTime>) -> GrantRow {
     GrantRow {
         org_id: from,
-        id: Uuid::now_v7(),
+        id: gatehouse_core::ids::new_uuid(&SystemClock),
         grantee: to,
         types: types.iter().map(|t| (*t).to_owned()).collect(),
         namespaces: vec!["sales".into()],
@@ -183,7 +183,7 @@ async fn a_policy_shows_the_grantee_exactly_the_records_a_live_grant_covers() {
          VALUES ($1, $2, $3, 'read', 'user:x', now())",
     )
     .bind(a.as_uuid())
-    .bind(Uuid::now_v7())
+    .bind(gatehouse_core::ids::new_uuid(&SystemClock))
     .bind(b.as_uuid())
     .execute(&mut *tx)
     .await;
