@@ -121,6 +121,7 @@ pub(crate) async fn create(
     responses(
         (status = 200, description = "A page of grants", body = GrantList),
         (status = 403, description = "`forbidden` or `step_up_required` (`grants.manage` is a step-up permission by default)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a bad cursor or limit", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn given(
     State(state): State<AppState>,
@@ -142,6 +143,7 @@ pub(crate) async fn given(
     responses(
         (status = 200, description = "A page of grants", body = GrantList),
         (status = 403, description = "`forbidden` or `step_up_required` (`grants.manage` is a step-up permission by default)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a bad cursor or limit", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn received(
     State(state): State<AppState>,
