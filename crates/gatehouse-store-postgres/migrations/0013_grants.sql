@@ -27,7 +27,8 @@ CREATE FUNCTION gatehouse_now() RETURNS timestamptz
 GRANT EXECUTE ON FUNCTION gatehouse_now() TO gatehouse_app;
 
 -- Whether a live grant from org to the current organisation covers a record of type and
--- namespace. SECURITY INVOKER: it reads grants under grants' own policies. Its search path is
+-- namespace (a namespace holding a comma, accepted before 0013, is covered only by a grant of
+-- every namespace). SECURITY INVOKER: it reads grants under grants' own policies. Its search path is
 -- fixed, so a temporary table named grants cannot stand in for the real one.
 CREATE FUNCTION gatehouse_granted(org uuid, rtype text, rnamespace text) RETURNS boolean
     LANGUAGE sql STABLE
@@ -41,7 +42,8 @@ CREATE FUNCTION gatehouse_granted(org uuid, rtype text, rnamespace text) RETURNS
               AND (g.expires_at IS NULL OR g.expires_at > gatehouse_now())
               AND (g.types = '' OR strpos(g.types, ',' || rtype || ',') > 0)
               AND (g.namespaces = ''
-                   OR (rnamespace IS NOT NULL AND strpos(g.namespaces, ',' || rnamespace || ',') > 0)))
+                   OR (rnamespace IS NOT NULL AND strpos(rnamespace, ',') = 0
+                       AND strpos(g.namespaces, ',' || rnamespace || ',') > 0)))
     $$;
 GRANT EXECUTE ON FUNCTION gatehouse_granted(uuid, text, text) TO gatehouse_app;
 

@@ -75,6 +75,7 @@ fn granted_select(condition: &str) -> String {
              AND (g.expires_at IS NULL OR g.expires_at > $2) \
              AND (g.types = '' OR strpos(g.types, ',' || r.type || ',') > 0) \
              AND (g.namespaces = '' OR (r.namespace IS NOT NULL \
+                  AND strpos(r.namespace, ',') = 0 \
                   AND strpos(g.namespaces, ',' || r.namespace || ',') > 0)) \
              ORDER BY g.access = 'read_write' DESC, g.id LIMIT 1) g \
          WHERE r.org_id <> $1 AND r.level <> 'private' AND r.org_id IN \

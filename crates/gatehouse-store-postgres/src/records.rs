@@ -80,6 +80,18 @@ impl RecordStore for PgTenantTx {
         row.as_ref().map(record).transpose()
     }
 
+    async fn lock_record(&mut self, id: Uuid) -> Result<Option<RecordRow>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut PgConnection = &mut self.tx;
+        let row = sqlx::query("SELECT * FROM records WHERE org_id = $1 AND id = $2 FOR UPDATE")
+            .bind(org.as_uuid())
+            .bind(id)
+            .fetch_optional(c)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(record).transpose()
+    }
+
     async fn record_by_external(
         &mut self,
         kind: &str,

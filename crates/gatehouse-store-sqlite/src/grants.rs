@@ -65,6 +65,7 @@ fn granted_select(condition: &str, tail: &str) -> String {
               AND (b.expires_at IS NULL OR b.expires_at > ?2) \
               AND (b.types = '' OR instr(b.types, ',' || r.type || ',') > 0) \
               AND (b.namespaces = '' OR (r.namespace IS NOT NULL \
+                   AND instr(r.namespace, ',') = 0 \
                    AND instr(b.namespaces, ',' || r.namespace || ',') > 0)) \
               ORDER BY b.access = 'read_write' DESC, b.id LIMIT 1) AS grant_id \
            FROM records r \

@@ -80,6 +80,10 @@ impl RecordStore for SqliteTenantTx {
         row.as_ref().map(record).transpose()
     }
 
+    async fn lock_record(&mut self, id: Uuid) -> Result<Option<RecordRow>, StoreError> {
+        self.record(id).await
+    }
+
     async fn record_by_external(
         &mut self,
         kind: &str,

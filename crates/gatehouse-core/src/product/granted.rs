@@ -81,27 +81,35 @@ impl super::Records<'_> {
             .await;
             return Err(Error::NotFound("record"));
         };
-        let mut g = found;
         drop(tx);
-        let content = if g.record.has_content {
-            // The owner's scope holds the key; the grant is read again there, so content is
-            // opened only under a grant still live and covering.
-            let owner = TenantScope::granted(g.record.org_id);
+        let (mut record, content) = if found.record.has_content {
+            // The owner's scope holds the key. The grant and the record are read again there,
+            // so content is opened only under a grant still live and covering the record as it
+            // is now (not made private since the first read).
+            let owner = TenantScope::granted(found.record.org_id);
             let mut otx = self.store().begin_read_scoped(&owner).await?;
-            let still = otx.grant(g.grant_id).await?.is_some_and(|gr| {
-                gr.grantee == call.scope.org_id() && gr.live_at(now) && gr.covers(&g.record)
-            });
-            if !still {
+            let grant = otx.grant(found.grant_id).await?;
+            let fresh = otx.record(id).await?;
+            let Some(fresh) = fresh.filter(|r| {
+                grant.as_ref().is_some_and(|gr| {
+                    gr.grantee == call.scope.org_id() && gr.live_at(now) && gr.covers(r)
+                })
+            }) else {
                 return Err(Error::NotFound("record"));
-            }
-            self.open_content(otx.as_mut(), id).await?
+            };
+            let content = if fresh.has_content {
+                self.open_content(otx.as_mut(), id).await?
+            } else {
+                None
+            };
+            (fresh, content)
         } else {
-            None
+            (found.record, None)
         };
         // Who may read it inside its own organisation is not the grantee's to see.
-        g.record.allowed.clear();
+        record.allowed.clear();
         Ok(RecordView {
-            row: g.record,
+            row: record,
             content,
             via,
         })
@@ -187,7 +195,7 @@ impl super::Records<'_> {
                 && gr.live_at(now)
                 && gr.covers(&g.record)
         });
-        let mut row = match (still, otx.record(id).await?) {
+        let mut row = match (still, otx.lock_record(id).await?) {
             (Some(gr), Some(row)) if gr.covers(&row) => row,
             _ => return Err(Error::NotFound("record")),
         };

@@ -313,7 +313,7 @@ impl super::Records<'_> {
         } = call;
         let mut tx = self.store().begin_scoped(scope).await?;
         let caller = self.access_of(tx.as_mut(), principal).await?;
-        let Some(mut row) = tx.record(id).await? else {
+        let Some(mut row) = tx.lock_record(id).await? else {
             return self.update_granted(tx, &caller, call, id, change).await;
         };
         let readable = access::can_read(&caller, self.product(), &row);

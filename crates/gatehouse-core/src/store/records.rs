@@ -83,6 +83,11 @@ pub trait RecordStore: Send {
 
     async fn record(&mut self, id: Uuid) -> Result<Option<RecordRow>, StoreError>;
 
+    /// [`Self::record`], locked until the transaction ends so that two changes cannot undo one
+    /// another (PostgreSQL `FOR UPDATE`; SQLite's writers take turns already). Only in a
+    /// writing transaction.
+    async fn lock_record(&mut self, id: Uuid) -> Result<Option<RecordRow>, StoreError>;
+
     /// The record of `kind` the product knows as `external_id`.
     async fn record_by_external(
         &mut self,

@@ -47,7 +47,7 @@ pub(crate) struct Grant {
     types: Vec<String>,
     namespaces: Vec<String>,
     access: &'static str,
-    /// `user:{uuid}` or `key:{uuid}` that made it.
+    /// `user:{uuid}` or `key:{uuid}` that made it; empty in the received list.
     created_by: String,
     /// `live`, `expired` or `revoked`, now.
     status: &'static str,

@@ -96,10 +96,13 @@ pub async fn grants_cover_what_they_say_until_revoked_or_expired(store: Arc<dyn 
         record(&clock, a, "none", Level::Organization, None),
         record(&clock, a, "memo1", Level::Organization, Some("sales")),
         record(&clock, c, "c1", Level::Organization, Some("sales")),
+        // A namespace holding a comma (refused since 0013, stored before) is never matched
+        // element by element: only a grant of every namespace covers it.
+        record(&clock, a, "comma", Level::Organization, Some("sales,hr")),
     ];
     let mut narrow = grant(&clock, a, b, GrantAccess::Read);
     narrow.types = vec!["report".into()];
-    narrow.namespaces = vec!["sales".into()];
+    narrow.namespaces = vec!["sales".into(), "hr".into()];
     narrow.expires_at = Some(clock.now() + Duration::minutes(10));
     let wide_rw = grant(&clock, a, c, GrantAccess::ReadWrite);
     for org in [a, c] {
@@ -120,11 +123,11 @@ pub async fn grants_cover_what_they_say_until_revoked_or_expired(store: Arc<dyn 
     let both = query(&["report", "memo"]);
     assert_eq!(
         granted(store.as_ref(), b, &both, now).await,
-        ["sales1", "sales2"]
+        ["hr1", "sales1", "sales2"]
     );
     assert_eq!(
         granted(store.as_ref(), c, &both, now).await,
-        ["hr1", "memo1", "none", "sales1", "sales2"]
+        ["comma", "hr1", "memo1", "none", "sales1", "sales2"]
     );
     // Only readable types; filters apply.
     assert_eq!(
@@ -195,7 +198,7 @@ pub async fn grants_cover_what_they_say_until_revoked_or_expired(store: Arc<dyn 
     let expiry = narrow.expires_at.unwrap_or(now);
     assert_eq!(
         granted(store.as_ref(), b, &both, expiry - Duration::microseconds(1)).await,
-        ["sales1", "sales2"]
+        ["hr1", "sales1", "sales2"]
     );
     assert!(granted(store.as_ref(), b, &both, expiry).await.is_empty());
     // Revocation, by the maker only, once.
