@@ -548,13 +548,14 @@ async fn a_second_instance_refuses_a_revoked_or_expired_grant_at_its_next_reques
     }
     let a = one.signup_login("a@example.com", "laptop").await;
     let b = one.signup_login("b@example.com", "laptop").await;
-    created(
+    let shared = created(
         &one,
         &a,
         "/v1/records",
         json!({"type": "report", "external_id": "shared", "level": "organization"}),
     )
     .await;
+    let patch = format!("/v1/records/{}", shared["id"].as_str().unwrap());
     let expires = time::OffsetDateTime::from_unix_timestamp(one.clock_secs() + 120).unwrap();
     let expiring = created(
         &one,
@@ -578,6 +579,13 @@ async fn a_second_instance_refuses_a_revoked_or_expired_grant_at_its_next_reques
         check(&two, &b, "write", "shared", &a.org).await["allowed"],
         true
     );
+    let tags = Some(json!({"tags": ["x"]}));
+    let res = two.org_call(Method::PATCH, &patch, &b, tags.clone()).await;
+    assert_eq!(
+        res.status(),
+        200,
+        "the read_write grant writes through the second instance"
+    );
     let res = one
         .org_call(
             Method::DELETE,
@@ -587,10 +595,13 @@ async fn a_second_instance_refuses_a_revoked_or_expired_grant_at_its_next_reques
         )
         .await;
     assert_eq!(res.status(), 204);
-    // The first instance refuses at once. The second cached what it decided from: with Redis
-    // the revocation reaches it through the fan-out (the revoking request returned once the
-    // message was published), so it refuses within moments; without a fan-out it trusts its
-    // cache for 30 s at most.
+    // Changes through the grant ask the database: the second instance refuses the very next one
+    // (reading still goes by the expiring read grant, so 403, not 404).
+    let res = two.org_call(Method::PATCH, &patch, &b, tags.clone()).await;
+    expect_problem(res, 403, "forbidden").await;
+    // Checks decide from cached state. The first instance forgot it at once. The second
+    // forgets it when the fan-out message arrives (with Redis, within moments); without a
+    // fan-out it trusts its cache for 30 s at most.
     assert_eq!(
         check(&one, &b, "write", "shared", &a.org).await["allowed"],
         false
