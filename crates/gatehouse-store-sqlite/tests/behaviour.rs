@@ -119,9 +119,12 @@ async fn a_writer_waits_for_the_writer_ahead_not_for_a_stream_of_writers() {
     }
     done.store(true, Ordering::SeqCst);
     stream.await.unwrap();
-    // At most the transaction under way and one that took its turn as we queued.
+    // At most the transaction under way and one that took its turn as we queued, plus one the
+    // counter saw late: the stream counts a commit after `touch_sessions` returns, so a commit
+    // that ended just before `before` was read can be counted after it (seen once in CI: 3).
+    // A writer starved by the stream would see tens.
     assert!(
-        passed.iter().all(|&n| n <= 2),
+        passed.iter().all(|&n| n <= 3),
         "other writers' commits while one writer waited: {passed:?}"
     );
     f.finish().await;
