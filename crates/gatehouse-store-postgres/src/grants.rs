@@ -78,7 +78,8 @@ fn granted_select(condition: &str) -> String {
                   AND strpos(r.namespace, ',') = 0 \
                   AND strpos(g.namespaces, ',' || r.namespace || ',') > 0)) \
              ORDER BY g.access = 'read_write' DESC, g.id LIMIT 1) g \
-         WHERE r.org_id <> $1 AND r.level <> 'private' AND r.org_id IN \
+         WHERE r.org_id <> $1 AND r.level <> 'private' \
+             AND (r.expires_at IS NULL OR r.expires_at > $2) AND r.org_id IN \
              (SELECT org_id FROM grants WHERE grantee_org_id = $1 AND revoked_at IS NULL \
               AND (expires_at IS NULL OR expires_at > $2)) AND {condition}"
     )

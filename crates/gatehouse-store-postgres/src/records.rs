@@ -167,6 +167,7 @@ impl RecordStore for PgTenantTx {
              AND ($4::text IS NULL OR type = $4) AND ($5::text IS NULL OR namespace = $5) \
              AND ($6::text IS NULL OR strpos(tags, ',' || $6 || ',') > 0) \
              AND ($7::text IS NULL OR owner = $7) \
+             AND ($11::timestamptz IS NULL OR expires_at IS NULL OR expires_at > $11) \
              AND (owner = $8 OR level = 'public' \
                   OR (level = 'organization' AND strpos($9, ',' || type || ',') > 0) \
                   OR (level = 'private' AND strpos(allowed, ',' || $8 || ',') > 0)) \
@@ -182,6 +183,7 @@ impl RecordStore for PgTenantTx {
         .bind(&q.me)
         .bind(joined(&q.readable_types))
         .bind(i64::from(page.limit.get()) + 1)
+        .bind(q.now)
         .fetch_all(c)
         .await
         .map_err(map_err)?;

@@ -69,7 +69,8 @@ fn granted_select(condition: &str, tail: &str) -> String {
                    AND instr(b.namespaces, ',' || r.namespace || ',') > 0)) \
               ORDER BY b.access = 'read_write' DESC, b.id LIMIT 1) AS grant_id \
            FROM records r \
-           WHERE r.org_id <> ?1 AND r.level <> 'private' AND r.org_id IN \
+           WHERE r.org_id <> ?1 AND r.level <> 'private' \
+             AND (r.expires_at IS NULL OR r.expires_at > ?2) AND r.org_id IN \
              (SELECT org_id FROM grants WHERE grantee_org_id = ?1 AND revoked_at IS NULL \
               AND (expires_at IS NULL OR expires_at > ?2)) AND {condition}) \
           WHERE grant_id IS NOT NULL {tail}) x \

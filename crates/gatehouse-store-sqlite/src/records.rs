@@ -154,6 +154,7 @@ impl RecordStore for SqliteTenantTx {
              AND (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR namespace = ?5) \
              AND (?6 IS NULL OR instr(tags, ',' || ?6 || ',') > 0) \
              AND (?7 IS NULL OR owner = ?7) \
+             AND (?11 IS NULL OR expires_at IS NULL OR expires_at > ?11) \
              AND (owner = ?8 OR level = 'public' \
                   OR (level = 'organization' AND instr(?9, ',' || type || ',') > 0) \
                   OR (level = 'private' AND instr(allowed, ',' || ?8 || ',') > 0)) \
@@ -169,6 +170,7 @@ impl RecordStore for SqliteTenantTx {
         .bind(&q.me)
         .bind(joined(&q.readable_types))
         .bind(i64::from(page.limit.get()) + 1)
+        .bind(q.now.map(micros))
         .fetch_all(c)
         .await
         .map_err(map_err)?;

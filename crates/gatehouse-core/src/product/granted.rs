@@ -285,6 +285,7 @@ impl super::Records<'_> {
                 .filter(|t| caller.holds(&t.read))
                 .map(|t| t.name.clone())
                 .collect(),
+            now: Some(self.clock().now()),
         };
         let mut items = Vec::new();
         let granted_from = match from {

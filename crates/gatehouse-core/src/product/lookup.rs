@@ -105,8 +105,10 @@ impl Kernel {
         let asking = lazy.scope.org_id();
         let now = self.clock().now();
         let cache = &self.product_state().decisions;
+        // An expired record is gone from its expiry instant, cached or not (G3).
+        let live = |seen: Seen| seen.filter(|s| !s.0.expired_at(now));
         if let Some(seen) = cache.record(asking, owner, kind, external_id, now) {
-            return Ok(seen);
+            return Ok(live(seen));
         }
         let tx = lazy.get().await?;
         let seen = if owner == asking {
@@ -134,6 +136,6 @@ impl Kernel {
             now,
             lazy.read_at.1,
         );
-        Ok(seen)
+        Ok(live(seen))
     }
 }

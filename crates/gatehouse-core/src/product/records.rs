@@ -236,6 +236,21 @@ impl super::Records<'_> {
             updated_at: now,
             expires_at,
         };
+        // An expired record holding the same external id is gone already (G3): it is removed
+        // now, with its content, rather than blocking the id until the purge.
+        let replaced = match tx.record_by_external(&row.kind, &row.external_id).await? {
+            Some(old) if old.expired_at(now) => {
+                tx.delete_sealed(
+                    SealedKind::RecordContent.as_str(),
+                    &old.id.to_string(),
+                    CONTENT,
+                )
+                .await?;
+                tx.delete_record(old.id).await?;
+                Some(old.id)
+            }
+            _ => None,
+        };
         tx.insert_record(&row).await.map_err(|e| match e {
             StoreError::Duplicate => {
                 Error::Conflict("a record of this type with this external_id exists")
@@ -247,7 +262,12 @@ impl super::Records<'_> {
         }
         let event = AuditEvent::success(principal.actor(), "record.created", "record", row.id)
             .with_details(
-                serde_json::json!({"type": row.kind, "level": row.level.as_str()}).to_string(),
+                serde_json::json!({
+                    "type": row.kind,
+                    "level": row.level.as_str(),
+                    "replaced_expired": replaced,
+                })
+                .to_string(),
             )
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
@@ -270,7 +290,9 @@ impl super::Records<'_> {
         } = call;
         let mut tx = self.store().begin_read_scoped(scope).await?;
         let caller = self.access_of(tx.as_mut(), principal).await?;
-        let Some(row) = tx.record(id).await? else {
+        let now = self.clock().now();
+        // An expired record is gone from its expiry instant, before any purge (G3).
+        let Some(row) = tx.record(id).await?.filter(|r| !r.expired_at(now)) else {
             return self.get_granted(tx, &caller, call, id).await;
         };
         let Some(via) = access::can_read(&caller, self.product(), &row) else {
@@ -313,7 +335,8 @@ impl super::Records<'_> {
         } = call;
         let mut tx = self.store().begin_scoped(scope).await?;
         let caller = self.access_of(tx.as_mut(), principal).await?;
-        let Some(mut row) = tx.lock_record(id).await? else {
+        let now = self.clock().now();
+        let Some(mut row) = tx.lock_record(id).await?.filter(|r| !r.expired_at(now)) else {
             return self.update_granted(tx, &caller, call, id, change).await;
         };
         let readable = access::can_read(&caller, self.product(), &row);
@@ -408,7 +431,8 @@ impl super::Records<'_> {
         } = call;
         let mut tx = self.store().begin_scoped(scope).await?;
         let caller = self.access_of(tx.as_mut(), principal).await?;
-        let Some(row) = tx.record(id).await? else {
+        let now = self.clock().now();
+        let Some(row) = tx.record(id).await?.filter(|r| !r.expired_at(now)) else {
             // A grant never deletes: another organisation's record the caller reads through
             // one is refused as readable but not writable.
             let readable = self.granted_readable(tx.as_mut(), &caller, id).await?;

@@ -109,14 +109,16 @@ pub trait GrantStore: Send {
     /// Marks a grant the scope made revoked, unless it already is; returns whether it was.
     async fn revoke_grant(&mut self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError>;
 
-    /// The record `id` of another organisation, where a grant live at `now` covers it.
+    /// The record `id` of another organisation, not expired at `now`, where a grant live at
+    /// `now` covers it.
     async fn granted_record(
         &mut self,
         id: Uuid,
         now: OffsetDateTime,
     ) -> Result<Option<GrantedRecord>, StoreError>;
 
-    /// `owner`'s record of `kind` known as `external_id`, where a grant live at `now` covers it.
+    /// `owner`'s record of `kind` known as `external_id`, not expired at `now`, where a grant
+    /// live at `now` covers it.
     async fn granted_record_by_external(
         &mut self,
         owner: OrgId,
@@ -125,7 +127,8 @@ pub trait GrantStore: Send {
         now: OffsetDateTime,
     ) -> Result<Option<GrantedRecord>, StoreError>;
 
-    /// Other organisations' records that grants live at `now` cover, of the types in
+    /// Other organisations' records not expired at `now` that grants live at `now` cover, of the
+    /// types in
     /// `q.readable_types` and matching the query's filters, newest first.
     async fn list_granted_records(
         &mut self,

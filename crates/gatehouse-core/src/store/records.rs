@@ -61,6 +61,14 @@ pub struct RecordRow {
     pub expires_at: Option<OffsetDateTime>,
 }
 
+impl RecordRow {
+    /// Whether the record has expired at `now` (its `expires_at` is the first instant it is gone).
+    #[must_use]
+    pub fn expired_at(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
 /// What a listing asks for, and what the caller may see of it (so the page holds only readable
 /// records, and a full page means more may follow).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -73,6 +81,9 @@ pub struct RecordQuery {
     pub me: String,
     /// The types whose organisation-level records the caller may read.
     pub readable_types: Vec<String>,
+    /// When given, records whose `expires_at` is at or before it are left out (G3: an expired
+    /// record is gone for every reader from that instant, before any purge).
+    pub now: Option<OffsetDateTime>,
 }
 
 #[async_trait]

@@ -40,7 +40,7 @@ pub(crate) struct CreateRecord {
     tags: Vec<String>,
     /// Any JSON, at most 64 KiB serialised; sealed with the organisation's data key.
     content: Option<serde_json::Value>,
-    /// Stored now; records are purged after it once the lifecycle issue lands.
+    /// The first instant the record is gone (404 everywhere, left out of listings and checks).
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
 }

@@ -144,6 +144,31 @@ pub async fn records_round_trip_and_list_what_the_caller_may_read(store: Arc<dyn
         ..q("user:x", &[])
     };
     assert_eq!(visible(s, a, &by_owner).await, ["pub"]);
+    // A listing given the time leaves out what has expired by then (its expiry instant
+    // included); one without a time shows it.
+    let mut expiring = record(&clock, a, "e", "memo", Level::Public, "user:w");
+    expiring.expires_at = Some(clock.now() + time::Duration::seconds(10));
+    let mut tx = store
+        .begin_scoped(&TenantScope::for_tests(a))
+        .await
+        .unwrap();
+    tx.insert_record(&expiring).await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
+    let at = |t: time::OffsetDateTime| RecordQuery {
+        now: Some(t),
+        ..by_owner.clone()
+    };
+    let before = clock.now() + time::Duration::seconds(10) - time::Duration::microseconds(1);
+    assert_eq!(visible(s, a, &at(before)).await, ["e", "pub"]);
+    let expiry = clock.now() + time::Duration::seconds(10);
+    assert_eq!(visible(s, a, &at(expiry)).await, ["pub"]);
+    assert_eq!(visible(s, a, &by_owner).await, ["e", "pub"]);
+    let mut tx = store
+        .begin_scoped(&TenantScope::for_tests(a))
+        .await
+        .unwrap();
+    assert!(tx.delete_record(expiring.id).await.unwrap());
+    tx.commit(Audited::for_tests()).await.unwrap();
     // Nothing of A's from B's scope, public or not.
     assert!(
         visible(s, b, &q("user:x", &["memo", "report"]))

@@ -459,3 +459,94 @@ async fn a_removed_member_acts_on_no_record_not_even_their_own() {
     );
     app.stop().await;
 }
+
+/// G3, first part (issue 20): a record is gone from the instant its `expires_at` names, for every
+/// reader and every path (read, change, delete, listing, check, a listing through a grant), before
+/// any purge; its external id can be used again at once.
+#[tokio::test]
+async fn an_expired_record_is_gone_at_its_expiry_instant_everywhere() {
+    let app = TestApp::spawn_with(declare_reports).await;
+    let owner = app.signup_login("owner@example.com", "laptop").await;
+    let other = app.signup_login("other@example.com", "laptop").await;
+    let at = time::OffsetDateTime::from_unix_timestamp(app.clock_secs() + 60).unwrap();
+    let when = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let rec = created(
+        &app,
+        &owner,
+        json!({"type": "report", "external_id": "ttl", "level": "organization",
+               "content": {"v": 1}, "expires_at": when}),
+    )
+    .await;
+    let id = rec["id"].as_str().unwrap();
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/grants",
+            &owner,
+            Some(json!({"organization": other.org, "access": "read"})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let check = |who: &Signed, org: &str| {
+        let body = json!({"action": "read",
+                          "resource": {"type": "report", "id": "ttl", "organization": org}});
+        let (access, own_org) = (who.access.clone(), who.org.clone());
+        let app = &app;
+        async move {
+            let res = app
+                .call(
+                    Method::POST,
+                    "/v1/check",
+                    &access,
+                    Some(&own_org),
+                    Some(body),
+                )
+                .await;
+            res.json::<Value>().await.unwrap()["allowed"].clone()
+        }
+    };
+    // A second before: there for everyone who may read it (and cached by checks).
+    app.clock.advance(time::Duration::seconds(59));
+    assert_eq!(read(&app, &owner, id).await.status(), 200);
+    assert_eq!(listed(&app, &owner, "").await, ["ttl"]);
+    assert_eq!(check(&owner, &owner.org).await, true);
+    assert_eq!(check(&other, &owner.org).await, true);
+    // At the instant: gone, cached or not, own or granted.
+    app.clock.advance(time::Duration::seconds(1));
+    expect_problem(read(&app, &owner, id).await, 404, "not_found").await;
+    expect_problem(read(&app, &other, id).await, 404, "not_found").await;
+    assert!(listed(&app, &owner, "").await.is_empty());
+    assert!(
+        listed(&app, &other, "?include_granted=true")
+            .await
+            .is_empty()
+    );
+    assert_eq!(check(&owner, &owner.org).await, false);
+    assert_eq!(check(&other, &owner.org).await, false);
+    let res = app
+        .org_call(
+            Method::PATCH,
+            &format!("/v1/records/{id}"),
+            &owner,
+            Some(json!({"tags": ["late"]})),
+        )
+        .await;
+    expect_problem(res, 404, "not_found").await;
+    let res = app
+        .org_call(Method::DELETE, &format!("/v1/records/{id}"), &owner, None)
+        .await;
+    expect_problem(res, 404, "not_found").await;
+    // The external id is free again: the expired record and its content go with the new one.
+    let again = created(
+        &app,
+        &owner,
+        json!({"type": "report", "external_id": "ttl", "level": "organization"}),
+    )
+    .await;
+    assert_ne!(again["id"], rec["id"]);
+    assert!(!sealed_content_exists(&app, &owner.org, id).await);
+    assert_eq!(check(&owner, &owner.org).await, true);
+    app.stop().await;
+}
