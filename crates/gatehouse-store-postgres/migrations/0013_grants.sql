@@ -56,9 +56,12 @@ CREATE POLICY tenant_isolation ON grants
 CREATE POLICY grantee_reads ON grants FOR SELECT
     USING (grantee_org_id = gatehouse_current_org());
 
--- A second, permissive policy on records: another organisation's record that is not private is
--- visible, for reading only, where a live grant to the current organisation covers it.
+-- A second, permissive policy on records: another organisation's record that is neither private
+-- nor expired is visible, for reading only, where a live grant to the current organisation
+-- covers it (without gatehouse.now, a record with an expiry is not).
 CREATE POLICY granted_read ON records FOR SELECT
-    USING (level <> 'private' AND gatehouse_granted(org_id, type, namespace));
+    USING (level <> 'private'
+           AND (expires_at IS NULL OR expires_at > gatehouse_now())
+           AND gatehouse_granted(org_id, type, namespace));
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON grants TO gatehouse_app;

@@ -92,7 +92,10 @@ impl super::Records<'_> {
             let fresh = otx.record(id).await?;
             let Some(fresh) = fresh.filter(|r| {
                 grant.as_ref().is_some_and(|gr| {
-                    gr.grantee == call.scope.org_id() && gr.live_at(now) && gr.covers(r)
+                    gr.grantee == call.scope.org_id()
+                        && gr.live_at(now)
+                        && gr.covers(r)
+                        && !r.expired_at(now)
                 })
             }) else {
                 return Err(Error::NotFound("record"));
@@ -196,7 +199,7 @@ impl super::Records<'_> {
                 && gr.covers(&g.record)
         });
         let mut row = match (still, otx.lock_record(id).await?) {
-            (Some(gr), Some(row)) if gr.covers(&row) => row,
+            (Some(gr), Some(row)) if gr.covers(&row) && !row.expired_at(now) => row,
             _ => return Err(Error::NotFound("record")),
         };
         if let Some(t) = &change.tags {

@@ -87,6 +87,9 @@ async fn a_policy_shows_the_grantee_exactly_the_records_a_live_grant_covers() {
     let other_ns = record(a, 4, "report", Level::Organization, Some("hr"));
     let other_type = record(a, 5, "memo", Level::Organization, Some("sales"));
     let b_own = record(b, 6, "report", Level::Private, None);
+    // Covered, but gone 30 s from now (G3): the policy stops showing it then.
+    let mut expiring = record(a, 8, "report", Level::Organization, Some("sales"));
+    expiring.expires_at = Some(SystemClock.now() + Duration::seconds(30));
     let c_rec = record(c, 7, "report", Level::Organization, Some("sales"));
     let now = SystemClock.now();
     let a_to_b = grant(a, b, &["report"], Some(now + Duration::minutes(1)));
@@ -95,7 +98,14 @@ async fn a_policy_shows_the_grantee_exactly_the_records_a_live_grant_covers() {
     for (org, records, grants) in [
         (
             a,
-            vec![&covered, &public, &private, &other_ns, &other_type],
+            vec![
+                &covered,
+                &public,
+                &private,
+                &other_ns,
+                &other_type,
+                &expiring,
+            ],
             vec![&a_to_b, &a_to_c],
         ),
         (b, vec![&b_own], vec![]),
@@ -116,9 +126,13 @@ async fn a_policy_shows_the_grantee_exactly_the_records_a_live_grant_covers() {
     }
 
     let mut conn = PgConnection::connect(&f.app_url).await.unwrap();
+    let mut with_expiring = vec![b_own.id, covered.id, public.id, expiring.id];
+    with_expiring.sort();
+    assert_eq!(visible(&mut conn, b, Some(now)).await, with_expiring);
     let mut expected = vec![b_own.id, covered.id, public.id];
     expected.sort();
-    assert_eq!(visible(&mut conn, b, Some(now)).await, expected);
+    let gone = expiring.expires_at.unwrap_or(now);
+    assert_eq!(visible(&mut conn, b, Some(gone)).await, expected);
     // The grant's last live moment, and its expiry second.
     let last = now + Duration::minutes(1) - Duration::microseconds(1);
     assert_eq!(visible(&mut conn, b, Some(last)).await, expected);
@@ -129,8 +143,8 @@ async fn a_policy_shows_the_grantee_exactly_the_records_a_live_grant_covers() {
     // Without a time, no grant with an expiry is live: less is seen, never more.
     assert_eq!(visible(&mut conn, b, None).await, vec![b_own.id]);
     // C's grant to B expired; A's grant to C (no expiry, every type) shows C all of A's
-    // records that are not private in namespace sales.
-    let mut for_c = vec![c_rec.id, covered.id, public.id, other_type.id];
+    // records that are not private in namespace sales (the expiring one until its expiry).
+    let mut for_c = vec![c_rec.id, covered.id, public.id, other_type.id, expiring.id];
     for_c.sort();
     assert_eq!(visible(&mut conn, c, Some(now)).await, for_c);
 
