@@ -137,6 +137,25 @@ impl RecordStore for SqliteTenantTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn delete_expired_record(
+        &mut self,
+        id: Uuid,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let done = sqlx::query(
+            "DELETE FROM records WHERE org_id = ? AND id = ? AND expires_at IS NOT NULL AND expires_at <= ?",
+        )
+        .bind(org.as_uuid())
+        .bind(id)
+        .bind(micros(now))
+        .execute(c)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn list_records(
         &mut self,
         q: &RecordQuery,

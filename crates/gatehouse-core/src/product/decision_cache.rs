@@ -4,8 +4,8 @@
 //! forgets its entries here and publishes a revocation (`Revocation::Record`, `Revocation::Grant`,
 //! `Revocation::Roles`) that other instances apply the same way; an entry is trusted for
 //! [`DECISION_CACHE_MAX_AGE`] at most, the bound on a change whose fan-out message was lost, and
-//! a grant's expiry is judged at each decision, so an expired grant is refused to the second
-//! without any message. Listings and reads of records never use this cache.
+//! a grant's expiry (here) and a record's (`lookup.rs`) are judged at each decision, so either is
+//! refused at its expiry instant without any message. Listings and reads of records never use this cache.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -192,13 +192,14 @@ impl super::Records<'_> {
         // owner's audit chain.
         let owner = TenantScope::granted(g.record.org_id);
         let mut otx = self.store().begin_scoped(&owner).await?;
-        let still = otx.lock_grant(g.grant_id).await?.filter(|gr| {
-            gr.grantee == scope.org_id()
-                && gr.access == GrantAccess::ReadWrite
-                && gr.live_at(now)
-                && gr.covers(&g.record)
+        let grant = otx.lock_grant(g.grant_id).await?;
+        let record = otx.lock_record(id).await?;
+        // Read after both locks: a change that waited past an expiry sees it.
+        let now = self.clock().now();
+        let still = grant.filter(|gr| {
+            gr.grantee == scope.org_id() && gr.access == GrantAccess::ReadWrite && gr.live_at(now)
         });
-        let mut row = match (still, otx.lock_record(id).await?) {
+        let mut row = match (still, record) {
             (Some(gr), Some(row)) if gr.covers(&row) && !row.expired_at(now) => row,
             _ => return Err(Error::NotFound("record")),
         };
@@ -355,6 +356,9 @@ impl super::Records<'_> {
             )
             .await?;
         items.extend(page.items.into_iter().filter_map(|mut g| {
+            if g.record.expired_at(now) {
+                return None;
+            }
             let via = self.granted_via(&caller, &g)?;
             g.record.allowed.clear();
             Some(RecordView {

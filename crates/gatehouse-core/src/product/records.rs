@@ -237,17 +237,18 @@ impl super::Records<'_> {
             expires_at,
         };
         // An expired record holding the same external id is gone already (G3): it is removed
-        // now, with its content, rather than blocking the id until the purge.
+        // now, with its content, rather than blocking the id until the purge. The delete checks
+        // the expiry itself, so an owner extending the record at this moment keeps it (and this
+        // create then meets the id in use).
         let replaced = match tx.record_by_external(&row.kind, &row.external_id).await? {
-            Some(old) if old.expired_at(now) => {
+            Some(old) if old.expired_at(now) && tx.delete_expired_record(old.id, now).await? => {
                 tx.delete_sealed(
                     SealedKind::RecordContent.as_str(),
                     &old.id.to_string(),
                     CONTENT,
                 )
                 .await?;
-                tx.delete_record(old.id).await?;
-                Some(old.id)
+                Some(old)
             }
             _ => None,
         };
@@ -260,17 +261,37 @@ impl super::Records<'_> {
         if let Some(c) = &input.content {
             self.seal_content(tx.as_mut(), row.id, c).await?;
         }
-        let event = AuditEvent::success(principal.actor(), "record.created", "record", row.id)
-            .with_details(
-                serde_json::json!({
-                    "type": row.kind,
-                    "level": row.level.as_str(),
-                    "replaced_expired": replaced,
-                })
-                .to_string(),
-            )
-            .with_request(request.request_id.clone());
-        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        let mut events = Vec::with_capacity(2);
+        if let Some(old) = &replaced {
+            // The expired record's own end, on its own id, in the same transaction.
+            events.push(
+                AuditEvent::success(principal.actor(), "record.deleted", "record", old.id)
+                    .with_details(
+                        serde_json::json!({
+                            "type": old.kind,
+                            "reason": "expired",
+                            "replaced_by": row.id,
+                        })
+                        .to_string(),
+                    )
+                    .with_request(request.request_id.clone()),
+            );
+        }
+        events.push(
+            AuditEvent::success(principal.actor(), "record.created", "record", row.id)
+                .with_details(
+                    serde_json::json!({
+                        "type": row.kind,
+                        "level": row.level.as_str(),
+                        "replaced_expired": replaced.as_ref().map(|o| o.id),
+                    })
+                    .to_string(),
+                )
+                .with_request(request.request_id.clone()),
+        );
+        let proof = audit::append_tenant_batch(tx.as_mut(), self.clock(), events)
+            .await?
+            .ok_or_else(|| Error::Internal("no audit event for a created record".into()))?;
         tx.commit(proof).await?;
         self.record_changed(row.org_id, &row.kind, &row.external_id);
         Ok(RecordView {
@@ -335,8 +356,10 @@ impl super::Records<'_> {
         } = call;
         let mut tx = self.store().begin_scoped(scope).await?;
         let caller = self.access_of(tx.as_mut(), principal).await?;
+        let locked = tx.lock_record(id).await?;
+        // Read after the lock: a change that waited for another past the expiry sees it.
         let now = self.clock().now();
-        let Some(mut row) = tx.lock_record(id).await?.filter(|r| !r.expired_at(now)) else {
+        let Some(mut row) = locked.filter(|r| !r.expired_at(now)) else {
             return self.update_granted(tx, &caller, call, id, change).await;
         };
         let readable = access::can_read(&caller, self.product(), &row);

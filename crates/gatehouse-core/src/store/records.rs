@@ -112,6 +112,14 @@ pub trait RecordStore: Send {
     /// Returns whether the record existed.
     async fn delete_record(&mut self, id: Uuid) -> Result<bool, StoreError>;
 
+    /// Deletes the record only if it has expired at `now` (checked by the statement itself, so a
+    /// concurrent extension wins); returns whether it did.
+    async fn delete_expired_record(
+        &mut self,
+        id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
     /// Readable records matching the query, newest first.
     async fn list_records(
         &mut self,

@@ -101,7 +101,7 @@ impl From<RecordView> for Record {
     responses(
         (status = 201, description = "Created", body = Record),
         (status = 403, description = "`forbidden`: the caller lacks the type's write permission", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`conflict`: the type and external id exist", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: a record of the type with the external id exists and has not expired", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: unknown type or level, a bad allowed entry or tag, oversized content, an expiry in the past", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create(

@@ -167,7 +167,14 @@ pub async fn records_round_trip_and_list_what_the_caller_may_read(store: Arc<dyn
         .begin_scoped(&TenantScope::for_tests(a))
         .await
         .unwrap();
-    assert!(tx.delete_record(expiring.id).await.unwrap());
+    // Deleting it as expired waits for its expiry instant, and happens once.
+    assert!(!tx.delete_expired_record(expiring.id, before).await.unwrap());
+    assert!(tx.delete_expired_record(expiring.id, expiry).await.unwrap());
+    assert!(!tx.delete_expired_record(expiring.id, expiry).await.unwrap());
+    assert!(
+        !tx.delete_expired_record(public.id, expiry).await.unwrap(),
+        "no expiry: kept"
+    );
     tx.commit(Audited::for_tests()).await.unwrap();
     // Nothing of A's from B's scope, public or not.
     assert!(

@@ -547,6 +547,13 @@ async fn an_expired_record_is_gone_at_its_expiry_instant_everywhere() {
     .await;
     assert_ne!(again["id"], rec["id"]);
     assert!(!sealed_content_exists(&app, &owner.org, id).await);
+    let events = app.audit_events(&owner.org).await;
+    assert!(
+        events.iter().any(|e| e.action == "record.deleted"
+            && e.resource_id == id
+            && e.details.contains("expired")),
+        "the expired record's end is on its own id"
+    );
     assert_eq!(check(&owner, &owner.org).await, true);
     app.stop().await;
 }
