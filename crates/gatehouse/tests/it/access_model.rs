@@ -1,8 +1,8 @@
 //! A model-based property test of records, levels, memberships and grants at the HTTP level
 //! (issue 19, must 1; C2 at the API, C3, C4). Random sequences of operations run against a real
 //! server over four organisations: records created, re-levelled, re-listed and deleted; members'
-//! roles changed and members removed; grants made, revoked and left to expire; the injected
-//! clock moved on. After every step each person's listing, a batch of checks about every
+//! roles changed and members removed; grants made, revoked and left to expire; records left to
+//! expire (G3); the injected clock moved on. After every step each person's listing, a batch of checks about every
 //! record and a read of one record are compared with a small reference model written here, so
 //! no answer ever holds another organisation's record unless the model's live grant allows it.
 //!
@@ -33,6 +33,8 @@ enum Op {
         level: usize,
         allowed: u8,
         ns: usize,
+        /// Seconds to live, if any.
+        ttl: Option<i64>,
     },
     Relevel {
         rec: usize,
@@ -77,7 +79,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => (0..ORGS, 0..PEOPLE, 0..3usize, any::<u8>(), 0..3usize)
-            .prop_map(|(org, who, level, allowed, ns)| Op::Create { org, who, level, allowed, ns }),
+            .prop_flat_map(|t| (Just(t), proptest::option::of(1..200i64)))
+            .prop_map(|((org, who, level, allowed, ns), ttl)| Op::Create { org, who, level, allowed, ns, ttl }),
         2 => (any::<usize>(), 0..PEOPLE, 0..3usize, any::<u8>())
             .prop_map(|(rec, who, level, allowed)| Op::Relevel { rec, who, level, allowed }),
         1 => (any::<usize>(), 0..PEOPLE).prop_map(|(rec, who)| Op::Delete { rec, who }),
@@ -120,6 +123,8 @@ struct Rec {
     level: &'static str,
     allowed: BTreeSet<usize>,
     ns: Option<&'static str>,
+    /// The model's second at which it is gone (G3).
+    expires: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,7 +176,14 @@ impl Model {
     }
 
     /// Why `(org, who)` reads `r`, or `None`.
+    fn alive(&self, r: &Rec) -> bool {
+        r.expires.is_none_or(|t| t > self.now)
+    }
+
     fn reads(&self, org: usize, who: usize, r: &Rec) -> Option<String> {
+        if !self.alive(r) {
+            return None;
+        }
         let role = self.role(org, who)?;
         if r.org != org {
             if r.level == "private" || !role.reads() {
@@ -190,6 +202,9 @@ impl Model {
     }
 
     fn writes(&self, org: usize, who: usize, r: &Rec) -> Option<String> {
+        if !self.alive(r) {
+            return None;
+        }
         let role = self.role(org, who)?;
         if r.org != org {
             let g = self.best_grant(org, r)?;
@@ -269,6 +284,7 @@ async fn apply(w: &World, m: &mut Model, op: &Op) {
             level,
             allowed,
             ns,
+            ttl,
         } => {
             if m.records.len() >= MAX_RECORDS {
                 return;
@@ -281,6 +297,13 @@ async fn apply(w: &World, m: &mut Model, op: &Op) {
                                   "allowed": entries});
             if let Some(n) = NAMESPACES[ns] {
                 body["namespace"] = json!(n);
+            }
+            if let Some(t) = ttl {
+                let at = time::OffsetDateTime::from_unix_timestamp(w.app.clock_secs() + t).unwrap();
+                body["expires_at"] = json!(
+                    at.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap()
+                );
             }
             let res = w
                 .call(org, who, Method::POST, "/v1/records", Some(body))
@@ -297,6 +320,7 @@ async fn apply(w: &World, m: &mut Model, op: &Op) {
                     level: LEVELS[level],
                     allowed,
                     ns: NAMESPACES[ns],
+                    expires: ttl.map(|t| m.now + t),
                 });
             }
         }
@@ -323,7 +347,7 @@ async fn apply(w: &World, m: &mut Model, op: &Op) {
                 )
                 .await;
             // Only the owner, still a member, decides who reads a record.
-            let may = r.owner == (r.org, who) && m.role(r.org, who).is_some();
+            let may = r.owner == (r.org, who) && m.role(r.org, who).is_some() && m.alive(&r);
             assert_eq!(res.status() == 200, may, "{op:?}: {}", res.status());
             if may {
                 m.records[i].level = LEVELS[level];
