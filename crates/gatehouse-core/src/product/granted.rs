@@ -135,23 +135,21 @@ impl super::Records<'_> {
             request,
         } = call;
         let now = self.clock().now();
-        let Some(found) = tx.granted_record(id, now).await? else {
+        let Some(g) = tx.granted_record(id, now).await? else {
             return Err(Error::NotFound("record"));
         };
-        let found = Some(found);
         drop(tx);
-        let readable = found
-            .as_ref()
-            .and_then(|g| self.granted_via(caller, g).map(|v| (g.clone(), v)));
+        let readable = self.granted_via(caller, &g);
         let write = self
             .product()
-            .record_type(found.as_ref().map_or("", |g| g.record.kind.as_str()))
+            .record_type(&g.record.kind)
             .map(|t| t.write.clone())
             .unwrap_or_default();
-        let Some((g, via)) =
-            readable.filter(|(g, _)| g.access == GrantAccess::ReadWrite && caller.holds(&write))
+        let Some(via) = readable
+            .clone()
+            .filter(|_| g.access == GrantAccess::ReadWrite && caller.holds(&write))
         else {
-            let readable = found.is_some_and(|g| self.granted_via(caller, &g).is_some());
+            let readable = readable.is_some();
             self.record_refusal(
                 scope,
                 principal,
@@ -206,25 +204,9 @@ impl super::Records<'_> {
         if let Some(t) = &change.tags {
             row.tags = tags(t)?;
         }
-        let content = match change.content {
-            Some(Some(c)) => {
-                self.seal_content(otx.as_mut(), id, &c).await?;
-                row.has_content = true;
-                Some(c)
-            }
-            Some(None) => {
-                otx.delete_sealed(
-                    crate::keyring::SealedKind::RecordContent.as_str(),
-                    &id.to_string(),
-                    "content",
-                )
-                .await?;
-                row.has_content = false;
-                None
-            }
-            None if row.has_content => self.open_content(otx.as_mut(), id).await?,
-            None => None,
-        };
+        let content = self
+            .apply_content(otx.as_mut(), &mut row, change.content)
+            .await?;
         row.updated_at = now;
         if !otx.update_record(&row).await? {
             return Err(Error::NotFound("record"));

@@ -181,6 +181,35 @@ impl super::Records<'_> {
             .map_err(|e| Error::Unreadable(e.to_string()))
     }
 
+    /// Applies a content change to `row` (sealing, removing or leaving it) and returns the
+    /// content as it now is.
+    pub(super) async fn apply_content(
+        &self,
+        tx: &mut dyn TenantTx,
+        row: &mut RecordRow,
+        change: Option<Option<serde_json::Value>>,
+    ) -> Result<Option<serde_json::Value>, Error> {
+        Ok(match change {
+            Some(Some(c)) => {
+                self.seal_content(tx, row.id, &c).await?;
+                row.has_content = true;
+                Some(c)
+            }
+            Some(None) => {
+                tx.delete_sealed(
+                    SealedKind::RecordContent.as_str(),
+                    &row.id.to_string(),
+                    CONTENT,
+                )
+                .await?;
+                row.has_content = false;
+                None
+            }
+            None if row.has_content => self.open_content(tx, row.id).await?,
+            None => None,
+        })
+    }
+
     /// Creates a record owned by the caller. Needs the type's write permission.
     pub async fn create(&self, call: &TenantCall, input: NewRecord) -> Result<RecordView, Error> {
         let TenantCall {
@@ -408,21 +437,9 @@ impl super::Records<'_> {
         if let Some(e) = change.expires_at {
             row.expires_at = self.future(e)?;
         }
-        let content = match change.content {
-            Some(Some(c)) => {
-                self.seal_content(tx.as_mut(), id, &c).await?;
-                row.has_content = true;
-                Some(c)
-            }
-            Some(None) => {
-                tx.delete_sealed(SealedKind::RecordContent.as_str(), &id.to_string(), CONTENT)
-                    .await?;
-                row.has_content = false;
-                None
-            }
-            None if row.has_content => self.open_content(tx.as_mut(), id).await?,
-            None => None,
-        };
+        let content = self
+            .apply_content(tx.as_mut(), &mut row, change.content)
+            .await?;
         row.updated_at = self.clock().now();
         if !tx.update_record(&row).await? {
             return Err(Error::NotFound("record"));
