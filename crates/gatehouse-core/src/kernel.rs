@@ -72,6 +72,7 @@ pub struct Kernel {
     product: crate::product::ProductCatalogue,
     /// The product's in-process state (runs of check denials).
     product_state: crate::product::ProductState,
+    lifecycle: crate::lifecycle::LifecycleSettings,
 }
 
 /// One dependency's state in the readiness report.
@@ -111,7 +112,19 @@ impl Kernel {
             audit_batcher: std::sync::OnceLock::new(),
             product: crate::product::ProductCatalogue::default(),
             product_state: crate::product::ProductState::default(),
+            lifecycle: crate::lifecycle::LifecycleSettings::default(),
         }
+    }
+
+    /// Replaces the lifecycle jobs' batch size, retention and lease (start-up only).
+    #[must_use]
+    pub fn with_lifecycle(mut self, lifecycle: crate::lifecycle::LifecycleSettings) -> Self {
+        self.lifecycle = lifecycle;
+        self
+    }
+
+    pub(crate) fn lifecycle_settings(&self) -> &crate::lifecycle::LifecycleSettings {
+        &self.lifecycle
     }
 
     /// Replaces the product's declared permissions and record types (start-up only; validated
@@ -248,6 +261,12 @@ impl Kernel {
     #[must_use]
     pub fn audit(&self) -> AuditLog<'_> {
         AuditLog(self)
+    }
+
+    /// The purge of expired data and the pruning of spent rows (`lifecycle`).
+    #[must_use]
+    pub fn lifecycle(&self) -> crate::lifecycle::Lifecycle<'_> {
+        crate::lifecycle::Lifecycle(self)
     }
 
     /// The mail outbox's delivery (`mail`).

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod inputs;
 pub mod kernel;
 pub mod keyring;
+pub mod lifecycle;
 pub mod limits;
 pub mod mail;
 pub mod page;

@@ -40,6 +40,7 @@ fn unsendable(detail: String) -> SendError {
     SendError {
         summary: "the message could not be built",
         detail,
+        permanent: true,
     }
 }
 
@@ -59,6 +60,7 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     SendError {
         summary,
         detail: e.to_string(),
+        permanent: e.is_permanent(),
     }
 }
 
@@ -158,6 +160,7 @@ impl MailTransport for FileTransport {
         let failed = |detail: String| SendError {
             summary: "the mail directory could not be written",
             detail,
+            permanent: false,
         };
         let m = mime(message)?;
         tokio::fs::create_dir_all(&self.dir)

@@ -32,6 +32,8 @@ pub(crate) enum Named<'a> {
     Mail(Uuid),
     /// The delivery worker, which works through the whole outbox.
     MailJob,
+    /// The pruning job, which reads and deletes spent rows of every subject.
+    PruneJob,
 }
 
 /// Every setting a declaration may use, in the order [`declare`] binds them.
@@ -73,6 +75,7 @@ fn setting(named: Named<'_>) -> (&'static str, String) {
         Named::Impersonator(id) => ("gatehouse.impersonator", id.to_string()),
         Named::Mail(id) => ("gatehouse.mail_id", id.to_string()),
         Named::MailJob => ("gatehouse.job", "mail".to_owned()),
+        Named::PruneJob => ("gatehouse.job", "prune".to_owned()),
     }
 }
 
@@ -108,6 +111,7 @@ mod tests {
             Named::Impersonator(id),
             Named::Mail(id),
             Named::MailJob,
+            Named::PruneJob,
         ] {
             let (name, value) = setting(named);
             assert!(SETTINGS.contains(&name), "{name}");

@@ -14,6 +14,7 @@ mod audit;
 mod declare;
 mod errors;
 mod grants;
+mod housekeeping;
 mod invitations;
 mod key_material;
 mod members;

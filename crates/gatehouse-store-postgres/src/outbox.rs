@@ -72,7 +72,7 @@ impl MailQueue for PostgresStore {
         declare(&mut tx, Named::MailJob).await?;
         let rows = sqlx::query(
             "UPDATE mail_outbox SET next_attempt_at = $1 WHERE id IN (\
-               SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= $2 \
+               SELECT id FROM mail_outbox WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $2 \
                ORDER BY created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING *",
         )
@@ -118,10 +118,35 @@ impl MailQueue for PostgresStore {
         // A message another worker delivered meanwhile stays delivered.
         sqlx::query(
             "UPDATE mail_outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 \
-             WHERE id = $4 AND sent_at IS NULL",
+             WHERE id = $4 AND sent_at IS NULL AND dead_at IS NULL",
         )
         .bind(int(attempts))
         .bind(next_attempt_at)
+        .bind(truncated(error))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn mail_dead(
+        &self,
+        id: Uuid,
+        attempts: u32,
+        at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        declare(&mut tx, Named::MailJob).await?;
+        // Given up: the sealed body goes, the bookkeeping stays until pruned.
+        sqlx::query(
+            "UPDATE mail_outbox SET attempts = $1, dead_at = $2, last_error = $3, \
+             envelope = ''::bytea WHERE id = $4 AND sent_at IS NULL",
+        )
+        .bind(int(attempts))
+        .bind(at)
         .bind(truncated(error))
         .bind(id)
         .execute(&mut *tx)
@@ -138,9 +163,9 @@ impl MailQueue for PostgresStore {
             "SELECT count(*) AS pending, count(*) FILTER (WHERE attempts > 0) AS failing, \
                min(created_at) AS oldest, \
                (SELECT last_error FROM mail_outbox \
-                 WHERE sent_at IS NULL AND last_error IS NOT NULL \
+                 WHERE sent_at IS NULL AND dead_at IS NULL AND last_error IS NOT NULL \
                  ORDER BY created_at DESC, id DESC LIMIT 1) AS last_error \
-             FROM mail_outbox WHERE sent_at IS NULL",
+             FROM mail_outbox WHERE sent_at IS NULL AND dead_at IS NULL",
         )
         .fetch_one(&mut *conn)
         .await

@@ -165,6 +165,32 @@ impl RecordStore for PgTenantTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn purge_expired_records(
+        &mut self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut PgConnection = &mut self.tx;
+        // SKIP LOCKED: a record a request holds (an update racing its expiry) waits for the
+        // next batch instead of stalling this one. The selection is a materialised CTE: as an
+        // `IN (...)` subquery the planner may run it more than once, and with SKIP LOCKED each
+        // run can pick other rows, deleting more than the batch.
+        sqlx::query_scalar(
+            "WITH due AS MATERIALIZED (\
+               SELECT id FROM records WHERE org_id = $1 AND expires_at IS NOT NULL \
+                 AND expires_at <= $2 ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             DELETE FROM records r USING due WHERE r.org_id = $1 AND r.id = due.id \
+             RETURNING r.id",
+        )
+        .bind(org.as_uuid())
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(c)
+        .await
+        .map_err(map_err)
+    }
+
     async fn list_records(
         &mut self,
         q: &RecordQuery,

@@ -149,6 +149,26 @@ impl SealedFieldStore for PgTenantTx {
         .map_err(map_err)
     }
 
+    async fn delete_sealed_of(
+        &mut self,
+        kind: &str,
+        record_ids: &[String],
+    ) -> Result<u64, StoreError> {
+        if record_ids.is_empty() {
+            return Ok(0);
+        }
+        sqlx::query(
+            "DELETE FROM sealed_fields WHERE org_id = $1 AND kind = $2 AND record_id = ANY($3)",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(kind)
+        .bind(record_ids)
+        .execute(&mut *self.tx)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(map_err)
+    }
+
     async fn sealed_counts(&mut self) -> Result<Vec<(u32, u64)>, StoreError> {
         let found: Vec<(i32, i64)> = sqlx::query_as(
             "SELECT dek_version, count(*) FROM sealed_fields WHERE org_id = $1 \

@@ -102,7 +102,11 @@ impl SecretStore for PgTenantTx {
         row.as_ref().map(secret_row).transpose()
     }
 
-    async fn list_secrets(&mut self, page: PageRequest) -> Result<Page<SecretRecord>, StoreError> {
+    async fn list_secrets(
+        &mut self,
+        now: OffsetDateTime,
+        page: PageRequest,
+    ) -> Result<Page<SecretRecord>, StoreError> {
         let (before_t, before_id) = match page.after {
             Some(cur) => (
                 gatehouse_core::clock::from_unix_micros(cur.created_at_micros),
@@ -112,6 +116,7 @@ impl SecretStore for PgTenantTx {
         };
         let rows = sqlx::query(
             "SELECT * FROM secrets WHERE org_id = $1 AND deleted_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $5) \
              AND ($2::timestamptz IS NULL OR created_at < $2 \
                   OR (created_at = $2 AND ($3::uuid IS NULL OR id < $3))) \
              ORDER BY created_at DESC, id DESC LIMIT $4",
@@ -120,6 +125,7 @@ impl SecretStore for PgTenantTx {
         .bind(before_t)
         .bind(before_id)
         .bind(i64::from(page.limit.get()) + 1)
+        .bind(now)
         .fetch_all(&mut *self.tx)
         .await
         .map_err(map_err)?;
@@ -167,6 +173,31 @@ impl SecretStore for PgTenantTx {
         .await
         .map_err(map_err)?;
         rows.iter().map(version_row).collect()
+    }
+
+    async fn purge_secrets(
+        &mut self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut PgConnection = &mut self.tx;
+        // Versions go with their secret (ON DELETE CASCADE). A materialised CTE selects the
+        // batch once (see `purge_expired_records`).
+        sqlx::query_scalar(
+            "WITH due AS MATERIALIZED (\
+               SELECT id FROM secrets WHERE org_id = $1 \
+                 AND (deleted_at IS NOT NULL OR (expires_at IS NOT NULL AND expires_at <= $2)) \
+               LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             DELETE FROM secrets s USING due WHERE s.org_id = $1 AND s.id = due.id \
+             RETURNING s.id",
+        )
+        .bind(org.as_uuid())
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(c)
+        .await
+        .map_err(map_err)
     }
 
     async fn delete_secret(&mut self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError> {

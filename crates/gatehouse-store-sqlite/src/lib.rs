@@ -16,6 +16,7 @@ mod tx;
 mod api_keys;
 mod audit;
 mod grants;
+mod housekeeping;
 mod invitations;
 mod key_material;
 mod members;

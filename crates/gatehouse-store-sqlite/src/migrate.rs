@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0012_records.sql"),
     ),
     (13, "grants", include_str!("../migrations/0013_grants.sql")),
+    (
+        14,
+        "lifecycle",
+        include_str!("../migrations/0014_lifecycle.sql"),
+    ),
 ];
 
 #[must_use]

@@ -69,7 +69,7 @@ impl MailQueue for SqliteStore {
         let c: &mut SqliteConnection = &mut tx;
         let rows = sqlx::query(
             "UPDATE mail_outbox SET next_attempt_at = ?1 WHERE id IN (\
-               SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= ?2 \
+               SELECT id FROM mail_outbox WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?2 \
                ORDER BY created_at, id LIMIT ?3) \
              RETURNING *",
         )
@@ -115,10 +115,35 @@ impl MailQueue for SqliteStore {
         // A message another worker delivered meanwhile stays delivered.
         sqlx::query(
             "UPDATE mail_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? \
-             WHERE id = ? AND sent_at IS NULL",
+             WHERE id = ? AND sent_at IS NULL AND dead_at IS NULL",
         )
         .bind(i64::from(attempts))
         .bind(micros(next_attempt_at))
+        .bind(truncated(error))
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|_| ())
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn mail_dead(
+        &self,
+        id: Uuid,
+        attempts: u32,
+        at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let (_turn, mut tx) = self.begin_immediate().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        // Given up: the sealed body goes, the bookkeeping stays until pruned.
+        sqlx::query(
+            "UPDATE mail_outbox SET attempts = ?, dead_at = ?, last_error = ?, envelope = X'' \
+             WHERE id = ? AND sent_at IS NULL",
+        )
+        .bind(i64::from(attempts))
+        .bind(micros(at))
         .bind(truncated(error))
         .bind(id)
         .execute(c)
@@ -135,9 +160,9 @@ impl MailQueue for SqliteStore {
             "SELECT count(*) AS pending, coalesce(sum(attempts > 0), 0) AS failing, \
                min(created_at) AS oldest, \
                (SELECT last_error FROM mail_outbox \
-                 WHERE sent_at IS NULL AND last_error IS NOT NULL \
+                 WHERE sent_at IS NULL AND dead_at IS NULL AND last_error IS NOT NULL \
                  ORDER BY created_at DESC, id DESC LIMIT 1) AS last_error \
-             FROM mail_outbox WHERE sent_at IS NULL",
+             FROM mail_outbox WHERE sent_at IS NULL AND dead_at IS NULL",
         )
         .fetch_one(c)
         .await

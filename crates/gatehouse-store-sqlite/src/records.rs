@@ -156,6 +156,27 @@ impl RecordStore for SqliteTenantTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn purge_expired_records(
+        &mut self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        sqlx::query_scalar(
+            "DELETE FROM records WHERE org_id = ?1 AND id IN (\
+               SELECT id FROM records WHERE org_id = ?1 AND expires_at IS NOT NULL \
+                 AND expires_at <= ?2 ORDER BY expires_at LIMIT ?3) \
+             RETURNING id",
+        )
+        .bind(org.as_uuid())
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(c)
+        .await
+        .map_err(map_err)
+    }
+
     async fn list_records(
         &mut self,
         q: &RecordQuery,

@@ -149,6 +149,33 @@ impl SealedFieldStore for SqliteTenantTx {
         .map_err(map_err)
     }
 
+    async fn delete_sealed_of(
+        &mut self,
+        kind: &str,
+        record_ids: &[String],
+    ) -> Result<u64, StoreError> {
+        if record_ids.is_empty() {
+            return Ok(0);
+        }
+        // One bound value per id (a purge batch is far below SQLite's limit on them).
+        let mut q =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM sealed_fields WHERE org_id = ");
+        q.push_bind(self.scope.org_id().as_uuid())
+            .push(" AND kind = ")
+            .push_bind(kind)
+            .push(" AND record_id IN (");
+        let mut list = q.separated(", ");
+        for id in record_ids {
+            list.push_bind(id);
+        }
+        q.push(")");
+        q.build()
+            .execute(&mut *self.tx)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
+    }
+
     async fn sealed_counts(&mut self) -> Result<Vec<(u32, u64)>, StoreError> {
         let found: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT dek_version, count(*) FROM sealed_fields WHERE org_id = ? \

@@ -102,7 +102,11 @@ impl SecretStore for SqliteTenantTx {
         row.as_ref().map(secret_row).transpose()
     }
 
-    async fn list_secrets(&mut self, page: PageRequest) -> Result<Page<SecretRecord>, StoreError> {
+    async fn list_secrets(
+        &mut self,
+        now: OffsetDateTime,
+        page: PageRequest,
+    ) -> Result<Page<SecretRecord>, StoreError> {
         let org = self.scope.org_id();
         let c: &mut SqliteConnection = &mut self.tx;
         let (before_t, before_id) = match page.after {
@@ -111,6 +115,7 @@ impl SecretStore for SqliteTenantTx {
         };
         let rows = sqlx::query(
             "SELECT * FROM secrets WHERE org_id = ?1 AND deleted_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > ?5) \
              AND (created_at < ?2 OR (created_at = ?2 AND (?3 IS NULL OR id < ?3))) \
              ORDER BY created_at DESC, id DESC LIMIT ?4",
         )
@@ -118,6 +123,7 @@ impl SecretStore for SqliteTenantTx {
         .bind(before_t)
         .bind(before_id)
         .bind(i64::from(page.limit.get()) + 1)
+        .bind(micros(now))
         .fetch_all(c)
         .await
         .map_err(map_err)?;
@@ -166,6 +172,29 @@ impl SecretStore for SqliteTenantTx {
         .await
         .map_err(map_err)?;
         rows.iter().map(version_row).collect()
+    }
+
+    async fn purge_secrets(
+        &mut self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        // Versions go with their secret (ON DELETE CASCADE).
+        sqlx::query_scalar(
+            "DELETE FROM secrets WHERE org_id = ?1 AND id IN (\
+               SELECT id FROM secrets WHERE org_id = ?1 \
+                 AND (deleted_at IS NOT NULL OR (expires_at IS NOT NULL AND expires_at <= ?2)) \
+               LIMIT ?3) \
+             RETURNING id",
+        )
+        .bind(org.as_uuid())
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(c)
+        .await
+        .map_err(map_err)
     }
 
     async fn delete_secret(&mut self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError> {

@@ -40,6 +40,8 @@ pub struct App {
     checkpoint_every: Duration,
     mail_transport: Arc<dyn MailTransport>,
     mail_poll: Duration,
+    purge_every: Duration,
+    prune_every: Duration,
     /// Set when `[tls]` is configured: both listeners serve HTTPS with it.
     tls: Option<Arc<crate::tls::TlsReloader>>,
     /// With `metrics.listen`: the metrics listener (bound at build, so its address is known)
@@ -69,6 +71,7 @@ impl App {
             Kernel::new(store, clock, passwords, Arc::clone(&keyring.0), keyring.1)
                 .with_identity(identity(config))
                 .with_mail(config.mail.settings.clone())
+                .with_lifecycle(config.lifecycle.settings.clone())
                 .with_product(config.product.clone()),
         );
         kernel
@@ -138,6 +141,8 @@ impl App {
             checkpoint_every: config.checkpoint_every,
             mail_transport,
             mail_poll: config.mail.poll,
+            purge_every: config.lifecycle.purge_every,
+            prune_every: config.lifecycle.prune_every,
             tls,
             metrics,
             #[cfg(feature = "otlp")]
@@ -233,6 +238,13 @@ impl App {
             Arc::clone(&self.mail_transport),
             self.mail_poll,
         ));
+        let instance = crate::lifecycle_job::instance_id();
+        let lifecycle = tokio::spawn(crate::lifecycle_job::run(
+            Arc::clone(&self.kernel),
+            instance.clone(),
+            self.purge_every,
+            self.prune_every,
+        ));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -288,6 +300,11 @@ impl App {
         checkpoints.abort();
         sessions.abort();
         mail.abort();
+        lifecycle.abort();
+        // Handed over now rather than when it runs out: another instance purges at its next tick.
+        if let Err(e) = self.kernel.lifecycle().release_lease(&instance).await {
+            tracing::warn!(error = %e, "could not give up the lifecycle lease; it runs out by itself");
+        }
         if let Some(j) = tls_reload {
             j.abort();
         }

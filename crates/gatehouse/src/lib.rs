@@ -11,6 +11,7 @@ mod conn;
 pub mod dev_cert_cmd;
 mod keyfile;
 mod keys_cmd;
+mod lifecycle_job;
 pub mod logging;
 #[cfg(feature = "otlp")]
 pub mod otlp;

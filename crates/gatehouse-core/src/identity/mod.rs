@@ -163,6 +163,13 @@ impl Identity {
         self
     }
 
+    /// Forgets the sign-in lockout entries that have run out (see `Lockouts::prune`).
+    pub(crate) fn prune_lockouts(&self, now: time::OffsetDateTime) -> usize {
+        self.account_lockouts.prune(now)
+            + self.account_wide_lockouts.prune(now)
+            + self.ip_lockouts.prune(now)
+    }
+
     #[must_use]
     pub fn settings(&self) -> &IdentitySettings {
         &self.settings

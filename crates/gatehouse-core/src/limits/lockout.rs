@@ -121,6 +121,18 @@ impl Lockouts {
         }
     }
 
+    /// Forgets every subject neither locked at `now` nor with a failure recent enough to count
+    /// (`forget_after`); returns how many went. Their counts would restart from zero anyway.
+    pub fn prune(&self, now: OffsetDateTime) -> usize {
+        let Ok(mut map) = self.state.lock() else {
+            return 0;
+        };
+        let before = map.len();
+        let forget = self.policy.forget_after;
+        map.retain(|_, s| s.locked_until.is_some_and(|u| u > now) || now - s.last_failure < forget);
+        before - map.len()
+    }
+
     /// Forgets every subject that starts with `prefix` (all addresses' counts against one
     /// account, when its password changes).
     pub fn forget_prefix(&self, prefix: &str) {
@@ -133,6 +145,30 @@ impl Lockouts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pruning_forgets_only_subjects_neither_locked_nor_recently_failed() {
+        let l = Lockouts::new(LockoutPolicy {
+            threshold: 2,
+            first_lock: Duration::minutes(1),
+            max_lock: Duration::hours(1),
+            forget_after: Duration::minutes(15),
+        });
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        l.failed("old", t0);
+        l.failed("locked", t0);
+        l.failed("locked", t0 + Duration::minutes(20));
+        l.failed("locked", t0 + Duration::minutes(20));
+        l.failed("recent", t0 + Duration::minutes(20));
+        // Half a minute later "old" failed over 15 minutes ago and is not locked; the others
+        // stay ("locked" until t0+21m, "recent" failed within the window).
+        let t = t0 + Duration::seconds(20 * 60 + 30);
+        assert_eq!(l.prune(t), 1);
+        assert!(l.locked_for("locked", t).is_some());
+        assert_eq!(l.prune(t), 0);
+        // Once the lock has ended and the failures are old, both remaining entries go.
+        assert_eq!(l.prune(t0 + Duration::hours(3)), 2);
+    }
 
     #[test]
     fn locks_grow_and_a_success_clears() {

@@ -34,6 +34,10 @@ pub struct MailSettings {
     /// The first retry waits this long; each later one twice as long, up to `max_backoff`.
     pub first_backoff: Duration,
     pub max_backoff: Duration,
+    /// A message that has failed this many times is given up (dead), whatever the reason.
+    pub max_attempts: u32,
+    /// A message the relay refused for good this many times is given up sooner.
+    pub max_refusals: u32,
 }
 
 impl Default for MailSettings {
@@ -44,6 +48,8 @@ impl Default for MailSettings {
             from: "Gatehouse <no-reply@localhost>".to_owned(),
             first_backoff: Duration::seconds(5),
             max_backoff: Duration::minutes(15),
+            max_attempts: 12,
+            max_refusals: 3,
         }
     }
 }
@@ -75,6 +81,9 @@ impl std::fmt::Debug for Message {
 pub struct SendError {
     pub summary: &'static str,
     pub detail: String,
+    /// The relay refused the message for good (SMTP 5xx) or it cannot be built: retrying the
+    /// same message will not help, so it goes dead after `MailSettings::max_refusals` attempts.
+    pub permanent: bool,
 }
 
 /// Delivers one message. An error is retried later; neither of its texts may contain the
@@ -132,6 +141,13 @@ const SEAL_KIND: &str = "mail";
 /// A claimed message is someone's for this long; a worker that died mid-send frees it then.
 const LEASE: Duration = Duration::minutes(2);
 const BATCH: u32 = 20;
+
+/// Whether the failure of attempt `attempts + 1` ends the message's retries.
+#[must_use]
+pub fn gives_up(settings: &MailSettings, attempts: u32, e: &SendError) -> bool {
+    let attempts = attempts.saturating_add(1);
+    attempts >= settings.max_attempts || (e.permanent && attempts >= settings.max_refusals)
+}
 
 /// The wait before attempt `attempts + 1`: `first * 2^(attempts-1)`, capped.
 #[must_use]
@@ -222,16 +238,17 @@ impl Mail<'_> {
             let message = match self.open_message(&record) {
                 Ok(m) => m,
                 Err(e) => {
-                    // Unreadable is permanent; park it far out rather than retrying hot.
-                    tracing::error!(mail_id = %record.id, error = %e, "a queued message cannot be opened");
+                    // Unreadable is permanent: give it up rather than retrying it.
+                    tracing::error!(mail_id = %record.id, error = %e, "a queued message cannot be opened; it is dead");
                     self.store()
-                        .mail_failed(
+                        .mail_dead(
                             record.id,
                             record.attempts.saturating_add(1),
-                            now + Duration::days(365),
+                            now,
                             "the sealed message cannot be opened",
                         )
                         .await?;
+                    metrics::mail_delivery("dead");
                     report.failed += 1;
                     continue;
                 }
@@ -251,6 +268,26 @@ impl Mail<'_> {
                         "mail delivered"
                     );
                     report.delivered += 1;
+                }
+                Err(e) if gives_up(self.mail_settings(), record.attempts, &e) => {
+                    let attempts = record.attempts.saturating_add(1);
+                    let failure = format!("{}: {}", transport.kind(), e.summary);
+                    self.store()
+                        .mail_dead(record.id, attempts, self.clock().now(), &failure)
+                        .await?;
+                    self.mail_health().failed.fetch_add(1, Ordering::Relaxed);
+                    metrics::mail_delivery("dead");
+                    metrics::error(transport.kind());
+                    self.mail_health().set_error(Some(failure));
+                    tracing::error!(
+                        mail_id = %record.id,
+                        transport = transport.kind(),
+                        attempts,
+                        permanent = e.permanent,
+                        error = %e.detail,
+                        "mail delivery given up; the message is dead and its body erased"
+                    );
+                    report.failed += 1;
                 }
                 Err(e) => {
                     let attempts = record.attempts.saturating_add(1);

@@ -110,11 +110,16 @@ impl Secrets<'_> {
         Ok(self.authorize(tx, principal, permission, request).await?.0)
     }
 
-    /// A live (not deleted) secret of the scope.
-    async fn live_secret(tx: &mut dyn TenantTx, id: Uuid) -> Result<SecretRecord, Error> {
+    /// A live secret of the scope: not deleted, and not expired at `now` (G3: an expired secret
+    /// is gone for every caller from that instant, before the purge removes it).
+    async fn live_secret(
+        tx: &mut dyn TenantTx,
+        id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<SecretRecord, Error> {
         tx.secret(id)
             .await?
-            .filter(|s| s.deleted_at.is_none())
+            .filter(|s| s.deleted_at.is_none() && s.expires_at.is_none_or(|e| e > now))
             .ok_or(Error::NotFound("secret"))
     }
 
@@ -200,7 +205,7 @@ impl Secrets<'_> {
         let mut tx = self
             .authorized(principal, scope, Permission::SECRETS_USE, request)
             .await?;
-        let page = tx.list_secrets(page).await?;
+        let page = tx.list_secrets(self.clock().now(), page).await?;
         Ok(Page {
             items: page.items.into_iter().map(SecretView::from).collect(),
             next_cursor: page.next_cursor,
@@ -220,7 +225,7 @@ impl Secrets<'_> {
         let mut tx = self
             .authorized(principal, scope, Permission::SECRETS_USE, request)
             .await?;
-        let secret = Self::live_secret(tx.as_mut(), id).await?;
+        let secret = Self::live_secret(tx.as_mut(), id, self.clock().now()).await?;
         let versions = tx
             .secret_versions(id)
             .await?
@@ -254,7 +259,7 @@ impl Secrets<'_> {
         let mut tx = self
             .authorized(principal, scope, Permission::SECRETS_MANAGE, request)
             .await?;
-        let secret = Self::live_secret(tx.as_mut(), id).await?;
+        let secret = Self::live_secret(tx.as_mut(), id, self.clock().now()).await?;
         let version = secret.current_version.saturating_add(1);
         let now = self.clock().now();
         if !tx
@@ -306,7 +311,7 @@ impl Secrets<'_> {
         let mut tx = self
             .authorized(principal, scope, Permission::SECRETS_MANAGE, request)
             .await?;
-        let secret = Self::live_secret(tx.as_mut(), id).await?;
+        let secret = Self::live_secret(tx.as_mut(), id, self.clock().now()).await?;
         if !tx.delete_secret(id, self.clock().now()).await? {
             return Err(Error::NotFound("secret"));
         }
@@ -337,10 +342,7 @@ impl Secrets<'_> {
         event: AuditEvent,
         service: Option<(&str, Option<&str>)>,
     ) -> Result<SecretBytes, Error> {
-        let secret = Self::live_secret(tx.as_mut(), id).await?;
-        if secret.expires_at.is_some_and(|e| e <= self.clock().now()) {
-            return Err(Error::Conflict("the secret has expired"));
-        }
+        let secret = Self::live_secret(tx.as_mut(), id, self.clock().now()).await?;
         let version = version.unwrap_or(secret.current_version);
         let rid = id.to_string();
         let value = self

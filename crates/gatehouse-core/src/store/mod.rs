@@ -23,6 +23,7 @@ mod api_keys;
 mod audit;
 mod chunks;
 mod grants;
+mod housekeeping;
 mod invitations;
 mod key_material;
 mod members;
@@ -44,6 +45,7 @@ pub use api_keys::{ApiKeyIndexStore, ApiKeyRecord, ApiKeyStore};
 pub use audit::AuditStore;
 pub use chunks::{PowerOfTwoChunks, power_of_two_chunks};
 pub use grants::{GrantAccess, GrantRow, GrantStore, GrantedRecord};
+pub use housekeeping::{Housekeeping, PruneJob, PruneStore};
 pub use invitations::{InvitationRecord, InvitationStore};
 pub use key_material::{KekVersionRecord, KeyMaterialStore, KeyState, PlatformKeyRecord};
 pub use members::{MemberStore, MembershipRecord, Role};
@@ -62,7 +64,7 @@ pub use sessions::{SessionRecord, SessionStore, Tier};
 pub use users::{UserRecord, UserStore};
 
 #[async_trait]
-pub trait Store: MailQueue + Send + Sync + std::fmt::Debug {
+pub trait Store: MailQueue + Housekeeping + Send + Sync + std::fmt::Debug {
     /// `"sqlite"` or `"postgres"`, for logs and the readiness report.
     fn backend(&self) -> &'static str;
 
@@ -111,6 +113,7 @@ pub trait PlatformTx:
     + OutboxStore
     + OperatorAuditStore
     + ApiKeyIndexStore
+    + PruneStore
     + Send
 {
     /// Continues this same transaction inside `scope`.

@@ -62,5 +62,13 @@ pub trait MailQueue: Send + Sync {
         next_attempt_at: OffsetDateTime,
         error: &str,
     ) -> Result<(), StoreError>;
+    /// Gives a message up: it is never claimed again and its sealed body is emptied.
+    async fn mail_dead(
+        &self,
+        id: uuid::Uuid,
+        attempts: u32,
+        at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError>;
     async fn mail_backlog(&self) -> Result<MailBacklog, StoreError>;
 }

@@ -120,6 +120,14 @@ pub trait RecordStore: Send {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
+    /// Deletes up to `limit` records that expired at or before `now` (G3's purge); returns their
+    /// ids. Their sealed content is the caller's to delete.
+    async fn purge_expired_records(
+        &mut self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError>;
+
     /// Readable records matching the query, newest first.
     async fn list_records(
         &mut self,

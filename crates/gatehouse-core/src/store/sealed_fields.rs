@@ -60,6 +60,14 @@ pub trait SealedFieldStore: Send {
         field: &str,
     ) -> Result<bool, StoreError>;
 
+    /// Deletes every sealed value of `kind` at any of `record_ids` (all their fields); returns
+    /// how many went.
+    async fn delete_sealed_of(
+        &mut self,
+        kind: &str,
+        record_ids: &[String],
+    ) -> Result<u64, StoreError>;
+
     /// (data-key version, number of sealed values on it), by version.
     async fn sealed_counts(&mut self) -> Result<Vec<(u32, u64)>, StoreError>;
 }

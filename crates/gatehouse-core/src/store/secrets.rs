@@ -47,7 +47,11 @@ pub trait SecretStore: Send {
     async fn secret(&mut self, id: uuid::Uuid) -> Result<Option<SecretRecord>, StoreError>;
 
     /// Secrets that are not deleted, newest first, by (created_at, id).
-    async fn list_secrets(&mut self, page: PageRequest) -> Result<Page<SecretRecord>, StoreError>;
+    async fn list_secrets(
+        &mut self,
+        now: OffsetDateTime,
+        page: PageRequest,
+    ) -> Result<Page<SecretRecord>, StoreError>;
 
     /// Adds version `v.version` if it is the next one (current + 1) and the secret is not
     /// deleted: moves `current_version` and `updated_at`. Returns whether it did.
@@ -60,6 +64,14 @@ pub trait SecretStore: Send {
     ) -> Result<Vec<SecretVersionRecord>, StoreError>;
 
     /// Marks the secret deleted if it is not; returns whether this call did.
+    /// Deletes, with their versions' metadata, up to `limit` secrets that expired at or before
+    /// `now` or were deleted; returns their ids. Their sealed values are the caller's to delete.
+    async fn purge_secrets(
+        &mut self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError>;
+
     async fn delete_secret(
         &mut self,
         id: uuid::Uuid,

@@ -73,6 +73,7 @@ struct Metrics {
     hash_queue: IntGauge,
     mail_outbox: IntGauge,
     mail: IntCounterVec,
+    removed: IntCounterVec,
     cache: IntCounterVec,
     errors: IntCounterVec,
     degraded: IntGaugeVec,
@@ -146,9 +147,16 @@ impl Metrics {
         let mail = IntCounterVec::new(
             Opts::new(
                 "gatehouse_mail_deliveries_total",
-                "Mail delivery attempts by outcome (sent, retry).",
+                "Mail delivery attempts by outcome (sent, retry, dead).",
             ),
             &["outcome"],
+        )?;
+        let removed = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_lifecycle_removed_total",
+                "Rows the lifecycle jobs removed by what (records, secrets: expired, purged; sessions, one_time_tokens, recovery_codes, delivered_mail, dead_mail: pruned after their retention; lockouts: expired entries forgotten).",
+            ),
+            &["what"],
         )?;
         let cache = IntCounterVec::new(
             Opts::new(
@@ -208,6 +216,7 @@ impl Metrics {
             Box::new(hash_queue.clone()),
             Box::new(mail_outbox.clone()),
             Box::new(mail.clone()),
+            Box::new(removed.clone()),
             Box::new(cache.clone()),
             Box::new(errors.clone()),
             Box::new(degraded.clone()),
@@ -250,6 +259,7 @@ impl Metrics {
             hash_queue,
             mail_outbox,
             mail,
+            removed,
             cache,
             errors,
             degraded,
@@ -399,7 +409,14 @@ pub fn hash_waited(wait: Duration) {
     }
 }
 
-/// `outcome`: `sent` or `retry`.
+/// Rows a lifecycle job removed (see `gatehouse_lifecycle_removed_total`).
+pub fn lifecycle_removed(what: &'static str, rows: u64) {
+    if let Some(m) = on() {
+        m.removed.with_label_values(&[what]).inc_by(rows);
+    }
+}
+
+/// `outcome`: `sent`, `retry` or `dead`.
 pub fn mail_delivery(outcome: &'static str) {
     if let Some(m) = on() {
         m.mail.with_label_values(&[outcome]).inc();

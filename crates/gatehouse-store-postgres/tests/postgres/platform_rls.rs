@@ -18,7 +18,7 @@ use crate::fixture::fresh;
 /// Tables that hold neither an organisation column nor personal data, each with the reason. A new
 /// table is under forced row-level security or it is listed here, and listed tables are checked
 /// for the columns that would make them need it.
-const PLATFORM_ONLY: [(&str, &str); 8] = [
+const PLATFORM_ONLY: [(&str, &str); 9] = [
     ("_sqlx_migrations", "the schema's migration history"),
     (
         "organizations",
@@ -38,6 +38,10 @@ const PLATFORM_ONLY: [(&str, &str); 8] = [
         "the operators' chain: actor ids, no personal fields",
     ),
     ("operator_audit_head", "the operators' chain head"),
+    (
+        "leases",
+        "which instance runs the lifecycle jobs: a job name, an instance id, an expiry",
+    ),
     (
         "operator_audit_checkpoints",
         "signed heads of the operators' chain",

@@ -225,19 +225,51 @@ async fn the_own_memberships_policy_reads_one_users_rows_and_writes_nothing() {
 #[tokio::test]
 async fn the_second_factor_tables_grant_the_app_role_only_what_it_needs() {
     let f = fresh().await;
-    // Platform rows: no organisation, so no row-level security; privileges bound what the
-    // application may do. Keys, tokens and mail are never deleted by it.
-    for table in ["platform_keys", "one_time_tokens", "mail_outbox"] {
-        let out = f.exec_as_app(&format!("DELETE FROM {table}")).await;
-        assert!(out.is_err(), "the app role may delete from {table}");
-        f.exec_as_app(&format!("SELECT count(*) FROM {table}"))
-            .await
-            .unwrap();
+    // Privileges bound what the application may do: platform keys are never deleted by it.
+    let out = f.exec_as_app("DELETE FROM platform_keys").await;
+    assert!(out.is_err(), "the app role may delete platform keys");
+    // Spent tokens and mail are pruned (issue 20), factors and codes replaced: the app role may
+    // delete from these, but only rows its declaration shows (row-level security, migrations
+    // 0011 and 0014). Planted as the owner, a raw DELETE without one removes none of them.
+    let user = uuid::Uuid::from_u128(0x5eed);
+    let id = f.uuid_literal(&format!("{:032x}", user.as_u128()));
+    for stmt in [
+        format!(
+            "INSERT INTO users (id, email, name, password_hash, created_at) \
+             VALUES ({id}, 'pruned@example.com', 'P', 'x', now())"
+        ),
+        format!(
+            "INSERT INTO one_time_tokens (digest, purpose, subject_id, detail, created_at, \
+             expires_at, used_at) VALUES ('\\x01', 'password_reset', {id}, '{{}}', now(), \
+             now(), now())"
+        ),
+        format!(
+            "INSERT INTO mail_outbox (id, envelope, created_at, next_attempt_at, sent_at) \
+             VALUES ({id}, '\\x00', now(), now(), now())"
+        ),
+        format!(
+            "INSERT INTO recovery_codes (digest, user_id, created_at, used_at) \
+             VALUES ('\\x02', {id}, now(), now())"
+        ),
+    ] {
+        f.probe(&stmt).await.unwrap();
     }
-    for table in ["totp_factors", "recovery_codes"] {
+    for table in [
+        "one_time_tokens",
+        "mail_outbox",
+        "totp_factors",
+        "recovery_codes",
+    ] {
         f.exec_as_app(&format!("DELETE FROM {table}"))
             .await
             .unwrap();
+    }
+    for table in ["one_time_tokens", "mail_outbox", "recovery_codes"] {
+        let still = format!(
+            "DO $$ BEGIN IF (SELECT count(*) FROM {table}) <> 1 THEN \
+             RAISE EXCEPTION '{table} lost its row'; END IF; END $$"
+        );
+        f.probe(&still).await.unwrap();
     }
     assert!(
         f.exec_as_app("TRUNCATE mail_outbox").await.is_err(),
@@ -335,6 +367,13 @@ async fn raw_selects_as_the_app_role_see_no_other_tenants_vault_rows() {
         .await
         .unwrap();
     assert_eq!(updated.rows_affected(), 0);
+    for table in ["secret_versions", "secrets"] {
+        let deleted = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(deleted.rows_affected(), 0, "{table} deleted across tenants");
+    }
     let updated = sqlx::query("UPDATE transit_settings SET min_version = 9")
         .execute(&mut *tx)
         .await
@@ -387,10 +426,13 @@ async fn raw_selects_as_the_app_role_see_no_other_tenants_vault_rows() {
     assert_eq!(guarded, 3);
     conn.close().await.unwrap();
 
-    // Deletion is soft: the app role may not delete or truncate any of them.
+    // A deletion through the API is soft; the lifecycle purge then removes deleted and expired
+    // secrets with their versions (issue 20), inside their organisation's scope (shown above:
+    // scoped to B, a DELETE reaches none of A's rows). Transit settings are never deleted, and
+    // nothing is truncated.
+    let out = f.exec_as_app("DELETE FROM transit_settings").await;
+    assert!(out.is_err(), "the app role may delete transit settings");
     for table in VAULT_TABLES {
-        let out = f.exec_as_app(&format!("DELETE FROM {table}")).await;
-        assert!(out.is_err(), "the app role may delete from {table}");
         let out = f.exec_as_app(&format!("TRUNCATE {table}")).await;
         assert!(out.is_err(), "the app role may truncate {table}");
     }

@@ -8,6 +8,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod grants;
+pub mod housekeeping;
 pub mod key_material;
 pub mod keyring;
 pub mod limiter;

@@ -71,7 +71,10 @@ async fn list_all(store: &dyn Store, org: OrgId, limit: u32) -> Vec<SecretRecord
     let mut cursor: Option<String> = None;
     loop {
         let p = tx
-            .list_secrets(page(cursor.as_deref(), limit))
+            .list_secrets(
+                time::OffsetDateTime::UNIX_EPOCH,
+                page(cursor.as_deref(), limit),
+            )
             .await
             .unwrap();
         assert!(p.items.len() <= usize::try_from(limit).unwrap());
@@ -136,7 +139,10 @@ pub async fn vault_secrets_round_trip_and_list_newest_first(store: Arc<dyn Store
     assert_eq!(list_all(store.as_ref(), a, 1).await, expected);
     assert_eq!(list_all(store.as_ref(), a, 50).await, expected);
     let mut tx = in_scope(store.as_ref(), a).await;
-    let first = tx.list_secrets(page(None, 5)).await.unwrap();
+    let first = tx
+        .list_secrets(time::OffsetDateTime::UNIX_EPOCH, page(None, 5))
+        .await
+        .unwrap();
     assert_eq!(first.items, expected);
     assert!(
         first.next_cursor.is_none(),
@@ -213,7 +219,7 @@ pub async fn vault_live_secret_names_are_unique(store: Arc<dyn Store>) {
             .is_some()
     );
     let listed: Vec<Uuid> = tx
-        .list_secrets(page(None, 50))
+        .list_secrets(time::OffsetDateTime::UNIX_EPOCH, page(None, 50))
         .await
         .unwrap()
         .items
@@ -347,7 +353,7 @@ pub async fn vault_secrets_never_cross_organisations(store: Arc<dyn Store>) {
     let mut tx = in_scope(store.as_ref(), b).await;
     assert!(tx.secret(s.id).await.unwrap().is_none());
     assert!(
-        tx.list_secrets(page(None, 50))
+        tx.list_secrets(time::OffsetDateTime::UNIX_EPOCH, page(None, 50))
             .await
             .unwrap()
             .items
@@ -364,7 +370,11 @@ pub async fn vault_secrets_never_cross_organisations(store: Arc<dyn Store>) {
     // Names are unique per organisation: b may use a's.
     let own = secret(&clock, b, "shared-name");
     tx.insert_secret(&own).await.unwrap();
-    let listed = tx.list_secrets(page(None, 50)).await.unwrap().items;
+    let listed = tx
+        .list_secrets(time::OffsetDateTime::UNIX_EPOCH, page(None, 50))
+        .await
+        .unwrap()
+        .items;
     assert_eq!(listed, vec![own.clone()]);
     tx.commit(Audited::for_tests()).await.unwrap();
 
@@ -392,7 +402,7 @@ pub async fn vault_secrets_never_cross_organisations(store: Arc<dyn Store>) {
         vec![first_version(&s), v2]
     );
     let listed: Vec<Uuid> = tx
-        .list_secrets(page(None, 50))
+        .list_secrets(time::OffsetDateTime::UNIX_EPOCH, page(None, 50))
         .await
         .unwrap()
         .items

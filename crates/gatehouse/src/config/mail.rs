@@ -69,6 +69,10 @@ pub struct MailConfig {
     pub poll_interval_ms: u64,
     pub first_backoff_secs: u64,
     pub max_backoff_secs: u64,
+    /// A message that failed this many times is given up (dead, its body erased).
+    pub max_attempts: u32,
+    /// A message the relay refused for good (5xx) this many times is given up sooner.
+    pub max_refusals: u32,
     pub smtp: SmtpConfig,
 }
 
@@ -84,6 +88,8 @@ impl Default for MailConfig {
             poll_interval_ms: 1_000,
             first_backoff_secs: secs(d.first_backoff),
             max_backoff_secs: secs(d.max_backoff),
+            max_attempts: d.max_attempts,
+            max_refusals: d.max_refusals,
             smtp: SmtpConfig::default(),
         }
     }
@@ -135,6 +141,12 @@ pub(super) fn validate(
              mail.max_backoff_secs",
         );
     }
+    if c.max_refusals == 0 || c.max_attempts < c.max_refusals || c.max_attempts > 100 {
+        return refuse(
+            "mail.max_refusals: at least 1 and at most mail.max_attempts, which is at most 100 \
+             (mail is never retried for ever)",
+        );
+    }
     match c.transport {
         MailTransportKind::File if production => {
             return refuse(
@@ -180,6 +192,8 @@ pub(super) fn validate(
             from: c.from.clone(),
             first_backoff: secs(c.first_backoff_secs),
             max_backoff: secs(c.max_backoff_secs),
+            max_attempts: c.max_attempts,
+            max_refusals: c.max_refusals,
         },
         transport,
         poll: Duration::from_millis(c.poll_interval_ms),

@@ -21,6 +21,7 @@ pub mod connections;
 mod database;
 mod identity;
 mod keyring;
+pub mod lifecycle;
 mod mail;
 mod master_key;
 pub mod metrics;
@@ -116,6 +117,8 @@ pub struct RawConfig {
     pub tls: tls::TlsConfig,
     /// The product's own permissions and record types (C1, C3).
     pub product: product::ProductConfig,
+    /// Purge of expired data and pruning of spent rows (G3).
+    pub lifecycle: lifecycle::LifecycleConfig,
 }
 
 impl Default for RawConfig {
@@ -154,6 +157,7 @@ impl Default for RawConfig {
             otlp: otlp::OtlpConfig::default(),
             tls: tls::TlsConfig::default(),
             product: product::ProductConfig::default(),
+            lifecycle: lifecycle::LifecycleConfig::default(),
         }
     }
 }
@@ -195,6 +199,7 @@ pub struct Config {
     /// The product's declared permissions and record types.
     pub product: gatehouse_core::product::ProductCatalogue,
     pub mail: MailSetup,
+    pub lifecycle: lifecycle::LifecycleSetup,
     /// `None` when rate limits (and sign-in lockouts) are off.
     pub rate_limits: Option<RateLimitSettings>,
     /// Redis, for revocation fan-out and (with `rate_limits.store = "redis"`) shared limits.
@@ -373,6 +378,7 @@ fn validate(
     let connections = connections::validate(&raw.connections)?;
     let otlp = otlp::validate(&raw.otlp, production)?;
     let product = product::validate(&raw.product)?;
+    let lifecycle = lifecycle::validate(&raw.lifecycle)?;
     Ok(Config {
         mode: raw.mode,
         data_dir: raw.data_dir.clone(),
@@ -389,6 +395,7 @@ fn validate(
         identity,
         product,
         mail,
+        lifecycle,
         rate_limits,
         service_secrets,
         transit_max_batch,

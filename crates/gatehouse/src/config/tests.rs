@@ -383,3 +383,53 @@ write = "report.export"
         });
     }
 }
+
+#[test]
+fn lifecycle_settings_that_break_the_minute_or_retry_for_ever_are_refused() {
+    for (file, names) in [
+        (
+            "[lifecycle]\npurge_interval_secs = 31",
+            "lifecycle.purge_interval_secs",
+        ),
+        (
+            "[lifecycle]\npurge_interval_secs = 0",
+            "lifecycle.purge_interval_secs",
+        ),
+        ("[lifecycle]\nbatch = 5", "lifecycle.batch"),
+        (
+            "[lifecycle]\nprune_interval_secs = 1",
+            "lifecycle.prune_interval_secs",
+        ),
+        (
+            "[lifecycle]\nsessions_retention_hours = 900000",
+            "lifecycle.sessions_retention_hours",
+        ),
+        ("[mail]\nmax_refusals = 0", "mail.max_refusals"),
+        ("[mail]\nmax_attempts = 1000", "mail.max_refusals"),
+        (
+            "[mail]\nmax_attempts = 2\nmax_refusals = 3",
+            "mail.max_refusals",
+        ),
+    ] {
+        Jail::expect_with(|jail| {
+            jail.create_file("g.toml", file)?;
+            let msg = err(Config::load_from(Some(Path::new("g.toml"))));
+            assert!(msg.contains(names), "{file}: {msg}");
+            Ok(())
+        });
+    }
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "g.toml",
+            "[lifecycle]\npurge_interval_secs = 5\nrecovery_codes_retention_hours = 2",
+        )?;
+        let c = Config::load_from(Some(Path::new("g.toml"))).map_err(|e| e.0)?;
+        assert_eq!(c.lifecycle.purge_every, std::time::Duration::from_secs(5));
+        assert_eq!(c.lifecycle.settings.lease, time::Duration::seconds(15));
+        assert_eq!(
+            c.lifecycle.settings.retention[&gatehouse_core::store::PruneJob::RecoveryCodes],
+            time::Duration::hours(2)
+        );
+        Ok(())
+    });
+}

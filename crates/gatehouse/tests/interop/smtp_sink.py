@@ -1,8 +1,9 @@
 """An SMTP sink for the integration tests: aiosmtpd (an independent SMTP server implementation)
 on 127.0.0.1:PORT. Each message it accepts is parsed with Python's email package and written to
 OUT_DIR/<n>.eml as the envelope recipients, the decoded Subject, and the decoded text/plain
-part; the raw message goes beside it as <n>.raw. Prints "ready" once listening and runs until
-killed."""
+part; the raw message goes beside it as <n>.raw. With a third argument "refuse" it accepts no
+recipient (550, a permanent refusal) and keeps nothing. Prints "ready" once listening and runs
+until killed."""
 
 import email
 import email.policy
@@ -14,9 +15,16 @@ from aiosmtpd.controller import Controller
 
 
 class Keep:
-    def __init__(self, out_dir):
+    def __init__(self, out_dir, refuse=False):
         self.out_dir = out_dir
+        self.refuse = refuse
         self.n = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.refuse:
+            return "550 5.1.1 no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.n += 1
@@ -41,7 +49,8 @@ def main():
     port = int(sys.argv[1])
     out_dir = sys.argv[2]
     os.makedirs(out_dir, exist_ok=True)
-    controller = Controller(Keep(out_dir), hostname="127.0.0.1", port=port)
+    refuse = len(sys.argv) > 3 and sys.argv[3] == "refuse"
+    controller = Controller(Keep(out_dir, refuse), hostname="127.0.0.1", port=port)
     controller.start()
     print("ready", flush=True)
     try:

@@ -114,7 +114,40 @@ impl MailQueue for UnreachableStore {
     ) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
+    async fn mail_dead(
+        &self,
+        _: uuid::Uuid,
+        _: u32,
+        _: time::OffsetDateTime,
+        _: &str,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
     async fn mail_backlog(&self) -> Result<MailBacklog, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl gatehouse_core::store::Housekeeping for UnreachableStore {
+    async fn acquire_lease(
+        &self,
+        _: &str,
+        _: &str,
+        _: time::OffsetDateTime,
+        _: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn release_lease(&self, _: &str, _: &str) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn orgs_with_expired(
+        &self,
+        _: time::OffsetDateTime,
+        _: Option<gatehouse_core::OrgId>,
+        _: u32,
+    ) -> Result<Vec<gatehouse_core::OrgId>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
 }

@@ -98,6 +98,8 @@ pub struct SmtpSink {
     pub port: u16,
     pub dir: PathBuf,
     child: Option<Child>,
+    /// Refuses every recipient with 550 (a permanent refusal).
+    refuse: bool,
 }
 
 /// A free port on 127.0.0.1 (bound and released).
@@ -118,7 +120,16 @@ impl SmtpSink {
             port: free_port(),
             dir,
             child: None,
+            refuse: false,
         }
+    }
+
+    /// A started sink that refuses every recipient for good (550).
+    pub fn refusing() -> Self {
+        let mut sink = Self::stopped();
+        sink.refuse = true;
+        sink.start();
+        sink
     }
 
     pub fn started() -> Self {
@@ -133,6 +144,7 @@ impl SmtpSink {
             .arg(script)
             .arg(self.port.to_string())
             .arg(&self.dir)
+            .args(self.refuse.then_some("refuse"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -22,6 +22,7 @@ mod grants;
 mod headers;
 mod health;
 mod invitations;
+mod lifecycle;
 mod limits;
 mod membership;
 mod metrics;

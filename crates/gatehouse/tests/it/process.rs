@@ -10,6 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::temp_dir;
 
+mod purge;
+
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
 pub(crate) struct Server {
@@ -285,7 +287,7 @@ fn config_check_prints_redacted_configuration_or_refuses_with_a_sentence() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn run_cli(
+pub(crate) fn run_cli(
     dir: &std::path::Path,
     args: &[&str],
     env: &[(&str, &str)],

@@ -549,3 +549,57 @@ async fn the_public_readiness_probe_does_not_move_when_a_reset_is_mailed() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn mail_the_relay_refuses_for_good_goes_dead_after_bounded_attempts() {
+    let sink = SmtpSink::refusing();
+    let app = with_smtp(&sink, |raw| {
+        raw.mail.max_refusals = 3;
+        raw.mail.max_attempts = 5;
+    })
+    .await;
+    let res = app
+        .post_json("/v1/auth/signup", &signup_body("nobody@example.com"))
+        .await;
+    assert_eq!(res.status(), 202);
+    // Each retry falls due once the clock passes its backoff (5 s, 10 s, ...).
+    let mut dead = false;
+    for _ in 0..200 {
+        app.clock.advance(time::Duration::minutes(1));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let text = app.metrics().await;
+        if text.contains("gatehouse_mail_deliveries_total{outcome=\"dead\"} 1") {
+            dead = true;
+            break;
+        }
+    }
+    assert!(dead, "the refused message never went dead");
+    let text = app.metrics().await;
+    assert!(
+        text.contains("gatehouse_mail_deliveries_total{outcome=\"retry\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("gatehouse_mail_outbox_depth 0"), "{text}");
+    // Given up, it is never tried again: no further attempts however long we wait.
+    app.clock.advance(time::Duration::days(1));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = app.metrics().await;
+    assert!(
+        text.contains("gatehouse_mail_deliveries_total{outcome=\"retry\"} 2"),
+        "{text}"
+    );
+    // Readiness no longer counts it as waiting.
+    let (_, body) = app.ready_details().await;
+    let mail = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "mail")
+        .cloned()
+        .unwrap();
+    assert!(
+        !mail["detail"].as_str().unwrap().starts_with("1 message"),
+        "{mail}"
+    );
+    assert!(sink.messages().is_empty());
+}

@@ -144,6 +144,18 @@ impl TestApp {
     /// Starts on an existing data directory (to restart with other settings). The clock is a
     /// `FakeClock` starting at the real time; tests advance it.
     pub async fn spawn_in(dir: PathBuf, edit: impl FnOnce(&mut RawConfig)) -> Self {
+        let clock =
+            gatehouse_core::FakeClock::at(gatehouse_core::Clock::now(&gatehouse_core::SystemClock));
+        Self::spawn_in_with_clock(dir, clock, edit).await
+    }
+
+    /// Like [`TestApp::spawn_in`], on a clock shared with another instance (advancing one
+    /// advances both).
+    pub async fn spawn_in_with_clock(
+        dir: PathBuf,
+        clock: gatehouse_core::FakeClock,
+        edit: impl FnOnce(&mut RawConfig),
+    ) -> Self {
         let mut raw = raw_config(&dir);
         if std::env::var_os("GH_IT_POSTGRES").is_some() && raw.database_url.is_none() {
             let (app_url, owner_url) = postgres_database(&dir).await;
@@ -152,8 +164,6 @@ impl TestApp {
         }
         edit(&mut raw);
         let config = Config::from_raw(raw, None).unwrap();
-        let clock =
-            gatehouse_core::FakeClock::at(gatehouse_core::Clock::now(&gatehouse_core::SystemClock));
         let app = App::build_with_clock(&config, std::sync::Arc::new(clock.clone()))
             .await
             .unwrap();

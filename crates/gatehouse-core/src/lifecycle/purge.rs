@@ -1,0 +1,133 @@
+//! Purging expired records and secrets (and the values of deleted secrets): one organisation at
+//! a time, one transaction and one audit event per batch.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::Lifecycle;
+use crate::audit::{Actor, AuditEvent};
+use crate::error::Error;
+use crate::ids::OrgId;
+use crate::keyring::SealedKind;
+use crate::scope::TenantScope;
+use crate::telemetry::metrics;
+
+/// Organisations asked for per round of the search.
+const ORGS_PER_ROUND: u32 = 100;
+
+/// What one purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub records: u64,
+    pub secrets: u64,
+    /// Transactions committed (one audit event each).
+    pub batches: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Records,
+    Secrets,
+}
+
+impl Kind {
+    fn action(self) -> &'static str {
+        match self {
+            Self::Records => "record.purged",
+            Self::Secrets => "secret.purged",
+        }
+    }
+
+    fn metric(self) -> &'static str {
+        match self {
+            Self::Records => "records",
+            Self::Secrets => "secrets",
+        }
+    }
+}
+
+impl Lifecycle<'_> {
+    /// Removes every record and secret that expired at or before now (the injected clock), and
+    /// every deleted secret, from every organisation. Call it while holding the lease; `instance`
+    /// (the lease holder) is named in each batch's audit event.
+    pub async fn purge_expired(&self, instance: &str) -> Result<PurgeReport, Error> {
+        let now = self.clock().now();
+        let mut report = PurgeReport::default();
+        let mut after = None;
+        loop {
+            let orgs = self
+                .store()
+                .orgs_with_expired(now, after, ORGS_PER_ROUND)
+                .await?;
+            for org in &orgs {
+                for kind in [Kind::Records, Kind::Secrets] {
+                    self.purge_org(*org, kind, now, instance, &mut report)
+                        .await?;
+                }
+            }
+            if orgs.len() < ORGS_PER_ROUND as usize {
+                return Ok(report);
+            }
+            after = orgs.last().copied();
+        }
+    }
+
+    async fn purge_org(
+        &self,
+        org: OrgId,
+        kind: Kind,
+        now: OffsetDateTime,
+        instance: &str,
+        report: &mut PurgeReport,
+    ) -> Result<(), Error> {
+        let batch = self.lifecycle_settings().batch;
+        let scope = TenantScope::granted(org);
+        loop {
+            let mut tx = self.store().begin_scoped(&scope).await?;
+            let (ids, sealed): (Vec<Uuid>, SealedKind) = match kind {
+                Kind::Records => (
+                    tx.purge_expired_records(now, batch).await?,
+                    SealedKind::RecordContent,
+                ),
+                Kind::Secrets => (
+                    tx.purge_secrets(now, batch).await?,
+                    SealedKind::SharedSecret,
+                ),
+            };
+            if ids.is_empty() {
+                // Nothing left: the transaction rolls back having changed nothing.
+                return Ok(());
+            }
+            let names: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+            tx.delete_sealed_of(sealed.as_str(), &names).await?;
+            let event = AuditEvent::success(
+                Actor::system("lifecycle"),
+                kind.action(),
+                "organization",
+                org,
+            )
+            .with_details(
+                serde_json::json!({
+                    "reason": "expired",
+                    "count": ids.len(),
+                    "ids": names,
+                    "expired_by": now.unix_timestamp(),
+                    "instance": instance,
+                })
+                .to_string(),
+            );
+            let proof = crate::audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+            tx.commit(proof).await?;
+            let n = ids.len() as u64;
+            match kind {
+                Kind::Records => report.records += n,
+                Kind::Secrets => report.secrets += n,
+            }
+            report.batches += 1;
+            metrics::lifecycle_removed(kind.metric(), n);
+            if ids.len() < batch as usize {
+                return Ok(());
+            }
+        }
+    }
+}

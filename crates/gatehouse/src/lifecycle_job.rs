@@ -1,0 +1,67 @@
+//! The lifecycle job `serve` runs: every purge interval it takes (or renews) the lease in the
+//! database and, while it holds it, purges expired records and secrets; every prune interval
+//! it also prunes spent rows. With several instances over one database one does the work; when
+//! it stops (or dies, and its lease runs out) another takes over at its next tick.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_core::Kernel;
+
+/// This instance's name in the lease: random, so two processes on one host differ.
+pub(crate) fn instance_id() -> String {
+    format!("gatehouse-{}", uuid::Uuid::new_v4())
+}
+
+pub(crate) async fn run(
+    kernel: Arc<Kernel>,
+    holder: String,
+    purge_every: Duration,
+    prune_every: Duration,
+) {
+    let mut tick = tokio::time::interval(purge_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune: Option<tokio::time::Instant> = None;
+    let mut held = false;
+    loop {
+        tick.tick().await;
+        match kernel.lifecycle().hold_lease(&holder).await {
+            Ok(true) => {
+                if !held {
+                    tracing::info!(instance = %holder, "this instance now runs the lifecycle jobs");
+                }
+                held = true;
+            }
+            Ok(false) => {
+                held = false;
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take the lifecycle lease; retrying later");
+                continue;
+            }
+        }
+        match kernel.lifecycle().purge_expired(&holder).await {
+            Ok(r) if r.batches > 0 => tracing::info!(
+                records = r.records,
+                secrets = r.secrets,
+                batches = r.batches,
+                "purged expired data"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "the purge of expired data failed; retrying later")
+            }
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= prune_every) {
+            last_prune = Some(tokio::time::Instant::now());
+            match kernel.lifecycle().prune(&holder).await {
+                Ok(r) if !r.rows.is_empty() || r.lockouts > 0 => {
+                    tracing::info!(rows = ?r.rows, lockouts = r.lockouts, "pruned spent rows");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning failed; retrying later"),
+            }
+        }
+    }
+}
