@@ -150,7 +150,12 @@ impl Kernel {
     /// chain, and each caller returns once its event is committed.
     pub(crate) fn audit_batcher(&self) -> &crate::audit::AuditBatcher {
         self.audit_batcher.get_or_init(|| {
-            crate::audit::AuditBatcher::start(Arc::clone(&self.store), Arc::clone(&self.clock), 256)
+            crate::audit::AuditBatcher::start_with_keyring(
+                Arc::clone(&self.store),
+                Arc::clone(&self.clock),
+                Arc::clone(&self.keyring),
+                256,
+            )
         })
     }
 

@@ -83,8 +83,9 @@ impl utoipa::Modify for BearerAuth {
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use Limit::{Admin, Auth, ReadWrite, Unlimited};
     use routes::{
-        admin, admin_sessions, api_keys, audit, auth, check, grants, health, invitations, me,
-        metrics, mfa, organization, records, recovery, secrets, security_txt, signup, transit,
+        admin, admin_sessions, api_keys, audit, audit_events, auth, check, grants, health,
+        invitations, me, metrics, mfa, organization, records, recovery, secrets, security_txt,
+        signup, transit,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the document it serves.
@@ -151,6 +152,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(check::check))
         .add(ReadWrite, routes!(check::batch))
         .add(Unlimited, routes!(check::internal))
+        .add(Unlimited, routes!(audit_events::ingest))
         .add(ReadWrite, routes!(records::create, records::list))
         .add(ReadWrite, routes!(grants::create, grants::given))
         .add(ReadWrite, routes!(grants::received))

@@ -7,7 +7,7 @@ mod creator;
 pub mod format;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use gatehouse_crypto::{SecretString, sha256};
@@ -53,14 +53,32 @@ struct Cached {
     /// Built once per load rather than per request: the key acts as this principal.
     principal: Arc<Principal>,
     loaded_at: OffsetDateTime,
-    last_used: AtomicI64,
-    flushed: AtomicI64,
+    /// Shared with the key's next cache entry, so a reload loses no use.
+    usage: Arc<Usage>,
 }
 
-/// Verified keys by digest, and their last use (written in batches).
+/// A key's use since the last flush.
+#[derive(Debug, Default)]
+struct Usage {
+    last_used: AtomicI64,
+    flushed: AtomicI64,
+    uses: AtomicU64,
+}
+
+/// One key's use over a flush window: its last use and how many requests it made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Used {
+    org: OrgId,
+    id: Uuid,
+    last: OffsetDateTime,
+    uses: u64,
+}
+
+/// Verified keys by digest, and their use (written in batches).
 #[derive(Debug, Default)]
 pub struct ApiKeyCache {
     entries: RwLock<HashMap<[u8; 32], Arc<Cached>>>,
+    usage: RwLock<HashMap<Uuid, (OrgId, Arc<Usage>)>>,
 }
 
 impl ApiKeyCache {
@@ -87,8 +105,7 @@ impl ApiKeyCache {
             principal: Arc::new(principal),
             record: Arc::clone(&record),
             loaded_at: now,
-            last_used: AtomicI64::new(0),
-            flushed: AtomicI64::new(0),
+            usage: self.usage_of(&record),
         });
         if let Ok(mut map) = self.entries.write() {
             if map.len() >= CACHE_CAPACITY {
@@ -123,20 +140,50 @@ impl ApiKeyCache {
         }
     }
 
-    fn take_used(&self) -> Vec<(OrgId, Uuid, OffsetDateTime)> {
-        let Ok(map) = self.entries.read() else {
+    fn usage_of(&self, record: &ApiKeyRecord) -> Arc<Usage> {
+        if let Some((_, u)) = self
+            .usage
+            .read()
+            .ok()
+            .and_then(|m| m.get(&record.id).cloned())
+        {
+            return u;
+        }
+        let Ok(mut map) = self.usage.write() else {
+            return Arc::default();
+        };
+        Arc::clone(
+            &map.entry(record.id)
+                .or_insert_with(|| (record.org_id, Arc::default()))
+                .1,
+        )
+    }
+
+    /// Takes every key's use since the last call; forgets counters no cache entry holds and
+    /// nothing used.
+    fn take_used(&self) -> Vec<Used> {
+        let Ok(mut map) = self.usage.write() else {
             return Vec::new();
         };
-        map.values()
-            .filter_map(|e| {
-                let used = e.last_used.load(Ordering::Relaxed);
-                let before = e.flushed.swap(used, Ordering::Relaxed);
-                (used > before)
-                    .then(|| crate::clock::from_unix_micros(used))
-                    .flatten()
-                    .map(|t| (e.record.org_id, e.record.id, t))
-            })
-            .collect()
+        let mut out = Vec::new();
+        map.retain(|id, (org, u)| {
+            let used = u.last_used.load(Ordering::Relaxed);
+            let before = u.flushed.swap(used, Ordering::Relaxed);
+            let uses = u.uses.swap(0, Ordering::Relaxed);
+            if used > before
+                && let Some(last) = crate::clock::from_unix_micros(used)
+            {
+                out.push(Used {
+                    org: *org,
+                    id: *id,
+                    last,
+                    uses: uses.max(1),
+                });
+                return true;
+            }
+            Arc::strong_count(u) > 1
+        });
+        out
     }
 }
 
@@ -502,18 +549,46 @@ impl ApiKeys<'_> {
             ));
         }
         entry
+            .usage
             .last_used
             .fetch_max(crate::clock::unix_micros(now), Ordering::Relaxed);
+        entry.usage.uses.fetch_add(1, Ordering::Relaxed);
         Ok(entry)
     }
 
-    /// Writes batched last-used times (called by a background job).
+    /// Writes batched last-used times, and records each key's use since the last flush as one
+    /// `api_key.used` event on its organisation's chain (aggregated: a count, not a row per
+    /// request). Called by a background job.
     pub async fn flush_usage(&self) -> Result<usize, Error> {
         let used = self.api_key_cache().take_used();
         if used.is_empty() {
             return Ok(0);
         }
-        self.store().touch_api_keys(&used).await?;
+        let touched: Vec<_> = used.iter().map(|u| (u.org, u.id, u.last)).collect();
+        self.store().touch_api_keys(&touched).await?;
+        let mut by_org: HashMap<OrgId, Vec<crate::audit::PersonalEvent>> = HashMap::new();
+        for u in &used {
+            let event = crate::audit::AuditEvent::success(
+                crate::audit::Actor {
+                    kind: crate::audit::ActorKind::ApiKey,
+                    id: u.id.to_string(),
+                    impersonator_id: None,
+                },
+                "api_key.used",
+                "api_key",
+                u.id,
+            )
+            .with_details(
+                serde_json::json!({"uses": u.uses, "last_used_at": u.last.unix_timestamp()})
+                    .to_string(),
+            );
+            by_org.entry(u.org).or_default().push((event, None));
+        }
+        for (org, events) in by_org {
+            self.audit_batcher()
+                .record_all(&TenantScope::granted(org), events)
+                .await?;
+        }
         Ok(used.len())
     }
 }

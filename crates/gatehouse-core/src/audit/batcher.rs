@@ -6,7 +6,7 @@
 //! Events that belong to a change still commit in that change's transaction (`append_tenant`);
 //! this is only for standalone events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -15,6 +15,7 @@ use super::{AuditEvent, append_operator, append_tenant_batch};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::ids::OrgId;
+use crate::keyring::{Keyring, PersonalData};
 use crate::scope::TenantScope;
 use crate::store::Store;
 
@@ -24,8 +25,14 @@ type Ack = oneshot::Sender<Result<(), String>>;
 struct Job {
     chain: Option<OrgId>,
     event: AuditEvent,
+    /// Personal data to seal under this subject's key inside the writing transaction (where
+    /// the key is made on first use).
+    personal: Option<(String, PersonalData)>,
     ack: Ack,
 }
+
+/// An event to record with, optionally, the subject and personal data to seal into it.
+pub type PersonalEvent = (AuditEvent, Option<(String, PersonalData)>);
 
 /// A handle to the batching writer. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -36,9 +43,62 @@ pub struct AuditBatcher {
 impl AuditBatcher {
     /// Starts the writer task. `max_batch` bounds the events per transaction.
     pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, max_batch: usize) -> Self {
+        Self::spawn(store, clock, None, max_batch)
+    }
+
+    /// Like [`Self::start`], with the keyring that seals events' personal data
+    /// ([`Self::record_all`]).
+    pub fn start_with_keyring(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        keyring: Arc<Keyring>,
+        max_batch: usize,
+    ) -> Self {
+        Self::spawn(store, clock, Some(keyring), max_batch)
+    }
+
+    fn spawn(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        keyring: Option<Arc<Keyring>>,
+        max_batch: usize,
+    ) -> Self {
         let (jobs, rx) = mpsc::channel(max_batch.max(1) * 4);
-        tokio::spawn(run(store, clock, rx, max_batch.max(1)));
+        tokio::spawn(run(store, clock, keyring, rx, max_batch.max(1)));
         Self { jobs }
+    }
+
+    /// Records `events` on `scope`'s chain, in order, sealing each one's personal data under
+    /// its subject's key in the writing transaction; returns once every one is committed (they
+    /// share transactions with each other and with concurrent callers' events).
+    pub async fn record_all(
+        &self,
+        scope: &TenantScope,
+        events: Vec<PersonalEvent>,
+    ) -> Result<(), Error> {
+        for (e, _) in &events {
+            e.validate()?;
+        }
+        let mut pending = Vec::with_capacity(events.len());
+        for (event, personal) in events {
+            let (ack, done) = oneshot::channel();
+            self.jobs
+                .send(Job {
+                    chain: Some(scope.org_id()),
+                    event,
+                    personal,
+                    ack,
+                })
+                .await
+                .map_err(|_| Error::Internal("the audit writer has stopped".into()))?;
+            pending.push(done);
+        }
+        for done in pending {
+            done.await
+                .map_err(|_| Error::Internal("the audit writer dropped an event".into()))?
+                .map_err(Error::Internal)?;
+        }
+        Ok(())
     }
 
     /// Records `event` on `scope`'s chain; returns once it is committed.
@@ -57,6 +117,7 @@ impl AuditBatcher {
             .send(Job {
                 chain: Some(scope.org_id()),
                 event,
+                personal: None,
                 ack,
             })
             .await
@@ -72,7 +133,12 @@ impl AuditBatcher {
         event.validate()?;
         let (ack, done) = oneshot::channel();
         self.jobs
-            .send(Job { chain, event, ack })
+            .send(Job {
+                chain,
+                event,
+                personal: None,
+                ack,
+            })
             .await
             .map_err(|_| Error::Internal("the audit writer has stopped".into()))?;
         done.await
@@ -84,6 +150,7 @@ impl AuditBatcher {
 async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    keyring: Option<Arc<Keyring>>,
     mut rx: mpsc::Receiver<Job>,
     max: usize,
 ) {
@@ -100,11 +167,19 @@ async fn run(
             chains.entry(job.chain).or_default().push(job);
         }
         for (chain, jobs) in chains {
-            let (events, acks): (Vec<_>, Vec<_>) =
-                jobs.into_iter().map(|j| (j.event, j.ack)).unzip();
-            let outcome = write(store.as_ref(), clock.as_ref(), chain, events)
-                .await
-                .map_err(|e| e.to_string());
+            let (events, acks): (Vec<_>, Vec<_>) = jobs
+                .into_iter()
+                .map(|j| ((j.event, j.personal), j.ack))
+                .unzip();
+            let outcome = write(
+                store.as_ref(),
+                clock.as_ref(),
+                keyring.as_deref(),
+                chain,
+                events,
+            )
+            .await
+            .map_err(|e| e.to_string());
             if let Err(e) = &outcome {
                 tracing::error!(error = %e, events = acks.len(), "an audit batch could not be written");
             }
@@ -119,13 +194,30 @@ async fn run(
 async fn write(
     store: &dyn Store,
     clock: &dyn Clock,
+    keyring: Option<&Keyring>,
     chain: Option<OrgId>,
-    events: Vec<AuditEvent>,
+    events: Vec<PersonalEvent>,
 ) -> Result<(), Error> {
     match chain {
         Some(org) => {
             let mut tx = store.begin_scoped(&TenantScope::granted(org)).await?;
-            match append_tenant_batch(tx.as_mut(), clock, events).await? {
+            let mut keys = HashMap::new();
+            let mut sealed = Vec::with_capacity(events.len());
+            for (event, personal) in events {
+                sealed.push(match personal {
+                    None => event,
+                    Some((subject, data)) => {
+                        let keyring = keyring.ok_or_else(|| {
+                            Error::Internal("this audit writer cannot seal personal data".into())
+                        })?;
+                        let envelope = keyring
+                            .seal_personal_cached(tx.as_mut(), &mut keys, &subject, &data)
+                            .await?;
+                        event.with_personal(&subject, envelope)
+                    }
+                });
+            }
+            match append_tenant_batch(tx.as_mut(), clock, sealed).await? {
                 Some(p) => Ok(tx.commit(p).await?),
                 None => Ok(()),
             }
@@ -133,7 +225,8 @@ async fn write(
         None => {
             let mut tx = store.begin().await?;
             let mut proof = None;
-            for event in events {
+            // The operators' chain carries no personal data (nothing queues any for it).
+            for (event, _) in events {
                 proof = Some(append_operator(tx.as_mut(), clock, event).await?);
             }
             match proof {

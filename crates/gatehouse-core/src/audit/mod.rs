@@ -14,6 +14,7 @@
 mod batcher;
 pub mod chain;
 mod event;
+mod ingest;
 mod read;
 
 use crate::clock::Clock;
@@ -21,12 +22,13 @@ use crate::error::Error;
 use crate::ids::new_uuid;
 use crate::store::{PlatformTx, Store, TenantTx};
 
-pub use batcher::AuditBatcher;
+pub use batcher::{AuditBatcher, PersonalEvent};
 pub use chain::{VerifyError, verify};
 pub use event::{
     Actor, ActorKind, AuditEvent, AuditFilter, AuditRecord, ChainHead, CheckpointRecord, Outcome,
     SigningKeyRecord, SigningPurpose,
 };
+pub use ingest::{EventActor, MAX_DETAIL_BYTES, MAX_EVENTS, ProductEvent};
 pub use read::{AuditLog, AuditReader, AuditView};
 
 /// Proof that an audit event was appended to the transaction being committed.

@@ -50,6 +50,40 @@ impl AuditLog<'_> {
         })
     }
 
+    /// Like [`Self::reader`], for an export: the export itself is recorded on the chain
+    /// (`audit.exported`, with its filter), durably, before any event leaves.
+    pub async fn export_reader(
+        &self,
+        call: &TenantCall,
+        filter: &super::AuditFilter,
+    ) -> Result<AuditReader, Error> {
+        let reader = self.reader(call).await?;
+        let when = |t: Option<time::OffsetDateTime>| t.map(time::OffsetDateTime::unix_timestamp);
+        let event = super::AuditEvent::success(
+            call.principal.actor(),
+            "audit.exported",
+            "organization",
+            call.scope.org_id(),
+        )
+        .with_request(call.request.request_id.clone())
+        .with_details(
+            serde_json::json!({
+                "filter": {
+                    "actor_id": filter.actor_id,
+                    "action": filter.action_prefix,
+                    "resource_type": filter.resource_type,
+                    "resource_id": filter.resource_id,
+                    "outcome": filter.outcome.map(|o| o.as_str()),
+                    "since": when(filter.since),
+                    "until": when(filter.until),
+                }
+            })
+            .to_string(),
+        );
+        self.audit_batcher().record(&call.scope, event).await?;
+        Ok(reader)
+    }
+
     /// Grants reading the operators' trail to an operator.
     pub fn operator_reader(&self, call: &OperatorCall) -> Result<AuditReader, Error> {
         let OperatorCall { principal, .. } = call;

@@ -6,6 +6,8 @@
 //! organisation and subject as associated data. Erasing the subject deletes the key: every event
 //! naming them keeps its ciphertext, which the chain hashes, and nobody can open it again.
 
+use std::collections::HashMap;
+
 use gatehouse_crypto::{AeadKey, EnvelopeHeader, Key32, context, random_key};
 
 use super::Keyring;
@@ -74,6 +76,21 @@ fn decode(mut bytes: &[u8]) -> Option<PersonalData> {
     bytes.is_empty().then_some(PersonalData { ip, user_agent })
 }
 
+fn seal_with(
+    key: &Key32,
+    tx: &dyn TenantTx,
+    subject: &str,
+    data: &PersonalData,
+) -> Result<Vec<u8>, Error> {
+    let aead = AeadKey::new(key).map_err(|e| Error::Internal(e.to_string()))?;
+    aead.seal_envelope(
+        SUBJECT_KEY_VERSIONS,
+        &personal_context(tx, subject),
+        &encode(data),
+    )
+    .map_err(|e| Error::Internal(e.to_string()))
+}
+
 impl Keyring {
     async fn subject_key(
         &self,
@@ -97,30 +114,49 @@ impl Keyring {
         subject: &str,
         data: &PersonalData,
     ) -> Result<Vec<u8>, Error> {
-        let key = match self.subject_key(tx, subject).await? {
-            Some(k) => k,
-            None => {
-                let k = random_key().map_err(|e| Error::Internal(e.to_string()))?;
-                if self
-                    .seal_if_absent(tx, key_field(subject), k.expose())
-                    .await?
-                {
-                    k
-                } else {
-                    // Another transaction made this subject's key first: use theirs.
-                    self.subject_key(tx, subject).await?.ok_or_else(|| {
-                        Error::Internal("the subject key vanished while being created".into())
-                    })?
-                }
-            }
-        };
-        let aead = AeadKey::new(&key).map_err(|e| Error::Internal(e.to_string()))?;
-        aead.seal_envelope(
-            SUBJECT_KEY_VERSIONS,
-            &personal_context(tx, subject),
-            &encode(data),
-        )
-        .map_err(|e| Error::Internal(e.to_string()))
+        let key = self.subject_key_or_new(tx, subject).await?;
+        seal_with(&key, tx, subject, data)
+    }
+
+    /// [`Self::seal_personal`] for many events in one transaction: each subject's key is read
+    /// (or made) once, kept in `keys` for the rest of the batch.
+    pub async fn seal_personal_cached(
+        &self,
+        tx: &mut dyn TenantTx,
+        keys: &mut HashMap<String, Key32>,
+        subject: &str,
+        data: &PersonalData,
+    ) -> Result<Vec<u8>, Error> {
+        if !keys.contains_key(subject) {
+            let key = self.subject_key_or_new(tx, subject).await?;
+            keys.insert(subject.to_owned(), key);
+        }
+        let key = keys
+            .get(subject)
+            .ok_or_else(|| Error::Internal("a subject key left the batch's cache".into()))?;
+        seal_with(key, tx, subject, data)
+    }
+
+    async fn subject_key_or_new(
+        &self,
+        tx: &mut dyn TenantTx,
+        subject: &str,
+    ) -> Result<Key32, Error> {
+        if let Some(k) = self.subject_key(tx, subject).await? {
+            return Ok(k);
+        }
+        let k = random_key().map_err(|e| Error::Internal(e.to_string()))?;
+        if self
+            .seal_if_absent(tx, key_field(subject), k.expose())
+            .await?
+        {
+            Ok(k)
+        } else {
+            // Another transaction made this subject's key first: use theirs.
+            self.subject_key(tx, subject).await?.ok_or_else(|| {
+                Error::Internal("the subject key vanished while being created".into())
+            })
+        }
     }
 
     /// Opens personal data sealed for `subject`; `None` once the subject has been erased.

@@ -187,7 +187,8 @@ pub(crate) async fn list(
 const EXPORT_PAGE: u32 = 200;
 
 /// Every matching event as NDJSON (one JSON object per line), newest first, streamed. Needs
-/// `audit.read`.
+/// `audit.read`. The export is itself recorded (`audit.exported`, with its filter) before it
+/// starts.
 #[utoipa::path(get, path = "/v1/audit-logs/export", tag = "audit", security(("bearer" = [])),
     params(OrgScoped, AuditQuery),
     responses(
@@ -200,8 +201,8 @@ pub(crate) async fn export(
     OrgCaller(call): OrgCaller,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let reader = state.kernel.audit().reader(&call).await?;
     let filter = q.filter()?;
+    let reader = state.kernel.audit().export_reader(&call, &filter).await?;
     let first = PageRequest::parse(None, Some(EXPORT_PAGE))?;
     let stream = futures_util::stream::unfold(Some(first), move |next| {
         let state = state.clone();

@@ -35,6 +35,7 @@ mod otlp;
 mod passwords;
 mod process;
 mod product;
+mod product_events;
 mod records;
 mod recovery;
 mod roles;
