@@ -268,6 +268,12 @@ impl Kernel {
         AuditLog(self)
     }
 
+    /// Export and erasure of a person's or an organisation's data (`data_rights`).
+    #[must_use]
+    pub fn data_rights(&self) -> crate::data_rights::DataRights<'_> {
+        crate::data_rights::DataRights(self)
+    }
+
     /// The purge of expired data and the pruning of spent rows (`lifecycle`).
     #[must_use]
     pub fn lifecycle(&self) -> crate::lifecycle::Lifecycle<'_> {

@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod clock;
 pub mod context;
+pub mod data_rights;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -83,7 +83,7 @@ impl utoipa::Modify for BearerAuth {
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use Limit::{Admin, Auth, ReadWrite, Unlimited};
     use routes::{
-        admin, admin_sessions, api_keys, audit, audit_events, auth, check, grants, health,
+        admin, admin_sessions, api_keys, audit, audit_events, auth, check, exports, grants, health,
         invitations, me, metrics, mfa, organization, records, recovery, secrets, security_txt,
         signup, transit,
     };
@@ -102,6 +102,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(Unlimited, routes!(security_txt::serve))
         .add(ReadWrite, routes!(me::me))
         .add(ReadWrite, routes!(me::sessions))
+        .add(ReadWrite, routes!(exports::mine))
+        .add(ReadWrite, routes!(exports::organization))
         .add(ReadWrite, routes!(me::revoke))
         .add(ReadWrite, routes!(me::revoke_others))
         .add(Auth, routes!(mfa::complete))

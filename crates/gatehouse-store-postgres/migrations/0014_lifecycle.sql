@@ -15,6 +15,12 @@ DROP INDEX mail_outbox_due;
 CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at, created_at)
     WHERE sent_at IS NULL AND dead_at IS NULL;
 
+-- Export and erasure (G1, G2) find a person's mail by the SHA-256 of their lower-cased address
+-- (the address itself is only inside the sealed envelope), and show which template it was.
+ALTER TABLE mail_outbox ADD COLUMN recipient bytea NOT NULL DEFAULT ''::bytea;
+ALTER TABLE mail_outbox ADD COLUMN kind text NOT NULL DEFAULT '';
+CREATE INDEX mail_outbox_recipient ON mail_outbox (recipient);
+
 -- What the purge and the pruning look for.
 CREATE INDEX records_expiry ON records (org_id, expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX secrets_expiry ON secrets (org_id, expires_at) WHERE expires_at IS NOT NULL;
@@ -35,5 +41,11 @@ CREATE POLICY prune_read ON recovery_codes FOR SELECT USING (gatehouse_current_j
 CREATE POLICY prune ON recovery_codes FOR DELETE USING (gatehouse_current_job() = 'prune');
 CREATE POLICY prune_read ON mail_outbox FOR SELECT USING (gatehouse_current_job() = 'prune');
 CREATE POLICY prune ON mail_outbox FOR DELETE USING (gatehouse_current_job() = 'prune');
+
+-- A person's mail, found by the digest of their address for their export or erasure.
+CREATE POLICY recipient_lookup ON mail_outbox FOR SELECT
+    USING (recipient = gatehouse_named_digest());
+CREATE POLICY recipient_erasure ON mail_outbox FOR DELETE
+    USING (recipient = gatehouse_named_digest());
 
 GRANT DELETE ON one_time_tokens, mail_outbox, secrets, secret_versions TO gatehouse_app;

@@ -32,6 +32,8 @@ fn mail(row: &PgRow) -> Result<MailRecord, StoreError> {
         next_attempt_at: get(row, "next_attempt_at")?,
         sent_at: get(row, "sent_at")?,
         last_error: get(row, "last_error")?,
+        recipient: get(row, "recipient")?,
+        kind: get(row, "kind")?,
     })
 }
 
@@ -41,7 +43,7 @@ impl OutboxStore for PgTx {
         declare(&mut self.tx, Named::Mail(m.id)).await?;
         sqlx::query(
             "INSERT INTO mail_outbox (id, envelope, created_at, attempts, next_attempt_at, sent_at, \
-             last_error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             last_error, recipient, kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(m.id)
         .bind(&m.envelope)
@@ -50,10 +52,45 @@ impl OutboxStore for PgTx {
         .bind(m.next_attempt_at)
         .bind(m.sent_at)
         .bind(m.last_error.as_deref().map(truncated))
+        .bind(&m.recipient)
+        .bind(&m.kind)
         .execute(&mut *self.tx)
         .await
         .map(|_| ())
         .map_err(map_err)
+    }
+
+    async fn mail_to(
+        &mut self,
+        recipient: &[u8],
+        limit: u32,
+    ) -> Result<Vec<MailRecord>, StoreError> {
+        if recipient.is_empty() {
+            return Ok(Vec::new());
+        }
+        declare(&mut self.tx, Named::Digest(recipient)).await?;
+        let rows = sqlx::query(
+            "SELECT * FROM mail_outbox WHERE recipient = $1 ORDER BY created_at, id LIMIT $2",
+        )
+        .bind(recipient)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(mail).collect()
+    }
+
+    async fn delete_mail_to(&mut self, recipient: &[u8]) -> Result<u64, StoreError> {
+        if recipient.is_empty() {
+            return Ok(0);
+        }
+        declare(&mut self.tx, Named::Digest(recipient)).await?;
+        sqlx::query("DELETE FROM mail_outbox WHERE recipient = $1")
+            .bind(recipient)
+            .execute(&mut *self.tx)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
     }
 }
 

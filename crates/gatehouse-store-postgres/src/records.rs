@@ -213,7 +213,7 @@ impl RecordStore for PgTenantTx {
              AND ($6::text IS NULL OR strpos(tags, ',' || $6 || ',') > 0) \
              AND ($7::text IS NULL OR owner = $7) \
              AND ($11::timestamptz IS NULL OR expires_at IS NULL OR expires_at > $11) \
-             AND (owner = $8 OR level = 'public' \
+             AND ($12 OR owner = $8 OR level = 'public' \
                   OR (level = 'organization' AND strpos($9, ',' || type || ',') > 0) \
                   OR (level = 'private' AND strpos(allowed, ',' || $8 || ',') > 0)) \
              ORDER BY created_at DESC, id DESC LIMIT $10",
@@ -229,6 +229,7 @@ impl RecordStore for PgTenantTx {
         .bind(joined(&q.readable_types))
         .bind(i64::from(page.limit.get()) + 1)
         .bind(q.now)
+        .bind(q.everything)
         .fetch_all(c)
         .await
         .map_err(map_err)?;

@@ -179,6 +179,27 @@ impl SessionStore for PgTx {
         rows.iter().map(session).collect()
     }
 
+    async fn sessions_of(&mut self, subject: Uuid) -> Result<Vec<SessionRecord>, StoreError> {
+        declare(&mut self.tx, Named::Subject(subject)).await?;
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE subject_id = $1 ORDER BY created_at DESC, id LIMIT 1000",
+        )
+        .bind(subject)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session).collect()
+    }
+
+    async fn delete_sessions_of(&mut self, subject: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        declare(&mut self.tx, Named::Subject(subject)).await?;
+        sqlx::query_scalar("DELETE FROM sessions WHERE subject_id = $1 RETURNING id")
+            .bind(subject)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)
+    }
+
     async fn set_session_auth(
         &mut self,
         id: Uuid,

@@ -13,6 +13,12 @@ DROP INDEX mail_outbox_due;
 CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at, created_at)
     WHERE sent_at IS NULL AND dead_at IS NULL;
 
+-- Export and erasure (G1, G2) find a person's mail by the SHA-256 of their lower-cased address
+-- (the address itself is only inside the sealed envelope), and show which template it was.
+ALTER TABLE mail_outbox ADD COLUMN recipient BLOB NOT NULL DEFAULT X'';
+ALTER TABLE mail_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+CREATE INDEX mail_outbox_recipient ON mail_outbox (recipient);
+
 -- What the purge and the pruning look for.
 CREATE INDEX records_expiry ON records (org_id, expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX secrets_expiry ON secrets (org_id, expires_at) WHERE expires_at IS NOT NULL;

@@ -26,6 +26,8 @@ fn mail(row: &SqliteRow) -> Result<MailRecord, StoreError> {
         next_attempt_at: time_col(row, "next_attempt_at")?,
         sent_at: opt_time_col(row, "sent_at")?,
         last_error: get(row, "last_error")?,
+        recipient: get(row, "recipient")?,
+        kind: get(row, "kind")?,
     })
 }
 
@@ -39,7 +41,7 @@ impl OutboxStore for SqliteTx {
         let c: &mut SqliteConnection = &mut self.tx;
         sqlx::query(
             "INSERT INTO mail_outbox (id, envelope, created_at, attempts, next_attempt_at, sent_at, \
-             last_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             last_error, recipient, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(m.id)
         .bind(&m.envelope)
@@ -48,10 +50,45 @@ impl OutboxStore for SqliteTx {
         .bind(micros(m.next_attempt_at))
         .bind(m.sent_at.map(micros))
         .bind(m.last_error.as_deref().map(truncated))
+        .bind(&m.recipient)
+        .bind(&m.kind)
         .execute(c)
         .await
         .map(|_| ())
         .map_err(map_err)
+    }
+
+    async fn mail_to(
+        &mut self,
+        recipient: &[u8],
+        limit: u32,
+    ) -> Result<Vec<MailRecord>, StoreError> {
+        if recipient.is_empty() {
+            return Ok(Vec::new());
+        }
+        let c: &mut SqliteConnection = &mut self.tx;
+        let rows = sqlx::query(
+            "SELECT * FROM mail_outbox WHERE recipient = ? ORDER BY created_at, id LIMIT ?",
+        )
+        .bind(recipient)
+        .bind(i64::from(limit))
+        .fetch_all(c)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(mail).collect()
+    }
+
+    async fn delete_mail_to(&mut self, recipient: &[u8]) -> Result<u64, StoreError> {
+        if recipient.is_empty() {
+            return Ok(0);
+        }
+        let c: &mut SqliteConnection = &mut self.tx;
+        sqlx::query("DELETE FROM mail_outbox WHERE recipient = ?")
+            .bind(recipient)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
     }
 }
 

@@ -195,7 +195,7 @@ impl RecordStore for SqliteTenantTx {
              AND (?6 IS NULL OR instr(tags, ',' || ?6 || ',') > 0) \
              AND (?7 IS NULL OR owner = ?7) \
              AND (?11 IS NULL OR expires_at IS NULL OR expires_at > ?11) \
-             AND (owner = ?8 OR level = 'public' \
+             AND (?12 OR owner = ?8 OR level = 'public' \
                   OR (level = 'organization' AND instr(?9, ',' || type || ',') > 0) \
                   OR (level = 'private' AND instr(allowed, ',' || ?8 || ',') > 0)) \
              ORDER BY created_at DESC, id DESC LIMIT ?10",
@@ -211,6 +211,7 @@ impl RecordStore for SqliteTenantTx {
         .bind(joined(&q.readable_types))
         .bind(i64::from(page.limit.get()) + 1)
         .bind(q.now.map(micros))
+        .bind(q.everything)
         .fetch_all(c)
         .await
         .map_err(map_err)?;

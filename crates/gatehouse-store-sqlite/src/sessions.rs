@@ -179,6 +179,27 @@ impl SessionStore for SqliteTx {
         rows.iter().map(session).collect()
     }
 
+    async fn sessions_of(&mut self, subject: Uuid) -> Result<Vec<SessionRecord>, StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE subject_id = ? ORDER BY created_at DESC, id LIMIT 1000",
+        )
+        .bind(subject)
+        .fetch_all(c)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session).collect()
+    }
+
+    async fn delete_sessions_of(&mut self, subject: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        sqlx::query_scalar("DELETE FROM sessions WHERE subject_id = ? RETURNING id")
+            .bind(subject)
+            .fetch_all(c)
+            .await
+            .map_err(map_err)
+    }
+
     async fn set_session_auth(
         &mut self,
         id: Uuid,

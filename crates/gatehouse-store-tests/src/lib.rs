@@ -123,7 +123,8 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@store $fresh; housekeeping;
             lease_has_one_holder_until_it_expires_or_is_released,
             purge_finds_and_removes_expired_data_in_batches_and_nothing_else,
-            prune_removes_spent_rows_past_their_cutoff_only
+            prune_removes_spent_rows_past_their_cutoff_only,
+            mail_is_found_and_erased_by_its_recipient_only
         );
         $crate::behaviour_suite!(@store $fresh; secrets;
             vault_secrets_round_trip_and_list_newest_first,

@@ -26,6 +26,14 @@ pub struct AuditReader {
     scope: Option<TenantScope>,
 }
 
+impl AuditReader {
+    /// A reader of `scope`'s chain for a service that has authorised the caller itself (an
+    /// export, G1).
+    pub(crate) fn of(scope: TenantScope) -> Self {
+        Self { scope: Some(scope) }
+    }
+}
+
 /// Reading the audit log: who may read which chain, and pages of its events.
 #[derive(Debug, Clone, Copy)]
 pub struct AuditLog<'k>(pub(crate) &'k Kernel);

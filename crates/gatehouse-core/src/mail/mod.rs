@@ -142,6 +142,16 @@ const SEAL_KIND: &str = "mail";
 const LEASE: Duration = Duration::minutes(2);
 const BATCH: u32 = 20;
 
+/// What the outbox knows a recipient by: the SHA-256 of the lower-cased address (see
+/// `MailRecord::recipient`).
+#[must_use]
+pub fn recipient_digest(address: &str) -> [u8; 32] {
+    gatehouse_crypto::sha256(&[
+        b"gatehouse.mail.recipient.v1\0",
+        address.trim().to_lowercase().as_bytes(),
+    ])
+}
+
 /// Whether the failure of attempt `attempts + 1` ends the message's retries.
 #[must_use]
 pub fn gives_up(settings: &MailSettings, attempts: u32, e: &SendError) -> bool {
@@ -194,6 +204,8 @@ impl Kernel {
             next_attempt_at: now,
             sent_at: None,
             last_error: None,
+            recipient: recipient_digest(to).to_vec(),
+            kind: template.kind().to_owned(),
         })
         .await?;
         Ok(id)

@@ -36,6 +36,20 @@ impl std::fmt::Debug for Template<'_> {
     }
 }
 
+impl Template<'_> {
+    /// The template's name, kept with the queued message (never its content).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::PasswordReset { .. } => "password_reset",
+            Self::VerifyEmail { .. } => "verify_email",
+            Self::PasswordChanged => "password_changed",
+            Self::AccountExists => "account_exists",
+            Self::Invitation { .. } => "invitation",
+        }
+    }
+}
+
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -272,6 +272,7 @@ impl super::Records<'_> {
                 .map(|t| t.name.clone())
                 .collect(),
             now: Some(self.clock().now()),
+            everything: false,
         };
         let mut items = Vec::new();
         let granted_from = match from {

@@ -17,6 +17,11 @@ pub struct MailRecord {
     pub next_attempt_at: OffsetDateTime,
     pub sent_at: Option<OffsetDateTime>,
     pub last_error: Option<String>,
+    /// SHA-256 of the recipient's lower-cased address: how export and erasure find a person's
+    /// mail (the address itself is only inside the envelope). Empty when not known.
+    pub recipient: Vec<u8>,
+    /// The template it was made from (`password_reset`, ...).
+    pub kind: String,
 }
 
 /// The outbox at a glance, for readiness and metrics.
@@ -37,6 +42,17 @@ pub struct MailBacklog {
 pub trait OutboxStore: Send {
     /// Queues a message; it commits (or rolls back) with the transaction's change.
     async fn enqueue_mail(&mut self, m: &MailRecord) -> Result<(), StoreError>;
+
+    /// Every message to the address whose digest is `recipient` (see `MailRecord::recipient`),
+    /// oldest first, at most `limit`: a person's mail for their export.
+    async fn mail_to(
+        &mut self,
+        recipient: &[u8],
+        limit: u32,
+    ) -> Result<Vec<MailRecord>, StoreError>;
+
+    /// Deletes every message to that address (erasure); returns how many.
+    async fn delete_mail_to(&mut self, recipient: &[u8]) -> Result<u64, StoreError>;
 }
 
 #[async_trait]

@@ -84,6 +84,9 @@ pub struct RecordQuery {
     /// When given, records whose `expires_at` is at or before it are left out (G3: an expired
     /// record is gone for every reader from that instant, before any purge).
     pub now: Option<OffsetDateTime>,
+    /// Every record matching the filters, whatever its level (an organisation's export, G1):
+    /// the visibility fields are then ignored.
+    pub everything: bool,
 }
 
 #[async_trait]

@@ -122,6 +122,15 @@ pub trait SessionStore: Send {
 
     /// Records a fresh check on a live session: the password (`auth_at`) and, when a second
     /// factor was checked, `mfa_at`. Returns whether the session is live.
+    /// Every session of `subject`, in any state, newest first (at most 1000): their export.
+    async fn sessions_of(&mut self, subject: uuid::Uuid) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Deletes every session of `subject` (erasure); returns their ids, for revocation.
+    async fn delete_sessions_of(
+        &mut self,
+        subject: uuid::Uuid,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+
     async fn set_session_auth(
         &mut self,
         id: uuid::Uuid,

@@ -315,6 +315,8 @@ fn mail(clock: &FakeClock) -> MailRecord {
         next_attempt_at: clock.now(),
         sent_at: None,
         last_error: None,
+        recipient: Vec::new(),
+        kind: String::new(),
     }
 }
 
@@ -460,4 +462,31 @@ pub async fn prune_removes_spent_rows_past_their_cutoff_only(store: Arc<dyn Stor
         claimed.iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![pending.id]
     );
+}
+
+pub async fn mail_is_found_and_erased_by_its_recipient_only(store: Arc<dyn Store>) {
+    let clock = clock();
+    let (ada, bob) = ([1u8; 32].to_vec(), [2u8; 32].to_vec());
+    // A millisecond apart: listed oldest first.
+    let first = mail(&clock);
+    clock.advance(Duration::milliseconds(1));
+    let mut to_ada = vec![first, mail(&clock)];
+    to_ada[0].recipient = ada.clone();
+    to_ada[0].kind = "password_reset".into();
+    to_ada[1].recipient = ada.clone();
+    let mut to_bob = mail(&clock);
+    to_bob.recipient = bob.clone();
+    let mut tx = store.begin().await.unwrap();
+    for m in to_ada.iter().chain([&to_bob]) {
+        tx.enqueue_mail(m).await.unwrap();
+    }
+    tx.commit(Audited::for_tests()).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.mail_to(&ada, 10).await.unwrap(), to_ada);
+    assert_eq!(tx.mail_to(&ada, 1).await.unwrap(), to_ada[..1]);
+    assert!(tx.mail_to(&[], 10).await.unwrap().is_empty());
+    assert_eq!(tx.delete_mail_to(&ada).await.unwrap(), 2);
+    assert!(tx.mail_to(&ada, 10).await.unwrap().is_empty());
+    assert_eq!(tx.mail_to(&bob, 10).await.unwrap(), vec![to_bob]);
+    tx.commit(Audited::for_tests()).await.unwrap();
 }

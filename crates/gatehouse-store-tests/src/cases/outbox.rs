@@ -22,6 +22,8 @@ fn message(clock: &FakeClock, next_attempt_at: OffsetDateTime) -> MailRecord {
         next_attempt_at,
         sent_at: None,
         last_error: None,
+        recipient: Vec::new(),
+        kind: String::new(),
     }
 }
 

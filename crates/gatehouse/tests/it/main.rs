@@ -18,6 +18,7 @@ mod checks;
 mod cors;
 mod degradation;
 mod errors;
+mod exports;
 mod grants;
 mod headers;
 mod health;
