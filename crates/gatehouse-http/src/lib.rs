@@ -83,9 +83,9 @@ impl utoipa::Modify for BearerAuth {
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use Limit::{Admin, Auth, ReadWrite, Unlimited};
     use routes::{
-        admin, admin_sessions, api_keys, audit, audit_events, auth, check, exports, grants, health,
-        invitations, me, metrics, mfa, organization, records, recovery, secrets, security_txt,
-        signup, transit,
+        admin, admin_sessions, api_keys, audit, audit_events, auth, check, erasures, exports,
+        grants, health, invitations, me, metrics, mfa, organization, records, recovery, secrets,
+        security_txt, signup, transit,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the document it serves.
@@ -104,6 +104,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(me::sessions))
         .add(ReadWrite, routes!(exports::mine))
         .add(ReadWrite, routes!(exports::organization))
+        .add(Auth, routes!(erasures::me))
+        .add(ReadWrite, routes!(erasures::create))
+        .add(ReadWrite, routes!(erasures::organization))
         .add(ReadWrite, routes!(me::revoke))
         .add(ReadWrite, routes!(me::revoke_others))
         .add(Auth, routes!(mfa::complete))

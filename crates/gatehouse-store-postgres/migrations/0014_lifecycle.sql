@@ -49,3 +49,24 @@ CREATE POLICY recipient_erasure ON mail_outbox FOR DELETE
     USING (recipient = gatehouse_named_digest());
 
 GRANT DELETE ON one_time_tokens, mail_outbox, secrets, secret_versions TO gatehouse_app;
+
+-- Erasing an organisation (G2) deletes its audit chain with it: an organisation's events and
+-- checkpoints may be deleted once, and only once, the organisation itself is gone (in the same
+-- transaction). They stay append-only while it exists, and are never updated.
+CREATE FUNCTION gatehouse_audit_erasable() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, public
+    AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND NOT EXISTS (SELECT 1 FROM organizations WHERE id = OLD.org_id) THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'audit events are append-only';
+END $$;
+DROP TRIGGER audit_events_append_only ON audit_events;
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+    FOR EACH ROW EXECUTE FUNCTION gatehouse_audit_erasable();
+DROP TRIGGER audit_checkpoints_append_only ON audit_checkpoints;
+CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION gatehouse_audit_erasable();
+GRANT DELETE ON audit_events, audit_heads, audit_checkpoints, api_key_index TO gatehouse_app;

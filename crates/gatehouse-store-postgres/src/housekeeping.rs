@@ -53,6 +53,10 @@ impl Housekeeping for PostgresStore {
             .map_err(map_err)
     }
 
+    async fn settle_erasure(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     async fn orgs_with_expired(
         &self,
         now: OffsetDateTime,

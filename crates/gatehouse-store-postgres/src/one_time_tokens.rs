@@ -78,6 +78,16 @@ impl OneTimeTokenStore for PgTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn delete_tokens_of(&mut self, subject: Uuid) -> Result<u64, StoreError> {
+        declare(&mut self.tx, Named::Subject(subject)).await?;
+        let done = sqlx::query("DELETE FROM one_time_tokens WHERE subject_id = $1")
+            .bind(subject)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn consume_tokens_of(
         &mut self,
         subject: Uuid,

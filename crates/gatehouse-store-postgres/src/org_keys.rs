@@ -121,6 +121,33 @@ impl OrgKeyStore for PgTenantTx {
             .map_err(map_err)
     }
 
+    async fn erase_organization(&mut self) -> Result<Vec<uuid::Uuid>, StoreError> {
+        let org = self.scope.org_id().as_uuid();
+        // Sessions and the key index carry the organisation without a foreign key; the
+        // organisation's row takes every other tenant table with it (ON DELETE CASCADE). Its
+        // audit chain may be deleted only once that row is gone (migration 0014's triggers).
+        let sessions: Vec<uuid::Uuid> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE org_id = $1 RETURNING id")
+                .bind(org)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+        for statement in [
+            "DELETE FROM api_key_index WHERE org_id = $1",
+            "DELETE FROM organizations WHERE id = $1",
+            "DELETE FROM audit_events WHERE org_id = $1",
+            "DELETE FROM audit_heads WHERE org_id = $1",
+            "DELETE FROM audit_checkpoints WHERE org_id = $1",
+        ] {
+            sqlx::query(statement)
+                .bind(org)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(sessions)
+    }
+
     async fn transit_floor(&mut self) -> Result<Option<u32>, StoreError> {
         let row = sqlx::query("SELECT min_version FROM transit_settings WHERE org_id = $1")
             .bind(self.scope.org_id().as_uuid())

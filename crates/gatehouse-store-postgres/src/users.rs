@@ -64,6 +64,18 @@ impl UserStore for PgTx {
         row.as_ref().map(user).transpose()
     }
 
+    async fn delete_user(&mut self, id: UserId) -> Result<bool, StoreError> {
+        // Memberships, factor and codes go by ON DELETE CASCADE (referential actions are not
+        // filtered by row-level security).
+        declare(&mut self.tx, Named::Subject(id.as_uuid())).await?;
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id.as_uuid())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn set_password_hash(&mut self, user: UserId, hash: &str) -> Result<(), StoreError> {
         declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")

@@ -28,3 +28,15 @@ CREATE INDEX one_time_tokens_expiry ON one_time_tokens (expires_at);
 CREATE INDEX recovery_codes_used ON recovery_codes (used_at) WHERE used_at IS NOT NULL;
 CREATE INDEX mail_outbox_done ON mail_outbox (sent_at) WHERE sent_at IS NOT NULL;
 CREATE INDEX mail_outbox_dead ON mail_outbox (dead_at) WHERE dead_at IS NOT NULL;
+
+-- Erasing an organisation (G2) deletes its audit chain with it: an organisation's events and
+-- checkpoints may be deleted once, and only once, the organisation itself is gone (in the same
+-- transaction). They stay append-only while it exists.
+DROP TRIGGER audit_events_no_delete;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+WHEN EXISTS (SELECT 1 FROM organizations WHERE id = OLD.org_id)
+BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+DROP TRIGGER audit_checkpoints_no_delete;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+WHEN EXISTS (SELECT 1 FROM organizations WHERE id = OLD.org_id)
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;

@@ -54,6 +54,18 @@ impl Housekeeping for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
+    async fn settle_erasure(&self) -> Result<bool, StoreError> {
+        // Under the writer's turn, so no write of this process lands mid-checkpoint.
+        let _turn = self.write_turn().await?;
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let c: &mut SqliteConnection = &mut conn;
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(c)
+            .await
+            .map_err(map_err)?;
+        Ok(busy == 0)
+    }
+
     async fn orgs_with_expired(
         &self,
         now: OffsetDateTime,

@@ -131,4 +131,14 @@ impl InvitationStore for SqliteTenantTx {
         .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn delete_invitations_to(&mut self, email: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM invitations WHERE org_id = ? AND email = ?")
+            .bind(self.scope.org_id().as_uuid())
+            .bind(email)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
 }

@@ -78,6 +78,16 @@ impl OneTimeTokenStore for SqliteTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn delete_tokens_of(&mut self, subject: Uuid) -> Result<u64, StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        let done = sqlx::query("DELETE FROM one_time_tokens WHERE subject_id = ?")
+            .bind(subject)
+            .execute(c)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn consume_tokens_of(
         &mut self,
         subject: Uuid,

@@ -59,6 +59,16 @@ impl UserStore for SqliteTx {
         row.as_ref().map(user).transpose()
     }
 
+    async fn delete_user(&mut self, id: UserId) -> Result<bool, StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        let done = sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(id.as_uuid())
+            .execute(c)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn set_password_hash(&mut self, user: UserId, hash: &str) -> Result<(), StoreError> {
         let c: &mut SqliteConnection = &mut self.tx;
         sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")

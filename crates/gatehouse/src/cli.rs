@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::keys_cmd::KeysCommand,
     },
+    /// Erase a person or an organisation for good (GDPR), with a dry run.
+    Erase {
+        #[command(subcommand)]
+        command: crate::erase_cmd::EraseCommand,
+    },
     /// Platform operators.
     Admin {
         #[command(subcommand)]
@@ -126,6 +131,7 @@ pub fn main() -> ExitCode {
             Command::Keys { command } => crate::keys_cmd::run(&config, command).await,
             Command::Audit { command } => crate::audit_cmd::run(&config, command).await,
             Command::Admin { command } => crate::admin_cmd::run(&config, command).await,
+            Command::Erase { command } => crate::erase_cmd::run(&config, command).await,
             Command::Config { .. } | Command::LocalVault { .. } | Command::DevCert { .. } => Ok(()),
         }
     });

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 mod conn;
 pub mod dev_cert_cmd;
+mod erase_cmd;
 mod keyfile;
 mod keys_cmd;
 mod lifecycle_job;

@@ -1,9 +1,11 @@
 //! The data subject's rights (G1, G2): an export of everything Gatehouse stores about a person or
 //! an organisation, and (in `erase`) its hard erasure.
 
+mod erase;
 mod export;
 mod rows;
 
+pub use erase::{MAX_RECORD_IDS, OrganizationErasure, RecordSelection, UserErasure};
 pub use export::{Export, ExportSubject, FORMAT, Position, VERSION};
 
 use crate::kernel::{Kernel, service_handle};

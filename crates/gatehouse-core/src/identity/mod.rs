@@ -367,6 +367,16 @@ impl Kernel {
         self.identity().fanout.publish(Revocation::Roles(org));
     }
 
+    /// Forgets this process's sign-in failures counted against `email`, from every address (a
+    /// new password; an erased account, whose address must not linger even in memory).
+    pub(crate) fn forget_lockouts_of(&self, email: &str) {
+        let account = lockouts::lockout_subject("user", email);
+        self.identity()
+            .account_lockouts
+            .forget_prefix(&lockouts::pair_prefix(&account));
+        self.identity().account_wide_lockouts.succeeded(&account);
+    }
+
     pub(crate) fn publish_revocation(&self, r: Revocation) {
         self.identity().fanout.publish(r);
     }

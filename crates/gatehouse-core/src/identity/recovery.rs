@@ -4,7 +4,6 @@
 
 use gatehouse_crypto::{SecretString, random_token};
 
-use super::lockouts::lockout_subject;
 use super::{Principal, Revocation, digest};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::context::{AccountCall, RequestContext};
@@ -234,11 +233,7 @@ impl Recovery<'_> {
             self.publish_revocation(Revocation::Session(*id));
         }
         // A new password forgives the failures of the old one, from every address.
-        let account = lockout_subject("user", &user.email);
-        self.identity()
-            .account_lockouts
-            .forget_prefix(&super::lockouts::pair_prefix(&account));
-        self.identity().account_wide_lockouts.succeeded(&account);
+        self.forget_lockouts_of(&user.email);
         self.mail_queued();
     }
 

@@ -61,6 +61,12 @@ pub trait Housekeeping: Send + Sync {
     /// for it to expire).
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 
+    /// Makes erased rows leave the database files: SQLite (which overwrites deleted content,
+    /// `secure_delete`) still holds the pages as they were in its write-ahead log, so the log
+    /// is checkpointed and truncated; returns whether it could be (a long reader can hold it).
+    /// PostgreSQL keeps dead row versions, unreadable through SQL, until vacuum: nothing to do.
+    async fn settle_erasure(&self) -> Result<bool, StoreError>;
+
     /// Up to `limit` organisations, in id order after `after`, holding a record or a secret that
     /// expired at or before `now`, or a deleted secret. On PostgreSQL each organisation is asked
     /// inside its own scope, so row-level security still holds.

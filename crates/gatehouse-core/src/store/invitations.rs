@@ -48,4 +48,8 @@ pub trait InvitationStore: Send {
 
     /// Deletes a pending invitation (revoked); returns whether there was one.
     async fn delete_invitation(&mut self, id: Uuid) -> Result<bool, StoreError>;
+
+    /// Deletes every invitation to `email` in the scope, accepted or not (erasure); returns how
+    /// many.
+    async fn delete_invitations_to(&mut self, email: &str) -> Result<u64, StoreError>;
 }

@@ -72,6 +72,10 @@ pub trait OneTimeTokenStore: Send {
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
+    /// Deletes every token of `subject`, used or not (erasure: a token's detail may name their
+    /// address); returns how many.
+    async fn delete_tokens_of(&mut self, subject: Uuid) -> Result<u64, StoreError>;
+
     /// Spends every unused token of `subject` for `purpose`; returns how many.
     async fn consume_tokens_of(
         &mut self,

@@ -51,6 +51,10 @@ pub trait OrgKeyStore: Send {
     /// Destroys every version of the scope's data key; returns how many there were.
     async fn delete_org_keys(&mut self) -> Result<u64, StoreError>;
 
+    /// Deletes the scope's organisation and every row of it in every table, its audit chain
+    /// included (erasure, G2); returns the ids of the sessions that were in it, for revocation.
+    async fn erase_organization(&mut self) -> Result<Vec<uuid::Uuid>, StoreError>;
+
     /// The lowest data-key version transit ciphertexts may use (`None`: transit never used).
     async fn transit_floor(&mut self) -> Result<Option<u32>, StoreError>;
 

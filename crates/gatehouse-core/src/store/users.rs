@@ -38,6 +38,10 @@ pub trait UserStore: Send {
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
+    /// Deletes the account, with its memberships, second factor and recovery codes (erasure,
+    /// G2); returns whether it existed.
+    async fn delete_user(&mut self, id: UserId) -> Result<bool, StoreError>;
+
     /// Every membership of `user`, across organisations, oldest first. (PostgreSQL: a policy lets
     /// the transaction read rows naming the user it declares, and nothing else.)
     async fn memberships_of_user(

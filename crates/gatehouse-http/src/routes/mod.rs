@@ -5,6 +5,7 @@ pub(crate) mod audit;
 pub(crate) mod audit_events;
 pub(crate) mod auth;
 pub(crate) mod check;
+pub(crate) mod erasures;
 pub(crate) mod exports;
 pub(crate) mod fallback;
 pub(crate) mod grants;

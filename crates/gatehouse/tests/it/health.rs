@@ -139,6 +139,9 @@ impl gatehouse_core::store::Housekeeping for UnreachableStore {
     ) -> Result<bool, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
+    async fn settle_erasure(&self) -> Result<bool, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
     async fn release_lease(&self, _: &str, _: &str) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }

@@ -17,6 +17,7 @@ mod audit_api;
 mod checks;
 mod cors;
 mod degradation;
+mod erasure;
 mod errors;
 mod exports;
 mod grants;

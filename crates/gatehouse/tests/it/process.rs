@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::temp_dir;
 
+mod erase;
 mod purge;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
