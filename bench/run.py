@@ -14,8 +14,9 @@ It prints requests/s, p50 and p99 for each, the ratio Gatehouse/baseline, and wr
 as JSON to bench/out/latest.json.
 
 Usage: python3 bench/run.py [--duration 10] [--connections 16] [--threads 2] [--skip-build]
-                            [--only telemetry|endpoints|writes|access]
-                            (one section, see bench/endpoints.py and bench/access.py)
+                            [--only telemetry|endpoints|writes|access|lifecycle]
+                            (one section, see bench/endpoints.py, bench/access.py and
+                            bench/lifecycle.py)
 """
 
 import argparse
@@ -415,7 +416,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--only", choices=["telemetry", "endpoints", "writes", "access"],
+    ap.add_argument("--only", choices=["telemetry", "endpoints", "writes", "access", "lifecycle"],
                     help="run one section only (no baseline)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -456,6 +457,16 @@ def main() -> int:
         out = ROOT / "bench" / "out"
         out.mkdir(exist_ok=True)
         (out / "access.json").write_text(json.dumps(results, indent=2) + "\n")
+        return 0
+
+    if args.only == "lifecycle":
+        import lifecycle
+        lifecycle.run(args, results)
+        lifecycle.report(results)
+        out = ROOT / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        (out / "lifecycle.json").write_text(json.dumps(results, indent=2) + "
+")
         return 0
 
     if args.only == "telemetry":
