@@ -70,3 +70,17 @@ DROP TRIGGER audit_checkpoints_append_only ON audit_checkpoints;
 CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints
     FOR EACH ROW EXECUTE FUNCTION gatehouse_audit_erasable();
 GRANT DELETE ON audit_events, audit_heads, audit_checkpoints, api_key_index TO gatehouse_app;
+-- A chain's head likewise: deleting it would let the chain start over at seq 1. (It moves by
+-- UPDATE with every append.)
+CREATE FUNCTION gatehouse_audit_head_erasable() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, public
+    AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM organizations WHERE id = OLD.org_id) THEN
+        RAISE EXCEPTION 'audit heads are deleted only with their organisation';
+    END IF;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER audit_heads_erasable BEFORE DELETE ON audit_heads
+    FOR EACH ROW EXECUTE FUNCTION gatehouse_audit_head_erasable();

@@ -40,3 +40,7 @@ DROP TRIGGER audit_checkpoints_no_delete;
 CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
 WHEN EXISTS (SELECT 1 FROM organizations WHERE id = OLD.org_id)
 BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+-- A chain's head likewise: deleting it would let the chain start over at seq 1.
+CREATE TRIGGER audit_heads_no_delete BEFORE DELETE ON audit_heads
+WHEN EXISTS (SELECT 1 FROM organizations WHERE id = OLD.org_id)
+BEGIN SELECT RAISE(ABORT, 'audit heads are deleted only with their organisation'); END;

@@ -55,7 +55,8 @@ pub(crate) async fn run(config: &Config, command: EraseCommand) -> Result<(), St
                         .begin_read()
                         .await
                         .map_err(|e| e.to_string())?;
-                    tx.user_by_email(&email)
+                    // Addresses are stored trimmed and lower-cased, as sign-up keeps them.
+                    tx.user_by_email(&email.trim().to_lowercase())
                         .await
                         .map_err(|e| e.to_string())?
                         .ok_or_else(|| "no account has that address".to_owned())?
@@ -65,7 +66,12 @@ pub(crate) async fn run(config: &Config, command: EraseCommand) -> Result<(), St
             };
             let report = kernel
                 .data_rights()
-                .erase_user(actor, user, None, dry_run)
+                .erase_user(
+                    actor,
+                    user,
+                    gatehouse_core::data_rights::Reach::Everywhere,
+                    dry_run,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             kernel.flush_revocations().await;

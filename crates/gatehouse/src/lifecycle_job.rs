@@ -7,6 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_core::Kernel;
+use gatehouse_core::lifecycle::EVERY_PURGE;
+use gatehouse_core::store::PruneJob;
+
+const ALL: [PruneJob; 5] = PruneJob::ALL;
 
 /// This instance's name in the lease: random, so two processes on one host differ.
 pub(crate) fn instance_id() -> String {
@@ -25,6 +29,8 @@ pub(crate) async fn run(
     let mut held = false;
     loop {
         tick.tick().await;
+        // Every instance forgets its own run-out lockout entries; the rest is the holder's.
+        kernel.lifecycle().forget_lockouts();
         match kernel.lifecycle().hold_lease(&holder).await {
             Ok(true) => {
                 if !held {
@@ -42,10 +48,11 @@ pub(crate) async fn run(
             }
         }
         match kernel.lifecycle().purge_expired(&holder).await {
-            Ok(r) if r.batches > 0 => tracing::info!(
+            Ok(r) if r.batches > 0 || r.failures > 0 => tracing::info!(
                 records = r.records,
                 secrets = r.secrets,
                 batches = r.batches,
+                failures = r.failures,
                 "purged expired data"
             ),
             Ok(_) => {}
@@ -53,15 +60,19 @@ pub(crate) async fn run(
                 tracing::warn!(error = %e, "the purge of expired data failed; retrying later")
             }
         }
-        if last_prune.is_none_or(|t| t.elapsed() >= prune_every) {
+        let prune_all = last_prune.is_none_or(|t| t.elapsed() >= prune_every);
+        let jobs: &[PruneJob] = if prune_all {
             last_prune = Some(tokio::time::Instant::now());
-            match kernel.lifecycle().prune(&holder).await {
-                Ok(r) if !r.rows.is_empty() || r.lockouts > 0 => {
-                    tracing::info!(rows = ?r.rows, lockouts = r.lockouts, "pruned spent rows");
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "pruning failed; retrying later"),
+            &ALL
+        } else {
+            &EVERY_PURGE
+        };
+        match kernel.lifecycle().prune(&holder, jobs).await {
+            Ok(r) if !r.rows.is_empty() => {
+                tracing::info!(rows = ?r.rows, "pruned spent rows");
             }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning failed; retrying later"),
         }
     }
 }

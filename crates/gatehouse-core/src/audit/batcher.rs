@@ -24,10 +24,10 @@ type Ack = oneshot::Sender<Result<(), String>>;
 #[derive(Debug)]
 struct Job {
     chain: Option<OrgId>,
-    event: AuditEvent,
-    /// Personal data to seal under this subject's key inside the writing transaction (where
-    /// the key is made on first use).
-    personal: Option<(String, PersonalData)>,
+    /// One caller's events, never split across transactions; each with, optionally, personal
+    /// data to seal under its subject's key inside the writing transaction (where the key is
+    /// made on first use).
+    events: Vec<PersonalEvent>,
     ack: Ack,
 }
 
@@ -68,9 +68,9 @@ impl AuditBatcher {
         Self { jobs }
     }
 
-    /// Records `events` on `scope`'s chain, in order, sealing each one's personal data under
-    /// its subject's key in the writing transaction; returns once every one is committed (they
-    /// share transactions with each other and with concurrent callers' events).
+    /// Records `events` on `scope`'s chain, in order and all in one transaction (shared with
+    /// concurrent callers' events, never split), sealing each one's personal data under its
+    /// subject's key there; returns once they are committed, or none is.
     pub async fn record_all(
         &self,
         scope: &TenantScope,
@@ -79,26 +79,21 @@ impl AuditBatcher {
         for (e, _) in &events {
             e.validate()?;
         }
-        let mut pending = Vec::with_capacity(events.len());
-        for (event, personal) in events {
-            let (ack, done) = oneshot::channel();
-            self.jobs
-                .send(Job {
-                    chain: Some(scope.org_id()),
-                    event,
-                    personal,
-                    ack,
-                })
-                .await
-                .map_err(|_| Error::Internal("the audit writer has stopped".into()))?;
-            pending.push(done);
+        if events.is_empty() {
+            return Ok(());
         }
-        for done in pending {
-            done.await
-                .map_err(|_| Error::Internal("the audit writer dropped an event".into()))?
-                .map_err(Error::Internal)?;
-        }
-        Ok(())
+        let (ack, done) = oneshot::channel();
+        self.jobs
+            .send(Job {
+                chain: Some(scope.org_id()),
+                events,
+                ack,
+            })
+            .await
+            .map_err(|_| Error::Internal("the audit writer has stopped".into()))?;
+        done.await
+            .map_err(|_| Error::Internal("the audit writer dropped an event".into()))?
+            .map_err(Error::Internal)
     }
 
     /// Records `event` on `scope`'s chain; returns once it is committed.
@@ -116,8 +111,7 @@ impl AuditBatcher {
         self.jobs
             .send(Job {
                 chain: Some(scope.org_id()),
-                event,
-                personal: None,
+                events: vec![(event, None)],
                 ack,
             })
             .await
@@ -135,8 +129,7 @@ impl AuditBatcher {
         self.jobs
             .send(Job {
                 chain,
-                event,
-                personal: None,
+                events: vec![(event, None)],
                 ack,
             })
             .await
@@ -155,10 +148,16 @@ async fn run(
     max: usize,
 ) {
     while let Some(first) = rx.recv().await {
+        // Whole jobs up to `max` events (a bigger job goes alone): a caller's events are never
+        // split, so they commit together or not at all.
+        let mut size = first.events.len();
         let mut batch = vec![first];
-        while batch.len() < max {
+        while size < max {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => {
+                    size += job.events.len();
+                    batch.push(job);
+                }
                 Err(_) => break,
             }
         }
@@ -167,10 +166,12 @@ async fn run(
             chains.entry(job.chain).or_default().push(job);
         }
         for (chain, jobs) in chains {
-            let (events, acks): (Vec<_>, Vec<_>) = jobs
-                .into_iter()
-                .map(|j| ((j.event, j.personal), j.ack))
-                .unzip();
+            let mut events = Vec::new();
+            let mut acks = Vec::with_capacity(jobs.len());
+            for j in jobs {
+                events.extend(j.events);
+                acks.push(j.ack);
+            }
             let outcome = write(
                 store.as_ref(),
                 clock.as_ref(),
@@ -201,6 +202,10 @@ async fn write(
     match chain {
         Some(org) => {
             let mut tx = store.begin_scoped(&TenantScope::granted(org)).await?;
+            // An erased organisation gets no new chain (its events were queued before it went).
+            if tx.organization().await?.is_none() {
+                return Err(Error::NotFound("organization"));
+            }
             let mut keys = HashMap::new();
             let mut sealed = Vec::with_capacity(events.len());
             for (event, personal) in events {

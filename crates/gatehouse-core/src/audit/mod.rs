@@ -80,6 +80,26 @@ fn record_for(
     record
 }
 
+/// Ids an event names in bulk (a purge or erasure batch), within an event's detail bound: the
+/// count, the ids themselves when at most [`LISTED_IDS`], and always the SHA-256 of the sorted
+/// ids joined by newlines, so a list kept elsewhere can be checked against the log.
+pub(crate) fn id_list(ids: &[String]) -> serde_json::Map<String, serde_json::Value> {
+    let mut sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let digest = gatehouse_crypto::sha256(&[sorted.join("\n").as_bytes()]);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let mut v = serde_json::Map::new();
+    v.insert("count".into(), ids.len().into());
+    v.insert("ids_sha256".into(), hex.into());
+    if ids.len() <= LISTED_IDS {
+        v.insert("ids".into(), serde_json::json!(sorted));
+    }
+    v
+}
+
+/// At most this many ids are listed in one event (36 bytes each, under the 4 KiB detail bound).
+pub(crate) const LISTED_IDS: usize = 50;
+
 /// Appends `event` to the chain of the transaction's organisation.
 pub async fn append_tenant(
     tx: &mut dyn TenantTx,

@@ -29,6 +29,8 @@ pub struct UserErasure {
     /// person who belongs to other organisations too).
     pub account: bool,
     pub organizations: Vec<OrgId>,
+    /// Organisations they were the only member of, erased whole (an erasure everywhere).
+    pub organizations_erased: Vec<OrgId>,
     pub records: u64,
     pub api_keys_revoked: u64,
     pub sessions: u64,
@@ -50,51 +52,79 @@ pub struct OrganizationErasure {
 /// Records deleted per transaction.
 const BATCH: u32 = 200;
 
+/// How far a person's erasure reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Everywhere (themself, an operator): every organisation is visited, organisations they
+    /// are the only member of are erased whole, and the account goes.
+    Everywhere,
+    /// An administrator's organisation only: their data there, and the account too when it
+    /// belongs to no other organisation (other organisations are never visited).
+    Organization { org: OrgId, with_account: bool },
+}
+
 impl DataRights<'_> {
     /// A person erases themself: their password now, and a recent second factor when they have
-    /// one (a recent password check when not). Refused while they are the only owner of an
-    /// organisation with other members, which would be left without one.
+    /// one (a recent password check when not). Refused under impersonation and to API keys,
+    /// and while they are the only owner of an organisation with other members.
     pub async fn erase_self(
         &self,
         call: &AccountCall,
         password: &gatehouse_crypto::SecretString,
     ) -> Result<UserErasure, Error> {
         let principal = &call.principal;
+        let user = crate::identity::customer_only(
+            principal,
+            "only the person themself, signed in, erases their account",
+        )?;
         if let Some(method) = self.step_up_needed(principal, Permission::DATA_DELETE.as_str()) {
             return Err(Error::StepUpRequired {
                 permission: Permission::DATA_DELETE.as_str(),
                 method,
             });
         }
-        let user = UserId::from_uuid(principal.subject);
         let mut tx = self.store().begin_read().await?;
         let record = tx.user_by_id(user).await?.ok_or(Error::NotFound("user"))?;
         drop(tx);
-        let (ok, _) = self
-            .check_password(password, Some(record.password_hash.clone()))
+        self.recheck_password(&record, password, &call.request, "user.erase_refused")
             .await?;
-        if !ok {
-            return Err(Error::InvalidCredentials);
-        }
         self.ensure_not_sole_owner(user).await?;
-        self.erase_user(principal.actor(), user, None, false).await
+        self.erase_user(principal.actor(), user, Reach::Everywhere, false)
+            .await
     }
 
     /// An administrator (`data.delete`, with step-up) erases a member's data in this
-    /// organisation; when it was their only one, their whole account goes too.
+    /// organisation, and their account when it belongs to no other. The rules of removing a
+    /// member hold: nobody touches a member whose role grants what they lack, only an owner
+    /// erases an owner, and never the last one.
     pub async fn erase_member(
         &self,
         call: &TenantCall,
         user: UserId,
         dry_run: bool,
     ) -> Result<UserErasure, Error> {
-        let tx = self.store().begin_read_scoped(&call.scope).await?;
-        let (mut tx, _) = self
+        let tx = self.store().begin_scoped(&call.scope).await?;
+        let (mut tx, actor_role) = self
             .authorize(tx, &call.principal, Permission::DATA_DELETE, &call.request)
             .await?;
-        tx.membership(user)
+        let current = tx
+            .membership(user)
             .await?
             .ok_or(Error::NotFound("member"))?;
+        crate::identity::Members(self.0)
+            .ensure_may_grant(tx.as_mut(), &call.principal, &actor_role, &current.role)
+            .await?;
+        if current.role == Role::Owner {
+            if actor_role != Role::Owner {
+                return Err(Error::Forbidden {
+                    permission: "owner",
+                });
+            }
+            let owners = tx.lock_owners().await?;
+            if owners.iter().all(|o| *o == user) {
+                return Err(Error::LastOwner);
+            }
+        }
         drop(tx);
         let mut ptx = self.store().begin_read().await?;
         let elsewhere = ptx
@@ -103,45 +133,53 @@ impl DataRights<'_> {
             .iter()
             .any(|m| m.org_id != call.scope.org_id());
         drop(ptx);
-        let only_in = elsewhere.then_some(call.scope.org_id());
-        if !elsewhere {
-            self.ensure_not_sole_owner(user).await?;
-        }
-        self.erase_user(call.principal.actor(), user, only_in, dry_run)
+        let reach = Reach::Organization {
+            org: call.scope.org_id(),
+            with_account: !elsewhere,
+        };
+        self.erase_user(call.principal.actor(), user, reach, dry_run)
             .await
     }
 
+    /// Refuses while `user` is the only owner of an organisation that has other members.
     async fn ensure_not_sole_owner(&self, user: UserId) -> Result<(), Error> {
         let mut tx = self.store().begin_read().await?;
         let memberships = tx.memberships_of_user(user).await?;
         drop(tx);
         for m in memberships.iter().filter(|m| m.role == Role::Owner) {
+            if self.only_member(m.org_id, user).await? {
+                continue;
+            }
             let mut tx = self
                 .store()
                 .begin_read_scoped(&TenantScope::granted(m.org_id))
                 .await?;
-            let page = tx
-                .list_memberships(PageRequest::parse(None, Some(2))?)
-                .await?;
-            let others = page.items.iter().any(|o| o.user_id != user);
-            let owners = tx.lock_owners().await?;
-            if others && owners.len() <= 1 {
-                return Err(Error::Conflict(
-                    "the only owner of an organisation with other members: transfer ownership or \
-                     erase the organisation first",
-                ));
+            if tx.lock_owners().await?.iter().all(|o| *o == user) {
+                return Err(Error::LastOwner);
             }
         }
         Ok(())
     }
 
-    /// Erases `user`: everywhere (`only_in` `None`, the account included), or their data in one
-    /// organisation. With `dry_run`, counts what would go and changes nothing.
+    /// Whether `user` is the only member of `org`.
+    async fn only_member(&self, org: OrgId, user: UserId) -> Result<bool, Error> {
+        let mut tx = self
+            .store()
+            .begin_read_scoped(&TenantScope::granted(org))
+            .await?;
+        let page = tx
+            .list_memberships(PageRequest::parse(None, Some(2))?)
+            .await?;
+        Ok(page.items.iter().all(|m| m.user_id == user))
+    }
+
+    /// Erases `user` as far as `reach` goes. With `dry_run`, counts what would go and changes
+    /// nothing.
     pub async fn erase_user(
         &self,
         actor: Actor,
         user: UserId,
-        only_in: Option<OrgId>,
+        reach: Reach,
         dry_run: bool,
     ) -> Result<UserErasure, Error> {
         let mut tx = self.store().begin_read().await?;
@@ -153,22 +191,43 @@ impl DataRights<'_> {
             .map(|m| m.org_id)
             .collect();
         let digest = crate::mail::recipient_digest(&account.email);
+        let with_account = match reach {
+            Reach::Everywhere => true,
+            Reach::Organization { with_account, .. } => with_account,
+        };
         let mut report = UserErasure {
             user: user.as_uuid(),
             dry_run,
-            account: only_in.is_none(),
+            account: with_account,
             ..UserErasure::default()
         };
-        if only_in.is_none() {
+        if with_account {
             report.sessions = tx.sessions_of(user.as_uuid()).await?.len() as u64;
             report.mail = tx.mail_to(&digest, 100_000).await?.len() as u64;
         }
         drop(tx);
-        // A person's subject key or an invitation to them may sit in an organisation they have
-        // left: a global erasure visits every organisation.
-        let orgs = match only_in {
-            Some(org) => vec![org],
-            None => self.keyring().organization_ids().await?,
+        let orgs = match reach {
+            Reach::Organization { org, .. } => vec![org],
+            Reach::Everywhere => {
+                // Their own workspaces (they are the only member) go whole; a subject key or an
+                // invitation may sit in an organisation they have left, so all are visited.
+                let mut erased = Vec::new();
+                for org in &member_of {
+                    if self.only_member(*org, user).await? {
+                        if !dry_run {
+                            self.erase_organization(actor.clone(), *org, false).await?;
+                        }
+                        report.organizations_erased.push(*org);
+                        erased.push(*org);
+                    }
+                }
+                self.keyring()
+                    .organization_ids()
+                    .await?
+                    .into_iter()
+                    .filter(|o| !erased.contains(o))
+                    .collect()
+            }
         };
         for org in orgs {
             let member = member_of.contains(&org);
@@ -190,7 +249,7 @@ impl DataRights<'_> {
         if dry_run {
             return Ok(report);
         }
-        if only_in.is_none() {
+        if with_account {
             let mut tx = self.store().begin().await?;
             let sessions = tx.delete_sessions_of(user.as_uuid()).await?;
             tx.delete_tokens_of(user.as_uuid()).await?;
@@ -200,7 +259,8 @@ impl DataRights<'_> {
             let event = AuditEvent::success(actor.clone(), "user.erased", "user", user.as_uuid())
                 .with_details(
                     json!({"sessions": report.sessions, "mail": report.mail,
-                           "organizations": report.organizations.len()})
+                           "organizations": report.organizations.len(),
+                           "organizations_erased": report.organizations_erased.len()})
                     .to_string(),
                 );
             let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
@@ -212,7 +272,11 @@ impl DataRights<'_> {
             self.forget_lockouts_of(&account.email);
         }
         for org in &member_of {
-            if only_in.is_none_or(|o| o == *org) {
+            let reached = match reach {
+                Reach::Everywhere => true,
+                Reach::Organization { org: o, .. } => o == *org,
+            };
+            if reached {
                 self.membership_changed(*org, user);
             }
         }
@@ -351,7 +415,7 @@ impl DataRights<'_> {
         drop(tx);
         if role != Role::Owner {
             return Err(Error::Forbidden {
-                permission: "an owner's data.delete",
+                permission: "owner",
             });
         }
         if org.name != confirm_name {
@@ -533,7 +597,7 @@ impl DataRights<'_> {
             call.scope.org_id(),
         )
         .with_request(call.request.request_id.clone())
-        .with_details(json!({"count": ids.len(), "ids": ids}).to_string());
+        .with_details(serde_json::Value::Object(audit::id_list(&ids)).to_string());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
         for r in &doomed {

@@ -111,8 +111,12 @@ fn person_sections(user: UserId, orgs: &[OrgId], only_in: Option<OrgId>) -> Vec<
         Section::Memberships(user, only_in),
         Section::Sessions(user, only_in),
         Section::Factors(user),
-        Section::Mail(user),
     ];
+    // Mail is the person's across organisations (resets, other invitations): theirs to see,
+    // not an administrator's.
+    if only_in.is_none() {
+        s.push(Section::Mail(user));
+    }
     for org in orgs {
         s.push(Section::ApiKeys(*org, Some(user)));
         s.push(Section::Records(*org, Some(user)));
@@ -122,11 +126,22 @@ fn person_sections(user: UserId, orgs: &[OrgId], only_in: Option<OrgId>) -> Vec<
 }
 
 impl DataRights<'_> {
-    /// A person's own export, across every organisation they belong to. Recorded
-    /// (`data.exported`) on each of those organisations' chains before it starts (`starting`:
-    /// the first page, not a resumption).
-    pub async fn export_self(&self, call: &AccountCall, starting: bool) -> Result<Export, Error> {
-        let user = UserId::from_uuid(call.principal.subject);
+    /// A person's own export, across every organisation they belong to, with a recent step-up
+    /// (`data.export`); never under impersonation or with an API key. Each page (`resumed`: not
+    /// the first) is recorded (`data.exported`) on each of those organisations' chains before
+    /// it is read, so a cursor cannot read on unrecorded.
+    pub async fn export_self(&self, call: &AccountCall, resumed: bool) -> Result<Export, Error> {
+        let user = crate::identity::customer_only(
+            &call.principal,
+            "only the person themself, signed in, exports their data",
+        )?;
+        if let Some(method) = self.step_up_needed(&call.principal, Permission::DATA_EXPORT.as_str())
+        {
+            return Err(Error::StepUpRequired {
+                permission: Permission::DATA_EXPORT.as_str(),
+                method,
+            });
+        }
         let mut tx = self.store().begin_read().await?;
         tx.user_by_id(user).await?.ok_or(Error::NotFound("user"))?;
         let mut orgs: Vec<OrgId> = tx
@@ -137,12 +152,12 @@ impl DataRights<'_> {
             .collect();
         drop(tx);
         orgs.sort();
-        for org in orgs.iter().filter(|_| starting) {
+        for org in &orgs {
             self.record_export(
                 call.principal.actor(),
                 *org,
-                "user",
-                user.as_uuid(),
+                ("user", user.as_uuid()),
+                resumed,
                 call.request.request_id.clone(),
             )
             .await?;
@@ -157,13 +172,13 @@ impl DataRights<'_> {
     }
 
     /// An organisation's export, or one member's data in it (`data.export`, with step-up). A
-    /// user who is not a member is not found. Authorised for every page, recorded before the
-    /// first (`starting`).
+    /// user who is not a member is not found. Every page is authorised and recorded before it
+    /// is read (`resumed`: not the first).
     pub async fn export_for(
         &self,
         call: &TenantCall,
         member: Option<UserId>,
-        starting: bool,
+        resumed: bool,
     ) -> Result<Export, Error> {
         let tx = self.store().begin_read_scoped(&call.scope).await?;
         let (mut tx, _) = self
@@ -201,16 +216,14 @@ impl DataRights<'_> {
                 org.as_uuid(),
             ),
         };
-        if starting {
-            self.record_export(
-                call.principal.actor(),
-                org,
-                kind,
-                id,
-                call.request.request_id.clone(),
-            )
-            .await?;
-        }
+        self.record_export(
+            call.principal.actor(),
+            org,
+            (kind, id),
+            resumed,
+            call.request.request_id.clone(),
+        )
+        .await?;
         Ok(Export { subject, sections })
     }
 
@@ -218,13 +231,15 @@ impl DataRights<'_> {
         &self,
         actor: Actor,
         org: OrgId,
-        kind: &str,
-        id: Uuid,
+        (kind, id): (&str, Uuid),
+        resumed: bool,
         request_id: Option<String>,
     ) -> Result<(), Error> {
         let event = AuditEvent::success(actor, "data.exported", kind, id)
             .with_request(request_id)
-            .with_details(json!({"format": FORMAT, "version": VERSION}).to_string());
+            .with_details(
+                json!({"format": FORMAT, "version": VERSION, "resumed": resumed}).to_string(),
+            );
         self.audit_batcher()
             .record(&TenantScope::granted(org), event)
             .await
@@ -382,9 +397,11 @@ impl DataRights<'_> {
             .store()
             .begin_read_scoped(&TenantScope::granted(org))
             .await?;
+        // What has expired is gone for everyone, exports included, before the purge.
         let query = RecordQuery {
             owner: owner.map(|u| format!("user:{}", u.as_uuid())),
             everything: true,
+            now: Some(self.clock().now()),
             ..RecordQuery::default()
         };
         let page = tx
@@ -442,11 +459,18 @@ impl DataRights<'_> {
             .audit()
             .page(&reader, &filter, PageRequest::parse(cursor, Some(PAGE))?)
             .await?;
+        // In a person's export, only their own personal fields are opened: an event about them
+        // by someone else carries that someone's address.
         let lines = page
             .items
-            .iter()
+            .into_iter()
             .filter(|v| pass == 'a' || id.as_ref().is_none_or(|i| *i != v.record.actor_id))
-            .map(rows::audit_event)
+            .map(|mut v| {
+                if id.is_some() && v.record.subject != id {
+                    v.personal = None;
+                }
+                rows::audit_event(&v)
+            })
             .collect();
         let next = match (page.next_cursor, pass, &id) {
             (Some(c), p, _) => Some(format!("{p}{c}")),
@@ -479,7 +503,6 @@ impl DataRights<'_> {
             }
             drop(ptx);
             lines.push(self.factors(m.user_id).await?);
-            lines.extend(self.mail(m.user_id).await?);
         }
         Ok((lines, page.next_cursor))
     }

@@ -5,7 +5,7 @@ mod erase;
 mod export;
 mod rows;
 
-pub use erase::{MAX_RECORD_IDS, OrganizationErasure, RecordSelection, UserErasure};
+pub use erase::{MAX_RECORD_IDS, OrganizationErasure, Reach, RecordSelection, UserErasure};
 pub use export::{Export, ExportSubject, FORMAT, Position, VERSION};
 
 use crate::kernel::{Kernel, service_handle};

@@ -42,7 +42,7 @@ crate::kernel::service_handle!(Members);
 impl Members<'_> {
     /// Refuses giving (or touching a member who holds) a role that grants anything the actor
     /// does not hold themselves.
-    async fn ensure_may_grant(
+    pub(crate) async fn ensure_may_grant(
         &self,
         tx: &mut dyn crate::store::TenantTx,
         principal: &Principal,

@@ -29,6 +29,7 @@ pub use cache::{CachedSession, LocalOnly, Revocation, RevocationFanout, SessionC
 pub use claims::{AccessClaims, Act};
 pub use members::{InvitationIssued, MeView, MemberView, Members};
 pub use membership_cache::{MEMBERSHIP_CACHE_MAX_AGE, MembershipCache};
+pub(crate) use mfa::customer_only;
 pub use mfa::{EnrolmentStarted, LoginOutcome, Mfa, SecondFactor};
 pub use operator_auth::OperatorEnrolment;
 pub use operators::{ImportOutcome, ImportedUser, Operators};

@@ -17,6 +17,17 @@ use crate::kernel::{Kernel, service_handle};
 use crate::store::PruneJob;
 
 pub use prune::PruneReport;
+
+/// The jobs pruned at every purge tick (sessions: physically gone within a minute of expiry at
+/// the default retention of zero); the others run every prune interval.
+pub const EVERY_PURGE: [PruneJob; 1] = [PruneJob::Sessions];
+/// The jobs pruned every prune interval.
+pub const EVERY_PRUNE: [PruneJob; 4] = [
+    PruneJob::OneTimeTokens,
+    PruneJob::RecoveryCodes,
+    PruneJob::DeliveredMail,
+    PruneJob::DeadMail,
+];
 pub use purge::PurgeReport;
 
 /// The lease both jobs run under.
@@ -30,8 +41,8 @@ pub struct LifecycleSettings {
     /// How long each kind of spent row is kept after it expired, was used, revoked, delivered or
     /// given up on.
     pub retention: HashMap<PruneJob, Duration>,
-    /// How long a lease lasts unless renewed: an instance that dies holding it is replaced
-    /// after this.
+    /// How long a lease lasts unless renewed (twice the purge interval): an instance that dies
+    /// holding it is replaced after this, plus at most one interval.
     pub lease: Duration,
 }
 
@@ -43,7 +54,7 @@ impl Default for LifecycleSettings {
                 .into_iter()
                 .map(|j| (j, default_retention(j)))
                 .collect(),
-            lease: Duration::seconds(30),
+            lease: Duration::seconds(20),
         }
     }
 }
@@ -52,8 +63,10 @@ impl Default for LifecycleSettings {
 #[must_use]
 pub fn default_retention(job: PruneJob) -> Duration {
     match job {
-        // Long enough to investigate a sign-in from the device list; then IP and agent go.
-        PruneJob::Sessions | PruneJob::DeliveredMail => Duration::days(7),
+        // An expired or revoked session is no device of anyone's: with its IP and agent it goes
+        // at the next purge (G3: within a minute), unless an operator keeps them longer.
+        PruneJob::Sessions => Duration::ZERO,
+        PruneJob::DeliveredMail => Duration::days(7),
         PruneJob::OneTimeTokens => Duration::days(1),
         // A used code is worthless; only "codes left" is ever shown.
         PruneJob::RecoveryCodes => Duration::ZERO,

@@ -13,18 +13,16 @@ use crate::telemetry::metrics;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PruneReport {
     pub rows: BTreeMap<&'static str, u64>,
-    /// Sign-in lockout entries forgotten (in this process's memory).
-    pub lockouts: u64,
 }
 
 impl Lifecycle<'_> {
-    /// Removes every spent row whose retention has passed at now (the injected clock). Call it
-    /// while holding the lease (the lockout entries are this process's own either way).
-    pub async fn prune(&self, instance: &str) -> Result<PruneReport, Error> {
+    /// Removes every spent row of `jobs` whose retention has passed at now (the injected clock).
+    /// Call it while holding the lease; `instance` is named in each batch's event.
+    pub async fn prune(&self, instance: &str, jobs: &[PruneJob]) -> Result<PruneReport, Error> {
         let settings = self.lifecycle_settings();
         let now = self.clock().now();
         let mut report = PruneReport::default();
-        for job in PruneJob::ALL {
+        for &job in jobs {
             let keep = settings
                 .retention
                 .get(&job)
@@ -61,11 +59,16 @@ impl Lifecycle<'_> {
                 }
             }
         }
-        let forgotten = self.identity().prune_lockouts(now) as u64;
+        Ok(report)
+    }
+
+    /// Forgets this process's sign-in lockout entries that have run out (every instance keeps
+    /// its own, so every instance calls this, lease or not); returns how many.
+    pub fn forget_lockouts(&self) -> u64 {
+        let forgotten = self.identity().prune_lockouts(self.clock().now()) as u64;
         if forgotten > 0 {
             metrics::lifecycle_removed("lockouts", forgotten);
         }
-        report.lockouts = forgotten;
-        Ok(report)
+        forgotten
     }
 }

@@ -22,6 +22,8 @@ pub struct PurgeReport {
     pub secrets: u64,
     /// Transactions committed (one audit event each).
     pub batches: u64,
+    /// Organisations whose purge failed this time (logged; retried at the next run).
+    pub failures: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +37,13 @@ impl Kind {
         match self {
             Self::Records => "record.purged",
             Self::Secrets => "secret.purged",
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Records => "expired",
+            Self::Secrets => "expired_or_deleted",
         }
     }
 
@@ -61,8 +70,16 @@ impl Lifecycle<'_> {
                 .await?;
             for org in &orgs {
                 for kind in [Kind::Records, Kind::Secrets] {
-                    self.purge_org(*org, kind, now, instance, &mut report)
-                        .await?;
+                    // One organisation's failure must not stop the others' purge.
+                    if let Err(e) = self.purge_org(*org, kind, now, instance, &mut report).await {
+                        tracing::warn!(org_id = %org, error = %e, "could not purge an organisation's expired data; retrying later");
+                        report.failures += 1;
+                    }
+                }
+                // A long run keeps its lease, or stops once another instance holds it.
+                if !self.hold_lease(instance).await? {
+                    tracing::warn!("lost the lifecycle lease mid-purge; another instance goes on");
+                    return Ok(report);
                 }
             }
             if orgs.len() < ORGS_PER_ROUND as usize {
@@ -106,16 +123,13 @@ impl Lifecycle<'_> {
                 "organization",
                 org,
             )
-            .with_details(
-                serde_json::json!({
-                    "reason": "expired",
-                    "count": ids.len(),
-                    "ids": names,
-                    "expired_by": now.unix_timestamp(),
-                    "instance": instance,
-                })
-                .to_string(),
-            );
+            .with_details({
+                let mut d = crate::audit::id_list(&names);
+                d.insert("reason".into(), kind.reason().into());
+                d.insert("expired_by".into(), now.unix_timestamp().into());
+                d.insert("instance".into(), instance.into());
+                serde_json::Value::Object(d).to_string()
+            });
             let proof = crate::audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
             tx.commit(proof).await?;
             let n = ids.len() as u64;

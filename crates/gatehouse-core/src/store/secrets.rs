@@ -46,7 +46,7 @@ pub trait SecretStore: Send {
     /// The secret, deleted or not.
     async fn secret(&mut self, id: uuid::Uuid) -> Result<Option<SecretRecord>, StoreError>;
 
-    /// Secrets that are not deleted, newest first, by (created_at, id).
+    /// Secrets that are neither deleted nor expired at `now`, newest first, by (created_at, id).
     async fn list_secrets(
         &mut self,
         now: OffsetDateTime,
@@ -63,7 +63,6 @@ pub trait SecretStore: Send {
         secret: uuid::Uuid,
     ) -> Result<Vec<SecretVersionRecord>, StoreError>;
 
-    /// Marks the secret deleted if it is not; returns whether this call did.
     /// Deletes, with their versions' metadata, up to `limit` secrets that expired at or before
     /// `now` or were deleted; returns their ids. Their sealed values are the caller's to delete.
     async fn purge_secrets(
@@ -72,6 +71,7 @@ pub trait SecretStore: Send {
         limit: u32,
     ) -> Result<Vec<Uuid>, StoreError>;
 
+    /// Marks the secret deleted if it is not; returns whether this call did.
     async fn delete_secret(
         &mut self,
         id: uuid::Uuid,

@@ -120,8 +120,6 @@ pub trait SessionStore: Send {
         now: OffsetDateTime,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
-    /// Records a fresh check on a live session: the password (`auth_at`) and, when a second
-    /// factor was checked, `mfa_at`. Returns whether the session is live.
     /// Every session of `subject`, in any state, newest first (at most 1000): their export.
     async fn sessions_of(&mut self, subject: uuid::Uuid) -> Result<Vec<SessionRecord>, StoreError>;
 
@@ -131,6 +129,8 @@ pub trait SessionStore: Send {
         subject: uuid::Uuid,
     ) -> Result<Vec<uuid::Uuid>, StoreError>;
 
+    /// Records a fresh check on a live session: the password (`auth_at`) and, when a second
+    /// factor was checked, `mfa_at`. Returns whether the session is live.
     async fn set_session_auth(
         &mut self,
         id: uuid::Uuid,

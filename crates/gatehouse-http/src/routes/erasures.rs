@@ -170,7 +170,7 @@ pub(crate) async fn create(
             }))
         }
         _ => Err(Error::invalid(
-            "user_id",
+            "records",
             "exactly one of user_id, records and records_created (dry_run with user_id only)",
         )
         .into()),

@@ -127,7 +127,7 @@ pub(crate) async fn mine(
     let export = state
         .kernel
         .data_rights()
-        .export_self(&caller.call, at.is_start())
+        .export_self(&caller.call, !at.is_start())
         .await?;
     Ok(stream(state, export, at, limit))
 }
@@ -152,7 +152,7 @@ pub(crate) async fn organization(
     let export = state
         .kernel
         .data_rights()
-        .export_for(&call, req.user_id.map(UserId::from_uuid), at.is_start())
+        .export_for(&call, req.user_id.map(UserId::from_uuid), !at.is_start())
         .await?;
     Ok(stream(state, export, at, limit))
 }

@@ -445,3 +445,65 @@ async fn raw_selects_as_the_app_role_see_no_other_tenants_vault_rows() {
     );
     f.finish().await;
 }
+
+/// Issue 20: the application role may delete an organisation's audit chain only once the
+/// organisation itself is gone (its erasure); inside the organisation's scope, while it exists,
+/// the triggers refuse deleting an event, a checkpoint or the head, and updating an event.
+#[tokio::test]
+async fn audit_rows_are_deleted_only_with_their_organisation() {
+    use gatehouse_core::store::Store;
+    let f = fresh().await;
+    let (org, user) = seed_org(&f.store, 1).await;
+    let mut tx = f
+        .store
+        .begin_scoped(&TenantScope::for_tests(org))
+        .await
+        .unwrap();
+    let event = gatehouse_core::audit::AuditEvent::success(
+        gatehouse_core::audit::Actor::user(user.as_uuid()),
+        "test.appended",
+        "organization",
+        org,
+    );
+    let proof = gatehouse_core::audit::append_tenant(tx.as_mut(), &SystemClock, event)
+        .await
+        .unwrap();
+    tx.commit(proof).await.unwrap();
+    let scoped = |sql: &str| {
+        format!("DO $$ BEGIN PERFORM set_config('gatehouse.org_id', '{org}', true); {sql}; END $$")
+    };
+    for sql in [
+        "DELETE FROM audit_events",
+        "UPDATE audit_events SET action = 'x.y'",
+        "DELETE FROM audit_heads",
+    ] {
+        let out = f.exec_as_app(&scoped(sql)).await;
+        assert!(
+            out.is_err(),
+            "{sql} was allowed while the organisation exists"
+        );
+    }
+    // Erased, in one transaction: the organisation first, then its chain.
+    let tx = f.store.begin().await.unwrap();
+    let mut tx = tx.enter(&TenantScope::for_tests(org)).await.unwrap();
+    tx.erase_organization().await.unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
+    let mut conn = PgConnection::connect(&f.owner_url).await.unwrap();
+    for table in ["audit_events", "audit_heads", "organizations"] {
+        let column = if table == "organizations" {
+            "id"
+        } else {
+            "org_id"
+        };
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE {column} = $1"
+        )))
+        .bind(org.as_uuid())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    conn.close().await.unwrap();
+    f.finish().await;
+}

@@ -388,7 +388,7 @@ write = "report.export"
 fn lifecycle_settings_that_break_the_minute_or_retry_for_ever_are_refused() {
     for (file, names) in [
         (
-            "[lifecycle]\npurge_interval_secs = 31",
+            "[lifecycle]\npurge_interval_secs = 16",
             "lifecycle.purge_interval_secs",
         ),
         (
@@ -425,7 +425,7 @@ fn lifecycle_settings_that_break_the_minute_or_retry_for_ever_are_refused() {
         )?;
         let c = Config::load_from(Some(Path::new("g.toml"))).map_err(|e| e.0)?;
         assert_eq!(c.lifecycle.purge_every, std::time::Duration::from_secs(5));
-        assert_eq!(c.lifecycle.settings.lease, time::Duration::seconds(15));
+        assert_eq!(c.lifecycle.settings.lease, time::Duration::seconds(10));
         assert_eq!(
             c.lifecycle.settings.retention[&gatehouse_core::store::PruneJob::RecoveryCodes],
             time::Duration::hours(2)

@@ -167,6 +167,9 @@ async fn a_person_erases_themself_and_no_text_of_them_is_left_while_the_chain_ve
         )
         .await;
     assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    // A co-owner: her organisation stays after she goes (one she alone belonged to would be
+    // erased whole with her).
+    let bob = app.add_member(&yara, "bob@example.com", "owner").await;
     let (secret, _) = enrol(&app, &yara).await;
     let before_events = app.audit_events(&yara.org).await.len();
     let mut db = raw(&app).await;
@@ -263,7 +266,13 @@ async fn a_person_erases_themself_and_no_text_of_them_is_left_while_the_chain_ve
     let scope =
         gatehouse_core::TenantScope::for_tests(gatehouse_core::OrgId::parse(&yara.org).unwrap());
     let mut tx = app.kernel.store().begin_scoped(&scope).await.unwrap();
-    for e in events.iter().filter(|e| e.personal.is_some()) {
+    let yara_id = crate::support::token_subject(&yara.access);
+    let hers: Vec<_> = events
+        .iter()
+        .filter(|e| e.personal.is_some() && e.subject.as_deref() == Some(yara_id.as_str()))
+        .collect();
+    assert!(!hers.is_empty(), "no event of hers carried personal data");
+    for e in hers {
         let opened = app
             .kernel
             .keyring()
@@ -284,7 +293,13 @@ async fn a_person_erases_themself_and_no_text_of_them_is_left_while_the_chain_ve
             "{needle}"
         );
     }
-    // Ada and her organisation are untouched.
+    // Bob, Ada and their organisations are untouched.
+    assert_eq!(
+        app.call(Method::GET, "/v1/me", &bob.access, None, None)
+            .await
+            .status(),
+        200
+    );
     assert_eq!(
         app.call(Method::GET, "/v1/me", &ada.access, None, None)
             .await
@@ -489,9 +504,31 @@ async fn refused_erasures_touch_nothing() {
     // Another organisation's record in the list: not found, and the own one survives.
     let res = erase(json!({"records": [ids[0], ids[1]]})).await;
     expect_problem(res, 404, "not_found").await;
-    // Another organisation's person.
+    // Another organisation's person; the organisation's last owner (even themself).
     let res = erase(json!({"user_id": other.user})).await;
     expect_problem(res, 404, "not_found").await;
+    let res = erase(json!({"user_id": owner.user})).await;
+    expect_problem(res, 409, "last_owner").await;
+    // An owner, by an administrator whose role holds data.delete: only an owner erases one.
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/organization/roles",
+            &owner,
+            Some(json!({"name": "eraser", "permissions": ["data.delete", "members.manage"]})),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    let eraser = app.add_member(&owner, "eve@example.com", "eraser").await;
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/erasures",
+            &eraser,
+            Some(json!({"user_id": owner.user})),
+        )
+        .await;
+    assert_eq!(res.status(), 403, "{:?}", res.text().await);
     // An inverted range; an open one without confirmation; two selections at once.
     let res = erase(json!({"records_created": {"from": "2030-01-02T00:00:00Z",
                                                 "until": "2030-01-01T00:00:00Z"}}))

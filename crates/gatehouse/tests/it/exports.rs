@@ -46,6 +46,14 @@ async fn my_export(app: &TestApp, who: &Signed, limit: u32) -> (Value, Vec<Value
     }
 }
 
+async fn recorded(app: &TestApp, org: &str) -> usize {
+    app.audit_events(org)
+        .await
+        .iter()
+        .filter(|e| e.action == "data.exported")
+        .count()
+}
+
 async fn plant(app: &TestApp, who: &Signed, tag: &str) {
     let res = app
         .org_call(
@@ -172,8 +180,11 @@ async fn a_persons_export_holds_each_kind_of_their_rows_only_and_resumes_exactly
 
     // Page by page (a page ends at the first store page past the limit): the same lines in
     // the same order, none twice, none lost.
-    // Each export is itself recorded, so the second one sees the first's event: left out.
+    // Each page is itself recorded before it is read (so no cursor reads on unrecorded), and
+    // the second export sees the first's events: left out of the comparison.
+    let before = recorded(&app, &ada.org).await;
     let (_, paged, pages) = my_export(&app, &ada, 1).await;
+    assert_eq!(recorded(&app, &ada.org).await, before + pages);
     assert!(pages > 5, "{pages}");
     let unrecorded = |lines: Vec<Value>| -> Vec<Value> {
         lines
