@@ -465,8 +465,7 @@ def main() -> int:
         lifecycle.report(results)
         out = ROOT / "bench" / "out"
         out.mkdir(exist_ok=True)
-        (out / "lifecycle.json").write_text(json.dumps(results, indent=2) + "
-")
+        (out / "lifecycle.json").write_text(json.dumps(results, indent=2) + "\n")
         return 0
 
     if args.only == "telemetry":

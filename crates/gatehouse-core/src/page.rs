@@ -82,6 +82,11 @@ impl Limit {
     pub fn get(&self) -> u32 {
         self.0
     }
+
+    /// A page size past the API's bound, for the server's own bulk reads (an export).
+    pub(crate) fn internal(n: u32) -> Self {
+        Self(n.max(1))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

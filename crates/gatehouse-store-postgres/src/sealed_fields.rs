@@ -87,6 +87,29 @@ impl SealedFieldStore for PgTenantTx {
         row.as_ref().map(sealed).transpose()
     }
 
+    async fn sealed_of(
+        &mut self,
+        kind: &str,
+        record_ids: &[String],
+        field: &str,
+    ) -> Result<Vec<SealedRecord>, StoreError> {
+        if record_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT * FROM sealed_fields WHERE org_id = $1 AND kind = $2 AND field = $3 \
+             AND record_id = ANY($4)",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(kind)
+        .bind(field)
+        .bind(record_ids)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(sealed).collect()
+    }
+
     async fn sealed_before_version(
         &mut self,
         version: u32,

@@ -87,6 +87,32 @@ impl SealedFieldStore for SqliteTenantTx {
         row.as_ref().map(sealed).transpose()
     }
 
+    async fn sealed_of(
+        &mut self,
+        kind: &str,
+        record_ids: &[String],
+        field: &str,
+    ) -> Result<Vec<SealedRecord>, StoreError> {
+        if record_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT * FROM sealed_fields WHERE org_id = ");
+        q.push_bind(self.scope.org_id().as_uuid())
+            .push(" AND kind = ")
+            .push_bind(kind)
+            .push(" AND field = ")
+            .push_bind(field)
+            .push(" AND record_id IN (");
+        let mut list = q.separated(", ");
+        for id in record_ids {
+            list.push_bind(id);
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&mut *self.tx).await.map_err(map_err)?;
+        rows.iter().map(sealed).collect()
+    }
+
     async fn sealed_before_version(
         &mut self,
         version: u32,

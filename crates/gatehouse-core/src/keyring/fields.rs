@@ -152,6 +152,37 @@ impl Keyring {
         self.open_record(tx, &record).await.map(Some)
     }
 
+    /// Opens many sealed values of one organisation (an export's page): each data-key version
+    /// is read once for the lot, not once per value. Returns the values in `records`' order.
+    pub async fn open_many(
+        &self,
+        tx: &mut dyn TenantTx,
+        records: &[SealedRecord],
+    ) -> Result<Vec<SecretBytes>, Error> {
+        let org = tx.scope().org_id();
+        let mut keys: std::collections::HashMap<u32, std::sync::Arc<gatehouse_crypto::AeadKey>> =
+            std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            let key = match keys.get(&record.dek_version) {
+                Some(k) => std::sync::Arc::clone(k),
+                None => {
+                    let k = self.dek(tx, record.dek_version).await?;
+                    keys.insert(record.dek_version, std::sync::Arc::clone(&k));
+                    k
+                }
+            };
+            out.push(
+                key.open_envelope(
+                    &record.envelope,
+                    &field_context(org, &record.kind, &record.record_id, &record.field),
+                )
+                .map_err(|e| Error::Unreadable(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
     pub(super) async fn open_record(
         &self,
         tx: &mut dyn TenantTx,

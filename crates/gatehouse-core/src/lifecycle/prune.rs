@@ -57,6 +57,7 @@ impl Lifecycle<'_> {
                 if n < u64::from(settings.batch) {
                     break;
                 }
+                tokio::time::sleep(settings.pause).await;
             }
         }
         Ok(report)

@@ -142,6 +142,7 @@ impl Lifecycle<'_> {
             if ids.len() < batch as usize {
                 return Ok(());
             }
+            tokio::time::sleep(self.lifecycle_settings().pause).await;
         }
     }
 }

@@ -17,7 +17,6 @@ pub use catalogue::{
 
 pub use check::{CheckInput, CheckSubject, Checks, Decision, MAX_BATCH, ProductState, ResourceRef};
 pub use grants::{GrantView, Grants, MAX_GRANT_SCOPE, NewGrant};
-pub(crate) use records::record_content;
 pub use records::{NewRecord, RecordChange, RecordFilter, RecordView};
 
 use crate::kernel::Kernel;

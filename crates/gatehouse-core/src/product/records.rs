@@ -588,12 +588,3 @@ impl super::Records<'_> {
         Ok(())
     }
 }
-
-/// A record's content opened (an export, G1); `None` when it has none.
-pub(crate) async fn record_content(
-    kernel: &crate::kernel::Kernel,
-    tx: &mut dyn TenantTx,
-    id: Uuid,
-) -> Result<Option<serde_json::Value>, Error> {
-    super::Records(kernel).open_content(tx, id).await
-}

@@ -35,6 +35,15 @@ pub trait SealedFieldStore: Send {
         field: &str,
     ) -> Result<Option<SealedRecord>, StoreError>;
 
+    /// The sealed values of `kind` and `field` at any of `record_ids` (in no particular order;
+    /// absent ones are left out): one read for a page of records (an export).
+    async fn sealed_of(
+        &mut self,
+        kind: &str,
+        record_ids: &[String],
+        field: &str,
+    ) -> Result<Vec<SealedRecord>, StoreError>;
+
     /// Sealed values on a data-key version below `version`, at most `limit`.
     async fn sealed_before_version(
         &mut self,

@@ -154,7 +154,7 @@ impl Metrics {
         let removed = IntCounterVec::new(
             Opts::new(
                 "gatehouse_lifecycle_removed_total",
-                "Rows the lifecycle jobs removed by what (records, secrets: expired, purged; sessions, one_time_tokens, recovery_codes, delivered_mail, dead_mail: pruned after their retention; lockouts: expired entries forgotten).",
+                "What the lifecycle jobs removed, by what (records, secrets: purged rows; sessions, one_time_tokens, recovery_codes, delivered_mail, dead_mail: rows pruned after their retention; lockouts: run-out in-memory entries this process forgot).",
             ),
             &["what"],
         )?;

@@ -54,8 +54,8 @@ pub(crate) struct IngestEvent {
     /// The product's request id; this request's when absent.
     #[schema(max_length = 128)]
     request_id: Option<String>,
-    /// The end user's address: stored sealed under the actor's own key, unreadable once they
-    /// are erased.
+    /// The end user's address: stored sealed under the actor's own key, unreadable once that
+    /// person is erased.
     ip: Option<String>,
     #[schema(max_length = 512)]
     user_agent: Option<String>,
@@ -73,7 +73,8 @@ pub(crate) struct IngestRequest {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Ingested {
-    /// How many events were appended (all of them: a call is all or nothing).
+    /// How many events were appended: all of them, in one transaction (a call is all or
+    /// nothing).
     appended: usize,
 }
 

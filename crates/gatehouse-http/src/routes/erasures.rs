@@ -57,15 +57,16 @@ impl From<UserErasure> for UserErased {
 }
 
 /// Erases the caller: account, sessions, devices, factors, tokens, mail, their records and
-/// memberships everywhere, their personal fields in every audit log (the events stay, unreadable
-/// there). Needs the password, and a recent second factor when one is enrolled.
+/// memberships everywhere, the organisations only they belong to, their personal fields in
+/// every audit log (the events stay, unreadable there). Needs the password, and a recent second
+/// factor when one is enrolled.
 #[utoipa::path(post, path = "/v1/me/erase", tag = "me", security(("bearer" = [])),
     request_body = EraseMe,
     responses(
         (status = 200, description = "Erased; the caller's tokens stop working", body = UserErased),
         (status = 401, description = "`invalid_credentials`: wrong password", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`step_up_required`: no recent second factor", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`conflict`: the only owner of an organisation with other members", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`step_up_required` (no recent second factor), or `wrong_audience` (an impersonation or an API key)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`last_owner`: the only owner of an organisation with other members", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn me(
     State(state): State<AppState>,
@@ -98,7 +99,8 @@ pub(crate) struct CreatedRange {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ErasureRequest {
-    /// A member: their data here; their account too when this is their only organisation.
+    /// A member: their data here (never elsewhere); their account too when this is their only
+    /// organisation.
     user_id: Option<Uuid>,
     /// Records by id (1 to 1000), all of them this organisation's.
     records: Option<Vec<Uuid>>,
@@ -129,7 +131,7 @@ pub(crate) struct Erased {
         (status = 200, description = "Erased (or counted, with `dry_run`)", body = Erased),
         (status = 403, description = "`forbidden` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: not a member, or a record not of this organisation (nothing erased)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`conflict`: the member is the only owner", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`last_owner`: the member is the organisation's last owner", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: not exactly one selection, an inverted range, or an open one without `confirm`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create(

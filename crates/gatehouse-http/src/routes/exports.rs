@@ -110,13 +110,15 @@ fn stream(state: AppState, export: Export, at: Position, limit: u32) -> Response
 
 /// Everything Gatehouse stores about the caller, in every organisation they belong to: account,
 /// memberships, sessions and devices, factors (metadata only), mail, API keys they created,
-/// records they own and audit events that name them. NDJSON, paged by cursor.
+/// records they own and audit events that name them. NDJSON, paged by cursor; needs the
+/// step-up of `data.export`, in the person's own session. Every page is recorded.
 #[utoipa::path(get, path = "/v1/me/export", tag = "me", security(("bearer" = [])),
     params(ExportQuery),
     responses(
         (status = 200, description = "One page of the NDJSON export", content_type = "application/x-ndjson", body = Object),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: a cursor this server did not issue, or a limit out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`step_up_required` (no recent second factor or password check), or `wrong_audience` (an impersonation or an API key)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a malformed cursor, or a limit out of range", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn mine(
     State(state): State<AppState>,

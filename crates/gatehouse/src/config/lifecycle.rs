@@ -26,6 +26,8 @@ pub struct LifecycleConfig {
     pub prune_interval_secs: u64,
     /// Rows removed per transaction and per audit event; 10 to 10000.
     pub batch: u32,
+    /// Milliseconds of rest after each batch, leaving the store to requests; 0 to 1000.
+    pub pause_ms: u64,
     /// Hours kept after expiry or revocation (sessions hold IP addresses and user agents): 0,
     /// the default, prunes them at the next purge.
     pub sessions_retention_hours: u64,
@@ -49,6 +51,7 @@ impl Default for LifecycleConfig {
             purge_interval_secs: 10,
             prune_interval_secs: 300,
             batch: 1_000,
+            pause_ms: 20,
             sessions_retention_hours: hours(PruneJob::Sessions),
             one_time_tokens_retention_hours: hours(PruneJob::OneTimeTokens),
             recovery_codes_retention_hours: hours(PruneJob::RecoveryCodes),
@@ -79,6 +82,9 @@ pub(super) fn validate(c: &LifecycleConfig) -> Result<LifecycleSetup, ConfigErro
     }
     if !(10..=10_000).contains(&c.batch) {
         return refuse("lifecycle.batch: 10 to 10000 rows per transaction");
+    }
+    if c.pause_ms > 1_000 {
+        return refuse("lifecycle.pause_ms: at most 1000 between batches");
     }
     let jobs = [
         (PruneJob::Sessions, c.sessions_retention_hours, "sessions"),
@@ -115,6 +121,7 @@ pub(super) fn validate(c: &LifecycleConfig) -> Result<LifecycleSetup, ConfigErro
     Ok(LifecycleSetup {
         settings: LifecycleSettings {
             batch: c.batch,
+            pause: Duration::from_millis(c.pause_ms),
             retention,
             // Renewed every purge interval (and between organisations during a long purge); two
             // missed renewals hand the work over.

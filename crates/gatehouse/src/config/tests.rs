@@ -404,6 +404,7 @@ fn lifecycle_settings_that_break_the_minute_or_retry_for_ever_are_refused() {
             "[lifecycle]\nsessions_retention_hours = 900000",
             "lifecycle.sessions_retention_hours",
         ),
+        ("[lifecycle]\npause_ms = 5000", "lifecycle.pause_ms"),
         ("[mail]\nmax_refusals = 0", "mail.max_refusals"),
         ("[mail]\nmax_attempts = 1000", "mail.max_refusals"),
         (
