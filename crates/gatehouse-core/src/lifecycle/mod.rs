@@ -53,7 +53,7 @@ pub struct LifecycleSettings {
 impl Default for LifecycleSettings {
     fn default() -> Self {
         Self {
-            batch: 1_000,
+            batch: 500,
             pause: std::time::Duration::from_millis(20),
             retention: PruneJob::ALL
                 .into_iter()

@@ -145,6 +145,36 @@ pub async fn purge_finds_and_removes_expired_data_in_batches_and_nothing_else(
         )
         .await;
     }
+    // Read back in one call, by ids: the planted ones, nothing for an id without content.
+    let mut tx = store
+        .begin_read_scoped(&TenantScope::for_tests(a))
+        .await
+        .unwrap();
+    let mut asked: Vec<String> = expired.iter().map(Uuid::to_string).collect();
+    asked.push(Uuid::nil().to_string());
+    let found = tx
+        .sealed_of(SealedKind::RecordContent.as_str(), &asked, "value")
+        .await
+        .unwrap();
+    let mut got: Vec<String> = found.iter().map(|s| s.record_id.clone()).collect();
+    got.sort();
+    let mut want_ids: Vec<String> = expired.iter().map(Uuid::to_string).collect();
+    want_ids.sort();
+    assert_eq!(got, want_ids);
+    assert!(
+        tx.sealed_of(SealedKind::RecordContent.as_str(), &[], "value")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Another field of the same records: none.
+    assert!(
+        tx.sealed_of(SealedKind::RecordContent.as_str(), &asked, "other")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(tx);
     // B: an expired and a deleted secret, and a live one. C: nothing expired.
     let mut tx = store
         .begin_scoped(&TenantScope::for_tests(b))

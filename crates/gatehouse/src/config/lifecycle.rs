@@ -50,7 +50,7 @@ impl Default for LifecycleConfig {
         Self {
             purge_interval_secs: 10,
             prune_interval_secs: 300,
-            batch: 1_000,
+            batch: 500,
             pause_ms: 20,
             sessions_retention_hours: hours(PruneJob::Sessions),
             one_time_tokens_retention_hours: hours(PruneJob::OneTimeTokens),
