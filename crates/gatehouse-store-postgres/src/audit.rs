@@ -25,6 +25,20 @@ pub(crate) async fn head(
 ) -> Result<Option<ChainHead>, StoreError> {
     let (seq, hash): (i64, Vec<u8>) = match org {
         Some(o) => {
+            // The organisation must exist, and stays until this transaction ends (an erasure
+            // deletes its row first, then its chain: it waits for this append, then deletes it
+            // too). Without it, an append racing an erasure would start an orphan chain.
+            let present: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM organizations WHERE id = $1 FOR KEY SHARE")
+                    .bind(o.as_uuid())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+            if present.is_none() {
+                return Err(StoreError::Backend(
+                    "refused: an event for an organisation that no longer exists".into(),
+                ));
+            }
             sqlx::query(
                 "INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, ''::bytea) \
                  ON CONFLICT (org_id) DO NOTHING",

@@ -24,6 +24,20 @@ pub(crate) async fn head(
     conn: &mut SqliteConnection,
     org: Option<OrgId>,
 ) -> Result<Option<ChainHead>, StoreError> {
+    // An erased organisation gets no new chain (writers take turns, so its erasure is either
+    // wholly before this transaction or wholly after).
+    if let Some(o) = org {
+        let present: Option<i64> = sqlx::query_scalar("SELECT 1 FROM organizations WHERE id = ?")
+            .bind(o.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        if present.is_none() {
+            return Err(StoreError::Backend(
+                "refused: an event for an organisation that no longer exists".into(),
+            ));
+        }
+    }
     peek_head(conn, org).await
 }
 

@@ -138,6 +138,7 @@ macro_rules! behaviour_suite {
             audit_group_commit_makes_one_chain_and_acknowledges_durably,
             audit_verify_names_the_first_tampered_event,
             audit_events_are_append_only,
+            audit_an_erased_organisation_gets_no_new_chain,
             audit_chains_are_per_organisation,
             audit_batches_continue_the_chain_across_insert_chunks,
             audit_filters_and_cursors_return_exactly_the_right_events,

@@ -182,6 +182,10 @@ impl DataRights<'_> {
         reach: Reach,
         dry_run: bool,
     ) -> Result<UserErasure, Error> {
+        if reach == Reach::Everywhere {
+            // Before anything goes: an operator's erasure follows the same rule as the person's.
+            self.ensure_not_sole_owner(user).await?;
+        }
         let mut tx = self.store().begin_read().await?;
         let account = tx.user_by_id(user).await?.ok_or(Error::NotFound("user"))?;
         let member_of: Vec<OrgId> = tx
@@ -206,6 +210,22 @@ impl DataRights<'_> {
             report.mail = tx.mail_to(&digest, 100_000).await?.len() as u64;
         }
         drop(tx);
+        // With the account gone, nothing could reach the person's traces in organisations they
+        // left (their subject key, invitations to them): an administrator's erasure that takes
+        // the account destroys those too, and only those, everywhere else.
+        let traces: Vec<OrgId> = match reach {
+            Reach::Organization {
+                org,
+                with_account: true,
+            } => self
+                .keyring()
+                .organization_ids()
+                .await?
+                .into_iter()
+                .filter(|o| *o != org)
+                .collect(),
+            _ => Vec::new(),
+        };
         let orgs = match reach {
             Reach::Organization { org, .. } => vec![org],
             Reach::Everywhere => {
@@ -248,6 +268,14 @@ impl DataRights<'_> {
         }
         if dry_run {
             return Ok(report);
+        }
+        for org in traces {
+            if self
+                .erase_traces_in_org(user, &account.email, org, &mut report)
+                .await?
+            {
+                report.organizations.push(org);
+            }
         }
         if with_account {
             let mut tx = self.store().begin().await?;
@@ -369,6 +397,23 @@ impl DataRights<'_> {
         if dry_run {
             return Ok(member || records > 0 || keys > 0);
         }
+        if member {
+            // Checked again here, in the transaction that deletes the membership: a concurrent
+            // erasure or removal of the other owner cannot leave members without one.
+            let role = tx.membership(user).await?.map(|m| m.role);
+            if role == Some(Role::Owner) {
+                let owners = tx.lock_owners().await?;
+                let others = tx
+                    .list_memberships(PageRequest::parse(None, Some(2))?)
+                    .await?
+                    .items
+                    .iter()
+                    .any(|m| m.user_id != user);
+                if others && owners.iter().all(|o| *o == user) {
+                    return Err(Error::LastOwner);
+                }
+            }
+        }
         let invitations = tx.delete_invitations_to(email).await?;
         let subject_key = self
             .keyring()
@@ -395,6 +440,45 @@ impl DataRights<'_> {
         for (kind, external_id) in gone {
             self.record_changed(org, &kind, &external_id);
         }
+        Ok(true)
+    }
+
+    /// Destroys a person's subject key and the invitations to them in an organisation they have
+    /// left, with one `user.erased` event (actor: the erasure itself) when there was either.
+    async fn erase_traces_in_org(
+        &self,
+        user: UserId,
+        email: &str,
+        org: OrgId,
+        report: &mut UserErasure,
+    ) -> Result<bool, Error> {
+        let mut tx = self
+            .store()
+            .begin_scoped(&TenantScope::granted(org))
+            .await?;
+        let invitations = tx.delete_invitations_to(email).await?;
+        let subject_key = self
+            .keyring()
+            .erase_subject(tx.as_mut(), &user.as_uuid().to_string())
+            .await?;
+        if invitations == 0 && !subject_key {
+            return Ok(false);
+        }
+        let event = AuditEvent::success(
+            Actor::system("erasure"),
+            "user.erased",
+            "user",
+            user.as_uuid(),
+        )
+        .with_details(
+            json!({"invitations": invitations, "subject_key": subject_key,
+                       "membership": false})
+            .to_string(),
+        );
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        report.invitations += invitations;
+        report.subject_keys += u64::from(subject_key);
         Ok(true)
     }
 

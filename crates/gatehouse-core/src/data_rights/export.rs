@@ -162,6 +162,20 @@ impl DataRights<'_> {
             .collect();
         drop(tx);
         orgs.sort();
+        if orgs.is_empty() {
+            // Belonging nowhere, the person's export is recorded on the operators' chain.
+            let event = AuditEvent::success(
+                call.principal.actor(),
+                "data.exported",
+                "user",
+                user.as_uuid(),
+            )
+            .with_request(call.request.request_id.clone())
+            .with_details(
+                json!({"format": FORMAT, "version": VERSION, "resumed": resumed}).to_string(),
+            );
+            self.audit_batcher().record_operator(event).await?;
+        }
         for org in &orgs {
             self.record_export(
                 call.principal.actor(),

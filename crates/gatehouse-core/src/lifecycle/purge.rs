@@ -71,14 +71,16 @@ impl Lifecycle<'_> {
             for org in &orgs {
                 for kind in [Kind::Records, Kind::Secrets] {
                     // One organisation's failure must not stop the others' purge.
-                    if let Err(e) = self.purge_org(*org, kind, now, instance, &mut report).await {
-                        tracing::warn!(org_id = %org, error = %e, "could not purge an organisation's expired data; retrying later");
-                        report.failures += 1;
+                    match self.purge_org(*org, kind, now, instance, &mut report).await {
+                        Ok(true) => {}
+                        Ok(false) => return Ok(report),
+                        Err(e) => {
+                            tracing::warn!(org_id = %org, error = %e, "could not purge an organisation's expired data; retrying later");
+                            report.failures += 1;
+                        }
                     }
                 }
-                // A long run keeps its lease, or stops once another instance holds it.
-                if !self.hold_lease(instance).await? {
-                    tracing::warn!("lost the lifecycle lease mid-purge; another instance goes on");
+                if !self.still_holding(instance).await {
                     return Ok(report);
                 }
             }
@@ -89,6 +91,23 @@ impl Lifecycle<'_> {
         }
     }
 
+    /// Renews the lease during a long run; `false` once another instance holds it (this one
+    /// stops), or when the store cannot say (stopping is the safe side; the next tick retries).
+    async fn still_holding(&self, instance: &str) -> bool {
+        match self.hold_lease(instance).await {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!("lost the lifecycle lease mid-purge; another instance goes on");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the lifecycle lease mid-purge; stopping until the next tick");
+                false
+            }
+        }
+    }
+
+    /// Purges one organisation's expired `kind`; `Ok(false)` when the lease was lost meanwhile.
     async fn purge_org(
         &self,
         org: OrgId,
@@ -96,7 +115,7 @@ impl Lifecycle<'_> {
         now: OffsetDateTime,
         instance: &str,
         report: &mut PurgeReport,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let batch = self.lifecycle_settings().batch;
         let scope = TenantScope::granted(org);
         loop {
@@ -113,7 +132,7 @@ impl Lifecycle<'_> {
             };
             if ids.is_empty() {
                 // Nothing left: the transaction rolls back having changed nothing.
-                return Ok(());
+                return Ok(true);
             }
             let names: Vec<String> = ids.iter().map(Uuid::to_string).collect();
             tx.delete_sealed_of(sealed.as_str(), &names).await?;
@@ -140,9 +159,13 @@ impl Lifecycle<'_> {
             report.batches += 1;
             metrics::lifecycle_removed(kind.metric(), n);
             if ids.len() < batch as usize {
-                return Ok(());
+                return Ok(true);
             }
             tokio::time::sleep(self.lifecycle_settings().pause).await;
+            // Renewed every ten batches: one organisation's backlog may outlast a lease.
+            if report.batches.is_multiple_of(10) && !self.still_holding(instance).await {
+                return Ok(false);
+            }
         }
     }
 }

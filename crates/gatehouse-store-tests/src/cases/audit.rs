@@ -734,3 +734,35 @@ pub async fn audit_truncation_after_a_signed_checkpoint_is_detected(f: &dyn Fixt
         .unwrap_err();
     assert!(e.reason.contains("not genuine"), "{e}");
 }
+
+/// Issue 20: an erased organisation's chain goes with it, and nothing starts a new one after
+/// (an event queued before the erasure is refused, not written as an orphan chain).
+pub async fn audit_an_erased_organisation_gets_no_new_chain(f: &dyn Fixture) {
+    let store = f.store();
+    let clock = clock();
+    let gone = chain_of_six(store.as_ref(), &clock, 1).await;
+    let kept = chain_of_six(store.as_ref(), &clock, 2).await;
+    let tx = store.begin().await.unwrap();
+    let mut tx = tx.enter(&TenantScope::for_tests(gone)).await.unwrap();
+    tx.erase_organization().await.unwrap();
+    tx.commit(gatehouse_core::audit::Audited::for_tests())
+        .await
+        .unwrap();
+    assert!(events(store.as_ref(), gone).await.is_empty());
+    let late = audit::record_tenant(
+        store.as_ref(),
+        &TenantScope::for_tests(gone),
+        &clock,
+        event(7),
+    )
+    .await;
+    assert!(
+        late.is_err(),
+        "an event was written for an erased organisation"
+    );
+    assert!(events(store.as_ref(), gone).await.is_empty());
+    // Another organisation's chain is whole and goes on.
+    assert_eq!(events(store.as_ref(), kept).await.len(), 6);
+    record(store.as_ref(), &clock, kept, 7).await;
+    assert_eq!(events(store.as_ref(), kept).await.len(), 7);
+}
