@@ -367,6 +367,14 @@ impl DataRights<'_> {
         }
     }
 
+    /// A reading transaction in `org`, which the export was authorised to cover.
+    async fn read_in(&self, org: OrgId) -> Result<Box<dyn crate::store::TenantTx>, Error> {
+        Ok(self
+            .store()
+            .begin_read_scoped(&TenantScope::granted(org))
+            .await?)
+    }
+
     async fn factors(&self, user: UserId) -> Result<Value, Error> {
         let mut tx = self.store().begin_read().await?;
         let totp = tx.totp_factor(user).await?;
@@ -394,10 +402,7 @@ impl DataRights<'_> {
         creator: Option<UserId>,
         inner: Option<&str>,
     ) -> Result<(Vec<Value>, Option<String>), Error> {
-        let mut tx = self
-            .store()
-            .begin_read_scoped(&TenantScope::granted(org))
-            .await?;
+        let mut tx = self.read_in(org).await?;
         let page = tx
             .list_api_keys(PageRequest::parse(inner, Some(PAGE))?)
             .await?;
@@ -417,10 +422,7 @@ impl DataRights<'_> {
         owner: Option<UserId>,
         inner: Option<&str>,
     ) -> Result<(Vec<Value>, Option<String>), Error> {
-        let mut tx = self
-            .store()
-            .begin_read_scoped(&TenantScope::granted(org))
-            .await?;
+        let mut tx = self.read_in(org).await?;
         // What has expired is gone for everyone, exports included, before the purge.
         let query = RecordQuery {
             owner: owner.map(|u| format!("user:{}", u.as_uuid())),
@@ -544,10 +546,7 @@ impl DataRights<'_> {
             None => (false, ""),
         };
         let request = PageRequest::parse(Some(cursor), Some(PAGE))?;
-        let mut tx = self
-            .store()
-            .begin_read_scoped(&TenantScope::granted(org))
-            .await?;
+        let mut tx = self.read_in(org).await?;
         let page = if received {
             tx.grants_received(request).await?
         } else {
@@ -572,10 +571,7 @@ impl DataRights<'_> {
         org: OrgId,
         inner: Option<&str>,
     ) -> Result<(Vec<Value>, Option<String>), Error> {
-        let mut tx = self
-            .store()
-            .begin_read_scoped(&TenantScope::granted(org))
-            .await?;
+        let mut tx = self.read_in(org).await?;
         let page = tx
             .list_secrets(self.clock().now(), PageRequest::parse(inner, Some(PAGE))?)
             .await?;

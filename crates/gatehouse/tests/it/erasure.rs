@@ -96,17 +96,6 @@ impl Raw {
     }
 }
 
-async fn verifies(app: &TestApp, org: &str) -> u64 {
-    gatehouse_core::audit::verify_org(
-        app.kernel.store(),
-        app.kernel.keyring(),
-        &gatehouse_core::TenantScope::for_tests(gatehouse_core::OrgId::parse(org).unwrap()),
-    )
-    .await
-    .unwrap()
-    .unwrap()
-}
-
 async fn post_as(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
     let mut req = app
         .client
@@ -258,7 +247,7 @@ async fn a_person_erases_themself_and_no_text_of_them_is_left_while_the_chain_ve
             .iter()
             .all(|e| !e.details.contains(EMAIL) && !e.details.contains(NAME))
     );
-    assert!(verifies(&app, &yara.org).await > 0);
+    assert!(app.chain_verifies(&yara.org).await > 0);
     let res = app
         .org_call(Method::GET, "/v1/audit-logs?limit=200", &ada, None)
         .await;

@@ -116,17 +116,6 @@ async fn listed(app: &TestApp, who: &Signed, path: &str) -> usize {
         .len()
 }
 
-async fn verifies(app: &TestApp, org: &str) {
-    let verified = gatehouse_core::audit::verify_org(
-        app.kernel.store(),
-        app.kernel.keyring(),
-        &gatehouse_core::TenantScope::for_tests(gatehouse_core::OrgId::parse(org).unwrap()),
-    )
-    .await
-    .unwrap();
-    assert!(verified.is_ok(), "{verified:?}");
-}
-
 #[tokio::test]
 async fn expired_records_and_secrets_are_purged_in_batches_with_one_event_each() {
     // The background job ticks at start and then every 30 s: this test drives the purge itself.
@@ -223,7 +212,7 @@ async fn expired_records_and_secrets_are_purged_in_batches_with_one_event_each()
     // A second run finds nothing and writes nothing.
     let again = app.kernel.lifecycle().purge_expired("test").await.unwrap();
     assert_eq!(again.batches, 0);
-    verifies(&app, &owner.org).await;
+    app.chain_verifies(&owner.org).await;
     app.stop().await;
 }
 
@@ -266,7 +255,7 @@ async fn with_two_instances_the_lease_holder_purges_each_batch_once() {
     // Every record in exactly one batch: none purged twice, none missed.
     assert_eq!(named, want);
     assert_eq!(events.len(), 4);
-    verifies(&two, &owner.org).await;
+    two.chain_verifies(&owner.org).await;
     two.stop().await;
     one.stop().await;
 }

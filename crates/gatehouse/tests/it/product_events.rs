@@ -67,17 +67,6 @@ async fn log(app: &TestApp, who: &Signed, query: &str) -> Vec<Value> {
         .clone()
 }
 
-async fn verifies(app: &TestApp, org: &str) {
-    let verified = gatehouse_core::audit::verify_org(
-        app.kernel.store(),
-        app.kernel.keyring(),
-        &gatehouse_core::TenantScope::for_tests(gatehouse_core::OrgId::parse(org).unwrap()),
-    )
-    .await
-    .unwrap();
-    assert!(verified.is_ok(), "{verified:?}");
-}
-
 #[tokio::test]
 async fn product_events_land_on_the_chain_with_actor_resource_ip_and_request_id() {
     let app = with_service().await;
@@ -157,7 +146,7 @@ async fn product_events_land_on_the_chain_with_actor_resource_ip_and_request_id(
             .windows(11)
             .any(|w| w == b"203.0.113.7")
     );
-    verifies(&app, &owner.org).await;
+    app.chain_verifies(&owner.org).await;
 }
 
 #[tokio::test]
@@ -298,5 +287,5 @@ async fn an_audit_export_and_a_keys_use_are_recorded() {
     assert_eq!(used[0]["details"]["uses"], 5);
     // Nothing new since: no event at the next flush.
     assert_eq!(app.kernel.api_keys().flush_usage().await.unwrap(), 0);
-    verifies(&app, &owner.org).await;
+    app.chain_verifies(&owner.org).await;
 }

@@ -529,6 +529,22 @@ impl TestApp {
         gatehouse_core::Clock::now(&self.clock).unix_timestamp()
     }
 
+    /// Verifies the organisation's audit chain (the check `gatehouse audit verify` runs), failing
+    /// the test when it is broken; returns how many events it holds.
+    pub async fn chain_verifies(&self, org: &str) -> u64 {
+        let verified = gatehouse_core::audit::verify_org(
+            self.kernel.store(),
+            self.kernel.keyring(),
+            &gatehouse_core::TenantScope::for_tests(gatehouse_core::OrgId::parse(org).unwrap()),
+        )
+        .await
+        .unwrap();
+        match verified {
+            Ok(n) => n,
+            Err(e) => panic!("the chain of {org} does not verify: {e:?}"),
+        }
+    }
+
     /// The organisation's audit events (newest first), read through the kernel.
     pub async fn audit_events(&self, org: &str) -> Vec<gatehouse_core::audit::AuditRecord> {
         let scope =
