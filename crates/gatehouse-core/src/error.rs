@@ -82,6 +82,9 @@ pub enum Error {
     /// expired. One answer for all three.
     #[error("the {0} token is invalid, used or expired")]
     InvalidToken(&'static str),
+    /// A share link that was revoked, has expired or has no views left.
+    #[error("{0}")]
+    LinkEnded(&'static str),
     /// The resource exists in a state that refuses the request (an invitation already used).
     #[error("{0}")]
     Conflict(&'static str),
@@ -120,6 +123,7 @@ impl Error {
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::RateLimited { .. } => "rate_limited",
             Self::Conflict(_) => "conflict",
+            Self::LinkEnded(_) => "link_ended",
             Self::StepUpRequired { .. } => "step_up_required",
             Self::EmailUnverified => "email_unverified",
             Self::SecondFactorNotEnrolled(_) => "second_factor_not_enrolled",

@@ -73,6 +73,7 @@ pub struct Kernel {
     /// The product's in-process state (runs of check denials).
     product_state: crate::product::ProductState,
     lifecycle: crate::lifecycle::LifecycleSettings,
+    share: crate::product::ShareSettings,
 }
 
 /// One dependency's state in the readiness report.
@@ -113,6 +114,7 @@ impl Kernel {
             product: crate::product::ProductCatalogue::default(),
             product_state: crate::product::ProductState::default(),
             lifecycle: crate::lifecycle::LifecycleSettings::default(),
+            share: crate::product::ShareSettings::default(),
         }
     }
 
@@ -121,6 +123,17 @@ impl Kernel {
     pub fn with_lifecycle(mut self, lifecycle: crate::lifecycle::LifecycleSettings) -> Self {
         self.lifecycle = lifecycle;
         self
+    }
+
+    /// Replaces the share links' bounds (start-up only).
+    #[must_use]
+    pub fn with_share(mut self, share: crate::product::ShareSettings) -> Self {
+        self.share = share;
+        self
+    }
+
+    pub(crate) fn share_settings(&self) -> crate::product::ShareSettings {
+        self.share
     }
 
     pub(crate) fn lifecycle_settings(&self) -> &crate::lifecycle::LifecycleSettings {

@@ -45,6 +45,7 @@ pub use state::{AppState, ServiceSecrets, Shared};
         (name = "transit", description = "Encryption for the organisation's own fields"),
         (name = "check", description = "Decisions about the product's own permissions and records"),
         (name = "records", description = "The product's records: typed, owned, private, organisation-wide or public"),
+        (name = "share-links", description = "Links that open one record, read-only, without an account"),
         (name = "grants", description = "Grants between organisations: one lets another read (or change) its records, until a time"),
         (name = "internal", description = "The service API (`X-Service-Auth`)"),
     ),
@@ -85,7 +86,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use routes::{
         admin, admin_sessions, api_keys, audit, audit_events, auth, check, erasures, exports,
         grants, health, invitations, me, metrics, mfa, organization, records, recovery, secrets,
-        security_txt, signup, transit,
+        security_txt, share_links, signup, transit,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the document it serves.
@@ -159,6 +160,11 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(Unlimited, routes!(check::internal))
         .add(Unlimited, routes!(audit_events::ingest))
         .add(ReadWrite, routes!(records::create, records::list))
+        .add(ReadWrite, routes!(share_links::create, share_links::list))
+        .add(ReadWrite, routes!(share_links::revoke))
+        .add(ReadWrite, routes!(share_links::set_password))
+        .add(Auth, routes!(share_links::open))
+        .add(ReadWrite, routes!(share_links::view))
         .add(ReadWrite, routes!(grants::create, grants::given))
         .add(ReadWrite, routes!(grants::received))
         .add(ReadWrite, routes!(grants::revoke))

@@ -157,6 +157,7 @@ impl From<Error> for ApiError {
             Error::LastOwner | Error::Conflict(_) => {
                 Self::new(StatusCode::CONFLICT, code, e.to_string())
             }
+            Error::LinkEnded(_) => Self::new(StatusCode::GONE, code, e.to_string()),
             Error::KeysShredded => Self::new(
                 StatusCode::GONE,
                 code,

@@ -157,4 +157,42 @@ impl KeyMaterialStore for PgTx {
             .map(|_| ())
             .map_err(map_err)
     }
+
+    async fn link_keys(&mut self) -> Result<Vec<PlatformKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM link_keys ORDER BY version")
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(platform_key).collect()
+    }
+
+    async fn insert_link_key(&mut self, k: &PlatformKeyRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO link_keys (version, wrapped, kek_version, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(int(k.version))
+        .bind(&k.wrapped)
+        .bind(int(k.kek_version))
+        .bind(k.created_at)
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn rewrap_link_key(
+        &mut self,
+        version: u32,
+        wrapped: &[u8],
+        kek_version: u32,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE link_keys SET wrapped = $1, kek_version = $2 WHERE version = $3")
+            .bind(wrapped)
+            .bind(int(kek_version))
+            .bind(int(version))
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
 }

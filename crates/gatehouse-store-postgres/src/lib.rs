@@ -32,6 +32,7 @@ mod sealed_fields;
 mod second_factor;
 mod secrets;
 mod sessions;
+mod share_links;
 mod tx;
 mod users;
 

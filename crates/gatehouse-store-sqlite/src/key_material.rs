@@ -167,4 +167,45 @@ impl KeyMaterialStore for SqliteTx {
             .map(|_| ())
             .map_err(map_err)
     }
+
+    async fn link_keys(&mut self) -> Result<Vec<PlatformKeyRecord>, StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        let rows = sqlx::query("SELECT * FROM link_keys ORDER BY version")
+            .fetch_all(c)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(platform_key).collect()
+    }
+
+    async fn insert_link_key(&mut self, k: &PlatformKeyRecord) -> Result<(), StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        sqlx::query(
+            "INSERT INTO link_keys (version, wrapped, kek_version, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(i64::from(k.version))
+        .bind(&k.wrapped)
+        .bind(i64::from(k.kek_version))
+        .bind(micros(k.created_at))
+        .execute(c)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn rewrap_link_key(
+        &mut self,
+        version: u32,
+        wrapped: &[u8],
+        kek_version: u32,
+    ) -> Result<(), StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        sqlx::query("UPDATE link_keys SET wrapped = ?, kek_version = ? WHERE version = ?")
+            .bind(wrapped)
+            .bind(i64::from(kek_version))
+            .bind(i64::from(version))
+            .execute(c)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
 }

@@ -60,6 +60,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lifecycle",
         include_str!("../migrations/0014_lifecycle.sql"),
     ),
+    (15, "links", include_str!("../migrations/0015_links.sql")),
 ];
 
 #[must_use]

@@ -112,10 +112,14 @@ macro_rules! behaviour_suite {
             keyring_moved_or_modified_ciphertexts_fail
         );
         $crate::behaviour_suite!(@store $fresh; keyring;
-            keyring_rotations_keep_data_readable_and_resume
+            keyring_rotations_keep_data_readable_and_resume,
+            keyring_link_keys_rotate_with_an_overlap_and_survive_a_master_rotation
         );
         $crate::behaviour_suite!(@store $fresh; records;
             records_round_trip_and_list_what_the_caller_may_read
+        );
+        $crate::behaviour_suite!(@store $fresh; share_links;
+            share_links_count_views_change_generation_and_stay_in_their_organisation
         );
         $crate::behaviour_suite!(@store $fresh; grants;
             grants_cover_what_they_say_until_revoked_or_expired

@@ -72,6 +72,7 @@ impl App {
                 .with_identity(identity(config))
                 .with_mail(config.mail.settings.clone())
                 .with_lifecycle(config.lifecycle.settings.clone())
+                .with_share(config.share)
                 .with_product(config.product.clone()),
         );
         kernel
@@ -558,6 +559,9 @@ async fn session_job(kernel: Arc<Kernel>) {
         }
         if let Err(e) = kernel.auth().reload_token_keys().await {
             tracing::warn!(error = %e, "could not reload the token-signing keys");
+        }
+        if let Err(e) = kernel.keyring().reload_link_keys().await {
+            tracing::warn!(error = %e, "could not reload the link keys");
         }
     }
 }

@@ -34,6 +34,9 @@ pub(crate) enum KeysCommand {
     /// within 30 seconds by running servers; the previous key stays published in the JWKS
     /// document until every token it signed has expired.
     RotateSigning,
+    /// Add a link key (share viewer passes, unsubscribe links). New links are signed with it at
+    /// once; links signed with older keys keep verifying for `keyring.link_key_overlap_days`.
+    RotateLinkKey,
     /// Destroy an organisation's data keys: everything it sealed becomes unreadable, for good.
     Shred {
         #[arg(long)]
@@ -76,6 +79,13 @@ pub(crate) async fn run(config: &Config, command: KeysCommand) -> Result<(), Str
                 .map_err(|e| e.to_string())?;
             out(&format!(
                 "token-signing key {v} added (kid \"{v}\"); it signs new tokens"
+            ));
+            Ok(())
+        }
+        KeysCommand::RotateLinkKey => {
+            let v = keyring.rotate_link_key().await.map_err(|e| e.to_string())?;
+            out(&format!(
+                "link key {v} added; it signs new links, older keys verify for the overlap period"
             ));
             Ok(())
         }

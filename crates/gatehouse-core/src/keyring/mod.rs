@@ -14,6 +14,7 @@
 //! Nothing outside this module sees key bytes: callers seal and open through a `TenantTx`.
 
 mod fields;
+mod link_keys;
 mod personal;
 mod platform;
 mod rotation;
@@ -42,12 +43,15 @@ pub use transit_keys::TransitState;
 pub struct KeyringSettings {
     /// Encryptions per data-key version before a new version is added.
     pub max_encryptions_per_key: u64,
+    /// How long a link key still verifies after a newer one was made (see `link_keys.rs`).
+    pub link_key_overlap: time::Duration,
 }
 
 impl Default for KeyringSettings {
     fn default() -> Self {
         Self {
             max_encryptions_per_key: 1 << 30,
+            link_key_overlap: time::Duration::days(30),
         }
     }
 }
@@ -81,6 +85,7 @@ pub struct Keyring {
     signer: OnceLock<(u32, gatehouse_crypto::SigningKey)>,
     /// The platform data key (see `platform.rs`), loaded at start.
     platform: OnceLock<(u32, Arc<AeadKey>)>,
+    links: link_keys::LinkKeys,
     settings: KeyringSettings,
 }
 
@@ -149,12 +154,14 @@ impl Keyring {
             transit: RwLock::new(HashMap::new()),
             signer: OnceLock::new(),
             platform: OnceLock::new(),
+            links: link_keys::LinkKeys::default(),
             settings,
         };
         let signer = keyring.load_signer().await.map_err(|e| other(&e))?;
         let _ = keyring.signer.set(signer);
         let platform = keyring.load_platform_key().await.map_err(|e| other(&e))?;
         let _ = keyring.platform.set(platform);
+        keyring.reload_link_keys().await.map_err(|e| other(&e))?;
         Ok(keyring)
     }
 

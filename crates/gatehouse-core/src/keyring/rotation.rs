@@ -266,6 +266,8 @@ impl Keyring {
             .await?;
         self.rewrap_platform_keys(tx.as_mut(), &new_kek, new_version)
             .await?;
+        self.rewrap_link_keys(tx.as_mut(), &new_kek, new_version)
+            .await?;
         tx.set_kek_state(self.kek_version, KeyState::Retired)
             .await?;
         let proof = audit::append_operator(

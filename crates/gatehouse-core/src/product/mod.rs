@@ -9,6 +9,7 @@ mod granted;
 mod grants;
 mod lookup;
 mod records;
+mod share_links;
 
 pub use catalogue::{
     MAX_ALLOWED, MAX_CONTENT_BYTES, MAX_TAGS, ProductCatalogue, ProductPermission, RecordType,
@@ -18,6 +19,7 @@ pub use catalogue::{
 pub use check::{CheckInput, CheckSubject, Checks, Decision, MAX_BATCH, ProductState, ResourceRef};
 pub use grants::{GrantView, Grants, MAX_GRANT_SCOPE, NewGrant};
 pub use records::{NewRecord, RecordChange, RecordFilter, RecordView};
+pub use share_links::{CreatedShareLink, NewShareLink, ShareLinks, ShareSettings, ViewerPass};
 
 use crate::kernel::Kernel;
 

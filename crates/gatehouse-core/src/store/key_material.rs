@@ -82,4 +82,16 @@ pub trait KeyMaterialStore: Send {
         wrapped: &[u8],
         kek_version: u32,
     ) -> Result<(), StoreError>;
+
+    /// The link keys (see the keyring's `link_keys.rs`), in the platform key's shape.
+    async fn link_keys(&mut self) -> Result<Vec<PlatformKeyRecord>, StoreError>;
+
+    async fn insert_link_key(&mut self, k: &PlatformKeyRecord) -> Result<(), StoreError>;
+
+    async fn rewrap_link_key(
+        &mut self,
+        version: u32,
+        wrapped: &[u8],
+        kek_version: u32,
+    ) -> Result<(), StoreError>;
 }

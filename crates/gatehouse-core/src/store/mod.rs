@@ -39,6 +39,7 @@ mod sealed_fields;
 mod second_factor;
 mod secrets;
 mod sessions;
+mod share_links;
 mod users;
 
 pub use api_keys::{ApiKeyIndexStore, ApiKeyRecord, ApiKeyStore};
@@ -61,6 +62,7 @@ pub use sealed_fields::{SealedFieldStore, SealedRecord};
 pub use second_factor::{SecondFactorStore, TotpFactorRecord};
 pub use secrets::{SecretRecord, SecretStore, SecretVersionRecord};
 pub use sessions::{SessionRecord, SessionStore, Tier};
+pub use share_links::{ShareLinkIndexStore, ShareLinkRow, ShareLinkStore};
 pub use users::{UserRecord, UserStore};
 
 #[async_trait]
@@ -113,6 +115,7 @@ pub trait PlatformTx:
     + OutboxStore
     + OperatorAuditStore
     + ApiKeyIndexStore
+    + ShareLinkIndexStore
     + PruneStore
     + Send
 {
@@ -132,6 +135,7 @@ pub trait TenantTx:
     + SecretStore
     + RecordStore
     + GrantStore
+    + ShareLinkStore
     + OrgKeyStore
     + SealedFieldStore
     + AuditStore

@@ -20,6 +20,7 @@ pub(crate) mod records;
 pub(crate) mod recovery;
 pub(crate) mod secrets;
 pub(crate) mod security_txt;
+pub(crate) mod share_links;
 pub(crate) mod signup;
 pub(crate) mod transit;
 

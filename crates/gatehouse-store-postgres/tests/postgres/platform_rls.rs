@@ -18,7 +18,7 @@ use crate::fixture::fresh;
 /// Tables that hold neither an organisation column nor personal data, each with the reason. A new
 /// table is under forced row-level security or it is listed here, and listed tables are checked
 /// for the columns that would make them need it.
-const PLATFORM_ONLY: [(&str, &str); 9] = [
+const PLATFORM_ONLY: [(&str, &str); 10] = [
     ("_sqlx_migrations", "the schema's migration history"),
     (
         "organizations",
@@ -29,6 +29,7 @@ const PLATFORM_ONLY: [(&str, &str); 9] = [
         "platform_keys",
         "platform data keys, wrapped under the master key",
     ),
+    ("link_keys", "link HMAC keys, wrapped under the master key"),
     (
         "signing_keys",
         "token and checkpoint signing keys, wrapped under the master key",

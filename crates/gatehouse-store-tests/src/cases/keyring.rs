@@ -214,3 +214,46 @@ pub async fn keyring_rotations_keep_data_readable_and_resume(store: Arc<dyn Stor
     // B was not touched by A's rotation.
     assert_eq!(k2.org_status(b).await.unwrap().versions.len(), 1);
 }
+
+/// Link keys: the newest signs; after a rotation an older one verifies until the overlap after
+/// its successor was made and not after; another keyring on the same store learns a version it
+/// has not seen; a master-key rotation rewraps them so links keep verifying.
+pub async fn keyring_link_keys_rotate_with_an_overlap_and_survive_a_master_rotation(
+    store: Arc<dyn Store>,
+) {
+    let clock = clock();
+    let settings = KeyringSettings {
+        link_key_overlap: Duration::days(2),
+        ..KeyringSettings::default()
+    };
+    let k = keyring_with(&store, &clock, K1, settings).await;
+    let other = keyring_with(&store, &clock, K1, settings).await;
+    let msg: [&[u8]; 2] = [b"label\0", b"body"];
+    let (v1, t1) = k.link_tag(&msg).unwrap();
+    assert!(k.link_verifies(v1, &msg, &t1).await);
+    assert!(!k.link_verifies(v1, &[b"label\0", b"bodz"], &t1).await);
+    assert!(
+        !k.link_verifies(v1 + 7, &msg, &t1).await,
+        "an unknown version"
+    );
+    let v2 = k.rotate_link_key().await.unwrap();
+    assert_eq!(v2, v1 + 1);
+    let (signed_with, t2) = k.link_tag(&msg).unwrap();
+    assert_eq!(signed_with, v2);
+    assert_ne!(t1, t2);
+    // The other instance meets version 2 for the first time and looks it up (it looked a
+    // moment ago, at start: at most once a second).
+    assert!(!other.link_verifies(v2, &msg, &t2).await);
+    clock.advance(Duration::seconds(1));
+    assert!(other.link_verifies(v2, &msg, &t2).await);
+    // Version 1 verifies during the overlap, not from its end.
+    clock.advance(Duration::days(2) - Duration::seconds(2));
+    assert!(k.link_verifies(v1, &msg, &t1).await);
+    clock.advance(Duration::seconds(1));
+    assert!(!k.link_verifies(v1, &msg, &t1).await);
+    assert!(k.link_verifies(v2, &msg, &t2).await);
+    k.rotate_master(&Key32::from_bytes(K2)).await.unwrap();
+    let after = keyring_with(&store, &clock, K2, settings).await;
+    assert!(after.link_verifies(v2, &msg, &t2).await);
+    assert_eq!(after.link_tag(&msg).unwrap(), (v2, t2));
+}

@@ -23,6 +23,7 @@ pub mod sealed_fields;
 pub mod second_factor;
 pub mod secrets;
 pub mod sessions;
+pub mod share_links;
 pub mod transactions;
 pub mod users;
 

@@ -151,6 +151,7 @@ mod through_the_keyring {
             K1,
             KeyringSettings {
                 max_encryptions_per_key: 3,
+                ..KeyringSettings::default()
             },
         )
         .await;

@@ -17,6 +17,9 @@ pub struct KeyringConfig {
     pub reencrypt_interval_secs: u64,
     /// Values re-encrypted per transaction.
     pub reencrypt_batch: u32,
+    /// How long, after `gatehouse keys rotate-link-key`, links signed with the older key (share
+    /// viewer passes, unsubscribe links already in inboxes) still verify.
+    pub link_key_overlap_days: u32,
 }
 
 impl Default for KeyringConfig {
@@ -25,6 +28,7 @@ impl Default for KeyringConfig {
             max_encryptions_per_key: KeyringSettings::default().max_encryptions_per_key,
             reencrypt_interval_secs: 60,
             reencrypt_batch: 500,
+            link_key_overlap_days: 30,
         }
     }
 }
@@ -48,9 +52,13 @@ pub(super) fn validate(c: &KeyringConfig) -> Result<KeyringJobSettings, ConfigEr
             "keyring.reencrypt_interval_secs and keyring.reencrypt_batch: must be at least 1",
         );
     }
+    if c.link_key_overlap_days > 3650 {
+        return refuse("keyring.link_key_overlap_days: must be at most 3650 (ten years)");
+    }
     Ok(KeyringJobSettings {
         keyring: KeyringSettings {
             max_encryptions_per_key: c.max_encryptions_per_key,
+            link_key_overlap: time::Duration::days(i64::from(c.link_key_overlap_days)),
         },
         reencrypt_every: Duration::from_secs(c.reencrypt_interval_secs),
         reencrypt_batch: c.reencrypt_batch,

@@ -32,6 +32,7 @@ mod rate_limits;
 pub mod security_txt;
 mod server;
 mod service_auth;
+pub mod share;
 pub mod tls;
 mod transit;
 
@@ -119,6 +120,8 @@ pub struct RawConfig {
     pub product: product::ProductConfig,
     /// Purge of expired data and pruning of spent rows (G3).
     pub lifecycle: lifecycle::LifecycleConfig,
+    /// Share links (F1).
+    pub share: share::ShareConfig,
 }
 
 impl Default for RawConfig {
@@ -158,6 +161,7 @@ impl Default for RawConfig {
             tls: tls::TlsConfig::default(),
             product: product::ProductConfig::default(),
             lifecycle: lifecycle::LifecycleConfig::default(),
+            share: share::ShareConfig::default(),
         }
     }
 }
@@ -200,6 +204,7 @@ pub struct Config {
     pub product: gatehouse_core::product::ProductCatalogue,
     pub mail: MailSetup,
     pub lifecycle: lifecycle::LifecycleSetup,
+    pub share: gatehouse_core::product::ShareSettings,
     /// `None` when rate limits (and sign-in lockouts) are off.
     pub rate_limits: Option<RateLimitSettings>,
     /// Redis, for revocation fan-out and (with `rate_limits.store = "redis"`) shared limits.
@@ -379,6 +384,7 @@ fn validate(
     let otlp = otlp::validate(&raw.otlp, production)?;
     let product = product::validate(&raw.product)?;
     let lifecycle = lifecycle::validate(&raw.lifecycle)?;
+    let share = share::validate(&raw.share)?;
     Ok(Config {
         mode: raw.mode,
         data_dir: raw.data_dir.clone(),
@@ -396,6 +402,7 @@ fn validate(
         product,
         mail,
         lifecycle,
+        share,
         rate_limits,
         service_secrets,
         transit_max_batch,

@@ -43,6 +43,7 @@ mod recovery;
 mod roles;
 mod secrets_in_logs;
 mod sessions;
+mod share_links;
 mod signup;
 mod slow_clients;
 mod tls;
