@@ -46,6 +46,7 @@ pub use state::{AppState, ServiceSecrets, Shared};
         (name = "check", description = "Decisions about the product's own permissions and records"),
         (name = "records", description = "The product's records: typed, owned, private, organisation-wide or public"),
         (name = "share-links", description = "Links that open one record, read-only, without an account"),
+        (name = "mail", description = "Signed unsubscribe links and the organisation's opt-out list"),
         (name = "grants", description = "Grants between organisations: one lets another read (or change) its records, until a time"),
         (name = "internal", description = "The service API (`X-Service-Auth`)"),
     ),
@@ -85,8 +86,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use Limit::{Admin, Auth, ReadWrite, Unlimited};
     use routes::{
         admin, admin_sessions, api_keys, audit, audit_events, auth, check, erasures, exports,
-        grants, health, invitations, me, metrics, mfa, organization, records, recovery, secrets,
-        security_txt, share_links, signup, transit,
+        grants, health, invitations, me, messages, metrics, mfa, organization, records, recovery,
+        secrets, security_txt, share_links, signup, transit, unsubscribe,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the document it serves.
@@ -165,6 +166,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(share_links::set_password))
         .add(Auth, routes!(share_links::open))
         .add(ReadWrite, routes!(share_links::view))
+        .add(Auth, routes!(unsubscribe::confirm, unsubscribe::one_click))
+        .add(Unlimited, routes!(messages::send))
         .add(ReadWrite, routes!(grants::create, grants::given))
         .add(ReadWrite, routes!(grants::received))
         .add(ReadWrite, routes!(grants::revoke))

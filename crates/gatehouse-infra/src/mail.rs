@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gatehouse_core::mail::{MailTransport, Message, SendError};
 use gatehouse_crypto::SecretString;
+use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -83,6 +84,20 @@ fn mime(message: &Message) -> Result<lettre::Message, SendError> {
             message.html.clone(),
         ))
         .map_err(|e| unsendable(format!("the message could not be built: {e}")))
+        .and_then(|mut built| {
+            for (name, value) in &message.headers {
+                // lettre checks the name (ASCII, no colon or space) and encodes the value.
+                let name = HeaderName::new_from_ascii(name.clone())
+                    .map_err(|e| unsendable(format!("header {name:?}: {e}")))?;
+                if value.chars().any(char::is_control) {
+                    return Err(unsendable(format!("header {name}: a control character")));
+                }
+                built
+                    .headers_mut()
+                    .insert_raw(HeaderValue::new(name, value.clone()));
+            }
+            Ok(built)
+        })
 }
 
 /// Delivers over SMTP. Each message opens its own connection: mail is rare and a pooled

@@ -34,6 +34,8 @@ fn mail(row: &PgRow) -> Result<MailRecord, StoreError> {
         last_error: get(row, "last_error")?,
         recipient: get(row, "recipient")?,
         kind: get(row, "kind")?,
+        org_id: get::<Option<Uuid>>(row, "org_id")?.map(gatehouse_core::OrgId::from_uuid),
+        list: get(row, "list")?,
     })
 }
 
@@ -43,7 +45,8 @@ impl OutboxStore for PgTx {
         declare(&mut self.tx, Named::Mail(m.id)).await?;
         sqlx::query(
             "INSERT INTO mail_outbox (id, envelope, created_at, attempts, next_attempt_at, sent_at, \
-             last_error, recipient, kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             last_error, recipient, kind, org_id, list) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(m.id)
         .bind(&m.envelope)
@@ -54,6 +57,8 @@ impl OutboxStore for PgTx {
         .bind(m.last_error.as_deref().map(truncated))
         .bind(&m.recipient)
         .bind(&m.kind)
+        .bind(m.org_id.map(|o| o.as_uuid()))
+        .bind(&m.list)
         .execute(&mut *self.tx)
         .await
         .map(|_| ())
@@ -217,5 +222,27 @@ impl MailQueue for PostgresStore {
             oldest: get(&row, "oldest")?,
             last_error: get(&row, "last_error")?,
         })
+    }
+
+    async fn mail_opted_out(
+        &self,
+        org: gatehouse_core::OrgId,
+        recipient: &[u8],
+        list: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // The delivery worker's declaration: its policy reads the lists, never writes them.
+        declare(&mut tx, Named::MailJob).await?;
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM mail_opt_outs WHERE org_id = $1 AND recipient = $2 AND list = $3",
+        )
+        .bind(org.as_uuid())
+        .bind(recipient)
+        .bind(list)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(row.is_some())
     }
 }

@@ -28,6 +28,8 @@ fn mail(row: &SqliteRow) -> Result<MailRecord, StoreError> {
         last_error: get(row, "last_error")?,
         recipient: get(row, "recipient")?,
         kind: get(row, "kind")?,
+        org_id: get::<Option<Uuid>>(row, "org_id")?.map(gatehouse_core::OrgId::from_uuid),
+        list: get(row, "list")?,
     })
 }
 
@@ -41,7 +43,7 @@ impl OutboxStore for SqliteTx {
         let c: &mut SqliteConnection = &mut self.tx;
         sqlx::query(
             "INSERT INTO mail_outbox (id, envelope, created_at, attempts, next_attempt_at, sent_at, \
-             last_error, recipient, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             last_error, recipient, kind, org_id, list) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(m.id)
         .bind(&m.envelope)
@@ -52,6 +54,8 @@ impl OutboxStore for SqliteTx {
         .bind(m.last_error.as_deref().map(truncated))
         .bind(&m.recipient)
         .bind(&m.kind)
+        .bind(m.org_id.map(|o| o.as_uuid()))
+        .bind(&m.list)
         .execute(c)
         .await
         .map(|_| ())
@@ -214,5 +218,25 @@ impl MailQueue for SqliteStore {
             oldest: opt_time_col(&row, "oldest")?,
             last_error: get(&row, "last_error")?,
         })
+    }
+
+    async fn mail_opted_out(
+        &self,
+        org: gatehouse_core::OrgId,
+        recipient: &[u8],
+        list: &str,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let c: &mut SqliteConnection = &mut conn;
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM mail_opt_outs WHERE org_id = ? AND recipient = ? AND list = ?",
+        )
+        .bind(org.as_uuid())
+        .bind(recipient)
+        .bind(list)
+        .fetch_optional(c)
+        .await
+        .map_err(map_err)?;
+        Ok(row.is_some())
     }
 }

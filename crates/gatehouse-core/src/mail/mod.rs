@@ -3,7 +3,9 @@
 //! (SMTP, the development `.eml` writer) live in the infrastructure layer behind
 //! [`MailTransport`]; a transport that fails delays mail and never stops the process.
 
+mod product;
 mod templates;
+mod unsubscribe;
 
 use crate::telemetry::metrics;
 use std::sync::Mutex;
@@ -15,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 use uuid::Uuid;
 
+pub use product::{MailTemplate, ProductBody, ProductMessage, Queued};
 pub use templates::{Template, render};
+pub use unsubscribe::{UnsubscribeLink, Unsubscribed};
 
 use crate::error::Error;
 use crate::ids::new_uuid;
@@ -29,6 +33,11 @@ pub struct MailSettings {
     pub product_name: String,
     /// Links in mail point here (for example `https://app.example.com`).
     pub base_url: String,
+    /// Gatehouse's own public URL: unsubscribe links point here (`{public_url}/v1/unsubscribe`).
+    /// Empty when not configured: product mail is then refused.
+    pub public_url: String,
+    /// The product's own message templates (`POST /internal/v1/messages` with `template`).
+    pub templates: Vec<MailTemplate>,
     /// The `From:` address.
     pub from: String,
     /// The first retry waits this long; each later one twice as long, up to `max_backoff`.
@@ -45,6 +54,8 @@ impl Default for MailSettings {
         Self {
             product_name: "Gatehouse".to_owned(),
             base_url: "http://127.0.0.1:8080".to_owned(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            templates: Vec::new(),
             from: "Gatehouse <no-reply@localhost>".to_owned(),
             first_backoff: Duration::seconds(5),
             max_backoff: Duration::minutes(15),
@@ -63,6 +74,10 @@ pub struct Message {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// Extra headers (the product's mail carries `List-Unsubscribe` and
+    /// `List-Unsubscribe-Post`, RFC 8058). Absent in messages queued before they existed.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Message {
@@ -101,6 +116,7 @@ pub struct MailHealth {
     last_error: Mutex<Option<String>>,
     delivered: AtomicU64,
     failed: AtomicU64,
+    skipped: AtomicU64,
 }
 
 impl MailHealth {
@@ -122,6 +138,12 @@ impl MailHealth {
         self.failed.load(Ordering::Relaxed)
     }
 
+    /// Product messages not sent because their recipient opted out after they were queued.
+    #[must_use]
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
     fn set_error(&self, e: Option<String>) {
         *self
             .last_error
@@ -135,12 +157,16 @@ impl MailHealth {
 pub struct DeliveryReport {
     pub delivered: u32,
     pub failed: u32,
+    /// Not sent: the recipient opted out of the message's list.
+    pub skipped: u32,
 }
 
 const SEAL_KIND: &str = "mail";
 /// A claimed message is someone's for this long; a worker that died mid-send frees it then.
 const LEASE: Duration = Duration::minutes(2);
 const BATCH: u32 = 20;
+/// What a skipped message's row says.
+pub const SKIPPED: &str = "skipped: the recipient opted out of this list";
 
 /// What the outbox knows a recipient by: the SHA-256 of the lower-cased address (see
 /// `MailRecord::recipient`).
@@ -188,6 +214,7 @@ impl Kernel {
             subject,
             text,
             html,
+            headers: Vec::new(),
         };
         let plain = zeroize::Zeroizing::new(
             serde_json::to_vec(&message).map_err(|e| Error::Internal(e.to_string()))?,
@@ -206,6 +233,8 @@ impl Kernel {
             last_error: None,
             recipient: recipient_digest(to).to_vec(),
             kind: template.kind().to_owned(),
+            org_id: None,
+            list: None,
         })
         .await?;
         Ok(id)
@@ -265,6 +294,22 @@ impl Mail<'_> {
                     continue;
                 }
             };
+            if let (Some(org), Some(list)) = (record.org_id, record.list.as_deref())
+                && self
+                    .store()
+                    .mail_opted_out(org, &record.recipient, list)
+                    .await?
+            {
+                // Opted out after it was queued: never sent, its body erased, counted.
+                self.store()
+                    .mail_dead(record.id, record.attempts, now, SKIPPED)
+                    .await?;
+                self.mail_health().skipped.fetch_add(1, Ordering::Relaxed);
+                metrics::mail_delivery("skipped");
+                tracing::info!(mail_id = %record.id, "mail skipped: the recipient opted out");
+                report.skipped += 1;
+                continue;
+            }
             match transport.send(&message).await {
                 Ok(()) => {
                     let at = self.clock().now();
@@ -362,6 +407,7 @@ mod tests {
             subject: "Reset".into(),
             text: "token=SECRET".into(),
             html: "token=SECRET".into(),
+            headers: Vec::new(),
         };
         assert!(!format!("{m:?}").contains("SECRET"));
     }

@@ -20,8 +20,13 @@ pub struct MailRecord {
     /// SHA-256 of the recipient's lower-cased address: how export and erasure find a person's
     /// mail (the address itself is only inside the envelope). Empty when not known.
     pub recipient: Vec<u8>,
-    /// The template it was made from (`password_reset`, ...).
+    /// The template it was made from (`password_reset`, ...), or `product` for the product's own.
     pub kind: String,
+    /// The organisation whose product mail this is, and its list: delivery consults that
+    /// organisation's opt-out list first. Gatehouse's own mail has neither and is never
+    /// suppressed.
+    pub org_id: Option<crate::ids::OrgId>,
+    pub list: Option<String>,
 }
 
 /// The outbox at a glance, for readiness and metrics.
@@ -87,4 +92,11 @@ pub trait MailQueue: Send + Sync {
         error: &str,
     ) -> Result<(), StoreError>;
     async fn mail_backlog(&self) -> Result<MailBacklog, StoreError>;
+    /// Whether the recipient (by address digest) is on `org`'s opt-out list for `list`.
+    async fn mail_opted_out(
+        &self,
+        org: crate::ids::OrgId,
+        recipient: &[u8],
+        list: &str,
+    ) -> Result<bool, StoreError>;
 }

@@ -12,6 +12,7 @@ pub(crate) mod grants;
 pub(crate) mod health;
 pub(crate) mod invitations;
 pub(crate) mod me;
+pub(crate) mod messages;
 pub(crate) mod metrics;
 pub(crate) mod mfa;
 pub(crate) mod openapi;
@@ -23,6 +24,7 @@ pub(crate) mod security_txt;
 pub(crate) mod share_links;
 pub(crate) mod signup;
 pub(crate) mod transit;
+pub(crate) mod unsubscribe;
 
 /// A name from the permission catalogue, for the OpenAPI document: its schema is a string enum
 /// built from `gatehouse_core::identity::CATALOGUE` itself, so it lists exactly what the server

@@ -347,6 +347,8 @@ fn mail(clock: &FakeClock) -> MailRecord {
         last_error: None,
         recipient: Vec::new(),
         kind: String::new(),
+        org_id: None,
+        list: None,
     }
 }
 

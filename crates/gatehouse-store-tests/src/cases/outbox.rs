@@ -24,6 +24,8 @@ fn message(clock: &FakeClock, next_attempt_at: OffsetDateTime) -> MailRecord {
         last_error: None,
         recipient: Vec::new(),
         kind: String::new(),
+        org_id: None,
+        list: None,
     }
 }
 

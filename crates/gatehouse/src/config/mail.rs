@@ -64,6 +64,10 @@ pub struct MailConfig {
     pub product_name: String,
     /// Links in mail point here (your app's public URL).
     pub base_url: String,
+    /// Gatehouse's own public URL, where unsubscribe links in the product's mail point
+    /// (`{public_url}/v1/unsubscribe`): https:// in production. Unset, development uses
+    /// `http://{listen}` and production refuses product mail until it is set.
+    pub public_url: String,
     pub from: String,
     /// How often the delivery loop looks for due mail (it is also woken when mail is queued).
     pub poll_interval_ms: u64,
@@ -74,6 +78,19 @@ pub struct MailConfig {
     /// A message the relay refused for good (5xx) this many times is given up sooner.
     pub max_refusals: u32,
     pub smtp: SmtpConfig,
+    /// The product's own message templates, for `POST /internal/v1/messages` with `template`.
+    pub templates: Vec<MailTemplateConfig>,
+}
+
+/// One product template: `{{name}}` placeholders are filled from the call's `variables` (and
+/// HTML-escaped in `html`); a placeholder without a variable refuses the call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailTemplateConfig {
+    pub name: String,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
 }
 
 impl Default for MailConfig {
@@ -84,6 +101,7 @@ impl Default for MailConfig {
             transport: MailTransportKind::File,
             product_name: d.product_name,
             base_url: d.base_url,
+            public_url: String::new(),
             from: d.from,
             poll_interval_ms: 1_000,
             first_backoff_secs: secs(d.first_backoff),
@@ -91,6 +109,7 @@ impl Default for MailConfig {
             max_attempts: d.max_attempts,
             max_refusals: d.max_refusals,
             smtp: SmtpConfig::default(),
+            templates: Vec::new(),
         }
     }
 }
@@ -115,6 +134,7 @@ pub(super) fn validate(
     c: &MailConfig,
     production: bool,
     data_dir: &Path,
+    listen: &str,
 ) -> Result<MailSetup, ConfigError> {
     let secs = |v: u64| time::Duration::seconds(i64::try_from(v).unwrap_or(i64::MAX));
     if c.product_name.trim().is_empty() {
@@ -128,6 +148,35 @@ pub(super) fn validate(
              development): reset and verification links carry one-time tokens",
             c.base_url
         ));
+    }
+    let public_ok = c.public_url.is_empty()
+        || c.public_url.starts_with("https://")
+        || (!production && c.public_url.starts_with("http://"));
+    if !public_ok {
+        return refuse(format!(
+            "mail.public_url: {:?} must be Gatehouse's own https:// URL in production (http:// \
+             only in development): unsubscribe links point there",
+            c.public_url
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for t in &c.templates {
+        let name_ok = (1..=64).contains(&t.name.len())
+            && t.name.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
+            });
+        let parts = [Some(&t.subject), Some(&t.text), t.html.as_ref()];
+        let closed = parts
+            .iter()
+            .flatten()
+            .all(|p| p.matches("{{").count() == p.matches("}}").count());
+        if !name_ok || !names.insert(t.name.as_str()) || t.subject.trim().is_empty() || !closed {
+            return refuse(format!(
+                "mail.templates: {:?} needs a unique name of 1 to 64 of a-z, 0-9, '_', '-', '.', \
+                 a subject, and every {{{{ closed by }}}}",
+                t.name
+            ));
+        }
     }
     if !c.from.contains('@') {
         return refuse("mail.from: must be an address such as \"Acme <no-reply@acme.com>\"");
@@ -189,6 +238,21 @@ pub(super) fn validate(
         settings: MailSettings {
             product_name: c.product_name.clone(),
             base_url: c.base_url.trim_end_matches('/').to_owned(),
+            public_url: match c.public_url.as_str() {
+                "" if production => String::new(),
+                "" => format!("http://{listen}"),
+                url => url.trim_end_matches('/').to_owned(),
+            },
+            templates: c
+                .templates
+                .iter()
+                .map(|t| gatehouse_core::mail::MailTemplate {
+                    name: t.name.clone(),
+                    subject: t.subject.clone(),
+                    text: t.text.clone(),
+                    html: t.html.clone(),
+                })
+                .collect(),
             from: c.from.clone(),
             first_backoff: secs(c.first_backoff_secs),
             max_backoff: secs(c.max_backoff_secs),

@@ -42,7 +42,8 @@ pub use database::{Database, DatabaseSettings, redact_url};
 pub use identity::IdentityConfig;
 pub use keyring::{KeyringConfig, KeyringJobSettings};
 pub use mail::{
-    MailConfig, MailSetup, MailTransportKind, MailTransportSettings, SmtpConfig, SmtpTlsMode,
+    MailConfig, MailSetup, MailTemplateConfig, MailTransportKind, MailTransportSettings,
+    SmtpConfig, SmtpTlsMode,
 };
 pub use master_key::MasterKey;
 pub use password_hashing::{PasswordHashing, PasswordHashingSettings};
@@ -362,7 +363,7 @@ fn validate(
     let checkpoint_every = audit::validate(&raw.audit)?;
     let transit_max_batch = transit::validate(&raw.transit)?;
     let identity = identity::validate(&raw.identity, &raw.mail.product_name, production)?;
-    let mail = mail::validate(&raw.mail, production, &raw.data_dir)?;
+    let mail = mail::validate(&raw.mail, production, &raw.data_dir, &raw.listen)?;
     let rate_limits = rate_limits::validate(&raw.rate_limits, production)?;
     if rate_limits
         .as_ref()

@@ -93,6 +93,14 @@ fn production_needs_a_supplied_master_key() {
         jail.set_env("GATEHOUSE_MAIL__TRANSPORT", "smtp");
         let c = Config::load_from(None).map_err(|e| e.0)?;
         assert!(matches!(c.master_key, MasterKey::Environment(_)));
+        // Unsubscribe links point at mail.public_url: unset, product mail is refused; plain
+        // http is refused in production.
+        assert_eq!(c.mail.settings.public_url, "");
+        jail.set_env("GATEHOUSE_MAIL__PUBLIC_URL", "http://id.example.com");
+        assert!(err(Config::load_from(None)).starts_with("mail.public_url:"));
+        jail.set_env("GATEHOUSE_MAIL__PUBLIC_URL", "https://id.example.com/");
+        let c = Config::load_from(None).map_err(|e| e.0)?;
+        assert_eq!(c.mail.settings.public_url, "https://id.example.com");
         Ok(())
     });
 }

@@ -126,6 +126,14 @@ impl MailQueue for UnreachableStore {
     async fn mail_backlog(&self) -> Result<MailBacklog, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
+    async fn mail_opted_out(
+        &self,
+        _: gatehouse_core::OrgId,
+        _: &[u8],
+        _: &str,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
 }
 
 #[async_trait::async_trait]

@@ -179,6 +179,21 @@ impl SmtpSink {
             .collect()
     }
 
+    /// The raw messages received so far (headers and MIME body as sent), oldest first.
+    pub fn raw_messages(&self) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "raw"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
+            .collect()
+    }
+
     /// Waits (up to 20 s) until `n` messages arrived; returns them all.
     pub async fn wait_for(&self, n: usize) -> Vec<String> {
         for _ in 0..200 {

@@ -49,4 +49,5 @@ mod slow_clients;
 mod tls;
 mod tokens;
 mod transit;
+mod unsubscribe;
 mod vault;

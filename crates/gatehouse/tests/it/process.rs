@@ -662,9 +662,9 @@ async fn audit_verify_passes_then_names_a_tampered_event() {
     assert!(ok, "{out}{err}");
     assert_eq!(out.matches("org ").count(), 3, "{out}");
     assert_eq!(out.matches("1 events, chain intact").count(), 3, "{out}");
-    // The operators' trail: the master key, the checkpoint key, the platform data key and the
-    // token key were registered.
-    assert!(out.contains("operators: 4 events, chain intact"), "{out}");
+    // The operators' trail: the master key, the checkpoint key, the platform data key, the link
+    // key and the token key were registered.
+    assert!(out.contains("operators: 5 events, chain intact"), "{out}");
     assert_eq!(
         out.matches("latest signed checkpoint at seq 1").count(),
         3,
