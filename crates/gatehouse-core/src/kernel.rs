@@ -74,6 +74,9 @@ pub struct Kernel {
     product_state: crate::product::ProductState,
     lifecycle: crate::lifecycle::LifecycleSettings,
     share: crate::product::ShareSettings,
+    webhooks: crate::webhooks::WebhookSettings,
+    webhook_transport: Option<Arc<dyn crate::webhooks::WebhookTransport>>,
+    webhook_wakeup: tokio::sync::Notify,
 }
 
 /// One dependency's state in the readiness report.
@@ -115,6 +118,9 @@ impl Kernel {
             product_state: crate::product::ProductState::default(),
             lifecycle: crate::lifecycle::LifecycleSettings::default(),
             share: crate::product::ShareSettings::default(),
+            webhooks: crate::webhooks::WebhookSettings::default(),
+            webhook_transport: None,
+            webhook_wakeup: tokio::sync::Notify::new(),
         }
     }
 
@@ -130,6 +136,42 @@ impl Kernel {
     pub fn with_share(mut self, share: crate::product::ShareSettings) -> Self {
         self.share = share;
         self
+    }
+
+    /// Replaces the webhook settings and the HTTP client that sends them (start-up only).
+    #[must_use]
+    pub fn with_webhooks(
+        mut self,
+        settings: crate::webhooks::WebhookSettings,
+        transport: Arc<dyn crate::webhooks::WebhookTransport>,
+    ) -> Self {
+        self.webhooks = settings;
+        self.webhook_transport = Some(transport);
+        self
+    }
+
+    pub(crate) fn webhook_settings(&self) -> &crate::webhooks::WebhookSettings {
+        &self.webhooks
+    }
+
+    pub(crate) fn webhook_transport(&self) -> Option<&dyn crate::webhooks::WebhookTransport> {
+        self.webhook_transport.as_deref()
+    }
+
+    /// The HTTP client webhooks go through, for the delivery job.
+    #[must_use]
+    pub fn webhook_client(&self) -> Option<Arc<dyn crate::webhooks::WebhookTransport>> {
+        self.webhook_transport.clone()
+    }
+
+    /// Notified when deliveries were queued by a call; the delivery job waits on it.
+    #[must_use]
+    pub fn webhook_wakeup(&self) -> &tokio::sync::Notify {
+        &self.webhook_wakeup
+    }
+
+    pub(crate) fn webhooks_queued(&self) {
+        self.webhook_wakeup.notify_one();
     }
 
     pub(crate) fn share_settings(&self) -> crate::product::ShareSettings {

@@ -29,6 +29,7 @@ pub mod signup;
 pub mod store;
 pub mod telemetry;
 pub mod transit;
+pub mod webhooks;
 
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use context::{AccountCall, OperatorCall, RequestContext, ServiceCall, TenantCall};

@@ -47,6 +47,7 @@ pub use state::{AppState, ServiceSecrets, Shared};
         (name = "records", description = "The product's records: typed, owned, private, organisation-wide or public"),
         (name = "share-links", description = "Links that open one record, read-only, without an account"),
         (name = "mail", description = "Signed unsubscribe links and the organisation's opt-out list"),
+        (name = "webhooks", description = "Standard Webhooks: endpoints, signing secrets, the delivery log and replays"),
         (name = "grants", description = "Grants between organisations: one lets another read (or change) its records, until a time"),
         (name = "internal", description = "The service API (`X-Service-Auth`)"),
     ),
@@ -87,7 +88,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use routes::{
         admin, admin_sessions, api_keys, audit, audit_events, auth, check, erasures, exports,
         grants, health, invitations, me, messages, metrics, mfa, organization, records, recovery,
-        secrets, security_txt, share_links, signup, transit, unsubscribe,
+        secrets, security_txt, share_links, signup, transit, unsubscribe, webhooks,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the document it serves.
@@ -168,6 +169,16 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(share_links::view))
         .add(Auth, routes!(unsubscribe::confirm, unsubscribe::one_click))
         .add(Unlimited, routes!(messages::send))
+        .add(ReadWrite, routes!(webhooks::create, webhooks::list))
+        .add(
+            ReadWrite,
+            routes!(webhooks::get, webhooks::update, webhooks::delete),
+        )
+        .add(ReadWrite, routes!(webhooks::rotate_secret))
+        .add(ReadWrite, routes!(webhooks::attempts))
+        .add(ReadWrite, routes!(webhooks::replay))
+        .add(ReadWrite, routes!(webhooks::event_types))
+        .add(Unlimited, routes!(webhooks::publish))
         .add(ReadWrite, routes!(grants::create, grants::given))
         .add(ReadWrite, routes!(grants::received))
         .add(ReadWrite, routes!(grants::revoke))

@@ -1,11 +1,12 @@
 //! Infrastructure adapters: over Redis, the rate-limit store (with the fallback that keeps
 //! limiting in-process while Redis is away) and revocation fan-out; mail transports (SMTP and
-//! the development `.eml` writer).
+//! the development `.eml` writer); the webhook HTTP client with its SSRF guard.
 #![forbid(unsafe_code)]
 
 pub mod fanout;
 pub mod mail;
 mod redis_limiter;
+pub mod webhooks;
 
 pub use fanout::RedisFanout;
 pub use redis_limiter::{FallbackLimiter, RedisLimiter};

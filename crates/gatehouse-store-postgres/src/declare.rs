@@ -34,6 +34,8 @@ pub(crate) enum Named<'a> {
     MailJob,
     /// The pruning job, which reads and deletes spent rows of every subject.
     PruneJob,
+    /// The webhook worker, which leases due deliveries of every organisation.
+    WebhookJob,
 }
 
 /// Every setting a declaration may use, in the order [`declare`] binds them.
@@ -76,6 +78,7 @@ fn setting(named: Named<'_>) -> (&'static str, String) {
         Named::Mail(id) => ("gatehouse.mail_id", id.to_string()),
         Named::MailJob => ("gatehouse.job", "mail".to_owned()),
         Named::PruneJob => ("gatehouse.job", "prune".to_owned()),
+        Named::WebhookJob => ("gatehouse.job", "webhooks".to_owned()),
     }
 }
 

@@ -35,6 +35,7 @@ mod sessions;
 mod share_links;
 mod tx;
 mod users;
+mod webhooks;
 
 use std::time::Duration;
 

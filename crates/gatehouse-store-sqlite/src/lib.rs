@@ -34,6 +34,7 @@ mod secrets;
 mod sessions;
 mod share_links;
 mod users;
+mod webhooks;
 
 use std::str::FromStr;
 use std::sync::Arc;

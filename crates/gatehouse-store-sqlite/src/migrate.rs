@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0014_lifecycle.sql"),
     ),
     (15, "links", include_str!("../migrations/0015_links.sql")),
+    (
+        16,
+        "webhooks",
+        include_str!("../migrations/0016_webhooks.sql"),
+    ),
 ];
 
 #[must_use]

@@ -40,6 +40,7 @@ pub struct App {
     checkpoint_every: Duration,
     mail_transport: Arc<dyn MailTransport>,
     mail_poll: Duration,
+    webhook_poll: Duration,
     purge_every: Duration,
     prune_every: Duration,
     /// Set when `[tls]` is configured: both listeners serve HTTPS with it.
@@ -73,6 +74,7 @@ impl App {
                 .with_mail(config.mail.settings.clone())
                 .with_lifecycle(config.lifecycle.settings.clone())
                 .with_share(config.share)
+                .with_webhooks(config.webhooks.settings.clone(), webhook_client(config)?)
                 .with_product(config.product.clone()),
         );
         kernel
@@ -142,6 +144,7 @@ impl App {
             checkpoint_every: config.checkpoint_every,
             mail_transport,
             mail_poll: config.mail.poll,
+            webhook_poll: config.webhooks.poll,
             purge_every: config.lifecycle.purge_every,
             prune_every: config.lifecycle.prune_every,
             tls,
@@ -239,6 +242,7 @@ impl App {
             Arc::clone(&self.mail_transport),
             self.mail_poll,
         ));
+        let webhooks = tokio::spawn(webhook_job(Arc::clone(&self.kernel), self.webhook_poll));
         let instance = crate::lifecycle_job::instance_id();
         let lifecycle = tokio::spawn(crate::lifecycle_job::run(
             Arc::clone(&self.kernel),
@@ -301,6 +305,7 @@ impl App {
         checkpoints.abort();
         sessions.abort();
         mail.abort();
+        webhooks.abort();
         lifecycle.abort();
         // Handed over now rather than when it runs out: another instance purges at its next tick.
         if let Err(e) = self.kernel.lifecycle().release_lease(&instance).await {
@@ -581,6 +586,34 @@ async fn mail_job(kernel: Arc<Kernel>, transport: Arc<dyn MailTransport>, poll: 
             () = tokio::time::sleep(poll) => {}
         }
     }
+}
+
+/// Delivers webhooks: woken when a call queues some, and polling for retries that fall due.
+/// A receiver that fails only delays its own deliveries (see `Webhooks::deliver_due`).
+async fn webhook_job(kernel: Arc<Kernel>, poll: Duration) {
+    let Some(client) = kernel.webhook_client() else {
+        return;
+    };
+    loop {
+        match kernel.webhooks().deliver_due(client.as_ref()).await {
+            // A busy pass may mean more is due: go again at once.
+            Ok(r) if r.delivered + r.retried + r.dead > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not deliver webhooks; retrying later"),
+        }
+        tokio::select! {
+            () = kernel.webhook_wakeup().notified() => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+fn webhook_client(
+    config: &Config,
+) -> Result<Arc<dyn gatehouse_core::webhooks::WebhookTransport>, StartError> {
+    gatehouse_infra::webhooks::WebhookClient::new(&config.webhooks.client)
+        .map(|c| Arc::new(c) as Arc<dyn gatehouse_core::webhooks::WebhookTransport>)
+        .map_err(StartError)
 }
 
 fn mail_transport(config: &Config) -> Result<Arc<dyn MailTransport>, StartError> {

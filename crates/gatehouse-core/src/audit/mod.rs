@@ -108,6 +108,8 @@ pub async fn append_tenant(
 ) -> Result<Audited, Error> {
     event.validate()?;
     let org = tx.scope().org_id();
+    // The webhook event this change raises commits (or rolls back) with it.
+    crate::webhooks::enqueue::for_audit_event(tx, clock, &event).await?;
     let head = tx.audit_head().await?;
     tx.append_audit(&record_for(Some(org), head, clock, event))
         .await?;
@@ -127,6 +129,7 @@ pub async fn append_tenant_batch(
     }
     for e in &events {
         e.validate()?;
+        crate::webhooks::enqueue::for_audit_event(tx, clock, e).await?;
     }
     let org = tx.scope().org_id();
     let mut head = tx.audit_head().await?;

@@ -31,6 +31,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "grants.manage",
         "grant other organisations access to records, and revoke it",
     ),
+    (
+        "webhooks.manage",
+        "create, change and delete webhook endpoints, read their delivery log and replay",
+    ),
 ];
 
 /// A permission from the catalogue.
@@ -52,6 +56,7 @@ impl Permission {
     pub const TRANSIT_DECRYPT: Self = Self("transit.decrypt");
     pub const TRANSIT_MANAGE: Self = Self("transit.manage");
     pub const GRANTS_MANAGE: Self = Self("grants.manage");
+    pub const WEBHOOKS_MANAGE: Self = Self("webhooks.manage");
 
     /// The catalogue entry named `name`.
     #[must_use]

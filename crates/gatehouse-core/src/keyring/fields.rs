@@ -21,10 +21,12 @@ pub enum SealedKind {
     SubjectKey,
     /// The JSON content of one of the product's records.
     RecordContent,
+    /// A webhook endpoint's signing secret, one field per version.
+    WebhookSecret,
 }
 
 impl SealedKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::TotpSecret,
         Self::SharedSecret,
         Self::ConnectorToken,
@@ -32,6 +34,7 @@ impl SealedKind {
         Self::TransitField,
         Self::SubjectKey,
         Self::RecordContent,
+        Self::WebhookSecret,
     ];
 
     #[must_use]
@@ -44,6 +47,7 @@ impl SealedKind {
             Self::TransitField => "transit_field",
             Self::SubjectKey => "subject_key",
             Self::RecordContent => "record_content",
+            Self::WebhookSecret => "webhook_secret",
         }
     }
 }

@@ -21,6 +21,9 @@ pub enum Template<'a> {
         organization: &'a str,
         hours: i64,
     },
+    /// Sent to an organisation's owners and admins when Gatehouse disabled a webhook endpoint
+    /// that kept failing.
+    WebhookDisabled { url: &'a str, since_hours: i64 },
 }
 
 impl std::fmt::Debug for Template<'_> {
@@ -32,6 +35,7 @@ impl std::fmt::Debug for Template<'_> {
             Self::PasswordChanged => "Template::PasswordChanged",
             Self::AccountExists => "Template::AccountExists",
             Self::Invitation { .. } => "Template::Invitation([redacted])",
+            Self::WebhookDisabled { .. } => "Template::WebhookDisabled",
         })
     }
 }
@@ -46,6 +50,7 @@ impl Template<'_> {
             Self::PasswordChanged => "password_changed",
             Self::AccountExists => "account_exists",
             Self::Invitation { .. } => "invitation",
+            Self::WebhookDisabled { .. } => "webhook_disabled",
         }
     }
 }
@@ -156,6 +161,22 @@ pub fn render(settings: &MailSettings, template: &Template<'_>) -> (String, Stri
                 format!("Join {organization} on {product}"),
                 format!("{}\n\n{}\n\n{url}\n\n{product}\n", lines[0], lines[1]),
                 html_page(product, &lines, Some(("Accept the invitation", &url))),
+            )
+        }
+        Template::WebhookDisabled { url, since_hours } => {
+            let lines = [
+                format!(
+                    "A webhook endpoint of your organisation on {product} failed every delivery \
+                     for {since_hours} hours, so it was disabled: {url}"
+                ),
+                "Events are no longer sent to it. Fix the receiver, then enable the endpoint \
+                 again and replay what it missed from its delivery log."
+                    .to_owned(),
+            ];
+            (
+                format!("A {product} webhook endpoint was disabled"),
+                format!("{}\n\n{}\n\n{product}\n", lines[0], lines[1]),
+                html_page(product, &lines, None),
             )
         }
         Template::PasswordChanged => {

@@ -41,6 +41,7 @@ mod secrets;
 mod sessions;
 mod share_links;
 mod users;
+mod webhooks;
 
 pub use api_keys::{ApiKeyIndexStore, ApiKeyRecord, ApiKeyStore};
 pub use audit::AuditStore;
@@ -64,9 +65,13 @@ pub use secrets::{SecretRecord, SecretStore, SecretVersionRecord};
 pub use sessions::{SessionRecord, SessionStore, Tier};
 pub use share_links::{ShareLinkIndexStore, ShareLinkRow, ShareLinkStore};
 pub use users::{UserRecord, UserStore};
+pub use webhooks::{
+    AttemptRow, DeliveryOutcome, DeliveryRow, DeliveryState, EndpointRow, WebhookMessageRow,
+    WebhookQueue, WebhookStore,
+};
 
 #[async_trait]
-pub trait Store: MailQueue + Housekeeping + Send + Sync + std::fmt::Debug {
+pub trait Store: MailQueue + WebhookQueue + Housekeeping + Send + Sync + std::fmt::Debug {
     /// `"sqlite"` or `"postgres"`, for logs and the readiness report.
     fn backend(&self) -> &'static str;
 
@@ -136,6 +141,7 @@ pub trait TenantTx:
     + RecordStore
     + GrantStore
     + ShareLinkStore
+    + WebhookStore
     + OrgKeyStore
     + SealedFieldStore
     + AuditStore

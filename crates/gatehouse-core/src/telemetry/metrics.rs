@@ -73,6 +73,7 @@ struct Metrics {
     hash_queue: IntGauge,
     mail_outbox: IntGauge,
     mail: IntCounterVec,
+    webhooks: IntCounterVec,
     removed: IntCounterVec,
     cache: IntCounterVec,
     errors: IntCounterVec,
@@ -147,7 +148,14 @@ impl Metrics {
         let mail = IntCounterVec::new(
             Opts::new(
                 "gatehouse_mail_deliveries_total",
-                "Mail delivery attempts by outcome (sent, retry, dead).",
+                "Mail delivery attempts by outcome (sent, retry, dead; skipped: the recipient opted out after it was queued; suppressed: not queued, the recipient had opted out; opted_out: unsubscribe links used).",
+            ),
+            &["outcome"],
+        )?;
+        let webhooks = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_webhook_attempts_total",
+                "Webhook delivery attempts by outcome (delivered, failed).",
             ),
             &["outcome"],
         )?;
@@ -216,6 +224,7 @@ impl Metrics {
             Box::new(hash_queue.clone()),
             Box::new(mail_outbox.clone()),
             Box::new(mail.clone()),
+            Box::new(webhooks.clone()),
             Box::new(removed.clone()),
             Box::new(cache.clone()),
             Box::new(errors.clone()),
@@ -259,6 +268,7 @@ impl Metrics {
             hash_queue,
             mail_outbox,
             mail,
+            webhooks,
             removed,
             cache,
             errors,
@@ -417,6 +427,18 @@ pub fn lifecycle_removed(what: &'static str, rows: u64) {
 }
 
 /// `outcome`: `sent`, `retry` or `dead`.
+/// Webhook attempts of one pass: how many succeeded and how many failed.
+pub fn webhook_attempts(ok: u32, failed: u32) {
+    if let Some(m) = on() {
+        m.webhooks
+            .with_label_values(&["delivered"])
+            .inc_by(u64::from(ok));
+        m.webhooks
+            .with_label_values(&["failed"])
+            .inc_by(u64::from(failed));
+    }
+}
+
 pub fn mail_delivery(outcome: &'static str) {
     if let Some(m) = on() {
         m.mail.with_label_values(&[outcome]).inc();

@@ -25,6 +25,7 @@ pub(crate) mod share_links;
 pub(crate) mod signup;
 pub(crate) mod transit;
 pub(crate) mod unsubscribe;
+pub(crate) mod webhooks;
 
 /// A name from the permission catalogue, for the OpenAPI document: its schema is a string enum
 /// built from `gatehouse_core::identity::CATALOGUE` itself, so it lists exactly what the server

@@ -284,10 +284,10 @@ pub(crate) async fn delete(
 }
 
 /// `Option<Option<T>>` from JSON: absent (`None`, by `default`), `null` (`Some(None)`) or a value.
-mod double_option {
+pub(crate) mod double_option {
     use serde::{Deserialize, Deserializer};
 
-    pub(super) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Option<T>>, D::Error> {
         Option::<T>::deserialize(d).map(Some)

@@ -35,6 +35,7 @@ mod service_auth;
 pub mod share;
 pub mod tls;
 mod transit;
+pub mod webhooks;
 
 pub use audit::AuditConfig;
 use database::database_url_text;
@@ -123,6 +124,8 @@ pub struct RawConfig {
     pub lifecycle: lifecycle::LifecycleConfig,
     /// Share links (F1).
     pub share: share::ShareConfig,
+    /// Webhooks (F3).
+    pub webhooks: webhooks::WebhooksConfig,
 }
 
 impl Default for RawConfig {
@@ -163,6 +166,7 @@ impl Default for RawConfig {
             product: product::ProductConfig::default(),
             lifecycle: lifecycle::LifecycleConfig::default(),
             share: share::ShareConfig::default(),
+            webhooks: webhooks::WebhooksConfig::default(),
         }
     }
 }
@@ -206,6 +210,7 @@ pub struct Config {
     pub mail: MailSetup,
     pub lifecycle: lifecycle::LifecycleSetup,
     pub share: gatehouse_core::product::ShareSettings,
+    pub webhooks: webhooks::WebhookSetup,
     /// `None` when rate limits (and sign-in lockouts) are off.
     pub rate_limits: Option<RateLimitSettings>,
     /// Redis, for revocation fan-out and (with `rate_limits.store = "redis"`) shared limits.
@@ -386,6 +391,7 @@ fn validate(
     let product = product::validate(&raw.product)?;
     let lifecycle = lifecycle::validate(&raw.lifecycle)?;
     let share = share::validate(&raw.share)?;
+    let webhooks = webhooks::validate(&raw.webhooks, production)?;
     Ok(Config {
         mode: raw.mode,
         data_dir: raw.data_dir.clone(),
@@ -404,6 +410,7 @@ fn validate(
         mail,
         lifecycle,
         share,
+        webhooks,
         rate_limits,
         service_secrets,
         transit_max_batch,

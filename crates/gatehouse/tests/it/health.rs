@@ -137,6 +137,27 @@ impl MailQueue for UnreachableStore {
 }
 
 #[async_trait::async_trait]
+impl gatehouse_core::store::WebhookQueue for UnreachableStore {
+    async fn claim_due_webhooks(
+        &self,
+        _: time::OffsetDateTime,
+        _: time::OffsetDateTime,
+        _: u32,
+    ) -> Result<Vec<gatehouse_core::store::DeliveryRow>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn record_webhook_attempts(
+        &self,
+        _: gatehouse_core::OrgId,
+        _: &[gatehouse_core::store::AttemptRow],
+        _: &[gatehouse_core::store::DeliveryOutcome],
+        _: &[(uuid::Uuid, Option<time::OffsetDateTime>)],
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+}
+
+#[async_trait::async_trait]
 impl gatehouse_core::store::Housekeeping for UnreachableStore {
     async fn acquire_lease(
         &self,

@@ -1,5 +1,6 @@
 //! Independent implementations the tests check Gatehouse against: PyJWT (JWT/JWKS), pyotp
-//! (TOTP) and aiosmtpd (an SMTP server), in a virtual environment under the target directory made
+//! (TOTP), aiosmtpd (an SMTP server), standardwebhooks (Standard Webhooks, for Python and, with
+//! Node, for JavaScript), dnslib (a DNS server) and dkimpy (DKIM), in a virtual environment under the target directory made
 //! on first use from PyPI (pinned). Fails loudly, never skips, when it cannot be made.
 
 use std::io::{BufRead, BufReader};
@@ -18,7 +19,10 @@ pub fn python() -> PathBuf {
     let python = venv.join("bin").join("python");
     let has = |py: &Path| {
         Command::new(py)
-            .args(["-c", "import jwt, cryptography, pyotp, aiosmtpd"])
+            .args([
+                "-c",
+                "import jwt, cryptography, pyotp, aiosmtpd, standardwebhooks, dnslib, dkim",
+            ])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
@@ -45,6 +49,9 @@ pub fn python() -> PathBuf {
                 "cryptography>=3.4",
                 "pyotp==2.9.0",
                 "aiosmtpd==1.4.6",
+                "standardwebhooks==1.3.0",
+                "dnslib==0.9.26",
+                "dkimpy==1.1.8",
             ])
             .status()
             .unwrap();
@@ -224,4 +231,226 @@ pub fn link_token(message: &str, path: &str) -> String {
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect()
+}
+
+static NODE_MAKING: Mutex<()> = Mutex::new(());
+
+/// A directory whose `node_modules` holds the official Standard Webhooks library for JavaScript
+/// (standardwebhooks from npm, pinned), installed on first use.
+pub fn node_modules() -> PathBuf {
+    let _one_at_a_time = NODE_MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-node");
+    let marker = dir.join("node_modules/standardwebhooks/package.json");
+    if !marker.exists() {
+        let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        let installed = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(&tmp)
+            .arg("standardwebhooks@1.3.0")
+            .status()
+            .expect("npm is needed for the JavaScript interop test");
+        assert!(installed.success(), "npm install standardwebhooks failed");
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    assert!(
+        marker.exists(),
+        "standardwebhooks is not installed in {}",
+        dir.display()
+    );
+    dir
+}
+
+/// A webhook receiver verifying with an official Standard Webhooks library.
+pub struct WebhookReceiver {
+    pub port: u16,
+    pub secret_file: PathBuf,
+    out: PathBuf,
+    child: Child,
+}
+
+/// One request a receiver saw.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Received {
+    pub id: String,
+    pub verified: bool,
+    pub status: u16,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub signatures: usize,
+}
+
+impl WebhookReceiver {
+    fn spawn(mut cmd: Command, port: u16, secret_file: PathBuf, out: PathBuf) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the webhook receiver must start");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the webhook receiver did not start");
+        Self {
+            port,
+            secret_file,
+            out,
+            child,
+        }
+    }
+
+    fn files() -> (u16, PathBuf, PathBuf) {
+        let dir = crate::support::temp_dir().join("receiver");
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("secret");
+        std::fs::write(&secret, "").unwrap();
+        (free_port(), secret, dir.join("received.jsonl"))
+    }
+
+    /// Python's `standardwebhooks`, answering 500 to the first `fail_first` requests.
+    pub fn python(fail_first: u32) -> Self {
+        Self::python_on(free_port(), fail_first)
+    }
+
+    /// [`Self::python`] on a given port.
+    pub fn python_on(port: u16, fail_first: u32) -> Self {
+        let (_, secret, out) = Self::files();
+        let mut cmd = Command::new(python());
+        cmd.arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/webhook_receiver.py"
+        ))
+        .arg(port.to_string())
+        .arg(&secret)
+        .arg(&out)
+        .arg(fail_first.to_string());
+        Self::spawn(cmd, port, secret, out)
+    }
+
+    /// JavaScript's `standardwebhooks`, on Node.
+    pub fn node() -> Self {
+        let modules = node_modules();
+        let (port, secret, out) = Self::files();
+        let mut cmd = Command::new("node");
+        cmd.arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/webhook_receiver.js"
+        ))
+        .arg(port.to_string())
+        .arg(&secret)
+        .arg(&out)
+        .env("NODE_PATH", modules.join("node_modules"));
+        Self::spawn(cmd, port, secret, out)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The secrets it verifies with (one per line).
+    pub fn set_secrets(&self, secrets: &[&str]) {
+        std::fs::write(&self.secret_file, secrets.join("\n")).unwrap();
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits (up to 20 s of real time) until `pred` holds of what was received.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        pred: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        for _ in 0..200 {
+            let r = self.received();
+            if pred(&r) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{what}: the receiver saw {:#?}", self.received());
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A DNS server (dnslib) answering from a zone file the test may rewrite at any time.
+pub struct DnsServer {
+    pub port: u16,
+    zone: PathBuf,
+    child: Child,
+}
+
+impl DnsServer {
+    pub fn start(zone: &serde_json::Value) -> Self {
+        let dir = crate::support::temp_dir().join("dns");
+        std::fs::create_dir_all(&dir).unwrap();
+        let zone_file = dir.join("zone.json");
+        std::fs::write(&zone_file, zone.to_string()).unwrap();
+        let port = free_udp_port();
+        let mut child = Command::new(python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/interop/dns_server.py"
+            ))
+            .arg(port.to_string())
+            .arg(&zone_file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the DNS server must start");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the DNS server did not start");
+        Self {
+            port,
+            zone: zone_file,
+            child,
+        }
+    }
+
+    pub fn set_zone(&self, zone: &serde_json::Value) {
+        let tmp = self.zone.with_extension("tmp");
+        std::fs::write(&tmp, zone.to_string()).unwrap();
+        std::fs::rename(&tmp, &self.zone).unwrap();
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free UDP port on 127.0.0.1 (bound and released).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

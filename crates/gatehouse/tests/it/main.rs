@@ -51,3 +51,4 @@ mod tokens;
 mod transit;
 mod unsubscribe;
 mod vault;
+mod webhooks;

@@ -12,6 +12,7 @@ use crate::support::temp_dir;
 
 mod erase;
 mod purge;
+mod webhooks;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
@@ -20,6 +21,15 @@ pub(crate) struct Server {
     lines: Receiver<String>,
     seen: Vec<String>,
     pub(crate) addr: std::net::SocketAddr,
+}
+
+impl Drop for Server {
+    // A test that fails before stopping its server must not leave it running (it would hold
+    // whatever the test process held, a build lock among them).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts `gatehouse serve` in `dir` with nothing configured but an ephemeral port.
@@ -87,7 +97,7 @@ impl Server {
         for _ in 0..200 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 self.seen.extend(self.lines.try_iter());
-                return (status.code(), self.seen);
+                return (status.code(), std::mem::take(&mut self.seen));
             }
             std::thread::park_timeout(Duration::from_millis(50));
         }
