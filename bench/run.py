@@ -14,7 +14,7 @@ It prints requests/s, p50 and p99 for each, the ratio Gatehouse/baseline, and wr
 as JSON to bench/out/latest.json.
 
 Usage: python3 bench/run.py [--duration 10] [--connections 16] [--threads 2] [--skip-build]
-                            [--only telemetry|endpoints|writes|access|lifecycle]
+                            [--only telemetry|endpoints|writes|access|lifecycle|links]
                             (one section, see bench/endpoints.py, bench/access.py and
                             bench/lifecycle.py)
 """
@@ -379,6 +379,18 @@ def start_gatehouse(data_root: Path, port: int, extra_env=None) -> subprocess.Po
     )
 
 
+def wait_for_port(port: int, limit: float = 10.0) -> None:
+    """Returns once something accepts connections on 127.0.0.1:`port`."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
 def stop(proc: subprocess.Popen) -> int:
     proc.terminate()
     return proc.wait(timeout=30)
@@ -416,7 +428,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--only", choices=["telemetry", "endpoints", "writes", "access", "lifecycle"],
+    ap.add_argument("--only", choices=["telemetry", "endpoints", "writes", "access", "lifecycle", "links"],
                     help="run one section only (no baseline)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -466,6 +478,15 @@ def main() -> int:
         out = ROOT / "bench" / "out"
         out.mkdir(exist_ok=True)
         (out / "lifecycle.json").write_text(json.dumps(results, indent=2) + "\n")
+        return 0
+
+    if args.only == "links":
+        import links
+        links.run(args, results)
+        links.report(results)
+        out = ROOT / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        (out / "links.json").write_text(json.dumps(results, indent=2) + "\n")
         return 0
 
     if args.only == "telemetry":

@@ -15,6 +15,11 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfi
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use reqwest_webhooks as reqwest;
 
+/// What the delivery log says of a refused destination: the organisation learns that its
+/// endpoint's host is not public, not which internal address it resolved to (that goes to the
+/// operator's log).
+const REFUSED: &str = "destination refused: the host does not resolve to public addresses only";
+
 /// A refused destination, carried through reqwest's error chain.
 #[derive(Debug)]
 struct Refused(String);
@@ -170,8 +175,9 @@ impl WebhookTransport for WebhookClient {
             _ => None,
         };
         if let Some(Err(reason)) = literal {
+            tracing::info!(detail = %reason, "a webhook attempt was refused before connecting");
             return Err(Failure {
-                reason: format!("destination refused: the URL {reason}"),
+                reason: REFUSED.to_owned(),
                 refused: true,
             });
         }
@@ -180,10 +186,13 @@ impl WebhookTransport for WebhookClient {
             request = request.header(*name, value.as_str());
         }
         let mut response = request.send().await.map_err(|e| match refused(&e) {
-            Some(reason) => Failure {
-                reason: format!("destination refused: the host {reason}"),
-                refused: true,
-            },
+            Some(reason) => {
+                tracing::info!(detail = %reason, "a webhook attempt was refused before connecting");
+                Failure {
+                    reason: REFUSED.to_owned(),
+                    refused: true,
+                }
+            }
             None if e.is_timeout() => Failure {
                 reason: "timed out".into(),
                 refused: false,

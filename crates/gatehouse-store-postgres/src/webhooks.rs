@@ -301,6 +301,28 @@ impl WebhookStore for PgTenantTx {
         }))
     }
 
+    async fn disable_endpoint(
+        &mut self,
+        id: Uuid,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut PgConnection = &mut self.tx;
+        let done = sqlx::query(
+            "UPDATE webhook_endpoints SET disabled = $1, updated_at = $2 \
+             WHERE org_id = $3 AND id = $4 AND disabled IS NULL",
+        )
+        .bind(reason)
+        .bind(at)
+        .bind(org.as_uuid())
+        .bind(id)
+        .execute(c)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn kill_deliveries(&mut self, endpoint_id: Uuid) -> Result<u64, StoreError> {
         let org = self.scope.org_id();
         let c: &mut PgConnection = &mut self.tx;
@@ -391,13 +413,14 @@ impl WebhookQueue for PostgresStore {
             let c: &mut PgConnection = &mut tx;
             sqlx::query(
                 "UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3 \
-                 WHERE org_id = $4 AND id = $5",
+                 WHERE org_id = $4 AND id = $5 AND state = 'pending' AND next_attempt_at = $6",
             )
             .bind(o.state.as_str())
             .bind(int(o.attempts))
             .bind(o.next_attempt_at)
             .bind(org.as_uuid())
             .bind(o.id)
+            .bind(o.leased_until)
             .execute(c)
             .await
             .map_err(map_err)?;

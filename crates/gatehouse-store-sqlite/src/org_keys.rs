@@ -122,7 +122,7 @@ impl OrgKeyStore for SqliteTenantTx {
 
     async fn erase_organization(&mut self) -> Result<Vec<uuid::Uuid>, StoreError> {
         let org = self.scope.org_id().as_uuid();
-        // Sessions and the key index carry the organisation without a foreign key; the
+        // Sessions, the key index and the product's mail carry the organisation without a foreign key; the
         // organisation's row takes every other tenant table with it (ON DELETE CASCADE). Its
         // audit chain may be deleted only once that row is gone (migration 0014's triggers).
         let sessions: Vec<uuid::Uuid> =
@@ -133,6 +133,7 @@ impl OrgKeyStore for SqliteTenantTx {
                 .map_err(map_err)?;
         for statement in [
             "DELETE FROM api_key_index WHERE org_id = ?",
+            "DELETE FROM mail_outbox WHERE org_id = ?",
             "DELETE FROM organizations WHERE id = ?",
             "DELETE FROM audit_events WHERE org_id = ?",
             "DELETE FROM audit_heads WHERE org_id = ?",

@@ -292,6 +292,28 @@ impl WebhookStore for SqliteTenantTx {
         }))
     }
 
+    async fn disable_endpoint(
+        &mut self,
+        id: Uuid,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let done = sqlx::query(
+            "UPDATE webhook_endpoints SET disabled = ?, updated_at = ? \
+             WHERE org_id = ? AND id = ? AND disabled IS NULL",
+        )
+        .bind(reason)
+        .bind(micros(at))
+        .bind(org.as_uuid())
+        .bind(id)
+        .execute(c)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn kill_deliveries(&mut self, endpoint_id: Uuid) -> Result<u64, StoreError> {
         let org = self.scope.org_id();
         let c: &mut SqliteConnection = &mut self.tx;
@@ -375,13 +397,14 @@ impl WebhookQueue for SqliteStore {
             let c: &mut SqliteConnection = &mut tx;
             sqlx::query(
                 "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ? \
-                 WHERE org_id = ? AND id = ?",
+                 WHERE org_id = ? AND id = ? AND state = 'pending' AND next_attempt_at = ?",
             )
             .bind(o.state.as_str())
             .bind(i64::from(o.attempts))
             .bind(micros(o.next_attempt_at))
             .bind(org.as_uuid())
             .bind(o.id)
+            .bind(micros(o.leased_until))
             .execute(c)
             .await
             .map_err(map_err)?;

@@ -121,6 +121,9 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@store $fresh; share_links;
             share_links_count_views_change_generation_and_stay_in_their_organisation
         );
+        $crate::behaviour_suite!(@store $fresh; webhooks;
+            webhooks_lease_deliveries_once_and_stay_in_their_organisation
+        );
         $crate::behaviour_suite!(@store $fresh; grants;
             grants_cover_what_they_say_until_revoked_or_expired
         );

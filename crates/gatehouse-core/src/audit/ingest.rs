@@ -23,7 +23,7 @@ pub const MAX_EVENTS: usize = 1_000;
 pub const MAX_DETAIL_BYTES: usize = 4_096;
 
 /// The first segments of Gatehouse's own actions: a product's event may not pose as one.
-const RESERVED: [&str; 36] = [
+const RESERVED: [&str; 41] = [
     "api_key",
     "api_keys",
     "audit",
@@ -34,12 +34,15 @@ const RESERVED: [&str; 36] = [
     "email",
     "grant",
     "grants",
+    "erasure",
     "impersonation",
     "invitation",
     "key",
     "keyring",
     "lifecycle",
+    "link",
     "login",
+    "mail",
     "member",
     "members",
     "mfa",
@@ -57,9 +60,11 @@ const RESERVED: [&str; 36] = [
     "secret",
     "secrets",
     "session",
+    "share_link",
     "signup",
     "transit",
     "user",
+    "webhook",
 ];
 
 /// Who did it: a member, or one of the organisation's API keys.

@@ -32,6 +32,9 @@ pub(super) struct LinkKeys {
     reloaded_at: RwLock<Option<OffsetDateTime>>,
 }
 
+/// A link key's version, the parts it signed, and the tag.
+pub type Signed = (u32, Vec<Vec<u8>>, [u8; 32]);
+
 /// An instance that meets a version newer than any it holds looks in the store at most this
 /// often: a flood of forged versions costs one read a second, and a link signed by an instance
 /// that has just rotated is refused elsewhere only if that instance looked within the second.
@@ -105,7 +108,10 @@ impl Keyring {
         if records.is_empty() {
             let (_, proof) = self.create_link_key(tx.as_mut()).await?;
             records = tx.link_keys().await?;
-            tx.commit(proof).await?;
+            if tx.commit(proof).await.is_err() {
+                // Another instance starting at the same moment made version 1 first.
+                records = self.store.begin_read().await?.link_keys().await?;
+            }
         } else {
             drop(tx);
         }
@@ -140,6 +146,14 @@ impl Keyring {
     /// Signs `parts` (the first of which names what is signed) with the newest link key:
     /// its version and the tag.
     pub fn link_tag(&self, parts: &[&[u8]]) -> Result<(u32, [u8; 32]), Error> {
+        self.link_tag_with(|_| parts.iter().map(|p| p.to_vec()).collect())
+            .map(|(v, _, t)| (v, t))
+    }
+
+    /// Signs what `build` makes for the newest key's version (a body that names the version
+    /// it is signed with), under one read of the keys: a reload in between cannot make the
+    /// version and the key disagree. Returns the version, the parts and the tag.
+    pub fn link_tag_with(&self, build: impl FnOnce(u32) -> Vec<Vec<u8>>) -> Result<Signed, Error> {
         let keys = self
             .links
             .keys
@@ -148,7 +162,10 @@ impl Keyring {
         let newest = keys
             .last()
             .ok_or_else(|| Error::Internal("the link keys are not loaded".to_owned()))?;
-        Ok((newest.version, newest.mac.tag(parts)))
+        let parts = build(newest.version);
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let tag = newest.mac.tag(&refs);
+        Ok((newest.version, parts, tag))
     }
 
     /// Whether `tag` is the tag of `parts` under link key `version`, and that key still
@@ -172,7 +189,16 @@ impl Keyring {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
                 .is_none_or(|t| now - t >= RELOAD_EVERY);
-            if !due || self.reload_link_keys().await.is_err() {
+            if !due {
+                return false;
+            }
+            // Marked before the read, so concurrent forged versions wait out the second too.
+            *self
+                .links
+                .reloaded_at
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Some(now);
+            if self.reload_link_keys().await.is_err() {
                 return false;
             }
         }

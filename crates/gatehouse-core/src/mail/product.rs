@@ -194,6 +194,12 @@ impl Kernel {
         call: &ServiceCall,
         m: ProductMessage,
     ) -> Result<Queued, Error> {
+        if self.mail_settings().public_url.is_empty() {
+            return Err(Error::Conflict(
+                "mail.public_url is not configured: the product's mail needs it for its \
+                 unsubscribe links",
+            ));
+        }
         address(&m.to)?;
         if !valid_list(&m.list) {
             return Err(Error::invalid(

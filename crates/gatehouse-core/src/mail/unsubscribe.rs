@@ -61,6 +61,12 @@ impl Kernel {
         recipient_digest: &[u8; 32],
         list: &str,
     ) -> Result<String, Error> {
+        if self.mail_settings().public_url.is_empty() {
+            return Err(Error::Conflict(
+                "mail.public_url is not configured: the product's mail needs it for its \
+                 unsubscribe links",
+            ));
+        }
         let id = org.as_uuid();
         let (version, tag) =
             self.keyring()
@@ -78,7 +84,9 @@ impl Kernel {
         &self,
         link: &UnsubscribeLink,
     ) -> Result<(OrgId, [u8; 32], String), Error> {
-        let org = OrgId::parse(&link.org).ok_or_else(tampered)?;
+        let org = OrgId::parse(&link.org)
+            .filter(|o| o.as_uuid().to_string() == link.org)
+            .ok_or_else(tampered)?;
         let recipient: [u8; 32] = URL_SAFE_NO_PAD
             .decode(link.recipient.as_bytes())
             .ok()

@@ -206,6 +206,11 @@ impl ShareLinks<'_> {
         record_id: Uuid,
         input: NewShareLink,
     ) -> Result<CreatedShareLink, Error> {
+        // A link outlives the session that makes it: never under impersonation.
+        crate::identity::refuse_under_impersonation(
+            &call.principal,
+            "share links cannot be made while impersonating",
+        )?;
         let now = self.clock().now();
         let settings = self.share_settings();
         if input.expires_at <= now {
@@ -425,6 +430,8 @@ impl ShareLinks<'_> {
         }
         if let Some(hash) = &link.password_hash {
             let Some(given) = password else {
+                self.refused(&scope, link.id, "password_required", request)
+                    .await;
                 return Err(Error::Unauthenticated(
                     "this share link asks for a password",
                 ));
@@ -475,10 +482,10 @@ impl ShareLinks<'_> {
             generation: link.generation,
             expires_unix: expires_at.unix_timestamp(),
         };
-        let (version, _) = self.keyring().link_tag(&[PASS_LABEL])?;
-        let body = pass.body(version);
-        let (_, tag) = self.keyring().link_tag(&[PASS_LABEL, &body])?;
-        let mut raw = body.to_vec();
+        let (_, parts, tag) = self
+            .keyring()
+            .link_tag_with(|version| vec![PASS_LABEL.to_vec(), pass.body(version).to_vec()])?;
+        let mut raw = parts.into_iter().nth(1).unwrap_or_default();
         raw.extend_from_slice(&tag);
         Ok(ViewerPass {
             token: SecretString::new(format!("{PASS_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))),

@@ -112,6 +112,10 @@ pub struct DeliveryOutcome {
     pub state: DeliveryState,
     pub attempts: u32,
     pub next_attempt_at: OffsetDateTime,
+    /// The lease the attempt was made under (its claim's `next_attempt_at`): the outcome is
+    /// written only while the delivery is still pending under that lease, so a worker whose
+    /// lease ran out (and another took the delivery) cannot overwrite the newer outcome.
+    pub leased_until: OffsetDateTime,
 }
 
 #[async_trait]
@@ -153,6 +157,14 @@ pub trait WebhookStore: Send {
 
     /// Gives up every pending delivery of the endpoint (it was disabled); returns how many.
     async fn kill_deliveries(&mut self, endpoint_id: Uuid) -> Result<u64, StoreError>;
+
+    /// Disables the endpoint if it is enabled, touching nothing else; returns whether it did.
+    async fn disable_endpoint(
+        &mut self,
+        id: Uuid,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]

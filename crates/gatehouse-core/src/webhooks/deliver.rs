@@ -72,26 +72,188 @@ fn next_wait(waits: &[Duration], attempt: u32) -> Option<Duration> {
     Some(base + base * jitter / 1000)
 }
 
+/// One organisation's attempts, outcomes, and per endpoint whether an attempt succeeded and
+/// whether one failed.
+type Settled = (
+    Vec<AttemptRow>,
+    Vec<DeliveryOutcome>,
+    HashMap<Uuid, (bool, bool)>,
+);
+
+/// One organisation's part of a pass: what was read for its deliveries.
+struct OrgBatch {
+    org: OrgId,
+    endpoints: HashMap<Uuid, Option<Loaded>>,
+    messages: HashMap<Uuid, Option<WebhookMessageRow>>,
+    deliveries: Vec<DeliveryRow>,
+}
+
+/// `t` without its nanoseconds below the microsecond: the stores keep microseconds, and a
+/// lease is compared for equality when its outcome is written.
+fn micros(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
+}
+
 impl Webhooks<'_> {
-    /// One pass: delivers what is due now.
+    /// One pass: delivers what is due now. Every organisation's deliveries share one pool of
+    /// `concurrency` attempts, so a slow receiver holds up only the slots it occupies; an
+    /// organisation whose endpoints cannot be read is skipped (its deliveries come back when
+    /// their lease runs out) without stopping the others.
     pub async fn deliver_due(
         &self,
         transport: &dyn WebhookTransport,
     ) -> Result<WebhookReport, Error> {
         let settings = self.webhook_settings();
         let now = self.clock().now();
+        let lease = micros(now + settings.lease);
         let due = self
             .store()
-            .claim_due_webhooks(now, now + settings.lease, settings.batch)
+            .claim_due_webhooks(now, lease, settings.batch)
             .await?;
         let mut by_org: BTreeMap<OrgId, Vec<DeliveryRow>> = BTreeMap::new();
         for d in due {
             by_org.entry(d.org_id).or_default().push(d);
         }
-        let mut report = WebhookReport::default();
+        let mut batches = Vec::with_capacity(by_org.len());
         for (org, deliveries) in by_org {
-            self.deliver_org(transport, org, &deliveries, &mut report)
-                .await?;
+            match self.read_batch(org, deliveries, now).await {
+                Ok(b) => batches.push(b),
+                Err(e) => {
+                    tracing::warn!(org = %org, error = %e, "could not read an organisation's webhooks; its deliveries wait for their lease to run out");
+                }
+            }
+        }
+        let mut report = WebhookReport::default();
+        // Every job of the pass, across organisations.
+        let mut jobs = Vec::new();
+        let mut unsendable: Vec<(usize, &DeliveryRow)> = Vec::new();
+        for (b, batch) in batches.iter().enumerate() {
+            for d in &batch.deliveries {
+                let endpoint = batch.endpoints.get(&d.endpoint_id).and_then(Option::as_ref);
+                let message = batch.messages.get(&d.message_id).and_then(Option::as_ref);
+                match (endpoint, message) {
+                    (Some(e), Some(m))
+                        if e.row.disabled.is_none() && e.url.is_some() && !e.secrets.is_empty() =>
+                    {
+                        jobs.push((
+                            b,
+                            Job {
+                                delivery: d,
+                                endpoint: e,
+                                message: m,
+                            },
+                        ));
+                    }
+                    // Disabled, deleted, or unreadable: nothing will ever send it.
+                    _ => unsendable.push((b, d)),
+                }
+            }
+        }
+        let concurrency = self.webhook_settings().concurrency.max(1);
+        // Boxed one by one in a loop, not mapped by a closure: the futures borrow the jobs, and a
+        // closure's borrow is not general enough for a future the runtime may move across threads.
+        let mut sends: Vec<SendFuture<'_>> = Vec::with_capacity(jobs.len());
+        for (i, (_, job)) in jobs.iter().enumerate() {
+            sends.push(Box::pin(async move {
+                let started = Instant::now();
+                let result = self.attempt(transport, job).await;
+                let ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+                (i, ms, result)
+            }));
+        }
+        let results: Vec<(usize, u32, Result<Answer, Failure>)> = futures_util::stream::iter(sends)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let at = self.clock().now();
+        let mut per_org: Vec<Settled> = batches.iter().map(|_| Default::default()).collect();
+        for (b, d) in unsendable {
+            report.dead += 1;
+            if let Some((_, outcomes, _)) = per_org.get_mut(b) {
+                outcomes.push(DeliveryOutcome {
+                    id: d.id,
+                    state: DeliveryState::Dead,
+                    attempts: d.attempts,
+                    next_attempt_at: at,
+                    leased_until: lease,
+                });
+            }
+        }
+        let waits = &self.webhook_settings().retry_waits;
+        for (i, latency_ms, result) in results {
+            let Some((b, job)) = jobs.get(i) else {
+                continue;
+            };
+            let Some((attempts, outcomes, health)) = per_org.get_mut(*b) else {
+                continue;
+            };
+            let d = job.delivery;
+            let attempt = d.attempts.saturating_add(1);
+            let (status, error, response, ok) = match &result {
+                Ok(a) => (
+                    Some(a.status),
+                    None,
+                    a.excerpt.clone(),
+                    (200..300).contains(&a.status),
+                ),
+                Err(f) => (None, Some(f.reason.clone()), String::new(), false),
+            };
+            if result.as_ref().is_err_and(|f| f.refused) {
+                report.refused += 1;
+            }
+            attempts.push(AttemptRow {
+                org_id: d.org_id,
+                id: new_uuid(self.clock()),
+                delivery_id: d.id,
+                endpoint_id: d.endpoint_id,
+                message_id: d.message_id,
+                attempt,
+                at,
+                status,
+                latency_ms,
+                error,
+                response,
+            });
+            let h = health.entry(d.endpoint_id).or_default();
+            let (state, next) = if ok {
+                h.0 = true;
+                report.delivered += 1;
+                (DeliveryState::Delivered, at)
+            } else {
+                h.1 = true;
+                match next_wait(waits, attempt) {
+                    Some(wait) => {
+                        report.retried += 1;
+                        (DeliveryState::Pending, at + wait)
+                    }
+                    None => {
+                        report.dead += 1;
+                        (DeliveryState::Dead, at)
+                    }
+                }
+            };
+            outcomes.push(DeliveryOutcome {
+                id: d.id,
+                state,
+                attempts: attempt,
+                next_attempt_at: next,
+                leased_until: lease,
+            });
+        }
+        crate::telemetry::metrics::webhook_attempts(
+            report.delivered,
+            u32::try_from(jobs.len())
+                .unwrap_or(u32::MAX)
+                .saturating_sub(report.delivered),
+        );
+        for (batch, (attempts, outcomes, health)) in batches.iter().zip(per_org) {
+            if let Err(e) = self
+                .settle(batch, &attempts, &outcomes, health, at, &mut report)
+                .await
+            {
+                tracing::warn!(org = %batch.org, error = %e, "could not record webhook attempts; those deliveries are tried again when their lease runs out");
+            }
         }
         Ok(report)
     }
@@ -125,150 +287,57 @@ impl Webhooks<'_> {
         Ok(Some(Loaded { row, url, secrets }))
     }
 
-    async fn deliver_org(
+    async fn read_batch(
         &self,
-        transport: &dyn WebhookTransport,
         org: OrgId,
-        deliveries: &[DeliveryRow],
-        report: &mut WebhookReport,
-    ) -> Result<(), Error> {
-        let now = self.clock().now();
+        deliveries: Vec<DeliveryRow>,
+        now: OffsetDateTime,
+    ) -> Result<OrgBatch, Error> {
         let mut endpoints: HashMap<Uuid, Option<Loaded>> = HashMap::new();
         let mut messages: HashMap<Uuid, Option<WebhookMessageRow>> = HashMap::new();
-        {
-            let mut tx = self
-                .store()
-                .begin_read_scoped(&TenantScope::granted(org))
-                .await?;
-            for d in deliveries {
-                if let std::collections::hash_map::Entry::Vacant(slot) =
-                    endpoints.entry(d.endpoint_id)
-                {
-                    slot.insert(self.load(tx.as_mut(), d.endpoint_id, now).await?);
-                }
-                if let std::collections::hash_map::Entry::Vacant(slot) =
-                    messages.entry(d.message_id)
-                {
-                    slot.insert(tx.webhook_message(d.message_id).await?);
-                }
+        let mut tx = self
+            .store()
+            .begin_read_scoped(&TenantScope::granted(org))
+            .await?;
+        for d in &deliveries {
+            if let std::collections::hash_map::Entry::Vacant(slot) = endpoints.entry(d.endpoint_id)
+            {
+                let loaded = match self.load(tx.as_mut(), d.endpoint_id, now).await {
+                    Ok(l) => l,
+                    // Keys shredded, or a sealed secret that no longer opens: never sendable.
+                    Err(Error::KeysShredded | Error::Unreadable(_)) => None,
+                    Err(e) => return Err(e),
+                };
+                slot.insert(loaded);
+            }
+            if let std::collections::hash_map::Entry::Vacant(slot) = messages.entry(d.message_id) {
+                slot.insert(tx.webhook_message(d.message_id).await?);
             }
         }
-        let mut outcomes = Vec::new();
-        let mut jobs = Vec::new();
-        for d in deliveries {
-            let endpoint = endpoints.get(&d.endpoint_id).and_then(Option::as_ref);
-            let message = messages.get(&d.message_id).and_then(Option::as_ref);
-            match (endpoint, message) {
-                (Some(e), Some(m))
-                    if e.row.disabled.is_none() && e.url.is_some() && !e.secrets.is_empty() =>
-                {
-                    jobs.push(Job {
-                        delivery: d,
-                        endpoint: e,
-                        message: m,
-                    });
-                }
-                _ => {
-                    // Disabled, deleted, or unreadable: nothing will ever send it.
-                    report.dead += 1;
-                    outcomes.push(DeliveryOutcome {
-                        id: d.id,
-                        state: DeliveryState::Dead,
-                        attempts: d.attempts,
-                        next_attempt_at: now,
-                    });
-                }
-            }
-        }
-        let concurrency = self.webhook_settings().concurrency.max(1);
-        // Boxed one by one in a loop, not mapped by a closure: the futures borrow the jobs, and a
-        // closure's borrow is not general enough for a future the runtime may move across threads.
-        let mut sends: Vec<SendFuture<'_>> = Vec::with_capacity(jobs.len());
-        for (i, job) in jobs.iter().enumerate() {
-            sends.push(Box::pin(async move {
-                let started = Instant::now();
-                let result = self.attempt(transport, job).await;
-                let ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
-                (i, ms, result)
-            }));
-        }
-        let results: Vec<(usize, u32, Result<Answer, Failure>)> = futures_util::stream::iter(sends)
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        let at = self.clock().now();
-        let waits = &self.webhook_settings().retry_waits;
-        let mut attempts = Vec::with_capacity(results.len());
-        // Per endpoint: whether any attempt succeeded, and whether any failed.
-        let mut health: HashMap<Uuid, (bool, bool)> = HashMap::new();
-        for (i, latency_ms, result) in results {
-            let Some(job) = jobs.get(i) else { continue };
-            let d = job.delivery;
-            let attempt = d.attempts.saturating_add(1);
-            let (status, error, response, ok) = match &result {
-                Ok(a) => (
-                    Some(a.status),
-                    None,
-                    a.excerpt.clone(),
-                    (200..300).contains(&a.status),
-                ),
-                Err(f) => (None, Some(f.reason.clone()), String::new(), false),
-            };
-            if result.as_ref().is_err_and(|f| f.refused) {
-                report.refused += 1;
-            }
-            attempts.push(AttemptRow {
-                org_id: org,
-                id: new_uuid(self.clock()),
-                delivery_id: d.id,
-                endpoint_id: d.endpoint_id,
-                message_id: d.message_id,
-                attempt,
-                at,
-                status,
-                latency_ms,
-                error,
-                response,
-            });
-            let h = health.entry(d.endpoint_id).or_default();
-            if ok {
-                h.0 = true;
-                report.delivered += 1;
-                outcomes.push(DeliveryOutcome {
-                    id: d.id,
-                    state: DeliveryState::Delivered,
-                    attempts: attempt,
-                    next_attempt_at: at,
-                });
-            } else {
-                h.1 = true;
-                match next_wait(waits, attempt) {
-                    Some(wait) => {
-                        report.retried += 1;
-                        outcomes.push(DeliveryOutcome {
-                            id: d.id,
-                            state: DeliveryState::Pending,
-                            attempts: attempt,
-                            next_attempt_at: at + wait,
-                        });
-                    }
-                    None => {
-                        report.dead += 1;
-                        outcomes.push(DeliveryOutcome {
-                            id: d.id,
-                            state: DeliveryState::Dead,
-                            attempts: attempt,
-                            next_attempt_at: at,
-                        });
-                    }
-                }
-            }
-        }
+        Ok(OrgBatch {
+            org,
+            endpoints,
+            messages,
+            deliveries,
+        })
+    }
+
+    /// Writes one organisation's attempts and outcomes, moves its endpoints' failure streaks,
+    /// and disables those failing for longer than the disable period.
+    async fn settle(
+        &self,
+        batch: &OrgBatch,
+        attempts: &[AttemptRow],
+        outcomes: &[DeliveryOutcome],
+        health: HashMap<Uuid, (bool, bool)>,
+        at: OffsetDateTime,
+        report: &mut WebhookReport,
+    ) -> Result<(), Error> {
         let disable_after = self.webhook_settings().disable_after;
         let mut failing_since = Vec::new();
         let mut to_disable = Vec::new();
         for (endpoint, (succeeded, failed)) in health {
-            let Some(Some(e)) = endpoints.get(&endpoint) else {
+            let Some(Some(e)) = batch.endpoints.get(&endpoint) else {
                 continue;
             };
             if succeeded {
@@ -286,11 +355,10 @@ impl Webhooks<'_> {
             }
         }
         self.store()
-            .record_webhook_attempts(org, &attempts, &outcomes, &failing_since)
+            .record_webhook_attempts(batch.org, attempts, outcomes, &failing_since)
             .await?;
-        crate::telemetry::metrics::webhook_attempts(report.delivered, report.retried + report.dead);
         for (endpoint, since) in to_disable {
-            if self.disable_failing(org, endpoint, since).await? {
+            if self.disable_failing(batch.org, endpoint, since).await? {
                 report.disabled_endpoints += 1;
             }
         }
@@ -355,7 +423,7 @@ impl Webhooks<'_> {
             }
             tx.endpoint(endpoint).await?
         };
-        let Some(mut e) = current.filter(|e| e.disabled.is_none()) else {
+        let Some(e) = current.filter(|e| e.disabled.is_none()) else {
             return Ok(false);
         };
         let now = self.clock().now();
@@ -367,7 +435,7 @@ impl Webhooks<'_> {
                     platform.as_mut(),
                     &u.email,
                     Template::WebhookDisabled {
-                        url: &e.url,
+                        url: &super::endpoints::shown_url(&e.url),
                         since_hours: hours,
                     },
                 )
@@ -375,9 +443,9 @@ impl Webhooks<'_> {
             }
         }
         let mut tx = platform.enter(&scope).await?;
-        e.disabled = Some(format!("every delivery failed for {hours} hours"));
-        e.updated_at = now;
-        if !tx.update_endpoint(&e).await? {
+        // Only the disabled mark changes: a rotation or a change made meanwhile stays.
+        let reason = format!("every delivery failed for {hours} hours");
+        if !tx.disable_endpoint(endpoint, &reason, now).await? {
             return Ok(false);
         }
         let killed = tx.kill_deliveries(endpoint).await?;
@@ -387,7 +455,14 @@ impl Webhooks<'_> {
             "webhook_endpoint",
             endpoint,
         )
-        .with_details(serde_json::json!({"url": e.url, "failing_hours": hours, "deliveries_given_up": killed}).to_string());
+        .with_details(
+            serde_json::json!({
+                "url": super::endpoints::shown_url(&e.url),
+                "failing_hours": hours,
+                "deliveries_given_up": killed,
+            })
+            .to_string(),
+        );
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
         self.mail_queued();

@@ -116,8 +116,21 @@ fn forbidden_v6(a: Ipv6Addr) -> Option<&'static str> {
         return forbidden_v4(embedded(s6, s7)).or(Some("IPv4-compatible"));
     }
     if s0 == 0x64 && s1 == 0xff9b {
-        // NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48): reaches the IPv4 address it
-        // embeds, so it is judged as that address.
+        let [_, _, s2, s3, s4, s5, ..] = s;
+        if s2 == 1 {
+            // The local-use NAT64 prefix (64:ff9b:1::/48) places the IPv4 address by the
+            // operator's prefix length: it cannot be read back, so it is refused.
+            return Some("local NAT64");
+        }
+        if s2 == 0 && s3 == 0 && s4 == 0 && s5 == 0 {
+            // The well-known NAT64 prefix (64:ff9b::/96) reaches the IPv4 address it embeds.
+            return forbidden_v4(embedded(s6, s7));
+        }
+        return Some("NAT64 (non-standard)");
+    }
+    let [_, _, _, _, s4, s5, ..] = s;
+    if s0 == 0 && s1 == 0 && s.iter().take(4).all(|x| *x == 0) && s4 == 0xffff && s5 == 0 {
+        // SIIT, ::ffff:0:a.b.c.d: judged as the IPv4 address.
         return forbidden_v4(embedded(s6, s7));
     }
     if s0 == 0x2002 {
@@ -173,6 +186,8 @@ mod tests {
             "::127.0.0.1",
             "64:ff9b::a9fe:a9fe",
             "2002:0a00:0001::1",
+            "64:ff9b:1:a00:0:100:808:808",
+            "::ffff:0:a00:1",
             "fc00::1",
             "fd00:ec2::254",
             "fe80::1",

@@ -56,6 +56,23 @@ pub struct RotatedSecret {
     pub secret: SecretString,
 }
 
+/// An endpoint's URL as audit events, mail and other endpoints see it: scheme, host and port,
+/// never its path or query (which may carry a receiver's token).
+pub(crate) fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{}://{h}:{p}", u.scheme()),
+            (Some(h), None) => format!("{}://{h}", u.scheme()),
+            _ => String::new(),
+        },
+        Err(_) => String::new(),
+    }
+}
+
+/// Endpoints one organisation may have: each event is queued once per subscribed endpoint in
+/// the transaction of its change.
+pub const MAX_ENDPOINTS: usize = 50;
+
 pub(super) fn secret_at(endpoint: &str, field: &str) -> (String, String) {
     (endpoint.to_owned(), field.to_owned())
 }
@@ -65,6 +82,25 @@ pub(super) fn secret_field(version: u32) -> String {
 }
 
 impl Webhooks<'_> {
+    /// Checks the caller may manage webhooks (and is not impersonating: a secret and a standing
+    /// outbound channel outlive the impersonation) before any name is resolved for them; each
+    /// change checks again in its own transaction.
+    async fn may_manage(&self, call: &TenantCall) -> Result<(), Error> {
+        crate::identity::refuse_under_impersonation(
+            &call.principal,
+            "webhook endpoints cannot be changed while impersonating",
+        )?;
+        let tx = self.store().begin_read_scoped(&call.scope).await?;
+        self.authorize(
+            tx,
+            &call.principal,
+            Permission::WEBHOOKS_MANAGE,
+            &call.request,
+        )
+        .await
+        .map(|_| ())
+    }
+
     fn types(&self, types: &[String]) -> Result<Vec<String>, Error> {
         if types.is_empty() || types.len() > MAX_TYPES {
             return Err(Error::invalid(
@@ -145,6 +181,7 @@ impl Webhooks<'_> {
         call: &TenantCall,
         input: NewEndpoint,
     ) -> Result<CreatedEndpoint, Error> {
+        self.may_manage(call).await?;
         let event_types = self.types(&input.event_types)?;
         let description = Self::description(input.description)?;
         let url = self.destination(&input.url).await?;
@@ -159,6 +196,14 @@ impl Webhooks<'_> {
                 &call.request,
             )
             .await?;
+        let existing = tx
+            .list_endpoints(PageRequest::parse(None, Some(200))?)
+            .await?;
+        if existing.items.len() >= MAX_ENDPOINTS {
+            return Err(Error::Conflict(
+                "the organisation has 50 webhook endpoints, the most it may have",
+            ));
+        }
         let endpoint = EndpointRow {
             org_id: call.scope.org_id(),
             id: new_uuid(self.clock()),
@@ -181,7 +226,7 @@ impl Webhooks<'_> {
             endpoint.id,
         )
         .with_details(
-            serde_json::json!({"url": endpoint.url, "event_types": endpoint.event_types})
+            serde_json::json!({"url": shown_url(&endpoint.url), "event_types": endpoint.event_types})
                 .to_string(),
         )
         .with_request(call.request.request_id.clone());
@@ -229,6 +274,7 @@ impl Webhooks<'_> {
         id: Uuid,
         change: EndpointChange,
     ) -> Result<EndpointRow, Error> {
+        self.may_manage(call).await?;
         let types = change
             .event_types
             .as_deref()
@@ -275,7 +321,7 @@ impl Webhooks<'_> {
             tx.kill_deliveries(e.id).await?;
         }
         let event = AuditEvent::success(call.principal.actor(), "webhook.endpoint_updated", "webhook_endpoint", id)
-            .with_details(serde_json::json!({"url": e.url, "event_types": e.event_types, "enabled": e.disabled.is_none()}).to_string())
+            .with_details(serde_json::json!({"url": shown_url(&e.url), "event_types": e.event_types, "enabled": e.disabled.is_none()}).to_string())
             .with_request(call.request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
@@ -326,6 +372,10 @@ impl Webhooks<'_> {
         id: Uuid,
         overlap: Duration,
     ) -> Result<RotatedSecret, Error> {
+        crate::identity::refuse_under_impersonation(
+            &call.principal,
+            "webhook secrets cannot be rotated while impersonating",
+        )?;
         if overlap.is_negative() || overlap > MAX_OVERLAP {
             return Err(Error::invalid(
                 "overlap_seconds",

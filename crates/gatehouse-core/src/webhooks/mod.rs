@@ -59,11 +59,14 @@ impl Default for WebhookSettings {
                 Duration::hours(10),
                 Duration::hours(8),
             ],
-            disable_after: Duration::days(3),
+            // Shorter than the schedule's shortest span (the sum of its waits less 20 %): a
+            // delivery that dies has failed for longer than this, so the endpoint is disabled
+            // at its last attempt even when no other event follows.
+            disable_after: Duration::hours(20),
             product_event_types: Vec::new(),
             concurrency: 32,
-            batch: 256,
-            lease: Duration::seconds(30),
+            batch: 64,
+            lease: Duration::seconds(50),
         }
     }
 }

@@ -20,7 +20,6 @@ use crate::extract::RequestMeta;
 use crate::json::{ApiJson, Created};
 use crate::problem::{ApiError, Problem};
 use crate::routes::organization::PageQuery;
-use crate::routes::records::Record;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -280,19 +279,44 @@ fn viewer_token(headers: &HeaderMap) -> Result<&str, Error> {
     }
 }
 
+/// What a viewer sees of a shared record: its content and what it is, not who owns it, who
+/// else may read it or how it is filed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SharedRecord {
+    id: Uuid,
+    #[serde(rename = "type")]
+    kind: String,
+    external_id: String,
+    content: Option<serde_json::Value>,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+    /// `share_link:{id}`.
+    via: String,
+}
+
 /// The shared record, read-only, for the holder of a live viewer pass. A pass whose link was
 /// revoked, or whose password changed, is refused.
 #[utoipa::path(get, path = "/v1/share/record", tag = "share-links", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The record, with its content", body = Record),
+        (status = 200, description = "The record's content and what it is", body = SharedRecord),
         (status = 401, description = "`unauthenticated`: no pass, or one that is invalid or has ended", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The record is gone", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn view(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<Record>, ApiError> {
+) -> Result<Json<SharedRecord>, ApiError> {
     let token = viewer_token(&headers)?;
     let view = state.kernel.share_links().view(token).await?;
-    Ok(Json(view.into()))
+    Ok(Json(SharedRecord {
+        id: view.row.id,
+        kind: view.row.kind,
+        external_id: view.row.external_id,
+        content: view.content,
+        updated_at: view.row.updated_at,
+        expires_at: view.row.expires_at,
+        via: view.via,
+    }))
 }

@@ -69,9 +69,10 @@ pub(crate) async fn confirm(
     let link: UnsubscribeLink = q.into();
     let (_, _, list) = state.kernel.verify_unsubscribe(&link).await?;
     // The list name is a-z, 0-9, '.', '_', '-' only (checked by the signature's verifier), and
-    // the other fields are base64url or a uuid: none needs escaping.
+    // the other fields are base64url or a uuid: none needs escaping. The action is this same
+    // path with its query, so it holds behind a proxy that mounts Gatehouse under a prefix.
     let action = format!(
-        "/v1/unsubscribe?o={}&amp;r={}&amp;l={}&amp;k={}&amp;sig={}",
+        "?o={}&amp;r={}&amp;l={}&amp;k={}&amp;sig={}",
         link.org, link.recipient, link.list, link.key, link.sig
     );
     Ok(page(

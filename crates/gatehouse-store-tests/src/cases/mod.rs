@@ -26,6 +26,7 @@ pub mod sessions;
 pub mod share_links;
 pub mod transactions;
 pub mod users;
+pub mod webhooks;
 
 use gatehouse_core::audit::Audited;
 use gatehouse_core::store::{Role, Store, UserRecord};

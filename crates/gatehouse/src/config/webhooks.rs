@@ -42,7 +42,7 @@ impl Default for WebhooksConfig {
             allow_loopback: false,
             dns_servers: Vec::new(),
             product_event_types: Vec::new(),
-            disable_after_hours: 72,
+            disable_after_hours: 20,
             poll_interval_ms: 1_000,
             timeout_secs: 15,
             concurrency: 32,
@@ -109,9 +109,11 @@ pub(super) fn validate(c: &WebhooksConfig, production: bool) -> Result<WebhookSe
             ),
             product_event_types: c.product_event_types.clone(),
             concurrency: c.concurrency,
-            // Twice the longest attempt, at least ten seconds.
+            // A pass leases twice `concurrency` deliveries and runs them `concurrency` at a
+            // time: two rounds of the longest attempt, one more, and a margin.
+            batch: u32::try_from(c.concurrency.saturating_mul(2)).unwrap_or(512),
             lease: time::Duration::seconds(
-                i64::try_from(c.timeout_secs.saturating_mul(2).max(10)).unwrap_or(120),
+                i64::try_from(c.timeout_secs.saturating_mul(3) + 5).unwrap_or(200),
             ),
             retry_waits: if c.retry_waits_secs.is_empty() {
                 WebhookSettings::default().retry_waits
@@ -121,7 +123,6 @@ pub(super) fn validate(c: &WebhooksConfig, production: bool) -> Result<WebhookSe
                     .map(|s| time::Duration::seconds(i64::try_from(*s).unwrap_or(86_400)))
                     .collect()
             },
-            ..WebhookSettings::default()
         },
         client: WebhookClientSettings {
             policy,
