@@ -63,6 +63,10 @@ GRANT SELECT, INSERT, DELETE ON mail_opt_outs TO gatehouse_app;
 -- Gatehouse's own security mail (resets, verification) has neither and is never suppressed.
 ALTER TABLE mail_outbox ADD COLUMN org_id uuid;
 ALTER TABLE mail_outbox ADD COLUMN list text;
--- Erasing an organisation deletes its product mail (and only that: no scope reads the outbox).
+-- Erasing an organisation deletes its product mail. A DELETE reaches only rows a SELECT policy
+-- lets it see, so the scope may read its own product mail's rows (bookkeeping and bodies sealed
+-- under the platform key; Gatehouse's own mail, with no organisation, stays out of every scope).
+CREATE POLICY organization_mail ON mail_outbox FOR SELECT
+    USING (org_id = gatehouse_current_org());
 CREATE POLICY organization_mail_erasure ON mail_outbox FOR DELETE
     USING (org_id = gatehouse_current_org());

@@ -106,11 +106,20 @@ impl Keyring {
         let mut tx = self.store.begin().await?;
         let mut records = tx.link_keys().await?;
         if records.is_empty() {
-            let (_, proof) = self.create_link_key(tx.as_mut()).await?;
-            records = tx.link_keys().await?;
-            if tx.commit(proof).await.is_err() {
-                // Another instance starting at the same moment made version 1 first.
-                records = self.store.begin_read().await?.link_keys().await?;
+            let made = match self.create_link_key(tx.as_mut()).await {
+                Ok((_, proof)) => tx.commit(proof).await.map_err(Error::from),
+                Err(e) => {
+                    drop(tx);
+                    Err(e)
+                }
+            };
+            records = self.store.begin_read().await?.link_keys().await?;
+            // Another instance starting at the same moment may have made version 1 first: its
+            // key serves. With none in the store, the failure was real.
+            if let Err(e) = made
+                && records.is_empty()
+            {
+                return Err(e);
             }
         } else {
             drop(tx);

@@ -338,6 +338,10 @@ impl ShareLinks<'_> {
         link_id: Uuid,
         password: Option<SecretString>,
     ) -> Result<ShareLinkRow, Error> {
+        crate::identity::refuse_under_impersonation(
+            &call.principal,
+            "share-link passwords cannot be changed while impersonating",
+        )?;
         let hash = match password {
             Some(p) => {
                 let p = NewPassword::parse(p)?;

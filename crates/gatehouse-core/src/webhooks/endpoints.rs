@@ -69,6 +69,10 @@ pub(crate) fn shown_url(url: &str) -> String {
     }
 }
 
+/// What a refused destination is told, whatever the reason.
+const GENERIC_REFUSAL: &str = "must resolve to public addresses only (no loopback, private, \
+                               link-local, metadata or reserved address)";
+
 /// Endpoints one organisation may have: each event is queued once per subscribed endpoint in
 /// the transaction of its change.
 pub const MAX_ENDPOINTS: usize = 50;
@@ -142,15 +146,24 @@ impl Webhooks<'_> {
     /// The URL, checked for shape and then by resolving it: no endpoint is stored that would
     /// send to a forbidden address now.
     async fn destination(&self, url: &str) -> Result<String, Error> {
-        let parsed = check_url(url, self.webhook_settings().destinations)
-            .map_err(|r| Error::invalid("url", r))?;
+        let parsed = check_url(url, self.webhook_settings().destinations).map_err(|r| {
+            // A shape refusal (scheme, credentials) is the caller's own input; an address
+            // refusal is answered like a resolved one.
+            if r.starts_with("resolves") {
+                Error::invalid("url", GENERIC_REFUSAL)
+            } else {
+                Error::invalid("url", r)
+            }
+        })?;
         let transport = self.webhook_transport().ok_or(Error::Conflict(
             "webhooks are not configured on this server",
         ))?;
-        transport
-            .check_destination(&parsed)
-            .await
-            .map_err(|r| Error::invalid("url", r))?;
+        if let Err(detail) = transport.check_destination(&parsed).await {
+            // The caller learns only that the host is not allowed: which internal address a
+            // name resolves to (or whether it resolves) is the operator's to know.
+            tracing::info!(detail = %detail, "a webhook destination was refused");
+            return Err(Error::invalid("url", GENERIC_REFUSAL));
+        }
         Ok(parsed.to_string())
     }
 

@@ -168,8 +168,44 @@ async fn impersonation_is_thirty_minutes_unrenewable_and_audited_with_both_ident
 #[tokio::test]
 async fn an_impersonation_makes_no_credential_that_would_outlive_it() {
     // No step-up list, so nothing but the impersonation rule stands in the way of each attempt.
-    let app = TestApp::spawn_with(|raw| raw.identity.step_up_permissions = Vec::new()).await;
+    let app = TestApp::spawn_with(|raw| {
+        raw.identity.step_up_permissions = Vec::new();
+        crate::product::declare_reports(raw);
+        raw.webhooks.allow_http = true;
+        raw.webhooks.allow_loopback = true;
+    })
+    .await;
     let a = app.signup_login("ada@example.com", "laptop").await;
+    // Issue 21: a share link and a webhook endpoint (and its secret) outlive a session too.
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/records",
+            &a,
+            Some(json!({"type": "report", "external_id": "r1", "level": "private"})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let record_id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/webhooks/endpoints",
+            &a,
+            Some(json!({"url": "http://127.0.0.1:9/in", "event_types": ["member.added"]})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let endpoint_id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let in_an_hour = (gatehouse_core::Clock::now(&app.clock) + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     let res = app
         .org_call(
             Method::POST,
@@ -235,6 +271,26 @@ async fn an_impersonation_makes_no_credential_that_would_outlive_it() {
             Method::PUT,
             format!("/v1/secrets/{secret_id}"),
             json!({"value": "second"}),
+        ),
+        (
+            Method::POST,
+            format!("/v1/records/{record_id}/share-links"),
+            json!({"expires_at": in_an_hour}),
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks/endpoints".to_owned(),
+            json!({"url": "http://127.0.0.1:9/other", "event_types": ["member.added"]}),
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/webhooks/endpoints/{endpoint_id}"),
+            json!({"url": "http://127.0.0.1:9/moved"}),
+        ),
+        (
+            Method::POST,
+            format!("/v1/webhooks/endpoints/{endpoint_id}/rotate-secret"),
+            json!({}),
         ),
     ];
     for (method, path, body) in attempts {
