@@ -118,6 +118,19 @@ impl WebhookStore for PgTenantTx {
         row.as_ref().map(endpoint).transpose()
     }
 
+    async fn lock_endpoint(&mut self, id: Uuid) -> Result<Option<EndpointRow>, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut PgConnection = &mut self.tx;
+        let row =
+            sqlx::query("SELECT * FROM webhook_endpoints WHERE org_id = $1 AND id = $2 FOR UPDATE")
+                .bind(org.as_uuid())
+                .bind(id)
+                .fetch_optional(c)
+                .await
+                .map_err(map_err)?;
+        row.as_ref().map(endpoint).transpose()
+    }
+
     async fn list_endpoints(&mut self, page: PageRequest) -> Result<Page<EndpointRow>, StoreError> {
         let org = self.scope.org_id();
         let c: &mut PgConnection = &mut self.tx;

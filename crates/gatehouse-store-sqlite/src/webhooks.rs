@@ -117,6 +117,11 @@ impl WebhookStore for SqliteTenantTx {
         row.as_ref().map(endpoint).transpose()
     }
 
+    async fn lock_endpoint(&mut self, id: Uuid) -> Result<Option<EndpointRow>, StoreError> {
+        // BEGIN IMMEDIATE already holds every other writer off.
+        self.endpoint(id).await
+    }
+
     async fn list_endpoints(&mut self, page: PageRequest) -> Result<Page<EndpointRow>, StoreError> {
         let org = self.scope.org_id();
         let c: &mut SqliteConnection = &mut self.tx;

@@ -125,6 +125,11 @@ pub trait WebhookStore: Send {
 
     async fn endpoint(&mut self, id: Uuid) -> Result<Option<EndpointRow>, StoreError>;
 
+    /// [`Self::endpoint`], locked until the transaction ends, so two changes (an edit and a
+    /// secret rotation) cannot undo one another (PostgreSQL `FOR UPDATE`; SQLite's writers take
+    /// turns already). Only in a writing transaction.
+    async fn lock_endpoint(&mut self, id: Uuid) -> Result<Option<EndpointRow>, StoreError>;
+
     /// Newest first.
     async fn list_endpoints(&mut self, page: PageRequest) -> Result<Page<EndpointRow>, StoreError>;
 

@@ -308,7 +308,7 @@ impl Webhooks<'_> {
             )
             .await?;
         let mut e = tx
-            .endpoint(id)
+            .lock_endpoint(id)
             .await?
             .ok_or(Error::NotFound("webhook endpoint"))?;
         if let Some(u) = url {
@@ -406,7 +406,7 @@ impl Webhooks<'_> {
             )
             .await?;
         let mut e = tx
-            .endpoint(id)
+            .lock_endpoint(id)
             .await?
             .ok_or(Error::NotFound("webhook endpoint"))?;
         let now = self.clock().now();

@@ -127,6 +127,7 @@ pub(crate) struct EndpointPage {
     responses(
         (status = 200, description = "A page of endpoints", body = EndpointPage),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a bad cursor or limit", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -298,6 +299,7 @@ pub(crate) struct AttemptPage {
     responses(
         (status = 200, description = "A page of attempts", body = AttemptPage),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a bad cursor or limit", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn attempts(
     State(state): State<AppState>,

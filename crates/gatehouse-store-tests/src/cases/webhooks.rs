@@ -76,6 +76,12 @@ pub async fn webhooks_lease_deliveries_once_and_stay_in_their_organisation(store
         .await
         .unwrap();
     assert_eq!(tx.endpoint(ea.id).await.unwrap(), Some(ea.clone()));
+    assert_eq!(tx.lock_endpoint(ea.id).await.unwrap(), Some(ea.clone()));
+    assert_eq!(
+        tx.lock_endpoint(eb.id).await.unwrap(),
+        None,
+        "crossed organisations"
+    );
     assert_eq!(
         tx.endpoint(eb.id).await.unwrap(),
         None,
