@@ -94,15 +94,26 @@ impl Webhooks<'_> {
             &call.principal,
             "webhook endpoints cannot be changed while impersonating",
         )?;
-        let tx = self.store().begin_read_scoped(&call.scope).await?;
-        self.authorize(
-            tx,
-            &call.principal,
-            Permission::WEBHOOKS_MANAGE,
-            &call.request,
-        )
-        .await
-        .map(|_| ())
+        self.managing(call, false).await.map(|_| ())
+    }
+
+    /// A transaction in the caller's organisation (writing or reading), once the caller is
+    /// found to hold `webhooks.manage`.
+    async fn managing(&self, call: &TenantCall, write: bool) -> Result<Box<dyn TenantTx>, Error> {
+        let tx = if write {
+            self.store().begin_scoped(&call.scope).await?
+        } else {
+            self.store().begin_read_scoped(&call.scope).await?
+        };
+        let (tx, _) = self
+            .authorize(
+                tx,
+                &call.principal,
+                Permission::WEBHOOKS_MANAGE,
+                &call.request,
+            )
+            .await?;
+        Ok(tx)
     }
 
     fn types(&self, types: &[String]) -> Result<Vec<String>, Error> {
@@ -200,15 +211,7 @@ impl Webhooks<'_> {
         let url = self.destination(&input.url).await?;
         let (raw, secret) = new_secret()?;
         let now = self.clock().now();
-        let tx = self.store().begin_scoped(&call.scope).await?;
-        let (mut tx, _) = self
-            .authorize(
-                tx,
-                &call.principal,
-                Permission::WEBHOOKS_MANAGE,
-                &call.request,
-            )
-            .await?;
+        let mut tx = self.managing(call, true).await?;
         let existing = tx
             .list_endpoints(PageRequest::parse(None, Some(200))?)
             .await?;
@@ -253,28 +256,12 @@ impl Webhooks<'_> {
         call: &TenantCall,
         page: PageRequest,
     ) -> Result<Page<EndpointRow>, Error> {
-        let tx = self.store().begin_read_scoped(&call.scope).await?;
-        let (mut tx, _) = self
-            .authorize(
-                tx,
-                &call.principal,
-                Permission::WEBHOOKS_MANAGE,
-                &call.request,
-            )
-            .await?;
+        let mut tx = self.managing(call, false).await?;
         Ok(tx.list_endpoints(page).await?)
     }
 
     pub async fn get(&self, call: &TenantCall, id: Uuid) -> Result<EndpointRow, Error> {
-        let tx = self.store().begin_read_scoped(&call.scope).await?;
-        let (mut tx, _) = self
-            .authorize(
-                tx,
-                &call.principal,
-                Permission::WEBHOOKS_MANAGE,
-                &call.request,
-            )
-            .await?;
+        let mut tx = self.managing(call, false).await?;
         tx.endpoint(id)
             .await?
             .ok_or(Error::NotFound("webhook endpoint"))
@@ -298,15 +285,7 @@ impl Webhooks<'_> {
             Some(u) => Some(self.destination(u).await?),
             None => None,
         };
-        let tx = self.store().begin_scoped(&call.scope).await?;
-        let (mut tx, _) = self
-            .authorize(
-                tx,
-                &call.principal,
-                Permission::WEBHOOKS_MANAGE,
-                &call.request,
-            )
-            .await?;
+        let mut tx = self.managing(call, true).await?;
         let mut e = tx
             .lock_endpoint(id)
             .await?
@@ -343,15 +322,7 @@ impl Webhooks<'_> {
 
     /// Deletes an endpoint with its secrets, deliveries and log.
     pub async fn delete(&self, call: &TenantCall, id: Uuid) -> Result<(), Error> {
-        let tx = self.store().begin_scoped(&call.scope).await?;
-        let (mut tx, _) = self
-            .authorize(
-                tx,
-                &call.principal,
-                Permission::WEBHOOKS_MANAGE,
-                &call.request,
-            )
-            .await?;
+        let mut tx = self.managing(call, true).await?;
         let e = tx
             .endpoint(id)
             .await?
@@ -396,15 +367,7 @@ impl Webhooks<'_> {
             ));
         }
         let (raw, secret) = new_secret()?;
-        let tx = self.store().begin_scoped(&call.scope).await?;
-        let (mut tx, _) = self
-            .authorize(
-                tx,
-                &call.principal,
-                Permission::WEBHOOKS_MANAGE,
-                &call.request,
-            )
-            .await?;
+        let mut tx = self.managing(call, true).await?;
         let mut e = tx
             .lock_endpoint(id)
             .await?
@@ -443,15 +406,7 @@ impl Webhooks<'_> {
         id: Uuid,
         page: PageRequest,
     ) -> Result<Page<AttemptRow>, Error> {
-        let tx = self.store().begin_read_scoped(&call.scope).await?;
-        let (mut tx, _) = self
-            .authorize(
-                tx,
-                &call.principal,
-                Permission::WEBHOOKS_MANAGE,
-                &call.request,
-            )
-            .await?;
+        let mut tx = self.managing(call, false).await?;
         tx.endpoint(id)
             .await?
             .ok_or(Error::NotFound("webhook endpoint"))?;
@@ -466,15 +421,7 @@ impl Webhooks<'_> {
         endpoint: Uuid,
         delivery: Uuid,
     ) -> Result<DeliveryRow, Error> {
-        let tx = self.store().begin_scoped(&call.scope).await?;
-        let (mut tx, _) = self
-            .authorize(
-                tx,
-                &call.principal,
-                Permission::WEBHOOKS_MANAGE,
-                &call.request,
-            )
-            .await?;
+        let mut tx = self.managing(call, true).await?;
         let e = tx
             .endpoint(endpoint)
             .await?
