@@ -10,22 +10,29 @@
 //! - an accepted display name is the input trimmed, 1 to 200 characters without control
 //!   characters, and parses to itself;
 //! - an accepted new password is NFKC-normalised, 8 to 256 characters, and parses to itself, so
-//!   the password a sign-in normalises is the one that was hashed.
+//!   the password a sign-in normalises is the one that was hashed;
+//! - the sender-domain check's record parsers (`gatehouse_core::mail::dns_records`): an accepted
+//!   domain name is lower-case, at most 253 bytes, without a trailing dot, and parses to itself;
+//!   an accepted SPF record has one term per word after `v=spf1`; an accepted tag list names
+//!   each tag once.
 //!
 //! No `#![forbid(unsafe_code)]`: `fuzz_target!` emits a `#[no_mangle]` function (see src/lib.rs).
 #![no_main]
 
 use gatehouse_core::inputs::{DisplayName, Email, NewPassword, normalize_password};
+use gatehouse_core::mail::dns_records::{domain_name, spf_terms, tag_list};
 use gatehouse_crypto::SecretString;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(
     init: {
-        let seeds: [&[u8]; 4] = [
+        let seeds: [&[u8]; 6] = [
             b"\x00 Ada.Lovelace@Example.COM ",
             b"\x01Acme Rocket Works \xc3\xa9",
             b"\x02plum-orbit-cask-47",
             b"\x02\xef\xac\x81ne-\xef\xbc\xa1pple-7",
+            b"\x03v=spf1 ip4:192.0.2.0/24 include:_spf.mailer.example ~all",
+            b"\x03v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA",
         ];
         let seeds: Vec<Vec<u8>> = seeds.iter().map(|s| s.to_vec()).collect();
         gatehouse_fuzz::write_seeds("inputs", &seeds);
@@ -35,7 +42,7 @@ fuzz_target!(
         let Ok(text) = std::str::from_utf8(rest) else {
             return;
         };
-        match selector % 3 {
+        match selector % 4 {
             0 => {
                 let Ok(email) = Email::parse(text) else {
                     return;
@@ -58,6 +65,23 @@ fuzz_target!(
                 assert!((1..=200).contains(&n.chars().count()), "{n:?}");
                 assert!(!n.chars().any(char::is_control), "{n:?}");
                 assert_eq!(DisplayName::parse("name", n).ok().as_ref(), Some(&name));
+            }
+            3 => {
+                if let Ok(name) = domain_name(text) {
+                    assert!(name.len() <= 253 && !name.ends_with('.'), "{name:?}");
+                    assert_eq!(name, name.to_ascii_lowercase());
+                    assert_eq!(domain_name(&name).as_ref(), Ok(&name), "not idempotent");
+                }
+                if let Ok(terms) = spf_terms(text) {
+                    let words = text.split([' ', '\t']).filter(|w| !w.is_empty()).count();
+                    assert_eq!(terms.len() + 1, words, "{text:?}");
+                }
+                if let Ok(tags) = tag_list(text) {
+                    for (i, (t, _)) in tags.iter().enumerate() {
+                        assert!(!t.is_empty());
+                        assert!(!tags.iter().skip(i + 1).any(|(u, _)| u == t), "{t} twice");
+                    }
+                }
             }
             _ => {
                 let typed = SecretString::from(text.to_owned());

@@ -77,6 +77,7 @@ pub struct Kernel {
     webhooks: crate::webhooks::WebhookSettings,
     webhook_transport: Option<Arc<dyn crate::webhooks::WebhookTransport>>,
     webhook_wakeup: tokio::sync::Notify,
+    domain_checker: Option<Arc<crate::mail::DomainChecker>>,
 }
 
 /// One dependency's state in the readiness report.
@@ -121,6 +122,7 @@ impl Kernel {
             webhooks: crate::webhooks::WebhookSettings::default(),
             webhook_transport: None,
             webhook_wakeup: tokio::sync::Notify::new(),
+            domain_checker: None,
         }
     }
 
@@ -148,6 +150,18 @@ impl Kernel {
         self.webhooks = settings;
         self.webhook_transport = Some(transport);
         self
+    }
+
+    /// Replaces what sender domains are checked against and the resolver that reads them
+    /// (start-up only).
+    #[must_use]
+    pub fn with_domain_check(mut self, checker: crate::mail::DomainChecker) -> Self {
+        self.domain_checker = Some(Arc::new(checker));
+        self
+    }
+
+    pub(crate) fn domain_checker(&self) -> Option<&crate::mail::DomainChecker> {
+        self.domain_checker.as_deref()
     }
 
     pub(crate) fn webhook_settings(&self) -> &crate::webhooks::WebhookSettings {

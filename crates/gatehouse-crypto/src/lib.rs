@@ -11,6 +11,7 @@ pub mod digest;
 pub mod jwt;
 pub mod mac;
 pub mod random;
+pub mod rsa_sign;
 pub mod secret;
 pub mod sign;
 
@@ -20,6 +21,7 @@ pub use digest::sha256;
 pub use jwt::{HasExpiry, JwtError, JwtSigner, JwtVerifier};
 pub use mac::MacKey;
 pub use random::{RandomError, fill_random, random_key, random_nonce, random_token};
+pub use rsa_sign::{PublishedRsaKey, RsaSigningKey, published_rsa_key};
 pub use secret::{Key32, KeyParseError, SecretBytes, SecretString};
 pub use sign::{SigningKey, verify_ed25519};
 pub mod password;

@@ -46,7 +46,7 @@ pub use state::{AppState, ServiceSecrets, Shared};
         (name = "check", description = "Decisions about the product's own permissions and records"),
         (name = "records", description = "The product's records: typed, owned, private, organisation-wide or public"),
         (name = "share-links", description = "Links that open one record, read-only, without an account"),
-        (name = "mail", description = "Signed unsubscribe links and the organisation's opt-out list"),
+        (name = "mail", description = "Signed unsubscribe links, the organisation's opt-out list, and the sender-domain check"),
         (name = "webhooks", description = "Standard Webhooks: endpoints, signing secrets, the delivery log and replays"),
         (name = "grants", description = "Grants between organisations: one lets another read (or change) its records, until a time"),
         (name = "internal", description = "The service API (`X-Service-Auth`)"),
@@ -87,8 +87,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use Limit::{Admin, Auth, ReadWrite, Unlimited};
     use routes::{
         admin, admin_sessions, api_keys, audit, audit_events, auth, check, erasures, exports,
-        grants, health, invitations, me, messages, metrics, mfa, organization, records, recovery,
-        secrets, security_txt, share_links, signup, transit, unsubscribe, webhooks,
+        grants, health, invitations, mail_domains, me, messages, metrics, mfa, organization,
+        records, recovery, secrets, security_txt, share_links, signup, transit, unsubscribe,
+        webhooks,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the document it serves.
@@ -178,6 +179,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(webhooks::attempts))
         .add(ReadWrite, routes!(webhooks::replay))
         .add(ReadWrite, routes!(webhooks::event_types))
+        .add(ReadWrite, routes!(mail_domains::check))
         .add(Unlimited, routes!(webhooks::publish))
         .add(ReadWrite, routes!(grants::create, grants::given))
         .add(ReadWrite, routes!(grants::received))

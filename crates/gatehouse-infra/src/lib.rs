@@ -3,6 +3,8 @@
 //! the development `.eml` writer); the webhook HTTP client with its SSRF guard.
 #![forbid(unsafe_code)]
 
+pub mod dkim;
+pub mod dns;
 pub mod fanout;
 pub mod mail;
 mod redis_limiter;

@@ -1,8 +1,10 @@
 //! Mail transports: SMTP (lettre; STARTTLS, implicit TLS, or plain only towards loopback, which
 //! configuration enforces) and the development default that writes each message as an `.eml`
-//! file. Both build the same MIME message: plain text and HTML alternatives.
+//! file. Both build the same MIME message: plain text and HTML alternatives, DKIM-signed when a
+//! key is configured.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +15,8 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use crate::dkim::DkimSigner;
 
 /// How the SMTP connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,15 +104,33 @@ fn mime(message: &Message) -> Result<lettre::Message, SendError> {
         })
 }
 
+/// The domain of an address such as `Acme <no-reply@acme.example>`, lower-cased.
+#[must_use]
+pub fn address_domain(address: &str) -> Option<String> {
+    let mailbox: Mailbox = address.parse().ok()?;
+    Some(mailbox.email.domain().to_ascii_lowercase())
+}
+
+/// The bytes that go out: the formatted message, with a DKIM signature in front when a key is
+/// configured.
+fn wire_bytes(m: &lettre::Message, dkim: Option<&DkimSigner>) -> Result<Vec<u8>, SendError> {
+    let bytes = m.formatted();
+    match dkim {
+        Some(signer) => signer.sign(&bytes).map_err(unsendable),
+        None => Ok(bytes),
+    }
+}
+
 /// Delivers over SMTP. Each message opens its own connection: mail is rare and a pooled
 /// connection would only hide a relay that went away.
 #[derive(Debug)]
 pub struct SmtpTransport {
     inner: AsyncSmtpTransport<Tokio1Executor>,
+    dkim: Option<Arc<DkimSigner>>,
 }
 
 impl SmtpTransport {
-    pub fn new(s: &SmtpSettings) -> Result<Self, String> {
+    pub fn new(s: &SmtpSettings, dkim: Option<Arc<DkimSigner>>) -> Result<Self, String> {
         let tls_params = || -> Result<TlsParameters, String> {
             let mut b = TlsParameters::builder(s.host.clone());
             if let Some(pem) = &s.ca_pem {
@@ -132,6 +154,7 @@ impl SmtpTransport {
         }
         Ok(Self {
             inner: builder.build(),
+            dkim,
         })
     }
 }
@@ -144,8 +167,9 @@ impl MailTransport for SmtpTransport {
 
     async fn send(&self, message: &Message) -> Result<(), SendError> {
         let m = mime(message)?;
+        let bytes = wire_bytes(&m, self.dkim.as_deref())?;
         self.inner
-            .send(m)
+            .send_raw(m.envelope(), &bytes)
             .await
             .map(|_| ())
             .map_err(|e| classify(&e))
@@ -156,12 +180,13 @@ impl MailTransport for SmtpTransport {
 #[derive(Debug)]
 pub struct FileTransport {
     dir: PathBuf,
+    dkim: Option<Arc<DkimSigner>>,
 }
 
 impl FileTransport {
     #[must_use]
-    pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+    pub fn new(dir: PathBuf, dkim: Option<Arc<DkimSigner>>) -> Self {
+        Self { dir, dkim }
     }
 }
 
@@ -184,7 +209,7 @@ impl MailTransport for FileTransport {
         let path = self.dir.join(format!("{}.eml", message.id));
         let tmp = self.dir.join(format!("{}.eml.tmp", message.id));
         // The files hold live one-time links: readable by the owner only.
-        let bytes = m.formatted();
+        let bytes = wire_bytes(&m, self.dkim.as_deref())?;
         let at = tmp.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             use std::io::Write as _;

@@ -11,8 +11,6 @@ use async_trait::async_trait;
 use gatehouse_core::webhooks::destination::{self, DestinationPolicy};
 use gatehouse_core::webhooks::{Answer, EXCERPT, Failure, Refusal, WebhookTransport};
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use reqwest_webhooks as reqwest;
 
 /// What the delivery log says of a refused destination: the organisation learns that its
@@ -91,32 +89,7 @@ pub struct WebhookClient {
 
 impl WebhookClient {
     pub fn new(s: &WebhookClientSettings) -> Result<Self, String> {
-        let mut opts = ResolverOpts::default();
-        opts.timeout = Duration::from_secs(3);
-        opts.attempts = 2;
-        let resolver = if s.dns_servers.is_empty() {
-            TokioResolver::builder_tokio()
-                .map_err(|e| format!("webhooks: the system's DNS configuration: {e}"))?
-                .with_options(opts)
-                .build()
-        } else {
-            let servers = s
-                .dns_servers
-                .iter()
-                .map(|a| {
-                    let mut c = ConnectionConfig::udp();
-                    c.port = a.port();
-                    NameServerConfig::new(a.ip(), true, vec![c])
-                })
-                .collect();
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                TokioRuntimeProvider::default(),
-            )
-            .with_options(opts)
-            .build()
-        }
-        .map_err(|e| format!("webhooks: the DNS resolver: {e}"))?;
+        let resolver = crate::dns::resolver(&s.dns_servers, "webhooks", true)?;
         let guard = Arc::new(Guard {
             resolver,
             policy: s.policy,

@@ -75,6 +75,7 @@ impl App {
                 .with_lifecycle(config.lifecycle.settings.clone())
                 .with_share(config.share)
                 .with_webhooks(config.webhooks.settings.clone(), webhook_client(config)?)
+                .with_domain_check(domain_checker(config)?)
                 .with_product(config.product.clone()),
         );
         kernel
@@ -616,6 +617,18 @@ fn webhook_client(
         .map_err(StartError)
 }
 
+/// The sender-domain check's settings and resolver (also used by `gatehouse mail check-domain`).
+pub(crate) fn domain_checker(
+    config: &Config,
+) -> Result<gatehouse_core::mail::DomainChecker, StartError> {
+    let lookups =
+        gatehouse_infra::dns::TxtLookups::new(&config.mail.auth.dns_servers).map_err(StartError)?;
+    Ok(gatehouse_core::mail::DomainChecker {
+        settings: config.mail.auth.domain_check.clone(),
+        resolver: Arc::new(lookups),
+    })
+}
+
 fn mail_transport(config: &Config) -> Result<Arc<dyn MailTransport>, StartError> {
     use crate::config::MailTransportSettings;
     use gatehouse_infra::mail::{FileTransport, SmtpTransport};
@@ -625,11 +638,14 @@ fn mail_transport(config: &Config) -> Result<Arc<dyn MailTransport>, StartError>
                 dir = %dir.display(),
                 "mail is written to .eml files, not sent; configure [mail] transport = \"smtp\" to send it"
             );
-            Arc::new(FileTransport::new(dir.clone()))
+            Arc::new(FileTransport::new(
+                dir.clone(),
+                config.mail.auth.dkim.clone(),
+            ))
         }
-        MailTransportSettings::Smtp(settings) => {
-            Arc::new(SmtpTransport::new(settings).map_err(StartError)?)
-        }
+        MailTransportSettings::Smtp(settings) => Arc::new(
+            SmtpTransport::new(settings, config.mail.auth.dkim.clone()).map_err(StartError)?,
+        ),
     })
 }
 

@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::erase_cmd::EraseCommand,
     },
+    /// Mail: the sender-domain check and the DKIM record to publish.
+    Mail {
+        #[command(subcommand)]
+        command: crate::mail_cmd::MailCommand,
+    },
     /// Platform operators.
     Admin {
         #[command(subcommand)]
@@ -132,6 +137,7 @@ pub fn main() -> ExitCode {
             Command::Audit { command } => crate::audit_cmd::run(&config, command).await,
             Command::Admin { command } => crate::admin_cmd::run(&config, command).await,
             Command::Erase { command } => crate::erase_cmd::run(&config, command).await,
+            Command::Mail { command } => crate::mail_cmd::run(&config, command).await,
             Command::Config { .. } | Command::LocalVault { .. } | Command::DevCert { .. } => Ok(()),
         }
     });

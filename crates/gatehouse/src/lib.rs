@@ -14,6 +14,7 @@ mod keyfile;
 mod keys_cmd;
 mod lifecycle_job;
 pub mod logging;
+mod mail_cmd;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 pub mod tls;

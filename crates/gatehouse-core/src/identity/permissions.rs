@@ -35,6 +35,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "webhooks.manage",
         "create, change and delete webhook endpoints, read their delivery log and replay",
     ),
+    (
+        "mail.check_domain",
+        "check a sending domain's SPF, DKIM and DMARC records (DNS queries)",
+    ),
 ];
 
 /// A permission from the catalogue.
@@ -57,6 +61,7 @@ impl Permission {
     pub const TRANSIT_MANAGE: Self = Self("transit.manage");
     pub const GRANTS_MANAGE: Self = Self("grants.manage");
     pub const WEBHOOKS_MANAGE: Self = Self("webhooks.manage");
+    pub const MAIL_CHECK_DOMAIN: Self = Self("mail.check_domain");
 
     /// The catalogue entry named `name`.
     #[must_use]

@@ -3,6 +3,8 @@
 //! (SMTP, the development `.eml` writer) live in the infrastructure layer behind
 //! [`MailTransport`]; a transport that fails delays mail and never stops the process.
 
+pub mod dns_records;
+mod domain_check;
 mod product;
 mod templates;
 mod unsubscribe;
@@ -17,6 +19,10 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 use uuid::Uuid;
 
+pub use domain_check::{
+    DomainCheckSettings, DomainChecker, DomainReport, Finding, MAX_QUERIES, SPF_LOOKUP_LIMIT,
+    TxtError, TxtResolver, Verdict, check_domain,
+};
 pub use product::{MailTemplate, ProductBody, ProductMessage, Queued};
 pub use templates::{Template, render};
 pub use unsubscribe::{UnsubscribeLink, Unsubscribed};

@@ -11,6 +11,7 @@ pub(crate) mod fallback;
 pub(crate) mod grants;
 pub(crate) mod health;
 pub(crate) mod invitations;
+pub(crate) mod mail_domains;
 pub(crate) mod me;
 pub(crate) mod messages;
 pub(crate) mod metrics;

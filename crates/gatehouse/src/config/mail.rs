@@ -8,6 +8,7 @@ use gatehouse_core::mail::MailSettings;
 use gatehouse_infra::mail::{SmtpSettings, SmtpTls};
 use serde::{Deserialize, Serialize};
 
+use super::mail_auth::{DkimConfig, DomainCheckConfig, MailAuthSetup};
 use super::{ConfigError, refuse};
 use crate::keyfile;
 
@@ -80,6 +81,10 @@ pub struct MailConfig {
     pub smtp: SmtpConfig,
     /// The product's own message templates, for `POST /internal/v1/messages` with `template`.
     pub templates: Vec<MailTemplateConfig>,
+    /// DKIM signing of outgoing mail (F4).
+    pub dkim: DkimConfig,
+    /// What the sender-domain check compares a domain's records with (F4).
+    pub domain_check: DomainCheckConfig,
 }
 
 /// One product template: `{{name}}` placeholders are filled from the call's `variables` (and
@@ -110,6 +115,8 @@ impl Default for MailConfig {
             max_refusals: d.max_refusals,
             smtp: SmtpConfig::default(),
             templates: Vec::new(),
+            dkim: DkimConfig::default(),
+            domain_check: DomainCheckConfig::default(),
         }
     }
 }
@@ -128,6 +135,8 @@ pub struct MailSetup {
     pub settings: MailSettings,
     pub transport: MailTransportSettings,
     pub poll: Duration,
+    /// The DKIM signer and the domain check's settings.
+    pub auth: MailAuthSetup,
 }
 
 pub(super) fn validate(
@@ -230,6 +239,7 @@ pub(super) fn validate(
     // The SMTP files are checked even while the file transport is in use, so a readable
     // password file is refused before anyone switches to SMTP.
     let smtp = smtp(&c.smtp)?;
+    let auth = super::mail_auth::validate(&c.dkim, &c.domain_check, &c.from)?;
     let transport = match c.transport {
         MailTransportKind::File => MailTransportSettings::File(data_dir.join("mail")),
         MailTransportKind::Smtp => MailTransportSettings::Smtp(smtp),
@@ -261,6 +271,7 @@ pub(super) fn validate(
         },
         transport,
         poll: Duration::from_millis(c.poll_interval_ms),
+        auth,
     })
 }
 

@@ -23,6 +23,7 @@ mod identity;
 mod keyring;
 pub mod lifecycle;
 mod mail;
+mod mail_auth;
 mod master_key;
 pub mod metrics;
 pub mod otlp;
@@ -46,6 +47,7 @@ pub use mail::{
     MailConfig, MailSetup, MailTemplateConfig, MailTransportKind, MailTransportSettings,
     SmtpConfig, SmtpTlsMode,
 };
+pub use mail_auth::{DkimConfig, DomainCheckConfig, MailAuthSetup};
 pub use master_key::MasterKey;
 pub use password_hashing::{PasswordHashing, PasswordHashingSettings};
 pub use rate_limits::{LimitStore, LockoutConfig, PerIpQuotas, RateLimitConfig, RateLimitSettings};

@@ -5,7 +5,8 @@
 Answers UDP queries on 127.0.0.1:PORT from ZONE_FILE, read again for every query so a test can
 change an answer mid-run: a JSON object from lower-case names with a trailing dot to
 {"A": [...], "AAAA": [...], "TXT": [...]}. A TXT value longer than 255 bytes is split into
-character-strings. A name not in the file is NXDOMAIN. Prints "ready" once listening."""
+character-strings. A name not in the file is NXDOMAIN. Every query's name and type is appended
+to ZONE_FILE.log (so a test can show that no query was made). Prints "ready" once listening."""
 
 import json
 import sys
@@ -23,6 +24,8 @@ class Zone(BaseResolver):
         reply = request.reply()
         name = str(request.q.qname).lower()
         kind = QTYPE[request.q.qtype]
+        with open(ZONE_FILE + ".log", "a", encoding="utf-8") as log:
+            log.write(f"{name} {kind}\n")
         with open(ZONE_FILE, encoding="utf-8") as f:
             zone = json.load(f)
         if name not in zone:

@@ -437,6 +437,17 @@ impl DnsServer {
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// Every query answered so far, as "name. TYPE".
+    pub fn queries(&self) -> Vec<String> {
+        let mut log = self.zone.clone().into_os_string();
+        log.push(".log");
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 impl Drop for DnsServer {

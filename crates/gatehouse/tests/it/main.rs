@@ -26,6 +26,7 @@ mod health;
 mod invitations;
 mod lifecycle;
 mod limits;
+mod mail_domains;
 mod membership;
 mod metrics;
 mod mfa;

@@ -1,0 +1,579 @@
+//! The sender-domain check (F4): whether a domain's SPF, DKIM and DMARC records let the mail
+//! Gatehouse sends for it be delivered and trusted, each with a verdict and a sentence saying
+//! what to change. DNS is asked through [`TxtResolver`] (hickory in the infrastructure layer); a
+//! check makes at most [`MAX_QUERIES`] queries.
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use serde::Serialize;
+
+use super::dns_records::{self, Qualifier, SpfTerm};
+use crate::error::Error;
+
+/// RFC 7208 section 4.6.4: more lookups than this is a permanent error at the receiver.
+pub const SPF_LOOKUP_LIMIT: usize = 10;
+/// Queries one check may make (SPF's ten lookups, their records, DKIM and DMARC).
+pub const MAX_QUERIES: usize = 16;
+
+/// Why a TXT lookup gave no records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxtError {
+    /// NXDOMAIN, or the name has no TXT records.
+    NotFound,
+    /// The lookup failed (timeout, SERVFAIL): nothing can be said about the record.
+    Failed(String),
+}
+
+/// TXT lookups; each record's character strings joined.
+#[async_trait]
+pub trait TxtResolver: Send + Sync + std::fmt::Debug {
+    async fn txt(&self, name: &str) -> Result<Vec<String>, TxtError>;
+}
+
+/// What the check compares the records with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DomainCheckSettings {
+    /// The sending service's SPF domains, each expected as an `include:` (directly or inside
+    /// another include). Empty: not checked.
+    pub spf_include: Vec<String>,
+    /// Where the DKIM key is looked for (`{selector}._domainkey.{domain}`).
+    pub dkim_selector: Option<String>,
+    /// The domain Gatehouse signs as and its public key (SubjectPublicKeyInfo DER), when
+    /// signing is configured: the published key must be this one.
+    pub dkim_signer: Option<(String, Vec<u8>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One record's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// `spf`, `dkim` or `dmarc`.
+    pub check: &'static str,
+    pub verdict: Verdict,
+    /// Where the record was looked for.
+    pub name: String,
+    /// The record found (the first, when there are several).
+    pub record: Option<String>,
+    /// What is right or what to change, in one or two sentences.
+    pub advice: String,
+}
+
+/// The whole check: its verdict is the worst of the three.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainReport {
+    pub domain: String,
+    pub verdict: Verdict,
+    pub checks: Vec<Finding>,
+}
+
+/// Checks `domain` (validated first: an invalid name makes no query).
+pub async fn check_domain(
+    resolver: &dyn TxtResolver,
+    settings: &DomainCheckSettings,
+    domain: &str,
+) -> Result<DomainReport, Error> {
+    let domain = dns_records::domain_name(domain).map_err(|r| Error::invalid("domain", r))?;
+    let mut dns = Budget {
+        resolver,
+        left: MAX_QUERIES,
+    };
+    let checks = vec![
+        spf(&mut dns, settings, &domain).await,
+        dkim(&mut dns, settings, &domain).await,
+        dmarc(&mut dns, settings, &domain).await,
+    ];
+    let verdict = checks
+        .iter()
+        .map(|c| c.verdict)
+        .max()
+        .unwrap_or(Verdict::Fail);
+    Ok(DomainReport {
+        domain,
+        verdict,
+        checks,
+    })
+}
+
+struct Budget<'a> {
+    resolver: &'a dyn TxtResolver,
+    left: usize,
+}
+
+impl Budget<'_> {
+    async fn txt(&mut self, name: &str) -> Result<Vec<String>, TxtError> {
+        if self.left == 0 {
+            return Err(TxtError::Failed(format!(
+                "the check's limit of {MAX_QUERIES} queries was reached"
+            )));
+        }
+        self.left -= 1;
+        self.resolver.txt(name).await
+    }
+}
+
+fn finding(
+    check: &'static str,
+    verdict: Verdict,
+    name: &str,
+    record: Option<&str>,
+    advice: String,
+) -> Finding {
+    Finding {
+        check,
+        verdict,
+        name: name.to_owned(),
+        record: record.map(str::to_owned),
+        advice,
+    }
+}
+
+/// The records at `name` that `is_kind` recognises, or the finding that ends the check.
+async fn records(
+    dns: &mut Budget<'_>,
+    check: &'static str,
+    name: &str,
+    is_kind: fn(&str) -> bool,
+    missing: String,
+) -> Result<Vec<String>, Finding> {
+    match dns.txt(name).await {
+        Ok(all) => {
+            let found: Vec<String> = all.into_iter().filter(|t| is_kind(t)).collect();
+            if found.is_empty() {
+                Err(finding(check, Verdict::Fail, name, None, missing))
+            } else if found.len() > 1 {
+                let first = found.first().map(String::as_str);
+                Err(finding(
+                    check,
+                    Verdict::Fail,
+                    name,
+                    first,
+                    format!(
+                        "{} records are published at {name}; receivers treat that as an error. \
+                         Merge them into one.",
+                        found.len()
+                    ),
+                ))
+            } else {
+                Ok(found)
+            }
+        }
+        Err(TxtError::NotFound) => Err(finding(check, Verdict::Fail, name, None, missing)),
+        Err(TxtError::Failed(why)) => Err(finding(
+            check,
+            Verdict::Fail,
+            name,
+            None,
+            format!(
+                "The DNS lookup of {name} failed ({why}); nothing could be checked. Try again."
+            ),
+        )),
+    }
+}
+
+async fn spf(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> Finding {
+    let example = s
+        .spf_include
+        .first()
+        .map_or_else(String::new, |i| format!("include:{i} "));
+    let missing = format!(
+        "No SPF record: publish a TXT record at {domain} such as \"v=spf1 {example}-all\"."
+    );
+    let record = match records(dns, "spf", domain, dns_records::is_spf, missing).await {
+        Ok(mut r) => r.pop().unwrap_or_default(),
+        Err(f) => return f,
+    };
+    let fail = |advice: String| finding("spf", Verdict::Fail, domain, Some(&record), advice);
+    let terms = match dns_records::spf_terms(&record) {
+        Ok(t) => t,
+        Err(e) => {
+            return fail(format!(
+                "The record does not parse: {e}. Receivers fail SPF (permerror)."
+            ));
+        }
+    };
+    let mut walk = SpfWalk {
+        lookups: 0,
+        includes: Vec::new(),
+        visited: vec![domain.to_owned()],
+        problem: None,
+    };
+    let ending = walk.record(dns, &terms, 0).await;
+    if let Some(problem) = walk.problem {
+        return fail(problem);
+    }
+    if walk.lookups > SPF_LOOKUP_LIMIT {
+        return fail(format!(
+            "It needs {} DNS lookups; RFC 7208 allows {SPF_LOOKUP_LIMIT}, past which receivers fail \
+             SPF (permerror). Replace some include:, a, mx or exists terms by ip4:/ip6: ranges.",
+            walk.lookups
+        ));
+    }
+    let absent: Vec<&String> = s
+        .spf_include
+        .iter()
+        .filter(|i| !walk.includes.iter().any(|f| f.eq_ignore_ascii_case(i)))
+        .collect();
+    if let Some(first) = absent.first() {
+        return fail(format!(
+            "It does not include the sending service: add include:{first} before the all term."
+        ));
+    }
+    let used = format!("{} of {SPF_LOOKUP_LIMIT} DNS lookups", walk.lookups);
+    match ending {
+        Some(Qualifier::Fail) => finding(
+            "spf",
+            Verdict::Pass,
+            domain,
+            Some(&record),
+            format!("Ends with -all, so other senders fail; {used}."),
+        ),
+        Some(Qualifier::SoftFail) => finding(
+            "spf",
+            Verdict::Pass,
+            domain,
+            Some(&record),
+            format!("Ends with ~all (other senders soft-fail; -all is stricter); {used}."),
+        ),
+        Some(Qualifier::Pass) => fail(
+            "It ends with +all, which lets anyone send as this domain: end it with -all."
+                .to_owned(),
+        ),
+        Some(Qualifier::Neutral) | None => fail(
+            "It does not end with -all or ~all, so mail from anyone else is not refused: add -all \
+             at the end."
+                .to_owned(),
+        ),
+    }
+}
+
+struct SpfWalk {
+    lookups: usize,
+    /// Every include: target met, at any depth.
+    includes: Vec<String>,
+    visited: Vec<String>,
+    problem: Option<String>,
+}
+
+impl SpfWalk {
+    /// Counts the lookups of `terms` and of the records they include, and returns the qualifier
+    /// of the record's `all` (following `redirect=` when there is none).
+    async fn record(
+        &mut self,
+        dns: &mut Budget<'_>,
+        terms: &[SpfTerm],
+        depth: usize,
+    ) -> Option<Qualifier> {
+        let mut all = None;
+        let mut redirect = None;
+        for term in terms {
+            if term.costs_a_lookup() {
+                self.lookups += 1;
+            }
+            match term {
+                SpfTerm::Mechanism {
+                    qualifier, name, ..
+                } if name == "all" => all = all.or(Some(*qualifier)),
+                SpfTerm::Mechanism { name, value, .. } if name == "include" => {
+                    let target = value.clone().unwrap_or_default();
+                    self.includes.push(target.clone());
+                    self.follow(dns, &target, depth).await;
+                }
+                SpfTerm::Modifier { name, value } if name == "redirect" => {
+                    redirect = Some(value.clone());
+                }
+                _ => {}
+            }
+            if self.problem.is_some() || self.lookups > SPF_LOOKUP_LIMIT {
+                return all;
+            }
+        }
+        match (all, redirect) {
+            (Some(q), _) => Some(q),
+            (None, Some(target)) => self.follow(dns, &target, depth).await,
+            (None, None) => None,
+        }
+    }
+
+    /// Reads the SPF record of an include or redirect target and walks it.
+    async fn follow(
+        &mut self,
+        dns: &mut Budget<'_>,
+        target: &str,
+        depth: usize,
+    ) -> Option<Qualifier> {
+        if target.contains('%') {
+            // A macro: its target depends on the sender, so its record cannot be read here.
+            return None;
+        }
+        let target = target.trim_end_matches('.').to_ascii_lowercase();
+        if self.visited.contains(&target) || depth >= SPF_LOOKUP_LIMIT {
+            self.problem = Some(format!(
+                "{target} is included in a loop; receivers fail SPF (permerror)."
+            ));
+            return None;
+        }
+        self.visited.push(target.clone());
+        let found = match dns.txt(&target).await {
+            Ok(all) => all.into_iter().filter(|t| dns_records::is_spf(t)).collect(),
+            Err(TxtError::NotFound) => Vec::new(),
+            Err(TxtError::Failed(why)) => {
+                self.problem = Some(format!("The lookup of {target} failed ({why}); try again."));
+                return None;
+            }
+        };
+        let [record] = found.as_slice() else {
+            self.problem = Some(format!(
+                "{target} (included) has {} SPF records instead of one; receivers fail SPF \
+                 (permerror). Fix or remove that include.",
+                found.len()
+            ));
+            return None;
+        };
+        match dns_records::spf_terms(record) {
+            Ok(terms) => Box::pin(self.record(dns, &terms, depth + 1)).await,
+            Err(e) => {
+                self.problem = Some(format!(
+                    "The record of {target} (included) does not parse: {e}."
+                ));
+                None
+            }
+        }
+    }
+}
+
+async fn dkim(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> Finding {
+    let Some(selector) = s.dkim_selector.as_deref() else {
+        return finding(
+            "dkim",
+            Verdict::Fail,
+            domain,
+            None,
+            "No DKIM selector is configured, so no key was looked for: set mail.dkim (or \
+             mail.domain_check.dkim_selector)."
+                .to_owned(),
+        );
+    };
+    let name = format!("{selector}._domainkey.{domain}");
+    let missing = format!(
+        "No DKIM key at {name}: publish the TXT record `gatehouse mail dkim-record` prints."
+    );
+    let is_key = |t: &str| !dns_records::is_spf(t) && !dns_records::is_dmarc(t);
+    let record = match records(dns, "dkim", &name, is_key, missing).await {
+        Ok(mut r) => r.pop().unwrap_or_default(),
+        Err(f) => return f,
+    };
+    let fail = |advice: String| finding("dkim", Verdict::Fail, &name, Some(&record), advice);
+    let tags = match dns_records::tag_list(&record) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("The key record does not parse: {e}.")),
+    };
+    if dns_records::tag(&tags, "v").is_some_and(|v| v != "DKIM1") {
+        return fail("Its v= tag is not DKIM1.".to_owned());
+    }
+    let kind = dns_records::tag(&tags, "k").unwrap_or("rsa");
+    let p: String = dns_records::tag(&tags, "p")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if p.is_empty() {
+        return fail("The key is revoked (empty p=): publish the current public key.".to_owned());
+    }
+    if kind != "rsa" {
+        return finding(
+            "dkim",
+            Verdict::Warn,
+            &name,
+            Some(&record),
+            format!(
+                "A {kind} key is published; Gatehouse signs with RSA, so its signatures will not verify against it."
+            ),
+        );
+    }
+    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&p) else {
+        return fail(
+            "p= is not base64: publish the key as `gatehouse mail dkim-record` prints it."
+                .to_owned(),
+        );
+    };
+    let bits = match gatehouse_crypto::published_rsa_key(&der) {
+        gatehouse_crypto::PublishedRsaKey::Bits(b) => b,
+        gatehouse_crypto::PublishedRsaKey::TooSmall => {
+            return fail(
+                "The key is smaller than 2048 bits (RFC 8301 asks signers for 2048): generate a \
+                 2048-bit key and publish it."
+                    .to_owned(),
+            );
+        }
+        gatehouse_crypto::PublishedRsaKey::TooLarge => {
+            return fail("The key is larger than 8192 bits: publish a 2048-bit key.".to_owned());
+        }
+        gatehouse_crypto::PublishedRsaKey::Malformed => {
+            return fail("p= is not an RSA public key.".to_owned());
+        }
+    };
+    if let Some((signing_domain, key)) = &s.dkim_signer
+        && signing_domain == domain
+        && !same_key(&der, key)
+    {
+        return fail(
+            "The published key is not the one Gatehouse signs with: publish the record \
+             `gatehouse mail dkim-record` prints."
+                .to_owned(),
+        );
+    }
+    let testing =
+        dns_records::tag(&tags, "t").is_some_and(|t| t.split(':').any(|f| f.trim() == "y"));
+    if testing {
+        return finding(
+            "dkim",
+            Verdict::Warn,
+            &name,
+            Some(&record),
+            format!(
+                "A {bits}-bit RSA key in testing mode (t=y): receivers may ignore its signatures; remove t=y."
+            ),
+        );
+    }
+    finding(
+        "dkim",
+        Verdict::Pass,
+        &name,
+        Some(&record),
+        format!("A {bits}-bit RSA key is published."),
+    )
+}
+
+/// Whether two DER public keys (either form) are the same key.
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    let spki = gatehouse_crypto::rsa_sign::spki_der;
+    matches!((spki(a), spki(b)), (Some(x), Some(y)) if x == y)
+}
+
+async fn dmarc(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> Finding {
+    let name = format!("_dmarc.{domain}");
+    let missing = format!(
+        "No DMARC record: publish a TXT record at {name} such as \"v=DMARC1; p=quarantine; \
+         rua=mailto:dmarc-reports@{domain}\"."
+    );
+    let record = match records(dns, "dmarc", &name, dns_records::is_dmarc, missing).await {
+        Ok(mut r) => r.pop().unwrap_or_default(),
+        Err(f) => return f,
+    };
+    let verdict = |v: Verdict, advice: String| finding("dmarc", v, &name, Some(&record), advice);
+    let tags = match dns_records::tag_list(&record) {
+        Ok(t) => t,
+        Err(e) => return verdict(Verdict::Fail, format!("The record does not parse: {e}.")),
+    };
+    let policy = dns_records::tag(&tags, "p")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let align = |t: &str| match dns_records::tag(&tags, t)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("r") => Some("relaxed"),
+        Some("s") => Some("strict"),
+        Some(_) => None,
+    };
+    let (Some(adkim), Some(aspf)) = (align("adkim"), align("aspf")) else {
+        return verdict(Verdict::Fail, "adkim= and aspf= must be r or s.".to_owned());
+    };
+    if let Some((signing_domain, _)) = &s.dkim_signer
+        && adkim == "strict"
+        && signing_domain != domain
+        && signing_domain_aligns(signing_domain, domain)
+    {
+        return verdict(
+            Verdict::Fail,
+            format!(
+                "adkim=s needs signatures from {domain} itself, but Gatehouse signs as {signing_domain}: set adkim=r or sign as {domain}."
+            ),
+        );
+    }
+    let alignment = format!("DKIM alignment {adkim}, SPF alignment {aspf}");
+    let rua = dns_records::tag(&tags, "rua").filter(|r| !r.is_empty());
+    let pct_partial = dns_records::tag(&tags, "pct").is_some_and(|p| p.trim() != "100");
+    match policy.as_str() {
+        "reject" | "quarantine" => {}
+        "none" => {
+            return verdict(
+                Verdict::Warn,
+                format!(
+                    "p=none only monitors: once the reports show your mail passes, move to p=quarantine, then p=reject ({alignment})."
+                ),
+            );
+        }
+        _ => {
+            return verdict(
+                Verdict::Fail,
+                "The p= tag is missing or not none, quarantine or reject: receivers ignore the record."
+                    .to_owned(),
+            );
+        }
+    }
+    let Some(rua) = rua else {
+        return verdict(
+            Verdict::Warn,
+            format!(
+                "p={policy} ({alignment}), but no rua= address: add rua=mailto:... to receive aggregate reports."
+            ),
+        );
+    };
+    if pct_partial {
+        return verdict(
+            Verdict::Warn,
+            format!(
+                "p={policy} applies only to part of the mail (pct below 100): remove pct= once reports are clean."
+            ),
+        );
+    }
+    verdict(
+        Verdict::Pass,
+        format!("p={policy} ({alignment}); aggregate reports go to {rua}."),
+    )
+}
+
+/// Whether `signing` is `domain` or a parent of it (relaxed alignment without the public
+/// suffix list: enough to tell an exact match from a parent).
+fn signing_domain_aligns(signing: &str, domain: &str) -> bool {
+    domain == signing
+        || domain.ends_with(&format!(".{signing}"))
+        || signing.ends_with(&format!(".{domain}"))
+}
+
+/// The settings and resolver the kernel checks domains with.
+#[derive(Debug)]
+pub struct DomainChecker {
+    pub settings: DomainCheckSettings,
+    pub resolver: std::sync::Arc<dyn TxtResolver>,
+}
+
+impl crate::kernel::Kernel {
+    /// `GET /v1/mail/domains/{domain}/check`: needs `mail.check_domain` (DNS queries on the
+    /// caller's behalf); reads nothing stored and changes nothing.
+    pub async fn check_mail_domain(
+        &self,
+        call: &crate::context::TenantCall,
+        domain: &str,
+    ) -> Result<DomainReport, Error> {
+        self.authorize_without_tx(
+            &call.principal,
+            &call.scope,
+            crate::identity::Permission::MAIL_CHECK_DOMAIN,
+            &call.request,
+        )
+        .await?;
+        let checker = self.domain_checker().ok_or_else(|| {
+            Error::Internal("the sender-domain check is not configured".to_owned())
+        })?;
+        check_domain(checker.resolver.as_ref(), &checker.settings, domain).await
+    }
+}
