@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use gatehouse_core::page::{Cursor, Page, PageRequest};
-use gatehouse_core::store::{
+use gatehouse_core::store::{power_of_two_chunks, 
     AttemptRow, DeliveryOutcome, DeliveryRow, DeliveryState, EndpointRow, WebhookMessageRow,
     WebhookQueue, WebhookStore, ensure_in_scope, joined, split_joined,
 };
@@ -77,6 +77,9 @@ fn attempt(row: &PgRow) -> Result<AttemptRow, StoreError> {
         response: get(row, "response")?,
     })
 }
+
+/// Rows per multi-row INSERT (64 x 8 parameters).
+const MAX_ROWS: usize = 64;
 
 #[async_trait]
 impl WebhookStore for PgTenantTx {
@@ -220,38 +223,42 @@ impl WebhookStore for PgTenantTx {
         let org = self.scope.org_id();
         for m in messages {
             ensure_in_scope(&self.scope, m.org_id)?;
-            let c: &mut PgConnection = &mut self.tx;
-            sqlx::query(
-                "INSERT INTO webhook_messages (org_id, id, event_type, payload, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(org.as_uuid())
-            .bind(m.id)
-            .bind(&m.event_type)
-            .bind(&m.payload)
-            .bind(m.created_at)
-            .execute(c)
-            .await
-            .map_err(map_err)?;
         }
         for d in deliveries {
             ensure_in_scope(&self.scope, d.org_id)?;
-            let c: &mut PgConnection = &mut self.tx;
-            sqlx::query(
+        }
+        let c: &mut PgConnection = &mut self.tx;
+        // Multi-row INSERTs in power-of-two chunks: a few statements per call, each shape
+        // prepared once per connection.
+        for chunk in power_of_two_chunks(messages, MAX_ROWS) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "INSERT INTO webhook_messages (org_id, id, event_type, payload, created_at) ",
+            );
+            q.push_values(chunk, |mut row, m| {
+                row.push_bind(org.as_uuid())
+                    .push_bind(m.id)
+                    .push_bind(&m.event_type)
+                    .push_bind(&m.payload)
+                    .push_bind(m.created_at);
+            });
+            q.build().execute(&mut *c).await.map_err(map_err)?;
+        }
+        for chunk in power_of_two_chunks(deliveries, MAX_ROWS) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
                 "INSERT INTO webhook_deliveries (org_id, id, endpoint_id, message_id, state, \
-                 attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(org.as_uuid())
-            .bind(d.id)
-            .bind(d.endpoint_id)
-            .bind(d.message_id)
-            .bind(d.state.as_str())
-            .bind(int(d.attempts))
-            .bind(d.next_attempt_at)
-            .bind(d.created_at)
-            .execute(c)
-            .await
-            .map_err(map_err)?;
+                 attempts, next_attempt_at, created_at) ",
+            );
+            q.push_values(chunk, |mut row, d| {
+                row.push_bind(org.as_uuid())
+                    .push_bind(d.id)
+                    .push_bind(d.endpoint_id)
+                    .push_bind(d.message_id)
+                    .push_bind(d.state.as_str())
+                    .push_bind(int(d.attempts))
+                    .push_bind(d.next_attempt_at)
+                    .push_bind(d.created_at);
+            });
+            q.build().execute(&mut *c).await.map_err(map_err)?;
         }
         Ok(())
     }
