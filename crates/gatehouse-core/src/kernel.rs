@@ -78,6 +78,8 @@ pub struct Kernel {
     webhook_transport: Option<Arc<dyn crate::webhooks::WebhookTransport>>,
     webhook_wakeup: tokio::sync::Notify,
     domain_checker: Option<Arc<crate::mail::DomainChecker>>,
+    /// Share-link rows and opens served from memory (`product::share_opens`).
+    share_opens: crate::product::share_opens::ShareOpens,
 }
 
 /// One dependency's state in the readiness report.
@@ -123,6 +125,7 @@ impl Kernel {
             webhook_transport: None,
             webhook_wakeup: tokio::sync::Notify::new(),
             domain_checker: None,
+            share_opens: crate::product::share_opens::ShareOpens::default(),
         }
     }
 
@@ -186,6 +189,10 @@ impl Kernel {
 
     pub(crate) fn webhooks_queued(&self) {
         self.webhook_wakeup.notify_one();
+    }
+
+    pub(crate) fn share_opens(&self) -> &crate::product::share_opens::ShareOpens {
+        &self.share_opens
     }
 
     pub(crate) fn share_settings(&self) -> crate::product::ShareSettings {

@@ -134,7 +134,15 @@ impl DkimSigner {
             .map_err(|e| format!("DKIM signing failed: {e}"))?;
         let mut out = Vec::with_capacity(message.len() + unsigned.len() + 400);
         out.extend_from_slice(unsigned.as_bytes());
-        out.extend_from_slice(STANDARD.encode(signature).as_bytes());
+        // Folded every 72 characters so no line nears RFC 5322's 998 with large keys; verifiers
+        // remove the b= value with its white space before checking (RFC 6376 section 3.5).
+        let b = STANDARD.encode(signature);
+        for (i, part) in b.as_bytes().chunks(72).enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b"\r\n\t ");
+            }
+            out.extend_from_slice(part);
+        }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(message);
         Ok(out)

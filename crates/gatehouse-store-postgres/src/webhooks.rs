@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 use gatehouse_core::page::{Cursor, Page, PageRequest};
-use gatehouse_core::store::{power_of_two_chunks, 
+use gatehouse_core::store::{
     AttemptRow, DeliveryOutcome, DeliveryRow, DeliveryState, EndpointRow, WebhookMessageRow,
-    WebhookQueue, WebhookStore, ensure_in_scope, joined, split_joined,
+    WebhookQueue, WebhookStore, ensure_in_scope, joined, power_of_two_chunks, split_joined,
 };
 use gatehouse_core::{OrgId, StoreError};
 use sqlx::PgConnection;

@@ -143,6 +143,21 @@ impl ShareLinkStore for SqliteTenantTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn add_share_views(&mut self, id: Uuid, views: u32) -> Result<(), StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        sqlx::query(
+            "UPDATE share_links SET views = MIN(views + ?, 2147483647) WHERE org_id = ? AND id = ?",
+        )
+        .bind(i64::from(views))
+        .bind(org.as_uuid())
+        .bind(id)
+        .execute(c)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn set_share_password(
         &mut self,
         id: Uuid,

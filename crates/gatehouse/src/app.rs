@@ -321,6 +321,9 @@ impl App {
         if let Err(e) = self.kernel.api_keys().flush_usage().await {
             tracing::warn!(error = %e, "could not record the last API-key use");
         }
+        if let Err(e) = self.kernel.share_links().flush_opens().await {
+            tracing::warn!(error = %e, "could not record the last share-link opens");
+        }
         // Every request has ended, so every span is queued: send them before the process goes.
         #[cfg(feature = "otlp")]
         if let Some(spans) = self.spans.take() {
@@ -546,8 +549,8 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     }
 }
 
-/// Every 30 seconds: writes sessions' batched last-seen times, API keys' last use and the runs of
-/// repeated check denials, and reloads the token-signing keys
+/// Every 30 seconds: writes sessions' batched last-seen times, API keys' last use, share-link
+/// opens served from memory and the runs of repeated check denials, and reloads the token-signing keys
 /// (so a key added by `gatehouse keys rotate-signing` signs here too, and retired ones drop out).
 async fn session_job(kernel: Arc<Kernel>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
@@ -559,6 +562,9 @@ async fn session_job(kernel: Arc<Kernel>) {
         }
         if let Err(e) = kernel.api_keys().flush_usage().await {
             tracing::warn!(error = %e, "could not record API keys' last use; retrying later");
+        }
+        if let Err(e) = kernel.share_links().flush_opens().await {
+            tracing::warn!(error = %e, "could not record share-link opens");
         }
         if let Err(e) = kernel.checks().flush_denials().await {
             tracing::warn!(error = %e, "could not record repeated check denials; retrying later");
@@ -643,9 +649,17 @@ fn mail_transport(config: &Config) -> Result<Arc<dyn MailTransport>, StartError>
                 config.mail.auth.dkim.clone(),
             ))
         }
-        MailTransportSettings::Smtp(settings) => Arc::new(
-            SmtpTransport::new(settings, config.mail.auth.dkim.clone()).map_err(StartError)?,
-        ),
+        MailTransportSettings::Smtp(settings) => {
+            if config.mail.auth.dkim.is_none() {
+                tracing::warn!(
+                    "outgoing mail is not DKIM-signed: set [mail.dkim] (receivers offer RFC 8058 \
+                     one-click unsubscribe only on signed mail, and DMARC needs a signature or SPF)"
+                );
+            }
+            Arc::new(
+                SmtpTransport::new(settings, config.mail.auth.dkim.clone()).map_err(StartError)?,
+            )
+        }
     })
 }
 

@@ -72,11 +72,19 @@ pub(crate) async fn run(config: &Config, command: MailCommand) -> Result<(), Str
             let signer = config.mail.auth.dkim.as_ref().ok_or(
                 "no DKIM key is configured: set mail.dkim.private_key_file and mail.dkim.selector",
             )?;
+            // A TXT character-string holds at most 255 bytes: a 2048-bit key's record is split
+            // into several, which DNS joins again.
+            let record = signer.dns_record();
+            let strings: Vec<String> = record
+                .as_bytes()
+                .chunks(255)
+                .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+                .collect();
             say(&format!(
-                "{}._domainkey.{} TXT \"{}\"",
+                "{}._domainkey.{}. IN TXT ( {} )",
                 signer.selector(),
                 signer.domain(),
-                signer.dns_record()
+                strings.join(" ")
             ));
             Ok(())
         }

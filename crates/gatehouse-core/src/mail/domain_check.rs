@@ -30,6 +30,14 @@ pub trait TxtResolver: Send + Sync + std::fmt::Debug {
     async fn txt(&self, name: &str) -> Result<Vec<String>, TxtError>;
 }
 
+/// The DKIM key Gatehouse signs with, as the check compares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSigning {
+    pub domain: String,
+    pub selector: String,
+    pub public_key: Vec<u8>,
+}
+
 /// What the check compares the records with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DomainCheckSettings {
@@ -38,9 +46,9 @@ pub struct DomainCheckSettings {
     pub spf_include: Vec<String>,
     /// Where the DKIM key is looked for (`{selector}._domainkey.{domain}`).
     pub dkim_selector: Option<String>,
-    /// The domain Gatehouse signs as and its public key (SubjectPublicKeyInfo DER), when
-    /// signing is configured: the published key must be this one.
-    pub dkim_signer: Option<(String, Vec<u8>)>,
+    /// The domain and selector Gatehouse signs with and its public key (SubjectPublicKeyInfo
+    /// DER), when signing is configured: the key published there must be this one.
+    pub dkim_signer: Option<DkimSigning>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -218,7 +226,7 @@ async fn spf(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> Fin
     let absent: Vec<&String> = s
         .spf_include
         .iter()
-        .filter(|i| !walk.includes.iter().any(|f| f.eq_ignore_ascii_case(i)))
+        .filter(|i| !walk.includes.contains(&normal(i)))
         .collect();
     if let Some(first) = absent.first() {
         return fail(format!(
@@ -253,6 +261,11 @@ async fn spf(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> Fin
     }
 }
 
+/// A DNS name as written in a record: lower case, no trailing dot.
+fn normal(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
 struct SpfWalk {
     lookups: usize,
     /// Every include: target met, at any depth.
@@ -272,8 +285,15 @@ impl SpfWalk {
     ) -> Option<Qualifier> {
         let mut all = None;
         let mut redirect = None;
+        // RFC 7208 section 6.1: a redirect in a record with an `all` is never followed, so it
+        // costs no lookup.
+        let has_all = terms
+            .iter()
+            .any(|t| matches!(t, SpfTerm::Mechanism { name, .. } if name == "all"));
         for term in terms {
-            if term.costs_a_lookup() {
+            let ignored_redirect =
+                has_all && matches!(term, SpfTerm::Modifier { name, .. } if name == "redirect");
+            if term.costs_a_lookup() && !ignored_redirect {
                 self.lookups += 1;
             }
             match term {
@@ -282,7 +302,7 @@ impl SpfWalk {
                 } if name == "all" => all = all.or(Some(*qualifier)),
                 SpfTerm::Mechanism { name, value, .. } if name == "include" => {
                     let target = value.clone().unwrap_or_default();
-                    self.includes.push(target.clone());
+                    self.includes.push(normal(&target));
                     self.follow(dns, &target, depth).await;
                 }
                 SpfTerm::Modifier { name, value } if name == "redirect" => {
@@ -296,7 +316,11 @@ impl SpfWalk {
         }
         match (all, redirect) {
             (Some(q), _) => Some(q),
-            (None, Some(target)) => self.follow(dns, &target, depth).await,
+            (None, Some(target)) => {
+                // Mail the redirect's record authorises is authorised here too.
+                self.includes.push(normal(&target));
+                self.follow(dns, &target, depth).await
+            }
             (None, None) => None,
         }
     }
@@ -352,11 +376,11 @@ async fn dkim(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> Fi
     let Some(selector) = s.dkim_selector.as_deref() else {
         return finding(
             "dkim",
-            Verdict::Fail,
+            Verdict::Warn,
             domain,
             None,
-            "No DKIM selector is configured, so no key was looked for: set mail.dkim (or \
-             mail.domain_check.dkim_selector)."
+            "Not checked: no DKIM selector is configured. Set [mail.dkim] to sign Gatehouse's \
+             mail, or mail.domain_check.dkim_selector to the selector your relay signs with."
                 .to_owned(),
         );
     };
@@ -419,9 +443,10 @@ async fn dkim(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> Fi
             return fail("p= is not an RSA public key.".to_owned());
         }
     };
-    if let Some((signing_domain, key)) = &s.dkim_signer
-        && signing_domain == domain
-        && !same_key(&der, key)
+    if let Some(signer) = &s.dkim_signer
+        && signer.domain == domain
+        && signer.selector == selector
+        && !same_key(&der, &signer.public_key)
     {
         return fail(
             "The published key is not the one Gatehouse signs with: publish the record \
@@ -486,7 +511,10 @@ async fn dmarc(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> F
     let (Some(adkim), Some(aspf)) = (align("adkim"), align("aspf")) else {
         return verdict(Verdict::Fail, "adkim= and aspf= must be r or s.".to_owned());
     };
-    if let Some((signing_domain, _)) = &s.dkim_signer
+    if let Some(DkimSigning {
+        domain: signing_domain,
+        ..
+    }) = &s.dkim_signer
         && adkim == "strict"
         && signing_domain != domain
         && signing_domain_aligns(signing_domain, domain)
@@ -575,5 +603,114 @@ impl crate::kernel::Kernel {
             Error::Internal("the sender-domain check is not configured".to_owned())
         })?;
         check_domain(checker.resolver.as_ref(), &checker.settings, domain).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, Default)]
+    struct Zone(HashMap<String, Result<Vec<String>, TxtError>>);
+
+    #[async_trait]
+    impl TxtResolver for Zone {
+        async fn txt(&self, name: &str) -> Result<Vec<String>, TxtError> {
+            self.0.get(name).cloned().unwrap_or(Err(TxtError::NotFound))
+        }
+    }
+
+    fn zone(entries: &[(&str, &str)]) -> Zone {
+        let mut z = Zone::default();
+        for (name, txt) in entries {
+            z.0.entry((*name).to_owned())
+                .or_insert_with(|| Ok(Vec::new()))
+                .as_mut()
+                .map(|v| v.push((*txt).to_owned()))
+                .ok();
+        }
+        z
+    }
+
+    async fn run(z: &Zone, selector: Option<&str>) -> DomainReport {
+        let s = DomainCheckSettings {
+            spf_include: vec!["_spf.mailer.test".into()],
+            dkim_selector: selector.map(str::to_owned),
+            dkim_signer: None,
+        };
+        check_domain(z, &s, "d.test").await.unwrap()
+    }
+
+    fn verdicts(r: &DomainReport) -> Vec<(&'static str, Verdict)> {
+        r.checks.iter().map(|c| (c.check, c.verdict)).collect()
+    }
+
+    #[tokio::test]
+    async fn warnings_passes_and_failures_follow_the_rules() {
+        let z = zone(&[
+            ("d.test", "v=spf1 redirect=_spf.mailer.test."),
+            ("_spf.mailer.test", "v=spf1 ip4:192.0.2.0/24 ~all"),
+            (
+                "s1._domainkey.d.test",
+                "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+            ),
+            (
+                "_dmarc.d.test",
+                "v=DMARC1; p=reject; pct=50; rua=mailto:r@d.test",
+            ),
+        ]);
+        let r = run(&z, Some("s1")).await;
+        assert_eq!(
+            verdicts(&r),
+            vec![
+                ("spf", Verdict::Pass),
+                ("dkim", Verdict::Warn),
+                ("dmarc", Verdict::Warn)
+            ]
+        );
+        assert_eq!(r.verdict, Verdict::Warn);
+        // No selector configured: DKIM is not checked, and says so.
+        let r = run(&z, None).await;
+        assert_eq!(r.checks[1].verdict, Verdict::Warn);
+        assert!(r.checks[1].advice.starts_with("Not checked"));
+    }
+
+    #[tokio::test]
+    async fn loops_neutral_endings_and_failed_lookups_fail() {
+        let looped = zone(&[("d.test", "v=spf1 include:d.test -all")]);
+        assert!(run(&looped, None).await.checks[0].advice.contains("loop"));
+        let neutral = zone(&[
+            ("d.test", "v=spf1 include:_spf.mailer.test ?all"),
+            ("_spf.mailer.test", "v=spf1 -all"),
+        ]);
+        assert_eq!(run(&neutral, None).await.checks[0].verdict, Verdict::Fail);
+        let void = zone(&[("d.test", "v=spf1 include:_spf.mailer.test -all")]);
+        assert!(
+            run(&void, None).await.checks[0]
+                .advice
+                .contains("0 SPF records")
+        );
+        let mut broken = zone(&[]);
+        broken
+            .0
+            .insert("d.test".into(), Err(TxtError::Failed("SERVFAIL".into())));
+        let r = run(&broken, None).await;
+        assert_eq!(r.checks[0].verdict, Verdict::Fail);
+        assert!(r.checks[0].advice.contains("failed (SERVFAIL)"));
+        // A redirect beside an all is never followed and costs nothing.
+        let both = zone(&[
+            (
+                "d.test",
+                "v=spf1 include:_spf.mailer.test redirect=other.test -all",
+            ),
+            ("_spf.mailer.test", "v=spf1 -all"),
+        ]);
+        let r = run(&both, None).await;
+        assert!(
+            r.checks[0].advice.contains("1 of 10"),
+            "{}",
+            r.checks[0].advice
+        );
     }
 }

@@ -20,8 +20,8 @@ use time::Duration;
 use uuid::Uuid;
 
 pub use domain_check::{
-    DomainCheckSettings, DomainChecker, DomainReport, Finding, MAX_QUERIES, SPF_LOOKUP_LIMIT,
-    TxtError, TxtResolver, Verdict, check_domain,
+    DkimSigning, DomainCheckSettings, DomainChecker, DomainReport, Finding, MAX_QUERIES,
+    SPF_LOOKUP_LIMIT, TxtError, TxtResolver, Verdict, check_domain,
 };
 pub use product::{MailTemplate, ProductBody, ProductMessage, Queued};
 pub use templates::{Template, render};

@@ -10,6 +10,7 @@ mod grants;
 mod lookup;
 mod records;
 mod share_links;
+pub(crate) mod share_opens;
 
 pub use catalogue::{
     MAX_ALLOWED, MAX_CONTENT_BYTES, MAX_TAGS, ProductCatalogue, ProductPermission, RecordType,

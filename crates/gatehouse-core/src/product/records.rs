@@ -529,6 +529,8 @@ impl super::Records<'_> {
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        // Its links went with it (a foreign key): none may be opened from memory either.
+        self.share_opens().forget_record(id);
         self.record_changed(row.org_id, &row.kind, &row.external_id);
         Ok(())
     }

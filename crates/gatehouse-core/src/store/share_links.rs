@@ -82,6 +82,10 @@ pub trait ShareLinkStore: Send {
     async fn count_share_view(&mut self, id: Uuid, now: OffsetDateTime)
     -> Result<bool, StoreError>;
 
+    /// Adds opens counted in memory (links without a password or view bound) since the last
+    /// flush.
+    async fn add_share_views(&mut self, id: Uuid, views: u32) -> Result<(), StoreError>;
+
     /// Sets or clears the password and moves the generation; returns whether a live link was
     /// changed.
     async fn set_share_password(

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use gatehouse_core::mail::DomainCheckSettings;
 use gatehouse_core::mail::dns_records::{dns_name, domain_name};
+use gatehouse_core::mail::{DkimSigning, DomainCheckSettings};
 use gatehouse_infra::dkim::DkimSigner;
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use rustls::pki_types::pem::PemObject;
@@ -105,9 +105,11 @@ pub(super) fn validate(
                 .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
                 .collect(),
             dkim_selector: selector,
-            dkim_signer: signer
-                .as_ref()
-                .map(|s| (s.domain().to_owned(), s.public_key_der())),
+            dkim_signer: signer.as_ref().map(|s| DkimSigning {
+                domain: s.domain().to_owned(),
+                selector: s.selector().to_owned(),
+                public_key: s.public_key_der(),
+            }),
         },
         dkim: signer,
         dns_servers,

@@ -70,6 +70,10 @@ fn zone(good_key: &str, small_key: &str) -> Value {
         "gh1._domainkey.elsewhere.test.": txt(&["v=DKIM1; k=rsa; p="]),
         "_dmarc.elsewhere.test.": txt(&["v=DMARC1; rua=mailto:d@elsewhere.test"]),
     });
+    // A redirect to the sending service (written with a trailing dot), a policy that asks for
+    // signatures from this very name (Gatehouse signs as its parent), and no key.
+    z["sub.good.test."] = txt(&["v=spf1 redirect=_spf.mailer.test."]);
+    z["_dmarc.sub.good.test."] = txt(&["v=DMARC1; p=reject; adkim=s; rua=mailto:d@good.test"]);
     // Eleven includes: one past RFC 7208's ten lookups.
     let includes: Vec<String> = (0..11).map(|i| format!("include:n{i}.deep.test")).collect();
     z["deep.test."] = txt(&[&format!("v=spf1 {} -all", includes.join(" "))]);
@@ -174,6 +178,23 @@ async fn each_record_gets_the_right_verdict_and_bad_names_make_no_query() {
     expect(&elsewhere, "dkim", "fail", "revoked");
     expect(&elsewhere, "dmarc", "fail", "p= tag is missing");
 
+    let sub = report("sub.good.test").await;
+    expect(&sub, "spf", "pass", "~all");
+    expect(&sub, "dkim", "fail", "No DKIM key");
+    expect(&sub, "dmarc", "fail", "adkim=s");
+    let order: Vec<&str> = sub["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["spf", "dkim", "dmarc"]);
+    assert_eq!(sub["checks"][2]["name"], "_dmarc.sub.good.test");
+    assert_eq!(
+        sub["checks"][2]["record"],
+        "v=DMARC1; p=reject; adkim=s; rua=mailto:d@good.test"
+    );
+
     let deep = report("deep.test").await;
     expect(&deep, "spf", "fail", "It needs 11 DNS lookups");
 
@@ -258,9 +279,15 @@ async fn the_cli_prints_the_verdicts_and_exits_non_zero_on_a_failing_domain() {
     expect(&report, "spf", "fail", "+all");
     let (code, out, _) = run(&["mail", "dkim-record"]);
     assert_eq!(code, Some(0));
+    let record = format!("v=DKIM1; k=rsa; p={key}");
+    let strings: Vec<String> = record
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", std::str::from_utf8(c).unwrap()))
+        .collect();
     assert_eq!(
         out.trim(),
-        format!("gh1._domainkey.good.test TXT \"v=DKIM1; k=rsa; p={key}\"")
+        format!("gh1._domainkey.good.test. IN TXT ( {} )", strings.join(" "))
     );
 }
 
@@ -306,6 +333,13 @@ async fn mail_sent_over_smtp_verifies_with_dkimpy_and_covers_the_unsubscribe_hea
             .iter()
             .any(|m| m.contains("List-Unsubscribe-Post:")),
         "the product message carries RFC 8058's headers"
+    );
+    assert!(
+        messages.len() >= 2
+            && messages
+                .iter()
+                .any(|m| !m.contains("List-Unsubscribe-Post:")),
+        "the sign-up's own mail is among them"
     );
     let dir = temp_dir();
     for (i, message) in messages.iter().enumerate() {

@@ -337,3 +337,89 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
     .await;
     app.stop().await;
 }
+
+/// The `views` the listing shows for the record's only link.
+async fn listed_views(app: &TestApp, owner: &Signed, record: &str) -> u64 {
+    let res = app
+        .org_call(
+            Method::GET,
+            &format!("/v1/records/{record}/share-links"),
+            owner,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    res.json::<Value>().await.unwrap()["items"][0]["views"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn opens_served_from_memory_are_counted_by_the_flush_and_end_with_the_link() {
+    let one = TestApp::spawn_with(declare_reports).await;
+    let two =
+        TestApp::spawn_in_with_clock(one.dir.clone(), one.clock.clone(), declare_reports).await;
+    let owner = one.signup_login("owner@example.com", "laptop").await;
+    let id = record(&one, &owner, "r1", "organization").await;
+    let link = shared(&one, &owner, &id, json!({"expires_at": in_secs(&one, 600)})).await;
+    let token = link["token"].as_str().unwrap().to_owned();
+
+    // The first open is written at once; the next four are counted in memory.
+    for _ in 0..5 {
+        let p = pass(&one, &token, None).await;
+        assert_eq!(view(&one, &p).await.status(), 200);
+    }
+    assert_eq!(listed_views(&one, &owner, &id).await, 1);
+    assert_eq!(one.kernel.share_links().flush_opens().await.unwrap(), 1);
+    assert_eq!(one.kernel.share_links().flush_opens().await.unwrap(), 0);
+    assert_eq!(listed_views(&one, &owner, &id).await, 5);
+    let events = one.audit_events(&owner.org).await;
+    let opened: Vec<&gatehouse_core::audit::AuditRecord> = events
+        .iter()
+        .filter(|e| e.action == "share_link.opened")
+        .collect();
+    assert_eq!(
+        opened.len(),
+        2,
+        "one written at the first open, one by the flush"
+    );
+    let aggregated: Value = opened
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(&e.details).unwrap())
+        .find(|d| d.get("opens").is_some())
+        .expect("no aggregated share_link.opened event");
+    assert_eq!(aggregated["opens"], 4);
+    assert_eq!(aggregated["record"], id.as_str());
+    one.chain_verifies(&owner.org).await;
+
+    // Opened on the other instance too, so it holds the row; then revoked on the first.
+    let on_two = pass(&two, &token, None).await;
+    let link_id = link["id"].as_str().unwrap();
+    let res = one
+        .org_call(
+            Method::DELETE,
+            &format!("/v1/records/{id}/share-links/{link_id}"),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    // The revoking instance refuses the next open at once.
+    expect_problem(open(&one, &token, None).await, 410, "link_ended").await;
+    // The other may still issue a pass for a few seconds, but no pass opens anything.
+    let stale = open(&two, &token, None).await;
+    if stale.status() == 200 {
+        let p = stale.json::<Value>().await.unwrap()["viewer_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        expect_problem(view(&two, &p).await, 401, "unauthenticated").await;
+    } else {
+        expect_problem(stale, 410, "link_ended").await;
+    }
+    expect_problem(view(&two, &on_two).await, 401, "unauthenticated").await;
+    one.clock.advance(time::Duration::seconds(5));
+    expect_problem(open(&two, &token, None).await, 410, "link_ended").await;
+    two.stop().await;
+    one.stop().await;
+}

@@ -1,0 +1,157 @@
+//! Opens of share links that ask for no password and bound no views, served from memory: the
+//! link's row is kept for a few seconds by its token digest, and opens are counted per link and
+//! written (the view count, one aggregated `share_link.opened` event per link) by the periodic
+//! flush, as API-key use is. Such an open changes nothing that needs a transaction of its own,
+//! and a stale row can only issue a pass that its first use refuses: every use of a viewer pass
+//! reads the link's row (revoked, expired, password generation) afresh.
+//!
+//! Links with a password or a view bound never come here: their opens are checked and counted
+//! in the database, one statement each.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::ids::OrgId;
+use crate::store::ShareLinkRow;
+
+/// How long a link's row is used from memory. Revocation and password changes forget it on
+/// the instance that made them at once; another instance within this time can only issue a
+/// pass its first use refuses.
+pub(crate) const ROW_TTL: Duration = Duration::seconds(5);
+/// Rows kept at most (only links opened successfully are kept: a guessed token is never).
+const MAX_ROWS: usize = 10_000;
+
+/// Opens of one link since the last flush.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Opens {
+    pub org: OrgId,
+    pub record: Uuid,
+    pub count: u32,
+    pub first: OffsetDateTime,
+    pub last: OffsetDateTime,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ShareOpens {
+    rows: Mutex<HashMap<[u8; 32], (ShareLinkRow, OffsetDateTime)>>,
+    opens: Mutex<HashMap<Uuid, Opens>>,
+}
+
+/// Whether a link may be opened from memory at all.
+pub(crate) fn servable(link: &ShareLinkRow) -> bool {
+    link.password_hash.is_none() && link.max_views.is_none()
+}
+
+impl ShareOpens {
+    /// The row kept for `digest`, if it was kept less than [`ROW_TTL`] ago.
+    pub(crate) fn row(&self, digest: &[u8; 32], now: OffsetDateTime) -> Option<ShareLinkRow> {
+        let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        rows.get(digest)
+            .filter(|(_, at)| now < *at + ROW_TTL && *at <= now)
+            .map(|(row, _)| row.clone())
+    }
+
+    pub(crate) fn keep(&self, digest: [u8; 32], row: &ShareLinkRow, now: OffsetDateTime) {
+        if !servable(row) {
+            return;
+        }
+        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        if rows.len() >= MAX_ROWS {
+            rows.retain(|_, (_, at)| now < *at + ROW_TTL && *at <= now);
+            if rows.len() >= MAX_ROWS {
+                rows.clear();
+            }
+        }
+        rows.insert(digest, (row.clone(), now));
+    }
+
+    /// Forgets a link's row (revoked, password changed, erased).
+    pub(crate) fn forget(&self, link: Uuid) {
+        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        rows.retain(|_, (row, _)| row.id != link);
+    }
+
+    /// Forgets the rows of a record's links (the record was deleted).
+    pub(crate) fn forget_record(&self, record: Uuid) {
+        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        rows.retain(|_, (row, _)| row.record_id != record);
+    }
+
+    pub(crate) fn count(&self, link: &ShareLinkRow, now: OffsetDateTime) {
+        let mut opens = self.opens.lock().unwrap_or_else(PoisonError::into_inner);
+        opens
+            .entry(link.id)
+            .and_modify(|o| {
+                o.count = o.count.saturating_add(1);
+                o.last = o.last.max(now);
+            })
+            .or_insert(Opens {
+                org: link.org_id,
+                record: link.record_id,
+                count: 1,
+                first: now,
+                last: now,
+            });
+    }
+
+    /// Every link's opens since the last call.
+    pub(crate) fn take(&self) -> Vec<(Uuid, Opens)> {
+        let mut opens = self.opens.lock().unwrap_or_else(PoisonError::into_inner);
+        opens.drain().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(password: bool, max_views: Option<u32>) -> ShareLinkRow {
+        ShareLinkRow {
+            org_id: OrgId::from_uuid(Uuid::from_u128(1)),
+            id: Uuid::from_u128(2),
+            record_id: Uuid::from_u128(3),
+            digest: vec![7; 32],
+            password_hash: password.then(|| "$argon2id$...".to_owned()),
+            generation: 0,
+            expires_at: OffsetDateTime::UNIX_EPOCH + Duration::days(1),
+            max_views,
+            views: 0,
+            created_by: "user:x".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn only_unguarded_links_are_kept_and_only_for_the_ttl() {
+        let c = ShareOpens::default();
+        let t = OffsetDateTime::UNIX_EPOCH + Duration::hours(1);
+        c.keep([1; 32], &row(true, None), t);
+        c.keep([2; 32], &row(false, Some(3)), t);
+        assert!(c.row(&[1; 32], t).is_none() && c.row(&[2; 32], t).is_none());
+        c.keep([3; 32], &row(false, None), t);
+        assert!(c.row(&[3; 32], t + Duration::seconds(4)).is_some());
+        assert!(c.row(&[3; 32], t + ROW_TTL).is_none());
+        assert!(c.row(&[3; 32], t - Duration::seconds(1)).is_none());
+        c.forget(Uuid::from_u128(2));
+        assert!(c.row(&[3; 32], t).is_none());
+    }
+
+    #[test]
+    fn opens_are_counted_and_taken_once() {
+        let c = ShareOpens::default();
+        let t = OffsetDateTime::UNIX_EPOCH;
+        let r = row(false, None);
+        c.count(&r, t);
+        c.count(&r, t + Duration::seconds(2));
+        let taken = c.take();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].1.count, 2);
+        assert_eq!(taken[0].1.first, t);
+        assert_eq!(taken[0].1.last, t + Duration::seconds(2));
+        assert!(c.take().is_empty());
+    }
+}
