@@ -13,14 +13,16 @@
 //!   the password a sign-in normalises is the one that was hashed;
 //! - the sender-domain check's record parsers (`gatehouse_core::mail::dns_records`): an accepted
 //!   domain name is lower-case, at most 253 bytes, without a trailing dot, and parses to itself;
-//!   an accepted SPF record has one term per word after `v=spf1`; an accepted tag list names
-//!   each tag once.
+//!   an accepted SPF record holds only RFC 7208's mechanisms, none with an empty value and `all`
+//!   with none, and lower-case modifier names; an accepted tag list names each tag once.
 //!
 //! No `#![forbid(unsafe_code)]`: `fuzz_target!` emits a `#[no_mangle]` function (see src/lib.rs).
 #![no_main]
 
 use gatehouse_core::inputs::{DisplayName, Email, NewPassword, normalize_password};
-use gatehouse_core::mail::dns_records::{domain_name, spf_terms, tag_list};
+use gatehouse_core::mail::dns_records::{SpfTerm, domain_name, spf_terms, tag_list};
+
+const KNOWN: &[&str] = &["all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists"];
 use gatehouse_crypto::SecretString;
 use libfuzzer_sys::fuzz_target;
 
@@ -73,8 +75,18 @@ fuzz_target!(
                     assert_eq!(domain_name(&name).as_ref(), Ok(&name), "not idempotent");
                 }
                 if let Ok(terms) = spf_terms(text) {
-                    let words = text.split([' ', '\t']).filter(|w| !w.is_empty()).count();
-                    assert_eq!(terms.len() + 1, words, "{text:?}");
+                    for t in &terms {
+                        match t {
+                            SpfTerm::Mechanism { name, value, .. } => {
+                                assert!(KNOWN.contains(&name.as_str()), "{name:?}");
+                                assert!(value.as_deref() != Some(""), "an empty value");
+                                assert!(name != "all" || value.is_none(), "all with a value");
+                            }
+                            SpfTerm::Modifier { name, .. } => {
+                                assert!(name.starts_with(|c: char| c.is_ascii_lowercase()));
+                            }
+                        }
+                    }
                 }
                 if let Ok(tags) = tag_list(text) {
                     for (i, (t, _)) in tags.iter().enumerate() {

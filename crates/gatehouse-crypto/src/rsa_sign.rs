@@ -6,9 +6,13 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, PublicEncryptingKey, PublicKey};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 
-/// An RSA private key of 2048 to 8192 bits (aws-lc refuses others). aws-lc holds it and
-/// clears it when dropped; it never prints.
-pub struct RsaSigningKey(RsaKeyPair);
+/// An RSA private key of 2048 to 4096 bits (RFC 8301: verifiers need not accept larger). aws-lc
+/// holds it and clears it when dropped; it never prints.
+pub struct RsaSigningKey {
+    pair: RsaKeyPair,
+    /// The public key as SubjectPublicKeyInfo DER, made once.
+    spki: Vec<u8>,
+}
 
 impl std::fmt::Debug for RsaSigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -19,30 +23,47 @@ impl std::fmt::Debug for RsaSigningKey {
 impl RsaSigningKey {
     /// From PKCS#8 DER (`openssl genpkey -algorithm RSA` writes it, as PEM).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, String> {
-        RsaKeyPair::from_pkcs8(der)
-            .map(Self)
-            .map_err(|e| rejected(e.description_()))
+        let pair = RsaKeyPair::from_pkcs8(der).map_err(|e| rejected(e.description_()))?;
+        Self::from_pair(pair)
+    }
+
+    /// A new 2048-bit key.
+    pub fn generate_2048() -> Result<Self, String> {
+        let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+            .map_err(|_| "RSA key generation failed".to_owned())?;
+        Self::from_pair(pair)
+    }
+
+    fn from_pair(pair: RsaKeyPair) -> Result<Self, String> {
+        if pair.public_modulus_len() * 8 > 4096 {
+            return Err(
+                "the RSA key is larger than 4096 bits (RFC 8301: receivers need not verify it)"
+                    .to_owned(),
+            );
+        }
+        let spki = pair
+            .public_key()
+            .as_der()
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|_| "the RSA public key could not be encoded".to_owned())?;
+        Ok(Self { pair, spki })
     }
 
     #[must_use]
     pub fn bits(&self) -> usize {
-        self.0.public_modulus_len() * 8
+        self.pair.public_modulus_len() * 8
     }
 
     /// The public key as X.509 SubjectPublicKeyInfo DER, the form a DKIM key record's `p=`
     /// carries (RFC 6376 section 3.6.1).
     #[must_use]
     pub fn public_key_spki_der(&self) -> Vec<u8> {
-        self.0
-            .public_key()
-            .as_der()
-            .map(|d| d.as_ref().to_vec())
-            .unwrap_or_default()
+        self.spki.clone()
     }
 
     pub fn sign_sha256(&self, message: &[u8]) -> Result<Vec<u8>, String> {
-        let mut signature = vec![0; self.0.public_modulus_len()];
-        self.0
+        let mut signature = vec![0; self.pair.public_modulus_len()];
+        self.pair
             .sign(
                 &RSA_PKCS1_SHA256,
                 &SystemRandom::new(),
@@ -57,7 +78,7 @@ impl RsaSigningKey {
 fn rejected(why: &str) -> String {
     match why {
         "TooSmall" => "the RSA key is smaller than 2048 bits".to_owned(),
-        "TooLarge" => "the RSA key is larger than 8192 bits".to_owned(),
+        "TooLarge" => "the RSA key is larger than 4096 bits".to_owned(),
         _ => format!("not an RSA private key in PKCS#8 ({why})"),
     }
 }
@@ -125,7 +146,7 @@ mod tests {
         let verifier = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public.as_ref());
         assert!(verifier.verify(b"headers", &sig).is_ok());
         assert!(verifier.verify(b"headerz", &sig).is_err());
-        assert!(!format!("{k:?}").contains("BEGIN"));
+        assert_eq!(format!("{k:?}"), "RsaSigningKey(2048 bits, [redacted])");
     }
 
     #[test]

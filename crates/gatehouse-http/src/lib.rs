@@ -179,7 +179,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(webhooks::attempts))
         .add(ReadWrite, routes!(webhooks::replay))
         .add(ReadWrite, routes!(webhooks::event_types))
-        .add(ReadWrite, routes!(mail_domains::check))
+        // DNS queries on the caller's behalf: the sign-in class's tight per-address quota.
+        .add(Auth, routes!(mail_domains::check))
         .add(Unlimited, routes!(webhooks::publish))
         .add(ReadWrite, routes!(grants::create, grants::given))
         .add(ReadWrite, routes!(grants::received))

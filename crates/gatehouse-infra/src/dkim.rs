@@ -4,34 +4,31 @@
 //! verifier (dkimpy, in the integration tests) checks the result.
 //!
 //! The signed headers include `List-Unsubscribe` and `List-Unsubscribe-Post` (RFC 8058 section 4
-//! requires both to be covered), and `From`, `Subject` and the two list headers are listed once
-//! more than they occur, so a relay cannot add a second instance without breaking the signature.
+//! requires both to be covered), and every signed header is listed once more than it occurs, so
+//! nobody can add an instance of one without breaking the signature.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_crypto::RsaSigningKey;
 use gatehouse_crypto::digest::sha256;
 
-/// Signed when present, in this order.
+/// Signed, in this order, each listed once more than it occurs (RFC 6376 section 8.15): an
+/// absent one is signed as absent, so none of them can be added after signing (a `Reply-To`, a
+/// second `From` or `Content-Type` on a replayed message).
 const SIGNED: &[&str] = &[
     "from",
+    "sender",
+    "reply-to",
     "to",
     "cc",
-    "reply-to",
     "subject",
     "date",
     "message-id",
+    "in-reply-to",
+    "references",
     "mime-version",
     "content-type",
     "content-transfer-encoding",
-    "list-unsubscribe",
-    "list-unsubscribe-post",
-];
-
-/// Listed once more than they occur (RFC 6376 section 8.15).
-const OVERSIGNED: &[&str] = &[
-    "from",
-    "subject",
     "list-unsubscribe",
     "list-unsubscribe-post",
 ];
@@ -97,8 +94,7 @@ impl DkimSigner {
         let mut names: Vec<&str> = Vec::new();
         for name in SIGNED {
             let present = fields.iter().filter(|f| f.name_is(name)).count();
-            let extra = usize::from(OVERSIGNED.contains(name));
-            names.extend(std::iter::repeat_n(*name, present + extra));
+            names.extend(std::iter::repeat_n(*name, present + 1));
         }
         // Folded between tags: relaxed canonicalisation turns each fold into one space, on the
         // signing side (below) as on the verifying side.
@@ -106,7 +102,7 @@ impl DkimSigner {
             "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d={}; s={};\r\n\th={};\r\n\tbh={};\r\n\tb=",
             self.domain,
             self.selector,
-            names.join(":"),
+            folded(&names),
             body_hash
         );
         let mut input = Vec::with_capacity(1024);
@@ -147,6 +143,25 @@ impl DkimSigner {
         out.extend_from_slice(message);
         Ok(out)
     }
+}
+
+/// The h= list, folded after a colon before a line passes 72 characters.
+fn folded(names: &[&str]) -> String {
+    let mut out = String::new();
+    let mut line = 4;
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+            line += 1;
+            if line + name.len() > 72 {
+                out.push_str("\r\n\t ");
+                line = 2;
+            }
+        }
+        out.push_str(name);
+        line += name.len();
+    }
+    out
 }
 
 /// One header field with its continuation lines, CRLFs included.
@@ -296,6 +311,42 @@ mod tests {
         assert_eq!(relaxed_body(b"\r\n\r\n"), b"");
         assert_eq!(relaxed_body(b"x"), b"x\r\n");
         assert_eq!(relaxed_body(b"x\r\n\r\ny\r\n \r\n"), b"x\r\n\r\ny\r\n");
+    }
+
+    #[test]
+    fn every_signed_header_is_listed_once_more_than_it_occurs_and_lines_stay_short() {
+        let key = gatehouse_crypto::RsaSigningKey::generate_2048().unwrap();
+        let signer = DkimSigner::new(key, "acme.test".into(), "s1".into());
+        let message = b"From: a@acme.test\r\nTo: b@example.test\r\nReceived: x\r\nSubject: Hi\r\n\r\nBody\r\n";
+        let signed = signer.sign(message).unwrap();
+        assert!(
+            signed.ends_with(message),
+            "the message follows the signature unchanged"
+        );
+        let text = String::from_utf8(signed[..signed.len() - message.len()].to_vec()).unwrap();
+        assert!(text.starts_with(
+            "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=acme.test; s=s1;"
+        ));
+        assert!(text.lines().all(|l| l.len() <= 100), "{text}");
+        let h: String = text
+            .split("h=")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let h: Vec<&str> = h.split(':').map(str::trim).collect();
+        for name in SIGNED {
+            let present = usize::from(matches!(*name, "from" | "to" | "subject"));
+            assert_eq!(
+                h.iter().filter(|n| *n == name).count(),
+                present + 1,
+                "{name}"
+            );
+        }
+        assert!(!h.contains(&"received"), "trace headers are not signed");
+        assert!(signer.sign(b"no separator").is_err());
     }
 
     #[test]

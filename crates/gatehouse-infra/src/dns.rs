@@ -78,7 +78,11 @@ impl TxtResolver for TxtLookups {
                 })
                 .collect()),
             Err(e) if e.is_no_records_found() => Err(TxtError::NotFound),
-            Err(e) => Err(TxtError::Failed(e.to_string())),
+            // The resolver's own words (addresses, socket errors) stay in the operator's log.
+            Err(e) => {
+                tracing::info!(name = %fqdn, error = %e, "a TXT lookup failed");
+                Err(TxtError::Failed("no answer from the resolver".to_owned()))
+            }
         }
     }
 }

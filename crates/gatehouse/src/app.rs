@@ -629,10 +629,10 @@ pub(crate) fn domain_checker(
 ) -> Result<gatehouse_core::mail::DomainChecker, StartError> {
     let lookups =
         gatehouse_infra::dns::TxtLookups::new(&config.mail.auth.dns_servers).map_err(StartError)?;
-    Ok(gatehouse_core::mail::DomainChecker {
-        settings: config.mail.auth.domain_check.clone(),
-        resolver: Arc::new(lookups),
-    })
+    Ok(gatehouse_core::mail::DomainChecker::new(
+        config.mail.auth.domain_check.clone(),
+        Arc::new(lookups),
+    ))
 }
 
 fn mail_transport(config: &Config) -> Result<Arc<dyn MailTransport>, StartError> {

@@ -35,6 +35,19 @@ fn word(v: Verdict) -> &'static str {
     }
 }
 
+/// Text from DNS with its control characters escaped: a record must not drive the terminal.
+fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn print_report(report: &DomainReport) {
     say(&format!("{}: {}", report.domain, word(report.verdict)));
     for c in &report.checks {
@@ -45,9 +58,9 @@ fn print_report(report: &DomainReport) {
             c.name
         ));
         if let Some(r) = &c.record {
-            say(&format!("             record: {r}"));
+            say(&format!("             record: {}", shown(r)));
         }
-        say(&format!("             {}", c.advice));
+        say(&format!("             {}", shown(&c.advice)));
     }
 }
 

@@ -81,13 +81,42 @@ pub struct DomainReport {
     pub checks: Vec<Finding>,
 }
 
-/// Checks `domain` (validated first: an invalid name makes no query).
+/// Suffixes the check never asks about: special-use and private names (RFC 6761, RFC 8375,
+/// ICANN's `.internal`) that only an internal resolver answers, so a caller cannot read
+/// internal zones through it, directly or through a record's `include:`.
+const PRIVATE_SUFFIXES: &[&str] = &[
+    "localhost",
+    "local",
+    "internal",
+    "arpa",
+    "invalid",
+    "onion",
+    "lan",
+    "home",
+    "corp",
+    "intranet",
+    "private",
+];
+
+/// Whether `name` (already a valid DNS name, lower case) may be asked about.
+fn askable(name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    !PRIVATE_SUFFIXES.contains(&last)
+}
+
+/// Checks `domain` (validated first: an invalid or private name makes no query).
 pub async fn check_domain(
     resolver: &dyn TxtResolver,
     settings: &DomainCheckSettings,
     domain: &str,
 ) -> Result<DomainReport, Error> {
     let domain = dns_records::domain_name(domain).map_err(|r| Error::invalid("domain", r))?;
+    if !askable(&domain) {
+        return Err(Error::invalid(
+            "domain",
+            "is a special-use or private name (.local, .internal, .arpa, ...): it is not checked",
+        ));
+    }
     let mut dns = Budget {
         resolver,
         left: MAX_QUERIES,
@@ -218,8 +247,8 @@ async fn spf(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> Fin
     }
     if walk.lookups > SPF_LOOKUP_LIMIT {
         return fail(format!(
-            "It needs {} DNS lookups; RFC 7208 allows {SPF_LOOKUP_LIMIT}, past which receivers fail \
-             SPF (permerror). Replace some include:, a, mx or exists terms by ip4:/ip6: ranges.",
+            "It needs at least {} DNS lookups; RFC 7208 allows {SPF_LOOKUP_LIMIT}, past which \
+             receivers fail SPF (permerror). Replace some include:, a, mx or exists terms by ip4:/ip6: ranges.",
             walk.lookups
         ));
     }
@@ -283,46 +312,49 @@ impl SpfWalk {
         terms: &[SpfTerm],
         depth: usize,
     ) -> Option<Qualifier> {
-        let mut all = None;
         let mut redirect = None;
-        // RFC 7208 section 6.1: a redirect in a record with an `all` is never followed, so it
-        // costs no lookup.
-        let has_all = terms
-            .iter()
-            .any(|t| matches!(t, SpfTerm::Mechanism { name, .. } if name == "all"));
         for term in terms {
-            let ignored_redirect =
-                has_all && matches!(term, SpfTerm::Modifier { name, .. } if name == "redirect");
-            if term.costs_a_lookup() && !ignored_redirect {
-                self.lookups += 1;
-            }
             match term {
+                // RFC 7208 section 4.6.2: terms after `all` are never evaluated, and a
+                // redirect beside an `all` is never followed (section 6.1): neither costs a
+                // lookup nor authorises anything.
                 SpfTerm::Mechanism {
                     qualifier, name, ..
-                } if name == "all" => all = all.or(Some(*qualifier)),
-                SpfTerm::Mechanism { name, value, .. } if name == "include" => {
+                } if name == "all" => return Some(*qualifier),
+                SpfTerm::Mechanism {
+                    qualifier,
+                    name,
+                    value,
+                } if name == "include" => {
+                    self.lookups += 1;
+                    if self.lookups > SPF_LOOKUP_LIMIT {
+                        return None;
+                    }
                     let target = value.clone().unwrap_or_default();
-                    self.includes.push(normal(&target));
+                    // Only a `+include` (the default) authorises what the target allows.
+                    if *qualifier == Qualifier::Pass {
+                        self.includes.push(normal(&target));
+                    }
                     self.follow(dns, &target, depth).await;
                 }
                 SpfTerm::Modifier { name, value } if name == "redirect" => {
                     redirect = Some(value.clone());
                 }
+                other if other.costs_a_lookup() => self.lookups += 1,
                 _ => {}
             }
             if self.problem.is_some() || self.lookups > SPF_LOOKUP_LIMIT {
-                return all;
+                return None;
             }
         }
-        match (all, redirect) {
-            (Some(q), _) => Some(q),
-            (None, Some(target)) => {
-                // Mail the redirect's record authorises is authorised here too.
-                self.includes.push(normal(&target));
-                self.follow(dns, &target, depth).await
-            }
-            (None, None) => None,
+        let target = redirect?;
+        self.lookups += 1;
+        if self.lookups > SPF_LOOKUP_LIMIT {
+            return None;
         }
+        // Mail the redirect's record authorises is authorised here too.
+        self.includes.push(normal(&target));
+        self.follow(dns, &target, depth).await
     }
 
     /// Reads the SPF record of an include or redirect target and walks it.
@@ -336,15 +368,41 @@ impl SpfWalk {
             // A macro: its target depends on the sender, so its record cannot be read here.
             return None;
         }
-        let target = target.trim_end_matches('.').to_ascii_lowercase();
+        let Ok(target) = dns_records::dns_name(target) else {
+            self.problem = Some(format!(
+                "{target:?} (an include or redirect target) is not a domain name; receivers fail \
+                 SPF (permerror)."
+            ));
+            return None;
+        };
+        if !askable(&target) {
+            self.problem = Some(format!(
+                "{target} (an include or redirect target) is a special-use or private name; it \
+                 was not looked up."
+            ));
+            return None;
+        }
         if self.visited.contains(&target) || depth >= SPF_LOOKUP_LIMIT {
             self.problem = Some(format!(
                 "{target} is included in a loop; receivers fail SPF (permerror)."
             ));
             return None;
         }
+        // `visited` is the path from the domain to here: a name met again on another branch
+        // (two includes sharing one) is no loop.
         self.visited.push(target.clone());
-        let found = match dns.txt(&target).await {
+        let walked = self.walk_target(dns, &target, depth).await;
+        self.visited.pop();
+        walked
+    }
+
+    async fn walk_target(
+        &mut self,
+        dns: &mut Budget<'_>,
+        target: &str,
+        depth: usize,
+    ) -> Option<Qualifier> {
+        let found = match dns.txt(target).await {
             Ok(all) => all.into_iter().filter(|t| dns_records::is_spf(t)).collect(),
             Err(TxtError::NotFound) => Vec::new(),
             Err(TxtError::Failed(why)) => {
@@ -384,7 +442,17 @@ async fn dkim(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> Fi
                 .to_owned(),
         );
     };
-    let name = format!("{selector}._domainkey.{domain}");
+    // With Gatehouse signing as this domain or a parent of it, the key is where its `d=`
+    // points.
+    let key_domain = match &s.dkim_signer {
+        Some(signer)
+            if domain == signer.domain || domain.ends_with(&format!(".{}", signer.domain)) =>
+        {
+            signer.domain.as_str()
+        }
+        _ => domain,
+    };
+    let name = format!("{selector}._domainkey.{key_domain}");
     let missing = format!(
         "No DKIM key at {name}: publish the TXT record `gatehouse mail dkim-record` prints."
     );
@@ -444,7 +512,7 @@ async fn dkim(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> Fi
         }
     };
     if let Some(signer) = &s.dkim_signer
-        && signer.domain == domain
+        && signer.domain == key_domain
         && signer.selector == selector
         && !same_key(&der, &signer.public_key)
     {
@@ -577,11 +645,26 @@ fn signing_domain_aligns(signing: &str, domain: &str) -> bool {
         || signing.ends_with(&format!(".{domain}"))
 }
 
+/// Checks run at once on one instance, at most: each can keep a resolver busy for seconds.
+const CONCURRENT_CHECKS: usize = 4;
+
 /// The settings and resolver the kernel checks domains with.
 #[derive(Debug)]
 pub struct DomainChecker {
     pub settings: DomainCheckSettings,
     pub resolver: std::sync::Arc<dyn TxtResolver>,
+    running: tokio::sync::Semaphore,
+}
+
+impl DomainChecker {
+    #[must_use]
+    pub fn new(settings: DomainCheckSettings, resolver: std::sync::Arc<dyn TxtResolver>) -> Self {
+        Self {
+            settings,
+            resolver,
+            running: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
+        }
+    }
 }
 
 impl crate::kernel::Kernel {
@@ -602,6 +685,12 @@ impl crate::kernel::Kernel {
         let checker = self.domain_checker().ok_or_else(|| {
             Error::Internal("the sender-domain check is not configured".to_owned())
         })?;
+        let _running = checker
+            .running
+            .try_acquire()
+            .map_err(|_| Error::Overloaded {
+                retry_after_secs: 1,
+            })?;
         check_domain(checker.resolver.as_ref(), &checker.settings, domain).await
     }
 }

@@ -81,7 +81,8 @@ impl From<DomainReport> for DomainCheck {
     responses(
         (status = 200, description = "The verdicts (a failing domain is still a 200)", body = DomainCheck),
         (status = 403, description = "`forbidden`: the caller lacks `mail.check_domain`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: not a domain name; no query was made", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: not a domain name, or a special-use or private one; no query was made", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded`: four checks are already running here; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn check(
     State(state): State<AppState>,

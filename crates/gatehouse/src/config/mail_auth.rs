@@ -19,7 +19,7 @@ use crate::keyfile;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DkimConfig {
-    /// PEM (PKCS#8) RSA private key of 2048 to 8192 bits, mode 0600
+    /// PEM (PKCS#8) RSA private key of 2048 to 4096 bits, mode 0600
     /// (`openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`). Unset: mail is not
     /// signed.
     pub private_key_file: Option<PathBuf>,
@@ -125,7 +125,13 @@ fn signer(c: &DkimConfig, path: &std::path::Path, from: &str) -> Result<DkimSign
         ));
     }
     let from_domain = gatehouse_infra::mail::address_domain(from)
-        .ok_or_else(|| ConfigError(format!("mail.from: {from:?} has no domain to sign for")))?;
+        .and_then(|d| domain_name(&d).ok())
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "mail.from: {from:?} has no domain DKIM can sign for (an ASCII name with at least \
+                 two labels; IDNs in their xn-- form)"
+            ))
+        })?;
     let domain = if c.domain.is_empty() {
         from_domain.clone()
     } else {
@@ -140,13 +146,15 @@ fn signer(c: &DkimConfig, path: &std::path::Path, from: &str) -> Result<DkimSign
     }
     let pem = keyfile::secret_text(path)
         .map_err(|e| ConfigError(format!("mail.dkim.private_key_file: {e}")))?;
-    let der = PrivatePkcs8KeyDer::from_pem_slice(pem.expose().as_bytes()).map_err(|e| {
+    let mut der = PrivatePkcs8KeyDer::from_pem_slice(pem.expose().as_bytes()).map_err(|e| {
         ConfigError(format!(
             "mail.dkim.private_key_file: {} is not a PKCS#8 PEM key (\"BEGIN PRIVATE KEY\"): {e}",
             path.display()
         ))
     })?;
-    let key = gatehouse_crypto::RsaSigningKey::from_pkcs8_der(der.secret_pkcs8_der())
-        .map_err(|e| ConfigError(format!("mail.dkim.private_key_file: {e}")))?;
+    let key = gatehouse_crypto::RsaSigningKey::from_pkcs8_der(der.secret_pkcs8_der());
+    // aws-lc holds its own copy; this one goes now rather than with the allocator.
+    zeroize::Zeroize::zeroize(&mut der);
+    let key = key.map_err(|e| ConfigError(format!("mail.dkim.private_key_file: {e}")))?;
     Ok(DkimSigner::new(key, domain, selector))
 }

@@ -74,6 +74,15 @@ fn zone(good_key: &str, small_key: &str) -> Value {
     // signatures from this very name (Gatehouse signs as its parent), and no key.
     z["sub.good.test."] = txt(&["v=spf1 redirect=_spf.mailer.test."]);
     z["_dmarc.sub.good.test."] = txt(&["v=DMARC1; p=reject; adkim=s; rua=mailto:d@good.test"]);
+    // The service included after -all (never evaluated), or with a qualifier that does not
+    // authorise; two includes sharing a third (no loop); an include into a private zone.
+    z["after.test."] = txt(&["v=spf1 -all include:_spf.mailer.test"]);
+    z["soft.test."] = txt(&["v=spf1 ~include:_spf.mailer.test -all"]);
+    z["shared.test."] = txt(&["v=spf1 include:a.shared.test include:b.shared.test -all"]);
+    z["a.shared.test."] = txt(&["v=spf1 include:_spf.mailer.test -all"]);
+    z["b.shared.test."] = txt(&["v=spf1 include:_spf.mailer.test -all"]);
+    z["leak.test."] = txt(&["v=spf1 include:secrets.internal -all"]);
+    z["secrets.internal."] = txt(&["v=spf1 ip4:10.0.0.1 -all"]);
     // Eleven includes: one past RFC 7208's ten lookups.
     let includes: Vec<String> = (0..11).map(|i| format!("include:n{i}.deep.test")).collect();
     z["deep.test."] = txt(&[&format!("v=spf1 {} -all", includes.join(" "))]);
@@ -180,7 +189,9 @@ async fn each_record_gets_the_right_verdict_and_bad_names_make_no_query() {
 
     let sub = report("sub.good.test").await;
     expect(&sub, "spf", "pass", "~all");
-    expect(&sub, "dkim", "fail", "No DKIM key");
+    // Gatehouse signs as good.test: the key is looked for there, and is the right one.
+    expect(&sub, "dkim", "pass", "2048-bit RSA key");
+    assert_eq!(sub["checks"][1]["name"], "gh1._domainkey.good.test");
     expect(&sub, "dmarc", "fail", "adkim=s");
     let order: Vec<&str> = sub["checks"]
         .as_array()
@@ -195,8 +206,22 @@ async fn each_record_gets_the_right_verdict_and_bad_names_make_no_query() {
         "v=DMARC1; p=reject; adkim=s; rua=mailto:d@good.test"
     );
 
+    for terms_ignored in ["after.test", "soft.test"] {
+        let r = report(terms_ignored).await;
+        expect(&r, "spf", "fail", "add include:_spf.mailer.test");
+    }
+    let shared = report("shared.test").await;
+    expect(&shared, "spf", "pass", "4 of 10 DNS lookups");
+    let leak = report("leak.test").await;
+    expect(&leak, "spf", "fail", "special-use or private name");
+    assert!(
+        !dns.queries().iter().any(|q| q.contains("internal")),
+        "a private name was asked about: {:?}",
+        dns.queries()
+    );
+
     let deep = report("deep.test").await;
-    expect(&deep, "spf", "fail", "It needs 11 DNS lookups");
+    expect(&deep, "spf", "fail", "It needs at least 11 DNS lookups");
 
     // The key published for the signing domain must be the one Gatehouse signs with.
     let (_, other_key) = rsa_key(2048);
@@ -216,6 +241,9 @@ async fn each_record_gets_the_right_verdict_and_bad_names_make_no_query() {
         "bad_name.test",
         "-x.test",
         "a..test",
+        "printer.local",
+        "vault.internal",
+        "1.0.0.10.in-addr.arpa",
     ] {
         let res = check(bad.to_owned()).await;
         expect_problem(res, 422, "validation_failed").await;
