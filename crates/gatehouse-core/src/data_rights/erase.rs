@@ -437,6 +437,8 @@ impl DataRights<'_> {
             );
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        // Their records went, and the links to them.
+        self.share_opens().forget_org(org);
         for (kind, external_id) in gone {
             self.record_changed(org, &kind, &external_id);
         }
@@ -558,6 +560,7 @@ impl DataRights<'_> {
         let mut tx = tx.enter(&scope).await?;
         let sessions = tx.erase_organization().await?;
         tx.commit(proof).await?;
+        self.share_opens().forget_org(org);
         report.sessions = sessions.len() as u64;
         let remember = self.clock().now() + time::Duration::days(31);
         for id in sessions {
@@ -684,6 +687,9 @@ impl DataRights<'_> {
         .with_details(serde_json::Value::Object(audit::id_list(&ids)).to_string());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        for r in &doomed {
+            self.share_opens().forget_record(r.id);
+        }
         for r in &doomed {
             self.record_changed(r.org_id, &r.kind, &r.external_id);
         }

@@ -120,6 +120,7 @@ pub async fn check_domain(
     let mut dns = Budget {
         resolver,
         left: MAX_QUERIES,
+        deadline: tokio::time::Instant::now() + CHECK_DEADLINE,
     };
     let checks = vec![
         spf(&mut dns, settings, &domain).await,
@@ -138,9 +139,13 @@ pub async fn check_domain(
     })
 }
 
+/// A check's whole time: a domain whose servers answer slowly cannot hold a slot for longer.
+const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(12);
+
 struct Budget<'a> {
     resolver: &'a dyn TxtResolver,
     left: usize,
+    deadline: tokio::time::Instant,
 }
 
 impl Budget<'_> {
@@ -151,7 +156,14 @@ impl Budget<'_> {
             )));
         }
         self.left -= 1;
-        self.resolver.txt(name).await
+        tokio::time::timeout_at(self.deadline, self.resolver.txt(name))
+            .await
+            .unwrap_or_else(|_| {
+                Err(TxtError::Failed(format!(
+                    "the check's time limit of {} s was reached",
+                    CHECK_DEADLINE.as_secs()
+                )))
+            })
     }
 }
 
@@ -238,6 +250,7 @@ async fn spf(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> Fin
     let mut walk = SpfWalk {
         lookups: 0,
         includes: Vec::new(),
+        authorising: true,
         visited: vec![domain.to_owned()],
         problem: None,
     };
@@ -297,8 +310,11 @@ fn normal(name: &str) -> String {
 
 struct SpfWalk {
     lookups: usize,
-    /// Every include: target met, at any depth.
+    /// Every target reached through `+include:`s (and redirects) only, at any depth: what the
+    /// record authorises.
     includes: Vec<String>,
+    /// Whether every include on the path to the record being walked is a `+include`.
+    authorising: bool,
     visited: Vec<String>,
     problem: Option<String>,
 }
@@ -331,11 +347,15 @@ impl SpfWalk {
                         return None;
                     }
                     let target = value.clone().unwrap_or_default();
-                    // Only a `+include` (the default) authorises what the target allows.
-                    if *qualifier == Qualifier::Pass {
+                    // Only a `+include` (the default) authorises what the target allows, and
+                    // only when every include above it does too.
+                    let outer = self.authorising;
+                    self.authorising = outer && *qualifier == Qualifier::Pass;
+                    if self.authorising {
                         self.includes.push(normal(&target));
                     }
                     self.follow(dns, &target, depth).await;
+                    self.authorising = outer;
                 }
                 SpfTerm::Modifier { name, value } if name == "redirect" => {
                     redirect = Some(value.clone());
@@ -353,7 +373,9 @@ impl SpfWalk {
             return None;
         }
         // Mail the redirect's record authorises is authorised here too.
-        self.includes.push(normal(&target));
+        if self.authorising {
+            self.includes.push(normal(&target));
+        }
         self.follow(dns, &target, depth).await
     }
 
@@ -787,6 +809,18 @@ mod tests {
         let r = run(&broken, None).await;
         assert_eq!(r.checks[0].verdict, Verdict::Fail);
         assert!(r.checks[0].advice.contains("failed (SERVFAIL)"));
+        // The service reached only through a ~include is not authorised.
+        let wrapped = zone(&[
+            ("d.test", "v=spf1 ~include:wrap.test -all"),
+            ("wrap.test", "v=spf1 include:_spf.mailer.test -all"),
+            ("_spf.mailer.test", "v=spf1 -all"),
+        ]);
+        let r = run(&wrapped, None).await;
+        assert!(
+            r.checks[0].advice.contains("does not include"),
+            "{}",
+            r.checks[0].advice
+        );
         // A redirect beside an all is never followed and costs nothing.
         let both = zone(&[
             (

@@ -316,7 +316,6 @@ impl ShareLinks<'_> {
         if !tx.revoke_share_link(link_id, self.clock().now()).await? {
             return Err(Error::Conflict("the share link is already revoked"));
         }
-        self.share_opens().forget(link_id);
         let event = AuditEvent::success(
             call.principal.actor(),
             "share_link.revoked",
@@ -327,6 +326,9 @@ impl ShareLinks<'_> {
         .with_request(call.request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        // After the commit: an open racing it either read the row before (and is not kept, the
+        // epoch moved) or reads the revocation.
+        self.share_opens().forget(link_id);
         Ok(())
     }
 
@@ -356,7 +358,6 @@ impl ShareLinks<'_> {
         if !tx.set_share_password(link_id, hash.as_deref()).await? {
             return Err(Error::Conflict("the share link is revoked"));
         }
-        self.share_opens().forget(link_id);
         let link = Self::link_of(tx.as_mut(), record_id, link_id).await?;
         let event = AuditEvent::success(
             call.principal.actor(),
@@ -371,6 +372,7 @@ impl ShareLinks<'_> {
         .with_request(call.request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        self.share_opens().forget(link_id);
         Ok(link)
     }
 
@@ -414,10 +416,11 @@ impl ShareLinks<'_> {
         // which refuses it with its reason.
         if let Some(link) = self.share_opens().row(&digest, now)
             && link.live_at(now)
+            && self.share_opens().count(&link, now)
         {
-            self.share_opens().count(&link, now);
             return self.pass_for(&link, now);
         }
+        let epoch = self.share_opens().epoch();
         let found = {
             let mut tx = self.store().begin_read().await?;
             match tx.share_link_owner(&digest).await? {
@@ -490,7 +493,9 @@ impl ShareLinks<'_> {
         .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
-        self.share_opens().keep(digest, &link, now);
+        let record_expires = record.as_ref().and_then(|r| r.expires_at);
+        self.share_opens()
+            .keep(digest, &link, record_expires, now, epoch);
         self.pass_for(&link, now)
     }
 
@@ -532,14 +537,28 @@ impl ShareLinks<'_> {
         for (org, links) in by_org {
             match self.write_opens(org, &links).await {
                 Ok(()) => written += links.len(),
-                // An organisation erased since (or a store that failed) loses these counts;
-                // the others are still written.
-                Err(e) => failed = Some(e),
+                // Tried again at the next flush, unless the organisation is gone.
+                Err(e) => {
+                    tracing::warn!(org = %org, error = %e, "share-link opens not written yet");
+                    if self.organization_exists(org).await {
+                        self.share_opens().restore(links);
+                    }
+                    failed = Some(e);
+                }
             }
         }
         match failed {
             Some(e) if written == 0 => Err(e),
             _ => Ok(written),
+        }
+    }
+
+    /// Whether `org` still exists (an erased one's opens are dropped, not retried); a store
+    /// that cannot say is taken as yes.
+    async fn organization_exists(&self, org: OrgId) -> bool {
+        match self.store().begin_read().await {
+            Ok(mut tx) => !matches!(tx.organization_by_id(org).await, Ok(None)),
+            Err(_) => true,
         }
     }
 

@@ -9,6 +9,7 @@
 //! in the database, one statement each.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use time::{Duration, OffsetDateTime};
@@ -23,6 +24,8 @@ use crate::store::ShareLinkRow;
 pub(crate) const ROW_TTL: Duration = Duration::seconds(5);
 /// Rows kept at most (only links opened successfully are kept: a guessed token is never).
 const MAX_ROWS: usize = 10_000;
+/// Links with opens waiting for the flush, at most; past it opens go through the database.
+const MAX_PENDING: usize = 10_000;
 
 /// Opens of one link since the last flush.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +39,24 @@ pub(crate) struct Opens {
 
 #[derive(Debug, Default)]
 pub(crate) struct ShareOpens {
-    rows: Mutex<HashMap<[u8; 32], (ShareLinkRow, OffsetDateTime)>>,
+    rows: Mutex<HashMap<[u8; 32], Kept>>,
     opens: Mutex<HashMap<Uuid, Opens>>,
+    /// Moves on every forget: a row read before a revocation is not kept after it.
+    forgets: AtomicU64,
+}
+
+/// A row kept, with its record's expiry and when it was read.
+#[derive(Debug, Clone)]
+struct Kept {
+    row: ShareLinkRow,
+    record_expires: Option<OffsetDateTime>,
+    at: OffsetDateTime,
+}
+
+impl Kept {
+    fn fresh(&self, now: OffsetDateTime) -> bool {
+        self.at <= now && now < self.at + ROW_TTL
+    }
 }
 
 /// Whether a link may be opened from memory at all.
@@ -47,41 +66,80 @@ pub(crate) fn servable(link: &ShareLinkRow) -> bool {
 
 impl ShareOpens {
     /// The row kept for `digest`, if it was kept less than [`ROW_TTL`] ago.
+    /// Its link must still be checked live; its record has not expired.
     pub(crate) fn row(&self, digest: &[u8; 32], now: OffsetDateTime) -> Option<ShareLinkRow> {
         let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         rows.get(digest)
-            .filter(|(_, at)| now < *at + ROW_TTL && *at <= now)
-            .map(|(row, _)| row.clone())
+            .filter(|k| k.fresh(now) && k.record_expires.is_none_or(|e| now < e))
+            .map(|k| k.row.clone())
     }
 
-    pub(crate) fn keep(&self, digest: [u8; 32], row: &ShareLinkRow, now: OffsetDateTime) {
+    /// Taken before reading a row from the database, handed to [`ShareOpens::keep`].
+    pub(crate) fn epoch(&self) -> u64 {
+        self.forgets.load(Ordering::Acquire)
+    }
+
+    /// Keeps `row` unless a forget happened since `epoch` was taken (the row may predate it).
+    pub(crate) fn keep(
+        &self,
+        digest: [u8; 32],
+        row: &ShareLinkRow,
+        record_expires: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+        epoch: u64,
+    ) {
         if !servable(row) {
             return;
         }
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        // Checked under the lock forgets take: no forget can slip between this and the insert.
+        if self.forgets.load(Ordering::Acquire) != epoch {
+            return;
+        }
         if rows.len() >= MAX_ROWS {
-            rows.retain(|_, (_, at)| now < *at + ROW_TTL && *at <= now);
+            rows.retain(|_, k| k.fresh(now));
             if rows.len() >= MAX_ROWS {
                 rows.clear();
             }
         }
-        rows.insert(digest, (row.clone(), now));
+        rows.insert(
+            digest,
+            Kept {
+                row: row.clone(),
+                record_expires,
+                at: now,
+            },
+        );
     }
 
     /// Forgets a link's row (revoked, password changed, erased).
     pub(crate) fn forget(&self, link: Uuid) {
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        rows.retain(|_, (row, _)| row.id != link);
+        self.forgets.fetch_add(1, Ordering::AcqRel);
+        rows.retain(|_, k| k.row.id != link);
     }
 
     /// Forgets the rows of a record's links (the record was deleted).
     pub(crate) fn forget_record(&self, record: Uuid) {
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        rows.retain(|_, (row, _)| row.record_id != record);
+        self.forgets.fetch_add(1, Ordering::AcqRel);
+        rows.retain(|_, k| k.row.record_id != record);
     }
 
-    pub(crate) fn count(&self, link: &ShareLinkRow, now: OffsetDateTime) {
+    /// Forgets the rows of an organisation's links (it, or a person's records in it, erased).
+    pub(crate) fn forget_org(&self, org: OrgId) {
+        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        self.forgets.fetch_add(1, Ordering::AcqRel);
+        rows.retain(|_, k| k.row.org_id != org);
+    }
+
+    /// Counts an open; false when too many links wait for the flush already (the open then
+    /// goes through the database).
+    pub(crate) fn count(&self, link: &ShareLinkRow, now: OffsetDateTime) -> bool {
         let mut opens = self.opens.lock().unwrap_or_else(PoisonError::into_inner);
+        if opens.len() >= MAX_PENDING && !opens.contains_key(&link.id) {
+            return false;
+        }
         opens
             .entry(link.id)
             .and_modify(|o| {
@@ -95,6 +153,22 @@ impl ShareOpens {
                 first: now,
                 last: now,
             });
+        true
+    }
+
+    /// Puts back opens a flush could not write, to be tried at the next one.
+    pub(crate) fn restore(&self, taken: Vec<(Uuid, Opens)>) {
+        let mut opens = self.opens.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, o) in taken {
+            opens
+                .entry(id)
+                .and_modify(|n| {
+                    n.count = n.count.saturating_add(o.count);
+                    n.first = n.first.min(o.first);
+                    n.last = n.last.max(o.last);
+                })
+                .or_insert(o);
+        }
     }
 
     /// Every link's opens since the last call.
@@ -129,15 +203,21 @@ mod tests {
     fn only_unguarded_links_are_kept_and_only_for_the_ttl() {
         let c = ShareOpens::default();
         let t = OffsetDateTime::UNIX_EPOCH + Duration::hours(1);
-        c.keep([1; 32], &row(true, None), t);
-        c.keep([2; 32], &row(false, Some(3)), t);
+        let e = c.epoch();
+        c.keep([1; 32], &row(true, None), None, t, e);
+        c.keep([2; 32], &row(false, Some(3)), None, t, e);
         assert!(c.row(&[1; 32], t).is_none() && c.row(&[2; 32], t).is_none());
-        c.keep([3; 32], &row(false, None), t);
+        c.keep([3; 32], &row(false, None), None, t, e);
         assert!(c.row(&[3; 32], t + Duration::seconds(4)).is_some());
         assert!(c.row(&[3; 32], t + ROW_TTL).is_none());
         assert!(c.row(&[3; 32], t - Duration::seconds(1)).is_none());
         c.forget(Uuid::from_u128(2));
         assert!(c.row(&[3; 32], t).is_none());
+        // A row read before that forget is not kept after it.
+        c.keep([3; 32], &row(false, None), None, t, e);
+        assert!(c.row(&[3; 32], t).is_none());
+        c.keep([3; 32], &row(false, None), None, t, c.epoch());
+        assert!(c.row(&[3; 32], t).is_some());
     }
 
     #[test]
@@ -145,13 +225,23 @@ mod tests {
         let c = ShareOpens::default();
         let t = OffsetDateTime::UNIX_EPOCH;
         let r = row(false, None);
-        c.count(&r, t);
-        c.count(&r, t + Duration::seconds(2));
+        assert!(c.count(&r, t));
+        assert!(c.count(&r, t + Duration::seconds(2)));
         let taken = c.take();
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].1.count, 2);
         assert_eq!(taken[0].1.first, t);
         assert_eq!(taken[0].1.last, t + Duration::seconds(2));
         assert!(c.take().is_empty());
+        assert!(c.count(&r, t + Duration::seconds(3)));
+        c.restore(taken);
+        let again = c.take();
+        assert_eq!(again[0].1.count, 3);
+        assert_eq!(again[0].1.first, t);
+        // A record that has expired is never opened from memory.
+        let e = c.epoch();
+        c.keep([4; 32], &r, Some(t + Duration::seconds(1)), t, e);
+        assert!(c.row(&[4; 32], t).is_some());
+        assert!(c.row(&[4; 32], t + Duration::seconds(1)).is_none());
     }
 }
