@@ -123,6 +123,17 @@ pub async fn share_links_count_views_change_generation_and_stay_in_their_organis
     assert!(tx.count_share_view(la.id, now).await.unwrap());
     assert!(!tx.count_share_view(la.id, now).await.unwrap());
     assert_eq!(tx.share_link(la.id).await.unwrap().unwrap().views, 2);
+    // Opens counted in memory are added; another organisation's link is untouched; the count
+    // stops at i32::MAX rather than overflowing.
+    tx.add_share_views(la.id, 40).await.unwrap();
+    assert_eq!(tx.share_link(la.id).await.unwrap().unwrap().views, 42);
+    tx.add_share_views(lb.id, 7).await.unwrap();
+    tx.add_share_views(la.id, u32::MAX).await.unwrap();
+    tx.add_share_views(la.id, u32::MAX).await.unwrap();
+    assert_eq!(
+        tx.share_link(la.id).await.unwrap().unwrap().views,
+        2_147_483_647
+    );
     assert!(!tx.count_share_view(la2.id, la2.expires_at).await.unwrap());
     // A password change moves the generation; a revoked link takes no change and no view.
     assert!(
@@ -158,6 +169,11 @@ pub async fn share_links_count_views_change_generation_and_stay_in_their_organis
     assert!(
         !tx.opted_out(&[5; 32], "news").await.unwrap(),
         "crossed organisations"
+    );
+    assert_eq!(
+        tx.share_link(lb.id).await.unwrap().unwrap().views,
+        0,
+        "views were added across organisations"
     );
     let mut tx = store.begin_read().await.unwrap();
     assert_eq!(tx.share_link_owner(&[1; 32]).await.unwrap(), None);

@@ -71,6 +71,39 @@ pub async fn webhooks_lease_deliveries_once_and_stay_in_their_organisation(store
             .unwrap();
         tx.commit(Audited::for_tests()).await.unwrap();
     }
+    // 100 more at once: multi-row inserts in chunks of 64, 32 and 4, every row stored.
+    // Due tomorrow, so the claims below see only the two above.
+    let many: Vec<(WebhookMessageRow, DeliveryRow)> = (0..100)
+        .map(|_| {
+            let (m, mut d) = queued(&clock, &ea);
+            d.next_attempt_at += Duration::days(1);
+            (m, d)
+        })
+        .collect();
+    let (ms, ds): (Vec<_>, Vec<_>) = many.iter().cloned().unzip();
+    let mut tx = store
+        .begin_scoped(&TenantScope::for_tests(a))
+        .await
+        .unwrap();
+    tx.enqueue_webhooks(&ms, &ds).await.unwrap();
+    for (m, d) in ms
+        .iter()
+        .zip(&ds)
+        .step_by(9)
+        .chain(ms.iter().zip(&ds).last())
+    {
+        assert_eq!(tx.webhook_message(m.id).await.unwrap().as_ref(), Some(m));
+        assert_eq!(tx.delivery(d.id).await.unwrap().as_ref(), Some(d));
+    }
+    tx.commit(Audited::for_tests()).await.unwrap();
+    let mut tx = store
+        .begin_scoped(&TenantScope::for_tests(b))
+        .await
+        .unwrap();
+    // A row of another organisation refuses the whole call.
+    assert!(tx.enqueue_webhooks(&ms[..1], &ds[..1]).await.is_err());
+    assert_eq!(tx.webhook_message(ms[0].id).await.unwrap(), None);
+    drop(tx);
     let mut tx = store
         .begin_scoped(&TenantScope::for_tests(a))
         .await
@@ -224,7 +257,8 @@ pub async fn webhooks_lease_deliveries_once_and_stay_in_their_organisation(store
     let mut off = tx.endpoint(ea.id).await.unwrap().unwrap();
     off.disabled = Some("failing".into());
     assert!(tx.update_endpoint(&off).await.unwrap());
-    assert_eq!(tx.kill_deliveries(ea.id).await.unwrap(), 1);
+    // Its one due delivery and the hundred due tomorrow.
+    assert_eq!(tx.kill_deliveries(ea.id).await.unwrap(), 101);
     assert_eq!(
         tx.delivery(da.id).await.unwrap().unwrap().state,
         DeliveryState::Dead
