@@ -156,14 +156,18 @@ impl Budget<'_> {
             )));
         }
         self.left -= 1;
+        let late = || {
+            Err(TxtError::Failed(format!(
+                "the check's time limit of {} s was reached",
+                CHECK_DEADLINE.as_secs()
+            )))
+        };
+        if tokio::time::Instant::now() >= self.deadline {
+            return late();
+        }
         tokio::time::timeout_at(self.deadline, self.resolver.txt(name))
             .await
-            .unwrap_or_else(|_| {
-                Err(TxtError::Failed(format!(
-                    "the check's time limit of {} s was reached",
-                    CHECK_DEADLINE.as_secs()
-                )))
-            })
+            .unwrap_or_else(|_| late())
     }
 }
 
@@ -354,8 +358,15 @@ impl SpfWalk {
                     if self.authorising {
                         self.includes.push(normal(&target));
                     }
-                    self.follow(dns, &target, depth).await;
+                    let ending = self.follow(dns, &target, depth).await;
                     self.authorising = outer;
+                    if ending == Some(Qualifier::Pass) && self.problem.is_none() {
+                        // `+all` inside an include matches every sender.
+                        self.problem = Some(format!(
+                            "{target} (included) ends with +all, so the include matches anyone \
+                             and anyone may send as this domain: remove that include."
+                        ));
+                    }
                 }
                 SpfTerm::Modifier { name, value } if name == "redirect" => {
                     redirect = Some(value.clone());
@@ -500,10 +511,19 @@ async fn dkim(dns: &mut Budget<'_>, s: &DomainCheckSettings, domain: &str) -> Fi
     if p.is_empty() {
         return fail("The key is revoked (empty p=): publish the current public key.".to_owned());
     }
+    let signers_key = s
+        .dkim_signer
+        .as_ref()
+        .is_some_and(|g| g.domain == key_domain && g.selector == selector);
     if kind != "rsa" {
+        // Gatehouse signs with RSA: at its own selector another kind of key fails its mail.
         return finding(
             "dkim",
-            Verdict::Warn,
+            if signers_key {
+                Verdict::Fail
+            } else {
+                Verdict::Warn
+            },
             &name,
             Some(&record),
             format!(
@@ -711,7 +731,7 @@ impl crate::kernel::Kernel {
             .running
             .try_acquire()
             .map_err(|_| Error::Overloaded {
-                retry_after_secs: 1,
+                retry_after_secs: u32::try_from(CHECK_DEADLINE.as_secs()).unwrap_or(12),
             })?;
         check_domain(checker.resolver.as_ref(), &checker.settings, domain).await
     }
@@ -788,6 +808,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn past_the_deadline_or_the_budget_nothing_is_asked() {
+        #[derive(Debug)]
+        struct Refuses;
+        #[async_trait]
+        impl TxtResolver for Refuses {
+            async fn txt(&self, name: &str) -> Result<Vec<String>, TxtError> {
+                panic!("{name} was asked after the check's limit");
+            }
+        }
+        let mut late = Budget {
+            resolver: &Refuses,
+            left: MAX_QUERIES,
+            deadline: tokio::time::Instant::now(),
+        };
+        let e = late.txt("d.test").await.unwrap_err();
+        assert!(
+            matches!(e, TxtError::Failed(ref why) if why.contains("time limit")),
+            "{e:?}"
+        );
+        let mut spent = Budget {
+            resolver: &Refuses,
+            left: 0,
+            deadline: tokio::time::Instant::now() + CHECK_DEADLINE,
+        };
+        assert!(spent.txt("d.test").await.is_err());
+    }
+
+    #[tokio::test]
     async fn loops_neutral_endings_and_failed_lookups_fail() {
         let looped = zone(&[("d.test", "v=spf1 include:d.test -all")]);
         assert!(run(&looped, None).await.checks[0].advice.contains("loop"));
@@ -809,6 +857,22 @@ mod tests {
         let r = run(&broken, None).await;
         assert_eq!(r.checks[0].verdict, Verdict::Fail);
         assert!(r.checks[0].advice.contains("failed (SERVFAIL)"));
+        // An include whose record ends with +all lets anyone send.
+        let open = zone(&[
+            (
+                "d.test",
+                "v=spf1 include:_spf.mailer.test include:open.test -all",
+            ),
+            ("_spf.mailer.test", "v=spf1 -all"),
+            ("open.test", "v=spf1 +all"),
+        ]);
+        let r = run(&open, None).await;
+        assert_eq!(r.checks[0].verdict, Verdict::Fail);
+        assert!(
+            r.checks[0].advice.contains("ends with +all"),
+            "{}",
+            r.checks[0].advice
+        );
         // The service reached only through a ~include is not authorised.
         let wrapped = zone(&[
             ("d.test", "v=spf1 ~include:wrap.test -all"),

@@ -434,6 +434,7 @@ impl super::Records<'_> {
         if let Some(t) = &change.tags {
             row.tags = tags(t)?;
         }
+        let expiry_changed = change.expires_at.is_some();
         if let Some(e) = change.expires_at {
             row.expires_at = self.future(e)?;
         }
@@ -450,7 +451,12 @@ impl super::Records<'_> {
             )
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
-        tx.commit(proof).await?;
+        let committed = tx.commit(proof).await;
+        if expiry_changed {
+            // Rows kept for its links carry the old expiry.
+            self.share_opens().forget_record(row.org_id, id);
+        }
+        committed?;
         self.record_changed(row.org_id, &row.kind, &row.external_id);
         // The caller could read it before the change (writing needs reading); the view says
         // how it reads it now.
@@ -528,9 +534,10 @@ impl super::Records<'_> {
             .with_details(serde_json::json!({"type": row.kind}).to_string())
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
-        tx.commit(proof).await?;
+        let committed = tx.commit(proof).await;
         // Its links went with it (a foreign key): none may be opened from memory either.
-        self.share_opens().forget_record(id);
+        self.share_opens().forget_record(row.org_id, id);
+        committed?;
         self.record_changed(row.org_id, &row.kind, &row.external_id);
         Ok(())
     }

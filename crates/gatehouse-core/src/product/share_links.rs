@@ -325,10 +325,12 @@ impl ShareLinks<'_> {
         .with_details(serde_json::json!({"record": record_id}).to_string())
         .with_request(call.request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
-        tx.commit(proof).await?;
-        // After the commit: an open racing it either read the row before (and is not kept, the
-        // epoch moved) or reads the revocation.
-        self.share_opens().forget(link_id);
+        let committed = tx.commit(proof).await;
+        // After the commit, whatever it answered (forgetting too much costs nothing): an open
+        // racing it either read the row before (and is not kept: the epoch moved) or reads the
+        // revocation.
+        self.share_opens().forget(call.scope.org_id(), link_id);
+        committed?;
         Ok(())
     }
 
@@ -371,8 +373,9 @@ impl ShareLinks<'_> {
         )
         .with_request(call.request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
-        tx.commit(proof).await?;
-        self.share_opens().forget(link_id);
+        let committed = tx.commit(proof).await;
+        self.share_opens().forget(call.scope.org_id(), link_id);
+        committed?;
         Ok(link)
     }
 

@@ -39,11 +39,25 @@ pub(crate) struct Opens {
 
 #[derive(Debug, Default)]
 pub(crate) struct ShareOpens {
-    rows: Mutex<HashMap<[u8; 32], Kept>>,
+    rows: Mutex<Rows>,
     opens: Mutex<HashMap<Uuid, Opens>>,
-    /// Moves on every forget: a row read before a revocation is not kept after it.
+    /// Moves on every forget; an open takes it before reading the database.
     forgets: AtomicU64,
 }
+
+#[derive(Debug, Default)]
+struct Rows {
+    kept: HashMap<[u8; 32], Kept>,
+    /// Each organisation's latest forget (a value of `forgets`): a row read before it is not
+    /// kept after it. Per organisation, so one tenant's revocations and deletions do not stop
+    /// every other tenant's links being kept.
+    forgotten: HashMap<OrgId, u64>,
+    /// Rows read before this are not kept (the marks above were dropped at their bound).
+    barrier: u64,
+}
+
+/// Organisations with a forget mark, at most; past it the marks become one barrier.
+const MAX_MARKS: usize = 10_000;
 
 /// A row kept, with its record's expiry and when it was read.
 #[derive(Debug, Clone)]
@@ -69,7 +83,8 @@ impl ShareOpens {
     /// Its link must still be checked live; its record has not expired.
     pub(crate) fn row(&self, digest: &[u8; 32], now: OffsetDateTime) -> Option<ShareLinkRow> {
         let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        rows.get(digest)
+        rows.kept
+            .get(digest)
             .filter(|k| k.fresh(now) && k.record_expires.is_none_or(|e| now < e))
             .map(|k| k.row.clone())
     }
@@ -79,7 +94,8 @@ impl ShareOpens {
         self.forgets.load(Ordering::Acquire)
     }
 
-    /// Keeps `row` unless a forget happened since `epoch` was taken (the row may predate it).
+    /// Keeps `row` unless its organisation had a forget since `epoch` was taken (the row may
+    /// predate it).
     pub(crate) fn keep(
         &self,
         digest: [u8; 32],
@@ -93,16 +109,20 @@ impl ShareOpens {
         }
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         // Checked under the lock forgets take: no forget can slip between this and the insert.
-        if self.forgets.load(Ordering::Acquire) != epoch {
+        let forgotten_since = rows
+            .forgotten
+            .get(&row.org_id)
+            .is_some_and(|&at| at > epoch);
+        if epoch < rows.barrier || forgotten_since {
             return;
         }
-        if rows.len() >= MAX_ROWS {
-            rows.retain(|_, k| k.fresh(now));
-            if rows.len() >= MAX_ROWS {
-                rows.clear();
+        if rows.kept.len() >= MAX_ROWS {
+            rows.kept.retain(|_, k| k.fresh(now));
+            if rows.kept.len() >= MAX_ROWS {
+                rows.kept.clear();
             }
         }
-        rows.insert(
+        rows.kept.insert(
             digest,
             Kept {
                 row: row.clone(),
@@ -112,25 +132,38 @@ impl ShareOpens {
         );
     }
 
-    /// Forgets a link's row (revoked, password changed, erased).
-    pub(crate) fn forget(&self, link: Uuid) {
+    /// Forgets `org`'s rows that `which` picks, and marks the organisation so that rows read
+    /// before now are not kept after it.
+    fn forget_where(&self, org: OrgId, which: impl Fn(&ShareLinkRow) -> bool) {
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        self.forgets.fetch_add(1, Ordering::AcqRel);
-        rows.retain(|_, k| k.row.id != link);
+        let now = self.forgets.fetch_add(1, Ordering::AcqRel) + 1;
+        if rows.forgotten.len() >= MAX_MARKS && !rows.forgotten.contains_key(&org) {
+            rows.forgotten.clear();
+            rows.barrier = now;
+        }
+        rows.forgotten.insert(org, now);
+        rows.kept
+            .retain(|_, k| k.row.org_id != org || !which(&k.row));
     }
 
-    /// Forgets the rows of a record's links (the record was deleted).
-    pub(crate) fn forget_record(&self, record: Uuid) {
-        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        self.forgets.fetch_add(1, Ordering::AcqRel);
-        rows.retain(|_, k| k.row.record_id != record);
+    /// Forgets a link's row (revoked, password changed).
+    pub(crate) fn forget(&self, org: OrgId, link: Uuid) {
+        self.forget_where(org, |r| r.id == link);
     }
 
-    /// Forgets the rows of an organisation's links (it, or a person's records in it, erased).
-    pub(crate) fn forget_org(&self, org: OrgId) {
-        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        self.forgets.fetch_add(1, Ordering::AcqRel);
-        rows.retain(|_, k| k.row.org_id != org);
+    /// Forgets the rows of a record's links (the record was deleted, or its expiry changed).
+    pub(crate) fn forget_record(&self, org: OrgId, record: Uuid) {
+        self.forget_where(org, |r| r.record_id == record);
+    }
+
+    /// Forgets the rows of an organisation's links (it, or records in it, erased), and its
+    /// opens waiting for the flush when the organisation itself is gone.
+    pub(crate) fn forget_org(&self, org: OrgId, erased: bool) {
+        self.forget_where(org, |_| true);
+        if erased {
+            let mut opens = self.opens.lock().unwrap_or_else(PoisonError::into_inner);
+            opens.retain(|_, o| o.org != org);
+        }
     }
 
     /// Counts an open; false when too many links wait for the flush already (the open then
@@ -160,6 +193,10 @@ impl ShareOpens {
     pub(crate) fn restore(&self, taken: Vec<(Uuid, Opens)>) {
         let mut opens = self.opens.lock().unwrap_or_else(PoisonError::into_inner);
         for (id, o) in taken {
+            if opens.len() >= MAX_PENDING && !opens.contains_key(&id) {
+                tracing::warn!(link = %id, opens = o.count, "share-link opens dropped: too many waiting");
+                continue;
+            }
             opens
                 .entry(id)
                 .and_modify(|n| {
@@ -211,13 +248,25 @@ mod tests {
         assert!(c.row(&[3; 32], t + Duration::seconds(4)).is_some());
         assert!(c.row(&[3; 32], t + ROW_TTL).is_none());
         assert!(c.row(&[3; 32], t - Duration::seconds(1)).is_none());
-        c.forget(Uuid::from_u128(2));
+        let org = OrgId::from_uuid(Uuid::from_u128(1));
+        c.forget(org, Uuid::from_u128(2));
         assert!(c.row(&[3; 32], t).is_none());
         // A row read before that forget is not kept after it.
         c.keep([3; 32], &row(false, None), None, t, e);
         assert!(c.row(&[3; 32], t).is_none());
         c.keep([3; 32], &row(false, None), None, t, c.epoch());
         assert!(c.row(&[3; 32], t).is_some());
+        // Another organisation's forget does not stop this one's rows being kept.
+        let e = c.epoch();
+        c.forget_record(OrgId::from_uuid(Uuid::from_u128(9)), Uuid::from_u128(3));
+        assert!(
+            c.row(&[3; 32], t).is_some(),
+            "another organisation's forget took this row"
+        );
+        c.keep([5; 32], &row(false, None), None, t, e);
+        assert!(c.row(&[5; 32], t).is_some());
+        c.forget_org(org, false);
+        assert!(c.row(&[3; 32], t).is_none() && c.row(&[5; 32], t).is_none());
     }
 
     #[test]

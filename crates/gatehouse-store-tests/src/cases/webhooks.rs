@@ -90,7 +90,7 @@ pub async fn webhooks_lease_deliveries_once_and_stay_in_their_organisation(store
         .iter()
         .zip(&ds)
         .step_by(9)
-        .chain(ms.iter().zip(&ds).last())
+        .chain(ms.iter().zip(&ds).next_back())
     {
         assert_eq!(tx.webhook_message(m.id).await.unwrap().as_ref(), Some(m));
         assert_eq!(tx.delivery(d.id).await.unwrap().as_ref(), Some(d));
