@@ -199,6 +199,27 @@ async fn a_password_locks_out_with_growing_delays_and_a_revoked_link_ends_its_vi
         .count();
     // One without a password, six wrong ones, two locked attempts, one open after revocation.
     assert_eq!(failed, 10, "{seen:?}");
+
+    // A password link past its expiry (the injected clock): refused even with the password,
+    // and the pass it gave ends with it.
+    let timed = shared(
+        &app,
+        &owner,
+        &id,
+        json!({"password": "a second secret phrase", "expires_at": in_secs(&app, 60)}),
+    )
+    .await;
+    let timed_token = timed["token"].as_str().unwrap();
+    let timed_pass = pass(&app, timed_token, Some("a second secret phrase")).await;
+    assert_eq!(view(&app, &timed_pass).await.status(), 200);
+    app.clock.advance(time::Duration::seconds(60));
+    expect_problem(
+        open(&app, timed_token, Some("a second secret phrase")).await,
+        410,
+        "link_ended",
+    )
+    .await;
+    expect_problem(view(&app, &timed_pass).await, 401, "unauthenticated").await;
     app.chain_verifies(&owner.org).await;
     app.stop().await;
 }

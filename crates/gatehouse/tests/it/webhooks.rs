@@ -231,6 +231,9 @@ async fn forbidden_destinations_are_refused_at_creation_and_at_delivery() {
         "hooks.public-looking.test.": {"A": ["10.0.0.1"]},
         "meta.public-looking.test.": {"A": ["93.184.216.34", "169.254.169.254"]},
         "rebind.public-looking.test.": {"A": ["93.184.216.34"]},
+        "rebind-10.public-looking.test.": {"A": ["93.184.216.34"]},
+        "rebind-meta.public-looking.test.": {"A": ["93.184.216.34"]},
+        "rebind-v6.public-looking.test.": {"A": ["93.184.216.34"]},
         "v6.public-looking.test.": {"AAAA": ["::1"]},
     }));
     let dns_addr = dns.address();
@@ -282,17 +285,32 @@ async fn forbidden_destinations_are_refused_at_creation_and_at_delivery() {
         "a refused endpoint was stored"
     );
 
-    // A name that resolved to a public address at creation and to loopback at delivery: the
-    // attempt is refused before any connection (a receiver listening there hears nothing).
+    // Names that resolved to a public address at creation and, at delivery, to loopback,
+    // 10.0.0.1, the metadata address and ::1: each attempt is refused before any connection (a
+    // receiver listening on loopback hears nothing).
     let listener = WebhookReceiver::python(0);
-    let e = created(
-        &app,
-        &owner,
-        &format!("http://rebind.public-looking.test:{}/", listener.port),
-        &["invoice.paid"],
-    )
-    .await;
-    dns.set_zone(&json!({"rebind.public-looking.test.": {"A": ["127.0.0.1"]}}));
+    let mut rebound = Vec::new();
+    for (name, internal) in [
+        ("rebind", "127.0.0.1"),
+        ("rebind-10", "10.0.0.1"),
+        ("rebind-meta", "169.254.169.254"),
+        ("rebind-v6", "::1"),
+    ] {
+        let e = created(
+            &app,
+            &owner,
+            &format!("http://{name}.public-looking.test:{}/", listener.port),
+            &["invoice.paid"],
+        )
+        .await;
+        rebound.push((e["id"].as_str().unwrap().to_owned(), internal));
+    }
+    dns.set_zone(&json!({
+        "rebind.public-looking.test.": {"A": ["127.0.0.1"]},
+        "rebind-10.public-looking.test.": {"A": ["10.0.0.1"]},
+        "rebind-meta.public-looking.test.": {"A": ["169.254.169.254"]},
+        "rebind-v6.public-looking.test.": {"AAAA": ["::1"]},
+    }));
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     publish(
         &app,
@@ -300,23 +318,27 @@ async fn forbidden_destinations_are_refused_at_creation_and_at_delivery() {
         json!([{"type": "invoice.paid", "data": {}}]),
     )
     .await;
-    let id = e["id"].as_str().unwrap();
-    let mut log = Vec::new();
-    for _ in 0..100 {
-        log = attempts(&app, &owner, id).await;
-        if !log.is_empty() {
-            break;
+    for (id, internal) in &rebound {
+        let mut log = Vec::new();
+        for _ in 0..100 {
+            log = attempts(&app, &owner, id).await;
+            if !log.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(log.len(), 1, "{internal}: {log:#?}");
+        assert!(log[0]["status"].is_null(), "{internal}");
+        let error = log[0]["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("destination refused"),
+            "{internal}: {error}"
+        );
+        assert!(
+            !error.contains(internal),
+            "the log tells the internal address: {error}"
+        );
     }
-    assert_eq!(log.len(), 1, "{log:#?}");
-    assert!(log[0]["status"].is_null());
-    let error = log[0]["error"].as_str().unwrap();
-    assert!(error.starts_with("destination refused"), "{error}");
-    assert!(
-        !error.contains("127.0.0.1"),
-        "the log tells the internal address: {error}"
-    );
     assert!(
         listener.received().is_empty(),
         "a refused destination was contacted"
