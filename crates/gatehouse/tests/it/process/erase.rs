@@ -95,7 +95,20 @@ async fn an_erased_person_leaves_no_byte_in_the_database_files_and_the_chains_ve
     assert!(ok, "{out}{err}");
     assert!(out.contains("dry run: nothing was erased"), "{out}");
     assert!(out.contains("\"sessions\": 2"), "{out}");
-    assert_eq!(found(&dir), before, "a dry run erased something");
+    // Which needles are found, in any of the files: the dry run's own process may checkpoint
+    // the WAL into the main file as it closes, which moves bytes without erasing any.
+    let needles = |hits: &[String]| -> std::collections::BTreeSet<String> {
+        hits.iter()
+            .filter_map(|h| h.split(" in ").next())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        needles(&found(&dir)),
+        needles(&before),
+        "a dry run erased something"
+    );
+    assert_eq!(needles(&before).len(), 4);
 
     let (ok, out, err) = run_cli(&dir, &["erase", "user", "--email", EMAIL], &[], "");
     assert!(ok, "{out}{err}");
