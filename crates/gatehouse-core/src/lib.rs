@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod backup;
 pub mod clock;
 pub mod context;
 pub mod data_rights;

@@ -12,8 +12,44 @@ pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     out
 }
 
+/// SHA-256 over data that arrives in pieces (a backup's rows), without holding it all.
+pub struct Sha256Stream(aws_lc_rs::digest::Context);
+
+impl Default for Sha256Stream {
+    fn default() -> Self {
+        Self(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256))
+    }
+}
+
+impl std::fmt::Debug for Sha256Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sha256Stream")
+    }
+}
+
+impl Sha256Stream {
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    #[must_use]
+    pub fn finish(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn streamed_equals_one_shot() {
+        let mut s = super::Sha256Stream::default();
+        s.update(b"a");
+        s.update(b"bc");
+        assert_eq!(s.finish(), super::sha256(&[b"abc"]));
+    }
+
     #[test]
     fn known_answer() {
         // FIPS 180-2 example: SHA-256("abc").

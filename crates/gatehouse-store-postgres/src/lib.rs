@@ -11,6 +11,7 @@
 
 mod api_keys;
 mod audit;
+mod backup;
 mod declare;
 mod errors;
 mod grants;
@@ -45,7 +46,8 @@ use gatehouse_core::{StoreError, TenantScope};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-pub use migrate::migrator;
+pub use backup::PostgresOwner;
+pub use migrate::{latest_version, migrator, migrator_up_to};
 
 use crate::errors::map_err;
 use crate::tx::PgTx;

@@ -7,6 +7,7 @@
 //! `BEGIN DEFERRED` and never wait for a writer (WAL).
 #![forbid(unsafe_code)]
 
+mod backup;
 mod errors;
 mod migrate;
 mod rows;
@@ -47,7 +48,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-pub use migrate::migrator;
+pub use migrate::{latest_version, migrator, migrator_up_to};
 
 use crate::errors::map_err;
 use crate::tx::SqliteTx;
@@ -116,6 +117,14 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         Ok((turn, tx))
+    }
+
+    /// Applies the migrations up to `version` only (a restore's first step).
+    pub async fn migrate_up_to(&self, version: i64) -> Result<(), StoreError> {
+        migrate::migrator_up_to(version)
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
     }
 
     /// Applies every migration not yet applied. Safe to run on every start.

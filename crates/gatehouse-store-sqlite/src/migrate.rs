@@ -70,8 +70,22 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 #[must_use]
 pub fn migrator() -> Migrator {
+    migrator_up_to(i64::MAX)
+}
+
+/// The newest migration this build knows.
+#[must_use]
+pub fn latest_version() -> i64 {
+    MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
+}
+
+/// The migrations up to `version` only: a restore brings an empty database to the backup's
+/// schema, inserts, then applies the rest.
+#[must_use]
+pub fn migrator_up_to(version: i64) -> Migrator {
     let migrations = MIGRATIONS
         .iter()
+        .filter(|m| m.0 <= version)
         .map(|(version, name, sql)| {
             Migration::new(
                 *version,

@@ -42,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::audit_cmd::AuditCommand,
     },
+    /// Encrypted backups: create (online), verify, restore (either backend into either).
+    Backup {
+        #[command(subcommand)]
+        command: crate::backup_cmd::BackupCommand,
+    },
     /// The keyring: status, rotation, crypto-shredding.
     Keys {
         #[command(subcommand)]
@@ -135,6 +140,7 @@ pub fn main() -> ExitCode {
             Command::Migrate => migrate(&config).await,
             Command::Keys { command } => crate::keys_cmd::run(&config, command).await,
             Command::Audit { command } => crate::audit_cmd::run(&config, command).await,
+            Command::Backup { command } => crate::backup_cmd::run(&config, command).await,
             Command::Admin { command } => crate::admin_cmd::run(&config, command).await,
             Command::Erase { command } => crate::erase_cmd::run(&config, command).await,
             Command::Mail { command } => crate::mail_cmd::run(&config, command).await,

@@ -5,6 +5,7 @@
 mod admin_cmd;
 pub mod app;
 mod audit_cmd;
+mod backup_cmd;
 pub mod cli;
 pub mod config;
 mod conn;

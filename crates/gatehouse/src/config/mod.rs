@@ -17,6 +17,7 @@ use gatehouse_core::identity::IdentitySettings;
 use serde::{Deserialize, Serialize};
 
 mod audit;
+pub mod backup;
 pub mod connections;
 mod database;
 mod identity;
@@ -128,6 +129,8 @@ pub struct RawConfig {
     pub share: share::ShareConfig,
     /// Webhooks (F3).
     pub webhooks: webhooks::WebhooksConfig,
+    /// Who can open backups (D3).
+    pub backup: backup::BackupConfig,
 }
 
 impl Default for RawConfig {
@@ -168,6 +171,7 @@ impl Default for RawConfig {
             product: product::ProductConfig::default(),
             lifecycle: lifecycle::LifecycleConfig::default(),
             share: share::ShareConfig::default(),
+            backup: backup::BackupConfig::default(),
             webhooks: webhooks::WebhooksConfig::default(),
         }
     }
@@ -213,6 +217,7 @@ pub struct Config {
     pub lifecycle: lifecycle::LifecycleSetup,
     pub share: gatehouse_core::product::ShareSettings,
     pub webhooks: webhooks::WebhookSetup,
+    pub backup: backup::BackupConfig,
     /// `None` when rate limits (and sign-in lockouts) are off.
     pub rate_limits: Option<RateLimitSettings>,
     /// Redis, for revocation fan-out and (with `rate_limits.store = "redis"`) shared limits.
@@ -394,6 +399,7 @@ fn validate(
     let lifecycle = lifecycle::validate(&raw.lifecycle)?;
     let share = share::validate(&raw.share)?;
     let webhooks = webhooks::validate(&raw.webhooks, production)?;
+    let backup = backup::validate(&raw.backup)?;
     Ok(Config {
         mode: raw.mode,
         data_dir: raw.data_dir.clone(),
@@ -413,6 +419,7 @@ fn validate(
         lifecycle,
         share,
         webhooks,
+        backup,
         rate_limits,
         service_secrets,
         transit_max_batch,

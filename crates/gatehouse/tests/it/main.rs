@@ -14,6 +14,7 @@ mod support;
 mod access_model;
 mod api_keys;
 mod audit_api;
+mod backup;
 mod checks;
 mod cors;
 mod degradation;

@@ -29,7 +29,7 @@ pub const PROBE_OPERATOR: &str = "probe-ops@platform.example";
 
 /// Where the PostgreSQL runs of these tests create their databases (`GH_TEST_POSTGRES_URL`, as
 /// for the storage suite).
-fn postgres_admin_url() -> String {
+pub(crate) fn postgres_admin_url() -> String {
     std::env::var("GH_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
