@@ -154,7 +154,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(Admin, routes!(admin_sessions::revoke_others))
         .add(Admin, routes!(admin::import))
         .add(Admin, routes!(health::details))
-        .add(Admin, routes!(unseal::submit, unseal::progress))
+        .add(
+            Admin,
+            routes!(unseal::unseal_submit, unseal::unseal_progress),
+        )
         .add(Admin, routes!(admin::impersonate))
         .add(ReadWrite, routes!(api_keys::create, api_keys::list))
         .add(ReadWrite, routes!(api_keys::rotate))

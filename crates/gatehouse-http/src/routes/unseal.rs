@@ -93,7 +93,7 @@ pub(crate) struct UnsealRequest {
         (status = 429, description = "`rate_limited`: too many submissions from this address", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unseal_failed`: the key was right but the server could not start; nothing is held", body = crate::problem::Problem, content_type = "application/problem+json"),
     ))]
-pub(crate) async fn submit(
+pub(crate) async fn unseal_submit(
     State(_state): State<AppState>,
     ApiJson(_body): ApiJson<UnsealRequest>,
 ) -> Json<UnsealProgress> {
@@ -103,7 +103,7 @@ pub(crate) async fn submit(
 /// How far unsealing has got: threshold and shares received, never a share.
 #[utoipa::path(get, path = "/admin/v1/unseal", tag = "admin",
     responses((status = 200, description = "The progress", body = UnsealProgress)))]
-pub(crate) async fn progress(State(_state): State<AppState>) -> Json<UnsealProgress> {
+pub(crate) async fn unseal_progress(State(_state): State<AppState>) -> Json<UnsealProgress> {
     Json(UnsealProgress::unsealed())
 }
 

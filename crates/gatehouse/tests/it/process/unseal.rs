@@ -166,6 +166,9 @@ async fn unseal_a_server_started_sealed_serves_503_sealed_until_the_third_share(
     );
     assert!(ok, "{err}");
     assert!(out.contains("unsealed"), "{out}");
+    // Connections kept alive from the sealed phase are closed at the switch (the listener is
+    // not): a new client, as a real one would reconnect.
+    let http = reqwest::Client::new();
     let ready = http
         .get(format!("{url}/health/ready"))
         .send()
