@@ -41,6 +41,8 @@ pub enum KeySource {
     Environment,
     File,
     GeneratedDevelopmentFile,
+    /// Rebuilt from operators' shares at a sealed start (D2).
+    Shares,
 }
 
 impl KeySource {
@@ -50,6 +52,7 @@ impl KeySource {
             Self::Environment => "environment",
             Self::File => "file",
             Self::GeneratedDevelopmentFile => "generated-development-file",
+            Self::Shares => "shares",
         }
     }
 }

@@ -24,6 +24,7 @@ use route_facts::{Limit, RouteFacts, Routes};
 
 pub use middleware::request_id::{RequestInfo, current_request};
 pub use problem::{ApiError, Problem};
+pub use routes::unseal::{Submitted, UnsealProgress, UnsealRefusal, Unsealer};
 pub use settings::{AccessLine, AccessLog, CorsOrigins, HttpSettings};
 pub use state::{AppState, ServiceSecrets, Shared};
 
@@ -88,8 +89,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use routes::{
         admin, admin_sessions, api_keys, audit, audit_events, auth, check, erasures, exports,
         grants, health, invitations, mail_domains, me, messages, metrics, mfa, organization,
-        records, recovery, secrets, security_txt, share_links, signup, transit, unsubscribe,
-        webhooks,
+        records, recovery, secrets, security_txt, share_links, signup, transit, unseal,
+        unsubscribe, webhooks,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the document it serves.
@@ -153,6 +154,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(Admin, routes!(admin_sessions::revoke_others))
         .add(Admin, routes!(admin::import))
         .add(Admin, routes!(health::details))
+        .add(
+            Admin,
+            routes!(unseal::unseal_submit, unseal::unseal_progress),
+        )
         .add(Admin, routes!(admin::impersonate))
         .add(ReadWrite, routes!(api_keys::create, api_keys::list))
         .add(ReadWrite, routes!(api_keys::rotate))
@@ -273,6 +278,28 @@ pub fn metrics_router(state: AppState, settings: &HttpSettings) -> Router {
         .route("/health/ready", axum::routing::get(routes::health::ready))
         .fallback(routes::fallback::not_found);
     middleware::apply(app, settings).with_state(state)
+}
+
+/// D2: a sealed server's router for one listener. Health probes (ready says `sealed`), and, when
+/// `unseal` is set (the operators' listener, or the only one), `GET`/`POST /admin/v1/unseal`;
+/// every other request is a 503 `sealed` problem with `Retry-After`.
+pub fn sealed_router(
+    unsealer: std::sync::Arc<dyn Unsealer>,
+    settings: &HttpSettings,
+    unseal: bool,
+) -> Router {
+    use axum::routing::get;
+    let mut app = Router::new()
+        .route("/health/live", get(routes::health::live))
+        .route("/health/ready", get(routes::health::sealed_ready));
+    if unseal {
+        app = app.route(
+            "/admin/v1/unseal",
+            get(routes::unseal::sealed_progress).post(routes::unseal::sealed_submit),
+        );
+    }
+    let app = app.fallback(routes::unseal::sealed);
+    middleware::apply(app, settings).with_state(unsealer)
 }
 
 /// The whole application router, middleware included.

@@ -87,6 +87,20 @@ impl ApiError {
         Self::new(status, code, detail)
     }
 
+    /// D2: every request a sealed server cannot serve.
+    #[must_use]
+    pub fn sealed() -> Self {
+        Self {
+            retry_after_secs: Some(10),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sealed",
+                "the server is sealed: its master key is rebuilt when enough operators have \
+                 submitted their shares (gatehouse unseal); retry after that",
+            )
+        }
+    }
+
     pub fn to_problem(&self) -> Problem {
         Problem {
             type_uri: format!("/problems/{}", self.code),
@@ -177,6 +191,37 @@ impl From<Error> for ApiError {
                     "the server failed to handle the request",
                 )
             }
+        }
+    }
+}
+
+impl From<crate::routes::unseal::UnsealRefusal> for ApiError {
+    fn from(r: crate::routes::unseal::UnsealRefusal) -> Self {
+        use crate::routes::unseal::UnsealRefusal;
+        match r {
+            UnsealRefusal::Invalid(d) => Self::new(StatusCode::BAD_REQUEST, "share_invalid", d),
+            UnsealRefusal::WrongKey(d) => Self::new(StatusCode::BAD_REQUEST, "share_wrong_key", d),
+            UnsealRefusal::Duplicate(d) => Self::new(StatusCode::CONFLICT, "share_duplicate", d),
+            UnsealRefusal::KeyRefused(d) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unseal_key_refused", d)
+            }
+            UnsealRefusal::RateLimited { retry_after_secs } => Self {
+                retry_after_secs: Some(retry_after_secs),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many shares submitted from this address; retry later",
+                )
+            },
+            UnsealRefusal::Failed => Self {
+                retry_after_secs: Some(10),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unseal_failed",
+                    "the shares rebuilt the right key but the server could not start with it; \
+                     no share is held: see the server's log, then submit the shares again",
+                )
+            },
         }
     }
 }

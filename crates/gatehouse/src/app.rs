@@ -64,9 +64,22 @@ impl App {
         config: &Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
+        Self::build_inner(config, clock, None).await
+    }
+
+    /// After a sealed start (`master_key = "shares"`): built with the key the shares rebuilt.
+    pub(crate) async fn build_unsealed(config: &Config, key: Key32) -> Result<Self, StartError> {
+        Self::build_inner(config, Arc::new(SystemClock), Some(key)).await
+    }
+
+    async fn build_inner(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        rebuilt: Option<Key32>,
+    ) -> Result<Self, StartError> {
         ensure_data_dir(&config.data_dir)?;
         let store = open_store(config).await?;
-        let keyring = start_keyring(config, &store, &clock).await?;
+        let keyring = start_keyring(config, &store, &clock, rebuilt).await?;
         let passwords = start_password_pool(config)?;
         let kernel = Arc::new(
             Kernel::new(store, clock, passwords, Arc::clone(&keyring.0), keyring.1)
@@ -371,8 +384,12 @@ async fn start_keyring(
     config: &Config,
     store: &Arc<dyn Store>,
     clock: &Arc<dyn Clock>,
+    rebuilt: Option<Key32>,
 ) -> Result<(Arc<Keyring>, KeySource), StartError> {
-    let (key, key_source) = master_key(config)?;
+    let (key, key_source) = match rebuilt {
+        Some(key) => (key, KeySource::Shares),
+        None => master_key(config)?,
+    };
     let keyring = Keyring::start(
         Arc::clone(store),
         Arc::clone(clock),
@@ -480,6 +497,11 @@ pub(crate) fn master_key(config: &Config) -> Result<(Key32, KeySource), StartErr
     match &config.master_key {
         MasterKey::Environment(k) => Ok((k.clone(), KeySource::Environment)),
         MasterKey::File(_, k) => Ok((k.clone(), KeySource::File)),
+        MasterKey::Shares => Err(StartError(
+            "master_key = \"shares\": the key exists only as operators' shares, which only \
+             `gatehouse serve` takes (it starts sealed; submit them with `gatehouse unseal`)"
+                .into(),
+        )),
         MasterKey::GeneratedDevelopment(path) => {
             let (key, generated) = keyfile::load_or_generate(path)
                 .map_err(|e| StartError(format!("master key: {e}")))?;
@@ -497,7 +519,7 @@ pub(crate) fn master_key(config: &Config) -> Result<(Key32, KeySource), StartErr
     }
 }
 
-async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+pub(crate) async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     let max = config.database.max_connections;
     match &config.database.database {
         Database::Sqlite { url } => {

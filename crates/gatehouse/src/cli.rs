@@ -52,6 +52,13 @@ enum Command {
         #[command(subcommand)]
         command: crate::keys_cmd::KeysCommand,
     },
+    /// Submit one share of the master key to a sealed server (reads the share from standard
+    /// input; talks to the server's operator listener, or its only one).
+    Unseal {
+        /// The server's base URL (default: from admin_listen, else listen, in the configuration).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Erase a person or an organisation for good (GDPR), with a dry run.
     Erase {
         #[command(subcommand)]
@@ -143,6 +150,7 @@ pub fn main() -> ExitCode {
             Command::Backup { command } => crate::backup_cmd::run(&config, command).await,
             Command::Admin { command } => crate::admin_cmd::run(&config, command).await,
             Command::Erase { command } => crate::erase_cmd::run(&config, command).await,
+            Command::Unseal { url } => crate::unseal_cmd::run(&config, url.as_deref()).await,
             Command::Mail { command } => crate::mail_cmd::run(&config, command).await,
             Command::Config { .. } | Command::LocalVault { .. } | Command::DevCert { .. } => Ok(()),
         }
@@ -161,7 +169,11 @@ pub fn main() -> ExitCode {
 }
 
 async fn serve(config: &Config) -> Result<(), String> {
-    let app = App::build(config).await.map_err(|e| e.to_string())?;
+    // A sealed start (D2) has no key to build with yet: it binds first and builds once unsealed.
+    let app = match config.master_key {
+        crate::config::MasterKey::Shares => None,
+        _ => Some(App::build(config).await.map_err(|e| e.to_string())?),
+    };
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("listen: cannot bind {}: {e}", config.server.listen))?;
@@ -191,9 +203,13 @@ async fn serve(config: &Config) -> Result<(), String> {
         }
         None => None,
     };
-    app.serve_with_admin(listener, admin, shutdown)
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    match app {
+        Some(app) => app
+            .serve_with_admin(listener, admin, shutdown)
+            .await
+            .map_err(|e| format!("server error: {e}")),
+        None => crate::unseal::serve_sealed(config, listener, admin, shutdown).await,
+    }
 }
 
 async fn migrate(config: &Config) -> Result<(), String> {

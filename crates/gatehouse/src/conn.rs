@@ -117,6 +117,36 @@ pub(crate) async fn serve(
     bounds: Bounds,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let (listener, drained) = accept_until(listener, tls, router, bounds, signal).await;
+    drop(listener);
+    drained.await;
+    Ok(())
+}
+
+/// Like [`serve`], but when `signal` resolves the listener is handed back, still bound, and the
+/// open connections finish in the background: a sealed server (D2) passes its listeners on to
+/// the full application without refusing a connection in between.
+pub(crate) async fn serve_then_hand_back(
+    listener: TcpListener,
+    tls: Option<Arc<TlsReloader>>,
+    router: axum::Router,
+    bounds: Bounds,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> TcpListener {
+    let (listener, drained) = accept_until(listener, tls, router, bounds, signal).await;
+    tokio::spawn(drained);
+    listener
+}
+
+/// Accepts until `signal` resolves; then tells every connection to finish and returns the
+/// listener and a future that resolves once they have.
+async fn accept_until(
+    listener: TcpListener,
+    tls: Option<Arc<TlsReloader>>,
+    router: axum::Router,
+    bounds: Bounds,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> (TcpListener, impl Future<Output = ()> + Send + 'static) {
     let counts = Arc::new(Mutex::new(Counts::default()));
     warn_if_descriptors_short(bounds.settings.max_total);
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
@@ -152,10 +182,9 @@ pub(crate) async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
-    drop(listener);
     let _ = stop_tx.send(true);
-    while connections.join_next().await.is_some() {}
-    Ok(())
+    let drained = async move { while connections.join_next().await.is_some() {} };
+    (listener, drained)
 }
 
 /// Warns when the process may open fewer files than `max_total` connections need: the kernel

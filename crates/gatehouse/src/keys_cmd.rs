@@ -37,6 +37,14 @@ pub(crate) enum KeysCommand {
     /// Add a link key (share viewer passes, unsubscribe links). New links are signed with it at
     /// once; links signed with older keys keep verifying for `keyring.link_key_overlap_days`.
     RotateLinkKey,
+    /// Split the master key (read from master_key_file) into shares for a sealed start (D2):
+    /// any --threshold of the --shares rebuild it. Each share is printed once.
+    Split {
+        #[arg(long)]
+        shares: u8,
+        #[arg(long)]
+        threshold: u8,
+    },
     /// Destroy an organisation's data keys: everything it sealed becomes unreadable, for good.
     Shred {
         #[arg(long)]
@@ -91,6 +99,9 @@ pub(crate) async fn run(config: &Config, command: KeysCommand) -> Result<(), Str
         }
         KeysCommand::RotateMaster { new_key_file } => {
             rotate_master(config, keyring, new_key_file.as_deref()).await
+        }
+        KeysCommand::Split { shares, threshold } => {
+            crate::unseal::split_command(config, keyring, shares, threshold)
         }
     }
 }

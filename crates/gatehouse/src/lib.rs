@@ -18,7 +18,10 @@ pub mod logging;
 mod mail_cmd;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+mod shares;
 pub mod tls;
+pub mod unseal;
+mod unseal_cmd;
 mod vault_cmd;
 
 pub use app::App;

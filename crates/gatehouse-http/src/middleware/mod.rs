@@ -17,12 +17,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 
 use crate::settings::HttpSettings;
-use crate::state::AppState;
 
 /// axum's extractors refuse bodies over 2 MiB unless told otherwise.
 const AXUM_DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
-pub(crate) fn apply(router: Router<AppState>, s: &HttpSettings) -> Router<AppState> {
+pub(crate) fn apply<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    s: &HttpSettings,
+) -> Router<S> {
     let mut r = router;
     // The edge cuts bodies off at the configured limit; the extractors' own limit only needs
     // raising when the configured one is higher (one layer less on every request otherwise).

@@ -41,9 +41,21 @@ pub(crate) struct CheckStatus {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Ready {
-    /// `ready` or `not_ready`.
+    /// `ready`, `not_ready`, or `sealed` (D2: waiting for operators' shares of the master key).
     status: &'static str,
     checks: Vec<CheckStatus>,
+}
+
+/// A sealed server's readiness: not ready, and why.
+pub(crate) async fn sealed_ready() -> (StatusCode, Json<Ready>) {
+    let body = Ready {
+        status: "sealed",
+        checks: vec![CheckStatus {
+            name: "keys",
+            ok: false,
+        }],
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body))
 }
 
 /// Readiness with each check's detail, for operators.

@@ -25,6 +25,7 @@ pub(crate) mod security_txt;
 pub(crate) mod share_links;
 pub(crate) mod signup;
 pub(crate) mod transit;
+pub(crate) mod unseal;
 pub(crate) mod unsubscribe;
 pub(crate) mod webhooks;
 

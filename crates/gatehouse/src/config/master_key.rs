@@ -15,13 +15,31 @@ pub enum MasterKey {
     File(PathBuf, Key32),
     /// Development only: generated on first start into the data directory.
     GeneratedDevelopment(PathBuf),
+    /// `master_key = "shares"`: `serve` starts sealed until operators submit enough shares.
+    Shares,
 }
+
+pub(super) const SHARES: &str = "shares";
 
 pub(super) fn validate(
     raw: &RawConfig,
     env: Option<&str>,
     production: bool,
 ) -> Result<MasterKey, ConfigError> {
+    if let Some(setting) = &raw.master_key {
+        if setting != SHARES {
+            return refuse(
+                "master_key: the only value is \"shares\" (the key itself never goes here)",
+            );
+        }
+        if env.is_some() || raw.master_key_file.is_some() {
+            return refuse(
+                "master_key: \"shares\" is set together with GATEHOUSE_MASTER_KEY or \
+                 master_key_file; supply the master key one way only",
+            );
+        }
+        return Ok(MasterKey::Shares);
+    }
     if let Some(text) = env {
         if raw.master_key_file.is_some() {
             return refuse(

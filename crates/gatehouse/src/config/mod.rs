@@ -93,6 +93,9 @@ pub struct RawConfig {
     pub database_max_connections: u32,
     pub migrate_on_start: bool,
     pub master_key_file: Option<PathBuf>,
+    /// `"shares"`: start sealed and rebuild the master key from operators' shares (D2). No other
+    /// value: the key itself never goes in this file.
+    pub master_key: Option<String>,
     pub cors_allowed_origins: Vec<String>,
     /// Plain HTTP on a non-loopback address is allowed in production only behind a TLS proxy.
     pub trusted_proxy_tls: bool,
@@ -147,6 +150,7 @@ impl Default for RawConfig {
             database_max_connections: 8,
             migrate_on_start: true,
             master_key_file: None,
+            master_key: None,
             cors_allowed_origins: Vec::new(),
             trusted_proxy_tls: false,
             trusted_proxies: Vec::new(),
@@ -341,6 +345,9 @@ impl Config {
         let key = match &self.master_key {
             MasterKey::Environment(_) => "supplied by GATEHOUSE_MASTER_KEY [redacted]".to_owned(),
             MasterKey::File(p, _) => format!("read from {} [redacted]", p.display()),
+            MasterKey::Shares => {
+                "rebuilt from operators' shares at start (sealed until then)".to_owned()
+            }
             MasterKey::GeneratedDevelopment(p) => {
                 format!(
                     "development key generated at {} (not for production)",
@@ -440,7 +447,11 @@ fn refuse_secrets_in_file(path: &Path, text: &str) -> Result<(), ConfigError> {
             path.display()
         ))
     })?;
-    if table.contains_key("master_key") {
+    // `master_key = "shares"` names where the key comes from, not the key.
+    if table
+        .get("master_key")
+        .is_some_and(|v| v.as_str() != Some(master_key::SHARES))
+    {
         return refuse(format!(
             "master_key: refused in the config file {} because config files end up in version \
              control; supply the key with GATEHOUSE_MASTER_KEY or master_key_file",

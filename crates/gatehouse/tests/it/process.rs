@@ -12,6 +12,7 @@ use crate::support::temp_dir;
 
 mod erase;
 mod purge;
+mod unseal;
 mod webhooks;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
