@@ -41,6 +41,8 @@ pub enum KeySource {
     Environment,
     File,
     GeneratedDevelopmentFile,
+    /// An HSM over PKCS#11 (`[master_key_pkcs11]`).
+    Pkcs11,
 }
 
 impl KeySource {
@@ -50,6 +52,7 @@ impl KeySource {
             Self::Environment => "environment",
             Self::File => "file",
             Self::GeneratedDevelopmentFile => "generated-development-file",
+            Self::Pkcs11 => "pkcs11",
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::support::temp_dir;
 
 mod erase;
+mod pkcs11;
 mod purge;
 mod webhooks;
 
