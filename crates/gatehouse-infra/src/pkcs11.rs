@@ -339,7 +339,16 @@ impl MasterKek for Pkcs11Kek {
         match self.open_envelope(check_value, &check_context()) {
             Ok(plain) => Ok(plain.as_slice() == CHECK_PLAINTEXT),
             Err(KekError::Open(_)) => Ok(false),
-            Err(e) => Err(e),
+            Err(e) => {
+                // Tokens differ in what a GCM tag that does not verify returns (SoftHSM2 says
+                // CKR_GENERAL_ERROR). A round trip of a fresh check envelope tells "another key"
+                // (the token works) from a token that fails.
+                let probe = self.new_check_value(0)?;
+                match self.open_envelope(&probe, &check_context()) {
+                    Ok(plain) if plain.as_slice() == CHECK_PLAINTEXT => Ok(false),
+                    _ => Err(e),
+                }
+            }
         }
     }
 

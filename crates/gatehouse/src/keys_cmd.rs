@@ -190,8 +190,12 @@ async fn rotate_master_to_hsm(
     raw: &crate::config::pkcs11::Pkcs11Config,
 ) -> Result<(), String> {
     let pin_env = zeroize::Zeroizing::new(std::env::var(crate::config::pkcs11::PIN_ENV).ok());
-    let settings = crate::config::pkcs11::validate("--new-pkcs11", raw, pin_env.as_deref())
-        .map_err(|e| e.to_string())?;
+    let settings = crate::config::pkcs11::validate(
+        "rotate-master --new-pkcs11-* (or [master_key_pkcs11])",
+        raw,
+        pin_env.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
     let kek = crate::app::open_pkcs11(&settings)
         .await
         .map_err(|e| e.to_string())?;
@@ -230,7 +234,8 @@ async fn rotate_master(
     }
     let MasterKey::GeneratedDevelopment(dev_path) = &config.master_key else {
         return Err(
-            "rotate-master needs --new-key-file with the new master key (base64 of 32 random bytes, mode 0600)"
+            "rotate-master needs --new-key-file with the new master key (base64 of 32 random \
+             bytes, mode 0600) or --new-pkcs11-key-label naming a key inside an HSM"
                 .into(),
         );
     };

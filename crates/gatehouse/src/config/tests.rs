@@ -470,7 +470,10 @@ fn pkcs11_master_key_settings_are_checked_at_load() {
         };
         assert_eq!(s.pin.expose(), "4711");
         let shown = format!("{}{c:?}", c.to_redacted_toml());
-        assert!(!shown.contains("4711") && shown.contains("kek-1"), "{shown}");
+        assert!(
+            !shown.contains("4711") && shown.contains("kek-1"),
+            "{shown}"
+        );
         jail.set_env("GATEHOUSE_PKCS11_PIN", "4711");
         assert!(err(Config::load_from(None)).contains("one way only"));
         jail.set_env("GATEHOUSE_PKCS11_PIN", "");

@@ -17,7 +17,7 @@ use gatehouse_core::keyring::{FieldRef, SealedKind};
 use gatehouse_core::store::OrganizationRecord;
 use gatehouse_core::{Clock, OrgId, SystemClock, TenantScope};
 
-use super::{BIN, run_cli};
+use super::BIN;
 use crate::support::temp_dir;
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -116,6 +116,54 @@ impl SoftHsm {
     }
 }
 
+/// A child killed when dropped, so a failing assertion leaves no process behind (it would hold
+/// whatever this test process holds, the machine's build lock among them).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the binary with `env` and waits at most 120 seconds for it to exit (a start that should
+/// be refused but is not must not hang the suite); returns (success, stdout, stderr).
+fn run_cli(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    _stdin: &str,
+) -> (bool, String, String) {
+    let child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Reaped(child);
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let out = read(Box::new(child.0.stdout.take().unwrap()));
+    let err = read(Box::new(child.0.stderr.take().unwrap()));
+    for _ in 0..1200 {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            return (status.success(), out.join().unwrap(), err.join().unwrap());
+        }
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+    panic!("gatehouse {args:?} did not exit within 120 s");
+}
+
 fn which(program: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {program}")])
@@ -132,7 +180,6 @@ fn hsm_env<'a>(hsm: &'a SoftHsm, label: &'a str, pin: &'a str) -> Vec<(&'a str, 
         ("GATEHOUSE_MASTER_KEY_PKCS11__TOKEN_LABEL", TOKEN),
         ("GATEHOUSE_MASTER_KEY_PKCS11__KEY_LABEL", label),
         ("GATEHOUSE_PKCS11_PIN", pin),
-        ("GATEHOUSE_LOG_LEVEL", "warn"),
     ]
 }
 
@@ -251,7 +298,7 @@ async fn pkcs11_rotation_from_a_file_key_survives_kill_9_then_moves_between_hsm_
         "--new-pkcs11-token-label",
         TOKEN,
     ];
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(rotate_to_a)
         .current_dir(&dir)
         .env_clear()
@@ -263,8 +310,9 @@ async fn pkcs11_rotation_from_a_file_key_survives_kill_9_then_moves_between_hsm_
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut child = Reaped(child);
     let mut rewrapped = 0;
-    for line in BufReader::new(child.stderr.take().unwrap())
+    for line in BufReader::new(child.0.stderr.take().unwrap())
         .lines()
         .map_while(Result::ok)
     {
@@ -277,10 +325,10 @@ async fn pkcs11_rotation_from_a_file_key_survives_kill_9_then_moves_between_hsm_
     }
     assert_eq!(rewrapped, 10, "the rotation should log each organisation");
     Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
+        .args(["-KILL", &child.0.id().to_string()])
         .status()
         .unwrap();
-    child.wait().unwrap();
+    child.0.wait().unwrap();
 
     // Part-way: some data keys under the file key (version 1), some under HSM key A (2).
     let (ok, status, err) = run_cli(&dir, &["keys", "status"], &file_env, "");
@@ -331,6 +379,13 @@ async fn pkcs11_rotation_from_a_file_key_survives_kill_9_then_moves_between_hsm_
     assert!(out.contains("master key version 3 is now current"), "{out}");
     let (ok, _, err) = run_cli(&dir, &["keys", "status"], &env_a, "");
     assert!(!ok && err.contains("version 2, which was retired"), "{err}");
+    // A key of the token that was never registered is a wrong master key.
+    hsm.import(&dir, "kek-c", &[0x3Cu8; 32]);
+    let (ok, _, err) = run_cli(&dir, &["keys", "status"], &hsm_env(&hsm, "kek-c", PIN), "");
+    assert!(
+        !ok && err.contains("does not match any master-key version"),
+        "{err}"
+    );
 
     // `serve` on HSM key B reads every value sealed under the file key: its re-encryption job
     // opens each one (data keys unwrapped inside the token) and reseals it.
