@@ -103,16 +103,29 @@ pub fn envelope_header(versions: EnvelopeHeader, nonce: &[u8; NONCE_LEN]) -> [u8
     header
 }
 
-/// An envelope's parts for a key held elsewhere: the header (the start of the associated data),
-/// the nonce, and the ciphertext followed by the tag.
-pub fn split_envelope(envelope: &[u8]) -> Result<(&[u8], [u8; NONCE_LEN], &[u8]), AeadError> {
+/// An envelope's parts, for a key held elsewhere.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvelopeParts<'a> {
+    /// The header bytes: the start of the associated data.
+    pub header: &'a [u8],
+    pub nonce: [u8; NONCE_LEN],
+    /// The ciphertext followed by the tag.
+    pub body: &'a [u8],
+}
+
+/// Splits an envelope into its parts without opening it.
+pub fn split_envelope(envelope: &[u8]) -> Result<EnvelopeParts<'_>, AeadError> {
     EnvelopeHeader::parse(envelope)?;
-    let (head, body) = envelope.split_at(HEADER_LEN);
-    let nonce: [u8; NONCE_LEN] = head
+    let (header, body) = envelope.split_at(HEADER_LEN);
+    let nonce: [u8; NONCE_LEN] = header
         .get(HEADER_LEN - NONCE_LEN..)
         .and_then(|n| n.try_into().ok())
         .ok_or(AeadError::Malformed)?;
-    Ok((head, nonce, body))
+    Ok(EnvelopeParts {
+        header,
+        nonce,
+        body,
+    })
 }
 
 /// An AES-256-GCM key ready for use. The key schedule lives inside aws-lc, which cleanses it when

@@ -231,9 +231,9 @@ impl Pkcs11Kek {
         envelope: &[u8],
         context: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, KekError> {
-        let (header, nonce, body) = split_envelope(envelope)?;
-        let aad = [header, context].concat();
-        match self.gcm(false, nonce, &aad, body) {
+        let parts = split_envelope(envelope)?;
+        let aad = [parts.header, context].concat();
+        match self.gcm(false, parts.nonce, &aad, parts.body) {
             Ok(plain) => Ok(zeroize::Zeroizing::new(plain)),
             Err(e) if opens_failed(&e) => Err(KekError::Open(AeadError::OpenFailed)),
             Err(e) => Err(KekError::Device(e.to_string())),
