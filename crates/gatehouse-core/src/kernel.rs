@@ -43,6 +43,8 @@ pub enum KeySource {
     GeneratedDevelopmentFile,
     /// Rebuilt from operators' shares at a sealed start (D2).
     Shares,
+    /// An HSM over PKCS#11 (`[master_key_pkcs11]`).
+    Pkcs11,
 }
 
 impl KeySource {
@@ -53,6 +55,7 @@ impl KeySource {
             Self::File => "file",
             Self::GeneratedDevelopmentFile => "generated-development-file",
             Self::Shares => "shares",
+            Self::Pkcs11 => "pkcs11",
         }
     }
 }

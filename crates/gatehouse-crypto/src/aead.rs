@@ -91,6 +91,43 @@ impl EnvelopeHeader {
     }
 }
 
+/// The 22 header bytes of a new envelope sealed with `nonce`. For a key held elsewhere (an HSM)
+/// that runs AES-256-GCM itself: it seals with these bytes followed by the context as associated
+/// data and appends ciphertext and tag, so its envelopes have exactly this module's format.
+#[must_use]
+pub fn envelope_header(versions: EnvelopeHeader, nonce: &[u8; NONCE_LEN]) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    let (fixed, nonce_slot) = header.split_at_mut(HEADER_LEN - NONCE_LEN);
+    fixed.copy_from_slice(&versions_bytes(versions));
+    nonce_slot.copy_from_slice(nonce);
+    header
+}
+
+/// An envelope's parts, for a key held elsewhere.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvelopeParts<'a> {
+    /// The header bytes: the start of the associated data.
+    pub header: &'a [u8],
+    pub nonce: [u8; NONCE_LEN],
+    /// The ciphertext followed by the tag.
+    pub body: &'a [u8],
+}
+
+/// Splits an envelope into its parts without opening it.
+pub fn split_envelope(envelope: &[u8]) -> Result<EnvelopeParts<'_>, AeadError> {
+    EnvelopeHeader::parse(envelope)?;
+    let (header, body) = envelope.split_at(HEADER_LEN);
+    let nonce: [u8; NONCE_LEN] = header
+        .get(HEADER_LEN - NONCE_LEN..)
+        .and_then(|n| n.try_into().ok())
+        .ok_or(AeadError::Malformed)?;
+    Ok(EnvelopeParts {
+        header,
+        nonce,
+        body,
+    })
+}
+
 /// An AES-256-GCM key ready for use. The key schedule lives inside aws-lc, which cleanses it when
 /// the key is dropped; the raw bytes it was made from are the caller's `Key32`, zeroed on drop.
 pub struct AeadKey(LessSafeKey);
@@ -116,10 +153,7 @@ impl AeadKey {
         plaintext: &[u8],
     ) -> Result<Vec<u8>, AeadError> {
         let nonce = crate::random_nonce().map_err(|_| AeadError::SealFailed)?;
-        let mut header = [0u8; HEADER_LEN];
-        let (fixed, nonce_slot) = header.split_at_mut(HEADER_LEN - NONCE_LEN);
-        fixed.copy_from_slice(&versions_bytes(versions));
-        nonce_slot.copy_from_slice(&nonce);
+        let header = envelope_header(versions, &nonce);
         // Header and context as associated data, on the stack when they fit (they nearly always do).
         let mut stack = [0u8; 256];
         let heap;

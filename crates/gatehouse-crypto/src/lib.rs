@@ -15,7 +15,9 @@ pub mod rsa_sign;
 pub mod secret;
 pub mod sign;
 
-pub use aead::{AeadError, AeadKey, EnvelopeHeader, context, key_check_value};
+pub use aead::{
+    AeadError, AeadKey, EnvelopeHeader, context, envelope_header, key_check_value, split_envelope,
+};
 pub use ct::ct_eq;
 pub use digest::sha256;
 pub use jwt::{HasExpiry, JwtError, JwtSigner, JwtVerifier};

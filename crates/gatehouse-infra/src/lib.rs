@@ -7,6 +7,7 @@ pub mod dkim;
 pub mod dns;
 pub mod fanout;
 pub mod mail;
+pub mod pkcs11;
 mod redis_limiter;
 pub mod webhooks;
 

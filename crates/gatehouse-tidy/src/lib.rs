@@ -69,8 +69,9 @@ pub const FORBIDDEN: &[(&str, &[&str])] = &[
             "serde_json",
         ],
     ),
-    // The domain knows no framework, and reaches Redis, SMTP, SQL, HTTP clients and the OTLP
-    // exporter only through its own traits: adapters implement them in outer crates, so the domain
+    // The domain knows no framework, and reaches Redis, SMTP, SQL, HTTP clients, the OTLP
+    // exporter and an HSM's PKCS#11 module (the master key, `keyring::MasterKek`) only through its
+    // own traits: adapters implement them in outer crates, so the domain
     // stays testable in memory and a backend can change without touching it.
     (
         "gatehouse-core",
@@ -85,6 +86,7 @@ pub const FORBIDDEN: &[(&str, &[&str])] = &[
             "redis",
             "lettre",
             "opentelemetry-otlp",
+            "cryptoki",
         ],
     ),
     (

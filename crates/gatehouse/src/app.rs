@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_core::identity::{Identity, LocalOnly};
-use gatehouse_core::keyring::Keyring;
+use gatehouse_core::keyring::{Keyring, LocalKek, MasterKek};
 use gatehouse_core::mail::MailTransport;
 use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::store::Store;
@@ -78,8 +78,18 @@ impl App {
         rebuilt: Option<Key32>,
     ) -> Result<Self, StartError> {
         ensure_data_dir(&config.data_dir)?;
+        // The master key first: an HSM that refuses the PIN stops the start before the database
+        // is opened or migrated, so nothing is changed.
+        let master = match rebuilt {
+            Some(key) => (
+                Arc::new(LocalKek::new(&key).map_err(|e| StartError(format!("master key: {e}")))?)
+                    as Arc<dyn MasterKek>,
+                KeySource::Shares,
+            ),
+            None => master_kek(config).await?,
+        };
         let store = open_store(config).await?;
-        let keyring = start_keyring(config, &store, &clock, rebuilt).await?;
+        let keyring = start_keyring(config, master, &store, &clock).await?;
         let passwords = start_password_pool(config)?;
         let kernel = Arc::new(
             Kernel::new(store, clock, passwords, Arc::clone(&keyring.0), keyring.1)
@@ -379,27 +389,52 @@ async fn reencryption_job(keyring: Arc<Keyring>, every: Duration, batch: u32) {
 }
 
 /// The keyring over the store, unwrapping (or, on a new store, creating) the data keys with the
-/// master key, which is dropped once the keyring holds what it needs.
+/// master key. A key held in memory is dropped by the keyring's `LocalKek` once it has made its
+/// key schedule.
 async fn start_keyring(
     config: &Config,
+    (kek, key_source): (Arc<dyn MasterKek>, KeySource),
     store: &Arc<dyn Store>,
     clock: &Arc<dyn Clock>,
-    rebuilt: Option<Key32>,
 ) -> Result<(Arc<Keyring>, KeySource), StartError> {
-    let (key, key_source) = match rebuilt {
-        Some(key) => (key, KeySource::Shares),
-        None => master_key(config)?,
-    };
-    let keyring = Keyring::start(
+    let described = kek.describe();
+    let keyring = Keyring::start_with(
         Arc::clone(store),
         Arc::clone(clock),
-        &key,
+        kek,
         config.keyring.keyring,
     )
     .await
-    .map_err(|e| StartError(format!("master key: {e}")))?;
-    drop(key);
+    .map_err(|e| StartError(format!("master key ({described}): {e}")))?;
     Ok((Arc::new(keyring), key_source))
+}
+
+/// The configured master key as the keyring uses it: in memory, or a handle on an HSM key.
+pub(crate) async fn master_kek(
+    config: &Config,
+) -> Result<(Arc<dyn MasterKek>, KeySource), StartError> {
+    if let MasterKey::Pkcs11(settings) = &config.master_key {
+        let kek = open_pkcs11(settings).await?;
+        return Ok((kek, KeySource::Pkcs11));
+    }
+    let (key, source) = master_key(config)?;
+    let kek = LocalKek::new(&key).map_err(|e| StartError(format!("master key: {e}")))?;
+    Ok((Arc::new(kek), source))
+}
+
+/// Loads the PKCS#11 module, logs in and finds the key, off the async executor (module loading
+/// and a network HSM's login block).
+pub(crate) async fn open_pkcs11(
+    settings: &gatehouse_infra::pkcs11::Pkcs11Settings,
+) -> Result<Arc<dyn MasterKek>, StartError> {
+    let settings = settings.clone();
+    let kek =
+        tokio::task::spawn_blocking(move || gatehouse_infra::pkcs11::Pkcs11Kek::open(&settings))
+            .await
+            .map_err(|e| StartError(format!("master_key_pkcs11: {e}")))?
+            .map_err(StartError)?;
+    tracing::info!(key = %kek.describe(), "the master key is in an HSM (PKCS#11)");
+    Ok(Arc::new(kek))
 }
 
 fn start_password_pool(config: &Config) -> Result<PasswordPool, StartError> {
@@ -501,6 +536,9 @@ pub(crate) fn master_key(config: &Config) -> Result<(Key32, KeySource), StartErr
             "master_key = \"shares\": the key exists only as operators' shares, which only \
              `gatehouse serve` takes (it starts sealed; submit them with `gatehouse unseal`)"
                 .into(),
+        )),
+        MasterKey::Pkcs11(_) => Err(StartError(
+            "master key: the key is in an HSM and has no bytes to read".to_owned(),
         )),
         MasterKey::GeneratedDevelopment(path) => {
             let (key, generated) = keyfile::load_or_generate(path)

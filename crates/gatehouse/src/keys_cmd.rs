@@ -19,8 +19,21 @@ pub(crate) enum KeysCommand {
     RotateMaster {
         /// File with the new master key (base64 of 32 bytes, mode 0600). Without it, a development
         /// key is generated and replaces the development key file.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "new_pkcs11_key_label")]
         new_key_file: Option<PathBuf>,
+        /// Rotate to this AES-256 key inside an HSM (PKCS#11). Module, token and PIN come from
+        /// the flags below, or else from `[master_key_pkcs11]` and `GATEHOUSE_PKCS11_PIN`.
+        #[arg(long)]
+        new_pkcs11_key_label: Option<String>,
+        /// The HSM's PKCS#11 library (absolute path), when not the configured one.
+        #[arg(long, requires = "new_pkcs11_key_label")]
+        new_pkcs11_module: Option<PathBuf>,
+        /// The label of the token holding the new key, when not the configured one.
+        #[arg(long, requires = "new_pkcs11_key_label")]
+        new_pkcs11_token_label: Option<String>,
+        /// A file (mode 0600) with the token's user PIN; else `GATEHOUSE_PKCS11_PIN`.
+        #[arg(long, requires = "new_pkcs11_key_label")]
+        new_pkcs11_pin_file: Option<PathBuf>,
     },
     /// Add a data-key version for an organisation and re-encrypt its sealed values to it.
     RotateOrg {
@@ -97,7 +110,22 @@ pub(crate) async fn run(config: &Config, command: KeysCommand) -> Result<(), Str
             ));
             Ok(())
         }
-        KeysCommand::RotateMaster { new_key_file } => {
+        KeysCommand::RotateMaster {
+            new_pkcs11_key_label: Some(key_label),
+            new_pkcs11_module,
+            new_pkcs11_token_label,
+            new_pkcs11_pin_file,
+            ..
+        } => {
+            let raw = crate::config::pkcs11::Pkcs11Config {
+                module: new_pkcs11_module.or(config.raw_pkcs11().module.clone()),
+                token_label: new_pkcs11_token_label.or(config.raw_pkcs11().token_label.clone()),
+                key_label: Some(key_label),
+                pin_file: new_pkcs11_pin_file.or(config.raw_pkcs11().pin_file.clone()),
+            };
+            rotate_master_to_hsm(keyring, &raw).await
+        }
+        KeysCommand::RotateMaster { new_key_file, .. } => {
             rotate_master(config, keyring, new_key_file.as_deref()).await
         }
         KeysCommand::Split { shares, threshold } => {
@@ -166,6 +194,37 @@ async fn rotate_org(keyring: &Keyring, org: OrgId, batch: u32) -> Result<(), Str
     }
 }
 
+/// Rotates to a key inside an HSM. The new key's handle is opened (and the PIN checked) before
+/// anything is written.
+async fn rotate_master_to_hsm(
+    keyring: &Keyring,
+    raw: &crate::config::pkcs11::Pkcs11Config,
+) -> Result<(), String> {
+    let pin_env = zeroize::Zeroizing::new(std::env::var(crate::config::pkcs11::PIN_ENV).ok());
+    let settings = crate::config::pkcs11::validate(
+        "rotate-master --new-pkcs11-* (or [master_key_pkcs11])",
+        raw,
+        pin_env.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    let kek = crate::app::open_pkcs11(&settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let version = keyring
+        .rotate_master_to(kek)
+        .await
+        .map_err(|e| e.to_string())?;
+    out(&format!(
+        "master key version {version} is now current and every data key is wrapped under HSM key \
+         {:?} on token {:?}; set [master_key_pkcs11] (module {}, token_label, key_label) and \
+         remove the old master key setting before the next start",
+        settings.key_label,
+        settings.token_label,
+        settings.module.display()
+    ));
+    Ok(())
+}
+
 async fn rotate_master(
     config: &Config,
     keyring: &Keyring,
@@ -186,7 +245,8 @@ async fn rotate_master(
     }
     let MasterKey::GeneratedDevelopment(dev_path) = &config.master_key else {
         return Err(
-            "rotate-master needs --new-key-file with the new master key (base64 of 32 random bytes, mode 0600)"
+            "rotate-master needs --new-key-file with the new master key (base64 of 32 random \
+             bytes, mode 0600) or --new-pkcs11-key-label naming a key inside an HSM"
                 .into(),
         );
     };

@@ -6,10 +6,10 @@
 
 use std::sync::{PoisonError, RwLock};
 
-use gatehouse_crypto::{AeadKey, EnvelopeHeader, MacKey, context, random_key};
+use gatehouse_crypto::{EnvelopeHeader, MacKey, context, random_key};
 use time::OffsetDateTime;
 
-use super::Keyring;
+use super::{Keyring, MasterKek};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::error::Error;
 use crate::store::{PlatformKeyRecord, PlatformTx};
@@ -230,7 +230,7 @@ impl Keyring {
     pub(super) async fn rewrap_link_keys(
         &self,
         tx: &mut dyn PlatformTx,
-        new_kek: &AeadKey,
+        new_kek: &dyn MasterKek,
         new_version: u32,
     ) -> Result<(), Error> {
         for k in tx.link_keys().await? {

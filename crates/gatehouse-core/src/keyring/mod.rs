@@ -14,6 +14,7 @@
 //! Nothing outside this module sees key bytes: callers seal and open through a `TenantTx`.
 
 mod fields;
+pub mod kek;
 mod link_keys;
 mod personal;
 mod platform;
@@ -25,7 +26,7 @@ mod transit_keys;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
-use gatehouse_crypto::{AeadKey, EnvelopeHeader, Key32, context, key_check_value, random_key};
+use gatehouse_crypto::{AeadKey, EnvelopeHeader, Key32, context, random_key};
 
 use crate::clock::Clock;
 use crate::error::Error;
@@ -33,6 +34,7 @@ use crate::ids::OrgId;
 use crate::store::{KekVersionRecord, KeyState, OrgKeyRecord, Store, TenantTx};
 
 pub use fields::{FieldRef, SealedKind};
+pub use kek::{KekError, LocalKek, MasterKek};
 pub use personal::PersonalData;
 pub use rotation::ReencryptReport;
 pub use signing::TokenKey;
@@ -77,7 +79,7 @@ pub enum KeyringError {
 pub struct Keyring {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    kek: AeadKey,
+    kek: Arc<dyn MasterKek>,
     kek_version: u32,
     deks: RwLock<HashMap<(OrgId, u32), Arc<AeadKey>>>,
     transit: RwLock<HashMap<OrgId, transit_keys::Cached>>,
@@ -94,7 +96,7 @@ fn dek_context(org: OrgId) -> Vec<u8> {
 }
 
 impl Keyring {
-    /// Opens the keyring with the configured master key. A database with no master-key version
+    /// Opens the keyring with a master key held in memory. A database with no master-key version
     /// yet records this key as version 1.
     pub async fn start(
         store: Arc<dyn Store>,
@@ -102,14 +104,32 @@ impl Keyring {
         master: &Key32,
         settings: KeyringSettings,
     ) -> Result<Self, KeyringError> {
+        let kek = LocalKek::new(master).map_err(|e| KeyringError::Other(e.to_string()))?;
+        Self::start_with(store, clock, Arc::new(kek), settings).await
+    }
+
+    /// Opens the keyring with the configured master key, wherever it is held. A database with no
+    /// master-key version yet records this key as version 1.
+    pub async fn start_with(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        kek: Arc<dyn MasterKek>,
+        settings: KeyringSettings,
+    ) -> Result<Self, KeyringError> {
         let other = |e: &dyn std::fmt::Display| KeyringError::Other(e.to_string());
-        let check = key_check_value(master);
         // A block, so the transaction ends (commit or rollback) before the signer's begins:
         // SQLite has one writer at a time.
         let kek_version = {
             let mut tx = store.begin().await.map_err(|e| other(&e))?;
             let versions = tx.kek_versions().await.map_err(|e| other(&e))?;
-            match versions.iter().find(|v| v.check_value == check) {
+            let mut found = None;
+            for v in &versions {
+                if kek.recognises(&v.check_value).map_err(|e| other(&e))? {
+                    found = Some(v);
+                    break;
+                }
+            }
+            match found {
                 Some(v) if v.state == KeyState::Retired => {
                     return Err(KeyringError::RetiredMasterKey { version: v.version });
                 }
@@ -117,7 +137,7 @@ impl Keyring {
                 None if versions.is_empty() => {
                     tx.insert_kek_version(&KekVersionRecord {
                         version: 1,
-                        check_value: check.to_vec(),
+                        check_value: kek.new_check_value(1).map_err(|e| other(&e))?,
                         state: KeyState::Active,
                         created_at: clock.now(),
                     })
@@ -148,7 +168,7 @@ impl Keyring {
         let keyring = Self {
             store,
             clock,
-            kek: AeadKey::new(master).map_err(|e| other(&e))?,
+            kek,
             kek_version,
             deks: RwLock::new(HashMap::new()),
             transit: RwLock::new(HashMap::new()),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use gatehouse_crypto::{AeadKey, EnvelopeHeader, SecretBytes, context, random_key};
 
-use super::Keyring;
+use super::{Keyring, MasterKek};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::error::Error;
 use crate::store::{PlatformKeyRecord, PlatformTx};
@@ -125,7 +125,7 @@ impl Keyring {
     pub(super) async fn rewrap_platform_keys(
         &self,
         tx: &mut dyn PlatformTx,
-        new_kek: &AeadKey,
+        new_kek: &dyn MasterKek,
         new_version: u32,
     ) -> Result<(), Error> {
         for k in tx.platform_keys().await? {

@@ -5,10 +5,12 @@
 //! crash, a restart) resumes by running again. When nothing remains on an old version, that
 //! version is retired and its wrapped key erased, so the minimum version rises.
 
-use gatehouse_crypto::{AeadKey, EnvelopeHeader, Key32, key_check_value};
+use std::sync::Arc;
+
+use gatehouse_crypto::{EnvelopeHeader, Key32};
 
 use super::fields::field_context;
-use super::{Keyring, dek_context};
+use super::{Keyring, LocalKek, MasterKek, dek_context};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::error::Error;
 use crate::ids::OrgId;
@@ -174,14 +176,27 @@ impl Keyring {
         Ok(moved)
     }
 
-    /// Makes `new_master` the master key: records its version, rewraps every organisation's data
+    /// Makes `new_master` (held in memory) the master key; see [`Self::rotate_master_to`].
+    pub async fn rotate_master(&self, new_master: &Key32) -> Result<u32, Error> {
+        let kek = LocalKek::new(new_master).map_err(|e| Error::Internal(e.to_string()))?;
+        self.rotate_master_to(Arc::new(kek)).await
+    }
+
+    /// Makes `new_kek` the master key: records its version, rewraps every organisation's data
     /// keys under it, then retires this keyring's version. Safe to run again after a crash: keys
     /// already rewrapped are skipped. Afterwards the keyring must be reopened with the new key.
-    pub async fn rotate_master(&self, new_master: &Key32) -> Result<u32, Error> {
-        let check = key_check_value(new_master);
+    pub async fn rotate_master_to(&self, new_kek: Arc<dyn MasterKek>) -> Result<u32, Error> {
+        let device = |e: super::KekError| Error::Internal(e.to_string());
         let mut tx = self.store.begin().await?;
         let versions = tx.kek_versions().await?;
-        let new_version = match versions.iter().find(|v| v.check_value == check) {
+        let mut known = None;
+        for v in &versions {
+            if new_kek.recognises(&v.check_value).map_err(device)? {
+                known = Some(v);
+                break;
+            }
+        }
+        let new_version = match known {
             Some(v) if v.version == self.kek_version => {
                 return Err(Error::invalid(
                     "new master key",
@@ -199,7 +214,7 @@ impl Keyring {
                 let version = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
                 tx.insert_kek_version(&KekVersionRecord {
                     version,
-                    check_value: check.to_vec(),
+                    check_value: new_kek.new_check_value(version).map_err(device)?,
                     state: KeyState::Active,
                     created_at: self.clock.now(),
                 })
@@ -219,7 +234,6 @@ impl Keyring {
         )
         .await?;
         tx.commit(proof).await?;
-        let new_kek = AeadKey::new(new_master).map_err(|e| Error::Internal(e.to_string()))?;
         for org in self.organization_ids().await? {
             let mut tx = self.store.begin_scoped(&TenantScope::granted(org)).await?;
             for k in tx.org_keys().await? {
@@ -258,15 +272,17 @@ impl Keyring {
             .await?;
             tx.commit(proof).await?;
             self.evict_org(org);
+            // Progress for the operator: a rotation over many organisations takes a while.
+            tracing::info!(org_id = %org, new = new_version, "rewrapped the organisation's data keys");
         }
         // Last, with the retirement: until here the current key still opens the checkpoint key,
         // so a rotation cut off earlier is resumed by running it again with the current key.
         let mut tx = self.store.begin().await?;
-        self.rewrap_signing_keys(tx.as_mut(), &new_kek, new_version)
+        self.rewrap_signing_keys(tx.as_mut(), new_kek.as_ref(), new_version)
             .await?;
-        self.rewrap_platform_keys(tx.as_mut(), &new_kek, new_version)
+        self.rewrap_platform_keys(tx.as_mut(), new_kek.as_ref(), new_version)
             .await?;
-        self.rewrap_link_keys(tx.as_mut(), &new_kek, new_version)
+        self.rewrap_link_keys(tx.as_mut(), new_kek.as_ref(), new_version)
             .await?;
         tx.set_kek_state(self.kek_version, KeyState::Retired)
             .await?;

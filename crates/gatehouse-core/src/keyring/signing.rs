@@ -8,7 +8,7 @@ use gatehouse_crypto::{
 };
 use time::OffsetDateTime;
 
-use super::Keyring;
+use super::{Keyring, MasterKek};
 use crate::audit::{self, Actor, AuditEvent, SigningKeyRecord, SigningPurpose};
 use crate::error::Error;
 use crate::store::PlatformTx;
@@ -201,7 +201,7 @@ impl Keyring {
     pub(super) async fn rewrap_signing_keys(
         &self,
         tx: &mut dyn PlatformTx,
-        new_kek: &gatehouse_crypto::AeadKey,
+        new_kek: &dyn MasterKek,
         new_version: u32,
     ) -> Result<(), Error> {
         for k in tx.signing_keys().await? {

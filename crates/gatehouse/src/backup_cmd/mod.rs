@@ -53,7 +53,7 @@ pub(crate) async fn run(config: &Config, command: BackupCommand) -> Result<(), S
         BackupCommand::Verify { file, identity } => {
             let facts = check(config, identity.as_deref(), &file)?;
             describe(&facts.manifest);
-            match target::master_key_matches(config, &facts.kek_checks) {
+            match target::master_key_matches(config, &facts.kek_checks).await {
                 Ok(()) => out("master key: the configured key opens this backup's data keys"),
                 Err(e) => out(&format!("master key: {e}")),
             }
@@ -188,7 +188,7 @@ async fn restore(config: &Config, identity: Option<&Path>, file: &Path) -> Resul
              restore it with the Gatehouse release that made it or a later one"
         ));
     }
-    target::master_key_matches(config, &facts.kek_checks)?;
+    target::master_key_matches(config, &facts.kek_checks).await?;
     let store = target::open_empty(config, version).await?;
     let plain = crypt::decryptor(&config.backup, identity, file)?;
     let mut reader = ArchiveReader::open(BufReader::with_capacity(1 << 20, plain))

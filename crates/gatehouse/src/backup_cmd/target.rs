@@ -6,7 +6,6 @@ use gatehouse_store_postgres::{PostgresOwner, PostgresStore};
 use gatehouse_store_sqlite::SqliteStore;
 
 use crate::config::{Config, Database, MasterKey};
-use crate::keyfile;
 
 pub(super) async fn open(config: &Config) -> Result<Box<dyn BackupStore>, String> {
     match &config.database.database {
@@ -95,34 +94,44 @@ fn ensure_dir(dir: &std::path::Path) -> Result<(), String> {
 }
 
 /// Whether the configured master key is one the backup's data keys are wrapped under (by its
-/// check value, as the keyring recognises it at start), without generating a development key.
-pub(super) fn master_key_matches(config: &Config, checks: &[Vec<u8>]) -> Result<(), String> {
+/// check value, as the keyring recognises it at start; an HSM key is asked inside the token),
+/// without generating a development key.
+pub(super) async fn master_key_matches(config: &Config, checks: &[Vec<u8>]) -> Result<(), String> {
     if checks.is_empty() {
         return Ok(());
     }
-    let key = match &config.master_key {
-        MasterKey::Environment(k) | MasterKey::File(_, k) => k.clone(),
-        MasterKey::GeneratedDevelopment(path) => {
-            if !path.exists() {
-                return Err(format!(
-                    "no master key: {} does not exist. Supply the master key of the deployment \
-                     that was backed up (copy its development key file there, or set \
-                     GATEHOUSE_MASTER_KEY or master_key_file)",
-                    path.display()
-                ));
-            }
-            keyfile::read(path)?
+    match &config.master_key {
+        MasterKey::Shares => {
+            return Err(
+                "master_key = \"shares\": a restore checks the master key against the backup \
+                 and verifies the restored audit chains with it, and shares are taken only by a \
+                 sealed `gatehouse serve`; run the restore with the key source the shares were \
+                 split from (master_key_file or the HSM)"
+                    .into(),
+            );
         }
-    };
-    let check = gatehouse_crypto::key_check_value(&key);
-    if checks.iter().any(|c| c.as_slice() == check.as_slice()) {
-        Ok(())
-    } else {
-        Err(
-            "the configured master key is not one this backup's data keys are wrapped under, so \
-             nothing it sealed could be opened; supply the master key of the deployment that was \
-             backed up"
-                .into(),
-        )
+        MasterKey::GeneratedDevelopment(path) if !path.exists() => {
+            return Err(format!(
+                "no master key: {} does not exist. Supply the master key of the deployment that \
+                 was backed up (copy its development key file there, or set \
+                 GATEHOUSE_MASTER_KEY, master_key_file or [master_key_pkcs11])",
+                path.display()
+            ));
+        }
+        _ => {}
     }
+    let (kek, _) = crate::app::master_kek(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    for c in checks {
+        if kek.recognises(c).map_err(|e| format!("master key: {e}"))? {
+            return Ok(());
+        }
+    }
+    Err(
+        "the configured master key is not one this backup's data keys are wrapped under, so \
+         nothing it sealed could be opened; supply the master key of the deployment that was \
+         backed up"
+            .into(),
+    )
 }

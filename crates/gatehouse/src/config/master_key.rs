@@ -1,11 +1,11 @@
-//! `GATEHOUSE_MASTER_KEY` or `master_key_file`: where the master key comes from (never the TOML
-//! file; see `refuse_secrets_in_file`).
+//! `GATEHOUSE_MASTER_KEY`, `master_key_file` or `[master_key_pkcs11]`: where the master key comes
+//! from (never the TOML file; see `refuse_secrets_in_file`).
 
 use std::path::PathBuf;
 
 use gatehouse_crypto::Key32;
 
-use super::{ConfigError, RawConfig, refuse};
+use super::{ConfigError, RawConfig, pkcs11, refuse};
 use crate::keyfile;
 
 /// Where the master key comes from. The key itself is read when the app is built.
@@ -17,6 +17,8 @@ pub enum MasterKey {
     GeneratedDevelopment(PathBuf),
     /// `master_key = "shares"`: `serve` starts sealed until operators submit enough shares.
     Shares,
+    /// An AES-256 key inside an HSM, used through PKCS#11; its bytes never reach Gatehouse.
+    Pkcs11(gatehouse_infra::pkcs11::Pkcs11Settings),
 }
 
 pub(super) const SHARES: &str = "shares";
@@ -24,6 +26,7 @@ pub(super) const SHARES: &str = "shares";
 pub(super) fn validate(
     raw: &RawConfig,
     env: Option<&str>,
+    pin_env: Option<&str>,
     production: bool,
 ) -> Result<MasterKey, ConfigError> {
     if let Some(setting) = &raw.master_key {
@@ -32,13 +35,23 @@ pub(super) fn validate(
                 "master_key: the only value is \"shares\" (the key itself never goes here)",
             );
         }
-        if env.is_some() || raw.master_key_file.is_some() {
+        if env.is_some() || raw.master_key_file.is_some() || raw.master_key_pkcs11.is_set() {
             return refuse(
-                "master_key: \"shares\" is set together with GATEHOUSE_MASTER_KEY or \
-                 master_key_file; supply the master key one way only",
+                "master_key: \"shares\" is set together with GATEHOUSE_MASTER_KEY, \
+                 master_key_file or [master_key_pkcs11]; supply the master key one way only",
             );
         }
         return Ok(MasterKey::Shares);
+    }
+    if raw.master_key_pkcs11.is_set() {
+        if env.is_some() || raw.master_key_file.is_some() {
+            return refuse(
+                "master_key_pkcs11: set together with GATEHOUSE_MASTER_KEY or master_key_file; \
+                 supply the master key one way only",
+            );
+        }
+        return pkcs11::validate("master_key_pkcs11", &raw.master_key_pkcs11, pin_env)
+            .map(MasterKey::Pkcs11);
     }
     if let Some(text) = env {
         if raw.master_key_file.is_some() {
@@ -58,8 +71,8 @@ pub(super) fn validate(
     if production {
         return refuse(
             "master_key: production mode needs a master key supplied with GATEHOUSE_MASTER_KEY \
-             (base64 of 32 random bytes) or master_key_file; the generated development key is \
-             refused",
+             (base64 of 32 random bytes), master_key_file or [master_key_pkcs11]; the generated \
+             development key is refused",
         );
     }
     Ok(MasterKey::GeneratedDevelopment(

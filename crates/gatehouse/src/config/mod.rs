@@ -29,6 +29,7 @@ mod master_key;
 pub mod metrics;
 pub mod otlp;
 mod password_hashing;
+pub mod pkcs11;
 pub mod product;
 mod rate_limits;
 pub mod security_txt;
@@ -96,6 +97,9 @@ pub struct RawConfig {
     /// `"shares"`: start sealed and rebuild the master key from operators' shares (D2). No other
     /// value: the key itself never goes in this file.
     pub master_key: Option<String>,
+    /// The master key inside an HSM, over PKCS#11 (D1); the PIN comes from `GATEHOUSE_PKCS11_PIN`
+    /// or `pin_file`.
+    pub master_key_pkcs11: pkcs11::Pkcs11Config,
     pub cors_allowed_origins: Vec<String>,
     /// Plain HTTP on a non-loopback address is allowed in production only behind a TLS proxy.
     pub trusted_proxy_tls: bool,
@@ -151,6 +155,7 @@ impl Default for RawConfig {
             migrate_on_start: true,
             master_key_file: None,
             master_key: None,
+            master_key_pkcs11: pkcs11::Pkcs11Config::default(),
             cors_allowed_origins: Vec::new(),
             trusted_proxy_tls: false,
             trusted_proxies: Vec::new(),
@@ -315,7 +320,7 @@ impl Config {
         let file = file.map(|(path, _)| path);
         figment = figment.merge(
             Env::prefixed("GATEHOUSE_")
-                .ignore(&["master_key", "config"])
+                .ignore(&["master_key", "config", "pkcs11_pin"])
                 .split("__"),
         );
         let raw: RawConfig = figment.extract().map_err(|e| {
@@ -326,12 +331,25 @@ impl Config {
             ))
         })?;
         let master_key_env = zeroize::Zeroizing::new(std::env::var("GATEHOUSE_MASTER_KEY").ok());
-        validate(raw, master_key_env.as_deref(), file.map(Path::to_path_buf))
+        let pin_env = zeroize::Zeroizing::new(std::env::var(pkcs11::PIN_ENV).ok());
+        validate(
+            raw,
+            master_key_env.as_deref(),
+            pin_env.as_deref(),
+            file.map(Path::to_path_buf),
+        )
     }
 
     /// Validates raw settings directly (no file, no environment): for embedding and tests.
     pub fn from_raw(raw: RawConfig, master_key_base64: Option<&str>) -> Result<Self, ConfigError> {
-        validate(raw, master_key_base64, None)
+        validate(raw, master_key_base64, None, None)
+    }
+
+    /// The `[master_key_pkcs11]` section as written (`keys rotate-master` fills in what its flags
+    /// leave out from it).
+    #[must_use]
+    pub fn raw_pkcs11(&self) -> &pkcs11::Pkcs11Config {
+        &self.raw.master_key_pkcs11
     }
 
     /// The effective configuration as TOML, secrets redacted.
@@ -348,6 +366,12 @@ impl Config {
             MasterKey::Shares => {
                 "rebuilt from operators' shares at start (sealed until then)".to_owned()
             }
+            MasterKey::Pkcs11(p) => format!(
+                "key {:?} on HSM token {:?} through {} (PIN [redacted])",
+                p.key_label,
+                p.token_label,
+                p.module.display()
+            ),
             MasterKey::GeneratedDevelopment(p) => {
                 format!(
                     "development key generated at {} (not for production)",
@@ -364,6 +388,7 @@ impl Config {
 fn validate(
     raw: RawConfig,
     master_key_env: Option<&str>,
+    pin_env: Option<&str>,
     source_file: Option<PathBuf>,
 ) -> Result<Config, ConfigError> {
     if raw.version != CONFIG_VERSION {
@@ -376,7 +401,7 @@ fn validate(
     let tls = tls::validate(&raw.tls)?;
     let server = server::validate(&raw, production, tls.is_some())?;
     let database = database::validate(&raw)?;
-    let master_key = master_key::validate(&raw, master_key_env, production)?;
+    let master_key = master_key::validate(&raw, master_key_env, pin_env, production)?;
     let password_hashing = password_hashing::validate(&raw.password_hashing)?;
     let keyring = keyring::validate(&raw.keyring)?;
     let checkpoint_every = audit::validate(&raw.audit)?;

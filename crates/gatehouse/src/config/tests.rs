@@ -442,3 +442,47 @@ fn lifecycle_settings_that_break_the_minute_or_retry_for_ever_are_refused() {
         Ok(())
     });
 }
+
+#[test]
+fn pkcs11_master_key_settings_are_checked_at_load() {
+    use std::os::unix::fs::PermissionsExt as _;
+    Jail::expect_with(|jail| {
+        jail.set_env("GATEHOUSE_MASTER_KEY_PKCS11__MODULE", "libsofthsm2.so");
+        jail.set_env("GATEHOUSE_MASTER_KEY_PKCS11__TOKEN_LABEL", "gatehouse");
+        jail.set_env("GATEHOUSE_MASTER_KEY_PKCS11__KEY_LABEL", "kek-1");
+        let msg = err(Config::load_from(None));
+        assert!(
+            msg.starts_with("master_key_pkcs11.module:") && msg.contains("absolute"),
+            "{msg}"
+        );
+        // Any existing file passes load; the library itself is loaded at start.
+        jail.set_env("GATEHOUSE_MASTER_KEY_PKCS11__MODULE", "/bin/sh");
+        let msg = err(Config::load_from(None));
+        assert!(msg.contains("GATEHOUSE_PKCS11_PIN"), "{msg}");
+        jail.create_file("hsm-pin", "4711\n")?;
+        jail.set_env("GATEHOUSE_MASTER_KEY_PKCS11__PIN_FILE", "hsm-pin");
+        std::fs::set_permissions("hsm-pin", std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(err(Config::load_from(None)).contains("chmod 600"));
+        std::fs::set_permissions("hsm-pin", std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = Config::load_from(None).map_err(|e| e.0)?;
+        let MasterKey::Pkcs11(s) = &c.master_key else {
+            panic!("expected the HSM source");
+        };
+        assert_eq!(s.pin.expose(), "4711");
+        let shown = format!("{}{c:?}", c.to_redacted_toml());
+        assert!(
+            !shown.contains("4711") && shown.contains("kek-1"),
+            "{shown}"
+        );
+        jail.set_env("GATEHOUSE_PKCS11_PIN", "4711");
+        assert!(err(Config::load_from(None)).contains("one way only"));
+        jail.set_env("GATEHOUSE_PKCS11_PIN", "");
+        jail.set_env("GATEHOUSE_MASTER_KEY", KEY_B64);
+        let msg = err(Config::load_from(None));
+        assert!(
+            msg.starts_with("master_key_pkcs11:") && msg.contains("one way only"),
+            "{msg}"
+        );
+        Ok(())
+    });
+}

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::support::temp_dir;
 
 mod erase;
+mod pkcs11;
 mod purge;
 mod unseal;
 mod webhooks;
@@ -61,9 +62,12 @@ pub(crate) fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server 
     });
     let mut seen = Vec::new();
     let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no listening line; saw {seen:#?}"));
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+            // Not yet a `Server`, whose drop would stop it: stop it here.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no listening line; saw {seen:#?}");
+        };
         let json: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
         seen.push(line);
