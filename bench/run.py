@@ -428,7 +428,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--only", choices=["telemetry", "endpoints", "writes", "access", "lifecycle", "links"],
+    ap.add_argument("--only", choices=["telemetry", "endpoints", "writes", "access", "lifecycle", "links", "backup"],
                     help="run one section only (no baseline)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -487,6 +487,15 @@ def main() -> int:
         out = ROOT / "bench" / "out"
         out.mkdir(exist_ok=True)
         (out / "links.json").write_text(json.dumps(results, indent=2) + "\n")
+        return 0
+
+    if args.only == "backup":
+        import backup
+        backup.run(args, results)
+        backup.report(results)
+        out = ROOT / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        (out / "backup.json").write_text(json.dumps(results, indent=2) + "\n")
         return 0
 
     if args.only == "telemetry":

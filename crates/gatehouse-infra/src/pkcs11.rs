@@ -184,11 +184,21 @@ impl Pkcs11Kek {
             }
         };
         check_key(&session, key, s)?;
-        Ok(Self {
+        let kek = Self {
             session: Mutex::new(session),
             key,
             described: format!("HSM key {:?} on token {:?}", s.key_label, s.token_label),
-        })
+        };
+        // Before any data key is wrapped: the token must open what it sealed, under the IV
+        // Gatehouse gave it.
+        if !kek.works() {
+            return Err(format!(
+                "{name}: token {:?} did not open an envelope it had just sealed with key {:?}; \
+                 the key cannot be used (does the token generate GCM IVs itself?)",
+                s.token_label, s.key_label
+            ));
+        }
+        Ok(kek)
     }
 
     fn gcm(
@@ -197,18 +207,21 @@ impl Pkcs11Kek {
         nonce: [u8; 12],
         aad: &[u8],
         data: &[u8],
-    ) -> Result<Vec<u8>, CkError> {
+    ) -> Result<(Vec<u8>, [u8; 12]), CkError> {
         let mut iv = nonce;
         let params = GcmParams::new(&mut iv, aad, 128u64.into())?;
         let mechanism = Mechanism::AesGcm(params);
         let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        blocking(|| {
+        let out = blocking(|| {
             if encrypt {
                 session.encrypt(&mechanism, self.key, data)
             } else {
                 session.decrypt(&mechanism, self.key, data)
             }
-        })
+        })?;
+        drop(mechanism);
+        // What the token left in the IV buffer: a token that makes its own IVs writes it there.
+        Ok((out, iv))
     }
 
     fn seal(
@@ -220,9 +233,18 @@ impl Pkcs11Kek {
         let nonce = random_nonce().map_err(|_| KekError::Open(AeadError::SealFailed))?;
         let header = envelope_header(versions, &nonce);
         let aad = [header.as_slice(), context].concat();
-        let sealed = self
+        let (sealed, used) = self
             .gcm(true, nonce, &aad, plain)
             .map_err(|e| KekError::Device(e.to_string()))?;
+        // The header names the IV Gatehouse chose; an envelope sealed under another one could
+        // never be opened, and a rotation would have retired the key that still could.
+        if used != nonce {
+            return Err(KekError::Device(
+                "the HSM replaced the GCM IV Gatehouse supplied (it generates its own); such a \
+                 token cannot hold Gatehouse's master key"
+                    .into(),
+            ));
+        }
         Ok([header.as_slice(), &sealed].concat())
     }
 
@@ -234,7 +256,7 @@ impl Pkcs11Kek {
         let parts = split_envelope(envelope)?;
         let aad = [parts.header, context].concat();
         match self.gcm(false, parts.nonce, &aad, parts.body) {
-            Ok(plain) => Ok(zeroize::Zeroizing::new(plain)),
+            Ok((plain, _)) => Ok(zeroize::Zeroizing::new(plain)),
             Err(e) if opens_failed(&e) => Err(KekError::Open(AeadError::OpenFailed)),
             Err(e) if self.works() => {
                 // Tokens differ in what a GCM tag that does not verify returns (SoftHSM2 says
@@ -264,7 +286,7 @@ impl Pkcs11Kek {
         };
         let aad = [parts.header, check_context().as_slice()].concat();
         self.gcm(false, parts.nonce, &aad, parts.body)
-            .is_ok_and(|plain| plain.as_slice() == CHECK_PLAINTEXT)
+            .is_ok_and(|(plain, _)| plain.as_slice() == CHECK_PLAINTEXT)
     }
 }
 
