@@ -9,7 +9,7 @@
 #
 # The build holds /tmp/gh-cargo.lock (GH_CARGO_LOCK to change it), so it never runs beside another
 # build that takes the same lock; the runs do not hold it and run under `nice -n 19`, one process
-# each (-jobs=1 -workers=1), so they yield the CPU to builds.
+# each (-jobs=1 -workers=1), two at a time (GH_FUZZ_PARALLEL), so they yield the CPU to builds.
 #
 # Sanitizer: none by default (GH_FUZZ_SANITIZER=address for AddressSanitizer). Every crate of ours
 # forbids `unsafe`, so what these targets look for is a failed assertion or a panic, and without
@@ -68,10 +68,11 @@ bin_dir="$root/fuzz/target/$triple/release"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
-failed=()
-summary=()
-for t in "${targets[@]}"; do
-  [ -x "$bin_dir/$t" ] || die "$t: no binary at $bin_dir/$t after the build"
+# Two runs at a time (GH_FUZZ_PARALLEL to change it): each is one process (-jobs=1 -workers=1)
+# and runs its full SECONDS, so a machine with two cores finishes in half the wall time.
+parallel="${GH_FUZZ_PARALLEL:-2}"
+run_one() {
+  local t="$1" log status execs
   mkdir -p "$scratch/$t/corpus" "fuzz/artifacts/$t"
   log="$scratch/$t/log"
   echo "==> $t: ${secs} s"
@@ -85,12 +86,33 @@ for t in "${targets[@]}"; do
   if [ "$status" -ne 0 ] || [ -z "$execs" ]; then
     { grep -m 1 -A 8 'panicked at' "$log" || true; echo '[...]'; tail -n 40 "$log"; } >&2
     echo "==> $t FAILED (exit $status); inputs that crashed: fuzz/artifacts/$t/" >&2
-    failed+=("$t")
-    summary+=("$(printf '%-20s %8s s %14s  FAILED' "$t" "$secs" "${execs:-?}")")
+    printf '%-20s %8s s %14s  FAILED\n' "$t" "$secs" "${execs:-?}" > "$scratch/$t/result"
   else
     echo "$t: $execs executions"
-    summary+=("$(printf '%-20s %8s s %14s  ok' "$t" "$secs" "$execs")")
+    printf '%-20s %8s s %14s  ok\n' "$t" "$secs" "$execs" > "$scratch/$t/result"
   fi
+}
+
+for t in "${targets[@]}"; do
+  [ -x "$bin_dir/$t" ] || die "$t: no binary at $bin_dir/$t after the build"
+done
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$parallel" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  run_one "$t" &
+  running=$((running + 1))
+done
+wait || true
+
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+  line="$(cat "$scratch/$t/result" 2>/dev/null || printf '%-20s %8s s %14s  FAILED' "$t" "$secs" '?')"
+  summary+=("$line")
+  case "$line" in *FAILED) failed+=("$t") ;; esac
 done
 
 printf '\n%-20s %10s %14s  %s\n' target seconds executions result

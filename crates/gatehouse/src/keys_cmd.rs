@@ -58,6 +58,14 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         threshold: u8,
     },
+    /// Rebuild a split master key from K shares read from standard input (one per line) into a
+    /// new key file (mode 0600), for the commands that need the key while `serve` is unsealed
+    /// only in memory: restore, rotation, operators, audit verify. Delete the file afterwards.
+    Combine {
+        /// The key file to create; refused if it exists.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Destroy an organisation's data keys: everything it sealed becomes unreadable, for good.
     Shred {
         #[arg(long)]
@@ -77,6 +85,10 @@ fn parse_org(text: &str) -> Result<OrgId, String> {
 }
 
 pub(crate) async fn run(config: &Config, command: KeysCommand) -> Result<(), String> {
+    // Combining needs no database and no key: it makes the key.
+    if let KeysCommand::Combine { out: path } = &command {
+        return combine(path);
+    }
     let app = App::build(config).await.map_err(|e| e.to_string())?;
     let keyring = app.kernel().keyring();
     match command {
@@ -131,6 +143,7 @@ pub(crate) async fn run(config: &Config, command: KeysCommand) -> Result<(), Str
         KeysCommand::Split { shares, threshold } => {
             crate::unseal::split_command(config, keyring, shares, threshold)
         }
+        KeysCommand::Combine { .. } => Ok(()),
     }
 }
 
@@ -269,6 +282,30 @@ async fn rotate_master(
     out(&format!(
         "development master key rotated to version {version}; {} holds the new key",
         dev_path.display()
+    ));
+    Ok(())
+}
+
+/// `keys combine`: K shares from standard input, one per line (blank lines ignored), into a new
+/// key file. Each share is checked alone (checksum, key id) before any is combined.
+fn combine(path: &Path) -> Result<(), String> {
+    use std::io::BufRead as _;
+    let mut shares = Vec::new();
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = zeroize::Zeroizing::new(line.map_err(|e| format!("standard input: {e}"))?);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let share =
+            crate::shares::Share::parse(&line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        shares.push(share);
+    }
+    let key = crate::shares::combine(&shares).map_err(|e| e.to_string())?;
+    keyfile::write_new(path, &key)?;
+    out(&format!(
+        "the master key is rebuilt into {} (mode 0600); use it as master_key_file for the command \
+         that needs it, then delete the file",
+        path.display()
     ));
     Ok(())
 }

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::AuditFacts;
 use super::{
-    BackupError, Class, FORMAT_VERSION, Manifest, RestoreSource, SnapshotInfo, SnapshotSink, Table,
-    TableDigest, TableSummary, Value,
+    BackupError, Class, FORMAT_VERSION, Manifest, RestoreSource, Seal, SnapshotInfo, SnapshotSink,
+    Table, TableDigest, TableSummary, Value,
 };
 
 /// The longest line a reader accepts (one row): larger than any row Gatehouse stores.
@@ -49,6 +49,7 @@ enum Line {
     Table(Table),
     End(End),
     Manifest(Box<Manifest>),
+    Seal(Seal),
 }
 
 fn io(e: &std::io::Error) -> BackupError {
@@ -96,7 +97,16 @@ impl<W: Write + Send> ArchiveWriter<W> {
 
     /// Writes the manifest line and hands back the manifest and the output, which the caller
     /// finishes (the age stream's last chunk) and syncs.
-    pub fn finish(mut self) -> Result<(Manifest, W), BackupError> {
+    pub fn finish(self) -> Result<(Manifest, W), BackupError> {
+        self.finish_sealed(|_| Ok(None))
+    }
+
+    /// Like [`ArchiveWriter::finish`], with the seal `seal` makes over the manifest written after
+    /// it (none when it answers `None`).
+    pub fn finish_sealed(
+        mut self,
+        seal: impl FnOnce(&Manifest) -> Result<Option<Seal>, BackupError>,
+    ) -> Result<(Manifest, W), BackupError> {
         if self.current.is_some() {
             return Err(BackupError::Store("a table was left unfinished".into()));
         }
@@ -113,6 +123,9 @@ impl<W: Write + Send> ArchiveWriter<W> {
             newest_checkpoint: self.audit.newest.take(),
         };
         self.object(&Line::Manifest(Box::new(manifest.clone())))?;
+        if let Some(seal) = seal(&manifest)? {
+            self.object(&Line::Seal(seal))?;
+        }
         self.out.flush().map_err(|e| io(&e))?;
         Ok((manifest, self.out))
     }
@@ -130,7 +143,7 @@ impl<W: Write + Send> SnapshotSink for ArchiveWriter<W> {
     }
 
     fn begin_table(&mut self, table: &Table) -> Result<(), BackupError> {
-        self.current = Some((table.clone(), TableDigest::default()));
+        self.current = Some((table.clone(), TableDigest::for_table(table)));
         self.object(&Line::Table(table.clone()))
     }
 
@@ -159,6 +172,14 @@ impl<W: Write + Send> SnapshotSink for ArchiveWriter<W> {
             }
         }
         self.line.extend_from_slice(b"]\n");
+        // A row the reader would refuse must not make an archive that cannot be restored.
+        if self.line.len() as u64 > MAX_LINE {
+            return Err(BackupError::Refused(format!(
+                "a row of {} is longer than {} MiB, the most a backup carries",
+                table.name,
+                MAX_LINE >> 20
+            )));
+        }
         self.out.write_all(&self.line).map_err(|e| io(&e))
     }
 
@@ -186,6 +207,8 @@ pub struct ArchiveReader<R> {
     tables: Vec<TableSummary>,
     audit: AuditFacts,
     manifest: Option<Manifest>,
+    expected: Option<Manifest>,
+    seal: Option<Seal>,
     line: String,
 }
 
@@ -212,6 +235,8 @@ impl<R: BufRead + Send> ArchiveReader<R> {
             tables: Vec::new(),
             audit: AuditFacts::default(),
             manifest: None,
+            expected: None,
+            seal: None,
             line: String::new(),
         };
         let Some(Line::GatehouseBackup(h)) = reader.next_object()? else {
@@ -248,6 +273,18 @@ impl<R: BufRead + Send> ArchiveReader<R> {
     #[must_use]
     pub fn manifest(&self) -> Option<&Manifest> {
         self.manifest.as_ref()
+    }
+
+    /// The master key's seal, read after the manifest, if the archive has one.
+    #[must_use]
+    pub fn seal(&self) -> Option<&Seal> {
+        self.seal.as_ref()
+    }
+
+    /// Refuses, before the last table is handed out, a manifest other than `m`: a restore's
+    /// second pass must read the archive its first pass checked.
+    pub fn expect_manifest(&mut self, m: Manifest) {
+        self.expected = Some(m);
     }
 
     /// Reads every table to the end without keeping rows: the whole check, nothing restored.
@@ -301,10 +338,22 @@ impl<R: BufRead + Send> ArchiveReader<R> {
         if m.chain_heads != self.audit.heads || m.newest_checkpoint != self.audit.newest {
             return Err(differs("audit chain heads or checkpoint"));
         }
-        if self.read_line()?.is_some() {
+        if self.expected.as_ref().is_some_and(|e| *e != m) {
             return Err(BackupError::Damaged(
-                "something follows the manifest".into(),
+                "the file changed after it was checked".into(),
             ));
+        }
+        self.seal = match self.next_object()? {
+            None => None,
+            Some(Line::Seal(seal)) => Some(seal),
+            Some(_) => {
+                return Err(BackupError::Damaged(
+                    "something follows the manifest".into(),
+                ));
+            }
+        };
+        if self.seal.is_some() && self.read_line()?.is_some() {
+            return Err(BackupError::Damaged("something follows the seal".into()));
         }
         self.manifest = Some(m);
         Ok(())
@@ -327,7 +376,7 @@ impl<R: BufRead + Send> RestoreSource for ArchiveReader<R> {
                 for c in &t.columns {
                     super::check_identifier(&c.name)?;
                 }
-                self.current = Some((t.clone(), TableDigest::default()));
+                self.current = Some((t.clone(), TableDigest::for_table(&t)));
                 Ok(Some(t))
             }
             Some(Line::Manifest(m)) => {

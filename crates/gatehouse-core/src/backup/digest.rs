@@ -3,15 +3,35 @@
 
 use gatehouse_crypto::digest::Sha256Stream;
 
-use super::Value;
+use super::{Class, Table, Value};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TableDigest {
     hash: Sha256Stream,
     rows: u64,
 }
 
 impl TableDigest {
+    /// A digest that starts with the table's name and columns, so a header that renames or
+    /// swaps columns changes it as a changed value would.
+    #[must_use]
+    pub fn for_table(table: &Table) -> Self {
+        let mut d = Self {
+            hash: Sha256Stream::default(),
+            rows: 0,
+        };
+        d.bytes(4, table.name.as_bytes());
+        for c in &table.columns {
+            d.bytes(5, c.name.as_bytes());
+            d.hash.update(&[match c.class {
+                Class::Integer => 1,
+                Class::Text => 2,
+                Class::Blob => 3,
+            }]);
+        }
+        d
+    }
+
     pub fn add(&mut self, row: &[Value]) {
         self.rows += 1;
         self.hash.update(&(row.len() as u64).to_be_bytes());

@@ -15,10 +15,19 @@ pub struct Manifest {
     /// When the snapshot was taken (RFC 3339, UTC).
     pub created_at: String,
     pub tables: Vec<TableSummary>,
-    /// One per audit chain: `operator`, or the organisation's id.
+    /// One per audit chain: `operators`, or the organisation's id.
     pub chain_heads: Vec<ChainHead>,
     /// The most recent signed checkpoint of any chain, if one was ever signed.
     pub newest_checkpoint: Option<Checkpoint>,
+}
+
+/// The master key's seal over the manifest: an envelope, made by the deployment's master key
+/// (in memory or inside the HSM), of the manifest's SHA-256. age proves only who can read an
+/// archive, not who wrote it; the seal proves it was written by a holder of the master key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seal {
+    /// Base64 of the envelope.
+    pub envelope: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +65,13 @@ pub(super) struct AuditFacts {
     pub(super) newest: Option<Checkpoint>,
 }
 
+/// What the seal covers: the manifest's SHA-256, over its JSON as written.
+#[must_use]
+pub fn manifest_digest(m: &Manifest) -> [u8; 32] {
+    let json = serde_json::to_vec(m).unwrap_or_default();
+    gatehouse_crypto::sha256(&[b"gatehouse.backup.manifest.v1", &json])
+}
+
 impl AuditFacts {
     pub(super) fn observe(&mut self, table: &Table, row: &[Value]) {
         let get = |name: &str| {
@@ -78,7 +94,8 @@ impl AuditFacts {
                 Some(b) => uuid::Uuid::from_slice(&b).map_or_else(|_| hex(&b), |u| u.to_string()),
                 None => return,
             },
-            "operator_audit_head" | "operator_audit_checkpoints" => "operator".to_owned(),
+            // Named as `gatehouse audit verify --expect-checkpoint` names it.
+            "operator_audit_head" | "operator_audit_checkpoints" => "operators".to_owned(),
             _ => return,
         };
         let (Some(seq), Some(hash)) = (int("seq"), blob("hash")) else {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use archive::{ArchiveReader, ArchiveWriter};
 pub use digest::TableDigest;
-pub use manifest::{ChainHead, Checkpoint, Manifest, TableSummary};
+pub use manifest::{ChainHead, Checkpoint, Manifest, Seal, TableSummary, manifest_digest};
 pub use order::foreign_key_order;
 
 /// The archive format's version. A reader refuses any other.

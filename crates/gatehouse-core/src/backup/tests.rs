@@ -174,3 +174,62 @@ fn parents_come_before_children_and_ties_go_by_name() {
     let cyclic = vec![e("a", "b"), e("b", "a")];
     assert!(foreign_key_order(&["a".into(), "b".into()], &cyclic).is_err());
 }
+
+#[test]
+fn a_seal_reads_back_and_a_second_pass_refuses_another_manifest() {
+    let mut w = ArchiveWriter::new(Vec::new(), "t".into());
+    w.start(&SnapshotInfo {
+        backend: "sqlite".into(),
+        schema_version: 1,
+    })
+    .unwrap();
+    w.begin_table(&table("notes")).unwrap();
+    w.end_table().unwrap();
+    let (m, bytes) = w
+        .finish_sealed(|m| {
+            Ok(Some(Seal {
+                envelope: format!("{:?}", manifest_digest(m)),
+            }))
+        })
+        .unwrap();
+    let mut r = ArchiveReader::open(&bytes[..]).unwrap();
+    r.expect_manifest(m.clone());
+    while r.next_table().unwrap().is_some() {
+        while !r.next_rows(10).unwrap().is_empty() {}
+    }
+    assert_eq!(
+        r.seal().unwrap().envelope,
+        format!("{:?}", manifest_digest(&m))
+    );
+    let mut other = m.clone();
+    other.created_at = "another time".into();
+    assert_ne!(manifest_digest(&other), manifest_digest(&m));
+    let mut r = ArchiveReader::open(&bytes[..]).unwrap();
+    r.expect_manifest(other);
+    assert!(r.next_table().unwrap().is_some());
+    assert!(r.next_rows(10).unwrap().is_empty());
+    assert!(matches!(r.next_table(), Err(BackupError::Damaged(m)) if m.contains("changed")));
+}
+
+#[test]
+fn the_header_is_in_the_digest() {
+    let rows = [Value::Integer(1), Value::Integer(2)];
+    let two = |a: &str, b: &str| Table {
+        name: "t".into(),
+        columns: vec![
+            Column {
+                name: a.into(),
+                class: Class::Integer,
+            },
+            Column {
+                name: b.into(),
+                class: Class::Integer,
+            },
+        ],
+    };
+    let mut x = TableDigest::for_table(&two("a", "b"));
+    let mut y = TableDigest::for_table(&two("b", "a"));
+    x.add(&rows);
+    y.add(&rows);
+    assert_ne!(x.finish(), y.finish());
+}

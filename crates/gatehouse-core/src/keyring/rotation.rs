@@ -263,9 +263,11 @@ impl Keyring {
                     .map_err(|e| Error::Internal(e.to_string()))?;
                 // Opened again before it replaces the old wrapping: the old master key is
                 // retired at the end, so a wrapping the new key cannot open would lose the data.
-                let back = new_kek
-                    .unwrap(&rewrapped, &dek_context(org))
-                    .map_err(|e| Error::Internal(format!("the new master key cannot open what it just wrapped: {e}")))?;
+                let back = new_kek.unwrap(&rewrapped, &dek_context(org)).map_err(|e| {
+                    Error::Internal(format!(
+                        "the new master key cannot open what it just wrapped: {e}"
+                    ))
+                })?;
                 if !gatehouse_crypto::ct_eq(back.expose().as_slice(), raw.expose().as_slice()) {
                     return Err(Error::Internal(
                         "the new master key opened a data key to other bytes; rotation stopped"

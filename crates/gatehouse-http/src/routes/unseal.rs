@@ -89,7 +89,7 @@ pub(crate) struct UnsealRequest {
         (status = 200, description = "Taken (or the server is already unsealed); the progress", body = UnsealProgress),
         (status = 400, description = "`share_invalid`: not a share or a character changed; `share_wrong_key`: a share of another key", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`share_duplicate`: that share's index is already held", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`unseal_key_refused`: the shares rebuilt a key the database does not accept; every pending share was dropped", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`unseal_key_refused`: the shares rebuilt a key other than the one they name (shares of different splits, or a forged share); every pending share was dropped", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many submissions from this address", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unseal_failed`: the key was right but the server could not start; nothing is held", body = crate::problem::Problem, content_type = "application/problem+json"),
     ))]

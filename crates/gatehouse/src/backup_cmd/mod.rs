@@ -3,6 +3,7 @@
 //! either backend (which is also how a deployment moves from SQLite to PostgreSQL).
 
 mod crypt;
+mod seal;
 mod target;
 
 use std::fs::OpenOptions;
@@ -23,19 +24,30 @@ pub(crate) enum BackupCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Decrypt an archive and check every table against its manifest, restoring nothing.
+    /// Decrypt an archive and check every table against its manifest and the manifest against
+    /// the master key's seal, restoring nothing. Exits non-zero when anything fails.
     Verify {
         file: PathBuf,
-        /// An age identity file (mode 0600), for archives encrypted to recipients.
+        /// An age identity file (mode 0600), for archives encrypted to recipients (a passphrase
+        /// archive is opened with `backup.passphrase_file`).
         #[arg(long)]
         identity: Option<PathBuf>,
+        /// Accept an archive without the master key's seal (one made under
+        /// `master_key = "shares"`): only for an archive whose origin you know.
+        #[arg(long)]
+        accept_unsealed: bool,
     },
-    /// Restore an archive into the configured database, which must hold no rows.
+    /// Restore an archive into the configured database, which must be new or hold no rows.
     Restore {
         file: PathBuf,
-        /// An age identity file (mode 0600), for archives encrypted to recipients.
+        /// An age identity file (mode 0600), for archives encrypted to recipients (a passphrase
+        /// archive is opened with `backup.passphrase_file`).
         #[arg(long)]
         identity: Option<PathBuf>,
+        /// Accept an archive without the master key's seal (one made under
+        /// `master_key = "shares"`): only for an archive whose origin you know.
+        #[arg(long)]
+        accept_unsealed: bool,
     },
 }
 
@@ -50,57 +62,86 @@ fn progress(table: &str, rows: u64) {
 pub(crate) async fn run(config: &Config, command: BackupCommand) -> Result<(), String> {
     match command {
         BackupCommand::Create { out } => create(config, &out).await,
-        BackupCommand::Verify { file, identity } => {
+        BackupCommand::Verify {
+            file,
+            identity,
+            accept_unsealed,
+        } => {
             let facts = check(config, identity.as_deref(), &file)?;
             describe(&facts.manifest);
-            match target::master_key_matches(config, &facts.kek_checks).await {
-                Ok(()) => out("master key: the configured key opens this backup's data keys"),
-                Err(e) => out(&format!("master key: {e}")),
-            }
+            seal::check(config, &facts, accept_unsealed).await?;
+            target::master_key_matches(config, &facts.kek_checks).await?;
+            out("master key: the configured key opens this backup's data keys");
             out(&format!("{}: intact", file.display()));
             Ok(())
         }
-        BackupCommand::Restore { file, identity } => {
-            restore(config, identity.as_deref(), &file).await
-        }
+        BackupCommand::Restore {
+            file,
+            identity,
+            accept_unsealed,
+        } => restore(config, identity.as_deref(), &file, accept_unsealed).await,
     }
 }
 
 async fn create(config: &Config, path: &Path) -> Result<(), String> {
     let store = target::open(config).await?;
-    // Written beside the destination and renamed at the end, so a cut-short run leaves no file
-    // under the name an operator would restore from.
-    let partial = path.with_extension("partial");
+    if store.schema_version().await.map_err(|e| e.to_string())? == 0 {
+        return Err(
+            "the configured database has no Gatehouse schema, so there is nothing to back up; \
+             check data_dir or database_url"
+                .into(),
+        );
+    }
+    let sealer = seal::Sealer::for_config(config).await?;
+    // Written beside the destination and linked to its name at the end (never over an existing
+    // file), so a cut-short run leaves no file under the name an operator would restore from.
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    if path.exists() {
+        return Err(format!("{} exists; choose a new name", path.display()));
+    }
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&partial)
-        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
-    if path.exists() {
-        let _ = std::fs::remove_file(&partial);
-        return Err(format!("{} exists; choose a new name", path.display()));
-    }
+        .map_err(|e| {
+            format!(
+                "cannot create {}: {e} (a run that was killed leaves it behind: delete it)",
+                partial.display()
+            )
+        })?;
     let result = async {
         let stream = crypt::encryptor(&config.backup, BufWriter::with_capacity(1 << 20, file))?;
         let now = gatehouse_core::clock::Clock::now(&gatehouse_core::clock::SystemClock)
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|e| e.to_string())?;
-        let mut writer = ArchiveWriter::new(stream, now);
+        let mut writer = seal::Watch::new(ArchiveWriter::new(stream, now));
         store
             .snapshot(&mut writer, &progress)
             .await
             .map_err(|e| e.to_string())?;
-        let (manifest, stream) = writer.finish().map_err(|e| e.to_string())?;
+        let (writer, checks) = writer.into_parts();
+        let (manifest, stream) = writer
+            .finish_sealed(|m| sealer.seal(m, &checks))
+            .map_err(|e| e.to_string())?;
         crypt::finish(stream)?;
-        std::fs::rename(&partial, path)
-            .map_err(|e| format!("cannot move the archive into place: {e}"))?;
+        std::fs::hard_link(&partial, path)
+            .map_err(|e| format!("cannot put the archive at {}: {e}", path.display()))?;
+        let _ = std::fs::remove_file(&partial);
+        sync_dir(path);
         Ok::<_, String>(manifest)
     }
     .await;
     match result {
         Ok(manifest) => {
             describe(&manifest);
+            if !sealer.seals() {
+                out(
+                    "seal: none (master_key = \"shares\"): restoring this archive will need --accept-unsealed",
+                );
+            }
             out(&format!("backup written to {}", path.display()));
             Ok(())
         }
@@ -108,6 +149,17 @@ async fn create(config: &Config, path: &Path) -> Result<(), String> {
             let _ = std::fs::remove_file(&partial);
             Err(e)
         }
+    }
+}
+
+/// Makes the new name durable: the rename or link is an entry in the directory.
+fn sync_dir(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
 }
 
@@ -134,6 +186,7 @@ fn describe(m: &Manifest) {
 /// What a full read of an archive found.
 struct Checked {
     manifest: Manifest,
+    seal: Option<gatehouse_core::backup::Seal>,
     /// The check values of the master-key versions the data keys may be wrapped under.
     kek_checks: Vec<Vec<u8>>,
 }
@@ -172,11 +225,17 @@ fn check(config: &Config, identity: Option<&Path>, file: &Path) -> Result<Checke
         .ok_or_else(|| format!("{}: no manifest", file.display()))?;
     Ok(Checked {
         manifest,
+        seal: reader.seal().cloned(),
         kek_checks,
     })
 }
 
-async fn restore(config: &Config, identity: Option<&Path>, file: &Path) -> Result<(), String> {
+async fn restore(
+    config: &Config,
+    identity: Option<&Path>,
+    file: &Path,
+    accept_unsealed: bool,
+) -> Result<(), String> {
     // First pass: the whole archive is decrypted and checked, and the master key compared,
     // before the target is touched.
     let facts = check(config, identity, file)?;
@@ -189,15 +248,19 @@ async fn restore(config: &Config, identity: Option<&Path>, file: &Path) -> Resul
         ));
     }
     target::master_key_matches(config, &facts.kek_checks).await?;
+    seal::check(config, &facts, accept_unsealed).await?;
     let store = target::open_empty(config, version).await?;
     let plain = crypt::decryptor(&config.backup, identity, file)?;
     let mut reader = ArchiveReader::open(BufReader::with_capacity(1 << 20, plain))
         .map_err(|e| format!("{}: {e}", file.display()))?;
+    reader.expect_manifest(facts.manifest.clone());
     store
         .restore(&mut reader as &mut dyn RestoreSource, &progress)
         .await
         .map_err(|e| format!("restore refused, nothing written: {e}"))?;
-    target::migrate_rest(config).await?;
+    target::migrate_rest(config).await.map_err(|e| {
+        format!("restored, but the migrations after the backup's schema failed: {e}")
+    })?;
     describe(&facts.manifest);
     out("restored; checking the audit chains with the configured master key");
     crate::audit_cmd::run(

@@ -710,6 +710,85 @@ async fn changed_bytes_other_recipients_and_unfit_targets_are_refused_with_nothi
         "newer than this Gatehouse knows",
     );
 
+    // Forged: an archive anyone with the public recipient could write, from the real one's
+    // rows, first without the master key's seal, then with a seal from another key.
+    let (m, tables) = archive_tables(&archive, &id);
+    let forge = |seal: Option<gatehouse_core::backup::Seal>, name: &str| {
+        let mut w = gatehouse_core::backup::ArchiveWriter::new(Vec::new(), m.created_at.clone());
+        w.start(&SnapshotInfo {
+            backend: m.backend.clone(),
+            schema_version: m.schema_version,
+        })
+        .unwrap();
+        for t in &m.tables {
+            let (table, rows) = &tables[&t.name];
+            w.begin_table(table).unwrap();
+            for r in rows {
+                w.row(r).unwrap();
+            }
+            w.end_table().unwrap();
+        }
+        let (_, plain) = w.finish_sealed(|_| Ok(seal)).unwrap();
+        let path = keys.join(name);
+        let mut child = Command::new("age")
+            .args(["-r", &recipient, "-o", &arg(&path)])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), &plain).unwrap();
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success());
+        path
+    };
+    let unsealed = forge(None, "unsealed.age");
+    refused(
+        &target.gatehouse(
+            &recipient,
+            &[
+                "backup",
+                "restore",
+                &arg(&unsealed),
+                "--identity",
+                &arg(&id),
+            ],
+        ),
+        "an unsealed archive",
+        "carries no master-key seal",
+    );
+    let other_key =
+        gatehouse_core::keyring::LocalKek::new(&gatehouse_crypto::Key32::from_bytes([9; 32]))
+            .unwrap();
+    let bogus = gatehouse_core::keyring::MasterKek::wrap(
+        &other_key,
+        gatehouse_crypto::EnvelopeHeader {
+            kek_version: 0,
+            dek_version: 0,
+        },
+        &gatehouse_crypto::context("gatehouse.backup.seal.v1", &[]),
+        &gatehouse_crypto::Key32::from_bytes(gatehouse_core::backup::manifest_digest(&m)),
+    )
+    .unwrap();
+    let forged = forge(
+        Some(gatehouse_core::backup::Seal {
+            envelope: base64::engine::general_purpose::STANDARD.encode(bogus),
+        }),
+        "forged.age",
+    );
+    for cmd in ["verify", "restore"] {
+        refused(
+            &target.gatehouse(
+                &recipient,
+                &["backup", cmd, &arg(&forged), "--identity", &arg(&id)],
+            ),
+            "a seal from another key",
+            "seal does not open with the configured master key",
+        );
+    }
+    assert!(
+        !target_rows(&target),
+        "a refused restore created the database"
+    );
+
     // Another master key.
     let wrong = Site::new_empty(false).await;
     std::fs::create_dir_all(wrong.dir.join("data")).unwrap();
@@ -745,13 +824,32 @@ async fn changed_bytes_other_recipients_and_unfit_targets_are_refused_with_nothi
         "a non-empty target",
         "is not empty",
     );
-    // And the untouched archive still restores.
-    ok(
+    // And the untouched archive still restores; an unsealed one only when told to.
+    let text = ok(
         &target.gatehouse(
             &recipient,
             &["backup", "restore", &arg(&archive), "--identity", &arg(&id)],
         ),
         "restore",
+    );
+    assert!(
+        text.contains("seal: made by the configured master key"),
+        "{text}"
+    );
+    let other = Site::empty_like(&source.dir, false).await;
+    ok(
+        &other.gatehouse(
+            &recipient,
+            &[
+                "backup",
+                "restore",
+                &arg(&unsealed),
+                "--identity",
+                &arg(&id),
+                "--accept-unsealed",
+            ],
+        ),
+        "restore --accept-unsealed",
     );
 }
 
