@@ -52,12 +52,16 @@ else
 fi
 
 sanitizer="${GH_FUZZ_SANITIZER:-none}"
+# cargo-fuzz builds with one codegen unit by default; 16 (its own suggestion for faster builds)
+# lets the two cores share each large crate's code generation. The runs are a little slower per
+# input; GH_FUZZ_CODEGEN_UNITS=1 for long runs.
+cgu="${GH_FUZZ_CODEGEN_UNITS:-16}"
 echo "==> building ${#all_targets[@]} fuzz targets (sanitizer: $sanitizer)"
 build_start=$SECONDS
-if ! locked cargo +nightly fuzz build --sanitizer "$sanitizer"; then
+if ! locked cargo +nightly fuzz build --sanitizer "$sanitizer" --codegen-units "$cgu"; then
   broken=()
   for t in "${all_targets[@]}"; do
-    locked cargo +nightly fuzz build --sanitizer "$sanitizer" "$t" >/dev/null 2>&1 || broken+=("$t")
+    locked cargo +nightly fuzz build --sanitizer "$sanitizer" --codegen-units "$cgu" "$t" >/dev/null 2>&1 || broken+=("$t")
   done
   die "the fuzz targets do not build: ${broken[*]:-(all; see the errors above)}"
 fi

@@ -92,6 +92,12 @@ impl<W: Write + Send> ArchiveWriter<W> {
         self.line.clear();
         serde_json::to_writer(&mut self.line, line).map_err(|e| BackupError::Io(e.to_string()))?;
         self.line.push(b'\n');
+        if self.line.len() as u64 > MAX_LINE {
+            return Err(BackupError::Refused(format!(
+                "a header or the manifest is longer than {} MiB, the most a backup line carries",
+                MAX_LINE >> 20
+            )));
+        }
         self.out.write_all(&self.line).map_err(|e| io(&e))
     }
 

@@ -65,11 +65,14 @@ pub(super) struct AuditFacts {
     pub(super) newest: Option<Checkpoint>,
 }
 
-/// What the seal covers: the manifest's SHA-256, over its JSON as written.
-#[must_use]
-pub fn manifest_digest(m: &Manifest) -> [u8; 32] {
-    let json = serde_json::to_vec(m).unwrap_or_default();
-    gatehouse_crypto::sha256(&[b"gatehouse.backup.manifest.v1", &json])
+/// What the seal covers: the manifest's SHA-256, over its JSON as this format version writes
+/// it (a later version that adds a field seals under a new label).
+pub fn manifest_digest(m: &Manifest) -> Result<[u8; 32], super::BackupError> {
+    let json = serde_json::to_vec(m).map_err(|e| super::BackupError::Store(e.to_string()))?;
+    Ok(gatehouse_crypto::sha256(&[
+        b"gatehouse.backup.manifest.v1",
+        &json,
+    ]))
 }
 
 impl AuditFacts {

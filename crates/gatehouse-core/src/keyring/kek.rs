@@ -27,6 +27,25 @@ impl From<AeadError> for KekError {
     }
 }
 
+/// Wraps `key` under `kek` and opens the result again before handing it out. Rotation retires
+/// the old master key at its end, so a wrapping the new key could not open (a faulty token, an IV
+/// the token replaced) would lose what it protects for good.
+pub fn wrap_verified(
+    kek: &dyn MasterKek,
+    versions: EnvelopeHeader,
+    context: &[u8],
+    key: &Key32,
+) -> Result<Vec<u8>, KekError> {
+    let wrapped = kek.wrap(versions, context, key)?;
+    let back = kek.unwrap(&wrapped, context)?;
+    if !gatehouse_crypto::ct_eq(back.expose().as_slice(), key.expose().as_slice()) {
+        return Err(KekError::Device(
+            "the master key opened what it had just wrapped to other bytes".into(),
+        ));
+    }
+    Ok(wrapped)
+}
+
 /// A master key the keyring can use without holding its bytes.
 ///
 /// Calls are synchronous. An implementation that talks to a device keeps the async executor

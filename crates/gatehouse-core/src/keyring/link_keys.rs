@@ -241,16 +241,16 @@ impl Keyring {
                 .kek
                 .unwrap(&k.wrapped, &wrap_context(k.version))
                 .map_err(|e| Error::Unreadable(format!("link key {}: {e}", k.version)))?;
-            let wrapped = new_kek
-                .wrap(
-                    EnvelopeHeader {
-                        kek_version: new_version,
-                        dek_version: k.version,
-                    },
-                    &wrap_context(k.version),
-                    &raw,
-                )
-                .map_err(|e| Error::Internal(e.to_string()))?;
+            let wrapped = super::kek::wrap_verified(
+                new_kek,
+                EnvelopeHeader {
+                    kek_version: new_version,
+                    dek_version: k.version,
+                },
+                &wrap_context(k.version),
+                &raw,
+            )
+            .map_err(|e| Error::Internal(e.to_string()))?;
             tx.rewrap_link_key(k.version, &wrapped, new_version).await?;
         }
         Ok(())

@@ -251,29 +251,17 @@ impl Keyring {
                     .kek
                     .unwrap(&k.wrapped, &dek_context(org))
                     .map_err(|e| Error::Unreadable(e.to_string()))?;
-                let rewrapped = new_kek
-                    .wrap(
-                        EnvelopeHeader {
-                            kek_version: new_version,
-                            dek_version: k.version,
-                        },
-                        &dek_context(org),
-                        &raw,
-                    )
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                // Opened again before it replaces the old wrapping: the old master key is
-                // retired at the end, so a wrapping the new key cannot open would lose the data.
-                let back = new_kek.unwrap(&rewrapped, &dek_context(org)).map_err(|e| {
-                    Error::Internal(format!(
-                        "the new master key cannot open what it just wrapped: {e}"
-                    ))
-                })?;
-                if !gatehouse_crypto::ct_eq(back.expose().as_slice(), raw.expose().as_slice()) {
-                    return Err(Error::Internal(
-                        "the new master key opened a data key to other bytes; rotation stopped"
-                            .into(),
-                    ));
-                }
+                // Opened again before it replaces the old wrapping (see `kek::wrap_verified`).
+                let rewrapped = super::kek::wrap_verified(
+                    new_kek.as_ref(),
+                    EnvelopeHeader {
+                        kek_version: new_version,
+                        dek_version: k.version,
+                    },
+                    &dek_context(org),
+                    &raw,
+                )
+                .map_err(|e| Error::Internal(e.to_string()))?;
                 tx.update_org_key(k.version, &rewrapped, new_version, KeyState::Active)
                     .await?;
             }

@@ -209,16 +209,16 @@ impl Keyring {
                 continue;
             }
             let seed = self.unwrap_seed(&k)?;
-            let wrapped = new_kek
-                .wrap(
-                    EnvelopeHeader {
-                        kek_version: new_version,
-                        dek_version: k.version,
-                    },
-                    &signing_context(k.version),
-                    &seed,
-                )
-                .map_err(|e| Error::Internal(e.to_string()))?;
+            let wrapped = super::kek::wrap_verified(
+                new_kek,
+                EnvelopeHeader {
+                    kek_version: new_version,
+                    dek_version: k.version,
+                },
+                &signing_context(k.version),
+                &seed,
+            )
+            .map_err(|e| Error::Internal(e.to_string()))?;
             tx.rewrap_signing_key(k.version, &wrapped, new_version)
                 .await?;
         }

@@ -68,9 +68,10 @@ pub(crate) async fn run(config: &Config, command: BackupCommand) -> Result<(), S
             accept_unsealed,
         } => {
             let facts = check(config, identity.as_deref(), &file)?;
-            describe(&facts.manifest);
-            seal::check(config, &facts, accept_unsealed).await?;
+            // The seal before anything the archive says is printed.
             target::master_key_matches(config, &facts.kek_checks).await?;
+            seal::check(config, &facts, accept_unsealed).await?;
+            describe(&facts.manifest);
             out("master key: the configured key opens this backup's data keys");
             out(&format!("{}: intact", file.display()));
             Ok(())
@@ -166,7 +167,7 @@ fn sync_dir(path: &Path) {
 fn describe(m: &Manifest) {
     let rows: u64 = m.tables.iter().map(|t| t.rows).sum();
     out(&format!(
-        "backup of {} taken {} (format {}, schema version {}): {} tables, {rows} rows",
+        "backup of {:?} taken {:?} (format {}, schema version {}): {} tables, {rows} rows",
         m.backend,
         m.created_at,
         m.format_version,

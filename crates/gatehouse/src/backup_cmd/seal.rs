@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use gatehouse_core::backup::{
     BackupError, Manifest, Seal, SnapshotInfo, SnapshotSink, Table, Value, manifest_digest,
 };
-use gatehouse_core::keyring::MasterKek;
+use gatehouse_core::keyring::{KekError, MasterKek};
 use gatehouse_crypto::{EnvelopeHeader, Key32};
 
 use super::Checked;
@@ -60,14 +60,24 @@ impl Sealer {
         let Some(kek) = &self.kek else {
             return Ok(None);
         };
-        if !checks.is_empty() && !checks.iter().any(|c| kek.recognises(c).unwrap_or(false)) {
+        let mut known = checks.is_empty();
+        for c in checks {
+            if kek
+                .recognises(c)
+                .map_err(|e| BackupError::Store(format!("master key: {e}")))?
+            {
+                known = true;
+                break;
+            }
+        }
+        if !known {
             return Err(BackupError::Refused(
                 "the configured master key is not one this database's data keys are wrapped \
                  under; supply the deployment's master key"
                     .into(),
             ));
         }
-        let digest = Key32::from_bytes(manifest_digest(m));
+        let digest = Key32::from_bytes(manifest_digest(m)?);
         let envelope = kek
             .wrap(
                 EnvelopeHeader {
@@ -92,15 +102,18 @@ pub(super) async fn check(
     accept_unsealed: bool,
 ) -> Result<(), String> {
     let Some(seal) = &facts.seal else {
-        if accept_unsealed {
+        // Even then the archive must name master-key versions, one of which the configured key
+        // is (checked by `master_key_matches`): an archive with none ties to no key at all.
+        if accept_unsealed && !facts.kek_checks.is_empty() {
             super::out("seal: none; accepted with --accept-unsealed");
             return Ok(());
         }
         return Err(
             "the archive carries no master-key seal, so nothing shows that a holder of the \
-             master key wrote it (age shows who can read an archive, not who wrote it). \
-             Archives made under master_key = \"shares\" have none: if you know where this one \
-             came from, repeat with --accept-unsealed"
+             master key wrote it (age shows who can read an archive, not who wrote it). Every \
+             deployment with a key file, the environment key or an HSM seals its archives: treat \
+             an unsealed one as forged unless it was made under master_key = \"shares\" and you \
+             know where it came from; then repeat with --accept-unsealed"
                 .into(),
         );
     };
@@ -116,14 +129,24 @@ pub(super) async fn check(
          this deployment, or its manifest was altered"
             .to_owned()
     };
+    // An envelope of 32 bytes is well under 256 bytes; nothing longer goes to the key's holder.
+    if seal.envelope.len() > 344 {
+        return Err(refused());
+    }
     let envelope = B64
         .decode(seal.envelope.as_bytes())
         .map_err(|_| refused())?;
-    let opened = kek.unwrap(&envelope, &context()).map_err(|_| refused())?;
-    if !gatehouse_crypto::ct_eq(
-        opened.expose().as_slice(),
-        manifest_digest(&facts.manifest).as_slice(),
-    ) {
+    let opened = match kek.unwrap(&envelope, &context()) {
+        Ok(k) => k,
+        Err(KekError::Device(e)) => {
+            return Err(format!(
+                "master key: the HSM failed while opening the seal: {e}"
+            ));
+        }
+        Err(KekError::Open(_)) => return Err(refused()),
+    };
+    let expected = manifest_digest(&facts.manifest).map_err(|e| e.to_string())?;
+    if !gatehouse_crypto::ct_eq(opened.expose().as_slice(), expected.as_slice()) {
         return Err(refused());
     }
     super::out("seal: made by the configured master key");

@@ -713,7 +713,7 @@ async fn changed_bytes_other_recipients_and_unfit_targets_are_refused_with_nothi
     // Forged: an archive anyone with the public recipient could write, from the real one's
     // rows, first without the master key's seal, then with a seal from another key.
     let (m, tables) = archive_tables(&archive, &id);
-    let forge = |seal: Option<gatehouse_core::backup::Seal>, name: &str| {
+    let forge = |seal: Option<gatehouse_core::backup::Seal>, name: &str, alter: bool| {
         let mut w = gatehouse_core::backup::ArchiveWriter::new(Vec::new(), m.created_at.clone());
         w.start(&SnapshotInfo {
             backend: m.backend.clone(),
@@ -723,7 +723,13 @@ async fn changed_bytes_other_recipients_and_unfit_targets_are_refused_with_nothi
         for t in &m.tables {
             let (table, rows) = &tables[&t.name];
             w.begin_table(table).unwrap();
-            for r in rows {
+            // Altered: the newest audit event left out, digests and manifest made to agree.
+            let keep = if alter && t.name == "audit_events" {
+                rows.len() - 1
+            } else {
+                rows.len()
+            };
+            for r in &rows[..keep] {
                 w.row(r).unwrap();
             }
             w.end_table().unwrap();
@@ -740,7 +746,7 @@ async fn changed_bytes_other_recipients_and_unfit_targets_are_refused_with_nothi
         assert!(child.wait().unwrap().success());
         path
     };
-    let unsealed = forge(None, "unsealed.age");
+    let unsealed = forge(None, "unsealed.age", false);
     refused(
         &target.gatehouse(
             &recipient,
@@ -765,7 +771,7 @@ async fn changed_bytes_other_recipients_and_unfit_targets_are_refused_with_nothi
             dek_version: 0,
         },
         &gatehouse_crypto::context("gatehouse.backup.seal.v1", &[]),
-        &gatehouse_crypto::Key32::from_bytes(gatehouse_core::backup::manifest_digest(&m)),
+        &gatehouse_crypto::Key32::from_bytes(gatehouse_core::backup::manifest_digest(&m).unwrap()),
     )
     .unwrap();
     let forged = forge(
@@ -773,6 +779,29 @@ async fn changed_bytes_other_recipients_and_unfit_targets_are_refused_with_nothi
             envelope: base64::engine::general_purpose::STANDARD.encode(bogus),
         }),
         "forged.age",
+        false,
+    );
+    // The archive's own seal on altered rows.
+    let real_seal = {
+        let plain = Command::new("age")
+            .args(["-d", "-i", &arg(&id), &arg(&archive)])
+            .output()
+            .unwrap()
+            .stdout;
+        let mut r = ArchiveReader::open(&plain[..]).unwrap();
+        while r.next_table().unwrap().is_some() {
+            while !r.next_rows(1000).unwrap().is_empty() {}
+        }
+        r.seal().cloned().expect("the archive is sealed")
+    };
+    let altered = forge(Some(real_seal), "altered.age", true);
+    refused(
+        &target.gatehouse(
+            &recipient,
+            &["backup", "restore", &arg(&altered), "--identity", &arg(&id)],
+        ),
+        "an altered archive under its own seal",
+        "seal does not open with the configured master key",
     );
     for cmd in ["verify", "restore"] {
         refused(

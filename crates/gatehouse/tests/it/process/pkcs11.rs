@@ -203,10 +203,13 @@ fn holds(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The (data keys under master version 1, under version 2) counted in `keys status`.
+/// Active data keys wrapped under master versions 1 and 2. A data key the re-encryption job
+/// retired (all its values moved) keeps the wrapping it had: rotation rewraps active keys only,
+/// and a `serve` may have retired some before the rotation ran.
 fn wrapped_under(status: &str) -> (usize, usize) {
     (
-        status.matches("wrapped under master version 1,").count(),
-        status.matches("wrapped under master version 2,").count(),
+        status.matches("active, wrapped under master version 1,").count(),
+        status.matches("active, wrapped under master version 2,").count(),
     )
 }
 

@@ -51,6 +51,7 @@ async fn unseal_a_server_started_sealed_serves_503_sealed_until_the_third_share(
     let dir = temp_dir();
     let key_file = dir.join("master.key");
     write_key(&key_file);
+    let original_key = std::fs::read_to_string(&key_file).unwrap();
     let shares = split(&dir, &key_file);
     // A second split of the same key: its shares name the same key but were not dealt with the
     // first ones.
@@ -196,6 +197,61 @@ async fn unseal_a_server_started_sealed_serves_503_sealed_until_the_third_share(
     server.signal("TERM");
     let (code, lines) = server.wait();
     assert_eq!(code, Some(0));
+
+    // Offline, any three shares rebuild the key file the split started from; two do not, and a
+    // mistyped share is named by its line.
+    let rebuilt = dir.join("rebuilt.key");
+    let three = format!("{}\n\n{}\n{}\n", shares[4], shares[1], shares[3]);
+    let (ok, out, err) = run_cli(
+        &dir,
+        &["keys", "combine", "--out", rebuilt.to_str().unwrap()],
+        &[],
+        &three,
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        std::fs::read_to_string(&rebuilt).unwrap().trim(),
+        original_key.trim(),
+        "keys combine rebuilt another key"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&rebuilt).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let two = format!("{}\n{}\n", shares[0], shares[2]);
+    let (ok, _, err) = run_cli(
+        &dir,
+        &[
+            "keys",
+            "combine",
+            "--out",
+            dir.join("two.key").to_str().unwrap(),
+        ],
+        &[],
+        &two,
+    );
+    assert!(!ok && !dir.join("two.key").exists(), "two shares: {err}");
+    let mut typo = shares[2].clone().into_bytes();
+    typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
+    let typo = format!(
+        "{}\n{}\n{}\n",
+        shares[0],
+        String::from_utf8(typo).unwrap(),
+        shares[4]
+    );
+    let (ok, _, err) = run_cli(
+        &dir,
+        &[
+            "keys",
+            "combine",
+            "--out",
+            dir.join("typo.key").to_str().unwrap(),
+        ],
+        &[],
+        &typo,
+    );
+    assert!(!ok && err.contains("line 2"), "a mistyped share: {err}");
     for share in shares.iter().chain(&other_deal) {
         let payload = share.split('-').nth(4).unwrap();
         assert!(
