@@ -35,7 +35,7 @@ pub(super) fn encryptor(
         let recipients = config
             .recipients
             .iter()
-            .map(|r| r.parse::<age::x25519::Recipient>())
+            .map(|r| crate::config::backup::recipient(r))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("backup.recipients: {e}"))?;
         if recipients.is_empty() {
@@ -45,8 +45,10 @@ pub(super) fn encryptor(
                     .into(),
             );
         }
-        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| format!("cannot encrypt to the recipients: {e}"))?
+        age::Encryptor::with_recipients(
+            recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+        )
+        .map_err(|e| format!("cannot encrypt to the recipients: {e}"))?
     };
     enc.wrap_output(out)
         .map_err(|e| format!("cannot start the archive: {e}"))

@@ -28,12 +28,29 @@ pub(super) fn validate(c: &BackupConfig) -> Result<BackupConfig, ConfigError> {
         return refuse("backup.recipients: at most 20");
     }
     for r in &c.recipients {
-        if r.parse::<age::x25519::Recipient>().is_err() {
+        if recipient(r).is_err() {
             return refuse(format!(
-                "backup.recipients: {r:?} is not an age X25519 recipient (age1...; make one with \
-                 age-keygen)"
+                "backup.recipients: {r:?} is not an age recipient (age1... from age-keygen, or \
+                 age1pq1... from age-keygen -pq)"
             ));
         }
     }
     Ok(c.clone())
+}
+
+/// An age recipient: post-quantum hybrid (`age1pq1...`, ML-KEM-768 with X25519, read by age 1.3
+/// and later) or classic X25519 (`age1...`). The classic kind is deprecated by the age crate but
+/// kept: it is the only kind older age releases read (Debian 12 ships age 1.1).
+pub(crate) fn recipient(text: &str) -> Result<Box<dyn age::Recipient + Send>, String> {
+    if text.starts_with("age1pq1") {
+        return text
+            .parse::<age::pq::Recipient>()
+            .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
+            .map_err(|e| e.to_string());
+    }
+    #[allow(deprecated)]
+    let classic = text.parse::<age::x25519::Recipient>();
+    classic
+        .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
+        .map_err(|e| e.to_string())
 }

@@ -208,8 +208,12 @@ fn holds(haystack: &[u8], needle: &[u8]) -> bool {
 /// and a `serve` may have retired some before the rotation ran.
 fn wrapped_under(status: &str) -> (usize, usize) {
     (
-        status.matches("active, wrapped under master version 1,").count(),
-        status.matches("active, wrapped under master version 2,").count(),
+        status
+            .matches("active, wrapped under master version 1,")
+            .count(),
+        status
+            .matches("active, wrapped under master version 2,")
+            .count(),
     )
 }
 
