@@ -142,7 +142,7 @@ impl Signup<'_> {
         owner: &UserRecord,
         request: &RequestContext,
     ) -> Result<(), Error> {
-        if !self.account_mail_allowed(owner.id, "account_exists") {
+        if !self.account_mail_allowed(owner.id, "account_exists").await {
             return Ok(());
         }
         self.enqueue_mail(tx.as_mut(), &owner.email, Template::AccountExists)

@@ -1,5 +1,5 @@
-//! Infrastructure adapters: over Redis, the rate-limit store (with the fallback that keeps
-//! limiting in-process while Redis is away) and revocation fan-out; mail transports (SMTP and
+//! Infrastructure adapters: over Redis, the rate-limit and lockout stores (each with the fallback
+//! that keeps counting in-process while Redis is away) and revocation fan-out; mail transports (SMTP and
 //! the development `.eml` writer); the webhook HTTP client with its SSRF guard.
 #![forbid(unsafe_code)]
 
@@ -8,8 +8,11 @@ pub mod dns;
 pub mod fanout;
 pub mod mail;
 pub mod pkcs11;
+mod redis_conn;
 mod redis_limiter;
+mod redis_lockouts;
 pub mod webhooks;
 
 pub use fanout::RedisFanout;
 pub use redis_limiter::{FallbackLimiter, RedisLimiter};
+pub use redis_lockouts::{FallbackLockouts, RedisLockouts};

@@ -60,14 +60,8 @@ impl RedisLimiter {
     /// Redis.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, Error> {
         let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
-        let bound = Some(std::time::Duration::from_millis(500));
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_connection_timeout(bound)
-            .set_response_timeout(bound)
-            .set_max_delay(std::time::Duration::from_secs(1));
-        let conn =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| unavailable(&e))?;
+        let conn = ConnectionManager::new_lazy_with_config(client, crate::redis_conn::bounded())
+            .map_err(|e| unavailable(&e))?;
         Ok(Self {
             conn,
             script: Arc::new(redis::Script::new(SCRIPT)),

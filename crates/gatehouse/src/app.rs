@@ -452,8 +452,31 @@ fn start_password_pool(config: &Config) -> Result<PasswordPool, StartError> {
 fn identity(config: &Config) -> Identity {
     let identity = Identity::new(config.identity.clone(), fanout(config));
     match &config.rate_limits {
-        Some(r) => identity.with_lockouts(Some(r.lockouts)),
+        Some(r) => identity
+            .with_lockouts(Some(r.lockouts))
+            .with_lockout_store(lockout_store(config)),
         None => identity.with_lockouts(None),
+    }
+}
+
+/// Where lockout counts and mail throttles live: Redis (shared by every instance, counting in
+/// this process while it is away) when rate limits are kept there, else this process.
+fn lockout_store(config: &Config) -> Arc<dyn gatehouse_core::limits::LockoutStore> {
+    use crate::config::LimitStore;
+    let memory = || Arc::new(gatehouse_core::limits::MemoryLockouts::default());
+    let store = config.rate_limits.as_ref().map(|r| r.store);
+    match (store, &config.redis_url) {
+        (Some(LimitStore::Redis), Some(url)) => {
+            match gatehouse_infra::RedisLockouts::connect(url.as_str(), &config.redis_key_prefix)
+            {
+                Ok(redis) => Arc::new(gatehouse_infra::FallbackLockouts::new(Arc::new(redis))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis_url is not usable; lockouts are per instance");
+                    memory()
+                }
+            }
+        }
+        _ => memory(),
     }
 }
 

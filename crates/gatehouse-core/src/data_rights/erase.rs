@@ -297,7 +297,7 @@ impl DataRights<'_> {
             for id in sessions {
                 self.revoked_locally(id, remember);
             }
-            self.forget_lockouts_of(&account.email);
+            self.forget_lockouts_of(&account.email).await;
         }
         for org in &member_of {
             let reached = match reach {

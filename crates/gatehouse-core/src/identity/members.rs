@@ -465,7 +465,7 @@ impl Members<'_> {
                 // Proving an existing account is a sign-in: same lockouts, same answer.
                 let subject = super::lockouts::lockout_subject("user", &u.email);
                 let ip = request.ip.clone().unwrap_or_default();
-                self.ensure_not_locked(&subject, &ip, now)?;
+                self.ensure_not_locked(&subject, &ip, now).await?;
                 let (ok, _) = self
                     .check_password(
                         &crate::inputs::normalize_password(&password),
@@ -475,7 +475,7 @@ impl Members<'_> {
                 if !ok {
                     return Err(Error::InvalidCredentials);
                 }
-                self.attempt_succeeded(&subject, &ip);
+                self.attempt_succeeded(&subject, &ip).await;
                 (u.id, None)
             }
             None => {

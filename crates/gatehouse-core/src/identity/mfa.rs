@@ -157,7 +157,7 @@ impl Kernel {
     ) -> Result<(), Error> {
         let subject = super::lockouts::lockout_subject("user", &user.email);
         let ip = request.ip.clone().unwrap_or_default();
-        self.ensure_not_locked(&subject, &ip, self.clock().now())?;
+        self.ensure_not_locked(&subject, &ip, self.clock().now()).await?;
         let (ok, _) = self
             .check_password(
                 &crate::inputs::normalize_password(password),
@@ -168,7 +168,7 @@ impl Kernel {
             self.second_factor_failed(user.id, request, action).await;
             return Err(Error::InvalidCredentials);
         }
-        self.attempt_succeeded(&subject, &ip);
+        self.attempt_succeeded(&subject, &ip).await;
         Ok(())
     }
 
@@ -313,7 +313,7 @@ impl Mfa<'_> {
     }
 
     /// Refuses while locked, else counts this attempt until it proves right.
-    fn ensure_factor_not_locked(
+    async fn ensure_factor_not_locked(
         &self,
         user: UserId,
         request: &RequestContext,
@@ -326,15 +326,15 @@ impl Mfa<'_> {
             request.ip.as_deref().unwrap_or_default(),
             super::lockouts::Strict::PerAccount,
             self.clock().now(),
-        )
+        ).await
     }
 
-    fn factor_attempt_succeeded(&self, user: UserId, request: &RequestContext) {
+    async fn factor_attempt_succeeded(&self, user: UserId, request: &RequestContext) {
         self.attempt_succeeded_as(
             &format!("mfa:{user}"),
             request.ip.as_deref().unwrap_or_default(),
             super::lockouts::Strict::PerAccount,
-        );
+        ).await;
     }
 
     /// The second step of a sign-in: the challenge token and a code or a recovery code.
@@ -354,7 +354,7 @@ impl Mfa<'_> {
             .filter(|t| t.purpose == TokenPurpose::SignInChallenge && t.is_usable(now))
             .ok_or_else(invalid)?;
         let user = UserId::from_uuid(challenge.subject_id);
-        self.ensure_factor_not_locked(user, request)?;
+        self.ensure_factor_not_locked(user, request).await?;
         let Some(method) = self.spend_second_factor(tx.as_mut(), user, &proof).await? else {
             drop(tx);
             self.second_factor_failed(user, request, "user.mfa_failed")
@@ -364,7 +364,7 @@ impl Mfa<'_> {
         if !tx.consume_one_time_token(&token_digest, now).await? {
             return Err(invalid());
         }
-        self.factor_attempt_succeeded(user, request);
+        self.factor_attempt_succeeded(user, request).await;
         let detail: serde_json::Value =
             serde_json::from_str(&challenge.detail).map_err(|e| Error::Internal(e.to_string()))?;
         let org = detail
@@ -487,7 +487,7 @@ impl Mfa<'_> {
     ) -> Result<Vec<SecretString>, Error> {
         let AccountCall { principal, request } = call;
         let user = customer_only(principal, OWN_FACTOR)?;
-        self.ensure_factor_not_locked(user, request)?;
+        self.ensure_factor_not_locked(user, request).await?;
         let now = self.clock().now();
         let mut tx = self.store().begin().await?;
         let factor = tx
@@ -519,7 +519,7 @@ impl Mfa<'_> {
         tx.replace_recovery_codes(user, &digests, now).await?;
         // The confirming code is not a step-up: the session still needs a sign-in or step-up
         // with the factor before the permissions that require one.
-        self.factor_attempt_succeeded(user, request);
+        self.factor_attempt_succeeded(user, request).await;
         let event = AuditEvent::success(principal.actor(), "mfa.totp_enabled", "user", user)
             .with_request(request.request_id.clone());
         self.audit_user_event(tx, principal, event).await?;
@@ -530,7 +530,7 @@ impl Mfa<'_> {
     pub async fn disable_totp(&self, call: &AccountCall, proof: SecondFactor) -> Result<(), Error> {
         let AccountCall { principal, request } = call;
         let user = customer_only(principal, OWN_FACTOR)?;
-        self.ensure_factor_not_locked(user, request)?;
+        self.ensure_factor_not_locked(user, request).await?;
         let mut tx = self.store().begin().await?;
         let Some(method) = self.spend_second_factor(tx.as_mut(), user, &proof).await? else {
             drop(tx);
@@ -538,7 +538,7 @@ impl Mfa<'_> {
                 .await;
             return Err(Error::InvalidCredentials);
         };
-        self.factor_attempt_succeeded(user, request);
+        self.factor_attempt_succeeded(user, request).await;
         tx.delete_totp(user).await?;
         let event = AuditEvent::success(principal.actor(), "mfa.totp_disabled", "user", user)
             .with_details(format!("{{\"second_factor\":\"{method}\"}}"))
@@ -574,10 +574,10 @@ impl Mfa<'_> {
                 "code",
                 "is required: this account has a second factor",
             ))?;
-            self.ensure_factor_not_locked(user, request)?;
+            self.ensure_factor_not_locked(user, request).await?;
             match self.spend_second_factor(tx.as_mut(), user, &proof).await? {
                 Some(m) => {
-                    self.factor_attempt_succeeded(user, request);
+                    self.factor_attempt_succeeded(user, request).await;
                     (session.auth_at, Some(now), m)
                 }
                 None => {

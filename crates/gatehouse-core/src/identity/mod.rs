@@ -60,20 +60,11 @@ pub struct Identity {
     /// An Argon2id hash of a random password with the current parameters: verifying against it
     /// makes an unknown email cost what a wrong password costs.
     dummy_hash: OnceCell<String>,
-    /// Failed sign-ins per account (by email, known or not) from one address, keyed
-    /// `account|address`: the strict lock, which locks the guesser out, not the owner.
-    pub(crate) account_lockouts: crate::limits::Lockouts,
-    /// Failed sign-ins per account from every address: the looser, account-wide bound.
-    pub(crate) account_wide_lockouts: crate::limits::Lockouts,
-    /// Failed sign-ins per client address, whatever the account.
-    pub(crate) ip_lockouts: crate::limits::Lockouts,
-    /// When each account was last sent a reset link (this instance): at most one a minute, so
-    /// nobody can flood someone's mailbox through the reset form.
-    /// Keyed by account and kind of mail, so one kind (an account-exists notice anyone can
-    /// trigger) never uses up another's (a reset link the owner asked for).
-    pub(crate) reset_sent: std::sync::Mutex<
-        std::collections::HashMap<(crate::ids::UserId, &'static str), OffsetDateTime>,
-    >,
+    /// The sign-in, second-factor, step-up and share-link-password counts and the mail
+    /// throttles: in this process, or shared by every instance through Redis.
+    pub(crate) lockouts: Arc<dyn crate::limits::LockoutStore>,
+    /// The three counts' policies (see [`SignInLockouts`]).
+    pub(crate) lockout_policies: SignInLockouts,
 }
 
 /// Refuses, under impersonation, an action that hands out a credential or a stored value (an API
@@ -135,14 +126,12 @@ impl Identity {
             memberships: MembershipCache::new(100_000),
             fanout,
             dummy_hash: OnceCell::new(),
-            account_lockouts: crate::limits::Lockouts::new(lockout_policy(
-                ACCOUNT_LOCKOUT_THRESHOLD,
-            )),
-            account_wide_lockouts: crate::limits::Lockouts::new(lockout_policy(
-                ACCOUNT_WIDE_LOCKOUT_THRESHOLD,
-            )),
-            ip_lockouts: crate::limits::Lockouts::new(lockout_policy(IP_LOCKOUT_THRESHOLD)),
-            reset_sent: std::sync::Mutex::new(std::collections::HashMap::new()),
+            lockouts: Arc::new(crate::limits::MemoryLockouts::default()),
+            lockout_policies: SignInLockouts {
+                account_per_address: lockout_policy(ACCOUNT_LOCKOUT_THRESHOLD),
+                account: lockout_policy(ACCOUNT_WIDE_LOCKOUT_THRESHOLD),
+                address: lockout_policy(IP_LOCKOUT_THRESHOLD),
+            },
         }
     }
 
@@ -158,17 +147,26 @@ impl Identity {
             account: off,
             address: off,
         });
-        self.account_lockouts = crate::limits::Lockouts::new(p.account_per_address);
-        self.account_wide_lockouts = crate::limits::Lockouts::new(p.account);
-        self.ip_lockouts = crate::limits::Lockouts::new(p.address);
+        self.lockout_policies = p;
         self
     }
 
-    /// Forgets the sign-in lockout entries that have run out (see `Lockouts::prune`).
+    /// Keeps the counts in `store` (Redis, shared by every instance) instead of this process.
+    #[must_use]
+    pub fn with_lockout_store(mut self, store: Arc<dyn crate::limits::LockoutStore>) -> Self {
+        self.lockouts = store;
+        self
+    }
+
+    /// Where the counts live: `memory`, `redis` or `memory-fallback`.
+    #[must_use]
+    pub fn lockout_store_kind(&self) -> &'static str {
+        self.lockouts.kind()
+    }
+
+    /// Forgets the in-process lockout entries that have run out (see `LockoutStore::prune`).
     pub(crate) fn prune_lockouts(&self, now: time::OffsetDateTime) -> usize {
-        self.account_lockouts.prune(now)
-            + self.account_wide_lockouts.prune(now)
-            + self.ip_lockouts.prune(now)
+        self.lockouts.prune(now)
     }
 
     #[must_use]
@@ -368,14 +366,11 @@ impl Kernel {
         self.identity().fanout.publish(Revocation::Roles(org));
     }
 
-    /// Forgets this process's sign-in failures counted against `email`, from every address (a
-    /// new password; an erased account, whose address must not linger even in memory).
-    pub(crate) fn forget_lockouts_of(&self, email: &str) {
+    /// Forgets the sign-in failures counted against `email`, from every address (a new
+    /// password; an erased account, whose address must not linger even in the counts).
+    pub(crate) async fn forget_lockouts_of(&self, email: &str) {
         let account = lockouts::lockout_subject("user", email);
-        self.identity()
-            .account_lockouts
-            .forget_prefix(&lockouts::pair_prefix(&account));
-        self.identity().account_wide_lockouts.succeeded(&account);
+        self.forget_account_counts(&account).await;
     }
 
     pub(crate) fn publish_revocation(&self, r: Revocation) {

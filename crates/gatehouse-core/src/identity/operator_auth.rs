@@ -73,7 +73,7 @@ impl Operators<'_> {
         let now = self.clock().now();
         let account_subject = lockout_subject("operator", email);
         let ip_subject = request.ip.clone().unwrap_or_default();
-        self.ensure_not_locked(&account_subject, &ip_subject, now)?;
+        self.ensure_not_locked(&account_subject, &ip_subject, now).await?;
         let operator = match Email::parse(email) {
             Ok(e) => {
                 let mut tx = self.store().begin_read().await?;
@@ -104,7 +104,7 @@ impl Operators<'_> {
                 // already counts against the address and the account (exactly as a wrong
                 // password's does), and a locked factor answers as a wrong password would, so
                 // neither the counts nor the answers tell a right password from a wrong one.
-                if !self.count_factor_attempt(&factor_subject(operator.id), now) {
+                if !self.count_factor_attempt(&factor_subject(operator.id), now).await {
                     self.record_refusal_of(Some(operator.id), "operator.mfa_locked", None, request)
                         .await;
                     return Err(Error::InvalidCredentials);
@@ -147,9 +147,9 @@ impl Operators<'_> {
                 drop(tx);
                 return self.code_failed(&operator, request).await;
             }
-            self.factor_attempt_forgiven(&factor_subject(operator.id));
+            self.factor_attempt_forgiven(&factor_subject(operator.id)).await;
         }
-        self.attempt_succeeded(&account_subject, &ip_subject);
+        self.attempt_succeeded(&account_subject, &ip_subject).await;
         if let Some(h) = &new_hash {
             tx.set_operator_password_hash(operator.id, h).await?;
         }
@@ -211,13 +211,13 @@ impl Operators<'_> {
 
     /// Refuses while the operator's factor is locked after wrong codes, else counts this attempt
     /// until a code proves right.
-    fn ensure_factor_open(&self, operator: Uuid, request: &RequestContext) -> Result<(), Error> {
+    async fn ensure_factor_open(&self, operator: Uuid, request: &RequestContext) -> Result<(), Error> {
         self.ensure_not_locked_as(
             &factor_subject(operator),
             request.ip.as_deref().unwrap_or_default(),
             Strict::PerAccount,
             self.clock().now(),
-        )
+        ).await
     }
 
     async fn code_failed<T>(
@@ -313,7 +313,7 @@ impl Operators<'_> {
                     "is required: this operator has a second factor",
                 ))?;
                 // The caller is signed in already: a locked factor may say so (429).
-                self.ensure_factor_open(operator.id, request)?;
+                self.ensure_factor_open(operator.id, request).await?;
                 let Some(step) = self.matching_step(&operator, factor, &code)? else {
                     return self.code_failed(&operator, request).await;
                 };
@@ -344,7 +344,7 @@ impl Operators<'_> {
                 &factor_subject(operator.id),
                 request.ip.as_deref().unwrap_or_default(),
                 Strict::PerAccount,
-            );
+            ).await;
         }
         if !tx.set_session_auth(session.id, auth_at, mfa_at).await? {
             return Err(Error::Unauthenticated("the session has ended"));
@@ -376,7 +376,7 @@ impl Operators<'_> {
     ) -> Result<(), Error> {
         let subject = lockout_subject("operator", &operator.email);
         let ip = request.ip.clone().unwrap_or_default();
-        self.ensure_not_locked(&subject, &ip, self.clock().now())?;
+        self.ensure_not_locked(&subject, &ip, self.clock().now()).await?;
         let (ok, _) = self
             .check_password(
                 &normalize_password(password),
@@ -388,7 +388,7 @@ impl Operators<'_> {
                 .await;
             return Err(Error::InvalidCredentials);
         }
-        self.attempt_succeeded(&subject, &ip);
+        self.attempt_succeeded(&subject, &ip).await;
         Ok(())
     }
 

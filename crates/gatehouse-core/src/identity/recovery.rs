@@ -62,22 +62,20 @@ impl Kernel {
     }
 
     /// At most one unasked-for mail (a reset link, an account-exists notice) per account per
-    /// minute (per instance; the map is bounded).
-    pub(crate) fn account_mail_allowed(&self, user: UserId, kind: &'static str) -> bool {
-        let now = self.clock().now();
-        let mut sent = self
+    /// minute, across every instance when the lockout store is shared. A store that cannot
+    /// answer sends nothing (the owner can ask again; a mailbox flood cannot be restarted).
+    pub(crate) async fn account_mail_allowed(&self, user: UserId, kind: &'static str) -> bool {
+        let key = format!("mail:{kind}:{user}");
+        match self
             .identity()
-            .reset_sent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if sent.len() >= 100_000 {
-            sent.retain(|_, at| now - *at < time::Duration::minutes(1));
-        }
-        match sent.get(&(user, kind)) {
-            Some(at) if now - *at < time::Duration::minutes(1) => false,
-            _ => {
-                sent.insert((user, kind), now);
-                true
+            .lockouts
+            .first_within(&key, time::Duration::minutes(1), self.clock().now())
+            .await
+        {
+            Ok(allowed) => allowed,
+            Err(e) => {
+                tracing::warn!(error = %e, "the mail throttle is unavailable; not sending");
+                false
             }
         }
     }
@@ -104,7 +102,7 @@ impl Recovery<'_> {
         let Some(user) = tx.user_by_email(email.as_str()).await? else {
             return Ok(());
         };
-        if !self.account_mail_allowed(user.id, "password_reset") {
+        if !self.account_mail_allowed(user.id, "password_reset").await {
             tracing::info!(user_id = %user.id, "a reset link was sent to this account within the minute; not sending another");
             return Ok(());
         }
@@ -175,7 +173,7 @@ impl Recovery<'_> {
                 .with_request(request.request_id.clone());
         let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
-        self.after_password_change(&user, &revoked);
+        self.after_password_change(&user, &revoked).await;
         Ok(())
     }
 
@@ -223,17 +221,17 @@ impl Recovery<'_> {
                 .with_details(format!("{{\"sessions_revoked\":{}}}", revoked.len()))
                 .with_request(request.request_id.clone());
         self.audit_user_event(tx, principal, event).await?;
-        self.after_password_change(&user, &revoked);
+        self.after_password_change(&user, &revoked).await;
         Ok(revoked.len())
     }
 
-    fn after_password_change(&self, user: &UserRecord, revoked: &[uuid::Uuid]) {
+    async fn after_password_change(&self, user: &UserRecord, revoked: &[uuid::Uuid]) {
         for id in revoked {
             self.identity().cache().revoked_elsewhere(*id);
             self.publish_revocation(Revocation::Session(*id));
         }
         // A new password forgives the failures of the old one, from every address.
-        self.forget_lockouts_of(&user.email);
+        self.forget_lockouts_of(&user.email).await;
         self.mail_queued();
     }
 

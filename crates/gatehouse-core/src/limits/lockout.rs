@@ -1,13 +1,21 @@
-//! Brute-force lockouts for sign-in (and, later, second-factor codes and share-link passwords):
-//! failures are counted per subject (an account's email, a client IP); past a threshold the
-//! subject is locked for a delay that doubles with every further failure, up to a cap. A success
-//! clears the account's count. Unknown emails are counted exactly like known ones, so a lockout
-//! says nothing about whether an account exists.
+//! Brute-force lockouts (sign-in, second factor, step-up, share-link passwords) and mail
+//! throttles: failures are counted per subject (an account's email, a client address, an account
+//! from one address); past a threshold the subject is locked for a delay that doubles with every
+//! further failure, up to a cap. A success clears the account's counts. Unknown emails are
+//! counted exactly like known ones, so a lockout says nothing about whether an account exists.
+//!
+//! The counts live behind [`LockoutStore`], the same seam as rate limits: [`MemoryLockouts`] in
+//! this process, or a Redis store in `gatehouse-infra` shared by every instance (one atomic
+//! script per call), so three instances allow the guesses one would, and a restart forgets
+//! nothing.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
+
+use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockoutPolicy {
@@ -19,198 +27,264 @@ pub struct LockoutPolicy {
     pub forget_after: Duration,
 }
 
+impl LockoutPolicy {
+    /// The lock that the `failures`-th failure starts, if it starts one.
+    #[must_use]
+    pub fn lock_after(&self, failures: u32) -> Option<Duration> {
+        if failures < self.threshold {
+            return None;
+        }
+        let doublings = (failures - self.threshold).min(20);
+        Some(
+            self.first_lock
+                .saturating_mul(2_i32.pow(doublings))
+                .min(self.max_lock),
+        )
+    }
+}
+
+/// Which family of counts a subject belongs to; two families never share a count, whatever
+/// their subjects' text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CountKind {
+    /// One account from one address (or, for second factors, from every address).
+    Pair,
+    /// One account from every address.
+    Account,
+    /// One client address, whatever the account.
+    Address,
+}
+
+impl CountKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pair => "pair",
+            Self::Account => "account",
+            Self::Address => "address",
+        }
+    }
+}
+
+/// One count an attempt goes against.
+#[derive(Debug, Clone, Copy)]
+pub struct Count<'a> {
+    pub kind: CountKind,
+    pub subject: &'a str,
+    /// The group [`LockoutStore::clear_group`] forgets this count with (every address's count
+    /// against one account). It must be a prefix of `subject`.
+    pub group: Option<&'a str>,
+    pub policy: LockoutPolicy,
+}
+
+/// Where the counts live. Every method is one atomic step, whichever store.
+#[async_trait]
+pub trait LockoutStore: Send + Sync + std::fmt::Debug {
+    /// Counts one attempt against every count, all or none: while any of them is locked at
+    /// `now` nothing is counted and the longest wait comes back. The attempt counts as a
+    /// failure before it is checked (so parallel guesses cannot all pass one check) until
+    /// [`Self::refund`] or [`Self::clear`] takes it back.
+    async fn attempt(
+        &self,
+        counts: &[Count<'_>],
+        now: OffsetDateTime,
+    ) -> Result<Option<Duration>, Error>;
+    /// Takes back one attempt from each count (it turned out right), lifting a lock it set.
+    async fn refund(&self, counts: &[Count<'_>]) -> Result<(), Error>;
+    /// Forgets each count.
+    async fn clear(&self, counts: &[Count<'_>]) -> Result<(), Error>;
+    /// Forgets every count of `kind` in `group`.
+    async fn clear_group(&self, kind: CountKind, group: &str) -> Result<(), Error>;
+    /// A throttle: `true` (and `now` recorded) when nothing was let through for `key` within
+    /// `period` before `now`, else `false`.
+    async fn first_within(
+        &self,
+        key: &str,
+        period: Duration,
+        now: OffsetDateTime,
+    ) -> Result<bool, Error>;
+    /// Forgets what has run out (the in-process store; Redis expires its keys by itself).
+    fn prune(&self, _now: OffsetDateTime) -> usize {
+        0
+    }
+    /// `memory`, `redis` or `memory-fallback`, for logs and the readiness report.
+    fn kind(&self) -> &'static str;
+}
+
 #[derive(Debug, Clone, Copy)]
 struct State {
     failures: u32,
     last_failure: OffsetDateTime,
     locked_until: Option<OffsetDateTime>,
+    /// How long this entry matters after its last failure (the longer of its lock and the
+    /// policy's forgetting time).
+    keep: Duration,
 }
 
-#[derive(Debug)]
-pub struct Lockouts {
-    policy: LockoutPolicy,
-    state: Mutex<HashMap<String, State>>,
+impl State {
+    fn matters_at(&self, now: OffsetDateTime) -> bool {
+        now - self.last_failure < self.keep
+    }
+}
+
+#[derive(Debug, Default)]
+struct Maps {
+    counts: HashMap<String, State>,
+    /// Throttle key to when it last let something through, and for how long that holds.
+    throttles: HashMap<String, (OffsetDateTime, Duration)>,
+}
+
+/// The counts in this process: what a single instance uses, and what the Redis store falls back
+/// to while Redis is away.
+#[derive(Debug, Default)]
+pub struct MemoryLockouts {
+    maps: Mutex<Maps>,
 }
 
 const MAX_SUBJECTS: usize = 200_000;
 
-impl Lockouts {
-    #[must_use]
-    pub fn new(policy: LockoutPolicy) -> Self {
-        Self {
-            policy,
-            state: Mutex::new(HashMap::new()),
+fn key(kind: CountKind, subject: &str) -> String {
+    format!("{}:{subject}", kind.as_str())
+}
+
+impl MemoryLockouts {
+    fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
+        self.maps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The synchronous [`LockoutStore::attempt`].
+    pub fn attempt_now(&self, counts: &[Count<'_>], now: OffsetDateTime) -> Option<Duration> {
+        let mut maps = self.maps();
+        let wait = counts
+            .iter()
+            .filter_map(|c| maps.counts.get(&key(c.kind, c.subject))?.locked_until)
+            .filter(|until| *until > now)
+            .map(|until| until - now)
+            .max();
+        if wait.is_some() {
+            return wait;
         }
-    }
-
-    /// When the subject is locked at `now`, how long until it is not.
-    #[must_use]
-    pub fn locked_for(&self, subject: &str, now: OffsetDateTime) -> Option<Duration> {
-        let map = self.state.lock().ok()?;
-        let until = map.get(subject)?.locked_until?;
-        (until > now).then(|| until - now)
-    }
-
-    /// Counts a failure; returns the lock it starts, if any.
-    pub fn failed(&self, subject: &str, now: OffsetDateTime) -> Option<Duration> {
-        let mut map = self.state.lock().ok()?;
-        if map.len() >= MAX_SUBJECTS {
-            let forget = self.policy.forget_after;
-            map.retain(|_, s| now - s.last_failure < forget);
-            if map.len() >= MAX_SUBJECTS {
-                // Still full of recent failures: keep only the locked subjects rather than grow.
-                map.retain(|_, s| s.locked_until.is_some_and(|u| u > now));
+        if maps.counts.len() >= MAX_SUBJECTS {
+            make_room(&mut maps.counts, now);
+        }
+        for c in counts {
+            let s = maps
+                .counts
+                .entry(key(c.kind, c.subject))
+                .or_insert(State {
+                    failures: 0,
+                    last_failure: now,
+                    locked_until: None,
+                    keep: c.policy.forget_after,
+                });
+            if now - s.last_failure >= c.policy.forget_after {
+                s.failures = 0;
             }
-            if map.len() >= MAX_SUBJECTS {
-                map.clear();
+            s.failures = s.failures.saturating_add(1);
+            s.last_failure = now;
+            s.keep = c.policy.forget_after;
+            if let Some(lock) = c.policy.lock_after(s.failures) {
+                s.locked_until = Some(now + lock);
+                s.keep = s.keep.max(lock);
             }
         }
-        let s = map.entry(subject.to_owned()).or_insert(State {
-            failures: 0,
-            last_failure: now,
-            locked_until: None,
-        });
-        if now - s.last_failure >= self.policy.forget_after {
-            s.failures = 0;
-        }
-        s.failures = s.failures.saturating_add(1);
-        s.last_failure = now;
-        if s.failures < self.policy.threshold {
-            return None;
-        }
-        let doublings = (s.failures - self.policy.threshold).min(20);
-        let lock = self
-            .policy
-            .first_lock
-            .saturating_mul(2_i32.pow(doublings))
-            .min(self.policy.max_lock);
-        s.locked_until = Some(now + lock);
-        Some(lock)
+        None
     }
 
-    /// Counts an attempt before it is checked, atomically with the lock check: `Err(wait)` while
-    /// locked (nothing counted), else the attempt counts as a failure until
-    /// [`Self::refund`] or [`Self::succeeded`] takes it back. Parallel guesses therefore cannot
-    /// all pass one check before any of them is counted.
-    pub fn attempt(&self, subject: &str, now: OffsetDateTime) -> Result<(), Duration> {
-        if let Some(wait) = self.locked_for(subject, now) {
-            return Err(wait);
+    fn refund_now(&self, counts: &[Count<'_>]) {
+        let mut maps = self.maps();
+        for c in counts {
+            if let Some(s) = maps.counts.get_mut(&key(c.kind, c.subject)) {
+                s.failures = s.failures.saturating_sub(1);
+                if s.failures < c.policy.threshold {
+                    s.locked_until = None;
+                }
+            }
         }
-        // Between the two calls another attempt may count too; each is still counted, so at
-        // most the in-flight attempts of one instant pass the threshold together.
-        let _ = self.failed(subject, now);
+    }
+
+    fn first_within_now(&self, key: &str, period: Duration, now: OffsetDateTime) -> bool {
+        let mut maps = self.maps();
+        if maps.throttles.len() >= MAX_SUBJECTS {
+            maps.throttles.retain(|_, (at, p)| now - *at < *p);
+        }
+        match maps.throttles.get(key) {
+            Some((at, p)) if now - *at < *p => false,
+            _ => {
+                maps.throttles.insert(key.to_owned(), (now, period));
+                true
+            }
+        }
+    }
+}
+
+/// A full table: forget what has run out; if recent failures still fill it, keep only what is
+/// locked; if even that fills it, start again rather than grow.
+fn make_room(counts: &mut HashMap<String, State>, now: OffsetDateTime) {
+    counts.retain(|_, s| s.matters_at(now));
+    if counts.len() >= MAX_SUBJECTS {
+        counts.retain(|_, s| s.locked_until.is_some_and(|u| u > now));
+    }
+    if counts.len() >= MAX_SUBJECTS {
+        counts.clear();
+    }
+}
+
+#[async_trait]
+impl LockoutStore for MemoryLockouts {
+    async fn attempt(
+        &self,
+        counts: &[Count<'_>],
+        now: OffsetDateTime,
+    ) -> Result<Option<Duration>, Error> {
+        Ok(self.attempt_now(counts, now))
+    }
+
+    async fn refund(&self, counts: &[Count<'_>]) -> Result<(), Error> {
+        self.refund_now(counts);
         Ok(())
     }
 
-    /// Takes back one attempt counted by [`Self::attempt`] that turned out right, lifting a lock
-    /// that attempt set.
-    pub fn refund(&self, subject: &str) {
-        if let Ok(mut map) = self.state.lock()
-            && let Some(s) = map.get_mut(subject)
-        {
-            s.failures = s.failures.saturating_sub(1);
-            if s.failures < self.policy.threshold {
-                s.locked_until = None;
-            }
+    async fn clear(&self, counts: &[Count<'_>]) -> Result<(), Error> {
+        let mut maps = self.maps();
+        for c in counts {
+            maps.counts.remove(&key(c.kind, c.subject));
         }
+        Ok(())
     }
 
-    pub fn succeeded(&self, subject: &str) {
-        if let Ok(mut map) = self.state.lock() {
-            map.remove(subject);
-        }
+    async fn clear_group(&self, kind: CountKind, group: &str) -> Result<(), Error> {
+        let prefix = key(kind, group);
+        self.maps().counts.retain(|k, _| !k.starts_with(&prefix));
+        Ok(())
     }
 
-    /// Forgets every subject neither locked at `now` nor with a failure recent enough to count
-    /// (`forget_after`); returns how many went. Their counts would restart from zero anyway.
-    pub fn prune(&self, now: OffsetDateTime) -> usize {
-        let Ok(mut map) = self.state.lock() else {
-            return 0;
-        };
-        let before = map.len();
-        let forget = self.policy.forget_after;
-        map.retain(|_, s| s.locked_until.is_some_and(|u| u > now) || now - s.last_failure < forget);
-        before - map.len()
+    async fn first_within(
+        &self,
+        key: &str,
+        period: Duration,
+        now: OffsetDateTime,
+    ) -> Result<bool, Error> {
+        Ok(self.first_within_now(key, period, now))
     }
 
-    /// Forgets every subject that starts with `prefix` (all addresses' counts against one
-    /// account, when its password changes).
-    pub fn forget_prefix(&self, prefix: &str) {
-        if let Ok(mut map) = self.state.lock() {
-            map.retain(|k, _| !k.starts_with(prefix));
-        }
+    /// Forgets every count neither locked at `now` nor with a failure recent enough to count,
+    /// and every throttle that has run out; returns how many counts went.
+    fn prune(&self, now: OffsetDateTime) -> usize {
+        let mut maps = self.maps();
+        let before = maps.counts.len();
+        maps.counts.retain(|_, s| s.matters_at(now));
+        maps.throttles.retain(|_, (at, p)| now - *at < *p);
+        before - maps.counts.len()
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pruning_forgets_only_subjects_neither_locked_nor_recently_failed() {
-        let l = Lockouts::new(LockoutPolicy {
-            threshold: 2,
-            first_lock: Duration::minutes(1),
-            max_lock: Duration::hours(1),
-            forget_after: Duration::minutes(15),
-        });
-        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
-        l.failed("old", t0);
-        l.failed("locked", t0);
-        l.failed("locked", t0 + Duration::minutes(20));
-        l.failed("locked", t0 + Duration::minutes(20));
-        l.failed("recent", t0 + Duration::minutes(20));
-        // Half a minute later "old" failed over 15 minutes ago and is not locked; the others
-        // stay ("locked" until t0+21m, "recent" failed within the window).
-        let t = t0 + Duration::seconds(20 * 60 + 30);
-        assert_eq!(l.prune(t), 1);
-        assert!(l.locked_for("locked", t).is_some());
-        assert_eq!(l.prune(t), 0);
-        // Once the lock has ended and the failures are old, both remaining entries go.
-        assert_eq!(l.prune(t0 + Duration::hours(3)), 2);
-    }
-
-    #[test]
-    fn locks_grow_and_a_success_clears() {
-        let l = Lockouts::new(LockoutPolicy {
-            threshold: 3,
-            first_lock: Duration::seconds(2),
-            max_lock: Duration::seconds(60),
-            forget_after: Duration::hours(1),
-        });
-        let t = OffsetDateTime::UNIX_EPOCH;
-        assert_eq!(l.failed("a", t), None);
-        assert_eq!(l.failed("a", t), None);
-        assert_eq!(l.failed("a", t), Some(Duration::seconds(2)));
-        assert_eq!(l.locked_for("a", t), Some(Duration::seconds(2)));
-        assert_eq!(
-            l.failed("a", t + Duration::seconds(3)),
-            Some(Duration::seconds(4))
-        );
-        assert_eq!(
-            l.failed("a", t + Duration::seconds(8)),
-            Some(Duration::seconds(8))
-        );
-        for i in 0..10 {
-            let _ = l.failed("a", t + Duration::seconds(100 + i));
-        }
-        assert_eq!(
-            l.locked_for("a", t + Duration::seconds(109)),
-            Some(Duration::seconds(60))
-        );
-        assert_eq!(l.locked_for("b", t), None);
-        // Counted before checking: the third attempt passes but locks; the fourth is refused.
-        assert_eq!(l.attempt("c", t), Ok(()));
-        assert_eq!(l.attempt("c", t), Ok(()));
-        assert_eq!(l.attempt("c", t), Ok(()));
-        assert_eq!(l.attempt("c", t), Err(Duration::seconds(2)));
-        // A right third attempt takes its count back, and its lock with it.
-        l.refund("c");
-        assert_eq!(l.attempt("c", t), Ok(()));
-        l.refund("c");
-        l.refund("c");
-        assert_eq!(l.locked_for("c", t), None);
-        l.succeeded("a");
-        assert_eq!(l.locked_for("a", t + Duration::seconds(109)), None);
-    }
-}
+#[path = "lockout_tests.rs"]
+mod tests;

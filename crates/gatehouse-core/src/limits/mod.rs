@@ -8,7 +8,7 @@ mod memory;
 pub mod policy;
 
 pub use gcra::{Decision, Quota};
-pub use lockout::{LockoutPolicy, Lockouts};
+pub use lockout::{Count, CountKind, LockoutPolicy, LockoutStore, MemoryLockouts};
 pub use memory::MemoryLimiter;
 pub use policy::{EndpointClass, NamedQuota, RatePolicy};
 

@@ -459,7 +459,7 @@ impl ShareLinks<'_> {
             };
             let account = format!("share_link:{}", link.id);
             let ip = request.ip.as_deref().unwrap_or("");
-            if let Err(e) = self.ensure_not_locked(&account, ip, now) {
+            if let Err(e) = self.ensure_not_locked(&account, ip, now).await {
                 self.refused(&scope, link.id, "locked", request).await;
                 return Err(e);
             }
@@ -469,7 +469,7 @@ impl ShareLinks<'_> {
                     .await;
                 return Err(Error::InvalidCredentials);
             }
-            self.attempt_succeeded(&account, ip);
+            self.attempt_succeeded(&account, ip).await;
         }
         let mut tx = self.store().begin_scoped(&scope).await?;
         let record = tx

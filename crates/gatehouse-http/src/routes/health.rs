@@ -141,6 +141,20 @@ async fn readiness(state: &AppState) -> (StatusCode, ReadyDetails) {
             },
         });
     }
+    let lockouts = state.kernel.lockout_store_kind();
+    if lockouts != "memory" {
+        checks.push(CheckView {
+            name: "lockouts",
+            ok: lockouts != "memory-fallback",
+            detail: match lockouts {
+                "memory-fallback" => {
+                    "Redis unreachable: counting sign-in failures in this process until it returns"
+                        .to_owned()
+                }
+                other => format!("store: {other}"),
+            },
+        });
+    }
     if state.revocation_fanout {
         checks.push(feature_check(
             "revocation_fanout",

@@ -2,7 +2,7 @@
 //! `src/<role>.rs`, so a role's trait, its implementations and its contract compare file by file.
 //! Each case states one promise every backend keeps. Cases on transactions and tenant isolation
 //! across roles are in `transactions`; the keyring's cross-role case, and the helpers its cases
-//! share, in `keyring`; the rate limiter (not a store) in `limiter`. This module holds the
+//! share, in `keyring`; the rate limiter and the lockouts (not stores) in `limiter` and `lockouts`. This module holds the
 //! helpers the roles share: the clock and the seeded organisations and users.
 
 pub mod api_keys;
@@ -12,6 +12,7 @@ pub mod housekeeping;
 pub mod key_material;
 pub mod keyring;
 pub mod limiter;
+pub mod lockouts;
 pub mod members;
 pub mod one_time_tokens;
 pub mod operators;

@@ -18,8 +18,9 @@ use super::{ConfigError, refuse};
 pub enum LimitStore {
     /// In this process: each instance limits on its own.
     Memory,
-    /// Shared by every instance through Redis (the top-level `redis_url`); in-process while
-    /// Redis is away.
+    /// Shared by every instance through Redis (the top-level `redis_url`), with the sign-in,
+    /// second-factor, step-up and share-link lockouts and the account-mail throttle; in-process
+    /// while Redis is away.
     Redis,
 }
 
