@@ -258,6 +258,12 @@ pub fn router_for(state: AppState, settings: &HttpSettings, surface: Surface) ->
         axum::routing::any(routes::fallback::not_found).with_state(state.clone())
     };
     app = app.fallback_service(unmatched.clone());
+    if state.revocation_fanout {
+        app = app.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::revocations::published_before_answer,
+        ));
+    }
     if surface != Surface::All {
         // A path another listener owns is answered here exactly as an unmatched one, limit
         // included (so neither the answer nor its rate-limit headers tell that it exists).

@@ -439,6 +439,7 @@ impl DataRights<'_> {
         tx.commit(proof).await?;
         // Their records went, and the links to them.
         self.share_opens().forget_org(org, false);
+        self.publish_revocation(crate::identity::Revocation::ShareLinks(org));
         for (kind, external_id) in gone {
             self.record_changed(org, &kind, &external_id);
         }
@@ -561,6 +562,7 @@ impl DataRights<'_> {
         let sessions = tx.erase_organization().await?;
         tx.commit(proof).await?;
         self.share_opens().forget_org(org, true);
+        self.publish_revocation(crate::identity::Revocation::ShareLinks(org));
         report.sessions = sessions.len() as u64;
         let remember = self.clock().now() + time::Duration::days(31);
         for id in sessions {
@@ -689,6 +691,7 @@ impl DataRights<'_> {
         tx.commit(proof).await?;
         // One pass for all of them (up to an unbounded range).
         self.share_opens().forget_org(call.scope.org_id(), false);
+        self.publish_revocation(crate::identity::Revocation::ShareLinks(call.scope.org_id()));
         for r in &doomed {
             self.record_changed(r.org_id, &r.kind, &r.external_id);
         }

@@ -36,10 +36,14 @@ pub enum Revocation {
         owner: OrgId,
         grantee: OrgId,
     },
+    /// Share links of an organisation were revoked, changed or lost their record: rows kept in
+    /// memory to serve opens are stale (`l:{org}`).
+    ShareLinks(OrgId),
 }
 
 impl Revocation {
-    /// The wire form: `s:{uuid}`, `k:{uuid}`, `m:{org}:{user}` or `r:{org}`.
+    /// The wire form: `s:{uuid}`, `k:{uuid}`, `m:{org}:{user}`, `r:{org}`, `x:...`, `g:...` or
+    /// `l:{org}`.
     #[must_use]
     pub fn encode(&self) -> String {
         match self {
@@ -53,6 +57,7 @@ impl Revocation {
                 external_id,
             } => format!("x:{org}:{kind}:{external_id}"),
             Self::Grant { owner, grantee } => format!("g:{owner}:{grantee}"),
+            Self::ShareLinks(org) => format!("l:{org}"),
         }
     }
 
@@ -63,6 +68,9 @@ impl Revocation {
             "s" => Some(Self::Session(Uuid::try_parse(rest).ok()?)),
             "k" => Some(Self::ApiKey(Uuid::try_parse(rest).ok()?)),
             "r" => Some(Self::Roles(OrgId::from_uuid(Uuid::try_parse(rest).ok()?))),
+            "l" => Some(Self::ShareLinks(OrgId::from_uuid(
+                Uuid::try_parse(rest).ok()?,
+            ))),
             "x" => {
                 let mut parts = rest.splitn(3, ':');
                 let org = OrgId::from_uuid(Uuid::try_parse(parts.next()?).ok()?);

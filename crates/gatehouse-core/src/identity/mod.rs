@@ -583,6 +583,7 @@ impl Auth<'_> {
             Revocation::Grant { owner, grantee } => {
                 self.product_state().decisions.forget_grant(owner, grantee);
             }
+            Revocation::ShareLinks(org) => self.share_opens().forget_org(org, false),
         }
     }
 

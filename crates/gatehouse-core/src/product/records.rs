@@ -455,6 +455,7 @@ impl super::Records<'_> {
         if expiry_changed {
             // Rows kept for its links carry the old expiry.
             self.share_opens().forget_record(row.org_id, id);
+            self.publish_revocation(crate::identity::Revocation::ShareLinks(row.org_id));
         }
         committed?;
         self.record_changed(row.org_id, &row.kind, &row.external_id);
@@ -537,6 +538,7 @@ impl super::Records<'_> {
         let committed = tx.commit(proof).await;
         // Its links went with it (a foreign key): none may be opened from memory either.
         self.share_opens().forget_record(row.org_id, id);
+        self.publish_revocation(crate::identity::Revocation::ShareLinks(row.org_id));
         committed?;
         self.record_changed(row.org_id, &row.kind, &row.external_id);
         Ok(())

@@ -330,6 +330,7 @@ impl ShareLinks<'_> {
         // racing it either read the row before (and is not kept: the epoch moved) or reads the
         // revocation.
         self.share_opens().forget(call.scope.org_id(), link_id);
+        self.publish_revocation(crate::identity::Revocation::ShareLinks(call.scope.org_id()));
         committed?;
         Ok(())
     }
@@ -375,6 +376,7 @@ impl ShareLinks<'_> {
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         let committed = tx.commit(proof).await;
         self.share_opens().forget(call.scope.org_id(), link_id);
+        self.publish_revocation(crate::identity::Revocation::ShareLinks(call.scope.org_id()));
         committed?;
         Ok(link)
     }

@@ -7,6 +7,7 @@ pub(crate) mod edge;
 pub(crate) mod problems;
 pub(crate) mod rate_limit;
 pub(crate) mod request_id;
+pub(crate) mod revocations;
 pub(crate) mod security_headers;
 pub(crate) mod traceparent;
 
