@@ -248,6 +248,16 @@ impl Recovery<'_> {
         if user.email_verified_at.is_some() {
             return Err(Error::Conflict("the email address is already verified"));
         }
+        // One link a minute per account, on every instance together: asking again cannot flood
+        // the mailbox or the outbox.
+        if !self
+            .account_mail_allowed(user_id, "email_verification")
+            .await
+        {
+            return Err(Error::TooManyAttempts {
+                retry_after_secs: 60,
+            });
+        }
         self.queue_email_verification(tx.as_mut(), &user).await?;
         let event = AuditEvent::success(
             principal.actor(),

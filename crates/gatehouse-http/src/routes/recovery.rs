@@ -157,6 +157,7 @@ pub(crate) async fn change_password(
     responses(
         (status = 202, description = "Sent", body = Accepted),
         (status = 409, description = "Already verified", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "A link was sent to this account within the last minute", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn resend_verification(
     State(state): State<AppState>,
