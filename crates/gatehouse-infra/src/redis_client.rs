@@ -78,7 +78,11 @@ mod tests {
     fn a_ca_is_for_tls_urls_only_and_must_parse() {
         let plain = redis_client("redis://127.0.0.1:6379", None).unwrap();
         assert!(!plain.is_tls());
-        assert!(redis_client("rediss://127.0.0.1:6379", None).unwrap().is_tls());
+        assert!(
+            redis_client("rediss://127.0.0.1:6379", None)
+                .unwrap()
+                .is_tls()
+        );
         let e = redis_client("redis://127.0.0.1:6379", Some(b"x")).unwrap_err();
         assert!(e.to_string().contains("rediss://"), "{e}");
         let garbage = b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";

@@ -51,11 +51,14 @@ fn tls_refusal(e: &sqlx::Error) -> Option<String> {
         });
     };
     let why = match tls {
-        rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => {
             "the server's certificate is not valid for the host name in the URL, which \
              sslmode=verify-full requires; connect by a name the certificate carries"
         }
-        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+        // A CA of the same name that did not sign it shows as a bad signature.
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
             "the server's certificate is not signed by a CA in sslrootcert (or, without \
              sslrootcert, by a public root)"
         }

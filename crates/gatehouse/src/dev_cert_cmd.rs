@@ -64,7 +64,9 @@ fn constraints(names: &[String]) -> Result<Vec<GeneralSubtree>, String> {
     Ok(names
         .iter()
         .map(|n| match n.parse::<IpAddr>() {
-            Ok(ip @ IpAddr::V4(_)) => GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(ip, 32)),
+            Ok(ip @ IpAddr::V4(_)) => {
+                GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(ip, 32))
+            }
             Ok(ip @ IpAddr::V6(_)) => {
                 GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(ip, 128))
             }
@@ -100,9 +102,21 @@ pub fn generate_for(dir: &Path, names: &[String]) -> Result<DevCertFiles, String
 
     let ca_key = KeyPair::generate().map_err(rc)?;
     let mut ca = CertificateParams::default();
+    let ca_serial = serial()?;
+    // A name of its own: verifiers find a certificate's issuer by name, so two development CAs
+    // named alike would be mistaken for one another (and reported as a bad signature).
+    let tag = ca_serial
+        .as_ref()
+        .iter()
+        .skip(1)
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
     ca.distinguished_name = DistinguishedName::new();
-    ca.distinguished_name
-        .push(DnType::CommonName, "Gatehouse development CA");
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("Gatehouse development CA {tag}"),
+    );
     ca.distinguished_name
         .push(DnType::OrganizationName, "Gatehouse (development only)");
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -115,7 +129,7 @@ pub fn generate_for(dir: &Path, names: &[String]) -> Result<DevCertFiles, String
         permitted_subtrees: permitted,
         excluded_subtrees: Vec::new(),
     });
-    ca.serial_number = Some(serial()?);
+    ca.serial_number = Some(ca_serial);
     ca.not_before = not_before;
     ca.not_after = now + time::Duration::days(730);
     let ca_cert = ca.self_signed(&ca_key).map_err(rc)?;
@@ -123,8 +137,10 @@ pub fn generate_for(dir: &Path, names: &[String]) -> Result<DevCertFiles, String
     let key = KeyPair::generate().map_err(rc)?;
     let mut leaf = CertificateParams::new(names.to_vec()).map_err(rc)?;
     leaf.distinguished_name = DistinguishedName::new();
-    leaf.distinguished_name
-        .push(DnType::CommonName, names.first().map_or("localhost", String::as_str));
+    leaf.distinguished_name.push(
+        DnType::CommonName,
+        names.first().map_or("localhost", String::as_str),
+    );
     leaf.is_ca = IsCa::ExplicitNoCa;
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -226,8 +242,8 @@ mod tests {
 
     #[test]
     fn a_certificate_for_chosen_names_is_valid_for_those_names_only() {
-        use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
         use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
         let dir = std::env::temp_dir().join(format!("gh-devcert-{}", uuid::Uuid::new_v4()));
         let files = generate_for(&dir, &["db.gatehouse.test".to_owned()]).unwrap();
         let read = |p: &Path| CertificateDer::from_pem_file(p).unwrap();

@@ -49,7 +49,13 @@ pub(super) fn validate(
         let allow = raw.allow_plaintext_engines;
         super::engines::check_postgres("database_url", url, production, allow, env)?;
         if let Some(owner) = migration_url {
-            super::engines::check_postgres("database_migration_url", owner, production, allow, env)?;
+            super::engines::check_postgres(
+                "database_migration_url",
+                owner,
+                production,
+                allow,
+                env,
+            )?;
         }
     }
     Ok(DatabaseSettings {

@@ -73,7 +73,10 @@ pub(super) fn check_postgres(
     })?;
     let mut mode = None;
     let mut root_cert = None;
-    let mut host = parsed.host_str().filter(|h| !h.is_empty()).map(str::to_owned);
+    let mut host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned);
     // Later parameters win, as in the driver.
     for (key, value) in parsed.query_pairs() {
         match &*key {
@@ -107,9 +110,7 @@ pub(super) fn check_postgres(
         }
         read_ca(&root_source, Path::new(&path))?;
     }
-    let host = host
-        .or_else(|| env("PGHOSTADDR"))
-        .or_else(|| env("PGHOST"));
+    let host = host.or_else(|| env("PGHOSTADDR")).or_else(|| env("PGHOST"));
     if production
         && !allow_plaintext
         && !mode.encrypts()
@@ -401,8 +402,9 @@ mod tests {
 
         let msg = redis_msg(&redis_raw("redis://:pw@cache.internal:6379", None), true);
         assert!(
-            msg.starts_with("redis_url: production refuses a plain connection to Redis at cache.internal")
-                && msg.contains("allow_plaintext_engines")
+            msg.starts_with(
+                "redis_url: production refuses a plain connection to Redis at cache.internal"
+            ) && msg.contains("allow_plaintext_engines")
                 && !msg.contains("pw"),
             "{msg}"
         );
@@ -423,7 +425,10 @@ mod tests {
             &redis_raw("redis://cache.internal", Some(files.ca.clone())),
             false,
         );
-        assert!(msg.starts_with("redis_ca_file: only used with a rediss://"), "{msg}");
+        assert!(
+            msg.starts_with("redis_ca_file: only used with a rediss://"),
+            "{msg}"
+        );
         let msg = redis_msg(&redis_raw("rediss://cache.internal/#insecure", None), false);
         assert!(msg.starts_with("redis_url: #insecure"), "{msg}");
         let msg = redis_msg(
@@ -450,7 +455,9 @@ mod tests {
     fn config_load_applies_the_rules_to_every_engine_url() {
         let mut raw = RawConfig {
             mode: super::super::Mode::Production,
-            database_url: Some("postgres://gatehouse_app@db.internal/gh?sslmode=verify-full".into()),
+            database_url: Some(
+                "postgres://gatehouse_app@db.internal/gh?sslmode=verify-full".into(),
+            ),
             database_migration_url: Some("postgres://owner@db.internal/gh".into()),
             redis_url: Some("redis://cache.internal:6379".into()),
             ..RawConfig::default()
