@@ -198,7 +198,7 @@ pub(crate) fn run(out: &Path, names: &[String]) -> Result<(), String> {
         "Wrote a development CA ({ca}, key {ca_key}) and a certificate for {names} signed by it \
          ({cert}, key {key}).\n\
          For development only: trust {ca} only in the clients you test with, for example\n  \
-         curl --cacert {ca} https://localhost:8080/health/ready\n\n\
+         curl --cacert {ca} https://{host}:8080/health/ready\n\n\
          Add to gatehouse.toml:\n\n\
          [tls]\n\
          cert_file = {cert_toml}\n\
@@ -209,6 +209,11 @@ pub(crate) fn run(out: &Path, names: &[String]) -> Result<(), String> {
         cert = abs(&files.cert).display(),
         key = abs(&files.key).display(),
         names = names.join(", "),
+        host = match names.first().map(String::as_str) {
+            Some(n) if n.contains(':') => format!("[{n}]"),
+            Some(n) => n.to_owned(),
+            None => "localhost".to_owned(),
+        },
         cert_toml = toml_path(&abs(&files.cert)),
         key_toml = toml_path(&abs(&files.key)),
     )
