@@ -12,6 +12,8 @@ use gatehouse_core::Error;
 use gatehouse_core::identity::{Revocation, RevocationFanout};
 use redis::aio::ConnectionManager;
 
+use crate::RedisClient;
+
 pub struct RedisFanout {
     conn: ConnectionManager,
     channel: String,
@@ -35,17 +37,13 @@ impl std::fmt::Debug for RedisFanout {
 
 impl RedisFanout {
     /// The publishing side; connects lazily, like the limiter.
-    pub fn new(url: &str, channel: &str) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
-        let bound = Some(Duration::from_millis(500));
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_connection_timeout(bound)
-            .set_response_timeout(bound)
-            .set_max_delay(Duration::from_secs(1));
+    pub fn new(client: &RedisClient, channel: &str) -> Result<Self, Error> {
         Ok(Self {
-            conn: ConnectionManager::new_lazy_with_config(client, config)
-                .map_err(|e| unavailable(&e))?,
+            conn: ConnectionManager::new_lazy_with_config(
+                client.inner().clone(),
+                crate::redis_conn::bounded(),
+            )
+            .map_err(|e| unavailable(&e))?,
             channel: channel.to_owned(),
             in_flight: Arc::default(),
         })
@@ -115,13 +113,13 @@ impl Drop for Finished {
 
 /// Receives revocations until the process ends, reconnecting after any failure.
 pub fn subscribe(
-    url: &str,
+    client: &RedisClient,
     channel: &str,
     apply: Arc<dyn Fn(Revocation) + Send + Sync>,
-) -> Result<tokio::task::JoinHandle<()>, Error> {
-    let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
+) -> tokio::task::JoinHandle<()> {
+    let client = client.inner().clone();
     let channel = channel.to_owned();
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         loop {
             match client.get_async_pubsub().await {
                 Ok(mut pubsub) => {
@@ -153,5 +151,5 @@ pub fn subscribe(
             metrics::error("redis");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-    }))
+    })
 }

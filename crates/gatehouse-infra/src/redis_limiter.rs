@@ -11,6 +11,8 @@ use gatehouse_core::Error;
 use gatehouse_core::limits::{Decision, MemoryLimiter, Quota, RateLimitStore};
 use redis::aio::ConnectionManager;
 
+use crate::RedisClient;
+
 /// KEYS[1]: the subject. ARGV: interval (us), limit, now (us). Returns
 /// {allowed, remaining, reset_us, retry_after_us}. Lua numbers are doubles: exact for integers
 /// below 2^53, and microsecond timestamps stay below 2^51 until the year 2041 + 30,000.
@@ -54,13 +56,15 @@ fn unavailable(e: &redis::RedisError) -> Error {
 
 impl RedisLimiter {
     /// Prepares the connection without waiting for Redis: it connects on the first decision and
-    /// reconnects after a failure, each attempt bounded (half a second to connect or answer), so
-    /// a Redis that is down at start or later costs a fallback decision, not a stall. Fails only
-    /// on a malformed URL. `prefix` namespaces the keys, so several deployments can share one
+    /// reconnects after a failure, each attempt bounded (half a second to connect, TLS handshake
+    /// included, or to answer), so a Redis that is down at start or later costs a fallback
+    /// decision, not a stall. `prefix` namespaces the keys, so several deployments can share one
     /// Redis.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
-        let conn = ConnectionManager::new_lazy_with_config(client, crate::redis_conn::bounded())
+    pub fn new(client: &RedisClient, prefix: &str) -> Result<Self, Error> {
+        let conn = ConnectionManager::new_lazy_with_config(
+            client.inner().clone(),
+            crate::redis_conn::bounded(),
+        )
             .map_err(|e| unavailable(&e))?;
         Ok(Self {
             conn,

@@ -118,12 +118,14 @@ fn unix_millis(t: OffsetDateTime) -> i64 {
 }
 
 impl RedisLockouts {
-    /// Like `RedisLimiter::connect`: lazy, bounded, reconnecting; fails only on a malformed URL.
-    /// `prefix` namespaces the keys (the deployment's `redis_key_prefix`).
-    pub fn connect(url: &str, prefix: &str) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
-        let conn = ConnectionManager::new_lazy_with_config(client, crate::redis_conn::bounded())
-            .map_err(|e| unavailable(&e))?;
+    /// Like `RedisLimiter::new`: lazy, bounded, reconnecting. `prefix` namespaces the keys (the
+    /// deployment's `redis_key_prefix`).
+    pub fn new(client: &crate::RedisClient, prefix: &str) -> Result<Self, Error> {
+        let conn = ConnectionManager::new_lazy_with_config(
+            client.inner().clone(),
+            crate::redis_conn::bounded(),
+        )
+        .map_err(|e| unavailable(&e))?;
         Ok(Self {
             conn,
             attempt: Arc::new(redis::Script::new(ATTEMPT)),

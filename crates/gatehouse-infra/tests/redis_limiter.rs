@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use gatehouse_core::limits::{Quota, RateLimitStore};
-use gatehouse_infra::{FallbackLimiter, RedisLimiter};
+use gatehouse_infra::{FallbackLimiter, RedisLimiter, redis_client};
 
 fn url() -> String {
     std::env::var("GH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -13,8 +13,7 @@ fn url() -> String {
 
 async fn redis() -> Arc<dyn RateLimitStore> {
     Arc::new(
-        RedisLimiter::connect(&url(), "gh-test:")
-            .await
+        RedisLimiter::new(&redis_client(&url(), None).unwrap(), "gh-test:")
             .expect("Redis must be reachable for this suite (GH_TEST_REDIS_URL)"),
     )
 }
@@ -97,9 +96,8 @@ async fn when_redis_goes_away_limiting_falls_back_and_recovers_when_it_returns()
         .port();
     let mut server = start_redis(port);
     wait_for_port(port).await;
-    let redis = RedisLimiter::connect(&format!("redis://127.0.0.1:{port}/"), "t:")
-        .await
-        .unwrap();
+    let client = redis_client(&format!("redis://127.0.0.1:{port}/"), None).unwrap();
+    let redis = RedisLimiter::new(&client, "t:").unwrap();
     let limiter = FallbackLimiter::new(Arc::new(redis));
     let q = Quota::per_minute(100);
     let now = 1_700_000_000_000_000;

@@ -19,7 +19,8 @@ fn url() -> String {
 }
 
 async fn redis() -> Arc<dyn LockoutStore> {
-    let store = RedisLockouts::connect(&url(), "gh-test:").expect("a well-formed Redis URL");
+    let client = gatehouse_infra::redis_client(&url(), None).expect("a well-formed Redis URL");
+    let store = RedisLockouts::new(&client, "gh-test:").expect("a Redis client");
     // A first call proves Redis answers: the suite must fail, not pass on nothing, without it.
     store
         .first_within(&uuid::Uuid::new_v4().to_string(), Duration::seconds(1), t0())

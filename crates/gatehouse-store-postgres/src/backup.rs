@@ -115,7 +115,7 @@ impl PostgresOwner {
             .acquire_timeout(Duration::from_secs(10))
             .connect(owner_url)
             .await
-            .map_err(store)?;
+            .map_err(|e| store(crate::errors::connect_err(e)))?;
         Ok(Self { pool })
     }
 

@@ -27,3 +27,45 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         other => StoreError::Backend(other.to_string()),
     }
 }
+
+/// A failure to connect, with a TLS refusal (the server's certificate, or a server without TLS)
+/// told as a sentence an operator can act on.
+pub(crate) fn connect_err(e: sqlx::Error) -> StoreError {
+    match tls_refusal(&e) {
+        Some(sentence) => StoreError::Unavailable(sentence),
+        None => map_err(e),
+    }
+}
+
+fn tls_refusal(e: &sqlx::Error) -> Option<String> {
+    use rustls::CertificateError as C;
+    let inner: &(dyn std::error::Error + Send + Sync + 'static) = match e {
+        sqlx::Error::Tls(inner) => inner.as_ref(),
+        // The handshake's own errors reach the driver as I/O errors around rustls's.
+        sqlx::Error::Io(io) => io.get_ref()?,
+        _ => return None,
+    };
+    let Some(tls) = inner.downcast_ref::<rustls::Error>() else {
+        return matches!(e, sqlx::Error::Tls(_)).then(|| {
+            format!("TLS to PostgreSQL failed ({inner}); check sslmode, and that the server has ssl = on")
+        });
+    };
+    let why = match tls {
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => {
+            "the server's certificate is not valid for the host name in the URL, which \
+             sslmode=verify-full requires; connect by a name the certificate carries"
+        }
+        // A CA of the same name that did not sign it shows as a bad signature.
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            "the server's certificate is not signed by a CA in sslrootcert (or, without \
+             sslrootcert, by a public root)"
+        }
+        rustls::Error::InvalidCertificate(
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+        ) => "the server's certificate is outside its validity period",
+        _ => "the TLS handshake with PostgreSQL failed",
+    };
+    Some(format!("TLS refused: {why} ({tls})"))
+}

@@ -49,7 +49,7 @@ use sqlx::postgres::PgPoolOptions;
 pub use backup::PostgresOwner;
 pub use migrate::{latest_version, migrator, migrator_up_to};
 
-use crate::errors::map_err;
+use crate::errors::{connect_err, map_err};
 use crate::tx::PgTx;
 
 /// Sessions whose last-seen time one statement of `touch_sessions` writes.
@@ -76,7 +76,7 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await
-            .map_err(map_err)?;
+            .map_err(connect_err)?;
         Ok(Self { pool })
     }
 
@@ -86,7 +86,7 @@ impl PostgresStore {
             .max_connections(1)
             .connect(owner_url)
             .await
-            .map_err(map_err)?;
+            .map_err(connect_err)?;
         let out = migrator()
             .run(&owner)
             .await

@@ -115,8 +115,9 @@ mod tests {
     /// Needs PostgreSQL (as the PostgreSQL suite does) but no schema: only settings are read.
     #[tokio::test]
     async fn a_declaration_replaces_the_last_and_entering_a_scope_forgets_them_all() {
-        let url = std::env::var("GH_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let url = std::env::var("GH_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into()
+        });
         let mut conn = PgConnection::connect(&url)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL is needed at {url}: {e}"));

@@ -467,7 +467,9 @@ fn lockout_store(config: &Config) -> Arc<dyn gatehouse_core::limits::LockoutStor
     let store = config.rate_limits.as_ref().map(|r| r.store);
     match (store, &config.redis_url) {
         (Some(LimitStore::Redis), Some(url)) => {
-            match gatehouse_infra::RedisLockouts::connect(url.as_str(), &config.redis_key_prefix)
+            match url
+                .client()
+                .and_then(|c| gatehouse_infra::RedisLockouts::new(&c, &config.redis_key_prefix))
             {
                 Ok(redis) => Arc::new(gatehouse_infra::FallbackLockouts::new(Arc::new(redis))),
                 Err(e) => {
@@ -485,6 +487,9 @@ fn subscribe_to_revocations(config: &Config, kernel: &Arc<Kernel>) -> Result<(),
     let Some(url) = &config.redis_url else {
         return Ok(());
     };
+    let client = url
+        .client()
+        .map_err(|e| StartError(format!("redis_url: {e}")))?;
     let weak = Arc::downgrade(kernel);
     let apply = Arc::new(move |r| {
         if let Some(k) = weak.upgrade() {
@@ -492,9 +497,12 @@ fn subscribe_to_revocations(config: &Config, kernel: &Arc<Kernel>) -> Result<(),
         }
     });
     // The subscriber runs for the life of the process.
-    gatehouse_infra::fanout::subscribe(url.as_str(), &revocation_channel(config), apply)
-        .map(drop)
-        .map_err(|e| StartError(format!("redis_url: {e}")))
+    drop(gatehouse_infra::fanout::subscribe(
+        &client,
+        &revocation_channel(config),
+        apply,
+    ));
+    Ok(())
 }
 
 /// What every handler shares: the kernel and the edge's settings.
@@ -754,8 +762,9 @@ async fn limit_store(config: &Config) -> Arc<dyn gatehouse_core::limits::RateLim
     let store = config.rate_limits.as_ref().map(|r| r.store);
     match (store, &config.redis_url) {
         (Some(LimitStore::Redis), Some(url)) => {
-            match gatehouse_infra::RedisLimiter::connect(url.as_str(), &config.redis_key_prefix)
-                .await
+            match url
+                .client()
+                .and_then(|c| gatehouse_infra::RedisLimiter::new(&c, &config.redis_key_prefix))
             {
                 Ok(redis) => Arc::new(gatehouse_infra::FallbackLimiter::new(Arc::new(redis))),
                 Err(e) => {
@@ -776,7 +785,10 @@ fn revocation_channel(config: &Config) -> String {
 fn fanout(config: &Config) -> Arc<dyn gatehouse_core::identity::RevocationFanout> {
     match &config.redis_url {
         Some(url) => {
-            match gatehouse_infra::RedisFanout::new(url.as_str(), &revocation_channel(config)) {
+            match url
+                .client()
+                .and_then(|c| gatehouse_infra::RedisFanout::new(&c, &revocation_channel(config)))
+            {
                 Ok(f) => Arc::new(f),
                 Err(e) => {
                     tracing::warn!(error = %e, "redis_url is not usable; revocations stay in this instance");

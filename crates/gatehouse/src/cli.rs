@@ -79,11 +79,16 @@ enum Command {
         #[command(subcommand)]
         command: crate::vault_cmd::VaultCommand,
     },
-    /// Write a development CA and a certificate for localhost, 127.0.0.1 and ::1 signed by it.
+    /// Write a development CA and a server certificate signed by it, for localhost, 127.0.0.1
+    /// and ::1 or the names given with --name.
     DevCert {
         /// The directory to write ca.pem, ca-key.pem, cert.pem and key.pem into.
         #[arg(long, default_value = crate::dev_cert_cmd::DEFAULT_OUT)]
         out: PathBuf,
+        /// A name the server certificate is for (a DNS name or an IP address); repeat for more.
+        /// Default: localhost, 127.0.0.1 and ::1.
+        #[arg(long = "name")]
+        names: Vec<String>,
     },
 }
 
@@ -106,8 +111,8 @@ pub fn main() -> ExitCode {
         };
     }
     // Development certificates need no server configuration either.
-    if let Command::DevCert { out } = cli.command {
-        return match crate::dev_cert_cmd::run(&out) {
+    if let Command::DevCert { out, names } = cli.command {
+        return match crate::dev_cert_cmd::run(&out, &names) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "gatehouse: dev-cert: {e}");

@@ -1,14 +1,15 @@
-//! `gatehouse dev-cert [--out DIR]`: a local certificate authority and a server certificate for
-//! `localhost`, `127.0.0.1` and `::1` signed by it, for trying TLS (D4) on a development
-//! machine. Certificates are made by `rcgen` (on aws-lc-rs); nothing here encodes X.509 itself.
+//! `gatehouse dev-cert [--out DIR] [--name NAME ...]`: a local certificate authority and a server
+//! certificate signed by it, for `localhost`, `127.0.0.1` and `::1` or for the names given, for
+//! trying TLS (D4, and TLS to a private PostgreSQL or Redis) on a development machine.
+//! Certificates are made by `rcgen` (on aws-lc-rs); nothing here encodes X.509 itself.
 //!
-//! The CA is name-constrained to those loopback names, so even if its key leaks after someone
+//! The CA is name-constrained to the certificate's names, so even if its key leaks after someone
 //! trusted `ca.pem`, it cannot vouch for any other site. Keys are written with mode 0600; no file
 //! that exists is overwritten.
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -48,9 +49,35 @@ fn rc(e: rcgen::Error) -> String {
     format!("dev-cert: {e}")
 }
 
-/// Makes a new CA and server certificate into `dir` (created with mode 0700 when missing).
-/// Refuses to overwrite any of the four files.
+/// Makes a new CA and server certificate for [`NAMES`] into `dir` (created with mode 0700 when
+/// missing). Refuses to overwrite any of the four files.
 pub fn generate(dir: &Path) -> Result<DevCertFiles, String> {
+    generate_for(dir, &NAMES.map(str::to_owned))
+}
+
+/// The CA may vouch for these names only: a DNS name as itself (and its subdomains), an address
+/// as exactly that address.
+fn constraints(names: &[String]) -> Result<Vec<GeneralSubtree>, String> {
+    if names.is_empty() {
+        return Err("dev-cert: give at least one --name".to_owned());
+    }
+    Ok(names
+        .iter()
+        .map(|n| match n.parse::<IpAddr>() {
+            Ok(ip @ IpAddr::V4(_)) => {
+                GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(ip, 32))
+            }
+            Ok(ip @ IpAddr::V6(_)) => {
+                GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(ip, 128))
+            }
+            Err(_) => GeneralSubtree::DnsName(n.clone()),
+        })
+        .collect())
+}
+
+/// [`generate`] for the server names `names` (DNS names or IP addresses).
+pub fn generate_for(dir: &Path, names: &[String]) -> Result<DevCertFiles, String> {
+    let permitted = constraints(names)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -75,9 +102,21 @@ pub fn generate(dir: &Path) -> Result<DevCertFiles, String> {
 
     let ca_key = KeyPair::generate().map_err(rc)?;
     let mut ca = CertificateParams::default();
+    let ca_serial = serial()?;
+    // A name of its own: verifiers find a certificate's issuer by name, so two development CAs
+    // named alike would be mistaken for one another (and reported as a bad signature).
+    let tag = ca_serial
+        .as_ref()
+        .iter()
+        .skip(1)
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
     ca.distinguished_name = DistinguishedName::new();
-    ca.distinguished_name
-        .push(DnType::CommonName, "Gatehouse development CA");
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("Gatehouse development CA {tag}"),
+    );
     ca.distinguished_name
         .push(DnType::OrganizationName, "Gatehouse (development only)");
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -87,26 +126,21 @@ pub fn generate(dir: &Path) -> Result<DevCertFiles, String> {
         KeyUsagePurpose::DigitalSignature,
     ];
     ca.name_constraints = Some(NameConstraints {
-        permitted_subtrees: vec![
-            GeneralSubtree::DnsName("localhost".into()),
-            GeneralSubtree::IpAddress(CidrSubnet::from_v4_prefix([127, 0, 0, 0], 8)),
-            GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
-                128,
-            )),
-        ],
+        permitted_subtrees: permitted,
         excluded_subtrees: Vec::new(),
     });
-    ca.serial_number = Some(serial()?);
+    ca.serial_number = Some(ca_serial);
     ca.not_before = not_before;
     ca.not_after = now + time::Duration::days(730);
     let ca_cert = ca.self_signed(&ca_key).map_err(rc)?;
 
     let key = KeyPair::generate().map_err(rc)?;
-    let mut leaf = CertificateParams::new(NAMES.map(str::to_owned).to_vec()).map_err(rc)?;
+    let mut leaf = CertificateParams::new(names.to_vec()).map_err(rc)?;
     leaf.distinguished_name = DistinguishedName::new();
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
+    leaf.distinguished_name.push(
+        DnType::CommonName,
+        names.first().map_or("localhost", String::as_str),
+    );
     leaf.is_ca = IsCa::ExplicitNoCa;
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -149,9 +183,14 @@ fn toml_path(p: &Path) -> String {
     toml::Value::String(p.display().to_string()).to_string()
 }
 
-/// The command: writes the files and prints how to use them.
-pub(crate) fn run(out: &Path) -> Result<(), String> {
-    let files = generate(out)?;
+/// The command: writes the files and prints how to use them. `names` empty: [`NAMES`].
+pub(crate) fn run(out: &Path, names: &[String]) -> Result<(), String> {
+    let names = if names.is_empty() {
+        NAMES.map(str::to_owned).to_vec()
+    } else {
+        names.to_vec()
+    };
+    let files = generate_for(out, &names)?;
     let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let mut stdout = std::io::stdout().lock();
     writeln!(
@@ -159,7 +198,7 @@ pub(crate) fn run(out: &Path) -> Result<(), String> {
         "Wrote a development CA ({ca}, key {ca_key}) and a certificate for {names} signed by it \
          ({cert}, key {key}).\n\
          For development only: trust {ca} only in the clients you test with, for example\n  \
-         curl --cacert {ca} https://localhost:8080/health/ready\n\n\
+         curl --cacert {ca} https://{host}:8080/health/ready\n\n\
          Add to gatehouse.toml:\n\n\
          [tls]\n\
          cert_file = {cert_toml}\n\
@@ -169,7 +208,12 @@ pub(crate) fn run(out: &Path) -> Result<(), String> {
         ca_key = abs(&files.ca_key).display(),
         cert = abs(&files.cert).display(),
         key = abs(&files.key).display(),
-        names = NAMES.join(", "),
+        names = names.join(", "),
+        host = match names.first().map(String::as_str) {
+            Some(n) if n.contains(':') => format!("[{n}]"),
+            Some(n) => n.to_owned(),
+            None => "localhost".to_owned(),
+        },
         cert_toml = toml_path(&abs(&files.cert)),
         key_toml = toml_path(&abs(&files.key)),
     )
@@ -198,6 +242,54 @@ mod tests {
         }
         let err = generate(&dir).unwrap_err();
         assert!(err.contains("already exists"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_certificate_for_chosen_names_is_valid_for_those_names_only() {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+        let dir = std::env::temp_dir().join(format!("gh-devcert-{}", uuid::Uuid::new_v4()));
+        let files = generate_for(&dir, &["db.gatehouse.test".to_owned()]).unwrap();
+        let read = |p: &Path| CertificateDer::from_pem_file(p).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(read(&files.ca)).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+                .build()
+                .unwrap();
+        let now = gatehouse_core::Clock::now(&gatehouse_core::SystemClock);
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            u64::try_from(now.unix_timestamp()).unwrap(),
+        ));
+        let leaf = read(&files.cert);
+        let check = |name: &str| {
+            let name = ServerName::try_from(name.to_owned()).unwrap();
+            rustls::client::danger::ServerCertVerifier::verify_server_cert(
+                verifier.as_ref(),
+                &leaf,
+                &[],
+                &name,
+                &[],
+                now,
+            )
+        };
+        check("db.gatehouse.test").unwrap();
+        for other in ["localhost", "127.0.0.1"] {
+            let e = check(other).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForNameContext { .. }
+                            | rustls::CertificateError::NotValidForName
+                    )
+                ),
+                "{other}: {e}"
+            );
+        }
+        assert!(generate_for(&dir.join("none"), &[]).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -218,8 +218,9 @@ async fn insert_plain_sqlite(conn: &mut sqlx::SqliteConnection, org: OrgId, n: u
 }
 
 async fn postgres(secs: u64) {
+    // Plain text on loopback by default, as the figures in docs/BENCHMARKS.md were measured.
     let admin_url = std::env::var("GH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into());
     let name = format!("gh_bench_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
     sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use gatehouse_core::limits::{Quota, RateLimitStore};
-use gatehouse_infra::RedisLimiter;
+use gatehouse_infra::{RedisLimiter, redis_client};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -19,7 +19,7 @@ async fn main() {
         .unwrap_or(20_000);
     let url =
         std::env::var("GH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let limiter = RedisLimiter::connect(&url, "gh-bench:").await.unwrap();
+    let limiter = RedisLimiter::new(&redis_client(&url, None).unwrap(), "gh-bench:").unwrap();
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let quota = Quota::per_minute(1_000_000_000);

@@ -35,12 +35,31 @@ pub struct DatabaseSettings {
     pub migrate_on_start: bool,
 }
 
-pub(super) fn validate(raw: &RawConfig) -> Result<DatabaseSettings, ConfigError> {
+/// `env` is the environment the PostgreSQL driver reads (`PGSSLMODE`, ...).
+pub(super) fn validate(
+    raw: &RawConfig,
+    production: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<DatabaseSettings, ConfigError> {
     if raw.database_max_connections == 0 {
         return refuse("database_max_connections: must be at least 1");
     }
+    let database = database(raw)?;
+    if let Database::Postgres { url, migration_url } = &database {
+        let allow = raw.allow_plaintext_engines;
+        super::engines::check_postgres("database_url", url, production, allow, env)?;
+        if let Some(owner) = migration_url {
+            super::engines::check_postgres(
+                "database_migration_url",
+                owner,
+                production,
+                allow,
+                env,
+            )?;
+        }
+    }
     Ok(DatabaseSettings {
-        database: database(raw)?,
+        database,
         max_connections: raw.database_max_connections,
         migrate_on_start: raw.migrate_on_start,
     })

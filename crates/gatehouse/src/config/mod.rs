@@ -20,6 +20,7 @@ mod audit;
 pub mod backup;
 pub mod connections;
 mod database;
+mod engines;
 mod identity;
 mod keyring;
 pub mod lifecycle;
@@ -82,7 +83,13 @@ pub struct RawConfig {
     pub listen: String,
     /// Redis, for the scale-out path: revocations fan out through it (instances drop revoked
     /// sessions and keys at once), and with `rate_limits.store = "redis"` limits are shared.
+    /// `rediss://` for TLS.
     pub redis_url: Option<String>,
+    /// PEM: the CA that vouches for a `rediss://` server (else the platform's roots).
+    pub redis_ca_file: Option<PathBuf>,
+    /// Production refuses a connection to PostgreSQL or Redis off loopback that is not sure to be
+    /// encrypted; this allows it, for a network path protected some other way.
+    pub allow_plaintext_engines: bool,
     /// Optional: a separate address for the operator API (`/admin/v1`); when set, the main
     /// listener no longer serves it.
     pub admin_listen: Option<String>,
@@ -148,6 +155,8 @@ impl Default for RawConfig {
             listen: "127.0.0.1:8080".into(),
             admin_listen: None,
             redis_url: None,
+            redis_ca_file: None,
+            allow_plaintext_engines: false,
             data_dir: PathBuf::from("gatehouse-data"),
             database_url: None,
             database_migration_url: None,
@@ -249,20 +258,42 @@ pub struct Config {
     pub source_file: Option<PathBuf>,
 }
 
-/// The Redis URL, which may carry a password: `Debug` shows it redacted.
+/// The Redis URL, which may carry a password (`Debug` shows it redacted), with the CA that
+/// vouches for a `rediss://` server when `redis_ca_file` is set.
 #[derive(Clone)]
-pub struct RedisUrl(String);
+pub struct RedisUrl {
+    url: String,
+    ca_pem: Option<std::sync::Arc<Vec<u8>>>,
+}
 
 impl RedisUrl {
+    fn new(url: String, ca_pem: Option<std::sync::Arc<Vec<u8>>>) -> Self {
+        Self { url, ca_pem }
+    }
+
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.url
+    }
+
+    /// The CA certificates read from `redis_ca_file` at load.
+    #[must_use]
+    pub fn ca_pem(&self) -> Option<&[u8]> {
+        self.ca_pem.as_deref().map(Vec::as_slice)
+    }
+
+    /// A client with these TLS settings: what every Redis user in the process is built from.
+    pub fn client(&self) -> Result<gatehouse_infra::RedisClient, gatehouse_core::Error> {
+        gatehouse_infra::redis_client(&self.url, self.ca_pem())
     }
 }
 
 impl std::fmt::Debug for RedisUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RedisUrl({:?})", redact_url(&self.0))
+        f.debug_struct("RedisUrl")
+            .field("url", &redact_url(&self.url))
+            .field("ca", &self.ca_pem.is_some())
+            .finish()
     }
 }
 
@@ -400,7 +431,8 @@ fn validate(
     let production = raw.mode == Mode::Production;
     let tls = tls::validate(&raw.tls)?;
     let server = server::validate(&raw, production, tls.is_some())?;
-    let database = database::validate(&raw)?;
+    let database = database::validate(&raw, production, &engines::process_env)?;
+    let redis_url = engines::redis(&raw, production)?;
     let master_key = master_key::validate(&raw, master_key_env, pin_env, production)?;
     let password_hashing = password_hashing::validate(&raw.password_hashing)?;
     let keyring = keyring::validate(&raw.keyring)?;
@@ -437,7 +469,7 @@ fn validate(
         data_dir: raw.data_dir.clone(),
         log_format: raw.log_format,
         log_level: raw.log_level.clone(),
-        redis_url: raw.redis_url.clone().map(RedisUrl),
+        redis_url,
         redis_key_prefix: raw.rate_limits.redis_key_prefix.clone(),
         server,
         database,

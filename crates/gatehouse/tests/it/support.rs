@@ -28,10 +28,10 @@ pub struct TestApp {
 pub const PROBE_OPERATOR: &str = "probe-ops@platform.example";
 
 /// Where the PostgreSQL runs of these tests create their databases (`GH_TEST_POSTGRES_URL`, as
-/// for the storage suite).
+/// for the storage suite, and plain text on loopback by default for the same reason).
 pub(crate) fn postgres_admin_url() -> String {
     std::env::var("GH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into())
 }
 
 /// With `GH_IT_POSTGRES=1` the server runs on a fresh PostgreSQL database, migrated by its owner
