@@ -195,7 +195,7 @@ where
     println!("drill {label}: answers {:#?}", ledger.answers);
     let db = open_db().await;
     let mail_dir = dir.join("data").join("mail");
-    verify::deliveries_settle(&ledger, &receiver, &db, &mail_dir, Duration::from_secs(60)).await;
+    verify::deliveries_settle(&ledger, &receiver, &db, &mail_dir, Duration::from_secs(45)).await;
     let reads = verify::read_back(&fleet, &tenants, &ledger).await;
     for i in 0..fleet.size() {
         fleet.terminate(i);
