@@ -284,7 +284,10 @@ impl Mail<'_> {
     ) -> Result<DeliveryReport, Error> {
         let mut report = DeliveryReport::default();
         let now = self.clock().now();
-        let due = self.store().claim_due_mail(now, now + self.mail_settings().lease, DELIVERY_BATCH).await?;
+        let due = self
+            .store()
+            .claim_due_mail(now, now + self.mail_settings().lease, DELIVERY_BATCH)
+            .await?;
         for record in due {
             let message = match self.open_message(&record) {
                 Ok(m) => m,

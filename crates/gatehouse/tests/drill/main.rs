@@ -150,12 +150,12 @@ where
         })
         .collect();
 
-    // The kills: a random live instance every 1.5 to 3.5 s, started again after up to 1 s. With
+    // The kills: a random live instance every 1 to 2.5 s, started again after up to 0.8 s. With
     // several instances a restart runs in the background, so two may be down at once.
     let drill_started = Instant::now();
     let mut restarts: Vec<tokio::task::JoinHandle<std::net::SocketAddr>> = Vec::new();
     for _ in 0..KILLS {
-        tokio::time::sleep(rng.millis(1_500, 3_500)).await;
+        tokio::time::sleep(rng.millis(1_000, 2_500)).await;
         let mut live = fleet.live();
         if live.is_empty() {
             // Every instance is starting: wait for them rather than kill nothing.
@@ -166,7 +166,7 @@ where
         }
         let victim = live[rng.below(live.len() as u64) as usize];
         fleet.kill(victim);
-        let pause = rng.millis(0, 1_000);
+        let pause = rng.millis(0, 800);
         let f = Arc::clone(&fleet);
         let restart = tokio::spawn(async move {
             tokio::time::sleep(pause).await;

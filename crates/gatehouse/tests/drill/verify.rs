@@ -341,7 +341,7 @@ pub(crate) async fn in_database(db: &Db, ledger: &Ledger, mail_dir: &Path) -> us
     // Secret versions: every one up to the acknowledged one, without a gap.
     let mut versions: HashMap<String, Vec<i64>> = HashMap::new();
     for (id, v) in db
-        .uuid_i64("SELECT secret_id, version FROM secret_versions")
+        .uuid_i64("SELECT secret_id, CAST(version AS BIGINT) FROM secret_versions")
         .await
     {
         versions.entry(id.to_string()).or_default().push(v);
@@ -414,7 +414,6 @@ pub(crate) async fn in_database(db: &Db, ledger: &Ledger, mail_dir: &Path) -> us
             .values()
             .map(|t| t.changes as usize)
             .sum::<usize>()
-        + ledger.ciphertexts.len()
         + usize::try_from(acked_decrypts).unwrap()
         + ledger.events.len()
         + ledger.mails.len()
