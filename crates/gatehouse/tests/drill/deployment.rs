@@ -144,23 +144,26 @@ pub(crate) async fn tenants(fleet: &Fleet, count: usize, hook_url: &str) -> Vec<
     out
 }
 
-/// Waits until every instance answers `/health/ready` with 200 (bounded).
+/// Waits (bounded) until every instance is up and answers `/health/ready` with 200.
 pub(crate) async fn all_ready(fleet: &Fleet) {
     let client = client();
     let until = std::time::Instant::now() + Duration::from_secs(30);
-    'instances: for _ in 0..fleet.size() {
-        while std::time::Instant::now() < until {
-            if let Some(addr) = fleet.pick()
-                && let Ok(res) = client
-                    .get(format!("http://{addr}/health/ready"))
-                    .send()
-                    .await
-                && res.status() == 200
-            {
-                continue 'instances;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    loop {
+        let addrs = fleet.addrs();
+        let mut ready = addrs.len() == fleet.size();
+        for addr in addrs {
+            ready &= matches!(
+                client.get(format!("http://{addr}/health/ready")).send().await,
+                Ok(res) if res.status() == 200
+            );
         }
-        panic!("an instance was not ready within 30 s");
+        if ready {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the instances were not all ready within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

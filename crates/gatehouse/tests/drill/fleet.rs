@@ -109,6 +109,16 @@ impl Fleet {
             .collect()
     }
 
+    /// The addresses of the instances that are up.
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
+        self.slots
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s.addr)
+            .collect()
+    }
+
     /// The next live instance's address, round-robin; `None` while every instance is down.
     pub(crate) fn pick(&self) -> Option<SocketAddr> {
         let slots = self.slots.lock().unwrap();

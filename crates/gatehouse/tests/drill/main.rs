@@ -46,6 +46,23 @@ fn temp_dir(label: &str) -> PathBuf {
     dir
 }
 
+/// Removes a test's directory when the test passes; a failed test's is kept (each instance's
+/// log is in its `logs/`) and named.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "kept {} for a look: the instances' logs are in logs/",
+                self.0.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// Runs `body` as a task, then `cleanup` whatever happened, then the task's panic if any.
 async fn with_cleanup<F, C>(body: F, cleanup: C)
 where
@@ -65,6 +82,7 @@ async fn drill_three_instances_on_postgres_and_redis_lose_nothing_acknowledged()
     services::require_redis(&redis);
     let db = services::Database::create(&services::postgres_admin_url()).await;
     let dir = temp_dir("pg");
+    let _remove = RemoveOnDrop(dir.clone());
     let prefix = format!("gh-drill-{}:", uuid::Uuid::new_v4().simple());
     deployment::write_config(
         &dir,
@@ -87,7 +105,6 @@ async fn drill_three_instances_on_postgres_and_redis_lose_nothing_acknowledged()
         },
         async {
             db.drop_now().await;
-            let _ = std::fs::remove_dir_all(&dir);
         },
     )
     .await;
@@ -96,6 +113,7 @@ async fn drill_three_instances_on_postgres_and_redis_lose_nothing_acknowledged()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn drill_one_instance_on_sqlite_loses_nothing_acknowledged() {
     let dir = temp_dir("sqlite");
+    let _remove = RemoveOnDrop(dir.clone());
     deployment::write_config(&dir, &Backend::Sqlite);
     let run_dir = dir.clone();
     with_cleanup(
@@ -108,9 +126,7 @@ async fn drill_one_instance_on_sqlite_loses_nothing_acknowledged() {
             };
             drill("sqlite", fleet, &run_dir, open, 4).await;
         },
-        async {
-            let _ = std::fs::remove_dir_all(&dir);
-        },
+        async {},
     )
     .await;
 }
@@ -202,6 +218,7 @@ where
     }
     verify::audit_verify_cli(dir);
     let checked = verify::in_database(&db, &ledger, &mail_dir).await;
+    verify::mail_sends(&db, &fleet.log_lines()).await;
     assert!(
         ledger.server_errors.is_empty(),
         "5xx answers from live instances: {:#?}",

@@ -41,6 +41,7 @@ async fn postgres_stopped_under_load_answers_503_store_unavailable_then_recovers
     pg.wait_ready().await;
     let db = Database::create(&pg.admin_url()).await;
     let dir = crate::temp_dir("pg-restart");
+    let _remove = crate::RemoveOnDrop(dir.clone());
     deployment::write_config(&dir, &Backend::PostgresOnly { url: &db.app_url });
     let fleet = Arc::new(Fleet::new(&dir, 1));
     let f = Arc::clone(&fleet);
@@ -221,7 +222,6 @@ async fn postgres_stopped_under_load_answers_503_store_unavailable_then_recovers
     fleet.terminate(0);
     db.drop_now().await;
     drop(pg);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 async fn write_once(client: &reqwest::Client, fleet: &Fleet, t: &Tenant, n: u64) -> Sample {
