@@ -422,10 +422,21 @@ impl Kernel {
                 self.passwords.pending()
             ),
         };
+        let store_ok = store.ok;
         let mut checks = vec![store, keys, hashing];
         let ready = checks.iter().all(|c| c.ok);
         // Mail never makes serving impossible: a backlog or a failing server is reported only.
-        checks.push(self.mail_check().await);
+        // With the store down the outbox cannot be read either, and asking would hold the probe
+        // for a second pool timeout (10 s in all, past many load balancers' probe timeouts).
+        checks.push(if store_ok {
+            self.mail_check().await
+        } else {
+            Check {
+                name: "mail",
+                ok: false,
+                detail: "the outbox cannot be read: the store is unavailable".to_owned(),
+            }
+        });
         Readiness { ready, checks }
     }
 

@@ -14,6 +14,9 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             if db.is_unique_violation() {
                 return StoreError::Duplicate;
             }
+            if db.code().as_deref().is_some_and(server_unavailable) {
+                return StoreError::Unavailable(db.to_string());
+            }
             StoreError::Backend(db.to_string())
         }
         sqlx::Error::Io(_)
@@ -68,4 +71,37 @@ fn tls_refusal(e: &sqlx::Error) -> Option<String> {
         _ => "the TLS handshake with PostgreSQL failed",
     };
     Some(format!("TLS refused: {why} ({tls})"))
+}
+
+/// SQLSTATEs that say the server is going away, starting, or out of connections, not that the
+/// statement was wrong: a request that meets one is answered 503 `store_unavailable` (and may
+/// be tried again), like one that found no server at all. Without this, a request in flight when
+/// PostgreSQL is stopped (`57P01`, "terminating connection due to administrator command") was
+/// answered 500 `internal_error`.
+fn server_unavailable(code: &str) -> bool {
+    // Class 08: connection exceptions.
+    code.starts_with("08")
+        || matches!(
+            code,
+            // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+            "57P01" | "57P02" | "57P03" | "53300"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_unavailable;
+
+    #[test]
+    fn shutdown_start_up_and_connection_states_are_unavailable_and_others_are_not() {
+        for code in [
+            "57P01", "57P02", "57P03", "53300", "08006", "08001", "08000",
+        ] {
+            assert!(server_unavailable(code), "{code}");
+        }
+        // A unique violation, a syntax error, a policy refusal, a serialization failure.
+        for code in ["23505", "42601", "42501", "40001", "57014"] {
+            assert!(!server_unavailable(code), "{code}");
+        }
+    }
 }

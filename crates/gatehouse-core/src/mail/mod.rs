@@ -53,6 +53,10 @@ pub struct MailSettings {
     pub max_attempts: u32,
     /// A message the relay refused for good this many times is given up sooner.
     pub max_refusals: u32,
+    /// How long a claimed batch stays the claiming worker's: longer than sending the whole batch
+    /// may take, so no other instance sends it meanwhile. A worker killed mid-batch frees its
+    /// messages after this, so it is also how late they may go out.
+    pub lease: Duration,
 }
 
 impl Default for MailSettings {
@@ -67,6 +71,7 @@ impl Default for MailSettings {
             max_backoff: Duration::minutes(15),
             max_attempts: 12,
             max_refusals: 3,
+            lease: Duration::minutes(2),
         }
     }
 }
@@ -168,9 +173,8 @@ pub struct DeliveryReport {
 }
 
 const SEAL_KIND: &str = "mail";
-/// A claimed message is someone's for this long; a worker that died mid-send frees it then.
-const LEASE: Duration = Duration::minutes(2);
-const BATCH: u32 = 20;
+/// Messages one delivery pass claims and sends, one after another.
+pub const DELIVERY_BATCH: u32 = 20;
 /// What a skipped message's row says.
 pub const SKIPPED: &str = "skipped: the recipient opted out of this list";
 
@@ -280,7 +284,10 @@ impl Mail<'_> {
     ) -> Result<DeliveryReport, Error> {
         let mut report = DeliveryReport::default();
         let now = self.clock().now();
-        let due = self.store().claim_due_mail(now, now + LEASE, BATCH).await?;
+        let due = self
+            .store()
+            .claim_due_mail(now, now + self.mail_settings().lease, DELIVERY_BATCH)
+            .await?;
         for record in due {
             let message = match self.open_message(&record) {
                 Ok(m) => m,

@@ -12,6 +12,7 @@ mod fixture;
 mod grants_rls;
 mod platform_rls;
 mod rls;
+mod unavailable;
 
 use fixture::fresh;
 

@@ -268,11 +268,30 @@ pub(super) fn validate(
             max_backoff: secs(c.max_backoff_secs),
             max_attempts: c.max_attempts,
             max_refusals: c.max_refusals,
+            lease: lease(c),
         },
         transport,
         poll: Duration::from_millis(c.poll_interval_ms),
         auth,
     })
+}
+
+/// How long a delivery pass keeps the messages it claimed: every one of a batch may take the
+/// relay's timeout, one after another. A file write is local and quick, so a message claimed by
+/// an instance that was killed goes out 10 s later rather than minutes later.
+fn lease(c: &MailConfig) -> time::Duration {
+    match c.transport {
+        MailTransportKind::File => time::Duration::seconds(10),
+        MailTransportKind::Smtp => {
+            let batch = u64::from(gatehouse_core::mail::DELIVERY_BATCH);
+            // At most a day, whatever the timeout says.
+            let secs = batch
+                .saturating_mul(c.smtp.timeout_secs)
+                .saturating_add(30)
+                .min(86_400);
+            time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX))
+        }
+    }
 }
 
 fn smtp(c: &SmtpConfig) -> Result<SmtpSettings, ConfigError> {

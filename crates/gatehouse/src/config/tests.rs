@@ -486,3 +486,20 @@ fn pkcs11_master_key_settings_are_checked_at_load() {
         Ok(())
     });
 }
+
+#[test]
+fn the_mail_lease_covers_a_batch_of_relay_timeouts_and_is_short_for_files() {
+    Jail::expect_with(|jail| {
+        // The file transport writes locally: a killed instance's claim runs out in 10 s.
+        let c = Config::load_from(None).map_err(|e| e.0)?;
+        assert_eq!(c.mail.settings.lease, time::Duration::seconds(10));
+        // SMTP: the 20 messages of a pass sent in turn, each within the relay's timeout.
+        jail.set_env("GATEHOUSE_MAIL__TRANSPORT", "smtp");
+        let c = Config::load_from(None).map_err(|e| e.0)?;
+        assert_eq!(c.mail.settings.lease, time::Duration::seconds(20 * 10 + 30));
+        jail.set_env("GATEHOUSE_MAIL__SMTP__TIMEOUT_SECS", "100000");
+        let c = Config::load_from(None).map_err(|e| e.0)?;
+        assert_eq!(c.mail.settings.lease, time::Duration::days(1));
+        Ok(())
+    });
+}

@@ -251,3 +251,18 @@ async fn ready_fails_and_requests_degrade_to_503_when_the_store_is_unreachable()
     );
     server.abort();
 }
+
+#[tokio::test]
+async fn readiness_with_the_store_down_does_not_also_wait_for_the_outbox() {
+    // On PostgreSQL each store call waits out the pool's acquire timeout (5 s) while the
+    // database is down: asking the outbox after a failed ping doubled the probe's time.
+    let kernel = kernel_over_unreachable_store().await;
+    let r = kernel.readiness().await;
+    assert!(!r.ready);
+    let mail = r.checks.iter().find(|c| c.name == "mail").unwrap();
+    assert!(!mail.ok);
+    assert_eq!(
+        mail.detail,
+        "the outbox cannot be read: the store is unavailable"
+    );
+}
