@@ -171,6 +171,13 @@ impl gatehouse_core::store::Housekeeping for UnreachableStore {
     async fn settle_erasure(&self) -> Result<bool, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
+    async fn lease_holder(
+        &self,
+        _: &str,
+        _: time::OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
     async fn release_lease(&self, _: &str, _: &str) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
