@@ -47,6 +47,45 @@ async fn live_and_ready_report_their_checks() {
             .iter()
             .all(|c| c["ok"] == true)
     );
+    // Alone, the instance holds every leased job and has run each (their first tick is at once).
+    let mut jobs = serde_json::Value::Null;
+    for _ in 0..100 {
+        let r: serde_json::Value = app.get("/health/ready").await.json().await.unwrap();
+        jobs = r["jobs"].clone();
+        let all_ran = jobs.as_array().is_some_and(|j| {
+            j.len() == 3
+                && j.iter()
+                    .all(|j| j["held"] == true && j["last_outcome"] == "ok")
+        });
+        if all_ran {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut names: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["checkpoints", "lifecycle", "reencryption"],
+        "{jobs}"
+    );
+    for j in jobs.as_array().unwrap() {
+        assert_eq!(j["held"], true, "{jobs}");
+        assert_eq!(j["last_outcome"], "ok", "{jobs}");
+        assert!(
+            j["holder"].as_str().unwrap().starts_with("gatehouse-"),
+            "{jobs}"
+        );
+        assert!(j["last_run"].is_string(), "{jobs}");
+    }
+    // Operators see the same jobs.
+    let (_, details) = app.ready_details().await;
+    assert_eq!(details["jobs"].as_array().unwrap().len(), 3, "{details}");
     app.stop().await;
 }
 
