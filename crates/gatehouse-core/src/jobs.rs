@@ -115,6 +115,8 @@ pub struct LeasedJob {
     pub name: &'static str,
     pub every: std::time::Duration,
     pub lease: time::Duration,
+    /// The first tick one interval after start rather than at once.
+    pub first_after_one_interval: bool,
 }
 
 impl LeasedJob {
@@ -123,7 +125,19 @@ impl LeasedJob {
     pub fn new(name: &'static str, every: std::time::Duration) -> Self {
         let lease = time::Duration::try_from(every.saturating_mul(2))
             .unwrap_or(time::Duration::seconds(60));
-        Self { name, every, lease }
+        Self {
+            name,
+            every,
+            lease,
+            first_after_one_interval: false,
+        }
+    }
+
+    /// The same job, first ticking one interval after start (checkpoints: nothing has moved yet).
+    #[must_use]
+    pub fn first_after_one_interval(mut self) -> Self {
+        self.first_after_one_interval = true;
+        self
     }
 
     /// The same job under a lease of `lease` (the lifecycle job's is configured).
@@ -248,15 +262,20 @@ impl LeaseRunner {
         }
     }
 
-    /// Ticks every interval, for ever (the first tick at once). A tick that overran its interval
-    /// delays the next rather than bunching them.
+    /// Ticks every interval, for ever (the first tick at once, or one interval after start). A
+    /// tick that overran its interval delays the next rather than bunching them.
     pub async fn run<F, Fut, E>(self, mut work: F)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<(), E>>,
         E: Display,
     {
-        let mut every = tokio::time::interval(self.job.every);
+        let first = if self.job.first_after_one_interval {
+            tokio::time::Instant::now() + self.job.every
+        } else {
+            tokio::time::Instant::now()
+        };
+        let mut every = tokio::time::interval_at(first, self.job.every);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;

@@ -37,7 +37,12 @@ pub(crate) async fn reencryption(kernel: Arc<Kernel>, holder: String, every: Dur
 
 /// Signs a checkpoint over every audit chain head that moved, every `every`.
 pub(crate) async fn checkpoints(kernel: Arc<Kernel>, holder: String, every: Duration) {
-    let runner = kernel.lease_runner(LeasedJob::new(CHECKPOINTS, every), &holder);
+    // The first one interval after start, as before the jobs were leased: at start no chain has
+    // moved but the operators' (the keys' registration), which the next tick signs anyway.
+    let runner = kernel.lease_runner(
+        LeasedJob::new(CHECKPOINTS, every).first_after_one_interval(),
+        &holder,
+    );
     runner
         .run(|| async {
             let made = gatehouse_core::audit::checkpoint_all(
