@@ -86,6 +86,8 @@ pub struct Kernel {
     domain_checker: Option<Arc<crate::mail::DomainChecker>>,
     /// Share-link rows and opens served from memory (`product::share_opens`).
     share_opens: crate::product::share_opens::ShareOpens,
+    /// The leased background jobs this process runs, and their state (`jobs`).
+    jobs: Arc<crate::jobs::JobBoard>,
 }
 
 /// One dependency's state in the readiness report.
@@ -100,6 +102,8 @@ pub struct Check {
 pub struct Readiness {
     pub ready: bool,
     pub checks: Vec<Check>,
+    /// The leased background jobs: never part of `ready` (another instance may run them).
+    pub jobs: Vec<crate::jobs::JobStatus>,
 }
 
 impl Kernel {
@@ -132,6 +136,7 @@ impl Kernel {
             webhook_wakeup: tokio::sync::Notify::new(),
             domain_checker: None,
             share_opens: crate::product::share_opens::ShareOpens::default(),
+            jobs: Arc::default(),
         }
     }
 
@@ -385,6 +390,28 @@ impl Kernel {
         self.clock.as_ref()
     }
 
+    /// A runner for `job` under its lease in this kernel's store, on behalf of the instance
+    /// `holder`, reporting to this kernel's readiness.
+    #[must_use]
+    pub fn lease_runner(
+        &self,
+        job: crate::jobs::LeasedJob,
+        holder: &str,
+    ) -> crate::jobs::LeaseRunner {
+        crate::jobs::LeaseRunner::new(
+            job,
+            holder.to_owned(),
+            Arc::clone(&self.store) as Arc<dyn crate::store::Housekeeping>,
+            Arc::clone(&self.clock),
+            Arc::clone(&self.jobs),
+        )
+    }
+
+    /// Gives up the leases `holder` holds (at shutdown, once its jobs stopped).
+    pub async fn release_leases(&self, holder: &str) {
+        crate::jobs::release_all(self.store.as_ref(), &self.jobs, holder).await;
+    }
+
     #[must_use]
     pub fn passwords(&self) -> &PasswordPool {
         &self.passwords
@@ -437,7 +464,11 @@ impl Kernel {
                 detail: "the outbox cannot be read: the store is unavailable".to_owned(),
             }
         });
-        Readiness { ready, checks }
+        Readiness {
+            ready,
+            checks,
+            jobs: self.jobs.snapshot(),
+        }
     }
 
     async fn mail_check(&self) -> Check {

@@ -16,6 +16,7 @@ pub mod fuzzing;
 pub mod identity;
 pub mod ids;
 pub mod inputs;
+pub mod jobs;
 pub mod kernel;
 pub mod keyring;
 pub mod lifecycle;

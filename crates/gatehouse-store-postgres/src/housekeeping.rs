@@ -43,6 +43,19 @@ impl Housekeeping for PostgresStore {
         Ok(won.is_some_and(|h| h == holder))
     }
 
+    async fn lease_holder(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1 AND expires_at > $2")
+            .bind(name)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .bind(name)

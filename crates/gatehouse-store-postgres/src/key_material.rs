@@ -12,6 +12,10 @@ use crate::errors::map_err;
 use crate::rows::{get, int, state_col, u32_col};
 use crate::tx::PgTx;
 
+/// The advisory lock key that key creation takes (`lock_key_material`): "gh-keys\0" as a
+/// big-endian integer, apart from sqlx's migration lock, which is derived from the database name.
+const KEY_MATERIAL_LOCK: i64 = 0x6768_2d6b_6579_7300;
+
 fn kek_version(row: &PgRow) -> Result<KekVersionRecord, StoreError> {
     Ok(KekVersionRecord {
         version: u32_col(row, "version")?,
@@ -32,6 +36,18 @@ fn platform_key(row: &PgRow) -> Result<PlatformKeyRecord, StoreError> {
 
 #[async_trait]
 impl KeyMaterialStore for PgTx {
+    async fn lock_key_material(&mut self) -> Result<(), StoreError> {
+        // Transaction-scoped: released by the commit or rollback, never left on a pooled
+        // connection. Every statement after it (read committed) sees what the previous holder
+        // committed.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(KEY_MATERIAL_LOCK)
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
     async fn kek_versions(&mut self) -> Result<Vec<KekVersionRecord>, StoreError> {
         let found = sqlx::query("SELECT * FROM kek_versions ORDER BY version")
             .fetch_all(&mut *self.tx)

@@ -42,6 +42,21 @@ impl Housekeeping for SqliteStore {
         Ok(won.is_some_and(|h| h == holder))
     }
 
+    async fn lease_holder(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let c: &mut SqliteConnection = &mut conn;
+        sqlx::query_scalar("SELECT holder FROM leases WHERE name = ? AND expires_at > ?")
+            .bind(name)
+            .bind(micros(now))
+            .fetch_optional(c)
+            .await
+            .map_err(map_err)
+    }
+
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         let (_turn, mut tx) = self.begin_immediate().await?;
         let c: &mut SqliteConnection = &mut tx;

@@ -33,6 +33,17 @@ fn platform_key(row: &SqliteRow) -> Result<PlatformKeyRecord, StoreError> {
 
 #[async_trait]
 impl KeyMaterialStore for SqliteTx {
+    async fn lock_key_material(&mut self) -> Result<(), StoreError> {
+        // `BEGIN IMMEDIATE` took the database's write lock, which excludes every other writer,
+        // in this process or another; a reader has no business creating keys.
+        if self.turn.is_none() {
+            return Err(StoreError::Backend(
+                "refused: key material is created only in a write transaction".into(),
+            ));
+        }
+        Ok(())
+    }
+
     async fn kek_versions(&mut self) -> Result<Vec<KekVersionRecord>, StoreError> {
         let found = sqlx::query("SELECT * FROM kek_versions ORDER BY version")
             .fetch_all(&mut *self.tx)

@@ -121,18 +121,29 @@ impl SqliteStore {
 
     /// Applies the migrations up to `version` only (a restore's first step).
     pub async fn migrate_up_to(&self, version: i64) -> Result<(), StoreError> {
-        migrate::migrator_up_to(version)
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
+        self.migrate_with(migrate::migrator_up_to(version)).await
     }
 
-    /// Applies every migration not yet applied. Safe to run on every start.
+    /// Applies every migration not yet applied. Safe to run on every start, also by several
+    /// processes starting at once on one file.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrator()
-            .run(&self.pool)
+        self.migrate_with(migrator()).await
+    }
+
+    /// Runs `migrator` inside one `BEGIN IMMEDIATE` transaction. sqlx's lock is a no-op on
+    /// SQLite and each migration's own transaction begins deferred, so two processes starting
+    /// on a new file would both find migration 1 missing and the second would fail applying it;
+    /// under the write lock the second waits (busy timeout) and then finds everything applied.
+    async fn migrate_with(&self, migrator: sqlx::migrate::Migrator) -> Result<(), StoreError> {
+        let (_turn, mut tx) = self.begin_immediate().await?;
+        // `run_direct` over the transaction's connection: `run` goes through `Acquire`, whose
+        // future the compiler cannot prove `Send` for a borrowed connection (sqlx says as much
+        // beside `run_direct`).
+        migrate::in_open_transaction(migrator)
+            .run_direct(None, &mut *tx, false)
             .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        tx.commit().await.map_err(map_err)
     }
 
     #[must_use]

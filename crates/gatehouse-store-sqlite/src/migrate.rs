@@ -104,3 +104,23 @@ pub fn migrator_up_to(version: i64) -> Migrator {
         ..Migrator::DEFAULT
     }
 }
+
+/// `migrator` with every migration marked to run without a transaction of its own, for running
+/// inside one the caller opened (`SqliteStore::migrate`). The checksums, and so the recorded
+/// history, stay the same: they cover the SQL alone.
+#[must_use]
+pub(crate) fn in_open_transaction(migrator: Migrator) -> Migrator {
+    let migrations = migrator
+        .migrations
+        .iter()
+        .map(|m| Migration {
+            no_tx: true,
+            ..m.clone()
+        })
+        .collect();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        no_tx: true,
+        ..migrator
+    }
+}

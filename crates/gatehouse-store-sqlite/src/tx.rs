@@ -21,7 +21,7 @@ pub(crate) struct SqliteTx {
     /// Adds the transaction's time, begin to end, to the request's store stage.
     timer: StoreTimer,
     /// A writer's turn, released after `tx` (fields drop in order); `None` for a reader.
-    turn: Option<WriteTurn>,
+    pub(crate) turn: Option<WriteTurn>,
 }
 
 impl SqliteTx {

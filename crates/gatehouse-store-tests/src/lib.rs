@@ -97,10 +97,12 @@ macro_rules! behaviour_suite {
             second_factor_concurrent_claims_never_share_a_message
         );
         $crate::behaviour_suite!(@fixture $fresh; key_material;
-            second_factor_platform_keys_are_listed_and_rewrapped
+            second_factor_platform_keys_are_listed_and_rewrapped,
+            key_material_lock_makes_creators_take_turns
         );
         $crate::behaviour_suite!(@store $fresh; key_material;
-            keyring_refuses_a_wrong_master_key
+            keyring_refuses_a_wrong_master_key,
+            keyrings_started_at_once_on_a_new_store_share_one_set_of_keys
         );
         $crate::behaviour_suite!(@store $fresh; org_keys;
             vault_transit_floor_is_unset_then_set_then_moved,

@@ -247,13 +247,17 @@ impl App {
             }
             None => None,
         };
-        let job = tokio::spawn(reencryption_job(
-            Arc::clone(self.kernel.keyring()),
+        // One name for this process in every lease it takes (see `gatehouse_core::jobs`).
+        let instance = crate::jobs::instance_id();
+        let job = tokio::spawn(crate::jobs::reencryption(
+            Arc::clone(&self.kernel),
+            instance.clone(),
             self.reencrypt_every,
             self.reencrypt_batch,
         ));
-        let checkpoints = tokio::spawn(checkpoint_job(
+        let checkpoints = tokio::spawn(crate::jobs::checkpoints(
             Arc::clone(&self.kernel),
+            instance.clone(),
             self.checkpoint_every,
         ));
         let sessions = tokio::spawn(session_job(Arc::clone(&self.kernel)));
@@ -267,7 +271,6 @@ impl App {
             self.mail_poll,
         ));
         let webhooks = tokio::spawn(webhook_job(Arc::clone(&self.kernel), self.webhook_poll));
-        let instance = crate::lifecycle_job::instance_id();
         let lifecycle = tokio::spawn(crate::lifecycle_job::run(
             Arc::clone(&self.kernel),
             instance.clone(),
@@ -331,10 +334,9 @@ impl App {
         mail.abort();
         webhooks.abort();
         lifecycle.abort();
-        // Handed over now rather than when it runs out: another instance purges at its next tick.
-        if let Err(e) = self.kernel.lifecycle().release_lease(&instance).await {
-            tracing::warn!(error = %e, "could not give up the lifecycle lease; it runs out by itself");
-        }
+        // Handed over now rather than when they run out: another instance takes each job over
+        // at its next tick.
+        self.kernel.release_leases(&instance).await;
         if let Some(j) = tls_reload {
             j.abort();
         }
@@ -353,38 +355,6 @@ impl App {
             crate::otlp::shutdown(spans).await;
         }
         out
-    }
-}
-
-/// Signs a checkpoint over every audit chain head that moved, every `every`.
-async fn checkpoint_job(kernel: Arc<Kernel>, every: Duration) {
-    loop {
-        tokio::time::sleep(every).await;
-        match gatehouse_core::audit::checkpoint_all(
-            kernel.store(),
-            kernel.keyring(),
-            kernel.clock(),
-        )
-        .await
-        {
-            Ok(0) => {}
-            Ok(made) => tracing::info!(made, "signed audit checkpoints"),
-            Err(e) => tracing::warn!(error = %e, "audit checkpointing failed; retrying later"),
-        }
-    }
-}
-
-/// Moves sealed values to their organisation's newest data key, in the background, for ever.
-async fn reencryption_job(keyring: Arc<Keyring>, every: Duration, batch: u32) {
-    loop {
-        match keyring.reencrypt_all(batch).await {
-            Ok(0) => {}
-            Ok(moved) => {
-                tracing::info!(moved, "re-encrypted sealed values to the newest data keys")
-            }
-            Err(e) => tracing::warn!(error = %e, "re-encryption pass failed; retrying later"),
-        }
-        tokio::time::sleep(every).await;
     }
 }
 

@@ -33,13 +33,24 @@ pub(crate) fn secret_text(path: &Path) -> Result<gatehouse_crypto::SecretString,
 
 /// Loads the development key at `path`, generating it first when absent. Returns whether it was
 /// generated now.
+///
+/// Several processes starting at once on one new data directory agree on one key: each writes
+/// its candidate to a file of its own and links it into place, which only the first manages; the
+/// others drop theirs and read the winner's. The key file is never seen half written.
 pub(crate) fn load_or_generate(path: &Path) -> Result<(Key32, bool), String> {
     if path.exists() {
         return read(path).map(|k| (k, false));
     }
     let key = random_key().map_err(|e| e.to_string())?;
-    write_new(path, &key)?;
-    Ok((key, true))
+    let candidate = path.with_extension(format!("{}.partial", uuid::Uuid::new_v4().simple()));
+    write_new(&candidate, &key)?;
+    let linked = fs::hard_link(&candidate, path);
+    let _ = fs::remove_file(&candidate);
+    match linked {
+        Ok(()) => Ok((key, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path).map(|k| (k, false)),
+        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+    }
 }
 
 /// Writes `key` as base64 into a new file with mode 0600, synced.
@@ -74,6 +85,28 @@ mod tests {
         let (k2, fresh) = load_or_generate(&path).unwrap();
         assert!(!fresh);
         assert_eq!(k1.expose(), k2.expose());
+        // Processes starting at once on a new directory all end with the one key stored.
+        let racing = dir.join("racing.key");
+        let keys: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| load_or_generate(&racing).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(keys.iter().filter(|(_, fresh)| *fresh).count(), 1);
+        let stored = read(&racing).unwrap();
+        assert!(keys.iter().all(|(k, _)| k.expose() == stored.expose()));
+        let leftovers = fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .to_string_lossy()
+                    .ends_with(".partial")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(read(&path).unwrap_err().contains("chmod 600"));
         fs::remove_dir_all(&dir).unwrap();

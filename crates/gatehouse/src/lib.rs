@@ -11,6 +11,7 @@ pub mod config;
 mod conn;
 pub mod dev_cert_cmd;
 mod erase_cmd;
+mod jobs;
 mod keyfile;
 mod keys_cmd;
 mod lifecycle_job;

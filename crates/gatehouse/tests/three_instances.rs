@@ -59,7 +59,7 @@ fn redis_url() -> String {
 
 fn admin_url() -> String {
     std::env::var("GH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into())
 }
 
 /// A fresh database, migrated by its owner and served as `gatehouse_app` (row-level security on

@@ -103,26 +103,17 @@ impl Keyring {
     /// Reads every link key from the store (making the first when there is none) and holds
     /// them.
     pub async fn reload_link_keys(&self) -> Result<(), Error> {
-        let mut tx = self.store.begin().await?;
-        let mut records = tx.link_keys().await?;
+        let mut records = self.store.begin_read().await?.link_keys().await?;
         if records.is_empty() {
-            let made = match self.create_link_key(tx.as_mut()).await {
-                Ok((_, proof)) => tx.commit(proof).await.map_err(Error::from),
-                Err(e) => {
-                    drop(tx);
-                    Err(e)
-                }
-            };
-            records = self.store.begin_read().await?.link_keys().await?;
-            // Another instance starting at the same moment may have made version 1 first: its
-            // key serves. With none in the store, the failure was real.
-            if let Err(e) = made
-                && records.is_empty()
-            {
-                return Err(e);
+            // Looked at again under the lock: another instance starting at the same moment may
+            // have made version 1 meanwhile, and then its key serves here too.
+            let mut tx = self.begin_key_creation().await?;
+            records = tx.link_keys().await?;
+            if records.is_empty() {
+                let (_, proof) = self.create_link_key(tx.as_mut()).await?;
+                tx.commit(proof).await?;
+                records = self.store.begin_read().await?.link_keys().await?;
             }
-        } else {
-            drop(tx);
         }
         records.sort_by_key(|r| r.version);
         let keys = records
@@ -145,7 +136,7 @@ impl Keyring {
     /// Adds a link key: new links are signed with it; links signed with the older ones keep
     /// verifying for the overlap period. Returns its version.
     pub async fn rotate_link_key(&self) -> Result<u32, Error> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_key_creation().await?;
         let (version, proof) = self.create_link_key(tx.as_mut()).await?;
         tx.commit(proof).await?;
         self.reload_link_keys().await?;

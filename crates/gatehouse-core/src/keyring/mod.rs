@@ -121,6 +121,9 @@ impl Keyring {
         // SQLite has one writer at a time.
         let kek_version = {
             let mut tx = store.begin().await.map_err(|e| other(&e))?;
+            // Before looking: another instance starting at this moment either registered the
+            // key already (and it is found) or waits until this one has.
+            tx.lock_key_material().await.map_err(|e| other(&e))?;
             let versions = tx.kek_versions().await.map_err(|e| other(&e))?;
             let mut found = None;
             for v in &versions {
@@ -183,6 +186,17 @@ impl Keyring {
         let _ = keyring.platform.set(platform);
         keyring.reload_link_keys().await.map_err(|e| other(&e))?;
         Ok(keyring)
+    }
+
+    /// A write transaction holding the key-material lock, for creating the first key of a
+    /// kind: look (again) inside it, and create only when still absent, so that of several
+    /// instances starting at once one creates and the rest use what it stored.
+    pub(crate) async fn begin_key_creation(
+        &self,
+    ) -> Result<Box<dyn crate::store::PlatformTx>, Error> {
+        let mut tx = self.store.begin().await?;
+        tx.lock_key_material().await?;
+        Ok(tx)
     }
 
     #[must_use]

@@ -28,7 +28,7 @@ fn value_context(kind: &str, record_id: &str) -> Vec<u8> {
 impl Keyring {
     /// Loads the newest platform key, creating version 1 on a store that has none.
     pub(super) async fn load_platform_key(&self) -> Result<(u32, Arc<AeadKey>), Error> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_key_creation().await?;
         let newest = tx
             .platform_keys()
             .await?

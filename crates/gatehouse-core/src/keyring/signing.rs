@@ -21,6 +21,13 @@ pub struct TokenKey {
     pub signer: JwtSigner,
 }
 
+/// The token-signing keys among `all`.
+fn tokens(all: Vec<SigningKeyRecord>) -> Vec<SigningKeyRecord> {
+    all.into_iter()
+        .filter(|k| k.purpose == SigningPurpose::Token)
+        .collect()
+}
+
 fn signing_context(version: u32) -> Vec<u8> {
     context("gatehouse.signing.v1", &[&version.to_be_bytes()])
 }
@@ -53,7 +60,7 @@ impl Keyring {
 
     /// Loads the newest checkpoint key, creating one when there is none.
     pub(super) async fn load_signer(&self) -> Result<(u32, SigningKey), Error> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_key_creation().await?;
         let existing = tx
             .signing_keys()
             .await?
@@ -123,7 +130,7 @@ impl Keyring {
     /// Adds a token-signing key; new tokens are signed with it, older keys stay published until
     /// their last token expires. Returns its version (the `kid`).
     pub async fn rotate_token_key(&self) -> Result<u32, Error> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_key_creation().await?;
         let (record, proof) = self
             .create_signing_key(tx.as_mut(), SigningPurpose::Token)
             .await?;
@@ -134,21 +141,18 @@ impl Keyring {
     /// Every token-signing key, oldest first, as signers (the newest signs; all verify until
     /// retired by age). Creates the first when there is none.
     pub async fn token_keys(&self) -> Result<Vec<TokenKey>, Error> {
-        let mut tx = self.store.begin().await?;
-        let mut records: Vec<SigningKeyRecord> = tx
-            .signing_keys()
-            .await?
-            .into_iter()
-            .filter(|k| k.purpose == SigningPurpose::Token)
-            .collect();
+        let mut records = tokens(self.store.begin_read().await?.signing_keys().await?);
         if records.is_empty() {
-            let (record, proof) = self
-                .create_signing_key(tx.as_mut(), SigningPurpose::Token)
-                .await?;
-            tx.commit(proof).await?;
-            records.push(record);
-        } else {
-            drop(tx);
+            // Looked at again under the lock: another instance may have made it meanwhile.
+            let mut tx = self.begin_key_creation().await?;
+            records = tokens(tx.signing_keys().await?);
+            if records.is_empty() {
+                let (record, proof) = self
+                    .create_signing_key(tx.as_mut(), SigningPurpose::Token)
+                    .await?;
+                tx.commit(proof).await?;
+                records.push(record);
+            }
         }
         records
             .iter()

@@ -97,6 +97,13 @@ impl Lifecycle<'_> {
             .await?)
     }
 
+    /// The purge and pruning as a leased job ticking every `every` (`crate::jobs`), under the
+    /// lease [`Lifecycle::hold_lease`] renews during a long purge.
+    #[must_use]
+    pub fn leased_job(&self, every: std::time::Duration) -> crate::jobs::LeasedJob {
+        crate::jobs::LeasedJob::new(LEASE, every).with_lease(self.lifecycle_settings().lease)
+    }
+
     /// Gives the lease up (at shutdown), so another instance takes over at its next tick.
     pub async fn release_lease(&self, holder: &str) -> Result<(), Error> {
         Ok(self.store().release_lease(LEASE, holder).await?)

@@ -57,6 +57,14 @@ pub trait Housekeeping: Send + Sync {
         until: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
+    /// Who holds the lease `name` at `now` (an unexpired lease), if anyone: readiness reports
+    /// the holder on the instances that do not hold it.
+    async fn lease_holder(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError>;
+
     /// Gives the lease up if `holder` holds it (at shutdown, so another instance need not wait
     /// for it to expire).
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;

@@ -55,6 +55,14 @@ pub struct PlatformKeyRecord {
 #[async_trait]
 /// Key material owned by the keyring; nothing here is ever stored unwrapped.
 pub trait KeyMaterialStore: Send {
+    /// Waits for, then holds until this transaction ends, the lock every transaction that may
+    /// create the first key of a kind takes before it looks: several instances starting at once
+    /// on a new database take turns, and each after the first finds the keys the first stored
+    /// (and uses them) instead of inserting its own. PostgreSQL: a transaction-scoped advisory
+    /// lock. SQLite: nothing to do, a write transaction already excludes every other writer,
+    /// in this process or another.
+    async fn lock_key_material(&mut self) -> Result<(), StoreError>;
+
     async fn kek_versions(&mut self) -> Result<Vec<KekVersionRecord>, StoreError>;
 
     async fn insert_kek_version(&mut self, kek: &KekVersionRecord) -> Result<(), StoreError>;

@@ -81,6 +81,9 @@ struct Metrics {
     orgs: IntGaugeVec,
     connections_open: IntGauge,
     connections_refused: IntCounterVec,
+    job_runs: IntCounterVec,
+    job_last_run: IntGaugeVec,
+    job_lease_held: IntGaugeVec,
     org_counts: OrgCounts,
     /// `auth_fast[method][success]` for the methods in `AUTH_METHODS`.
     auth_fast: Vec<[IntCounter; 2]>,
@@ -205,6 +208,27 @@ impl Metrics {
             ),
             &["cap"],
         )?;
+        let job_runs = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_job_runs_total",
+                "Batches of a leased background job (lifecycle, reencryption, checkpoints) this instance ran, by outcome (ok, failed); an instance that does not hold the job's lease runs none.",
+            ),
+            &["job", "outcome"],
+        )?;
+        let job_last_run = IntGaugeVec::new(
+            Opts::new(
+                "gatehouse_job_last_run_timestamp_seconds",
+                "When this instance last started a batch of the job (Unix seconds).",
+            ),
+            &["job"],
+        )?;
+        let job_lease_held = IntGaugeVec::new(
+            Opts::new(
+                "gatehouse_job_lease_held",
+                "1 while this instance holds the job's lease (and so runs it), else 0.",
+            ),
+            &["job"],
+        )?;
         let build = IntGaugeVec::new(
             Opts::new(
                 "gatehouse_build_info",
@@ -232,6 +256,9 @@ impl Metrics {
             Box::new(orgs.clone()),
             Box::new(connections_open.clone()),
             Box::new(connections_refused.clone()),
+            Box::new(job_runs.clone()),
+            Box::new(job_last_run.clone()),
+            Box::new(job_lease_held.clone()),
             Box::new(build),
         ] {
             registry.register(c)?;
@@ -276,6 +303,9 @@ impl Metrics {
             orgs,
             connections_open,
             connections_refused,
+            job_runs,
+            job_last_run,
+            job_lease_held,
             org_counts: OrgCounts::default(),
             render: Mutex::new(()),
         })
@@ -500,6 +530,23 @@ pub fn connection_refused(cap: &'static str) {
     }
 }
 
+/// A leased job's batch started at `at` (Unix seconds) and ended with `outcome` (`ok`, `failed`).
+pub fn job_ran(job: &'static str, outcome: &'static str, at: i64) {
+    if let Some(m) = on() {
+        m.job_runs.with_label_values(&[job, outcome]).inc();
+        m.job_last_run.with_label_values(&[job]).set(at);
+    }
+}
+
+/// Whether this instance holds `job`'s lease.
+pub fn job_lease_held(job: &'static str, held: bool) {
+    if let Some(m) = on() {
+        m.job_lease_held
+            .with_label_values(&[job])
+            .set(i64::from(held));
+    }
+}
+
 /// Marks `feature` as degraded or recovered. Recorded even with metrics off: readiness reads it.
 pub fn set_degraded(feature: &'static str, degraded: bool) {
     if let Some(m) = get() {
@@ -587,6 +634,8 @@ mod tests {
         auth("password", false);
         set_degraded("rate_limits", true);
         assert!(is_degraded("rate_limits"));
+        job_ran("reencryption", "ok", 1_700_000_000);
+        job_lease_held("reencryption", true);
         let text = render(Snapshot {
             hash_queue_depth: 3,
             mail_outbox_depth: 7,
@@ -602,6 +651,13 @@ mod tests {
         assert!(text.contains("gatehouse_password_hash_queue_depth 3"));
         assert!(text.contains("gatehouse_mail_outbox_depth 7"));
         assert!(text.contains("gatehouse_degraded{feature=\"rate_limits\"} 1"));
+        assert!(text.contains("gatehouse_job_runs_total{job=\"reencryption\",outcome=\"ok\"} 1"));
+        assert!(
+            text.contains(
+                "gatehouse_job_last_run_timestamp_seconds{job=\"reencryption\"} 1700000000"
+            )
+        );
+        assert!(text.contains("gatehouse_job_lease_held{job=\"reencryption\"} 1"));
         assert!(text.contains(&format!(
             "gatehouse_organization_requests{{organization=\"{}\"}} 1",
             Uuid::nil()

@@ -8,6 +8,11 @@
 //! was requested for a registered address, and even the mail check's ok flag could flip on it
 //! during a relay outage, which made the probe an oracle for who has an account. Operators read
 //! every check with its detail at `/admin/v1/health`; the metrics carry the same figures.
+//!
+//! Both list the leased background jobs (`jobs`): whether this instance holds each one's lease,
+//! which instance does (a random instance id), and when this instance last ran it with what
+//! outcome, ok or failed only (how much a batch did follows what users do). Jobs never make the
+//! process unready: another instance may be running them.
 
 use axum::Json;
 use axum::extract::State;
@@ -44,6 +49,36 @@ pub(crate) struct Ready {
     /// `ready`, `not_ready`, or `sealed` (D2: waiting for operators' shares of the master key).
     status: &'static str,
     checks: Vec<CheckStatus>,
+    /// The leased background jobs (empty while sealed).
+    jobs: Vec<JobView>,
+}
+
+/// A leased background job as this instance sees it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct JobView {
+    /// `lifecycle`, `reencryption` or `checkpoints`.
+    name: &'static str,
+    /// Whether this instance holds the job's lease, and so runs it.
+    held: bool,
+    /// The instance holding the lease (a random instance id), if any instance does.
+    holder: Option<String>,
+    /// When this instance last started the job, if it ever did.
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_run: Option<time::OffsetDateTime>,
+    /// How that run ended: `ok` or `failed`.
+    last_outcome: Option<&'static str>,
+}
+
+fn job_views(jobs: Vec<gatehouse_core::jobs::JobStatus>) -> Vec<JobView> {
+    jobs.into_iter()
+        .map(|j| JobView {
+            name: j.name,
+            held: j.held,
+            holder: j.holder,
+            last_run: j.last_run,
+            last_outcome: j.last_outcome.map(|o| o.as_str()),
+        })
+        .collect()
 }
 
 /// A sealed server's readiness: not ready, and why.
@@ -54,6 +89,7 @@ pub(crate) async fn sealed_ready() -> (StatusCode, Json<Ready>) {
             name: "keys",
             ok: false,
         }],
+        jobs: Vec::new(),
     };
     (StatusCode::SERVICE_UNAVAILABLE, Json(body))
 }
@@ -64,6 +100,8 @@ pub(crate) struct ReadyDetails {
     /// `ready` or `not_ready`.
     status: &'static str,
     checks: Vec<CheckView>,
+    /// The leased background jobs.
+    jobs: Vec<JobView>,
 }
 
 /// The process is up and answering.
@@ -92,6 +130,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Re
                 ok: c.ok,
             })
             .collect(),
+        jobs: details.jobs,
     };
     (status, Json(body))
 }
@@ -118,6 +157,7 @@ async fn readiness(state: &AppState) -> (StatusCode, ReadyDetails) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let jobs = job_views(r.jobs);
     let mut checks: Vec<CheckView> = r
         .checks
         .into_iter()
@@ -172,6 +212,7 @@ async fn readiness(state: &AppState) -> (StatusCode, ReadyDetails) {
     let body = ReadyDetails {
         status: if r.ready { "ready" } else { "not_ready" },
         checks,
+        jobs,
     };
     (status, body)
 }

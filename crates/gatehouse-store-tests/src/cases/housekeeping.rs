@@ -27,6 +27,16 @@ pub async fn lease_has_one_holder_until_it_expires_or_is_released(store: Arc<dyn
             .await
             .unwrap()
     );
+    // Anyone may ask who holds it, until it expires.
+    assert_eq!(
+        store
+            .lease_holder("job", t + Duration::seconds(29))
+            .await
+            .unwrap(),
+        Some("a".to_owned())
+    );
+    assert_eq!(store.lease_holder("job", until).await.unwrap(), None);
+    assert_eq!(store.lease_holder("never", t).await.unwrap(), None);
     // Another lease name is independent.
     assert!(store.acquire_lease("other", "b", t, until).await.unwrap());
     // Expired: the next asker takes it, and the old holder is now refused.

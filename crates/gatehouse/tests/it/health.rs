@@ -47,6 +47,51 @@ async fn live_and_ready_report_their_checks() {
             .iter()
             .all(|c| c["ok"] == true)
     );
+    // Alone, the instance holds the leased jobs and has run those whose first tick is at once;
+    // checkpoints tick first one interval after start (five minutes by default): listed, not run.
+    let ran_at_once = |j: &serde_json::Value| {
+        j["name"] == "checkpoints" || (j["held"] == true && j["last_outcome"] == "ok")
+    };
+    let mut jobs = serde_json::Value::Null;
+    for _ in 0..100 {
+        let r: serde_json::Value = app.get("/health/ready").await.json().await.unwrap();
+        jobs = r["jobs"].clone();
+        if jobs
+            .as_array()
+            .is_some_and(|j| j.len() == 3 && j.iter().all(ran_at_once))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut names: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["checkpoints", "lifecycle", "reencryption"],
+        "{jobs}"
+    );
+    for j in jobs.as_array().unwrap() {
+        if j["name"] == "checkpoints" {
+            assert_eq!(j["last_run"], serde_json::Value::Null, "{jobs}");
+            continue;
+        }
+        assert_eq!(j["held"], true, "{jobs}");
+        assert_eq!(j["last_outcome"], "ok", "{jobs}");
+        assert!(
+            j["holder"].as_str().unwrap().starts_with("gatehouse-"),
+            "{jobs}"
+        );
+        assert!(j["last_run"].is_string(), "{jobs}");
+    }
+    // Operators see the same jobs.
+    let (_, details) = app.ready_details().await;
+    assert_eq!(details["jobs"].as_array().unwrap().len(), 3, "{details}");
     app.stop().await;
 }
 
@@ -169,6 +214,13 @@ impl gatehouse_core::store::Housekeeping for UnreachableStore {
         Err(StoreError::Unavailable("connection refused".into()))
     }
     async fn settle_erasure(&self) -> Result<bool, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn lease_holder(
+        &self,
+        _: &str,
+        _: time::OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
     async fn release_lease(&self, _: &str, _: &str) -> Result<(), StoreError> {
