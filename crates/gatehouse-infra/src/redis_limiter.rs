@@ -65,7 +65,7 @@ impl RedisLimiter {
             client.inner().clone(),
             crate::redis_conn::bounded(),
         )
-            .map_err(|e| unavailable(&e))?;
+        .map_err(|e| unavailable(&e))?;
         Ok(Self {
             conn,
             script: Arc::new(redis::Script::new(SCRIPT)),

@@ -279,7 +279,10 @@ impl FallbackLockouts {
     fn answered(&self) {
         if self.degraded.swap(false, Ordering::Relaxed) {
             metrics::set_degraded("lockouts", false);
-            tracing::warn!(store = self.primary.kind(), "lockout counts are shared again");
+            tracing::warn!(
+                store = self.primary.kind(),
+                "lockout counts are shared again"
+            );
         }
     }
 

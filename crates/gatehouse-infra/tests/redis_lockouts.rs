@@ -23,7 +23,11 @@ async fn redis() -> Arc<dyn LockoutStore> {
     let store = RedisLockouts::new(&client, "gh-test:").expect("a Redis client");
     // A first call proves Redis answers: the suite must fail, not pass on nothing, without it.
     store
-        .first_within(&uuid::Uuid::new_v4().to_string(), Duration::seconds(1), t0())
+        .first_within(
+            &uuid::Uuid::new_v4().to_string(),
+            Duration::seconds(1),
+            t0(),
+        )
         .await
         .expect("Redis must be reachable for this suite (GH_TEST_REDIS_URL)");
     Arc::new(store)
@@ -149,8 +153,18 @@ async fn a_dead_store_falls_back_to_counting_in_this_process() {
     assert!(store.attempt(&c, now).await.unwrap().is_some());
     assert!(store.is_degraded());
     assert_eq!(store.kind(), "memory-fallback");
-    assert!(store.first_within("m", Duration::minutes(1), now).await.unwrap());
-    assert!(!store.first_within("m", Duration::minutes(1), now).await.unwrap());
+    assert!(
+        store
+            .first_within("m", Duration::minutes(1), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .first_within("m", Duration::minutes(1), now)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store
             .fallback_calls

@@ -33,7 +33,7 @@ const JOBS: [&str; 3] = ["reencryption", "checkpoints", "lifecycle"];
 
 fn admin_url() -> String {
     std::env::var("GH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into())
 }
 
 async fn admin() -> PgConnection {

@@ -125,6 +125,7 @@ struct Instance {
 }
 
 /// Starts one instance in its own directory and waits for its listening line.
+#[allow(clippy::zombie_processes)] // `Cluster::stop` kills and waits for it
 fn start(dir: &Path, database: &str, prefix: &str, master_key: &str) -> Instance {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("gatehouse.toml"), CONFIG).unwrap();

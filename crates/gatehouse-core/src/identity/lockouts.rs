@@ -105,7 +105,10 @@ impl Kernel {
             group: None,
             policy: self.identity().lockout_policies.account,
         }];
-        let result = match store.clear_group(CountKind::Pair, &pair_prefix(account)).await {
+        let result = match store
+            .clear_group(CountKind::Pair, &pair_prefix(account))
+            .await
+        {
             Ok(()) => store.clear(&wide).await,
             Err(e) => Err(e),
         };

@@ -157,7 +157,8 @@ impl Kernel {
     ) -> Result<(), Error> {
         let subject = super::lockouts::lockout_subject("user", &user.email);
         let ip = request.ip.clone().unwrap_or_default();
-        self.ensure_not_locked(&subject, &ip, self.clock().now()).await?;
+        self.ensure_not_locked(&subject, &ip, self.clock().now())
+            .await?;
         let (ok, _) = self
             .check_password(
                 &crate::inputs::normalize_password(password),
@@ -326,7 +327,8 @@ impl Mfa<'_> {
             request.ip.as_deref().unwrap_or_default(),
             super::lockouts::Strict::PerAccount,
             self.clock().now(),
-        ).await
+        )
+        .await
     }
 
     async fn factor_attempt_succeeded(&self, user: UserId, request: &RequestContext) {
@@ -334,7 +336,8 @@ impl Mfa<'_> {
             &format!("mfa:{user}"),
             request.ip.as_deref().unwrap_or_default(),
             super::lockouts::Strict::PerAccount,
-        ).await;
+        )
+        .await;
     }
 
     /// The second step of a sign-in: the challenge token and a code or a recovery code.

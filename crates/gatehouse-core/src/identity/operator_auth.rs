@@ -73,7 +73,8 @@ impl Operators<'_> {
         let now = self.clock().now();
         let account_subject = lockout_subject("operator", email);
         let ip_subject = request.ip.clone().unwrap_or_default();
-        self.ensure_not_locked(&account_subject, &ip_subject, now).await?;
+        self.ensure_not_locked(&account_subject, &ip_subject, now)
+            .await?;
         let operator = match Email::parse(email) {
             Ok(e) => {
                 let mut tx = self.store().begin_read().await?;
@@ -104,7 +105,10 @@ impl Operators<'_> {
                 // already counts against the address and the account (exactly as a wrong
                 // password's does), and a locked factor answers as a wrong password would, so
                 // neither the counts nor the answers tell a right password from a wrong one.
-                if !self.count_factor_attempt(&factor_subject(operator.id), now).await {
+                if !self
+                    .count_factor_attempt(&factor_subject(operator.id), now)
+                    .await
+                {
                     self.record_refusal_of(Some(operator.id), "operator.mfa_locked", None, request)
                         .await;
                     return Err(Error::InvalidCredentials);
@@ -147,7 +151,8 @@ impl Operators<'_> {
                 drop(tx);
                 return self.code_failed(&operator, request).await;
             }
-            self.factor_attempt_forgiven(&factor_subject(operator.id)).await;
+            self.factor_attempt_forgiven(&factor_subject(operator.id))
+                .await;
         }
         self.attempt_succeeded(&account_subject, &ip_subject).await;
         if let Some(h) = &new_hash {
@@ -211,13 +216,18 @@ impl Operators<'_> {
 
     /// Refuses while the operator's factor is locked after wrong codes, else counts this attempt
     /// until a code proves right.
-    async fn ensure_factor_open(&self, operator: Uuid, request: &RequestContext) -> Result<(), Error> {
+    async fn ensure_factor_open(
+        &self,
+        operator: Uuid,
+        request: &RequestContext,
+    ) -> Result<(), Error> {
         self.ensure_not_locked_as(
             &factor_subject(operator),
             request.ip.as_deref().unwrap_or_default(),
             Strict::PerAccount,
             self.clock().now(),
-        ).await
+        )
+        .await
     }
 
     async fn code_failed<T>(
@@ -344,7 +354,8 @@ impl Operators<'_> {
                 &factor_subject(operator.id),
                 request.ip.as_deref().unwrap_or_default(),
                 Strict::PerAccount,
-            ).await;
+            )
+            .await;
         }
         if !tx.set_session_auth(session.id, auth_at, mfa_at).await? {
             return Err(Error::Unauthenticated("the session has ended"));
@@ -376,7 +387,8 @@ impl Operators<'_> {
     ) -> Result<(), Error> {
         let subject = lockout_subject("operator", &operator.email);
         let ip = request.ip.clone().unwrap_or_default();
-        self.ensure_not_locked(&subject, &ip, self.clock().now()).await?;
+        self.ensure_not_locked(&subject, &ip, self.clock().now())
+            .await?;
         let (ok, _) = self
             .check_password(
                 &normalize_password(password),

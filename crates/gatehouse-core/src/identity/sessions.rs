@@ -395,7 +395,8 @@ impl Sessions<'_> {
         let now = self.clock().now();
         let account_subject = lockout_subject("user", &input.email);
         let ip_subject = request.ip.clone().unwrap_or_default();
-        self.ensure_not_locked(&account_subject, &ip_subject, now).await?;
+        self.ensure_not_locked(&account_subject, &ip_subject, now)
+            .await?;
         // Unknown and known emails do the same work up to the answer: one lookup, one hash.
         let user = match &email {
             Some(e) => {

@@ -170,15 +170,12 @@ impl MemoryLockouts {
             make_room(&mut maps.counts, now);
         }
         for c in counts {
-            let s = maps
-                .counts
-                .entry(key(c.kind, c.subject))
-                .or_insert(State {
-                    failures: 0,
-                    last_failure: now,
-                    locked_until: None,
-                    keep: c.policy.forget_after,
-                });
+            let s = maps.counts.entry(key(c.kind, c.subject)).or_insert(State {
+                failures: 0,
+                last_failure: now,
+                locked_until: None,
+                keep: c.policy.forget_after,
+            });
             if now - s.last_failure >= c.policy.forget_after {
                 s.failures = 0;
             }

@@ -12,7 +12,7 @@ use sqlx::Connection as _;
 /// Where the shared PostgreSQL is (`GH_TEST_POSTGRES_URL`, as for the storage suite).
 pub(crate) fn postgres_admin_url() -> String {
     std::env::var("GH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into())
 }
 
 /// Where the shared Redis is (`GH_TEST_REDIS_URL`).
