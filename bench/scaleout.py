@@ -51,6 +51,24 @@ def require_redis(url: str) -> None:
                          "deployment this measures") from e
 
 
+def redis_script_calls(url: str) -> int:
+    """EVALSHA calls Redis has served (the limiter's decisions), from INFO commandstats."""
+    u = urllib.parse.urlsplit(url)
+    with socket.create_connection((u.hostname or "127.0.0.1", u.port or 6379), timeout=2) as s:
+        s.sendall(b"INFO commandstats\r\n")
+        data = b""
+        while b"\r\n" not in data:
+            data += s.recv(65536)
+        header, _, body = data.partition(b"\r\n")
+        size = int(header[1:])  # a bulk reply: $<length>
+        while len(body) < size:
+            body += s.recv(65536)
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
 def cpu_ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
@@ -60,9 +78,11 @@ def split(total: int, parts: int) -> list:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def load(ports, args, headers, pids) -> dict:
-    """Three wrk processes at once, the i-th at ports[i]; their sum, and the servers' CPU."""
+def load(ports, args, headers, pids, redis=None) -> dict:
+    """Three wrk processes at once, the i-th at ports[i]; their sum, the servers' CPU, and (with
+    `redis`) the limiter's decisions in Redis per request."""
     before = sum(cpu_ticks(p) for p in pids)
+    scripts = redis_script_calls(redis) if redis else 0
     procs = [R.wrk(port, "/v1/auth/verify", args, headers=headers, threads=1, connections=c,
                    background=True)
              for port, c in zip(ports, split(args.connections, len(ports)))]
@@ -73,7 +93,9 @@ def load(ports, args, headers, pids) -> dict:
         parts.append(R.wrk_parse(out, cmd))
     ticks = sum(cpu_ticks(p) for p in pids) - before
     rps = sum(p["requests_per_sec"] for p in parts)
+    decisions = (redis_script_calls(redis) - scripts) if redis else 0
     return {
+        "redis_decisions_per_request": decisions / (rps * args.duration),
         "requests_per_sec": rps,
         "p99_ms": max(p["p99_ms"] for p in parts),
         "p50_ms": max(p["p50_ms"] for p in parts),
@@ -138,7 +160,7 @@ def run(args, results) -> None:
             runs["bare"].append(load([bport] * 3, args, [], [base.pid]))
             for topo in order:
                 target = [ports[0]] * 3 if topo == "one" else ports
-                r = load(target, args, [auth], pids)
+                r = load(target, args, [auth], pids, redis=url)
                 assert r["non_2xx"] == 0, (topo, r)
                 runs[topo].append(r)
     finally:
@@ -173,6 +195,9 @@ def report(results) -> None:
         each = ", ".join(f"{x['requests_per_sec']:.0f}" for x in runs[name])
         print(f"{label:<26}{r['requests_per_sec']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
               f"{r['server_cpu_us_per_request']:>19.1f}  {each}")
+    print("limiter decisions in Redis per verify: " + ", ".join(
+        f"{name} {sorted(r['redis_decisions_per_request'] for r in runs[name])[len(runs[name]) // 2]:.2f}"
+        for name in ("one", "three")))
     print(f"three / one: {s['ratio_three_to_one']:.3f} (each round: "
           f"{', '.join(f'{x:.3f}' for x in s['rounds_three_to_one'])}); one / bare "
           f"{s['ratio_one_to_bare']:.3f}; three / bare {s['ratio_three_to_bare']:.3f}")
