@@ -330,8 +330,13 @@ def main() -> int:
         # The same writes as PostgreSQL counts them: 20 sign-ins, pg_stat_user_tables deltas
         # (after waiting for the counts so far to be reported).
         before = settled_table_writes(db)
+        lsn = pg.psql("SELECT pg_current_wal_lsn()")
         for _ in range(20):
             login()
+        # WAL of the whole server over the 20 sign-ins (anything else writing then counts too,
+        # and a page's first change after a checkpoint is logged whole).
+        results["wal_bytes_per_sign_in"] = int(float(pg.psql(
+            f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{lsn}')"))) / 20
         results["pg_stat_20_sign_ins"] = deltas(before, settled_table_writes(db))
     finally:
         for i in (a, b):
@@ -371,9 +376,10 @@ def report(results):
     for name, r in results["requests"].items():
         if r["writes"]:
             print(f"  {name} writes: " + ", ".join(f"{k} {v}" for k, v in r["writes"].items()))
-    print("pg_stat_user_tables over 20 sign-ins: " + ", ".join(
+    print("pg_stat_user_tables over 20 sign-ins (inserted/updated/deleted): " + ", ".join(
         f"{t} +{v['inserted']}/~{v['updated']}/-{v['deleted']}"
         for t, v in results["pg_stat_20_sign_ins"].items()))
+    print(f"WAL per sign-in (server-wide, over the 20): {results['wal_bytes_per_sign_in']:.0f} bytes")
 
 
 if __name__ == "__main__":
