@@ -19,8 +19,11 @@ Rate limits are off (they never touch the database: in-process or Redis), and th
 jobs' intervals are long so fewer samples are discarded; neither changes what a request does.
 
 Usage: python3 bench/roundtrips.py [--bin target/release/gatehouse] [--samples 5] [--check]
+                                  [--quick]
   --check: exit 1 unless the steady-state counts equal EXPECTED below (update them, and
   docs/SCALING.md, when a change moves them on purpose).
+  --quick: 3 samples after 4 warm-ups, and no pg_stat_user_tables or WAL figures (about 10 s;
+  what .ci/run does with --check).
 Needs PostgreSQL (GH_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres, a
 role that may create databases) and psql; writes bench/out/roundtrips.json.
 """
@@ -73,6 +76,10 @@ QUIET = {
     "GATEHOUSE_LIFECYCLE__PURGE_INTERVAL_SECS": "15",
     "GATEHOUSE_LIFECYCLE__PRUNE_INTERVAL_SECS": "86400",
 }
+
+
+class Done(Exception):
+    """The quick run stops before the pg_stat_user_tables figures."""
 
 
 def free_port() -> int:
@@ -243,12 +250,16 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=12)
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    if args.quick:
+        args.samples, args.warmup = 3, 4
     binary = args.bin or next((p for p in (ROOT / "target/release/gatehouse",
                                            ROOT / "target/debug/gatehouse") if p.exists()), None)
     if binary is None:
         print("no gatehouse binary: cargo build --release -p gatehouse, or pass --bin", file=sys.stderr)
         return 2
+    binary = binary.resolve()
     admin = urllib.parse.urlsplit(pg.ADMIN_URL)
     db = pg.Database(binary, prefix="gh_bench_rt")
     proxy = pgwire.Proxy(admin.hostname or "127.0.0.1", admin.port or 5432).start()
@@ -329,6 +340,8 @@ def main() -> int:
 
         # The same writes as PostgreSQL counts them: 20 sign-ins, pg_stat_user_tables deltas
         # (after waiting for the counts so far to be reported).
+        if args.quick:
+            raise Done
         before = settled_table_writes(db)
         lsn = pg.psql("SELECT pg_current_wal_lsn()")
         for _ in range(20):
@@ -338,6 +351,8 @@ def main() -> int:
         results["wal_bytes_per_sign_in"] = int(float(pg.psql(
             f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{lsn}')"))) / 20
         results["pg_stat_20_sign_ins"] = deltas(before, settled_table_writes(db))
+    except Done:
+        pass
     finally:
         for i in (a, b):
             if i:
@@ -376,6 +391,8 @@ def report(results):
     for name, r in results["requests"].items():
         if r["writes"]:
             print(f"  {name} writes: " + ", ".join(f"{k} {v}" for k, v in r["writes"].items()))
+    if "pg_stat_20_sign_ins" not in results:
+        return
     print("pg_stat_user_tables over 20 sign-ins (inserted/updated/deleted): " + ", ".join(
         f"{t} +{v['inserted']}/~{v['updated']}/-{v['deleted']}"
         for t, v in results["pg_stat_20_sign_ins"].items()))
