@@ -181,7 +181,7 @@ fn the_unit_passes_systemd_analyze_verify_without_a_word() {
 #[test]
 fn the_units_sandbox_is_rated_ok_by_systemd_analyze_security() {
     let unit = write_unit(&unit_for_this_build());
-    // The exposure level is 0.0 to 10.0; --threshold takes it times ten. 1.2 when written.
+    // The exposure level is 0.0 to 10.0; --threshold takes it times ten. 1.4 when written.
     let out = analyze(&["security", "--offline=yes", "--threshold=20"], &unit);
     let said = reported(&out);
     assert!(
