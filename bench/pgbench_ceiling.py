@@ -8,7 +8,7 @@ database that is dropped afterwards):
   3. sign-in shaped, many organisations: the statements of one Gatehouse sign-in as
      bench/roundtrips.py lists them (a read transaction of 6 statements, ended by ROLLBACK; a
      write transaction of 11 statements, 3 of them writes: a session row, an audit event, the
-     organisation's audit chain head), on tables of the same row sizes, each sign-in in a random
+     organisation's audit chain head), on stand-in tables with rows of roughly Gatehouse's size, each sign-in in a random
      one of 1000 organisations;
   4. the same, every sign-in in one organisation: each commit then waits for the chain head the
      one before it holds (`SELECT ... FOR UPDATE` until COMMIT), as an organisation's audited
