@@ -14,9 +14,9 @@ It prints requests/s, p50 and p99 for each, the ratio Gatehouse/baseline, and wr
 as JSON to bench/out/latest.json.
 
 Usage: python3 bench/run.py [--duration 10] [--connections 16] [--threads 2] [--skip-build]
-                            [--only telemetry|endpoints|writes|access|lifecycle|links]
-                            (one section, see bench/endpoints.py, bench/access.py and
-                            bench/lifecycle.py)
+                            [--only telemetry|endpoints|writes|access|lifecycle|links|backup|scaleout]
+                            (one section, see bench/endpoints.py, bench/access.py,
+                            bench/lifecycle.py and bench/scaleout.py)
 """
 
 import argparse
@@ -428,8 +428,11 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--only", choices=["telemetry", "endpoints", "writes", "access", "lifecycle", "links", "backup"],
+    ap.add_argument("--only", choices=["telemetry", "endpoints", "writes", "access", "lifecycle", "links", "backup",
+                                       "scaleout"],
                     help="run one section only (no baseline)")
+    import scaleout
+    scaleout.add_arguments(ap)
     args = ap.parse_args()
     if not shutil.which("wrk"):
         print("wrk is required: apt-get install wrk", file=sys.stderr)
@@ -496,6 +499,14 @@ def main() -> int:
         out = ROOT / "bench" / "out"
         out.mkdir(exist_ok=True)
         (out / "backup.json").write_text(json.dumps(results, indent=2) + "\n")
+        return 0
+
+    if args.only == "scaleout":
+        scaleout.run(args, results)
+        scaleout.report(results)
+        out = ROOT / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        (out / "scaleout.json").write_text(json.dumps(results, indent=2) + "\n")
         return 0
 
     if args.only == "telemetry":
