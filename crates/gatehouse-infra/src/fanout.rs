@@ -60,6 +60,7 @@ fn unavailable(e: &redis::RedisError) -> Error {
 impl RevocationFanout for RedisFanout {
     fn publish(&self, revocation: Revocation) {
         use std::sync::atomic::Ordering;
+        gatehouse_core::identity::note_published();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };

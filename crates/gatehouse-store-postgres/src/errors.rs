@@ -83,8 +83,10 @@ fn server_unavailable(code: &str) -> bool {
     code.starts_with("08")
         || matches!(
             code,
-            // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
-            "57P01" | "57P02" | "57P03" | "53300"
+            // admin_shutdown, crash_shutdown, cannot_connect_now, idle_session_timeout,
+            // too_many_connections; and read_only_sql_transaction, what a write meets on a
+            // primary demoted by a failover, until the connection reaches the new one.
+            "57P01" | "57P02" | "57P03" | "57P05" | "53300" | "25006"
         )
 }
 
@@ -95,7 +97,7 @@ mod tests {
     #[test]
     fn shutdown_start_up_and_connection_states_are_unavailable_and_others_are_not() {
         for code in [
-            "57P01", "57P02", "57P03", "53300", "08006", "08001", "08000",
+            "57P01", "57P02", "57P03", "57P05", "53300", "25006", "08006", "08001", "08000",
         ] {
             assert!(server_unavailable(code), "{code}");
         }

@@ -101,6 +101,28 @@ impl Revocation {
     }
 }
 
+tokio::task_local! {
+    /// Set when the request running in this task published a revocation.
+    static PUBLISHED: std::cell::Cell<bool>;
+}
+
+/// Runs `work` and says whether it published a revocation on its way (through any fan-out
+/// that calls [`note_published`]): the HTTP layer waits for the publish only then.
+pub async fn noting_publishes<F: std::future::Future>(work: F) -> (F::Output, bool) {
+    PUBLISHED
+        .scope(std::cell::Cell::new(false), async {
+            let out = work.await;
+            (out, PUBLISHED.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+/// Marks the running request as one that published a revocation (nothing outside
+/// [`noting_publishes`]).
+pub fn note_published() {
+    let _ = PUBLISHED.try_with(|p| p.set(true));
+}
+
 /// Carries revocations to other instances (Redis pub/sub in `gatehouse-infra`). The in-process
 /// default has none to tell. Publishing never blocks the request that revoked.
 #[async_trait::async_trait]

@@ -25,7 +25,10 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-pub use cache::{CachedSession, LocalOnly, Revocation, RevocationFanout, SessionCache};
+pub use cache::{
+    CachedSession, LocalOnly, Revocation, RevocationFanout, SessionCache, note_published,
+    noting_publishes,
+};
 pub use claims::{AccessClaims, Act};
 pub use members::{InvitationIssued, MeView, MemberView, Members};
 pub use membership_cache::{MEMBERSHIP_CACHE_MAX_AGE, MembershipCache};

@@ -6,8 +6,9 @@
 //!
 //! The counts live behind [`LockoutStore`], the same seam as rate limits: [`MemoryLockouts`] in
 //! this process, or a Redis store in `gatehouse-infra` shared by every instance (one atomic
-//! script per call), so three instances allow the guesses one would, and a restart forgets
-//! nothing.
+//! script per call), so three instances allow the guesses one would, and restarting one
+//! forgets nothing (the in-process store forgets its counts with the process, and counts made
+//! in-process while Redis is away are not carried into Redis when it returns).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

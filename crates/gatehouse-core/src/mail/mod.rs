@@ -284,11 +284,20 @@ impl Mail<'_> {
     ) -> Result<DeliveryReport, Error> {
         let mut report = DeliveryReport::default();
         let now = self.clock().now();
+        let lease_until = now + self.mail_settings().lease;
         let due = self
             .store()
-            .claim_due_mail(now, now + self.mail_settings().lease, DELIVERY_BATCH)
+            .claim_due_mail(now, lease_until, DELIVERY_BATCH)
             .await?;
         for record in due {
+            // Past the claim another instance may take these messages: stop rather than send
+            // what it may be sending too (what is left is due again when the claim runs out).
+            if self.clock().now() >= lease_until {
+                tracing::warn!(
+                    "a mail delivery pass outlasted its claim; the rest waits for the next pass"
+                );
+                break;
+            }
             let message = match self.open_message(&record) {
                 Ok(m) => m,
                 Err(e) => {

@@ -1,7 +1,9 @@
-//! With the Redis fan-out on, a request that may have revoked something (any method but `GET`,
-//! `HEAD` and `OPTIONS`) answers only once its revocations are published (at most two seconds):
-//! when the caller sees the answer, every other instance has been sent the message, so the next
-//! request to any of them is refused, not served from a stale cache.
+//! With the Redis fan-out on, a request that published a revocation answers only once the
+//! publish has been sent to Redis (at most two seconds): by then Redis has passed it to every
+//! instance subscribed at that moment, so the caller's next request elsewhere is, in all but a
+//! race with the receiving instance's subscriber task, refused rather than served from a stale
+//! cache. A failed publish, or an instance whose subscription is reconnecting, falls back to the
+//! caches' age bounds. Requests that published nothing never wait.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -14,12 +16,8 @@ pub(crate) async fn published_before_answer(
     request: Request,
     next: Next,
 ) -> Response {
-    let safe = matches!(
-        *request.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-    );
-    let response = next.run(request).await;
-    if !safe {
+    let (response, published) = gatehouse_core::identity::noting_publishes(next.run(request)).await;
+    if published {
         state.kernel.flush_revocations().await;
     }
     response

@@ -111,6 +111,21 @@ pub(super) fn check_postgres(
         read_ca(&root_source, Path::new(&path))?;
     }
     let host = host.or_else(|| env("PGHOSTADDR")).or_else(|| env("PGHOST"));
+    // The driver trusts the public web roots beside sslrootcert, and verify-ca skips the name:
+    // any publicly trusted certificate for any name would pass. It looks verified and is not.
+    if production
+        && !allow_plaintext
+        && mode == SslMode::VerifyCa
+        && let Some(remote) = host.as_deref().filter(|h| !is_local(h))
+    {
+        return refuse(format!(
+            "{setting}: production refuses sslmode=verify-ca for PostgreSQL at {remote}: the \
+             driver also trusts the public web's CAs and verify-ca does not check the host name, \
+             so any publicly trusted certificate for any name would be accepted; use \
+             sslmode=verify-full (or set {ALLOW} = true if the network path is protected some \
+             other way)"
+        ));
+    }
     if production
         && !allow_plaintext
         && !mode.encrypts()
@@ -351,6 +366,20 @@ mod tests {
             pg(url, true, true).unwrap();
             pg(url, false, false).unwrap();
         }
+        // verify-ca checks neither the name nor (with the driver's public roots) the CA alone.
+        let msg = pg("postgres://u@db.internal/gh?sslmode=verify-ca", true, false).unwrap_err();
+        assert!(
+            msg.contains("refuses sslmode=verify-ca") && msg.contains("sslmode=verify-full"),
+            "{msg}"
+        );
+        pg("postgres://u@db.internal/gh?sslmode=verify-ca", true, true).unwrap();
+        pg(
+            "postgres://u@db.internal/gh?sslmode=verify-ca",
+            false,
+            false,
+        )
+        .unwrap();
+        pg("postgres://u@127.0.0.1/gh?sslmode=verify-ca", true, false).unwrap();
         for url in [
             "postgres://u@db.internal/gh?sslmode=require",
             "postgres://u@db.internal/gh?sslmode=verify-full",

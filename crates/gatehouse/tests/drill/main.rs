@@ -218,7 +218,14 @@ where
     }
     verify::audit_verify_cli(dir);
     let checked = verify::in_database(&db, &ledger, &mail_dir).await;
-    verify::mail_sends(&db, &fleet.log_lines()).await;
+    // Beyond at least once: a message is sent twice only when its sender dies between sending
+    // it and marking it sent, and each sender sends one message at a time, so at most one
+    // message per kill.
+    let (_, twice) = verify::mail_sends(&db, &fleet.log_lines()).await;
+    assert!(
+        twice <= KILLS,
+        "{twice} messages were written more than once over {KILLS} kills"
+    );
     assert!(
         ledger.server_errors.is_empty(),
         "5xx answers from live instances: {:#?}",
