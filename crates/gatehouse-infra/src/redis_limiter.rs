@@ -101,7 +101,8 @@ impl RateLimitStore for RedisLimiter {
 }
 
 /// Redis when it answers; the in-process limiter while it does not (each instance then limits
-/// on its own, so the global limit is at most instances x quota until Redis returns). Never
+/// on its own, and what it counted is not carried into Redis, so around an outage the global
+/// limit is at most (instances + 1) x quota). Never
 /// fails a request because Redis is away.
 #[derive(Debug)]
 pub struct FallbackLimiter {

@@ -1,8 +1,10 @@
 //! Lockout counts and mail throttles shared by every instance: each count is a Redis hash
 //! (failures, last failure, locked until), and each call is one `EVALSHA` of an atomic script
 //! (one round trip) computing what `gatehouse_core::limits::MemoryLockouts` computes. Keys carry
-//! a SHA-256 of the subject, not the subject, so no email address is written to Redis; every
-//! key expires when it no longer matters (the longer of its lock and the forgetting time).
+//! an unkeyed SHA-256 of the subject rather than its text, so no email address is written out
+//! in clear; anyone who can read Redis can still test a guessed address against them, so Redis
+//! holds personal data. Every key expires when it no longer matters (the longer of its lock and
+//! the forgetting time).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -249,8 +251,9 @@ impl LockoutStore for RedisLockouts {
 }
 
 /// Redis when it answers; the counts in this process while it does not (each instance then
-/// counts on its own, so the guesses allowed are at most instances x threshold until Redis
-/// returns). Never fails a sign-in because Redis is away.
+/// counts on its own, and what it counted is not carried into Redis when it returns, so around
+/// an outage the guesses allowed are at most (instances + 1) x threshold). Never fails a sign-in
+/// because Redis is away.
 #[derive(Debug)]
 pub struct FallbackLockouts {
     primary: Arc<dyn LockoutStore>,

@@ -83,11 +83,11 @@ fn the_example_configuration_is_valid_in_production_mode() {
         ("GATEHOUSE_MASTER_KEY", key_text()),
         (
             "GATEHOUSE_DATABASE_URL",
-            "postgres://gatehouse_app:pw@db.internal:5432/gatehouse".to_owned(),
+            "postgres://gatehouse_app:pw@db.internal:5432/gatehouse?sslmode=verify-full".to_owned(),
         ),
         (
             "GATEHOUSE_REDIS_URL",
-            "redis://:pw@redis.internal:6379".to_owned(),
+            "rediss://:pw@redis.internal:6379".to_owned(),
         ),
     ];
     let out = config_check(&dir, &env);

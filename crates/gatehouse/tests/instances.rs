@@ -3,7 +3,7 @@
 //! and each periodic job runs on one of them at a time, taken over within its stated bound when
 //! that one is killed.
 //!
-//! Needs PostgreSQL (`GH_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`,
+//! Needs PostgreSQL (`GH_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable`,
 //! a role that may create databases): it fails, never skips, without it. Each test makes its own
 //! databases (named `gh_test_{unix secs}_{hex}`, like the storage suite's, whose sweep drops
 //! leftovers of a crashed run) and drops them. Not part of the README's service-free test command;

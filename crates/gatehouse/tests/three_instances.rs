@@ -1,7 +1,7 @@
 //! Three `gatehouse serve` processes over one PostgreSQL database and one Redis behave as one
 //! (E5): requests go round-robin over them, and a sign-in flood, a revocation and a rate limit
 //! each hold as they would on a single instance. Needs PostgreSQL (GH_TEST_POSTGRES_URL, default
-//! postgres://postgres@127.0.0.1:5432/postgres) and Redis (GH_TEST_REDIS_URL, default
+//! postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) and Redis (GH_TEST_REDIS_URL, default
 //! redis://127.0.0.1:6379): it fails, never skips, without them. Not part of the README's
 //! service-free test command; `.ci/run` runs it with the PostgreSQL suite.
 #![allow(

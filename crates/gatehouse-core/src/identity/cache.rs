@@ -124,7 +124,8 @@ pub fn note_published() {
 }
 
 /// Carries revocations to other instances (Redis pub/sub in `gatehouse-infra`). The in-process
-/// default has none to tell. Publishing never blocks the request that revoked.
+/// default has none to tell. `publish` never blocks; the HTTP layer waits (at most 2 s) for a
+/// request's publishes before answering it (`noting_publishes`).
 #[async_trait::async_trait]
 pub trait RevocationFanout: Send + Sync + std::fmt::Debug {
     fn publish(&self, revocation: Revocation);

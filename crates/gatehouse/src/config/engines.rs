@@ -321,10 +321,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(msg.contains("only checked with sslmode=verify-ca"), "{msg}");
-        for mode in ["verify-full", "verify-ca", "VERIFY-FULL"] {
+        for (mode, production) in [
+            ("verify-full", true),
+            ("VERIFY-FULL", true),
+            ("verify-ca", false),
+        ] {
             pg(
                 &format!("postgres://u@db/gh?sslmode={mode}&sslrootcert={ca}"),
-                true,
+                production,
                 false,
             )
             .unwrap();

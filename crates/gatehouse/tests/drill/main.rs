@@ -3,7 +3,7 @@
 //! PostgreSQL database and one Redis; one instance on SQLite); and PostgreSQL stopped and started
 //! again under load costs 503 `store_unavailable` while it is down and nothing after.
 //!
-//! Needs PostgreSQL (GH_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres),
+//! Needs PostgreSQL (GH_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable),
 //! PostgreSQL's server binaries (for a private cluster) and Redis (GH_TEST_REDIS_URL, default
 //! redis://127.0.0.1:6379): they fail, never skip, without them. Not part of the README's
 //! service-free test command; `.ci/run` runs them in its PostgreSQL step. Each drill prints its
