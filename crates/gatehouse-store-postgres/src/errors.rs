@@ -85,7 +85,8 @@ fn server_unavailable(code: &str) -> bool {
             code,
             // admin_shutdown, crash_shutdown, cannot_connect_now, idle_session_timeout,
             // too_many_connections; and read_only_sql_transaction, what a write meets on a
-            // primary demoted by a failover, until the connection reaches the new one.
+            // primary demoted by a failover (the pool keeps such a connection until its
+            // lifetime ends, so the 503s last until then, or until a restart).
             "57P01" | "57P02" | "57P03" | "57P05" | "53300" | "25006"
         )
 }

@@ -77,6 +77,7 @@ pub async fn serve_sealed(
 ) -> Result<(), String> {
     let known = known_keys(config).await?;
     let (unsealed_tx, unsealed_rx) = oneshot::channel::<App>();
+    let (switched_tx, switched_rx) = tokio::sync::watch::channel(false);
     let unsealer: Arc<dyn Unsealer> = Arc::new(Sealed(Arc::new(Inner {
         config: config.clone(),
         known,
@@ -88,6 +89,7 @@ pub async fn serve_sealed(
         }),
         limits: Mutex::new(HashMap::new()),
         unsealed: Mutex::new(Some(unsealed_tx)),
+        switched: switched_rx,
     })));
     let tls = match &config.tls {
         Some(s) => Some(Arc::new(
@@ -142,6 +144,9 @@ pub async fn serve_sealed(
         tracing::info!("stopped while sealed");
         return Ok(());
     };
+    // The sealed servers accept nothing more: the unsealing request may now answer, and a
+    // client's next connection waits in the backlog for the application.
+    let _ = switched_tx.send(true);
     tracing::info!("unsealed: serving");
     app.serve_with_admin(listener, admin, shutdown)
         .await
@@ -202,6 +207,8 @@ struct Inner {
     limits: Mutex<HashMap<String, (Instant, u32)>>,
     /// Taken when the application is built; `None` afterwards.
     unsealed: Mutex<Option<oneshot::Sender<App>>>,
+    /// True once the sealed listeners stopped accepting (handed on to the application).
+    switched: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Unsealer for Sealed {
@@ -305,6 +312,16 @@ impl Inner {
                 if let Some(tx) = sender {
                     let _ = tx.send(app);
                 }
+                // Answer only once the sealed listeners stopped accepting: a connection the
+                // caller opens after this answer is then the application's, never one the
+                // sealed server would accept and close at the switch (bounded, in case the
+                // switch never comes).
+                let mut switched = self.switched.clone();
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    switched.wait_for(|s| *s),
+                )
+                .await;
                 self.set_progress(false, Some(threshold), received);
                 tracing::info!(threshold, "unseal: master key rebuilt and accepted");
                 Ok(self.progress_now())

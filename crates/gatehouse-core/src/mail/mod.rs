@@ -290,14 +290,6 @@ impl Mail<'_> {
             .claim_due_mail(now, lease_until, DELIVERY_BATCH)
             .await?;
         for record in due {
-            // Past the claim another instance may take these messages: stop rather than send
-            // what it may be sending too (what is left is due again when the claim runs out).
-            if self.clock().now() >= lease_until {
-                tracing::warn!(
-                    "a mail delivery pass outlasted its claim; the rest waits for the next pass"
-                );
-                break;
-            }
             let message = match self.open_message(&record) {
                 Ok(m) => m,
                 Err(e) => {
@@ -331,6 +323,15 @@ impl Mail<'_> {
                 tracing::info!(mail_id = %record.id, "mail skipped: the recipient opted out");
                 report.skipped += 1;
                 continue;
+            }
+            // Past the claim another instance may take these messages: stop rather than send
+            // what it may be sending too (what is left is due again when the claim runs out).
+            // Checked just before sending, after the store calls that may wait for a connection.
+            if self.clock().now() >= lease_until {
+                tracing::warn!(
+                    "a mail delivery pass outlasted its claim; the rest waits for the next pass"
+                );
+                break;
             }
             match transport.send(&message).await {
                 Ok(()) => {

@@ -218,9 +218,9 @@ where
     }
     verify::audit_verify_cli(dir);
     let checked = verify::in_database(&db, &ledger, &mail_dir).await;
-    // Beyond at least once: a message is sent twice only when its sender dies between sending
-    // it and marking it sent, and each sender sends one message at a time, so at most one
-    // message per kill.
+    // Beyond at least once: a message is sent twice when its sender dies between sending it and
+    // marking it sent (each sender sends one message at a time: at most one per kill), or when
+    // marking it sent fails (a store error, logged); the bound assumes the second stays rare.
     let (_, twice) = verify::mail_sends(&db, &fleet.log_lines()).await;
     assert!(
         twice <= KILLS,
