@@ -51,6 +51,12 @@ else
   targets=("${all_targets[@]}")
 fi
 
+# GH_FUZZ_TARGET_DIR: where the build goes (default fuzz/target). CI points it outside its
+# fresh clone, so the dependencies' release builds carry over from one run to the next (cargo's
+# fingerprints decide what is rebuilt; our own crates always are when they changed).
+target_dir="${GH_FUZZ_TARGET_DIR:-$root/fuzz/target}"
+export CARGO_TARGET_DIR="$target_dir"
+
 sanitizer="${GH_FUZZ_SANITIZER:-none}"
 # cargo-fuzz builds with one codegen unit by default; 16 (its own suggestion for faster builds)
 # lets the two cores share each large crate's code generation. The runs are a little slower per
@@ -68,7 +74,7 @@ fi
 echo "built in $((SECONDS - build_start)) s"
 
 triple="$(rustc +nightly -vV | sed -n 's/^host: //p')"
-bin_dir="$root/fuzz/target/$triple/release"
+bin_dir="$target_dir/$triple/release"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
