@@ -235,6 +235,16 @@ impl Cluster {
     }
 }
 
+/// A failed assertion unwinds past `stop`: the instances go with the cluster all the same.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in &mut self.instances {
+            let _ = i.child.kill();
+            let _ = i.child.wait();
+        }
+    }
+}
+
 fn base64_key() -> String {
     use base64::Engine as _;
     let mut bytes = uuid::Uuid::new_v4().as_bytes().to_vec();
