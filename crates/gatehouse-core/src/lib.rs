@@ -23,6 +23,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod mail;
 pub mod page;
+pub mod posture;
 pub mod password_pool;
 pub mod product;
 pub mod scope;
