@@ -184,7 +184,7 @@ where
 impl<F, Fut> Probe for FnProbe<F>
 where
     F: Fn() -> Fut + Send + Sync,
-    Fut: Future<Output = Finding> + Send,
+    Fut: Future<Output = Finding> + Send + 'static,
 {
     fn control(&self) -> &'static str {
         self.control

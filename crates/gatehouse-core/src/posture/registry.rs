@@ -286,7 +286,7 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_check_past_its_deadline_warns_and_the_report_does_not_wait_for_it() {
         let slow: Arc<dyn Probe> = Arc::new(FnProbe::new("E1", true, Settings::new(), || async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
