@@ -88,6 +88,9 @@ pub struct Shared {
     pub revocation_fanout: bool,
     /// Spans are exported over OTLP (readiness reports the collector).
     pub otlp: bool,
+    /// The posture registry (H3), set once the routers exist: one of its probes sends a request
+    /// through the router.
+    pub posture: Arc<std::sync::OnceLock<Arc<gatehouse_core::posture::Posture>>>,
 }
 
 impl AppState {
@@ -103,6 +106,7 @@ impl AppState {
             background: Arc::new(tokio::sync::Semaphore::new(64)),
             revocation_fanout: false,
             otlp: false,
+            posture: Arc::default(),
         }))
     }
 

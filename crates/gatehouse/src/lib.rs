@@ -17,6 +17,8 @@ mod keys_cmd;
 mod lifecycle_job;
 pub mod logging;
 mod mail_cmd;
+mod posture;
+mod posture_cmd;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 mod shares;

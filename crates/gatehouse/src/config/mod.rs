@@ -42,7 +42,7 @@ mod transit;
 pub mod webhooks;
 
 pub use audit::AuditConfig;
-use database::database_url_text;
+pub(crate) use database::database_url_text;
 pub use database::{Database, DatabaseSettings, redact_url};
 pub use identity::IdentityConfig;
 pub use keyring::{KeyringConfig, KeyringJobSettings};
