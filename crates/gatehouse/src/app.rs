@@ -98,14 +98,20 @@ impl App {
         let keyring = start_keyring(config, master, &store, &clock).await?;
         let passwords = start_password_pool(config)?;
         let kernel = Arc::new(
-            Kernel::new(store, Arc::clone(&clock), passwords, Arc::clone(&keyring.0), keyring.1)
-                .with_identity(identity(config))
-                .with_mail(config.mail.settings.clone())
-                .with_lifecycle(config.lifecycle.settings.clone())
-                .with_share(config.share)
-                .with_webhooks(config.webhooks.settings.clone(), webhook_client(config)?)
-                .with_domain_check(domain_checker(config)?)
-                .with_product(config.product.clone()),
+            Kernel::new(
+                store,
+                Arc::clone(&clock),
+                passwords,
+                Arc::clone(&keyring.0),
+                keyring.1,
+            )
+            .with_identity(identity(config))
+            .with_mail(config.mail.settings.clone())
+            .with_lifecycle(config.lifecycle.settings.clone())
+            .with_share(config.share)
+            .with_webhooks(config.webhooks.settings.clone(), webhook_client(config)?)
+            .with_domain_check(domain_checker(config)?)
+            .with_product(config.product.clone()),
         );
         kernel
             .auth()

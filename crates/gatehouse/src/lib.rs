@@ -17,10 +17,10 @@ mod keys_cmd;
 mod lifecycle_job;
 pub mod logging;
 mod mail_cmd;
-mod posture;
-mod posture_cmd;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+mod posture;
+mod posture_cmd;
 mod shares;
 pub mod tls;
 pub mod unseal;

@@ -178,7 +178,11 @@ impl TlsReloader {
 
     /// When the certificate in force stops being valid.
     pub fn leaf_not_after(&self) -> Result<time::OffsetDateTime, String> {
-        let leaf = self.leaf.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let leaf = self
+            .leaf
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
             .map_err(|e| format!("the certificate does not parse: {e}"))?;
         Ok(cert.validity().not_after.to_datetime())

@@ -22,7 +22,9 @@ fn b1() -> Arc<dyn Probe> {
         let Ok(key) = gatehouse_core::api_keys::format::generate(
             gatehouse_core::api_keys::format::KeyEnv::Live,
         ) else {
-            return Finding::fail("No API key could be generated: the system's random source failed.");
+            return Finding::fail(
+                "No API key could be generated: the system's random source failed.",
+            );
         };
         let text = key.expose();
         let mut altered = text.to_owned();
@@ -35,13 +37,20 @@ fn b1() -> Arc<dyn Probe> {
             (true, false) => Finding::pass(
                 "A key generated now carries a valid checksum, and an altered one is refused before any lookup.",
             ),
-            _ => Finding::fail("The API-key checksum does not tell a generated key from an altered one."),
+            _ => Finding::fail(
+                "The API-key checksum does not tell a generated key from an altered one.",
+            ),
         }
     })
 }
 
 fn b2(f: &Facts<'_>) -> Arc<dyn Probe> {
-    let names: Vec<String> = f.config.service_secrets.iter().map(|s| s.name.clone()).collect();
+    let names: Vec<String> = f
+        .config
+        .service_secrets
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
     let count = names.len();
     let settings = posture_settings! {
         "service_secrets" => names,
@@ -102,27 +111,46 @@ fn c2(f: &Facts<'_>) -> Arc<dyn Probe> {
 }
 
 fn c3() -> Arc<dyn Probe> {
-    probe("C3", true, posture_settings! {"levels" => ["private", "shared", "public"]}, || async {
-        Finding::pass("Each record is private, shared with its organisation, or public; the check decides by level.")
-    })
+    probe(
+        "C3",
+        true,
+        posture_settings! {"levels" => ["private", "shared", "public"]},
+        || async {
+            Finding::pass(
+                "Each record is private, shared with its organisation, or public; the check decides by level.",
+            )
+        },
+    )
 }
 
 fn c4() -> Arc<dyn Probe> {
-    probe("C4", true, posture_settings! {"grants" => "created by the granting organisation's admins, optional expiry and type filter"}, || async {
-        Finding::pass("Cross-organisation access exists only through grants the granting organisation made.")
-    })
+    probe(
+        "C4",
+        true,
+        posture_settings! {"grants" => "created by the granting organisation's admins, optional expiry and type filter"},
+        || async {
+            Finding::pass(
+                "Cross-organisation access exists only through grants the granting organisation made.",
+            )
+        },
+    )
 }
 
 fn c5(f: &Facts<'_>) -> Arc<dyn Probe> {
     let production = f.config.mode == Mode::Production;
     let Some(r) = &f.config.rate_limits else {
-        return probe("C5", false, posture_settings! {"enabled" => false}, move || async move {
-            Finding::warn(if production {
-                "Rate limits are off."
-            } else {
-                "Rate limits and sign-in lockouts are off (development mode only; production refuses this)."
-            })
-        });
+        return probe(
+            "C5",
+            false,
+            posture_settings! {"enabled" => false},
+            move || async move {
+                Finding::warn(if production {
+                    "Rate limits are off."
+                } else {
+                    "Rate limits and sign-in lockouts are off (development mode only; production refuses this)."
+                })
+            },
+        );
     };
     let store = match r.store {
         LimitStore::Memory => "memory",
@@ -163,13 +191,20 @@ fn c6(f: &Facts<'_>) -> Arc<dyn Probe> {
     let origins = f.config.server.cors_allowed_origins.clone();
     let enabled = !origins.is_empty();
     let n = origins.len();
-    probe("C6", enabled, posture_settings! {"allowed_origins" => origins}, move || async move {
-        if n == 0 {
-            Finding::pass("No cross-origin caller is allowed: browsers on other origins cannot read responses.")
-        } else {
-            Finding::pass(format!(
-                "Cross-origin requests are answered for {n} listed origin(s) only; a wildcard is refused at load."
-            ))
-        }
-    })
+    probe(
+        "C6",
+        enabled,
+        posture_settings! {"allowed_origins" => origins},
+        move || async move {
+            if n == 0 {
+                Finding::pass(
+                    "No cross-origin caller is allowed: browsers on other origins cannot read responses.",
+                )
+            } else {
+                Finding::pass(format!(
+                    "Cross-origin requests are answered for {n} listed origin(s) only; a wildcard is refused at load."
+                ))
+            }
+        },
+    )
 }

@@ -42,7 +42,12 @@ fn d1(f: &Facts<'_>) -> Arc<dyn Probe> {
             let started = tokio::time::Instant::now();
             let start = next.load(Ordering::Relaxed) % orgs.len().max(1);
             let (mut sampled, mut pending, mut shredded) = (0usize, 0u64, 0usize);
-            for org in orgs.iter().cycle().skip(start).take(orgs.len().min(KEY_SAMPLE)) {
+            for org in orgs
+                .iter()
+                .cycle()
+                .skip(start)
+                .take(orgs.len().min(KEY_SAMPLE))
+            {
                 if started.elapsed() > KEY_BUDGET {
                     break;
                 }
@@ -51,7 +56,11 @@ fn d1(f: &Facts<'_>) -> Arc<dyn Probe> {
                         pending += s.pending_reencryption;
                         shredded += usize::from(s.shredded);
                     }
-                    Err(e) => return Finding::fail(format!("An organisation's data keys cannot be read: {e}")),
+                    Err(e) => {
+                        return Finding::fail(format!(
+                            "An organisation's data keys cannot be read: {e}"
+                        ));
+                    }
                 }
                 sampled += 1;
             }
@@ -63,7 +72,9 @@ fn d1(f: &Facts<'_>) -> Arc<dyn Probe> {
                 orgs.len()
             );
             let finding = if kernel.key_source() == KeySource::GeneratedDevelopmentFile {
-                Finding::warn(format!("{base} The master key is a generated development key."))
+                Finding::warn(format!(
+                    "{base} The master key is a generated development key."
+                ))
             } else {
                 Finding::pass(base)
             };
@@ -108,9 +119,13 @@ fn d3(f: &Facts<'_>) -> Arc<dyn Probe> {
     };
     probe("D3", configured, settings, move || async move {
         if configured {
-            Finding::pass("`gatehouse backup` writes archives encrypted to the configured recipients; restore verifies every record and the audit chains.")
+            Finding::pass(
+                "`gatehouse backup` writes archives encrypted to the configured recipients; restore verifies every record and the audit chains.",
+            )
         } else {
-            Finding::warn("No backup recipient or passphrase is configured: `gatehouse backup` cannot run until one is.")
+            Finding::warn(
+                "No backup recipient or passphrase is configured: `gatehouse backup` cannot run until one is.",
+            )
         }
     })
 }
@@ -153,11 +168,20 @@ fn d4(f: &Facts<'_>) -> Arc<dyn Probe> {
                     let left = not_after - now;
                     let days = left.whole_days();
                     let finding = if left <= time::Duration::ZERO {
-                        Finding::fail(format!("The certificate in force expired {} day(s) ago.", -days))
+                        Finding::fail(format!(
+                            "The certificate in force expired {} day(s) ago.",
+                            -days
+                        ))
                     } else if left < CERT_WARN {
-                        Finding::warn(format!("TLS {}+ is served; the certificate expires in {days} day(s).", tls.min_version_str()))
+                        Finding::warn(format!(
+                            "TLS {}+ is served; the certificate expires in {days} day(s).",
+                            tls.min_version_str()
+                        ))
                     } else {
-                        Finding::pass(format!("TLS {}+ is served; the certificate expires in {days} day(s).", tls.min_version_str()))
+                        Finding::pass(format!(
+                            "TLS {}+ is served; the certificate expires in {days} day(s).",
+                            tls.min_version_str()
+                        ))
                     };
                     finding.figure("certificate_days_left", days)
                 }
@@ -174,7 +198,10 @@ fn d5(f: &Facts<'_>) -> Arc<dyn Probe> {
         "secrets_configured" => planted.len(),
     };
     probe("D5", true, settings, move || {
-        let leaked = planted.iter().filter(|s| printed.contains(s.as_str())).count();
+        let leaked = planted
+            .iter()
+            .filter(|s| printed.contains(s.as_str()))
+            .count();
         let n = planted.len();
         async move {
             if leaked == 0 {
@@ -241,9 +268,9 @@ pub(super) async fn rls_finding(pg: &gatehouse_store_postgres::PostgresStore) ->
         Ok(gatehouse_store_postgres::RlsPosture::Enforced { role }) => Finding::pass(format!(
             "Row-level security binds the role {role} on PostgreSQL."
         )),
-        Ok(gatehouse_store_postgres::RlsPosture::Bypassed { role, reason }) => Finding::fail(format!(
-            "The role {role} is not bound by row-level security because {reason}."
-        )),
+        Ok(gatehouse_store_postgres::RlsPosture::Bypassed { role, reason }) => Finding::fail(
+            format!("The role {role} is not bound by row-level security because {reason}."),
+        ),
         Err(e) => Finding::fail(format!("The database catalog cannot be read: {e}")),
     }
 }

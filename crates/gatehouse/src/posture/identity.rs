@@ -48,7 +48,10 @@ fn a1(f: &Facts<'_>) -> Arc<dyn Probe> {
         let kernel = Arc::clone(&kernel);
         async move {
             let (m, t, lanes) = ARGON2_FLOOR;
-            let floor = if params.memory_kib >= m && params.iterations >= t && params.parallelism >= lanes {
+            let floor = if params.memory_kib >= m
+                && params.iterations >= t
+                && params.parallelism >= lanes
+            {
                 Finding::pass(format!(
                     "New hashes use Argon2id m={} KiB, t={}, p={}, at or above OWASP's floor.",
                     params.memory_kib, params.iterations, params.parallelism
@@ -62,11 +65,16 @@ fn a1(f: &Facts<'_>) -> Arc<dyn Probe> {
 }
 
 fn a2() -> Arc<dyn Probe> {
-    probe("A2", false, posture_settings! {"runs_in" => "gatehouse local-vault and the gatehouse-vault library"}, || async {
-        Finding::not_applicable(
-            "The local vault is a library and CLI for desktop apps; nothing of it runs in the server.",
-        )
-    })
+    probe(
+        "A2",
+        false,
+        posture_settings! {"runs_in" => "gatehouse local-vault and the gatehouse-vault library"},
+        || async {
+            Finding::not_applicable(
+                "The local vault is a library and CLI for desktop apps; nothing of it runs in the server.",
+            )
+        },
+    )
 }
 
 fn a3(f: &Facts<'_>) -> Arc<dyn Probe> {
@@ -108,11 +116,9 @@ fn a4(f: &Facts<'_>) -> Arc<dyn Probe> {
     };
     probe("A4", true, settings, move || async move {
         // RFC 6238 appendix B, SHA-1, T = 59: the generator answers the published vector.
-        let secret = gatehouse_crypto::otp::TotpSecret::from_bytes(b"12345678901234567890".to_vec());
-        let eight = gatehouse_crypto::otp::TotpCheck {
-            digits: 8,
-            ..check
-        };
+        let secret =
+            gatehouse_crypto::otp::TotpSecret::from_bytes(b"12345678901234567890".to_vec());
+        let eight = gatehouse_crypto::otp::TotpCheck { digits: 8, ..check };
         if eight.code_at(&secret, 59) == "94287082" {
             Finding::pass("The TOTP generator reproduces RFC 6238's test vector.")
         } else {
@@ -140,7 +146,9 @@ fn a5(f: &Facts<'_>) -> Arc<dyn Probe> {
                 _ if fanout => Finding::pass(
                     "Revoked sessions are refused on the next request here, and on other instances through Redis.",
                 ),
-                _ => Finding::pass("Revoked sessions are refused on the next request (one instance)."),
+                _ => Finding::pass(
+                    "Revoked sessions are refused on the next request (one instance).",
+                ),
             }
         }
     })
@@ -151,9 +159,21 @@ fn a5(f: &Facts<'_>) -> Arc<dyn Probe> {
 fn a6(f: &Facts<'_>) -> Arc<dyn Probe> {
     let id = &f.config.identity;
     let values = [
-        ("customer_session_ttl_secs", secs(id.customer_session_ttl), 7 * 86_400_i64),
-        ("operator_session_ttl_secs", secs(id.operator_session_ttl), 12 * 3_600),
-        ("impersonation_ttl_secs", secs(id.impersonation_ttl), 30 * 60),
+        (
+            "customer_session_ttl_secs",
+            secs(id.customer_session_ttl),
+            7 * 86_400_i64,
+        ),
+        (
+            "operator_session_ttl_secs",
+            secs(id.operator_session_ttl),
+            12 * 3_600,
+        ),
+        (
+            "impersonation_ttl_secs",
+            secs(id.impersonation_ttl),
+            30 * 60,
+        ),
         ("access_token_ttl_secs", secs(id.access_token_ttl), 86_400),
     ];
     let mut settings = gatehouse_core::posture::Settings::new();
@@ -167,9 +187,14 @@ fn a6(f: &Facts<'_>) -> Arc<dyn Probe> {
             .map(|(k, _, _)| *k)
             .collect();
         if over.is_empty() {
-            Finding::pass("Every session tier and the access tokens live within the catalogue's bounds.")
+            Finding::pass(
+                "Every session tier and the access tokens live within the catalogue's bounds.",
+            )
         } else {
-            Finding::warn(format!("Longer than the catalogue's bound: {}.", over.join(", ")))
+            Finding::warn(format!(
+                "Longer than the catalogue's bound: {}.",
+                over.join(", ")
+            ))
         }
     })
 }
@@ -236,6 +261,8 @@ fn a10(f: &Facts<'_>) -> Arc<dyn Probe> {
         "tls" => f.config.tls.is_some(),
     };
     probe("A10", true, settings, || async {
-        Finding::pass("Browser sessions use __Host- cookies (HttpOnly, Secure, SameSite=Lax); a state change needs the session's CSRF token.")
+        Finding::pass(
+            "Browser sessions use __Host- cookies (HttpOnly, Secure, SameSite=Lax); a state change needs the session's CSRF token.",
+        )
     })
 }

@@ -37,9 +37,13 @@ fn f2(f: &Facts<'_>) -> Arc<dyn Probe> {
     };
     probe("F2", true, settings, move || async move {
         if dkim {
-            Finding::pass("Unsubscribe links are signed; opted-out addresses are skipped before every send; mail is DKIM-signed for one-click.")
+            Finding::pass(
+                "Unsubscribe links are signed; opted-out addresses are skipped before every send; mail is DKIM-signed for one-click.",
+            )
         } else {
-            Finding::warn("Unsubscribe links are signed and opt-outs honoured, but mail is not DKIM-signed, so receivers will not offer one-click unsubscribe.")
+            Finding::warn(
+                "Unsubscribe links are signed and opt-outs honoured, but mail is not DKIM-signed, so receivers will not offer one-click unsubscribe.",
+            )
         }
     })
 }
@@ -50,7 +54,9 @@ fn f3(f: &Facts<'_>) -> Arc<dyn Probe> {
         "poll_secs" => f.config.webhooks.poll.as_secs(),
     };
     probe("F3", true, settings, || async {
-        Finding::pass("Outgoing webhooks are signed per Standard Webhooks, retried with backoff, and logged per delivery.")
+        Finding::pass(
+            "Outgoing webhooks are signed per Standard Webhooks, retried with backoff, and logged per delivery.",
+        )
     })
 }
 
@@ -64,21 +70,42 @@ fn f4(f: &Facts<'_>) -> Arc<dyn Probe> {
         .map(ToString::to_string)
         .collect();
     let system = servers.is_empty();
-    probe("F4", true, posture_settings! {"dns_servers" => if system { vec!["system resolver".to_owned()] } else { servers }}, || async {
-        Finding::pass("Sending domains can be checked for SPF, DKIM and DMARC on demand (`gatehouse mail check-domain`, the API).")
-    })
+    probe(
+        "F4",
+        true,
+        posture_settings! {"dns_servers" => if system { vec!["system resolver".to_owned()] } else { servers }},
+        || async {
+            Finding::pass(
+                "Sending domains can be checked for SPF, DKIM and DMARC on demand (`gatehouse mail check-domain`, the API).",
+            )
+        },
+    )
 }
 
 fn g1() -> Arc<dyn Probe> {
-    probe("G1", true, posture_settings! {"pagination" => "cursor"}, || async {
-        Finding::pass("Everything stored about a person or an organisation can be exported, page by page.")
-    })
+    probe(
+        "G1",
+        true,
+        posture_settings! {"pagination" => "cursor"},
+        || async {
+            Finding::pass(
+                "Everything stored about a person or an organisation can be exported, page by page.",
+            )
+        },
+    )
 }
 
 fn g2() -> Arc<dyn Probe> {
-    probe("G2", true, posture_settings! {"deletion" => "hard delete, by subject, ids or date range"}, || async {
-        Finding::pass("Erasure deletes rows outright, derived data included; audit events keep their chain with personal data erased.")
-    })
+    probe(
+        "G2",
+        true,
+        posture_settings! {"deletion" => "hard delete, by subject, ids or date range"},
+        || async {
+            Finding::pass(
+                "Erasure deletes rows outright, derived data included; audit events keep their chain with personal data erased.",
+            )
+        },
+    )
 }
 
 fn g3(f: &Facts<'_>) -> Arc<dyn Probe> {
@@ -119,8 +146,12 @@ const H1_EXPECTED: [(&str, fn(&str) -> bool); 7] = [
         v.contains("default-src 'none'") && v.contains("frame-ancestors 'none'")
     }),
     ("x-frame-options", |v| v.eq_ignore_ascii_case("deny")),
-    ("x-content-type-options", |v| v.eq_ignore_ascii_case("nosniff")),
-    ("referrer-policy", |v| v == "strict-origin-when-cross-origin"),
+    ("x-content-type-options", |v| {
+        v.eq_ignore_ascii_case("nosniff")
+    }),
+    ("referrer-policy", |v| {
+        v == "strict-origin-when-cross-origin"
+    }),
     ("permissions-policy", |v| v.contains("camera=()")),
     ("cross-origin-opener-policy", |v| v == "same-origin"),
 ];
@@ -183,29 +214,42 @@ fn h2(f: &Facts<'_>) -> Arc<dyn Probe> {
     let text = f.config.security_txt.clone();
     let configured = text.is_some();
     let clock = Arc::clone(&f.clock);
-    probe("H2", configured, posture_settings! {"configured" => configured}, move || {
-        let text = text.clone();
-        let clock = Arc::clone(&clock);
-        async move {
-            let Some(text) = text else {
-                return Finding::warn("No [security_txt] is configured: /.well-known/security.txt answers 404.");
-            };
-            let expires = text
-                .lines()
-                .find_map(|l| l.strip_prefix("Expires: "))
-                .and_then(|v| {
-                    time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc3339).ok()
-                });
-            match expires {
-                Some(at) if at > clock.now() => Finding::pass(format!(
-                    "/.well-known/security.txt is served, valid for {} more day(s).",
-                    (at - clock.now()).whole_days()
-                )),
-                Some(_) => Finding::fail("/.well-known/security.txt has expired."),
-                None => Finding::fail("/.well-known/security.txt carries no readable Expires field."),
+    probe(
+        "H2",
+        configured,
+        posture_settings! {"configured" => configured},
+        move || {
+            let text = text.clone();
+            let clock = Arc::clone(&clock);
+            async move {
+                let Some(text) = text else {
+                    return Finding::warn(
+                        "No [security_txt] is configured: /.well-known/security.txt answers 404.",
+                    );
+                };
+                let expires = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Expires: "))
+                    .and_then(|v| {
+                        time::OffsetDateTime::parse(
+                            v.trim(),
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .ok()
+                    });
+                match expires {
+                    Some(at) if at > clock.now() => Finding::pass(format!(
+                        "/.well-known/security.txt is served, valid for {} more day(s).",
+                        (at - clock.now()).whole_days()
+                    )),
+                    Some(_) => Finding::fail("/.well-known/security.txt has expired."),
+                    None => Finding::fail(
+                        "/.well-known/security.txt carries no readable Expires field.",
+                    ),
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// E1: the newest events of each chain against its latest signed checkpoint, a bounded number
@@ -218,7 +262,10 @@ pub(super) async fn audit_spot_check(
     match gatehouse_core::audit::latest_checkpoint_operators(kernel.store()).await {
         Ok(Some(c)) => {
             let age = (kernel.clock().now() - c.at).whole_seconds();
-            Finding::pass(format!("The operators' newest checkpoint is {age} s old (every {} s).", every.as_secs()))
+            Finding::pass(format!(
+                "The operators' newest checkpoint is {age} s old (every {} s).",
+                every.as_secs()
+            ))
         }
         Ok(None) => Finding::warn("No checkpoint signed yet."),
         Err(e) => Finding::fail(format!("The audit log cannot be read: {e}")),

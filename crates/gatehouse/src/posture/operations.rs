@@ -38,9 +38,13 @@ fn e2(f: &Facts<'_>) -> Arc<dyn Probe> {
     };
     probe("E2", true, settings, move || async move {
         if json {
-            Finding::pass("Logs are JSON lines with a trace id per request (W3C traceparent accepted).")
+            Finding::pass(
+                "Logs are JSON lines with a trace id per request (W3C traceparent accepted).",
+            )
         } else {
-            Finding::warn("Logs are human-readable text; JSON lines (log_format = \"json\") are what collectors parse.")
+            Finding::warn(
+                "Logs are human-readable text; JSON lines (log_format = \"json\") are what collectors parse.",
+            )
         }
     })
 }
@@ -60,7 +64,10 @@ fn e3(f: &Facts<'_>) -> Arc<dyn Probe> {
         let Some(families) = gatehouse_core::telemetry::metrics::family_names() else {
             return Finding::fail("Metrics are on but the registry could not be created.");
         };
-        let gauges = ["gatehouse_password_hash_queue_depth", "gatehouse_connections_open"];
+        let gauges = [
+            "gatehouse_password_hash_queue_depth",
+            "gatehouse_connections_open",
+        ];
         let missing: Vec<&str> = gauges
             .iter()
             .filter(|w| !families.iter().any(|f| f == *w))
@@ -73,31 +80,42 @@ fn e3(f: &Facts<'_>) -> Arc<dyn Probe> {
             ))
             .figure("families", families.len())
         } else {
-            Finding::fail(format!("The metrics registry lacks {}.", missing.join(", ")))
+            Finding::fail(format!(
+                "The metrics registry lacks {}.",
+                missing.join(", ")
+            ))
         }
     })
 }
 
 fn e4(f: &Facts<'_>) -> Arc<dyn Probe> {
     let kernel = Arc::clone(f.kernel);
-    probe("E4", true, posture_settings! {"live" => "/health/live", "ready" => "/health/ready"}, move || {
-        let kernel = Arc::clone(&kernel);
-        async move {
-            let r = kernel.readiness().await;
-            let failing: Vec<&str> = r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
-            match (r.ready, failing.is_empty()) {
-                (true, true) => Finding::pass(format!(
-                    "Ready: all {} readiness checks pass.",
-                    r.checks.len()
-                )),
-                (true, false) => Finding::warn(format!(
-                    "Ready, with degraded dependencies: {}.",
-                    failing.join(", ")
-                )),
-                (false, _) => Finding::fail(format!("Not ready: {} failing.", failing.join(", "))),
+    probe(
+        "E4",
+        true,
+        posture_settings! {"live" => "/health/live", "ready" => "/health/ready"},
+        move || {
+            let kernel = Arc::clone(&kernel);
+            async move {
+                let r = kernel.readiness().await;
+                let failing: Vec<&str> =
+                    r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+                match (r.ready, failing.is_empty()) {
+                    (true, true) => Finding::pass(format!(
+                        "Ready: all {} readiness checks pass.",
+                        r.checks.len()
+                    )),
+                    (true, false) => Finding::warn(format!(
+                        "Ready, with degraded dependencies: {}.",
+                        failing.join(", ")
+                    )),
+                    (false, _) => {
+                        Finding::fail(format!("Not ready: {} failing.", failing.join(", ")))
+                    }
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 fn e5(f: &Facts<'_>) -> Arc<dyn Probe> {
@@ -115,10 +133,18 @@ fn e5(f: &Facts<'_>) -> Arc<dyn Probe> {
     };
     probe("E5", postgres, settings, move || async move {
         match (postgres, redis, shared_limits) {
-            (false, _, _) => Finding::not_applicable("One instance over SQLite: scale-out needs PostgreSQL and Redis."),
-            (true, true, true) => Finding::pass("Instances share PostgreSQL and Redis: sessions, revocations, limits and audit chains agree."),
-            (true, true, false) => Finding::warn("Instances share revocations through Redis, but each keeps its own rate limits (rate_limits.store = \"memory\")."),
-            (true, false, _) => Finding::warn("Instances share PostgreSQL but not Redis: revocations reach other instances only within their cache bound, and limits are per instance."),
+            (false, _, _) => Finding::not_applicable(
+                "One instance over SQLite: scale-out needs PostgreSQL and Redis.",
+            ),
+            (true, true, true) => Finding::pass(
+                "Instances share PostgreSQL and Redis: sessions, revocations, limits and audit chains agree.",
+            ),
+            (true, true, false) => Finding::warn(
+                "Instances share revocations through Redis, but each keeps its own rate limits (rate_limits.store = \"memory\").",
+            ),
+            (true, false, _) => Finding::warn(
+                "Instances share PostgreSQL but not Redis: revocations reach other instances only within their cache bound, and limits are per instance.",
+            ),
         }
     })
 }

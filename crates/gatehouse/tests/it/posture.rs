@@ -12,8 +12,14 @@ use serde_json::json;
 use crate::support::{raw_config, temp_dir};
 
 async fn build(edit: impl FnOnce(&mut RawConfig)) -> (App, gatehouse_core::FakeClock) {
-    let dir = temp_dir();
-    let mut raw = raw_config(&dir);
+    build_in(&temp_dir(), edit).await
+}
+
+async fn build_in(
+    dir: &std::path::Path,
+    edit: impl FnOnce(&mut RawConfig),
+) -> (App, gatehouse_core::FakeClock) {
+    let mut raw = raw_config(dir);
     edit(&mut raw);
     let config = Config::from_raw(raw, None).unwrap();
     let clock =
@@ -63,7 +69,11 @@ async fn turning_rate_limits_off_in_development_turns_c5_off_and_to_a_warning() 
     assert_eq!(on.settings["store"], "memory");
     assert_eq!(on.figures["limiter_store"], "memory");
     assert_eq!((off.enabled, off.verdict), (false, Verdict::Warn));
-    assert!(off.evidence.contains("development mode only"), "{}", off.evidence);
+    assert!(
+        off.evidence.contains("development mode only"),
+        "{}",
+        off.evidence
+    );
 }
 
 #[tokio::test]
@@ -81,7 +91,11 @@ async fn configuring_cors_origins_shows_them_in_c6() {
         some.settings["allowed_origins"],
         json!(["https://app.example.com"])
     );
-    assert!(some.evidence.contains("1 listed origin"), "{}", some.evidence);
+    assert!(
+        some.evidence.contains("1 listed origin"),
+        "{}",
+        some.evidence
+    );
 }
 
 #[tokio::test]
@@ -124,14 +138,19 @@ async fn the_header_check_sends_a_request_through_the_router() {
     let r = report(|_| {}).await;
     let h1 = control(&r, "H1");
     assert_eq!(h1.verdict, Verdict::Pass, "{h1:?}");
-    assert!(h1.evidence.contains("through the router"), "{}", h1.evidence);
+    assert!(
+        h1.evidence.contains("through the router"),
+        "{}",
+        h1.evidence
+    );
 }
 
 #[tokio::test]
 async fn a_security_txt_past_its_expiry_fails_h2() {
-    let expires = (gatehouse_core::Clock::now(&gatehouse_core::SystemClock) + time::Duration::days(30))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let expires = (gatehouse_core::Clock::now(&gatehouse_core::SystemClock)
+        + time::Duration::days(30))
+    .format(&time::format_description::well_known::Rfc3339)
+    .unwrap();
     let (app, clock) = build(|raw| {
         raw.security_txt.contact = vec!["mailto:security@example.com".to_owned()];
         raw.security_txt.expires = Some(expires);
@@ -158,5 +177,53 @@ async fn no_secret_value_appears_in_the_report() {
     let d5 = control(&r, "D5");
     assert_eq!(d5.verdict, Verdict::Pass);
     assert_eq!(d5.figures["secrets_checked"], 1);
-    assert_eq!(control(&r, "B2").settings["service_secrets"], json!(["billing"]));
+    assert_eq!(
+        control(&r, "B2").settings["service_secrets"],
+        json!(["billing"])
+    );
+}
+
+/// On SQLite (the README suite) the database cannot enforce isolation: a warning. With
+/// `GH_IT_POSTGRES=1` (CI's PostgreSQL run) the same test runs the report as the application
+/// role (row-level security binds it: pass) and as the owner, which bypasses it: C2 fails.
+#[tokio::test]
+async fn c2_reports_whether_the_database_enforces_isolation() {
+    if std::env::var_os("GH_IT_POSTGRES").is_none() {
+        let r = report(|_| {}).await;
+        let c2 = control(&r, "C2");
+        assert_eq!(
+            (c2.verdict, c2.settings["backend"].clone()),
+            (Verdict::Warn, json!("sqlite"))
+        );
+        return;
+    }
+    let dir = temp_dir();
+    let (app_url, owner_url) = crate::support::postgres_database(&dir).await;
+    let as_app = build_in(&dir, |raw| {
+        raw.database_url = Some(app_url.clone());
+        raw.database_migration_url = Some(owner_url.clone());
+    })
+    .await
+    .0
+    .posture()
+    .report()
+    .await;
+    let c2 = control(&as_app, "C2");
+    assert_eq!(c2.verdict, Verdict::Pass, "{c2:?}");
+    assert_eq!(c2.settings["backend"], "postgres");
+    // The same data directory: the development master key that sealed the database.
+    let as_owner = build_in(&dir, |raw| raw.database_url = Some(owner_url.clone()))
+        .await
+        .0
+        .posture()
+        .report()
+        .await;
+    let c2 = control(&as_owner, "C2");
+    assert_eq!(c2.verdict, Verdict::Fail, "{c2:?}");
+    assert!(
+        c2.evidence.contains("not bound by row-level security"),
+        "{}",
+        c2.evidence
+    );
+    crate::support::drop_postgres_database(&dir).await;
 }
