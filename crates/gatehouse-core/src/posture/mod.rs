@@ -9,6 +9,7 @@
 
 pub mod catalogue;
 mod declarations;
+pub mod markdown;
 mod registry;
 
 use std::fmt;

@@ -1,96 +1,352 @@
 //! Family A of the catalogue (see `super`).
 
-use super::{Built, Control};
+use super::{Built, Control, Evidence};
 
 pub(super) static CONTROLS: &[Control] = &[
     Control {
         id: "A1",
         title: "Password storage",
         built: Built::Done(None),
-        promise: "",
+        promise: "Passwords are stored only as slow, salted Argon2id hashes and checked against a list of commonly breached passwords.",
         self_check: "",
-        ledger: "",
-        evidence: &[],
+        ledger: r#"Passwords are stored as Argon2id PHC strings at or above OWASP's floor, rehashed when the
+configured cost rises, optionally peppered, checked against length rules and a breached-password
+list, never logged, and hashed on a bounded pool off the async runtime. Imported bcrypt hashes are
+accepted at cost 10 to 14 (below 10 only with `allow_weak_hashes`) and replaced by Argon2id at
+first sign-in; a stored hash over the cost ceiling is never verified, a check made before the
+verification is queued on the hashing pool."#,
+        evidence: &[
+            Evidence {
+                file: "crates/gatehouse/tests/it/passwords.rs",
+                tests: &[
+                    "a_bcrypt_imported_user_signs_in_and_is_stored_as_argon2id_afterwards",
+                    "imported_hash_costs_are_bounded_and_a_too_costly_stored_hash_is_never_verified",
+                    "a_configured_cost_over_the_import_ceiling_still_signs_in",
+                    "raising_the_argon2_parameters_rehashes_at_the_next_sign_in",
+                    "common_passwords_are_refused_with_a_reason",
+                    "unknown_email_and_wrong_password_get_identical_answers_and_indistinguishable_timings",
+                    "a_configured_pepper_is_mixed_into_new_hashes_and_needed_to_verify_them",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-crypto/src/password.rs",
+                tests: &[
+                    "hash_is_argon2id_phc_and_verifies",
+                    "parameters_cannot_go_below_the_floor",
+                    "a_pepper_is_needed_for_peppered_hashes_and_unpeppered_ones_still_verify",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-core/src/inputs.rs",
+                tests: &[
+                    "common_passwords_are_refused_with_a_reason",
+                    "passwords_are_nfkc_normalised",
+                    "passwords_by_characters_not_bytes",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-core/src/password_pool.rs",
+                tests: &[
+                    "a_full_queue_is_refused_at_once_and_work_resumes_after",
+                    "hashes_and_verifies_off_the_runtime",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/signup.rs",
+                tests: &["a_saturated_hashing_pool_answers_503_with_retry_after"],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/errors.rs",
+                tests: &["validation_failures_are_422_and_never_echo_the_password"],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/secrets_in_logs.rs",
+                tests: &["no_log_line_contains_a_planted_secret"],
+            },
+        ],
     },
     Control {
         id: "A2",
         title: "Local master-password vault",
         built: Built::Done(None),
-        promise: "",
+        promise: "The command-line vault keeps credentials in one file encrypted under a key derived from your master password, and refuses a wrong password or a tampered file.",
         self_check: "",
-        ledger: "",
-        evidence: &[],
+        ledger: r#"A library (`gatehouse-vault`) and `gatehouse local-vault` keep credentials in one file encrypted
+under an Argon2id-derived key; the format is versioned and authenticated, and a wrong password is
+a clear error."#,
+        evidence: &[
+            Evidence {
+                file: "crates/gatehouse-vault/src/tests.rs",
+                tests: &[
+                    "round_trip",
+                    "wrong_password_and_tampering_are_refused_without_change",
+                    "a_crash_between_write_and_rename_keeps_the_previous_file",
+                    "change_password",
+                    "default_kdf_is_at_least_64_mib",
+                    "absurd_kdf_parameters_are_refused_before_deriving",
+                    "debug_shows_no_values",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/process.rs",
+                tests: &["local_vault_commands"],
+            },
+        ],
     },
     Control {
         id: "A3",
         title: "Organisation-scoped bearer tokens",
         built: Built::Done(None),
-        promise: "",
+        promise: "Every access token names the organisation it was issued for, and using it for another organisation is refused and recorded.",
         self_check: "",
-        ledger: "",
-        evidence: &[],
+        ledger: r#"Access tokens are EdDSA JWTs naming subject, organisation, roles, session and audience, published
+at a JWKS endpoint with overlapping key rotation; an organisation route needs `x-organization-id`
+equal to the token's, and a mismatch is a 403 recorded in the audit log."#,
+        evidence: &[
+            Evidence {
+                file: "crates/gatehouse/tests/it/tokens.rs",
+                tests: &[
+                    "pyjwt_verifies_our_tokens_from_the_jwks_document_across_a_key_rotation",
+                    "org_routes_need_the_tokens_organisation_and_a_mismatch_is_refused_and_audited",
+                    "switching_organisation_issues_a_token_for_a_membership_only",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-crypto/src/jwt.rs",
+                tests: &[
+                    "signs_and_verifies_by_kid_with_the_injected_clock",
+                    "a_token_signed_by_another_key_under_the_same_kid_is_refused",
+                ],
+            },
+        ],
     },
     Control {
         id: "A4",
         title: "TOTP second factor",
         built: Built::Done(None),
-        promise: "",
+        promise: "You can protect your account with codes from an authenticator app; each code works once, and ten single-use recovery codes stand in if you lose the device.",
         self_check: "",
-        ledger: "",
-        evidence: &[],
+        ledger: r#"RFC 6238 codes that common authenticator apps accept, enrolment with an otpauth URI and a QR code,
+activation only after a confirmed code, replay refused, ten single-use recovery codes stored
+hashed, and removal only with a fresh code."#,
+        evidence: &[
+            Evidence {
+                file: "crates/gatehouse/tests/it/mfa.rs",
+                tests: &[
+                    "enrol_confirm_sign_in_with_code_then_recovery_code_once_then_disable_with_a_fresh_code",
+                    "codes_from_pyotp_sign_in_and_replayed_wrong_and_stale_codes_are_refused",
+                    "wrong_codes_lock_the_account_out_with_growing_delays",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-crypto/src/otp.rs",
+                tests: &[
+                    "rfc6238_appendix_b_vectors",
+                    "rfc4226_appendix_d_vectors",
+                    "one_step_of_skew_either_way_and_never_a_used_step",
+                    "uri_carries_the_base32_secret_and_escapes_labels",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-tests/src/cases/second_factor.rs",
+                tests: &[
+                    "second_factor_pending_totp_is_replaced_until_confirmed",
+                    "second_factor_totp_steps_are_never_replayed",
+                    "second_factor_delete_removes_factor_and_recovery_codes",
+                    "second_factor_recovery_codes_are_single_use_and_personal",
+                ],
+            },
+        ],
     },
     Control {
         id: "A5",
         title: "Per-device sessions, instant revocation",
         built: Built::Done(None),
-        promise: "",
+        promise: "You can see every device signed in to your account and sign any of them out, and a signed-out device loses access on its next request.",
         self_check: "",
-        ledger: "",
-        evidence: &[],
+        ledger: r#"Each sign-in is a session with its device record; a user lists their sessions and ends any one of
+them; a revoked session's tokens fail on the next request, on every instance; refresh tokens
+rotate, and presenting a spent one ends the session.
+
+Issue 18: a removed member's sessions in the organisation end with the removal, and refresh refuses
+a session whose membership is gone; the strict sign-in lock keys on account and address with a
+looser account-wide bound."#,
+        evidence: &[
+            Evidence {
+                file: "crates/gatehouse/tests/it/sessions.rs",
+                tests: &[
+                    "login_issues_tokens_that_verify_and_identify_the_caller",
+                    "revoking_device_b_refuses_its_token_at_once_while_device_a_keeps_working",
+                    "refresh_rotates_and_reusing_a_spent_refresh_token_revokes_the_session",
+                    "a_guessed_refresh_secret_is_refused_without_ending_the_session",
+                    "logout_and_revoke_others_end_sessions",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/redis_shared.rs",
+                tests: &["a_session_revoked_on_one_instance_is_refused_by_the_other_at_once"],
+            },
+            Evidence {
+                file: "crates/gatehouse-core/src/identity/cache.rs",
+                tests: &["revocation_overrides_and_capacity_bounds"],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-tests/src/cases/sessions.rs",
+                tests: &[
+                    "identity_sessions_rotate_once_and_revoke",
+                    "identity_revoked_sessions_are_refused_on_the_next_request",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/membership.rs",
+                tests: &[
+                    "a_demotion_reaches_verify_at_once_and_a_removal_ends_the_sessions",
+                    "refresh_checks_the_membership_and_ends_a_session_without_one",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/limits.rs",
+                tests: &["wrong_passwords_lock_the_guessers_address_out_not_the_owner"],
+            },
+        ],
     },
     Control {
         id: "A6",
         title: "Tiered session lifetimes",
         built: Built::Done(None),
-        promise: "",
+        promise: "Sessions end on their own: customer sessions after 7 days, operator (staff) sessions after 12 hours, and an operator acting as you after 30 minutes without renewal.",
         self_check: "",
-        ledger: "",
-        evidence: &[],
+        ledger: r#"Customer sessions last 7 days, operator sessions 12 hours, impersonation 30 minutes with one
+token that is never renewed and carries the operator; access tokens last 15 minutes by default and
+at most an hour."#,
+        evidence: &[
+            Evidence {
+                file: "crates/gatehouse/tests/it/sessions.rs",
+                tests: &["access_tokens_expire_by_the_injected_clock_and_sessions_by_their_tier"],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/operators.rs",
+                tests: &[
+                    "impersonation_is_thirty_minutes_unrenewable_and_audited_with_both_identities",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/src/config/tests.rs",
+                tests: &["identity_lifetimes_are_bounded"],
+            },
+        ],
     },
     Control {
         id: "A7",
         title: "Password reset",
         built: Built::Done(None),
-        promise: "",
+        promise: "A password-reset link works once, expires soon and signs out every session, and asking for one does not reveal whether an account exists.",
         self_check: "",
-        ledger: "",
-        evidence: &[],
+        ledger: r#"A reset link carries a one-time token stored as a hash, short-lived and single use; success revokes
+every session; the request answers the same whether or not the account exists."#,
+        evidence: &[
+            Evidence {
+                file: "crates/gatehouse/tests/it/recovery.rs",
+                tests: &[
+                    "reset_and_verification_complete_over_smtp_tokens_work_once_and_a_reset_ends_every_session",
+                    "reset_and_verification_tokens_expire",
+                    "the_reset_request_answers_identically_for_known_and_unknown_addresses",
+                    "changing_the_password_needs_the_current_one_and_ends_the_other_sessions",
+                    "a_password_change_spends_every_reset_link_mailed_before_it",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-tests/src/cases/one_time_tokens.rs",
+                tests: &["second_factor_one_time_tokens_are_spent_once"],
+            },
+        ],
     },
     Control {
         id: "A8",
         title: "Email verification",
         built: Built::Done(None),
-        promise: "",
+        promise: "Email-verification links work once and expire, and an account whose address is not verified can be limited to reading.",
         self_check: "",
-        ledger: "",
-        evidence: &[],
+        ledger: r#"Verification links use the same one-time token discipline; an unverified account can be limited
+to reading."#,
+        evidence: &[
+            Evidence {
+                file: "crates/gatehouse/tests/it/recovery.rs",
+                tests: &[
+                    "reset_and_verification_complete_over_smtp_tokens_work_once_and_a_reset_ends_every_session",
+                    "reset_and_verification_tokens_expire",
+                    "an_unverified_account_may_only_read_when_so_configured",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-tests/src/cases/users.rs",
+                tests: &["second_factor_email_is_verified_once"],
+            },
+        ],
     },
     Control {
         id: "A9",
         title: "Administrator segregation",
         built: Built::Done(None),
-        promise: "",
+        promise: "The service's operators use separate accounts on a separate interface, sign in with a second factor (required by default in production), and have their own audit log.",
         self_check: "",
-        ledger: "",
-        evidence: &[],
+        ledger: r#"Operators have their own accounts, path prefix (`/admin/v1`), optional listener, token audience
+and tier, and their own audit chain. They sign in with a TOTP factor (required by default in
+production), step up before impersonating, sign out and end their sessions over the API and the
+CLI, and their refresh tokens work on the operators' surface only."#,
+        evidence: &[
+            Evidence {
+                file: "crates/gatehouse/tests/it/operators.rs",
+                tests: &[
+                    "tenant_and_operator_tokens_each_work_only_on_their_own_api",
+                    "the_operator_api_can_move_to_its_own_listener",
+                    "a_tenant_token_cannot_impersonate",
+                    "an_impersonation_makes_no_credential_that_would_outlive_it",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/limits.rs",
+                tests: &["operator_sign_in_locks_out_like_customer_sign_in"],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-tests/src/cases/operators.rs",
+                tests: &[
+                    "identity_operator_emails_are_unique",
+                    "identity_an_operators_totp_step_is_spent_once",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/operator_sessions.rs",
+                tests: &[
+                    "an_operator_refresh_token_works_only_on_the_operators_surface",
+                    "an_operator_with_a_factor_signs_in_only_with_its_current_code",
+                    "where_a_factor_is_required_an_operator_without_one_cannot_sign_in_or_refresh",
+                    "impersonation_needs_a_recent_step_up",
+                    "operators_list_revoke_and_sign_out_their_sessions",
+                    "the_cli_enrols_a_factor_lists_and_revokes_an_operators_sessions",
+                    "ending_an_operators_sessions_ends_the_impersonations_they_started",
+                    "a_code_spent_on_a_step_up_does_not_sign_in_and_device_names_are_cleaned",
+                    "wrong_codes_lock_the_factor_and_wrong_passwords_do_not",
+                    "a_right_password_costs_the_address_what_a_wrong_one_does",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/src/config/tests.rs",
+                tests: &["operators_need_a_second_factor_by_default_in_production_only"],
+            },
+        ],
     },
     Control {
         id: "A10",
         title: "Browser sessions",
         built: Built::Done(None),
-        promise: "",
+        promise: "Browser sessions can use cookies that page scripts cannot read, and a change made with one needs a token that another website cannot supply.",
         self_check: "",
-        ledger: "",
-        evidence: &[],
+        ledger: r#"Sign-in can set `__Host-` cookies (HttpOnly, Secure, SameSite) instead of returning tokens, and a
+cookie-authenticated request that changes state needs the CSRF header bound to the token."#,
+        evidence: &[Evidence {
+            file: "crates/gatehouse/tests/it/sessions.rs",
+            tests: &["cookie_sessions_need_the_csrf_token_for_state_changes"],
+        }],
     },
 ];
