@@ -74,6 +74,12 @@ fn status(built: Built) -> String {
 
 fn section(out: &mut String, c: &Control) {
     out.push_str(&format!("\n### {} {}: {}\n", c.id, c.title, word(c.built)));
+    if !c.promise.is_empty() {
+        out.push('\n');
+        let words = std::iter::once("Promise (as the trust page states it):")
+            .chain(c.promise.split_whitespace());
+        wrap(out, words, "");
+    }
     if !c.ledger.is_empty() {
         out.push('\n');
         out.push_str(c.ledger);

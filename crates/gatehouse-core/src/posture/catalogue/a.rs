@@ -8,7 +8,7 @@ pub(super) static CONTROLS: &[Control] = &[
         title: "Password storage",
         built: Built::Done(None),
         promise: "Passwords are stored only as slow, salted Argon2id hashes and checked against a list of commonly breached passwords.",
-        self_check: "",
+        self_check: "Reports the Argon2id parameters new hashes use against OWASP's floor, and counts the stored password hashes below them (bcrypt imports included; a bounded census, see the evidence).",
         ledger: r#"Passwords are stored as Argon2id PHC strings at or above OWASP's floor, rehashed when the
 configured cost rises, optionally peppered, checked against length rules and a breached-password
 list, never logged, and hashed on a bounded pool off the async runtime. Imported bcrypt hashes are
@@ -70,7 +70,7 @@ verification is queued on the hashing pool."#,
         title: "Local master-password vault",
         built: Built::Done(None),
         promise: "The command-line vault keeps credentials in one file encrypted under a key derived from your master password, and refuses a wrong password or a tampered file.",
-        self_check: "",
+        self_check: "Not applicable to the server: the vault is a library and CLI that run on the user's machine.",
         ledger: r#"A library (`gatehouse-vault`) and `gatehouse local-vault` keep credentials in one file encrypted
 under an Argon2id-derived key; the format is versioned and authenticated, and a wrong password is
 a clear error."#,
@@ -98,7 +98,7 @@ a clear error."#,
         title: "Organisation-scoped bearer tokens",
         built: Built::Done(None),
         promise: "Every access token names the organisation it was issued for, and using it for another organisation is refused and recorded.",
-        self_check: "",
+        self_check: "Reads the token-signing keys the JWKS document publishes; no published key fails.",
         ledger: r#"Access tokens are EdDSA JWTs naming subject, organisation, roles, session and audience, published
 at a JWKS endpoint with overlapping key rotation; an organisation route needs `x-organization-id`
 equal to the token's, and a mismatch is a 403 recorded in the audit log."#,
@@ -125,7 +125,7 @@ equal to the token's, and a mismatch is a 403 recorded in the audit log."#,
         title: "TOTP second factor",
         built: Built::Done(None),
         promise: "You can protect your account with codes from an authenticator app; each code works once, and ten single-use recovery codes stand in if you lose the device.",
-        self_check: "",
+        self_check: "Computes RFC 6238's published test vector with the TOTP generator in use.",
         ledger: r#"RFC 6238 codes that common authenticator apps accept, enrolment with an otpauth URI and a QR code,
 activation only after a confirmed code, replay refused, ten single-use recovery codes stored
 hashed, and removal only with a fresh code."#,
@@ -163,7 +163,7 @@ hashed, and removal only with a fresh code."#,
         title: "Per-device sessions, instant revocation",
         built: Built::Done(None),
         promise: "You can see every device signed in to your account and sign any of them out, and a signed-out device loses access on its next request.",
-        self_check: "",
+        self_check: "Reports where revocations go (this instance, or Redis to every instance) and warns while the Redis subscription is down.",
         ledger: r#"Each sign-in is a session with its device record; a user lists their sessions and ends any one of
 them; a revoked session's tokens fail on the next request, on every instance; refresh tokens
 rotate, and presenting a spent one ends the session.
@@ -215,7 +215,7 @@ looser account-wide bound."#,
         title: "Tiered session lifetimes",
         built: Built::Done(None),
         promise: "Sessions end on their own: customer sessions after 7 days, operator (staff) sessions after 12 hours, and an operator acting as you after 30 minutes without renewal.",
-        self_check: "",
+        self_check: "Compares each configured session tier and the access-token lifetime with the catalogue's bounds (7 days, 12 hours, 30 minutes, 24 hours).",
         ledger: r#"Customer sessions last 7 days, operator sessions 12 hours, impersonation 30 minutes with one
 token that is never renewed and carries the operator; access tokens last 15 minutes by default and
 at most an hour."#,
@@ -241,7 +241,7 @@ at most an hour."#,
         title: "Password reset",
         built: Built::Done(None),
         promise: "A password-reset link works once, expires soon and signs out every session, and asking for one does not reveal whether an account exists.",
-        self_check: "",
+        self_check: "Reports the reset token's lifetime and warns when mail is written to files instead of sent.",
         ledger: r#"A reset link carries a one-time token stored as a hash, short-lived and single use; success revokes
 every session; the request answers the same whether or not the account exists."#,
         evidence: &[
@@ -266,7 +266,7 @@ every session; the request answers the same whether or not the account exists."#
         title: "Email verification",
         built: Built::Done(None),
         promise: "Email-verification links work once and expire, and an account whose address is not verified can be limited to reading.",
-        self_check: "",
+        self_check: "Reports the verification token's lifetime and warns when mail is written to files instead of sent.",
         ledger: r#"Verification links use the same one-time token discipline; an unverified account can be limited
 to reading."#,
         evidence: &[
@@ -289,7 +289,7 @@ to reading."#,
         title: "Administrator segregation",
         built: Built::Done(None),
         promise: "The service's operators use separate accounts on a separate interface, sign in with a second factor (required by default in production), and have their own audit log.",
-        self_check: "",
+        self_check: "Reports where operator routes listen and warns in production when operators need no second factor.",
         ledger: r#"Operators have their own accounts, path prefix (`/admin/v1`), optional listener, token audience
 and tier, and their own audit chain. They sign in with a TOTP factor (required by default in
 production), step up before impersonating, sign out and end their sessions over the API and the
@@ -341,7 +341,7 @@ CLI, and their refresh tokens work on the operators' surface only."#,
         title: "Browser sessions",
         built: Built::Done(None),
         promise: "Browser sessions can use cookies that page scripts cannot read, and a change made with one needs a token that another website cannot supply.",
-        self_check: "",
+        self_check: "Reports the cookie and CSRF settings in force.",
         ledger: r#"Sign-in can set `__Host-` cookies (HttpOnly, Secure, SameSite) instead of returning tokens, and a
 cookie-authenticated request that changes state needs the CSRF header bound to the token."#,
         evidence: &[Evidence {

@@ -8,7 +8,7 @@ pub(super) static CONTROLS: &[Control] = &[
         title: "API keys",
         built: Built::Done(None),
         promise: "API keys are shown once, stored only as a hash, limited to the organisation and permissions they were given, and can be rotated or revoked at once.",
-        self_check: "",
+        self_check: "Generates a key and checks that its checksum verifies and that an altered copy is refused before any lookup.",
         ledger: r#"Keys have a recognisable prefix, a random body and a checksum; only their SHA-256 is stored and
 the key is shown once; each is scoped to an organisation (optionally a namespace) with
 permissions, optional expiry and its own rate limit; last use is recorded; rotation keeps the old
@@ -53,7 +53,7 @@ maker, and a key's own rate never exceeds its plan. The store case
         title: "Internal service authentication",
         built: Built::Done(None),
         promise: "The internal service interface accepts only a configured service secret, and that secret opens nothing else.",
-        self_check: "",
+        self_check: "Reports the configured service secrets by name (never their values); none means `/internal/v1` is off.",
         ledger: r#"`/internal/v1` accepts only `X-Service-Auth` equal to one of up to two configured secrets,
 compared in constant time; user tokens and API keys never pass there, and the service secret
 passes nowhere else."#,

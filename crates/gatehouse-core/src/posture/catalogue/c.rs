@@ -8,7 +8,7 @@ pub(super) static CONTROLS: &[Control] = &[
         title: "Roles and action-level gating",
         built: Built::Done(None),
         promise: "Every sensitive action checks that your role holds a named permission, and the most sensitive ones also need a recent second-factor check.",
-        self_check: "",
+        self_check: "Reports the built-in roles, the product's declared permissions and record types, and the step-up settings.",
         ledger: r#"Product permissions (issue 19): declared in `[[product.permissions]]` with the
 built-in roles holding them and an optional step-up; held by custom roles (now editable and
 deletable under the "nobody grants what they do not hold" rule) and API keys; answered by
@@ -99,7 +99,7 @@ and honoured only while the inviter may grant the role."#,
             "the random operations through the API cover only records, grants and memberships, and the database-side RLS tests read only some of the tables under RLS",
         ),
         promise: "Each organisation's data is kept apart from every other's by the application and, on PostgreSQL, by the database itself.",
-        self_check: "",
+        self_check: "On PostgreSQL, reads the catalog: every table with an organisation column must have row-level security enabled, forced and a policy, and the connected role must not bypass it. On SQLite, warns that only the store's scoped queries isolate tenants.",
         ledger: r#"Every tenant row carries its organisation; store methods for tenant rows exist only on a
 transaction inside a `TenantScope` (two named exceptions: a person's own memberships across
 organisations, and API keys' last-used bookkeeping; see ARCHITECTURE.md); both backends refuse a
@@ -212,7 +212,7 @@ migrations 0012 and 0013), and their HTTP tests run on PostgreSQL."#,
         title: "Per-resource access levels",
         built: Built::Done(None),
         promise: "Each record is private to named people, open to its organisation or public, and every read, change and listing follows that setting.",
-        self_check: "",
+        self_check: "Reports the access levels records may have.",
         ledger: r#"The product's records (issue 19) carry a level (`private` with an allowed list,
 `organization` by the type's read permission, `public`), sealed JSON content and tags; reads,
 changes, deletions, listings and the check API decide from the level, owner and current
@@ -250,7 +250,7 @@ The tests in `crates/gatehouse/tests/it/records.rs` also run on PostgreSQL in CI
         title: "Cross-tenant grants",
         built: Built::Done(None),
         promise: "Another organisation sees your records only under a grant you made, only what it covers, and only until it expires or you revoke it.",
-        self_check: "",
+        self_check: "Reports how grants are made.",
         ledger: r#"A `grants.manage` holder (owners and admins) grants another organisation `read` or `read_write`
 access to its records that are not private, optionally limited to types and namespaces, until an
 optional expiry; lists, revokes, and is shown received grants. The grantee's members holding the
@@ -293,7 +293,7 @@ one PostgreSQL database and Redis in CI's PostgreSQL run."#,
         title: "Rate limiting",
         built: Built::Partial("no test shows the per-user quota refusing"),
         promise: "Requests are rate-limited per address, user and API key, and repeated wrong passwords or codes lock further attempts out for growing periods.",
-        self_check: "",
+        self_check: "Reports whether limits are on, their quotas and store, and warns while Redis is unreachable and counts fall back to this process.",
         ledger: r#"GCRA limits per client address by endpoint class, per signed-in user, per API key (its own limit
 or its organisation's plan), with sign-in and second-factor lockouts, 429 with an honest
 `Retry-After` and the draft `RateLimit` headers, shared across instances through Redis.
@@ -383,7 +383,7 @@ extractors); share-link passwords go through the sign-in lockouts (F1)."#,
         title: "CORS allow-list",
         built: Built::Done(None),
         promise: "Browsers may call the API from another website only if that exact website is configured.",
-        self_check: "",
+        self_check: "Reports the allowed origins (a wildcard is refused at load).",
         ledger: r#"Only configured exact origins get CORS headers; a wildcard is refused when the configuration
 loads."#,
         evidence: &[

@@ -8,7 +8,7 @@ pub(super) static CONTROLS: &[Control] = &[
         title: "Field encryption at rest",
         built: Built::Done(None),
         promise: "Sensitive fields are encrypted with keys specific to your organisation, and destroying those keys makes the data unreadable.",
-        self_check: "",
+        self_check: "Reports the master key's version and source (a generated development key warns) and reads a rotating sample of organisations' data keys for values awaiting re-encryption.",
         ledger: r#"AES-256-GCM envelopes under per-organisation data keys wrapped by a versioned master key from the
 environment, a file (never from the TOML file) or an HSM over PKCS#11, where the key never leaves
 the token and wrapping is AES-256-GCM inside it; each ciphertext is bound to organisation, kind,
@@ -105,7 +105,7 @@ data-key re-encryption is the background part."#,
         title: "Shared credentials vault",
         built: Built::Done(None),
         promise: "Members can use a shared secret through a service without seeing it; revealing it takes a separate permission and a recent second-factor check, and is recorded.",
-        self_check: "",
+        self_check: "Reports who holds the master key: the server, an HSM, or operators' shares.",
         ledger: r#"Members use a shared secret through an internal service acting on their behalf without seeing it;
 revealing it is a separate permission that also needs a recent second factor, and both are
 audited.
@@ -153,7 +153,7 @@ with nothing changed (docs/design/keyring.md)."#,
         title: "Encrypted backups",
         built: Built::Done(None),
         promise: "Backups are encrypted, checked for tampering and completeness before anything is restored, and restored with the audit log verified.",
-        self_check: "",
+        self_check: "Warns when no backup recipient or passphrase is configured.",
         ledger: r#"`gatehouse backup create --out FILE` takes a consistent online snapshot (SQLite's WAL read
 snapshot; PostgreSQL's repeatable read on the owning role) and writes every table as an
 age-encrypted, chunk-authenticated archive to `[backup]`'s X25519 recipients or passphrase, with a
@@ -197,7 +197,7 @@ beside a running backup) are in docs/BENCHMARKS.md."#,
         title: "Transport security",
         built: Built::Done(None),
         promise: "Connections are encrypted with TLS 1.3 by default (TLS 1.2 with strong ciphers only if enabled, nothing older), and browsers are told to use HTTPS only.",
-        self_check: "",
+        self_check: "With `[tls]`, reads the expiry of the certificate in force (warns within 14 days, fails once expired); without it, passes only behind trusted proxies and warns in development.",
         ledger: r#"TLS 1.3 by default, 1.2 (ECDHE with AEAD suites only) when asked for, nothing older; HSTS for a
 year with subdomains on every response; plain HTTP off loopback in production only with
 `trusted_proxy_tls`.
@@ -234,7 +234,7 @@ An independent scan (testssl.sh), run by hand, is in docs/SECURITY.md."#,
         title: "Secrets in memory and logs",
         built: Built::Done(None),
         promise: "Secret values are wiped from memory after use and never written to logs.",
-        self_check: "",
+        self_check: "Searches the configuration printout and its debug form for each configured secret value.",
         ledger: r#"Secret values live in types that zero their memory on drop and never print; a test plants secrets
 and finds none of them in any log line."#,
         evidence: &[

@@ -8,7 +8,7 @@ pub(super) static CONTROLS: &[Control] = &[
         title: "Audit log",
         built: Built::Done(None),
         promise: "Every change is recorded in a tamper-evident audit log that cannot be edited, which your organisation can search and export.",
-        self_check: "",
+        self_check: "Recomputes the newest events of a rotating set of chains (the operators' and up to 32 organisations') against each chain's latest signed checkpoint, and reports the oldest checkpoint's age.",
         ledger: r#"Every change commits with its event on the organisation's (or the operators') hash chain;
 events cannot be updated or deleted while their organisation exists (an organisation's erasure
 takes its chain with it); signed checkpoints and `gatehouse audit verify` detect tampering and
@@ -71,7 +71,7 @@ request id."#,
         title: "Structured logs",
         built: Built::Done(None),
         promise: "Logs are structured JSON lines, and each request can be followed across services by its trace id.",
-        self_check: "",
+        self_check: "Reports the log format and level, and warns for text logs.",
         ledger: r#"JSON lines with the request's W3C trace id (an incoming `traceparent` is accepted and
 propagated) and per-stage timings; optional OTLP span export."#,
         evidence: &[
@@ -109,7 +109,7 @@ propagated) and per-stage timings; optional OTLP span export."#,
         title: "Metrics",
         built: Built::Done(None),
         promise: "The service publishes request counts, latencies and error counts for monitoring.",
-        self_check: "",
+        self_check: "Gathers the Prometheus registry as a scrape would and checks its always-present families.",
         ledger: r#"Prometheus text with request counts, latency histograms per route, a per-organisation breakdown
 of bounded cardinality, and component error counters.
 
@@ -138,7 +138,7 @@ Made-up methods and paths (10,000 of them in the test) add no series."#,
         title: "Health",
         built: Built::Done(None),
         promise: "Health endpoints tell the operator whether the service can serve, checking its database, keys and password hashing.",
-        self_check: "",
+        self_check: "Runs the readiness checks and reports the failing or degraded ones.",
         ledger: r#"`/health/live` and `/health/ready`, the latter checking the store, the keys and the hashing pool,
 and reporting Redis, fan-out, OTLP and mail without failing on them.
 
@@ -171,7 +171,7 @@ Issue 18: the public probe names only the deciding checks, with no detail; opera
             "revocations reach other instances before the answer on a best-effort basis, else within their cache bound",
         )),
         promise: "Several servers can run as one: limits, lockouts and revocations are shared, and a server that crashes loses nothing it had confirmed.",
-        self_check: "",
+        self_check: "Reports whether instances share PostgreSQL and Redis (limits, revocations); not applicable on SQLite.",
         ledger: r#"Several instances over one PostgreSQL database and one Redis behave as one (issue 23): they start
 at once on a new database; rate limits, every lockout (sign-in, second factor, step-up,
 share-link passwords) and the account-mail throttle are shared through Redis

@@ -8,7 +8,7 @@ pub(super) static CONTROLS: &[Control] = &[
         title: "Share links",
         built: Built::Done(Some("expired links are not pruned yet: G3")),
         promise: "A share link shows one record, read-only, to people without an account; it can carry a password, an expiry and a view limit, and revoking it stops access at once.",
-        self_check: "",
+        self_check: "Reports share links' maximum lifetime and viewer pass lifetime.",
         ledger: r#"`POST /v1/records/{id}/share-links {password?, expires_at, max_views?}` by whoever may change the
 record: a 256-bit token (`gsl_...`) shown once and stored as a SHA-256 digest, an expiry no
 further than `share.max_ttl_days` (30), an optional Argon2id password on the hashing pool, an
@@ -65,7 +65,7 @@ carry no request id or address."#,
         title: "Signed unsubscribe",
         built: Built::Done(Some("one-click needs `[mail.dkim]`, off by default")),
         promise: "Every email sent to a mailing list carries a signed one-click unsubscribe link, and once you use it no more mail from that list is sent to you.",
-        self_check: "",
+        self_check: "Warns when outgoing mail is not DKIM-signed (receivers then offer no one-click unsubscribe).",
         ledger: r#"The product sends its own mail through Gatehouse's outbox (`POST /internal/v1/messages`, raw
 bodies or `[[mail.templates]]`), to one recipient on one of the organisation's lists. Each
 message carries `List-Unsubscribe: <{mail.public_url}/v1/unsubscribe?o=&r=&l=&k=&sig=>` and
@@ -109,7 +109,7 @@ headers (F4), as RFC 8058 asks before receivers offer one-click."#,
             "delivered rows are not pruned yet: G3; no per-endpoint fairness",
         )),
         promise: "Webhook notifications are signed so receivers can check where they came from, retried for about a day, and never sent to private or internal network addresses.",
-        self_check: "",
+        self_check: "Reports the signature scheme and delivery polling.",
         ledger: r#"Endpoints per organisation (`webhooks.manage`): an https URL (http and loopback only where
 development allows), event types from Gatehouse's own list (`user.signed_in`,
 `session.revoked`, `member.added`, `member.removed`, `api_key.created`, `api_key.revoked`,
@@ -173,7 +173,7 @@ per-endpoint share)."#,
         title: "Sender domain check",
         built: Built::Done(None),
         promise: "Operators can check that a sending domain's SPF, DKIM and DMARC records are right, and outgoing mail can be DKIM-signed.",
-        self_check: "",
+        self_check: "Reports the DNS servers the domain check asks.",
         ledger: r#"`GET /v1/mail/domains/{domain}/check` (`mail.check_domain`) and `gatehouse mail check-domain
 DOMAIN [--json]` read a domain's TXT records through hickory (the system's resolvers, or
 `mail.domain_check.dns_servers`, over UDP; hickory keeps no cache of its own, though the

@@ -8,7 +8,7 @@ pub(super) static CONTROLS: &[Control] = &[
         title: "Export",
         built: Built::Done(None),
         promise: "You can export everything the service stores about you, and an administrator everything about the organisation, as a machine-readable file.",
-        self_check: "",
+        self_check: "Reports how exports are paged.",
         ledger: r#"Everything Gatehouse stores about a person (`GET /v1/me/export`, themself; `POST /v1/exports`
 with `user_id`, an administrator with `data.export` and step-up, that organisation's part) or an
 organisation (`POST /v1/exports`): account, memberships, sessions and devices, factors as
@@ -42,7 +42,7 @@ or another member's; read a page at a time, it gives the same lines in the same 
         title: "Erasure",
         built: Built::Partial("no erasure of audit events by date range"),
         promise: "Erasing an account, records or an organisation deletes them for good rather than hiding them; audit events that named a person stay, with their personal details made unreadable.",
-        self_check: "",
+        self_check: "Reports how erasure deletes.",
         ledger: r#"Hard deletion, never soft: a person by themself (`POST /v1/me/erase`: password, and a recent
 second factor when enrolled; never the last owner of an organisation with other members; the
 organisations only they belong to go whole with them), a member by an administrator (`POST
@@ -103,7 +103,7 @@ and backups, which the operator's retention governs."#,
         title: "TTL",
         built: Built::Done(None),
         promise: "Records and secrets given an expiry are unreachable from that moment and physically removed within a minute.",
-        self_check: "",
+        self_check: "Reports the purge interval and warns when this instance's last purge failed.",
         ledger: r#"The product's records and shared secrets with an `expires_at` are gone from that instant
 (injected clock) on every path: reads, changes, deletes, listings own and granted (the store
 filters by the time), checks (cached state included); sessions were already refused once
