@@ -85,6 +85,40 @@ bounded sample in rotation. The report is served as `gatehouse posture [--json]`
 `GET /admin/v1/posture` and, when `[trust_page]` is on, the public `/trust` and `/trust.md`,
 which show the operator's declarations beside the checked controls, labelled as declarations.
 This document is rendered from the same catalogue by a snapshot test."#,
-        evidence: &[],
+        evidence: &[
+            Evidence {
+                file: "crates/gatehouse/tests/it/posture.rs",
+                tests: &[
+                    "the_applications_registry_leaves_no_built_control_without_a_check",
+                    "turning_rate_limits_off_in_development_turns_c5_off_and_to_a_warning",
+                    "configuring_cors_origins_shows_them_in_c6",
+                    "removing_tls_turns_d4_off_and_the_served_certificates_expiry_is_reported",
+                    "c2_reports_whether_the_database_enforces_isolation",
+                    "the_header_check_sends_a_request_through_the_router",
+                    "a_security_txt_past_its_expiry_fails_h2",
+                    "no_secret_value_appears_in_the_report",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-core/src/posture/registry.rs",
+                tests: &[
+                    "unknown_duplicate_and_unbuilt_registrations_are_refused",
+                    "every_control_is_reported_once_and_an_unprobed_built_one_fails",
+                    "a_check_past_its_deadline_warns_and_the_report_does_not_wait_for_it",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/src/posture/mod.rs",
+                tests: &["h3_fails_naming_each_built_control_left_without_a_probe"],
+            },
+            Evidence {
+                file: "crates/gatehouse-core/tests/controls_doc.rs",
+                tests: &[
+                    "controls_doc_matches_the_catalogue",
+                    "every_evidence_test_exists",
+                    "every_control_id_named_in_the_repository_is_in_the_catalogue",
+                ],
+            },
+        ],
     },
 ];
