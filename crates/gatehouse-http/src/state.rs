@@ -88,6 +88,11 @@ pub struct Shared {
     pub revocation_fanout: bool,
     /// Spans are exported over OTLP (readiness reports the collector).
     pub otlp: bool,
+    /// H3: every control's probe. Set by the application once the routers exist (one probe
+    /// sends a request through the router); until then the posture routes answer 503.
+    pub posture: Arc<std::sync::OnceLock<Arc<gatehouse_core::posture::Posture>>>,
+    /// The public trust page (`/trust`, `/trust.md`), when `[trust_page]` turns it on.
+    pub trust_page: Option<Arc<crate::trust::TrustPage>>,
 }
 
 impl AppState {
@@ -103,6 +108,8 @@ impl AppState {
             background: Arc::new(tokio::sync::Semaphore::new(64)),
             revocation_fanout: false,
             otlp: false,
+            posture: Arc::new(std::sync::OnceLock::new()),
+            trust_page: None,
         }))
     }
 
@@ -120,6 +127,13 @@ impl AppState {
     #[must_use]
     pub fn with_revocation_fanout(mut self, on: bool) -> Self {
         self.parts().revocation_fanout = on;
+        self
+    }
+
+    /// Serves the trust page with these declarations (`None`: off, and its paths are 404).
+    #[must_use]
+    pub fn with_trust_page(mut self, settings: Option<crate::trust::TrustPageSettings>) -> Self {
+        self.parts().trust_page = settings.map(|s| Arc::new(crate::trust::TrustPage::new(s)));
         self
     }
 
