@@ -91,6 +91,7 @@ impl App {
         let store = open_store(config).await?;
         let keyring = start_keyring(config, master, &store, &clock).await?;
         let passwords = start_password_pool(config)?;
+        let posture_clock = Arc::clone(&clock);
         let kernel = Arc::new(
             Kernel::new(store, clock, passwords, Arc::clone(&keyring.0), keyring.1)
                 .with_identity(identity(config))
@@ -145,6 +146,7 @@ impl App {
         );
         let state = http_state(config, &kernel).await;
         let metrics = metrics_listener(config, &state, &settings)?;
+        let posture_slot = Arc::clone(&state.posture);
         let (router, admin_router) = if config.server.admin_listen.is_some() {
             (
                 gatehouse_http::router_for(state.clone(), &settings, Surface::Tenant),
@@ -153,6 +155,12 @@ impl App {
         } else {
             (gatehouse_http::router(state, &settings), None)
         };
+        // Interim until the probes are wired: a registry with none, so every built control
+        // reports `fail` (no self-check registered) rather than claiming anything.
+        let posture = gatehouse_core::posture::PostureBuilder::new()
+            .build(posture_clock)
+            .map_err(|e| StartError(format!("posture registry: {e}")))?;
+        let _ = posture_slot.set(Arc::new(posture));
         Ok(Self {
             router,
             admin_router,
@@ -488,7 +496,8 @@ async fn http_state(config: &Config, kernel: &Arc<Kernel>) -> AppState {
         .with_service_secrets(ServiceSecrets::new(&service_secrets))
         .with_trusted_proxies(config.server.trusted_proxies.clone())
         .with_transit_max_batch(config.transit_max_batch)
-        .with_security_txt(config.security_txt.clone());
+        .with_security_txt(config.security_txt.clone())
+        .with_trust_page(config.trust_page.clone());
     match &config.rate_limits {
         Some(r) => state.with_rate_limits(limit_store(config).await, r.policy.clone()),
         None => state,
