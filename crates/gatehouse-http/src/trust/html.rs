@@ -220,7 +220,7 @@ mod tests {
         let start = html.find("<style>").unwrap() + "<style>".len();
         let end = html.find("</style>").unwrap();
         let hash = base64::engine::general_purpose::STANDARD
-            .encode(gatehouse_crypto::sha256(&[html[start..end].as_bytes()]));
+            .encode(gatehouse_crypto::sha256(&[&html.as_bytes()[start..end]]));
         let policy = policy();
         let policy = policy.to_str().unwrap();
         assert_eq!(
