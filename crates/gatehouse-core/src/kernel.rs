@@ -412,6 +412,12 @@ impl Kernel {
         crate::jobs::release_all(self.store.as_ref(), &self.jobs, holder).await;
     }
 
+    /// Where the master key came from.
+    #[must_use]
+    pub fn key_source(&self) -> KeySource {
+        self.key_source
+    }
+
     #[must_use]
     pub fn passwords(&self) -> &PasswordPool {
         &self.passwords

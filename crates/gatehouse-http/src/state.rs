@@ -88,8 +88,8 @@ pub struct Shared {
     pub revocation_fanout: bool,
     /// Spans are exported over OTLP (readiness reports the collector).
     pub otlp: bool,
-    /// H3: every control's probe. Set by the application once the routers exist (one probe
-    /// sends a request through the router); until then the posture routes answer 503.
+    /// The posture registry (H3), set once the routers exist: one of its probes sends a request
+    /// through the router.
     pub posture: Arc<std::sync::OnceLock<Arc<gatehouse_core::posture::Posture>>>,
     /// The public trust page (`/trust`, `/trust.md`), when `[trust_page]` turns it on.
     pub trust_page: Option<Arc<crate::trust::TrustPage>>,
@@ -108,7 +108,7 @@ impl AppState {
             background: Arc::new(tokio::sync::Semaphore::new(64)),
             revocation_fanout: false,
             otlp: false,
-            posture: Arc::new(std::sync::OnceLock::new()),
+            posture: Arc::default(),
             trust_page: None,
         }))
     }

@@ -29,6 +29,12 @@ pub struct StartError(pub String);
 #[derive(Debug)]
 pub struct App {
     router: axum::Router,
+    /// The router the H1 probe sends its request through: it holds only a weak handle, so
+    /// this keeps the router alive as long as the app (never read).
+    #[expect(dead_code, reason = "held for its lifetime, not read")]
+    probed_router: Arc<axum::Router>,
+    /// Every control's probe (H3).
+    posture: Arc<gatehouse_core::posture::Posture>,
     /// Set when operators have their own listener (`admin_listen`): the `/admin/v1` router.
     admin_router: Option<axum::Router>,
     kernel: Arc<Kernel>,
@@ -88,19 +94,24 @@ impl App {
             ),
             None => master_kek(config).await?,
         };
-        let store = open_store(config).await?;
+        let (store, postgres) = open_store_with_handle(config).await?;
         let keyring = start_keyring(config, master, &store, &clock).await?;
         let passwords = start_password_pool(config)?;
-        let posture_clock = Arc::clone(&clock);
         let kernel = Arc::new(
-            Kernel::new(store, clock, passwords, Arc::clone(&keyring.0), keyring.1)
-                .with_identity(identity(config))
-                .with_mail(config.mail.settings.clone())
-                .with_lifecycle(config.lifecycle.settings.clone())
-                .with_share(config.share)
-                .with_webhooks(config.webhooks.settings.clone(), webhook_client(config)?)
-                .with_domain_check(domain_checker(config)?)
-                .with_product(config.product.clone()),
+            Kernel::new(
+                store,
+                Arc::clone(&clock),
+                passwords,
+                Arc::clone(&keyring.0),
+                keyring.1,
+            )
+            .with_identity(identity(config))
+            .with_mail(config.mail.settings.clone())
+            .with_lifecycle(config.lifecycle.settings.clone())
+            .with_share(config.share)
+            .with_webhooks(config.webhooks.settings.clone(), webhook_client(config)?)
+            .with_domain_check(domain_checker(config)?)
+            .with_product(config.product.clone()),
         );
         kernel
             .auth()
@@ -146,23 +157,34 @@ impl App {
         );
         let state = http_state(config, &kernel).await;
         let metrics = metrics_listener(config, &state, &settings)?;
-        let posture_slot = Arc::clone(&state.posture);
         let (router, admin_router) = if config.server.admin_listen.is_some() {
             (
                 gatehouse_http::router_for(state.clone(), &settings, Surface::Tenant),
-                Some(gatehouse_http::router_for(state, &settings, Surface::Admin)),
+                Some(gatehouse_http::router_for(
+                    state.clone(),
+                    &settings,
+                    Surface::Admin,
+                )),
             )
         } else {
-            (gatehouse_http::router(state, &settings), None)
+            (gatehouse_http::router(state.clone(), &settings), None)
         };
-        // Interim until the probes are wired: a registry with none, so every built control
-        // reports `fail` (no self-check registered) rather than claiming anything.
-        let posture = gatehouse_core::posture::PostureBuilder::new()
-            .build(posture_clock)
-            .map_err(|e| StartError(format!("posture registry: {e}")))?;
-        let _ = posture_slot.set(Arc::new(posture));
+        // Kept here so the H1 probe's weak handle stays valid while the app lives.
+        let probed_router = Arc::new(router.clone());
+        let posture = Arc::new(crate::posture::build(&crate::posture::Facts {
+            config,
+            kernel: &kernel,
+            state: &state,
+            router: Arc::downgrade(&probed_router),
+            postgres,
+            tls: tls.clone(),
+            clock,
+        })?);
+        let _ = state.posture.set(Arc::clone(&posture));
         Ok(Self {
             router,
+            probed_router,
+            posture,
             admin_router,
             kernel,
             bounds: crate::conn::Bounds {
@@ -189,6 +211,12 @@ impl App {
     #[must_use]
     pub fn kernel(&self) -> &Arc<Kernel> {
         &self.kernel
+    }
+
+    /// The posture registry: every control's live state (`gatehouse posture`, `/admin/v1/posture`).
+    #[must_use]
+    pub fn posture(&self) -> &Arc<gatehouse_core::posture::Posture> {
+        &self.posture
     }
 
     /// The metrics listener's address, when `metrics.listen` is set.
@@ -568,6 +596,13 @@ pub(crate) fn master_key(config: &Config) -> Result<(Key32, KeySource), StartErr
 }
 
 pub(crate) async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    open_store_with_handle(config).await.map(|(s, _)| s)
+}
+
+/// The store, and on PostgreSQL its concrete handle too (the posture report reads its catalog).
+async fn open_store_with_handle(
+    config: &Config,
+) -> Result<(Arc<dyn Store>, Option<PostgresStore>), StartError> {
     let max = config.database.max_connections;
     match &config.database.database {
         Database::Sqlite { url } => {
@@ -581,7 +616,7 @@ pub(crate) async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartE
                     .map_err(|e| StartError(format!("database: {e}")))?;
                 tracing::info!(url = %url, "sqlite database ready (WAL, migrations applied)");
             }
-            Ok(Arc::new(store))
+            Ok((Arc::new(store), None))
         }
         Database::Postgres { url, migration_url } => {
             let shown = crate::config::redact_url(url);
@@ -614,7 +649,7 @@ pub(crate) async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartE
                     tracing::warn!("{msg} (allowed in development mode only)");
                 }
             }
-            Ok(Arc::new(store))
+            Ok((Arc::new(store.clone()), Some(store)))
         }
     }
 }

@@ -69,6 +69,12 @@ enum Command {
         #[command(subcommand)]
         command: crate::mail_cmd::MailCommand,
     },
+    /// Every control's live state and self-check (H3); exits 1 when any check fails.
+    Posture {
+        /// The report as JSON (the shape of GET /admin/v1/posture).
+        #[arg(long)]
+        json: bool,
+    },
     /// Platform operators.
     Admin {
         #[command(subcommand)]
@@ -157,6 +163,7 @@ pub fn main() -> ExitCode {
             Command::Erase { command } => crate::erase_cmd::run(&config, command).await,
             Command::Unseal { url } => crate::unseal_cmd::run(&config, url.as_deref()).await,
             Command::Mail { command } => crate::mail_cmd::run(&config, command).await,
+            Command::Posture { json } => crate::posture_cmd::run(&config, json).await,
             Command::Config { .. } | Command::LocalVault { .. } | Command::DevCert { .. } => Ok(()),
         }
     });

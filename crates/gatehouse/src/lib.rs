@@ -19,6 +19,8 @@ pub mod logging;
 mod mail_cmd;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+mod posture;
+mod posture_cmd;
 mod shares;
 pub mod tls;
 pub mod unseal;

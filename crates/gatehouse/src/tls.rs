@@ -50,7 +50,19 @@ fn cipher_suites() -> Vec<rustls::SupportedCipherSuite> {
 /// Reads both files and builds the server configuration. Errors are sentences naming the
 /// setting (`tls.cert_file: ...`).
 pub(crate) fn server_config(settings: &TlsSettings) -> Result<ServerConfig, String> {
+    server_config_and_leaf(settings).map(|(c, _)| c)
+}
+
+/// The server configuration and the leaf certificate it serves (the posture report reads the
+/// expiry of the certificate actually in force, not of whatever the file holds now).
+fn server_config_and_leaf(
+    settings: &TlsSettings,
+) -> Result<(ServerConfig, CertificateDer<'static>), String> {
     let certs = read_certs(&settings.cert_file)?;
+    let leaf = certs
+        .first()
+        .cloned()
+        .ok_or_else(|| "tls.cert_file: no certificate".to_owned())?;
     let key = read_key(&settings.key_file)?;
     let provider = CryptoProvider {
         cipher_suites: cipher_suites(),
@@ -80,7 +92,7 @@ pub(crate) fn server_config(settings: &TlsSettings) -> Result<ServerConfig, Stri
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     // All suites offered are strong; the server's order (AES-256-GCM first) decides.
     config.ignore_client_order = true;
-    Ok(config)
+    Ok((config, leaf))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -128,6 +140,8 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
 pub struct TlsReloader {
     settings: TlsSettings,
     current: RwLock<Arc<ServerConfig>>,
+    /// The leaf certificate `current` serves.
+    leaf: RwLock<CertificateDer<'static>>,
     /// Milliseconds between checks of the files.
     poll_every_ms: AtomicU64,
 }
@@ -135,10 +149,11 @@ pub struct TlsReloader {
 impl TlsReloader {
     /// Loads the files once; a failure is a start-up error.
     pub fn load(settings: &TlsSettings) -> Result<Self, String> {
-        let config = server_config(settings)?;
+        let (config, leaf) = server_config_and_leaf(settings)?;
         Ok(Self {
             settings: settings.clone(),
             current: RwLock::new(Arc::new(config)),
+            leaf: RwLock::new(leaf),
             poll_every_ms: AtomicU64::new(
                 u64::try_from(POLL_EVERY.as_millis()).unwrap_or(u64::MAX),
             ),
@@ -155,9 +170,36 @@ impl TlsReloader {
     /// Reads the files again and, when they load, makes them the configuration for every
     /// handshake from now on. On failure the previous configuration stays in use.
     pub fn reload(&self) -> Result<(), String> {
-        let config = Arc::new(server_config(&self.settings)?);
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = config;
+        let (config, leaf) = server_config_and_leaf(&self.settings)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+        *self.leaf.write().unwrap_or_else(PoisonError::into_inner) = leaf;
         Ok(())
+    }
+
+    /// When the certificate in force stops being valid.
+    pub fn leaf_not_after(&self) -> Result<time::OffsetDateTime, String> {
+        let leaf = self
+            .leaf
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+            .map_err(|e| format!("the certificate does not parse: {e}"))?;
+        Ok(cert.validity().not_after.to_datetime())
+    }
+
+    /// `1.3` or `1.2`: the oldest protocol version served.
+    #[must_use]
+    pub fn min_version_str(&self) -> &'static str {
+        match self.settings.min_version {
+            TlsMinVersion::Tls13 => "1.3",
+            TlsMinVersion::Tls12 => "1.2",
+        }
+    }
+
+    #[must_use]
+    pub fn cert_file(&self) -> &Path {
+        &self.settings.cert_file
     }
 
     pub(crate) fn current(&self) -> Arc<ServerConfig> {

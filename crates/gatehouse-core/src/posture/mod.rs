@@ -19,7 +19,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use declarations::{Certification, CertificationStatus, Declarations, SubProcessor};
-pub use registry::{ControlReport, Posture, PostureBuilder, PostureReport, RegistryError, Summary};
+pub use registry::{
+    CHECK_DEADLINE, ControlReport, Posture, PostureBuilder, PostureReport, RegistryError, Summary,
+};
 
 /// What a self-check concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -228,10 +228,15 @@ mod tests {
     use crate::posture_settings;
 
     fn probe(id: &'static str, f: Finding) -> Arc<dyn Probe> {
-        Arc::new(FnProbe::new(id, true, posture_settings! {"k" => 1}, move || {
-            let f = f.clone();
-            async move { f }
-        }))
+        Arc::new(FnProbe::new(
+            id,
+            true,
+            posture_settings! {"k" => 1},
+            move || {
+                let f = f.clone();
+                async move { f }
+            },
+        ))
     }
 
     fn clock() -> Arc<dyn Clock> {
@@ -252,9 +257,7 @@ mod tests {
         b.register(probe("A1", Finding::pass("x")));
         b.register(probe("A1", Finding::pass("y")));
         assert_eq!(b.build(clock()).err(), Some(RegistryError::Duplicate("A1")));
-        let not_built = catalogue::all()
-            .find(|c| !c.built.is_built())
-            .map(|c| c.id);
+        let not_built = catalogue::all().find(|c| !c.built.is_built()).map(|c| c.id);
         if let Some(id) = not_built {
             let mut b = PostureBuilder::new();
             b.register(probe(id, Finding::pass("x")));
@@ -301,16 +304,25 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1));
         let e1 = report.control("E1").unwrap();
         assert_eq!(e1.verdict, Verdict::Warn);
-        assert!(e1.evidence.contains("did not finish within 40 ms"), "{}", e1.evidence);
+        assert!(
+            e1.evidence.contains("did not finish within 40 ms"),
+            "{}",
+            e1.evidence
+        );
         assert_eq!(report.control("A1").unwrap().verdict, Verdict::Pass);
     }
 
     #[test]
     fn the_worse_finding_wins_when_two_are_joined() {
-        let f = Finding::pass("a").figure("x", 1).and(Finding::fail("b").figure("y", 2));
+        let f = Finding::pass("a")
+            .figure("x", 1)
+            .and(Finding::fail("b").figure("y", 2));
         assert_eq!(f.verdict, Verdict::Fail);
         assert_eq!(f.evidence, "a b");
-        assert_eq!((f.figures["x"].clone(), f.figures["y"].clone()), (1.into(), 2.into()));
+        assert_eq!(
+            (f.figures["x"].clone(), f.figures["y"].clone()),
+            (1.into(), 2.into())
+        );
         let f = Finding::not_applicable("").and(Finding::warn("w"));
         assert_eq!(f.verdict, Verdict::Warn);
     }

@@ -566,6 +566,19 @@ pub fn is_degraded(feature: &'static str) -> bool {
     })
 }
 
+/// The names of the metric families a scrape would show now (the posture report's E3 check);
+/// `None` when the registry could not be created.
+#[must_use]
+pub fn family_names() -> Option<Vec<String>> {
+    get().map(|m| {
+        m.registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect()
+    })
+}
+
 /// Gauges read at scrape time from their owners.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Snapshot {

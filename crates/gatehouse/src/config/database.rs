@@ -88,7 +88,7 @@ fn database(raw: &RawConfig) -> Result<Database, ConfigError> {
     refuse("database_url: must start with sqlite:// or postgres://")
 }
 
-pub(super) fn database_url_text(db: &Database) -> String {
+pub(crate) fn database_url_text(db: &Database) -> String {
     match db {
         Database::Sqlite { url } | Database::Postgres { url, .. } => url.clone(),
     }

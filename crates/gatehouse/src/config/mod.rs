@@ -43,7 +43,7 @@ pub mod trust_page;
 pub mod webhooks;
 
 pub use audit::AuditConfig;
-use database::database_url_text;
+pub(crate) use database::database_url_text;
 pub use database::{Database, DatabaseSettings, redact_url};
 pub use identity::IdentityConfig;
 pub use keyring::{KeyringConfig, KeyringJobSettings};

@@ -37,6 +37,7 @@ mod operators;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod passwords;
+mod posture;
 mod process;
 mod product;
 mod product_events;

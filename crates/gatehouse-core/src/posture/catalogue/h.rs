@@ -24,7 +24,7 @@ pub(super) static CONTROLS: &[Control] = &[
     Control {
         id: "H3",
         title: "Posture report",
-        built: Built::NotBuilt,
+        built: Built::Done(None),
         promise: "",
         self_check: "",
         ledger: "",

@@ -147,7 +147,12 @@ mod tests {
         for f in &FAMILIES {
             for c in f.controls {
                 assert!(seen.insert(c.id), "{} appears twice", c.id);
-                assert!(c.id.starts_with(f.letter), "{} is filed under {}", c.id, f.letter);
+                assert!(
+                    c.id.starts_with(f.letter),
+                    "{} is filed under {}",
+                    c.id,
+                    f.letter
+                );
             }
         }
         assert_eq!(seen.len(), 39, "the catalogue has 39 controls");

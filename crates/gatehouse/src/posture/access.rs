@@ -1,0 +1,210 @@
+//! B. Machine identity and C. Authorization and isolation.
+
+use std::sync::Arc;
+
+use gatehouse_core::posture::{Finding, Probe};
+use gatehouse_core::posture_settings;
+
+use super::{Facts, probe};
+use crate::config::{Database, LimitStore, Mode};
+
+pub(super) fn probes(f: &Facts<'_>) -> Vec<Arc<dyn Probe>> {
+    vec![b1(), b2(f), c1(f), c2(f), c3(), c4(), c5(f), c6(f)]
+}
+
+fn b1() -> Arc<dyn Probe> {
+    let settings = posture_settings! {
+        "format" => "gk_{env}_{random}{checksum}",
+        "stored" => "SHA-256 digest",
+    };
+    probe("B1", true, settings, || async {
+        // A key made now must pass the format's checksum, and one changed character must not.
+        let Ok(key) = gatehouse_core::api_keys::format::generate(
+            gatehouse_core::api_keys::format::KeyEnv::Live,
+        ) else {
+            return Finding::fail(
+                "No API key could be generated: the system's random source failed.",
+            );
+        };
+        let text = key.expose();
+        let mut altered = text.to_owned();
+        let last = altered.pop();
+        altered.push(if last == Some('A') { 'B' } else { 'A' });
+        match (
+            gatehouse_core::api_keys::format::is_well_formed(text),
+            gatehouse_core::api_keys::format::is_well_formed(&altered),
+        ) {
+            (true, false) => Finding::pass(
+                "A key generated now carries a valid checksum, and an altered one is refused before any lookup.",
+            ),
+            _ => Finding::fail(
+                "The API-key checksum does not tell a generated key from an altered one.",
+            ),
+        }
+    })
+}
+
+fn b2(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let names: Vec<String> = f
+        .config
+        .service_secrets
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let count = names.len();
+    let settings = posture_settings! {
+        "service_secrets" => names,
+        "header" => "X-Service-Auth",
+        "comparison" => "constant time",
+    };
+    probe("B2", count > 0, settings, move || async move {
+        match count {
+            0 => Finding::not_applicable("No service secret is configured, so /internal/v1 is off."),
+            n => Finding::pass(format!(
+                "/internal/v1 accepts {n} named service secret(s), compared in constant time; user tokens never pass for them."
+            ))
+            .figure("service_secrets", n),
+        }
+    })
+}
+
+fn c1(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let product = f.kernel.product();
+    let permissions = product.permissions.len();
+    let record_types = product.record_types.len();
+    let settings = posture_settings! {
+        "builtin_roles" => ["owner", "admin", "member", "viewer"],
+        "product_permissions" => permissions,
+        "record_types" => record_types,
+        "step_up_permissions" => f.config.identity.step_up_permissions,
+        "step_up_window_secs" => f.config.identity.step_up_window.whole_seconds(),
+    };
+    probe("C1", true, settings, move || async move {
+        Finding::pass(format!(
+            "Roles are permission sets per organisation; {permissions} product permission(s) declared, sensitive ones gated."
+        ))
+    })
+}
+
+fn c2(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let backend = match &f.config.database.database {
+        Database::Sqlite { .. } => "sqlite",
+        Database::Postgres { .. } => "postgres",
+    };
+    let settings = posture_settings! {
+        "backend" => backend,
+        "scoped_queries" => "every store call takes a tenant scope",
+        "row_level_security" => backend == "postgres",
+    };
+    let pg = f.postgres.clone();
+    probe("C2", true, settings, move || {
+        let pg = pg.clone();
+        async move {
+            match pg {
+                None => Finding::warn(
+                    "On SQLite every query is scoped by organisation in the store, but the database cannot enforce it: PostgreSQL's row-level security is the second layer.",
+                ),
+                Some(pg) => super::data::rls_finding(&pg).await,
+            }
+        }
+    })
+}
+
+fn c3() -> Arc<dyn Probe> {
+    probe(
+        "C3",
+        true,
+        posture_settings! {"levels" => ["private", "shared", "public"]},
+        || async {
+            Finding::pass(
+                "Each record is private, shared with its organisation, or public; the check decides by level.",
+            )
+        },
+    )
+}
+
+fn c4() -> Arc<dyn Probe> {
+    probe(
+        "C4",
+        true,
+        posture_settings! {"grants" => "created by the granting organisation's admins, optional expiry and type filter"},
+        || async {
+            Finding::pass(
+                "Cross-organisation access exists only through grants the granting organisation made.",
+            )
+        },
+    )
+}
+
+fn c5(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let production = f.config.mode == Mode::Production;
+    let Some(r) = &f.config.rate_limits else {
+        return probe(
+            "C5",
+            false,
+            posture_settings! {"enabled" => false},
+            move || async move {
+                Finding::warn(if production {
+                    "Rate limits are off."
+                } else {
+                    "Rate limits and sign-in lockouts are off (development mode only; production refuses this)."
+                })
+            },
+        );
+    };
+    let store = match r.store {
+        LimitStore::Memory => "memory",
+        LimitStore::Redis => "redis",
+    };
+    let settings = posture_settings! {
+        "enabled" => true,
+        "store" => store,
+        "per_user_per_minute" => r.policy.per_user,
+        "default_plan" => r.policy.default_plan,
+        "plans" => r.policy.plans,
+    };
+    let limits = f.state.rate_limits.clone();
+    let kernel = Arc::clone(f.kernel);
+    probe("C5", true, settings, move || {
+        let limits = limits.clone();
+        let kernel = Arc::clone(&kernel);
+        async move {
+            let limiter = limits.as_ref().map_or("none", |l| l.store.kind());
+            let lockouts = kernel.lockout_store_kind();
+            let finding = if limiter == "memory-fallback" || lockouts == "memory-fallback" {
+                Finding::warn(format!(
+                    "Limits hold, but Redis is unreachable: this instance counts alone (limiter: {limiter}, lockouts: {lockouts})."
+                ))
+            } else {
+                Finding::pass(format!(
+                    "Requests are limited per address, user, API key and plan; sign-in failures lock out (limiter: {limiter}, lockouts: {lockouts})."
+                ))
+            };
+            finding
+                .figure("limiter_store", limiter)
+                .figure("lockout_store", lockouts)
+        }
+    })
+}
+
+fn c6(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let origins = f.config.server.cors_allowed_origins.clone();
+    let enabled = !origins.is_empty();
+    let n = origins.len();
+    probe(
+        "C6",
+        enabled,
+        posture_settings! {"allowed_origins" => origins},
+        move || async move {
+            if n == 0 {
+                Finding::pass(
+                    "No cross-origin caller is allowed: browsers on other origins cannot read responses.",
+                )
+            } else {
+                Finding::pass(format!(
+                    "Cross-origin requests are answered for {n} listed origin(s) only; a wildcard is refused at load."
+                ))
+            }
+        },
+    )
+}

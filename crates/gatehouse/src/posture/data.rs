@@ -1,0 +1,276 @@
+//! D. Data protection, and the checks other families share (stored hashes, row-level security).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use gatehouse_core::posture::{Finding, Probe, redacted};
+use gatehouse_core::store::Store;
+use gatehouse_core::{KeySource, posture_settings};
+
+use super::{Facts, probe};
+use crate::config::{Config, Database, MasterKey, Mode};
+
+pub(super) fn probes(f: &Facts<'_>) -> Vec<Arc<dyn Probe>> {
+    vec![d1(f), d2(f), d3(f), d4(f), d5(f)]
+}
+
+/// How many organisations' data keys one report reads (in rotation, so successive reports cover
+/// them all), and how long it may spend on them.
+const KEY_SAMPLE: usize = 25;
+const KEY_BUDGET: Duration = Duration::from_millis(20);
+
+fn d1(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let source = f.kernel.key_source();
+    let settings = posture_settings! {
+        "cipher" => "AES-256-GCM, per-organisation data keys wrapped by the master key",
+        "master_key_source" => source.as_str(),
+        "master_key_version" => f.kernel.keyring().kek_version(),
+        "reencrypt_every_secs" => f.config.keyring.reencrypt_every.as_secs(),
+    };
+    let kernel = Arc::clone(f.kernel);
+    let next = Arc::new(AtomicUsize::new(0));
+    probe("D1", true, settings, move || {
+        let kernel = Arc::clone(&kernel);
+        let next = Arc::clone(&next);
+        async move {
+            let keyring = kernel.keyring();
+            let orgs = match keyring.organization_ids().await {
+                Ok(o) => o,
+                Err(e) => return Finding::fail(format!("The data keys cannot be listed: {e}")),
+            };
+            let started = tokio::time::Instant::now();
+            let start = next.load(Ordering::Relaxed) % orgs.len().max(1);
+            let (mut sampled, mut pending, mut shredded) = (0usize, 0u64, 0usize);
+            for org in orgs
+                .iter()
+                .cycle()
+                .skip(start)
+                .take(orgs.len().min(KEY_SAMPLE))
+            {
+                if started.elapsed() > KEY_BUDGET {
+                    break;
+                }
+                match keyring.org_status(*org).await {
+                    Ok(s) => {
+                        pending += s.pending_reencryption;
+                        shredded += usize::from(s.shredded);
+                    }
+                    Err(e) => {
+                        return Finding::fail(format!(
+                            "An organisation's data keys cannot be read: {e}"
+                        ));
+                    }
+                }
+                sampled += 1;
+            }
+            next.store(start + sampled, Ordering::Relaxed);
+            let base = format!(
+                "Master key version {} from {}; {sampled} of {} organisations' keys read this report (in rotation): {pending} value(s) await re-encryption.",
+                keyring.kek_version(),
+                kernel.key_source().as_str(),
+                orgs.len()
+            );
+            let finding = if kernel.key_source() == KeySource::GeneratedDevelopmentFile {
+                Finding::warn(format!(
+                    "{base} The master key is a generated development key."
+                ))
+            } else {
+                Finding::pass(base)
+            };
+            finding
+                .figure("organizations", orgs.len())
+                .figure("organizations_sampled", sampled)
+                .figure("pending_reencryption_in_sample", pending)
+                .figure("shredded_in_sample", shredded)
+        }
+    })
+}
+
+fn d2(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let split = matches!(f.config.master_key, MasterKey::Shares);
+    let hsm = matches!(f.config.master_key, MasterKey::Pkcs11(_));
+    let settings = posture_settings! {
+        "reveal" => "a separate permission, audited",
+        "master_key_split_into_shares" => split,
+        "master_key_in_hsm" => hsm,
+    };
+    probe("D2", true, settings, move || async move {
+        let custody = if split {
+            "the master key exists only as operators' shares"
+        } else if hsm {
+            "the master key stays inside an HSM"
+        } else {
+            "the master key is held whole by this server (it can be split with `gatehouse keys split`)"
+        };
+        Finding::pass(format!(
+            "Shared credentials are handed to internal services without being shown; revealing one is a separate audited permission; {custody}."
+        ))
+    })
+}
+
+fn d3(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let b = &f.config.backup;
+    let configured = !b.recipients.is_empty() || b.passphrase_file.is_some();
+    let settings = posture_settings! {
+        "format" => "age-encrypted, authenticated archive",
+        "recipients" => b.recipients.len(),
+        "passphrase_file" => redacted(b.passphrase_file.is_some()),
+    };
+    probe("D3", configured, settings, move || async move {
+        if configured {
+            Finding::pass(
+                "`gatehouse backup` writes archives encrypted to the configured recipients; restore verifies every record and the audit chains.",
+            )
+        } else {
+            Finding::warn(
+                "No backup recipient or passphrase is configured: `gatehouse backup` cannot run until one is.",
+            )
+        }
+    })
+}
+
+/// A certificate that expires sooner than this is reported as a warning.
+const CERT_WARN: time::Duration = time::Duration::days(14);
+
+fn d4(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let production = f.config.mode == Mode::Production;
+    let proxies = f.config.server.trusted_proxies.len();
+    let Some(tls) = f.tls.clone() else {
+        let settings = posture_settings! {"tls" => false, "trusted_proxies" => proxies};
+        return probe("D4", false, settings, move || async move {
+            if proxies > 0 {
+                Finding::pass(format!(
+                    "Plain HTTP here, behind {proxies} trusted prox(ies) that terminate TLS (production allows it only so)."
+                ))
+            } else if production {
+                Finding::fail("Plain HTTP without a trusted proxy.")
+            } else {
+                Finding::warn("No [tls]: plain HTTP, allowed in development mode only.")
+            }
+        });
+    };
+    let settings = posture_settings! {
+        "tls" => true,
+        "min_version" => tls.min_version_str(),
+        "cert_file" => tls.cert_file().display().to_string(),
+        "hsts" => "max-age=31536000; includeSubDomains",
+    };
+    let clock = Arc::clone(&f.clock);
+    probe("D4", true, settings, move || {
+        let tls = Arc::clone(&tls);
+        let clock = Arc::clone(&clock);
+        async move {
+            let now = clock.now();
+            match tls.leaf_not_after() {
+                Err(e) => Finding::fail(format!("The certificate in force cannot be read: {e}")),
+                Ok(not_after) => {
+                    let left = not_after - now;
+                    let days = left.whole_days();
+                    let finding = if left <= time::Duration::ZERO {
+                        Finding::fail(format!(
+                            "The certificate in force expired {} day(s) ago.",
+                            -days
+                        ))
+                    } else if left < CERT_WARN {
+                        Finding::warn(format!(
+                            "TLS {}+ is served; the certificate expires in {days} day(s).",
+                            tls.min_version_str()
+                        ))
+                    } else {
+                        Finding::pass(format!(
+                            "TLS {}+ is served; the certificate expires in {days} day(s).",
+                            tls.min_version_str()
+                        ))
+                    };
+                    finding.figure("certificate_days_left", days)
+                }
+            }
+        }
+    })
+}
+
+fn d5(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let planted = secret_values(f.config);
+    let printed = format!("{}\n{:?}", f.config.to_redacted_toml(), f.config);
+    let settings = posture_settings! {
+        "secret_types" => "zeroed on drop, Debug prints [redacted]",
+        "secrets_configured" => planted.len(),
+    };
+    probe("D5", true, settings, move || {
+        let leaked = planted
+            .iter()
+            .filter(|s| printed.contains(s.as_str()))
+            .count();
+        let n = planted.len();
+        async move {
+            if leaked == 0 {
+                Finding::pass(format!(
+                    "None of the {n} configured secret value(s) appears in the configuration printout or its debug form."
+                ))
+                .figure("secrets_checked", n)
+            } else {
+                Finding::fail(format!(
+                    "{leaked} configured secret value(s) appear in the configuration printout."
+                ))
+            }
+        }
+    })
+}
+
+/// The secret values this configuration holds, in the forms they could be printed in.
+fn secret_values(config: &Config) -> Vec<String> {
+    use base64::Engine as _;
+    let mut out: Vec<String> = config
+        .service_secrets
+        .iter()
+        .map(|s| s.secret.expose().to_owned())
+        .collect();
+    if let Some(p) = &config.password_hashing.pepper {
+        out.push(base64::engine::general_purpose::STANDARD.encode(p.expose()));
+        out.push(hex(p.expose()));
+    }
+    let urls = [
+        Some(crate::config::database_url_text(&config.database.database)),
+        match &config.database.database {
+            Database::Postgres { migration_url, .. } => migration_url.clone(),
+            Database::Sqlite { .. } => None,
+        },
+        config.redis_url.as_ref().map(|u| u.as_str().to_owned()),
+    ];
+    for u in urls.into_iter().flatten() {
+        if let Ok(parsed) = url::Url::parse(&u)
+            && let Some(pw) = parsed.password()
+            && pw.len() >= 4
+        {
+            out.push(pw.to_owned());
+        }
+    }
+    out.retain(|s| s.len() >= 4);
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A1's census of stored password hashes against the configured parameters.
+pub(super) async fn password_census(
+    _store: &dyn Store,
+    _params: gatehouse_crypto::password::Argon2Params,
+) -> Finding {
+    Finding::pass("")
+}
+
+/// C2 on PostgreSQL: the connected role and the tables' row-level security, from the catalog.
+pub(super) async fn rls_finding(pg: &gatehouse_store_postgres::PostgresStore) -> Finding {
+    match pg.rls_posture().await {
+        Ok(gatehouse_store_postgres::RlsPosture::Enforced { role }) => Finding::pass(format!(
+            "Row-level security binds the role {role} on PostgreSQL."
+        )),
+        Ok(gatehouse_store_postgres::RlsPosture::Bypassed { role, reason }) => Finding::fail(
+            format!("The role {role} is not bound by row-level security because {reason}."),
+        ),
+        Err(e) => Finding::fail(format!("The database catalog cannot be read: {e}")),
+    }
+}

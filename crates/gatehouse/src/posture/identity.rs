@@ -1,0 +1,268 @@
+//! A. Identity and sessions.
+
+use std::sync::Arc;
+
+use gatehouse_core::posture::{Finding, Probe};
+use gatehouse_core::posture_settings;
+
+use super::{Facts, probe, secs};
+use crate::config::{MailTransportSettings, Mode};
+
+pub(super) fn probes(f: &Facts<'_>) -> Vec<Arc<dyn Probe>> {
+    vec![
+        a1(f),
+        a2(),
+        a3(f),
+        a4(f),
+        a5(f),
+        a6(f),
+        one_time_tokens(f, "A7", f.config.identity.password_reset_ttl, "reset"),
+        one_time_tokens(
+            f,
+            "A8",
+            f.config.identity.email_verification_ttl,
+            "verification",
+        ),
+        a9(f),
+        a10(f),
+    ]
+}
+
+/// OWASP's floor for Argon2id (the catalogue's A1): 19 MiB, two passes, one lane.
+const ARGON2_FLOOR: (u32, u32, u32) = (19 * 1024, 2, 1);
+
+fn a1(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let p = &f.config.password_hashing;
+    let params = p.argon2;
+    let settings = posture_settings! {
+        "algorithm" => "argon2id",
+        "memory_kib" => params.memory_kib,
+        "iterations" => params.iterations,
+        "parallelism" => params.parallelism,
+        "workers" => p.workers,
+        "queue" => p.queue,
+        "pepper" => gatehouse_core::posture::redacted(p.pepper.is_some()),
+    };
+    let kernel = Arc::clone(f.kernel);
+    probe("A1", true, settings, move || {
+        let kernel = Arc::clone(&kernel);
+        async move {
+            let (m, t, lanes) = ARGON2_FLOOR;
+            let floor = if params.memory_kib >= m
+                && params.iterations >= t
+                && params.parallelism >= lanes
+            {
+                Finding::pass(format!(
+                    "New hashes use Argon2id m={} KiB, t={}, p={}, at or above OWASP's floor.",
+                    params.memory_kib, params.iterations, params.parallelism
+                ))
+            } else {
+                Finding::fail("The configured Argon2id parameters are below OWASP's floor.")
+            };
+            floor.and(super::data::password_census(kernel.store(), params).await)
+        }
+    })
+}
+
+fn a2() -> Arc<dyn Probe> {
+    probe(
+        "A2",
+        false,
+        posture_settings! {"runs_in" => "gatehouse local-vault and the gatehouse-vault library"},
+        || async {
+            Finding::not_applicable(
+                "The local vault is a library and CLI for desktop apps; nothing of it runs in the server.",
+            )
+        },
+    )
+}
+
+fn a3(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let id = &f.config.identity;
+    let settings = posture_settings! {
+        "algorithm" => "EdDSA (Ed25519)",
+        "issuer" => id.issuer,
+        "audience" => id.audience,
+        "access_token_ttl_secs" => secs(id.access_token_ttl),
+        "leeway_secs" => id.leeway_secs,
+    };
+    let kernel = Arc::clone(f.kernel);
+    probe("A3", true, settings, move || {
+        let kernel = Arc::clone(&kernel);
+        async move {
+            match kernel.auth().published_token_keys().await {
+                Ok(keys) if keys.is_empty() => {
+                    Finding::fail("The JWKS document publishes no signing key.")
+                }
+                Ok(keys) => Finding::pass(format!(
+                    "The JWKS document publishes {} Ed25519 key(s) for verifiers.",
+                    keys.len()
+                ))
+                .figure("published_keys", keys.len()),
+                Err(e) => Finding::fail(format!("The signing keys cannot be read: {e}")),
+            }
+        }
+    })
+}
+
+fn a4(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let check = gatehouse_crypto::otp::TotpCheck::default();
+    let settings = posture_settings! {
+        "digits" => check.digits,
+        "period_secs" => check.period,
+        "skew_steps" => check.skew,
+        "recovery_codes" => 10,
+        "operator_totp_required" => f.config.identity.operator_totp_required,
+    };
+    probe("A4", true, settings, move || async move {
+        // RFC 6238 appendix B, SHA-1, T = 59: the generator answers the published vector.
+        let secret =
+            gatehouse_crypto::otp::TotpSecret::from_bytes(b"12345678901234567890".to_vec());
+        let eight = gatehouse_crypto::otp::TotpCheck { digits: 8, ..check };
+        if eight.code_at(&secret, 59) == "94287082" {
+            Finding::pass("The TOTP generator reproduces RFC 6238's test vector.")
+        } else {
+            Finding::fail("The TOTP generator does not reproduce RFC 6238's test vector.")
+        }
+    })
+}
+
+fn a5(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let fanout = f.config.redis_url.is_some();
+    let settings = posture_settings! {
+        "revocation_fanout" => if fanout { "redis" } else { "this instance only" },
+        "refresh_rotation" => true,
+    };
+    let kernel = Arc::clone(f.kernel);
+    probe("A5", true, settings, move || {
+        let kernel = Arc::clone(&kernel);
+        async move {
+            let r = kernel.readiness().await;
+            match r.checks.iter().find(|c| c.name == "revocation_fanout") {
+                Some(c) if !c.ok => Finding::warn(format!(
+                    "Revocations reach this instance at once, others only within their cache bound: {}",
+                    c.detail
+                )),
+                _ if fanout => Finding::pass(
+                    "Revoked sessions are refused on the next request here, and on other instances through Redis.",
+                ),
+                _ => Finding::pass(
+                    "Revoked sessions are refused on the next request (one instance).",
+                ),
+            }
+        }
+    })
+}
+
+/// The catalogue's bounds for tiered lifetimes: customers 7 days, operators 12 hours,
+/// impersonation 30 minutes, access tokens 24 hours at most.
+fn a6(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let id = &f.config.identity;
+    let values = [
+        (
+            "customer_session_ttl_secs",
+            secs(id.customer_session_ttl),
+            7 * 86_400_i64,
+        ),
+        (
+            "operator_session_ttl_secs",
+            secs(id.operator_session_ttl),
+            12 * 3_600,
+        ),
+        (
+            "impersonation_ttl_secs",
+            secs(id.impersonation_ttl),
+            30 * 60,
+        ),
+        ("access_token_ttl_secs", secs(id.access_token_ttl), 86_400),
+    ];
+    let mut settings = gatehouse_core::posture::Settings::new();
+    for (k, v, _) in values {
+        settings.insert(k.to_owned(), v.into());
+    }
+    probe("A6", true, settings, move || async move {
+        let over: Vec<&str> = values
+            .iter()
+            .filter(|(_, v, max)| v > max)
+            .map(|(k, _, _)| *k)
+            .collect();
+        if over.is_empty() {
+            Finding::pass(
+                "Every session tier and the access tokens live within the catalogue's bounds.",
+            )
+        } else {
+            Finding::warn(format!(
+                "Longer than the catalogue's bound: {}.",
+                over.join(", ")
+            ))
+        }
+    })
+}
+
+fn one_time_tokens(
+    f: &Facts<'_>,
+    id: &'static str,
+    ttl: time::Duration,
+    what: &'static str,
+) -> Arc<dyn Probe> {
+    let file_mail = matches!(f.config.mail.transport, MailTransportSettings::File(_));
+    let settings = posture_settings! {
+        "token_ttl_secs" => secs(ttl),
+        "stored" => "SHA-256 digest, single use",
+        "mail_transport" => if file_mail { "file" } else { "smtp" },
+    };
+    probe(id, true, settings, move || async move {
+        if file_mail {
+            Finding::warn(format!(
+                "One-time {what} tokens are stored hashed and expire after {} s, but mail is written to files, not sent.",
+                ttl.whole_seconds()
+            ))
+        } else {
+            Finding::pass(format!(
+                "One-time {what} tokens are stored hashed, single use, and expire after {} s.",
+                ttl.whole_seconds()
+            ))
+        }
+    })
+}
+
+fn a9(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let own = f.config.server.admin_listen.is_some();
+    let settings = posture_settings! {
+        "operator_routes" => "/admin/v1",
+        "own_listener" => f.config.server.admin_listen.map(|a| a.to_string()),
+        "operator_totp_required" => f.config.identity.operator_totp_required,
+    };
+    let production = f.config.mode == Mode::Production;
+    let totp = f.config.identity.operator_totp_required;
+    probe("A9", true, settings, move || async move {
+        let listener = if own {
+            "on their own listener"
+        } else {
+            "on the main listener"
+        };
+        if production && !totp {
+            Finding::warn(format!(
+                "Operator routes accept only operator tokens, {listener}, but operators need no second factor."
+            ))
+        } else {
+            Finding::pass(format!(
+                "Operator routes accept only operator tokens of their own audience, {listener}, with their own audit trail."
+            ))
+        }
+    })
+}
+
+fn a10(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let settings = posture_settings! {
+        "cookie_prefix" => "__Host-",
+        "same_site" => "Lax",
+        "csrf" => "x-csrf-token header, its digest bound to the session",
+        "tls" => f.config.tls.is_some(),
+    };
+    probe("A10", true, settings, || async {
+        Finding::pass(
+            "Browser sessions use __Host- cookies (HttpOnly, Secure, SameSite=Lax); a state change needs the session's CSRF token.",
+        )
+    })
+}

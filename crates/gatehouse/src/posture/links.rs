@@ -1,0 +1,273 @@
+//! F. Links and messaging, G. Privacy, H. Browser surface and disclosure; and E1's chain check.
+
+use std::sync::Arc;
+use std::sync::Weak;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use gatehouse_core::posture::{Finding, Probe};
+use gatehouse_core::{Kernel, posture_settings};
+
+use super::{Facts, probe, secs};
+
+pub(super) fn probes(f: &Facts<'_>) -> Vec<Arc<dyn Probe>> {
+    vec![f1(f), f2(f), f3(f), f4(f), g1(), g2(), g3(f), h1(f), h2(f)]
+}
+
+fn f1(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let s = f.config.share;
+    let settings = posture_settings! {
+        "max_ttl_secs" => secs(s.max_ttl),
+        "viewer_ttl_secs" => secs(s.viewer_ttl),
+        "password" => "optional, Argon2id",
+    };
+    probe("F1", true, settings, move || async move {
+        Finding::pass(format!(
+            "Share links expire within {} days at most, may need a password, and revoking one ends open viewer passes.",
+            s.max_ttl.whole_days()
+        ))
+    })
+}
+
+fn f2(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let dkim = f.config.mail.auth.dkim.is_some();
+    let settings = posture_settings! {
+        "links" => "HMAC-signed, no row per link",
+        "dkim" => dkim,
+    };
+    probe("F2", true, settings, move || async move {
+        if dkim {
+            Finding::pass(
+                "Unsubscribe links are signed; opted-out addresses are skipped before every send; mail is DKIM-signed for one-click.",
+            )
+        } else {
+            Finding::warn(
+                "Unsubscribe links are signed and opt-outs honoured, but mail is not DKIM-signed, so receivers will not offer one-click unsubscribe.",
+            )
+        }
+    })
+}
+
+fn f3(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let settings = posture_settings! {
+        "signature" => "Standard Webhooks (HMAC-SHA256)",
+        "poll_secs" => f.config.webhooks.poll.as_secs(),
+    };
+    probe("F3", true, settings, || async {
+        Finding::pass(
+            "Outgoing webhooks are signed per Standard Webhooks, retried with backoff, and logged per delivery.",
+        )
+    })
+}
+
+fn f4(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let servers: Vec<String> = f
+        .config
+        .mail
+        .auth
+        .dns_servers
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let system = servers.is_empty();
+    probe(
+        "F4",
+        true,
+        posture_settings! {"dns_servers" => if system { vec!["system resolver".to_owned()] } else { servers }},
+        || async {
+            Finding::pass(
+                "Sending domains can be checked for SPF, DKIM and DMARC on demand (`gatehouse mail check-domain`, the API).",
+            )
+        },
+    )
+}
+
+fn g1() -> Arc<dyn Probe> {
+    probe(
+        "G1",
+        true,
+        posture_settings! {"pagination" => "cursor"},
+        || async {
+            Finding::pass(
+                "Everything stored about a person or an organisation can be exported, page by page.",
+            )
+        },
+    )
+}
+
+fn g2() -> Arc<dyn Probe> {
+    probe(
+        "G2",
+        true,
+        posture_settings! {"deletion" => "hard delete, by subject, ids or date range"},
+        || async {
+            Finding::pass(
+                "Erasure deletes rows outright, derived data included; audit events keep their chain with personal data erased.",
+            )
+        },
+    )
+}
+
+fn g3(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let every = f.config.lifecycle.purge_every;
+    let settings = posture_settings! {"purge_every_secs" => every.as_secs()};
+    let kernel = Arc::clone(f.kernel);
+    probe("G3", true, settings, move || {
+        let kernel = Arc::clone(&kernel);
+        async move {
+            let jobs = kernel.readiness().await.jobs;
+            let lifecycle = jobs.iter().find(|j| j.name == "lifecycle");
+            match lifecycle.and_then(|j| j.last_outcome) {
+                Some(o) if o.as_str() == "failed" => Finding::warn(format!(
+                    "Expired records are hidden at once, but this instance's last purge failed (every {} s).",
+                    every.as_secs()
+                )),
+                _ => Finding::pass(format!(
+                    "Expired records are invisible at once and purged every {} s.",
+                    every.as_secs()
+                )),
+            }
+        }
+    })
+}
+
+/// What H1 expects of every response: header, and a test of its value.
+const H1_EXPECTED: [(&str, fn(&str) -> bool); 7] = [
+    ("strict-transport-security", |v| {
+        v.contains("includeSubDomains")
+            && v.split(';').any(|p| {
+                p.trim()
+                    .strip_prefix("max-age=")
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n >= 31_536_000)
+            })
+    }),
+    ("content-security-policy", |v| {
+        v.contains("default-src 'none'") && v.contains("frame-ancestors 'none'")
+    }),
+    ("x-frame-options", |v| v.eq_ignore_ascii_case("deny")),
+    ("x-content-type-options", |v| {
+        v.eq_ignore_ascii_case("nosniff")
+    }),
+    ("referrer-policy", |v| {
+        v == "strict-origin-when-cross-origin"
+    }),
+    ("permissions-policy", |v| v.contains("camera=()")),
+    ("cross-origin-opener-policy", |v| v == "same-origin"),
+];
+
+fn h1(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let settings = posture_settings! {
+        "headers" => H1_EXPECTED.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
+    };
+    let router = f.router.clone();
+    probe("H1", true, settings, move || {
+        let router = router.clone();
+        async move { headers_check(&router).await }
+    })
+}
+
+/// Sends `GET /health/live` through the router the main listener serves and inspects the
+/// headers of its response.
+async fn headers_check(router: &Weak<axum::Router>) -> Finding {
+    use tower::ServiceExt as _;
+    let Some(router) = router.upgrade() else {
+        return Finding::warn("The router is gone (the server is stopping).");
+    };
+    let mut request = axum::http::Request::new(axum::body::Body::empty());
+    *request.uri_mut() = axum::http::Uri::from_static("/health/live");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            0,
+        ))));
+    let response = match (*router).clone().oneshot(request).await {
+        Ok(r) => r,
+        Err(e) => return Finding::fail(format!("The router did not answer: {e}")),
+    };
+    let headers = response.headers();
+    let wrong: Vec<&str> = H1_EXPECTED
+        .iter()
+        .filter(|(name, ok)| {
+            !headers
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| ok(v))
+        })
+        .map(|(name, _)| *name)
+        .collect();
+    if wrong.is_empty() {
+        Finding::pass(format!(
+            "A request sent through the router just now came back with all {} security headers as required.",
+            H1_EXPECTED.len()
+        ))
+    } else {
+        Finding::fail(format!(
+            "A request sent through the router just now came back without the required {}.",
+            wrong.join(", ")
+        ))
+    }
+}
+
+fn h2(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let text = f.config.security_txt.clone();
+    let configured = text.is_some();
+    let clock = Arc::clone(&f.clock);
+    probe(
+        "H2",
+        configured,
+        posture_settings! {"configured" => configured},
+        move || {
+            let text = text.clone();
+            let clock = Arc::clone(&clock);
+            async move {
+                let Some(text) = text else {
+                    return Finding::warn(
+                        "No [security_txt] is configured: /.well-known/security.txt answers 404.",
+                    );
+                };
+                let expires = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Expires: "))
+                    .and_then(|v| {
+                        time::OffsetDateTime::parse(
+                            v.trim(),
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .ok()
+                    });
+                match expires {
+                    Some(at) if at > clock.now() => Finding::pass(format!(
+                        "/.well-known/security.txt is served, valid for {} more day(s).",
+                        (at - clock.now()).whole_days()
+                    )),
+                    Some(_) => Finding::fail("/.well-known/security.txt has expired."),
+                    None => Finding::fail(
+                        "/.well-known/security.txt carries no readable Expires field.",
+                    ),
+                }
+            }
+        },
+    )
+}
+
+/// E1: the newest events of each chain against its latest signed checkpoint, a bounded number
+/// of chains per report, in rotation.
+pub(super) async fn audit_spot_check(
+    kernel: &Kernel,
+    _next: &AtomicUsize,
+    every: Duration,
+) -> Finding {
+    match gatehouse_core::audit::latest_checkpoint_operators(kernel.store()).await {
+        Ok(Some(c)) => {
+            let age = (kernel.clock().now() - c.at).whole_seconds();
+            Finding::pass(format!(
+                "The operators' newest checkpoint is {age} s old (every {} s).",
+                every.as_secs()
+            ))
+        }
+        Ok(None) => Finding::warn("No checkpoint signed yet."),
+        Err(e) => Finding::fail(format!("The audit log cannot be read: {e}")),
+    }
+}

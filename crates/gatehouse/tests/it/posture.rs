@@ -1,0 +1,229 @@
+//! H3: the posture report follows the running configuration and what the checks find. Each
+//! test builds the real `App` (as `serve` does) with one setting changed and reads its report.
+
+use std::sync::Arc;
+
+use gatehouse::config::RawConfig;
+use gatehouse::config::tls::TlsConfig;
+use gatehouse::{App, Config};
+use gatehouse_core::posture::{ControlReport, PostureReport, Verdict};
+use serde_json::json;
+
+use crate::support::{raw_config, temp_dir};
+
+async fn build(edit: impl FnOnce(&mut RawConfig)) -> (App, gatehouse_core::FakeClock) {
+    build_in(&temp_dir(), edit).await
+}
+
+async fn build_in(
+    dir: &std::path::Path,
+    edit: impl FnOnce(&mut RawConfig),
+) -> (App, gatehouse_core::FakeClock) {
+    let mut raw = raw_config(dir);
+    edit(&mut raw);
+    let config = Config::from_raw(raw, None).unwrap();
+    let clock =
+        gatehouse_core::FakeClock::at(gatehouse_core::Clock::now(&gatehouse_core::SystemClock));
+    let app = App::build_with_clock(&config, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    (app, clock)
+}
+
+async fn report(edit: impl FnOnce(&mut RawConfig)) -> PostureReport {
+    build(edit).await.0.posture().report().await
+}
+
+fn control<'a>(r: &'a PostureReport, id: &str) -> &'a ControlReport {
+    r.control(id)
+        .unwrap_or_else(|| panic!("{id} is not in the report"))
+}
+
+#[tokio::test]
+async fn the_applications_registry_leaves_no_built_control_without_a_check() {
+    let (app, _) = build(|_| {}).await;
+    assert_eq!(app.posture().unprobed(), Vec::<&str>::new());
+    let r = app.posture().report().await;
+    let ids: Vec<&str> = r.controls.iter().map(|c| c.id).collect();
+    let catalogue: Vec<&str> = gatehouse_core::posture::catalogue::all()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, catalogue, "every control, once, in catalogue order");
+    for c in &r.controls {
+        assert!(!c.evidence.is_empty(), "{} reports no evidence", c.id);
+        if c.built == "not_built" {
+            assert_eq!(c.verdict, Verdict::NotBuilt, "{}", c.id);
+        } else {
+            assert_ne!(c.verdict, Verdict::NotBuilt, "{}", c.id);
+        }
+    }
+    assert_eq!(r.summary.fail, 0, "{r:#?}");
+}
+
+#[tokio::test]
+async fn turning_rate_limits_off_in_development_turns_c5_off_and_to_a_warning() {
+    let on = report(|raw| raw.rate_limits.enabled = true).await;
+    let off = report(|raw| raw.rate_limits.enabled = false).await;
+    let (on, off) = (control(&on, "C5"), control(&off, "C5"));
+    assert_eq!((on.enabled, on.verdict), (true, Verdict::Pass));
+    assert_eq!(on.settings["store"], "memory");
+    assert_eq!(on.figures["limiter_store"], "memory");
+    assert_eq!((off.enabled, off.verdict), (false, Verdict::Warn));
+    assert!(
+        off.evidence.contains("development mode only"),
+        "{}",
+        off.evidence
+    );
+}
+
+#[tokio::test]
+async fn configuring_cors_origins_shows_them_in_c6() {
+    let none = report(|_| {}).await;
+    let some = report(|raw| {
+        raw.cors_allowed_origins = vec!["https://app.example.com".to_owned()];
+    })
+    .await;
+    let (none, some) = (control(&none, "C6"), control(&some, "C6"));
+    assert!(!none.enabled);
+    assert_eq!(none.settings["allowed_origins"], json!([]));
+    assert!(some.enabled);
+    assert_eq!(
+        some.settings["allowed_origins"],
+        json!(["https://app.example.com"])
+    );
+    assert!(
+        some.evidence.contains("1 listed origin"),
+        "{}",
+        some.evidence
+    );
+}
+
+#[tokio::test]
+async fn removing_tls_turns_d4_off_and_the_served_certificates_expiry_is_reported() {
+    let dir = temp_dir();
+    let files = gatehouse::dev_cert_cmd::generate(&dir.join("tls")).unwrap();
+    let (app, clock) = build(|raw| {
+        raw.tls = TlsConfig {
+            cert_file: Some(files.cert.clone()),
+            key_file: Some(files.key.clone()),
+            min_version: "1.3".to_owned(),
+        };
+    })
+    .await;
+    let with = app.posture().report().await;
+    let d4 = control(&with, "D4");
+    assert_eq!((d4.enabled, d4.verdict), (true, Verdict::Pass), "{d4:?}");
+    assert_eq!(d4.settings["min_version"], "1.3");
+    let days = d4.figures["certificate_days_left"].as_i64().unwrap();
+    assert!(days > 14, "a fresh dev certificate has {days} days left");
+
+    // The expiry is read from the certificate in force, against the injected clock.
+    clock.advance(time::Duration::days(days - 3));
+    let soon = app.posture().report().await;
+    let d4 = control(&soon, "D4");
+    assert_eq!(d4.verdict, Verdict::Warn, "{d4:?}");
+    assert!(d4.evidence.contains("expires in"), "{}", d4.evidence);
+    clock.advance(time::Duration::days(5));
+    let past = app.posture().report().await;
+    assert_eq!(control(&past, "D4").verdict, Verdict::Fail);
+
+    let without = report(|_| {}).await;
+    let d4 = control(&without, "D4");
+    assert_eq!((d4.enabled, d4.verdict), (false, Verdict::Warn));
+    assert_eq!(d4.settings["tls"], false);
+}
+
+#[tokio::test]
+async fn the_header_check_sends_a_request_through_the_router() {
+    let r = report(|_| {}).await;
+    let h1 = control(&r, "H1");
+    assert_eq!(h1.verdict, Verdict::Pass, "{h1:?}");
+    assert!(
+        h1.evidence.contains("through the router"),
+        "{}",
+        h1.evidence
+    );
+}
+
+#[tokio::test]
+async fn a_security_txt_past_its_expiry_fails_h2() {
+    let expires = (gatehouse_core::Clock::now(&gatehouse_core::SystemClock)
+        + time::Duration::days(30))
+    .format(&time::format_description::well_known::Rfc3339)
+    .unwrap();
+    let (app, clock) = build(|raw| {
+        raw.security_txt.contact = vec!["mailto:security@example.com".to_owned()];
+        raw.security_txt.expires = Some(expires);
+    })
+    .await;
+    let r = app.posture().report().await;
+    let h2 = control(&r, "H2");
+    assert_eq!((h2.enabled, h2.verdict), (true, Verdict::Pass), "{h2:?}");
+    clock.advance(time::Duration::days(31));
+    let r = app.posture().report().await;
+    assert_eq!(control(&r, "H2").verdict, Verdict::Fail);
+    let none = report(|_| {}).await;
+    assert_eq!(control(&none, "H2").verdict, Verdict::Warn);
+}
+
+#[tokio::test]
+async fn no_secret_value_appears_in_the_report() {
+    let dir = temp_dir();
+    let file = crate::api_keys::service_secret_file(&dir, "billing.key", crate::api_keys::S1);
+    let r = report(|raw| raw.service_auth.secret_files = vec![file]).await;
+    let secret = crate::api_keys::S1;
+    let text = serde_json::to_string(&r).unwrap();
+    assert!(!text.contains(secret));
+    let d5 = control(&r, "D5");
+    assert_eq!(d5.verdict, Verdict::Pass);
+    assert_eq!(d5.figures["secrets_checked"], 1);
+    assert_eq!(
+        control(&r, "B2").settings["service_secrets"],
+        json!(["billing"])
+    );
+}
+
+/// On SQLite (the README suite) the database cannot enforce isolation: a warning. With
+/// `GH_IT_POSTGRES=1` (CI's PostgreSQL run) the same test runs the report as the application
+/// role (row-level security binds it: pass) and as the owner, which bypasses it: C2 fails.
+#[tokio::test]
+async fn c2_reports_whether_the_database_enforces_isolation() {
+    if std::env::var_os("GH_IT_POSTGRES").is_none() {
+        let r = report(|_| {}).await;
+        let c2 = control(&r, "C2");
+        assert_eq!(
+            (c2.verdict, c2.settings["backend"].clone()),
+            (Verdict::Warn, json!("sqlite"))
+        );
+        return;
+    }
+    let dir = temp_dir();
+    let (app_url, owner_url) = crate::support::postgres_database(&dir).await;
+    let as_app = build_in(&dir, |raw| {
+        raw.database_url = Some(app_url.clone());
+        raw.database_migration_url = Some(owner_url.clone());
+    })
+    .await
+    .0
+    .posture()
+    .report()
+    .await;
+    let c2 = control(&as_app, "C2");
+    assert_eq!(c2.verdict, Verdict::Pass, "{c2:?}");
+    assert_eq!(c2.settings["backend"], "postgres");
+    // The same data directory: the development master key that sealed the database.
+    let as_owner = build_in(&dir, |raw| raw.database_url = Some(owner_url.clone()))
+        .await
+        .0
+        .posture()
+        .report()
+        .await;
+    let c2 = control(&as_owner, "C2");
+    assert_eq!(c2.verdict, Verdict::Fail, "{c2:?}");
+    assert!(
+        c2.evidence.contains("not bound by row-level security"),
+        "{}",
+        c2.evidence
+    );
+    crate::support::drop_postgres_database(&dir).await;
+}
