@@ -15,6 +15,7 @@ mod schema_tests;
 mod settings;
 mod shared_responses;
 mod state;
+mod trust;
 
 use axum::Router;
 use utoipa::OpenApi as _;
@@ -27,6 +28,7 @@ pub use problem::{ApiError, Problem};
 pub use routes::unseal::{Submitted, UnsealProgress, UnsealRefusal, Unsealer};
 pub use settings::{AccessLine, AccessLog, CorsOrigins, HttpSettings};
 pub use state::{AppState, ServiceSecrets, Shared};
+pub use trust::{DEFAULT_CACHE as TRUST_PAGE_DEFAULT_CACHE, TrustPage, TrustPageSettings};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -51,6 +53,7 @@ pub use state::{AppState, ServiceSecrets, Shared};
         (name = "webhooks", description = "Standard Webhooks: endpoints, signing secrets, the delivery log and replays"),
         (name = "grants", description = "Grants between organisations: one lets another read (or change) its records, until a time"),
         (name = "internal", description = "The service API (`X-Service-Auth`)"),
+        (name = "trust", description = "The public trust page: every control's status beside the operator's declarations (off unless `[trust_page]` enables it)"),
     ),
     modifiers(&BearerAuth),
     components(schemas(Problem))
@@ -89,8 +92,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use routes::{
         admin, admin_sessions, api_keys, audit, audit_events, auth, check, erasures, exports,
         grants, health, invitations, mail_domains, me, messages, metrics, mfa, organization,
-        records, recovery, secrets, security_txt, share_links, signup, transit, unseal,
-        unsubscribe, webhooks,
+        posture, records, recovery, secrets, security_txt, share_links, signup, transit, trust,
+        unseal, unsubscribe, webhooks,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the document it serves.
@@ -105,6 +108,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(auth::verify))
         .add(Unlimited, routes!(auth::jwks))
         .add(Unlimited, routes!(security_txt::serve))
+        // Public, and the checks behind it run at most once per cache period however often it
+        // is asked for: limited as a read.
+        .add(ReadWrite, routes!(trust::html))
+        .add(ReadWrite, routes!(trust::markdown))
         .add(ReadWrite, routes!(me::me))
         .add(ReadWrite, routes!(me::sessions))
         .add(ReadWrite, routes!(exports::mine))
@@ -154,6 +161,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(Admin, routes!(admin_sessions::revoke_others))
         .add(Admin, routes!(admin::import))
         .add(Admin, routes!(health::details))
+        .add(Admin, routes!(posture::report))
         .add(
             Admin,
             routes!(unseal::unseal_submit, unseal::unseal_progress),

@@ -91,6 +91,8 @@ pub struct Shared {
     /// The posture registry (H3), set once the routers exist: one of its probes sends a request
     /// through the router.
     pub posture: Arc<std::sync::OnceLock<Arc<gatehouse_core::posture::Posture>>>,
+    /// The public trust page (`/trust`, `/trust.md`), when `[trust_page]` turns it on.
+    pub trust_page: Option<Arc<crate::trust::TrustPage>>,
 }
 
 impl AppState {
@@ -107,6 +109,7 @@ impl AppState {
             revocation_fanout: false,
             otlp: false,
             posture: Arc::default(),
+            trust_page: None,
         }))
     }
 
@@ -124,6 +127,13 @@ impl AppState {
     #[must_use]
     pub fn with_revocation_fanout(mut self, on: bool) -> Self {
         self.parts().revocation_fanout = on;
+        self
+    }
+
+    /// Serves the trust page with these declarations (`None`: off, and its paths are 404).
+    #[must_use]
+    pub fn with_trust_page(mut self, settings: Option<crate::trust::TrustPageSettings>) -> Self {
+        self.parts().trust_page = settings.map(|s| Arc::new(crate::trust::TrustPage::new(s)));
         self
     }
 

@@ -524,7 +524,8 @@ async fn http_state(config: &Config, kernel: &Arc<Kernel>) -> AppState {
         .with_service_secrets(ServiceSecrets::new(&service_secrets))
         .with_trusted_proxies(config.server.trusted_proxies.clone())
         .with_transit_max_batch(config.transit_max_batch)
-        .with_security_txt(config.security_txt.clone());
+        .with_security_txt(config.security_txt.clone())
+        .with_trust_page(config.trust_page.clone());
     match &config.rate_limits {
         Some(r) => state.with_rate_limits(limit_store(config).await, r.policy.clone()),
         None => state,

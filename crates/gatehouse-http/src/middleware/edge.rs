@@ -148,9 +148,13 @@ fn finish(
         .extensions()
         .get::<security_headers::PublicDocument>()
         .is_some();
+    let policy = res
+        .extensions_mut()
+        .remove::<security_headers::PagePolicy>()
+        .map(|p| p.0);
     let headers = res.headers_mut();
     headers.reserve(security_headers::COUNT + 1);
-    security_headers::apply(headers, public_document);
+    security_headers::apply(headers, public_document, policy);
     if let Ok(v) = HeaderValue::from_str(&info.request_id) {
         headers.insert(REQUEST_ID, v);
     }

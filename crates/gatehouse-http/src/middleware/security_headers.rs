@@ -47,9 +47,22 @@ const HEADERS: [(HeaderName, HeaderValue); COUNT] = [
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PublicDocument;
 
-pub(crate) fn apply(headers: &mut HeaderMap, public_document: bool) {
+/// A page's own `Content-Security-Policy`, set as a response extension (the trust page's, which
+/// allows its one stylesheet by hash). A header a handler sets is replaced like any other: only
+/// this marker changes the policy, so no handler loosens it by accident.
+#[derive(Debug, Clone)]
+pub(crate) struct PagePolicy(pub(crate) HeaderValue);
+
+pub(crate) fn apply(headers: &mut HeaderMap, public_document: bool, policy: Option<HeaderValue>) {
+    let mut policy = policy;
     for (name, value) in HEADERS {
         if public_document && name == header::CACHE_CONTROL && headers.contains_key(&name) {
+            continue;
+        }
+        if name == header::CONTENT_SECURITY_POLICY
+            && let Some(own) = policy.take()
+        {
+            headers.insert(name, own);
             continue;
         }
         headers.insert(name, value);

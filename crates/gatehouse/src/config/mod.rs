@@ -39,6 +39,7 @@ mod service_auth;
 pub mod share;
 pub mod tls;
 mod transit;
+pub mod trust_page;
 pub mod webhooks;
 
 pub use audit::AuditConfig;
@@ -145,6 +146,8 @@ pub struct RawConfig {
     pub webhooks: webhooks::WebhooksConfig,
     /// Who can open backups (D3).
     pub backup: backup::BackupConfig,
+    /// The public trust page (H3); off by default.
+    pub trust_page: trust_page::TrustPageConfig,
 }
 
 impl Default for RawConfig {
@@ -191,6 +194,7 @@ impl Default for RawConfig {
             share: share::ShareConfig::default(),
             backup: backup::BackupConfig::default(),
             webhooks: webhooks::WebhooksConfig::default(),
+            trust_page: trust_page::TrustPageConfig::default(),
         }
     }
 }
@@ -248,6 +252,8 @@ pub struct Config {
     pub transit_max_batch: usize,
     /// The rendered `/.well-known/security.txt`, when configured.
     pub security_txt: Option<String>,
+    /// The trust page's declarations and cache period, when `[trust_page]` turns it on.
+    pub trust_page: Option<gatehouse_http::TrustPageSettings>,
     pub metrics: metrics::MetricsSettings,
     pub connections: connections::ConnectionSettings,
     /// Set when `[otlp]` export is on.
@@ -464,6 +470,7 @@ fn validate(
     let share = share::validate(&raw.share)?;
     let webhooks = webhooks::validate(&raw.webhooks, production)?;
     let backup = backup::validate(&raw.backup)?;
+    let trust_page = trust_page::validate(&raw.trust_page)?;
     Ok(Config {
         mode: raw.mode,
         data_dir: raw.data_dir.clone(),
@@ -488,6 +495,7 @@ fn validate(
         service_secrets,
         transit_max_batch,
         security_txt,
+        trust_page,
         metrics,
         connections,
         otlp,

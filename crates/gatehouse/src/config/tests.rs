@@ -503,3 +503,72 @@ fn the_mail_lease_covers_a_batch_of_relay_timeouts_and_is_short_for_files() {
         Ok(())
     });
 }
+
+#[test]
+fn the_trust_page_section_reads_its_declarations_from_toml_and_refuses_unknown_statuses() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "g.toml",
+            r#"
+[trust_page]
+enabled = true
+cache_seconds = 30
+service_name = "Acme CRM"
+contact = "mailto:security@acme.example"
+data_residency = "EU (Frankfurt)"
+last_penetration_test = "2026-03, by Example Security GmbH"
+
+[[trust_page.certifications]]
+name = "SOC 2 Type II"
+status = "in_progress"
+note = "audit period ends 2026-09"
+
+[[trust_page.certifications]]
+name = "ISO/IEC 27001"
+status = "not_claimed"
+
+[[trust_page.sub_processors]]
+name = "Hetzner Online GmbH"
+purpose = "hosting"
+location = "Germany"
+"#,
+        )?;
+        let c = Config::load_from(Some(Path::new("g.toml"))).map_err(|e| e.0)?;
+        let t = c.trust_page.expect("enabled");
+        assert_eq!(t.cache, Duration::from_secs(30));
+        let d = &t.declarations;
+        assert_eq!(d.contact.as_deref(), Some("mailto:security@acme.example"));
+        assert_eq!(d.certifications.len(), 2);
+        assert_eq!(
+            d.certifications[0].status,
+            gatehouse_core::posture::CertificationStatus::InProgress
+        );
+        assert_eq!(d.sub_processors[0].location.as_deref(), Some("Germany"));
+        // The environment turns it off like any other key.
+        jail.set_env("GATEHOUSE_TRUST_PAGE__ENABLED", "false");
+        let off = Config::load_from(Some(Path::new("g.toml"))).map_err(|e| e.0)?;
+        assert!(off.trust_page.is_none());
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "g.toml",
+            "[[trust_page.certifications]]\nname = \"SOC 2\"\nstatus = \"certified\"\n",
+        )?;
+        let msg = err(Config::load_from(Some(Path::new("g.toml"))));
+        assert!(
+            msg.contains("certified") && msg.contains("in_progress"),
+            "{msg}"
+        );
+        Ok(())
+    });
+    Jail::expect_with(|_| {
+        assert!(
+            Config::load_from(None)
+                .map_err(|e| e.0)?
+                .trust_page
+                .is_none()
+        );
+        Ok(())
+    });
+}

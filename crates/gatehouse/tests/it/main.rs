@@ -52,6 +52,7 @@ mod slow_clients;
 mod tls;
 mod tokens;
 mod transit;
+mod trust_page;
 mod unsubscribe;
 mod vault;
 mod webhooks;
