@@ -296,17 +296,20 @@ impl App {
             instance.clone(),
             self.checkpoint_every,
         ));
-        let sessions = tokio::spawn(session_job(Arc::clone(&self.kernel)));
+        let sessions = tokio::spawn(crate::jobs::session_job(Arc::clone(&self.kernel)));
         let tls_reload = self
             .tls
             .clone()
             .map(|t| tokio::spawn(crate::tls::reload_job(t)));
-        let mail = tokio::spawn(mail_job(
+        let mail = tokio::spawn(crate::jobs::mail_job(
             Arc::clone(&self.kernel),
             Arc::clone(&self.mail_transport),
             self.mail_poll,
         ));
-        let webhooks = tokio::spawn(webhook_job(Arc::clone(&self.kernel), self.webhook_poll));
+        let webhooks = tokio::spawn(crate::jobs::webhook_job(
+            Arc::clone(&self.kernel),
+            self.webhook_poll,
+        ));
         let lifecycle = tokio::spawn(crate::lifecycle_job::run(
             Arc::clone(&self.kernel),
             instance.clone(),
@@ -650,72 +653,6 @@ async fn open_store_with_handle(
                 }
             }
             Ok((Arc::new(store.clone()), Some(store)))
-        }
-    }
-}
-
-/// Every 30 seconds: writes sessions' batched last-seen times, API keys' last use, share-link
-/// opens served from memory and the runs of repeated check denials, and reloads the token-signing keys
-/// (so a key added by `gatehouse keys rotate-signing` signs here too, and retired ones drop out).
-async fn session_job(kernel: Arc<Kernel>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        if let Err(e) = kernel.auth().flush_session_activity().await {
-            tracing::warn!(error = %e, "could not record sessions' activity; retrying later");
-        }
-        if let Err(e) = kernel.api_keys().flush_usage().await {
-            tracing::warn!(error = %e, "could not record API keys' last use; retrying later");
-        }
-        if let Err(e) = kernel.share_links().flush_opens().await {
-            tracing::warn!(error = %e, "could not record share-link opens");
-        }
-        if let Err(e) = kernel.checks().flush_denials().await {
-            tracing::warn!(error = %e, "could not record repeated check denials; retrying later");
-        }
-        if let Err(e) = kernel.auth().reload_token_keys().await {
-            tracing::warn!(error = %e, "could not reload the token-signing keys");
-        }
-        if let Err(e) = kernel.keyring().reload_link_keys().await {
-            tracing::warn!(error = %e, "could not reload the link keys");
-        }
-    }
-}
-
-/// Delivers queued mail: woken when a request queues some, and polling for retries that fall
-/// due. A failing transport only delays mail (see `Mail::deliver_due`).
-async fn mail_job(kernel: Arc<Kernel>, transport: Arc<dyn MailTransport>, poll: Duration) {
-    loop {
-        match kernel.mail().deliver_due(transport.as_ref()).await {
-            // A full batch may mean more is waiting: go again at once.
-            Ok(r) if r.delivered + r.failed >= 20 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not read the mail outbox; retrying later"),
-        }
-        tokio::select! {
-            () = kernel.mail().wakeup().notified() => {}
-            () = tokio::time::sleep(poll) => {}
-        }
-    }
-}
-
-/// Delivers webhooks: woken when a call queues some, and polling for retries that fall due.
-/// A receiver that fails only delays its own deliveries (see `Webhooks::deliver_due`).
-async fn webhook_job(kernel: Arc<Kernel>, poll: Duration) {
-    let Some(client) = kernel.webhook_client() else {
-        return;
-    };
-    loop {
-        match kernel.webhooks().deliver_due(client.as_ref()).await {
-            // A busy pass may mean more is due: go again at once.
-            Ok(r) if r.delivered + r.retried + r.dead > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not deliver webhooks; retrying later"),
-        }
-        tokio::select! {
-            () = kernel.webhook_wakeup().notified() => {}
-            () = tokio::time::sleep(poll) => {}
         }
     }
 }

@@ -1,13 +1,16 @@
 //! The leased background jobs `serve` starts besides the lifecycle job (`lifecycle_job.rs`):
 //! re-encryption and audit checkpoints, each under a lease of its own in the database, so that
 //! with several instances over one database each batch runs on one of them (see
-//! `gatehouse_core::jobs` for the lease, and the takeover bound: three intervals).
+//! `gatehouse_core::jobs` for the lease, and the takeover bound: three intervals). Below them,
+//! the jobs every instance runs: activity flushes and key reloads, mail and webhook delivery
+//! (each claims due rows, so instances deliver different ones).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_core::Kernel;
 use gatehouse_core::jobs::LeasedJob;
+use gatehouse_core::mail::MailTransport;
 
 /// The re-encryption job's lease.
 pub(crate) const REENCRYPTION: &str = "reencryption";
@@ -57,4 +60,74 @@ pub(crate) async fn checkpoints(kernel: Arc<Kernel>, holder: String, every: Dura
             Ok::<(), gatehouse_core::Error>(())
         })
         .await;
+}
+
+/// Every 30 seconds: writes sessions' batched last-seen times, API keys' last use, share-link
+/// opens served from memory and the runs of repeated check denials, and reloads the token-signing keys
+/// (so a key added by `gatehouse keys rotate-signing` signs here too, and retired ones drop out).
+pub(crate) async fn session_job(kernel: Arc<Kernel>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = kernel.auth().flush_session_activity().await {
+            tracing::warn!(error = %e, "could not record sessions' activity; retrying later");
+        }
+        if let Err(e) = kernel.api_keys().flush_usage().await {
+            tracing::warn!(error = %e, "could not record API keys' last use; retrying later");
+        }
+        if let Err(e) = kernel.share_links().flush_opens().await {
+            tracing::warn!(error = %e, "could not record share-link opens");
+        }
+        if let Err(e) = kernel.checks().flush_denials().await {
+            tracing::warn!(error = %e, "could not record repeated check denials; retrying later");
+        }
+        if let Err(e) = kernel.auth().reload_token_keys().await {
+            tracing::warn!(error = %e, "could not reload the token-signing keys");
+        }
+        if let Err(e) = kernel.keyring().reload_link_keys().await {
+            tracing::warn!(error = %e, "could not reload the link keys");
+        }
+    }
+}
+
+/// Delivers queued mail: woken when a request queues some, and polling for retries that fall
+/// due. A failing transport only delays mail (see `Mail::deliver_due`).
+pub(crate) async fn mail_job(
+    kernel: Arc<Kernel>,
+    transport: Arc<dyn MailTransport>,
+    poll: Duration,
+) {
+    loop {
+        match kernel.mail().deliver_due(transport.as_ref()).await {
+            // A full batch may mean more is waiting: go again at once.
+            Ok(r) if r.delivered + r.failed >= 20 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the mail outbox; retrying later"),
+        }
+        tokio::select! {
+            () = kernel.mail().wakeup().notified() => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// Delivers webhooks: woken when a call queues some, and polling for retries that fall due.
+/// A receiver that fails only delays its own deliveries (see `Webhooks::deliver_due`).
+pub(crate) async fn webhook_job(kernel: Arc<Kernel>, poll: Duration) {
+    let Some(client) = kernel.webhook_client() else {
+        return;
+    };
+    loop {
+        match kernel.webhooks().deliver_due(client.as_ref()).await {
+            // A busy pass may mean more is due: go again at once.
+            Ok(r) if r.delivered + r.retried + r.dead > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not deliver webhooks; retrying later"),
+        }
+        tokio::select! {
+            () = kernel.webhook_wakeup().notified() => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
 }

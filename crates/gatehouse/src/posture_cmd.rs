@@ -39,11 +39,7 @@ pub(crate) async fn run(config: &Config, json: bool) -> Result<(), String> {
 /// One line per control, its evidence indented beneath.
 pub(crate) fn table(report: &PostureReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<4} {:<15} {:<3} {}",
-        "ID", "VERDICT", "ON", "CONTROL"
-    );
+    let _ = writeln!(out, "ID   VERDICT         ON  CONTROL");
     for c in &report.controls {
         let verdict = match c.verdict {
             Verdict::Fail => "FAIL",

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod otlp;
 mod password_hashing;
 pub mod pkcs11;
+pub mod posture;
 pub mod product;
 mod rate_limits;
 pub mod security_txt;
@@ -147,6 +148,7 @@ pub struct RawConfig {
     /// Who can open backups (D3).
     pub backup: backup::BackupConfig,
     /// The public trust page (H3); off by default.
+    pub posture: posture::PostureConfig,
     pub trust_page: trust_page::TrustPageConfig,
 }
 
@@ -194,6 +196,7 @@ impl Default for RawConfig {
             share: share::ShareConfig::default(),
             backup: backup::BackupConfig::default(),
             webhooks: webhooks::WebhooksConfig::default(),
+            posture: posture::PostureConfig::default(),
             trust_page: trust_page::TrustPageConfig::default(),
         }
     }
@@ -254,6 +257,8 @@ pub struct Config {
     pub security_txt: Option<String>,
     /// The trust page's declarations and cache period, when `[trust_page]` turns it on.
     pub trust_page: Option<gatehouse_http::TrustPageSettings>,
+    /// Each posture self-check's deadline (`[posture] check_deadline_ms`).
+    pub posture_check_deadline: Duration,
     pub metrics: metrics::MetricsSettings,
     pub connections: connections::ConnectionSettings,
     /// Set when `[otlp]` export is on.
@@ -471,6 +476,7 @@ fn validate(
     let webhooks = webhooks::validate(&raw.webhooks, production)?;
     let backup = backup::validate(&raw.backup)?;
     let trust_page = trust_page::validate(&raw.trust_page)?;
+    let posture_check_deadline = posture::validate(&raw.posture)?;
     Ok(Config {
         mode: raw.mode,
         data_dir: raw.data_dir.clone(),
@@ -496,6 +502,7 @@ fn validate(
         transit_max_batch,
         security_txt,
         trust_page,
+        posture_check_deadline,
         metrics,
         connections,
         otlp,

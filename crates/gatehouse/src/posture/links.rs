@@ -131,8 +131,11 @@ fn g3(f: &Facts<'_>) -> Arc<dyn Probe> {
     })
 }
 
+/// A test of a header's value.
+type HeaderTest = fn(&str) -> bool;
+
 /// What H1 expects of every response: header, and a test of its value.
-const H1_EXPECTED: [(&str, fn(&str) -> bool); 7] = [
+const H1_EXPECTED: [(&str, HeaderTest); 7] = [
     ("strict-transport-security", |v| {
         v.contains("includeSubDomains")
             && v.split(';').any(|p| {
@@ -193,7 +196,7 @@ async fn headers_check(router: &Weak<axum::Router>) -> Finding {
             !headers
                 .get(*name)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| ok(v))
+                .is_some_and(ok)
         })
         .map(|(name, _)| *name)
         .collect();

@@ -61,8 +61,8 @@ pub(crate) fn build(facts: &Facts<'_>) -> Result<Posture, StartError> {
         links::probes(facts),
     ]
     .concat();
-    let h3 = h3(&probes);
-    let mut builder = PostureBuilder::new();
+    let h3 = h3(&probes, facts.config.posture_check_deadline);
+    let mut builder = PostureBuilder::new().with_deadline(facts.config.posture_check_deadline);
     builder.register_all(probes).register(h3);
     builder
         .build(Arc::clone(&facts.clock))
@@ -76,7 +76,7 @@ pub(crate) fn secs(d: time::Duration) -> i64 {
 
 /// H3 reports on the registry itself: every other built control has a probe (a claim without a
 /// check would be a defect), and each report's checks run within their deadline.
-fn h3(probes: &[Arc<dyn Probe>]) -> Arc<dyn Probe> {
+fn h3(probes: &[Arc<dyn Probe>], deadline: std::time::Duration) -> Arc<dyn Probe> {
     use gatehouse_core::posture::catalogue;
     let unprobed: Vec<&'static str> = catalogue::all()
         .filter(|c| c.built.is_built() && c.id != "H3")
@@ -85,7 +85,7 @@ fn h3(probes: &[Arc<dyn Probe>]) -> Arc<dyn Probe> {
         .collect();
     let built = catalogue::all().filter(|c| c.built.is_built()).count();
     let settings = gatehouse_core::posture_settings! {
-        "check_deadline_ms" => gatehouse_core::posture::CHECK_DEADLINE.as_millis(),
+        "check_deadline_ms" => deadline.as_millis(),
         "surfaces" => ["gatehouse posture", "GET /admin/v1/posture"],
     };
     probe("H3", true, settings, move || {
@@ -115,7 +115,9 @@ mod tests {
         let a1 = super::probe("A1", true, Default::default(), || async {
             gatehouse_core::posture::Finding::pass("x")
         });
-        let f = super::h3(&[a1]).check().await;
+        let f = super::h3(&[a1], std::time::Duration::from_millis(40))
+            .check()
+            .await;
         assert_eq!(f.verdict, Verdict::Fail);
         assert!(f.evidence.contains("A2, A3"), "{}", f.evidence);
         assert!(!f.evidence.contains("A1,"), "{}", f.evidence);

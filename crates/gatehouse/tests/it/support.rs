@@ -129,6 +129,9 @@ pub fn raw_config(dir: &std::path::Path) -> RawConfig {
     // Mail is written at once, so tests reading it (invitations) wait little.
     raw.mail.poll_interval_ms = 100;
     raw.metrics.listen = Some("127.0.0.1:0".into());
+    // Posture checks read the store; with the whole suite loading both cores, 40 ms is too
+    // short for their verdicts to be what the tests assert (the deadline has its own test).
+    raw.posture.check_deadline_ms = 5_000;
     raw
 }
 
