@@ -54,7 +54,9 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@store $fresh; users;
             user_round_trips_exactly,
             email_is_unique,
-            identity_memberships_of_a_user_span_organisations_and_only_theirs
+            identity_memberships_of_a_user_span_organisations_and_only_theirs,
+            password_census_counts_and_lists_within_its_bounds,
+            password_census_counts_hashes_below_the_configured_cost
         );
         $crate::behaviour_suite!(@fixture $fresh; users;
             second_factor_email_is_verified_once
