@@ -156,6 +156,11 @@ macro_rules! behaviour_suite {
             audit_erased_personal_data_is_unreadable_and_the_chain_verifies,
             audit_truncation_after_a_signed_checkpoint_is_detected
         );
+        $crate::behaviour_suite!(@fixture $fresh; audit_spot;
+            audit_spot_check_passes_intact_chains_and_comes_round_to_every_chain,
+            audit_spot_check_names_each_tampered_chain,
+            audit_spot_check_keeps_to_its_caps
+        );
     };
     // Cases that take the fixture (raw SQL, uuid literals) and those that take only its store.
     (@fixture $fresh:path; $role:ident; $($case:ident),* $(,)?) => {
