@@ -227,21 +227,33 @@ pub(crate) async fn query(
     rows.iter().map(|r| record(r, org)).collect()
 }
 
+/// The chain's checkpoints by seq: all of them, or the `newest` few.
 pub(crate) async fn checkpoints(
     conn: &mut PgConnection,
     org: Option<OrgId>,
+    newest: Option<u32>,
 ) -> Result<Vec<CheckpointRecord>, StoreError> {
+    // LIMIT NULL is no limit.
+    let limit = newest.map(i64::from);
     let rows = match org {
         Some(o) => {
-            sqlx::query("SELECT * FROM audit_checkpoints WHERE org_id = $1 ORDER BY seq")
-                .bind(o.as_uuid())
-                .fetch_all(&mut *conn)
-                .await
+            sqlx::query(
+                "SELECT * FROM (SELECT * FROM audit_checkpoints WHERE org_id = $1 \
+                 ORDER BY seq DESC LIMIT $2) c ORDER BY seq",
+            )
+            .bind(o.as_uuid())
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await
         }
         None => {
-            sqlx::query("SELECT * FROM operator_audit_checkpoints ORDER BY seq")
-                .fetch_all(&mut *conn)
-                .await
+            sqlx::query(
+                "SELECT * FROM (SELECT * FROM operator_audit_checkpoints \
+                 ORDER BY seq DESC LIMIT $1) c ORDER BY seq",
+            )
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await
         }
     }
     .map_err(map_err)?;
@@ -401,7 +413,14 @@ impl AuditStore for PgTenantTx {
     }
 
     async fn audit_checkpoints(&mut self) -> Result<Vec<CheckpointRecord>, StoreError> {
-        checkpoints(&mut self.tx, Some(self.scope.org_id())).await
+        checkpoints(&mut self.tx, Some(self.scope.org_id()), None).await
+    }
+
+    async fn recent_audit_checkpoints(
+        &mut self,
+        n: u32,
+    ) -> Result<Vec<CheckpointRecord>, StoreError> {
+        checkpoints(&mut self.tx, Some(self.scope.org_id()), Some(n)).await
     }
 
     async fn insert_audit_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError> {

@@ -36,6 +36,8 @@ pub(crate) enum Named<'a> {
     PruneJob,
     /// The webhook worker, which leases due deliveries of every organisation.
     WebhookJob,
+    /// The posture report's password census (A1), which reads every account's hash.
+    PasswordCensusJob,
 }
 
 /// Every setting a declaration may use, in the order [`declare`] binds them.
@@ -79,6 +81,7 @@ fn setting(named: Named<'_>) -> (&'static str, String) {
         Named::MailJob => ("gatehouse.job", "mail".to_owned()),
         Named::PruneJob => ("gatehouse.job", "prune".to_owned()),
         Named::WebhookJob => ("gatehouse.job", "webhooks".to_owned()),
+        Named::PasswordCensusJob => ("gatehouse.job", "password_census".to_owned()),
     }
 }
 
@@ -115,6 +118,8 @@ mod tests {
             Named::Mail(id),
             Named::MailJob,
             Named::PruneJob,
+            Named::WebhookJob,
+            Named::PasswordCensusJob,
         ] {
             let (name, value) = setting(named);
             assert!(SETTINGS.contains(&name), "{name}");

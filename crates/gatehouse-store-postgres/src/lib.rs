@@ -17,6 +17,7 @@ mod errors;
 mod grants;
 mod housekeeping;
 mod invitations;
+mod isolation;
 mod key_material;
 mod members;
 mod migrate;
@@ -47,6 +48,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 pub use backup::PostgresOwner;
+pub use isolation::{IsolationReport, UnenforcedTable};
 pub use migrate::{latest_version, migrator, migrator_up_to};
 
 use crate::errors::{connect_err, map_err};
@@ -95,33 +97,26 @@ impl PostgresStore {
         out
     }
 
-    /// Reports whether row-level security binds the role this store connects as.
+    /// Reports whether row-level security binds the role this store connects as: not when it
+    /// is a superuser, has BYPASSRLS, or owns tables in the search path's schemas (directly or
+    /// through a role it inherits), since an owner may switch FORCE off.
     pub async fn rls_posture(&self) -> Result<RlsPosture, StoreError> {
-        let (role, superuser, bypass, owned): (String, bool, bool, i64) = sqlx::query_as(
-            "SELECT r.rolname, r.rolsuper, r.rolbypassrls, \
-               (SELECT count(*) FROM pg_tables t \
-                 WHERE t.schemaname = current_schema() AND t.tableowner = current_user) \
-             FROM pg_roles r WHERE r.rolname = current_user",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let reason = if superuser {
-            Some("it is a superuser")
-        } else if bypass {
-            Some("it has BYPASSRLS")
-        } else if owned > 0 {
-            Some("it owns tables (connect as gatehouse_app, not the migration role)")
-        } else {
-            None
-        };
-        Ok(match reason {
-            None => RlsPosture::Enforced { role },
+        let facts = isolation::role_facts(&self.pool).await?;
+        Ok(match facts.bypass() {
+            None => RlsPosture::Enforced { role: facts.role },
             Some(r) => RlsPosture::Bypassed {
-                role,
+                role: facts.role,
                 reason: r.to_owned(),
             },
         })
+    }
+
+    /// Tenant isolation from the catalog (C2's self-check): every table with an organisation
+    /// column in the search path's schemas, whether row-level security guards each (enabled,
+    /// forced, a policy on the scope), and whether the connected role bypasses it. Two catalog
+    /// queries.
+    pub async fn isolation_report(&self) -> Result<IsolationReport, StoreError> {
+        isolation::report(&self.pool).await
     }
 
     #[must_use]

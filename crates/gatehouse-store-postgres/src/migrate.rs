@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../migrations/0016_webhooks.sql"),
     ),
+    (
+        17,
+        "posture",
+        include_str!("../migrations/0017_posture.sql"),
+    ),
 ];
 
 #[must_use]

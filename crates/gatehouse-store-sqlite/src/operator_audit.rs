@@ -32,7 +32,14 @@ impl OperatorAuditStore for SqliteTx {
     }
 
     async fn operator_checkpoints(&mut self) -> Result<Vec<CheckpointRecord>, StoreError> {
-        checkpoints(&mut self.tx, None).await
+        checkpoints(&mut self.tx, None, None).await
+    }
+
+    async fn recent_operator_checkpoints(
+        &mut self,
+        n: u32,
+    ) -> Result<Vec<CheckpointRecord>, StoreError> {
+        checkpoints(&mut self.tx, None, Some(n)).await
     }
 
     async fn insert_operator_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError> {

@@ -54,6 +54,33 @@ impl OrganizationStore for SqliteTx {
             .collect())
     }
 
+    async fn count_organizations(&mut self) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM organizations")
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt("organisation count".into()))
+    }
+
+    async fn organization_ids_from(
+        &mut self,
+        position: u64,
+        limit: u32,
+    ) -> Result<Vec<OrgId>, StoreError> {
+        let offset = i64::try_from(position).unwrap_or(i64::MAX);
+        let found: Vec<(uuid::Uuid,)> =
+            sqlx::query_as("SELECT id FROM organizations ORDER BY id LIMIT ? OFFSET ?")
+                .bind(i64::from(limit))
+                .bind(offset)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+        Ok(found
+            .into_iter()
+            .map(|(id,)| OrgId::from_uuid(id))
+            .collect())
+    }
+
     async fn mark_keys_shredded(
         &mut self,
         org: OrgId,

@@ -1,7 +1,7 @@
 //! Users in SQLite: platform rows, no statement names an organisation.
 
 use async_trait::async_trait;
-use gatehouse_core::store::{MembershipRecord, UserRecord, UserStore};
+use gatehouse_core::store::{MembershipRecord, PasswordHashSample, UserRecord, UserStore};
 use gatehouse_core::{StoreError, UserId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
@@ -109,5 +109,37 @@ impl UserStore for SqliteTx {
                 .await
                 .map_err(map_err)?;
         found.iter().map(rows::membership).collect()
+    }
+
+    async fn password_hash_census(
+        &mut self,
+        current: &str,
+        max_accounts: u32,
+        max_listed: u32,
+    ) -> Result<PasswordHashSample, StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        let (counted,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM (SELECT 1 FROM users ORDER BY id LIMIT ?)")
+                .bind(i64::from(max_accounts) + 1)
+                .fetch_one(&mut *c)
+                .await
+                .map_err(map_err)?;
+        let listed: Vec<(String,)> = sqlx::query_as(
+            "SELECT password_hash FROM (SELECT password_hash FROM users ORDER BY id LIMIT ?1) \
+             WHERE substr(password_hash, 1, length(?2) + 1) NOT IN (?2 || '$', ?2 || ',') \
+             LIMIT ?3",
+        )
+        .bind(i64::from(max_accounts))
+        .bind(current)
+        .bind(i64::from(max_listed) + 1)
+        .fetch_all(c)
+        .await
+        .map_err(map_err)?;
+        Ok(PasswordHashSample::from_reads(
+            u64::try_from(counted).unwrap_or(0),
+            max_accounts,
+            listed.into_iter().map(|(h,)| h).collect(),
+            max_listed,
+        ))
     }
 }

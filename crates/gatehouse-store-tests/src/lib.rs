@@ -54,7 +54,9 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@store $fresh; users;
             user_round_trips_exactly,
             email_is_unique,
-            identity_memberships_of_a_user_span_organisations_and_only_theirs
+            identity_memberships_of_a_user_span_organisations_and_only_theirs,
+            password_census_counts_and_lists_within_its_bounds,
+            password_census_counts_hashes_below_the_configured_cost
         );
         $crate::behaviour_suite!(@fixture $fresh; users;
             second_factor_email_is_verified_once
@@ -153,6 +155,11 @@ macro_rules! behaviour_suite {
             audit_filters_and_cursors_return_exactly_the_right_events,
             audit_erased_personal_data_is_unreadable_and_the_chain_verifies,
             audit_truncation_after_a_signed_checkpoint_is_detected
+        );
+        $crate::behaviour_suite!(@fixture $fresh; audit_spot;
+            audit_spot_check_passes_intact_chains_and_comes_round_to_every_chain,
+            audit_spot_check_names_each_tampered_chain,
+            audit_spot_check_keeps_to_its_caps
         );
     };
     // Cases that take the fixture (raw SQL, uuid literals) and those that take only its store.

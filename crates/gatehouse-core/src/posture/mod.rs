@@ -8,6 +8,7 @@
 //! A control that is not built reports `not_built`, whatever anyone registers.
 
 pub mod catalogue;
+pub mod checks;
 mod declarations;
 pub mod markdown;
 mod registry;

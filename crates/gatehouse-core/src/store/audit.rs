@@ -31,6 +31,13 @@ pub trait AuditStore: Send {
     /// The scope's chain checkpoints, by seq.
     async fn audit_checkpoints(&mut self) -> Result<Vec<CheckpointRecord>, StoreError>;
 
+    /// The scope's newest `n` checkpoints, by seq (oldest of them first): a bounded read for a
+    /// spot check, which needs the newest and the one before it (whose signature it chains to).
+    async fn recent_audit_checkpoints(
+        &mut self,
+        n: u32,
+    ) -> Result<Vec<CheckpointRecord>, StoreError>;
+
     async fn insert_audit_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError>;
 
     /// The scope's events matching `filter` with seq below `before` (all when `None`), newest

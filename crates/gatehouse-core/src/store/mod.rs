@@ -64,7 +64,7 @@ pub use second_factor::{SecondFactorStore, TotpFactorRecord};
 pub use secrets::{SecretRecord, SecretStore, SecretVersionRecord};
 pub use sessions::{SessionRecord, SessionStore, Tier};
 pub use share_links::{ShareLinkIndexStore, ShareLinkRow, ShareLinkStore};
-pub use users::{UserRecord, UserStore};
+pub use users::{PasswordHashSample, UserRecord, UserStore};
 pub use webhooks::{
     AttemptRow, DeliveryOutcome, DeliveryRow, DeliveryState, EndpointRow, WebhookMessageRow,
     WebhookQueue, WebhookStore,

@@ -27,6 +27,12 @@ pub trait OperatorAuditStore: Send {
     /// The operators' chain checkpoints, by seq.
     async fn operator_checkpoints(&mut self) -> Result<Vec<CheckpointRecord>, StoreError>;
 
+    /// The operators' newest `n` checkpoints, by seq (oldest of them first).
+    async fn recent_operator_checkpoints(
+        &mut self,
+        n: u32,
+    ) -> Result<Vec<CheckpointRecord>, StoreError>;
+
     async fn insert_operator_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError>;
 
     /// The operators' events matching `filter` with seq below `before`, newest first.

@@ -32,6 +32,17 @@ pub trait OrganizationStore: Send {
         limit: u32,
     ) -> Result<Vec<OrgId>, StoreError>;
 
+    /// How many organisations there are.
+    async fn count_organizations(&mut self) -> Result<u64, StoreError>;
+
+    /// Organisation ids in id order from position `position` (0 is the first), at most `limit`:
+    /// how a check that visits a few organisations per run rotates through all of them.
+    async fn organization_ids_from(
+        &mut self,
+        position: u64,
+        limit: u32,
+    ) -> Result<Vec<OrgId>, StoreError>;
+
     async fn mark_keys_shredded(
         &mut self,
         org: OrgId,

@@ -19,6 +19,43 @@ pub struct UserRecord {
     pub email_verified_at: Option<OffsetDateTime>,
 }
 
+/// A bounded look at the stored password hashes (A1's self-check): the accounts among the first
+/// `max_accounts` by id, and those of their hashes whose parameters are not the current ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordHashSample {
+    /// Accounts looked at: all of them, or `max_accounts` when `accounts_capped`.
+    pub accounts: u64,
+    /// More accounts exist than were looked at.
+    pub accounts_capped: bool,
+    /// The hashes, among the accounts looked at, whose parameter list does not begin with the
+    /// current parameters, at most `max_listed`.
+    pub others: Vec<String>,
+    /// More such hashes exist among the accounts looked at than were listed.
+    pub others_capped: bool,
+}
+
+impl PasswordHashSample {
+    /// From a backend's two reads: `counted` accounts among the first `max_accounts + 1`, and
+    /// up to `max_listed + 1` other hashes among the first `max_accounts` (one more than wanted
+    /// is how each read tells that it was capped).
+    #[must_use]
+    pub fn from_reads(
+        counted: u64,
+        max_accounts: u32,
+        mut listed: Vec<String>,
+        max_listed: u32,
+    ) -> Self {
+        let others_capped = listed.len() > max_listed as usize;
+        listed.truncate(max_listed as usize);
+        Self {
+            accounts: counted.min(u64::from(max_accounts)),
+            accounts_capped: counted > u64::from(max_accounts),
+            others: listed,
+            others_capped,
+        }
+    }
+}
+
 #[async_trait]
 /// Users, a platform table.
 pub trait UserStore: Send {
@@ -48,4 +85,16 @@ pub trait UserStore: Send {
         &mut self,
         user: UserId,
     ) -> Result<Vec<MembershipRecord>, StoreError>;
+
+    /// A census of password hashes over the first `max_accounts` accounts in id order (the
+    /// oldest, ids being time-ordered): how many there are, and their hashes that do not begin
+    /// with `current` followed by `$` or `,` (the end of `current`'s last parameter, so `p=1`
+    /// does not take in `p=16`), at most `max_listed`. Reads the whole table on neither backend.
+    /// (PostgreSQL: the transaction declares the census job, the one reader of every account.)
+    async fn password_hash_census(
+        &mut self,
+        current: &str,
+        max_accounts: u32,
+        max_listed: u32,
+    ) -> Result<PasswordHashSample, StoreError>;
 }

@@ -10,6 +10,7 @@
 
 mod fixture;
 mod grants_rls;
+mod isolation;
 mod platform_rls;
 mod rls;
 mod unavailable;

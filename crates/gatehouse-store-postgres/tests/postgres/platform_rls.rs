@@ -491,3 +491,45 @@ async fn an_operators_declaration_opens_their_impersonations_only_and_for_ending
     conn.close().await.unwrap();
     f.finish().await;
 }
+
+/// The posture report's password census (migration 0017) reads every account and changes none.
+#[tokio::test]
+async fn the_password_census_job_reads_accounts_and_writes_none() {
+    let f = fresh().await;
+    let user = uuid::Uuid::from_u128(0xce05);
+    f.probe(&format!(
+        "INSERT INTO users (id, email, name, password_hash, created_at) \
+         VALUES ('{user}', 'census@example.com', 'C', 'x', now())"
+    ))
+    .await
+    .unwrap();
+    let mut app = PgConnection::connect(&f.app_url).await.unwrap();
+    let mut tx = app.begin().await.unwrap();
+    let (unseen,): (i64,) = sqlx::query_as("SELECT count(*) FROM users")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(unseen, 0);
+    sqlx::query("SELECT set_config('gatehouse.job', 'password_census', true)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let (seen,): (i64,) = sqlx::query_as("SELECT count(*) FROM users")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(seen, 1);
+    let changed = sqlx::query("UPDATE users SET password_hash = 'y'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected(), 0);
+    let deleted = sqlx::query("DELETE FROM users")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected(), 0);
+    tx.rollback().await.unwrap();
+    app.close().await.unwrap();
+    f.finish().await;
+}

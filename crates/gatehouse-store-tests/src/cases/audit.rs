@@ -15,11 +15,11 @@ use time::{Duration, OffsetDateTime};
 use crate::Fixture;
 use crate::data::{org, user};
 
-fn clock() -> FakeClock {
+pub(crate) fn clock() -> FakeClock {
     FakeClock::at(OffsetDateTime::UNIX_EPOCH + Duration::days(20_700) + Duration::microseconds(9))
 }
 
-async fn new_org(store: &dyn Store, clock: &FakeClock, n: usize) -> OrgId {
+pub(crate) async fn new_org(store: &dyn Store, clock: &FakeClock, n: usize) -> OrgId {
     let o = org(clock, &format!("audit org {n}"));
     let mut tx = store.begin().await.unwrap();
     tx.insert_organization(&o).await.unwrap();
@@ -28,7 +28,7 @@ async fn new_org(store: &dyn Store, clock: &FakeClock, n: usize) -> OrgId {
 }
 
 /// The keyring every case verifies with (one master key per test database).
-async fn keyring(store: &Arc<dyn Store>) -> gatehouse_core::keyring::Keyring {
+pub(crate) async fn keyring(store: &Arc<dyn Store>) -> gatehouse_core::keyring::Keyring {
     gatehouse_core::keyring::Keyring::start(
         Arc::clone(store),
         Arc::new(clock()),
@@ -39,7 +39,7 @@ async fn keyring(store: &Arc<dyn Store>) -> gatehouse_core::keyring::Keyring {
     .unwrap()
 }
 
-fn event(n: usize) -> AuditEvent {
+pub(crate) fn event(n: usize) -> AuditEvent {
     AuditEvent::success(
         Actor::user(format!("u{n}")),
         "member.role_changed",
@@ -49,13 +49,16 @@ fn event(n: usize) -> AuditEvent {
     .with_details(format!("{{\"n\":{n}}}"))
 }
 
-async fn record(store: &dyn Store, clock: &FakeClock, org: OrgId, n: usize) {
+pub(crate) async fn record(store: &dyn Store, clock: &FakeClock, org: OrgId, n: usize) {
     audit::record_tenant(store, &TenantScope::for_tests(org), clock, event(n))
         .await
         .unwrap();
 }
 
-async fn events(store: &dyn Store, org: OrgId) -> Vec<gatehouse_core::audit::AuditRecord> {
+pub(crate) async fn events(
+    store: &dyn Store,
+    org: OrgId,
+) -> Vec<gatehouse_core::audit::AuditRecord> {
     let mut tx = store
         .begin_scoped(&TenantScope::for_tests(org))
         .await
@@ -243,7 +246,7 @@ pub async fn audit_group_commit_makes_one_chain_and_acknowledges_durably(f: &dyn
     );
 }
 
-async fn chain_of_six(store: &dyn Store, clock: &FakeClock, n: usize) -> OrgId {
+pub(crate) async fn chain_of_six(store: &dyn Store, clock: &FakeClock, n: usize) -> OrgId {
     let org_id = new_org(store, clock, n).await;
     for i in 1..=6 {
         record(store, clock, org_id, i).await;

@@ -2,11 +2,13 @@
 //! `src/<role>.rs`, so a role's trait, its implementations and its contract compare file by file.
 //! Each case states one promise every backend keeps. Cases on transactions and tenant isolation
 //! across roles are in `transactions`; the keyring's cross-role case, and the helpers its cases
-//! share, in `keyring`; the rate limiter and the lockouts (not stores) in `limiter` and `lockouts`. This module holds the
+//! share, in `keyring`; core's audit spot check over the audit and organisation roles in
+//! `audit_spot`; the rate limiter and the lockouts (not stores) in `limiter` and `lockouts`. This module holds the
 //! helpers the roles share: the clock and the seeded organisations and users.
 
 pub mod api_keys;
 pub mod audit;
+pub mod audit_spot;
 pub mod grants;
 pub mod housekeeping;
 pub mod key_material;

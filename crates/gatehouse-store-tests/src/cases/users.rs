@@ -1,6 +1,6 @@
 //! The contract of `UserStore` (core's `store/users.rs`): a user round-trips exactly, an email is
-//! taken once and verified once, and a user's memberships span their organisations and only
-//! theirs.
+//! taken once and verified once, a user's memberships span their organisations and only theirs,
+//! and the password census (A1's self-check) counts and lists within its bounds.
 
 use std::sync::Arc;
 
@@ -119,4 +119,118 @@ pub async fn second_factor_email_is_verified_once(f: &dyn Fixture) {
         })
     );
     assert_eq!(tx.user_by_id(pre.id).await.unwrap(), Some(pre));
+}
+
+/// Stored hashes for the census cases, in the order they are stored (one per account).
+fn census_hashes() -> Vec<String> {
+    let tail = "$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    vec![
+        format!("$argon2id$v=19$m=19456,t=2,p=1{tail}"),
+        format!("$argon2id$v=19$m=19456,t=2,p=1,keyid=AAAAAAAAAAA{tail}"),
+        // `p=1` must not take in `p=16`: it is listed (and found to be above).
+        format!("$argon2id$v=19$m=19456,t=2,p=16{tail}"),
+        format!("$2b$12${}", "b".repeat(53)),
+        format!("$argon2id$v=19$m=19456,t=1,p=1{tail}"),
+        format!("$argon2id$v=19$m=19456,t=2,p=1{tail}"),
+    ]
+}
+
+/// One account per hash, in id order (the clock moves between them).
+async fn census_accounts(store: &dyn Store, clock: &gatehouse_core::FakeClock) {
+    let mut tx = store.begin().await.unwrap();
+    for (i, hash) in census_hashes().into_iter().enumerate() {
+        tx.insert_user(&UserRecord {
+            password_hash: hash,
+            ..user(clock, &format!("census{i}@example.com"))
+        })
+        .await
+        .unwrap();
+        clock.advance(Duration::milliseconds(1));
+    }
+    tx.commit(Audited::for_tests()).await.unwrap();
+}
+
+pub async fn password_census_counts_and_lists_within_its_bounds(store: Arc<dyn Store>) {
+    let clock = clock();
+    let current = "$argon2id$v=19$m=19456,t=2,p=1";
+    // Empty: nothing counted, nothing capped.
+    let mut tx = store.begin_read().await.unwrap();
+    let empty = tx.password_hash_census(current, 10, 10).await.unwrap();
+    assert_eq!(
+        (
+            empty.accounts,
+            empty.accounts_capped,
+            empty.others.len(),
+            empty.others_capped
+        ),
+        (0, false, 0, false)
+    );
+    drop(tx);
+    census_accounts(store.as_ref(), &clock).await;
+    let hashes = census_hashes();
+
+    // Every account, read by a transaction that declared nothing else (PostgreSQL: the census
+    // job's policy, not a named subject, is what shows them).
+    let mut tx = store.begin_read().await.unwrap();
+    let all = tx.password_hash_census(current, 100, 100).await.unwrap();
+    assert_eq!((all.accounts, all.accounts_capped), (6, false));
+    assert_eq!(
+        all.others,
+        vec![hashes[2].clone(), hashes[3].clone(), hashes[4].clone()]
+    );
+    assert!(!all.others_capped);
+
+    // The oldest four accounts only: the last hash is not looked at.
+    let four = tx.password_hash_census(current, 4, 100).await.unwrap();
+    assert_eq!((four.accounts, four.accounts_capped), (4, true));
+    assert_eq!(four.others, vec![hashes[2].clone(), hashes[3].clone()]);
+    // Exactly as many accounts as the bound: not capped.
+    let six = tx.password_hash_census(current, 6, 100).await.unwrap();
+    assert_eq!((six.accounts, six.accounts_capped), (6, false));
+
+    // At most two listed, and the census says there were more.
+    let two = tx.password_hash_census(current, 100, 2).await.unwrap();
+    assert_eq!(two.others.len(), 2);
+    assert!(two.others_capped);
+    assert!(two.others.iter().all(|h| all.others.contains(h)));
+
+    // Other parameters: every hash but the bcrypt one starts differently, so all are listed.
+    let raised = tx
+        .password_hash_census("$argon2id$v=19$m=47104,t=2,p=1", 100, 100)
+        .await
+        .unwrap();
+    assert_eq!(raised.others, hashes);
+}
+
+pub async fn password_census_counts_hashes_below_the_configured_cost(store: Arc<dyn Store>) {
+    use gatehouse_core::posture::checks::{
+        PasswordCensus, password_census, password_census_within,
+    };
+    use gatehouse_crypto::Argon2Params;
+    let clock = clock();
+    census_accounts(store.as_ref(), &clock).await;
+    let configured = Argon2Params::MINIMUM;
+    let census = password_census(store.as_ref(), &configured).await.unwrap();
+    assert_eq!(
+        census,
+        PasswordCensus {
+            accounts: 6,
+            accounts_capped: false,
+            at_or_above: 4,
+            below: 2,
+            bcrypt: 1,
+            unreadable: 0,
+            below_capped: false,
+        }
+    );
+    // Raising the configured memory puts every hash made before below it.
+    let raised = Argon2Params::new(47_104, 2, 1).unwrap();
+    let census = password_census(store.as_ref(), &raised).await.unwrap();
+    assert_eq!((census.below, census.at_or_above, census.bcrypt), (6, 0, 1));
+    // Bounded: three accounts looked at, one hash classified.
+    let census = password_census_within(store.as_ref(), &raised, 3, 1)
+        .await
+        .unwrap();
+    assert_eq!((census.accounts, census.below), (3, 1));
+    assert!(census.accounts_capped && census.below_capped);
 }

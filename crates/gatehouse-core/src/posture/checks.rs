@@ -1,0 +1,200 @@
+//! Self-checks that read the store, for the probes the application registers. Each reads a
+//! bounded amount, whatever the deployment's size, and its result says when a bound was reached.
+
+use gatehouse_crypto::Argon2Params;
+use gatehouse_crypto::legacy_hash::is_bcrypt;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::store::{PasswordHashSample, Store};
+
+/// The accounts a password census looks at, at most (the oldest, in id order).
+pub const CENSUS_MAX_ACCOUNTS: u32 = 100_000;
+/// The hashes not at the current parameters a census classifies, at most.
+pub const CENSUS_MAX_LISTED: u32 = 10_000;
+
+/// A1: how the stored password hashes compare with the configured Argon2id cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PasswordCensus {
+    /// Accounts looked at (every account has a password hash): all of them, or, when
+    /// `accounts_capped`, the oldest this many of at least this many.
+    pub accounts: u64,
+    pub accounts_capped: bool,
+    /// Accounts whose hash is Argon2id with every parameter at or above the configured one
+    /// (an upper bound when `below_capped`).
+    pub at_or_above: u64,
+    /// Accounts whose hash is below the configured cost: another algorithm, an imported bcrypt
+    /// hash, one it cannot read, or an Argon2id parameter below the configured one. They are
+    /// rehashed at their next sign-in. A lower bound when `below_capped`.
+    pub below: u64,
+    /// Of `below`: imported bcrypt hashes.
+    pub bcrypt: u64,
+    /// Of `below`: hashes that are neither a readable Argon2 hash nor bcrypt.
+    pub unreadable: u64,
+    /// More hashes differ from the current parameters than were classified.
+    pub below_capped: bool,
+}
+
+/// The start of an Argon2id PHC string made with `params`, up to its last parameter: what every
+/// hash made now begins with (then `$` and the salt, or `,keyid=` when a pepper is configured).
+#[must_use]
+pub fn phc_prefix(params: &Argon2Params) -> String {
+    format!(
+        "$argon2id$v=19$m={},t={},p={}",
+        params.memory_kib, params.iterations, params.parallelism
+    )
+}
+
+/// Classifies a store's sample against `params`: a hash the store did not list begins with the
+/// current parameters, so it is at them; each listed one is parsed, as rehash-on-sign-in parses
+/// it ([`gatehouse_crypto::needs_rehash`]), without hashing anything.
+#[must_use]
+pub fn classify(sample: &PasswordHashSample, params: &Argon2Params) -> PasswordCensus {
+    let (mut below, mut bcrypt, mut unreadable) = (0u64, 0u64, 0u64);
+    for hash in &sample.others {
+        if is_bcrypt(hash) {
+            bcrypt += 1;
+            below += 1;
+        } else if Argon2Params::of_hash(hash).is_none() {
+            unreadable += 1;
+            below += 1;
+        } else if gatehouse_crypto::needs_rehash(hash, params) {
+            below += 1;
+        }
+    }
+    PasswordCensus {
+        accounts: sample.accounts,
+        accounts_capped: sample.accounts_capped,
+        at_or_above: sample.accounts.saturating_sub(below),
+        below,
+        bcrypt,
+        unreadable,
+        below_capped: sample.others_capped,
+    }
+}
+
+/// Counts stored password hashes below `params` (A1's self-check), within
+/// [`CENSUS_MAX_ACCOUNTS`] and [`CENSUS_MAX_LISTED`].
+pub async fn password_census(
+    store: &dyn Store,
+    params: &Argon2Params,
+) -> Result<PasswordCensus, Error> {
+    password_census_within(store, params, CENSUS_MAX_ACCOUNTS, CENSUS_MAX_LISTED).await
+}
+
+/// [`password_census`] with its bounds given: at most `max_accounts` accounts looked at, and at
+/// most `max_listed` hashes not at the current parameters classified.
+pub async fn password_census_within(
+    store: &dyn Store,
+    params: &Argon2Params,
+    max_accounts: u32,
+    max_listed: u32,
+) -> Result<PasswordCensus, Error> {
+    let mut tx = store.begin_read().await?;
+    let sample = tx
+        .password_hash_census(&phc_prefix(params), max_accounts, max_listed)
+        .await?;
+    Ok(classify(&sample, params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A well-formed Argon2id PHC string (salt and output are only decoded, never checked).
+    fn argon(m: u32, t: u32, p: u32) -> String {
+        format!("$argon2id$v=19$m={m},t={t},p={p}$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo")
+    }
+
+    fn sample(accounts: u64, others: Vec<String>) -> PasswordHashSample {
+        PasswordHashSample {
+            accounts,
+            accounts_capped: false,
+            others,
+            others_capped: false,
+        }
+    }
+
+    #[test]
+    fn the_prefix_is_what_a_hash_made_now_begins_with() {
+        let params = Argon2Params::new(19_456, 2, 1).unwrap();
+        let made =
+            gatehouse_crypto::hash_password(&"a password".to_owned().into(), &params).unwrap();
+        let prefix = phc_prefix(&params);
+        assert!(made.starts_with(&format!("{prefix}$")), "{made} / {prefix}");
+    }
+
+    #[test]
+    fn listed_hashes_are_sorted_by_cost_and_kind() {
+        let params = Argon2Params::new(19_456, 2, 1).unwrap();
+        let bcrypt = format!("$2b$12${}", "a".repeat(53));
+        let s = sample(
+            10,
+            vec![
+                argon(65_536, 3, 2),     // dearer in every way: at or above
+                argon(19_456, 2, 4),     // more lanes: at or above
+                argon(12_288, 3, 1),     // less memory: below
+                argon(19_456, 1, 1),     // fewer passes: below
+                bcrypt,                  // imported: below
+                "not a hash".to_owned(), // unreadable: below
+                "$argon2i$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned(),
+            ],
+        );
+        let c = classify(&s, &params);
+        assert_eq!(
+            c,
+            PasswordCensus {
+                accounts: 10,
+                accounts_capped: false,
+                at_or_above: 5,
+                below: 5,
+                bcrypt: 1,
+                unreadable: 1,
+                below_capped: false,
+            }
+        );
+    }
+
+    #[test]
+    fn raising_the_parameters_puts_hashes_made_before_below() {
+        let old = Argon2Params::new(19_456, 2, 1).unwrap();
+        let raised = Argon2Params::new(47_104, 2, 1).unwrap();
+        // At the old parameters the store lists nothing (every hash begins with the prefix).
+        assert_eq!(classify(&sample(3, Vec::new()), &old).below, 0);
+        // At the raised ones the same three hashes no longer begin with it, and are listed.
+        let listed = vec![argon(19_456, 2, 1); 3];
+        let c = classify(&sample(3, listed), &raised);
+        assert_eq!((c.below, c.at_or_above), (3, 0));
+    }
+
+    #[test]
+    fn caps_carry_through() {
+        let params = Argon2Params::MINIMUM;
+        let s = PasswordHashSample {
+            accounts: 5,
+            accounts_capped: true,
+            others: vec![argon(19_456, 1, 1)],
+            others_capped: true,
+        };
+        let c = classify(&s, &params);
+        assert!(c.accounts_capped && c.below_capped);
+        assert_eq!((c.accounts, c.below, c.at_or_above), (5, 1, 4));
+    }
+
+    #[test]
+    fn a_sample_from_reads_reports_its_caps() {
+        let s = PasswordHashSample::from_reads(4, 3, vec!["a".into(), "b".into(), "c".into()], 2);
+        assert_eq!(
+            s,
+            PasswordHashSample {
+                accounts: 3,
+                accounts_capped: true,
+                others: vec!["a".into(), "b".into()],
+                others_capped: true,
+            }
+        );
+        let s = PasswordHashSample::from_reads(3, 3, vec!["a".into()], 2);
+        assert!(!s.accounts_capped && !s.others_capped);
+        assert_eq!(s.accounts, 3);
+    }
+}
