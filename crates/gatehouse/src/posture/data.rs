@@ -254,23 +254,82 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A1's census of stored password hashes against the configured parameters.
+/// A1's census of stored password hashes against the configured parameters (bounded: the
+/// oldest 100,000 accounts, and at most 10,000 hashes that differ from the current cost).
 pub(super) async fn password_census(
-    _store: &dyn Store,
-    _params: gatehouse_crypto::password::Argon2Params,
+    store: &dyn Store,
+    params: gatehouse_crypto::password::Argon2Params,
 ) -> Finding {
-    Finding::pass("")
+    match gatehouse_core::posture::checks::password_census(store, &params).await {
+        Err(e) => Finding::fail(format!("The stored password hashes cannot be read: {e}")),
+        Ok(c) => {
+            let of = if c.accounts_capped {
+                format!("the oldest {} accounts", c.accounts)
+            } else {
+                format!("{} account(s)", c.accounts)
+            };
+            let below = if c.below_capped {
+                format!("at least {}", c.below)
+            } else {
+                c.below.to_string()
+            };
+            let text = format!(
+                "Of {of}, {below} stored hash(es) are below these parameters ({} imported bcrypt); each is replaced at its next sign-in.",
+                c.bcrypt
+            );
+            let finding = if c.below == 0 {
+                Finding::pass(text)
+            } else {
+                Finding::warn(text)
+            };
+            finding
+                .figure("accounts", c.accounts)
+                .figure("accounts_capped", c.accounts_capped)
+                .figure("hashes_below", c.below)
+                .figure("hashes_below_capped", c.below_capped)
+                .figure("hashes_bcrypt", c.bcrypt)
+                .figure("hashes_at_or_above", c.at_or_above)
+        }
+    }
 }
 
-/// C2 on PostgreSQL: the connected role and the tables' row-level security, from the catalog.
+/// C2 on PostgreSQL: the connected role and every organisation table's row-level security, read
+/// from the catalog.
 pub(super) async fn rls_finding(pg: &gatehouse_store_postgres::PostgresStore) -> Finding {
-    match pg.rls_posture().await {
-        Ok(gatehouse_store_postgres::RlsPosture::Enforced { role }) => Finding::pass(format!(
-            "Row-level security binds the role {role} on PostgreSQL."
+    let r = match pg.isolation_report().await {
+        Ok(r) => r,
+        Err(e) => return Finding::fail(format!("The database catalog cannot be read: {e}")),
+    };
+    let tables = r.tables_checked();
+    let finding = match (&r.bypass, r.not_enforced.is_empty()) {
+        (Some(reason), _) => Finding::fail(format!(
+            "The role {} is not bound by row-level security because {reason}.",
+            r.role
         )),
-        Ok(gatehouse_store_postgres::RlsPosture::Bypassed { role, reason }) => Finding::fail(
-            format!("The role {role} is not bound by row-level security because {reason}."),
-        ),
-        Err(e) => Finding::fail(format!("The database catalog cannot be read: {e}")),
-    }
+        (None, false) => Finding::fail(format!(
+            "Row-level security does not hold on {}.",
+            r.not_enforced
+                .iter()
+                .map(|t| format!("{} ({})", t.table, t.why.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+        (None, true) if tables == 0 => {
+            Finding::fail("The catalog lists no table with an organisation column.")
+        }
+        (None, true) => Finding::pass(format!(
+            "Row-level security is enabled, forced and scoped by a policy on all {tables} tables with an organisation column (read from the catalog), and binds the role {}.",
+            r.role
+        )),
+    };
+    finding
+        .figure("role", r.role.clone())
+        .figure("organization_tables", tables)
+        .figure(
+            "not_enforced",
+            r.not_enforced
+                .iter()
+                .map(|t| t.table.clone())
+                .collect::<Vec<_>>(),
+        )
 }

@@ -255,22 +255,80 @@ fn h2(f: &Facts<'_>) -> Arc<dyn Probe> {
     )
 }
 
+/// How many organisations' chains one report recomputes (besides the operators'), and how many
+/// events of each at most: successive reports go round every chain.
+const SPOT_CHAINS: usize = 32;
+const SPOT_EVENTS: u32 = 100;
+
 /// E1: the newest events of each chain against its latest signed checkpoint, a bounded number
 /// of chains per report, in rotation.
 pub(super) async fn audit_spot_check(
     kernel: &Kernel,
-    _next: &AtomicUsize,
+    next: &AtomicUsize,
     every: Duration,
 ) -> Finding {
-    match gatehouse_core::audit::latest_checkpoint_operators(kernel.store()).await {
-        Ok(Some(c)) => {
-            let age = (kernel.clock().now() - c.at).whole_seconds();
-            Finding::pass(format!(
-                "The operators' newest checkpoint is {age} s old (every {} s).",
+    let start = next.load(std::sync::atomic::Ordering::Relaxed);
+    let spot = match gatehouse_core::audit::spot_check(
+        kernel.store(),
+        kernel.keyring(),
+        kernel.clock(),
+        start,
+        SPOT_CHAINS,
+        SPOT_EVENTS,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return Finding::fail(format!("The audit log cannot be read: {e}")),
+    };
+    next.store(spot.next_start, std::sync::atomic::Ordering::Relaxed);
+    let checked = spot.chains_checked();
+    let base = format!(
+        "Recomputed {} event(s) of {checked} of {} chain(s) (this report's share of a rotation) against their latest signed checkpoints.",
+        spot.events_recomputed, spot.chains_total
+    );
+    let age = spot
+        .oldest_checkpoint
+        .as_ref()
+        .map(|(_, d)| d.whole_seconds());
+    let finding = if !spot.failures.is_empty() {
+        Finding::fail(format!(
+            "Broken: {}.",
+            spot.failures
+                .iter()
+                .map(|f| format!("{}: {}", f.chain, f.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    } else {
+        // Signing runs every `every`; a checkpoint two intervals old means the job is not
+        // running (or another instance holding its lease is stuck).
+        let stale = age.is_some_and(|a| a > 2 * i64::try_from(every.as_secs()).unwrap_or(i64::MAX));
+        match (stale, spot.without_checkpoint.len()) {
+            (true, _) => Finding::warn(format!(
+                "{base} The oldest newest checkpoint is {} s old (signing every {} s).",
+                age.unwrap_or(0),
                 every.as_secs()
-            ))
+            )),
+            (false, 0) => Finding::pass(base),
+            (false, n) => Finding::pass(format!(
+                "{base} {n} chain(s) have events not yet covered by any checkpoint (signed every {} s).",
+                every.as_secs()
+            )),
         }
-        Ok(None) => Finding::warn("No checkpoint signed yet."),
-        Err(e) => Finding::fail(format!("The audit log cannot be read: {e}")),
-    }
+    };
+    finding
+        .figure("chains_checked", checked)
+        .figure("chains_total", spot.chains_total)
+        .figure("events_recomputed", spot.events_recomputed)
+        .figure("chains_capped", spot.capped.len())
+        .figure("chains_without_checkpoint", spot.without_checkpoint.len())
+        .figure("oldest_checkpoint_age_secs", age)
+        .figure(
+            "broken_chains",
+            spot.failures
+                .iter()
+                .map(|f| f.chain.to_string())
+                .collect::<Vec<_>>(),
+        )
 }

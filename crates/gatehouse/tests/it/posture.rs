@@ -227,3 +227,174 @@ async fn c2_reports_whether_the_database_enforces_isolation() {
     );
     crate::support::drop_postgres_database(&dir).await;
 }
+
+/// The page's row for `id` in `/trust.md`.
+async fn page_row(app: &crate::support::TestApp, id: &str) -> String {
+    let md = app.get("/trust.md").await.text().await.unwrap();
+    md.lines()
+        .find(|l| l.starts_with(&format!("| {id} |")))
+        .unwrap_or_else(|| panic!("no row for {id} in\n{md}"))
+        .to_owned()
+}
+
+async fn posture_json(app: &crate::support::TestApp) -> serde_json::Value {
+    let token = app.operator_token().await;
+    let res = app
+        .client
+        .get(app.url("/admin/v1/posture"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+fn json_control<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_trust_page_flips_with_the_settings() {
+    use crate::support::TestApp;
+    let limited = TestApp::spawn_with(|raw| {
+        raw.trust_page.enabled = true;
+        raw.rate_limits.enabled = true;
+        raw.cors_allowed_origins = vec!["https://app.example.com".to_owned()];
+    })
+    .await;
+    let open = TestApp::spawn_with(|raw| raw.trust_page.enabled = true).await;
+    let c5 = page_row(&limited, "C5").await;
+    assert!(c5.contains("On and checked"), "{c5}");
+    let c5 = page_row(&open, "C5").await;
+    assert!(
+        c5.contains("Needs attention") && c5.contains("are off"),
+        "{c5}"
+    );
+    let c6 = page_row(&limited, "C6").await;
+    assert!(c6.contains("1 listed origin"), "{c6}");
+    let c6 = page_row(&open, "C6").await;
+    assert!(c6.contains("No cross-origin caller"), "{c6}");
+    limited.stop().await;
+    open.stop().await;
+}
+
+#[tokio::test]
+async fn raising_the_argon2_parameters_counts_the_stored_hashes_below_them() {
+    use crate::support::TestApp;
+    let app = TestApp::spawn_with(|raw| raw.trust_page.enabled = true).await;
+    for who in ["ada@example.com", "bob@example.com"] {
+        let res = app
+            .post_json("/v1/auth/signup", &crate::support::signup_body(who))
+            .await;
+        assert_eq!(res.status(), 202);
+    }
+    let a1 = json_control(&posture_json(&app).await, "A1").clone();
+    assert_eq!(
+        (
+            a1["verdict"].as_str(),
+            a1["figures"]["hashes_below"].as_u64()
+        ),
+        (Some("pass"), Some(0))
+    );
+    assert!(page_row(&app, "A1").await.contains("On and checked"));
+    let dir = app.stop_keeping_data().await;
+
+    let raised = TestApp::spawn_in(dir, |raw| {
+        raw.trust_page.enabled = true;
+        raw.password_hashing.memory_kib += 1024;
+    })
+    .await;
+    let a1 = json_control(&posture_json(&raised).await, "A1").clone();
+    assert_eq!(a1["verdict"], "warn", "{a1}");
+    assert_eq!(a1["figures"]["hashes_below"], 2, "{a1}");
+    assert_eq!(a1["figures"]["accounts"], 2, "{a1}");
+    assert_eq!(a1["settings"]["memory_kib"], 19 * 1024 + 1024);
+    let row = page_row(&raised, "A1").await;
+    assert!(
+        row.contains("Needs attention") && row.contains("2 stored hash(es) are below"),
+        "{row}"
+    );
+    raised.stop().await;
+}
+
+/// Edits the newest audit event of the operators' chain or an organisation's, behind
+/// Gatehouse's back (as the database's owner would).
+async fn tamper_newest_event(app: &crate::support::TestApp, org: &str) {
+    if std::env::var_os("GH_IT_POSTGRES").is_some() {
+        use sqlx::Connection as _;
+        let name = std::fs::read_to_string(app.dir.join("postgres-database")).unwrap();
+        let admin = crate::support::postgres_admin_url();
+        let url = admin.replacen("/postgres?", &format!("/{name}?"), 1);
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        // The owner bypasses row-level security; replica mode skips the append-only triggers.
+        sqlx::query("SET session_replication_role = replica")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE audit_events SET action = 'organization.renamed' WHERE org_id = '{org}' \
+             AND seq = (SELECT max(seq) FROM audit_events WHERE org_id = '{org}')"
+        )))
+        .execute(&mut c)
+        .await
+        .unwrap();
+        return;
+    }
+    let db = app.dir.join("data/gatehouse.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("DROP TRIGGER audit_events_no_update")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE audit_events SET action = 'organization.renamed' WHERE rowid = \
+         (SELECT max(rowid) FROM audit_events WHERE org_id = x'{}')",
+        org.replace('-', "")
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn tampering_with_an_audit_event_fails_e1_on_the_next_report() {
+    use crate::support::TestApp;
+    let app = TestApp::spawn_with(|raw| raw.trust_page.enabled = true).await;
+    let ada = app.signup_login("ada@example.com", "laptop").await;
+    app.signup_login("bob@example.com", "laptop").await;
+    gatehouse_core::audit::checkpoint_all(
+        app.kernel.store(),
+        app.kernel.keyring(),
+        app.kernel.clock(),
+    )
+    .await
+    .unwrap();
+    let e1 = json_control(&posture_json(&app).await, "E1").clone();
+    assert_eq!(e1["verdict"], "pass", "{e1}");
+    assert_eq!(e1["figures"]["chains_checked"], 3, "{e1}");
+    assert!(page_row(&app, "E1").await.contains("On and checked"));
+
+    tamper_newest_event(&app, &ada.org).await;
+    let e1 = json_control(&posture_json(&app).await, "E1").clone();
+    assert_eq!(e1["verdict"], "fail", "{e1}");
+    assert_eq!(
+        e1["figures"]["broken_chains"].as_array().unwrap().len(),
+        1,
+        "{e1}"
+    );
+    assert!(e1["evidence"].as_str().unwrap().contains(&ada.org), "{e1}");
+    // The page reuses a report for its cache period (60 s), then shows the failure.
+    app.clock.advance(time::Duration::seconds(61));
+    let row = page_row(&app, "E1").await;
+    assert!(row.contains("Check failed"), "{row}");
+    app.stop().await;
+}
