@@ -398,3 +398,47 @@ async fn tampering_with_an_audit_event_fails_e1_on_the_next_report() {
     assert!(row.contains("Check failed"), "{row}");
     app.stop().await;
 }
+
+/// The checks that read per-organisation data read a bounded share per report and go round:
+/// D1 at most 25 organisations' keys a report, E1 at most 32 organisations' chains (plus the
+/// operators').
+#[tokio::test]
+async fn sampling_checks_read_a_bounded_share_per_report_and_come_round_to_every_organisation() {
+    use crate::support::TestApp;
+    let app = TestApp::spawn().await;
+    let orgs = 34;
+    for i in 0..orgs {
+        let res = app
+            .post_json(
+                "/v1/auth/signup",
+                &crate::support::signup_body(&format!("u{i}@example.com")),
+            )
+            .await;
+        assert_eq!(res.status(), 202);
+    }
+    let (mut keys_read, mut chains_read, mut reports) = (0, 0, 0);
+    // D1 also stops when its 20 ms budget is spent, so a loaded machine needs more reports.
+    while (keys_read < orgs || chains_read < orgs) && reports < 40 {
+        reports += 1;
+        let r = posture_json(&app).await;
+        let d1 = &json_control(&r, "D1")["figures"];
+        let e1 = &json_control(&r, "E1")["figures"];
+        assert_eq!(d1["organizations"], orgs, "{d1}");
+        let sampled = d1["organizations_sampled"].as_u64().unwrap();
+        assert!((1..=25).contains(&sampled), "{d1}");
+        keys_read += sampled;
+        assert_eq!(e1["chains_total"], orgs + 1, "{e1}");
+        let checked = e1["chains_checked"].as_u64().unwrap();
+        assert!((2..=33).contains(&checked), "{e1}");
+        chains_read += checked - 1;
+    }
+    assert!(
+        keys_read >= orgs,
+        "{reports} reports read {keys_read} organisations' keys"
+    );
+    assert!(
+        chains_read >= orgs,
+        "{reports} reports recomputed {chains_read} organisation chains"
+    );
+    app.stop().await;
+}

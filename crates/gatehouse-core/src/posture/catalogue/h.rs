@@ -97,7 +97,50 @@ This document is rendered from the same catalogue by a snapshot test."#,
                     "the_header_check_sends_a_request_through_the_router",
                     "a_security_txt_past_its_expiry_fails_h2",
                     "no_secret_value_appears_in_the_report",
+                    "the_trust_page_flips_with_the_settings",
+                    "raising_the_argon2_parameters_counts_the_stored_hashes_below_them",
+                    "tampering_with_an_audit_event_fails_e1_on_the_next_report",
+                    "sampling_checks_read_a_bounded_share_per_report_and_come_round_to_every_organisation",
                 ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/trust_page.rs",
+                tests: &[
+                    "the_trust_page_is_off_by_default_and_answers_like_an_unknown_path",
+                    "the_posture_report_is_for_operators_and_lists_every_control_once",
+                    "the_page_and_its_markdown_show_every_control_and_the_declarations_as_declarations",
+                    "one_report_serves_the_page_for_the_cache_period",
+                    "the_trust_page_renders_every_control_in_headless_chromium_without_script",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-tests/src/cases/audit_spot.rs",
+                tests: &[
+                    "audit_spot_check_passes_intact_chains_and_comes_round_to_every_chain",
+                    "audit_spot_check_names_each_tampered_chain",
+                    "audit_spot_check_keeps_to_its_caps",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-tests/src/cases/users.rs",
+                tests: &[
+                    "password_census_counts_and_lists_within_its_bounds",
+                    "password_census_counts_hashes_below_the_configured_cost",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-postgres/tests/postgres/isolation.rs",
+                tests: &[
+                    "the_app_role_on_a_migrated_database_is_held_by_every_organisation_table",
+                    "the_owner_is_reported_as_bypassing",
+                    "a_table_whose_protection_was_weakened_is_named_with_why",
+                    "a_new_table_with_an_organisation_column_is_found_in_the_catalog",
+                    "an_owner_of_an_unforced_table_is_reported_as_bypassing_it",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-postgres/tests/postgres/platform_rls.rs",
+                tests: &["the_password_census_job_reads_accounts_and_writes_none"],
             },
             Evidence {
                 file: "crates/gatehouse-core/src/posture/registry.rs",
