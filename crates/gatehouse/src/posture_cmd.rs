@@ -17,7 +17,10 @@ pub(crate) async fn run(config: &Config, json: bool) -> Result<(), String> {
                 .to_owned(),
         );
     }
-    let app = App::build(config).await.map_err(|e| e.to_string())?;
+    // Beside a running server the metrics port is taken, and this process serves nothing.
+    let mut config = config.clone();
+    config.metrics.listen = None;
+    let app = App::build(&config).await.map_err(|e| e.to_string())?;
     let report = app.posture().report().await;
     let text = if json {
         serde_json::to_string_pretty(&report).map_err(|e| format!("posture: {e}"))?

@@ -99,6 +99,8 @@ pub struct ControlReport {
     pub built_note: Option<&'static str>,
     /// The control's promise, in plain language.
     pub promise: &'static str,
+    /// What the self-check does (from the catalogue).
+    pub self_check: &'static str,
     /// Whether it is switched on here.
     pub enabled: bool,
     /// The settings in force, secrets redacted.
@@ -203,6 +205,7 @@ impl Posture {
                     built: c.built.as_str(),
                     built_note: c.built.note(),
                     promise: c.promise,
+                    self_check: c.self_check,
                     enabled,
                     settings,
                     verdict,

@@ -54,6 +54,8 @@ pub(crate) struct ControlView {
     built_note: Option<&'static str>,
     /// The control's promise, in plain language.
     promise: &'static str,
+    /// What the self-check does.
+    self_check: &'static str,
     /// Whether it is switched on here.
     enabled: bool,
     /// The settings in force, by name; secrets appear only as `[set, redacted]` or `[not set]`.
@@ -77,6 +79,7 @@ impl From<ControlReport> for ControlView {
             built: c.built,
             built_note: c.built_note,
             promise: c.promise,
+            self_check: c.self_check,
             enabled: c.enabled,
             settings: c.settings,
             verdict: c.verdict.into(),

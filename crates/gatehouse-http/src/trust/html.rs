@@ -9,7 +9,7 @@ use base64::Engine as _;
 use gatehouse_core::posture::catalogue::FAMILIES;
 use gatehouse_core::posture::{Declarations, PostureReport};
 
-use super::{declares_anything, plain, summary_sentence, utc};
+use super::{declares_anything, status, summary_sentence, utc};
 
 /// The page's only style. Its SHA-256 is the one `style-src` source the policy allows, so an
 /// injected `<style>` or `style=` attribute would not apply even if escaping ever failed.
@@ -97,8 +97,8 @@ fn controls(o: &mut String, r: &PostureReport) {
         "<section aria-labelledby=\"controls\">\n\
          <h2 id=\"controls\">Controls, checked by Gatehouse</h2>\n\
          <table id=\"control-table\">\n<thead><tr><th scope=\"col\">Control</th>\
-         <th scope=\"col\">Title</th><th scope=\"col\">Status</th>\
-         <th scope=\"col\">What it promises</th><th scope=\"col\">What the check found</th>\
+         <th scope=\"col\">Title</th><th scope=\"col\">In use</th><th scope=\"col\">Status</th>\
+         <th scope=\"col\">What it promises</th><th scope=\"col\">What is checked</th>\
          </tr></thead>\n",
     );
     for family in &FAMILIES {
@@ -112,7 +112,7 @@ fn controls(o: &mut String, r: &PostureReport) {
         }
         let _ = writeln!(
             o,
-            "<tbody>\n<tr><th class=\"family\" colspan=\"5\" scope=\"colgroup\">{}. {}</th></tr>",
+            "<tbody>\n<tr><th class=\"family\" colspan=\"6\" scope=\"colgroup\">{}. {}</th></tr>",
             family.letter,
             esc(family.name)
         );
@@ -120,14 +120,15 @@ fn controls(o: &mut String, r: &PostureReport) {
             let _ = writeln!(
                 o,
                 "<tr id=\"control-{id}\" class=\"{class}\" data-control=\"{id}\">\
-                 <td>{id}</td><td>{title}</td><td class=\"status\">{status}</td>\
-                 <td>{promise}</td><td>{evidence}</td></tr>",
+                 <td>{id}</td><td>{title}</td><td>{in_use}</td><td class=\"status\">{status}</td>\
+                 <td>{promise}</td><td>{checked}</td></tr>",
                 id = esc(c.id),
                 class = c.verdict.as_str(),
                 title = esc(c.title),
-                status = plain(c.verdict),
+                in_use = if c.enabled { "yes" } else { "no" },
+                status = esc(&status(c)),
                 promise = esc(c.promise),
-                evidence = esc(&c.evidence),
+                checked = esc(c.self_check),
             );
         }
         o.push_str("</tbody>\n");

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use gatehouse_core::posture::{Declarations, PostureReport};
 
-use super::{declares_anything, plain, summary_sentence, utc};
+use super::{declares_anything, status, summary_sentence, utc};
 
 /// Makes text inert inside a table cell or a list item: every character CommonMark gives a
 /// meaning there (emphasis, code, links, raw HTML, entities, the cell separator) is
@@ -38,8 +38,8 @@ pub(crate) fn page(r: &PostureReport, d: &Declarations, cache_secs: u64) -> Stri
          Generated at {} by the running server from its configuration and its own \
          self-checks; the checks re-run at most every {cache_secs} s.\n\n{}\n\n\
          ## Controls, checked by Gatehouse\n\n\
-         | Control | Title | Status | What it promises | What the check found |\n\
-         |---|---|---|---|---|\n",
+         | Control | Title | In use | Status | What it promises | What is checked |\n\
+         |---|---|---|---|---|---|\n",
         esc(service),
         utc(r.generated_at),
         esc(&summary_sentence(r)),
@@ -47,12 +47,13 @@ pub(crate) fn page(r: &PostureReport, d: &Declarations, cache_secs: u64) -> Stri
     for c in &r.controls {
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             esc(c.id),
             esc(c.title),
-            plain(c.verdict),
+            if c.enabled { "yes" } else { "no" },
+            esc(&status(c)),
             esc(c.promise),
-            esc(&c.evidence)
+            esc(c.self_check)
         );
     }
     o.push_str(

@@ -87,6 +87,17 @@ pub(crate) fn plain(v: Verdict) -> &'static str {
     }
 }
 
+/// A control's status on the public page: the verdict in plain words, and for a control the
+/// code builds only in part, that it is partial. The self-check's evidence is not shown: it is
+/// for operators (`/admin/v1/posture`), and names counts, roles and key sources an anonymous
+/// reader has no need of.
+pub(crate) fn status(c: &gatehouse_core::posture::ControlReport) -> String {
+    match c.built {
+        "partial" => format!("{} (partly built)", plain(c.verdict)),
+        _ => plain(c.verdict).to_owned(),
+    }
+}
+
 /// `2026-05-01 12:00:00 UTC`.
 pub(crate) fn utc(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);

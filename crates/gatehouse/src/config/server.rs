@@ -14,6 +14,9 @@ pub struct ServerSettings {
     pub admin_listen: Option<SocketAddr>,
     /// Only from these peers is `X-Forwarded-For` believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// The operator declares that a proxy in front terminates TLS (plain HTTP is then allowed
+    /// off loopback in production).
+    pub trusted_proxy_tls: bool,
     pub cors_allowed_origins: Vec<String>,
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
@@ -83,6 +86,7 @@ pub(super) fn validate(
         listen,
         admin_listen,
         trusted_proxies,
+        trusted_proxy_tls: raw.trusted_proxy_tls,
         cors_allowed_origins: raw.cors_allowed_origins.clone(),
         body_limit_bytes: raw.body_limit_bytes,
         request_timeout: Duration::from_secs(raw.request_timeout_secs),

@@ -114,10 +114,10 @@ fn c3() -> Arc<dyn Probe> {
     probe(
         "C3",
         true,
-        posture_settings! {"levels" => ["private", "shared", "public"]},
+        posture_settings! {"levels" => ["private", "organization", "public"]},
         || async {
             Finding::pass(
-                "Each record is private, shared with its organisation, or public; the check decides by level.",
+                "Each record is private (its owner and listed agents), organisation-wide, or public; the check decides by level.",
             )
         },
     )

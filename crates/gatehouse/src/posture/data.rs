@@ -17,7 +17,7 @@ pub(super) fn probes(f: &Facts<'_>) -> Vec<Arc<dyn Probe>> {
 
 /// How many organisations' data keys one report reads (in rotation, so successive reports cover
 /// them all), and how long it may spend on them.
-const KEY_SAMPLE: usize = 25;
+const KEY_SAMPLE: u32 = 25;
 const KEY_BUDGET: Duration = Duration::from_millis(20);
 
 fn d1(f: &Facts<'_>) -> Arc<dyn Probe> {
@@ -33,58 +33,82 @@ fn d1(f: &Facts<'_>) -> Arc<dyn Probe> {
     probe("D1", true, settings, move || {
         let kernel = Arc::clone(&kernel);
         let next = Arc::clone(&next);
-        async move {
-            let keyring = kernel.keyring();
-            let orgs = match keyring.organization_ids().await {
-                Ok(o) => o,
-                Err(e) => return Finding::fail(format!("The data keys cannot be listed: {e}")),
-            };
-            let started = tokio::time::Instant::now();
-            let start = next.load(Ordering::Relaxed) % orgs.len().max(1);
-            let (mut sampled, mut pending, mut shredded) = (0usize, 0u64, 0usize);
-            for org in orgs
-                .iter()
-                .cycle()
-                .skip(start)
-                .take(orgs.len().min(KEY_SAMPLE))
-            {
-                if started.elapsed() > KEY_BUDGET {
-                    break;
-                }
-                match keyring.org_status(*org).await {
-                    Ok(s) => {
-                        pending += s.pending_reencryption;
-                        shredded += usize::from(s.shredded);
-                    }
-                    Err(e) => {
-                        return Finding::fail(format!(
-                            "An organisation's data keys cannot be read: {e}"
-                        ));
-                    }
-                }
-                sampled += 1;
-            }
-            next.store(start + sampled, Ordering::Relaxed);
-            let base = format!(
-                "Master key version {} from {}; {sampled} of {} organisations' keys read this report (in rotation): {pending} value(s) await re-encryption.",
-                keyring.kek_version(),
-                kernel.key_source().as_str(),
-                orgs.len()
-            );
-            let finding = if kernel.key_source() == KeySource::GeneratedDevelopmentFile {
-                Finding::warn(format!(
-                    "{base} The master key is a generated development key."
-                ))
-            } else {
-                Finding::pass(base)
-            };
-            finding
-                .figure("organizations", orgs.len())
-                .figure("organizations_sampled", sampled)
-                .figure("pending_reencryption_in_sample", pending)
-                .figure("shredded_in_sample", shredded)
-        }
+        async move { key_sample(&kernel, &next).await }
     })
+}
+
+/// D1's sample: up to [`KEY_SAMPLE`] organisations' data keys from the rotation's position,
+/// read one page of ids at a time (never the whole list), within [`KEY_BUDGET`].
+async fn key_sample(kernel: &gatehouse_core::Kernel, next: &AtomicUsize) -> Finding {
+    let keyring = kernel.keyring();
+    let read = async {
+        let mut tx = kernel.store().begin().await?;
+        let total = tx.count_organizations().await?;
+        let start = next.load(Ordering::Relaxed) % usize::try_from(total.max(1)).unwrap_or(1);
+        let ids = tx
+            .organization_ids_from(u64::try_from(start).unwrap_or(0), KEY_SAMPLE)
+            .await?;
+        Ok::<_, gatehouse_core::Error>((total, start, ids))
+    };
+    let (total, start, ids) = match read.await {
+        Ok(r) => r,
+        Err(e) => return Finding::fail(format!("The organisations cannot be listed: {e}")),
+    };
+    let started = tokio::time::Instant::now();
+    let (mut sampled, mut pending, mut shredded) = (0usize, 0u64, 0usize);
+    let mut versions = std::collections::BTreeMap::<u32, usize>::new();
+    for org in &ids {
+        if started.elapsed() > KEY_BUDGET {
+            break;
+        }
+        match keyring.org_status(*org).await {
+            Ok(s) => {
+                pending += s.pending_reencryption;
+                shredded += usize::from(s.shredded);
+                if let Some(v) = s.versions.iter().map(|v| v.version).max() {
+                    *versions.entry(v).or_default() += 1;
+                }
+            }
+            Err(e) => {
+                return Finding::fail(format!("An organisation's data keys cannot be read: {e}"));
+            }
+        }
+        sampled += 1;
+    }
+    // Past the last organisation the rotation starts again from the first.
+    let after = start + sampled;
+    next.store(
+        if u64::try_from(after).unwrap_or(u64::MAX) >= total {
+            0
+        } else {
+            after
+        },
+        Ordering::Relaxed,
+    );
+    let base = format!(
+        "Master key version {} from {}; {sampled} of {total} organisations' data keys read this report (in rotation, at most {KEY_SAMPLE}): {pending} value(s) among them await re-encryption.",
+        keyring.kek_version(),
+        kernel.key_source().as_str(),
+    );
+    let finding = if kernel.key_source() == KeySource::GeneratedDevelopmentFile {
+        Finding::warn(format!(
+            "{base} The master key is a generated development key."
+        ))
+    } else {
+        Finding::pass(base)
+    };
+    finding
+        .figure("organizations", total)
+        .figure("organizations_sampled", sampled)
+        .figure(
+            "newest_data_key_version_in_sample",
+            versions
+                .iter()
+                .map(|(v, n)| (v.to_string(), serde_json::Value::from(*n)))
+                .collect::<serde_json::Map<_, _>>(),
+        )
+        .figure("pending_reencryption_in_sample", pending)
+        .figure("shredded_in_sample", shredded)
 }
 
 fn d2(f: &Facts<'_>) -> Arc<dyn Probe> {
@@ -135,18 +159,31 @@ const CERT_WARN: time::Duration = time::Duration::days(14);
 
 fn d4(f: &Facts<'_>) -> Arc<dyn Probe> {
     let production = f.config.mode == Mode::Production;
-    let proxies = f.config.server.trusted_proxies.len();
+    let declared = f.config.server.trusted_proxy_tls;
+    let loopback = f.config.server.listen.ip().is_loopback();
     let Some(tls) = f.tls.clone() else {
-        let settings = posture_settings! {"tls" => false, "trusted_proxies" => proxies};
+        let settings = posture_settings! {
+            "tls" => false,
+            "trusted_proxy_tls" => declared,
+            "listen_loopback_only" => loopback,
+        };
         return probe("D4", false, settings, move || async move {
-            if proxies > 0 {
-                Finding::pass(format!(
-                    "Plain HTTP here, behind {proxies} trusted prox(ies) that terminate TLS (production allows it only so)."
-                ))
+            if declared {
+                Finding::pass(
+                    "Plain HTTP here; the operator declares that a proxy in front terminates TLS (trusted_proxy_tls), which this server cannot see.",
+                )
+            } else if loopback {
+                Finding::warn(
+                    "Plain HTTP on loopback only: whatever fronts it must terminate TLS (set trusted_proxy_tls to declare that it does).",
+                )
             } else if production {
-                Finding::fail("Plain HTTP without a trusted proxy.")
+                Finding::fail(
+                    "Plain HTTP beyond loopback, with no TLS and no proxy declared to terminate it.",
+                )
             } else {
-                Finding::warn("No [tls]: plain HTTP, allowed in development mode only.")
+                Finding::warn(
+                    "No [tls]: plain HTTP beyond loopback, allowed in development mode only.",
+                )
             }
         });
     };
@@ -226,9 +263,23 @@ fn secret_values(config: &Config) -> Vec<String> {
         .iter()
         .map(|s| s.secret.expose().to_owned())
         .collect();
+    let mut key = |k: &gatehouse_crypto::Key32| {
+        out.push(base64::engine::general_purpose::STANDARD.encode(k.expose()));
+        out.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.expose()));
+        out.push(hex(k.expose()));
+    };
     if let Some(p) = &config.password_hashing.pepper {
-        out.push(base64::engine::general_purpose::STANDARD.encode(p.expose()));
-        out.push(hex(p.expose()));
+        key(p);
+    }
+    match &config.master_key {
+        MasterKey::Environment(k) | MasterKey::File(_, k) => key(k),
+        MasterKey::Pkcs11(p) => out.push(p.pin.expose().to_owned()),
+        MasterKey::Shares | MasterKey::GeneratedDevelopment(_) => {}
+    }
+    if let crate::config::MailTransportSettings::Smtp(smtp) = &config.mail.transport
+        && let Some(pw) = &smtp.password
+    {
+        out.push(pw.expose().to_owned());
     }
     let urls = [
         Some(crate::config::database_url_text(&config.database.database)),

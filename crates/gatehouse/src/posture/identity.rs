@@ -154,8 +154,8 @@ fn a5(f: &Facts<'_>) -> Arc<dyn Probe> {
     })
 }
 
-/// The catalogue's bounds for tiered lifetimes: customers 7 days, operators 12 hours,
-/// impersonation 30 minutes, access tokens 24 hours at most.
+/// The catalogue's tiers as bounds: customers 7 days, operators 12 hours, impersonation 30
+/// minutes; access tokens one hour (the most configuration accepts; the catalogue allows 24).
 fn a6(f: &Facts<'_>) -> Arc<dyn Probe> {
     let id = &f.config.identity;
     let values = [
@@ -174,7 +174,7 @@ fn a6(f: &Facts<'_>) -> Arc<dyn Probe> {
             secs(id.impersonation_ttl),
             30 * 60,
         ),
-        ("access_token_ttl_secs", secs(id.access_token_ttl), 86_400),
+        ("access_token_ttl_secs", secs(id.access_token_ttl), 3_600),
     ];
     let mut settings = gatehouse_core::posture::Settings::new();
     for (k, v, _) in values {

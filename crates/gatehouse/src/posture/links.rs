@@ -49,14 +49,30 @@ fn f2(f: &Facts<'_>) -> Arc<dyn Probe> {
 }
 
 fn f3(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let w = &f.config.webhooks.settings;
+    let (http, loopback) = (w.destinations.allow_http, w.destinations.allow_loopback);
     let settings = posture_settings! {
         "signature" => "Standard Webhooks (HMAC-SHA256)",
         "poll_secs" => f.config.webhooks.poll.as_secs(),
+        "allow_http" => http,
+        "allow_loopback" => loopback,
+        "retry_waits_secs" => w.retry_waits.iter().map(|d| d.whole_seconds()).collect::<Vec<_>>(),
     };
-    probe("F3", true, settings, || async {
-        Finding::pass(
-            "Outgoing webhooks are signed per Standard Webhooks, retried with backoff, and logged per delivery.",
-        )
+    probe("F3", true, settings, move || async move {
+        if http || loopback {
+            Finding::warn(format!(
+                "Outgoing webhooks are signed and retried, but this configuration allows {} (development only).",
+                match (http, loopback) {
+                    (true, true) => "plain-HTTP and loopback receivers",
+                    (true, false) => "plain-HTTP receivers",
+                    _ => "loopback receivers",
+                }
+            ))
+        } else {
+            Finding::pass(
+                "Outgoing webhooks are signed per Standard Webhooks, sent over HTTPS to public addresses only, retried with backoff, and logged per delivery.",
+            )
+        }
     })
 }
 
@@ -135,7 +151,7 @@ fn g3(f: &Facts<'_>) -> Arc<dyn Probe> {
 type HeaderTest = fn(&str) -> bool;
 
 /// What H1 expects of every response: header, and a test of its value.
-const H1_EXPECTED: [(&str, HeaderTest); 7] = [
+const H1_EXPECTED: [(&str, HeaderTest); 9] = [
     ("strict-transport-security", |v| {
         v.contains("includeSubDomains")
             && v.split(';').any(|p| {
@@ -157,6 +173,8 @@ const H1_EXPECTED: [(&str, HeaderTest); 7] = [
     }),
     ("permissions-policy", |v| v.contains("camera=()")),
     ("cross-origin-opener-policy", |v| v == "same-origin"),
+    ("cross-origin-resource-policy", |v| v == "same-origin"),
+    ("cache-control", |v| v == "no-store"),
 ];
 
 fn h1(f: &Facts<'_>) -> Arc<dyn Probe> {

@@ -378,11 +378,13 @@ async fn the_trust_page_renders_every_control_in_headless_chromium_without_scrip
         .zip(catalogue::all())
     {
         let cells = row["cells"].as_array().unwrap();
-        assert_eq!(cells.len(), 5, "{row}");
+        assert_eq!(cells.len(), 6, "{row}");
         assert_eq!(cells[1], control.title);
-        assert_eq!(cells[3], control.promise);
+        assert!(cells[2] == "yes" || cells[2] == "no", "{row}");
+        assert_eq!(cells[4], control.promise);
+        assert_eq!(cells[5], control.self_check);
         if !control.built.is_built() {
-            assert_eq!(cells[2], "Not built yet", "{row}");
+            assert_eq!(cells[3], "Not built yet", "{row}");
         }
     }
     assert_eq!(seen["scripts"], 0, "document.scripts.length");

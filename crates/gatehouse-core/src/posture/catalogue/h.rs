@@ -101,6 +101,7 @@ This document is rendered from the same catalogue by a snapshot test."#,
                     "raising_the_argon2_parameters_counts_the_stored_hashes_below_them",
                     "tampering_with_an_audit_event_fails_e1_on_the_next_report",
                     "sampling_checks_read_a_bounded_share_per_report_and_come_round_to_every_organisation",
+                    "the_posture_command_prints_every_control_and_exits_1_when_a_check_fails",
                 ],
             },
             Evidence {
