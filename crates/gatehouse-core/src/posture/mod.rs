@@ -60,6 +60,9 @@ pub struct Finding {
     pub verdict: Verdict,
     pub evidence: String,
     pub figures: Settings,
+    /// Whether something was checked at run time. `false` for a control whose behaviour is fixed
+    /// in code and has nothing to check live ([`Finding::by_design`]): its tests are the proof.
+    pub live: bool,
 }
 
 impl Finding {
@@ -68,6 +71,17 @@ impl Finding {
             verdict,
             evidence: evidence.into(),
             figures: Settings::new(),
+            live: true,
+        }
+    }
+
+    /// A control whose behaviour is fixed in code, with nothing to check at run time: it passes
+    /// by construction, says so (`live: false`), and the page says "built in", not "checked".
+    #[must_use]
+    pub fn by_design(evidence: impl Into<String>) -> Self {
+        Self {
+            live: false,
+            ..Self::new(Verdict::Pass, evidence)
         }
     }
 
@@ -117,6 +131,7 @@ impl Finding {
             verdict,
             evidence,
             figures,
+            live: self.live && other.live,
         }
     }
 

@@ -52,7 +52,7 @@ impl PostureBuilder {
         self
     }
 
-    /// Overrides [`CHECK_DEADLINE`] (tests of the deadline itself).
+    /// Overrides [`CHECK_DEADLINE`] (the application passes `posture.check_deadline_ms`).
     #[must_use]
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
@@ -106,6 +106,8 @@ pub struct ControlReport {
     /// The settings in force, secrets redacted.
     pub settings: Settings,
     pub verdict: Verdict,
+    /// Whether the check looked at anything at run time (`false`: behaviour fixed in code).
+    pub live_check: bool,
     /// What the self-check found, in a sentence.
     pub evidence: String,
     pub figures: Settings,
@@ -167,6 +169,7 @@ impl Posture {
                         verdict: Verdict::NotBuilt,
                         evidence: "not built yet".to_owned(),
                         figures: Settings::new(),
+                        live: false,
                     }
                 };
                 return (c, false, Settings::new(), finding, 0.0);
@@ -209,6 +212,7 @@ impl Posture {
                     enabled,
                     settings,
                     verdict,
+                    live_check: finding.live,
                     evidence: finding.evidence,
                     figures: finding.figures,
                     check_ms: (check_ms * 1000.0).round() / 1000.0,
@@ -313,6 +317,19 @@ mod tests {
             e1.evidence
         );
         assert_eq!(report.control("A1").unwrap().verdict, Verdict::Pass);
+    }
+
+    #[tokio::test]
+    async fn a_control_fixed_in_code_says_its_pass_was_not_checked_live() {
+        let mut b = PostureBuilder::new();
+        b.register(probe("C3", Finding::by_design("levels are fixed in code")));
+        b.register(probe("A1", Finding::pass("hashes checked")));
+        let r = b.build(clock()).unwrap().report().await;
+        let c3 = r.control("C3").unwrap();
+        assert_eq!((c3.verdict, c3.live_check), (Verdict::Pass, false));
+        assert!(r.control("A1").unwrap().live_check);
+        let joined = Finding::pass("a").and(Finding::by_design("b"));
+        assert!(!joined.live);
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub(crate) struct ControlView {
     #[schema(value_type = Object)]
     settings: gatehouse_core::posture::Settings,
     verdict: VerdictView,
+    /// Whether the check looked at anything at run time; `false` for a control whose behaviour
+    /// is fixed in code (its `pass` is by construction, shown by its tests).
+    live_check: bool,
     /// What the self-check found, in a sentence.
     evidence: String,
     /// The figures behind the evidence (counts, ages, versions), by name.
@@ -83,6 +86,7 @@ impl From<ControlReport> for ControlView {
             enabled: c.enabled,
             settings: c.settings,
             verdict: c.verdict.into(),
+            live_check: c.live_check,
             evidence: c.evidence,
             figures: c.figures,
             check_ms: c.check_ms,

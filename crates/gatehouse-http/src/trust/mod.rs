@@ -92,9 +92,14 @@ pub(crate) fn plain(v: Verdict) -> &'static str {
 /// for operators (`/admin/v1/posture`), and names counts, roles and key sources an anonymous
 /// reader has no need of.
 pub(crate) fn status(c: &gatehouse_core::posture::ControlReport) -> String {
+    let verdict = if c.verdict == Verdict::Pass && !c.live_check {
+        "Built in"
+    } else {
+        plain(c.verdict)
+    };
     match c.built {
-        "partial" => format!("{} (partly built)", plain(c.verdict)),
-        _ => plain(c.verdict).to_owned(),
+        "partial" => format!("{verdict} (partly built)"),
+        _ => verdict.to_owned(),
     }
 }
 

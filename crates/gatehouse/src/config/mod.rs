@@ -147,8 +147,9 @@ pub struct RawConfig {
     pub webhooks: webhooks::WebhooksConfig,
     /// Who can open backups (D3).
     pub backup: backup::BackupConfig,
-    /// The public trust page (H3); off by default.
+    /// Each posture self-check's deadline (H3).
     pub posture: posture::PostureConfig,
+    /// The public trust page (H3); off by default.
     pub trust_page: trust_page::TrustPageConfig,
 }
 

@@ -80,7 +80,7 @@ fn c1(f: &Facts<'_>) -> Arc<dyn Probe> {
         "step_up_window_secs" => f.config.identity.step_up_window.whole_seconds(),
     };
     probe("C1", true, settings, move || async move {
-        Finding::pass(format!(
+        Finding::by_design(format!(
             "Roles are permission sets per organisation; {permissions} product permission(s) declared, sensitive ones gated."
         ))
     })
@@ -116,7 +116,7 @@ fn c3() -> Arc<dyn Probe> {
         true,
         posture_settings! {"levels" => ["private", "organization", "public"]},
         || async {
-            Finding::pass(
+            Finding::by_design(
                 "Each record is private (its owner and listed agents), organisation-wide, or public; the check decides by level.",
             )
         },
@@ -129,7 +129,7 @@ fn c4() -> Arc<dyn Probe> {
         true,
         posture_settings! {"grants" => "created by the granting organisation's admins, optional expiry and type filter"},
         || async {
-            Finding::pass(
+            Finding::by_design(
                 "Cross-organisation access exists only through grants the granting organisation made.",
             )
         },

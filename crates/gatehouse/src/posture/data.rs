@@ -127,7 +127,7 @@ fn d2(f: &Facts<'_>) -> Arc<dyn Probe> {
         } else {
             "the master key is held whole by this server (it can be split with `gatehouse keys split`)"
         };
-        Finding::pass(format!(
+        Finding::by_design(format!(
             "Shared credentials are handed to internal services without being shown; revealing one is a separate audited permission; {custody}."
         ))
     })

@@ -261,7 +261,7 @@ fn a10(f: &Facts<'_>) -> Arc<dyn Probe> {
         "tls" => f.config.tls.is_some(),
     };
     probe("A10", true, settings, || async {
-        Finding::pass(
+        Finding::by_design(
             "Browser sessions use __Host- cookies (HttpOnly, Secure, SameSite=Lax); a state change needs the session's CSRF token.",
         )
     })

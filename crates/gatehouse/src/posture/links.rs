@@ -22,7 +22,7 @@ fn f1(f: &Facts<'_>) -> Arc<dyn Probe> {
         "password" => "optional, Argon2id",
     };
     probe("F1", true, settings, move || async move {
-        Finding::pass(format!(
+        Finding::by_design(format!(
             "Share links expire within {} days at most, may need a password, and revoking one ends open viewer passes.",
             s.max_ttl.whole_days()
         ))
@@ -91,7 +91,7 @@ fn f4(f: &Facts<'_>) -> Arc<dyn Probe> {
         true,
         posture_settings! {"dns_servers" => if system { vec!["system resolver".to_owned()] } else { servers }},
         || async {
-            Finding::pass(
+            Finding::by_design(
                 "Sending domains can be checked for SPF, DKIM and DMARC on demand (`gatehouse mail check-domain`, the API).",
             )
         },
@@ -104,7 +104,7 @@ fn g1() -> Arc<dyn Probe> {
         true,
         posture_settings! {"pagination" => "cursor"},
         || async {
-            Finding::pass(
+            Finding::by_design(
                 "Everything stored about a person or an organisation can be exported, page by page.",
             )
         },
@@ -117,7 +117,7 @@ fn g2() -> Arc<dyn Probe> {
         true,
         posture_settings! {"deletion" => "hard delete, by subject, ids or date range"},
         || async {
-            Finding::pass(
+            Finding::by_design(
                 "Erasure deletes rows outright, derived data included; audit events keep their chain with personal data erased.",
             )
         },

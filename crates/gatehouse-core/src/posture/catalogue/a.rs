@@ -8,7 +8,7 @@ pub(super) static CONTROLS: &[Control] = &[
         title: "Password storage",
         built: Built::Done(None),
         promise: "Passwords are stored only as slow, salted Argon2id hashes and checked against a list of commonly breached passwords.",
-        self_check: "Reports the Argon2id parameters new hashes use against OWASP's floor, and counts the stored password hashes below them (bcrypt imports included; a bounded census, see the evidence).",
+        self_check: "Fails when the Argon2id parameters for new hashes are below OWASP's floor (19 MiB, t=2, p=1). Counts the stored hashes below the configured parameters among the oldest 100,000 accounts, classifying at most 10,000 that differ from them (beyond that the count is a lower bound); bcrypt imports and unreadable hashes count as below, and any below warns.",
         ledger: r#"Passwords are stored as Argon2id PHC strings at or above OWASP's floor, rehashed when the
 configured cost rises, optionally peppered, checked against length rules and a breached-password
 list, never logged, and hashed on a bounded pool off the async runtime. Imported bcrypt hashes are
@@ -214,8 +214,8 @@ looser account-wide bound."#,
         id: "A6",
         title: "Tiered session lifetimes",
         built: Built::Done(None),
-        promise: "Sessions end on their own: customer sessions after 7 days, operator (staff) sessions after 12 hours, and an operator acting as you after 30 minutes without renewal.",
-        self_check: "Compares each configured session tier and the access-token lifetime with the catalogue's bounds (7 days, 12 hours, 30 minutes, 24 hours).",
+        promise: "By default, sessions end on their own: customer sessions after 7 days, operator (staff) sessions after 12 hours, and an operator acting as you after 30 minutes without renewal.",
+        self_check: "Compares each configured session tier with the catalogue's (customers 7 days, operators 12 hours, impersonation 30 minutes) and the access-token lifetime with one hour; longer warns.",
         ledger: r#"Customer sessions last 7 days, operator sessions 12 hours, impersonation 30 minutes with one
 token that is never renewed and carries the operator; access tokens last 15 minutes by default and
 at most an hour."#,

@@ -8,7 +8,7 @@ pub(super) static CONTROLS: &[Control] = &[
         title: "Field encryption at rest",
         built: Built::Done(None),
         promise: "Sensitive fields are encrypted with keys specific to your organisation, and destroying those keys makes the data unreadable.",
-        self_check: "Reports the master key's version and source (a generated development key warns) and reads a rotating sample of organisations' data keys for values awaiting re-encryption.",
+        self_check: "Reports the master key's version and source (a generated development key warns). Reads up to 25 organisations' data keys per report, in rotation, one page of ids at a time and stopping after 20 ms, and reports their newest versions and the values among them awaiting re-encryption (without warning).",
         ledger: r#"AES-256-GCM envelopes under per-organisation data keys wrapped by a versioned master key from the
 environment, a file (never from the TOML file) or an HSM over PKCS#11, where the key never leaves
 the token and wrapping is AES-256-GCM inside it; each ciphertext is bound to organisation, kind,
@@ -197,7 +197,7 @@ beside a running backup) are in docs/BENCHMARKS.md."#,
         title: "Transport security",
         built: Built::Done(None),
         promise: "Connections are encrypted with TLS 1.3 by default (TLS 1.2 with strong ciphers only if enabled, nothing older), and browsers are told to use HTTPS only.",
-        self_check: "With `[tls]`, reads the expiry of the certificate in force (warns within 14 days, fails once expired); without it, passes only behind trusted proxies and warns in development.",
+        self_check: "With `[tls]`, reads the expiry of the certificate in force (warns within 14 days, fails once expired). Without it: passes when `trusted_proxy_tls` declares a proxy that terminates TLS, warns on loopback, and beyond loopback warns in development and fails in production.",
         ledger: r#"TLS 1.3 by default, 1.2 (ECDHE with AEAD suites only) when asked for, nothing older; HSTS for a
 year with subdomains on every response; plain HTTP off loopback in production only with
 `trusted_proxy_tls`.
@@ -234,7 +234,7 @@ An independent scan (testssl.sh), run by hand, is in docs/SECURITY.md."#,
         title: "Secrets in memory and logs",
         built: Built::Done(None),
         promise: "Secret values are wiped from memory after use and never written to logs.",
-        self_check: "Searches the configuration printout and its debug form for each configured secret value.",
+        self_check: "Searches the `config check` printout and its debug form for the service secrets, the pepper and the master key (base64 and hex), the PKCS#11 PIN, the SMTP password and the passwords in the database, migration and Redis URLs (values under 4 characters skipped).",
         ledger: r#"Secret values live in types that zero their memory on drop and never print; a test plants secrets
 and finds none of them in any log line."#,
         evidence: &[

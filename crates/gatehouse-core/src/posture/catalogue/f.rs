@@ -109,7 +109,7 @@ headers (F4), as RFC 8058 asks before receivers offer one-click."#,
             "delivered rows are not pruned yet: G3; no per-endpoint fairness",
         )),
         promise: "Webhook notifications are signed so receivers can check where they came from, retried for about a day, and never sent to private or internal network addresses.",
-        self_check: "Reports the signature scheme and delivery polling.",
+        self_check: "Warns when development settings allow plain-HTTP or loopback receivers; reports the signature scheme, polling and retry waits.",
         ledger: r#"Endpoints per organisation (`webhooks.manage`): an https URL (http and loopback only where
 development allows), event types from Gatehouse's own list (`user.signed_in`,
 `session.revoked`, `member.added`, `member.removed`, `api_key.created`, `api_key.revoked`,
