@@ -78,6 +78,11 @@ pub struct SpotCheck {
     /// The age (by the injected clock) of the oldest newest-checkpoint among the chains checked,
     /// and its chain: how far behind signing is at worst.
     pub oldest_checkpoint: Option<(AuditChain, Duration)>,
+    /// The oldest event no checkpoint covers yet among the chains checked, and its chain (for a
+    /// chain never signed, its oldest event read: a lower bound on the age). The checkpoint job
+    /// signs every chain that moved each interval, so an old unsigned event means signing has
+    /// stopped, or checkpoints were removed.
+    pub oldest_unsigned: Option<(AuditChain, time::OffsetDateTime)>,
     /// Chains found broken.
     pub failures: Vec<SpotFailure>,
 }
@@ -131,6 +136,7 @@ pub async fn spot_check(
         capped: Vec::new(),
         without_checkpoint: Vec::new(),
         oldest_checkpoint: None,
+        oldest_unsigned: None,
         failures: Vec::new(),
     };
     let now = clock.now();
@@ -143,6 +149,11 @@ pub async fn spot_check(
             State::Capped => spot.capped.push(chain),
             State::NoCheckpoint => spot.without_checkpoint.push(chain),
             State::Broken(reason) => spot.failures.push(SpotFailure { chain, reason }),
+        }
+        if let Some(at) = outcome.unsigned_since
+            && spot.oldest_unsigned.is_none_or(|(_, oldest)| at < oldest)
+        {
+            spot.oldest_unsigned = Some((chain, at));
         }
         if let Some(at) = outcome.checkpoint_at {
             let age = now - at;
@@ -245,6 +256,7 @@ struct Outcome {
     state: State,
     recomputed: u64,
     checkpoint_at: Option<time::OffsetDateTime>,
+    unsigned_since: Option<time::OffsetDateTime>,
 }
 
 fn broken_at(e: &VerifyError) -> String {
@@ -270,10 +282,13 @@ fn judge_chain(
     let recomputed = events.len() as u64;
     let mut newest_first = recent.iter().rev();
     let latest = newest_first.next();
+    let signed_up_to = latest.map_or(0, |c| c.seq);
+    let unsigned_since = events.iter().find(|e| e.seq > signed_up_to).map(|e| e.at);
     let outcome = |state| Outcome {
         state,
         recomputed,
         checkpoint_at: latest.map(|c| c.at),
+        unsigned_since,
     };
     let state = match latest {
         Some(c) => {

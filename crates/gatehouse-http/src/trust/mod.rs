@@ -55,15 +55,18 @@ impl TrustPage {
         }
     }
 
-    /// The report to show at `now`: the last one while it is younger than the cache period,
-    /// else a new one. Age is measured on the report's own clock (the kernel's), so a report
-    /// stamped in the future (the clock was set back) is not trusted to be fresh.
+    /// The report to show now: the last one while it is younger than the cache period, else a
+    /// new one. Age is measured on the report's own clock (the kernel's), so a report stamped in
+    /// the future (the clock was set back) is not trusted to be fresh. The time is read once the
+    /// lock is held: a request that waited for another's run then finds that run's report
+    /// fresh, rather than older than itself, so requests arriving together share one run.
     pub(crate) async fn report(
         &self,
         posture: &Posture,
-        now: OffsetDateTime,
+        clock: &dyn gatehouse_core::Clock,
     ) -> Arc<PostureReport> {
         let mut last = self.last.lock().await;
+        let now = clock.now();
         if let Some(r) = last.as_ref() {
             let age = now - r.generated_at;
             if age >= time::Duration::ZERO && age < self.settings.cache {
@@ -176,9 +179,8 @@ mod tests {
             cache: Duration::from_secs(30),
             ..TrustPageSettings::default()
         });
-        let now = || gatehouse_core::Clock::now(&clock);
         let many =
-            futures_util::future::join_all((0..8).map(|_| page.report(&posture, now()))).await;
+            futures_util::future::join_all((0..8).map(|_| page.report(&posture, &clock))).await;
         assert_eq!(
             runs.load(Ordering::SeqCst),
             1,
@@ -186,11 +188,11 @@ mod tests {
         );
         assert!(many.iter().all(|r| Arc::ptr_eq(r, &many[0])));
         clock.advance(time::Duration::seconds(29));
-        let same = page.report(&posture, now()).await;
+        let same = page.report(&posture, &clock).await;
         assert!(Arc::ptr_eq(&same, &many[0]));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         clock.advance(time::Duration::seconds(1));
-        let fresh = page.report(&posture, now()).await;
+        let fresh = page.report(&posture, &clock).await;
         assert_eq!(
             runs.load(Ordering::SeqCst),
             2,
@@ -198,10 +200,55 @@ mod tests {
         );
         assert_eq!(fresh.generated_at, start + time::Duration::seconds(30));
         // A report from the future (the clock went back) is not reused.
-        let earlier = start;
-        let again = page.report(&posture, earlier).await;
+        let earlier = gatehouse_core::FakeClock::at(start);
+        let again = page.report(&posture, &earlier).await;
         assert_eq!(runs.load(Ordering::SeqCst), 3);
         assert!(!Arc::ptr_eq(&again, &fresh));
+    }
+
+    /// A clock that moves on a millisecond at every reading, as a real one does between a
+    /// request's arrival and the report's start.
+    #[derive(Debug)]
+    struct Ticking(std::sync::Mutex<OffsetDateTime>);
+
+    impl gatehouse_core::Clock for Ticking {
+        fn now(&self) -> OffsetDateTime {
+            let mut t = self.0.lock().unwrap();
+            *t += time::Duration::milliseconds(1);
+            *t
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_waiting_for_a_run_share_it_on_a_clock_that_moves() {
+        let start = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let clock = Arc::new(Ticking(std::sync::Mutex::new(start)));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let probe: Arc<dyn Probe> = {
+            let runs = Arc::clone(&runs);
+            Arc::new(FnProbe::new("A1", true, Default::default(), move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    Finding::pass("checked")
+                }
+            }))
+        };
+        let mut b = PostureBuilder::new();
+        b.register(probe);
+        let posture = b
+            .build(Arc::clone(&clock) as Arc<dyn gatehouse_core::Clock>)
+            .unwrap();
+        let page = TrustPage::new(TrustPageSettings::default());
+        let many =
+            futures_util::future::join_all((0..16).map(|_| page.report(&posture, clock.as_ref())))
+                .await;
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "sixteen requests at once, one run"
+        );
+        assert!(many.iter().all(|r| Arc::ptr_eq(r, &many[0])));
     }
 
     #[test]

@@ -228,58 +228,68 @@ fn d4(f: &Facts<'_>) -> Arc<dyn Probe> {
 }
 
 fn d5(f: &Facts<'_>) -> Arc<dyn Probe> {
-    let planted = secret_values(f.config);
-    let printed = format!("{}\n{:?}", f.config.to_redacted_toml(), f.config);
-    let settings = posture_settings! {
-        "secret_types" => "zeroed on drop, Debug prints [redacted]",
-        "secrets_configured" => planted.len(),
-    };
-    probe("D5", true, settings, move || {
+    // Searched once, at start: the printout cannot change while the process runs, and keeping
+    // copies of the secrets for later searches would defeat the zeroing this control is about.
+    let (n, leaked) = {
+        let planted = secret_values(f.config);
+        let printed =
+            zeroize::Zeroizing::new(format!("{}\n{:?}", f.config.to_redacted_toml(), f.config));
         let leaked = planted
             .iter()
             .filter(|s| printed.contains(s.as_str()))
             .count();
-        let n = planted.len();
-        async move {
-            if leaked == 0 {
-                Finding::pass(format!(
-                    "None of the {n} configured secret value(s) appears in the configuration printout or its debug form."
-                ))
-                .figure("secrets_checked", n)
-            } else {
-                Finding::fail(format!(
-                    "{leaked} configured secret value(s) appear in the configuration printout."
-                ))
-            }
+        (planted.len(), leaked)
+    };
+    let settings = posture_settings! {
+        "secret_types" => "zeroed on drop, Debug prints [redacted]",
+        "secrets_configured" => n,
+    };
+    probe("D5", true, settings, move || async move {
+        if leaked == 0 {
+            Finding::pass(format!(
+                "None of the {n} configured secret value(s) appears in the configuration printout or its debug form (searched at start)."
+            ))
+            .figure("secrets_checked", n)
+        } else {
+            Finding::fail(format!(
+                "{leaked} configured secret value(s) appear in the configuration printout."
+            ))
         }
     })
 }
 
 /// The secret values this configuration holds, in the forms they could be printed in.
-fn secret_values(config: &Config) -> Vec<String> {
+fn secret_values(config: &Config) -> Vec<zeroize::Zeroizing<String>> {
     use base64::Engine as _;
-    let mut out: Vec<String> = config
+    let mut out: Vec<zeroize::Zeroizing<String>> = config
         .service_secrets
         .iter()
-        .map(|s| s.secret.expose().to_owned())
+        .map(|s| zeroize::Zeroizing::new(s.secret.expose().to_owned()))
         .collect();
-    let mut key = |k: &gatehouse_crypto::Key32| {
-        out.push(base64::engine::general_purpose::STANDARD.encode(k.expose()));
-        out.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.expose()));
-        out.push(hex(k.expose()));
+    let master = match &config.master_key {
+        MasterKey::Environment(k) | MasterKey::File(_, k) => Some(k),
+        MasterKey::Pkcs11(p) => {
+            out.push(zeroize::Zeroizing::new(p.pin.expose().to_owned()));
+            None
+        }
+        MasterKey::Shares | MasterKey::GeneratedDevelopment(_) => None,
     };
-    if let Some(p) = &config.password_hashing.pepper {
-        key(p);
-    }
-    match &config.master_key {
-        MasterKey::Environment(k) | MasterKey::File(_, k) => key(k),
-        MasterKey::Pkcs11(p) => out.push(p.pin.expose().to_owned()),
-        MasterKey::Shares | MasterKey::GeneratedDevelopment(_) => {}
+    for k in [config.password_hashing.pepper.as_ref(), master]
+        .into_iter()
+        .flatten()
+    {
+        out.push(zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD.encode(k.expose()),
+        ));
+        out.push(zeroize::Zeroizing::new(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.expose()),
+        ));
+        out.push(zeroize::Zeroizing::new(hex(k.expose())));
     }
     if let crate::config::MailTransportSettings::Smtp(smtp) = &config.mail.transport
         && let Some(pw) = &smtp.password
     {
-        out.push(pw.expose().to_owned());
+        out.push(zeroize::Zeroizing::new(pw.expose().to_owned()));
     }
     let urls = [
         Some(crate::config::database_url_text(&config.database.database)),
@@ -289,12 +299,12 @@ fn secret_values(config: &Config) -> Vec<String> {
         },
         config.redis_url.as_ref().map(|u| u.as_str().to_owned()),
     ];
-    for u in urls.into_iter().flatten() {
+    for u in urls.into_iter().flatten().map(zeroize::Zeroizing::new) {
         if let Ok(parsed) = url::Url::parse(&u)
             && let Some(pw) = parsed.password()
             && pw.len() >= 4
         {
-            out.push(pw.to_owned());
+            out.push(zeroize::Zeroizing::new(pw.to_owned()));
         }
     }
     out.retain(|s| s.len() >= 4);

@@ -309,6 +309,26 @@ pub(super) async fn audit_spot_check(
         .oldest_checkpoint
         .as_ref()
         .map(|(_, d)| d.whole_seconds());
+    // Signing runs every `every` over every chain that moved: an event left unsigned for two
+    // intervals means the job has stopped (or another instance holding its lease is stuck), or
+    // checkpoints were removed.
+    let limit = time::Duration::seconds(
+        i64::try_from(every.as_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_mul(2),
+    );
+    let unsigned_for = spot
+        .oldest_unsigned
+        .as_ref()
+        .map(|(chain, at)| (chain, kernel.clock().now() - *at));
+    let capped = if spot.capped.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " {} chain(s) had more than {SPOT_EVENTS} events after their checkpoint: only the first {SPOT_EVENTS} were recomputed.",
+            spot.capped.len()
+        )
+    };
     let finding = if !spot.failures.is_empty() {
         Finding::fail(format!(
             "Broken: {}.",
@@ -319,20 +339,13 @@ pub(super) async fn audit_spot_check(
                 .join("; ")
         ))
     } else {
-        // Signing runs every `every`; a checkpoint two intervals old means the job is not
-        // running (or another instance holding its lease is stuck).
-        let stale = age.is_some_and(|a| a > 2 * i64::try_from(every.as_secs()).unwrap_or(i64::MAX));
-        match (stale, spot.without_checkpoint.len()) {
-            (true, _) => Finding::warn(format!(
-                "{base} The oldest newest checkpoint is {} s old (signing every {} s).",
-                age.unwrap_or(0),
+        match unsigned_for {
+            Some((chain, d)) if d > limit => Finding::warn(format!(
+                "{base}{capped} In {chain}, an event has gone {} s without a checkpoint (signing every {} s): signing has stopped, or checkpoints were removed.",
+                d.whole_seconds(),
                 every.as_secs()
             )),
-            (false, 0) => Finding::pass(base),
-            (false, n) => Finding::pass(format!(
-                "{base} {n} chain(s) have events not yet covered by any checkpoint (signed every {} s).",
-                every.as_secs()
-            )),
+            _ => Finding::pass(format!("{base}{capped}")),
         }
     };
     finding
@@ -342,6 +355,10 @@ pub(super) async fn audit_spot_check(
         .figure("chains_capped", spot.capped.len())
         .figure("chains_without_checkpoint", spot.without_checkpoint.len())
         .figure("oldest_checkpoint_age_secs", age)
+        .figure(
+            "oldest_unsigned_event_age_secs",
+            unsigned_for.map(|(_, d)| d.whole_seconds()),
+        )
         .figure(
             "broken_chains",
             spot.failures

@@ -518,3 +518,64 @@ async fn the_posture_command_prints_every_control_and_exits_1_when_a_check_fails
     drop(taken);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a5_warns_while_the_revocation_subscription_is_down() {
+    let single = report(|_| {}).await;
+    let a5 = control(&single, "A5");
+    assert_eq!(a5.verdict, Verdict::Pass, "{a5:?}");
+    assert_eq!(a5.settings["revocation_fanout"], "this instance only");
+    // Nothing listens on port 1: the subscriber's connection fails and marks itself degraded.
+    let (app, _) = build(|raw| raw.redis_url = Some("redis://127.0.0.1:1".to_owned())).await;
+    let mut last = None;
+    for _ in 0..100 {
+        let r = app.posture().report().await;
+        let a5 = control(&r, "A5").clone();
+        if a5.verdict == Verdict::Warn {
+            assert!(
+                a5.evidence.contains("subscription is down"),
+                "{}",
+                a5.evidence
+            );
+            return;
+        }
+        last = Some(a5);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("A5 never warned: {last:?}");
+}
+
+/// Checkpoints are signed every interval over every chain that moved: an event left unsigned for
+/// two intervals (the job stopped, or its checkpoints were deleted) makes E1 warn; an idle chain
+/// whose newest checkpoint is old does not.
+#[tokio::test]
+async fn e1_warns_when_events_go_unsigned_for_two_intervals() {
+    use crate::support::TestApp;
+    let app = TestApp::spawn().await;
+    app.signup_login("ada@example.com", "laptop").await;
+    let e1 = json_control(&posture_json(&app).await, "E1").clone();
+    assert_eq!(e1["verdict"], "pass", "{e1}");
+    // The default interval is 300 s; the checkpoint job has not run on the test's clock.
+    app.clock.advance(time::Duration::seconds(601));
+    let e1 = json_control(&posture_json(&app).await, "E1").clone();
+    assert_eq!(e1["verdict"], "warn", "{e1}");
+    assert!(
+        e1["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("without a checkpoint"),
+        "{e1}"
+    );
+    gatehouse_core::audit::checkpoint_all(
+        app.kernel.store(),
+        app.kernel.keyring(),
+        app.kernel.clock(),
+    )
+    .await
+    .unwrap();
+    // Signed now; a day later nothing moved, so nothing is left unsigned.
+    app.clock.advance(time::Duration::days(1));
+    let e1 = json_control(&posture_json(&app).await, "E1").clone();
+    assert_eq!(e1["verdict"], "pass", "{e1}");
+    app.stop().await;
+}

@@ -105,6 +105,8 @@ This document is rendered from the same catalogue by a snapshot test."#,
                     "tampering_with_an_audit_event_fails_e1_on_the_next_report",
                     "sampling_checks_read_a_bounded_share_per_report_and_come_round_to_every_organisation",
                     "the_posture_command_prints_every_control_and_exits_1_when_a_check_fails",
+                    "a5_warns_while_the_revocation_subscription_is_down",
+                    "e1_warns_when_events_go_unsigned_for_two_intervals",
                 ],
             },
             Evidence {
