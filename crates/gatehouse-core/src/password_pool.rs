@@ -36,6 +36,12 @@ struct Inner {
 }
 
 impl PasswordPool {
+    /// The pepper new hashes mix in, if one is configured.
+    #[must_use]
+    pub fn pepper(&self) -> Option<&Pepper> {
+        self.inner.pepper.as_deref()
+    }
+
     /// Starts `workers` threads (at least one) with room for `queue` waiting jobs.
     pub fn start(workers: usize, queue: usize, params: Argon2Params) -> Result<Self, Error> {
         Self::start_with_pepper(workers, queue, params, None)

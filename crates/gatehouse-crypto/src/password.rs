@@ -170,6 +170,14 @@ impl Pepper {
         id.copy_from_slice(digest.get(..8).unwrap_or(&[0u8; 8]));
         Self { key, id }
     }
+
+    /// The `keyid` parameter's value in the PHC strings this pepper makes (unpadded base64),
+    /// which names the pepper without revealing it.
+    #[must_use]
+    pub fn phc_keyid(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(self.id)
+    }
 }
 
 /// Hashes `password` with a fresh 128-bit salt. Slow by design: call it off the async runtime.
@@ -565,7 +573,10 @@ mod tests {
         let params = Argon2Params::MINIMUM;
         let mut scratch = HashScratch::default();
         let peppered = hash_password_peppered(&p, &params, Some(&pepper)).unwrap();
-        assert!(peppered.contains("keyid="), "{peppered}");
+        assert!(
+            peppered.contains(&format!(",keyid={}$", pepper.phc_keyid())),
+            "{peppered}"
+        );
         assert!(verify_password_peppered(&p, &peppered, &mut scratch, Some(&pepper)).unwrap());
         assert_eq!(
             verify_password_peppered(&p, &peppered, &mut scratch, None),

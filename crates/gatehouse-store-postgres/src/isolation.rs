@@ -84,7 +84,7 @@ pub(crate) async fn role_facts(pool: &PgPool) -> Result<RoleFacts, StoreError> {
         "SELECT r.rolname::text, r.rolsuper, r.rolbypassrls, \
            (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = ANY (current_schemas(false)) AND c.relkind IN ('r', 'p') \
-               AND pg_has_role(current_user, c.relowner, 'USAGE')) \
+               AND pg_has_role(current_user, c.relowner, 'MEMBER')) \
          FROM pg_roles r WHERE r.rolname = current_user",
     )
     .fetch_one(pool)
@@ -99,7 +99,7 @@ pub(crate) async fn role_facts(pool: &PgPool) -> Result<RoleFacts, StoreError> {
 }
 
 /// One row of the table query.
-type TableRow = (String, bool, bool, bool, i64, bool, bool);
+type TableRow = (String, bool, bool, bool, i64, bool, bool, bool);
 
 pub(crate) async fn report(pool: &PgPool) -> Result<IsolationReport, StoreError> {
     let facts = role_facts(pool).await?;
@@ -107,11 +107,16 @@ pub(crate) async fn report(pool: &PgPool) -> Result<IsolationReport, StoreError>
         "SELECT CASE WHEN n.nspname = current_schema() THEN c.relname::text \
                      ELSE n.nspname || '.' || c.relname END, \
            c.relrowsecurity, c.relforcerowsecurity, \
-           pg_has_role(current_user, c.relowner, 'USAGE'), \
+           pg_has_role(current_user, c.relowner, 'MEMBER'), \
            (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid), \
            EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid \
                    AND position('{SCOPE_FUNCTION}' IN pg_get_expr(p.polqual, p.polrelid)) > 0), \
-           n.nspname = current_schema() \
+           n.nspname = current_schema(), \
+           EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive \
+                   AND (p.polroles = '{{0}}' OR EXISTS (SELECT 1 FROM unnest(p.polroles) r \
+                        WHERE pg_has_role(current_user, r, 'MEMBER'))) \
+                   AND (pg_get_expr(p.polqual, p.polrelid) = 'true' \
+                        OR pg_get_expr(p.polwithcheck, p.polrelid) = 'true')) \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = ANY (current_schemas(false)) AND c.relkind IN ('r', 'p') \
            AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 \
@@ -126,7 +131,7 @@ pub(crate) async fn report(pool: &PgPool) -> Result<IsolationReport, StoreError>
     let mut tables = Vec::with_capacity(rows.len());
     let mut not_enforced = Vec::new();
     let mut owns_unforced = None;
-    for (table, enabled, forced, owned, policies, scoped, _) in rows {
+    for (table, enabled, forced, owned, policies, scoped, _, open) in rows {
         let mut why = Vec::new();
         if !enabled {
             why.push("row-level security is not enabled");
@@ -139,6 +144,10 @@ pub(crate) async fn report(pool: &PgPool) -> Result<IsolationReport, StoreError>
         } else if !scoped {
             why.push("no policy compares its rows with the transaction's organisation");
         }
+        // Permissive policies are OR'd: one that admits every row undoes the scoped one.
+        if open {
+            why.push("a permissive policy that applies to this role admits every row");
+        }
         if owned && !forced && owns_unforced.is_none() {
             owns_unforced = Some(table.clone());
         }
@@ -149,6 +158,33 @@ pub(crate) async fn report(pool: &PgPool) -> Result<IsolationReport, StoreError>
             });
         }
         tables.push(table);
+    }
+    // A view runs as its owner unless it is `security_invoker`, and a materialised view holds a
+    // copy made by its owner: either, readable by this role, shows every organisation's rows.
+    let views: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT CASE WHEN n.nspname = current_schema() THEN c.relname::text \
+                     ELSE n.nspname || '.' || c.relname END, c.relkind::text \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = ANY (current_schemas(false)) AND c.relkind IN ('v', 'm') \
+           AND has_table_privilege(c.oid, 'SELECT') \
+           AND (c.relkind = 'm' OR NOT coalesce(c.reloptions @> ARRAY['security_invoker=true'], false)) \
+           AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 \
+                       AND NOT a.attisdropped AND {ORG_COLUMN}) \
+         ORDER BY 1"
+    )))
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    for (view, kind) in views {
+        not_enforced.push(UnenforcedTable {
+            table: view.clone(),
+            why: vec![if kind == "m" {
+                "a materialised view this role can read holds a copy of every organisation's rows"
+            } else {
+                "a view this role can read runs as its owner (not security_invoker), past row-level security"
+            }],
+        });
+        tables.push(view);
     }
     // Owning a table whose security is not forced bypasses it outright; the general reason
     // (owning tables at all) says less, so the specific one wins after superuser and BYPASSRLS.

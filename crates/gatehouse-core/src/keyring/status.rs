@@ -49,7 +49,10 @@ impl Keyring {
     }
 
     pub async fn org_status(&self, org: OrgId) -> Result<OrgKeyStatus, Error> {
-        let mut tx = self.store.begin_scoped(&TenantScope::granted(org)).await?;
+        let mut tx = self
+            .store
+            .begin_read_scoped(&TenantScope::granted(org))
+            .await?;
         let shredded = tx
             .organization()
             .await?

@@ -1,8 +1,8 @@
 //! Self-checks that read the store, for the probes the application registers. Each reads a
 //! bounded amount, whatever the deployment's size, and its result says when a bound was reached.
 
-use gatehouse_crypto::Argon2Params;
 use gatehouse_crypto::legacy_hash::is_bcrypt;
+use gatehouse_crypto::{Argon2Params, Pepper};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -39,10 +39,21 @@ pub struct PasswordCensus {
 /// hash made now begins with (then `$` and the salt, or `,keyid=` when a pepper is configured).
 #[must_use]
 pub fn phc_prefix(params: &Argon2Params) -> String {
-    format!(
+    phc_prefix_peppered(params, None)
+}
+
+/// [`phc_prefix`] for hashes made with `pepper`: its `keyid` follows the parameters, so a hash
+/// made without it, or with another pepper, does not match and is classified.
+#[must_use]
+pub fn phc_prefix_peppered(params: &Argon2Params, pepper: Option<&Pepper>) -> String {
+    let base = format!(
         "$argon2id$v=19$m={},t={},p={}",
         params.memory_kib, params.iterations, params.parallelism
-    )
+    );
+    match pepper {
+        Some(p) => format!("{base},keyid={}", p.phc_keyid()),
+        None => base,
+    }
 }
 
 /// Classifies a store's sample against `params`: a hash the store did not list begins with the
@@ -50,6 +61,17 @@ pub fn phc_prefix(params: &Argon2Params) -> String {
 /// it ([`gatehouse_crypto::needs_rehash`]), without hashing anything.
 #[must_use]
 pub fn classify(sample: &PasswordHashSample, params: &Argon2Params) -> PasswordCensus {
+    classify_peppered(sample, params, None)
+}
+
+/// [`classify`] with the configured pepper: a hash without it, or with another, is below (it is
+/// replaced at its next sign-in, as `needs_rehash_peppered` decides there).
+#[must_use]
+pub fn classify_peppered(
+    sample: &PasswordHashSample,
+    params: &Argon2Params,
+    pepper: Option<&Pepper>,
+) -> PasswordCensus {
     let (mut below, mut bcrypt, mut unreadable) = (0u64, 0u64, 0u64);
     for hash in &sample.others {
         if is_bcrypt(hash) {
@@ -58,7 +80,7 @@ pub fn classify(sample: &PasswordHashSample, params: &Argon2Params) -> PasswordC
         } else if Argon2Params::of_hash(hash).is_none() {
             unreadable += 1;
             below += 1;
-        } else if gatehouse_crypto::needs_rehash(hash, params) {
+        } else if gatehouse_crypto::password::needs_rehash_peppered(hash, params, pepper) {
             below += 1;
         }
     }
@@ -78,8 +100,16 @@ pub fn classify(sample: &PasswordHashSample, params: &Argon2Params) -> PasswordC
 pub async fn password_census(
     store: &dyn Store,
     params: &Argon2Params,
+    pepper: Option<&Pepper>,
 ) -> Result<PasswordCensus, Error> {
-    password_census_within(store, params, CENSUS_MAX_ACCOUNTS, CENSUS_MAX_LISTED).await
+    password_census_within(
+        store,
+        params,
+        pepper,
+        CENSUS_MAX_ACCOUNTS,
+        CENSUS_MAX_LISTED,
+    )
+    .await
 }
 
 /// [`password_census`] with its bounds given: at most `max_accounts` accounts looked at, and at
@@ -87,14 +117,19 @@ pub async fn password_census(
 pub async fn password_census_within(
     store: &dyn Store,
     params: &Argon2Params,
+    pepper: Option<&Pepper>,
     max_accounts: u32,
     max_listed: u32,
 ) -> Result<PasswordCensus, Error> {
     let mut tx = store.begin_read().await?;
     let sample = tx
-        .password_hash_census(&phc_prefix(params), max_accounts, max_listed)
+        .password_hash_census(
+            &phc_prefix_peppered(params, pepper),
+            max_accounts,
+            max_listed,
+        )
         .await?;
-    Ok(classify(&sample, params))
+    Ok(classify_peppered(&sample, params, pepper))
 }
 
 #[cfg(test)]
@@ -196,5 +231,35 @@ mod tests {
         let s = PasswordHashSample::from_reads(3, 3, vec!["a".into()], 2);
         assert!(!s.accounts_capped && !s.others_capped);
         assert_eq!(s.accounts, 3);
+    }
+
+    #[test]
+    fn with_a_pepper_hashes_made_without_it_or_with_another_count_as_below() {
+        let params = Argon2Params::MINIMUM;
+        let pepper = Pepper::new(gatehouse_crypto::Key32::from_bytes([7; 32]));
+        let other = Pepper::new(gatehouse_crypto::Key32::from_bytes([8; 32]));
+        let password = gatehouse_crypto::SecretString::from("a long enough password".to_owned());
+        let now =
+            gatehouse_crypto::password::hash_password_peppered(&password, &params, Some(&pepper))
+                .unwrap();
+        let prefix = phc_prefix_peppered(&params, Some(&pepper));
+        // The store lists only hashes not starting with the prefix and a delimiter.
+        assert!(now.starts_with(&format!("{prefix}$")), "{now} / {prefix}");
+        let unpeppered =
+            gatehouse_crypto::password::hash_password_peppered(&password, &params, None).unwrap();
+        let old_pepper =
+            gatehouse_crypto::password::hash_password_peppered(&password, &params, Some(&other))
+                .unwrap();
+        assert!(!unpeppered.starts_with(&prefix) && !old_pepper.starts_with(&prefix));
+        let c = classify_peppered(
+            &sample(3, vec![unpeppered, old_pepper]),
+            &params,
+            Some(&pepper),
+        );
+        assert_eq!((c.accounts, c.below, c.at_or_above), (3, 2, 1));
+        // Without a pepper configured, the unpeppered hash is at the parameters.
+        let plain =
+            gatehouse_crypto::password::hash_password_peppered(&password, &params, None).unwrap();
+        assert!(plain.starts_with(&format!("{}$", phc_prefix(&params))));
     }
 }

@@ -130,7 +130,10 @@ async fn a_table_whose_protection_was_weakened_is_named_with_why() {
     );
     assert_eq!(
         reasons(&report, "roles"),
-        ["no policy compares its rows with the transaction's organisation"]
+        [
+            "no policy compares its rows with the transaction's organisation",
+            "a permissive policy that applies to this role admits every row"
+        ]
     );
     f.finish().await;
 }
@@ -223,4 +226,41 @@ async fn an_owner_of_an_unforced_table_is_reported_as_bypassing_it() {
         .await
         .unwrap();
     admin.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_policy_admitting_every_row_beside_the_scoped_one_and_an_owner_run_view_are_named() {
+    let f = fresh().await;
+    as_owner(
+        &f,
+        &[
+            // Permissive policies are OR'd: this one undoes tenant_isolation.
+            "CREATE POLICY leak ON records USING (true)",
+            "CREATE VIEW every_grant AS SELECT * FROM grants",
+            "GRANT SELECT ON every_grant TO gatehouse_app",
+            "CREATE VIEW invoker_grant WITH (security_invoker = true) AS SELECT * FROM grants",
+            "GRANT SELECT ON invoker_grant TO gatehouse_app",
+        ],
+    )
+    .await;
+    let report = f.store.isolation_report().await.unwrap();
+    assert!(!report.enforced());
+    assert_eq!(
+        reasons(&report, "records"),
+        ["a permissive policy that applies to this role admits every row"]
+    );
+    assert_eq!(
+        reasons(&report, "every_grant"),
+        [
+            "a view this role can read runs as its owner (not security_invoker), past row-level security"
+        ]
+    );
+    assert!(
+        !report
+            .not_enforced
+            .iter()
+            .any(|t| t.table == "invoker_grant"),
+        "{report:?}"
+    );
+    f.finish().await;
 }

@@ -210,7 +210,9 @@ pub async fn password_census_counts_hashes_below_the_configured_cost(store: Arc<
     let clock = clock();
     census_accounts(store.as_ref(), &clock).await;
     let configured = Argon2Params::MINIMUM;
-    let census = password_census(store.as_ref(), &configured).await.unwrap();
+    let census = password_census(store.as_ref(), &configured, None)
+        .await
+        .unwrap();
     assert_eq!(
         census,
         PasswordCensus {
@@ -225,10 +227,12 @@ pub async fn password_census_counts_hashes_below_the_configured_cost(store: Arc<
     );
     // Raising the configured memory puts every hash made before below it.
     let raised = Argon2Params::new(47_104, 2, 1).unwrap();
-    let census = password_census(store.as_ref(), &raised).await.unwrap();
+    let census = password_census(store.as_ref(), &raised, None)
+        .await
+        .unwrap();
     assert_eq!((census.below, census.at_or_above, census.bcrypt), (6, 0, 1));
     // Bounded: three accounts looked at, one hash classified.
-    let census = password_census_within(store.as_ref(), &raised, 3, 1)
+    let census = password_census_within(store.as_ref(), &raised, None, 3, 1)
         .await
         .unwrap();
     assert_eq!((census.accounts, census.below), (3, 1));

@@ -42,7 +42,7 @@ fn d1(f: &Facts<'_>) -> Arc<dyn Probe> {
 async fn key_sample(kernel: &gatehouse_core::Kernel, next: &AtomicUsize) -> Finding {
     let keyring = kernel.keyring();
     let read = async {
-        let mut tx = kernel.store().begin().await?;
+        let mut tx = kernel.store().begin_read().await?;
         let total = tx.count_organizations().await?;
         let start = next.load(Ordering::Relaxed) % usize::try_from(total.max(1)).unwrap_or(1);
         let ids = tx
@@ -320,8 +320,9 @@ fn hex(bytes: &[u8]) -> String {
 pub(super) async fn password_census(
     store: &dyn Store,
     params: gatehouse_crypto::password::Argon2Params,
+    pepper: Option<&gatehouse_crypto::Pepper>,
 ) -> Finding {
-    match gatehouse_core::posture::checks::password_census(store, &params).await {
+    match gatehouse_core::posture::checks::password_census(store, &params, pepper).await {
         Err(e) => Finding::fail(format!("The stored password hashes cannot be read: {e}")),
         Ok(c) => {
             let of = if c.accounts_capped {

@@ -59,7 +59,10 @@ fn a1(f: &Facts<'_>) -> Arc<dyn Probe> {
             } else {
                 Finding::fail("The configured Argon2id parameters are below OWASP's floor.")
             };
-            floor.and(super::data::password_census(kernel.store(), params).await)
+            floor.and(
+                super::data::password_census(kernel.store(), params, kernel.passwords().pepper())
+                    .await,
+            )
         }
     })
 }

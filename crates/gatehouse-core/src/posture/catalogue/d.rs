@@ -234,7 +234,7 @@ An independent scan (testssl.sh), run by hand, is in docs/SECURITY.md."#,
         title: "Secrets in memory and logs",
         built: Built::Done(None),
         promise: "Secret values are wiped from memory after use and never written to logs.",
-        self_check: "Searches the `config check` printout and its debug form for the service secrets, the pepper and the master key (base64 and hex), the PKCS#11 PIN, the SMTP password and the passwords in the database, migration and Redis URLs (values under 4 characters skipped).",
+        self_check: "At start, searches the `config check` printout and its debug form for the service secrets, the pepper and the master key (base64 and hex), the PKCS#11 PIN, the SMTP password and the passwords in the database, migration and Redis URLs (values under 4 characters skipped), in buffers zeroed afterwards; reports the result.",
         ledger: r#"Secret values live in types that zero their memory on drop and never print; a test plants secrets
 and finds none of them in any log line."#,
         evidence: &[

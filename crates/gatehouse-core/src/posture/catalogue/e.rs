@@ -8,7 +8,7 @@ pub(super) static CONTROLS: &[Control] = &[
         title: "Audit log",
         built: Built::Done(None),
         promise: "Every change is recorded in a tamper-evident audit log that cannot be edited, which your organisation can search and export.",
-        self_check: "Checks the operators' chain and up to 32 organisations' chains per report, in rotation: the newest signed checkpoint's signature, the event it signed, and at most 100 events after it towards the head (a chain not yet signed: its newest 100 events' links). Warns when the oldest of those checkpoints is more than two signing intervals old. Earlier events are left to `gatehouse audit verify`.",
+        self_check: "Checks the operators' chain and up to 32 organisations' chains per report, in rotation: the newest signed checkpoint's signature, the event it signed, and at most 100 events after it towards the head (a chain not yet signed: its newest 100 events' links). Warns when an event has gone unsigned for more than two signing intervals (signing stopped, or checkpoints were removed). Earlier events are left to `gatehouse audit verify`.",
         ledger: r#"Every change commits with its event on the organisation's (or the operators') hash chain;
 events cannot be updated or deleted while their organisation exists (an organisation's erasure
 takes its chain with it); signed checkpoints and `gatehouse audit verify` detect tampering and

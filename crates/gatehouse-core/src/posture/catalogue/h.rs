@@ -128,6 +128,17 @@ This document is rendered from the same catalogue by a snapshot test."#,
                 ],
             },
             Evidence {
+                file: "crates/gatehouse-core/src/posture/checks.rs",
+                tests: &["with_a_pepper_hashes_made_without_it_or_with_another_count_as_below"],
+            },
+            Evidence {
+                file: "crates/gatehouse-http/src/trust/mod.rs",
+                tests: &[
+                    "one_report_serves_the_cache_period_and_concurrent_requests_share_a_run",
+                    "requests_waiting_for_a_run_share_it_on_a_clock_that_moves",
+                ],
+            },
+            Evidence {
                 file: "crates/gatehouse-store-tests/src/cases/users.rs",
                 tests: &[
                     "password_census_counts_and_lists_within_its_bounds",
@@ -142,6 +153,7 @@ This document is rendered from the same catalogue by a snapshot test."#,
                     "a_table_whose_protection_was_weakened_is_named_with_why",
                     "a_new_table_with_an_organisation_column_is_found_in_the_catalog",
                     "an_owner_of_an_unforced_table_is_reported_as_bypassing_it",
+                    "a_policy_admitting_every_row_beside_the_scoped_one_and_an_owner_run_view_are_named",
                 ],
             },
             Evidence {
