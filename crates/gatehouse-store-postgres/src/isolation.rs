@@ -15,6 +15,15 @@ use gatehouse_core::StoreError;
 /// `grantee_org_id`): the names every migration uses for a row's organisation.
 const ORG_COLUMN: &str = "(a.attname = 'org_id' OR a.attname LIKE '%\\_org\\_id')";
 
+/// What every policy Gatehouse writes depends on: the transaction's organisation, job, user or
+/// a row it declared (`gatehouse_current_org()`, `gatehouse_current_job()`,
+/// `gatehouse_named_subject()`, ...), or a grant to the current organisation
+/// (`gatehouse_granted(...)`, records' second policy). A permissive policy whose expression calls none of them
+/// admits rows whatever the scope (policies are OR'd, so it undoes the scoped one beside it). A
+/// policy written to call one and still admit other rows is beyond this check: the
+/// row-level-security suite tests the policies the migrations write.
+const SCOPED_EXPRESSION: &str = "gatehouse_((current|named)_[a-z_]+|granted)\\(";
+
 /// How the policies name the transaction's organisation (migration 0001).
 const SCOPE_FUNCTION: &str = "gatehouse_current_org()";
 
@@ -61,6 +70,8 @@ pub(crate) struct RoleFacts {
     pub bypassrls: bool,
     /// Tables in the search path's schemas the role owns, directly or through a role it inherits.
     pub owned_tables: i64,
+    /// It is a member of a superuser or BYPASSRLS role, which it can `SET ROLE` to.
+    pub escalates: bool,
 }
 
 impl RoleFacts {
@@ -71,6 +82,8 @@ impl RoleFacts {
             Some("it is a superuser")
         } else if self.bypassrls {
             Some("it has BYPASSRLS")
+        } else if self.escalates {
+            Some("it is a member of a superuser or BYPASSRLS role, which it can SET ROLE to")
         } else if self.owned_tables > 0 {
             Some("it owns tables (connect as gatehouse_app, not the migration role)")
         } else {
@@ -80,11 +93,14 @@ impl RoleFacts {
 }
 
 pub(crate) async fn role_facts(pool: &PgPool) -> Result<RoleFacts, StoreError> {
-    let (role, superuser, bypassrls, owned_tables): (String, bool, bool, i64) = sqlx::query_as(
+    let (role, superuser, bypassrls, owned_tables, escalates): (String, bool, bool, i64, bool) =
+        sqlx::query_as(
         "SELECT r.rolname::text, r.rolsuper, r.rolbypassrls, \
            (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = ANY (current_schemas(false)) AND c.relkind IN ('r', 'p') \
-               AND pg_has_role(current_user, c.relowner, 'MEMBER')) \
+               AND pg_has_role(current_user, c.relowner, 'MEMBER')), \
+           EXISTS (SELECT 1 FROM pg_roles o WHERE o.oid <> r.oid \
+                   AND (o.rolsuper OR o.rolbypassrls) AND pg_has_role(current_user, o.oid, 'MEMBER')) \
          FROM pg_roles r WHERE r.rolname = current_user",
     )
     .fetch_one(pool)
@@ -95,6 +111,7 @@ pub(crate) async fn role_facts(pool: &PgPool) -> Result<RoleFacts, StoreError> {
         superuser,
         bypassrls,
         owned_tables,
+        escalates,
     })
 }
 
@@ -115,8 +132,8 @@ pub(crate) async fn report(pool: &PgPool) -> Result<IsolationReport, StoreError>
            EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive \
                    AND (p.polroles = '{{0}}' OR EXISTS (SELECT 1 FROM unnest(p.polroles) r \
                         WHERE pg_has_role(current_user, r, 'MEMBER'))) \
-                   AND (pg_get_expr(p.polqual, p.polrelid) = 'true' \
-                        OR pg_get_expr(p.polwithcheck, p.polrelid) = 'true')) \
+                   AND (pg_get_expr(p.polqual, p.polrelid) !~ '{SCOPED_EXPRESSION}' \
+                        OR pg_get_expr(p.polwithcheck, p.polrelid) !~ '{SCOPED_EXPRESSION}')) \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = ANY (current_schemas(false)) AND c.relkind IN ('r', 'p') \
            AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 \
@@ -144,9 +161,11 @@ pub(crate) async fn report(pool: &PgPool) -> Result<IsolationReport, StoreError>
         } else if !scoped {
             why.push("no policy compares its rows with the transaction's organisation");
         }
-        // Permissive policies are OR'd: one that admits every row undoes the scoped one.
+        // Permissive policies are OR'd: one that ignores the scope undoes the scoped one.
         if open {
-            why.push("a permissive policy that applies to this role admits every row");
+            why.push(
+                "a permissive policy that applies to this role depends on neither the transaction's scope nor a declaration",
+            );
         }
         if owned && !forced && owns_unforced.is_none() {
             owns_unforced = Some(table.clone());

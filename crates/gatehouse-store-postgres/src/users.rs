@@ -135,7 +135,7 @@ impl UserStore for PgTx {
                 .map_err(map_err)?;
         let listed: Vec<(String,)> = sqlx::query_as(
             "SELECT password_hash FROM (SELECT password_hash FROM users ORDER BY id LIMIT $1) s \
-             WHERE substr(password_hash, 1, length($2) + 1) NOT IN ($2 || '$', $2 || ',') \
+             WHERE substr(password_hash, 1, length($2) + 1) <> $2 || '$' \
              LIMIT $3",
         )
         .bind(i64::from(max_accounts))

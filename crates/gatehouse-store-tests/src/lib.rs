@@ -159,7 +159,8 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@fixture $fresh; audit_spot;
             audit_spot_check_passes_intact_chains_and_comes_round_to_every_chain,
             audit_spot_check_names_each_tampered_chain,
-            audit_spot_check_keeps_to_its_caps
+            audit_spot_check_keeps_to_its_caps,
+            audit_spot_check_names_an_organisation_whose_chain_is_empty
         );
     };
     // Cases that take the fixture (raw SQL, uuid literals) and those that take only its store.

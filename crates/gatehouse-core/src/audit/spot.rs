@@ -83,6 +83,9 @@ pub struct SpotCheck {
     /// signs every chain that moved each interval, so an old unsigned event means signing has
     /// stopped, or checkpoints were removed.
     pub oldest_unsigned: Option<(AuditChain, time::OffsetDateTime)>,
+    /// Organisations whose chain holds nothing at all: creating an organisation records an
+    /// event in its chain, so an empty one was deleted whole (or made by hand).
+    pub empty: Vec<AuditChain>,
     /// Chains found broken.
     pub failures: Vec<SpotFailure>,
 }
@@ -137,6 +140,7 @@ pub async fn spot_check(
         without_checkpoint: Vec::new(),
         oldest_checkpoint: None,
         oldest_unsigned: None,
+        empty: Vec::new(),
         failures: Vec::new(),
     };
     let now = clock.now();
@@ -148,6 +152,7 @@ pub async fn spot_check(
             State::Intact => {}
             State::Capped => spot.capped.push(chain),
             State::NoCheckpoint => spot.without_checkpoint.push(chain),
+            State::Empty => spot.empty.push(chain),
             State::Broken(reason) => spot.failures.push(SpotFailure { chain, reason }),
         }
         if let Some(at) = outcome.unsigned_since
@@ -249,6 +254,8 @@ enum State {
     Intact,
     Capped,
     NoCheckpoint,
+    /// An organisation's chain with no event, head or checkpoint at all.
+    Empty,
     Broken(String),
 }
 
@@ -298,6 +305,7 @@ fn judge_chain(
             };
             judge_checkpointed(keyring, keys, chain, signed, head, &events, max_events)
         }
+        None if head.is_none() && events.is_empty() && chain.org().is_some() => State::Empty,
         None => judge_unsigned(head, &events, max_events),
     };
     match state {

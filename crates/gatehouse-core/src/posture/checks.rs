@@ -29,7 +29,8 @@ pub struct PasswordCensus {
     pub below: u64,
     /// Of `below`: imported bcrypt hashes.
     pub bcrypt: u64,
-    /// Of `below`: hashes that are neither a readable Argon2 hash nor bcrypt.
+    /// Of `below`: hashes that are neither a readable Argon2 hash nor bcrypt, or that name a
+    /// pepper when none is configured (neither can be verified).
     pub unreadable: u64,
     /// More hashes differ from the current parameters than were classified.
     pub below_capped: bool,
@@ -43,7 +44,8 @@ pub fn phc_prefix(params: &Argon2Params) -> String {
 }
 
 /// [`phc_prefix`] for hashes made with `pepper`: its `keyid` follows the parameters, so a hash
-/// made without it, or with another pepper, does not match and is classified.
+/// made without it, or with another pepper, does not match and is classified (and without a
+/// pepper, a hash naming one does not match either).
 #[must_use]
 pub fn phc_prefix_peppered(params: &Argon2Params, pepper: Option<&Pepper>) -> String {
     let base = format!(
@@ -78,6 +80,10 @@ pub fn classify_peppered(
             bcrypt += 1;
             below += 1;
         } else if Argon2Params::of_hash(hash).is_none() {
+            unreadable += 1;
+            below += 1;
+        } else if pepper.is_none() && hash.contains(",keyid=") {
+            // Made with a pepper that is no longer configured: it cannot be verified at all.
             unreadable += 1;
             below += 1;
         } else if gatehouse_crypto::password::needs_rehash_peppered(hash, params, pepper) {
@@ -257,6 +263,13 @@ mod tests {
             Some(&pepper),
         );
         assert_eq!((c.accounts, c.below, c.at_or_above), (3, 2, 1));
+        // Without a pepper configured, a peppered hash cannot be verified: below, not current.
+        let peppered =
+            gatehouse_crypto::password::hash_password_peppered(&password, &params, Some(&pepper))
+                .unwrap();
+        assert!(!peppered.starts_with(&format!("{}$", phc_prefix(&params))));
+        let c = classify_peppered(&sample(1, vec![peppered]), &params, None);
+        assert_eq!((c.below, c.unreadable, c.at_or_above), (1, 1, 0));
         // Without a pepper configured, the unpeppered hash is at the parameters.
         let plain =
             gatehouse_crypto::password::hash_password_peppered(&password, &params, None).unwrap();

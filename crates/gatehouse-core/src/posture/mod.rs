@@ -131,7 +131,7 @@ impl Finding {
             verdict,
             evidence,
             figures,
-            live: self.live && other.live,
+            live: self.live || other.live,
         }
     }
 

@@ -328,8 +328,9 @@ mod tests {
         let c3 = r.control("C3").unwrap();
         assert_eq!((c3.verdict, c3.live_check), (Verdict::Pass, false));
         assert!(r.control("A1").unwrap().live_check);
-        let joined = Finding::pass("a").and(Finding::by_design("b"));
-        assert!(!joined.live);
+        // Joined with a live check, the result was checked live.
+        assert!(Finding::pass("a").and(Finding::by_design("b")).live);
+        assert!(!Finding::by_design("a").and(Finding::by_design("b")).live);
     }
 
     #[test]

@@ -88,8 +88,9 @@ pub trait UserStore: Send {
 
     /// A census of password hashes over the first `max_accounts` accounts in id order (the
     /// oldest, ids being time-ordered): how many there are, and their hashes that do not begin
-    /// with `current` followed by `$` or `,` (the end of `current`'s last parameter, so `p=1`
-    /// does not take in `p=16`), at most `max_listed`. Reads the whole table on neither backend.
+    /// with `current` followed by `$` (the end of the parameters, so `p=1` does not take in
+    /// `p=16`, and a hash naming a pepper by `keyid` matches only a `current` that names it), at
+    /// most `max_listed`. Reads the whole table on neither backend.
     /// (PostgreSQL: the transaction declares the census job, the one reader of every account.)
     async fn password_hash_census(
         &mut self,

@@ -22,7 +22,13 @@ async fn render(state: &AppState, form: Form) -> Result<Response, ApiError> {
         return Err(ApiError::for_status(StatusCode::NOT_FOUND));
     };
     let posture = super::posture::registry(state)?;
-    let report = page.report(posture, state.kernel.clock()).await;
+    let Some(report) = page.report(posture, state.kernel.clock()).await else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "posture_unavailable",
+            "the posture report could not be made; retry shortly",
+        ));
+    };
     let declared = &page.settings.declarations;
     let cache_secs = page.settings.cache.as_secs();
     let (body, content_type) = match form {

@@ -38,12 +38,24 @@ impl Default for TrustPageSettings {
     }
 }
 
+/// A report being made, shared by every request waiting for it.
+type Run = futures_util::future::Shared<
+    futures_util::future::BoxFuture<'static, Option<Arc<PostureReport>>>,
+>;
+
+#[derive(Debug, Default)]
+enum Slot {
+    #[default]
+    Empty,
+    Ready(Arc<PostureReport>),
+    Running(Run),
+}
+
 /// The trust page's settings and the report it is currently showing.
 #[derive(Debug)]
 pub struct TrustPage {
     pub(crate) settings: TrustPageSettings,
-    /// Held across a run, so concurrent requests share it.
-    last: tokio::sync::Mutex<Option<Arc<PostureReport>>>,
+    slot: std::sync::Mutex<Slot>,
 }
 
 impl TrustPage {
@@ -51,31 +63,58 @@ impl TrustPage {
     pub fn new(settings: TrustPageSettings) -> Self {
         Self {
             settings,
-            last: tokio::sync::Mutex::new(None),
+            slot: std::sync::Mutex::new(Slot::Empty),
         }
     }
 
     /// The report to show now: the last one while it is younger than the cache period, else a
-    /// new one. Age is measured on the report's own clock (the kernel's), so a report stamped in
-    /// the future (the clock was set back) is not trusted to be fresh. The time is read once the
-    /// lock is held: a request that waited for another's run then finds that run's report
-    /// fresh, rather than older than itself, so requests arriving together share one run.
+    /// new one. A new report runs in a task of its own, which every request arriving meanwhile
+    /// awaits: a request that goes away (a closed connection, the edge's timeout) leaves the run
+    /// going, so no caller can start runs faster than they finish. Age counts from when the run
+    /// finished, on the report's own clock (the kernel's), so a run longer than the cache period
+    /// still serves a period, and a report stamped in the future (the clock was set back) is
+    /// not trusted to be fresh. `None` when the run failed (it panicked).
     pub(crate) async fn report(
         &self,
-        posture: &Posture,
+        posture: &Arc<Posture>,
         clock: &dyn gatehouse_core::Clock,
-    ) -> Arc<PostureReport> {
-        let mut last = self.last.lock().await;
-        let now = clock.now();
-        if let Some(r) = last.as_ref() {
-            let age = now - r.generated_at;
-            if age >= time::Duration::ZERO && age < self.settings.cache {
-                return Arc::clone(r);
+    ) -> Option<Arc<PostureReport>> {
+        use futures_util::FutureExt as _;
+        let run = {
+            let mut slot = self
+                .slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*slot {
+                Slot::Ready(r) if self.fresh(r, clock.now()) => return Some(Arc::clone(r)),
+                Slot::Running(run) => run.clone(),
+                Slot::Ready(_) | Slot::Empty => {
+                    let posture = Arc::clone(posture);
+                    let task = tokio::spawn(async move { Arc::new(posture.report().await) });
+                    let run = async move { task.await.ok() }.boxed().shared();
+                    *slot = Slot::Running(run.clone());
+                    run
+                }
             }
+        };
+        let report = run.await;
+        let mut slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if matches!(&*slot, Slot::Running(_)) {
+            *slot = match &report {
+                Some(r) => Slot::Ready(Arc::clone(r)),
+                None => Slot::Empty,
+            };
         }
-        let fresh = Arc::new(posture.report().await);
-        *last = Some(Arc::clone(&fresh));
-        fresh
+        report
+    }
+
+    fn fresh(&self, r: &PostureReport, now: OffsetDateTime) -> bool {
+        let finished = r.generated_at + time::Duration::seconds_f64(r.elapsed_ms / 1000.0);
+        let age = now - finished;
+        age >= time::Duration::ZERO && age < self.settings.cache
     }
 }
 
@@ -151,22 +190,26 @@ mod tests {
     use gatehouse_core::posture::{Finding, FnProbe, PostureBuilder, Probe};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn counting_posture(runs: Arc<AtomicUsize>, clock: gatehouse_core::FakeClock) -> Posture {
+    fn counting_posture(
+        runs: Arc<AtomicUsize>,
+        clock: gatehouse_core::FakeClock,
+        takes: Duration,
+    ) -> Arc<Posture> {
         let probe: Arc<dyn Probe> = Arc::new(FnProbe::new(
             "A1",
             true,
             gatehouse_core::posture::Settings::new(),
             move || {
                 runs.fetch_add(1, Ordering::SeqCst);
-                async {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                async move {
+                    tokio::time::sleep(takes).await;
                     Finding::pass("checked")
                 }
             },
         ));
-        let mut b = PostureBuilder::new();
+        let mut b = PostureBuilder::new().with_deadline(Duration::from_secs(10));
         b.register(probe);
-        b.build(Arc::new(clock)).unwrap()
+        Arc::new(b.build(Arc::new(clock)).unwrap())
     }
 
     #[tokio::test]
@@ -174,36 +217,66 @@ mod tests {
         let start = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
         let clock = gatehouse_core::FakeClock::at(start);
         let runs = Arc::new(AtomicUsize::new(0));
-        let posture = counting_posture(Arc::clone(&runs), clock.clone());
+        let posture = counting_posture(Arc::clone(&runs), clock.clone(), Duration::from_millis(5));
         let page = TrustPage::new(TrustPageSettings {
             cache: Duration::from_secs(30),
             ..TrustPageSettings::default()
         });
-        let many =
-            futures_util::future::join_all((0..8).map(|_| page.report(&posture, &clock))).await;
+        let many: Vec<_> =
+            futures_util::future::join_all((0..8).map(|_| page.report(&posture, &clock)))
+                .await
+                .into_iter()
+                .map(Option::unwrap)
+                .collect();
         assert_eq!(
             runs.load(Ordering::SeqCst),
             1,
             "eight requests at once, one run"
         );
         assert!(many.iter().all(|r| Arc::ptr_eq(r, &many[0])));
+        // Age counts from the run's end (a few milliseconds after its start).
         clock.advance(time::Duration::seconds(29));
-        let same = page.report(&posture, &clock).await;
+        let same = page.report(&posture, &clock).await.unwrap();
         assert!(Arc::ptr_eq(&same, &many[0]));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
-        clock.advance(time::Duration::seconds(1));
-        let fresh = page.report(&posture, &clock).await;
+        clock.advance(time::Duration::seconds(2));
+        let fresh = page.report(&posture, &clock).await.unwrap();
         assert_eq!(
             runs.load(Ordering::SeqCst),
             2,
             "the period is over: checked again"
         );
-        assert_eq!(fresh.generated_at, start + time::Duration::seconds(30));
+        assert_eq!(fresh.generated_at, start + time::Duration::seconds(31));
         // A report from the future (the clock went back) is not reused.
         let earlier = gatehouse_core::FakeClock::at(start);
-        let again = page.report(&posture, &earlier).await;
+        let again = page.report(&posture, &earlier).await.unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 3);
         assert!(!Arc::ptr_eq(&again, &fresh));
+    }
+
+    #[tokio::test]
+    async fn a_request_that_goes_away_leaves_its_run_going_for_the_next() {
+        let clock = gatehouse_core::FakeClock::at(
+            OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000),
+        );
+        let runs = Arc::new(AtomicUsize::new(0));
+        let posture =
+            counting_posture(Arc::clone(&runs), clock.clone(), Duration::from_millis(200));
+        let page = TrustPage::new(TrustPageSettings::default());
+        // Ten callers each give up (a closed connection, the edge's timeout) long before the
+        // run ends; they all wait on the one run, which keeps going without them.
+        for _ in 0..10 {
+            let gave_up =
+                tokio::time::timeout(Duration::from_millis(5), page.report(&posture, &clock)).await;
+            assert!(gave_up.is_err());
+        }
+        let report = page.report(&posture, &clock).await.unwrap();
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "one run, however many callers left"
+        );
+        assert_eq!(report.summary.pass, 1);
     }
 
     /// A clock that moves on a millisecond at every reading, as a real one does between a
@@ -236,13 +309,17 @@ mod tests {
         };
         let mut b = PostureBuilder::new();
         b.register(probe);
-        let posture = b
-            .build(Arc::clone(&clock) as Arc<dyn gatehouse_core::Clock>)
-            .unwrap();
+        let posture = Arc::new(
+            b.build(Arc::clone(&clock) as Arc<dyn gatehouse_core::Clock>)
+                .unwrap(),
+        );
         let page = TrustPage::new(TrustPageSettings::default());
-        let many =
+        let many: Vec<_> =
             futures_util::future::join_all((0..16).map(|_| page.report(&posture, clock.as_ref())))
-                .await;
+                .await
+                .into_iter()
+                .map(Option::unwrap)
+                .collect();
         assert_eq!(
             runs.load(Ordering::SeqCst),
             1,

@@ -132,7 +132,7 @@ async fn a_table_whose_protection_was_weakened_is_named_with_why() {
         reasons(&report, "roles"),
         [
             "no policy compares its rows with the transaction's organisation",
-            "a permissive policy that applies to this role admits every row"
+            "a permissive policy that applies to this role depends on neither the transaction's scope nor a declaration"
         ]
     );
     f.finish().await;
@@ -247,7 +247,9 @@ async fn a_policy_admitting_every_row_beside_the_scoped_one_and_an_owner_run_vie
     assert!(!report.enforced());
     assert_eq!(
         reasons(&report, "records"),
-        ["a permissive policy that applies to this role admits every row"]
+        [
+            "a permissive policy that applies to this role depends on neither the transaction's scope nor a declaration"
+        ]
     );
     assert_eq!(
         reasons(&report, "every_grant"),
@@ -263,4 +265,65 @@ async fn a_policy_admitting_every_row_beside_the_scoped_one_and_an_owner_run_vie
         "{report:?}"
     );
     f.finish().await;
+}
+
+/// A role that may `SET ROLE` to a BYPASSRLS role escapes row-level security whenever it likes,
+/// though neither attribute is inherited: reported. Roles are cluster-wide, so these are named
+/// after the test's database and dropped after it.
+#[tokio::test]
+async fn a_member_of_a_bypassing_role_is_reported_as_bypassing() {
+    let f = fresh().await;
+    let (member, bypassing) = (format!("{}_member", f.name), format!("{}_byp", f.name));
+    let mut admin = PgConnection::connect(&crate::fixture::admin_url())
+        .await
+        .unwrap();
+    for sql in [
+        format!("CREATE ROLE \"{member}\" LOGIN NOSUPERUSER NOBYPASSRLS"),
+        format!("CREATE ROLE \"{bypassing}\" NOLOGIN BYPASSRLS"),
+        format!("GRANT \"{bypassing}\" TO \"{member}\""),
+    ] {
+        sqlx::query(AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    as_owner(
+        &f,
+        &[
+            &format!("GRANT USAGE ON SCHEMA public TO \"{member}\""),
+            // A policy on the scope's column that ignores the scope admits every organisation.
+            "CREATE POLICY loose ON api_keys USING (org_id IS NOT NULL)",
+        ],
+    )
+    .await;
+    let url = PgConnectOptions::from_str(&f.owner_url)
+        .unwrap()
+        .username(&member)
+        .to_url_lossy()
+        .to_string();
+    let store = PostgresStore::connect(&url, 1).await.unwrap();
+    let report = store.isolation_report().await.unwrap();
+    let bypass = report.bypass.clone().unwrap_or_default();
+    assert!(
+        bypass.contains("member of a superuser or BYPASSRLS role"),
+        "{report:?}"
+    );
+    assert_eq!(
+        reasons(&report, "api_keys"),
+        [
+            "a permissive policy that applies to this role depends on neither the transaction's scope nor a declaration"
+        ]
+    );
+    store.pool().close().await;
+    f.finish().await;
+    for sql in [
+        format!("DROP ROLE \"{member}\""),
+        format!("DROP ROLE \"{bypassing}\""),
+    ] {
+        sqlx::query(AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    admin.close().await.unwrap();
 }

@@ -12,7 +12,7 @@ use gatehouse_core::{Clock, FakeClock, OrgId, TenantScope};
 use time::Duration;
 
 use crate::Fixture;
-use crate::cases::audit::{chain_of_six, clock, event, events, keyring, record};
+use crate::cases::audit::{chain_of_six, clock, event, events, keyring, new_org, record};
 
 async fn checkpoint(store: &Arc<dyn Store>, clock: &FakeClock, org: OrgId) {
     let k = keyring(store).await;
@@ -331,4 +331,16 @@ pub async fn audit_spot_check_keeps_to_its_caps(f: &dyn Fixture) {
     );
     assert_eq!(recent, all[1..].to_vec());
     assert_eq!(tx.recent_audit_checkpoints(10).await.unwrap(), all);
+}
+
+pub async fn audit_spot_check_names_an_organisation_whose_chain_is_empty(f: &dyn Fixture) {
+    let store = f.store();
+    let clock = clock();
+    let full = chain_of_six(store.as_ref(), &clock, 1).await;
+    // An organisation row with nothing in its chain: what deleting the chain whole leaves.
+    let bare = new_org(store.as_ref(), &clock, 2).await;
+    let s = spot(&store, &clock, 0, 10, 100).await;
+    assert!(s.failures.is_empty(), "{:?}", s.failures);
+    assert_eq!(s.empty, vec![AuditChain::Organization(bare)]);
+    assert!(s.checked.contains(&AuditChain::Organization(full)));
 }

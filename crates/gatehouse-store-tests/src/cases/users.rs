@@ -174,16 +174,41 @@ pub async fn password_census_counts_and_lists_within_its_bounds(store: Arc<dyn S
     let mut tx = store.begin_read().await.unwrap();
     let all = tx.password_hash_census(current, 100, 100).await.unwrap();
     assert_eq!((all.accounts, all.accounts_capped), (6, false));
+    // The peppered hash names a `keyid` the current prefix does not: listed (a pepper that is
+    // no longer configured makes it unverifiable, see `posture::checks`).
     assert_eq!(
         all.others,
-        vec![hashes[2].clone(), hashes[3].clone(), hashes[4].clone()]
+        vec![
+            hashes[1].clone(),
+            hashes[2].clone(),
+            hashes[3].clone(),
+            hashes[4].clone()
+        ]
     );
     assert!(!all.others_capped);
+    // With that pepper configured, its hash is the current one and the others are listed.
+    let peppered = tx
+        .password_hash_census(&format!("{current},keyid=AAAAAAAAAAA"), 100, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        peppered.others,
+        vec![
+            hashes[0].clone(),
+            hashes[2].clone(),
+            hashes[3].clone(),
+            hashes[4].clone(),
+            hashes[5].clone()
+        ]
+    );
 
     // The oldest four accounts only: the last hash is not looked at.
     let four = tx.password_hash_census(current, 4, 100).await.unwrap();
     assert_eq!((four.accounts, four.accounts_capped), (4, true));
-    assert_eq!(four.others, vec![hashes[2].clone(), hashes[3].clone()]);
+    assert_eq!(
+        four.others,
+        vec![hashes[1].clone(), hashes[2].clone(), hashes[3].clone()]
+    );
     // Exactly as many accounts as the bound: not capped.
     let six = tx.password_hash_census(current, 6, 100).await.unwrap();
     assert_eq!((six.accounts, six.accounts_capped), (6, false));
@@ -218,10 +243,11 @@ pub async fn password_census_counts_hashes_below_the_configured_cost(store: Arc<
         PasswordCensus {
             accounts: 6,
             accounts_capped: false,
-            at_or_above: 4,
-            below: 2,
+            at_or_above: 3,
+            below: 3,
             bcrypt: 1,
-            unreadable: 0,
+            // The peppered hash, with no pepper configured.
+            unreadable: 1,
             below_capped: false,
         }
     );

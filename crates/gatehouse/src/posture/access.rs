@@ -60,7 +60,7 @@ fn b2(f: &Facts<'_>) -> Arc<dyn Probe> {
     probe("B2", count > 0, settings, move || async move {
         match count {
             0 => Finding::not_applicable("No service secret is configured, so /internal/v1 is off."),
-            n => Finding::pass(format!(
+            n => Finding::by_design(format!(
                 "/internal/v1 accepts {n} named service secret(s), compared in constant time; user tokens never pass for them."
             ))
             .figure("service_secrets", n),
@@ -197,11 +197,11 @@ fn c6(f: &Facts<'_>) -> Arc<dyn Probe> {
         posture_settings! {"allowed_origins" => origins},
         move || async move {
             if n == 0 {
-                Finding::pass(
+                Finding::by_design(
                     "No cross-origin caller is allowed: browsers on other origins cannot read responses.",
                 )
             } else {
-                Finding::pass(format!(
+                Finding::by_design(format!(
                     "Cross-origin requests are answered for {n} listed origin(s) only; a wildcard is refused at load."
                 ))
             }

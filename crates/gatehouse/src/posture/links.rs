@@ -132,15 +132,36 @@ fn g3(f: &Facts<'_>) -> Arc<dyn Probe> {
         let kernel = Arc::clone(&kernel);
         async move {
             let jobs = kernel.readiness().await.jobs;
-            let lifecycle = jobs.iter().find(|j| j.name == "lifecycle");
-            match lifecycle.and_then(|j| j.last_outcome) {
-                Some(o) if o.as_str() == "failed" => Finding::warn(format!(
+            let Some(job) = jobs.iter().find(|j| j.name == "lifecycle") else {
+                return Finding::pass(format!(
+                    "Expired records are invisible at once; the purge (every {} s) is not run by this process.",
+                    every.as_secs()
+                ));
+            };
+            // Three intervals: the lease's takeover bound (see `gatehouse_core::jobs`).
+            let late = job.held
+                && job.last_run.is_none_or(|at| {
+                    kernel.clock().now() - at
+                        > time::Duration::try_from(every.saturating_mul(3))
+                            .unwrap_or(time::Duration::MAX)
+                });
+            match (job.last_outcome.map(|o| o.as_str()), late) {
+                (Some("failed"), _) => Finding::warn(format!(
                     "Expired records are hidden at once, but this instance's last purge failed (every {} s).",
                     every.as_secs()
                 )),
-                _ => Finding::pass(format!(
-                    "Expired records are invisible at once and purged every {} s.",
+                (_, true) => Finding::warn(format!(
+                    "Expired records are hidden at once, but this instance holds the purge's lease and has not purged for three intervals ({} s each).",
                     every.as_secs()
+                )),
+                _ => Finding::pass(format!(
+                    "Expired records are invisible at once and purged every {} s{}.",
+                    every.as_secs(),
+                    if job.held {
+                        ""
+                    } else {
+                        " (by the instance holding the lease)"
+                    }
                 )),
             }
         }
@@ -309,13 +330,15 @@ pub(super) async fn audit_spot_check(
         .oldest_checkpoint
         .as_ref()
         .map(|(_, d)| d.whole_seconds());
-    // Signing runs every `every` over every chain that moved: an event left unsigned for two
-    // intervals means the job has stopped (or another instance holding its lease is stuck), or
-    // checkpoints were removed.
+    // Signing runs every `every` over every chain that moved: an event left unsigned longer
+    // than a takeover means the job has stopped (or its lease's holder is stuck), or checkpoints
+    // were removed.
+    // Four intervals: an instance that dies holding the lease is taken over within three
+    // (`gatehouse_core::jobs`), and the new holder signs at its next tick.
     let limit = time::Duration::seconds(
         i64::try_from(every.as_secs())
             .unwrap_or(i64::MAX)
-            .saturating_mul(2),
+            .saturating_mul(4),
     );
     let unsigned_for = spot
         .oldest_unsigned
@@ -340,6 +363,14 @@ pub(super) async fn audit_spot_check(
         ))
     } else {
         match unsigned_for {
+            _ if !spot.empty.is_empty() => Finding::warn(format!(
+                "{base}{capped} Holding no events at all, though creating an organisation records one (deleted whole?): {}.",
+                spot.empty
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             Some((chain, d)) if d > limit => Finding::warn(format!(
                 "{base}{capped} In {chain}, an event has gone {} s without a checkpoint (signing every {} s): signing has stopped, or checkpoints were removed.",
                 d.whole_seconds(),
@@ -354,6 +385,7 @@ pub(super) async fn audit_spot_check(
         .figure("events_recomputed", spot.events_recomputed)
         .figure("chains_capped", spot.capped.len())
         .figure("chains_without_checkpoint", spot.without_checkpoint.len())
+        .figure("chains_empty", spot.empty.len())
         .figure("oldest_checkpoint_age_secs", age)
         .figure(
             "oldest_unsigned_event_age_secs",

@@ -132,6 +132,16 @@ fn e5(f: &Facts<'_>) -> Arc<dyn Probe> {
         "shared_rate_limits" => shared_limits,
     };
     probe("E5", postgres, settings, move || async move {
+        let degraded: Vec<&str> = ["rate_limits", "lockouts", "revocation_fanout"]
+            .into_iter()
+            .filter(|f| gatehouse_core::telemetry::metrics::is_degraded(f))
+            .collect();
+        if postgres && redis && !degraded.is_empty() {
+            return Finding::warn(format!(
+                "Redis is unreachable from this instance: {} fall back to this process until it returns.",
+                degraded.join(", ")
+            ));
+        }
         match (postgres, redis, shared_limits) {
             (false, _, _) => Finding::not_applicable(
                 "One instance over SQLite: scale-out needs PostgreSQL and Redis.",

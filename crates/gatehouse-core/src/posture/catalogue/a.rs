@@ -8,7 +8,7 @@ pub(super) static CONTROLS: &[Control] = &[
         title: "Password storage",
         built: Built::Done(None),
         promise: "Passwords are stored only as slow, salted Argon2id hashes and checked against a list of commonly breached passwords.",
-        self_check: "Fails when the Argon2id parameters for new hashes are below OWASP's floor (19 MiB, t=2, p=1). Counts the stored hashes below the configured parameters (or not made with the configured pepper) among the oldest 100,000 accounts, classifying at most 10,000 that differ from them (beyond that the count is a lower bound); bcrypt imports and unreadable hashes count as below, and any below warns.",
+        self_check: "Fails when the Argon2id parameters for new hashes are below OWASP's floor (19 MiB, t=2, p=1). Counts the stored hashes below the configured parameters (or not made with the configured pepper, or naming a pepper when none is configured) among the oldest 100,000 accounts, classifying at most 10,000 that differ from them (beyond that the count is a lower bound); bcrypt imports and unreadable hashes count as below, and any below warns.",
         ledger: r#"Passwords are stored as Argon2id PHC strings at or above OWASP's floor, rehashed when the
 configured cost rises, optionally peppered, checked against length rules and a breached-password
 list, never logged, and hashed on a bounded pool off the async runtime. Imported bcrypt hashes are

@@ -99,7 +99,7 @@ and honoured only while the inviter may grant the role."#,
             "the random operations through the API cover only records, grants and memberships, and the database-side RLS tests read only some of the tables under RLS",
         ),
         promise: "Each organisation's data is kept apart from every other's by the application and, on PostgreSQL, by the database itself.",
-        self_check: "On PostgreSQL, reads the catalog: every table with an organisation column must have row-level security enabled, forced and a policy comparing rows with the transaction's organisation, and no permissive policy admitting every row; no view or materialised view with an organisation column may read as its owner; and the connected role must not bypass any of it. On SQLite, warns that only the store's scoped queries isolate tenants.",
+        self_check: "On PostgreSQL, reads the catalog: every table with an organisation column must have row-level security enabled, forced and a policy comparing rows with the transaction's organisation, and no permissive policy applying to the role that depends on neither the scope nor a declaration; no view or materialised view with an organisation column may read as its owner; and the connected role must not bypass any of it (superuser, BYPASSRLS, membership of such a role, or owning tables). On SQLite, warns that only the store's scoped queries isolate tenants.",
         ledger: r#"Every tenant row carries its organisation; store methods for tenant rows exist only on a
 transaction inside a `TenantScope` (two named exceptions: a person's own memberships across
 organisations, and API keys' last-used bookkeeping; see ARCHITECTURE.md); both backends refuse a

@@ -8,7 +8,7 @@ pub(super) static CONTROLS: &[Control] = &[
         title: "Audit log",
         built: Built::Done(None),
         promise: "Every change is recorded in a tamper-evident audit log that cannot be edited, which your organisation can search and export.",
-        self_check: "Checks the operators' chain and up to 32 organisations' chains per report, in rotation: the newest signed checkpoint's signature, the event it signed, and at most 100 events after it towards the head (a chain not yet signed: its newest 100 events' links). Warns when an event has gone unsigned for more than two signing intervals (signing stopped, or checkpoints were removed). Earlier events are left to `gatehouse audit verify`.",
+        self_check: "Checks the operators' chain and up to 32 organisations' chains per report, in rotation: the newest signed checkpoint's signature, the event it signed, and at most 100 events after it towards the head (a chain not yet signed: its newest 100 events' links). Warns when an event has gone unsigned for more than four signing intervals (a lease takeover and a tick: signing stopped, or checkpoints were removed) and when an organisation's chain holds no event at all (creating one records an event). Earlier events are left to `gatehouse audit verify`.",
         ledger: r#"Every change commits with its event on the organisation's (or the operators') hash chain;
 events cannot be updated or deleted while their organisation exists (an organisation's erasure
 takes its chain with it); signed checkpoints and `gatehouse audit verify` detect tampering and
@@ -171,7 +171,7 @@ Issue 18: the public probe names only the deciding checks, with no detail; opera
             "revocations reach other instances before the answer on a best-effort basis, else within their cache bound",
         )),
         promise: "Several servers can run as one: limits, lockouts and revocations are shared, and a server that crashes loses nothing it had confirmed.",
-        self_check: "Not applicable on SQLite; on PostgreSQL passes with Redis holding the rate limits, and warns without Redis or with `rate_limits.store = \"memory\"`.",
+        self_check: "Not applicable on SQLite; on PostgreSQL passes with Redis holding the rate limits, and warns without Redis, with `rate_limits.store = \"memory\"`, or while Redis is unreachable (limits, lockouts or revocations falling back to this process).",
         ledger: r#"Several instances over one PostgreSQL database and one Redis behave as one (issue 23): they start
 at once on a new database; rate limits, every lockout (sign-in, second factor, step-up,
 share-link passwords) and the account-mail throttle are shared through Redis

@@ -103,7 +103,7 @@ and backups, which the operator's retention governs."#,
         title: "TTL",
         built: Built::Done(None),
         promise: "Records and secrets given an expiry are unreachable from that moment and physically removed within a minute.",
-        self_check: "Reports the purge interval and warns when this instance's last purge failed.",
+        self_check: "Reports the purge interval; warns when this instance's last purge failed, or when it holds the purge's lease and has not purged for three intervals.",
         ledger: r#"The product's records and shared secrets with an `expires_at` are gone from that instant
 (injected clock) on every path: reads, changes, deletes, listings own and granted (the store
 filters by the time), checks (cached state included); sessions were already refused once
