@@ -412,6 +412,12 @@ impl Kernel {
         crate::jobs::release_all(self.store.as_ref(), &self.jobs, holder).await;
     }
 
+    /// The leased background jobs as this instance sees them (no store read).
+    #[must_use]
+    pub fn jobs_status(&self) -> Vec<crate::jobs::JobStatus> {
+        self.jobs.snapshot()
+    }
+
     /// Where the master key came from.
     #[must_use]
     pub fn key_source(&self) -> KeySource {

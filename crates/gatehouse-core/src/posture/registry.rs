@@ -175,8 +175,16 @@ impl Posture {
                 return (c, false, Settings::new(), finding, 0.0);
             };
             let t = tokio::time::Instant::now();
-            let finding = match tokio::time::timeout(self.deadline, probe.check()).await {
-                Ok(f) => f,
+            // In a task of its own, left to finish when the deadline passes: cancelling a check
+            // mid-query would make the pool close that connection, and the next report would
+            // pay for new ones (and time out in turn).
+            let running = {
+                let probe = Arc::clone(probe);
+                tokio::spawn(async move { probe.check().await })
+            };
+            let finding = match tokio::time::timeout(self.deadline, running).await {
+                Ok(Ok(f)) => f,
+                Ok(Err(_)) => Finding::fail("the self-check failed to run (it panicked)"),
                 Err(_) => Finding::warn(format!(
                     "the self-check did not finish within {} ms; nothing was concluded",
                     self.deadline.as_millis()

@@ -131,7 +131,7 @@ fn g3(f: &Facts<'_>) -> Arc<dyn Probe> {
     probe("G3", true, settings, move || {
         let kernel = Arc::clone(&kernel);
         async move {
-            let jobs = kernel.readiness().await.jobs;
+            let jobs = kernel.jobs_status();
             let Some(job) = jobs.iter().find(|j| j.name == "lifecycle") else {
                 return Finding::pass(format!(
                     "Expired records are invisible at once; the purge (every {} s) is not run by this process.",
