@@ -22,7 +22,7 @@ Usage: python3 bench/roundtrips.py [--bin target/release/gatehouse] [--samples 5
                                   [--quick]
   --check: exit 1 unless the steady-state counts equal EXPECTED below (update them, and
   docs/SCALING.md, when a change moves them on purpose).
-  --quick: 3 samples after 4 warm-ups, and no pg_stat_user_tables or WAL figures (about 10 s;
+  --quick: 5 samples after 16 warm-ups, and no pg_stat_user_tables or WAL figures (about 15 s;
   what .ci/run does with --check).
 Needs PostgreSQL (GH_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres, a
 role that may create databases) and psql; writes bench/out/roundtrips.json.
@@ -253,7 +253,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     if args.quick:
-        args.samples, args.warmup = 3, 4
+        # Five samples after sixteen warm-ups. With 3 after 4 (and 5 after 8), 2 runs in 10
+        # here found every sample of one request on a pooled connection that had not yet
+        # prepared its statements (create_role 13 round trips with a `prepare`, against 12;
+        # create_api_key 16 with two, against 14); with 16, 8 runs in 8 were steady.
+        args.samples, args.warmup = 5, 16
     binary = args.bin or next((p for p in (ROOT / "target/release/gatehouse",
                                            ROOT / "target/debug/gatehouse") if p.exists()), None)
     if binary is None:
