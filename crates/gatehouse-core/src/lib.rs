@@ -13,6 +13,7 @@ pub mod data_rights;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod html;
 pub mod identity;
 pub mod ids;
 pub mod inputs;

@@ -97,21 +97,6 @@ fn address(to: &str) -> Result<(), Error> {
     }
 }
 
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Replaces each `{{name}}` with its variable (escaped by `escape`); an unknown name is an error,
 /// so a typo never sends a message with a hole in it.
 fn fill(
@@ -171,7 +156,7 @@ impl Kernel {
                 let html = t
                     .html
                     .as_deref()
-                    .map(|h| fill(h, variables, escape_html))
+                    .map(|h| fill(h, variables, crate::html::escape))
                     .transpose()?;
                 (
                     fill(&t.subject, variables, str::to_owned)?,
@@ -217,7 +202,7 @@ impl Kernel {
         let unsubscribe = self.unsubscribe_url(m.org, &digest, &m.list)?;
         let id = new_uuid(self.clock());
         let footer = format!("\n\n--\nTo stop receiving these messages: {unsubscribe}\n");
-        let html = html.unwrap_or_else(|| format!("<pre>{}</pre>", escape_html(&text)));
+        let html = html.unwrap_or_else(|| format!("<pre>{}</pre>", crate::html::escape(&text)));
         let message = Message {
             id,
             from: self.mail_settings().from.clone(),
@@ -226,7 +211,7 @@ impl Kernel {
             text: format!("{text}{footer}"),
             html: format!(
                 "{html}\n<p><a href=\"{}\">Unsubscribe</a></p>\n",
-                escape_html(&unsubscribe)
+                crate::html::escape(&unsubscribe)
             ),
             headers: vec![
                 ("List-Unsubscribe".to_owned(), format!("<{unsubscribe}>")),
@@ -294,7 +279,7 @@ mod tests {
             "Hi <Ada>!"
         );
         assert_eq!(
-            fill("<b>{{name}}</b>", &vars, escape_html).unwrap(),
+            fill("<b>{{name}}</b>", &vars, crate::html::escape).unwrap(),
             "<b>&lt;Ada&gt;</b>"
         );
         assert!(fill("Hi {{who}}", &vars, str::to_owned).is_err());

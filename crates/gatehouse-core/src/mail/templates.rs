@@ -55,21 +55,6 @@ impl Template<'_> {
     }
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn link(settings: &MailSettings, path: &str, token: &str) -> String {
     format!(
         "{}/{path}?token={token}",
@@ -80,18 +65,18 @@ fn link(settings: &MailSettings, path: &str, token: &str) -> String {
 fn html_page(product: &str, paragraphs: &[String], action: Option<(&str, &str)>) -> String {
     let mut body = String::new();
     for p in paragraphs {
-        body.push_str(&format!("<p>{}</p>\n", escape(p)));
+        body.push_str(&format!("<p>{}</p>\n", crate::html::escape(p)));
     }
     if let Some((label, href)) = action {
         body.push_str(&format!(
             "<p><a href=\"{}\">{}</a></p>\n",
-            escape(href),
-            escape(label)
+            crate::html::escape(href),
+            crate::html::escape(label)
         ));
     }
     format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{p}</title></head>\n<body>\n{body}<p>{p}</p>\n</body></html>\n",
-        p = escape(product)
+        p = crate::html::escape(product)
     )
 }
 

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 
 use axum::http::HeaderValue;
 use base64::Engine as _;
+use gatehouse_core::html::escape as esc;
 use gatehouse_core::posture::catalogue::FAMILIES;
 use gatehouse_core::posture::{Declarations, PostureReport};
 
@@ -41,22 +42,6 @@ static POLICY: LazyLock<HeaderValue> = LazyLock::new(|| {
 
 pub(crate) fn policy() -> HeaderValue {
     POLICY.clone()
-}
-
-/// Escapes text for an element's content or a double-quoted attribute.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The whole page.

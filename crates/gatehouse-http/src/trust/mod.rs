@@ -192,7 +192,7 @@ mod tests {
 
     fn counting_posture(
         runs: Arc<AtomicUsize>,
-        clock: gatehouse_core::FakeClock,
+        clock: Arc<dyn gatehouse_core::Clock>,
         takes: Duration,
     ) -> Arc<Posture> {
         let probe: Arc<dyn Probe> = Arc::new(FnProbe::new(
@@ -209,7 +209,7 @@ mod tests {
         ));
         let mut b = PostureBuilder::new().with_deadline(Duration::from_secs(10));
         b.register(probe);
-        Arc::new(b.build(Arc::new(clock)).unwrap())
+        Arc::new(b.build(clock).unwrap())
     }
 
     #[tokio::test]
@@ -217,7 +217,11 @@ mod tests {
         let start = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
         let clock = gatehouse_core::FakeClock::at(start);
         let runs = Arc::new(AtomicUsize::new(0));
-        let posture = counting_posture(Arc::clone(&runs), clock.clone(), Duration::from_millis(5));
+        let posture = counting_posture(
+            Arc::clone(&runs),
+            Arc::new(clock.clone()),
+            Duration::from_millis(5),
+        );
         let page = TrustPage::new(TrustPageSettings {
             cache: Duration::from_secs(30),
             ..TrustPageSettings::default()
@@ -260,8 +264,11 @@ mod tests {
             OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000),
         );
         let runs = Arc::new(AtomicUsize::new(0));
-        let posture =
-            counting_posture(Arc::clone(&runs), clock.clone(), Duration::from_millis(200));
+        let posture = counting_posture(
+            Arc::clone(&runs),
+            Arc::new(clock.clone()),
+            Duration::from_millis(200),
+        );
         let page = TrustPage::new(TrustPageSettings::default());
         // Ten callers each give up (a closed connection, the edge's timeout) long before the
         // run ends; they all wait on the one run, which keeps going without them.
@@ -297,21 +304,10 @@ mod tests {
         let start = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
         let clock = Arc::new(Ticking(std::sync::Mutex::new(start)));
         let runs = Arc::new(AtomicUsize::new(0));
-        let probe: Arc<dyn Probe> = {
-            let runs = Arc::clone(&runs);
-            Arc::new(FnProbe::new("A1", true, Default::default(), move || {
-                runs.fetch_add(1, Ordering::SeqCst);
-                async {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    Finding::pass("checked")
-                }
-            }))
-        };
-        let mut b = PostureBuilder::new();
-        b.register(probe);
-        let posture = Arc::new(
-            b.build(Arc::clone(&clock) as Arc<dyn gatehouse_core::Clock>)
-                .unwrap(),
+        let posture = counting_posture(
+            Arc::clone(&runs),
+            Arc::clone(&clock) as Arc<dyn gatehouse_core::Clock>,
+            Duration::from_millis(5),
         );
         let page = TrustPage::new(TrustPageSettings::default());
         let many: Vec<_> =

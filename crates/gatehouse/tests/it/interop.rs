@@ -238,11 +238,18 @@ static NODE_MAKING: Mutex<()> = Mutex::new(());
 /// A directory whose `node_modules` holds the official Standard Webhooks library for JavaScript
 /// (standardwebhooks from npm, pinned), installed on first use.
 pub fn node_modules() -> PathBuf {
+    npm_package("interop-node", "standardwebhooks", "standardwebhooks@1.3.0")
+}
+
+/// A directory under the test target's temporary directory whose `node_modules` holds `spec`
+/// (`name@version`, pinned) from npm, installed on first use. It is made beside the final
+/// directory and moved into place, so a concurrent test process never uses a half-made one.
+pub fn npm_package(dir_name: &str, name: &str, spec: &str) -> PathBuf {
     let _one_at_a_time = NODE_MAKING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-node");
-    let marker = dir.join("node_modules/standardwebhooks/package.json");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir_name);
+    let marker = dir.join(format!("node_modules/{name}/package.json"));
     if !marker.exists() {
         let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -250,17 +257,17 @@ pub fn node_modules() -> PathBuf {
         let installed = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
             .arg(&tmp)
-            .arg("standardwebhooks@1.3.0")
+            .arg(spec)
             .status()
-            .expect("npm is needed for the JavaScript interop test");
-        assert!(installed.success(), "npm install standardwebhooks failed");
+            .unwrap_or_else(|e| panic!("npm is needed to install {spec}: {e}"));
+        assert!(installed.success(), "npm install {spec} failed");
         if std::fs::rename(&tmp, &dir).is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
     }
     assert!(
         marker.exists(),
-        "standardwebhooks is not installed in {}",
+        "{name} is not installed in {}",
         dir.display()
     );
     dir

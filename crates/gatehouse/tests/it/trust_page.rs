@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use gatehouse::config::RawConfig;
@@ -268,38 +267,9 @@ async fn one_report_serves_the_page_for_the_cache_period() {
     app.stop().await;
 }
 
-static NODE_MAKING: Mutex<()> = Mutex::new(());
-
 /// A directory whose `node_modules` holds playwright-core (pinned), installed on first use.
 fn playwright() -> PathBuf {
-    let _one_at_a_time = NODE_MAKING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trust-page-node");
-    let marker = dir.join("node_modules/playwright-core/package.json");
-    if !marker.exists() {
-        // Made beside the final directory and moved into place, so a concurrent test process
-        // never uses a half-made one.
-        let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).unwrap();
-        let installed = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
-            .arg(&tmp)
-            .arg(PLAYWRIGHT_CORE)
-            .status()
-            .expect("npm is needed for the trust page's browser test");
-        assert!(installed.success(), "npm install {PLAYWRIGHT_CORE} failed");
-        if std::fs::rename(&tmp, &dir).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-    }
-    assert!(
-        marker.exists(),
-        "playwright-core is not in {}",
-        dir.display()
-    );
-    dir
+    crate::interop::npm_package("trust-page-node", "playwright-core", PLAYWRIGHT_CORE)
 }
 
 /// `target/artifacts/trust-page.png`.
