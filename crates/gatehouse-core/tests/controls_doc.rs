@@ -12,8 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use common::{defines, is_word};
 use gatehouse_core::posture::catalogue::{Built, all, find};
 use gatehouse_core::posture::markdown::render;
+
+mod common;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -74,20 +77,6 @@ fn every_control_states_a_promise_a_ledger_and_its_evidence() {
             assert!(!e.tests.is_empty(), "{}: {} names no test", c.id, e.file);
         }
     }
-}
-
-/// Whether `source` defines a function `name` (`fn name(` or `fn name<`, `fn` standing alone).
-fn defines(source: &str, name: &str) -> bool {
-    ["(", "<"].iter().any(|open| {
-        let needle = format!("fn {name}{open}");
-        source
-            .match_indices(&needle)
-            .any(|(at, _)| source[..at].chars().next_back().is_none_or(|c| !is_word(c)))
-    })
-}
-
-fn is_word(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
 }
 
 #[test]

@@ -58,7 +58,7 @@ const SECURITY_HEADERS: [(&str, &str); 9] = [
     ),
     (
         "content-security-policy",
-        "default-src 'none'; frame-ancestors 'none'",
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     ),
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),

@@ -15,7 +15,9 @@ const HEADERS: [(HeaderName, HeaderValue); COUNT] = [
     ),
     (
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
     ),
     (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
     (

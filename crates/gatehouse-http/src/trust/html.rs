@@ -36,7 +36,7 @@ static POLICY: LazyLock<HeaderValue> = LazyLock::new(|| {
          base-uri 'none'; form-action 'none'"
     );
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(
-        "default-src 'none'; frame-ancestors 'none'",
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     ))
 });
 

@@ -220,7 +220,7 @@ async fn the_page_and_its_markdown_show_every_control_and_the_declarations_as_de
     assert_eq!(header(&res, "content-type"), "text/markdown; charset=utf-8");
     assert_eq!(
         header(&res, "content-security-policy"),
-        "default-src 'none'; frame-ancestors 'none'"
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     );
     let md = res.text().await.unwrap();
     let rows: Vec<&str> = md

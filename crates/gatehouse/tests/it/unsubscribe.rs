@@ -119,7 +119,7 @@ async fn one_click_opts_out_and_a_message_queued_before_is_skipped_while_others_
     );
     assert_eq!(
         res.headers()["content-security-policy"],
-        "default-src 'none'; frame-ancestors 'none'"
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     );
     let page = res.text().await.unwrap();
     assert!(

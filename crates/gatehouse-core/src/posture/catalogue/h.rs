@@ -9,8 +9,8 @@ pub(super) static CONTROLS: &[Control] = &[
         built: Built::Done(None),
         promise: "Every response carries browser security headers that forbid framing, content sniffing and caching of private data.",
         self_check: "Sends `GET /health/live` through the router the server serves and checks the nine headers the edge sets (HSTS, CSP, X-Frame-Options, nosniff, Referrer-Policy, Permissions-Policy, COOP, CORP, Cache-Control no-store).",
-        ledger: r#"Every response, errors and raw protocol errors included, carries HSTS, a strict CSP with
-`frame-ancestors 'none'`, `X-Frame-Options: DENY`, nosniff, the referrer policy, a
+        ledger: r#"Every response, errors and raw protocol errors included, carries HSTS, a strict CSP
+(`default-src`, `frame-ancestors`, `base-uri` and `form-action` all `'none'`), `X-Frame-Options: DENY`, nosniff, the referrer policy, a
 Permissions-Policy and COOP (and CORP and `Cache-Control: no-store`, except the two public
 documents, JWKS and security.txt, which keep their own cache lifetime).
 
