@@ -56,6 +56,11 @@ pub enum Error {
     /// `x-organization-id` names another organisation than the token's.
     #[error("the token is not for the organisation named in x-organization-id")]
     OrganizationMismatch,
+    /// Something a decision depends on did not answer (the rate limiter or lockout store on a
+    /// sign-in path, a breached-password service set to refuse on error): refused, not waved
+    /// through.
+    #[error("{0}")]
+    DependencyUnavailable(&'static str),
     /// Too many failed attempts from this account or address: locked for `retry_after_secs`.
     #[error("too many failed attempts; retry after {retry_after_secs} s")]
     TooManyAttempts { retry_after_secs: u32 },
@@ -122,6 +127,7 @@ impl Error {
             Self::LastOwner => "last_owner",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::RateLimited { .. } => "rate_limited",
+            Self::DependencyUnavailable(_) => "dependency_unavailable",
             Self::Conflict(_) => "conflict",
             Self::LinkEnded(_) => "link_ended",
             Self::StepUpRequired { .. } => "step_up_required",

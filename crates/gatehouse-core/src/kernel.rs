@@ -88,6 +88,10 @@ pub struct Kernel {
     share_opens: crate::product::share_opens::ShareOpens,
     /// The leased background jobs this process runs, and their state (`jobs`).
     jobs: Arc<crate::jobs::JobBoard>,
+    /// Security events counted per source, subject and minute (`audit::security`).
+    security_events: crate::audit::SecurityEvents,
+    /// Context words and the breached-password range check for new passwords.
+    password_policy: crate::identity::PasswordPolicy,
 }
 
 /// One dependency's state in the readiness report.
@@ -137,7 +141,31 @@ impl Kernel {
             domain_checker: None,
             share_opens: crate::product::share_opens::ShareOpens::default(),
             jobs: Arc::default(),
+            security_events: crate::audit::SecurityEvents::default(),
+            password_policy: crate::identity::PasswordPolicy::default(),
         }
+    }
+
+    /// Replaces the security-event bound (start-up only).
+    #[must_use]
+    pub fn with_security_events(mut self, max_per_minute: usize) -> Self {
+        self.security_events = crate::audit::SecurityEvents::new(max_per_minute);
+        self
+    }
+
+    pub(crate) fn security_event_tallies(&self) -> &crate::audit::SecurityEvents {
+        &self.security_events
+    }
+
+    /// Replaces the new-password checks beyond the shipped list (start-up only).
+    #[must_use]
+    pub fn with_password_policy(mut self, policy: crate::identity::PasswordPolicy) -> Self {
+        self.password_policy = policy;
+        self
+    }
+
+    pub(crate) fn password_policy(&self) -> &crate::identity::PasswordPolicy {
+        &self.password_policy
     }
 
     /// Replaces the lifecycle jobs' batch size, retention and lease (start-up only).

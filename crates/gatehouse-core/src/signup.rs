@@ -12,7 +12,7 @@ use crate::audit::{self, Actor, AuditEvent};
 use crate::context::RequestContext;
 use crate::error::Error;
 use crate::ids::{OrgId, UserId};
-use crate::inputs::{DisplayName, Email, NewPassword};
+use crate::inputs::{DisplayName, Email};
 use crate::kernel::Kernel;
 use crate::keyring::PersonalData;
 use crate::mail::Template;
@@ -66,7 +66,13 @@ impl Signup<'_> {
         let email = Email::parse(&input.email)?;
         let name = DisplayName::parse("name", &input.name)?;
         let org_name = DisplayName::parse("organization_name", &input.organization_name)?;
-        let password = NewPassword::parse(input.password)?;
+        let password = self
+            .accept_new_password(
+                input.password,
+                &[email.as_str()],
+                &[name.as_str(), org_name.as_str()],
+            )
+            .await?;
         // Hash before touching the store: a duplicate email then costs the same time as a new one.
         let password_hash = self.passwords().hash(password.secret().clone()).await?;
 

@@ -12,6 +12,14 @@ pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     out
 }
 
+/// SHA-1 of `data`, as 40 upper-case hex characters: only for the breached-password range
+/// services, which index passwords by it. Never for anything this project signs or chains.
+#[must_use]
+pub fn sha1_hex_for_breach_lookup(data: &[u8]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
+    d.as_ref().iter().map(|b| format!("{b:02X}")).collect()
+}
+
 /// SHA-256 over data that arrives in pieces (a backup's rows), without holding it all.
 pub struct Sha256Stream(aws_lc_rs::digest::Context);
 
@@ -42,6 +50,15 @@ impl Sha256Stream {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sha1_matches_the_published_vector() {
+        // FIPS 180 "abc".
+        assert_eq!(
+            super::sha1_hex_for_breach_lookup(b"abc"),
+            "A9993E364706816ABA3E25717850C26C9CD0D89D"
+        );
+    }
+
     #[test]
     fn streamed_equals_one_shot() {
         let mut s = super::Sha256Stream::default();

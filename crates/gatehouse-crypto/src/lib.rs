@@ -19,7 +19,7 @@ pub use aead::{
     AeadError, AeadKey, EnvelopeHeader, context, envelope_header, key_check_value, split_envelope,
 };
 pub use ct::ct_eq;
-pub use digest::sha256;
+pub use digest::{sha1_hex_for_breach_lookup, sha256};
 pub use jwt::{HasExpiry, JwtError, JwtSigner, JwtVerifier};
 pub use mac::MacKey;
 pub use random::{RandomError, fill_random, random_key, random_nonce, random_token};

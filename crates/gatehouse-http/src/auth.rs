@@ -21,6 +21,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use gatehouse_core::api_keys::is_api_key;
+use gatehouse_core::audit::SecurityKind;
 use gatehouse_core::identity::{Audience, Auth, Principal};
 use gatehouse_core::{
     AccountCall, Error, OperatorCall, RequestContext, ServiceCall, TenantCall, TenantScope,
@@ -94,7 +95,13 @@ async fn authenticate(
         "token"
     };
     telemetry::metrics::auth(method, verified.is_ok());
-    let principal = verified?;
+    let principal = match verified {
+        Ok(p) => p,
+        Err(e) => {
+            refused_credential(parts, state, &e, is_api_key(token));
+            return Err(e.into());
+        }
+    };
     telemetry::set_caller(principal.subject, principal.org.map(|o| o.as_uuid()));
     if carrier == Carrier::Cookie && state_changing(&parts.method) {
         let sent = parts
@@ -107,6 +114,14 @@ async fn authenticate(
             _ => false,
         };
         if !ok {
+            // The organisation is known here: the event goes on its chain.
+            security_event(
+                parts,
+                state,
+                SecurityKind::CsrfFailed,
+                principal.org,
+                Some(principal.subject.to_string()),
+            );
             return Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
                 "csrf_failed",
@@ -115,6 +130,35 @@ async fn authenticate(
         }
     }
     Ok((principal, carrier))
+}
+
+/// Counts a security event of this request (`audit::security`: aggregated per source, subject
+/// and minute before it reaches the audit log).
+fn security_event(
+    parts: &Parts,
+    state: &AppState,
+    kind: SecurityKind,
+    org: Option<gatehouse_core::OrgId>,
+    subject: Option<String>,
+) {
+    let request = crate::extract::security_context(parts, state);
+    state
+        .kernel
+        .record_security_event(kind, org, subject, &request);
+}
+
+/// A presented credential refused: a wrong audience, or one that did not verify. A store that
+/// could not answer is not the caller's doing and is not counted.
+fn refused_credential(parts: &Parts, state: &AppState, e: &Error, api_key: bool) {
+    let kind = match e {
+        Error::WrongAudience(_) => SecurityKind::WrongAudience,
+        Error::Unauthenticated(_) | Error::InvalidToken(_) if api_key => {
+            SecurityKind::ApiKeyRefused
+        }
+        Error::Unauthenticated(_) | Error::InvalidToken(_) => SecurityKind::TokenRefused,
+        _ => return,
+    };
+    security_event(parts, state, kind, None, None);
 }
 
 /// A verified tenant-API token and how it arrived, and nothing else: forward authentication's
@@ -255,6 +299,7 @@ impl FromRequestParts<AppState> for ServiceProof {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if !state.service.is_configured() {
+            security_event(parts, state, SecurityKind::ServiceAuthFailed, None, None);
             return Err(ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -273,6 +318,7 @@ impl FromRequestParts<AppState> for ServiceProof {
             }
             _ => {
                 telemetry::metrics::auth("service", false);
+                security_event(parts, state, SecurityKind::ServiceAuthFailed, None, None);
                 Err(Error::Unauthenticated("X-Service-Auth is missing or wrong").into())
             }
         }
@@ -336,16 +382,23 @@ impl FromRequestParts<AppState> for OnBehalfOf {
                 "x-gatehouse-on-behalf-of must carry the person's access token",
             ))?;
         if is_api_key(token) {
-            return Err(Error::WrongAudience(
-                "on-behalf-of needs a person's access token, not an API key",
-            )
-            .into());
+            let e =
+                Error::WrongAudience("on-behalf-of needs a person's access token, not an API key");
+            refused_credential(parts, state, &e, true);
+            return Err(e.into());
         }
-        let principal = state
+        let principal = match state
             .kernel
             .auth()
             .authenticate(token, Audience::Tenant)
-            .await?;
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                refused_credential(parts, state, &e, false);
+                return Err(e.into());
+            }
+        };
         Ok(Self {
             call,
             person: principal,

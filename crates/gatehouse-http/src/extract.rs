@@ -56,6 +56,26 @@ pub(crate) fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join(","))
 }
 
+/// The client address of a request (the trusted-proxy rule above), as text.
+pub(crate) fn client_address(parts: &Parts, state: &AppState) -> Option<String> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let forwarded = forwarded_for(&parts.headers);
+    client_ip(peer, forwarded.as_deref(), &state.trusted_proxies).map(|ip| ip.to_string())
+}
+
+/// A request context without the user agent, for recording a security event from an extractor
+/// that holds only a shared borrow of the request.
+pub(crate) fn security_context(parts: &Parts, state: &AppState) -> RequestContext {
+    RequestContext {
+        request_id: request_id::current(),
+        ip: client_address(parts, state),
+        user_agent: None,
+    }
+}
+
 impl FromRequestParts<AppState> for RequestMeta {
     type Rejection = std::convert::Infallible;
 
@@ -63,13 +83,7 @@ impl FromRequestParts<AppState> for RequestMeta {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
-        let forwarded = forwarded_for(&parts.headers);
-        let ip =
-            client_ip(peer, forwarded.as_deref(), &state.trusted_proxies).map(|ip| ip.to_string());
+        let ip = client_address(parts, state);
         let user_agent = parts
             .headers
             .get(USER_AGENT)

@@ -167,6 +167,10 @@ impl From<Error> for ApiError {
                 retry_after_secs: Some(*retry_after_secs),
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, e.to_string())
             },
+            Error::DependencyUnavailable(_) => Self {
+                retry_after_secs: Some(5),
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
+            },
             Error::InvalidToken(_) => Self::new(StatusCode::BAD_REQUEST, code, e.to_string()),
             Error::LastOwner | Error::Conflict(_) => {
                 Self::new(StatusCode::CONFLICT, code, e.to_string())

@@ -58,6 +58,8 @@ pub struct HttpSettings {
     pub access_log: Option<std::sync::Arc<dyn AccessLog>>,
     /// Also handed every finished request, whatever the log settings (the OTLP span exporter).
     pub span_sink: Option<std::sync::Arc<dyn AccessLog>>,
+    /// Proxies whose `X-Forwarded-For` names the client address the access line records.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpSettings {
@@ -68,6 +70,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(30),
             access_log: None,
             span_sink: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

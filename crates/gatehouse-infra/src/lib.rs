@@ -4,6 +4,7 @@
 //! writer); the webhook HTTP client with its SSRF guard.
 #![forbid(unsafe_code)]
 
+pub mod breach;
 pub mod dkim;
 pub mod dns;
 pub mod fanout;

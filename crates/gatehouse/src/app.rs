@@ -111,7 +111,9 @@ impl App {
             .with_share(config.share)
             .with_webhooks(config.webhooks.settings.clone(), webhook_client(config)?)
             .with_domain_check(domain_checker(config)?)
-            .with_product(config.product.clone()),
+            .with_product(config.product.clone())
+            .with_security_events(config.security_events_per_minute)
+            .with_password_policy(password_policy(config)?),
         );
         kernel
             .auth()
@@ -150,6 +152,7 @@ impl App {
                 .map(|s| s as Arc<dyn gatehouse_http::AccessLog>),
             #[cfg(not(feature = "otlp"))]
             span_sink: None,
+            trusted_proxies: config.server.trusted_proxies.clone(),
         };
         gatehouse_core::telemetry::metrics::configure(
             config.metrics.enabled,
@@ -297,6 +300,8 @@ impl App {
             self.checkpoint_every,
         ));
         let sessions = tokio::spawn(crate::jobs::session_job(Arc::clone(&self.kernel)));
+        let security_events =
+            tokio::spawn(crate::jobs::security_events_job(Arc::clone(&self.kernel)));
         let tls_reload = self
             .tls
             .clone()
@@ -370,6 +375,7 @@ impl App {
         job.abort();
         checkpoints.abort();
         sessions.abort();
+        security_events.abort();
         mail.abort();
         webhooks.abort();
         lifecycle.abort();
@@ -387,6 +393,10 @@ impl App {
         }
         if let Err(e) = self.kernel.share_links().flush_opens().await {
             tracing::warn!(error = %e, "could not record the last share-link opens");
+        }
+        // The minute still open too: its events would otherwise go with the process.
+        if let Err(e) = self.kernel.flush_security_events(true).await {
+            tracing::warn!(error = %e, "could not record the last security events");
         }
         // Every request has ended, so every span is queued: send them before the process goes.
         #[cfg(feature = "otlp")]
@@ -703,6 +713,24 @@ fn mail_transport(config: &Config) -> Result<Arc<dyn MailTransport>, StartError>
             )
         }
     })
+}
+
+/// The new-password checks beyond the shipped list: the breached-password range client when
+/// `[passwords] breach_range_url` is set.
+fn password_policy(
+    config: &Config,
+) -> Result<gatehouse_core::identity::PasswordPolicy, StartError> {
+    let breach = match &config.breach_check {
+        Some(b) => Some(gatehouse_core::identity::BreachCheck {
+            range: Arc::new(
+                gatehouse_infra::breach::HttpBreachRange::new(&b.url, b.timeout)
+                    .map_err(StartError)?,
+            ),
+            on_error: b.on_error,
+        }),
+        None => None,
+    };
+    Ok(gatehouse_core::identity::PasswordPolicy { breach })
 }
 
 /// The limiter's store: in-process, or Redis with the in-process fallback. A Redis that cannot be

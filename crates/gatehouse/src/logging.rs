@@ -207,6 +207,12 @@ fn write_access_line(line: &mut Vec<u8>, l: &gatehouse_http::AccessLine<'_>) {
     line.extend_from_slice(b",\"status\":");
     line.extend_from_slice(itoa::Buffer::new().format(l.status).as_bytes());
     json_u64(line, "latency_us", l.latency_us);
+    if let Some(ip) = &l.info.client_ip {
+        // An address's text never needs escaping.
+        line.extend_from_slice(b",\"client_ip\":\"");
+        line.extend_from_slice(ip.to_string().as_bytes());
+        line.push(b'"');
+    }
     if let Some(o) = l.info.organization.get() {
         json_uuid(line, "organization_id", o);
     }

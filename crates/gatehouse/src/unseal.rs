@@ -192,6 +192,7 @@ fn sealed_settings(config: &Config) -> HttpSettings {
         request_timeout: config.server.request_timeout,
         access_log: crate::logging::access_log(),
         span_sink: None,
+        trusted_proxies: config.server.trusted_proxies.clone(),
     }
 }
 

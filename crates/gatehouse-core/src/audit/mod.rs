@@ -16,6 +16,7 @@ pub mod chain;
 mod event;
 mod ingest;
 mod read;
+pub mod security;
 mod spot;
 
 use crate::clock::Clock;
@@ -31,6 +32,7 @@ pub use event::{
 };
 pub use ingest::{EventActor, MAX_DETAIL_BYTES, MAX_EVENTS, ProductEvent};
 pub use read::{AuditLog, AuditReader, AuditView};
+pub use security::{SecurityEvent, SecurityEvents, SecurityKind};
 pub use spot::{AuditChain, SpotCheck, SpotFailure, spot_check};
 
 /// Proof that an audit event was appended to the transaction being committed.

@@ -47,8 +47,31 @@ impl Kernel {
         let pair = &strict.key(account, ip);
         let group = &pair_prefix(account);
         let counts = self.sign_in_counts(pair, group, account, ip);
-        // All three or none: a refusal counts nothing.
-        locked(self.identity().lockouts.attempt(&counts, now).await?)
+        // All three or none: a refusal counts nothing. A store that cannot answer refuses the
+        // attempt (ASVS 16.5.3: the sign-in paths fail closed), where Redis's own in-process
+        // fallback has not already answered.
+        let decided = self.identity().lockouts.attempt(&counts, now).await;
+        let wait = decided.map_err(|e| {
+            tracing::error!(error = %e, "the lockout store failed; the attempt is refused");
+            crate::telemetry::metrics::error("lockouts");
+            Error::DependencyUnavailable(
+                "the sign-in lockout check is unavailable; try again shortly",
+            )
+        })?;
+        if wait.is_some() {
+            let request_id = crate::telemetry::current().map(|r| r.request_id.clone());
+            self.security_events().record(
+                &crate::audit::SecurityEvent {
+                    kind: crate::audit::SecurityKind::SignInLocked,
+                    org: None,
+                    source: Some(ip.as_str()).filter(|s| !s.is_empty()),
+                    subject: None,
+                    request_id: request_id.as_deref().filter(|r| !r.is_empty()),
+                },
+                now,
+            );
+        }
+        locked(wait)
     }
 
     /// Counts a second-factor attempt against the account's own strict count only (for a

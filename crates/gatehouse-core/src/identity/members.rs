@@ -10,7 +10,7 @@ use crate::audit::{self, AuditEvent};
 use crate::context::{AccountCall, RequestContext, TenantCall};
 use crate::error::Error;
 use crate::ids::{OrgId, UserId, new_uuid};
-use crate::inputs::{DisplayName, Email, NewPassword};
+use crate::inputs::{DisplayName, Email};
 use crate::kernel::Kernel;
 use crate::page::{Page, PageRequest};
 use crate::scope::TenantScope;
@@ -480,7 +480,17 @@ impl Members<'_> {
             }
             None => {
                 let name = DisplayName::parse("name", name.as_deref().unwrap_or(""))?;
-                let password = NewPassword::parse(password)?;
+                let org_name = {
+                    let mut tx = self.store().begin_read().await?;
+                    tx.organization_by_id(org).await?.map(|o| o.name)
+                };
+                let password = self
+                    .accept_new_password(
+                        password,
+                        &[invitation.email.as_str()],
+                        &[name.as_str(), org_name.as_deref().unwrap_or_default()],
+                    )
+                    .await?;
                 let hash = self.passwords().hash(password.secret().clone()).await?;
                 let user = UserRecord {
                     id: UserId::new(self.clock()),

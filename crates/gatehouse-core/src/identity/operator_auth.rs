@@ -91,8 +91,12 @@ impl Operators<'_> {
         let operator = match operator {
             Some(o) if ok => o,
             found => {
-                self.record_refusal_of(found.map(|o| o.id), "operator.login_failed", None, request)
-                    .await;
+                self.record_security_event(
+                    crate::audit::SecurityKind::OperatorSignInFailed,
+                    None,
+                    found.map(|o| o.id.to_string()),
+                    request,
+                );
                 return Err(Error::InvalidCredentials);
             }
         };

@@ -12,7 +12,7 @@ use crate::audit::{self, Actor, AuditEvent, Outcome};
 use crate::context::OperatorCall;
 use crate::error::{Error, StoreError};
 use crate::ids::{OrgId, UserId, new_uuid};
-use crate::inputs::{DisplayName, Email, NewPassword};
+use crate::inputs::{DisplayName, Email};
 use crate::kernel::Kernel;
 use crate::scope::TenantScope;
 use crate::store::{OperatorRecord, Tier, UserRecord};
@@ -49,7 +49,9 @@ impl Operators<'_> {
     ) -> Result<Uuid, Error> {
         let email = Email::parse(email)?;
         let name = DisplayName::parse("name", name)?;
-        let password = NewPassword::parse(password)?;
+        let password = self
+            .accept_new_password(password, &[email.as_str()], &[name.as_str()])
+            .await?;
         let hash = self.passwords().hash(password.secret().clone()).await?;
         let record = OperatorRecord {
             id: new_uuid(self.clock()),

@@ -9,7 +9,7 @@ use crate::audit::{self, Actor, AuditEvent};
 use crate::context::{AccountCall, RequestContext};
 use crate::error::Error;
 use crate::ids::UserId;
-use crate::inputs::{Email, NewPassword};
+use crate::inputs::Email;
 use crate::kernel::Kernel;
 use crate::mail::Template;
 use crate::store::{OneTimeTokenRecord, PlatformTx, TokenPurpose, UserRecord};
@@ -150,9 +150,9 @@ impl Recovery<'_> {
                 .filter(|t| t.purpose == TokenPurpose::PasswordReset && t.is_usable(now))
                 .ok_or_else(invalid)?
         };
-        let password = NewPassword::parse(new_password)?;
-        let hash = self.passwords().hash(password.secret().clone()).await?;
         let user_id = UserId::from_uuid(record.subject_id);
+        let password = self.accept_account_password(user_id, new_password).await?;
+        let hash = self.passwords().hash(password.secret().clone()).await?;
         let mut tx = self.store().begin().await?;
         if !tx.consume_one_time_token(&token_digest, now).await? {
             return Err(invalid());
@@ -199,7 +199,7 @@ impl Recovery<'_> {
         };
         self.recheck_password(&user, &current, request, "user.password_change_failed")
             .await?;
-        let password = NewPassword::parse(new_password)?;
+        let password = self.accept_account_password(user_id, new_password).await?;
         let hash = self.passwords().hash(password.secret().clone()).await?;
         let mut tx = self.store().begin().await?;
         tx.set_password_hash(user_id, &hash).await?;

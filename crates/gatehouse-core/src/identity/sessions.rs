@@ -414,17 +414,14 @@ impl Sessions<'_> {
                 u
             }
             found => {
-                let mut event = AuditEvent::success(
-                    Actor::anonymous(),
-                    "user.login_failed",
-                    "user",
-                    found.map_or_else(|| "unknown".to_owned(), |u| u.id.to_string()),
-                )
-                .with_request(request.request_id.clone());
-                event.outcome = Outcome::Denied;
-                if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
-                    tracing::error!(error = %e, "could not record a failed sign-in");
-                }
+                // Counted per source, account and minute, not written per attempt: a flood
+                // of guesses costs the log a bounded number of events (`audit::security`).
+                self.record_security_event(
+                    crate::audit::SecurityKind::SignInFailed,
+                    None,
+                    found.map(|u| u.id.to_string()),
+                    request,
+                );
                 return Err(Error::InvalidCredentials);
             }
         };

@@ -29,6 +29,8 @@ pub struct RequestInfo {
     pub method: String,
     /// The route template, never the raw path.
     pub route: String,
+    /// The client address: the TCP peer, or behind a trusted proxy the address it forwarded.
+    pub client_ip: Option<std::net::IpAddr>,
     /// Set once the caller is authenticated.
     pub organization: OnceLock<Uuid>,
     pub user: OnceLock<Uuid>,

@@ -31,6 +31,8 @@ pub(crate) struct EdgeSettings {
     pub spans: Option<Arc<dyn AccessLog>>,
     pub body_limit: usize,
     pub timeout: Duration,
+    /// For the client address every access line carries (`extract::client_ip`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,7 +72,7 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let started = Instant::now();
-        let info = Arc::new(request_info(&req));
+        let info = Arc::new(request_info(&req, &self.settings.trusted_proxies));
         let settings = Arc::clone(&self.settings);
         let limit = settings.body_limit;
         // A declared length over the limit is refused before the handler runs; a body without
@@ -113,7 +115,7 @@ fn bare(status: StatusCode) -> Response {
 
 /// The request id is always fresh; a valid incoming `traceparent` gives the trace id and parent
 /// span beside it.
-fn request_info(req: &Request) -> RequestInfo {
+fn request_info(req: &Request, trusted_proxies: &[std::net::IpAddr]) -> RequestInfo {
     let incoming = req
         .headers()
         .get("traceparent")
@@ -134,8 +136,23 @@ fn request_info(req: &Request) -> RequestInfo {
         parent_span_id,
         method: req.method().as_str().to_owned(),
         route: route.to_owned(),
+        client_ip: client_ip(req, trusted_proxies),
         ..RequestInfo::default()
     }
+}
+
+/// The client address (the trusted-proxy rule of `extract::client_ip`). The peer address is
+/// only looked up when it is there (a connection through `conn.rs` always has it).
+fn client_ip(req: &Request, trusted_proxies: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if trusted_proxies.is_empty() {
+        return peer.map(|p| p.to_canonical());
+    }
+    let forwarded = crate::extract::forwarded_for(req.headers());
+    crate::extract::client_ip(peer, forwarded.as_deref(), trusted_proxies)
 }
 
 fn finish(
@@ -184,9 +201,9 @@ fn finish(
     if let Some(log) = &settings.access_log {
         log.record(&line);
     } else if status >= 500 {
-        tracing::error!(request_id = %info.request_id, method = %info.method, route = %info.route, status, latency_us = micros, organization_id = ?organization, user_id = ?info.user.get(), stages = ?info.stages.nonzero(), "request completed");
+        tracing::error!(request_id = %info.request_id, method = %info.method, route = %info.route, status, latency_us = micros, client_ip = %info.client_ip.map_or_else(String::new, |i| i.to_string()), organization_id = ?organization, user_id = ?info.user.get(), stages = ?info.stages.nonzero(), "request completed");
     } else {
-        tracing::info!(request_id = %info.request_id, method = %info.method, route = %info.route, status, latency_us = micros, organization_id = ?organization, user_id = ?info.user.get(), stages = ?info.stages.nonzero(), "request completed");
+        tracing::info!(request_id = %info.request_id, method = %info.method, route = %info.route, status, latency_us = micros, client_ip = %info.client_ip.map_or_else(String::new, |i| i.to_string()), organization_id = ?organization, user_id = ?info.user.get(), stages = ?info.stages.nonzero(), "request completed");
     }
     res
 }

@@ -44,5 +44,6 @@ pub(crate) fn apply<S: Clone + Send + Sync + 'static>(
         spans: s.span_sink.clone(),
         body_limit: s.body_limit_bytes,
         timeout: s.request_timeout,
+        trusted_proxies: s.trusted_proxies.clone(),
     })))
 }

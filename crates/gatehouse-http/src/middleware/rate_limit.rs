@@ -41,12 +41,26 @@ async fn decide(
     named: NamedQuota,
     now: i64,
     decisions: Option<&Decisions>,
+    fail_closed: bool,
 ) -> Result<(), ApiError> {
-    // The store never fails a request: the Redis store falls back in-process by itself; an
-    // error here (a bug) lets the request through rather than locking everyone out.
-    let Ok(d) = limits.store.decide(key, named.quota, now).await else {
-        tracing::warn!(key, "rate-limit decision failed; request let through");
-        return Ok(());
+    // The Redis store falls back in-process by itself, so an error here means no decision
+    // could be taken at all. The auth class (sign-in, second step, password reset, operator
+    // sign-in, ...) is refused then (ASVS 16.5.3): a guesser must not gain from a limiter
+    // that is down. Every other class is let through rather than locking everyone out.
+    let d = match limits.store.decide(key, named.quota, now).await {
+        Ok(d) => d,
+        Err(e) if fail_closed => {
+            tracing::error!(error = %e, "rate-limit decision failed on an auth route; request refused");
+            gatehouse_core::telemetry::metrics::error("rate_limits");
+            return Err(gatehouse_core::Error::DependencyUnavailable(
+                "the rate limiter is unavailable; try again shortly",
+            )
+            .into());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "rate-limit decision failed; request let through");
+            return Ok(());
+        }
     };
     if let Some(all) = decisions
         && let Ok(mut v) = all.0.lock()
@@ -170,7 +184,17 @@ where
     let mut res = match limits.policy.for_ip(class) {
         Some(named) => {
             let key = format!("ip:{ip}:{}", class.as_str());
-            match decide(&limits, &key, named, now_us(&state), Some(&decisions)).await {
+            let fail_closed = class == EndpointClass::Auth;
+            match decide(
+                &limits,
+                &key,
+                named,
+                now_us(&state),
+                Some(&decisions),
+                fail_closed,
+            )
+            .await
+            {
                 Ok(()) => inner.call(req).await?,
                 Err(refused) => refused.into_response(),
             }
@@ -233,5 +257,5 @@ pub(crate) async fn limit_principal(
             limits.policy.for_user(),
         )
     };
-    decide(limits, &key, named, now_us(state), decisions).await
+    decide(limits, &key, named, now_us(state), decisions, false).await
 }

@@ -30,6 +30,7 @@ mod master_key;
 pub mod metrics;
 pub mod otlp;
 mod password_hashing;
+pub mod passwords;
 pub mod pkcs11;
 pub mod posture;
 pub mod product;
@@ -151,6 +152,10 @@ pub struct RawConfig {
     pub posture: posture::PostureConfig,
     /// The public trust page (H3); off by default.
     pub trust_page: trust_page::TrustPageConfig,
+    /// New passwords' breached-password range check (A1); off by default.
+    pub passwords: passwords::PasswordsConfig,
+    /// The bound on aggregated security events (E1).
+    pub security_events: passwords::SecurityEventsConfig,
 }
 
 impl Default for RawConfig {
@@ -199,6 +204,8 @@ impl Default for RawConfig {
             webhooks: webhooks::WebhooksConfig::default(),
             posture: posture::PostureConfig::default(),
             trust_page: trust_page::TrustPageConfig::default(),
+            passwords: passwords::PasswordsConfig::default(),
+            security_events: passwords::SecurityEventsConfig::default(),
         }
     }
 }
@@ -260,6 +267,10 @@ pub struct Config {
     pub trust_page: Option<gatehouse_http::TrustPageSettings>,
     /// Each posture self-check's deadline (`[posture] check_deadline_ms`).
     pub posture_check_deadline: Duration,
+    /// The breached-password range check, when `[passwords] breach_range_url` is set.
+    pub breach_check: Option<passwords::BreachSettings>,
+    /// `[security_events] max_per_minute`.
+    pub security_events_per_minute: usize,
     pub metrics: metrics::MetricsSettings,
     pub connections: connections::ConnectionSettings,
     /// Set when `[otlp]` export is on.
@@ -478,6 +489,8 @@ fn validate(
     let backup = backup::validate(&raw.backup)?;
     let trust_page = trust_page::validate(&raw.trust_page)?;
     let posture_check_deadline = posture::validate(&raw.posture)?;
+    let breach_check = passwords::validate(&raw.passwords, production)?;
+    let security_events_per_minute = passwords::validate_security_events(&raw.security_events)?;
     Ok(Config {
         mode: raw.mode,
         data_dir: raw.data_dir.clone(),
@@ -504,6 +517,8 @@ fn validate(
         security_txt,
         trust_page,
         posture_check_deadline,
+        breach_check,
+        security_events_per_minute,
         metrics,
         connections,
         otlp,

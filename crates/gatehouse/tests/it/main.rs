@@ -36,6 +36,7 @@ mod operator_sessions;
 mod operators;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod password_checks;
 mod passwords;
 mod posture;
 mod process;
@@ -45,6 +46,7 @@ mod records;
 mod recovery;
 mod roles;
 mod secrets_in_logs;
+mod security_events;
 mod sessions;
 mod share_links;
 mod signup;

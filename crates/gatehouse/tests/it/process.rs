@@ -795,6 +795,8 @@ async fn traced_requests_log_the_trace_id_the_caller_and_per_stage_timings() {
     };
     let login = access(login_trace);
     assert_eq!(login["parent_span_id"], "b7ad6b7169203331");
+    // The client address (no trusted proxy: the TCP peer).
+    assert_eq!(login["client_ip"], "127.0.0.1", "{login}");
     // Sign-in: the password check on a hashing worker, and the store transactions.
     assert!(login["hash_us"].as_u64().unwrap() > 0, "{login}");
     assert!(login["store_us"].as_u64().unwrap() > 0, "{login}");

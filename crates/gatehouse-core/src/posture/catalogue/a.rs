@@ -14,7 +14,14 @@ configured cost rises, optionally peppered, checked against length rules and a b
 list, never logged, and hashed on a bounded pool off the async runtime. Imported bcrypt hashes are
 accepted at cost 10 to 14 (below 10 only with `allow_weak_hashes`) and replaced by Argon2id at
 first sign-in; a stored hash over the cost ceiling is never verified, a check made before the
-verification is queued on the hashing pool."#,
+verification is queued on the hashing pool.
+
+Issue 26 (ASVS 5.0 6.1.2, 6.2.11, 6.2.12): a new account password is also refused when it is built
+from the account's context words (email local part and domain labels, name, organisation names,
+`mail.product_name`: what is left once they are taken out must hold 8 letters or digits and not
+be a common password), and, when `[passwords] breach_range_url` is set, when a breached-password
+range service lists it, asked by k-anonymity (5 hex characters of the SHA-1 leave the process;
+`breach_on_error` chooses allow or refuse when it does not answer)."#,
         evidence: &[
             Evidence {
                 file: "crates/gatehouse/tests/it/passwords.rs",
@@ -42,6 +49,22 @@ verification is queued on the hashing pool."#,
                     "common_passwords_are_refused_with_a_reason",
                     "passwords_are_nfkc_normalised",
                     "passwords_by_characters_not_bytes",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/password_checks.rs",
+                tests: &[
+                    "passwords_built_from_the_accounts_context_words_are_refused",
+                    "breached_passwords_are_refused_by_a_range_query_that_sends_only_a_prefix",
+                    "a_range_service_that_does_not_answer_is_allowed_or_refused_as_configured",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-core/src/identity/passwords.rs",
+                tests: &[
+                    "context_words_come_from_email_names_and_product",
+                    "passwords_built_from_context_words_are_refused",
+                    "range_bodies_are_read_as_suffix_and_count",
                 ],
             },
             Evidence {

@@ -304,6 +304,11 @@ throttle are shared through Redis with `store = "redis"`: the lockout behaviour 
 and `three_instances_over_one_database_and_redis_behave_as_one` (listed under E5) shows the sharing
 over three instances.
 
+Issue 26 (ASVS 5.0 16.5.3): a limiter or lockout store that errors (no decision at all, Redis's
+in-process fallback aside) refuses the auth class of routes (sign-in, second step, password
+reset, operator sign-in and the rest of that class) with 503 `dependency_unavailable`; other
+classes are let through as before.
+
 Not yet: no test shows the per-user quota refusing (the code applies it in the tenant
 extractors); share-link passwords go through the sign-in lockouts (F1)."#,
         evidence: &[
@@ -324,6 +329,10 @@ extractors); share-link passwords go through the sign-in lockouts (F1)."#,
             Evidence {
                 file: "crates/gatehouse/tests/it/mfa.rs",
                 tests: &["wrong_codes_lock_the_account_out_with_growing_delays"],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/security_events.rs",
+                tests: &["sign_in_paths_fail_closed_when_the_limiter_or_lockouts_error"],
             },
             Evidence {
                 file: "crates/gatehouse-core/src/limits/gcra.rs",

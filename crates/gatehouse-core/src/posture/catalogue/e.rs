@@ -24,7 +24,17 @@ docs/design/audit.md.
 
 Gatehouse's own events carry IP and user agent on sign-up and session events (sign-in, refresh,
 sign-out and the like); its other events carry actor, action, resource, organisation, time and
-request id."#,
+request id.
+
+Issue 26 (ASVS 5.0 16.2.1, 16.3.1 to 16.3.3): security events (failed and locked-out sign-ins,
+operators' failed sign-ins, refused tokens and API keys, wrong-audience tokens, failed service
+authentication, CSRF failures) are counted in memory per kind, chain, source address (the
+trusted-proxy rule), subject and minute, and written when the minute closes (and at shutdown):
+at most `[security_events] max_per_minute` aggregate events per minute per instance, and one
+`security.events_folded` event counting the rest and its distinct sources. They go on the
+organisation's chain when it is known (a CSRF failure), else the operators'. Refused
+permissions stay one event each on the organisation's chain. The access line carries
+`client_ip`."#,
         evidence: &[
             Evidence {
                 file: "crates/gatehouse-store-tests/src/cases/audit.rs",
@@ -63,6 +73,23 @@ request id."#,
             Evidence {
                 file: "crates/gatehouse/tests/it/roles.rs",
                 tests: &["a_viewer_is_refused_every_sensitive_action_and_each_refusal_is_audited"],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/security_events.rs",
+                tests: &[
+                    "a_flood_of_failed_sign_ins_is_aggregated_per_source_within_the_bound",
+                    "refused_credentials_are_recorded_with_their_source_and_flushed_at_shutdown",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-core/src/audit/security.rs",
+                tests: &[
+                    "repeats_fold_into_one_event_per_source_subject_and_kind",
+                    "past_the_bound_attempts_fold_into_one_counted_event",
+                    "a_minute_is_written_only_once_it_has_closed",
+                    "ipv6_sources_count_per_64_and_text_is_bounded",
+                    "minutes_waiting_for_a_flush_are_bounded",
+                ],
             },
         ],
     },
