@@ -336,14 +336,61 @@ impl Kernel {
         details: String,
         request: &RequestContext,
     ) {
+        if let Err(e) = self
+            .record_refusal_with_source(scope, principal, action, details, request)
+            .await
+        {
+            tracing::error!(error = %e, action, "could not record a refusal in the audit log");
+        }
+    }
+
+    /// The refusal with where it came from (ASVS 16.2.1): a person's address and user agent
+    /// sealed under their key like any personal data in the log, so erasing them shreds it; an
+    /// API key's address in the details, as the key is a machine credential, not a person.
+    async fn record_refusal_with_source(
+        &self,
+        scope: &TenantScope,
+        principal: &Principal,
+        action: &str,
+        details: String,
+        request: &RequestContext,
+    ) -> Result<(), Error> {
+        let is_key = principal.api_key_permissions.is_some();
+        let details = match (&request.ip, is_key) {
+            (Some(ip), true) => match serde_json::from_str::<serde_json::Value>(&details) {
+                Ok(serde_json::Value::Object(mut m)) => {
+                    m.insert("source".into(), serde_json::Value::String(ip.clone()));
+                    serde_json::Value::Object(m).to_string()
+                }
+                _ => details,
+            },
+            _ => details,
+        };
         let mut event =
             AuditEvent::success(principal.actor(), action, "organization", scope.org_id())
                 .with_details(details)
                 .with_request(request.request_id.clone());
         event.outcome = Outcome::Denied;
-        if let Err(e) = audit::record_tenant(self.store(), scope, self.clock(), event).await {
-            tracing::error!(error = %e, action, "could not record a refusal in the audit log");
+        let mut tx = self.store().begin_scoped(scope).await?;
+        let person = !is_key && principal.tier != Tier::Operator;
+        if person && (request.ip.is_some() || request.user_agent.is_some()) {
+            let subject = principal.subject.to_string();
+            let sealed = self
+                .keyring()
+                .seal_personal(
+                    tx.as_mut(),
+                    &subject,
+                    &crate::keyring::PersonalData {
+                        ip: request.ip.clone(),
+                        user_agent: request.user_agent.clone(),
+                    },
+                )
+                .await?;
+            event = event.with_personal(&subject, sealed);
         }
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        Ok(())
     }
 
     pub(crate) fn revoked_locally(&self, session: Uuid, expires_at: OffsetDateTime) {

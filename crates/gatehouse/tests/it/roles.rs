@@ -68,6 +68,20 @@ async fn a_viewer_is_refused_every_sensitive_action_and_each_refusal_is_audited(
         .collect();
     assert_eq!(denied.len(), attempts.len());
     assert!(denied.iter().all(|e| e.outcome == "denied"));
+    // Each refusal names where it came from (sealed as the viewer's personal data, opened for
+    // a reader with audit.read).
+    let res = app
+        .org_call(
+            Method::GET,
+            "/v1/audit-logs?action=permission.denied&limit=100",
+            &owner,
+            None,
+        )
+        .await;
+    let page: Value = res.json().await.unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), attempts.len());
+    assert!(items.iter().all(|e| e["ip"] == "127.0.0.1"), "{page}");
     // Nothing changed.
     let res = app
         .org_call(Method::GET, "/v1/organization/members", &owner, None)
