@@ -187,7 +187,11 @@ impl OrgKeyStore for PgTenantTx {
         required: bool,
         at: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        // Only a change writes: the answer says whether there was one to audit.
+        // No row reads as "not required": only a change writes, and the answer says whether
+        // there was one to audit.
+        if self.requires_second_factor().await? == required {
+            return Ok(false);
+        }
         let done = sqlx::query(
             "INSERT INTO organization_policies (org_id, require_second_factor, updated_at) \
              VALUES ($1, $2, $3) ON CONFLICT (org_id) DO UPDATE SET \

@@ -192,9 +192,13 @@ impl OrgKeyStore for SqliteTenantTx {
         required: bool,
         at: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        // No row reads as "not required": only a change writes, and the answer says whether
+        // there was one to audit.
+        if self.requires_second_factor().await? == required {
+            return Ok(false);
+        }
         let org = self.scope.org_id();
         let c: &mut SqliteConnection = &mut self.tx;
-        // Only a change writes: the answer says whether there was one to audit.
         let done = sqlx::query(
             "INSERT INTO organization_policies (org_id, require_second_factor, updated_at) \
              VALUES (?, ?, ?) ON CONFLICT (org_id) DO UPDATE SET \
