@@ -80,6 +80,12 @@ pub enum Error {
     /// The server requires a second factor this account has not enrolled; `0` says how to.
     #[error("a second factor is required and none is enrolled: {0}")]
     SecondFactorNotEnrolled(&'static str),
+    /// A second factor is required of this person (`0`: by `platform` or `organization`) and
+    /// none is confirmed: until one is, only enrolling it (and a few account reads) is allowed.
+    #[error(
+        "the {0} requires a second factor and this account has none: enrol one (POST /v1/me/mfa/totp, then /v1/me/mfa/totp/confirm)"
+    )]
+    SecondFactorEnrolmentRequired(&'static str),
     /// The account's email is not verified and the configuration limits such accounts.
     #[error("verify your email address first")]
     EmailUnverified,
@@ -133,6 +139,7 @@ impl Error {
             Self::StepUpRequired { .. } => "step_up_required",
             Self::EmailUnverified => "email_unverified",
             Self::SecondFactorNotEnrolled(_) => "second_factor_not_enrolled",
+            Self::SecondFactorEnrolmentRequired(_) => "second_factor_enrolment_required",
             Self::InvalidToken(_) => "invalid_token",
             Self::Store(_) | Self::Internal(_) => "internal_error",
         }

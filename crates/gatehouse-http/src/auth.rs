@@ -4,6 +4,9 @@
 //! Each surface's extractor yields the kernel's call value for it, built once:
 //! - [`Caller`]: any live tenant-API token (customer, impersonation, API key), as an
 //!   `AccountCall`; no organisation needed.
+//! - [`EnrolmentCaller`]: a `Caller` that a person who must enrol a second factor and has not
+//!   yet may still be (their identity, sessions, sign-out and the enrolment itself); every other
+//!   tenant extractor refuses them with `second_factor_enrolment_required`.
 //! - [`OrgCaller`]: a `TenantCall` on an organisation route: `x-organization-id` must equal the
 //!   token's `org` (missing: 400; different: 403, audited).
 //! - [`OperatorCaller`]: an `OperatorCall`, on `/admin/v1` only.
@@ -166,6 +169,8 @@ fn refused_credential(parts: &Parts, state: &AppState, e: &Error, api_key: bool)
 #[derive(Debug, Clone)]
 pub(crate) struct Authenticated {
     pub principal: Arc<Principal>,
+    /// A second factor is required of this person (who has one, or the request was refused).
+    pub second_factor_required: bool,
 }
 
 impl FromRequestParts<AppState> for Authenticated {
@@ -174,7 +179,11 @@ impl FromRequestParts<AppState> for Authenticated {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (principal, _) = authenticate(parts, state, Audience::Tenant).await?;
         crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
-        Ok(Self { principal })
+        let second_factor_required = state.kernel.auth().second_factor_gate(&principal).await?;
+        Ok(Self {
+            principal,
+            second_factor_required,
+        })
     }
 }
 
@@ -187,6 +196,29 @@ pub(crate) struct Caller {
 }
 
 impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let EnrolmentCaller { call, carrier } =
+            EnrolmentCaller::from_request_parts(parts, state).await?;
+        state
+            .kernel
+            .auth()
+            .second_factor_gate(&call.principal)
+            .await?;
+        Ok(Self { call, carrier })
+    }
+}
+
+/// A [`Caller`] on a route a person may use while a second factor is required of them and they
+/// have none: what enrolling it needs, and nothing that reads or changes anyone's data.
+#[derive(Debug, Clone)]
+pub(crate) struct EnrolmentCaller {
+    pub call: AccountCall,
+    pub carrier: Carrier,
+}
+
+impl FromRequestParts<AppState> for EnrolmentCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -223,6 +255,7 @@ impl FromRequestParts<AppState> for OrgCaller {
         let (principal, _) = authenticate(parts, state, Audience::Tenant).await?;
         crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
         let scope = org_scope(parts, state, &principal).await?;
+        state.kernel.auth().second_factor_gate(&principal).await?;
         let request = request_context(parts, state).await;
         Ok(Self(TenantCall {
             principal,
@@ -399,6 +432,7 @@ impl FromRequestParts<AppState> for OnBehalfOf {
                 return Err(e.into());
             }
         };
+        state.kernel.auth().second_factor_gate(&principal).await?;
         Ok(Self {
             call,
             person: principal,

@@ -125,12 +125,20 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(Auth, routes!(mfa::step_up))
         .add(ReadWrite, routes!(mfa::enrol, mfa::disable))
         .add(Auth, routes!(mfa::confirm))
+        .add(Auth, routes!(mfa::regenerate_recovery_codes))
         .add(Auth, routes!(recovery::request_reset))
         .add(Auth, routes!(recovery::confirm_reset))
         .add(Auth, routes!(recovery::change_password))
         .add(Auth, routes!(recovery::resend_verification))
         .add(Auth, routes!(recovery::verify_email))
         .add(ReadWrite, routes!(organization::list_members))
+        .add(
+            ReadWrite,
+            routes!(
+                organization::security_policy,
+                organization::set_security_policy
+            ),
+        )
         .add(
             ReadWrite,
             routes!(organization::set_role, organization::remove_member),

@@ -157,6 +157,7 @@ impl From<Error> for ApiError {
             | Error::OrganizationMismatch
             | Error::StepUpRequired { .. }
             | Error::SecondFactorNotEnrolled(_)
+            | Error::SecondFactorEnrolmentRequired(_)
             | Error::EmailUnverified => Self::new(StatusCode::FORBIDDEN, code, e.to_string()),
             Error::OrganizationRequired => Self {
                 field: Some("x-organization-id"),

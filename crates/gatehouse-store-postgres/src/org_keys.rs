@@ -170,4 +170,40 @@ impl OrgKeyStore for PgTenantTx {
         .map(|_| ())
         .map_err(map_err)
     }
+
+    async fn requires_second_factor(&mut self) -> Result<bool, StoreError> {
+        let found: Option<bool> = sqlx::query_scalar(
+            "SELECT require_second_factor FROM organization_policies WHERE org_id = $1",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(found == Some(true))
+    }
+
+    async fn set_requires_second_factor(
+        &mut self,
+        required: bool,
+        at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        // No row reads as "not required": only a change writes, and the answer says whether
+        // there was one to audit.
+        if self.requires_second_factor().await? == required {
+            return Ok(false);
+        }
+        let done = sqlx::query(
+            "INSERT INTO organization_policies (org_id, require_second_factor, updated_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (org_id) DO UPDATE SET \
+             require_second_factor = excluded.require_second_factor, updated_at = excluded.updated_at \
+             WHERE organization_policies.require_second_factor <> excluded.require_second_factor",
+        )
+        .bind(self.scope.org_id().as_uuid())
+        .bind(required)
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
 }

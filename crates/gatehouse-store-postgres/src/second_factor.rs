@@ -181,4 +181,15 @@ impl SecondFactorStore for PgTx {
         .map_err(map_err)?;
         u32::try_from(n).map_err(|_| StoreError::Corrupt("recovery code count".into()))
     }
+
+    async fn unused_recovery_codes(&mut self, user: UserId) -> Result<Vec<Vec<u8>>, StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
+        sqlx::query_scalar(
+            "SELECT digest FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL ORDER BY digest",
+        )
+        .bind(user.as_uuid())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)
+    }
 }

@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "posture",
         include_str!("../migrations/0017_posture.sql"),
     ),
+    (
+        18,
+        "security_policy",
+        include_str!("../migrations/0018_security_policy.sql"),
+    ),
 ];
 
 #[must_use]

@@ -173,4 +173,44 @@ impl OrgKeyStore for SqliteTenantTx {
         .map(|_| ())
         .map_err(map_err)
     }
+
+    async fn requires_second_factor(&mut self) -> Result<bool, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT require_second_factor FROM organization_policies WHERE org_id = ?",
+        )
+        .bind(org.as_uuid())
+        .fetch_optional(c)
+        .await
+        .map_err(map_err)?;
+        Ok(found == Some(1))
+    }
+
+    async fn set_requires_second_factor(
+        &mut self,
+        required: bool,
+        at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        // No row reads as "not required": only a change writes, and the answer says whether
+        // there was one to audit.
+        if self.requires_second_factor().await? == required {
+            return Ok(false);
+        }
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let done = sqlx::query(
+            "INSERT INTO organization_policies (org_id, require_second_factor, updated_at) \
+             VALUES (?, ?, ?) ON CONFLICT (org_id) DO UPDATE SET \
+             require_second_factor = excluded.require_second_factor, updated_at = excluded.updated_at \
+             WHERE organization_policies.require_second_factor <> excluded.require_second_factor",
+        )
+        .bind(org.as_uuid())
+        .bind(i64::from(required))
+        .bind(micros(at))
+        .execute(c)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
 }

@@ -178,4 +178,15 @@ impl SecondFactorStore for SqliteTx {
         .map_err(map_err)?;
         u32::try_from(n).map_err(|_| StoreError::Corrupt("recovery code count".into()))
     }
+
+    async fn unused_recovery_codes(&mut self, user: UserId) -> Result<Vec<Vec<u8>>, StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        sqlx::query_scalar(
+            "SELECT digest FROM recovery_codes WHERE user_id = ? AND used_at IS NULL ORDER BY digest",
+        )
+        .bind(user.as_uuid())
+        .fetch_all(c)
+        .await
+        .map_err(map_err)
+    }
 }

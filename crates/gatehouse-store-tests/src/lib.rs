@@ -88,7 +88,8 @@ macro_rules! behaviour_suite {
             second_factor_pending_totp_is_replaced_until_confirmed,
             second_factor_totp_steps_are_never_replayed,
             second_factor_delete_removes_factor_and_recovery_codes,
-            second_factor_recovery_codes_are_single_use_and_personal
+            second_factor_recovery_codes_are_single_use_and_personal,
+            second_factor_unused_recovery_codes_are_listed_per_user
         );
         $crate::behaviour_suite!(@fixture $fresh; one_time_tokens;
             second_factor_one_time_tokens_are_spent_once
@@ -108,6 +109,7 @@ macro_rules! behaviour_suite {
         );
         $crate::behaviour_suite!(@store $fresh; org_keys;
             vault_transit_floor_is_unset_then_set_then_moved,
+            identity_second_factor_policy_is_per_organisation_and_reports_changes,
             keyring_shredding_is_per_organisation,
             keyring_counter_rotates_at_its_bound
         );

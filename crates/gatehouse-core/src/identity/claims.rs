@@ -41,6 +41,10 @@ pub struct AccessClaims {
     /// Whether the user has a second factor enrolled (then only `mfa_time` counts for step-up).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mfa: bool,
+    /// Whether a second factor is required of the user (by the platform or the token's
+    /// organisation) when the token was issued; with `mfa` false, only enrolling is allowed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_required: bool,
     /// Whether the user's email is verified.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub email_verified: bool,

@@ -6,8 +6,9 @@
 //! Wrong codes count towards the same growing lockouts as wrong passwords, per account and per
 //! address.
 
-use gatehouse_crypto::{SecretString, TotpCheck, TotpSecret, random_token, sha256};
+use gatehouse_crypto::{SecretString, TotpCheck, TotpSecret, random_token};
 
+use super::recovery_codes;
 use super::sessions::{IssuedSession, actor_of, clean_device_name, to_secs};
 use super::{Principal, digest};
 use crate::audit::{self, Actor, AuditEvent, Outcome};
@@ -48,34 +49,6 @@ pub struct EnrolmentStarted {
 
 const SEAL_KIND: &str = "totp";
 const CHALLENGE_PREFIX: &str = "gmc_";
-const RECOVERY_CODES: usize = 10;
-
-/// Recovery codes as typed: case, spaces and dashes do not matter.
-fn normalize_recovery(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
-}
-
-/// Ten codes of 80 random bits each, shown as four groups of four base32 characters.
-fn new_recovery_codes() -> Result<Vec<SecretString>, Error> {
-    (0..RECOVERY_CODES)
-        .map(|_| {
-            let mut buf = zeroize::Zeroizing::new([0u8; 10]);
-            gatehouse_crypto::fill_random(buf.as_mut_slice())
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            let text = gatehouse_crypto::otp::base32_lower(buf.as_slice());
-            let grouped: Vec<&str> = text
-                .as_bytes()
-                .chunks(4)
-                .filter_map(|c| std::str::from_utf8(c).ok())
-                .collect();
-            Ok(SecretString::new(grouped.join("-")))
-        })
-        .collect()
-}
-
 /// The user behind a person's own session (not an API key, operator or impersonation), or
 /// `WrongAudience` with `why`.
 pub(crate) fn customer_only(principal: &Principal, why: &'static str) -> Result<UserId, Error> {
@@ -83,6 +56,21 @@ pub(crate) fn customer_only(principal: &Principal, why: &'static str) -> Result<
         return Err(Error::WrongAudience(why));
     }
     Ok(UserId::from_uuid(principal.subject))
+}
+
+/// A new set of recovery codes for `user`, replacing the old set in `tx`; the codes, shown once.
+async fn new_recovery_set(
+    tx: &mut dyn PlatformTx,
+    user: UserId,
+    now: time::OffsetDateTime,
+) -> Result<Vec<SecretString>, Error> {
+    let codes = recovery_codes::generate()?;
+    let stored = codes
+        .iter()
+        .map(recovery_codes::stored_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.replace_recovery_codes(user, &stored, now).await?;
+    Ok(codes)
 }
 
 const OWN_FACTOR: &str = "only a user's own session manages or uses their second factor";
@@ -300,13 +288,20 @@ impl Mfa<'_> {
                 }
             }
             SecondFactor::RecoveryCode(code) => {
-                let normalized = normalize_recovery(code.expose());
+                let normalized = zeroize::Zeroizing::new(recovery_codes::normalize(code.expose()));
                 if normalized.is_empty() {
                     return Ok(None);
                 }
-                let d = sha256(&[normalized.as_bytes()]);
+                // Each stored value has its own salt: the typed code is checked against each.
+                let stored = tx.unused_recovery_codes(user).await?;
+                let Some(found) = stored
+                    .iter()
+                    .find(|s| recovery_codes::matches(s, &normalized))
+                else {
+                    return Ok(None);
+                };
                 Ok(tx
-                    .use_recovery_code(user, &d, now)
+                    .use_recovery_code(user, found, now)
                     .await?
                     .then_some("recovery_code"))
             }
@@ -514,12 +509,7 @@ impl Mfa<'_> {
                 .await;
             return Err(Error::InvalidCredentials);
         }
-        let codes = new_recovery_codes()?;
-        let digests: Vec<Vec<u8>> = codes
-            .iter()
-            .map(|c| sha256(&[normalize_recovery(c.expose()).as_bytes()]).to_vec())
-            .collect();
-        tx.replace_recovery_codes(user, &digests, now).await?;
+        let codes = new_recovery_set(tx.as_mut(), user, now).await?;
         // The confirming code is not a step-up: the session still needs a sign-in or step-up
         // with the factor before the permissions that require one.
         self.factor_attempt_succeeded(user, request).await;
@@ -548,6 +538,37 @@ impl Mfa<'_> {
             .with_request(request.request_id.clone());
         self.audit_user_event(tx, principal, event).await?;
         Ok(())
+    }
+
+    /// Replaces the recovery codes with a new set; needs a fresh code or recovery code now
+    /// (ASVS 7.5.2). The old codes stop working in the same transaction.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        call: &AccountCall,
+        proof: SecondFactor,
+    ) -> Result<Vec<SecretString>, Error> {
+        let AccountCall { principal, request } = call;
+        let user = customer_only(principal, OWN_FACTOR)?;
+        self.ensure_factor_not_locked(user, request).await?;
+        let mut tx = self.store().begin().await?;
+        let Some(method) = self.spend_second_factor(tx.as_mut(), user, &proof).await? else {
+            drop(tx);
+            self.second_factor_failed(user, request, "mfa.recovery_codes_refused")
+                .await;
+            return Err(Error::InvalidCredentials);
+        };
+        self.factor_attempt_succeeded(user, request).await;
+        let codes = new_recovery_set(tx.as_mut(), user, self.clock().now()).await?;
+        let event = AuditEvent::success(
+            principal.actor(),
+            "mfa.recovery_codes_regenerated",
+            "user",
+            user,
+        )
+        .with_details(format!("{{\"second_factor\":\"{method}\"}}"))
+        .with_request(request.request_id.clone());
+        self.audit_user_event(tx, principal, event).await?;
+        Ok(codes)
     }
 
     /// Refreshes the session's step-up time with a second factor (or, for an account without

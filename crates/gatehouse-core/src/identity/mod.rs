@@ -5,6 +5,7 @@
 mod cache;
 mod claims;
 mod custom_roles;
+mod factor_policy;
 mod lockouts;
 mod members;
 mod membership_cache;
@@ -15,6 +16,7 @@ pub mod passwords;
 pub mod permissions;
 mod principal;
 mod recovery;
+mod recovery_codes;
 pub(crate) mod sessions;
 mod settings;
 mod tokens;
@@ -31,6 +33,7 @@ pub use cache::{
     noting_publishes,
 };
 pub use claims::{AccessClaims, Act};
+pub use factor_policy::{FactorPolicyCache, POLICY_CACHE_MAX_AGE};
 pub use members::{InvitationIssued, MeView, MemberView, Members};
 pub use membership_cache::{MEMBERSHIP_CACHE_MAX_AGE, MembershipCache};
 pub(crate) use mfa::customer_only;
@@ -41,6 +44,7 @@ pub use passwords::{BreachCheck, BreachOnError, BreachRange, PasswordPolicy};
 pub use permissions::{CATALOGUE, Permission};
 pub use principal::Principal;
 pub use recovery::Recovery;
+pub use recovery_codes::code_bits as recovery_code_bits;
 pub use sessions::{IssuedSession, LoginInput, SessionView, Sessions, csrf_digest};
 pub use settings::{IdentitySettings, UnverifiedAccess};
 pub use tokens::PublishedKey;
@@ -61,6 +65,8 @@ pub struct Identity {
     cache: SessionCache,
     /// Current roles by (organisation, user), for forward authentication.
     pub(crate) memberships: MembershipCache,
+    /// Each organisation's second-factor requirement (see `factor_policy`).
+    pub(crate) factor_policies: FactorPolicyCache,
     fanout: Arc<dyn RevocationFanout>,
     /// An Argon2id hash of a random password with the current parameters: verifying against it
     /// makes an unknown email cost what a wrong password costs.
@@ -129,6 +135,7 @@ impl Identity {
             tokens: tokens::TokenService::new(),
             cache: SessionCache::new(100_000),
             memberships: MembershipCache::new(100_000),
+            factor_policies: FactorPolicyCache::new(100_000),
             fanout,
             dummy_hash: OnceCell::new(),
             lockouts: Arc::new(crate::limits::MemoryLockouts::default()),
@@ -623,6 +630,8 @@ impl Auth<'_> {
             Revocation::Roles(org) => {
                 self.api_key_cache().forget_org(org);
                 self.product_state().decisions.forget_roles(org);
+                // Published as well when the organisation's second-factor policy changes.
+                self.identity().factor_policies.forget(org);
             }
             Revocation::Record {
                 org,

@@ -190,6 +190,11 @@ impl Recovery<'_> {
             principal,
             "only the user's own session changes their password",
         )?;
+        // With a second factor, the current password alone (which a phished session may hold
+        // too) is not enough to change it: a factor checked within the step-up window is.
+        if self.has_second_factor(user_id).await? {
+            self.require_reauthentication(principal, true, "me.password")?;
+        }
         let now = self.clock().now();
         let user = {
             let mut tx = self.store().begin_read().await?;

@@ -287,6 +287,11 @@ impl Kernel {
         } else {
             None
         };
+        let mfa_required = session.tier == Tier::Customer
+            && self
+                .second_factor_required_by(session.org_id)
+                .await?
+                .is_some();
         let claims = AccessClaims {
             iss: settings.issuer.clone(),
             aud: if session.tier == Tier::Operator {
@@ -312,6 +317,7 @@ impl Kernel {
             auth_time: Some(to_secs(session.auth_at)),
             mfa_time: session.mfa_at.map(to_secs),
             mfa: flags.mfa_enrolled,
+            mfa_required,
             email_verified: flags.email_verified,
         };
         let token = keys
@@ -641,6 +647,11 @@ impl Sessions<'_> {
                 "an impersonation cannot end the user's own sessions",
             ));
         }
+        // Ending every other session is a change to how the account is signed in (ASVS 7.5.2).
+        let enrolled = self
+            .has_second_factor(UserId::from_uuid(principal.subject))
+            .await?;
+        self.require_reauthentication(principal, enrolled, "sessions.revoke_others")?;
         let now = self.clock().now();
         let mut tx = self.store().begin().await?;
         let current = tx

@@ -34,6 +34,9 @@ pub struct IdentitySettings {
     /// Whether an operator must show a TOTP code at every sign-in (an operator without a factor
     /// cannot sign in at all). On by default in production.
     pub operator_totp_required: bool,
+    /// Whether every person must have a second factor (ASVS 6.3.3): until one is confirmed, a
+    /// signed-in account may only enrol it. An organisation may require it of its members alone.
+    pub require_second_factor: bool,
 }
 
 /// What an account with an unverified email may do in its organisations.
@@ -93,6 +96,7 @@ impl Default for IdentitySettings {
             unverified_access: UnverifiedAccess::Full,
             totp_issuer: "Gatehouse".to_owned(),
             operator_totp_required: false,
+            require_second_factor: false,
         }
     }
 }

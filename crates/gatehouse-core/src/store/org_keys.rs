@@ -61,4 +61,14 @@ pub trait OrgKeyStore: Send {
     /// Raises it to `version` (inserting it the first time); never lowers it, even when two
     /// raises race.
     async fn set_transit_floor(&mut self, version: u32) -> Result<(), StoreError>;
+
+    /// Whether the organisation requires its members to have a second factor (no row: no).
+    async fn requires_second_factor(&mut self) -> Result<bool, StoreError>;
+
+    /// Sets that requirement; returns whether it changed.
+    async fn set_requires_second_factor(
+        &mut self,
+        required: bool,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }

@@ -61,6 +61,10 @@ pub trait SecondFactorStore: Send {
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
+    /// The stored values (digests) of the user's unused recovery codes: what a typed code is
+    /// checked against when each stored value carries its own salt.
+    async fn unused_recovery_codes(&mut self, user: UserId) -> Result<Vec<Vec<u8>>, StoreError>;
+
     /// How many unused recovery codes the user has.
     async fn recovery_codes_left(&mut self, user: UserId) -> Result<u32, StoreError>;
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{
-    ACCESS_COOKIE, Authenticated, CSRF_COOKIE, CSRF_HEADER, Caller, Carrier, ORG_HEADER,
+    ACCESS_COOKIE, Authenticated, CSRF_COOKIE, CSRF_HEADER, Carrier, EnrolmentCaller, ORG_HEADER,
     REFRESH_COOKIE, cookie,
 };
 use crate::extract::RequestMeta;
@@ -279,7 +279,7 @@ pub(crate) async fn refresh(
     ))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: EnrolmentCaller,
 ) -> Result<Response, ApiError> {
     state
         .kernel
@@ -311,7 +311,7 @@ pub(crate) struct SwitchRequest {
     ))]
 pub(crate) async fn switch_organization(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: EnrolmentCaller,
     ApiJson(req): ApiJson<SwitchRequest>,
 ) -> Result<Response, ApiError> {
     let mode = if caller.carrier == Carrier::Cookie {
@@ -351,6 +351,10 @@ pub(crate) struct Identity {
     /// For an API key (`tier` = `api_key`, `user_id` = the key's id): exactly what it may do.
     #[serde(skip_serializing_if = "Option::is_none")]
     permissions: Option<Vec<String>>,
+    /// Whether a second factor is required of this person, by the platform or the token's
+    /// organisation (a person under a requirement without one is refused instead, 403
+    /// `second_factor_enrolment_required`). Always false for API keys, which do not sign in.
+    second_factor_required: bool,
 }
 
 /// Forward authentication for reverse proxies: 200 with the identity as JSON and as
@@ -365,12 +369,15 @@ pub(crate) struct Identity {
     responses(
         (status = 200, description = "Valid (and, with `action`, allowed)", body = Identity),
         (status = 401, description = "Invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`x-organization-id` names another organisation, or `check_denied`: the `action` asked about is not allowed (`detail` gives the reason)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`x-organization-id` names another organisation, `check_denied`: the `action` asked about is not allowed (`detail` gives the reason), or `second_factor_enrolment_required`: a second factor is required of this person and none is confirmed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: an unknown query parameter (verify takes only these), a resource without `action`, or `resource_type` without `resource_id`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
-    Authenticated { principal: p }: Authenticated,
+    Authenticated {
+        principal: p,
+        second_factor_required,
+    }: Authenticated,
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     // The hot path of forward authentication: the request's parts are read in place, and the
@@ -404,6 +411,7 @@ pub(crate) async fn verify(
         impersonator_id: p.impersonator,
         expires_at: (p.expires_at != u64::MAX).then_some(p.expires_at),
         permissions: p.api_key_permissions.clone(),
+        second_factor_required,
     })
     .into_response();
     let h = res.headers_mut();

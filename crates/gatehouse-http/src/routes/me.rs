@@ -7,7 +7,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::EnrolmentCaller;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -37,7 +37,7 @@ pub(crate) struct Me {
     ))]
 pub(crate) async fn me(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: EnrolmentCaller,
 ) -> Result<Json<Me>, ApiError> {
     let p = &caller.call.principal;
     let me = state.kernel.members().me(&caller.call).await?;
@@ -86,7 +86,7 @@ pub(crate) struct SessionList {
     responses((status = 200, description = "Live sessions", body = SessionList)))]
 pub(crate) async fn sessions(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: EnrolmentCaller,
 ) -> Result<Json<SessionList>, ApiError> {
     let views = state.kernel.sessions().list(&caller.call).await?;
     Ok(Json(session_list(views)))
@@ -121,7 +121,7 @@ pub(crate) fn session_list(views: Vec<gatehouse_core::identity::SessionView>) ->
     ))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: EnrolmentCaller,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     state.kernel.sessions().revoke(&caller.call, id).await?;
@@ -139,12 +139,16 @@ impl Revoked {
     }
 }
 
-/// Ends every session of the caller except this one.
+/// Ends every session of the caller except this one. Needs a second factor checked within the
+/// step-up window (an account without one: a password checked within it, at sign-in or step-up).
 #[utoipa::path(post, path = "/v1/me/sessions/revoke-others", tag = "me", security(("bearer" = [])),
-    responses((status = 200, description = "How many were revoked", body = Revoked)))]
+    responses(
+        (status = 200, description = "How many were revoked", body = Revoked),
+        (status = 403, description = "`step_up_required`: no recent second factor (or password, for an account without one); `POST /v1/auth/step-up`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn revoke_others(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: EnrolmentCaller,
 ) -> Result<Json<Revoked>, ApiError> {
     let revoked = state.kernel.sessions().revoke_others(&caller.call).await?;
     Ok(Json(Revoked::new(revoked)))

@@ -12,7 +12,7 @@ use gatehouse_crypto::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{SessionMode, session_response};
-use crate::auth::{Caller, Carrier};
+use crate::auth::{Caller, Carrier, EnrolmentCaller};
 use crate::extract::RequestMeta;
 use crate::json::ApiJson;
 use crate::problem::{ApiError, Problem};
@@ -192,7 +192,7 @@ impl fmt::Debug for EnrolRequest {
     ))]
 pub(crate) async fn enrol(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: EnrolmentCaller,
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> Result<Response, ApiError> {
     let started = state
@@ -244,7 +244,7 @@ impl fmt::Debug for RecoveryCodes {
     ))]
 pub(crate) async fn confirm(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: EnrolmentCaller,
     ApiJson(req): ApiJson<ConfirmRequest>,
 ) -> Result<Response, ApiError> {
     let codes = state
@@ -289,4 +289,47 @@ pub(crate) async fn disable(
     let proof = proof(req.code, req.recovery_code)?;
     state.kernel.mfa().disable_totp(&caller.call, proof).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegenerateRequest {
+    /// A current code from the authenticator app.
+    code: Option<String>,
+    /// Or one of the current recovery codes (spent by this request).
+    recovery_code: Option<String>,
+}
+
+impl fmt::Debug for RegenerateRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RegenerateRequest([redacted])")
+    }
+}
+
+/// Replaces the recovery codes with ten new ones, shown once; the old ones stop working. Needs a
+/// fresh code (or a recovery code) now.
+#[utoipa::path(post, path = "/v1/me/mfa/recovery-codes", tag = "me",
+    security(("bearer" = [])),
+    request_body = RegenerateRequest,
+    responses(
+        (status = 200, description = "The new recovery codes", body = RecoveryCodes),
+        (status = 401, description = "`invalid_credentials`: wrong code, or no second factor is active", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: not exactly one of `code` and `recovery_code`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`: second-factor checks for this account are locked after failures; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn regenerate_recovery_codes(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<RegenerateRequest>,
+) -> Result<Response, ApiError> {
+    let proof = proof(req.code, req.recovery_code)?;
+    let codes = state
+        .kernel
+        .mfa()
+        .regenerate_recovery_codes(&caller.call, proof)
+        .await?;
+    let body = RecoveryCodes {
+        recovery_codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
+    };
+    Ok(no_store((StatusCode::OK, Json(body)).into_response()))
 }

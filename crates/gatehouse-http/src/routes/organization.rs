@@ -243,3 +243,54 @@ pub(crate) async fn list_roles(
         next_cursor: None,
     }))
 }
+
+/// The organisation's security policy.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecurityPolicy {
+    /// Every member must have a confirmed second factor; until they enrol one they may only
+    /// enrol it (`second_factor_enrolment_required` on everything else). API keys are not
+    /// affected.
+    require_second_factor: bool,
+}
+
+/// The organisation's security policy. Needs `org.read`.
+#[utoipa::path(get, path = "/v1/organization/security-policy", tag = "organization",
+    security(("bearer" = [])), params(OrgScoped),
+    responses(
+        (status = 200, description = "The policy", body = SecurityPolicy),
+        (status = 403, description = "`forbidden`, or `second_factor_enrolment_required`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn security_policy(
+    State(state): State<AppState>,
+    OrgCaller(call): OrgCaller,
+) -> Result<Json<SecurityPolicy>, ApiError> {
+    let required = state.kernel.members().second_factor_policy(&call).await?;
+    Ok(Json(SecurityPolicy {
+        require_second_factor: required,
+    }))
+}
+
+/// Sets the organisation's security policy. Owners only, with a second factor checked within
+/// the step-up window (`POST /v1/auth/step-up`; turning the requirement off: or, for an owner
+/// without a factor, a recent password). Audited as `organization.security_policy_changed`.
+#[utoipa::path(put, path = "/v1/organization/security-policy", tag = "organization",
+    security(("bearer" = [])), params(OrgScoped), request_body = SecurityPolicy,
+    responses(
+        (status = 200, description = "The policy now", body = SecurityPolicy),
+        (status = 403, description = "`forbidden`: not an owner; `step_up_required`: no recent second factor", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn set_security_policy(
+    State(state): State<AppState>,
+    OrgCaller(call): OrgCaller,
+    ApiJson(req): ApiJson<SecurityPolicy>,
+) -> Result<Json<SecurityPolicy>, ApiError> {
+    let required = state
+        .kernel
+        .members()
+        .set_second_factor_policy(&call, req.require_second_factor)
+        .await?;
+    Ok(Json(SecurityPolicy {
+        require_second_factor: required,
+    }))
+}

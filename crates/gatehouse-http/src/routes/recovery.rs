@@ -123,13 +123,15 @@ pub(crate) struct PasswordChanged {
     sessions_revoked: usize,
 }
 
-/// Changes the caller's password (the current one is required) and ends their other sessions.
+/// Changes the caller's password (the current one is required; with a second factor, also one
+/// checked within the step-up window) and ends their other sessions.
 #[utoipa::path(post, path = "/v1/me/password", tag = "me",
     security(("bearer" = [])),
     request_body = ChangePassword,
     responses(
         (status = 200, description = "Changed", body = PasswordChanged),
         (status = 401, description = "`invalid_credentials`: the current password is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`step_up_required`: the account has a second factor and none was checked within the step-up window (`POST /v1/auth/step-up`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The new password fails the policy", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn change_password(

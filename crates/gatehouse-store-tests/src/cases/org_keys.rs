@@ -16,6 +16,51 @@ pub use through_the_keyring::{
     keyring_counter_rotates_at_its_bound, keyring_shredding_is_per_organisation,
 };
 
+pub async fn identity_second_factor_policy_is_per_organisation_and_reports_changes(
+    store: Arc<dyn Store>,
+) {
+    use gatehouse_core::Clock as _;
+    let clock = clock();
+    let seeded = seed(store.as_ref(), &clock, 2).await;
+    let (a, b) = (seeded[0].0, seeded[1].0);
+    let mut tx = in_scope(store.as_ref(), a).await;
+    assert!(!tx.requires_second_factor().await.unwrap());
+    // Setting what is already so is no change (nothing to audit).
+    assert!(
+        !tx.set_requires_second_factor(false, clock.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.set_requires_second_factor(true, clock.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.set_requires_second_factor(true, clock.now())
+            .await
+            .unwrap()
+    );
+    tx.commit(Audited::for_tests()).await.unwrap();
+
+    let mut tx = in_scope(store.as_ref(), a).await;
+    assert!(tx.requires_second_factor().await.unwrap());
+    drop(tx);
+    // Another organisation's setting is its own.
+    let mut tx = in_scope(store.as_ref(), b).await;
+    assert!(!tx.requires_second_factor().await.unwrap());
+    drop(tx);
+    let mut tx = in_scope(store.as_ref(), a).await;
+    assert!(
+        tx.set_requires_second_factor(false, clock.now())
+            .await
+            .unwrap()
+    );
+    tx.commit(Audited::for_tests()).await.unwrap();
+    let mut tx = in_scope(store.as_ref(), a).await;
+    assert!(!tx.requires_second_factor().await.unwrap());
+}
+
 pub async fn vault_transit_floor_is_unset_then_set_then_moved(store: Arc<dyn Store>) {
     let clock = clock();
     let seeded = seed(store.as_ref(), &clock, 2).await;

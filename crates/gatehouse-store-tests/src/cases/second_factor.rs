@@ -293,3 +293,35 @@ pub async fn second_factor_recovery_codes_are_single_use_and_personal(f: &dyn Fi
         .unwrap();
     assert_eq!(tx.recovery_codes_left(a.id).await.unwrap(), 0);
 }
+
+pub async fn second_factor_unused_recovery_codes_are_listed_per_user(f: &dyn Fixture) {
+    let store = f.store();
+    let clock = clock();
+    let a = new_user(store.as_ref(), &clock, "ada@example.com").await;
+    let b = new_user(store.as_ref(), &clock, "bob@example.com").await;
+    // Stored values of both lengths: salted (48 bytes) and from before salting (32).
+    let codes: Vec<Vec<u8>> = vec![vec![1; 48], vec![2; 48], vec![3; 32]];
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.unused_recovery_codes(a.id).await.unwrap().is_empty());
+    tx.replace_recovery_codes(a.id, &codes, clock.now())
+        .await
+        .unwrap();
+    tx.replace_recovery_codes(b.id, &[vec![4; 48]], clock.now())
+        .await
+        .unwrap();
+    assert!(
+        tx.use_recovery_code(a.id, &codes[1], clock.now())
+            .await
+            .unwrap()
+    );
+    tx.commit(Audited::for_tests()).await.unwrap();
+
+    let mut tx = store.begin_read().await.unwrap();
+    let mut left = tx.unused_recovery_codes(a.id).await.unwrap();
+    left.sort();
+    assert_eq!(left, vec![codes[0].clone(), codes[2].clone()]);
+    assert_eq!(
+        tx.unused_recovery_codes(b.id).await.unwrap(),
+        vec![vec![4; 48]]
+    );
+}

@@ -36,6 +36,8 @@ pub struct IdentityConfig {
     /// Operators sign in only with a TOTP code (enrolled with `gatehouse admin enrol-totp`).
     /// Unset: required in production, optional in development. Production refuses `false`.
     pub operator_totp_required: Option<bool>,
+    /// Every person needs a confirmed second factor; until then they may only enrol one.
+    pub require_second_factor: bool,
 }
 
 impl Default for IdentityConfig {
@@ -61,6 +63,7 @@ impl Default for IdentityConfig {
             // Unset: the label follows `mail.product_name`.
             totp_issuer: None,
             operator_totp_required: None,
+            require_second_factor: d.require_second_factor,
         }
     }
 }
@@ -162,5 +165,6 @@ pub(super) fn validate(
             .clone()
             .unwrap_or_else(|| product_name.to_owned()),
         operator_totp_required: c.operator_totp_required.unwrap_or(production),
+        require_second_factor: c.require_second_factor,
     })
 }

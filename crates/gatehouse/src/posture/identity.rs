@@ -115,7 +115,9 @@ fn a4(f: &Facts<'_>) -> Arc<dyn Probe> {
         "period_secs" => check.period,
         "skew_steps" => check.skew,
         "recovery_codes" => 10,
+        "recovery_code_bits" => gatehouse_core::identity::recovery_code_bits(),
         "operator_totp_required" => f.config.identity.operator_totp_required,
+        "require_second_factor" => f.config.identity.require_second_factor,
     };
     probe("A4", true, settings, move || async move {
         // RFC 6238 appendix B, SHA-1, T = 59: the generator answers the published vector.

@@ -21,6 +21,7 @@ mod degradation;
 mod erasure;
 mod errors;
 mod exports;
+mod factor_policy;
 mod grants;
 mod headers;
 mod health;

@@ -151,7 +151,13 @@ equal to the token's, and a mismatch is a 403 recorded in the audit log."#,
         self_check: "Computes RFC 6238's published test vector with the TOTP generator in use.",
         ledger: r#"RFC 6238 codes that common authenticator apps accept, enrolment with an otpauth URI and a QR code,
 activation only after a confirmed code, replay refused, ten single-use recovery codes stored
-hashed, and removal only with a fresh code."#,
+hashed, and removal only with a fresh code.
+
+Issue 26: the platform (`identity.require_second_factor`) or an organisation's owner (with a fresh
+second factor, audited) can require a second factor; a person without one may then only enrol it
+(`second_factor_enrolment_required`), decided at each request, and the token and verify show the
+requirement. Recovery codes carry 120 random bits and are stored salted; regenerating them and
+changing the password of an account with a factor need a fresh second factor."#,
         evidence: &[
             Evidence {
                 file: "crates/gatehouse/tests/it/mfa.rs",
@@ -160,6 +166,30 @@ hashed, and removal only with a fresh code."#,
                     "codes_from_pyotp_sign_in_and_replayed_wrong_and_stale_codes_are_refused",
                     "wrong_codes_lock_the_account_out_with_growing_delays",
                 ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/factor_policy.rs",
+                tests: &[
+                    "an_organisation_requiring_a_second_factor_admits_a_member_without_one_only_to_enrol",
+                    "a_platform_requirement_admits_anyone_without_a_second_factor_only_to_enrol",
+                    "changes_to_authentication_need_a_fresh_second_factor",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-core/src/identity/recovery_codes.rs",
+                tests: &[
+                    "a_recovery_code_carries_at_least_112_bits",
+                    "equal_codes_store_differently_and_each_stored_value_matches_its_own_code",
+                    "codes_stored_before_salting_are_still_recognised",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-core/src/identity/factor_policy.rs",
+                tests: &["the_policy_cache_ages_out_forgets_and_stays_bounded"],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-tests/src/cases/org_keys.rs",
+                tests: &["identity_second_factor_policy_is_per_organisation_and_reports_changes"],
             },
             Evidence {
                 file: "crates/gatehouse-crypto/src/otp.rs",
@@ -177,6 +207,7 @@ hashed, and removal only with a fresh code."#,
                     "second_factor_totp_steps_are_never_replayed",
                     "second_factor_delete_removes_factor_and_recovery_codes",
                     "second_factor_recovery_codes_are_single_use_and_personal",
+                    "second_factor_unused_recovery_codes_are_listed_per_user",
                 ],
             },
         ],
@@ -193,7 +224,10 @@ rotate, and presenting a spent one ends the session.
 
 Issue 18: a removed member's sessions in the organisation end with the removal, and refresh refuses
 a session whose membership is gone; the strict sign-in lock keys on account and address with a
-looser account-wide bound."#,
+looser account-wide bound.
+
+Issue 26: ending all other sessions needs a second factor checked within the step-up window (an
+account without one: a recent password)."#,
         evidence: &[
             Evidence {
                 file: "crates/gatehouse/tests/it/sessions.rs",
@@ -203,6 +237,13 @@ looser account-wide bound."#,
                     "refresh_rotates_and_reusing_a_spent_refresh_token_revokes_the_session",
                     "a_guessed_refresh_secret_is_refused_without_ending_the_session",
                     "logout_and_revoke_others_end_sessions",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/factor_policy.rs",
+                tests: &[
+                    "changes_to_authentication_need_a_fresh_second_factor",
+                    "without_a_second_factor_ending_other_sessions_needs_a_recent_password",
                 ],
             },
             Evidence {
