@@ -167,7 +167,9 @@ impl From<Error> for ApiError {
                 retry_after_secs: Some(*retry_after_secs),
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, e.to_string())
             },
-            Error::InvalidToken(_) => Self::new(StatusCode::BAD_REQUEST, code, e.to_string()),
+            Error::InvalidToken(_) | Error::InvalidTarget(_) => {
+                Self::new(StatusCode::BAD_REQUEST, code, e.to_string())
+            }
             Error::LastOwner | Error::Conflict(_) => {
                 Self::new(StatusCode::CONFLICT, code, e.to_string())
             }

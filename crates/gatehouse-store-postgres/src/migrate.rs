@@ -71,6 +71,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "posture",
         include_str!("../migrations/0017_posture.sql"),
     ),
+    (20, "apps", include_str!("../migrations/0020_apps.sql")),
 ];
 
 #[must_use]
