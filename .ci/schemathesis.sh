@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Schema-driven testing: schemathesis generates requests from the served OpenAPI document and
-# checks every answer against it (no 5xx, every status documented, bodies and content types as
-# documented). Runs against a fresh `target/debug/gatehouse serve`: anonymous, and as a
-# signed-in owner of an organisation (bearer token, `x-organization-id`, and a service secret
-# for `/internal/v1`), the operations that end the caller's session in a third run of their own.
+# Schema-driven testing: schemathesis generates requests from the served OpenAPI documents and
+# checks every answer against them (no 5xx, every status documented, bodies and content types as
+# documented). Each API surface has its own document (the public one at /openapi.json, the
+# operator API's at /admin/v1/openapi.json for an operator, the service API's at
+# /internal/v1/openapi.json for a service secret); every run covers all three. Runs against a
+# fresh `target/debug/gatehouse serve`: anonymous, and as a signed-in owner of an organisation
+# (bearer token, `x-organization-id`, and a service secret for `/internal/v1`), the operations
+# that end the caller's session in a third run of their own.
 # Fails on any failure or error; the server is always stopped. docs/SECURITY.md has the figures.
 #
 # Needs `cargo build -p gatehouse` first, python3 with venv, and PyPI for the first install.
@@ -81,6 +84,13 @@ account_threshold = 1000000
 account_wide_threshold = 1000000
 ip_threshold = 1000000
 TOML
+# An operator, only to fetch the operator API's document (the runs use the owner's credentials, as
+# they did when one document held every surface).
+operator_email="st-operator-$RANDOM@example.com"
+operator_password="schemathesis operator passphrase $RANDOM"
+printf '%s\n' "$operator_password" | env -i PATH="$PATH" "$BIN" admin create-operator \
+  --config "$work/gatehouse.toml" --email "$operator_email" --name "Schema Operator" \
+  > "$work/create-operator.log" 2>&1 || { cat "$work/create-operator.log" >&2; die "could not create an operator"; }
 env -i PATH="$PATH" "$BIN" serve --config "$work/gatehouse.toml" > "$work/server.log" 2>&1 &
 server_pid=$!
 
@@ -122,11 +132,25 @@ sign_in() {
 token=$(sign_in)
 echo "signed in: organisation $org"
 
+# The operator and service APIs' documents, fetched from where they are served, behind their
+# credentials (each run then reads the file, with --url for the server).
+operator_token=$(curl -sf -H 'content-type: application/json' "$base/admin/v1/auth/login" \
+  -d "{\"email\":\"$operator_email\",\"password\":\"$operator_password\"}" | json access_token) \
+  || die "the operator's sign-in failed"
+curl -sf -H "authorization: Bearer $operator_token" "$base/admin/v1/openapi.json" > "$work/openapi-admin.json" \
+  || die "GET /admin/v1/openapi.json refused the operator"
+curl -sf -H "x-service-auth: $service_secret" "$base/internal/v1/openapi.json" > "$work/openapi-internal.json" \
+  || die "GET /internal/v1/openapi.json refused the service secret"
+documents=("$base/openapi.json" "$work/openapi-admin.json" "$work/openapi-internal.json")
+
+# run LABEL DOCUMENT [st options...]: DOCUMENT is the public document's URL or a fetched file.
 run() {
-  local label=$1
-  shift
+  local label=$1 document=$2
+  shift 2
+  local location=("$document")
+  if [ -f "$document" ]; then location=("$document" --url "$base"); fi
   echo
-  echo "==> schemathesis: $label"
+  echo "==> schemathesis: $label ($(basename "$document"))"
   # From the scratch directory: schemathesis and Hypothesis keep state in the working directory.
   # One worker: with two, Hypothesis parses sources with `ast` from both threads, which Python
   # 3.11 does not survive ("SystemError: AST constructor recursion depth mismatch").
@@ -137,20 +161,24 @@ run() {
     --seed "$SEED" \
     --no-color \
     "$@" \
-    "$base/openapi.json")
+    "${location[@]}")
 }
 
 status=0
-run anonymous || status=1
+for document in "${documents[@]}"; do
+  run anonymous "$document" || status=1
+done
 # Signing out, and ending a session by its id (the stateful phase takes the caller's own from
 # GET /v1/me/sessions), end the session every other request of the run uses: they get a run (and
 # a session) of their own, after the one that ends the caller's other sessions.
 ending='^/v1/(auth/logout|me/sessions/\{id\})$'
-run "signed in" --exclude-path-regex "$ending" \
-  -H "Authorization: Bearer $token" \
-  -H "X-Service-Auth: $service_secret" || status=1
+for document in "${documents[@]}"; do
+  run "signed in" "$document" --exclude-path-regex "$ending" \
+    -H "Authorization: Bearer $token" \
+    -H "X-Service-Auth: $service_secret" || status=1
+done
 ending_token=$(sign_in)
-run "signed in, ending sessions" --include-path-regex '^/v1/(auth/logout|me/sessions(/\{id\})?)$' \
+run "signed in, ending sessions" "$base/openapi.json" --include-path-regex '^/v1/(auth/logout|me/sessions(/\{id\})?)$' \
   -H "Authorization: Bearer $ending_token" || status=1
 
 if ! kill -0 "$server_pid" 2>/dev/null; then

@@ -49,5 +49,8 @@ pub struct ServiceCall {
     pub service: Arc<str>,
     /// What the service says it is (`x-gatehouse-service`), recorded beside the proven name.
     pub label: Option<String>,
+    /// The registered app the service's secret is bound to (`service_auth.apps`): a person's
+    /// token it presents must carry that app's audience. `None`: Gatehouse's own audience.
+    pub app: Option<Arc<str>>,
     pub request: RequestContext,
 }

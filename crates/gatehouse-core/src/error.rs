@@ -50,6 +50,9 @@ pub enum Error {
     /// operator API, an operator token on an organisation's API).
     #[error("this token is not accepted here: {0}")]
     WrongAudience(&'static str),
+    /// A `resource` (RFC 8707) that names no registered app: no token is issued for it.
+    #[error("{0}")]
+    InvalidTarget(&'static str),
     /// `x-organization-id` is missing on an organisation route.
     #[error("the x-organization-id header is required")]
     OrganizationRequired,
@@ -128,6 +131,7 @@ impl Error {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden { .. } => "forbidden",
             Self::WrongAudience(_) => "wrong_audience",
+            Self::InvalidTarget(_) => "invalid_target",
             Self::OrganizationRequired => "organization_required",
             Self::OrganizationMismatch => "organization_mismatch",
             Self::LastOwner => "last_owner",

@@ -15,9 +15,9 @@ use crate::keyring::Keyring;
 use crate::password_pool::PasswordPool;
 use crate::store::Store;
 use crate::{
-    api_keys::ApiKeys, audit::AuditLog, identity::Auth, identity::Members, identity::Mfa,
-    identity::Operators, identity::Recovery, identity::Sessions, mail::Mail, secrets::Secrets,
-    signup::Signup, transit::Transit,
+    api_keys::ApiKeys, audit::AuditLog, identity::Apps, identity::Auth, identity::Members,
+    identity::Mfa, identity::Operators, identity::Recovery, identity::Sessions, mail::Mail,
+    secrets::Secrets, signup::Signup, transit::Transit,
 };
 
 /// Lets a service handle (`pub struct Name<'k>(pub(crate) &'k Kernel)`) reach what every service
@@ -357,6 +357,12 @@ impl Kernel {
     #[must_use]
     pub fn operators(&self) -> Operators<'_> {
         Operators(self)
+    }
+
+    /// The app registry (`identity::apps`).
+    #[must_use]
+    pub fn apps(&self) -> Apps<'_> {
+        Apps(self)
     }
 
     /// API keys (`api_keys`).

@@ -119,7 +119,22 @@ impl JwtVerifier {
         }
     }
 
-    /// Checks signature, algorithm, issuer, audience and expiry, then returns the claims.
+    /// Like [`JwtVerifier::new`] but leaves `aud` to the caller: for a verifier that serves
+    /// audiences known only at run time (registered apps), so one signature check can say which
+    /// audience a token is for. `aud` must still be present; the caller compares it exactly.
+    #[must_use]
+    pub fn for_any_audience<'a>(
+        keys: impl IntoIterator<Item = (String, &'a [u8])>,
+        issuer: &str,
+        leeway_secs: u64,
+    ) -> Self {
+        let mut verifier = Self::new(keys, issuer, "", leeway_secs);
+        verifier.validation.validate_aud = false;
+        verifier
+    }
+
+    /// Checks signature, algorithm, issuer, audience (unless built `for_any_audience`) and
+    /// expiry, then returns the claims.
     /// `now_secs` is the injected clock's time: expiry is judged by it, not the system clock.
     pub fn verify<C: DeserializeOwned + HasExpiry>(
         &self,
@@ -209,6 +224,44 @@ mod tests {
             wrong_aud.verify::<Claims>(&token, 1),
             Err(JwtError::Invalid)
         );
+    }
+
+    #[test]
+    fn any_audience_verification_still_checks_issuer_signature_and_presence_of_aud() {
+        let signer = JwtSigner::from_seed("k1".into(), &Key32::from_bytes([7; 32])).unwrap();
+        let any = JwtVerifier::for_any_audience(
+            [("k1".to_owned(), signer.public_key())],
+            "https://id.example",
+            0,
+        );
+        let token = signer.sign(&claims(1_000)).unwrap();
+        assert_eq!(any.verify::<Claims>(&token, 1).unwrap().aud, "app");
+        let mut other_issuer = claims(1_000);
+        other_issuer.iss = "https://elsewhere.example".into();
+        let token = signer.sign(&other_issuer).unwrap();
+        assert_eq!(any.verify::<Claims>(&token, 1), Err(JwtError::Invalid));
+        #[derive(Serialize, Deserialize)]
+        struct NoAud {
+            iss: String,
+            sub: String,
+            exp: u64,
+        }
+        impl HasExpiry for NoAud {
+            fn expires_at(&self) -> u64 {
+                self.exp
+            }
+        }
+        let no_aud = signer
+            .sign(&NoAud {
+                iss: "https://id.example".into(),
+                sub: "u1".into(),
+                exp: 1_000,
+            })
+            .unwrap();
+        assert!(any.verify::<NoAud>(&no_aud, 1).is_err());
+        let evil = JwtSigner::from_seed("k1".into(), &Key32::from_bytes([8; 32])).unwrap();
+        let forged = evil.sign(&claims(1_000)).unwrap();
+        assert_eq!(any.verify::<Claims>(&forged, 1), Err(JwtError::Invalid));
     }
 
     #[test]

@@ -177,7 +177,23 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (principal, _) = authenticate(parts, state, Audience::Tenant).await?;
+        let principal = match verify_audience(parts) {
+            // A proxy in front of a registered app asks for that app's tokens only.
+            Some(app) => {
+                let (token, _) = token(&parts.headers)?;
+                let verified = state.kernel.auth().authenticate_for_app(token, &app).await;
+                let method = if is_api_key(token) {
+                    "api_key"
+                } else {
+                    "token"
+                };
+                telemetry::metrics::auth(method, verified.is_ok());
+                let principal = verified?;
+                telemetry::set_caller(principal.subject, principal.org.map(|o| o.as_uuid()));
+                principal
+            }
+            None => authenticate(parts, state, Audience::Tenant).await?.0,
+        };
         crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
         let second_factor_required = state.kernel.auth().second_factor_gate(&principal).await?;
         Ok(Self {
@@ -185,6 +201,20 @@ impl FromRequestParts<AppState> for Authenticated {
             second_factor_required,
         })
     }
+}
+
+/// Forward authentication's `audience` query parameter: the app a proxy guards. Read here, before
+/// the token is, because it decides which audience the token must carry; verify's own query
+/// parsing then refuses anything malformed.
+fn verify_audience(parts: &Parts) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct AudienceOnly {
+        audience: Option<String>,
+    }
+    parts.uri.query()?;
+    axum::extract::Query::<AudienceOnly>::try_from_uri(&parts.uri)
+        .ok()
+        .and_then(|q| q.0.audience)
 }
 
 /// A caller on the tenant API, not tied to an organisation route: the kernel's `AccountCall`
@@ -325,6 +355,8 @@ pub(crate) const ON_BEHALF_HEADER: &str = "x-gatehouse-on-behalf-of";
 pub(crate) struct ServiceProof {
     /// The matched secret's name: the service, as the audit trail records it.
     pub service: Arc<str>,
+    /// The registered app the service is bound to (`service_auth.apps`).
+    pub app: Option<Arc<str>>,
 }
 
 impl FromRequestParts<AppState> for ServiceProof {
@@ -347,7 +379,8 @@ impl FromRequestParts<AppState> for ServiceProof {
         match state.service.matching(presented) {
             Some(service) if !presented.is_empty() => {
                 telemetry::metrics::auth("service", true);
-                Ok(Self { service })
+                let app = state.service.app_of(&service);
+                Ok(Self { service, app })
             }
             _ => {
                 telemetry::metrics::auth("service", false);
@@ -367,7 +400,7 @@ impl FromRequestParts<AppState> for ServiceCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ServiceProof { service } = ServiceProof::from_request_parts(parts, state).await?;
+        let ServiceProof { service, app } = ServiceProof::from_request_parts(parts, state).await?;
         // What the service says it is, beside what its secret proves it is.
         let label = parts
             .headers
@@ -384,6 +417,7 @@ impl FromRequestParts<AppState> for ServiceCaller {
         Ok(Self(ServiceCall {
             service,
             label,
+            app,
             request,
         }))
     }
@@ -392,8 +426,10 @@ impl FromRequestParts<AppState> for ServiceCaller {
 /// A service acting for a person on `/internal/v1`: the service's `ServiceCall` (its secret is
 /// checked first, so a person's token is never looked at for a caller that has not proved it is
 /// one of the deployment's services) and the person whose access token is in
-/// `x-gatehouse-on-behalf-of` (optionally with a `Bearer ` prefix), verified like any tenant
-/// token. API keys are refused: a key is not a person.
+/// `x-gatehouse-on-behalf-of` (optionally with a `Bearer ` prefix). A service bound to an app
+/// (`service_auth.apps`) must present a token issued for that app (`resource` on refresh); one
+/// bound to none, a token for Gatehouse's own audience, as on the tenant API. Either way a token
+/// for any other audience is `wrong_audience`. API keys are refused: a key is not a person.
 #[derive(Debug, Clone)]
 pub(crate) struct OnBehalfOf {
     pub call: ServiceCall,
@@ -423,7 +459,7 @@ impl FromRequestParts<AppState> for OnBehalfOf {
         let principal = match state
             .kernel
             .auth()
-            .authenticate(token, Audience::Tenant)
+            .authenticate_for_service(&call, token)
             .await
         {
             Ok(p) => p,

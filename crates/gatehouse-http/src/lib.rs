@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod documents;
 mod extract;
 mod json;
 mod middleware;
@@ -23,6 +24,7 @@ use utoipa_axum::routes;
 
 use route_facts::{Limit, RouteFacts, Routes};
 
+pub use documents::Document;
 pub use middleware::request_id::{RequestInfo, current_request};
 pub use problem::{ApiError, Problem};
 pub use routes::unseal::{Submitted, UnsealProgress, UnsealRefusal, Unsealer};
@@ -90,14 +92,16 @@ impl utoipa::Modify for BearerAuth {
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use Limit::{Admin, Auth, ReadWrite, Unlimited};
     use routes::{
-        admin, admin_sessions, api_keys, audit, audit_events, auth, check, erasures, exports,
+        admin, admin_sessions, api_keys, apps, audit, audit_events, auth, check, erasures, exports,
         grants, health, invitations, mail_domains, me, messages, metrics, mfa, organization,
         posture, records, recovery, secrets, security_txt, share_links, signup, transit, trust,
         unseal, unsubscribe, webhooks,
     };
     let mut api = Routes::new(ApiDoc::openapi());
-    // Served by `router_for` outside the document it serves.
-    api.declare("/openapi.json", Unlimited);
+    // Served by `router_for` outside the documents they serve.
+    api.declare(Document::Public.served_at().0, Unlimited);
+    api.declare(Document::Operator.served_at().0, Admin);
+    api.declare(Document::Service.served_at().0, Unlimited);
     api.add(Unlimited, routes!(health::live))
         .add(Unlimited, routes!(health::ready))
         .add(Auth, routes!(signup::signup))
@@ -175,6 +179,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
             routes!(unseal::unseal_submit, unseal::unseal_progress),
         )
         .add(Admin, routes!(admin::impersonate))
+        .add(Admin, routes!(apps::register, apps::list))
+        .add(Admin, routes!(apps::remove))
         .add(ReadWrite, routes!(api_keys::create, api_keys::list))
         .add(ReadWrite, routes!(api_keys::rotate))
         .add(ReadWrite, routes!(api_keys::revoke))
@@ -225,9 +231,20 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .split()
 }
 
-/// The OpenAPI document, as served at `/openapi.json`.
+/// The public OpenAPI document, as served at `/openapi.json`.
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi_for(Document::Public)
+}
+
+/// One surface's OpenAPI document, as served (see [`Document`]).
+#[must_use]
+pub fn openapi_for(which: Document) -> utoipa::openapi::OpenApi {
+    documents::cut(whole_openapi(), which)
+}
+
+/// Every route in one document: what the schema tests hold the handlers to.
+fn whole_openapi() -> utoipa::openapi::OpenApi {
     let (_, mut doc, _) = api();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
@@ -248,11 +265,7 @@ pub enum Surface {
 /// same 404 as a path that exists nowhere).
 pub fn router_for(state: AppState, settings: &HttpSettings, surface: Surface) -> Router {
     let (api_routes, _, facts) = api();
-    let doc = openapi();
-    let mut app = api_routes.route(
-        "/openapi.json",
-        axum::routing::get(move || routes::openapi::serve(doc.clone())),
-    );
+    let mut app = routes::openapi::documents(api_routes);
     // Only with limits configured: otherwise the layer would cost every request for nothing.
     let unmatched = if state.rate_limits.is_some() {
         let facts = std::sync::Arc::new(facts);

@@ -172,7 +172,9 @@ impl From<Error> for ApiError {
                 retry_after_secs: Some(5),
                 ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
             },
-            Error::InvalidToken(_) => Self::new(StatusCode::BAD_REQUEST, code, e.to_string()),
+            Error::InvalidToken(_) | Error::InvalidTarget(_) => {
+                Self::new(StatusCode::BAD_REQUEST, code, e.to_string())
+            }
             Error::LastOwner | Error::Conflict(_) => {
                 Self::new(StatusCode::CONFLICT, code, e.to_string())
             }

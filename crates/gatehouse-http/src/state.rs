@@ -13,6 +13,8 @@ pub struct ServiceSecrets {
     secrets: Vec<SecretString>,
     /// Each secret's name (its file's stem): what the audit trail records as the service.
     names: Vec<Arc<str>>,
+    /// The registered app's audience each named service is bound to (`service_auth.apps`).
+    apps: Vec<(Arc<str>, Arc<str>)>,
 }
 
 impl std::fmt::Debug for ServiceSecrets {
@@ -31,7 +33,28 @@ impl ServiceSecrets {
                 .map(|(_, s)| SecretString::from(s.expose().to_owned()))
                 .collect(),
             names: secrets.iter().map(|(n, _)| Arc::from(n.as_str())).collect(),
+            apps: Vec::new(),
         }
+    }
+
+    /// Binds services (by secret name) to registered apps' audiences: a person's token such a
+    /// service presents must be for its app.
+    #[must_use]
+    pub fn with_apps(mut self, apps: &[(String, String)]) -> Self {
+        self.apps = apps
+            .iter()
+            .map(|(name, aud)| (Arc::from(name.as_str()), Arc::from(aud.as_str())))
+            .collect();
+        self
+    }
+
+    /// The app audience `service` is bound to, if any.
+    #[must_use]
+    pub fn app_of(&self, service: &str) -> Option<Arc<str>> {
+        self.apps
+            .iter()
+            .find(|(name, _)| &**name == service)
+            .map(|(_, aud)| Arc::clone(aud))
     }
 
     #[must_use]

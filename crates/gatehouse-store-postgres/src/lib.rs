@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod api_keys;
+mod apps;
 mod audit;
 mod backup;
 mod declare;

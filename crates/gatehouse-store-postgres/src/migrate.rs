@@ -76,6 +76,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "security_policy",
         include_str!("../migrations/0018_security_policy.sql"),
     ),
+    (20, "apps", include_str!("../migrations/0020_apps.sql")),
 ];
 
 #[must_use]

@@ -15,6 +15,7 @@ mod tx;
 
 // One file per role, named as in `gatehouse_core::store`.
 mod api_keys;
+mod apps;
 mod audit;
 mod grants;
 mod housekeeping;

@@ -64,6 +64,9 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@store $fresh; organizations;
             organization_with_owner
         );
+        $crate::behaviour_suite!(@store $fresh; apps;
+            apps_are_unique_by_audience_listed_oldest_first_and_removed
+        );
         $crate::behaviour_suite!(@store $fresh; operators;
             identity_operator_emails_are_unique,
             identity_an_operators_totp_step_is_spent_once

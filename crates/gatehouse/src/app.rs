@@ -531,10 +531,15 @@ async fn http_state(config: &Config, kernel: &Arc<Kernel>) -> AppState {
         .iter()
         .map(|s| (s.name.clone(), s.secret.clone()))
         .collect();
+    let service_apps: Vec<_> = config
+        .service_secrets
+        .iter()
+        .filter_map(|s| Some((s.name.clone(), s.app.clone()?)))
+        .collect();
     let state = AppState::new(Arc::clone(kernel))
         .with_revocation_fanout(config.redis_url.is_some())
         .with_otlp(config.otlp.is_some())
-        .with_service_secrets(ServiceSecrets::new(&service_secrets))
+        .with_service_secrets(ServiceSecrets::new(&service_secrets).with_apps(&service_apps))
         .with_trusted_proxies(config.server.trusted_proxies.clone())
         .with_transit_max_batch(config.transit_max_batch)
         .with_security_txt(config.security_txt.clone())

@@ -2,6 +2,7 @@
 //! impersonation. Every state change commits with its audit event; every refusal is recorded in
 //! its own transaction after the refused one has ended.
 
+mod apps;
 mod cache;
 mod claims;
 mod custom_roles;
@@ -23,11 +24,12 @@ mod tokens;
 
 use std::sync::Arc;
 
-use gatehouse_crypto::{JwtError, sha256};
+use gatehouse_crypto::sha256;
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+pub use apps::{Apps, check_app_audience};
 pub use cache::{
     CachedSession, LocalOnly, Revocation, RevocationFanout, SessionCache, note_published,
     noting_publishes,
@@ -199,6 +201,15 @@ pub enum Audience {
     Tenant,
     /// `/admin/v1`: operator tokens.
     Operator,
+}
+
+/// The audience a presented person's token must carry.
+#[derive(Debug, Clone, Copy)]
+enum Expected<'a> {
+    /// One of Gatehouse's own APIs.
+    Api(Audience),
+    /// A registered app's (`aud` = its audience URI).
+    App(&'a str),
 }
 
 impl Kernel {
@@ -493,7 +504,9 @@ impl Auth<'_> {
 
     /// Verifies an access token and checks its session is live. The session's state comes from
     /// the in-memory cache, which every revocation updates, so a revoked session's tokens are
-    /// refused on the very next request.
+    /// refused on the very next request. Only the surface's own audience passes: Gatehouse's
+    /// for the tenant API (a token issued for a registered app is refused there), the
+    /// operators' for `/admin/v1`.
     pub async fn authenticate(
         &self,
         token: &str,
@@ -507,42 +520,71 @@ impl Auth<'_> {
             }
             return self.api_keys().principal(token).await;
         }
+        self.authenticate_person(token, Expected::Api(audience))
+            .await
+    }
+
+    /// Verifies a person's access token issued for the registered app whose audience is
+    /// `app_audience` (by `resource` on refresh, RFC 8707), and checks its session is live. A
+    /// token for Gatehouse's own API, for the operators' or for another app is refused
+    /// (`wrong_audience`), and so is an API key, which is issued for no app. Gatehouse's own
+    /// audience as `app_audience` is `authenticate` on the tenant API.
+    pub async fn authenticate_for_app(
+        &self,
+        token: &str,
+        app_audience: &str,
+    ) -> Result<Arc<Principal>, Error> {
+        if app_audience == self.identity().settings.audience {
+            return self.authenticate(token, Audience::Tenant).await;
+        }
+        if crate::api_keys::is_api_key(token) {
+            return Err(Error::WrongAudience(
+                "an API key is issued for no app; this needs a person's token for the app",
+            ));
+        }
+        self.authenticate_person(token, Expected::App(app_audience))
+            .await
+    }
+
+    async fn authenticate_person(
+        &self,
+        token: &str,
+        expected: Expected<'_>,
+    ) -> Result<Arc<Principal>, Error> {
         let id = self.identity();
         let now = self.clock().now();
-        let principal = match id
+        let verified = id
             .tokens
-            .verify(
-                self.keyring(),
-                &id.settings,
-                token,
-                audience == Audience::Operator,
-                now,
-            )
+            .verify(self.keyring(), &id.settings, token, now)
             .await
-        {
-            Ok(c) => c,
-            Err(JwtError::Invalid | JwtError::UnknownKey | JwtError::Sign) => {
-                // A valid token for the other API is a clearer refusal than "invalid".
-                let other = id
-                    .tokens
-                    .verify(
-                        self.keyring(),
-                        &id.settings,
-                        token,
-                        audience == Audience::Tenant,
-                        now,
-                    )
-                    .await;
-                return Err(if other.is_ok() {
-                    Error::WrongAudience(match audience {
-                        Audience::Tenant => "operator tokens are not accepted on the tenant API",
-                        Audience::Operator => "only operator tokens are accepted on /admin/v1",
-                    })
-                } else {
-                    Error::Unauthenticated("the token is invalid or expired")
-                });
+            .map_err(|_| Error::Unauthenticated("the token is invalid or expired"))?;
+        let aud = &*verified.audience;
+        let own = id.settings.audience.as_str();
+        // `operator_audience()` spelled without allocating on every request.
+        let operators = aud.strip_suffix("-operators") == Some(own);
+        // A valid token for another surface is a clearer refusal than "invalid".
+        let refusal = match expected {
+            Expected::Api(Audience::Tenant) if aud == own => None,
+            Expected::Api(Audience::Tenant) if operators => {
+                Some("operator tokens are not accepted on the tenant API")
             }
+            Expected::Api(Audience::Tenant) => Some(
+                "this token was issued for an app (its aud is the app's); Gatehouse's own API accepts only tokens for its own audience",
+            ),
+            Expected::Api(Audience::Operator) if operators => None,
+            Expected::Api(Audience::Operator) => {
+                Some("only operator tokens are accepted on /admin/v1")
+            }
+            Expected::App(app) if aud == app => None,
+            Expected::App(_) if aud == own => Some(
+                "this token is for Gatehouse's own API; the app needs a token issued for its audience (refresh with resource)",
+            ),
+            Expected::App(_) => Some("this token was issued for another audience than this app's"),
         };
+        if let Some(refusal) = refusal {
+            return Err(Error::WrongAudience(refusal));
+        }
+        let principal = verified.principal;
         let state = match id.cache.get(principal.session_id, now) {
             Some(s) => s,
             None => {

@@ -276,7 +276,7 @@ impl Operators<'_> {
         request: &RequestContext,
     ) -> Result<IssuedSession, Error> {
         self.sessions()
-            .refresh_on(token, false, request, Audience::Operator)
+            .refresh_on(token, false, request, Audience::Operator, None)
             .await
     }
 

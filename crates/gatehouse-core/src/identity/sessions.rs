@@ -269,6 +269,21 @@ impl Kernel {
         browser: bool,
         flags: UserFlags,
     ) -> Result<IssuedSession, Error> {
+        self.issue_for(session, roles, refresh, browser, flags, None)
+            .await
+    }
+
+    /// `issue`, with the token's `aud` the registered app `app` names when given (a refresh
+    /// with `resource`), else the session's own API's.
+    pub(crate) async fn issue_for(
+        &self,
+        session: &SessionRecord,
+        roles: Vec<String>,
+        refresh: Option<SecretString>,
+        browser: bool,
+        flags: UserFlags,
+        app: Option<&str>,
+    ) -> Result<IssuedSession, Error> {
         let settings = self.identity().settings();
         let now = self.clock().now();
         let keys = self
@@ -294,10 +309,10 @@ impl Kernel {
                 .is_some();
         let claims = AccessClaims {
             iss: settings.issuer.clone(),
-            aud: if session.tier == Tier::Operator {
-                settings.operator_audience()
-            } else {
-                settings.audience.clone()
+            aud: match app {
+                Some(app) => app.to_owned(),
+                None if session.tier == Tier::Operator => settings.operator_audience(),
+                None => settings.audience.clone(),
             },
             sub: session.subject_id.to_string(),
             org: session.org_id.map(|o| o.to_string()),
@@ -498,7 +513,7 @@ impl Sessions<'_> {
         browser: bool,
         request: &RequestContext,
     ) -> Result<IssuedSession, Error> {
-        self.refresh_on(token, browser, request, Audience::Tenant)
+        self.refresh_on(token, browser, request, Audience::Tenant, None)
             .await
     }
 
@@ -511,6 +526,7 @@ impl Sessions<'_> {
         browser: bool,
         request: &RequestContext,
         audience: Audience,
+        resource: Option<&str>,
     ) -> Result<IssuedSession, Error> {
         let invalid = || Error::Unauthenticated("the refresh token is invalid");
         let (id, secret) = parse_refresh(token.expose()).ok_or_else(invalid)?;
@@ -579,6 +595,8 @@ impl Sessions<'_> {
             }
             (Audience::Tenant, _) => {}
         }
+        // Asked once the token is known genuine, so the registry is not open to a guess.
+        let app = self.registered_resource(tx.as_mut(), resource).await?;
         let (new_token, new_hash) = refresh_token(id)?;
         if !tx
             .rotate_refresh(id, &session.refresh_hash, &new_hash, now)
@@ -612,10 +630,18 @@ impl Sessions<'_> {
             "session",
             session.id,
         )
+        .with_details(super::apps::resource_details(app.as_deref()))
         .with_request(request.request_id.clone());
         self.audit_event_and_commit(tx, &session, event).await?;
-        self.issue(&session, roles, Some(new_token), browser, flags)
-            .await
+        self.issue_for(
+            &session,
+            roles,
+            Some(new_token),
+            browser,
+            flags,
+            app.as_deref(),
+        )
+        .await
     }
 
     /// Ends one of the principal's sessions (its own, for logout).
@@ -776,23 +802,5 @@ pub fn csrf_digest(csrf: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refresh_tokens_round_trip_and_malformed_ones_are_refused() {
-        let id = Uuid::from_u128(42);
-        let (token, hash) = refresh_token(id).unwrap();
-        let (parsed, secret) = parse_refresh(token.expose()).unwrap();
-        assert_eq!(parsed, id);
-        assert_eq!(digest(secret), hash);
-        for bad in [
-            "",
-            "grt_",
-            "grt_abc_def",
-            "xyz_00000000000000000000000000000042_s",
-        ] {
-            assert!(parse_refresh(bad).is_none(), "{bad}");
-        }
-    }
-}
+#[path = "sessions_tests.rs"]
+mod tests;

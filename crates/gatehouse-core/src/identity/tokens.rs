@@ -32,8 +32,9 @@ pub struct PublishedKey {
 #[derive(Debug)]
 pub(crate) struct TokenKeys {
     keys: Vec<TokenKey>,
-    pub(crate) tenant: JwtVerifier,
-    pub(crate) operator: JwtVerifier,
+    /// Checks signature, issuer and expiry; the audience is compared by the caller, which knows
+    /// which one the surface accepts (Gatehouse's, the operators', or a registered app's).
+    verifier: JwtVerifier,
     pub(crate) published: Vec<PublishedKey>,
 }
 
@@ -60,16 +61,9 @@ impl TokenKeys {
                 .map(|p| (p.kid.clone(), p.public_key.as_slice()))
         };
         Self {
-            tenant: JwtVerifier::new(
+            verifier: JwtVerifier::for_any_audience(
                 pairs(),
                 &settings.issuer,
-                &settings.audience,
-                settings.leeway_secs,
-            ),
-            operator: JwtVerifier::new(
-                pairs(),
-                &settings.issuer,
-                &settings.operator_audience(),
                 settings.leeway_secs,
             ),
             published,
@@ -94,10 +88,11 @@ pub(crate) struct TokenService {
 
 /// A token that verified: for which audience, until when, and who it names.
 #[derive(Debug, Clone)]
-struct Verified {
-    for_operator: bool,
+pub(crate) struct Verified {
+    /// The token's `aud`: the caller decides whether its surface accepts it.
+    pub(crate) audience: Arc<str>,
     exp: u64,
-    principal: Arc<Principal>,
+    pub(crate) principal: Arc<Principal>,
 }
 
 /// Verified tokens remembered at most; beyond it the map starts over.
@@ -150,47 +145,40 @@ impl TokenService {
     }
 
     /// Verifies with the current keys; on an unknown key id, reloads (rate-limited) and retries.
+    /// Says which audience the token is for; whether that one is accepted is the caller's call.
     pub(crate) async fn verify(
         &self,
         keyring: &Keyring,
         settings: &IdentitySettings,
         token: &str,
-        operator: bool,
         now: OffsetDateTime,
-    ) -> Result<Arc<Principal>, JwtError> {
+    ) -> Result<Verified, JwtError> {
         let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
         let remembered = self
             .verified
             .read()
             .ok()
             .and_then(|m| m.get(token).cloned());
-        if let Some(v) = remembered
-            && v.for_operator == operator
-        {
+        if let Some(v) = remembered {
             return if v.exp.saturating_add(settings.leeway_secs) > now_secs {
-                Ok(v.principal)
+                Ok(v)
             } else {
                 Err(JwtError::Invalid)
             };
         }
-        let claims = self
-            .verify_signature(keyring, settings, token, operator, now)
-            .await?;
-        let principal = Arc::new(principal_from(&claims).map_err(|_| JwtError::Invalid)?);
+        let claims = self.verify_signature(keyring, settings, token, now).await?;
+        let verified = Verified {
+            principal: Arc::new(principal_from(&claims).map_err(|_| JwtError::Invalid)?),
+            audience: Arc::from(claims.aud),
+            exp: claims.exp,
+        };
         if let Ok(mut m) = self.verified.write() {
             if m.len() >= VERIFIED_CAPACITY {
                 m.clear();
             }
-            m.insert(
-                token.into(),
-                Verified {
-                    for_operator: operator,
-                    exp: claims.exp,
-                    principal: Arc::clone(&principal),
-                },
-            );
+            m.insert(token.into(), verified.clone());
         }
-        Ok(principal)
+        Ok(verified)
     }
 
     async fn verify_signature(
@@ -198,7 +186,6 @@ impl TokenService {
         keyring: &Keyring,
         settings: &IdentitySettings,
         token: &str,
-        operator: bool,
         now: OffsetDateTime,
     ) -> Result<AccessClaims, JwtError> {
         let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
@@ -206,13 +193,7 @@ impl TokenService {
             .get(keyring, settings, now)
             .await
             .map_err(|_| JwtError::Invalid)?;
-        let verifier = |k: &TokenKeys| {
-            if operator {
-                k.operator.verify(token, now_secs)
-            } else {
-                k.tenant.verify(token, now_secs)
-            }
-        };
+        let verifier = |k: &TokenKeys| k.verifier.verify(token, now_secs);
         match verifier(&keys) {
             Err(JwtError::UnknownKey) if self.may_reload(now) => {
                 let keys = self

@@ -196,11 +196,7 @@ impl Checks<'_> {
         let scope = TenantScope::granted(org);
         let principal = match subject {
             CheckSubject::Credential(c) => {
-                match self
-                    .auth()
-                    .authenticate(c.expose(), crate::identity::Audience::Tenant)
-                    .await
-                {
+                match self.auth().authenticate_for_service(call, c.expose()).await {
                     Ok(p) if p.org == Some(org) => Some(p),
                     Ok(_) => return Ok(self.all_denied(inputs, "not_a_member")),
                     Err(Error::Store(e)) => return Err(Error::Store(e)),

@@ -423,6 +423,7 @@ impl Secrets<'_> {
             service,
             label,
             request,
+            ..
         } = call;
         if principal.api_key_permissions.is_some() {
             return Err(Error::WrongAudience(

@@ -20,6 +20,7 @@ use crate::ids::OrgId;
 use crate::scope::TenantScope;
 
 mod api_keys;
+mod apps;
 mod audit;
 mod chunks;
 mod grants;
@@ -44,6 +45,7 @@ mod users;
 mod webhooks;
 
 pub use api_keys::{ApiKeyIndexStore, ApiKeyRecord, ApiKeyStore};
+pub use apps::{AppRecord, AppStore};
 pub use audit::AuditStore;
 pub use chunks::{PowerOfTwoChunks, power_of_two_chunks};
 pub use grants::{GrantAccess, GrantRow, GrantStore, GrantedRecord};
@@ -122,6 +124,7 @@ pub trait PlatformTx:
     + ApiKeyIndexStore
     + ShareLinkIndexStore
     + PruneStore
+    + AppStore
     + Send
 {
     /// Continues this same transaction inside `scope`.

@@ -217,6 +217,9 @@ impl fmt::Debug for MfaChallenge {
 pub(crate) struct RefreshRequest {
     /// Omit in cookie mode: the refresh cookie is used (with `x-csrf-token`).
     refresh_token: Option<String>,
+    /// RFC 8707: the audience of a registered app to issue the access token for (its `aud`);
+    /// Gatehouse's own API refuses such a token. Bearer mode only. Unknown: `invalid_target`.
+    resource: Option<String>,
 }
 
 impl fmt::Debug for RefreshRequest {
@@ -225,12 +228,13 @@ impl fmt::Debug for RefreshRequest {
     }
 }
 
-/// Rotates the refresh token and issues a new access token. Presenting a spent refresh token
-/// revokes the session.
+/// Rotates the refresh token and issues a new access token, for Gatehouse or, with `resource`,
+/// for a registered app. Presenting a spent refresh token revokes the session.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 400, description = "`invalid_target`: `resource` names no registered app", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Invalid, spent or ended", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`csrf_failed`: a cookie refresh without the matching `x-csrf-token`", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -265,7 +269,12 @@ pub(crate) async fn refresh(
     let issued = state
         .kernel
         .sessions()
-        .refresh(&token, mode == SessionMode::Cookie, &meta)
+        .refresh_for(
+            &token,
+            mode == SessionMode::Cookie,
+            &meta,
+            req.resource.as_deref(),
+        )
         .await?;
     Ok(session_response(issued, mode, StatusCode::OK))
 }
@@ -359,7 +368,8 @@ pub(crate) struct Identity {
 
 /// Forward authentication for reverse proxies: 200 with the identity as JSON and as
 /// `x-gatehouse-user`, `x-gatehouse-org` and `x-gatehouse-roles` headers, or 401. When
-/// `x-organization-id` is sent it must match the token.
+/// `x-organization-id` is sent it must match the token. A proxy guarding a registered app sends
+/// `audience` = the app's: only tokens issued for that app pass.
 #[utoipa::path(get, path = "/v1/auth/verify", tag = "auth",
     security(("bearer" = [])),
     params(
@@ -369,7 +379,7 @@ pub(crate) struct Identity {
     responses(
         (status = 200, description = "Valid (and, with `action`, allowed)", body = Identity),
         (status = 401, description = "Invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`x-organization-id` names another organisation, `check_denied`: the `action` asked about is not allowed (`detail` gives the reason), or `second_factor_enrolment_required`: a second factor is required of this person and none is confirmed", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`wrong_audience`: the token is not for the audience asked for (Gatehouse's own when `audience` is absent); `x-organization-id` names another organisation; `check_denied`: the `action` asked about is not allowed (`detail` gives the reason); or `second_factor_enrolment_required`: a second factor is required of this person and none is confirmed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: an unknown query parameter (verify takes only these), a resource without `action`, or `resource_type` without `resource_id`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn verify(
@@ -437,6 +447,11 @@ pub(crate) async fn verify(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VerifyCheck {
+    /// The audience of the registered app the proxy guards: the token must have been issued for
+    /// it (`resource` on refresh); a token for Gatehouse itself or another app is refused
+    /// (`wrong_audience`), and so is an API key. Absent: Gatehouse's own audience, as on `/v1`.
+    #[allow(dead_code)] // read by the `Authenticated` extractor, before the token is verified
+    audience: Option<String>,
     /// `read`, `write` or a permission, as for `POST /v1/check`.
     action: Option<String>,
     /// A declared record type, with `resource_id`.

@@ -1,6 +1,7 @@
 pub(crate) mod admin;
 pub(crate) mod admin_sessions;
 pub(crate) mod api_keys;
+pub(crate) mod apps;
 pub(crate) mod audit;
 pub(crate) mod audit_events;
 pub(crate) mod auth;

@@ -18,7 +18,7 @@ use crate::fixture::fresh;
 /// Tables that hold neither an organisation column nor personal data, each with the reason. A new
 /// table is under forced row-level security or it is listed here, and listed tables are checked
 /// for the columns that would make them need it.
-const PLATFORM_ONLY: [(&str, &str); 10] = [
+const PLATFORM_ONLY: [(&str, &str); 11] = [
     ("_sqlx_migrations", "the schema's migration history"),
     (
         "organizations",
@@ -46,6 +46,10 @@ const PLATFORM_ONLY: [(&str, &str); 10] = [
     (
         "operator_audit_checkpoints",
         "signed heads of the operators' chain",
+    ),
+    (
+        "apps",
+        "the app registry: a name and the audience its tokens carry",
     ),
 ];
 

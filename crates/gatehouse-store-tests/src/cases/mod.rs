@@ -7,6 +7,7 @@
 //! helpers the roles share: the clock and the seeded organisations and users.
 
 pub mod api_keys;
+pub mod apps;
 pub mod audit;
 pub mod audit_spot;
 pub mod grants;

@@ -471,7 +471,7 @@ fn validate(
     {
         return refuse("redis_url: required when rate_limits.store = \"redis\"");
     }
-    let service_secrets = service_auth::validate(&raw.service_auth)?;
+    let service_secrets = service_auth::validate(&raw.service_auth, &identity)?;
     let security_txt = security_txt::render(
         &raw.security_txt,
         gatehouse_core::Clock::now(&gatehouse_core::SystemClock),

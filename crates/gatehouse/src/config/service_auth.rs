@@ -1,5 +1,6 @@
 //! `[service_auth]`: the secrets the deployment's own services send on `/internal/v1`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use gatehouse_crypto::SecretString;
@@ -15,6 +16,11 @@ pub struct ServiceAuthConfig {
     /// services as `X-Service-Auth` on `/internal/v1`. Two during a rotation; none disables the
     /// service API.
     pub secret_files: Vec<PathBuf>,
+    /// Binds a service (a secret file's stem) to a registered app's audience (ASVS 9.2.4): a
+    /// person's token the service presents for on-behalf-of or to the check API must have been
+    /// issued for that app (`resource` on refresh). A service not named here presents tokens
+    /// for Gatehouse's own audience, as on `/v1`.
+    pub apps: BTreeMap<String, String>,
 }
 
 /// One service secret: the service's name (the file's stem, as the audit trail records it) and
@@ -23,16 +29,23 @@ pub struct ServiceAuthConfig {
 pub struct ServiceSecret {
     pub name: String,
     pub secret: SecretString,
+    /// The registered app's audience the service is bound to (`service_auth.apps`).
+    pub app: Option<String>,
 }
 
-/// Reads each secret file once (mode 0600, base64 of 32 bytes).
-pub(super) fn validate(c: &ServiceAuthConfig) -> Result<Vec<ServiceSecret>, ConfigError> {
+/// Reads each secret file once (mode 0600, base64 of 32 bytes) and binds each to its app, if
+/// `apps` names it. `identity` is what an app's audience must differ from.
+pub(super) fn validate(
+    c: &ServiceAuthConfig,
+    identity: &gatehouse_core::identity::IdentitySettings,
+) -> Result<Vec<ServiceSecret>, ConfigError> {
     if c.secret_files.len() > 2 {
         return refuse(
             "service_auth.secret_files: at most two (the current secret and, while rotating, the next)",
         );
     }
-    c.secret_files
+    let secrets = c
+        .secret_files
         .iter()
         .map(|path| {
             let secret = keyfile::secret_text(path)
@@ -46,7 +59,92 @@ pub(super) fn validate(c: &ServiceAuthConfig) -> Result<Vec<ServiceSecret>, Conf
                 || "service".to_owned(),
                 |s| s.to_string_lossy().into_owned(),
             );
-            Ok(ServiceSecret { name, secret })
+            let app = c.apps.get(&name).cloned();
+            Ok(ServiceSecret { name, secret, app })
         })
-        .collect()
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    for (name, audience) in &c.apps {
+        if !secrets.iter().any(|s| &s.name == name) {
+            return refuse(format!(
+                "service_auth.apps.{name}: no secret file is named {name} (a service is its secret file's name without the extension)"
+            ));
+        }
+        gatehouse_core::identity::check_app_audience(audience, identity)
+            .map_err(|e| ConfigError(format!("service_auth.apps.{name}: {e}")))?;
+    }
+    Ok(secrets)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn secret_file(dir: &std::path::Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_service_is_bound_to_an_app_by_its_secrets_name_and_a_valid_audience() {
+        let dir = std::env::temp_dir().join(format!("gh-service-apps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let identity = gatehouse_core::identity::IdentitySettings::default();
+        let config = |apps: &[(&str, &str)]| ServiceAuthConfig {
+            secret_files: vec![
+                secret_file(&dir, "billing.key"),
+                secret_file(&dir, "ops.key"),
+            ],
+            apps: apps
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        let secrets = validate(
+            &config(&[("billing", "https://billing.example.com")]),
+            &identity,
+        )
+        .unwrap();
+        let app_of = |name: &str| {
+            secrets
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.app.clone())
+        };
+        assert_eq!(
+            app_of("billing").as_deref(),
+            Some("https://billing.example.com")
+        );
+        assert_eq!(app_of("ops"), None);
+        for (apps, says) in [
+            (
+                &[("payroll", "https://payroll.example.com")][..],
+                "no secret file is named payroll",
+            ),
+            (&[("billing", "billing")][..], "absolute URI"),
+            (&[("billing", "gatehouse")][..], "absolute URI"),
+            (
+                &[("billing", "https://billing.example.com#x")][..],
+                "fragment",
+            ),
+        ] {
+            let refused = validate(&config(apps), &identity).unwrap_err().0;
+            assert!(
+                refused.starts_with("service_auth.apps.") && refused.contains(says),
+                "{refused}"
+            );
+        }
+        let own = gatehouse_core::identity::IdentitySettings {
+            audience: "urn:gatehouse:self".to_owned(),
+            ..Default::default()
+        };
+        let refused = validate(&config(&[("billing", "urn:gatehouse:self")]), &own)
+            .unwrap_err()
+            .0;
+        assert!(refused.contains("Gatehouse's own audience"), "{refused}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

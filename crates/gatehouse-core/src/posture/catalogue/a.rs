@@ -124,7 +124,9 @@ a clear error."#,
         self_check: "Reads the token-signing keys the JWKS document publishes; no published key fails.",
         ledger: r#"Access tokens are EdDSA JWTs naming subject, organisation, roles, session and audience, published
 at a JWKS endpoint with overlapping key rotation; an organisation route needs `x-organization-id`
-equal to the token's, and a mismatch is a 403 recorded in the audit log."#,
+equal to the token's, and a mismatch is a 403 recorded in the audit log. A token for a registered
+app (`resource` on refresh) carries that app's audience, which `/v1` and other apps' services
+refuse."#,
         evidence: &[
             Evidence {
                 file: "crates/gatehouse/tests/it/tokens.rs",
@@ -135,10 +137,19 @@ equal to the token's, and a mismatch is a 403 recorded in the audit log."#,
                 ],
             },
             Evidence {
+                file: "crates/gatehouse/tests/it/apps.rs",
+                tests: &[
+                    "a_token_for_one_app_is_refused_by_v1_and_by_another_apps_service",
+                    "refresh_with_resource_rotates_the_refresh_token_and_an_unknown_one_is_invalid_target",
+                    "operators_register_list_and_remove_apps_and_each_change_is_audited",
+                ],
+            },
+            Evidence {
                 file: "crates/gatehouse-crypto/src/jwt.rs",
                 tests: &[
                     "signs_and_verifies_by_kid_with_the_injected_clock",
                     "a_token_signed_by_another_key_under_the_same_kid_is_refused",
+                    "any_audience_verification_still_checks_issuer_signature_and_presence_of_aud",
                 ],
             },
         ],
@@ -371,6 +382,14 @@ CLI, and their refresh tokens work on the operators' surface only."#,
             Evidence {
                 file: "crates/gatehouse/tests/it/limits.rs",
                 tests: &["operator_sign_in_locks_out_like_customer_sign_in"],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/openapi.rs",
+                tests: &[
+                    "each_document_describes_its_own_surface_only",
+                    "each_document_is_served_on_its_surface_behind_its_credential",
+                    "with_an_operators_listener_their_document_is_only_there",
+                ],
             },
             Evidence {
                 file: "crates/gatehouse-store-tests/src/cases/operators.rs",

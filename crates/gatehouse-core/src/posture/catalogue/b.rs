@@ -63,6 +63,10 @@ passes nowhere else."#,
                 tests: &["service_auth_accepts_only_the_configured_secrets_and_only_on_internal"],
             },
             Evidence {
+                file: "crates/gatehouse/tests/it/apps.rs",
+                tests: &["a_service_bound_to_no_app_acts_only_on_tokens_for_gatehouse"],
+            },
+            Evidence {
                 file: "crates/gatehouse-crypto/src/ct.rs",
                 tests: &["equal_and_unequal"],
             },
