@@ -40,6 +40,7 @@ mod operators;
 mod otlp;
 mod password_checks;
 mod passwords;
+mod pathways;
 mod posture;
 mod process;
 mod product;
