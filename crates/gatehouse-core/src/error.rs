@@ -75,6 +75,12 @@ pub enum Error {
     /// The server requires a second factor this account has not enrolled; `0` says how to.
     #[error("a second factor is required and none is enrolled: {0}")]
     SecondFactorNotEnrolled(&'static str),
+    /// An operator disabled the account: it cannot sign in, refresh or use its API keys.
+    #[error("the account is disabled")]
+    AccountDisabled,
+    /// The account already has `limit` live sessions and the configuration refuses another.
+    #[error("at most {limit} sessions may be signed in at once; sign out of one first")]
+    SessionLimitReached { limit: u32 },
     /// The account's email is not verified and the configuration limits such accounts.
     #[error("verify your email address first")]
     EmailUnverified,
@@ -127,6 +133,8 @@ impl Error {
             Self::StepUpRequired { .. } => "step_up_required",
             Self::EmailUnverified => "email_unverified",
             Self::SecondFactorNotEnrolled(_) => "second_factor_not_enrolled",
+            Self::AccountDisabled => "account_disabled",
+            Self::SessionLimitReached { .. } => "session_limit_reached",
             Self::InvalidToken(_) => "invalid_token",
             Self::Store(_) | Self::Internal(_) => "internal_error",
         }

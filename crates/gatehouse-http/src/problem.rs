@@ -157,6 +157,7 @@ impl From<Error> for ApiError {
             | Error::OrganizationMismatch
             | Error::StepUpRequired { .. }
             | Error::SecondFactorNotEnrolled(_)
+            | Error::AccountDisabled
             | Error::EmailUnverified => Self::new(StatusCode::FORBIDDEN, code, e.to_string()),
             Error::OrganizationRequired => Self {
                 field: Some("x-organization-id"),
@@ -168,7 +169,7 @@ impl From<Error> for ApiError {
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, e.to_string())
             },
             Error::InvalidToken(_) => Self::new(StatusCode::BAD_REQUEST, code, e.to_string()),
-            Error::LastOwner | Error::Conflict(_) => {
+            Error::LastOwner | Error::Conflict(_) | Error::SessionLimitReached { .. } => {
                 Self::new(StatusCode::CONFLICT, code, e.to_string())
             }
             Error::LinkEnded(_) => Self::new(StatusCode::GONE, code, e.to_string()),

@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "posture",
         include_str!("../migrations/0017_posture.sql"),
     ),
+    (
+        19,
+        "account_control",
+        include_str!("../migrations/0019_account_control.sql"),
+    ),
 ];
 
 #[must_use]

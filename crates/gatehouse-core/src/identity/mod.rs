@@ -2,6 +2,7 @@
 //! impersonation. Every state change commits with its audit event; every refusal is recorded in
 //! its own transaction after the refused one has ended.
 
+mod account_control;
 mod cache;
 mod claims;
 mod custom_roles;
@@ -14,6 +15,7 @@ pub(crate) mod operators;
 pub mod permissions;
 mod principal;
 mod recovery;
+mod session_policy;
 pub(crate) mod sessions;
 mod settings;
 mod tokens;
@@ -25,6 +27,7 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+pub use account_control::AccountChange;
 pub use cache::{
     CachedSession, LocalOnly, Revocation, RevocationFanout, SessionCache, note_published,
     noting_publishes,
@@ -39,8 +42,9 @@ pub use operators::{ImportOutcome, ImportedUser, Operators};
 pub use permissions::{CATALOGUE, Permission};
 pub use principal::Principal;
 pub use recovery::Recovery;
+pub use session_policy::ACTIVITY_FLUSH_INTERVAL;
 pub use sessions::{IssuedSession, LoginInput, SessionView, Sessions, csrf_digest};
-pub use settings::{IdentitySettings, UnverifiedAccess};
+pub use settings::{IdentitySettings, SessionLimitAction, UnverifiedAccess};
 pub use tokens::PublishedKey;
 
 use crate::audit::{self, AuditEvent, Outcome};

@@ -12,6 +12,7 @@ mod interop;
 mod support;
 
 mod access_model;
+mod account_control;
 mod api_keys;
 mod audit_api;
 mod backup;
@@ -45,6 +46,7 @@ mod records;
 mod recovery;
 mod roles;
 mod secrets_in_logs;
+mod session_policy;
 mod sessions;
 mod share_links;
 mod signup;
