@@ -21,6 +21,7 @@ use crate::context::RequestContext;
 use crate::error::Error;
 use crate::ids::{OrgId, UserId};
 use crate::kernel::Kernel;
+use crate::scope::TenantScope;
 use crate::store::{MembershipRecord, PlatformTx, SessionRecord, Tier, UserRecord};
 
 const FLUSH_SECS: i64 = 30;
@@ -47,6 +48,29 @@ pub(crate) fn refuse_disabled_account(account: Option<&UserRecord>) -> Result<()
 }
 
 impl Kernel {
+    /// Appends `event` on the session's chain (organisation, else operators') and commits: how
+    /// every session change and refusal here and in `sessions.rs` is recorded.
+    pub(crate) async fn audit_event_and_commit(
+        &self,
+        tx: Box<dyn PlatformTx>,
+        session: &SessionRecord,
+        event: AuditEvent,
+    ) -> Result<(), Error> {
+        match session.org_id {
+            Some(org) => {
+                let mut tx = tx.enter(&TenantScope::granted(org)).await?;
+                let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+                tx.commit(proof).await?;
+            }
+            None => {
+                let mut tx = tx;
+                let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
+                tx.commit(proof).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `session` has had no request for longer than `identity.idle_timeout` (with the
     /// flush's grace; see the module's note).
     pub(crate) fn idle_too_long(&self, session: &SessionRecord, now: OffsetDateTime) -> bool {

@@ -353,28 +353,6 @@ impl Kernel {
             .map(|m| m.role.as_str().to_owned())
             .collect())
     }
-
-    /// Appends `event` on the session's chain (organisation, else operators') and commits.
-    pub(crate) async fn audit_event_and_commit(
-        &self,
-        tx: Box<dyn PlatformTx>,
-        session: &SessionRecord,
-        event: AuditEvent,
-    ) -> Result<(), Error> {
-        match session.org_id {
-            Some(org) => {
-                let mut tx = tx.enter(&TenantScope::granted(org)).await?;
-                let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
-                tx.commit(proof).await?;
-            }
-            None => {
-                let mut tx = tx;
-                let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
-                tx.commit(proof).await?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Sign-in and per-device sessions: login, refresh rotation, revocation, switching organisation.
