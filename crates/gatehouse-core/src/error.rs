@@ -89,6 +89,12 @@ pub enum Error {
         "the {0} requires a second factor and this account has none: enrol one (POST /v1/me/mfa/totp, then /v1/me/mfa/totp/confirm)"
     )]
     SecondFactorEnrolmentRequired(&'static str),
+    /// An operator disabled the account: it cannot sign in, refresh or use its API keys.
+    #[error("the account is disabled")]
+    AccountDisabled,
+    /// The account already has `limit` live sessions and the configuration refuses another.
+    #[error("at most {limit} sessions may be signed in at once; sign out of one first")]
+    SessionLimitReached { limit: u32 },
     /// The account's email is not verified and the configuration limits such accounts.
     #[error("verify your email address first")]
     EmailUnverified,
@@ -144,6 +150,8 @@ impl Error {
             Self::EmailUnverified => "email_unverified",
             Self::SecondFactorNotEnrolled(_) => "second_factor_not_enrolled",
             Self::SecondFactorEnrolmentRequired(_) => "second_factor_enrolment_required",
+            Self::AccountDisabled => "account_disabled",
+            Self::SessionLimitReached { .. } => "session_limit_reached",
             Self::InvalidToken(_) => "invalid_token",
             Self::Store(_) | Self::Internal(_) => "internal_error",
         }

@@ -84,6 +84,7 @@ impl Signup<'_> {
             password_hash,
             created_at: now,
             email_verified_at: None,
+            disabled_at: None,
         };
         let org = OrganizationRecord {
             id: OrgId::new(self.clock()),

@@ -92,10 +92,10 @@ impl utoipa::Modify for BearerAuth {
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use Limit::{Admin, Auth, ReadWrite, Unlimited};
     use routes::{
-        admin, admin_sessions, api_keys, apps, audit, audit_events, auth, check, erasures, exports,
-        grants, health, invitations, mail_domains, me, messages, metrics, mfa, organization,
-        posture, records, recovery, secrets, security_txt, share_links, signup, transit, trust,
-        unseal, unsubscribe, webhooks,
+        admin, admin_accounts, admin_sessions, api_keys, apps, audit, audit_events, auth, check,
+        erasures, exports, grants, health, invitations, mail_domains, me, messages, metrics, mfa,
+        organization, posture, records, recovery, secrets, security_txt, share_links, signup,
+        transit, trust, unseal, unsubscribe, webhooks,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the documents they serve.
@@ -136,6 +136,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(Auth, routes!(recovery::resend_verification))
         .add(Auth, routes!(recovery::verify_email))
         .add(ReadWrite, routes!(organization::list_members))
+        .add(ReadWrite, routes!(organization::end_member_sessions))
         .add(
             ReadWrite,
             routes!(
@@ -181,6 +182,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(Admin, routes!(admin::impersonate))
         .add(Admin, routes!(apps::register, apps::list))
         .add(Admin, routes!(apps::remove))
+        .add(Admin, routes!(admin_accounts::end_sessions))
+        .add(Admin, routes!(admin_accounts::disable))
+        .add(Admin, routes!(admin_accounts::enable))
         .add(ReadWrite, routes!(api_keys::create, api_keys::list))
         .add(ReadWrite, routes!(api_keys::rotate))
         .add(ReadWrite, routes!(api_keys::revoke))

@@ -158,6 +158,7 @@ impl From<Error> for ApiError {
             | Error::StepUpRequired { .. }
             | Error::SecondFactorNotEnrolled(_)
             | Error::SecondFactorEnrolmentRequired(_)
+            | Error::AccountDisabled
             | Error::EmailUnverified => Self::new(StatusCode::FORBIDDEN, code, e.to_string()),
             Error::OrganizationRequired => Self {
                 field: Some("x-organization-id"),
@@ -175,7 +176,7 @@ impl From<Error> for ApiError {
             Error::InvalidToken(_) | Error::InvalidTarget(_) => {
                 Self::new(StatusCode::BAD_REQUEST, code, e.to_string())
             }
-            Error::LastOwner | Error::Conflict(_) => {
+            Error::LastOwner | Error::Conflict(_) | Error::SessionLimitReached { .. } => {
                 Self::new(StatusCode::CONFLICT, code, e.to_string())
             }
             Error::LinkEnded(_) => Self::new(StatusCode::GONE, code, e.to_string()),

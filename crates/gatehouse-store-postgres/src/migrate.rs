@@ -76,6 +76,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "security_policy",
         include_str!("../migrations/0018_security_policy.sql"),
     ),
+    (
+        19,
+        "account_control",
+        include_str!("../migrations/0019_account_control.sql"),
+    ),
     (20, "apps", include_str!("../migrations/0020_apps.sql")),
 ];
 

@@ -21,6 +21,7 @@ fn user(row: &PgRow) -> Result<UserRecord, StoreError> {
         password_hash: row.try_get("password_hash").map_err(map_err)?,
         created_at: row.try_get("created_at").map_err(map_err)?,
         email_verified_at: row.try_get("email_verified_at").map_err(map_err)?,
+        disabled_at: row.try_get("disabled_at").map_err(map_err)?,
     })
 }
 
@@ -29,8 +30,8 @@ impl UserStore for PgTx {
     async fn insert_user(&mut self, u: &UserRecord) -> Result<(), StoreError> {
         declare(&mut self.tx, Named::Subject(u.id.as_uuid())).await?;
         sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, created_at, email_verified_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO users (id, email, name, password_hash, created_at, email_verified_at, \
+             disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(u.id.as_uuid())
         .bind(&u.email)
@@ -38,6 +39,7 @@ impl UserStore for PgTx {
         .bind(&u.password_hash)
         .bind(u.created_at)
         .bind(u.email_verified_at)
+        .bind(u.disabled_at)
         .execute(&mut *self.tx)
         .await
         .map(|_| ())
@@ -95,6 +97,26 @@ impl UserStore for PgTx {
         declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
         let done = sqlx::query(
             "UPDATE users SET email_verified_at = $1 WHERE id = $2 AND email_verified_at IS NULL",
+        )
+        .bind(at)
+        .bind(user.as_uuid())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_user_disabled(
+        &mut self,
+        user: UserId,
+        at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
+        // Only a change counts: disabling keeps the first time, enabling an enabled account is
+        // no change.
+        let done = sqlx::query(
+            "UPDATE users SET disabled_at = $1 WHERE id = $2 \
+             AND (($1::timestamptz IS NULL) <> (disabled_at IS NULL))",
         )
         .bind(at)
         .bind(user.as_uuid())

@@ -19,6 +19,7 @@ fn user(row: &SqliteRow) -> Result<UserRecord, StoreError> {
         password_hash: row.try_get("password_hash").map_err(map_err)?,
         created_at: time_col(row, "created_at")?,
         email_verified_at: opt_time_col(row, "email_verified_at")?,
+        disabled_at: opt_time_col(row, "disabled_at")?,
     })
 }
 
@@ -26,8 +27,8 @@ fn user(row: &SqliteRow) -> Result<UserRecord, StoreError> {
 impl UserStore for SqliteTx {
     async fn insert_user(&mut self, u: &UserRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, created_at, email_verified_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, email, name, password_hash, created_at, email_verified_at, \
+             disabled_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(u.id.as_uuid())
         .bind(&u.email)
@@ -35,6 +36,7 @@ impl UserStore for SqliteTx {
         .bind(&u.password_hash)
         .bind(micros(u.created_at))
         .bind(u.email_verified_at.map(micros))
+        .bind(u.disabled_at.map(micros))
         .execute(&mut *self.tx)
         .await
         .map(|_| ())
@@ -90,6 +92,26 @@ impl UserStore for SqliteTx {
             "UPDATE users SET email_verified_at = ? WHERE id = ? AND email_verified_at IS NULL",
         )
         .bind(micros(at))
+        .bind(user.as_uuid())
+        .execute(c)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_user_disabled(
+        &mut self,
+        user: UserId,
+        at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        // Only a change counts: disabling keeps the first time, enabling an enabled account is
+        // no change.
+        let done = sqlx::query(
+            "UPDATE users SET disabled_at = ?1 WHERE id = ?2 \
+             AND ((?1 IS NULL) <> (disabled_at IS NULL))",
+        )
+        .bind(at.map(micros))
         .bind(user.as_uuid())
         .execute(c)
         .await

@@ -12,6 +12,7 @@ pub(crate) fn user(clock: &dyn Clock, email: &str) -> UserRecord {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into(),
         created_at: clock.now(),
         email_verified_at: None,
+        disabled_at: None,
     }
 }
 

@@ -56,7 +56,8 @@ macro_rules! behaviour_suite {
             email_is_unique,
             identity_memberships_of_a_user_span_organisations_and_only_theirs,
             password_census_counts_and_lists_within_its_bounds,
-            password_census_counts_hashes_below_the_configured_cost
+            password_census_counts_hashes_below_the_configured_cost,
+            identity_an_account_is_disabled_and_enabled_once
         );
         $crate::behaviour_suite!(@fixture $fresh; users;
             second_factor_email_is_verified_once

@@ -62,11 +62,11 @@ pub(crate) async fn checkpoints(kernel: Arc<Kernel>, holder: String, every: Dura
         .await;
 }
 
-/// Every 30 seconds: writes sessions' batched last-seen times, API keys' last use, share-link
+/// Every 30 seconds (`ACTIVITY_FLUSH_INTERVAL`, the idle check's grace): writes sessions' batched last-seen times, API keys' last use, share-link
 /// opens served from memory and the runs of repeated check denials, and reloads the token-signing keys
 /// (so a key added by `gatehouse keys rotate-signing` signs here too, and retired ones drop out).
 pub(crate) async fn session_job(kernel: Arc<Kernel>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    let mut tick = tokio::time::interval(gatehouse_core::identity::ACTIVITY_FLUSH_INTERVAL);
     tick.tick().await;
     loop {
         tick.tick().await;

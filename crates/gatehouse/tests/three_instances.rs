@@ -176,6 +176,10 @@ struct Cluster {
     client: reqwest::Client,
     next: std::sync::atomic::AtomicUsize,
     database: String,
+    /// The database as `gatehouse_app`, and the master key: what a CLI command run beside the
+    /// instances needs.
+    url: String,
+    key: String,
     dir: PathBuf,
 }
 
@@ -193,6 +197,8 @@ impl Cluster {
             client: reqwest::Client::new(),
             next: std::sync::atomic::AtomicUsize::new(0),
             database,
+            url,
+            key,
             dir,
         }
     }
@@ -539,5 +545,176 @@ async fn three_instances_over_one_database_and_redis_behave_as_one() {
          refill {refill})",
         ADMIN_LIMIT * 3
     );
+    c.stop().await;
+}
+
+/// Creates an operator with `gatehouse admin create-operator` over the cluster's database.
+fn create_operator(c: &Cluster, email: &str) {
+    use std::io::Write as _;
+    let dir = c.dir.join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "admin",
+            "create-operator",
+            "--email",
+            email,
+            "--name",
+            "Ops",
+        ])
+        .current_dir(&dir)
+        .env_clear()
+        .env("GATEHOUSE_DATABASE_URL", &c.url)
+        .env("GATEHOUSE_MASTER_KEY", &c.key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Signs `email` in on every instance: their statuses.
+async fn sign_in_everywhere(c: &Cluster, email: &str) -> Vec<u16> {
+    let mut out = Vec::new();
+    for i in &c.instances {
+        let res = c
+            .send(
+                &i.addr,
+                reqwest::Method::POST,
+                "/v1/auth/login",
+                None,
+                None,
+                Some(json!({"email": email, "password": PASSWORD})),
+            )
+            .await;
+        out.push(res.status().as_u16());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_disabled_through_one_instance_is_refused_by_all_three() {
+    let c = Cluster::start().await;
+    create_operator(&c, "ops@example.com");
+    let (access, _, org) = signup_login(&c, "ada@example.com", "laptop").await;
+    let res = c
+        .send(
+            c.any(),
+            reqwest::Method::POST,
+            "/v1/auth/login",
+            None,
+            None,
+            Some(json!({"email": "ada@example.com", "password": PASSWORD, "device_name": "phone"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let phone: Value = res.json().await.unwrap();
+    let phone_access = phone["access_token"].as_str().unwrap().to_owned();
+    let refresh = phone["refresh_token"].as_str().unwrap().to_owned();
+    let res = c
+        .send(
+            c.any(),
+            reqwest::Method::POST,
+            "/v1/api-keys",
+            Some(&access),
+            Some(&org),
+            Some(json!({"name": "ci", "permissions": ["report.read"]})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let key: Value = res.json().await.unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
+    // Every instance has seen (and cached) both sessions and the key as live.
+    for token in [&access, &phone_access, &key] {
+        assert_eq!(verify_everywhere(&c, token).await, [200, 200, 200]);
+    }
+    let user = {
+        use base64::Engine as _;
+        let payload = access.split('.').nth(1).unwrap();
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["sub"].as_str().unwrap().to_owned()
+    };
+    let res = c
+        .send(
+            c.any(),
+            reqwest::Method::POST,
+            "/admin/v1/auth/login",
+            None,
+            None,
+            Some(json!({"email": "ops@example.com", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let op: Value = res.json().await.unwrap();
+    let op = op["access_token"].as_str().unwrap().to_owned();
+
+    let res = c
+        .send(
+            &c.instances[0].addr,
+            reqwest::Method::POST,
+            &format!("/admin/v1/users/{user}/disable"),
+            Some(&op),
+            None,
+            Some(json!({"reason": "laptop reported stolen"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    // The next request with any of its access tokens, refresh tokens or API keys, on any
+    // instance, is refused; so is signing in.
+    for token in [&access, &phone_access, &key] {
+        assert_eq!(
+            verify_everywhere(&c, token).await,
+            [401, 401, 401],
+            "a disabled account's credential"
+        );
+    }
+    for i in &c.instances {
+        let res = c
+            .send(
+                &i.addr,
+                reqwest::Method::POST,
+                "/v1/auth/refresh",
+                None,
+                None,
+                Some(json!({"refresh_token": refresh})),
+            )
+            .await;
+        assert_eq!(res.status(), 401);
+    }
+    assert_eq!(
+        sign_in_everywhere(&c, "ada@example.com").await,
+        [403, 403, 403]
+    );
+
+    // Re-enabled through another instance: every instance signs the account in again and
+    // accepts its key.
+    let res = c
+        .send(
+            &c.instances[2].addr,
+            reqwest::Method::POST,
+            &format!("/admin/v1/users/{user}/enable"),
+            Some(&op),
+            None,
+            Some(json!({"reason": "laptop found"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        sign_in_everywhere(&c, "ada@example.com").await,
+        [200, 200, 200]
+    );
+    assert_eq!(verify_everywhere(&c, &key).await, [200, 200, 200]);
     c.stop().await;
 }

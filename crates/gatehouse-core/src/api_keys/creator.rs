@@ -3,6 +3,8 @@
 //! another key (bounded by that key's own permissions, and so on up the chain to a member). A key
 //! whose creator left the organisation, or whose parent key was revoked or expired, acts with
 //! nothing: it is suspended, and refused, until someone who holds its permissions makes a new one.
+//! A key whose chain leads to a member whose account an operator disabled is refused while the
+//! account stays disabled (ASVS 7.4.5).
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -16,13 +18,14 @@ use crate::store::{ApiKeyRecord, TenantTx};
 const MAX_CHAIN: usize = 8;
 
 impl Kernel {
-    /// The permissions `key` acts with now; empty when it is suspended.
+    /// The permissions `key` acts with now (empty when it is suspended), and the member at the
+    /// root of its chain of creators.
     pub(crate) async fn acting_permissions(
         &self,
         tx: &mut dyn TenantTx,
         key: &ApiKeyRecord,
         now: OffsetDateTime,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<(Vec<String>, Option<UserId>), Error> {
         let mut perms = key.permissions.clone();
         let mut creator = key.created_by.clone();
         for _ in 0..MAX_CHAIN {
@@ -30,21 +33,33 @@ impl Kernel {
                 break;
             }
             let Ok(id) = Uuid::parse_str(&creator) else {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), None));
             };
             if let Some(m) = tx.membership(UserId::from_uuid(id)).await? {
                 let held = self.role_grants(tx, &m.role).await?;
                 perms.retain(|p| held.contains(p));
-                return Ok(perms);
+                return Ok((perms, Some(m.user_id)));
             }
             match tx.api_key(id).await? {
                 Some(parent) if parent.is_usable(now) => {
                     perms.retain(|p| parent.permissions.contains(p));
                     creator = parent.created_by;
                 }
-                _ => return Ok(Vec::new()),
+                _ => return Ok((Vec::new(), None)),
             }
         }
-        Ok(Vec::new())
+        Ok((Vec::new(), None))
+    }
+
+    /// Whether `user`'s account is disabled. A transaction of its own: the key was read inside
+    /// its organisation, where accounts are not visible. Only a key missing from the cache pays
+    /// for it, and every disable and re-enable empties the cache of the account's organisations
+    /// on every instance (the membership fan-out).
+    pub(crate) async fn account_disabled(&self, user: UserId) -> Result<bool, Error> {
+        let mut tx = self.store().begin_read().await?;
+        Ok(tx
+            .user_by_id(user)
+            .await?
+            .is_some_and(|u| u.disabled_at.is_some()))
     }
 }

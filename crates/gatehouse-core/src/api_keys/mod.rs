@@ -55,6 +55,8 @@ struct Cached {
     loaded_at: OffsetDateTime,
     /// Shared with the key's next cache entry, so a reload loses no use.
     usage: Arc<Usage>,
+    /// The member at the root of its creators has a disabled account: refused meanwhile.
+    creator_disabled: bool,
 }
 
 /// A key's use since the last flush.
@@ -97,6 +99,7 @@ impl ApiKeyCache {
         &self,
         record: Arc<ApiKeyRecord>,
         acting: Vec<String>,
+        creator_disabled: bool,
         now: OffsetDateTime,
     ) -> Arc<Cached> {
         let mut principal = principal_for(&record);
@@ -106,6 +109,7 @@ impl ApiKeyCache {
             record: Arc::clone(&record),
             loaded_at: now,
             usage: self.usage_of(&record),
+            creator_disabled,
         });
         if let Ok(mut map) = self.entries.write() {
             if map.len() >= CACHE_CAPACITY {
@@ -519,9 +523,9 @@ impl ApiKeys<'_> {
                                 .filter(|r| gatehouse_crypto::ct_eq(&r.digest, &d))
                             {
                                 Some(r) => {
-                                    let acting =
+                                    let (acting, root) =
                                         self.acting_permissions(tx.as_mut(), &r, now).await?;
-                                    Some((r, acting))
+                                    Some((r, acting, root))
                                 }
                                 None => None,
                             }
@@ -529,14 +533,23 @@ impl ApiKeys<'_> {
                         None => None,
                     }
                 };
-                match found {
-                    Some((r, acting)) => self.api_key_cache().put(Arc::new(r), acting, now),
-                    None => return Err(invalid),
-                }
+                let Some((r, acting, root)) = found else {
+                    return Err(invalid);
+                };
+                let disabled = match root {
+                    Some(user) => self.account_disabled(user).await?,
+                    None => false,
+                };
+                self.api_key_cache().put(Arc::new(r), acting, disabled, now)
             }
         };
         if !entry.record.is_usable(now) {
             return Err(invalid);
+        }
+        if entry.creator_disabled {
+            return Err(Error::Unauthenticated(
+                "the API key is suspended: the account that made it is disabled",
+            ));
         }
         if entry
             .principal

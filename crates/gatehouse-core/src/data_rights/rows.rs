@@ -22,7 +22,8 @@ fn when_opt(t: Option<OffsetDateTime>) -> Value {
 
 pub(super) fn account(u: &UserRecord) -> Value {
     json!({"type": "account", "id": u.id, "email": u.email, "name": u.name,
-           "created_at": when(u.created_at), "email_verified_at": when_opt(u.email_verified_at)})
+           "created_at": when(u.created_at), "email_verified_at": when_opt(u.email_verified_at),
+           "disabled_at": when_opt(u.disabled_at)})
 }
 
 pub(super) fn member(m: &MembershipRecord, u: Option<&UserRecord>) -> Value {

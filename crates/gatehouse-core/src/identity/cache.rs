@@ -261,6 +261,18 @@ impl SessionCache {
         }
     }
 
+    /// The newest request this instance has noted on the session, flushed or not (`None` when
+    /// it has noted none since the entry was loaded): what the idle check adds to the store's
+    /// `last_seen_at`, which trails it by up to one flush.
+    #[must_use]
+    pub fn last_seen(&self, id: Uuid) -> Option<OffsetDateTime> {
+        let map = self.entries.read().ok()?;
+        let seen = map.get(&id)?.last_seen.load(Ordering::Relaxed);
+        (seen > 0)
+            .then(|| crate::clock::from_unix_micros(seen))
+            .flatten()
+    }
+
     /// Sessions seen since the last call, with their newest time.
     pub fn take_seen(&self) -> Vec<(Uuid, OffsetDateTime)> {
         let Ok(map) = self.entries.read() else {
@@ -308,10 +320,14 @@ mod tests {
         c.put(d, live, t);
         assert!(c.get(a, t).is_none() && c.get(d, t).is_some());
         let later = t + time::Duration::seconds(5);
+        assert_eq!(c.last_seen(d), None);
         c.saw(d, later);
         c.saw(d, t);
+        assert_eq!(c.last_seen(d), Some(later));
         assert_eq!(c.take_seen(), vec![(d, later)]);
         assert!(c.take_seen().is_empty());
+        // Flushed or not, the newest noted request stays known here.
+        assert_eq!(c.last_seen(d), Some(later));
     }
 
     #[test]

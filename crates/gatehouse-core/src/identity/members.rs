@@ -500,6 +500,7 @@ impl Members<'_> {
                     created_at: now,
                     // The token was mailed to this address: accepting it proves the mailbox.
                     email_verified_at: Some(now),
+                    disabled_at: None,
                 };
                 (user.id, Some(user))
             }

@@ -391,6 +391,7 @@ impl Mfa<'_> {
             ),
             None => None,
         };
+        let (mut tx, ended) = self.admit_session(tx, user, request).await?;
         let (mut session, refresh) = self.new_session(
             user.as_uuid(),
             Tier::Customer,
@@ -405,8 +406,9 @@ impl Mfa<'_> {
         tx.insert_session(&session).await?;
         let flags = self.user_flags(tx.as_mut(), &session).await?;
         let details = format!(
-            "{{\"session_id\":\"{}\",\"second_factor\":\"{method}\"}}",
-            session.id
+            "{{\"session_id\":\"{}\",\"second_factor\":\"{method}\",\"sessions_ended\":{}}}",
+            session.id,
+            ended.len()
         );
         self.audit_session_event(
             tx,
@@ -417,6 +419,7 @@ impl Mfa<'_> {
             request,
         )
         .await?;
+        self.publish_ended(&ended);
         let roles = role
             .map(|r| vec![r.as_str().to_owned()])
             .unwrap_or_default();

@@ -2,6 +2,7 @@
 //! impersonation. Every state change commits with its audit event; every refusal is recorded in
 //! its own transaction after the refused one has ended.
 
+mod account_control;
 mod apps;
 mod cache;
 mod claims;
@@ -18,6 +19,7 @@ pub mod permissions;
 mod principal;
 mod recovery;
 mod recovery_codes;
+mod session_policy;
 pub(crate) mod sessions;
 mod settings;
 mod tokens;
@@ -29,6 +31,7 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+pub use account_control::AccountChange;
 pub use apps::{Apps, check_app_audience};
 pub use cache::{
     CachedSession, LocalOnly, Revocation, RevocationFanout, SessionCache, note_published,
@@ -47,8 +50,9 @@ pub use permissions::{CATALOGUE, Permission};
 pub use principal::Principal;
 pub use recovery::Recovery;
 pub use recovery_codes::code_bits as recovery_code_bits;
+pub use session_policy::ACTIVITY_FLUSH_INTERVAL;
 pub use sessions::{IssuedSession, LoginInput, SessionView, Sessions, csrf_digest};
-pub use settings::{IdentitySettings, UnverifiedAccess};
+pub use settings::{IdentitySettings, SessionLimitAction, UnverifiedAccess};
 pub use tokens::PublishedKey;
 
 use crate::audit::{self, AuditEvent, Outcome};

@@ -214,6 +214,7 @@ impl Operators<'_> {
                 password_hash: u.password_hash,
                 created_at: self.clock().now(),
                 email_verified_at: None,
+                disabled_at: None,
             };
             let mut tx = self.store().begin().await?;
             match tx.insert_user(&record).await {

@@ -10,6 +10,7 @@ use super::claims::{AccessClaims, Act};
 use super::digest;
 use super::lockouts::lockout_subject;
 use super::mfa::LoginOutcome;
+use super::session_policy::pick_membership;
 use crate::audit::{self, Actor, AuditEvent, Outcome};
 use crate::context::{AccountCall, RequestContext};
 use crate::error::Error;
@@ -18,7 +19,7 @@ use crate::inputs::{Email, normalize_password};
 use crate::kernel::Kernel;
 use crate::keyring::PersonalData;
 use crate::scope::TenantScope;
-use crate::store::{MembershipRecord, PlatformTx, SessionRecord, Tier};
+use crate::store::{PlatformTx, SessionRecord, Tier};
 
 #[derive(Debug)]
 pub struct LoginInput {
@@ -154,10 +155,9 @@ impl Kernel {
             });
         }
         let user = UserId::from_uuid(session.subject_id);
-        let verified = tx
-            .user_by_id(user)
-            .await?
-            .is_some_and(|u| u.email_verified_at.is_some());
+        let account = tx.user_by_id(user).await?;
+        super::session_policy::refuse_disabled_account(account.as_ref())?;
+        let verified = account.is_some_and(|u| u.email_verified_at.is_some());
         let enrolled = tx
             .totp_factor(user)
             .await?
@@ -374,28 +374,6 @@ impl Kernel {
             .map(|m| m.role.as_str().to_owned())
             .collect())
     }
-
-    /// Appends `event` on the session's chain (organisation, else operators') and commits.
-    pub(crate) async fn audit_event_and_commit(
-        &self,
-        tx: Box<dyn PlatformTx>,
-        session: &SessionRecord,
-        event: AuditEvent,
-    ) -> Result<(), Error> {
-        match session.org_id {
-            Some(org) => {
-                let mut tx = tx.enter(&TenantScope::granted(org)).await?;
-                let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
-                tx.commit(proof).await?;
-            }
-            None => {
-                let mut tx = tx;
-                let proof = audit::append_operator(tx.as_mut(), self.clock(), event).await?;
-                tx.commit(proof).await?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Sign-in and per-device sessions: login, refresh rotation, revocation, switching organisation.
@@ -446,6 +424,7 @@ impl Sessions<'_> {
                 return Err(Error::InvalidCredentials);
             }
         };
+        self.refuse_if_disabled(&user, request).await?;
         let new_hash = if rehash {
             Some(self.passwords().hash(password).await?)
         } else {
@@ -469,6 +448,7 @@ impl Sessions<'_> {
                 .challenge_second_factor(tx, &user, org, device, input.browser, request)
                 .await;
         }
+        let (mut tx, ended) = self.admit_session(tx, user.id, request).await?;
         let (session, refresh) = self.new_session(
             user.id.as_uuid(),
             Tier::Customer,
@@ -484,9 +464,10 @@ impl Sessions<'_> {
             email_verified: user.email_verified_at.is_some(),
         };
         let details = format!(
-            "{{\"session_id\":\"{}\",\"rehashed\":{}}}",
+            "{{\"session_id\":\"{}\",\"rehashed\":{},\"sessions_ended\":{}}}",
             session.id,
-            new_hash.is_some()
+            new_hash.is_some(),
+            ended.len()
         );
         self.audit_session_event(
             tx,
@@ -497,6 +478,7 @@ impl Sessions<'_> {
             request,
         )
         .await?;
+        self.publish_ended(&ended);
         let roles = membership
             .map(|m| vec![m.role.as_str().to_owned()])
             .unwrap_or_default();
@@ -594,6 +576,9 @@ impl Sessions<'_> {
                 }
             }
             (Audience::Tenant, _) => {}
+        }
+        if self.idle_too_long(&session, now) {
+            return Err(self.end_idle(tx, &session, request).await);
         }
         // Asked once the token is known genuine, so the registry is not open to a guess.
         let app = self.registered_resource(tx.as_mut(), resource).await?;
@@ -776,22 +761,6 @@ pub(crate) fn actor_of(session: &SessionRecord) -> Actor {
     };
     actor.impersonator_id = session.impersonator_id.map(|o| o.to_string());
     actor
-}
-
-fn pick_membership(
-    memberships: &[MembershipRecord],
-    wanted: Option<OrgId>,
-) -> Result<Option<&MembershipRecord>, Error> {
-    match wanted {
-        Some(org) => memberships
-            .iter()
-            .find(|m| m.org_id == org)
-            .map(Some)
-            .ok_or(Error::Forbidden {
-                permission: "membership",
-            }),
-        None => Ok(memberships.first()),
-    }
 }
 
 /// base64url(SHA-256(csrf token)): what the access token carries to bind its CSRF token.

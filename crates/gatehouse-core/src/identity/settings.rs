@@ -37,6 +37,41 @@ pub struct IdentitySettings {
     /// Whether every person must have a second factor (ASVS 6.3.3): until one is confirmed, a
     /// signed-in account may only enrol it. An organisation may require it of its members alone.
     pub require_second_factor: bool,
+    /// A customer or operator session with no request for this long is not refreshed again:
+    /// NIST SP 800-63B's AAL2 inactivity limit by default (see docs/SECURITY.md).
+    pub idle_timeout: Duration,
+    /// At most this many live customer sessions per account; `None` for no cap.
+    pub max_sessions_per_account: Option<u32>,
+    /// What a sign-in beyond `max_sessions_per_account` does.
+    pub session_limit_action: SessionLimitAction,
+}
+
+/// What a sign-in does when the account already has its most concurrent sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionLimitAction {
+    /// The account's oldest sessions end to make room.
+    EndOldest,
+    /// The sign-in is refused (`session_limit_reached`).
+    Refuse,
+}
+
+impl SessionLimitAction {
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::EndOldest => "end_oldest",
+            Self::Refuse => "refuse",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "end_oldest" => Some(Self::EndOldest),
+            "refuse" => Some(Self::Refuse),
+            _ => None,
+        }
+    }
 }
 
 /// What an account with an unverified email may do in its organisations.
@@ -97,6 +132,9 @@ impl Default for IdentitySettings {
             totp_issuer: "Gatehouse".to_owned(),
             operator_totp_required: false,
             require_second_factor: false,
+            idle_timeout: Duration::minutes(30),
+            max_sessions_per_account: None,
+            session_limit_action: SessionLimitAction::EndOldest,
         }
     }
 }

@@ -17,6 +17,8 @@ pub struct UserRecord {
     pub created_at: OffsetDateTime,
     /// When the user proved they receive mail at `email`.
     pub email_verified_at: Option<OffsetDateTime>,
+    /// Set while an operator has the account disabled: no sign-in, refresh or API-key use.
+    pub disabled_at: Option<OffsetDateTime>,
 }
 
 /// A bounded look at the stored password hashes (A1's self-check): the accounts among the first
@@ -73,6 +75,14 @@ pub trait UserStore: Send {
         &mut self,
         user: UserId,
         at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Disables the account as of `at`, or re-enables it with `None`; returns whether the state
+    /// changed (disabling a disabled account keeps its first time).
+    async fn set_user_disabled(
+        &mut self,
+        user: UserId,
+        at: Option<OffsetDateTime>,
     ) -> Result<bool, StoreError>;
 
     /// Deletes the account, with its memberships, second factor and recovery codes (erasure,

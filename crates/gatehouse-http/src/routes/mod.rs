@@ -1,4 +1,5 @@
 pub(crate) mod admin;
+pub(crate) mod admin_accounts;
 pub(crate) mod admin_sessions;
 pub(crate) mod api_keys;
 pub(crate) mod apps;

@@ -125,6 +125,36 @@ pub(crate) async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct MemberSessionsEnded {
+    /// How many of the member's live sessions in this organisation ended.
+    sessions_ended: usize,
+}
+
+/// Ends a member's sessions in this organisation (those whose tokens are for it; their sessions
+/// in other organisations stay): their access and refresh tokens are refused from the next
+/// request, on every instance. Audited in the organisation's chain. Needs `members.manage`.
+#[utoipa::path(delete, path = "/v1/organization/members/{user_id}/sessions", tag = "organization",
+    security(("bearer" = [])),
+    params(OrgScoped, ("user_id" = Uuid, Path, description = "The member")),
+    responses(
+        (status = 200, description = "Ended", body = MemberSessionsEnded),
+        (status = 403, description = "`forbidden`: the caller lacks `members.manage`, or a permission the member's role holds; `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: not a member", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn end_member_sessions(
+    State(state): State<AppState>,
+    OrgCaller(call): OrgCaller,
+    Path(user_id): Path<Uuid>,
+) -> Result<Json<MemberSessionsEnded>, ApiError> {
+    let sessions_ended = state
+        .kernel
+        .members()
+        .end_sessions(&call, UserId::from_uuid(user_id))
+        .await?;
+    Ok(Json(MemberSessionsEnded { sessions_ended }))
+}
+
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CustomRole {

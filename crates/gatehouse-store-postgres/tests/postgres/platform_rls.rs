@@ -159,6 +159,7 @@ async fn seed(store: &gatehouse_store_postgres::PostgresStore, n: u8) -> Seeded 
         password_hash: "x".into(),
         created_at: now,
         email_verified_at: None,
+        disabled_at: None,
     })
     .await
     .unwrap();

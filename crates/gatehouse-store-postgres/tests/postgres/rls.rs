@@ -29,6 +29,7 @@ pub(crate) async fn seed_org(store: &PostgresStore, n: usize) -> (OrgId, UserId)
         password_hash: "x".into(),
         created_at: clock.now(),
         email_verified_at: None,
+        disabled_at: None,
     };
     let mut tx = store.begin().await.unwrap();
     tx.insert_organization(&org).await.unwrap();

@@ -121,6 +121,54 @@ pub async fn second_factor_email_is_verified_once(f: &dyn Fixture) {
     assert_eq!(tx.user_by_id(pre.id).await.unwrap(), Some(pre));
 }
 
+/// Disabling keeps its first time, re-enabling clears it, and only a change counts; the state is
+/// read back by id and by address, and touches no other account (ASVS 7.4.5).
+pub async fn identity_an_account_is_disabled_and_enabled_once(store: Arc<dyn Store>) {
+    let clock = clock();
+    let ada = new_user(store.as_ref(), &clock, "ada@example.com").await;
+    let bob = new_user(store.as_ref(), &clock, "bob@example.com").await;
+    let at = clock.now() + Duration::minutes(1);
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.set_user_disabled(ada.id, Some(at)).await.unwrap());
+    assert!(
+        !tx.set_user_disabled(ada.id, Some(at + Duration::minutes(1)))
+            .await
+            .unwrap()
+    );
+    assert!(!tx.set_user_disabled(bob.id, None).await.unwrap());
+    assert!(
+        !tx.set_user_disabled(UserId::new(&clock), Some(at))
+            .await
+            .unwrap()
+    );
+    tx.commit(Audited::for_tests()).await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let disabled = UserRecord {
+        disabled_at: Some(at),
+        ..ada.clone()
+    };
+    assert_eq!(tx.user_by_id(ada.id).await.unwrap(), Some(disabled.clone()));
+    assert_eq!(
+        tx.user_by_email("ada@example.com").await.unwrap(),
+        Some(disabled)
+    );
+    assert_eq!(tx.user_by_id(bob.id).await.unwrap(), Some(bob.clone()));
+    // A rolled-back change leaves the account as it was.
+    assert!(tx.set_user_disabled(ada.id, None).await.unwrap());
+    drop(tx);
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.user_by_id(ada.id).await.unwrap().unwrap().disabled_at,
+        Some(at)
+    );
+    assert!(tx.set_user_disabled(ada.id, None).await.unwrap());
+    assert!(!tx.set_user_disabled(ada.id, None).await.unwrap());
+    tx.commit(Audited::for_tests()).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.user_by_id(ada.id).await.unwrap(), Some(ada));
+}
+
 /// Stored hashes for the census cases, in the order they are stored (one per account).
 fn census_hashes() -> Vec<String> {
     let tail = "$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";

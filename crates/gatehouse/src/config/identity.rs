@@ -1,7 +1,9 @@
 //! `[identity]`: tokens, sessions, step-up and recovery lifetimes. Defaults are core's
 //! `IdentitySettings::default()`, written once there.
 
-use gatehouse_core::identity::{IdentitySettings, Permission, UnverifiedAccess};
+use gatehouse_core::identity::{
+    IdentitySettings, Permission, SessionLimitAction, UnverifiedAccess,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, refuse};
@@ -38,6 +40,14 @@ pub struct IdentityConfig {
     pub operator_totp_required: Option<bool>,
     /// Every person needs a confirmed second factor; until then they may only enrol one.
     pub require_second_factor: bool,
+    /// A session with no request for this long is not refreshed again (default 1800: NIST
+    /// SP 800-63B's AAL2 inactivity limit). Between the access-token lifetime and the customer
+    /// session lifetime.
+    pub idle_timeout_secs: u64,
+    /// At most this many live customer sessions per account (1 to 1000); unset: no cap.
+    pub max_sessions_per_account: Option<u32>,
+    /// `end_oldest` or `refuse`: what a sign-in beyond `max_sessions_per_account` does.
+    pub session_limit_action: String,
 }
 
 impl Default for IdentityConfig {
@@ -64,6 +74,9 @@ impl Default for IdentityConfig {
             totp_issuer: None,
             operator_totp_required: None,
             require_second_factor: d.require_second_factor,
+            idle_timeout_secs: secs(d.idle_timeout),
+            max_sessions_per_account: d.max_sessions_per_account,
+            session_limit_action: d.session_limit_action.as_str().to_owned(),
         }
     }
 }
@@ -138,6 +151,7 @@ pub(super) fn validate(
              remove the setting and enrol one with `gatehouse admin enrol-totp --email ...`",
         );
     }
+    let session_limit_action = session_policy(c)?;
     let unverified_access = UnverifiedAccess::parse(&c.unverified_access).ok_or_else(|| {
         ConfigError(format!(
             "identity.unverified_access: {:?} is not one of \"full\", \"read_only\"",
@@ -166,5 +180,35 @@ pub(super) fn validate(
             .unwrap_or_else(|| product_name.to_owned()),
         operator_totp_required: c.operator_totp_required.unwrap_or(production),
         require_second_factor: c.require_second_factor,
+        idle_timeout: secs(c.idle_timeout_secs),
+        max_sessions_per_account: c.max_sessions_per_account,
+        session_limit_action,
+    })
+}
+
+/// The inactivity limit and the concurrent-session cap.
+fn session_policy(c: &IdentityConfig) -> Result<SessionLimitAction, ConfigError> {
+    if c.idle_timeout_secs < c.access_token_ttl_secs
+        || c.idle_timeout_secs > c.customer_session_ttl_secs
+    {
+        return refuse(format!(
+            "identity.idle_timeout_secs: must be between identity.access_token_ttl_secs ({}) and \
+             identity.customer_session_ttl_secs ({}), not {}; a shorter limit would let an \
+             access token outlive it, a longer one would never apply",
+            c.access_token_ttl_secs, c.customer_session_ttl_secs, c.idle_timeout_secs
+        ));
+    }
+    if c.max_sessions_per_account
+        .is_some_and(|n| !(1..=1_000).contains(&n))
+    {
+        return refuse(
+            "identity.max_sessions_per_account: must be between 1 and 1000, or unset for no cap",
+        );
+    }
+    SessionLimitAction::parse(&c.session_limit_action).ok_or_else(|| {
+        ConfigError(format!(
+            "identity.session_limit_action: {:?} is not one of \"end_oldest\", \"refuse\"",
+            c.session_limit_action
+        ))
     })
 }

@@ -308,6 +308,43 @@ fn identity_lifetimes_are_bounded() {
 }
 
 #[test]
+fn session_policy_is_validated_at_load() {
+    Jail::expect_with(|jail| {
+        let c = Config::load_from(None).map_err(|e| e.0)?;
+        assert_eq!(c.identity.idle_timeout, time::Duration::minutes(30));
+        assert_eq!(c.identity.max_sessions_per_account, None);
+        // Shorter than an access token's life: the token would outlive the limit.
+        jail.set_env("GATEHOUSE_IDENTITY__IDLE_TIMEOUT_SECS", "600");
+        let msg = err(Config::load_from(None));
+        assert!(
+            msg.starts_with("identity.idle_timeout_secs:") && msg.contains("(900)"),
+            "{msg}"
+        );
+        jail.set_env("GATEHOUSE_IDENTITY__IDLE_TIMEOUT_SECS", "700000");
+        assert!(err(Config::load_from(None)).starts_with("identity.idle_timeout_secs:"));
+        jail.set_env("GATEHOUSE_IDENTITY__IDLE_TIMEOUT_SECS", "3600");
+        jail.set_env("GATEHOUSE_IDENTITY__MAX_SESSIONS_PER_ACCOUNT", "0");
+        assert!(err(Config::load_from(None)).starts_with("identity.max_sessions_per_account:"));
+        jail.set_env("GATEHOUSE_IDENTITY__MAX_SESSIONS_PER_ACCOUNT", "3");
+        jail.set_env("GATEHOUSE_IDENTITY__SESSION_LIMIT_ACTION", "end_newest");
+        let msg = err(Config::load_from(None));
+        assert!(
+            msg.starts_with("identity.session_limit_action:") && msg.contains("end_oldest"),
+            "{msg}"
+        );
+        jail.set_env("GATEHOUSE_IDENTITY__SESSION_LIMIT_ACTION", "refuse");
+        let c = Config::load_from(None).map_err(|e| e.0)?;
+        assert_eq!(c.identity.idle_timeout, time::Duration::hours(1));
+        assert_eq!(c.identity.max_sessions_per_account, Some(3));
+        assert_eq!(
+            c.identity.session_limit_action,
+            gatehouse_core::identity::SessionLimitAction::Refuse
+        );
+        Ok(())
+    });
+}
+
+#[test]
 fn redis_url_password_never_reaches_the_printout_or_debug() {
     Jail::expect_with(|jail| {
         jail.set_env(

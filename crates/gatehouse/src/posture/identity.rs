@@ -134,9 +134,13 @@ fn a4(f: &Facts<'_>) -> Arc<dyn Probe> {
 
 fn a5(f: &Facts<'_>) -> Arc<dyn Probe> {
     let fanout = f.config.redis_url.is_some();
+    let id = &f.config.identity;
     let settings = posture_settings! {
         "revocation_fanout" => if fanout { "redis" } else { "this instance only" },
         "refresh_rotation" => true,
+        "idle_timeout_secs" => secs(id.idle_timeout),
+        "max_sessions_per_account" => id.max_sessions_per_account,
+        "session_limit_action" => id.session_limit_action.as_str(),
     };
     probe("A5", true, settings, move || async move {
         // The subscriber marks the feature degraded while its Redis connection is down.

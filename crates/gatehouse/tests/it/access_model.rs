@@ -254,6 +254,7 @@ async fn world() -> World {
         // hour in all: tokens outlive it.
         raw.identity.step_up_permissions = Vec::new();
         raw.identity.access_token_ttl_secs = 3_600;
+        raw.identity.idle_timeout_secs = 3_600;
     })
     .await;
     let mut people = Vec::new();

@@ -12,6 +12,7 @@ mod interop;
 mod support;
 
 mod access_model;
+mod account_control;
 mod api_keys;
 mod apps;
 mod audit_api;
@@ -50,6 +51,7 @@ mod recovery;
 mod roles;
 mod secrets_in_logs;
 mod security_events;
+mod session_policy;
 mod sessions;
 mod share_links;
 mod signup;

@@ -72,7 +72,9 @@ async fn tenant_and_operator_tokens_each_work_only_on_their_own_api() {
 
 #[tokio::test]
 async fn impersonation_is_thirty_minutes_unrenewable_and_audited_with_both_identities() {
-    let app = TestApp::spawn().await;
+    // The customer's own session sits idle while the impersonation runs out: an hour's
+    // inactivity limit keeps it refreshable (the limit has its own tests, session_policy.rs).
+    let app = TestApp::spawn_with(|raw| raw.identity.idle_timeout_secs = 3_600).await;
     let a = app.signup_login("ada@example.com", "laptop").await;
     let (op_id, op) = operator(&app).await;
 

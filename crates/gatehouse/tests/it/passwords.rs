@@ -367,6 +367,7 @@ async fn imported_hash_costs_are_bounded_and_a_too_costly_stored_hash_is_never_v
             password_hash: hash.clone(),
             created_at: gatehouse_core::Clock::now(&app.clock),
             email_verified_at: None,
+            disabled_at: None,
         })
         .await
         .unwrap();

@@ -238,7 +238,12 @@ a session whose membership is gone; the strict sign-in lock keys on account and 
 looser account-wide bound.
 
 Issue 26: ending all other sessions needs a second factor checked within the step-up window (an
-account without one: a recent password)."#,
+account without one: a recent password).
+
+Issue 26 (ASVS 7.3.1, 7.4.2): an optional cap on an account's concurrent sessions ends the oldest or
+refuses the sign-in (`session_limit_reached`); an organisation admin ends a member's sessions in that
+organisation, audited on its chain; a disabled account's tokens and keys are refused on every
+instance."#,
         evidence: &[
             Evidence {
                 file: "crates/gatehouse/tests/it/sessions.rs",
@@ -283,6 +288,25 @@ account without one: a recent password)."#,
                 file: "crates/gatehouse/tests/it/limits.rs",
                 tests: &["wrong_passwords_lock_the_guessers_address_out_not_the_owner"],
             },
+            Evidence {
+                file: "crates/gatehouse/tests/it/session_policy.rs",
+                tests: &[
+                    "over_the_session_cap_the_oldest_session_ends",
+                    "over_the_session_cap_a_sign_in_is_refused_when_so_configured",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/account_control.rs",
+                tests: &["an_admin_ends_a_members_sessions_in_the_organisation_only"],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/redis_shared.rs",
+                tests: &["an_account_disabled_on_one_instance_is_refused_by_the_other_at_once"],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/three_instances.rs",
+                tests: &["an_account_disabled_through_one_instance_is_refused_by_all_three"],
+            },
         ],
     },
     Control {
@@ -293,7 +317,11 @@ account without one: a recent password)."#,
         self_check: "Compares each configured session tier with the catalogue's (customers 7 days, operators 12 hours, impersonation 30 minutes) and the access-token lifetime with one hour; longer warns.",
         ledger: r#"Customer sessions last 7 days, operator sessions 12 hours, impersonation 30 minutes with one
 token that is never renewed and carries the operator; access tokens last 15 minutes by default and
-at most an hour."#,
+at most an hour.
+
+Issue 26 (ASVS 7.1.1, 7.1.2, 7.3.1): a customer or operator session with no request for 30 minutes
+(NIST SP 800-63B's AAL2 inactivity limit; `identity.idle_timeout_secs`) is not refreshed again,
+with the activity flush's 30 s as grace; the lifetimes' reasons are in docs/SECURITY.md."#,
         evidence: &[
             Evidence {
                 file: "crates/gatehouse/tests/it/sessions.rs",
@@ -307,7 +335,14 @@ at most an hour."#,
             },
             Evidence {
                 file: "crates/gatehouse/src/config/tests.rs",
-                tests: &["identity_lifetimes_are_bounded"],
+                tests: &[
+                    "identity_lifetimes_are_bounded",
+                    "session_policy_is_validated_at_load",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/session_policy.rs",
+                tests: &["a_refresh_after_the_idle_limit_is_refused_and_one_within_it_succeeds"],
             },
         ],
     },
@@ -368,7 +403,11 @@ to reading."#,
         ledger: r#"Operators have their own accounts, path prefix (`/admin/v1`), optional listener, token audience
 and tier, and their own audit chain. They sign in with a TOTP factor (required by default in
 production), step up before impersonating, sign out and end their sessions over the API and the
-CLI, and their refresh tokens work on the operators' surface only."#,
+CLI, and their refresh tokens work on the operators' surface only.
+
+Issue 26 (ASVS 7.4.2, 7.4.5): an operator ends all of a user's sessions, and, after a step-up,
+disables or re-enables the account (no sign-in, refresh or API-key use while disabled, on every
+instance), each audited on the operators' chain."#,
         evidence: &[
             Evidence {
                 file: "crates/gatehouse/tests/it/operators.rs",
@@ -416,6 +455,17 @@ CLI, and their refresh tokens work on the operators' surface only."#,
             Evidence {
                 file: "crates/gatehouse/src/config/tests.rs",
                 tests: &["operators_need_a_second_factor_by_default_in_production_only"],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/account_control.rs",
+                tests: &[
+                    "a_disabled_account_is_refused_everything_until_it_is_enabled_again",
+                    "an_operator_ends_all_of_a_users_sessions_and_needs_a_step_up_to_disable",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-tests/src/cases/users.rs",
+                tests: &["identity_an_account_is_disabled_and_enabled_once"],
             },
         ],
     },
