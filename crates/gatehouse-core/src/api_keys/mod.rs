@@ -20,7 +20,7 @@ use crate::audit::{self, AuditEvent};
 use crate::context::TenantCall;
 use crate::error::Error;
 use crate::identity::{Permission, Principal};
-use crate::ids::{OrgId, new_uuid};
+use crate::ids::{OrgId, UserId, new_uuid};
 use crate::kernel::Kernel;
 use crate::page::{Page, PageRequest};
 use crate::scope::TenantScope;
@@ -55,6 +55,10 @@ struct Cached {
     loaded_at: OffsetDateTime,
     /// Shared with the key's next cache entry, so a reload loses no use.
     usage: Arc<Usage>,
+    /// The member the key acts for (see `creator.rs`).
+    member: Option<UserId>,
+    /// Who requires a second factor of that member, who has none: the key is refused.
+    factor_missing: Option<&'static str>,
 }
 
 /// A key's use since the last flush.
@@ -92,20 +96,23 @@ impl ApiKeyCache {
         found
     }
 
-    /// Caches `record` acting with `acting` (see `creator.rs`).
+    /// Caches `record` acting as `acting` says (see `creator.rs`).
     fn put(
         &self,
         record: Arc<ApiKeyRecord>,
-        acting: Vec<String>,
+        acting: creator::Acting,
+        factor_missing: Option<&'static str>,
         now: OffsetDateTime,
     ) -> Arc<Cached> {
         let mut principal = principal_for(&record);
-        principal.api_key_permissions = Some(acting);
+        principal.api_key_permissions = Some(acting.permissions);
         let entry = Arc::new(Cached {
             principal: Arc::new(principal),
             record: Arc::clone(&record),
             loaded_at: now,
             usage: self.usage_of(&record),
+            member: acting.member,
+            factor_missing,
         });
         if let Ok(mut map) = self.entries.write() {
             if map.len() >= CACHE_CAPACITY {
@@ -129,6 +136,13 @@ impl ApiKeyCache {
     pub(crate) fn forget_all(&self) {
         if let Ok(mut map) = self.entries.write() {
             map.clear();
+        }
+    }
+
+    /// Forgets every key acting for `member`: their second factor came or went.
+    pub(crate) fn forget_member(&self, member: UserId) {
+        if let Ok(mut map) = self.entries.write() {
+            map.retain(|_, e| e.member != Some(member));
         }
     }
 
@@ -529,10 +543,18 @@ impl ApiKeys<'_> {
                         None => None,
                     }
                 };
-                match found {
-                    Some((r, acting)) => self.api_key_cache().put(Arc::new(r), acting, now),
-                    None => return Err(invalid),
-                }
+                let Some((r, acting)) = found else {
+                    return Err(invalid);
+                };
+                // Asked once the chain is read and its transaction is closed.
+                let factor_missing = match acting.member {
+                    Some(member) if !acting.permissions.is_empty() => {
+                        self.enrolment_pending(member, Some(r.org_id)).await?
+                    }
+                    _ => None,
+                };
+                self.api_key_cache()
+                    .put(Arc::new(r), acting, factor_missing, now)
             }
         };
         if !entry.record.is_usable(now) {
@@ -547,6 +569,10 @@ impl ApiKeys<'_> {
             return Err(Error::Unauthenticated(
                 "the API key is suspended: its creator no longer holds its permissions",
             ));
+        }
+        if let Some(by) = entry.factor_missing {
+            // Acting for a member who may only enrol a second factor: the key may do no more.
+            return Err(Error::SecondFactorEnrolmentRequired(by));
         }
         entry
             .usage

@@ -516,6 +516,7 @@ impl Mfa<'_> {
         let event = AuditEvent::success(principal.actor(), "mfa.totp_enabled", "user", user)
             .with_request(request.request_id.clone());
         self.audit_user_event(tx, principal, event).await?;
+        self.second_factor_changed(user);
         Ok(codes)
     }
 
@@ -537,6 +538,7 @@ impl Mfa<'_> {
             .with_details(format!("{{\"second_factor\":\"{method}\"}}"))
             .with_request(request.request_id.clone());
         self.audit_user_event(tx, principal, event).await?;
+        self.second_factor_changed(user);
         Ok(())
     }
 
