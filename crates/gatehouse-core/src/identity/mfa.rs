@@ -288,10 +288,10 @@ impl Mfa<'_> {
                 }
             }
             SecondFactor::RecoveryCode(code) => {
-                let normalized = zeroize::Zeroizing::new(recovery_codes::normalize(code.expose()));
-                if normalized.is_empty() {
+                let Some(normalized) = recovery_codes::typed(code.expose()) else {
                     return Ok(None);
-                }
+                };
+                let normalized = zeroize::Zeroizing::new(normalized);
                 // Each stored value has its own salt: the typed code is checked against each.
                 let stored = tx.unused_recovery_codes(user).await?;
                 let Some(found) = stored
