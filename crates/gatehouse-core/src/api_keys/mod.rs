@@ -20,7 +20,7 @@ use crate::audit::{self, AuditEvent};
 use crate::context::TenantCall;
 use crate::error::Error;
 use crate::identity::{Permission, Principal};
-use crate::ids::{OrgId, new_uuid};
+use crate::ids::{OrgId, UserId, new_uuid};
 use crate::kernel::Kernel;
 use crate::page::{Page, PageRequest};
 use crate::scope::TenantScope;
@@ -57,6 +57,10 @@ struct Cached {
     usage: Arc<Usage>,
     /// The member at the root of its creators has a disabled account: refused meanwhile.
     creator_disabled: bool,
+    /// The member the key acts for (see `creator.rs`).
+    member: Option<UserId>,
+    /// Who requires a second factor of that member, who has none: the key is refused.
+    factor_missing: Option<&'static str>,
 }
 
 /// A key's use since the last flush.
@@ -94,22 +98,25 @@ impl ApiKeyCache {
         found
     }
 
-    /// Caches `record` acting with `acting` (see `creator.rs`).
+    /// Caches `record` acting as `acting` says (see `creator.rs`).
     fn put(
         &self,
         record: Arc<ApiKeyRecord>,
-        acting: Vec<String>,
+        acting: creator::Acting,
+        factor_missing: Option<&'static str>,
         creator_disabled: bool,
         now: OffsetDateTime,
     ) -> Arc<Cached> {
         let mut principal = principal_for(&record);
-        principal.api_key_permissions = Some(acting);
+        principal.api_key_permissions = Some(acting.permissions);
         let entry = Arc::new(Cached {
             principal: Arc::new(principal),
             record: Arc::clone(&record),
             loaded_at: now,
             usage: self.usage_of(&record),
             creator_disabled,
+            member: acting.member,
+            factor_missing,
         });
         if let Ok(mut map) = self.entries.write() {
             if map.len() >= CACHE_CAPACITY {
@@ -133,6 +140,13 @@ impl ApiKeyCache {
     pub(crate) fn forget_all(&self) {
         if let Ok(mut map) = self.entries.write() {
             map.clear();
+        }
+    }
+
+    /// Forgets every key acting for `member`: their second factor came or went.
+    pub(crate) fn forget_member(&self, member: UserId) {
+        if let Ok(mut map) = self.entries.write() {
+            map.retain(|_, e| e.member != Some(member));
         }
     }
 
@@ -523,9 +537,9 @@ impl ApiKeys<'_> {
                                 .filter(|r| gatehouse_crypto::ct_eq(&r.digest, &d))
                             {
                                 Some(r) => {
-                                    let (acting, root) =
+                                    let acting =
                                         self.acting_permissions(tx.as_mut(), &r, now).await?;
-                                    Some((r, acting, root))
+                                    Some((r, acting))
                                 }
                                 None => None,
                             }
@@ -533,14 +547,22 @@ impl ApiKeys<'_> {
                         None => None,
                     }
                 };
-                let Some((r, acting, root)) = found else {
+                let Some((r, acting)) = found else {
                     return Err(invalid);
                 };
-                let disabled = match root {
+                // Asked once the chain is read and its transaction is closed.
+                let factor_missing = match acting.member {
+                    Some(member) if !acting.permissions.is_empty() => {
+                        self.enrolment_pending(member, Some(r.org_id)).await?
+                    }
+                    _ => None,
+                };
+                let disabled = match acting.member {
                     Some(user) => self.account_disabled(user).await?,
                     None => false,
                 };
-                self.api_key_cache().put(Arc::new(r), acting, disabled, now)
+                self.api_key_cache()
+                    .put(Arc::new(r), acting, factor_missing, disabled, now)
             }
         };
         if !entry.record.is_usable(now) {
@@ -560,6 +582,10 @@ impl ApiKeys<'_> {
             return Err(Error::Unauthenticated(
                 "the API key is suspended: its creator no longer holds its permissions",
             ));
+        }
+        if let Some(by) = entry.factor_missing {
+            // Acting for a member who may only enrol a second factor: the key may do no more.
+            return Err(Error::SecondFactorEnrolmentRequired(by));
         }
         entry
             .usage

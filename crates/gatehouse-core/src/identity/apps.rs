@@ -107,7 +107,10 @@ impl super::Sessions<'_> {
     /// its `aud` is the app's audience, so Gatehouse's own API and every other app refuse it.
     /// The refresh token rotates as on any refresh; a later refresh without `resource` gets a
     /// token for Gatehouse again. A `resource` no app is registered with is `invalid_target`
-    /// and nothing rotates; Gatehouse's own audience as `resource` is a plain refresh.
+    /// and nothing rotates; Gatehouse's own audience as `resource` is a plain refresh. A person
+    /// who must enrol a second factor and has none gets no token for an app
+    /// (`second_factor_enrolment_required`, nothing rotates): an app that verifies tokens on its
+    /// own would otherwise see an ordinary token.
     pub async fn refresh_for(
         &self,
         token: &gatehouse_crypto::SecretString,
@@ -123,8 +126,39 @@ impl super::Sessions<'_> {
                 "is for bearer refreshes only: a cookie session's tokens are Gatehouse's",
             ));
         }
+        if resource.is_some_and(|r| r != self.identity().settings().audience) {
+            self.no_app_token_without_factor(token).await?;
+        }
         self.refresh_on(token, browser, request, super::Audience::Tenant, resource)
             .await
+    }
+
+    /// Refuses an app's token to the person whose refresh token `token` is, while a second
+    /// factor is required of them and they have none. Read apart from the refresh's own
+    /// transaction (the policy's reads take their own) and only for a genuine current refresh
+    /// token, so a guess learns nothing; anything else is left to the refresh to refuse.
+    async fn no_app_token_without_factor(
+        &self,
+        token: &gatehouse_crypto::SecretString,
+    ) -> Result<(), Error> {
+        let Some((id, secret)) = super::sessions::parse_refresh(token.expose()) else {
+            return Ok(());
+        };
+        let session = {
+            let mut tx = self.store().begin_read().await?;
+            tx.session(id).await?
+        };
+        let presented = gatehouse_crypto::sha256(&[secret.as_bytes()]);
+        let Some(session) = session.filter(|s| {
+            s.tier == Tier::Customer && gatehouse_crypto::ct_eq(&presented, &s.refresh_hash)
+        }) else {
+            return Ok(());
+        };
+        let user = crate::ids::UserId::from_uuid(session.subject_id);
+        match self.enrolment_pending(user, session.org_id).await? {
+            Some(by) => Err(Error::SecondFactorEnrolmentRequired(by)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -39,11 +39,14 @@ pub enum Revocation {
     /// Share links of an organisation were revoked, changed or lost their record: rows kept in
     /// memory to serve opens are stale (`l:{org}`).
     ShareLinks(OrgId),
+    /// A person confirmed or removed their second factor: whether they have one, and what the
+    /// API keys acting for them may do, are stale (`f:{user}`).
+    SecondFactor(UserId),
 }
 
 impl Revocation {
-    /// The wire form: `s:{uuid}`, `k:{uuid}`, `m:{org}:{user}`, `r:{org}`, `x:...`, `g:...` or
-    /// `l:{org}`.
+    /// The wire form: `s:{uuid}`, `k:{uuid}`, `m:{org}:{user}`, `r:{org}`, `x:...`, `g:...`,
+    /// `l:{org}` or `f:{user}`. An instance that does not know a kind ignores it.
     #[must_use]
     pub fn encode(&self) -> String {
         match self {
@@ -58,6 +61,7 @@ impl Revocation {
             } => format!("x:{org}:{kind}:{external_id}"),
             Self::Grant { owner, grantee } => format!("g:{owner}:{grantee}"),
             Self::ShareLinks(org) => format!("l:{org}"),
+            Self::SecondFactor(user) => format!("f:{user}"),
         }
     }
 
@@ -69,6 +73,9 @@ impl Revocation {
             "k" => Some(Self::ApiKey(Uuid::try_parse(rest).ok()?)),
             "r" => Some(Self::Roles(OrgId::from_uuid(Uuid::try_parse(rest).ok()?))),
             "l" => Some(Self::ShareLinks(OrgId::from_uuid(
+                Uuid::try_parse(rest).ok()?,
+            ))),
+            "f" => Some(Self::SecondFactor(UserId::from_uuid(
                 Uuid::try_parse(rest).ok()?,
             ))),
             "x" => {
@@ -350,6 +357,8 @@ mod tests {
                 owner: OrgId::from_uuid(a),
                 grantee: OrgId::from_uuid(b),
             },
+            Revocation::ShareLinks(OrgId::from_uuid(a)),
+            Revocation::SecondFactor(UserId::from_uuid(b)),
         ] {
             assert_eq!(Revocation::decode(&r.encode()), Some(r));
         }
@@ -367,6 +376,8 @@ mod tests {
             "x:nope:report:r1",
             "g:{a}",
             "g:{a}:nope",
+            "f:",
+            "f:{a}:{a}",
         ] {
             let text = junk.replace("{a}", &a.to_string());
             assert_eq!(Revocation::decode(&text), None, "{text}");

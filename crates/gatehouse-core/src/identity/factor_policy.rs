@@ -8,18 +8,23 @@
 //! `second_factor_enrolment_required`.
 //!
 //! The decision is made at each request, not read from the token: whether the person has a
-//! confirmed factor is read from the store (one read by primary key, only for people under a
-//! requirement), so a member is admitted on the request after they confirm one, with the token
-//! they already hold; the organisation's setting is cached per organisation for at most
-//! [`POLICY_CACHE_MAX_AGE`], forgotten at once on this instance when it changes and on the
-//! others through the revocation fan-out. The token's `mfa_required` claim and verify's answer
-//! only report the requirement.
+//! confirmed factor and the organisation's setting are each cached (per person, per
+//! organisation) for at most [`POLICY_CACHE_MAX_AGE`], forgotten at once on this instance when
+//! they change and on the others through the revocation fan-out, so a member is admitted on the
+//! request after they confirm one, with the token they already hold. The token's `mfa_required`
+//! claim and verify's answer only report the requirement; an access token for a registered app
+//! (`resource` on refresh), which the app may verify on its own, is not issued to a person who
+//! must enrol and has not.
 //!
-//! API keys are not people and do not sign in: no requirement applies to them (what a key may do
-//! is bounded by its creator's permissions, and making one is itself a request its creator must
-//! be admitted to). Impersonation is an operator's, who signs in with their own second factor.
+//! The gate applies wherever a person's credential is taken: the tenant API, forward
+//! authentication, a service acting on their behalf, and `POST /internal/v1/check` (also for a
+//! member named by id: the service asks what the person may do, and they may do nothing but
+//! enrol). An API key is not a person, but it acts for the member at the end of its creator
+//! chain: while that member must enrol and has not, the key is refused too (`api_keys::creator`).
+//! Impersonation is an operator's, who signs in with their own second factor.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -35,22 +40,22 @@ use crate::kernel::Kernel;
 use crate::scope::TenantScope;
 use crate::store::{Role, Tier};
 
-/// How long an organisation's setting is trusted without asking the store: the same bound as a
-/// session's cached state, for a change whose fan-out message was lost.
+/// How long an organisation's setting, and whether a person has a confirmed factor, are trusted
+/// without asking the store: the same bound as a session's cached state, for a change whose
+/// fan-out message was lost.
 pub const POLICY_CACHE_MAX_AGE: time::Duration = super::cache::SESSION_CACHE_MAX_AGE;
 
-/// Each organisation's requirement, as last read.
+/// One yes-or-no answer per key, as last read, trusted for [`POLICY_CACHE_MAX_AGE`].
 #[derive(Debug)]
-pub struct FactorPolicyCache {
-    entries: RwLock<HashMap<OrgId, (bool, OffsetDateTime)>>,
+struct Answers<K> {
+    entries: RwLock<HashMap<K, (bool, OffsetDateTime)>>,
     capacity: usize,
     /// Moves on every forget: a read that began before a change does not store its answer.
     generation: AtomicU64,
 }
 
-impl FactorPolicyCache {
-    #[must_use]
-    pub fn new(capacity: usize) -> Self {
+impl<K: Eq + Hash + Copy> Answers<K> {
+    fn new(capacity: usize) -> Self {
         Self {
             entries: RwLock::new(HashMap::new()),
             capacity: capacity.max(1),
@@ -58,32 +63,63 @@ impl FactorPolicyCache {
         }
     }
 
-    fn get(&self, org: OrgId, now: OffsetDateTime) -> Option<bool> {
+    fn get(&self, key: K, now: OffsetDateTime) -> Option<bool> {
         self.entries.read().ok().and_then(|m| {
-            m.get(&org)
+            m.get(&key)
                 .filter(|(_, at)| now - *at <= POLICY_CACHE_MAX_AGE)
                 .map(|(v, _)| *v)
         })
     }
 
-    fn put(&self, org: OrgId, required: bool, now: OffsetDateTime, read_at: u64) {
+    fn read_at(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn put(&self, key: K, value: bool, now: OffsetDateTime, read_at: u64) {
         if let Ok(mut map) = self.entries.write() {
             if self.generation.load(Ordering::Acquire) != read_at {
                 return;
             }
-            if map.len() >= self.capacity && !map.contains_key(&org) {
+            if map.len() >= self.capacity && !map.contains_key(&key) {
                 map.clear();
             }
-            map.insert(org, (required, now));
+            map.insert(key, (value, now));
+        }
+    }
+
+    fn forget(&self, key: K) {
+        if let Ok(mut map) = self.entries.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            map.remove(&key);
+        }
+    }
+}
+
+/// Each organisation's requirement and each person's "has a confirmed second factor", as last
+/// read: what the gate asks on every request of someone under a requirement.
+#[derive(Debug)]
+pub struct FactorPolicyCache {
+    orgs: Answers<OrgId>,
+    users: Answers<UserId>,
+}
+
+impl FactorPolicyCache {
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            orgs: Answers::new(capacity),
+            users: Answers::new(capacity),
         }
     }
 
     /// The organisation's setting changed (here or elsewhere): ask the store next time.
     pub fn forget(&self, org: OrgId) {
-        if let Ok(mut map) = self.entries.write() {
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            map.remove(&org);
-        }
+        self.orgs.forget(org);
+    }
+
+    /// The person confirmed or removed their factor (here or elsewhere).
+    pub fn forget_user(&self, user: UserId) {
+        self.users.forget(user);
     }
 }
 
@@ -104,12 +140,12 @@ impl Kernel {
         let Some(org) = org else {
             return Ok(None);
         };
-        let cache = &self.identity().factor_policies;
+        let cache = &self.identity().factor_policies.orgs;
         let now = self.clock().now();
         let required = match cache.get(org, now) {
             Some(v) => v,
             None => {
-                let read_at = cache.generation.load(Ordering::Acquire);
+                let read_at = cache.read_at();
                 let mut tx = self
                     .store()
                     .begin_read_scoped(&TenantScope::granted(org))
@@ -163,13 +199,52 @@ impl Kernel {
         }
     }
 
-    /// Whether `user` has a confirmed second factor now.
+    /// Whether `user` has a confirmed second factor: cached per person for at most
+    /// [`POLICY_CACHE_MAX_AGE`], forgotten when they confirm or remove one
+    /// ([`Kernel::second_factor_changed`]), here and through the fan-out.
     pub(crate) async fn has_second_factor(&self, user: UserId) -> Result<bool, Error> {
+        let cache = &self.identity().factor_policies.users;
+        let now = self.clock().now();
+        if let Some(v) = cache.get(user, now) {
+            return Ok(v);
+        }
+        let read_at = cache.read_at();
         let mut tx = self.store().begin_read().await?;
-        Ok(tx
+        let v = tx
             .totp_factor(user)
             .await?
-            .is_some_and(|f| f.confirmed_at.is_some()))
+            .is_some_and(|f| f.confirmed_at.is_some());
+        drop(tx);
+        cache.put(user, v, now, read_at);
+        Ok(v)
+    }
+
+    /// `user` confirmed or removed their second factor: the gate, and the API keys acting for
+    /// them, decide again, here and (through the fan-out) on every instance.
+    pub(crate) fn second_factor_changed(&self, user: UserId) {
+        self.second_factor_changed_elsewhere(user);
+        self.identity()
+            .fanout
+            .publish(super::Revocation::SecondFactor(user));
+    }
+
+    /// [`Kernel::second_factor_changed`] as another instance published it.
+    pub(crate) fn second_factor_changed_elsewhere(&self, user: UserId) {
+        self.identity().factor_policies.forget_user(user);
+        self.api_key_cache().forget_member(user);
+    }
+
+    /// Who requires a second factor of `user`, a member of `org`, who has none confirmed:
+    /// `None` when nobody does or they have one.
+    pub(crate) async fn enrolment_pending(
+        &self,
+        user: UserId,
+        org: Option<OrgId>,
+    ) -> Result<Option<&'static str>, Error> {
+        let Some(by) = self.second_factor_required_by(org).await? else {
+            return Ok(None);
+        };
+        Ok((!self.has_second_factor(user).await?).then_some(by))
     }
 }
 
@@ -214,8 +289,10 @@ impl Members<'_> {
     }
 
     /// Turns the organisation's requirement on or off. Only an owner, with a second factor
-    /// checked within the step-up window (turning it off: or, for an owner without one, the
-    /// password), whatever `step_up_permissions` says. Returns the setting now.
+    /// checked within the step-up window, whatever `step_up_permissions` says. (Turning it off
+    /// takes the password instead only of an owner without a factor, as the store says now; while
+    /// the requirement is on, such an owner is limited to enrolling and cannot reach this.)
+    /// Returns the setting now.
     pub async fn set_second_factor_policy(
         &self,
         call: &TenantCall,
@@ -226,6 +303,12 @@ impl Members<'_> {
             scope,
             request,
         } = call;
+        // Whether the owner has a factor now, not when their token was issued: one enrolled
+        // since must not be able to turn the requirement off with only a recent password.
+        let enrolled = required
+            || self
+                .has_second_factor(UserId::from_uuid(principal.subject))
+                .await?;
         let tx = self.store().begin_scoped(scope).await?;
         let (mut tx, role) = self
             .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
@@ -235,7 +318,7 @@ impl Members<'_> {
         } else {
             // Requiring a factor of others needs the owner's own, checked now: a password alone
             // (a stolen session's) must not be able to set the rules for everyone.
-            self.require_reauthentication(principal, required, POLICY)
+            self.require_reauthentication(principal, enrolled, POLICY)
                 .err()
                 .map(|e| ("permission.step_up_required", e))
         };
@@ -281,18 +364,19 @@ mod tests {
 
     #[test]
     fn the_policy_cache_ages_out_forgets_and_stays_bounded() {
-        let c = FactorPolicyCache::new(2);
+        let cache = FactorPolicyCache::new(2);
+        let c = &cache.orgs;
         let t = OffsetDateTime::UNIX_EPOCH;
         let o = OrgId::from_uuid(uuid::Uuid::from_u128(1));
         assert_eq!(c.get(o, t), None);
-        c.put(o, true, t, c.generation.load(Ordering::Acquire));
+        c.put(o, true, t, c.read_at());
         assert_eq!(c.get(o, t), Some(true));
         assert_eq!(
             c.get(o, t + POLICY_CACHE_MAX_AGE + time::Duration::seconds(1)),
             None
         );
-        let before = c.generation.load(Ordering::Acquire);
-        c.forget(o);
+        let before = c.read_at();
+        cache.forget(o);
         c.put(o, false, t, before);
         assert_eq!(
             c.get(o, t),
@@ -300,9 +384,43 @@ mod tests {
             "a read from before the change is not kept"
         );
         for i in 2..10 {
-            let g = c.generation.load(Ordering::Acquire);
-            c.put(OrgId::from_uuid(uuid::Uuid::from_u128(i)), true, t, g);
+            c.put(
+                OrgId::from_uuid(uuid::Uuid::from_u128(i)),
+                true,
+                t,
+                c.read_at(),
+            );
         }
         assert!(c.entries.read().unwrap().len() <= 2);
+    }
+
+    #[test]
+    fn whether_a_person_has_a_factor_is_kept_thirty_seconds_at_most_and_forgotten_on_change() {
+        assert!(POLICY_CACHE_MAX_AGE <= time::Duration::seconds(30));
+        let cache = FactorPolicyCache::new(2);
+        let u = &cache.users;
+        let t = OffsetDateTime::UNIX_EPOCH;
+        let ada = UserId::from_uuid(uuid::Uuid::from_u128(1));
+        u.put(ada, false, t, u.read_at());
+        assert_eq!(u.get(ada, t + POLICY_CACHE_MAX_AGE), Some(false));
+        assert_eq!(
+            u.get(ada, t + POLICY_CACHE_MAX_AGE + time::Duration::seconds(1)),
+            None
+        );
+        // A read that began before she enrolled does not bring back "no factor".
+        let before = u.read_at();
+        cache.forget_user(ada);
+        u.put(ada, false, t, before);
+        assert_eq!(u.get(ada, t), None);
+        // Organisations and people are forgotten apart.
+        let o = OrgId::from_uuid(uuid::Uuid::from_u128(1));
+        cache.orgs.put(o, true, t, cache.orgs.read_at());
+        cache.forget_user(ada);
+        assert_eq!(cache.orgs.get(o, t), Some(true));
+        for i in 2..10 {
+            let who = UserId::from_uuid(uuid::Uuid::from_u128(i));
+            u.put(who, true, t, u.read_at());
+        }
+        assert!(u.entries.read().unwrap().len() <= 2);
     }
 }

@@ -288,10 +288,10 @@ impl Mfa<'_> {
                 }
             }
             SecondFactor::RecoveryCode(code) => {
-                let normalized = zeroize::Zeroizing::new(recovery_codes::normalize(code.expose()));
-                if normalized.is_empty() {
+                let Some(normalized) = recovery_codes::typed(code.expose()) else {
                     return Ok(None);
-                }
+                };
+                let normalized = zeroize::Zeroizing::new(normalized);
                 // Each stored value has its own salt: the typed code is checked against each.
                 let stored = tx.unused_recovery_codes(user).await?;
                 let Some(found) = stored
@@ -519,6 +519,7 @@ impl Mfa<'_> {
         let event = AuditEvent::success(principal.actor(), "mfa.totp_enabled", "user", user)
             .with_request(request.request_id.clone());
         self.audit_user_event(tx, principal, event).await?;
+        self.second_factor_changed(user);
         Ok(codes)
     }
 
@@ -540,6 +541,7 @@ impl Mfa<'_> {
             .with_details(format!("{{\"second_factor\":\"{method}\"}}"))
             .with_request(request.request_id.clone());
         self.audit_user_event(tx, principal, event).await?;
+        self.second_factor_changed(user);
         Ok(())
     }
 

@@ -14,6 +14,7 @@ mod membership_cache;
 mod mfa;
 mod operator_auth;
 pub(crate) mod operators;
+mod own_sessions;
 pub mod passwords;
 pub mod permissions;
 mod principal;
@@ -691,6 +692,7 @@ impl Auth<'_> {
                 self.product_state().decisions.forget_grant(owner, grantee);
             }
             Revocation::ShareLinks(org) => self.share_opens().forget_org(org, false),
+            Revocation::SecondFactor(user) => self.second_factor_changed_elsewhere(user),
         }
     }
 

@@ -14,6 +14,9 @@
 //! Codes issued before (10 random bytes, 80 bits, stored as a bare SHA-256 of the normalised
 //! code, 32 bytes) are recognised by their length and still accepted until spent or replaced;
 //! docs/SECURITY.md asks their holders to regenerate them (`POST /v1/me/mfa/recovery-codes`).
+//!
+//! A typed code longer than 64 characters, or of neither format's length once normalised, is
+//! refused before anything is hashed ([`typed`]).
 
 use gatehouse_crypto::{SecretString, ct_eq, fill_random, sha256};
 use zeroize::Zeroizing;
@@ -45,12 +48,31 @@ const fn code_chars() -> usize {
     CODE_BYTES * 8 / BITS_PER_CHAR
 }
 
+/// Characters of a code issued before (10 bytes, 80 bits), without its dashes.
+const LEGACY_CHARS: usize = 16;
+/// The longest typed code looked at: the current format with a separator or space between any
+/// two characters, and some to spare. Anything longer is no code and costs no hashing.
+const MAX_TYPED: usize = 64;
+
 /// A code as typed, reduced to what matters: lowercase letters and digits.
 pub(crate) fn normalize(code: &str) -> String {
     code.chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_lowercase())
         .collect()
+}
+
+/// [`normalize`] for a code someone typed, or `None` when it cannot be one: longer than
+/// [`MAX_TYPED`] as typed, or of neither format's length once normalised. Checked before any
+/// stored value is hashed against it, so a long or odd input costs nothing but this look.
+pub(crate) fn typed(code: &str) -> Option<String> {
+    if code.len() > MAX_TYPED {
+        return None;
+    }
+    let normalized = normalize(code);
+    [code_chars(), LEGACY_CHARS]
+        .contains(&normalized.len())
+        .then_some(normalized)
 }
 
 /// A new set of codes, shown once.
@@ -146,6 +168,31 @@ mod tests {
         }
         // A value cut short is no match rather than a panic.
         assert!(!matches(&first_user[..20], &normalize(code.expose())));
+    }
+
+    #[test]
+    fn only_a_typed_code_of_either_format_is_looked_at() {
+        assert_eq!(
+            typed(" ABCD-efgh ijkl-mnop-qrst-uvwx ").as_deref(),
+            Some("abcdefghijklmnopqrstuvwx")
+        );
+        assert_eq!(
+            typed("abcd-efgh-ijkl-mnop").as_deref(),
+            Some("abcdefghijklmnop")
+        );
+        for junk in [
+            "",
+            "abcd-efgh-ijkl",
+            "abcd-efgh-ijkl-mnop-q",
+            "abcd-efgh-ijkl-mnop-qrst-uvwx-y",
+        ] {
+            assert_eq!(typed(junk), None, "{junk}");
+        }
+        // The right number of characters drowned in separators is refused before normalising.
+        let padded = format!("{}abcdefghijklmnopqrstuvwx", "-".repeat(MAX_TYPED));
+        assert_eq!(normalize(&padded).len(), code_chars());
+        assert_eq!(typed(&padded), None);
+        assert_eq!(typed(&"a".repeat(100_000)), None);
     }
 
     #[test]

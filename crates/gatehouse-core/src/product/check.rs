@@ -22,8 +22,8 @@ use crate::scope::TenantScope;
 pub struct Decision {
     pub allowed: bool,
     /// `granted`, `permission_missing`, `step_up_required`, `not_a_member`, `unknown_action`,
-    /// `resource_required`, `no_access`, `email_unverified`, `unauthenticated` (internal checks
-    /// only).
+    /// `resource_required`, `no_access`, `email_unverified`, `unauthenticated` and
+    /// `second_factor_enrolment_required` (internal checks only).
     pub reason: &'static str,
     /// What allowed it: `role:{name}`, `api_key`, `owner`, `allowed_list`, `level:public`,
     /// `level:organization`, `permission`, `grant:{id}`.
@@ -76,6 +76,9 @@ pub enum CheckSubject {
     /// Nobody signed in: only public records can be read.
     Anonymous,
 }
+
+/// The reason every question about a person who must enrol a second factor is denied with.
+const FACTOR_MISSING: &str = "second_factor_enrolment_required";
 
 /// At most this many questions in one batch.
 pub const MAX_BATCH: usize = 100;
@@ -185,7 +188,8 @@ impl Checks<'_> {
 
     /// Up to [`MAX_BATCH`] questions a service asks about `subject` in `org`. A credential that
     /// does not verify, or is for another organisation, is answered `unauthenticated` or
-    /// `not_a_member` for every question.
+    /// `not_a_member` for every question; a person (by credential or by id, or an API key acting
+    /// for one) who must enrol a second factor and has none, `second_factor_enrolment_required`.
     pub async fn check_for(
         &self,
         call: &crate::context::ServiceCall,
@@ -200,6 +204,10 @@ impl Checks<'_> {
                     Ok(p) if p.org == Some(org) => Some(p),
                     Ok(_) => return Ok(self.all_denied(inputs, "not_a_member")),
                     Err(Error::Store(e)) => return Err(Error::Store(e)),
+                    // An API key acting for a member who must enrol a second factor.
+                    Err(Error::SecondFactorEnrolmentRequired(_)) => {
+                        return Ok(self.all_denied(inputs, FACTOR_MISSING));
+                    }
                     Err(_) => return Ok(self.all_denied(inputs, "unauthenticated")),
                 }
             }
@@ -208,6 +216,18 @@ impl Checks<'_> {
             )),
             CheckSubject::Anonymous => None,
         };
+        // A person who must enrol a second factor and has none may do nothing else, whether the
+        // service presents their token or names them: a named member is the same person, and
+        // answering for them what their token is refused would undo the requirement.
+        if let Some(p) = &principal {
+            match self.auth().second_factor_gate(p).await {
+                Ok(_) => {}
+                Err(Error::SecondFactorEnrolmentRequired(_)) => {
+                    return Ok(self.all_denied(inputs, FACTOR_MISSING));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.answer(
             &scope,
             principal.as_ref(),

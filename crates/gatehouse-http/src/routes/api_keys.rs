@@ -261,7 +261,8 @@ pub(crate) struct VerifiedKey {
     rate_limit: Option<u32>,
 }
 
-/// Verifies an API key for one of your services. 200 either way: `valid` says which.
+/// Verifies an API key for one of your services. 200 either way: `valid` says which (false
+/// also while the member the key acts for must enrol a second factor and has not).
 #[utoipa::path(post, path = "/internal/v1/api-keys/verify", tag = "internal",
     security(("service" = [])), request_body = VerifyKeyRequest,
     responses(
@@ -292,7 +293,11 @@ pub(crate) async fn verify(
                     .is_none_or(|l| l.policy.for_api_key(k.org_id, k.rate_limit).name == "key")
             }),
         })),
-        Err(gatehouse_core::Error::Unauthenticated(_)) => Ok(JsonOk(VerifiedKey {
+        // A suspended key, also one acting for a member who must enrol a second factor.
+        Err(
+            gatehouse_core::Error::Unauthenticated(_)
+            | gatehouse_core::Error::SecondFactorEnrolmentRequired(_),
+        ) => Ok(JsonOk(VerifiedKey {
             valid: false,
             key_id: None,
             organization: None,

@@ -236,7 +236,7 @@ impl fmt::Debug for RefreshRequest {
         (status = 200, description = "New tokens", body = TokenResponse),
         (status = 400, description = "`invalid_target`: `resource` names no registered app", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Invalid, spent or ended", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`csrf_failed`: a cookie refresh without the matching `x-csrf-token`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`csrf_failed`: a cookie refresh without the matching `x-csrf-token`; `second_factor_enrolment_required`: `resource` asked for an app's token by a person who must enrol a second factor and has none (nothing rotates)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,

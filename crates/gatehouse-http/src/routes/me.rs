@@ -112,11 +112,15 @@ pub(crate) fn session_list(views: Vec<gatehouse_core::identity::SessionView>) ->
     }
 }
 
-/// Ends one of the caller's sessions; its tokens are refused from the next request on.
+/// Ends one of the caller's sessions; its tokens are refused from the next request on. Ending
+/// the caller's own session is signing out; ending another needs a second factor checked within
+/// the step-up window (an account without one: a password checked within it), as ending all the
+/// others does.
 #[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "me", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Session id")),
     responses(
         (status = 204, description = "Revoked"),
+        (status = 403, description = "`step_up_required`: another session, and no recent second factor (or password, for an account without one); `POST /v1/auth/step-up`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such session of the caller", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn revoke(

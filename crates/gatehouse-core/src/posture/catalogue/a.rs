@@ -168,7 +168,9 @@ Issue 26: the platform (`identity.require_second_factor`) or an organisation's o
 second factor, audited) can require a second factor; a person without one may then only enrol it
 (`second_factor_enrolment_required`), decided at each request, and the token and verify show the
 requirement. Recovery codes carry 120 random bits and are stored salted; regenerating them and
-changing the password of an account with a factor need a fresh second factor."#,
+changing the password of an account with a factor need a fresh second factor. The requirement
+holds wherever the person's credential is taken (the service API's checks and on-behalf-of calls,
+tokens for registered apps) and for the API keys acting for them."#,
         evidence: &[
             Evidence {
                 file: "crates/gatehouse/tests/it/mfa.rs",
@@ -184,6 +186,8 @@ changing the password of an account with a factor need a fresh second factor."#,
                     "an_organisation_requiring_a_second_factor_admits_a_member_without_one_only_to_enrol",
                     "a_platform_requirement_admits_anyone_without_a_second_factor_only_to_enrol",
                     "changes_to_authentication_need_a_fresh_second_factor",
+                    "a_key_made_by_a_member_without_a_second_factor_is_suspended_while_one_is_required",
+                    "turning_the_requirement_off_reads_whether_the_owner_has_a_factor_from_the_store",
                 ],
             },
             Evidence {
@@ -192,11 +196,15 @@ changing the password of an account with a factor need a fresh second factor."#,
                     "a_recovery_code_carries_at_least_112_bits",
                     "equal_codes_store_differently_and_each_stored_value_matches_its_own_code",
                     "codes_stored_before_salting_are_still_recognised",
+                    "only_a_typed_code_of_either_format_is_looked_at",
                 ],
             },
             Evidence {
                 file: "crates/gatehouse-core/src/identity/factor_policy.rs",
-                tests: &["the_policy_cache_ages_out_forgets_and_stays_bounded"],
+                tests: &[
+                    "the_policy_cache_ages_out_forgets_and_stays_bounded",
+                    "whether_a_person_has_a_factor_is_kept_thirty_seconds_at_most_and_forgotten_on_change",
+                ],
             },
             Evidence {
                 file: "crates/gatehouse-store-tests/src/cases/org_keys.rs",
@@ -237,8 +245,8 @@ Issue 18: a removed member's sessions in the organisation end with the removal, 
 a session whose membership is gone; the strict sign-in lock keys on account and address with a
 looser account-wide bound.
 
-Issue 26: ending all other sessions needs a second factor checked within the step-up window (an
-account without one: a recent password).
+Issue 26: ending all other sessions, or any one session but the caller's own, needs a second
+factor checked within the step-up window (an account without one: a recent password).
 
 Issue 26 (ASVS 7.3.1, 7.4.2): an optional cap on an account's concurrent sessions ends the oldest or
 refuses the sign-in (`session_limit_reached`); an organisation admin ends a member's sessions in that
@@ -260,6 +268,7 @@ instance."#,
                 tests: &[
                     "changes_to_authentication_need_a_fresh_second_factor",
                     "without_a_second_factor_ending_other_sessions_needs_a_recent_password",
+                    "a_platform_requirement_admits_anyone_without_a_second_factor_only_to_enrol",
                 ],
             },
             Evidence {
