@@ -39,11 +39,13 @@ pub enum Revocation {
     /// Share links of an organisation were revoked, changed or lost their record: rows kept in
     /// memory to serve opens are stale (`l:{org}`).
     ShareLinks(OrgId),
+    /// An app was registered or removed: which audiences are registered is stale (`a:`).
+    Apps,
 }
 
 impl Revocation {
     /// The wire form: `s:{uuid}`, `k:{uuid}`, `m:{org}:{user}`, `r:{org}`, `x:...`, `g:...` or
-    /// `l:{org}`.
+    /// `l:{org}`, `a:`.
     #[must_use]
     pub fn encode(&self) -> String {
         match self {
@@ -58,6 +60,7 @@ impl Revocation {
             } => format!("x:{org}:{kind}:{external_id}"),
             Self::Grant { owner, grantee } => format!("g:{owner}:{grantee}"),
             Self::ShareLinks(org) => format!("l:{org}"),
+            Self::Apps => "a:".to_owned(),
         }
     }
 
@@ -66,6 +69,7 @@ impl Revocation {
         let (kind, rest) = text.split_once(':')?;
         match kind {
             "s" => Some(Self::Session(Uuid::try_parse(rest).ok()?)),
+            "a" if rest.is_empty() => Some(Self::Apps),
             "k" => Some(Self::ApiKey(Uuid::try_parse(rest).ok()?)),
             "r" => Some(Self::Roles(OrgId::from_uuid(Uuid::try_parse(rest).ok()?))),
             "l" => Some(Self::ShareLinks(OrgId::from_uuid(
@@ -334,6 +338,8 @@ mod tests {
                 owner: OrgId::from_uuid(a),
                 grantee: OrgId::from_uuid(b),
             },
+            Revocation::ShareLinks(OrgId::from_uuid(a)),
+            Revocation::Apps,
         ] {
             assert_eq!(Revocation::decode(&r.encode()), Some(r));
         }
@@ -351,6 +357,7 @@ mod tests {
             "x:nope:report:r1",
             "g:{a}",
             "g:{a}:nope",
+            "a:{a}",
         ] {
             let text = junk.replace("{a}", &a.to_string());
             assert_eq!(Revocation::decode(&text), None, "{text}");

@@ -69,6 +69,8 @@ pub struct Identity {
     pub(crate) memberships: MembershipCache,
     /// Each organisation's second-factor requirement (see `factor_policy`).
     pub(crate) factor_policies: FactorPolicyCache,
+    /// Which app audiences are registered, for tokens presented as an app's (see `apps`).
+    pub(crate) apps: apps::AppCache,
     fanout: Arc<dyn RevocationFanout>,
     /// An Argon2id hash of a random password with the current parameters: verifying against it
     /// makes an unknown email cost what a wrong password costs.
@@ -138,6 +140,7 @@ impl Identity {
             cache: SessionCache::new(100_000),
             memberships: MembershipCache::new(100_000),
             factor_policies: FactorPolicyCache::new(100_000),
+            apps: apps::AppCache::new(apps::APP_CACHE_CAPACITY),
             fanout,
             dummy_hash: OnceCell::new(),
             lockouts: Arc::new(crate::limits::MemoryLockouts::default()),
@@ -524,28 +527,6 @@ impl Auth<'_> {
             .await
     }
 
-    /// Verifies a person's access token issued for the registered app whose audience is
-    /// `app_audience` (by `resource` on refresh, RFC 8707), and checks its session is live. A
-    /// token for Gatehouse's own API, for the operators' or for another app is refused
-    /// (`wrong_audience`), and so is an API key, which is issued for no app. Gatehouse's own
-    /// audience as `app_audience` is `authenticate` on the tenant API.
-    pub async fn authenticate_for_app(
-        &self,
-        token: &str,
-        app_audience: &str,
-    ) -> Result<Arc<Principal>, Error> {
-        if app_audience == self.identity().settings.audience {
-            return self.authenticate(token, Audience::Tenant).await;
-        }
-        if crate::api_keys::is_api_key(token) {
-            return Err(Error::WrongAudience(
-                "an API key is issued for no app; this needs a person's token for the app",
-            ));
-        }
-        self.authenticate_person(token, Expected::App(app_audience))
-            .await
-    }
-
     async fn authenticate_person(
         &self,
         token: &str,
@@ -571,7 +552,13 @@ impl Auth<'_> {
             Expected::Api(Audience::Tenant) => Some(
                 "this token was issued for an app (its aud is the app's); Gatehouse's own API accepts only tokens for its own audience",
             ),
-            Expected::Api(Audience::Operator) if operators => None,
+            // Only an operator's session is issued this audience: anything else carrying it is
+            // refused rather than trusted on the audience alone.
+            Expected::Api(Audience::Operator)
+                if operators && verified.principal.tier == Tier::Operator =>
+            {
+                None
+            }
             Expected::Api(Audience::Operator) => {
                 Some("only operator tokens are accepted on /admin/v1")
             }
@@ -687,6 +674,7 @@ impl Auth<'_> {
                 self.product_state().decisions.forget_grant(owner, grantee);
             }
             Revocation::ShareLinks(org) => self.share_opens().forget_org(org, false),
+            Revocation::Apps => self.identity().apps.forget_all(),
         }
     }
 

@@ -310,7 +310,7 @@ impl Kernel {
         let claims = AccessClaims {
             iss: settings.issuer.clone(),
             aud: match app {
-                Some(app) => app.to_owned(),
+                Some(app) => super::apps::signable_app_audience(app, settings)?,
                 None if session.tier == Tier::Operator => settings.operator_audience(),
                 None => settings.audience.clone(),
             },

@@ -200,7 +200,10 @@ impl Checks<'_> {
                     Ok(p) if p.org == Some(org) => Some(p),
                     Ok(_) => return Ok(self.all_denied(inputs, "not_a_member")),
                     Err(Error::Store(e)) => return Err(Error::Store(e)),
-                    Err(_) => return Ok(self.all_denied(inputs, "unauthenticated")),
+                    Err(e) => {
+                        self.record_refused_credential(&e, c.expose(), &call.request);
+                        return Ok(self.all_denied(inputs, "unauthenticated"));
+                    }
                 }
             }
             CheckSubject::User(u) => Some(std::sync::Arc::new(

@@ -234,9 +234,10 @@ impl fmt::Debug for RefreshRequest {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
-        (status = 400, description = "`invalid_target`: `resource` names no registered app", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_target`: `resource` names no registered app, or one that is not an app's audience under the current settings", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Invalid, spent or ended", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`csrf_failed`: a cookie refresh without the matching `x-csrf-token`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (field `resource`): a cookie session asked for an app's token (its tokens are Gatehouse's); `invalid_body`: a body that does not fit the schema", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,

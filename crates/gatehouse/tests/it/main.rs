@@ -13,6 +13,7 @@ mod support;
 
 mod access_model;
 mod api_keys;
+mod app_audiences;
 mod apps;
 mod audit_api;
 mod backup;
