@@ -105,14 +105,15 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         ),
         sign(&other, &claims(14, AUDIENCE, ISSUER, later)),
     ];
-    let other_audiences: Vec<(String, AccessClaims)> = ["gatehouse-operators", "https://app.example"]
-        .iter()
-        .zip(20..)
-        .map(|(aud, i)| {
-            let c = claims(i, aud, ISSUER, later);
-            (sign(&signer, &c), c)
-        })
-        .collect();
+    let other_audiences: Vec<(String, AccessClaims)> =
+        ["gatehouse-operators", "https://app.example"]
+            .iter()
+            .zip(20..)
+            .map(|(aud, i)| {
+                let c = claims(i, aud, ISSUER, later);
+                (sign(&signer, &c), c)
+            })
+            .collect();
     let verifier = JwtVerifier::new([(KID.to_owned(), signer.public_key())], ISSUER, AUDIENCE, 0);
     let any = JwtVerifier::for_any_audience([(KID.to_owned(), signer.public_key())], ISSUER, 0);
     let stranger = JwtVerifier::new([(KID.to_owned(), nobody.public_key())], ISSUER, AUDIENCE, 0);
@@ -151,7 +152,13 @@ fn self_check(f: &Fixture) {
         assert!(f.verifier.verify::<AccessClaims>(token, NOW).is_err());
     }
     // Index 2 is the token for another audience: the only refused one `any` accepts.
-    for token in f.refused.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, t)| t) {
+    for token in f
+        .refused
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, t)| t)
+    {
         assert!(
             f.any.verify::<AccessClaims>(token, NOW).is_err(),
             "an expired or foreign token verified for any audience: {token}"
