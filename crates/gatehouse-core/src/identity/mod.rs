@@ -34,7 +34,7 @@ pub use cache::{
     CachedSession, LocalOnly, Revocation, RevocationFanout, SessionCache, note_published,
     noting_publishes,
 };
-pub use claims::{AccessClaims, Act};
+pub use claims::{AccessClaims, Act, csrf_digest};
 pub use factor_policy::{FactorPolicyCache, POLICY_CACHE_MAX_AGE};
 pub use members::{InvitationIssued, MeView, MemberView, Members};
 pub use membership_cache::{MEMBERSHIP_CACHE_MAX_AGE, MembershipCache};
@@ -47,7 +47,7 @@ pub use permissions::{CATALOGUE, Permission};
 pub use principal::Principal;
 pub use recovery::Recovery;
 pub use recovery_codes::code_bits as recovery_code_bits;
-pub use sessions::{IssuedSession, LoginInput, SessionView, Sessions, csrf_digest};
+pub use sessions::{IssuedSession, LoginInput, SessionView, Sessions};
 pub use settings::{IdentitySettings, UnverifiedAccess};
 pub use tokens::PublishedKey;
 

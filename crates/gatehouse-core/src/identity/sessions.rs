@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::Audience;
-use super::claims::{AccessClaims, Act};
+use super::claims::{AccessClaims, Act, csrf_digest};
 use super::digest;
 use super::lockouts::lockout_subject;
 use super::mfa::LoginOutcome;
@@ -792,13 +792,6 @@ fn pick_membership(
             }),
         None => Ok(memberships.first()),
     }
-}
-
-/// base64url(SHA-256(csrf token)): what the access token carries to bind its CSRF token.
-#[must_use]
-pub fn csrf_digest(csrf: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256(&[csrf.as_bytes()]))
 }
 
 #[cfg(test)]
