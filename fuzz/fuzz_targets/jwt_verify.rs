@@ -7,6 +7,10 @@
 //! key under the same `kid`, no `alg` other than EdDSA and no expired or misaddressed token is
 //! ever accepted. A verifier that holds another key under the same `kid` accepts nothing.
 //!
+//! The same for the verifier the server runs (`JwtVerifier::for_any_audience`, which leaves `aud`
+//! to its caller): it accepts exactly the unexpired tokens the fixed key issued for this issuer,
+//! whatever their audience, with the claims signed, and its caller sees the signed `aud`.
+//!
 //! No `#![forbid(unsafe_code)]`: `fuzz_target!` emits a `#[no_mangle]` function (see src/lib.rs).
 #![no_main]
 
@@ -24,6 +28,10 @@ const NOW: u64 = 1_700_000_000;
 
 struct Fixture {
     verifier: JwtVerifier,
+    /// The same key, leaving the audience to its caller.
+    any: JwtVerifier,
+    /// Tokens for other audiences (the operators', an app's) that only `any` accepts.
+    other_audiences: Vec<(String, AccessClaims)>,
     /// The same `kid` bound to a key that signed nothing.
     stranger: JwtVerifier,
     /// Tokens that must verify, with the claims they carry.
@@ -97,10 +105,22 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         ),
         sign(&other, &claims(14, AUDIENCE, ISSUER, later)),
     ];
+    let other_audiences: Vec<(String, AccessClaims)> =
+        ["gatehouse-operators", "https://app.example"]
+            .iter()
+            .zip(20..)
+            .map(|(aud, i)| {
+                let c = claims(i, aud, ISSUER, later);
+                (sign(&signer, &c), c)
+            })
+            .collect();
     let verifier = JwtVerifier::new([(KID.to_owned(), signer.public_key())], ISSUER, AUDIENCE, 0);
+    let any = JwtVerifier::for_any_audience([(KID.to_owned(), signer.public_key())], ISSUER, 0);
     let stranger = JwtVerifier::new([(KID.to_owned(), nobody.public_key())], ISSUER, AUDIENCE, 0);
     Fixture {
         verifier,
+        any,
+        other_audiences,
         stranger,
         valid,
         refused,
@@ -121,6 +141,29 @@ fn self_check(f: &Fixture) {
             "an expired, misaddressed or foreign token verified: {token}"
         );
     }
+    for (token, c) in f.valid.iter().chain(&f.other_audiences) {
+        assert_eq!(
+            f.any.verify::<AccessClaims>(token, NOW).ok().as_ref(),
+            Some(c),
+            "a token the fixture issued does not verify for any audience"
+        );
+    }
+    for (token, _) in &f.other_audiences {
+        assert!(f.verifier.verify::<AccessClaims>(token, NOW).is_err());
+    }
+    // Index 2 is the token for another audience: the only refused one `any` accepts.
+    for token in f
+        .refused
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, t)| t)
+    {
+        assert!(
+            f.any.verify::<AccessClaims>(token, NOW).is_err(),
+            "an expired or foreign token verified for any audience: {token}"
+        );
+    }
 }
 
 fuzz_target!(
@@ -132,6 +175,7 @@ fuzz_target!(
             .iter()
             .map(|(t, _)| t.as_bytes().to_vec())
             .chain(f.refused.iter().map(|t| t.as_bytes().to_vec()))
+            .chain(f.other_audiences.iter().map(|(t, _)| t.as_bytes().to_vec()))
             .collect();
         gatehouse_fuzz::write_seeds("jwt_verify", &seeds);
     },
@@ -145,6 +189,23 @@ fuzz_target!(
             assert!(issued.is_some(), "accepted a token that was never issued: {token:?}");
             if let Some((_, signed)) = issued {
                 assert_eq!(&got, signed, "accepted claims differ from the signed ones");
+            }
+        }
+        if let Ok(got) = f.any.verify::<AccessClaims>(token, NOW) {
+            // The refused token for another audience (index 2) is one the key issued, unexpired.
+            let misaddressed = f.refused.get(2).filter(|t| *t == token).map(|_| ());
+            let issued = f
+                .valid
+                .iter()
+                .chain(&f.other_audiences)
+                .find(|(t, _)| t == token);
+            assert!(
+                issued.is_some() || misaddressed.is_some(),
+                "accepted for any audience a token that was never issued: {token:?}"
+            );
+            if let Some((_, signed)) = issued {
+                assert_eq!(&got, signed, "accepted claims differ from the signed ones");
+                assert_eq!(got.aud, signed.aud, "the caller would see another audience");
             }
         }
         assert!(

@@ -153,15 +153,9 @@ fn security_event(
 /// A presented credential refused: a wrong audience, or one that did not verify. A store that
 /// could not answer is not the caller's doing and is not counted.
 fn refused_credential(parts: &Parts, state: &AppState, e: &Error, api_key: bool) {
-    let kind = match e {
-        Error::WrongAudience(_) => SecurityKind::WrongAudience,
-        Error::Unauthenticated(_) | Error::InvalidToken(_) if api_key => {
-            SecurityKind::ApiKeyRefused
-        }
-        Error::Unauthenticated(_) | Error::InvalidToken(_) => SecurityKind::TokenRefused,
-        _ => return,
-    };
-    security_event(parts, state, kind, None, None);
+    if let Some(kind) = SecurityKind::of_refused_credential(e, api_key) {
+        security_event(parts, state, kind, None, None);
+    }
 }
 
 /// A verified tenant-API token and how it arrived, and nothing else: forward authentication's
@@ -188,7 +182,9 @@ impl FromRequestParts<AppState> for Authenticated {
                     "token"
                 };
                 telemetry::metrics::auth(method, verified.is_ok());
-                let principal = verified?;
+                let principal = verified.inspect_err(|e| {
+                    refused_credential(parts, state, e, is_api_key(token));
+                })?;
                 telemetry::set_caller(principal.subject, principal.org.map(|o| o.as_uuid()));
                 principal
             }
@@ -337,6 +333,13 @@ impl FromRequestParts<AppState> for OperatorCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (principal, _) = authenticate(parts, state, Audience::Operator).await?;
+        // The audience is the kernel's check; the tier and kind of credential are checked here
+        // too, so nothing but an operator's own session reaches an operator route.
+        if !principal.is_operator_session() {
+            let e = Error::WrongAudience("only operator tokens are accepted on /admin/v1");
+            refused_credential(parts, state, &e, principal.api_key_permissions.is_some());
+            return Err(e.into());
+        }
         let request = request_context(parts, state).await;
         Ok(Self(OperatorCall { principal, request }))
     }

@@ -247,8 +247,10 @@ pub fn openapi_for(which: Document) -> utoipa::openapi::OpenApi {
     documents::cut(whole_openapi(), which)
 }
 
-/// Every route in one document: what the schema tests hold the handlers to.
-fn whole_openapi() -> utoipa::openapi::OpenApi {
+/// Every route in one document: what the schema tests hold the handlers to, and what the three
+/// served documents together must describe. Served nowhere.
+#[must_use]
+pub fn whole_openapi() -> utoipa::openapi::OpenApi {
     let (_, mut doc, _) = api();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc

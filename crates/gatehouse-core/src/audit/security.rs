@@ -50,6 +50,22 @@ pub enum SecurityKind {
 }
 
 impl SecurityKind {
+    /// The event a presented credential's refusal is: a wrong audience, or a token or API key
+    /// that did not verify. `None` for anything else (a store that could not answer is not the
+    /// caller's doing).
+    #[must_use]
+    pub fn of_refused_credential(e: &crate::Error, api_key: bool) -> Option<Self> {
+        use crate::Error;
+        match e {
+            Error::WrongAudience(_) => Some(Self::WrongAudience),
+            Error::Unauthenticated(_) | Error::InvalidToken(_) if api_key => {
+                Some(Self::ApiKeyRefused)
+            }
+            Error::Unauthenticated(_) | Error::InvalidToken(_) => Some(Self::TokenRefused),
+            _ => None,
+        }
+    }
+
     /// The audit action the aggregate is written under.
     #[must_use]
     pub fn action(self) -> &'static str {
@@ -276,6 +292,20 @@ impl crate::Kernel {
     #[must_use]
     pub fn security_events(&self) -> &SecurityEvents {
         self.security_event_tallies()
+    }
+
+    /// Counts a refused credential (see [`SecurityKind::of_refused_credential`]), on the
+    /// operators' chain: whose it was is not known.
+    pub fn record_refused_credential(
+        &self,
+        e: &crate::Error,
+        credential: &str,
+        request: &crate::RequestContext,
+    ) {
+        let api_key = crate::api_keys::is_api_key(credential);
+        if let Some(kind) = SecurityKind::of_refused_credential(e, api_key) {
+            self.record_security_event(kind, None, None, request);
+        }
     }
 
     /// Counts one security event of a request at the injected clock's time.

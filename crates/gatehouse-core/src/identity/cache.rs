@@ -42,11 +42,13 @@ pub enum Revocation {
     /// A person confirmed or removed their second factor: whether they have one, and what the
     /// API keys acting for them may do, are stale (`f:{user}`).
     SecondFactor(UserId),
+    /// An app was registered or removed: which audiences are registered is stale (`a:`).
+    Apps,
 }
 
 impl Revocation {
     /// The wire form: `s:{uuid}`, `k:{uuid}`, `m:{org}:{user}`, `r:{org}`, `x:...`, `g:...`,
-    /// `l:{org}` or `f:{user}`. An instance that does not know a kind ignores it.
+    /// `l:{org}`, `f:{user}` or `a:`. An instance that does not know a kind ignores it.
     #[must_use]
     pub fn encode(&self) -> String {
         match self {
@@ -62,6 +64,7 @@ impl Revocation {
             Self::Grant { owner, grantee } => format!("g:{owner}:{grantee}"),
             Self::ShareLinks(org) => format!("l:{org}"),
             Self::SecondFactor(user) => format!("f:{user}"),
+            Self::Apps => "a:".to_owned(),
         }
     }
 
@@ -70,6 +73,7 @@ impl Revocation {
         let (kind, rest) = text.split_once(':')?;
         match kind {
             "s" => Some(Self::Session(Uuid::try_parse(rest).ok()?)),
+            "a" if rest.is_empty() => Some(Self::Apps),
             "k" => Some(Self::ApiKey(Uuid::try_parse(rest).ok()?)),
             "r" => Some(Self::Roles(OrgId::from_uuid(Uuid::try_parse(rest).ok()?))),
             "l" => Some(Self::ShareLinks(OrgId::from_uuid(
@@ -359,6 +363,7 @@ mod tests {
             },
             Revocation::ShareLinks(OrgId::from_uuid(a)),
             Revocation::SecondFactor(UserId::from_uuid(b)),
+            Revocation::Apps,
         ] {
             assert_eq!(Revocation::decode(&r.encode()), Some(r));
         }
@@ -378,6 +383,7 @@ mod tests {
             "g:{a}:nope",
             "f:",
             "f:{a}:{a}",
+            "a:{a}",
         ] {
             let text = junk.replace("{a}", &a.to_string());
             assert_eq!(Revocation::decode(&text), None, "{text}");

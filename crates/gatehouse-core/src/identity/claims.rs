@@ -55,3 +55,11 @@ impl HasExpiry for AccessClaims {
         self.exp
     }
 }
+
+/// base64url(SHA-256(csrf token)): what the access token carries to bind its CSRF token.
+#[must_use]
+pub fn csrf_digest(csrf: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(gatehouse_crypto::sha256(&[csrf.as_bytes()]))
+}

@@ -38,7 +38,7 @@ pub use cache::{
     CachedSession, LocalOnly, Revocation, RevocationFanout, SessionCache, note_published,
     noting_publishes,
 };
-pub use claims::{AccessClaims, Act};
+pub use claims::{AccessClaims, Act, csrf_digest};
 pub use factor_policy::{FactorPolicyCache, POLICY_CACHE_MAX_AGE};
 pub use members::{InvitationIssued, MeView, MemberView, Members};
 pub use membership_cache::{MEMBERSHIP_CACHE_MAX_AGE, MembershipCache};
@@ -52,7 +52,7 @@ pub use principal::Principal;
 pub use recovery::Recovery;
 pub use recovery_codes::code_bits as recovery_code_bits;
 pub use session_policy::ACTIVITY_FLUSH_INTERVAL;
-pub use sessions::{IssuedSession, LoginInput, SessionView, Sessions, csrf_digest};
+pub use sessions::{IssuedSession, LoginInput, SessionView, Sessions};
 pub use settings::{IdentitySettings, SessionLimitAction, UnverifiedAccess};
 pub use tokens::PublishedKey;
 
@@ -74,6 +74,8 @@ pub struct Identity {
     pub(crate) memberships: MembershipCache,
     /// Each organisation's second-factor requirement (see `factor_policy`).
     pub(crate) factor_policies: FactorPolicyCache,
+    /// Which app audiences are registered, for tokens presented as an app's (see `apps`).
+    pub(crate) apps: apps::AppCache,
     fanout: Arc<dyn RevocationFanout>,
     /// An Argon2id hash of a random password with the current parameters: verifying against it
     /// makes an unknown email cost what a wrong password costs.
@@ -143,6 +145,7 @@ impl Identity {
             cache: SessionCache::new(100_000),
             memberships: MembershipCache::new(100_000),
             factor_policies: FactorPolicyCache::new(100_000),
+            apps: apps::AppCache::new(apps::APP_CACHE_CAPACITY),
             fanout,
             dummy_hash: OnceCell::new(),
             lockouts: Arc::new(crate::limits::MemoryLockouts::default()),
@@ -529,28 +532,6 @@ impl Auth<'_> {
             .await
     }
 
-    /// Verifies a person's access token issued for the registered app whose audience is
-    /// `app_audience` (by `resource` on refresh, RFC 8707), and checks its session is live. A
-    /// token for Gatehouse's own API, for the operators' or for another app is refused
-    /// (`wrong_audience`), and so is an API key, which is issued for no app. Gatehouse's own
-    /// audience as `app_audience` is `authenticate` on the tenant API.
-    pub async fn authenticate_for_app(
-        &self,
-        token: &str,
-        app_audience: &str,
-    ) -> Result<Arc<Principal>, Error> {
-        if app_audience == self.identity().settings.audience {
-            return self.authenticate(token, Audience::Tenant).await;
-        }
-        if crate::api_keys::is_api_key(token) {
-            return Err(Error::WrongAudience(
-                "an API key is issued for no app; this needs a person's token for the app",
-            ));
-        }
-        self.authenticate_person(token, Expected::App(app_audience))
-            .await
-    }
-
     async fn authenticate_person(
         &self,
         token: &str,
@@ -576,7 +557,13 @@ impl Auth<'_> {
             Expected::Api(Audience::Tenant) => Some(
                 "this token was issued for an app (its aud is the app's); Gatehouse's own API accepts only tokens for its own audience",
             ),
-            Expected::Api(Audience::Operator) if operators => None,
+            // Only an operator's session is issued this audience: anything else carrying it is
+            // refused rather than trusted on the audience alone.
+            Expected::Api(Audience::Operator)
+                if operators && verified.principal.tier == Tier::Operator =>
+            {
+                None
+            }
             Expected::Api(Audience::Operator) => {
                 Some("only operator tokens are accepted on /admin/v1")
             }
@@ -693,6 +680,7 @@ impl Auth<'_> {
             }
             Revocation::ShareLinks(org) => self.share_opens().forget_org(org, false),
             Revocation::SecondFactor(user) => self.second_factor_changed_elsewhere(user),
+            Revocation::Apps => self.identity().apps.forget_all(),
         }
     }
 

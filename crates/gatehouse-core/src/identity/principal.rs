@@ -59,6 +59,13 @@ impl Principal {
         }
     }
 
+    /// Whether this is an operator's own session: what `/admin/v1` admits, besides the token's
+    /// audience (an API key is no session, and no other tier is ever issued the operators').
+    #[must_use]
+    pub fn is_operator_session(&self) -> bool {
+        self.tier == Tier::Operator && self.api_key_permissions.is_none()
+    }
+
     /// The audit actor: the user, with the impersonating operator when there is one.
     #[must_use]
     pub fn actor(&self) -> Actor {
@@ -73,5 +80,35 @@ impl Principal {
             id: self.subject.to_string(),
             impersonator_id: self.impersonator.map(|i| i.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_operator_tier_session_is_an_operator_session() {
+        let member = Principal::named_member(
+            crate::ids::UserId::from_uuid(Uuid::from_u128(1)),
+            OrgId::from_uuid(Uuid::from_u128(2)),
+        );
+        assert!(!member.is_operator_session());
+        let impersonation = Principal {
+            tier: Tier::Impersonation,
+            ..member.clone()
+        };
+        assert!(!impersonation.is_operator_session());
+        let operator = Principal {
+            tier: Tier::Operator,
+            org: None,
+            ..member.clone()
+        };
+        assert!(operator.is_operator_session());
+        let key = Principal {
+            api_key_permissions: Some(Vec::new()),
+            ..operator
+        };
+        assert!(!key.is_operator_session());
     }
 }

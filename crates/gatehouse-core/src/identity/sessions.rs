@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::Audience;
-use super::claims::{AccessClaims, Act};
+use super::claims::{AccessClaims, Act, csrf_digest};
 use super::digest;
 use super::lockouts::lockout_subject;
 use super::mfa::LoginOutcome;
@@ -310,7 +310,7 @@ impl Kernel {
         let claims = AccessClaims {
             iss: settings.issuer.clone(),
             aud: match app {
-                Some(app) => app.to_owned(),
+                Some(app) => super::apps::signable_app_audience(app, settings)?,
                 None if session.tier == Tier::Operator => settings.operator_audience(),
                 None => settings.audience.clone(),
             },
@@ -679,13 +679,6 @@ pub(crate) fn actor_of(session: &SessionRecord) -> Actor {
     };
     actor.impersonator_id = session.impersonator_id.map(|o| o.to_string());
     actor
-}
-
-/// base64url(SHA-256(csrf token)): what the access token carries to bind its CSRF token.
-#[must_use]
-pub fn csrf_digest(csrf: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256(&[csrf.as_bytes()]))
 }
 
 #[cfg(test)]

@@ -208,7 +208,10 @@ impl Checks<'_> {
                     Err(Error::SecondFactorEnrolmentRequired(_)) => {
                         return Ok(self.all_denied(inputs, FACTOR_MISSING));
                     }
-                    Err(_) => return Ok(self.all_denied(inputs, "unauthenticated")),
+                    Err(e) => {
+                        self.record_refused_credential(&e, c.expose(), &call.request);
+                        return Ok(self.all_denied(inputs, "unauthenticated"));
+                    }
                 }
             }
             CheckSubject::User(u) => Some(std::sync::Arc::new(

@@ -92,8 +92,9 @@ pub(crate) async fn list(
     }))
 }
 
-/// Removes an app: a refresh asking for its audience is `invalid_target` from now on; tokens
-/// already issued for it stay valid until they expire. Audited (`app.removed`).
+/// Removes an app: a refresh asking for its audience is `invalid_target` from now on, and tokens
+/// already issued for it are refused at verify and by its services (the app itself accepts them
+/// until they expire). Audited (`app.removed`).
 #[utoipa::path(delete, path = "/admin/v1/apps/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The app")),
     responses(

@@ -234,9 +234,10 @@ impl fmt::Debug for RefreshRequest {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
-        (status = 400, description = "`invalid_target`: `resource` names no registered app", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_target`: `resource` names no registered app, or one that is not an app's audience under the current settings", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Invalid, spent or ended", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`csrf_failed`: a cookie refresh without the matching `x-csrf-token`; `second_factor_enrolment_required`: `resource` asked for an app's token by a person who must enrol a second factor and has none (nothing rotates)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (field `resource`): a cookie session asked for an app's token (its tokens are Gatehouse's)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
@@ -448,8 +449,10 @@ pub(crate) async fn verify(
 #[serde(deny_unknown_fields)]
 pub(crate) struct VerifyCheck {
     /// The audience of the registered app the proxy guards: the token must have been issued for
-    /// it (`resource` on refresh); a token for Gatehouse itself or another app is refused
-    /// (`wrong_audience`), and so is an API key. Absent: Gatehouse's own audience, as on `/v1`.
+    /// it (`resource` on refresh) and the app must be registered now; a token for Gatehouse
+    /// itself or another app is refused (`wrong_audience`), and so is an API key, an audience no
+    /// app is registered with, and one no app may have (the operators'). Absent, or Gatehouse's
+    /// own: Gatehouse's own audience, as on `/v1`.
     #[allow(dead_code)] // read by the `Authenticated` extractor, before the token is verified
     audience: Option<String>,
     /// `read`, `write` or a permission, as for `POST /v1/check`.

@@ -14,12 +14,16 @@ use crate::keyfile;
 pub struct ServiceAuthConfig {
     /// Files each holding a service secret (base64 of 32 random bytes, mode 0600), sent by your
     /// services as `X-Service-Auth` on `/internal/v1`. Two during a rotation; none disables the
-    /// service API.
+    /// service API. With `apps`, up to two per app.
     pub secret_files: Vec<PathBuf>,
     /// Binds a service (a secret file's stem) to a registered app's audience (ASVS 9.2.4): a
     /// person's token the service presents for on-behalf-of or to the check API must have been
-    /// issued for that app (`resource` on refresh). A service not named here presents tokens
-    /// for Gatehouse's own audience, as on `/v1`.
+    /// issued for that app (`resource` on refresh). Several stems may name the same app (its
+    /// current secret and, while rotating, the next). Either every secret file is bound or none
+    /// is: with none, services present tokens for Gatehouse's own audience, as on `/v1`. The
+    /// audiences are not looked up in the app registry at load (the database may not be
+    /// reachable yet, and an operator may register the app after); posture control B2 warns
+    /// about one no app is registered with, and calls for it are refused until one is.
     pub apps: BTreeMap<String, String>,
 }
 
@@ -39,9 +43,11 @@ pub(super) fn validate(
     c: &ServiceAuthConfig,
     identity: &gatehouse_core::identity::IdentitySettings,
 ) -> Result<Vec<ServiceSecret>, ConfigError> {
-    if c.secret_files.len() > 2 {
+    // Two is a rotation (the current secret and the next): more unbound secrets would be
+    // services that cannot be told apart by what they may do. Bound, each app rotates its own.
+    if c.apps.is_empty() && c.secret_files.len() > 2 {
         return refuse(
-            "service_auth.secret_files: at most two (the current secret and, while rotating, the next)",
+            "service_auth.secret_files: at most two (the current secret and, while rotating, the next); to run several services, bind each secret to its app in service_auth.apps",
         );
     }
     let secrets = c
@@ -71,6 +77,22 @@ pub(super) fn validate(
         }
         gatehouse_core::identity::check_app_audience(audience, identity)
             .map_err(|e| ConfigError(format!("service_auth.apps.{name}: {e}")))?;
+        let per_app = c.apps.values().filter(|a| *a == audience).count();
+        if per_app > 2 {
+            return refuse(format!(
+                "service_auth.apps.{name}: at most two secrets per app (the current one and, while rotating, the next); {per_app} name {audience}"
+            ));
+        }
+    }
+    // A secret added unbound beside bound ones (a rotation's new file under another name, say)
+    // would let its holder present tokens for Gatehouse's own audience: refused, not guessed.
+    if !c.apps.is_empty()
+        && let Some(unbound) = secrets.iter().find(|s| s.app.is_none())
+    {
+        return refuse(format!(
+            "service_auth.apps.{0}: missing; the secret file {0} is bound to no app while others are; bind every secret (several may name the same app) or none",
+            unbound.name
+        ));
     }
     Ok(secrets)
 }
@@ -104,7 +126,10 @@ mod tests {
                 .collect(),
         };
         let secrets = validate(
-            &config(&[("billing", "https://billing.example.com")]),
+            &config(&[
+                ("billing", "https://billing.example.com"),
+                ("ops", "urn:example:ops"),
+            ]),
             &identity,
         )
         .unwrap();
@@ -118,8 +143,12 @@ mod tests {
             app_of("billing").as_deref(),
             Some("https://billing.example.com")
         );
-        assert_eq!(app_of("ops"), None);
+        assert_eq!(app_of("ops").as_deref(), Some("urn:example:ops"));
         for (apps, says) in [
+            (
+                &[("billing", "https://billing.example.com")][..],
+                "the secret file ops is bound to no app while others are",
+            ),
             (
                 &[("payroll", "https://payroll.example.com")][..],
                 "no secret file is named payroll",
@@ -137,6 +166,45 @@ mod tests {
                 "{refused}"
             );
         }
+        // Bound: two secrets per app (a rotation each), so several services fit.
+        let rotating = ServiceAuthConfig {
+            secret_files: ["billing.key", "billing-next.key", "reports.key"]
+                .iter()
+                .map(|n| secret_file(&dir, n))
+                .collect(),
+            apps: [
+                ("billing", "https://billing.example.com"),
+                ("billing-next", "https://billing.example.com"),
+                ("reports", "urn:example:reports"),
+            ]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        };
+        let secrets = validate(&rotating, &identity).unwrap();
+        assert_eq!(secrets.len(), 3);
+        assert!(
+            secrets
+                .iter()
+                .filter(|s| s.name.starts_with("billing"))
+                .all(|s| s.app.as_deref() == Some("https://billing.example.com"))
+        );
+        let unbound = ServiceAuthConfig {
+            apps: BTreeMap::new(),
+            ..rotating.clone()
+        };
+        let refused = validate(&unbound, &identity).unwrap_err().0;
+        assert!(refused.contains("at most two"), "{refused}");
+        let mut three = rotating;
+        three
+            .secret_files
+            .push(secret_file(&dir, "billing-third.key"));
+        three.apps.insert(
+            "billing-third".to_owned(),
+            "https://billing.example.com".to_owned(),
+        );
+        let refused = validate(&three, &identity).unwrap_err().0;
+        assert!(refused.contains("at most two secrets per app"), "{refused}");
         let own = gatehouse_core::identity::IdentitySettings {
             audience: "urn:gatehouse:self".to_owned(),
             ..Default::default()

@@ -51,19 +51,49 @@ fn b2(f: &Facts<'_>) -> Arc<dyn Probe> {
         .iter()
         .map(|s| s.name.clone())
         .collect();
+    let mut bound: Vec<String> = f
+        .config
+        .service_secrets
+        .iter()
+        .filter_map(|s| s.app.clone())
+        .collect();
+    bound.sort();
+    bound.dedup();
     let count = names.len();
     let settings = posture_settings! {
         "service_secrets" => names,
+        "bound_apps" => bound,
         "header" => "X-Service-Auth",
         "comparison" => "constant time",
     };
-    probe("B2", count > 0, settings, move || async move {
-        match count {
-            0 => Finding::not_applicable("No service secret is configured, so /internal/v1 is off."),
-            n => Finding::by_design(format!(
-                "/internal/v1 accepts {n} named service secret(s), compared in constant time; user tokens never pass for them."
+    let kernel = Arc::clone(f.kernel);
+    probe("B2", count > 0, settings, move || {
+        let kernel = Arc::clone(&kernel);
+        let bound = bound.clone();
+        async move {
+            if count == 0 {
+                return Finding::not_applicable(
+                    "No service secret is configured, so /internal/v1 is off.",
+                );
+            }
+            // Bindings are not looked up at load: an app not (or no longer) registered leaves its
+            // services refused on every person's token until an operator registers it.
+            let missing = match kernel.apps().unregistered(&bound).await {
+                Ok(missing) => missing,
+                Err(e) => return Finding::fail(format!("The app registry cannot be read: {e}")),
+            };
+            if !missing.is_empty() {
+                return Finding::warn(format!(
+                    "service_auth.apps binds services to {} audience(s) no app is registered with ({}): their calls with a person's token are refused until an operator registers the app (POST /admin/v1/apps).",
+                    missing.len(),
+                    missing.join(", ")
+                ))
+                .figure("unregistered_apps", missing.len());
+            }
+            Finding::by_design(format!(
+                "/internal/v1 accepts {count} named service secret(s), compared in constant time; user tokens never pass for them."
             ))
-            .figure("service_secrets", n),
+            .figure("service_secrets", count)
         }
     })
 }

@@ -9,15 +9,15 @@ use serde_json::{Value, json};
 use crate::api_keys::service_secret_file;
 use crate::support::{Signed, TestApp, expect_problem, token_claims};
 
-const BILLING: &str = "https://billing.example.com";
-const REPORTS: &str = "urn:example:reports";
+pub(crate) const BILLING: &str = "https://billing.example.com";
+pub(crate) const REPORTS: &str = "urn:example:reports";
 /// The secrets of the two services, `billing.key` and `reports.key`.
-const BILLING_SECRET: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
-const REPORTS_SECRET: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+pub(crate) const BILLING_SECRET: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+pub(crate) const REPORTS_SECRET: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 const VALUE: &str = "smtp://mailer:planted-app-secret-77q@mail/prod";
 
 /// A server with two services, each bound to its app, or (`bound` false) neither bound.
-async fn with_services(bound: bool) -> TestApp {
+pub(crate) async fn with_services(bound: bool) -> TestApp {
     let dir = crate::support::temp_dir();
     let billing = service_secret_file(&dir, "billing.key", BILLING_SECRET);
     let reports = service_secret_file(&dir, "reports.key", REPORTS_SECRET);
@@ -34,7 +34,12 @@ async fn with_services(bound: bool) -> TestApp {
     .await
 }
 
-async fn register(app: &TestApp, operator: &str, name: &str, audience: &str) -> reqwest::Response {
+pub(crate) async fn register(
+    app: &TestApp,
+    operator: &str,
+    name: &str,
+    audience: &str,
+) -> reqwest::Response {
     app.call(
         Method::POST,
         "/admin/v1/apps",
@@ -45,7 +50,11 @@ async fn register(app: &TestApp, operator: &str, name: &str, audience: &str) -> 
     .await
 }
 
-async fn refresh(app: &TestApp, refresh_token: &str, resource: Option<&str>) -> reqwest::Response {
+pub(crate) async fn refresh(
+    app: &TestApp,
+    refresh_token: &str,
+    resource: Option<&str>,
+) -> reqwest::Response {
     let mut body = json!({"refresh_token": refresh_token});
     if let Some(r) = resource {
         body["resource"] = json!(r);
@@ -54,7 +63,7 @@ async fn refresh(app: &TestApp, refresh_token: &str, resource: Option<&str>) -> 
 }
 
 /// Refreshes `who`'s session for `resource`: (access token, the rotated refresh token).
-async fn token_for(app: &TestApp, who: &Signed, resource: &str) -> (String, String) {
+pub(crate) async fn token_for(app: &TestApp, who: &Signed, resource: &str) -> (String, String) {
     let res = refresh(app, &who.refresh, Some(resource)).await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     let body: Value = res.json().await.unwrap();
@@ -95,7 +104,7 @@ async fn use_on_behalf(
         .unwrap()
 }
 
-async fn verify(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
+pub(crate) async fn verify(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
     app.call(
         Method::GET,
         &format!("/v1/auth/verify{query}"),

@@ -14,6 +14,7 @@ mod support;
 mod access_model;
 mod account_control;
 mod api_keys;
+mod app_audiences;
 mod apps;
 mod audit_api;
 mod backup;
