@@ -101,7 +101,8 @@ async fn authenticate(
     let principal = match verified {
         Ok(p) => p,
         Err(e) => {
-            refused_credential(parts, state, &e, is_api_key(token));
+            let subject = wrong_audience_subject(state, &e, token, audience).await;
+            refused_credential(parts, state, &e, is_api_key(token), subject);
             return Err(e.into());
         }
     };
@@ -150,18 +151,45 @@ fn security_event(
         .record_security_event(kind, org, subject, &request);
 }
 
-/// A presented credential refused: a wrong audience, or one that did not verify. A store that
-/// could not answer is not the caller's doing and is not counted.
-fn refused_credential(parts: &Parts, state: &AppState, e: &Error, api_key: bool) {
+/// The subject of a token refused for its audience (it is genuine for the other API).
+async fn wrong_audience_subject(
+    state: &AppState,
+    e: &Error,
+    token: &str,
+    audience: Audience,
+) -> Option<String> {
+    match e {
+        Error::WrongAudience(_) => {
+            state
+                .kernel
+                .auth()
+                .other_audience_subject(token, audience)
+                .await
+        }
+        _ => None,
+    }
+}
+
+/// A presented credential refused: a wrong audience (naming the token's subject), or one that
+/// did not verify. A token that has merely expired is ordinary client behaviour, and a store
+/// that could not answer is not the caller's doing: neither is counted.
+fn refused_credential(
+    parts: &Parts,
+    state: &AppState,
+    e: &Error,
+    api_key: bool,
+    subject: Option<String>,
+) {
     let kind = match e {
         Error::WrongAudience(_) => SecurityKind::WrongAudience,
+        Error::Unauthenticated(why) if *why == gatehouse_core::identity::TOKEN_EXPIRED => return,
         Error::Unauthenticated(_) | Error::InvalidToken(_) if api_key => {
             SecurityKind::ApiKeyRefused
         }
         Error::Unauthenticated(_) | Error::InvalidToken(_) => SecurityKind::TokenRefused,
         _ => return,
     };
-    security_event(parts, state, kind, None, None);
+    security_event(parts, state, kind, None, subject);
 }
 
 /// A verified tenant-API token and how it arrived, and nothing else: forward authentication's
@@ -417,7 +445,7 @@ impl FromRequestParts<AppState> for OnBehalfOf {
         if is_api_key(token) {
             let e =
                 Error::WrongAudience("on-behalf-of needs a person's access token, not an API key");
-            refused_credential(parts, state, &e, true);
+            refused_credential(parts, state, &e, true, None);
             return Err(e.into());
         }
         let principal = match state
@@ -428,7 +456,8 @@ impl FromRequestParts<AppState> for OnBehalfOf {
         {
             Ok(p) => p,
             Err(e) => {
-                refused_credential(parts, state, &e, false);
+                let subject = wrong_audience_subject(state, &e, token, Audience::Tenant).await;
+                refused_credential(parts, state, &e, false, subject);
                 return Err(e.into());
             }
         };

@@ -94,6 +94,10 @@ pub(crate) fn refuse_under_impersonation(
     }
 }
 
+/// The refusal of a genuine access token whose time has passed: ordinary client behaviour, not
+/// counted as a security event (`token.refused` counts the tokens that did not verify).
+pub const TOKEN_EXPIRED: &str = "the token has expired";
+
 /// Failed sign-ins against one account (known or not) from one address before the default
 /// lockout locks that address out of that account.
 pub const ACCOUNT_LOCKOUT_THRESHOLD: u32 = 5;
@@ -521,6 +525,7 @@ impl Auth<'_> {
             .await
         {
             Ok(c) => c,
+            Err(JwtError::Expired) => return Err(Error::Unauthenticated(TOKEN_EXPIRED)),
             Err(JwtError::Invalid | JwtError::UnknownKey | JwtError::Sign) => {
                 // A valid token for the other API is a clearer refusal than "invalid".
                 let other = id
@@ -568,6 +573,26 @@ impl Auth<'_> {
         }
         id.cache.saw(principal.session_id, now);
         Ok(principal)
+    }
+
+    /// The subject of `token` when it is genuine for the other API than `audience`: the
+    /// subject a wrong-audience refusal names (a second verification, on the refusal path only).
+    pub async fn other_audience_subject(&self, token: &str, audience: Audience) -> Option<String> {
+        if crate::api_keys::is_api_key(token) {
+            return None;
+        }
+        let id = self.identity();
+        id.tokens
+            .verify(
+                self.keyring(),
+                &id.settings,
+                token,
+                audience == Audience::Tenant,
+                self.clock().now(),
+            )
+            .await
+            .ok()
+            .map(|p| p.subject.to_string())
     }
 
     /// The scope when `header` names the principal's own organisation: the common case, which

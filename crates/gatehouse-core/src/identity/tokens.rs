@@ -170,7 +170,7 @@ impl TokenService {
             return if v.exp.saturating_add(settings.leeway_secs) > now_secs {
                 Ok(v.principal)
             } else {
-                Err(JwtError::Invalid)
+                Err(JwtError::Expired)
             };
         }
         let claims = self
