@@ -327,18 +327,17 @@ pub fn events_of(
     tallies.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::with_capacity(tallies.len() + 1);
     for (key, tally) in tallies {
-        let mut details = serde_json::json!({
-            "count": tally.count,
-            "minute": at,
-            "aggregated": true,
-        });
+        let mut details = serde_json::Map::new();
+        details.insert("count".into(), tally.count.into());
+        details.insert("minute".into(), at.clone().into());
+        details.insert("aggregated".into(), true.into());
         if let Some(reason) = key.kind.reason() {
-            details["reason"] = reason.into();
+            details.insert("reason".into(), reason.into());
         }
         let names_no_one = key.subject == UNKNOWN || key.subject == ANY;
         let mut personal = None;
         if key.source == UNKNOWN || (key.org.is_none() && names_no_one) {
-            details["source"] = key.source.clone().into();
+            details.insert("source".into(), key.source.clone().into());
         } else if key.org.is_some() && key.kind.subject_is_person() && !names_no_one {
             personal = Some((
                 key.subject.clone(),
@@ -348,7 +347,7 @@ pub fn events_of(
                 },
             ));
         } else if let Some(d) = digest(&key.source) {
-            details["source_digest"] = d.into();
+            details.insert("source_digest".into(), d.into());
         }
         let mut event = AuditEvent::success(
             Actor::anonymous(),
@@ -356,7 +355,7 @@ pub fn events_of(
             key.kind.resource_type(),
             &key.subject,
         )
-        .with_details(details.to_string())
+        .with_details(serde_json::Value::Object(details).to_string())
         .with_request(tally.first_request_id);
         event.outcome = Outcome::Denied;
         out.push(Aggregate {
