@@ -631,3 +631,50 @@ async fn a_flood_past_the_bound_is_folded_with_its_kinds_and_busiest_sources() {
     assert_eq!(d["top_sources"][0]["count"], 12, "{d}");
     assert!(d["top_sources"].as_array().unwrap().len() <= 20);
 }
+
+/// An existing account's wrong password given to accept an invitation is a failed sign-in
+/// like any other: counted against the account, on the operators' chain, with the source only
+/// as a keyed digest beside the account's id.
+#[tokio::test]
+async fn a_wrong_password_accepting_an_invitation_is_a_failed_sign_in() {
+    let app = TestApp::spawn_with(|raw| {
+        raw.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let owner = app.signup_login("inviter@example.com", "laptop").await;
+    let bob = app.signup_login("bob@example.com", "laptop").await;
+    let res = app
+        .org_call(
+            reqwest::Method::POST,
+            "/v1/organization/invitations",
+            &owner,
+            Some(serde_json::json!({"email": "bob@example.com", "role": "member"})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let token = app
+        .mailed_link("bob@example.com", "/accept-invitation")
+        .await;
+    let before = operator_events(&app).await.len();
+    let res = app
+        .client
+        .post(app.url("/v1/invitations/accept"))
+        .header("x-forwarded-for", "192.0.2.44")
+        .json(&serde_json::json!({"token": token, "password": "not bob's password at all"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(res, 401, "invalid_credentials").await;
+    app.kernel.flush_security_events(true).await.unwrap();
+    let failed: Vec<AuditRecord> = operator_events(&app)
+        .await
+        .into_iter()
+        .skip(before)
+        .filter(|e| e.action == "user.login_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].resource_id, bob.user);
+    assert_eq!(details(&failed[0])["count"], 1);
+    assert!(details(&failed[0])["source_digest"].is_string());
+    assert!(!failed[0].details.contains("192.0.2.44"));
+}
