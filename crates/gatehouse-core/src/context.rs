@@ -8,7 +8,9 @@ use crate::identity::Principal;
 use crate::scope::TenantScope;
 
 /// The request behind a service call. IP and user agent are personal data: the audit log stores
-/// them only sealed under the data subject's key (see `keyring::PersonalData`). A session keeps
+/// them only sealed under the data subject's key (see `keyring::PersonalData`); a security event
+/// keeps an address in clear only when it names no one, and beside any other id only its keyed
+/// digest (`audit::security`). A session keeps
 /// its device's IP and user agent readable for the owner's device list; erasing a subject (G2)
 /// deletes their sessions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -20,6 +20,9 @@ pub enum JwtError {
     Invalid,
     /// The token names a key id that is not (or no longer) published.
     UnknownKey,
+    /// A genuine token whose time has passed: ordinary for any client, so told apart from
+    /// [`Self::Invalid`] (which a security log counts).
+    Expired,
 }
 
 impl std::fmt::Display for JwtError {
@@ -28,6 +31,7 @@ impl std::fmt::Display for JwtError {
             Self::Sign => "the token could not be signed",
             Self::Invalid => "the token is invalid or expired",
             Self::UnknownKey => "the token's signing key is not published",
+            Self::Expired => "the token has expired",
         })
     }
 }
@@ -155,7 +159,7 @@ impl JwtVerifier {
             .saturating_add(self.validation.leeway)
             <= now_secs
         {
-            return Err(JwtError::Invalid);
+            return Err(JwtError::Expired);
         }
         Ok(data.claims)
     }
@@ -205,7 +209,7 @@ mod tests {
             0,
         );
         assert_eq!(v.verify::<Claims>(&token, 999).unwrap(), claims(1_000));
-        assert_eq!(v.verify::<Claims>(&token, 1_000), Err(JwtError::Invalid));
+        assert_eq!(v.verify::<Claims>(&token, 1_000), Err(JwtError::Expired));
 
         let other = JwtVerifier::new(
             [("k2".to_owned(), signer.public_key())],

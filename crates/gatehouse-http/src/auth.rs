@@ -101,7 +101,8 @@ async fn authenticate(
     let principal = match verified {
         Ok(p) => p,
         Err(e) => {
-            refused_credential(parts, state, &e, is_api_key(token));
+            let subject = wrong_audience_subject(state, &e, token).await;
+            refused_credential(parts, state, &e, is_api_key(token), subject);
             return Err(e.into());
         }
     };
@@ -150,11 +151,26 @@ fn security_event(
         .record_security_event(kind, org, subject, &request);
 }
 
-/// A presented credential refused: a wrong audience, or one that did not verify. A store that
-/// could not answer is not the caller's doing and is not counted.
-fn refused_credential(parts: &Parts, state: &AppState, e: &Error, api_key: bool) {
+/// The subject of a token refused for its audience (it is genuine for the other API).
+async fn wrong_audience_subject(state: &AppState, e: &Error, token: &str) -> Option<String> {
+    match e {
+        Error::WrongAudience(_) => state.kernel.auth().other_audience_subject(token).await,
+        _ => None,
+    }
+}
+
+/// A presented credential refused: a wrong audience (naming the token's subject), or one that
+/// did not verify. A token that has merely expired is ordinary client behaviour, and a store
+/// that could not answer is not the caller's doing: neither is counted.
+fn refused_credential(
+    parts: &Parts,
+    state: &AppState,
+    e: &Error,
+    api_key: bool,
+    subject: Option<String>,
+) {
     if let Some(kind) = SecurityKind::of_refused_credential(e, api_key) {
-        security_event(parts, state, kind, None, None);
+        security_event(parts, state, kind, None, subject);
     }
 }
 
@@ -182,9 +198,14 @@ impl FromRequestParts<AppState> for Authenticated {
                     "token"
                 };
                 telemetry::metrics::auth(method, verified.is_ok());
-                let principal = verified.inspect_err(|e| {
-                    refused_credential(parts, state, e, is_api_key(token));
-                })?;
+                let principal = match verified {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let subject = wrong_audience_subject(state, &e, token).await;
+                        refused_credential(parts, state, &e, is_api_key(token), subject);
+                        return Err(e.into());
+                    }
+                };
                 telemetry::set_caller(principal.subject, principal.org.map(|o| o.as_uuid()));
                 principal
             }
@@ -337,7 +358,13 @@ impl FromRequestParts<AppState> for OperatorCaller {
         // too, so nothing but an operator's own session reaches an operator route.
         if !principal.is_operator_session() {
             let e = Error::WrongAudience("only operator tokens are accepted on /admin/v1");
-            refused_credential(parts, state, &e, principal.api_key_permissions.is_some());
+            refused_credential(
+                parts,
+                state,
+                &e,
+                principal.api_key_permissions.is_some(),
+                Some(principal.subject.to_string()),
+            );
             return Err(e.into());
         }
         let request = request_context(parts, state).await;
@@ -456,7 +483,7 @@ impl FromRequestParts<AppState> for OnBehalfOf {
         if is_api_key(token) {
             let e =
                 Error::WrongAudience("on-behalf-of needs a person's access token, not an API key");
-            refused_credential(parts, state, &e, true);
+            refused_credential(parts, state, &e, true, None);
             return Err(e.into());
         }
         let principal = match state
@@ -467,7 +494,8 @@ impl FromRequestParts<AppState> for OnBehalfOf {
         {
             Ok(p) => p,
             Err(e) => {
-                refused_credential(parts, state, &e, false);
+                let subject = wrong_audience_subject(state, &e, token).await;
+                refused_credential(parts, state, &e, false, subject);
                 return Err(e.into());
             }
         };

@@ -300,8 +300,11 @@ impl App {
             self.checkpoint_every,
         ));
         let sessions = tokio::spawn(crate::jobs::session_job(Arc::clone(&self.kernel)));
-        let security_events =
-            tokio::spawn(crate::jobs::security_events_job(Arc::clone(&self.kernel)));
+        let (stop_security_events, security_events_stop) = tokio::sync::oneshot::channel();
+        let security_events = tokio::spawn(crate::jobs::security_events_job(
+            Arc::clone(&self.kernel),
+            security_events_stop,
+        ));
         let tls_reload = self
             .tls
             .clone()
@@ -375,7 +378,6 @@ impl App {
         job.abort();
         checkpoints.abort();
         sessions.abort();
-        security_events.abort();
         mail.abort();
         webhooks.abort();
         lifecycle.abort();
@@ -394,7 +396,16 @@ impl App {
         if let Err(e) = self.kernel.share_links().flush_opens().await {
             tracing::warn!(error = %e, "could not record the last share-link opens");
         }
-        // The minute still open too: its events would otherwise go with the process.
+        // Told to stop rather than aborted: a flush under way finishes (its minutes are already
+        // taken, so an abort would lose them). The minute still open is written next; its
+        // events would otherwise go with the process.
+        let _ = stop_security_events.send(());
+        if tokio::time::timeout(Duration::from_secs(10), security_events)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the security-events job was still writing after 10 s; stopping");
+        }
         if let Err(e) = self.kernel.flush_security_events(true).await {
             tracing::warn!(error = %e, "could not record the last security events");
         }

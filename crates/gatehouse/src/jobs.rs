@@ -94,12 +94,19 @@ pub(crate) async fn session_job(kernel: Arc<Kernel>) {
 /// Writes the security events of every minute that has closed (by the injected clock), in
 /// every instance: each instance's tallies are its own. Ticks every 5 s, so a minute is written
 /// within seconds of closing, and a test that moves the clock on sees it without waiting a
-/// minute.
-pub(crate) async fn security_events_job(kernel: Arc<Kernel>) {
+/// minute. Returns when `stop` fires, never in the middle of a flush (shutdown then writes the
+/// minute still open).
+pub(crate) async fn security_events_job(
+    kernel: Arc<Kernel>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.tick().await;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {}
+        }
         if let Err(e) = kernel.flush_security_events(false).await {
             tracing::warn!(error = %e, "could not record security events");
         }

@@ -1,17 +1,29 @@
 //! Security events (E1; ASVS 5.0 16.2.1, 16.3.1 to 16.3.3): failed and refused sign-ins,
-//! refused credentials, service-authentication and CSRF failures, wrong-audience tokens. Each
-//! is counted in memory per (kind, chain, source address, subject, minute of the injected clock)
-//! and written as one aggregate event when its minute has closed, so an anonymous flood costs
-//! at most a fixed number of events per minute rather than one per attempt.
+//! refused credentials, service-authentication and CSRF failures, wrong-audience tokens,
+//! refused share-link opens. Each is counted in memory per (kind, chain, source address,
+//! subject, minute of the injected clock) and written as one aggregate event when its minute
+//! has closed, so an anonymous flood costs at most a fixed number of events per minute rather
+//! than one per attempt.
 //!
 //! The bound: per instance and per minute, at most `max_per_minute` aggregate events, plus one
-//! `security.events_folded` event on the operators' chain that counts what did not fit (how many
-//! attempts, and from how many distinct sources, counted exactly up to [`MAX_COUNTED_SOURCES`]).
+//! `security.events_folded` event on the operators' chain that counts what did not fit: how
+//! many attempts of each kind, from how many distinct sources (counted exactly up to
+//! [`MAX_COUNTED_SOURCES`]), and the [`FOLDED_TOP_SOURCES`] busiest of them, so one source
+//! guessing hard after the tallies are full still shows by its address. One source names at
+//! most [`MAX_SUBJECTS_PER_SOURCE`] subjects a minute; its further subjects share one `*` tally,
+//! so a single address (or /64) cannot spend the minute's tallies by naming many accounts.
 //! Memory is bounded the same way: a minute holds at most `max_per_minute` tallies and
-//! [`MAX_COUNTED_SOURCES`] overflow addresses, and at most [`MAX_OPEN_MINUTES`] minutes wait
-//! for a flush.
+//! [`MAX_COUNTED_SOURCES`] overflow addresses, and at most [`MAX_OPEN_MINUTES`] minutes wait.
+//!
+//! Where an address goes (the operators' chain holds no personal data, docs/design/audit.md):
+//! in clear only in an event on the operators' chain that names no one (subject `unknown` or
+//! `*`); beside a person's id on their organisation's chain (a CSRF failure) it is sealed under
+//! that person's key, so erasing them shreds it; beside any other id (an account or operator on
+//! the operators' chain, a share link) only its keyed digest is written (`source_digest`, an
+//! HMAC under the newest link key), which tells repeats from one source apart from others
+//! without naming the address.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use time::OffsetDateTime;
@@ -19,25 +31,36 @@ use time::format_description::well_known::Rfc3339;
 
 use super::{Actor, AuditEvent, Outcome};
 use crate::ids::OrgId;
+use crate::keyring::PersonalData;
 
 /// Distinct overflow sources counted exactly; beyond it the overflow event says "at least".
 pub const MAX_COUNTED_SOURCES: usize = 10_000;
-/// Minutes kept waiting for a flush (the job flushes every few seconds; this only matters while
-/// the store cannot be written). The oldest is dropped, with an error line, past it.
+/// Minutes kept waiting for a flush. The job flushes every 5 s, so this only matters while the
+/// store cannot be written; past it the oldest minute is dropped, with an error line.
 pub const MAX_OPEN_MINUTES: usize = 16;
 /// The default of `[security_events] max_per_minute`.
 pub const DEFAULT_MAX_PER_MINUTE: usize = 1_000;
+/// Distinct subjects one source names in its own tallies per minute; the rest share `*`.
+pub const MAX_SUBJECTS_PER_SOURCE: usize = 8;
+/// The busiest overflow sources the folded event names.
+pub const FOLDED_TOP_SOURCES: usize = 20;
+
+/// The subject of a tally whose attempt named nothing known to exist.
+const UNKNOWN: &str = "unknown";
+/// The subject a source's tallies share past [`MAX_SUBJECTS_PER_SOURCE`].
+const ANY: &str = "*";
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SecurityKind {
     /// A customer sign-in with a wrong password or unknown email.
     SignInFailed,
-    /// A sign-in, second step, step-up or invitation password refused by a lockout.
+    /// A sign-in, second step, step-up, invitation or share-link password refused by a lockout.
     SignInLocked,
     /// An operator sign-in with a wrong password, unknown email or wrong code.
     OperatorSignInFailed,
-    /// An access token that did not verify (bad signature, expired, revoked, malformed).
+    /// An access token that did not verify (bad signature, revoked, malformed; not one that has
+    /// merely expired, which every client meets in ordinary use).
     TokenRefused,
     /// An API key that did not verify.
     ApiKeyRefused,
@@ -47,6 +70,9 @@ pub enum SecurityKind {
     CsrfFailed,
     /// A genuine token presented where its audience or tier is not accepted.
     WrongAudience,
+    /// A share link refused to an anonymous opener, with the reason (`wrong_password`,
+    /// `locked`, `expired`, ...), on the link's organisation's chain.
+    ShareLinkOpenFailed(&'static str),
 }
 
 impl SecurityKind {
@@ -57,6 +83,8 @@ impl SecurityKind {
     pub fn of_refused_credential(e: &crate::Error, api_key: bool) -> Option<Self> {
         use crate::Error;
         match e {
+            // A token that merely expired is ordinary client behaviour, not an attack.
+            Error::Unauthenticated(why) if *why == crate::identity::TOKEN_EXPIRED => None,
             Error::WrongAudience(_) => Some(Self::WrongAudience),
             Error::Unauthenticated(_) | Error::InvalidToken(_) if api_key => {
                 Some(Self::ApiKeyRefused)
@@ -78,16 +106,33 @@ impl SecurityKind {
             Self::ServiceAuthFailed => "service.auth_failed",
             Self::CsrfFailed => "session.csrf_failed",
             Self::WrongAudience => "token.wrong_audience",
+            Self::ShareLinkOpenFailed(_) => "share_link.open_failed",
         }
     }
 
     fn resource_type(self) -> &'static str {
         match self {
-            Self::SignInFailed | Self::SignInLocked | Self::CsrfFailed => "user",
+            Self::SignInFailed | Self::CsrfFailed => "user",
+            // A lockout names no subject: it may hold an account, an operator or a share link.
+            Self::SignInLocked => "sign_in",
             Self::OperatorSignInFailed => "operator",
             Self::TokenRefused | Self::WrongAudience => "token",
             Self::ApiKeyRefused => "api_key",
             Self::ServiceAuthFailed => "service",
+            Self::ShareLinkOpenFailed(_) => "share_link",
+        }
+    }
+
+    /// Whether the subject is a person whose organisation's chain the event is written on, so
+    /// the source is theirs to erase.
+    fn subject_is_person(self) -> bool {
+        matches!(self, Self::CsrfFailed)
+    }
+
+    fn reason(self) -> Option<&'static str> {
+        match self {
+            Self::ShareLinkOpenFailed(r) => Some(r),
+            _ => None,
         }
     }
 }
@@ -97,7 +142,7 @@ impl SecurityKind {
 pub struct SecurityEvent<'a> {
     pub kind: SecurityKind,
     /// The organisation's chain when the organisation is known (a CSRF failure of a signed-in
-    /// caller); `None`: the operators' chain.
+    /// caller, a share link); `None`: the operators' chain.
     pub org: Option<OrgId>,
     /// The client address (after the trusted-proxy rule), if known.
     pub source: Option<&'a str>,
@@ -125,9 +170,59 @@ struct Tally {
 #[derive(Debug, Default)]
 pub struct Minute {
     tallies: HashMap<Key, Tally>,
+    /// Distinct named subjects per source among the tallies (so no longer than they are).
+    subjects_of: HashMap<String, usize>,
     folded: u64,
-    folded_sources: HashSet<String>,
+    folded_kinds: BTreeMap<&'static str, u64>,
+    folded_sources: HashMap<String, u64>,
     sources_capped: bool,
+}
+
+impl Minute {
+    fn add(&mut self, mut key: Key, request_id: Option<&str>, max: usize) {
+        let named = key.subject != UNKNOWN && key.subject != ANY;
+        if named
+            && !self.tallies.contains_key(&key)
+            && self.subjects_of.get(&key.source).copied().unwrap_or(0) >= MAX_SUBJECTS_PER_SOURCE
+        {
+            key.subject = ANY.to_owned();
+        }
+        if let Some(t) = self.tallies.get_mut(&key) {
+            t.count = t.count.saturating_add(1);
+            return;
+        }
+        if self.tallies.len() < max {
+            if key.subject != UNKNOWN && key.subject != ANY {
+                *self.subjects_of.entry(key.source.clone()).or_default() += 1;
+            }
+            self.tallies.insert(
+                key,
+                Tally {
+                    count: 1,
+                    first_request_id: request_id.map(bounded),
+                },
+            );
+            return;
+        }
+        self.folded = self.folded.saturating_add(1);
+        let kind = self.folded_kinds.entry(key.kind.action()).or_default();
+        *kind = kind.saturating_add(1);
+        if let Some(n) = self.folded_sources.get_mut(&key.source) {
+            *n = n.saturating_add(1);
+        } else if self.folded_sources.len() < MAX_COUNTED_SOURCES {
+            self.folded_sources.insert(key.source, 1);
+        } else {
+            self.sources_capped = true;
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    minutes: BTreeMap<i64, Minute>,
+    /// The first minute not yet taken: a late record (its request began in a minute already
+    /// written) counts here instead, so no minute is written twice and the bound holds.
+    first_open: i64,
 }
 
 /// The per-instance aggregator: [`Self::record`] on the request path (a lock and a map update),
@@ -135,7 +230,7 @@ pub struct Minute {
 #[derive(Debug)]
 pub struct SecurityEvents {
     max_per_minute: usize,
-    minutes: Mutex<BTreeMap<i64, Minute>>,
+    open: Mutex<Open>,
 }
 
 impl Default for SecurityEvents {
@@ -159,7 +254,7 @@ impl SecurityEvents {
     pub fn new(max_per_minute: usize) -> Self {
         Self {
             max_per_minute: max_per_minute.max(1),
-            minutes: Mutex::new(BTreeMap::new()),
+            open: Mutex::new(Open::default()),
         }
     }
 
@@ -168,16 +263,16 @@ impl SecurityEvents {
         self.max_per_minute
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, Minute>> {
-        self.minutes
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts one event at `now`.
+    /// Counts one event at `now` (or in the first minute not yet written, if later).
     pub fn record(&self, event: &SecurityEvent<'_>, now: OffsetDateTime) {
         let source = event.source.map_or_else(
-            || "unknown".to_owned(),
+            || UNKNOWN.to_owned(),
             |s| bounded(&crate::limits::address_subject_of(s)),
         );
         let key = Key {
@@ -187,30 +282,16 @@ impl SecurityEvents {
             subject: event
                 .subject
                 .as_deref()
-                .map_or_else(|| "unknown".to_owned(), bounded),
+                .map_or_else(|| UNKNOWN.to_owned(), bounded),
         };
-        let mut minutes = self.lock();
-        let minute = minutes.entry(minute_of(now)).or_default();
-        if let Some(t) = minute.tallies.get_mut(&key) {
-            t.count = t.count.saturating_add(1);
-        } else if minute.tallies.len() < self.max_per_minute {
-            minute.tallies.insert(
-                key,
-                Tally {
-                    count: 1,
-                    first_request_id: event.request_id.map(bounded),
-                },
-            );
-        } else {
-            minute.folded = minute.folded.saturating_add(1);
-            if minute.folded_sources.len() < MAX_COUNTED_SOURCES {
-                minute.folded_sources.insert(key.source);
-            } else if !minute.folded_sources.contains(&key.source) {
-                minute.sources_capped = true;
-            }
-        }
-        while minutes.len() > MAX_OPEN_MINUTES {
-            if let Some((m, dropped)) = minutes.pop_first() {
+        let mut open = self.lock();
+        let at = minute_of(now).max(open.first_open);
+        open.minutes
+            .entry(at)
+            .or_default()
+            .add(key, event.request_id, self.max_per_minute);
+        while open.minutes.len() > MAX_OPEN_MINUTES {
+            if let Some((m, dropped)) = open.minutes.pop_first() {
                 tracing::error!(
                     minute = m * 60,
                     tallies = dropped.tallies.len(),
@@ -223,21 +304,39 @@ impl SecurityEvents {
     /// Takes every minute that has closed by `now` (or every minute, with `all`), oldest first.
     pub fn take(&self, now: OffsetDateTime, all: bool) -> Vec<(i64, Minute)> {
         let current = minute_of(now);
-        let mut minutes = self.lock();
-        let keep = if all {
-            BTreeMap::new()
+        let mut open = self.lock();
+        let (keep, first_open) = if all {
+            (BTreeMap::new(), current.saturating_add(1))
         } else {
-            minutes.split_off(&current)
+            (open.minutes.split_off(&current), current)
         };
-        let closed = std::mem::replace(&mut *minutes, keep);
+        let closed = std::mem::replace(&mut open.minutes, keep);
+        if let Some(&last) = closed.keys().next_back() {
+            open.first_open = open.first_open.max(last.saturating_add(1));
+        }
+        open.first_open = open.first_open.max(first_open);
         closed.into_iter().collect()
     }
 }
 
-/// The audit events one minute becomes: one per tally (its chain beside it), then the folded
-/// count, if any, on the operators' chain.
+/// One aggregate ready to write: its chain, the event, and personal data to seal under the
+/// subject's key on that chain.
+#[derive(Debug)]
+pub struct Aggregate {
+    pub org: Option<OrgId>,
+    pub event: AuditEvent,
+    pub personal: Option<(String, PersonalData)>,
+}
+
+/// The audit events one minute becomes: one per tally, then the folded count, if any, on the
+/// operators' chain. `digest` is the keyed digest of a source written beside an id
+/// (`None`: the source is left out).
 #[must_use]
-pub fn events_of(minute: i64, m: Minute) -> Vec<(Option<OrgId>, AuditEvent)> {
+pub fn events_of(
+    minute: i64,
+    m: Minute,
+    digest: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Aggregate> {
     let at = OffsetDateTime::from_unix_timestamp(minute.saturating_mul(60))
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
@@ -246,26 +345,55 @@ pub fn events_of(minute: i64, m: Minute) -> Vec<(Option<OrgId>, AuditEvent)> {
     tallies.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::with_capacity(tallies.len() + 1);
     for (key, tally) in tallies {
+        let mut details = serde_json::Map::new();
+        details.insert("count".into(), tally.count.into());
+        details.insert("minute".into(), at.clone().into());
+        details.insert("aggregated".into(), true.into());
+        if let Some(reason) = key.kind.reason() {
+            details.insert("reason".into(), reason.into());
+        }
+        let names_no_one = key.subject == UNKNOWN || key.subject == ANY;
+        let mut personal = None;
+        if key.source == UNKNOWN || (key.org.is_none() && names_no_one) {
+            details.insert("source".into(), key.source.clone().into());
+        } else if key.org.is_some() && key.kind.subject_is_person() && !names_no_one {
+            personal = Some((
+                key.subject.clone(),
+                PersonalData {
+                    ip: Some(key.source.clone()),
+                    user_agent: None,
+                },
+            ));
+        } else if let Some(d) = digest(&key.source) {
+            details.insert("source_digest".into(), d.into());
+        }
         let mut event = AuditEvent::success(
             Actor::anonymous(),
             key.kind.action(),
             key.kind.resource_type(),
             &key.subject,
         )
-        .with_details(
-            serde_json::json!({
-                "source": key.source,
-                "count": tally.count,
-                "minute": at,
-                "aggregated": true,
-            })
-            .to_string(),
-        )
+        .with_details(serde_json::Value::Object(details).to_string())
         .with_request(tally.first_request_id);
         event.outcome = Outcome::Denied;
-        out.push((key.org, event));
+        out.push(Aggregate {
+            org: key.org,
+            event,
+            personal,
+        });
     }
     if m.folded > 0 {
+        let mut top: Vec<(String, u64)> = m
+            .folded_sources
+            .iter()
+            .map(|(s, n)| (s.clone(), *n))
+            .collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(FOLDED_TOP_SOURCES);
+        let top: Vec<serde_json::Value> = top
+            .into_iter()
+            .map(|(source, count)| serde_json::json!({"source": source, "count": count}))
+            .collect();
         let mut event = AuditEvent::success(
             Actor::system("security_events"),
             "security.events_folded",
@@ -275,16 +403,32 @@ pub fn events_of(minute: i64, m: Minute) -> Vec<(Option<OrgId>, AuditEvent)> {
         .with_details(
             serde_json::json!({
                 "events": m.folded,
+                "kinds": m.folded_kinds,
                 "sources": m.folded_sources.len(),
                 "sources_at_least": m.sources_capped,
+                "top_sources": top,
                 "minute": at,
             })
             .to_string(),
         );
         event.outcome = Outcome::Denied;
-        out.push((None, event));
+        out.push(Aggregate {
+            org: None,
+            event,
+            personal: None,
+        });
     }
     out
+}
+
+/// The keyed digest of a source written beside an id: the link key's version and the first
+/// 12 bytes of an HMAC over a label and the address (`None` while no link key is loaded).
+fn source_digest(keyring: &crate::keyring::Keyring, source: &str) -> Option<String> {
+    let (version, tag) = keyring
+        .link_tag(&[b"gatehouse.security-source.v1", source.as_bytes()])
+        .ok()?;
+    let hex: String = tag.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    Some(format!("{version}:{hex}"))
 }
 
 impl crate::Kernel {
@@ -334,10 +478,11 @@ impl crate::Kernel {
     /// it, with an error line naming how many.
     pub async fn flush_security_events(&self, all: bool) -> Result<usize, crate::Error> {
         let minutes = self.security_events().take(self.clock().now(), all);
-        let mut by_chain: BTreeMap<Option<OrgId>, Vec<AuditEvent>> = BTreeMap::new();
+        let digest = |s: &str| source_digest(self.keyring(), s);
+        let mut by_chain: BTreeMap<Option<OrgId>, Vec<Aggregate>> = BTreeMap::new();
         for (minute, m) in minutes {
-            for (org, event) in events_of(minute, m) {
-                by_chain.entry(org).or_default().push(event);
+            for a in events_of(minute, m, &digest) {
+                by_chain.entry(a.org).or_default().push(a);
             }
         }
         let mut written = 0;
@@ -361,14 +506,28 @@ impl crate::Kernel {
     async fn write_security_events(
         &self,
         org: Option<OrgId>,
-        events: Vec<AuditEvent>,
+        events: Vec<Aggregate>,
     ) -> Result<(), crate::Error> {
         match org {
             Some(org) => {
                 let scope = crate::TenantScope::granted(org);
                 let mut tx = self.store().begin_scoped(&scope).await?;
+                let mut keys = HashMap::new();
+                let mut sealed = Vec::with_capacity(events.len());
+                for a in events {
+                    sealed.push(match a.personal {
+                        None => a.event,
+                        Some((subject, data)) => {
+                            let envelope = self
+                                .keyring()
+                                .seal_personal_cached(tx.as_mut(), &mut keys, &subject, &data)
+                                .await?;
+                            a.event.with_personal(&subject, envelope)
+                        }
+                    });
+                }
                 if let Some(proof) =
-                    super::append_tenant_batch(tx.as_mut(), self.clock(), events).await?
+                    super::append_tenant_batch(tx.as_mut(), self.clock(), sealed).await?
                 {
                     tx.commit(proof).await?;
                 }
@@ -376,8 +535,9 @@ impl crate::Kernel {
             None => {
                 let mut tx = self.store().begin().await?;
                 let mut proof = None;
-                for event in events {
-                    proof = Some(super::append_operator(tx.as_mut(), self.clock(), event).await?);
+                // Nothing for this chain carries personal data (`events_of`).
+                for a in events {
+                    proof = Some(super::append_operator(tx.as_mut(), self.clock(), a.event).await?);
                 }
                 if let Some(proof) = proof {
                     tx.commit(proof).await?;
@@ -389,146 +549,5 @@ impl crate::Kernel {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(secs: i64) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(1_700_000_040 + secs).unwrap()
-    }
-
-    fn failed(source: &str) -> SecurityEvent<'_> {
-        SecurityEvent {
-            kind: SecurityKind::SignInFailed,
-            org: None,
-            source: Some(source),
-            subject: None,
-            request_id: Some("r1"),
-        }
-    }
-
-    fn details(e: &AuditEvent) -> serde_json::Value {
-        serde_json::from_str(&e.details).unwrap()
-    }
-
-    #[test]
-    fn repeats_fold_into_one_event_per_source_subject_and_kind() {
-        let s = SecurityEvents::new(10);
-        for _ in 0..500 {
-            s.record(&failed("203.0.113.1"), at(1));
-        }
-        s.record(&failed("203.0.113.2"), at(2));
-        s.record(
-            &SecurityEvent {
-                kind: SecurityKind::SignInLocked,
-                ..failed("203.0.113.1")
-            },
-            at(3),
-        );
-        let events: Vec<_> = s
-            .take(at(61), false)
-            .into_iter()
-            .flat_map(|(m, b)| events_of(m, b))
-            .collect();
-        assert_eq!(events.len(), 3);
-        let first = &events[0].1;
-        assert_eq!(first.action, "user.login_failed");
-        assert_eq!(first.outcome, Outcome::Denied);
-        assert_eq!(first.resource_id, "unknown");
-        assert_eq!(first.request_id.as_deref(), Some("r1"));
-        assert_eq!(details(first)["source"], "203.0.113.1");
-        assert_eq!(details(first)["count"], 500);
-        assert_eq!(details(&events[1].1)["source"], "203.0.113.2");
-        assert_eq!(events[2].1.action, "sign_in.locked");
-        for (_, e) in &events {
-            e.validate().unwrap();
-        }
-    }
-
-    #[test]
-    fn past_the_bound_attempts_fold_into_one_counted_event() {
-        let s = SecurityEvents::new(3);
-        let sources: Vec<String> = (1..=50).map(|i| format!("198.51.100.{i}")).collect();
-        for round in 0..4 {
-            for src in &sources {
-                s.record(&failed(src), at(round));
-            }
-        }
-        let minutes = s.take(at(60), false);
-        assert_eq!(minutes.len(), 1);
-        let events: Vec<_> = minutes
-            .into_iter()
-            .flat_map(|(m, b)| events_of(m, b))
-            .collect();
-        // The bound (3) plus the one folded event, whatever the flood.
-        assert_eq!(events.len(), 4);
-        let folded = &events[3];
-        assert_eq!(folded.0, None);
-        assert_eq!(folded.1.action, "security.events_folded");
-        let d = details(&folded.1);
-        // 200 attempts, 4 each from the 3 sources that fit: 188 folded, from 47 sources.
-        assert_eq!(d["events"], 188);
-        assert_eq!(d["sources"], 47);
-        assert_eq!(d["sources_at_least"], false);
-        let counted: u64 = events[..3]
-            .iter()
-            .map(|(_, e)| details(e)["count"].as_u64().unwrap())
-            .sum();
-        assert_eq!(counted + 188, 200);
-    }
-
-    #[test]
-    fn a_minute_is_written_only_once_it_has_closed() {
-        let s = SecurityEvents::new(10);
-        // 1_700_000_040 is a minute boundary: 59 s later is the same minute, 60 s the next.
-        s.record(&failed("203.0.113.1"), at(0));
-        s.record(&failed("203.0.113.1"), at(59));
-        s.record(&failed("203.0.113.1"), at(60));
-        assert!(s.take(at(59), false).is_empty());
-        let closed = s.take(at(60), false);
-        assert_eq!(closed.len(), 1);
-        let events = events_of(closed[0].0, closed.into_iter().next().unwrap().1);
-        assert_eq!(details(&events[0].1)["count"], 2);
-        assert_eq!(details(&events[0].1)["minute"], "2023-11-14T22:14:00Z");
-        // The next minute is still open; `all` (shutdown) takes it anyway.
-        assert!(s.take(at(119), false).is_empty());
-        let rest = s.take(at(60), true);
-        assert_eq!(rest.len(), 1);
-        assert!(s.take(at(1_000), true).is_empty());
-    }
-
-    #[test]
-    fn ipv6_sources_count_per_64_and_text_is_bounded() {
-        let s = SecurityEvents::new(10);
-        s.record(&failed("2001:db8:1:2::1"), at(0));
-        s.record(&failed("2001:db8:1:2::ffff"), at(0));
-        s.record(
-            &SecurityEvent {
-                subject: Some("x".repeat(500)),
-                source: None,
-                ..failed("")
-            },
-            at(0),
-        );
-        let events: Vec<_> = s
-            .take(at(60), false)
-            .into_iter()
-            .flat_map(|(m, b)| events_of(m, b))
-            .collect();
-        assert_eq!(events.len(), 2);
-        assert_eq!(details(&events[0].1)["source"], "2001:db8:1:2::/64");
-        assert_eq!(details(&events[0].1)["count"], 2);
-        assert_eq!(events[1].1.resource_id.len(), 64);
-        assert_eq!(details(&events[1].1)["source"], "unknown");
-    }
-
-    #[test]
-    fn minutes_waiting_for_a_flush_are_bounded() {
-        let s = SecurityEvents::new(10);
-        for m in 0..40 {
-            s.record(&failed("203.0.113.1"), at(m * 60));
-        }
-        let left = s.take(at(100 * 60), false);
-        assert_eq!(left.len(), MAX_OPEN_MINUTES);
-        assert_eq!(left[0].0, minute_of(at(24 * 60)));
-    }
-}
+#[path = "security_tests.rs"]
+mod tests;

@@ -473,6 +473,13 @@ impl Members<'_> {
                     )
                     .await?;
                 if !ok {
+                    // A wrong password of an existing account, as at sign-in.
+                    self.record_security_event(
+                        crate::audit::SecurityKind::SignInFailed,
+                        None,
+                        Some(u.id.to_string()),
+                        request,
+                    );
                     return Err(Error::InvalidCredentials);
                 }
                 self.attempt_succeeded(&subject, &ip).await;

@@ -27,7 +27,7 @@ mod tokens;
 
 use std::sync::Arc;
 
-use gatehouse_crypto::sha256;
+use gatehouse_crypto::{JwtError, sha256};
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
@@ -102,6 +102,10 @@ pub(crate) fn refuse_under_impersonation(
         Ok(())
     }
 }
+
+/// The refusal of a genuine access token whose time has passed: ordinary client behaviour, not
+/// counted as a security event (`token.refused` counts the tokens that did not verify).
+pub const TOKEN_EXPIRED: &str = "the token has expired";
 
 /// Failed sign-ins against one account (known or not) from one address before the default
 /// lockout locks that address out of that account.
@@ -543,7 +547,10 @@ impl Auth<'_> {
             .tokens
             .verify(self.keyring(), &id.settings, token, now)
             .await
-            .map_err(|_| Error::Unauthenticated("the token is invalid or expired"))?;
+            .map_err(|e| match e {
+                JwtError::Expired => Error::Unauthenticated(TOKEN_EXPIRED),
+                _ => Error::Unauthenticated("the token is invalid or expired"),
+            })?;
         let aud = &*verified.audience;
         let own = id.settings.audience.as_str();
         // `operator_audience()` spelled without allocating on every request.
@@ -602,6 +609,20 @@ impl Auth<'_> {
         }
         id.cache.saw(principal.session_id, now);
         Ok(principal)
+    }
+
+    /// The subject of `token` when it is genuine (whatever its audience): the subject a
+    /// wrong-audience refusal names (a second verification, on the refusal path only).
+    pub async fn other_audience_subject(&self, token: &str) -> Option<String> {
+        if crate::api_keys::is_api_key(token) {
+            return None;
+        }
+        let id = self.identity();
+        id.tokens
+            .verify(self.keyring(), &id.settings, token, self.clock().now())
+            .await
+            .ok()
+            .map(|v| v.principal.subject.to_string())
     }
 
     /// The scope when `header` names the principal's own organisation: the common case, which

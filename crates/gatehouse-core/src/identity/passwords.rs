@@ -108,11 +108,26 @@ pub fn built_from_context(password: &str, words: &[String]) -> bool {
 }
 
 /// Whether the range body lists `suffix` (35 upper-case hex characters) with a count above 0.
-fn listed(body: &str, suffix: &str) -> bool {
-    body.lines().any(|line| {
-        let (s, count) = line.trim().split_once(':').unwrap_or((line.trim(), "1"));
-        s.eq_ignore_ascii_case(suffix) && count.trim().parse::<u64>().map_or(true, |n| n > 0)
-    })
+/// Every non-empty line must be `SUFFIX:COUNT` (35 hex characters, a colon, digits): an answer
+/// of any other shape (an error page served with 200, a captive portal) is an error, for
+/// `breach_on_error` to decide, never read as "not listed".
+fn listed(body: &str, suffix: &str) -> Result<bool, String> {
+    let mut found = false;
+    for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let well_formed = line.split_once(':').filter(|(s, n)| {
+            s.len() == 35
+                && s.bytes().all(|b| b.is_ascii_hexdigit())
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+        });
+        let Some((s, count)) = well_formed else {
+            return Err("the range service's answer is not a list of suffixes and counts".into());
+        };
+        if s.eq_ignore_ascii_case(suffix) && count.parse::<u64>().map_or(true, |n| n > 0) {
+            found = true;
+        }
+    }
+    Ok(found)
 }
 
 impl Kernel {
@@ -141,14 +156,19 @@ impl Kernel {
             let hash =
                 gatehouse_crypto::sha1_hex_for_breach_lookup(password.secret().expose().as_bytes());
             let (prefix, suffix) = hash.split_at(RANGE_PREFIX_LEN);
-            match check.range.range(prefix).await {
-                Ok(body) if listed(&body, suffix) => {
+            match check
+                .range
+                .range(prefix)
+                .await
+                .and_then(|body| listed(&body, suffix))
+            {
+                Ok(true) => {
                     return Err(Error::invalid(
                         "password",
                         "appears in a published breach of passwords; choose another",
                     ));
                 }
-                Ok(_) => {}
+                Ok(false) => {}
                 Err(e) => match check.on_error {
                     BreachOnError::Allow => {
                         tracing::warn!(error = %e, "the breached-password range service did not answer; the password was checked against the shipped list only");
@@ -253,10 +273,39 @@ mod tests {
     fn range_bodies_are_read_as_suffix_and_count() {
         let body =
             "0018A45C4D1DEF81644B54AB7F969B88D65:1\r\n00D4F6E8FA6EECAD2A3AA415EEC418D38EC:0\r\n";
-        assert!(listed(body, "0018A45C4D1DEF81644B54AB7F969B88D65"));
-        assert!(listed(body, "0018a45c4d1def81644b54ab7f969b88d65"));
+        assert_eq!(
+            listed(body, "0018A45C4D1DEF81644B54AB7F969B88D65"),
+            Ok(true)
+        );
+        assert_eq!(
+            listed(body, "0018a45c4d1def81644b54ab7f969b88d65"),
+            Ok(true)
+        );
         // Padding lines (count 0) are not breaches.
-        assert!(!listed(body, "00D4F6E8FA6EECAD2A3AA415EEC418D38EC"));
-        assert!(!listed(body, "FFFFF6E8FA6EECAD2A3AA415EEC418D38EC"));
+        assert_eq!(
+            listed(body, "00D4F6E8FA6EECAD2A3AA415EEC418D38EC"),
+            Ok(false)
+        );
+        assert_eq!(
+            listed(body, "FFFFF6E8FA6EECAD2A3AA415EEC418D38EC"),
+            Ok(false)
+        );
+        assert_eq!(listed("", "FFFFF6E8FA6EECAD2A3AA415EEC418D38EC"), Ok(false));
+    }
+
+    #[test]
+    fn a_range_body_of_any_other_shape_is_an_error() {
+        let suffix = "0018A45C4D1DEF81644B54AB7F969B88D65";
+        for body in [
+            "<html><body>Service unavailable</body></html>",
+            "0018A45C4D1DEF81644B54AB7F969B88D65",
+            "0018A45C4D1DEF81644B54AB7F969B88D65:",
+            "0018A45C4D1DEF81644B54AB7F969B88D65:many",
+            "0018A45C4D1DEF81644B54AB7F969B88D6:1",
+            "0018A45C4D1DEF81644B54AB7F969B88D65Z:1",
+            "0018A45C4D1DEF81644B54AB7F969B88D65:1\nnot a line\n",
+        ] {
+            assert!(listed(body, suffix).is_err(), "{body:?}");
+        }
     }
 }

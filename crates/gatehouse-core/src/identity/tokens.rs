@@ -163,7 +163,7 @@ impl TokenService {
             return if v.exp.saturating_add(settings.leeway_secs) > now_secs {
                 Ok(v)
             } else {
-                Err(JwtError::Invalid)
+                Err(JwtError::Expired)
             };
         }
         let claims = self.verify_signature(keyring, settings, token, now).await?;

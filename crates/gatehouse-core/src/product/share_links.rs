@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::access;
 use super::records::RecordView;
-use crate::audit::{self, Actor, AuditEvent, Outcome};
+use crate::audit::{self, Actor, AuditEvent};
 use crate::context::{RequestContext, TenantCall};
 use crate::error::Error;
 use crate::ids::{OrgId, new_uuid};
@@ -381,25 +381,21 @@ impl ShareLinks<'_> {
         Ok(link)
     }
 
-    async fn refused(
+    /// A refused open, counted per link, reason, source and minute on the organisation's
+    /// chain (`audit::security`): anonymous attempts cost the log a bounded number of events.
+    fn refused(
         &self,
         scope: &TenantScope,
         link: Uuid,
-        reason: &str,
+        reason: &'static str,
         request: &RequestContext,
     ) {
-        let mut event = AuditEvent::success(
-            Actor::anonymous(),
-            "share_link.open_failed",
-            "share_link",
-            link,
-        )
-        .with_details(serde_json::json!({ "reason": reason }).to_string())
-        .with_request(request.request_id.clone());
-        event.outcome = Outcome::Denied;
-        if let Err(e) = audit::record_tenant(self.store(), scope, self.clock(), event).await {
-            tracing::error!(error = %e, "could not record a refused share-link open");
-        }
+        self.record_security_event(
+            crate::audit::SecurityKind::ShareLinkOpenFailed(reason),
+            Some(scope.org_id()),
+            Some(link.to_string()),
+            request,
+        );
     }
 
     /// Opens a link: checks it is live, its password (behind the sign-in lockouts, per link and
@@ -448,13 +444,12 @@ impl ShareLinks<'_> {
             } else {
                 "expired"
             };
-            self.refused(&scope, link.id, reason, request).await;
+            self.refused(&scope, link.id, reason, request);
             return Err(ended());
         }
         if let Some(hash) = &link.password_hash {
             let Some(given) = password else {
-                self.refused(&scope, link.id, "password_required", request)
-                    .await;
+                self.refused(&scope, link.id, "password_required", request);
                 return Err(Error::Unauthenticated(
                     "this share link asks for a password",
                 ));
@@ -462,13 +457,16 @@ impl ShareLinks<'_> {
             let account = format!("share_link:{}", link.id);
             let ip = request.ip.as_deref().unwrap_or("");
             if let Err(e) = self.ensure_not_locked(&account, ip, now).await {
-                self.refused(&scope, link.id, "locked", request).await;
+                let reason = match e {
+                    Error::TooManyAttempts { .. } => "locked",
+                    _ => "lockout_unavailable",
+                };
+                self.refused(&scope, link.id, reason, request);
                 return Err(e);
             }
             let given = normalize_password(&given);
             if !self.passwords().verify(given, hash.clone()).await? {
-                self.refused(&scope, link.id, "wrong_password", request)
-                    .await;
+                self.refused(&scope, link.id, "wrong_password", request);
                 return Err(Error::InvalidCredentials);
             }
             self.attempt_succeeded(&account, ip).await;
@@ -485,7 +483,7 @@ impl ShareLinks<'_> {
             } else {
                 "no_views_left"
             };
-            self.refused(&scope, link.id, reason, request).await;
+            self.refused(&scope, link.id, reason, request);
             return Err(ended());
         }
         let event = AuditEvent::success(

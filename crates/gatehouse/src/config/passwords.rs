@@ -88,9 +88,13 @@ pub(super) fn validate(
             "passwords.breach_range_url: must be https:// (http:// only to a loopback address, or outside production)",
         );
     }
-    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
         return refuse(
-            "passwords.breach_range_url: no credentials or query; the prefix is appended as a path segment",
+            "passwords.breach_range_url: no credentials, query or fragment; the prefix is appended as a path segment",
         );
     }
     if !TIMEOUT_MS.contains(&c.breach_timeout_ms) {
@@ -160,6 +164,9 @@ mod tests {
             ("ftp://range.example/", false),
             ("https://user:pw@range.example/", false),
             ("https://range.example/?x=1", false),
+            // A fragment would swallow the prefix appended after it.
+            ("https://range.example/range#", false),
+            ("https://range.example/range#x", false),
             ("not a url", false),
         ] {
             let e = validate(&with_url(bad), production).unwrap_err();

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 
 use crate::support::{TestApp, expect_problem};
 
@@ -49,17 +49,19 @@ async fn passwords_built_from_the_accounts_context_words_are_refused() {
     assert_eq!(res.status(), 202);
 }
 
-/// What the stand-in range service saw: each request's path and headers.
+/// What the stand-in range service saw: each request's full URI (path and any query) and
+/// headers.
 #[derive(Clone, Default)]
 struct Seen(Arc<Mutex<Vec<(String, String)>>>);
 
 async fn range(
     State((seen, body)): State<(Seen, String)>,
-    Path(prefix): Path<String>,
+    Path(_prefix): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> String {
     let headers = format!("{headers:?}");
-    seen.0.lock().unwrap().push((prefix, headers));
+    seen.0.lock().unwrap().push((uri.to_string(), headers));
     body
 }
 
@@ -85,7 +87,7 @@ async fn breached_passwords_are_refused_by_a_range_query_that_sends_only_a_prefi
     let hash = sha1_hex(breached);
     // The breached suffix among others, as the real service answers (padding has count 0).
     let body = format!(
-        "0018A45C4D1DEF81644B54AB7F969B88D65:3\r\n{}:12\r\nFFFF45C4D1DEF81644B54AB7F969B88D65:0\r\n",
+        "0018A45C4D1DEF81644B54AB7F969B88D65:3\r\n{}:12\r\nFFFFF45C4D1DEF81644B54AB7F969B88D65:0\r\n",
         &hash[5..]
     );
     let (url, seen) = stand_in(body).await;
@@ -106,22 +108,62 @@ async fn breached_passwords_are_refused_by_a_range_query_that_sends_only_a_prefi
 
     let seen = seen.0.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
-    assert_eq!(seen[0].0, &hash[..5]);
-    assert_eq!(seen[1].0, &sha1_hex(fine)[..5]);
-    for (prefix, headers) in &seen {
-        assert_eq!(prefix.len(), 5);
-        assert!(prefix.chars().all(|c| c.is_ascii_hexdigit()), "{prefix}");
-        // Neither the full hash nor its suffix went anywhere.
+    // The whole request target is the path and the 5 characters: no query, no suffix.
+    assert_eq!(seen[0].0, format!("/range/{}", &hash[..5]));
+    assert_eq!(seen[1].0, format!("/range/{}", &sha1_hex(fine)[..5]));
+    for (uri, headers) in &seen {
+        assert!(!uri.contains('?'), "{uri}");
+        // Neither the full hash nor its suffix went anywhere, in any case.
         for full in [&hash, &sha1_hex(fine)] {
-            assert!(!headers.contains(full.as_str()) && !headers.contains(&full[5..]));
+            for text in [uri.to_ascii_uppercase(), headers.to_ascii_uppercase()] {
+                assert!(
+                    !text.contains(full.as_str()) && !text.contains(&full[5..]),
+                    "{text}"
+                );
+            }
         }
     }
-    // Off by default: no request at all.
-    let plain = TestApp::spawn().await;
+}
+
+/// Off unless `breach_range_url` is set: with the rest of the section set to refuse on any
+/// failure and a stand-in listing the password, the password is accepted and the stand-in
+/// hears nothing (a default URL, to a real service or any other, would be refused or
+/// counted here).
+#[tokio::test]
+async fn without_a_range_url_no_range_query_is_made() {
+    let breached = "tortoise lantern violet 77";
+    let body = format!("{}:12\r\n", &sha1_hex(breached)[5..]);
+    let (_url, seen) = stand_in(body).await;
+    let plain = TestApp::spawn_with(|raw| {
+        raw.passwords.breach_timeout_ms = 500;
+        raw.passwords.breach_on_error = gatehouse::config::passwords::OnError::Refuse;
+    })
+    .await;
     let res = plain
         .post_json("/v1/auth/signup", &signup("three@example.com", breached))
         .await;
     assert_eq!(res.status(), 202);
+    assert!(seen.0.lock().unwrap().is_empty());
+}
+
+/// An answer of the wrong shape (an error page served with 200) is a failure of the service,
+/// not "not listed": refused when so configured.
+#[tokio::test]
+async fn a_range_answer_of_the_wrong_shape_is_a_failure_not_a_pass() {
+    let (url, seen) = stand_in("<html>Service temporarily unavailable</html>".into()).await;
+    let app = TestApp::spawn_with(|raw| {
+        raw.passwords.breach_range_url = Some(url.clone());
+        raw.passwords.breach_on_error = gatehouse::config::passwords::OnError::Refuse;
+    })
+    .await;
+    let res = app
+        .post_json(
+            "/v1/auth/signup",
+            &signup("one@example.com", "plum orbit cask forty seven"),
+        )
+        .await;
+    expect_problem(res, 503, "dependency_unavailable").await;
+    assert_eq!(seen.0.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]

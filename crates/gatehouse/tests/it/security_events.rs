@@ -186,6 +186,18 @@ async fn refused_credentials_are_recorded_with_their_source_and_flushed_at_shutd
         .await
         .unwrap();
     expect_problem(res, 403, "csrf_failed").await;
+    // A token that has merely expired is ordinary client behaviour: refused, not counted.
+    app.clock.advance(time::Duration::hours(2));
+    let res = app
+        .client
+        .get(app.url("/v1/me"))
+        .bearer_auth(&owner.access)
+        .header("x-forwarded-for", "198.51.100.14")
+        .send()
+        .await
+        .unwrap();
+    let p = expect_problem(res, 401, "unauthenticated").await;
+    assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
 
     let kernel = Arc::clone(&app.kernel);
     let org = owner.org.clone();
@@ -200,8 +212,25 @@ async fn refused_credentials_are_recorded_with_their_source_and_flushed_at_shutd
             .unwrap_or_else(|| panic!("no {action} event"))
     };
     assert_eq!(source_of("token.refused"), "198.51.100.10");
-    assert_eq!(source_of("token.wrong_audience"), "198.51.100.11");
     assert_eq!(source_of("service.auth_failed"), "198.51.100.12");
+    assert!(
+        !ops.iter().any(|e| e.details.contains("198.51.100.14")),
+        "an expired token was counted"
+    );
+    // The wrong-audience token names its subject (genuine, only on the wrong API); beside an
+    // id on the operators' chain the address is only a keyed digest.
+    let wrong = ops
+        .iter()
+        .find(|e| e.action == "token.wrong_audience")
+        .expect("a token.wrong_audience event");
+    assert_eq!(wrong.resource_id, owner.user);
+    assert!(details(wrong).get("source").is_none(), "{}", wrong.details);
+    assert!(
+        details(wrong)["source_digest"].is_string(),
+        "{}",
+        wrong.details
+    );
+    assert!(!wrong.details.contains("198.51.100.11"));
     let scope = gatehouse_core::TenantScope::for_tests(gatehouse_core::OrgId::parse(&org).unwrap());
     let page = gatehouse_core::PageRequest::parse(None, Some(200)).unwrap();
     let org_events = gatehouse_core::audit::query(
@@ -217,8 +246,23 @@ async fn refused_credentials_are_recorded_with_their_source_and_flushed_at_shutd
         .iter()
         .find(|e| e.action == "session.csrf_failed")
         .expect("the CSRF failure is on the organisation's chain");
-    assert_eq!(details(csrf)["source"], "198.51.100.13");
     assert_eq!(csrf.resource_id, owner.user);
+    // The address is the person's, sealed under their key on their organisation's chain.
+    assert!(!csrf.details.contains("198.51.100.13"), "{}", csrf.details);
+    assert_eq!(csrf.subject.as_deref(), Some(owner.user.as_str()));
+    let mut tx = kernel.store().begin_scoped(&scope).await.unwrap();
+    let opened = kernel
+        .keyring()
+        .open_personal(
+            tx.as_mut(),
+            &owner.user,
+            csrf.personal.as_deref().expect("sealed personal data"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    drop(tx);
+    assert_eq!(opened.ip.as_deref(), Some("198.51.100.13"));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -390,4 +434,247 @@ async fn sign_in_paths_fail_closed_when_the_limiter_or_lockouts_error() {
             "{path}: {p}"
         );
     }
+}
+
+/// Lockouts kept in memory, whose second-factor counts (`mfa:` subjects) error once `broken`
+/// is set: a store failing after the password step has passed.
+#[derive(Debug, Default)]
+struct FactorCountsBreak {
+    inner: gatehouse_core::limits::MemoryLockouts,
+    broken: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl LockoutStore for FactorCountsBreak {
+    async fn attempt(
+        &self,
+        counts: &[Count<'_>],
+        now: time::OffsetDateTime,
+    ) -> Result<Option<time::Duration>, Error> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst)
+            && counts.iter().any(|c| c.subject.contains("mfa:"))
+        {
+            return Err(Error::Internal("the lockout store is down".into()));
+        }
+        self.inner.attempt(counts, now).await
+    }
+    async fn refund(&self, counts: &[Count<'_>]) -> Result<(), Error> {
+        self.inner.refund(counts).await
+    }
+    async fn clear(&self, counts: &[Count<'_>]) -> Result<(), Error> {
+        self.inner.clear(counts).await
+    }
+    async fn clear_group(&self, kind: CountKind, group: &str) -> Result<(), Error> {
+        self.inner.clear_group(kind, group).await
+    }
+    async fn first_within(
+        &self,
+        key: &str,
+        window: time::Duration,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, Error> {
+        self.inner.first_within(key, window, now).await
+    }
+    fn kind(&self) -> &'static str {
+        "test"
+    }
+}
+
+/// With the second-factor count unavailable, the second sign-in step and a step-up by code are
+/// refused with 503 `dependency_unavailable` (ASVS 16.5.3): the count that bounds guesses
+/// cannot be kept, so no code is checked.
+#[tokio::test]
+async fn the_second_step_and_step_up_fail_closed_when_the_factor_count_errors() {
+    use crate::support::{PASSWORD, signup_body};
+    let lockouts = Arc::new(FactorCountsBreak::default());
+    let kernel = Arc::new(kernel_with_lockouts(lockouts.clone()).await);
+    let base = serve(AppState::new(kernel)).await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, token: Option<&str>, body: serde_json::Value| {
+        let mut req = client.post(format!("{base}{path}")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let email = "factor@example.com";
+    let res = post("/v1/auth/signup", None, signup_body(email))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let login = serde_json::json!({"email": email, "password": PASSWORD});
+    let res = post("/v1/auth/login", None, login.clone()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let access = res.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let now = || gatehouse_core::Clock::now(&gatehouse_core::SystemClock).unix_timestamp();
+    let res = post(
+        "/v1/me/mfa/totp",
+        Some(&access),
+        serde_json::json!({"password": PASSWORD}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let secret = res.json::<serde_json::Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = crate::interop::pyotp_code(&secret, now());
+    let res = post(
+        "/v1/me/mfa/totp/confirm",
+        Some(&access),
+        serde_json::json!({"code": code}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let res = post("/v1/auth/login", None, login).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mfa_token = res.json::<serde_json::Value>().await.unwrap()["mfa_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    lockouts
+        .broken
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let code = crate::interop::pyotp_code(&secret, now());
+    let res = post(
+        "/v1/auth/mfa",
+        None,
+        serde_json::json!({"mfa_token": mfa_token, "code": code}),
+    )
+    .await
+    .unwrap();
+    let p = expect_problem(res, 503, "dependency_unavailable").await;
+    assert!(p["detail"].as_str().unwrap().contains("lockout"), "{p}");
+    let res = post(
+        "/v1/auth/step-up",
+        Some(&access),
+        serde_json::json!({"code": code}),
+    )
+    .await
+    .unwrap();
+    let p = expect_problem(res, 503, "dependency_unavailable").await;
+    assert!(p["detail"].as_str().unwrap().contains("lockout"), "{p}");
+    // With the store back, the step is answered again (a wrong code: 401, no longer a 503).
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    lockouts
+        .broken
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let res = post(
+        "/v1/auth/mfa",
+        None,
+        serde_json::json!({"mfa_token": mfa_token, "code": wrong}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+/// Past the bound, a minute's overflow is one `security.events_folded` event that still says
+/// what happened: attempts per kind, how many sources, and the busiest ones, so a source
+/// guessing hard after others filled the tallies is named.
+#[tokio::test]
+async fn a_flood_past_the_bound_is_folded_with_its_kinds_and_busiest_sources() {
+    let app = TestApp::spawn_with(|raw| {
+        raw.trusted_proxies = vec!["127.0.0.1".into()];
+        raw.security_events.max_per_minute = 5;
+    })
+    .await;
+    let before = operator_events(&app).await.len();
+    let attempt = |source: String, n: u32| {
+        let client = app.client.clone();
+        let url = app.url("/v1/auth/login");
+        async move {
+            let res = client
+                .post(&url)
+                .header("x-forwarded-for", source)
+                .json(&serde_json::json!({
+                    "email": format!("target{n}@example.com"),
+                    "password": "wrong wrong wrong",
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 401);
+        }
+    };
+    for i in 1..=20 {
+        attempt(format!("203.0.113.{i}"), i).await;
+    }
+    for n in 0..12 {
+        attempt("198.51.100.99".into(), 100 + n).await;
+    }
+    app.clock.advance(time::Duration::seconds(61));
+    app.kernel.flush_security_events(false).await.unwrap();
+    let events: Vec<AuditRecord> = operator_events(&app)
+        .await
+        .into_iter()
+        .skip(before)
+        .filter(|e| SECURITY_ACTIONS.contains(&e.action.as_str()))
+        .collect();
+    assert_eq!(events.len(), 6, "{events:?}");
+    let folded: Vec<&AuditRecord> = events
+        .iter()
+        .filter(|e| e.action == "security.events_folded")
+        .collect();
+    assert_eq!(folded.len(), 1);
+    let d = details(folded[0]);
+    assert_eq!(d["events"], 27, "{d}");
+    assert_eq!(d["kinds"]["user.login_failed"], 27, "{d}");
+    assert_eq!(d["sources"], 16, "{d}");
+    assert_eq!(d["top_sources"][0]["source"], "198.51.100.99", "{d}");
+    assert_eq!(d["top_sources"][0]["count"], 12, "{d}");
+    assert!(d["top_sources"].as_array().unwrap().len() <= 20);
+}
+
+/// An existing account's wrong password given to accept an invitation is a failed sign-in
+/// like any other: counted against the account, on the operators' chain, with the source only
+/// as a keyed digest beside the account's id.
+#[tokio::test]
+async fn a_wrong_password_accepting_an_invitation_is_a_failed_sign_in() {
+    let app = TestApp::spawn_with(|raw| {
+        raw.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let owner = app.signup_login("inviter@example.com", "laptop").await;
+    let bob = app.signup_login("bob@example.com", "laptop").await;
+    let res = app
+        .org_call(
+            reqwest::Method::POST,
+            "/v1/organization/invitations",
+            &owner,
+            Some(serde_json::json!({"email": "bob@example.com", "role": "member"})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let token = app
+        .mailed_link("bob@example.com", "/accept-invitation")
+        .await;
+    let before = operator_events(&app).await.len();
+    let res = app
+        .client
+        .post(app.url("/v1/invitations/accept"))
+        .header("x-forwarded-for", "192.0.2.44")
+        .json(&serde_json::json!({"token": token, "password": "not bob's password at all"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(res, 401, "invalid_credentials").await;
+    app.kernel.flush_security_events(true).await.unwrap();
+    let failed: Vec<AuditRecord> = operator_events(&app)
+        .await
+        .into_iter()
+        .skip(before)
+        .filter(|e| e.action == "user.login_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].resource_id, bob.user);
+    assert_eq!(details(&failed[0])["count"], 1);
+    assert!(details(&failed[0])["source_digest"].is_string());
+    assert!(!failed[0].details.contains("192.0.2.44"));
 }

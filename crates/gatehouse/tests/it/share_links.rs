@@ -180,6 +180,9 @@ async fn a_password_locks_out_with_growing_delays_and_a_revoked_link_ends_its_vi
     )
     .await;
 
+    // Refused opens are counted per link, reason, source and minute (`audit::security`):
+    // written once their minute is, here every minute at once.
+    app.kernel.flush_security_events(true).await.unwrap();
     let events = app.audit_events(&owner.org).await;
     let seen = actions(&events);
     for action in [
@@ -193,12 +196,25 @@ async fn a_password_locks_out_with_growing_delays_and_a_revoked_link_ends_its_vi
             "{action} missing: {seen:?}"
         );
     }
-    let failed = events
+    let mut failed: std::collections::BTreeMap<String, u64> = Default::default();
+    for e in events
         .iter()
         .filter(|e| e.action == "share_link.open_failed")
-        .count();
+    {
+        assert_eq!(e.resource_type, "share_link");
+        assert_eq!(e.resource_id, link_id);
+        assert_eq!(e.outcome, "denied");
+        let d: Value = serde_json::from_str(&e.details).unwrap();
+        *failed
+            .entry(d["reason"].as_str().unwrap().to_owned())
+            .or_default() += d["count"].as_u64().unwrap();
+    }
     // One without a password, six wrong ones, two locked attempts, one open after revocation.
-    assert_eq!(failed, 10, "{seen:?}");
+    assert_eq!(failed.values().sum::<u64>(), 10, "{failed:?}");
+    assert_eq!(failed["password_required"], 1, "{failed:?}");
+    assert_eq!(failed["wrong_password"], 6, "{failed:?}");
+    assert_eq!(failed["locked"], 2, "{failed:?}");
+    assert_eq!(failed["revoked"], 1, "{failed:?}");
 
     // A password link past its expiry (the injected clock): refused even with the password,
     // and the pass it gave ends with it.

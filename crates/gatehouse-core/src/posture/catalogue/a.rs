@@ -57,6 +57,8 @@ range service lists it, asked by k-anonymity (5 hex characters of the SHA-1 leav
                     "passwords_built_from_the_accounts_context_words_are_refused",
                     "breached_passwords_are_refused_by_a_range_query_that_sends_only_a_prefix",
                     "a_range_service_that_does_not_answer_is_allowed_or_refused_as_configured",
+                    "without_a_range_url_no_range_query_is_made",
+                    "a_range_answer_of_the_wrong_shape_is_a_failure_not_a_pass",
                 ],
             },
             Evidence {

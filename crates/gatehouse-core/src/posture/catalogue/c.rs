@@ -332,7 +332,10 @@ extractors); share-link passwords go through the sign-in lockouts (F1)."#,
             },
             Evidence {
                 file: "crates/gatehouse/tests/it/security_events.rs",
-                tests: &["sign_in_paths_fail_closed_when_the_limiter_or_lockouts_error"],
+                tests: &[
+                    "sign_in_paths_fail_closed_when_the_limiter_or_lockouts_error",
+                    "the_second_step_and_step_up_fail_closed_when_the_factor_count_errors",
+                ],
             },
             Evidence {
                 file: "crates/gatehouse-core/src/limits/gcra.rs",

@@ -79,13 +79,18 @@ permissions stay one event each on the organisation's chain. The access line car
                 tests: &[
                     "a_flood_of_failed_sign_ins_is_aggregated_per_source_within_the_bound",
                     "refused_credentials_are_recorded_with_their_source_and_flushed_at_shutdown",
+                    "a_flood_past_the_bound_is_folded_with_its_kinds_and_busiest_sources",
                 ],
             },
             Evidence {
-                file: "crates/gatehouse-core/src/audit/security.rs",
+                file: "crates/gatehouse-core/src/audit/security_tests.rs",
                 tests: &[
                     "repeats_fold_into_one_event_per_source_subject_and_kind",
+                    "an_address_beside_an_id_is_sealed_on_the_persons_chain_or_digested",
                     "past_the_bound_attempts_fold_into_one_counted_event",
+                    "a_brute_force_after_the_tallies_are_full_shows_in_the_folded_event",
+                    "one_source_names_a_bounded_number_of_subjects_a_minute",
+                    "a_late_record_counts_in_the_first_minute_not_yet_written",
                     "a_minute_is_written_only_once_it_has_closed",
                     "ipv6_sources_count_per_64_and_text_is_bounded",
                     "minutes_waiting_for_a_flush_are_bounded",

@@ -52,6 +52,7 @@ async fn an_erased_person_leaves_no_byte_in_the_database_files_and_the_chains_ve
     .await
     .unwrap();
     assert_eq!(res.status(), 202);
+    let mut access = String::new();
     for device in ["laptop", "phone"] {
         let res = post(
             "/v1/auth/login",
@@ -61,7 +62,27 @@ async fn an_erased_person_leaves_no_byte_in_the_database_files_and_the_chains_ve
         .await
         .unwrap();
         assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        access = body["access_token"].as_str().unwrap().to_owned();
     }
+    // A wrong password on the real account (a failed sign-in naming the account, on the
+    // operators' chain, which erasure cannot change) and a cookie-carried change without its
+    // CSRF header (on the organisation's chain): both security events are written at
+    // shutdown, and neither may keep the address past the erasure.
+    let res = post(
+        "/v1/auth/login",
+        json!({"email": EMAIL, "password": "not the password at all", "device_name": "x"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = post("/v1/auth/logout", json!({}))
+        .header("cookie", format!("__Host-gatehouse_access={access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
     let res = post("/v1/auth/password-reset", json!({"email": EMAIL}))
         .send()
         .await
