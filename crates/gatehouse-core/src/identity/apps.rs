@@ -212,6 +212,20 @@ impl Kernel {
 }
 
 impl super::Auth<'_> {
+    /// The subject of `token` when it is genuine (whatever its audience): the subject a
+    /// wrong-audience refusal names (a second verification, on the refusal path only).
+    pub async fn other_audience_subject(&self, token: &str) -> Option<String> {
+        if crate::api_keys::is_api_key(token) {
+            return None;
+        }
+        let id = self.0.identity();
+        id.tokens
+            .verify(self.0.keyring(), &id.settings, token, self.0.clock().now())
+            .await
+            .ok()
+            .map(|v| v.principal.subject.to_string())
+    }
+
     /// Verifies a person's access token issued for the registered app whose audience is
     /// `app_audience` (by `resource` on refresh, RFC 8707), and checks its session is live.
     /// Refused (`wrong_audience`): an `app_audience` that could not be an app's (Gatehouse's

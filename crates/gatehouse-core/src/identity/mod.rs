@@ -611,20 +611,6 @@ impl Auth<'_> {
         Ok(principal)
     }
 
-    /// The subject of `token` when it is genuine (whatever its audience): the subject a
-    /// wrong-audience refusal names (a second verification, on the refusal path only).
-    pub async fn other_audience_subject(&self, token: &str) -> Option<String> {
-        if crate::api_keys::is_api_key(token) {
-            return None;
-        }
-        let id = self.identity();
-        id.tokens
-            .verify(self.keyring(), &id.settings, token, self.clock().now())
-            .await
-            .ok()
-            .map(|v| v.principal.subject.to_string())
-    }
-
     /// The scope when `header` names the principal's own organisation: the common case, which
     /// needs no request context (only a refusal is audited; see [`Auth::check_org_header`]).
     #[must_use]
