@@ -47,6 +47,13 @@ pub enum SecurityKind {
     CsrfFailed,
     /// A genuine token presented where its audience or tier is not accepted.
     WrongAudience,
+    /// An attempt by or for an account an operator disabled, refused: a sign-in whose password
+    /// was right, a refresh, the second step of a sign-in, a step-up, a switch of organisation,
+    /// an impersonation or an invitation's acceptance.
+    AccountDisabled,
+    /// A sign-in refused by `identity.max_sessions_per_account` (`session_limit_action =
+    /// "refuse"`).
+    SessionLimit,
 }
 
 impl SecurityKind {
@@ -62,12 +69,18 @@ impl SecurityKind {
             Self::ServiceAuthFailed => "service.auth_failed",
             Self::CsrfFailed => "session.csrf_failed",
             Self::WrongAudience => "token.wrong_audience",
+            Self::AccountDisabled => "user.disabled_refused",
+            Self::SessionLimit => "user.session_limit_refused",
         }
     }
 
     fn resource_type(self) -> &'static str {
         match self {
-            Self::SignInFailed | Self::SignInLocked | Self::CsrfFailed => "user",
+            Self::SignInFailed
+            | Self::SignInLocked
+            | Self::CsrfFailed
+            | Self::AccountDisabled
+            | Self::SessionLimit => "user",
             Self::OperatorSignInFailed => "operator",
             Self::TokenRefused | Self::WrongAudience => "token",
             Self::ApiKeyRefused => "api_key",

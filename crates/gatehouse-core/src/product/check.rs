@@ -203,9 +203,15 @@ impl Checks<'_> {
                     Err(_) => return Ok(self.all_denied(inputs, "unauthenticated")),
                 }
             }
-            CheckSubject::User(u) => Some(std::sync::Arc::new(
-                crate::identity::Principal::named_member(u, org),
-            )),
+            CheckSubject::User(u) => {
+                // Named by id, no session or key refuses a disabled account for it.
+                if self.named_account_disabled(org, u).await? {
+                    return Ok(self.all_denied(inputs, "account_disabled"));
+                }
+                Some(std::sync::Arc::new(
+                    crate::identity::Principal::named_member(u, org),
+                ))
+            }
             CheckSubject::Anonymous => None,
         };
         self.answer(
