@@ -112,6 +112,7 @@ impl Signup<'_> {
             user_id: user.id,
             role: Role::Owner,
             created_at: now,
+            sessions_ended_at: None,
         })
         .await?;
         let subject = user.id.to_string();

@@ -94,6 +94,23 @@ impl MemberStore for PgTenantTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn set_sessions_ended(
+        &mut self,
+        user: UserId,
+        at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE memberships SET sessions_ended_at = $1 WHERE org_id = $2 AND user_id = $3",
+        )
+        .bind(at)
+        .bind(self.scope.org_id().as_uuid())
+        .bind(user.as_uuid())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn delete_membership(&mut self, user: UserId) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(self.scope.org_id().as_uuid())

@@ -70,5 +70,6 @@ pub(crate) fn membership(row: &PgRow) -> Result<MembershipRecord, StoreError> {
         user_id: UserId::from_uuid(uuid_col(row, "user_id")?),
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
         created_at: row.try_get("created_at").map_err(map_err)?,
+        sessions_ended_at: row.try_get("sessions_ended_at").map_err(map_err)?,
     })
 }

@@ -81,6 +81,25 @@ impl MemberStore for SqliteTenantTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn set_sessions_ended(
+        &mut self,
+        user: UserId,
+        at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let org = self.scope.org_id();
+        let c: &mut SqliteConnection = &mut self.tx;
+        let done = sqlx::query(
+            "UPDATE memberships SET sessions_ended_at = ? WHERE org_id = ? AND user_id = ?",
+        )
+        .bind(micros(at))
+        .bind(org.as_uuid())
+        .bind(user.as_uuid())
+        .execute(c)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn delete_membership(&mut self, user: UserId) -> Result<bool, StoreError> {
         let org = self.scope.org_id();
         let c: &mut SqliteConnection = &mut self.tx;

@@ -69,5 +69,6 @@ pub(crate) fn membership(row: &SqliteRow) -> Result<MembershipRecord, StoreError
         user_id: UserId::from_uuid(uuid_col(row, "user_id")?),
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
         created_at: time_col(row, "created_at")?,
+        sessions_ended_at: opt_time_col(row, "sessions_ended_at")?,
     })
 }

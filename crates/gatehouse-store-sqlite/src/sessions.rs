@@ -143,6 +143,28 @@ impl SessionStore for SqliteTx {
         rows.iter().map(|r| get(r, "id")).collect()
     }
 
+    async fn revoke_org_sessions_of(
+        &mut self,
+        subject: Uuid,
+        org: OrgId,
+        at: OffsetDateTime,
+    ) -> Result<Vec<(Uuid, OffsetDateTime)>, StoreError> {
+        let c: &mut SqliteConnection = &mut self.tx;
+        let rows = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?1 WHERE subject_id = ?2 AND org_id = ?3 \
+             AND revoked_at IS NULL AND expires_at > ?1 RETURNING id, expires_at",
+        )
+        .bind(micros(at))
+        .bind(subject)
+        .bind(org.as_uuid())
+        .fetch_all(c)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| Ok((get(r, "id")?, time_col(r, "expires_at")?)))
+            .collect()
+    }
+
     async fn revoke_impersonations_by(
         &mut self,
         operator: Uuid,

@@ -31,5 +31,6 @@ pub(crate) fn member(org: OrgId, user: UserId, role: Role, at: OffsetDateTime) -
         user_id: user,
         role,
         created_at: at,
+        sessions_ended_at: None,
     }
 }

@@ -80,7 +80,8 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@store $fresh; sessions;
             identity_sessions_rotate_once_and_revoke,
             identity_many_last_seen_times_and_an_operators_impersonations,
-            identity_revoked_sessions_are_refused_on_the_next_request
+            identity_revoked_sessions_are_refused_on_the_next_request,
+            identity_a_members_sessions_in_one_organisation_end_at_once
         );
         $crate::behaviour_suite!(@fixture $fresh; sessions;
             second_factor_session_auth_is_recorded_on_live_sessions_only

@@ -1,5 +1,6 @@
-//! Two `gatehouse serve` processes sharing one Redis enforce one rate limit, and a revocation or
-//! a disabled account made through one is refused by the other at once. Needs Redis
+//! Two `gatehouse serve` processes sharing one Redis enforce one rate limit, and a revocation, a
+//! disabled account or an admin's ending of a member's sessions made through one is refused by
+//! the other at once. Needs Redis
 //! (GH_TEST_REDIS_URL, default redis://127.0.0.1:6379): it fails, never skips, without it. Not part
 //! of the README's service-free test command; `.ci/run` runs it with the Redis suite.
 #![allow(
@@ -375,4 +376,23 @@ async fn an_account_disabled_on_one_instance_is_refused_by_the_other_at_once() {
     assert_eq!(sign_in(addr_b.clone()).await.status(), 200);
     let seen = until_on_b(200, || verify_on_b(key.clone())).await;
     assert_eq!(seen.last(), Some(&200), "the API key on B again: {seen:?}");
+
+    // An organisation admin (the owner, here of her own) ends a member's sessions there through
+    // A: a session B has cached as live is refused on B within the fan-out's delivery too.
+    let on_b: Value = sign_in(addr_b.clone()).await.json().await.unwrap();
+    let on_b = on_b["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(verify_on_b(on_b.clone()).await, 200);
+    let on_a: Value = sign_in(addr_a.clone()).await.json().await.unwrap();
+    let res = client
+        .delete(format!(
+            "http://{addr_a}/v1/organization/members/{user}/sessions"
+        ))
+        .bearer_auth(on_a["access_token"].as_str().unwrap())
+        .header("x-organization-id", &org)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let seen = until_on_b(401, || verify_on_b(on_b.clone())).await;
+    assert_eq!(seen.last(), Some(&401), "an ended session on B: {seen:?}");
 }

@@ -73,6 +73,13 @@ pub enum SecurityKind {
     /// A share link refused to an anonymous opener, with the reason (`wrong_password`,
     /// `locked`, `expired`, ...), on the link's organisation's chain.
     ShareLinkOpenFailed(&'static str),
+    /// An attempt by or for an account an operator disabled, refused: a sign-in whose password
+    /// was right, a refresh, the second step of a sign-in, a step-up, a switch of organisation,
+    /// an impersonation or an invitation's acceptance.
+    AccountDisabled,
+    /// A sign-in refused by `identity.max_sessions_per_account` (`session_limit_action =
+    /// "refuse"`).
+    SessionLimit,
 }
 
 impl SecurityKind {
@@ -107,12 +114,16 @@ impl SecurityKind {
             Self::CsrfFailed => "session.csrf_failed",
             Self::WrongAudience => "token.wrong_audience",
             Self::ShareLinkOpenFailed(_) => "share_link.open_failed",
+            Self::AccountDisabled => "user.disabled_refused",
+            Self::SessionLimit => "user.session_limit_refused",
         }
     }
 
     fn resource_type(self) -> &'static str {
         match self {
-            Self::SignInFailed | Self::CsrfFailed => "user",
+            Self::SignInFailed | Self::CsrfFailed | Self::AccountDisabled | Self::SessionLimit => {
+                "user"
+            }
             // A lockout names no subject: it may hold an account, an operator or a share link.
             Self::SignInLocked => "sign_in",
             Self::OperatorSignInFailed => "operator",

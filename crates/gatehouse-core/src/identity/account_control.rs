@@ -14,7 +14,7 @@ use crate::audit::{self, AuditEvent, Outcome};
 use crate::context::{OperatorCall, TenantCall};
 use crate::error::Error;
 use crate::ids::UserId;
-use crate::store::Tier;
+use crate::store::{Role, Tier};
 
 /// What an operator's change to an account did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +27,10 @@ pub struct AccountChange {
 
 impl Members<'_> {
     /// Ends every session `user` has open in the caller's organisation (sessions whose tokens are
-    /// for it; their sessions elsewhere stay). Needs `members.manage`, and, as for removing the
-    /// member, everything the member's role grants. Returns how many ended.
+    /// for it; their sessions elsewhere stay, but cannot switch into it: only a sign-in after now
+    /// enters it again). Needs `members.manage`, and, as for removing the
+    /// member, everything the member's role grants (and, for an owner's, being an owner).
+    /// Returns how many ended.
     pub async fn end_sessions(&self, call: &TenantCall, user: UserId) -> Result<usize, Error> {
         let TenantCall {
             principal,
@@ -37,12 +39,10 @@ impl Members<'_> {
         } = call;
         let now = self.clock().now();
         let mut platform = self.store().begin().await?;
-        let mut ended = Vec::new();
-        for s in platform.live_sessions_of(user.as_uuid(), now).await? {
-            if s.org_id == Some(scope.org_id()) && platform.revoke_session(s.id, now).await? {
-                ended.push((s.id, s.expires_at));
-            }
-        }
+        // One statement, however many there are; undone with the transaction if refused below.
+        let ended = platform
+            .revoke_org_sessions_of(user.as_uuid(), scope.org_id(), now)
+            .await?;
         let tx = platform.enter(scope).await?;
         let (mut tx, actor_role) = self
             .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
@@ -53,6 +53,14 @@ impl Members<'_> {
             .ok_or(Error::NotFound("member"))?;
         self.ensure_may_grant(tx.as_mut(), principal, &actor_role, &member.role)
             .await?;
+        // As for removal: only an owner acts on an owner.
+        if member.role == Role::Owner && actor_role != Role::Owner {
+            return Err(Error::Forbidden {
+                permission: "owner",
+            });
+        }
+        // Their sessions elsewhere stay, but none that began before now may switch in here.
+        tx.set_sessions_ended(user, now).await?;
         let event = AuditEvent::success(principal.actor(), "member.sessions_ended", "user", user)
             .with_details(format!("{{\"sessions_ended\":{}}}", ended.len()))
             .with_request(request.request_id.clone());

@@ -218,19 +218,25 @@ impl SessionCache {
                 // last-seen times not yet written are lost (bookkeeping only).
                 map.clear();
             }
-            // A revoked entry stays revoked: a racing issue cannot resurrect it.
-            let revoked = state.revoked
-                || map
-                    .get(&id)
-                    .is_some_and(|e| e.revoked.load(Ordering::Acquire));
+            // A revoked entry stays revoked: a racing issue cannot resurrect it. Its noted
+            // requests carry over too (a switch of organisation or a step-up reissues the
+            // entry), so neither the idle check nor the flush loses one.
+            let old = map.get(&id);
+            let revoked = state.revoked || old.is_some_and(|e| e.revoked.load(Ordering::Acquire));
+            let (last_seen, flushed) = old.map_or((0, 0), |e| {
+                (
+                    e.last_seen.load(Ordering::Relaxed),
+                    e.flushed.load(Ordering::Relaxed),
+                )
+            });
             map.insert(
                 id,
                 Arc::new(Entry {
                     revoked: AtomicBool::new(revoked),
                     expires_at: state.expires_at,
                     loaded_at: now,
-                    last_seen: AtomicI64::new(0),
-                    flushed: AtomicI64::new(0),
+                    last_seen: AtomicI64::new(last_seen),
+                    flushed: AtomicI64::new(flushed),
                 }),
             );
         }
@@ -339,6 +345,15 @@ mod tests {
         assert!(c.take_seen().is_empty());
         // Flushed or not, the newest noted request stays known here.
         assert_eq!(c.last_seen(d), Some(later));
+        // Reissuing the entry (a switch of organisation, a step-up) keeps what was noted and
+        // what was written: nothing is lost, nothing is written twice.
+        let newest = later + time::Duration::seconds(5);
+        c.saw(d, newest);
+        c.put(d, live, newest);
+        assert_eq!(c.last_seen(d), Some(newest));
+        assert_eq!(c.take_seen(), vec![(d, newest)]);
+        c.put(d, live, newest);
+        assert!(c.take_seen().is_empty());
     }
 
     #[test]

@@ -162,12 +162,9 @@ impl Members<'_> {
         } = call;
         let now = self.clock().now();
         let mut platform = self.store().begin().await?;
-        let mut ended = Vec::new();
-        for s in platform.live_sessions_of(user.as_uuid(), now).await? {
-            if s.org_id == Some(scope.org_id()) && platform.revoke_session(s.id, now).await? {
-                ended.push((s.id, s.expires_at));
-            }
-        }
+        let ended = platform
+            .revoke_org_sessions_of(user.as_uuid(), scope.org_id(), now)
+            .await?;
         let tx = platform.enter(scope).await?;
         let (mut tx, actor_role) = self
             .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
@@ -410,7 +407,8 @@ impl Members<'_> {
 
     /// Whether the inviter may still grant `role` now: a member whose own role holds every
     /// permission `role` grants (and an owner, for ownership). An invitation from someone who
-    /// has since left or been demoted is refused as if unknown.
+    /// has since left or been demoted (or whose account is disabled, checked by the caller) is
+    /// refused as if unknown.
     async fn inviter_still_may_grant(
         &self,
         tx: &mut dyn crate::store::TenantTx,
@@ -483,6 +481,8 @@ impl Members<'_> {
                     return Err(Error::InvalidCredentials);
                 }
                 self.attempt_succeeded(&subject, &ip).await;
+                // Joining with a disabled account is refused like its sign-in.
+                self.refuse_if_disabled(&u, request)?;
                 (u.id, None)
             }
             None => {
@@ -513,6 +513,15 @@ impl Members<'_> {
             }
         };
         let mut tx = self.store().begin().await?;
+        // A disabled inviter's invitations are refused while the account stays disabled, as if
+        // unknown (their API keys are, too).
+        if tx
+            .user_by_id(invitation.invited_by)
+            .await?
+            .is_some_and(|u| u.disabled_at.is_some())
+        {
+            return Err(invalid());
+        }
         match &new_user {
             Some(u) => tx.insert_user(u).await?,
             None => {
@@ -540,6 +549,7 @@ impl Members<'_> {
             user_id,
             role,
             created_at: now,
+            sessions_ended_at: None,
         })
         .await?;
         let event = AuditEvent::success(

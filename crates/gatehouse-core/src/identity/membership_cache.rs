@@ -22,6 +22,10 @@ struct Entry {
     /// `None`: not a member.
     role: Option<Role>,
     loaded_at: OffsetDateTime,
+    /// Whether the account is disabled, once a check that names the user by id has read it
+    /// (`None`: not read). Disabling and re-enabling forget the account's memberships, so the
+    /// flag is read again after either.
+    account_disabled: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -83,8 +87,31 @@ impl MembershipCache {
                 Entry {
                     role,
                     loaded_at: now,
+                    account_disabled: None,
                 },
             );
+        }
+    }
+
+    /// Whether the account is disabled, when cached with its membership and fresh at `now`.
+    #[must_use]
+    pub fn account_disabled(&self, org: OrgId, user: UserId, now: OffsetDateTime) -> Option<bool> {
+        let map = self.entries.read().ok()?;
+        map.get(&(org, user))
+            .filter(|e| now - e.loaded_at <= MEMBERSHIP_CACHE_MAX_AGE)
+            .and_then(|e| e.account_disabled)
+    }
+
+    /// Adds the account's disabled flag to the entry [`Self::put`] stored, unless something was
+    /// forgotten since `read_at`.
+    pub fn note_account(&self, org: OrgId, user: UserId, disabled: bool, read_at: u64) {
+        if let Ok(mut map) = self.entries.write() {
+            if self.generation.load(Ordering::Acquire) != read_at {
+                return;
+            }
+            if let Some(e) = map.get_mut(&(org, user)) {
+                e.account_disabled = Some(disabled);
+            }
         }
     }
 
@@ -113,6 +140,9 @@ mod tests {
         assert_eq!(c.get(o, u, t), None);
         c.put(o, u, Some(Role::Admin), t, c.generation());
         assert_eq!(c.get(o, u, t), Some(Some(Role::Admin)));
+        assert_eq!(c.account_disabled(o, u, t), None);
+        c.note_account(o, u, true, c.generation());
+        assert_eq!(c.account_disabled(o, u, t), Some(true));
         assert_eq!(
             c.get(
                 o,
@@ -123,6 +153,7 @@ mod tests {
         );
         c.forget(o, u);
         assert_eq!(c.get(o, u, t), None);
+        assert_eq!(c.account_disabled(o, u, t), None);
         c.put(o, u, None, t, c.generation());
         assert_eq!(c.get(o, u, t), Some(None));
         // A read that began before a change does not store its stale answer.

@@ -404,7 +404,7 @@ impl Mfa<'_> {
         session.auth_at = challenge.created_at;
         session.mfa_at = Some(now);
         tx.insert_session(&session).await?;
-        let flags = self.user_flags(tx.as_mut(), &session).await?;
+        let flags = self.user_flags(tx.as_mut(), &session, request).await?;
         let details = format!(
             "{{\"session_id\":\"{}\",\"second_factor\":\"{method}\",\"sessions_ended\":{}}}",
             session.id,
@@ -643,7 +643,7 @@ impl Mfa<'_> {
         refreshed.auth_at = auth_at;
         refreshed.mfa_at = mfa_at;
         let roles = self.roles_for(tx.as_mut(), &refreshed).await?;
-        let flags = self.user_flags(tx.as_mut(), &refreshed).await?;
+        let flags = self.user_flags(tx.as_mut(), &refreshed, request).await?;
         let event = AuditEvent::success(
             actor_of(&session),
             "session.stepped_up",

@@ -132,7 +132,7 @@ impl Operators<'_> {
         )?;
         tx.insert_session(&session).await?;
         // An impersonation never carries the user's second factor: step-up permissions stay shut.
-        let flags = self.user_flags(tx.as_mut(), &session).await?;
+        let flags = self.user_flags(tx.as_mut(), &session, request).await?;
         let details = format!(
             "{{\"user_id\":\"{user}\",\"organization_id\":\"{org}\",\"session_id\":\"{}\",\"reason\":{}}}",
             session.id,

@@ -4,19 +4,21 @@
 //! The idle decision reads the session's `last_seen_at`. A sign-in or a refresh writes it in its
 //! own transaction; a request with an access token is only noted in the serving instance's
 //! session cache, and written by that instance's activity flush every [`ACTIVITY_FLUSH_INTERVAL`].
-//! So the stored time can trail a request that another instance served by up to one interval.
-//! The check takes the later of the stored time and this instance's unflushed one, and grants the
-//! interval as grace: a session used within `idle_timeout` is never refused, and one idle for
-//! `idle_timeout` plus the interval always is. No access token outlives an idle session either:
-//! the configuration keeps the access-token lifetime at most `idle_timeout`, and every token was
-//! issued by a sign-in or refresh that stored its time.
+//! The check takes the later of the stored time and this instance's unflushed one, and refuses
+//! once more than `idle_timeout` has passed since it: a session idle for longer than the limit is
+//! always refused (the limit is a ceiling, as NIST SP 800-63B's AAL2 wants it). The price of the
+//! lag is on the other side: a session whose latest requests another instance served, and has not
+//! yet written, may be refused up to one interval before the limit. No access token outlives an
+//! idle session either: the configuration keeps the access-token lifetime plus the verification
+//! leeway at most `idle_timeout`, and every token was issued by a sign-in or refresh that stored
+//! its time.
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::sessions::actor_of;
 use super::settings::SessionLimitAction;
-use crate::audit::{self, Actor, AuditEvent, Outcome};
+use crate::audit::{self, AuditEvent, Outcome, SecurityKind};
 use crate::context::RequestContext;
 use crate::error::Error;
 use crate::ids::{OrgId, UserId};
@@ -24,25 +26,48 @@ use crate::kernel::Kernel;
 use crate::scope::TenantScope;
 use crate::store::{MembershipRecord, PlatformTx, SessionRecord, Tier, UserRecord};
 
-const FLUSH_SECS: i64 = 30;
-
 /// How often every instance writes the last-seen times of the sessions it served (the activity
-/// job): the most a stored `last_seen_at` trails a request, and the idle check's grace.
-pub const ACTIVITY_FLUSH_INTERVAL: std::time::Duration =
-    std::time::Duration::from_secs(FLUSH_SECS.unsigned_abs());
-
-const IDLE_GRACE: time::Duration = time::Duration::seconds(FLUSH_SECS);
+/// job): the most a stored `last_seen_at` trails a request, so the most a session is refused
+/// before its limit.
+pub const ACTIVITY_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Sessions a sign-in ended to make room for itself: made known (here and to every instance)
 /// once the sign-in has committed.
 pub(crate) type Ended = Vec<(Uuid, OffsetDateTime)>;
 
 /// Refuses a token for an account an operator disabled (the refresh, the second step of a
-/// sign-in, an impersonation and a switch of organisation all read the account through
-/// `user_flags`).
-pub(crate) fn refuse_disabled_account(account: Option<&UserRecord>) -> Result<(), Error> {
+/// sign-in, a step-up, an impersonation and a switch of organisation all read the account
+/// through `user_flags`), counted as a security event.
+pub(crate) fn refuse_disabled_account(
+    kernel: &Kernel,
+    account: Option<&UserRecord>,
+    request: &RequestContext,
+) -> Result<(), Error> {
     match account {
-        Some(u) if u.disabled_at.is_some() => Err(Error::AccountDisabled),
+        Some(u) if u.disabled_at.is_some() => {
+            kernel.record_security_event(
+                SecurityKind::AccountDisabled,
+                None,
+                Some(u.id.to_string()),
+                request,
+            );
+            Err(Error::AccountDisabled)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses switching a session into an organisation whose admin ended the member's sessions
+/// there after the session began: the end would otherwise be undone by a session the member had
+/// open in another organisation. A sign-in after the end enters it again.
+pub(crate) fn refuse_switch_after_end(
+    membership: &MembershipRecord,
+    session: &SessionRecord,
+) -> Result<(), Error> {
+    match membership.sessions_ended_at {
+        Some(ended) if session.created_at <= ended => Err(Error::Forbidden {
+            permission: "membership",
+        }),
         _ => Ok(()),
     }
 }
@@ -71,8 +96,8 @@ impl Kernel {
         Ok(())
     }
 
-    /// Whether `session` has had no request for longer than `identity.idle_timeout` (with the
-    /// flush's grace; see the module's note).
+    /// Whether `session` has had no request for longer than `identity.idle_timeout`, as far as
+    /// the store and this instance know (see the module's note).
     pub(crate) fn idle_too_long(&self, session: &SessionRecord, now: OffsetDateTime) -> bool {
         let stored = session.last_seen_at;
         let last = self
@@ -80,7 +105,7 @@ impl Kernel {
             .cache()
             .last_seen(session.id)
             .map_or(stored, |here| here.max(stored));
-        now - last > self.identity().settings().idle_timeout + IDLE_GRACE
+        now - last > self.identity().settings().idle_timeout
     }
 
     /// Ends a session found idle when it was refreshed, audited on its chain, and answers the
@@ -120,27 +145,23 @@ impl Kernel {
         self.audit_event_and_commit(tx, session, event).await
     }
 
-    /// Refuses a sign-in to an account an operator disabled, once its password has proved right
-    /// (so the answer tells a guesser nothing), and records the refusal like a failed sign-in.
-    pub(crate) async fn refuse_if_disabled(
+    /// Refuses a sign-in (or an invitation's acceptance) by an account an operator disabled,
+    /// once its password has proved right (so the answer tells a guesser nothing). Counted like
+    /// a failed sign-in, per source, account and minute (`audit::security`), not written per
+    /// attempt.
+    pub(crate) fn refuse_if_disabled(
         &self,
         user: &UserRecord,
         request: &RequestContext,
     ) -> Result<(), Error> {
-        if user.disabled_at.is_none() {
-            return Ok(());
-        }
-        self.record_sign_in_refusal(user.id, "account_disabled", request)
-            .await;
-        Err(Error::AccountDisabled)
+        refuse_disabled_account(self, Some(user), request)
     }
 
     /// Makes room for a new customer session of `user` under
     /// `identity.max_sessions_per_account`: ends the oldest of its sessions, or refuses, as
     /// configured. Sessions idle past the limit do not count (they can never be refreshed
     /// again), nor do impersonations. Hands back the transaction and what it ended (for
-    /// [`Kernel::publish_ended`] after the commit); a refusal is recorded once the transaction
-    /// is dropped.
+    /// [`Kernel::publish_ended`] after the commit); a refusal is counted as a security event.
     pub(crate) async fn admit_session(
         &self,
         mut tx: Box<dyn PlatformTx>,
@@ -164,8 +185,12 @@ impl Kernel {
         }
         if settings.session_limit_action == SessionLimitAction::Refuse {
             drop(tx);
-            self.record_sign_in_refusal(user, "session_limit", request)
-                .await;
+            self.record_security_event(
+                SecurityKind::SessionLimit,
+                None,
+                Some(user.to_string()),
+                request,
+            );
             return Err(Error::SessionLimitReached { limit });
         }
         counted.sort_by_key(|s| (s.created_at, s.id));
@@ -182,16 +207,6 @@ impl Kernel {
     pub(crate) fn publish_ended(&self, ended: &Ended) {
         for (id, expires_at) in ended {
             self.revoked_locally(*id, *expires_at);
-        }
-    }
-
-    async fn record_sign_in_refusal(&self, user: UserId, reason: &str, request: &RequestContext) {
-        let mut event = AuditEvent::success(Actor::user(user), "user.login_refused", "user", user)
-            .with_details(format!("{{\"reason\":\"{reason}\"}}"))
-            .with_request(request.request_id.clone());
-        event.outcome = Outcome::Denied;
-        if let Err(e) = audit::record_operator(self.store(), self.clock(), event).await {
-            tracing::error!(error = %e, "could not record a refused sign-in");
         }
     }
 }

@@ -143,6 +143,7 @@ impl Kernel {
         &self,
         tx: &mut dyn PlatformTx,
         session: &SessionRecord,
+        request: &RequestContext,
     ) -> Result<UserFlags, Error> {
         if session.tier == Tier::Operator {
             let enrolled = tx
@@ -156,7 +157,7 @@ impl Kernel {
         }
         let user = UserId::from_uuid(session.subject_id);
         let account = tx.user_by_id(user).await?;
-        super::session_policy::refuse_disabled_account(account.as_ref())?;
+        super::session_policy::refuse_disabled_account(self, account.as_ref(), request)?;
         let verified = account.is_some_and(|u| u.email_verified_at.is_some());
         let enrolled = tx
             .totp_factor(user)
@@ -424,7 +425,7 @@ impl Sessions<'_> {
                 return Err(Error::InvalidCredentials);
             }
         };
-        self.refuse_if_disabled(&user, request).await?;
+        self.refuse_if_disabled(&user, request)?;
         let new_hash = if rehash {
             Some(self.passwords().hash(password).await?)
         } else {
@@ -608,7 +609,7 @@ impl Sessions<'_> {
                 "the account is no longer a member of the session's organisation",
             ));
         }
-        let flags = self.user_flags(tx.as_mut(), &session).await?;
+        let flags = self.user_flags(tx.as_mut(), &session, request).await?;
         let event = AuditEvent::success(
             actor_of(&session),
             "session.refreshed",
@@ -655,6 +656,7 @@ impl Sessions<'_> {
             .session(principal.session_id)
             .await?
             .ok_or(Error::Unauthenticated("the session has ended"))?;
+        super::session_policy::refuse_switch_after_end(m, &session)?;
         tx.set_session_org(session.id, org).await?;
         session.org_id = Some(org);
         let event = AuditEvent::success(
@@ -665,7 +667,7 @@ impl Sessions<'_> {
         )
         .with_request(request.request_id.clone());
         let roles = vec![m.role.as_str().to_owned()];
-        let flags = self.user_flags(tx.as_mut(), &session).await?;
+        let flags = self.user_flags(tx.as_mut(), &session, request).await?;
         self.audit_event_and_commit(tx, &session, event).await?;
         self.issue(&session, roles, None, browser, flags).await
     }

@@ -214,9 +214,15 @@ impl Checks<'_> {
                     }
                 }
             }
-            CheckSubject::User(u) => Some(std::sync::Arc::new(
-                crate::identity::Principal::named_member(u, org),
-            )),
+            CheckSubject::User(u) => {
+                // Named by id, no session or key refuses a disabled account for it.
+                if self.named_account_disabled(org, u).await? {
+                    return Ok(self.all_denied(inputs, "account_disabled"));
+                }
+                Some(std::sync::Arc::new(
+                    crate::identity::Principal::named_member(u, org),
+                ))
+            }
             CheckSubject::Anonymous => None,
         };
         // A person who must enrol a second factor and has none may do nothing else, whether the

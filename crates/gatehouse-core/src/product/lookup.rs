@@ -68,6 +68,34 @@ impl Kernel {
         Ok(role)
     }
 
+    /// Whether the account of a member a service names by id (no credential shown, so no session
+    /// or key refuses it) is disabled: kept in the membership cache beside the role, which
+    /// disabling and re-enabling forget on every instance. A miss reads both, so the check that
+    /// follows finds the role cached.
+    pub(super) async fn named_account_disabled(
+        &self,
+        org: OrgId,
+        user: UserId,
+    ) -> Result<bool, Error> {
+        let now = self.clock().now();
+        let cache = &self.identity().memberships;
+        if let Some(disabled) = cache.account_disabled(org, user, now) {
+            return Ok(disabled);
+        }
+        let read_at = cache.generation();
+        let disabled = self.account_disabled(user).await?;
+        let role = {
+            let mut tx = self
+                .store()
+                .begin_read_scoped(&TenantScope::granted(org))
+                .await?;
+            tx.membership(user).await?.map(|m| m.role)
+        };
+        cache.put(org, user, role, now, read_at);
+        cache.note_account(org, user, disabled, read_at);
+        Ok(disabled)
+    }
+
     /// What `role` grants in the scope's organisation, from the cache when it holds it (a
     /// built-in role's set is computed without the store, a custom role's read from it).
     pub(super) async fn role_permissions(

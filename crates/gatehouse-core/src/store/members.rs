@@ -58,6 +58,9 @@ pub struct MembershipRecord {
     pub user_id: UserId,
     pub role: Role,
     pub created_at: OffsetDateTime,
+    /// When an admin last ended the member's sessions here: a session that began before then
+    /// may not switch into the organisation.
+    pub sessions_ended_at: Option<OffsetDateTime>,
 }
 
 #[async_trait]
@@ -76,6 +79,14 @@ pub trait MemberStore: Send {
 
     /// Changes the member's role; returns whether the member exists.
     async fn set_member_role(&mut self, user: UserId, role: &Role) -> Result<bool, StoreError>;
+
+    /// Notes that an admin ended the member's sessions at `at`; returns whether the member
+    /// exists.
+    async fn set_sessions_ended(
+        &mut self,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
     /// Removes the membership; returns whether there was one.
     async fn delete_membership(&mut self, user: UserId) -> Result<bool, StoreError>;

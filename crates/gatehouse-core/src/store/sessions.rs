@@ -106,6 +106,15 @@ pub trait SessionStore: Send {
         at: OffsetDateTime,
     ) -> Result<Vec<uuid::Uuid>, StoreError>;
 
+    /// Revokes every live (unrevoked, unexpired at `at`) session of `subject` whose tokens are
+    /// for `org`, in one statement; returns each one's id and expiry.
+    async fn revoke_org_sessions_of(
+        &mut self,
+        subject: uuid::Uuid,
+        org: OrgId,
+        at: OffsetDateTime,
+    ) -> Result<Vec<(uuid::Uuid, OffsetDateTime)>, StoreError>;
+
     /// Revokes every unrevoked impersonation `operator` started; returns the ids revoked.
     async fn revoke_impersonations_by(
         &mut self,

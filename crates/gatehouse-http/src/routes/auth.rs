@@ -317,7 +317,7 @@ pub(crate) struct SwitchRequest {
     request_body = SwitchRequest,
     responses(
         (status = 200, description = "A token for the organisation", body = TokenResponse),
-        (status = 403, description = "Not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: not a member, or an admin ended the member's sessions there after this session began (sign in again); `account_disabled`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn switch_organization(
     State(state): State<AppState>,

@@ -132,14 +132,15 @@ pub(crate) struct MemberSessionsEnded {
 }
 
 /// Ends a member's sessions in this organisation (those whose tokens are for it; their sessions
-/// in other organisations stay): their access and refresh tokens are refused from the next
-/// request, on every instance. Audited in the organisation's chain. Needs `members.manage`.
+/// in other organisations stay, but cannot switch into this one): their access and refresh
+/// tokens are refused from the next request, on every instance. Audited in the organisation's
+/// chain. Needs `members.manage`, and to be an owner for an owner's sessions.
 #[utoipa::path(delete, path = "/v1/organization/members/{user_id}/sessions", tag = "organization",
     security(("bearer" = [])),
     params(OrgScoped, ("user_id" = Uuid, Path, description = "The member")),
     responses(
         (status = 200, description = "Ended", body = MemberSessionsEnded),
-        (status = 403, description = "`forbidden`: the caller lacks `members.manage`, or a permission the member's role holds; `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks `members.manage`, or a permission the member's role holds, or the member is an owner and the caller is not; `step_up_required`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: not a member", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn end_member_sessions(

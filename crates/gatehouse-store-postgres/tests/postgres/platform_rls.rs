@@ -201,6 +201,7 @@ async fn seed(store: &gatehouse_store_postgres::PostgresStore, n: u8) -> Seeded 
         user_id: user,
         role: Role::Owner,
         created_at: now,
+        sessions_ended_at: None,
     })
     .await
     .unwrap();

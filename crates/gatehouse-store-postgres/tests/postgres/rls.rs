@@ -40,6 +40,7 @@ pub(crate) async fn seed_org(store: &PostgresStore, n: usize) -> (OrgId, UserId)
         user_id: user.id,
         role: Role::Owner,
         created_at: clock.now(),
+        sessions_ended_at: None,
     })
     .await
     .unwrap();

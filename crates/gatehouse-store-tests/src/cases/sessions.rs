@@ -104,6 +104,94 @@ pub async fn identity_sessions_rotate_once_and_revoke(store: Arc<dyn Store>) {
     );
 }
 
+/// An admin's ending of a member's sessions in one organisation (ASVS 7.4.2): one statement
+/// revokes the live ones for that organisation, however many, and answers each id with its
+/// expiry; the member's sessions elsewhere, expired ones and other people's stay as they were.
+/// The time is noted on that membership alone, and read back by both ways memberships are read.
+pub async fn identity_a_members_sessions_in_one_organisation_end_at_once(store: Arc<dyn Store>) {
+    use gatehouse_core::TenantScope;
+    use gatehouse_core::store::Role;
+
+    let clock = clock();
+    let seeded = crate::cases::seed(store.as_ref(), &clock, 2).await;
+    let ((a, ada), (b, bob)) = (seeded[0], seeded[1]);
+    let mut tx = store
+        .begin_scoped(&TenantScope::for_tests(b))
+        .await
+        .unwrap();
+    tx.insert_membership(&crate::data::member(b, ada, Role::Member, clock.now()))
+        .await
+        .unwrap();
+    tx.commit(Audited::for_tests()).await.unwrap();
+
+    let in_org = |org, subject: gatehouse_core::UserId, hash: &[u8]| SessionRecord {
+        org_id: Some(org),
+        ..session(&clock, subject.as_uuid(), hash)
+    };
+    // More than the 500 a listing of live sessions reads.
+    let ended: Vec<SessionRecord> = (0..520u32)
+        .map(|i| in_org(b, ada, &i.to_be_bytes()))
+        .collect();
+    let elsewhere = in_org(a, ada, b"a");
+    let bobs = in_org(b, bob, b"b");
+    let expired = SessionRecord {
+        expires_at: clock.now() - Duration::seconds(1),
+        ..in_org(b, ada, b"x")
+    };
+    let mut tx = store.begin().await.unwrap();
+    for s in ended.iter().chain([&elsewhere, &bobs, &expired]) {
+        tx.insert_session(s).await.unwrap();
+    }
+    tx.commit(Audited::for_tests()).await.unwrap();
+
+    let now = clock.now();
+    let mut tx = store.begin().await.unwrap();
+    let mut got = tx
+        .revoke_org_sessions_of(ada.as_uuid(), b, now)
+        .await
+        .unwrap();
+    got.sort();
+    let mut want: Vec<(Uuid, time::OffsetDateTime)> =
+        ended.iter().map(|s| (s.id, s.expires_at)).collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(
+        tx.revoke_org_sessions_of(ada.as_uuid(), b, now)
+            .await
+            .unwrap()
+            .is_empty(),
+        "already ended"
+    );
+    for s in [&elsewhere, &bobs, &expired] {
+        assert_eq!(tx.session(s.id).await.unwrap().unwrap().revoked_at, None);
+    }
+    let mut tx = tx.enter(&TenantScope::for_tests(b)).await.unwrap();
+    assert!(tx.set_sessions_ended(ada, now).await.unwrap());
+    assert!(
+        !tx.set_sessions_ended(gatehouse_core::UserId::new(&clock), now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        tx.membership(ada).await.unwrap().unwrap().sessions_ended_at,
+        Some(now)
+    );
+    assert_eq!(
+        tx.membership(bob).await.unwrap().unwrap().sessions_ended_at,
+        None
+    );
+    tx.commit(Audited::for_tests()).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let noted: Vec<_> = tx
+        .memberships_of_user(ada)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.org_id, m.sessions_ended_at))
+        .collect();
+    assert_eq!(noted, vec![(a, None), (b, Some(now))]);
+}
+
 /// A flush of many last-seen times writes each one (more than one batch of them) and leaves the
 /// later of the stored and flushed times; an impersonation an operator started is revoked with
 /// the operator's, and nobody else's.

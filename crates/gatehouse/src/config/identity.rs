@@ -40,11 +40,11 @@ pub struct IdentityConfig {
     pub operator_totp_required: Option<bool>,
     /// Every person needs a confirmed second factor; until then they may only enrol one.
     pub require_second_factor: bool,
-    /// A session with no request for this long is not refreshed again (default 1800: NIST
-    /// SP 800-63B's AAL2 inactivity limit). Between the access-token lifetime and the customer
-    /// session lifetime.
+    /// A session with no request for longer than this is not refreshed again (default 1800:
+    /// NIST SP 800-63B rev. 3's AAL2 inactivity limit). Between the access-token lifetime plus
+    /// the leeway and the customer session lifetime.
     pub idle_timeout_secs: u64,
-    /// At most this many live customer sessions per account (1 to 1000); unset: no cap.
+    /// At most this many live customer sessions per account (1 to 500); unset: no cap.
     pub max_sessions_per_account: Option<u32>,
     /// `end_oldest` or `refuse`: what a sign-in beyond `max_sessions_per_account` does.
     pub session_limit_action: String,
@@ -188,21 +188,24 @@ pub(super) fn validate(
 
 /// The inactivity limit and the concurrent-session cap.
 fn session_policy(c: &IdentityConfig) -> Result<SessionLimitAction, ConfigError> {
-    if c.idle_timeout_secs < c.access_token_ttl_secs
-        || c.idle_timeout_secs > c.customer_session_ttl_secs
-    {
+    // A token is accepted until its expiry plus the leeway: no less than that may pass before
+    // the idle limit, or a token would outlive it.
+    let floor = c.access_token_ttl_secs.saturating_add(c.leeway_secs);
+    if c.idle_timeout_secs < floor || c.idle_timeout_secs > c.customer_session_ttl_secs {
         return refuse(format!(
-            "identity.idle_timeout_secs: must be between identity.access_token_ttl_secs ({}) and \
-             identity.customer_session_ttl_secs ({}), not {}; a shorter limit would let an \
-             access token outlive it, a longer one would never apply",
-            c.access_token_ttl_secs, c.customer_session_ttl_secs, c.idle_timeout_secs
+            "identity.idle_timeout_secs: must be between identity.access_token_ttl_secs plus \
+             identity.leeway_secs ({floor}) and identity.customer_session_ttl_secs ({}), not {}; \
+             a shorter limit would let an access token outlive it, a longer one would never apply",
+            c.customer_session_ttl_secs, c.idle_timeout_secs
         ));
     }
+    // The cap is counted over an account's newest live sessions, which the store reads 500 at
+    // most of: a larger cap could never be reached.
     if c.max_sessions_per_account
-        .is_some_and(|n| !(1..=1_000).contains(&n))
+        .is_some_and(|n| !(1..=500).contains(&n))
     {
         return refuse(
-            "identity.max_sessions_per_account: must be between 1 and 1000, or unset for no cap",
+            "identity.max_sessions_per_account: must be between 1 and 500, or unset for no cap",
         );
     }
     SessionLimitAction::parse(&c.session_limit_action).ok_or_else(|| {

@@ -317,14 +317,28 @@ fn session_policy_is_validated_at_load() {
         jail.set_env("GATEHOUSE_IDENTITY__IDLE_TIMEOUT_SECS", "600");
         let msg = err(Config::load_from(None));
         assert!(
-            msg.starts_with("identity.idle_timeout_secs:") && msg.contains("(900)"),
+            msg.starts_with("identity.idle_timeout_secs:") && msg.contains("(930)"),
             "{msg}"
         );
+        // Nor may the leeway after a token's expiry (30 s by default) outlast it.
+        jail.set_env("GATEHOUSE_IDENTITY__IDLE_TIMEOUT_SECS", "900");
+        let msg = err(Config::load_from(None));
+        assert!(
+            msg.starts_with("identity.idle_timeout_secs:") && msg.contains("(930)"),
+            "{msg}"
+        );
+        jail.set_env("GATEHOUSE_IDENTITY__LEEWAY_SECS", "0");
+        Config::load_from(None).map_err(|e| e.0)?;
         jail.set_env("GATEHOUSE_IDENTITY__IDLE_TIMEOUT_SECS", "700000");
         assert!(err(Config::load_from(None)).starts_with("identity.idle_timeout_secs:"));
         jail.set_env("GATEHOUSE_IDENTITY__IDLE_TIMEOUT_SECS", "3600");
         jail.set_env("GATEHOUSE_IDENTITY__MAX_SESSIONS_PER_ACCOUNT", "0");
         assert!(err(Config::load_from(None)).starts_with("identity.max_sessions_per_account:"));
+        // Past what the count reads (500 live sessions).
+        jail.set_env("GATEHOUSE_IDENTITY__MAX_SESSIONS_PER_ACCOUNT", "501");
+        assert!(err(Config::load_from(None)).starts_with("identity.max_sessions_per_account:"));
+        jail.set_env("GATEHOUSE_IDENTITY__MAX_SESSIONS_PER_ACCOUNT", "500");
+        Config::load_from(None).map_err(|e| e.0)?;
         jail.set_env("GATEHOUSE_IDENTITY__MAX_SESSIONS_PER_ACCOUNT", "3");
         jail.set_env("GATEHOUSE_IDENTITY__SESSION_LIMIT_ACTION", "end_newest");
         let msg = err(Config::load_from(None));

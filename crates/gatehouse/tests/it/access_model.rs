@@ -254,7 +254,8 @@ async fn world() -> World {
         // hour in all: tokens outlive it.
         raw.identity.step_up_permissions = Vec::new();
         raw.identity.access_token_ttl_secs = 3_600;
-        raw.identity.idle_timeout_secs = 3_600;
+        // At least the token's life plus the verification leeway.
+        raw.identity.idle_timeout_secs = 7_200;
     })
     .await;
     let mut people = Vec::new();

@@ -19,6 +19,34 @@ async fn refresh_status(app: &TestApp, token: &str) -> u16 {
         .as_u16()
 }
 
+async fn switch_status(app: &TestApp, access: &str, org: &str) -> u16 {
+    app.call(
+        Method::POST,
+        "/v1/auth/switch-organization",
+        access,
+        None,
+        Some(json!({"organization_id": org})),
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+/// Disables the account in the store alone, as a disable whose session revocations were lost
+/// would leave it: no session ended, no cache forgotten.
+async fn disable_in_store(app: &TestApp, user: &str) {
+    let mut tx = app.kernel.store().begin().await.unwrap();
+    let user = gatehouse_core::UserId::from_uuid(user.parse().unwrap());
+    assert!(
+        tx.set_user_disabled(user, Some(app.kernel.clock().now()))
+            .await
+            .unwrap()
+    );
+    tx.commit(gatehouse_core::audit::Audited::for_tests())
+        .await
+        .unwrap();
+}
+
 async fn login_in(app: &TestApp, email: &str, org: &str, device: &str, user: &str) -> Signed {
     let res = app
         .post_json(
@@ -74,12 +102,18 @@ async fn an_admin_ends_a_members_sessions_in_the_organisation_only() {
         401
     );
     assert_eq!(refresh_status(&app, &bea.refresh).await, 401);
-    // Her session in her own organisation is another organisation's business: untouched.
+    // Her session in her own organisation is another organisation's business: untouched. But it
+    // began before the end, so it cannot switch into Ada's organisation and undo it.
     assert_eq!(
         status(&app, Method::GET, "/v1/auth/verify", &bea_home.access).await,
         200
     );
+    assert_eq!(switch_status(&app, &bea_home.access, &ada.org).await, 403);
     assert_eq!(refresh_status(&app, &bea_home.refresh).await, 200);
+    // A session she signs in to afterwards may.
+    app.clock.advance(time::Duration::seconds(1));
+    let later = login_in(&app, "bea@example.com", &bea_home.org, "tablet", &bea.user).await;
+    assert_eq!(switch_status(&app, &later.access, &ada.org).await, 200);
     // She is still a member, and may sign in again.
     login_in(&app, "bea@example.com", &ada.org, "phone", &bea.user).await;
     let events = app.audit_events(&ada.org).await;
@@ -243,7 +277,9 @@ async fn a_disabled_account_is_refused_everything_until_it_is_enabled_again() {
     );
     assert_eq!(refresh_status(&app, &ada.refresh).await, 401);
 
-    // Audited on the operators' chain.
+    // Audited on the operators' chain; the refused sign-in is a security event, counted per
+    // source, account and minute rather than written per attempt.
+    app.kernel.flush_security_events(true).await.unwrap();
     let res = app
         .call(Method::GET, "/admin/v1/audit-logs", &op, None, None)
         .await;
@@ -255,7 +291,7 @@ async fn a_disabled_account_is_refused_everything_until_it_is_enabled_again() {
         .filter(|e| e["resource"]["id"] == ada.user.as_str())
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    for action in ["user.disabled", "user.enabled", "user.login_refused"] {
+    for action in ["user.disabled", "user.enabled", "user.disabled_refused"] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
     app.stop().await;
@@ -307,5 +343,184 @@ async fn an_operator_ends_all_of_a_users_sessions_and_needs_a_step_up_to_disable
         )
         .await;
     expect_problem(res, 403, "step_up_required").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_an_owner_ends_an_owners_sessions() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup_login("ada@example.com", "laptop").await;
+    // A custom role holding every permission an owner holds, short of being an owner.
+    let every: Vec<&str> = gatehouse_core::identity::CATALOGUE
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/organization/roles",
+            &owner,
+            Some(json!({"name": "deputy", "permissions": every})),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    let deputy = app.add_member(&owner, "dee@example.com", "deputy").await;
+    let admin = app.add_member(&owner, "al@example.com", "admin").await;
+    let path = format!("/v1/organization/members/{}/sessions", owner.user);
+    for actor in [&deputy, &admin] {
+        let res = app.org_call(Method::DELETE, &path, actor, None).await;
+        expect_problem(res, 403, "forbidden").await;
+    }
+    // Refused, so nothing ended.
+    assert_eq!(
+        status(&app, Method::GET, "/v1/auth/verify", &owner.access).await,
+        200
+    );
+    // An owner may end another owner's.
+    let second = app.add_member(&owner, "bo@example.com", "owner").await;
+    let res = app.org_call(Method::DELETE, &path, &second, None).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    assert_eq!(
+        status(&app, Method::GET, "/v1/auth/verify", &owner.access).await,
+        401
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_disabled_account_with_sessions_left_is_refused_at_refresh_and_second_step() {
+    let app = TestApp::spawn().await;
+    let ada = app.signup_login("ada@example.com", "laptop").await;
+    let (_, codes) = crate::mfa::enrol(&app, &ada).await;
+    // A second step begun while the account was enabled.
+    let challenge = crate::mfa::password_step(&app, "ada@example.com").await;
+    disable_in_store(&app, &ada.user).await;
+    // The session was not ended: its refresh reads the account and is refused.
+    let res = app
+        .post_json("/v1/auth/refresh", &json!({"refresh_token": ada.refresh}))
+        .await;
+    expect_problem(res, 403, "account_disabled").await;
+    let res = crate::mfa::second_step(&app, &challenge, json!({"recovery_code": codes[0]})).await;
+    expect_problem(res, 403, "account_disabled").await;
+    // Both refusals are counted as security events on the operators' chain, naming the account.
+    app.kernel.flush_security_events(true).await.unwrap();
+    let mut tx = app.kernel.store().begin().await.unwrap();
+    let events = tx.operator_audit_events(0, 1000).await.unwrap();
+    drop(tx);
+    let refused: u64 = events
+        .iter()
+        .filter(|e| e.action == "user.disabled_refused" && e.resource_id == ada.user)
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.details).unwrap()["count"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(refused, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_service_check_naming_a_disabled_account_is_refused() {
+    let dir = crate::support::temp_dir();
+    let secret = crate::api_keys::service_secret_file(&dir, "s1.key", crate::api_keys::S1);
+    let app = TestApp::spawn_with(|raw| raw.service_auth.secret_files = vec![secret]).await;
+    let ada = app.signup_login("ada@example.com", "laptop").await;
+    let ask = || async {
+        let res = app
+            .client
+            .post(app.url("/internal/v1/check"))
+            .header("x-service-auth", crate::api_keys::S1)
+            .json(
+                &json!({"organization_id": ada.org, "subject": {"user_id": ada.user},
+                          "checks": [{"action": "org.read"}, {"action": "audit.read"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["allowed"].as_bool().unwrap(),
+                    r["reason"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Asked once before, so the membership is cached when the account is disabled.
+    assert!(ask().await.iter().all(|(allowed, _)| *allowed));
+    let op = app.operator_token().await;
+    let disable = format!("/admin/v1/users/{}/disable", ada.user);
+    let res = app
+        .call(
+            Method::POST,
+            &disable,
+            &op,
+            None,
+            Some(json!({"reason": "left the company"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    assert_eq!(ask().await, vec![(false, "account_disabled".to_owned()); 2]);
+    let enable = format!("/admin/v1/users/{}/enable", ada.user);
+    let res = app
+        .call(
+            Method::POST,
+            &enable,
+            &op,
+            None,
+            Some(json!({"reason": "came back"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    assert!(ask().await.iter().all(|(allowed, _)| *allowed));
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_disabled_account_neither_accepts_an_invitation_nor_has_its_own_accepted() {
+    let app = TestApp::spawn().await;
+    let ada = app.signup_login("ada@example.com", "laptop").await;
+    let bea = app.signup_login("bea@example.com", "laptop").await;
+    let invite = |email: &'static str| {
+        let app = &app;
+        let ada = &ada;
+        async move {
+            let res = app
+                .org_call(
+                    Method::POST,
+                    "/v1/organization/invitations",
+                    ada,
+                    Some(json!({"email": email, "role": "member"})),
+                )
+                .await;
+            assert_eq!(res.status(), 201);
+            app.mailed_link(email, "/accept-invitation").await
+        }
+    };
+    let accept = |token: String| {
+        let app = &app;
+        async move {
+            app.post_json(
+                "/v1/invitations/accept",
+                &json!({"token": token, "name": "Cy", "password": PASSWORD}),
+            )
+            .await
+        }
+    };
+    // Bea, disabled, cannot join with her right password (a sign-in would be refused too).
+    let to_bea = invite("bea@example.com").await;
+    disable_in_store(&app, &bea.user).await;
+    expect_problem(accept(to_bea).await, 403, "account_disabled").await;
+    // Ada's invitation to a newcomer is refused once Ada is disabled, as if unknown.
+    let to_cy = invite("cy@example.com").await;
+    disable_in_store(&app, &ada.user).await;
+    expect_problem(accept(to_cy).await, 404, "not_found").await;
     app.stop().await;
 }

@@ -40,8 +40,8 @@ async fn a_refresh_after_the_idle_limit_is_refused_and_one_within_it_succeeds() 
     let next: Value = res.json().await.unwrap();
     let next_refresh = next["refresh_token"].as_str().unwrap().to_owned();
 
-    // The refresh itself was activity: 31 minutes after it (the flush's 30 s grace included)
-    // the session is idle past the limit, refused, and ended.
+    // The refresh itself was activity: 31 minutes after it the session is idle past the limit,
+    // refused, and ended.
     app.clock.advance(time::Duration::minutes(31));
     let res = refresh(&app, &next_refresh).await;
     let body = expect_problem(res, 401, "unauthenticated").await;
@@ -72,6 +72,21 @@ async fn a_refresh_after_the_idle_limit_is_refused_and_one_within_it_succeeds() 
     app.clock.advance(time::Duration::minutes(20));
     let res = refresh(&app, &b.refresh).await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
+
+    // The limit is a ceiling (AAL2): idle exactly 30 minutes still refreshes, one second more
+    // does not, with no grace for the activity flush.
+    let c = app
+        .login("ada@example.com", PASSWORD, "tablet", &a.user)
+        .await;
+    app.clock.advance(time::Duration::minutes(30));
+    let res = refresh(&app, &c.refresh).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let next: Value = res.json().await.unwrap();
+    let next_refresh = next["refresh_token"].as_str().unwrap().to_owned();
+    app.clock
+        .advance(time::Duration::minutes(30) + time::Duration::seconds(1));
+    let res = refresh(&app, &next_refresh).await;
+    expect_problem(res, 401, "unauthenticated").await;
     app.stop().await;
 }
 

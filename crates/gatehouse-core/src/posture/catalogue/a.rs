@@ -308,7 +308,14 @@ instance."#,
             },
             Evidence {
                 file: "crates/gatehouse/tests/it/account_control.rs",
-                tests: &["an_admin_ends_a_members_sessions_in_the_organisation_only"],
+                tests: &[
+                    "an_admin_ends_a_members_sessions_in_the_organisation_only",
+                    "only_an_owner_ends_an_owners_sessions",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-tests/src/cases/sessions.rs",
+                tests: &["identity_a_members_sessions_in_one_organisation_end_at_once"],
             },
             Evidence {
                 file: "crates/gatehouse/tests/redis_shared.rs",
@@ -331,8 +338,9 @@ token that is never renewed and carries the operator; access tokens last 15 minu
 at most an hour.
 
 Issue 26 (ASVS 7.1.1, 7.1.2, 7.3.1): a customer or operator session with no request for 30 minutes
-(NIST SP 800-63B's AAL2 inactivity limit; `identity.idle_timeout_secs`) is not refreshed again,
-with the activity flush's 30 s as grace; the lifetimes' reasons are in docs/SECURITY.md."#,
+(NIST SP 800-63B rev. 3's AAL2 inactivity limit; `identity.idle_timeout_secs`) is not refreshed
+again: refused once the limit has passed, never later (activity another instance has not yet
+written may make it up to 30 s earlier); the lifetimes' reasons are in docs/SECURITY.md."#,
         evidence: &[
             Evidence {
                 file: "crates/gatehouse/tests/it/sessions.rs",
@@ -472,6 +480,9 @@ instance), each audited on the operators' chain."#,
                 tests: &[
                     "a_disabled_account_is_refused_everything_until_it_is_enabled_again",
                     "an_operator_ends_all_of_a_users_sessions_and_needs_a_step_up_to_disable",
+                    "a_disabled_account_with_sessions_left_is_refused_at_refresh_and_second_step",
+                    "a_service_check_naming_a_disabled_account_is_refused",
+                    "a_disabled_account_neither_accepts_an_invitation_nor_has_its_own_accepted",
                 ],
             },
             Evidence {
