@@ -372,6 +372,9 @@ impl Kernel {
             .await?
             .into_iter()
             .filter(|m| m.org_id == org)
+            // A session that began before an admin ended the member's sessions here holds no
+            // role here, however it got in (a switch racing the end): its refresh ends it.
+            .filter(|m| super::session_policy::refuse_switch_after_end(m, session).is_ok())
             .map(|m| m.role.as_str().to_owned())
             .collect())
     }

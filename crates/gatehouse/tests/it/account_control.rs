@@ -524,3 +524,54 @@ async fn a_disabled_account_neither_accepts_an_invitation_nor_has_its_own_accept
     expect_problem(accept(to_cy).await, 404, "not_found").await;
     app.stop().await;
 }
+
+/// A switch that raced an admin's end (read the membership before the end was written, moved
+/// the session after) leaves a session in the organisation that began before the end: its
+/// refresh ends it, so the race buys at most one access token.
+#[tokio::test]
+async fn a_session_that_got_in_before_the_end_is_not_refreshed_there() {
+    let app = TestApp::spawn().await;
+    let bea_home = app.signup_login("bea@example.com", "laptop").await;
+    let ada = app.signup_login("ada@example.com", "laptop").await;
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/organization/invitations",
+            &ada,
+            Some(json!({"email": "bea@example.com", "role": "member"})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let token = app
+        .mailed_link("bea@example.com", "/accept-invitation")
+        .await;
+    let res = app
+        .post_json(
+            "/v1/invitations/accept",
+            &json!({"token": token, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    // Her home session moves into Ada's organisation (the switch's half of the race)...
+    assert_eq!(switch_status(&app, &bea_home.access, &ada.org).await, 200);
+    // ...and the end is written after it read the membership (the admin's half).
+    let org = gatehouse_core::OrgId::parse(&ada.org).unwrap();
+    let user = gatehouse_core::ids::UserId::from_uuid(bea_home.user.parse().unwrap());
+    let mut tx = app
+        .kernel
+        .store()
+        .begin_scoped(&gatehouse_core::TenantScope::for_tests(org))
+        .await
+        .unwrap();
+    assert!(
+        tx.set_sessions_ended(user, app.kernel.clock().now())
+            .await
+            .unwrap()
+    );
+    tx.commit(gatehouse_core::audit::Audited::for_tests())
+        .await
+        .unwrap();
+    app.clock.advance(time::Duration::seconds(1));
+    assert_eq!(refresh_status(&app, &bea_home.refresh).await, 401);
+    app.stop().await;
+}
