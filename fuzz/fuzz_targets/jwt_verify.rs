@@ -64,6 +64,7 @@ fn claims(i: u64, aud: &str, iss: &str, exp: u64) -> AccessClaims {
         auth_time: Some(NOW - 60),
         mfa_time: (i == 2).then_some(NOW - 30),
         mfa: i == 2,
+        mfa_required: i == 4,
         email_verified: i != 0,
     }
 }
