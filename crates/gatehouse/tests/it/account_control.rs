@@ -59,24 +59,18 @@ async fn login_in(app: &TestApp, email: &str, org: &str, device: &str, user: &st
     Signed::from_login(user, &res.json().await.unwrap())
 }
 
-#[tokio::test]
-async fn an_admin_ends_a_members_sessions_in_the_organisation_only() {
-    let app = TestApp::spawn().await;
-    // Bea has her own organisation and is a member of Ada's too.
-    let bea_home = app.signup_login("bea@example.com", "laptop").await;
-    let ada = app.signup_login("ada@example.com", "laptop").await;
+/// `inviter` invites the existing account `email` as a member, which accepts with its password.
+async fn join_as_member(app: &TestApp, inviter: &Signed, email: &str) {
     let res = app
         .org_call(
             Method::POST,
             "/v1/organization/invitations",
-            &ada,
-            Some(json!({"email": "bea@example.com", "role": "member"})),
+            inviter,
+            Some(json!({"email": email, "role": "member"})),
         )
         .await;
     assert_eq!(res.status(), 201);
-    let token = app
-        .mailed_link("bea@example.com", "/accept-invitation")
-        .await;
+    let token = app.mailed_link(email, "/accept-invitation").await;
     let res = app
         .post_json(
             "/v1/invitations/accept",
@@ -84,6 +78,15 @@ async fn an_admin_ends_a_members_sessions_in_the_organisation_only() {
         )
         .await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
+}
+
+#[tokio::test]
+async fn an_admin_ends_a_members_sessions_in_the_organisation_only() {
+    let app = TestApp::spawn().await;
+    // Bea has her own organisation and is a member of Ada's too.
+    let bea_home = app.signup_login("bea@example.com", "laptop").await;
+    let ada = app.signup_login("ada@example.com", "laptop").await;
+    join_as_member(&app, &ada, "bea@example.com").await;
     let bea = login_in(&app, "bea@example.com", &ada.org, "phone", &bea_home.user).await;
 
     // A member without `members.manage` may not.
@@ -533,25 +536,7 @@ async fn a_session_that_got_in_before_the_end_is_not_refreshed_there() {
     let app = TestApp::spawn().await;
     let bea_home = app.signup_login("bea@example.com", "laptop").await;
     let ada = app.signup_login("ada@example.com", "laptop").await;
-    let res = app
-        .org_call(
-            Method::POST,
-            "/v1/organization/invitations",
-            &ada,
-            Some(json!({"email": "bea@example.com", "role": "member"})),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let token = app
-        .mailed_link("bea@example.com", "/accept-invitation")
-        .await;
-    let res = app
-        .post_json(
-            "/v1/invitations/accept",
-            &json!({"token": token, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
+    join_as_member(&app, &ada, "bea@example.com").await;
     // Her home session moves into Ada's organisation (the switch's half of the race)...
     assert_eq!(switch_status(&app, &bea_home.access, &ada.org).await, 200);
     // ...and the end is written after it read the membership (the admin's half).
