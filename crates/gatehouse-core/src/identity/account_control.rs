@@ -8,13 +8,12 @@
 
 use uuid::Uuid;
 
-use super::permissions::Permission;
 use super::{Members, Operators, Revocation};
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::context::{OperatorCall, TenantCall};
 use crate::error::Error;
 use crate::ids::UserId;
-use crate::store::{Role, Tier};
+use crate::store::Tier;
 
 /// What an operator's change to an account did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,32 +32,12 @@ impl Members<'_> {
     /// Returns how many ended.
     pub async fn end_sessions(&self, call: &TenantCall, user: UserId) -> Result<usize, Error> {
         let TenantCall {
-            principal,
-            scope,
-            request,
+            principal, request, ..
         } = call;
         let now = self.clock().now();
-        let mut platform = self.store().begin().await?;
-        // One statement, however many there are; undone with the transaction if refused below.
-        let ended = platform
-            .revoke_org_sessions_of(user.as_uuid(), scope.org_id(), now)
-            .await?;
-        let tx = platform.enter(scope).await?;
-        let (mut tx, actor_role) = self
-            .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
-            .await?;
-        let member = tx
-            .membership(user)
-            .await?
-            .ok_or(Error::NotFound("member"))?;
-        self.ensure_may_grant(tx.as_mut(), principal, &actor_role, &member.role)
-            .await?;
-        // As for removal: only an owner acts on an owner.
-        if member.role == Role::Owner && actor_role != Role::Owner {
-            return Err(Error::Forbidden {
-                permission: "owner",
-            });
-        }
+        // As for removal (one statement ends the sessions, undone if refused).
+        let super::members::OnMember { mut tx, ended, .. } =
+            self.act_on_member(call, user, now).await?;
         // Their sessions elsewhere stay, but none that began before now may switch in here.
         tx.set_sessions_ended(user, now).await?;
         let event = AuditEvent::success(principal.actor(), "member.sessions_ended", "user", user)

@@ -161,28 +161,12 @@ impl Members<'_> {
             request,
         } = call;
         let now = self.clock().now();
-        let mut platform = self.store().begin().await?;
-        let ended = platform
-            .revoke_org_sessions_of(user.as_uuid(), scope.org_id(), now)
-            .await?;
-        let tx = platform.enter(scope).await?;
-        let (mut tx, actor_role) = self
-            .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
-            .await?;
-        let current = tx
-            .membership(user)
-            .await?
-            .ok_or(Error::NotFound("member"))?;
-        // Nobody removes a member who holds what the actor does not (one's own role is never
-        // more than one holds).
-        self.ensure_may_grant(tx.as_mut(), principal, &actor_role, &current.role)
-            .await?;
+        let OnMember {
+            mut tx,
+            member: current,
+            ended,
+        } = self.act_on_member(call, user, now).await?;
         if current.role == Role::Owner {
-            if actor_role != Role::Owner {
-                return Err(Error::Forbidden {
-                    permission: "owner",
-                });
-            }
             let owners = tx.lock_owners().await?;
             if owners.iter().all(|o| *o == user) {
                 return Err(Error::LastOwner);
@@ -203,6 +187,43 @@ impl Members<'_> {
         }
         self.membership_changed(scope.org_id(), user);
         Ok(())
+    }
+
+    /// What removing a member and ending their sessions share: in one transaction, the
+    /// member's sessions in the organisation end (undone with it if refused), the actor needs
+    /// `members.manage` and everything the member's role grants (one's own role is never more
+    /// than one holds), and only an owner acts on an owner.
+    pub(crate) async fn act_on_member(
+        &self,
+        call: &TenantCall,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<OnMember, Error> {
+        let TenantCall {
+            principal,
+            scope,
+            request,
+        } = call;
+        let mut platform = self.store().begin().await?;
+        let ended = platform
+            .revoke_org_sessions_of(user.as_uuid(), scope.org_id(), now)
+            .await?;
+        let tx = platform.enter(scope).await?;
+        let (mut tx, actor_role) = self
+            .authorize(tx, principal, Permission::MEMBERS_MANAGE, request)
+            .await?;
+        let member = tx
+            .membership(user)
+            .await?
+            .ok_or(Error::NotFound("member"))?;
+        self.ensure_may_grant(tx.as_mut(), principal, &actor_role, &member.role)
+            .await?;
+        if member.role == Role::Owner && actor_role != Role::Owner {
+            return Err(Error::Forbidden {
+                permission: "owner",
+            });
+        }
+        Ok(OnMember { tx, member, ended })
     }
 
     pub async fn create_role(
@@ -606,4 +627,13 @@ impl Members<'_> {
                 .collect(),
         })
     }
+}
+
+/// An organisation's transaction opened to act on one member (see `Members::act_on_member`).
+pub(crate) struct OnMember {
+    pub(crate) tx: Box<dyn crate::store::TenantTx>,
+    pub(crate) member: MembershipRecord,
+    /// The member's sessions in the organisation, ended in `tx`: revoke them locally once it
+    /// commits.
+    pub(crate) ended: Vec<(Uuid, OffsetDateTime)>,
 }
