@@ -92,6 +92,8 @@ pub struct Kernel {
     security_events: crate::audit::SecurityEvents,
     /// Context words and the breached-password range check for new passwords.
     password_policy: crate::identity::PasswordPolicy,
+    /// OAuth providers, the client that calls them and their discovery documents (`oauth`).
+    oauth: crate::oauth::OAuthRuntime,
 }
 
 /// One dependency's state in the readiness report.
@@ -143,6 +145,7 @@ impl Kernel {
             jobs: Arc::default(),
             security_events: crate::audit::SecurityEvents::default(),
             password_policy: crate::identity::PasswordPolicy::default(),
+            oauth: crate::oauth::OAuthRuntime::default(),
         }
     }
 
@@ -192,6 +195,17 @@ impl Kernel {
         self.webhooks = settings;
         self.webhook_transport = Some(transport);
         self
+    }
+
+    /// Replaces the OAuth settings and the client that calls providers (start-up only).
+    #[must_use]
+    pub fn with_oauth(mut self, oauth: crate::oauth::OAuthRuntime) -> Self {
+        self.oauth = oauth;
+        self
+    }
+
+    pub(crate) fn oauth_runtime(&self) -> &crate::oauth::OAuthRuntime {
+        &self.oauth
     }
 
     /// Replaces what sender domains are checked against and the resolver that reads them
