@@ -94,6 +94,8 @@ pub struct Kernel {
     password_policy: crate::identity::PasswordPolicy,
     /// OAuth providers, the client that calls them and their discovery documents (`oauth`).
     oauth: crate::oauth::OAuthRuntime,
+    /// Connectors' settings and their sealed-token cache (`connectors`).
+    connectors: crate::connectors::ConnectorState,
 }
 
 /// One dependency's state in the readiness report.
@@ -146,6 +148,7 @@ impl Kernel {
             security_events: crate::audit::SecurityEvents::default(),
             password_policy: crate::identity::PasswordPolicy::default(),
             oauth: crate::oauth::OAuthRuntime::default(),
+            connectors: crate::connectors::ConnectorState::default(),
         }
     }
 
@@ -206,6 +209,17 @@ impl Kernel {
 
     pub(crate) fn oauth_runtime(&self) -> &crate::oauth::OAuthRuntime {
         &self.oauth
+    }
+
+    /// Replaces the connectors' settings (start-up only).
+    #[must_use]
+    pub fn with_connectors(mut self, settings: crate::connectors::ConnectorSettings) -> Self {
+        self.connectors = crate::connectors::ConnectorState::new(settings);
+        self
+    }
+
+    pub(crate) fn connector_state(&self) -> &crate::connectors::ConnectorState {
+        &self.connectors
     }
 
     /// Replaces what sender domains are checked against and the resolver that reads them

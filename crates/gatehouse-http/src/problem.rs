@@ -180,7 +180,10 @@ impl From<Error> for ApiError {
                 tracing::info!(error = %e, "a provider call failed");
                 Self::new(StatusCode::BAD_GATEWAY, code, e.to_string())
             }
-            Error::LastOwner | Error::Conflict(_) | Error::SessionLimitReached { .. } => {
+            Error::LastOwner
+            | Error::Conflict(_)
+            | Error::SessionLimitReached { .. }
+            | Error::ReauthorizationRequired => {
                 Self::new(StatusCode::CONFLICT, code, e.to_string())
             }
             Error::LinkEnded(_) => Self::new(StatusCode::GONE, code, e.to_string()),
