@@ -58,7 +58,7 @@ async fn live_and_ready_report_their_checks() {
         jobs = r["jobs"].clone();
         if jobs
             .as_array()
-            .is_some_and(|j| j.len() == 3 && j.iter().all(ran_at_once))
+            .is_some_and(|j| j.len() == 4 && j.iter().all(ran_at_once))
         {
             break;
         }
@@ -73,7 +73,7 @@ async fn live_and_ready_report_their_checks() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["checkpoints", "lifecycle", "reencryption"],
+        ["checkpoints", "connectors", "lifecycle", "reencryption"],
         "{jobs}"
     );
     for j in jobs.as_array().unwrap() {
