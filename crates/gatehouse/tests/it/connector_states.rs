@@ -37,7 +37,9 @@ async fn a_state_replayed_expired_forged_or_misdirected_is_refused_before_its_co
     let elsewhere = app
         .signup_login("states-elsewhere@example.com", "laptop")
         .await;
-    let exchanged = || s.op.token_requests("all");
+    // Codes redeemed at the token endpoint (refreshes of the connectors made here run beside
+    // and are counted apart).
+    let exchanged = || s.op.token_requests("authorization_code");
 
     // Replayed: the first use connects; the same callback again is refused.
     let back = authorized(&s, &owner, "alice").await;
@@ -147,6 +149,11 @@ fn urlencode(s: &str) -> String {
     s.replace('=', "%3D")
 }
 
+/// How the provider writes an issuer URL in a query.
+fn urlencoding(s: &str) -> String {
+    s.replace(':', "%3A").replace('/', "%2F")
+}
+
 #[tokio::test]
 async fn provider_errors_and_garbage_are_refused_cleanly_and_nothing_is_stored() {
     let s = setup_with(|_| {}).await;
@@ -188,6 +195,26 @@ async fn provider_errors_and_garbage_are_refused_cleanly_and_nothing_is_stored()
         "{body}"
     );
     assert_eq!(s.op.token_requests("all").await, before);
+    // RFC 9207: a response naming another issuer than the provider's is a mix-up.
+    let back = authorized(&s, &owner, "alice").await;
+    let iss = query_param(&back, "iss").expect("oidc-provider sends iss");
+    let mixed = back.replace(&urlencoding(&iss), "http%3A%2F%2Fother-issuer.example");
+    assert_ne!(mixed, back);
+    let body = expect_problem(
+        callback(app, &mixed, None).await,
+        502,
+        "oauth_provider_error",
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("another issuer"),
+        "{body}"
+    );
+    assert_eq!(
+        s.op.token_requests("all").await,
+        before,
+        "the code went to the token endpoint"
+    );
     assert_eq!(connectors_of(app, &owner).await, 0);
     let failures = app
         .audit_events(&owner.org)
@@ -195,7 +222,7 @@ async fn provider_errors_and_garbage_are_refused_cleanly_and_nothing_is_stored()
         .into_iter()
         .filter(|e| e.action == "connector.connect_failed")
         .count();
-    assert_eq!(failures, 4);
+    assert_eq!(failures, 5);
     app.chain_verifies(&owner.org).await;
     s.app.stop().await;
 }

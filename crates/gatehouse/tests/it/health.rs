@@ -91,7 +91,7 @@ async fn live_and_ready_report_their_checks() {
     }
     // Operators see the same jobs.
     let (_, details) = app.ready_details().await;
-    assert_eq!(details["jobs"].as_array().unwrap().len(), 3, "{details}");
+    assert_eq!(details["jobs"].as_array().unwrap().len(), 4, "{details}");
     app.stop().await;
 }
 
