@@ -108,6 +108,19 @@ pub enum Error {
     /// The resource exists in a state that refuses the request (an invitation already used).
     #[error("{0}")]
     Conflict(&'static str),
+    /// An OAuth `state` refused at a callback: not one Gatehouse signed, expired, already used,
+    /// or started for another flow, organisation or person. Nothing was sent to the provider.
+    #[error("{0}")]
+    OAuthState(&'static str),
+    /// A provider refused a call or answered outside the protocol, or could not be reached.
+    /// The message names what (an OAuth error code, "not JSON"), never a token.
+    #[error("{0}")]
+    Provider(String),
+    /// A connector whose refresh token the provider refused: its person must connect again.
+    #[error(
+        "the connector needs its person to connect again: the provider refused its refresh token"
+    )]
+    ReauthorizationRequired,
     /// A bug or an environment failure (random source, hashing). The message is for logs only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -153,6 +166,9 @@ impl Error {
             Self::AccountDisabled => "account_disabled",
             Self::SessionLimitReached { .. } => "session_limit_reached",
             Self::InvalidToken(_) => "invalid_token",
+            Self::OAuthState(_) => "oauth_state_invalid",
+            Self::Provider(_) => "oauth_provider_error",
+            Self::ReauthorizationRequired => "connector_needs_reauth",
             Self::Store(_) | Self::Internal(_) => "internal_error",
         }
     }

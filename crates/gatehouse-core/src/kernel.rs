@@ -92,6 +92,10 @@ pub struct Kernel {
     security_events: crate::audit::SecurityEvents,
     /// Context words and the breached-password range check for new passwords.
     password_policy: crate::identity::PasswordPolicy,
+    /// OAuth providers, the client that calls them and their discovery documents (`oauth`).
+    oauth: crate::oauth::OAuthRuntime,
+    /// Connectors' settings and their sealed-token cache (`connectors`).
+    connectors: crate::connectors::ConnectorState,
 }
 
 /// One dependency's state in the readiness report.
@@ -143,6 +147,8 @@ impl Kernel {
             jobs: Arc::default(),
             security_events: crate::audit::SecurityEvents::default(),
             password_policy: crate::identity::PasswordPolicy::default(),
+            oauth: crate::oauth::OAuthRuntime::default(),
+            connectors: crate::connectors::ConnectorState::default(),
         }
     }
 
@@ -192,6 +198,28 @@ impl Kernel {
         self.webhooks = settings;
         self.webhook_transport = Some(transport);
         self
+    }
+
+    /// Replaces the OAuth settings and the client that calls providers (start-up only).
+    #[must_use]
+    pub fn with_oauth(mut self, oauth: crate::oauth::OAuthRuntime) -> Self {
+        self.oauth = oauth;
+        self
+    }
+
+    pub(crate) fn oauth_runtime(&self) -> &crate::oauth::OAuthRuntime {
+        &self.oauth
+    }
+
+    /// Replaces the connectors' settings (start-up only).
+    #[must_use]
+    pub fn with_connectors(mut self, settings: crate::connectors::ConnectorSettings) -> Self {
+        self.connectors = crate::connectors::ConnectorState::new(settings);
+        self
+    }
+
+    pub(crate) fn connector_state(&self) -> &crate::connectors::ConnectorState {
+        &self.connectors
     }
 
     /// Replaces what sender domains are checked against and the resolver that reads them

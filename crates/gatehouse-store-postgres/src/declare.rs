@@ -36,6 +36,8 @@ pub(crate) enum Named<'a> {
     PruneJob,
     /// The webhook worker, which leases due deliveries of every organisation.
     WebhookJob,
+    /// The connectors' refresh job, which finds the connectors due of every organisation.
+    ConnectorJob,
     /// The posture report's password census (A1), which reads every account's hash.
     PasswordCensusJob,
 }
@@ -81,6 +83,7 @@ fn setting(named: Named<'_>) -> (&'static str, String) {
         Named::MailJob => ("gatehouse.job", "mail".to_owned()),
         Named::PruneJob => ("gatehouse.job", "prune".to_owned()),
         Named::WebhookJob => ("gatehouse.job", "webhooks".to_owned()),
+        Named::ConnectorJob => ("gatehouse.job", "connectors".to_owned()),
         Named::PasswordCensusJob => ("gatehouse.job", "password_census".to_owned()),
     }
 }
@@ -119,6 +122,7 @@ mod tests {
             Named::MailJob,
             Named::PruneJob,
             Named::WebhookJob,
+            Named::ConnectorJob,
             Named::PasswordCensusJob,
         ] {
             let (name, value) = setting(named);

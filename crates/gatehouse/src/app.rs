@@ -47,6 +47,7 @@ pub struct App {
     mail_transport: Arc<dyn MailTransport>,
     mail_poll: Duration,
     webhook_poll: Duration,
+    connector_poll: Duration,
     purge_every: Duration,
     prune_every: Duration,
     /// Set when `[tls]` is configured: both listeners serve HTTPS with it.
@@ -110,6 +111,11 @@ impl App {
             .with_lifecycle(config.lifecycle.settings.clone())
             .with_share(config.share)
             .with_webhooks(config.webhooks.settings.clone(), webhook_client(config)?)
+            .with_oauth(gatehouse_core::oauth::OAuthRuntime::new(
+                config.oauth.settings.clone(),
+                oauth_client(config)?,
+            ))
+            .with_connectors(config.oauth.connectors.clone())
             .with_domain_check(domain_checker(config)?)
             .with_product(config.product.clone())
             .with_security_events(config.security_events_per_minute)
@@ -202,6 +208,7 @@ impl App {
             mail_transport,
             mail_poll: config.mail.poll,
             webhook_poll: config.webhooks.poll,
+            connector_poll: config.oauth.connector_poll,
             purge_every: config.lifecycle.purge_every,
             prune_every: config.lifecycle.prune_every,
             tls,
@@ -318,6 +325,11 @@ impl App {
             Arc::clone(&self.kernel),
             self.webhook_poll,
         ));
+        let connectors = tokio::spawn(crate::jobs::connectors(
+            Arc::clone(&self.kernel),
+            instance.clone(),
+            self.connector_poll,
+        ));
         let lifecycle = tokio::spawn(crate::lifecycle_job::run(
             Arc::clone(&self.kernel),
             instance.clone(),
@@ -380,6 +392,7 @@ impl App {
         sessions.abort();
         mail.abort();
         webhooks.abort();
+        connectors.abort();
         lifecycle.abort();
         // Handed over now rather than when they run out: another instance takes each job over
         // at its next tick.
@@ -681,6 +694,14 @@ async fn open_store_with_handle(
             Ok((Arc::new(store.clone()), Some(store)))
         }
     }
+}
+
+fn oauth_client(
+    config: &Config,
+) -> Result<Arc<dyn gatehouse_core::oauth::OAuthClient>, StartError> {
+    gatehouse_infra::oauth_client::HttpOAuthClient::new(&config.oauth.client)
+        .map(|c| Arc::new(c) as Arc<dyn gatehouse_core::oauth::OAuthClient>)
+        .map_err(StartError)
 }
 
 fn webhook_client(

@@ -29,7 +29,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 const MASTER_KEY: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=";
 const PASSWORD: &str = "a sufficiently long passphrase";
 /// The leased jobs, as readiness names them.
-const JOBS: [&str; 3] = ["reencryption", "checkpoints", "lifecycle"];
+const JOBS: [&str; 4] = ["reencryption", "checkpoints", "lifecycle", "connectors"];
 
 fn admin_url() -> String {
     std::env::var("GH_TEST_POSTGRES_URL")
@@ -442,6 +442,7 @@ async fn each_periodic_job_runs_on_one_of_three_instances_and_moves_when_its_hol
         ("GATEHOUSE_KEYRING__REENCRYPT_INTERVAL_SECS", "1"),
         ("GATEHOUSE_AUDIT__CHECKPOINT_INTERVAL_SECS", "1"),
         ("GATEHOUSE_LIFECYCLE__PURGE_INTERVAL_SECS", "1"),
+        ("GATEHOUSE_OAUTH__CONNECTOR_POLL_INTERVAL_MS", "1000"),
     ]);
     let bound = Duration::from_secs(3);
     let mut instances = Instances::default();

@@ -39,6 +39,14 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "mail.check_domain",
         "check a sending domain's SPF, DKIM and DMARC records (DNS queries)",
     ),
+    (
+        "connectors.use",
+        "connect one's own accounts at OAuth providers, and have services use them",
+    ),
+    (
+        "connectors.manage",
+        "add and remove the organisation's OAuth providers, and disconnect anyone's connector",
+    ),
 ];
 
 /// A permission from the catalogue.
@@ -62,6 +70,8 @@ impl Permission {
     pub const GRANTS_MANAGE: Self = Self("grants.manage");
     pub const WEBHOOKS_MANAGE: Self = Self("webhooks.manage");
     pub const MAIL_CHECK_DOMAIN: Self = Self("mail.check_domain");
+    pub const CONNECTORS_USE: Self = Self("connectors.use");
+    pub const CONNECTORS_MANAGE: Self = Self("connectors.manage");
 
     /// The catalogue entry named `name`.
     #[must_use]
@@ -100,6 +110,7 @@ pub fn builtin_grants(role: &Role) -> Option<Vec<Permission>> {
             Permission::SECRETS_USE,
             Permission::TRANSIT_ENCRYPT,
             Permission::TRANSIT_DECRYPT,
+            Permission::CONNECTORS_USE,
         ],
         Role::Viewer => vec![Permission::ORG_READ],
         Role::Custom(_) => return None,

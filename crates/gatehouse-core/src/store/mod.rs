@@ -23,11 +23,13 @@ mod api_keys;
 mod apps;
 mod audit;
 mod chunks;
+mod connectors;
 mod grants;
 mod housekeeping;
 mod invitations;
 mod key_material;
 mod members;
+mod oauth_states;
 mod one_time_tokens;
 mod operator_audit;
 mod operators;
@@ -48,11 +50,15 @@ pub use api_keys::{ApiKeyIndexStore, ApiKeyRecord, ApiKeyStore};
 pub use apps::{AppRecord, AppStore};
 pub use audit::AuditStore;
 pub use chunks::{PowerOfTwoChunks, power_of_two_chunks};
+pub use connectors::{
+    ConnectorQueue, ConnectorRow, ConnectorStatus, ConnectorStore, OAuthProviderRow,
+};
 pub use grants::{GrantAccess, GrantRow, GrantStore, GrantedRecord};
 pub use housekeeping::{Housekeeping, PruneJob, PruneStore};
 pub use invitations::{InvitationRecord, InvitationStore};
 pub use key_material::{KekVersionRecord, KeyMaterialStore, KeyState, PlatformKeyRecord};
 pub use members::{MemberStore, MembershipRecord, Role};
+pub use oauth_states::{OAuthStateRecord, OAuthStateStore, StatePurpose};
 pub use one_time_tokens::{OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use operator_audit::OperatorAuditStore;
 pub use operators::{OperatorFactor, OperatorRecord, OperatorStore};
@@ -73,7 +79,9 @@ pub use webhooks::{
 };
 
 #[async_trait]
-pub trait Store: MailQueue + WebhookQueue + Housekeeping + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    MailQueue + WebhookQueue + ConnectorQueue + Housekeeping + Send + Sync + std::fmt::Debug
+{
     /// `"sqlite"` or `"postgres"`, for logs and the readiness report.
     fn backend(&self) -> &'static str;
 
@@ -119,6 +127,7 @@ pub trait PlatformTx:
     + KeyMaterialStore
     + SecondFactorStore
     + OneTimeTokenStore
+    + OAuthStateStore
     + OutboxStore
     + OperatorAuditStore
     + ApiKeyIndexStore
@@ -145,6 +154,7 @@ pub trait TenantTx:
     + GrantStore
     + ShareLinkStore
     + WebhookStore
+    + ConnectorStore
     + OrgKeyStore
     + SealedFieldStore
     + AuditStore

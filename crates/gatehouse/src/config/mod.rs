@@ -28,6 +28,7 @@ mod mail;
 mod mail_auth;
 mod master_key;
 pub mod metrics;
+pub mod oauth;
 pub mod otlp;
 mod password_hashing;
 pub mod passwords;
@@ -146,6 +147,8 @@ pub struct RawConfig {
     pub share: share::ShareConfig,
     /// Webhooks (F3).
     pub webhooks: webhooks::WebhooksConfig,
+    /// The OAuth client: connectors (B3) and sign-in through providers.
+    pub oauth: oauth::OAuthConfig,
     /// Who can open backups (D3).
     pub backup: backup::BackupConfig,
     /// Each posture self-check's deadline (H3).
@@ -202,6 +205,7 @@ impl Default for RawConfig {
             share: share::ShareConfig::default(),
             backup: backup::BackupConfig::default(),
             webhooks: webhooks::WebhooksConfig::default(),
+            oauth: oauth::OAuthConfig::default(),
             posture: posture::PostureConfig::default(),
             trust_page: trust_page::TrustPageConfig::default(),
             passwords: passwords::PasswordsConfig::default(),
@@ -250,6 +254,7 @@ pub struct Config {
     pub lifecycle: lifecycle::LifecycleSetup,
     pub share: gatehouse_core::product::ShareSettings,
     pub webhooks: webhooks::WebhookSetup,
+    pub oauth: oauth::OAuthSetup,
     pub backup: backup::BackupConfig,
     /// `None` when rate limits (and sign-in lockouts) are off.
     pub rate_limits: Option<RateLimitSettings>,
@@ -486,6 +491,7 @@ fn validate(
     let lifecycle = lifecycle::validate(&raw.lifecycle)?;
     let share = share::validate(&raw.share)?;
     let webhooks = webhooks::validate(&raw.webhooks, production)?;
+    let oauth = oauth::validate(&raw.oauth, production)?;
     let backup = backup::validate(&raw.backup)?;
     let trust_page = trust_page::validate(&raw.trust_page)?;
     let posture_check_deadline = posture::validate(&raw.posture)?;
@@ -510,6 +516,7 @@ fn validate(
         lifecycle,
         share,
         webhooks,
+        oauth,
         backup,
         rate_limits,
         service_secrets,

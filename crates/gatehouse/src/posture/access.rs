@@ -9,7 +9,7 @@ use super::{Facts, probe};
 use crate::config::{Database, LimitStore, Mode};
 
 pub(super) fn probes(f: &Facts<'_>) -> Vec<Arc<dyn Probe>> {
-    vec![b1(), b2(f), c1(f), c2(f), c3(), c4(), c5(f), c6(f)]
+    vec![b1(), b2(f), b3(f), c1(f), c2(f), c3(), c4(), c5(f), c6(f)]
 }
 
 fn b1() -> Arc<dyn Probe> {
@@ -40,6 +40,66 @@ fn b1() -> Arc<dyn Probe> {
             _ => Finding::fail(
                 "The API-key checksum does not tell a generated key from an altered one.",
             ),
+        }
+    })
+}
+
+fn b3(f: &Facts<'_>) -> Arc<dyn Probe> {
+    let oauth = &f.config.oauth;
+    let public_url = oauth.settings.public_url.clone();
+    let providers: Vec<String> = oauth
+        .settings
+        .providers
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let enabled = !public_url.is_empty();
+    let settings = posture_settings! {
+        "public_url" => public_url,
+        "platform_providers" => providers,
+        "pkce" => "S256",
+        "state_lifetime_secs" => gatehouse_core::oauth::STATE_TTL.whole_seconds(),
+        "refresh_ahead_secs" => oauth.connectors.refresh_ahead.whole_seconds(),
+        "allow_loopback" => oauth.settings.destinations.allow_loopback,
+    };
+    let kernel = Arc::clone(f.kernel);
+    probe("B3", enabled, settings, move || {
+        let kernel = Arc::clone(&kernel);
+        async move {
+            if !enabled {
+                return Finding::not_applicable(
+                    "oauth.public_url is not set, so no connector can be started.",
+                );
+            }
+            // States are link-key HMACs: the current key must sign and verify.
+            let parts: [&[u8]; 2] = [b"gatehouse.posture.b3\0", b"probe"];
+            let signed = kernel.keyring().link_tag(&parts);
+            let verifies = match &signed {
+                Ok((v, tag)) => kernel.keyring().link_verifies(*v, &parts, tag).await,
+                Err(_) => false,
+            };
+            if !verifies {
+                return Finding::fail(
+                    "The link keys do not sign and verify: no state can be issued or checked.",
+                );
+            }
+            let now = kernel.clock().now();
+            let overdue = match kernel
+                .store()
+                .connectors_due(now - time::Duration::minutes(10), 100)
+                .await
+            {
+                Ok(o) => o.len(),
+                Err(e) => return Finding::fail(format!("The connectors cannot be read: {e}")),
+            };
+            if overdue > 0 {
+                return Finding::warn(format!(
+                    "{overdue} active connector(s) (counting up to 100) are more than ten minutes past their refresh: is the connectors job running on some instance?"
+                ))
+                .figure("overdue_connectors", overdue);
+            }
+            Finding::pass("States sign and verify with the current link key, and no active connector is more than ten minutes past its refresh (counting up to 100).")
+                .figure("overdue_connectors", 0)
         }
     })
 }

@@ -58,7 +58,7 @@ async fn live_and_ready_report_their_checks() {
         jobs = r["jobs"].clone();
         if jobs
             .as_array()
-            .is_some_and(|j| j.len() == 3 && j.iter().all(ran_at_once))
+            .is_some_and(|j| j.len() == 4 && j.iter().all(ran_at_once))
         {
             break;
         }
@@ -73,7 +73,7 @@ async fn live_and_ready_report_their_checks() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["checkpoints", "lifecycle", "reencryption"],
+        ["checkpoints", "connectors", "lifecycle", "reencryption"],
         "{jobs}"
     );
     for j in jobs.as_array().unwrap() {
@@ -91,7 +91,7 @@ async fn live_and_ready_report_their_checks() {
     }
     // Operators see the same jobs.
     let (_, details) = app.ready_details().await;
-    assert_eq!(details["jobs"].as_array().unwrap().len(), 3, "{details}");
+    assert_eq!(details["jobs"].as_array().unwrap().len(), 4, "{details}");
     app.stop().await;
 }
 
@@ -198,6 +198,17 @@ impl gatehouse_core::store::WebhookQueue for UnreachableStore {
         _: &[gatehouse_core::store::DeliveryOutcome],
         _: &[(uuid::Uuid, Option<time::OffsetDateTime>)],
     ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl gatehouse_core::store::ConnectorQueue for UnreachableStore {
+    async fn connectors_due(
+        &self,
+        _: time::OffsetDateTime,
+        _: u32,
+    ) -> Result<Vec<(gatehouse_core::OrgId, uuid::Uuid)>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
 }

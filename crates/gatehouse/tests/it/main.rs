@@ -9,6 +9,7 @@
 )]
 
 mod interop;
+mod oidc_provider;
 mod support;
 
 mod access_model;
@@ -19,6 +20,8 @@ mod apps;
 mod audit_api;
 mod backup;
 mod checks;
+mod connector_states;
+mod connectors;
 mod cors;
 mod degradation;
 mod erasure;
@@ -35,6 +38,7 @@ mod mail_domains;
 mod membership;
 mod metrics;
 mod mfa;
+mod oauth;
 mod openapi;
 mod operator_sessions;
 mod operators;

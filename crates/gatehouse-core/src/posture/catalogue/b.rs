@@ -75,11 +75,68 @@ passes nowhere else."#,
     Control {
         id: "B3",
         title: "OAuth 2.0 connectors",
-        built: Built::NotBuilt,
-        promise: "Connecting third-party accounts through OAuth is not available yet.",
-        self_check: "",
-        ledger: r#"Nothing implements the authorization-code flow, PKCE, signed state or connector tokens. The
-keyring reserves a sealed-field kind `connector_token` for them."#,
-        evidence: &[],
+        built: Built::Done(Some(
+            "The presets for common providers (docs/API.md) are configuration examples, untested here.",
+        )),
+        promise: "People connect their accounts at other services through OAuth with PKCE and a signed, single-use state; the tokens are kept encrypted, refreshed before they expire, handed only to the deployment's own services, and revoked at the provider on disconnect.",
+        self_check: "Signs and verifies a state-like value with the current link key, and counts (up to 100) active connectors whose refresh is more than ten minutes overdue.",
+        ledger: r#"The authorization-code flow with PKCE (S256; the verifier sealed in the state's row, sent only to
+the token endpoint) and a `state` that is a link-key HMAC over the key version, purpose,
+organisation, person, provider, issue time and a random nonce; it is refused when older than ten
+minutes (injected clock), signed by a key past its overlap or another deployment's, already
+spent (one conditional update of its `oauth_states` row), or, when the callback is relayed with a
+person's token, started by someone else or in another organisation, each before the code
+reaches the provider. Access and refresh tokens are sealed with the organisation's data key (D1)
+in the transaction that records the connector; a leased job refreshes them ahead of expiry with
+backoff on provider errors, and marks a connector whose refresh token is refused `needs_reauth`,
+erasing its tokens and raising the webhook event `connector.needs_reauth`. Services get an access
+token through `/internal/v1` on the owner's behalf (service secret plus the person's token, the
+owner's own connector, `connectors.use`), from a cache holding it sealed and opened per call;
+`/v1` never shows a token. Disconnecting revokes at the provider (RFC 7009) and erases the tokens.
+Provider calls go through the webhooks' SSRF guard (every resolved address checked, no
+redirects, bounded answers and time). Providers are the platform's (configuration) or an
+organisation's (`connectors.manage`, client secret sealed). Every change is audited."#,
+        evidence: &[
+            Evidence {
+                file: "crates/gatehouse/tests/it/connectors.rs",
+                tests: &[
+                    "a_connector_is_connected_used_refreshed_ahead_of_expiry_and_revoked_at_disconnect",
+                    "while_connected_the_tokens_are_only_sealed_in_the_database",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/connector_states.rs",
+                tests: &[
+                    "a_state_replayed_expired_forged_or_misdirected_is_refused_before_its_code_is_exchanged",
+                    "provider_errors_and_garbage_are_refused_cleanly_and_nothing_is_stored",
+                    "a_refused_refresh_token_marks_the_connector_and_raises_the_webhook_event_and_errors_back_off",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/oauth.rs",
+                tests: &[
+                    "the_client_completes_an_authorization_refreshes_and_revokes_at_a_real_provider",
+                    "a_provider_on_loopback_is_refused_without_the_development_setting",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-tests/src/cases/oauth_states.rs",
+                tests: &[
+                    "oauth_states_are_spent_once_by_digest_and_never_expired",
+                    "oauth_states_are_signed_bound_short_lived_and_single_use",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-core/src/oauth/wire.rs",
+                tests: &[
+                    "token_responses_are_read_and_their_errors_typed",
+                    "discovery_must_name_the_issuer_asked_and_allowed_endpoints",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-infra/src/oauth_client.rs",
+                tests: &["redirects_garbage_and_private_addresses_are_refused"],
+            },
+        ],
     },
 ];
