@@ -35,6 +35,7 @@ mod second_factor;
 mod secrets;
 mod sessions;
 mod share_links;
+mod sso;
 mod users;
 mod webhooks;
 

@@ -209,6 +209,7 @@ impl Kernel {
                 revoked_at: None,
                 auth_at: now,
                 mfa_at: None,
+                signed_in_with: crate::store::SignedInWith::Password,
             },
             refresh,
         ))

@@ -23,10 +23,12 @@ pub enum SealedKind {
     RecordContent,
     /// A webhook endpoint's signing secret, one field per version.
     WebhookSecret,
+    /// The client secret of an organisation's single sign-on provider.
+    SsoClientSecret,
 }
 
 impl SealedKind {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::TotpSecret,
         Self::SharedSecret,
         Self::ConnectorToken,
@@ -35,6 +37,7 @@ impl SealedKind {
         Self::SubjectKey,
         Self::RecordContent,
         Self::WebhookSecret,
+        Self::SsoClientSecret,
     ];
 
     #[must_use]
@@ -48,6 +51,7 @@ impl SealedKind {
             Self::SubjectKey => "subject_key",
             Self::RecordContent => "record_content",
             Self::WebhookSecret => "webhook_secret",
+            Self::SsoClientSecret => "sso_client_secret",
         }
     }
 }

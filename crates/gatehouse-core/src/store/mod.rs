@@ -41,6 +41,7 @@ mod second_factor;
 mod secrets;
 mod sessions;
 mod share_links;
+mod sso;
 mod users;
 mod webhooks;
 
@@ -64,8 +65,12 @@ pub use roles::{CustomRoleRecord, CustomRoleStore};
 pub use sealed_fields::{SealedFieldStore, SealedRecord};
 pub use second_factor::{SecondFactorStore, TotpFactorRecord};
 pub use secrets::{SecretRecord, SecretStore, SecretVersionRecord};
-pub use sessions::{SessionRecord, SessionStore, Tier};
+pub use sessions::{SessionRecord, SessionStore, SignedInWith, Tier};
 pub use share_links::{ShareLinkIndexStore, ShareLinkRow, ShareLinkStore};
+pub use sso::{
+    ExternalIdentityRecord, SsoConfigRecord, SsoDirectory, SsoDomainRecord, SsoStore,
+    external_identity_digest,
+};
 pub use users::{PasswordHashSample, UserRecord, UserStore};
 pub use webhooks::{
     AttemptRow, DeliveryOutcome, DeliveryRow, DeliveryState, EndpointRow, WebhookMessageRow,
@@ -125,6 +130,7 @@ pub trait PlatformTx:
     + ShareLinkIndexStore
     + PruneStore
     + AppStore
+    + SsoDirectory
     + Send
 {
     /// Continues this same transaction inside `scope`.
@@ -145,6 +151,7 @@ pub trait TenantTx:
     + GrantStore
     + ShareLinkStore
     + WebhookStore
+    + SsoStore
     + OrgKeyStore
     + SealedFieldStore
     + AuditStore
