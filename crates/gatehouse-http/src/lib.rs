@@ -54,6 +54,7 @@ pub use trust::{DEFAULT_CACHE as TRUST_PAGE_DEFAULT_CACHE, TrustPage, TrustPageS
         (name = "mail", description = "Signed unsubscribe links, the organisation's opt-out list, and the sender-domain check"),
         (name = "webhooks", description = "Standard Webhooks: endpoints, signing secrets, the delivery log and replays"),
         (name = "grants", description = "Grants between organisations: one lets another read (or change) its records, until a time"),
+        (name = "sso", description = "Single sign-on per organisation: the OpenID provider, email domains proved by DNS, enforcement; sign-in through it"),
         (name = "internal", description = "The service API (`X-Service-Auth`)"),
         (name = "trust", description = "The public trust page: every control's status beside the operator's declarations (off unless `[trust_page]` enables it)"),
     ),
@@ -94,7 +95,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use routes::{
         admin, admin_accounts, admin_sessions, api_keys, apps, audit, audit_events, auth, check,
         erasures, exports, grants, health, invitations, mail_domains, me, messages, metrics, mfa,
-        organization, posture, records, recovery, secrets, security_txt, share_links, signup,
+        organization, posture, records, recovery, secrets, security_txt, share_links, signup, sso,
         transit, trust, unseal, unsubscribe, webhooks,
     };
     let mut api = Routes::new(ApiDoc::openapi());
@@ -212,6 +213,13 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(webhooks::event_types))
         // DNS queries on the caller's behalf: the sign-in class's tight per-address quota.
         .add(Auth, routes!(mail_domains::check))
+        .add(
+            ReadWrite,
+            routes!(sso::get_config, sso::put_config, sso::delete_config),
+        )
+        .add(ReadWrite, routes!(sso::list_domains, sso::claim_domain))
+        .add(Auth, routes!(sso::verify_domain))
+        .add(ReadWrite, routes!(sso::delete_domain))
         .add(Unlimited, routes!(webhooks::publish))
         .add(ReadWrite, routes!(grants::create, grants::given))
         .add(ReadWrite, routes!(grants::received))

@@ -39,6 +39,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "mail.check_domain",
         "check a sending domain's SPF, DKIM and DMARC records (DNS queries)",
     ),
+    (
+        "sso.manage",
+        "configure single sign-on: the identity provider, verified email domains and enforcement",
+    ),
 ];
 
 /// A permission from the catalogue.
@@ -62,6 +66,7 @@ impl Permission {
     pub const GRANTS_MANAGE: Self = Self("grants.manage");
     pub const WEBHOOKS_MANAGE: Self = Self("webhooks.manage");
     pub const MAIL_CHECK_DOMAIN: Self = Self("mail.check_domain");
+    pub const SSO_MANAGE: Self = Self("sso.manage");
 
     /// The catalogue entry named `name`.
     #[must_use]

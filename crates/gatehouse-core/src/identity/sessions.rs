@@ -10,7 +10,6 @@ use super::claims::{AccessClaims, Act, csrf_digest};
 use super::digest;
 use super::lockouts::lockout_subject;
 use super::mfa::LoginOutcome;
-use super::session_policy::pick_membership;
 use crate::audit::{self, Actor, AuditEvent, Outcome};
 use crate::context::{AccountCall, RequestContext};
 use crate::error::Error;
@@ -437,16 +436,28 @@ impl Sessions<'_> {
         };
         let mut tx = self.store().begin().await?;
         let memberships = tx.memberships_of_user(user.id).await?;
-        let membership = pick_membership(&memberships, input.organization_id)?;
+        let enrolled = tx
+            .totp_factor(user.id)
+            .await?
+            .is_some_and(|f| f.confirmed_at.is_some());
+        let wanted = input.organization_id;
+        let membership = match (
+            self.pick_for_password(&memberships, wanted, enrolled).await,
+            wanted,
+        ) {
+            (Err(Error::SsoRequired), Some(org)) => {
+                drop(tx);
+                self.record_sso_required(org, user.id, "password_sign_in", request)
+                    .await;
+                return Err(Error::SsoRequired);
+            }
+            (other, _) => other?,
+        };
         if let Some(h) = &new_hash {
             tx.set_password_hash(user.id, h).await?;
         }
         let device = clean_device_name(input.device_name);
         let org = membership.map(|m| m.org_id);
-        let enrolled = tx
-            .totp_factor(user.id)
-            .await?
-            .is_some_and(|f| f.confirmed_at.is_some());
         if enrolled {
             // The password was right; the second step completes the sign-in.
             return self
@@ -613,6 +624,13 @@ impl Sessions<'_> {
                 "the account is no longer a member of the session's organisation",
             ));
         }
+        if let (Some(org), Tier::Customer) = (session.org_id, session.tier) {
+            let owner = roles.iter().any(|r| r == "owner");
+            let (via, mfa) = (session.signed_in_with, session.mfa_at.is_some());
+            if !self.sso_admits_in(org, owner, via, mfa).await? {
+                return Err(self.end_for_sso(tx, &session, request).await);
+            }
+        }
         let flags = self.user_flags(tx.as_mut(), &session, request).await?;
         let event = AuditEvent::success(
             actor_of(&session),
@@ -661,6 +679,15 @@ impl Sessions<'_> {
             .await?
             .ok_or(Error::Unauthenticated("the session has ended"))?;
         super::session_policy::refuse_switch_after_end(m, &session)?;
+        if !self
+            .sso_admits(m, session.signed_in_with, session.mfa_at.is_some())
+            .await?
+        {
+            drop(tx);
+            self.record_sso_required(org, m.user_id, "switch", request)
+                .await;
+            return Err(Error::SsoRequired);
+        }
         tx.set_session_org(session.id, org).await?;
         session.org_id = Some(org);
         let event = AuditEvent::success(

@@ -27,6 +27,7 @@ pub(crate) mod secrets;
 pub(crate) mod security_txt;
 pub(crate) mod share_links;
 pub(crate) mod signup;
+pub(crate) mod sso;
 pub(crate) mod transit;
 pub(crate) mod trust;
 pub(crate) mod unseal;

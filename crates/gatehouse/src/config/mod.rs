@@ -39,6 +39,7 @@ pub mod security_txt;
 mod server;
 mod service_auth;
 pub mod share;
+pub mod sso;
 pub mod tls;
 mod transit;
 pub mod trust_page;
@@ -146,6 +147,8 @@ pub struct RawConfig {
     pub share: share::ShareConfig,
     /// Webhooks (F3).
     pub webhooks: webhooks::WebhooksConfig,
+    /// Single sign-on per organisation (issue 24).
+    pub sso: sso::SsoConfig,
     /// Who can open backups (D3).
     pub backup: backup::BackupConfig,
     /// Each posture self-check's deadline (H3).
@@ -202,6 +205,7 @@ impl Default for RawConfig {
             share: share::ShareConfig::default(),
             backup: backup::BackupConfig::default(),
             webhooks: webhooks::WebhooksConfig::default(),
+            sso: sso::SsoConfig::default(),
             posture: posture::PostureConfig::default(),
             trust_page: trust_page::TrustPageConfig::default(),
             passwords: passwords::PasswordsConfig::default(),
@@ -250,6 +254,7 @@ pub struct Config {
     pub lifecycle: lifecycle::LifecycleSetup,
     pub share: gatehouse_core::product::ShareSettings,
     pub webhooks: webhooks::WebhookSetup,
+    pub sso: sso::SsoSetup,
     pub backup: backup::BackupConfig,
     /// `None` when rate limits (and sign-in lockouts) are off.
     pub rate_limits: Option<RateLimitSettings>,
@@ -486,6 +491,7 @@ fn validate(
     let lifecycle = lifecycle::validate(&raw.lifecycle)?;
     let share = share::validate(&raw.share)?;
     let webhooks = webhooks::validate(&raw.webhooks, production)?;
+    let sso = sso::validate(&raw.sso)?;
     let backup = backup::validate(&raw.backup)?;
     let trust_page = trust_page::validate(&raw.trust_page)?;
     let posture_check_deadline = posture::validate(&raw.posture)?;
@@ -510,6 +516,7 @@ fn validate(
         lifecycle,
         share,
         webhooks,
+        sso,
         backup,
         rate_limits,
         service_secrets,

@@ -57,6 +57,7 @@ mod sessions;
 mod share_links;
 mod signup;
 mod slow_clients;
+mod sso_domains;
 mod tls;
 mod tokens;
 mod transit;

@@ -1,0 +1,90 @@
+//! Single sign-on per organisation, and social sign-in on the same path (issue 24).
+//!
+//! **Domains** (`domains.rs`). An admin claims an email domain and publishes the challenge
+//! Gatehouse gives them as a TXT record at `_gatehouse-challenge.<domain>`
+//! (`gatehouse-domain-verification=<challenge>`); Gatehouse looks it up (hickory, through
+//! [`crate::mail::TxtResolver`], the servers of `sso.dns_servers`) and marks the domain verified.
+//! One organisation at most holds a domain verified: a domain another organisation verified
+//! cannot be claimed, and of two claims the first verified wins. Subdomains are domains of
+//! their own. A verified domain stays verified until it is removed: it is not checked again.
+//!
+//! **Configuration** (`config.rs`). One OpenID provider per organisation: issuer, client id,
+//! client secret (sealed under the organisation's data key, never shown again), scopes, the
+//! role of a person who joins through it, and enforcement. Reading needs `sso.manage`; every
+//! change needs it and a recent second factor (or, for an account without one, a recent
+//! password), whatever `step_up_permissions` says, as the organisation's security policy does;
+//! API keys and impersonations cannot change it. Everything is audited in the change's
+//! transaction.
+//!
+//! **Enforcement** (`enforcement.rs`). With enforcement on, a session enters the organisation
+//! only if it began through the organisation's own sign-on: a password sign-in naming it, a
+//! switch of organisation into it, and the refresh of a session in it that began otherwise are
+//! refused with `sso_required`. Break-glass: an owner with a confirmed second factor may still
+//! sign in with their password and that factor (a session that checked it), so a provider that
+//! is down or misconfigured cannot lock the organisation out for good. Operators are not
+//! members and sign in on their own surface; an impersonation is an operator's, audited, and
+//! not refused. API keys are not sign-ins and keep working.
+//!
+//! **Sign-in** (`signin.rs`, over the OAuth client foundation): authorization code with PKCE,
+//! `state` and `nonce`; the ID token verified by `gatehouse_crypto::id_token`; account linking
+//! only through an email the provider marks verified in a domain the organisation verified.
+
+mod config;
+mod domains;
+mod enforcement;
+
+use std::sync::Arc;
+
+pub use config::{SsoConfigInput, SsoConfigView};
+pub use domains::{CHALLENGE_LABEL, CHALLENGE_PREFIX, DomainView, challenge_record_name};
+
+use crate::kernel::Kernel;
+use crate::mail::TxtResolver;
+use crate::webhooks::destination::DestinationPolicy;
+
+/// Domain checks run at once on one instance, at most: each may keep a resolver busy.
+const CONCURRENT_CHECKS: usize = 4;
+
+/// What single sign-on needs from configuration, held by the kernel.
+#[derive(Debug)]
+pub struct SsoState {
+    /// Answers the domain challenges; `None` until the application sets it.
+    resolver: Option<Arc<dyn TxtResolver>>,
+    /// Which addresses a provider's URLs may name (https only, no private address, unless the
+    /// operator allows them for a development provider).
+    destinations: DestinationPolicy,
+    checks: tokio::sync::Semaphore,
+}
+
+impl Default for SsoState {
+    fn default() -> Self {
+        Self {
+            resolver: None,
+            destinations: DestinationPolicy {
+                allow_http: false,
+                allow_loopback: false,
+            },
+            checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
+        }
+    }
+}
+
+impl SsoState {
+    #[must_use]
+    pub fn new(resolver: Arc<dyn TxtResolver>, destinations: DestinationPolicy) -> Self {
+        Self {
+            resolver: Some(resolver),
+            destinations,
+            ..Self::default()
+        }
+    }
+}
+
+/// Single sign-on: an organisation's provider, domains and enforcement; sign-in through it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sso<'k>(pub(crate) &'k Kernel);
+
+crate::kernel::service_handle!(Sso);
+
+/// What a refused change of the sign-on names.
+const MANAGE: &str = "sso.manage";
