@@ -124,6 +124,14 @@ pub enum Error {
     /// A sign-in through an external provider was refused (`0` says why, without a token).
     #[error("{0}")]
     SsoRefused(&'static str),
+    /// An OAuth `state` refused at a callback: not one Gatehouse signed, expired, already used,
+    /// or started for another flow, organisation or person. Nothing was sent to the provider.
+    #[error("{0}")]
+    OAuthState(&'static str),
+    /// A provider refused a call or answered outside the protocol, or could not be reached.
+    /// The message names what (an OAuth error code, "not JSON"), never a token.
+    #[error("{0}")]
+    Provider(String),
     /// A bug or an environment failure (random source, hashing). The message is for logs only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -173,6 +181,8 @@ impl Error {
             Self::DomainTaken => "domain_taken",
             Self::DomainNotVerified(_) => "domain_not_verified",
             Self::SsoRefused(_) => "sso_refused",
+            Self::OAuthState(_) => "oauth_state_invalid",
+            Self::Provider(_) => "oauth_provider_error",
             Self::Store(_) | Self::Internal(_) => "internal_error",
         }
     }

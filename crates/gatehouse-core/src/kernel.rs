@@ -94,6 +94,8 @@ pub struct Kernel {
     password_policy: crate::identity::PasswordPolicy,
     /// Single sign-on's resolver and provider address rules (`sso`).
     sso: crate::sso::SsoState,
+    /// OAuth providers, the client that calls them and their discovery documents (`oauth`).
+    oauth: crate::oauth::OAuthRuntime,
 }
 
 /// One dependency's state in the readiness report.
@@ -146,6 +148,7 @@ impl Kernel {
             security_events: crate::audit::SecurityEvents::default(),
             password_policy: crate::identity::PasswordPolicy::default(),
             sso: crate::sso::SsoState::default(),
+            oauth: crate::oauth::OAuthRuntime::default(),
         }
     }
 
@@ -206,6 +209,17 @@ impl Kernel {
         self.webhooks = settings;
         self.webhook_transport = Some(transport);
         self
+    }
+
+    /// Replaces the OAuth settings and the client that calls providers (start-up only).
+    #[must_use]
+    pub fn with_oauth(mut self, oauth: crate::oauth::OAuthRuntime) -> Self {
+        self.oauth = oauth;
+        self
+    }
+
+    pub(crate) fn oauth_runtime(&self) -> &crate::oauth::OAuthRuntime {
+        &self.oauth
     }
 
     /// Replaces what sender domains are checked against and the resolver that reads them

@@ -23,6 +23,7 @@ pub mod keyring;
 pub mod lifecycle;
 pub mod limits;
 pub mod mail;
+pub mod oauth;
 pub mod page;
 pub mod password_pool;
 pub mod posture;

@@ -175,8 +175,12 @@ impl From<Error> for ApiError {
                 retry_after_secs: Some(5),
                 ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
             },
-            Error::InvalidToken(_) | Error::InvalidTarget(_) => {
+            Error::InvalidToken(_) | Error::InvalidTarget(_) | Error::OAuthState(_) => {
                 Self::new(StatusCode::BAD_REQUEST, code, e.to_string())
+            }
+            Error::Provider(_) => {
+                tracing::info!(error = %e, "a provider call failed");
+                Self::new(StatusCode::BAD_GATEWAY, code, e.to_string())
             }
             Error::LastOwner
             | Error::Conflict(_)

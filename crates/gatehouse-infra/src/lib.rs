@@ -9,6 +9,7 @@ pub mod dkim;
 pub mod dns;
 pub mod fanout;
 pub mod mail;
+pub mod oauth_client;
 pub mod pkcs11;
 mod redis_client;
 mod redis_conn;

@@ -30,14 +30,16 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
+/// Resolves names for reqwest and refuses any whose addresses the destination rules do not all
+/// allow (shared with the OAuth client).
 #[derive(Debug, Clone)]
-struct Guard {
-    resolver: TokioResolver,
-    policy: DestinationPolicy,
+pub(crate) struct Guard {
+    pub(crate) resolver: TokioResolver,
+    pub(crate) policy: DestinationPolicy,
 }
 
 impl Guard {
-    async fn addresses(&self, host: &str) -> Result<Vec<std::net::IpAddr>, Refusal> {
+    pub(crate) async fn addresses(&self, host: &str) -> Result<Vec<std::net::IpAddr>, Refusal> {
         let found = self
             .resolver
             .lookup_ip(host)
@@ -113,7 +115,8 @@ impl WebhookClient {
     }
 }
 
-fn refused(e: &reqwest::Error) -> Option<String> {
+/// The destination refusal in `e`'s chain, if the guard refused.
+pub(crate) fn refused(e: &reqwest::Error) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(r) = s.downcast_ref::<Refused>() {

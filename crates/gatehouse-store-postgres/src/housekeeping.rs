@@ -163,6 +163,11 @@ fn prune_sql(job: PruneJob) -> &'static str {
              WHERE dead_at <= $1 LIMIT $2) \
              DELETE FROM mail_outbox t USING due WHERE t.id = due.id"
         }
+        PruneJob::OAuthStates => {
+            "WITH due AS MATERIALIZED (SELECT digest FROM oauth_states \
+             WHERE expires_at <= $1 OR spent_at <= $1 LIMIT $2) \
+             DELETE FROM oauth_states t USING due WHERE t.digest = due.digest"
+        }
     }
 }
 

@@ -22,6 +22,7 @@ mod isolation;
 mod key_material;
 mod members;
 mod migrate;
+mod oauth_states;
 mod one_time_tokens;
 mod operator_audit;
 mod operators;

@@ -131,6 +131,10 @@ fn prune_sql(job: PruneJob) -> &'static str {
             "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox \
              WHERE dead_at <= ?1 LIMIT ?2)"
         }
+        PruneJob::OAuthStates => {
+            "DELETE FROM oauth_states WHERE digest IN (SELECT digest FROM oauth_states \
+             WHERE expires_at <= ?1 OR spent_at <= ?1 LIMIT ?2)"
+        }
     }
 }
 

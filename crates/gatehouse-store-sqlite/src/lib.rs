@@ -22,6 +22,7 @@ mod housekeeping;
 mod invitations;
 mod key_material;
 mod members;
+mod oauth_states;
 mod one_time_tokens;
 mod operator_audit;
 mod operators;

@@ -99,6 +99,10 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@fixture $fresh; one_time_tokens;
             second_factor_one_time_tokens_are_spent_once
         );
+        $crate::behaviour_suite!(@store $fresh; oauth_states;
+            oauth_states_are_spent_once_by_digest_and_never_expired,
+            oauth_states_are_signed_bound_short_lived_and_single_use
+        );
         $crate::behaviour_suite!(@fixture $fresh; outbox;
             second_factor_mail_commits_with_its_transaction,
             second_factor_mail_is_leased_retried_and_delivered,

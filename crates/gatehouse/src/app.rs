@@ -110,6 +110,10 @@ impl App {
             .with_lifecycle(config.lifecycle.settings.clone())
             .with_share(config.share)
             .with_webhooks(config.webhooks.settings.clone(), webhook_client(config)?)
+            .with_oauth(gatehouse_core::oauth::OAuthRuntime::new(
+                config.oauth.settings.clone(),
+                oauth_client(config)?,
+            ))
             .with_domain_check(domain_checker(config)?)
             .with_sso(sso_state(config)?)
             .with_product(config.product.clone())
@@ -682,6 +686,14 @@ async fn open_store_with_handle(
             Ok((Arc::new(store.clone()), Some(store)))
         }
     }
+}
+
+fn oauth_client(
+    config: &Config,
+) -> Result<Arc<dyn gatehouse_core::oauth::OAuthClient>, StartError> {
+    gatehouse_infra::oauth_client::HttpOAuthClient::new(&config.oauth.client)
+        .map(|c| Arc::new(c) as Arc<dyn gatehouse_core::oauth::OAuthClient>)
+        .map_err(StartError)
 }
 
 fn webhook_client(

@@ -11,7 +11,7 @@ use gatehouse_core::Kernel;
 use gatehouse_core::lifecycle::EVERY_PURGE;
 use gatehouse_core::store::PruneJob;
 
-const ALL: [PruneJob; 5] = PruneJob::ALL;
+const ALL: [PruneJob; 6] = PruneJob::ALL;
 
 pub(crate) async fn run(
     kernel: Arc<Kernel>,

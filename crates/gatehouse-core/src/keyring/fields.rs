@@ -25,10 +25,12 @@ pub enum SealedKind {
     WebhookSecret,
     /// The client secret of an organisation's single sign-on provider.
     SsoClientSecret,
+    /// An organisation's OAuth provider's client secret.
+    OAuthClientSecret,
 }
 
 impl SealedKind {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::TotpSecret,
         Self::SharedSecret,
         Self::ConnectorToken,
@@ -38,6 +40,7 @@ impl SealedKind {
         Self::RecordContent,
         Self::WebhookSecret,
         Self::SsoClientSecret,
+        Self::OAuthClientSecret,
     ];
 
     #[must_use]
@@ -52,6 +55,7 @@ impl SealedKind {
             Self::RecordContent => "record_content",
             Self::WebhookSecret => "webhook_secret",
             Self::SsoClientSecret => "sso_client_secret",
+            Self::OAuthClientSecret => "oauth_client_secret",
         }
     }
 }

@@ -22,11 +22,12 @@ pub use prune::PruneReport;
 /// the default retention of zero); the others run every prune interval.
 pub const EVERY_PURGE: [PruneJob; 1] = [PruneJob::Sessions];
 /// The jobs pruned every prune interval.
-pub const EVERY_PRUNE: [PruneJob; 4] = [
+pub const EVERY_PRUNE: [PruneJob; 5] = [
     PruneJob::OneTimeTokens,
     PruneJob::RecoveryCodes,
     PruneJob::DeliveredMail,
     PruneJob::DeadMail,
+    PruneJob::OAuthStates,
 ];
 pub use purge::PurgeReport;
 
@@ -76,6 +77,8 @@ pub fn default_retention(job: PruneJob) -> Duration {
         // A used code is worthless; only "codes left" is ever shown.
         PruneJob::RecoveryCodes => Duration::ZERO,
         PruneJob::DeadMail => Duration::days(30),
+        // A state is worthless once spent or ten minutes old; the day is for investigating.
+        PruneJob::OAuthStates => Duration::days(1),
     }
 }
 

@@ -20,15 +20,18 @@ pub enum PruneJob {
     DeliveredMail,
     /// Mail given up on (dead).
     DeadMail,
+    /// OAuth authorization states spent or expired.
+    OAuthStates,
 }
 
 impl PruneJob {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Sessions,
         Self::OneTimeTokens,
         Self::RecoveryCodes,
         Self::DeliveredMail,
         Self::DeadMail,
+        Self::OAuthStates,
     ];
 
     #[must_use]
@@ -39,6 +42,7 @@ impl PruneJob {
             Self::RecoveryCodes => "recovery_codes",
             Self::DeliveredMail => "delivered_mail",
             Self::DeadMail => "dead_mail",
+            Self::OAuthStates => "oauth_states",
         }
     }
 }

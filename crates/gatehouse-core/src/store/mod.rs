@@ -28,6 +28,7 @@ mod housekeeping;
 mod invitations;
 mod key_material;
 mod members;
+mod oauth_states;
 mod one_time_tokens;
 mod operator_audit;
 mod operators;
@@ -54,6 +55,7 @@ pub use housekeeping::{Housekeeping, PruneJob, PruneStore};
 pub use invitations::{InvitationRecord, InvitationStore};
 pub use key_material::{KekVersionRecord, KeyMaterialStore, KeyState, PlatformKeyRecord};
 pub use members::{MemberStore, MembershipRecord, Role};
+pub use oauth_states::{OAuthStateRecord, OAuthStateStore, StatePurpose};
 pub use one_time_tokens::{OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use operator_audit::OperatorAuditStore;
 pub use operators::{OperatorFactor, OperatorRecord, OperatorStore};
@@ -124,6 +126,7 @@ pub trait PlatformTx:
     + KeyMaterialStore
     + SecondFactorStore
     + OneTimeTokenStore
+    + OAuthStateStore
     + OutboxStore
     + OperatorAuditStore
     + ApiKeyIndexStore

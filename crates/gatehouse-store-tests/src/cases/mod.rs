@@ -17,6 +17,7 @@ pub mod keyring;
 pub mod limiter;
 pub mod lockouts;
 pub mod members;
+pub mod oauth_states;
 pub mod one_time_tokens;
 pub mod operators;
 pub mod org_keys;

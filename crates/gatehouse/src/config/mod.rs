@@ -28,6 +28,7 @@ mod mail;
 mod mail_auth;
 mod master_key;
 pub mod metrics;
+pub mod oauth;
 pub mod otlp;
 mod password_hashing;
 pub mod passwords;
@@ -149,6 +150,8 @@ pub struct RawConfig {
     pub webhooks: webhooks::WebhooksConfig,
     /// Single sign-on per organisation (issue 24).
     pub sso: sso::SsoConfig,
+    /// The OAuth client: connectors (B3) and sign-in through providers.
+    pub oauth: oauth::OAuthConfig,
     /// Who can open backups (D3).
     pub backup: backup::BackupConfig,
     /// Each posture self-check's deadline (H3).
@@ -206,6 +209,7 @@ impl Default for RawConfig {
             backup: backup::BackupConfig::default(),
             webhooks: webhooks::WebhooksConfig::default(),
             sso: sso::SsoConfig::default(),
+            oauth: oauth::OAuthConfig::default(),
             posture: posture::PostureConfig::default(),
             trust_page: trust_page::TrustPageConfig::default(),
             passwords: passwords::PasswordsConfig::default(),
@@ -255,6 +259,7 @@ pub struct Config {
     pub share: gatehouse_core::product::ShareSettings,
     pub webhooks: webhooks::WebhookSetup,
     pub sso: sso::SsoSetup,
+    pub oauth: oauth::OAuthSetup,
     pub backup: backup::BackupConfig,
     /// `None` when rate limits (and sign-in lockouts) are off.
     pub rate_limits: Option<RateLimitSettings>,
@@ -492,6 +497,7 @@ fn validate(
     let share = share::validate(&raw.share)?;
     let webhooks = webhooks::validate(&raw.webhooks, production)?;
     let sso = sso::validate(&raw.sso)?;
+    let oauth = oauth::validate(&raw.oauth, production)?;
     let backup = backup::validate(&raw.backup)?;
     let trust_page = trust_page::validate(&raw.trust_page)?;
     let posture_check_deadline = posture::validate(&raw.posture)?;
@@ -517,6 +523,7 @@ fn validate(
         share,
         webhooks,
         sso,
+        oauth,
         backup,
         rate_limits,
         service_secrets,

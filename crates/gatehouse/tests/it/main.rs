@@ -9,6 +9,7 @@
 )]
 
 mod interop;
+mod oidc_provider;
 mod support;
 
 mod access_model;
@@ -35,6 +36,7 @@ mod mail_domains;
 mod membership;
 mod metrics;
 mod mfa;
+mod oauth;
 mod openapi;
 mod operator_sessions;
 mod operators;
