@@ -96,7 +96,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         admin, admin_accounts, admin_sessions, api_keys, apps, audit, audit_events, auth, check,
         erasures, exports, grants, health, invitations, mail_domains, me, messages, metrics, mfa,
         organization, posture, records, recovery, secrets, security_txt, share_links, signup, sso,
-        transit, trust, unseal, unsubscribe, webhooks,
+        sso_auth, transit, trust, unseal, unsubscribe, webhooks,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the documents they serve.
@@ -220,6 +220,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(sso::list_domains, sso::claim_domain))
         .add(Auth, routes!(sso::verify_domain))
         .add(ReadWrite, routes!(sso::delete_domain))
+        .add(Auth, routes!(sso_auth::start))
+        .add(Auth, routes!(sso_auth::callback))
         .add(Unlimited, routes!(webhooks::publish))
         .add(ReadWrite, routes!(grants::create, grants::given))
         .add(ReadWrite, routes!(grants::received))

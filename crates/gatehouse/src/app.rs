@@ -704,17 +704,14 @@ fn webhook_client(
         .map_err(StartError)
 }
 
-/// Single sign-on's resolver for the domains' challenge records, and the rules for a
-/// provider's addresses.
+/// Single sign-on's resolver for the domains' challenge records, and the platform providers
+/// people may sign in with.
 fn sso_state(config: &Config) -> Result<gatehouse_core::sso::SsoState, StartError> {
     let lookups = gatehouse_infra::dns::TxtLookups::for_setting(&config.sso.dns_servers, "sso")
         .map_err(StartError)?;
     Ok(gatehouse_core::sso::SsoState::new(
         Arc::new(lookups),
-        gatehouse_core::webhooks::DestinationPolicy {
-            allow_http: false,
-            allow_loopback: false,
-        },
+        config.sso.social_providers.clone(),
     ))
 }
 

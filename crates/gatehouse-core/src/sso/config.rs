@@ -121,7 +121,7 @@ impl Sso<'_> {
         call: &TenantCall,
         input: SsoConfigInput,
     ) -> Result<SsoConfigView, Error> {
-        let issuer = check_url(&input.issuer, self.sso_state().destinations)
+        let issuer = check_url(&input.issuer, self.oauth().settings().destinations)
             .map_err(|r| Error::invalid("issuer", r))?;
         if issuer.query().is_some() {
             return Err(Error::invalid("issuer", "must not have a query"));

@@ -68,32 +68,28 @@ impl Kernel {
         Ok(!self.sso_enforced(org).await?)
     }
 
-    /// The membership a password sign-in opens its session in: the one asked for, refused with
-    /// `sso_required` when the organisation enforces single sign-on (the caller records it once
-    /// its transaction is gone); else the oldest one that does not, or none.
-    pub(crate) async fn pick_for_password<'m>(
+    /// The membership a sign-in that began `via` (a password, a platform provider) opens its
+    /// session in: the one asked for, refused with `sso_required` when the organisation enforces
+    /// single sign-on (the caller records it once its transaction is gone); else the oldest one
+    /// that admits it, or none.
+    pub(crate) async fn pick_membership_for<'m>(
         &self,
         memberships: &'m [MembershipRecord],
         wanted: Option<OrgId>,
+        via: SignedInWith,
         has_factor: bool,
     ) -> Result<Option<&'m MembershipRecord>, Error> {
         let Some(m) = crate::identity::session_policy::pick_membership(memberships, wanted)? else {
             return Ok(None);
         };
-        if self
-            .sso_admits(m, SignedInWith::Password, has_factor)
-            .await?
-        {
+        if self.sso_admits(m, via, has_factor).await? {
             return Ok(Some(m));
         }
         if wanted.is_some() {
             return Err(Error::SsoRequired);
         }
         for other in memberships {
-            if self
-                .sso_admits(other, SignedInWith::Password, has_factor)
-                .await?
-            {
+            if self.sso_admits(other, via, has_factor).await? {
                 return Ok(Some(other));
             }
         }

@@ -32,15 +32,17 @@
 mod config;
 mod domains;
 mod enforcement;
+mod linking;
+mod signin;
 
 use std::sync::Arc;
 
 pub use config::{SsoConfigInput, SsoConfigView};
 pub use domains::{CHALLENGE_LABEL, CHALLENGE_PREFIX, DomainView, challenge_record_name};
+pub use signin::{CALLBACK_PATH, Callback, SignInTarget, StartedSignIn};
 
 use crate::kernel::Kernel;
 use crate::mail::TxtResolver;
-use crate::webhooks::destination::DestinationPolicy;
 
 /// Domain checks run at once on one instance, at most: each may keep a resolver busy.
 const CONCURRENT_CHECKS: usize = 4;
@@ -50,9 +52,9 @@ const CONCURRENT_CHECKS: usize = 4;
 pub struct SsoState {
     /// Answers the domain challenges; `None` until the application sets it.
     resolver: Option<Arc<dyn TxtResolver>>,
-    /// Which addresses a provider's URLs may name (https only, no private address, unless the
-    /// operator allows them for a development provider).
-    destinations: DestinationPolicy,
+    /// The platform providers (`[[oauth.providers]]`, OpenID Connect) people may sign in with
+    /// (social sign-in), by name.
+    social: Vec<String>,
     checks: tokio::sync::Semaphore,
 }
 
@@ -60,10 +62,7 @@ impl Default for SsoState {
     fn default() -> Self {
         Self {
             resolver: None,
-            destinations: DestinationPolicy {
-                allow_http: false,
-                allow_loopback: false,
-            },
+            social: Vec::new(),
             checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
         }
     }
@@ -71,10 +70,10 @@ impl Default for SsoState {
 
 impl SsoState {
     #[must_use]
-    pub fn new(resolver: Arc<dyn TxtResolver>, destinations: DestinationPolicy) -> Self {
+    pub fn new(resolver: Arc<dyn TxtResolver>, social: Vec<String>) -> Self {
         Self {
             resolver: Some(resolver),
-            destinations,
+            social,
             ..Self::default()
         }
     }
@@ -88,3 +87,7 @@ crate::kernel::service_handle!(Sso);
 
 /// What a refused change of the sign-on names.
 const MANAGE: &str = "sso.manage";
+
+/// The provider name an organisation's own sign-on goes by in its states and audit events (a
+/// platform provider may not be named so).
+pub const ORG_PROVIDER: &str = "organization";

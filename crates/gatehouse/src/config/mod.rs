@@ -496,8 +496,8 @@ fn validate(
     let lifecycle = lifecycle::validate(&raw.lifecycle)?;
     let share = share::validate(&raw.share)?;
     let webhooks = webhooks::validate(&raw.webhooks, production)?;
-    let sso = sso::validate(&raw.sso)?;
     let oauth = oauth::validate(&raw.oauth, production)?;
+    let sso = sso::validate(&raw.sso, &oauth.settings)?;
     let backup = backup::validate(&raw.backup)?;
     let trust_page = trust_page::validate(&raw.trust_page)?;
     let posture_check_deadline = posture::validate(&raw.posture)?;

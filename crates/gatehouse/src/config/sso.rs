@@ -1,8 +1,11 @@
 //! `[sso]`: single sign-on per organisation (issue 24): the name servers that answer the email
-//! domains' challenge records.
+//! domains' challenge records, and which platform providers (`[[oauth.providers]]`) people may
+//! sign in with (social sign-in).
 
 use std::net::SocketAddr;
 
+use gatehouse_core::oauth::{Endpoints, OAuthSettings};
+use gatehouse_core::sso::ORG_PROVIDER;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
@@ -13,15 +16,43 @@ pub struct SsoConfig {
     /// Name servers asked for `_gatehouse-challenge.<domain>` (UDP, "address:port"); the
     /// system's when empty.
     pub dns_servers: Vec<String>,
+    /// Names of `[[oauth.providers]]` people may sign in with (`/v1/auth/sso/{name}/start`):
+    /// each an OpenID provider by `issuer`. Empty: no social sign-in.
+    pub social_providers: Vec<String>,
 }
 
 /// What `[sso]` comes to.
 #[derive(Debug, Clone, Default)]
 pub struct SsoSetup {
     pub dns_servers: Vec<SocketAddr>,
+    pub social_providers: Vec<String>,
 }
 
-pub(super) fn validate(c: &SsoConfig) -> Result<SsoSetup, ConfigError> {
+pub(super) fn validate(c: &SsoConfig, oauth: &OAuthSettings) -> Result<SsoSetup, ConfigError> {
+    for name in &c.social_providers {
+        let provider = oauth.providers.iter().find(|p| &p.name == name);
+        match provider.map(|p| &p.endpoints) {
+            None => {
+                return Err(ConfigError(format!(
+                    "sso.social_providers: {name:?} is not one of [[oauth.providers]]"
+                )));
+            }
+            Some(Endpoints::Explicit(_)) => {
+                return Err(ConfigError(format!(
+                    "sso.social_providers: {name:?} must be an OpenID provider given by issuer \
+                     (its ID tokens are verified against its discovery document and keys)"
+                )));
+            }
+            Some(Endpoints::Discovery { .. }) => {}
+        }
+        // The sign-in path takes an organisation's id, a domain or a provider's name.
+        if uuid::Uuid::try_parse(name).is_ok() || name == ORG_PROVIDER {
+            return Err(ConfigError(format!(
+                "sso.social_providers: {name:?} cannot be told from an organisation's sign-on; \
+                 rename the provider"
+            )));
+        }
+    }
     let mut dns_servers = Vec::with_capacity(c.dns_servers.len());
     for s in &c.dns_servers {
         dns_servers.push(s.parse::<SocketAddr>().map_err(|_| {
@@ -30,5 +61,8 @@ pub(super) fn validate(c: &SsoConfig) -> Result<SsoSetup, ConfigError> {
             ))
         })?);
     }
-    Ok(SsoSetup { dns_servers })
+    Ok(SsoSetup {
+        dns_servers,
+        social_providers: c.social_providers.clone(),
+    })
 }

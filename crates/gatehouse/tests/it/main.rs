@@ -10,6 +10,7 @@
 
 mod interop;
 mod oidc_provider;
+mod oidc_stub;
 mod support;
 
 mod access_model;
@@ -60,6 +61,7 @@ mod share_links;
 mod signup;
 mod slow_clients;
 mod sso_domains;
+mod sso_signin;
 mod tls;
 mod tokens;
 mod transit;
