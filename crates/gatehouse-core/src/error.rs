@@ -132,6 +132,11 @@ pub enum Error {
     /// The message names what (an OAuth error code, "not JSON"), never a token.
     #[error("{0}")]
     Provider(String),
+    /// A connector whose refresh token the provider refused: its person must connect again.
+    #[error(
+        "the connector needs its person to connect again: the provider refused its refresh token"
+    )]
+    ReauthorizationRequired,
     /// A bug or an environment failure (random source, hashing). The message is for logs only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -183,6 +188,7 @@ impl Error {
             Self::SsoRefused(_) => "sso_refused",
             Self::OAuthState(_) => "oauth_state_invalid",
             Self::Provider(_) => "oauth_provider_error",
+            Self::ReauthorizationRequired => "connector_needs_reauth",
             Self::Store(_) | Self::Internal(_) => "internal_error",
         }
     }

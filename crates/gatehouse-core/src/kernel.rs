@@ -96,6 +96,8 @@ pub struct Kernel {
     sso: crate::sso::SsoState,
     /// OAuth providers, the client that calls them and their discovery documents (`oauth`).
     oauth: crate::oauth::OAuthRuntime,
+    /// Connectors' settings and their sealed-token cache (`connectors`).
+    connectors: crate::connectors::ConnectorState,
 }
 
 /// One dependency's state in the readiness report.
@@ -149,6 +151,7 @@ impl Kernel {
             password_policy: crate::identity::PasswordPolicy::default(),
             sso: crate::sso::SsoState::default(),
             oauth: crate::oauth::OAuthRuntime::default(),
+            connectors: crate::connectors::ConnectorState::default(),
         }
     }
 
@@ -220,6 +223,17 @@ impl Kernel {
 
     pub(crate) fn oauth_runtime(&self) -> &crate::oauth::OAuthRuntime {
         &self.oauth
+    }
+
+    /// Replaces the connectors' settings (start-up only).
+    #[must_use]
+    pub fn with_connectors(mut self, settings: crate::connectors::ConnectorSettings) -> Self {
+        self.connectors = crate::connectors::ConnectorState::new(settings);
+        self
+    }
+
+    pub(crate) fn connector_state(&self) -> &crate::connectors::ConnectorState {
+        &self.connectors
     }
 
     /// Replaces what sender domains are checked against and the resolver that reads them

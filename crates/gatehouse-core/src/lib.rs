@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod backup;
 pub mod clock;
+pub mod connectors;
 pub mod context;
 pub mod data_rights;
 pub mod error;

@@ -312,6 +312,26 @@ impl FromRequestParts<AppState> for OrgCaller {
     }
 }
 
+/// An organisation route's caller when a credential is presented (bearer or cookie), nothing
+/// when none is: for a route that takes no credential but checks one given (the connectors'
+/// callback, relayed with the person's token, is refused for another person's state).
+#[derive(Debug, Clone)]
+pub(crate) struct MaybeOrgCaller(pub Option<TenantCall>);
+
+impl FromRequestParts<AppState> for MaybeOrgCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = parts.headers.contains_key(header::AUTHORIZATION)
+            || cookie(&parts.headers, ACCESS_COOKIE).is_some();
+        if !presented {
+            return Ok(Self(None));
+        }
+        let OrgCaller(call) = OrgCaller::from_request_parts(parts, state).await?;
+        Ok(Self(Some(call)))
+    }
+}
+
 pub(crate) async fn request_context(parts: &mut Parts, state: &AppState) -> RequestContext {
     let RequestMeta(request) = RequestMeta::from_request_parts(parts, state)
         .await

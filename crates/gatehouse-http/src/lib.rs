@@ -53,6 +53,7 @@ pub use trust::{DEFAULT_CACHE as TRUST_PAGE_DEFAULT_CACHE, TrustPage, TrustPageS
         (name = "share-links", description = "Links that open one record, read-only, without an account"),
         (name = "mail", description = "Signed unsubscribe links, the organisation's opt-out list, and the sender-domain check"),
         (name = "webhooks", description = "Standard Webhooks: endpoints, signing secrets, the delivery log and replays"),
+        (name = "connectors", description = "Connectors: people's accounts at OAuth providers, tokens sealed and refreshed, handed to services only"),
         (name = "grants", description = "Grants between organisations: one lets another read (or change) its records, until a time"),
         (name = "sso", description = "Single sign-on per organisation: the OpenID provider, email domains proved by DNS, enforcement; sign-in through it"),
         (name = "internal", description = "The service API (`X-Service-Auth`)"),
@@ -94,9 +95,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
     use Limit::{Admin, Auth, ReadWrite, Unlimited};
     use routes::{
         admin, admin_accounts, admin_sessions, api_keys, apps, audit, audit_events, auth, check,
-        erasures, exports, grants, health, invitations, mail_domains, me, messages, metrics, mfa,
-        organization, posture, records, recovery, secrets, security_txt, share_links, signup, sso,
-        sso_auth, transit, trust, unseal, unsubscribe, webhooks,
+        connectors, erasures, exports, grants, health, invitations, mail_domains, me, messages,
+        metrics, mfa, organization, posture, records, recovery, secrets, security_txt, share_links,
+        signup, sso, sso_auth, transit, trust, unseal, unsubscribe, webhooks,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the documents they serve.
@@ -237,6 +238,17 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         )
         .add(ReadWrite, routes!(secrets::reveal))
         .add(Unlimited, routes!(secrets::use_secret))
+        .add(
+            ReadWrite,
+            routes!(connectors::providers, connectors::create_provider),
+        )
+        .add(ReadWrite, routes!(connectors::delete_provider))
+        .add(ReadWrite, routes!(connectors::start))
+        // Public: a browser coming back from a provider, spending a state.
+        .add(Auth, routes!(connectors::callback))
+        .add(ReadWrite, routes!(connectors::list))
+        .add(ReadWrite, routes!(connectors::get, connectors::disconnect))
+        .add(Unlimited, routes!(connectors::token))
         .add(ReadWrite, routes!(transit::encrypt))
         .add(ReadWrite, routes!(transit::decrypt))
         .add(ReadWrite, routes!(transit::rewrap))

@@ -185,7 +185,10 @@ impl From<Error> for ApiError {
             Error::LastOwner
             | Error::Conflict(_)
             | Error::SessionLimitReached { .. }
-            | Error::DomainTaken => Self::new(StatusCode::CONFLICT, code, e.to_string()),
+            | Error::DomainTaken
+            | Error::ReauthorizationRequired => {
+                Self::new(StatusCode::CONFLICT, code, e.to_string())
+            }
             Error::DomainNotVerified(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
             }

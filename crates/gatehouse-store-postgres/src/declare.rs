@@ -36,6 +36,8 @@ pub(crate) enum Named<'a> {
     PruneJob,
     /// The webhook worker, which leases due deliveries of every organisation.
     WebhookJob,
+    /// The connectors' refresh job, which finds the connectors due of every organisation.
+    ConnectorJob,
     /// The posture report's password census (A1), which reads every account's hash.
     PasswordCensusJob,
     /// The verified row of one email domain (which organisation proved it, for single sign-on).
@@ -84,6 +86,7 @@ fn setting(named: Named<'_>) -> (&'static str, String) {
         Named::MailJob => ("gatehouse.job", "mail".to_owned()),
         Named::PruneJob => ("gatehouse.job", "prune".to_owned()),
         Named::WebhookJob => ("gatehouse.job", "webhooks".to_owned()),
+        Named::ConnectorJob => ("gatehouse.job", "connectors".to_owned()),
         Named::PasswordCensusJob => ("gatehouse.job", "password_census".to_owned()),
         Named::Domain(domain) => ("gatehouse.domain", domain.to_owned()),
     }
@@ -123,6 +126,7 @@ mod tests {
             Named::MailJob,
             Named::PruneJob,
             Named::WebhookJob,
+            Named::ConnectorJob,
             Named::PasswordCensusJob,
             Named::Domain("acme.test"),
         ] {

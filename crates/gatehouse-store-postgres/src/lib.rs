@@ -13,6 +13,7 @@ mod api_keys;
 mod apps;
 mod audit;
 mod backup;
+mod connectors;
 mod declare;
 mod errors;
 mod grants;

@@ -17,6 +17,7 @@ mod tx;
 mod api_keys;
 mod apps;
 mod audit;
+mod connectors;
 mod grants;
 mod housekeeping;
 mod invitations;

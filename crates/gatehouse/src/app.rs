@@ -47,6 +47,7 @@ pub struct App {
     mail_transport: Arc<dyn MailTransport>,
     mail_poll: Duration,
     webhook_poll: Duration,
+    connector_poll: Duration,
     purge_every: Duration,
     prune_every: Duration,
     /// Set when `[tls]` is configured: both listeners serve HTTPS with it.
@@ -114,6 +115,7 @@ impl App {
                 config.oauth.settings.clone(),
                 oauth_client(config)?,
             ))
+            .with_connectors(config.oauth.connectors.clone())
             .with_domain_check(domain_checker(config)?)
             .with_sso(sso_state(config)?)
             .with_product(config.product.clone())
@@ -207,6 +209,7 @@ impl App {
             mail_transport,
             mail_poll: config.mail.poll,
             webhook_poll: config.webhooks.poll,
+            connector_poll: config.oauth.connector_poll,
             purge_every: config.lifecycle.purge_every,
             prune_every: config.lifecycle.prune_every,
             tls,
@@ -323,6 +326,11 @@ impl App {
             Arc::clone(&self.kernel),
             self.webhook_poll,
         ));
+        let connectors = tokio::spawn(crate::jobs::connectors(
+            Arc::clone(&self.kernel),
+            instance.clone(),
+            self.connector_poll,
+        ));
         let lifecycle = tokio::spawn(crate::lifecycle_job::run(
             Arc::clone(&self.kernel),
             instance.clone(),
@@ -385,6 +393,7 @@ impl App {
         sessions.abort();
         mail.abort();
         webhooks.abort();
+        connectors.abort();
         lifecycle.abort();
         // Handed over now rather than when they run out: another instance takes each job over
         // at its next tick.

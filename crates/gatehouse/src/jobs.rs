@@ -62,6 +62,26 @@ pub(crate) async fn checkpoints(kernel: Arc<Kernel>, holder: String, every: Dura
         .await;
 }
 
+/// Refreshes connectors' tokens ahead of their expiry (and retries failed refreshes after their
+/// backoff), every `every`, under the `connectors` lease.
+pub(crate) async fn connectors(kernel: Arc<Kernel>, holder: String, every: Duration) {
+    let runner = kernel.lease_runner(kernel.connectors().leased_job(every), &holder);
+    runner
+        .run(|| async {
+            let r = kernel.connectors().refresh_due().await?;
+            if r.refreshed + r.failed + r.needs_reauth > 0 {
+                tracing::info!(
+                    refreshed = r.refreshed,
+                    failed = r.failed,
+                    needs_reauth = r.needs_reauth,
+                    "refreshed connectors"
+                );
+            }
+            Ok::<(), gatehouse_core::Error>(())
+        })
+        .await;
+}
+
 /// Every 30 seconds (`ACTIVITY_FLUSH_INTERVAL`, the idle check's grace): writes sessions' batched last-seen times, API keys' last use, share-link
 /// opens served from memory and the runs of repeated check denials, and reloads the token-signing keys
 /// (so a key added by `gatehouse keys rotate-signing` signs here too, and retired ones drop out).

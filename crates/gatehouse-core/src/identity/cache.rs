@@ -44,11 +44,17 @@ pub enum Revocation {
     SecondFactor(UserId),
     /// An app was registered or removed: which audiences are registered is stale (`a:`).
     Apps,
+    /// A connector was refreshed, disconnected or changed status: its cached sealed token is
+    /// stale (`c:{org}:{id}`).
+    Connector {
+        org: OrgId,
+        id: Uuid,
+    },
 }
 
 impl Revocation {
     /// The wire form: `s:{uuid}`, `k:{uuid}`, `m:{org}:{user}`, `r:{org}`, `x:...`, `g:...`,
-    /// `l:{org}`, `f:{user}` or `a:`. An instance that does not know a kind ignores it.
+    /// `l:{org}`, `f:{user}`, `a:` or `c:{org}:{id}`. An instance that does not know a kind ignores it.
     #[must_use]
     pub fn encode(&self) -> String {
         match self {
@@ -65,6 +71,7 @@ impl Revocation {
             Self::ShareLinks(org) => format!("l:{org}"),
             Self::SecondFactor(user) => format!("f:{user}"),
             Self::Apps => "a:".to_owned(),
+            Self::Connector { org, id } => format!("c:{org}:{id}"),
         }
     }
 
@@ -98,6 +105,13 @@ impl Revocation {
                 Some(Self::Grant {
                     owner: OrgId::from_uuid(Uuid::try_parse(owner).ok()?),
                     grantee: OrgId::from_uuid(Uuid::try_parse(grantee).ok()?),
+                })
+            }
+            "c" => {
+                let (org, id) = rest.split_once(':')?;
+                Some(Self::Connector {
+                    org: OrgId::from_uuid(Uuid::try_parse(org).ok()?),
+                    id: Uuid::try_parse(id).ok()?,
                 })
             }
             "m" => {

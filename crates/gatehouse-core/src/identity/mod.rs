@@ -688,6 +688,7 @@ impl Auth<'_> {
             Revocation::ShareLinks(org) => self.share_opens().forget_org(org, false),
             Revocation::SecondFactor(user) => self.second_factor_changed_elsewhere(user),
             Revocation::Apps => self.identity().apps.forget_all(),
+            Revocation::Connector { org, id } => self.connectors().token_cache().forget(org, id),
         }
     }
 

@@ -40,6 +40,14 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "check a sending domain's SPF, DKIM and DMARC records (DNS queries)",
     ),
     (
+        "connectors.use",
+        "connect one's own accounts at OAuth providers, and have services use them",
+    ),
+    (
+        "connectors.manage",
+        "add and remove the organisation's OAuth providers, and disconnect anyone's connector",
+    ),
+    (
         "sso.manage",
         "configure single sign-on: the identity provider, verified email domains and enforcement",
     ),
@@ -66,6 +74,8 @@ impl Permission {
     pub const GRANTS_MANAGE: Self = Self("grants.manage");
     pub const WEBHOOKS_MANAGE: Self = Self("webhooks.manage");
     pub const MAIL_CHECK_DOMAIN: Self = Self("mail.check_domain");
+    pub const CONNECTORS_USE: Self = Self("connectors.use");
+    pub const CONNECTORS_MANAGE: Self = Self("connectors.manage");
     pub const SSO_MANAGE: Self = Self("sso.manage");
 
     /// The catalogue entry named `name`.
@@ -105,6 +115,7 @@ pub fn builtin_grants(role: &Role) -> Option<Vec<Permission>> {
             Permission::SECRETS_USE,
             Permission::TRANSIT_ENCRYPT,
             Permission::TRANSIT_DECRYPT,
+            Permission::CONNECTORS_USE,
         ],
         Role::Viewer => vec![Permission::ORG_READ],
         Role::Custom(_) => return None,

@@ -76,16 +76,17 @@ impl crate::kernel::Kernel {
     }
 }
 
-impl OAuth<'_> {
+impl<'k> OAuth<'k> {
     /// The settings from configuration.
     #[must_use]
-    pub fn settings(&self) -> &OAuthSettings {
-        &self.oauth_runtime().settings
+    pub fn settings(&self) -> &'k OAuthSettings {
+        &self.0.oauth_runtime().settings
     }
 
     /// The HTTP client for provider calls; refused when none is configured.
-    pub fn client(&self) -> Result<&dyn OAuthClient, Error> {
-        self.oauth_runtime()
+    pub fn client(&self) -> Result<&'k dyn OAuthClient, Error> {
+        self.0
+            .oauth_runtime()
             .client
             .as_deref()
             .ok_or(Error::DependencyUnavailable(
@@ -95,7 +96,7 @@ impl OAuth<'_> {
 
     /// A platform provider by name.
     #[must_use]
-    pub fn platform_provider(&self, name: &str) -> Option<&Provider> {
+    pub fn platform_provider(&self, name: &str) -> Option<&'k Provider> {
         self.settings().providers.iter().find(|p| p.name == name)
     }
 

@@ -23,6 +23,7 @@ mod api_keys;
 mod apps;
 mod audit;
 mod chunks;
+mod connectors;
 mod grants;
 mod housekeeping;
 mod invitations;
@@ -50,6 +51,9 @@ pub use api_keys::{ApiKeyIndexStore, ApiKeyRecord, ApiKeyStore};
 pub use apps::{AppRecord, AppStore};
 pub use audit::AuditStore;
 pub use chunks::{PowerOfTwoChunks, power_of_two_chunks};
+pub use connectors::{
+    ConnectorQueue, ConnectorRow, ConnectorStatus, ConnectorStore, OAuthProviderRow,
+};
 pub use grants::{GrantAccess, GrantRow, GrantStore, GrantedRecord};
 pub use housekeeping::{Housekeeping, PruneJob, PruneStore};
 pub use invitations::{InvitationRecord, InvitationStore};
@@ -80,7 +84,9 @@ pub use webhooks::{
 };
 
 #[async_trait]
-pub trait Store: MailQueue + WebhookQueue + Housekeeping + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    MailQueue + WebhookQueue + ConnectorQueue + Housekeeping + Send + Sync + std::fmt::Debug
+{
     /// `"sqlite"` or `"postgres"`, for logs and the readiness report.
     fn backend(&self) -> &'static str;
 
@@ -155,6 +161,7 @@ pub trait TenantTx:
     + ShareLinkStore
     + WebhookStore
     + SsoStore
+    + ConnectorStore
     + OrgKeyStore
     + SealedFieldStore
     + AuditStore

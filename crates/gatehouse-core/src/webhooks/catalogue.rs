@@ -2,7 +2,7 @@
 //! the same transaction) and the product's, declared in configuration.
 
 /// Gatehouse's own event types, and the audit actions that raise them.
-const GATEHOUSE: [(&str, &[&str]); 11] = [
+const GATEHOUSE: [(&str, &[&str]); 12] = [
     ("user.signed_in", &["user.login"]),
     (
         "session.revoked",
@@ -17,6 +17,7 @@ const GATEHOUSE: [(&str, &[&str]); 11] = [
     ("grant.revoked", &["grant.revoked"]),
     ("erasure.completed", &["user.erased"]),
     ("webhook.endpoint_disabled", &["webhook.endpoint_disabled"]),
+    ("connector.needs_reauth", &["connector.needs_reauth"]),
 ];
 
 /// Gatehouse's own event types.

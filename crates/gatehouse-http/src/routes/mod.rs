@@ -7,6 +7,7 @@ pub(crate) mod audit;
 pub(crate) mod audit_events;
 pub(crate) mod auth;
 pub(crate) mod check;
+pub(crate) mod connectors;
 pub(crate) mod erasures;
 pub(crate) mod exports;
 pub(crate) mod fallback;

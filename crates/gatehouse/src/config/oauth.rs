@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use gatehouse_core::connectors::ConnectorSettings;
 use gatehouse_core::oauth::OAuthSettings;
 use gatehouse_core::oauth::provider::{
     ClientAuth, ClientCredentials, Endpoints, Provider, ProviderEndpoints, check_endpoint,
@@ -33,6 +34,17 @@ pub struct OAuthConfig {
     pub timeout_secs: u64,
     /// Providers offered to every organisation.
     pub providers: Vec<ProviderConfig>,
+    /// Where the connectors' callback sends the browser once done (the product's page);
+    /// empty: the callback answers JSON.
+    pub connector_return_url: String,
+    /// How long before an access token expires the refresh job refreshes it (at most half the
+    /// token's lifetime); 10 to 86400.
+    pub connector_refresh_ahead_secs: u64,
+    /// How often the refresh job looks for connectors due (under its lease); at least 50.
+    pub connector_poll_interval_ms: u64,
+    /// The waits after failed refreshes, in seconds (the last repeats); empty: 30 s, 2 min,
+    /// 10 min, 1 h, 6 h.
+    pub connector_retry_waits_secs: Vec<u64>,
 }
 
 impl Default for OAuthConfig {
@@ -44,6 +56,10 @@ impl Default for OAuthConfig {
             dns_servers: Vec::new(),
             timeout_secs: 10,
             providers: Vec::new(),
+            connector_return_url: String::new(),
+            connector_refresh_ahead_secs: 300,
+            connector_poll_interval_ms: 5_000,
+            connector_retry_waits_secs: Vec::new(),
         }
     }
 }
@@ -74,6 +90,9 @@ pub struct ProviderConfig {
 pub struct OAuthSetup {
     pub settings: OAuthSettings,
     pub client: OAuthClientSettings,
+    pub connectors: ConnectorSettings,
+    /// How often the connectors' refresh job ticks.
+    pub connector_poll: Duration,
 }
 
 fn provider(p: &ProviderConfig, policy: DestinationPolicy) -> Result<Provider, ConfigError> {
@@ -172,6 +191,7 @@ pub(super) fn validate(c: &OAuthConfig, production: bool) -> Result<OAuthSetup, 
             ))
         })?);
     }
+    let connectors = connector_settings(c, production)?;
     let mut providers: Vec<Provider> = Vec::with_capacity(c.providers.len());
     for p in &c.providers {
         let p = provider(p, policy)?;
@@ -191,6 +211,57 @@ pub(super) fn validate(c: &OAuthConfig, production: bool) -> Result<OAuthSetup, 
             dns_servers: dns,
             timeout: Duration::from_secs(c.timeout_secs),
         },
+        connectors,
+        connector_poll: Duration::from_millis(c.connector_poll_interval_ms),
+    })
+}
+
+fn connector_settings(c: &OAuthConfig, production: bool) -> Result<ConnectorSettings, ConfigError> {
+    if !(10..=86_400).contains(&c.connector_refresh_ahead_secs) || c.connector_poll_interval_ms < 50
+    {
+        return refuse(
+            "oauth: connector_refresh_ahead_secs 10 to 86400, connector_poll_interval_ms at least 50",
+        );
+    }
+    if c.connector_retry_waits_secs.len() > 20
+        || c.connector_retry_waits_secs
+            .iter()
+            .any(|w| !(1..=86_400).contains(w))
+    {
+        return refuse(
+            "oauth.connector_retry_waits_secs: at most 20 waits, each 1 to 86400 seconds",
+        );
+    }
+    let return_url = if c.connector_return_url.is_empty() {
+        None
+    } else {
+        let u = url::Url::parse(&c.connector_return_url)
+            .map_err(|e| ConfigError(format!("oauth.connector_return_url: not a URL ({e})")))?;
+        if !(u.scheme() == "https" || (!production && u.scheme() == "http"))
+            || u.fragment().is_some()
+        {
+            return refuse(
+                "oauth.connector_return_url: an https:// URL without a fragment (http:// only in \
+                 development)",
+            );
+        }
+        Some(c.connector_return_url.clone())
+    };
+    let defaults = ConnectorSettings::default();
+    Ok(ConnectorSettings {
+        refresh_ahead: time::Duration::seconds(
+            i64::try_from(c.connector_refresh_ahead_secs).unwrap_or(300),
+        ),
+        retry_waits: if c.connector_retry_waits_secs.is_empty() {
+            defaults.retry_waits
+        } else {
+            c.connector_retry_waits_secs
+                .iter()
+                .map(|s| time::Duration::seconds(i64::try_from(*s).unwrap_or(86_400)))
+                .collect()
+        },
+        return_url,
+        batch: defaults.batch,
     })
 }
 

@@ -79,7 +79,7 @@ pub(super) fn validate(c: &WebhooksConfig, production: bool) -> Result<WebhookSe
             return refuse(format!(
                 "webhooks.product_event_types: {t:?} must be two to four dotted parts of a-z, 0-9 \
                  and _, outside Gatehouse's own namespaces (user, session, member, api_key, \
-                 record, grant, erasure, webhook)"
+                 record, grant, erasure, webhook, connector)"
             ));
         }
     }

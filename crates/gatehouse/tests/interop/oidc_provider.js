@@ -11,8 +11,10 @@
 // every scope and claim asked for, answering with the provider's redirect each time.
 //
 // Test controls, outside the provider's own routes:
-//   GET  /test/stats             {"token": {grant_type: n, "all": n}, "revocation": n}: every
-//                                request to the token endpoint, counted before it is handled
+//   GET  /test/stats             {"token": {grant_type: n, "all": n}, "revocation": n,
+//                                "issued": {"access": [...], "refresh": [...]}}: every request to
+//                                the token endpoint, counted before it is handled, and every
+//                                token it issued (so a test can look for them elsewhere)
 //   POST /test/fail?mode=M       the token endpoint answers every request with M until
 //                                mode=none: "invalid_grant" (400, OAuth error), "server_error"
 //                                (500, HTML), "garbage" (200, not JSON), "slow" (waits 30 s)
@@ -24,7 +26,7 @@ const { pathToFileURL } = require("url");
 const config = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 const accounts = config.accounts || {};
 const issuer = `http://127.0.0.1:${config.port}`;
-const stats = { token: { all: 0 }, revocation: 0 };
+const stats = { token: { all: 0 }, revocation: 0, issued: { access: [], refresh: [] } };
 let failMode = "none";
 
 async function main() {
@@ -98,6 +100,11 @@ async function main() {
       } finally {
         const grant = ctx.oidc && ctx.oidc.params && ctx.oidc.params.grant_type;
         if (grant) stats.token[grant] = (stats.token[grant] || 0) + 1;
+        const body = ctx.body;
+        if (body && typeof body === "object") {
+          if (body.access_token) stats.issued.access.push(body.access_token);
+          if (body.refresh_token) stats.issued.refresh.push(body.refresh_token);
+        }
       }
       return;
     }

@@ -203,6 +203,17 @@ impl gatehouse_core::store::WebhookQueue for UnreachableStore {
 }
 
 #[async_trait::async_trait]
+impl gatehouse_core::store::ConnectorQueue for UnreachableStore {
+    async fn connectors_due(
+        &self,
+        _: time::OffsetDateTime,
+        _: u32,
+    ) -> Result<Vec<(gatehouse_core::OrgId, uuid::Uuid)>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+}
+
+#[async_trait::async_trait]
 impl gatehouse_core::store::Housekeeping for UnreachableStore {
     async fn acquire_lease(
         &self,

@@ -21,6 +21,8 @@ mod apps;
 mod audit_api;
 mod backup;
 mod checks;
+mod connector_states;
+mod connectors;
 mod cors;
 mod degradation;
 mod erasure;

@@ -19,6 +19,8 @@
 //! - [`OidcProvider::userinfo_status`] and [`OidcProvider::introspect`] ask the provider itself
 //!   whether it still honours a token (after revocation it does not).
 //! - [`OidcProvider::redeem`] redeems a code as a client would (to show a code is still unused).
+//! - [`OidcProvider::issued_tokens`] lists every access and refresh token it issued, so a test
+//!   can look for them in responses, logs and database files.
 //!
 //! Offline access (refresh tokens) needs `offline_access` in the scopes and `prompt=consent` in
 //! the request (OpenID Connect Core 11), and a client with the `refresh_token` grant.
@@ -284,6 +286,30 @@ impl OidcProvider {
             .await
             .unwrap();
         stats["token"][grant].as_u64().unwrap_or(0)
+    }
+
+    /// Every access and refresh token the token endpoint issued so far, in order.
+    pub async fn issued_tokens(&self) -> (Vec<String>, Vec<String>) {
+        let stats: serde_json::Value = self
+            .http
+            .get(format!("{}/test/stats", self.issuer()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let list = |kind: &str| -> Vec<String> {
+            stats["issued"][kind]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        (list("access"), list("refresh"))
     }
 
     /// Requests to the revocation endpoint so far.

@@ -1,0 +1,218 @@
+//! Handing a connector's access token to one of the deployment's services, on behalf of the
+//! person who owns it (`POST /internal/v1/connectors/{id}/token`: service authentication plus the
+//! person's token, as a shared secret's use). Kept fast: the connector's row and its access
+//! token *in sealed form* (the envelope as stored) are cached here per connector and opened with
+//! the organisation's data key at each call, so a hand-out reads no token row; the entry is
+//! forgotten when the connector is refreshed, disconnected or changes status, here and on every
+//! instance through the revocation fan-out (`Revocation::Connector`), and re-read after 30 s at
+//! most. Each hand-out is audited (`connector.token_used`, naming the service) before it answers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
+
+use gatehouse_crypto::SecretString;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::flow::secret_text;
+use super::{ACCESS, Connectors, split_scopes};
+use crate::audit::AuditEvent;
+use crate::context::ServiceCall;
+use crate::error::Error;
+use crate::identity::{Permission, Principal};
+use crate::ids::OrgId;
+use crate::keyring::SealedKind;
+use crate::scope::TenantScope;
+use crate::store::{ConnectorRow, ConnectorStatus, SealedRecord};
+
+/// The bound on a cached entry's age (a lost fan-out message costs at most this).
+const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Entries held at most; past it the cache starts again empty.
+const MAX_ENTRIES: usize = 100_000;
+
+/// A token handed out.
+#[derive(Debug)]
+pub struct HandedOut {
+    pub access_token: SecretString,
+    pub expires_at: Option<OffsetDateTime>,
+    pub scopes: Vec<String>,
+    pub provider: String,
+}
+
+#[derive(Debug)]
+struct Entry {
+    row: ConnectorRow,
+    /// The access token as stored: sealed under the organisation's data key.
+    sealed: SealedRecord,
+    read: Instant,
+}
+
+/// Connectors' rows and sealed access tokens, by (organisation, connector).
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: RwLock<HashMap<(OrgId, Uuid), Arc<Entry>>>,
+    /// Moves at every forget: a read that began before it does not store what it read.
+    generation: AtomicU64,
+}
+
+impl TokenCache {
+    fn get(&self, org: OrgId, id: Uuid) -> Option<Arc<Entry>> {
+        self.entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(org, id))
+            .filter(|e| e.read.elapsed() < MAX_AGE)
+            .cloned()
+    }
+
+    fn put(&self, org: OrgId, id: Uuid, entry: Entry, read_at: u64) {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if self.generation.load(Ordering::SeqCst) != read_at {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert((org, id), Arc::new(entry));
+    }
+
+    /// Forgets a connector's entry (its tokens or status changed, or it is gone).
+    pub fn forget(&self, org: OrgId, id: Uuid) {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.remove(&(org, id));
+    }
+
+    /// How many entries are held (for tests and metrics).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Connectors<'_> {
+    /// The cache of sealed tokens (read by tests and the fan-out).
+    #[must_use]
+    pub fn token_cache(&self) -> &TokenCache {
+        self.cache()
+    }
+
+    /// Hands connector `id`'s access token to the service in `call`, acting for `principal`
+    /// (a person's access token), who must own the connector and hold `connectors.use` in its
+    /// organisation. A connector of another person or organisation is `not_found`; one marked
+    /// `needs_reauth` is refused as such; one whose token has expired without a refresh yet is
+    /// refused as unavailable (retry after the job's next pass).
+    pub async fn hand_out(
+        &self,
+        call: &ServiceCall,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<HandedOut, Error> {
+        let ServiceCall {
+            service,
+            label,
+            request,
+            ..
+        } = call;
+        if principal.api_key_permissions.is_some() {
+            return Err(Error::WrongAudience(
+                "on-behalf-of needs a person's access token, not an API key",
+            ));
+        }
+        if principal.tier == crate::store::Tier::Impersonation {
+            return Err(Error::WrongAudience(
+                "an impersonation cannot have connectors used on the user's behalf",
+            ));
+        }
+        let org = principal.org.ok_or(Error::OrganizationRequired)?;
+        let scope = TenantScope::granted(org);
+        let read_at = self.cache().generation.load(Ordering::SeqCst);
+        let tx = self.store().begin_read_scoped(&scope).await?;
+        let (mut tx, _) = self
+            .authorize(tx, principal, Permission::CONNECTORS_USE, request)
+            .await?;
+        let entry = match self.cache().get(org, id) {
+            Some(e) => e,
+            None => {
+                let row = tx
+                    .connector(id)
+                    .await?
+                    .ok_or(Error::NotFound("connector"))?;
+                let sealed = tx
+                    .sealed(SealedKind::ConnectorToken.as_str(), &id.to_string(), ACCESS)
+                    .await?;
+                let Some(sealed) = sealed else {
+                    return Err(match row.status {
+                        ConnectorStatus::NeedsReauth => Error::ReauthorizationRequired,
+                        ConnectorStatus::Active => Error::NotFound("connector"),
+                    });
+                };
+                self.cache().put(
+                    org,
+                    id,
+                    Entry {
+                        row,
+                        sealed,
+                        read: Instant::now(),
+                    },
+                    read_at,
+                );
+                self.cache()
+                    .get(org, id)
+                    .ok_or(Error::NotFound("connector"))?
+            }
+        };
+        if entry.row.user_id != principal.subject {
+            return Err(Error::NotFound("connector"));
+        }
+        if entry.row.status == ConnectorStatus::NeedsReauth {
+            return Err(Error::ReauthorizationRequired);
+        }
+        if entry
+            .row
+            .expires_at
+            .is_some_and(|t| t <= self.clock().now())
+        {
+            return Err(Error::DependencyUnavailable(
+                "the connector's access token has expired and is not refreshed yet",
+            ));
+        }
+        let opened = self
+            .keyring()
+            .open_many(tx.as_mut(), std::slice::from_ref(&entry.sealed))
+            .await?;
+        drop(tx);
+        let token = opened
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Internal("a sealed token did not open".into()))
+            .and_then(secret_text)?;
+        let event = AuditEvent::success(principal.actor(), "connector.token_used", "connector", id)
+            .with_details(
+                serde_json::json!({
+                    "provider": entry.row.provider,
+                    "service": service.as_ref(),
+                    "service_label": label,
+                })
+                .to_string(),
+            )
+            .with_request(request.request_id.clone());
+        self.audit_batcher().record(&scope, event).await?;
+        Ok(HandedOut {
+            access_token: token,
+            expires_at: entry.row.expires_at,
+            scopes: split_scopes(&entry.row.scopes),
+            provider: entry.row.provider.clone(),
+        })
+    }
+}

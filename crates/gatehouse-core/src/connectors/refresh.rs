@@ -1,0 +1,216 @@
+//! The refresh job (under the `connectors` lease: one instance refreshes each connector): every
+//! pass takes the active connectors whose refresh is due and refreshes each at its provider,
+//! outside any transaction, then records the outcome in one: new tokens sealed, or the failure
+//! with the next attempt after a backoff, or, when the provider refuses the refresh token
+//! (`invalid_grant`), the connector marked `needs_reauth`, its tokens erased, and the webhook
+//! event `connector.needs_reauth` raised by the audit event of that change.
+
+use time::Duration;
+use uuid::Uuid;
+
+use super::flow::{open_token, token_at};
+use super::{ACCESS, Connectors, LEASE, REFRESH, refresh_due};
+use crate::audit::{self, Actor, AuditEvent, Outcome};
+use crate::error::Error;
+use crate::ids::OrgId;
+use crate::keyring::SealedKind;
+use crate::oauth::{ProviderError, TokenSet};
+use crate::scope::TenantScope;
+use crate::store::ConnectorStatus;
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefreshReport {
+    pub refreshed: u32,
+    /// Failed and left for a later attempt.
+    pub failed: u32,
+    /// Refused by the provider: marked `needs_reauth`.
+    pub needs_reauth: u32,
+}
+
+enum Done {
+    Refreshed,
+    Failed,
+    NeedsReauth,
+    Skipped,
+}
+
+impl Connectors<'_> {
+    /// The refresh job's lease, ticking every `every`.
+    #[must_use]
+    pub fn leased_job(&self, every: std::time::Duration) -> crate::jobs::LeasedJob {
+        crate::jobs::LeasedJob::new(LEASE, every)
+    }
+
+    /// One pass: refreshes the connectors due now (at most the configured batch). Call it while
+    /// holding the lease.
+    pub async fn refresh_due(&self) -> Result<RefreshReport, Error> {
+        let now = self.clock().now();
+        let due = self
+            .store()
+            .connectors_due(now, self.settings().batch)
+            .await?;
+        let mut report = RefreshReport::default();
+        for (org, id) in due {
+            match self.refresh_one(org, id).await {
+                Ok(Done::Refreshed) => report.refreshed += 1,
+                Ok(Done::Failed) => report.failed += 1,
+                Ok(Done::NeedsReauth) => report.needs_reauth += 1,
+                Ok(Done::Skipped) => {}
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::warn!(error = %e, connector = %id, "a connector's refresh could not be recorded");
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn refresh_one(&self, org: OrgId, id: Uuid) -> Result<Done, Error> {
+        // The server's own maintenance, for the organisation whose connector it refreshes.
+        let scope = TenantScope::granted(org);
+        let now = self.clock().now();
+        let sid = id.to_string();
+        let mut tx = self.store().begin_read_scoped(&scope).await?;
+        let Some(c) = tx.connector(id).await? else {
+            return Ok(Done::Skipped);
+        };
+        if c.status != ConnectorStatus::Active || c.refresh_due_at.is_none_or(|d| d > now) {
+            return Ok(Done::Skipped);
+        }
+        let refresh = open_token(self, tx.as_mut(), &sid, REFRESH).await?;
+        let provider = self.provider(tx.as_mut(), &c.provider).await;
+        drop(tx);
+        let answer: Result<TokenSet, ProviderError> = match (refresh, provider) {
+            (None, _) => Err(ProviderError::Refused {
+                error: "invalid_grant".into(),
+                description: Some("no refresh token is held".into()),
+            }),
+            (_, Err(e)) => Err(ProviderError::Unavailable(e.to_string())),
+            (Some(refresh), Ok(p)) => match self.oauth().endpoints(&p).await {
+                Ok(endpoints) => match self.oauth().client() {
+                    Ok(client) => client.refresh(&endpoints.token, &p.client, &refresh).await,
+                    Err(e) => Err(ProviderError::Unavailable(e.to_string())),
+                },
+                Err(e) => Err(ProviderError::Unavailable(e.to_string())),
+            },
+        };
+        let now = self.clock().now();
+        let mut tx = self.store().begin_scoped(&scope).await?;
+        // Read again: a disconnect meanwhile wins.
+        let Some(mut c) = tx
+            .connector(id)
+            .await?
+            .filter(|c| c.status == ConnectorStatus::Active)
+        else {
+            return Ok(Done::Skipped);
+        };
+        c.updated_at = now;
+        let (event, done) = match answer {
+            Ok(tokens) => {
+                let lifetime = tokens
+                    .expires_in
+                    .map(|s| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 2)));
+                self.keyring()
+                    .seal(
+                        tx.as_mut(),
+                        token_at(&sid, ACCESS),
+                        tokens.access_token.expose().as_bytes(),
+                    )
+                    .await?;
+                // A provider that rotates refresh tokens sends a new one; one that does not
+                // leaves the old one valid.
+                if let Some(r) = &tokens.refresh_token {
+                    self.keyring()
+                        .seal(tx.as_mut(), token_at(&sid, REFRESH), r.expose().as_bytes())
+                        .await?;
+                }
+                c.expires_at = lifetime.map(|l| now + l);
+                c.refresh_due_at = lifetime.map(|l| refresh_due(self.settings(), now, l));
+                c.failures = 0;
+                c.last_error = None;
+                if let Some(s) = &tokens.scope {
+                    c.scopes.clone_from(s);
+                }
+                let event = AuditEvent::success(
+                    Actor::system("connectors"),
+                    "connector.refreshed",
+                    "connector",
+                    id,
+                )
+                .with_details(
+                    serde_json::json!({
+                        "provider": c.provider,
+                        "expires_at": c.expires_at.map(time::OffsetDateTime::unix_timestamp),
+                        "rotated": tokens.refresh_token.is_some(),
+                    })
+                    .to_string(),
+                );
+                (event, Done::Refreshed)
+            }
+            Err(e) if e.is_invalid_grant() => {
+                c.status = ConnectorStatus::NeedsReauth;
+                c.refresh_due_at = None;
+                c.last_error = Some(e.to_string());
+                tx.delete_sealed_of(
+                    SealedKind::ConnectorToken.as_str(),
+                    std::slice::from_ref(&sid),
+                )
+                .await?;
+                let event = AuditEvent::success(
+                    Actor::system("connectors"),
+                    "connector.needs_reauth",
+                    "connector",
+                    id,
+                )
+                .with_details(
+                    serde_json::json!({
+                        "provider": c.provider,
+                        "owner": c.user_id,
+                        "reason": e.to_string(),
+                    })
+                    .to_string(),
+                );
+                (event, Done::NeedsReauth)
+            }
+            Err(e) => {
+                c.failures = c.failures.saturating_add(1);
+                let waits = &self.settings().retry_waits;
+                let step = usize::try_from(c.failures)
+                    .unwrap_or(usize::MAX)
+                    .saturating_sub(1);
+                let wait = waits
+                    .get(step)
+                    .or_else(|| waits.last())
+                    .copied()
+                    .unwrap_or(Duration::minutes(5));
+                c.refresh_due_at = Some(now + wait);
+                c.last_error = Some(e.to_string());
+                let mut event = AuditEvent::success(
+                    Actor::system("connectors"),
+                    "connector.refresh_failed",
+                    "connector",
+                    id,
+                )
+                .with_details(
+                    serde_json::json!({
+                        "provider": c.provider,
+                        "reason": e.to_string(),
+                        "failures": c.failures,
+                        "retry_in_secs": wait.whole_seconds(),
+                    })
+                    .to_string(),
+                );
+                event.outcome = Outcome::Failure;
+                (event, Done::Failed)
+            }
+        };
+        tx.update_connector(&c).await?;
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        if !matches!(done, Done::Failed) {
+            self.forget(org, id);
+        }
+        Ok(done)
+    }
+}
