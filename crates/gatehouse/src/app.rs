@@ -117,7 +117,7 @@ impl App {
             ))
             .with_connectors(config.oauth.connectors.clone())
             .with_domain_check(domain_checker(config)?)
-            .with_sso(sso_state(config)?)
+            .with_sso(config.sso.state().map_err(StartError)?)
             .with_product(config.product.clone())
             .with_security_events(config.security_events_per_minute)
             .with_password_policy(password_policy(config)?),
@@ -711,17 +711,6 @@ fn webhook_client(
     gatehouse_infra::webhooks::WebhookClient::new(&config.webhooks.client)
         .map(|c| Arc::new(c) as Arc<dyn gatehouse_core::webhooks::WebhookTransport>)
         .map_err(StartError)
-}
-
-/// Single sign-on's resolver for the domains' challenge records, and the platform providers
-/// people may sign in with.
-fn sso_state(config: &Config) -> Result<gatehouse_core::sso::SsoState, StartError> {
-    let lookups = gatehouse_infra::dns::TxtLookups::for_setting(&config.sso.dns_servers, "sso")
-        .map_err(StartError)?;
-    Ok(gatehouse_core::sso::SsoState::new(
-        Arc::new(lookups),
-        config.sso.social_providers.clone(),
-    ))
 }
 
 /// The sender-domain check's settings and resolver (also used by `gatehouse mail check-domain`).

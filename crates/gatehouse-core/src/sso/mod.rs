@@ -55,6 +55,8 @@ pub struct SsoState {
     /// The platform providers (`[[oauth.providers]]`, OpenID Connect) people may sign in with
     /// (social sign-in), by name.
     social: Vec<String>,
+    /// Where a browser sign-in's callback sends the browser (`sso.return_url`).
+    return_url: Option<String>,
     checks: tokio::sync::Semaphore,
 }
 
@@ -63,6 +65,7 @@ impl Default for SsoState {
         Self {
             resolver: None,
             social: Vec::new(),
+            return_url: None,
             checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
         }
     }
@@ -70,10 +73,15 @@ impl Default for SsoState {
 
 impl SsoState {
     #[must_use]
-    pub fn new(resolver: Arc<dyn TxtResolver>, social: Vec<String>) -> Self {
+    pub fn new(
+        resolver: Arc<dyn TxtResolver>,
+        social: Vec<String>,
+        return_url: Option<String>,
+    ) -> Self {
         Self {
             resolver: Some(resolver),
             social,
+            return_url,
             ..Self::default()
         }
     }
@@ -84,6 +92,36 @@ impl SsoState {
 pub struct Sso<'k>(pub(crate) &'k Kernel);
 
 crate::kernel::service_handle!(Sso);
+
+impl Sso<'_> {
+    /// Where a browser sign-in's callback sends the browser, with `sso.return_url` set: there
+    /// once signed in (the session is in the cookies); with `?error={code}` when refused; with
+    /// the second step's token in the fragment (which no browser sends to a server or in a
+    /// `Referer`) when the account has a second factor. `None`: answer in the body.
+    #[must_use]
+    pub fn return_location(
+        &self,
+        outcome: &Result<crate::identity::LoginOutcome, crate::Error>,
+    ) -> Option<String> {
+        let mut url = url::Url::parse(self.sso_state().return_url.as_deref()?).ok()?;
+        match outcome {
+            Ok(crate::identity::LoginOutcome::Session(_)) => {}
+            Ok(crate::identity::LoginOutcome::MfaRequired {
+                mfa_token,
+                expires_in,
+            }) => {
+                url.set_fragment(Some(&format!(
+                    "mfa_token={}&expires_in={expires_in}",
+                    mfa_token.expose()
+                )));
+            }
+            Err(e) => {
+                url.query_pairs_mut().append_pair("error", e.code());
+            }
+        }
+        Some(url.to_string())
+    }
+}
 
 /// What a refused change of the sign-on names.
 const MANAGE: &str = "sso.manage";

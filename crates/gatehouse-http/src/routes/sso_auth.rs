@@ -10,8 +10,8 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use gatehouse_core::identity::LoginOutcome;
 use gatehouse_core::sso::{Callback, SignInTarget};
@@ -122,6 +122,7 @@ impl std::fmt::Debug for CallbackQuery {
     params(CallbackQuery),
     responses(
         (status = 200, description = "Signed in, or (`mfa_required`) the second step is next", body = super::auth::LoginResponse),
+        (status = 303, description = "A browser sign-in with `sso.return_url`: there once signed in (the session in cookies), with `?error={code}` when refused, or with `#mfa_token=...&expires_in=...` when the second step is next"),
         (status = 400, description = "`oauth_state_invalid`: a state that is not Gatehouse's, expired, already used, or not a sign-in's; nothing was sent to the provider", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`sso_refused`: the provider answered an error or no code; the ID token is for another client, names another issuer, is expired, carries another nonce or is not signed by the provider's keys; the answer names another issuer; the address is unverified or outside the organisation's verified domains (nothing linked, made or joined); this browser did not start the sign-in. `account_disabled`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`oauth_provider_error`: the provider refused the code (another client's, used, expired) or answered outside the protocol", body = Problem, content_type = "application/problem+json"),
@@ -155,16 +156,30 @@ pub(crate) async fn callback(
             browser,
             &meta,
         )
-        .await
-        .inspect_err(|_| gatehouse_core::telemetry::metrics::auth("sso", false))?;
-    gatehouse_core::telemetry::metrics::auth("sso", true);
+        .await;
+    gatehouse_core::telemetry::metrics::auth("sso", outcome.is_ok());
+    let back = browser
+        .then(|| state.kernel.sso().return_location(&outcome))
+        .flatten();
     let mode = if browser {
         SessionMode::Cookie
     } else {
         SessionMode::Bearer
     };
-    let signed_in = matches!(outcome, LoginOutcome::Session(_));
-    let mut res = outcome_response(outcome, mode);
+    let signed_in = matches!(outcome, Ok(LoginOutcome::Session(_)));
+    let mut res = match (back, outcome) {
+        (Some(back), Ok(LoginOutcome::Session(issued))) => {
+            // The cookies, and the browser sent on to the product.
+            let mut res = super::auth::session_response(issued, mode, StatusCode::OK);
+            *res.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(v) = HeaderValue::from_str(&back) {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
+            res
+        }
+        (Some(back), _) => Redirect::to(&back).into_response(),
+        (None, outcome) => outcome_response(outcome?, mode),
+    };
     if browser && signed_in {
         set_cookie(&mut res, SSO_COOKIE, "", 0, true);
     }

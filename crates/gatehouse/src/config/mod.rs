@@ -497,7 +497,7 @@ fn validate(
     let share = share::validate(&raw.share)?;
     let webhooks = webhooks::validate(&raw.webhooks, production)?;
     let oauth = oauth::validate(&raw.oauth, production)?;
-    let sso = sso::validate(&raw.sso, &oauth.settings)?;
+    let sso = sso::validate(&raw.sso, &oauth.settings, production)?;
     let backup = backup::validate(&raw.backup)?;
     let trust_page = trust_page::validate(&raw.trust_page)?;
     let posture_check_deadline = posture::validate(&raw.posture)?;

@@ -19,6 +19,9 @@ pub struct SsoConfig {
     /// Names of `[[oauth.providers]]` people may sign in with (`/v1/auth/sso/{name}/start`):
     /// each an OpenID provider by `issuer`. Empty: no social sign-in.
     pub social_providers: Vec<String>,
+    /// Where the callback of a browser sign-in (`session_mode: "cookie"`) sends the browser once
+    /// done. Empty: it answers in its body.
+    pub return_url: String,
 }
 
 /// What `[sso]` comes to.
@@ -26,9 +29,29 @@ pub struct SsoConfig {
 pub struct SsoSetup {
     pub dns_servers: Vec<SocketAddr>,
     pub social_providers: Vec<String>,
+    pub return_url: Option<String>,
 }
 
-pub(super) fn validate(c: &SsoConfig, oauth: &OAuthSettings) -> Result<SsoSetup, ConfigError> {
+pub(super) fn validate(
+    c: &SsoConfig,
+    oauth: &OAuthSettings,
+    production: bool,
+) -> Result<SsoSetup, ConfigError> {
+    let return_url = if c.return_url.is_empty() {
+        None
+    } else {
+        let u = url::Url::parse(&c.return_url)
+            .map_err(|e| ConfigError(format!("sso.return_url: not a URL ({e})")))?;
+        if !(u.scheme() == "https" || (!production && u.scheme() == "http"))
+            || u.fragment().is_some()
+        {
+            return Err(ConfigError(
+                "sso.return_url: an https:// URL without a fragment (http:// only in development)"
+                    .into(),
+            ));
+        }
+        Some(c.return_url.clone())
+    };
     for name in &c.social_providers {
         let provider = oauth.providers.iter().find(|p| &p.name == name);
         match provider.map(|p| &p.endpoints) {
@@ -64,5 +87,19 @@ pub(super) fn validate(c: &SsoConfig, oauth: &OAuthSettings) -> Result<SsoSetup,
     Ok(SsoSetup {
         dns_servers,
         social_providers: c.social_providers.clone(),
+        return_url,
     })
+}
+
+impl SsoSetup {
+    /// Single sign-on's resolver for the domains' challenge records, the platform providers
+    /// people may sign in with, and the browser sign-in's return URL, for the kernel.
+    pub(crate) fn state(&self) -> Result<gatehouse_core::sso::SsoState, String> {
+        let lookups = gatehouse_infra::dns::TxtLookups::for_setting(&self.dns_servers, "sso")?;
+        Ok(gatehouse_core::sso::SsoState::new(
+            std::sync::Arc::new(lookups),
+            self.social_providers.clone(),
+            self.return_url.clone(),
+        ))
+    }
 }
