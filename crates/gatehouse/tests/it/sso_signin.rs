@@ -105,7 +105,19 @@ fn actions(events: &[gatehouse_core::audit::AuditRecord]) -> Vec<String> {
 
 /// An organisation with acme.test verified and its provider at `op`: (app, owner, DNS server).
 async fn acme(op_issuer: &str, client: &OidcClient) -> (TestApp, Signed, DnsServer) {
-    let (app, dns) = app_with_dns(sso_config).await;
+    acme_with(op_issuer, client, |_| {}).await
+}
+
+async fn acme_with(
+    op_issuer: &str,
+    client: &OidcClient,
+    edit: impl FnOnce(&mut gatehouse::config::RawConfig),
+) -> (TestApp, Signed, DnsServer) {
+    let (app, dns) = app_with_dns(|raw| {
+        sso_config(raw);
+        edit(raw);
+    })
+    .await;
     let (ada, _) = owner_with_factor(&app, "ada@acme.test").await;
     let mut zone = json!({});
     verified_domain(&app, &dns, &ada, &mut zone, "acme.test").await;
@@ -580,6 +592,109 @@ async fn a_browser_sign_in_sets_cookies_only_in_the_browser_that_started_it() {
         body.get("access_token").is_none() && body["csrf_token"].is_string(),
         "{body}"
     );
+}
+
+/// A browser sign-in (cookie mode) as far as the provider's redirect back: the binding cookie
+/// and the callback's query.
+async fn browser_start(
+    app: &TestApp,
+    op: &OidcProvider,
+    org: &str,
+    account: &str,
+) -> (String, String) {
+    let res = app
+        .post_json(
+            &format!("/v1/auth/sso/{org}/start"),
+            &json!({"session_mode": "cookie"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-gatehouse_sso="))
+        .unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let url = res.json::<Value>().await.unwrap()["authorization_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let back = op.authorize(&url, account).await;
+    (
+        cookie,
+        reqwest::Url::parse(&back)
+            .unwrap()
+            .query()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn with_a_return_url_a_browser_sign_in_goes_back_to_the_product() {
+    const BACK: &str = "https://app.acme.test/signed-in";
+    let client = OidcClient::new("gatehouse-acme", &callback_uri());
+    let op = OidcProvider::start(OidcOptions {
+        clients: vec![client.clone()],
+        accounts: vec![
+            OidcAccount::new("carol-at-idp", "carol@acme.test"),
+            OidcAccount::new("eve", "eve@rival.test"),
+        ],
+        ..OidcOptions::default()
+    });
+    let (app, ada, _dns) = acme_with(&op.issuer(), &client, |raw| {
+        raw.sso.return_url = BACK.into()
+    })
+    .await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (cookie, query) = browser_start(&app, &op, &ada.org, "carol-at-idp").await;
+    let res = no_redirects
+        .get(app.url(&format!("/v1/auth/sso/callback?{query}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], BACK);
+    let cookies: Vec<&str> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-gatehouse_access=")),
+        "{cookies:?}"
+    );
+    // A refusal goes back too, with its code and no session.
+    let (cookie, query) = browser_start(&app, &op, &ada.org, "eve").await;
+    let res = no_redirects
+        .get(app.url(&format!("/v1/auth/sso/callback?{query}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        format!("{BACK}?error=sso_refused")
+    );
+    assert!(
+        !res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().contains("gatehouse_access"))
+    );
+    // A bearer sign-in (no binding cookie) still answers in its body.
+    let res = sign_in(&app, &op, &ada.org, "carol-at-idp").await;
+    assert_eq!(res.status(), 200);
 }
 
 #[tokio::test]
