@@ -108,6 +108,22 @@ pub enum Error {
     /// The resource exists in a state that refuses the request (an invitation already used).
     #[error("{0}")]
     Conflict(&'static str),
+    /// The organisation enforces single sign-on: a password (or another way in) does not open a
+    /// session in it (issue 24).
+    #[error(
+        "this organisation requires single sign-on: sign in through GET /v1/auth/sso/{{organization}}/start"
+    )]
+    SsoRequired,
+    /// Another organisation verified this email domain: it cannot be claimed or verified here.
+    #[error("the domain is verified by another organisation")]
+    DomainTaken,
+    /// The domain's challenge record was not found (`0` says what was expected and what was
+    /// seen).
+    #[error("{0}")]
+    DomainNotVerified(String),
+    /// A sign-in through an external provider was refused (`0` says why, without a token).
+    #[error("{0}")]
+    SsoRefused(&'static str),
     /// An OAuth `state` refused at a callback: not one Gatehouse signed, expired, already used,
     /// or started for another flow, organisation or person. Nothing was sent to the provider.
     #[error("{0}")]
@@ -166,6 +182,10 @@ impl Error {
             Self::AccountDisabled => "account_disabled",
             Self::SessionLimitReached { .. } => "session_limit_reached",
             Self::InvalidToken(_) => "invalid_token",
+            Self::SsoRequired => "sso_required",
+            Self::DomainTaken => "domain_taken",
+            Self::DomainNotVerified(_) => "domain_not_verified",
+            Self::SsoRefused(_) => "sso_refused",
             Self::OAuthState(_) => "oauth_state_invalid",
             Self::Provider(_) => "oauth_provider_error",
             Self::ReauthorizationRequired => "connector_needs_reauth",

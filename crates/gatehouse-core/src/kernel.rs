@@ -92,6 +92,8 @@ pub struct Kernel {
     security_events: crate::audit::SecurityEvents,
     /// Context words and the breached-password range check for new passwords.
     password_policy: crate::identity::PasswordPolicy,
+    /// Single sign-on's resolver and provider address rules (`sso`).
+    sso: crate::sso::SsoState,
     /// OAuth providers, the client that calls them and their discovery documents (`oauth`).
     oauth: crate::oauth::OAuthRuntime,
     /// Connectors' settings and their sealed-token cache (`connectors`).
@@ -147,9 +149,21 @@ impl Kernel {
             jobs: Arc::default(),
             security_events: crate::audit::SecurityEvents::default(),
             password_policy: crate::identity::PasswordPolicy::default(),
+            sso: crate::sso::SsoState::default(),
             oauth: crate::oauth::OAuthRuntime::default(),
             connectors: crate::connectors::ConnectorState::default(),
         }
+    }
+
+    /// Replaces single sign-on's domain resolver and provider address rules (start-up only).
+    #[must_use]
+    pub fn with_sso(mut self, sso: crate::sso::SsoState) -> Self {
+        self.sso = sso;
+        self
+    }
+
+    pub(crate) fn sso_state(&self) -> &crate::sso::SsoState {
+        &self.sso
     }
 
     /// Replaces the security-event bound (start-up only).
@@ -427,6 +441,12 @@ impl Kernel {
     #[must_use]
     pub fn lifecycle(&self) -> crate::lifecycle::Lifecycle<'_> {
         crate::lifecycle::Lifecycle(self)
+    }
+
+    /// Single sign-on: an organisation's provider, domains and enforcement (`sso`).
+    #[must_use]
+    pub fn sso(&self) -> crate::sso::Sso<'_> {
+        crate::sso::Sso(self)
     }
 
     /// The mail outbox's delivery (`mail`).

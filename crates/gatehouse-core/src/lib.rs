@@ -32,6 +32,7 @@ pub mod product;
 pub mod scope;
 pub mod secrets;
 pub mod signup;
+pub mod sso;
 pub mod store;
 pub mod telemetry;
 pub mod transit;

@@ -55,6 +55,7 @@ pub use trust::{DEFAULT_CACHE as TRUST_PAGE_DEFAULT_CACHE, TrustPage, TrustPageS
         (name = "webhooks", description = "Standard Webhooks: endpoints, signing secrets, the delivery log and replays"),
         (name = "connectors", description = "Connectors: people's accounts at OAuth providers, tokens sealed and refreshed, handed to services only"),
         (name = "grants", description = "Grants between organisations: one lets another read (or change) its records, until a time"),
+        (name = "sso", description = "Single sign-on per organisation: the OpenID provider, email domains proved by DNS, enforcement; sign-in through it"),
         (name = "internal", description = "The service API (`X-Service-Auth`)"),
         (name = "trust", description = "The public trust page: every control's status beside the operator's declarations (off unless `[trust_page]` enables it)"),
     ),
@@ -96,7 +97,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         admin, admin_accounts, admin_sessions, api_keys, apps, audit, audit_events, auth, check,
         connectors, erasures, exports, grants, health, invitations, mail_domains, me, messages,
         metrics, mfa, organization, posture, records, recovery, secrets, security_txt, share_links,
-        signup, transit, trust, unseal, unsubscribe, webhooks,
+        signup, sso, sso_auth, transit, trust, unseal, unsubscribe, webhooks,
     };
     let mut api = Routes::new(ApiDoc::openapi());
     // Served by `router_for` outside the documents they serve.
@@ -213,6 +214,15 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(webhooks::event_types))
         // DNS queries on the caller's behalf: the sign-in class's tight per-address quota.
         .add(Auth, routes!(mail_domains::check))
+        .add(
+            ReadWrite,
+            routes!(sso::get_config, sso::put_config, sso::delete_config),
+        )
+        .add(ReadWrite, routes!(sso::list_domains, sso::claim_domain))
+        .add(Auth, routes!(sso::verify_domain))
+        .add(ReadWrite, routes!(sso::delete_domain))
+        .add(Auth, routes!(sso_auth::start))
+        .add(Auth, routes!(sso_auth::callback))
         .add(Unlimited, routes!(webhooks::publish))
         .add(ReadWrite, routes!(grants::create, grants::given))
         .add(ReadWrite, routes!(grants::received))

@@ -159,7 +159,9 @@ impl From<Error> for ApiError {
             | Error::SecondFactorNotEnrolled(_)
             | Error::SecondFactorEnrolmentRequired(_)
             | Error::AccountDisabled
-            | Error::EmailUnverified => Self::new(StatusCode::FORBIDDEN, code, e.to_string()),
+            | Error::EmailUnverified
+            | Error::SsoRequired
+            | Error::SsoRefused(_) => Self::new(StatusCode::FORBIDDEN, code, e.to_string()),
             Error::OrganizationRequired => Self {
                 field: Some("x-organization-id"),
                 ..Self::new(StatusCode::BAD_REQUEST, code, e.to_string())
@@ -183,8 +185,12 @@ impl From<Error> for ApiError {
             Error::LastOwner
             | Error::Conflict(_)
             | Error::SessionLimitReached { .. }
+            | Error::DomainTaken
             | Error::ReauthorizationRequired => {
                 Self::new(StatusCode::CONFLICT, code, e.to_string())
+            }
+            Error::DomainNotVerified(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
             }
             Error::LinkEnded(_) => Self::new(StatusCode::GONE, code, e.to_string()),
             Error::KeysShredded => Self::new(

@@ -45,7 +45,7 @@ pub fn resolver(servers: &[SocketAddr], what: &str, cache: bool) -> Result<Tokio
     .map_err(|e| format!("{what}: the DNS resolver: {e}"))
 }
 
-/// TXT lookups for the sender-domain check.
+/// TXT lookups for the sender-domain check and single sign-on's domain challenges.
 #[derive(Debug, Clone)]
 pub struct TxtLookups {
     resolver: TokioResolver,
@@ -53,8 +53,13 @@ pub struct TxtLookups {
 
 impl TxtLookups {
     pub fn new(servers: &[SocketAddr]) -> Result<Self, String> {
+        Self::for_setting(servers, "mail.domain_check")
+    }
+
+    /// Lookups for the setting `what` names (in its errors).
+    pub fn for_setting(servers: &[SocketAddr], what: &str) -> Result<Self, String> {
         // An operator who fixes a record and checks again must see the fix.
-        resolver(servers, "mail.domain_check", false).map(|resolver| Self { resolver })
+        resolver(servers, what, false).map(|resolver| Self { resolver })
     }
 }
 

@@ -40,10 +40,12 @@ pub(crate) enum Named<'a> {
     ConnectorJob,
     /// The posture report's password census (A1), which reads every account's hash.
     PasswordCensusJob,
+    /// The verified row of one email domain (which organisation proved it, for single sign-on).
+    Domain(&'a str),
 }
 
 /// Every setting a declaration may use, in the order [`declare`] binds them.
-const SETTINGS: [&str; 8] = [
+const SETTINGS: [&str; 9] = [
     "gatehouse.user_id",
     "gatehouse.session_ids",
     "gatehouse.subject",
@@ -52,6 +54,7 @@ const SETTINGS: [&str; 8] = [
     "gatehouse.impersonator",
     "gatehouse.mail_id",
     "gatehouse.job",
+    "gatehouse.domain",
 ];
 
 /// Forgets every declaration: inside an organisation's scope only the scope's rows are visible.
@@ -59,7 +62,7 @@ pub(crate) const CLEAR: &str = "set_config('gatehouse.user_id', '', true), \
      set_config('gatehouse.session_ids', '', true), set_config('gatehouse.subject', '', true), \
      set_config('gatehouse.email', '', true), set_config('gatehouse.digest', '', true), \
      set_config('gatehouse.impersonator', '', true), set_config('gatehouse.mail_id', '', true), \
-     set_config('gatehouse.job', '', true)";
+     set_config('gatehouse.job', '', true), set_config('gatehouse.domain', '', true)";
 
 /// The setting `named` uses and its value.
 fn setting(named: Named<'_>) -> (&'static str, String) {
@@ -85,6 +88,7 @@ fn setting(named: Named<'_>) -> (&'static str, String) {
         Named::WebhookJob => ("gatehouse.job", "webhooks".to_owned()),
         Named::ConnectorJob => ("gatehouse.job", "connectors".to_owned()),
         Named::PasswordCensusJob => ("gatehouse.job", "password_census".to_owned()),
+        Named::Domain(domain) => ("gatehouse.domain", domain.to_owned()),
     }
 }
 
@@ -96,7 +100,7 @@ pub(crate) async fn declare(c: &mut PgConnection, named: Named<'_>) -> Result<()
          set_config('gatehouse.session_ids', $2, true), set_config('gatehouse.subject', $3, true), \
          set_config('gatehouse.email', $4, true), set_config('gatehouse.digest', $5, true), \
          set_config('gatehouse.impersonator', $6, true), set_config('gatehouse.mail_id', $7, true), \
-         set_config('gatehouse.job', $8, true)",
+         set_config('gatehouse.job', $8, true), set_config('gatehouse.domain', $9, true)",
     );
     for s in SETTINGS {
         query = query.bind(if s == name { value.as_str() } else { "" });
@@ -124,6 +128,7 @@ mod tests {
             Named::WebhookJob,
             Named::ConnectorJob,
             Named::PasswordCensusJob,
+            Named::Domain("acme.test"),
         ] {
             let (name, value) = setting(named);
             assert!(SETTINGS.contains(&name), "{name}");

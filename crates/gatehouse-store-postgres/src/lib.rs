@@ -38,6 +38,7 @@ mod second_factor;
 mod secrets;
 mod sessions;
 mod share_links;
+mod sso;
 mod tx;
 mod users;
 mod webhooks;

@@ -2,7 +2,7 @@
 //! same (a statement sees the sessions it names, or its subject's).
 
 use async_trait::async_trait;
-use gatehouse_core::store::{SessionRecord, SessionStore, Tier};
+use gatehouse_core::store::{SessionRecord, SessionStore, SignedInWith, Tier};
 use gatehouse_core::{OrgId, StoreError};
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
@@ -34,7 +34,15 @@ fn session(row: &PgRow) -> Result<SessionRecord, StoreError> {
         revoked_at: opt_time_col(row, "revoked_at")?,
         auth_at: time_col(row, "auth_at")?,
         mfa_at: opt_time_col(row, "mfa_at")?,
+        signed_in_with: signed_in_with(row)?,
     })
+}
+
+fn signed_in_with(row: &PgRow) -> Result<SignedInWith, StoreError> {
+    let name: String = get(row, "signed_in_with")?;
+    let org: Option<Uuid> = get(row, "sso_org_id")?;
+    SignedInWith::parse(&name, org.map(OrgId::from_uuid))
+        .ok_or_else(|| StoreError::Corrupt(format!("signed_in_with {name:?}")))
 }
 
 #[async_trait]
@@ -44,7 +52,8 @@ impl SessionStore for PgTx {
         sqlx::query(
             "INSERT INTO sessions (id, subject_id, tier, org_id, impersonator_id, reason, device_name, \
              user_agent, ip, refresh_hash, created_at, last_seen_at, expires_at, revoked_at, auth_at, \
-             mfa_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             mfa_at, signed_in_with, sso_org_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(s.id)
         .bind(s.subject_id)
@@ -62,6 +71,8 @@ impl SessionStore for PgTx {
         .bind(s.revoked_at)
         .bind(s.auth_at)
         .bind(s.mfa_at)
+        .bind(s.signed_in_with.as_str())
+        .bind(s.signed_in_with.sso_org().map(|o| o.as_uuid()))
         .execute(&mut *self.tx)
         .await
         .map(|_| ())

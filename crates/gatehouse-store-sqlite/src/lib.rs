@@ -37,6 +37,7 @@ mod second_factor;
 mod secrets;
 mod sessions;
 mod share_links;
+mod sso;
 mod users;
 mod webhooks;
 

@@ -83,6 +83,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (20, "apps", include_str!("../migrations/0020_apps.sql")),
     (21, "oauth", include_str!("../migrations/0021_oauth.sql")),
+    (22, "sso", include_str!("../migrations/0022_sso.sql")),
 ];
 
 #[must_use]

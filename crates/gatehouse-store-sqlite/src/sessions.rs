@@ -2,7 +2,7 @@
 //! `touch_sessions` is the store's batched last-seen update, run in a transaction of its own.
 
 use async_trait::async_trait;
-use gatehouse_core::store::{SessionRecord, SessionStore, Tier};
+use gatehouse_core::store::{SessionRecord, SessionStore, SignedInWith, Tier};
 use gatehouse_core::{OrgId, StoreError};
 use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
@@ -34,7 +34,15 @@ fn session(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
         revoked_at: opt_time_col(row, "revoked_at")?,
         auth_at: time_col(row, "auth_at")?,
         mfa_at: opt_time_col(row, "mfa_at")?,
+        signed_in_with: signed_in_with(row)?,
     })
+}
+
+fn signed_in_with(row: &SqliteRow) -> Result<SignedInWith, StoreError> {
+    let name: String = get(row, "signed_in_with")?;
+    let org: Option<Uuid> = get(row, "sso_org_id")?;
+    SignedInWith::parse(&name, org.map(OrgId::from_uuid))
+        .ok_or_else(|| StoreError::Corrupt(format!("signed_in_with {name:?}")))
 }
 
 #[async_trait]
@@ -44,7 +52,8 @@ impl SessionStore for SqliteTx {
         sqlx::query(
             "INSERT INTO sessions (id, subject_id, tier, org_id, impersonator_id, reason, device_name, \
              user_agent, ip, refresh_hash, created_at, last_seen_at, expires_at, revoked_at, auth_at, \
-             mfa_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             mfa_at, signed_in_with, sso_org_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id)
         .bind(s.subject_id)
@@ -62,6 +71,8 @@ impl SessionStore for SqliteTx {
         .bind(s.revoked_at.map(micros))
         .bind(micros(s.auth_at))
         .bind(s.mfa_at.map(micros))
+        .bind(s.signed_in_with.as_str())
+        .bind(s.signed_in_with.sso_org().map(|o| o.as_uuid()))
         .execute(c)
         .await
         .map(|_| ())

@@ -136,6 +136,12 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@store $fresh; share_links;
             share_links_count_views_change_generation_and_stay_in_their_organisation
         );
+        $crate::behaviour_suite!(@store $fresh; sso;
+            sso_configuration_is_the_organisations_own,
+            sso_a_domain_is_verified_by_one_organisation_and_found_only_once_verified,
+            sso_external_identities_are_unique_and_listed_per_person,
+            sso_a_session_says_how_it_began
+        );
         $crate::behaviour_suite!(@store $fresh; webhooks;
             webhooks_lease_deliveries_once_and_stay_in_their_organisation
         );

@@ -117,6 +117,7 @@ impl App {
             ))
             .with_connectors(config.oauth.connectors.clone())
             .with_domain_check(domain_checker(config)?)
+            .with_sso(config.sso.state().map_err(StartError)?)
             .with_product(config.product.clone())
             .with_security_events(config.security_events_per_minute)
             .with_password_policy(password_policy(config)?),

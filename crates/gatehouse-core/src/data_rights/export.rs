@@ -60,6 +60,8 @@ enum Section {
     Sessions(UserId, Option<OrgId>),
     Factors(UserId),
     Mail(UserId),
+    /// Identities at providers linked to the account (single sign-on).
+    Identities(UserId),
     ApiKeys(OrgId, Option<UserId>),
     Records(OrgId, Option<UserId>),
     Audit(OrgId, Option<UserId>),
@@ -126,6 +128,7 @@ fn person_sections(user: UserId, orgs: &[OrgId], only_in: Option<OrgId>) -> Vec<
     // not an administrator's.
     if only_in.is_none() {
         s.push(Section::Mail(user));
+        s.push(Section::Identities(user));
     }
     for org in orgs {
         s.push(Section::ApiKeys(*org, Some(user)));
@@ -343,6 +346,16 @@ impl DataRights<'_> {
             }
             Section::Factors(user) => Ok((vec![self.factors(user).await?], None)),
             Section::Mail(user) => Ok((self.mail(user).await?, None)),
+            Section::Identities(user) => {
+                let mut tx = self.store().begin_read().await?;
+                let lines = tx
+                    .external_identities_of(user)
+                    .await?
+                    .iter()
+                    .map(rows::external_identity)
+                    .collect();
+                Ok((lines, None))
+            }
             Section::ApiKeys(org, creator) => self.api_keys(org, creator, inner).await,
             Section::Records(org, owner) => self.records(org, owner, inner).await,
             Section::Audit(org, naming) => self.audit_events(org, naming, inner).await,

@@ -8,8 +8,9 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::audit::AuditView;
 use crate::store::{
-    ApiKeyRecord, CustomRoleRecord, GrantRow, MailRecord, MembershipRecord, OrganizationRecord,
-    RecordRow, SecretRecord, SecretVersionRecord, SessionRecord, TotpFactorRecord, UserRecord,
+    ApiKeyRecord, CustomRoleRecord, ExternalIdentityRecord, GrantRow, MailRecord, MembershipRecord,
+    OrganizationRecord, RecordRow, SecretRecord, SecretVersionRecord, SessionRecord,
+    TotpFactorRecord, UserRecord,
 };
 
 pub(super) fn when(t: OffsetDateTime) -> Value {
@@ -50,6 +51,12 @@ pub(super) fn factor(user: uuid::Uuid, f: Option<&TotpFactorRecord>, codes_left:
            "totp": f.map(|f| json!({"created_at": when(f.created_at),
                                     "confirmed_at": when_opt(f.confirmed_at)})),
            "recovery_codes_left": codes_left})
+}
+
+pub(super) fn external_identity(i: &ExternalIdentityRecord) -> Value {
+    json!({"type": "external_identity", "user_id": i.user_id, "issuer": i.issuer,
+           "subject": i.subject, "linked_by_organization": i.linked_by,
+           "created_at": when(i.created_at)})
 }
 
 pub(super) fn mail(user: uuid::Uuid, m: &MailRecord) -> Value {

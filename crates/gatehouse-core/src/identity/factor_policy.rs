@@ -47,7 +47,7 @@ pub const POLICY_CACHE_MAX_AGE: time::Duration = super::cache::SESSION_CACHE_MAX
 
 /// One yes-or-no answer per key, as last read, trusted for [`POLICY_CACHE_MAX_AGE`].
 #[derive(Debug)]
-struct Answers<K> {
+pub(crate) struct Answers<K> {
     entries: RwLock<HashMap<K, (bool, OffsetDateTime)>>,
     capacity: usize,
     /// Moves on every forget: a read that began before a change does not store its answer.
@@ -63,7 +63,7 @@ impl<K: Eq + Hash + Copy> Answers<K> {
         }
     }
 
-    fn get(&self, key: K, now: OffsetDateTime) -> Option<bool> {
+    pub(crate) fn get(&self, key: K, now: OffsetDateTime) -> Option<bool> {
         self.entries.read().ok().and_then(|m| {
             m.get(&key)
                 .filter(|(_, at)| now - *at <= POLICY_CACHE_MAX_AGE)
@@ -71,11 +71,11 @@ impl<K: Eq + Hash + Copy> Answers<K> {
         })
     }
 
-    fn read_at(&self) -> u64 {
+    pub(crate) fn read_at(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
-    fn put(&self, key: K, value: bool, now: OffsetDateTime, read_at: u64) {
+    pub(crate) fn put(&self, key: K, value: bool, now: OffsetDateTime, read_at: u64) {
         if let Ok(mut map) = self.entries.write() {
             if self.generation.load(Ordering::Acquire) != read_at {
                 return;
@@ -87,7 +87,7 @@ impl<K: Eq + Hash + Copy> Answers<K> {
         }
     }
 
-    fn forget(&self, key: K) {
+    pub(crate) fn forget(&self, key: K) {
         if let Ok(mut map) = self.entries.write() {
             self.generation.fetch_add(1, Ordering::AcqRel);
             map.remove(&key);
@@ -96,11 +96,13 @@ impl<K: Eq + Hash + Copy> Answers<K> {
 }
 
 /// Each organisation's requirement and each person's "has a confirmed second factor", as last
-/// read: what the gate asks on every request of someone under a requirement.
+/// read: what the gate asks on every request of someone under a requirement. Also whether each
+/// organisation enforces single sign-on (`crate::sso`), forgotten with its requirement.
 #[derive(Debug)]
 pub struct FactorPolicyCache {
     orgs: Answers<OrgId>,
     users: Answers<UserId>,
+    pub(crate) sso_enforced: Answers<OrgId>,
 }
 
 impl FactorPolicyCache {
@@ -109,12 +111,14 @@ impl FactorPolicyCache {
         Self {
             orgs: Answers::new(capacity),
             users: Answers::new(capacity),
+            sso_enforced: Answers::new(capacity),
         }
     }
 
     /// The organisation's setting changed (here or elsewhere): ask the store next time.
     pub fn forget(&self, org: OrgId) {
         self.orgs.forget(org);
+        self.sso_enforced.forget(org);
     }
 
     /// The person confirmed or removed their factor (here or elsewhere).

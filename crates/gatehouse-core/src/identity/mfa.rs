@@ -9,7 +9,7 @@
 use gatehouse_crypto::{SecretString, TotpCheck, TotpSecret, random_token};
 
 use super::recovery_codes;
-use super::sessions::{IssuedSession, actor_of, clean_device_name, to_secs};
+use super::sessions::{IssuedSession, Landing, actor_of, clean_device_name, to_secs};
 use super::{Principal, digest};
 use crate::audit::{self, Actor, AuditEvent, Outcome};
 use crate::context::{AccountCall, RequestContext};
@@ -18,7 +18,7 @@ use crate::ids::{OrgId, UserId};
 use crate::kernel::Kernel;
 use crate::scope::TenantScope;
 use crate::store::{
-    OneTimeTokenRecord, PlatformTx, Tier, TokenPurpose, TotpFactorRecord, UserRecord,
+    OneTimeTokenRecord, PlatformTx, SignedInWith, Tier, TokenPurpose, TotpFactorRecord, UserRecord,
 };
 
 /// The answer to a correct password.
@@ -93,11 +93,12 @@ impl Kernel {
         &self,
         mut tx: Box<dyn PlatformTx>,
         user: &UserRecord,
-        org: Option<OrgId>,
+        landing: Landing,
         device: String,
         browser: bool,
         request: &RequestContext,
     ) -> Result<LoginOutcome, Error> {
+        let Landing { org, via } = landing;
         let now = self.clock().now();
         let ttl = self.identity().settings().mfa_challenge_ttl;
         let secret = random_token(32).map_err(|e| Error::Internal(e.to_string()))?;
@@ -106,6 +107,8 @@ impl Kernel {
             "org": org.map(|o| o.to_string()),
             "device": device,
             "browser": browser,
+            "via": via.as_str(),
+            "sso_org": via.sso_org().map(|o| o.to_string()),
         })
         .to_string();
         tx.insert_one_time_token(&OneTimeTokenRecord {
@@ -377,6 +380,18 @@ impl Mfa<'_> {
             .get("browser")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
+        // How the first step was made (a challenge from before issue 24 names none: a password).
+        let via = SignedInWith::parse(
+            detail
+                .get("via")
+                .and_then(|v| v.as_str())
+                .unwrap_or("password"),
+            detail
+                .get("sso_org")
+                .and_then(|o| o.as_str())
+                .and_then(OrgId::parse),
+        )
+        .ok_or_else(|| Error::Internal("a sign-in challenge's method".into()))?;
         // The membership may have ended between the two steps.
         let role = match org {
             Some(org) => Some(
@@ -403,6 +418,7 @@ impl Mfa<'_> {
         )?;
         session.auth_at = challenge.created_at;
         session.mfa_at = Some(now);
+        session.signed_in_with = via;
         tx.insert_session(&session).await?;
         let flags = self.user_flags(tx.as_mut(), &session, request).await?;
         let details = format!(

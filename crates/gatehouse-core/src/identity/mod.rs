@@ -20,7 +20,7 @@ pub mod permissions;
 mod principal;
 mod recovery;
 mod recovery_codes;
-mod session_policy;
+pub(crate) mod session_policy;
 pub(crate) mod sessions;
 mod settings;
 mod tokens;

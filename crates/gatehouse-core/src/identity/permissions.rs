@@ -47,6 +47,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "connectors.manage",
         "add and remove the organisation's OAuth providers, and disconnect anyone's connector",
     ),
+    (
+        "sso.manage",
+        "configure single sign-on: the identity provider, verified email domains and enforcement",
+    ),
 ];
 
 /// A permission from the catalogue.
@@ -72,6 +76,7 @@ impl Permission {
     pub const MAIL_CHECK_DOMAIN: Self = Self("mail.check_domain");
     pub const CONNECTORS_USE: Self = Self("connectors.use");
     pub const CONNECTORS_MANAGE: Self = Self("connectors.manage");
+    pub const SSO_MANAGE: Self = Self("sso.manage");
 
     /// The catalogue entry named `name`.
     #[must_use]

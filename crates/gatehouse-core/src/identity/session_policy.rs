@@ -212,7 +212,7 @@ impl Kernel {
 }
 
 /// The membership a sign-in opens its session in: the one asked for, else the oldest.
-pub(super) fn pick_membership(
+pub(crate) fn pick_membership(
     memberships: &[MembershipRecord],
     wanted: Option<OrgId>,
 ) -> Result<Option<&MembershipRecord>, Error> {

@@ -10,7 +10,6 @@ use super::claims::{AccessClaims, Act, csrf_digest};
 use super::digest;
 use super::lockouts::lockout_subject;
 use super::mfa::LoginOutcome;
-use super::session_policy::pick_membership;
 use crate::audit::{self, Actor, AuditEvent, Outcome};
 use crate::context::{AccountCall, RequestContext};
 use crate::error::Error;
@@ -19,7 +18,7 @@ use crate::inputs::{Email, normalize_password};
 use crate::kernel::Kernel;
 use crate::keyring::PersonalData;
 use crate::scope::TenantScope;
-use crate::store::{PlatformTx, SessionRecord, Tier};
+use crate::store::{MembershipRecord, PlatformTx, SessionRecord, SignedInWith, Tier, UserRecord};
 
 #[derive(Debug)]
 pub struct LoginInput {
@@ -209,6 +208,7 @@ impl Kernel {
                 revoked_at: None,
                 auth_at: now,
                 mfa_at: None,
+                signed_in_with: crate::store::SignedInWith::Password,
             },
             refresh,
         ))
@@ -325,10 +325,17 @@ impl Kernel {
             jti: new_uuid(self.clock()).to_string(),
             act: session.impersonator_id.map(|o| Act { sub: o.to_string() }),
             csrf: csrf.as_ref().map(|c| csrf_digest(c.expose())),
-            amr: if session.mfa_at.is_some() {
-                vec!["pwd".to_owned(), "otp".to_owned()]
-            } else {
-                vec!["pwd".to_owned()]
+            amr: {
+                // RFC 8176 names no value for a sign-in at another provider: `sso`.
+                let first = match session.signed_in_with {
+                    SignedInWith::Password => "pwd",
+                    SignedInWith::Sso(_) | SignedInWith::Social => "sso",
+                };
+                let mut amr = vec![first.to_owned()];
+                if session.mfa_at.is_some() {
+                    amr.push("otp".to_owned());
+                }
+                amr
             },
             auth_time: Some(to_secs(session.auth_at)),
             mfa_time: session.mfa_at.map(to_secs),
@@ -436,61 +443,124 @@ impl Sessions<'_> {
         };
         let mut tx = self.store().begin().await?;
         let memberships = tx.memberships_of_user(user.id).await?;
-        let membership = pick_membership(&memberships, input.organization_id)?;
-        if let Some(h) = &new_hash {
-            tx.set_password_hash(user.id, h).await?;
-        }
-        let device = clean_device_name(input.device_name);
-        let org = membership.map(|m| m.org_id);
         let enrolled = tx
             .totp_factor(user.id)
             .await?
             .is_some_and(|f| f.confirmed_at.is_some());
-        if enrolled {
-            // The password was right; the second step completes the sign-in.
+        let wanted = input.organization_id;
+        let membership = match (
+            self.pick_membership_for(&memberships, wanted, SignedInWith::Password, enrolled)
+                .await,
+            wanted,
+        ) {
+            (Err(Error::SsoRequired), Some(org)) => {
+                drop(tx);
+                self.record_sso_required(org, user.id, "password_sign_in", request)
+                    .await;
+                return Err(Error::SsoRequired);
+            }
+            (other, _) => other?,
+        };
+        if let Some(h) = &new_hash {
+            tx.set_password_hash(user.id, h).await?;
+        }
+        let landing = SignIn {
+            user: &user,
+            membership,
+            via: SignedInWith::Password,
+            enrolled,
+            device: clean_device_name(input.device_name),
+            browser: input.browser,
+            rehashed: new_hash.is_some(),
+        };
+        self.sign_in(tx, landing, request).await
+    }
+}
+
+/// A person whose sign-in proved who they are (a password, or an external provider's ID token):
+/// where their session lands and how it began.
+#[derive(Debug)]
+pub(crate) struct SignIn<'a> {
+    pub user: &'a UserRecord,
+    pub membership: Option<&'a MembershipRecord>,
+    pub via: SignedInWith,
+    /// The account has a confirmed second factor: it is asked for before any session.
+    pub enrolled: bool,
+    pub device: String,
+    pub browser: bool,
+    /// The password's hash was replaced (written in the caller's transaction).
+    pub rehashed: bool,
+}
+
+/// What a second step of a sign-in carries: the organisation and how the first step was made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Landing {
+    pub org: Option<OrgId>,
+    pub via: SignedInWith,
+}
+
+impl Kernel {
+    /// Ends every sign-in the same way, whatever proved the person: the second factor's
+    /// challenge when they have one, else the session cap, a new session, its `user.login`
+    /// event and its tokens.
+    pub(crate) async fn sign_in(
+        &self,
+        tx: Box<dyn PlatformTx>,
+        s: SignIn<'_>,
+        request: &RequestContext,
+    ) -> Result<LoginOutcome, Error> {
+        let user = s.user;
+        let org = s.membership.map(|m| m.org_id);
+        if s.enrolled {
+            // The first step was right; the second completes the sign-in.
+            let landing = Landing { org, via: s.via };
             return self
-                .challenge_second_factor(tx, &user, org, device, input.browser, request)
+                .challenge_second_factor(tx, user, landing, s.device, s.browser, request)
                 .await;
         }
         let (mut tx, ended) = self.admit_session(tx, user.id, request).await?;
-        let (session, refresh) = self.new_session(
+        let (mut session, refresh) = self.new_session(
             user.id.as_uuid(),
             Tier::Customer,
             org,
             None,
             None,
-            device,
+            s.device,
             request,
         )?;
+        session.signed_in_with = s.via;
         tx.insert_session(&session).await?;
         let flags = UserFlags {
             mfa_enrolled: false,
             email_verified: user.email_verified_at.is_some(),
         };
-        let details = format!(
-            "{{\"session_id\":\"{}\",\"rehashed\":{},\"sessions_ended\":{}}}",
-            session.id,
-            new_hash.is_some(),
-            ended.len()
-        );
+        let details = serde_json::json!({
+            "session_id": session.id.to_string(),
+            "rehashed": s.rehashed,
+            "sessions_ended": ended.len(),
+            "method": s.via.as_str(),
+        });
         self.audit_session_event(
             tx,
             &session,
             Actor::user(user.id),
             "user.login",
-            details,
+            details.to_string(),
             request,
         )
         .await?;
         self.publish_ended(&ended);
-        let roles = membership
+        let roles = s
+            .membership
             .map(|m| vec![m.role.as_str().to_owned()])
             .unwrap_or_default();
-        self.issue(&session, roles, Some(refresh), input.browser, flags)
+        self.issue(&session, roles, Some(refresh), s.browser, flags)
             .await
             .map(LoginOutcome::Session)
     }
+}
 
+impl Sessions<'_> {
     /// Rotates a tenant session's refresh token (`POST /v1/auth/refresh`). Presenting a spent
     /// one means it was copied: the session ends.
     pub async fn refresh(
@@ -612,6 +682,13 @@ impl Sessions<'_> {
                 "the account is no longer a member of the session's organisation",
             ));
         }
+        if let (Some(org), Tier::Customer) = (session.org_id, session.tier) {
+            let owner = roles.iter().any(|r| r == "owner");
+            let (via, mfa) = (session.signed_in_with, session.mfa_at.is_some());
+            if !self.sso_admits_in(org, owner, via, mfa).await? {
+                return Err(self.end_for_sso(tx, &session, request).await);
+            }
+        }
         let flags = self.user_flags(tx.as_mut(), &session, request).await?;
         let event = AuditEvent::success(
             actor_of(&session),
@@ -660,6 +737,15 @@ impl Sessions<'_> {
             .await?
             .ok_or(Error::Unauthenticated("the session has ended"))?;
         super::session_policy::refuse_switch_after_end(m, &session)?;
+        if !self
+            .sso_admits(m, session.signed_in_with, session.mfa_at.is_some())
+            .await?
+        {
+            drop(tx);
+            self.record_sso_required(org, m.user_id, "switch", request)
+                .await;
+            return Err(Error::SsoRequired);
+        }
         tx.set_session_org(session.id, org).await?;
         session.org_id = Some(org);
         let event = AuditEvent::success(

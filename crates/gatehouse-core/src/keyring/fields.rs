@@ -23,12 +23,14 @@ pub enum SealedKind {
     RecordContent,
     /// A webhook endpoint's signing secret, one field per version.
     WebhookSecret,
+    /// The client secret of an organisation's single sign-on provider.
+    SsoClientSecret,
     /// An organisation's OAuth provider's client secret.
     OAuthClientSecret,
 }
 
 impl SealedKind {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::TotpSecret,
         Self::SharedSecret,
         Self::ConnectorToken,
@@ -37,6 +39,7 @@ impl SealedKind {
         Self::SubjectKey,
         Self::RecordContent,
         Self::WebhookSecret,
+        Self::SsoClientSecret,
         Self::OAuthClientSecret,
     ];
 
@@ -51,6 +54,7 @@ impl SealedKind {
             Self::SubjectKey => "subject_key",
             Self::RecordContent => "record_content",
             Self::WebhookSecret => "webhook_secret",
+            Self::SsoClientSecret => "sso_client_secret",
             Self::OAuthClientSecret => "oauth_client_secret",
         }
     }

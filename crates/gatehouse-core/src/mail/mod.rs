@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 use uuid::Uuid;
 
+pub(crate) use domain_check::askable;
 pub use domain_check::{
     DkimSigning, DomainCheckSettings, DomainChecker, DomainReport, Finding, MAX_QUERIES,
     SPF_LOOKUP_LIMIT, TxtError, TxtResolver, Verdict, check_domain,

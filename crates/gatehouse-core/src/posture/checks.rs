@@ -32,6 +32,9 @@ pub struct PasswordCensus {
     /// Of `below`: hashes that are neither a readable Argon2 hash nor bcrypt, or that name a
     /// pepper when none is configured (neither can be verified).
     pub unreadable: u64,
+    /// Accounts without a password (made through single sign-on: `sso::linking::NO_PASSWORD`),
+    /// neither at nor below the parameters: no hash to compare.
+    pub without_password: u64,
     /// More hashes differ from the current parameters than were classified.
     pub below_capped: bool,
 }
@@ -74,9 +77,11 @@ pub fn classify_peppered(
     params: &Argon2Params,
     pepper: Option<&Pepper>,
 ) -> PasswordCensus {
-    let (mut below, mut bcrypt, mut unreadable) = (0u64, 0u64, 0u64);
+    let (mut below, mut bcrypt, mut unreadable, mut without) = (0u64, 0u64, 0u64, 0u64);
     for hash in &sample.others {
-        if is_bcrypt(hash) {
+        if hash.is_empty() {
+            without += 1;
+        } else if is_bcrypt(hash) {
             bcrypt += 1;
             below += 1;
         } else if Argon2Params::of_hash(hash).is_none() {
@@ -93,10 +98,11 @@ pub fn classify_peppered(
     PasswordCensus {
         accounts: sample.accounts,
         accounts_capped: sample.accounts_capped,
-        at_or_above: sample.accounts.saturating_sub(below),
+        at_or_above: sample.accounts.saturating_sub(below + without),
         below,
         bcrypt,
         unreadable,
+        without_password: without,
         below_capped: sample.others_capped,
     }
 }
@@ -179,6 +185,7 @@ mod tests {
                 bcrypt,                  // imported: below
                 "not a hash".to_owned(), // unreadable: below
                 "$argon2i$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned(),
+                String::new(), // no password (single sign-on): neither
             ],
         );
         let c = classify(&s, &params);
@@ -187,10 +194,11 @@ mod tests {
             PasswordCensus {
                 accounts: 10,
                 accounts_capped: false,
-                at_or_above: 5,
+                at_or_above: 4,
                 below: 5,
                 bcrypt: 1,
                 unreadable: 1,
+                without_password: 1,
                 below_capped: false,
             }
         );

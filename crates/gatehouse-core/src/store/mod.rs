@@ -43,6 +43,7 @@ mod second_factor;
 mod secrets;
 mod sessions;
 mod share_links;
+mod sso;
 mod users;
 mod webhooks;
 
@@ -70,8 +71,12 @@ pub use roles::{CustomRoleRecord, CustomRoleStore};
 pub use sealed_fields::{SealedFieldStore, SealedRecord};
 pub use second_factor::{SecondFactorStore, TotpFactorRecord};
 pub use secrets::{SecretRecord, SecretStore, SecretVersionRecord};
-pub use sessions::{SessionRecord, SessionStore, Tier};
+pub use sessions::{SessionRecord, SessionStore, SignedInWith, Tier};
 pub use share_links::{ShareLinkIndexStore, ShareLinkRow, ShareLinkStore};
+pub use sso::{
+    ExternalIdentityRecord, SsoConfigRecord, SsoDirectory, SsoDomainRecord, SsoStore,
+    external_identity_digest,
+};
 pub use users::{PasswordHashSample, UserRecord, UserStore};
 pub use webhooks::{
     AttemptRow, DeliveryOutcome, DeliveryRow, DeliveryState, EndpointRow, WebhookMessageRow,
@@ -134,6 +139,7 @@ pub trait PlatformTx:
     + ShareLinkIndexStore
     + PruneStore
     + AppStore
+    + SsoDirectory
     + Send
 {
     /// Continues this same transaction inside `scope`.
@@ -154,6 +160,7 @@ pub trait TenantTx:
     + GrantStore
     + ShareLinkStore
     + WebhookStore
+    + SsoStore
     + ConnectorStore
     + OrgKeyStore
     + SealedFieldStore

@@ -36,6 +36,50 @@ impl Tier {
     }
 }
 
+/// How a session's person proved who they are when it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignedInWith {
+    /// Their password (and a second factor, if they have one); operators and impersonations.
+    #[default]
+    Password,
+    /// The single sign-on of this organisation (issue 24).
+    Sso(OrgId),
+    /// A platform-wide provider (social sign-in).
+    Social,
+}
+
+impl SignedInWith {
+    /// The stored name (`signed_in_with`).
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Sso(_) => "sso",
+            Self::Social => "social",
+        }
+    }
+
+    /// From the stored name and `sso_org_id`; `None` for a pair no session can have.
+    #[must_use]
+    pub fn parse(name: &str, org: Option<OrgId>) -> Option<Self> {
+        match (name, org) {
+            ("password", None) => Some(Self::Password),
+            ("sso", Some(org)) => Some(Self::Sso(org)),
+            ("social", None) => Some(Self::Social),
+            _ => None,
+        }
+    }
+
+    /// The organisation whose single sign-on it was.
+    #[must_use]
+    pub fn sso_org(&self) -> Option<OrgId> {
+        match self {
+            Self::Sso(org) => Some(*org),
+            _ => None,
+        }
+    }
+}
+
 /// One device's sign-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -63,6 +107,8 @@ pub struct SessionRecord {
     pub auth_at: OffsetDateTime,
     /// The last time a second factor was checked for this session.
     pub mfa_at: Option<OffsetDateTime>,
+    /// How the session began: enforced single sign-on admits only its own organisation's.
+    pub signed_in_with: SignedInWith,
 }
 
 impl SessionRecord {

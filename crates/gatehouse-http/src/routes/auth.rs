@@ -82,7 +82,13 @@ impl fmt::Debug for TokenResponse {
     }
 }
 
-fn set_cookie(res: &mut Response, name: &str, value: &str, max_age: u64, http_only: bool) {
+pub(crate) fn set_cookie(
+    res: &mut Response,
+    name: &str,
+    value: &str,
+    max_age: u64,
+    http_only: bool,
+) {
     let flags = if http_only { "; HttpOnly" } else { "" };
     let text = format!("{name}={value}; Path=/; Secure; SameSite=Lax; Max-Age={max_age}{flags}");
     if let Ok(v) = HeaderValue::from_str(&text) {
@@ -166,8 +172,14 @@ pub(crate) async fn login(
         .await
         .inspect_err(|_| gatehouse_core::telemetry::metrics::auth("password", false))?;
     gatehouse_core::telemetry::metrics::auth("password", true);
+    Ok(outcome_response(outcome, mode))
+}
+
+/// The answer to a first sign-in step (a password, a provider's callback): the session's tokens
+/// in the mode asked for, or the second step's challenge.
+pub(crate) fn outcome_response(outcome: LoginOutcome, mode: SessionMode) -> Response {
     match outcome {
-        LoginOutcome::Session(issued) => Ok(session_response(issued, mode, StatusCode::OK)),
+        LoginOutcome::Session(issued) => session_response(issued, mode, StatusCode::OK),
         LoginOutcome::MfaRequired {
             mfa_token,
             expires_in,
@@ -183,7 +195,7 @@ pub(crate) async fn login(
                 .into_response();
             res.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            Ok(res)
+            res
         }
     }
 }

@@ -28,6 +28,8 @@ pub(crate) mod secrets;
 pub(crate) mod security_txt;
 pub(crate) mod share_links;
 pub(crate) mod signup;
+pub(crate) mod sso;
+pub(crate) mod sso_auth;
 pub(crate) mod transit;
 pub(crate) mod trust;
 pub(crate) mod unseal;

@@ -13,6 +13,7 @@ mod grants_rls;
 mod isolation;
 mod platform_rls;
 mod rls;
+mod sso_rls;
 mod unavailable;
 
 use fixture::fresh;

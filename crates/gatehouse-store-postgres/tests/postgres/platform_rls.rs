@@ -181,6 +181,7 @@ async fn seed(store: &gatehouse_store_postgres::PostgresStore, n: u8) -> Seeded 
         revoked_at: None,
         auth_at: now,
         mfa_at: None,
+        signed_in_with: gatehouse_core::store::SignedInWith::Password,
     })
     .await
     .unwrap();

@@ -343,6 +343,7 @@ fn session(clock: &FakeClock, subject: Uuid, expires: OffsetDateTime) -> Session
         revoked_at: None,
         auth_at: now,
         mfa_at: None,
+        signed_in_with: gatehouse_core::store::SignedInWith::Password,
     }
 }
 

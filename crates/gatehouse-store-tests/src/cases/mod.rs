@@ -29,6 +29,7 @@ pub mod second_factor;
 pub mod secrets;
 pub mod sessions;
 pub mod share_links;
+pub mod sso;
 pub mod transactions;
 pub mod users;
 pub mod webhooks;

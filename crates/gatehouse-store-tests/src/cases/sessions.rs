@@ -40,6 +40,7 @@ fn session(clock: &FakeClock, subject: Uuid, hash: &[u8]) -> SessionRecord {
         revoked_at: None,
         auth_at: now,
         mfa_at: None,
+        signed_in_with: gatehouse_core::store::SignedInWith::Password,
     }
 }
 
@@ -410,6 +411,7 @@ mod auth_times {
             revoked_at: None,
             auth_at: now,
             mfa_at: None,
+            signed_in_with: gatehouse_core::store::SignedInWith::Password,
         }
     }
 

@@ -296,6 +296,7 @@ pub async fn password_census_counts_hashes_below_the_configured_cost(store: Arc<
             bcrypt: 1,
             // The peppered hash, with no pepper configured.
             unreadable: 1,
+            without_password: 0,
             below_capped: false,
         }
     );

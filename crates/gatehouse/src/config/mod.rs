@@ -40,6 +40,7 @@ pub mod security_txt;
 mod server;
 mod service_auth;
 pub mod share;
+pub mod sso;
 pub mod tls;
 mod transit;
 pub mod trust_page;
@@ -147,6 +148,8 @@ pub struct RawConfig {
     pub share: share::ShareConfig,
     /// Webhooks (F3).
     pub webhooks: webhooks::WebhooksConfig,
+    /// Single sign-on per organisation (issue 24).
+    pub sso: sso::SsoConfig,
     /// The OAuth client: connectors (B3) and sign-in through providers.
     pub oauth: oauth::OAuthConfig,
     /// Who can open backups (D3).
@@ -205,6 +208,7 @@ impl Default for RawConfig {
             share: share::ShareConfig::default(),
             backup: backup::BackupConfig::default(),
             webhooks: webhooks::WebhooksConfig::default(),
+            sso: sso::SsoConfig::default(),
             oauth: oauth::OAuthConfig::default(),
             posture: posture::PostureConfig::default(),
             trust_page: trust_page::TrustPageConfig::default(),
@@ -254,6 +258,7 @@ pub struct Config {
     pub lifecycle: lifecycle::LifecycleSetup,
     pub share: gatehouse_core::product::ShareSettings,
     pub webhooks: webhooks::WebhookSetup,
+    pub sso: sso::SsoSetup,
     pub oauth: oauth::OAuthSetup,
     pub backup: backup::BackupConfig,
     /// `None` when rate limits (and sign-in lockouts) are off.
@@ -492,6 +497,7 @@ fn validate(
     let share = share::validate(&raw.share)?;
     let webhooks = webhooks::validate(&raw.webhooks, production)?;
     let oauth = oauth::validate(&raw.oauth, production)?;
+    let sso = sso::validate(&raw.sso, &oauth.settings, production)?;
     let backup = backup::validate(&raw.backup)?;
     let trust_page = trust_page::validate(&raw.trust_page)?;
     let posture_check_deadline = posture::validate(&raw.posture)?;
@@ -516,6 +522,7 @@ fn validate(
         lifecycle,
         share,
         webhooks,
+        sso,
         oauth,
         backup,
         rate_limits,

@@ -336,8 +336,8 @@ pub(super) async fn password_census(
                 c.below.to_string()
             };
             let text = format!(
-                "Of {of}, {below} stored hash(es) are below these parameters ({} imported bcrypt); each is replaced at its next sign-in.",
-                c.bcrypt
+                "Of {of}, {below} stored hash(es) are below these parameters ({} imported bcrypt); each is replaced at its next sign-in. {} account(s) have no password (single sign-on).",
+                c.bcrypt, c.without_password
             );
             let finding = if c.below == 0 {
                 Finding::pass(text)
@@ -351,6 +351,7 @@ pub(super) async fn password_census(
                 .figure("hashes_below_capped", c.below_capped)
                 .figure("hashes_bcrypt", c.bcrypt)
                 .figure("hashes_at_or_above", c.at_or_above)
+                .figure("accounts_without_password", c.without_password)
         }
     }
 }

@@ -141,8 +141,15 @@ fn a5(f: &Facts<'_>) -> Arc<dyn Probe> {
         "idle_timeout_secs" => secs(id.idle_timeout),
         "max_sessions_per_account" => id.max_sessions_per_account,
         "session_limit_action" => id.session_limit_action.as_str(),
+        "sso_social_providers" => f.config.sso.social_providers.join(", "),
+        "sso_dns_servers" => if f.config.sso.dns_servers.is_empty() { "the system's" } else { "configured" },
     };
     probe("A5", true, settings, move || async move {
+        if !id_token_verifier_refuses_forgeries() {
+            return Finding::fail(
+                "The ID-token verifier of sign-in through a provider accepted an unsigned or HS256 token.",
+            );
+        }
         // The subscriber marks the feature degraded while its Redis connection is down.
         if fanout && gatehouse_core::telemetry::metrics::is_degraded("revocation_fanout") {
             Finding::warn(
@@ -156,6 +163,50 @@ fn a5(f: &Facts<'_>) -> Arc<dyn Probe> {
             Finding::pass("Revoked sessions are refused on the next request (one instance).")
         }
     })
+}
+
+/// Sign-in through a provider (issue 24) rests on the ID-token verifier refusing a token that
+/// chooses its own algorithm: `none`, or HS256 keyed with the provider's public key. Checked on
+/// a key made here, with no I/O.
+fn id_token_verifier_refuses_forgeries() -> bool {
+    use base64::Engine as _;
+    use gatehouse_crypto::id_token::{Expected, IdTokenError, ProviderKeys};
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let Ok(signer) = gatehouse_crypto::JwtSigner::from_seed(
+        "k".into(),
+        &gatehouse_crypto::Key32::from_bytes([5; 32]),
+    ) else {
+        return false;
+    };
+    let jwks = format!(
+        r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"k","x":"{}"}}]}}"#,
+        b64(signer.public_key())
+    );
+    let Ok(keys) = ProviderKeys::from_jwks(jwks.as_bytes()) else {
+        return false;
+    };
+    let claims = b64(
+        br#"{"iss":"https://idp.example","sub":"s","aud":"c","exp":2000,"iat":1000,"nonce":"n"}"#,
+    );
+    let input = |alg: &str| {
+        format!(
+            "{}.{claims}",
+            b64(format!(r#"{{"alg":"{alg}","kid":"k"}}"#).as_bytes())
+        )
+    };
+    let hs = input("HS256");
+    let tag = gatehouse_crypto::MacKey::from_bytes(signer.public_key()).tag(&[hs.as_bytes()]);
+    let expected = Expected {
+        issuer: "https://idp.example",
+        client_id: "c",
+        nonce: "n",
+        now_secs: 1500,
+        leeway_secs: 0,
+        max_age_secs: 600,
+    };
+    [format!("{}.", input("none")), format!("{hs}.{}", b64(&tag))]
+        .iter()
+        .all(|t| keys.verify(t, &expected) == Err(IdTokenError::Algorithm))
 }
 
 fn a6(f: &Facts<'_>) -> Arc<dyn Probe> {

@@ -10,6 +10,7 @@
 
 mod interop;
 mod oidc_provider;
+mod oidc_stub;
 mod support;
 
 mod access_model;
@@ -61,6 +62,8 @@ mod sessions;
 mod share_links;
 mod signup;
 mod slow_clients;
+mod sso_domains;
+mod sso_signin;
 mod tls;
 mod tokens;
 mod transit;

@@ -25,6 +25,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("post", "/v1/auth/password-reset/confirm"),
     ("post", "/v1/auth/refresh"),
     ("post", "/v1/auth/signup"),
+    ("post", "/v1/auth/sso/{target}/start"),
+    ("get", "/v1/auth/sso/callback"),
     ("post", "/v1/auth/verify-email"),
     ("post", "/v1/invitations/accept"),
     ("post", "/v1/share/{token}"),

@@ -106,7 +106,7 @@ const PRIVATE_SUFFIXES: &[&str] = &[
 ];
 
 /// Whether `name` (already a valid DNS name, lower case) may be asked about.
-fn askable(name: &str) -> bool {
+pub(crate) fn askable(name: &str) -> bool {
     let last = name.rsplit('.').next().unwrap_or(name);
     !PRIVATE_SUFFIXES.contains(&last)
 }

@@ -238,7 +238,7 @@ tokens for registered apps) and for the API keys acting for them."#,
         title: "Per-device sessions, instant revocation",
         built: Built::Done(None),
         promise: "You can see every device signed in to your account and sign any of them out, and a signed-out device loses access on its next request.",
-        self_check: "Reports where revocations go (this instance, or Redis to every instance) and warns while the Redis subscription is down.",
+        self_check: "Reports where revocations go (this instance, or Redis to every instance) and warns while the Redis subscription is down; fails if the ID-token verifier of sign-in through a provider accepts an unsigned or HS256-swapped token.",
         ledger: r#"Each sign-in is a session with its device record; a user lists their sessions and ends any one of
 them; a revoked session's tokens fail on the next request, on every instance; refresh tokens
 rotate, and presenting a spent one ends the session.
@@ -253,7 +253,16 @@ factor checked within the step-up window (an account without one: a recent passw
 Issue 26 (ASVS 7.3.1, 7.4.2): an optional cap on an account's concurrent sessions ends the oldest or
 refuses the sign-in (`session_limit_reached`); an organisation admin ends a member's sessions in that
 organisation, audited on its chain; a disabled account's tokens and keys are refused on every
-instance."#,
+instance.
+
+Issue 24: a sign-in through an organisation's OpenID provider (single sign-on) or a platform
+provider opens the same session as a password (one shared tail: second factor, session cap,
+`user.login`), after a state spent once, PKCE and an ID token verified with the provider's keys
+(algorithm from the key's type, never `none` or HMAC; `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`).
+Accounts are linked or made, and members added just in time, only through an address the provider
+marks verified in an email domain the organisation proved by DNS. An organisation may enforce
+single sign-on: password sign-in, switching and refreshing into it are refused (`sso_required`),
+but for an owner with a second factor (break-glass)."#,
         evidence: &[
             Evidence {
                 file: "crates/gatehouse/tests/it/sessions.rs",
@@ -324,6 +333,43 @@ instance."#,
             Evidence {
                 file: "crates/gatehouse/tests/three_instances.rs",
                 tests: &["an_account_disabled_through_one_instance_is_refused_by_all_three"],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/sso_signin.rs",
+                tests: &[
+                    "a_user_of_a_verified_domain_signs_in_through_the_provider_and_joins_with_the_default_role",
+                    "account_linking_never_merges_through_an_unverified_address_or_an_unproven_domain",
+                    "id_tokens_for_another_client_issuer_or_sign_in_expired_or_forged_are_refused",
+                    "replayed_failed_and_misdirected_callbacks_are_refused_and_store_nothing",
+                    "a_browser_sign_in_sets_cookies_only_in_the_browser_that_started_it",
+                    "a_platform_provider_signs_new_people_in_without_membership_and_takes_over_no_account",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/sso_domains.rs",
+                tests: &[
+                    "a_domain_is_verified_only_by_its_published_record_and_by_one_organisation_at_most",
+                    "the_configuration_is_for_admins_stepped_up_audited_and_its_secret_never_shown",
+                    "enforcement_refuses_password_sign_in_switching_and_refreshing_into_the_organisation",
+                    "an_owner_with_a_second_factor_may_still_use_a_password_and_no_one_else",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-crypto/src/id_token_tests.rs",
+                tests: &[
+                    "alg_none_is_refused_before_any_key_is_looked_at",
+                    "an_alg_swap_to_hs256_signed_with_the_public_key_is_refused",
+                    "issuer_audience_and_authorized_party_are_compared_exactly",
+                    "expiry_and_issue_time_are_judged_by_the_callers_clock_with_the_leeway",
+                    "the_nonce_must_be_the_one_stored_with_the_state",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse-store-tests/src/cases/sso.rs",
+                tests: &[
+                    "sso_a_domain_is_verified_by_one_organisation_and_found_only_once_verified",
+                    "sso_external_identities_are_unique_and_listed_per_person",
+                ],
             },
         ],
     },

@@ -1,0 +1,272 @@
+//! An organisation's OpenID provider: set, read and removed by its admins.
+
+use gatehouse_crypto::SecretString;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::Sso;
+use crate::audit::{self, AuditEvent};
+use crate::context::TenantCall;
+use crate::error::Error;
+use crate::keyring::{FieldRef, SealedKind};
+use crate::page::PageRequest;
+use crate::store::{Role, SsoConfigRecord, TenantTx};
+use crate::webhooks::destination::check_url;
+
+/// Where the client secret is sealed: one field per organisation.
+pub(super) const SECRET_FIELD: &str = "client_secret";
+/// Longest client id and client secret accepted.
+const MAX_CLIENT_ID: usize = 255;
+const MAX_CLIENT_SECRET: usize = 1024;
+/// Scopes asked for when none are given.
+const DEFAULT_SCOPES: &str = "openid email profile";
+
+/// What an admin sends to set the provider. An absent secret keeps the stored one.
+#[derive(Debug)]
+pub struct SsoConfigInput {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub scopes: Option<Vec<String>>,
+    pub default_role: Option<String>,
+    pub enforced: bool,
+}
+
+/// The provider as its admins see it: the secret never, only whether one is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoConfigView {
+    pub issuer: String,
+    pub client_id: String,
+    pub has_client_secret: bool,
+    pub scopes: Vec<String>,
+    pub default_role: String,
+    pub enforced: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// The scopes, `openid` first and each once; every scope token is RFC 6749's `scope-token`.
+fn scopes(asked: Option<Vec<String>>) -> Result<String, Error> {
+    let Some(asked) = asked else {
+        return Ok(DEFAULT_SCOPES.to_owned());
+    };
+    let mut out = vec!["openid".to_owned()];
+    for s in asked {
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        if !ok {
+            return Err(Error::invalid(
+                "scopes",
+                format!("{s:?} is not a scope (1 to 64 printable characters, no quote)"),
+            ));
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    if out.len() > 16 {
+        return Err(Error::invalid("scopes", "at most 16 scopes"));
+    }
+    Ok(out.join(" "))
+}
+
+fn text(field: &'static str, value: &str, max: usize) -> Result<(), Error> {
+    if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            field,
+            format!("must be 1 to {max} characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+impl Sso<'_> {
+    /// The organisation's provider, if it has one.
+    pub async fn config(&self, call: &TenantCall) -> Result<Option<SsoConfigView>, Error> {
+        let tx = self.store().begin_read_scoped(&call.scope).await?;
+        let mut tx = self.managing(call, tx, false).await?;
+        match tx.sso_config().await? {
+            Some(c) => Ok(Some(self.view(tx.as_mut(), c).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn view(
+        &self,
+        tx: &mut dyn TenantTx,
+        c: SsoConfigRecord,
+    ) -> Result<SsoConfigView, Error> {
+        let org = c.org_id.to_string();
+        let has_client_secret = tx
+            .sealed(SealedKind::SsoClientSecret.as_str(), &org, SECRET_FIELD)
+            .await?
+            .is_some();
+        Ok(SsoConfigView {
+            issuer: c.issuer,
+            client_id: c.client_id,
+            has_client_secret,
+            scopes: c.scopes.split(' ').map(str::to_owned).collect(),
+            default_role: c.default_role,
+            enforced: c.enforced,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        })
+    }
+
+    /// Sets the organisation's provider (replacing any). Enforcement needs a verified domain:
+    /// without one nobody could join or be linked through the provider.
+    pub async fn configure(
+        &self,
+        call: &TenantCall,
+        input: SsoConfigInput,
+    ) -> Result<SsoConfigView, Error> {
+        let issuer = check_url(&input.issuer, self.oauth().settings().destinations)
+            .map_err(|r| Error::invalid("issuer", r))?;
+        if issuer.query().is_some() {
+            return Err(Error::invalid("issuer", "must not have a query"));
+        }
+        text("client_id", &input.client_id, MAX_CLIENT_ID)?;
+        if let Some(s) = &input.client_secret {
+            text("client_secret", s.expose(), MAX_CLIENT_SECRET)?;
+        }
+        let scopes = scopes(input.scopes)?;
+        let role_name = input.default_role.unwrap_or_else(|| "member".to_owned());
+        let role = Role::parse(&role_name)
+            .ok_or_else(|| Error::invalid("default_role", "is not a role name"))?;
+        if role == Role::Owner {
+            return Err(Error::invalid(
+                "default_role",
+                "must not be owner: joining through a provider never makes an owner",
+            ));
+        }
+        let tx = self.store().begin_scoped(&call.scope).await?;
+        let mut tx = self.managing(call, tx, true).await?;
+        if let Role::Custom(name) = &role
+            && tx.custom_role(name).await?.is_none()
+        {
+            return Err(Error::invalid(
+                "default_role",
+                "names no role of the organisation",
+            ));
+        }
+        if input.enforced
+            && !tx
+                .sso_domains()
+                .await?
+                .iter()
+                .any(|d| d.verified_at.is_some())
+        {
+            return Err(Error::Conflict(
+                "enforcing single sign-on needs a verified domain: verify one first",
+            ));
+        }
+        if input.enforced && !self.owner_with_factor(tx.as_mut()).await? {
+            return Err(Error::Conflict(
+                "enforcing single sign-on needs an owner with a second factor: only such an owner \
+                 may still sign in with a password when the provider fails (break-glass)",
+            ));
+        }
+        let now = self.clock().now();
+        let previous = tx.sso_config().await?;
+        let org = call.scope.org_id();
+        // The issuer is kept as given (exactly what its ID tokens must name), not normalised.
+        let record = SsoConfigRecord {
+            org_id: org,
+            issuer: input.issuer.clone(),
+            client_id: input.client_id.clone(),
+            scopes,
+            default_role: role.as_str().to_owned(),
+            enforced: input.enforced,
+            created_at: previous.as_ref().map_or(now, |p| p.created_at),
+            updated_at: now,
+        };
+        tx.put_sso_config(&record).await?;
+        if let Some(secret) = &input.client_secret {
+            let id = org.to_string();
+            self.keyring()
+                .seal(
+                    tx.as_mut(),
+                    FieldRef {
+                        kind: SealedKind::SsoClientSecret,
+                        record_id: &id,
+                        field: SECRET_FIELD,
+                    },
+                    secret.expose().as_bytes(),
+                )
+                .await?;
+        }
+        let event = AuditEvent::success(
+            call.principal.actor(),
+            if previous.is_some() {
+                "sso.config_changed"
+            } else {
+                "sso.configured"
+            },
+            "organization",
+            org,
+        )
+        .with_details(
+            json!({
+                "issuer": record.issuer,
+                "client_id": record.client_id,
+                "scopes": record.scopes,
+                "default_role": record.default_role,
+                "enforced": record.enforced,
+                "enforcement_changed": previous.as_ref().map_or(record.enforced, |p| p.enforced != record.enforced),
+                "client_secret_set": input.client_secret.is_some(),
+            })
+            .to_string(),
+        )
+        .with_request(call.request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        let view = self.view(tx.as_mut(), record).await?;
+        tx.commit(proof).await?;
+        self.enforcement_changed(org);
+        Ok(view)
+    }
+
+    /// Whether an owner of the scope's organisation has a confirmed second factor (the owners
+    /// among its first 10,000 members).
+    async fn owner_with_factor(&self, tx: &mut dyn TenantTx) -> Result<bool, Error> {
+        let mut cursor: Option<String> = None;
+        for _ in 0..50 {
+            let page = tx
+                .list_memberships(PageRequest::parse(cursor.as_deref(), Some(200))?)
+                .await?;
+            for m in page.items.iter().filter(|m| m.role == Role::Owner) {
+                if self.has_second_factor(m.user_id).await? {
+                    return Ok(true);
+                }
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(false)
+    }
+
+    /// Removes the organisation's provider (and its sealed secret): sign-in through it ends,
+    /// and so does enforcement.
+    pub async fn remove_config(&self, call: &TenantCall) -> Result<(), Error> {
+        let tx = self.store().begin_scoped(&call.scope).await?;
+        let mut tx = self.managing(call, tx, true).await?;
+        if !tx.delete_sso_config().await? {
+            return Err(Error::NotFound("single sign-on configuration"));
+        }
+        let org = call.scope.org_id();
+        tx.delete_sealed(
+            SealedKind::SsoClientSecret.as_str(),
+            &org.to_string(),
+            SECRET_FIELD,
+        )
+        .await?;
+        let event = AuditEvent::success(call.principal.actor(), "sso.removed", "organization", org)
+            .with_request(call.request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        self.enforcement_changed(org);
+        Ok(())
+    }
+}

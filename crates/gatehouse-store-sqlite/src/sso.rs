@@ -1,0 +1,221 @@
+//! Single sign-on in SQLite (core's `store/sso.rs`): the scope's provider and domains, and the
+//! platform's look-ups of a verified domain's organisation and of linked external identities.
+
+use async_trait::async_trait;
+use gatehouse_core::store::{
+    ExternalIdentityRecord, SsoConfigRecord, SsoDirectory, SsoDomainRecord, SsoStore,
+    ensure_in_scope, external_identity_digest,
+};
+use gatehouse_core::{OrgId, StoreError, UserId};
+use sqlx::sqlite::SqliteRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::errors::map_err;
+use crate::rows::{get, micros, opt_time_col, time_col, uuid_col};
+use crate::tx::{SqliteTenantTx, SqliteTx};
+
+fn config(row: &SqliteRow) -> Result<SsoConfigRecord, StoreError> {
+    let enforced: i64 = get(row, "enforced")?;
+    Ok(SsoConfigRecord {
+        org_id: OrgId::from_uuid(uuid_col(row, "org_id")?),
+        issuer: get(row, "issuer")?,
+        client_id: get(row, "client_id")?,
+        scopes: get(row, "scopes")?,
+        default_role: get(row, "default_role")?,
+        enforced: enforced == 1,
+        created_at: time_col(row, "created_at")?,
+        updated_at: time_col(row, "updated_at")?,
+    })
+}
+
+fn domain(row: &SqliteRow) -> Result<SsoDomainRecord, StoreError> {
+    Ok(SsoDomainRecord {
+        org_id: OrgId::from_uuid(uuid_col(row, "org_id")?),
+        domain: get(row, "domain")?,
+        challenge: get(row, "challenge")?,
+        created_at: time_col(row, "created_at")?,
+        verified_at: opt_time_col(row, "verified_at")?,
+    })
+}
+
+fn identity(row: &SqliteRow) -> Result<ExternalIdentityRecord, StoreError> {
+    let by: Option<Uuid> = get(row, "linked_by_org")?;
+    Ok(ExternalIdentityRecord {
+        issuer: get(row, "issuer")?,
+        subject: get(row, "subject")?,
+        user_id: UserId::from_uuid(uuid_col(row, "user_id")?),
+        linked_by: by.map(OrgId::from_uuid),
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
+#[async_trait]
+impl SsoStore for SqliteTenantTx {
+    async fn sso_config(&mut self) -> Result<Option<SsoConfigRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sso_configs WHERE org_id = ?")
+            .bind(self.scope.org_id().as_uuid())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(config).transpose()
+    }
+
+    async fn put_sso_config(&mut self, c: &SsoConfigRecord) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, c.org_id)?;
+        sqlx::query(
+            "INSERT INTO sso_configs (org_id, issuer, client_id, scopes, default_role, enforced, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (org_id) DO UPDATE SET issuer = excluded.issuer, \
+             client_id = excluded.client_id, scopes = excluded.scopes, \
+             default_role = excluded.default_role, enforced = excluded.enforced, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(c.org_id.as_uuid())
+        .bind(&c.issuer)
+        .bind(&c.client_id)
+        .bind(&c.scopes)
+        .bind(&c.default_role)
+        .bind(i64::from(c.enforced))
+        .bind(micros(c.created_at))
+        .bind(micros(c.updated_at))
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn delete_sso_config(&mut self) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM sso_configs WHERE org_id = ?")
+            .bind(self.scope.org_id().as_uuid())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn sso_domains(&mut self) -> Result<Vec<SsoDomainRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM sso_domains WHERE org_id = ? ORDER BY domain")
+            .bind(self.scope.org_id().as_uuid())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(domain).collect()
+    }
+
+    async fn sso_domain(&mut self, name: &str) -> Result<Option<SsoDomainRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sso_domains WHERE org_id = ? AND domain = ?")
+            .bind(self.scope.org_id().as_uuid())
+            .bind(name)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(domain).transpose()
+    }
+
+    async fn insert_sso_domain(&mut self, d: &SsoDomainRecord) -> Result<(), StoreError> {
+        ensure_in_scope(&self.scope, d.org_id)?;
+        sqlx::query(
+            "INSERT INTO sso_domains (org_id, domain, challenge, created_at, verified_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(d.org_id.as_uuid())
+        .bind(&d.domain)
+        .bind(&d.challenge)
+        .bind(micros(d.created_at))
+        .bind(d.verified_at.map(micros))
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn verify_sso_domain(
+        &mut self,
+        name: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sso_domains SET verified_at = ? \
+             WHERE org_id = ? AND domain = ? AND verified_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(self.scope.org_id().as_uuid())
+        .bind(name)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_sso_domain(&mut self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM sso_domains WHERE org_id = ? AND domain = ?")
+            .bind(self.scope.org_id().as_uuid())
+            .bind(name)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl SsoDirectory for SqliteTx {
+    async fn org_of_verified_domain(&mut self, name: &str) -> Result<Option<OrgId>, StoreError> {
+        let found: Option<Uuid> = sqlx::query_scalar(
+            "SELECT org_id FROM sso_domains WHERE domain = ? AND verified_at IS NOT NULL",
+        )
+        .bind(name)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(found.map(OrgId::from_uuid))
+    }
+
+    async fn external_identity(
+        &mut self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<ExternalIdentityRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM external_identities WHERE digest = ?")
+            .bind(external_identity_digest(issuer, subject))
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(identity).transpose()
+    }
+
+    async fn insert_external_identity(
+        &mut self,
+        i: &ExternalIdentityRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO external_identities (digest, issuer, subject, user_id, linked_by_org, \
+             created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(external_identity_digest(&i.issuer, &i.subject))
+        .bind(&i.issuer)
+        .bind(&i.subject)
+        .bind(i.user_id.as_uuid())
+        .bind(i.linked_by.map(|o| o.as_uuid()))
+        .bind(micros(i.created_at))
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+    }
+
+    async fn external_identities_of(
+        &mut self,
+        user: UserId,
+    ) -> Result<Vec<ExternalIdentityRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM external_identities WHERE user_id = ? ORDER BY created_at, digest",
+        )
+        .bind(user.as_uuid())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(identity).collect()
+    }
+}
