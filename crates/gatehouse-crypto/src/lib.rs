@@ -8,7 +8,6 @@
 pub mod aead;
 pub mod ct;
 pub mod digest;
-pub mod id_token;
 pub mod jwt;
 pub mod mac;
 pub mod random;

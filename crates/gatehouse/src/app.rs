@@ -110,17 +110,20 @@ impl App {
             .with_mail(config.mail.settings.clone())
             .with_lifecycle(config.lifecycle.settings.clone())
             .with_share(config.share)
-            .with_webhooks(config.webhooks.settings.clone(), webhook_client(config)?)
+            .with_webhooks(
+                config.webhooks.settings.clone(),
+                crate::clients::webhook_client(config)?,
+            )
             .with_oauth(gatehouse_core::oauth::OAuthRuntime::new(
                 config.oauth.settings.clone(),
-                oauth_client(config)?,
+                crate::clients::oauth_client(config)?,
             ))
             .with_connectors(config.oauth.connectors.clone())
-            .with_domain_check(domain_checker(config)?)
+            .with_domain_check(crate::clients::domain_checker(config)?)
             .with_sso(config.sso.state().map_err(StartError)?)
             .with_product(config.product.clone())
             .with_security_events(config.security_events_per_minute)
-            .with_password_policy(password_policy(config)?),
+            .with_password_policy(crate::clients::password_policy(config)?),
         );
         kernel
             .auth()
@@ -128,7 +131,7 @@ impl App {
             .await
             .map_err(|e| StartError(format!("token-signing keys: {e}")))?;
         subscribe_to_revocations(config, &kernel)?;
-        let mail_transport = mail_transport(config)?;
+        let mail_transport = crate::clients::mail_transport(config)?;
         let tls = match &config.tls {
             Some(s) => Some(Arc::new(
                 crate::tls::TlsReloader::load(s).map_err(StartError)?,
@@ -695,80 +698,6 @@ async fn open_store_with_handle(
             Ok((Arc::new(store.clone()), Some(store)))
         }
     }
-}
-
-fn oauth_client(
-    config: &Config,
-) -> Result<Arc<dyn gatehouse_core::oauth::OAuthClient>, StartError> {
-    gatehouse_infra::oauth_client::HttpOAuthClient::new(&config.oauth.client)
-        .map(|c| Arc::new(c) as Arc<dyn gatehouse_core::oauth::OAuthClient>)
-        .map_err(StartError)
-}
-
-fn webhook_client(
-    config: &Config,
-) -> Result<Arc<dyn gatehouse_core::webhooks::WebhookTransport>, StartError> {
-    gatehouse_infra::webhooks::WebhookClient::new(&config.webhooks.client)
-        .map(|c| Arc::new(c) as Arc<dyn gatehouse_core::webhooks::WebhookTransport>)
-        .map_err(StartError)
-}
-
-/// The sender-domain check's settings and resolver (also used by `gatehouse mail check-domain`).
-pub(crate) fn domain_checker(
-    config: &Config,
-) -> Result<gatehouse_core::mail::DomainChecker, StartError> {
-    let lookups =
-        gatehouse_infra::dns::TxtLookups::new(&config.mail.auth.dns_servers).map_err(StartError)?;
-    Ok(gatehouse_core::mail::DomainChecker::new(
-        config.mail.auth.domain_check.clone(),
-        Arc::new(lookups),
-    ))
-}
-
-fn mail_transport(config: &Config) -> Result<Arc<dyn MailTransport>, StartError> {
-    use crate::config::MailTransportSettings;
-    use gatehouse_infra::mail::{FileTransport, SmtpTransport};
-    Ok(match &config.mail.transport {
-        MailTransportSettings::File(dir) => {
-            tracing::warn!(
-                dir = %dir.display(),
-                "mail is written to .eml files, not sent; configure [mail] transport = \"smtp\" to send it"
-            );
-            Arc::new(FileTransport::new(
-                dir.clone(),
-                config.mail.auth.dkim.clone(),
-            ))
-        }
-        MailTransportSettings::Smtp(settings) => {
-            if config.mail.auth.dkim.is_none() {
-                tracing::warn!(
-                    "outgoing mail is not DKIM-signed: set [mail.dkim] (receivers offer RFC 8058 \
-                     one-click unsubscribe only on signed mail, and DMARC needs a signature or SPF)"
-                );
-            }
-            Arc::new(
-                SmtpTransport::new(settings, config.mail.auth.dkim.clone()).map_err(StartError)?,
-            )
-        }
-    })
-}
-
-/// The new-password checks beyond the shipped list: the breached-password range client when
-/// `[passwords] breach_range_url` is set.
-fn password_policy(
-    config: &Config,
-) -> Result<gatehouse_core::identity::PasswordPolicy, StartError> {
-    let breach = match &config.breach_check {
-        Some(b) => Some(gatehouse_core::identity::BreachCheck {
-            range: Arc::new(
-                gatehouse_infra::breach::HttpBreachRange::new(&b.url, b.timeout)
-                    .map_err(StartError)?,
-            ),
-            on_error: b.on_error,
-        }),
-        None => None,
-    };
-    Ok(gatehouse_core::identity::PasswordPolicy { breach })
 }
 
 /// The limiter's store: in-process, or Redis with the in-process fallback. A Redis that cannot be

@@ -7,6 +7,7 @@ pub mod app;
 mod audit_cmd;
 mod backup_cmd;
 pub mod cli;
+mod clients;
 pub mod config;
 mod conn;
 pub mod dev_cert_cmd;

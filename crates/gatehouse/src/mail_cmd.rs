@@ -67,7 +67,7 @@ fn print_report(report: &DomainReport) {
 pub(crate) async fn run(config: &Config, command: MailCommand) -> Result<(), String> {
     match command {
         MailCommand::CheckDomain { domain, json } => {
-            let checker = crate::app::domain_checker(config).map_err(|e| e.to_string())?;
+            let checker = crate::clients::domain_checker(config).map_err(|e| e.to_string())?;
             let report = check_domain(checker.resolver.as_ref(), &checker.settings, &domain)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -13,7 +13,7 @@
 //! account: it never takes over an existing one (whose owner signs in as before), and it makes
 //! no membership.
 
-use gatehouse_crypto::id_token::IdTokenClaims;
+use crate::sso::id_token::IdTokenClaims;
 use serde_json::json;
 
 use super::Sso;

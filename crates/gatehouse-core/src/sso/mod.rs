@@ -26,12 +26,13 @@
 //! not refused. API keys are not sign-ins and keep working.
 //!
 //! **Sign-in** (`signin.rs`, over the OAuth client foundation): authorization code with PKCE,
-//! `state` and `nonce`; the ID token verified by `gatehouse_crypto::id_token`; account linking
+//! `state` and `nonce`; the ID token verified by `crate::sso::id_token`; account linking
 //! only through an email the provider marks verified in a domain the organisation verified.
 
 mod config;
 mod domains;
 mod enforcement;
+pub mod id_token;
 mod linking;
 mod signin;
 

@@ -1,15 +1,13 @@
 //! Signing in through an organisation's provider or a platform provider: the authorization
 //! request (PKCE, `nonce`, a `state` of purpose `sso` from the OAuth foundation) and the
 //! callback, which spends the state before anything else, redeems the code, verifies the ID
-//! token against the provider's keys (`gatehouse_crypto::id_token`), resolves the account
+//! token against the provider's keys (`crate::sso::id_token`), resolves the account
 //! (`linking.rs`) and opens the session the way a password sign-in does (`Kernel::sign_in`).
 //! Every refusal after the state is spent is recorded (`sso.sign_in_refused`, with why), and
 //! none of them links, makes or admits anyone.
 
+use crate::sso::id_token::{Expected as IdExpected, IdTokenClaims, IdTokenError, ProviderKeys};
 use gatehouse_crypto::SecretString;
-use gatehouse_crypto::id_token::{
-    Expected as IdExpected, IdTokenClaims, IdTokenError, ProviderKeys,
-};
 use serde_json::json;
 use time::OffsetDateTime;
 use url::Url;

@@ -170,7 +170,7 @@ fn a5(f: &Facts<'_>) -> Arc<dyn Probe> {
 /// a key made here, with no I/O.
 fn id_token_verifier_refuses_forgeries() -> bool {
     use base64::Engine as _;
-    use gatehouse_crypto::id_token::{Expected, IdTokenError, ProviderKeys};
+    use gatehouse_core::sso::id_token::{Expected, IdTokenError, ProviderKeys};
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
     let Ok(signer) = gatehouse_crypto::JwtSigner::from_seed(
         "k".into(),

@@ -20,7 +20,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Deserializer};
 
-use crate::ct::ct_eq;
+use gatehouse_crypto::ct::ct_eq;
 
 /// Longest ID token accepted (a provider's tokens are a few kilobytes).
 pub const MAX_ID_TOKEN_BYTES: usize = 16 * 1024;
