@@ -355,7 +355,7 @@ but for an owner with a second factor (break-glass)."#,
                 ],
             },
             Evidence {
-                file: "crates/gatehouse-crypto/src/id_token_tests.rs",
+                file: "crates/gatehouse-core/src/sso/id_token_tests.rs",
                 tests: &[
                     "alg_none_is_refused_before_any_key_is_looked_at",
                     "an_alg_swap_to_hs256_signed_with_the_public_key_is_refused",
