@@ -286,6 +286,7 @@ impl fmt::Debug for CallbackQuery {
         (status = 200, description = "Connected (tokens sealed, never shown)", body = Connector),
         (status = 303, description = "With `oauth.connector_return_url`: back to the product"),
         (status = 400, description = "`oauth_state_invalid`: not signed by Gatehouse, expired (10 minutes), already used, or another person's or organisation's; nothing reached the provider", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: a credential was presented and is not valid (a relay must send a live one, or none)", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`oauth_provider_error`: the provider refused the authorization or the code, or answered outside the protocol", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn callback(
@@ -322,6 +323,7 @@ pub(crate) async fn callback(
     params(OrgScoped, PageQuery),
     responses(
         (status = 200, description = "A page of connectors (never a token)", body = ConnectorPage),
+        (status = 422, description = "`validation_failed`: a `limit` outside 1 to 200 or a malformed `cursor`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list(
