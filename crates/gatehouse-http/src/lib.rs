@@ -222,7 +222,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(Auth, routes!(sso::verify_domain))
         .add(ReadWrite, routes!(sso::delete_domain))
         .add(Auth, routes!(sso_auth::start))
-        .add(Auth, routes!(sso_auth::callback))
+        .add(Auth, routes!(sso_auth::callback, sso_auth::complete))
         .add(Unlimited, routes!(webhooks::publish))
         .add(ReadWrite, routes!(grants::create, grants::given))
         .add(ReadWrite, routes!(grants::received))

@@ -8,6 +8,7 @@ use super::Sso;
 use crate::audit::{self, AuditEvent};
 use crate::context::TenantCall;
 use crate::error::Error;
+use crate::ids::UserId;
 use crate::keyring::{FieldRef, SealedKind};
 use crate::page::PageRequest;
 use crate::store::{Role, SsoConfigRecord, TenantTx};
@@ -79,6 +80,16 @@ fn text(field: &'static str, value: &str, max: usize) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// Whether a change of the provider needs the organisation's owner (besides `sso.manage` and
+/// the step-up every change needs): a first provider, another issuer or client id (whoever
+/// chooses the provider chooses what it asserts, an owner's address included), or a default
+/// role of admin (every person the provider vouches for would join as one). Scopes, the secret
+/// of the same client, enforcement and other default roles stay with `sso.manage`.
+fn needs_owner(previous: Option<&SsoConfigRecord>, issuer: &str, client_id: &str, role: &Role) -> bool {
+    let same_provider = previous.is_some_and(|p| p.issuer == issuer && p.client_id == client_id);
+    !same_provider || *role == Role::Admin
 }
 
 impl Sso<'_> {
@@ -167,8 +178,31 @@ impl Sso<'_> {
                  may still sign in with a password when the provider fails (break-glass)",
             ));
         }
-        let now = self.clock().now();
         let previous = tx.sso_config().await?;
+        if needs_owner(previous.as_ref(), &input.issuer, &input.client_id, &role) {
+            let actor = UserId::from_uuid(call.principal.subject);
+            let is_owner = call.principal.api_key_permissions.is_none()
+                && tx
+                    .membership(actor)
+                    .await?
+                    .is_some_and(|m| m.role == Role::Owner);
+            if !is_owner {
+                drop(tx);
+                self.record_refusal(
+                    &call.scope,
+                    &call.principal,
+                    "permission.denied",
+                    json!({ "permission": "owner", "why": "sso.provider_or_admin_role" })
+                        .to_string(),
+                    &call.request,
+                )
+                .await;
+                return Err(Error::Forbidden {
+                    permission: "owner",
+                });
+            }
+        }
+        let now = self.clock().now();
         let org = call.scope.org_id();
         // The issuer is kept as given (exactly what its ID tokens must name), not normalised.
         let record = SsoConfigRecord {

@@ -58,6 +58,48 @@ struct Decided<'a> {
     membership: Option<&'a MembershipRecord>,
 }
 
+/// Whether an existing account may be linked to an organisation's provider through its
+/// address alone (step 2 of the module's rules); the refusals are recorded with the sign-in's
+/// (`sso.sign_in_refused`, with the reason).
+///
+/// - **An address never verified** (a self-registration nobody confirmed): whoever registered it
+///   first may not own it, and linking would leave their password, factors and sessions in the
+///   account the provider's person then uses. Gatehouse refuses rather than strips those: a
+///   strip would hand the provider's person an account whose data and memberships someone
+///   unknown made. The address's owner proves it by mail (a password reset through the address,
+///   or its confirmation link) and then signs in through the provider again.
+/// - **A privileged or wider account**: an owner or admin of the organisation, a member of
+///   another organisation, or an address that is also a platform operator's. Whoever manages the
+///   organisation's sign-on chooses the provider, and a provider may assert any address in the
+///   domain: such accounts are linked only by a link their holder makes while signed in
+///   (`POST /v1/me/sso/link`), never by the address.
+async fn linkable_by_address(
+    tx: &mut dyn PlatformTx,
+    existing: &UserRecord,
+    org: OrgId,
+) -> Result<(), Error> {
+    if existing.email_verified_at.is_none() {
+        return Err(Error::SsoRefused(
+            "an account with this address exists but its address was never verified: it is not \
+             linked through the provider; the address's owner verifies it (a password reset \
+             through the address) and signs in through the provider again",
+        ));
+    }
+    let privileged = tx
+        .memberships_of_user(existing.id)
+        .await?
+        .iter()
+        .any(|m| m.org_id != org || matches!(m.role, Role::Owner | Role::Admin));
+    if privileged || tx.operator_by_email(&existing.email).await?.is_some() {
+        return Err(Error::SsoRefused(
+            "this account is an owner or admin here, a member elsewhere or an operator's: it is \
+             linked to the provider only by its holder, signed in (POST /v1/me/sso/link), never \
+             by its address",
+        ));
+    }
+    Ok(())
+}
+
 impl Sso<'_> {
     /// The account `claims` (verified, from `issuer`) signs in, linked, made or admitted as the
     /// module's rules say; `org` is the organisation whose sign-on it is (`None`: a platform
@@ -93,7 +135,10 @@ impl Sso<'_> {
                 };
                 changes.linked = true;
                 match (tx.user_by_email(email.as_str()).await?, org) {
-                    (Some(existing), Some(_)) => existing,
+                    (Some(existing), Some(config)) => {
+                        linkable_by_address(tx.as_mut(), &existing, config.org_id).await?;
+                        existing
+                    }
                     (Some(_), None) => {
                         return Err(Error::SsoRefused(
                             "an account with this address exists: sign in to it as before (a \

@@ -32,6 +32,7 @@
 mod config;
 mod domains;
 mod enforcement;
+mod flow;
 pub mod id_token;
 mod linking;
 mod signin;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 
 pub use config::{SsoConfigInput, SsoConfigView};
 pub use domains::{CHALLENGE_LABEL, CHALLENGE_PREFIX, DomainView, challenge_record_name};
+pub use flow::FlowMode;
 pub use signin::{CALLBACK_PATH, Callback, SignInTarget, StartedSignIn};
 
 use crate::kernel::Kernel;
@@ -120,6 +122,22 @@ impl Sso<'_> {
                 url.query_pairs_mut().append_pair("error", e.code());
             }
         }
+        Some(url.to_string())
+    }
+}
+
+impl Sso<'_> {
+    /// Where the callback of a sign-in started in bearer mode sends the browser, with
+    /// `sso.return_url` set: there with the provider's answer (`state`, `code`, `iss` or
+    /// `error`) in the fragment, which no browser sends to a server; the product's page posts it
+    /// with the start's `flow_secret` (`crate::sso::FlowMode`). The state is not spent.
+    #[must_use]
+    pub fn handoff_location(&self, answer: &[(&str, Option<&str>)]) -> Option<String> {
+        let mut url = url::Url::parse(self.sso_state().return_url.as_deref()?).ok()?;
+        let fragment = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(answer.iter().filter_map(|(k, v)| v.map(|v| (*k, v))))
+            .finish();
+        url.set_fragment(Some(&fragment));
         Some(url.to_string())
     }
 }

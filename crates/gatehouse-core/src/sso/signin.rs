@@ -22,13 +22,14 @@ use crate::identity::sessions::SignIn;
 use crate::ids::OrgId;
 use crate::keyring::{FieldRef, SealedKind};
 use crate::oauth::provider::{ClientAuth, ClientCredentials, Endpoints, Provider};
-use crate::oauth::wire::same_issuer;
 use crate::oauth::{AuthorizationRequest, Binding, CodeGrant, Expected, STATE_TTL, StatePurpose};
 use crate::scope::TenantScope;
 use crate::store::{SignedInWith, SsoConfigRecord};
 
-/// Where providers send people back (after `oauth.public_url`).
-pub const CALLBACK_PATH: &str = "/v1/auth/sso/callback";
+/// Where a provider sends people back (after `oauth.public_url`): one callback per provider, so
+/// a redirect names the provider it comes from (RFC 9700 4.4.2), `{org}` an organisation's id or
+/// a platform provider's name.
+pub const CALLBACK_PATH: &str = "/v1/auth/sso/{target}/callback";
 /// Clock skew tolerated on an ID token's times.
 const LEEWAY_SECS: u64 = 60;
 /// What an SSO session's device is called.
@@ -64,6 +65,36 @@ impl SignInTarget {
     }
 }
 
+/// The redirect URI of the provider a state is bound to: its organisation's id, else the
+/// platform provider's name.
+fn callback_path(org: Option<OrgId>, provider: &str) -> String {
+    let segment = org.map_or_else(|| provider.to_owned(), |o| o.to_string());
+    CALLBACK_PATH.replace("{target}", &segment)
+}
+
+/// What a callback's path names: an organisation's own provider or a platform provider (an
+/// email domain is a way to start, never a callback).
+impl SignInTarget {
+    fn expected(&self) -> Result<Expected<'_>, Error> {
+        let (org, provider) = match self {
+            Self::Organization(org) => (Some(*org), ORG_PROVIDER),
+            Self::Social(name) => (None, name.as_str()),
+            Self::Domain(_) => {
+                return Err(Error::invalid(
+                    "target",
+                    "a callback names an organisation's id or a provider's name",
+                ));
+            }
+        };
+        Ok(Expected {
+            purpose: StatePurpose::Sso,
+            org,
+            user: None,
+            provider: Some(provider),
+        })
+    }
+}
+
 /// An authorization to send the person to.
 #[derive(Debug, Clone)]
 pub struct StartedSignIn {
@@ -76,6 +107,8 @@ pub struct StartedSignIn {
 /// What the provider sent back (RFC 6749 4.1.2, RFC 9207's `iss`).
 #[derive(Debug)]
 pub struct Callback {
+    /// The provider the callback's path names; the state must be bound to it.
+    pub target: SignInTarget,
     pub state: String,
     pub code: Option<SecretString>,
     /// An OAuth error the provider answered instead of a code.
@@ -228,7 +261,9 @@ impl Sso<'_> {
         if endpoints.issuer.is_none() {
             return Err(Error::SsoRefused("the provider is not an OpenID provider"));
         }
-        let redirect_uri = self.oauth().redirect_uri(CALLBACK_PATH)?;
+        let redirect_uri = self
+            .oauth()
+            .redirect_uri(&callback_path(org, &provider.name))?;
         let scope = org.map(TenantScope::granted);
         let event = AuditEvent::success(
             Actor::anonymous(),
@@ -274,12 +309,7 @@ impl Sso<'_> {
         browser: bool,
         request: &RequestContext,
     ) -> Result<LoginOutcome, Error> {
-        let expect = Expected {
-            purpose: StatePurpose::Sso,
-            org: None,
-            user: None,
-            provider: None,
-        };
+        let expect = callback.target.expected()?;
         let spent = self
             .oauth()
             .spend(&callback.state, &expect, request)
@@ -323,19 +353,19 @@ impl Sso<'_> {
             .issuer
             .clone()
             .ok_or(Error::SsoRefused("the provider is not an OpenID provider"))?;
-        // RFC 9207: a response naming another issuer is another provider's (mix-up).
-        if callback
-            .iss
-            .as_deref()
-            .is_some_and(|i| !same_issuer(i, &issuer))
-        {
+        // RFC 9207: a response naming another issuer is another provider's (mix-up); the
+        // comparison is exact (section 2.4), as the ID token's `iss` is.
+        if callback.iss.as_deref().is_some_and(|i| i != issuer) {
             return Err(Error::SsoRefused(
                 "the provider's answer names another issuer",
             ));
         }
         let oauth = self.oauth();
         let client = oauth.client()?;
-        let redirect_uri = self.oauth().redirect_uri(CALLBACK_PATH)?;
+        let redirect_uri = self.oauth().redirect_uri(&callback_path(
+            spent.binding.org,
+            &spent.binding.provider,
+        ))?;
         let tokens = client
             .exchange_code(
                 &endpoints.token,

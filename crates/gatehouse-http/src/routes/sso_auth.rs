@@ -1,21 +1,25 @@
 //! Sign-in through a provider (issue 24): `POST /v1/auth/sso/{target}/start` (an organisation's
 //! id, an email domain it verified, or a platform provider's name) answers the provider's
-//! authorization URL; the provider sends the person back to `GET /v1/auth/sso/callback`, which
-//! answers as `POST /v1/auth/login` does. Neither takes a credential.
+//! authorization URL; the provider sends the person back to that provider's own callback,
+//! `/v1/auth/sso/{org-id or provider}/callback` (one per provider: RFC 9700 4.4), whose state
+//! must be bound to it. Neither takes a credential; the completion takes the start's proof
+//! (`gatehouse_core::sso::FlowMode`), so holding the callback's URL is not enough:
 //!
-//! In cookie mode the start also sets `__Host-gatehouse_sso`, the digest of the state, and the
-//! callback issues cookies only to the browser holding it (so nobody can sign a browser into
-//! their own account by sending it a callback: login CSRF). Without the cookie the callback
-//! answers bearer tokens in its body; with a cookie for another state it refuses.
+//! - **cookie mode**: the start sets `__Host-gatehouse_sso`; `GET .../callback` completes only in
+//!   the browser holding it and sets the session's cookies there (no login CSRF, no completion by
+//!   whoever sees the URL);
+//! - **bearer mode** (the default): the start answers a one-time `flow_secret`; the provider's
+//!   redirect to `GET .../callback` spends nothing and (with `sso.return_url`) hands `state`,
+//!   `code` and `iss` to the product's page in the URL fragment, which posts them with the
+//!   secret to `POST .../callback`, answered as `POST /v1/auth/login` is.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use base64::Engine as _;
 use gatehouse_core::identity::LoginOutcome;
-use gatehouse_core::sso::{Callback, SignInTarget};
-use gatehouse_crypto::{SecretString, ct_eq, sha256};
+use gatehouse_core::sso::{Callback, FlowMode, SignInTarget};
+use gatehouse_crypto::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -31,14 +35,11 @@ const SSO_COOKIE: &str = "__Host-gatehouse_sso";
 /// The state's lifetime, which the cookie's matches.
 const SSO_COOKIE_SECS: u64 = 600;
 
-fn state_digest(state: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256(&[state.as_bytes()]))
-}
-
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StartSignIn {
-    /// `cookie`: the callback sets the session's cookies, in this browser only.
+    /// `cookie`: the callback sets the session's cookies, in this browser only. `bearer`: the
+    /// answer carries a `flow_secret` the completion must present.
     #[serde(default)]
     session_mode: SessionMode,
 }
@@ -51,6 +52,10 @@ pub(crate) struct SignInStarted {
     /// The state stops working then (ten minutes), and after one use.
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
+    /// Bearer mode only: keep it (never in a URL) and post it with the provider's answer to
+    /// `POST /v1/auth/sso/{target}/callback`; nobody completes this sign-in without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow_secret: Option<String>,
 }
 
 /// Starts a sign-in through a provider: an organisation's (by its id, or an email domain it
@@ -72,22 +77,27 @@ pub(crate) async fn start(
 ) -> Result<Response, ApiError> {
     let mode = body.session_mode;
     let target = SignInTarget::parse(&target)?;
-    let started = state.kernel.sso().start(target, &meta).await?;
+    let sso = state.kernel.sso();
+    let started = sso.start(target, &meta).await?;
+    let flow_mode = match mode {
+        SessionMode::Cookie => FlowMode::Cookie,
+        SessionMode::Bearer => FlowMode::Bearer,
+    };
+    let proof = sso.flow_proof(&started.state, flow_mode)?;
+    let (cookie_proof, flow_secret) = match flow_mode {
+        FlowMode::Cookie => (Some(proof), None),
+        FlowMode::Bearer => (None, Some(proof)),
+    };
     let mut res = Json(SignInStarted {
         authorization_url: started.authorization_url,
         expires_at: started.expires_at,
+        flow_secret,
     })
     .into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if mode == SessionMode::Cookie {
-        set_cookie(
-            &mut res,
-            SSO_COOKIE,
-            &state_digest(&started.state),
-            SSO_COOKIE_SECS,
-            true,
-        );
+    if let Some(proof) = cookie_proof {
+        set_cookie(&mut res, SSO_COOKIE, &proof, SSO_COOKIE_SECS, true);
     }
     Ok(res)
 }
@@ -103,7 +113,7 @@ pub(crate) struct CallbackQuery {
     code: Option<String>,
     /// The provider's OAuth error code instead of a code.
     error: Option<String>,
-    /// The provider's issuer (RFC 9207): when sent, it must be the expected one.
+    /// The provider's issuer (RFC 9207): when sent, it must be exactly the expected one.
     iss: Option<String>,
 }
 
@@ -115,62 +125,79 @@ impl std::fmt::Debug for CallbackQuery {
     }
 }
 
-/// The provider's redirect back: spends the state (before anything else), redeems the code,
-/// verifies the ID token and signs the person in as `POST /v1/auth/login` does (tokens, or
-/// `mfa_required` for an account with a second factor).
-#[utoipa::path(get, path = "/v1/auth/sso/callback", tag = "sso",
-    params(CallbackQuery),
+/// The provider's redirect back. In the browser that started a cookie-mode sign-in (its
+/// `__Host-gatehouse_sso` cookie): spends the state (before anything else), redeems the code,
+/// verifies the ID token and signs the person in as `POST /v1/auth/login` does, the session in
+/// cookies. Without that cookie nothing is spent: with `sso.return_url` the browser goes there
+/// with the provider's answer in the fragment (a bearer-mode sign-in's page posts it with its
+/// `flow_secret`), else the answer is a refusal.
+#[utoipa::path(get, path = "/v1/auth/sso/{target}/callback", tag = "sso",
+    params(
+        ("target" = String, Path, max_length = 253, description = "The organisation's id or the platform provider's name the sign-in was started for"),
+        CallbackQuery,
+    ),
     responses(
-        (status = 200, description = "Signed in, or (`mfa_required`) the second step is next", body = super::auth::LoginResponse),
-        (status = 303, description = "A browser sign-in with `sso.return_url`: there once signed in (the session in cookies), with `?error={code}` when refused, or with `#mfa_token=...&expires_in=...` when the second step is next"),
-        (status = 400, description = "`oauth_state_invalid`: a state that is not Gatehouse's, expired, already used, or not a sign-in's; nothing was sent to the provider", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`sso_refused`: the provider answered an error or no code; the ID token is for another client, names another issuer, is expired, carries another nonce or is not signed by the provider's keys; the answer names another issuer; the address is unverified or outside the organisation's verified domains (nothing linked, made or joined); this browser did not start the sign-in. `account_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Signed in (the session in cookies), or (`mfa_required`) the second step is next", body = super::auth::LoginResponse),
+        (status = 303, description = "With `sso.return_url`: there once signed in (the session in cookies), with `?error={code}` when refused, or with `#mfa_token=...&expires_in=...` when the second step is next; without the start's cookie, there with `#state=...&code=...&iss=...` (or `error`), nothing spent"),
+        (status = 400, description = "`oauth_state_invalid`: a state that is not Gatehouse's, expired, already used, not a sign-in's, or started for another provider; nothing was sent to the provider", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`sso_refused`: this browser did not start the sign-in (nothing spent); the provider answered an error or no code; the ID token is for another client, names another issuer, is expired, carries another nonce or is not signed by the provider's keys; the answer names another issuer; the address is unverified or outside the organisation's verified domains, or the account may not be linked by its address (nothing linked, made or joined). `account_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the target is not an organisation's id or a provider's name", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`oauth_provider_error`: the provider refused the code (another client's, used, expired) or answered outside the protocol", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn callback(
     State(state): State<AppState>,
     RequestMeta(meta): RequestMeta,
+    Path(target): Path<String>,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
-    let browser = match cookie(&headers, SSO_COOKIE) {
-        None => false,
-        Some(bound) if ct_eq(bound.as_bytes(), state_digest(&q.state).as_bytes()) => true,
-        Some(_) => {
-            return Err(gatehouse_core::Error::SsoRefused(
-                "this browser did not start this sign-in: start again",
+    let target = SignInTarget::parse(&target)?;
+    let sso = state.kernel.sso();
+    let Some(proof) = cookie(&headers, SSO_COOKIE) else {
+        let answer = [
+            ("state", Some(q.state.as_str())),
+            ("code", q.code.as_deref()),
+            ("iss", q.iss.as_deref()),
+            ("error", q.error.as_deref()),
+        ];
+        return match sso.handoff_location(&answer) {
+            Some(back) => Ok(Redirect::to(&back).into_response()),
+            None => Err(gatehouse_core::Error::SsoRefused(
+                "this browser did not start this sign-in: a sign-in started in bearer mode \
+                 completes with POST to this callback and its flow_secret",
             )
-            .into());
-        }
+            .into()),
+        };
     };
-    let outcome = state
-        .kernel
-        .sso()
+    if !sso
+        .flow_proof_verifies(&q.state, FlowMode::Cookie, &proof)
+        .await
+    {
+        return Err(gatehouse_core::Error::SsoRefused(
+            "this browser did not start this sign-in: start again",
+        )
+        .into());
+    }
+    let outcome = sso
         .complete(
             Callback {
+                target,
                 state: q.state,
                 code: q.code.map(SecretString::from),
                 error: q.error,
                 iss: q.iss,
             },
-            browser,
+            true,
             &meta,
         )
         .await;
     gatehouse_core::telemetry::metrics::auth("sso", outcome.is_ok());
-    let back = browser
-        .then(|| state.kernel.sso().return_location(&outcome))
-        .flatten();
-    let mode = if browser {
-        SessionMode::Cookie
-    } else {
-        SessionMode::Bearer
-    };
+    let back = sso.return_location(&outcome);
     let signed_in = matches!(outcome, Ok(LoginOutcome::Session(_)));
     let mut res = match (back, outcome) {
         (Some(back), Ok(LoginOutcome::Session(issued))) => {
             // The cookies, and the browser sent on to the product.
-            let mut res = super::auth::session_response(issued, mode, StatusCode::OK);
+            let mut res = super::auth::session_response(issued, SessionMode::Cookie, StatusCode::OK);
             *res.status_mut() = StatusCode::SEE_OTHER;
             if let Ok(v) = HeaderValue::from_str(&back) {
                 res.headers_mut().insert(header::LOCATION, v);
@@ -178,10 +205,83 @@ pub(crate) async fn callback(
             res
         }
         (Some(back), _) => Redirect::to(&back).into_response(),
-        (None, outcome) => outcome_response(outcome?, mode),
+        (None, outcome) => outcome_response(outcome?, SessionMode::Cookie),
     };
-    if browser && signed_in {
+    if signed_in {
         set_cookie(&mut res, SSO_COOKIE, "", 0, true);
     }
     Ok(res)
+}
+
+/// What a bearer-mode sign-in's page posts: the provider's answer and the start's secret.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompleteSignIn {
+    /// The state from the provider's redirect.
+    #[schema(max_length = 256)]
+    state: String,
+    /// The authorization code (absent when the provider answered an error).
+    code: Option<String>,
+    /// The provider's OAuth error code instead of a code.
+    error: Option<String>,
+    /// The provider's issuer (RFC 9207): when sent, it must be exactly the expected one.
+    iss: Option<String>,
+    /// The `flow_secret` the bearer-mode start answered.
+    #[schema(max_length = 128)]
+    flow_secret: String,
+}
+
+impl std::fmt::Debug for CompleteSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompleteSignIn")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Completes a sign-in started in bearer mode: with the start's `flow_secret` (else nothing is
+/// spent), as the cookie-mode callback does, the tokens in the body.
+#[utoipa::path(post, path = "/v1/auth/sso/{target}/callback", tag = "sso",
+    params(("target" = String, Path, max_length = 253, description = "The organisation's id or the platform provider's name the sign-in was started for")),
+    request_body = CompleteSignIn,
+    responses(
+        (status = 200, description = "Signed in, or (`mfa_required`) the second step is next", body = super::auth::LoginResponse),
+        (status = 400, description = "`oauth_state_invalid`: a state that is not Gatehouse's, expired, already used, not a sign-in's, or started for another provider; nothing was sent to the provider", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`sso_refused`: the flow_secret is not this sign-in's bearer-mode one (nothing spent); otherwise as the `GET` callback. `account_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the target is not an organisation's id or a provider's name; the body is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`oauth_provider_error`: the provider refused the code (another client's, used, expired) or answered outside the protocol", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn complete(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    Path(target): Path<String>,
+    ApiJson(body): ApiJson<CompleteSignIn>,
+) -> Result<Response, ApiError> {
+    let target = SignInTarget::parse(&target)?;
+    let sso = state.kernel.sso();
+    if body.state.len() > 256
+        || !sso
+            .flow_proof_verifies(&body.state, FlowMode::Bearer, &body.flow_secret)
+            .await
+    {
+        return Err(gatehouse_core::Error::SsoRefused(
+            "the flow_secret is not the one this sign-in was started with",
+        )
+        .into());
+    }
+    let outcome = sso
+        .complete(
+            Callback {
+                target,
+                state: body.state,
+                code: body.code.map(SecretString::from),
+                error: body.error,
+                iss: body.iss,
+            },
+            false,
+            &meta,
+        )
+        .await;
+    gatehouse_core::telemetry::metrics::auth("sso", outcome.is_ok());
+    Ok(outcome_response(outcome?, SessionMode::Bearer))
 }

@@ -257,7 +257,48 @@ async fn the_configuration_is_for_admins_stepped_up_audited_and_its_secret_never
         .await;
     expect_problem(res, 404, "not_found").await;
 
-    // An admin may, within the step-up window of their sign-in.
+    // Choosing the provider is the owner's: whoever chooses it chooses what it asserts, an
+    // owner's address included. An admin's first configuration is refused, and recorded.
+    let res = app
+        .org_call(Method::PUT, "/v1/sso/config", &admin, Some(config.clone()))
+        .await;
+    expect_problem(res, 403, "forbidden").await;
+    let refusals = app.audit_events(&ada.org).await;
+    assert!(
+        refusals
+            .iter()
+            .any(|e| e.action == "permission.denied" && e.details.contains("owner")),
+        "{:?}",
+        refusals.iter().map(|e| &e.action).collect::<Vec<_>>()
+    );
+    let res = app
+        .org_call(Method::PUT, "/v1/sso/config", &ada, Some(config.clone()))
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    // The same provider's other settings are an admin's, within the step-up window of their
+    // sign-in; another issuer or client id, or a default role of admin, stay the owner's.
+    let res = app
+        .org_call(Method::PUT, "/v1/sso/config", &admin, Some(config.clone()))
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    for (field, value) in [
+        ("issuer", json!("https://evil.acme.test")),
+        ("client_id", json!("mallory")),
+        ("default_role", json!("admin")),
+    ] {
+        let mut c = config.clone();
+        c[field] = value.clone();
+        let res = app
+            .org_call(Method::PUT, "/v1/sso/config", &admin, Some(c))
+            .await;
+        expect_problem(res, 403, "forbidden").await;
+    }
+    let mut admins = config.clone();
+    admins["default_role"] = json!("admin");
+    let res = app
+        .org_call(Method::PUT, "/v1/sso/config", &ada, Some(admins))
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
     let res = app
         .org_call(Method::PUT, "/v1/sso/config", &admin, Some(config.clone()))
         .await;
@@ -349,15 +390,16 @@ async fn the_configuration_is_for_admins_stepped_up_audited_and_its_secret_never
             &stepped,
             Some(&ada.org),
             Some(json!({
-                "issuer": "https://idp.acme.test", "client_id": "gatehouse-2",
+                "issuer": "https://idp.acme.test", "client_id": "gatehouse",
+                "scopes": ["email"],
             })),
         )
         .await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["client_id"], "gatehouse-2");
+    assert_eq!(body["client_id"], "gatehouse");
     assert_eq!(body["has_client_secret"], true, "a secret left out is kept");
-    assert_eq!(body["scopes"], json!(["openid", "email", "profile"]));
+    assert_eq!(body["scopes"], json!(["openid", "email"]));
 
     // Every change is on the organisation's chain, without the secret.
     let events = app.audit_events(&ada.org).await;

@@ -5,8 +5,10 @@
 //! key) come from `oidc_stub.rs`, a provider whose token endpoint answers the forgery the test
 //! names, after a real authorization with PKCE.
 //!
-//! The provider's redirect back goes to `oauth.public_url`'s callback; the test takes the
-//! redirect's query (code, state, iss) and calls Gatehouse's callback with it.
+//! The provider's redirect back goes to that provider's callback under `oauth.public_url`
+//! (`/v1/auth/sso/{org or provider}/callback`, so the organisation's provider is started once
+//! the organisation exists); the test takes the redirect's query (code, state, iss) and posts it
+//! with the start's `flow_secret`, as a bearer-mode product's page does.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -20,8 +22,9 @@ use crate::support::{PASSWORD, Signed, TestApp, expect_problem, token_claims, to
 
 const PUBLIC_URL: &str = "https://auth.acme.test";
 
-fn callback_uri() -> String {
-    format!("{PUBLIC_URL}/v1/auth/sso/callback")
+/// The redirect URI of `target`'s provider (an organisation's id or a platform provider's name).
+pub(crate) fn callback_uri(target: &str) -> String {
+    format!("{PUBLIC_URL}/v1/auth/sso/{target}/callback")
 }
 
 fn sso_config(raw: &mut gatehouse::config::RawConfig) {
@@ -60,59 +63,87 @@ async fn configure(
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
 }
 
-/// `POST /v1/auth/sso/{target}/start`: the authorization URL.
-async fn start(app: &TestApp, target: &str) -> String {
+/// A bearer-mode start: the authorization URL and the flow secret.
+pub(crate) struct Started {
+    pub url: String,
+    pub secret: String,
+}
+
+/// `POST /v1/auth/sso/{target}/start` in bearer mode.
+pub(crate) async fn start(app: &TestApp, target: &str) -> Started {
     let res = app
         .post_json(&format!("/v1/auth/sso/{target}/start"), &json!({}))
         .await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     let body: Value = res.json().await.unwrap();
-    body["authorization_url"].as_str().unwrap().to_owned()
+    Started {
+        url: body["authorization_url"].as_str().unwrap().to_owned(),
+        secret: body["flow_secret"].as_str().unwrap().to_owned(),
+    }
 }
 
-/// Gatehouse's callback with the query of the provider's redirect back.
-async fn callback(app: &TestApp, back: &str) -> reqwest::Response {
-    assert!(back.starts_with(&callback_uri()), "{back}");
-    let query = reqwest::Url::parse(back)
-        .unwrap()
-        .query()
-        .unwrap_or_default()
-        .to_owned();
-    app.get(&format!("/v1/auth/sso/callback?{query}")).await
+/// What a bearer-mode product's page posts: the provider's redirect's `state`, `code`, `iss`
+/// and `error`, and the start's flow secret; and the callback path the redirect names.
+pub(crate) fn completion(back: &str, secret: &str) -> (String, Value) {
+    assert!(back.starts_with(PUBLIC_URL), "{back}");
+    let url = reqwest::Url::parse(back).unwrap();
+    let mut body = json!({ "flow_secret": secret });
+    for (k, v) in url.query_pairs() {
+        if ["state", "code", "iss", "error"].contains(&k.as_ref()) {
+            body[k.as_ref()] = Value::String(v.into_owned());
+        }
+    }
+    (url.path().to_owned(), body)
+}
+
+/// Gatehouse's callback with the provider's redirect back, as a bearer-mode page posts it.
+pub(crate) async fn callback(app: &TestApp, started: &Started, back: &str) -> reqwest::Response {
+    let (path, body) = completion(back, &started.secret);
+    app.post_json(&path, &body).await
 }
 
 /// A whole sign-in of `account` through `target`.
-async fn sign_in(
+pub(crate) async fn sign_in(
     app: &TestApp,
     op: &OidcProvider,
     target: &str,
     account: &str,
 ) -> reqwest::Response {
-    let url = start(app, target).await;
-    let back = op.authorize(&url, account).await;
-    callback(app, &back).await
+    let started = start(app, target).await;
+    let back = op.authorize(&started.url, account).await;
+    callback(app, &started, &back).await
 }
 
-async fn stub_sign_in(app: &TestApp, stub: &OidcStub, target: &str) -> reqwest::Response {
-    let url = start(app, target).await;
-    let back = stub.authorize(&url).await;
-    callback(app, &back).await
+pub(crate) async fn stub_sign_in(app: &TestApp, stub: &OidcStub, target: &str) -> reqwest::Response {
+    let started = start(app, target).await;
+    let back = stub.authorize(&started.url).await;
+    callback(app, &started, &back).await
 }
 
 fn actions(events: &[gatehouse_core::audit::AuditRecord]) -> Vec<String> {
     events.iter().map(|e| e.action.clone()).collect()
 }
 
-/// An organisation with acme.test verified and its provider at `op`: (app, owner, DNS server).
-async fn acme(op_issuer: &str, client: &OidcClient) -> (TestApp, Signed, DnsServer) {
-    acme_with(op_issuer, client, |_| {}).await
+/// An organisation with acme.test verified, and its provider: `oidc-provider` with `accounts`,
+/// Gatehouse's client `gatehouse-acme` and the clients named `others`, every one registered
+/// with the organisation's callback.
+pub(crate) struct Acme {
+    pub app: TestApp,
+    pub ada: Signed,
+    pub _dns: DnsServer,
+    pub op: OidcProvider,
+    pub client: OidcClient,
 }
 
-async fn acme_with(
-    op_issuer: &str,
-    client: &OidcClient,
+pub(crate) async fn acme(accounts: Vec<OidcAccount>) -> Acme {
+    acme_with(accounts, &[], |_| {}).await
+}
+
+pub(crate) async fn acme_with(
+    accounts: Vec<OidcAccount>,
+    others: &[&str],
     edit: impl FnOnce(&mut gatehouse::config::RawConfig),
-) -> (TestApp, Signed, DnsServer) {
+) -> Acme {
     let (app, dns) = app_with_dns(|raw| {
         sso_config(raw);
         edit(raw);
@@ -121,16 +152,34 @@ async fn acme_with(
     let (ada, _) = owner_with_factor(&app, "ada@acme.test").await;
     let mut zone = json!({});
     verified_domain(&app, &dns, &ada, &mut zone, "acme.test").await;
+    let client = OidcClient::new("gatehouse-acme", &callback_uri(&ada.org));
+    let mut clients = vec![client.clone()];
+    clients.extend(
+        others
+            .iter()
+            .map(|id| OidcClient::new(id, &callback_uri(&ada.org))),
+    );
+    let op = OidcProvider::start(OidcOptions {
+        clients,
+        accounts,
+        ..OidcOptions::default()
+    });
     configure(
         &app,
         &ada,
-        op_issuer,
+        &op.issuer(),
         &client.client_id,
         &client.client_secret,
         json!({}),
     )
     .await;
-    (app, ada, dns)
+    Acme {
+        app,
+        ada,
+        _dns: dns,
+        op,
+        client,
+    }
 }
 
 async fn user_by_email(app: &TestApp, email: &str) -> Option<gatehouse_core::store::UserRecord> {
@@ -149,16 +198,17 @@ async fn links_of(app: &TestApp, user: &str) -> usize {
 #[tokio::test]
 async fn a_user_of_a_verified_domain_signs_in_through_the_provider_and_joins_with_the_default_role()
 {
-    let client = OidcClient::new("gatehouse-acme", &callback_uri());
-    let op = OidcProvider::start(OidcOptions {
-        clients: vec![client.clone()],
-        accounts: vec![
-            OidcAccount::new("carol-at-idp", "carol@acme.test"),
-            OidcAccount::new("bob-at-idp", "Bob@Acme.test"),
-        ],
-        ..OidcOptions::default()
-    });
-    let (app, ada, _dns) = acme(&op.issuer(), &client).await;
+    let Acme {
+        app,
+        ada,
+        op,
+        client,
+        ..
+    } = acme(vec![
+        OidcAccount::new("carol-at-idp", "carol@acme.test"),
+        OidcAccount::new("bob-at-idp", "Bob@Acme.test"),
+    ])
+    .await;
     let bob = app.add_member(&ada, "bob@acme.test", "member").await;
 
     // Carol has no account: the provider says her address is verified and acme.test is the
@@ -288,23 +338,18 @@ async fn a_user_of_a_verified_domain_signs_in_through_the_provider_and_joins_wit
 
 #[tokio::test]
 async fn account_linking_never_merges_through_an_unverified_address_or_an_unproven_domain() {
-    let client = OidcClient::new("gatehouse-acme", &callback_uri());
-    let op = OidcProvider::start(OidcOptions {
-        clients: vec![client.clone()],
-        accounts: vec![
-            // Bob's address, which the provider does not vouch for.
-            unverified("mallory", "bob@acme.test"),
-            // Verified addresses, but in domains the organisation has not proved.
-            OidcAccount::new("eve", "eve@rival.test"),
-            OidcAccount::new("pat", "pat@pending.test"),
-            // A new address in the verified domain, unverified: no account either.
-            unverified("nia", "nia@acme.test"),
-            // The control: verified, in the verified domain.
-            OidcAccount::new("quinn", "quinn@acme.test"),
-        ],
-        ..OidcOptions::default()
-    });
-    let (app, ada, _dns) = acme(&op.issuer(), &client).await;
+    let Acme { app, ada, op, .. } = acme(vec![
+        // Bob's address, which the provider does not vouch for.
+        unverified("mallory", "bob@acme.test"),
+        // Verified addresses, but in domains the organisation has not proved.
+        OidcAccount::new("eve", "eve@rival.test"),
+        OidcAccount::new("pat", "pat@pending.test"),
+        // A new address in the verified domain, unverified: no account either.
+        unverified("nia", "nia@acme.test"),
+        // The control: verified, in the verified domain.
+        OidcAccount::new("quinn", "quinn@acme.test"),
+    ])
+    .await;
     // pending.test is claimed, not verified.
     let res = app
         .org_call(
@@ -367,77 +412,96 @@ async fn account_linking_never_merges_through_an_unverified_address_or_an_unprov
 
 #[tokio::test]
 async fn replayed_failed_and_misdirected_callbacks_are_refused_and_store_nothing() {
-    let client = OidcClient::new("gatehouse-acme", &callback_uri());
-    let other = OidcClient::new("another-client", &callback_uri());
-    let op = OidcProvider::start(OidcOptions {
-        clients: vec![client.clone(), other.clone()],
-        accounts: vec![OidcAccount::new("carol-at-idp", "carol@acme.test")],
-        ..OidcOptions::default()
-    });
-    let (app, ada, _dns) = acme(&op.issuer(), &client).await;
+    let Acme { app, ada, op, .. } = acme_with(
+        vec![OidcAccount::new("carol-at-idp", "carol@acme.test")],
+        &["another-client"],
+        |_| {},
+    )
+    .await;
+    let here = format!("/v1/auth/sso/{}/callback", ada.org);
 
     // The provider answers an error instead of a code: refused, nothing exchanged.
-    let url = start(&app, &ada.org).await;
-    let state = crate::oidc_provider::query_param(&url, "state").unwrap();
+    let started = start(&app, &ada.org).await;
+    let state = crate::oidc_provider::query_param(&started.url, "state").unwrap();
     let res = app
-        .get(&format!(
-            "/v1/auth/sso/callback?error=access_denied&state={state}"
-        ))
+        .post_json(
+            &here,
+            &json!({"error": "access_denied", "state": state, "flow_secret": started.secret}),
+        )
         .await;
     expect_problem(res, 403, "sso_refused").await;
     assert_eq!(op.token_requests("all").await, 0);
 
     // A code issued to another client (the authorization request re-addressed to it): the
     // provider refuses to redeem it for Gatehouse's client.
-    let url = start(&app, &ada.org).await;
-    let readdressed = url.replace("client_id=gatehouse-acme", "client_id=another-client");
-    assert_ne!(readdressed, url);
+    let started = start(&app, &ada.org).await;
+    let readdressed = started
+        .url
+        .replace("client_id=gatehouse-acme", "client_id=another-client");
+    assert_ne!(readdressed, started.url);
     let back = op.authorize(&readdressed, "carol-at-idp").await;
-    let res = callback(&app, &back).await;
+    let res = callback(&app, &started, &back).await;
     expect_problem(res, 502, "oauth_provider_error").await;
     assert!(user_by_email(&app, "carol@acme.test").await.is_none());
 
     // Garbage from the token endpoint.
     op.fail_token_endpoint(FailMode::Garbage).await;
-    let url = start(&app, &ada.org).await;
-    let back = op.authorize(&url, "carol-at-idp").await;
-    expect_problem(callback(&app, &back).await, 502, "oauth_provider_error").await;
+    let started = start(&app, &ada.org).await;
+    let back = op.authorize(&started.url, "carol-at-idp").await;
+    expect_problem(
+        callback(&app, &started, &back).await,
+        502,
+        "oauth_provider_error",
+    )
+    .await;
     op.fail_token_endpoint(FailMode::None).await;
     assert!(user_by_email(&app, "carol@acme.test").await.is_none());
 
     // A callback without a code, a state that is not Gatehouse's, and a replay of a good one.
-    let url = start(&app, &ada.org).await;
-    let state = crate::oidc_provider::query_param(&url, "state").unwrap();
+    let started = start(&app, &ada.org).await;
+    let state = crate::oidc_provider::query_param(&started.url, "state").unwrap();
     expect_problem(
-        app.get(&format!("/v1/auth/sso/callback?state={state}"))
-            .await,
+        app.post_json(
+            &here,
+            &json!({"state": state, "flow_secret": started.secret}),
+        )
+        .await,
         403,
         "sso_refused",
     )
     .await;
+    let forged = app.kernel.sso().flow_proof("forged.state", gatehouse_core::sso::FlowMode::Bearer).unwrap();
     expect_problem(
-        app.get("/v1/auth/sso/callback?state=forged.state&code=x")
-            .await,
+        app.post_json(
+            &here,
+            &json!({"state": "forged.state", "code": "x", "flow_secret": forged}),
+        )
+        .await,
         400,
         "oauth_state_invalid",
     )
     .await;
-    let url = start(&app, &ada.org).await;
-    let back = op.authorize(&url, "carol-at-idp").await;
-    assert_eq!(callback(&app, &back).await.status(), 200);
+    let started = start(&app, &ada.org).await;
+    let back = op.authorize(&started.url, "carol-at-idp").await;
+    assert_eq!(callback(&app, &started, &back).await.status(), 200);
     let exchanged = op.token_requests("all").await;
-    expect_problem(callback(&app, &back).await, 400, "oauth_state_invalid").await;
+    expect_problem(
+        callback(&app, &started, &back).await,
+        400,
+        "oauth_state_invalid",
+    )
+    .await;
     assert_eq!(
         op.token_requests("all").await,
         exchanged,
         "a replay sends no code"
     );
     // A redirect naming another issuer (RFC 9207) is another provider's answer.
-    let url = start(&app, &ada.org).await;
-    let back = op.authorize(&url, "carol-at-idp").await;
+    let started = start(&app, &ada.org).await;
+    let back = op.authorize(&started.url, "carol-at-idp").await;
     let mixed = back.replace("iss=http", "iss=https");
     assert_ne!(mixed, back);
-    expect_problem(callback(&app, &mixed).await, 403, "sso_refused").await;
+    expect_problem(callback(&app, &started, &mixed).await, 403, "sso_refused").await;
 
     let log = actions(&app.audit_events(&ada.org).await);
     assert!(
@@ -519,13 +583,8 @@ async fn id_tokens_for_another_client_issuer_or_sign_in_expired_or_forged_are_re
 
 #[tokio::test]
 async fn a_browser_sign_in_sets_cookies_only_in_the_browser_that_started_it() {
-    let client = OidcClient::new("gatehouse-acme", &callback_uri());
-    let op = OidcProvider::start(OidcOptions {
-        clients: vec![client.clone()],
-        accounts: vec![OidcAccount::new("carol-at-idp", "carol@acme.test")],
-        ..OidcOptions::default()
-    });
-    let (app, ada, _dns) = acme(&op.issuer(), &client).await;
+    let Acme { app, ada, op, .. } =
+        acme(vec![OidcAccount::new("carol-at-idp", "carol@acme.test")]).await;
     let res = app
         .post_json(
             &format!("/v1/auth/sso/{}/start", ada.org),
@@ -560,7 +619,7 @@ async fn a_browser_sign_in_sets_cookies_only_in_the_browser_that_started_it() {
     // Another browser's binding (another sign-in's) is refused, and spends nothing.
     let res = app
         .client
-        .get(app.url(&format!("/v1/auth/sso/callback?{query}")))
+        .get(app.url(&format!("/v1/auth/sso/{}/callback?{query}", ada.org)))
         .header("cookie", "__Host-gatehouse_sso=c29tZW9uZS1lbHNl")
         .send()
         .await
@@ -569,7 +628,7 @@ async fn a_browser_sign_in_sets_cookies_only_in_the_browser_that_started_it() {
     assert_eq!(op.token_requests("all").await, 0);
     let res = app
         .client
-        .get(app.url(&format!("/v1/auth/sso/callback?{query}")))
+        .get(app.url(&format!("/v1/auth/sso/{}/callback?{query}", ada.org)))
         .header("cookie", &cookie)
         .send()
         .await
@@ -635,18 +694,14 @@ async fn browser_start(
 #[tokio::test]
 async fn with_a_return_url_a_browser_sign_in_goes_back_to_the_product() {
     const BACK: &str = "https://app.acme.test/signed-in";
-    let client = OidcClient::new("gatehouse-acme", &callback_uri());
-    let op = OidcProvider::start(OidcOptions {
-        clients: vec![client.clone()],
-        accounts: vec![
+    let Acme { app, ada, op, .. } = acme_with(
+        vec![
             OidcAccount::new("carol-at-idp", "carol@acme.test"),
             OidcAccount::new("eve", "eve@rival.test"),
         ],
-        ..OidcOptions::default()
-    });
-    let (app, ada, _dns) = acme_with(&op.issuer(), &client, |raw| {
-        raw.sso.return_url = BACK.into()
-    })
+        &[],
+        |raw| raw.sso.return_url = BACK.into(),
+    )
     .await;
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -654,7 +709,7 @@ async fn with_a_return_url_a_browser_sign_in_goes_back_to_the_product() {
         .unwrap();
     let (cookie, query) = browser_start(&app, &op, &ada.org, "carol-at-idp").await;
     let res = no_redirects
-        .get(app.url(&format!("/v1/auth/sso/callback?{query}")))
+        .get(app.url(&format!("/v1/auth/sso/{}/callback?{query}", ada.org)))
         .header("cookie", &cookie)
         .send()
         .await
@@ -676,7 +731,7 @@ async fn with_a_return_url_a_browser_sign_in_goes_back_to_the_product() {
     // A refusal goes back too, with its code and no session.
     let (cookie, query) = browser_start(&app, &op, &ada.org, "eve").await;
     let res = no_redirects
-        .get(app.url(&format!("/v1/auth/sso/callback?{query}")))
+        .get(app.url(&format!("/v1/auth/sso/{}/callback?{query}", ada.org)))
         .header("cookie", &cookie)
         .send()
         .await
@@ -699,7 +754,7 @@ async fn with_a_return_url_a_browser_sign_in_goes_back_to_the_product() {
 
 #[tokio::test]
 async fn a_platform_provider_signs_new_people_in_without_membership_and_takes_over_no_account() {
-    let client = OidcClient::new("gatehouse-social", &callback_uri());
+    let client = OidcClient::new("gatehouse-social", &callback_uri("op"));
     let op = OidcProvider::start(OidcOptions {
         clients: vec![client.clone()],
         accounts: vec![
