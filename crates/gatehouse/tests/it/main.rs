@@ -63,6 +63,7 @@ mod share_links;
 mod signup;
 mod slow_clients;
 mod sso_domains;
+mod sso_flow;
 mod sso_linking;
 mod sso_signin;
 mod tls;

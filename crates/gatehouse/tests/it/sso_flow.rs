@@ -1,0 +1,180 @@
+//! Who completes a sign-in through a provider, and where (issue 24's review findings): one
+//! callback per provider, whose state must be bound to that provider (mix-up, RFC 9700 4.4), and
+//! a completion that needs the start's proof, so holding the callback's URL signs nobody in:
+//! the `__Host-gatehouse_sso` cookie in cookie mode, the `flow_secret` in bearer mode. Against
+//! `oidc-provider`, as `sso_signin.rs`.
+
+use serde_json::{Value, json};
+
+use crate::oidc_provider::{OidcAccount, query_param};
+use crate::sso_signin::{Acme, acme, acme_with, callback, callback_uri, completion, start};
+use crate::support::{TestApp, expect_problem};
+
+/// A cookie-mode start: the authorization URL and the cookie to send back.
+async fn cookie_start(app: &TestApp, org: &str) -> (String, String) {
+    let res = app
+        .post_json(
+            &format!("/v1/auth/sso/{org}/start"),
+            &json!({"session_mode": "cookie"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-gatehouse_sso="))
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert!(body.get("flow_secret").is_none(), "{body}");
+    (
+        body["authorization_url"].as_str().unwrap().to_owned(),
+        cookie.split(';').next().unwrap().to_owned(),
+    )
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_state_completes_only_at_its_own_providers_callback() {
+    let Acme { app, ada, op, .. } =
+        acme(vec![OidcAccount::new("carol-at-idp", "carol@acme.test")]).await;
+    let started = start(&app, &ada.org).await;
+    assert_eq!(
+        query_param(&started.url, "redirect_uri").unwrap(),
+        callback_uri(&ada.org),
+        "the redirect URI names the organisation's provider"
+    );
+    let back = op.authorize(&started.url, "carol-at-idp").await;
+    let (path, body) = completion(&back, &started.secret);
+    assert_eq!(path, format!("/v1/auth/sso/{}/callback", ada.org));
+    // The same answer at another provider's callback (a platform provider's name, another
+    // organisation's id): refused before the code goes anywhere, and the state not spent.
+    let elsewhere = gatehouse_core::OrgId::new(&app.clock).to_string();
+    for other in ["op", elsewhere.as_str()] {
+        let res = app
+            .post_json(&format!("/v1/auth/sso/{other}/callback"), &body)
+            .await;
+        expect_problem(res, 400, "oauth_state_invalid").await;
+    }
+    let res = app
+        .post_json("/v1/auth/sso/acme.test/callback", &body)
+        .await;
+    expect_problem(res, 422, "validation_failed").await;
+    assert_eq!(op.token_requests("all").await, 0, "no code was sent");
+    let res = callback(&app, &started, &back).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let log: Vec<String> = app
+        .audit_events(&ada.org)
+        .await
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(log.contains(&"oauth.state_refused".to_owned()), "{log:?}");
+}
+
+#[tokio::test]
+async fn holding_the_callbacks_url_completes_no_sign_in() {
+    let Acme { app, ada, op, .. } =
+        acme(vec![OidcAccount::new("carol-at-idp", "carol@acme.test")]).await;
+    let here = format!("/v1/auth/sso/{}/callback", ada.org);
+
+    // Bearer mode: the URL (code, state, iss) without the start's flow_secret, with another
+    // sign-in's, or as a browser's GET: refused, nothing spent or exchanged.
+    let started = start(&app, &ada.org).await;
+    let other = start(&app, &ada.org).await;
+    let back = op.authorize(&started.url, "carol-at-idp").await;
+    let (_, body) = completion(&back, &started.secret);
+    let mut without = body.clone();
+    without.as_object_mut().unwrap().remove("flow_secret");
+    expect_problem(app.post_json(&here, &without).await, 422, "invalid_body").await;
+    let mut wrong = body.clone();
+    wrong["flow_secret"] = json!(other.secret);
+    expect_problem(app.post_json(&here, &wrong).await, 403, "sso_refused").await;
+    let query = reqwest::Url::parse(&back).unwrap().query().unwrap().to_owned();
+    let res = app.get(&format!("{here}?{query}")).await;
+    expect_problem(res, 403, "sso_refused").await;
+    assert_eq!(op.token_requests("all").await, 0);
+    let res = app.post_json(&here, &body).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+
+    // Cookie mode: its state completes only in the browser holding its cookie; the cookie's
+    // value is no bearer-mode secret, and a bearer-mode secret is no cookie.
+    let (url, cookie) = cookie_start(&app, &ada.org).await;
+    let back = op.authorize(&url, "carol-at-idp").await;
+    let cookie_value = cookie.split_once('=').unwrap().1.to_owned();
+    let (_, body) = completion(&back, &cookie_value);
+    expect_problem(app.post_json(&here, &body).await, 403, "sso_refused").await;
+    let query = reqwest::Url::parse(&back).unwrap().query().unwrap().to_owned();
+    let bearer = start(&app, &ada.org).await;
+    let res = no_redirects()
+        .get(app.url(&format!("{here}?{query}")))
+        .header("cookie", format!("__Host-gatehouse_sso={}", bearer.secret))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(res, 403, "sso_refused").await;
+    let exchanged = op.token_requests("all").await;
+    assert_eq!(exchanged, 1, "only the bearer-mode sign-in's code");
+    let res = no_redirects()
+        .get(app.url(&format!("{here}?{query}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+}
+
+#[tokio::test]
+async fn with_a_return_url_a_bearer_sign_in_is_handed_to_the_products_page() {
+    const BACK: &str = "https://app.acme.test/sso";
+    let Acme { app, ada, op, .. } = acme_with(
+        vec![OidcAccount::new("carol-at-idp", "carol@acme.test")],
+        &[],
+        |raw| raw.sso.return_url = BACK.into(),
+    )
+    .await;
+    let started = start(&app, &ada.org).await;
+    let back = op.authorize(&started.url, "carol-at-idp").await;
+    let query = reqwest::Url::parse(&back).unwrap().query().unwrap().to_owned();
+    // The browser arrives without a cookie: sent on to the product's page with the answer in
+    // the fragment, nothing spent.
+    let res = no_redirects()
+        .get(app.url(&format!("/v1/auth/sso/{}/callback?{query}", ada.org)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let (page, fragment) = location.split_once('#').unwrap();
+    assert_eq!(page, BACK);
+    let answer: Vec<(String, String)> = url_pairs(fragment);
+    let state = query_param(&back, "state").unwrap();
+    assert!(answer.contains(&("state".into(), state)), "{answer:?}");
+    assert!(answer.iter().any(|(k, _)| k == "code"), "{answer:?}");
+    assert!(answer.iter().any(|(k, _)| k == "iss"), "{answer:?}");
+    assert_eq!(op.token_requests("all").await, 0);
+    // The page posts it with the secret it kept.
+    let mut body = json!({"flow_secret": started.secret});
+    for (k, v) in answer {
+        body[k] = json!(v);
+    }
+    let res = app
+        .post_json(&format!("/v1/auth/sso/{}/callback", ada.org), &body)
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+}
+
+fn url_pairs(encoded: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(&format!("https://x.test/?{encoded}"))
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
