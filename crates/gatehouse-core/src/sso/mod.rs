@@ -33,6 +33,7 @@ mod config;
 mod domains;
 mod enforcement;
 mod flow;
+mod keys;
 pub mod id_token;
 mod linking;
 mod signin;
@@ -61,6 +62,8 @@ pub struct SsoState {
     /// Where a browser sign-in's callback sends the browser (`sso.return_url`).
     return_url: Option<String>,
     checks: tokio::sync::Semaphore,
+    /// The providers' ID-token keys (`keys.rs`).
+    keys: keys::KeyCache,
 }
 
 impl Default for SsoState {
@@ -70,6 +73,7 @@ impl Default for SsoState {
             social: Vec::new(),
             return_url: None,
             checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
+            keys: keys::KeyCache::default(),
         }
     }
 }

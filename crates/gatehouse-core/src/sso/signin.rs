@@ -6,7 +6,7 @@
 //! Every refusal after the state is spent is recorded (`sso.sign_in_refused`, with why), and
 //! none of them links, makes or admits anyone.
 
-use crate::sso::id_token::{Expected as IdExpected, IdTokenClaims, IdTokenError, ProviderKeys};
+use crate::sso::id_token::{Expected as IdExpected, IdTokenClaims, IdTokenError};
 use gatehouse_crypto::SecretString;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -384,11 +384,7 @@ impl Sso<'_> {
             .jwks
             .as_ref()
             .ok_or(Error::SsoRefused("the provider publishes no keys"))?;
-        let jwks = client.jwks(jwks_url).await?;
-        let keys = serde_json::to_vec(&jwks)
-            .ok()
-            .and_then(|doc| ProviderKeys::from_jwks(&doc).ok())
-            .ok_or(Error::SsoRefused("the provider's keys are not usable"))?;
+        let keys = self.provider_keys(jwks_url, id_token.expose()).await?;
         let now = u64::try_from(self.clock().now().unix_timestamp()).unwrap_or(0);
         let claims = keys
             .verify(

@@ -64,6 +64,7 @@ mod signup;
 mod slow_clients;
 mod sso_domains;
 mod sso_flow;
+mod sso_keys;
 mod sso_linking;
 mod sso_signin;
 mod tls;

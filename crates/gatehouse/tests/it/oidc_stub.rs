@@ -46,6 +46,8 @@ pub enum Forgery {
     OtherKey,
     /// Two audiences, the client among them, and no `azp`.
     NoAuthorizedParty,
+    /// Signed by a key the JWKS does not publish, under a key id it does not name.
+    UnknownKid,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +66,8 @@ struct Stub {
     intruder: JwtSigner,
     /// The clock the ID tokens' times follow (the app's fake clock).
     now: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// Requests to the JWKS endpoint, counted before they are answered.
+    jwks_requests: u64,
 }
 
 type Shared = Arc<Mutex<Stub>>;
@@ -93,6 +97,7 @@ impl OidcStub {
             signer: JwtSigner::from_seed(KID.into(), &Key32::from_bytes([41; 32])).unwrap(),
             intruder: JwtSigner::from_seed(KID.into(), &Key32::from_bytes([42; 32])).unwrap(),
             now,
+            jwks_requests: 0,
         }));
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -112,6 +117,17 @@ impl OidcStub {
 
     pub fn forge(&self, forgery: Forgery) {
         self.shared.lock().unwrap().forgery = forgery;
+    }
+
+    /// Rotates the signing key: a new key under `kid`, the only one the JWKS publishes.
+    pub fn rotate(&self, kid: &str, seed: u8) {
+        self.shared.lock().unwrap().signer =
+            JwtSigner::from_seed(kid.into(), &Key32::from_bytes([seed; 32])).unwrap();
+    }
+
+    /// How many times the JWKS was asked for.
+    pub fn jwks_requests(&self) -> u64 {
+        self.shared.lock().unwrap().jwks_requests
     }
 
     /// The claims of the person who signs in (`sub`, `email`, `email_verified`, ...).
@@ -239,6 +255,13 @@ async fn token(State(s): State<Shared>, body: String) -> Response {
             claims["aud"] = json!([CLIENT_ID, "another-client"]);
             stub.signer.sign(&claims).unwrap()
         }
+        Forgery::UnknownKid => JwtSigner::from_seed(
+            format!("made-up-{now}"),
+            &Key32::from_bytes([43; 32]),
+        )
+        .unwrap()
+        .sign(&claims)
+        .unwrap(),
     };
     Json(json!({
         "access_token": "stub-access-token",
@@ -250,12 +273,13 @@ async fn token(State(s): State<Shared>, body: String) -> Response {
 }
 
 async fn jwks(State(s): State<Shared>) -> Json<Value> {
-    let stub = s.lock().unwrap();
+    let mut stub = s.lock().unwrap();
+    stub.jwks_requests += 1;
     Json(json!({"keys": [{
         "kty": "OKP",
         "crv": "Ed25519",
         "use": "sig",
-        "kid": KID,
+        "kid": stub.signer.kid(),
         "x": URL_SAFE_NO_PAD.encode(stub.signer.public_key()),
     }]}))
 }

@@ -27,7 +27,7 @@ pub(crate) fn callback_uri(target: &str) -> String {
     format!("{PUBLIC_URL}/v1/auth/sso/{target}/callback")
 }
 
-fn sso_config(raw: &mut gatehouse::config::RawConfig) {
+pub(crate) fn sso_config(raw: &mut gatehouse::config::RawConfig) {
     dev_oauth(raw);
     raw.oauth.public_url = PUBLIC_URL.into();
 }
@@ -40,7 +40,7 @@ fn unverified(sub: &str, email: &str) -> OidcAccount {
 }
 
 /// Sets the organisation's provider.
-async fn configure(
+pub(crate) async fn configure(
     app: &TestApp,
     owner: &Signed,
     issuer: &str,
