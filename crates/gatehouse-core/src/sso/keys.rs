@@ -71,7 +71,11 @@ impl Sso<'_> {
             }
         }
         let oauth = self.oauth();
-        let jwks = oauth.client()?.jwks(jwks_url).await?;
+        let jwks = oauth
+            .client()?
+            .jwks(jwks_url)
+            .await
+            .map_err(super::signin::provider_failure)?;
         let keys = serde_json::to_vec(&jwks)
             .ok()
             .and_then(|doc| ProviderKeys::from_jwks(&doc).ok())

@@ -141,6 +141,18 @@ fn id_token_refusal(e: IdTokenError) -> Error {
     })
 }
 
+/// A provider's failure as the sign-in tells it: its OAuth error code, never its
+/// `error_description` (the provider's free text, which may be anything, reaches no problem
+/// detail, audit event or log line on this path).
+pub(super) fn provider_failure(e: crate::oauth::ProviderError) -> Error {
+    match e {
+        crate::oauth::ProviderError::Refused { error, .. } => {
+            Error::Provider(format!("the provider refused: {error}"))
+        }
+        other => other.into(),
+    }
+}
+
 /// The claims of the ID token, with the address, its verification and the name from the
 /// userinfo endpoint when the token carries no address (OpenID Connect Core 5.4: a provider may
 /// release scope claims there only). The userinfo answer must be for the token's subject.
@@ -157,7 +169,10 @@ async fn with_userinfo(
     else {
         return Ok(claims);
     };
-    let info = client.userinfo(url, access_token).await?;
+    let info = client
+        .userinfo(url, access_token)
+        .await
+        .map_err(provider_failure)?;
     if info.get("sub").and_then(serde_json::Value::as_str) != claims.sub.as_deref() {
         return Err(Error::SsoRefused(
             "the provider's userinfo is for another subject",
@@ -376,7 +391,8 @@ impl Sso<'_> {
                     redirect_uri: &redirect_uri,
                 },
             )
-            .await?;
+            .await
+            .map_err(provider_failure)?;
         let id_token = tokens
             .id_token
             .ok_or(Error::SsoRefused("the provider returned no ID token"))?;

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::oidc_provider::{OidcAccount, query_param};
+use crate::oidc_provider::{FailMode, OidcAccount, query_param};
 use crate::sso_signin::{Acme, acme, acme_with, callback, callback_uri, completion, start};
 use crate::support::{TestApp, expect_problem};
 
@@ -177,4 +177,38 @@ fn url_pairs(encoded: &str) -> Vec<(String, String)> {
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
+}
+
+#[tokio::test]
+async fn a_providers_error_description_reaches_no_problem_or_audit_event() {
+    let Acme { app, ada, op, .. } =
+        acme(vec![OidcAccount::new("carol-at-idp", "carol@acme.test")]).await;
+    // The provider's token endpoint refuses with `invalid_grant` and its own free text.
+    op.fail_token_endpoint(FailMode::InvalidGrant).await;
+    let started = start(&app, &ada.org).await;
+    let back = op.authorize(&started.url, "carol-at-idp").await;
+    let body = expect_problem(
+        callback(&app, &started, &back).await,
+        502,
+        "oauth_provider_error",
+    )
+    .await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("invalid_grant"), "{body}");
+    assert!(!detail.contains("grant request is invalid"), "{body}");
+    let events = app.audit_events(&ada.org).await;
+    let refused: Vec<&str> = events
+        .iter()
+        .filter(|e| e.action == "sso.sign_in_refused")
+        .map(|e| e.details.as_str())
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("invalid_grant"), "{refused:?}");
+    for e in &events {
+        assert!(
+            !e.details.contains("grant request is invalid"),
+            "{}",
+            e.details
+        );
+    }
 }
