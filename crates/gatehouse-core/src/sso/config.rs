@@ -87,7 +87,12 @@ fn text(field: &'static str, value: &str, max: usize) -> Result<(), Error> {
 /// chooses the provider chooses what it asserts, an owner's address included), or a default
 /// role of admin (every person the provider vouches for would join as one). Scopes, the secret
 /// of the same client, enforcement and other default roles stay with `sso.manage`.
-fn needs_owner(previous: Option<&SsoConfigRecord>, issuer: &str, client_id: &str, role: &Role) -> bool {
+fn needs_owner(
+    previous: Option<&SsoConfigRecord>,
+    issuer: &str,
+    client_id: &str,
+    role: &Role,
+) -> bool {
     let same_provider = previous.is_some_and(|p| p.issuer == issuer && p.client_id == client_id);
     !same_provider || *role == Role::Admin
 }

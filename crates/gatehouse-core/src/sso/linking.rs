@@ -5,7 +5,10 @@
 //!    `true`, nothing else) whose domain the organisation verified (`sso::domains`): to the
 //!    account with that address, or to a new account made for it (no password; the address is
 //!    verified). A provider's word about any other address links nothing and makes nothing,
-//!    whatever account holds that address: an unverified claim never merges accounts.
+//!    whatever account holds that address: an unverified claim never merges accounts. An
+//!    existing account is linked so only when its own address was verified, and it is neither an
+//!    owner or admin of the organisation, nor a member of another organisation, nor an
+//!    operator's address ([`linkable_by_address`]).
 //! 3. A person who is not a member joins with the configured role (just in time) on the same
 //!    condition: a verified address in a verified domain.
 //!

@@ -13,7 +13,8 @@
 //! role of a person who joins through it, and enforcement. Reading needs `sso.manage`; every
 //! change needs it and a recent second factor (or, for an account without one, a recent
 //! password), whatever `step_up_permissions` says, as the organisation's security policy does;
-//! API keys and impersonations cannot change it. Everything is audited in the change's
+//! choosing the provider (a first one, another issuer or client id) or a default role of admin
+//! needs the organisation's owner as well. API keys and impersonations cannot change it. Everything is audited in the change's
 //! transaction.
 //!
 //! **Enforcement** (`enforcement.rs`). With enforcement on, a session enters the organisation
@@ -28,13 +29,15 @@
 //! **Sign-in** (`signin.rs`, over the OAuth client foundation): authorization code with PKCE,
 //! `state` and `nonce`; the ID token verified by `crate::sso::id_token`; account linking
 //! only through an email the provider marks verified in a domain the organisation verified.
+//! One callback per provider; completing needs the start's proof (`flow.rs`); the providers'
+//! keys are cached (`keys.rs`).
 
 mod config;
 mod domains;
 mod enforcement;
 mod flow;
-mod keys;
 pub mod id_token;
+mod keys;
 mod linking;
 mod signin;
 

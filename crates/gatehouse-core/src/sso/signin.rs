@@ -377,10 +377,9 @@ impl Sso<'_> {
         }
         let oauth = self.oauth();
         let client = oauth.client()?;
-        let redirect_uri = self.oauth().redirect_uri(&callback_path(
-            spent.binding.org,
-            &spent.binding.provider,
-        ))?;
+        let redirect_uri = self
+            .oauth()
+            .redirect_uri(&callback_path(spent.binding.org, &spent.binding.provider))?;
         let tokens = client
             .exchange_code(
                 &endpoints.token,

@@ -170,7 +170,7 @@ pub(crate) async fn callback(
         };
     };
     if !sso
-        .flow_proof_verifies(&q.state, FlowMode::Cookie, &proof)
+        .flow_proof_verifies(&q.state, FlowMode::Cookie, proof)
         .await
     {
         return Err(gatehouse_core::Error::SsoRefused(
@@ -197,7 +197,8 @@ pub(crate) async fn callback(
     let mut res = match (back, outcome) {
         (Some(back), Ok(LoginOutcome::Session(issued))) => {
             // The cookies, and the browser sent on to the product.
-            let mut res = super::auth::session_response(issued, SessionMode::Cookie, StatusCode::OK);
+            let mut res =
+                super::auth::session_response(issued, SessionMode::Cookie, StatusCode::OK);
             *res.status_mut() = StatusCode::SEE_OTHER;
             if let Ok(v) = HeaderValue::from_str(&back) {
                 res.headers_mut().insert(header::LOCATION, v);
@@ -248,7 +249,7 @@ impl std::fmt::Debug for CompleteSignIn {
         (status = 200, description = "Signed in, or (`mfa_required`) the second step is next", body = super::auth::LoginResponse),
         (status = 400, description = "`oauth_state_invalid`: a state that is not Gatehouse's, expired, already used, not a sign-in's, or started for another provider; nothing was sent to the provider", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`sso_refused`: the flow_secret is not this sign-in's bearer-mode one (nothing spent); otherwise as the `GET` callback. `account_disabled`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: the target is not an organisation's id or a provider's name; `invalid_body`: the body is malformed (no `flow_secret`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the target is not an organisation's id or a provider's name", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`oauth_provider_error`: the provider refused the code (another client's, used, expired) or answered outside the protocol", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn complete(

@@ -255,13 +255,12 @@ async fn token(State(s): State<Shared>, body: String) -> Response {
             claims["aud"] = json!([CLIENT_ID, "another-client"]);
             stub.signer.sign(&claims).unwrap()
         }
-        Forgery::UnknownKid => JwtSigner::from_seed(
-            format!("made-up-{now}"),
-            &Key32::from_bytes([43; 32]),
-        )
-        .unwrap()
-        .sign(&claims)
-        .unwrap(),
+        Forgery::UnknownKid => {
+            JwtSigner::from_seed(format!("made-up-{now}"), &Key32::from_bytes([43; 32]))
+                .unwrap()
+                .sign(&claims)
+                .unwrap()
+        }
     };
     Json(json!({
         "access_token": "stub-access-token",

@@ -97,7 +97,11 @@ async fn holding_the_callbacks_url_completes_no_sign_in() {
     let mut wrong = body.clone();
     wrong["flow_secret"] = json!(other.secret);
     expect_problem(app.post_json(&here, &wrong).await, 403, "sso_refused").await;
-    let query = reqwest::Url::parse(&back).unwrap().query().unwrap().to_owned();
+    let query = reqwest::Url::parse(&back)
+        .unwrap()
+        .query()
+        .unwrap()
+        .to_owned();
     let res = app.get(&format!("{here}?{query}")).await;
     expect_problem(res, 403, "sso_refused").await;
     assert_eq!(op.token_requests("all").await, 0);
@@ -111,7 +115,11 @@ async fn holding_the_callbacks_url_completes_no_sign_in() {
     let cookie_value = cookie.split_once('=').unwrap().1.to_owned();
     let (_, body) = completion(&back, &cookie_value);
     expect_problem(app.post_json(&here, &body).await, 403, "sso_refused").await;
-    let query = reqwest::Url::parse(&back).unwrap().query().unwrap().to_owned();
+    let query = reqwest::Url::parse(&back)
+        .unwrap()
+        .query()
+        .unwrap()
+        .to_owned();
     let bearer = start(&app, &ada.org).await;
     let res = no_redirects()
         .get(app.url(&format!("{here}?{query}")))
@@ -142,7 +150,11 @@ async fn with_a_return_url_a_bearer_sign_in_is_handed_to_the_products_page() {
     .await;
     let started = start(&app, &ada.org).await;
     let back = op.authorize(&started.url, "carol-at-idp").await;
-    let query = reqwest::Url::parse(&back).unwrap().query().unwrap().to_owned();
+    let query = reqwest::Url::parse(&back)
+        .unwrap()
+        .query()
+        .unwrap()
+        .to_owned();
     // The browser arrives without a cookie: sent on to the product's page with the answer in
     // the fragment, nothing spent.
     let res = no_redirects()

@@ -37,7 +37,8 @@ async fn an_account_whose_address_was_never_verified_is_not_linked_and_keeps_its
         id: gatehouse_core::UserId::new(&app.clock),
         email: "vic@acme.test".into(),
         name: "Not Vic".into(),
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c3F1YXR0ZXI$c3F1YXR0ZXJzLXBhc3N3b3JkLWhhc2g".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c3F1YXR0ZXI$c3F1YXR0ZXJzLXBhc3N3b3JkLWhhc2g"
+            .into(),
         created_at: gatehouse_core::Clock::now(&app.clock),
         email_verified_at: None,
         disabled_at: None,
@@ -58,7 +59,12 @@ async fn an_account_whose_address_was_never_verified_is_not_linked_and_keeps_its
     );
     assert_eq!(links_of(&app, squatter.id).await, 0);
     let mut tx = app.kernel.store().begin_read().await.unwrap();
-    assert!(tx.memberships_of_user(squatter.id).await.unwrap().is_empty());
+    assert!(
+        tx.memberships_of_user(squatter.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     drop(tx);
     let events = app.audit_events(&ada.org).await;
     let refused = refusals(&events);
@@ -122,7 +128,8 @@ async fn owners_admins_and_members_of_other_organisations_are_never_linked_by_ad
         .await;
     let text = res.text().await.unwrap();
     assert!(!text.contains("olga@acme.test"), "{text}");
-    app.login("al@acme.test", PASSWORD, "laptop", &al.user).await;
+    app.login("al@acme.test", PASSWORD, "laptop", &al.user)
+        .await;
 
     // A plain member of only this organisation, address verified: linked (the control).
     let res = sign_in(&app, &op, &ada.org, "bob-at-idp").await;

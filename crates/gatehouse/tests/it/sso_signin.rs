@@ -114,7 +114,11 @@ pub(crate) async fn sign_in(
     callback(app, &started, &back).await
 }
 
-pub(crate) async fn stub_sign_in(app: &TestApp, stub: &OidcStub, target: &str) -> reqwest::Response {
+pub(crate) async fn stub_sign_in(
+    app: &TestApp,
+    stub: &OidcStub,
+    target: &str,
+) -> reqwest::Response {
     let started = start(app, target).await;
     let back = stub.authorize(&started.url).await;
     callback(app, &started, &back).await
@@ -470,7 +474,11 @@ async fn replayed_failed_and_misdirected_callbacks_are_refused_and_store_nothing
         "sso_refused",
     )
     .await;
-    let forged = app.kernel.sso().flow_proof("forged.state", gatehouse_core::sso::FlowMode::Bearer).unwrap();
+    let forged = app
+        .kernel
+        .sso()
+        .flow_proof("forged.state", gatehouse_core::sso::FlowMode::Bearer)
+        .unwrap();
     expect_problem(
         app.post_json(
             &here,
