@@ -334,6 +334,10 @@ impl App {
             instance.clone(),
             self.connector_poll,
         ));
+        let sso_domains = tokio::spawn(crate::jobs::sso_domains(
+            Arc::clone(&self.kernel),
+            instance.clone(),
+        ));
         let lifecycle = tokio::spawn(crate::lifecycle_job::run(
             Arc::clone(&self.kernel),
             instance.clone(),
@@ -397,6 +401,7 @@ impl App {
         mail.abort();
         webhooks.abort();
         connectors.abort();
+        sso_domains.abort();
         lifecycle.abort();
         // Handed over now rather than when they run out: another instance takes each job over
         // at its next tick.

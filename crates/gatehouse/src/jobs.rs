@@ -82,6 +82,26 @@ pub(crate) async fn connectors(kernel: Arc<Kernel>, holder: String, every: Durat
         .await;
 }
 
+/// Checks organisations' verified email domains again (`gatehouse_core::sso`'s `recheck.rs`),
+/// every six hours, under the `sso_domains` lease.
+pub(crate) async fn sso_domains(kernel: Arc<Kernel>, holder: String) {
+    let runner = kernel.lease_runner(kernel.sso().recheck_job(), &holder);
+    runner
+        .run(|| async {
+            let r = kernel.sso().recheck_domains().await?;
+            if r.missing > 0 {
+                tracing::info!(
+                    checked = r.checked,
+                    missing = r.missing,
+                    unverified = r.unverified,
+                    "checked verified domains again"
+                );
+            }
+            Ok::<(), gatehouse_core::Error>(())
+        })
+        .await;
+}
+
 /// Every 30 seconds (`ACTIVITY_FLUSH_INTERVAL`, the idle check's grace): writes sessions' batched last-seen times, API keys' last use, share-link
 /// opens served from memory and the runs of repeated check denials, and reloads the token-signing keys
 /// (so a key added by `gatehouse keys rotate-signing` signs here too, and retired ones drop out).

@@ -6,7 +6,8 @@
 //! [`crate::mail::TxtResolver`], the servers of `sso.dns_servers`) and marks the domain verified.
 //! One organisation at most holds a domain verified: a domain another organisation verified
 //! cannot be claimed, and of two claims the first verified wins. Subdomains are domains of
-//! their own. A verified domain stays verified until it is removed: it is not checked again.
+//! their own. A verified domain is checked again by a periodic job (`recheck.rs`): when its
+//! record is gone on three runs in a row it is marked unverified.
 //!
 //! **Configuration** (`config.rs`). One OpenID provider per organisation: issuer, client id,
 //! client secret (sealed under the organisation's data key, never shown again), scopes, the
@@ -39,6 +40,7 @@ mod flow;
 pub mod id_token;
 mod keys;
 mod linking;
+mod recheck;
 mod signin;
 
 use std::sync::Arc;
@@ -46,6 +48,7 @@ use std::sync::Arc;
 pub use config::{SsoConfigInput, SsoConfigView};
 pub use domains::{CHALLENGE_LABEL, CHALLENGE_PREFIX, DomainView, challenge_record_name};
 pub use flow::FlowMode;
+pub use recheck::{GRACE, RECHECK_EVERY, RecheckReport};
 pub use signin::{CALLBACK_PATH, Callback, SignInTarget, StartedSignIn};
 
 use crate::kernel::Kernel;
@@ -67,6 +70,8 @@ pub struct SsoState {
     checks: tokio::sync::Semaphore,
     /// The providers' ID-token keys (`keys.rs`).
     keys: keys::KeyCache,
+    /// The re-verification job's memory (`recheck.rs`).
+    rechecks: recheck::Rechecks,
 }
 
 impl Default for SsoState {
@@ -77,6 +82,7 @@ impl Default for SsoState {
             return_url: None,
             checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
             keys: keys::KeyCache::default(),
+            rechecks: recheck::Rechecks::default(),
         }
     }
 }

@@ -73,7 +73,13 @@ async fn live_and_ready_report_their_checks() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["checkpoints", "connectors", "lifecycle", "reencryption"],
+        [
+            "checkpoints",
+            "connectors",
+            "lifecycle",
+            "reencryption",
+            "sso_domains"
+        ],
         "{jobs}"
     );
     for j in jobs.as_array().unwrap() {
@@ -91,7 +97,7 @@ async fn live_and_ready_report_their_checks() {
     }
     // Operators see the same jobs.
     let (_, details) = app.ready_details().await;
-    assert_eq!(details["jobs"].as_array().unwrap().len(), 4, "{details}");
+    assert_eq!(details["jobs"].as_array().unwrap().len(), 5, "{details}");
     app.stop().await;
 }
 

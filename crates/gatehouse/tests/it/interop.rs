@@ -435,6 +435,11 @@ impl DnsServer {
         }
     }
 
+    /// The zone being served.
+    pub fn zone(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&self.zone).unwrap()).unwrap()
+    }
+
     pub fn set_zone(&self, zone: &serde_json::Value) {
         let tmp = self.zone.with_extension("tmp");
         std::fs::write(&tmp, zone.to_string()).unwrap();

@@ -66,6 +66,7 @@ mod sso_domains;
 mod sso_flow;
 mod sso_keys;
 mod sso_linking;
+mod sso_recheck;
 mod sso_signin;
 mod tls;
 mod tokens;

@@ -134,7 +134,7 @@ fn actions(events: &[gatehouse_core::audit::AuditRecord]) -> Vec<String> {
 pub(crate) struct Acme {
     pub app: TestApp,
     pub ada: Signed,
-    pub _dns: DnsServer,
+    pub dns: DnsServer,
     pub op: OidcProvider,
     pub client: OidcClient,
 }
@@ -180,7 +180,7 @@ pub(crate) async fn acme_with(
     Acme {
         app,
         ada,
-        _dns: dns,
+        dns,
         op,
         client,
     }

@@ -1,0 +1,88 @@
+//! Verified domains are checked again (issue 24's review: they stayed verified for good): the
+//! periodic job's run (`Sso::recheck_domains`, what the `sso_domains` lease runs) looks each
+//! verified domain's challenge up again at the test's DNS server, and a domain whose record is
+//! gone three runs in a row is marked unverified, audited; a record back in between starts the
+//! count again.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::oidc_provider::OidcAccount;
+use crate::sso_signin::{Acme, acme, sign_in};
+use crate::support::{TestApp, expect_problem};
+
+async fn verified_at(app: &TestApp, ada: &crate::support::Signed) -> Value {
+    let res = app
+        .org_call(Method::GET, "/v1/sso/domains", ada, None)
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let list = body.get("items").unwrap_or(&body).clone();
+    let acme = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["domain"] == "acme.test")
+        .unwrap()
+        .clone();
+    acme["verified_at"].clone()
+}
+
+fn count(events: &[gatehouse_core::audit::AuditRecord], action: &str) -> usize {
+    events.iter().filter(|e| e.action == action).count()
+}
+
+#[tokio::test]
+async fn a_verified_domain_whose_record_is_gone_three_checks_in_a_row_is_unverified() {
+    let Acme {
+        app, ada, op, dns, ..
+    } = acme(vec![
+        OidcAccount::new("carol-at-idp", "carol@acme.test"),
+        OidcAccount::new("dan-at-idp", "dan@acme.test"),
+    ])
+    .await;
+    let published = dns.zone();
+    let sso = app.kernel.sso();
+    let r = sso.recheck_domains().await.unwrap();
+    assert_eq!((r.checked, r.missing, r.unverified), (1, 0, 0));
+
+    // The record is taken down: two missed checks, still verified.
+    dns.set_zone(&json!({}));
+    for _ in 0..2 {
+        let r = sso.recheck_domains().await.unwrap();
+        assert_eq!((r.checked, r.missing, r.unverified), (1, 1, 0));
+    }
+    assert!(verified_at(&app, &ada).await.is_string());
+    // Back in between: the count starts again.
+    dns.set_zone(&published);
+    assert_eq!(sso.recheck_domains().await.unwrap().missing, 0);
+    dns.set_zone(&json!({}));
+    for _ in 0..2 {
+        assert_eq!(sso.recheck_domains().await.unwrap().unverified, 0);
+    }
+    assert!(verified_at(&app, &ada).await.is_string());
+    assert_eq!(
+        sign_in(&app, &op, &ada.org, "carol-at-idp").await.status(),
+        200
+    );
+
+    // The third in a row: unverified, audited; the provider links and admits nobody new.
+    let r = sso.recheck_domains().await.unwrap();
+    assert_eq!((r.checked, r.missing, r.unverified), (1, 1, 1));
+    assert!(verified_at(&app, &ada).await.is_null());
+    let events = app.audit_events(&ada.org).await;
+    assert_eq!(count(&events, "sso.domain_check_failed"), 4);
+    assert_eq!(count(&events, "sso.domain_unverified"), 1);
+    let res = sign_in(&app, &op, &ada.org, "dan-at-idp").await;
+    expect_problem(res, 403, "sso_refused").await;
+    let res = app
+        .post_json("/v1/auth/sso/acme.test/start", &json!({}))
+        .await;
+    expect_problem(res, 404, "not_found").await;
+    // Nothing left to check; the organisation may verify it again.
+    assert_eq!(sso.recheck_domains().await.unwrap().checked, 0);
+    dns.set_zone(&published);
+    let res = crate::sso_domains::verify(&app, &ada, "acme.test").await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    app.chain_verifies(&ada.org).await;
+}
