@@ -223,6 +223,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(sso::delete_domain))
         .add(Auth, routes!(sso_auth::start))
         .add(Auth, routes!(sso_auth::callback, sso_auth::complete))
+        .add(Auth, routes!(sso_auth::link_start))
+        .add(Auth, routes!(sso_auth::link_complete))
         .add(Unlimited, routes!(webhooks::publish))
         .add(ReadWrite, routes!(grants::create, grants::given))
         .add(ReadWrite, routes!(grants::received))

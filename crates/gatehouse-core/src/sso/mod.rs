@@ -39,6 +39,7 @@ mod enforcement;
 mod flow;
 pub mod id_token;
 mod keys;
+mod link;
 mod linking;
 mod recheck;
 mod signin;

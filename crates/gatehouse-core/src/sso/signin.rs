@@ -67,7 +67,7 @@ impl SignInTarget {
 
 /// The redirect URI of the provider a state is bound to: its organisation's id, else the
 /// platform provider's name.
-fn callback_path(org: Option<OrgId>, provider: &str) -> String {
+pub(super) fn callback_path(org: Option<OrgId>, provider: &str) -> String {
     let segment = org.map_or_else(|| provider.to_owned(), |o| o.to_string());
     CALLBACK_PATH.replace("{target}", &segment)
 }
@@ -118,9 +118,9 @@ pub struct Callback {
 
 /// The provider a sign-in goes through, and its organisation's configuration (none for a
 /// platform provider).
-struct Resolved {
-    provider: Provider,
-    config: Option<SsoConfigRecord>,
+pub(super) struct Resolved {
+    pub(super) provider: Provider,
+    pub(super) config: Option<SsoConfigRecord>,
 }
 
 /// An ID token refusal in words (the name of what failed is in the audit event).
@@ -192,7 +192,7 @@ async fn with_userinfo(
 impl Sso<'_> {
     /// The provider of `org`'s own sign-on (its client secret opened), or a refusal when the
     /// organisation has none.
-    async fn org_provider(&self, org: OrgId) -> Result<Resolved, Error> {
+    pub(super) async fn org_provider(&self, org: OrgId) -> Result<Resolved, Error> {
         let mut tx = self
             .store()
             .begin_read_scoped(&TenantScope::granted(org))
@@ -331,6 +331,13 @@ impl Sso<'_> {
             .await?;
         let org = spent.binding.org;
         let provider = spent.binding.provider.clone();
+        if spent.binding.user.is_some() {
+            // A link's state (`link.rs`): its person completes it with their session.
+            let e = Error::SsoRefused("this is a link's state: it completes at /v1/me/sso/link");
+            self.sign_in_refused(org, &provider, &e, None, request)
+                .await;
+            return Err(e);
+        }
         let error = callback.error.clone();
         match self
             .complete_spent(&spent, callback, browser, request)
@@ -352,6 +359,50 @@ impl Sso<'_> {
         browser: bool,
         request: &RequestContext,
     ) -> Result<LoginOutcome, Error> {
+        let (resolved, issuer, claims) = self.verified_identity(spent, callback).await?;
+        let resolved_account = self
+            .account_for(resolved.config.as_ref(), &issuer, &claims, request)
+            .await?;
+        let user = resolved_account.user;
+        let via = match spent.binding.org {
+            Some(org) => SignedInWith::Sso(org),
+            None => SignedInWith::Social,
+        };
+        let enrolled = self.has_second_factor(user.id).await?;
+        let mut tx = self.store().begin().await?;
+        let memberships = match &resolved_account.membership {
+            Some(m) => vec![m.clone()],
+            None => tx.memberships_of_user(user.id).await?,
+        };
+        // An organisation's own sign-on lands in it; a platform provider's where a password's
+        // would, never in an organisation enforcing its own sign-on.
+        let membership = self
+            .pick_membership_for(&memberships, None, via, enrolled)
+            .await?;
+        self.sign_in(
+            tx,
+            SignIn {
+                user: &user,
+                membership,
+                via,
+                enrolled,
+                device: DEVICE.to_owned(),
+                browser,
+                rehashed: false,
+            },
+            request,
+        )
+        .await
+    }
+
+    /// The provider's answer to a spent state, checked: no error, a code, `iss` (when sent)
+    /// exactly the provider's, the code redeemed, the ID token verified; its claims (with the
+    /// userinfo endpoint's when the token carries no address).
+    pub(super) async fn verified_identity(
+        &self,
+        spent: &crate::oauth::Spent,
+        callback: Callback,
+    ) -> Result<(Resolved, String, IdTokenClaims), Error> {
         if callback.error.is_some() {
             return Err(Error::SsoRefused("the provider did not sign the person in"));
         }
@@ -418,44 +469,12 @@ impl Sso<'_> {
                 id_token_refusal(e)
             })?;
         let claims = with_userinfo(client, claims, &endpoints, &tokens.access_token).await?;
-        let resolved_account = self
-            .account_for(resolved.config.as_ref(), &issuer, &claims, request)
-            .await?;
-        let user = resolved_account.user;
-        let via = match spent.binding.org {
-            Some(org) => SignedInWith::Sso(org),
-            None => SignedInWith::Social,
-        };
-        let enrolled = self.has_second_factor(user.id).await?;
-        let mut tx = self.store().begin().await?;
-        let memberships = match &resolved_account.membership {
-            Some(m) => vec![m.clone()],
-            None => tx.memberships_of_user(user.id).await?,
-        };
-        // An organisation's own sign-on lands in it; a platform provider's where a password's
-        // would, never in an organisation enforcing its own sign-on.
-        let membership = self
-            .pick_membership_for(&memberships, None, via, enrolled)
-            .await?;
-        self.sign_in(
-            tx,
-            SignIn {
-                user: &user,
-                membership,
-                via,
-                enrolled,
-                device: DEVICE.to_owned(),
-                browser,
-                rehashed: false,
-            },
-            request,
-        )
-        .await
+        Ok((resolved, issuer, claims))
     }
 
     /// Records a sign-in refused after its state was spent: on the organisation's chain, or the
     /// operators' for a platform provider.
-    async fn sign_in_refused(
+    pub(super) async fn sign_in_refused(
         &self,
         org: Option<OrgId>,
         provider: &str,

@@ -286,3 +286,94 @@ pub(crate) async fn complete(
     gatehouse_core::telemetry::metrics::auth("sso", outcome.is_ok());
     Ok(outcome_response(outcome?, SessionMode::Bearer))
 }
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct LinkStarted {
+    /// Send the person here (the organisation's provider, with PKCE S256, `state` and `nonce`).
+    authorization_url: String,
+    /// The state stops working then (ten minutes), and after one use.
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
+/// Starts linking the caller's own account to their identity at the organisation's provider:
+/// how an owner, an admin or a member of another organisation (never linked by address) comes
+/// to sign in through it. The provider sends the person back to the organisation's callback,
+/// which (with `sso.return_url`) hands its answer to the product's page; the page posts it to
+/// `POST /v1/me/sso/link/complete` with the person's session.
+#[utoipa::path(post, path = "/v1/me/sso/link", tag = "sso", security(("bearer" = [])),
+    params(crate::auth::OrgScoped),
+    responses(
+        (status = 200, description = "Where to send the person", body = LinkStarted),
+        (status = 403, description = "`forbidden`: an API key or an impersonation; `step_up_required`: no second factor (or, without one, password) checked within the step-up window", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: the organisation has no single sign-on", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`oauth_provider_error`: the provider's discovery document could not be read", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn link_start(
+    State(state): State<AppState>,
+    crate::auth::OrgCaller(call): crate::auth::OrgCaller,
+) -> Result<Response, ApiError> {
+    let started = state.kernel.sso().start_link(&call).await?;
+    let mut res = Json(LinkStarted {
+        authorization_url: started.authorization_url,
+        expires_at: started.expires_at,
+    })
+    .into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+/// The provider's answer to a link, as the product's page received it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompleteLink {
+    #[schema(max_length = 256)]
+    state: String,
+    code: Option<String>,
+    error: Option<String>,
+    iss: Option<String>,
+}
+
+impl std::fmt::Debug for CompleteLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompleteLink")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Completes a link the caller started: the state must be theirs (spent before anything else),
+/// the provider's answer is checked as a sign-in's, and its issuer and subject are linked to the
+/// caller's account. Audited.
+#[utoipa::path(post, path = "/v1/me/sso/link/complete", tag = "sso", security(("bearer" = [])),
+    params(crate::auth::OrgScoped), request_body = CompleteLink,
+    responses(
+        (status = 204, description = "Linked (or already linked to this account)"),
+        (status = 400, description = "`oauth_state_invalid`: not a state the caller started here, expired or already used; nothing was sent to the provider", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: an API key or an impersonation; `step_up_required`: no recent second factor (or password); `sso_refused`: the provider answered an error or no code, or its ID token is refused", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: that identity is linked to another account", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`oauth_provider_error`: the provider refused the code or answered outside the protocol", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn link_complete(
+    State(state): State<AppState>,
+    crate::auth::OrgCaller(call): crate::auth::OrgCaller,
+    ApiJson(body): ApiJson<CompleteLink>,
+) -> Result<StatusCode, ApiError> {
+    let org = call.scope.org_id();
+    state
+        .kernel
+        .sso()
+        .complete_link(
+            &call,
+            Callback {
+                target: SignInTarget::Organization(org),
+                state: body.state,
+                code: body.code.map(SecretString::from),
+                error: body.error,
+                iss: body.iss,
+            },
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -139,3 +139,116 @@ async fn owners_admins_and_members_of_other_organisations_are_never_linked_by_ad
     assert_eq!(refusals(&app.audit_events(&ada.org).await).len(), 3);
     app.chain_verifies(&ada.org).await;
 }
+
+/// The provider's answer in `back` as the product's page posts it to complete a link.
+fn link_answer(back: &str) -> serde_json::Value {
+    let url = reqwest::Url::parse(back).unwrap();
+    let mut body = json!({});
+    for (k, v) in url.query_pairs() {
+        if ["state", "code", "iss", "error"].contains(&k.as_ref()) {
+            body[k.as_ref()] = json!(v.into_owned());
+        }
+    }
+    body
+}
+
+#[tokio::test]
+async fn an_admin_links_their_own_account_while_signed_in_and_only_they_complete_it() {
+    let Acme { app, ada, op, .. } = acme(vec![
+        OidcAccount::new("al-at-idp", "al@acme.test"),
+        OidcAccount::new("bob-at-idp", "bob@acme.test"),
+    ])
+    .await;
+    let al = app.add_member(&ada, "al@acme.test", "admin").await;
+    let bob = app.add_member(&ada, "bob@acme.test", "member").await;
+    let al_id = gatehouse_core::UserId::parse(&token_subject(&al.access)).unwrap();
+    expect_problem(
+        sign_in(&app, &op, &ada.org, "al-at-idp").await,
+        403,
+        "sso_refused",
+    )
+    .await;
+
+    let exchanged = op.token_requests("all").await;
+    // Al starts a link with his session and signs in at the provider.
+    let res = app
+        .org_call(Method::POST, "/v1/me/sso/link", &al, None)
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let url = res.json::<serde_json::Value>().await.unwrap()["authorization_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let back = op.authorize(&url, "al-at-idp").await;
+    let answer = link_answer(&back);
+    // Bob holds the answer: not his link (refused before any code is sent, nothing spent).
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/me/sso/link/complete",
+            &bob,
+            Some(answer.clone()),
+        )
+        .await;
+    expect_problem(res, 400, "oauth_state_invalid").await;
+    assert_eq!(op.token_requests("all").await, exchanged);
+    // Nor does the sign-in callback take a link's state (it never had a flow secret to show).
+    let res = app
+        .post_json(
+            &format!("/v1/auth/sso/{}/callback", ada.org),
+            &json!({"state": answer["state"], "code": answer["code"], "flow_secret": "1.AAAA"}),
+        )
+        .await;
+    expect_problem(res, 403, "sso_refused").await;
+    // Al completes it: linked, audited; he then signs in through the provider.
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/me/sso/link/complete",
+            &al,
+            Some(answer.clone()),
+        )
+        .await;
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    assert_eq!(links_of(&app, al_id).await, 1);
+    let res = sign_in(&app, &op, &ada.org, "al-at-idp").await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        token_subject(body["access_token"].as_str().unwrap()),
+        token_subject(&al.access)
+    );
+    assert_eq!(
+        crate::support::token_claims(body["access_token"].as_str().unwrap())["roles"],
+        json!(["admin"])
+    );
+    let events = app.audit_events(&ada.org).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "sso.identity_linked" && e.details.contains("signed_in")),
+        "linked and audited"
+    );
+
+    // Bob cannot link Al's identity to his own account: it is Al's.
+    let res = app
+        .org_call(Method::POST, "/v1/me/sso/link", &bob, None)
+        .await;
+    let url = res.json::<serde_json::Value>().await.unwrap()["authorization_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let back = op.authorize(&url, "al-at-idp").await;
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/me/sso/link/complete",
+            &bob,
+            Some(link_answer(&back)),
+        )
+        .await;
+    expect_problem(res, 409, "conflict").await;
+    let bob_id = gatehouse_core::UserId::parse(&token_subject(&bob.access)).unwrap();
+    assert_eq!(links_of(&app, bob_id).await, 0);
+    app.chain_verifies(&ada.org).await;
+}
