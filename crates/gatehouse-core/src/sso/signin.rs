@@ -23,7 +23,9 @@ use crate::ids::OrgId;
 use crate::keyring::{FieldRef, SealedKind};
 use crate::oauth::provider::{ClientAuth, ClientCredentials, Endpoints, Provider};
 use crate::oauth::wire::same_issuer;
-use crate::oauth::{AuthorizationRequest, Binding, CodeGrant, Expected, STATE_TTL, StatePurpose};
+use crate::oauth::{
+    AuthorizationRequest, Binding, CodeGrant, Expected, FlowMode, STATE_TTL, StatePurpose,
+};
 use crate::scope::TenantScope;
 use crate::store::{SignedInWith, SsoConfigRecord};
 
@@ -243,6 +245,7 @@ impl Sso<'_> {
                 scope.as_ref(),
                 Binding {
                     purpose: StatePurpose::Sso,
+                    mode: FlowMode::Unbound,
                     org,
                     user: None,
                     provider: provider.name.clone(),
@@ -276,6 +279,7 @@ impl Sso<'_> {
     ) -> Result<LoginOutcome, Error> {
         let expect = Expected {
             purpose: StatePurpose::Sso,
+            mode: FlowMode::Unbound,
             org: None,
             user: None,
             provider: None,
