@@ -332,6 +332,8 @@ impl FromRequestParts<AppState> for OrgCallerVia {
 /// An organisation route's caller when a credential is presented (bearer or cookie), with how it
 /// arrived; nothing when none is: for a route that refuses itself, after its own checks, when
 /// none came (the connectors' callback answers 401, or sends the browser back with the error).
+/// A browser sent back by a provider cannot add `x-organization-id`: without the header the
+/// token's own organisation is the scope; with it, it must match as on every organisation route.
 #[derive(Debug, Clone)]
 pub(crate) struct MaybeOrgCaller(pub Option<(TenantCall, Carrier)>);
 
@@ -344,8 +346,27 @@ impl FromRequestParts<AppState> for MaybeOrgCaller {
         if !presented {
             return Ok(Self(None));
         }
-        let OrgCallerVia(call, carrier) = OrgCallerVia::from_request_parts(parts, state).await?;
-        Ok(Self(Some((call, carrier))))
+        let (principal, carrier) = authenticate(parts, state, Audience::Tenant).await?;
+        crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
+        let own = principal.org.map(|o| o.to_string());
+        let scope = match org_header(parts)
+            .is_none()
+            .then(|| Auth::org_header_matches(&principal, own.as_deref()))
+            .flatten()
+        {
+            Some(scope) => scope,
+            None => org_scope(parts, state, &principal).await?,
+        };
+        state.kernel.auth().second_factor_gate(&principal).await?;
+        let request = request_context(parts, state).await;
+        Ok(Self(Some((
+            TenantCall {
+                principal,
+                scope,
+                request,
+            },
+            carrier,
+        ))))
     }
 }
 

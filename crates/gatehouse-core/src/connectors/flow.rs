@@ -49,7 +49,9 @@ pub const CALLBACK_PREFIX: &str = "/v1/connectors";
 
 /// Google (an `accounts.google.com` authorization endpoint) grants a refresh token only when
 /// asked for offline access, and again only on consent.
-fn preset_parameters(endpoints: &crate::oauth::ProviderEndpoints) -> &'static [(&'static str, &'static str)] {
+fn preset_parameters(
+    endpoints: &crate::oauth::ProviderEndpoints,
+) -> &'static [(&'static str, &'static str)] {
     if endpoints.authorization.host_str() == Some("accounts.google.com") {
         &[("access_type", "offline"), ("prompt", "consent")]
     } else {
@@ -97,7 +99,8 @@ impl Connectors<'_> {
         let endpoints = self.oauth().endpoints(&p).await?;
         // OpenID Connect Core 11: offline access (a refresh token) is granted on consent.
         let mut extra: Vec<(&str, &str)> = preset_parameters(&endpoints).to_vec();
-        if p.scopes.iter().any(|s| s == "offline_access") && !extra.iter().any(|(n, _)| *n == "prompt")
+        if p.scopes.iter().any(|s| s == "offline_access")
+            && !extra.iter().any(|(n, _)| *n == "prompt")
         {
             extra.push(("prompt", "consent"));
         }

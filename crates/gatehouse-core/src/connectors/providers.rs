@@ -219,7 +219,11 @@ impl Connectors<'_> {
             .ok_or(Error::NotFound("provider"))
     }
 
-    async fn of_row(&self, tx: &mut dyn TenantTx, row: &OAuthProviderRow) -> Result<Provider, Error> {
+    async fn of_row(
+        &self,
+        tx: &mut dyn TenantTx,
+        row: &OAuthProviderRow,
+    ) -> Result<Provider, Error> {
         let id = row.id.to_string();
         let secret = self
             .keyring()

@@ -92,7 +92,11 @@ impl Connectors<'_> {
         if tx.membership(owner).await?.is_none() {
             drop(tx);
             return self
-                .suspend(scope, id, "the owner is no longer a member of the organisation")
+                .suspend(
+                    scope,
+                    id,
+                    "the owner is no longer a member of the organisation",
+                )
                 .await;
         }
         let refresh = open_token(self, tx.as_mut(), &sid, REFRESH).await?;

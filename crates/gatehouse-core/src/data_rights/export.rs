@@ -364,7 +364,10 @@ impl DataRights<'_> {
             Section::Connectors(org, owner) => {
                 let mut tx = self.read_in(org).await?;
                 let page = tx
-                    .connectors(Some(owner.as_uuid()), PageRequest::parse(inner, Some(PAGE))?)
+                    .connectors(
+                        Some(owner.as_uuid()),
+                        PageRequest::parse(inner, Some(PAGE))?,
+                    )
                     .await?;
                 let lines = page.items.iter().map(rows::connector).collect();
                 Ok((lines, page.next_cursor))

@@ -88,7 +88,14 @@ mod tests {
         assert!(!shown.contains(verifier.expose()), "{shown}");
         assert!(valid_error_code("access_denied"));
         assert!(valid_error_code("invalid_request"));
-        for bad in ["", "a\"b", "back\\slash", "line\nbreak", "caf\u{e9}", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "a\"b",
+            "back\\slash",
+            "line\nbreak",
+            "caf\u{e9}",
+            &"x".repeat(65),
+        ] {
             assert!(!valid_error_code(bad), "{bad:?}");
         }
     }

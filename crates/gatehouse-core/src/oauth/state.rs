@@ -446,7 +446,8 @@ impl OAuth<'_> {
             None
         };
         if let Some(why) = why {
-            self.state_refused(&binding, expect.user, why, request).await;
+            self.state_refused(&binding, expect.user, why, request)
+                .await;
             return Err(refused(why));
         }
         let mut tx = self.store().begin().await?;
@@ -459,7 +460,8 @@ impl OAuth<'_> {
         }) else {
             drop(tx);
             let why = "the state was already used";
-            self.state_refused(&binding, expect.user, why, request).await;
+            self.state_refused(&binding, expect.user, why, request)
+                .await;
             return Err(refused(why));
         };
         let record_id = hex(&digest);

@@ -262,8 +262,8 @@ mod tests {
         assert!(refused.is_invalid_grant());
         // The provider's free text goes nowhere; only the RFC 6749 code is kept.
         assert_eq!(refused.to_string(), "the provider refused: invalid_grant");
-        let bent = token_response(400, br#"{"error":"bad\"code","error_description":"x"}"#)
-            .unwrap_err();
+        let bent =
+            token_response(400, br#"{"error":"bad\"code","error_description":"x"}"#).unwrap_err();
         assert!(matches!(bent, ProviderError::Garbage(_)), "{bent:?}");
         for (status, body) in [
             (200, &b"<html>hello</html>"[..]),
@@ -315,13 +315,23 @@ mod tests {
         let e = discovery_response(&issuer, 200, advertised.as_bytes(), policy).unwrap();
         assert!(e.iss_required);
         // Exact, but for the slash a parser adds to an empty path.
-        assert!(same_issuer("https://id.example.com", "https://id.example.com"));
-        assert!(!same_issuer("https://id.example.com/", "https://id.example.com"));
+        assert!(same_issuer(
+            "https://id.example.com",
+            "https://id.example.com"
+        ));
+        assert!(!same_issuer(
+            "https://id.example.com/",
+            "https://id.example.com"
+        ));
         assert!(
             discovery_response(
                 &Url::parse("https://id.example.com/tenant").unwrap(),
                 200,
-                doc("https://id.example.com/tenant/", "https://id.example.com/token").as_bytes(),
+                doc(
+                    "https://id.example.com/tenant/",
+                    "https://id.example.com/token"
+                )
+                .as_bytes(),
                 policy
             )
             .is_err(),

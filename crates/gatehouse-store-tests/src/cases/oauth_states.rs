@@ -8,8 +8,7 @@ use std::sync::Arc;
 use gatehouse_core::audit::{Actor, AuditEvent, Audited};
 use gatehouse_core::keyring::KeyringSettings;
 use gatehouse_core::oauth::{
-    AuthorizationRequest, Binding, Expected, FlowMode, PkceVerifier, ProviderEndpoints,
-    STATE_TTL,
+    AuthorizationRequest, Binding, Expected, FlowMode, PkceVerifier, ProviderEndpoints, STATE_TTL,
 };
 use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::store::{OAuthStateRecord, PruneJob, StatePurpose, Store};
@@ -258,8 +257,13 @@ pub async fn oauth_states_are_signed_bound_short_lived_and_single_use(store: Arc
         ..expect(a, alice)
     };
     assert!(
-        refusal(k.oauth().spend(&state, &bearer, &request).await.unwrap_err())
-            .contains("another mode")
+        refusal(
+            k.oauth()
+                .spend(&state, &bearer, &request)
+                .await
+                .unwrap_err()
+        )
+        .contains("another mode")
     );
     // The URL does not name the organisation or the person (sealed in the body).
     let body = base64::Engine::decode(
@@ -268,7 +272,10 @@ pub async fn oauth_states_are_signed_bound_short_lived_and_single_use(store: Arc
     )
     .unwrap();
     for id in [a.as_uuid(), alice.as_uuid()] {
-        assert!(!body.windows(16).any(|w| w == id.as_bytes()), "an id in clear");
+        assert!(
+            !body.windows(16).any(|w| w == id.as_bytes()),
+            "an id in clear"
+        );
         let text = id.to_string();
         assert!(!state.contains(&text));
     }

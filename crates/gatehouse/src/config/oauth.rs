@@ -316,9 +316,15 @@ mod tests {
         // By hand with the issuer it answers as: kept, for `iss` to be compared with.
         let mut by_hand = c.clone();
         by_hand.providers[0].authorization_url = Some("https://id.example.com/auth".into());
-        let p = validate(&by_hand, false).unwrap().settings.providers.remove(0);
+        let p = validate(&by_hand, false)
+            .unwrap()
+            .settings
+            .providers
+            .remove(0);
         match p.endpoints {
-            Endpoints::Explicit(e) => assert_eq!(e.issuer.as_deref(), Some("https://id.example.com")),
+            Endpoints::Explicit(e) => {
+                assert_eq!(e.issuer.as_deref(), Some("https://id.example.com"))
+            }
             Endpoints::Discovery { .. } => panic!("configured by hand"),
         }
         by_hand.providers[0].issuer = Some("not a url".into());

@@ -82,6 +82,28 @@ async function main() {
       const grantType = new URLSearchParams(raw).get("grant_type");
       stats.token.all += 1;
       if (grantType) stats.token[grantType] = (stats.token[grantType] || 0) + 1;
+      if (failMode !== "none") {
+        if (failMode === "invalid_grant") {
+          ctx.status = 400;
+          ctx.type = "application/json";
+          ctx.body = JSON.stringify({
+            error: "invalid_grant",
+            error_description: "grant request is invalid",
+          });
+        } else if (failMode === "server_error") {
+          ctx.status = 500;
+          ctx.type = "text/html";
+          ctx.body = "<html><body>down for maintenance</body></html>";
+        } else if (failMode === "garbage") {
+          ctx.status = 200;
+          ctx.type = "text/plain";
+          ctx.body = "access_token=yes-really";
+        } else if (failMode === "slow") {
+          await new Promise((r) => setTimeout(r, 30000));
+          ctx.status = 504;
+        }
+        return;
+      }
       try {
         await next();
       } finally {

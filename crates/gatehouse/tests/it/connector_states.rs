@@ -48,7 +48,12 @@ async fn a_state_replayed_expired_forged_or_misdirected_is_refused_before_its_co
     let back = authorized(&s, &owner, "alice").await;
     assert_eq!(callback(app, &back, Some(&owner)).await.status(), 200);
     let before = exchanged().await;
-    refused(app, callback(app, &back, Some(&owner)).await, "already used").await;
+    refused(
+        app,
+        callback(app, &back, Some(&owner)).await,
+        "already used",
+    )
+    .await;
     assert_eq!(
         exchanged().await,
         before,
@@ -178,7 +183,10 @@ async fn provider_errors_and_garbage_are_refused_cleanly_and_nothing_is_stored()
         assert!(body["detail"].as_str().unwrap().contains(why), "{body}");
         // The provider's free text (`error_description`) goes nowhere.
         assert!(
-            !body["detail"].as_str().unwrap().contains("grant request is invalid"),
+            !body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("grant request is invalid"),
             "{body}"
         );
         s.op.fail_token_endpoint(FailMode::None).await;
@@ -406,24 +414,34 @@ async fn a_callback_needs_the_credential_of_the_person_who_started_in_the_mode_t
         .post(app.url("/v1/connectors/crm/start"))
         .header("cookie", &jar)
         .header("x-csrf-token", &csrf)
+        .header("x-organization-id", &owner.org)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     let started: Value = res.json().await.unwrap();
-    let back = s
-        .op
-        .authorize(started["authorization_url"].as_str().unwrap(), "bob")
-        .await;
+    let back =
+        s.op.authorize(started["authorization_url"].as_str().unwrap(), "bob")
+            .await;
     let before = exchanged().await;
-    refused(app, callback(app, &back, Some(&owner)).await, "another mode").await;
+    refused(
+        app,
+        callback(app, &back, Some(&owner)).await,
+        "another mode",
+    )
+    .await;
     assert_eq!(exchanged().await, before);
     let res = browser_callback(app, &back, &jar).await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     assert_eq!(exchanged().await, before + 1);
     // And the other way round: a bearer start is not completed by the cookie session.
     let back = authorized(&s, &owner, "alice").await;
-    refused(app, browser_callback(app, &back, &jar).await, "another mode").await;
+    refused(
+        app,
+        browser_callback(app, &back, &jar).await,
+        "another mode",
+    )
+    .await;
     assert_eq!(exchanged().await, before + 1);
     assert_eq!(connectors_of(app, &owner).await, 2);
     s.app.stop().await;
@@ -466,10 +484,18 @@ async fn a_state_at_another_providers_callback_or_without_its_exact_iss_is_refus
 
     // The browser sent to another provider's callback with this one's state (mix-up).
     let back = authorized(&s, &owner, "alice").await;
-    let elsewhere = back.replace("/v1/connectors/crm/callback", "/v1/connectors/mail/callback");
+    let elsewhere = back.replace(
+        "/v1/connectors/crm/callback",
+        "/v1/connectors/mail/callback",
+    );
     assert_ne!(elsewhere, back);
     let before = exchanged().await;
-    refused(app, callback(app, &elsewhere, Some(&owner)).await, "another flow").await;
+    refused(
+        app,
+        callback(app, &elsewhere, Some(&owner)).await,
+        "another flow",
+    )
+    .await;
     assert_eq!(exchanged().await, before);
 
     // The provider advertises RFC 9207's `iss`: a response without it, or with it written
@@ -493,8 +519,15 @@ async fn a_state_at_another_providers_callback_or_without_its_exact_iss_is_refus
             "oauth_provider_error",
         )
         .await;
-        assert!(body["detail"].as_str().unwrap().contains("issuer"), "{body}");
-        assert_eq!(exchanged().await, before, "the code went to the token endpoint");
+        assert!(
+            body["detail"].as_str().unwrap().contains("issuer"),
+            "{body}"
+        );
+        assert_eq!(
+            exchanged().await,
+            before,
+            "the code went to the token endpoint"
+        );
     }
     // The first one, as sent, still connects.
     let res = callback(app, &back, Some(&owner)).await;

@@ -93,7 +93,9 @@ pub async fn authorized(s: &Setup, who: &Signed, account: &str) -> String {
 /// Calls Gatehouse's callback the provider sent the browser back to (its path and query), with
 /// `relay`'s token when given (as a bearer-mode product's page relays it).
 pub async fn callback(app: &TestApp, back: &str, relay: Option<&Signed>) -> reqwest::Response {
-    let path = back.strip_prefix(PUBLIC).expect("a redirect to the public URL");
+    let path = back
+        .strip_prefix(PUBLIC)
+        .expect("a redirect to the public URL");
     let mut req = app.client.get(app.url(path));
     if let Some(who) = relay {
         req = req
