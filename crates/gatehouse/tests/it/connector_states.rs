@@ -149,6 +149,14 @@ async fn a_state_replayed_expired_forged_or_misdirected_is_refused_before_its_co
         refusals, 4,
         "replayed, other person, other organisation, expired"
     );
+    // Each refusal names who presented the state, not who started it.
+    let by_colleague = app
+        .audit_events(&owner.org)
+        .await
+        .into_iter()
+        .find(|e| e.action == "oauth.state_refused" && e.details.contains("another person"))
+        .expect("the colleague's refusal is recorded");
+    assert_eq!(by_colleague.actor_id, colleague.user);
     other.app.stop().await;
     s.app.stop().await;
 }
