@@ -14,9 +14,9 @@ It prints requests/s, p50 and p99 for each, the ratio Gatehouse/baseline, and wr
 as JSON to bench/out/latest.json.
 
 Usage: python3 bench/run.py [--duration 10] [--connections 16] [--threads 2] [--skip-build]
-                            [--only telemetry|endpoints|writes|access|lifecycle|links|backup|scaleout]
+                            [--only telemetry|endpoints|writes|access|lifecycle|links|backup|scaleout|connectors]
                             (one section, see bench/endpoints.py, bench/access.py,
-                            bench/lifecycle.py and bench/scaleout.py)
+                            bench/lifecycle.py, bench/scaleout.py and bench/connectors.py)
 """
 
 import argparse
@@ -429,7 +429,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--only", choices=["telemetry", "endpoints", "writes", "access", "lifecycle", "links", "backup",
-                                       "scaleout"],
+                                       "scaleout", "connectors"],
                     help="run one section only (no baseline)")
     import scaleout
     scaleout.add_arguments(ap)
@@ -463,6 +463,15 @@ def main() -> int:
         out = ROOT / "bench" / "out"
         out.mkdir(exist_ok=True)
         (out / "writes.json").write_text(json.dumps(results, indent=2) + "\n")
+        return 0
+
+    if args.only == "connectors":
+        import connectors
+        connectors.run(args, results)
+        connectors.report(results)
+        out = ROOT / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        (out / "connectors.json").write_text(json.dumps(results, indent=2) + "\n")
         return 0
 
     if args.only == "access":

@@ -299,24 +299,43 @@ impl FromRequestParts<AppState> for OrgCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (principal, _) = authenticate(parts, state, Audience::Tenant).await?;
+        let OrgCallerVia(call, _) = OrgCallerVia::from_request_parts(parts, state).await?;
+        Ok(Self(call))
+    }
+}
+
+/// An organisation route's caller and how their credential arrived (cookie session or bearer
+/// token): for a flow that must be completed the way it was started (connectors).
+#[derive(Debug, Clone)]
+pub(crate) struct OrgCallerVia(pub TenantCall, pub Carrier);
+
+impl FromRequestParts<AppState> for OrgCallerVia {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (principal, carrier) = authenticate(parts, state, Audience::Tenant).await?;
         crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
         let scope = org_scope(parts, state, &principal).await?;
         state.kernel.auth().second_factor_gate(&principal).await?;
         let request = request_context(parts, state).await;
-        Ok(Self(TenantCall {
-            principal,
-            scope,
-            request,
-        }))
+        Ok(Self(
+            TenantCall {
+                principal,
+                scope,
+                request,
+            },
+            carrier,
+        ))
     }
 }
 
-/// An organisation route's caller when a credential is presented (bearer or cookie), nothing
-/// when none is: for a route that takes no credential but checks one given (the connectors'
-/// callback, relayed with the person's token, is refused for another person's state).
+/// An organisation route's caller when a credential is presented (bearer or cookie), with how it
+/// arrived; nothing when none is: for a route that refuses itself, after its own checks, when
+/// none came (the connectors' callback answers 401, or sends the browser back with the error).
+/// A browser sent back by a provider cannot add `x-organization-id`: without the header the
+/// token's own organisation is the scope; with it, it must match as on every organisation route.
 #[derive(Debug, Clone)]
-pub(crate) struct MaybeOrgCaller(pub Option<TenantCall>);
+pub(crate) struct MaybeOrgCaller(pub Option<(TenantCall, Carrier)>);
 
 impl FromRequestParts<AppState> for MaybeOrgCaller {
     type Rejection = ApiError;
@@ -327,8 +346,27 @@ impl FromRequestParts<AppState> for MaybeOrgCaller {
         if !presented {
             return Ok(Self(None));
         }
-        let OrgCaller(call) = OrgCaller::from_request_parts(parts, state).await?;
-        Ok(Self(Some(call)))
+        let (principal, carrier) = authenticate(parts, state, Audience::Tenant).await?;
+        crate::middleware::rate_limit::limit_principal(state, parts, &principal).await?;
+        let own = principal.org.map(|o| o.to_string());
+        let scope = match org_header(parts)
+            .is_none()
+            .then(|| Auth::org_header_matches(&principal, own.as_deref()))
+            .flatten()
+        {
+            Some(scope) => scope,
+            None => org_scope(parts, state, &principal).await?,
+        };
+        state.kernel.auth().second_factor_gate(&principal).await?;
+        let request = request_context(parts, state).await;
+        Ok(Self(Some((
+            TenantCall {
+                principal,
+                scope,
+                request,
+            },
+            carrier,
+        ))))
     }
 }
 

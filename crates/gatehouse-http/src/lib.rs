@@ -246,7 +246,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         )
         .add(ReadWrite, routes!(connectors::delete_provider))
         .add(ReadWrite, routes!(connectors::start))
-        // Public: a browser coming back from a provider, spending a state.
+        // A browser coming back from a provider (or a product relaying it): the starting
+        // person's credential is required by the route itself (401 without one).
         .add(Auth, routes!(connectors::callback))
         .add(ReadWrite, routes!(connectors::list))
         .add(ReadWrite, routes!(connectors::get, connectors::disconnect))

@@ -16,8 +16,8 @@ use crate::identity::{Permission, Principal};
 use crate::ids::{UserId, new_uuid};
 use crate::keyring::{FieldRef, SealedKind};
 use crate::oauth::{
-    Authorization, AuthorizationRequest, Binding, CodeGrant, Expected, StatePurpose, TokenHint,
-    TokenSet,
+    Authorization, AuthorizationRequest, Binding, CodeGrant, Expected, FlowMode, StatePurpose,
+    TokenHint, TokenSet,
 };
 use crate::page::{Page, PageRequest};
 use crate::scope::TenantScope;
@@ -42,8 +42,22 @@ pub(crate) fn token_at<'a>(id: &'a str, field: &'static str) -> FieldRef<'a> {
     }
 }
 
-/// The path of the callback, under `oauth.public_url`.
-pub const CALLBACK_PATH: &str = "/v1/connectors/callback";
+/// The prefix of the callbacks, under `oauth.public_url`: each provider has its own,
+/// `{CALLBACK_PREFIX}/{provider}/callback` (RFC 9700 4.4.2), `{provider}` being its stable key
+/// (a platform provider's name, an organisation provider's id).
+pub const CALLBACK_PREFIX: &str = "/v1/connectors";
+
+/// Google (an `accounts.google.com` authorization endpoint) grants a refresh token only when
+/// asked for offline access, and again only on consent.
+fn preset_parameters(
+    endpoints: &crate::oauth::ProviderEndpoints,
+) -> &'static [(&'static str, &'static str)] {
+    if endpoints.authorization.host_str() == Some("accounts.google.com") {
+        &[("access_type", "offline"), ("prompt", "consent")]
+    } else {
+        &[]
+    }
+}
 
 fn person(principal: &Principal) -> Result<UserId, Error> {
     if principal.api_key_permissions.is_some() {
@@ -60,10 +74,16 @@ fn person(principal: &Principal) -> Result<UserId, Error> {
 }
 
 impl Connectors<'_> {
-    /// Starts connecting the caller's account at `provider`: the URL to send their browser to.
-    pub async fn start(&self, call: &TenantCall, provider: &str) -> Result<Authorization, Error> {
+    /// Starts connecting the caller's account at `provider` (its name): the URL to send their
+    /// browser to. `mode` is how the caller came (cookie session or bearer token): the callback
+    /// must come the same way, with the same person's credential.
+    pub async fn start(
+        &self,
+        call: &TenantCall,
+        provider: &str,
+        mode: FlowMode,
+    ) -> Result<Authorization, Error> {
         let user = person(&call.principal)?;
-        let redirect_uri = self.oauth().redirect_uri(CALLBACK_PATH)?;
         let tx = self.store().begin_read_scoped(&call.scope).await?;
         let (mut tx, _) = self
             .authorize(
@@ -73,20 +93,22 @@ impl Connectors<'_> {
                 &call.request,
             )
             .await?;
-        let p = self.provider(tx.as_mut(), provider).await?;
+        let (p, key) = self.resolve(tx.as_mut(), provider).await?;
         drop(tx);
+        let redirect_uri = self.oauth().target_redirect_uri(CALLBACK_PREFIX, &key)?;
         let endpoints = self.oauth().endpoints(&p).await?;
         // OpenID Connect Core 11: offline access (a refresh token) is granted on consent.
-        let consent: &[(&str, &str)] = if p.scopes.iter().any(|s| s == "offline_access") {
-            &[("prompt", "consent")]
-        } else {
-            &[]
-        };
+        let mut extra: Vec<(&str, &str)> = preset_parameters(&endpoints).to_vec();
+        if p.scopes.iter().any(|s| s == "offline_access")
+            && !extra.iter().any(|(n, _)| *n == "prompt")
+        {
+            extra.push(("prompt", "consent"));
+        }
         let event = AuditEvent::success(
             call.principal.actor(),
             "connector.authorization_started",
             "oauth_provider",
-            &p.name,
+            &key,
         )
         .with_request(call.request.request_id.clone());
         self.oauth()
@@ -94,49 +116,57 @@ impl Connectors<'_> {
                 Some(&call.scope),
                 Binding {
                     purpose: StatePurpose::Connector,
+                    mode,
                     org: Some(call.scope.org_id()),
                     user: Some(user),
-                    provider: p.name.clone(),
+                    provider: key.clone(),
                 },
                 AuthorizationRequest {
                     endpoints: &endpoints,
                     client_id: &p.client.client_id,
                     scopes: &p.scopes,
                     redirect_uri: &redirect_uri,
-                    extra: consent,
+                    extra: &extra,
                 },
                 event,
             )
             .await
     }
 
-    /// The callback: spends the state (refused before anything reaches the provider when it is
-    /// not one Gatehouse signed, is older than ten minutes, was used, or, when the callback is
-    /// called with a person's token, was started by someone else or in another organisation),
-    /// exchanges the code with the PKCE verifier, and records the connector with its tokens
-    /// sealed. `caller` is the person whose token came with the callback, if any.
+    /// The callback of the provider `target` (its stable key, from the path): refused (401)
+    /// without the credential of the person who started the flow, before anything else; then
+    /// the state is spent (refused before anything reaches the provider when it is not one
+    /// Gatehouse signed, is older than ten minutes, was used, was issued for another provider
+    /// than the path's, was started in another mode, or by someone else or in another
+    /// organisation); the `iss` of RFC 9207 checked (required when the provider advertises it,
+    /// compared exactly); the code exchanged with the PKCE verifier; and the connector recorded
+    /// with its tokens sealed. `caller` is the person whose credential came with the callback
+    /// and how it came.
     pub async fn complete(
         &self,
         callback: &Callback,
-        caller: Option<&Principal>,
+        target: &str,
+        caller: Option<(&Principal, FlowMode)>,
         request: &RequestContext,
     ) -> Result<ConnectorView, Error> {
-        let (org, user) = match caller {
-            Some(p) => (
-                Some(p.org.ok_or(Error::OrganizationRequired)?),
-                Some(person(p)?),
-            ),
-            None => (None, None),
+        // RFC 9700 4.7: whoever follows someone else's authorization URL must not complete it.
+        let Some((principal, mode)) = caller else {
+            return Err(Error::Unauthenticated(
+                "the callback needs the credential of the person who started the connection",
+            ));
         };
+        let org = principal.org.ok_or(Error::OrganizationRequired)?;
+        let caller_user = person(principal)?;
         let spent = self
             .oauth()
             .spend(
                 &callback.state,
                 &Expected {
                     purpose: StatePurpose::Connector,
-                    org,
-                    user,
-                    provider: None,
+                    mode,
+                    org: Some(org),
+                    user: Some(caller_user),
+                    provider: Some(target),
                 },
                 request,
             )
@@ -145,14 +175,15 @@ impl Connectors<'_> {
             return Err(Error::OAuthState("the state was issued for another flow"));
         };
         let scope = TenantScope::granted(org);
-        let name = spent.binding.provider.clone();
-        let failed = |why: String| self.connect_failed(scope, user, name.clone(), why, request);
+        let key = spent.binding.provider.clone();
+        let failed = |why: String| self.connect_failed(scope, user, key.clone(), why, request);
         if let Some(error) = &callback.error {
-            let error: String = error
-                .chars()
-                .filter(char::is_ascii_graphic)
-                .take(64)
-                .collect();
+            // Only an RFC 6749 error code goes on; the provider's free text goes nowhere.
+            let error = if crate::oauth::client::valid_error_code(error) {
+                error.as_str()
+            } else {
+                "an error outside RFC 6749's characters"
+            };
             failed(format!("the provider answered {error}")).await;
             return Err(Error::Provider(format!("the provider refused: {error}")));
         }
@@ -164,19 +195,25 @@ impl Connectors<'_> {
             return Err(Error::invalid("code", "the callback carries no code"));
         };
         let mut tx = self.store().begin_read_scoped(&scope).await?;
-        let p = self.provider(tx.as_mut(), &name).await?;
+        let p = self.provider(tx.as_mut(), &key).await?;
         drop(tx);
         let endpoints = self.oauth().endpoints(&p).await?;
-        // RFC 9207: a response from another issuer than the one asked is a mix-up.
-        if let (Some(iss), Some(ours)) = (&callback.iss, &endpoints.issuer)
-            && !crate::oauth::wire::same_issuer(iss, ours)
-        {
-            failed("the callback names another issuer".into()).await;
+        // RFC 9207: a response from another issuer than the one asked is a mix-up; a provider
+        // that says it sends `iss` must have sent it.
+        let mixed = match (&callback.iss, &endpoints.issuer) {
+            (Some(iss), Some(ours)) => !crate::oauth::wire::same_issuer(iss, ours),
+            (None, _) => endpoints.iss_required,
+            (Some(_), None) => false,
+        };
+        if mixed {
+            failed("the callback's iss is missing or names another issuer".into()).await;
             return Err(Error::Provider(
-                "the callback names another issuer than the provider's".into(),
+                "the callback names another issuer than the provider's, or none where the \
+                 provider sends one"
+                    .into(),
             ));
         }
-        let redirect_uri = self.oauth().redirect_uri(CALLBACK_PATH)?;
+        let redirect_uri = self.oauth().target_redirect_uri(CALLBACK_PREFIX, &key)?;
         let tokens = match self
             .oauth()
             .client()?
@@ -197,7 +234,7 @@ impl Connectors<'_> {
                 return Err(e.into());
             }
         };
-        self.record_connector(scope, user, &p.scopes, &name, tokens, request)
+        self.record_connector(scope, user, &p.scopes, &key, tokens, request)
             .await
     }
 
@@ -460,4 +497,32 @@ pub(crate) async fn open_token(
         .await?
         .map(secret_text)
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoints(authorization: &str) -> crate::oauth::ProviderEndpoints {
+        crate::oauth::ProviderEndpoints {
+            issuer: None,
+            authorization: url::Url::parse(authorization).unwrap(),
+            token: url::Url::parse("https://oauth2.example.com/token").unwrap(),
+            revocation: None,
+            userinfo: None,
+            jwks: None,
+            iss_required: false,
+        }
+    }
+
+    #[test]
+    fn google_is_asked_for_offline_access_on_consent_and_others_are_not() {
+        let google = endpoints("https://accounts.google.com/o/oauth2/v2/auth");
+        assert_eq!(
+            preset_parameters(&google),
+            &[("access_type", "offline"), ("prompt", "consent")]
+        );
+        let other = endpoints("https://accounts.google.com.evil.example/auth");
+        assert!(preset_parameters(&other).is_empty());
+    }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-pub use flow::{CALLBACK_PATH, Callback};
+pub use flow::{CALLBACK_PREFIX, Callback};
 pub use handout::{HandedOut, TokenCache};
 pub use providers::{NewProvider, ProviderSource, ProviderView};
 pub use refresh::RefreshReport;

@@ -57,6 +57,11 @@ impl ProviderSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderView {
     pub name: String,
+    /// Its stable key: a platform provider's name, an organisation provider's id. Connectors
+    /// and states name a provider by it, and its callback's path carries it.
+    pub key: String,
+    /// The redirect URI to register at the provider (`None` without `oauth.public_url`).
+    pub redirect_uri: Option<String>,
     pub source: ProviderSource,
     pub issuer: Option<String>,
     pub authorization_url: Option<String>,
@@ -77,6 +82,8 @@ fn view_of_platform(p: &Provider) -> ProviderView {
     };
     ProviderView {
         name: p.name.clone(),
+        key: p.name.clone(),
+        redirect_uri: None,
         source: ProviderSource::Platform,
         issuer,
         authorization_url: e.map(|e| e.authorization.to_string()),
@@ -94,6 +101,8 @@ fn view_of_platform(p: &Provider) -> ProviderView {
 fn view_of_row(r: &OAuthProviderRow, has_secret: bool) -> ProviderView {
     ProviderView {
         name: r.name.clone(),
+        key: r.id.to_string(),
+        redirect_uri: None,
         source: ProviderSource::Organization,
         issuer: r.issuer.clone(),
         authorization_url: r.authorization_url.clone(),
@@ -124,11 +133,13 @@ fn provider_of_row(r: &OAuthProviderRow, secret: Option<SecretString>) -> Result
         Url::parse(u).map_err(|_| Error::Internal(format!("a stored provider's {field}")))
     };
     let endpoints = match (&r.issuer, &r.authorization_url, &r.token_url) {
-        (Some(i), _, _) => Endpoints::Discovery {
+        (Some(i), None, None) => Endpoints::Discovery {
             issuer: parse("issuer", i)?,
         },
-        (None, Some(a), Some(t)) => Endpoints::Explicit(Box::new(ProviderEndpoints {
-            issuer: None,
+        // Configured by hand, with or without the issuer it names itself by.
+        (issuer, Some(a), Some(t)) => Endpoints::Explicit(Box::new(ProviderEndpoints {
+            issuer: issuer.clone(),
+            iss_required: false,
             authorization: parse("authorization_url", a)?,
             token: parse("token_url", t)?,
             revocation: r
@@ -166,33 +177,76 @@ fn provider_of_row(r: &OAuthProviderRow, secret: Option<SecretString>) -> Result
 }
 
 impl Connectors<'_> {
-    /// The provider named `name` for the transaction's organisation: its own, else the
-    /// platform's; its secret opened. `NotFound` when neither has it.
-    pub(crate) async fn provider(
+    /// The provider named `name` for the transaction's organisation, and its stable key: its
+    /// own (keyed by its id), else the platform's (keyed by its name); its secret opened.
+    /// `NotFound` when neither has it.
+    pub(crate) async fn resolve(
         &self,
         tx: &mut dyn TenantTx,
         name: &str,
-    ) -> Result<Provider, Error> {
+    ) -> Result<(Provider, String), Error> {
         if let Some(row) = tx.oauth_provider(name).await? {
-            let id = row.id.to_string();
-            let secret = self
-                .keyring()
-                .open(tx, secret_at(&id))
-                .await?
-                .map(|s| {
-                    String::from_utf8(s.expose().to_vec())
-                        .map(SecretString::new)
-                        .map_err(|_| Error::Unreadable("a provider's client secret".into()))
-                })
-                .transpose()?;
-            let provider = provider_of_row(&row, secret)?;
-            provider.validate(self.oauth().settings().destinations)?;
-            return Ok(provider);
+            let key = row.id.to_string();
+            return Ok((self.of_row(tx, &row).await?, key));
         }
         self.oauth()
             .platform_provider(name)
             .cloned()
+            .map(|p| (p, name.to_owned()))
             .ok_or(Error::NotFound("provider"))
+    }
+
+    /// The provider a stable key names: an organisation provider's id (this organisation's,
+    /// the very row: one deleted and made again under the same name is another), else a
+    /// platform provider's name (never shadowed by an organisation's provider of that name).
+    pub(crate) async fn provider(
+        &self,
+        tx: &mut dyn TenantTx,
+        key: &str,
+    ) -> Result<Provider, Error> {
+        if let Ok(id) = uuid::Uuid::try_parse(key) {
+            let row = tx
+                .oauth_providers()
+                .await?
+                .into_iter()
+                .find(|r| r.id == id)
+                .ok_or(Error::NotFound("provider"))?;
+            return self.of_row(tx, &row).await;
+        }
+        self.oauth()
+            .platform_provider(key)
+            .cloned()
+            .ok_or(Error::NotFound("provider"))
+    }
+
+    async fn of_row(
+        &self,
+        tx: &mut dyn TenantTx,
+        row: &OAuthProviderRow,
+    ) -> Result<Provider, Error> {
+        let id = row.id.to_string();
+        let secret = self
+            .keyring()
+            .open(tx, secret_at(&id))
+            .await?
+            .map(|s| {
+                String::from_utf8(s.expose().to_vec())
+                    .map(SecretString::new)
+                    .map_err(|_| Error::Unreadable("a provider's client secret".into()))
+            })
+            .transpose()?;
+        let provider = provider_of_row(row, secret)?;
+        provider.validate(self.oauth().settings().destinations)?;
+        Ok(provider)
+    }
+
+    /// A view with the redirect URI to register, when `oauth.public_url` is set.
+    fn with_redirect(&self, mut v: ProviderView) -> ProviderView {
+        v.redirect_uri = self
+            .oauth()
+            .target_redirect_uri(super::CALLBACK_PREFIX, &v.key)
+            .ok();
+        v
     }
 
     /// The providers the caller's organisation can connect to: the platform's, then its own.
@@ -211,7 +265,7 @@ impl Connectors<'_> {
             .settings()
             .providers
             .iter()
-            .map(view_of_platform)
+            .map(|p| self.with_redirect(view_of_platform(p)))
             .collect();
         for row in tx.oauth_providers().await? {
             let has_secret = tx
@@ -222,7 +276,7 @@ impl Connectors<'_> {
                 )
                 .await?
                 .is_some();
-            out.push(view_of_row(&row, has_secret));
+            out.push(self.with_redirect(view_of_row(&row, has_secret)));
         }
         Ok(out)
     }
@@ -262,12 +316,12 @@ impl Connectors<'_> {
             updated_at: now,
         };
         match (&row.issuer, &row.authorization_url, &row.token_url) {
-            (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+            (Some(_), None, None) | (_, Some(_), Some(_)) => {}
             _ => {
                 return Err(Error::invalid(
                     "issuer",
-                    "give either issuer (OpenID Connect discovery) or both authorization_url \
-                     and token_url",
+                    "give either issuer alone (OpenID Connect discovery) or both \
+                     authorization_url and token_url (with the issuer they answer as, if any)",
                 ));
             }
         }
@@ -313,7 +367,7 @@ impl Connectors<'_> {
         .with_request(call.request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
-        Ok(view_of_row(&row, new.client_secret.is_some()))
+        Ok(self.with_redirect(view_of_row(&row, new.client_secret.is_some())))
     }
 
     /// Removes one of the organisation's providers and its sealed secret

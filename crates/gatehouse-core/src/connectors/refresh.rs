@@ -4,6 +4,11 @@
 //! with the next attempt after a backoff, or, when the provider refuses the refresh token
 //! (`invalid_grant`), the connector marked `needs_reauth`, its tokens erased, and the webhook
 //! event `connector.needs_reauth` raised by the audit event of that change.
+//!
+//! A connector whose owner is no longer a member of its organisation (removed, left, erased) or
+//! whose account is disabled is not refreshed: at its next due refresh it is marked
+//! `needs_reauth` with its tokens erased (`connector.suspended`, no provider call), so it holds
+//! nothing usable and the job stops coming back to it; the owner connects again if they return.
 
 use time::Duration;
 use uuid::Uuid;
@@ -12,7 +17,7 @@ use super::flow::{open_token, token_at};
 use super::{ACCESS, Connectors, LEASE, REFRESH, refresh_due};
 use crate::audit::{self, Actor, AuditEvent, Outcome};
 use crate::error::Error;
-use crate::ids::OrgId;
+use crate::ids::{OrgId, UserId};
 use crate::keyring::SealedKind;
 use crate::oauth::{ProviderError, TokenSet};
 use crate::scope::TenantScope;
@@ -26,12 +31,16 @@ pub struct RefreshReport {
     pub failed: u32,
     /// Refused by the provider: marked `needs_reauth`.
     pub needs_reauth: u32,
+    /// Owned by someone no longer a member, or disabled: marked `needs_reauth`, tokens erased,
+    /// never sent to the provider.
+    pub suspended: u32,
 }
 
 enum Done {
     Refreshed,
     Failed,
     NeedsReauth,
+    Suspended,
     Skipped,
 }
 
@@ -56,6 +65,7 @@ impl Connectors<'_> {
                 Ok(Done::Refreshed) => report.refreshed += 1,
                 Ok(Done::Failed) => report.failed += 1,
                 Ok(Done::NeedsReauth) => report.needs_reauth += 1,
+                Ok(Done::Suspended) => report.suspended += 1,
                 Ok(Done::Skipped) => {}
                 Err(e) => {
                     report.failed += 1;
@@ -78,13 +88,35 @@ impl Connectors<'_> {
         if c.status != ConnectorStatus::Active || c.refresh_due_at.is_none_or(|d| d > now) {
             return Ok(Done::Skipped);
         }
+        let owner = UserId::from_uuid(c.user_id);
+        if tx.membership(owner).await?.is_none() {
+            drop(tx);
+            return self
+                .suspend(
+                    scope,
+                    id,
+                    "the owner is no longer a member of the organisation",
+                )
+                .await;
+        }
         let refresh = open_token(self, tx.as_mut(), &sid, REFRESH).await?;
         let provider = self.provider(tx.as_mut(), &c.provider).await;
         drop(tx);
+        let mut users = self.store().begin_read().await?;
+        let disabled = users
+            .user_by_id(owner)
+            .await?
+            .is_none_or(|u| u.disabled_at.is_some());
+        drop(users);
+        if disabled {
+            return self
+                .suspend(scope, id, "the owner's account is disabled or gone")
+                .await;
+        }
         let answer: Result<TokenSet, ProviderError> = match (refresh, provider) {
+            // No refresh token is held: as if the provider had refused one.
             (None, _) => Err(ProviderError::Refused {
                 error: "invalid_grant".into(),
-                description: Some("no refresh token is held".into()),
             }),
             (_, Err(e)) => Err(ProviderError::Unavailable(e.to_string())),
             (Some(refresh), Ok(p)) => match self.oauth().endpoints(&p).await {
@@ -212,5 +244,47 @@ impl Connectors<'_> {
             self.forget(org, id);
         }
         Ok(done)
+    }
+
+    /// Stops a connector whose owner cannot use it any more: `needs_reauth`, nothing due, its
+    /// tokens erased, `connector.suspended` recorded; the provider is not called.
+    async fn suspend(&self, scope: TenantScope, id: Uuid, why: &str) -> Result<Done, Error> {
+        let sid = id.to_string();
+        let mut tx = self.store().begin_scoped(&scope).await?;
+        let Some(mut c) = tx
+            .connector(id)
+            .await?
+            .filter(|c| c.status == ConnectorStatus::Active)
+        else {
+            return Ok(Done::Skipped);
+        };
+        c.status = ConnectorStatus::NeedsReauth;
+        c.refresh_due_at = None;
+        c.last_error = Some(why.to_owned());
+        c.updated_at = self.clock().now();
+        tx.delete_sealed_of(
+            SealedKind::ConnectorToken.as_str(),
+            std::slice::from_ref(&sid),
+        )
+        .await?;
+        tx.update_connector(&c).await?;
+        let event = AuditEvent::success(
+            Actor::system("connectors"),
+            "connector.suspended",
+            "connector",
+            id,
+        )
+        .with_details(
+            serde_json::json!({
+                "provider": c.provider,
+                "owner": c.user_id,
+                "reason": why,
+            })
+            .to_string(),
+        );
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        self.forget(scope.org_id(), id);
+        Ok(Done::Suspended)
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! A person's export covers their account, memberships, sessions and devices, factors (metadata
 //! only), mail, and in each organisation (every one they belong to, or the one an administrator
-//! exports them from) the API keys they created, the records they own and the audit events that
-//! name them as actor or resource, personal fields opened while their key exists. An
+//! exports them from) the API keys they created, the records they own, their connectors
+//! (metadata, never a token) and the audit events that name them as actor or resource, personal fields opened while their key exists. An
 //! organisation's export covers the organisation and its roles, each member as above (sessions
 //! in this organisation only), all its API keys, records, grants given and received, secrets as
 //! metadata, and its whole audit chain.
@@ -64,6 +64,8 @@ enum Section {
     Identities(UserId),
     ApiKeys(OrgId, Option<UserId>),
     Records(OrgId, Option<UserId>),
+    /// The person's connectors in the organisation (B3): metadata, never a token.
+    Connectors(OrgId, UserId),
     Audit(OrgId, Option<UserId>),
     Organization(OrgId),
     Members(OrgId),
@@ -133,6 +135,7 @@ fn person_sections(user: UserId, orgs: &[OrgId], only_in: Option<OrgId>) -> Vec<
     for org in orgs {
         s.push(Section::ApiKeys(*org, Some(user)));
         s.push(Section::Records(*org, Some(user)));
+        s.push(Section::Connectors(*org, user));
         s.push(Section::Audit(*org, Some(user)));
     }
     s
@@ -358,6 +361,17 @@ impl DataRights<'_> {
             }
             Section::ApiKeys(org, creator) => self.api_keys(org, creator, inner).await,
             Section::Records(org, owner) => self.records(org, owner, inner).await,
+            Section::Connectors(org, owner) => {
+                let mut tx = self.read_in(org).await?;
+                let page = tx
+                    .connectors(
+                        Some(owner.as_uuid()),
+                        PageRequest::parse(inner, Some(PAGE))?,
+                    )
+                    .await?;
+                let lines = page.items.iter().map(rows::connector).collect();
+                Ok((lines, page.next_cursor))
+            }
             Section::Audit(org, naming) => self.audit_events(org, naming, inner).await,
             Section::Organization(org) => {
                 let mut tx = self.store().begin_read().await?;

@@ -112,6 +112,15 @@ pub(super) fn secret(s: &SecretRecord, versions: &[SecretVersionRecord]) -> Valu
            "expires_at": when_opt(s.expires_at)})
 }
 
+/// A connector (B3) as its owner may see it: never a token.
+pub(super) fn connector(c: &crate::store::ConnectorRow) -> Value {
+    json!({"type": "connector", "organization_id": c.org_id, "id": c.id,
+           "provider": c.provider, "status": c.status.as_str(), "scopes": c.scopes,
+           "expires_at": when_opt(c.expires_at), "refreshable": c.refresh_due_at.is_some(),
+           "last_error": c.last_error, "created_at": when(c.created_at),
+           "updated_at": when(c.updated_at)})
+}
+
 pub(super) fn audit_event(v: &AuditView) -> Value {
     let r = &v.record;
     let personal = v.personal.clone().unwrap_or_default();

@@ -27,15 +27,12 @@ pub struct TokenSet {
 }
 
 /// Why a provider call gave no usable answer. Every message is safe to log and to show: no
-/// token, no secret, no response body beyond the provider's own error code and description
-/// (cut and stripped of control characters).
+/// token, no secret, no response body beyond the provider's own error code (RFC 6749's
+/// characters only; its free-text `error_description` is never kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderError {
     /// The provider answered with an OAuth error (RFC 6749 5.2): `invalid_grant` and the like.
-    Refused {
-        error: String,
-        description: Option<String>,
-    },
+    Refused { error: String },
     /// An answer outside the protocol: not JSON, a field missing or of the wrong type, too
     /// long, a discovery document naming another issuer.
     Garbage(String),
@@ -64,14 +61,7 @@ impl ProviderError {
 impl std::fmt::Display for ProviderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Refused {
-                error,
-                description: Some(d),
-            } => write!(f, "the provider refused: {error} ({d})"),
-            Self::Refused {
-                error,
-                description: None,
-            } => write!(f, "the provider refused: {error}"),
+            Self::Refused { error } => write!(f, "the provider refused: {error}"),
             Self::Garbage(why) => write!(f, "the provider's answer is not usable: {why}"),
             Self::Unavailable(why) => write!(f, "the provider did not answer: {why}"),
             Self::Destination(why) => write!(f, "the provider's address is refused: {why}"),
@@ -81,6 +71,36 @@ impl std::fmt::Display for ProviderError {
 
 impl std::error::Error for ProviderError {}
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_grant_never_prints_its_code_and_error_codes_keep_to_rfc_6749() {
+        let verifier = PkceVerifier::generate().unwrap();
+        let grant = CodeGrant {
+            code: "the-code-7Hq",
+            verifier: &verifier,
+            redirect_uri: "https://gh.example/v1/connectors/crm/callback",
+        };
+        let shown = format!("{grant:?}");
+        assert!(!shown.contains("the-code-7Hq"), "{shown}");
+        assert!(!shown.contains(verifier.expose()), "{shown}");
+        assert!(valid_error_code("access_denied"));
+        assert!(valid_error_code("invalid_request"));
+        for bad in [
+            "",
+            "a\"b",
+            "back\\slash",
+            "line\nbreak",
+            "caf\u{e9}",
+            &"x".repeat(65),
+        ] {
+            assert!(!valid_error_code(bad), "{bad:?}");
+        }
+    }
+}
+
 impl From<ProviderError> for crate::Error {
     fn from(e: ProviderError) -> Self {
         Self::Provider(e.to_string())
@@ -88,12 +108,32 @@ impl From<ProviderError> for crate::Error {
 }
 
 /// An authorization code to redeem, with the verifier of its PKCE challenge and the redirect
-/// URI it was sent to.
-#[derive(Debug, Clone, Copy)]
+/// URI it was sent to. Its `Debug` never prints the code.
+#[derive(Clone, Copy)]
 pub struct CodeGrant<'a> {
     pub code: &'a str,
     pub verifier: &'a PkceVerifier,
     pub redirect_uri: &'a str,
+}
+
+impl std::fmt::Debug for CodeGrant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeGrant")
+            .field("code", &"[redacted]")
+            .field("verifier", &self.verifier)
+            .field("redirect_uri", &self.redirect_uri)
+            .finish()
+    }
+}
+
+/// Whether `error` is an OAuth error code as RFC 6749 (appendix A.7) writes one: 1 to 64 of
+/// `%x20-21 / %x23-5B / %x5D-7E`.
+#[must_use]
+pub fn valid_error_code(error: &str) -> bool {
+    (1..=64).contains(&error.len())
+        && error
+            .bytes()
+            .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e))
 }
 
 /// Which token a revocation names (RFC 7009 2.1's `token_type_hint`).

@@ -17,12 +17,15 @@ pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+
+use time::{Duration, OffsetDateTime};
 
 pub use client::{CodeGrant, OAuthClient, ProviderError, TokenHint, TokenSet};
 pub use pkce::PkceVerifier;
 pub use provider::{ClientAuth, ClientCredentials, Endpoints, Provider, ProviderEndpoints};
-pub use state::{Authorization, AuthorizationRequest, Binding, Expected, STATE_TTL, Spent};
+pub use state::{
+    Authorization, AuthorizationRequest, Binding, Expected, FlowMode, STATE_TTL, Spent,
+};
 
 use crate::error::Error;
 pub use crate::store::StatePurpose;
@@ -40,15 +43,17 @@ pub struct OAuthSettings {
     pub providers: Vec<Provider>,
 }
 
-/// How long a discovery document is kept before it is fetched again.
-const DISCOVERY_TTL: Duration = Duration::from_secs(600);
+/// How long a discovery document is kept before it is fetched again (by the injected clock).
+const DISCOVERY_TTL: Duration = Duration::minutes(10);
+/// The most discovery documents kept: past it, the expired go, then the oldest.
+const DISCOVERY_ENTRIES: usize = 256;
 
 /// The settings, the HTTP client and the discovery documents fetched, held by the kernel.
 #[derive(Debug, Default)]
 pub struct OAuthRuntime {
     settings: OAuthSettings,
     client: Option<Arc<dyn OAuthClient>>,
-    discovered: RwLock<HashMap<String, (Instant, Arc<ProviderEndpoints>)>>,
+    discovered: RwLock<HashMap<String, (OffsetDateTime, Arc<ProviderEndpoints>)>>,
 }
 
 impl OAuthRuntime {
@@ -111,8 +116,22 @@ impl<'k> OAuth<'k> {
         Ok(format!("{base}{path}"))
     }
 
+    /// The redirect URI of one target (RFC 9700 4.4.2: one per authorization server, against
+    /// mix-up): `{public_url}{prefix}/{target}/callback`, `prefix` being the flow's
+    /// (`/v1/connectors`, `/v1/auth/sso`) and `target` the provider's stable key (a platform
+    /// provider's name, an organisation provider's id: [`provider::valid_target`]). The state
+    /// names its target too, and the callback refuses a state issued for another target than
+    /// its path's.
+    pub fn target_redirect_uri(&self, prefix: &str, target: &str) -> Result<String, Error> {
+        if !provider::valid_target(target) {
+            return Err(Error::invalid("provider", "not a provider name"));
+        }
+        self.redirect_uri(&format!("{prefix}/{target}/callback"))
+    }
+
     /// A provider's endpoints: as configured, or from its discovery document (fetched through
-    /// the client and kept ten minutes).
+    /// the client and kept ten minutes by the injected clock; at most
+    /// [`DISCOVERY_ENTRIES`] kept).
     pub async fn endpoints(&self, provider: &Provider) -> Result<Arc<ProviderEndpoints>, Error> {
         let issuer = match &provider.endpoints {
             Endpoints::Explicit(e) => return Ok(Arc::new(e.as_ref().clone())),
@@ -120,21 +139,74 @@ impl<'k> OAuth<'k> {
         };
         let runtime = self.oauth_runtime();
         let key = issuer.as_str().to_owned();
+        let now = self.clock().now();
         if let Some((at, e)) = runtime
             .discovered
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
-            && at.elapsed() < DISCOVERY_TTL
+            && now < *at + DISCOVERY_TTL
+            && *at <= now
         {
             return Ok(Arc::clone(e));
         }
         let found = Arc::new(self.client()?.discover(issuer).await?);
-        runtime
+        let mut cache = runtime
             .discovered
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, (Instant::now(), Arc::clone(&found)));
+            .unwrap_or_else(PoisonError::into_inner);
+        remember(&mut cache, key, now, Arc::clone(&found));
         Ok(found)
+    }
+}
+
+/// Keeps `value` under `key`, within [`DISCOVERY_ENTRIES`]: the expired entries go first, then
+/// the oldest.
+fn remember<V>(
+    cache: &mut HashMap<String, (OffsetDateTime, V)>,
+    key: String,
+    now: OffsetDateTime,
+    value: V,
+) {
+    if cache.len() >= DISCOVERY_ENTRIES && !cache.contains_key(&key) {
+        cache.retain(|_, (at, _)| now < *at + DISCOVERY_TTL && *at <= now);
+        while cache.len() >= DISCOVERY_ENTRIES {
+            let Some(oldest) = cache
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            cache.remove(&oldest);
+        }
+    }
+    cache.insert(key, (now, value));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_discovery_cache_is_bounded_and_drops_the_expired_then_the_oldest() {
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let mut cache = HashMap::new();
+        for i in 0..DISCOVERY_ENTRIES {
+            let at = t0 + Duration::seconds(i64::try_from(i).unwrap());
+            remember(&mut cache, format!("https://id{i}.example"), at, i);
+        }
+        assert_eq!(cache.len(), DISCOVERY_ENTRIES);
+        // One more: the oldest goes, nothing expired yet.
+        let now = t0 + Duration::seconds(300);
+        remember(&mut cache, "https://new.example".into(), now, 0);
+        assert_eq!(cache.len(), DISCOVERY_ENTRIES);
+        assert!(!cache.contains_key("https://id0.example"));
+        assert!(cache.contains_key("https://id1.example"));
+        // Twenty minutes on, every one is expired: they all go at the next insert.
+        let later = t0 + Duration::minutes(20);
+        remember(&mut cache, "https://later.example".into(), later, 0);
+        assert_eq!(cache.len(), 1);
+        assert!(cache.contains_key("https://later.example"));
     }
 }

@@ -22,6 +22,9 @@ pub struct ProviderEndpoints {
     pub revocation: Option<Url>,
     pub userinfo: Option<Url>,
     pub jwks: Option<Url>,
+    /// RFC 9207: the provider's discovery document advertises
+    /// `authorization_response_iss_parameter_supported`, so a response without `iss` is refused.
+    pub iss_required: bool,
 }
 
 /// Where a provider's endpoints come from.
@@ -82,13 +85,23 @@ pub struct Provider {
     pub scopes: Vec<String>,
 }
 
-/// A provider's name: 1 to 64 of `a-z`, `0-9`, `-`, `_`.
+/// A provider's name: 1 to 64 of `a-z`, `0-9`, `-`, `_`, and not shaped as a UUID (an
+/// organisation's provider is keyed by its id, which a name can then never equal).
 #[must_use]
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'))
+        && uuid::Uuid::try_parse(name).is_err()
+}
+
+/// A flow's target as a state and a callback's path name it: a platform provider's name, or
+/// the id of an organisation's provider (lower-case hyphenated UUID).
+#[must_use]
+pub fn valid_target(target: &str) -> bool {
+    valid_name(target)
+        || uuid::Uuid::try_parse(target).is_ok_and(|u| u.hyphenated().to_string() == target)
 }
 
 /// A scope token (RFC 6749 3.3): printable ASCII without space, `"` or `\`, at most 256.
@@ -121,7 +134,10 @@ impl Provider {
     /// Checks every part's shape: name, client id, scopes and the endpoints under `policy`.
     pub fn validate(&self, policy: DestinationPolicy) -> Result<(), Error> {
         if !valid_name(&self.name) {
-            return Err(Error::invalid("name", "1 to 64 of a-z, 0-9, '-' and '_'"));
+            return Err(Error::invalid(
+                "name",
+                "1 to 64 of a-z, 0-9, '-' and '_', not shaped as a UUID",
+            ));
         }
         if !valid_client_id(&self.client.client_id) {
             return Err(Error::invalid(
@@ -148,6 +164,18 @@ impl Provider {
                 check_endpoint("issuer", issuer.as_str(), policy)?;
             }
             Endpoints::Explicit(e) => {
+                // An issuer given by hand is an identifier compared exactly (`iss`), written as
+                // a URL the way discovery's would be.
+                if let Some(issuer) = &e.issuer {
+                    Url::parse(issuer)
+                        .ok()
+                        .filter(|u| {
+                            matches!(u.scheme(), "https" | "http")
+                                && u.query().is_none()
+                                && u.fragment().is_none()
+                        })
+                        .ok_or_else(|| Error::invalid("issuer", "not an issuer URL"))?;
+                }
                 check_endpoint("authorization_url", e.authorization.as_str(), policy)?;
                 check_endpoint("token_url", e.token.as_str(), policy)?;
                 for (field, url) in [

@@ -2,8 +2,10 @@
 //! and single use.
 //!
 //! A state is `BASE64URL(body) "." BASE64URL(tag)`. The body names the link key's version it is
-//! signed with, the purpose, when it was issued, the organisation and person it was started for
-//! (either may be absent), a random 256-bit nonce and the provider; the tag is the keyring's
+//! signed with, the purpose, the mode the flow must be completed in, when it was issued, a random
+//! 256-bit nonce, the organisation and person it was started for (either may be absent) sealed
+//! under the platform key so that the URL does not name them, and the target (the provider's
+//! stable key, which the callback's path must name); the tag is the keyring's
 //! link-key HMAC of a label and the body ([`crate::keyring::Keyring::link_tag_with`]), which an
 //! older key keeps verifying for the link-key overlap after a rotation. The nonce's SHA-256 finds
 //! the state's row (`oauth_states`), which holds the PKCE verifier and the OpenID nonce sealed
@@ -36,29 +38,70 @@ use crate::store::{OAuthStateRecord, StatePurpose};
 pub const STATE_TTL: Duration = Duration::minutes(10);
 
 const LABEL: &[u8] = b"gatehouse.oauth-state.v1\0";
-const FORMAT: u8 = 1;
-/// The longest state accepted: a body of at most 143 bytes and a 32-byte tag, in base64url.
-const MAX_STATE: usize = 256;
+const FORMAT: u8 = 2;
+/// The longest state accepted: a body of at most 230 bytes and a 32-byte tag, in base64url.
+const MAX_STATE: usize = 384;
 const SEALED_KIND: &str = "oauth_state";
+
+/// How a flow must be completed, recorded in its state: a state started in one mode is refused
+/// in another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowMode {
+    /// Started with a browser's cookie session: completed by that browser, with that session.
+    Cookie,
+    /// Started with a bearer token: completed by the product relaying the callback with the
+    /// person's bearer token.
+    Bearer,
+    /// The flow does not distinguish (yet): sign-in through a provider until it records its
+    /// own mode.
+    Unbound,
+}
+
+impl FlowMode {
+    fn byte(self) -> u8 {
+        match self {
+            Self::Cookie => 1,
+            Self::Bearer => 2,
+            Self::Unbound => 3,
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(Self::Cookie),
+            2 => Some(Self::Bearer),
+            3 => Some(Self::Unbound),
+            _ => None,
+        }
+    }
+}
 
 /// Whom and what a state is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     pub purpose: StatePurpose,
+    /// How the flow must be completed.
+    pub mode: FlowMode,
     /// The organisation the flow belongs to (a connector's; a sign-in's, when known).
     pub org: Option<OrgId>,
     /// The person who started it (a connector's owner; none for a sign-in).
     pub user: Option<UserId>,
-    /// The provider's name.
+    /// The target: the provider's stable key (a platform provider's name, an organisation
+    /// provider's id), which the callback's path names (see [`super::OAuth::target_redirect_uri`]).
     pub provider: String,
 }
 
-/// What the callback's caller knows and the state must match. `None` checks nothing.
+/// What the callback's caller knows and the state must match. `None` checks nothing; `mode` is
+/// compared exactly.
 #[derive(Debug, Clone, Copy)]
 pub struct Expected<'a> {
     pub purpose: StatePurpose,
+    pub mode: FlowMode,
     pub org: Option<OrgId>,
+    /// The person presenting the callback: the state must be theirs, and a refusal is recorded
+    /// with them as its actor.
     pub user: Option<UserId>,
+    /// The target the callback's path names.
     pub provider: Option<&'a str>,
 }
 
@@ -100,36 +143,29 @@ pub struct Spent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Body {
     key_version: u32,
-    binding: Binding,
+    purpose: StatePurpose,
+    mode: FlowMode,
     issued_at: i64,
     nonce: [u8; 32],
+    /// The organisation and person, sealed under the platform key (see [`seal_parties`]).
+    parties: Vec<u8>,
+    provider: String,
 }
 
 impl Body {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(80 + self.binding.provider.len());
+    fn encode(&self) -> Option<Vec<u8>> {
+        let sealed_len = u8::try_from(self.parties.len()).ok()?;
+        let mut out = Vec::with_capacity(64 + self.parties.len() + self.provider.len());
         out.push(FORMAT);
         out.extend_from_slice(&self.key_version.to_be_bytes());
-        out.push(self.binding.purpose.byte());
+        out.push(self.purpose.byte());
+        out.push(self.mode.byte());
         out.extend_from_slice(&self.issued_at.to_be_bytes());
-        let flags =
-            u8::from(self.binding.org.is_some()) | (u8::from(self.binding.user.is_some()) << 1);
-        out.push(flags);
-        out.extend_from_slice(
-            self.binding
-                .org
-                .map_or(Uuid::nil(), |o| o.as_uuid())
-                .as_bytes(),
-        );
-        out.extend_from_slice(
-            self.binding
-                .user
-                .map_or(Uuid::nil(), |u| u.as_uuid())
-                .as_bytes(),
-        );
         out.extend_from_slice(&self.nonce);
-        out.extend_from_slice(self.binding.provider.as_bytes());
-        out
+        out.push(sealed_len);
+        out.extend_from_slice(&self.parties);
+        out.extend_from_slice(self.provider.as_bytes());
+        Some(out)
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
@@ -139,27 +175,48 @@ impl Body {
         }
         let (version, rest) = rest.split_first_chunk::<4>()?;
         let (&purpose, rest) = rest.split_first()?;
+        let (&mode, rest) = rest.split_first()?;
         let (issued, rest) = rest.split_first_chunk::<8>()?;
-        let (&flags, rest) = rest.split_first()?;
-        let (org, rest) = rest.split_first_chunk::<16>()?;
-        let (user, rest) = rest.split_first_chunk::<16>()?;
-        let (nonce, provider) = rest.split_first_chunk::<32>()?;
+        let (nonce, rest) = rest.split_first_chunk::<32>()?;
+        let (&sealed_len, rest) = rest.split_first()?;
+        let (parties, provider) = rest.split_at_checked(usize::from(sealed_len))?;
         let provider = std::str::from_utf8(provider).ok()?;
-        if !super::provider::valid_name(provider) || flags > 3 {
+        if !super::provider::valid_target(provider) {
             return None;
         }
         Some(Self {
             key_version: u32::from_be_bytes(*version),
-            binding: Binding {
-                purpose: StatePurpose::from_byte(purpose)?,
-                org: (flags & 1 == 1).then(|| OrgId::from_uuid(Uuid::from_bytes(*org))),
-                user: (flags & 2 == 2).then(|| UserId::from_uuid(Uuid::from_bytes(*user))),
-                provider: provider.to_owned(),
-            },
+            purpose: StatePurpose::from_byte(purpose)?,
+            mode: FlowMode::from_byte(mode)?,
             issued_at: i64::from_be_bytes(*issued),
             nonce: *nonce,
+            parties: parties.to_vec(),
+            provider: provider.to_owned(),
         })
     }
+}
+
+/// The organisation and person of a binding as sealed in a state's body: flags, then both ids
+/// (nil when absent), under the platform key bound to the state's nonce digest.
+fn parties_plain(org: Option<OrgId>, user: Option<UserId>) -> Vec<u8> {
+    let mut plain = Vec::with_capacity(33);
+    plain.push(u8::from(org.is_some()) | (u8::from(user.is_some()) << 1));
+    plain.extend_from_slice(org.map_or(Uuid::nil(), |o| o.as_uuid()).as_bytes());
+    plain.extend_from_slice(user.map_or(Uuid::nil(), |u| u.as_uuid()).as_bytes());
+    plain
+}
+
+fn parties_of(plain: &[u8]) -> Option<(Option<OrgId>, Option<UserId>)> {
+    let (&flags, rest) = plain.split_first()?;
+    let (org, rest) = rest.split_first_chunk::<16>()?;
+    let (user, rest) = rest.split_first_chunk::<16>()?;
+    if flags > 3 || !rest.is_empty() {
+        return None;
+    }
+    Some((
+        (flags & 1 == 1).then(|| OrgId::from_uuid(Uuid::from_bytes(*org))),
+        (flags & 2 == 2).then(|| UserId::from_uuid(Uuid::from_bytes(*user))),
+    ))
 }
 
 /// A state's text split into its body and tag, both decoded; `None` when it is not one.
@@ -214,7 +271,7 @@ impl OAuth<'_> {
                 "an OAuth state's organisation must be the caller's scope".into(),
             ));
         }
-        if !super::provider::valid_name(&binding.provider) {
+        if !super::provider::valid_target(&binding.provider) {
             return Err(Error::invalid("provider", "not a provider name"));
         }
         if let Some((name, _)) = request
@@ -229,27 +286,39 @@ impl OAuth<'_> {
         let now = self.clock().now();
         let nonce = random_32()?;
         let digest = sha256(&[&nonce]);
+        let record_id = hex(&digest);
         let verifier = PkceVerifier::generate()?;
         let oidc_nonce = URL_SAFE_NO_PAD.encode(random_32()?);
         let issued_at = now.unix_timestamp();
+        let parties = self.keyring().seal_platform(
+            SEALED_KIND,
+            &format!("{record_id}/parties"),
+            &parties_plain(binding.org, binding.user),
+        )?;
+        let mut encoded = None;
         let (_, parts, tag) = self.keyring().link_tag_with(|key_version| {
             let body = Body {
                 key_version,
-                binding: binding.clone(),
+                purpose: binding.purpose,
+                mode: binding.mode,
                 issued_at,
                 nonce,
-            };
-            vec![LABEL.to_vec(), body.encode()]
+                parties,
+                provider: binding.provider.clone(),
+            }
+            .encode();
+            encoded = body.is_some().then_some(());
+            vec![LABEL.to_vec(), body.unwrap_or_default()]
         })?;
         let body = parts
             .get(1)
+            .filter(|_| encoded.is_some())
             .ok_or_else(|| Error::Internal("state body".into()))?;
         let state = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(body),
             URL_SAFE_NO_PAD.encode(tag)
         );
-        let record_id = hex(&digest);
         // Whole seconds, like the body's issue time: the row and the body agree on the end.
         let expires_at = OffsetDateTime::from_unix_timestamp(issued_at)
             .map_err(|e| Error::Internal(e.to_string()))?
@@ -340,38 +409,59 @@ impl OAuth<'_> {
                 return Err(refused("the state is not one Gatehouse issued"));
             }
         };
+        let digest = sha256(&[&body.nonce]);
+        let record_id = hex(&digest);
+        let Some((org, user)) = self
+            .keyring()
+            .open_platform(SEALED_KIND, &format!("{record_id}/parties"), &body.parties)
+            .ok()
+            .and_then(|p| parties_of(p.expose()))
+        else {
+            tracing::info!("an OAuth state was refused: its parties cannot be opened");
+            return Err(refused("the state is not one Gatehouse issued"));
+        };
+        let binding = Binding {
+            purpose: body.purpose,
+            mode: body.mode,
+            org,
+            user,
+            provider: body.provider.clone(),
+        };
         let now = self.clock().now();
         let issued = OffsetDateTime::from_unix_timestamp(body.issued_at)
             .map_err(|_| refused("the state is not one Gatehouse issued"))?;
         let why = if now >= issued + STATE_TTL {
             Some("the state has expired: start again")
-        } else if body.binding.purpose != expect.purpose
-            || expect.provider.is_some_and(|p| p != body.binding.provider)
+        } else if binding.purpose != expect.purpose
+            || expect.provider.is_some_and(|p| p != binding.provider)
         {
             Some("the state was issued for another flow")
-        } else if expect.org.is_some() && expect.org != body.binding.org {
+        } else if binding.mode != expect.mode {
+            Some("the state was started in another mode (cookie session or bearer token)")
+        } else if expect.org.is_some() && expect.org != binding.org {
             Some("the state was started in another organisation")
-        } else if expect.user.is_some() && expect.user != body.binding.user {
+        } else if expect.user.is_some() && expect.user != binding.user {
             Some("the state was started by another person")
         } else {
             None
         };
         if let Some(why) = why {
-            self.state_refused(&body.binding, why, request).await;
+            self.state_refused(&binding, expect.user, why, request)
+                .await;
             return Err(refused(why));
         }
-        let digest = sha256(&[&body.nonce]);
         let mut tx = self.store().begin().await?;
         let row = tx.spend_oauth_state(&digest, now).await?;
         let Some(row) = row.filter(|r| {
-            r.purpose == body.binding.purpose
-                && r.org_id == body.binding.org
-                && r.user_id == body.binding.user.map(|u| u.as_uuid())
-                && r.provider == body.binding.provider
+            r.purpose == binding.purpose
+                && r.org_id == binding.org
+                && r.user_id == binding.user.map(|u| u.as_uuid())
+                && r.provider == binding.provider
         }) else {
             drop(tx);
             let why = "the state was already used";
-            self.state_refused(&body.binding, why, request).await;
+            self.state_refused(&binding, expect.user, why, request)
+                .await;
             return Err(refused(why));
         };
         let record_id = hex(&digest);
@@ -400,8 +490,8 @@ impl OAuth<'_> {
                     .map(SecretString::new)
                     .map_err(|_| Error::Unreadable("an OAuth state's nonce".into()))
             })?;
-        let event = state_event(&body.binding, "oauth.state_spent", request);
-        match body.binding.org {
+        let event = state_event(&binding, binding.user, "oauth.state_spent", request);
+        match binding.org {
             Some(org) => {
                 let mut tx = tx.enter(&TenantScope::granted(org)).await?;
                 let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
@@ -413,16 +503,23 @@ impl OAuth<'_> {
             }
         }
         Ok(Spent {
-            binding: body.binding,
+            binding,
             verifier,
             oidc_nonce,
             issued_at: issued,
         })
     }
 
-    /// Records a refused state Gatehouse signed: on its organisation's chain when it names one
-    /// (a failure to record is logged, the refusal stands).
-    async fn state_refused(&self, binding: &Binding, why: &'static str, request: &RequestContext) {
+    /// Records a refused state Gatehouse signed: on its organisation's chain when it names one,
+    /// with the person who presented it (`by`) as the actor, anonymous without one (a failure to
+    /// record is logged, the refusal stands).
+    async fn state_refused(
+        &self,
+        binding: &Binding,
+        by: Option<UserId>,
+        why: &'static str,
+        request: &RequestContext,
+    ) {
         tracing::info!(
             reason = why,
             purpose = binding.purpose.as_str(),
@@ -431,7 +528,7 @@ impl OAuth<'_> {
         let Some(org) = binding.org else {
             return;
         };
-        let mut event = state_event(binding, "oauth.state_refused", request).with_details(
+        let mut event = state_event(binding, by, "oauth.state_refused", request).with_details(
             serde_json::json!({
                 "purpose": binding.purpose.as_str(),
                 "provider": binding.provider,
@@ -455,8 +552,13 @@ impl OAuth<'_> {
     }
 }
 
-fn state_event(binding: &Binding, action: &str, request: &RequestContext) -> AuditEvent {
-    let actor = binding.user.map_or_else(Actor::anonymous, Actor::user);
+fn state_event(
+    binding: &Binding,
+    by: Option<UserId>,
+    action: &str,
+    request: &RequestContext,
+) -> AuditEvent {
+    let actor = by.map_or_else(Actor::anonymous, Actor::user);
     AuditEvent::success(actor, action, "oauth_provider", &binding.provider)
         .with_details(
             serde_json::json!({
@@ -479,36 +581,50 @@ mod tests {
     fn body() -> Body {
         Body {
             key_version: 7,
-            binding: Binding {
-                purpose: StatePurpose::Connector,
-                org: Some(OrgId::from_uuid(Uuid::from_u128(1))),
-                user: None,
-                provider: "crm".into(),
-            },
+            purpose: StatePurpose::Connector,
+            mode: FlowMode::Cookie,
             issued_at: 1_700_000_000,
             nonce: [9; 32],
+            parties: vec![5; 61],
+            provider: "crm".into(),
         }
     }
 
     #[test]
     fn a_body_round_trips_and_a_bent_one_is_refused() {
         let b = body();
-        let bytes = b.encode();
+        let bytes = b.encode().unwrap();
         assert_eq!(Body::decode(&bytes), Some(b.clone()));
         let mut sso = b.clone();
-        sso.binding.purpose = StatePurpose::Sso;
-        sso.binding.org = None;
-        sso.binding.user = Some(UserId::from_uuid(Uuid::from_u128(2)));
-        assert_eq!(Body::decode(&sso.encode()), Some(sso));
+        sso.purpose = StatePurpose::Sso;
+        sso.mode = FlowMode::Unbound;
+        sso.provider = "0190f3a2-7c1e-7000-8000-000000000001".into();
+        assert_eq!(Body::decode(&sso.encode().unwrap()), Some(sso));
         assert!(Body::decode(bytes.get(..40).unwrap()).is_none());
         let mut wrong_format = bytes.clone();
-        wrong_format[0] = 2;
+        wrong_format[0] = 1;
         assert!(Body::decode(&wrong_format).is_none());
-        let mut no_provider = b.encode();
-        no_provider.truncate(79);
+        let mut no_provider = b.encode().unwrap();
+        no_provider.truncate(no_provider.len() - 3);
         assert!(Body::decode(&no_provider).is_none());
+        let mut bad_mode = bytes.clone();
+        bad_mode[6] = 9;
+        assert!(Body::decode(&bad_mode).is_none());
         assert!(split("nodot").is_none());
-        assert!(split(&format!("{}.{}", "A".repeat(300), "B")).is_none());
+        assert!(split(&format!("{}.{}", "A".repeat(400), "B")).is_none());
         assert!(split("AAAA.AAAA").is_none(), "a tag must be 32 bytes");
+    }
+
+    #[test]
+    fn the_parties_round_trip_and_a_bent_one_is_refused() {
+        let org = OrgId::from_uuid(Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef));
+        let user = UserId::from_uuid(Uuid::from_u128(0xfedc_ba98_7654_3210_fedc_ba98_7654_3210));
+        let plain = parties_plain(Some(org), Some(user));
+        assert_eq!(parties_of(&plain), Some((Some(org), Some(user))));
+        assert_eq!(parties_of(&parties_plain(None, None)), Some((None, None)));
+        assert!(parties_of(plain.get(..20).unwrap()).is_none());
+        let mut bad = plain.clone();
+        bad[0] = 4;
+        assert!(parties_of(&bad).is_none());
     }
 }

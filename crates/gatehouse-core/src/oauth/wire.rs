@@ -2,7 +2,7 @@
 //! response (RFC 6749 5.1) or its error (5.2), a discovery document (OpenID Connect Discovery
 //! 4.3), a revocation's answer (RFC 7009 2.2), userinfo and a JWKS. Anything else is a typed
 //! [`ProviderError`]; no message carries a token or more of a body than the provider's own error
-//! code and description.
+//! code (never its free-text description).
 
 use gatehouse_crypto::SecretString;
 use serde_json::{Map, Value};
@@ -21,11 +21,6 @@ const MAX_TOKEN: usize = 16 * 1024;
 
 fn garbage(why: impl Into<String>) -> ProviderError {
     ProviderError::Garbage(why.into())
-}
-
-/// Keeps at most `max` printable characters of a provider's text.
-fn clean(text: &str, max: usize) -> String {
-    text.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 /// The JSON object of an answer, or why it is not one.
@@ -47,18 +42,12 @@ pub fn error_answer(status: u16, body: &[u8], what: &str) -> ProviderError {
     if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body)
         && let Some(Value::String(error)) = m.get("error")
     {
-        // RFC 6749's error codes are printable ASCII; anything else is cut to that.
-        let error: String = error
-            .chars()
-            .filter(|c| c.is_ascii_graphic() || *c == ' ')
-            .take(64)
-            .collect();
-        if !error.is_empty() {
-            let description = match m.get("error_description") {
-                Some(Value::String(d)) if !d.is_empty() => Some(clean(d, 200)),
-                _ => None,
+        // RFC 6749's error codes keep to its characters; its `error_description` is free text
+        // from the provider and goes nowhere (neither a problem detail nor a log line).
+        if super::client::valid_error_code(error) {
+            return ProviderError::Refused {
+                error: error.clone(),
             };
-            return ProviderError::Refused { error, description };
         }
     }
     garbage(format!(
@@ -147,11 +136,20 @@ pub fn revocation_response(status: u16, body: &[u8]) -> Result<(), ProviderError
     }
 }
 
-/// Two issuers are the same when equal but for one trailing `/` (a URL parser adds it to an
-/// empty path; the comparison is otherwise exact, OpenID Connect Discovery 4.3).
+/// Two issuer identifiers are the same only when equal, character for character (RFC 9207
+/// 2.4, OpenID Connect Core 3.1.3.7): an `iss` from a callback or an ID token is compared with
+/// the discovery document's own `issuer` this way.
 #[must_use]
 pub fn same_issuer(a: &str, b: &str) -> bool {
-    a.strip_suffix('/').unwrap_or(a) == b.strip_suffix('/').unwrap_or(b)
+    a == b
+}
+
+/// Whether a discovery document's `issuer` names the configured issuer URL: exactly as the URL
+/// is written, the only allowance being the `/` a URL parser adds to an empty path
+/// (`https://id.example.com` configured is `https://id.example.com/` parsed).
+fn names_issuer(named: &str, configured: &Url) -> bool {
+    let written = configured.as_str();
+    named == written || (configured.path() == "/" && Some(named) == written.strip_suffix('/'))
 }
 
 /// Where an issuer's discovery document is.
@@ -190,7 +188,7 @@ pub fn discovery_response(
         Some(Value::String(s)) => s.clone(),
         _ => return Err(garbage("the discovery document names no issuer")),
     };
-    if !same_issuer(&named, issuer.as_str()) {
+    if !names_issuer(&named, issuer) {
         return Err(garbage("the discovery document names another issuer"));
     }
     if let Some(methods) = m.get("code_challenge_methods_supported") {
@@ -210,6 +208,8 @@ pub fn discovery_response(
         revocation: endpoint(&m, "revocation_endpoint", policy)?,
         userinfo: endpoint(&m, "userinfo_endpoint", policy)?,
         jwks: endpoint(&m, "jwks_uri", policy)?,
+        iss_required: m.get("authorization_response_iss_parameter_supported")
+            == Some(&Value::Bool(true)),
     })
 }
 
@@ -220,7 +220,6 @@ pub fn userinfo_response(status: u16, body: &[u8]) -> Result<Map<String, Value>,
         if status == 401 || status == 403 {
             return Err(ProviderError::Refused {
                 error: "invalid_token".into(),
-                description: None,
             });
         }
         return Err(error_answer(status, body, "userinfo endpoint"));
@@ -261,10 +260,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(refused.is_invalid_grant());
-        assert_eq!(
-            refused.to_string(),
-            "the provider refused: invalid_grant (grant request is invalid)"
-        );
+        // The provider's free text goes nowhere; only the RFC 6749 code is kept.
+        assert_eq!(refused.to_string(), "the provider refused: invalid_grant");
+        let bent =
+            token_response(400, br#"{"error":"bad\"code","error_description":"x"}"#).unwrap_err();
+        assert!(matches!(bent, ProviderError::Garbage(_)), "{bent:?}");
         for (status, body) in [
             (200, &b"<html>hello</html>"[..]),
             (200, br#"{"token_type":"Bearer"}"#),
@@ -307,6 +307,36 @@ mod tests {
         .unwrap();
         assert_eq!(e.issuer.as_deref(), Some("https://id.example.com"));
         assert!(e.revocation.is_none());
+        assert!(!e.iss_required);
+        let advertised = doc("https://id.example.com", "https://id.example.com/token").replace(
+            "\"jwks_uri\"",
+            "\"authorization_response_iss_parameter_supported\":true,\"jwks_uri\"",
+        );
+        let e = discovery_response(&issuer, 200, advertised.as_bytes(), policy).unwrap();
+        assert!(e.iss_required);
+        // Exact, but for the slash a parser adds to an empty path.
+        assert!(same_issuer(
+            "https://id.example.com",
+            "https://id.example.com"
+        ));
+        assert!(!same_issuer(
+            "https://id.example.com/",
+            "https://id.example.com"
+        ));
+        assert!(
+            discovery_response(
+                &Url::parse("https://id.example.com/tenant").unwrap(),
+                200,
+                doc(
+                    "https://id.example.com/tenant/",
+                    "https://id.example.com/token"
+                )
+                .as_bytes(),
+                policy
+            )
+            .is_err(),
+            "a trailing slash the configured issuer does not have"
+        );
         assert!(
             discovery_response(
                 &issuer,

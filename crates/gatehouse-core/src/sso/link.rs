@@ -16,7 +16,7 @@ use crate::audit::{self, AuditEvent};
 use crate::context::TenantCall;
 use crate::error::{Error, StoreError};
 use crate::ids::UserId;
-use crate::oauth::{AuthorizationRequest, Binding, Expected, StatePurpose};
+use crate::oauth::{AuthorizationRequest, Binding, Expected, FlowMode, StatePurpose};
 use crate::store::ExternalIdentityRecord;
 
 const LINK: &str = "sso.link";
@@ -49,6 +49,8 @@ impl Sso<'_> {
                 Some(&call.scope),
                 Binding {
                     purpose: StatePurpose::Sso,
+                    // Bound to the person, who completes it with their own session.
+                    mode: FlowMode::Unbound,
                     org: Some(org),
                     user: Some(user),
                     provider: ORG_PROVIDER.to_owned(),
@@ -77,6 +79,7 @@ impl Sso<'_> {
         let org = call.scope.org_id();
         let expect = Expected {
             purpose: StatePurpose::Sso,
+            mode: FlowMode::Unbound,
             org: Some(org),
             user: Some(user),
             provider: Some(ORG_PROVIDER),

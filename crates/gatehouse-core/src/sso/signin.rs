@@ -22,7 +22,9 @@ use crate::identity::sessions::SignIn;
 use crate::ids::OrgId;
 use crate::keyring::{FieldRef, SealedKind};
 use crate::oauth::provider::{ClientAuth, ClientCredentials, Endpoints, Provider};
-use crate::oauth::{AuthorizationRequest, Binding, CodeGrant, Expected, STATE_TTL, StatePurpose};
+use crate::oauth::{
+    AuthorizationRequest, Binding, CodeGrant, Expected, FlowMode, STATE_TTL, StatePurpose,
+};
 use crate::scope::TenantScope;
 use crate::store::{SignedInWith, SsoConfigRecord};
 
@@ -88,6 +90,8 @@ impl SignInTarget {
         };
         Ok(Expected {
             purpose: StatePurpose::Sso,
+            // The session mode is bound by the start's flow proof (`sso::flow`), not the state.
+            mode: FlowMode::Unbound,
             org,
             user: None,
             provider: Some(provider),
@@ -293,6 +297,7 @@ impl Sso<'_> {
                 scope.as_ref(),
                 Binding {
                     purpose: StatePurpose::Sso,
+                    mode: FlowMode::Unbound,
                     org,
                     user: None,
                     provider: provider.name.clone(),
@@ -420,10 +425,15 @@ impl Sso<'_> {
             .clone()
             .ok_or(Error::SsoRefused("the provider is not an OpenID provider"))?;
         // RFC 9207: a response naming another issuer is another provider's (mix-up); the
-        // comparison is exact (section 2.4), as the ID token's `iss` is.
-        if callback.iss.as_deref().is_some_and(|i| i != issuer) {
+        // comparison is exact (section 2.4), as the ID token's `iss` is, and a provider whose
+        // discovery says it sends `iss` must have sent it.
+        let mixed = match callback.iss.as_deref() {
+            Some(iss) => iss != issuer,
+            None => endpoints.iss_required,
+        };
+        if mixed {
             return Err(Error::SsoRefused(
-                "the provider's answer names another issuer",
+                "the provider's answer names another issuer, or none where the provider sends one",
             ));
         }
         let oauth = self.oauth();

@@ -10,13 +10,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::connectors::{Callback, ConnectorView, NewProvider, ProviderView};
+use gatehouse_core::oauth::FlowMode;
 use gatehouse_core::page::PageRequest;
 use gatehouse_crypto::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::{MaybeOrgCaller, OnBehalfOf, OrgCaller, OrgScoped};
+use crate::auth::{Carrier, MaybeOrgCaller, OnBehalfOf, OrgCaller, OrgCallerVia, OrgScoped};
 use crate::extract::RequestMeta;
 use crate::json::{ApiJson, Created};
 use crate::problem::{ApiError, Problem};
@@ -26,6 +27,7 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Connector {
     id: Uuid,
+    /// The provider's stable key: a platform provider's name, an organisation provider's id.
     provider: String,
     user_id: Uuid,
     /// `active`, or `needs_reauth` once the provider refused the refresh token.
@@ -73,6 +75,12 @@ pub(crate) struct ConnectorPage {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct OAuthProvider {
     name: String,
+    /// Its stable key: the name of a platform provider, the id of an organisation's. Its
+    /// connectors name it by this, and its callback's path carries it.
+    key: String,
+    /// The redirect URI to register at the provider: `{oauth.public_url}/v1/connectors/{key}/callback`
+    /// (absent while `oauth.public_url` is not configured).
+    redirect_uri: Option<String>,
     /// `platform` (configuration) or `organization`.
     source: String,
     issuer: Option<String>,
@@ -94,6 +102,8 @@ impl From<ProviderView> for OAuthProvider {
     fn from(p: ProviderView) -> Self {
         Self {
             name: p.name,
+            key: p.key,
+            redirect_uri: p.redirect_uri,
             source: p.source.as_str().to_owned(),
             issuer: p.issuer,
             authorization_url: p.authorization_url,
@@ -135,11 +145,12 @@ pub(crate) async fn providers(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateProvider {
-    /// 1 to 64 of `a-z`, `0-9`, `-`, `_`; not a platform provider's.
+    /// 1 to 64 of `a-z`, `0-9`, `-`, `_`, not shaped as a UUID; not a platform provider's.
     #[schema(max_length = 64)]
     name: String,
     /// OpenID Connect: discovery at `{issuer}/.well-known/openid-configuration`. Or give
-    /// `authorization_url` and `token_url`.
+    /// `authorization_url` and `token_url`, with `issuer` too when the provider names itself
+    /// (compared exactly with the `iss` it sends).
     issuer: Option<String>,
     authorization_url: Option<String>,
     token_url: Option<String>,
@@ -232,8 +243,9 @@ pub(crate) struct Started {
 }
 
 /// Starts connecting the caller's account at a provider: the authorization URL, with PKCE (S256)
-/// and a signed state bound to the caller and the organisation, valid 10 minutes and once.
-/// Needs `connectors.use`.
+/// and a signed state bound to the caller, the organisation, the provider and the way the caller
+/// came (cookie session or bearer token), valid 10 minutes and once. The callback must bring the
+/// same person's credential the same way. Needs `connectors.use`.
 #[utoipa::path(post, path = "/v1/connectors/{provider}/start", tag = "connectors", security(("bearer" = [])),
     params(OrgScoped, ("provider" = String, Path, description = "The provider's name")),
     responses(
@@ -245,10 +257,14 @@ pub(crate) struct Started {
     ))]
 pub(crate) async fn start(
     State(state): State<AppState>,
-    OrgCaller(call): OrgCaller,
+    OrgCallerVia(call, carrier): OrgCallerVia,
     Path(provider): Path<String>,
 ) -> Result<Json<Started>, ApiError> {
-    let a = state.kernel.connectors().start(&call, &provider).await?;
+    let a = state
+        .kernel
+        .connectors()
+        .start(&call, &provider, mode_of(carrier))
+        .await?;
     Ok(Json(Started {
         authorization_url: a.url.to_string(),
         state_expires_at: a.expires_at,
@@ -274,27 +290,51 @@ impl fmt::Debug for CallbackQuery {
     }
 }
 
-/// Where providers send the browser back (register `{oauth.public_url}/v1/connectors/callback`).
-/// Takes no credential: the state decides whose connector it is, and is spent before the code
-/// goes to the provider. Relayed with the person's token (`Authorization` or the session
-/// cookie, and `x-organization-id`), the state must also be theirs and their organisation's.
-/// Answers the connector, or with `oauth.connector_return_url` a redirect there
-/// (`?connector={id}&status=connected`, or `?error={code}`).
-#[utoipa::path(get, path = "/v1/connectors/callback", tag = "connectors",
-    params(CallbackQuery),
+fn mode_of(carrier: Carrier) -> FlowMode {
+    match carrier {
+        Carrier::Cookie => FlowMode::Cookie,
+        Carrier::Bearer => FlowMode::Bearer,
+    }
+}
+
+/// Where a provider sends the browser back: register
+/// `{oauth.public_url}/v1/connectors/{provider}/callback` at each provider (its `redirect_uri`
+/// in the provider list; `{provider}` is its key: a platform provider's name, an organisation
+/// provider's id), one per provider against mix-up (RFC 9700 4.4).
+///
+/// Needs the credential of the person who started the connection, the way they started it
+/// (RFC 9700 4.7): without one it is refused with 401 before anything is spent, exchanged or
+/// stored. A browser product (cookie sessions, `oauth.public_url` Gatehouse's own address)
+/// needs nothing more: the browser brings its session cookie back. A product using bearer
+/// tokens relays the callback: `oauth.public_url` is the product's own address, its page at
+/// `/v1/connectors/{provider}/callback` receives `code`, `state` and `iss` from the provider and
+/// calls this route with them and the person's token (`Authorization: Bearer`, and
+/// `x-organization-id`). The state must be that person's and organisation's, for this
+/// provider, and spent once, before the code goes to the provider; an `iss` (RFC 9207) must be
+/// the provider's exactly, and is required when the provider advertises it.
+///
+/// With `oauth.connector_return_url`, a callback the browser itself brought (with its session
+/// cookie, or with no credential at all) is sent there: `?connector={id}&status=connected`, or
+/// `?error={code}` (`unauthenticated` when no credential came). A bearer relay always gets
+/// JSON.
+#[utoipa::path(get, path = "/v1/connectors/{provider}/callback", tag = "connectors",
+    security(("bearer" = [])),
+    params(("provider" = String, Path, description = "The provider's key"), CallbackQuery),
     responses(
         (status = 200, description = "Connected (tokens sealed, never shown)", body = Connector),
-        (status = 303, description = "With `oauth.connector_return_url`: back to the product"),
-        (status = 400, description = "`oauth_state_invalid`: not signed by Gatehouse, expired (10 minutes), already used, or another person's or organisation's; nothing reached the provider", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: a credential was presented and is not valid (a relay must send a live one, or none)", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`oauth_provider_error`: the provider refused the authorization or the code, or answered outside the protocol", body = Problem, content_type = "application/problem+json"),
+        (status = 303, description = "With `oauth.connector_return_url`, for a browser: back to the product"),
+        (status = 400, description = "`oauth_state_invalid`: not signed by Gatehouse, expired (10 minutes), already used, for another provider, started in another mode (cookie or bearer), or another person's or organisation's; nothing reached the provider", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: no credential of the person who started the connection, or one that is not valid; nothing was spent or exchanged", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`oauth_provider_error`: the provider refused the authorization or the code, answered outside the protocol, or its `iss` is another issuer's or missing where it sends one", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn callback(
     State(state): State<AppState>,
+    Path(provider): Path<String>,
     MaybeOrgCaller(caller): MaybeOrgCaller,
     RequestMeta(request): RequestMeta,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
+    let carrier = caller.as_ref().map(|(_, c)| *c);
     let done = state
         .kernel
         .connectors()
@@ -305,11 +345,17 @@ pub(crate) async fn callback(
                 error: q.error,
                 iss: q.iss,
             },
-            caller.as_ref().map(|c| c.principal.as_ref()),
+            &provider,
+            caller
+                .as_ref()
+                .map(|(c, carrier)| (c.principal.as_ref(), mode_of(*carrier))),
             &request,
         )
         .await;
-    if let Some(back) = state.kernel.connectors().return_location(done.as_ref()) {
+    // The browser came itself: it goes back to the product's page.
+    if carrier != Some(Carrier::Bearer)
+        && let Some(back) = state.kernel.connectors().return_location(done.as_ref())
+    {
         return Ok(Redirect::to(&back).into_response());
     }
     let mut res = Json(Connector::from(done?)).into_response();

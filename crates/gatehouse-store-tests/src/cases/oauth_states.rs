@@ -8,7 +8,7 @@ use std::sync::Arc;
 use gatehouse_core::audit::{Actor, AuditEvent, Audited};
 use gatehouse_core::keyring::KeyringSettings;
 use gatehouse_core::oauth::{
-    AuthorizationRequest, Binding, Expected, PkceVerifier, ProviderEndpoints, STATE_TTL,
+    AuthorizationRequest, Binding, Expected, FlowMode, PkceVerifier, ProviderEndpoints, STATE_TTL,
 };
 use gatehouse_core::password_pool::PasswordPool;
 use gatehouse_core::store::{OAuthStateRecord, PruneJob, StatePurpose, Store};
@@ -143,6 +143,7 @@ fn endpoints() -> ProviderEndpoints {
         revocation: None,
         userinfo: None,
         jwks: None,
+        iss_required: false,
     }
 }
 
@@ -164,6 +165,7 @@ async fn start(k: &Kernel, org: OrgId, user: UserId) -> (String, Url) {
             Some(&scope),
             Binding {
                 purpose: StatePurpose::Connector,
+                mode: FlowMode::Cookie,
                 org: Some(org),
                 user: Some(user),
                 provider: "crm".into(),
@@ -202,6 +204,7 @@ pub async fn oauth_states_are_signed_bound_short_lived_and_single_use(store: Arc
     let request = RequestContext::default();
     let expect = |org, user| Expected {
         purpose: StatePurpose::Connector,
+        mode: FlowMode::Cookie,
         org: Some(org),
         user: Some(user),
         provider: Some("crm"),
@@ -248,6 +251,34 @@ pub async fn oauth_states_are_signed_bound_short_lived_and_single_use(store: Arc
         )
         .contains("another flow")
     );
+    // Started with a cookie session: a bearer relay of it is another mode.
+    let bearer = Expected {
+        mode: FlowMode::Bearer,
+        ..expect(a, alice)
+    };
+    assert!(
+        refusal(
+            k.oauth()
+                .spend(&state, &bearer, &request)
+                .await
+                .unwrap_err()
+        )
+        .contains("another mode")
+    );
+    // The URL does not name the organisation or the person (sealed in the body).
+    let body = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        state.split_once('.').unwrap().0,
+    )
+    .unwrap();
+    for id in [a.as_uuid(), alice.as_uuid()] {
+        assert!(
+            !body.windows(16).any(|w| w == id.as_bytes()),
+            "an id in clear"
+        );
+        let text = id.to_string();
+        assert!(!state.contains(&text));
+    }
     let sso = Expected {
         purpose: StatePurpose::Sso,
         ..expect(a, alice)

@@ -108,8 +108,11 @@ fn provider(p: &ProviderConfig, policy: DestinationPolicy) -> Result<Provider, C
         (Some(issuer), None, None) => Endpoints::Discovery {
             issuer: check_endpoint("issuer", issuer, policy).map_err(say)?,
         },
-        (None, Some(_), Some(_)) => Endpoints::Explicit(Box::new(ProviderEndpoints {
-            issuer: None,
+        // By hand, with or without the issuer the provider answers as (its ID tokens' and
+        // RFC 9207 responses' `iss`, compared exactly).
+        (issuer, Some(_), Some(_)) => Endpoints::Explicit(Box::new(ProviderEndpoints {
+            issuer: issuer.clone(),
+            iss_required: false,
             authorization: url("authorization_url", &p.authorization_url)?
                 .ok_or_else(|| ConfigError("unreachable".into()))?,
             token: url("token_url", &p.token_url)?
@@ -120,8 +123,9 @@ fn provider(p: &ProviderConfig, policy: DestinationPolicy) -> Result<Provider, C
         })),
         _ => {
             return refuse(format!(
-                "oauth.providers {name:?}: give either issuer (OpenID Connect discovery) or both \
-                 authorization_url and token_url (plain OAuth 2.0), not both"
+                "oauth.providers {name:?}: give either issuer alone (OpenID Connect discovery) or \
+                 both authorization_url and token_url (by hand, with the issuer they answer as \
+                 if any)"
             ));
         }
     };
@@ -305,7 +309,26 @@ mod tests {
         assert!(validate(&c, false).is_ok());
         c.allow_loopback = false;
         c.providers[0].token_url = Some("https://id.example.com/token".into());
-        assert!(validate(&c, false).is_err(), "issuer and endpoints at once");
+        assert!(
+            validate(&c, false).is_err(),
+            "an issuer with a token URL and no authorization URL"
+        );
+        // By hand with the issuer it answers as: kept, for `iss` to be compared with.
+        let mut by_hand = c.clone();
+        by_hand.providers[0].authorization_url = Some("https://id.example.com/auth".into());
+        let p = validate(&by_hand, false)
+            .unwrap()
+            .settings
+            .providers
+            .remove(0);
+        match p.endpoints {
+            Endpoints::Explicit(e) => {
+                assert_eq!(e.issuer.as_deref(), Some("https://id.example.com"))
+            }
+            Endpoints::Discovery { .. } => panic!("configured by hand"),
+        }
+        by_hand.providers[0].issuer = Some("not a url".into());
+        assert!(validate(&by_hand, false).is_err());
         c.providers[0].issuer = None;
         assert!(
             validate(&c, false).is_err(),

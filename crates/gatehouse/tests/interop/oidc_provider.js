@@ -72,7 +72,16 @@ async function main() {
   // Plain http on loopback: the provider's cookies are not `secure` here.
   provider.use(async (ctx, next) => {
     if (ctx.method === "POST" && ctx.path === "/token") {
+      // Counted before anything is handled, by grant type read from the request itself: a
+      // test's "never exchanged" holds only if no request of that grant arrived at all. The
+      // body read here is handed to the provider as already read (its documented fallback).
+      const chunks = [];
+      for await (const chunk of ctx.req) chunks.push(chunk);
+      const raw = Buffer.concat(chunks).toString("utf8");
+      ctx.req.body = raw;
+      const grantType = new URLSearchParams(raw).get("grant_type");
       stats.token.all += 1;
+      if (grantType) stats.token[grantType] = (stats.token[grantType] || 0) + 1;
       if (failMode !== "none") {
         if (failMode === "invalid_grant") {
           ctx.status = 400;
@@ -98,8 +107,6 @@ async function main() {
       try {
         await next();
       } finally {
-        const grant = ctx.oidc && ctx.oidc.params && ctx.oidc.params.grant_type;
-        if (grant) stats.token[grant] = (stats.token[grant] || 0) + 1;
         const body = ctx.body;
         if (body && typeof body === "object") {
           if (body.access_token) stats.issued.access.push(body.access_token);

@@ -3,7 +3,10 @@
 //! organisation is refused with `oauth_state_invalid` before its code reaches the provider (the
 //! provider's token endpoint never sees a request); a provider's refusal, error or garbage is a
 //! clean `oauth_provider_error` with nothing stored; a refused refresh token marks the
-//! connector `needs_reauth` and raises the webhook event; other refresh failures back off.
+//! connector `needs_reauth` and raises the webhook event; other refresh failures back off. The
+//! callback needs the credential of the person who started, the way they started (RFC 9700
+//! 4.7); a state at another provider's callback, or without the `iss` its provider sends, is
+//! refused (RFC 9700 4.4, RFC 9207); a removed member's connectors stop refreshing.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -43,9 +46,14 @@ async fn a_state_replayed_expired_forged_or_misdirected_is_refused_before_its_co
 
     // Replayed: the first use connects; the same callback again is refused.
     let back = authorized(&s, &owner, "alice").await;
-    assert_eq!(callback(app, &back, None).await.status(), 200);
+    assert_eq!(callback(app, &back, Some(&owner)).await.status(), 200);
     let before = exchanged().await;
-    refused(app, callback(app, &back, None).await, "already used").await;
+    refused(
+        app,
+        callback(app, &back, Some(&owner)).await,
+        "already used",
+    )
+    .await;
     assert_eq!(
         exchanged().await,
         before,
@@ -81,7 +89,7 @@ async fn a_state_replayed_expired_forged_or_misdirected_is_refused_before_its_co
     let back = authorized(&s, &owner, "alice").await;
     app.clock.advance(time::Duration::minutes(10));
     let before = exchanged().await;
-    refused(app, callback(app, &back, None).await, "expired").await;
+    refused(app, callback(app, &back, Some(&owner)).await, "expired").await;
     assert_eq!(
         exchanged().await,
         before,
@@ -98,7 +106,7 @@ async fn a_state_replayed_expired_forged_or_misdirected_is_refused_before_its_co
     let before = exchanged().await;
     refused(
         app,
-        callback(app, &theirs, None).await,
+        callback(app, &theirs, Some(&owner)).await,
         "not one Gatehouse issued",
     )
     .await;
@@ -109,7 +117,7 @@ async fn a_state_replayed_expired_forged_or_misdirected_is_refused_before_its_co
     let bent = back.replace(&state, &format!("{body}.{flipped}{}", &tag[1..]));
     refused(
         app,
-        callback(app, &bent, None).await,
+        callback(app, &bent, Some(&owner)).await,
         "not one Gatehouse issued",
     )
     .await;
@@ -123,7 +131,7 @@ async fn a_state_replayed_expired_forged_or_misdirected_is_refused_before_its_co
     assert!(!none.contains(&state));
     refused(
         app,
-        callback(app, &none, None).await,
+        callback(app, &none, Some(&owner)).await,
         "not one Gatehouse issued",
     )
     .await;
@@ -141,6 +149,14 @@ async fn a_state_replayed_expired_forged_or_misdirected_is_refused_before_its_co
         refusals, 4,
         "replayed, other person, other organisation, expired"
     );
+    // Each refusal names who presented the state, not who started it.
+    let by_colleague = app
+        .audit_events(&owner.org)
+        .await
+        .into_iter()
+        .find(|e| e.action == "oauth.state_refused" && e.details.contains("another person"))
+        .expect("the colleague's refusal is recorded");
+    assert_eq!(by_colleague.actor_id, colleague.user);
     other.app.stop().await;
     s.app.stop().await;
 }
@@ -167,25 +183,33 @@ async fn provider_errors_and_garbage_are_refused_cleanly_and_nothing_is_stored()
         let back = authorized(&s, &owner, "alice").await;
         s.op.fail_token_endpoint(mode).await;
         let body = expect_problem(
-            callback(app, &back, None).await,
+            callback(app, &back, Some(&owner)).await,
             502,
             "oauth_provider_error",
         )
         .await;
         assert!(body["detail"].as_str().unwrap().contains(why), "{body}");
+        // The provider's free text (`error_description`) goes nowhere.
+        assert!(
+            !body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("grant request is invalid"),
+            "{body}"
+        );
         s.op.fail_token_endpoint(FailMode::None).await;
     }
     // The person said no at the provider: its error, not a code.
     let back = authorized(&s, &owner, "alice").await;
     let state = query_param(&back, "state").unwrap();
     let denied = format!(
-        "{}/v1/connectors/callback?error=access_denied&state={}",
+        "{}/v1/connectors/crm/callback?error=access_denied&error_description=Alice+said+no&state={}",
         crate::connectors::PUBLIC,
         state.replace('=', "%3D")
     );
     let before = s.op.token_requests("all").await;
     let body = expect_problem(
-        callback(app, &denied, None).await,
+        callback(app, &denied, Some(&owner)).await,
         502,
         "oauth_provider_error",
     )
@@ -194,6 +218,7 @@ async fn provider_errors_and_garbage_are_refused_cleanly_and_nothing_is_stored()
         body["detail"].as_str().unwrap().contains("access_denied"),
         "{body}"
     );
+    assert!(!body.to_string().contains("said no"), "{body}");
     assert_eq!(s.op.token_requests("all").await, before);
     // RFC 9207: a response naming another issuer than the provider's is a mix-up.
     let back = authorized(&s, &owner, "alice").await;
@@ -201,7 +226,7 @@ async fn provider_errors_and_garbage_are_refused_cleanly_and_nothing_is_stored()
     let mixed = back.replace(&urlencoding(&iss), "http%3A%2F%2Fother-issuer.example");
     assert_ne!(mixed, back);
     let body = expect_problem(
-        callback(app, &mixed, None).await,
+        callback(app, &mixed, Some(&owner)).await,
         502,
         "oauth_provider_error",
     )
@@ -314,6 +339,252 @@ async fn a_refused_refresh_token_marks_the_connector_and_raises_the_webhook_even
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(s.op.token_requests("all").await, tried);
     s.op.fail_token_endpoint(FailMode::None).await;
+    app.chain_verifies(&owner.org).await;
+    s.app.stop().await;
+}
+
+/// Signs `email` in with a cookie session: the cookie jar and the CSRF token.
+async fn cookie_session(app: &TestApp, email: &str) -> (String, String) {
+    let res = app
+        .post_json(
+            "/v1/auth/login",
+            &json!({"email": email, "password": crate::support::PASSWORD, "session_mode": "cookie"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let jar = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let body: Value = res.json().await.unwrap();
+    (jar, body["csrf_token"].as_str().unwrap().to_owned())
+}
+
+/// The callback as a browser brings it back: with its cookies, nothing else.
+async fn browser_callback(app: &TestApp, back: &str, jar: &str) -> reqwest::Response {
+    let path = back.strip_prefix(crate::connectors::PUBLIC).unwrap();
+    app.client
+        .get(app.url(path))
+        .header("cookie", jar)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `back` without its query parameter `name`, or with it set to `value`.
+fn with_param(back: &str, name: &str, value: Option<&str>) -> String {
+    let mut url = reqwest::Url::parse(back).unwrap();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    {
+        let mut q = url.query_pairs_mut();
+        q.clear();
+        for (k, v) in &kept {
+            q.append_pair(k, v);
+        }
+        if let Some(v) = value {
+            q.append_pair(name, v);
+        }
+    }
+    url.to_string()
+}
+
+#[tokio::test]
+async fn a_callback_needs_the_credential_of_the_person_who_started_in_the_mode_they_started() {
+    let s = setup_with(|_| {}).await;
+    let app = &s.app;
+    let owner = app.signup_login("bind-owner@example.com", "laptop").await;
+    let exchanged = || s.op.token_requests("authorization_code");
+
+    // Someone else's browser following the owner's authorization URL comes back with no
+    // credential of the owner's: refused before the state is spent or the code exchanged.
+    let back = authorized(&s, &owner, "alice").await;
+    let before = exchanged().await;
+    expect_problem(callback(app, &back, None).await, 401, "unauthenticated").await;
+    assert_eq!(exchanged().await, before, "the code went to the provider");
+    assert_eq!(connectors_of(app, &owner).await, 0);
+    // The person who started completes it (nothing was spent).
+    let res = callback(app, &back, Some(&owner)).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    assert_eq!(exchanged().await, before + 1);
+
+    // Started with the browser's cookie session: the browser with that session completes it,
+    // and a bearer relay of the same person is another mode.
+    let (jar, csrf) = cookie_session(app, "bind-owner@example.com").await;
+    let res = app
+        .client
+        .post(app.url("/v1/connectors/crm/start"))
+        .header("cookie", &jar)
+        .header("x-csrf-token", &csrf)
+        .header("x-organization-id", &owner.org)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let started: Value = res.json().await.unwrap();
+    let back =
+        s.op.authorize(started["authorization_url"].as_str().unwrap(), "bob")
+            .await;
+    let before = exchanged().await;
+    refused(
+        app,
+        callback(app, &back, Some(&owner)).await,
+        "another mode",
+    )
+    .await;
+    assert_eq!(exchanged().await, before);
+    let res = browser_callback(app, &back, &jar).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    assert_eq!(exchanged().await, before + 1);
+    // And the other way round: a bearer start is not completed by the cookie session.
+    let back = authorized(&s, &owner, "alice").await;
+    refused(
+        app,
+        browser_callback(app, &back, &jar).await,
+        "another mode",
+    )
+    .await;
+    assert_eq!(exchanged().await, before + 1);
+    assert_eq!(connectors_of(app, &owner).await, 2);
+    s.app.stop().await;
+}
+
+#[tokio::test]
+async fn with_a_return_url_a_browser_is_sent_back_and_a_relay_gets_json() {
+    let s = setup_with(|raw| {
+        raw.oauth.connector_return_url = "https://product.test/connected".into();
+    })
+    .await;
+    let app = &s.app;
+    let owner = app.signup_login("return-owner@example.com", "laptop").await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let back = authorized(&s, &owner, "alice").await;
+    let path = back.strip_prefix(crate::connectors::PUBLIC).unwrap();
+    let res = client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "https://product.test/connected?error=unauthenticated"
+    );
+    assert_eq!(s.op.token_requests("authorization_code").await, 0);
+    let res = callback(app, &back, Some(&owner)).await;
+    assert_eq!(res.status(), 200, "a relay gets the connector as JSON");
+    let c: Value = res.json().await.unwrap();
+    assert_eq!(c["provider"], "crm");
+    s.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_state_at_another_providers_callback_or_without_its_exact_iss_is_refused_unexchanged() {
+    let s = setup_with(|_| {}).await;
+    let app = &s.app;
+    let owner = app.signup_login("mixup-owner@example.com", "laptop").await;
+    let exchanged = || s.op.token_requests("authorization_code");
+
+    // The browser sent to another provider's callback with this one's state (mix-up).
+    let back = authorized(&s, &owner, "alice").await;
+    let elsewhere = back.replace(
+        "/v1/connectors/crm/callback",
+        "/v1/connectors/mail/callback",
+    );
+    assert_ne!(elsewhere, back);
+    let before = exchanged().await;
+    refused(
+        app,
+        callback(app, &elsewhere, Some(&owner)).await,
+        "another flow",
+    )
+    .await;
+    assert_eq!(exchanged().await, before);
+
+    // The provider advertises RFC 9207's `iss`: a response without it, or with it written
+    // otherwise than exactly (a trailing slash), is refused before the code is sent.
+    let iss = query_param(&back, "iss").expect("oidc-provider sends iss");
+    for bent in [
+        with_param(&back, "iss", None),
+        with_param(&back, "iss", Some(&format!("{iss}/"))),
+    ] {
+        let back = authorized(&s, &owner, "alice").await;
+        let state = query_param(&back, "state").unwrap();
+        let code = query_param(&back, "code").unwrap();
+        let bent = with_param(
+            &with_param(&bent, "state", Some(&state)),
+            "code",
+            Some(&code),
+        );
+        let body = expect_problem(
+            callback(app, &bent, Some(&owner)).await,
+            502,
+            "oauth_provider_error",
+        )
+        .await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("issuer"),
+            "{body}"
+        );
+        assert_eq!(
+            exchanged().await,
+            before,
+            "the code went to the token endpoint"
+        );
+    }
+    // The first one, as sent, still connects.
+    let res = callback(app, &back, Some(&owner)).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    assert_eq!(exchanged().await, before + 1);
+    s.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_removed_members_connectors_stop_refreshing_and_lose_their_tokens() {
+    let s = setup_with(|_| {}).await;
+    let app = &s.app;
+    let owner = app.signup_login("gone-owner@example.com", "laptop").await;
+    let member = app
+        .add_member(&owner, "gone-member@example.com", "member")
+        .await;
+    let c = connect(&s, &member, "bob").await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(c["refreshable"], true);
+    let res = app
+        .org_call(
+            Method::DELETE,
+            &format!("/v1/organization/members/{}", member.user),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    let refreshes = s.op.token_requests("refresh_token").await;
+    // Its refresh falls due (the access token lives 60 s, refreshed at half its life).
+    app.clock.advance(time::Duration::seconds(31));
+    let mut suspended = None;
+    for _ in 0..100 {
+        suspended = app
+            .audit_events(&owner.org)
+            .await
+            .into_iter()
+            .find(|e| e.action == "connector.suspended");
+        if suspended.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let suspended = suspended.expect("the connector was never suspended");
+    assert_eq!(suspended.resource_id, id);
+    // Nothing went to the provider for it, then or later.
+    app.clock.advance(time::Duration::hours(2));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(s.op.token_requests("refresh_token").await, refreshes);
     app.chain_verifies(&owner.org).await;
     s.app.stop().await;
 }

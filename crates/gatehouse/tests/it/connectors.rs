@@ -36,7 +36,7 @@ fn secret_file(dir: &std::path::Path, name: &str, value: &str) -> std::path::Pat
 pub async fn setup_with(edit: impl FnOnce(&mut gatehouse::config::RawConfig)) -> Setup {
     let mut client = OidcClient::new(
         "gatehouse-connectors",
-        &format!("{PUBLIC}/v1/connectors/callback"),
+        &format!("{PUBLIC}/v1/connectors/crm/callback"),
     );
     client.client_secret = CLIENT_SECRET.into();
     let op = OidcProvider::start(OidcOptions {
@@ -84,19 +84,19 @@ pub async fn authorized(s: &Setup, who: &Signed, account: &str) -> String {
     assert!(url.contains("code_challenge_method=S256"), "{url}");
     let back = s.op.authorize(url, account).await;
     assert!(
-        back.starts_with(&format!("{PUBLIC}/v1/connectors/callback?")),
+        back.starts_with(&format!("{PUBLIC}/v1/connectors/crm/callback?")),
         "{back}"
     );
     back
 }
 
-/// Calls Gatehouse's callback with the query the provider sent back, with `relay`'s token when
-/// given.
+/// Calls Gatehouse's callback the provider sent the browser back to (its path and query), with
+/// `relay`'s token when given (as a bearer-mode product's page relays it).
 pub async fn callback(app: &TestApp, back: &str, relay: Option<&Signed>) -> reqwest::Response {
-    let query = back.split_once('?').map_or("", |(_, q)| q);
-    let mut req = app
-        .client
-        .get(app.url(&format!("/v1/connectors/callback?{query}")));
+    let path = back
+        .strip_prefix(PUBLIC)
+        .expect("a redirect to the public URL");
+    let mut req = app.client.get(app.url(path));
     if let Some(who) = relay {
         req = req
             .bearer_auth(&who.access)
@@ -107,7 +107,7 @@ pub async fn callback(app: &TestApp, back: &str, relay: Option<&Signed>) -> reqw
 
 pub async fn connect(s: &Setup, who: &Signed, account: &str) -> Value {
     let back = authorized(s, who, account).await;
-    let res = callback(&s.app, &back, None).await;
+    let res = callback(&s.app, &back, Some(who)).await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     res.json().await.unwrap()
 }
@@ -336,5 +336,15 @@ async fn while_connected_the_tokens_are_only_sealed_in_the_database() {
     // They are there, sealed: the service gets the access token back.
     let id = c["id"].as_str().unwrap();
     assert_eq!(token_of(&s.app, id, &owner).await, tokens[0]);
+    // The person's export (G1) lists the connector, never a token.
+    let (_, lines, _) = crate::exports::my_export(&s.app, &owner, 100).await;
+    let listed: Vec<&Value> = lines.iter().filter(|l| l["type"] == "connector").collect();
+    assert_eq!(listed.len(), 1, "{lines:?}");
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["provider"], "crm");
+    let text = serde_json::to_string(&lines).unwrap();
+    for t in &tokens {
+        assert!(!text.contains(t.as_str()), "a token in the export");
+    }
     s.app.stop().await;
 }

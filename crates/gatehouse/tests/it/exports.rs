@@ -20,7 +20,7 @@ fn parse(text: &str) -> (Vec<Value>, Option<String>) {
     (lines, end["next_cursor"].as_str().map(str::to_owned))
 }
 
-async fn my_export(app: &TestApp, who: &Signed, limit: u32) -> (Value, Vec<Value>, usize) {
+pub async fn my_export(app: &TestApp, who: &Signed, limit: u32) -> (Value, Vec<Value>, usize) {
     let mut cursor: Option<String> = None;
     let mut header = Value::Null;
     let mut all = Vec::new();

@@ -5,7 +5,7 @@
 
 use gatehouse_core::audit::{Actor, AuditEvent};
 use gatehouse_core::oauth::{
-    AuthorizationRequest, Binding, ClientAuth, ClientCredentials, CodeGrant, Expected,
+    AuthorizationRequest, Binding, ClientAuth, ClientCredentials, CodeGrant, Expected, FlowMode,
     ProviderError, StatePurpose, TokenHint,
 };
 use gatehouse_core::{OrgId, RequestContext, TenantScope, UserId};
@@ -38,6 +38,8 @@ async fn the_client_completes_an_authorization_refreshes_and_revokes_at_a_real_p
     let issuer = reqwest::Url::parse(&op.issuer()).unwrap();
 
     let endpoints = oauth.client().unwrap().discover(&issuer).await.unwrap();
+    // RFC 9207: the provider says it sends `iss` with every response, so it is required.
+    assert!(endpoints.iss_required);
     assert_eq!(endpoints.issuer.as_deref(), Some(op.issuer().as_str()));
     let scopes = vec![
         "openid".to_owned(),
@@ -50,6 +52,7 @@ async fn the_client_completes_an_authorization_refreshes_and_revokes_at_a_real_p
             Some(&scope),
             Binding {
                 purpose: StatePurpose::Connector,
+                mode: FlowMode::Bearer,
                 org: Some(org),
                 user: Some(user),
                 provider: "op".into(),
@@ -82,6 +85,7 @@ async fn the_client_completes_an_authorization_refreshes_and_revokes_at_a_real_p
             &started.state,
             &Expected {
                 purpose: StatePurpose::Connector,
+                mode: FlowMode::Bearer,
                 org: Some(org),
                 user: Some(user),
                 provider: Some("op"),

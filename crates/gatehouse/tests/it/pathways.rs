@@ -31,7 +31,6 @@ const PUBLIC: &[(&str, &str)] = &[
     ("post", "/v1/auth/verify-email"),
     ("post", "/v1/invitations/accept"),
     ("post", "/v1/share/{token}"),
-    ("get", "/v1/connectors/callback"),
     ("get", "/v1/unsubscribe"),
     ("post", "/v1/unsubscribe"),
     ("post", "/admin/v1/auth/login"),

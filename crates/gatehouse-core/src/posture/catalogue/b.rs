@@ -81,17 +81,22 @@ passes nowhere else."#,
         promise: "People connect their accounts at other services through OAuth with PKCE and a signed, single-use state; the tokens are kept encrypted, refreshed before they expire, handed only to the deployment's own services, and revoked at the provider on disconnect.",
         self_check: "Signs and verifies a state-like value with the current link key, and counts (up to 100) active connectors whose refresh is more than ten minutes overdue.",
         ledger: r#"The authorization-code flow with PKCE (S256; the verifier sealed in the state's row, sent only to
-the token endpoint) and a `state` that is a link-key HMAC over the key version, purpose,
-organisation, person, provider, issue time and a random nonce; it is refused when older than ten
-minutes (injected clock), signed by a key past its overlap or another deployment's, already
-spent (one conditional update of its `oauth_states` row), or, when the callback is relayed with a
-person's token, started by someone else or in another organisation, each before the code
-reaches the provider. Access and refresh tokens are sealed with the organisation's data key (D1)
+the token endpoint) and a `state` that is a link-key HMAC over the key version, purpose, mode
+(cookie session or bearer token), issue time, a random nonce, the provider's stable key and the
+organisation and person (sealed, so the URL does not name them). Each provider has its own
+callback; it needs the credential of the person who started, the way they started, and the state
+is refused when older than ten minutes (injected clock), signed by a key past its overlap or
+another deployment's, already spent (one conditional update of its `oauth_states` row), issued
+for another provider than the callback's, started in the other mode, or by someone else or in
+another organisation, each before the code reaches the provider; the RFC 9207 `iss` must be the
+provider's exactly, and is required where the provider advertises it. Access and refresh tokens are sealed with the organisation's data key (D1)
 in the transaction that records the connector; a leased job refreshes them ahead of expiry with
 backoff on provider errors, and marks a connector whose refresh token is refused `needs_reauth`,
-erasing its tokens and raising the webhook event `connector.needs_reauth`. Services get an access
-token through `/internal/v1` on the owner's behalf (service secret plus the person's token, the
-owner's own connector, `connectors.use`), from a cache holding it sealed and opened per call;
+erasing its tokens and raising the webhook event `connector.needs_reauth`; one whose owner left
+the organisation or is disabled is suspended the same way without calling the provider. Services
+get an access token through `/internal/v1` on the owner's behalf (service secret plus the
+person's token, the owner's own connector, `connectors.use`), from a cache holding it sealed and
+opened per call;
 `/v1` never shows a token. Disconnecting revokes at the provider (RFC 7009) and erases the tokens.
 Provider calls go through the webhooks' SSRF guard (every resolved address checked, no
 redirects, bounded answers and time). Providers are the platform's (configuration) or an
@@ -110,6 +115,9 @@ organisation's (`connectors.manage`, client secret sealed). Every change is audi
                     "a_state_replayed_expired_forged_or_misdirected_is_refused_before_its_code_is_exchanged",
                     "provider_errors_and_garbage_are_refused_cleanly_and_nothing_is_stored",
                     "a_refused_refresh_token_marks_the_connector_and_raises_the_webhook_event_and_errors_back_off",
+                    "a_callback_needs_the_credential_of_the_person_who_started_in_the_mode_they_started",
+                    "a_state_at_another_providers_callback_or_without_its_exact_iss_is_refused_unexchanged",
+                    "a_removed_members_connectors_stop_refreshing_and_lose_their_tokens",
                 ],
             },
             Evidence {
