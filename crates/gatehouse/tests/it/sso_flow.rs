@@ -224,3 +224,29 @@ async fn a_providers_error_description_reaches_no_problem_or_audit_event() {
         );
     }
 }
+
+/// RFC 9207: `oidc-provider` advertises `authorization_response_iss_parameter_supported`, so an
+/// answer without `iss`, or with the issuer spelled another way (a trailing slash), is another
+/// provider's as far as Gatehouse can tell: refused (its state spent) and the code never sent.
+#[tokio::test]
+async fn an_answer_without_the_providers_iss_or_with_another_spelling_is_refused() {
+    let Acme { app, ada, op, .. } =
+        acme(vec![OidcAccount::new("carol-at-idp", "carol@acme.test")]).await;
+    for change in ["drop", "respell"] {
+        let started = start(&app, &ada.org).await;
+        let back = op.authorize(&started.url, "carol-at-idp").await;
+        let (path, mut body) = completion(&back, &started.secret);
+        let issuer = body["iss"].as_str().expect("oidc-provider sends iss").to_owned();
+        if change == "drop" {
+            body.as_object_mut().unwrap().remove("iss");
+        } else {
+            body["iss"] = json!(format!("{issuer}/"));
+        }
+        expect_problem(app.post_json(&path, &body).await, 403, "sso_refused").await;
+    }
+    assert_eq!(op.token_requests("all").await, 0, "no code was sent");
+    let started = start(&app, &ada.org).await;
+    let back = op.authorize(&started.url, "carol-at-idp").await;
+    let res = callback(&app, &started, &back).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+}
