@@ -5,14 +5,22 @@
 //! the organisation's data key at each call, so a hand-out reads no token row; the entry is
 //! forgotten when the connector is refreshed, disconnected or changes status, here and on every
 //! instance through the revocation fan-out (`Revocation::Connector`), and re-read after 30 s at
-//! most. Each hand-out is audited (`connector.token_used`, naming the service) before it answers.
+//! most. The common case opens no transaction either: `connectors.use` is decided from the
+//! cached membership (as forward authentication decides roles: forgotten on every membership
+//! change here and through `Revocation::Membership`, trusted for the session cache's bound at
+//! most; a custom role is read in the store), and the token is opened with the keyring's cached
+//! data key while its row was read as active within the last second (`Keyring::open_confirmed`,
+//! as transit). Otherwise one read transaction does it all and refreshes those caches. Each
+//! hand-out is audited (`connector.token_used`, naming the service) and answers only once the
+//! event is committed, like a shared secret's use; the audit batcher shares the commit among
+//! concurrent hand-outs.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
-use gatehouse_crypto::SecretString;
+use gatehouse_crypto::{SecretBytes, SecretString};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -136,67 +144,27 @@ impl Connectors<'_> {
         }
         let org = principal.org.ok_or(Error::OrganizationRequired)?;
         let scope = TenantScope::granted(org);
-        let read_at = self.cache().generation.load(Ordering::SeqCst);
-        let tx = self.store().begin_read_scoped(&scope).await?;
-        let (mut tx, _) = self
-            .authorize(tx, principal, Permission::CONNECTORS_USE, request)
-            .await?;
-        let entry = match self.cache().get(org, id) {
-            Some(e) => e,
-            None => {
-                let row = tx
-                    .connector(id)
-                    .await?
-                    .ok_or(Error::NotFound("connector"))?;
-                let sealed = tx
-                    .sealed(SealedKind::ConnectorToken.as_str(), &id.to_string(), ACCESS)
-                    .await?;
-                let Some(sealed) = sealed else {
-                    return Err(match row.status {
-                        ConnectorStatus::NeedsReauth => Error::ReauthorizationRequired,
-                        ConnectorStatus::Active => Error::NotFound("connector"),
-                    });
-                };
-                self.cache().put(
-                    org,
-                    id,
-                    Entry {
-                        row,
-                        sealed,
-                        read: Instant::now(),
-                    },
-                    read_at,
-                );
-                self.cache()
-                    .get(org, id)
-                    .ok_or(Error::NotFound("connector"))?
+        // The common case holds no transaction: the membership's role, the connector's row and
+        // its sealed token, and the data key's active state are all cached, each forgotten at
+        // once on a change made here and through the revocation fan-out elsewhere.
+        let cached = self
+            .granted_from_cache(principal, Permission::CONNECTORS_USE)
+            .then(|| self.cache().get(org, id))
+            .flatten();
+        let opened = match cached {
+            Some(entry) => {
+                check(&entry, principal, self.clock().now())?;
+                self.keyring()
+                    .open_confirmed(org, &entry.sealed)
+                    .map(|token| token.map(|t| (Arc::clone(&entry), t)))
             }
+            None => None,
         };
-        if entry.row.user_id != principal.subject {
-            return Err(Error::NotFound("connector"));
-        }
-        if entry.row.status == ConnectorStatus::NeedsReauth {
-            return Err(Error::ReauthorizationRequired);
-        }
-        if entry
-            .row
-            .expires_at
-            .is_some_and(|t| t <= self.clock().now())
-        {
-            return Err(Error::DependencyUnavailable(
-                "the connector's access token has expired and is not refreshed yet",
-            ));
-        }
-        let opened = self
-            .keyring()
-            .open_many(tx.as_mut(), std::slice::from_ref(&entry.sealed))
-            .await?;
-        drop(tx);
-        let token = opened
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Internal("a sealed token did not open".into()))
-            .and_then(secret_text)?;
+        let (entry, token) = match opened {
+            Some(done) => done?,
+            None => self.open_in_tx(principal, &scope, id, request).await?,
+        };
+        let token = secret_text(token)?;
         let event = AuditEvent::success(principal.actor(), "connector.token_used", "connector", id)
             .with_details(
                 serde_json::json!({
@@ -214,5 +182,82 @@ impl Connectors<'_> {
             scopes: split_scopes(&entry.row.scopes),
             provider: entry.row.provider.clone(),
         })
+    }
+}
+
+/// What a connector's entry must pass before its token is handed to `principal`.
+fn check(entry: &Entry, principal: &Principal, now: OffsetDateTime) -> Result<(), Error> {
+    if entry.row.user_id != principal.subject {
+        return Err(Error::NotFound("connector"));
+    }
+    if entry.row.status == ConnectorStatus::NeedsReauth {
+        return Err(Error::ReauthorizationRequired);
+    }
+    if entry.row.expires_at.is_some_and(|t| t <= now) {
+        return Err(Error::DependencyUnavailable(
+            "the connector's access token has expired and is not refreshed yet",
+        ));
+    }
+    Ok(())
+}
+
+impl Connectors<'_> {
+    /// The hand-out's checks and opening through a read transaction: authorizes from the
+    /// membership (recording any refusal, caching the role), reads the connector when it is not
+    /// cached, and opens the token reading the data key's row (which confirms it for a second).
+    async fn open_in_tx(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        id: Uuid,
+        request: &crate::context::RequestContext,
+    ) -> Result<(Arc<Entry>, SecretBytes), Error> {
+        let org = scope.org_id();
+        let read_at = self.cache().generation.load(Ordering::SeqCst);
+        let member_read_at = self.identity().memberships.generation();
+        let tx = self.store().begin_read_scoped(scope).await?;
+        let (mut tx, role) = self
+            .authorize(tx, principal, Permission::CONNECTORS_USE, request)
+            .await?;
+        self.note_member_role(principal, role, member_read_at);
+        let entry = match self.cache().get(org, id) {
+            Some(e) => e,
+            None => {
+                let row = tx
+                    .connector(id)
+                    .await?
+                    .ok_or(Error::NotFound("connector"))?;
+                let sealed = tx
+                    .sealed(SealedKind::ConnectorToken.as_str(), &id.to_string(), ACCESS)
+                    .await?;
+                let Some(sealed) = sealed else {
+                    return Err(match row.status {
+                        ConnectorStatus::NeedsReauth => Error::ReauthorizationRequired,
+                        ConnectorStatus::Active => Error::NotFound("connector"),
+                    });
+                };
+                let entry = Entry {
+                    row,
+                    sealed,
+                    read: Instant::now(),
+                };
+                self.cache().put(org, id, entry, read_at);
+                // Not stored when the connector changed meanwhile: what was read may be stale.
+                self.cache()
+                    .get(org, id)
+                    .ok_or(Error::NotFound("connector"))?
+            }
+        };
+        check(&entry, principal, self.clock().now())?;
+        let opened = self
+            .keyring()
+            .open_many(tx.as_mut(), std::slice::from_ref(&entry.sealed))
+            .await?;
+        drop(tx);
+        let token = opened
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Internal("a sealed token did not open".into()))?;
+        Ok((entry, token))
     }
 }

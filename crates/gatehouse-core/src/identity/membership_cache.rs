@@ -124,6 +124,61 @@ impl MembershipCache {
     }
 }
 
+impl crate::kernel::Kernel {
+    /// Whether [`Self::authorize`] would grant `permission` to `principal` (a person), decided
+    /// from the cached membership as forward authentication decides the roles it answers: only
+    /// for a built-in role (a custom role's grants are read in the store), and only when nothing
+    /// would be refused (unverified address, step-up). `false` when it cannot tell; the caller
+    /// then authorizes through a transaction, which records any refusal and, with
+    /// [`Self::note_member_role`], fills the cache. Every membership change forgets the entry
+    /// here and on every instance (`Revocation::Membership`); disabling an account forgets its
+    /// memberships and ends its sessions.
+    pub(crate) fn granted_from_cache(
+        &self,
+        principal: &super::Principal,
+        permission: super::Permission,
+    ) -> bool {
+        if principal.api_key_permissions.is_some() {
+            return false;
+        }
+        let Some(org) = principal.org else {
+            return false;
+        };
+        let user = UserId::from_uuid(principal.subject);
+        let now = self.clock().now();
+        let Some(Some(role)) = self.identity().memberships.get(org, user, now) else {
+            return false;
+        };
+        let granted = self
+            .builtin_role_grants(&role)
+            .is_some_and(|g| g.iter().any(|p| p == permission.as_str()));
+        let unverified_refused = !principal.email_verified
+            && self.identity().settings().unverified_access == super::UnverifiedAccess::ReadOnly
+            && permission != super::Permission::ORG_READ
+            && permission != super::Permission::AUDIT_READ;
+        granted
+            && !unverified_refused
+            && self
+                .step_up_needed(principal, permission.as_str())
+                .is_none()
+    }
+
+    /// Caches the role [`Self::authorize`] read for `principal` in a transaction begun after
+    /// `read_at` (the membership cache's generation then).
+    pub(crate) fn note_member_role(&self, principal: &super::Principal, role: Role, read_at: u64) {
+        if principal.api_key_permissions.is_some() {
+            return;
+        }
+        if let Some(org) = principal.org {
+            let user = UserId::from_uuid(principal.subject);
+            let now = self.clock().now();
+            self.identity()
+                .memberships
+                .put(org, user, Some(role), now, read_at);
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

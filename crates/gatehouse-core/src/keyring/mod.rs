@@ -13,6 +13,7 @@
 //!
 //! Nothing outside this module sees key bytes: callers seal and open through a `TenantTx`.
 
+mod confirmed;
 mod fields;
 pub mod kek;
 mod link_keys;
@@ -82,6 +83,8 @@ pub struct Keyring {
     kek: Arc<dyn MasterKek>,
     kek_version: u32,
     deks: RwLock<HashMap<(OrgId, u32), Arc<AeadKey>>>,
+    /// Which cached data keys were read as active lately (see `confirmed.rs`).
+    confirmed: confirmed::Confirmed,
     transit: RwLock<HashMap<OrgId, transit_keys::Cached>>,
     /// The current checkpoint-signing key, loaded at start.
     signer: OnceLock<(u32, gatehouse_crypto::SigningKey)>,
@@ -174,6 +177,7 @@ impl Keyring {
             kek,
             kek_version,
             deks: RwLock::new(HashMap::new()),
+            confirmed: confirmed::Confirmed::default(),
             transit: RwLock::new(HashMap::new()),
             signer: OnceLock::new(),
             platform: OnceLock::new(),
@@ -225,14 +229,17 @@ impl Keyring {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|(o, _), _| *o != org);
+        self.confirmed.forget(org);
         self.forget_transit(org);
     }
 
     /// The data key `version` of the transaction's organisation, unwrapped.
     async fn dek(&self, tx: &mut dyn TenantTx, version: u32) -> Result<Arc<AeadKey>, Error> {
         let org = tx.scope().org_id();
+        let read_at = self.confirmed.generation();
         // The key row is read on every use, cache or not: another process (the CLI, another
-        // instance) may have retired or shredded it, and a cached key must not outlive that.
+        // instance) may have retired or shredded it, and a cached key must not outlive that
+        // (`open_confirmed` trusts this read for a second).
         let record = tx
             .org_keys()
             .await?
@@ -243,6 +250,7 @@ impl Keyring {
             return Err(self.missing_key(tx, version).await);
         };
         if let Some(k) = self.cached(org, version) {
+            self.confirmed.note(org, version, read_at);
             return Ok(k);
         }
         let key = self.unwrap_record(org, &record)?;
@@ -250,6 +258,7 @@ impl Keyring {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert((org, version), Arc::clone(&key));
+        self.confirmed.note(org, version, read_at);
         Ok(key)
     }
 

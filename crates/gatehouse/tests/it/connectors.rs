@@ -348,3 +348,44 @@ async fn while_connected_the_tokens_are_only_sealed_in_the_database() {
     }
     s.app.stop().await;
 }
+
+/// The hand-out decides `connectors.use` from the cached membership (no transaction per call):
+/// a role change must still apply to the very next call, as the cache is forgotten with it.
+#[tokio::test]
+async fn a_demoted_members_next_hand_out_is_refused_though_their_role_was_cached() {
+    let s = setup_with(|_| {}).await;
+    let app = &s.app;
+    let owner = app.signup_login("demote-owner@example.com", "laptop").await;
+    let member = app
+        .add_member(&owner, "demote-member@example.com", "member")
+        .await;
+    let c = connect(&s, &member, "bob").await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/organization/members/{}", member.user);
+    let set_role = |role: &'static str| {
+        app.org_call(
+            Method::PUT,
+            &path,
+            &owner,
+            Some(serde_json::json!({ "role": role })),
+        )
+    };
+    // The first hand-out reads the membership and caches the role; the second is served from it.
+    let first = token_of(app, &id, &member).await;
+    assert_eq!(token_of(app, &id, &member).await, first);
+    assert_eq!(set_role("viewer").await.status(), 204);
+    expect_problem(hand_out(app, &id, &member).await, 403, "forbidden").await;
+    // Refused again: a refusal is always decided in the store, and recorded each time.
+    expect_problem(hand_out(app, &id, &member).await, 403, "forbidden").await;
+    let denied = app
+        .audit_events(&owner.org)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "permission.denied")
+        .count();
+    assert_eq!(denied, 2);
+    assert_eq!(set_role("member").await.status(), 204);
+    assert_eq!(token_of(app, &id, &member).await, first);
+    app.chain_verifies(&owner.org).await;
+    s.app.stop().await;
+}
