@@ -186,12 +186,15 @@ pub(crate) async fn acme_with(
     }
 }
 
-async fn user_by_email(app: &TestApp, email: &str) -> Option<gatehouse_core::store::UserRecord> {
+pub(crate) async fn user_by_email(
+    app: &TestApp,
+    email: &str,
+) -> Option<gatehouse_core::store::UserRecord> {
     let mut tx = app.kernel.store().begin_read().await.unwrap();
     tx.user_by_email(email).await.unwrap()
 }
 
-async fn links_of(app: &TestApp, user: &str) -> usize {
+pub(crate) async fn links_of(app: &TestApp, user: &str) -> usize {
     let mut tx = app.kernel.store().begin_read().await.unwrap();
     tx.external_identities_of(gatehouse_core::UserId::parse(user).unwrap())
         .await
