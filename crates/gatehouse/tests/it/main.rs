@@ -68,6 +68,7 @@ mod sso_keys;
 mod sso_linking;
 mod sso_recheck;
 mod sso_signin;
+mod sso_tokens;
 mod tls;
 mod tokens;
 mod transit;

@@ -21,6 +21,17 @@
 //! - [`OidcProvider::redeem`] redeems a code as a client would (to show a code is still unused).
 //! - [`OidcProvider::issued_tokens`] lists every access and refresh token it issued, so a test
 //!   can look for them in responses, logs and database files.
+//! - [`OidcProvider::swap_next_id_token`] makes the token endpoint's next answer carry another ID
+//!   token than the one the provider issued ([`IdTokenSwap`]: a token it issued elsewhere, its
+//!   own token re-signed by its own key with claims changed, or an `alg` swap minted with `jose`);
+//!   [`OidcProvider::id_tokens_swapped`] counts the swaps done, [`OidcProvider::issued_id_tokens`]
+//!   lists the genuine ID tokens.
+//! - [`OidcProvider::id_token_for`] runs an authorization of its own (its own PKCE and `state`)
+//!   from an authorization URL's parameters, for any registered client and nonce, and redeems
+//!   the code: a genuine ID token the provider issued to someone else.
+//! - [`OidcProvider::set_id_token_ttl`] shortens the lifetime of the ID tokens issued from then
+//!   on; [`OidcProvider::signing_key`] is the provider's private key, to start a second provider
+//!   (another issuer) signing with the same key ([`OidcOptions::signing_key`]).
 //!
 //! Offline access (refresh tokens) needs `offline_access` in the scopes and `prompt=consent` in
 //! the request (OpenID Connect Core 11), and a client with the `refresh_token` grant.
@@ -81,6 +92,10 @@ pub struct OidcOptions {
     /// Access tokens' lifetime in seconds.
     pub access_token_ttl: u64,
     pub refresh_token_ttl: u64,
+    /// ID tokens' lifetime in seconds (changed later by [`OidcProvider::set_id_token_ttl`]).
+    pub id_token_ttl: u64,
+    /// The private RSA JWK the provider signs with; `None`: one generated at start.
+    pub signing_key: Option<serde_json::Value>,
 }
 
 impl Default for OidcOptions {
@@ -90,6 +105,8 @@ impl Default for OidcOptions {
             accounts: vec![OidcAccount::new("alice", "alice@example.com")],
             access_token_ttl: 60,
             refresh_token_ttl: 86_400,
+            id_token_ttl: 3600,
+            signing_key: None,
         }
     }
 }
@@ -116,6 +133,34 @@ impl FailMode {
             Self::ServerError => "server_error",
             Self::Garbage => "garbage",
             Self::Slow => "slow",
+        }
+    }
+}
+
+/// What the token endpoint's next ID token is instead of the one the provider issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdTokenSwap {
+    /// This token, verbatim.
+    Token(String),
+    /// The issued token's claims with these overridden, re-signed by the provider's own key.
+    Claims(serde_json::Value),
+    /// The issued token's claims, `alg: none` and no signature.
+    AlgNone,
+    /// The issued token's claims, `alg: HS256`, the HMAC keyed with the provider's public key
+    /// as its SPKI PEM.
+    Hs256PublicPem,
+    /// Likewise, keyed with the JSON of the provider's public JWK.
+    Hs256PublicJwk,
+}
+
+impl IdTokenSwap {
+    fn body(&self) -> serde_json::Value {
+        match self {
+            Self::Token(t) => serde_json::json!({ "token": t }),
+            Self::Claims(c) => serde_json::json!({ "claims": c }),
+            Self::AlgNone => serde_json::json!({ "alg": "none" }),
+            Self::Hs256PublicPem => serde_json::json!({ "alg": "HS256", "key": "pem" }),
+            Self::Hs256PublicJwk => serde_json::json!({ "alg": "HS256", "key": "jwk" }),
         }
     }
 }
@@ -189,6 +234,8 @@ impl OidcProvider {
                 "accounts": accounts,
                 "access_token_ttl": options.access_token_ttl,
                 "refresh_token_ttl": options.refresh_token_ttl,
+                "id_token_ttl": options.id_token_ttl,
+                "signing_key": options.signing_key,
             })
             .to_string(),
         )
@@ -310,6 +357,117 @@ impl OidcProvider {
                 .unwrap_or_default()
         };
         (list("access"), list("refresh"))
+    }
+
+    async fn stats(&self) -> serde_json::Value {
+        self.http
+            .get(format!("{}/test/stats", self.issuer()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Every ID token the token endpoint issued so far (before any swap), in order.
+    pub async fn issued_id_tokens(&self) -> Vec<String> {
+        self.stats().await["issued"]["id"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Makes the next answer of the token endpoint that carries an ID token carry `swap`'s
+    /// instead (once).
+    pub async fn swap_next_id_token(&self, swap: IdTokenSwap) {
+        let res = self
+            .http
+            .post(format!("{}/test/id_token", self.issuer()))
+            .body(swap.body().to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+
+    /// How many answers of the token endpoint had their ID token swapped.
+    pub async fn id_tokens_swapped(&self) -> u64 {
+        self.stats().await["swapped"].as_u64().unwrap_or(0)
+    }
+
+    /// ID tokens issued from now on live `seconds`.
+    pub async fn set_id_token_ttl(&self, seconds: u64) {
+        let res = self
+            .http
+            .post(format!(
+                "{}/test/id_token_ttl?seconds={seconds}",
+                self.issuer()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+
+    /// The private JWK the provider signs with.
+    pub async fn signing_key(&self) -> serde_json::Value {
+        self.http
+            .get(format!("{}/test/signing_key", self.issuer()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A genuine ID token from an authorization of the test's own: `template`'s parameters (an
+    /// authorization URL, of this provider or another) sent to this provider for `client`, with
+    /// `nonce` if given (else the template's), the test's own `state` and PKCE challenge, logged
+    /// in as `account`; the code redeemed as `client`.
+    pub async fn id_token_for(
+        &self,
+        template: &str,
+        client: &OidcClient,
+        nonce: Option<&str>,
+        account: &str,
+    ) -> String {
+        let verifier = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let challenge = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(gatehouse_crypto::sha256(&[verifier.as_bytes()]))
+        };
+        let mut url = reqwest::Url::parse(template).unwrap();
+        url.set_port(Some(self.port)).unwrap();
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = match k.as_ref() {
+                    "client_id" => client.client_id.clone(),
+                    "code_challenge" => challenge.clone(),
+                    "state" => format!("test-{}", uuid::Uuid::new_v4().simple()),
+                    "nonce" => nonce.map_or_else(|| v.into_owned(), str::to_owned),
+                    _ => v.into_owned(),
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+        let back = self.authorize(url.as_str(), account).await;
+        let code = query_param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"));
+        let (status, body) = self.redeem(client, &code, &verifier).await;
+        assert_eq!(status, 200, "{body}");
+        body["id_token"].as_str().unwrap().to_owned()
     }
 
     /// Requests to the revocation endpoint so far.

@@ -1,7 +1,8 @@
 //! A test-only OpenID provider whose token endpoint answers an ID token the test forges: the way
 //! a forged, misaddressed or expired ID token reaches Gatehouse's callback through a provider it
-//! trusts (a certified provider never issues such tokens, so the refusals cannot be shown with
-//! `oidc-provider` alone).
+//! trusts, including forgeries `oidc-provider` cannot be made to produce (a key it does not
+//! hold, an unknown key id, several audiences without `azp`). `sso_tokens.rs` shows the refusals
+//! it can produce with `oidc-provider` itself.
 //!
 //! It is a faithful provider in everything else: discovery naming itself as issuer, an
 //! authorization endpoint that sends the browser back with a code and the state, a token

@@ -1,9 +1,10 @@
 //! Sign-in through an organisation's provider and through a platform provider (issue 24),
 //! against `oidc-provider` (certified; `oidc_provider.rs`) on loopback, with the domains proved
-//! by a DNS server the test starts (`sso_domains.rs`). The ID tokens a certified provider never
-//! issues (another audience, another issuer, another nonce, expired, `alg` swapped, another
-//! key) come from `oidc_stub.rs`, a provider whose token endpoint answers the forgery the test
-//! names, after a real authorization with PKCE.
+//! by a DNS server the test starts (`sso_domains.rs`). Bad ID tokens (another audience, another
+//! issuer, another nonce, expired, `alg` swapped, another key) come here from `oidc_stub.rs`, a
+//! provider whose token endpoint answers the forgery the test names, after a real authorization
+//! with PKCE; `sso_tokens.rs` shows the same refusals with tokens `oidc-provider` itself issued
+//! or that were minted from its tokens with its own keys.
 //!
 //! The provider's redirect back goes to that provider's callback under `oauth.public_url`
 //! (`/v1/auth/sso/{org or provider}/callback`, so the organisation's provider is started once
@@ -186,12 +187,15 @@ pub(crate) async fn acme_with(
     }
 }
 
-async fn user_by_email(app: &TestApp, email: &str) -> Option<gatehouse_core::store::UserRecord> {
+pub(crate) async fn user_by_email(
+    app: &TestApp,
+    email: &str,
+) -> Option<gatehouse_core::store::UserRecord> {
     let mut tx = app.kernel.store().begin_read().await.unwrap();
     tx.user_by_email(email).await.unwrap()
 }
 
-async fn links_of(app: &TestApp, user: &str) -> usize {
+pub(crate) async fn links_of(app: &TestApp, user: &str) -> usize {
     let mut tx = app.kernel.store().begin_read().await.unwrap();
     tx.external_identities_of(gatehouse_core::UserId::parse(user).unwrap())
         .await

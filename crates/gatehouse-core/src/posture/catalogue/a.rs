@@ -346,6 +346,12 @@ but for an owner with a second factor (break-glass)."#,
                 ],
             },
             Evidence {
+                file: "crates/gatehouse/tests/it/sso_tokens.rs",
+                tests: &[
+                    "id_tokens_oidc_provider_issued_for_another_client_issuer_or_sign_in_expired_or_alg_swapped_are_refused",
+                ],
+            },
+            Evidence {
                 file: "crates/gatehouse/tests/it/sso_domains.rs",
                 tests: &[
                     "a_domain_is_verified_only_by_its_published_record_and_by_one_organisation_at_most",
