@@ -86,3 +86,40 @@ async fn a_verified_domain_whose_record_is_gone_three_checks_in_a_row_is_unverif
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     app.chain_verifies(&ada.org).await;
 }
+
+/// A lookup that fails (the DNS server answers SERVFAIL) counts nothing: however many runs it
+/// lasts, nothing is audited and the domain stays verified; once DNS answers again with the
+/// record gone, the count starts from the first miss.
+#[tokio::test]
+async fn a_failed_lookup_counts_nothing() {
+    let Acme {
+        app, ada, op, dns, ..
+    } = acme(vec![OidcAccount::new("carol-at-idp", "carol@acme.test")]).await;
+    let failing: serde_json::Map<String, Value> = dns
+        .zone()
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|name| (name.clone(), json!({"SERVFAIL": true})))
+        .collect();
+    dns.set_zone(&Value::Object(failing));
+    let sso = app.kernel.sso();
+    for _ in 0..4 {
+        let r = sso.recheck_domains().await.unwrap();
+        assert_eq!((r.checked, r.missing, r.unverified), (1, 0, 0));
+    }
+    assert!(verified_at(&app, &ada).await.is_string());
+    let events = app.audit_events(&ada.org).await;
+    assert_eq!(count(&events, "sso.domain_check_failed"), 0);
+    assert_eq!(count(&events, "sso.domain_unverified"), 0);
+    assert_eq!(
+        sign_in(&app, &op, &ada.org, "carol-at-idp").await.status(),
+        200
+    );
+    // DNS answers again, the record gone: the first miss, not the fifth.
+    dns.set_zone(&json!({}));
+    let r = sso.recheck_domains().await.unwrap();
+    assert_eq!((r.missing, r.unverified), (1, 0));
+    let events = app.audit_events(&ada.org).await;
+    assert_eq!(count(&events, "sso.domain_check_failed"), 1);
+}
