@@ -121,7 +121,8 @@ pub(crate) struct CallbackQuery {
     code: Option<String>,
     /// The provider's OAuth error code instead of a code.
     error: Option<String>,
-    /// The provider's issuer (RFC 9207): when sent, it must be exactly the expected one.
+    /// The provider's issuer (RFC 9207): exactly the expected one; required when the provider's
+    /// discovery advertises `authorization_response_iss_parameter_supported`.
     iss: Option<String>,
 }
 
@@ -233,7 +234,8 @@ pub(crate) struct CompleteSignIn {
     code: Option<String>,
     /// The provider's OAuth error code instead of a code.
     error: Option<String>,
-    /// The provider's issuer (RFC 9207): when sent, it must be exactly the expected one.
+    /// The provider's issuer (RFC 9207): exactly the expected one; required when the provider's
+    /// discovery advertises `authorization_response_iss_parameter_supported`.
     iss: Option<String>,
     /// The `flow_secret` the bearer-mode start answered.
     #[schema(max_length = 128)]
