@@ -7,8 +7,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::interop::WebhookReceiver;
 use crate::oidc_provider::OidcAccount;
-use crate::sso_signin::{Acme, acme, sign_in};
+use crate::sso_signin::{Acme, acme, acme_with, sign_in};
 use crate::support::{TestApp, expect_problem};
 
 async fn verified_at(app: &TestApp, ada: &crate::support::Signed) -> Value {
@@ -122,4 +123,43 @@ async fn a_failed_lookup_counts_nothing() {
     assert_eq!((r.missing, r.unverified), (1, 0));
     let events = app.audit_events(&ada.org).await;
     assert_eq!(count(&events, "sso.domain_check_failed"), 1);
+}
+
+/// A domain marked unverified raises the webhook event `sso.domain_unverified`, so the
+/// organisation hears of it beyond its audit log.
+#[tokio::test]
+async fn an_unverified_domain_raises_the_webhook_event() {
+    let Acme { app, ada, dns, .. } = acme_with(
+        vec![OidcAccount::new("carol-at-idp", "carol@acme.test")],
+        &[],
+        |raw| {
+            raw.webhooks.allow_http = true;
+            raw.webhooks.allow_loopback = true;
+            raw.webhooks.poll_interval_ms = 100;
+        },
+    )
+    .await;
+    let receiver = WebhookReceiver::python(0);
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/webhooks/endpoints",
+            &ada,
+            Some(json!({"url": receiver.url("/"), "event_types": ["sso.domain_unverified"]})),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    let endpoint: Value = res.json().await.unwrap();
+    receiver.set_secrets(&[endpoint["secret"].as_str().unwrap()]);
+    dns.set_zone(&json!({}));
+    let sso = app.kernel.sso();
+    for _ in 0..3 {
+        sso.recheck_domains().await.unwrap();
+    }
+    let got = receiver
+        .wait_until("the domain_unverified event", |r| !r.is_empty())
+        .await;
+    assert!(got[0].verified);
+    assert_eq!(got[0].kind.as_deref(), Some("sso.domain_unverified"));
+    assert_eq!(got.len(), 1, "only the third miss raises it");
 }
