@@ -24,7 +24,7 @@ pub use client::{CodeGrant, OAuthClient, ProviderError, TokenHint, TokenSet};
 pub use pkce::PkceVerifier;
 pub use provider::{ClientAuth, ClientCredentials, Endpoints, Provider, ProviderEndpoints};
 pub use state::{
-    Authorization, AuthorizationRequest, Binding, Expected, FlowMode, STATE_TTL, Spent,
+    Authorization, AuthorizationRequest, Binding, Expected, FlowMode, MAX_STATE, STATE_TTL, Spent,
 };
 
 use crate::error::Error;

@@ -40,7 +40,9 @@ pub const STATE_TTL: Duration = Duration::minutes(10);
 const LABEL: &[u8] = b"gatehouse.oauth-state.v1\0";
 const FORMAT: u8 = 2;
 /// The longest state accepted: a body of at most 230 bytes and a 32-byte tag, in base64url.
-const MAX_STATE: usize = 384;
+/// Routes that take a state back (a bearer-mode sign-in's or a link's completion) accept this
+/// length too: a platform provider's name of up to 64 characters makes a state of up to 280.
+pub const MAX_STATE: usize = 384;
 const SEALED_KIND: &str = "oauth_state";
 
 /// How a flow must be completed, recorded in its state: a state started in one mode is refused

@@ -42,6 +42,10 @@ pub struct SsoConfigView {
     pub scopes: Vec<String>,
     pub default_role: String,
     pub enforced: bool,
+    /// The redirect URI to register at the provider:
+    /// `{oauth.public_url}/v1/auth/sso/{organisation id}/callback` (`None` while
+    /// `oauth.public_url` is not configured).
+    pub redirect_uri: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -114,6 +118,13 @@ impl Sso<'_> {
         c: SsoConfigRecord,
     ) -> Result<SsoConfigView, Error> {
         let org = c.org_id.to_string();
+        let redirect_uri = self
+            .oauth()
+            .redirect_uri(&super::signin::callback_path(
+                Some(c.org_id),
+                super::ORG_PROVIDER,
+            ))
+            .ok();
         let has_client_secret = tx
             .sealed(SealedKind::SsoClientSecret.as_str(), &org, SECRET_FIELD)
             .await?
@@ -125,6 +136,7 @@ impl Sso<'_> {
             scopes: c.scopes.split(' ').map(str::to_owned).collect(),
             default_role: c.default_role,
             enforced: c.enforced,
+            redirect_uri,
             created_at: c.created_at,
             updated_at: c.updated_at,
         })

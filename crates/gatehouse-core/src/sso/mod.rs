@@ -141,6 +141,13 @@ impl Sso<'_> {
 }
 
 impl Sso<'_> {
+    /// Whether `sso.return_url` is set: without it a bearer-mode sign-in's callback has nowhere
+    /// to hand the provider's answer, so a bearer-mode start is refused.
+    #[must_use]
+    pub fn hands_off(&self) -> bool {
+        self.sso_state().return_url.is_some()
+    }
+
     /// Where the callback of a sign-in started in bearer mode sends the browser, with
     /// `sso.return_url` set: there with the provider's answer (`state`, `code`, `iss` or
     /// `error`) in the fragment, which no browser sends to a server; the product's page posts it

@@ -2,7 +2,7 @@
 //! the same transaction) and the product's, declared in configuration.
 
 /// Gatehouse's own event types, and the audit actions that raise them.
-const GATEHOUSE: [(&str, &[&str]); 12] = [
+const GATEHOUSE: [(&str, &[&str]); 13] = [
     ("user.signed_in", &["user.login"]),
     (
         "session.revoked",
@@ -18,6 +18,7 @@ const GATEHOUSE: [(&str, &[&str]); 12] = [
     ("erasure.completed", &["user.erased"]),
     ("webhook.endpoint_disabled", &["webhook.endpoint_disabled"]),
     ("connector.needs_reauth", &["connector.needs_reauth"]),
+    ("sso.domain_unverified", &["sso.domain_unverified"]),
 ];
 
 /// Gatehouse's own event types.

@@ -308,8 +308,8 @@ fn mode_of(carrier: Carrier) -> FlowMode {
 /// needs nothing more: the browser brings its session cookie back. A product using bearer
 /// tokens relays the callback: `oauth.public_url` is the product's own address, its page at
 /// `/v1/connectors/{provider}/callback` receives `code`, `state` and `iss` from the provider and
-/// calls this route with them and the person's token (`Authorization: Bearer`, and
-/// `x-organization-id`). The state must be that person's and organisation's, for this
+/// calls this route with them and the person's token (`Authorization: Bearer`;
+/// `x-organization-id` optional, the token's when sent). The state must be that person's and organisation's, for this
 /// provider, and spent once, before the code goes to the provider; an `iss` (RFC 9207) must be
 /// the provider's exactly, and is required when the provider advertises it.
 ///

@@ -30,6 +30,10 @@ pub(crate) struct SsoConfig {
     /// Password sign-in to the organisation is refused (`sso_required`), but for owners with a
     /// second factor.
     enforced: bool,
+    /// The redirect URI to register at the provider:
+    /// `{oauth.public_url}/v1/auth/sso/{organisation id}/callback` (absent while
+    /// `oauth.public_url` is not configured).
+    redirect_uri: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -45,6 +49,7 @@ impl From<SsoConfigView> for SsoConfig {
             scopes: c.scopes,
             default_role: c.default_role,
             enforced: c.enforced,
+            redirect_uri: c.redirect_uri,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }

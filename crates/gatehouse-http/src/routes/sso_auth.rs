@@ -66,7 +66,7 @@ pub(crate) struct SignInStarted {
     responses(
         (status = 200, description = "Where to send the person", body = SignInStarted),
         (status = 404, description = "`not_found`: no single sign-on there (no such organisation, provider or verified domain)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: the target is none of the three", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the target is none of the three, or bearer mode without `sso.return_url` (nowhere to hand the provider's answer)", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`oauth_provider_error`: the provider's discovery document could not be read", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn start(
@@ -78,6 +78,14 @@ pub(crate) async fn start(
     let mode = body.session_mode;
     let target = SignInTarget::parse(&target)?;
     let sso = state.kernel.sso();
+    if mode == SessionMode::Bearer && !sso.hands_off() {
+        return Err(gatehouse_core::Error::invalid(
+            "session_mode",
+            "bearer mode needs sso.return_url (the product's page the callback hands the \
+             provider's answer to); start in cookie mode, or set sso.return_url",
+        )
+        .into());
+    }
     let started = sso.start(target, &meta).await?;
     let flow_mode = match mode {
         SessionMode::Cookie => FlowMode::Cookie,
@@ -107,13 +115,14 @@ pub(crate) async fn start(
 #[into_params(parameter_in = Query)]
 pub(crate) struct CallbackQuery {
     /// The state Gatehouse sent.
-    #[param(max_length = 256)]
+    #[param(max_length = 384)]
     state: String,
     /// The authorization code (absent when the provider answers an error).
     code: Option<String>,
     /// The provider's OAuth error code instead of a code.
     error: Option<String>,
-    /// The provider's issuer (RFC 9207): when sent, it must be exactly the expected one.
+    /// The provider's issuer (RFC 9207): exactly the expected one; required when the provider's
+    /// discovery advertises `authorization_response_iss_parameter_supported`.
     iss: Option<String>,
 }
 
@@ -219,13 +228,14 @@ pub(crate) async fn callback(
 #[serde(deny_unknown_fields)]
 pub(crate) struct CompleteSignIn {
     /// The state from the provider's redirect.
-    #[schema(max_length = 256)]
+    #[schema(max_length = 384)]
     state: String,
     /// The authorization code (absent when the provider answered an error).
     code: Option<String>,
     /// The provider's OAuth error code instead of a code.
     error: Option<String>,
-    /// The provider's issuer (RFC 9207): when sent, it must be exactly the expected one.
+    /// The provider's issuer (RFC 9207): exactly the expected one; required when the provider's
+    /// discovery advertises `authorization_response_iss_parameter_supported`.
     iss: Option<String>,
     /// The `flow_secret` the bearer-mode start answered.
     #[schema(max_length = 128)]
@@ -260,7 +270,7 @@ pub(crate) async fn complete(
 ) -> Result<Response, ApiError> {
     let target = SignInTarget::parse(&target)?;
     let sso = state.kernel.sso();
-    if body.state.len() > 256
+    if body.state.len() > gatehouse_core::oauth::MAX_STATE
         || !sso
             .flow_proof_verifies(&body.state, FlowMode::Bearer, &body.flow_secret)
             .await
@@ -328,7 +338,7 @@ pub(crate) async fn link_start(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CompleteLink {
-    #[schema(max_length = 256)]
+    #[schema(max_length = 384)]
     state: String,
     code: Option<String>,
     error: Option<String>,

@@ -5,7 +5,8 @@
 Answers UDP queries on 127.0.0.1:PORT from ZONE_FILE, read again for every query so a test can
 change an answer mid-run: a JSON object from lower-case names with a trailing dot to
 {"A": [...], "AAAA": [...], "TXT": [...]}. A TXT value longer than 255 bytes is split into
-character-strings. A name not in the file is NXDOMAIN. Every query's name and type is appended
+character-strings. A name not in the file is NXDOMAIN; a name whose entry has "SERVFAIL": true
+is answered SERVFAIL (the server failing). Every query's name and type is appended
 to ZONE_FILE.log (so a test can show that no query was made). Prints "ready" once listening."""
 
 import json
@@ -30,6 +31,9 @@ class Zone(BaseResolver):
             zone = json.load(f)
         if name not in zone:
             reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+        if zone[name].get("SERVFAIL"):
+            reply.header.rcode = RCODE.SERVFAIL
             return reply
         for value in zone[name].get(kind, []):
             if kind == "A":

@@ -6,8 +6,13 @@
 
 use serde_json::{Value, json};
 
-use crate::oidc_provider::{FailMode, OidcAccount, query_param};
-use crate::sso_signin::{Acme, acme, acme_with, callback, callback_uri, completion, start};
+use crate::oidc_provider::{
+    FailMode, OidcAccount, OidcClient, OidcOptions, OidcProvider, query_param,
+};
+use crate::sso_signin::{
+    Acme, RETURN_URL, acme, acme_with, callback, callback_uri, completion, sign_in, sso_config,
+    start,
+};
 use crate::support::{TestApp, expect_problem};
 
 /// A cookie-mode start: the authorization URL and the cookie to send back.
@@ -50,6 +55,17 @@ async fn a_state_completes_only_at_its_own_providers_callback() {
         query_param(&started.url, "redirect_uri").unwrap(),
         callback_uri(&ada.org),
         "the redirect URI names the organisation's provider"
+    );
+    // The configuration shows the redirect URI to register at the provider: the same one.
+    let res = app
+        .org_call(reqwest::Method::GET, "/v1/sso/config", &ada, None)
+        .await;
+    assert_eq!(res.status(), 200);
+    let config: Value = res.json().await.unwrap();
+    assert_eq!(
+        config["redirect_uri"],
+        json!(callback_uri(&ada.org)),
+        "{config}"
     );
     let back = op.authorize(&started.url, "carol-at-idp").await;
     let (path, body) = completion(&back, &started.secret);
@@ -102,8 +118,19 @@ async fn holding_the_callbacks_url_completes_no_sign_in() {
         .query()
         .unwrap()
         .to_owned();
-    let res = app.get(&format!("{here}?{query}")).await;
-    expect_problem(res, 403, "sso_refused").await;
+    // A browser's GET without the cookie is only sent on to the product's page.
+    let res = no_redirects()
+        .get(app.url(&format!("{here}?{query}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with(&format!("{RETURN_URL}#")),
+        "{location}"
+    );
+    assert!(res.headers().get("set-cookie").is_none(), "no session set");
     assert_eq!(op.token_requests("all").await, 0);
     let res = app.post_json(&here, &body).await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
@@ -136,7 +163,17 @@ async fn holding_the_callbacks_url_completes_no_sign_in() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    // Signed in: the session's cookies, and the browser sent on to the product.
+    assert_eq!(res.status(), 303, "{:?}", res.text().await);
+    assert_eq!(res.headers()["location"].to_str().unwrap(), RETURN_URL);
+    assert!(
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("__Host-gatehouse_access=")),
+        "the session's cookies"
+    );
+    assert_eq!(op.token_requests("all").await, 2);
 }
 
 #[tokio::test]
@@ -251,5 +288,67 @@ async fn an_answer_without_the_providers_iss_or_with_another_spelling_is_refused
     let started = start(&app, &ada.org).await;
     let back = op.authorize(&started.url, "carol-at-idp").await;
     let res = callback(&app, &started, &back).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+}
+
+/// With the defaults (bearer mode, no `sso.return_url`) the provider's redirect to the callback
+/// could never reach the product's page: a bearer-mode start is refused up front, with a problem
+/// that says what is missing; a cookie-mode start still works.
+#[tokio::test]
+async fn a_bearer_start_without_a_return_url_is_refused() {
+    let Acme { app, ada, op, .. } = acme_with(
+        vec![OidcAccount::new("carol-at-idp", "carol@acme.test")],
+        &[],
+        |raw| raw.sso.return_url = String::new(),
+    )
+    .await;
+    for body in [json!({}), json!({"session_mode": "bearer"})] {
+        let res = app
+            .post_json(&format!("/v1/auth/sso/{}/start", ada.org), &body)
+            .await;
+        let problem = expect_problem(res, 422, "validation_failed").await;
+        assert!(problem.to_string().contains("sso.return_url"), "{problem}");
+    }
+    let (url, _) = cookie_start(&app, &ada.org).await;
+    assert!(url.starts_with(&op.issuer()), "{url}");
+}
+
+/// A platform provider's name may be 64 characters; its state (which carries the name) is then
+/// longer than 256, and a bearer-mode completion must still take it.
+#[tokio::test]
+async fn a_platform_provider_with_a_64_character_name_completes_in_bearer_mode() {
+    let name = "p".repeat(64);
+    let client = OidcClient::new("gatehouse-social", &callback_uri(&name));
+    let op = OidcProvider::start(OidcOptions {
+        clients: vec![client.clone()],
+        accounts: vec![OidcAccount::new("frank", "frank@mail.test")],
+        ..OidcOptions::default()
+    });
+    let dir = crate::support::temp_dir();
+    let secret_file = dir.join("social-secret");
+    std::fs::write(&secret_file, &client.client_secret).unwrap();
+    std::fs::set_permissions(
+        &secret_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let issuer = op.issuer();
+    let app = TestApp::spawn_with(|raw| {
+        sso_config(raw);
+        raw.oauth.providers = vec![gatehouse::config::oauth::ProviderConfig {
+            name: name.clone(),
+            issuer: Some(issuer),
+            client_id: client.client_id.clone(),
+            client_secret_file: Some(secret_file),
+            scopes: vec!["openid".into(), "email".into()],
+            ..Default::default()
+        }];
+        raw.sso.social_providers = vec![name.clone()];
+    })
+    .await;
+    let started = start(&app, &name).await;
+    let state = query_param(&started.url, "state").unwrap();
+    assert!(state.len() > 256, "{}", state.len());
+    let res = sign_in(&app, &op, &name, "frank").await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
 }

@@ -7,8 +7,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::interop::WebhookReceiver;
 use crate::oidc_provider::OidcAccount;
-use crate::sso_signin::{Acme, acme, sign_in};
+use crate::sso_signin::{Acme, acme, acme_with, sign_in};
 use crate::support::{TestApp, expect_problem};
 
 async fn verified_at(app: &TestApp, ada: &crate::support::Signed) -> Value {
@@ -85,4 +86,80 @@ async fn a_verified_domain_whose_record_is_gone_three_checks_in_a_row_is_unverif
     let res = crate::sso_domains::verify(&app, &ada, "acme.test").await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     app.chain_verifies(&ada.org).await;
+}
+
+/// A lookup that fails (the DNS server answers SERVFAIL) counts nothing: however many runs it
+/// lasts, nothing is audited and the domain stays verified; once DNS answers again with the
+/// record gone, the count starts from the first miss.
+#[tokio::test]
+async fn a_failed_lookup_counts_nothing() {
+    let Acme {
+        app, ada, op, dns, ..
+    } = acme(vec![OidcAccount::new("carol-at-idp", "carol@acme.test")]).await;
+    let failing: serde_json::Map<String, Value> = dns
+        .zone()
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|name| (name.clone(), json!({"SERVFAIL": true})))
+        .collect();
+    dns.set_zone(&Value::Object(failing));
+    let sso = app.kernel.sso();
+    for _ in 0..4 {
+        let r = sso.recheck_domains().await.unwrap();
+        assert_eq!((r.checked, r.missing, r.unverified), (1, 0, 0));
+    }
+    assert!(verified_at(&app, &ada).await.is_string());
+    let events = app.audit_events(&ada.org).await;
+    assert_eq!(count(&events, "sso.domain_check_failed"), 0);
+    assert_eq!(count(&events, "sso.domain_unverified"), 0);
+    assert_eq!(
+        sign_in(&app, &op, &ada.org, "carol-at-idp").await.status(),
+        200
+    );
+    // DNS answers again, the record gone: the first miss, not the fifth.
+    dns.set_zone(&json!({}));
+    let r = sso.recheck_domains().await.unwrap();
+    assert_eq!((r.missing, r.unverified), (1, 0));
+    let events = app.audit_events(&ada.org).await;
+    assert_eq!(count(&events, "sso.domain_check_failed"), 1);
+}
+
+/// A domain marked unverified raises the webhook event `sso.domain_unverified`, so the
+/// organisation hears of it beyond its audit log.
+#[tokio::test]
+async fn an_unverified_domain_raises_the_webhook_event() {
+    let Acme { app, ada, dns, .. } = acme_with(
+        vec![OidcAccount::new("carol-at-idp", "carol@acme.test")],
+        &[],
+        |raw| {
+            raw.webhooks.allow_http = true;
+            raw.webhooks.allow_loopback = true;
+            raw.webhooks.poll_interval_ms = 100;
+        },
+    )
+    .await;
+    let receiver = WebhookReceiver::python(0);
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/webhooks/endpoints",
+            &ada,
+            Some(json!({"url": receiver.url("/"), "event_types": ["sso.domain_unverified"]})),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    let endpoint: Value = res.json().await.unwrap();
+    receiver.set_secrets(&[endpoint["secret"].as_str().unwrap()]);
+    dns.set_zone(&json!({}));
+    let sso = app.kernel.sso();
+    for _ in 0..3 {
+        sso.recheck_domains().await.unwrap();
+    }
+    let got = receiver
+        .wait_until("the domain_unverified event", |r| !r.is_empty())
+        .await;
+    assert!(got[0].verified);
+    assert_eq!(got[0].kind.as_deref(), Some("sso.domain_unverified"));
+    assert_eq!(got.len(), 1, "only the third miss raises it");
 }

@@ -28,9 +28,14 @@ pub(crate) fn callback_uri(target: &str) -> String {
     format!("{PUBLIC_URL}/v1/auth/sso/{target}/callback")
 }
 
+/// The product's page a bearer-mode sign-in's callback hands the provider's answer to (a
+/// bearer-mode start needs one).
+pub(crate) const RETURN_URL: &str = "https://app.acme.test/sso";
+
 pub(crate) fn sso_config(raw: &mut gatehouse::config::RawConfig) {
     dev_oauth(raw);
     raw.oauth.public_url = PUBLIC_URL.into();
+    raw.sso.return_url = RETURN_URL.into();
 }
 
 fn unverified(sub: &str, email: &str) -> OidcAccount {
@@ -595,8 +600,13 @@ async fn id_tokens_for_another_client_issuer_or_sign_in_expired_or_forged_are_re
 
 #[tokio::test]
 async fn a_browser_sign_in_sets_cookies_only_in_the_browser_that_started_it() {
-    let Acme { app, ada, op, .. } =
-        acme(vec![OidcAccount::new("carol-at-idp", "carol@acme.test")]).await;
+    // Without `sso.return_url` the callback answers in its body (cookie mode needs none).
+    let Acme { app, ada, op, .. } = acme_with(
+        vec![OidcAccount::new("carol-at-idp", "carol@acme.test")],
+        &[],
+        |raw| raw.sso.return_url = String::new(),
+    )
+    .await;
     let res = app
         .post_json(
             &format!("/v1/auth/sso/{}/start", ada.org),

@@ -76,7 +76,7 @@ passes nowhere else."#,
         id: "B3",
         title: "OAuth 2.0 connectors",
         built: Built::Partial(
-            "a preview, refused in production: the callback is not yet bound to the person or browser that started the flow, and one callback serves every provider (mix-up); see docs/SECURITY.md, \"Preview: connectors and single sign-on\". The presets for common providers (docs/API.md) are configuration examples, untested here.",
+            "a preview, refused in production: each provider has its own callback, bound to the person who started the flow and the way they started, but the token hand-out misses its benchmark target; see docs/SECURITY.md, \"Preview: connectors and single sign-on\". The presets for common providers (docs/API.md) are configuration examples, untested here.",
         ),
         promise: "People connect their accounts at other services through OAuth with PKCE and a signed, single-use state; the tokens are kept encrypted, refreshed before they expire, handed only to the deployment's own services, and revoked at the provider on disconnect.",
         self_check: "Signs and verifies a state-like value with the current link key, and counts (up to 100) active connectors whose refresh is more than ten minutes overdue.",

@@ -114,7 +114,7 @@ headers (F4), as RFC 8058 asks before receivers offer one-click."#,
 development allows), event types from Gatehouse's own list (`user.signed_in`,
 `session.revoked`, `member.added`, `member.removed`, `api_key.created`, `api_key.revoked`,
 `record.shared`, `grant.created`, `grant.revoked`, `erasure.completed`,
-`webhook.endpoint_disabled`) or the product's declared ones, a `whsec_` secret shown once and
+`webhook.endpoint_disabled`, `connector.needs_reauth`, `sso.domain_unverified`) or the product's declared ones, a `whsec_` secret shown once and
 sealed under the organisation's data key, rotated with an overlap during which both secrets sign.
 Gatehouse's events are queued by the audit append of the change they report, in its
 transaction; the product's by `POST /internal/v1/events` (1 to 1,000, all or none). Each
