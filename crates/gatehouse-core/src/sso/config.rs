@@ -221,6 +221,11 @@ impl Sso<'_> {
             updated_at: now,
         };
         tx.put_sso_config(&record).await?;
+        // Another issuer is another provider: the links the old one made end (#24).
+        let links_removed = match &previous {
+            Some(p) if p.issuer != record.issuer => self.drop_links(tx.as_mut()).await?,
+            _ => 0,
+        };
         if let Some(secret) = &input.client_secret {
             let id = org.to_string();
             self.keyring()
@@ -254,6 +259,7 @@ impl Sso<'_> {
                 "enforced": record.enforced,
                 "enforcement_changed": previous.as_ref().map_or(record.enforced, |p| p.enforced != record.enforced),
                 "client_secret_set": input.client_secret.is_some(),
+                "sso_links_removed": links_removed,
             })
             .to_string(),
         )
@@ -263,6 +269,26 @@ impl Sso<'_> {
         tx.commit(proof).await?;
         self.enforcement_changed(org);
         Ok(view)
+    }
+
+    /// Removes the links the organisation's sign-on made to its members' accounts (those of its
+    /// first 10,000 members; a former member's links ended with their membership).
+    async fn drop_links(&self, tx: &mut dyn TenantTx) -> Result<u64, Error> {
+        let mut cursor: Option<String> = None;
+        let mut removed = 0;
+        for _ in 0..50 {
+            let page = tx
+                .list_memberships(PageRequest::parse(cursor.as_deref(), Some(200))?)
+                .await?;
+            for m in &page.items {
+                removed += tx.delete_links_made_here(m.user_id).await?;
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(removed)
     }
 
     /// Whether an owner of the scope's organisation has a confirmed second factor (the owners
@@ -301,7 +327,9 @@ impl Sso<'_> {
             SECRET_FIELD,
         )
         .await?;
+        let links_removed = self.drop_links(tx.as_mut()).await?;
         let event = AuditEvent::success(call.principal.actor(), "sso.removed", "organization", org)
+            .with_details(json!({ "sso_links_removed": links_removed }).to_string())
             .with_request(call.request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;

@@ -236,7 +236,10 @@ async fn an_answer_without_the_providers_iss_or_with_another_spelling_is_refused
         let started = start(&app, &ada.org).await;
         let back = op.authorize(&started.url, "carol-at-idp").await;
         let (path, mut body) = completion(&back, &started.secret);
-        let issuer = body["iss"].as_str().expect("oidc-provider sends iss").to_owned();
+        let issuer = body["iss"]
+            .as_str()
+            .expect("oidc-provider sends iss")
+            .to_owned();
         if change == "drop" {
             body.as_object_mut().unwrap().remove("iss");
         } else {
