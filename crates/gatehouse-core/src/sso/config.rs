@@ -85,8 +85,10 @@ fn text(field: &'static str, value: &str, max: usize) -> Result<(), Error> {
 /// Whether a change of the provider needs the organisation's owner (besides `sso.manage` and
 /// the step-up every change needs): a first provider, another issuer or client id (whoever
 /// chooses the provider chooses what it asserts, an owner's address included), or a default
-/// role of admin (every person the provider vouches for would join as one). Scopes, the secret
-/// of the same client, enforcement and other default roles stay with `sso.manage`.
+/// role of admin (every person the provider vouches for would join as one). A default role
+/// granting more than the caller holds, turning enforcement off and another client secret need
+/// the owner too (`Sso::owners_change`); scopes, turning enforcement on and the rest stay with
+/// `sso.manage`.
 fn needs_owner(
     previous: Option<&SsoConfigRecord>,
     issuer: &str,
@@ -184,7 +186,17 @@ impl Sso<'_> {
             ));
         }
         let previous = tx.sso_config().await?;
-        if needs_owner(previous.as_ref(), &input.issuer, &input.client_id, &role) {
+        let why = match needs_owner(previous.as_ref(), &input.issuer, &input.client_id, &role) {
+            true => Some("sso.provider_or_admin_role"),
+            false => {
+                let off = previous
+                    .as_ref()
+                    .is_some_and(|p| p.enforced && !input.enforced);
+                self.owners_change(tx.as_mut(), call, &role, off, input.client_secret.as_ref())
+                    .await?
+            }
+        };
+        if let Some(why) = why {
             let actor = UserId::from_uuid(call.principal.subject);
             let is_owner = call.principal.api_key_permissions.is_none()
                 && tx
@@ -197,8 +209,7 @@ impl Sso<'_> {
                     &call.scope,
                     &call.principal,
                     "permission.denied",
-                    json!({ "permission": "owner", "why": "sso.provider_or_admin_role" })
-                        .to_string(),
+                    json!({ "permission": "owner", "why": why }).to_string(),
                     &call.request,
                 )
                 .await;
@@ -269,6 +280,62 @@ impl Sso<'_> {
         tx.commit(proof).await?;
         self.enforcement_changed(org);
         Ok(view)
+    }
+
+    /// Why a change of the same provider still needs the owner, if it does (#24): a default
+    /// role granting what the caller does not hold (everyone the provider vouches for would join
+    /// with it), turning enforcement off (password sign-in into the organisation again), or
+    /// another client secret.
+    async fn owners_change(
+        &self,
+        tx: &mut dyn TenantTx,
+        call: &TenantCall,
+        role: &Role,
+        enforcement_off: bool,
+        secret: Option<&SecretString>,
+    ) -> Result<Option<&'static str>, Error> {
+        let actor = UserId::from_uuid(call.principal.subject);
+        let actor_role = match &call.principal.api_key_permissions {
+            Some(_) => Role::Viewer,
+            None => match tx.membership(actor).await? {
+                Some(m) => m.role,
+                None => return Ok(Some("sso.not_a_member")),
+            },
+        };
+        let held = self
+            .held_permissions(tx, &call.principal, &actor_role)
+            .await?;
+        if self
+            .role_grants(tx, role)
+            .await?
+            .iter()
+            .any(|p| !held.contains(p))
+        {
+            return Ok(Some("sso.default_role_beyond_caller"));
+        }
+        if enforcement_off {
+            return Ok(Some("sso.enforcement_off"));
+        }
+        if let Some(secret) = secret {
+            let id = call.scope.org_id().to_string();
+            let stored = self
+                .keyring()
+                .open(
+                    tx,
+                    FieldRef {
+                        kind: SealedKind::SsoClientSecret,
+                        record_id: &id,
+                        field: SECRET_FIELD,
+                    },
+                )
+                .await?;
+            let same = stored
+                .is_some_and(|s| gatehouse_crypto::ct_eq(s.expose(), secret.expose().as_bytes()));
+            if !same {
+                return Ok(Some("sso.client_secret_changed"));
+            }
+        }
+        Ok(None)
     }
 
     /// Removes the links the organisation's sign-on made to its members' accounts (those of its

@@ -452,3 +452,69 @@ async fn a_person_lists_and_ends_their_own_links() {
     assert!(events.iter().any(|e| e.action == "sso.identity_unlinked"));
     app.chain_verifies(&ada.org).await;
 }
+
+/// Holding `sso.manage` is not holding everything a default role grants: a member whose role
+/// grants only it may not make everyone the provider vouches for join with more (the owner's
+/// call, as a custom role's permissions are never more than its maker's); refused and recorded.
+#[tokio::test]
+async fn a_default_role_granting_more_than_the_caller_holds_is_the_owners() {
+    let Acme { app, ada, .. } = acme(vec![]).await;
+    for (name, perms) in [
+        ("sso-keeper", json!(["org.read", "sso.manage"])),
+        ("auditor", json!(["org.read", "audit.read"])),
+    ] {
+        let res = app
+            .org_call(
+                Method::POST,
+                "/v1/organization/roles",
+                &ada,
+                Some(json!({"name": name, "permissions": perms})),
+            )
+            .await;
+        assert!(res.status().is_success(), "{:?}", res.text().await);
+    }
+    let keeper = app.add_member(&ada, "kim@acme.test", "sso-keeper").await;
+    let res = app
+        .org_call(Method::GET, "/v1/sso/config", &keeper, None)
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let mut config: serde_json::Value = res.json().await.unwrap();
+    for k in ["has_client_secret", "created_at", "updated_at"] {
+        config.as_object_mut().unwrap().remove(k);
+    }
+    // The same settings again: theirs (the control).
+    let res = app
+        .org_call(Method::PUT, "/v1/sso/config", &keeper, Some(config.clone()))
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    for (field, value) in [
+        ("default_role", json!("auditor")),
+        ("client_secret", json!("another-secret-entirely-0123456789")),
+    ] {
+        let mut c = config.clone();
+        c[field] = value;
+        let res = app
+            .org_call(Method::PUT, "/v1/sso/config", &keeper, Some(c))
+            .await;
+        expect_problem(res, 403, "forbidden").await;
+    }
+    let events = app.audit_events(&ada.org).await;
+    let denied: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "permission.denied")
+        .map(|e| e.details.clone())
+        .collect();
+    assert!(
+        denied
+            .iter()
+            .any(|d| d.contains("sso.default_role_beyond_caller")),
+        "{denied:?}"
+    );
+    assert!(
+        denied
+            .iter()
+            .any(|d| d.contains("sso.client_secret_changed")),
+        "{denied:?}"
+    );
+    app.chain_verifies(&ada.org).await;
+}
