@@ -127,6 +127,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteFacts) {
         .add(ReadWrite, routes!(erasures::organization))
         .add(ReadWrite, routes!(me::revoke))
         .add(ReadWrite, routes!(me::revoke_others))
+        .add(ReadWrite, routes!(me::sso_links))
+        .add(ReadWrite, routes!(me::sso_unlink))
         .add(Auth, routes!(mfa::complete))
         .add(Auth, routes!(mfa::step_up))
         .add(ReadWrite, routes!(mfa::enrol, mfa::disable))

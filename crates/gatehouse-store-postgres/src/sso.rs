@@ -159,6 +159,17 @@ impl SsoStore for PgTenantTx {
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn delete_links_made_here(&mut self, user: UserId) -> Result<u64, StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
+        sqlx::query("DELETE FROM external_identities WHERE user_id = $1 AND linked_by_org = $2")
+            .bind(user.as_uuid())
+            .bind(self.scope.org_id().as_uuid())
+            .execute(&mut *self.tx)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
+    }
 }
 
 #[async_trait]
@@ -225,5 +236,20 @@ impl SsoDirectory for PgTx {
         .await
         .map_err(map_err)?;
         rows.iter().map(identity).collect()
+    }
+
+    async fn delete_external_identity(
+        &mut self,
+        user: UserId,
+        digest: &[u8],
+    ) -> Result<bool, StoreError> {
+        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
+        sqlx::query("DELETE FROM external_identities WHERE user_id = $1 AND digest = $2")
+            .bind(user.as_uuid())
+            .bind(digest)
+            .execute(&mut *self.tx)
+            .await
+            .map(|r| r.rows_affected() > 0)
+            .map_err(map_err)
     }
 }

@@ -157,6 +157,16 @@ impl SsoStore for SqliteTenantTx {
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn delete_links_made_here(&mut self, user: UserId) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM external_identities WHERE user_id = ? AND linked_by_org = ?")
+            .bind(user.as_uuid())
+            .bind(self.scope.org_id().as_uuid())
+            .execute(&mut *self.tx)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
+    }
 }
 
 #[async_trait]
@@ -217,5 +227,19 @@ impl SsoDirectory for SqliteTx {
         .await
         .map_err(map_err)?;
         rows.iter().map(identity).collect()
+    }
+
+    async fn delete_external_identity(
+        &mut self,
+        user: UserId,
+        digest: &[u8],
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM external_identities WHERE user_id = ? AND digest = ?")
+            .bind(user.as_uuid())
+            .bind(digest)
+            .execute(&mut *self.tx)
+            .await
+            .map(|r| r.rows_affected() > 0)
+            .map_err(map_err)
     }
 }

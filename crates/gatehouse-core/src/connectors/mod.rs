@@ -124,13 +124,19 @@ pub(crate) fn split_scopes(s: &str) -> Vec<String> {
 pub(crate) const ACCESS: &str = "access";
 pub(crate) const REFRESH: &str = "refresh";
 
+/// The shortest lifetime a refresh is planned for: a provider answering `expires_in` 0 (or a few
+/// seconds) would otherwise have its connector due at every pass of the job (#24).
+pub(crate) const MIN_LIFETIME: Duration = Duration::seconds(60);
+
 /// When a token living `lifetime` from `now` is refreshed: `refresh_ahead` before it expires,
-/// but never before half its life (a short-lived token is not refreshed at once).
+/// but never before half its life (a short-lived token is not refreshed at once), the lifetime
+/// taken as at least [`MIN_LIFETIME`].
 pub(crate) fn refresh_due(
     settings: &ConnectorSettings,
     now: OffsetDateTime,
     lifetime: Duration,
 ) -> OffsetDateTime {
+    let lifetime = lifetime.max(MIN_LIFETIME);
     let lead = settings.refresh_ahead.min(lifetime / 2);
     now + lifetime - lead
 }
@@ -200,5 +206,18 @@ mod tests {
             refresh_due(&s, now, Duration::seconds(60)),
             now + Duration::seconds(30)
         );
+    }
+
+    #[test]
+    fn a_token_said_to_expire_at_once_is_not_due_again_at_once() {
+        let s = ConnectorSettings::default();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        for seconds in [0, 1, 59] {
+            assert_eq!(
+                refresh_due(&s, now, Duration::seconds(seconds)),
+                now + Duration::seconds(30),
+                "{seconds}"
+            );
+        }
     }
 }

@@ -173,9 +173,12 @@ impl Members<'_> {
             }
         }
         tx.delete_membership(user).await?;
+        // The organisation's sign-on links to the account end with the membership (#24): a stale
+        // link never signs the person in again.
+        let links = tx.delete_links_made_here(user).await?;
         let event = AuditEvent::success(principal.actor(), "member.removed", "user", user)
             .with_details(format!(
-                "{{\"role\":{},\"sessions_ended\":{}}}",
+                "{{\"role\":{},\"sessions_ended\":{},\"sso_links_removed\":{links}}}",
                 json_str(current.role.as_str()),
                 ended.len()
             ))

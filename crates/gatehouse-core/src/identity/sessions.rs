@@ -737,6 +737,9 @@ impl Sessions<'_> {
             .await?
             .ok_or(Error::Unauthenticated("the session has ended"))?;
         super::session_policy::refuse_switch_after_end(m, &session)?;
+        if crate::sso::enforcement::confined_elsewhere(session.signed_in_with, org) {
+            return Err(crate::sso::enforcement::CONFINED);
+        }
         if !self
             .sso_admits(m, session.signed_in_with, session.mfa_at.is_some())
             .await?

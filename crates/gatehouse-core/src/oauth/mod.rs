@@ -47,13 +47,20 @@ pub struct OAuthSettings {
 const DISCOVERY_TTL: Duration = Duration::minutes(10);
 /// The most discovery documents kept: past it, the expired go, then the oldest.
 const DISCOVERY_ENTRIES: usize = 256;
+/// How long a failed discovery is answered from memory: an issuer that is down (or a sign-in
+/// start against an issuer that fails) is asked at most twice a minute (#24).
+const DISCOVERY_FAILURE_TTL: Duration = Duration::seconds(30);
+
+/// A cached discovery: the endpoints, or why there are none.
+type Discovered = Result<Arc<ProviderEndpoints>, client::ProviderError>;
 
 /// The settings, the HTTP client and the discovery documents fetched, held by the kernel.
 #[derive(Debug, Default)]
 pub struct OAuthRuntime {
     settings: OAuthSettings,
     client: Option<Arc<dyn OAuthClient>>,
-    discovered: RwLock<HashMap<String, (OffsetDateTime, Arc<ProviderEndpoints>)>>,
+    /// A discovery's answer, or its failure (kept [`DISCOVERY_FAILURE_TTL`]).
+    discovered: RwLock<HashMap<String, (OffsetDateTime, Discovered)>>,
 }
 
 impl OAuthRuntime {
@@ -130,8 +137,8 @@ impl<'k> OAuth<'k> {
     }
 
     /// A provider's endpoints: as configured, or from its discovery document (fetched through
-    /// the client and kept ten minutes by the injected clock; at most
-    /// [`DISCOVERY_ENTRIES`] kept).
+    /// the client and kept ten minutes by the injected clock, a provider's failure 30 seconds;
+    /// at most [`DISCOVERY_ENTRIES`] kept).
     pub async fn endpoints(&self, provider: &Provider) -> Result<Arc<ProviderEndpoints>, Error> {
         let issuer = match &provider.endpoints {
             Endpoints::Explicit(e) => return Ok(Arc::new(e.as_ref().clone())),
@@ -145,18 +152,21 @@ impl<'k> OAuth<'k> {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
-            && now < *at + DISCOVERY_TTL
             && *at <= now
         {
-            return Ok(Arc::clone(e));
+            match e {
+                Ok(e) if now < *at + DISCOVERY_TTL => return Ok(Arc::clone(e)),
+                Err(e) if now < *at + DISCOVERY_FAILURE_TTL => return Err(e.clone().into()),
+                _ => {}
+            }
         }
-        let found = Arc::new(self.client()?.discover(issuer).await?);
+        let found = self.client()?.discover(issuer).await.map(Arc::new);
         let mut cache = runtime
             .discovered
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        remember(&mut cache, key, now, Arc::clone(&found));
-        Ok(found)
+        remember(&mut cache, key, now, found.clone());
+        found.map_err(Into::into)
     }
 }
 

@@ -89,8 +89,10 @@ fn text(field: &'static str, value: &str, max: usize) -> Result<(), Error> {
 /// Whether a change of the provider needs the organisation's owner (besides `sso.manage` and
 /// the step-up every change needs): a first provider, another issuer or client id (whoever
 /// chooses the provider chooses what it asserts, an owner's address included), or a default
-/// role of admin (every person the provider vouches for would join as one). Scopes, the secret
-/// of the same client, enforcement and other default roles stay with `sso.manage`.
+/// role of admin (every person the provider vouches for would join as one). A default role
+/// granting more than the caller holds, turning enforcement off and another client secret need
+/// the owner too (`Sso::owners_change`); scopes, turning enforcement on and the rest stay with
+/// `sso.manage`.
 fn needs_owner(
     previous: Option<&SsoConfigRecord>,
     issuer: &str,
@@ -196,7 +198,17 @@ impl Sso<'_> {
             ));
         }
         let previous = tx.sso_config().await?;
-        if needs_owner(previous.as_ref(), &input.issuer, &input.client_id, &role) {
+        let why = match needs_owner(previous.as_ref(), &input.issuer, &input.client_id, &role) {
+            true => Some("sso.provider_or_admin_role"),
+            false => {
+                let off = previous
+                    .as_ref()
+                    .is_some_and(|p| p.enforced && !input.enforced);
+                self.owners_change(tx.as_mut(), call, &role, off, input.client_secret.as_ref())
+                    .await?
+            }
+        };
+        if let Some(why) = why {
             let actor = UserId::from_uuid(call.principal.subject);
             let is_owner = call.principal.api_key_permissions.is_none()
                 && tx
@@ -209,8 +221,7 @@ impl Sso<'_> {
                     &call.scope,
                     &call.principal,
                     "permission.denied",
-                    json!({ "permission": "owner", "why": "sso.provider_or_admin_role" })
-                        .to_string(),
+                    json!({ "permission": "owner", "why": why }).to_string(),
                     &call.request,
                 )
                 .await;
@@ -233,6 +244,11 @@ impl Sso<'_> {
             updated_at: now,
         };
         tx.put_sso_config(&record).await?;
+        // Another issuer is another provider: the links the old one made end (#24).
+        let links_removed = match &previous {
+            Some(p) if p.issuer != record.issuer => self.drop_links(tx.as_mut()).await?,
+            _ => 0,
+        };
         if let Some(secret) = &input.client_secret {
             let id = org.to_string();
             self.keyring()
@@ -266,6 +282,7 @@ impl Sso<'_> {
                 "enforced": record.enforced,
                 "enforcement_changed": previous.as_ref().map_or(record.enforced, |p| p.enforced != record.enforced),
                 "client_secret_set": input.client_secret.is_some(),
+                "sso_links_removed": links_removed,
             })
             .to_string(),
         )
@@ -275,6 +292,82 @@ impl Sso<'_> {
         tx.commit(proof).await?;
         self.enforcement_changed(org);
         Ok(view)
+    }
+
+    /// Why a change of the same provider still needs the owner, if it does (#24): a default
+    /// role granting what the caller does not hold (everyone the provider vouches for would join
+    /// with it), turning enforcement off (password sign-in into the organisation again), or
+    /// another client secret.
+    async fn owners_change(
+        &self,
+        tx: &mut dyn TenantTx,
+        call: &TenantCall,
+        role: &Role,
+        enforcement_off: bool,
+        secret: Option<&SecretString>,
+    ) -> Result<Option<&'static str>, Error> {
+        let actor = UserId::from_uuid(call.principal.subject);
+        let actor_role = match &call.principal.api_key_permissions {
+            Some(_) => Role::Viewer,
+            None => match tx.membership(actor).await? {
+                Some(m) => m.role,
+                None => return Ok(Some("sso.not_a_member")),
+            },
+        };
+        let held = self
+            .held_permissions(tx, &call.principal, &actor_role)
+            .await?;
+        if self
+            .role_grants(tx, role)
+            .await?
+            .iter()
+            .any(|p| !held.contains(p))
+        {
+            return Ok(Some("sso.default_role_beyond_caller"));
+        }
+        if enforcement_off {
+            return Ok(Some("sso.enforcement_off"));
+        }
+        if let Some(secret) = secret {
+            let id = call.scope.org_id().to_string();
+            let stored = self
+                .keyring()
+                .open(
+                    tx,
+                    FieldRef {
+                        kind: SealedKind::SsoClientSecret,
+                        record_id: &id,
+                        field: SECRET_FIELD,
+                    },
+                )
+                .await?;
+            let same = stored
+                .is_some_and(|s| gatehouse_crypto::ct_eq(s.expose(), secret.expose().as_bytes()));
+            if !same {
+                return Ok(Some("sso.client_secret_changed"));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes the links the organisation's sign-on made to its members' accounts (those of its
+    /// first 10,000 members; a former member's links ended with their membership).
+    async fn drop_links(&self, tx: &mut dyn TenantTx) -> Result<u64, Error> {
+        let mut cursor: Option<String> = None;
+        let mut removed = 0;
+        for _ in 0..50 {
+            let page = tx
+                .list_memberships(PageRequest::parse(cursor.as_deref(), Some(200))?)
+                .await?;
+            for m in &page.items {
+                removed += tx.delete_links_made_here(m.user_id).await?;
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(removed)
     }
 
     /// Whether an owner of the scope's organisation has a confirmed second factor (the owners
@@ -313,7 +406,9 @@ impl Sso<'_> {
             SECRET_FIELD,
         )
         .await?;
+        let links_removed = self.drop_links(tx.as_mut()).await?;
         let event = AuditEvent::success(call.principal.actor(), "sso.removed", "organization", org)
+            .with_details(json!({ "sso_links_removed": links_removed }).to_string())
             .with_request(call.request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;

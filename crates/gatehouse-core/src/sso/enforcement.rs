@@ -12,6 +12,19 @@ use crate::kernel::Kernel;
 use crate::scope::TenantScope;
 use crate::store::{MembershipRecord, PlatformTx, Role, SessionRecord, SignedInWith};
 
+/// Whether a session that began `signed_in_with` is kept out of `org`: one begun through another
+/// organisation's sign-on stays in that organisation (its provider vouches for the person there
+/// only), whatever `org` enforces; a password's or a platform provider's session is not.
+pub(crate) fn confined_elsewhere(signed_in_with: SignedInWith, org: OrgId) -> bool {
+    matches!(signed_in_with, SignedInWith::Sso(home) if home != org)
+}
+
+/// The refusal of a switch out of the organisation whose sign-on began the session.
+pub(crate) const CONFINED: Error = Error::SsoRefused(
+    "this session began through another organisation's single sign-on and stays in that \
+     organisation: sign in to this one by its own means (a password, or its own sign-on)",
+);
+
 impl Kernel {
     /// Whether `org` enforces single sign-on: cached per organisation for at most
     /// `POLICY_CACHE_MAX_AGE` and forgotten on change, here and through the fan-out.
@@ -62,6 +75,9 @@ impl Kernel {
         signed_in_with: SignedInWith,
         second_factor: bool,
     ) -> Result<bool, Error> {
+        if confined_elsewhere(signed_in_with, org) {
+            return Ok(false);
+        }
         if signed_in_with == SignedInWith::Sso(org) || (owner && second_factor) {
             return Ok(true);
         }

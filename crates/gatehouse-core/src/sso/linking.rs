@@ -124,7 +124,16 @@ impl Sso<'_> {
             .vouched(tx.as_mut(), org, email.as_ref(), claims)
             .await?;
         let mut changes = Changes::default();
-        let user = match tx.external_identity(issuer, subject).await? {
+        // An organisation's sign-on uses only a link made for it: another organisation's (or a
+        // platform provider's) link to the same identity says nothing here, and the address
+        // rules decide as if it were not there (#24, a link made for M never signs in at N).
+        let link = tx.external_identity(issuer, subject).await?;
+        let (own_link, foreign_link) = match link {
+            Some(l) if org.is_none() || l.linked_by == org.map(|c| c.org_id) => (Some(l), None),
+            other => (None, other),
+        };
+        let through_link = own_link.is_some();
+        let user = match own_link {
             Some(link) => tx
                 .user_by_id(link.user_id)
                 .await?
@@ -136,8 +145,8 @@ impl Sso<'_> {
                          organisation verified: no account is linked or made through it",
                     ));
                 };
-                changes.linked = true;
-                match (tx.user_by_email(email.as_str()).await?, org) {
+                changes.linked = foreign_link.is_none();
+                let found = match (tx.user_by_email(email.as_str()).await?, org) {
                     (Some(existing), Some(config)) => {
                         linkable_by_address(tx.as_mut(), &existing, config.org_id).await?;
                         existing
@@ -152,7 +161,14 @@ impl Sso<'_> {
                         changes.created = true;
                         self.new_account(email, claims)?
                     }
+                };
+                if foreign_link.as_ref().is_some_and(|l| l.user_id != found.id) {
+                    return Err(Error::SsoRefused(
+                        "this identity is linked to another account (for another organisation's \
+                         sign-on): it signs in no other account here",
+                    ));
                 }
+                found
             }
         };
         self.refuse_if_disabled(&user, request)?;
@@ -166,6 +182,19 @@ impl Sso<'_> {
                     .find(|m| m.org_id == config.org_id);
                 match current {
                     Some(m) => Some(m),
+                    // A link outlives no membership (links end with it), but one found for a
+                    // person who is not a member re-admits them only as the address would.
+                    None if through_link
+                        && !self
+                            .readmits(tx.as_mut(), &user, email.as_ref(), vouched, config.org_id)
+                            .await? =>
+                    {
+                        return Err(Error::SsoRefused(
+                            "not a member: a link to the provider does not make one; only a \
+                             verified address in a domain the organisation verified, of an \
+                             account linkable by its address, does",
+                        ));
+                    }
                     None if vouched => {
                         let role = Role::parse(&config.default_role)
                             .ok_or_else(|| Error::Internal("a stored default role".into()))?;
@@ -199,6 +228,28 @@ impl Sso<'_> {
             self.record_changes(tx, decided, request).await?;
         }
         Ok(Resolved { user, membership })
+    }
+
+    /// Whether a person found through a link, no longer a member, joins again: only as the
+    /// just-in-time rules would admit them without the link (the provider vouches for the
+    /// account's own address, and the account is linkable by its address).
+    async fn readmits(
+        &self,
+        tx: &mut dyn PlatformTx,
+        user: &UserRecord,
+        email: Option<&Email>,
+        vouched: bool,
+        org: OrgId,
+    ) -> Result<bool, Error> {
+        let own_address = email.is_some_and(|e| e.as_str().eq_ignore_ascii_case(&user.email));
+        if !(vouched && own_address) {
+            return Ok(false);
+        }
+        match linkable_by_address(tx, user, org).await {
+            Ok(()) => Ok(true),
+            Err(Error::SsoRefused(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether the provider vouches for `email`: it says the address is verified and, for an

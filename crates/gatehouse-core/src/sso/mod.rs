@@ -35,12 +35,13 @@
 
 mod config;
 mod domains;
-mod enforcement;
+pub(crate) mod enforcement;
 mod flow;
 pub mod id_token;
 mod keys;
 mod link;
 mod linking;
+mod links;
 mod recheck;
 mod signin;
 
@@ -49,6 +50,7 @@ use std::sync::Arc;
 pub use config::{SsoConfigInput, SsoConfigView};
 pub use domains::{CHALLENGE_LABEL, CHALLENGE_PREFIX, DomainView, challenge_record_name};
 pub use flow::FlowMode;
+pub use links::LinkView;
 pub use recheck::{GRACE, RECHECK_EVERY, RecheckReport};
 pub use signin::{CALLBACK_PATH, Callback, SignInTarget, StartedSignIn};
 

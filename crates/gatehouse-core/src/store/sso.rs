@@ -71,6 +71,10 @@ pub trait SsoStore: Send {
 
     /// Gives a domain up; returns whether it was claimed.
     async fn delete_sso_domain(&mut self, domain: &str) -> Result<bool, StoreError>;
+
+    /// Removes the links the scope's sign-on made to `user`'s account (their membership ended,
+    /// or the organisation's provider changed); answers how many.
+    async fn delete_links_made_here(&mut self, user: UserId) -> Result<u64, StoreError>;
 }
 
 /// An external identity linked to an account: the provider's issuer and its subject for the
@@ -109,6 +113,14 @@ pub trait SsoDirectory: Send {
         &mut self,
         user: UserId,
     ) -> Result<Vec<ExternalIdentityRecord>, StoreError>;
+
+    /// Removes `user`'s link whose [`external_identity_digest`] is `digest`; answers whether
+    /// there was one.
+    async fn delete_external_identity(
+        &mut self,
+        user: UserId,
+        digest: &[u8],
+    ) -> Result<bool, StoreError>;
 }
 
 /// The digest external identities are found by: SHA-256 over the issuer, a NUL, the subject

@@ -157,3 +157,62 @@ pub(crate) async fn revoke_others(
     let revoked = state.kernel.sessions().revoke_others(&caller.call).await?;
     Ok(Json(Revoked::new(revoked)))
 }
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SsoLink {
+    /// The link's id (a digest of the provider's issuer and the person's subject there).
+    id: String,
+    issuer: String,
+    /// The organisation whose single sign-on made the link; null: a platform provider.
+    organization_id: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SsoLinkList {
+    items: Vec<SsoLink>,
+}
+
+/// The caller's links to identities at external providers (which sign the account in), oldest
+/// first. A link ends with the membership of the organisation whose sign-on made it.
+#[utoipa::path(get, path = "/v1/me/sso/links", tag = "me", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's links", body = SsoLinkList),
+        (status = 403, description = "`forbidden`: an API key or an impersonation", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn sso_links(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+) -> Result<Json<SsoLinkList>, ApiError> {
+    let links = state.kernel.sso().links(&caller.call).await?;
+    Ok(Json(SsoLinkList {
+        items: links
+            .into_iter()
+            .map(|l| SsoLink {
+                id: l.id,
+                issuer: l.issuer,
+                organization_id: l.organization_id.map(|o| o.as_uuid()),
+                created_at: l.created_at,
+            })
+            .collect(),
+    }))
+}
+
+/// Ends one of the caller's links: that identity no longer signs the account in. Audited
+/// (`sso.identity_unlinked`, on the chain of the organisation whose sign-on made it).
+#[utoipa::path(delete, path = "/v1/me/sso/links/{id}", tag = "me", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The link's id")),
+    responses(
+        (status = 204, description = "Unlinked"),
+        (status = 403, description = "`forbidden`: an API key or an impersonation", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such link of the caller", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn sso_unlink(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.kernel.sso().unlink(&caller.call, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

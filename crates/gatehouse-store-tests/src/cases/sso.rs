@@ -8,7 +8,7 @@ use std::sync::Arc;
 use gatehouse_core::audit::Audited;
 use gatehouse_core::store::{
     ExternalIdentityRecord, SessionRecord, SignedInWith, SsoConfigRecord, SsoDomainRecord, Store,
-    Tier,
+    Tier, external_identity_digest,
 };
 use gatehouse_core::{Clock, OrgId, StoreError, TenantScope};
 use time::Duration;
@@ -194,7 +194,7 @@ pub async fn sso_a_domain_is_verified_by_one_organisation_and_found_only_once_ve
 
 pub async fn sso_external_identities_are_unique_and_listed_per_person(store: Arc<dyn Store>) {
     let clock = clock();
-    let seeded = seed(store.as_ref(), &clock, 1).await;
+    let seeded = seed(store.as_ref(), &clock, 2).await;
     let org = seeded[0].0;
     let ada = new_user(store.as_ref(), &clock, "ada@acme.test").await;
     let bob = new_user(store.as_ref(), &clock, "bob@acme.test").await;
@@ -251,8 +251,31 @@ pub async fn sso_external_identities_are_unique_and_listed_per_person(store: Arc
     }
     assert_eq!(
         tx.external_identities_of(ada.id).await.unwrap(),
-        vec![ada_idp, ada_social]
+        vec![ada_idp, ada_social.clone()]
     );
+    assert_eq!(
+        tx.external_identities_of(bob.id).await.unwrap(),
+        vec![bob_idp.clone()]
+    );
+    drop(tx);
+
+    // The organisation's links of a person end (their membership did): only those it made, of
+    // that person; another organisation's scope removes none of them.
+    let other = seeded[1].0;
+    let mut tx = in_scope(store.as_ref(), other).await;
+    assert_eq!(tx.delete_links_made_here(ada.id).await.unwrap(), 0);
+    drop(tx);
+    let mut tx = in_scope(store.as_ref(), org).await;
+    assert_eq!(tx.delete_links_made_here(ada.id).await.unwrap(), 1);
+    tx.commit(Audited::for_tests()).await.unwrap();
+    // A person ends one of their own by its digest; not someone else's.
+    let social = external_identity_digest(&ada_social.issuer, &ada_social.subject);
+    let mut tx = store.begin().await.unwrap();
+    assert!(!tx.delete_external_identity(bob.id, &social).await.unwrap());
+    assert!(tx.delete_external_identity(ada.id, &social).await.unwrap());
+    tx.commit(Audited::for_tests()).await.unwrap();
+    let mut tx = store.begin_read().await.unwrap();
+    assert!(tx.external_identities_of(ada.id).await.unwrap().is_empty());
     assert_eq!(
         tx.external_identities_of(bob.id).await.unwrap(),
         vec![bob_idp]

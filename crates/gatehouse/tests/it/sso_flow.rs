@@ -352,3 +352,64 @@ async fn a_platform_provider_with_a_64_character_name_completes_in_bearer_mode()
     let res = sign_in(&app, &op, &name, "frank").await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
 }
+
+/// An issuer whose discovery fails answers every request 500 and counts them.
+async fn failing_issuer() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicU64::new(0));
+    let seen = std::sync::Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let seen = std::sync::Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = socket
+                    .write_all(
+                        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    )
+                    .await;
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+/// A failing discovery is remembered a short while (by the injected clock): sign-in starts
+/// against an issuer that is down do not each call it.
+#[tokio::test]
+async fn a_failed_discovery_is_remembered_thirty_seconds() {
+    use std::sync::atomic::Ordering;
+    let Acme { app, ada, .. } = acme(vec![]).await;
+    let (issuer, calls) = failing_issuer().await;
+    crate::sso_signin::configure(
+        &app,
+        &ada,
+        &issuer,
+        "gatehouse-acme",
+        "secret-0123456789",
+        json!({}),
+    )
+    .await;
+    let path = format!("/v1/auth/sso/{}/start", ada.org);
+    for _ in 0..2 {
+        let res = app.post_json(&path, &json!({})).await;
+        expect_problem(res, 502, "oauth_provider_error").await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Thirty seconds on, it is asked again.
+    app.clock.advance(time::Duration::seconds(31));
+    let res = app.post_json(&path, &json!({})).await;
+    expect_problem(res, 502, "oauth_provider_error").await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
