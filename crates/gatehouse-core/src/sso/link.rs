@@ -10,13 +10,13 @@
 
 use serde_json::json;
 
-use super::signin::{Callback, StartedSignIn, callback_path};
+use super::signin::{Callback, StartedSignIn};
 use super::{ORG_PROVIDER, Sso};
 use crate::audit::{self, AuditEvent};
 use crate::context::TenantCall;
 use crate::error::{Error, StoreError};
 use crate::ids::UserId;
-use crate::oauth::{AuthorizationRequest, Binding, Expected, FlowMode, StatePurpose};
+use crate::oauth::{Binding, Expected, FlowMode, StatePurpose};
 use crate::store::ExternalIdentityRecord;
 
 const LINK: &str = "sso.link";
@@ -28,14 +28,6 @@ impl Sso<'_> {
         let user = self.linking_person(call).await?;
         let org = call.scope.org_id();
         let resolved = self.org_provider(org).await?;
-        let provider = &resolved.provider;
-        let endpoints = self.oauth().endpoints(provider).await?;
-        if endpoints.issuer.is_none() {
-            return Err(Error::SsoRefused("the provider is not an OpenID provider"));
-        }
-        let redirect_uri = self
-            .oauth()
-            .redirect_uri(&callback_path(Some(org), ORG_PROVIDER))?;
         let event = AuditEvent::success(
             call.principal.actor(),
             "sso.link_started",
@@ -43,33 +35,16 @@ impl Sso<'_> {
             ORG_PROVIDER,
         )
         .with_request(call.request.request_id.clone());
-        let started = self
-            .oauth()
-            .begin(
-                Some(&call.scope),
-                Binding {
-                    purpose: StatePurpose::Sso,
-                    // Bound to the person, who completes it with their own session.
-                    mode: FlowMode::Unbound,
-                    org: Some(org),
-                    user: Some(user),
-                    provider: ORG_PROVIDER.to_owned(),
-                },
-                AuthorizationRequest {
-                    endpoints: &endpoints,
-                    client_id: &provider.client.client_id,
-                    scopes: &provider.scopes,
-                    redirect_uri: &redirect_uri,
-                    extra: &[],
-                },
-                event,
-            )
-            .await?;
-        Ok(StartedSignIn {
-            authorization_url: started.url.to_string(),
-            state: started.state,
-            expires_at: started.expires_at,
-        })
+        let binding = Binding {
+            purpose: StatePurpose::Sso,
+            // Bound to the person, who completes it with their own session.
+            mode: FlowMode::Unbound,
+            org: Some(org),
+            user: Some(user),
+            provider: ORG_PROVIDER.to_owned(),
+        };
+        self.authorization(Some(&call.scope), binding, &resolved.provider, event)
+            .await
     }
 
     /// Completes a link the caller started: the state must be theirs, then the provider's answer

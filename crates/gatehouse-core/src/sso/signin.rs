@@ -275,33 +275,46 @@ impl Sso<'_> {
             }
             SignInTarget::Social(name) => (None, self.social_provider(&name)?),
         };
-        let provider = &resolved.provider;
+        let event = AuditEvent::success(
+            Actor::anonymous(),
+            "sso.sign_in_started",
+            "oauth_provider",
+            &resolved.provider.name,
+        )
+        .with_request(request.request_id.clone());
+        let scope = org.map(TenantScope::granted);
+        let binding = Binding {
+            purpose: StatePurpose::Sso,
+            mode: FlowMode::Unbound,
+            org,
+            user: None,
+            provider: resolved.provider.name.clone(),
+        };
+        self.authorization(scope.as_ref(), binding, &resolved.provider, event)
+            .await
+    }
+
+    /// The authorization URL for a sign-in's or a link's `binding` at `provider` (an OpenID
+    /// provider): PKCE, a `nonce` and a state, the redirect URI the binding's own callback.
+    pub(super) async fn authorization(
+        &self,
+        scope: Option<&TenantScope>,
+        binding: Binding,
+        provider: &Provider,
+        event: AuditEvent,
+    ) -> Result<StartedSignIn, Error> {
         let endpoints = self.oauth().endpoints(provider).await?;
         if endpoints.issuer.is_none() {
             return Err(Error::SsoRefused("the provider is not an OpenID provider"));
         }
         let redirect_uri = self
             .oauth()
-            .redirect_uri(&callback_path(org, &provider.name))?;
-        let scope = org.map(TenantScope::granted);
-        let event = AuditEvent::success(
-            Actor::anonymous(),
-            "sso.sign_in_started",
-            "oauth_provider",
-            &provider.name,
-        )
-        .with_request(request.request_id.clone());
+            .redirect_uri(&callback_path(binding.org, &binding.provider))?;
         let started = self
             .oauth()
             .begin(
-                scope.as_ref(),
-                Binding {
-                    purpose: StatePurpose::Sso,
-                    mode: FlowMode::Unbound,
-                    org,
-                    user: None,
-                    provider: provider.name.clone(),
-                },
+                scope,
+                binding,
                 AuthorizationRequest {
                     endpoints: &endpoints,
                     client_id: &provider.client.client_id,

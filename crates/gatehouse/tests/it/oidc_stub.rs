@@ -283,3 +283,33 @@ async fn jwks(State(s): State<Shared>) -> Json<Value> {
         "x": URL_SAFE_NO_PAD.encode(stub.signer.public_key()),
     }]}))
 }
+
+/// Acme's owner (with a factor) and its verified domain `acme.test`, its sign-on configured with
+/// this stub on Gatehouse's clock. The DNS server is returned so it outlives the test's calls.
+pub(crate) async fn acme_on_stub() -> (
+    crate::support::TestApp,
+    crate::interop::DnsServer,
+    crate::support::Signed,
+    OidcStub,
+) {
+    use crate::sso_domains::{app_with_dns, owner_with_factor, verified_domain};
+    let (app, dns) = app_with_dns(crate::sso_signin::sso_config).await;
+    let clock = app.clock.clone();
+    let stub = OidcStub::start(Arc::new(move || {
+        gatehouse_core::Clock::now(&clock).unix_timestamp()
+    }))
+    .await;
+    let (ada, _) = owner_with_factor(&app, "ada@acme.test").await;
+    let mut zone = json!({});
+    verified_domain(&app, &dns, &ada, &mut zone, "acme.test").await;
+    crate::sso_signin::configure(
+        &app,
+        &ada,
+        &stub.issuer,
+        CLIENT_ID,
+        "stub-secret",
+        json!({}),
+    )
+    .await;
+    (app, dns, ada, stub)
+}

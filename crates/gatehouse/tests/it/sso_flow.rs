@@ -16,7 +16,7 @@ use crate::sso_signin::{
 use crate::support::{TestApp, expect_problem};
 
 /// A cookie-mode start: the authorization URL and the cookie to send back.
-async fn cookie_start(app: &TestApp, org: &str) -> (String, String) {
+pub(crate) async fn cookie_start(app: &TestApp, org: &str) -> (String, String) {
     let res = app
         .post_json(
             &format!("/v1/auth/sso/{org}/start"),

@@ -3,33 +3,13 @@
 //! provider (a new key id) is picked up; tokens with made-up key ids fetch nothing more than
 //! once a minute. The JWKS requests are counted at the provider (`oidc_stub.rs`) as they arrive.
 
-use serde_json::json;
-
-use crate::oidc_stub::{self, Forgery, OidcStub};
-use crate::sso_domains::{app_with_dns, owner_with_factor, verified_domain};
-use crate::sso_signin::{configure, sso_config, stub_sign_in};
+use crate::oidc_stub::{self, Forgery};
+use crate::sso_signin::stub_sign_in;
 use crate::support::expect_problem;
 
 #[tokio::test]
 async fn id_token_keys_are_fetched_once_refetched_on_rotation_and_not_hammered() {
-    let (app, dns) = app_with_dns(sso_config).await;
-    let clock = app.clock.clone();
-    let stub = OidcStub::start(std::sync::Arc::new(move || {
-        gatehouse_core::Clock::now(&clock).unix_timestamp()
-    }))
-    .await;
-    let (ada, _) = owner_with_factor(&app, "ada@acme.test").await;
-    let mut zone = json!({});
-    verified_domain(&app, &dns, &ada, &mut zone, "acme.test").await;
-    configure(
-        &app,
-        &ada,
-        &stub.issuer,
-        oidc_stub::CLIENT_ID,
-        "stub-secret",
-        json!({}),
-    )
-    .await;
+    let (app, _dns, ada, stub) = oidc_stub::acme_on_stub().await;
 
     // Two sign-ins, one fetch of the keys.
     for _ in 0..2 {

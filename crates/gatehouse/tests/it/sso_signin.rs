@@ -531,24 +531,7 @@ async fn replayed_failed_and_misdirected_callbacks_are_refused_and_store_nothing
 
 #[tokio::test]
 async fn id_tokens_for_another_client_issuer_or_sign_in_expired_or_forged_are_refused() {
-    let (app, dns) = app_with_dns(sso_config).await;
-    let clock = app.clock.clone();
-    let stub = OidcStub::start(std::sync::Arc::new(move || {
-        gatehouse_core::Clock::now(&clock).unix_timestamp()
-    }))
-    .await;
-    let (ada, _) = owner_with_factor(&app, "ada@acme.test").await;
-    let mut zone = json!({});
-    verified_domain(&app, &dns, &ada, &mut zone, "acme.test").await;
-    configure(
-        &app,
-        &ada,
-        &stub.issuer,
-        oidc_stub::CLIENT_ID,
-        "stub-secret",
-        json!({}),
-    )
-    .await;
+    let (app, _dns, ada, stub) = oidc_stub::acme_on_stub().await;
     for (forgery, says) in [
         (Forgery::Audience, "another client"),
         (Forgery::NoAuthorizedParty, "another client"),
@@ -683,25 +666,7 @@ async fn browser_start(
     org: &str,
     account: &str,
 ) -> (String, String) {
-    let res = app
-        .post_json(
-            &format!("/v1/auth/sso/{org}/start"),
-            &json!({"session_mode": "cookie"}),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    let cookie = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with("__Host-gatehouse_sso="))
-        .unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
-    let url = res.json::<Value>().await.unwrap()["authorization_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (url, cookie) = crate::sso_flow::cookie_start(app, org).await;
     let back = op.authorize(&url, account).await;
     (
         cookie,
