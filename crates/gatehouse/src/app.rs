@@ -415,6 +415,9 @@ impl App {
         if let Err(e) = self.kernel.api_keys().flush_usage().await {
             tracing::warn!(error = %e, "could not record the last API-key use");
         }
+        if let Err(e) = self.kernel.connectors().flush_usage().await {
+            tracing::warn!(error = %e, "could not record the last connector hand-outs");
+        }
         if let Err(e) = self.kernel.share_links().flush_opens().await {
             tracing::warn!(error = %e, "could not record the last share-link opens");
         }

@@ -102,8 +102,9 @@ pub(crate) async fn sso_domains(kernel: Arc<Kernel>, holder: String) {
         .await;
 }
 
-/// Every 30 seconds (`ACTIVITY_FLUSH_INTERVAL`, the idle check's grace): writes sessions' batched last-seen times, API keys' last use, share-link
-/// opens served from memory and the runs of repeated check denials, and reloads the token-signing keys
+/// Every 30 seconds (`ACTIVITY_FLUSH_INTERVAL`, the idle check's grace): writes sessions' batched
+/// last-seen times, API keys' last use, connector hand-outs counted in memory, share-link opens
+/// served from memory and the runs of repeated check denials, and reloads the token-signing keys
 /// (so a key added by `gatehouse keys rotate-signing` signs here too, and retired ones drop out).
 pub(crate) async fn session_job(kernel: Arc<Kernel>) {
     let mut tick = tokio::time::interval(gatehouse_core::identity::ACTIVITY_FLUSH_INTERVAL);
@@ -115,6 +116,9 @@ pub(crate) async fn session_job(kernel: Arc<Kernel>) {
         }
         if let Err(e) = kernel.api_keys().flush_usage().await {
             tracing::warn!(error = %e, "could not record API keys' last use; retrying later");
+        }
+        if let Err(e) = kernel.connectors().flush_usage().await {
+            tracing::warn!(error = %e, "could not record connector hand-outs; retrying later");
         }
         if let Err(e) = kernel.share_links().flush_opens().await {
             tracing::warn!(error = %e, "could not record share-link opens");

@@ -11,9 +11,9 @@
 //! most; a custom role is read in the store), and the token is opened with the keyring's cached
 //! data key while its row was read as active within the last second (`Keyring::open_confirmed`,
 //! as transit). Otherwise one read transaction does it all and refreshes those caches. Each
-//! hand-out is audited (`connector.token_used`, naming the service) and answers only once the
-//! event is committed, like a shared secret's use; the audit batcher shares the commit among
-//! concurrent hand-outs.
+//! hand-out is audited as `connector.token_used`, naming the service: the first of its pairing
+//! (connector, person, service) since the last flush on its own, answering once committed, the
+//! rest counted and written at the next flush (`usage.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +25,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::flow::secret_text;
-use super::{ACCESS, Connectors, split_scopes};
+use super::usage::{Noted, Pairing};
+use super::{ACCESS, Connectors, TOKEN_USED, split_scopes};
 use crate::audit::AuditEvent;
 use crate::context::ServiceCall;
 use crate::error::Error;
@@ -165,17 +166,36 @@ impl Connectors<'_> {
             None => self.open_in_tx(principal, &scope, id, request).await?,
         };
         let token = secret_text(token)?;
-        let event = AuditEvent::success(principal.actor(), "connector.token_used", "connector", id)
-            .with_details(
-                serde_json::json!({
-                    "provider": entry.row.provider,
-                    "service": service.as_ref(),
-                    "service_label": label,
-                })
-                .to_string(),
-            )
-            .with_request(request.request_id.clone());
-        self.audit_batcher().record(&scope, event).await?;
+        let pairing = Pairing {
+            org,
+            connector: id,
+            person: principal.subject,
+            service: Arc::clone(service),
+            label: label.clone(),
+        };
+        let noted = self.usage().note(
+            &pairing,
+            || principal.actor(),
+            &entry.row.provider,
+            self.clock().now(),
+        );
+        if noted == Noted::Record {
+            let event = AuditEvent::success(principal.actor(), TOKEN_USED, "connector", id)
+                .with_details(
+                    serde_json::json!({
+                        "provider": entry.row.provider,
+                        "service": service.as_ref(),
+                        "service_label": label,
+                        "uses": 1,
+                    })
+                    .to_string(),
+                )
+                .with_request(request.request_id.clone());
+            if let Err(e) = self.audit_batcher().record(&scope, event).await {
+                self.usage().unnote(&pairing);
+                return Err(e);
+            }
+        }
         Ok(HandedOut {
             access_token: token,
             expires_at: entry.row.expires_at,
@@ -259,5 +279,45 @@ impl Connectors<'_> {
             .next()
             .ok_or_else(|| Error::Internal("a sealed token did not open".into()))?;
         Ok((entry, token))
+    }
+}
+
+impl Connectors<'_> {
+    /// Writes the hand-outs counted since the last flush (`usage.rs`): one `connector.token_used`
+    /// event per pairing with its `uses`, `first_at` and `last_at`, committed per organisation.
+    /// What cannot be written is tried once more at the next flush. Called by the activity job
+    /// and at shutdown; returns the events written.
+    pub async fn flush_usage(&self) -> Result<usize, Error> {
+        let retry = self.usage().take_held();
+        let fresh = self.usage().take();
+        let mut written = 0;
+        let mut failed = None;
+        let batches = retry
+            .into_iter()
+            .map(|b| (b, true))
+            .chain(fresh.into_iter().map(|b| (b, false)));
+        for ((org, events), retried) in batches {
+            let n = events.len();
+            let personal = events.iter().cloned().map(|e| (e, None)).collect();
+            match self
+                .audit_batcher()
+                .record_all(&TenantScope::granted(org), personal)
+                .await
+            {
+                Ok(()) => written += n,
+                Err(e) => {
+                    tracing::warn!(org = %org, events = n, retried, error = %e,
+                        "connector hand-out counts not written");
+                    if !retried {
+                        self.usage().hold(org, events);
+                    }
+                    failed = Some(e);
+                }
+            }
+        }
+        match failed {
+            Some(e) if written == 0 => Err(e),
+            _ => Ok(written),
+        }
     }
 }

@@ -15,6 +15,7 @@ mod flow;
 mod handout;
 mod providers;
 mod refresh;
+mod usage;
 
 use std::sync::Arc;
 
@@ -25,8 +26,12 @@ pub use flow::{CALLBACK_PREFIX, Callback};
 pub use handout::{HandedOut, TokenCache};
 pub use providers::{NewProvider, ProviderSource, ProviderView};
 pub use refresh::RefreshReport;
+pub use usage::UsageTally;
 
 use crate::store::{ConnectorRow, ConnectorStatus};
+
+/// The audit action of a token handed to a service.
+pub(crate) const TOKEN_USED: &str = "connector.token_used";
 
 /// The lease the refresh job runs under.
 pub const LEASE: &str = "connectors";
@@ -67,6 +72,7 @@ impl Default for ConnectorSettings {
 pub struct ConnectorState {
     settings: ConnectorSettings,
     cache: Arc<TokenCache>,
+    usage: UsageTally,
 }
 
 impl ConnectorState {
@@ -75,6 +81,7 @@ impl ConnectorState {
         Self {
             settings,
             cache: Arc::default(),
+            usage: UsageTally::default(),
         }
     }
 }
@@ -180,6 +187,12 @@ impl Connectors<'_> {
 
     pub(crate) fn cache(&self) -> &TokenCache {
         &self.connector_state().cache
+    }
+
+    /// Hand-outs counted since the last flush (`usage.rs`).
+    #[must_use]
+    pub fn usage(&self) -> &UsageTally {
+        &self.connector_state().usage
     }
 
     /// Forgets a connector's cached token here and on every instance (after a refresh, a

@@ -389,3 +389,55 @@ async fn a_demoted_members_next_hand_out_is_refused_though_their_role_was_cached
     app.chain_verifies(&owner.org).await;
     s.app.stop().await;
 }
+
+/// Must 5's hand-out audit: a pairing's first hand-out (connector, person, service) is committed
+/// on its own before it answers; the rest are counted and written at the flush, so the chain
+/// accounts for every hand-out.
+#[tokio::test]
+async fn hand_outs_after_a_pairings_first_are_counted_and_written_at_the_flush() {
+    let s = setup_with(|_| {}).await;
+    let app = &s.app;
+    let owner = app.signup_login("tally-owner@example.com", "laptop").await;
+    let c = connect(&s, &owner, "alice").await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let used = |events: &[gatehouse_core::audit::AuditRecord]| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| e.action == "connector.token_used")
+            .map(|e| {
+                let mut d: Value = serde_json::from_str(&e.details).unwrap();
+                d["request_id"] = serde_json::json!(e.request_id);
+                d
+            })
+            .collect()
+    };
+    let first = token_of(app, &id, &owner).await;
+    let recorded = used(&app.audit_events(&owner.org).await);
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["uses"], 1);
+    assert_eq!(recorded[0]["service_label"], "crm sync");
+    assert!(recorded[0]["request_id"].is_string(), "{recorded:?}");
+    for _ in 0..4 {
+        assert_eq!(token_of(app, &id, &owner).await, first);
+    }
+    assert!(!app.kernel.connectors().usage().is_empty());
+    assert!(app.kernel.connectors().flush_usage().await.unwrap() <= 1);
+    assert_eq!(app.kernel.connectors().flush_usage().await.unwrap(), 0);
+    assert!(app.kernel.connectors().usage().is_empty());
+    let recorded = used(&app.audit_events(&owner.org).await);
+    let total: u64 = recorded.iter().map(|d| d["uses"].as_u64().unwrap()).sum();
+    assert_eq!(total, 5, "every hand-out is accounted for: {recorded:?}");
+    let counted: Vec<&Value> = recorded.iter().filter(|d| d["uses"] != 1).collect();
+    assert!(
+        counted
+            .iter()
+            .all(|d| d["first_at"].is_i64() && d["last_at"].is_i64())
+    );
+    // After the flush the pairing's next hand-out is committed on its own again.
+    let before = recorded.len();
+    token_of(app, &id, &owner).await;
+    let recorded = used(&app.audit_events(&owner.org).await);
+    assert_eq!(recorded.len(), before + 1);
+    app.chain_verifies(&owner.org).await;
+    s.app.stop().await;
+}
