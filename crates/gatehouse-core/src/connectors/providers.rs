@@ -17,6 +17,7 @@ use crate::keyring::{FieldRef, SealedKind};
 use crate::oauth::provider::{
     ClientAuth, ClientCredentials, Endpoints, Provider, ProviderEndpoints,
 };
+use crate::page::PageRequest;
 use crate::store::{OAuthProviderRow, TenantTx};
 
 /// A provider to add to an organisation.
@@ -387,6 +388,30 @@ impl Connectors<'_> {
             .oauth_provider(name)
             .await?
             .ok_or(Error::NotFound("provider"))?;
+        // Its connectors' tokens stay valid at the provider until revoked, and revoking them
+        // needs this provider's client: they are disconnected first (#24).
+        let key = row.id.to_string();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = tx
+                .connectors(None, PageRequest::parse(cursor.as_deref(), Some(200))?)
+                .await?;
+            // A connector names its provider by key: an organisation provider's id.
+            if page
+                .items
+                .iter()
+                .any(|c| c.provider == key || c.provider == name)
+            {
+                return Err(Error::Conflict(
+                    "the provider still has connectors: disconnect them first (DELETE \
+                     /v1/connectors/{id} revokes their tokens at the provider)",
+                ));
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
         tx.delete_oauth_provider(name).await?;
         tx.delete_sealed_of(
             SealedKind::OAuthClientSecret.as_str(),

@@ -212,12 +212,14 @@ pub(crate) async fn create_provider(
     Ok(Created(made.into()))
 }
 
-/// Removes one of the organisation's providers and its secret. Needs `connectors.manage`.
+/// Removes one of the organisation's providers and its secret, once no connector uses it. Needs
+/// `connectors.manage`.
 #[utoipa::path(delete, path = "/v1/connectors/providers/{name}", tag = "connectors", security(("bearer" = [])),
     params(OrgScoped, ("name" = String, Path, description = "The provider")),
     responses(
         (status = 204, description = "Removed"),
         (status = 404, description = "No such provider of the organisation's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: connectors still use it (disconnecting them revokes their tokens at the provider)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn delete_provider(
     State(state): State<AppState>,

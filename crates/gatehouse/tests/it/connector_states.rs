@@ -588,3 +588,71 @@ async fn a_removed_members_connectors_stop_refreshing_and_lose_their_tokens() {
     app.chain_verifies(&owner.org).await;
     s.app.stop().await;
 }
+
+/// An organisation's provider cannot be deleted while connectors use it: their tokens would stay
+/// valid at the provider with no client left here to revoke them (#24).
+#[tokio::test]
+async fn an_organisations_provider_is_not_deleted_while_a_connector_uses_it() {
+    let s = crate::connectors::setup_with(|_| {}).await;
+    let app = &s.app;
+    let clock = app.clock.clone();
+    let stub = crate::oidc_stub::OidcStub::start(std::sync::Arc::new(move || {
+        gatehouse_core::Clock::now(&clock).unix_timestamp()
+    }))
+    .await;
+    let owner = app.signup_login("prov-owner@example.com", "laptop").await;
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/connectors/providers",
+            &owner,
+            Some(serde_json::json!({
+                "name": "acme-crm",
+                "issuer": stub.issuer,
+                "client_id": crate::oidc_stub::CLIENT_ID,
+                "client_secret": "stub-secret",
+                "scopes": ["openid"],
+            })),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    let res = app
+        .org_call(Method::POST, "/v1/connectors/acme-crm/start", &owner, None)
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let started: Value = res.json().await.unwrap();
+    let back = stub
+        .authorize(started["authorization_url"].as_str().unwrap())
+        .await;
+    let res = crate::connectors::callback(app, &back, Some(&owner)).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let connector: Value = res.json().await.unwrap();
+    let id = connector["id"].as_str().unwrap();
+    let delete = || {
+        app.org_call(
+            Method::DELETE,
+            "/v1/connectors/providers/acme-crm",
+            &owner,
+            None,
+        )
+    };
+    expect_problem(delete().await, 409, "conflict").await;
+    let listed = app
+        .org_call(Method::GET, "/v1/connectors/providers", &owner, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(listed.contains("acme-crm"), "{listed}");
+    let res = app
+        .org_call(
+            Method::DELETE,
+            &format!("/v1/connectors/{id}"),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    assert_eq!(delete().await.status(), 204);
+    s.app.stop().await;
+}
