@@ -36,6 +36,33 @@ pub struct RefreshReport {
     pub suspended: u32,
 }
 
+/// Refreshes in flight at once in one pass.
+pub const CONCURRENT: usize = 8;
+
+/// `due` (soonest first) reordered so organisations take turns: each organisation's first
+/// connector, then each one's second, and so on, each round in order of first appearance.
+fn in_turns(due: Vec<(OrgId, Uuid)>) -> Vec<(OrgId, Uuid)> {
+    let mut orgs: Vec<(OrgId, std::collections::VecDeque<Uuid>)> = Vec::new();
+    for (org, id) in due {
+        match orgs.iter_mut().find(|(o, _)| *o == org) {
+            Some((_, ids)) => ids.push_back(id),
+            None => orgs.push((org, std::collections::VecDeque::from([id]))),
+        }
+    }
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        for (org, ids) in &mut orgs {
+            if let Some(id) = ids.pop_front() {
+                out.push((*org, id));
+            }
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
 enum Done {
     Refreshed,
     Failed,
@@ -51,17 +78,23 @@ impl Connectors<'_> {
         crate::jobs::LeasedJob::new(LEASE, every)
     }
 
-    /// One pass: refreshes the connectors due now (at most the configured batch). Call it while
-    /// holding the lease.
+    /// One pass: refreshes the connectors due now (at most the configured batch), up to
+    /// [`CONCURRENT`] at once and taking organisations in turn, so one organisation's slow or
+    /// unanswering provider (up to `oauth.timeout_secs` a call) holds up at most its own share of
+    /// the pass, not every organisation's refreshes. Call it while holding the lease.
     pub async fn refresh_due(&self) -> Result<RefreshReport, Error> {
+        use futures_util::StreamExt as _;
         let now = self.clock().now();
         let due = self
             .store()
             .connectors_due(now, self.settings().batch)
             .await?;
+        let mut outcomes = futures_util::stream::iter(in_turns(due))
+            .map(|(org, id)| async move { (id, self.refresh_one(org, id).await) })
+            .buffer_unordered(CONCURRENT);
         let mut report = RefreshReport::default();
-        for (org, id) in due {
-            match self.refresh_one(org, id).await {
+        while let Some((id, outcome)) = outcomes.next().await {
+            match outcome {
                 Ok(Done::Refreshed) => report.refreshed += 1,
                 Ok(Done::Failed) => report.failed += 1,
                 Ok(Done::NeedsReauth) => report.needs_reauth += 1,
@@ -286,5 +319,43 @@ impl Connectors<'_> {
         tx.commit(proof).await?;
         self.forget(scope.org_id(), id);
         Ok(Done::Suspended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn organisations_take_turns_in_a_pass() {
+        let (a, b, c) = (
+            OrgId::from_uuid(Uuid::from_u128(1)),
+            OrgId::from_uuid(Uuid::from_u128(2)),
+            OrgId::from_uuid(Uuid::from_u128(3)),
+        );
+        let id = Uuid::from_u128;
+        // Organisation a has five due first; b and c one each, due later.
+        let due = vec![
+            (a, id(10)),
+            (a, id(11)),
+            (a, id(12)),
+            (b, id(20)),
+            (a, id(13)),
+            (c, id(30)),
+            (a, id(14)),
+        ];
+        assert_eq!(
+            in_turns(due),
+            vec![
+                (a, id(10)),
+                (b, id(20)),
+                (c, id(30)),
+                (a, id(11)),
+                (a, id(12)),
+                (a, id(13)),
+                (a, id(14)),
+            ]
+        );
+        assert!(in_turns(Vec::new()).is_empty());
     }
 }

@@ -656,3 +656,31 @@ async fn an_organisations_provider_is_not_deleted_while_a_connector_uses_it() {
     assert_eq!(delete().await.status(), 204);
     s.app.stop().await;
 }
+
+/// One pass refreshes several connectors at once: a provider that does not answer (up to
+/// `oauth.timeout_secs` a call) no longer holds every other refresh behind it (#24).
+#[tokio::test]
+async fn a_pass_refreshes_several_connectors_at_once() {
+    let s = setup_with(|raw| raw.oauth.timeout_secs = 30).await;
+    let app = &s.app;
+    for (n, account) in ["alice", "bob", "alice"].iter().enumerate() {
+        let who = app
+            .signup_login(&format!("parallel-{n}@example.com"), "laptop")
+            .await;
+        connect(&s, &who, account).await;
+    }
+    assert_eq!(s.op.token_requests("refresh_token").await, 0);
+    // Every refresh now waits 30 s at the provider: one at a time, only the first would have
+    // reached it within the next ten seconds.
+    s.op.fail_token_endpoint(FailMode::Slow).await;
+    app.clock.advance(time::Duration::seconds(31));
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = s.op.token_requests("refresh_token").await;
+        if seen >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 3, "the refreshes were not in flight together");
+}
