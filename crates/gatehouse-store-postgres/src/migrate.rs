@@ -84,6 +84,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (20, "apps", include_str!("../migrations/0020_apps.sql")),
     (21, "oauth", include_str!("../migrations/0021_oauth.sql")),
     (22, "sso", include_str!("../migrations/0022_sso.sql")),
+    (
+        23,
+        "sso_links",
+        include_str!("../migrations/0023_sso_links.sql"),
+    ),
 ];
 
 #[must_use]

@@ -160,11 +160,22 @@ impl SsoStore for PgTenantTx {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_links_made_here(&mut self, user: UserId) -> Result<u64, StoreError> {
-        declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
-        sqlx::query("DELETE FROM external_identities WHERE user_id = $1 AND linked_by_org = $2")
-            .bind(user.as_uuid())
-            .bind(self.scope.org_id().as_uuid())
+    async fn delete_links_made_here(&mut self, user: Option<UserId>) -> Result<u64, StoreError> {
+        // The scope reaches the links its organisation made (migration 0023's policies); a
+        // person's are named too, so that statement sees no more than before.
+        let query = match user {
+            Some(user) => {
+                declare(&mut self.tx, Named::Subject(user.as_uuid())).await?;
+                sqlx::query(
+                    "DELETE FROM external_identities WHERE linked_by_org = $1 AND user_id = $2",
+                )
+                .bind(self.scope.org_id().as_uuid())
+                .bind(user.as_uuid())
+            }
+            None => sqlx::query("DELETE FROM external_identities WHERE linked_by_org = $1")
+                .bind(self.scope.org_id().as_uuid()),
+        };
+        query
             .execute(&mut *self.tx)
             .await
             .map(|r| r.rows_affected())

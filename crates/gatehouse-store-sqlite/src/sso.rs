@@ -158,10 +158,17 @@ impl SsoStore for SqliteTenantTx {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_links_made_here(&mut self, user: UserId) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM external_identities WHERE user_id = ? AND linked_by_org = ?")
-            .bind(user.as_uuid())
+    async fn delete_links_made_here(&mut self, user: Option<UserId>) -> Result<u64, StoreError> {
+        let query = match user {
+            Some(user) => sqlx::query(
+                "DELETE FROM external_identities WHERE linked_by_org = ? AND user_id = ?",
+            )
             .bind(self.scope.org_id().as_uuid())
+            .bind(user.as_uuid()),
+            None => sqlx::query("DELETE FROM external_identities WHERE linked_by_org = ?")
+                .bind(self.scope.org_id().as_uuid()),
+        };
+        query
             .execute(&mut *self.tx)
             .await
             .map(|r| r.rows_affected())

@@ -140,6 +140,7 @@ macro_rules! behaviour_suite {
             sso_configuration_is_the_organisations_own,
             sso_a_domain_is_verified_by_one_organisation_and_found_only_once_verified,
             sso_external_identities_are_unique_and_listed_per_person,
+            sso_an_organisations_links_end_together,
             sso_a_session_says_how_it_began
         );
         $crate::behaviour_suite!(@store $fresh; webhooks;

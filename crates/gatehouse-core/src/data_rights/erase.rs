@@ -421,7 +421,7 @@ impl DataRights<'_> {
             .await?;
         if member {
             tx.delete_membership(user).await?;
-            tx.delete_links_made_here(user).await?;
+            tx.delete_links_made_here(Some(user)).await?;
         }
         report.invitations += invitations;
         report.subject_keys += u64::from(subject_key);

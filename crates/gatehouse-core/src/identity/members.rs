@@ -175,7 +175,7 @@ impl Members<'_> {
         tx.delete_membership(user).await?;
         // The organisation's sign-on links to the account end with the membership (#24): a stale
         // link never signs the person in again.
-        let links = tx.delete_links_made_here(user).await?;
+        let links = tx.delete_links_made_here(Some(user)).await?;
         let event = AuditEvent::success(principal.actor(), "member.removed", "user", user)
             .with_details(format!(
                 "{{\"role\":{},\"sessions_ended\":{},\"sso_links_removed\":{links}}}",

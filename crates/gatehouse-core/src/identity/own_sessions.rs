@@ -8,13 +8,15 @@ use crate::audit::AuditEvent;
 use crate::context::AccountCall;
 use crate::error::Error;
 use crate::ids::UserId;
-use crate::store::Tier;
+use crate::sso::enforcement::{CONFINED_REVOKE, confined_to};
+use crate::store::{SignedInWith, Tier};
 
 impl Sessions<'_> {
     /// Ends one of the principal's sessions. Its own is signing out and needs nothing more;
     /// another is a change to how the account is signed in and, like ending all the others,
     /// needs a second factor (or, for an account without one, the password) checked within the
     /// step-up window (ASVS 7.5.2): a stolen token must not be able to end its owner's sessions.
+    /// A session an organisation's sign-on began ends only sessions begun through the same.
     pub async fn revoke(&self, call: &AccountCall, session_id: Uuid) -> Result<(), Error> {
         let AccountCall { principal, request } = call;
         let own = session_id == principal.session_id;
@@ -31,6 +33,13 @@ impl Sessions<'_> {
             .ok_or(Error::NotFound("session"))?;
         if !own {
             self.require_reauthentication(principal, enrolled, "sessions.revoke")?;
+            // A session an organisation's sign-on began ends only sessions confined to the
+            // same organisation (`sso::enforcement::confined_to`).
+            if let Some(home) = confined_to(tx.as_mut(), principal.session_id).await?
+                && session.signed_in_with != SignedInWith::Sso(home)
+            {
+                return Err(CONFINED_REVOKE);
+            }
         }
         if !tx.revoke_session(session_id, now).await? {
             return Ok(());
@@ -43,7 +52,8 @@ impl Sessions<'_> {
         Ok(())
     }
 
-    /// Ends every other session of the principal's subject; returns how many.
+    /// Ends every other session of the principal's subject; returns how many. Refused to a
+    /// session an organisation's sign-on began (it is confined to that organisation).
     pub async fn revoke_others(&self, call: &AccountCall) -> Result<usize, Error> {
         let AccountCall { principal, request } = call;
         if principal.tier == Tier::Impersonation {
@@ -62,6 +72,12 @@ impl Sessions<'_> {
             .session(principal.session_id)
             .await?
             .ok_or(Error::Unauthenticated("the session has ended"))?;
+        // A session an organisation's sign-on began is confined to it: the account's other
+        // sessions are outside that, so ending them all is refused (a 403 `sso_refused`); it may
+        // still end one begun through the same sign-on (`revoke`).
+        if let SignedInWith::Sso(_) = current.signed_in_with {
+            return Err(CONFINED_REVOKE);
+        }
         let revoked = tx
             .revoke_sessions_of(principal.subject, Some(principal.session_id), now)
             .await?;

@@ -738,6 +738,16 @@ impl Sessions<'_> {
             .ok_or(Error::Unauthenticated("the session has ended"))?;
         super::session_policy::refuse_switch_after_end(m, &session)?;
         if crate::sso::enforcement::confined_elsewhere(session.signed_in_with, org) {
+            drop(tx);
+            // Recorded on the chain of the organisation it tried to enter.
+            self.record_refusal(
+                &crate::scope::TenantScope::granted(org),
+                principal,
+                "session.switch_refused",
+                serde_json::json!({ "reason": "sso_confined" }).to_string(),
+                request,
+            )
+            .await;
             return Err(crate::sso::enforcement::CONFINED);
         }
         if !self

@@ -25,6 +25,39 @@ pub(crate) const CONFINED: Error = Error::SsoRefused(
      organisation: sign in to this one by its own means (a password, or its own sign-on)",
 );
 
+/// The refusal, to a session confined to an organisation (see [`confined_to`]), of ending the
+/// account's other sessions: they are outside its confinement, whatever they are.
+pub(crate) const CONFINED_REVOKE: Error = Error::SsoRefused(
+    "this session began through an organisation's single sign-on and stays in that \
+     organisation: it may end only itself and the sessions begun through the same sign-on; \
+     sign in by a password (or a platform provider) to end the account's other sessions",
+);
+
+/// The refusal, to a session confined to an organisation, of ending a link another
+/// organisation's sign-on (or a platform provider) made.
+pub(crate) const CONFINED_UNLINK: Error = Error::SsoRefused(
+    "this session began through an organisation's single sign-on and stays in that \
+     organisation: it may end only the links that organisation's sign-on made",
+);
+
+/// The organisation a session is confined to: the one whose single sign-on began it (#24). Such
+/// a session acts for the account only within that organisation: it switches to no other
+/// (`switch_organization`), ends no link another organisation's sign-on or a platform provider
+/// made (`Sso::unlink`), and ends only sessions confined to the same organisation (its own
+/// included); ending all the account's other sessions at once is refused (`revoke_others`).
+pub(crate) async fn confined_to(
+    tx: &mut dyn PlatformTx,
+    session: uuid::Uuid,
+) -> Result<Option<OrgId>, Error> {
+    Ok(tx
+        .session(session)
+        .await?
+        .and_then(|s| match s.signed_in_with {
+            SignedInWith::Sso(org) => Some(org),
+            SignedInWith::Password | SignedInWith::Social => None,
+        }))
+}
+
 impl Kernel {
     /// Whether `org` enforces single sign-on: cached per organisation for at most
     /// `POLICY_CACHE_MAX_AGE` and forgotten on change, here and through the fan-out.

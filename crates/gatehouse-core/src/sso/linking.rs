@@ -14,7 +14,10 @@
 //!
 //! A platform provider (social sign-in) vouches for the address it verified only to make a new
 //! account: it never takes over an existing one (whose owner signs in as before), and it makes
-//! no membership.
+//! no membership. It follows only the links a platform provider made: an identity an
+//! organisation's sign-on linked (the same issuer configured as both) signs nobody in through
+//! the platform provider, whose address rules then refuse it (its account exists, or the link
+//! names another account).
 
 use crate::sso::id_token::IdTokenClaims;
 use serde_json::json;
@@ -124,12 +127,15 @@ impl Sso<'_> {
             .vouched(tx.as_mut(), org, email.as_ref(), claims)
             .await?;
         let mut changes = Changes::default();
-        // An organisation's sign-on uses only a link made for it: another organisation's (or a
-        // platform provider's) link to the same identity says nothing here, and the address
-        // rules decide as if it were not there (#24, a link made for M never signs in at N).
+        // A sign-on uses only a link made for it: an organisation's, only the links its own
+        // sign-on made; a platform provider's, only the links a platform provider made (never
+        // one an organisation's sign-on made to the same issuer and subject). Any other link to
+        // the same identity says nothing here, and the address rules decide as if it were not
+        // there, with no second link made (issuer and subject are unique) (#24, a link made for
+        // M never signs in at N, nor through a platform provider).
         let link = tx.external_identity(issuer, subject).await?;
         let (own_link, foreign_link) = match link {
-            Some(l) if org.is_none() || l.linked_by == org.map(|c| c.org_id) => (Some(l), None),
+            Some(l) if l.linked_by == org.map(|c| c.org_id) => (Some(l), None),
             other => (None, other),
         };
         let through_link = own_link.is_some();

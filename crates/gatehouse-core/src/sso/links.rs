@@ -12,6 +12,7 @@ use crate::context::AccountCall;
 use crate::error::Error;
 use crate::ids::{OrgId, UserId};
 use crate::scope::TenantScope;
+use crate::sso::enforcement::{CONFINED_UNLINK, confined_to};
 use crate::store::{ExternalIdentityRecord, external_identity_digest};
 
 /// A link as its person sees it.
@@ -62,7 +63,8 @@ impl Sso<'_> {
     }
 
     /// Ends one of the caller's links: that identity signs the account in no more (until linked
-    /// again). Audited on the chain of the organisation whose sign-on made it (the operators'
+    /// again). A session an organisation's sign-on began may end only the links that sign-on
+    /// made (`sso_refused` for any other). Audited on the chain of the organisation whose sign-on made it (the operators'
     /// for a platform provider's).
     pub async fn unlink(&self, call: &AccountCall, id: &str) -> Result<(), Error> {
         let user = person(call)?;
@@ -73,6 +75,12 @@ impl Sso<'_> {
             .into_iter()
             .find(|l| id_of(l).eq_ignore_ascii_case(id))
             .ok_or(Error::NotFound("link"))?;
+        // A session an organisation's sign-on began ends only that organisation's links.
+        if let Some(home) = confined_to(tx.as_mut(), call.principal.session_id).await?
+            && link.linked_by != Some(home)
+        {
+            return Err(CONFINED_UNLINK);
+        }
         let digest = external_identity_digest(&link.issuer, &link.subject);
         if !tx.delete_external_identity(user, &digest).await? {
             return Err(Error::NotFound("link"));

@@ -72,9 +72,10 @@ pub trait SsoStore: Send {
     /// Gives a domain up; returns whether it was claimed.
     async fn delete_sso_domain(&mut self, domain: &str) -> Result<bool, StoreError>;
 
-    /// Removes the links the scope's sign-on made to `user`'s account (their membership ended,
-    /// or the organisation's provider changed); answers how many.
-    async fn delete_links_made_here(&mut self, user: UserId) -> Result<u64, StoreError>;
+    /// Removes the links the scope's sign-on made: to `user`'s account (their membership
+    /// ended), or with `None` every one it made, whoever's account (the organisation's issuer
+    /// changed or its provider was removed), in one statement; answers how many.
+    async fn delete_links_made_here(&mut self, user: Option<UserId>) -> Result<u64, StoreError>;
 }
 
 /// An external identity linked to an account: the provider's issuer and its subject for the

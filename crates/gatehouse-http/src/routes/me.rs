@@ -115,12 +115,13 @@ pub(crate) fn session_list(views: Vec<gatehouse_core::identity::SessionView>) ->
 /// Ends one of the caller's sessions; its tokens are refused from the next request on. Ending
 /// the caller's own session is signing out; ending another needs a second factor checked within
 /// the step-up window (an account without one: a password checked within it), as ending all the
-/// others does.
+/// others does. A session begun through an organisation's single sign-on (confined to it) ends
+/// only sessions begun through the same sign-on.
 #[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "me", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Session id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 403, description = "`step_up_required`: another session, and no recent second factor (or password, for an account without one); `POST /v1/auth/step-up`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`step_up_required`: another session, and no recent second factor (or password, for an account without one); `POST /v1/auth/step-up`. `sso_refused`: the caller's session began through an organisation's single sign-on and the other session did not begin through the same", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such session of the caller", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn revoke(
@@ -145,10 +146,13 @@ impl Revoked {
 
 /// Ends every session of the caller except this one. Needs a second factor checked within the
 /// step-up window (an account without one: a password checked within it, at sign-in or step-up).
+/// Refused to a session begun through an organisation's single sign-on: it is confined to that
+/// organisation, and the account's other sessions are outside it (it may end those begun through
+/// the same sign-on one by one).
 #[utoipa::path(post, path = "/v1/me/sessions/revoke-others", tag = "me", security(("bearer" = [])),
     responses(
         (status = 200, description = "How many were revoked", body = Revoked),
-        (status = 403, description = "`step_up_required`: no recent second factor (or password, for an account without one); `POST /v1/auth/step-up`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`step_up_required`: no recent second factor (or password, for an account without one); `POST /v1/auth/step-up`. `sso_refused`: the session began through an organisation's single sign-on (confined to it)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn revoke_others(
     State(state): State<AppState>,
@@ -200,12 +204,13 @@ pub(crate) async fn sso_links(
 }
 
 /// Ends one of the caller's links: that identity no longer signs the account in. Audited
-/// (`sso.identity_unlinked`, on the chain of the organisation whose sign-on made it).
+/// (`sso.identity_unlinked`, on the chain of the organisation whose sign-on made it). A session
+/// begun through an organisation's single sign-on ends only the links that sign-on made.
 #[utoipa::path(delete, path = "/v1/me/sso/links/{id}", tag = "me", security(("bearer" = [])),
     params(("id" = String, Path, description = "The link's id")),
     responses(
         (status = 204, description = "Unlinked"),
-        (status = 403, description = "`forbidden`: an API key or an impersonation", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: an API key or an impersonation. `sso_refused`: the session began through an organisation's single sign-on and the link is not one that sign-on made", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such link of the caller", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn sso_unlink(

@@ -65,7 +65,8 @@ pub(crate) struct PutSsoConfig {
     #[schema(max_length = 255)]
     client_id: String,
     /// Sealed under the organisation's data key; left out, the stored one is kept (none: a
-    /// public client, PKCE alone).
+    /// public client, PKCE alone). Any secret sent, even the stored one, needs the
+    /// organisation's owner.
     #[schema(format = Password, max_length = 1024)]
     client_secret: Option<String>,
     /// Default `openid email profile`; `openid` is always asked for.
@@ -88,6 +89,7 @@ impl std::fmt::Debug for PutSsoConfig {
 }
 
 const STEP_UP: &str = "`forbidden`: the caller lacks `sso.manage`; `step_up_required`: no second factor (or, without one, password) checked within the step-up window (API keys and impersonations cannot)";
+const STEP_UP_OR_OWNER: &str = "`forbidden`: the caller lacks `sso.manage`, or is not the organisation's owner; `step_up_required`: no second factor (or, without one, password) checked within the step-up window (API keys and impersonations cannot)";
 
 /// The organisation's OpenID provider.
 #[utoipa::path(get, path = "/v1/sso/config", tag = "sso", security(("bearer" = [])),
@@ -144,12 +146,14 @@ pub(crate) async fn put_config(
     Ok(Json(view.into()))
 }
 
-/// Removes the provider and its secret: sign-in through it and enforcement end.
+/// Removes the provider and its secret: sign-in through it and enforcement end. The
+/// organisation's owner only (besides `sso.manage` and the step-up); an admin's attempt is
+/// refused and recorded (`permission.denied`).
 #[utoipa::path(delete, path = "/v1/sso/config", tag = "sso", security(("bearer" = [])),
     params(OrgScoped),
     responses(
         (status = 204, description = "Removed"),
-        (status = 403, description = STEP_UP, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = STEP_UP_OR_OWNER, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No provider is configured", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn delete_config(

@@ -137,9 +137,9 @@ impl std::fmt::Debug for CallbackQuery {
 /// The provider's redirect back. In the browser that started a cookie-mode sign-in (its
 /// `__Host-gatehouse_sso` cookie): spends the state (before anything else), redeems the code,
 /// verifies the ID token and signs the person in as `POST /v1/auth/login` does, the session in
-/// cookies. Without that cookie nothing is spent: with `sso.return_url` the browser goes there
-/// with the provider's answer in the fragment (a bearer-mode sign-in's page posts it with its
-/// `flow_secret`), else the answer is a refusal.
+/// cookies. Without that cookie (none, or one of another sign-in) nothing is spent: with
+/// `sso.return_url` the browser goes there with the provider's answer in the fragment (a
+/// bearer-mode sign-in's page posts it with its `flow_secret`), else the answer is a refusal.
 #[utoipa::path(get, path = "/v1/auth/sso/{target}/callback", tag = "sso",
     params(
         ("target" = String, Path, max_length = 253, description = "The organisation's id or the platform provider's name the sign-in was started for"),
@@ -162,7 +162,18 @@ pub(crate) async fn callback(
 ) -> Result<Response, ApiError> {
     let target = SignInTarget::parse(&target)?;
     let sso = state.kernel.sso();
-    let Some(proof) = cookie(&headers, SSO_COOKIE) else {
+    // Only the cookie of this very state's cookie-mode start completes it here. A cookie that
+    // proves another state (left by an abandoned cookie-mode start, or a newer one) is treated as
+    // no cookie: the answer is handed to the product's page as for a bearer-mode sign-in (its
+    // flow_secret completes it), nothing spent, and the cookie is left to its own sign-in.
+    let started_here = match cookie(&headers, SSO_COOKIE) {
+        Some(proof) => {
+            sso.flow_proof_verifies(&q.state, FlowMode::Cookie, proof)
+                .await
+        }
+        None => false,
+    };
+    if !started_here {
         let answer = [
             ("state", Some(q.state.as_str())),
             ("code", q.code.as_deref()),
@@ -173,19 +184,11 @@ pub(crate) async fn callback(
             Some(back) => Ok(Redirect::to(&back).into_response()),
             None => Err(gatehouse_core::Error::SsoRefused(
                 "this browser did not start this sign-in: a sign-in started in bearer mode \
-                 completes with POST to this callback and its flow_secret",
+                 completes with POST to this callback and its flow_secret; one started in \
+                 cookie mode, only in the browser that started it (start again)",
             )
             .into()),
         };
-    };
-    if !sso
-        .flow_proof_verifies(&q.state, FlowMode::Cookie, proof)
-        .await
-    {
-        return Err(gatehouse_core::Error::SsoRefused(
-            "this browser did not start this sign-in: start again",
-        )
-        .into());
     }
     let outcome = sso
         .complete(

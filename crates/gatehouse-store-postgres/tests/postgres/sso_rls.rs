@@ -1,7 +1,7 @@
 //! Row-level security on migration 0022's tables, seen from raw SQL as the application role: an
 //! organisation's sign-on configuration and domains are its own; outside a scope a statement
 //! sees only the verified row of the one domain it declared; linked identities are seen by their
-//! digest or their person only.
+//! digest or their person, and by the scope of the organisation whose sign-on made them.
 
 use gatehouse_core::audit::Audited;
 use gatehouse_core::store::{
@@ -117,6 +117,14 @@ async fn raw_selects_see_an_organisations_sign_on_only_in_its_scope_or_as_declar
     set(&mut tx, "gatehouse.org_id", &a.to_string()).await;
     assert_eq!(count(&mut tx, CONFIGS).await, 1);
     assert_eq!(count(&mut tx, DOMAINS).await, 2);
+    // The links A's sign-on made (migration 0023), which its scope may delete; B's are neither
+    // seen nor deleted.
+    assert_eq!(count(&mut tx, IDENTITIES).await, 1);
+    let ended = sqlx::query("DELETE FROM external_identities")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(ended.rows_affected(), 1);
     assert_eq!(count(&mut tx, IDENTITIES).await, 0);
     let cross = sqlx::query(
         "INSERT INTO sso_domains (org_id, domain, challenge, created_at) VALUES ($1, 'x.test', 'c', now())",

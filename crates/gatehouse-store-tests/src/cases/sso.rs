@@ -263,10 +263,10 @@ pub async fn sso_external_identities_are_unique_and_listed_per_person(store: Arc
     // that person; another organisation's scope removes none of them.
     let other = seeded[1].0;
     let mut tx = in_scope(store.as_ref(), other).await;
-    assert_eq!(tx.delete_links_made_here(ada.id).await.unwrap(), 0);
+    assert_eq!(tx.delete_links_made_here(Some(ada.id)).await.unwrap(), 0);
     drop(tx);
     let mut tx = in_scope(store.as_ref(), org).await;
-    assert_eq!(tx.delete_links_made_here(ada.id).await.unwrap(), 1);
+    assert_eq!(tx.delete_links_made_here(Some(ada.id)).await.unwrap(), 1);
     tx.commit(Audited::for_tests()).await.unwrap();
     // A person ends one of their own by its digest; not someone else's.
     let social = external_identity_digest(&ada_social.issuer, &ada_social.subject);
@@ -279,6 +279,69 @@ pub async fn sso_external_identities_are_unique_and_listed_per_person(store: Arc
     assert_eq!(
         tx.external_identities_of(bob.id).await.unwrap(),
         vec![bob_idp]
+    );
+}
+
+/// Every link an organisation's sign-on made ends in one statement, however many people it
+/// linked; another organisation's links and a platform provider's stay.
+pub async fn sso_an_organisations_links_end_together(store: Arc<dyn Store>) {
+    let clock = clock();
+    let seeded = seed(store.as_ref(), &clock, 2).await;
+    let (a, b) = (seeded[0].0, seeded[1].0);
+    let mut people = Vec::new();
+    for n in 0..7 {
+        people.push(new_user(store.as_ref(), &clock, &format!("p{n}@acme.test")).await);
+    }
+    let mut tx = store.begin().await.unwrap();
+    for (n, p) in people.iter().enumerate() {
+        let by = match n {
+            5 => Some(b),
+            6 => None,
+            _ => Some(a),
+        };
+        tx.insert_external_identity(&ExternalIdentityRecord {
+            issuer: "https://idp.acme.test".into(),
+            subject: format!("s{n}"),
+            user_id: p.id,
+            linked_by: by,
+            created_at: clock.now(),
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit(Audited::for_tests()).await.unwrap();
+    // One person's: only theirs.
+    let mut tx = in_scope(store.as_ref(), a).await;
+    assert_eq!(
+        tx.delete_links_made_here(Some(people[0].id)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        tx.delete_links_made_here(Some(people[5].id)).await.unwrap(),
+        0
+    );
+    tx.commit(Audited::for_tests()).await.unwrap();
+    // All of A's, and nothing else.
+    let mut tx = in_scope(store.as_ref(), a).await;
+    assert_eq!(tx.delete_links_made_here(None).await.unwrap(), 4);
+    tx.commit(Audited::for_tests()).await.unwrap();
+    let mut tx = store.begin_read().await.unwrap();
+    for (n, p) in people.iter().enumerate() {
+        let left = tx.external_identities_of(p.id).await.unwrap().len();
+        assert_eq!(left, usize::from(n >= 5), "person {n}");
+    }
+    drop(tx);
+    let mut tx = in_scope(store.as_ref(), b).await;
+    assert_eq!(tx.delete_links_made_here(None).await.unwrap(), 1);
+    tx.commit(Audited::for_tests()).await.unwrap();
+    let mut tx = store.begin_read().await.unwrap();
+    assert_eq!(
+        tx.external_identities_of(people[5].id).await.unwrap().len(),
+        0
+    );
+    assert_eq!(
+        tx.external_identities_of(people[6].id).await.unwrap().len(),
+        1
     );
 }
 

@@ -62,6 +62,7 @@ mod sessions;
 mod share_links;
 mod signup;
 mod slow_clients;
+mod sso_confined;
 mod sso_domains;
 mod sso_flow;
 mod sso_keys;

@@ -276,11 +276,36 @@ async fn the_configuration_is_for_admins_stepped_up_audited_and_its_secret_never
         .await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     // The same provider's other settings are an admin's, within the step-up window of their
-    // sign-in; another issuer or client id, or a default role of admin, stay the owner's.
+    // sign-in; another issuer or client id, a default role of admin, or any client secret, stay
+    // the owner's.
+    let mut without_secret = config.clone();
+    without_secret
+        .as_object_mut()
+        .unwrap()
+        .remove("client_secret");
     let res = app
-        .org_call(Method::PUT, "/v1/sso/config", &admin, Some(config.clone()))
+        .org_call(
+            Method::PUT,
+            "/v1/sso/config",
+            &admin,
+            Some(without_secret.clone()),
+        )
         .await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    // The stored secret is refused as a wrong one is, word for word: no oracle for guesses.
+    let mut refusals = Vec::new();
+    for guess in [secret, "a-wrong-guess-of-the-client-secret"] {
+        let mut c = config.clone();
+        c["client_secret"] = json!(guess);
+        let res = app
+            .org_call(Method::PUT, "/v1/sso/config", &admin, Some(c))
+            .await;
+        let mut body = expect_problem(res, 403, "forbidden").await;
+        body.as_object_mut().unwrap().remove("instance");
+        body.as_object_mut().unwrap().remove("request_id");
+        refusals.push(body);
+    }
+    assert_eq!(refusals[0], refusals[1]);
     for (field, value) in [
         ("issuer", json!("https://evil.acme.test")),
         ("client_id", json!("mallory")),
@@ -300,7 +325,12 @@ async fn the_configuration_is_for_admins_stepped_up_audited_and_its_secret_never
         .await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     let res = app
-        .org_call(Method::PUT, "/v1/sso/config", &admin, Some(config.clone()))
+        .org_call(
+            Method::PUT,
+            "/v1/sso/config",
+            &admin,
+            Some(without_secret.clone()),
+        )
         .await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     let text = res.text().await.unwrap();
@@ -414,11 +444,51 @@ async fn the_configuration_is_for_admins_stepped_up_audited_and_its_secret_never
         assert!(!e.details.contains(secret), "{}", e.details);
     }
     app.chain_verifies(&ada.org).await;
+    // Removing the provider ends enforcement too: the owner's, stepped up, not an admin's.
     let res = app
         .call(
             Method::DELETE,
             "/v1/sso/config",
             &stepped,
+            Some(&ada.org),
+            None,
+        )
+        .await;
+    let body = expect_problem(res, 403, "forbidden").await;
+    assert!(body.to_string().contains("owner"), "{body}");
+    let events = app.audit_events(&ada.org).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "permission.denied" && e.details.contains("sso.removed")),
+        "{:?}",
+        actions(&events)
+    );
+    assert!(!actions(&events).contains(&"sso.removed".to_owned()));
+    let res = app
+        .org_call(Method::GET, "/v1/sso/config", &admin, None)
+        .await;
+    assert_eq!(res.status(), 200, "still configured");
+    let owner = app
+        .login("ada@acme.test", PASSWORD, "laptop", &ada.user)
+        .await;
+    app.clock.advance(time::Duration::seconds(301));
+    let res = app
+        .call(
+            Method::DELETE,
+            "/v1/sso/config",
+            &owner.access,
+            Some(&ada.org),
+            None,
+        )
+        .await;
+    expect_problem(res, 403, "step_up_required").await;
+    let stepped_owner = step_up_with_password(&app, &owner).await;
+    let res = app
+        .call(
+            Method::DELETE,
+            "/v1/sso/config",
+            &stepped_owner,
             Some(&ada.org),
             None,
         )

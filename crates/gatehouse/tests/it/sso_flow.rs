@@ -154,7 +154,14 @@ async fn holding_the_callbacks_url_completes_no_sign_in() {
         .send()
         .await
         .unwrap();
-    expect_problem(res, 403, "sso_refused").await;
+    // A cookie that proves nothing for this state is no cookie: only sent on, nothing spent.
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with(&format!("{RETURN_URL}#")),
+        "{location}"
+    );
+    assert!(res.headers().get("set-cookie").is_none(), "no session set");
     let exchanged = op.token_requests("all").await;
     assert_eq!(exchanged, 1, "only the bearer-mode sign-in's code");
     let res = no_redirects()
@@ -174,6 +181,57 @@ async fn holding_the_callbacks_url_completes_no_sign_in() {
         "the session's cookies"
     );
     assert_eq!(op.token_requests("all").await, 2);
+}
+
+/// A cookie left by an abandoned cookie-mode start does not block a later bearer-mode sign-in in
+/// the same browser: its callback hands the answer to the product's page, whose flow_secret
+/// completes it; the cookie-mode sign-in still completes only with its own cookie.
+#[tokio::test]
+async fn a_leftover_sign_in_cookie_does_not_block_a_bearer_hand_off() {
+    let Acme { app, ada, op, .. } =
+        acme(vec![OidcAccount::new("carol-at-idp", "carol@acme.test")]).await;
+    let (abandoned, cookie) = cookie_start(&app, &ada.org).await;
+    let started = start(&app, &ada.org).await;
+    let back = op.authorize(&started.url, "carol-at-idp").await;
+    let query = reqwest::Url::parse(&back)
+        .unwrap()
+        .query()
+        .unwrap()
+        .to_owned();
+    let res = no_redirects()
+        .get(app.url(&format!("/v1/auth/sso/{}/callback?{query}", ada.org)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "{:?}", res.text().await);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let (page, fragment) = location.split_once('#').unwrap();
+    assert_eq!(page, RETURN_URL);
+    assert_eq!(op.token_requests("all").await, 0, "nothing spent or sent");
+    let mut body = json!({"flow_secret": started.secret});
+    for (k, v) in url_pairs(fragment) {
+        body[k] = json!(v);
+    }
+    let res = app
+        .post_json(&format!("/v1/auth/sso/{}/callback", ada.org), &body)
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    // The abandoned start's cookie still completes its own sign-in.
+    let back = op.authorize(&abandoned, "carol-at-idp").await;
+    let query = reqwest::Url::parse(&back)
+        .unwrap()
+        .query()
+        .unwrap()
+        .to_owned();
+    let res = no_redirects()
+        .get(app.url(&format!("/v1/auth/sso/{}/callback?{query}", ada.org)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "{:?}", res.text().await);
+    assert_eq!(res.headers()["location"].to_str().unwrap(), RETURN_URL);
 }
 
 #[tokio::test]

@@ -518,7 +518,7 @@ async fn a_default_role_granting_more_than_the_caller_holds_is_the_owners() {
     assert!(
         denied
             .iter()
-            .any(|d| d.contains("sso.client_secret_changed")),
+            .any(|d| d.contains("sso.client_secret_submitted")),
         "{denied:?}"
     );
     app.chain_verifies(&ada.org).await;
