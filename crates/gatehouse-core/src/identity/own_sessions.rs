@@ -103,10 +103,17 @@ impl Sessions<'_> {
         let AccountCall { principal, .. } = call;
         let now = self.clock().now();
         let mut tx = self.store().begin().await?;
+        // A session an organisation's sign-on began sees only the sessions it may end: those
+        // begun by the same organisation's sign-on (`sso::enforcement::confined_to`).
+        let home = confined_to(tx.as_mut(), principal.session_id).await?;
         let sessions = tx.live_sessions_of(principal.subject, now).await?;
         Ok(sessions
             .into_iter()
             .filter(|s| s.tier == principal.tier)
+            .filter(|s| {
+                home.is_none()
+                    || matches!(s.signed_in_with, SignedInWith::Sso(o) if Some(o) == home)
+            })
             .map(|s| SessionView {
                 current: s.id == principal.session_id,
                 id: s.id,

@@ -45,14 +45,17 @@ fn person(call: &AccountCall) -> Result<UserId, Error> {
 }
 
 impl Sso<'_> {
-    /// The caller's links, oldest first.
+    /// The caller's links, oldest first; to a session an organisation's sign-on began, only the
+    /// links that sign-on made (what else signs the account in is not that organisation's to see).
     pub async fn links(&self, call: &AccountCall) -> Result<Vec<LinkView>, Error> {
         let user = person(call)?;
         let mut tx = self.store().begin_read().await?;
+        let home = confined_to(tx.as_mut(), call.principal.session_id).await?;
         Ok(tx
             .external_identities_of(user)
             .await?
             .iter()
+            .filter(|l| home.is_none() || l.linked_by == home)
             .map(|l| LinkView {
                 id: id_of(l),
                 issuer: l.issuer.clone(),

@@ -195,8 +195,16 @@ async fn a_session_through_an_organisations_sign_on_ends_only_that_organisations
     tx.commit(gatehouse_core::audit::Audited::for_tests())
         .await
         .unwrap();
+    // The confined session sees only the link its organisation's sign-on made.
     let res = app
         .call(Method::GET, "/v1/me/sso/links", &through.access, None, None)
+        .await;
+    let seen: Value = res.json().await.unwrap();
+    let seen = seen["items"].as_array().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["organization_id"], ada.org.as_str());
+    let res = app
+        .call(Method::GET, "/v1/me/sso/links", &bob.access, None, None)
         .await;
     let links: Value = res.json().await.unwrap();
     let id_of = |org: Option<&str>| {
@@ -225,7 +233,13 @@ async fn a_session_through_an_organisations_sign_on_ends_only_that_organisations
     assert_eq!(links_of(&app, &bob.user).await, 1);
 
     // Sessions: not all the others at once, not the password session; another session through
-    // Acme's sign-on, yes.
+    // Acme's sign-on, yes. The confined session does not even see the password session.
+    let res = app
+        .call(Method::GET, "/v1/me/sessions", &through.access, None, None)
+        .await;
+    let listed = res.text().await.unwrap();
+    assert!(!listed.contains(&bob.session), "{listed}");
+    assert!(listed.contains(&through.session), "{listed}");
     let res = app
         .call(
             Method::POST,
