@@ -181,6 +181,13 @@ impl Sso<'_> {
                 "names no role of the organisation",
             ));
         }
+        // With no public URL no sign-on can start: enforcing it would leave the members no way in.
+        if input.enforced && self.oauth().settings().public_url.is_empty() {
+            return Err(Error::Conflict(
+                "enforcing single sign-on needs oauth.public_url configured: without it no \
+                 sign-in through the provider can start",
+            ));
+        }
         if input.enforced
             && !tx
                 .sso_domains()

@@ -19,6 +19,8 @@ pub(crate) async fn app_with_dns(
     let addr = dns.address();
     let app = TestApp::spawn_with(|raw| {
         raw.sso.dns_servers = vec![addr];
+        // Enforcement needs a sign-on that can start.
+        raw.oauth.public_url = "https://gatehouse.test".into();
         edit(raw);
     })
     .await;

@@ -163,3 +163,33 @@ async fn an_unverified_domain_raises_the_webhook_event() {
     assert_eq!(got[0].kind.as_deref(), Some("sso.domain_unverified"));
     assert_eq!(got.len(), 1, "only the third miss raises it");
 }
+
+/// Enforcement is refused while no sign-on can start (no `oauth.public_url`): it would leave the
+/// members no way in (#24, the newcomer review).
+#[tokio::test]
+async fn enforcement_needs_a_sign_on_that_can_start() {
+    let (app, dns) =
+        crate::sso_domains::app_with_dns(|raw| raw.oauth.public_url = String::new()).await;
+    let (owner, _) = crate::sso_domains::owner_with_factor(&app, "ada@acme.test").await;
+    let mut zone = serde_json::json!({});
+    crate::sso_domains::verified_domain(&app, &dns, &owner, &mut zone, "acme.test").await;
+    let res = app
+        .org_call(
+            reqwest::Method::PUT,
+            "/v1/sso/config",
+            &owner,
+            Some(serde_json::json!({
+                "issuer": "https://idp.acme.test", "client_id": "gatehouse", "enforced": true
+            })),
+        )
+        .await;
+    let body = crate::support::expect_problem(res, 409, "conflict").await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("oauth.public_url"),
+        "{body}"
+    );
+    app.stop().await;
+}
