@@ -76,15 +76,19 @@ impl TokenCache {
             .cloned()
     }
 
-    fn put(&self, org: OrgId, id: Uuid, entry: Entry, read_at: u64) {
+    /// Caches `entry` unless a connector was forgotten since `read_at` (what was read may then
+    /// be stale for later calls); either way returns it, as fresh as an uncached read.
+    fn put(&self, org: OrgId, id: Uuid, entry: Entry, read_at: u64) -> Arc<Entry> {
+        let entry = Arc::new(entry);
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if self.generation.load(Ordering::SeqCst) != read_at {
-            return;
+            return entry;
         }
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert((org, id), Arc::new(entry));
+        entries.insert((org, id), Arc::clone(&entry));
+        entry
     }
 
     /// Forgets a connector's entry (its tokens or status changed, or it is gone).
@@ -191,10 +195,8 @@ impl Connectors<'_> {
                     .to_string(),
                 )
                 .with_request(request.request_id.clone());
-            if let Err(e) = self.audit_batcher().record(&scope, event).await {
-                self.usage().unnote(&pairing);
-                return Err(e);
-            }
+            self.audit_batcher().record(&scope, event).await?;
+            self.usage().committed(&pairing);
         }
         Ok(HandedOut {
             access_token: token,
@@ -261,11 +263,9 @@ impl Connectors<'_> {
                     sealed,
                     read: Instant::now(),
                 };
-                self.cache().put(org, id, entry, read_at);
-                // Not stored when the connector changed meanwhile: what was read may be stale.
-                self.cache()
-                    .get(org, id)
-                    .ok_or(Error::NotFound("connector"))?
+                // Read in this transaction: used for this call even when a forget meanwhile
+                // (of any connector, here or through the fan-out) keeps it out of the cache.
+                self.cache().put(org, id, entry, read_at)
             }
         };
         check(&entry, principal, self.clock().now())?;
@@ -319,5 +319,57 @@ impl Connectors<'_> {
             Some(e) if written == 0 => Err(e),
             _ => Ok(written),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(org: OrgId, id: Uuid) -> Entry {
+        let t = OffsetDateTime::UNIX_EPOCH;
+        Entry {
+            row: ConnectorRow {
+                org_id: org,
+                id,
+                user_id: Uuid::from_u128(9),
+                provider: "crm".into(),
+                status: ConnectorStatus::Active,
+                scopes: String::new(),
+                expires_at: None,
+                refresh_due_at: None,
+                failures: 0,
+                last_error: None,
+                created_at: t,
+                updated_at: t,
+            },
+            sealed: SealedRecord {
+                org_id: org,
+                kind: SealedKind::ConnectorToken.as_str().into(),
+                record_id: id.to_string(),
+                field: ACCESS.into(),
+                dek_version: 1,
+                envelope: vec![1, 2, 3],
+                updated_at: t,
+            },
+            read: Instant::now(),
+        }
+    }
+
+    /// A read that began before any forget (of any connector) is served, not cached: a forget
+    /// elsewhere must not turn a healthy connector's hand-out into `not_found` (#24 review).
+    #[test]
+    fn a_read_overtaken_by_a_forget_is_served_but_not_cached() {
+        let cache = TokenCache::default();
+        let org = OrgId::from_uuid(Uuid::from_u128(1));
+        let (id, other) = (Uuid::from_u128(2), Uuid::from_u128(3));
+        let read_at = cache.generation.load(Ordering::SeqCst);
+        cache.forget(org, other);
+        let served = cache.put(org, id, entry(org, id), read_at);
+        assert_eq!(served.row.id, id);
+        assert!(cache.get(org, id).is_none());
+        let read_at = cache.generation.load(Ordering::SeqCst);
+        cache.put(org, id, entry(org, id), read_at);
+        assert!(cache.get(org, id).is_some());
     }
 }

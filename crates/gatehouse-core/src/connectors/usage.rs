@@ -6,8 +6,10 @@
 //! token is in the chain before the token leaves. Further hand-outs of the same pairing are
 //! counted here and written at the next flush (the activity job's, every 30 s, and at shutdown)
 //! as one `connector.token_used` event with `uses`, `first_at` and `last_at`, as API-key use and
-//! share-link opens are. A crash loses at most those counts since the last flush; a full table
-//! makes every call record its own event again rather than drop one.
+//! share-link opens are. A hand-out is counted only once its pairing's own event is committed
+//! (until then each records its own), so no token leaves uncounted in the chain or in memory. A
+//! crash loses at most the counts since the last flush; a full table makes every call record its
+//! own event again rather than drop one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,7 +23,7 @@ use crate::ids::OrgId;
 /// Pairings counted at most between two flushes; past it each call records its own event.
 const MAX_PAIRINGS: usize = 50_000;
 
-/// One connector handed to one service for one person.
+/// One connector handed to one service (its proven name and its label) for one person.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Pairing {
     pub org: OrgId,
@@ -33,6 +35,8 @@ pub(crate) struct Pairing {
 
 #[derive(Debug)]
 struct Count {
+    /// Whether the pairing's own event is committed: until then every call records its own.
+    committed: bool,
     actor: Actor,
     provider: String,
     uses: u64,
@@ -68,6 +72,11 @@ impl UsageTally {
     ) -> Noted {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(c) = counts.get_mut(pairing) {
+            // Counted only once the pairing's own event is committed; a call racing the first
+            // (or following one that failed or was abandoned) records its own.
+            if !c.committed {
+                return Noted::Record;
+            }
             c.uses += 1;
             c.first.get_or_insert(now);
             c.last = Some(now);
@@ -77,6 +86,7 @@ impl UsageTally {
             counts.insert(
                 pairing.clone(),
                 Count {
+                    committed: false,
                     actor: actor(),
                     provider: provider.to_owned(),
                     uses: 0,
@@ -88,11 +98,11 @@ impl UsageTally {
         Noted::Record
     }
 
-    /// Forgets `pairing` (its own event could not be committed): the next call records again.
-    pub(crate) fn unnote(&self, pairing: &Pairing) {
+    /// Notes that `pairing`'s own event is committed: its next hand-outs are counted.
+    pub(crate) fn committed(&self, pairing: &Pairing) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if counts.get(pairing).is_some_and(|c| c.uses == 0) {
-            counts.remove(pairing);
+        if let Some(c) = counts.get_mut(pairing) {
+            c.committed = true;
         }
     }
 
@@ -184,6 +194,9 @@ mod tests {
         let t0 = OffsetDateTime::UNIX_EPOCH;
         let a = pairing("billing");
         assert_eq!(t.note(&a, actor, "crm", t0), Noted::Record);
+        // Until that event is committed, a racing call records its own.
+        assert_eq!(t.note(&a, actor, "crm", t0), Noted::Record);
+        t.committed(&a);
         for i in 1..=4 {
             assert_eq!(
                 t.note(&a, actor, "crm", t0 + time::Duration::seconds(i)),
@@ -206,13 +219,16 @@ mod tests {
     }
 
     #[test]
-    fn a_pairing_whose_event_failed_records_again() {
+    fn a_pairing_whose_event_failed_or_was_abandoned_records_again() {
         let t = UsageTally::default();
         let a = pairing("billing");
         let t0 = OffsetDateTime::UNIX_EPOCH;
         assert_eq!(t.note(&a, actor, "crm", t0), Noted::Record);
-        t.unnote(&a);
-        assert_eq!(t.note(&a, actor, "crm", t0), Noted::Record);
+        // No commit confirmed (the write failed, or the caller went away): never counted.
+        for _ in 0..3 {
+            assert_eq!(t.note(&a, actor, "crm", t0), Noted::Record);
+        }
+        assert!(t.take().is_empty());
     }
 
     #[test]
@@ -224,6 +240,7 @@ mod tests {
         }
         let extra = pairing("one too many");
         assert_eq!(t.note(&extra, actor, "crm", t0), Noted::Record);
+        t.committed(&extra);
         assert_eq!(t.note(&extra, actor, "crm", t0), Noted::Record);
         assert_eq!(t.len(), MAX_PAIRINGS);
     }
