@@ -286,39 +286,55 @@ impl Connectors<'_> {
     /// Writes the hand-outs counted since the last flush (`usage.rs`): one `connector.token_used`
     /// event per pairing with its `uses`, `first_at` and `last_at`, committed per organisation.
     /// What cannot be written is tried once more at the next flush. Called by the activity job
-    /// and at shutdown; returns the events written.
+    /// and at shutdown; returns the events written. The writing runs in its own task, so a flush
+    /// abandoned part-way (the job stopped at shutdown) still writes what it took, and the next
+    /// flush waits for it.
     pub async fn flush_usage(&self) -> Result<usize, Error> {
-        let retry = self.usage().take_held();
-        let fresh = self.usage().take();
-        let mut written = 0;
-        let mut failed = None;
-        let batches = retry
-            .into_iter()
-            .map(|b| (b, true))
-            .chain(fresh.into_iter().map(|b| (b, false)));
-        for ((org, events), retried) in batches {
-            let n = events.len();
-            let personal = events.iter().cloned().map(|e| (e, None)).collect();
-            match self
-                .audit_batcher()
-                .record_all(&TenantScope::granted(org), personal)
-                .await
-            {
-                Ok(()) => written += n,
-                Err(e) => {
-                    tracing::warn!(org = %org, events = n, retried, error = %e,
-                        "connector hand-out counts not written");
-                    if !retried {
-                        self.usage().hold(org, events);
-                    }
-                    failed = Some(e);
+        let tally = Arc::clone(self.usage());
+        let batcher = self.audit_batcher().clone();
+        let turn = tally.flush_turn().await;
+        tokio::spawn(async move {
+            let _turn = turn;
+            write_counts(&tally, &batcher).await
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("the hand-out flush stopped: {e}")))?
+    }
+}
+
+async fn write_counts(
+    tally: &super::UsageTally,
+    batcher: &crate::audit::AuditBatcher,
+) -> Result<usize, Error> {
+    let retry = tally.take_held();
+    let fresh = tally.take();
+    let mut written = 0;
+    let mut failed = None;
+    let batches = retry
+        .into_iter()
+        .map(|b| (b, true))
+        .chain(fresh.into_iter().map(|b| (b, false)));
+    for ((org, events), retried) in batches {
+        let n = events.len();
+        let personal = events.iter().cloned().map(|e| (e, None)).collect();
+        match batcher
+            .record_all(&TenantScope::granted(org), personal)
+            .await
+        {
+            Ok(()) => written += n,
+            Err(e) => {
+                tracing::warn!(org = %org, events = n, retried, error = %e,
+                    "connector hand-out counts not written");
+                if !retried {
+                    tally.hold(org, events);
                 }
+                failed = Some(e);
             }
         }
-        match failed {
-            Some(e) if written == 0 => Err(e),
-            _ => Ok(written),
-        }
+    }
+    match failed {
+        Some(e) if written == 0 => Err(e),
+        _ => Ok(written),
     }
 }
 

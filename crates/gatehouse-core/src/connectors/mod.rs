@@ -72,7 +72,7 @@ impl Default for ConnectorSettings {
 pub struct ConnectorState {
     settings: ConnectorSettings,
     cache: Arc<TokenCache>,
-    usage: UsageTally,
+    usage: Arc<UsageTally>,
 }
 
 impl ConnectorState {
@@ -81,7 +81,7 @@ impl ConnectorState {
         Self {
             settings,
             cache: Arc::default(),
-            usage: UsageTally::default(),
+            usage: Arc::default(),
         }
     }
 }
@@ -191,7 +191,7 @@ impl Connectors<'_> {
 
     /// Hand-outs counted since the last flush (`usage.rs`).
     #[must_use]
-    pub fn usage(&self) -> &UsageTally {
+    pub fn usage(&self) -> &Arc<UsageTally> {
         &self.connector_state().usage
     }
 

@@ -59,6 +59,8 @@ pub struct UsageTally {
     counts: Mutex<HashMap<Pairing, Count>>,
     /// Events a flush could not write, tried once more at the next one.
     held: Mutex<Vec<(OrgId, Vec<AuditEvent>)>>,
+    /// One flush at a time, held by the task that writes (`Connectors::flush_usage`).
+    flushing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl UsageTally {
@@ -148,6 +150,11 @@ impl UsageTally {
             by_org.entry(p.org).or_default().push(event);
         }
         by_org
+    }
+
+    /// Waits for any flush under way (one that was itself abandoned included) to finish.
+    pub(crate) async fn flush_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.flushing).lock_owned().await
     }
 
     /// Pairings held (for tests).

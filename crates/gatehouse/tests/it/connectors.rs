@@ -421,7 +421,16 @@ async fn hand_outs_after_a_pairings_first_are_counted_and_written_at_the_flush()
         assert_eq!(token_of(app, &id, &owner).await, first);
     }
     assert!(!app.kernel.connectors().usage().is_empty());
-    assert!(app.kernel.connectors().flush_usage().await.unwrap() <= 1);
+    // A flush abandoned part-way (as the activity job is stopped at shutdown) loses nothing:
+    // the next flush waits for it, and the counts are in the chain.
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::ZERO,
+        app.kernel.connectors().flush_usage(),
+    )
+    .await;
+    if let Ok(done) = abandoned {
+        assert_eq!(done.unwrap(), 1);
+    }
     assert_eq!(app.kernel.connectors().flush_usage().await.unwrap(), 0);
     assert!(app.kernel.connectors().usage().is_empty());
     let recorded = used(&app.audit_events(&owner.org).await);
