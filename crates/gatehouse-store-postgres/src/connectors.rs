@@ -118,6 +118,19 @@ impl ConnectorStore for PgTenantTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn oauth_provider_in_use(&mut self, keys: &[&str]) -> Result<bool, StoreError> {
+        let org = self.scope.org_id();
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM connectors WHERE org_id = $1 AND provider = ANY($2))",
+        )
+        .bind(org.as_uuid())
+        .bind(&keys)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(map_err)
+    }
+
     async fn insert_connector(&mut self, r: &ConnectorRow) -> Result<(), StoreError> {
         ensure_in_scope(&self.scope, r.org_id)?;
         sqlx::query(

@@ -121,6 +121,25 @@ impl ConnectorStore for SqliteTenantTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn oauth_provider_in_use(&mut self, keys: &[&str]) -> Result<bool, StoreError> {
+        let org = self.scope.org_id();
+        for key in keys {
+            let c: &mut SqliteConnection = &mut self.tx;
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM connectors WHERE org_id = ? AND provider = ? LIMIT 1",
+            )
+            .bind(org.as_uuid())
+            .bind(*key)
+            .fetch_optional(c)
+            .await
+            .map_err(map_err)?;
+            if found.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     async fn insert_connector(&mut self, r: &ConnectorRow) -> Result<(), StoreError> {
         ensure_in_scope(&self.scope, r.org_id)?;
         let c: &mut SqliteConnection = &mut self.tx;

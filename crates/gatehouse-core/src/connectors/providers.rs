@@ -17,7 +17,6 @@ use crate::keyring::{FieldRef, SealedKind};
 use crate::oauth::provider::{
     ClientAuth, ClientCredentials, Endpoints, Provider, ProviderEndpoints,
 };
-use crate::page::PageRequest;
 use crate::store::{OAuthProviderRow, TenantTx};
 
 /// A provider to add to an organisation.
@@ -390,27 +389,13 @@ impl Connectors<'_> {
             .ok_or(Error::NotFound("provider"))?;
         // Its connectors' tokens stay valid at the provider until revoked, and revoking them
         // needs this provider's client: they are disconnected first (#24).
+        // A connector names an organisation provider by its id.
         let key = row.id.to_string();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = tx
-                .connectors(None, PageRequest::parse(cursor.as_deref(), Some(200))?)
-                .await?;
-            // A connector names its provider by key: an organisation provider's id.
-            if page
-                .items
-                .iter()
-                .any(|c| c.provider == key || c.provider == name)
-            {
-                return Err(Error::Conflict(
-                    "the provider still has connectors: disconnect them first (DELETE \
-                     /v1/connectors/{id} revokes their tokens at the provider)",
-                ));
-            }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
+        if tx.oauth_provider_in_use(&[key.as_str(), name]).await? {
+            return Err(Error::Conflict(
+                "the provider still has connectors: disconnect them first (DELETE \
+                 /v1/connectors/{id} revokes their tokens at the provider)",
+            ));
         }
         tx.delete_oauth_provider(name).await?;
         tx.delete_sealed_of(

@@ -95,6 +95,9 @@ pub trait ConnectorStore: Send {
     /// Returns whether it was there.
     async fn delete_oauth_provider(&mut self, name: &str) -> Result<bool, StoreError>;
 
+    /// Whether any connector of the organisation names its provider by one of `keys`.
+    async fn oauth_provider_in_use(&mut self, keys: &[&str]) -> Result<bool, StoreError>;
+
     async fn insert_connector(&mut self, c: &ConnectorRow) -> Result<(), StoreError>;
 
     async fn connector(&mut self, id: Uuid) -> Result<Option<ConnectorRow>, StoreError>;
