@@ -136,7 +136,7 @@ impl Connectors<'_> {
     /// The callback of the provider `target` (its stable key, from the path): refused (401)
     /// without the credential of the person who started the flow, before anything else; then
     /// the state is spent (refused before anything reaches the provider when it is not one
-    /// Gatehouse signed, is older than ten minutes, was used, was issued for another provider
+    /// Gatehouse signed, is ten minutes old or more, was used, was issued for another provider
     /// than the path's, was started in another mode, or by someone else or in another
     /// organisation); the `iss` of RFC 9207 checked (required when the provider advertises it,
     /// compared exactly); the code exchanged with the PKCE verifier; and the connector recorded

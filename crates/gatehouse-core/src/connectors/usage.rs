@@ -1,6 +1,6 @@
 //! How connector hand-outs are audited without every call waiting for a commit (#24, must 5).
 //!
-//! The first hand-out of a connector to a service on a person's behalf since the last flush is
+//! The first hand-out of a connector to a service (and its label) on a person's behalf since the last flush is
 //! recorded on its own (`connector.token_used`, with the request id) and answers only once that
 //! event is committed, so every pairing of connector, person and service that ever received a
 //! token is in the chain before the token leaves. Further hand-outs of the same pairing are

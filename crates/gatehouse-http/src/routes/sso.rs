@@ -120,7 +120,7 @@ pub(crate) async fn get_config(
     responses(
         (status = 200, description = "The provider as stored", body = SsoConfig),
         (status = 403, description = STEP_UP, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`conflict`: enforcement asked for without a verified domain", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: enforcement asked for without a verified domain, without an owner with a second factor (break-glass), or without `oauth.public_url` (no sign-on could start)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: an issuer that is not an https URL (or names a private address), a client id or secret too long, a scope that is not one, a default role that is `owner` or no role of the organisation", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn put_config(

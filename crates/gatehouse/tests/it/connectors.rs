@@ -391,7 +391,7 @@ async fn a_demoted_members_next_hand_out_is_refused_though_their_role_was_cached
 }
 
 /// Must 5's hand-out audit: a pairing's first hand-out (connector, person, service) is committed
-/// on its own before it answers; the rest are counted and written at the flush, so the chain
+/// (and label) on its own before it answers; the rest are counted and written at the flush, so the chain
 /// accounts for every hand-out.
 #[tokio::test]
 async fn hand_outs_after_a_pairings_first_are_counted_and_written_at_the_flush() {

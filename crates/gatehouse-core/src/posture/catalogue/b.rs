@@ -85,7 +85,7 @@ the token endpoint) and a `state` that is a link-key HMAC over the key version, 
 (cookie session or bearer token), issue time, a random nonce, the provider's stable key and the
 organisation and person (sealed, so the URL does not name them). Each provider has its own
 callback; it needs the credential of the person who started, the way they started, and the state
-is refused when older than ten minutes (injected clock), signed by a key past its overlap or
+is refused when ten minutes old or more (injected clock), signed by a key past its overlap or
 another deployment's, already spent (one conditional update of its `oauth_states` row), issued
 for another provider than the callback's, started in the other mode, or by someone else or in
 another organisation, each before the code reaches the provider; the RFC 9207 `iss` must be the
