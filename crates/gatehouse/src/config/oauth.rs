@@ -170,15 +170,6 @@ pub(super) fn validate(c: &OAuthConfig, production: bool) -> Result<OAuthSetup, 
         allow_loopback: c.allow_loopback,
     };
     let public_url = c.public_url.trim_end_matches('/').to_owned();
-    // Without a public URL no authorization can start, so this one refusal keeps every flow of
-    // connectors and single sign-on out of production while reviews' findings are open.
-    if production && !public_url.is_empty() {
-        return refuse(
-            "oauth.public_url: connectors and single sign-on are a preview in this version, \
-             with review findings still open (docs/SECURITY.md, \"Preview: connectors and \
-             single sign-on\"); production refuses them, development may try them",
-        );
-    }
     if !public_url.is_empty() {
         let parsed = url::Url::parse(&public_url)
             .map_err(|e| ConfigError(format!("oauth.public_url: not a URL ({e})")))?;
@@ -295,8 +286,12 @@ mod tests {
             }],
             ..OAuthConfig::default()
         };
-        let preview = validate(&c, true).unwrap_err().to_string();
-        assert!(preview.contains("preview"), "{preview}");
+        // Production takes an https public URL and providers at public addresses, never http.
+        assert!(validate(&c, true).is_ok());
+        let mut plain = c.clone();
+        plain.public_url = "http://auth.example.com".into();
+        assert!(validate(&plain, true).is_err());
+        assert!(validate(&plain, false).is_ok());
         let ok = validate(&c, false).unwrap();
         assert_eq!(ok.settings.public_url, "https://auth.example.com");
         assert_eq!(ok.settings.providers.len(), 1);

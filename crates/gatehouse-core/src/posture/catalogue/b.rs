@@ -75,9 +75,9 @@ passes nowhere else."#,
     Control {
         id: "B3",
         title: "OAuth 2.0 connectors",
-        built: Built::Partial(
-            "a preview, refused in production: each provider has its own callback, bound to the person who started the flow and the way they started, but the token hand-out misses its benchmark target; see docs/SECURITY.md, \"Preview: connectors and single sign-on\". The presets for common providers (docs/API.md) are configuration examples, untested here.",
-        ),
+        built: Built::Done(Some(
+            "The presets for common providers (docs/API.md) are configuration examples, untested here.",
+        )),
         promise: "People connect their accounts at other services through OAuth with PKCE and a signed, single-use state; the tokens are kept encrypted, refreshed before they expire, handed only to the deployment's own services, and revoked at the provider on disconnect.",
         self_check: "Signs and verifies a state-like value with the current link key, and counts (up to 100) active connectors whose refresh is more than ten minutes overdue.",
         ledger: r#"The authorization-code flow with PKCE (S256; the verifier sealed in the state's row, sent only to
@@ -96,7 +96,9 @@ erasing its tokens and raising the webhook event `connector.needs_reauth`; one w
 the organisation or is disabled is suspended the same way without calling the provider. Services
 get an access token through `/internal/v1` on the owner's behalf (service secret plus the
 person's token, the owner's own connector, `connectors.use`), from a cache holding it sealed and
-opened per call;
+opened per call; a pairing's (connector, person, service) first hand-out since the last flush
+commits `connector.token_used` before it answers, and the rest are counted and written at the
+30 s flush;
 `/v1` never shows a token. Disconnecting revokes at the provider (RFC 7009) and erases the tokens.
 Provider calls go through the webhooks' SSRF guard (every resolved address checked, no
 redirects, bounded answers and time). Providers are the platform's (configuration) or an
@@ -107,6 +109,8 @@ organisation's (`connectors.manage`, client secret sealed). Every change is audi
                 tests: &[
                     "a_connector_is_connected_used_refreshed_ahead_of_expiry_and_revoked_at_disconnect",
                     "while_connected_the_tokens_are_only_sealed_in_the_database",
+                    "a_demoted_members_next_hand_out_is_refused_though_their_role_was_cached",
+                    "hand_outs_after_a_pairings_first_are_counted_and_written_at_the_flush",
                 ],
             },
             Evidence {
@@ -118,6 +122,8 @@ organisation's (`connectors.manage`, client secret sealed). Every change is audi
                     "a_callback_needs_the_credential_of_the_person_who_started_in_the_mode_they_started",
                     "a_state_at_another_providers_callback_or_without_its_exact_iss_is_refused_unexchanged",
                     "a_removed_members_connectors_stop_refreshing_and_lose_their_tokens",
+                    "an_organisations_provider_is_not_deleted_while_a_connector_uses_it",
+                    "a_pass_refreshes_several_connectors_at_once",
                 ],
             },
             Evidence {
