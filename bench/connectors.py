@@ -126,6 +126,9 @@ def run(args, results) -> None:
         results["token_handout"] = R.wrk(port, path, args, script=lua)
         results["token_handout_1conn"] = R.wrk(port, path, args, script=lua, threads=1,
                                                connections=1)
+        for name in ["token_handout", "token_handout_1conn"]:
+            # A refused call is cheap: throughput with refusals in it measures nothing.
+            assert results[name]["non_2xx"] == 0, (name, results[name])
     finally:
         R.stop(proc)
         provider.shutdown()
