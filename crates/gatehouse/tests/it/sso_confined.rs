@@ -422,6 +422,12 @@ async fn a_session_through_an_organisations_sign_on_neither_sees_nor_exports_nor
     let (_, lines, _) = crate::exports::my_export(&app, &bob, 1000).await;
     let text = serde_json::to_string(&lines).unwrap();
     assert!(text.contains(&eve.org), "the password session's export");
+    let linked: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "external_identity")
+        .collect();
+    assert_eq!(linked.len(), 1, "{text}");
+    assert_eq!(linked[0]["subject"], "bob-at-idp");
 
     // The erasure, even with the password: refused; the account stays.
     let res = app
