@@ -174,6 +174,27 @@ impl SsoStore for SqliteTenantTx {
             .map(|r| r.rows_affected())
             .map_err(map_err)
     }
+
+    async fn revoke_sessions_begun_here(
+        &mut self,
+        at: OffsetDateTime,
+    ) -> Result<Vec<(Uuid, OffsetDateTime)>, StoreError> {
+        // A session the organisation's sign-on began never leaves it (a switch out is refused):
+        // its tokens are for the organisation too.
+        let rows = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?1 WHERE org_id = ?2 AND signed_in_with = 'sso' \
+             AND sso_org_id = ?2 AND revoked_at IS NULL AND expires_at > ?1 \
+             RETURNING id, expires_at",
+        )
+        .bind(micros(at))
+        .bind(self.scope.org_id().as_uuid())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| Ok((get(r, "id")?, time_col(r, "expires_at")?)))
+            .collect()
+    }
 }
 
 #[async_trait]

@@ -141,7 +141,8 @@ macro_rules! behaviour_suite {
             sso_a_domain_is_verified_by_one_organisation_and_found_only_once_verified,
             sso_external_identities_are_unique_and_listed_per_person,
             sso_an_organisations_links_end_together,
-            sso_a_session_says_how_it_began
+            sso_a_session_says_how_it_began,
+            sso_the_sessions_an_organisations_sign_on_began_end_together
         );
         $crate::behaviour_suite!(@store $fresh; webhooks;
             webhooks_lease_deliveries_once_and_stay_in_their_organisation

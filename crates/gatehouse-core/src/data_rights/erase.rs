@@ -84,6 +84,13 @@ impl DataRights<'_> {
             });
         }
         let mut tx = self.store().begin_read().await?;
+        // A session an organisation's sign-on began erases nothing of the other organisations'.
+        if crate::sso::enforcement::confined_to(tx.as_mut(), principal.session_id)
+            .await?
+            .is_some()
+        {
+            return Err(crate::sso::enforcement::CONFINED_ACCOUNT);
+        }
         let record = tx.user_by_id(user).await?.ok_or(Error::NotFound("user"))?;
         drop(tx);
         self.recheck_password(&record, password, &call.request, "user.erase_refused")

@@ -611,6 +611,8 @@ pub struct MeView {
 }
 
 impl Members<'_> {
+    /// The caller's account and memberships; to a session an organisation's sign-on began, only
+    /// that organisation's membership (it is confined there: `sso::enforcement::confined_to`).
     pub async fn me(&self, call: &AccountCall) -> Result<MeView, Error> {
         let AccountCall { principal, .. } = call;
         let user = UserId::from_uuid(principal.subject);
@@ -619,6 +621,7 @@ impl Members<'_> {
             .user_by_id(user)
             .await?
             .ok_or(Error::Unauthenticated("the account no longer exists"))?;
+        let home = crate::sso::enforcement::confined_to(tx.as_mut(), principal.session_id).await?;
         let memberships = tx.memberships_of_user(user).await?;
         Ok(MeView {
             user_id: user,
@@ -626,6 +629,7 @@ impl Members<'_> {
             name: record.name,
             memberships: memberships
                 .into_iter()
+                .filter(|m| home.is_none_or(|h| h == m.org_id))
                 .map(|m| (m.org_id, m.role.as_str().to_owned()))
                 .collect(),
         })

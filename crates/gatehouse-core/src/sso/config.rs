@@ -234,10 +234,14 @@ impl Sso<'_> {
             updated_at: now,
         };
         tx.put_sso_config(&record).await?;
-        // Another issuer is another provider: the links the old one made end (#24).
-        let links_removed = match &previous {
-            Some(p) if p.issuer != record.issuer => self.drop_links(tx.as_mut()).await?,
-            _ => 0,
+        // Another issuer is another provider: the links the old one made end (#24), and so do
+        // the sessions it began (the old provider vouches for nobody here any more).
+        let (links_removed, ended) = match &previous {
+            Some(p) if p.issuer != record.issuer => (
+                self.drop_links(tx.as_mut()).await?,
+                tx.revoke_sessions_begun_here(now).await?,
+            ),
+            _ => (0, Vec::new()),
         };
         if let Some(secret) = &input.client_secret {
             let id = org.to_string();
@@ -273,6 +277,7 @@ impl Sso<'_> {
                 "enforcement_changed": previous.as_ref().map_or(record.enforced, |p| p.enforced != record.enforced),
                 "client_secret_set": input.client_secret.is_some(),
                 "sso_links_removed": links_removed,
+                "sso_sessions_revoked": ended.len(),
             })
             .to_string(),
         )
@@ -280,6 +285,7 @@ impl Sso<'_> {
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         let view = self.view(tx.as_mut(), record).await?;
         tx.commit(proof).await?;
+        self.sessions_ended(&ended);
         self.enforcement_changed(org);
         Ok(view)
     }
@@ -362,6 +368,14 @@ impl Sso<'_> {
         Ok(tx.delete_links_made_here(None).await?)
     }
 
+    /// The sessions a committed removal (or change of issuer) ended: forgotten here and, through
+    /// the fan-out, on every other instance.
+    fn sessions_ended(&self, ended: &[(uuid::Uuid, OffsetDateTime)]) {
+        for (id, expires_at) in ended {
+            self.revoked_locally(*id, *expires_at);
+        }
+    }
+
     /// Whether an owner of the scope's organisation has a confirmed second factor (the owners
     /// among its first 10,000 members).
     async fn owner_with_factor(&self, tx: &mut dyn TenantTx) -> Result<bool, Error> {
@@ -401,11 +415,20 @@ impl Sso<'_> {
         )
         .await?;
         let links_removed = self.drop_links(tx.as_mut()).await?;
+        // The sessions it began end with it: nothing vouches for them here any more.
+        let ended = tx.revoke_sessions_begun_here(self.clock().now()).await?;
         let event = AuditEvent::success(call.principal.actor(), "sso.removed", "organization", org)
-            .with_details(json!({ "sso_links_removed": links_removed }).to_string())
+            .with_details(
+                json!({
+                    "sso_links_removed": links_removed,
+                    "sso_sessions_revoked": ended.len(),
+                })
+                .to_string(),
+            )
             .with_request(call.request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        self.sessions_ended(&ended);
         self.enforcement_changed(org);
         Ok(())
     }

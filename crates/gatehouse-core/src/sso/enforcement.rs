@@ -40,11 +40,22 @@ pub(crate) const CONFINED_UNLINK: Error = Error::SsoRefused(
      organisation: it may end only the links that organisation's sign-on made",
 );
 
+/// The refusal, to a session confined to an organisation, of what acts on the whole account's
+/// data, every organisation's: its export (`export_self`) and its erasure (`erase_self`).
+pub(crate) const CONFINED_ACCOUNT: Error = Error::SsoRefused(
+    "this session began through an organisation's single sign-on and stays in that \
+     organisation: the account's data in every organisation is not that provider's to reach; \
+     sign in by your own means (a password, or a platform provider) to export or erase the \
+     account",
+);
+
 /// The organisation a session is confined to: the one whose single sign-on began it (#24). Such
 /// a session acts for the account only within that organisation: it switches to no other
 /// (`switch_organization`), ends no link another organisation's sign-on or a platform provider
 /// made (`Sso::unlink`), and ends only sessions confined to the same organisation (its own
-/// included); ending all the account's other sessions at once is refused (`revoke_others`).
+/// included); ending all the account's other sessions at once is refused (`revoke_others`). It
+/// sees only that organisation's membership (`Members::me`), links and sessions, and neither
+/// exports nor erases the account ([`CONFINED_ACCOUNT`]).
 pub(crate) async fn confined_to(
     tx: &mut dyn PlatformTx,
     session: uuid::Uuid,

@@ -76,6 +76,14 @@ pub trait SsoStore: Send {
     /// ended), or with `None` every one it made, whoever's account (the organisation's issuer
     /// changed or its provider was removed), in one statement; answers how many.
     async fn delete_links_made_here(&mut self, user: Option<UserId>) -> Result<u64, StoreError>;
+
+    /// Revokes every live (unrevoked, unexpired at `at`) session the scope's sign-on began
+    /// (`signed_in_with = Sso(scope)`), whoever's, in one statement: its provider was removed or
+    /// changed issuer. Returns each one's id and expiry, for their revocation everywhere.
+    async fn revoke_sessions_begun_here(
+        &mut self,
+        at: OffsetDateTime,
+    ) -> Result<Vec<(uuid::Uuid, OffsetDateTime)>, StoreError>;
 }
 
 /// An external identity linked to an account: the provider's issuer and its subject for the

@@ -65,7 +65,7 @@ impl From<UserErasure> for UserErased {
     responses(
         (status = 200, description = "Erased; the caller's tokens stop working", body = UserErased),
         (status = 401, description = "`invalid_credentials`: wrong password", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`step_up_required` (no recent second factor), or `wrong_audience` (an impersonation or an API key)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`step_up_required` (no recent second factor), `wrong_audience` (an impersonation or an API key), or `sso_refused` (a session an organisation's single sign-on began: it stays in that organisation)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`last_owner`: the only owner of an organisation with other members", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn me(

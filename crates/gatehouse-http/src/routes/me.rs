@@ -29,7 +29,8 @@ pub(crate) struct Me {
     memberships: Vec<Membership>,
 }
 
-/// The caller's account and memberships.
+/// The caller's account and memberships (to a session an organisation's single sign-on began,
+/// only that organisation's).
 #[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = Me),

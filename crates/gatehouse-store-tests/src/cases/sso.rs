@@ -402,3 +402,77 @@ pub async fn sso_a_session_says_how_it_began(store: Arc<dyn Store>) {
     assert_eq!(tx.sso_config().await.unwrap(), None);
     assert!(tx.sso_domains().await.unwrap().is_empty());
 }
+
+/// The sessions an organisation's sign-on began end together, in one statement, whoever's: each
+/// answered with its expiry, once; its password and platform-provider sessions, expired ones
+/// and another organisation's sign-on's stay as they were.
+pub async fn sso_the_sessions_an_organisations_sign_on_began_end_together(store: Arc<dyn Store>) {
+    let clock = clock();
+    let seeded = seed(store.as_ref(), &clock, 2).await;
+    let ((a, ada), (b, bea)) = (seeded[0], seeded[1]);
+    let carol = new_user(store.as_ref(), &clock, "carol@acme.test").await;
+    let now = clock.now();
+    let session = |org: OrgId, who: Uuid, via, expires_at| SessionRecord {
+        id: gatehouse_core::ids::new_uuid(&clock),
+        subject_id: who,
+        tier: Tier::Customer,
+        org_id: Some(org),
+        impersonator_id: None,
+        reason: None,
+        device_name: "laptop".into(),
+        user_agent: None,
+        ip: None,
+        refresh_hash: gatehouse_core::ids::new_uuid(&clock).as_bytes().to_vec(),
+        previous_refresh_hash: None,
+        created_at: now,
+        last_seen_at: now,
+        expires_at,
+        revoked_at: None,
+        auth_at: now,
+        mfa_at: None,
+        signed_in_with: via,
+    };
+    let live = now + Duration::days(1);
+    let ended = [
+        session(a, ada.as_uuid(), SignedInWith::Sso(a), live),
+        session(a, carol.id.as_uuid(), SignedInWith::Sso(a), live),
+    ];
+    let kept = [
+        session(a, ada.as_uuid(), SignedInWith::Password, live),
+        session(a, ada.as_uuid(), SignedInWith::Social, live),
+        session(
+            a,
+            carol.id.as_uuid(),
+            SignedInWith::Sso(a),
+            now - Duration::seconds(1),
+        ),
+        session(b, bea.as_uuid(), SignedInWith::Sso(b), live),
+    ];
+    let mut tx = store.begin().await.unwrap();
+    for s in ended.iter().chain(&kept) {
+        tx.insert_session(s).await.unwrap();
+    }
+    tx.commit(Audited::for_tests()).await.unwrap();
+
+    let mut tx = in_scope(store.as_ref(), a).await;
+    let mut got = tx.revoke_sessions_begun_here(now).await.unwrap();
+    got.sort();
+    let mut want: Vec<_> = ended.iter().map(|s| (s.id, s.expires_at)).collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(
+        tx.revoke_sessions_begun_here(now).await.unwrap().is_empty(),
+        "already ended"
+    );
+    tx.commit(Audited::for_tests()).await.unwrap();
+    let mut tx = store.begin_read().await.unwrap();
+    for s in &ended {
+        assert_eq!(
+            tx.session(s.id).await.unwrap().unwrap().revoked_at,
+            Some(now)
+        );
+    }
+    for s in &kept {
+        assert_eq!(tx.session(s.id).await.unwrap().as_ref(), Some(s));
+    }
+}

@@ -303,6 +303,36 @@ async fn a_session_through_an_organisations_sign_on_ends_only_that_organisations
 #[tokio::test]
 async fn a_refused_switch_out_of_an_organisations_sign_on_is_audited() {
     let (Acme { app, .. }, _bob, through) = bob_through_acme().await;
+    let eve = bob_joins_rival(&app).await;
+    let before = app.audit_events(&eve.org).await.len();
+    let res = app
+        .call(
+            Method::POST,
+            "/v1/auth/switch-organization",
+            &through.access,
+            None,
+            Some(json!({"organization_id": eve.org})),
+        )
+        .await;
+    expect_problem(res, 403, "sso_refused").await;
+    let events = app.audit_events(&eve.org).await;
+    assert_eq!(events.len(), before + 1);
+    let refused = events
+        .iter()
+        .find(|e| e.action == "session.switch_refused")
+        .unwrap_or_else(|| panic!("{:?}", events.iter().map(|e| &e.action).collect::<Vec<_>>()));
+    assert_eq!(refused.outcome, "denied");
+    assert!(
+        refused.details.contains("sso_confined"),
+        "{}",
+        refused.details
+    );
+    assert_eq!(refused.actor_id, through.user);
+    app.chain_verifies(&eve.org).await;
+}
+
+/// Eve's organisation, Rival, which Bob (of `bob_through_acme`) joins by her invitation.
+async fn bob_joins_rival(app: &TestApp) -> Signed {
     let eve = app.signup_login("eve@rival.test", "laptop").await;
     // Acme's invitation, spent: Eve's is the next one mailed.
     let spent = app.mailed_link("bob@acme.test", "/accept-invitation").await;
@@ -330,29 +360,203 @@ async fn a_refused_switch_out_of_an_organisations_sign_on_is_audited() {
         )
         .await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
-    let before = app.audit_events(&eve.org).await.len();
+    eve
+}
+
+fn memberships(me: &Value) -> Vec<String> {
+    me["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["organization_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn exports_recorded(app: &TestApp, org: &str) -> usize {
+    app.audit_events(org)
+        .await
+        .iter()
+        .filter(|e| e.action == "data.exported")
+        .count()
+}
+
+/// Bob belongs to Acme and to Rival. A session Acme's sign-on began (stepped up, so the
+/// step-up is not what refuses it) sees only his Acme membership, and neither exports nor erases
+/// the account: that reaches Rival's data. Bob's password session does both.
+#[tokio::test]
+async fn a_session_through_an_organisations_sign_on_neither_sees_nor_exports_nor_erases_the_others()
+{
+    let (Acme { app, ada, .. }, bob, through) = bob_through_acme().await;
+    let eve = bob_joins_rival(&app).await;
+    let res = app
+        .call(Method::GET, "/v1/me", &through.access, None, None)
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        memberships(&res.json().await.unwrap()),
+        vec![ada.org.clone()]
+    );
+    let res = app
+        .call(Method::GET, "/v1/me", &bob.access, None, None)
+        .await;
+    let mut all = memberships(&res.json().await.unwrap());
+    all.sort();
+    let mut want = vec![ada.org.clone(), eve.org.clone()];
+    want.sort();
+    assert_eq!(all, want);
+
+    // The export: refused, and nothing recorded as read.
+    let (acme_before, rival_before) = (
+        exports_recorded(&app, &ada.org).await,
+        exports_recorded(&app, &eve.org).await,
+    );
+    let res = app
+        .call(Method::GET, "/v1/me/export", &through.access, None, None)
+        .await;
+    let body = expect_problem(res, 403, "sso_refused").await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("sign in by your own means"), "{body}");
+    assert!(detail.contains("export"), "{body}");
+    assert_eq!(exports_recorded(&app, &ada.org).await, acme_before);
+    assert_eq!(exports_recorded(&app, &eve.org).await, rival_before);
+    let (_, lines, _) = crate::exports::my_export(&app, &bob, 1000).await;
+    let text = serde_json::to_string(&lines).unwrap();
+    assert!(text.contains(&eve.org), "the password session's export");
+    let linked: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "external_identity")
+        .collect();
+    assert_eq!(linked.len(), 1, "{text}");
+    assert_eq!(linked[0]["subject"], "bob-at-idp");
+
+    // The erasure, even with the password: refused; the account stays.
     let res = app
         .call(
             Method::POST,
-            "/v1/auth/switch-organization",
+            "/v1/me/erase",
             &through.access,
             None,
-            Some(json!({"organization_id": eve.org})),
+            Some(json!({"password": PASSWORD})),
         )
         .await;
-    expect_problem(res, 403, "sso_refused").await;
-    let events = app.audit_events(&eve.org).await;
-    assert_eq!(events.len(), before + 1);
-    let refused = events
+    let body = expect_problem(res, 403, "sso_refused").await;
+    assert!(body["detail"].as_str().unwrap().contains("erase"), "{body}");
+    assert!(user_by_email(&app, "bob@acme.test").await.is_some());
+    let res = app
+        .call(
+            Method::POST,
+            "/v1/me/erase",
+            &bob.access,
+            None,
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    assert!(user_by_email(&app, "bob@acme.test").await.is_none());
+}
+
+async fn refresh(app: &TestApp, who: &Signed) -> reqwest::Response {
+    app.post_json("/v1/auth/refresh", &json!({"refresh_token": who.refresh}))
+        .await
+}
+
+/// Bob's session through Acme's sign-on no longer refreshes nor is accepted; his password
+/// session does both. The event (`action`) on Acme's chain counts the one session it ended.
+async fn only_the_sign_ons_session_ended(
+    app: &TestApp,
+    acme: &str,
+    bob: &Signed,
+    through: &Signed,
+    action: &str,
+) {
+    assert!(!through.refresh.is_empty());
+    expect_problem(refresh(app, through).await, 401, "unauthenticated").await;
+    let res = app
+        .call(Method::GET, "/v1/auth/verify", &through.access, None, None)
+        .await;
+    expect_problem(res, 401, "unauthenticated").await;
+    let res = app
+        .call(Method::GET, "/v1/me", &bob.access, None, None)
+        .await;
+    assert_eq!(res.status(), 200, "the password session lives");
+    assert_eq!(refresh(app, bob).await.status(), 200);
+    // The event that ended it counts it (an earlier change that ended nothing counts none).
+    let counts: Vec<Value> = app
+        .audit_events(acme)
+        .await
         .iter()
-        .find(|e| e.action == "session.switch_refused")
-        .unwrap_or_else(|| panic!("{:?}", events.iter().map(|e| &e.action).collect::<Vec<_>>()));
-    assert_eq!(refused.outcome, "denied");
-    assert!(
-        refused.details.contains("sso_confined"),
-        "{}",
-        refused.details
+        .filter(|e| e.action == action)
+        .map(|e| serde_json::from_str::<Value>(&e.details).unwrap()["sso_sessions_revoked"].clone())
+        .collect();
+    assert_eq!(
+        counts.iter().filter(|c| **c == json!(1)).count(),
+        1,
+        "{counts:?}"
     );
-    assert_eq!(refused.actor_id, through.user);
-    app.chain_verifies(&eve.org).await;
+    assert!(
+        counts.iter().all(|c| *c == json!(0) || *c == json!(1)),
+        "{counts:?}"
+    );
+    app.chain_verifies(acme).await;
+}
+
+/// The owner removes Acme's sign-on: the sessions it began end with it (and everywhere, through
+/// the revocation fan-out); a password session does not.
+#[tokio::test]
+async fn removing_an_organisations_sign_on_ends_the_sessions_it_began() {
+    let (Acme { app, ada, .. }, bob, through) = bob_through_acme().await;
+    let res = app
+        .call(Method::GET, "/v1/me", &through.access, None, None)
+        .await;
+    assert_eq!(res.status(), 200, "it works until then");
+    let res = app
+        .org_call(Method::DELETE, "/v1/sso/config", &ada, None)
+        .await;
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    only_the_sign_ons_session_ended(&app, &ada.org, &bob, &through, "sso.removed").await;
+}
+
+/// The owner gives Acme's sign-on another issuer: another provider, which vouched for none of
+/// the sessions the old one began; they end, a password session does not.
+#[tokio::test]
+async fn an_organisations_sign_on_changing_issuer_ends_the_sessions_it_began() {
+    let (
+        Acme {
+            app,
+            ada,
+            op,
+            client,
+            ..
+        },
+        bob,
+        through,
+    ) = bob_through_acme().await;
+    let res = app
+        .call(Method::GET, "/v1/me", &through.access, None, None)
+        .await;
+    assert_eq!(res.status(), 200, "it works until then");
+    // The same client of the same issuer again: nothing ends.
+    configure(
+        &app,
+        &ada,
+        &op.issuer(),
+        &client.client_id,
+        &client.client_secret,
+        json!({}),
+    )
+    .await;
+    let res = app
+        .call(Method::GET, "/v1/me", &through.access, None, None)
+        .await;
+    assert_eq!(res.status(), 200, "the same issuer keeps it");
+    configure(
+        &app,
+        &ada,
+        &format!("{}/elsewhere", op.issuer().trim_end_matches('/')),
+        &client.client_id,
+        &client.client_secret,
+        json!({}),
+    )
+    .await;
+    only_the_sign_ons_session_ended(&app, &ada.org, &bob, &through, "sso.config_changed").await;
 }
