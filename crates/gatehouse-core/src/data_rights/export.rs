@@ -143,23 +143,20 @@ fn person_sections(user: UserId, orgs: &[OrgId], only_in: Option<OrgId>) -> Vec<
 
 impl DataRights<'_> {
     /// A person's own export, across every organisation they belong to, with a recent step-up
-    /// (`data.export`); never under impersonation or with an API key, nor to a session an
-    /// organisation's sign-on began (`sso_refused`: it is confined to that organisation, and a
-    /// fresh sign-in through it would pass the step-up). Each page (`resumed`: not the first) is
-    /// recorded (`data.exported`) on each of those organisations' chains before it is read, so
-    /// a cursor cannot read on unrecorded.
+    /// (`data.export`); never under impersonation or with an API key. To a session an
+    /// organisation's sign-on began, only the person's data in that organisation, as its admin's
+    /// export of the member would show it (no mail, no links, nothing of other organisations):
+    /// the session is confined there, and a fresh sign-in through it passes the step-up. Each
+    /// page (`resumed`: not the first) is recorded (`data.exported`) on each of those
+    /// organisations' chains before it is read, so a cursor cannot read on unrecorded.
     pub async fn export_self(&self, call: &AccountCall, resumed: bool) -> Result<Export, Error> {
         let user = crate::identity::customer_only(
             &call.principal,
             "only the person themself, signed in, exports their data",
         )?;
         let mut tx = self.store().begin_read().await?;
-        if crate::sso::enforcement::confined_to(tx.as_mut(), call.principal.session_id)
-            .await?
-            .is_some()
-        {
-            return Err(crate::sso::enforcement::CONFINED_ACCOUNT);
-        }
+        let home =
+            crate::sso::enforcement::confined_to(tx.as_mut(), call.principal.session_id).await?;
         drop(tx);
         if let Some(method) = self.step_up_needed(&call.principal, Permission::DATA_EXPORT.as_str())
         {
@@ -175,6 +172,7 @@ impl DataRights<'_> {
             .await?
             .into_iter()
             .map(|m| m.org_id)
+            .filter(|o| home.is_none_or(|h| h == *o))
             .collect();
         drop(tx);
         orgs.sort();
@@ -205,9 +203,9 @@ impl DataRights<'_> {
         Ok(Export {
             subject: ExportSubject::User {
                 user,
-                only_in: None,
+                only_in: home,
             },
-            sections: person_sections(user, &orgs, None),
+            sections: person_sections(user, &orgs, home),
         })
     }
 

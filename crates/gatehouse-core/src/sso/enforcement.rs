@@ -41,12 +41,11 @@ pub(crate) const CONFINED_UNLINK: Error = Error::SsoRefused(
 );
 
 /// The refusal, to a session confined to an organisation, of what acts on the whole account's
-/// data, every organisation's: its export (`export_self`) and its erasure (`erase_self`).
+/// data, every organisation's: its erasure (`erase_self`). Its export is narrowed instead.
 pub(crate) const CONFINED_ACCOUNT: Error = Error::SsoRefused(
     "this session began through an organisation's single sign-on and stays in that \
-     organisation: the account's data in every organisation is not that provider's to reach; \
-     sign in by your own means (a password, or a platform provider) to export or erase the \
-     account",
+     organisation: erasing the account in every organisation is not that provider's to do; \
+     sign in by your own means (a password, or a platform provider) to erase the account",
 );
 
 /// The organisation a session is confined to: the one whose single sign-on began it (#24). Such
@@ -54,8 +53,8 @@ pub(crate) const CONFINED_ACCOUNT: Error = Error::SsoRefused(
 /// (`switch_organization`), ends no link another organisation's sign-on or a platform provider
 /// made (`Sso::unlink`), and ends only sessions confined to the same organisation (its own
 /// included); ending all the account's other sessions at once is refused (`revoke_others`). It
-/// sees only that organisation's membership (`Members::me`), links and sessions, and neither
-/// exports nor erases the account ([`CONFINED_ACCOUNT`]).
+/// sees only that organisation's membership (`Members::me`), links and sessions, exports only
+/// the person's data in that organisation, and does not erase the account ([`CONFINED_ACCOUNT`]).
 pub(crate) async fn confined_to(
     tx: &mut dyn PlatformTx,
     session: uuid::Uuid,

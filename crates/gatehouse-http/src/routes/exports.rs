@@ -117,7 +117,7 @@ fn stream(state: AppState, export: Export, at: Position, limit: u32) -> Response
     responses(
         (status = 200, description = "One page of the NDJSON export", content_type = "application/x-ndjson", body = Object),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`step_up_required` (no recent second factor or password check), `wrong_audience` (an impersonation or an API key), or `sso_refused` (a session an organisation's single sign-on began: it stays in that organisation)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`step_up_required` (no recent second factor or password check), or `wrong_audience` (an impersonation or an API key). A session an organisation's single sign-on began exports only the person's data in that organisation", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: a malformed cursor, or a limit out of range", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn mine(
