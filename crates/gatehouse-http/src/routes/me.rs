@@ -84,7 +84,7 @@ pub(crate) struct SessionList {
 
 /// The caller's live sessions, newest first (at most 500; `next_cursor` is always null).
 #[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])),
-    responses((status = 200, description = "Live sessions", body = SessionList)))]
+    responses((status = 200, description = "Live sessions (to a session an organisation's single sign-on began, only those begun through the same sign-on)", body = SessionList)))]
 pub(crate) async fn sessions(
     State(state): State<AppState>,
     caller: EnrolmentCaller,
@@ -183,7 +183,7 @@ pub(crate) struct SsoLinkList {
 /// first. A link ends with the membership of the organisation whose sign-on made it.
 #[utoipa::path(get, path = "/v1/me/sso/links", tag = "me", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller's links", body = SsoLinkList),
+        (status = 200, description = "The caller's links (to a session an organisation's single sign-on began, only the links that sign-on made)", body = SsoLinkList),
         (status = 403, description = "`forbidden`: an API key or an impersonation", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn sso_links(
