@@ -452,7 +452,7 @@ impl Connectors<'_> {
     }
 
     /// Revokes what is given at the provider's revocation endpoint; an error in words.
-    async fn revoke_at_provider(
+    pub(super) async fn revoke_at_provider(
         &self,
         p: &crate::oauth::Provider,
         refresh: Option<SecretString>,

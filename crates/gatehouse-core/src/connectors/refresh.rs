@@ -5,10 +5,11 @@
 //! (`invalid_grant`), the connector marked `needs_reauth`, its tokens erased, and the webhook
 //! event `connector.needs_reauth` raised by the audit event of that change.
 //!
-//! A connector whose owner is no longer a member of its organisation (removed, left, erased) or
-//! whose account is disabled is not refreshed: at its next due refresh it is marked
-//! `needs_reauth` with its tokens erased (`connector.suspended`, no provider call), so it holds
-//! nothing usable and the job stops coming back to it; the owner connects again if they return.
+//! A connector whose owner's account is disabled is not refreshed: at its next due refresh it is
+//! marked `needs_reauth` with its tokens erased (`connector.suspended`, no provider call), so it
+//! holds nothing usable and the job stops coming back to it; the owner connects again if they
+//! return. An owner's connectors are deleted with their membership (`leaving.rs`); one found here
+//! whose owner is no longer a member (left from before) is suspended the same way.
 
 use time::Duration;
 use uuid::Uuid;
