@@ -234,8 +234,29 @@ impl Connectors<'_> {
                 return Err(e.into());
             }
         };
-        self.record_connector(scope, user, &p.scopes, &key, tokens, request)
-            .await
+        let recorded = self
+            .record_connector(scope, user, &p.scopes, &key, &tokens, request)
+            .await;
+        if let Err(Error::NotFound("provider")) = &recorded {
+            // Deleted while the code was exchanged: what it just granted is revoked (#24).
+            let revoked = self
+                .revoke_at_provider(
+                    &p,
+                    tokens.refresh_token.clone(),
+                    Some(tokens.access_token.clone()),
+                )
+                .await;
+            failed(format!(
+                "the provider was deleted while connecting; its tokens {}",
+                if revoked.is_ok() {
+                    "were revoked"
+                } else {
+                    "could not be revoked"
+                }
+            ))
+            .await;
+        }
+        recorded
     }
 
     async fn record_connector(
@@ -244,7 +265,7 @@ impl Connectors<'_> {
         user: UserId,
         asked: &[String],
         provider: &str,
-        tokens: TokenSet,
+        tokens: &TokenSet,
         request: &RequestContext,
     ) -> Result<ConnectorView, Error> {
         let now = self.clock().now();
@@ -269,6 +290,13 @@ impl Connectors<'_> {
             updated_at: now,
         };
         let mut tx = self.store().begin_scoped(&scope).await?;
+        // An organisation's provider read again where the connector is made: one deleted since
+        // the callback read it has no connector made for it (its deletion checks for none).
+        if let Ok(pid) = Uuid::try_parse(provider)
+            && !tx.oauth_providers().await?.iter().any(|r| r.id == pid)
+        {
+            return Err(Error::NotFound("provider"));
+        }
         tx.insert_connector(&row).await?;
         let id = row.id.to_string();
         self.keyring()

@@ -135,3 +135,122 @@ async fn an_erased_members_connector_without_a_refresh_token_is_deleted_and_revo
     app.chain_verifies(&owner.org).await;
     s.app.stop().await;
 }
+
+/// A token endpoint that holds its answer until the test lets it go, and counts revocations.
+#[derive(Default)]
+struct Held {
+    reached: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    go: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    revoked: std::sync::atomic::AtomicU32,
+}
+
+async fn held_token(
+    axum::extract::State(h): axum::extract::State<std::sync::Arc<Held>>,
+) -> axum::Json<Value> {
+    let reached = h.reached.lock().unwrap().take();
+    if let Some(tx) = reached {
+        let _ = tx.send(());
+    }
+    let go = h.go.lock().unwrap().take();
+    if let Some(rx) = go {
+        let _ = rx.await;
+    }
+    axum::Json(
+        json!({"access_token": "held-access-7Kq", "token_type": "Bearer",
+                      "expires_in": 3600, "refresh_token": "held-refresh-9Xw"}),
+    )
+}
+
+async fn held_revoke(axum::extract::State(h): axum::extract::State<std::sync::Arc<Held>>) {
+    h.revoked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// An organisation's provider deleted while a callback exchanges its code: no connector is made
+/// for it, and the tokens just granted are revoked at the provider (#24, fifth review).
+#[tokio::test]
+async fn a_provider_deleted_during_the_code_exchange_gets_no_connector_and_its_tokens_revoked() {
+    let s = setup_with(|_| {}).await;
+    let app = &s.app;
+    let held = std::sync::Arc::new(Held::default());
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel();
+    *held.reached.lock().unwrap() = Some(reached_tx);
+    *held.go.lock().unwrap() = Some(go_rx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = axum::Router::new()
+        .route("/token", axum::routing::post(held_token))
+        .route("/revoke", axum::routing::post(held_revoke))
+        .with_state(std::sync::Arc::clone(&held));
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let owner = app.signup_login("held-owner@example.com", "laptop").await;
+    let res = app
+        .org_call(
+            Method::POST,
+            "/v1/connectors/providers",
+            &owner,
+            Some(json!({
+                "name": "held-crm",
+                "authorization_url": format!("{base}/authorize"),
+                "token_url": format!("{base}/token"),
+                "revocation_url": format!("{base}/revoke"),
+                "client_id": "held-client",
+                "client_secret": "held-secret",
+                "scopes": ["crm.read"],
+            })),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    let res = app
+        .org_call(Method::POST, "/v1/connectors/held-crm/start", &owner, None)
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let started: Value = res.json().await.unwrap();
+    let url = started["authorization_url"].as_str().unwrap();
+    let state = crate::oidc_provider::query_param(url, "state").unwrap();
+    let redirect = crate::oidc_provider::query_param(url, "redirect_uri").unwrap();
+    let mut back = reqwest::Url::parse(&redirect).unwrap();
+    back.query_pairs_mut()
+        .append_pair("code", "held-code")
+        .append_pair("state", &state);
+    let back = back.to_string();
+    let deleter = async {
+        reached_rx.await.unwrap();
+        let res = app
+            .org_call(
+                Method::DELETE,
+                "/v1/connectors/providers/held-crm",
+                &owner,
+                None,
+            )
+            .await;
+        assert_eq!(res.status(), 204, "{:?}", res.text().await);
+        go_tx.send(()).unwrap();
+    };
+    let (res, ()) = tokio::join!(
+        crate::connectors::callback(app, &back, Some(&owner)),
+        deleter
+    );
+    assert_eq!(res.status(), 404, "{:?}", res.text().await);
+    assert_eq!(held.revoked.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let listed: Value = app
+        .org_call(Method::GET, "/v1/connectors", &owner, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"], json!([]), "{listed}");
+    let failed = app
+        .audit_events(&owner.org)
+        .await
+        .into_iter()
+        .find(|e| e.action == "connector.connect_failed")
+        .expect("the failed connection was not recorded");
+    assert!(
+        failed.details.contains("were revoked"),
+        "{}",
+        failed.details
+    );
+    server.abort();
+    s.app.stop().await;
+}
