@@ -413,7 +413,7 @@ impl Connectors<'_> {
     /// Returns whether the provider confirmed every revocation.
     pub async fn disconnect(&self, call: &TenantCall, id: Uuid) -> Result<bool, Error> {
         let user = person(&call.principal)?;
-        let tx = self.store().begin_read_scoped(&call.scope).await?;
+        let tx = self.store().begin_scoped(&call.scope).await?;
         let (mut tx, _) = self
             .authorize(
                 tx,
@@ -422,7 +422,7 @@ impl Connectors<'_> {
                 &call.request,
             )
             .await?;
-        let connector = tx
+        let mut connector = tx
             .connector(id)
             .await?
             .ok_or(Error::NotFound("connector"))?;
@@ -439,11 +439,35 @@ impl Connectors<'_> {
                 .map_err(|_| Error::NotFound("connector"))?;
             tx = again;
         }
+        // Stopped before its tokens are read, in the transaction that reads them: a refresh
+        // cannot rotate them afterwards (it records only for an active connector, and revokes
+        // what it obtained for one no longer active), so the tokens revoked are the live ones.
         let sid = id.to_string();
         let refresh = open_token(self, tx.as_mut(), &sid, REFRESH).await?;
         let access = open_token(self, tx.as_mut(), &sid, ACCESS).await?;
         let provider = self.provider(tx.as_mut(), &connector.provider).await;
-        drop(tx);
+        connector.status = ConnectorStatus::NeedsReauth;
+        connector.refresh_due_at = None;
+        connector.last_error = Some("being disconnected".into());
+        connector.updated_at = self.clock().now();
+        tx.update_connector(&connector).await?;
+        let event = AuditEvent::success(
+            call.principal.actor(),
+            "connector.disconnecting",
+            "connector",
+            id,
+        )
+        .with_details(
+            serde_json::json!({
+                "provider": connector.provider,
+                "owner": connector.user_id,
+            })
+            .to_string(),
+        )
+        .with_request(call.request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        self.forget(call.scope.org_id(), id);
         let revoked = match provider {
             Ok(p) => self.revoke_at_provider(&p, refresh, access).await,
             Err(e) => Err(e.to_string()),

@@ -147,13 +147,13 @@ impl Connectors<'_> {
                 .suspend(scope, id, "the owner's account is disabled or gone")
                 .await;
         }
-        let answer: Result<TokenSet, ProviderError> = match (refresh, provider) {
+        let answer: Result<TokenSet, ProviderError> = match (refresh, &provider) {
             // No refresh token is held: as if the provider had refused one.
             (None, _) => Err(ProviderError::Refused {
                 error: "invalid_grant".into(),
             }),
             (_, Err(e)) => Err(ProviderError::Unavailable(e.to_string())),
-            (Some(refresh), Ok(p)) => match self.oauth().endpoints(&p).await {
+            (Some(refresh), Ok(p)) => match self.oauth().endpoints(p).await {
                 Ok(endpoints) => match self.oauth().client() {
                     Ok(client) => client.refresh(&endpoints.token, &p.client, &refresh).await,
                     Err(e) => Err(ProviderError::Unavailable(e.to_string())),
@@ -161,14 +161,25 @@ impl Connectors<'_> {
                 Err(e) => Err(ProviderError::Unavailable(e.to_string())),
             },
         };
+        let provider_again = provider;
         let now = self.clock().now();
         let mut tx = self.store().begin_scoped(&scope).await?;
-        // Read again: a disconnect meanwhile wins.
+        // Read again: a disconnect (or removal) meanwhile wins, and what the provider has just
+        // granted for a connector no longer kept is revoked there, best effort.
         let Some(mut c) = tx
             .connector(id)
             .await?
             .filter(|c| c.status == ConnectorStatus::Active)
         else {
+            drop(tx);
+            if let (Ok(tokens), Ok(p)) = (answer, provider_again) {
+                if let Err(e) = self
+                    .revoke_at_provider(&p, tokens.refresh_token, Some(tokens.access_token))
+                    .await
+                {
+                    tracing::warn!(connector = %id, error = %e, "tokens refreshed for a connector stopped meanwhile could not be revoked");
+                }
+            }
             return Ok(Done::Skipped);
         };
         c.updated_at = now;
