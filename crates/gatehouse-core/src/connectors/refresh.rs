@@ -172,13 +172,12 @@ impl Connectors<'_> {
             .filter(|c| c.status == ConnectorStatus::Active)
         else {
             drop(tx);
-            if let (Ok(tokens), Ok(p)) = (answer, provider_again) {
-                if let Err(e) = self
+            if let (Ok(tokens), Ok(p)) = (answer, provider_again)
+                && let Err(e) = self
                     .revoke_at_provider(&p, tokens.refresh_token, Some(tokens.access_token))
                     .await
-                {
-                    tracing::warn!(connector = %id, error = %e, "tokens refreshed for a connector stopped meanwhile could not be revoked");
-                }
+            {
+                tracing::warn!(connector = %id, error = %e, "tokens refreshed for a connector stopped meanwhile could not be revoked");
             }
             return Ok(Done::Skipped);
         };
