@@ -234,8 +234,29 @@ impl Connectors<'_> {
                 return Err(e.into());
             }
         };
-        self.record_connector(scope, user, &p.scopes, &key, tokens, request)
-            .await
+        let recorded = self
+            .record_connector(scope, user, &p.scopes, &key, &tokens, request)
+            .await;
+        if let Err(Error::NotFound("provider")) = &recorded {
+            // Deleted while the code was exchanged: what it just granted is revoked (#24).
+            let revoked = self
+                .revoke_at_provider(
+                    &p,
+                    tokens.refresh_token.clone(),
+                    Some(tokens.access_token.clone()),
+                )
+                .await;
+            failed(format!(
+                "the provider was deleted while connecting; its tokens {}",
+                if revoked.is_ok() {
+                    "were revoked"
+                } else {
+                    "could not be revoked"
+                }
+            ))
+            .await;
+        }
+        recorded
     }
 
     async fn record_connector(
@@ -244,7 +265,7 @@ impl Connectors<'_> {
         user: UserId,
         asked: &[String],
         provider: &str,
-        tokens: TokenSet,
+        tokens: &TokenSet,
         request: &RequestContext,
     ) -> Result<ConnectorView, Error> {
         let now = self.clock().now();
@@ -269,6 +290,13 @@ impl Connectors<'_> {
             updated_at: now,
         };
         let mut tx = self.store().begin_scoped(&scope).await?;
+        // An organisation's provider read again where the connector is made: one deleted since
+        // the callback read it has no connector made for it (its deletion checks for none).
+        if let Ok(pid) = Uuid::try_parse(provider)
+            && !tx.oauth_providers().await?.iter().any(|r| r.id == pid)
+        {
+            return Err(Error::NotFound("provider"));
+        }
         tx.insert_connector(&row).await?;
         let id = row.id.to_string();
         self.keyring()
@@ -385,7 +413,7 @@ impl Connectors<'_> {
     /// Returns whether the provider confirmed every revocation.
     pub async fn disconnect(&self, call: &TenantCall, id: Uuid) -> Result<bool, Error> {
         let user = person(&call.principal)?;
-        let tx = self.store().begin_read_scoped(&call.scope).await?;
+        let tx = self.store().begin_scoped(&call.scope).await?;
         let (mut tx, _) = self
             .authorize(
                 tx,
@@ -394,7 +422,7 @@ impl Connectors<'_> {
                 &call.request,
             )
             .await?;
-        let connector = tx
+        let mut connector = tx
             .connector(id)
             .await?
             .ok_or(Error::NotFound("connector"))?;
@@ -411,11 +439,35 @@ impl Connectors<'_> {
                 .map_err(|_| Error::NotFound("connector"))?;
             tx = again;
         }
+        // Stopped before its tokens are read, in the transaction that reads them: a refresh
+        // cannot rotate them afterwards (it records only for an active connector, and revokes
+        // what it obtained for one no longer active), so the tokens revoked are the live ones.
         let sid = id.to_string();
         let refresh = open_token(self, tx.as_mut(), &sid, REFRESH).await?;
         let access = open_token(self, tx.as_mut(), &sid, ACCESS).await?;
         let provider = self.provider(tx.as_mut(), &connector.provider).await;
-        drop(tx);
+        connector.status = ConnectorStatus::NeedsReauth;
+        connector.refresh_due_at = None;
+        connector.last_error = Some("being disconnected".into());
+        connector.updated_at = self.clock().now();
+        tx.update_connector(&connector).await?;
+        let event = AuditEvent::success(
+            call.principal.actor(),
+            "connector.disconnecting",
+            "connector",
+            id,
+        )
+        .with_details(
+            serde_json::json!({
+                "provider": connector.provider,
+                "owner": connector.user_id,
+            })
+            .to_string(),
+        )
+        .with_request(call.request.request_id.clone());
+        let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
+        tx.commit(proof).await?;
+        self.forget(call.scope.org_id(), id);
         let revoked = match provider {
             Ok(p) => self.revoke_at_provider(&p, refresh, access).await,
             Err(e) => Err(e.to_string()),
@@ -452,7 +504,7 @@ impl Connectors<'_> {
     }
 
     /// Revokes what is given at the provider's revocation endpoint; an error in words.
-    async fn revoke_at_provider(
+    pub(super) async fn revoke_at_provider(
         &self,
         p: &crate::oauth::Provider,
         refresh: Option<SecretString>,

@@ -13,6 +13,7 @@
 
 mod flow;
 mod handout;
+mod leaving;
 mod providers;
 mod refresh;
 mod usage;

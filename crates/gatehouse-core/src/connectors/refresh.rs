@@ -5,10 +5,11 @@
 //! (`invalid_grant`), the connector marked `needs_reauth`, its tokens erased, and the webhook
 //! event `connector.needs_reauth` raised by the audit event of that change.
 //!
-//! A connector whose owner is no longer a member of its organisation (removed, left, erased) or
-//! whose account is disabled is not refreshed: at its next due refresh it is marked
-//! `needs_reauth` with its tokens erased (`connector.suspended`, no provider call), so it holds
-//! nothing usable and the job stops coming back to it; the owner connects again if they return.
+//! A connector whose owner's account is disabled is not refreshed: at its next due refresh it is
+//! marked `needs_reauth` with its tokens erased (`connector.suspended`, no provider call), so it
+//! holds nothing usable and the job stops coming back to it; the owner connects again if they
+//! return. An owner's connectors are deleted with their membership (`leaving.rs`); one found here
+//! whose owner is no longer a member (left from before) is suspended the same way.
 
 use time::Duration;
 use uuid::Uuid;
@@ -146,13 +147,13 @@ impl Connectors<'_> {
                 .suspend(scope, id, "the owner's account is disabled or gone")
                 .await;
         }
-        let answer: Result<TokenSet, ProviderError> = match (refresh, provider) {
+        let answer: Result<TokenSet, ProviderError> = match (refresh, &provider) {
             // No refresh token is held: as if the provider had refused one.
             (None, _) => Err(ProviderError::Refused {
                 error: "invalid_grant".into(),
             }),
             (_, Err(e)) => Err(ProviderError::Unavailable(e.to_string())),
-            (Some(refresh), Ok(p)) => match self.oauth().endpoints(&p).await {
+            (Some(refresh), Ok(p)) => match self.oauth().endpoints(p).await {
                 Ok(endpoints) => match self.oauth().client() {
                     Ok(client) => client.refresh(&endpoints.token, &p.client, &refresh).await,
                     Err(e) => Err(ProviderError::Unavailable(e.to_string())),
@@ -160,14 +161,24 @@ impl Connectors<'_> {
                 Err(e) => Err(ProviderError::Unavailable(e.to_string())),
             },
         };
+        let provider_again = provider;
         let now = self.clock().now();
         let mut tx = self.store().begin_scoped(&scope).await?;
-        // Read again: a disconnect meanwhile wins.
+        // Read again: a disconnect (or removal) meanwhile wins, and what the provider has just
+        // granted for a connector no longer kept is revoked there, best effort.
         let Some(mut c) = tx
             .connector(id)
             .await?
             .filter(|c| c.status == ConnectorStatus::Active)
         else {
+            drop(tx);
+            if let (Ok(tokens), Ok(p)) = (answer, provider_again)
+                && let Err(e) = self
+                    .revoke_at_provider(&p, tokens.refresh_token, Some(tokens.access_token))
+                    .await
+            {
+                tracing::warn!(connector = %id, error = %e, "tokens refreshed for a connector stopped meanwhile could not be revoked");
+            }
             return Ok(Done::Skipped);
         };
         c.updated_at = now;

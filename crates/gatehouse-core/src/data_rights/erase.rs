@@ -430,9 +430,19 @@ impl DataRights<'_> {
             tx.delete_membership(user).await?;
             tx.delete_links_made_here(Some(user)).await?;
         }
+        // Their connectors here go with them, tokens and all (revoked once committed).
+        let connectors = self
+            .connectors()
+            .remove_of(tx.as_mut(), user, actor, "the owner was erased")
+            .await?;
         report.invitations += invitations;
         report.subject_keys += u64::from(subject_key);
-        let changed = member || records > 0 || keys > 0 || invitations > 0 || subject_key;
+        let changed = member
+            || records > 0
+            || keys > 0
+            || invitations > 0
+            || subject_key
+            || !connectors.is_empty();
         if !changed {
             return Ok(false);
         }
@@ -440,11 +450,12 @@ impl DataRights<'_> {
             .with_details(
                 json!({"records": records, "api_keys_revoked": keys,
                        "invitations": invitations, "subject_key": subject_key,
-                       "membership": member})
+                       "membership": member, "connectors_removed": connectors.len()})
                 .to_string(),
             );
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        self.connectors().after_removal(connectors).await;
         // Their records went, and the links to them.
         self.share_opens().forget_org(org, false);
         self.publish_revocation(crate::identity::Revocation::ShareLinks(org));
@@ -472,7 +483,17 @@ impl DataRights<'_> {
             .keyring()
             .erase_subject(tx.as_mut(), &user.as_uuid().to_string())
             .await?;
-        if invitations == 0 && !subject_key {
+        // Connectors left from before their membership ended (none since #24's fifth review).
+        let connectors = self
+            .connectors()
+            .remove_of(
+                tx.as_mut(),
+                user,
+                &Actor::system("erasure"),
+                "the owner was erased",
+            )
+            .await?;
+        if invitations == 0 && !subject_key && connectors.is_empty() {
             return Ok(false);
         }
         let event = AuditEvent::success(
@@ -483,11 +504,12 @@ impl DataRights<'_> {
         )
         .with_details(
             json!({"invitations": invitations, "subject_key": subject_key,
-                       "membership": false})
+                       "membership": false, "connectors_removed": connectors.len()})
             .to_string(),
         );
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
         tx.commit(proof).await?;
+        self.connectors().after_removal(connectors).await;
         report.invitations += invitations;
         report.subject_keys += u64::from(subject_key);
         Ok(true)

@@ -176,11 +176,23 @@ impl Members<'_> {
         // The organisation's sign-on links to the account end with the membership (#24): a stale
         // link never signs the person in again.
         let links = tx.delete_links_made_here(Some(user)).await?;
+        // So do the person's connectors there, and their tokens (revoked once committed).
+        let why = if principal.subject == user.as_uuid() {
+            "the owner left the organisation"
+        } else {
+            "the owner was removed from the organisation"
+        };
+        let connectors = self
+            .connectors()
+            .remove_of(tx.as_mut(), user, &principal.actor(), why)
+            .await?;
         let event = AuditEvent::success(principal.actor(), "member.removed", "user", user)
             .with_details(format!(
-                "{{\"role\":{},\"sessions_ended\":{},\"sso_links_removed\":{links}}}",
+                "{{\"role\":{},\"sessions_ended\":{},\"sso_links_removed\":{links},\
+                 \"connectors_removed\":{}}}",
                 json_str(current.role.as_str()),
-                ended.len()
+                ended.len(),
+                connectors.len()
             ))
             .with_request(request.request_id.clone());
         let proof = audit::append_tenant(tx.as_mut(), self.clock(), event).await?;
@@ -189,6 +201,7 @@ impl Members<'_> {
             self.revoked_locally(id, expires_at);
         }
         self.membership_changed(scope.org_id(), user);
+        self.connectors().after_removal(connectors).await;
         Ok(())
     }
 

@@ -21,6 +21,7 @@ mod apps;
 mod audit_api;
 mod backup;
 mod checks;
+mod connector_removal;
 mod connector_states;
 mod connectors;
 mod cors;

@@ -121,9 +121,17 @@ organisation's (`connectors.manage`, client secret sealed). Every change is audi
                     "a_refused_refresh_token_marks_the_connector_and_raises_the_webhook_event_and_errors_back_off",
                     "a_callback_needs_the_credential_of_the_person_who_started_in_the_mode_they_started",
                     "a_state_at_another_providers_callback_or_without_its_exact_iss_is_refused_unexchanged",
-                    "a_removed_members_connectors_stop_refreshing_and_lose_their_tokens",
+                    "a_removed_members_connectors_are_removed_at_once_and_revoked_at_the_provider",
                     "an_organisations_provider_is_not_deleted_while_a_connector_uses_it",
                     "a_pass_refreshes_several_connectors_at_once",
+                ],
+            },
+            Evidence {
+                file: "crates/gatehouse/tests/it/connector_removal.rs",
+                tests: &[
+                    "a_removed_members_connector_without_a_refresh_token_is_deleted_and_revoked",
+                    "an_erased_members_connector_without_a_refresh_token_is_deleted_and_revoked",
+                    "a_provider_deleted_during_the_code_exchange_gets_no_connector_and_its_tokens_revoked",
                 ],
             },
             Evidence {
