@@ -156,6 +156,17 @@ impl ConnectorStore for PgTenantTx {
         .map_err(map_err)
     }
 
+    async fn lock_connector(&mut self, id: Uuid) -> Result<Option<ConnectorRow>, StoreError> {
+        let org = self.scope.org_id();
+        let row = sqlx::query("SELECT * FROM connectors WHERE org_id = $1 AND id = $2 FOR UPDATE")
+            .bind(org.as_uuid())
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(connector_row).transpose()
+    }
+
     async fn connector(&mut self, id: Uuid) -> Result<Option<ConnectorRow>, StoreError> {
         let org = self.scope.org_id();
         let row = sqlx::query("SELECT * FROM connectors WHERE org_id = $1 AND id = $2")

@@ -166,6 +166,11 @@ impl ConnectorStore for SqliteTenantTx {
         .map_err(map_err)
     }
 
+    async fn lock_connector(&mut self, id: Uuid) -> Result<Option<ConnectorRow>, StoreError> {
+        // A write transaction here holds the database's one writer already.
+        self.connector(id).await
+    }
+
     async fn connector(&mut self, id: Uuid) -> Result<Option<ConnectorRow>, StoreError> {
         let org = self.scope.org_id();
         let c: &mut SqliteConnection = &mut self.tx;

@@ -99,6 +99,9 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@fixture $fresh; one_time_tokens;
             second_factor_one_time_tokens_are_spent_once
         );
+        $crate::behaviour_suite!(@store $fresh; connectors;
+            connectors_a_held_connector_is_read_as_its_holder_left_it
+        );
         $crate::behaviour_suite!(@store $fresh; oauth_states;
             oauth_states_are_spent_once_by_digest_and_never_expired,
             oauth_states_are_signed_bound_short_lived_and_single_use

@@ -422,8 +422,10 @@ impl Connectors<'_> {
                 &call.request,
             )
             .await?;
+        // Held until this transaction ends: a refresh recording meanwhile waits, or has
+        // committed and its tokens are the ones read below.
         let mut connector = tx
-            .connector(id)
+            .lock_connector(id)
             .await?
             .ok_or(Error::NotFound("connector"))?;
         if connector.user_id != user.as_uuid() {

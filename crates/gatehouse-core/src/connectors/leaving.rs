@@ -62,6 +62,11 @@ impl Connectors<'_> {
         }
         let mut removed = Vec::with_capacity(rows.len());
         for c in rows {
+            // Held first: a refresh recording meanwhile has committed (its tokens are read
+            // below) or waits and then finds the connector gone.
+            if tx.lock_connector(c.id).await?.is_none() {
+                continue;
+            }
             let sid = c.id.to_string();
             let refresh = open_token(self, tx, &sid, REFRESH).await?;
             let access = open_token(self, tx, &sid, ACCESS).await?;

@@ -371,8 +371,8 @@ impl Connectors<'_> {
     }
 
     /// Removes one of the organisation's providers and its sealed secret
-    /// (`connectors.manage`). Its connectors stay until disconnected; they can no longer
-    /// refresh.
+    /// (`connectors.manage`), once no connector uses it (`conflict` otherwise: disconnecting
+    /// them revokes their tokens, which needs the provider's client).
     pub async fn delete_provider(&self, call: &TenantCall, name: &str) -> Result<(), Error> {
         let tx = self.store().begin_scoped(&call.scope).await?;
         let (mut tx, _) = self

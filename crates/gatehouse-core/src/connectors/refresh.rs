@@ -167,7 +167,7 @@ impl Connectors<'_> {
         // Read again: a disconnect (or removal) meanwhile wins, and what the provider has just
         // granted for a connector no longer kept is revoked there, best effort.
         let Some(mut c) = tx
-            .connector(id)
+            .lock_connector(id)
             .await?
             .filter(|c| c.status == ConnectorStatus::Active)
         else {

@@ -194,6 +194,22 @@ async fn with_userinfo(
 }
 
 impl Sso<'_> {
+    /// Refuses a sign-in whose organisation removed its sign-on, or changed its issuer or client,
+    /// while the provider answered (#24, fifth review): the removal ends the sessions begun
+    /// through it, so none may begin after it through what it removed.
+    async fn still_configured(&self, used: &SsoConfigRecord) -> Result<(), Error> {
+        let mut tx = self
+            .store()
+            .begin_read_scoped(&TenantScope::granted(used.org_id))
+            .await?;
+        match tx.sso_config().await? {
+            Some(now) if now.issuer == used.issuer && now.client_id == used.client_id => Ok(()),
+            _ => Err(Error::SsoRefused(
+                "the organisation's single sign-on was removed or changed during the sign-in",
+            )),
+        }
+    }
+
     /// The provider of `org`'s own sign-on (its client secret opened), or a refusal when the
     /// organisation has none.
     pub(super) async fn org_provider(&self, org: OrgId) -> Result<Resolved, Error> {
@@ -378,6 +394,9 @@ impl Sso<'_> {
         request: &RequestContext,
     ) -> Result<LoginOutcome, Error> {
         let (resolved, issuer, claims) = self.verified_identity(spent, callback).await?;
+        if let Some(used) = &resolved.config {
+            self.still_configured(used).await?;
+        }
         let resolved_account = self
             .account_for(resolved.config.as_ref(), &issuer, &claims, request)
             .await?;

@@ -102,6 +102,12 @@ pub trait ConnectorStore: Send {
 
     async fn connector(&mut self, id: Uuid) -> Result<Option<ConnectorRow>, StoreError>;
 
+    /// As [`Self::connector`], and no other transaction changes or deletes the row until this one
+    /// ends (PostgreSQL: `FOR UPDATE`, waiting for one that holds it and then reading what it
+    /// committed; SQLite's writer is alone already). A disconnect, a removal and a refresh's
+    /// recording take it before reading the tokens, so none revokes tokens another replaced.
+    async fn lock_connector(&mut self, id: Uuid) -> Result<Option<ConnectorRow>, StoreError>;
+
     /// Connectors, of `user` only when given, newest first by (created_at, id).
     async fn connectors(
         &mut self,

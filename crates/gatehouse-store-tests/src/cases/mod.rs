@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod apps;
 pub mod audit;
 pub mod audit_spot;
+pub mod connectors;
 pub mod grants;
 pub mod housekeeping;
 pub mod key_material;

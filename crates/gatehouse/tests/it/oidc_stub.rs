@@ -69,6 +69,10 @@ struct Stub {
     now: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// Requests to the JWKS endpoint, counted before they are answered.
     jwks_requests: u64,
+    /// Token requests, counted on arrival (before the gate).
+    token_calls: u64,
+    /// Held for writing by a test to keep the token endpoint from answering.
+    gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 type Shared = Arc<Mutex<Stub>>;
@@ -99,6 +103,8 @@ impl OidcStub {
             intruder: JwtSigner::from_seed(KID.into(), &Key32::from_bytes([42; 32])).unwrap(),
             now,
             jwks_requests: 0,
+            token_calls: 0,
+            gate: Arc::default(),
         }));
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -127,6 +133,17 @@ impl OidcStub {
     }
 
     /// How many times the JWKS was asked for.
+    /// Keeps the token endpoint from answering until the guard is dropped.
+    pub async fn hold_tokens(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        let gate = Arc::clone(&self.shared.lock().unwrap().gate);
+        gate.write_owned().await
+    }
+
+    /// Token requests that have arrived (answered or held).
+    pub fn token_calls(&self) -> u64 {
+        self.shared.lock().unwrap().token_calls
+    }
+
     pub fn jwks_requests(&self) -> u64 {
         self.shared.lock().unwrap().jwks_requests
     }
@@ -190,6 +207,12 @@ fn b64json(v: &Value) -> String {
 }
 
 async fn token(State(s): State<Shared>, body: String) -> Response {
+    let gate = {
+        let mut stub = s.lock().unwrap();
+        stub.token_calls += 1;
+        Arc::clone(&stub.gate)
+    };
+    let _pass = gate.read().await;
     let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();

@@ -572,3 +572,50 @@ async fn an_organisations_sign_on_changing_issuer_ends_the_sessions_it_began() {
     .await;
     only_the_sign_ons_session_ended(&app, &ada.org, &bob, &through, "sso.config_changed").await;
 }
+
+/// A sign-in whose organisation removes its sign-on while the provider is still answering the
+/// code exchange gets no session: the removal ended the sessions begun through it, and none may
+/// begin after it through what it removed (fifth review).
+#[tokio::test]
+async fn a_sign_on_removed_during_the_code_exchange_signs_no_one_in() {
+    let (app, _dns, ada, stub) = crate::oidc_stub::acme_on_stub().await;
+    let held = stub.hold_tokens().await;
+    let before = stub.token_calls();
+    let remove_meanwhile = async {
+        for _ in 0..200 {
+            if stub.token_calls() > before {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert_eq!(
+            stub.token_calls(),
+            before + 1,
+            "the exchange never reached the provider"
+        );
+        let res = app
+            .org_call(Method::DELETE, "/v1/sso/config", &ada, None)
+            .await;
+        assert_eq!(res.status(), 204, "{:?}", res.text().await);
+        drop(held);
+    };
+    let (res, ()) = tokio::join!(
+        crate::sso_signin::stub_sign_in(&app, &stub, &ada.org),
+        remove_meanwhile
+    );
+    let body = expect_problem(res, 403, "sso_refused").await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("removed or changed"),
+        "{body}"
+    );
+    assert!(
+        crate::sso_signin::user_by_email(&app, "dana@acme.test")
+            .await
+            .is_none(),
+        "nobody was made or linked"
+    );
+    app.stop().await;
+}
