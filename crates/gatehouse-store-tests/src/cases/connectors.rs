@@ -42,7 +42,6 @@ pub async fn connectors_a_held_connector_is_read_as_its_holder_left_it(store: Ar
     assert!(holder.update_connector(&held).await.unwrap());
     let waiter = {
         let store = Arc::clone(&store);
-        let scope = scope.clone();
         tokio::spawn(async move {
             let mut tx = store.begin_scoped(&scope).await.unwrap();
             tx.lock_connector(row.id).await.unwrap().map(|c| c.status)
